@@ -1,0 +1,42 @@
+// Errors carry a stable code (for logs, MQTT error responses and tests) and an exit code
+// (for the CLI): 2 = the caller used us wrongly, 1 = the model or data is bad, 3 = budgets unmet.
+export const ERROR_CODES = {
+  USAGE: { exit: 2 },
+  FILE_NOT_FOUND: { exit: 1 },
+  NOT_ONNX: { exit: 1 },
+  CORRUPT_MODEL: { exit: 1 },
+  UNSUPPORTED: { exit: 1 },
+  INVALID_GRAPH: { exit: 1 },
+  EXTERNAL_DATA: { exit: 1 },
+  SHAPE: { exit: 1 },
+  DATA: { exit: 1 },
+  EVAL: { exit: 1 },
+  OVER_BUDGET: { exit: 3 },
+  CONFIG: { exit: 2 },
+  INTEGRITY: { exit: 1 },
+  INTERNAL: { exit: 1 },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class EdgefitError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EdgefitError';
+    this.code = code;
+  }
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+}
+
+export function isEdgefitError(e: unknown): e is EdgefitError {
+  return e instanceof EdgefitError;
+}
+
+/** One line for a human: the message, without stack. */
+export function oneLine(e: unknown): string {
+  if (e instanceof Error) return e.message.split('\n')[0] ?? String(e);
+  return String(e);
+}

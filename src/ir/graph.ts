@@ -1,0 +1,196 @@
+import { Node } from './node.js';
+import type { Tensor } from './tensor.js';
+import type { NodeInit, TensorType, ValueInfo } from './types.js';
+import { EdgefitError } from '../errors.js';
+
+/** What analysis may use: lookups only, no mutation. */
+export interface ReadonlyGraph {
+  readonly name: string;
+  readonly nodes: readonly Node[];
+  readonly inputs: readonly ValueInfo[];
+  readonly outputs: readonly ValueInfo[];
+  initializer(name: string): Tensor | undefined;
+  initializerNames(): IterableIterator<string>;
+  producer(value: string): Node | undefined;
+  consumers(value: string): readonly Node[];
+  type(value: string): TensorType | null;
+  isGraphInput(value: string): boolean;
+  isGraphOutput(value: string): boolean;
+  topoOrder(): Node[];
+  /** A constant known at load time: an initializer that is not also an overridable graph input. */
+  constant(value: string): Tensor | undefined;
+}
+
+/**
+ * The mutable graph. Producer/consumer indices are rebuilt lazily after a mutation, so passes
+ * may mutate freely and read consistent indices afterwards.
+ */
+export class Graph implements ReadonlyGraph {
+  name = '';
+  docString: string | undefined;
+  nodes: Node[] = [];
+  inputs: ValueInfo[] = [];
+  outputs: ValueInfo[] = [];
+  /** Known types of intermediate values (value_info plus what shape inference adds). */
+  valueTypes = new Map<string, TensorType>();
+  /** value_info entries to write back on encode (those of the file; passes may add or delete). */
+  declaredValueInfo = new Set<string>();
+  private inits = new Map<string, Tensor>();
+  /** Codec-private fields (sparse initializers, quantization annotations, metadata) passed through. */
+  extra: unknown;
+
+  private dirty = true;
+  private producers = new Map<string, Node>();
+  private consumerMap = new Map<string, Node[]>();
+  private inputNames = new Set<string>();
+  private outputNames = new Set<string>();
+
+  // ---- reads ----
+  initializer(name: string): Tensor | undefined {
+    return this.inits.get(name);
+  }
+  initializerNames(): IterableIterator<string> {
+    return this.inits.keys();
+  }
+  get initializerCount(): number {
+    return this.inits.size;
+  }
+  initializers(): IterableIterator<Tensor> {
+    return this.inits.values();
+  }
+  producer(value: string): Node | undefined {
+    this.reindex();
+    return this.producers.get(value);
+  }
+  consumers(value: string): readonly Node[] {
+    this.reindex();
+    return this.consumerMap.get(value) ?? [];
+  }
+  isGraphInput(value: string): boolean {
+    this.reindex();
+    return this.inputNames.has(value);
+  }
+  isGraphOutput(value: string): boolean {
+    this.reindex();
+    return this.outputNames.has(value);
+  }
+  constant(value: string): Tensor | undefined {
+    if (this.isGraphInput(value)) return undefined;
+    return this.inits.get(value);
+  }
+  type(value: string): TensorType | null {
+    const t = this.valueTypes.get(value);
+    if (t) return t;
+    const init = this.inits.get(value);
+    if (init) return { dtype: init.dtype, shape: [...init.dims] };
+    const io = this.inputs.find((v) => v.name === value) ?? this.outputs.find((v) => v.name === value);
+    return io?.type ?? null;
+  }
+
+  /** Runtime inputs: graph inputs that are not initializers (older exporters list weights as inputs too). */
+  runtimeInputs(): ValueInfo[] {
+    return this.inputs.filter((v) => !this.inits.has(v.name));
+  }
+
+  topoOrder(): Node[] {
+    this.reindex();
+    const indeg = new Map<Node, number>();
+    const ready: Node[] = [];
+    for (const n of this.nodes) {
+      let d = 0;
+      for (const v of this.nodeReads(n)) if (this.producers.has(v)) d++;
+      indeg.set(n, d);
+      if (d === 0) ready.push(n);
+    }
+    const order: Node[] = [];
+    // keep file order among ready nodes: a stable topological order reads better in reports
+    const pos = new Map(this.nodes.map((n, i) => [n, i]));
+    while (ready.length) {
+      ready.sort((a, b) => pos.get(a)! - pos.get(b)!);
+      const n = ready.shift()!;
+      order.push(n);
+      for (const out of n.outputs) {
+        if (!out) continue;
+        for (const c of this.consumerMap.get(out) ?? []) {
+          const d = indeg.get(c)! - 1;
+          indeg.set(c, d);
+          if (d === 0) ready.push(c);
+        }
+      }
+    }
+    if (order.length !== this.nodes.length) {
+      const stuck = this.nodes.find((n) => !order.includes(n));
+      throw new EdgefitError('INVALID_GRAPH', `graph has a cycle through ${stuck ? stuck.label() : 'unknown node'}`);
+    }
+    return order;
+  }
+
+  /** Every value a node reads, including the outer-scope reads of its subgraphs. */
+  nodeReads(n: Node): string[] {
+    const r = n.inputs.filter((i) => i !== '');
+    const s = n.subgraphRefs();
+    return s.length ? [...r, ...s] : r;
+  }
+
+  // ---- mutation ----
+  touch(): void {
+    this.dirty = true;
+  }
+  setInitializer(t: Tensor): void {
+    this.inits.set(t.name, t);
+    this.dirty = true;
+  }
+  removeInitializer(name: string): void {
+    this.inits.delete(name);
+    this.inputs = this.inputs.filter((v) => v.name !== name);
+    this.dirty = true;
+  }
+  addNode(init: NodeInit | Node, opts: { before?: Node; after?: Node } = {}): Node {
+    const n = init instanceof Node ? init : new Node(init);
+    if (opts.before) this.nodes.splice(this.nodes.indexOf(opts.before), 0, n);
+    else if (opts.after) this.nodes.splice(this.nodes.indexOf(opts.after) + 1, 0, n);
+    else this.nodes.push(n);
+    this.dirty = true;
+    return n;
+  }
+  removeNode(n: Node): void {
+    const i = this.nodes.indexOf(n);
+    if (i >= 0) this.nodes.splice(i, 1);
+    this.dirty = true;
+  }
+  /** Point every reader of `from` (nodes and graph outputs) at `to`. */
+  replaceAllUses(from: string, to: string): void {
+    for (const n of this.nodes) {
+      for (let i = 0; i < n.inputs.length; i++) if (n.inputs[i] === from) n.inputs[i] = to;
+    }
+    for (const o of this.outputs) if (o.name === from) o.name = to;
+    this.dirty = true;
+  }
+  /** A fresh value name not used anywhere in the graph. */
+  uniqueName(base: string): string {
+    this.reindex();
+    let name = base;
+    let k = 1;
+    while (this.producers.has(name) || this.inits.has(name) || this.inputNames.has(name) || this.consumerMap.has(name) || this.valueTypes.has(name)) {
+      name = `${base}_${k++}`;
+    }
+    return name;
+  }
+
+  private reindex(): void {
+    if (!this.dirty) return;
+    this.producers.clear();
+    this.consumerMap.clear();
+    for (const n of this.nodes) {
+      for (const o of n.outputs) if (o) this.producers.set(o, n);
+      for (const v of this.nodeReads(n)) {
+        let list = this.consumerMap.get(v);
+        if (!list) this.consumerMap.set(v, (list = []));
+        if (!list.includes(n)) list.push(n);
+      }
+    }
+    this.inputNames = new Set(this.inputs.map((v) => v.name));
+    this.outputNames = new Set(this.outputs.map((v) => v.name));
+    this.dirty = false;
+  }
+}

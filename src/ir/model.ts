@@ -1,0 +1,21 @@
+import type { Graph } from './graph.js';
+
+/** A whole model: the graph plus the ModelProto fields edgefit reads or must keep. */
+export interface Model {
+  irVersion: number;
+  /** domain ('' = ai.onnx) -> version */
+  opsets: Map<string, number>;
+  producerName: string;
+  producerVersion: string;
+  domain: string;
+  modelVersion: number;
+  docString: string;
+  metadata: Map<string, string>;
+  graph: Graph;
+  /** Codec-private fields (functions, training info) passed through untouched. */
+  extra: unknown;
+}
+
+export function opsetVersion(m: Model, domain = ''): number {
+  return m.opsets.get(domain) ?? m.opsets.get('ai.onnx') ?? 0;
+}
