@@ -72,7 +72,8 @@ export class Tensor {
     const { buffer, byteOffset, byteLength } = this.data;
     const n = byteLength / ctor.BYTES_PER_ELEMENT;
     if (byteOffset % ctor.BYTES_PER_ELEMENT === 0) return new ctor(buffer, byteOffset, n);
-    const copy = this.data.slice();
+    // Uint8Array's slice copies; a Node Buffer's slice would only make another view
+    const copy = Uint8Array.prototype.slice.call(this.data);
     return new ctor(copy.buffer, 0, n);
   }
 

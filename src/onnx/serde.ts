@@ -278,7 +278,7 @@ export function tensorToProto(t: Tensor): PTensor {
   }
   const bytes = t.bytes();
   const view = <T>(C: { new (b: ArrayBufferLike, o: number, n: number): T; BYTES_PER_ELEMENT: number }): T => {
-    const src = bytes.byteOffset % C.BYTES_PER_ELEMENT === 0 ? bytes : bytes.slice();
+    const src = bytes.byteOffset % C.BYTES_PER_ELEMENT === 0 ? bytes : Uint8Array.prototype.slice.call(bytes);
     return new C(src.buffer, src.byteOffset, src.byteLength / C.BYTES_PER_ELEMENT);
   };
   switch (t.dtype) {
