@@ -46,12 +46,12 @@ export function inferShapes(model: Model, opts: InferOptions = {}): InferResult 
     const declared = inp.type;
     if (given) {
       if (declared?.shape && declared.shape.length !== given.length) {
-        throw new EdgefitError('SHAPE', `--shape ${inp.name}=${given.join('x')} has rank ${given.length}, but the model's input has rank ${declared.shape.length}`);
+        throw new EdgefitError('USAGE', `--shape ${inp.name}=${given.join('x')} has rank ${given.length}, but the model's input has rank ${declared.shape.length}`);
       }
       if (declared?.shape) {
         declared.shape.forEach((d, i) => {
           if (typeof d === 'number' && d !== given[i]) {
-            throw new EdgefitError('SHAPE', `--shape ${inp.name}=${given.join('x')}: dim ${i} is fixed to ${d} in the model`);
+            throw new EdgefitError('USAGE', `--shape ${inp.name}=${given.join('x')}: dim ${i} is fixed to ${d} in the model`);
           }
         });
       }

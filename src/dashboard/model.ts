@@ -1,0 +1,108 @@
+// The dashboard's view model: what the server keeps per device and sends to browsers.
+// Shared by the server and the browser code (type-only imports, erased at compile time), so the
+// two cannot drift. Wire payloads from devices are the agent's (src/telemetry); ./adapt.ts maps
+// them onto these shapes in one place.
+
+/** One metrics sample reduced to what the charts draw. null = the device did not report it. */
+export interface MetricPoint {
+  ts: number;
+  latencyMs: number | null;
+  latencyP95Ms: number | null;
+  ramMb: number | null;
+  tempC: number | null;
+  cpuLoad: number | null;
+  fidelity: number | null;
+}
+
+export interface Budgets {
+  latencyMs?: number;
+  ramMb?: number;
+  fidelity?: number;
+}
+
+export const BUDGET_KEYS = ['latencyMs', 'ramMb', 'fidelity'] as const;
+export type BudgetKey = (typeof BUDGET_KEYS)[number];
+
+export interface DeviceSummary {
+  id: string;
+  online: boolean;
+  /** ms since epoch of the last message from (or about) the device */
+  lastSeen: number;
+  board: string | null;
+  modelId: string | null;
+  level: string | null;
+  budgets: Budgets;
+  /** per budget: met or not; absent when the device did not say */
+  met: Partial<Record<BudgetKey, boolean>>;
+  /** 0 when every budget is met; grows with how far the worst one is missed (sort key) */
+  violation: number;
+  last: MetricPoint | null;
+  /** the most recent SPARK_POINTS values, oldest first */
+  spark: { lat: (number | null)[]; ram: (number | null)[]; temp: (number | null)[] };
+}
+
+export const SPARK_POINTS = 40;
+
+export interface FrontierPoint {
+  level: string;
+  latencyMs: number;
+  fidelity: number;
+  ramMb: number | null;
+  chosen: boolean;
+}
+
+export interface DeviceEvent { ts: number; type: string; detail: string; payload: unknown }
+
+export interface ActionView {
+  tx: string;
+  verb: string;
+  ts: number;
+  request: unknown;
+  response: unknown;
+  responseTs: number | null;
+  /** true/false once answered; null while waiting */
+  ok: boolean | null;
+}
+
+/** What a device page loads once; live updates then arrive over SSE. */
+export interface DeviceDetail {
+  summary: DeviceSummary;
+  profile: unknown;
+  status: unknown;
+  frontier: FrontierPoint[];
+  history: MetricPoint[];
+  events: DeviceEvent[];
+  actions: ActionView[];
+}
+
+/** Server-sent messages. One `fleet` message carries every device that changed since the last flush. */
+export type StreamMessage =
+  | { kind: 'fleet'; devices: DeviceSummary[]; total: number }
+  | { kind: 'metrics'; device: string; points: MetricPoint[] }
+  | { kind: 'event'; device: string; events: DeviceEvent[] }
+  | { kind: 'action'; device: string; action: ActionView }
+  | { kind: 'frontier'; device: string; frontier: FrontierPoint[] };
+
+/** Actions a user can take from the device page, mapped to agent request verbs. */
+export const ACTIONS = {
+  'set-budget': { label: 'Set budget' },
+  fit: { label: 'Re-fit' },
+  rollback: { label: 'Roll back' },
+  ping: { label: 'Ping' },
+  'get-frontier': { label: 'Refresh frontier' },
+} as const;
+export type ActionVerb = keyof typeof ACTIONS;
+
+/** Violation score: relative overshoot of the worst budget (0.25 = 25 % over). */
+export function violationScore(budgets: Budgets, p: MetricPoint | null, met: Partial<Record<BudgetKey, boolean>>): number {
+  let worst = 0;
+  if (p) {
+    if (budgets.latencyMs && p.latencyMs !== null) worst = Math.max(worst, p.latencyMs / budgets.latencyMs - 1);
+    if (budgets.ramMb && p.ramMb !== null) worst = Math.max(worst, p.ramMb / budgets.ramMb - 1);
+    if (budgets.fidelity && p.fidelity !== null) worst = Math.max(worst, (budgets.fidelity - p.fidelity) / budgets.fidelity);
+  }
+  // a device that says a budget is unmet but whose figures we cannot compare still sorts above
+  // the ones that meet everything
+  if (worst <= 0 && Object.values(met).some((m) => m === false)) worst = 1e-6;
+  return Math.max(0, worst);
+}

@@ -1,0 +1,77 @@
+// The contract between the agent (caller) and the fitter (src/fit/index.ts, `fitModel`).
+// The agent only ever sees these types: it stores FitResults, deploys FrontierEntries and
+// steps along the frontier at run time without a new search.
+
+/** What the box must achieve. latencyMs is absolute; latencyFactor is relative to the
+ * uncompressed model's measured p50 on this box (0.5 = twice as fast). Give at most one. */
+export interface Budgets {
+  latencyMs?: number;
+  latencyFactor?: number;
+  ramMb?: number;
+  /** Lower bound of the fidelity metric in [0, 1] (1 = same outputs as the reference). */
+  minFidelity?: number;
+}
+
+export interface FitRequest {
+  /** Absolute path of the ONNX model to fit. */
+  modelPath: string;
+  /** Static shapes for the runtime inputs (name -> dims). */
+  shapes: Record<string, number[]>;
+  budgets: Budgets;
+  /** Hardware profile name picked by src/profile (e.g. 'rpi5'), or 'generic'. */
+  profile: string;
+  /** Folder or file with calibration inputs; the fitter picks real images when absent. */
+  calibDataPath?: string;
+  /** Folder where candidate models are written. */
+  outputDir: string;
+  /** Threads the measurement may use. */
+  threads?: number;
+}
+
+export const COMPRESSION_LEVELS = ['none', 'structured', 'unstructured', 'quant'] as const;
+
+export interface CandidateConfig {
+  /** Fraction of channels removed by structured pruning (0 = none). */
+  structured: number;
+  /** Fraction of weights zeroed by unstructured pruning (0 = none). */
+  unstructured: number;
+  /** Quantization scheme, 'none' for float. */
+  quant: 'none' | 'int8-dynamic' | 'int8-static' | 'fp16';
+  threads: number;
+}
+
+export interface FrontierEntry {
+  id: string;
+  config: CandidateConfig;
+  /** Where the fitter wrote the candidate (inside FitRequest.outputDir). */
+  modelPath: string;
+  sha256: string;
+  sizeBytes: number;
+  latencyP50Ms: number;
+  latencyP95Ms: number;
+  modelRssMb: number;
+  /** In [0, 1]; 1 for the reference itself. */
+  fidelity: number;
+  meets: { latency: boolean; ram: boolean; fidelity: boolean };
+}
+
+export interface FitResult {
+  /** Id of the chosen entry: the best one meeting every budget, else the closest. */
+  chosenId: string;
+  /** Pareto frontier sorted from the largest/slowest (index 0) to the smallest/fastest. */
+  frontier: FrontierEntry[];
+  referenceLatencyP50Ms: number;
+  /** Present when no candidate meets every budget: by how much the chosen one misses. */
+  shortfall?: { latencyMs?: number; ramMb?: number; fidelity?: number };
+  /** Which implementation produced this (e.g. 'fitModel', 'reference-only'). */
+  fitter: string;
+}
+
+export interface FitProgress {
+  /** 0..1 */
+  fraction: number;
+  stage: string;
+  message?: string;
+}
+
+export type Fitter = (req: FitRequest, onProgress: (p: FitProgress) => void) => Promise<FitResult>;
