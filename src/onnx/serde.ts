@@ -28,7 +28,11 @@ export function protoToModel(p: PModel, opts: DecodeOptions = {}): Model {
   const ir = p.ir_version ?? 0;
   if (ir < 3 || ir > 12) throw new EdgefitError('UNSUPPORTED', `unsupported ONNX IR version ${ir} (edgefit reads 3 to 12)`);
   const opsets = new Map<string, number>();
-  for (const o of p.opset_import ?? []) opsets.set(o.domain ?? '', o.version ?? 0);
+  const bareOpsets: string[] = []; // entries written without a domain field (torch does this)
+  for (const o of p.opset_import ?? []) {
+    opsets.set(o.domain ?? '', o.version ?? 0);
+    if (!has(o, 'domain')) bareOpsets.push(o.domain ?? '');
+  }
   if (opsets.size === 0) throw new EdgefitError('CORRUPT_MODEL', 'model declares no opset_import');
   const metadata = new Map<string, string>();
   for (const e of p.metadata_props ?? []) metadata.set(e.key ?? '', e.value ?? '');
@@ -42,7 +46,7 @@ export function protoToModel(p: PModel, opts: DecodeOptions = {}): Model {
     docString: p.doc_string ?? '',
     metadata,
     graph: graphFromProto(p.graph, opts),
-    extra: { training_info: p.training_info, functions: p.functions },
+    extra: { training_info: p.training_info, functions: p.functions, bareOpsets },
   };
 }
 
@@ -185,10 +189,10 @@ function typedToBytes(t: PTensor, dtype: DType): Uint8Array {
 // ---------------- encode ----------------
 
 export function modelToProto(m: Model): PModel {
-  const extra = (m.extra ?? {}) as { training_info?: unknown[]; functions?: unknown[] };
+  const extra = (m.extra ?? {}) as { training_info?: unknown[]; functions?: unknown[]; bareOpsets?: string[] };
   const p: PModel = {
     ir_version: m.irVersion,
-    opset_import: [...m.opsets].map(([domain, version]) => ({ domain, version })),
+    opset_import: [...m.opsets].map(([domain, version]) => (domain === '' && extra.bareOpsets?.includes('') ? { version } : { domain, version })),
     graph: graphToProto(m.graph),
   };
   if (m.producerName) p.producer_name = m.producerName;
