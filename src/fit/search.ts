@@ -1,0 +1,145 @@
+// The budget search. It measures, it does not guess: every candidate is built and run on this
+// box. Latency and fidelity both fall monotonically as the structured ratio grows, so for each
+// precision (float, int8) a bisection on the global ratio finds the least-pruned model that
+// meets the latency budget in a handful of measurements; the best feasible one wins.
+import type { Budgets, CandidateConfig, FitProgress, FrontierEntry } from './types.js';
+
+export interface Measured {
+  latencyP50Ms: number;
+  latencyP95Ms: number;
+  modelRssMb: number;
+  fidelity: number;
+  sizeBytes: number;
+  modelPath: string;
+  sha256: string;
+}
+
+export interface SearchDeps {
+  /** Build the candidate for a config and measure it on this box (cached by the caller). */
+  evaluate(config: CandidateConfig): Promise<Measured>;
+  onProgress?(p: FitProgress): void;
+}
+
+export interface SearchOptions {
+  budgets: Budgets;
+  threads: number;
+  /** Highest structured ratio tried (never prune a model to nothing). */
+  maxStructured?: number;
+  /** Bisection steps per precision. */
+  steps?: number;
+  /** Whether to try int8 at all (the caller may know int8 does not pay on this CPU). */
+  tryQuant?: boolean;
+  quantMode?: CandidateConfig['quant'];
+  /** Hard cap on measured candidates. */
+  maxCandidates?: number;
+}
+
+export interface SearchOutcome {
+  chosen: FrontierEntry;
+  frontier: FrontierEntry[];
+  candidates: FrontierEntry[];
+  reference: FrontierEntry;
+  latencyBudgetMs: number | null;
+  feasible: boolean;
+  shortfall?: { latencyMs?: number; ramMb?: number; fidelity?: number };
+  notes: string[];
+}
+
+const key = (c: CandidateConfig) => `s${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}`;
+
+export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Promise<SearchOutcome> {
+  const maxS = opts.maxStructured ?? 0.85;
+  const steps = opts.steps ?? 4;
+  const cap = opts.maxCandidates ?? 15;
+  const notes: string[] = [];
+  const seen = new Map<string, FrontierEntry>();
+  let budgetMs: number | null = opts.budgets.latencyMs ?? null;
+  const progress = (stage: string, message?: string) => deps.onProgress?.({ fraction: Math.min(1, seen.size / cap), stage, message });
+
+  const judge = (e: Omit<FrontierEntry, 'meets' | 'id'>): FrontierEntry['meets'] => ({
+    latency: budgetMs === null || e.latencyP95Ms <= budgetMs,
+    ram: opts.budgets.ramMb === undefined || e.modelRssMb <= opts.budgets.ramMb,
+    fidelity: opts.budgets.minFidelity === undefined || e.fidelity >= opts.budgets.minFidelity,
+  });
+
+  async function measure(config: CandidateConfig): Promise<FrontierEntry | null> {
+    const k = key(config);
+    const have = seen.get(k);
+    if (have) return have;
+    if (seen.size >= cap) return null;
+    progress('measure', k);
+    const m = await deps.evaluate(config);
+    const base = { config, ...m };
+    const e: FrontierEntry = { id: k, ...base, meets: judge(base) };
+    seen.set(k, e);
+    progress('measured', `${k}: p95 ${m.latencyP95Ms.toFixed(1)} ms, fidelity ${m.fidelity.toFixed(4)}`);
+    return e;
+  }
+  const ok = (e: FrontierEntry) => e.meets.latency && e.meets.ram && e.meets.fidelity;
+  const fast = (e: FrontierEntry) => e.meets.latency && e.meets.ram;
+
+  const cfg = (structured: number, quant: CandidateConfig['quant']): CandidateConfig => ({ structured, unstructured: 0, quant, threads: opts.threads });
+  const reference = (await measure(cfg(0, 'none')))!;
+  if (opts.budgets.latencyFactor !== undefined) {
+    budgetMs = opts.budgets.latencyFactor * reference.latencyP50Ms;
+    reference.meets = judge(reference);
+  }
+
+  const precisions: CandidateConfig['quant'][] = ['none'];
+  if (!ok(reference) && opts.tryQuant !== false) {
+    const q = await measure(cfg(0, opts.quantMode ?? 'int8-static'));
+    if (q && q.latencyP50Ms < reference.latencyP50Ms * 0.97) precisions.unshift(q.config.quant);
+    else if (q) notes.push(`int8 (${q.config.quant}) measured ${q.latencyP50Ms.toFixed(1)} ms p50 vs float ${reference.latencyP50Ms.toFixed(1)} ms: no gain on this box, kept float`);
+  }
+
+  for (const quant of ok(reference) ? [] : precisions) {
+    const at0 = await measure(cfg(0, quant));
+    if (!at0 || fast(at0)) continue; // nothing to prune: s = 0 already fast enough (or cap hit)
+    const top = await measure(cfg(maxS, quant));
+    if (!top) break;
+    if (!fast(top)) {
+      notes.push(`${quant === 'none' ? 'float' : quant}: even ${Math.round(maxS * 100)}% structured pruning misses the latency/RAM budget`);
+      continue;
+    }
+    // invariant: lo fails the latency/RAM budget, hi meets it
+    let lo = 0;
+    let hi = maxS;
+    for (let i = 0; i < steps; i++) {
+      const mid = Math.round(((lo + hi) / 2) * 1000) / 1000;
+      const e = await measure(cfg(mid, quant));
+      if (!e) break;
+      if (fast(e)) hi = mid;
+      else lo = mid;
+    }
+  }
+
+  const candidates = [...seen.values()];
+  const feasible = candidates.filter(ok);
+  let chosen: FrontierEntry;
+  let shortfall: SearchOutcome['shortfall'];
+  if (feasible.length) {
+    chosen = feasible.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.latencyP95Ms < a.latencyP95Ms) ? b : a));
+  } else {
+    // closest: the smallest total relative miss across the budgets
+    const miss = (e: FrontierEntry) => {
+      const l = budgetMs === null ? 0 : Math.max(0, e.latencyP95Ms / budgetMs - 1);
+      const r = opts.budgets.ramMb === undefined ? 0 : Math.max(0, e.modelRssMb / opts.budgets.ramMb - 1);
+      const f = opts.budgets.minFidelity === undefined ? 0 : Math.max(0, opts.budgets.minFidelity - e.fidelity) / Math.max(1e-9, opts.budgets.minFidelity);
+      return l + r + f;
+    };
+    chosen = candidates.reduce((a, b) => (miss(b) < miss(a) ? b : a));
+    shortfall = {};
+    if (budgetMs !== null && chosen.latencyP95Ms > budgetMs) shortfall.latencyMs = chosen.latencyP95Ms - budgetMs;
+    if (opts.budgets.ramMb !== undefined && chosen.modelRssMb > opts.budgets.ramMb) shortfall.ramMb = chosen.modelRssMb - opts.budgets.ramMb;
+    if (opts.budgets.minFidelity !== undefined && chosen.fidelity < opts.budgets.minFidelity) shortfall.fidelity = opts.budgets.minFidelity - chosen.fidelity;
+  }
+  progress('done');
+  return { chosen, frontier: paretoFrontier(candidates, chosen), candidates, reference, latencyBudgetMs: budgetMs, feasible: feasible.length > 0, shortfall, notes };
+}
+
+/** Entries no other entry beats on both latency and fidelity, slowest (least compressed) first. */
+export function paretoFrontier(all: FrontierEntry[], mustKeep?: FrontierEntry): FrontierEntry[] {
+  const front = all.filter((e) => !all.some((o) => o !== e && o.latencyP95Ms <= e.latencyP95Ms && o.fidelity >= e.fidelity && (o.latencyP95Ms < e.latencyP95Ms || o.fidelity > e.fidelity)));
+  if (mustKeep && !front.includes(mustKeep)) front.push(mustKeep);
+  return front.sort((a, b) => b.latencyP95Ms - a.latencyP95Ms);
+}

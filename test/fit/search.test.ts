@@ -1,0 +1,61 @@
+// The search logic against a known, monotone cost curve: these assert the algorithm (bisection,
+// choice, shortfall, frontier), independently of measurement noise. The real models are fitted
+// in test/fit/fit.test.ts.
+import t from 'tap';
+import { searchFrontier, paretoFrontier } from '../../src/fit/search.js';
+import type { CandidateConfig } from '../../src/fit/types.js';
+
+function box(opts: { int8Speedup: number; base?: number }) {
+  const calls: CandidateConfig[] = [];
+  const evaluate = async (c: CandidateConfig) => {
+    calls.push(c);
+    const base = opts.base ?? 100;
+    // latency roughly quadratic in the kept width; int8 multiplies it
+    const lat = base * (1 - c.structured) ** 2 * (c.quant === 'none' ? 1 : opts.int8Speedup) + 2;
+    const fid = 1 - 0.25 * c.structured ** 2 - (c.quant === 'none' ? 0 : 0.004);
+    return { latencyP50Ms: lat, latencyP95Ms: lat * 1.02, modelRssMb: 50 * (1 - c.structured), fidelity: fid, sizeBytes: 1e6, modelPath: '/x', sha256: 'x' };
+  };
+  return { calls, evaluate };
+}
+
+t.test('bisection finds the least-pruned float model under the budget', async (t) => {
+  const b = box({ int8Speedup: 1.2 }); // int8 slower: kept float
+  const out = await searchFrontier({ evaluate: b.evaluate }, { budgets: { latencyFactor: 0.5, minFidelity: 0.9 }, threads: 2, steps: 6 });
+  t.ok(out.feasible);
+  t.ok(out.chosen.meets.latency && out.chosen.meets.fidelity);
+  t.equal(out.chosen.config.quant, 'none');
+  // exact answer: 100(1-s)^2*1.02+2.04 <= 51 -> s >= 0.307; bisection over [0, .85] in 6 steps lands within 0.85/64
+  t.ok(out.chosen.config.structured >= 0.307 && out.chosen.config.structured < 0.307 + 0.85 / 64 + 1e-9, `s=${out.chosen.config.structured}`);
+  t.ok(b.calls.length <= 15, `${b.calls.length} candidates`);
+  t.match(out.notes.join(' '), /no gain on this box, kept float/);
+});
+
+t.test('when int8 pays it is used and needs less pruning (higher fidelity)', async (t) => {
+  const b = box({ int8Speedup: 0.45 });
+  const out = await searchFrontier({ evaluate: b.evaluate }, { budgets: { latencyFactor: 0.4 }, threads: 2 });
+  t.equal(out.chosen.config.quant, 'int8-static');
+  t.ok(out.chosen.fidelity > 0.99);
+  t.ok(b.calls.length <= 15);
+});
+
+t.test('an impossible budget ends infeasible with the shortfall of the closest candidate', async (t) => {
+  const b = box({ int8Speedup: 0.8 });
+  const out = await searchFrontier({ evaluate: b.evaluate }, { budgets: { latencyFactor: 0.01 }, threads: 2 });
+  t.notOk(out.feasible);
+  t.ok(out.shortfall?.latencyMs && out.shortfall.latencyMs > 0);
+  t.ok(b.calls.length <= 15);
+});
+
+t.test('a reference already within budget is chosen untouched', async (t) => {
+  const b = box({ int8Speedup: 0.5 });
+  const out = await searchFrontier({ evaluate: b.evaluate }, { budgets: { latencyMs: 1000 }, threads: 2 });
+  t.equal(out.chosen.config.structured, 0);
+  t.equal(out.chosen.config.quant, 'none');
+  t.equal(b.calls.length, 1);
+});
+
+t.test('pareto frontier drops dominated points and sorts slowest first', async (t) => {
+  const mk = (id: string, lat: number, fid: number) => ({ id, config: { structured: 0, unstructured: 0, quant: 'none' as const, threads: 1 }, modelPath: '', sha256: '', sizeBytes: 0, latencyP50Ms: lat, latencyP95Ms: lat, modelRssMb: 0, fidelity: fid, meets: { latency: true, ram: true, fidelity: true } });
+  const f = paretoFrontier([mk('a', 10, 1), mk('b', 5, 0.9), mk('c', 6, 0.8), mk('d', 3, 0.7)]);
+  t.same(f.map((e) => e.id), ['a', 'b', 'd']);
+});
