@@ -1,0 +1,41 @@
+// `edgefit dashboard`: serve the fleet view for every device on a broker.
+import type { CommandModule } from 'yargs';
+import { EdgefitError } from '../../errors.js';
+import { DASHBOARD_DEFAULTS, startDashboard } from '../../dashboard/index.js';
+
+interface Args {
+  broker: string;
+  port: number;
+  host: string;
+  'state-dir': string;
+  token?: string;
+  prefix: string;
+}
+
+export const command: CommandModule<object, Args> = {
+  command: 'dashboard',
+  describe: 'serve the fleet dashboard (devices, frontiers, history, actions) over HTTP',
+  builder: (y) => y
+    .option('broker', { type: 'string', default: 'mqtt://127.0.0.1:1883', describe: 'MQTT broker URL' })
+    .option('port', { type: 'number', default: DASHBOARD_DEFAULTS.port, describe: 'HTTP port (0 = any free port)' })
+    .option('host', { type: 'string', default: DASHBOARD_DEFAULTS.host, describe: 'address to listen on; anything but loopback needs --token' })
+    .option('state-dir', { type: 'string', default: '.edgefit/dashboard', describe: 'folder for the dashboard SQLite file' })
+    .option('token', { type: 'string', describe: 'access token (or EDGEFIT_DASHBOARD_TOKEN); required beyond localhost' })
+    .option('prefix', { type: 'string', default: DASHBOARD_DEFAULTS.prefix, describe: 'MQTT topic prefix of the fleet' }) as never,
+  handler: async (a) => {
+    if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new EdgefitError('USAGE', `--port must be 0..65535, got ${a.port}`);
+    const token = a.token ?? process.env.EDGEFIT_DASHBOARD_TOKEN;
+    const dash = startDashboard({
+      broker: a.broker, port: a.port, host: a.host, stateDir: a['state-dir'], prefix: a.prefix,
+      ...(token ? { token } : {}),
+      log: (l) => process.stderr.write(`edgefit dashboard: ${l}\n`),
+    });
+    await dash.start();
+    process.stdout.write(`edgefit dashboard: ${dash.url} (broker ${a.broker}, prefix ${a.prefix})\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await dash.stop();
+  },
+};

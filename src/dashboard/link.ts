@@ -1,0 +1,150 @@
+// The dashboard's MQTT side: subscribe to every device's topics, validate and route payloads
+// into the fleet state, and send action requests (answers come back on response/<verb>).
+import { connect, type MqttClient } from 'mqtt';
+import { randomUUID } from 'node:crypto';
+import { EdgefitError } from '../errors.js';
+import type { Fleet } from './fleet.js';
+import type { DashboardStore } from './store.js';
+import { buildRequest, responseOk, responseTx } from './adapt.js';
+import type { ActionVerb, ActionView } from './model.js';
+import { validatePayload } from './validate.js';
+
+/** Device ids become MQTT topic levels and SQL keys: no wildcards, separators or control chars. */
+export const DEVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+export const PREFIX_RE = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
+/** Larger payloads are dropped unread: a profile or a frontier is a few KB. */
+const MAX_PAYLOAD = 256 * 1024;
+
+export const TOPIC_KINDS = ['status', 'profile', 'metrics', 'events'] as const;
+
+export interface LinkOptions {
+  broker: string;
+  prefix: string;
+  username?: string;
+  password?: string;
+  log?: (line: string) => void;
+}
+
+export interface LinkStats {
+  received: number;
+  dropped: number;
+  lastDrop: string | null;
+}
+
+export class FleetLink {
+  private client: MqttClient | null = null;
+  readonly stats: LinkStats = { received: 0, dropped: 0, lastDrop: null };
+
+  constructor(private readonly opts: LinkOptions, private readonly fleet: Fleet, private readonly store: DashboardStore) {
+    if (!PREFIX_RE.test(opts.prefix)) throw new EdgefitError('USAGE', `bad MQTT prefix '${opts.prefix}'`);
+  }
+
+  async start(): Promise<void> {
+    const client = connect(this.opts.broker, {
+      clientId: `edgefit-dashboard-${randomUUID().slice(0, 8)}`,
+      clean: true,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      ...(this.opts.username ? { username: this.opts.username } : {}),
+      ...(this.opts.password ? { password: this.opts.password } : {}),
+    });
+    this.client = client;
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('error', (e) => this.opts.log?.(`mqtt: ${e.message}`));
+    const p = this.opts.prefix;
+    const topics = [...TOPIC_KINDS.map((k) => `${p}/+/${k}`), `${p}/+/response/+`];
+    // (re)subscribe on every connect: with clean sessions the broker forgets us on a drop
+    client.on('connect', () => {
+      client.subscribe(topics, { qos: 1 }, (err) => { if (err) this.opts.log?.(`mqtt subscribe: ${err.message}`); });
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (e: Error): void => { cleanup(); reject(new EdgefitError('CONFIG', `cannot reach MQTT broker ${this.opts.broker}: ${e.message}`, { cause: e })); };
+      const timer = setTimeout(() => onErr(new Error('timed out after 10 s')), 10_000);
+      const cleanup = (): void => { clearTimeout(timer); client.off('error', onErr); client.off('connect', onOk); };
+      const onOk = (): void => { cleanup(); resolve(); };
+      client.once('connect', onOk);
+      client.once('error', onErr);
+    });
+  }
+
+  private drop(topic: string, why: string): void {
+    this.stats.dropped++;
+    this.stats.lastDrop = `${topic}: ${why}`;
+  }
+
+  onMessage(topic: string, payload: Buffer): void {
+    this.stats.received++;
+    const rest = topic.startsWith(`${this.opts.prefix}/`) ? topic.slice(this.opts.prefix.length + 1) : null;
+    if (rest === null) return this.drop(topic, 'outside prefix');
+    const parts = rest.split('/');
+    const id = parts[0] ?? '';
+    if (!DEVICE_ID_RE.test(id)) return this.drop(topic, 'bad device id');
+    if (payload.length > MAX_PAYLOAD) return this.drop(topic, `payload of ${payload.length} bytes`);
+    // an empty retained message clears the topic (a decommissioned device): ignore it
+    if (payload.length === 0) return;
+    let body: unknown;
+    try {
+      body = JSON.parse(payload.toString('utf8'));
+    } catch {
+      return this.drop(topic, 'not JSON');
+    }
+    const kind = parts[1];
+    if (parts.length === 2 && (kind === 'status' || kind === 'profile' || kind === 'metrics' || kind === 'events')) {
+      const err = validatePayload(kind, body);
+      if (err) return this.drop(topic, err);
+      switch (kind) {
+        case 'status': return this.fleet.onStatus(id, body);
+        case 'profile': return this.fleet.onProfile(id, body);
+        case 'metrics': return this.fleet.onMetrics(id, body);
+        case 'events': return this.fleet.onEvent(id, body);
+      }
+    }
+    if (parts.length === 3 && kind === 'response') return this.onResponse(id, parts[2]!, body, topic);
+    return this.drop(topic, 'unknown topic');
+  }
+
+  private onResponse(id: string, verb: string, body: unknown, topic: string): void {
+    const err = validatePayload('response', body);
+    if (err) return this.drop(topic, err);
+    const tx = responseTx(body);
+    if (!tx) return this.drop(topic, 'response without transaction id');
+    const now = Date.now();
+    // only responses to requests we sent are recorded: other consoles' traffic is not ours
+    if (!this.store.answerAction(id, tx, body, now)) return;
+    const a = this.store.action(tx);
+    if (!a) return;
+    if (verb === 'get-frontier' && responseOk(body) !== false) this.fleet.onFrontier(id, body);
+    this.fleet.onAction(id, toView(a));
+  }
+
+  /** Publish a request; returns the recorded action (its response arrives later). */
+  async request(id: string, verb: ActionVerb, args: Record<string, unknown>): Promise<ActionView> {
+    if (!this.client) throw new EdgefitError('INTERNAL', 'dashboard MQTT link not started');
+    if (!DEVICE_ID_RE.test(id)) throw new EdgefitError('USAGE', `bad device id '${id}'`);
+    const tx = randomUUID();
+    const payload = buildRequest(verb, tx, args);
+    const ts = Date.now();
+    this.store.addAction({ tx, device: id, verb, ts, request: payload });
+    await this.client.publishAsync(`${this.opts.prefix}/${id}/request/${verb}`, JSON.stringify(payload), { qos: 1 });
+    const view: ActionView = { tx, verb, ts, request: payload, response: null, responseTs: null, ok: null };
+    this.fleet.onAction(id, view);
+    return view;
+  }
+
+  connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  async stop(): Promise<void> {
+    const c = this.client;
+    this.client = null;
+    if (c) await c.endAsync(true);
+  }
+}
+
+export function toView(a: { tx: string; verb: string; ts: number; request: unknown; response: unknown; responseTs: number | null }): ActionView {
+  return {
+    tx: a.tx, verb: a.verb, ts: a.ts, request: a.request, response: a.response, responseTs: a.responseTs,
+    ok: a.response === null ? null : responseOk(a.response),
+  };
+}

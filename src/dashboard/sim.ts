@@ -1,0 +1,307 @@
+// Simulated devices for demos, tests and the scale benchmark. Each device is its own MQTT
+// connection with a Last Will (status offline, retained), publishes retained status and profile,
+// metrics at a fixed rate and events, and answers requests with the agent's payload schema.
+// Figures follow a plausible PP-OCRv4-det frontier per board, with noise and slow drift, so the
+// dashboard shows what a real fleet looks like rather than uniform noise.
+import { connect, type MqttClient } from 'mqtt';
+import { EdgefitError } from '../errors.js';
+import { PREFIX_RE } from './link.js';
+
+/** Per board: the det model's frontier (latency p50 ms, fidelity, model RAM MB) by level. */
+export const SIM_BOARDS = {
+  'raspberry-pi-4': { ramTotalMb: 4096, baseTempC: 52, frontier: [[1850, 1, 118], [980, 0.991, 46], [760, 0.982, 38], [560, 0.961, 30], [410, 0.93, 24]] },
+  'raspberry-pi-5': { ramTotalMb: 8192, baseTempC: 48, frontier: [[720, 1, 118], [390, 0.991, 46], [300, 0.982, 38], [225, 0.961, 30], [170, 0.93, 24]] },
+  'jetson-orin-nano': { ramTotalMb: 8192, baseTempC: 44, frontier: [[240, 1, 118], [150, 0.991, 46], [118, 0.982, 38], [92, 0.961, 30], [70, 0.93, 24]] },
+  'x86_64-generic': { ramTotalMb: 16384, baseTempC: 40, frontier: [[160, 1, 118], [82, 0.991, 46], [66, 0.982, 38], [50, 0.961, 30], [39, 0.93, 24]] },
+} as const;
+export type SimBoard = keyof typeof SIM_BOARDS;
+const BOARD_NAMES = Object.keys(SIM_BOARDS) as SimBoard[];
+export const SIM_LEVELS = ['fp32', 'int8', 'int8-prune15', 'int8-prune30', 'int8-prune45'] as const;
+const MODEL_ID = 'ch_PP-OCRv4_det_infer';
+
+export interface SimOptions {
+  broker: string;
+  devices: number;
+  prefix?: string;
+  /** metrics messages per second per device */
+  rate?: number;
+  /** first device number (ids are sim-0001, sim-0002, ...) */
+  start?: number;
+  /** connect at most this many devices per second (the broker's accept queue is finite) */
+  connectRate?: number;
+  log?: (line: string) => void;
+}
+
+interface Budgets { latencyMs: number; ramMb: number; fidelity: number }
+
+function simId(n: number): string {
+  return `sim-${String(n).padStart(4, '0')}`;
+}
+
+/** Small deterministic PRNG so a device looks the same on every run. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return s / 0x1_0000_0000;
+  };
+}
+
+export class SimDevice {
+  readonly id: string;
+  readonly board: SimBoard;
+  private client: MqttClient | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private seq = 0;
+  private eventSeq = 0;
+  private readonly rand: () => number;
+  private budgets: Budgets;
+  private level: number;
+  private prevLevel: number;
+  private temp: number;
+  /** extra latency factor (>1 = a busy or throttled box) */
+  private slow = 1;
+  private overBudgetStreak = 0;
+  /** the value the next metrics message reports instead of the simulated one (bench marker) */
+  private forcedLatency: number | null = null;
+
+  constructor(readonly n: number, private readonly opts: Required<Pick<SimOptions, 'broker' | 'prefix' | 'rate'>> & Pick<SimOptions, 'log'>) {
+    this.id = simId(n);
+    this.rand = rng(n * 2654435761);
+    this.board = BOARD_NAMES[n % BOARD_NAMES.length]!;
+    const f = SIM_BOARDS[this.board].frontier;
+    // budgets a little above the int8 or pruned level, a few devices deliberately too tight
+    const target = 1 + Math.floor(this.rand() * 3);
+    const tight = this.rand() < 0.12;
+    this.budgets = {
+      latencyMs: Math.round(f[target]![0] * (tight ? 0.8 : 1.25)),
+      ramMb: 256,
+      fidelity: Number((f[target]![1] - 0.005).toFixed(3)),
+    };
+    this.level = this.choose();
+    this.prevLevel = this.level;
+    this.temp = SIM_BOARDS[this.board].baseTempC + this.rand() * 6;
+    if (this.rand() < 0.08) this.slow = 1.35;
+  }
+
+  private get topic(): string {
+    return `${this.opts.prefix}/${this.id}`;
+  }
+
+  /** The highest-fidelity level within the latency budget (the fit's decision), else the fastest. */
+  private choose(): number {
+    const f = SIM_BOARDS[this.board].frontier;
+    for (let i = 0; i < f.length; i++) if (f[i]![0] <= this.budgets.latencyMs && f[i]![1] >= this.budgets.fidelity) return i;
+    for (let i = 0; i < f.length; i++) if (f[i]![0] <= this.budgets.latencyMs) return i;
+    return f.length - 1;
+  }
+
+  statusPayload(state: 'online' | 'offline'): Record<string, unknown> {
+    return { state, deviceId: this.id, ts: Date.now(), agentVersion: '0.1.0-sim' };
+  }
+
+  profilePayload(): Record<string, unknown> {
+    const b = SIM_BOARDS[this.board];
+    return {
+      deviceId: this.id, ts: Date.now(), board: this.board,
+      cpu: { model: this.board.startsWith('raspberry') ? 'Cortex-A72' : this.board.startsWith('jetson') ? 'Cortex-A78AE' : 'x86_64', cores: 4 },
+      ramTotalMb: b.ramTotalMb, os: 'Linux', arch: this.board.startsWith('x86') ? 'x64' : 'arm64', simulated: true,
+    };
+  }
+
+  frontierPayload(): Record<string, unknown>[] {
+    return SIM_BOARDS[this.board].frontier.map(([lat, fid, ram], i) => ({
+      level: SIM_LEVELS[i], latencyMs: lat, fidelity: fid, ramMb: ram, chosen: i === this.level,
+    }));
+  }
+
+  metricsPayload(): Record<string, unknown> {
+    const [lat, fid, ram] = SIM_BOARDS[this.board].frontier[this.level]!;
+    this.temp += (this.rand() - 0.5) * 0.6 + (SIM_BOARDS[this.board].baseTempC + 4 - this.temp) * 0.02;
+    const noise = 1 + (this.rand() - 0.5) * 0.12;
+    let p50 = lat * this.slow * noise;
+    if (this.forcedLatency !== null) { p50 = this.forcedLatency; this.forcedLatency = null; }
+    const p95 = p50 * (1.12 + this.rand() * 0.1);
+    const modelRam = ram + this.rand() * 3;
+    const met = { latencyMs: p50 <= this.budgets.latencyMs, ramMb: modelRam <= this.budgets.ramMb, fidelity: fid >= this.budgets.fidelity };
+    return {
+      deviceId: this.id, seq: this.seq++, ts: Date.now(),
+      cpuLoad: Number((0.2 + this.rand() * 0.5 + (this.slow > 1 ? 0.9 : 0)).toFixed(2)),
+      temperatureC: Number(this.temp.toFixed(1)), throttled: this.temp > 80,
+      memory: { totalMb: SIM_BOARDS[this.board].ramTotalMb, availableMb: Math.round(SIM_BOARDS[this.board].ramTotalMb * 0.6) },
+      agentRssMb: Number((58 + this.rand() * 4).toFixed(1)),
+      model: { id: MODEL_ID, level: SIM_LEVELS[this.level] },
+      latencyP50Ms: Number(p50.toFixed(2)), latencyP95Ms: Number(p95.toFixed(2)),
+      modelRamMb: Number(modelRam.toFixed(1)), fidelity: fid,
+      budgets: { ...this.budgets }, budgetsMet: met,
+    };
+  }
+
+  async connect(): Promise<void> {
+    const client = connect(this.opts.broker, {
+      clientId: `${this.id}-${process.pid}`,
+      clean: true,
+      keepalive: 30,
+      reconnectPeriod: 0,
+      connectTimeout: 30_000,
+      will: { topic: `${this.topic}/status`, payload: Buffer.from(JSON.stringify(this.statusPayload('offline'))), qos: 1, retain: true },
+    });
+    this.client = client;
+    client.on('error', (e) => this.opts.log?.(`${this.id}: ${e.message}`));
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+    });
+    client.on('message', (topic, payload) => this.onRequest(topic, payload));
+    await client.subscribeAsync(`${this.topic}/request/+`, { qos: 1 });
+    await client.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
+    await client.publishAsync(`${this.topic}/profile`, JSON.stringify(this.profilePayload()), { qos: 1, retain: true });
+    this.event('deployed', { modelId: MODEL_ID, level: SIM_LEVELS[this.level] });
+    const period = 1000 / this.opts.rate;
+    // spread devices over the period so 1,000 of them do not fire in the same millisecond
+    const phase = this.rand() * period;
+    this.timer = setTimeout(() => {
+      this.publishMetrics();
+      this.timer = setInterval(() => this.publishMetrics(), period);
+    }, phase);
+  }
+
+  publishMetrics(): void {
+    const c = this.client;
+    if (!c?.connected) return;
+    const m = this.metricsPayload();
+    c.publish(`${this.topic}/metrics`, JSON.stringify(m), { qos: 0 });
+    // run-time adaptation as the agent does it: step down after 3 slow probes in a row
+    const met = m.budgetsMet as { latencyMs: boolean };
+    this.overBudgetStreak = met.latencyMs ? 0 : this.overBudgetStreak + 1;
+    if (this.overBudgetStreak >= 3 && this.level < SIM_LEVELS.length - 1) {
+      this.prevLevel = this.level;
+      this.level++;
+      this.overBudgetStreak = 0;
+      this.event('stepped-down', { from: SIM_LEVELS[this.prevLevel], to: SIM_LEVELS[this.level], reason: 'latency over budget 3 probes in a row' });
+    }
+  }
+
+  /** Publish a metrics message with this latency now (for publish -> screen latency checks). */
+  publishMarker(latencyMs: number): void {
+    this.forcedLatency = latencyMs;
+    this.publishMetrics();
+  }
+
+  event(type: string, detail: Record<string, unknown>): void {
+    this.client?.publish(`${this.topic}/events`, JSON.stringify({ deviceId: this.id, seq: this.eventSeq++, ts: Date.now(), type, ...detail }), { qos: 1 });
+  }
+
+  private respond(verb: string, tx: unknown, body: Record<string, unknown>): void {
+    this.client?.publish(`${this.topic}/response/${verb}`, JSON.stringify({ tx, ts: Date.now(), ...body }), { qos: 1 });
+  }
+
+  private onRequest(topic: string, payload: Buffer): void {
+    const verb = topic.slice(`${this.topic}/request/`.length);
+    let req: Record<string, unknown>;
+    try {
+      const v = JSON.parse(payload.toString('utf8')) as unknown;
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+      req = v as Record<string, unknown>;
+    } catch {
+      return this.respond(verb, null, { ok: false, error: { code: 'USAGE', message: 'request is not a JSON object' } });
+    }
+    const tx = req.tx;
+    if (typeof tx !== 'string' || !tx) return this.respond(verb, null, { ok: false, error: { code: 'USAGE', message: 'request without tx' } });
+    switch (verb) {
+      case 'ping':
+        return this.respond(verb, tx, { ok: true, result: { pong: true, uptimeS: Math.round(process.uptime()) } });
+      case 'get-frontier':
+        return this.respond(verb, tx, { ok: true, result: { modelId: MODEL_ID, chosen: SIM_LEVELS[this.level], frontier: this.frontierPayload() } });
+      case 'set-budget': {
+        const b = req.budgets as Partial<Budgets> | undefined;
+        const ok = b && typeof b === 'object' && Object.entries(b).every(([k, v]) => k in this.budgets && typeof v === 'number' && v > 0);
+        if (!ok) return this.respond(verb, tx, { ok: false, error: { code: 'USAGE', message: 'budgets must be positive numbers: latencyMs, ramMb, fidelity' } });
+        this.budgets = { ...this.budgets, ...b };
+        const before = this.level;
+        this.level = this.choose();
+        this.respond(verb, tx, { ok: true, result: { budgets: this.budgets, level: SIM_LEVELS[this.level], refit: false } });
+        if (before !== this.level) this.event('deployed', { modelId: MODEL_ID, level: SIM_LEVELS[this.level], reason: 'new budgets (from the stored frontier)' });
+        return;
+      }
+      case 'fit':
+        this.respond(verb, tx, { ok: true, result: { accepted: true } });
+        this.event('fit-started', { modelId: MODEL_ID });
+        setTimeout(() => {
+          this.level = this.choose();
+          this.event('fit-done', { modelId: MODEL_ID, level: SIM_LEVELS[this.level], candidates: SIM_LEVELS.length });
+        }, 800);
+        return;
+      case 'rollback': {
+        const from = this.level;
+        this.level = this.prevLevel;
+        this.prevLevel = from;
+        this.respond(verb, tx, { ok: true, result: { level: SIM_LEVELS[this.level] } });
+        this.event('rolled-back', { from: SIM_LEVELS[from], to: SIM_LEVELS[this.level] });
+        return;
+      }
+      default:
+        return this.respond(verb, tx, { ok: false, error: { code: 'USAGE', message: `unknown verb '${verb}'` } });
+    }
+  }
+
+  /** Cut the TCP connection without DISCONNECT: the broker must publish the Last Will. */
+  kill(): void {
+    if (this.timer) { clearInterval(this.timer); this.timer = null; }
+    const c = this.client;
+    this.client = null;
+    if (c) {
+      c.options.reconnectPeriod = 0;
+      c.stream.destroy();
+      c.end(true);
+    }
+  }
+
+  /** Clean shutdown as the agent does it: retained offline, then DISCONNECT. */
+  async stop(): Promise<void> {
+    if (this.timer) { clearInterval(this.timer); this.timer = null; }
+    const c = this.client;
+    this.client = null;
+    if (!c) return;
+    if (c.connected) {
+      try { await c.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('offline')), { qos: 1, retain: true }); } catch { /* going away anyway */ }
+    }
+    await c.endAsync();
+  }
+}
+
+export class SimFleet {
+  readonly devices: SimDevice[] = [];
+  constructor(private readonly opts: SimOptions) {
+    if (!Number.isInteger(opts.devices) || opts.devices < 1 || opts.devices > 10_000) {
+      throw new EdgefitError('USAGE', '--devices must be an integer from 1 to 10000');
+    }
+    const rate = opts.rate ?? 1;
+    if (!(rate > 0 && rate <= 50)) throw new EdgefitError('USAGE', '--rate must be in (0, 50] messages per second');
+    const prefix = opts.prefix ?? 'edgefit';
+    if (!PREFIX_RE.test(prefix)) throw new EdgefitError('USAGE', `bad --prefix '${prefix}'`);
+    const first = opts.start ?? 1;
+    for (let i = 0; i < opts.devices; i++) {
+      this.devices.push(new SimDevice(first + i, { broker: opts.broker, prefix, rate, ...(opts.log ? { log: opts.log } : {}) }));
+    }
+  }
+
+  async start(): Promise<void> {
+    const perSecond = this.opts.connectRate ?? 500;
+    const batch = Math.max(1, Math.round(perSecond / 10));
+    for (let i = 0; i < this.devices.length; i += batch) {
+      const t0 = Date.now();
+      await Promise.all(this.devices.slice(i, i + batch).map((d) => d.connect()));
+      const wait = 100 - (Date.now() - t0);
+      if (wait > 0 && i + batch < this.devices.length) await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  get(id: string): SimDevice | undefined {
+    return this.devices.find((d) => d.id === id);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.devices.map((d) => d.stop()));
+  }
+}

@@ -1,0 +1,203 @@
+/// <reference lib="dom" />
+// The device page: summary, frontier plot, metric history, event log, and actions whose
+// responses arrive over the live stream and are matched by transaction id.
+import type { ActionView, DeviceDetail, DeviceEvent, DeviceSummary, MetricPoint, StreamMessage } from '../model.js';
+import { frontierPlot, lineChart } from './charts.js';
+import { ago, clock, esc, fmt, getJson, postJson } from './util.js';
+
+const HISTORY_MAX = 3600;
+
+export class DeviceView {
+  private d: DeviceDetail | null = null;
+  /** stream messages that arrive before the detail has loaded */
+  private early: StreamMessage[] = [];
+  private chartTimer: ReturnType<typeof setTimeout> | null = null;
+  private tick: ReturnType<typeof setInterval>;
+  private gone = false;
+  private readonly actions = new Map<string, ActionView>();
+
+  constructor(private readonly root: HTMLElement, private readonly id: string) {
+    root.innerHTML = `<p class="muted pad">Loading ${esc(id)}…</p>`;
+    getJson<DeviceDetail>(`/api/devices/${encodeURIComponent(id)}`)
+      .then((d) => { if (!this.gone) this.load(d); })
+      .catch((e: Error) => { if (!this.gone) root.innerHTML = `<p class="pad">Cannot load ${esc(id)}: ${esc(e.message)}. <a href="#/">Back to the fleet</a></p>`; });
+    this.tick = setInterval(() => this.renderHeader(), 1000);
+  }
+
+  private load(d: DeviceDetail): void {
+    this.d = d;
+    for (const a of d.actions) this.actions.set(a.tx, a);
+    this.root.innerHTML = `
+      <div class="dev">
+        <div class="card wide" id="hdr"></div>
+        <div class="card"><h2>Measured frontier</h2><div class="frontier" id="frontier"></div></div>
+        <div class="card actions"><h2>Actions</h2>
+          <form id="budget-form">
+            <label>Latency ≤ ms<input name="latencyMs" type="number" step="any" min="0"></label>
+            <label>RAM ≤ MB<input name="ramMb" type="number" step="any" min="0"></label>
+            <label>Fidelity ≥<input name="fidelity" type="number" step="any" min="0" max="1"></label>
+            <button type="submit" id="act-set-budget">Set budget</button>
+          </form>
+          <div class="buttons">
+            <button id="act-fit" data-verb="fit">Re-fit</button>
+            <button id="act-rollback" data-verb="rollback">Roll back</button>
+            <button id="act-ping" data-verb="ping">Ping</button>
+            <button id="act-get-frontier" data-verb="get-frontier">Refresh frontier</button>
+          </div>
+          <div class="formerr" id="formerr"></div>
+          <div class="actionlog" id="actionlog"></div>
+        </div>
+        <div class="card wide"><h2>Metric history</h2><div class="charts" id="charts"></div></div>
+        <div class="card wide"><h2>Events</h2><div class="events"><table><thead><tr><th>time</th><th>event</th><th>detail</th></tr></thead><tbody id="events"></tbody></table></div></div>
+      </div>`;
+    const form = this.root.querySelector('#budget-form') as HTMLFormElement;
+    const b = d.summary.budgets;
+    (form.elements.namedItem('latencyMs') as HTMLInputElement).value = b.latencyMs !== undefined ? String(b.latencyMs) : '';
+    (form.elements.namedItem('ramMb') as HTMLInputElement).value = b.ramMb !== undefined ? String(b.ramMb) : '';
+    (form.elements.namedItem('fidelity') as HTMLInputElement).value = b.fidelity !== undefined ? String(b.fidelity) : '';
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const body: Record<string, number> = {};
+      for (const k of ['latencyMs', 'ramMb', 'fidelity']) {
+        const v = (form.elements.namedItem(k) as HTMLInputElement).value.trim();
+        if (v !== '') body[k] = Number(v);
+      }
+      this.send('set-budget', body);
+    });
+    this.root.querySelectorAll<HTMLButtonElement>('.buttons button').forEach((btn) => {
+      btn.addEventListener('click', () => this.send(btn.dataset.verb!, {}));
+    });
+    this.renderHeader();
+    this.renderFrontier();
+    this.renderCharts();
+    this.renderEvents();
+    this.renderActions();
+    for (const m of this.early) this.onMessage(m);
+    this.early = [];
+    // a device page without a frontier asks the device for one, once
+    if (!d.frontier.length && d.summary.online) this.send('get-frontier', {});
+  }
+
+  private send(verb: string, body: Record<string, unknown>): void {
+    const err = this.root.querySelector('#formerr') as HTMLElement;
+    err.textContent = '';
+    postJson<{ action: ActionView }>(`/api/devices/${encodeURIComponent(this.id)}/actions/${verb}`, body)
+      .then(({ action }) => {
+        if (!this.actions.has(action.tx)) this.actions.set(action.tx, action);
+        this.renderActions();
+      })
+      .catch((e: Error) => { err.textContent = e.message; });
+  }
+
+  onMessage(m: StreamMessage): void {
+    if (!this.d) { this.early.push(m); return; }
+    const d = this.d;
+    switch (m.kind) {
+      case 'fleet': {
+        const s = m.devices.find((x: DeviceSummary) => x.id === this.id);
+        if (s) { d.summary = s; this.renderHeader(); }
+        break;
+      }
+      case 'metrics': {
+        if (m.device !== this.id) return;
+        const lastTs = d.history.length ? d.history[d.history.length - 1]!.ts : -Infinity;
+        for (const p of m.points) if (p.ts > lastTs) d.history.push(p);
+        if (d.history.length > HISTORY_MAX) d.history.splice(0, d.history.length - HISTORY_MAX);
+        // charts redraw at most once a second: history charts need no 4 Hz refresh
+        if (!this.chartTimer) this.chartTimer = setTimeout(() => { this.chartTimer = null; this.renderCharts(); }, 1000);
+        break;
+      }
+      case 'event':
+        if (m.device !== this.id) return;
+        d.events.unshift(...[...m.events].reverse());
+        d.events.splice(200);
+        this.renderEvents();
+        break;
+      case 'action':
+        if (m.device !== this.id) return;
+        this.actions.set(m.action.tx, m.action);
+        this.renderActions();
+        break;
+      case 'frontier':
+        if (m.device !== this.id) return;
+        d.frontier = m.frontier;
+        this.renderFrontier();
+        break;
+    }
+  }
+
+  private renderHeader(): void {
+    const d = this.d;
+    const el = this.root.querySelector('#hdr');
+    if (!d || !el) return;
+    const s = d.summary;
+    const l = s.last;
+    const met = (k: 'latencyMs' | 'ramMb' | 'fidelity'): string => (s.met[k] === false ? ' <span class="b unmet">✗ unmet</span>' : s.met[k] === true ? ' <span class="b met">✓ met</span>' : '');
+    el.innerHTML = `
+      <div class="title"><h1>${esc(s.id)}</h1><span class="state ${s.online ? 'on' : 'off'}" id="dev-state">${s.online ? 'online' : 'offline'}</span><span class="muted">last seen ${esc(ago(s.lastSeen))}</span></div>
+      <dl class="kv">
+        <dt>Board</dt><dd>${esc(s.board ?? '–')}</dd>
+        <dt>Model @ level</dt><dd>${esc(s.modelId ?? '–')} <span class="lvl">@${esc(s.level ?? '–')}</span></dd>
+        <dt>Latency p50 / p95</dt><dd>${esc(fmt(l?.latencyMs))} / ${esc(fmt(l?.latencyP95Ms))} ms · budget ≤ ${esc(fmt(s.budgets.latencyMs))} ms${met('latencyMs')}</dd>
+        <dt>Model RAM</dt><dd>${esc(fmt(l?.ramMb, 0))} MB · budget ≤ ${esc(fmt(s.budgets.ramMb, 0))} MB${met('ramMb')}</dd>
+        <dt>Fidelity</dt><dd>${esc(l?.fidelity?.toFixed(4) ?? '–')} · budget ≥ ${esc(s.budgets.fidelity ?? '–')}${met('fidelity')}</dd>
+        <dt>Temperature / CPU</dt><dd>${esc(fmt(l?.tempC))} °C · load ${esc(fmt(l?.cpuLoad, 2))}</dd>
+      </dl>`;
+  }
+
+  private renderFrontier(): void {
+    const el = this.root.querySelector('#frontier');
+    if (!el || !this.d) return;
+    el.innerHTML = frontierPlot(this.d.frontier, this.d.summary.budgets);
+  }
+
+  private renderCharts(): void {
+    const el = this.root.querySelector('#charts');
+    if (!el || !this.d) return;
+    const h = this.d.history;
+    const b = this.d.summary.budgets;
+    const ser = (f: (p: MetricPoint) => number | null): { t: number; v: number | null }[] => h.map((p) => ({ t: p.ts, v: f(p) }));
+    const chart = (id: string, title: string, unit: string, last: number | null | undefined, body: string): string =>
+      `<div class="chart" id="${id}"><div class="label"><span>${title}</span><span>${esc(fmt(last))} ${unit}</span></div>${body}</div>`;
+    const last = h[h.length - 1];
+    el.innerHTML =
+      chart('ch-lat', 'Latency p50 / p95', 'ms', last?.latencyMs, lineChart([
+        { values: ser((p) => p.latencyMs), color: 'var(--lat)', name: 'p50' },
+        { values: ser((p) => p.latencyP95Ms), color: '#8b949e', name: 'p95' },
+      ], { w: 560, h: 150, unit: 'ms', ...(b.latencyMs !== undefined ? { limit: b.latencyMs } : {}) }))
+      + chart('ch-ram', 'Model RAM', 'MB', last?.ramMb, lineChart([{ values: ser((p) => p.ramMb), color: 'var(--ram)', name: 'RAM' }],
+        { w: 560, h: 150, unit: 'MB', ...(b.ramMb !== undefined ? { limit: b.ramMb } : {}) }))
+      + chart('ch-temp', 'Temperature', '°C', last?.tempC, lineChart([{ values: ser((p) => p.tempC), color: 'var(--temp)', name: 'temperature' }], { w: 560, h: 150, unit: '°C' }))
+      + chart('ch-cpu', 'CPU load', '', last?.cpuLoad, lineChart([{ values: ser((p) => p.cpuLoad), color: 'var(--cpu)', name: 'CPU load' }], { w: 560, h: 150, unit: '' }));
+  }
+
+  private renderEvents(): void {
+    const el = this.root.querySelector('#events');
+    if (!el || !this.d) return;
+    el.innerHTML = this.d.events.length
+      ? this.d.events.slice(0, 200).map((e: DeviceEvent) => `<tr><td class="ts">${esc(clock(e.ts))}</td><td>${esc(e.type)}</td><td>${esc(e.detail)}</td></tr>`).join('')
+      : '<tr><td colspan="3" class="muted">no events yet</td></tr>';
+  }
+
+  private renderActions(): void {
+    const el = this.root.querySelector('#actionlog');
+    if (!el) return;
+    const list = [...this.actions.values()].sort((a, b) => b.ts - a.ts).slice(0, 30);
+    el.innerHTML = list.map((a) => {
+      const st = a.response === null ? ['pending', 'waiting for device…'] : a.ok === false ? ['err', 'error'] : ['ok', 'ok'];
+      const took = a.responseTs !== null ? ` in ${a.responseTs - a.ts} ms` : '';
+      return `<div class="act" data-tx="${esc(a.tx)}" data-verb="${esc(a.verb)}" data-state="${st[0]}">
+        <div class="head"><b>${esc(a.verb)}</b><span class="st ${st[0]}">${st[1]}${esc(took)}</span><span class="muted">${esc(clock(a.ts))}</span><code class="muted">${esc(a.tx.slice(0, 8))}</code></div>
+        <pre class="req">→ ${esc(JSON.stringify(a.request))}</pre>
+        ${a.response !== null ? `<pre class="resp">← ${esc(JSON.stringify(a.response, null, 1))}</pre>` : ''}
+      </div>`;
+    }).join('');
+  }
+
+  destroy(): void {
+    this.gone = true;
+    clearInterval(this.tick);
+    if (this.chartTimer) clearTimeout(this.chartTimer);
+    this.root.innerHTML = '';
+  }
+}
