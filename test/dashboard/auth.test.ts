@@ -1,0 +1,64 @@
+// Access control and input validation at the dashboard's HTTP edge.
+import t from 'tap';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { authorize, checkListenPolicy, isLoopbackHost, COOKIE } from '../../src/dashboard/auth.js';
+import { validateAction } from '../../src/dashboard/validate.js';
+import { runCli } from '../helpers/paths.js';
+
+const TOKEN = 'test-token-0123456789abcdef';
+
+t.test('listen policy: loopback may run open, anything else needs a long token', async (t) => {
+  for (const h of ['127.0.0.1', 'localhost', '::1', '127.8.0.1']) t.ok(isLoopbackHost(h), h);
+  for (const h of ['0.0.0.0', '::', '192.168.1.10', 'example.com']) t.notOk(isLoopbackHost(h), h);
+  t.doesNotThrow(() => checkListenPolicy('127.0.0.1', undefined));
+  t.throws(() => checkListenPolicy('0.0.0.0', undefined), { code: 'USAGE', message: /without --token/ });
+  t.throws(() => checkListenPolicy('0.0.0.0', 'short'), { code: 'USAGE', message: /at least 16/ });
+  t.doesNotThrow(() => checkListenPolicy('0.0.0.0', TOKEN));
+});
+
+t.test('the CLI refuses to listen beyond localhost without a token: one line, exit 2', async (t) => {
+  const r = await runCli(['dashboard', '--host', '0.0.0.0', '--port', '0', '--broker', 'mqtt://127.0.0.1:1'], { timeoutMs: 30_000 });
+  t.equal(r.code, 2);
+  t.match(r.stderr, /^edgefit: dashboard refuses to listen on 0\.0\.0\.0 without --token/);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack without --verbose');
+});
+
+t.test('token: bearer, ?token= traded for an HttpOnly cookie, cookie; everything else 401', async (t) => {
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x.invalid');
+    if (authorize(req, res, url, TOKEN)) { res.writeHead(200); res.end('in'); }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const get = (path: string, headers: Record<string, string> = {}): Promise<Response> => fetch(base + path, { headers, redirect: 'manual' });
+
+  t.equal((await get('/api/fleet')).status, 401, 'no token');
+  t.equal((await get('/api/fleet', { Authorization: 'Bearer wrong-token-0123456789' })).status, 401, 'wrong bearer');
+  t.equal((await get('/api/fleet', { Authorization: `Bearer ${TOKEN}` })).status, 200, 'bearer');
+  t.equal((await get('/?token=nope')).status, 401, 'wrong query token');
+  const r = await get(`/?token=${TOKEN}&x=1`);
+  t.equal(r.status, 303);
+  t.equal(r.headers.get('location'), '/?x=1', 'token stripped from the URL');
+  const cookie = r.headers.get('set-cookie') ?? '';
+  t.match(cookie, new RegExp(`^${COOKIE}=`));
+  t.match(cookie, /HttpOnly/);
+  t.match(cookie, /SameSite=Strict/);
+  t.equal((await get('/', { Cookie: cookie.split(';')[0]! })).status, 200, 'cookie');
+  t.equal((await get('/', { Cookie: `${COOKIE}=forged` })).status, 401, 'forged cookie');
+});
+
+t.test('action bodies are validated before they become MQTT requests', async (t) => {
+  t.same(validateAction('set-budget', { latencyMs: 120, fidelity: 0.98 }), { verb: 'set-budget', args: { budgets: { latencyMs: 120, fidelity: 0.98 } } });
+  t.same(validateAction('ping', {}), { verb: 'ping', args: {} });
+  t.same(validateAction('rollback', undefined), { verb: 'rollback', args: {} });
+  t.throws(() => validateAction('format-disk', {}), { code: 'USAGE', message: /unknown action/ });
+  t.throws(() => validateAction('set-budget', {}), { code: 'USAGE', message: /at least one/ });
+  t.throws(() => validateAction('set-budget', { latencyMs: -1 }), { code: 'USAGE', message: /latencyMs/ });
+  t.throws(() => validateAction('set-budget', { latencyMs: '100' }), { code: 'USAGE' });
+  t.throws(() => validateAction('set-budget', { fidelity: 1.5 }), { code: 'USAGE', message: /fidelity/ });
+  t.throws(() => validateAction('set-budget', { latencyMs: 100, model: '/etc/passwd' }), { code: 'USAGE', message: /unknown field model/ });
+  t.throws(() => validateAction('set-budget', [1]), { code: 'USAGE' });
+  t.throws(() => validateAction('fit', { path: '/tmp/x.onnx' }), { code: 'USAGE', message: /takes no arguments/ });
+});
