@@ -27,6 +27,8 @@ export async function openSession(model: Model | Uint8Array, opts: SessionOpts =
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: opts.level ?? 'all',
+    // the NCHWc 'hardware specific' warning on saving is expected: we only read that file
+    logSeverityLevel: 3,
   };
   if (opts.optimizedPath) so.optimizedModelFilePath = opts.optimizedPath;
   try {

@@ -1,0 +1,74 @@
+// edgefit quantize <in.onnx> -o <out.onnx> --mode static|dynamic|fp16 ...: thin; the work is in
+// src/passes/quantize/.
+import type { CommandModule } from 'yargs';
+import { EdgefitError } from '../../errors.js';
+import { loadModel, saveModel } from '../../onnx/index.js';
+import { CALIB_METHODS, QUANT_MODES, quantizeModel, loadCalibration, ort, type CalibMethod, type QuantMode, type QuantizeReport } from '../../passes/quantize/index.js';
+import { parseShapes, printJson } from '../output.js';
+
+interface Args {
+  model: string;
+  output: string;
+  mode: QuantMode;
+  calib?: string;
+  method: CalibMethod;
+  'per-channel': boolean;
+  'min-fidelity'?: number;
+  shape?: string[];
+  json?: boolean;
+  threads: number;
+}
+
+function summary(r: QuantizeReport, out: string): string {
+  const lines = [
+    `${r.mode} quantization${r.method ? ` (${r.method})` : ''} -> ${out}`,
+    `size ${r.sizes.before} -> ${r.sizes.after} bytes (${(r.sizes.ratio * 100).toFixed(1)}%)`,
+    `layers: ${r.layers.quantized} quantized, ${r.layers.float} left in float`,
+    ...r.layers.details.filter((l) => !l.int8 && l.why).slice(0, 10).map((l) => `  float: ${l.op} ${l.node}: ${l.why}`),
+    r.fidelity ? `fidelity: cosine mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples` : 'fidelity: not measured (no --calib data)',
+    `platform: ${r.platform.why}`,
+    ...(r.opset ? [`opset: ${r.opset.why}`] : []),
+    `onnxruntime runs: ${Object.entries(r.runtimeOps).map(([k, v]) => `${k} x${v}`).join(', ')}`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
+export const command: CommandModule<object, Args> = {
+  command: 'quantize <model>',
+  describe: 'int8 quantization (static QDQ or dynamic) or fp16 weight storage, with measured fidelity',
+  builder: (y) =>
+    y
+      .positional('model', { type: 'string', demandOption: true, describe: 'float ONNX model' })
+      .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'where to write the quantized model' })
+      .option('mode', { choices: QUANT_MODES, demandOption: true, describe: 'static (calibrated QDQ), dynamic (int8 MatMul/Gemm), fp16 (size only)' })
+      .option('calib', { type: 'string', describe: 'calibration data: folder of images (+ preprocess.json) or a float32 .npy [N, ...]' })
+      .option('method', { choices: CALIB_METHODS, default: 'minmax' as CalibMethod, describe: 'activation range method for static mode' })
+      .option('per-channel', { type: 'boolean', default: true, describe: 'per-output-channel weight scales (--no-per-channel for per tensor)' })
+      .option('min-fidelity', { type: 'number', describe: 'output cosine floor vs float; sensitive layers stay float to meet it' })
+      .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (needed for dynamic dims)' })
+      .option('threads', { type: 'number', default: 2, describe: 'onnxruntime threads for calibration and measurement' })
+      .option('json', { type: 'boolean', describe: 'print the report as JSON' }) as never,
+  handler: async (a) => {
+    const mf = a['min-fidelity'];
+    if (mf !== undefined && !(mf > 0 && mf <= 1)) throw new EdgefitError('USAGE', `--min-fidelity must be in (0, 1], got ${mf}`);
+    if (!Number.isInteger(a.threads) || a.threads < 1) throw new EdgefitError('USAGE', `--threads must be a positive integer`);
+    const model = loadModel(a.model);
+    const shapes = parseShapes(a.shape);
+    let data: Record<string, ort.Tensor>[] | undefined;
+    if (a.calib) {
+      const inputs = model.graph.runtimeInputs();
+      if (inputs.length !== 1) throw new EdgefitError('USAGE', `--calib feeds one input, the model has ${inputs.length}`);
+      const inp = inputs[0]!;
+      const declared = inp.type?.shape ?? [];
+      const shape = shapes.get(inp.name) ?? declared.map((d, i) => (typeof d === 'number' ? d : i === 0 ? 1 : NaN));
+      if (shape.some((d) => !Number.isFinite(d))) throw new EdgefitError('USAGE', `input '${inp.name}' has dynamic dims (${declared.join('x')}): give --shape ${inp.name}=...`);
+      data = loadCalibration(a.calib, shape).map((x) => ({ [inp.name]: new ort.Tensor('float32', x, shape) }));
+    } else if (a.mode === 'static') {
+      throw new EdgefitError('USAGE', 'static quantization needs calibration data: --calib <folder of images | data.npy>');
+    }
+    const { model: q, report } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, data, threads: a.threads });
+    saveModel(q, a.output);
+    if (a.json) printJson({ input: a.model, output: a.output, ...report });
+    else process.stdout.write(summary(report, a.output));
+  },
+};

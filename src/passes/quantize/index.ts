@@ -1,0 +1,172 @@
+// edgefit quantize: the orchestration. Float graph prepared by onnxruntime's basic optimiser
+// (BatchNormalization folded into Conv, constants folded), then static QDQ, dynamic or fp16;
+// fidelity measured against the float model on real data; with a fidelity floor, the most
+// sensitive layers go back to float until the floor holds; and the graph onnxruntime really
+// runs is read back to report which kernels are int8.
+import * as ort from 'onnxruntime-node';
+import { EdgefitError } from '../../errors.js';
+import type { Model } from '../../ir/model.js';
+import { normalize } from '../../ir/normalize.js';
+import { parseModel, serializeModel } from '../../onnx/index.js';
+import { deadCodeElimination } from '../cleanup/dce.js';
+import { computeRange, type CalibMethod, type Range } from './calibrate.js';
+import { collectStats } from './collect.js';
+import { applyDynamic } from './dynamic.js';
+import { measureFidelity, type Fidelity } from './fidelity.js';
+import { applyFp16 } from './fp16.js';
+import { applyOpsetPlan, planOpset, type OpsetPlan } from './opset.js';
+import { optimizedModel, openSession, runtimeOps, type Feeds } from './ort.js';
+import { detectPlatform, type Int8Platform } from './platform.js';
+import { applyStatic, calibrationValues, findCandidates, type LayerDecision } from './qdq.js';
+import { rankSensitivity } from './sensitivity.js';
+
+export const QUANT_MODES = ['static', 'dynamic', 'fp16'] as const;
+export type QuantMode = (typeof QUANT_MODES)[number];
+
+export { CALIB_METHODS, type CalibMethod } from './calibrate.js';
+
+export interface QuantizeOptions {
+  mode: QuantMode;
+  method?: CalibMethod;
+  perChannel?: boolean;
+  /** Fidelity floor (output cosine vs float); sensitive layers fall back to float to meet it. */
+  minFidelity?: number;
+  /** Input batches: calibration for static mode, fidelity measurement for all modes. */
+  data?: Feeds[];
+  platform?: Int8Platform;
+  threads?: number;
+}
+
+export interface QuantizeReport {
+  mode: QuantMode;
+  method: CalibMethod | null;
+  platform: Int8Platform;
+  opset: OpsetPlan | null;
+  sizes: { before: number; after: number; ratio: number };
+  layers: { quantized: number; float: number; details: LayerDecision[] };
+  fidelity: Fidelity | null;
+  minFidelity: number | null;
+  /** Op types of the graph onnxruntime runs after its own fusions (proof of int8 kernels). */
+  runtimeOps: Record<string, number>;
+}
+
+const QUANT_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat', 'QGemm', 'DynamicQuantizeLSTM']);
+
+/** Refuse models this pass cannot quantize, with the reason in one line. */
+export function checkQuantizable(model: Model): void {
+  const q = model.graph.nodes.find((n) => QUANT_OPS.has(n.opType));
+  if (q) throw new EdgefitError('UNSUPPORTED', `model is already quantized (it contains ${q.opType}); quantize the float model instead`);
+  for (const i of model.graph.runtimeInputs()) {
+    const dt = i.type?.dtype;
+    if (dt && dt !== 'float32' && dt !== 'int64' && dt !== 'int32') throw new EdgefitError('UNSUPPORTED', `input '${i.name}' is ${dt}; edgefit quantizes float32 models`);
+  }
+  let floats = 0;
+  for (const t of model.graph.initializers()) {
+    if (t.dtype === 'float16' || t.dtype === 'bfloat16') throw new EdgefitError('UNSUPPORTED', `weight '${t.name}' is ${t.dtype}; edgefit quantizes float32 models`);
+    if (t.dtype === 'float32') floats++;
+  }
+  if (floats === 0) throw new EdgefitError('UNSUPPORTED', 'model has no float32 weights to quantize');
+}
+
+/** The float graph the quantizer works on: constants lifted, then onnxruntime's basic optimiser. */
+export async function prepareFloat(model: Model): Promise<Model> {
+  normalize(model);
+  const opt = await optimizedModel(model, 'basic');
+  // onnxruntime writes every domain it knows into opset_import; keep the ones the graph uses
+  const used = new Set(opt.graph.nodes.map((n) => (n.domain === 'ai.onnx' ? '' : n.domain)));
+  for (const d of [...opt.opsets.keys()]) if (d !== '' && d !== 'ai.onnx' && !used.has(d) && !model.opsets.has(d)) opt.opsets.delete(d);
+  opt.metadata = new Map(model.metadata);
+  return opt;
+}
+
+function finish(m: Model): Uint8Array {
+  deadCodeElimination.run(m);
+  return serializeModel(m);
+}
+
+export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{ model: Model; bytes: Uint8Array; report: QuantizeReport }> {
+  checkQuantizable(input);
+  const before = serializeModel(input).byteLength;
+  const platform = o.platform ?? detectPlatform();
+  const threads = o.threads ?? 2;
+  const floatModel = await prepareFloat(input);
+  const floatBytes = serializeModel(floatModel);
+  const data = o.data ?? [];
+  if (o.mode === 'static' && data.length === 0) throw new EdgefitError('USAGE', 'static quantization needs calibration data (--calib)');
+  if (o.minFidelity !== undefined && data.length === 0) throw new EdgefitError('USAGE', '--min-fidelity needs data to measure on (--calib)');
+
+  let opset: OpsetPlan | null = null;
+  let ranges = new Map<string, Range>();
+  let reference: Record<string, ort.Tensor>[] = [];
+  const method = o.mode === 'static' ? (o.method ?? 'minmax') : null;
+  if (o.mode === 'static') {
+    opset = planOpset(floatModel);
+    const values = calibrationValues(findCandidates(floatModel));
+    const col = await collectStats(floatModel, values, data, { histograms: method !== 'minmax', threads });
+    for (const [v, s] of col.stats) ranges.set(v, computeRange(s, method!));
+    reference = col.reference;
+  } else if (data.length) {
+    const s = await openSession(floatBytes, { threads });
+    try {
+      for (const f of data) reference.push((await s.run(f)) as Record<string, ort.Tensor>);
+    } finally {
+      await s.release();
+    }
+  }
+
+  const build = (keepFloat: ReadonlySet<string>): { model: Model; bytes: Uint8Array; layers: LayerDecision[] } => {
+    const m = parseModel(floatBytes);
+    let layers: LayerDecision[];
+    if (o.mode === 'static') {
+      applyOpsetPlan(m, opset!);
+      layers = applyStatic(m, findCandidates(m), { actType: platform.activation, reduceRange: platform.reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, qdqDomain: opset!.qdqDomain });
+    } else if (o.mode === 'dynamic') {
+      layers = applyDynamic(m, { perChannel: o.perChannel ?? true, reduceRange: platform.reduceRange, keepFloat });
+    } else {
+      layers = applyFp16(m);
+    }
+    return { model: m, bytes: finish(m), layers };
+  };
+
+  let best = build(new Set());
+  let fidelity = data.length ? await measureFidelity(best.bytes, data, reference, 'all', threads) : null;
+  if (o.minFidelity !== undefined && fidelity && fidelity.mean < o.minFidelity && o.mode !== 'fp16') {
+    const keys = best.layers.filter((l) => l.int8).map((l) => l.node);
+    const ranked = await rankSensitivity(keys, (keep) => build(keep).bytes, data.slice(0, 2), reference.slice(0, 2), threads);
+    // the fewest float layers (most sensitive first) that meet the floor: fidelity grows with k
+    let lo = 1;
+    let hi = ranked.length;
+    let found: { b: typeof best; f: Fidelity } | null = null;
+    while (lo <= hi) {
+      const k = (lo + hi) >> 1;
+      const b = build(new Set(ranked.slice(0, k)));
+      const f = await measureFidelity(b.bytes, data, reference, 'all', threads);
+      if (f.mean >= o.minFidelity) {
+        found = { b, f };
+        hi = k - 1;
+      } else lo = k + 1;
+    }
+    if (!found) {
+      throw new EdgefitError('OVER_BUDGET', `fidelity ${fidelity.mean.toFixed(4)} is below --min-fidelity ${o.minFidelity} and stays below it even with every layer in float`);
+    }
+    best = found.b;
+    fidelity = found.f;
+  }
+  ranges = new Map(); // release
+  const report: QuantizeReport = {
+    mode: o.mode,
+    method,
+    platform,
+    opset,
+    sizes: { before, after: best.bytes.byteLength, ratio: best.bytes.byteLength / before },
+    layers: { quantized: best.layers.filter((l) => l.int8).length, float: best.layers.filter((l) => !l.int8).length, details: best.layers },
+    fidelity,
+    minFidelity: o.minFidelity ?? null,
+    runtimeOps: await runtimeOps(best.bytes),
+  };
+  return { model: best.model, bytes: best.bytes, report };
+}
+
+export { detectPlatform } from './platform.js';
+export { loadCalibration } from './calib-data.js';
+export { ort };

@@ -1,0 +1,190 @@
+// Static int8 in QDQ form: QuantizeLinear -> DequantizeLinear pairs around the activations of
+// the weighted ops, weights stored int8 behind a DequantizeLinear. onnxruntime's CPU provider
+// recognises DQ -> op -> Q units and replaces them with int8 kernels (QLinearConv, QLinearMatMul,
+// MatMulIntegerToFloat, QGemm); anything it does not fuse simply runs in float on dequantized
+// values, so the graph is correct whatever the runtime fuses.
+import type { Graph } from '../../ir/graph.js';
+import type { Model } from '../../ir/model.js';
+import type { Node } from '../../ir/node.js';
+import { Tensor } from '../../ir/tensor.js';
+import { activationParams, type QParams, type Range } from './calibrate.js';
+import type { ActType } from './platform.js';
+import { quantizeBias, quantizeWeight } from './weights.js';
+
+/** Ops quantized statically, and how to find their weight's output-channel axis. */
+export const STATIC_OPS = {
+  Conv: { weight: 1, bias: 2, quantizeOutput: true },
+  MatMul: { weight: 1, bias: -1, quantizeOutput: false },
+  Gemm: { weight: 1, bias: 2, quantizeOutput: false },
+} as const;
+export type StaticOp = keyof typeof STATIC_OPS;
+
+/** One weighted node the quantizer considered. */
+export interface Candidate {
+  node: Node;
+  key: string;
+  /** Float activations read by the node (quantized per tensor). */
+  actInputs: string[];
+  /** Tensor carrying the node's result: its output, or the output of a fused Relu/Clip after it. */
+  out: string | undefined;
+  /** The Relu/Clip folded into the output quantization, if any. */
+  activation: Node | undefined;
+  /** Why the node must stay float, when it must. */
+  blocked: string | undefined;
+}
+
+export function nodeKey(n: Node): string {
+  return n.name || n.outputs[0] || `#${n.id}`;
+}
+
+function isConstantClipAtZero(g: Graph, n: Node): boolean {
+  if (n.opType === 'Relu') return true;
+  if (n.opType !== 'Clip') return false;
+  const minAttr = n.attrFloat('min');
+  if (minAttr !== undefined) return minAttr === 0;
+  const minT = n.inputs[1] ? g.constant(n.inputs[1]) : undefined;
+  return minT !== undefined && minT.size === 1 && minT.toFloat32()[0] === 0;
+}
+
+/** Weight axis that indexes output channels (per-channel quantization axis). */
+function weightAxis(n: Node, w: Tensor): number | undefined {
+  if (n.opType === 'Conv') return 0;
+  if (n.opType === 'MatMul') return w.dims.length === 2 ? 1 : undefined;
+  if (n.opType === 'Gemm') return n.attrInt('transB', 0) === 1 ? 0 : 1;
+  return undefined;
+}
+
+export function findCandidates(model: Model): Candidate[] {
+  const g = model.graph;
+  const out: Candidate[] = [];
+  for (const n of g.topoOrder()) {
+    if (!(n.opType in STATIC_OPS) || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
+    const spec = STATIC_OPS[n.opType as StaticOp];
+    const c: Candidate = { node: n, key: nodeKey(n), actInputs: [], out: undefined, activation: undefined, blocked: undefined };
+    const wName = n.inputs[spec.weight] ?? '';
+    const w = g.constant(wName);
+    if (n.opType === 'MatMul' && !w) c.actInputs = n.inputs.slice(0, 2);
+    else if (!w) c.blocked = 'weight is not a constant';
+    else if (w.dtype !== 'float32') c.blocked = `weight dtype ${w.dtype} is not float32`;
+    else c.actInputs = [n.inputs[0]!];
+    if (n.opType === 'Gemm' && n.attrInt('transA', 0) !== 0) c.blocked = 'Gemm with transA';
+    if (spec.quantizeOutput && !c.blocked) {
+      let o = n.outputs[0]!;
+      const cons = g.consumers(o);
+      if (!g.isGraphOutput(o) && cons.length === 1 && isConstantClipAtZero(g, cons[0]!)) {
+        c.activation = cons[0]!;
+        o = c.activation.outputs[0]!;
+      }
+      if (g.isGraphOutput(o)) c.blocked = 'its output is a model output (kept exact)';
+      c.out = o;
+    }
+    out.push(c);
+  }
+  return out;
+}
+
+/** Values whose ranges the static quantizer needs. */
+export function calibrationValues(cands: readonly Candidate[]): string[] {
+  const s = new Set<string>();
+  for (const c of cands) {
+    if (c.blocked) continue;
+    for (const v of c.actInputs) s.add(v);
+    if (c.out) s.add(c.out);
+  }
+  return [...s];
+}
+
+export interface StaticOptions {
+  actType: ActType;
+  reduceRange: boolean;
+  perChannel: boolean;
+  ranges: Map<string, Range>;
+  /** Candidates (by key) to leave in float. */
+  keepFloat: ReadonlySet<string>;
+  /** '' when the model's opset allows per-channel QDQ (>= 13), 'com.microsoft' otherwise. */
+  qdqDomain: '' | 'com.microsoft';
+}
+
+export interface LayerDecision {
+  node: string;
+  op: string;
+  int8: boolean;
+  why?: string;
+}
+
+/** Rewrite `model` in place. Returns one decision per candidate. */
+export function applyStatic(model: Model, cands: readonly Candidate[], o: StaticOptions): LayerDecision[] {
+  const g = model.graph;
+  const decisions: LayerDecision[] = [];
+  const chosen: Candidate[] = [];
+  for (const c of cands) {
+    const missing = [...c.actInputs, ...(c.out ? [c.out] : [])].find((v) => !o.ranges.has(v));
+    const why = c.blocked ?? (o.keepFloat.has(c.key) ? 'kept float: most sensitive layer' : missing ? `no float32 calibration range for '${missing}'` : undefined);
+    decisions.push({ node: c.key, op: c.node.opType, int8: !why, ...(why ? { why } : {}) });
+    if (!why) chosen.push(c);
+  }
+  const params = new Map<string, QParams>();
+  const qParams = (v: string): QParams => {
+    let p = params.get(v);
+    if (!p) params.set(v, (p = activationParams(o.ranges.get(v)!, o.actType)));
+    return p;
+  };
+  // which nodes run int8, and which values carry a quantized result (all their readers must see it)
+  const quantizedNodes = new Set<Node>();
+  const producedQuantized = new Set<string>();
+  for (const c of chosen) {
+    quantizedNodes.add(c.node);
+    if (c.activation) quantizedNodes.add(c.activation);
+    if (c.out) producedQuantized.add(c.out);
+  }
+  const dqOf = new Map<string, string>();
+  const tensors = new Set<string>();
+  for (const c of chosen) for (const v of [...c.actInputs, ...(c.out ? [c.out] : [])]) tensors.add(v);
+  for (const v of tensors) {
+    const p = qParams(v);
+    const base = v.replace(/[^A-Za-z0-9_.]/g, '_');
+    const scale = g.uniqueName(`${base}_scale`);
+    const zp = g.uniqueName(`${base}_zero_point`);
+    g.setInitializer(Tensor.scalarFloat(scale, p.scale));
+    g.setInitializer(o.actType === 'uint8' ? Tensor.fromUint8(zp, [], Uint8Array.of(p.zeroPoint)) : Tensor.fromInt8(zp, [], Int8Array.of(p.zeroPoint)));
+    const qv = g.uniqueName(`${base}_QuantizeLinear`);
+    const dqv = g.uniqueName(`${base}_DequantizeLinear`);
+    const readers = g.consumers(v).filter((n) => producedQuantized.has(v) || quantizedNodes.has(n));
+    const prod = g.producer(v);
+    const qn = g.addNode({ opType: 'QuantizeLinear', domain: o.qdqDomain, name: `${qv}_node`, inputs: [v, scale, zp], outputs: [qv] }, prod ? { after: prod } : { before: g.nodes[0] });
+    g.addNode({ opType: 'DequantizeLinear', domain: o.qdqDomain, name: `${dqv}_node`, inputs: [qv, scale, zp], outputs: [dqv] }, { after: qn });
+    for (const r of readers) for (let i = 0; i < r.inputs.length; i++) if (r.inputs[i] === v) r.inputs[i] = dqv;
+    g.touch();
+    dqOf.set(v, dqv);
+  }
+  for (const c of chosen) {
+    const n = c.node;
+    const spec = STATIC_OPS[n.opType as StaticOp];
+    const wName = n.inputs[spec.weight]!;
+    const w = g.constant(wName);
+    if (!w) continue; // activation x activation MatMul: both inputs already behind DQ
+    const axis = o.perChannel ? weightAxis(n, w) : undefined;
+    const qw = quantizeWeight(w, g.uniqueName(wName), { axis, reduceRange: o.reduceRange });
+    n.inputs[spec.weight] = addDequantize(g, n, qw.q, qw.scale, qw.zeroPoint, axis, o.qdqDomain);
+    const bName = spec.bias >= 0 ? n.inputs[spec.bias] : undefined;
+    const b = bName ? g.constant(bName) : undefined;
+    if (bName && b && b.dtype === 'float32' && b.dims.length === 1) {
+      const inScale = qParams(c.actInputs[0]!).scale;
+      const qb = quantizeBias(b, g.uniqueName(bName), inScale, qw.scales);
+      n.inputs[spec.bias] = addDequantize(g, n, qb.q, qb.scale, qb.zeroPoint, 0, o.qdqDomain);
+    }
+  }
+  return decisions;
+}
+
+function addDequantize(g: Graph, before: Node, q: Tensor, scale: Tensor, zp: Tensor, axis: number | undefined, domain: string): string {
+  g.setInitializer(q);
+  g.setInitializer(scale);
+  g.setInitializer(zp);
+  const out = g.uniqueName(`${q.name}_DequantizeLinear`);
+  g.addNode(
+    { opType: 'DequantizeLinear', domain, name: `${out}_node`, inputs: [q.name, scale.name, zp.name], outputs: [out], attrs: axis !== undefined && scale.dims.length === 1 ? { axis: { type: 'int', value: axis } } : {} },
+    { before },
+  );
+  return out;
+}
