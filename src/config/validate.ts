@@ -1,0 +1,94 @@
+// Generic JSON-Schema validation (ajv 8) shared by board profiles and agent configuration.
+// Every error is reported, each with the JSON path of the offending field, so that a user
+// fixing a config file sees all problems at once instead of one per run.
+import { Ajv, type AnySchema, type ErrorObject, type ValidateFunction } from 'ajv';
+import { EdgefitError } from '../errors.js';
+
+export interface ValidationIssue {
+  /** Dotted path of the field, e.g. 'budgets.ramMb' or 'match.cpuParts[1]'; '' for the document itself. */
+  path: string;
+  message: string;
+}
+
+export type ValidationResult<T> = { ok: true; value: T } | { ok: false; errors: ValidationIssue[] };
+
+// One compiler for the process; compiled validators are cached per schema object.
+// strictRequired off: 'oneOf: [{required: [a]}, {required: [b]}]' (one of two fields) is legitimate
+const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
+const compiled = new WeakMap<object, ValidateFunction>();
+
+function compile(schema: AnySchema): ValidateFunction {
+  try {
+    if (typeof schema === 'boolean') return ajv.compile(schema);
+    let fn = compiled.get(schema);
+    if (!fn) {
+      // a schema with $id can only be added once per ajv instance; reuse it if already known
+      const id = (schema as { $id?: string }).$id;
+      fn = (id ? ajv.getSchema(id) : undefined) ?? ajv.compile(schema);
+      compiled.set(schema, fn);
+    }
+    return fn;
+  } catch (e) {
+    throw new EdgefitError('CONFIG', `invalid JSON Schema: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+/** JSON pointer '/a/0/b' -> 'a[0].b'. */
+export function pointerToPath(pointer: string): string {
+  if (!pointer) return '';
+  let out = '';
+  for (const raw of pointer.split('/').slice(1)) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (/^\d+$/.test(seg)) out += `[${seg}]`;
+    else out += out ? `.${seg}` : seg;
+  }
+  return out;
+}
+
+function join(path: string, key: string): string {
+  return path ? `${path}.${key}` : key;
+}
+
+function toIssue(e: ErrorObject): ValidationIssue {
+  const base = pointerToPath(e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  // name the field that is missing or unexpected, not its parent object
+  if (e.keyword === 'required') return { path: join(base, String(p.missingProperty)), message: 'is required' };
+  if (e.keyword === 'additionalProperties') return { path: join(base, String(p.additionalProperty)), message: 'is not an allowed field' };
+  if (e.keyword === 'enum') {
+    return { path: base, message: `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
+  }
+  return { path: base, message: e.message ?? e.keyword };
+}
+
+/** Validate `data` against `schema`; returns every error with its path (deduplicated). */
+export function validate<T = unknown>(schema: AnySchema, data: unknown): ValidationResult<T> {
+  const fn = compile(schema);
+  if (fn(data)) return { ok: true, value: data as T };
+  const seen = new Set<string>();
+  const errors: ValidationIssue[] = [];
+  for (const e of fn.errors ?? []) {
+    // oneOf/anyOf failures repeat what their branches said; the branch errors are the useful ones
+    // (unless several branches passed: then the oneOf error is the only explanation)
+    if (e.keyword === 'anyOf' || e.keyword === 'if') continue;
+    if (e.keyword === 'oneOf') {
+      const passing = (e.params as { passingSchemas?: unknown }).passingSchemas;
+      if (!Array.isArray(passing)) continue;
+      errors.push({ path: pointerToPath(e.instancePath), message: 'must match exactly one alternative, but matches several' });
+      continue;
+    }
+    const issue = toIssue(e);
+    const key = `${issue.path}\u0000${issue.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      errors.push(issue);
+    }
+  }
+  if (errors.length === 0) errors.push({ path: '', message: 'does not match the schema' });
+  return { ok: false, errors };
+}
+
+/** One line per error: '<path>: <message>' ('(root)' for the document itself). */
+export function formatIssues(errors: readonly ValidationIssue[]): string {
+  return errors.map((e) => `${e.path || '(root)'}: ${e.message}`).join('; ');
+}
