@@ -98,7 +98,8 @@ export class Graph implements ReadonlyGraph {
     const ready: Node[] = [];
     for (const n of this.nodes) {
       let d = 0;
-      for (const v of this.nodeReads(n)) if (this.producers.has(v)) d++;
+      // count each produced value once: a node reading the same value twice (Add(x, x)) is one edge
+      for (const v of new Set(this.nodeReads(n))) if (this.producers.has(v)) d++;
       indeg.set(n, d);
       if (d === 0) ready.push(n);
     }
