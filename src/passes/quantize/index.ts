@@ -7,6 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import type { Model } from '../../ir/model.js';
 import { normalize } from '../../ir/normalize.js';
+import { inferShapes } from '../../ir/shapes.js';
 import { parseModel, serializeModel } from '../../onnx/index.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
 import { computeRange, type CalibMethod, type Range } from './calibrate.js';
@@ -85,6 +86,7 @@ function finish(m: Model): Uint8Array {
 }
 
 export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{ model: Model; bytes: Uint8Array; report: QuantizeReport }> {
+  normalize(input); // weights in Constant nodes (PP-OCR) become initializers first
   checkQuantizable(input);
   const before = serializeModel(input).byteLength;
   const platform = o.platform ?? detectPlatform();
@@ -100,6 +102,12 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   let reference: Record<string, ort.Tensor>[] = [];
   const method = o.mode === 'static' ? (o.method ?? 'minmax') : null;
   if (o.mode === 'static') {
+    // ranks for the opset check (Softmax over the last axis); best effort, unknown ranks just block
+    try {
+      inferShapes(floatModel, { shapes: new Map(Object.entries(data[0]!).map(([k, t]) => [k, [...t.dims]])) });
+    } catch {
+      /* shapes stay unknown */
+    }
     opset = planOpset(floatModel);
     const values = calibrationValues(findCandidates(floatModel));
     const col = await collectStats(floatModel, values, data, { histograms: method !== 'minmax', threads });

