@@ -1,0 +1,107 @@
+// The dashboard against a real broker and a simulated fleet, over its HTTP API (no browser).
+import t from 'tap';
+import { connectAsync } from 'mqtt';
+import type { DeviceDetail, DeviceSummary, StreamMessage } from '../../src/dashboard/model.js';
+import { startStack, until } from './support.js';
+
+const stack = await startStack({ devices: 20, rate: 5 });
+t.teardown(() => stack.stop());
+const base = stack.dash.url.replace(/\/$/, '');
+const fleet = async (): Promise<DeviceSummary[]> => ((await (await fetch(`${base}/api/fleet`)).json()) as { devices: DeviceSummary[] }).devices;
+
+t.test('every simulated device appears with its board, model, budgets and live metrics', async (t) => {
+  const devs = await until('20 devices with metrics', async () => {
+    const d = await fleet();
+    return d.length === 20 && d.every((x) => x.online && x.last && x.board && x.modelId) ? d : null;
+  });
+  t.same(devs.map((d) => d.id).sort(), Array.from({ length: 20 }, (_, i) => `sim-${String(i + 1).padStart(4, '0')}`));
+  const boards = new Set(devs.map((d) => d.board));
+  t.ok(boards.size >= 3, `several boards (${[...boards].join(', ')})`);
+  for (const d of devs) {
+    t.ok(d.budgets.latencyMs! > 0 && d.last!.latencyMs! > 0, `${d.id} has a latency budget and a measured latency`);
+    t.equal(d.violation > 0, Object.values(d.met).includes(false) || d.last!.latencyMs! > d.budgets.latencyMs!, `${d.id}: violation agrees with met flags`);
+  }
+  // history is written at the next flush (<= 250 ms after the message)
+  const detail = await until('history in SQLite', async () => {
+    const d = (await (await fetch(`${base}/api/devices/sim-0001`)).json()) as DeviceDetail;
+    return d.history.length >= 1 ? d : null;
+  });
+  t.ok(detail.events.some((e) => e.type === 'deployed'), 'the deployed event was stored');
+  t.match(detail.profile, { board: detail.summary.board });
+});
+
+t.test('bad payloads are dropped and counted; the dashboard stays healthy', async (t) => {
+  const c = await connectAsync(stack.broker.url);
+  t.teardown(() => c.endAsync());
+  const before = stack.dash.link.stats.dropped;
+  await c.publishAsync('edgefit/evil-1/metrics', 'not json {', { qos: 1 });
+  await c.publishAsync('edgefit/evil-2/metrics', '[1,2,3]', { qos: 1 });
+  await c.publishAsync('edgefit/evil-3/profile', Buffer.alloc(300 * 1024, 0x20), { qos: 1 });
+  await c.publishAsync('edgefit/evil 4; drop table/status', '{"state":"online"}', { qos: 1 });
+  await c.publishAsync('edgefit/evil-5/response/ping', '{"ok":true}', { qos: 1 });
+  await until('5 drops', () => stack.dash.link.stats.dropped - before >= 5);
+  t.equal(stack.dash.link.stats.dropped - before, 5);
+  const h = (await (await fetch(`${base}/healthz`)).json()) as { ok: boolean; mqtt: boolean };
+  t.same(h, { ok: true, mqtt: true, devices: 20 });
+  t.notOk((await fleet()).some((d) => d.id.startsWith('evil-')), 'no device created from a rejected payload');
+});
+
+t.test('actions: validated, same-origin JSON only, answered by the device and recorded', async (t) => {
+  const post = (path: string, body: unknown, headers: Record<string, string> = { 'Content-Type': 'application/json' }): Promise<Response> =>
+    fetch(`${base}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+  let r = await post('/api/devices/sim-0002/actions/set-budget', { latencyMs: 100 }, { 'Content-Type': 'text/plain' });
+  t.equal(r.status, 400, 'a form-style POST is refused');
+  r = await post('/api/devices/sim-0002/actions/set-budget', { latencyMs: 100 }, { 'Content-Type': 'application/json', Origin: 'http://evil.example' });
+  t.equal(r.status, 400, 'cross-origin refused');
+  t.match(await r.json(), { error: { code: 'USAGE', message: /cross-origin/ } });
+  r = await post('/api/devices/sim-0002/actions/set-budget', { latencyMs: -5 });
+  t.equal(r.status, 400);
+  r = await post('/api/devices/nobody/actions/ping', {});
+  t.equal(r.status, 404);
+  r = await post('/api/devices/sim-0002/actions/set-budget', { latencyMs: 4321 });
+  t.equal(r.status, 202);
+  const { action } = (await r.json()) as { action: { tx: string } };
+  const answered = await until('the set-budget response', async () => {
+    const d = (await (await fetch(`${base}/api/devices/sim-0002`)).json()) as DeviceDetail;
+    return d.actions.find((a) => a.tx === action.tx && a.response !== null);
+  });
+  t.equal(answered.ok, true);
+  t.match(answered.response, { tx: action.tx, ok: true, result: { budgets: { latencyMs: 4321 } } });
+  await until('metrics carrying the new budget', async () => (await fleet()).find((d) => d.id === 'sim-0002')?.budgets.latencyMs === 4321);
+});
+
+t.test('SSE: a snapshot first, then batched updates (not one frame per MQTT message)', async (t) => {
+  const ac = new AbortController();
+  const res = await fetch(`${base}/api/stream`, { signal: ac.signal });
+  t.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  const frames: StreamMessage[] = [];
+  const reader = res.body!.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  const t0 = Date.now();
+  const received0 = stack.dash.link.stats.received;
+  try {
+    while (Date.now() - t0 < 2000) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let i: number;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const chunk = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const data = chunk.split('\n').find((l) => l.startsWith('data: '));
+        if (data) frames.push(JSON.parse(data.slice(6)) as StreamMessage);
+      }
+    }
+  } finally {
+    ac.abort();
+  }
+  const mqttMsgs = stack.dash.link.stats.received - received0;
+  t.equal(frames[0]!.kind, 'fleet');
+  t.equal(frames[0]!.kind === 'fleet' && frames[0]!.devices.length, 20, 'snapshot of the whole fleet');
+  const updates = frames.slice(1).filter((f) => f.kind === 'fleet');
+  t.ok(mqttMsgs >= 100, `${mqttMsgs} MQTT messages in 2 s`);
+  t.ok(updates.length <= 12, `${updates.length} fleet frames for ${mqttMsgs} messages (250 ms batches)`);
+  t.ok(updates.length >= 4, 'updates keep flowing');
+  t.notOk(frames.some((f) => f.kind === 'metrics'), 'per-device detail only goes to that device page');
+});
