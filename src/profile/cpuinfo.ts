@@ -78,6 +78,7 @@ export function parseCpuInfo(text: string): CpuInfo {
   let implementer: string | null = null;
   let armArchitecture: number | null = null;
   let hardware: string | null = null;
+  let mhz: number | null = null;
   let revision: string | null = null;
   let model: string | null = null;
   const parts: string[] = [];
@@ -123,6 +124,11 @@ export function parseCpuInfo(text: string): CpuInfo {
         }
         break;
       }
+      case 'cpu mhz': {
+        const f = Number.parseFloat(value);
+        if (mhz === null && Number.isFinite(f) && f > 0) mhz = f;
+        break;
+      }
       case 'hardware':
         hardware = value;
         break;
@@ -149,6 +155,7 @@ export function parseCpuInfo(text: string): CpuInfo {
     parts,
     coreNames,
     armArchitecture,
+    mhz,
     hardware,
     revision,
     model,

@@ -186,6 +186,16 @@ function resolveProfile(p: BoardProfile, hw: Pick<HardwareProfile, 'cpu' | 'int8
   return { profile: p, source, matchedBy, latency, ramMb: p.budgets.ramMb, minFidelity: p.budgets.minFidelity, threads, int8 };
 }
 
+/** The profile called `name`; an unknown name is a CONFIG error listing the valid ones. */
+export function findProfile(profiles: readonly BoardProfile[], name: string): BoardProfile {
+  const p = profiles.find((x) => x.name === name);
+  if (!p) {
+    const names = profiles.map((x) => x.name).sort();
+    throw new EdgefitError('CONFIG', `unknown board profile '${name}'; valid names: ${names.join(', ')}`);
+  }
+  return p;
+}
+
 /**
  * Pick the board profile for `hw`: the named one when `override` is given (unknown names are a
  * CONFIG error listing the valid ones), else the most specific profile whose rules all hold
@@ -196,12 +206,8 @@ export function selectProfile(
   override?: string,
   profiles: readonly BoardProfile[] = loadProfiles(),
 ): SelectedProfile {
+  if (override !== undefined) return resolveProfile(findProfile(profiles, override), hw, 'override', []);
   const names = profiles.map((p) => p.name).sort();
-  if (override !== undefined) {
-    const p = profiles.find((x) => x.name === override);
-    if (!p) throw new EdgefitError('CONFIG', `unknown board profile '${override}'; valid names: ${names.join(', ')}`);
-    return resolveProfile(p, hw, 'override', []);
-  }
   const ranked = profiles
     .map((p) => ({ p, held: matchRules(p, hw) }))
     .filter((x): x is { p: BoardProfile; held: string[] } => x.held !== null)

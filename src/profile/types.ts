@@ -46,6 +46,8 @@ export interface CpuInfo {
   coreNames: string[];
   /** Arm 'CPU architecture' (7 or 8), else null. */
   armArchitecture: number | null;
+  /** First 'cpu MHz' line (x86; the clock the kernel last saw), else null. */
+  mhz: number | null;
   /** 'Hardware' line (Raspberry Pi kernels: 'BCM2835'), else null. */
   hardware: string | null;
   /** 'Revision' line (Raspberry Pi board revision code, hex), else null. */
@@ -145,11 +147,31 @@ export interface Temperatures {
   maxC: number | null;
 }
 
+/** int8 throughput of one activation type, and its ratio to fp32 measured in the same run. */
+export interface Int8Measure {
+  gops: number;
+  speedup: number;
+}
+
+/** One kernel family measured in fp32 and int8 (both activation types, s8 weights). */
+export interface KernelBench {
+  /** Problem size, e.g. '128x1024 * 1024x1024'. */
+  shape: string;
+  fp32Op: string;
+  int8Op: string;
+  fp32Gops: number;
+  int8: { u8: Int8Measure; s8: Int8Measure };
+}
+
 /** Micro-benchmark results (see bench.ts). Throughputs in giga-operations per second (multiply-add = 2 ops). */
 export interface BenchResult {
   threads: number;
-  gemm: { m: number; k: number; n: number; fp32Gops: number; int8Gops: number; int8Speedup: number; int8Op: string };
-  conv: { shape: string; fp32Gops: number; int8Gops: number; int8Speedup: number; int8Op: string };
+  gemm: KernelBench;
+  conv: KernelBench;
+  /** The int8 activation type that ran faster here, summed over GEMM and Conv. */
+  fastestInt8Activation: 'u8' | 's8';
+  /** Best int8 speed-up over fp32 (GEMM and Conv geometric mean, fastest activation type). */
+  int8Speedup: number;
   /** Buffer copy bandwidth in GB/s, counting bytes read plus bytes written. */
   memoryGBps: number;
   /** Wall time of the whole benchmark. */

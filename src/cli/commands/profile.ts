@@ -1,0 +1,42 @@
+// `edgefit profile`: what this box is (CPU, features, memory, board, int8 flavour, optionally a
+// micro-benchmark) and which board profile edgefit will apply to it.
+import type { CommandModule } from 'yargs';
+import { EdgefitError } from '../../errors.js';
+import { findProfile, loadProfiles, probeHardware, selectProfile } from '../../profile/index.js';
+import { formatProfile } from '../../profile/format.js';
+import { printJson } from '../output.js';
+
+interface Args {
+  json?: boolean;
+  bench?: boolean;
+  profile?: string;
+  'profiles-dir'?: string;
+  threads?: number;
+}
+
+export const command: CommandModule<object, Args> = {
+  command: 'profile',
+  describe: 'print the hardware profile of this machine and the board profile chosen for it',
+  builder: (y) => y
+    .option('json', { type: 'boolean', describe: 'print JSON ({hardware, profile})' })
+    .option('bench', { type: 'boolean', describe: 'also run a ~8 s onnxruntime micro-benchmark (fp32 vs int8 GEMM/Conv, memory bandwidth)' })
+    .option('profile', { type: 'string', describe: 'use this board profile instead of the matching one' })
+    .option('profiles-dir', { type: 'string', describe: 'folder of board profiles (default: the profiles/ shipped with edgefit)' })
+    .option('threads', { type: 'number', describe: 'threads for --bench (default: physical cores)' }) as never,
+  handler: async (a) => {
+    if (a.threads !== undefined && (!Number.isInteger(a.threads) || a.threads < 1 || a.threads > 256)) {
+      throw new EdgefitError('USAGE', `--threads must be an integer 1..256, got ${a.threads}`);
+    }
+    // profiles first: a malformed profile or unknown --profile fails before the slow benchmark
+    const profiles = loadProfiles(a['profiles-dir']);
+    if (a.profile !== undefined) findProfile(profiles, a.profile);
+    const hw = await probeHardware({ bench: a.bench === true, ...(a.threads !== undefined ? { benchThreads: a.threads } : {}) });
+    const sel = selectProfile(hw, a.profile, profiles);
+    if (a.json) {
+      const { profile, ...resolved } = sel;
+      printJson({ hardware: hw, profile: { ...profile, resolved } });
+    } else {
+      process.stdout.write(formatProfile(hw, sel));
+    }
+  },
+};

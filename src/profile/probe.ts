@@ -1,0 +1,98 @@
+// probeHardware(): systeminformation for CPU, clocks, memory, load and temperature, plus
+// edgefit's own parsers for what it lacks (board, throttling, CPU features, user space, int8).
+// Every part starts from a defaulted value and is filled when its source answers, so a VM
+// without sensors or cpufreq still yields a complete profile.
+import { availableParallelism, cpus, loadavg, totalmem, freemem } from 'node:os';
+import si from 'systeminformation';
+import { runBench } from './bench.js';
+import { interpretSources } from './interpret.js';
+import { readLiveSources, type RawSources } from './sources.js';
+import { describeThrottling } from './throttle.js';
+import type { HardwareProfile } from './types.js';
+
+export interface ProbeOptions {
+  /** Also run the onnxruntime micro-benchmark (about 8 s). */
+  bench?: boolean;
+  /** Threads for the benchmark (default: physical cores). */
+  benchThreads?: number;
+  /** Per-kernel measuring time for the benchmark, ms. */
+  benchBudgetMs?: number;
+  /** Read these sources instead of the live machine (tests). */
+  sources?: RawSources;
+}
+
+const MB = 1024 * 1024;
+const positive = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) && x > 0 ? x : null);
+
+/** Run a systeminformation call; a failure becomes a warning and the default. */
+async function attempt<T>(what: string, fn: () => Promise<T>, warnings: string[]): Promise<T | null> {
+  try {
+    return await fn();
+  } catch (e) {
+    warnings.push(`${what} unavailable: ${e instanceof Error ? e.message : String(e)}`);
+    return null;
+  }
+}
+
+export async function probeHardware(opts: ProbeOptions = {}): Promise<HardwareProfile> {
+  const warnings: string[] = [];
+  const raw = opts.sources ?? (await readLiveSources());
+  const hw = interpretSources(raw);
+  const [cpu, speed, mem, load, temp] = await Promise.all([
+    attempt('cpu', () => si.cpu(), warnings),
+    attempt('cpu speed', () => si.cpuCurrentSpeed(), warnings),
+    attempt('memory', () => si.mem(), warnings),
+    attempt('load', () => si.currentLoad(), warnings),
+    attempt('temperature', () => si.cpuTemperature(), warnings),
+  ]);
+
+  // without cpufreq (VMs) systeminformation reports 0; /proc/cpuinfo's 'cpu MHz' still knows
+  const osSpeed = positive(cpus()[0]?.speed) ?? (hw.cpuinfo.mhz !== null ? Math.round(hw.cpuinfo.mhz) : null);
+  const cores = positive(cpu?.cores) ?? (hw.cpuinfo.processors || availableParallelism());
+  const profile: HardwareProfile = {
+    arch: hw.arch,
+    platform: process.platform,
+    cpu: {
+      vendor: cpu?.manufacturer || hw.cpuinfo.vendorId,
+      brand: cpu?.brand || hw.cpuinfo.modelName || hw.cpuinfo.coreNames.join(' + ') || null,
+      cores,
+      physicalCores: positive(cpu?.physicalCores) ?? cores,
+      speedMHz: positive(speed?.avg) !== null ? Math.round(speed!.avg * 1000) : osSpeed,
+      speedMinMHz: positive(cpu?.speedMin) !== null ? Math.round(cpu!.speedMin * 1000) : null,
+      speedMaxMHz: positive(cpu?.speedMax) !== null ? Math.round(cpu!.speedMax * 1000) : null,
+      governor: cpu?.governor || null,
+      parts: hw.cpuinfo.parts,
+      coreNames: hw.cpuinfo.coreNames,
+      features: hw.cpuinfo.features,
+    },
+    memory: {
+      totalMb: Math.round((positive(mem?.total) ?? totalmem()) / MB),
+      availableMb: Math.round((positive(mem?.available) ?? freemem()) / MB),
+      swapTotalMb: Math.round((mem?.swaptotal ?? 0) / MB),
+    },
+    load: { avg1: loadavg()[0] ?? null, currentPct: typeof load?.currentLoad === 'number' ? Math.round(load.currentLoad * 10) / 10 : null },
+    temperature: { mainC: positive(temp?.main), maxC: positive(temp?.max) },
+    board: hw.board,
+    throttling: hw.throttling,
+    userland: hw.userland,
+    int8: hw.int8,
+    bench: null,
+    warnings,
+  };
+
+  if (hw.cpuinfo.features.raw.length === 0) warnings.push('no CPU feature flags found in /proc/cpuinfo; int8 advice is a guess');
+  if (hw.userland.mismatch) warnings.push(`64-bit kernel (${hw.userland.machine}) with a 32-bit user space: onnxruntime runs its slower arm32 kernels; a 64-bit OS is faster`);
+  if (hw.throttling) {
+    const d = describeThrottling(hw.throttling);
+    if (d) warnings.push(`firmware reports ${d}: measurements on this box may understate its speed`);
+  }
+
+  if (opts.bench) {
+    const bench = await runBench({ threads: opts.benchThreads ?? profile.cpu.physicalCores, budgetMs: opts.benchBudgetMs });
+    profile.bench = bench;
+    if (bench.fastestInt8Activation !== profile.int8.activation) {
+      warnings.push(`benchmark: ${bench.fastestInt8Activation} activations ran faster than the recommended ${profile.int8.activation}`);
+    }
+  }
+  return profile;
+}
