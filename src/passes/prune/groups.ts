@@ -1,0 +1,112 @@
+// Dependency groups over the IR, in the spirit of DepGraph (Fang et al., 2023) but built on the
+// ONNX graph itself: walk the nodes in topological order, give every weight layer's output a
+// channel atom, let the per-op table (ops.ts) say how atoms flow and couple, and collect the
+// slicing actions each group implies. Anything the table does not understand blocks the groups
+// it touches, with the reason; graph inputs and outputs are blocked so the interface keeps its shape.
+import type { Graph } from '../../ir/graph.js';
+import type { Model } from '../../ir/model.js';
+import type { Node } from '../../ir/node.js';
+import { type Action, type Ctx, PRUNERS, type VInfo } from './ops.js';
+import { Atoms, atomsOf } from './space.js';
+
+export interface Group {
+  /** Union-find root: the group's id within one analysis. */
+  id: number;
+  /** Channels in the group (every member atom has this many). */
+  size: number;
+  /** Values whose channels are this group's, for reports and activation statistics. */
+  values: string[];
+  /** The slicing actions (weights, biases, params) that pruning this group performs. */
+  actions: Action[];
+  prunable: boolean;
+  reasons: string[];
+  /** Name of the first weight layer producing the group, for reports. */
+  label: string;
+}
+
+export interface GroupAnalysis {
+  atoms: Atoms;
+  groups: Group[];
+  actions: Action[];
+  values: Map<string, VInfo>;
+}
+
+export function analyzeGroups(model: Model): GroupAnalysis {
+  const g: Graph = model.graph;
+  const atoms = new Atoms();
+  const values = new Map<string, VInfo>();
+  const actions: Action[] = [];
+  const origins = new Map<number, string>();
+
+  for (const inp of g.runtimeInputs()) {
+    const shape = inp.type?.shape;
+    if (!shape || shape.length < 2) continue;
+    // channels-first for images, last axis for token sequences; either way the input is fixed
+    const rank = shape.length;
+    const axis = rank === 3 ? -1 : 1 - rank;
+    const c = shape[rank + axis];
+    const space = atoms.add(typeof c === 'number' ? c : 0, inp.name);
+    atoms.block(space, 'graph input: its shape is the model interface');
+    values.set(inp.name, { space, axis, rank });
+  }
+
+  for (const n of g.topoOrder()) {
+    let pending: Action[] = [];
+    const ctx: Ctx = {
+      g,
+      atoms,
+      info: (v) => values.get(v),
+      set: (v, i) => values.set(v, i),
+      constant: (v) => g.constant(v),
+      act: (a) => pending.push({ ...a, node: n }),
+      source: (node: Node, size, axis, rank) => {
+        const space = atoms.add(size, node.outputs[0]!);
+        if (space.kind === 'atom') origins.set(space.id, node.name || node.outputs[0]!);
+        const info = { space, axis, rank };
+        values.set(node.outputs[0]!, info);
+        return info;
+      },
+    };
+    const handler = n.domain === '' || n.domain === 'ai.onnx' ? PRUNERS[n.opType] : undefined;
+    const reason = handler ? handler(n, ctx) : `${n.kind} is not in the pruner table`;
+    if (reason !== undefined) {
+      pending = [];
+      for (const v of g.nodeReads(n)) {
+        const i = values.get(v);
+        if (i) atoms.block(i.space, `${n.label()}: ${reason}`);
+      }
+      for (const o of n.outputs) values.delete(o);
+    }
+    actions.push(...pending);
+  }
+  for (const o of g.outputs) {
+    const i = values.get(o.name);
+    if (i) atoms.block(i.space, `graph output '${o.name}' keeps its shape`);
+  }
+
+  // groups: one per union-find root
+  const byRoot = new Map<number, Group>();
+  const groupOf = (id: number): Group => {
+    const r = atoms.find(id);
+    let grp = byRoot.get(r);
+    if (!grp) {
+      grp = { id: r, size: atoms.info[r]!.size, values: [], actions: [], prunable: true, reasons: [], label: origins.get(r) ?? atoms.info[r]!.origin };
+      byRoot.set(r, grp);
+    }
+    if (!origins.has(r) && origins.has(id) && grp.label === atoms.info[r]!.origin) grp.label = origins.get(id)!;
+    return grp;
+  };
+  for (let id = 0; id < atoms.info.length; id++) {
+    const grp = groupOf(id);
+    if (atoms.info[id]!.size !== grp.size) atoms.block({ kind: 'atom', id }, 'coupled channels of different counts');
+  }
+  for (const [v, i] of values) if (i.space.kind === 'atom') groupOf(i.space.id).values.push(v);
+  for (const a of actions) for (const id of new Set(atomsOf(a.space).map((x) => atoms.find(x)))) groupOf(id).actions.push(a);
+  for (const grp of byRoot.values()) {
+    grp.reasons = atoms.reasonsOf(grp.id);
+    if (!grp.actions.some((a) => a.role === 'out')) grp.reasons.push('no weight layer produces these channels');
+    if (grp.size < 2) grp.reasons.push('a single channel');
+    grp.prunable = grp.reasons.length === 0;
+  }
+  return { atoms, groups: [...byRoot.values()], actions, values };
+}

@@ -1,0 +1,105 @@
+// Channel importance, aggregated over a group. Data-free: L1/L2 norms of every weight slice the
+// group removes (producers' rows and consumers' columns), each normalised by its mean so a wide
+// consumer does not drown a narrow producer. Activation-aware: for each consumer, mean |x_c| of
+// the channel on calibration data times the L2 norm of the weights reading it (Wanda-style:
+// what the channel actually contributes to the next layer).
+import type { Graph } from '../../ir/graph.js';
+import type { Action } from './ops.js';
+import type { Group, GroupAnalysis } from './groups.js';
+import type { ChannelStats } from '../../calib/stats.js';
+import { type Atoms, type Space } from './space.js';
+
+export const IMPORTANCE = ['l1', 'l2', 'activation'] as const;
+export type Importance = (typeof IMPORTANCE)[number];
+
+/** Offset of the group's channels inside `s` (concat parts before it), or -1 if the group is not in `s`. */
+export function groupOffset(s: Space, root: number, atoms: Atoms): number {
+  switch (s.kind) {
+    case 'atom':
+      return atoms.find(s.id) === root ? 0 : -1;
+    case 'cat': {
+      let off = 0;
+      for (const p of s.parts) {
+        const o = groupOffset(p, root, atoms);
+        if (o >= 0) return off + o;
+        off += atoms.size(p);
+      }
+      return -1;
+    }
+    case 'flat':
+      return groupOffset(s.inner, root, atoms);
+  }
+}
+
+/** Per-index norm of `w` along `axis` (all other axes reduced). */
+export function axisNorms(w: Float32Array, dims: readonly number[], axis: number, p: 1 | 2): Float64Array {
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const n = dims[axis]!;
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const out = new Float64Array(n);
+  for (let a = 0; a < outer; a++) {
+    for (let i = 0; i < n; i++) {
+      const base = (a * n + i) * inner;
+      let s = 0;
+      for (let j = 0; j < inner; j++) {
+        const v = w[base + j]!;
+        s += p === 1 ? Math.abs(v) : v * v;
+      }
+      out[i] += s;
+    }
+  }
+  if (p === 2) for (let i = 0; i < n; i++) out[i] = Math.sqrt(out[i]!);
+  return out;
+}
+
+/** The group's slice of an action's per-index norms (flattened blocks summed per channel). */
+function groupSlice(a: Action, grp: Group, ga: GroupAnalysis, norms: Float64Array): Float64Array | null {
+  const off = groupOffset(a.space, grp.id, ga.atoms);
+  if (off < 0) return null;
+  const full = ga.atoms.size(a.space);
+  const block = norms.length / full;
+  if (!Number.isInteger(block)) return null;
+  const out = new Float64Array(grp.size);
+  for (let c = 0; c < grp.size; c++) for (let j = 0; j < block; j++) out[c] += norms[(off + c) * block + j]!;
+  return out;
+}
+
+function addNormalized(acc: Float64Array, v: Float64Array): void {
+  let mean = 0;
+  for (const x of v) mean += x;
+  mean /= v.length || 1;
+  if (!(mean > 0)) return;
+  for (let i = 0; i < acc.length; i++) acc[i] += v[i]! / mean;
+}
+
+/** Scores per channel of `grp` (higher = keep). `stats` is needed for 'activation'. */
+export function groupScores(g: Graph, ga: GroupAnalysis, grp: Group, kind: Importance, stats?: ReadonlyMap<string, ChannelStats>): Float64Array {
+  const acc = new Float64Array(grp.size);
+  let used = 0;
+  if (kind === 'activation' && stats) {
+    for (const a of grp.actions) {
+      if (a.role !== 'in') continue;
+      const st = stats.get(a.node.inputs[0]!);
+      const w = g.initializer(a.node.inputs[a.input]!);
+      if (!st || !w) continue;
+      const norms = groupSlice(a, grp, ga, axisNorms(w.toFloat32(), w.dims, a.axis, 2));
+      const off = groupOffset(a.space, grp.id, ga.atoms);
+      if (!norms || st.meanAbs.length < off + grp.size) continue;
+      const v = new Float64Array(grp.size);
+      for (let c = 0; c < grp.size; c++) v[c] = norms[c]! * Math.sqrt(st.meanSq[off + c]!);
+      addNormalized(acc, v);
+      used++;
+    }
+    if (used) return acc;
+    // no consumer with statistics (the group feeds only elementwise ops): fall back to weights
+  }
+  const p = kind === 'l1' ? 1 : 2;
+  for (const a of grp.actions) {
+    if (a.role !== 'out' && a.role !== 'in') continue;
+    const w = g.initializer(a.node.inputs[a.input]!);
+    if (!w || w.dims.length < 2) continue; // biases say little about a channel's use
+    const norms = groupSlice(a, grp, ga, axisNorms(w.toFloat32(), w.dims, a.axis, p));
+    if (norms) addNormalized(acc, norms);
+  }
+  return acc;
+}

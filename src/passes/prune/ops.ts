@@ -1,0 +1,323 @@
+// The per-op pruner table. Each entry says, for one op type, how channels flow through it:
+// which weight axes shrink with its output channels (pruneOut), which with its input channels
+// (pruneIn), which per-channel parameters follow (param), or how its output's channel space
+// derives from its inputs' (passthrough, coupling, concat, flatten). An op absent from the table,
+// or an entry that returns a reason, makes every group it touches unprunable.
+import type { Graph } from '../../ir/graph.js';
+import type { Node } from '../../ir/node.js';
+import type { Tensor } from '../../ir/tensor.js';
+import { type Atoms, type Space, sameSpace } from './space.js';
+
+/** The channel space of a value, with the channel axis counted from the end (-1 = last). */
+export interface VInfo {
+  space: Space;
+  axis: number;
+  rank: number | null;
+}
+
+export type Role = 'out' | 'in' | 'param' | 'group';
+
+/** Slice input `input` of `node` along `axis` to the kept indices of `space` ('group' resets a Conv's group). */
+export interface Action {
+  role: Role;
+  node: Node;
+  input: number;
+  axis: number;
+  space: Space;
+}
+
+export interface Ctx {
+  readonly g: Graph;
+  readonly atoms: Atoms;
+  info(v: string): VInfo | undefined;
+  set(v: string, i: VInfo): void;
+  constant(v: string): Tensor | undefined;
+  act(a: Omit<Action, 'node'>): void;
+  source(n: Node, size: number, axis: number, rank: number | null): VInfo;
+}
+
+/** A handler returns nothing when it understood the node, or the reason it did not. */
+export type Handler = (n: Node, c: Ctx) => string | undefined;
+
+const isFloatWeight = (t: Tensor | undefined): t is Tensor => !!t && t.dtype === 'float32';
+
+/** Non-empty inputs after the first must be constants (Clip min/max, Resize scales...). */
+function restConstant(n: Node, c: Ctx, from = 1): string | undefined {
+  for (let i = from; i < n.inputs.length; i++) {
+    const v = n.inputs[i]!;
+    if (v && !c.constant(v)) return `${n.opType} input ${i} is computed at run time`;
+  }
+  return undefined;
+}
+
+const passthrough: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  const bad = restConstant(n, c);
+  if (bad) return bad;
+  if (x) c.set(n.outputs[0]!, x);
+  return undefined;
+};
+
+/** Pooling and other spatial ops: channels pass through iff the channel axis is axis 1. */
+const spatial: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  if (x && (x.rank === null || x.axis !== 1 - x.rank)) return `${n.opType} on a value whose channel axis is not axis 1`;
+  return passthrough(n, c);
+};
+
+/** Elementwise with broadcasting: spaced inputs are coupled; constant operands follow as params. */
+const elementwise: Handler = (n, c) => {
+  const spaced: { i: number; v: VInfo }[] = [];
+  for (let i = 0; i < n.inputs.length; i++) {
+    const name = n.inputs[i]!;
+    if (!name || c.constant(name)) continue;
+    const v = c.info(name);
+    if (!v) return `${n.opType} mixes a channel-tracked value with one of unknown layout`;
+    spaced.push({ i, v });
+  }
+  if (!spaced.length) return undefined;
+  // a size-1 channel operand broadcasts (e.g. a spatial attention map): it does not couple
+  const wide = spaced.filter((s) => c.atoms.size(s.v.space) > 1);
+  const lead = (wide[0] ?? spaced[0])!.v;
+  for (const s of wide.slice(1)) {
+    if (s.v.axis !== lead.axis) return `${n.opType} of values with different channel axes`;
+    if (c.atoms.size(s.v.space) !== c.atoms.size(lead.space)) return `${n.opType} of values with different channel counts`;
+    const a = lead.space, b = s.v.space;
+    if (a.kind === 'atom' && b.kind === 'atom') continue;
+    if (!sameSpace(a, b, c.atoms)) return `${n.opType} couples a concatenated or flattened value with another layout`;
+  }
+  for (let i = 0; i < n.inputs.length; i++) {
+    const t = n.inputs[i] ? c.constant(n.inputs[i]!) : undefined;
+    if (!t) continue;
+    const pos = t.dims.length + lead.axis;
+    if (pos < 0 || t.dims[pos] === 1) continue;
+    if (t.dims[pos] !== c.atoms.size(lead.space)) return `${n.opType} constant of shape [${t.dims}] does not broadcast per channel`;
+    if (!isFloatWeight(t)) return `${n.opType} constant '${n.inputs[i]}' is not float32`;
+    c.act({ role: 'param', input: i, axis: pos, space: lead.space });
+  }
+  for (const s of wide.slice(1)) if (lead.space.kind === 'atom' && s.v.space.kind === 'atom') c.atoms.union(lead.space.id, s.v.space.id);
+  for (const s of spaced) if (c.atoms.size(s.v.space) === 1 && wide.length) c.atoms.block(s.v.space, 'size-1 channel operand broadcast in ' + n.opType);
+  c.set(n.outputs[0]!, { ...lead, rank: lead.rank ?? spaced.find((s) => s.v.rank !== null)?.v.rank ?? null });
+  return undefined;
+};
+
+const conv: Handler = (n, c) => {
+  const w = c.constant(n.inputs[1]!);
+  if (!isFloatWeight(w)) return 'Conv weight is not a float32 constant';
+  const rank = w.dims.length;
+  const group = n.attrInt('group', 1);
+  const x = c.info(n.inputs[0]!);
+  if (x && x.axis !== 1 - rank) return 'Conv input channel axis is not axis 1';
+  const bias = n.inputs[2] ? c.constant(n.inputs[2]) : undefined;
+  if (n.inputs[2] && !isFloatWeight(bias)) return 'Conv bias is not a float32 constant';
+  if (group === 1) {
+    if (x) c.act({ role: 'in', input: 1, axis: 1, space: x.space });
+    const y = c.source(n, w.dims[0]!, 1 - rank, rank);
+    c.act({ role: 'out', input: 1, axis: 0, space: y.space });
+    if (bias) c.act({ role: 'out', input: 2, axis: 0, space: y.space });
+    return undefined;
+  }
+  if (w.dims[1] === 1 && w.dims[0] === group && x && c.atoms.size(x.space) === group) {
+    // depthwise: output channel i is input channel i; weights, bias and group shrink together
+    c.act({ role: 'param', input: 1, axis: 0, space: x.space });
+    if (bias) c.act({ role: 'param', input: 2, axis: 0, space: x.space });
+    c.act({ role: 'group', input: -1, axis: 0, space: x.space });
+    c.set(n.outputs[0]!, x);
+    return undefined;
+  }
+  return `grouped Conv (group=${group}) with ${w.dims[1]} channels per group: whole-group pruning is not implemented`;
+};
+
+const convTranspose: Handler = (n, c) => {
+  const w = c.constant(n.inputs[1]!);
+  if (!isFloatWeight(w)) return 'ConvTranspose weight is not a float32 constant';
+  if (n.attrInt('group', 1) !== 1) return 'grouped ConvTranspose';
+  if (n.attrInts('output_shape')) return 'ConvTranspose with output_shape';
+  const rank = w.dims.length;
+  const x = c.info(n.inputs[0]!);
+  if (x && x.axis !== 1 - rank) return 'ConvTranspose input channel axis is not axis 1';
+  const bias = n.inputs[2] ? c.constant(n.inputs[2]) : undefined;
+  if (n.inputs[2] && !isFloatWeight(bias)) return 'ConvTranspose bias is not a float32 constant';
+  if (x) c.act({ role: 'in', input: 1, axis: 0, space: x.space });
+  const y = c.source(n, w.dims[1]!, 1 - rank, rank);
+  c.act({ role: 'out', input: 1, axis: 1, space: y.space });
+  if (bias) c.act({ role: 'out', input: 2, axis: 0, space: y.space });
+  return undefined;
+};
+
+const gemm: Handler = (n, c) => {
+  const b = c.constant(n.inputs[1]!);
+  if (!isFloatWeight(b) || b.dims.length !== 2) return 'Gemm B is not a 2-D float32 constant';
+  if (n.attrInt('transA', 0) !== 0) return 'Gemm with transA';
+  const tb = n.attrInt('transB', 0) === 1;
+  const x = c.info(n.inputs[0]!);
+  if (x && x.axis !== -1) return 'Gemm input features are not the last axis';
+  const outN = tb ? b.dims[0]! : b.dims[1]!;
+  const bias = n.inputs[2] ? c.constant(n.inputs[2]) : undefined;
+  if (n.inputs[2] && !isFloatWeight(bias)) return 'Gemm C is not a float32 constant';
+  if (x) c.act({ role: 'in', input: 1, axis: tb ? 1 : 0, space: x.space });
+  const y = c.source(n, outN, -1, 2);
+  c.act({ role: 'out', input: 1, axis: tb ? 0 : 1, space: y.space });
+  if (bias && bias.dims.length && bias.dims[bias.dims.length - 1] === outN && outN > 1) c.act({ role: 'out', input: 2, axis: bias.dims.length - 1, space: y.space });
+  return undefined;
+};
+
+const matmul: Handler = (n, c) => {
+  const b = c.constant(n.inputs[1]!);
+  if (!isFloatWeight(b) || b.dims.length !== 2) return 'MatMul of two run-time values (attention scores, head mixing)';
+  const x = c.info(n.inputs[0]!);
+  if (x && x.axis !== -1) return 'MatMul input features are not the last axis';
+  if (x) c.act({ role: 'in', input: 1, axis: 0, space: x.space });
+  c.source(n, b.dims[1]!, -1, x?.rank ?? null);
+  const y = c.info(n.outputs[0]!)!;
+  c.act({ role: 'out', input: 1, axis: 1, space: y.space });
+  return undefined;
+};
+
+/** Per-channel normalization parameters (inputs `params`, all along axis 0) follow the channels. */
+function normalization(params: number[], requireAxis: (x: VInfo, n: Node) => boolean, why: string): Handler {
+  return (n, c) => {
+    const x = c.info(n.inputs[0]!);
+    if (!x) return restConstant(n, c);
+    if (!requireAxis(x, n)) return why;
+    for (const i of params) {
+      const v = n.inputs[i];
+      if (!v) continue;
+      const t = c.constant(v);
+      if (!isFloatWeight(t)) return `${n.opType} parameter ${i} is not a float32 constant`;
+      if (t.dims.length !== 1 || t.dims[0] !== c.atoms.size(x.space)) return `${n.opType} parameter ${i} is not per-channel`;
+      c.act({ role: 'param', input: i, axis: 0, space: x.space });
+    }
+    c.set(n.outputs[0]!, x);
+    return undefined;
+  };
+}
+
+const concat: Handler = (n, c) => {
+  const ins = n.inputs.map((v) => c.info(v));
+  if (ins.some((i) => !i)) return 'Concat of a channel-tracked value with one of unknown layout';
+  const first = ins[0]!;
+  const rank = ins.find((i) => i!.rank !== null)?.rank ?? null;
+  const ax = n.attrInt('axis', 0);
+  const axNeg = ax < 0 ? ax : rank === null ? null : ax - rank;
+  if (axNeg === null) return 'Concat axis with unknown rank';
+  if (ins.some((i) => i!.axis !== first.axis)) return 'Concat of values with different channel axes';
+  if (axNeg === first.axis) {
+    c.set(n.outputs[0]!, { space: { kind: 'cat', parts: ins.map((i) => i!.space) }, axis: first.axis, rank });
+    return undefined;
+  }
+  return elementwise(n, c); // concatenation along another axis couples the channels like Add
+};
+
+const split: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  if (!x) return restConstant(n, c);
+  const ax = n.attrInt('axis', 0);
+  const axNeg = ax < 0 ? ax : x.rank === null ? null : ax - x.rank;
+  if (axNeg !== x.axis) {
+    for (const o of n.outputs) if (o) c.set(o, x);
+    return restConstant(n, c);
+  }
+  if (x.space.kind !== 'cat' || x.space.parts.length !== n.outputs.length) return 'Split on the channel axis that does not undo a Concat';
+  const sizes = x.space.parts.map((p) => c.atoms.size(p));
+  const given = n.inputs[1] ? c.constant(n.inputs[1])?.toNumbers() : n.attrInts('split');
+  if (given && given.some((s, i) => s !== sizes[i])) return 'Split sizes do not match the concatenated parts';
+  if (!given && new Set(sizes).size > 1) return 'even Split of unequal parts';
+  n.outputs.forEach((o, i) => c.set(o, { ...x, space: (x.space as { parts: readonly Space[] }).parts[i]! }));
+  return undefined;
+};
+
+const flatten: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  if (!x) return undefined;
+  if (x.rank === 2 && x.axis === -1) return passthrough(n, c);
+  if (n.attrInt('axis', 1) !== 1 || x.rank === null || x.axis !== 1 - x.rank) return 'Flatten not at axis 1 of a channels-first value';
+  c.set(n.outputs[0]!, { space: { kind: 'flat', inner: x.space }, axis: -1, rank: 2 });
+  return undefined;
+};
+
+const reshape: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  if (!x) return restConstant(n, c);
+  const shape = n.inputs[1] ? c.constant(n.inputs[1])?.toNumbers() : undefined;
+  // [0, -1] / [N, -1] is a Flatten; any other reshape would move channels in ways not tracked
+  if (shape && shape.length === 2 && shape[1] === -1 && x.rank !== null && x.axis === 1 - x.rank) {
+    if (x.rank === 2) return passthrough(n, c);
+    c.set(n.outputs[0]!, { space: { kind: 'flat', inner: x.space }, axis: -1, rank: 2 });
+    return undefined;
+  }
+  return 'Reshape that splits or merges the channel axis (channel shuffle, attention heads)';
+};
+
+const transpose: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  if (!x) return undefined;
+  const perm = n.attrInts('perm');
+  if (!perm) return 'Transpose without perm';
+  const r = perm.length;
+  const pos = r + x.axis;
+  const at = perm.indexOf(pos);
+  if (at < 0) return 'Transpose of unexpected rank';
+  c.set(n.outputs[0]!, { space: x.space, axis: at - r, rank: r });
+  return undefined;
+};
+
+const reduceLike: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  if (!x) return undefined;
+  const ax = n.attrInt('axis', -1);
+  const axNeg = ax < 0 ? ax : x.rank === null ? null : ax - x.rank;
+  if (axNeg === null || axNeg === x.axis) return `${n.opType} across the channel axis`;
+  c.set(n.outputs[0]!, x);
+  return undefined;
+};
+
+const resize: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  if (n.opType === 'Resize' && n.inputs[3]) return 'Resize by sizes (the channel count is baked in)';
+  if (x && (x.rank === null || x.axis !== 1 - x.rank)) return 'Resize of a value whose channel axis is not axis 1';
+  const scalesIn = n.opType === 'Upsample' ? n.inputs[1] : n.inputs[2];
+  const scales = scalesIn ? c.constant(scalesIn) : undefined;
+  if (scalesIn && !scales) return 'Resize scales computed at run time';
+  return passthrough(n, c);
+};
+
+const pad: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  if (!x) return restConstant(n, c);
+  const pads = n.inputs[1] ? c.constant(n.inputs[1])?.toNumbers() : n.attrInts('pads');
+  if (!pads || x.rank === null || pads.length !== 2 * x.rank) return 'Pad with unknown pads';
+  const ax = x.rank + x.axis;
+  if (pads[ax] !== 0 || pads[ax + x.rank] !== 0) return 'Pad on the channel axis';
+  if (n.inputs[3]) return 'Pad with axes input';
+  return passthrough(n, c);
+};
+
+const UNARY = ['Relu', 'LeakyRelu', 'Clip', 'HardSigmoid', 'HardSwish', 'Sigmoid', 'Tanh', 'Erf', 'Gelu', 'Identity', 'Dropout', 'Neg', 'Abs', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Softplus', 'Softsign', 'Elu', 'Selu', 'Celu', 'Mish', 'ThresholdedRelu', 'Floor', 'Ceil', 'Round', 'Sign', 'Not'] as const;
+const ELEMENTWISE = ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'PRelu', 'Where'] as const;
+const POOLS = ['MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LpPool', 'GlobalLpPool', 'LRN'] as const;
+
+export const PRUNERS: Readonly<Record<string, Handler>> = {
+  ...Object.fromEntries(UNARY.map((op) => [op, passthrough])),
+  ...Object.fromEntries(ELEMENTWISE.map((op) => [op, elementwise])),
+  ...Object.fromEntries(POOLS.map((op) => [op, spatial])),
+  Conv: conv,
+  ConvTranspose: convTranspose,
+  Gemm: gemm,
+  MatMul: matmul,
+  BatchNormalization: normalization([1, 2, 3, 4], (x) => x.rank !== null && x.axis === 1 - x.rank, 'BatchNormalization whose channel axis is not axis 1'),
+  InstanceNormalization: normalization([1, 2], (x) => x.rank !== null && x.axis === 1 - x.rank, 'InstanceNormalization whose channel axis is not axis 1'),
+  LayerNormalization: normalization([1, 2], (x, n) => x.axis === -1 && n.attrInt('axis', -1) === -1, 'LayerNormalization over more than the channel axis'),
+  Concat: concat,
+  Split: split,
+  Flatten: flatten,
+  Reshape: reshape,
+  Transpose: transpose,
+  Softmax: reduceLike,
+  LogSoftmax: reduceLike,
+  Resize: resize,
+  Upsample: resize,
+  Pad: pad,
+};
+
+export type PrunerOp = keyof typeof PRUNERS;

@@ -1,0 +1,125 @@
+// Channel spaces: what the channels of a value are, in terms of prunable units.
+// An atom is one channel dimension created by a weight layer (Conv/Gemm/MatMul output) or a
+// graph input. Elementwise coupling (residual Add, SE Mul) unites atoms into one group, which
+// must then lose the same channel indices everywhere. Concat builds a composite space (offset
+// mapping); Flatten into a Gemm expands each channel into a block of features.
+
+export type Space =
+  | { readonly kind: 'atom'; readonly id: number }
+  | { readonly kind: 'cat'; readonly parts: readonly Space[] }
+  /** Flattened: channel c becomes features [c*block, (c+1)*block); block is resolved by the consumer. */
+  | { readonly kind: 'flat'; readonly inner: Space };
+
+export interface AtomInfo {
+  size: number;
+  /** Where the atom comes from (value name), for reports. */
+  origin: string;
+}
+
+/** Union-find over atoms, with a reason list per root for unprunable groups. */
+export class Atoms {
+  readonly info: AtomInfo[] = [];
+  private parent: number[] = [];
+  private reasons = new Map<number, string[]>();
+
+  add(size: number, origin: string): Space {
+    const id = this.info.length;
+    this.info.push({ size, origin });
+    this.parent.push(id);
+    return { kind: 'atom', id };
+  }
+  find(id: number): number {
+    let r = id;
+    while (this.parent[r] !== r) r = this.parent[r]!;
+    while (this.parent[id] !== r) {
+      const n = this.parent[id]!;
+      this.parent[id] = r;
+      id = n;
+    }
+    return r;
+  }
+  union(a: number, b: number): void {
+    const ra = this.find(a), rb = this.find(b);
+    if (ra === rb) return;
+    this.parent[rb] = ra;
+    const rs = this.reasons.get(rb);
+    if (rs) {
+      this.reasons.set(ra, [...(this.reasons.get(ra) ?? []), ...rs]);
+      this.reasons.delete(rb);
+    }
+  }
+  /** Make every atom of `s` unprunable, with a reason a user can act on. */
+  block(s: Space, reason: string): void {
+    for (const id of atomsOf(s)) {
+      const r = this.find(id);
+      const list = this.reasons.get(r) ?? [];
+      if (!list.includes(reason)) list.push(reason);
+      this.reasons.set(r, list);
+    }
+  }
+  reasonsOf(root: number): string[] {
+    return this.reasons.get(this.find(root)) ?? [];
+  }
+  size(s: Space): number {
+    switch (s.kind) {
+      case 'atom':
+        return this.info[s.id]!.size;
+      case 'cat':
+        return s.parts.reduce((a, p) => a + this.size(p), 0);
+      case 'flat':
+        return this.size(s.inner);
+    }
+  }
+}
+
+export function atomsOf(s: Space): number[] {
+  switch (s.kind) {
+    case 'atom':
+      return [s.id];
+    case 'cat':
+      return s.parts.flatMap(atomsOf);
+    case 'flat':
+      return atomsOf(s.inner);
+  }
+}
+
+export function sameSpace(a: Space, b: Space, atoms: Atoms): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === 'atom' && b.kind === 'atom') return atoms.find(a.id) === atoms.find(b.id);
+  if (a.kind === 'cat' && b.kind === 'cat') return a.parts.length === b.parts.length && a.parts.every((p, i) => sameSpace(p, b.parts[i]!, atoms));
+  if (a.kind === 'flat' && b.kind === 'flat') return sameSpace(a.inner, b.inner, atoms);
+  return false;
+}
+
+/**
+ * The indices kept in space `s` given the kept channels per group root (absent root = all kept).
+ * `block` expands flattened spaces (features per channel).
+ */
+export function keptIndices(s: Space, atoms: Atoms, keep: ReadonlyMap<number, readonly number[]>, block = 1): number[] {
+  switch (s.kind) {
+    case 'atom': {
+      const k = keep.get(atoms.find(s.id));
+      const base = k ? [...k] : range(atoms.size(s));
+      if (block === 1) return base;
+      const out: number[] = [];
+      for (const c of base) for (let j = 0; j < block; j++) out.push(c * block + j);
+      return out;
+    }
+    case 'cat': {
+      const out: number[] = [];
+      let off = 0;
+      for (const p of s.parts) {
+        for (const i of keptIndices(p, atoms, keep)) out.push(off + i);
+        off += atoms.size(p);
+      }
+      if (block === 1) return out;
+      return out.flatMap((c) => range(block).map((j) => c * block + j));
+    }
+    case 'flat':
+      return keptIndices(s.inner, atoms, keep, block);
+  }
+}
+
+export function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
