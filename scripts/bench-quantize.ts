@@ -65,7 +65,7 @@ const tensors = (xs: Float32Array[], name: string, dims: number[]): Feeds[] => x
 async function det(): Promise<void> {
   const dims = [1, 3, 640, 640];
   const calib = ['page.png', 'text.png', 'camera.png', 'coffee.png', 'chelsea.png', 'coins.png'].map((f) => imageToTensor(readImage(join(SK, f)), 640, 640, 3, IMAGENET));
-  const held = ['astronaut.png', 'motorcycle_left.png', 'rocket.png'].map((f) => imageToTensor(readImage(join(SK, f)), 640, 640, 3, IMAGENET));
+  const held = ['astronaut.png', 'motorcycle_left.png', 'motorcycle_right.png'].map((f) => imageToTensor(readImage(join(SK, f)), 640, 640, 3, IMAGENET));
   held.push(imageToTensor(crop(readImage(join(SK, 'page.png')), 0, 0, 300, 191), 640, 640, 3, IMAGENET));
   const model = loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx'));
   for (const method of ['minmax', 'percentile'] as const) {

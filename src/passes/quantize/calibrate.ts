@@ -70,7 +70,9 @@ function klAt(hist: Float64Array, i: number, levels: number): number {
   let outliers = 0;
   for (let j = i; j < hist.length; j++) outliers += hist[j]!;
   p[i - 1]! += outliers;
-  // quantize: merge i bins into `levels` groups, spread each group's mass over its non-empty bins
+  // quantize: merge i bins into `levels` groups, spread each group's mass over its non-empty bins.
+  // The candidate is built from the clipped histogram without the outliers (TensorRT does the
+  // same); folding them in would make q equal p whenever i == levels and pick that threshold.
   const q = new Float64Array(i);
   const per = i / levels;
   for (let l = 0; l < levels; l++) {
@@ -82,7 +84,6 @@ function klAt(hist: Float64Array, i: number, levels: number): number {
       sum += hist[j]!;
       if (hist[j]! > 0) nz++;
     }
-    if (l === levels - 1) sum += outliers;
     if (nz === 0) continue;
     for (let j = a; j < b; j++) if (hist[j]! > 0) q[j] = sum / nz;
   }
