@@ -37,11 +37,11 @@ function lines(text: string): Array<[string, string]> {
   return out;
 }
 
-function normHex(v: string): string | null {
+/** Lower-case hex at the kernel's width: implementers have 2 digits ('0x41'), parts 3 ('0x004'). */
+function normHex(v: string, width: number): string | null {
   const m = /^0x([0-9a-f]+)$/i.exec(v.trim());
   if (!m) return null;
-  // part ids are printed with 3 hex digits ('0xd08', '0x004'); keep that width
-  return `0x${m[1]!.toLowerCase().padStart(3, '0')}`;
+  return `0x${m[1]!.toLowerCase().replace(/^0+(?=.)/, '').padStart(width, '0')}`;
 }
 
 /** Decode the flag words of a 'flags' (x86) or 'Features' (arm) line. */
@@ -108,7 +108,7 @@ export function parseCpuInfo(text: string): CpuInfo {
         break;
       }
       case 'cpu implementer':
-        currentImplementer = normHex(value);
+        currentImplementer = normHex(value, 2);
         implementer ??= currentImplementer;
         break;
       case 'cpu architecture': {
@@ -117,7 +117,7 @@ export function parseCpuInfo(text: string): CpuInfo {
         break;
       }
       case 'cpu part': {
-        const p = normHex(value);
+        const p = normHex(value, 3);
         if (p && !parts.includes(p)) {
           parts.push(p);
           implementerOfPart.set(p, currentImplementer ?? '0x41');
