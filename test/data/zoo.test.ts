@@ -100,11 +100,9 @@ for (const e of manifest.models) {
     } catch (err) {
       ours = oneLine(err);
     }
-    // Known bug (reported to the lead): Graph.topoOrder counts a value that one node reads twice
-    // (torch's LSTM export passes the same zero tensor as initial_h and initial_c) twice in the
-    // in-degree but decrements it once, and reports a cycle. The check stays, marked todo.
-    const todo = e.name === 'lstm' ? 'Graph.topoOrder: node reading one value twice seen as a cycle' : false;
-    t.equal(ours, independent?.params, 'edgefit params equal the python onnx count', { todo });
+    // analysis errors become the compared value, so a failure names the cause (e.g. torch's LSTM
+    // export reads one zero tensor as both initial_h and initial_c, which once broke topoOrder)
+    t.equal(ours, independent?.params, 'edgefit params equal the python onnx count');
   });
 }
 
