@@ -125,9 +125,11 @@ export class FleetLink {
     const payload = buildRequest(verb, tx, args);
     const ts = Date.now();
     this.store.addAction({ tx, device: id, verb, ts, request: payload });
-    await this.client.publishAsync(`${this.opts.prefix}/${id}/request/${verb}`, JSON.stringify(payload), { qos: 1 });
+    // announce the pending request before publishing: a fast device can answer before our
+    // PUBACK arrives, and the answer must reach browsers after the request, not before
     const view: ActionView = { tx, verb, ts, request: payload, response: null, responseTs: null, ok: null };
     this.fleet.onAction(id, view);
+    await this.client.publishAsync(`${this.opts.prefix}/${id}/request/${verb}`, JSON.stringify(payload), { qos: 1 });
     return view;
   }
 

@@ -32,7 +32,7 @@ export class DeviceView {
         <div class="card wide" id="hdr"></div>
         <div class="card"><h2>Measured frontier</h2><div class="frontier" id="frontier"></div></div>
         <div class="card actions"><h2>Actions</h2>
-          <form id="budget-form">
+          <form id="budget-form" novalidate>
             <label>Latency ≤ ms<input name="latencyMs" type="number" step="any" min="0"></label>
             <label>RAM ≤ MB<input name="ramMb" type="number" step="any" min="0"></label>
             <label>Fidelity ≥<input name="fidelity" type="number" step="any" min="0" max="1"></label>
@@ -95,7 +95,12 @@ export class DeviceView {
     switch (m.kind) {
       case 'fleet': {
         const s = m.devices.find((x: DeviceSummary) => x.id === this.id);
-        if (s) { d.summary = s; this.renderHeader(); }
+        if (s) {
+          const moved = s.level !== d.summary.level || JSON.stringify(s.budgets) !== JSON.stringify(d.summary.budgets);
+          d.summary = s;
+          this.renderHeader();
+          if (moved) this.renderFrontier();
+        }
         break;
       }
       case 'metrics': {
@@ -113,11 +118,15 @@ export class DeviceView {
         d.events.splice(200);
         this.renderEvents();
         break;
-      case 'action':
+      case 'action': {
         if (m.device !== this.id) return;
+        // never replace an answer with the pending copy of the same request
+        const had = this.actions.get(m.action.tx);
+        if (had && had.response !== null && m.action.response === null) return;
         this.actions.set(m.action.tx, m.action);
         this.renderActions();
         break;
+      }
       case 'frontier':
         if (m.device !== this.id) return;
         d.frontier = m.frontier;
@@ -148,7 +157,12 @@ export class DeviceView {
   private renderFrontier(): void {
     const el = this.root.querySelector('#frontier');
     if (!el || !this.d) return;
-    el.innerHTML = frontierPlot(this.d.frontier, this.d.summary.budgets);
+    // the deployed level comes from live metrics: it moves on step-down/up without a new frontier
+    const level = this.d.summary.level;
+    const pts = level !== null && this.d.frontier.some((p) => p.level === level)
+      ? this.d.frontier.map((p) => ({ ...p, chosen: p.level === level }))
+      : this.d.frontier;
+    el.innerHTML = frontierPlot(pts, this.d.summary.budgets);
   }
 
   private renderCharts(): void {
