@@ -15,7 +15,13 @@ export {
   type LatencyBudget,
   type Int8Settings,
 } from './profiles.js';
-export { runBench, type BenchOptions } from './bench.js';
+import type { BenchOptions } from './bench.js';
+import type { BenchResult } from './types.js';
+export type { BenchOptions };
+/** The onnxruntime micro-benchmark alone (onnxruntime is loaded on first use, not at import). */
+export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
+  return (await import('./bench.js')).runBench(opts);
+}
 export { interpretSources, type Interpreted } from './interpret.js';
 export { readLiveSources, readSourcesFromDir, type RawSources } from './sources.js';
 export type * from './types.js';

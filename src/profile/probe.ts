@@ -4,7 +4,6 @@
 // without sensors or cpufreq still yields a complete profile.
 import { availableParallelism, cpus, loadavg, totalmem, freemem } from 'node:os';
 import si from 'systeminformation';
-import { runBench } from './bench.js';
 import { interpretSources } from './interpret.js';
 import { readLiveSources, type RawSources } from './sources.js';
 import { describeThrottling } from './throttle.js';
@@ -88,6 +87,8 @@ export async function probeHardware(opts: ProbeOptions = {}): Promise<HardwarePr
   }
 
   if (opts.bench) {
+    // loaded on demand: onnxruntime's native addon costs start-up time every other command would pay
+    const { runBench } = await import('./bench.js');
     const bench = await runBench({ threads: opts.benchThreads ?? profile.cpu.physicalCores, budgetMs: opts.benchBudgetMs });
     profile.bench = bench;
     if (bench.fastestInt8Activation !== profile.int8.activation) {
