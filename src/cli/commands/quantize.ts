@@ -17,6 +17,7 @@ interface Args {
   shape?: string[];
   json?: boolean;
   threads: number;
+  force?: boolean;
 }
 
 function summary(r: QuantizeReport, out: string): string {
@@ -28,6 +29,7 @@ function summary(r: QuantizeReport, out: string): string {
     r.fidelity ? `fidelity: cosine mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples` : 'fidelity: not measured (no --calib data)',
     `platform: ${r.platform.why}`,
     ...(r.opset ? [`opset: ${r.opset.why}`] : []),
+    `decision: ${r.decision}: ${r.note}`,
     `onnxruntime runs: ${Object.entries(r.runtimeOps).map(([k, v]) => `${k} x${v}`).join(', ')}`,
   ];
   return lines.join('\n') + '\n';
@@ -47,6 +49,7 @@ export const command: CommandModule<object, Args> = {
       .option('min-fidelity', { type: 'number', describe: 'output cosine floor vs float; sensitive layers stay float to meet it' })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (needed for dynamic dims)' })
       .option('threads', { type: 'number', default: 2, describe: 'onnxruntime threads for calibration and measurement' })
+      .option('force', { type: 'boolean', describe: 'write the quantized model even when int8 is not faster than float here' })
       .option('json', { type: 'boolean', describe: 'print the report as JSON' }) as never,
   handler: async (a) => {
     const mf = a['min-fidelity'];
@@ -66,9 +69,11 @@ export const command: CommandModule<object, Args> = {
     } else if (a.mode === 'static') {
       throw new EdgefitError('USAGE', 'static quantization needs calibration data: --calib <folder of images | data.npy>');
     }
-    const { model: q, report } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, data, threads: a.threads });
-    saveModel(q, a.output);
-    if (a.json) printJson({ input: a.model, output: a.output, ...report });
+    const { model: q, floatModel, report } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, data, threads: a.threads });
+    // int8 that is not faster here is not worth its fidelity loss: write the float model, say so
+    const keepFloat = report.decision === 'kept-float' && !a.force;
+    saveModel(keepFloat ? floatModel : q, a.output);
+    if (a.json) printJson({ input: a.model, output: a.output, written: keepFloat ? 'float' : a.mode, ...report });
     else process.stdout.write(summary(report, a.output));
   },
 };

@@ -36,6 +36,32 @@ export interface QuantizeOptions {
   data?: Feeds[];
   platform?: Int8Platform;
   threads?: number;
+  /** Interleaved timing runs per model for the keep-float decision (0 = skip). */
+  latencyRuns?: number;
+}
+
+async function compareLatency(a: Uint8Array, b: Uint8Array, feeds: Feeds, runs: number, threads: number): Promise<NonNullable<QuantizeReport['latency']>> {
+  const sa = await openSession(a, { threads });
+  const sb = await openSession(b, { threads });
+  const ta: number[] = [];
+  const tb: number[] = [];
+  try {
+    await sa.run(feeds);
+    await sb.run(feeds);
+    for (let i = 0; i < runs; i++) {
+      let t = performance.now();
+      await sa.run(feeds);
+      ta.push(performance.now() - t);
+      t = performance.now();
+      await sb.run(feeds);
+      tb.push(performance.now() - t);
+    }
+  } finally {
+    await sa.release();
+    await sb.release();
+  }
+  const med = (x: number[]): number => [...x].sort((p, q) => p - q)[x.length >> 1]!;
+  return { floatMs: med(ta), quantizedMs: med(tb), ratio: med(tb) / med(ta), runs, threads };
 }
 
 export interface QuantizeReport {
@@ -49,6 +75,11 @@ export interface QuantizeReport {
   minFidelity: number | null;
   /** Op types of the graph onnxruntime runs after its own fusions (proof of int8 kernels). */
   runtimeOps: Record<string, number>;
+  /** Median latency of float and quantized on the first sample, interleaved runs, this box. */
+  latency: { floatMs: number; quantizedMs: number; ratio: number; runs: number; threads: number } | null;
+  /** 'kept-float' when int8 was not faster here: the float model is the better deployment. */
+  decision: 'quantized' | 'kept-float' | 'size-only';
+  note: string;
 }
 
 const QUANT_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat', 'QGemm', 'DynamicQuantizeLSTM']);
@@ -85,7 +116,7 @@ function finish(m: Model): Uint8Array {
   return serializeModel(m);
 }
 
-export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{ model: Model; bytes: Uint8Array; report: QuantizeReport }> {
+export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{ model: Model; bytes: Uint8Array; floatModel: Model; report: QuantizeReport }> {
   normalize(input); // weights in Constant nodes (PP-OCR) become initializers first
   checkQuantizable(input);
   const before = serializeModel(input).byteLength;
@@ -161,6 +192,13 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     fidelity = found.f;
   }
   ranges = new Map(); // release
+  const latency = data.length && o.latencyRuns !== 0 ? await compareLatency(floatBytes, best.bytes, data[0]!, o.latencyRuns ?? 7, threads) : null;
+  let decision: QuantizeReport['decision'] = o.mode === 'fp16' ? 'size-only' : 'quantized';
+  let note = o.mode === 'fp16' ? 'fp16 storage: compute stays float32' : latency ? `int8 runs at ${latency.ratio.toFixed(2)}x the float latency here` : 'latency not measured (no data)';
+  if (latency && o.mode !== 'fp16' && latency.ratio >= 1) {
+    decision = 'kept-float';
+    note = `int8 is not faster than float on this box (${latency.quantizedMs.toFixed(1)} ms vs ${latency.floatMs.toFixed(1)} ms, ${platform.feature}): keep the float model`;
+  }
   const report: QuantizeReport = {
     mode: o.mode,
     method,
@@ -171,8 +209,11 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     fidelity,
     minFidelity: o.minFidelity ?? null,
     runtimeOps: await runtimeOps(best.bytes),
+    latency,
+    decision,
+    note,
   };
-  return { model: best.model, bytes: best.bytes, report };
+  return { model: best.model, bytes: best.bytes, floatModel: parseModel(floatBytes), report };
 }
 
 export { detectPlatform } from './platform.js';

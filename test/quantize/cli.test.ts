@@ -1,0 +1,59 @@
+// edgefit quantize through the real CLI: a JSON report on success, one line and a non-zero exit
+// on bad input, and no output file left behind when it fails.
+import t, { type Test } from 'tap';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeNpyFloat32, writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
+import { ROOT, runCli } from '../helpers/paths.js';
+
+const MNIST = join(ROOT, 'models/mnist-cnn.onnx');
+const dir = mkdtempSync(join(tmpdir(), 'edgefit-qcli-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const cal = writeMnistLabelled(join(dir, 'cal'), { split: 'train', limit: 32 }).xPath;
+
+function oneLineError(t: Test, r: { code: number; stderr: string }, re: RegExp): void {
+  t.not(r.code, 0, 'non-zero exit');
+  t.match(r.stderr, re);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+}
+
+t.test('static quantization writes the model and a JSON report', async (t) => {
+  const out = join(dir, 'int8.onnx');
+  const r = await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', cal, '--method', 'percentile', '--json', '--force']);
+  t.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as Record<string, any>;
+  t.equal(j.mode, 'static');
+  t.equal(j.method, 'percentile');
+  t.ok(j.sizes.after < j.sizes.before * 0.32);
+  t.equal(j.layers.quantized, 5);
+  t.ok(j.fidelity.mean > 0.99);
+  t.ok(j.runtimeOps.QLinearConv >= 3);
+  t.ok(existsSync(out));
+  t.equal(j.written, 'static', '--force writes int8 even where it is not faster');
+  t.ok(j.latency.floatMs > 0 && j.latency.quantizedMs > 0, 'latency measured side by side');
+  t.match(j.decision, /^(quantized|kept-float)$/);
+
+  // quantizing the output again is refused
+  const again = await runCli(['quantize', out, '-o', join(dir, 'twice.onnx'), '--mode', 'static', '--calib', cal]);
+  oneLineError(t, again, /already quantized \(it contains (QuantizeLinear|DequantizeLinear)\)/);
+  t.notOk(existsSync(join(dir, 'twice.onnx')));
+});
+
+t.test('bad input: one line, non-zero exit, nothing written', async (t) => {
+  const out = join(dir, 'bad.onnx');
+  const wrong = join(dir, 'wrong.npy');
+  writeFileSync(wrong, encodeNpyFloat32([4, 1, 14, 14], new Float32Array(4 * 196)));
+  oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', wrong]), /samples of shape 1x14x14, the model input needs 1x28x28/);
+  const ints = join(dir, 'ints.npy');
+  const hdr = Buffer.from(encodeNpyFloat32([1, 1, 28, 28], new Float32Array(784)));
+  writeFileSync(ints, Buffer.from(hdr.toString('latin1').replace("'<f4'", "'<i4'"), 'latin1'));
+  oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', ints]), /dtype <i4 unsupported/);
+  oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static']), /static quantization needs calibration data/);
+  oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'dynamic', '--min-fidelity', '1.5']), /--min-fidelity must be in \(0, 1\]/);
+  oneLineError(t, await runCli(['quantize', join(dir, 'missing.onnx'), '-o', out, '--mode', 'fp16']), /model file not found/);
+  const fp16 = join(dir, 'fp16.onnx');
+  t.equal((await runCli(['quantize', MNIST, '-o', fp16, '--mode', 'fp16'])).code, 0);
+  oneLineError(t, await runCli(['quantize', fp16, '-o', out, '--mode', 'dynamic']), /is float16; edgefit quantizes float32 models/);
+  t.notOk(existsSync(out), 'no output after failures');
+});
