@@ -33,6 +33,10 @@ export function sliceAxis(t: Tensor, axis: number, idx: readonly number[], name 
 export interface ApplyStats {
   tensorsSliced: number;
   valuesRetyped: number;
+  /** Weight layers that lost input channels, by output value name (recovery targets). */
+  inChanged: Set<string>;
+  /** Kept output channels of weight layers that lost some, by output value name. */
+  keptOut: Map<string, number[]>;
 }
 
 /** Perform the surgery; `keep` maps group id -> sorted kept channel indices (only pruned groups). */
@@ -40,10 +44,14 @@ export function applyPruning(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<
   const g: Graph = model.graph;
   let tensorsSliced = 0;
   const copied = new Set<string>();
+  const inChanged = new Set<string>();
+  const keptOut = new Map<string, number[]>();
   for (const a of ga.actions) {
     const full = ga.atoms.size(a.space);
     const kept = keptIndices(a.space, ga.atoms, keep);
     if (kept.length === full) continue;
+    if (a.role === 'in') inChanged.add(a.node.outputs[0]!);
+    if (a.role === 'out') keptOut.set(a.node.outputs[0]!, kept);
     if (a.role === 'group') {
       a.node.setInt('group', kept.length);
       continue;
@@ -76,5 +84,5 @@ export function applyPruning(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<
   g.valueTypes.clear();
   g.declaredValueInfo.clear();
   deadCodeElimination.run(model);
-  return { tensorsSliced, valuesRetyped: retyped };
+  return { tensorsSliced, valuesRetyped: retyped, inChanged, keptOut };
 }

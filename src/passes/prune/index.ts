@@ -1,0 +1,186 @@
+// The prune pipeline: K rounds of (score -> cut a little -> repair), then optional unstructured
+// sparsity, then measure. The original model is the teacher for recovery and fidelity. The
+// output carries a replayable history in its metadata (key edgefit.prune.history).
+import { EdgefitError } from '../../errors.js';
+import type { Model } from '../../ir/model.js';
+import { analyzeCost } from '../../analyze/cost.js';
+import { channelStats, type ChannelStats } from '../../calib/stats.js';
+import { fidelityOf, runFirstOutput, type Fidelity } from '../../calib/compare.js';
+import type { Sample } from '../../calib/runner.js';
+import { applyPruning } from './apply.js';
+import { analyzeGroups, type GroupAnalysis } from './groups.js';
+import type { Importance } from './importance.js';
+import { applyCompensation, biasCompensation, compensationValues, lsqRecover, type LsqReport, type Recovery } from './recovery.js';
+import { uniformKeep } from './select.js';
+import { cloneModel, countMacs, ratioForMacs, scoreGroups, type GroupRecord } from './structured.js';
+import { modelSizes, pruneUnstructured, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
+
+export const HISTORY_KEY = 'edgefit.prune.history';
+
+export interface PruneOptions {
+  /** Fraction of channels removed from every prunable group. */
+  structured?: number;
+  /** Fraction of MACs to remove (alternative to structured). */
+  targetMacs?: number;
+  unstructured?: number;
+  unstructuredMethod?: UnstructuredMethod;
+  unstructuredScope?: 'layer' | 'global';
+  nm?: [number, number];
+  importance: Importance;
+  recover: Recovery;
+  steps: number;
+  round: number;
+  shapes: Map<string, number[]>;
+  samples: Sample[];
+  synthetic: boolean;
+  threads?: number;
+  /** Skip the final fidelity run (benchmarks measure it themselves). */
+  skipFidelity?: boolean;
+}
+
+export interface HistoryStep {
+  step: number;
+  ratio: number;
+  importance: Importance;
+  recover: Recovery;
+  groups: GroupRecord[];
+  biasCompensated: number;
+  lsq: LsqReport | null;
+}
+
+export interface PruneReport {
+  params: { before: number; after: number };
+  macs: { before: number | null; after: number | null; ratio: number | null };
+  groups: { total: number; pruned: { group: string; size: number; kept: number }[]; skipped: { group: string; size: number; reasons: string[] }[] };
+  steps: HistoryStep[];
+  unstructured: (UnstructuredReport & { gzipBytesBefore: number; gzipBytesAfter: number }) | null;
+  fidelity: (Fidelity & { synthetic: boolean }) | null;
+  /** Graph surgery time (analysis, scoring, cutting), excluding calibration runs, ms. */
+  surgeryMs: number;
+  calibration: { samples: number; synthetic: boolean };
+}
+
+function paramsOf(m: Model): number {
+  return analyzeCost(m).params;
+}
+
+async function statsFor(model: Model, ga: GroupAnalysis, o: PruneOptions): Promise<Map<string, ChannelStats> | undefined> {
+  if (o.importance !== 'activation' && o.recover === 'none') return undefined;
+  return channelStats(model, o.samples, compensationValues(ga), o.threads);
+}
+
+export async function prune(model: Model, o: PruneOptions): Promise<PruneReport> {
+  if (o.structured !== undefined && o.targetMacs !== undefined) throw new EdgefitError('USAGE', 'give either --structured or --target-macs, not both');
+  for (const [k, v] of [['structured', o.structured], ['target-macs', o.targetMacs], ['unstructured', o.unstructured]] as const) {
+    if (v !== undefined && !(v >= 0 && v < 1)) throw new EdgefitError('USAGE', `--${k} must be a fraction in [0, 1), got ${v}`);
+  }
+  if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 50) throw new EdgefitError('USAGE', `--steps must be an integer 1..50, got ${o.steps}`);
+  if (![1, 4, 8].includes(o.round)) throw new EdgefitError('USAGE', `--round must be 1, 4 or 8, got ${o.round}`);
+  if ((o.importance === 'activation' || o.recover !== 'none' || o.unstructuredMethod === 'wanda') && !o.samples.length) throw new EdgefitError('DATA', 'activation importance and recovery need calibration samples');
+
+  const teacher = cloneModel(model);
+  const baseMacs = countMacs(cloneModel(model), o.shapes);
+  const paramsBefore = paramsOf(model);
+  const first = analyzeGroups(model);
+  const steps: HistoryStep[] = [];
+  let surgeryMs = 0;
+  // current channel i of a layer output <-> original channel origOf[i] (for the teacher's targets)
+  const origOf = new Map<string, number[]>();
+  const structuredWanted = (o.structured ?? 0) > 0 || (o.targetMacs ?? 0) > 0;
+
+  for (let k = 1; structuredWanted && k <= o.steps; k++) {
+    let ga = analyzeGroups(model);
+    const stats = await statsFor(model, ga, o);
+    const t0 = performance.now();
+    let ratio: number;
+    if (o.targetMacs !== undefined) {
+      if (baseMacs === null) throw new EdgefitError('SHAPE', 'MACs are unknown: give --shape for every dynamic input to use --target-macs');
+      const keepFrac = Math.pow(1 - o.targetMacs, k / o.steps);
+      ratio = ratioForMacs(model, o.shapes, baseMacs, keepFrac, { importance: o.importance, round: o.round, stats });
+      ga = analyzeGroups(model);
+    } else {
+      ratio = 1 - Math.pow(1 - o.structured!, 1 / o.steps);
+    }
+    const scores = scoreGroups(model, ga, o.importance, stats);
+    const keep = uniformKeep(ga.groups, scores, ratio, o.round);
+    const comps = o.recover !== 'none' && stats ? biasCompensation(model.graph, ga, keep, stats) : new Map();
+    const applied = applyPruning(model, ga, keep);
+    const biasCompensated = applyCompensation(model.graph, comps, applied.keptOut);
+    surgeryMs += performance.now() - t0;
+    for (const [v, kept] of applied.keptOut) {
+      const prev = origOf.get(v);
+      origOf.set(v, prev ? kept.map((i) => prev[i]!) : kept);
+    }
+    let lsq: LsqReport | null = null;
+    if (o.recover === 'lsq') lsq = await lsqRecover(teacher, model, [...applied.inChanged], o.samples, { threads: o.threads }, origOf);
+    const records: GroupRecord[] = [];
+    for (const grp of ga.groups) {
+      const kk = keep.get(grp.id);
+      if (!kk) continue;
+      const kept = new Set(kk);
+      const removed = Array.from({ length: grp.size }, (_, i) => i).filter((i) => !kept.has(i));
+      records.push({ group: grp.label, size: grp.size, kept: kk.length, removed, scores: removed.map((i) => +scores.get(grp.id)![i]!.toPrecision(4)) });
+    }
+    steps.push({ step: k, ratio: +ratio.toFixed(4), importance: o.importance, recover: o.recover, groups: records, biasCompensated, lsq });
+  }
+
+  let unstructured: PruneReport['unstructured'] = null;
+  if ((o.unstructured ?? 0) > 0 || o.nm) {
+    const before = modelSizes(model).gzipBytes;
+    const stats = o.unstructuredMethod === 'wanda' ? await channelStats(model, o.samples, wandaValues(model), o.threads) : undefined;
+    const r = pruneUnstructured(model, { ratio: o.unstructured ?? 0, method: o.unstructuredMethod ?? 'magnitude', scope: o.unstructuredScope ?? 'layer', nm: o.nm, stats });
+    unstructured = { ...r, gzipBytesBefore: before, gzipBytesAfter: modelSizes(model).gzipBytes };
+  }
+
+  const macsAfter = countMacs(cloneModel(model), o.shapes);
+  const last = analyzeGroups(model);
+  const sizeNow = new Map(last.groups.map((g) => [g.label, g.size]));
+  const history = { version: 1, steps, unstructured: unstructured && { zeroFraction: unstructured.zeroFraction, method: o.unstructuredMethod ?? 'magnitude', nm: o.nm ?? null } };
+  const prior = model.metadata.get(HISTORY_KEY);
+  model.metadata.set(HISTORY_KEY, JSON.stringify(prior ? { ...history, previous: JSON.parse(prior) as unknown } : history));
+
+  let fidelity: PruneReport['fidelity'] = null;
+  if (!o.skipFidelity && o.samples.length) {
+    const ref = await runFirstOutput(teacher, o.samples, o.threads);
+    const got = await runFirstOutput(model, o.samples, o.threads);
+    fidelity = { ...fidelityOf(ref, got), synthetic: o.synthetic };
+  }
+  return {
+    params: { before: paramsBefore, after: paramsOf(model) },
+    macs: { before: baseMacs, after: macsAfter, ratio: baseMacs && macsAfter !== null ? macsAfter / baseMacs : null },
+    groups: {
+      total: first.groups.length,
+      pruned: first.groups.filter((g) => g.prunable && (sizeNow.get(g.label) ?? g.size) < g.size).map((g) => ({ group: g.label, size: g.size, kept: sizeNow.get(g.label)! })),
+      skipped: first.groups.filter((g) => !g.prunable).map((g) => ({ group: g.label, size: g.size, reasons: g.reasons })),
+    },
+    steps,
+    unstructured,
+    fidelity,
+    surgeryMs,
+    calibration: { samples: o.samples.length, synthetic: o.synthetic },
+  };
+}
+
+/**
+ * Replay the structural part of a history on the original model: the same groups lose the same
+ * channels (weights are sliced from the original; recovery's refits need the calibration data).
+ */
+export function replayHistory(model: Model, historyJson: string): number {
+  const h = JSON.parse(historyJson) as { steps?: HistoryStep[] };
+  if (!h || !Array.isArray(h.steps)) throw new EdgefitError('DATA', 'not an edgefit prune history');
+  let cut = 0;
+  for (const step of h.steps) {
+    const ga = analyzeGroups(model);
+    const byLabel = new Map(ga.groups.map((g) => [g.label, g]));
+    const keep = new Map<number, number[]>();
+    for (const r of step.groups) {
+      const grp = byLabel.get(r.group);
+      if (!grp || grp.size !== r.size) throw new EdgefitError('DATA', `history group '${r.group}' (${r.size} channels) is not in this model`);
+      const removed = new Set(r.removed);
+      keep.set(grp.id, Array.from({ length: grp.size }, (_, i) => i).filter((i) => !removed.has(i)));
+      cut += r.removed.length;
+    }
+    applyPruning(model, ga, keep);
+  }
+  return cut;
+}

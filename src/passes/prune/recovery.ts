@@ -1,0 +1,289 @@
+// Recovery without retraining. Two repairs, both from calibration data:
+// - bias compensation: a removed input channel c of a layer contributed on average
+//   mean(x_c) · Σ W[:, c] to every output; fold that constant into the bias (exact for the mean).
+// - least-squares reconstruction (ThiNet / He et al. 2017 style): refit the weights and bias of
+//   every layer that lost inputs so that, fed the pruned model's own activations, it reproduces
+//   the original (teacher) model's outputs of that layer. A fit that does not lower the error on
+//   the calibration rows is discarded, so lsq never makes a layer worse on that data.
+import type { Graph } from '../../ir/graph.js';
+import type { Model } from '../../ir/model.js';
+import type { Node } from '../../ir/node.js';
+import { Tensor } from '../../ir/tensor.js';
+import { ModelRunner, type Feed, type Sample } from '../../calib/runner.js';
+import type { ChannelStats } from '../../calib/stats.js';
+import { seededUniform } from '../../calib/synthetic.js';
+import type { GroupAnalysis } from './groups.js';
+import { NormalEquations } from './linalg.js';
+import { keptIndices } from './space.js';
+
+export const RECOVERY = ['none', 'bias', 'lsq'] as const;
+export type Recovery = (typeof RECOVERY)[number];
+
+/** Output-channel axis of a layer's weight given its input-channel axis. */
+function outAxis(n: Node, inAxis: number): number {
+  if (n.opType === 'Conv') return 0;
+  if (n.opType === 'ConvTranspose') return 1;
+  return inAxis === 0 ? 1 : 0; // Gemm / MatMul: the other axis of a 2-D weight
+}
+
+/** Values whose statistics bias compensation needs: the inputs of layers that lose input channels. */
+export function compensationValues(ga: GroupAnalysis): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const a of ga.actions) {
+    if (a.role !== 'in') continue;
+    const v = a.node.inputs[0]!;
+    const info = ga.values.get(v);
+    if (info) out.set(v, info.axis);
+  }
+  return out;
+}
+
+/** Per-layer bias shifts (full output width), computed from the unpruned weights. */
+export function biasCompensation(g: Graph, ga: GroupAnalysis, keep: ReadonlyMap<number, readonly number[]>, stats: ReadonlyMap<string, ChannelStats>): Map<Node, Float64Array> {
+  const comps = new Map<Node, Float64Array>();
+  for (const a of ga.actions) {
+    if (a.role !== 'in') continue;
+    const n = a.node;
+    const st = stats.get(n.inputs[0]!);
+    const w = g.initializer(n.inputs[a.input]!);
+    if (!st || !w) continue;
+    const full = ga.atoms.size(a.space);
+    const len = w.dims[a.axis]!;
+    if (st.mean.length !== len) continue;
+    const kept = keptIndices(a.space, ga.atoms, keep, len / full);
+    if (kept.length === len) continue;
+    const keptSet = new Set(kept);
+    const oa = outAxis(n, a.axis);
+    const W = w.toFloat32();
+    const dims = w.dims;
+    const strides = dims.map((_, i) => dims.slice(i + 1).reduce((p, q) => p * q, 1));
+    const comp = comps.get(n) ?? new Float64Array(dims[oa]!);
+    // Σ over the removed inputs c and every other (spatial) index of W[o, c, ...] · mean_c
+    for (let idx = 0; idx < W.length; idx++) {
+      const c = Math.floor(idx / strides[a.axis]!) % dims[a.axis]!;
+      if (keptSet.has(c)) continue;
+      const o = Math.floor(idx / strides[oa]!) % dims[oa]!;
+      comp[o] += W[idx]! * st.mean[c]!;
+    }
+    comps.set(n, comp);
+  }
+  return comps;
+}
+
+/** Add `delta` (already restricted to kept outputs) to the layer's bias, creating one if needed. */
+export function addToBias(g: Graph, n: Node, delta: ArrayLike<number>): boolean {
+  let idx = n.opType === 'MatMul' ? -1 : 2;
+  let target = n;
+  if (n.opType === 'MatMul') {
+    // exporters write Linear as MatMul + Add(bias)
+    const cs = g.consumers(n.outputs[0]!);
+    const add = cs.length === 1 && cs[0]!.opType === 'Add' ? cs[0]! : undefined;
+    if (!add) return false;
+    idx = add.inputs.findIndex((v) => v !== n.outputs[0] && g.constant(v));
+    if (idx < 0) return false;
+    target = add;
+  }
+  const name = target.inputs[idx];
+  const b = name ? g.constant(name) : undefined;
+  if (name && (!b || b.dtype !== 'float32' || b.size !== delta.length)) return false;
+  const vals = b ? Float32Array.from(b.toFloat32()) : new Float32Array(delta.length);
+  for (let i = 0; i < vals.length; i++) vals[i] += delta[i]!;
+  const shared = name ? g.consumers(name).length > 1 : true;
+  const outName = !name || shared ? g.uniqueName(`${n.outputs[0]}_bias`) : name;
+  g.setInitializer(Tensor.fromFloat32(outName, b ? b.dims : [delta.length], vals));
+  while (target.inputs.length <= idx) target.inputs.push('');
+  target.inputs[idx] = outName;
+  g.touch();
+  return true;
+}
+
+export function applyCompensation(g: Graph, comps: ReadonlyMap<Node, Float64Array>, keptOut: ReadonlyMap<string, number[]>): number {
+  let n = 0;
+  for (const [node, comp] of comps) {
+    const kept = keptOut.get(node.outputs[0]!);
+    const delta = kept ? kept.map((o) => comp[o]!) : Array.from(comp);
+    if (addToBias(g, node, delta)) n++;
+  }
+  return n;
+}
+
+interface Layer {
+  node: Node;
+  out: string;
+  input: string;
+  keptOut: number[] | null;
+  ne: NormalEquations;
+  /** Current weights as the unknown matrix (d x o, last row = bias). */
+  current: Float64Array;
+}
+
+/** The layer's weight and bias as a (d+1) x o matrix over its im2col / feature rows. */
+function layerMatrix(g: Graph, n: Node): { W: Float64Array; d: number; o: number } | null {
+  const w = g.initializer(n.inputs[1]!);
+  if (!w || w.dtype !== 'float32') return null;
+  const f = w.toFloat32();
+  let d: number, o: number;
+  let at: (row: number, col: number) => number;
+  if (n.opType === 'Conv') {
+    if (w.dims.length !== 4 || n.attrInt('group', 1) !== 1) return null;
+    o = w.dims[0]!;
+    d = f.length / o;
+    at = (r, c) => f[c * d + r]!;
+  } else if (n.opType === 'Gemm' && n.attrInt('transB', 0) === 1) {
+    o = w.dims[0]!;
+    d = w.dims[1]!;
+    at = (r, c) => f[c * d + r]!;
+  } else if (n.opType === 'Gemm' || n.opType === 'MatMul') {
+    d = w.dims[0]!;
+    o = w.dims[1]!;
+    at = (r, c) => f[r * o + c]!;
+  } else return null;
+  const W = new Float64Array((d + 1) * o);
+  for (let r = 0; r < d; r++) for (let c = 0; c < o; c++) W[r * o + c] = at(r, c);
+  const biasName = n.opType === 'MatMul' ? undefined : n.inputs[2];
+  const b = biasName ? g.constant(biasName) : undefined;
+  if (b && b.size === o) {
+    const bf = b.toFloat32();
+    for (let c = 0; c < o; c++) W[d * o + c] = bf[c]!;
+  }
+  return { W, d, o };
+}
+
+/** Rows (x with a trailing 1, y) of one sample for one layer, sampling at most `maxRows` positions. */
+function* layerRows(n: Node, x: Feed, y: Feed, keptOut: number[] | null, maxRows: number, next: () => number): Generator<[Float64Array, Float64Array]> {
+  const oIdx = keptOut ?? Array.from({ length: n.opType === 'Conv' ? y.dims[1]! : y.dims[y.dims.length - 1]! }, (_, i) => i);
+  if (n.opType === 'Conv') {
+    const [N, C, H, Wd] = x.dims as [number, number, number, number];
+    const [, O, OH, OW] = y.dims as [number, number, number, number];
+    const k = n.attrInts('kernel_shape')!;
+    const s = n.attrInts('strides') ?? [1, 1];
+    const p = n.attrInts('pads') ?? [0, 0, 0, 0];
+    const dl = n.attrInts('dilations') ?? [1, 1];
+    const total = N * OH * OW;
+    const take = Math.min(total, maxRows);
+    for (let r = 0; r < take; r++) {
+      const pos = take === total ? r : Math.floor(next() * total);
+      const b = Math.floor(pos / (OH * OW)), oy = Math.floor(pos / OW) % OH, ox = pos % OW;
+      const row = new Float64Array(C * k[0]! * k[1]! + 1);
+      let j = 0;
+      for (let c = 0; c < C; c++) {
+        for (let ky = 0; ky < k[0]!; ky++) {
+          const iy = oy * s[0]! - p[0]! + ky * dl[0]!;
+          for (let kx = 0; kx < k[1]!; kx++, j++) {
+            const ix = ox * s[1]! - p[1]! + kx * dl[1]!;
+            if (iy >= 0 && iy < H && ix >= 0 && ix < Wd) row[j] = x.data[((b * C + c) * H + iy) * Wd + ix]!;
+          }
+        }
+      }
+      row[j] = 1;
+      const t = new Float64Array(oIdx.length);
+      for (let q = 0; q < oIdx.length; q++) t[q] = y.data[((b * O + oIdx[q]!) * OH + oy) * OW + ox]!;
+      yield [row, t];
+    }
+    return;
+  }
+  const K = x.dims[x.dims.length - 1]!;
+  const O = y.dims[y.dims.length - 1]!;
+  const total = x.data.length / K;
+  const take = Math.min(total, maxRows);
+  for (let r = 0; r < take; r++) {
+    const pos = take === total ? r : Math.floor(next() * total);
+    const row = new Float64Array(K + 1);
+    for (let j = 0; j < K; j++) row[j] = x.data[pos * K + j]!;
+    row[K] = 1;
+    const t = new Float64Array(oIdx.length);
+    for (let q = 0; q < oIdx.length; q++) t[q] = y.data[pos * O + oIdx[q]!]!;
+    yield [row, t];
+  }
+}
+
+/** Write a (d+1) x o solution back into the layer's weight and bias. */
+function writeLayer(g: Graph, n: Node, W: Float64Array, d: number, o: number): boolean {
+  const w = g.initializer(n.inputs[1]!)!;
+  const f = new Float32Array(d * o);
+  const trans = n.opType === 'Conv' || (n.opType === 'Gemm' && n.attrInt('transB', 0) === 1);
+  for (let r = 0; r < d; r++) for (let c = 0; c < o; c++) f[trans ? c * d + r : r * o + c] = W[r * o + c]!;
+  const shared = g.consumers(w.name).length > 1;
+  const name = shared ? g.uniqueName(`${w.name}_lsq`) : w.name;
+  g.setInitializer(Tensor.fromFloat32(name, w.dims, f));
+  n.inputs[1] = name;
+  g.touch();
+  // the bias row: replace the bias by the fitted one (delta from the current)
+  const cur = layerMatrix(g, n);
+  if (!cur) return false;
+  const delta = new Float64Array(o);
+  for (let c = 0; c < o; c++) delta[c] = W[d * o + c]! - cur.W[d * o + c]!;
+  return addToBias(g, n, delta) || delta.every((x) => Math.abs(x) < 1e-12);
+}
+
+export interface LsqReport {
+  layers: number;
+  refit: number;
+  /** Mean relative reconstruction error over refit layers, before and after. */
+  errBefore: number;
+  errAfter: number;
+}
+
+/**
+ * Least-squares refit of `layers` (output value names) of `student` against `teacher`.
+ * Systems wider than `maxDim` unknowns are skipped (too slow to solve on the box).
+ */
+export async function lsqRecover(teacher: Model, student: Model, layers: readonly string[], samples: readonly Sample[], opts: { maxDim?: number; rowsPerSample?: number; threads?: number; chunks?: number; ridge?: number } = {}, keptOut: ReadonlyMap<string, number[]> = new Map()): Promise<LsqReport> {
+  const g = student.graph;
+  const maxDim = opts.maxDim ?? 1200;
+  const todo: Layer[] = [];
+  for (const out of layers) {
+    const n = g.producer(out);
+    if (!n || !['Conv', 'Gemm', 'MatMul'].includes(n.opType)) continue;
+    const m = layerMatrix(g, n);
+    if (!m || m.d + 1 > maxDim) continue;
+    todo.push({ node: n, out, input: n.inputs[0]!, keptOut: keptOut.get(out) ?? null, ne: new NormalEquations(m.d + 1, m.o), current: m.W });
+  }
+  if (!todo.length) return { layers: 0, refit: 0, errBefore: 0, errAfter: 0 };
+  // Sequential in topological order, in chunks: a layer is fitted to the activations the
+  // already-repaired layers before it produce (fitting all at once would aim every layer at
+  // inputs that the upstream refits then change). Chunks bound the number of inference runs.
+  const pos = new Map(g.topoOrder().map((n, i) => [n, i]));
+  todo.sort((a, b) => pos.get(a.node)! - pos.get(b.node)!);
+  const chunks = Math.max(1, Math.min(todo.length, opts.chunks ?? 8));
+  const per = Math.ceil(todo.length / chunks);
+  const t = await ModelRunner.create(teacher, { extraOutputs: todo.map((l) => l.out), threads: opts.threads });
+  const next = seededUniform(7);
+  const rows = opts.rowsPerSample ?? Math.max(64, Math.ceil(4096 / samples.length));
+  let refit = 0, before = 0, after = 0;
+  try {
+    for (let c0 = 0; c0 < todo.length; c0 += per) {
+      const chunk = todo.slice(c0, c0 + per);
+      const s = await ModelRunner.create(student, { extraOutputs: chunk.map((l) => l.input), threads: opts.threads });
+      try {
+        for (const sample of samples) {
+          const ty = await t.run(sample, chunk.map((l) => l.out));
+          const fetch = [...new Set(chunk.map((l) => l.input))].filter((v) => !sample[v]);
+          const sx = fetch.length ? await s.run(sample, fetch) : new Map<string, Feed>();
+          for (const l of chunk) {
+            const x = sx.get(l.input) ?? sample[l.input];
+            const y = ty.get(l.out);
+            if (!x || !y) continue;
+            for (const [row, target] of layerRows(l.node, x, y, l.keptOut, rows, next)) l.ne.add(row, target);
+          }
+        }
+      } finally {
+        await s.release();
+      }
+      for (const l of chunk) {
+        if (l.ne.rows < 2) continue;
+        const W = l.ne.solve(opts.ridge ?? 1e-3);
+        if (!W) continue;
+        const e0 = l.ne.error(l.current), e1 = l.ne.error(W);
+        if (!(e1 < e0)) continue;
+        if (!writeLayer(g, l.node, W, l.ne.d - 1, l.ne.o)) continue;
+        refit++;
+        before += e0 / (l.ne.yy || 1);
+        after += e1 / (l.ne.yy || 1);
+      }
+    }
+  } finally {
+    await t.release();
+  }
+  return { layers: todo.length, refit, errBefore: refit ? before / refit : 0, errAfter: refit ? after / refit : 0 };
+}
