@@ -12,25 +12,27 @@ export interface ValidationIssue {
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; errors: ValidationIssue[] };
 
-// One compiler for the process; compiled validators are cached per schema object.
-// strictRequired off: 'oneOf: [{required: [a]}, {required: [b]}]' (one of two fields) is legitimate
-const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
-const compiled = new WeakMap<object, ValidateFunction>();
+// Compiled validators cached by schema object and by content. Each distinct schema gets its own
+// ajv instance, so two files declaring the same $id (a copied or edited schema) never collide.
+const byObject = new WeakMap<object, ValidateFunction>();
+const byContent = new Map<string, ValidateFunction>();
 
 function compile(schema: AnySchema): ValidateFunction {
-  try {
-    if (typeof schema === 'boolean') return ajv.compile(schema);
-    let fn = compiled.get(schema);
-    if (!fn) {
-      // a schema with $id can only be added once per ajv instance; reuse it if already known
-      const id = (schema as { $id?: string }).$id;
-      fn = (id ? ajv.getSchema(id) : undefined) ?? ajv.compile(schema);
-      compiled.set(schema, fn);
+  const cachedObj = typeof schema === 'object' ? byObject.get(schema) : undefined;
+  if (cachedObj) return cachedObj;
+  const key = JSON.stringify(schema);
+  let fn = byContent.get(key);
+  if (!fn) {
+    try {
+      // strictRequired off: 'oneOf: [{required: [a]}, {required: [b]}]' (one of two fields) is legitimate
+      fn = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true }).compile(schema);
+    } catch (e) {
+      throw new EdgefitError('CONFIG', `invalid JSON Schema: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
-    return fn;
-  } catch (e) {
-    throw new EdgefitError('CONFIG', `invalid JSON Schema: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    byContent.set(key, fn);
   }
+  if (typeof schema === 'object') byObject.set(schema, fn);
+  return fn;
 }
 
 /** JSON pointer '/a/0/b' -> 'a[0].b'. */

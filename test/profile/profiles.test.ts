@@ -147,4 +147,10 @@ t.test('generic validate(): all errors with JSON paths', async (t) => {
   t.equal(pointerToPath('/a~1b/0/c~0d'), 'a/b[0].c~d');
   t.equal(pointerToPath(''), '');
   t.throws(() => validate({ type: 'nonsense' }, 1), { code: 'CONFIG' });
+  // an edited copy of a schema keeps its $id: it must be compiled afresh, not served stale
+  const v1 = { $id: 'https://example.test/s.json', type: 'integer' };
+  const v2 = { $id: 'https://example.test/s.json', type: 'string' };
+  t.equal(validate(v1, 3).ok, true);
+  t.equal(validate(v2, 3).ok, false);
+  t.equal(validate(v2, 'x').ok, true);
 });
