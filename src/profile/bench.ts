@@ -23,18 +23,28 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-/** Median seconds per call of `fn` over a time budget (at least 3 timed calls, after 2 warm-ups). */
-async function timeIt(fn: () => Promise<unknown> | unknown, budgetMs: number): Promise<number> {
-  await fn();
-  await fn();
-  const times: number[] = [];
-  const end = performance.now() + budgetMs;
-  while (times.length < 3 || (performance.now() < end && times.length < 200)) {
-    const t0 = performance.now();
-    await fn();
-    times.push((performance.now() - t0) / 1000);
+/**
+ * Median seconds per call of each function, timed round-robin (one call of each per round) so
+ * that load from other processes drifting over time hits every variant alike and their ratio
+ * stays fair. Two warm-up calls each; at least 3 rounds, then rounds until the time budget.
+ */
+async function timeInterleaved(fns: Array<() => Promise<unknown>>, budgetMs: number): Promise<number[]> {
+  for (const f of fns) {
+    await f();
+    await f();
   }
-  return median(times);
+  const times: number[][] = fns.map(() => []);
+  const end = performance.now() + budgetMs;
+  let rounds = 0;
+  while (rounds < 3 || (performance.now() < end && rounds < 200)) {
+    for (let i = 0; i < fns.length; i++) {
+      const t0 = performance.now();
+      await fns[i]!();
+      times[i]!.push((performance.now() - t0) / 1000);
+    }
+    rounds++;
+  }
+  return times.map(median);
 }
 
 async function session(bytes: Uint8Array, threads: number): Promise<ort.InferenceSession> {
@@ -44,20 +54,12 @@ async function session(bytes: Uint8Array, threads: number): Promise<ort.Inferenc
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
+      // the variants are timed round-robin: an idle session's pool must not spin on the cores
+      // while another session runs, or every measurement is taxed by its neighbours
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
   } catch (e) {
     throw new EdgefitError('EVAL', `benchmark model rejected by onnxruntime: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  }
-}
-
-/** Giga-ops per second of one model: ops per call / median seconds per call. */
-async function gops(bytes: Uint8Array, feeds: Record<string, ort.Tensor>, ops: number, threads: number, budgetMs: number): Promise<number> {
-  const s = await session(bytes, threads);
-  try {
-    const sec = await timeIt(() => s.run(feeds), budgetMs);
-    return ops / sec / 1e9;
-  } finally {
-    await s.release();
   }
 }
 
@@ -81,27 +83,31 @@ export function memoryBandwidthGBps(bytes = 64 * 1024 * 1024, reps = 7): number 
 
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
+type Case = [Uint8Array, Record<string, ort.Tensor>];
+
+/** fp32 and both int8 activation types of one kernel, measured side by side. */
 async function kernel(
   shape: string,
   fp32Op: string,
   int8Op: string,
   ops: number,
-  fp32: () => [Uint8Array, Record<string, ort.Tensor>],
-  int8: (a: Act) => [Uint8Array, Record<string, ort.Tensor>],
+  fp32: () => Case,
+  int8: (a: Act) => Case,
   threads: number,
   budget: number,
 ): Promise<KernelBench> {
-  const [fb, ff] = fp32();
-  const fp32Gops = await gops(fb, ff, ops, threads, budget);
-  const measure = async (a: Act): Promise<Int8Measure> => {
-    const [qb, qf] = int8(a);
-    const g = await gops(qb, qf, ops, threads, budget);
-    return { gops: round(g), speedup: round(g / fp32Gops) };
-  };
   // both activation types: onnxruntime's x86 kernels favour u8, its arm64 dot-product kernels s8
-  const u8 = await measure('u8');
-  const s8 = await measure('s8');
-  return { shape, fp32Op, int8Op, fp32Gops: round(fp32Gops), int8: { u8, s8 } };
+  const cases = [fp32(), int8('u8'), int8('s8')];
+  const sessions: ort.InferenceSession[] = [];
+  try {
+    for (const [bytes] of cases) sessions.push(await session(bytes, threads));
+    const secs = await timeInterleaved(sessions.map((s, i) => () => s.run(cases[i]![1])), budget * cases.length);
+    const [f, u, q] = secs.map((sec) => ops / sec / 1e9) as [number, number, number];
+    const m = (g: number): Int8Measure => ({ gops: round(g), speedup: round(g / f) });
+    return { shape, fp32Op, int8Op, fp32Gops: round(f), int8: { u8: m(u), s8: m(q) } };
+  } finally {
+    for (const s of sessions) await s.release();
+  }
 }
 
 /** Run the whole benchmark: about 6 timed kernels of `budgetMs` each plus session set-up. */
