@@ -1,0 +1,52 @@
+// Per-group sensitivity: prune one group alone at a few ratios and measure the fidelity drop on
+// calibration data. Non-uniform allocation then removes more from groups that tolerate it:
+// each group gets the largest probed ratio whose drop stays under a threshold, and the
+// threshold is bisected until the global channel or MACs target is met.
+import type { Model } from '../../ir/model.js';
+import type { Sample } from '../../calib/runner.js';
+import { fidelityOf, runFirstOutput, type Outputs } from '../../calib/compare.js';
+import { applyPruning } from './apply.js';
+import { analyzeGroups, type GroupAnalysis } from './groups.js';
+import { cloneModel } from './structured.js';
+import { keepCount, topK } from './select.js';
+
+export interface GroupSensitivity {
+  /** Group index in analyzeGroups order (stable on clones). */
+  index: number;
+  label: string;
+  size: number;
+  /** Fidelity drop (1 - cosine) at each probed ratio. */
+  drops: { ratio: number; drop: number }[];
+}
+
+export async function groupSensitivity(model: Model, ga: GroupAnalysis, scores: ReadonlyMap<number, Float64Array>, samples: readonly Sample[], ratios: readonly number[] = [0.3, 0.5, 0.7], threads = 1, ref?: Outputs[]): Promise<GroupSensitivity[]> {
+  const base = ref ?? (await runFirstOutput(model, samples, threads));
+  const out: GroupSensitivity[] = [];
+  for (let gi = 0; gi < ga.groups.length; gi++) {
+    const grp = ga.groups[gi]!;
+    if (!grp.prunable) continue;
+    const drops: { ratio: number; drop: number }[] = [];
+    for (const r of ratios) {
+      const c = cloneModel(model);
+      const cga = analyzeGroups(c);
+      const k = keepCount(grp.size, r);
+      if (k >= grp.size) continue;
+      applyPruning(c, cga, new Map([[cga.groups[gi]!.id, topK(scores.get(grp.id)!, k)]]));
+      const f = fidelityOf(base, await runFirstOutput(c, samples, threads));
+      drops.push({ ratio: r, drop: 1 - f.cosine });
+    }
+    out.push({ index: gi, label: grp.label, size: grp.size, drops });
+  }
+  return out;
+}
+
+/** Per-group ratios (by group id of `ga`) for a drop threshold: the largest probed ratio under it. */
+export function ratiosForThreshold(ga: GroupAnalysis, sens: readonly GroupSensitivity[], threshold: number): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const s of sens) {
+    let best = 0;
+    for (const d of s.drops) if (d.drop <= threshold && d.ratio > best) best = d.ratio;
+    m.set(ga.groups[s.index]!.id, best);
+  }
+  return m;
+}
