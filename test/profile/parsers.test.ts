@@ -226,3 +226,17 @@ t.test('user space width', async (t) => {
   t.match(decideUserland({ processArch: 'arm64', elfHead: elf64, longBit: null, machine: 'aarch64' }), { is64: true, mismatch: false });
   t.match(decideUserland({ processArch: 'arm', elfHead: null, longBit: null, machine: 'armv7l' }), { is64: false, mismatch: false });
 });
+
+t.test('probeHardware over a fixture: board facts from the files, warnings for 32-bit user space and under-voltage', async (t) => {
+  const { probeHardware } = await import('../../src/profile/probe.js');
+  const hw = await probeHardware({ sources: readSourcesFromDir(join(FIXTURES, 'raspberry-pi-3')) });
+  t.equal(hw.arch, 'arm');
+  t.equal(hw.board.id, 'raspberry-pi-3');
+  t.same(hw.cpu.coreNames, ['Cortex-A53']);
+  t.equal(hw.bench, null);
+  t.ok(hw.memory.totalMb > 0, 'memory still comes from the live machine');
+  t.match(hw.warnings.join('\n'), /64-bit kernel \(aarch64\) with a 32-bit user space/);
+  t.match(hw.warnings.join('\n'), /firmware reports under-voltage now; throttled now/);
+  const pi4 = await probeHardware({ sources: readSourcesFromDir(join(FIXTURES, 'raspberry-pi-4')) });
+  t.same(pi4.warnings, [], 'a healthy 64-bit Pi 4 has nothing to warn about');
+});
