@@ -44,11 +44,11 @@ t.test('bad input: one line, non-zero exit, nothing written', async (t) => {
   const out = join(dir, 'bad.onnx');
   const wrong = join(dir, 'wrong.npy');
   writeFileSync(wrong, encodeNpyFloat32([4, 1, 14, 14], new Float32Array(4 * 196)));
-  oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', wrong]), /samples of shape 1x14x14, the model input needs 1x28x28/);
+  oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', wrong]), /data of shape 4x1x14x14 does not fit input 'x'/);
   const ints = join(dir, 'ints.npy');
   const hdr = Buffer.from(encodeNpyFloat32([1, 1, 28, 28], new Float32Array(784)));
   writeFileSync(ints, Buffer.from(hdr.toString('latin1').replace("'<f4'", "'<i4'"), 'latin1'));
-  oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', ints]), /dtype <i4 unsupported/);
+  oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', ints]), /data is int32 but the model input wants float32/);
   oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static']), /static quantization needs calibration data/);
   oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'dynamic', '--min-fidelity', '1.5']), /--min-fidelity must be in \(0, 1\]/);
   oneLineError(t, await runCli(['quantize', join(dir, 'missing.onnx'), '-o', out, '--mode', 'fp16']), /model file not found/);

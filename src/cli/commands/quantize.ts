@@ -3,7 +3,8 @@
 import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
-import { CALIB_METHODS, QUANT_MODES, quantizeModel, loadCalibration, ort, type CalibMethod, type QuantMode, type QuantizeReport } from '../../passes/quantize/index.js';
+import { loadInputSet, type ModelInput } from '../../data/inputs.js';
+import { CALIB_METHODS, QUANT_MODES, quantizeModel, ort, type CalibMethod, type QuantMode, type QuantizeReport } from '../../passes/quantize/index.js';
 import { parseShapes, printJson } from '../output.js';
 
 interface Args {
@@ -59,13 +60,9 @@ export const command: CommandModule<object, Args> = {
     const shapes = parseShapes(a.shape);
     let data: Record<string, ort.Tensor>[] | undefined;
     if (a.calib) {
-      const inputs = model.graph.runtimeInputs();
-      if (inputs.length !== 1) throw new EdgefitError('USAGE', `--calib feeds one input, the model has ${inputs.length}`);
-      const inp = inputs[0]!;
-      const declared = inp.type?.shape ?? [];
-      const shape = shapes.get(inp.name) ?? declared.map((d, i) => (typeof d === 'number' ? d : i === 0 ? 1 : NaN));
-      if (shape.some((d) => !Number.isFinite(d))) throw new EdgefitError('USAGE', `input '${inp.name}' has dynamic dims (${declared.join('x')}): give --shape ${inp.name}=...`);
-      data = loadCalibration(a.calib, shape).map((x) => ({ [inp.name]: new ort.Tensor('float32', x, shape) }));
+      const inputs: ModelInput[] = model.graph.runtimeInputs().map((i) => ({ name: i.name, dtype: i.type?.dtype ?? 'float32', shape: i.type?.shape ?? null }));
+      const set = loadInputSet(a.calib, inputs, { shapes, limit: 64 });
+      data = set.samples.map((s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, new ort.Tensor(v.dtype as 'float32', v.data as Float32Array, v.shape)])));
     } else if (a.mode === 'static') {
       throw new EdgefitError('USAGE', 'static quantization needs calibration data: --calib <folder of images | data.npy>');
     }

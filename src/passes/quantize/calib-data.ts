@@ -1,8 +1,8 @@
-// Calibration inputs for the CLI and tests: a folder of images (with an optional
-// preprocess.json) or a .npy float32 array whose first axis is the sample index.
-// Minimal on purpose, until the shared loaders of src/data/ land; only what quantize needs.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
+// Image and .npy helpers for the quantize benchmark and tests, which crop realistic inputs
+// (text lines out of a scanned page) before resizing. The CLI reads --calib with the shared
+// loaders of src/data/.
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { EdgefitError } from '../../errors.js';
@@ -15,8 +15,6 @@ export interface Preprocess {
 }
 
 export const IMAGENET: Preprocess = { scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
-
-const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg']);
 
 interface Rgba { width: number; height: number; data: Uint8Array }
 
@@ -63,28 +61,6 @@ export function imageToTensor(img: Rgba, h: number, w: number, channels: number,
   return out;
 }
 
-function readPreprocess(dir: string): Preprocess {
-  const p = join(dir, 'preprocess.json');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(p, 'utf8'));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return IMAGENET;
-    throw new EdgefitError('DATA', `${p}: not valid JSON`, { cause: e });
-  }
-  const o = raw as Partial<Record<keyof Preprocess, unknown>>;
-  const triple = (v: unknown, d: [number, number, number]): [number, number, number] => {
-    if (v === undefined) return d;
-    if (Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x))) return v as [number, number, number];
-    throw new EdgefitError('DATA', `${p}: mean and std must be three numbers`);
-  };
-  const scale = o.scale === undefined ? IMAGENET.scale : o.scale;
-  if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new EdgefitError('DATA', `${p}: scale must be a number`);
-  const std = triple(o.std, IMAGENET.std);
-  if (std.some((s) => s === 0)) throw new EdgefitError('DATA', `${p}: std must not be 0`);
-  return { scale, mean: triple(o.mean, IMAGENET.mean), std };
-}
-
 /** Parse a little-endian float32 .npy file (version 1-3, C order). */
 export function readNpy(path: string): { shape: number[]; data: Float32Array } {
   const b = readFileSync(path);
@@ -104,37 +80,4 @@ export function readNpy(path: string): { shape: number[]; data: Float32Array } {
   const data = new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = b.readFloatLE(off + 4 * i);
   return { shape, data };
-}
-
-/**
- * Samples for one model input of static `shape` (N x C x H x W for images, batch 1 each).
- * Wrong shapes fail here with one line, before any model runs.
- */
-export function loadCalibration(path: string, shape: readonly number[], limit = 64): Float32Array[] {
-  let st;
-  try {
-    st = statSync(path);
-  } catch {
-    throw new EdgefitError('FILE_NOT_FOUND', `calibration data not found: ${path}`);
-  }
-  const per = shape.reduce((a, d) => a * d, 1);
-  if (st.isDirectory()) {
-    if (shape.length !== 4 || shape[0] !== 1 || (shape[1] !== 3 && shape[1] !== 1)) {
-      throw new EdgefitError('DATA', `image calibration needs a 1x3xHxW or 1x1xHxW input, the model input is ${shape.join('x')}`);
-    }
-    const pre = readPreprocess(path);
-    const files = readdirSync(path).filter((f) => IMAGE_EXT.has(extname(f).toLowerCase())).sort().slice(0, limit);
-    if (files.length === 0) throw new EdgefitError('DATA', `no .png/.jpg images in ${path}`);
-    return files.map((f) => imageToTensor(readImage(join(path, f)), shape[2]!, shape[3]!, shape[1]!, pre));
-  }
-  if (extname(path).toLowerCase() !== '.npy') throw new EdgefitError('DATA', `calibration data must be a folder of images or a .npy file: ${path}`);
-  const { shape: s, data } = readNpy(path);
-  const sample = s.slice(1);
-  const want = shape.slice(1);
-  if (sample.length !== want.length || sample.some((d, i) => d !== want[i])) {
-    throw new EdgefitError('DATA', `calibration data ${path} has samples of shape ${sample.join('x') || 'scalar'}, the model input needs ${want.join('x')}`);
-  }
-  const out: Float32Array[] = [];
-  for (let i = 0; i < Math.min(s[0]!, limit); i++) out.push(data.slice(i * per, (i + 1) * per));
-  return out;
 }

@@ -153,14 +153,15 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     }
   }
 
+  let reduceRange = platform.reduceRange;
   const build = (keepFloat: ReadonlySet<string>): { model: Model; bytes: Uint8Array; layers: LayerDecision[] } => {
     const m = parseModel(floatBytes);
     let layers: LayerDecision[];
     if (o.mode === 'static') {
       applyOpsetPlan(m, opset!);
-      layers = applyStatic(m, findCandidates(m), { actType: platform.activation, reduceRange: platform.reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, qdqDomain: opset!.qdqDomain });
+      layers = applyStatic(m, findCandidates(m), { actType: platform.activation, reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, qdqDomain: opset!.qdqDomain });
     } else if (o.mode === 'dynamic') {
-      layers = applyDynamic(m, { perChannel: o.perChannel ?? true, reduceRange: platform.reduceRange, keepFloat });
+      layers = applyDynamic(m, { perChannel: o.perChannel ?? true, reduceRange, keepFloat });
     } else {
       layers = applyFp16(m);
     }
@@ -169,9 +170,25 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
 
   let best = build(new Set());
   let fidelity = data.length ? await measureFidelity(best.bytes, data, reference, 'all', threads) : null;
+  let rangeNote = '';
+  if (platform.reduceRange && fidelity && o.mode !== 'fp16') {
+    // 7-bit weights rule out VPMADDUBSW saturation but cost precision; some models (PP-OCR det)
+    // lose more to the missing bit than to rare saturation. Measure both with the real kernels.
+    reduceRange = false;
+    const full = build(new Set());
+    const ff = await measureFidelity(full.bytes, data, reference, 'all', threads);
+    if (ff.mean > fidelity.mean) {
+      rangeNote = `full 8-bit weights (cosine ${ff.mean.toFixed(4)}) beat 7-bit reduce-range (${fidelity.mean.toFixed(4)}) on this data, saturation notwithstanding`;
+      best = full;
+      fidelity = ff;
+    } else {
+      reduceRange = true;
+      rangeNote = `7-bit reduce-range weights (cosine ${fidelity.mean.toFixed(4)}) kept over full 8-bit (${ff.mean.toFixed(4)})`;
+    }
+  }
   if (o.minFidelity !== undefined && fidelity && fidelity.mean < o.minFidelity && o.mode !== 'fp16') {
     const keys = best.layers.filter((l) => l.int8).map((l) => l.node);
-    const ranked = await rankSensitivity(keys, (keep) => build(keep).bytes, data.slice(0, 2), reference.slice(0, 2), threads);
+    const ranked = await rankSensitivity(keys, (keep) => build(keep).bytes, data.slice(0, 1), reference.slice(0, 1), threads);
     // the fewest float layers (most sensitive first) that meet the floor: fidelity grows with k
     let lo = 1;
     let hi = ranked.length;
@@ -202,7 +219,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   const report: QuantizeReport = {
     mode: o.mode,
     method,
-    platform,
+    platform: { ...platform, reduceRange, why: rangeNote ? `${platform.why}; ${rangeNote}` : platform.why },
     opset,
     sizes: { before, after: best.bytes.byteLength, ratio: best.bytes.byteLength / before },
     layers: { quantized: best.layers.filter((l) => l.int8).length, float: best.layers.filter((l) => !l.int8).length, details: best.layers },
@@ -217,5 +234,4 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
 }
 
 export { detectPlatform } from './platform.js';
-export { loadCalibration } from './calib-data.js';
 export { ort };
