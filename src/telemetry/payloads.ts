@@ -1,0 +1,316 @@
+// Every MQTT payload, defined once: a TypeScript type and its JSON Schema side by side.
+// The agent validates what it receives and (in tests) what it sends against these schemas;
+// docs/asyncapi.yaml documents the same shapes and the dashboard imports these types.
+import type { Budgets, FrontierEntry } from '../fit/types.js';
+
+export const PAYLOAD_VERSION = 1;
+
+// ---- shared pieces -------------------------------------------------------------------
+
+const num = { type: 'number' } as const;
+const nullableNum = { type: ['number', 'null'] } as const;
+const nullableBool = { type: ['boolean', 'null'] } as const;
+const isoTs = { type: 'string', minLength: 20, maxLength: 40 } as const;
+const hex64 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+
+export const budgetsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    latencyMs: { type: 'number', exclusiveMinimum: 0, maximum: 3_600_000 },
+    latencyFactor: { type: 'number', exclusiveMinimum: 0, maximum: 10 },
+    ramMb: { type: 'number', exclusiveMinimum: 0, maximum: 1_048_576 },
+    minFidelity: { type: 'number', minimum: 0, maximum: 1 },
+  },
+  // an absolute and a relative latency budget at once would be ambiguous
+  not: { required: ['latencyMs', 'latencyFactor'] },
+} as const;
+
+// ---- status (retained; the Last Will publishes state 'offline', reason 'lwt') ------------
+
+export const STATUS_STATES = ['online', 'offline'] as const;
+export const STATUS_REASONS = ['start', 'shutdown', 'lwt'] as const;
+export interface StatusPayload {
+  v: number;
+  deviceId: string;
+  state: (typeof STATUS_STATES)[number];
+  reason: (typeof STATUS_REASONS)[number];
+  ts: string;
+  agentVersion: string;
+}
+export const statusSchema = {
+  type: 'object',
+  required: ['v', 'deviceId', 'state', 'reason', 'ts', 'agentVersion'],
+  additionalProperties: false,
+  properties: {
+    v: { const: PAYLOAD_VERSION },
+    deviceId: { type: 'string' },
+    state: { enum: STATUS_STATES },
+    reason: { enum: STATUS_REASONS },
+    ts: isoTs,
+    agentVersion: { type: 'string' },
+  },
+} as const;
+
+// ---- profile (retained) -------------------------------------------------------------------
+
+export interface ProfilePayload {
+  v: number;
+  deviceId: string;
+  ts: string;
+  /** Name of the matching hardware profile (src/profile), 'generic' when none matched. */
+  profile: string;
+  /** Hash of the probed hardware facts; a change triggers a re-fit. */
+  hardwareHash: string;
+  hardware: Record<string, unknown>;
+  budgets: Budgets;
+}
+export const profileSchema = {
+  type: 'object',
+  required: ['v', 'deviceId', 'ts', 'profile', 'hardwareHash', 'hardware', 'budgets'],
+  additionalProperties: false,
+  properties: {
+    v: { const: PAYLOAD_VERSION },
+    deviceId: { type: 'string' },
+    ts: isoTs,
+    profile: { type: 'string' },
+    hardwareHash: { type: 'string' },
+    hardware: { type: 'object' },
+    budgets: budgetsSchema,
+  },
+} as const;
+
+// ---- metrics (through the outbox, seq contiguous per device) ----------------------------
+
+export interface MetricsPayload {
+  v: number;
+  deviceId: string;
+  seq: number;
+  ts: string;
+  system: {
+    /** 1-minute load average divided by the core count. */
+    cpuLoad: number;
+    cores: number;
+    temperatureC: number | null;
+    /** true when the SoC reports current throttling (Raspberry Pi), null when unknown. */
+    throttled: boolean | null;
+    memTotalMb: number;
+    memAvailableMb: number;
+  };
+  agent: { rssMb: number; cpuPercent: number; uptimeS: number; outboxPending: number; outboxDropped: number };
+  model: {
+    id: string | null;
+    /** Index in the stored frontier, 0 = largest; null when nothing is deployed. */
+    level: number | null;
+    levels: number;
+    version: string | null;
+    latencyP50Ms: number | null;
+    latencyP95Ms: number | null;
+    modelRssMb: number | null;
+    fidelity: number | null;
+  };
+  budgets: Budgets & { effectiveLatencyMs: number | null };
+  meets: { latency: boolean | null; ram: boolean | null; fidelity: boolean | null };
+}
+export const metricsSchema = {
+  type: 'object',
+  required: ['v', 'deviceId', 'seq', 'ts', 'system', 'agent', 'model', 'budgets', 'meets'],
+  additionalProperties: false,
+  properties: {
+    v: { const: PAYLOAD_VERSION },
+    deviceId: { type: 'string' },
+    seq: { type: 'integer', minimum: 1 },
+    ts: isoTs,
+    system: {
+      type: 'object',
+      required: ['cpuLoad', 'cores', 'temperatureC', 'throttled', 'memTotalMb', 'memAvailableMb'],
+      additionalProperties: false,
+      properties: {
+        cpuLoad: num, cores: { type: 'integer', minimum: 1 }, temperatureC: nullableNum, throttled: nullableBool,
+        memTotalMb: num, memAvailableMb: num,
+      },
+    },
+    agent: {
+      type: 'object',
+      required: ['rssMb', 'cpuPercent', 'uptimeS', 'outboxPending', 'outboxDropped'],
+      additionalProperties: false,
+      properties: {
+        rssMb: num, cpuPercent: num, uptimeS: num,
+        outboxPending: { type: 'integer', minimum: 0 }, outboxDropped: { type: 'integer', minimum: 0 },
+      },
+    },
+    model: {
+      type: 'object',
+      required: ['id', 'level', 'levels', 'version', 'latencyP50Ms', 'latencyP95Ms', 'modelRssMb', 'fidelity'],
+      additionalProperties: false,
+      properties: {
+        id: { type: ['string', 'null'] }, level: { type: ['integer', 'null'] }, levels: { type: 'integer', minimum: 0 },
+        version: { type: ['string', 'null'] }, latencyP50Ms: nullableNum, latencyP95Ms: nullableNum,
+        modelRssMb: nullableNum, fidelity: nullableNum,
+      },
+    },
+    budgets: {
+      type: 'object',
+      required: ['effectiveLatencyMs'],
+      additionalProperties: false,
+      properties: { ...budgetsSchema.properties, effectiveLatencyMs: nullableNum },
+    },
+    meets: {
+      type: 'object',
+      required: ['latency', 'ram', 'fidelity'],
+      additionalProperties: false,
+      properties: { latency: nullableBool, ram: nullableBool, fidelity: nullableBool },
+    },
+  },
+} as const;
+
+// ---- events (through the outbox, own seq) -----------------------------------------------
+
+export const EVENT_TYPES = [
+  'agent-started', 'agent-stopping',
+  'profiled',
+  'fit-started', 'fit-progress', 'fit-done', 'fit-failed',
+  'deploy-started', 'deployed', 'deploy-failed', 'deploy-interrupted', 'rolled-back',
+  'stepped-down', 'stepped-up',
+  'budgets-changed',
+  'outbox-dropped',
+  'command-rejected',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface EventPayload {
+  v: number;
+  deviceId: string;
+  seq: number;
+  ts: string;
+  type: EventType;
+  /** One line for a human. */
+  message: string;
+  /** Transaction id of the request that caused this event, when one did. */
+  txn?: string;
+  data: Record<string, unknown>;
+}
+export const eventSchema = {
+  type: 'object',
+  required: ['v', 'deviceId', 'seq', 'ts', 'type', 'message', 'data'],
+  additionalProperties: false,
+  properties: {
+    v: { const: PAYLOAD_VERSION },
+    deviceId: { type: 'string' },
+    seq: { type: 'integer', minimum: 1 },
+    ts: isoTs,
+    type: { enum: EVENT_TYPES },
+    message: { type: 'string', maxLength: 1000 },
+    txn: { type: 'string' },
+    data: { type: 'object' },
+  },
+} as const;
+
+// ---- requests and responses ---------------------------------------------------------------
+
+/** Body of `request/<verb>`. When signing is configured, `sig` is required: see signing.ts. */
+export interface RequestPayload {
+  txn: string;
+  /** Milliseconds since the epoch; required when signing is on (replay window). */
+  ts?: number;
+  args?: Record<string, unknown>;
+  sig?: string;
+}
+export const TXN_RE = '^[A-Za-z0-9_.:-]{1,64}$';
+export const requestSchema = {
+  type: 'object',
+  required: ['txn'],
+  additionalProperties: false,
+  properties: {
+    txn: { type: 'string', pattern: TXN_RE },
+    ts: { type: 'integer', minimum: 0 },
+    args: { type: 'object' },
+    sig: { type: 'string', minLength: 1, maxLength: 1024 },
+  },
+} as const;
+
+export interface PingArgs { [k: string]: never }
+export interface FitArgs { budgets?: Budgets }
+export type SetBudgetArgs = Budgets;
+export interface RollbackArgs { [k: string]: never }
+/** Deploy either a stored frontier entry or a model shipped in the payload (never a path). */
+export type DeployArgs = { candidateId: string } | { modelB64: string; sha256: string; signature?: string; name?: string };
+export interface GetFrontierArgs { [k: string]: never }
+
+const empty = { type: 'object', additionalProperties: false, properties: {} } as const;
+export const argsSchemas = {
+  ping: empty,
+  fit: { type: 'object', additionalProperties: false, properties: { budgets: budgetsSchema } },
+  'set-budget': { ...budgetsSchema, minProperties: 1 },
+  rollback: empty,
+  deploy: {
+    oneOf: [
+      {
+        type: 'object', required: ['candidateId'], additionalProperties: false,
+        properties: { candidateId: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } },
+      },
+      {
+        type: 'object', required: ['modelB64', 'sha256'], additionalProperties: false,
+        properties: {
+          modelB64: { type: 'string', minLength: 4, contentEncoding: 'base64' },
+          sha256: hex64,
+          signature: { type: 'string', minLength: 1, maxLength: 256 },
+          name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+        },
+      },
+    ],
+  },
+  'get-frontier': empty,
+} as const;
+
+export interface ErrorBody { code: string; message: string }
+export interface ResponsePayload {
+  v: number;
+  deviceId: string;
+  /** Echo of the request's txn; null when the request was too broken to carry one. */
+  txn: string | null;
+  verb: string;
+  ok: boolean;
+  ts: string;
+  result?: Record<string, unknown>;
+  error?: ErrorBody;
+}
+export const responseSchema = {
+  type: 'object',
+  required: ['v', 'deviceId', 'txn', 'verb', 'ok', 'ts'],
+  additionalProperties: false,
+  properties: {
+    v: { const: PAYLOAD_VERSION },
+    deviceId: { type: 'string' },
+    txn: { type: ['string', 'null'] },
+    verb: { type: 'string' },
+    ok: { type: 'boolean' },
+    ts: isoTs,
+    result: { type: 'object' },
+    error: {
+      type: 'object', required: ['code', 'message'], additionalProperties: false,
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
+} as const;
+
+/** What get-frontier returns per entry: the frontier without local file paths. */
+export type PublicFrontierEntry = Omit<FrontierEntry, 'modelPath'>;
+
+export const PAYLOAD_SCHEMAS = {
+  status: statusSchema,
+  profile: profileSchema,
+  metrics: metricsSchema,
+  event: eventSchema,
+  request: requestSchema,
+  response: responseSchema,
+} as const;
+export type PayloadKind = keyof typeof PAYLOAD_SCHEMAS;
+export interface PayloadTypes {
+  status: StatusPayload;
+  profile: ProfilePayload;
+  metrics: MetricsPayload;
+  event: EventPayload;
+  request: RequestPayload;
+  response: ResponsePayload;
+}
