@@ -1,0 +1,138 @@
+// Image inputs: decode PNG/JPEG with maintained libraries (pngjs, jpeg-js), stretch-resize
+// bilinearly with the pixel-centre mapping common resizers use, then scale, normalise and lay out
+// as preprocess.json says. Mean/std are indexed by output channel (after any RGB->BGR swap),
+// which is how PaddleOCR and torchvision specs are written.
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { PNG } from 'pngjs';
+import jpeg from 'jpeg-js';
+import { EdgefitError } from '../errors.js';
+import type { NdArray } from './ndarray.js';
+
+export const LAYOUTS = ['NCHW', 'NHWC'] as const;
+export const COLORS = { RGB: [0, 1, 2], BGR: [2, 1, 0], GRAY: [0] } as const;
+export const RESIZES = ['stretch'] as const;
+export const IMAGE_EXTS = ['.png', '.jpg', '.jpeg'] as const;
+
+export type Layout = (typeof LAYOUTS)[number];
+export type Color = keyof typeof COLORS;
+
+/** The contents of preprocess.json beside an image folder. */
+export interface PreprocessSpec {
+  /** [height, width] of the model input. */
+  size: [number, number];
+  layout: Layout;
+  color: Color;
+  /** Multiplies the 0..255 pixel value before mean/std (1/255 for 0..1 inputs). */
+  scale: number;
+  /** Per output channel, subtracted after scaling. */
+  mean: number[];
+  /** Per output channel, divides after subtracting the mean. */
+  std: number[];
+  resize: (typeof RESIZES)[number];
+}
+
+export interface Rgba {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** Validate a parsed preprocess.json; `where` names the file in errors. Defaults: scale 1, mean 0, std 1, stretch. */
+export function parsePreprocessSpec(v: unknown, where: string): PreprocessSpec {
+  const bad = (msg: string): never => {
+    throw new EdgefitError('DATA', `${where}: ${msg}`);
+  };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad('must be a JSON object');
+  const o = v as Record<string, unknown>;
+  const known = new Set(['size', 'layout', 'color', 'scale', 'mean', 'std', 'resize']);
+  for (const k of Object.keys(o)) if (!known.has(k)) bad(`unknown key '${k}' (known: ${[...known].join(', ')})`);
+  const size = o.size;
+  if (!Array.isArray(size) || size.length !== 2 || !size.every((d) => Number.isInteger(d) && d > 0 && d <= 16384)) bad('"size" must be [height, width] in pixels');
+  const layout = o.layout ?? 'NCHW';
+  if (!LAYOUTS.includes(layout as Layout)) bad(`"layout" must be one of ${LAYOUTS.join(', ')}`);
+  const color = o.color ?? 'RGB';
+  if (typeof color !== 'string' || !Object.prototype.hasOwnProperty.call(COLORS, color)) bad(`"color" must be one of ${Object.keys(COLORS).join(', ')}`);
+  const channels = COLORS[color as Color].length;
+  const scale = o.scale ?? 1;
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) bad('"scale" must be a finite number');
+  const vec = (key: string, dflt: number, positive: boolean): number[] => {
+    const x = o[key] ?? new Array<number>(channels).fill(dflt);
+    if (!Array.isArray(x) || x.length !== channels || !x.every((n) => typeof n === 'number' && Number.isFinite(n) && (!positive || n > 0))) {
+      bad(`"${key}" must be ${channels} ${positive ? 'positive ' : ''}numbers (one per ${color} channel)`);
+    }
+    return x as number[];
+  };
+  const resize = o.resize ?? 'stretch';
+  if (!RESIZES.includes(resize as 'stretch')) bad(`"resize" must be one of ${RESIZES.join(', ')}`);
+  return {
+    size: [(size as number[])[0]!, (size as number[])[1]!],
+    layout: layout as Layout,
+    color: color as Color,
+    scale: scale as number,
+    mean: vec('mean', 0, false),
+    std: vec('std', 1, true),
+    resize: 'stretch',
+  };
+}
+
+export function decodeImage(path: string): Rgba {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new EdgefitError('DATA', `cannot read image ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { cause: e });
+  }
+  const ext = extname(path).toLowerCase();
+  try {
+    if (ext === '.png') {
+      const p = PNG.sync.read(bytes);
+      return { width: p.width, height: p.height, data: new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength) };
+    }
+    if (ext === '.jpg' || ext === '.jpeg') {
+      // cap decoder memory: a hostile JPEG header can claim a gigapixel image
+      const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 512 });
+      return { width: j.width, height: j.height, data: j.data };
+    }
+  } catch (e) {
+    throw new EdgefitError('DATA', `cannot decode image ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  throw new EdgefitError('DATA', `not a supported image type: ${path} (use ${IMAGE_EXTS.join(', ')})`);
+}
+
+/** One image -> float32 [1,C,H,W] or [1,H,W,C] as the spec says. */
+export function preprocessImage(img: Rgba, spec: PreprocessSpec): NdArray {
+  const [h, w] = spec.size;
+  const order = COLORS[spec.color];
+  const c = order.length;
+  const out = new Float32Array(c * h * w);
+  const sx = img.width / w;
+  const sy = img.height / h;
+  const px = (x: number, y: number, ch: number): number => {
+    const i = (y * img.width + x) * 4;
+    if (ch >= 0) return img.data[i + ch]!;
+    // ITU-R BT.601 luma, as PIL's convert('L') does
+    return 0.299 * img.data[i]! + 0.587 * img.data[i + 1]! + 0.114 * img.data[i + 2]!;
+  };
+  for (let y = 0; y < h; y++) {
+    const fy = Math.min(img.height - 1, Math.max(0, (y + 0.5) * sy - 0.5));
+    const y0 = Math.floor(fy);
+    const y1 = Math.min(img.height - 1, y0 + 1);
+    const wy = fy - y0;
+    for (let x = 0; x < w; x++) {
+      const fx = Math.min(img.width - 1, Math.max(0, (x + 0.5) * sx - 0.5));
+      const x0 = Math.floor(fx);
+      const x1 = Math.min(img.width - 1, x0 + 1);
+      const wx = fx - x0;
+      for (let k = 0; k < c; k++) {
+        const src = spec.color === 'GRAY' ? -1 : order[k]!;
+        const v = (px(x0, y0, src) * (1 - wx) + px(x1, y0, src) * wx) * (1 - wy) + (px(x0, y1, src) * (1 - wx) + px(x1, y1, src) * wx) * wy;
+        const n = (v * spec.scale - spec.mean[k]!) / spec.std[k]!;
+        const at = spec.layout === 'NCHW' ? (k * h + y) * w + x : (y * w + x) * c + k;
+        out[at] = n;
+      }
+    }
+  }
+  const shape = spec.layout === 'NCHW' ? [1, c, h, w] : [1, h, w, c];
+  return { dtype: 'float32', shape, data: out };
+}
