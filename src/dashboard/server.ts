@@ -129,7 +129,10 @@ export class DashboardHttp {
     const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
     if (url.pathname === '/favicon.ico') { res.writeHead(204); res.end(); return; }
     if (url.pathname === '/healthz') {
-      return this.json(res, 200, { ok: true, mqtt: this.link.connected(), devices: this.fleet.size() });
+      return this.json(res, 200, {
+        ok: true, mqtt: this.link.connected(), devices: this.fleet.size(), sseClients: this.clients.size,
+        received: this.link.stats.received, dropped: this.link.stats.dropped,
+      });
     }
     if (!authorize(req, res, url, this.opts.token)) return;
     const method = req.method ?? 'GET';

@@ -42,7 +42,7 @@ t.test('bad payloads are dropped and counted; the dashboard stays healthy', asyn
   await until('5 drops', () => stack.dash.link.stats.dropped - before >= 5);
   t.equal(stack.dash.link.stats.dropped - before, 5);
   const h = (await (await fetch(`${base}/healthz`)).json()) as { ok: boolean; mqtt: boolean };
-  t.same(h, { ok: true, mqtt: true, devices: 20 });
+  t.match(h, { ok: true, mqtt: true, devices: 20 });
   t.notOk((await fleet()).some((d) => d.id.startsWith('evil-')), 'no device created from a rejected payload');
 });
 

@@ -123,16 +123,18 @@ export class FleetView {
       this.el.spacer.append(row);
       this.pool.push({ row, key: '' });
     }
-    for (let i = 0; i < this.pool.length; i++) {
-      const slot = this.pool[i]!;
-      const idx = first + i;
-      if (idx >= last) {
-        if (!slot.row.hidden) { slot.row.hidden = true; slot.key = ''; }
-        continue;
-      }
+    // row idx always lives in slot idx % pool size: rows that stay visible while scrolling keep
+    // their element and are not rewritten; only the rows that scrolled in are
+    const size = this.pool.length;
+    const used = new Set<number>();
+    for (let idx = first; idx < last; idx++) {
+      const k = idx % size;
+      used.add(k);
+      const slot = this.pool[k]!;
       const e = this.order[idx]!;
-      slot.row.hidden = false;
-      slot.row.style.transform = `translateY(${idx * ROW_H}px)`;
+      if (slot.row.hidden) slot.row.hidden = false;
+      const y = `translateY(${idx * ROW_H}px)`;
+      if (slot.row.style.transform !== y) slot.row.style.transform = y;
       const key = `${e.s.id}\u0000${e.v}`;
       if (slot.key !== key) {
         slot.key = key;
@@ -140,6 +142,10 @@ export class FleetView {
         slot.row.dataset.online = e.s.online ? '1' : '0';
         slot.row.innerHTML = rowHtml(e.s);
       }
+    }
+    for (let k = 0; k < size; k++) {
+      const slot = this.pool[k]!;
+      if (!used.has(k) && !slot.row.hidden) { slot.row.hidden = true; slot.key = ''; }
     }
   }
 
