@@ -1,0 +1,67 @@
+// Versioned schema. Each entry runs once, in order, inside a transaction that also bumps
+// schema_version, so a crash mid-migration leaves the previous version intact.
+export const MIGRATIONS = [
+  // 1: initial schema
+  `
+  CREATE TABLE hardware_profile (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    json TEXT NOT NULL
+  );
+  CREATE TABLE fits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    fit_key TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    budgets TEXT NOT NULL,
+    hardware_hash TEXT NOT NULL,
+    fitter TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    chosen_id TEXT,
+    reference_latency_ms REAL,
+    shortfall TEXT,
+    error TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT
+  );
+  CREATE INDEX fits_key ON fits (fit_key, status);
+  CREATE TABLE candidates (
+    fit_id INTEGER NOT NULL REFERENCES fits(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (fit_id, idx)
+  );
+  CREATE TABLE deployments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    version TEXT NOT NULL,
+    fit_id INTEGER,
+    candidate_id TEXT,
+    model_sha256 TEXT NOT NULL,
+    source TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'superseded', 'interrupted', 'failed', 'rolled-back')),
+    started_at TEXT NOT NULL,
+    finished_at TEXT
+  );
+  CREATE TABLE metrics (
+    ts INTEGER NOT NULL,
+    resolution INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    cpu_load REAL, temperature_c REAL, mem_available_mb REAL, rss_mb REAL,
+    latency_p50_ms REAL, latency_p95_ms REAL, level INTEGER,
+    PRIMARY KEY (resolution, ts)
+  );
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE sequences (stream TEXT PRIMARY KEY, last INTEGER NOT NULL);
+  CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+  CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  `,
+] as const;
