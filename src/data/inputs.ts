@@ -263,7 +263,8 @@ function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOption
   if (classDirs.length) {
     const input = imageInput(inputs, dir);
     const spec = readSpec(dir);
-    // folders named 0..K label themselves; other names are labelled by sorted position
+    // label = position in sorted order, numeric names sorted as numbers: '0','180' -> 0,1 (as
+    // PP-OCR cls labels them) and '0'..'9' -> 0..9, '2' before '10'
     const numeric = classDirs.every((c) => /^\d+$/.test(c));
     const classNames = numeric ? [...classDirs].sort((a, b) => Number(a) - Number(b)) : classDirs;
     const samples: Sample[] = [];
@@ -273,7 +274,7 @@ function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOption
       for (const f of readdirSync(sub).filter(isImage).sort()) {
         if (opts.limit !== undefined && samples.length >= opts.limit) break;
         samples.push({ [input.name]: conformImage(preprocessImage(decodeImage(join(sub, f)), spec), input, join(sub, f), opts.shapes) });
-        labels.push(numeric ? Number(c) : idx);
+        labels.push(idx);
       }
     });
     return { source: dir, kind: 'labelled-images', synthetic: false, samples, labels, classNames };
