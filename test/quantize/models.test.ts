@@ -15,6 +15,7 @@ import { applyOpsetPlan, planOpset } from '../../src/passes/quantize/opset.js';
 import { normalize } from '../../src/ir/normalize.js';
 import { inferShapes } from '../../src/ir/shapes.js';
 import { writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
+import { prune } from '../../src/passes/prune/index.js';
 import { ROOT, OCR_MODELS } from '../helpers/paths.js';
 
 const MNIST = join(ROOT, 'models/mnist-cnn.onnx');
@@ -54,6 +55,18 @@ t.test('MNIST CNN static int8: int8 kernels, 3.5x smaller, accuracy within 0.3 p
     const drop = (await accuracy(floatBytes)) - (await accuracy(bytes));
     t.ok(drop <= 0.3, `${method}: accuracy drop ${drop.toFixed(2)} points`);
   }
+});
+
+t.test('prune then quantize: the pruned graph quantizes, runs int8 and keeps its accuracy', async (t) => {
+  const m = loadModel(MNIST);
+  const pr = await prune(m, { structured: 0.25, importance: 'l1', recover: 'bias', steps: 1, round: 1, shapes: new Map([['x', [1, 1, 28, 28]]]), samples: calFeeds.slice(0, 16).map((f) => ({ x: { dims: [1, 1, 28, 28], data: f.x.data as Float32Array } })), synthetic: false, skipFidelity: true });
+  t.ok(pr.params.after < pr.params.before, `pruned ${pr.params.before} -> ${pr.params.after} params`);
+  const prunedBytes = serializeModel(m);
+  const { bytes, report } = await quantizeModel(m, { mode: 'static', data: calFeeds });
+  t.equal(report.runtimeOps.QLinearConv, 3, JSON.stringify(report.runtimeOps));
+  t.ok(bytes.byteLength < prunedBytes.byteLength * 0.32, `${prunedBytes.byteLength} -> ${bytes.byteLength} bytes`);
+  const drop = (await accuracy(prunedBytes)) - (await accuracy(bytes));
+  t.ok(drop <= 0.5, `int8 of the pruned model loses ${drop.toFixed(2)} points`);
 });
 
 t.test('fidelity floor: the most sensitive layers go back to float until it holds', async (t) => {
