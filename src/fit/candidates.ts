@@ -1,0 +1,53 @@
+// Building one candidate: the original model, pruned (structured, with activation-aware
+// importance and least-squares recovery against the original), then quantized. Every
+// candidate starts again from the original bytes: candidates never inherit each other's damage.
+import ort from 'onnxruntime-node';
+import { parseModel, serializeModel } from '../onnx/index.js';
+import { normalize } from '../ir/normalize.js';
+import { prune } from '../passes/prune/index.js';
+import { quantizeModel } from '../passes/quantize/index.js';
+import type { Sample } from '../calib/runner.js';
+import type { CandidateConfig } from './types.js';
+
+export interface BuildContext {
+  original: Uint8Array;
+  shapes: Map<string, number[]>;
+  samples: Sample[];
+  synthetic: boolean;
+  threads: number;
+}
+
+export interface Built {
+  bytes: Uint8Array;
+  /** What the passes reported, kept in the frontier file for the record. */
+  notes: string[];
+}
+
+function toFeeds(samples: readonly Sample[]): Record<string, ort.Tensor>[] {
+  return samples.map((s) => Object.fromEntries(Object.entries(s).map(([k, f]) => [k, new ort.Tensor('float32', f.data as Float32Array, f.dims)])));
+}
+
+export async function buildCandidate(config: CandidateConfig, ctx: BuildContext): Promise<Built> {
+  const notes: string[] = [];
+  const model = normalize(parseModel(ctx.original));
+  if (config.structured > 0) {
+    const r = await prune(model, {
+      structured: config.structured,
+      importance: ctx.samples.length ? 'activation' : 'l2',
+      recover: ctx.samples.length ? 'lsq' : 'none',
+      steps: 1,
+      round: 1,
+      shapes: ctx.shapes,
+      samples: ctx.samples,
+      synthetic: ctx.synthetic,
+      threads: ctx.threads,
+      skipFidelity: true,
+    });
+    notes.push(`pruned: MACs ${r.macs.before} -> ${r.macs.after}, ${r.groups.pruned.length} groups pruned, ${r.groups.skipped.length} skipped`);
+  }
+  if (config.quant === 'none') return { bytes: serializeModel(model), notes };
+  const mode = config.quant === 'int8-static' ? 'static' : config.quant === 'int8-dynamic' ? 'dynamic' : 'fp16';
+  const q = await quantizeModel(model, { mode, method: 'minmax', perChannel: true, data: toFeeds(ctx.samples.slice(0, 8)), threads: ctx.threads });
+  notes.push(`quantized ${mode}: ${q.report.layers.quantized} layers int8, ${q.report.layers.float} float`);
+  return { bytes: q.bytes, notes };
+}

@@ -1,0 +1,137 @@
+// fitModel: the product's promise. Profile the box, measure the original, then search pruning
+// ratio x precision for the least-compressed model that meets the budgets, measuring every
+// candidate on this box in an isolated child process.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { EdgefitError } from '../errors.js';
+import { readModelBytes, parseModel } from '../onnx/index.js';
+import { normalize } from '../ir/normalize.js';
+import { inferShapes } from '../ir/shapes.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { loadCalibration } from '../calib/data.js';
+import { syntheticSamples } from '../calib/synthetic.js';
+import type { Sample } from '../calib/runner.js';
+import { evaluateModel } from '../evaluate/index.js';
+import { buildCandidate } from './candidates.js';
+import { CandidateCache, sha256 } from './cache.js';
+import { searchFrontier, type Measured } from './search.js';
+import type { CandidateConfig, FitProgress, FitRequest, FitResult, FrontierEntry } from './types.js';
+
+export type { FitRequest, FitResult, FrontierEntry, Fitter, Budgets } from './types.js';
+
+export interface FitOptions {
+  /** Where to write the chosen model (and <out>.frontier.json beside it). */
+  outputPath?: string;
+  /** Try int8 (default true; the profile may say int8 does not pay here). */
+  tryQuant?: boolean;
+  /** Timed runs per candidate. */
+  runs?: number;
+  maxCandidates?: number;
+  /** Identity of this box for the cache (model + hardware + budgets decide reuse). */
+  hardwareId?: string;
+}
+
+export interface FitOutcome extends FitResult {
+  feasible: boolean;
+  candidates: FrontierEntry[];
+  latencyBudgetMs: number | null;
+  notes: string[];
+  elapsedMs: number;
+  calibration: { source: string; samples: number; synthetic: boolean };
+  chosenPath: string;
+}
+
+function loadSamples(req: FitRequest, shapes: Map<string, number[]>, inputName: string, modelBytes: Uint8Array): { samples: Sample[]; source: string; synthetic: boolean } {
+  const shape = shapes.get(inputName);
+  if (req.calibDataPath) {
+    if (!shape) throw new EdgefitError('USAGE', `give --shape ${inputName}=... so calibration data can be shaped`);
+    const set = loadCalibration(req.calibDataPath, inputName, shape, 16);
+    return { samples: set.samples, source: set.source, synthetic: false };
+  }
+  const model = normalize(parseModel(modelBytes));
+  return { samples: syntheticSamples(model, shapes, 8), source: 'synthetic', synthetic: true };
+}
+
+export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => void = () => {}, opts: FitOptions = {}): Promise<FitOutcome> {
+  const t0 = performance.now();
+  const original = readModelBytes(req.modelPath);
+  const probe = normalize(parseModel(original));
+  const shapes = new Map(Object.entries(req.shapes));
+  inferShapes(probe, { shapes }); // fails early on a --shape naming no input
+  const inputs = probe.graph.runtimeInputs();
+  if (inputs.length !== 1) throw new EdgefitError('UNSUPPORTED', `fit handles single-input models for now; this one has ${inputs.length} inputs`);
+  const inputName = inputs[0]!.name;
+  const threads = req.threads ?? 2;
+  const calib = loadSamples(req, shapes, inputName, original);
+
+  const outDir = resolve(req.outputDir);
+  const candDir = join(outDir, 'candidates');
+  mkdirSync(candDir, { recursive: true });
+  const referencePath = join(candDir, 'reference.onnx');
+  if (!existsSync(referencePath) || sha256(readFileSync(referencePath)) !== sha256(original)) writeFileAtomic(referencePath, original);
+  const salt = [sha256(original), JSON.stringify([...shapes]), calib.source, calib.samples.length, opts.hardwareId ?? '', opts.runs ?? 20].join('|');
+  const cache = new CandidateCache(join(outDir, 'cache'), salt);
+  const dataForEval = req.calibDataPath;
+
+  const evaluate = async (config: CandidateConfig): Promise<Measured> => {
+    const key = cache.key(config);
+    const hit = cache.get(key);
+    if (hit) return hit;
+    const isRef = config.structured === 0 && config.unstructured === 0 && config.quant === 'none';
+    const path = isRef ? referencePath : join(candDir, `${key}.onnx`);
+    if (!isRef) {
+      const built = await buildCandidate(config, { original, shapes, samples: calib.samples, synthetic: calib.synthetic, threads });
+      writeFileAtomic(path, built.bytes);
+    }
+    const report = await evaluateModel({
+      model: path,
+      reference: referencePath,
+      data: dataForEval,
+      shapes,
+      threads: config.threads,
+      runs: opts.runs ?? 20,
+      warmup: 3,
+      limit: 16,
+      fidelityMetric: 'auto',
+    });
+    const bytes = readFileSync(path);
+    const m: Measured = {
+      latencyP50Ms: report.latencyMs.p50,
+      latencyP95Ms: report.latencyMs.p95,
+      modelRssMb: report.modelRssMb ?? report.peakRssMb,
+      fidelity: report.fidelity?.value ?? 1,
+      sizeBytes: bytes.byteLength,
+      modelPath: path,
+      sha256: sha256(bytes),
+    };
+    cache.put(key, m);
+    return m;
+  };
+
+  const outcome = await searchFrontier(
+    { evaluate, onProgress },
+    { budgets: req.budgets, threads, tryQuant: opts.tryQuant, maxCandidates: opts.maxCandidates ?? 15 },
+  );
+  let chosenPath = outcome.chosen.modelPath;
+  if (opts.outputPath) {
+    writeFileAtomic(opts.outputPath, readFileSync(outcome.chosen.modelPath));
+    chosenPath = resolve(opts.outputPath);
+  }
+  const result: FitOutcome = {
+    chosenId: outcome.chosen.id,
+    frontier: outcome.frontier,
+    referenceLatencyP50Ms: outcome.reference.latencyP50Ms,
+    shortfall: outcome.shortfall,
+    fitter: 'fitModel',
+    feasible: outcome.feasible,
+    candidates: outcome.candidates,
+    latencyBudgetMs: outcome.latencyBudgetMs,
+    notes: [...outcome.notes, ...(calib.synthetic ? ['fidelity measured on seeded synthetic inputs: give --calib with real data for figures that mean something'] : [])],
+    elapsedMs: performance.now() - t0,
+    calibration: { source: calib.source, samples: calib.samples.length, synthetic: calib.synthetic },
+    chosenPath,
+  };
+  const frontierFile = opts.outputPath ? `${opts.outputPath.replace(/\.onnx$/, '')}.frontier.json` : join(outDir, `${basename(req.modelPath, '.onnx')}.frontier.json`);
+  writeFileAtomic(frontierFile, JSON.stringify({ model: req.modelPath, budgets: req.budgets, shapes: req.shapes, ...result }, null, 2));
+  return result;
+}
