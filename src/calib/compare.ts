@@ -12,6 +12,10 @@ export interface Fidelity {
   relL2: number;
   /** Fraction of samples (rows) whose argmax over the last axis agrees; null for dense maps. */
   top1Agreement: number | null;
+  /** Cosine of all samples' outputs pooled (robust when some samples have near-zero outputs). */
+  pooledCosine: number;
+  /** For single-channel probability maps (text detection): IoU of the maps thresholded at 0.3. */
+  maskIoU: number | null;
 }
 
 export interface Outputs {
@@ -37,6 +41,9 @@ export async function runFirstOutput(model: Model, samples: readonly Sample[], t
 
 export function fidelityOf(ref: readonly Outputs[], got: readonly Outputs[]): Fidelity {
   let cos = 0, rel = 0, agree = 0, rows = 0;
+  let pab = 0, paa = 0, pbb = 0, inter = 0, union = 0;
+  const dims0 = ref[0]?.dims ?? [];
+  const isMap = dims0.length === 4 && dims0[1] === 1;
   const classify = (ref[0]?.dims[ref[0].dims.length - 1] ?? 0) <= 10000 && (ref[0]?.dims.length ?? 0) <= 3 && (ref[0]?.dims.length ?? 0) >= 2;
   for (let i = 0; i < ref.length; i++) {
     const a = ref[i]!.data, b = got[i]!.data;
@@ -46,7 +53,15 @@ export function fidelityOf(ref: readonly Outputs[], got: readonly Outputs[]): Fi
       aa += a[j]! * a[j]!;
       bb += b[j]! * b[j]!;
       dd += (a[j]! - b[j]!) ** 2;
+      if (isMap) {
+        const ma = a[j]! > 0.3, mb = b[j]! > 0.3;
+        if (ma && mb) inter++;
+        if (ma || mb) union++;
+      }
     }
+    pab += ab;
+    paa += aa;
+    pbb += bb;
     cos += aa && bb ? ab / Math.sqrt(aa * bb) : aa === bb ? 1 : 0;
     rel += aa ? Math.sqrt(dd / aa) : 0;
     if (classify) {
@@ -63,5 +78,5 @@ export function fidelityOf(ref: readonly Outputs[], got: readonly Outputs[]): Fi
     }
   }
   const n = ref.length || 1;
-  return { samples: ref.length, cosine: cos / n, relL2: rel / n, top1Agreement: classify && rows ? agree / rows : null };
+  return { samples: ref.length, cosine: cos / n, relL2: rel / n, top1Agreement: classify && rows ? agree / rows : null, pooledCosine: paa && pbb ? pab / Math.sqrt(paa * pbb) : 0, maskIoU: isMap ? (union ? inter / union : 1) : null };
 }

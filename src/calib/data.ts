@@ -108,9 +108,18 @@ export function loadCalibration(path: string, input: string, shape: readonly num
   if (!Array.isArray(pp.size) || pp.size.length !== 2) throw new EdgefitError('DATA', `${ppFile}: "size" must be [height, width]`);
   // the model's --shape wins over preprocess.json's size (e.g. a smaller det input)
   if (shape.length === 4) pp = { ...pp, size: [shape[2]!, shape[3]!] };
-  const files = pngsUnder(path).slice(0, limit);
+  // images in class subfolders (cls/0, cls/180): label = index of the folder in sorted order,
+  // and the samples are taken round-robin over classes so a limit keeps them balanced
+  const classes = readdirSync(path).filter((e) => statSync(join(path, e)).isDirectory()).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  let files: { file: string; label: number | null }[];
+  if (classes.length) {
+    const per = classes.map((c, i) => pngsUnder(join(path, c)).map((file) => ({ file, label: i })));
+    files = [];
+    for (let r = 0; per.some((l) => l.length > r); r++) for (const l of per) if (l[r]) files.push(l[r]!);
+  } else files = pngsUnder(path).map((file) => ({ file, label: null }));
+  files = files.slice(0, limit);
   if (!files.length) throw new EdgefitError('DATA', `${path}: no .png images`);
   const c = shape[1] ?? 3;
-  const samples = files.map((f) => ({ [input]: { dims: [1, c, pp.size[0], pp.size[1]], data: pngToTensor(f, pp, c) } }));
-  return { samples, labels: null, source: path, synthetic: false };
+  const samples = files.map((f) => ({ [input]: { dims: [1, c, pp.size[0], pp.size[1]], data: pngToTensor(f.file, pp, c) } }));
+  return { samples, labels: classes.length ? files.map((f) => f.label!) : null, source: path, synthetic: false };
 }

@@ -271,7 +271,8 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
         await s.release();
       }
       for (const l of chunk) {
-        if (l.ne.rows < 2) continue;
+        // fewer rows than ~2 per unknown would fit the calibration set, not the layer
+        if (l.ne.rows < 2 * l.ne.d) continue;
         const W = l.ne.solve(opts.ridge ?? 1e-3);
         if (!W) continue;
         const e0 = l.ne.error(l.current), e1 = l.ne.error(W);
