@@ -7,6 +7,8 @@ import {
   type ActionView, type DeviceEvent, type DeviceSummary, type FrontierPoint, type MetricPoint, type StreamMessage,
 } from './model.js';
 import { adaptMetrics, adaptProfile, adaptStatus, adaptEvent, adaptFrontier } from './adapt.js';
+import type { EventPayload, MetricsPayload, ProfilePayload, ResponsePayload, StatusPayload } from '../telemetry/payloads.js';
+import { validatePayload } from './validate.js';
 
 interface DeviceState {
   summary: DeviceSummary;
@@ -24,7 +26,7 @@ type Pending =
 
 function emptySummary(id: string): DeviceSummary {
   return {
-    id, online: false, lastSeen: 0, board: null, modelId: null, level: null, budgets: {}, met: {},
+    id, online: false, lastSeen: 0, board: null, modelId: null, level: null, levels: null, budgets: {}, met: {},
     violation: 0, last: null, spark: { lat: [], ram: [], temp: [] },
   };
 }
@@ -46,10 +48,14 @@ export class Fleet {
       const st: DeviceState = { summary: emptySummary(d.id), status: d.status, profile: d.profile, frontier: [] };
       st.summary.lastSeen = d.lastSeen;
       st.summary.online = d.online;
-      if (d.profile) Object.assign(st.summary, adaptProfile(d.profile));
-      if (d.metrics) this.applyMetricsToSummary(st.summary, d.metrics, null);
+      // stored payloads were valid when they arrived; re-check in case the schema moved on
+      const prof = validatePayload('profile', d.profile);
+      if ('ok' in prof) Object.assign(st.summary, adaptProfile(prof.ok));
+      const met = validatePayload('metrics', d.metrics);
+      if ('ok' in met) this.applyMetricsToSummary(st.summary, met.ok, null);
       for (const p of store.history(d.id, 0, SPARK_POINTS)) this.pushSpark(st.summary, p);
-      if (d.frontier) st.frontier = adaptFrontier(d.frontier, st.summary.level);
+      const fr = validatePayload('response', d.frontier);
+      if ('ok' in fr) st.frontier = adaptFrontier(fr.ok, st.summary.level);
       this.devices.set(d.id, st);
     }
   }
@@ -69,17 +75,18 @@ export class Fleet {
     push(s.spark.temp, p.tempC);
   }
 
-  private applyMetricsToSummary(s: DeviceSummary, raw: unknown, point: MetricPoint | null): void {
+  private applyMetricsToSummary(s: DeviceSummary, raw: MetricsPayload, point: MetricPoint | null): void {
     const m = adaptMetrics(raw, Date.now());
-    if (m.modelId !== undefined) s.modelId = m.modelId;
-    if (m.level !== undefined) s.level = m.level;
-    if (m.budgets) s.budgets = m.budgets;
+    s.modelId = m.modelId;
+    s.level = m.level;
+    s.levels = m.levels;
+    s.budgets = m.budgets;
     s.met = m.met;
     s.last = point ?? m.point;
     s.violation = violationScore(s.budgets, s.last, s.met);
   }
 
-  onStatus(id: string, raw: unknown, now = Date.now()): void {
+  onStatus(id: string, raw: StatusPayload, now = Date.now()): void {
     const d = this.get(id);
     const { online } = adaptStatus(raw);
     d.status = raw;
@@ -89,7 +96,7 @@ export class Fleet {
     this.pending.push({ kind: 'status', id, raw, online, ts: now });
   }
 
-  onProfile(id: string, raw: unknown, now = Date.now()): void {
+  onProfile(id: string, raw: ProfilePayload, now = Date.now()): void {
     const d = this.get(id);
     d.profile = raw;
     Object.assign(d.summary, adaptProfile(raw));
@@ -98,7 +105,7 @@ export class Fleet {
     this.pending.push({ kind: 'profile', id, raw, ts: now });
   }
 
-  onMetrics(id: string, raw: unknown, now = Date.now()): void {
+  onMetrics(id: string, raw: MetricsPayload, now = Date.now()): void {
     const d = this.get(id);
     const point = adaptMetrics(raw, now).point;
     this.applyMetricsToSummary(d.summary, raw, point);
@@ -111,7 +118,7 @@ export class Fleet {
     this.perDevice.push({ kind: 'metrics', device: id, points: [point] });
   }
 
-  onEvent(id: string, raw: unknown, now = Date.now()): void {
+  onEvent(id: string, raw: EventPayload, now = Date.now()): void {
     const ev = adaptEvent(raw, now);
     this.get(id).summary.lastSeen = now;
     this.dirty.add(id);
@@ -119,7 +126,7 @@ export class Fleet {
     this.perDevice.push({ kind: 'event', device: id, events: [ev] });
   }
 
-  onFrontier(id: string, raw: unknown): void {
+  onFrontier(id: string, raw: ResponsePayload): void {
     const d = this.get(id);
     d.frontier = adaptFrontier(raw, d.summary.level);
     this.pending.push({ kind: 'frontier', id, raw });

@@ -5,12 +5,13 @@ import { randomUUID } from 'node:crypto';
 import { EdgefitError } from '../errors.js';
 import type { Fleet } from './fleet.js';
 import type { DashboardStore } from './store.js';
-import { buildRequest, responseOk, responseTx } from './adapt.js';
+import { buildRequest } from './adapt.js';
+import type { ResponsePayload } from '../telemetry/payloads.js';
 import type { ActionVerb, ActionView } from './model.js';
 import { validatePayload } from './validate.js';
 
-/** Device ids become MQTT topic levels and SQL keys: no wildcards, separators or control chars. */
-export const DEVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+/** Device ids become MQTT topic levels and SQL keys: the agent's own rule (src/telemetry/topics.ts). */
+export const DEVICE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const PREFIX_RE = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
 /** Larger payloads are dropped unread: a profile or a frontier is a few KB. */
 const MAX_PAYLOAD = 256 * 1024;
@@ -22,6 +23,8 @@ export interface LinkOptions {
   prefix: string;
   username?: string;
   password?: string;
+  /** shared secret when the fleet's agents only accept HMAC-signed requests */
+  hmacSecret?: string;
   log?: (line: string) => void;
 }
 
@@ -89,14 +92,12 @@ export class FleetLink {
       return this.drop(topic, 'not JSON');
     }
     const kind = parts[1];
-    if (parts.length === 2 && (kind === 'status' || kind === 'profile' || kind === 'metrics' || kind === 'events')) {
-      const err = validatePayload(kind, body);
-      if (err) return this.drop(topic, err);
+    if (parts.length === 2) {
       switch (kind) {
-        case 'status': return this.fleet.onStatus(id, body);
-        case 'profile': return this.fleet.onProfile(id, body);
-        case 'metrics': return this.fleet.onMetrics(id, body);
-        case 'events': return this.fleet.onEvent(id, body);
+        case 'status': { const v = validatePayload('status', body); return 'ok' in v ? this.fleet.onStatus(id, v.ok) : this.drop(topic, v.err); }
+        case 'profile': { const v = validatePayload('profile', body); return 'ok' in v ? this.fleet.onProfile(id, v.ok) : this.drop(topic, v.err); }
+        case 'metrics': { const v = validatePayload('metrics', body); return 'ok' in v ? this.fleet.onMetrics(id, v.ok) : this.drop(topic, v.err); }
+        case 'events': { const v = validatePayload('event', body); return 'ok' in v ? this.fleet.onEvent(id, v.ok) : this.drop(topic, v.err); }
       }
     }
     if (parts.length === 3 && kind === 'response') return this.onResponse(id, parts[2]!, body, topic);
@@ -104,16 +105,16 @@ export class FleetLink {
   }
 
   private onResponse(id: string, verb: string, body: unknown, topic: string): void {
-    const err = validatePayload('response', body);
-    if (err) return this.drop(topic, err);
-    const tx = responseTx(body);
-    if (!tx) return this.drop(topic, 'response without transaction id');
+    const v = validatePayload('response', body);
+    if ('err' in v) return this.drop(topic, v.err);
+    const resp = v.ok;
+    if (!resp.txn) return this.drop(topic, 'response without transaction id');
     const now = Date.now();
     // only responses to requests we sent are recorded: other consoles' traffic is not ours
-    if (!this.store.answerAction(id, tx, body, now)) return;
-    const a = this.store.action(tx);
+    if (!this.store.answerAction(id, resp.txn, resp, now)) return;
+    const a = this.store.action(resp.txn);
     if (!a) return;
-    if (verb === 'get-frontier' && responseOk(body) !== false) this.fleet.onFrontier(id, body);
+    if (verb === 'get-frontier' && resp.ok) this.fleet.onFrontier(id, resp);
     this.fleet.onAction(id, toView(a));
   }
 
@@ -122,7 +123,7 @@ export class FleetLink {
     if (!this.client) throw new EdgefitError('INTERNAL', 'dashboard MQTT link not started');
     if (!DEVICE_ID_RE.test(id)) throw new EdgefitError('USAGE', `bad device id '${id}'`);
     const tx = randomUUID();
-    const payload = buildRequest(verb, tx, args);
+    const payload = buildRequest(verb, tx, args, this.opts.hmacSecret);
     const ts = Date.now();
     this.store.addAction({ tx, device: id, verb, ts, request: payload });
     // announce the pending request before publishing: a fast device can answer before our
@@ -147,6 +148,6 @@ export class FleetLink {
 export function toView(a: { tx: string; verb: string; ts: number; request: unknown; response: unknown; responseTs: number | null }): ActionView {
   return {
     tx: a.tx, verb: a.verb, ts: a.ts, request: a.request, response: a.response, responseTs: a.responseTs,
-    ok: a.response === null ? null : responseOk(a.response),
+    ok: a.response === null ? null : (a.response as Partial<ResponsePayload>).ok === true,
   };
 }

@@ -2,6 +2,8 @@
 // Shared by the server and the browser code (type-only imports, erased at compile time), so the
 // two cannot drift. Wire payloads from devices are the agent's (src/telemetry); ./adapt.ts maps
 // them onto these shapes in one place.
+import type { Budgets as AgentBudgets } from '../fit/types.js';
+import type { Verb } from '../telemetry/topics.js';
 
 /** One metrics sample reduced to what the charts draw. null = the device did not report it. */
 export interface MetricPoint {
@@ -14,14 +16,15 @@ export interface MetricPoint {
   fidelity: number | null;
 }
 
-export interface Budgets {
-  latencyMs?: number;
-  ramMb?: number;
-  fidelity?: number;
-}
+/**
+ * Budgets as the agent states them (src/fit/types.ts). `latencyMs` in a summary is the effective
+ * absolute budget (the agent resolves a relative `latencyFactor` and reports the result).
+ */
+export type Budgets = Pick<AgentBudgets, 'latencyMs' | 'ramMb' | 'minFidelity'>;
 
-export const BUDGET_KEYS = ['latencyMs', 'ramMb', 'fidelity'] as const;
-export type BudgetKey = (typeof BUDGET_KEYS)[number];
+/** Keys of the agent's `meets` object in metrics. */
+export const MEET_KEYS = ['latency', 'ram', 'fidelity'] as const;
+export type MeetKey = (typeof MEET_KEYS)[number];
 
 export interface DeviceSummary {
   id: string;
@@ -30,10 +33,12 @@ export interface DeviceSummary {
   lastSeen: number;
   board: string | null;
   modelId: string | null;
-  level: string | null;
+  /** index in the device's stored frontier, 0 = largest (the agent's metrics.model.level) */
+  level: number | null;
+  levels: number | null;
   budgets: Budgets;
   /** per budget: met or not; absent when the device did not say */
-  met: Partial<Record<BudgetKey, boolean>>;
+  met: Partial<Record<MeetKey, boolean>>;
   /** 0 when every budget is met; grows with how far the worst one is missed (sort key) */
   violation: number;
   last: MetricPoint | null;
@@ -44,7 +49,11 @@ export interface DeviceSummary {
 export const SPARK_POINTS = 40;
 
 export interface FrontierPoint {
-  level: string;
+  /** index in the frontier (0 = largest), as metrics report the deployed level */
+  level: number;
+  id: string;
+  /** what the candidate is: precision and pruning */
+  label: string;
   latencyMs: number;
   fidelity: number;
   ramMb: number | null;
@@ -90,16 +99,16 @@ export const ACTIONS = {
   rollback: { label: 'Roll back' },
   ping: { label: 'Ping' },
   'get-frontier': { label: 'Refresh frontier' },
-} as const;
+} as const satisfies Partial<Record<Verb, { label: string }>>;
 export type ActionVerb = keyof typeof ACTIONS;
 
 /** Violation score: relative overshoot of the worst budget (0.25 = 25 % over). */
-export function violationScore(budgets: Budgets, p: MetricPoint | null, met: Partial<Record<BudgetKey, boolean>>): number {
+export function violationScore(budgets: Budgets, p: MetricPoint | null, met: Partial<Record<MeetKey, boolean>>): number {
   let worst = 0;
   if (p) {
     if (budgets.latencyMs && p.latencyMs !== null) worst = Math.max(worst, p.latencyMs / budgets.latencyMs - 1);
     if (budgets.ramMb && p.ramMb !== null) worst = Math.max(worst, p.ramMb / budgets.ramMb - 1);
-    if (budgets.fidelity && p.fidelity !== null) worst = Math.max(worst, (budgets.fidelity - p.fidelity) / budgets.fidelity);
+    if (budgets.minFidelity && p.fidelity !== null) worst = Math.max(worst, (budgets.minFidelity - p.fidelity) / budgets.minFidelity);
   }
   // a device that says a budget is unmet but whose figures we cannot compare still sorts above
   // the ones that meet everything

@@ -9,6 +9,7 @@ import type { Fleet } from './fleet.js';
 import { DEVICE_ID_RE, toView, type FleetLink } from './link.js';
 import type { DashboardStore } from './store.js';
 import { adaptEvent } from './adapt.js';
+import { validatePayload } from './validate.js';
 import type { DeviceDetail, StreamMessage } from './model.js';
 import { validateAction } from './validate.js';
 
@@ -201,7 +202,10 @@ export class DashboardHttp {
       status: st.status,
       frontier: st.frontier,
       history: this.store.history(id, 0, 3600),
-      events: this.store.events(id, 100).map((e) => ({ ...adaptEvent(e.payload, e.ts), ts: e.ts })),
+      events: this.store.events(id, 100).flatMap((e) => {
+        const v = validatePayload('event', e.payload);
+        return 'ok' in v ? [{ ...adaptEvent(v.ok, e.ts), ts: e.ts }] : [];
+      }),
       actions: this.store.actions(id, 30).map(toView),
     };
   }

@@ -6,17 +6,33 @@
 import { connect, type MqttClient } from 'mqtt';
 import { EdgefitError } from '../errors.js';
 import { PREFIX_RE } from './link.js';
+import { candidateLabel } from './adapt.js';
+import type { Budgets } from '../fit/types.js';
+import {
+  PAYLOAD_VERSION, type EventPayload, type EventType, type MetricsPayload, type ProfilePayload, type PublicFrontierEntry,
+  type ResponsePayload, type StatusPayload,
+} from '../telemetry/payloads.js';
+import { checkArgs } from '../telemetry/validate.js';
+import { isVerb } from '../telemetry/topics.js';
 
-/** Per board: the det model's frontier (latency p50 ms, fidelity, model RAM MB) by level. */
+/** Per board profile (names as in profiles/): the det model's frontier (latency p50 ms, fidelity, model RSS MB) by level. */
 export const SIM_BOARDS = {
-  'raspberry-pi-4': { ramTotalMb: 4096, baseTempC: 52, frontier: [[1850, 1, 118], [980, 0.991, 46], [760, 0.982, 38], [560, 0.961, 30], [410, 0.93, 24]] },
-  'raspberry-pi-5': { ramTotalMb: 8192, baseTempC: 48, frontier: [[720, 1, 118], [390, 0.991, 46], [300, 0.982, 38], [225, 0.961, 30], [170, 0.93, 24]] },
-  'jetson-orin-nano': { ramTotalMb: 8192, baseTempC: 44, frontier: [[240, 1, 118], [150, 0.991, 46], [118, 0.982, 38], [92, 0.961, 30], [70, 0.93, 24]] },
-  'x86_64-generic': { ramTotalMb: 16384, baseTempC: 40, frontier: [[160, 1, 118], [82, 0.991, 46], [66, 0.982, 38], [50, 0.961, 30], [39, 0.93, 24]] },
+  'raspberry-pi-4': { model: 'Raspberry Pi 4 Model B Rev 1.4', arch: 'arm64', ramTotalMb: 4096, baseTempC: 52, frontier: [[1850, 1, 118], [980, 0.991, 46], [760, 0.982, 38], [560, 0.961, 30], [410, 0.93, 24]] },
+  'raspberry-pi-5': { model: 'Raspberry Pi 5 Model B Rev 1.0', arch: 'arm64', ramTotalMb: 8192, baseTempC: 48, frontier: [[720, 1, 118], [390, 0.991, 46], [300, 0.982, 38], [225, 0.961, 30], [170, 0.93, 24]] },
+  'jetson-orin-nano': { model: 'NVIDIA Jetson Orin Nano Developer Kit', arch: 'arm64', ramTotalMb: 8192, baseTempC: 44, frontier: [[240, 1, 118], [150, 0.991, 46], [118, 0.982, 38], [92, 0.961, 30], [70, 0.93, 24]] },
+  'generic-x86_64': { model: null, arch: 'x64', ramTotalMb: 16384, baseTempC: 40, frontier: [[160, 1, 118], [82, 0.991, 46], [66, 0.982, 38], [50, 0.961, 30], [39, 0.93, 24]] },
 } as const;
 export type SimBoard = keyof typeof SIM_BOARDS;
 const BOARD_NAMES = Object.keys(SIM_BOARDS) as SimBoard[];
-export const SIM_LEVELS = ['fp32', 'int8', 'int8-prune15', 'int8-prune30', 'int8-prune45'] as const;
+/** The candidate behind each level: fp32 reference, int8, then int8 with more channels pruned. */
+export const SIM_CONFIGS = [
+  { structured: 0, unstructured: 0, quant: 'none', threads: 4 },
+  { structured: 0, unstructured: 0, quant: 'int8-static', threads: 4 },
+  { structured: 0.15, unstructured: 0, quant: 'int8-static', threads: 4 },
+  { structured: 0.3, unstructured: 0, quant: 'int8-static', threads: 4 },
+  { structured: 0.45, unstructured: 0, quant: 'int8-static', threads: 4 },
+] as const;
+const LEVELS = SIM_CONFIGS.length;
 const MODEL_ID = 'ch_PP-OCRv4_det_infer';
 
 export interface SimOptions {
@@ -32,7 +48,8 @@ export interface SimOptions {
   log?: (line: string) => void;
 }
 
-interface Budgets { latencyMs: number; ramMb: number; fidelity: number }
+type SimBudgets = Required<Pick<Budgets, 'latencyMs' | 'ramMb' | 'minFidelity'>>;
+const iso = (t = Date.now()): string => new Date(t).toISOString();
 
 function simId(n: number): string {
   return `sim-${String(n).padStart(4, '0')}`;
@@ -55,7 +72,7 @@ export class SimDevice {
   private seq = 0;
   private eventSeq = 0;
   private readonly rand: () => number;
-  private budgets: Budgets;
+  private budgets: SimBudgets;
   private level: number;
   private prevLevel: number;
   private temp: number;
@@ -76,7 +93,7 @@ export class SimDevice {
     this.budgets = {
       latencyMs: Math.round(f[target]![0] * (tight ? 0.8 : 1.25)),
       ramMb: 256,
-      fidelity: Number((f[target]![1] - 0.005).toFixed(3)),
+      minFidelity: Number((f[target]![1] - 0.005).toFixed(3)),
     };
     this.level = this.choose();
     this.prevLevel = this.level;
@@ -91,31 +108,37 @@ export class SimDevice {
   /** The highest-fidelity level within the latency budget (the fit's decision), else the fastest. */
   private choose(): number {
     const f = SIM_BOARDS[this.board].frontier;
-    for (let i = 0; i < f.length; i++) if (f[i]![0] <= this.budgets.latencyMs && f[i]![1] >= this.budgets.fidelity) return i;
+    for (let i = 0; i < f.length; i++) if (f[i]![0] <= this.budgets.latencyMs && f[i]![1] >= this.budgets.minFidelity) return i;
     for (let i = 0; i < f.length; i++) if (f[i]![0] <= this.budgets.latencyMs) return i;
     return f.length - 1;
   }
 
-  statusPayload(state: 'online' | 'offline'): Record<string, unknown> {
-    return { state, deviceId: this.id, ts: Date.now(), agentVersion: '0.1.0-sim' };
+  statusPayload(state: 'online' | 'offline', reason: StatusPayload['reason']): StatusPayload {
+    return { v: PAYLOAD_VERSION, deviceId: this.id, state, reason, ts: iso(), agentVersion: '0.1.0-sim' };
   }
 
-  profilePayload(): Record<string, unknown> {
+  profilePayload(): ProfilePayload {
     const b = SIM_BOARDS[this.board];
     return {
-      deviceId: this.id, ts: Date.now(), board: this.board,
-      cpu: { model: this.board.startsWith('raspberry') ? 'Cortex-A72' : this.board.startsWith('jetson') ? 'Cortex-A78AE' : 'x86_64', cores: 4 },
-      ramTotalMb: b.ramTotalMb, os: 'Linux', arch: this.board.startsWith('x86') ? 'x64' : 'arm64', simulated: true,
+      v: PAYLOAD_VERSION, deviceId: this.id, ts: iso(), profile: this.board,
+      hardwareHash: `sim-${this.board}-${this.n}`,
+      hardware: { arch: b.arch, board: { id: this.board, model: b.model }, ramTotalMb: b.ramTotalMb, cores: 4, simulated: true },
+      budgets: { ...this.budgets },
     };
   }
 
-  frontierPayload(): Record<string, unknown>[] {
-    return SIM_BOARDS[this.board].frontier.map(([lat, fid, ram], i) => ({
-      level: SIM_LEVELS[i], latencyMs: lat, fidelity: fid, ramMb: ram, chosen: i === this.level,
-    }));
+  frontierPayload(): PublicFrontierEntry[] {
+    return SIM_BOARDS[this.board].frontier.map(([lat, fid, ram], i) => {
+      const config = { ...SIM_CONFIGS[i]! };
+      return {
+        id: `L${i}-${candidateLabel({ config }).replace(/[^A-Za-z0-9]+/g, '-')}`, config, sha256: '0'.repeat(64), sizeBytes: Math.round(4_700_000 / (i ? 3.6 + i * 0.6 : 1)),
+        latencyP50Ms: lat, latencyP95Ms: lat * 1.15, modelRssMb: ram, fidelity: fid,
+        meets: { latency: lat <= this.budgets.latencyMs, ram: ram <= this.budgets.ramMb, fidelity: fid >= this.budgets.minFidelity },
+      };
+    });
   }
 
-  metricsPayload(): Record<string, unknown> {
+  metricsPayload(): MetricsPayload {
     const [lat, fid, ram] = SIM_BOARDS[this.board].frontier[this.level]!;
     this.temp += (this.rand() - 0.5) * 0.6 + (SIM_BOARDS[this.board].baseTempC + 4 - this.temp) * 0.02;
     const noise = 1 + (this.rand() - 0.5) * 0.12;
@@ -123,17 +146,21 @@ export class SimDevice {
     if (this.forcedLatency !== null) { p50 = this.forcedLatency; this.forcedLatency = null; }
     const p95 = p50 * (1.12 + this.rand() * 0.1);
     const modelRam = ram + this.rand() * 3;
-    const met = { latencyMs: p50 <= this.budgets.latencyMs, ramMb: modelRam <= this.budgets.ramMb, fidelity: fid >= this.budgets.fidelity };
+    const total = SIM_BOARDS[this.board].ramTotalMb;
     return {
-      deviceId: this.id, seq: this.seq++, ts: Date.now(),
-      cpuLoad: Number((0.2 + this.rand() * 0.5 + (this.slow > 1 ? 0.9 : 0)).toFixed(2)),
-      temperatureC: Number(this.temp.toFixed(1)), throttled: this.temp > 80,
-      memory: { totalMb: SIM_BOARDS[this.board].ramTotalMb, availableMb: Math.round(SIM_BOARDS[this.board].ramTotalMb * 0.6) },
-      agentRssMb: Number((58 + this.rand() * 4).toFixed(1)),
-      model: { id: MODEL_ID, level: SIM_LEVELS[this.level] },
-      latencyP50Ms: Number(p50.toFixed(2)), latencyP95Ms: Number(p95.toFixed(2)),
-      modelRamMb: Number(modelRam.toFixed(1)), fidelity: fid,
-      budgets: { ...this.budgets }, budgetsMet: met,
+      v: PAYLOAD_VERSION, deviceId: this.id, seq: ++this.seq, ts: iso(),
+      system: {
+        cpuLoad: Number((0.2 + this.rand() * 0.5 + (this.slow > 1 ? 0.9 : 0)).toFixed(2)), cores: 4,
+        temperatureC: Number(this.temp.toFixed(1)), throttled: this.temp > 80,
+        memTotalMb: total, memAvailableMb: Math.round(total * 0.6),
+      },
+      agent: { rssMb: Number((58 + this.rand() * 4).toFixed(1)), cpuPercent: 0.4, uptimeS: Math.round(process.uptime()), outboxPending: 0, outboxDropped: 0 },
+      model: {
+        id: MODEL_ID, level: this.level, levels: LEVELS, version: `v${this.level + 1}`,
+        latencyP50Ms: Number(p50.toFixed(2)), latencyP95Ms: Number(p95.toFixed(2)), modelRssMb: Number(modelRam.toFixed(1)), fidelity: fid,
+      },
+      budgets: { ...this.budgets, effectiveLatencyMs: this.budgets.latencyMs },
+      meets: { latency: p50 <= this.budgets.latencyMs, ram: modelRam <= this.budgets.ramMb, fidelity: fid >= this.budgets.minFidelity },
     };
   }
 
@@ -144,7 +171,7 @@ export class SimDevice {
       keepalive: 30,
       reconnectPeriod: 0,
       connectTimeout: 30_000,
-      will: { topic: `${this.topic}/status`, payload: Buffer.from(JSON.stringify(this.statusPayload('offline'))), qos: 1, retain: true },
+      will: { topic: `${this.topic}/status`, payload: Buffer.from(JSON.stringify(this.statusPayload('offline', 'lwt'))), qos: 1, retain: true },
     });
     this.client = client;
     client.on('error', (e) => this.opts.log?.(`${this.id}: ${e.message}`));
@@ -154,9 +181,9 @@ export class SimDevice {
     });
     client.on('message', (topic, payload) => this.onRequest(topic, payload));
     await client.subscribeAsync(`${this.topic}/request/+`, { qos: 1 });
-    await client.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('online')), { qos: 1, retain: true });
+    await client.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('online', 'start')), { qos: 1, retain: true });
     await client.publishAsync(`${this.topic}/profile`, JSON.stringify(this.profilePayload()), { qos: 1, retain: true });
-    this.event('deployed', { modelId: MODEL_ID, level: SIM_LEVELS[this.level] });
+    this.event('deployed', `deployed ${MODEL_ID} level ${this.level}`, { modelId: MODEL_ID, level: this.level });
     const period = 1000 / this.opts.rate;
     // spread devices over the period so 1,000 of them do not fire in the same millisecond
     const phase = this.rand() * period;
@@ -172,13 +199,12 @@ export class SimDevice {
     const m = this.metricsPayload();
     c.publish(`${this.topic}/metrics`, JSON.stringify(m), { qos: 0 });
     // run-time adaptation as the agent does it: step down after 3 slow probes in a row
-    const met = m.budgetsMet as { latencyMs: boolean };
-    this.overBudgetStreak = met.latencyMs ? 0 : this.overBudgetStreak + 1;
-    if (this.overBudgetStreak >= 3 && this.level < SIM_LEVELS.length - 1) {
+    this.overBudgetStreak = m.meets.latency ? 0 : this.overBudgetStreak + 1;
+    if (this.overBudgetStreak >= 3 && this.level < LEVELS - 1) {
       this.prevLevel = this.level;
       this.level++;
       this.overBudgetStreak = 0;
-      this.event('stepped-down', { from: SIM_LEVELS[this.prevLevel], to: SIM_LEVELS[this.level], reason: 'latency over budget 3 probes in a row' });
+      this.event('stepped-down', `latency over budget 3 probes in a row: level ${this.prevLevel} -> ${this.level}`, { from: this.prevLevel, to: this.level });
     }
   }
 
@@ -188,12 +214,14 @@ export class SimDevice {
     this.publishMetrics();
   }
 
-  event(type: string, detail: Record<string, unknown>): void {
-    this.client?.publish(`${this.topic}/events`, JSON.stringify({ deviceId: this.id, seq: this.eventSeq++, ts: Date.now(), type, ...detail }), { qos: 1 });
+  event(type: EventType, message: string, data: Record<string, unknown>, txn?: string): void {
+    const e: EventPayload = { v: PAYLOAD_VERSION, deviceId: this.id, seq: ++this.eventSeq, ts: iso(), type, message, data, ...(txn ? { txn } : {}) };
+    this.client?.publish(`${this.topic}/events`, JSON.stringify(e), { qos: 1 });
   }
 
-  private respond(verb: string, tx: unknown, body: Record<string, unknown>): void {
-    this.client?.publish(`${this.topic}/response/${verb}`, JSON.stringify({ tx, ts: Date.now(), ...body }), { qos: 1 });
+  private respond(verb: string, txn: string | null, body: { ok: true; result: Record<string, unknown> } | { ok: false; error: { code: string; message: string } }): void {
+    const r: ResponsePayload = { v: PAYLOAD_VERSION, deviceId: this.id, txn, verb, ts: iso(), ...body };
+    this.client?.publish(`${this.topic}/response/${verb}`, JSON.stringify(r), { qos: 1 });
   }
 
   private onRequest(topic: string, payload: Buffer): void {
@@ -204,44 +232,51 @@ export class SimDevice {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
       req = v as Record<string, unknown>;
     } catch {
-      return this.respond(verb, null, { ok: false, error: { code: 'USAGE', message: 'request is not a JSON object' } });
+      return this.respond(verb, null, { ok: false, error: { code: 'DATA', message: 'request is not a JSON object' } });
     }
-    const tx = req.tx;
-    if (typeof tx !== 'string' || !tx) return this.respond(verb, null, { ok: false, error: { code: 'USAGE', message: 'request without tx' } });
+    const txn = typeof req.txn === 'string' && req.txn ? req.txn : null;
+    if (!txn) return this.respond(verb, null, { ok: false, error: { code: 'DATA', message: 'request without txn' } });
+    if (!isVerb(verb)) return this.respond(verb, txn, { ok: false, error: { code: 'USAGE', message: `unknown verb '${verb}'` } });
+    let args: Record<string, unknown>;
+    try {
+      args = checkArgs(verb, req.args ?? {});
+    } catch (e) {
+      return this.respond(verb, txn, { ok: false, error: { code: 'DATA', message: (e as Error).message } });
+    }
     switch (verb) {
       case 'ping':
-        return this.respond(verb, tx, { ok: true, result: { pong: true, uptimeS: Math.round(process.uptime()) } });
-      case 'get-frontier':
-        return this.respond(verb, tx, { ok: true, result: { modelId: MODEL_ID, chosen: SIM_LEVELS[this.level], frontier: this.frontierPayload() } });
+        return this.respond(verb, txn, { ok: true, result: { pong: true, uptimeS: Math.round(process.uptime()) } });
+      case 'get-frontier': {
+        const frontier = this.frontierPayload();
+        return this.respond(verb, txn, { ok: true, result: { modelId: MODEL_ID, chosenId: frontier[this.level]!.id, frontier } });
+      }
       case 'set-budget': {
-        const b = req.budgets as Partial<Budgets> | undefined;
-        const ok = b && typeof b === 'object' && Object.entries(b).every(([k, v]) => k in this.budgets && typeof v === 'number' && v > 0);
-        if (!ok) return this.respond(verb, tx, { ok: false, error: { code: 'USAGE', message: 'budgets must be positive numbers: latencyMs, ramMb, fidelity' } });
-        this.budgets = { ...this.budgets, ...b };
         const before = this.level;
+        this.budgets = { ...this.budgets, ...(args as Partial<SimBudgets>) };
         this.level = this.choose();
-        this.respond(verb, tx, { ok: true, result: { budgets: this.budgets, level: SIM_LEVELS[this.level], refit: false } });
-        if (before !== this.level) this.event('deployed', { modelId: MODEL_ID, level: SIM_LEVELS[this.level], reason: 'new budgets (from the stored frontier)' });
+        this.respond(verb, txn, { ok: true, result: { budgets: this.budgets, level: this.level, refit: false } });
+        this.event('budgets-changed', 'budgets changed by request', { budgets: this.budgets }, txn);
+        if (before !== this.level) this.event('deployed', `level ${before} -> ${this.level} from the stored frontier (new budgets)`, { from: before, to: this.level }, txn);
         return;
       }
       case 'fit':
-        this.respond(verb, tx, { ok: true, result: { accepted: true } });
-        this.event('fit-started', { modelId: MODEL_ID });
+        this.respond(verb, txn, { ok: true, result: { accepted: true } });
+        this.event('fit-started', `fitting ${MODEL_ID}`, { modelId: MODEL_ID }, txn);
         setTimeout(() => {
           this.level = this.choose();
-          this.event('fit-done', { modelId: MODEL_ID, level: SIM_LEVELS[this.level], candidates: SIM_LEVELS.length });
+          this.event('fit-done', `fit done: ${LEVELS} candidates on the frontier, chose level ${this.level}`, { modelId: MODEL_ID, level: this.level, candidates: LEVELS }, txn);
         }, 800);
         return;
       case 'rollback': {
         const from = this.level;
         this.level = this.prevLevel;
         this.prevLevel = from;
-        this.respond(verb, tx, { ok: true, result: { level: SIM_LEVELS[this.level] } });
-        this.event('rolled-back', { from: SIM_LEVELS[from], to: SIM_LEVELS[this.level] });
+        this.respond(verb, txn, { ok: true, result: { level: this.level } });
+        this.event('rolled-back', `rolled back: level ${from} -> ${this.level}`, { from, to: this.level }, txn);
         return;
       }
       default:
-        return this.respond(verb, tx, { ok: false, error: { code: 'USAGE', message: `unknown verb '${verb}'` } });
+        return this.respond(verb, txn, { ok: false, error: { code: 'UNSUPPORTED', message: `simulated devices do not implement '${verb}'` } });
     }
   }
 
@@ -264,7 +299,7 @@ export class SimDevice {
     this.client = null;
     if (!c) return;
     if (c.connected) {
-      try { await c.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('offline')), { qos: 1, retain: true }); } catch { /* going away anyway */ }
+      try { await c.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('offline', 'shutdown')), { qos: 1, retain: true }); } catch { /* going away anyway */ }
     }
     await c.endAsync();
   }

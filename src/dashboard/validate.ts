@@ -1,45 +1,37 @@
-// Payload validation at the dashboard's edge. Every device payload is checked before it touches
-// the fleet state; browser action bodies are checked before they become MQTT requests.
-import { EdgefitError } from '../errors.js';
-import type { ActionVerb } from './model.js';
-import { ACTIONS } from './model.js';
+// Validation at the dashboard's edges, with the agent's own schemas (src/telemetry): every
+// device payload before it touches the fleet state, every browser action before it becomes an
+// MQTT request.
+import { EdgefitError, oneLine } from '../errors.js';
+import type { PayloadKind, PayloadTypes } from '../telemetry/payloads.js';
+import { checkArgs, checkPayload } from '../telemetry/validate.js';
+import { ACTIONS, type ActionVerb } from './model.js';
 
-export type PayloadKind = 'status' | 'profile' | 'metrics' | 'events' | 'response';
-
-/** null when acceptable, else a short reason (the message is dropped and counted). */
-export function validatePayload(kind: PayloadKind, body: unknown): string | null {
-  if (kind === 'status' && typeof body === 'string') return null;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return `${kind} payload is not an object`;
-  return null;
+/** The payload typed, or a short reason why it was refused (the message is dropped and counted). */
+export function validatePayload<K extends Exclude<PayloadKind, 'request'>>(kind: K, body: unknown): { ok: PayloadTypes[K] } | { err: string } {
+  try {
+    return { ok: checkPayload(kind, body) };
+  } catch (e) {
+    return { err: oneLine(e).slice(0, 300) };
+  }
 }
 
-function isVerb(v: string): v is ActionVerb {
+function isAction(v: string): v is ActionVerb {
   return Object.prototype.hasOwnProperty.call(ACTIONS, v);
 }
 
 /** Validate what a browser asked for; returns the request arguments to publish. */
 export function validateAction(verb: string, body: unknown): { verb: ActionVerb; args: Record<string, unknown> } {
-  if (!isVerb(verb)) throw new EdgefitError('USAGE', `unknown action '${verb}'`);
-  const o = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : null;
-  if (body !== undefined && body !== null && !o) throw new EdgefitError('USAGE', 'action body must be a JSON object');
-  const args: Record<string, unknown> = {};
-  if (verb === 'set-budget') {
-    const budgets: Record<string, number> = {};
-    const limits = { latencyMs: [0.01, 3_600_000], ramMb: [1, 1_048_576], fidelity: [0, 1] } as const;
-    for (const [k, [lo, hi]] of Object.entries(limits)) {
-      const v = o?.[k];
-      if (v === undefined || v === null || v === '') continue;
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) {
-        throw new EdgefitError('USAGE', `budget ${k} must be a number in [${lo}, ${hi}]`);
-      }
-      budgets[k] = v;
-    }
-    if (!Object.keys(budgets).length) throw new EdgefitError('USAGE', 'set-budget needs at least one of latencyMs, ramMb, fidelity');
-    const extra = Object.keys(o ?? {}).filter((k) => !(k in limits));
-    if (extra.length) throw new EdgefitError('USAGE', `set-budget: unknown field ${extra[0]}`);
-    args.budgets = budgets;
-  } else if (o && Object.keys(o).length) {
-    throw new EdgefitError('USAGE', `${verb} takes no arguments`);
+  if (!isAction(verb)) throw new EdgefitError('USAGE', `unknown action '${verb}'`);
+  if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
+    throw new EdgefitError('USAGE', 'action body must be a JSON object');
   }
-  return { verb, args };
+  const args = { ...((body ?? {}) as Record<string, unknown>) };
+  // empty form fields mean "leave this budget alone"
+  for (const [k, v] of Object.entries(args)) if (v === null || v === '') delete args[k];
+  try {
+    return { verb, args: checkArgs(verb, args) };
+  } catch (e) {
+    // the agent's message lists every problem with its path; it is the user's input, so USAGE
+    throw new EdgefitError('USAGE', oneLine(e), { cause: e });
+  }
 }

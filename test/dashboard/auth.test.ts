@@ -49,16 +49,19 @@ t.test('token: bearer, ?token= traded for an HttpOnly cookie, cookie; everything
   t.equal((await get('/', { Cookie: `${COOKIE}=forged` })).status, 401, 'forged cookie');
 });
 
-t.test('action bodies are validated before they become MQTT requests', async (t) => {
-  t.same(validateAction('set-budget', { latencyMs: 120, fidelity: 0.98 }), { verb: 'set-budget', args: { budgets: { latencyMs: 120, fidelity: 0.98 } } });
+t.test('action bodies are checked with the agent\'s argument schemas before they become MQTT requests', async (t) => {
+  t.same(validateAction('set-budget', { latencyMs: 120, minFidelity: 0.98 }), { verb: 'set-budget', args: { latencyMs: 120, minFidelity: 0.98 } });
+  t.same(validateAction('set-budget', { latencyMs: 120, ramMb: '' }), { verb: 'set-budget', args: { latencyMs: 120 } }, 'an empty field leaves that budget alone');
   t.same(validateAction('ping', {}), { verb: 'ping', args: {} });
   t.same(validateAction('rollback', undefined), { verb: 'rollback', args: {} });
   t.throws(() => validateAction('format-disk', {}), { code: 'USAGE', message: /unknown action/ });
-  t.throws(() => validateAction('set-budget', {}), { code: 'USAGE', message: /at least one/ });
+  t.throws(() => validateAction('deploy', { candidateId: 'x' }), { code: 'USAGE', message: /unknown action/ }, 'deploy is not offered from the browser');
+  t.throws(() => validateAction('set-budget', {}), { code: 'USAGE', message: /fewer than 1/ });
   t.throws(() => validateAction('set-budget', { latencyMs: -1 }), { code: 'USAGE', message: /latencyMs/ });
-  t.throws(() => validateAction('set-budget', { latencyMs: '100' }), { code: 'USAGE' });
-  t.throws(() => validateAction('set-budget', { fidelity: 1.5 }), { code: 'USAGE', message: /fidelity/ });
-  t.throws(() => validateAction('set-budget', { latencyMs: 100, model: '/etc/passwd' }), { code: 'USAGE', message: /unknown field model/ });
+  t.throws(() => validateAction('set-budget', { latencyMs: '100' }), { code: 'USAGE', message: /latencyMs must be number/ });
+  t.throws(() => validateAction('set-budget', { minFidelity: 1.5 }), { code: 'USAGE', message: /minFidelity/ });
+  t.throws(() => validateAction('set-budget', { latencyMs: 100, latencyFactor: 2 }), { code: 'USAGE' }, 'absolute and relative latency at once');
+  t.throws(() => validateAction('set-budget', { latencyMs: 100, model: '/etc/passwd' }), { code: 'USAGE', message: /additional properties 'model'/ });
   t.throws(() => validateAction('set-budget', [1]), { code: 'USAGE' });
-  t.throws(() => validateAction('fit', { path: '/tmp/x.onnx' }), { code: 'USAGE', message: /takes no arguments/ });
+  t.throws(() => validateAction('rollback', { path: '/tmp/x.onnx' }), { code: 'USAGE', message: /additional properties/ });
 });

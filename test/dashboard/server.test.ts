@@ -27,7 +27,7 @@ t.test('every simulated device appears with its board, model, budgets and live m
     return d.history.length >= 1 ? d : null;
   });
   t.ok(detail.events.some((e) => e.type === 'deployed'), 'the deployed event was stored');
-  t.match(detail.profile, { board: detail.summary.board });
+  t.match(detail.profile, { profile: detail.summary.board });
 });
 
 t.test('bad payloads are dropped and counted; the dashboard stays healthy', async (t) => {
@@ -38,7 +38,7 @@ t.test('bad payloads are dropped and counted; the dashboard stays healthy', asyn
   await c.publishAsync('edgefit/evil-2/metrics', '[1,2,3]', { qos: 1 });
   await c.publishAsync('edgefit/evil-3/profile', Buffer.alloc(300 * 1024, 0x20), { qos: 1 });
   await c.publishAsync('edgefit/evil 4; drop table/status', '{"state":"online"}', { qos: 1 });
-  await c.publishAsync('edgefit/evil-5/response/ping', '{"ok":true}', { qos: 1 });
+  await c.publishAsync('edgefit/evil-5/metrics', JSON.stringify({ v: 1, deviceId: 'evil-5', seq: 1 }), { qos: 1 });
   await until('5 drops', () => stack.dash.link.stats.dropped - before >= 5);
   t.equal(stack.dash.link.stats.dropped - before, 5);
   const h = (await (await fetch(`${base}/healthz`)).json()) as { ok: boolean; mqtt: boolean };
@@ -66,7 +66,8 @@ t.test('actions: validated, same-origin JSON only, answered by the device and re
     return d.actions.find((a) => a.tx === action.tx && a.response !== null);
   });
   t.equal(answered.ok, true);
-  t.match(answered.response, { tx: action.tx, ok: true, result: { budgets: { latencyMs: 4321 } } });
+  t.match(answered.response, { txn: action.tx, verb: 'set-budget', ok: true, result: { budgets: { latencyMs: 4321 } } });
+  t.match(answered.request, { txn: action.tx, args: { latencyMs: 4321 } }, 'the request in the agent schema');
   await until('metrics carrying the new budget', async () => (await fleet()).find((d) => d.id === 'sim-0002')?.budgets.latencyMs === 4321);
 });
 

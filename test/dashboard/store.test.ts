@@ -7,6 +7,18 @@ import { join } from 'node:path';
 import { DashboardStore, STORE_LIMITS } from '../../src/dashboard/store.js';
 import { Fleet } from '../../src/dashboard/fleet.js';
 import type { MetricPoint } from '../../src/dashboard/model.js';
+import { SimDevice } from '../../src/dashboard/sim.js';
+import type { MetricsPayload } from '../../src/telemetry/payloads.js';
+
+/** A real metrics payload (the simulator's, schema-checked in sim.test) with chosen figures. */
+function metrics(seq: number, latencyMs: number, budgetMs?: number): MetricsPayload {
+  const m = new SimDevice(1, { broker: 'mqtt://127.0.0.1:1', prefix: 'edgefit', rate: 1 }).metricsPayload();
+  m.seq = seq;
+  m.model.latencyP50Ms = latencyMs;
+  m.budgets = { effectiveLatencyMs: budgetMs ?? null, ...(budgetMs ? { latencyMs: budgetMs } : {}) };
+  m.meets = { latency: budgetMs ? latencyMs <= budgetMs : null, ram: null, fidelity: null };
+  return m;
+}
 
 function dir(t: { teardown(fn: () => void): void }): string {
   const d = mkdtempSync(join(tmpdir(), 'edgefit-dash-store-'));
@@ -72,8 +84,8 @@ t.test('fleet batches: messages only mark dirty; flush writes once and emits one
   t.teardown(() => s.close());
   const f = new Fleet(s);
   for (let i = 0; i < 50; i++) {
-    f.onMetrics('dev-a', { seq: i, latencyP50Ms: 100 + i, budgets: { latencyMs: 120 }, budgetsMet: { latencyMs: 100 + i <= 120 } }, 1000 + i);
-    f.onMetrics('dev-b', { seq: i, latencyP50Ms: 10 }, 1000 + i);
+    f.onMetrics('dev-a', metrics(i + 1, 100 + i, 120), 1000 + i);
+    f.onMetrics('dev-b', metrics(i + 1, 10), 1000 + i);
   }
   t.equal(s.history('dev-a', 0, 100).length, 0, 'nothing written before the flush');
   const out = f.flush();
@@ -84,7 +96,7 @@ t.test('fleet batches: messages only mark dirty; flush writes once and emits one
   const a = f.state('dev-a')!.summary;
   t.equal(a.last!.latencyMs, 149);
   t.ok(Math.abs(a.violation - (149 / 120 - 1)) < 1e-9, 'violation = relative overshoot of the latency budget');
-  t.same(a.met, { latencyMs: false });
+  t.same(a.met, { latency: false });
   t.same(f.flush(), [], 'nothing new, nothing sent');
   // a fresh Fleet on the same store warms up from it
   const g = new Fleet(s);

@@ -85,13 +85,13 @@ export function lineChart(series: Series[], opts: { w: number; h: number; limit?
 }
 
 /** Latency (x) against fidelity (y): every measured candidate, the frontier line, the chosen one. */
-export function frontierPlot(points: FrontierPoint[], budgets: { latencyMs?: number; fidelity?: number }, w = 520, h = 300): string {
+export function frontierPlot(points: FrontierPoint[], budgets: { latencyMs?: number; minFidelity?: number }, w = 520, h = 300): string {
   if (!points.length) return `<svg viewBox="0 0 ${w} ${h}"><text x="${w / 2}" y="${h / 2}" text-anchor="middle">no frontier reported yet</text></svg>`;
   const L = 48, R = 12, T = 12, B = 34;
   const xs = points.map((p) => p.latencyMs);
   const ys = points.map((p) => p.fidelity);
   if (budgets.latencyMs !== undefined) xs.push(budgets.latencyMs);
-  if (budgets.fidelity !== undefined) ys.push(budgets.fidelity);
+  if (budgets.minFidelity !== undefined) ys.push(budgets.minFidelity);
   let x0 = 0, x1 = Math.max(...xs) * 1.1;
   let y0 = Math.min(...ys), y1 = Math.max(...ys);
   const pad = (y1 - y0) * 0.1 || 0.01;
@@ -105,12 +105,12 @@ export function frontierPlot(points: FrontierPoint[], budgets: { latencyMs?: num
   g += `<text x="${(L + w - R) / 2}" y="${h - 4}" text-anchor="middle">latency p50 (ms)</text>`;
   g += `<text x="12" y="${(T + h - B) / 2}" text-anchor="middle" transform="rotate(-90 12 ${(T + h - B) / 2})">fidelity</text>`;
   if (budgets.latencyMs !== undefined) g += `<line class="budget-line" x1="${x(budgets.latencyMs).toFixed(1)}" x2="${x(budgets.latencyMs).toFixed(1)}" y1="${T}" y2="${h - B}"><title>latency budget ${esc(fmt(budgets.latencyMs))} ms</title></line>`;
-  if (budgets.fidelity !== undefined) g += `<line class="budget-line" x1="${L}" x2="${w - R}" y1="${y(budgets.fidelity).toFixed(1)}" y2="${y(budgets.fidelity).toFixed(1)}"><title>fidelity budget ${esc(budgets.fidelity)}</title></line>`;
+  if (budgets.minFidelity !== undefined) g += `<line class="budget-line" x1="${L}" x2="${w - R}" y1="${y(budgets.minFidelity).toFixed(1)}" y2="${y(budgets.minFidelity).toFixed(1)}"><title>fidelity budget ${esc(budgets.minFidelity)}</title></line>`;
   const sorted = [...points].sort((a, b) => a.latencyMs - b.latencyMs);
   g += `<path class="front" d="${sorted.map((p, i) => `${i ? 'L' : 'M'}${x(p.latencyMs).toFixed(1)} ${y(p.fidelity).toFixed(1)}`).join('')}"/>`;
   for (const p of sorted) {
-    g += `<circle class="pt${p.chosen ? ' chosen' : ''}" data-level="${esc(p.level)}" cx="${x(p.latencyMs).toFixed(1)}" cy="${y(p.fidelity).toFixed(1)}" r="${p.chosen ? 6 : 4}"><title>${esc(p.level)}: ${esc(fmt(p.latencyMs))} ms, fidelity ${esc(p.fidelity.toFixed(4))}${p.ramMb !== null ? `, ${esc(fmt(p.ramMb))} MB` : ''}${p.chosen ? ' (deployed)' : ''}</title></circle>`;
-    if (p.chosen) g += `<text x="${(x(p.latencyMs) + 9).toFixed(1)}" y="${(y(p.fidelity) - 8).toFixed(1)}">${esc(p.level)} (deployed)</text>`;
+    g += `<circle class="pt${p.chosen ? ' chosen' : ''}" data-level="${p.level}" cx="${x(p.latencyMs).toFixed(1)}" cy="${y(p.fidelity).toFixed(1)}" r="${p.chosen ? 6 : 4}"><title>L${p.level} ${esc(p.label)}: ${esc(fmt(p.latencyMs))} ms, fidelity ${esc(p.fidelity.toFixed(4))}${p.ramMb !== null ? `, ${esc(fmt(p.ramMb))} MB` : ''}${p.chosen ? ' (deployed)' : ''}</title></circle>`;
+    if (p.chosen) g += `<text x="${(x(p.latencyMs) + 9).toFixed(1)}" y="${(y(p.fidelity) - 8).toFixed(1)}">L${p.level} ${esc(p.label)} (deployed)</text>`;
   }
   g += `<line class="axis" x1="${L}" x2="${L}" y1="${T}" y2="${h - B}"/><line class="axis" x1="${L}" x2="${w - R}" y1="${h - B}" y2="${h - B}"/>`;
   return `<svg viewBox="0 0 ${w} ${h}">${g}</svg>`;

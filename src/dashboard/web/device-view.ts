@@ -1,11 +1,21 @@
 /// <reference lib="dom" />
 // The device page: summary, frontier plot, metric history, event log, and actions whose
 // responses arrive over the live stream and are matched by transaction id.
-import type { ActionView, DeviceDetail, DeviceEvent, DeviceSummary, MetricPoint, StreamMessage } from '../model.js';
+import type { ActionView, DeviceDetail, DeviceEvent, DeviceSummary, MeetKey, MetricPoint, StreamMessage } from '../model.js';
 import { frontierPlot, lineChart } from './charts.js';
+import { levelText } from './fleet-view.js';
 import { ago, clock, esc, fmt, getJson, postJson } from './util.js';
 
 const HISTORY_MAX = 3600;
+
+/** ' · Raspberry Pi 4 Model B Rev 1.4, arm64' from the hardware facts of a profile payload. */
+function hardwareLine(profile: unknown): string {
+  const hw = (profile as { hardware?: Record<string, unknown> } | null)?.hardware;
+  if (!hw) return '';
+  const board = hw.board as { model?: unknown } | undefined;
+  const bits = [typeof board?.model === 'string' ? board.model : null, typeof hw.arch === 'string' ? hw.arch : null].filter(Boolean);
+  return bits.length ? ` · ${bits.join(', ')}` : '';
+}
 
 export class DeviceView {
   private d: DeviceDetail | null = null;
@@ -35,7 +45,7 @@ export class DeviceView {
           <form id="budget-form" novalidate>
             <label>Latency ≤ ms<input name="latencyMs" type="number" step="any" min="0"></label>
             <label>RAM ≤ MB<input name="ramMb" type="number" step="any" min="0"></label>
-            <label>Fidelity ≥<input name="fidelity" type="number" step="any" min="0" max="1"></label>
+            <label>Fidelity ≥<input name="minFidelity" type="number" step="any" min="0" max="1"></label>
             <button type="submit" id="act-set-budget">Set budget</button>
           </form>
           <div class="buttons">
@@ -54,13 +64,14 @@ export class DeviceView {
     const b = d.summary.budgets;
     (form.elements.namedItem('latencyMs') as HTMLInputElement).value = b.latencyMs !== undefined ? String(b.latencyMs) : '';
     (form.elements.namedItem('ramMb') as HTMLInputElement).value = b.ramMb !== undefined ? String(b.ramMb) : '';
-    (form.elements.namedItem('fidelity') as HTMLInputElement).value = b.fidelity !== undefined ? String(b.fidelity) : '';
+    (form.elements.namedItem('minFidelity') as HTMLInputElement).value = b.minFidelity !== undefined ? String(b.minFidelity) : '';
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const body: Record<string, number> = {};
-      for (const k of ['latencyMs', 'ramMb', 'fidelity']) {
+      for (const k of ['latencyMs', 'ramMb', 'minFidelity']) {
         const v = (form.elements.namedItem(k) as HTMLInputElement).value.trim();
-        if (v !== '') body[k] = Number(v);
+        // a non-number goes as typed so the agent's schema names the field in its error
+        if (v !== '') body[k] = Number.isFinite(Number(v)) ? Number(v) : (v as unknown as number);
       }
       this.send('set-budget', body);
     });
@@ -141,17 +152,24 @@ export class DeviceView {
     if (!d || !el) return;
     const s = d.summary;
     const l = s.last;
-    const met = (k: 'latencyMs' | 'ramMb' | 'fidelity'): string => (s.met[k] === false ? ' <span class="b unmet">✗ unmet</span>' : s.met[k] === true ? ' <span class="b met">✓ met</span>' : '');
+    const met = (k: MeetKey): string => (s.met[k] === false ? ' <span class="b unmet">✗ unmet</span>' : s.met[k] === true ? ' <span class="b met">✓ met</span>' : '');
     el.innerHTML = `
       <div class="title"><h1>${esc(s.id)}</h1><span class="state ${s.online ? 'on' : 'off'}" id="dev-state">${s.online ? 'online' : 'offline'}</span><span class="muted">last seen ${esc(ago(s.lastSeen))}</span></div>
       <dl class="kv">
-        <dt>Board</dt><dd>${esc(s.board ?? '–')}</dd>
-        <dt>Model @ level</dt><dd>${esc(s.modelId ?? '–')} <span class="lvl">@${esc(s.level ?? '–')}</span></dd>
-        <dt>Latency p50 / p95</dt><dd>${esc(fmt(l?.latencyMs))} / ${esc(fmt(l?.latencyP95Ms))} ms · budget ≤ ${esc(fmt(s.budgets.latencyMs))} ms${met('latencyMs')}</dd>
-        <dt>Model RAM</dt><dd>${esc(fmt(l?.ramMb, 0))} MB · budget ≤ ${esc(fmt(s.budgets.ramMb, 0))} MB${met('ramMb')}</dd>
-        <dt>Fidelity</dt><dd>${esc(l?.fidelity?.toFixed(4) ?? '–')} · budget ≥ ${esc(s.budgets.fidelity ?? '–')}${met('fidelity')}</dd>
+        <dt>Board profile</dt><dd>${esc(s.board ?? '–')}${esc(hardwareLine(this.d?.profile))}</dd>
+        <dt>Model @ level</dt><dd>${esc(s.modelId ?? '–')} <span class="lvl">@${esc(levelText(s) || '–')}</span>${esc(this.levelLabel())}</dd>
+        <dt>Latency p50 / p95</dt><dd>${esc(fmt(l?.latencyMs))} / ${esc(fmt(l?.latencyP95Ms))} ms · budget ≤ ${esc(fmt(s.budgets.latencyMs))} ms${met('latency')}</dd>
+        <dt>Model RAM</dt><dd>${esc(fmt(l?.ramMb, 0))} MB · budget ≤ ${esc(fmt(s.budgets.ramMb, 0))} MB${met('ram')}</dd>
+        <dt>Fidelity</dt><dd>${esc(l?.fidelity?.toFixed(4) ?? '–')} · budget ≥ ${esc(s.budgets.minFidelity ?? '–')}${met('fidelity')}</dd>
         <dt>Temperature / CPU</dt><dd>${esc(fmt(l?.tempC))} °C · load ${esc(fmt(l?.cpuLoad, 2))}</dd>
       </dl>`;
+  }
+
+  /** ' (int8-dynamic 30% ch)' when the frontier says what the deployed level is. */
+  private levelLabel(): string {
+    const d = this.d;
+    const p = d && d.summary.level !== null ? d.frontier.find((x) => x.level === d.summary.level) : undefined;
+    return p ? ` (${p.label})` : '';
   }
 
   private renderFrontier(): void {

@@ -3,7 +3,7 @@
 // either side) exist in the DOM; scrolling moves a fixed pool of row elements, and a row is
 // rewritten only when its device changed, so 1,000 devices updating every second cost about
 // as much as the ~20 visible ones.
-import type { DeviceSummary, StreamMessage } from '../model.js';
+import type { DeviceSummary, MeetKey, StreamMessage } from '../model.js';
 import { sparkline } from './charts.js';
 import { esc, fmt } from './util.js';
 
@@ -159,13 +159,19 @@ export class FleetView {
 function budgetHtml(s: DeviceSummary): string {
   const parts: string[] = [];
   const b = s.budgets;
-  const cls = (k: 'latencyMs' | 'ramMb' | 'fidelity'): string => (s.met[k] === false ? 'unmet' : s.met[k] === true ? 'met' : '');
-  const mark = (k: 'latencyMs' | 'ramMb' | 'fidelity'): string => (s.met[k] === false ? '✗' : s.met[k] === true ? '✓' : '');
-  if (b.latencyMs !== undefined) parts.push(`<span class="b ${cls('latencyMs')}" title="latency budget">≤${esc(fmt(b.latencyMs, 0))}ms${mark('latencyMs')}</span>`);
-  if (b.ramMb !== undefined) parts.push(`<span class="b ${cls('ramMb')}" title="RAM budget">≤${esc(fmt(b.ramMb, 0))}MB${mark('ramMb')}</span>`);
-  if (b.fidelity !== undefined) parts.push(`<span class="b ${cls('fidelity')}" title="fidelity budget">≥${esc(b.fidelity)}${mark('fidelity')}</span>`);
+  const cls = (k: MeetKey): string => (s.met[k] === false ? 'unmet' : s.met[k] === true ? 'met' : '');
+  const mark = (k: MeetKey): string => (s.met[k] === false ? '✗' : s.met[k] === true ? '✓' : '');
+  if (b.latencyMs !== undefined) parts.push(`<span class="b ${cls('latency')}" title="latency budget">≤${esc(fmt(b.latencyMs, 0))}ms${mark('latency')}</span>`);
+  if (b.ramMb !== undefined) parts.push(`<span class="b ${cls('ram')}" title="RAM budget">≤${esc(fmt(b.ramMb, 0))}MB${mark('ram')}</span>`);
+  if (b.minFidelity !== undefined) parts.push(`<span class="b ${cls('fidelity')}" title="fidelity budget">≥${esc(b.minFidelity)}${mark('fidelity')}</span>`);
   if (s.violation > 0) parts.push(`<span class="viol" title="worst budget overshoot">+${esc(fmt(s.violation * 100, 0))}%</span>`);
   return parts.join('') || '<span class="muted">none</span>';
+}
+
+/** Level as the agent counts it: 0 = the largest model of the stored frontier. */
+export function levelText(s: Pick<DeviceSummary, 'level' | 'levels'>): string {
+  if (s.level === null) return '';
+  return `L${s.level}${s.levels ? `/${s.levels - 1}` : ''}`;
 }
 
 function rowHtml(s: DeviceSummary): string {
@@ -173,7 +179,7 @@ function rowHtml(s: DeviceSummary): string {
   return `<a class="cell id" href="#/d/${encodeURIComponent(s.id)}" title="${esc(s.id)}">${esc(s.id)}</a>`
     + `<span class="state ${s.online ? 'on' : 'off'}" title="last seen ${esc(new Date(s.lastSeen).toISOString())}">${s.online ? 'online' : 'offline'}</span>`
     + `<span class="cell board" title="${esc(s.board ?? '')}">${esc(s.board ?? '–')}</span>`
-    + `<span class="cell model" title="${esc(s.modelId ?? '')}">${esc(s.modelId ?? '–')}${s.level !== null ? ` <span class="lvl">@${esc(s.level)}</span>` : ''}</span>`
+    + `<span class="cell model" title="${esc(s.modelId ?? '')}">${esc(s.modelId ?? '–')}${s.level !== null ? ` <span class="lvl">@${esc(levelText(s))}</span>` : ''}</span>`
     + `<span class="cell budget">${budgetHtml(s)}</span>`
     + `<span class="spark c-lat">${sparkline(s.spark.lat, 80, 26, 'lat', s.budgets.latencyMs)}<span class="v">${esc(fmt(l?.latencyMs))} ms</span></span>`
     + `<span class="spark c-ram">${sparkline(s.spark.ram, 80, 26, 'ram', s.budgets.ramMb)}<span class="v">${esc(fmt(l?.ramMb, 0))} MB</span></span>`

@@ -1,0 +1,36 @@
+// The simulated fleet speaks the agent's wire format: every payload passes the agent's schemas.
+import t from 'tap';
+import { SimDevice, SIM_BOARDS } from '../../src/dashboard/sim.js';
+import { adaptFrontier, adaptMetrics } from '../../src/dashboard/adapt.js';
+import { checkPayload } from '../../src/telemetry/validate.js';
+import { PAYLOAD_VERSION, type ResponsePayload } from '../../src/telemetry/payloads.js';
+
+t.test('status, profile, metrics and frontier of every simulated board pass the agent schemas', async (t) => {
+  for (let n = 1; n <= Object.keys(SIM_BOARDS).length; n++) {
+    const d = new SimDevice(n, { broker: 'mqtt://127.0.0.1:1', prefix: 'edgefit', rate: 1 });
+    t.doesNotThrow(() => checkPayload('status', d.statusPayload('online', 'start')), `${d.id} status`);
+    t.doesNotThrow(() => checkPayload('status', d.statusPayload('offline', 'lwt')), `${d.id} Last Will`);
+    t.doesNotThrow(() => checkPayload('profile', d.profilePayload()), `${d.id} profile`);
+    for (let i = 0; i < 5; i++) {
+      const m = d.metricsPayload();
+      t.doesNotThrow(() => checkPayload('metrics', m), `${d.id} metrics ${m.seq}`);
+      const a = adaptMetrics(m, 0);
+      t.equal(a.point.latencyMs, m.model.latencyP50Ms);
+      t.equal(a.budgets.latencyMs, m.budgets.effectiveLatencyMs);
+    }
+    const resp: ResponsePayload = { v: PAYLOAD_VERSION, deviceId: d.id, txn: 'x', verb: 'get-frontier', ok: true, ts: new Date().toISOString(), result: { frontier: d.frontierPayload() } };
+    t.doesNotThrow(() => checkPayload('response', resp));
+    const f = adaptFrontier(resp, 2);
+    t.equal(f.length, 5);
+    t.ok(f.every((p, i) => p.level === i && (p.chosen === (i === 2))), 'level = frontier index; chosen = deployed level');
+    t.ok(f.every((p, i) => i === 0 || p.latencyMs < f[i - 1]!.latencyMs), 'frontier from slowest to fastest');
+    t.equal(f[3]!.label, 'int8-static 30% ch');
+  }
+});
+
+t.test('the schema rejects what the simulator must never send', async (t) => {
+  const d = new SimDevice(1, { broker: 'mqtt://127.0.0.1:1', prefix: 'edgefit', rate: 1 });
+  const m = d.metricsPayload() as unknown as Record<string, unknown>;
+  t.throws(() => checkPayload('metrics', { ...m, extra: 1 }), { code: 'DATA' });
+  t.throws(() => checkPayload('metrics', { ...m, seq: 0 }), { code: 'DATA' });
+});
