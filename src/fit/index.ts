@@ -39,6 +39,8 @@ export interface FitOutcome extends FitResult {
   elapsedMs: number;
   calibration: { source: string; samples: number; synthetic: boolean };
   chosenPath: string;
+  /** Candidates whose measurement came from the content-hash cache. */
+  cacheHits: number;
 }
 
 function loadSamples(req: FitRequest, shapes: Map<string, number[]>, inputName: string, modelBytes: Uint8Array): { samples: Sample[]; source: string; synthetic: boolean } {
@@ -73,10 +75,14 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
   const cache = new CandidateCache(join(outDir, 'cache'), salt);
   const dataForEval = req.calibDataPath;
 
+  let cacheHits = 0;
   const evaluate = async (config: CandidateConfig): Promise<Measured> => {
     const key = cache.key(config);
     const hit = cache.get(key);
-    if (hit) return hit;
+    if (hit) {
+      cacheHits++;
+      return hit;
+    }
     const isRef = config.structured === 0 && config.unstructured === 0 && config.quant === 'none';
     const path = isRef ? referencePath : join(candDir, `${key}.onnx`);
     if (!isRef) {
@@ -130,6 +136,7 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
     elapsedMs: performance.now() - t0,
     calibration: { source: calib.source, samples: calib.samples.length, synthetic: calib.synthetic },
     chosenPath,
+    cacheHits,
   };
   const frontierFile = opts.outputPath ? `${opts.outputPath.replace(/\.onnx$/, '')}.frontier.json` : join(outDir, `${basename(req.modelPath, '.onnx')}.frontier.json`);
   writeFileAtomic(frontierFile, JSON.stringify({ model: req.modelPath, budgets: req.budgets, shapes: req.shapes, ...result }, null, 2));

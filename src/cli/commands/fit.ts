@@ -35,7 +35,7 @@ export const command: CommandModule<object, Args> = {
       progressPrinter(!argv.json),
     );
     const chosen = r.candidates.find((c) => c.id === r.chosenId)!;
-    if (argv.json) printJson({ chosen, feasible: r.feasible, shortfall: r.shortfall, budgets: r.budgets, latencyBudgetMs: r.latencyBudgetMs, referenceLatencyP50Ms: r.referenceLatencyP50Ms, candidates: r.candidates.length, frontier: r.frontier, notes: r.notes, elapsedMs: r.elapsedMs, profile: r.profile, calibration: r.calibration, output: r.chosenPath });
+    if (argv.json) printJson({ chosen, feasible: r.feasible, shortfall: r.shortfall, budgets: r.budgets, latencyBudgetMs: r.latencyBudgetMs, referenceLatencyP50Ms: r.referenceLatencyP50Ms, candidates: r.candidates.length, frontier: r.frontier, notes: r.notes, elapsedMs: r.elapsedMs, cacheHits: r.cacheHits, profile: r.profile, calibration: r.calibration, output: r.chosenPath });
     else {
       process.stdout.write(`chose ${chosen.id}: p50 ${chosen.latencyP50Ms.toFixed(1)} ms, p95 ${chosen.latencyP95Ms.toFixed(1)} ms (original p50 ${r.referenceLatencyP50Ms.toFixed(1)} ms), fidelity ${chosen.fidelity.toFixed(4)}, ${(chosen.sizeBytes / 1e6).toFixed(2)} MB -> ${r.chosenPath}\n`);
       process.stdout.write(`${r.candidates.length} candidates measured in ${(r.elapsedMs / 1000).toFixed(1)} s; frontier of ${r.frontier.length} kept beside the model\n`);

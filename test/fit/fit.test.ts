@@ -1,0 +1,54 @@
+// edgefit fit end to end on the real MNIST CNN (small enough for the test suite); PP-OCR det
+// fits are run by scripts/bench-fit.ts.
+import t from 'tap';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, ROOT } from '../helpers/paths.js';
+import { writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'edgefit-fit-'));
+const data = join(dir, 'mnist');
+writeMnistLabelled(data, { split: 'test', limit: 200 });
+const model = join(ROOT, 'models/mnist-cnn.onnx');
+
+t.test('a generous budget keeps the original; frontier, report and cache are written', async (t) => {
+  const out = join(dir, 'ok.onnx');
+  const args = ['fit', model, '-o', out, '--shape', 'x=1x1x28x28', '--calib', data, '--latency-ms', '5000', '--report', join(dir, 'ok.html'), '--json'];
+  const r = await runCli(args);
+  t.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  t.equal(j.chosen.config.structured, 0);
+  t.equal(j.chosen.config.quant, 'none');
+  t.equal(j.chosen.fidelity, 1, 'the original against itself');
+  t.ok(existsSync(out));
+  t.same(readFileSync(out), readFileSync(model), 'chosen = original bytes');
+  const frontier = JSON.parse(readFileSync(join(dir, 'ok.frontier.json'), 'utf8'));
+  t.ok(frontier.frontier.length >= 1);
+  t.match(readFileSync(join(dir, 'ok.html'), 'utf8'), /<svg[\s\S]*latency budget[\s\S]*<table>/);
+  const again = await runCli(args);
+  t.equal(again.code, 0);
+  t.equal(JSON.parse(again.stdout).cacheHits, j.candidates, 'a re-fit re-uses every measurement');
+});
+
+t.test('an impossible budget ends with exit 3 and a one-line statement of the shortfall', async (t) => {
+  const out = join(dir, 'impossible.onnx');
+  const r = await runCli(['fit', model, '-o', out, '--shape', 'x=1x1x28x28', '--calib', data, '--latency', '0.01x']);
+  t.equal(r.code, 3, r.stderr);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('edgefit: no candidate'));
+  t.equal(lines.length, 1);
+  t.match(lines[0], /latency misses by [\d.]+ ms \(budget [\d.]+ ms, best p95 [\d.]+ ms\)/);
+  t.ok(existsSync(out), 'the closest model is still written');
+  const frontier = JSON.parse(readFileSync(join(dir, 'impossible.frontier.json'), 'utf8'));
+  t.ok(frontier.candidates.length <= 15, `${frontier.candidates.length} candidates`);
+  t.ok(frontier.candidates.length >= 3, 'it tried pruning and int8 before giving up');
+});
+
+t.test('bad budgets are usage errors', async (t) => {
+  const r = await runCli(['fit', model, '-o', join(dir, 'x.onnx'), '--latency', 'fast']);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /--latency must look like 0.5x/);
+  const r2 = await runCli(['fit', model, '-o', join(dir, 'x.onnx'), '--profile', 'toaster']);
+  t.equal(r2.code, 2);
+  t.match(r2.stderr, /raspberry-pi-4/);
+});
