@@ -1,0 +1,47 @@
+// Profile the box with src/profile (probeHardware + selectProfile) and reduce it to the facts
+// whose change should trigger a re-fit, hashed.
+import { createHash } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import type { Budgets } from '../fit/types.js';
+
+export interface HardwareFacts {
+  hash: string;
+  profile: string;
+  budgets: Budgets;
+  threads: number | null;
+  hardware: Record<string, unknown>;
+  throttledNow: () => boolean | null;
+}
+
+export async function profileHardware(profileOverride: string | null, log: (l: string) => void): Promise<HardwareFacts> {
+  try {
+    const p = await import('../profile/index.js');
+    const hw = await p.probeHardware({});
+    const sel = p.selectProfile(hw, profileOverride ?? undefined);
+    const budgets: Budgets = { ramMb: sel.ramMb, minFidelity: sel.minFidelity };
+    if (sel.latency.kind === 'ms') budgets.latencyMs = sel.latency.ms;
+    else budgets.latencyFactor = sel.latency.factor;
+    const key = {
+      arch: hw.arch, brand: hw.cpu.brand, cores: hw.cpu.cores, parts: hw.cpu.parts,
+      memGb: Math.round(hw.memory.totalMb / 1024), board: (hw.board as { model?: unknown }).model ?? null,
+    };
+    const throttling = hw.throttling;
+    return {
+      hash: createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 16),
+      profile: sel.profile.name,
+      budgets,
+      threads: sel.threads,
+      hardware: hw as unknown as Record<string, unknown>,
+      throttledNow: () => (throttling ? Object.values(throttling.now).some((v) => v === true) : null),
+    };
+  } catch (e) {
+    if (profileOverride) throw e;
+    // src/profile missing or failing must not keep the agent from serving: report and go generic
+    log(`hardware profiling failed (${(e as Error).message}); using the generic profile`);
+    const key = { arch: process.arch, cores: cpus().length, memGb: Math.round(totalmem() / 2 ** 30), brand: cpus()[0]?.model ?? null };
+    return {
+      hash: createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 16),
+      profile: 'generic', budgets: { latencyFactor: 1 }, threads: null, hardware: key, throttledNow: () => null,
+    };
+  }
+}

@@ -1,0 +1,55 @@
+// Inputs for latency probes and the reference measurement: a real photograph (skimage's
+// coffee.png, or camera.png) resized into each 4-D float input; noise would not exercise
+// data-dependent paths the way a real frame does.
+import { existsSync, readFileSync } from 'node:fs';
+import { PNG } from 'pngjs';
+import ort from 'onnxruntime-node';
+
+const IMAGES = ['/usr/lib/python3/dist-packages/skimage/data/coffee.png', '/usr/lib/python3/dist-packages/skimage/data/camera.png'];
+
+function loadImage(): { w: number; h: number; rgba: Uint8Array } | undefined {
+  for (const p of IMAGES) {
+    if (!existsSync(p)) continue;
+    const png = PNG.sync.read(readFileSync(p));
+    return { w: png.width, h: png.height, rgba: png.data };
+  }
+  return undefined;
+}
+
+/** NCHW float32 tensor of the image, nearest-resized, scaled to [-1, 1]. */
+export function imageTensor(dims: readonly number[]): Float32Array {
+  const size = dims.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(size);
+  const img = loadImage();
+  if (dims.length !== 4 || !img) {
+    // not an image input (or no image installed): a smooth ramp keeps values in range
+    for (let i = 0; i < size; i++) out[i] = ((i % 255) / 127.5) - 1;
+    return out;
+  }
+  const [n, c, h, w] = dims as [number, number, number, number];
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      for (let y = 0; y < h; y++) {
+        const sy = Math.min(img.h - 1, Math.floor((y * img.h) / h));
+        for (let x = 0; x < w; x++) {
+          const sx = Math.min(img.w - 1, Math.floor((x * img.w) / w));
+          const v = img.rgba[(sy * img.w + sx) * 4 + (ch % 3)]!;
+          out[((b * c + ch) * h + y) * w + x] = v / 127.5 - 1;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Feeds for every input of a session; dims from `shapes`, else from the model with 1 for dynamic dims. */
+export function feedsFor(session: ort.InferenceSession, shapes: Record<string, number[]>): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  const meta = session.inputMetadata as unknown as Array<{ name: string; isTensor: boolean; shape?: Array<number | string> }>;
+  for (const name of session.inputNames) {
+    const m = Array.isArray(meta) ? meta.find((x) => x.name === name) : undefined;
+    const dims = shapes[name] ?? (m?.shape ?? [1]).map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+    feeds[name] = new ort.Tensor('float32', imageTensor(dims), dims);
+  }
+  return feeds;
+}

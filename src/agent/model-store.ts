@@ -1,0 +1,108 @@
+// Versioned model folder with an atomic pointer:
+//   <dir>/versions/<version>.onnx   written with write + fsync + rename
+//   <dir>/current.json              {current, previous}, replaced by rename (writeFileAtomic)
+// A crash before the pointer swap leaves the previous model deployed; after it, the new one.
+// The pointer is the truth; the database's deployment rows are reconciled against it.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { EdgefitError } from '../errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+
+export interface ModelVersion {
+  version: string;
+  sha256: string;
+  file: string;
+  candidateId: string | null;
+  fitId: number | null;
+  source: string;
+}
+interface Pointer { current: ModelVersion; previous: ModelVersion | null }
+
+export const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+export class ModelStore {
+  private readonly versionsDir: string;
+  private readonly pointerPath: string;
+
+  constructor(private readonly dir: string, private readonly faultPauseMs = 0) {
+    this.versionsDir = join(dir, 'versions');
+    this.pointerPath = join(dir, 'current.json');
+  }
+
+  current(): ModelVersion | undefined {
+    return this.pointer()?.current;
+  }
+  previous(): ModelVersion | undefined {
+    return this.pointer()?.previous ?? undefined;
+  }
+
+  private pointer(): Pointer | undefined {
+    if (!existsSync(this.pointerPath)) return undefined;
+    try {
+      return JSON.parse(readFileSync(this.pointerPath, 'utf8')) as Pointer;
+    } catch (e) {
+      // cannot happen with rename-based writes; say so loudly rather than guess
+      throw new EdgefitError('INTEGRITY', `model pointer ${this.pointerPath} is unreadable: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Check a stored version's bytes against its recorded sha256. */
+  verify(v: ModelVersion): boolean {
+    return existsSync(v.file) && sha256Hex(readFileSync(v.file)) === v.sha256;
+  }
+
+  /**
+   * Write the bytes as a new version, check them back, then swap the pointer to it. The caller
+   * records the deployment as pending before and active after.
+   */
+  static versionFor(sha: string): string {
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').replace('.', '').slice(0, 18);
+    return `${stamp}-${sha.slice(0, 12)}`;
+  }
+
+  async deploy(bytes: Uint8Array, meta: { version: string; candidateId: string | null; fitId: number | null; source: string; expectSha256?: string }): Promise<ModelVersion> {
+    const sha = sha256Hex(bytes);
+    if (meta.expectSha256 && meta.expectSha256 !== sha) {
+      throw new EdgefitError('INTEGRITY', `model sha256 is ${sha}, expected ${meta.expectSha256}`);
+    }
+    const version = meta.version;
+    const file = join(this.versionsDir, `${version}.onnx`);
+    writeFileAtomic(file, bytes);
+    const v: ModelVersion = { version, sha256: sha, file, candidateId: meta.candidateId, fitId: meta.fitId, source: meta.source };
+    if (!this.verify(v)) throw new EdgefitError('INTEGRITY', `model ${file} does not read back with sha256 ${sha}`);
+    // fault-injection seam for the crash test: a kill -9 here must leave the old model in place
+    if (this.faultPauseMs > 0) await new Promise((r) => setTimeout(r, this.faultPauseMs));
+    this.swap(v);
+    return v;
+  }
+
+  private swap(next: ModelVersion): void {
+    const cur = this.current();
+    const ptr: Pointer = { current: next, previous: cur && cur.version !== next.version ? cur : this.previous() ?? null };
+    writeFileAtomic(this.pointerPath, JSON.stringify(ptr, null, 2));
+    this.prune();
+  }
+
+  /** Point back at the previous version (which becomes the new previous in turn). */
+  rollback(): ModelVersion {
+    const p = this.pointer();
+    if (!p?.previous) throw new EdgefitError('USAGE', 'no previous model to roll back to');
+    if (!this.verify(p.previous)) throw new EdgefitError('INTEGRITY', `previous model ${p.previous.version} fails its sha256 check`);
+    writeFileAtomic(this.pointerPath, JSON.stringify({ current: p.previous, previous: p.current }, null, 2));
+    return p.previous;
+  }
+
+  /** Keep only current and previous on disk (plus nothing half-written). */
+  private prune(): void {
+    const p = this.pointer();
+    const keep = new Set([p?.current.file, p?.previous?.file].filter(Boolean) as string[]);
+    if (!existsSync(this.versionsDir)) return;
+    for (const f of readdirSync(this.versionsDir)) {
+      const full = join(this.versionsDir, f);
+      if (!keep.has(full)) {
+        try { unlinkSync(full); } catch { /* gone */ }
+      }
+    }
+  }
+}

@@ -1,0 +1,158 @@
+// The agent's configuration: one JSON Schema holding every default. Precedence, lowest first:
+// schema defaults < config file < EDGEFIT_* environment < command-line flags. Every error of
+// the merged result is reported at once, each with its path.
+import { existsSync, readFileSync } from 'node:fs';
+import { EdgefitError } from '../errors.js';
+import { budgetsSchema } from '../telemetry/payloads.js';
+import { formatIssues, validate } from './validate.js';
+
+const nullableString = { type: ['string', 'null'], default: null } as const;
+
+export const agentConfigSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    deviceId: { ...nullableString, description: 'default: sha256 of /etc/machine-id, first 16 hex digits' },
+    stateDir: { ...nullableString, description: 'default: $STATE_DIRECTORY (systemd), else ~/.local/state/edgefit' },
+    model: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        path: { ...nullableString, description: 'default: the bundled PP-OCRv4 det model' },
+        shapes: {
+          type: 'object', default: {},
+          additionalProperties: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 1, maxItems: 8 },
+        },
+      },
+    },
+    profile: { ...nullableString, description: 'board profile name; default: auto-detected' },
+    budgets: { ...budgetsSchema, default: {}, description: 'overrides the profile budgets field by field' },
+    fitter: { enum: ['auto', 'reference-only'], default: 'auto' },
+    threads: { type: ['integer', 'null'], minimum: 1, maximum: 256, default: null },
+    metricsIntervalS: { type: 'number', minimum: 0.2, maximum: 86400, default: 10 },
+    probe: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        intervalS: { type: 'number', minimum: 0.2, maximum: 86400, default: 30 },
+        runs: { type: 'integer', minimum: 1, maximum: 1000, default: 5 },
+        stepDownAfter: { type: 'integer', minimum: 1, maximum: 1000, default: 3 },
+        stepUpAfter: { type: 'integer', minimum: 1, maximum: 1000, default: 5 },
+        headroom: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.9 },
+      },
+    },
+    mqtt: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        url: { ...nullableString, description: 'mqtt://, mqtts://; null starts the embedded aedes broker' },
+        embeddedHost: { type: 'string', default: '127.0.0.1' },
+        embeddedPort: { type: 'integer', minimum: 0, maximum: 65535, default: 1883 },
+        topicPrefix: { ...nullableString, description: "default 'edgefit/<deviceId>/'" },
+        username: nullableString,
+        password: nullableString,
+        caFile: nullableString,
+        certFile: nullableString,
+        keyFile: nullableString,
+        rejectUnauthorized: { type: 'boolean', default: true },
+        keepaliveS: { type: 'integer', minimum: 1, maximum: 3600, default: 30 },
+        backoffMinMs: { type: 'integer', minimum: 10, maximum: 600000, default: 500 },
+        backoffMaxMs: { type: 'integer', minimum: 10, maximum: 3600000, default: 30000 },
+        drainRatePerSec: { type: 'number', exclusiveMinimum: 0, maximum: 10000, default: 50 },
+        outboxMax: { type: 'integer', minimum: 10, maximum: 10000000, default: 10000 },
+      },
+    },
+    security: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        hmacSecretFile: { ...nullableString, description: 'file holding the shared secret for HMAC-signed commands' },
+        publicKeyFile: { ...nullableString, description: 'PEM ed25519 key: commands and shipped models must be signed by it' },
+        maxSkewS: { type: 'integer', minimum: 1, maximum: 86400, default: 300 },
+        maxModelMb: { type: 'number', exclusiveMinimum: 0, maximum: 4096, default: 64 },
+      },
+    },
+  },
+} as const;
+
+export interface AgentConfig {
+  deviceId: string | null;
+  stateDir: string | null;
+  model: { path: string | null; shapes: Record<string, number[]> };
+  profile: string | null;
+  budgets: { latencyMs?: number; latencyFactor?: number; ramMb?: number; minFidelity?: number };
+  fitter: 'auto' | 'reference-only';
+  threads: number | null;
+  metricsIntervalS: number;
+  probe: { intervalS: number; runs: number; stepDownAfter: number; stepUpAfter: number; headroom: number };
+  mqtt: {
+    url: string | null; embeddedHost: string; embeddedPort: number; topicPrefix: string | null;
+    username: string | null; password: string | null; caFile: string | null; certFile: string | null; keyFile: string | null;
+    rejectUnauthorized: boolean; keepaliveS: number; backoffMinMs: number; backoffMaxMs: number; drainRatePerSec: number; outboxMax: number;
+  };
+  security: { hmacSecretFile: string | null; publicKeyFile: string | null; maxSkewS: number; maxModelMb: number };
+}
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Fill `default`s of the schema into `data`, recursing into object properties. */
+export function applyDefaults(schema: Json, data: Json): Json {
+  const props = schema.properties as Record<string, Json> | undefined;
+  if (!props) return data;
+  const out: Json = { ...data };
+  for (const [k, sub] of Object.entries(props)) {
+    if (out[k] === undefined && 'default' in sub) out[k] = structuredClone(sub.default);
+    if (isObj(out[k]) && sub.properties) out[k] = applyDefaults(sub, out[k] as Json);
+  }
+  return out;
+}
+
+function deepMerge(a: Json, b: Json): Json {
+  const out: Json = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    out[k] = isObj(v) && isObj(out[k]) && k !== 'shapes' ? deepMerge(out[k] as Json, v) : v;
+  }
+  return out;
+}
+
+/** EDGEFIT_* variables, as a partial config. */
+export function envOverrides(env: NodeJS.ProcessEnv): Json {
+  const o: Json = {};
+  const num = (name: string): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new EdgefitError('CONFIG', `${name}='${v}' is not a number`);
+    return n;
+  };
+  if (env.EDGEFIT_DEVICE_ID) o.deviceId = env.EDGEFIT_DEVICE_ID;
+  if (env.EDGEFIT_STATE_DIR) o.stateDir = env.EDGEFIT_STATE_DIR;
+  if (env.EDGEFIT_MODEL) o.model = { path: env.EDGEFIT_MODEL };
+  if (env.EDGEFIT_PROFILE) o.profile = env.EDGEFIT_PROFILE;
+  if (env.EDGEFIT_METRICS_INTERVAL) o.metricsIntervalS = num('EDGEFIT_METRICS_INTERVAL');
+  const mqtt: Json = {};
+  if (env.EDGEFIT_BROKER) mqtt.url = env.EDGEFIT_BROKER;
+  if (env.EDGEFIT_MQTT_USERNAME) mqtt.username = env.EDGEFIT_MQTT_USERNAME;
+  if (env.EDGEFIT_MQTT_PASSWORD) mqtt.password = env.EDGEFIT_MQTT_PASSWORD;
+  if (Object.keys(mqtt).length) o.mqtt = mqtt;
+  return o;
+}
+
+export function loadAgentConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; flags?: Json }): AgentConfig {
+  let fromFile: Json = {};
+  if (opts.file) {
+    if (!existsSync(opts.file)) throw new EdgefitError('FILE_NOT_FOUND', `config file ${opts.file} does not exist`);
+    try {
+      fromFile = JSON.parse(readFileSync(opts.file, 'utf8')) as Json;
+    } catch (e) {
+      throw new EdgefitError('CONFIG', `config file ${opts.file} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    }
+    if (!isObj(fromFile)) throw new EdgefitError('CONFIG', `config file ${opts.file} must hold a JSON object`);
+  }
+  const merged = deepMerge(deepMerge(fromFile, envOverrides(opts.env ?? {})), opts.flags ?? {});
+  const full = applyDefaults(agentConfigSchema as unknown as Json, merged);
+  const r = validate<AgentConfig>(agentConfigSchema, full);
+  if (!r.ok) throw new EdgefitError('CONFIG', `invalid agent configuration${opts.file ? ` (${opts.file})` : ''}: ${formatIssues(r.errors)}`);
+  if (r.value.mqtt.backoffMinMs > r.value.mqtt.backoffMaxMs) {
+    throw new EdgefitError('CONFIG', 'invalid agent configuration: mqtt.backoffMinMs: must not exceed mqtt.backoffMaxMs');
+  }
+  return r.value;
+}
