@@ -20,6 +20,8 @@ export interface DashboardOptions {
   flushMs?: number;
   mqttUsername?: string;
   mqttPassword?: string;
+  /** sign requests with this shared secret (agents configured for HMAC command signing) */
+  hmacSecret?: string;
   log?: (line: string) => void;
 }
 
@@ -55,6 +57,7 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
         broker: opts.broker, prefix: opts.prefix ?? DASHBOARD_DEFAULTS.prefix,
         ...(opts.mqttUsername ? { username: opts.mqttUsername } : {}),
         ...(opts.mqttPassword ? { password: opts.mqttPassword } : {}),
+        ...(opts.hmacSecret ? { hmacSecret: opts.hmacSecret } : {}),
         ...(opts.log ? { log: opts.log } : {}),
       }, fleet, store);
       http = new DashboardHttp({

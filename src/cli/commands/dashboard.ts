@@ -11,6 +11,13 @@ interface Args {
   token?: string;
   prefix: string;
 }
+// Secrets come from the environment rather than flags so they stay out of `ps` output.
+const ENV = {
+  token: 'EDGEFIT_DASHBOARD_TOKEN',
+  hmac: 'EDGEFIT_COMMAND_SECRET',
+  mqttUser: 'EDGEFIT_MQTT_USERNAME',
+  mqttPass: 'EDGEFIT_MQTT_PASSWORD',
+} as const;
 
 export const command: CommandModule<object, Args> = {
   command: 'dashboard',
@@ -20,14 +27,19 @@ export const command: CommandModule<object, Args> = {
     .option('port', { type: 'number', default: DASHBOARD_DEFAULTS.port, describe: 'HTTP port (0 = any free port)' })
     .option('host', { type: 'string', default: DASHBOARD_DEFAULTS.host, describe: 'address to listen on; anything but loopback needs --token' })
     .option('state-dir', { type: 'string', default: '.edgefit/dashboard', describe: 'folder for the dashboard SQLite file' })
-    .option('token', { type: 'string', describe: 'access token (or EDGEFIT_DASHBOARD_TOKEN); required beyond localhost' })
+    .option('token', { type: 'string', describe: `access token (or ${ENV.token}); required beyond localhost` })
+    .epilogue(`Environment: ${ENV.hmac} signs requests (HMAC) for agents that require signed commands; ${ENV.mqttUser}/${ENV.mqttPass} authenticate to the broker.`)
     .option('prefix', { type: 'string', default: DASHBOARD_DEFAULTS.prefix, describe: 'MQTT topic prefix of the fleet' }) as never,
   handler: async (a) => {
     if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new EdgefitError('USAGE', `--port must be 0..65535, got ${a.port}`);
-    const token = a.token ?? process.env.EDGEFIT_DASHBOARD_TOKEN;
+    const env = process.env;
+    const token = a.token ?? env[ENV.token];
     const dash = startDashboard({
       broker: a.broker, port: a.port, host: a.host, stateDir: a['state-dir'], prefix: a.prefix,
       ...(token ? { token } : {}),
+      ...(env[ENV.hmac] ? { hmacSecret: env[ENV.hmac] } : {}),
+      ...(env[ENV.mqttUser] ? { mqttUsername: env[ENV.mqttUser] } : {}),
+      ...(env[ENV.mqttPass] ? { mqttPassword: env[ENV.mqttPass] } : {}),
       log: (l) => process.stderr.write(`edgefit dashboard: ${l}\n`),
     });
     await dash.start();

@@ -1,0 +1,50 @@
+// Screenshots of the dashboard for docs/screenshots/: a simulated fleet through a real
+// Mosquitto, one device cut off (offline row), a device page with its frontier, history, events
+// and an answered set-budget action.   node dist/scripts/dashboard-screenshots.js [--out docs/screenshots]
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+import { startDashboard } from '../src/dashboard/index.js';
+import { SimFleet } from '../src/dashboard/sim.js';
+import { startBroker } from '../test/dashboard/broker.js';
+
+const { values } = parseArgs({ options: { out: { type: 'string', default: 'docs/screenshots' }, devices: { type: 'string', default: '60' }, settle: { type: 'string', default: '30' } } });
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const broker = await startBroker();
+const state = mkdtempSync(join(tmpdir(), 'edgefit-shots-'));
+const dash = startDashboard({ broker: broker.url, port: 0, stateDir: state });
+await dash.start();
+const sim = new SimFleet({ broker: broker.url, devices: Number(values.devices), rate: 1 });
+await sim.start();
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+try {
+  mkdirSync(values.out!, { recursive: true });
+  // let the sparklines fill, then cut two devices off so offline rows show
+  await sleep(Number(values.settle) * 1000);
+  sim.get('sim-0003')?.kill();
+  sim.get('sim-0011')?.kill();
+  await sleep(1500);
+  const page = await browser.newPage({ viewport: { width: 1440, height: 860 } });
+  await page.goto(dash.url);
+  await page.waitForSelector('.row[data-online="0"]');
+  await sleep(800);
+  await page.screenshot({ path: join(values.out!, 'fleet.png') });
+  const dev = await browser.newPage({ viewport: { width: 1440, height: 1560 } });
+  await dev.goto(`${dash.url}#/d/sim-0004`);
+  await dev.waitForSelector('#frontier circle.pt.chosen', { timeout: 15_000 });
+  await dev.fill('input[name=latencyMs]', '700');
+  await dev.click('#act-set-budget');
+  await dev.waitForSelector('.act[data-verb="set-budget"][data-state="ok"]', { timeout: 15_000 });
+  await sleep(2500);
+  await dev.screenshot({ path: join(values.out!, 'device.png') });
+  process.stdout.write(`wrote ${join(values.out!, 'fleet.png')} and ${join(values.out!, 'device.png')}\n`);
+} finally {
+  await browser.close();
+  await sim.stop();
+  await dash.stop();
+  await broker.stop();
+  rmSync(state, { recursive: true, force: true });
+}
