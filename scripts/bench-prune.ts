@@ -149,16 +149,22 @@ async function recoveryTable(): Promise<unknown[]> {
       const acc0 = labels ? await accuracy(base, evalSet, labels) : null;
       if (acc0 !== null) console.log(`| ${s.name} | 0 | original | 1 | 1 | | | ${(acc0 * 100).toFixed(2)}% | |`);
       for (const ratio of [0.3, 0.5, 0.7]) {
-        for (const [importance, recover] of [['l1', 'none'], ['activation', 'lsq']] as const) {
+        let uniformMacs = 1;
+        // det: the per-group sensitivity probe (groups x ratios x inference at 640x640) takes too long for a bench
+        const configs = [['l1', 'none', 'uniform'], ['activation', 'lsq', 'uniform'], ...(s.name === 'det' ? [] : [['activation', 'lsq', 'sensitivity']])] as const;
+        for (const [importance, recover, allocation] of configs) {
           const m = cloneModel(base);
           const t0 = performance.now();
-          const r: PruneReport = await prune(m, { structured: ratio, importance, recover, steps: 1, round: 1, shapes, samples: calib, synthetic: false, threads: 2, skipFidelity: true });
+          // sensitivity allocation aims at the same MACs as the uniform ratio, not the same channel count
+          const target = allocation === 'sensitivity' ? { targetMacs: 1 - uniformMacs } : { structured: ratio };
+          const r: PruneReport = await prune(m, { ...target, importance, recover, allocation, steps: 1, round: 1, shapes, samples: calib, synthetic: false, threads: 2, skipFidelity: true });
+          if (allocation === 'uniform') uniformMacs = r.macs.ratio ?? 1;
           const secs = (performance.now() - t0) / 1000;
           const f = fidelityOf(ref, await runFirstOutput(m, evalSet, 2));
           const acc = labels ? await accuracy(m, evalSet, labels) : null;
-          const row = { model: s.name, ratio, importance, recover, macs: r.macs.ratio, ...f, accuracy: acc, accuracyBefore: acc0, seconds: secs, evalOnCalib: evalSet === calib };
+          const row = { model: s.name, ratio, importance, recover, allocation, macs: r.macs.ratio, ...f, accuracy: acc, accuracyBefore: acc0, seconds: secs, evalOnCalib: evalSet === calib };
           rows.push(row);
-          console.log(`| ${s.name} | ${ratio} | ${importance}+${recover} | ${r.macs.ratio?.toFixed(3)} | ${f.pooledCosine.toFixed(4)} | ${f.maskIoU?.toFixed(3) ?? ''} | ${f.top1Agreement !== null ? (f.top1Agreement * 100).toFixed(1) + '%' : ''} | ${acc !== null ? (acc * 100).toFixed(2) + '%' : ''} | ${secs.toFixed(1)} |`);
+          console.log(`| ${s.name} | ${ratio} | ${importance}+${recover}${allocation === 'sensitivity' ? '+sensitivity' : ''} | ${r.macs.ratio?.toFixed(3)} | ${f.pooledCosine.toFixed(4)} | ${f.maskIoU?.toFixed(3) ?? ''} | ${f.top1Agreement !== null ? (f.top1Agreement * 100).toFixed(1) + '%' : ''} | ${acc !== null ? (acc * 100).toFixed(2) + '%' : ''} | ${secs.toFixed(1)} |`);
         }
       }
     }

@@ -24,6 +24,7 @@ interface Args {
   calib?: string;
   'calib-count': number;
   recover: Recovery;
+  allocation: 'uniform' | 'sensitivity';
   steps: number;
   round: number;
   shape?: string[];
@@ -64,6 +65,7 @@ export const command: CommandModule<object, Args> = {
       .option('calib', { type: 'string', describe: 'calibration data: folder of images + preprocess.json, or x.npy folder' })
       .option('calib-count', { type: 'number', default: 16, describe: 'calibration samples to use' })
       .option('recover', { choices: RECOVERY, default: 'none' as Recovery, describe: 'repair after pruning: bias correction or least-squares refit' })
+      .option('allocation', { choices: ['uniform', 'sensitivity'] as const, default: 'uniform' as const, describe: 'per-group ratios: uniform, or from measured per-group sensitivity (needs data; slower)' })
       .option('steps', { type: 'number', default: 1, describe: 'prune-a-little-then-recover rounds' })
       .option('round', { type: 'number', default: 1, describe: 'round kept widths to a multiple of 1, 4 or 8' })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (needed for dynamic dims)' })
@@ -104,6 +106,7 @@ export const command: CommandModule<object, Args> = {
       nm,
       importance: a.importance,
       recover: a.recover,
+      allocation: a.allocation,
       steps: a.steps,
       round: a.round,
       shapes,
@@ -123,7 +126,7 @@ export const command: CommandModule<object, Args> = {
         fidelity: report.fidelity,
         calibration: report.calibration,
         surgeryMs: Math.round(report.surgeryMs),
-        steps: report.steps.map((s) => ({ step: s.step, ratio: s.ratio, groups: s.groups.length, biasCompensated: s.biasCompensated, lsq: s.lsq })),
+        steps: report.steps.map((s) => ({ step: s.step, ratio: s.ratio, allocation: s.allocation, threshold: s.threshold, groups: s.groups.length, biasCompensated: s.biasCompensated, lsq: s.lsq })),
         unstructured: report.unstructured ? { ...report.unstructured } : null,
       });
     } else process.stdout.write(summary(report, a.output));

@@ -12,6 +12,7 @@ import { analyzeGroups, type GroupAnalysis } from './groups.js';
 import type { Importance } from './importance.js';
 import { applyCompensation, biasCompensation, compensationValues, lsqRecover, type LsqReport, type Recovery } from './recovery.js';
 import { uniformKeep } from './select.js';
+import { allocateBySensitivity, groupSensitivity } from './sensitivity.js';
 import { cloneModel, countMacs, ratioForMacs, scoreGroups, type GroupRecord } from './structured.js';
 import { modelSizes, pruneUnstructured, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
 
@@ -28,6 +29,10 @@ export interface PruneOptions {
   nm?: [number, number];
   importance: Importance;
   recover: Recovery;
+  /** Per-group ratios: the same everywhere, or from measured per-group sensitivity. */
+  allocation?: 'uniform' | 'sensitivity';
+  /** Ratios probed per group by the sensitivity analysis. */
+  sensitivityRatios?: number[];
   steps: number;
   round: number;
   shapes: Map<string, number[]>;
@@ -44,6 +49,9 @@ export interface HistoryStep {
   importance: Importance;
   recover: Recovery;
   groups: GroupRecord[];
+  allocation: 'uniform' | 'sensitivity';
+  /** Fidelity-drop threshold chosen by the sensitivity allocation. */
+  threshold?: number;
   biasCompensated: number;
   lsq: LsqReport | null;
 }
@@ -58,6 +66,15 @@ export interface PruneReport {
   /** Graph surgery time (analysis, scoring, cutting), excluding calibration runs, ms. */
   surgeryMs: number;
   calibration: { samples: number; synthetic: boolean };
+}
+
+/** MACs of `model` pruned with `keep` (on a clone; group order is stable across clones). */
+function macsOfKeep(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<number, number[]>, shapes: ReadonlyMap<string, number[]>): number {
+  const c = cloneModel(model);
+  const cga = analyzeGroups(c);
+  const ids = new Map(ga.groups.map((g, i) => [g.id, cga.groups[i]!.id]));
+  applyPruning(c, cga, new Map([...keep].map(([id, k]) => [ids.get(id)!, k])));
+  return countMacs(c, shapes) ?? Infinity;
 }
 
 function paramsOf(m: Model): number {
@@ -76,7 +93,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   }
   if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 50) throw new EdgefitError('USAGE', `--steps must be an integer 1..50, got ${o.steps}`);
   if (![1, 4, 8].includes(o.round)) throw new EdgefitError('USAGE', `--round must be 1, 4 or 8, got ${o.round}`);
-  if ((o.importance === 'activation' || o.recover !== 'none' || o.unstructuredMethod === 'wanda') && !o.samples.length) throw new EdgefitError('DATA', 'activation importance and recovery need calibration samples');
+  if ((o.importance === 'activation' || o.recover !== 'none' || o.unstructuredMethod === 'wanda' || o.allocation === 'sensitivity') && !o.samples.length) throw new EdgefitError('DATA', 'activation importance and recovery need calibration samples');
 
   const teacher = cloneModel(model);
   const baseMacs = countMacs(cloneModel(model), o.shapes);
@@ -84,6 +101,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   const first = analyzeGroups(model);
   const steps: HistoryStep[] = [];
   let surgeryMs = 0;
+  let sensitivityMs = 0;
   // current channel i of a layer output <-> original channel origOf[i] (for the teacher's targets)
   const origOf = new Map<string, number[]>();
   const structuredWanted = (o.structured ?? 0) > 0 || (o.targetMacs ?? 0) > 0;
@@ -102,11 +120,33 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       ratio = 1 - Math.pow(1 - o.structured!, 1 / o.steps);
     }
     const scores = scoreGroups(model, ga, o.importance, stats);
-    const keep = uniformKeep(ga.groups, scores, ratio, o.round);
+    let keep = uniformKeep(ga.groups, scores, ratio, o.round);
+    let allocation: 'uniform' | 'sensitivity' = 'uniform';
+    let threshold: number | undefined;
+    if (o.allocation === 'sensitivity') {
+      const tS = performance.now();
+      const sens = await groupSensitivity(model, ga, scores, o.samples.slice(0, 4), o.sensitivityRatios ?? [0.3, 0.5, 0.7, 0.85], o.threads);
+      const sizeOf = new Map(ga.groups.map((g) => [g.id, g.size]));
+      const uniformMacs = o.targetMacs !== undefined ? macsOfKeep(model, ga, keep, o.shapes) : null;
+      const removedUniform = [...keep].reduce((a, [id, k]) => a + sizeOf.get(id)! - k.length, 0);
+      const meets = (cand: Map<number, number[]>): boolean => {
+        // at least what the uniform ratio would achieve, in MACs or in channels
+        if (uniformMacs !== null) return macsOfKeep(model, ga, cand, o.shapes) <= uniformMacs;
+        return [...cand].reduce((a, [id, k]) => a + sizeOf.get(id)! - k.length, 0) >= removedUniform;
+      };
+      const alloc = allocateBySensitivity(ga, sens, scores, o.round, meets);
+      if (alloc) {
+        keep = alloc.keep;
+        allocation = 'sensitivity';
+        threshold = alloc.threshold;
+      }
+      sensitivityMs += performance.now() - tS;
+    }
     const comps = o.recover !== 'none' && stats ? biasCompensation(model.graph, ga, keep, stats) : new Map();
     const applied = applyPruning(model, ga, keep);
     const biasCompensated = applyCompensation(model.graph, comps, applied.keptOut);
-    surgeryMs += performance.now() - t0;
+    surgeryMs += performance.now() - t0 - sensitivityMs;
+    sensitivityMs = 0;
     for (const [v, kept] of applied.keptOut) {
       const prev = origOf.get(v);
       origOf.set(v, prev ? kept.map((i) => prev[i]!) : kept);
@@ -121,7 +161,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       const removed = Array.from({ length: grp.size }, (_, i) => i).filter((i) => !kept.has(i));
       records.push({ group: grp.label, size: grp.size, kept: kk.length, removed, scores: removed.map((i) => +scores.get(grp.id)![i]!.toPrecision(4)) });
     }
-    steps.push({ step: k, ratio: +ratio.toFixed(4), importance: o.importance, recover: o.recover, groups: records, biasCompensated, lsq });
+    steps.push({ step: k, ratio: +ratio.toFixed(4), importance: o.importance, recover: o.recover, groups: records, allocation, ...(threshold !== undefined ? { threshold } : {}), biasCompensated, lsq });
   }
 
   let unstructured: PruneReport['unstructured'] = null;

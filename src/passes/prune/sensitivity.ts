@@ -50,3 +50,36 @@ export function ratiosForThreshold(ga: GroupAnalysis, sens: readonly GroupSensit
   }
   return m;
 }
+
+/**
+ * Non-uniform kept channels meeting `meets` (a global channel-fraction or MACs test on the
+ * candidate): bisect the drop threshold so the least sensitive groups lose the most.
+ * Returns null when even the loosest threshold misses the target (the caller falls back to uniform).
+ */
+export function allocateBySensitivity(
+  ga: GroupAnalysis,
+  sens: readonly GroupSensitivity[],
+  scores: ReadonlyMap<number, Float64Array>,
+  round: number,
+  meets: (keep: Map<number, number[]>) => boolean,
+): { keep: Map<number, number[]>; threshold: number } | null {
+  const keepFor = (tau: number): Map<number, number[]> => {
+    const keep = new Map<number, number[]>();
+    for (const [id, r] of ratiosForThreshold(ga, sens, tau)) {
+      const grp = ga.groups.find((g) => g.id === id)!;
+      const k = keepCount(grp.size, r, round);
+      if (k < grp.size) keep.set(id, topK(scores.get(id)!, k));
+    }
+    return keep;
+  };
+  const drops = [...new Set(sens.flatMap((s) => s.drops.map((d) => d.drop)))].sort((a, b) => a - b);
+  if (!drops.length || !meets(keepFor(drops[drops.length - 1]!))) return null;
+  // the smallest threshold (among the measured drops) that meets the target
+  let lo = 0, hi = drops.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (meets(keepFor(drops[mid]!))) hi = mid;
+    else lo = mid + 1;
+  }
+  return { keep: keepFor(drops[lo]!), threshold: drops[lo]! };
+}
