@@ -20,6 +20,8 @@ import type { Model } from '../src/ir/model.js';
 import { normalize } from '../src/ir/normalize.js';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { prune, type PruneReport } from '../src/passes/prune/index.js';
+import type { Importance } from '../src/passes/prune/importance.js';
+import type { Recovery } from '../src/passes/prune/recovery.js';
 import { cloneModel } from '../src/passes/prune/structured.js';
 import { writeFileAtomic } from '../src/util/fs.js';
 import { writeMnistLabelled } from './mnist-to-labelled.js';
@@ -151,7 +153,9 @@ async function recoveryTable(): Promise<unknown[]> {
       for (const ratio of [0.3, 0.5, 0.7]) {
         let uniformMacs = 1;
         // det: the per-group sensitivity probe (groups x ratios x inference at 640x640) takes too long for a bench
-        const configs = [['l1', 'none', 'uniform'], ['activation', 'lsq', 'uniform'], ...(s.name === 'det' ? [] : [['activation', 'lsq', 'sensitivity']])] as const;
+        type Config = readonly [Importance, Recovery, 'uniform' | 'sensitivity'];
+        const configs: Config[] = [['l1', 'none', 'uniform'], ['activation', 'lsq', 'uniform']];
+        if (s.name !== 'det') configs.push(['activation', 'lsq', 'sensitivity']);
         for (const [importance, recover, allocation] of configs) {
           const m = cloneModel(base);
           const t0 = performance.now();
