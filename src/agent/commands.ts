@@ -13,6 +13,7 @@ import { isVerb, type Verb } from '../telemetry/topics.js';
 import { checkArgs, checkPayload } from '../telemetry/validate.js';
 import type { Agent } from './agent.js';
 import { feedsFor } from './inputs.js';
+import { sha256Hex } from './model-store.js';
 
 const MAX_REQUEST_BYTES = 96 * 1024 * 1024;
 
@@ -95,6 +96,8 @@ export class CommandHandler {
     const maxBytes = a.cfg.security.maxModelMb * 1048576;
     if ((args.modelB64.length * 3) / 4 > maxBytes) throw new EdgefitError('DATA', `shipped model exceeds ${a.cfg.security.maxModelMb} MB`);
     const bytes = Buffer.from(args.modelB64, 'base64');
+    const sha = sha256Hex(bytes);
+    if (sha !== args.sha256) throw new EdgefitError('INTEGRITY', `shipped model sha256 is ${sha}, the request says ${args.sha256}`);
     if (this.signing.mode === 'ed25519') {
       if (!args.signature) throw new EdgefitError('INTEGRITY', 'shipped model is not signed and a public key is configured');
       if (!verifyModelSignature(this.signing.publicKey, bytes, args.signature)) throw new EdgefitError('INTEGRITY', 'shipped model signature does not verify');
