@@ -180,11 +180,13 @@ export class Evaluator {
       clearInterval(poll);
       clearTimeout(timer);
       if (child.exitCode === null && child.signalCode === null) {
-        child.disconnect();
-        // a child that ignores disconnect is killed soon after
+        // wait for the exit so that two children never overlap (the next one's memory and
+        // timing must not share the box with a dying one); one that ignores disconnect is killed
+        const gone = new Promise<void>((r) => child.once('exit', () => r()));
+        if (child.connected) child.disconnect();
         const t = setTimeout(() => child.kill('SIGKILL'), 2000);
-        t.unref();
-        child.once('exit', () => clearTimeout(t));
+        await gone;
+        clearTimeout(t);
       }
       this.current = undefined;
     }

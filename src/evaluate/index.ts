@@ -98,16 +98,15 @@ function inputSetFor(req: Pick<EvalRequest, 'data' | 'shapes' | 'limit' | 'synth
       : typeof req.data === 'string'
         ? loadInputSet(req.data, inputs, { shapes: req.shapes, limit: req.limit })
         : req.data;
-  if (req.limit !== undefined && set.samples.length > req.limit) {
-    return { ...set, samples: set.samples.slice(0, req.limit), labels: set.labels?.slice(0, req.limit) };
-  }
+  const out = req.limit !== undefined && set.samples.length > req.limit ? { ...set, samples: set.samples.slice(0, req.limit), labels: set.labels?.slice(0, req.limit) } : set;
+  if (out.samples.length === 0) throw new EdgefitError('DATA', 'the input set holds no samples');
   const names = new Set(inputs.map((i) => i.name));
-  for (const s of set.samples.slice(0, 1)) {
+  for (const s of out.samples.slice(0, 1)) {
     const have = Object.keys(s);
     const missing = [...names].filter((n) => !have.includes(n));
     if (missing.length) throw new EdgefitError('DATA', `data has no values for model input(s) ${missing.join(', ')}`);
   }
-  return set;
+  return out;
 }
 
 function checkSameOutputs(model: ModelInfo, ref: ModelInfo): void {

@@ -126,7 +126,10 @@ export interface EvalReport {
   peakRssMb: number;
   /** Same figure for the bare runtime on a trivial model, same threads (undefined if skipped). */
   baselineRssMb?: number;
-  /** peakRssMb - baselineRssMb: what RAM budgets compare against. */
+  /**
+   * peakRssMb - baselineRssMb: what RAM budgets compare against. Includes the session's
+   * weights, arena and the timing samples' input/output tensors (a deployment holds those too).
+   */
   modelRssMb?: number;
   fidelity?: FidelityReport;
   accuracy?: AccuracyReport;
