@@ -79,7 +79,7 @@ export class SimDevice {
   /** extra latency factor (>1 = a busy or throttled box) */
   private slow = 1;
   private overBudgetStreak = 0;
-  /** the value the next metrics message reports instead of the simulated one (bench marker) */
+  /** the latency reported instead of the simulated one while set (bench marker) */
   private forcedLatency: number | null = null;
 
   constructor(readonly n: number, private readonly opts: Required<Pick<SimOptions, 'broker' | 'prefix' | 'rate'>> & Pick<SimOptions, 'log'>) {
@@ -143,7 +143,7 @@ export class SimDevice {
     this.temp += (this.rand() - 0.5) * 0.6 + (SIM_BOARDS[this.board].baseTempC + 4 - this.temp) * 0.02;
     const noise = 1 + (this.rand() - 0.5) * 0.12;
     let p50 = lat * this.slow * noise;
-    if (this.forcedLatency !== null) { p50 = this.forcedLatency; this.forcedLatency = null; }
+    if (this.forcedLatency !== null) p50 = this.forcedLatency;
     const p95 = p50 * (1.12 + this.rand() * 0.1);
     const modelRam = ram + this.rand() * 3;
     const total = SIM_BOARDS[this.board].ramTotalMb;
@@ -208,7 +208,10 @@ export class SimDevice {
     }
   }
 
-  /** Publish a metrics message with this latency now (for publish -> screen latency checks). */
+  /**
+   * Report this latency from now on and publish it at once (publish -> screen checks). Holding
+   * the value means a later message in the same dashboard batch cannot hide it.
+   */
   publishMarker(latencyMs: number): void {
     this.forcedLatency = latencyMs;
     this.publishMetrics();
