@@ -1,9 +1,10 @@
 // Benchmark of edgefit quantize on real models, float and quantized measured side by side in
 // one process at 2 threads (runs interleaved so machine noise hits both alike), medians.
-//   node dist/scripts/bench-quantize.js [det] [rec] [transformer] [mnist] [--runs N]
+//   node dist/scripts/bench-quantize.js [mnist] [transformer] [rec] [det] [pruned] [profile] [--runs N]
+// Env: REC_MIN_FIDELITY, DET_MIN_FIDELITY add runs with that fidelity floor; PRUNE_RATIO (0.3).
 // Inputs are realistic: scikit-image's sample photos and scanned text (det, rec), the mnist
 // package's held-out digits (mnist), the zoo transformer's probe signal and shifted variants.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -216,6 +217,43 @@ async function prunedDet(): Promise<void> {
   console.log(`det pruned ${ratio} (MACs ${pr.macs.ratio?.toFixed(3) ?? '?'}x) then static int8: latency ms ${Object.entries(med).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}; pruned+int8 / best single ${(med['pruned+int8']! / Math.min(med.int8!, med.pruned!)).toFixed(3)}; cosine min: pruned vs float ${Math.min(...cosPruned).toFixed(4)}, pruned+int8 vs pruned ${Math.min(...cosQ).toFixed(4)}, pruned+int8 vs float ${Math.min(...cos).toFixed(4)}; size pruned+int8 ${pq.bytes.byteLength} bytes`);
 }
 
+/**
+ * Where det's time goes, per op type, float vs int8 (onnxruntime's own profiler): shows how much
+ * of the run int8 kernels can speed up at all (Amdahl), and what the Q/DQ glue costs.
+ */
+async function profileDet(): Promise<void> {
+  const dims = [1, 3, 640, 640];
+  const { calib, held } = detImages();
+  const file = join(OCR, 'ch_PP-OCRv4_det_infer.onnx');
+  const { bytes } = await quantizeModel(loadModel(file), { mode: 'static', data: tensors(calib, 'x', dims), latencyRuns: 0 });
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-prof-'));
+  const cwd = process.cwd();
+  process.chdir(dir); // onnxruntime writes the profile into the working directory
+  try {
+    for (const [name, b] of [['float', serializeModel(loadModel(file))], ['int8', bytes]] as const) {
+      const s = await ort.InferenceSession.create(b, { intraOpNumThreads: 2, enableProfiling: true, profileFilePrefix: name, logSeverityLevel: 3 });
+      const feeds = tensors(held, 'x', dims)[0]!;
+      const n = 4;
+      for (let i = 0; i < n; i++) await s.run(feeds);
+      s.endProfiling();
+      await s.release();
+      const f = readdirSync(dir).find((x) => x.startsWith(name))!;
+      const per: Record<string, number> = {};
+      let total = 0;
+      for (const e of JSON.parse(readFileSync(join(dir, f), 'utf8')) as { cat: string; name: string; dur: number; args: { op_name?: string } }[]) {
+        if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+        per[e.args.op_name!] = (per[e.args.op_name!] ?? 0) + e.dur / 1000 / n;
+        total += e.dur / 1000 / n;
+      }
+      const top = Object.entries(per).sort((a, b) => b[1] - a[1]).slice(0, 8);
+      console.log(`det profile ${name}: kernels ${total.toFixed(0)} ms per run; ${top.map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
+    }
+  } finally {
+    process.chdir(cwd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function parseModelCopy(bytes: Uint8Array): ReturnType<typeof loadModel> {
   return parseModel(bytes);
 }
@@ -226,3 +264,4 @@ if (want('transformer')) await transformer();
 if (want('rec')) await rec();
 if (want('det')) await det();
 if (want('pruned')) await prunedDet();
+if (want('profile')) await profileDet();
