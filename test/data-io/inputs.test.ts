@@ -5,6 +5,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync, copyFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
+import jpeg from 'jpeg-js';
 import { loadInputSet, synthesizeInputs, resolveShape, type ModelInput } from '../../src/data/inputs.js';
 import { decodeImage, parsePreprocessSpec, preprocessImage } from '../../src/data/image.js';
 import { writeNpy } from '../../src/data/npy.js';
@@ -36,6 +37,21 @@ t.test('image folder + preprocess.json -> normalised NCHW samples', async (t) =>
   let lo = Infinity, hi = -Infinity;
   for (const v of data) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
   t.ok(lo >= -0.485 / 0.229 - 1e-5 && hi <= (1 - 0.406) / 0.225 + 1e-5, `normalised range [${lo.toFixed(2)}, ${hi.toFixed(2)}]`);
+});
+
+t.test('JPEG and PNG of the same picture preprocess alike (NHWC, GRAY)', async (t) => {
+  const d = join(dir, 'jpg');
+  mkdirSync(d);
+  const png = decodeImage(join(FIX, 'images/coffee.png'));
+  writeFileSync(join(d, 'coffee.jpg'), jpeg.encode({ width: png.width, height: png.height, data: Buffer.from(png.data) }, 95).data);
+  writeFileSync(join(d, 'preprocess.json'), JSON.stringify({ size: [32, 48], layout: 'NHWC', color: 'GRAY', scale: 1 / 255 }));
+  const set = loadInputSet(d, [{ name: 'img', dtype: 'float32', shape: [1, 32, 48, 1] }]);
+  const j = set.samples[0]!.img!;
+  t.same(j.shape, [1, 32, 48, 1]);
+  const p = preprocessImage(png, parsePreprocessSpec({ size: [32, 48], layout: 'NHWC', color: 'GRAY', scale: 1 / 255 }, 'inline'));
+  let maxDiff = 0;
+  for (let i = 0; i < p.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs((p.data as Float32Array)[i]! - (j.data as Float32Array)[i]!));
+  t.ok(maxDiff < 0.06, `JPEG q95 vs PNG after downscale: max diff ${maxDiff.toFixed(4)} of 1`);
 });
 
 t.test('class subfolders -> labelled set, labels by sorted position', async (t) => {

