@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDashboard } from '../../src/dashboard/index.js';
 import { CLI, ROOT } from '../helpers/paths.js';
-import { startBroker } from './broker.js';
+import { startBroker } from '../helpers/broker.js';
 import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, until } from './support.js';
 
 const MODEL = join(ROOT, 'models/mnist-cnn.onnx');
