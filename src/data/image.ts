@@ -108,28 +108,44 @@ export function preprocessImage(img: Rgba, spec: PreprocessSpec): NdArray {
   const out = new Float32Array(c * h * w);
   const sx = img.width / w;
   const sy = img.height / h;
-  const px = (x: number, y: number, ch: number): number => {
-    const i = (y * img.width + x) * 4;
-    if (ch >= 0) return img.data[i + ch]!;
-    // ITU-R BT.601 luma, as PIL's convert('L') does
-    return 0.299 * img.data[i]! + 0.587 * img.data[i + 1]! + 0.114 * img.data[i + 2]!;
+  // per-column source taps, computed once: the inner loop is then plain array reads
+  const cx0 = new Int32Array(w), cx1 = new Int32Array(w), cwx = new Float32Array(w);
+  for (let x = 0; x < w; x++) {
+    const fx = Math.min(img.width - 1, Math.max(0, (x + 0.5) * sx - 0.5));
+    cx0[x] = Math.floor(fx);
+    cx1[x] = Math.min(img.width - 1, cx0[x]! + 1);
+    cwx[x] = fx - cx0[x]!;
+  }
+  // GRAY uses ITU-R BT.601 luma, as PIL's convert('L') does
+  const gray = spec.color === 'GRAY';
+  const src = img.data;
+  const rowLuma = (row: number, x: number): number => {
+    const i = (row + x) * 4;
+    return 0.299 * src[i]! + 0.587 * src[i + 1]! + 0.114 * src[i + 2]!;
   };
+  const mul = new Float32Array(c), add = new Float32Array(c);
+  for (let k = 0; k < c; k++) {
+    mul[k] = spec.scale / spec.std[k]!;
+    add[k] = -spec.mean[k]! / spec.std[k]!;
+  }
   for (let y = 0; y < h; y++) {
     const fy = Math.min(img.height - 1, Math.max(0, (y + 0.5) * sy - 0.5));
     const y0 = Math.floor(fy);
     const y1 = Math.min(img.height - 1, y0 + 1);
     const wy = fy - y0;
+    const r0 = y0 * img.width, r1 = y1 * img.width;
     for (let x = 0; x < w; x++) {
-      const fx = Math.min(img.width - 1, Math.max(0, (x + 0.5) * sx - 0.5));
-      const x0 = Math.floor(fx);
-      const x1 = Math.min(img.width - 1, x0 + 1);
-      const wx = fx - x0;
+      const x0 = cx0[x]!, x1 = cx1[x]!, wx = cwx[x]!;
+      const w00 = (1 - wx) * (1 - wy), w01 = wx * (1 - wy), w10 = (1 - wx) * wy, w11 = wx * wy;
       for (let k = 0; k < c; k++) {
-        const src = spec.color === 'GRAY' ? -1 : order[k]!;
-        const v = (px(x0, y0, src) * (1 - wx) + px(x1, y0, src) * wx) * (1 - wy) + (px(x0, y1, src) * (1 - wx) + px(x1, y1, src) * wx) * wy;
-        const n = (v * spec.scale - spec.mean[k]!) / spec.std[k]!;
+        let v: number;
+        if (gray) v = rowLuma(r0, x0) * w00 + rowLuma(r0, x1) * w01 + rowLuma(r1, x0) * w10 + rowLuma(r1, x1) * w11;
+        else {
+          const ch = order[k]!;
+          v = src[(r0 + x0) * 4 + ch]! * w00 + src[(r0 + x1) * 4 + ch]! * w01 + src[(r1 + x0) * 4 + ch]! * w10 + src[(r1 + x1) * 4 + ch]! * w11;
+        }
         const at = spec.layout === 'NCHW' ? (k * h + y) * w + x : (y * w + x) * c + k;
-        out[at] = n;
+        out[at] = v * mul[k]! + add[k]!;
       }
     }
   }
