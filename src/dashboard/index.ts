@@ -22,6 +22,8 @@ export interface DashboardOptions {
   mqttPassword?: string;
   /** sign requests with this shared secret (agents configured for HMAC command signing) */
   hmacSecret?: string;
+  /** ignore devices beyond this many (default 20,000) */
+  maxDevices?: number;
   log?: (line: string) => void;
 }
 
@@ -58,6 +60,7 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
         ...(opts.mqttUsername ? { username: opts.mqttUsername } : {}),
         ...(opts.mqttPassword ? { password: opts.mqttPassword } : {}),
         ...(opts.hmacSecret ? { hmacSecret: opts.hmacSecret } : {}),
+        ...(opts.maxDevices ? { maxDevices: opts.maxDevices } : {}),
         ...(opts.log ? { log: opts.log } : {}),
       }, fleet, store);
       http = new DashboardHttp({

@@ -15,6 +15,11 @@ export const DEVICE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const PREFIX_RE = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
 /** Larger payloads are dropped unread: a profile or a frontier is a few KB. */
 const MAX_PAYLOAD = 256 * 1024;
+/**
+ * Devices beyond this many are ignored (and counted): anyone who may publish under the prefix
+ * could otherwise grow the dashboard's memory and database without bound by inventing ids.
+ */
+export const DEFAULT_MAX_DEVICES = 20_000;
 
 export const TOPIC_KINDS = ['status', 'profile', 'metrics', 'events'] as const;
 
@@ -25,6 +30,7 @@ export interface LinkOptions {
   password?: string;
   /** shared secret when the fleet's agents only accept HMAC-signed requests */
   hmacSecret?: string;
+  maxDevices?: number;
   log?: (line: string) => void;
 }
 
@@ -82,6 +88,7 @@ export class FleetLink {
     const parts = rest.split('/');
     const id = parts[0] ?? '';
     if (!DEVICE_ID_RE.test(id)) return this.drop(topic, 'bad device id');
+    if (!this.fleet.has(id) && this.fleet.size() >= (this.opts.maxDevices ?? DEFAULT_MAX_DEVICES)) return this.drop(topic, 'device limit reached');
     if (payload.length > MAX_PAYLOAD) return this.drop(topic, `payload of ${payload.length} bytes`);
     // an empty retained message clears the topic (a decommissioned device): ignore it
     if (payload.length === 0) return;

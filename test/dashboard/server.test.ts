@@ -3,6 +3,10 @@ import t from 'tap';
 import { connectAsync } from 'mqtt';
 import type { DeviceDetail, DeviceSummary, StreamMessage } from '../../src/dashboard/model.js';
 import { startStack, until } from './support.js';
+import { startDashboard } from '../../src/dashboard/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const stack = await startStack({ devices: 20, rate: 5 });
 t.teardown(() => stack.stop());
@@ -105,4 +109,25 @@ t.test('SSE: a snapshot first, then batched updates (not one frame per MQTT mess
   t.ok(updates.length <= 12, `${updates.length} fleet frames for ${mqttMsgs} messages (250 ms batches)`);
   t.ok(updates.length >= 4, 'updates keep flowing');
   t.notOk(frames.some((f) => f.kind === 'metrics'), 'per-device detail only goes to that device page');
+});
+
+t.test('with a token every route but /healthz needs it; new devices beyond the cap are ignored', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-dash-tok-'));
+  const token = 'a-long-enough-token-1234';
+  const d = startDashboard({ broker: stack.broker.url, port: 0, stateDir: dir, token, maxDevices: 5 });
+  await d.start();
+  t.teardown(async () => { await d.stop(); rmSync(dir, { recursive: true, force: true }); });
+  const b = d.url.replace(/\/$/, '');
+  for (const p of ['/', '/app.css', '/web/app.js', '/api/fleet', '/api/stream', '/api/devices/sim-0001']) {
+    t.equal((await fetch(b + p)).status, 401, `${p} without token`);
+  }
+  const auth = { Authorization: `Bearer ${token}` };
+  t.equal((await fetch(`${b}/web/app.js`, { headers: auth })).status, 200);
+  t.equal((await fetch(`${b}/healthz`)).status, 200, 'health check stays open (no fleet data in it)');
+  const devs = await until('the cap to fill', async () => {
+    const r = (await (await fetch(`${b}/api/fleet`, { headers: auth })).json()) as { devices: DeviceSummary[]; stats: { dropped: number; lastDrop: string } };
+    return r.devices.length === 5 && r.stats.dropped > 0 ? r : null;
+  });
+  t.equal(devs.devices.length, 5, 'no more devices than the cap');
+  t.match(devs.stats.lastDrop, /device limit reached/);
 });
