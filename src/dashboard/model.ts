@@ -90,7 +90,9 @@ export type StreamMessage =
   | { kind: 'metrics'; device: string; points: MetricPoint[] }
   | { kind: 'event'; device: string; events: DeviceEvent[] }
   | { kind: 'action'; device: string; action: ActionView }
-  | { kind: 'frontier'; device: string; frontier: FrontierPoint[] };
+  | { kind: 'frontier'; device: string; frontier: FrontierPoint[] }
+  /** the dashboard's own broker connection: while it is down, device states are stale */
+  | { kind: 'link'; mqtt: boolean };
 
 /** Actions a user can take from the device page, mapped to agent request verbs. */
 export const ACTIONS = {

@@ -54,6 +54,7 @@ export class DashboardHttp {
   private readonly clients = new Set<SseClient>();
   private flushTimer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
+  private linkUp: boolean | null = null;
   port = 0;
 
   constructor(
@@ -88,13 +89,18 @@ export class DashboardHttp {
       process.stderr.write(`edgefit dashboard: flush failed: ${oneLine(e)}\n`);
       return;
     }
+    const up = this.link.connected();
+    if (up !== this.linkUp) {
+      this.linkUp = up;
+      msgs.push({ kind: 'link', mqtt: up });
+    }
     if (!msgs.length || !this.clients.size) return;
     // serialise once per message, not once per client
     const fleetChunks: string[] = [];
     const byDevice = new Map<string, string[]>();
     for (const m of msgs) {
       const chunk = `data: ${JSON.stringify(m)}\n\n`;
-      if (m.kind === 'fleet') fleetChunks.push(chunk);
+      if (m.kind === 'fleet' || m.kind === 'link') fleetChunks.push(chunk);
       else {
         let l = byDevice.get(m.device);
         if (!l) byDevice.set(m.device, (l = []));
@@ -222,7 +228,8 @@ export class DashboardHttp {
     res.socket?.setNoDelay(true);
     // the snapshot first, so a (re)connecting browser never misses what changed meanwhile
     const snap: StreamMessage = { kind: 'fleet', devices: this.fleet.summaries(), total: this.fleet.size() };
-    res.write(`retry: 1000\ndata: ${JSON.stringify(snap)}\n\n`);
+    const link: StreamMessage = { kind: 'link', mqtt: this.link.connected() };
+    res.write(`retry: 1000\ndata: ${JSON.stringify(snap)}\n\ndata: ${JSON.stringify(link)}\n\n`);
     const client: SseClient = { res, device: d };
     this.clients.add(client);
     req.on('close', () => this.clients.delete(client));

@@ -116,4 +116,15 @@ if (skip) {
     t.ok(await page.locator('#events tr').count() >= 1, 'event log shows events');
     t.same(pageErrors, [], 'no script errors in the page');
   });
+
+  t.test('when the dashboard loses the broker the page says so, and recovers', async (t) => {
+    await page.goto(base);
+    await page.waitForFunction(() => document.querySelector('#conn')?.textContent === 'live');
+    await stack.broker.stop();
+    await page.waitForFunction(() => /broker unreachable/.test(document.querySelector('#conn')?.textContent ?? ''), undefined, { timeout: 5000 });
+    t.equal(await page.getAttribute('#conn', 'data-state'), 'down');
+    await stack.broker.restart();
+    await page.waitForFunction(() => document.querySelector('#conn')?.textContent === 'live', undefined, { timeout: 15_000 });
+    t.pass('live again once the dashboard has reconnected');
+  });
 }

@@ -9,19 +9,27 @@ interface View { onMessage(m: StreamMessage): void; destroy(): void }
 
 let view: View | null = null;
 let source: EventSource | null = null;
+let brokerUp = true;
+
+function showConn(state: 'connecting' | 'live' | 'down'): void {
+  const conn = $('#conn');
+  // the page may be live while the dashboard itself has lost the broker: say so
+  const s = state === 'live' && !brokerUp ? 'down' : state;
+  conn.dataset.state = s;
+  conn.textContent = state === 'connecting' ? 'connecting…' : state === 'down' ? 'reconnecting…' : brokerUp ? 'live' : 'live · broker unreachable, device states may be stale';
+}
 
 function connect(url: string): void {
   source?.close();
-  const conn = $('#conn');
-  conn.dataset.state = 'connecting';
-  conn.textContent = 'connecting…';
+  showConn('connecting');
   const es = new EventSource(url);
   source = es;
-  es.onopen = () => { conn.dataset.state = 'live'; conn.textContent = 'live'; };
-  es.onerror = () => { conn.dataset.state = 'down'; conn.textContent = 'reconnecting…'; };
+  es.onopen = () => showConn('live');
+  es.onerror = () => showConn('down');
   es.onmessage = (e: MessageEvent<string>) => {
     let m: StreamMessage;
     try { m = JSON.parse(e.data) as StreamMessage; } catch { return; }
+    if (m.kind === 'link') { brokerUp = m.mqtt; showConn('live'); return; }
     view?.onMessage(m);
   };
 }
