@@ -1,0 +1,60 @@
+// The dashboard beside a running agent (`npm start`): same broker, loopback only, and never a
+// reason for the agent to fail: a busy port or an unusual topic layout is logged and skipped.
+import { join } from 'node:path';
+import { oneLine } from '../errors.js';
+import { startDashboard, type Dashboard } from './index.js';
+import { PREFIX_RE } from './link.js';
+
+/**
+ * The fleet prefix the dashboard subscribes under, from the agent's per-device topic prefix:
+ * 'edgefit/{deviceId}/' or 'edgefit/<id>/' -> 'edgefit'. null when the device id is not the
+ * last level (the dashboard's `<prefix>/+/...` subscriptions could not match it).
+ */
+export function fleetPrefixOf(agentPrefix: string | null | undefined, deviceId: string): string | null {
+  if (!agentPrefix) return 'edgefit';
+  const p = agentPrefix.replace(/\/+$/, '');
+  for (const tail of ['/{deviceId}', `/${deviceId}`]) {
+    if (p.endsWith(tail)) {
+      const fleet = p.slice(0, -tail.length);
+      return PREFIX_RE.test(fleet) ? fleet : null;
+    }
+  }
+  return null;
+}
+
+export interface LocalDashboardOptions {
+  broker: string;
+  deviceId: string;
+  /** the agent's cfg.mqtt.topicPrefix */
+  topicPrefix?: string | null;
+  /** the agent's state folder; the dashboard keeps its SQLite file in <stateDir>/dashboard */
+  stateDir: string;
+  port?: number;
+  hmacSecret?: string;
+  mqttUsername?: string;
+  mqttPassword?: string;
+  log: (line: string) => void;
+}
+
+/** Start the dashboard on 127.0.0.1 for a local agent; null (and one log line) when it cannot. */
+export async function startLocalDashboard(o: LocalDashboardOptions): Promise<Dashboard | null> {
+  const prefix = fleetPrefixOf(o.topicPrefix, o.deviceId);
+  if (!prefix) {
+    o.log(`dashboard not started: topic prefix '${o.topicPrefix}' does not end with the device id`);
+    return null;
+  }
+  const dash = startDashboard({
+    broker: o.broker, prefix, host: '127.0.0.1', port: o.port ?? 8080, stateDir: join(o.stateDir, 'dashboard'), log: o.log,
+    ...(o.hmacSecret ? { hmacSecret: o.hmacSecret } : {}),
+    ...(o.mqttUsername ? { mqttUsername: o.mqttUsername } : {}),
+    ...(o.mqttPassword ? { mqttPassword: o.mqttPassword } : {}),
+  });
+  try {
+    await dash.start();
+  } catch (e) {
+    o.log(`dashboard not started: ${oneLine(e)}`);
+    return null;
+  }
+  o.log(`dashboard: ${dash.url}`);
+  return dash;
+}
