@@ -35,7 +35,7 @@ t.test('--kill cuts one device: the broker publishes its Last Will; the rest go 
   const seen: StatusPayload[] = [];
   w.on('message', (_t, p) => seen.push(checkPayload('status', JSON.parse(p.toString()))));
   await w.subscribeAsync('edgefit/+/status', { qos: 1 });
-  const r = await run(['--broker', broker.url, '--devices', '3', '--duration', '4', '--kill', 'sim-0002', '--kill-after', '1.5']);
+  const r = await run(['--broker', broker.url, '--devices', '3', '--duration', '2.5', '--kill', 'sim-0002', '--kill-after', '1']);
   t.equal(r.code, 0, r.stderr);
   const of = (id: string): string[] => seen.filter((s) => s.deviceId === id).map((s) => `${s.state}/${s.reason}`);
   t.same(of('sim-0001'), ['online/start', 'offline/shutdown']);
