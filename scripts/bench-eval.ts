@@ -4,7 +4,7 @@
 //    same model and the same real input, interleaved round by round (order alternates) so that
 //    drift in machine load hits both sides alike. Target: overhead < 5%.
 //
-//   node dist/scripts/bench-eval.js [--rounds 5] [--runs 10] [--warmup 2] [--threads 2] [--image page-left.png]
+//   node dist/scripts/bench-eval.js [--rounds 5] [--runs 10] [--warmup 2] [--threads 2] [--image page-left.png] [--bare-session fresh|shared]
 import { readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -33,6 +33,7 @@ const { values: a } = parseArgs({
     warmup: { type: 'string', default: '2' },
     threads: { type: 'string', default: '2' },
     image: { type: 'string', default: 'page-left.png' },
+    'bare-session': { type: 'string', default: 'fresh' },
   },
 });
 const rounds = Number(a.rounds), runs = Number(a.runs), warmup = Number(a.warmup), threads = Number(a.threads);
@@ -43,13 +44,20 @@ const idx = Math.max(0, readdirSync(FIX).filter((f) => f.endsWith('.png')).sort(
 const sample = set.samples[idx]!;
 const one = { ...set, samples: [sample] };
 
-const bare = await ort.InferenceSession.create(MODEL, {
+// a fresh session per round by default, as each eval gets: otherwise the bare side alone would
+// profit from runs accumulated over earlier rounds (warm arena, pages, caches)
+const sessionOpts: ort.InferenceSession.SessionOptions = {
   intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', enableCpuMemArena: true, enableMemPattern: true,
-});
+};
+let bare = await ort.InferenceSession.create(MODEL, sessionOpts);
 const feeds = { x: new ort.Tensor('float32', sample.x!.data as Float32Array, sample.x!.shape) };
 const evalMin: number[] = [];
 const bareMin: number[] = [];
 async function bareLoop(): Promise<number> {
+  if (a['bare-session'] === 'fresh') {
+    await bare.release();
+    bare = await ort.InferenceSession.create(MODEL, sessionOpts);
+  }
   for (let i = 0; i < warmup; i++) await bare.run(feeds);
   const ts: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -95,7 +103,7 @@ const cvOf = (xs: number[]) => latencyStats(xs).cv;
 const paired = evalP50.map((e, i) => e / bareP50[i]!);
 const summary = {
   model: 'PP-OCRv4 det (ch_PP-OCRv4_det_infer.onnx), input 1x3x640x640 from test/fixtures/ocr/det/' + a.image,
-  threads, rounds, runsPerRound: runs, warmup,
+  threads, rounds, runsPerRound: runs, warmup, bareSession: a['bare-session'],
   evalP50Ms: evalP50.map((x) => +x.toFixed(2)),
   bareP50Ms: bareP50.map((x) => +x.toFixed(2)),
   cvOfEvalP50: +cvOf(evalP50).toFixed(4),
