@@ -96,20 +96,28 @@ export class DashboardHttp {
     }
     if (!msgs.length || !this.clients.size) return;
     // serialise once per message, not once per client
+    // fleet pages get every changed summary; a device page only its own device's messages
+    const wantsFleet = [...this.clients].some((c) => !c.device);
     const fleetChunks: string[] = [];
+    const linkChunks: string[] = [];
     const byDevice = new Map<string, string[]>();
+    const add = (id: string, chunk: string): void => {
+      let l = byDevice.get(id);
+      if (!l) byDevice.set(id, (l = []));
+      l.push(chunk);
+    };
+    const watched = new Set([...this.clients].map((c) => c.device).filter((d): d is string => d !== null));
     for (const m of msgs) {
-      const chunk = `data: ${JSON.stringify(m)}\n\n`;
-      if (m.kind === 'fleet' || m.kind === 'link') fleetChunks.push(chunk);
-      else {
-        let l = byDevice.get(m.device);
-        if (!l) byDevice.set(m.device, (l = []));
-        l.push(chunk);
-      }
+      if (m.kind === 'link') linkChunks.push(`data: ${JSON.stringify(m)}\n\n`);
+      else if (m.kind === 'fleet') {
+        if (wantsFleet) fleetChunks.push(`data: ${JSON.stringify(m)}\n\n`);
+        for (const d of m.devices) {
+          if (watched.has(d.id)) add(d.id, `data: ${JSON.stringify({ kind: 'fleet', devices: [d], total: m.total } satisfies StreamMessage)}\n\n`);
+        }
+      } else if (watched.has(m.device)) add(m.device, `data: ${JSON.stringify(m)}\n\n`);
     }
     for (const c of this.clients) {
-      const parts = c.device ? (byDevice.get(c.device) ?? []) : [];
-      const text = fleetChunks.join('') + parts.join('');
+      const text = linkChunks.join('') + (c.device ? (byDevice.get(c.device) ?? []).join('') : fleetChunks.join(''));
       if (!text) continue;
       if (c.res.writableLength > MAX_SSE_BACKLOG) {
         c.res.destroy();
@@ -227,7 +235,8 @@ export class DashboardHttp {
     });
     res.socket?.setNoDelay(true);
     // the snapshot first, so a (re)connecting browser never misses what changed meanwhile
-    const snap: StreamMessage = { kind: 'fleet', devices: this.fleet.summaries(), total: this.fleet.size() };
+    const all = this.fleet.summaries();
+    const snap: StreamMessage = { kind: 'fleet', devices: d === null ? all : all.filter((x) => x.id === d), total: this.fleet.size() };
     const link: StreamMessage = { kind: 'link', mqtt: this.link.connected() };
     res.write(`retry: 1000\ndata: ${JSON.stringify(snap)}\n\ndata: ${JSON.stringify(link)}\n\n`);
     const client: SseClient = { res, device: d };

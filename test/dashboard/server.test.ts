@@ -111,6 +111,44 @@ t.test('SSE: a snapshot first, then batched updates (not one frame per MQTT mess
   t.notOk(frames.some((f) => f.kind === 'metrics'), 'per-device detail only goes to that device page');
 });
 
+t.test('a device page stream carries only that device', async (t) => {
+  const frames = await readStream(`${base}/api/stream?device=sim-0003`, 1500);
+  const fleetFrames = frames.filter((f): f is Extract<StreamMessage, { kind: 'fleet' }> => f.kind === 'fleet');
+  t.ok(fleetFrames.length >= 2, 'snapshot and updates');
+  t.ok(fleetFrames.every((f) => f.devices.length === 1 && f.devices[0]!.id === 'sim-0003' && f.total === 20), 'only its own summary, with the fleet size');
+  const metrics = frames.filter((f) => f.kind === 'metrics');
+  t.ok(metrics.length >= 3, `${metrics.length} metric frames at 5 msg/s`);
+  t.ok(metrics.every((f) => f.kind === 'metrics' && f.device === 'sim-0003'));
+});
+
+async function readStream(url: string, ms: number): Promise<StreamMessage[]> {
+  const ac = new AbortController();
+  const res = await fetch(url, { signal: ac.signal });
+  const reader = res.body!.getReader();
+  const dec = new TextDecoder();
+  const out: StreamMessage[] = [];
+  let buf = '';
+  const end = Date.now() + ms;
+  const timer = setTimeout(() => ac.abort(), ms + 500);
+  try {
+    while (Date.now() < end) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let i: number;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const data = buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '));
+        buf = buf.slice(i + 2);
+        if (data) out.push(JSON.parse(data.slice(6)) as StreamMessage);
+      }
+    }
+  } catch { /* aborted */ } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+  return out;
+}
+
 t.test('with a token every route but /healthz needs it; new devices beyond the cap are ignored', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefit-dash-tok-'));
   const token = 'a-long-enough-token-1234';
