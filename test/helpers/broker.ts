@@ -47,12 +47,13 @@ function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   });
 }
 
-export async function startBroker(): Promise<TestBroker> {
+/** persistent: Mosquitto keeps sessions across stop()/restart() (stop is a clean SIGTERM). */
+export async function startBroker(opts: { persistent?: boolean } = {}): Promise<TestBroker> {
   const port = await freePort();
   if (existsSync(MOSQUITTO)) {
     const dir = mkdtempSync(join(tmpdir(), 'edgefit-mosq-'));
     const conf = join(dir, 'mosquitto.conf');
-    writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', ''].join('\n'));
+    writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', ...(opts.persistent ? ['persistence true', `persistence_location ${dir}/`] : ['persistence false']), 'log_dest stderr', 'log_type error', ''].join('\n'));
     let child: ChildProcess | undefined;
     const up = async (): Promise<void> => {
       child = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -63,7 +64,8 @@ export async function startBroker(): Promise<TestBroker> {
       child = undefined;
       if (!c || c.exitCode !== null) return resolve();
       c.once('exit', () => resolve());
-      c.kill('SIGKILL');
+      c.kill('SIGTERM');
+      setTimeout(() => c.kill('SIGKILL'), 3000).unref();
     });
     await up();
     return {
@@ -71,7 +73,7 @@ export async function startBroker(): Promise<TestBroker> {
       restart: up,
       stop: async () => { await down(); },
       // the folder is removed on process exit
-    } satisfies TestBroker & { restart(): Promise<void> } as TestBroker;
+    };
   }
   process.stdout.write(`# ${MOSQUITTO} not found: broker-backed tests run against the embedded aedes broker\n`);
   let b: EmbeddedBroker | undefined = await startEmbeddedBroker('127.0.0.1', port, () => undefined);

@@ -13,8 +13,9 @@ export class Watcher {
     });
   }
 
-  static async connect(url: string, topics: string[]): Promise<Watcher> {
-    const client = mqtt.connect(url, { reconnectPeriod: 200, clean: true });
+  /** With a clientId the session is persistent (clean: false), so nothing is missed while reconnecting. */
+  static async connect(url: string, topics: string[], clientId?: string): Promise<Watcher> {
+    const client = mqtt.connect(url, { reconnectPeriod: 200, clean: clientId === undefined, ...(clientId ? { clientId } : {}) });
     const w = new Watcher(client);
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => client.subscribe(topics, { qos: 1 }, (e) => (e ? reject(e) : resolve())));
