@@ -1,0 +1,95 @@
+#!/bin/sh
+# edgefit installer for Debian, Raspberry Pi OS, Ubuntu/JetPack (arm64, x86_64).
+#   ./install.sh                 install or upgrade in place, enable and start the service
+#   ./install.sh --uninstall     stop, disable and remove (state in /var/lib/edgefit is kept unless --purge)
+#   ./install.sh --root DIR      install into a throwaway root (CI): no systemctl, no useradd
+# Every path is quoted; no command is built from input strings.
+set -eu
+
+ROOT=""
+MODE=install
+PURGE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) [ $# -ge 2 ] || { echo "install.sh: --root needs a directory" >&2; exit 2; }; ROOT="$2"; shift 2 ;;
+    --uninstall) MODE=uninstall; shift ;;
+    --purge) PURGE=1; shift ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+SRC=$(cd "$(dirname "$0")" && pwd)
+PREFIX="$ROOT/opt/edgefit"
+ETC="$ROOT/etc/edgefit"
+STATE="$ROOT/var/lib/edgefit"
+UNIT="$ROOT/etc/systemd/system/edgefit.service"
+SVC_USER=edgefit
+say() { echo "install.sh: $*"; }
+die() { echo "install.sh: $*" >&2; exit 1; }
+
+if [ "$MODE" = uninstall ]; then
+  if [ -z "$ROOT" ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now edgefit.service 2>/dev/null || true
+  fi
+  rm -f "$UNIT"
+  rm -rf "$PREFIX"
+  [ -z "$ROOT" ] && command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload || true
+  if [ "$PURGE" = 1 ]; then rm -rf "$STATE" "$ETC"; say "removed edgefit, its config and state"; else say "removed edgefit (config in $ETC and state in $STATE kept; --purge removes them)"; fi
+  exit 0
+fi
+
+# ---- checks ----
+command -v node >/dev/null 2>&1 || die "Node.js >= 20 is required (apt install nodejs, or NodeSource)"
+NODE=$(command -v node)
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
+[ "$NODE_MAJOR" -ge 20 ] || die "Node.js >= 20 is required, found $(node -v)"
+ARCH=$(node -p 'process.arch')
+case "$ARCH" in
+  arm64|x64) ;;
+  arm) die "32-bit userland (armhf) detected: onnxruntime-node ships no armhf build. Install a 64-bit OS (Raspberry Pi OS 64-bit, Ubuntu arm64)." ;;
+  *) die "unsupported architecture '$ARCH' (arm64 and x86_64 only)" ;;
+esac
+[ -f "$SRC/package.json" ] && [ -f "$SRC/dist/src/cli/main.js" ] || die "run from a built edgefit checkout (npm ci && npm run build)"
+
+# ---- files ----
+say "installing into $PREFIX (node $(node -v), $ARCH)"
+mkdir -p "$PREFIX.new"
+for d in dist node_modules profiles package.json systemd; do
+  [ -e "$SRC/$d" ] && cp -a "$SRC/$d" "$PREFIX.new/"
+done
+# swap the whole tree so an upgrade never runs half old, half new files
+if [ -d "$PREFIX" ]; then rm -rf "$PREFIX.old"; mv "$PREFIX" "$PREFIX.old"; fi
+mv "$PREFIX.new" "$PREFIX"
+rm -rf "$PREFIX.old"
+
+mkdir -p "$ETC" "$STATE"
+if [ ! -f "$ETC/config" ]; then
+  cat > "$ETC/config" <<'CONF'
+{
+  "stateDir": "/var/lib/edgefit",
+  "mqtt": { "url": null }
+}
+CONF
+  say "wrote default config $ETC/config (embedded broker; set mqtt.url for your fleet broker)"
+else
+  say "kept existing config $ETC/config"
+fi
+
+mkdir -p "$(dirname "$UNIT")"
+sed -e "s#@PREFIX@#/opt/edgefit#g" -e "s#@USER@#$SVC_USER#g" -e "s#@NODE@#$NODE#g" "$SRC/systemd/edgefit.service" > "$UNIT"
+
+if [ -n "$ROOT" ]; then
+  say "--root mode: skipped user creation and systemctl"
+  exit 0
+fi
+
+if ! id "$SVC_USER" >/dev/null 2>&1; then
+  useradd --system --home-dir /var/lib/edgefit --no-create-home --shell /usr/sbin/nologin "$SVC_USER"
+fi
+chown -R "$SVC_USER:$SVC_USER" "$STATE"
+chmod 0750 "$ETC"; chgrp "$SVC_USER" "$ETC"; chgrp "$SVC_USER" "$ETC/config"; chmod 0640 "$ETC/config"
+systemctl daemon-reload
+systemctl enable edgefit.service
+systemctl restart edgefit.service
+say "edgefit is running: systemctl status edgefit; journalctl -u edgefit -f"
