@@ -1,0 +1,68 @@
+import t from 'tap';
+import { generateKeyPairSync } from 'node:crypto';
+import { topicsFor, backoffDelay, checkPayload, checkArgs, signHmac, signEd25519, verifyRequest, loadPublicKey } from '../../src/telemetry/index.js';
+import { loadAgentConfig } from '../../src/config/agent.js';
+import { mergeBudgets, Adaptation } from '../../src/agent/index.js';
+
+t.test('topics: prefix, verbs, no wildcards', async (t) => {
+  const tp = topicsFor('dev1');
+  t.equal(tp.status, 'edgefit/dev1/status');
+  t.equal(tp.verbOf('edgefit/dev1/request/ping'), 'ping');
+  t.equal(tp.verbOf('edgefit/dev2/request/ping'), undefined, 'another device');
+  t.equal(tp.verbOf('edgefit/dev1/request/a/b'), undefined);
+  t.throws(() => topicsFor('dev/1'), { code: 'CONFIG' });
+  t.throws(() => topicsFor('d', 'fleet/+/'), { code: 'CONFIG' });
+  t.equal(topicsFor('d', 'site/{deviceId}').metrics, 'site/d/metrics');
+});
+
+t.test('backoff grows, is capped and jittered', async (t) => {
+  t.equal(backoffDelay(0, 500, 30000, () => 0), 250);
+  t.equal(backoffDelay(0, 500, 30000, () => 1), 500);
+  t.equal(backoffDelay(20, 500, 30000, () => 1), 30000);
+  t.ok(backoffDelay(3, 500, 30000, () => 0.5) > backoffDelay(1, 500, 30000, () => 0.5));
+});
+
+t.test('payload validation lists every error with its path', async (t) => {
+  t.throws(() => checkPayload('request', { txn: 'bad txn!', extra: 1 }), /txn.*extra|extra.*txn/);
+  t.throws(() => checkArgs('set-budget', { latencyMs: 5, latencyFactor: 0.5 }), { code: 'DATA' });
+  t.throws(() => checkArgs('set-budget', {}), { code: 'DATA' });
+  t.throws(() => checkArgs('deploy', { path: '/etc/shadow' }), { code: 'DATA' });
+  t.same(checkArgs('deploy', { candidateId: 'c1' }), { candidateId: 'c1' });
+});
+
+t.test('HMAC and ed25519 request signing', async (t) => {
+  const now = Date.now();
+  const hmac = { mode: 'hmac' as const, secret: 's'.repeat(32), maxSkewMs: 60_000 };
+  const sig = signHmac(hmac.secret, 'fit', 't1', now, { budgets: { ramMb: 100 } });
+  t.doesNotThrow(() => verifyRequest(hmac, 'fit', { txn: 't1', ts: now, args: { budgets: { ramMb: 100 } }, sig }));
+  t.throws(() => verifyRequest(hmac, 'deploy', { txn: 't1', ts: now, args: { budgets: { ramMb: 100 } }, sig }), { code: 'INTEGRITY' }, 'verb bound');
+  t.throws(() => verifyRequest(hmac, 'fit', { txn: 't1', ts: now, args: { budgets: { ramMb: 1 } }, sig }), { code: 'INTEGRITY' }, 'args bound');
+  t.throws(() => verifyRequest(hmac, 'fit', { txn: 't1', ts: now }), /not signed/);
+  t.throws(() => verifyRequest(hmac, 'fit', { txn: 't1', ts: now - 120_000, sig: signHmac(hmac.secret, 'fit', 't1', now - 120_000, {}) }), /away from the device clock/);
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const ed = { mode: 'ed25519' as const, publicKey: loadPublicKey(publicKey.export({ type: 'spki', format: 'pem' }).toString()), maxSkewMs: 60_000 };
+  const s2 = signEd25519(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 'rollback', 't2', now, {});
+  t.doesNotThrow(() => verifyRequest(ed, 'rollback', { txn: 't2', ts: now, sig: s2 }));
+  t.throws(() => verifyRequest(ed, 'rollback', { txn: 't3', ts: now, sig: s2 }), { code: 'INTEGRITY' });
+});
+
+t.test('agent config: defaults, env and flags override, all errors at once', async (t) => {
+  const c = loadAgentConfig({ env: { EDGEFIT_BROKER: 'mqtt://h:1', EDGEFIT_METRICS_INTERVAL: '7' }, flags: { metricsIntervalS: 3 } });
+  t.equal(c.mqtt.url, 'mqtt://h:1');
+  t.equal(c.metricsIntervalS, 3, 'flag beats env');
+  t.equal(c.probe.stepDownAfter, 3, 'default filled');
+  t.throws(() => loadAgentConfig({ flags: { metricsIntervalS: -1, mqtt: { keepaliveS: 'x' }, bogus: 1 } }), /metricsIntervalS.*mqtt\.keepaliveS.*bogus|bogus/);
+  t.throws(() => loadAgentConfig({ file: '/nonexistent/cfg.json' }), { code: 'FILE_NOT_FOUND' });
+});
+
+t.test('budget layers and frontier adaptation', async (t) => {
+  t.same(mergeBudgets({ latencyFactor: 0.5, ramMb: 100 }, { latencyMs: 20 }), { ramMb: 100, latencyMs: 20 });
+  const entry = (id: string, p50: number) => ({ id, config: { structured: 0, unstructured: 0, quant: 'none' as const, threads: 1 }, modelPath: '', sha256: '', sizeBytes: 0, latencyP50Ms: p50, latencyP95Ms: p50, modelRssMb: 0, fidelity: 1, meets: { latency: true, ram: true, fidelity: true } });
+  const f = [entry('big', 10), entry('small', 5)];
+  const a = new Adaptation(2, 2, 0.9);
+  t.same(a.observe(15, 12, f, 0, 0), { kind: 'stay' });
+  t.same(a.observe(15, 12, f, 0, 0), { kind: 'down', to: 1 }, 'two probes over budget in a row');
+  t.same(a.observe(7, 12, f, 1, 0), { kind: 'stay' }, 'predicted 14 ms for big: not yet');
+  t.same(a.observe(5, 12, f, 1, 0), { kind: 'stay' });
+  t.same(a.observe(5, 12, f, 1, 0), { kind: 'up', to: 0 }, 'predicted 10 ms <= 10.8 twice');
+});
