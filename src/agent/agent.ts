@@ -306,10 +306,11 @@ export class Agent {
       if (d.kind === 'stay') return;
       const to = fit.frontier[d.to]!;
       const from = fit.frontier[level]!;
+      const live = this.lastLatency.p50; // loading the next model resets lastLatency
       await this.exclusive(() => this.deployEntry(fit.fitId, to, d.kind === 'down' ? 'step-down' : 'step-up'));
       this.bus.report(d.kind === 'down' ? 'stepped-down' : 'stepped-up',
-        `${d.kind === 'down' ? 'stepped down' : 'stepped up'} from ${from.id} to ${to.id}: live p50 ${this.lastLatency?.p50 ?? '?'} ms vs budget ${budget?.toFixed(3)} ms`,
-        { from: from.id, to: to.id, fromLevel: level, toLevel: d.to, liveP50Ms: this.lastLatency?.p50 ?? null, budgetMs: budget });
+        `${d.kind === 'down' ? 'stepped down' : 'stepped up'} from ${from.id} to ${to.id}: live p50 ${live} ms vs budget ${budget?.toFixed(3)} ms`,
+        { from: from.id, to: to.id, fromLevel: level, toLevel: d.to, liveP50Ms: live, budgetMs: budget });
     } catch (e) {
       this.log(`probe: ${oneLine(e)}`);
     } finally {
