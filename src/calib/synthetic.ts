@@ -25,7 +25,9 @@ export function inputShapes(model: Model, shapes: ReadonlyMap<string, number[]> 
       out.set(v.name, given);
       continue;
     }
-    const s = v.type?.shape;
+    let s = v.type?.shape;
+    // a symbolic batch dim alone is the common export: calibration runs one sample at a time
+    if (s && s.length > 1 && typeof s[0] !== 'number' && s.slice(1).every((d) => typeof d === 'number' && d > 0)) s = [1, ...s.slice(1)];
     if (!s || s.some((d) => typeof d !== 'number' || d <= 0)) {
       throw new EdgefitError('SHAPE', `input '${v.name}' has dynamic dims ${JSON.stringify(s)}: give --shape ${v.name}=...`);
     }

@@ -81,6 +81,10 @@ export const command: CommandModule<object, Args> = {
       if (!m || +m[1]! < 1 || +m[1]! >= +m[2]!) throw new EdgefitError('USAGE', `bad --nm '${a.nm}': expected N:M with 0 < N < M, e.g. 2:4`);
       nm = [+m[1]!, +m[2]!];
     }
+    for (const k of ['structured', 'target-macs', 'unstructured'] as const) {
+      const v = a[k];
+      if (v !== undefined && !(v >= 0 && v < 1)) throw new EdgefitError('USAGE', `--${k} must be a fraction in [0, 1), got ${v}`);
+    }
     if (!Number.isInteger(a['calib-count']) || a['calib-count'] < 1) throw new EdgefitError('USAGE', '--calib-count must be a positive integer');
     if (!Number.isInteger(a.threads) || a.threads < 1) throw new EdgefitError('USAGE', '--threads must be a positive integer');
     const model = normalize(loadModel(a.model));
