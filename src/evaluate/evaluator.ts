@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { EdgefitError } from '../errors.js';
 import type { Sample } from '../data/inputs.js';
 import type { NdArray } from '../data/ndarray.js';
-import { procMemMb, validateFromChild, type FromChild, type ToChild } from './protocol.js';
+import { procMemMb, procRssMb, validateFromChild, type FromChild, type ToChild } from './protocol.js';
 import type { EvalLimits, SessionOptions } from './types.js';
 
 export const ABORT_KINDS = ['rss-cap', 'timeout', 'crash'] as const;
@@ -50,7 +50,12 @@ export interface JobResult {
   maxPolledRssMb: number;
 }
 
+// RSS is polled fast while memory can grow (load, warm-up, inference) so that a runaway
+// allocation is caught early, and slowly during timed runs: after warm-up a session's memory is
+// steady (same shapes, arena and memory pattern reused), and 50 wake-ups a second of the parent
+// steal a core from the runtime's threads on a 2-core box, which measurably slowed timed runs.
 const POLL_MS = 20;
+const TIMED_POLL_MS = 500;
 /** IPC chunks of inputs/outputs: big enough to amortise, small enough not to double peak RAM. */
 const CHUNK_BYTES = 16 << 20;
 
@@ -104,16 +109,22 @@ export class Evaluator {
       child.kill('SIGKILL');
       onAbort?.(e);
     };
-    const poll = setInterval(() => {
+    const check = () => {
       if (child.pid === undefined) return;
-      const m = procMemMb(child.pid);
-      if (!m || !Number.isFinite(m.rssMb)) return;
-      maxRss = Math.max(maxRss, m.rssMb);
+      const rss = procRssMb(child.pid);
+      if (rss === undefined || !Number.isFinite(rss)) return;
+      maxRss = Math.max(maxRss, rss);
       const cap = job.limits.rssCapMb;
-      if (cap !== undefined && m.rssMb > cap) {
-        kill(new EvalAbort('rss-cap', `model evaluation used ${m.rssMb.toFixed(0)} MiB RSS, over the ${cap} MiB cap; killed`, m.rssMb));
+      if (cap !== undefined && rss > cap) {
+        kill(new EvalAbort('rss-cap', `model evaluation used ${rss.toFixed(0)} MiB RSS, over the ${cap} MiB cap; killed`, rss));
       }
-    }, POLL_MS);
+    };
+    let poll = setInterval(check, POLL_MS);
+    const pollEvery = (ms: number) => {
+      clearInterval(poll);
+      check();
+      poll = setInterval(check, ms);
+    };
     const timer = setTimeout(() => kill(new EvalAbort('timeout', `model evaluation did not finish within ${job.limits.timeoutMs} ms; killed`, maxRss)), job.limits.timeoutMs);
     const exited = new Promise<never>((_, reject) => {
       onAbort = reject;
@@ -131,6 +142,10 @@ export class Evaluator {
       const m = validateFromChild(raw);
       if (typeof m === 'string') {
         kill(new EvalAbort('crash', `evaluation child sent a ${m}`));
+        return;
+      }
+      if (m.t === 'warm') {
+        pollEvery(TIMED_POLL_MS);
         return;
       }
       replies.push(m);
@@ -153,6 +168,7 @@ export class Evaluator {
       const res: JobResult = { loadMs: loaded.loadMs, inputNames: loaded.inputNames, outputNames: loaded.outputNames, hwmMb: NaN, maxPolledRssMb: 0 };
       if (job.time) {
         const timed = await ask({ t: 'time', ...job.time });
+        pollEvery(POLL_MS);
         if (timed.t !== 'timed') throw new EdgefitError('INTERNAL', `expected timed, got ${timed.t}`);
         res.latencies = timed.latencies;
         res.hwmMb = timed.hwmMb;

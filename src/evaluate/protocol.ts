@@ -15,6 +15,8 @@ export type ToChild =
 export type FromChild =
   | { t: 'loaded'; loadMs: number; inputNames: string[]; outputNames: string[] }
   | { t: 'timed'; latencies: number[]; hwmMb: number; rssMb: number }
+  /** Warm-up done, timed runs start: the parent polls memory less often from here (see evaluator). */
+  | { t: 'warm' }
   | { t: 'outputs'; outputs: Record<string, NdArray>[] }
   | { t: 'error'; code: string; message: string };
 
@@ -71,6 +73,8 @@ export function validateFromChild(v: unknown): FromChild | string {
       return isNum(v.loadMs) && isStrs(v.inputNames) && isStrs(v.outputNames) ? (v as FromChild) : 'bad loaded message';
     case 'timed':
       return Array.isArray(v.latencies) && v.latencies.every(isNum) && isNum(v.hwmMb) && isNum(v.rssMb) ? (v as FromChild) : 'bad timed message';
+    case 'warm':
+      return v as FromChild;
     case 'outputs':
       return Array.isArray(v.outputs) && v.outputs.every((o) => isObj(o) && Object.values(o).every(isNdArray)) ? (v as FromChild) : 'bad outputs message';
     case 'error':
@@ -91,3 +95,18 @@ export function procMemMb(pid: number | 'self'): { rssMb: number; hwmMb: number 
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
   return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
 }
+
+/** Resident set in MiB from /proc/<pid>/statm: much cheaper to read than status, for polling. */
+export function procRssMb(pid: number): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/statm`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pages = Number(text.split(' ')[1]);
+  return Number.isFinite(pages) ? (pages * PAGE_BYTES) / (1 << 20) : undefined;
+}
+// Linux page size on the boards edgefit targets (arm64 Pi OS, JetPack, x86_64) is 4 KiB; a 16 or
+// 64 KiB kernel would make the cap stricter (over-counts), never looser.
+const PAGE_BYTES = 4096;

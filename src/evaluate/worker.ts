@@ -53,6 +53,7 @@ async function handle(m: ToChild): Promise<FromChild> {
   if (m.t === 'time') {
     const feeds = m.samples.map(toFeeds);
     for (let i = 0; i < m.warmup; i++) await session.run(feeds[i % feeds.length]!);
+    await send({ t: 'warm' });
     const latencies: number[] = [];
     const start = performance.now();
     for (let i = 0; i < m.runs; i++) {
