@@ -100,8 +100,17 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
       limit: 16,
       fidelityMetric: 'auto',
     });
+    // a relative budget is a ratio: time the original again right beside each candidate, so a
+    // change in the box's load during a long search does not pass or fail candidates by itself
+    let referenceP50Ms: number | undefined;
+    if (req.budgets.latencyFactor !== undefined) {
+      referenceP50Ms = isRef
+        ? report.latencyMs.p50
+        : (await evaluateModel({ model: referencePath, data: dataForEval, shapes, threads: config.threads, runs: opts.runs ?? 20, warmup: 3, limit: 1, baseline: false })).latencyMs.p50;
+    }
     const bytes = readFileSync(path);
     const m: Measured = {
+      referenceP50Ms,
       latencyP50Ms: report.latencyMs.p50,
       latencyP95Ms: report.latencyMs.p95,
       modelRssMb: report.modelRssMb ?? report.peakRssMb,

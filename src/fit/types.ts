@@ -52,6 +52,8 @@ export interface FrontierEntry {
   modelRssMb: number;
   /** In [0, 1]; 1 for the reference itself. */
   fidelity: number;
+  /** Relative budgets: the original's p50 timed beside this candidate (load drift correction). */
+  referenceP50Ms?: number;
   meets: { latency: boolean; ram: boolean; fidelity: boolean };
 }
 

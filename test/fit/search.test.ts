@@ -59,3 +59,22 @@ t.test('pareto frontier drops dominated points and sorts slowest first', async (
   const f = paretoFrontier([mk('a', 10, 1), mk('b', 5, 0.9), mk('c', 6, 0.8), mk('d', 3, 0.7)]);
   t.same(f.map((e) => e.id), ['a', 'b', 'd']);
 });
+
+t.test('relative budgets judge each candidate against the original timed beside it (load drift)', async (t) => {
+  // the box gets 3x slower after the reference was measured: raw p95s would all miss 0.5x of the
+  // quiet reference, but each candidate's paired reference run shows the same slow-down
+  let n = 0;
+  const evaluate = async (c: CandidateConfig) => {
+    const slow = n++ === 0 ? 1 : 3;
+    const lat = (100 * (1 - c.structured) ** 2 + 2) * slow;
+    return { latencyP50Ms: lat, latencyP95Ms: lat * 1.02, modelRssMb: 10, fidelity: 1 - 0.25 * c.structured ** 2, sizeBytes: 1, modelPath: '/x', sha256: 'x', referenceP50Ms: 102 * slow };
+  };
+  const out = await searchFrontier({ evaluate }, { budgets: { latencyFactor: 0.5 }, threads: 2, tryQuant: false, steps: 6 });
+  t.ok(out.feasible, 'feasible once drift is corrected');
+  t.ok(out.chosen.config.structured >= 0.3 && out.chosen.config.structured < 0.33, `s=${out.chosen.config.structured}`);
+  // without the paired reference the same slow-down makes the same search fail its budget
+  n = 0;
+  const raw = async (c: CandidateConfig) => ({ ...(await evaluate(c)), referenceP50Ms: undefined });
+  const worse = await searchFrontier({ evaluate: raw }, { budgets: { latencyFactor: 0.5 }, threads: 2, tryQuant: false, steps: 6 });
+  t.ok(worse.chosen.config.structured > out.chosen.config.structured + 0.1, `uncorrected s=${worse.chosen.config.structured}`);
+});
