@@ -4,17 +4,9 @@
 import { EdgefitError } from '../errors.js';
 import type { Model } from '../ir/model.js';
 import type { Sample } from './runner.js';
+import { rng as seededUniform } from '../util/rng.js';
 
-export function seededUniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededUniform };
 
 /** Resolve every runtime input's static shape, from the model or from `shapes` (--shape). */
 export function inputShapes(model: Model, shapes: ReadonlyMap<string, number[]> = new Map()): Map<string, number[]> {

@@ -3,18 +3,9 @@
 // integers: small non-negative ids; bool: fair coin), so that activations look like real ones.
 // Every figure derived from them is flagged synthetic: they say nothing about accuracy.
 import { ND_DTYPES, type NdArray, type NdData, type NdDType, shapeSize } from './ndarray.js';
+import { rng } from '../util/rng.js';
 
-/** mulberry32: tiny, fast and good enough for test data; same seed -> same bytes on every box. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 /** Largest id drawn for integer inputs: token ids / class ids stay inside any vocabulary. */
 const INT_IDS = 10;

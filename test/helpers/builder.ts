@@ -6,18 +6,9 @@ import { Graph } from '../../src/ir/graph.js';
 import type { Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { AttrValue } from '../../src/ir/types.js';
+import { rng } from '../../src/util/rng.js';
 
-/** mulberry32: tiny, seedable, good enough for weights and synthetic inputs. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 /** Standard normal samples (Box-Muller) from a seeded uniform source. */
 export function randn(next: () => number, n: number, std = 1): Float32Array {
