@@ -84,8 +84,9 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
       return hit;
     }
     const isRef = config.structured === 0 && config.unstructured === 0 && config.quant === 'none';
-    const path = isRef ? referencePath : join(candDir, `${key}.onnx`);
-    if (!isRef) {
+    // the model does not depend on threads: one file per build, timed at each thread count
+    const path = isRef ? referencePath : join(candDir, `${cache.key({ ...config, threads: 0 })}.onnx`);
+    if (!isRef && !existsSync(path)) {
       const built = await buildCandidate(config, { original, shapes, samples: calib.samples, synthetic: calib.synthetic, threads });
       writeFileAtomic(path, built.bytes);
     }
@@ -104,9 +105,10 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
     // change in the box's load during a long search does not pass or fail candidates by itself
     let referenceP50Ms: number | undefined;
     if (req.budgets.latencyFactor !== undefined) {
-      referenceP50Ms = isRef
+      // (at the reference's thread count: the budget is a fraction of the original as deployed)
+      referenceP50Ms = isRef && config.threads === threads
         ? report.latencyMs.p50
-        : (await evaluateModel({ model: referencePath, data: dataForEval, shapes, threads: config.threads, runs: opts.runs ?? 20, warmup: 3, limit: 1, baseline: false })).latencyMs.p50;
+        : (await evaluateModel({ model: referencePath, data: dataForEval, shapes, threads, runs: opts.runs ?? 20, warmup: 3, limit: 1, baseline: false })).latencyMs.p50;
     }
     const bytes = readFileSync(path);
     const m: Measured = {

@@ -122,12 +122,24 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     }
   }
 
+  // threads: the same model at fewer threads, fewest first that still meets every budget,
+  // leaves cores to the application (and headroom when the box gets busy is the agent's
+  // step-down's job); tried only for the best feasible float/int8 choice
+  let best = [...seen.values()].filter(ok).sort((a, b) => b.fidelity - a.fidelity)[0];
+  for (let t = (best?.config.threads ?? 1) - 1; best && t >= 1; t--) {
+    const e = await measure({ ...best.config, threads: t });
+    if (!e || !ok(e)) break;
+    notes.push(`${t} thread${t > 1 ? 's' : ''} meet${t > 1 ? '' : 's'} every budget with the same model: ${best.config.threads - t} core(s) left to the application`);
+    best = e;
+  }
+
   const candidates = [...seen.values()];
   const feasible = candidates.filter(ok);
   let chosen: FrontierEntry;
   let shortfall: SearchOutcome['shortfall'];
   if (feasible.length) {
-    chosen = feasible.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.latencyP95Ms < a.latencyP95Ms) ? b : a));
+    // highest fidelity; among equals (one model at several thread counts) the fewest threads
+    chosen = feasible.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.config.threads < a.config.threads) ? b : a));
   } else {
     // closest: the smallest total relative miss across the budgets
     const miss = (e: FrontierEntry) => {

@@ -51,7 +51,9 @@ t.test('a reference already within budget is chosen untouched', async (t) => {
   const out = await searchFrontier({ evaluate: b.evaluate }, { budgets: { latencyMs: 1000 }, threads: 2 });
   t.equal(out.chosen.config.structured, 0);
   t.equal(out.chosen.config.quant, 'none');
-  t.equal(b.calls.length, 1);
+  // the original, then the same at one thread (which also meets 1000 ms here)
+  t.equal(b.calls.length, 2);
+  t.equal(out.chosen.config.threads, 1);
 });
 
 t.test('pareto frontier drops dominated points and sorts slowest first', async (t) => {
@@ -77,4 +79,22 @@ t.test('relative budgets judge each candidate against the original timed beside 
   const raw = async (c: CandidateConfig) => ({ ...(await evaluate(c)), referenceP50Ms: undefined });
   const worse = await searchFrontier({ evaluate: raw }, { budgets: { latencyFactor: 0.5 }, threads: 2, tryQuant: false, steps: 6 });
   t.ok(worse.chosen.config.structured > out.chosen.config.structured + 0.1, `uncorrected s=${worse.chosen.config.structured}`);
+});
+
+t.test('fewer threads are chosen when the same model still meets every budget', async (t) => {
+  // a small model gains nothing from a second thread: one thread is chosen, a core left free
+  const box2 = (oneThreadSlowdown: number) => async (c: CandidateConfig) => {
+    const lat = (100 * (1 - c.structured) ** 2 + 2) * (c.threads === 1 ? oneThreadSlowdown : 1);
+    return { latencyP50Ms: lat, latencyP95Ms: lat, modelRssMb: 10, fidelity: 1 - 0.25 * c.structured ** 2, sizeBytes: 1, modelPath: '/x', sha256: 'x' };
+  };
+  const out = await searchFrontier({ evaluate: box2(1.0) }, { budgets: { latencyMs: 60 }, threads: 2, tryQuant: false, steps: 5 });
+  t.ok(out.feasible);
+  t.equal(out.chosen.config.threads, 1);
+  t.match(out.notes.join(' '), /1 thread meets every budget/);
+  const two = out.candidates.find((e) => e.config.threads === 2 && e.config.structured === out.chosen.config.structured);
+  t.ok(two && two.fidelity === out.chosen.fidelity, 'the same model was measured at 2 threads');
+  // where the second thread pays and the budget needs it, two stay
+  const tight = await searchFrontier({ evaluate: box2(1.6) }, { budgets: { latencyMs: 60 }, threads: 2, tryQuant: false, steps: 5 });
+  t.ok(tight.feasible);
+  t.equal(tight.chosen.config.threads, 2);
 });
