@@ -26,7 +26,8 @@ t.test('static quantization writes the model and a JSON report', async (t) => {
   t.equal(j.mode, 'static');
   t.equal(j.method, 'percentile');
   t.ok(j.sizes.after < j.sizes.before * 0.32);
-  t.equal(j.layers.quantized, 5);
+  t.equal(j.layers.details.filter((l: { int8: boolean; kind: string }) => l.int8 && l.kind === 'weighted').length, 5, 'every conv and gemm int8');
+  t.ok(j.layers.details.some((l: { int8: boolean; kind: string }) => l.int8 && l.kind === 'passthrough'), 'pooling/reshape between int8 layers runs on int8 data');
   t.ok(j.fidelity.mean > 0.99);
   t.ok(j.runtimeOps.QLinearConv >= 3);
   t.ok(existsSync(out));

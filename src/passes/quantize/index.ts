@@ -16,6 +16,7 @@ import { applyDynamic } from './dynamic.js';
 import { measureFidelity, type Fidelity } from './fidelity.js';
 import { applyFp16 } from './fp16.js';
 import { applyOpsetPlan, planOpset, type OpsetPlan } from './opset.js';
+import { foldForQuantization, type FoldReport } from './fold.js';
 import { optimizedModel, openSession, runtimeOps, type Feeds } from './ort.js';
 import { detectPlatform, type Int8Platform } from './platform.js';
 import { applyStatic, calibrationValues, findCandidates, type LayerDecision } from './qdq.js';
@@ -69,6 +70,8 @@ export interface QuantizeReport {
   method: CalibMethod | null;
   platform: Int8Platform;
   opset: OpsetPlan | null;
+  /** Exact float rewrites applied before quantizing (to both the float baseline and the int8 model). */
+  folds: FoldReport | null;
   sizes: { before: number; after: number; ratio: number };
   layers: { quantized: number; float: number; details: LayerDecision[] };
   fidelity: Fidelity | null;
@@ -123,12 +126,14 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   const platform = o.platform ?? detectPlatform();
   const threads = o.threads ?? 2;
   const floatModel = await prepareFloat(input);
-  const floatBytes = serializeModel(floatModel);
   const data = o.data ?? [];
   if (o.mode === 'static' && data.length === 0) throw new EdgefitError('USAGE', 'static quantization needs calibration data (--calib)');
   if (o.minFidelity !== undefined && data.length === 0) throw new EdgefitError('USAGE', '--min-fidelity needs data to measure on (--calib)');
 
   let opset: OpsetPlan | null = null;
+  let folds: FoldReport | null = null;
+  let floatBytes = serializeModel(floatModel);
+  let int8FormBytes = floatBytes;
   let ranges = new Map<string, Range>();
   let reference: Record<string, ort.Tensor>[] = [];
   const method = o.mode === 'static' ? (o.method ?? 'minmax') : null;
@@ -140,8 +145,17 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
       /* shapes stay unknown */
     }
     opset = planOpset(floatModel);
-    const values = calibrationValues(findCandidates(floatModel));
-    const col = await collectStats(floatModel, values, data, { histograms: method !== 'minmax', threads });
+    // the float baseline gets the same opset and exact folds as the int8 model, so it is the
+    // fair comparison and the better model to keep when int8 does not pay off
+    applyOpsetPlan(floatModel, opset);
+    // the int8 form differs from the float one only in how HardSwish is written (see fold.ts)
+    const int8Form = parseModel(serializeModel(floatModel));
+    folds = foldForQuantization(floatModel, 'float');
+    floatBytes = serializeModel(floatModel);
+    foldForQuantization(int8Form, 'int8');
+    int8FormBytes = serializeModel(int8Form);
+    const values = calibrationValues(findCandidates(int8Form));
+    const col = await collectStats(int8Form, values, data, { histograms: method !== 'minmax', threads });
     for (const [v, s] of col.stats) ranges.set(v, computeRange(s, method!));
     reference = col.reference;
   } else if (data.length) {
@@ -155,10 +169,9 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
 
   let reduceRange = platform.reduceRange;
   const build = (keepFloat: ReadonlySet<string>): { model: Model; bytes: Uint8Array; layers: LayerDecision[] } => {
-    const m = parseModel(floatBytes);
+    const m = parseModel(o.mode === 'static' ? int8FormBytes : floatBytes);
     let layers: LayerDecision[];
     if (o.mode === 'static') {
-      applyOpsetPlan(m, opset!);
       layers = applyStatic(m, findCandidates(m), { actType: platform.activation, reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, qdqDomain: opset!.qdqDomain });
     } else if (o.mode === 'dynamic') {
       layers = applyDynamic(m, { perChannel: o.perChannel ?? true, reduceRange, keepFloat });
@@ -187,7 +200,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     }
   }
   if (o.minFidelity !== undefined && fidelity && fidelity.mean < o.minFidelity && o.mode !== 'fp16') {
-    const keys = best.layers.filter((l) => l.int8).map((l) => l.node);
+    const keys = best.layers.filter((l) => l.int8 && l.kind !== 'passthrough').map((l) => l.node);
     const ranked = await rankSensitivity(keys, (keep) => build(keep).bytes, data.slice(0, 1), reference.slice(0, 1), threads);
     // the fewest float layers (most sensitive first) that meet the floor: fidelity grows with k
     let lo = 1;
@@ -221,6 +234,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     method,
     platform: { ...platform, reduceRange, why: rangeNote ? `${platform.why}; ${rangeNote}` : platform.why },
     opset,
+    folds,
     sizes: { before, after: best.bytes.byteLength, ratio: best.bytes.byteLength / before },
     layers: { quantized: best.layers.filter((l) => l.int8).length, float: best.layers.filter((l) => !l.int8).length, details: best.layers },
     fidelity,

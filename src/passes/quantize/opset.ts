@@ -79,7 +79,22 @@ function axesToInput(g: Graph, n: Node): void {
   n.inputs = [n.inputs[0]!, name];
 }
 
+/**
+ * Ops whose opset-14 definition differs from 13 only by new types or attributes whose default keeps
+ * the old meaning (Add/Sub/Mul/Div, Relu, Identity, Reshape allowzero=0, BatchNormalization
+ * training_mode=0, CumSum, RNN/GRU/LSTM layout=0): a model at 13 can be read as 14, which brings
+ * HardSwish as one op.
+ */
+function to14(p: OpsetPlan): OpsetPlan {
+  if (p.to !== 13 || p.qdqDomain !== '') return p;
+  return { ...p, to: 14, why: `${p.why}; read as opset 14 (nothing between 13 and 14 changes meaning at default attributes) for HardSwish` };
+}
+
 export function planOpset(model: Model): OpsetPlan {
+  return to14(planOpsetTo13(model));
+}
+
+function planOpsetTo13(model: Model): OpsetPlan {
   const v = opsetVersion(model);
   if (v >= 13) return { from: v, to: v, qdqDomain: '', converted: [], why: `opset ${v} has per-channel QuantizeLinear/DequantizeLinear` };
   const blockers = new Set<string>();

@@ -2,7 +2,11 @@
 // the weighted ops, weights stored int8 behind a DequantizeLinear. onnxruntime's CPU provider
 // recognises DQ -> op -> Q units and replaces them with int8 kernels (QLinearConv, QLinearMatMul,
 // MatMulIntegerToFloat, QGemm); anything it does not fuse simply runs in float on dequantized
-// values, so the graph is correct whatever the runtime fuses.
+// values, so the graph is correct whatever the runtime fuses. Besides the weighted ops, the ops
+// onnxruntime's CPU provider has int8 kernels for (QLinearAdd/Mul/Concat/GlobalAveragePool/
+// AveragePool/Sigmoid/LeakyRelu) get Q/DQ on every input and output, and data-movement ops
+// (MaxPool, Resize, Transpose, Reshape, ...) between quantized tensors get the same parameters on
+// both sides, which onnxruntime turns into the op running on the uint8/int8 data itself.
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
@@ -19,12 +23,20 @@ export const STATIC_OPS = {
 } as const;
 export type StaticOp = keyof typeof STATIC_OPS;
 
+/** Ops with an int8 kernel in onnxruntime's CPU provider (com.microsoft QLinear*), all inputs quantized. */
+export const ELEMENTWISE_OPS = new Set(['Add', 'Mul', 'Concat', 'GlobalAveragePool', 'AveragePool', 'Sigmoid', 'LeakyRelu']);
+/** Ops that only move or select data: quantized with their input's parameters when that input is quantized. */
+export const PASSTHROUGH_OPS = new Set(['MaxPool', 'Resize', 'Transpose', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze']);
+
 /** One weighted node the quantizer considered. */
 export interface Candidate {
+  kind: 'weighted' | 'elementwise' | 'passthrough';
   node: Node;
   key: string;
   /** Float activations read by the node (quantized per tensor). */
   actInputs: string[];
+  /** Float constants read by an elementwise node (quantized like activations, from their own values). */
+  constInputs: string[];
   /** Tensor carrying the node's result: its output, or the output of a fused Relu/Clip after it. */
   out: string | undefined;
   /** The Relu/Clip folded into the output quantization, if any. */
@@ -57,10 +69,33 @@ function weightAxis(n: Node, w: Tensor): number | undefined {
 export function findCandidates(model: Model): Candidate[] {
   const g = model.graph;
   const out: Candidate[] = [];
+  const absorbed = new Set<Node>();
   for (const n of g.topoOrder()) {
-    if (!(n.opType in STATIC_OPS) || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
+    if (n.domain !== '' && n.domain !== 'ai.onnx') continue;
+    if (absorbed.has(n)) continue;
+    if (ELEMENTWISE_OPS.has(n.opType) || PASSTHROUGH_OPS.has(n.opType)) {
+      const ins = PASSTHROUGH_OPS.has(n.opType) ? [n.inputs[0]!] : n.inputs.filter(Boolean);
+      const c: Candidate = {
+        kind: ELEMENTWISE_OPS.has(n.opType) ? 'elementwise' : 'passthrough',
+        node: n, key: nodeKey(n), actInputs: ins.filter((v) => !g.constant(v)), constInputs: ins.filter((v) => g.constant(v)),
+        out: n.outputs[0], activation: undefined, blocked: undefined,
+      };
+      // Add/Mul then Relu or Clip(0, ...): the activation is the output quantization's saturation
+      const next = c.kind === 'elementwise' && (n.opType === 'Add' || n.opType === 'Mul') && !g.isGraphOutput(n.outputs[0]!) ? g.consumers(n.outputs[0]!) : [];
+      if (next.length === 1 && isConstantClipAtZero(g, next[0]!) && next[0]!.inputs[0] === n.outputs[0]) {
+        c.activation = next[0]!;
+        absorbed.add(c.activation);
+        c.out = c.activation.outputs[0];
+      }
+      if (n.outputs.length !== 1 || g.isGraphOutput(c.out!)) c.blocked = 'its output is a model output (kept exact)';
+      else if (c.actInputs.length === 0) c.blocked = 'no activation input';
+      else if (c.constInputs.some((v) => g.constant(v)!.dtype !== 'float32')) c.blocked = 'non-float constant input';
+      out.push(c);
+      continue;
+    }
+    if (!(n.opType in STATIC_OPS)) continue;
     const spec = STATIC_OPS[n.opType as StaticOp];
-    const c: Candidate = { node: n, key: nodeKey(n), actInputs: [], out: undefined, activation: undefined, blocked: undefined };
+    const c: Candidate = { kind: 'weighted', node: n, key: nodeKey(n), actInputs: [], constInputs: [], out: undefined, activation: undefined, blocked: undefined };
     const wName = n.inputs[spec.weight] ?? '';
     const w = g.constant(wName);
     if (n.opType === 'MatMul' && !w) c.actInputs = n.inputs.slice(0, 2);
@@ -73,6 +108,7 @@ export function findCandidates(model: Model): Candidate[] {
       const cons = g.consumers(o);
       if (!g.isGraphOutput(o) && cons.length === 1 && isConstantClipAtZero(g, cons[0]!)) {
         c.activation = cons[0]!;
+        absorbed.add(c.activation);
         o = c.activation.outputs[0]!;
       }
       if (g.isGraphOutput(o)) c.blocked = 'its output is a model output (kept exact)';
@@ -87,7 +123,7 @@ export function findCandidates(model: Model): Candidate[] {
 export function calibrationValues(cands: readonly Candidate[]): string[] {
   const s = new Set<string>();
   for (const c of cands) {
-    if (c.blocked) continue;
+    if (c.blocked || c.kind === 'passthrough') continue;
     for (const v of c.actInputs) s.add(v);
     if (c.out) s.add(c.out);
   }
@@ -108,6 +144,7 @@ export interface StaticOptions {
 export interface LayerDecision {
   node: string;
   op: string;
+  kind?: Candidate['kind'];
   int8: boolean;
   why?: string;
 }
@@ -117,16 +154,33 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
   const g = model.graph;
   const decisions: LayerDecision[] = [];
   const chosen: Candidate[] = [];
+  const tensors = new Set<string>();
   for (const c of cands) {
+    if (c.kind === 'passthrough') continue;
     const missing = [...c.actInputs, ...(c.out ? [c.out] : [])].find((v) => !o.ranges.has(v));
     const why = c.blocked ?? (o.keepFloat.has(c.key) ? 'kept float: most sensitive layer' : missing ? `no float32 calibration range for '${missing}'` : undefined);
-    decisions.push({ node: c.key, op: c.node.opType, int8: !why, ...(why ? { why } : {}) });
-    if (!why) chosen.push(c);
+    decisions.push({ node: c.key, op: c.node.opType, kind: c.kind, int8: !why, ...(why ? { why } : {}) });
+    if (!why) {
+      chosen.push(c);
+      for (const v of [...c.actInputs, ...(c.out ? [c.out] : [])]) tensors.add(v);
+    }
+  }
+  // data movement between quantized tensors: the output reuses the input's parameters (topological order)
+  const alias = new Map<string, string>();
+  for (const c of cands) {
+    if (c.kind !== 'passthrough' || c.blocked || !c.out) continue;
+    const v = c.actInputs[0]!;
+    if (!tensors.has(v) || o.keepFloat.has(c.key)) continue;
+    decisions.push({ node: c.key, op: c.node.opType, kind: c.kind, int8: true });
+    chosen.push(c);
+    alias.set(c.out, alias.get(v) ?? v);
+    tensors.add(c.out);
   }
   const params = new Map<string, QParams>();
   const qParams = (v: string): QParams => {
-    let p = params.get(v);
-    if (!p) params.set(v, (p = activationParams(o.ranges.get(v)!, o.actType)));
+    const src = alias.get(v) ?? v;
+    let p = params.get(src);
+    if (!p) params.set(src, (p = activationParams(o.ranges.get(src)!, o.actType)));
     return p;
   };
   // which nodes run int8, and which values carry a quantized result (all their readers must see it)
@@ -137,16 +191,10 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
     if (c.activation) quantizedNodes.add(c.activation);
     if (c.out) producedQuantized.add(c.out);
   }
-  const dqOf = new Map<string, string>();
-  const tensors = new Set<string>();
-  for (const c of chosen) for (const v of [...c.actInputs, ...(c.out ? [c.out] : [])]) tensors.add(v);
   for (const v of tensors) {
     const p = qParams(v);
     const base = v.replace(/[^A-Za-z0-9_.]/g, '_');
-    const scale = g.uniqueName(`${base}_scale`);
-    const zp = g.uniqueName(`${base}_zero_point`);
-    g.setInitializer(Tensor.scalarFloat(scale, p.scale));
-    g.setInitializer(o.actType === 'uint8' ? Tensor.fromUint8(zp, [], Uint8Array.of(p.zeroPoint)) : Tensor.fromInt8(zp, [], Int8Array.of(p.zeroPoint)));
+    const { scale, zp } = addParams(g, base, p, o.actType);
     const qv = g.uniqueName(`${base}_QuantizeLinear`);
     const dqv = g.uniqueName(`${base}_DequantizeLinear`);
     const readers = g.consumers(v).filter((n) => producedQuantized.has(v) || quantizedNodes.has(n));
@@ -155,10 +203,33 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
     g.addNode({ opType: 'DequantizeLinear', domain: o.qdqDomain, name: `${dqv}_node`, inputs: [qv, scale, zp], outputs: [dqv] }, { after: qn });
     for (const r of readers) for (let i = 0; i < r.inputs.length; i++) if (r.inputs[i] === v) r.inputs[i] = dqv;
     g.touch();
-    dqOf.set(v, dqv);
   }
   for (const c of chosen) {
     const n = c.node;
+    if (c.kind === 'elementwise') {
+      // constants of Add/Mul/Concat: quantized with the activation type, from their own range
+      for (const cv of c.constInputs) {
+        const t = g.constant(cv)!;
+        const data = t.toFloat32();
+        let lo = 0;
+        let hi = 0;
+        for (const x of data) {
+          if (x < lo) lo = x;
+          if (x > hi) hi = x;
+        }
+        const p = activationParams({ min: lo, max: hi }, o.actType);
+        const q = o.actType === 'uint8' ? new Uint8Array(data.length) : new Int8Array(data.length);
+        const [qmin, qmax] = o.actType === 'uint8' ? [0, 255] : [-128, 127];
+        for (let i = 0; i < data.length; i++) q[i] = Math.max(qmin, Math.min(qmax, Math.round(data[i]! / p.scale) + p.zeroPoint));
+        const base = g.uniqueName(`${cv.replace(/[^A-Za-z0-9_.]/g, '_')}_const`);
+        const qt = q instanceof Uint8Array ? Tensor.fromUint8(`${base}_quantized`, t.dims, q) : Tensor.fromInt8(`${base}_quantized`, t.dims, q as Int8Array);
+        const { scale, zp } = addParams(g, base, p, o.actType);
+        const dq = addDequantize(g, n, qt, g.constant(scale)!, g.constant(zp)!, undefined, o.qdqDomain);
+        for (let i = 0; i < n.inputs.length; i++) if (n.inputs[i] === cv) n.inputs[i] = dq;
+      }
+      continue;
+    }
+    if (c.kind !== 'weighted') continue;
     const spec = STATIC_OPS[n.opType as StaticOp];
     const wName = n.inputs[spec.weight]!;
     const w = g.constant(wName);
@@ -175,6 +246,15 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
     }
   }
   return decisions;
+}
+
+/** Scalar scale and zero-point initializers for one quantized tensor. */
+function addParams(g: Graph, base: string, p: QParams, actType: ActType): { scale: string; zp: string } {
+  const scale = g.uniqueName(`${base}_scale`);
+  const zp = g.uniqueName(`${base}_zero_point`);
+  g.setInitializer(Tensor.scalarFloat(scale, p.scale));
+  g.setInitializer(actType === 'uint8' ? Tensor.fromUint8(zp, [], Uint8Array.of(p.zeroPoint)) : Tensor.fromInt8(zp, [], Int8Array.of(p.zeroPoint)));
+  return { scale, zp };
 }
 
 function addDequantize(g: Graph, before: Node, q: Tensor, scale: Tensor, zp: Tensor, axis: number | undefined, domain: string): string {

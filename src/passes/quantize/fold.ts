@@ -1,0 +1,278 @@
+// Exact float rewrites done before quantizing, so each conv carries one scale and the int8 graph
+// has as few float islands as possible (every elementwise op onnxruntime cannot run in int8 costs
+// a DequantizeLinear/QuantizeLinear round trip):
+// - Conv -> Mul(constant) -> Add(constant) (PP-LCNet's "learnable affine" after a conv) folded
+//   into the conv's weights and bias;
+// - a constant affine before a Conv (s * x + a) folded into that conv: the scale always (zero
+//   padding stays zero), the shift only when the conv has no padding (else the border would see a
+//   instead of 0);
+// - x * Clip(x + 3, 0, 6) / 6 recognised as one HardSwish (opset >= 14) or x * HardSigmoid(x);
+// - BatchNormalization after a ConvTranspose folded into it (onnxruntime folds it only after Conv).
+// All rewrites are exact up to float rounding; the fidelity measurement covers them.
+import type { Graph } from '../../ir/graph.js';
+import type { Model } from '../../ir/model.js';
+import { opsetVersion } from '../../ir/model.js';
+import type { Node } from '../../ir/node.js';
+import { Tensor } from '../../ir/tensor.js';
+
+export interface FoldReport {
+  convAffine: number;
+  inputScale: number;
+  inputShift: number;
+  hardSwish: number;
+  convTransposeBn: number;
+}
+
+const std = (n: Node): boolean => n.domain === '' || n.domain === 'ai.onnx';
+
+/** The single node reading `v`, when `v` is not a graph output and has exactly one reader. */
+function soleConsumer(g: Graph, v: string): Node | undefined {
+  const c = g.consumers(v);
+  return c.length === 1 && !g.isGraphOutput(v) ? c[0] : undefined;
+}
+
+/** Constant per-channel vector (length C) of a scalar or [C], [C,1,1], [1,C,1,1] constant. */
+function perChannel(g: Graph, name: string | undefined, channels: number, rank: number): Float32Array | undefined {
+  const t = name ? g.constant(name) : undefined;
+  if (!t || t.dtype !== 'float32') return undefined;
+  if (t.size === 1 && t.dims.length <= rank) return new Float32Array(channels).fill(t.toFloat32()[0]!);
+  if (t.size !== channels) return undefined;
+  // the channel axis of a rank-`rank` NC... tensor, right-aligned broadcasting
+  const d = [...t.dims];
+  while (d.length < rank) d.unshift(1);
+  if (d.length !== rank || d[1] !== channels) return undefined;
+  return t.toFloat32();
+}
+
+/** The other input of a binary op, when one input is `v`. */
+function otherInput(n: Node, v: string): string | undefined {
+  if (n.inputs.length !== 2) return undefined;
+  if (n.inputs[0] === v) return n.inputs[1];
+  if (n.inputs[1] === v) return n.inputs[0];
+  return undefined;
+}
+
+function setWeights(g: Graph, n: Node, wIdx: number, base: string, t: Tensor): void {
+  const name = g.uniqueName(base);
+  g.setInitializer(t.withName(name));
+  while (n.inputs.length <= wIdx) n.inputs.push('');
+  n.inputs[wIdx] = name;
+}
+
+/** Conv -> Mul(c) [-> Add(c)] and Conv -> Add(c): fold into the conv. */
+function foldConvAffine(g: Graph): number {
+  let count = 0;
+  for (const conv of g.topoOrder()) {
+    if (conv.opType !== 'Conv' || !std(conv)) continue;
+    const w = g.constant(conv.inputs[1] ?? '');
+    if (!w || w.dtype !== 'float32') continue;
+    const cout = w.dims[0]!;
+    const r = w.dims.length;
+    for (;;) {
+      const out = conv.outputs[0]!;
+      const next = soleConsumer(g, out);
+      if (!next || !std(next) || (next.opType !== 'Mul' && next.opType !== 'Add')) break;
+      const c = perChannel(g, otherInput(next, out), cout, r);
+      if (!c) break;
+      const wt = g.constant(conv.inputs[1]!)!;
+      const b0 = conv.inputs[2] ? g.constant(conv.inputs[2]) : undefined;
+      if (conv.inputs[2] && !b0) break;
+      const bias = b0 ? Float32Array.from(b0.toFloat32()) : new Float32Array(cout);
+      if (next.opType === 'Mul') {
+        const wd = Float32Array.from(wt.toFloat32());
+        const per = wd.length / cout;
+        for (let o = 0; o < cout; o++) {
+          for (let i = 0; i < per; i++) wd[o * per + i]! *= c[o]!;
+          bias[o]! *= c[o]!;
+        }
+        setWeights(g, conv, 1, `${conv.inputs[1]}_folded`, Tensor.fromFloat32('w', wt.dims, wd));
+      } else {
+        for (let o = 0; o < cout; o++) bias[o]! += c[o]!;
+      }
+      setWeights(g, conv, 2, `${conv.inputs[2] || conv.outputs[0]}_bias_folded`, Tensor.fromFloat32('b', [cout], bias));
+      // the conv now produces what `next` produced
+      const res = next.outputs[0]!;
+      g.removeNode(next);
+      g.replaceAllUses(res, out);
+      count++;
+    }
+  }
+  return count;
+}
+
+/** x -> Mul(s) [-> Add(a)] -> only Convs: fold s (always) and a (unpadded convs) into them. */
+function foldInputAffine(g: Graph): { scale: number; shift: number } {
+  let scale = 0;
+  let shift = 0;
+  for (const n of g.topoOrder()) {
+    if (!std(n) || (n.opType !== 'Mul' && n.opType !== 'Add')) continue;
+    const x = n.inputs.find((v) => v && !g.constant(v));
+    const cName = x === undefined ? undefined : otherInput(n, x);
+    const ct = cName ? g.constant(cName) : undefined;
+    if (!x || !ct || ct.dtype !== 'float32' || ct.size !== 1) continue;
+    const k = ct.toFloat32()[0]!;
+    let out = n.outputs[0]!;
+    if (g.isGraphOutput(out)) continue;
+    // Mul(s) -> Add(a) -> padded convs: becomes Add(a / s) -> convs with weights * s
+    let shiftAfter: Node | undefined;
+    if (n.opType === 'Mul' && k !== 0) {
+      const a = soleConsumer(g, out);
+      const at = a && std(a) && a.opType === 'Add' ? g.constant(otherInput(a, out) ?? '') : undefined;
+      if (a && at && at.dtype === 'float32' && at.size === 1 && !g.isGraphOutput(a.outputs[0]!)) {
+        shiftAfter = a;
+        out = a.outputs[0]!;
+      }
+    }
+    const readers = g.consumers(out);
+    if (readers.length === 0 || !readers.every((c) => c.opType === 'Conv' && std(c) && c.inputs[0] === out && g.constant(c.inputs[1] ?? '')?.dtype === 'float32' && (!c.inputs[2] || g.constant(c.inputs[2])))) continue;
+    const unpadded = (c: Node): boolean => (c.attrInts('pads') ?? []).every((p) => p === 0) && (c.attrString('auto_pad') ?? 'NOTSET') !== 'SAME_UPPER' && (c.attrString('auto_pad') ?? 'NOTSET') !== 'SAME_LOWER';
+    if (n.opType === 'Add' && !readers.every(unpadded)) continue;
+    if (shiftAfter) {
+      const a = shiftAfter;
+      const an = g.uniqueName(`${a.outputs[0]}_shift`);
+      g.setInitializer(Tensor.scalarFloat(an, g.constant(otherInput(a, n.outputs[0]!)!)!.toFloat32()[0]! / k));
+      a.inputs = [x, an];
+    }
+    for (const c of readers) {
+      const w = g.constant(c.inputs[1]!)!;
+      const cout = w.dims[0]!;
+      const wd = w.toFloat32();
+      const per = wd.length / cout;
+      const b0 = c.inputs[2] ? g.constant(c.inputs[2])!.toFloat32() : new Float32Array(cout);
+      const bias = Float32Array.from(b0);
+      if (n.opType === 'Mul') {
+        setWeights(g, c, 1, `${c.inputs[1]}_folded`, Tensor.fromFloat32('w', w.dims, wd.map((v) => v * k)));
+      } else {
+        for (let o = 0; o < cout; o++) {
+          let s = 0;
+          for (let i = 0; i < per; i++) s += wd[o * per + i]!;
+          bias[o]! += k * s;
+        }
+        setWeights(g, c, 2, `${c.inputs[2] || c.outputs[0]}_bias_folded`, Tensor.fromFloat32('b', [cout], bias));
+      }
+      if (!shiftAfter) c.inputs[0] = x;
+    }
+    g.removeNode(n);
+    g.touch();
+    if (n.opType === 'Mul') scale++;
+    else shift++;
+  }
+  return { scale, shift };
+}
+
+function scalarIs(g: Graph, v: string | undefined, want: number): boolean {
+  const t = v ? g.constant(v) : undefined;
+  return !!t && t.dtype === 'float32' && t.size === 1 && Math.abs(t.toFloat32()[0]! - want) < 1e-6 * Math.max(1, Math.abs(want));
+}
+
+/**
+ * x * Clip(x + 3, 0, 6) / 6 (or * (1/6)). For float: one HardSwish (opset >= 14) or
+ * x * HardSigmoid(x). For int8 ('int8'): the /6 leaves the chain (merged into a following scalar
+ * Mul, which the input folds then push into the next conv), so what stays is Add -> Clip -> Mul,
+ * which onnxruntime runs as QLinearAdd (the Clip is the output quantization's saturation) and
+ * QLinearMul instead of a float island.
+ */
+function fuseHardSwish(model: Model, form: 'float' | 'int8'): number {
+  const g = model.graph;
+  const useHardSwish = opsetVersion(model) >= 14;
+  let count = 0;
+  for (const add of g.topoOrder()) {
+    if (add.opType !== 'Add' || !std(add)) continue;
+    const x = add.inputs.find((v) => v && !g.constant(v));
+    if (!x || !scalarIs(g, otherInput(add, x), 3)) continue;
+    const clip = soleConsumer(g, add.outputs[0]!);
+    if (!clip || clip.opType !== 'Clip' || !std(clip) || clip.inputs[0] !== add.outputs[0]) continue;
+    const lo = clip.attrFloat('min') ?? (scalarIs(g, clip.inputs[1], 0) ? 0 : undefined);
+    const hi = clip.attrFloat('max') ?? (scalarIs(g, clip.inputs[2], 6) ? 6 : undefined);
+    if (lo !== 0 || hi !== 6) continue;
+    const mul = soleConsumer(g, clip.outputs[0]!);
+    if (!mul || mul.opType !== 'Mul' || !std(mul) || otherInput(mul, clip.outputs[0]!) !== x) continue;
+    const div = soleConsumer(g, mul.outputs[0]!);
+    if (!div || !std(div) || div.inputs[0] !== mul.outputs[0]) continue;
+    if (!((div.opType === 'Div' && scalarIs(g, div.inputs[1], 6)) || (div.opType === 'Mul' && scalarIs(g, otherInput(div, mul.outputs[0]!), 1 / 6)))) continue;
+    const out = div.outputs[0]!;
+    const name = add.name || out;
+    if (form === 'int8') {
+      const next = soleConsumer(g, out);
+      const nc = next && std(next) && next.opType === 'Mul' ? otherInput(next, out) : undefined;
+      const nt = nc ? g.constant(nc) : undefined;
+      if (next && nt && nt.dtype === 'float32' && nt.size === 1) {
+        const sn = g.uniqueName(`${nc}_div6`);
+        g.setInitializer(Tensor.scalarFloat(sn, nt.toFloat32()[0]! / 6));
+        next.inputs = [mul.outputs[0]!, sn];
+        g.removeNode(div);
+      } else {
+        const sn = g.uniqueName(`${out}_sixth`);
+        g.setInitializer(Tensor.scalarFloat(sn, 1 / 6));
+        div.opType = 'Mul';
+        div.inputs = [mul.outputs[0]!, sn];
+      }
+      g.touch();
+      count++;
+      continue;
+    }
+    if (useHardSwish) {
+      g.addNode({ opType: 'HardSwish', name: `${name}_hardswish`, inputs: [x], outputs: [out] }, { before: add });
+    } else {
+      const hs = g.uniqueName(`${out}_hardsigmoid`);
+      const h = g.addNode({ opType: 'HardSigmoid', name: `${name}_hardsigmoid`, inputs: [x], outputs: [hs], attrs: { alpha: { type: 'float', value: 1 / 6 }, beta: { type: 'float', value: 0.5 } } }, { before: add });
+      g.addNode({ opType: 'Mul', name: `${name}_hardswish`, inputs: [x, hs], outputs: [out] }, { after: h });
+    }
+    for (const n of [add, clip, mul, div]) g.removeNode(n);
+    count++;
+  }
+  return count;
+}
+
+/** ConvTranspose (group 1) -> BatchNormalization: fold the BN into the weights ([Cin, Cout, ...]) and bias. */
+function foldConvTransposeBn(g: Graph): number {
+  let count = 0;
+  for (const ct of g.topoOrder()) {
+    if (ct.opType !== 'ConvTranspose' || !std(ct) || ct.attrInt('group', 1) !== 1) continue;
+    const w = g.constant(ct.inputs[1] ?? '');
+    if (!w || w.dtype !== 'float32') continue;
+    // a bias written as a separate Add goes into the ConvTranspose first
+    const add = soleConsumer(g, ct.outputs[0]!);
+    const addC = add && std(add) && add.opType === 'Add' ? perChannel(g, otherInput(add, ct.outputs[0]!), w.dims[1]!, w.dims.length) : undefined;
+    const b00 = ct.inputs[2] ? g.constant(ct.inputs[2])?.toFloat32() : new Float32Array(w.dims[1]!);
+    if (add && addC && b00) {
+      setWeights(g, ct, 2, `${ct.outputs[0]}_bias`, Tensor.fromFloat32('b', [w.dims[1]!], b00.map((v, c) => v + addC[c]!)));
+      const res = add.outputs[0]!;
+      g.removeNode(add);
+      g.replaceAllUses(res, ct.outputs[0]!);
+    }
+    const bn = soleConsumer(g, ct.outputs[0]!);
+    if (!bn || bn.opType !== 'BatchNormalization' || !std(bn) || bn.outputs.filter(Boolean).length !== 1) continue;
+    const [sc, bb, mean, vr] = [1, 2, 3, 4].map((i) => g.constant(bn.inputs[i] ?? '')?.toFloat32());
+    const cout = w.dims[1]!;
+    if (!sc || !bb || !mean || !vr || sc.length !== cout) continue;
+    const b0 = ct.inputs[2] ? g.constant(ct.inputs[2])?.toFloat32() : new Float32Array(cout);
+    if (!b0) continue;
+    const eps = bn.attrFloat('epsilon', 1e-5)!;
+    const mult = sc.map((s, c) => s / Math.sqrt(vr[c]! + eps));
+    const wd = Float32Array.from(w.toFloat32());
+    const inner = wd.length / (w.dims[0]! * cout);
+    for (let i = 0; i < wd.length; i++) wd[i]! *= mult[Math.floor(i / inner) % cout]!;
+    const bias = Float32Array.from({ length: cout }, (_, c) => (b0[c]! - mean[c]!) * mult[c]! + bb[c]!);
+    setWeights(g, ct, 1, `${ct.inputs[1]}_bn_folded`, Tensor.fromFloat32('w', w.dims, wd));
+    setWeights(g, ct, 2, `${ct.outputs[0]}_bn_bias`, Tensor.fromFloat32('b', [cout], bias));
+    const res = bn.outputs[0]!;
+    g.removeNode(bn);
+    g.replaceAllUses(res, ct.outputs[0]!);
+    count++;
+  }
+  return count;
+}
+
+/** Apply every fold in place (float graph, standard ops). */
+export function foldForQuantization(model: Model, form: 'float' | 'int8' = 'float'): FoldReport {
+  const g = model.graph;
+  const convAffine = foldConvAffine(g);
+  const hardSwish = fuseHardSwish(model, form);
+  const { scale, shift } = foldInputAffine(g);
+  // a shift folded into a 1x1 conv can leave a Mul/Add pair behind; one more pass catches it
+  const again = foldInputAffine(g);
+  const convTransposeBn = foldConvTransposeBn(g);
+  g.touch();
+  return { convAffine, inputScale: scale + again.scale, inputShift: shift + again.shift, hardSwish, convTransposeBn };
+}
