@@ -23,7 +23,7 @@ import { CommandHandler } from './commands.js';
 import { CpuMeter, defaultDeviceId, readSystem } from './device.js';
 import { profileHardware, type HardwareFacts } from './hardware.js';
 import { LatencyProbe, type LatencyStats } from './latency.js';
-import { ModelStore, sha256Hex, type ModelVersion } from './model-store.js';
+import { ModelStore, sha256File, sha256Hex, type ModelVersion } from './model-store.js';
 import { resolveFitter } from './reference-fitter.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -65,6 +65,7 @@ export class Agent {
   private modelSha = '';
   shapes: Record<string, number[]> = {};
   private fitter!: Fitter;
+  private fitterClose: (() => void) | undefined;
   fitterName = '';
   private metricTicks = 0;
   private stopped = false;
@@ -90,7 +91,7 @@ export class Agent {
     this.stateDir = resolve(cfg.stateDir ?? process.env.STATE_DIRECTORY ?? join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local/state'), 'edgefit'));
     this.modelPath = resolve(cfg.model.path ?? DEFAULT_MODEL);
     if (!existsSync(this.modelPath)) throw new EdgefitError('FILE_NOT_FOUND', `model ${this.modelPath} does not exist`);
-    this.modelSha = sha256Hex(readFileSync(this.modelPath));
+    this.modelSha = sha256File(this.modelPath);
     this.shapes = Object.keys(cfg.model.shapes).length ? cfg.model.shapes : cfg.model.path ? {} : DEFAULT_SHAPES;
     const signing = this.signingConfig();
 
@@ -146,9 +147,10 @@ export class Agent {
     this.bus.report('profiled', `hardware profile '${this.hw.profile}'${last && last.hash !== this.hw.hash ? ' (hardware changed)' : ''}`, { profile: this.hw.profile, hardwareHash: this.hw.hash });
     this.publishProfile();
 
-    const f = this.deps.fitter ? { fitter: this.deps.fitter, name: 'injected' } : await resolveFitter(cfg.fitter, this.hw.hash);
+    const f = this.deps.fitter ? { fitter: this.deps.fitter, name: 'injected', close: undefined } : resolveFitter(cfg.fitter, this.hw.hash);
     this.fitter = f.fitter;
     this.fitterName = f.name;
+    this.fitterClose = f.close;
 
     this.timers.push(setInterval(() => this.metricsTick(), cfg.metricsIntervalS * 1000));
     this.timers.push(setInterval(() => void this.probeTick(), cfg.probe.intervalS * 1000));
@@ -242,13 +244,13 @@ export class Agent {
   }
 
   /** Deploy a frontier entry or shipped bytes: pending row, durable file, pointer swap, active row. */
-  async deployBytes(bytes: Uint8Array, meta: { fitId: number | null; candidateId: string | null; source: string; expectSha256?: string }, txn?: string): Promise<ModelVersion> {
-    const sha = sha256Hex(bytes);
+  async deployBytes(src: { bytes: Uint8Array } | { file: string }, meta: { fitId: number | null; candidateId: string | null; source: string; expectSha256?: string }, txn?: string): Promise<ModelVersion> {
+    const sha = 'bytes' in src ? sha256Hex(src.bytes) : sha256File(src.file);
     const version = ModelStore.versionFor(sha);
     const depId = this.store.beginDeployment(version, sha, meta.source, meta.fitId, meta.candidateId);
     this.bus.report('deploy-started', `deploying ${version}`, { version, candidateId: meta.candidateId, source: meta.source }, txn);
     try {
-      const v = await this.models.deploy(bytes, { ...meta, version });
+      const v = await this.models.deploy(src, { ...meta, version });
       this.store.activateDeployment(depId);
       await this.loadProbe(v);
       this.adaptation.reset();
@@ -262,8 +264,7 @@ export class Agent {
   }
 
   deployEntry(fitId: number, entry: FrontierEntry, source: string, txn?: string): Promise<ModelVersion> {
-    const bytes = readFileSync(entry.modelPath);
-    return this.deployBytes(bytes, { fitId, candidateId: entry.id, source, expectSha256: entry.sha256 }, txn);
+    return this.deployBytes({ file: entry.modelPath }, { fitId, candidateId: entry.id, source, expectSha256: entry.sha256 }, txn);
   }
 
   async rollback(txn?: string): Promise<ModelVersion> {
@@ -395,7 +396,9 @@ export class Agent {
     }
     this.publisher?.stop();
     await this.client?.stop();
-    // a running fit is not awaited: it may take minutes; it is marked failed and redone on restart
+    // a running fit is not awaited: it may take minutes; its child is killed, the fit is marked
+    // failed and redone on restart
+    this.fitterClose?.();
     await this.lock.catch(() => undefined);
     await this.probe.close();
     this.store?.close();

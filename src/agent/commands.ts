@@ -1,7 +1,6 @@
 // Commands arriving on request/<verb>: parse, validate, verify the signature, dispatch, and
 // answer on response/<verb> echoing the txn. Anything wrong gets an error response; nothing a
 // command carries is ever used as a file path.
-import ort from 'onnxruntime-node';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { verifyModelSignature, verifyRequest, type SigningConfig } from '../tele
 import { isVerb, type Verb } from '../telemetry/topics.js';
 import { checkArgs, checkPayload } from '../telemetry/validate.js';
 import type { Agent } from './agent.js';
-import { feedsFor } from './inputs.js';
+import { LatencyProbe } from './latency.js';
 import { sha256Hex } from './model-store.js';
 
 const MAX_REQUEST_BYTES = 96 * 1024 * 1024;
@@ -103,7 +102,7 @@ export class CommandHandler {
       if (!verifyModelSignature(this.signing.publicKey, bytes, args.signature)) throw new EdgefitError('INTEGRITY', 'shipped model signature does not verify');
     }
     await this.checkRuns(bytes);
-    const v = await a.exclusive(() => a.deployBytes(bytes, { fitId: null, candidateId: null, source: 'command', expectSha256: args.sha256 }, txn));
+    const v = await a.exclusive(() => a.deployBytes({ bytes }, { fitId: null, candidateId: null, source: 'command', expectSha256: args.sha256 }, txn));
     return { deployed: v.version, sha256: v.sha256 };
   }
 
@@ -113,12 +112,8 @@ export class CommandHandler {
     try {
       const p = join(dir, 'model.onnx');
       writeFileSync(p, bytes);
-      const s = await ort.InferenceSession.create(p, { intraOpNumThreads: 1 });
-      try {
-        await s.run(feedsFor(s, this.agent.shapes));
-      } finally {
-        await s.release();
-      }
+      // in a probe child, like every model run of the agent: a bad model cannot take it down
+      await new LatencyProbe(120_000).load(p, this.agent.shapes, 1);
     } catch (e) {
       throw new EdgefitError('CORRUPT_MODEL', `shipped model does not run: ${oneLine(e)}`, { cause: e });
     } finally {

@@ -1,9 +1,9 @@
 // Inputs for latency probes and the reference measurement: a real photograph (skimage's
 // coffee.png, or camera.png) resized into each 4-D float input; noise would not exercise
-// data-dependent paths the way a real frame does.
+// data-dependent paths the way a real frame does. Pure data: onnxruntime is only ever loaded in
+// the probe child (probe-worker.ts), never in the agent process.
 import { existsSync, readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
-import ort from 'onnxruntime-node';
 
 const IMAGES = ['/usr/lib/python3/dist-packages/skimage/data/coffee.png', '/usr/lib/python3/dist-packages/skimage/data/camera.png'];
 
@@ -42,14 +42,17 @@ export function imageTensor(dims: readonly number[]): Float32Array {
   return out;
 }
 
-/** Feeds for every input of a session; dims from `shapes`, else from the model with 1 for dynamic dims. */
-export function feedsFor(session: ort.InferenceSession, shapes: Record<string, number[]>): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
-  const meta = session.inputMetadata as unknown as Array<{ name: string; isTensor: boolean; shape?: Array<number | string> }>;
-  for (const name of session.inputNames) {
-    const m = Array.isArray(meta) ? meta.find((x) => x.name === name) : undefined;
-    const dims = shapes[name] ?? (m?.shape ?? [1]).map((d) => (typeof d === 'number' && d > 0 ? d : 1));
-    feeds[name] = new ort.Tensor('float32', imageTensor(dims), dims);
+/** Dims of each input: from `shapes`, else from the model's metadata with 1 for dynamic dims. */
+export function inputDims(
+  inputNames: readonly string[],
+  meta: unknown,
+  shapes: Record<string, number[]>,
+): Record<string, number[]> {
+  const list = Array.isArray(meta) ? (meta as Array<{ name?: unknown; shape?: Array<number | string> }>) : [];
+  const out: Record<string, number[]> = {};
+  for (const name of inputNames) {
+    const m = list.find((x) => x.name === name);
+    out[name] = shapes[name] ?? (m?.shape ?? [1]).map((d) => (typeof d === 'number' && d > 0 ? d : 1));
   }
-  return feeds;
+  return out;
 }

@@ -4,10 +4,11 @@
 // A crash before the pointer swap leaves the previous model deployed; after it, the new one.
 // The pointer is the truth; the database's deployment rows are reconciled against it.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { EdgefitError } from '../errors.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { fsyncDir, writeFileAtomic } from '../util/fs.js';
 
 export interface ModelVersion {
   version: string;
@@ -20,6 +21,19 @@ export interface ModelVersion {
 interface Pointer { current: ModelVersion; previous: ModelVersion | null }
 
 export const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** sha256 of a file read in 1 MiB chunks: the agent never holds a whole model in memory to hash it. */
+export function sha256File(path: string): string {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fd = openSync(path, 'r');
+  try {
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) h.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
 
 export class ModelStore {
   private readonly versionsDir: string;
@@ -49,7 +63,7 @@ export class ModelStore {
 
   /** Check a stored version's bytes against its recorded sha256. */
   verify(v: ModelVersion): boolean {
-    return existsSync(v.file) && sha256Hex(readFileSync(v.file)) === v.sha256;
+    return existsSync(v.file) && sha256File(v.file) === v.sha256;
   }
 
   /**
@@ -61,14 +75,19 @@ export class ModelStore {
     return `${stamp}-${sha.slice(0, 12)}`;
   }
 
-  async deploy(bytes: Uint8Array, meta: { version: string; candidateId: string | null; fitId: number | null; source: string; expectSha256?: string }): Promise<ModelVersion> {
-    const sha = sha256Hex(bytes);
+  /**
+   * Deploy bytes (shipped by command) or a file (a frontier entry; copied by the kernel, never
+   * read into the agent's memory): durable write, read back against the sha256, pointer swap.
+   */
+  async deploy(src: { bytes: Uint8Array } | { file: string }, meta: { version: string; candidateId: string | null; fitId: number | null; source: string; expectSha256?: string }): Promise<ModelVersion> {
+    const sha = 'bytes' in src ? sha256Hex(src.bytes) : sha256File(src.file);
     if (meta.expectSha256 && meta.expectSha256 !== sha) {
       throw new EdgefitError('INTEGRITY', `model sha256 is ${sha}, expected ${meta.expectSha256}`);
     }
     const version = meta.version;
     const file = join(this.versionsDir, `${version}.onnx`);
-    writeFileAtomic(file, bytes);
+    if ('bytes' in src) writeFileAtomic(file, src.bytes);
+    else copyFileAtomic(src.file, file);
     const v: ModelVersion = { version, sha256: sha, file, candidateId: meta.candidateId, fitId: meta.fitId, source: meta.source };
     if (!this.verify(v)) throw new EdgefitError('INTEGRITY', `model ${file} does not read back with sha256 ${sha}`);
     // fault-injection seam for the crash test: a kill -9 here must leave the old model in place
@@ -105,4 +124,21 @@ export class ModelStore {
       }
     }
   }
+}
+
+/** writeFileAtomic for a copy: temp file beside the target, fsync, rename, fsync the folder. */
+function copyFileAtomic(from: string, to: string): void {
+  const dir = dirname(to);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(to)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    copyFileSync(from, tmp);
+    const fd = openSync(tmp, 'r+');
+    try { fsyncSync(fd); } finally { closeSync(fd); }
+    renameSync(tmp, to);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch { /* already gone */ }
+    throw e;
+  }
+  fsyncDir(dir);
 }

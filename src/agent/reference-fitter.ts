@@ -1,10 +1,15 @@
-// Fallback Fitter used when src/fit/index.ts does not export fitModel (or config says
-// 'reference-only'): it measures the original model only and returns a one-entry frontier.
-// That is honest: the entry is the uncompressed level, fidelity 1 by definition.
-import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+// The agent's fitters. fitModel (src/fit) runs in a child process (fit-worker.ts); the fallback,
+// used when src/fit is not built or config says 'reference-only', measures the original model
+// only (in a probe child) and returns a one-entry frontier. That is honest: the entry is the
+// uncompressed level, fidelity 1 by definition.
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { EdgefitError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { FitResult, Fitter, FrontierEntry } from '../fit/types.js';
-import { LatencyProbe } from './latency.js';
+import type { FitChildMessage } from './fit-worker.js';
+import { childExecArgv, LatencyProbe } from './latency.js';
+import { sha256File } from './model-store.js';
 
 export const referenceOnlyFitter: Fitter = async (req, onProgress) => {
   onProgress({ fraction: 0, stage: 'measure-reference', message: 'measuring the original model' });
@@ -12,14 +17,13 @@ export const referenceOnlyFitter: Fitter = async (req, onProgress) => {
   try {
     await probe.load(req.modelPath, req.shapes, req.threads ?? null);
     const lat = await probe.measure(10);
-    const bytes = readFileSync(req.modelPath);
     const b = req.budgets;
     const latencyBudget = b.latencyMs ?? (b.latencyFactor !== undefined ? b.latencyFactor * lat.p50 : undefined);
     const entry: FrontierEntry = {
       id: 'reference',
       config: { structured: 0, unstructured: 0, quant: 'none', threads: req.threads ?? 1 },
       modelPath: req.modelPath,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
+      sha256: sha256File(req.modelPath),
       sizeBytes: statSync(req.modelPath).size,
       latencyP50Ms: lat.p50,
       latencyP95Ms: lat.p95,
@@ -45,21 +49,45 @@ export const referenceOnlyFitter: Fitter = async (req, onProgress) => {
 
 const round = (x: number): number => Math.round(x * 1000) / 1000;
 
-/** The real fitter when src/fit/index.ts exports fitModel, else the reference-only fallback. */
-export async function resolveFitter(mode: 'auto' | 'reference-only', hardwareId: string): Promise<{ fitter: Fitter; name: string }> {
-  if (mode === 'auto') {
-    try {
-      const mod = (await import('../fit/index.js')) as { fitModel?: unknown };
-      if (typeof mod.fitModel === 'function') {
-        const fitModel = mod.fitModel as (r: unknown, p: unknown, o: unknown) => Promise<FitResult>;
-        return {
-          name: 'fitModel',
-          fitter: async (req, onProgress) => ({ ...(await fitModel(req, onProgress, { hardwareId })), fitter: 'fitModel' }),
-        };
-      }
-    } catch {
-      // the fitter module failed to load (not built yet): fall through to the honest fallback
-    }
+function isFitResult(v: unknown): v is FitResult {
+  const r = v as FitResult;
+  return typeof r === 'object' && r !== null && typeof r.chosenId === 'string' && typeof r.referenceLatencyP50Ms === 'number' && Array.isArray(r.frontier)
+    && r.frontier.every((e) => typeof e?.id === 'string' && typeof e.modelPath === 'string' && typeof e.sha256 === 'string' && typeof e.latencyP50Ms === 'number');
+}
+
+/** fitModel in a child process, one child per fit; close() kills a running one. */
+export function childFitter(hardwareId: string): { fitter: Fitter; close: () => void } {
+  const running = new Set<ChildProcess>();
+  const fitter: Fitter = (req, onProgress) => new Promise<FitResult>((resolve, reject) => {
+    const child = fork(fileURLToPath(new URL('./fit-worker.js', import.meta.url)), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced', execArgv: childExecArgv() });
+    running.add(child);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { if (stderr.length < 4000) stderr += d.toString(); });
+    let outcome: FitResult | EdgefitError | undefined;
+    child.on('message', (raw: unknown) => {
+      const m = raw as FitChildMessage;
+      if (m?.t === 'progress' && typeof m.p?.fraction === 'number') onProgress(m.p);
+      else if (m?.t === 'done' && isFitResult(m.result)) outcome ??= m.result;
+      else if (m?.t === 'error') outcome ??= new EdgefitError(m.code in ERROR_CODES ? (m.code as ErrorCode) : 'INTERNAL', String(m.message));
+      else outcome ??= new EdgefitError('INTERNAL', 'fit child sent an invalid message');
+    });
+    child.on('error', (e) => { outcome ??= new EdgefitError('INTERNAL', `fit child failed: ${e.message}`); });
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      const tail = stderr.trim().split('\n').slice(-1)[0] ?? '';
+      const o = outcome ?? new EdgefitError('INTERNAL', `fit child died (${signal ?? `exit ${code}`})${tail ? `: ${tail}` : ''}`);
+      if (o instanceof Error) reject(o);
+      else resolve(o);
+    });
+    child.send({ t: 'fit', req, hardwareId });
+  });
+  return { fitter, close: () => { for (const c of running) c.kill('SIGKILL'); } };
+}
+
+/** The real fitter (in a child) when src/fit is built, else the reference-only fallback. */
+export function resolveFitter(mode: 'auto' | 'reference-only', hardwareId: string): { fitter: Fitter; name: string; close?: () => void } {
+  if (mode === 'auto' && existsSync(fileURLToPath(new URL('../fit/index.js', import.meta.url)))) {
+    return { ...childFitter(hardwareId), name: 'fitModel' };
   }
   return { fitter: referenceOnlyFitter, name: 'reference-only' };
 }
