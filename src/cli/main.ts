@@ -8,9 +8,17 @@ import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { reportError } from './output.js';
 
-async function loadCommands(): Promise<CommandModule[]> {
+async function loadCommands(first: string | undefined): Promise<CommandModule[]> {
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'commands');
   const files = readdirSync(dir).filter((f) => f.endsWith('.js')).sort();
+  // A command names its file: load only that one. Command modules pull in heavy dependencies
+  // (onnxruntime, the passes) that the long-running `agent` must not carry; help and unknown
+  // commands load them all.
+  if (first && /^[a-z][a-z0-9-]*$/.test(first) && files.includes(`${first}.js`)) {
+    const mod = (await import(pathToFileURL(join(dir, `${first}.js`)).href)) as { command?: CommandModule };
+    const name = typeof mod.command?.command === 'string' ? mod.command.command.split(' ')[0] : undefined;
+    if (mod.command && name === first) return [mod.command];
+  }
   const mods: CommandModule[] = [];
   for (const f of files) {
     const mod = (await import(pathToFileURL(join(dir, f)).href)) as { command?: CommandModule };
@@ -36,7 +44,7 @@ async function main(): Promise<void> {
       })
       .help()
       .version();
-    for (const c of await loadCommands()) y = y.command(c);
+    for (const c of await loadCommands(argv[0])) y = y.command(c);
     await y.parseAsync();
   } catch (e) {
     process.exitCode = reportError(e, verbose);
