@@ -68,6 +68,9 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
       keepalive: s.keepaliveS,
       // we run our own reconnect loop with jitter; mqtt.js's fixed interval would not back off
       reconnectPeriod: 0,
+      // no table of 65,536 pre-built 2-byte Buffers (~6 MB of heap in a process meant to idle
+      // small); a device publishes a few messages a second at most
+      writeCache: false,
       connectTimeout: s.connectTimeoutMs,
       username: s.username,
       password: s.password,
