@@ -68,10 +68,11 @@ if [ ! -f "$ETC/config" ]; then
   cat > "$ETC/config" <<'CONF'
 {
   "stateDir": "/var/lib/edgefit",
-  "mqtt": { "url": null }
+  "mqtt": { "url": null },
+  "dashboard": { "port": 0 }
 }
 CONF
-  say "wrote default config $ETC/config (embedded broker; set mqtt.url for your fleet broker)"
+  say "wrote default config $ETC/config (embedded broker, no dashboard; set mqtt.url for your fleet broker, dashboard.port to serve one on 127.0.0.1)"
 else
   say "kept existing config $ETC/config"
 fi

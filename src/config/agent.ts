@@ -59,6 +59,16 @@ export const agentConfigSchema = {
         outboxMax: { type: 'integer', minimum: 10, maximum: 10000000, default: 10000 },
       },
     },
+    dashboard: {
+      type: 'object', additionalProperties: false, default: {},
+      description: 'the fleet dashboard beside the agent, on 127.0.0.1 only (`npm start`)',
+      properties: {
+        port: {
+          type: ['integer', 'null'], minimum: 0, maximum: 65535, default: null,
+          description: 'null: 8080 when the broker is embedded, off with mqtt.url; 0: off',
+        },
+      },
+    },
     security: {
       type: 'object', additionalProperties: false, default: {},
       properties: {
@@ -86,7 +96,17 @@ export interface AgentConfig {
     username: string | null; password: string | null; caFile: string | null; certFile: string | null; keyFile: string | null;
     rejectUnauthorized: boolean; keepaliveS: number; backoffMinMs: number; backoffMaxMs: number; drainRatePerSec: number; outboxMax: number;
   };
+  dashboard: { port: number | null };
   security: { hmacSecretFile: string | null; publicKeyFile: string | null; maxSkewS: number; maxModelMb: number };
+}
+
+export const DEFAULT_DASHBOARD_PORT = 8080;
+
+/** The port the local dashboard listens on, or null when it is off. */
+export function dashboardPort(cfg: AgentConfig): number | null {
+  const p = cfg.dashboard.port;
+  if (p === null) return cfg.mqtt.url ? null : DEFAULT_DASHBOARD_PORT;
+  return p === 0 ? null : p;
 }
 
 type Json = Record<string, unknown>;
@@ -128,6 +148,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): Json {
   if (env.EDGEFIT_MODEL) o.model = { path: env.EDGEFIT_MODEL };
   if (env.EDGEFIT_PROFILE) o.profile = env.EDGEFIT_PROFILE;
   if (env.EDGEFIT_METRICS_INTERVAL) o.metricsIntervalS = num('EDGEFIT_METRICS_INTERVAL');
+  if (env.EDGEFIT_DASHBOARD_PORT) o.dashboard = { port: num('EDGEFIT_DASHBOARD_PORT') };
   const mqtt: Json = {};
   if (env.EDGEFIT_BROKER) mqtt.url = env.EDGEFIT_BROKER;
   if (env.EDGEFIT_MQTT_USERNAME) mqtt.username = env.EDGEFIT_MQTT_USERNAME;

@@ -16,6 +16,7 @@ t.test('install, upgrade, uninstall into --root', async (t) => {
   t.ok(existsSync(join(root, 'opt/edgefit/dist/src/cli/main.js')));
   const cfg = JSON.parse(readFileSync(join(root, 'etc/edgefit/config'), 'utf8'));
   t.equal(cfg.stateDir, '/var/lib/edgefit');
+  t.same(cfg.dashboard, { port: 0 }, 'the service runs without the dashboard (idle footprint)');
   const unit = readFileSync(join(root, 'etc/systemd/system/edgefit.service'), 'utf8');
   for (const line of ['Type=notify', 'WatchdogSec=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'StateDirectory=edgefit', 'Restart=on-failure']) t.match(unit, line);
   t.notMatch(unit, /^MemoryDenyWriteExecute/m, 'would break V8');

@@ -1,12 +1,41 @@
-// `edgefit agent`: run the service (profile, fit, deploy, monitor, report over MQTT).
+// `edgefit agent`: run the service (profile, fit, deploy, monitor, report over MQTT), and beside
+// it, on 127.0.0.1, the fleet dashboard when the broker is embedded (`npm start`).
+import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { loadAgentConfig } from '../../config/agent.js';
+import { dashboardPort, loadAgentConfig, type AgentConfig } from '../../config/agent.js';
 import { Agent, sdReady, sdStopping } from '../../agent/index.js';
+import { oneLine } from '../../errors.js';
 import { parseShapes } from '../output.js';
 
 interface Args {
   config?: string; broker?: string; 'device-id'?: string; model?: string; shape?: string[]; 'state-dir'?: string;
   'metrics-interval'?: number; 'probe-interval'?: number; 'exit-after'?: number; fitter?: string;
+  'dashboard-port'?: number; dashboard?: boolean;
+}
+
+interface Stoppable { stop(): Promise<void> }
+
+/** The local dashboard, or null: off by config, or it could not start (logged, never fatal). */
+async function startDashboardFor(agent: Agent, cfg: AgentConfig): Promise<Stoppable | null> {
+  const port = dashboardPort(cfg);
+  if (port === null) return null;
+  try {
+    // loaded only when wanted: the service configuration never carries the dashboard's code
+    const { startLocalDashboard } = await import('../../dashboard/embed.js');
+    let hmacSecret: string | undefined;
+    if (cfg.security.hmacSecretFile) hmacSecret = readFileSync(cfg.security.hmacSecretFile, 'utf8').trim();
+    if (cfg.security.publicKeyFile) agent.log('dashboard: commands must be ed25519-signed, which the local dashboard cannot do; its actions will be rejected');
+    return await startLocalDashboard({
+      broker: agent.brokerUrl, deviceId: agent.deviceId, topicPrefix: cfg.mqtt.topicPrefix, stateDir: agent.stateDir, port,
+      log: (l) => agent.log(l),
+      ...(hmacSecret ? { hmacSecret } : {}),
+      ...(cfg.mqtt.username ? { mqttUsername: cfg.mqtt.username } : {}),
+      ...(cfg.mqtt.password ? { mqttPassword: cfg.mqtt.password } : {}),
+    });
+  } catch (e) {
+    agent.log(`dashboard not started: ${oneLine(e)}`);
+    return null;
+  }
 }
 
 export const command: CommandModule<object, Args> = {
@@ -22,7 +51,14 @@ export const command: CommandModule<object, Args> = {
     .option('metrics-interval', { type: 'number', describe: 'seconds between metrics messages' })
     .option('probe-interval', { type: 'number', describe: 'seconds between live latency probes' })
     .option('fitter', { type: 'string', choices: ['auto', 'reference-only'], describe: 'fitModel when available, or measure the original only' })
-    .option('exit-after', { type: 'number', describe: 'stop cleanly after this many seconds (tests, benchmarks)' }),
+    .option('dashboard-port', { type: 'number', describe: 'serve the dashboard on 127.0.0.1:<port>; 0 = off (default: 8080 with the embedded broker, off otherwise)' })
+    .option('dashboard', { type: 'boolean', describe: '--no-dashboard: do not serve the dashboard (same as --dashboard-port 0)' })
+    .option('exit-after', { type: 'number', describe: 'stop cleanly after this many seconds (tests, benchmarks)' })
+    .check((a) => {
+      const p = a['dashboard-port'];
+      if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535)) throw new Error(`--dashboard-port must be an integer 0..65535, got ${String(p)}`);
+      return true;
+    }),
   handler: async (argv) => {
     const flags: Record<string, unknown> = {};
     if (argv['device-id']) flags.deviceId = argv['device-id'];
@@ -31,11 +67,14 @@ export const command: CommandModule<object, Args> = {
     if (argv['probe-interval'] !== undefined) flags.probe = { intervalS: argv['probe-interval'] };
     if (argv.fitter) flags.fitter = argv.fitter;
     if (argv.broker) flags.mqtt = { url: argv.broker };
+    if (argv.dashboard === false) flags.dashboard = { port: 0 };
+    else if (argv['dashboard-port'] !== undefined) flags.dashboard = { port: argv['dashboard-port'] };
     const shapes = parseShapes(argv.shape);
     if (argv.model || shapes.size) flags.model = { ...(argv.model ? { path: argv.model } : {}), ...(shapes.size ? { shapes: Object.fromEntries(shapes) } : {}) };
     const cfg = loadAgentConfig({ file: argv.config ?? process.env.EDGEFIT_CONFIG, env: process.env, flags });
     const agent = new Agent(cfg);
     await agent.start();
+    const dashboard = await startDashboardFor(agent, cfg);
     const watchdog = sdReady(`device ${agent.deviceId}, broker ${agent.brokerUrl}`);
     await new Promise<void>((resolve) => {
       let stopping = false;
@@ -45,13 +84,17 @@ export const command: CommandModule<object, Args> = {
         agent.log(`stopping (${why})`);
         sdStopping();
         if (watchdog) clearInterval(watchdog);
-        void agent.stop().finally(resolve);
+        // the dashboard goes first: it is a client of the agent's (maybe embedded) broker
+        void (dashboard?.stop() ?? Promise.resolve())
+          .catch((e: unknown) => agent.log(`dashboard stop: ${oneLine(e)}`))
+          .then(() => agent.stop())
+          .finally(resolve);
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
       if (argv['exit-after'] !== undefined) setTimeout(() => stop('--exit-after'), argv['exit-after'] * 1000);
     });
-    // onnxruntime's thread pool can keep the loop alive; state is flushed, so leave now
+    // state is flushed and children are told to go; a lingering socket must not keep us here
     process.exit(0);
   },
 };
