@@ -39,6 +39,8 @@ export interface PruneOptions {
   samples: Sample[];
   synthetic: boolean;
   threads?: number;
+  /** Ridge strengths lsq chooses from on held-out rows (default RIDGES). */
+  lsqRidges?: readonly number[];
   /** Skip the final fidelity run (benchmarks measure it themselves). */
   skipFidelity?: boolean;
 }
@@ -152,7 +154,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       origOf.set(v, prev ? kept.map((i) => prev[i]!) : kept);
     }
     let lsq: LsqReport | null = null;
-    if (o.recover === 'lsq') lsq = await lsqRecover(teacher, model, [...applied.inChanged], o.samples, { threads: o.threads }, origOf);
+    if (o.recover === 'lsq') lsq = await lsqRecover(teacher, model, [...applied.inChanged], o.samples, { threads: o.threads, ridges: o.lsqRidges }, origOf);
     const records: GroupRecord[] = [];
     for (const grp of ga.groups) {
       const kk = keep.get(grp.id);

@@ -219,27 +219,101 @@ function writeLayer(g: Graph, n: Node, W: Float64Array, d: number, o: number): b
 export interface LsqReport {
   layers: number;
   refit: number;
-  /** Mean relative reconstruction error over refit layers, before and after. */
+  /** Mean relative reconstruction error over refit layers, before and after (held-out rows). */
   errBefore: number;
   errAfter: number;
+  /** Refits rejected: no ridge value lowered the layer's error on held-out rows. */
+  rejected: number;
+  /** Chunks of refits undone because the model's output moved away from the teacher's on held-out samples. */
+  reverted: number;
+  /** Σ‖student − teacher‖² of the first output on the held-out samples, before and after lsq (null without held-out samples). */
+  heldOut: { samples: number; before: number; after: number } | null;
+}
+
+/** Ridge strengths tried per layer (relative to the mean diagonal of XᵀX); the held-out rows choose. */
+export const RIDGES = [1e-3, 1e-2, 1e-1, 1] as const;
+
+/** Held-out calibration samples: every 4th (at least one when there are two or more). */
+export function heldOutIndices(n: number): Set<number> {
+  const out = new Set<number>();
+  if (n < 2) return out;
+  for (let i = 3; i < n; i += 4) out.add(i);
+  if (!out.size) out.add(n - 1);
+  return out;
+}
+
+interface Snapshot {
+  node: Node;
+  inputs: string[];
+  tensors: Map<string, Tensor | undefined>;
+}
+
+/** What writeLayer may change on `n` (its inputs, the tensors they name, a MatMul's bias Add). */
+function snapshot(g: Graph, n: Node): Snapshot[] {
+  const nodes = [n];
+  if (n.opType === 'MatMul') {
+    const cs = g.consumers(n.outputs[0]!);
+    if (cs.length === 1 && cs[0]!.opType === 'Add') nodes.push(cs[0]!);
+  }
+  return nodes.map((node) => ({ node, inputs: [...node.inputs], tensors: new Map(node.inputs.filter(Boolean).map((v) => [v, g.initializer(v)])) }));
+}
+
+function restore(g: Graph, snaps: readonly Snapshot[]): void {
+  const created = new Set<string>();
+  // newest first, so a layer snapshotted twice ends in its oldest state
+  for (const s of [...snaps].reverse()) {
+    for (const v of s.node.inputs) if (v && !s.tensors.has(v)) created.add(v);
+    s.node.inputs.length = 0;
+    s.node.inputs.push(...s.inputs);
+    for (const t of s.tensors.values()) if (t) g.setInitializer(t);
+  }
+  g.touch();
+  // tensors the refit created (private copies, new biases) that nobody reads any more
+  for (const v of created) if (g.initializer(v) && !g.consumers(v).length) g.removeInitializer(v);
+}
+
+async function outputError(student: Model, samples: readonly Sample[], ref: readonly Float32Array[], threads?: number): Promise<number> {
+  if (!samples.length) return 0;
+  const name = student.graph.outputs[0]!.name;
+  const r = await ModelRunner.create(student, { threads });
+  let e = 0;
+  try {
+    for (let i = 0; i < samples.length; i++) {
+      const y = (await r.run(samples[i]!, [name])).get(name)!.data;
+      const t = ref[i]!;
+      for (let j = 0; j < t.length; j++) e += (y[j]! - t[j]!) ** 2;
+    }
+  } finally {
+    await r.release();
+  }
+  return e;
 }
 
 /**
  * Least-squares refit of `layers` (output value names) of `student` against `teacher`.
  * Systems wider than `maxDim` unknowns are skipped (too slow to solve on the box).
+ *
+ * Never worse than no refit, judged on data the fit did not see: every 4th calibration sample is
+ * held out (with a single sample, every other sampled position). Per layer, the ridge strength
+ * is chosen among RIDGES by the held-out rows' error, and the refit is kept only if it lowers
+ * that error below the current weights'. Per chunk of layers, the refits are undone when the
+ * model's output on the held-out samples moves away from the teacher's.
  */
-export async function lsqRecover(teacher: Model, student: Model, layers: readonly string[], samples: readonly Sample[], opts: { maxDim?: number; rowsPerSample?: number; threads?: number; chunks?: number; ridge?: number } = {}, keptOut: ReadonlyMap<string, number[]> = new Map()): Promise<LsqReport> {
+export async function lsqRecover(teacher: Model, student: Model, layers: readonly string[], samples: readonly Sample[], opts: { maxDim?: number; rowsPerSample?: number; threads?: number; chunks?: number; ridges?: readonly number[] } = {}, keptOut: ReadonlyMap<string, number[]> = new Map()): Promise<LsqReport> {
   const g = student.graph;
   const maxDim = opts.maxDim ?? 1200;
-  const todo: Layer[] = [];
+  const todo: (Layer & { nv: NormalEquations })[] = [];
   for (const out of layers) {
     const n = g.producer(out);
     if (!n || !['Conv', 'Gemm', 'MatMul'].includes(n.opType)) continue;
     const m = layerMatrix(g, n);
     if (!m || m.d + 1 > maxDim) continue;
-    todo.push({ node: n, out, input: n.inputs[0]!, keptOut: keptOut.get(out) ?? null, ne: new NormalEquations(m.d + 1, m.o), current: m.W });
+    todo.push({ node: n, out, input: n.inputs[0]!, keptOut: keptOut.get(out) ?? null, ne: new NormalEquations(m.d + 1, m.o), nv: new NormalEquations(m.d + 1, m.o), current: m.W });
   }
-  if (!todo.length) return { layers: 0, refit: 0, errBefore: 0, errAfter: 0 };
+  const none: LsqReport = { layers: 0, refit: 0, errBefore: 0, errAfter: 0, rejected: 0, reverted: 0, heldOut: null };
+  if (!todo.length) return none;
+  const heldIdx = heldOutIndices(samples.length);
+  const held = samples.filter((_, i) => heldIdx.has(i));
   // Sequential in topological order, in chunks: a layer is fitted to the activations the
   // already-repaired layers before it produce (fitting all at once would aim every layer at
   // inputs that the upstream refits then change). Chunks bound the number of inference runs.
@@ -250,13 +324,21 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
   const t = await ModelRunner.create(teacher, { extraOutputs: todo.map((l) => l.out), threads: opts.threads });
   const next = seededUniform(7);
   const rows = opts.rowsPerSample ?? Math.max(64, Math.ceil(4096 / samples.length));
-  let refit = 0, before = 0, after = 0;
+  const ridges = opts.ridges ?? RIDGES;
+  let refit = 0, rejected = 0, reverted = 0, before = 0, after = 0;
+  let heldOut: LsqReport['heldOut'] = null;
   try {
+    const outName = teacher.graph.outputs[0]!.name;
+    const ref: Float32Array[] = [];
+    for (const s of held) ref.push(Float32Array.from((await t.run(s, [outName])).get(outName)!.data));
+    let errNow = held.length ? await outputError(student, held, ref, opts.threads) : 0;
+    if (held.length) heldOut = { samples: held.length, before: errNow, after: errNow };
     for (let c0 = 0; c0 < todo.length; c0 += per) {
       const chunk = todo.slice(c0, c0 + per);
       const s = await ModelRunner.create(student, { extraOutputs: chunk.map((l) => l.input), threads: opts.threads });
       try {
-        for (const sample of samples) {
+        for (let si = 0; si < samples.length; si++) {
+          const sample = samples[si]!;
           const ty = await t.run(sample, chunk.map((l) => l.out));
           const fetch = [...new Set(chunk.map((l) => l.input))].filter((v) => !sample[v]);
           const sx = fetch.length ? await s.run(sample, fetch) : new Map<string, Feed>();
@@ -264,27 +346,60 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
             const x = sx.get(l.input) ?? sample[l.input];
             const y = ty.get(l.out);
             if (!x || !y) continue;
-            for (const [row, target] of layerRows(l.node, x, y, l.keptOut, rows, next)) l.ne.add(row, target);
+            let r = 0;
+            for (const [row, target] of layerRows(l.node, x, y, l.keptOut, rows, next)) {
+              const toVal = heldIdx.size ? heldIdx.has(si) : r++ % 2 === 1;
+              (toVal ? l.nv : l.ne).add(row, target);
+            }
           }
         }
       } finally {
         await s.release();
       }
+      const snaps: Snapshot[] = [];
+      let b = 0, a = 0, k = 0;
       for (const l of chunk) {
         // fewer rows than ~2 per unknown would fit the calibration set, not the layer
-        if (l.ne.rows < 2 * l.ne.d) continue;
-        const W = l.ne.solve(opts.ridge ?? 1e-3);
-        if (!W) continue;
-        const e0 = l.ne.error(l.current), e1 = l.ne.error(W);
-        if (!(e1 < e0)) continue;
-        if (!writeLayer(g, l.node, W, l.ne.d - 1, l.ne.o)) continue;
-        refit++;
-        before += e0 / (l.ne.yy || 1);
-        after += e1 / (l.ne.yy || 1);
+        if (l.ne.rows < 2 * l.ne.d || !l.nv.rows) continue;
+        const e0 = l.nv.error(l.current);
+        let best: Float64Array | null = null, e1 = e0;
+        for (const ridge of ridges) {
+          const W = l.ne.solve(ridge);
+          if (!W) continue;
+          const e = l.nv.error(W);
+          if (e < e1) [best, e1] = [W, e];
+        }
+        if (!best) {
+          rejected++;
+          continue;
+        }
+        const snap = snapshot(g, l.node);
+        if (!writeLayer(g, l.node, best, l.ne.d - 1, l.ne.o)) {
+          restore(g, snap);
+          continue;
+        }
+        snaps.push(...snap);
+        k++;
+        b += e0 / (l.nv.yy || 1);
+        a += e1 / (l.nv.yy || 1);
       }
+      if (!k) continue;
+      if (held.length) {
+        const e = await outputError(student, held, ref, opts.threads);
+        if (!(e < errNow)) {
+          restore(g, snaps);
+          reverted++;
+          continue;
+        }
+        errNow = e;
+        heldOut!.after = e;
+      }
+      refit += k;
+      before += b;
+      after += a;
     }
   } finally {
     await t.release();
   }
-  return { layers: todo.length, refit, errBefore: refit ? before / refit : 0, errAfter: refit ? after / refit : 0 };
+  return { layers: todo.length, refit, errBefore: refit ? before / refit : 0, errAfter: refit ? after / refit : 0, rejected, reverted, heldOut };
 }
