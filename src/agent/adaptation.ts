@@ -12,6 +12,11 @@ export class Adaptation {
 
   constructor(private readonly stepDownAfter: number, private readonly stepUpAfter: number, private readonly headroom: number) {}
 
+  /** A run of over-budget probes has started (but not yet reached stepDownAfter). */
+  get confirming(): boolean {
+    return this.over > 0;
+  }
+
   reset(): void {
     this.over = 0;
     this.under = 0;

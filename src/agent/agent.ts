@@ -56,6 +56,7 @@ export class Agent {
   private adaptation!: Adaptation;
   private cpu = new CpuMeter();
   private timers: NodeJS.Timeout[] = [];
+  private probeTimer: NodeJS.Timeout | undefined;
   private started = 0;
   private lock: Promise<unknown> = Promise.resolve();
   private fitting: Promise<void> | undefined;
@@ -153,7 +154,7 @@ export class Agent {
     this.fitterClose = f.close;
 
     this.timers.push(setInterval(() => this.metricsTick(), cfg.metricsIntervalS * 1000));
-    this.timers.push(setInterval(() => void this.probeTick(), cfg.probe.intervalS * 1000));
+    this.scheduleProbe(cfg.probe.intervalS * 1000);
     this.metricsTick();
     this.ensureFit();
   }
@@ -293,6 +294,28 @@ export class Agent {
     return i >= 0 ? i : null;
   }
 
+  /**
+   * Probes run in a child that loads the model each time, which costs CPU (node start-up, session
+   * creation, warm-up, the timed runs): the next probe waits for the configured interval, and
+   * longer when the last probe was so expensive that probing would use more than
+   * probe.maxCpuPercent of a core on average. Once a probe broke the budget, the ones that
+   * confirm it (at most stepDownAfter - 1) come at the plain interval, so a slow-down is acted on
+   * without waiting out the cap.
+   */
+  nextProbeDelayMs(): number {
+    const p = this.cfg.probe;
+    if (this.adaptation?.confirming) return p.intervalS * 1000;
+    const costMs = this.probe.lastCost?.cpuMs ?? 0;
+    return Math.max(p.intervalS * 1000, Math.round(costMs / (p.maxCpuPercent / 100)));
+  }
+
+  private scheduleProbe(delayMs: number): void {
+    if (this.stopped) return;
+    this.probeTimer = setTimeout(() => {
+      void this.probeTick().finally(() => this.scheduleProbe(this.nextProbeDelayMs()));
+    }, delayMs);
+  }
+
   private async probeTick(): Promise<void> {
     if (this.probing || !this.probe.loaded || this.stopped) return;
     this.probing = true;
@@ -388,6 +411,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.probeTimer);
     if (this.store?.db.open) {
       this.bus.report('agent-stopping', 'agent stopping');
       // flush what is queued while we still have a connection (bounded: the rest waits on disk)

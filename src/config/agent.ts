@@ -37,6 +37,10 @@ export const agentConfigSchema = {
         stepDownAfter: { type: 'integer', minimum: 1, maximum: 1000, default: 3 },
         stepUpAfter: { type: 'integer', minimum: 1, maximum: 1000, default: 5 },
         headroom: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.9 },
+        maxCpuPercent: {
+          type: 'number', exclusiveMinimum: 0, maximum: 100, default: 1,
+          description: 'cap on the CPU probing may use, averaged, in % of one core: after a probe that cost c CPU-seconds the next waits at least c / (maxCpuPercent/100) s',
+        },
       },
     },
     mqtt: {
@@ -90,7 +94,7 @@ export interface AgentConfig {
   fitter: 'auto' | 'reference-only';
   threads: number | null;
   metricsIntervalS: number;
-  probe: { intervalS: number; runs: number; stepDownAfter: number; stepUpAfter: number; headroom: number };
+  probe: { intervalS: number; runs: number; stepDownAfter: number; stepUpAfter: number; headroom: number; maxCpuPercent: number };
   mqtt: {
     url: string | null; embeddedHost: string; embeddedPort: number; topicPrefix: string | null;
     username: string | null; password: string | null; caFile: string | null; certFile: string | null; keyFile: string | null;
