@@ -18,7 +18,7 @@ t.test('install, upgrade, uninstall into --root', async (t) => {
   t.equal(cfg.stateDir, '/var/lib/edgefit');
   t.same(cfg.dashboard, { port: 0 }, 'the service runs without the dashboard (idle footprint)');
   const unit = readFileSync(join(root, 'etc/systemd/system/edgefit.service'), 'utf8');
-  for (const line of ['Type=notify', 'WatchdogSec=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'StateDirectory=edgefit', 'Restart=on-failure']) t.match(unit, line);
+  for (const line of ['--max-semi-space-size=1 ', 'Type=notify', 'WatchdogSec=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'StateDirectory=edgefit', 'Restart=on-failure']) t.match(unit, line);
   t.notMatch(unit, /^MemoryDenyWriteExecute/m, 'would break V8');
   t.notMatch(unit, /@PREFIX@|@USER@|@NODE@/, 'template filled');
   // the installed agent's config validates
