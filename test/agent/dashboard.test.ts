@@ -3,7 +3,7 @@
 // model it deployed. A busy dashboard port is one log line, not a failure; --no-dashboard and an
 // external broker leave it off. (Free ports throughout, never 8080.)
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -60,6 +60,12 @@ t.test('dashboard port: 8080 with the embedded broker, off with an external one,
   t.equal(port({ dashboard: { port: 0 } }), null);
   t.equal(port({}, { EDGEFIT_DASHBOARD_PORT: '0' }), null, 'EDGEFIT_DASHBOARD_PORT');
   t.throws(() => port({ dashboard: { port: 70000 } }), /dashboard\.port/);
+});
+
+t.test('a bad --dashboard-port is a one-line usage error (exit 2)', async (t) => {
+  const r = spawnSync(process.execPath, [CLI, 'agent', '--dashboard-port', '70000'], { encoding: 'utf8' });
+  t.equal(r.status, 2);
+  t.match(r.stderr, /^edgefit: --dashboard-port must be an integer 0\.\.65535, got 70000\n$/);
 });
 
 t.test('agent with the embedded broker serves the dashboard; the device shows up in its API and stream', async (t) => {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { dashboardPort, loadAgentConfig, type AgentConfig } from '../../config/agent.js';
 import { Agent, sdReady, sdStopping } from '../../agent/index.js';
-import { oneLine } from '../../errors.js';
+import { EdgefitError, oneLine } from '../../errors.js';
 import { parseShapes } from '../output.js';
 
 interface Args {
@@ -56,7 +56,7 @@ export const command: CommandModule<object, Args> = {
     .option('exit-after', { type: 'number', describe: 'stop cleanly after this many seconds (tests, benchmarks)' })
     .check((a) => {
       const p = a['dashboard-port'];
-      if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535)) throw new Error(`--dashboard-port must be an integer 0..65535, got ${String(p)}`);
+      if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535)) throw new EdgefitError('USAGE', `--dashboard-port must be an integer 0..65535, got ${String(p)}`);
       return true;
     }),
   handler: async (argv) => {
