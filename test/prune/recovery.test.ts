@@ -14,6 +14,7 @@ import type { Model } from '../../src/ir/model.js';
 import { normalize } from '../../src/ir/normalize.js';
 import { loadModel } from '../../src/onnx/index.js';
 import { prune } from '../../src/passes/prune/index.js';
+import { heldOutIndices } from '../../src/passes/prune/recovery.js';
 import { cloneModel } from '../../src/passes/prune/structured.js';
 import { writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
 
@@ -121,10 +122,14 @@ t.test('lsq never makes the held-out error worse: refits from unrepresentative s
   b.output(b.conv(h, 4, { k: 1 }));
   const m = b.build();
   const shapes = new Map([['x', [1, 8, 6, 6]]]);
-  // the fit samples (all but every 4th) are shifted positive, the held-out ones (3 and 7) are
-  // zero-mean noise: a refit (its intercept above all) learnt on the former misleads on the latter
-  const samples = syntheticSamples(m, shapes, 8, 77).map((s, i) => (i % 4 === 3 ? s : { x: { dims: s.x!.dims, data: s.x!.data.map((v) => Math.abs(v) + 1) } }));
-  const heldOut = samples.filter((_, i) => i % 4 === 3);
+  // the fit samples are positive (|v| + 1), the held-out ones (3 and 6, heldOutIndices) negative:
+  // a refit (its intercept above all) learnt on the former misleads on the latter
+  const held = heldOutIndices(8);
+  const samples = syntheticSamples(m, shapes, 8, 77).map((s, i) => ({ x: { dims: s.x!.dims, data: s.x!.data.map((v) => (held.has(i) ? -Math.abs(v) : Math.abs(v) + 1)) } }));
+  t.same([...heldOutIndices(8)], [3, 6]);
+  t.same([...heldOutIndices(4)], [3]);
+  t.same([...heldOutIndices(2)], [1]);
+  const heldOut = samples.filter((_, i) => heldOutIndices(8).has(i));
   const ref = await runFirstOutput(m, heldOut);
   const errOf = async (c: Model) => (await runFirstOutput(c, heldOut)).reduce((e, o, i) => e + o.data.reduce((a, v, j) => a + (v - ref[i]!.data[j]!) ** 2, 0), 0);
   const bias = cloneModel(m);

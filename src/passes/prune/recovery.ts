@@ -233,11 +233,15 @@ export interface LsqReport {
 /** Ridge strengths tried per layer (relative to the mean diagonal of XᵀX); the held-out rows choose. */
 export const RIDGES = [1e-3, 1e-2, 1e-1, 1] as const;
 
-/** Held-out calibration samples: every 4th (at least one when there are two or more). */
+/**
+ * Held-out calibration samples: one in four (at least one when there are two or more), at
+ * alternating parity (3, 6, 11, 14, ...): labelled folders load round-robin over classes, and a
+ * held-out set of one class only once approved a cls refit that answers that class for everything.
+ */
 export function heldOutIndices(n: number): Set<number> {
   const out = new Set<number>();
   if (n < 2) return out;
-  for (let i = 3; i < n; i += 4) out.add(i);
+  for (let i = 0; i < n; i++) if (i % 8 === 3 || i % 8 === 6) out.add(i);
   if (!out.size) out.add(n - 1);
   return out;
 }
@@ -293,8 +297,8 @@ async function outputError(student: Model, samples: readonly Sample[], ref: read
  * Least-squares refit of `layers` (output value names) of `student` against `teacher`.
  * Systems wider than `maxDim` unknowns are skipped (too slow to solve on the box).
  *
- * Never worse than no refit, judged on data the fit did not see: every 4th calibration sample is
- * held out (with a single sample, every other sampled position). Per layer, the ridge strength
+ * Never worse than no refit, judged on data the fit did not see: one calibration sample in four
+ * is held out (heldOutIndices; with a single sample, every other sampled position). Per layer, the ridge strength
  * is chosen among RIDGES by the held-out rows' error, and the refit is kept only if it lowers
  * that error below the current weights'. Per chunk of layers, the refits are undone when the
  * model's output on the held-out samples moves away from the teacher's.
