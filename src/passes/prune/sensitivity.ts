@@ -83,5 +83,26 @@ export function allocateBySensitivity(
     if (meets(keepFor(drops[mid]!))) hi = mid;
     else lo = mid + 1;
   }
-  return { keep: keepFor(drops[lo]!), threshold: drops[lo]! };
+  // the probed ratios are coarse, so the threshold usually overshoots the target: hand channels
+  // back, most sensitive group first, one probed ratio at a time, while the target still holds
+  const tau = drops[lo]!;
+  const ratios = ratiosForThreshold(ga, sens, tau);
+  const bySens = new Map(sens.map((s) => [ga.groups[s.index]!.id, s]));
+  const dropAt = (id: number, r: number) => bySens.get(id)?.drops.find((d) => d.ratio === r)?.drop ?? 0;
+  const order = [...ratios].filter(([, r]) => r > 0).sort((a, b) => dropAt(b[0], b[1]) - dropAt(a[0], a[1]));
+  const keepOf = (rs: ReadonlyMap<number, number>): Map<number, number[]> => {
+    const keep = new Map<number, number[]>();
+    for (const [id, r] of rs) {
+      const grp = ga.groups.find((g) => g.id === id)!;
+      const k = keepCount(grp.size, r, round);
+      if (k < grp.size) keep.set(id, topK(scores.get(id)!, k));
+    }
+    return keep;
+  };
+  for (const [id, r] of order) {
+    const lower = [0, ...bySens.get(id)!.drops.map((d) => d.ratio).filter((x) => x < r)].sort((a, b) => b - a)[0]!;
+    const trial = new Map(ratios).set(id, lower);
+    if (meets(keepOf(trial))) ratios.set(id, lower);
+  }
+  return { keep: keepOf(ratios), threshold: tau };
 }
