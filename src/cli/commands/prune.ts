@@ -42,7 +42,7 @@ function summary(r: PruneReport, out: string): string {
     `groups: ${r.groups.pruned.length} pruned, ${r.groups.skipped.length} unprunable of ${r.groups.total}`,
     ...r.groups.skipped.slice(0, 12).map((g) => `  kept whole: ${g.group} (${g.size}): ${g.reasons[0]}`),
     `graph surgery ${r.surgeryMs.toFixed(0)} ms`,
-    r.fidelity ? `fidelity${syn}: cosine ${r.fidelity.cosine.toFixed(5)}, rel. L2 ${r.fidelity.relL2.toFixed(4)}${r.fidelity.top1Agreement !== null ? `, top-1 agreement ${(r.fidelity.top1Agreement * 100).toFixed(1)}%` : ''} over ${r.fidelity.samples} samples` : 'fidelity: not measured',
+    r.fidelity ? `fidelity${syn}: cosine ${r.fidelity.cosine.toFixed(5)} (pooled ${r.fidelity.pooledCosine.toFixed(5)}), rel. L2 ${r.fidelity.relL2.toFixed(4)}${r.fidelity.maskIoU !== null ? `, mask IoU@0.3 ${r.fidelity.maskIoU.toFixed(4)}` : ''}${r.fidelity.top1Agreement !== null ? `, top-1 agreement ${(r.fidelity.top1Agreement * 100).toFixed(1)}%` : ''} over ${r.fidelity.samples} calibration samples (the ones pruning used)` : 'fidelity: not measured',
   ];
   if (r.unstructured) lines.push(`unstructured: ${(r.unstructured.zeroFraction * 100).toFixed(1)}% zeros, gzip ${r.unstructured.gzipBytesBefore} -> ${r.unstructured.gzipBytesAfter} bytes`, `note: ${NO_SPEEDUP_NOTE}`);
   return lines.join('\n') + '\n';
