@@ -4,7 +4,7 @@
 // external broker leave it off. (Free ports throughout, never 8080.)
 import t from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,6 +86,9 @@ t.test('agent with the embedded broker serves the dashboard; the device shows up
     return r.devices.find((d) => d.id === 'dash-box' && d.online && d.modelId !== null);
   });
   t.match(dev, { id: 'dash-box', online: true, modelId: 'reference', level: 0, levels: 1 });
+  // the model was measured and deployed, yet the agent process never loaded onnxruntime (it runs
+  // only in probe children; the CLI loads only the agent command's module graph)
+  t.notMatch(readFileSync(`/proc/${a.child.pid}/maps`, 'utf8'), /onnxruntime/, 'no onnxruntime in the agent process');
 
   // the live stream carries it too: the snapshot, then updates as metrics arrive
   const ac = new AbortController();
