@@ -36,21 +36,25 @@ function crop(img: Img, x: number, y: number, w: number, h: number): Img {
 
 const median = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 
-/** Interleaved latency of two sessions on the same feeds. */
-async function latency(a: ort.InferenceSession, b: ort.InferenceSession, feeds: Feeds): Promise<{ a: number; b: number; ratio: number }> {
-  await a.run(feeds);
-  await b.run(feeds);
-  const ta: number[] = [];
-  const tb: number[] = [];
+interface Lat { a: number; b: number; ratio: number; folded?: number }
+
+/**
+ * Interleaved latency of the original float model (a), the quantized one (b) and, when given, the
+ * float model with the quantizer's exact folds (the fairest float baseline), on the same feeds.
+ */
+async function latency(a: ort.InferenceSession, b: ort.InferenceSession, feeds: Feeds, folded?: ort.InferenceSession): Promise<Lat> {
+  const ss = [a, b, ...(folded ? [folded] : [])];
+  for (const s of ss) await s.run(feeds);
+  const ts: number[][] = ss.map(() => []);
   for (let i = 0; i < RUNS; i++) {
-    let t = performance.now();
-    await a.run(feeds);
-    ta.push(performance.now() - t);
-    t = performance.now();
-    await b.run(feeds);
-    tb.push(performance.now() - t);
+    for (let k = 0; k < ss.length; k++) {
+      const t = performance.now();
+      await ss[k]!.run(feeds);
+      ts[k]!.push(performance.now() - t);
+    }
   }
-  return { a: median(ta), b: median(tb), ratio: median(tb) / median(ta) };
+  const m = ts.map(median);
+  return { a: m[0]!, b: m[1]!, ratio: m[1]! / m[0]!, ...(folded ? { folded: m[2]! } : {}) };
 }
 
 async function outputs(s: ort.InferenceSession, feeds: Feeds[]): Promise<Float32Array[]> {
@@ -59,9 +63,12 @@ async function outputs(s: ort.InferenceSession, feeds: Feeds[]): Promise<Float32
   return r;
 }
 
-function line(name: string, r: QuantizeReport, lat: { a: number; b: number; ratio: number }, extra: string): void {
+function line(name: string, r: QuantizeReport, lat: Lat, extra: string): void {
   const int8 = Object.entries(r.runtimeOps).filter(([k]) => /^(QLinear|QGemm|MatMulInteger|DynamicQuantize|ConvInteger)/.test(k)).map(([k, v]) => `${k}x${v}`).join(' ');
-  console.log(`${name}: latency float ${lat.a.toFixed(1)} ms, int8 ${lat.b.toFixed(1)} ms, ratio ${lat.ratio.toFixed(3)}; size ratio ${r.sizes.ratio.toFixed(3)}; layers int8 ${r.layers.quantized} float ${r.layers.float}; ${extra}; kernels: ${int8 || 'none'}`);
+  const floatOps = Object.entries(r.runtimeOps).filter(([k]) => !/^(QLinear|QGemm|MatMulInteger|DynamicQuantize|ConvInteger)/.test(k)).map(([k, v]) => `${k}x${v}`).join(' ');
+  const folded = lat.folded !== undefined ? `, folded float ${lat.folded.toFixed(1)} ms (int8 / folded float ${(lat.b / lat.folded).toFixed(3)})` : '';
+  const kept = r.layers.details.filter((l) => !l.int8 && l.kind !== 'passthrough' && /sensitive/.test(l.why ?? '')).map((l) => `${l.op} ${l.node}`);
+  console.log(`${name}: latency float ${lat.a.toFixed(1)} ms, int8 ${lat.b.toFixed(1)} ms, ratio ${lat.ratio.toFixed(3)}${folded}; size ratio ${r.sizes.ratio.toFixed(3)}; layers int8 ${r.layers.quantized} float ${r.layers.float}${kept.length ? ` (kept float for fidelity: ${kept.join(', ')})` : ''}; ${extra}; decision ${r.decision}; int8 kernels: ${int8 || 'none'}; other ops: ${floatOps}`);
 }
 
 const tensors = (xs: Float32Array[], name: string, dims: number[]): Feeds[] => xs.map((x) => ({ [name]: new ort.Tensor('float32', x, dims) }));
@@ -82,15 +89,18 @@ async function det(): Promise<void> {
   // without a floor every layer is int8; with DET_MIN_FIDELITY the sensitive ones stay float
   const floors = [undefined, Number(process.env.DET_MIN_FIDELITY ?? 0) || undefined].filter((f, i) => i === 0 || f !== undefined);
   for (const [method, floor] of (['minmax', 'percentile'] as const).flatMap((m) => floors.map((f) => [m, f] as const))) {
-    const { bytes, report } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx')), { mode: 'static', method, data: tensors(calib, 'x', dims), minFidelity: floor, latencyRuns: 0 });
+    // fidelity (and the floor) judged on the calibration images with text; photos only calibrate
+    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx')), { mode: 'static', method, data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: floor, latencyRuns: 0 });
     const f = await openSession(model);
     const q = await openSession(bytes);
+    const ff = await openSession(serializeModel(floatModel));
     const ref = await outputs(f, tensors(held, 'x', dims));
     const got = await outputs(q, tensors(held, 'x', dims));
     const cos = ref.map((r, i) => cosine(r, got[i]!));
-    line(`det static ${method}${floor ? ` min-fidelity ${floor}` : ''}`, report, await latency(f, q, tensors(held, 'x', dims)[0]!), `held-out cosine min ${Math.min(...cos).toFixed(4)} mean ${(cos.reduce((a, b) => a + b) / cos.length).toFixed(4)}`);
+    line(`det static ${method}${floor ? ` min-fidelity ${floor}` : ''}`, report, await latency(f, q, tensors(held, 'x', dims)[0]!, ff), `held-out cosine min ${Math.min(...cos).toFixed(4)} mean ${(cos.reduce((a, b) => a + b) / cos.length).toFixed(4)}`);
     await f.release();
     await q.release();
+    await ff.release();
   }
 }
 
@@ -109,9 +119,10 @@ async function rec(): Promise<void> {
   const model = loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx'));
   const floor = Number(process.env.REC_MIN_FIDELITY ?? 0) || undefined;
   for (const mode of ['static', 'dynamic'] as QuantMode[]) {
-    const { bytes, report } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, data: tensors(calib, 'x', dims), latencyRuns: 0, minFidelity: mode === 'static' ? floor : undefined });
+    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, data: tensors(calib, 'x', dims), latencyRuns: 0, minFidelity: mode === 'static' ? floor : undefined });
     const f = await openSession(model);
     const q = await openSession(bytes);
+    const ff = await openSession(serializeModel(floatModel));
     const ref = await outputs(f, tensors(held, 'x', dims));
     const got = await outputs(q, tensors(held, 'x', dims));
     let agree = 0;
@@ -128,9 +139,10 @@ async function rec(): Promise<void> {
         if (am(ref[i]!) === am(got[i]!)) agree++;
       }
     }
-    line(`rec ${mode}${floor && mode === 'static' ? ` min-fidelity ${floor}` : ''}`, report, await latency(f, q, tensors(held, 'x', dims)[0]!), `per-step argmax agreement ${((100 * agree) / steps).toFixed(2)}% over ${steps} steps of ${held.length} held-out text lines`);
+    line(`rec ${mode}${floor && mode === 'static' ? ` min-fidelity ${floor}` : ''}`, report, await latency(f, q, tensors(held, 'x', dims)[0]!, ff), `per-step argmax agreement ${((100 * agree) / steps).toFixed(2)}% over ${steps} steps of ${held.length} held-out text lines`);
     await f.release();
     await q.release();
+    await ff.release();
   }
 }
 
@@ -194,8 +206,9 @@ async function prunedDet(): Promise<void> {
     shapes: new Map([['x', dims]]), samples: calib.slice(0, 4).map((d) => ({ x: { dims, data: d } })), synthetic: false, skipFidelity: true,
   });
   const prunedBytes = serializeModel(pruned);
-  const q = await quantizeModel(loadModel(file), { mode: 'static', method: 'percentile', data: tensors(calib, 'x', dims), latencyRuns: 0 });
-  const pq = await quantizeModel(parseModelCopy(prunedBytes), { mode: 'static', method: 'percentile', data: tensors(calib, 'x', dims), latencyRuns: 0 });
+  const qo = { mode: 'static' as const, method: (process.env.DET_METHOD ?? 'percentile') as 'percentile', data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: Number(process.env.DET_MIN_FIDELITY ?? 0) || undefined, latencyRuns: 0 };
+  const q = await quantizeModel(loadModel(file), qo);
+  const pq = await quantizeModel(parseModelCopy(prunedBytes), qo);
   const sessions = { float: await openSession(loadModel(file)), int8: await openSession(q.bytes), pruned: await openSession(prunedBytes), 'pruned+int8': await openSession(pq.bytes) };
   const feeds = tensors(held, 'x', dims)[0]!;
   const times: Record<string, number[]> = {};

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeNpyFloat32, writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
 import { ROOT, runCli } from '../helpers/paths.js';
+import { loadModel } from '../../src/onnx/index.js';
 
 const MNIST = join(ROOT, 'models/mnist-cnn.onnx');
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-qcli-'));
@@ -39,6 +40,18 @@ t.test('static quantization writes the model and a JSON report', async (t) => {
   const again = await runCli(['quantize', out, '-o', join(dir, 'twice.onnx'), '--mode', 'static', '--calib', cal]);
   oneLineError(t, again, /already quantized \(it contains (QuantizeLinear|DequantizeLinear)\)/);
   t.notOk(existsSync(join(dir, 'twice.onnx')));
+});
+
+t.test('without --force the file written follows the measured decision: float when int8 is not faster here', async (t) => {
+  const out = join(dir, 'decided.onnx');
+  const r = await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', cal, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as Record<string, any>;
+  t.equal(j.decision, j.latency.ratio >= 1 ? 'kept-float' : 'quantized', `decision from the measured ratio ${j.latency.ratio}`);
+  t.equal(j.written, j.decision === 'kept-float' ? 'float' : 'static');
+  if (j.decision === 'kept-float') t.match(j.note, /not faster than float on this box/);
+  const ops = new Set(loadModel(out).graph.nodes.map((n) => n.opType));
+  t.equal(ops.has('QuantizeLinear') || ops.has('DequantizeLinear'), j.written === 'static', `the file on disk is ${j.written}`);
 });
 
 t.test('bad input: one line, non-zero exit, nothing written', async (t) => {

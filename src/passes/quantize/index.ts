@@ -35,6 +35,13 @@ export interface QuantizeOptions {
   minFidelity?: number;
   /** Input batches: calibration for static mode, fidelity measurement for all modes. */
   data?: Feeds[];
+  /**
+   * Inputs the fidelity (and the --min-fidelity fallback) is measured on, when they should differ
+   * from the calibration inputs (default: the calibration inputs). A detector calibrated on mixed
+   * photos is judged on images with text: on a photo without text its map is ~0 everywhere and a
+   * cosine there measures noise.
+   */
+  fidelityData?: Feeds[];
   platform?: Int8Platform;
   threads?: number;
   /** Interleaved timing runs per model for the keep-float decision (0 = skip). */
@@ -181,15 +188,26 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     return { model: m, bytes: finish(m), layers };
   };
 
+  let fdata = data;
+  if (o.fidelityData?.length) {
+    fdata = o.fidelityData;
+    reference = [];
+    const s = await openSession(floatBytes, { threads });
+    try {
+      for (const f of fdata) reference.push((await s.run(f)) as Record<string, ort.Tensor>);
+    } finally {
+      await s.release();
+    }
+  }
   let best = build(new Set());
-  let fidelity = data.length ? await measureFidelity(best.bytes, data, reference, 'all', threads) : null;
+  let fidelity = fdata.length ? await measureFidelity(best.bytes, fdata, reference, 'all', threads) : null;
   let rangeNote = '';
   if (platform.reduceRange && fidelity && o.mode !== 'fp16') {
     // 7-bit weights rule out VPMADDUBSW saturation but cost precision; some models (PP-OCR det)
     // lose more to the missing bit than to rare saturation. Measure both with the real kernels.
     reduceRange = false;
     const full = build(new Set());
-    const ff = await measureFidelity(full.bytes, data, reference, 'all', threads);
+    const ff = await measureFidelity(full.bytes, fdata, reference, 'all', threads);
     if (ff.mean > fidelity.mean) {
       rangeNote = `full 8-bit weights (cosine ${ff.mean.toFixed(4)}) beat 7-bit reduce-range (${fidelity.mean.toFixed(4)}) on this data, saturation notwithstanding`;
       best = full;
@@ -201,7 +219,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   }
   if (o.minFidelity !== undefined && fidelity && fidelity.mean < o.minFidelity && o.mode !== 'fp16') {
     const keys = best.layers.filter((l) => l.int8 && l.kind !== 'passthrough').map((l) => l.node);
-    const ranked = await rankSensitivity(keys, (keep) => build(keep).bytes, data.slice(0, 1), reference.slice(0, 1), threads);
+    const ranked = await rankSensitivity(keys, (keep) => build(keep).bytes, fdata.slice(0, 1), reference.slice(0, 1), threads);
     // the fewest float layers (most sensitive first) that meet the floor: fidelity grows with k
     let lo = 1;
     let hi = ranked.length;
@@ -209,7 +227,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     while (lo <= hi) {
       const k = (lo + hi) >> 1;
       const b = build(new Set(ranked.slice(0, k)));
-      const f = await measureFidelity(b.bytes, data, reference, 'all', threads);
+      const f = await measureFidelity(b.bytes, fdata, reference, 'all', threads);
       if (f.mean >= o.minFidelity) {
         found = { b, f };
         hi = k - 1;

@@ -87,9 +87,10 @@ export function findCandidates(model: Model): Candidate[] {
         absorbed.add(c.activation);
         c.out = c.activation.outputs[0];
       }
+      // shape arithmetic (Concat of int64 dims, Reshape targets) is not a layer: not listed at all
+      if (c.constInputs.some((v) => g.constant(v)!.dtype !== 'float32')) continue;
       if (n.outputs.length !== 1 || g.isGraphOutput(c.out!)) c.blocked = 'its output is a model output (kept exact)';
       else if (c.actInputs.length === 0) c.blocked = 'no activation input';
-      else if (c.constInputs.some((v) => g.constant(v)!.dtype !== 'float32')) c.blocked = 'non-float constant input';
       out.push(c);
       continue;
     }
