@@ -276,3 +276,27 @@ export function foldForQuantization(model: Model, form: 'float' | 'int8' = 'floa
   g.touch();
   return { convAffine, inputScale: scale + again.scale, inputShift: shift + again.shift, hardSwish, convTransposeBn };
 }
+
+/**
+ * Lower range bounds that saturation makes exact: a value read only by the int8 form of hardswish
+ * (Add(x, 3) -> Clip(0, 6) and Mul(x, that)) gives 0 for every x <= -3, so quantizing x with a
+ * range starting at -3 loses nothing there and spends the 256 levels where hardswish is not flat.
+ * PP-LCNet conv outputs reach -100 in a few channels while most live in [-3, 10].
+ */
+export function saturatedLowerBounds(model: Model): Map<string, number> {
+  const g = model.graph;
+  const out = new Map<string, number>();
+  for (const add of g.nodes) {
+    if (add.opType !== 'Add' || !std(add)) continue;
+    const x = add.inputs.find((v) => v && !g.constant(v));
+    if (!x || !scalarIs(g, otherInput(add, x), 3) || g.isGraphOutput(x)) continue;
+    const clip = soleConsumer(g, add.outputs[0]!);
+    if (!clip || clip.opType !== 'Clip' || clip.inputs[0] !== add.outputs[0]) continue;
+    const lo = clip.attrFloat('min') ?? (scalarIs(g, clip.inputs[1], 0) ? 0 : undefined);
+    if (lo !== 0) continue;
+    const readers = g.consumers(x);
+    const ok = readers.length === 2 && readers.every((r) => r === add || (r.opType === 'Mul' && otherInput(r, x) === clip.outputs[0]));
+    if (ok) out.set(x, -3);
+  }
+  return out;
+}

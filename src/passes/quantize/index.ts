@@ -16,7 +16,7 @@ import { applyDynamic } from './dynamic.js';
 import { measureFidelity, type Fidelity } from './fidelity.js';
 import { applyFp16 } from './fp16.js';
 import { applyOpsetPlan, planOpset, type OpsetPlan } from './opset.js';
-import { foldForQuantization, type FoldReport } from './fold.js';
+import { foldForQuantization, saturatedLowerBounds, type FoldReport } from './fold.js';
 import { optimizedModel, openSession, runtimeOps, type Feeds } from './ort.js';
 import { detectPlatform, type Int8Platform } from './platform.js';
 import { applyStatic, calibrationValues, findCandidates, type LayerDecision } from './qdq.js';
@@ -163,7 +163,12 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     int8FormBytes = serializeModel(int8Form);
     const values = calibrationValues(findCandidates(int8Form));
     const col = await collectStats(int8Form, values, data, { histograms: method !== 'minmax', threads });
-    for (const [v, s] of col.stats) ranges.set(v, computeRange(s, method!));
+    const floors = saturatedLowerBounds(int8Form);
+    for (const [v, s] of col.stats) {
+      const r = computeRange(s, method!);
+      const lo = floors.get(v);
+      ranges.set(v, lo !== undefined && r.min < lo ? { min: lo, max: r.max } : r);
+    }
     reference = col.reference;
   } else if (data.length) {
     const s = await openSession(floatBytes, { threads });

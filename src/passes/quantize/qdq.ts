@@ -196,12 +196,12 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
     const p = qParams(v);
     const base = v.replace(/[^A-Za-z0-9_.]/g, '_');
     const { scale, zp } = addParams(g, base, p, o.actType);
-    const qv = g.uniqueName(`${base}_QuantizeLinear`);
-    const dqv = g.uniqueName(`${base}_DequantizeLinear`);
+    const qv = g.uniqueName(`${base}_q`);
+    const dqv = g.uniqueName(`${base}_dq`);
     const readers = g.consumers(v).filter((n) => producedQuantized.has(v) || quantizedNodes.has(n));
     const prod = g.producer(v);
-    const qn = g.addNode({ opType: 'QuantizeLinear', domain: o.qdqDomain, name: `${qv}_node`, inputs: [v, scale, zp], outputs: [qv] }, prod ? { after: prod } : { before: g.nodes[0] });
-    g.addNode({ opType: 'DequantizeLinear', domain: o.qdqDomain, name: `${dqv}_node`, inputs: [qv, scale, zp], outputs: [dqv] }, { after: qn });
+    const qn = g.addNode({ opType: 'QuantizeLinear', domain: o.qdqDomain, name: '', inputs: [v, scale, zp], outputs: [qv] }, prod ? { after: prod } : { before: g.nodes[0] });
+    g.addNode({ opType: 'DequantizeLinear', domain: o.qdqDomain, name: '', inputs: [qv, scale, zp], outputs: [dqv] }, { after: qn });
     for (const r of readers) for (let i = 0; i < r.inputs.length; i++) if (r.inputs[i] === v) r.inputs[i] = dqv;
     g.touch();
   }
@@ -222,8 +222,8 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
         const q = o.actType === 'uint8' ? new Uint8Array(data.length) : new Int8Array(data.length);
         const [qmin, qmax] = o.actType === 'uint8' ? [0, 255] : [-128, 127];
         for (let i = 0; i < data.length; i++) q[i] = Math.max(qmin, Math.min(qmax, Math.round(data[i]! / p.scale) + p.zeroPoint));
-        const base = g.uniqueName(`${cv.replace(/[^A-Za-z0-9_.]/g, '_')}_const`);
-        const qt = q instanceof Uint8Array ? Tensor.fromUint8(`${base}_quantized`, t.dims, q) : Tensor.fromInt8(`${base}_quantized`, t.dims, q as Int8Array);
+        const base = g.uniqueName(`${cv.replace(/[^A-Za-z0-9_.]/g, '_')}_c`);
+        const qt = q instanceof Uint8Array ? Tensor.fromUint8(`${base}_q8`, t.dims, q) : Tensor.fromInt8(`${base}_q8`, t.dims, q as Int8Array);
         const { scale, zp } = addParams(g, base, p, o.actType);
         const dq = addDequantize(g, n, qt, g.constant(scale)!, g.constant(zp)!, undefined, o.qdqDomain);
         for (let i = 0; i < n.inputs.length; i++) if (n.inputs[i] === cv) n.inputs[i] = dq;
@@ -251,8 +251,8 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
 
 /** Scalar scale and zero-point initializers for one quantized tensor. */
 function addParams(g: Graph, base: string, p: QParams, actType: ActType): { scale: string; zp: string } {
-  const scale = g.uniqueName(`${base}_scale`);
-  const zp = g.uniqueName(`${base}_zero_point`);
+  const scale = g.uniqueName(`${base}_s`);
+  const zp = g.uniqueName(`${base}_z`);
   g.setInitializer(Tensor.scalarFloat(scale, p.scale));
   g.setInitializer(actType === 'uint8' ? Tensor.fromUint8(zp, [], Uint8Array.of(p.zeroPoint)) : Tensor.fromInt8(zp, [], Int8Array.of(p.zeroPoint)));
   return { scale, zp };
@@ -262,9 +262,9 @@ function addDequantize(g: Graph, before: Node, q: Tensor, scale: Tensor, zp: Ten
   g.setInitializer(q);
   g.setInitializer(scale);
   g.setInitializer(zp);
-  const out = g.uniqueName(`${q.name}_DequantizeLinear`);
+  const out = g.uniqueName(`${q.name}_dq`);
   g.addNode(
-    { opType: 'DequantizeLinear', domain, name: `${out}_node`, inputs: [q.name, scale.name, zp.name], outputs: [out], attrs: axis !== undefined && scale.dims.length === 1 ? { axis: { type: 'int', value: axis } } : {} },
+    { opType: 'DequantizeLinear', domain, name: '', inputs: [q.name, scale.name, zp.name], outputs: [out], attrs: axis !== undefined && scale.dims.length === 1 ? { axis: { type: 'int', value: axis } } : {} },
     { before },
   );
   return out;

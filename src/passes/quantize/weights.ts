@@ -42,9 +42,9 @@ export function quantizeWeight(w: Tensor, name: string, opts: { axis?: number; r
   }
   const sdims = axis === undefined ? [] : [channels];
   return {
-    q: Tensor.fromInt8(`${name}_quantized`, dims, q),
-    scale: Tensor.fromFloat32(`${name}_scale`, sdims, scales),
-    zeroPoint: Tensor.fromInt8(`${name}_zero_point`, sdims, new Int8Array(channels)),
+    q: Tensor.fromInt8(`${name}_q8`, dims, q),
+    scale: Tensor.fromFloat32(`${name}_s`, sdims, scales),
+    zeroPoint: Tensor.fromInt8(`${name}_z`, sdims, new Int8Array(channels)),
     scales,
     axis,
   };
@@ -64,9 +64,9 @@ export function quantizeBias(b: Tensor, name: string, inputScale: number, wScale
   // per-tensor weights give one bias scale: keep it scalar so no axis (opset 13) is needed
   const perTensor = wScales.length === 1;
   return {
-    q: Tensor.fromInt32(`${name}_quantized`, [n], q),
-    scale: Tensor.fromFloat32(`${name}_scale`, perTensor ? [] : [n], perTensor ? scales.subarray(0, 1) : scales),
-    zeroPoint: Tensor.fromInt32(`${name}_zero_point`, perTensor ? [] : [n], new Int32Array(perTensor ? 1 : n)),
+    q: Tensor.fromInt32(`${name}_q8`, [n], q),
+    scale: Tensor.fromFloat32(`${name}_s`, perTensor ? [] : [n], perTensor ? scales.subarray(0, 1) : scales),
+    zeroPoint: Tensor.fromInt32(`${name}_z`, perTensor ? [] : [n], new Int32Array(perTensor ? 1 : n)),
   };
 }
 
