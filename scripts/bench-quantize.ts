@@ -1,7 +1,8 @@
 // Benchmark of edgefit quantize on real models, float and quantized measured side by side in
 // one process at 2 threads (runs interleaved so machine noise hits both alike), medians.
 //   node dist/scripts/bench-quantize.js [mnist] [transformer] [rec] [det] [pruned] [profile] [--runs N]
-// Env: REC_MIN_FIDELITY, DET_MIN_FIDELITY add runs with that fidelity floor; PRUNE_RATIO (0.3).
+// Env: REC_MIN_FIDELITY, DET_MIN_FIDELITY add runs with that fidelity floor; DET_METHODS (minmax,percentile);
+// DET_METHOD for the pruned comparison (percentile); PRUNE_RATIO (0.3).
 // Inputs are realistic: scikit-image's sample photos and scanned text (det, rec), the mnist
 // package's held-out digits (mnist), the zoo transformer's probe signal and shifted variants.
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -88,7 +89,8 @@ async function det(): Promise<void> {
   const model = loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx'));
   // without a floor every layer is int8; with DET_MIN_FIDELITY the sensitive ones stay float
   const floors = [undefined, Number(process.env.DET_MIN_FIDELITY ?? 0) || undefined].filter((f, i) => i === 0 || f !== undefined);
-  for (const [method, floor] of (['minmax', 'percentile'] as const).flatMap((m) => floors.map((f) => [m, f] as const))) {
+  const methods = (process.env.DET_METHODS ?? 'minmax,percentile').split(',') as ('minmax' | 'percentile' | 'entropy')[];
+  for (const [method, floor] of methods.flatMap((m) => floors.map((f) => [m, f] as const))) {
     // fidelity (and the floor) judged on the calibration images with text; photos only calibrate
     const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx')), { mode: 'static', method, data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: floor, latencyRuns: 0 });
     const f = await openSession(model);
@@ -202,8 +204,9 @@ async function prunedDet(): Promise<void> {
   const ratio = Number(process.env.PRUNE_RATIO ?? 0.3);
   const pruned = normalize(loadModel(file));
   const pr = await prune(pruned, {
-    structured: ratio, importance: 'l1', recover: 'bias', steps: 1, round: 8,
-    shapes: new Map([['x', dims]]), samples: calib.slice(0, 4).map((d) => ({ x: { dims, data: d } })), synthetic: false, skipFidelity: true,
+    // the prune settings that keep det usable on main (activation importance, least-squares recovery)
+    structured: ratio, importance: 'activation', recover: 'lsq', steps: 1, round: 8,
+    shapes: new Map([['x', dims]]), samples: calib.map((d) => ({ x: { dims, data: d } })), synthetic: false, skipFidelity: true,
   });
   const prunedBytes = serializeModel(pruned);
   const qo = { mode: 'static' as const, method: (process.env.DET_METHOD ?? 'percentile') as 'percentile', data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: Number(process.env.DET_MIN_FIDELITY ?? 0) || undefined, latencyRuns: 0 };
