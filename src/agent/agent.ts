@@ -282,7 +282,9 @@ export class Agent {
   }
 
   private async loadProbe(v: ModelVersion): Promise<void> {
-    await this.probe.load(v.file, this.shapes, this.cfg.threads ?? this.hw?.threads ?? null);
+    // the thread count the fit measured this level at (it may have chosen fewer than the box has)
+    const entry = v.candidateId !== null ? this.currentFit()?.frontier.find((e) => e.id === v.candidateId) : undefined;
+    await this.probe.load(v.file, this.shapes, entry?.config.threads ?? this.cfg.threads ?? this.hw?.threads ?? null);
     this.lastLatency = null;
   }
 
