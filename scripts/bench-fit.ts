@@ -1,7 +1,8 @@
 // Issue 6 figures: fit PP-OCRv4 det to latency budgets (default 0.5x and 0.33x of the original
 // on this box), then a fresh side-by-side evaluation of the original and each fitted model
 // (interleaved rounds, same run, 2 threads) to check the result's p50 is under its budget.
-// Usage: node dist/scripts/bench-fit.js [--budgets 0.5x,0.33x] [--rounds 5] [--calib dir]
+// Usage: node dist/scripts/bench-fit.js [--budgets 0.5x,0.33x] [--rounds 5] [--calib dir] [--min-fidelity F]
+// (default fidelity floor: the matching board profile's)
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runFitJob } from '../src/fit/run.js';
@@ -12,6 +13,7 @@ const arg = (k: string, d: string) => { const i = process.argv.indexOf(k); retur
 const budgets = arg('--budgets', '0.5x,0.33x').split(',');
 const rounds = Number(arg('--rounds', '5'));
 const calib = arg('--calib', join(ROOT, 'test/fixtures/ocr/det'));
+const minFid = arg('--min-fidelity', '');
 const out = join(ROOT, 'tmp/bench-fit');
 mkdirSync(out, { recursive: true });
 const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]!; };
@@ -20,10 +22,11 @@ const shapes = new Map([['x', [...OCR_MODELS.det.shape]]]);
 const rows: string[] = [];
 for (const b of budgets) {
   const t0 = performance.now();
-  const r = await runFitJob({ model: OCR_MODELS.det.file, output: join(out, `det-${b}.onnx`), shapes, latency: b, calib, threads: 2, report: join(out, `det-${b}.html`) }, (p) => {
+  const r = await runFitJob({ model: OCR_MODELS.det.file, output: join(out, `det-${b}.onnx`), shapes, latency: b, calib, threads: 2, ...(minFid ? { minFidelity: Number(minFid) } : {}), report: join(out, `det-${b}.html`) }, (p) => {
     if (p.stage === 'measured') console.error(`  [${b}] ${p.message}`);
   });
   const fitS = (performance.now() - t0) / 1000;
+  console.error(`  [${b}] budgets ${JSON.stringify(r.budgets)}; notes: ${r.notes.join(' | ')}; cache hits ${r.cacheHits}`);
   const chosen = r.candidates.find((c) => c.id === r.chosenId)!;
   // fresh, interleaved: original, fitted, original, fitted ...
   const po: number[] = [], pf: number[] = [];
