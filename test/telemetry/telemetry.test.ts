@@ -53,6 +53,9 @@ t.test('agent config: defaults, env and flags override, all errors at once', asy
   t.equal(c.probe.stepDownAfter, 3, 'default filled');
   t.throws(() => loadAgentConfig({ flags: { metricsIntervalS: -1, mqtt: { keepaliveS: 'x' }, bogus: 1 } }), /metricsIntervalS.*mqtt\.keepaliveS.*bogus|bogus/);
   t.throws(() => loadAgentConfig({ file: '/nonexistent/cfg.json' }), { code: 'FILE_NOT_FOUND' });
+  t.equal(c.model.calib, null, 'no calibration path by default (the agent picks the bundled images for the bundled model)');
+  const k = loadAgentConfig({ env: { EDGEFIT_CALIB: '/data/imgs', EDGEFIT_MODEL: '/m.onnx' }, flags: { model: { shapes: { x: [1, 3, 8, 8] } } } });
+  t.same([k.model.path, k.model.calib, k.model.shapes], ['/m.onnx', '/data/imgs', { x: [1, 3, 8, 8] }], 'EDGEFIT_CALIB and the model flags merge');
 });
 
 t.test('budget layers and frontier adaptation', async (t) => {

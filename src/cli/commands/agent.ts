@@ -8,7 +8,7 @@ import { EdgefitError, oneLine } from '../../errors.js';
 import { parseShapes } from '../output.js';
 
 interface Args {
-  config?: string; broker?: string; 'device-id'?: string; model?: string; shape?: string[]; 'state-dir'?: string;
+  config?: string; broker?: string; 'device-id'?: string; model?: string; calib?: string; shape?: string[]; 'state-dir'?: string;
   'metrics-interval'?: number; 'probe-interval'?: number; 'exit-after'?: number; fitter?: string;
   'dashboard-port'?: number; dashboard?: boolean;
 }
@@ -46,6 +46,7 @@ export const command: CommandModule<object, Args> = {
     .option('broker', { type: 'string', describe: 'MQTT broker URL; default: embedded aedes on 127.0.0.1' })
     .option('device-id', { type: 'string', describe: 'default: hash of /etc/machine-id' })
     .option('model', { type: 'string', describe: 'ONNX model; default: bundled PP-OCRv4 det' })
+    .option('calib', { type: 'string', describe: 'calibration data for fits; default: bundled page images for the bundled model, else synthetic' })
     .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (repeatable)' })
     .option('state-dir', { type: 'string', describe: 'state folder (SQLite, models)' })
     .option('metrics-interval', { type: 'number', describe: 'seconds between metrics messages' })
@@ -70,7 +71,7 @@ export const command: CommandModule<object, Args> = {
     if (argv.dashboard === false) flags.dashboard = { port: 0 };
     else if (argv['dashboard-port'] !== undefined) flags.dashboard = { port: argv['dashboard-port'] };
     const shapes = parseShapes(argv.shape);
-    if (argv.model || shapes.size) flags.model = { ...(argv.model ? { path: argv.model } : {}), ...(shapes.size ? { shapes: Object.fromEntries(shapes) } : {}) };
+    if (argv.model || argv.calib || shapes.size) flags.model = { ...(argv.model ? { path: argv.model } : {}), ...(argv.calib ? { calib: argv.calib } : {}), ...(shapes.size ? { shapes: Object.fromEntries(shapes) } : {}) };
     const cfg = loadAgentConfig({ file: argv.config ?? process.env.EDGEFIT_CONFIG, env: process.env, flags });
     const agent = new Agent(cfg);
     await agent.start();
