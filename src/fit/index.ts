@@ -27,6 +27,8 @@ export interface FitOptions {
   /** Timed runs per candidate. */
   runs?: number;
   maxCandidates?: number;
+  /** Interleaved rounds that re-time the chosen candidate beside the original (default 3; 0 = off). */
+  confirmRounds?: number;
   /** Identity of this box for the cache (model + hardware + budgets decide reuse). */
   hardwareId?: string;
 }
@@ -125,8 +127,23 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
     return m;
   };
 
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  const timeOnly = async (model: string, t: number) =>
+    (await evaluateModel({ model, data: dataForEval, shapes, threads: t, runs: opts.runs ?? 20, warmup: 3, limit: 1, baseline: false })).latencyMs;
+  // interleaved original / candidate rounds: both see the same load
+  const confirm = async (e: FrontierEntry) => {
+    const p50: number[] = [], p95: number[] = [], ref: number[] = [];
+    for (let i = 0; i < (opts.confirmRounds ?? 3); i++) {
+      ref.push((await timeOnly(referencePath, threads)).p50);
+      const l = await timeOnly(e.modelPath, e.config.threads);
+      p50.push(l.p50);
+      p95.push(l.p95);
+    }
+    return { latencyP50Ms: median(p50), latencyP95Ms: median(p95), referenceP50Ms: median(ref) };
+  };
+
   const outcome = await searchFrontier(
-    { evaluate, onProgress },
+    { evaluate, onProgress, ...(opts.confirmRounds === 0 ? {} : { confirm }) },
     { budgets: req.budgets, threads, tryQuant: opts.tryQuant, maxCandidates: opts.maxCandidates ?? 15 },
   );
   let chosenPath = outcome.chosen.modelPath;

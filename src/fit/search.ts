@@ -21,6 +21,9 @@ export interface SearchDeps {
   /** Build the candidate for a config and measure it on this box (cached by the caller). */
   evaluate(config: CandidateConfig): Promise<Measured>;
   onProgress?(p: FitProgress): void;
+  /** Re-time a candidate side by side with the original (several interleaved rounds): the
+   * choice is confirmed before it is returned. Absent: single measurements are trusted. */
+  confirm?(entry: FrontierEntry): Promise<Pick<Measured, 'latencyP50Ms' | 'latencyP95Ms' | 'referenceP50Ms'>>;
 }
 
 export interface SearchOptions {
@@ -133,13 +136,31 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     best = e;
   }
 
+  // one measurement on a shared box can pass by luck: re-time the choice beside the original and,
+  // when it then misses the latency budget, fall to the next-best feasible candidate
+  const pick = (pool: FrontierEntry[]) => pool.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.config.threads < a.config.threads) ? b : a));
+  const confirmed = new Set<FrontierEntry>();
+  for (let i = 0; deps.confirm && budgetMs !== null && i < 3; i++) {
+    const pool = [...seen.values()].filter((e) => ok(e) && !confirmed.has(e));
+    if (!pool.length) break;
+    const c = pick(pool);
+    if (c === reference) break; // the original within budget needs no confirmation
+    progress('confirm', c.id);
+    const r = await deps.confirm(c);
+    confirmed.add(c);
+    Object.assign(c, r);
+    c.meets = judge(c);
+    if (c.meets.latency) break;
+    notes.push(`${c.id} missed the latency budget when re-timed beside the original (p95 ${r.latencyP95Ms.toFixed(1)} ms): not chosen`);
+  }
+
   const candidates = [...seen.values()];
   const feasible = candidates.filter(ok);
   let chosen: FrontierEntry;
   let shortfall: SearchOutcome['shortfall'];
   if (feasible.length) {
     // highest fidelity; among equals (one model at several thread counts) the fewest threads
-    chosen = feasible.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.config.threads < a.config.threads) ? b : a));
+    chosen = pick(feasible);
   } else {
     // closest: the smallest total relative miss across the budgets
     const miss = (e: FrontierEntry) => {
