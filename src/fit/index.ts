@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { loadCalibration } from '../calib/data.js';
 import { syntheticSamples } from '../calib/synthetic.js';
 import type { Sample } from '../calib/runner.js';
-import { evaluateModel } from '../evaluate/index.js';
+import { evaluateModel, latencyStats } from '../evaluate/index.js';
 import { buildCandidate } from './candidates.js';
 import { CandidateCache, sha256 } from './cache.js';
 import { searchFrontier, type Measured } from './search.js';
@@ -77,6 +77,9 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
   const cache = new CandidateCache(join(outDir, 'cache'), salt);
   const dataForEval = req.calibDataPath;
 
+  const timeOnly = async (model: string, t: number) =>
+    (await evaluateModel({ model, data: dataForEval, shapes, threads: t, runs: opts.runs ?? 20, warmup: 3, limit: 1, baseline: false })).latencyMs;
+
   let cacheHits = 0;
   const evaluate = async (config: CandidateConfig): Promise<Measured> => {
     const key = cache.key(config);
@@ -110,7 +113,7 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
       // (at the reference's thread count: the budget is a fraction of the original as deployed)
       referenceP50Ms = isRef && config.threads === threads
         ? report.latencyMs.p50
-        : (await evaluateModel({ model: referencePath, data: dataForEval, shapes, threads, runs: opts.runs ?? 20, warmup: 3, limit: 1, baseline: false })).latencyMs.p50;
+        : (await timeOnly(referencePath, threads)).p50;
     }
     const bytes = readFileSync(path);
     const m: Measured = {
@@ -127,9 +130,7 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
     return m;
   };
 
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-  const timeOnly = async (model: string, t: number) =>
-    (await evaluateModel({ model, data: dataForEval, shapes, threads: t, runs: opts.runs ?? 20, warmup: 3, limit: 1, baseline: false })).latencyMs;
+  const median = (xs: number[]) => latencyStats(xs).p50;
   // interleaved original / candidate rounds: both see the same load
   const confirm = async (e: FrontierEntry) => {
     const p50: number[] = [], p95: number[] = [], ref: number[] = [];

@@ -128,7 +128,10 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   // threads: the same model at fewer threads, fewest first that still meets every budget,
   // leaves cores to the application (and headroom when the box gets busy is the agent's
   // step-down's job); tried only for the best feasible float/int8 choice
-  let best = [...seen.values()].filter(ok).sort((a, b) => b.fidelity - a.fidelity)[0];
+  // highest fidelity; among equals (one model at several thread counts) the fewest threads
+  const pick = (pool: FrontierEntry[]) => pool.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.config.threads < a.config.threads) ? b : a));
+  const feasibleNow = [...seen.values()].filter(ok);
+  let best = feasibleNow.length ? pick(feasibleNow) : undefined;
   for (let t = (best?.config.threads ?? 1) - 1; best && t >= 1; t--) {
     const e = await measure({ ...best.config, threads: t });
     if (!e || !ok(e)) break;
@@ -138,7 +141,6 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
 
   // one measurement on a shared box can pass by luck: re-time the choice beside the original and,
   // when it then misses the latency budget, fall to the next-best feasible candidate
-  const pick = (pool: FrontierEntry[]) => pool.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.config.threads < a.config.threads) ? b : a));
   const confirmed = new Set<FrontierEntry>();
   for (let i = 0; deps.confirm && budgetMs !== null && i < 3; i++) {
     const pool = [...seen.values()].filter((e) => ok(e) && !confirmed.has(e));
@@ -159,7 +161,6 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   let chosen: FrontierEntry;
   let shortfall: SearchOutcome['shortfall'];
   if (feasible.length) {
-    // highest fidelity; among equals (one model at several thread counts) the fewest threads
     chosen = pick(feasible);
   } else {
     // closest: the smallest total relative miss across the budgets
