@@ -4,11 +4,10 @@
 // A crash before the pointer swap leaves the previous model deployed; after it, the new one.
 // The pointer is the truth; the database's deployment rows are reconciled against it.
 import { createHash } from 'node:crypto';
-import { randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { EdgefitError } from '../errors.js';
-import { fsyncDir, writeFileAtomic } from '../util/fs.js';
+import { copyFileAtomic, writeFileAtomic } from '../util/fs.js';
 
 export interface ModelVersion {
   version: string;
@@ -126,19 +125,3 @@ export class ModelStore {
   }
 }
 
-/** writeFileAtomic for a copy: temp file beside the target, fsync, rename, fsync the folder. */
-function copyFileAtomic(from: string, to: string): void {
-  const dir = dirname(to);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(to)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    copyFileSync(from, tmp);
-    const fd = openSync(tmp, 'r+');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-    renameSync(tmp, to);
-  } catch (e) {
-    try { unlinkSync(tmp); } catch { /* already gone */ }
-    throw e;
-  }
-  fsyncDir(dir);
-}

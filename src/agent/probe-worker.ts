@@ -1,19 +1,11 @@
 // The latency probe child (forked by LatencyProbe): load one model in onnxruntime, warm it up,
 // time `runs` runs on a real image, reply once and exit. It exits as well when the agent goes
 // away (IPC disconnect), so a kill -9 of the agent leaves no probe behind.
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import { imageTensor, inputDims } from './inputs.js';
 import { checkProbeRequest, type ProbeReply } from './latency.js';
-
-function hwmMb(): number {
-  try {
-    return Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) / 1024;
-  } catch {
-    return NaN;
-  }
-}
+import { procMemMb } from '../evaluate/protocol.js';
 
 async function probe(raw: unknown): Promise<ProbeReply> {
   const r = checkProbeRequest(raw);
@@ -33,7 +25,7 @@ async function probe(raw: unknown): Promise<ProbeReply> {
     await session.run(feeds);
     times.push(performance.now() - s);
   }
-  const hwm = hwmMb();
+  const hwm = procMemMb('self')?.hwmMb ?? NaN;
   const cpu = process.cpuUsage();
   return { t: 'probed', times, loadMs, modelRssMb, hwmMb: Number.isFinite(hwm) ? hwm : 0, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
