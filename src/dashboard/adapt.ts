@@ -61,7 +61,7 @@ export function adaptEvent(p: EventPayload, now: number): DeviceEvent {
 export function candidateLabel(e: Pick<PublicFrontierEntry, 'config'>): string {
   const c = e.config;
   const parts = [c.quant === 'none' ? 'fp32' : c.quant];
-  if (c.structured > 0) parts.push(`${Math.round(c.structured * 100)}% ch`);
+  if (c.structured > 0) parts.push(`${Math.round(c.structured * 100)}% ${c.structuredBy === 'macs' ? 'MACs' : 'ch'}`);
   if (c.unstructured > 0) parts.push(`${Math.round(c.unstructured * 100)}% sparse`);
   return parts.join(' ');
 }

@@ -1,12 +1,16 @@
 // Building one candidate: the original model, pruned (structured, with activation-aware
-// importance and least-squares recovery against the original), then quantized. Every
-// candidate starts again from the original bytes: candidates never inherit each other's damage.
+// importance and least-squares recovery against the original; by MACs, spread over the groups
+// by their measured sensitivity; then unstructured sparsity when a size budget asks for it),
+// then quantized. Every candidate starts again from the original bytes: candidates never
+// inherit each other's damage.
 import ort from 'onnxruntime-node';
 import { parseModel, serializeModel } from '../onnx/index.js';
 import { normalize } from '../ir/normalize.js';
+import { EdgefitError } from '../errors.js';
 import { prune } from '../passes/prune/index.js';
 import { quantizeModel } from '../passes/quantize/index.js';
 import type { Sample } from '../calib/runner.js';
+import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
 import type { CandidateConfig } from './types.js';
 
 export interface BuildContext {
@@ -15,12 +19,16 @@ export interface BuildContext {
   samples: Sample[];
   synthetic: boolean;
   threads: number;
+  /** The per-group sensitivity probe of this model, when an earlier candidate measured it. */
+  sensitivity?: GroupSensitivity[];
 }
 
 export interface Built {
   bytes: Uint8Array;
   /** What the passes reported, kept in the frontier file for the record. */
   notes: string[];
+  /** The sensitivity probe this build measured (structuredBy 'macs' without ctx.sensitivity). */
+  sensitivity?: GroupSensitivity[];
 }
 
 function toFeeds(samples: readonly Sample[]): Record<string, ort.Tensor>[] {
@@ -30,11 +38,17 @@ function toFeeds(samples: readonly Sample[]): Record<string, ort.Tensor>[] {
 export async function buildCandidate(config: CandidateConfig, ctx: BuildContext): Promise<Built> {
   const notes: string[] = [];
   const model = normalize(parseModel(ctx.original));
-  if (config.structured > 0) {
+  let sensitivity: GroupSensitivity[] | undefined;
+  if (config.structured > 0 || config.unstructured > 0) {
+    const real = ctx.samples.length > 0;
+    const byMacs = config.structuredBy === 'macs' && config.structured > 0;
+    if (byMacs && !real) throw new EdgefitError('DATA', 'sensitivity allocation needs calibration samples');
     const r = await prune(model, {
-      structured: config.structured,
-      importance: ctx.samples.length ? 'activation' : 'l2',
-      recover: ctx.samples.length ? 'lsq' : 'none',
+      ...(config.structured > 0 ? (byMacs ? { targetMacs: config.structured } : { structured: config.structured }) : {}),
+      ...(byMacs ? { allocation: 'sensitivity' as const, sensitivity: ctx.sensitivity } : {}),
+      ...(config.unstructured > 0 ? { unstructured: config.unstructured, unstructuredMethod: real ? ('wanda' as const) : ('magnitude' as const) } : {}),
+      importance: real ? 'activation' : 'l2',
+      recover: real ? 'lsq' : 'none',
       steps: 1,
       round: 1,
       shapes: ctx.shapes,
@@ -43,11 +57,13 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
       threads: ctx.threads,
       skipFidelity: true,
     });
+    if (byMacs && r.sensitivity) sensitivity = r.sensitivity;
     notes.push(`pruned: MACs ${r.macs.before} -> ${r.macs.after}, ${r.groups.pruned.length} groups pruned, ${r.groups.skipped.length} skipped`);
+    if (r.unstructured) notes.push(`unstructured: ${(r.unstructured.zeroFraction * 100).toFixed(1)}% zeros`);
   }
-  if (config.quant === 'none') return { bytes: serializeModel(model), notes };
+  if (config.quant === 'none') return { bytes: serializeModel(model), notes, sensitivity };
   const mode = config.quant === 'int8-static' ? 'static' : config.quant === 'int8-dynamic' ? 'dynamic' : 'fp16';
   const q = await quantizeModel(model, { mode, method: 'minmax', perChannel: true, data: toFeeds(ctx.samples.slice(0, 8)), threads: ctx.threads });
   notes.push(`quantized ${mode}: ${q.report.layers.quantized} layers int8, ${q.report.layers.float} float`);
-  return { bytes: q.bytes, notes };
+  return { bytes: q.bytes, notes, sensitivity };
 }

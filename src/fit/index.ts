@@ -3,6 +3,7 @@
 // candidate on this box in an isolated child process.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { EdgefitError } from '../errors.js';
 import { readModelBytes, parseModel } from '../onnx/index.js';
 import { normalize } from '../ir/normalize.js';
@@ -13,6 +14,7 @@ import { syntheticSamples } from '../calib/synthetic.js';
 import type { Sample } from '../calib/runner.js';
 import { evaluateModel, latencyStats } from '../evaluate/index.js';
 import { buildCandidate } from './candidates.js';
+import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
 import { CandidateCache, sha256 } from './cache.js';
 import { searchFrontier, type Measured } from './search.js';
 import type { CandidateConfig, FitProgress, FitRequest, FitResult, FrontierEntry } from './types.js';
@@ -31,6 +33,13 @@ export interface FitOptions {
   confirmRounds?: number;
   /** Identity of this box for the cache (model + hardware + budgets decide reuse). */
   hardwareId?: string;
+  /**
+   * How structured pruning is spread: 'sensitivity' (default with real calibration data) removes
+   * a fraction of MACs, most from the groups whose measured fidelity drop is smallest (the probe
+   * runs once per model, calibration set and box, and is cached); 'uniform' removes the same
+   * fraction of channels from every group (always so on synthetic inputs).
+   */
+  allocation?: 'uniform' | 'sensitivity';
 }
 
 export interface FitOutcome extends FitResult {
@@ -76,6 +85,16 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
   const salt = [sha256(original), JSON.stringify([...shapes]), calib.source, calib.samples.length, opts.hardwareId ?? '', opts.runs ?? 20].join('|');
   const cache = new CandidateCache(join(outDir, 'cache'), salt);
   const dataForEval = req.calibDataPath;
+  const structuredBy = !calib.synthetic && opts.allocation !== 'uniform' ? 'macs' : 'channels';
+  // the sensitivity probe (minutes on det) is measured by the first candidate that needs it and
+  // kept beside the cache, so later candidates and later fits of the same model re-use it
+  const sensFile = join(outDir, 'cache', `sensitivity-${cache.key('sensitivity')}.json`);
+  let sensitivity: GroupSensitivity[] | undefined;
+  try {
+    if (existsSync(sensFile)) sensitivity = JSON.parse(readFileSync(sensFile, 'utf8')) as GroupSensitivity[];
+  } catch {
+    sensitivity = undefined; // torn or foreign: probe again
+  }
 
   const timeOnly = async (model: string, t: number) =>
     (await evaluateModel({ model, data: dataForEval, shapes, threads: t, runs: opts.runs ?? 20, warmup: 3, limit: 1, baseline: false })).latencyMs;
@@ -92,8 +111,12 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
     // the model does not depend on threads: one file per build, timed at each thread count
     const path = isRef ? referencePath : join(candDir, `${cache.key({ ...config, threads: 0 })}.onnx`);
     if (!isRef && !existsSync(path)) {
-      const built = await buildCandidate(config, { original, shapes, samples: calib.samples, synthetic: calib.synthetic, threads });
+      const built = await buildCandidate(config, { original, shapes, samples: calib.samples, synthetic: calib.synthetic, threads, sensitivity });
       writeFileAtomic(path, built.bytes);
+      if (built.sensitivity && !sensitivity) {
+        sensitivity = built.sensitivity;
+        writeFileAtomic(sensFile, JSON.stringify(sensitivity));
+      }
     }
     const report = await evaluateModel({
       model: path,
@@ -123,6 +146,7 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
       modelRssMb: report.modelRssMb ?? report.peakRssMb,
       fidelity: report.fidelity?.value ?? 1,
       sizeBytes: bytes.byteLength,
+      compressedBytes: gzipSync(bytes).byteLength,
       modelPath: path,
       sha256: sha256(bytes),
     };
@@ -145,7 +169,7 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
 
   const outcome = await searchFrontier(
     { evaluate, onProgress, ...(opts.confirmRounds === 0 ? {} : { confirm }) },
-    { budgets: req.budgets, threads, tryQuant: opts.tryQuant, maxCandidates: opts.maxCandidates ?? 15 },
+    { budgets: req.budgets, threads, tryQuant: opts.tryQuant, maxCandidates: opts.maxCandidates ?? 15, structuredBy },
   );
   let chosenPath = outcome.chosen.modelPath;
   if (opts.outputPath) {

@@ -50,7 +50,7 @@ export function renderReport(r: ReportInput): string {
   const rows = r.candidates
     .slice()
     .sort((a, b) => b.latencyP95Ms - a.latencyP95Ms)
-    .map((c) => `<tr class="${c.id === r.chosenId ? 'chosen' : ''}"><td>${esc(c.id)}</td><td>${(c.config.structured * 100).toFixed(1)}%</td><td>${c.config.quant}</td><td>${c.config.threads}</td><td>${c.latencyP50Ms.toFixed(1)}</td><td>${c.latencyP95Ms.toFixed(1)}</td><td>${c.modelRssMb.toFixed(1)}</td><td>${c.fidelity.toFixed(4)}</td><td>${(c.sizeBytes / 1e6).toFixed(2)}</td><td>${r.frontier.some((f) => f.id === c.id) ? 'yes' : ''}</td><td>${c.meets.latency && c.meets.ram && c.meets.fidelity ? 'yes' : 'no'}</td></tr>`)
+    .map((c) => `<tr class="${c.id === r.chosenId ? 'chosen' : ''}"><td>${esc(c.id)}</td><td>${(c.config.structured * 100).toFixed(1)}% ${c.config.structuredBy === 'macs' ? 'MACs' : 'ch'}</td><td>${(c.config.unstructured * 100).toFixed(0)}%</td><td>${c.config.quant}</td><td>${c.config.threads}</td><td>${c.latencyP50Ms.toFixed(1)}</td><td>${c.latencyP95Ms.toFixed(1)}</td><td>${c.modelRssMb.toFixed(1)}</td><td>${c.fidelity.toFixed(4)}</td><td>${(c.sizeBytes / 1e6).toFixed(2)}</td><td>${c.compressedBytes !== undefined ? (c.compressedBytes / 1e6).toFixed(2) : ''}</td><td>${r.frontier.some((f) => f.id === c.id) ? 'yes' : ''}</td><td>${c.meets.latency && c.meets.ram && c.meets.fidelity && c.meets.size !== false ? 'yes' : 'no'}</td></tr>`)
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgefit fit report: ${esc(r.model)}</title>
@@ -63,7 +63,7 @@ ${r.feasible ? 'Chosen: the highest-fidelity candidate that meets every budget.'
 ${plot(r)}
 <p><small>Green: chosen. Blue: float. Orange: int8. Line: measured frontier.</small></p>
 <h2>Candidates</h2>
-<table><tr><th>id</th><th>structured</th><th>quant</th><th>threads</th><th>p50 ms</th><th>p95 ms</th><th>model RAM MB</th><th>fidelity</th><th>size MB</th><th>frontier</th><th>meets budgets</th></tr>
+<table><tr><th>id</th><th>structured</th><th>unstructured</th><th>quant</th><th>threads</th><th>p50 ms</th><th>p95 ms</th><th>model RAM MB</th><th>fidelity</th><th>size MB</th><th>gzip MB</th><th>frontier</th><th>meets budgets</th></tr>
 ${rows}</table>
 ${r.notes.length ? `<h2>Notes</h2><ul>${r.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : ''}
 <h2>Hardware</h2><pre>${esc(JSON.stringify(r.hardware, null, 2))}</pre>

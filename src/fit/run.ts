@@ -1,6 +1,9 @@
 // The whole `edgefit fit` job: probe the box, pick the board profile, resolve budgets (flags
 // override the profile's defaults), fit, and write the model, frontier and optional report.
-import { resolve, dirname, basename, join } from 'node:path';
+import { resolve, join } from 'node:path';
+import { homedir } from 'node:os';
+import { readModelBytes } from '../onnx/index.js';
+import { sha256 } from './cache.js';
 import { probeHardware, selectProfile, parseLatency } from '../profile/index.js';
 import { EdgefitError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -17,11 +20,25 @@ export interface FitJob {
   latency?: string;
   ramMb?: number;
   minFidelity?: number;
+  /** Compressed (gzip) size budget in MB. */
+  sizeMb?: number;
   profile?: string;
   calib?: string;
   report?: string;
   threads?: number;
+  /** Where candidates and their measurements are kept (default: fitCacheDir of the model). */
   workDir?: string;
+}
+
+/**
+ * The per-model candidate cache: $EDGEFIT_CACHE_DIR, else $XDG_CACHE_HOME/edgefit, else
+ * ~/.cache/edgefit, then fit/<model hash>. Shared by every fit of the same model bytes, so a
+ * second fit to another budget or output re-uses the first one's measurements (entries are
+ * keyed by model, shapes, calibration set and box, and checked against the model file's hash).
+ */
+export function fitCacheDir(modelBytes: Uint8Array): string {
+  const root = process.env.EDGEFIT_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'edgefit');
+  return join(root, 'fit', sha256(modelBytes).slice(0, 16));
 }
 
 export interface FitJobResult extends FitOutcome {
@@ -33,6 +50,7 @@ export interface FitJobResult extends FitOutcome {
 export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => void): Promise<FitJobResult> {
   if (job.latencyMs !== undefined && job.latency !== undefined) throw new EdgefitError('USAGE', 'give either --latency-ms or --latency, not both');
   if (job.minFidelity !== undefined && !(job.minFidelity >= 0 && job.minFidelity <= 1)) throw new EdgefitError('USAGE', `--min-fidelity must be in [0, 1], got ${job.minFidelity}`);
+  if (job.sizeMb !== undefined && !(job.sizeMb > 0)) throw new EdgefitError('USAGE', `--size-mb must be a positive number, got ${job.sizeMb}`);
   const hw = await probeHardware();
   const sel = selectProfile(hw, job.profile);
   const budgets: Budgets = {};
@@ -45,8 +63,9 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
   else budgets.latencyFactor = sel.latency.factor;
   budgets.ramMb = job.ramMb ?? sel.ramMb;
   budgets.minFidelity = job.minFidelity ?? sel.minFidelity;
+  if (job.sizeMb !== undefined) budgets.sizeMb = job.sizeMb;
   const out = resolve(job.output);
-  const workDir = job.workDir ?? join(dirname(out), `.${basename(out, '.onnx')}.edgefit`);
+  const workDir = job.workDir ?? fitCacheDir(readModelBytes(resolve(job.model)));
   const result = await fitModel(
     { modelPath: resolve(job.model), shapes: Object.fromEntries(job.shapes), budgets, profile: sel.profile.name, calibDataPath: job.calib, outputDir: workDir, threads: job.threads ?? sel.threads },
     onProgress,

@@ -10,6 +10,8 @@ export interface Measured {
   modelRssMb: number;
   fidelity: number;
   sizeBytes: number;
+  /** gzip size (judged against a size budget). */
+  compressedBytes?: number;
   modelPath: string;
   sha256: string;
   /** p50 of the original timed right beside this candidate (relative budgets only): on a shared
@@ -38,6 +40,11 @@ export interface SearchOptions {
   quantMode?: CandidateConfig['quant'];
   /** Hard cap on measured candidates. */
   maxCandidates?: number;
+  /** What the structured ratio means: channels removed per group (uniform), or MACs removed
+   * with per-group ratios from the sensitivity analysis. */
+  structuredBy?: 'channels' | 'macs';
+  /** Highest unstructured sparsity tried when a size budget needs it. */
+  maxUnstructured?: number;
 }
 
 export interface SearchOutcome {
@@ -47,11 +54,11 @@ export interface SearchOutcome {
   reference: FrontierEntry;
   latencyBudgetMs: number | null;
   feasible: boolean;
-  shortfall?: { latencyMs?: number; ramMb?: number; fidelity?: number };
+  shortfall?: { latencyMs?: number; ramMb?: number; fidelity?: number; sizeMb?: number };
   notes: string[];
 }
 
-const key = (c: CandidateConfig) => `s${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}`;
+const key = (c: CandidateConfig) => `${c.structuredBy === 'macs' ? 'm' : 's'}${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}`;
 
 export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Promise<SearchOutcome> {
   const maxS = opts.maxStructured ?? 0.85;
@@ -71,6 +78,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     latency: budgetMs === null || p95At(e) <= budgetMs,
     ram: opts.budgets.ramMb === undefined || e.modelRssMb <= opts.budgets.ramMb,
     fidelity: opts.budgets.minFidelity === undefined || e.fidelity >= opts.budgets.minFidelity,
+    size: opts.budgets.sizeMb === undefined || compressedMb(e) <= opts.budgets.sizeMb,
   });
 
   async function measure(config: CandidateConfig): Promise<FrontierEntry | null> {
@@ -86,10 +94,12 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     progress('measured', `${k}: p95 ${m.latencyP95Ms.toFixed(1)} ms, fidelity ${m.fidelity.toFixed(4)}`);
     return e;
   }
-  const ok = (e: FrontierEntry) => e.meets.latency && e.meets.ram && e.meets.fidelity;
+  const ok = (e: FrontierEntry) => e.meets.latency && e.meets.ram && e.meets.fidelity && e.meets.size !== false;
   const fast = (e: FrontierEntry) => e.meets.latency && e.meets.ram;
 
-  const cfg = (structured: number, quant: CandidateConfig['quant']): CandidateConfig => ({ structured, unstructured: 0, quant, threads: opts.threads });
+  const by = opts.structuredBy ?? 'channels';
+  const cfg = (structured: number, quant: CandidateConfig['quant']): CandidateConfig =>
+    ({ structured, ...(structured > 0 && by === 'macs' ? { structuredBy: by } : {}), unstructured: 0, quant, threads: opts.threads });
   const reference = (await measure(cfg(0, 'none')))!;
   if (opts.budgets.latencyFactor !== undefined) {
     budgetMs = opts.budgets.latencyFactor * reference.latencyP50Ms;
@@ -125,11 +135,41 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     }
   }
 
+  // size: unstructured sparsity buys no speed here, only a smaller compressed file, so it is
+  // searched only when a size budget is what stands between the best candidate and feasibility;
+  // a bisection on the sparsity of that candidate finds the least sparse one under the budget.
+  // (pick: highest fidelity; among equals (one model at several thread counts) the fewest threads)
+  const pick = (pool: FrontierEntry[]) => pool.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.config.threads < a.config.threads) ? b : a));
+  if (opts.budgets.sizeMb !== undefined) {
+    // the base is the best candidate that meets everything but size; among those within 0.01
+    // fidelity of the best, the smallest (int8 is ~4x smaller for almost nothing): it needs the
+    // least sparsity, so takes the least extra damage
+    const apartFromSize = [...seen.values()].filter((e) => e.meets.latency && e.meets.ram && e.meets.fidelity);
+    const top = apartFromSize.length ? Math.max(...apartFromSize.map((e) => e.fidelity)) : 0;
+    const near = apartFromSize.filter((e) => e.fidelity >= top - 0.01);
+    const base = near.length ? near.reduce((a, b) => (compressedMb(b) < compressedMb(a) || (compressedMb(b) === compressedMb(a) && b.fidelity > a.fidelity) ? b : a)) : undefined;
+    if (base && base.meets.size === false) {
+      const maxU = opts.maxUnstructured ?? 0.9;
+      const at = (u: number) => measure({ ...base.config, unstructured: u });
+      const most = await at(maxU);
+      if (most && most.meets.size) {
+        let lo = 0;
+        let hi = maxU;
+        for (let i = 0; i < steps; i++) {
+          const mid = Math.round(((lo + hi) / 2) * 100) / 100;
+          if (mid <= lo || mid >= hi) break;
+          const e = await at(mid);
+          if (!e) break;
+          if (e.meets.size) hi = mid;
+          else lo = mid;
+        }
+      } else if (most) notes.push(`even ${Math.round(maxU * 100)}% unstructured sparsity leaves ${compressedMb(most).toFixed(2)} MB compressed: the size budget needs more structured pruning`);
+    } else if (!base) notes.push('no candidate meets the latency, RAM and fidelity budgets, so unstructured sparsity for the size budget was not tried');
+  }
+
   // threads: the same model at fewer threads, fewest first that still meets every budget,
   // leaves cores to the application (and headroom when the box gets busy is the agent's
   // step-down's job); tried only for the best feasible float/int8 choice
-  // highest fidelity; among equals (one model at several thread counts) the fewest threads
-  const pick = (pool: FrontierEntry[]) => pool.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.config.threads < a.config.threads) ? b : a));
   const feasibleNow = [...seen.values()].filter(ok);
   let best = feasibleNow.length ? pick(feasibleNow) : undefined;
   for (let t = (best?.config.threads ?? 1) - 1; best && t >= 1; t--) {
@@ -168,17 +208,22 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
       const l = budgetMs === null ? 0 : Math.max(0, p95At(e) / budgetMs - 1);
       const r = opts.budgets.ramMb === undefined ? 0 : Math.max(0, e.modelRssMb / opts.budgets.ramMb - 1);
       const f = opts.budgets.minFidelity === undefined ? 0 : Math.max(0, opts.budgets.minFidelity - e.fidelity) / Math.max(1e-9, opts.budgets.minFidelity);
-      return l + r + f;
+      const z = opts.budgets.sizeMb === undefined ? 0 : Math.max(0, compressedMb(e) / opts.budgets.sizeMb - 1);
+      return l + r + f + z;
     };
     chosen = candidates.reduce((a, b) => (miss(b) < miss(a) ? b : a));
     shortfall = {};
     if (budgetMs !== null && p95At(chosen) > budgetMs) shortfall.latencyMs = p95At(chosen) - budgetMs;
     if (opts.budgets.ramMb !== undefined && chosen.modelRssMb > opts.budgets.ramMb) shortfall.ramMb = chosen.modelRssMb - opts.budgets.ramMb;
     if (opts.budgets.minFidelity !== undefined && chosen.fidelity < opts.budgets.minFidelity) shortfall.fidelity = opts.budgets.minFidelity - chosen.fidelity;
+    if (opts.budgets.sizeMb !== undefined && compressedMb(chosen) > opts.budgets.sizeMb) shortfall.sizeMb = compressedMb(chosen) - opts.budgets.sizeMb;
   }
   progress('done');
   return { chosen, frontier: paretoFrontier(candidates, chosen), candidates, reference, latencyBudgetMs: budgetMs, feasible: feasible.length > 0, shortfall, notes };
 }
+
+/** Compressed size in MB (the file size when the gzip size was not measured). */
+export const compressedMb = (e: Pick<Measured, 'sizeBytes' | 'compressedBytes'>) => (e.compressedBytes ?? e.sizeBytes) / 1e6;
 
 /** Entries no other entry beats on both latency and fidelity, slowest (least compressed) first. */
 export function paretoFrontier(all: FrontierEntry[], mustKeep?: FrontierEntry): FrontierEntry[] {

@@ -10,6 +10,9 @@ export interface Budgets {
   ramMb?: number;
   /** Lower bound of the fidelity metric in [0, 1] (1 = same outputs as the reference). */
   minFidelity?: number;
+  /** Compressed (gzip) model size in MB: what an over-the-air update ships. The only budget
+   * unstructured sparsity helps with on these CPUs (onnxruntime gains no speed from zeros). */
+  sizeMb?: number;
 }
 
 export interface FitRequest {
@@ -31,8 +34,12 @@ export interface FitRequest {
 export const COMPRESSION_LEVELS = ['none', 'structured', 'unstructured', 'quant'] as const;
 
 export interface CandidateConfig {
-  /** Fraction of channels removed by structured pruning (0 = none). */
+  /** Structured pruning (0 = none): the fraction of channels removed from every group, or with
+   * structuredBy 'macs' the fraction of MACs removed, spread over the groups by their measured
+   * sensitivity (the least sensitive lose the most). */
   structured: number;
+  /** Absent = 'channels' (uniform). */
+  structuredBy?: 'channels' | 'macs';
   /** Fraction of weights zeroed by unstructured pruning (0 = none). */
   unstructured: number;
   /** Quantization scheme, 'none' for float. */
@@ -47,6 +54,8 @@ export interface FrontierEntry {
   modelPath: string;
   sha256: string;
   sizeBytes: number;
+  /** gzip size of the model file (what unstructured sparsity shrinks). */
+  compressedBytes?: number;
   latencyP50Ms: number;
   latencyP95Ms: number;
   modelRssMb: number;
@@ -54,7 +63,7 @@ export interface FrontierEntry {
   fidelity: number;
   /** Relative budgets: the original's p50 timed beside this candidate (load drift correction). */
   referenceP50Ms?: number;
-  meets: { latency: boolean; ram: boolean; fidelity: boolean };
+  meets: { latency: boolean; ram: boolean; fidelity: boolean; size?: boolean };
 }
 
 export interface FitResult {
@@ -64,7 +73,7 @@ export interface FitResult {
   frontier: FrontierEntry[];
   referenceLatencyP50Ms: number;
   /** Present when no candidate meets every budget: by how much the chosen one misses. */
-  shortfall?: { latencyMs?: number; ramMb?: number; fidelity?: number };
+  shortfall?: { latencyMs?: number; ramMb?: number; fidelity?: number; sizeMb?: number };
   /** Which implementation produced this (e.g. 'fitModel', 'reference-only'). */
   fitter: string;
 }

@@ -121,3 +121,50 @@ t.test('the choice is re-timed beside the original; one that passed by luck is r
   t.match(out.notes.join(' '), /s0.266.*missed the latency budget when re-timed/);
   t.notOk(out.candidates.find((e) => e.id === 's0.266-u0.00-none-t1')!.meets.latency, 'its entry now says it misses');
 });
+
+t.test('a size budget is met with the least unstructured sparsity; without one none is tried', async (t) => {
+  // sparsity shrinks only the compressed file and costs fidelity; latency is unchanged by zeros
+  const calls: CandidateConfig[] = [];
+  const evaluate = async (c: CandidateConfig) => {
+    calls.push(c);
+    const lat = 100 * (1 - c.structured) ** 2 * (c.quant === 'none' ? 1 : 0.45) + 2;
+    const size = 4e6 * (1 - c.structured) ** 2 * (c.quant === 'none' ? 1 : 0.3);
+    return { latencyP50Ms: lat, latencyP95Ms: lat, modelRssMb: 10, fidelity: 1 - 0.25 * c.structured ** 2 - 0.1 * c.unstructured ** 2, sizeBytes: size, compressedBytes: size * (1 - 0.9 * c.unstructured), modelPath: '/x', sha256: 'x' };
+  };
+  // int8 alone is fast enough (47 ms) at 1.2 MB gzip: a 0.6 MB budget needs u >= 0.556
+  const out = await searchFrontier({ evaluate }, { budgets: { latencyMs: 60, sizeMb: 0.6 }, threads: 1, steps: 5 });
+  t.ok(out.feasible, out.notes.join(' | '));
+  t.equal(out.chosen.config.quant, 'int8-static');
+  t.equal(out.chosen.config.structured, 0, 'size is bought with sparsity, not with more structured pruning');
+  t.ok(out.chosen.config.unstructured >= 0.556 && out.chosen.config.unstructured <= 0.556 + 0.9 / 32 + 0.01, `u=${out.chosen.config.unstructured}`);
+  t.ok((out.chosen.compressedBytes ?? Infinity) <= 0.6e6);
+  t.ok(calls.length <= 15, `${calls.length} candidates`);
+  calls.length = 0;
+  const noSize = await searchFrontier({ evaluate }, { budgets: { latencyMs: 60 }, threads: 1, steps: 5 });
+  t.ok(noSize.feasible);
+  t.ok(calls.every((c) => c.unstructured === 0), 'no sparsity without a size budget');
+  // a size budget no sparsity can reach is a stated shortfall
+  const tiny = await searchFrontier({ evaluate }, { budgets: { latencyMs: 60, sizeMb: 0.01 }, threads: 1, steps: 5 });
+  t.notOk(tiny.feasible);
+  t.ok(tiny.shortfall?.sizeMb !== undefined && tiny.shortfall.sizeMb > 0);
+  t.match(tiny.notes.join(' '), /unstructured sparsity leaves [\d.]+ MB compressed/);
+  // int8 that is no faster (float kept for speed) is still the cheaper way to a size budget:
+  // sparsity starts from the smaller int8 model, not from float (MNIST on this box)
+  const slowInt8 = async (c: CandidateConfig) => {
+    const m = await evaluate(c);
+    return { ...m, latencyP50Ms: 50, latencyP95Ms: c.quant === 'none' ? 50 : 55 };
+  };
+  const viaInt8 = await searchFrontier({ evaluate: slowInt8 }, { budgets: { latencyMs: 60, sizeMb: 0.6 }, threads: 1, steps: 5 });
+  t.ok(viaInt8.feasible, viaInt8.notes.join(' | '));
+  t.equal(viaInt8.chosen.config.quant, 'int8-static', viaInt8.chosen.id);
+  t.ok(viaInt8.chosen.config.unstructured < 0.6, `u=${viaInt8.chosen.config.unstructured} (float would need u >= 0.94)`);
+});
+
+t.test('by-MACs candidates carry their meaning in the config and the id', async (t) => {
+  const b = box({ int8Speedup: 1.2 });
+  const out = await searchFrontier({ evaluate: b.evaluate }, { budgets: { latencyFactor: 0.5 }, threads: 2, steps: 4, structuredBy: 'macs' });
+  const pruned = out.candidates.filter((e) => e.config.structured > 0);
+  t.ok(pruned.length > 0);
+  t.ok(pruned.every((e) => e.config.structuredBy === 'macs' && e.id.startsWith('m')), pruned.map((e) => e.id).join(' '));
+  t.equal(out.reference.config.structuredBy, undefined, 'the original is not pruned by anything');
+});

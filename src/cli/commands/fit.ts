@@ -5,7 +5,7 @@ import { parseShapes, printJson } from '../output.js';
 import { progressPrinter } from '../progress.js';
 
 interface Args {
-  model: string; o: string; shape?: string[]; 'latency-ms'?: number; latency?: string; 'ram-mb'?: number; 'min-fidelity'?: number;
+  model: string; o: string; shape?: string[]; 'latency-ms'?: number; latency?: string; 'ram-mb'?: number; 'min-fidelity'?: number; 'size-mb'?: number;
   profile?: string; calib?: string; report?: string; json?: boolean; threads?: number;
 }
 
@@ -20,6 +20,7 @@ export const command: CommandModule<object, Args> = {
       .option('latency', { type: 'string', describe: 'latency budget relative to the original model, e.g. 0.5x' })
       .option('ram-mb', { type: 'number', describe: 'model RAM budget (MB above the bare runtime)' })
       .option('min-fidelity', { type: 'number', describe: 'fidelity floor in [0, 1]' })
+      .option('size-mb', { type: 'number', describe: 'compressed (gzip) model size budget in MB; unstructured sparsity is searched only for this' })
       .option('profile', { type: 'string', describe: 'board profile name (default: matched to this box)' })
       .option('calib', { type: 'string', describe: 'calibration/fidelity data (image folder with preprocess.json, x.npy folder, .npy/.npz)' })
       .option('shape', { type: 'string', array: true, describe: 'dims for a dynamic input, e.g. x=1x3x640x640' })
@@ -30,7 +31,7 @@ export const command: CommandModule<object, Args> = {
     const r = await runFitJob(
       {
         model: argv.model, output: argv.o, shapes: parseShapes(argv.shape), latencyMs: argv['latency-ms'], latency: argv.latency,
-        ramMb: argv['ram-mb'], minFidelity: argv['min-fidelity'], profile: argv.profile, calib: argv.calib, report: argv.report, threads: argv.threads,
+        ramMb: argv['ram-mb'], minFidelity: argv['min-fidelity'], sizeMb: argv['size-mb'], profile: argv.profile, calib: argv.calib, report: argv.report, threads: argv.threads,
       },
       progressPrinter(!argv.json),
     );
@@ -47,6 +48,7 @@ export const command: CommandModule<object, Args> = {
         s.latencyMs !== undefined ? `latency misses by ${s.latencyMs.toFixed(1)} ms (budget ${r.latencyBudgetMs?.toFixed(1)} ms, best p95 ${chosen.latencyP95Ms.toFixed(1)} ms)` : '',
         s.ramMb !== undefined ? `RAM misses by ${s.ramMb.toFixed(1)} MB` : '',
         s.fidelity !== undefined ? `fidelity misses by ${s.fidelity.toFixed(4)}` : '',
+        s.sizeMb !== undefined ? `compressed size misses by ${s.sizeMb.toFixed(2)} MB` : '',
       ].filter(Boolean);
       throw new EdgefitError('OVER_BUDGET', `no candidate meets every budget: ${parts.join('; ')}; wrote the closest`);
     }
