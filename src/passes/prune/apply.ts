@@ -1,7 +1,7 @@
 // Graph surgery: given the channels each group keeps, slice every weight, bias and per-channel
-// parameter the groups' actions name, reset depthwise group counts, and drop stale shape
-// annotations. Shared initializers are copied before slicing so an unrelated reader never sees
-// a changed tensor.
+// parameter the groups' actions name, reset depthwise group counts (a grouped Conv keeps its G:
+// its output loses the same count per group), and drop stale shape annotations. Shared
+// initializers are copied before slicing so an unrelated reader never sees a changed tensor.
 import { EdgefitError } from '../../errors.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
@@ -46,6 +46,16 @@ export function applyPruning(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<
   const copied = new Set<string>();
   const inChanged = new Set<string>();
   const keptOut = new Map<string, number[]>();
+  // a grouped Conv needs the same number of output channels in every group: refuse a keep that
+  // would produce a model onnxruntime rejects (or silently re-assigns channels to groups)
+  for (const grp of ga.groups) {
+    const k = keep.get(grp.id);
+    if (!k || grp.chunks <= 1) continue;
+    const per = grp.size / grp.chunks;
+    const counts = new Array<number>(grp.chunks).fill(0);
+    for (const i of k) counts[Math.floor(i / per)]!++;
+    if (counts.some((n) => n !== counts[0])) throw new EdgefitError('INTERNAL', `prune: group '${grp.label}' comes from a grouped Conv with ${grp.chunks} groups but keeps ${counts.join('/')} channels per group`);
+  }
   for (const a of ga.actions) {
     const full = ga.atoms.size(a.space);
     const kept = keptIndices(a.space, ga.atoms, keep);

@@ -22,6 +22,11 @@ export interface Group {
   reasons: string[];
   /** Name of the first weight layer producing the group, for reports. */
   label: string;
+  /**
+   * Equal contiguous runs of channels that must each keep the same count (1 = no constraint):
+   * the group count of the grouped Convs producing these channels (their lcm when coupled).
+   */
+  chunks: number;
 }
 
 export interface GroupAnalysis {
@@ -90,7 +95,7 @@ export function analyzeGroups(model: Model): GroupAnalysis {
     const r = atoms.find(id);
     let grp = byRoot.get(r);
     if (!grp) {
-      grp = { id: r, size: atoms.info[r]!.size, values: [], actions: [], prunable: true, reasons: [], label: origins.get(r) ?? atoms.info[r]!.origin };
+      grp = { id: r, size: atoms.info[r]!.size, values: [], actions: [], prunable: true, reasons: [], label: origins.get(r) ?? atoms.info[r]!.origin, chunks: 1 };
       byRoot.set(r, grp);
     }
     if (!origins.has(r) && origins.has(id) && grp.label === atoms.info[r]!.origin) grp.label = origins.get(id)!;
@@ -104,6 +109,9 @@ export function analyzeGroups(model: Model): GroupAnalysis {
   for (const a of actions) for (const id of new Set(atomsOf(a.space).map((x) => atoms.find(x)))) groupOf(id).actions.push(a);
   for (const grp of byRoot.values()) {
     grp.reasons = atoms.reasonsOf(grp.id);
+    grp.chunks = atoms.chunksOf(grp.id);
+    if (grp.chunks > 1 && grp.size % grp.chunks !== 0) grp.reasons.push(`grouped Conv groups (${grp.chunks}) do not divide the ${grp.size} coupled channels`);
+    else if (grp.chunks > 1 && grp.size / grp.chunks < 2) grp.reasons.push(`grouped Conv with one output channel per group (${grp.chunks} groups): only whole groups could go, which is not implemented`);
     if (!grp.actions.some((a) => a.role === 'out')) grp.reasons.push('no weight layer produces these channels');
     if (grp.size < 2) grp.reasons.push('a single channel');
     grp.prunable = grp.reasons.length === 0;

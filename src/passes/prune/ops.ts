@@ -125,7 +125,24 @@ const conv: Handler = (n, c) => {
     c.set(n.outputs[0]!, x);
     return undefined;
   }
-  return `grouped Conv (group=${group}) with ${w.dims[1]} channels per group: whole-group pruning is not implemented`;
+  // a depthwise Conv after an untracked value: nothing to couple its channels to
+  if (!x && w.dims[1] === 1 && w.dims[0] === group) return 'depthwise Conv of a value whose channels are not tracked';
+  // grouped Conv: output channel o belongs to group floor(o / (Cout/G)) and reads only that
+  // group's Cin/G input channels. Dropping the same number of output channels from every group
+  // keeps the layout valid with a plain row slice (Cout/G shrinks; G and the weight's input axis
+  // stay), so the output is a new atom whose selection is chunked by G (space.ts `chunk`).
+  const cout = w.dims[0]!;
+  if (cout % group !== 0) return `grouped Conv (group=${group}) with ${cout} output channels`;
+  if (x && c.atoms.size(x.space) !== w.dims[1]! * group) return `grouped Conv (group=${group}) reads ${c.atoms.size(x.space)} channels, its weight ${w.dims[1]! * group}`;
+  // its input channels cannot go one by one: an input column serves only its own group, so an
+  // equal cut per group needs a different column set per group (not a single-axis slice), and a
+  // whole-group cut couples G, the producer's channels and this output; neither is implemented
+  if (x) c.atoms.block(x.space, `${n.label()}: grouped Conv (group=${group}, ${w.dims[1]} input channels per group) reads these channels: cutting them per group (a different weight column set per group) or as whole groups (G shrinking with them) is not implemented`);
+  const y = c.source(n, cout, 1 - rank, rank);
+  c.atoms.chunk(y.space, group);
+  c.act({ role: 'out', input: 1, axis: 0, space: y.space });
+  if (bias) c.act({ role: 'out', input: 2, axis: 0, space: y.space });
+  return undefined;
 };
 
 const convTranspose: Handler = (n, c) => {

@@ -29,9 +29,9 @@ export async function groupSensitivity(model: Model, ga: GroupAnalysis, scores: 
     for (const r of ratios) {
       const c = cloneModel(model);
       const cga = analyzeGroups(c);
-      const k = keepCount(grp.size, r);
+      const k = keepCount(grp.size, r, 1, grp.chunks);
       if (k >= grp.size) continue;
-      applyPruning(c, cga, new Map([[cga.groups[gi]!.id, topK(scores.get(grp.id)!, k)]]));
+      applyPruning(c, cga, new Map([[cga.groups[gi]!.id, topK(scores.get(grp.id)!, k, grp.chunks)]]));
       const f = fidelityOf(base, await runFirstOutput(c, samples, threads));
       // pooled over the samples: a per-sample mean is dominated by samples whose output is ~0
       // (det on an image without text), where any change flips the cosine
@@ -69,8 +69,8 @@ export function allocateBySensitivity(
     const keep = new Map<number, number[]>();
     for (const [id, r] of ratiosForThreshold(ga, sens, tau)) {
       const grp = ga.groups.find((g) => g.id === id)!;
-      const k = keepCount(grp.size, r, round);
-      if (k < grp.size) keep.set(id, topK(scores.get(id)!, k));
+      const k = keepCount(grp.size, r, round, grp.chunks);
+      if (k < grp.size) keep.set(id, topK(scores.get(id)!, k, grp.chunks));
     }
     return keep;
   };
@@ -94,8 +94,8 @@ export function allocateBySensitivity(
     const keep = new Map<number, number[]>();
     for (const [id, r] of rs) {
       const grp = ga.groups.find((g) => g.id === id)!;
-      const k = keepCount(grp.size, r, round);
-      if (k < grp.size) keep.set(id, topK(scores.get(id)!, k));
+      const k = keepCount(grp.size, r, round, grp.chunks);
+      if (k < grp.size) keep.set(id, topK(scores.get(id)!, k, grp.chunks));
     }
     return keep;
   };

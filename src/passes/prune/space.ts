@@ -21,6 +21,8 @@ export class Atoms {
   readonly info: AtomInfo[] = [];
   private parent: number[] = [];
   private reasons = new Map<number, string[]>();
+  /** Per root: the group counts of grouped Convs producing the atoms (every group keeps the same count). */
+  private chunks = new Map<number, number[]>();
 
   add(size: number, origin: string): Space {
     const id = this.info.length;
@@ -47,6 +49,25 @@ export class Atoms {
       this.reasons.set(ra, [...(this.reasons.get(ra) ?? []), ...rs]);
       this.reasons.delete(rb);
     }
+    const cs = this.chunks.get(rb);
+    if (cs) {
+      this.chunks.set(ra, [...(this.chunks.get(ra) ?? []), ...cs]);
+      this.chunks.delete(rb);
+    }
+  }
+  /**
+   * The channels of `s` are `parts` equal contiguous runs (a grouped Conv's output groups) that
+   * must each keep the same number of channels, or the Conv's out-channels/group layout breaks.
+   */
+  chunk(s: Space, parts: number): void {
+    for (const id of atomsOf(s)) {
+      const r = this.find(id);
+      this.chunks.set(r, [...(this.chunks.get(r) ?? []), parts]);
+    }
+  }
+  /** The run count a group's selection must respect: the lcm of its grouped Convs' group counts (1 = free). */
+  chunksOf(root: number): number {
+    return (this.chunks.get(this.find(root)) ?? []).reduce((a, b) => (a * b) / gcd(a, b), 1);
   }
   /** Make every atom of `s` unprunable, with a reason a user can act on. */
   block(s: Space, reason: string): void {
@@ -118,6 +139,11 @@ export function keptIndices(s: Space, atoms: Atoms, keep: ReadonlyMap<number, re
     case 'flat':
       return keptIndices(s.inner, atoms, keep, block);
   }
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
 }
 
 export function range(n: number): number[] {
