@@ -235,4 +235,13 @@ t.test('prune(): sensitivity allocation and lsq recovery keep grouped Convs vali
   const out = await outputs(m, samples[0]!);
   t.ok(out.data.every(Number.isFinite), 'runs with finite output');
   t.ok(rep.fidelity && rep.fidelity.pooledCosine > 0.5, `fidelity vs the original: pooled cosine ${rep.fidelity?.pooledCosine.toFixed(4)}`);
+
+  // SIMD rounding: the grouped Conv's total width is a multiple of 8 with 4 equal groups
+  const r8 = cloneModel(base);
+  pruneStep(r8, { ratio: 0.6, importance: 'l1', round: 8 });
+  for (const n of groupedConvs(r8)) {
+    const oc = r8.graph.initializer(n.inputs[1]!)!.dims[0]!;
+    t.ok(oc % 8 === 0 && oc < 64, `${n.name}: ${oc} outputs with round 8`);
+  }
+  t.ok((await outputs(r8, samples[0]!)).data.every(Number.isFinite), 'round 8: runs');
 });
