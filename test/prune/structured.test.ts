@@ -53,7 +53,9 @@ t.test('coupled and special groups', async (t) => {
   t.ok(gated.length >= 1, 'SE gate, depthwise and producer share a group');
 
   const sh = analyzeGroups(FIXTURES.shuffle());
-  t.ok(sh.groups.some((g) => !g.prunable && g.reasons.some((r) => /grouped Conv/.test(r))), 'grouped conv: unprunable with a reason');
+  // the grouped Conv's input (the stem) is cut per group; its output feeds the channel shuffle
+  t.ok(sh.groups.some((g) => g.prunable && g.size === 24 && g.chunks === 3 && g.actions.some((a) => a.role === 'in-grouped')), 'grouped conv input: prunable in 3 equal groups');
+  t.ok(sh.groups.some((g) => !g.prunable && g.actions.some((a) => a.role === 'out' && a.node.attrInt('group', 1) === 3) && g.reasons.some((r) => /channel shuffle/.test(r))), 'grouped conv output into the shuffle: unprunable with a reason');
 
   const tr = analyzeGroups(FIXTURES.transformer());
   t.ok(tr.groups.some((g) => !g.prunable && g.reasons.some((r) => /attention heads/.test(r))), 'attention projections: unprunable with a reason');

@@ -24,7 +24,8 @@ export interface Group {
   label: string;
   /**
    * Equal contiguous runs of channels that must each keep the same count (1 = no constraint):
-   * the group count of the grouped Convs producing these channels (their lcm when coupled).
+   * the group count of the grouped Convs producing or reading these channels (their lcm when
+   * coupled; an lcm run is inside one group of each, so equal runs give equal groups).
    */
   chunks: number;
 }
@@ -110,8 +111,9 @@ export function analyzeGroups(model: Model): GroupAnalysis {
   for (const grp of byRoot.values()) {
     grp.reasons = atoms.reasonsOf(grp.id);
     grp.chunks = atoms.chunksOf(grp.id);
-    if (grp.chunks > 1 && grp.size % grp.chunks !== 0) grp.reasons.push(`grouped Conv groups (${grp.chunks}) do not divide the ${grp.size} coupled channels`);
-    else if (grp.chunks > 1 && grp.size / grp.chunks < 2) grp.reasons.push(`grouped Conv with one output channel per group (${grp.chunks} groups): only whole groups could go, which is not implemented`);
+    const by = () => atoms.chunkSources(grp.id).join('; ');
+    if (grp.chunks > 1 && grp.size % grp.chunks !== 0) grp.reasons.push(`grouped Conv groups (${grp.chunks}) do not divide the ${grp.size} coupled channels (${by()})`);
+    else if (grp.chunks > 1 && grp.size / grp.chunks < 2) grp.reasons.push(`grouped Convs leave one channel per group (${grp.chunks} groups: ${by()}): only whole groups could go (G shrinking), which is not implemented`);
     if (!grp.actions.some((a) => a.role === 'out')) grp.reasons.push('no weight layer produces these channels');
     if (grp.size < 2) grp.reasons.push('a single channel');
     grp.prunable = grp.reasons.length === 0;

@@ -4,6 +4,7 @@
 // the channel on calibration data times the L2 norm of the weights reading it (Wanda-style:
 // what the channel actually contributes to the next layer).
 import type { Graph } from '../../ir/graph.js';
+import type { Tensor } from '../../ir/tensor.js';
 import type { Action } from './ops.js';
 import type { Group, GroupAnalysis } from './groups.js';
 import type { ChannelStats } from '../../calib/stats.js';
@@ -52,6 +53,32 @@ export function axisNorms(w: Float32Array, dims: readonly number[], axis: number
   return out;
 }
 
+/**
+ * Per-input-channel norms of a grouped Conv weight [Cout, Cin/G, ...]: channel g*(Cin/G) + j is
+ * read only by the rows of group g (column j), so its norm is over those rows alone.
+ */
+export function groupedColumnNorms(w: Float32Array, dims: readonly number[], groups: number, p: 1 | 2): Float64Array {
+  const rows = dims[0]!, per = dims[1]!;
+  const inner = dims.slice(2).reduce((a, b) => a * b, 1);
+  const rowsPer = rows / groups;
+  const out = new Float64Array(groups * per);
+  for (let r = 0; r < rows; r++) {
+    const base = Math.floor(r / rowsPer) * per;
+    for (let j = 0; j < per; j++) {
+      let s = 0;
+      for (let k = (r * per + j) * inner, e = k + inner; k < e; k++) s += p === 1 ? Math.abs(w[k]!) : w[k]! * w[k]!;
+      out[base + j] += s;
+    }
+  }
+  if (p === 2) for (let i = 0; i < out.length; i++) out[i] = Math.sqrt(out[i]!);
+  return out;
+}
+
+/** Per-channel norms of the weight slices an action cuts (indexed like its space, flattened blocks expanded). */
+function actionNorms(a: Action, w: Tensor, p: 1 | 2): Float64Array {
+  return a.role === 'in-grouped' ? groupedColumnNorms(w.toFloat32(), w.dims, a.groups!, p) : axisNorms(w.toFloat32(), w.dims, a.axis, p);
+}
+
 /** The group's slice of an action's per-index norms (flattened blocks summed per channel). */
 function groupSlice(a: Action, grp: Group, ga: GroupAnalysis, norms: Float64Array): Float64Array | null {
   const off = groupOffset(a.space, grp.id, ga.atoms);
@@ -78,11 +105,11 @@ export function groupScores(g: Graph, ga: GroupAnalysis, grp: Group, kind: Impor
   let used = 0;
   if (kind === 'activation' && stats) {
     for (const a of grp.actions) {
-      if (a.role !== 'in') continue;
+      if (a.role !== 'in' && a.role !== 'in-grouped') continue;
       const st = stats.get(a.node.inputs[0]!);
       const w = g.initializer(a.node.inputs[a.input]!);
       if (!st || !w) continue;
-      const norms = groupSlice(a, grp, ga, axisNorms(w.toFloat32(), w.dims, a.axis, 2));
+      const norms = groupSlice(a, grp, ga, actionNorms(a, w, 2));
       const off = groupOffset(a.space, grp.id, ga.atoms);
       if (!norms || st.meanAbs.length < off + grp.size) continue;
       const v = new Float64Array(grp.size);
@@ -95,10 +122,10 @@ export function groupScores(g: Graph, ga: GroupAnalysis, grp: Group, kind: Impor
   }
   const p = kind === 'l1' ? 1 : 2;
   for (const a of grp.actions) {
-    if (a.role !== 'out' && a.role !== 'in') continue;
+    if (a.role !== 'out' && a.role !== 'in' && a.role !== 'in-grouped') continue;
     const w = g.initializer(a.node.inputs[a.input]!);
     if (!w || w.dims.length < 2) continue; // biases say little about a channel's use
-    const norms = groupSlice(a, grp, ga, axisNorms(w.toFloat32(), w.dims, a.axis, p));
+    const norms = groupSlice(a, grp, ga, actionNorms(a, w, p));
     if (norms) addNormalized(acc, norms);
   }
   return acc;

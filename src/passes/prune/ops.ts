@@ -15,15 +15,22 @@ export interface VInfo {
   rank: number | null;
 }
 
-export type Role = 'out' | 'in' | 'param' | 'group';
+export type Role = 'out' | 'in' | 'in-grouped' | 'param' | 'group';
 
-/** Slice input `input` of `node` along `axis` to the kept indices of `space` ('group' resets a Conv's group). */
+/**
+ * Slice input `input` of `node` along `axis` to the kept indices of `space` ('group' resets a
+ * Conv's group). 'in-grouped' is a grouped Conv's weight [Cout, Cin/G, ...]: `space` (Cin
+ * channels) is `groups` equal runs, and the rows of group g keep the columns of run g's kept
+ * channels (positions within the run), so each row block gathers its own column set.
+ */
 export interface Action {
   role: Role;
   node: Node;
   input: number;
   axis: number;
   space: Space;
+  /** 'in-grouped' only: the Conv's group count G. */
+  groups?: number;
 }
 
 export interface Ctx {
@@ -129,17 +136,27 @@ const conv: Handler = (n, c) => {
   if (!x && w.dims[1] === 1 && w.dims[0] === group) return 'depthwise Conv of a value whose channels are not tracked';
   // grouped Conv: output channel o belongs to group floor(o / (Cout/G)) and reads only that
   // group's Cin/G input channels. Dropping the same number of output channels from every group
-  // keeps the layout valid with a plain row slice (Cout/G shrinks; G and the weight's input axis
-  // stay), so the output is a new atom whose selection is chunked by G (space.ts `chunk`).
+  // keeps the layout valid with a plain row slice (Cout/G shrinks; G stays), so the output is a
+  // new atom whose selection is chunked by G (space.ts `chunk`).
   const cout = w.dims[0]!;
+  const per = w.dims[1]!;
   if (cout % group !== 0) return `grouped Conv (group=${group}) with ${cout} output channels`;
-  if (x && c.atoms.size(x.space) !== w.dims[1]! * group) return `grouped Conv (group=${group}) reads ${c.atoms.size(x.space)} channels, its weight ${w.dims[1]! * group}`;
-  // its input channels cannot go one by one: an input column serves only its own group, so an
-  // equal cut per group needs a different column set per group (not a single-axis slice), and a
-  // whole-group cut couples G, the producer's channels and this output; neither is implemented
-  if (x) c.atoms.block(x.space, `${n.label()}: grouped Conv (group=${group}, ${w.dims[1]} input channels per group) reads these channels: cutting them per group (a different weight column set per group) or as whole groups (G shrinking with them) is not implemented`);
+  if (x && c.atoms.size(x.space) !== per * group) return `grouped Conv (group=${group}) reads ${c.atoms.size(x.space)} channels, its weight ${per * group}`;
+  if (x) {
+    // Its inputs: dropping the same number of channels from every input group keeps G too, but
+    // group g's rows then keep their own column set (kept_g): a gather per row block, not one
+    // slice along axis 1 ('in-grouped'). The channel space it reads is chunked by G likewise.
+    if (x.space.kind !== 'atom') {
+      c.atoms.block(x.space, `${n.label()}: grouped Conv (group=${group}) reads a concatenation: an equal cut per group across the concatenated parts is not implemented`);
+    } else if (per === 1) {
+      c.atoms.block(x.space, `${n.label()}: grouped Conv (group=${group}, 1 input channel per group) reads these channels: an equal cut per group would empty every group, and removing whole groups (G shrinking with the producer's channels and this Conv's outputs) is not implemented`);
+    } else {
+      c.atoms.chunk(x.space, group, `${n.label()} reads them in ${group} groups of ${per}`);
+      c.act({ role: 'in-grouped', input: 1, axis: 1, space: x.space, groups: group });
+    }
+  }
   const y = c.source(n, cout, 1 - rank, rank);
-  c.atoms.chunk(y.space, group);
+  if (y.space.kind === 'atom') c.atoms.chunk(y.space, group, `${n.label()} writes them in ${group} groups of ${cout / group}`);
   c.act({ role: 'out', input: 1, axis: 0, space: y.space });
   if (bias) c.act({ role: 'out', input: 2, axis: 0, space: y.space });
   return undefined;

@@ -30,7 +30,7 @@ function outAxis(n: Node, inAxis: number): number {
 export function compensationValues(ga: GroupAnalysis): Map<string, number> {
   const out = new Map<string, number>();
   for (const a of ga.actions) {
-    if (a.role !== 'in') continue;
+    if (a.role !== 'in' && a.role !== 'in-grouped') continue;
     const v = a.node.inputs[0]!;
     const info = ga.values.get(v);
     if (info) out.set(v, info.axis);
@@ -42,27 +42,31 @@ export function compensationValues(ga: GroupAnalysis): Map<string, number> {
 export function biasCompensation(g: Graph, ga: GroupAnalysis, keep: ReadonlyMap<number, readonly number[]>, stats: ReadonlyMap<string, ChannelStats>): Map<Node, Float64Array> {
   const comps = new Map<Node, Float64Array>();
   for (const a of ga.actions) {
-    if (a.role !== 'in') continue;
+    if (a.role !== 'in' && a.role !== 'in-grouped') continue;
     const n = a.node;
     const st = stats.get(n.inputs[0]!);
     const w = g.initializer(n.inputs[a.input]!);
     if (!st || !w) continue;
     const full = ga.atoms.size(a.space);
     const len = w.dims[a.axis]!;
-    if (st.mean.length !== len) continue;
-    const kept = keptIndices(a.space, ga.atoms, keep, len / full);
-    if (kept.length === len) continue;
+    const grouped = a.role === 'in-grouped';
+    // a grouped Conv's column j of group g's rows reads channel g*len + j (statistics are per channel)
+    if (st.mean.length !== (grouped ? full : len)) continue;
+    const kept = keptIndices(a.space, ga.atoms, keep, grouped ? 1 : len / full);
+    if (kept.length === (grouped ? full : len)) continue;
     const keptSet = new Set(kept);
     const oa = outAxis(n, a.axis);
     const W = w.toFloat32();
     const dims = w.dims;
     const strides = dims.map((_, i) => dims.slice(i + 1).reduce((p, q) => p * q, 1));
     const comp = comps.get(n) ?? new Float64Array(dims[oa]!);
+    const rowsPer = grouped ? dims[oa]! / a.groups! : 0;
     // Σ over the removed inputs c and every other (spatial) index of W[o, c, ...] · mean_c
     for (let idx = 0; idx < W.length; idx++) {
-      const c = Math.floor(idx / strides[a.axis]!) % dims[a.axis]!;
-      if (keptSet.has(c)) continue;
       const o = Math.floor(idx / strides[oa]!) % dims[oa]!;
+      const j = Math.floor(idx / strides[a.axis]!) % dims[a.axis]!;
+      const c = grouped ? Math.floor(o / rowsPer) * len + j : j;
+      if (keptSet.has(c)) continue;
       comp[o] += W[idx]! * st.mean[c]!;
     }
     comps.set(n, comp);
@@ -107,29 +111,44 @@ export function applyCompensation(g: Graph, comps: ReadonlyMap<Node, Float64Arra
   return n;
 }
 
+/**
+ * One group of a grouped Conv: its rows [g*Cout/G, (g+1)*Cout/G) read only input channels
+ * [g*Cin/G, (g+1)*Cin/G), so the layer's fit splits into G independent fits, one per block
+ * (a dense fit over all inputs would fill the weights between groups, which the Conv cannot hold).
+ */
+interface Block {
+  g: number;
+  G: number;
+}
+
 interface Layer {
   node: Node;
   out: string;
   input: string;
   keptOut: number[] | null;
+  blk?: Block;
   ne: NormalEquations;
   /** Current weights as the unknown matrix (d x o, last row = bias). */
   current: Float64Array;
 }
 
 /** The layer's weight and bias as a (d+1) x o matrix over its im2col / feature rows. */
-function layerMatrix(g: Graph, n: Node): { W: Float64Array; d: number; o: number } | null {
+function layerMatrix(g: Graph, n: Node, blk?: Block): { W: Float64Array; d: number; o: number } | null {
   const w = g.initializer(n.inputs[1]!);
   if (!w || w.dtype !== 'float32') return null;
   const f = w.toFloat32();
   let d: number, o: number;
   let at: (row: number, col: number) => number;
+  let r0 = 0; // first weight row (and bias entry) of the block
   if (n.opType === 'Conv') {
-    if (w.dims.length !== 4 || n.attrInt('group', 1) !== 1) return null;
-    o = w.dims[0]!;
-    d = f.length / o;
-    at = (r, c) => f[c * d + r]!;
-  } else if (n.opType === 'Gemm' && n.attrInt('transB', 0) === 1) {
+    const G = n.attrInt('group', 1);
+    if (w.dims.length !== 4 || G !== (blk?.G ?? 1) || w.dims[0]! % G !== 0) return null;
+    o = w.dims[0]! / G;
+    d = f.length / w.dims[0]!;
+    r0 = (blk?.g ?? 0) * o;
+    at = (r, c) => f[(r0 + c) * d + r]!;
+  } else if (blk) return null;
+  else if (n.opType === 'Gemm' && n.attrInt('transB', 0) === 1) {
     o = w.dims[0]!;
     d = w.dims[1]!;
     at = (r, c) => f[c * d + r]!;
@@ -142,18 +161,21 @@ function layerMatrix(g: Graph, n: Node): { W: Float64Array; d: number; o: number
   for (let r = 0; r < d; r++) for (let c = 0; c < o; c++) W[r * o + c] = at(r, c);
   const biasName = n.opType === 'MatMul' ? undefined : n.inputs[2];
   const b = biasName ? g.constant(biasName) : undefined;
-  if (b && b.size === o) {
+  if (b && b.size === o * (blk?.G ?? 1)) {
     const bf = b.toFloat32();
-    for (let c = 0; c < o; c++) W[d * o + c] = bf[c]!;
+    for (let c = 0; c < o; c++) W[d * o + c] = bf[r0 + c]!;
   }
   return { W, d, o };
 }
 
 /** Rows (x with a trailing 1, y) of one sample for one layer, sampling at most `maxRows` positions. */
-function* layerRows(n: Node, x: Feed, y: Feed, keptOut: number[] | null, maxRows: number, next: () => number): Generator<[Float64Array, Float64Array]> {
-  const oIdx = keptOut ?? Array.from({ length: n.opType === 'Conv' ? y.dims[1]! : y.dims[y.dims.length - 1]! }, (_, i) => i);
+function* layerRows(n: Node, x: Feed, y: Feed, keptOut: number[] | null, maxRows: number, next: () => number, blk?: Block): Generator<[Float64Array, Float64Array]> {
+  let oIdx = keptOut ?? Array.from({ length: n.opType === 'Conv' ? y.dims[1]! : y.dims[y.dims.length - 1]! }, (_, i) => i);
   if (n.opType === 'Conv') {
-    const [N, C, H, Wd] = x.dims as [number, number, number, number];
+    const [N, Cx, H, Wd] = x.dims as [number, number, number, number];
+    // a grouped Conv's block reads its own input channels and writes its own outputs
+    const C = Cx / (blk?.G ?? 1), c0 = (blk?.g ?? 0) * C;
+    if (blk) oIdx = oIdx.slice(blk.g * (oIdx.length / blk.G), (blk.g + 1) * (oIdx.length / blk.G));
     const [, O, OH, OW] = y.dims as [number, number, number, number];
     const k = n.attrInts('kernel_shape')!;
     const s = n.attrInts('strides') ?? [1, 1];
@@ -171,7 +193,7 @@ function* layerRows(n: Node, x: Feed, y: Feed, keptOut: number[] | null, maxRows
           const iy = oy * s[0]! - p[0]! + ky * dl[0]!;
           for (let kx = 0; kx < k[1]!; kx++, j++) {
             const ix = ox * s[1]! - p[1]! + kx * dl[1]!;
-            if (iy >= 0 && iy < H && ix >= 0 && ix < Wd) row[j] = x.data[((b * C + c) * H + iy) * Wd + ix]!;
+            if (iy >= 0 && iy < H && ix >= 0 && ix < Wd) row[j] = x.data[((b * Cx + c0 + c) * H + iy) * Wd + ix]!;
           }
         }
       }
@@ -198,25 +220,28 @@ function* layerRows(n: Node, x: Feed, y: Feed, keptOut: number[] | null, maxRows
 }
 
 /** Write a (d+1) x o solution back into the layer's weight and bias. */
-function writeLayer(g: Graph, n: Node, W: Float64Array, d: number, o: number): boolean {
+function writeLayer(g: Graph, n: Node, W: Float64Array, d: number, o: number, blk?: Block): boolean {
   const w = g.initializer(n.inputs[1]!)!;
-  const f = new Float32Array(d * o);
+  // a block rewrites its own rows and keeps the other groups'
+  const f = blk ? Float32Array.from(w.toFloat32()) : new Float32Array(d * o);
+  const r0 = blk ? blk.g * o : 0;
   const trans = n.opType === 'Conv' || (n.opType === 'Gemm' && n.attrInt('transB', 0) === 1);
-  for (let r = 0; r < d; r++) for (let c = 0; c < o; c++) f[trans ? c * d + r : r * o + c] = W[r * o + c]!;
+  for (let r = 0; r < d; r++) for (let c = 0; c < o; c++) f[trans ? (r0 + c) * d + r : r * o + c] = W[r * o + c]!;
   const shared = g.consumers(w.name).length > 1;
   const name = shared ? g.uniqueName(`${w.name}_lsq`) : w.name;
   g.setInitializer(Tensor.fromFloat32(name, w.dims, f));
   n.inputs[1] = name;
   g.touch();
   // the bias row: replace the bias by the fitted one (delta from the current)
-  const cur = layerMatrix(g, n);
+  const cur = layerMatrix(g, n, blk);
   if (!cur) return false;
-  const delta = new Float64Array(o);
-  for (let c = 0; c < o; c++) delta[c] = W[d * o + c]! - cur.W[d * o + c]!;
+  const delta = new Float64Array(o * (blk?.G ?? 1));
+  for (let c = 0; c < o; c++) delta[r0 + c] = W[d * o + c]! - cur.W[d * o + c]!;
   return addToBias(g, n, delta) || delta.every((x) => Math.abs(x) < 1e-12);
 }
 
 export interface LsqReport {
+  /** Fits attempted: one per layer, one per group of a grouped Conv. */
   layers: number;
   refit: number;
   /** Mean relative reconstruction error over refit layers, before and after (held-out rows). */
@@ -310,9 +335,13 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
   for (const out of layers) {
     const n = g.producer(out);
     if (!n || !['Conv', 'Gemm', 'MatMul'].includes(n.opType)) continue;
-    const m = layerMatrix(g, n);
-    if (!m || m.d + 1 > maxDim) continue;
-    todo.push({ node: n, out, input: n.inputs[0]!, keptOut: keptOut.get(out) ?? null, ne: new NormalEquations(m.d + 1, m.o), nv: new NormalEquations(m.d + 1, m.o), current: m.W });
+    const G = n.opType === 'Conv' ? n.attrInt('group', 1) : 1;
+    for (let gi = 0; gi < G; gi++) {
+      const blk = G > 1 ? { g: gi, G } : undefined;
+      const m = layerMatrix(g, n, blk);
+      if (!m || m.d + 1 > maxDim) continue;
+      todo.push({ node: n, out, input: n.inputs[0]!, keptOut: keptOut.get(out) ?? null, blk, ne: new NormalEquations(m.d + 1, m.o), nv: new NormalEquations(m.d + 1, m.o), current: m.W });
+    }
   }
   const none: LsqReport = { layers: 0, refit: 0, errBefore: 0, errAfter: 0, rejected: 0, reverted: 0, heldOut: null };
   if (!todo.length) return none;
@@ -323,8 +352,17 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
   // inputs that the upstream refits then change). Chunks bound the number of inference runs.
   const pos = new Map(g.topoOrder().map((n, i) => [n, i]));
   todo.sort((a, b) => pos.get(a.node)! - pos.get(b.node)!);
-  const chunks = Math.max(1, Math.min(todo.length, opts.chunks ?? 8));
-  const per = Math.ceil(todo.length / chunks);
+  // a grouped Conv's per-group fits stay in one chunk: they share the inputs, and the held-out
+  // check must judge the layer's refit whole (fixing one group alone can move the output away
+  // when the groups' errors partly cancelled)
+  const units: (typeof todo)[] = [];
+  for (const l of todo) {
+    const last = units[units.length - 1];
+    if (last && last[0]!.node === l.node) last.push(l);
+    else units.push([l]);
+  }
+  const chunks = Math.max(1, Math.min(units.length, opts.chunks ?? 8));
+  const per = Math.ceil(units.length / chunks);
   const t = await ModelRunner.create(teacher, { extraOutputs: todo.map((l) => l.out), threads: opts.threads });
   const next = seededUniform(7);
   const rows = opts.rowsPerSample ?? Math.max(64, Math.ceil(4096 / samples.length));
@@ -337,8 +375,8 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
     for (const s of held) ref.push(Float32Array.from((await t.run(s, [outName])).get(outName)!.data));
     let errNow = held.length ? await outputError(student, held, ref, opts.threads) : 0;
     if (held.length) heldOut = { samples: held.length, before: errNow, after: errNow };
-    for (let c0 = 0; c0 < todo.length; c0 += per) {
-      const chunk = todo.slice(c0, c0 + per);
+    for (let c0 = 0; c0 < units.length; c0 += per) {
+      const chunk = units.slice(c0, c0 + per).flat();
       const s = await ModelRunner.create(student, { extraOutputs: chunk.map((l) => l.input), threads: opts.threads });
       try {
         for (let si = 0; si < samples.length; si++) {
@@ -351,7 +389,7 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
             const y = ty.get(l.out);
             if (!x || !y) continue;
             let r = 0;
-            for (const [row, target] of layerRows(l.node, x, y, l.keptOut, rows, next)) {
+            for (const [row, target] of layerRows(l.node, x, y, l.keptOut, rows, next, l.blk)) {
               const toVal = heldIdx.size ? heldIdx.has(si) : r++ % 2 === 1;
               (toVal ? l.nv : l.ne).add(row, target);
             }
@@ -378,7 +416,7 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
           continue;
         }
         const snap = snapshot(g, l.node);
-        if (!writeLayer(g, l.node, best, l.ne.d - 1, l.ne.o)) {
+        if (!writeLayer(g, l.node, best, l.ne.d - 1, l.ne.o, l.blk)) {
           restore(g, snap);
           continue;
         }

@@ -21,8 +21,11 @@ export class Atoms {
   readonly info: AtomInfo[] = [];
   private parent: number[] = [];
   private reasons = new Map<number, string[]>();
-  /** Per root: the group counts of grouped Convs producing the atoms (every group keeps the same count). */
-  private chunks = new Map<number, number[]>();
+  /**
+   * Per root: the group counts of grouped Convs producing or reading the atoms (every group keeps
+   * the same count), each with the Conv that imposes it, for reports.
+   */
+  private chunks = new Map<number, { parts: number; why: string }[]>();
 
   add(size: number, origin: string): Space {
     const id = this.info.length;
@@ -56,18 +59,21 @@ export class Atoms {
     }
   }
   /**
-   * The channels of `s` are `parts` equal contiguous runs (a grouped Conv's output groups) that
-   * must each keep the same number of channels, or the Conv's out-channels/group layout breaks.
+   * The channels of atom `s` are `parts` equal contiguous runs (a grouped Conv's output groups,
+   * or the input groups a grouped Conv reads) that must each keep the same number of channels,
+   * or the Conv's channels/group layout breaks. `why` names the Conv and the side.
    */
-  chunk(s: Space, parts: number): void {
-    for (const id of atomsOf(s)) {
-      const r = this.find(id);
-      this.chunks.set(r, [...(this.chunks.get(r) ?? []), parts]);
-    }
+  chunk(s: Space & { kind: 'atom' }, parts: number, why: string): void {
+    const r = this.find(s.id);
+    this.chunks.set(r, [...(this.chunks.get(r) ?? []), { parts, why }]);
   }
   /** The run count a group's selection must respect: the lcm of its grouped Convs' group counts (1 = free). */
   chunksOf(root: number): number {
-    return (this.chunks.get(this.find(root)) ?? []).reduce((a, b) => (a * b) / gcd(a, b), 1);
+    return (this.chunks.get(this.find(root)) ?? []).reduce((a, b) => (a * b.parts) / gcd(a, b.parts), 1);
+  }
+  /** The grouped Convs that constrain a group's selection (see chunk). */
+  chunkSources(root: number): string[] {
+    return [...new Set((this.chunks.get(this.find(root)) ?? []).map((c) => c.why))];
   }
   /** Make every atom of `s` unprunable, with a reason a user can act on. */
   block(s: Space, reason: string): void {
