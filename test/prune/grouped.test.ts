@@ -18,6 +18,7 @@ import { applyPruning, gatherGroupedColumns } from '../../src/passes/prune/apply
 import { lsqRecover } from '../../src/passes/prune/recovery.js';
 import { maskRemoved, probeChannels } from '../../src/passes/prune/exactness.js';
 import { analyzeGroups, type Group } from '../../src/passes/prune/groups.js';
+import { groupedColumnNorms, groupScores } from '../../src/passes/prune/importance.js';
 import { prune } from '../../src/passes/prune/index.js';
 import { keepCount, topK } from '../../src/passes/prune/select.js';
 import { range } from '../../src/passes/prune/space.js';
@@ -219,6 +220,27 @@ t.test('gatherGroupedColumns: the rows of each group keep their own columns', as
   t.same(g.dims, [4, 2, 1, 1]);
   t.same([...g.toFloat32()], [0, 2, 10, 12, 21, 22, 31, 32], 'group 0 rows keep columns 0,2; group 1 rows keep 1,2');
   t.throws(() => gatherGroupedColumns(w, [[0], [1], [2]]), { code: 'INTERNAL' }, '4 rows do not split into 3 groups');
+  // channel g*3 + j is read by column j of group g's rows only
+  t.same([...groupedColumnNorms(w.toFloat32(), w.dims, 2, 1)], [10, 12, 14, 50, 52, 54], 'L1 per input channel over its own group\'s rows');
+});
+
+t.test('importance of channels a grouped Conv reads: its own group\'s columns, times the activation', async (t) => {
+  const m = resnext();
+  const ga = analyzeGroups(m);
+  const conv = groupedConvs(m)[0]!;
+  const grp = groupOf(ga, conv.inputs[0]!);
+  const w = m.graph.initializer(conv.inputs[1]!)!;
+  const cols = groupedColumnNorms(w.toFloat32(), w.dims, 4, 2);
+  // activation-aware: one silent channel in group 2 scores lowest, whatever its weights
+  const meanSq = Float64Array.from({ length: 64 }, () => 1);
+  meanSq[37] = 0;
+  const z = new Float64Array(64);
+  const stats = new Map([[conv.inputs[0]!, { axis: 1, count: 1, mean: z, meanAbs: z, meanSq, min: z, max: z }]]);
+  const act = groupScores(m.graph, ga, grp, 'activation', stats);
+  t.equal(act[37], 0, 'the silent channel contributes nothing to its group');
+  const ratio = act[5]! / act[6]!;
+  t.ok(Math.abs(ratio - cols[5]! / cols[6]!) < 1e-9, `with equal activations the score follows the group's column norms (${ratio.toFixed(4)})`);
+  t.same(topK(act, keepCount(64, 0.25, 1, grp.chunks), grp.chunks).includes(37), false, 'and is cut first in its group');
 });
 
 for (const [name, make] of Object.entries(SUBJECTS)) {
