@@ -3,10 +3,12 @@
 //   node dist/scripts/bench-equalize.js [--runs N]
 // - noise floor: the float model's own output cosine when its input moves by +-0.5 / +-1 grey
 //   level of uniform noise (seeded): int8 cannot be expected to beat what that costs;
-// - static int8 without and with equalization, 8-bit and 7-bit (reduce-range) weights: held-out
-//   cosine against the original float model, and the DB text mask (map > 0.3) IoU;
+// - static int8 plain, equalized, split (split.ts: the stem conv whose channels reach +-150 while
+//   most stay within +-20, copied per channel group through its hardswish) and both, 8-bit and
+//   7-bit (reduce-range) weights: held-out cosine against the original float model, and the DB
+//   text mask (map > 0.3) IoU;
 // - where the error comes from: only the input rounded to u8, and int8 with the stem kept float;
-// - latency of float, int8, equalized int8 and stem-float int8, interleaved runs at 2 threads, medians.
+// - latency of float and those int8 models, interleaved runs at 2 threads, medians.
 // The int8 models are built with the quantizer's own steps (prepareFloat, opset plan, int8 folds,
 // percentile ranges with the hardswish floors, applyStatic), equalization inserted after the
 // folds; the same calibration and held-out images as bench-quantize's det section.
@@ -17,7 +19,8 @@ import { loadModel, parseModel, serializeModel } from '../src/onnx/index.js';
 import { prepareFloat } from '../src/passes/quantize/index.js';
 import { applyOpsetPlan, planOpset } from '../src/passes/quantize/opset.js';
 import { foldForQuantization, saturatedLowerBounds } from '../src/passes/quantize/fold.js';
-import { equalizeRanges } from '../src/passes/quantize/equalize.js';
+import { collectChannelRanges, equalizeRanges } from '../src/passes/quantize/equalize.js';
+import { findSplitSite, splitWideChannels } from '../src/passes/quantize/split.js';
 import { collectStats } from '../src/passes/quantize/collect.js';
 import { computeRange, type Range } from '../src/passes/quantize/calibrate.js';
 import { applyStatic, calibrationValues, findCandidates } from '../src/passes/quantize/qdq.js';
@@ -73,7 +76,7 @@ function maskIoU(a: Float32Array, b: Float32Array, thr = 0.3): number {
 }
 
 /** Static int8 with the quantizer's own steps; `equalize` inserts the pass after the int8 folds. */
-async function buildInt8(equalize: boolean, reduceRange: boolean, keepFloat: ReadonlySet<string> = new Set()): Promise<{ bytes: Uint8Array; note: string; inputRange: Range }> {
+async function buildInt8(equalize: boolean, split: boolean, reduceRange: boolean, keepFloat: ReadonlySet<string> = new Set()): Promise<{ bytes: Uint8Array; note: string; inputRange: Range }> {
   const m = await prepareFloat(loadModel(FILE));
   const plan = planOpset(m);
   applyOpsetPlan(m, plan);
@@ -83,6 +86,11 @@ async function buildInt8(equalize: boolean, reduceRange: boolean, keepFloat: Rea
     const r = await equalizeRanges(m, feeds(calib));
     const wide = r.details.filter((d) => d.spreadBefore >= 3).map((d) => `${d.value} ${d.spreadBefore.toFixed(1)}->${d.spreadAfter.toFixed(1)}`);
     note = `${r.sites} sites equalized (wide ones, max/median channel range: ${wide.join(', ')})`;
+  }
+  if (split) {
+    const producers = m.graph.nodes.filter((n) => findSplitSite(m.graph, n)).map((n) => n.outputs[0]!);
+    const r = splitWideChannels(m, await collectChannelRanges(m, producers, feeds(calib)));
+    note += `${note ? '; ' : ''}${r.sites} of ${producers.length} candidate convs split: ${r.details.map((d) => `${d.value} (spread ${d.spread.toFixed(1)}) into ${d.groups.join('+')} channels, max |range| ${d.rangeBefore.toFixed(1)} -> ${d.rangesAfter.map((x) => x.toFixed(1)).join(', ')}`).join('; ')}`;
   }
   const col = await collectStats(m, calibrationValues(findCandidates(m)), feeds(calib), { histograms: true, threads: 2 });
   const floors = saturatedLowerBounds(m);
@@ -117,11 +125,11 @@ for (const k of [0.5, 1]) {
 const built: Record<string, Uint8Array> = {};
 let inputRange: Range = { min: 0, max: 0 };
 for (const reduceRange of [false, true]) {
-  for (const eq of [false, true]) {
-    const name = `${eq ? 'equalized' : 'plain'} ${reduceRange ? '7-bit' : '8-bit'}`;
-    const { bytes, note, inputRange: xr } = await buildInt8(eq, reduceRange);
+  for (const [eq, split] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    const name = `${eq && split ? 'equalized+split' : eq ? 'equalized' : split ? 'split' : 'plain'} ${reduceRange ? '7-bit' : '8-bit'}`;
+    const { bytes, note, inputRange: xr } = await buildInt8(eq, split, reduceRange);
     built[name] = bytes;
-    if (!eq) inputRange = xr; // the input is not rescaled by equalization: same range either way
+    if (!eq && !split) inputRange = xr; // the input is not rescaled by equalization: same range either way
     const got = await outputs(bytes, feeds(held));
     const cos = ref.map((r, i) => cosine(r, got[i]!));
     const iou = ref.map((r, i) => maskIoU(r, got[i]!));
@@ -141,15 +149,16 @@ for (const reduceRange of [false, true]) {
   const cos = ref.map((r, i) => cosine(r, got[i]!));
   console.log(`float model, only its input rounded to u8 (range [${inputRange.min.toFixed(3)}, ${inputRange.max.toFixed(3)}], ${(scale * 255 * 0.225).toFixed(3)} grey levels per step): cosine per image ${cos.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...cos).toFixed(4)})`);
   const stem = new Set(['p2o.Conv.0', 'p2o.Conv.1', 'p2o.Add.4', 'p2o.Mul.2', 'p2o.Conv.2', 'p2o.Add.12', 'p2o.Mul.8', 'p2o.Add.14', 'p2o.Conv.3']);
-  const { bytes } = await buildInt8(false, false, stem);
+  const { bytes } = await buildInt8(false, false, false, stem);
   const g2 = await outputs(bytes, feeds(held));
   const c2 = ref.map((r, i) => cosine(r, g2[i]!));
   console.log(`int8 8-bit with the 320x320 stem (${stem.size} nodes) kept float: held-out cosine per image ${c2.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...c2).toFixed(4)} mean ${mean(c2).toFixed(4)}); size ratio ${(bytes.byteLength / origBytes.byteLength).toFixed(3)}`);
   built['stem float 8-bit'] = bytes;
 }
 
-// equalization rewrites weights only: the int8 graph and its kernels are the same, so latency should be too
-const names = ['float', 'plain 8-bit', 'equalized 8-bit', 'stem float 8-bit'];
+// equalization rewrites weights only (same int8 graph and kernels); a split adds a Concat and
+// smaller kernels per site
+const names = ['float', 'plain 8-bit', 'equalized 8-bit', 'split 8-bit', 'equalized+split 8-bit', 'stem float 8-bit'];
 const sessions: ort.InferenceSession[] = [];
 for (const n of names) sessions.push(await openSession(n === 'float' ? origBytes : built[n]!));
 const f0 = feeds(held)[0]!;
