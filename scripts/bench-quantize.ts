@@ -1,7 +1,8 @@
 // Benchmark of edgefit quantize on real models, float and quantized measured side by side in
 // one process at 2 threads (runs interleaved so machine noise hits both alike), medians.
 //   node dist/scripts/bench-quantize.js [mnist] [transformer] [rec] [det] [pruned] [profile] [--runs N]
-// Env: REC_MIN_FIDELITY, DET_MIN_FIDELITY add runs with that fidelity floor; DET_METHODS (minmax,percentile);
+// Env: REC_MIN_FIDELITY (per-step argmax agreement), DET_MIN_FIDELITY (cosine) add runs with that fidelity floor;
+// REC_METHOD (minmax); DET_METHODS (minmax,percentile);
 // DET_METHOD for the pruned comparison (percentile); PRUNE_RATIO (0.3).
 // Inputs are realistic: scikit-image's sample photos and scanned text (det, rec), the mnist
 // package's held-out digits (mnist), the zoo transformer's probe signal and shifted variants.
@@ -15,7 +16,7 @@ import { loadModel, parseModel } from '../src/onnx/index.js';
 import { quantizeModel, type QuantizeReport, type QuantMode } from '../src/passes/quantize/index.js';
 import { imageToTensor, readImage, readNpy, IMAGENET } from '../src/passes/quantize/calib-data.js';
 import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
-import { cosine } from '../src/passes/quantize/fidelity.js';
+import { argmaxAgreement, cosine } from '../src/passes/quantize/fidelity.js';
 import { writeMnistLabelled } from './mnist-to-labelled.js';
 import { prune } from '../src/passes/prune/index.js';
 import { normalize } from '../src/ir/normalize.js';
@@ -106,6 +107,18 @@ async function det(): Promise<void> {
   }
 }
 
+/** Per-step argmax agreement (the decoded character) of rec outputs [1, T, classes], pooled over lines. */
+function stepAgreement(ref: Float32Array[], got: Float32Array[]): { agree: number; steps: number } {
+  let agree = 0;
+  let steps = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const r = argmaxAgreement(ref[i]!, got[i]!, 6625);
+    agree += r.agree;
+    steps += r.positions;
+  }
+  return { agree, steps };
+}
+
 async function rec(): Promise<void> {
   const dims = [1, 3, 48, 320];
   const pre = { scale: 1 / 255, mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
@@ -118,30 +131,32 @@ async function rec(): Promise<void> {
   const xs = strips.map((s) => imageToTensor(s, 48, 320, 3, pre));
   const calib = xs.filter((_, i) => i % 2 === 0);
   const held = xs.filter((_, i) => i % 2 === 1);
+  // a second, larger held-out set: the 22 single-line 48x320 crops of test/fixtures/ocr/rec (same
+  // source images, cut at line boundaries instead of fixed strips; never used for calibration)
+  const fixDir = join(ROOT, 'test/fixtures/ocr/rec');
+  const crops = readdirSync(fixDir).filter((f) => f.endsWith('.png')).sort().map((f) => imageToTensor(readImage(join(fixDir, f)), 48, 320, 3, pre));
   const model = loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx'));
+  // REC_MIN_FIDELITY: a floor on per-step argmax agreement (measured on the calibration strips);
+  // REC_METHOD: calibration method of the static runs (minmax)
   const floor = Number(process.env.REC_MIN_FIDELITY ?? 0) || undefined;
-  for (const mode of ['static', 'dynamic'] as QuantMode[]) {
-    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, data: tensors(calib, 'x', dims), latencyRuns: 0, minFidelity: mode === 'static' ? floor : undefined });
+  const method = (process.env.REC_METHOD ?? 'minmax') as 'minmax' | 'percentile' | 'entropy';
+  const runs: [QuantMode, number | undefined][] = [['static', undefined], ...(floor ? [['static', floor] as [QuantMode, number]] : []), ['dynamic', undefined]];
+  for (const [mode, fl] of runs) {
+    const t0 = performance.now();
+    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, method, data: tensors(calib, 'x', dims), latencyRuns: 0, minFidelity: fl, fidelityMetric: 'argmax' });
+    const secs = (performance.now() - t0) / 1000;
     const f = await openSession(model);
     const q = await openSession(bytes);
     const ff = await openSession(serializeModel(floatModel));
-    const ref = await outputs(f, tensors(held, 'x', dims));
-    const got = await outputs(q, tensors(held, 'x', dims));
-    let agree = 0;
-    let steps = 0;
-    const C = 6625;
-    for (let i = 0; i < ref.length; i++) {
-      for (let t = 0; t < ref[i]!.length / C; t++) {
-        const am = (a: Float32Array): number => {
-          let b = 0;
-          for (let c = 1; c < C; c++) if (a[t * C + c]! > a[t * C + b]!) b = c;
-          return b;
-        };
-        steps++;
-        if (am(ref[i]!) === am(got[i]!)) agree++;
-      }
-    }
-    line(`rec ${mode}${floor && mode === 'static' ? ` min-fidelity ${floor}` : ''}`, report, await latency(f, q, tensors(held, 'x', dims)[0]!, ff), `per-step argmax agreement ${((100 * agree) / steps).toFixed(2)}% over ${steps} steps of ${held.length} held-out text lines`);
+    const a = stepAgreement(await outputs(f, tensors(held, 'x', dims)), await outputs(q, tensors(held, 'x', dims)));
+    const b = stepAgreement(await outputs(f, tensors(crops, 'x', dims)), await outputs(q, tensors(crops, 'x', dims)));
+    const ft = report.floatTensors.length ? `; float tensors (${report.floatTensors.length}): ${report.floatTensors.join(' ')}` : '';
+    line(
+      `rec ${mode}${mode === 'static' ? ` ${method}` : ''}${fl ? ` min-fidelity ${fl} (argmax, calibration strips ${report.fidelity!.mean.toFixed(4)})` : ''}`,
+      report,
+      await latency(f, q, tensors(held, 'x', dims)[0]!, ff),
+      `per-step argmax agreement ${((100 * a.agree) / a.steps).toFixed(2)}% over ${a.steps} steps of ${held.length} held-out text lines, ${((100 * b.agree) / b.steps).toFixed(2)}% over ${b.steps} steps of ${crops.length} fixture line crops; quantize ${secs.toFixed(0)} s${ft}`,
+    );
     await f.release();
     await q.release();
     await ff.release();

@@ -4,7 +4,7 @@ import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
 import { loadInputSet, type ModelInput } from '../../data/inputs.js';
-import { CALIB_METHODS, QUANT_MODES, quantizeModel, ort, type CalibMethod, type QuantMode, type QuantizeReport } from '../../passes/quantize/index.js';
+import { CALIB_METHODS, FIDELITY_METRICS, QUANT_MODES, quantizeModel, ort, type CalibMethod, type FidelityMetric, type QuantMode, type QuantizeReport } from '../../passes/quantize/index.js';
 import { parseShapes, printJson } from '../output.js';
 
 interface Args {
@@ -15,6 +15,7 @@ interface Args {
   method: CalibMethod;
   'per-channel': boolean;
   'min-fidelity'?: number;
+  'fidelity-metric': FidelityMetric;
   shape?: string[];
   json?: boolean;
   threads: number;
@@ -27,7 +28,8 @@ function summary(r: QuantizeReport, out: string): string {
     `size ${r.sizes.before} -> ${r.sizes.after} bytes (${(r.sizes.ratio * 100).toFixed(1)}%)`,
     `layers: ${r.layers.quantized} quantized, ${r.layers.float} left in float`,
     ...r.layers.details.filter((l) => !l.int8 && l.why).slice(0, 10).map((l) => `  float: ${l.op} ${l.node}: ${l.why}`),
-    r.fidelity ? `fidelity: cosine mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples` : 'fidelity: not measured (no --calib data)',
+    ...(r.floatTensors.length ? [`activations left float for fidelity: ${r.floatTensors.length} (${r.floatTensors.slice(0, 8).join(', ')}${r.floatTensors.length > 8 ? ', ...' : ''})`] : []),
+    r.fidelity ? `fidelity: ${r.fidelity.metric === 'argmax' ? 'per-position argmax agreement' : 'cosine'} mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples` : 'fidelity: not measured (no --calib data)',
     `platform: ${r.platform.why}`,
     ...(r.opset ? [`opset: ${r.opset.why}`] : []),
     `decision: ${r.decision}: ${r.note}`,
@@ -47,7 +49,8 @@ export const command: CommandModule<object, Args> = {
       .option('calib', { type: 'string', describe: 'calibration data: folder of images (+ preprocess.json) or a float32 .npy [N, ...]' })
       .option('method', { choices: CALIB_METHODS, default: 'minmax' as CalibMethod, describe: 'activation range method for static mode' })
       .option('per-channel', { type: 'boolean', default: true, describe: 'per-output-channel weight scales (--no-per-channel for per tensor)' })
-      .option('min-fidelity', { type: 'number', describe: 'output cosine floor vs float; sensitive layers stay float to meet it' })
+      .option('min-fidelity', { type: 'number', describe: 'fidelity floor vs float (in --fidelity-metric); sensitive layers and activations stay float to meet it' })
+      .option('fidelity-metric', { choices: FIDELITY_METRICS, default: 'cosine' as FidelityMetric, describe: 'cosine of each output, or argmax: agreement of the per-position argmax over the last axis (sequence recognisers such as PP-OCR rec)' })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (needed for dynamic dims)' })
       .option('threads', { type: 'number', default: 2, describe: 'onnxruntime threads for calibration and measurement' })
       .option('force', { type: 'boolean', describe: 'write the quantized model even when int8 is not faster than float here' })
@@ -66,7 +69,7 @@ export const command: CommandModule<object, Args> = {
     } else if (a.mode === 'static') {
       throw new EdgefitError('USAGE', 'static quantization needs calibration data: --calib <folder of images | data.npy>');
     }
-    const { model: q, floatModel, report } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, data, threads: a.threads });
+    const { model: q, floatModel, report } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, fidelityMetric: a['fidelity-metric'], data, threads: a.threads });
     // int8 that is not faster here is not worth its fidelity loss: write the float model, say so
     const keepFloat = report.decision === 'kept-float' && !a.force;
     saveModel(keepFloat ? floatModel : q, a.output);

@@ -13,26 +13,37 @@ import { deadCodeElimination } from '../cleanup/dce.js';
 import { computeRange, type CalibMethod, type Range } from './calibrate.js';
 import { collectStats } from './collect.js';
 import { applyDynamic } from './dynamic.js';
-import { measureFidelity, type Fidelity } from './fidelity.js';
+import { fallbackToFloat } from './fallback.js';
+import { measureFidelity, type Fidelity, type FidelityMetric } from './fidelity.js';
 import { applyFp16 } from './fp16.js';
 import { applyOpsetPlan, planOpset, type OpsetPlan } from './opset.js';
 import { foldForQuantization, saturatedLowerBounds, type FoldReport } from './fold.js';
 import { optimizedModel, openSession, runtimeOps, type Feeds } from './ort.js';
 import { detectPlatform, type Int8Platform } from './platform.js';
 import { applyStatic, calibrationValues, findCandidates, type LayerDecision } from './qdq.js';
-import { rankSensitivity } from './sensitivity.js';
+import { floatSet, nodeUnit, tensorUnit, type FloatSet } from './sensitivity.js';
 
 export const QUANT_MODES = ['static', 'dynamic', 'fp16'] as const;
 export type QuantMode = (typeof QUANT_MODES)[number];
 
 export { CALIB_METHODS, type CalibMethod } from './calibrate.js';
+export { FIDELITY_METRICS, type FidelityMetric } from './fidelity.js';
 
 export interface QuantizeOptions {
   mode: QuantMode;
   method?: CalibMethod;
   perChannel?: boolean;
-  /** Fidelity floor (output cosine vs float); sensitive layers fall back to float to meet it. */
+  /** Fidelity floor (in the fidelity metric, vs float); sensitive layers and tensors fall back to float to meet it. */
   minFidelity?: number;
+  /**
+   * 'cosine' (default) of each output, or 'argmax': agreement of the per-position argmax over the
+   * last axis (a sequence recogniser's decoded classes, PP-OCR rec's characters).
+   */
+  fidelityMetric?: FidelityMetric;
+  /** Most sensitivity probes (one model build and session each) the --min-fidelity fallback may run (default 64). */
+  maxProbes?: number;
+  /** Progress of the --min-fidelity sensitivity probes. */
+  onProbe?: (done: number, total: number) => void;
   /** Input batches: calibration for static mode, fidelity measurement for all modes. */
   data?: Feeds[];
   /**
@@ -81,6 +92,10 @@ export interface QuantizeReport {
   folds: FoldReport | null;
   sizes: { before: number; after: number; ratio: number };
   layers: { quantized: number; float: number; details: LayerDecision[] };
+  /** Activation tensors the --min-fidelity fallback left unquantized (static mode). */
+  floatTensors: string[];
+  /** The --min-fidelity search: units ranked, and the fidelity of each float set it tried (k most sensitive units). */
+  fallback: { units: number; probed: number; tried: { k: number; mean: number; loss: number }[] } | null;
   fidelity: Fidelity | null;
   minFidelity: number | null;
   /** Op types of the graph onnxruntime runs after its own fusions (proof of int8 kernels). */
@@ -180,17 +195,19 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   }
 
   let reduceRange = platform.reduceRange;
-  const build = (keepFloat: ReadonlySet<string>): { model: Model; bytes: Uint8Array; layers: LayerDecision[] } => {
+  const metric = o.fidelityMetric ?? 'cosine';
+  const build = (keep: FloatSet): { model: Model; bytes: Uint8Array; layers: LayerDecision[]; floatTensors: string[] } => {
     const m = parseModel(o.mode === 'static' ? int8FormBytes : floatBytes);
     let layers: LayerDecision[];
+    const keepFloat = keep.nodes;
     if (o.mode === 'static') {
-      layers = applyStatic(m, findCandidates(m), { actType: platform.activation, reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, qdqDomain: opset!.qdqDomain });
+      layers = applyStatic(m, findCandidates(m), { actType: platform.activation, reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, floatTensors: keep.tensors, qdqDomain: opset!.qdqDomain });
     } else if (o.mode === 'dynamic') {
       layers = applyDynamic(m, { perChannel: o.perChannel ?? true, reduceRange, keepFloat });
     } else {
       layers = applyFp16(m);
     }
-    return { model: m, bytes: finish(m), layers };
+    return { model: m, bytes: finish(m), layers, floatTensors: [...keep.tensors] };
   };
 
   let fdata = data;
@@ -204,45 +221,35 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
       await s.release();
     }
   }
-  let best = build(new Set());
-  let fidelity = fdata.length ? await measureFidelity(best.bytes, fdata, reference, 'all', threads) : null;
+  const none = floatSet([]);
+  let best = build(none);
+  let fidelity = fdata.length ? await measureFidelity(best.bytes, fdata, reference, 'all', threads, metric) : null;
   let rangeNote = '';
   if (platform.reduceRange && fidelity && o.mode !== 'fp16') {
     // 7-bit weights rule out VPMADDUBSW saturation but cost precision; some models (PP-OCR det)
     // lose more to the missing bit than to rare saturation. Measure both with the real kernels.
     reduceRange = false;
-    const full = build(new Set());
-    const ff = await measureFidelity(full.bytes, fdata, reference, 'all', threads);
-    if (ff.mean > fidelity.mean) {
-      rangeNote = `full 8-bit weights (cosine ${ff.mean.toFixed(4)}) beat 7-bit reduce-range (${fidelity.mean.toFixed(4)}) on this data, saturation notwithstanding`;
+    const full = build(none);
+    const ff = await measureFidelity(full.bytes, fdata, reference, 'all', threads, metric);
+    // argmax agreement ties often; the smooth loss breaks the tie
+    if (ff.mean > fidelity.mean || (ff.mean === fidelity.mean && ff.loss < fidelity.loss)) {
+      rangeNote = `full 8-bit weights (${metric} ${ff.mean.toFixed(4)}) beat 7-bit reduce-range (${fidelity.mean.toFixed(4)}) on this data, saturation notwithstanding`;
       best = full;
       fidelity = ff;
     } else {
       reduceRange = true;
-      rangeNote = `7-bit reduce-range weights (cosine ${fidelity.mean.toFixed(4)}) kept over full 8-bit (${ff.mean.toFixed(4)})`;
+      rangeNote = `7-bit reduce-range weights (${metric} ${fidelity.mean.toFixed(4)}) kept over full 8-bit (${ff.mean.toFixed(4)})`;
     }
   }
+  let fallback: QuantizeReport['fallback'] = null;
   if (o.minFidelity !== undefined && fidelity && fidelity.mean < o.minFidelity && o.mode !== 'fp16') {
-    const keys = best.layers.filter((l) => l.int8 && l.kind !== 'passthrough').map((l) => l.node);
-    const ranked = await rankSensitivity(keys, (keep) => build(keep).bytes, fdata.slice(0, 1), reference.slice(0, 1), threads);
-    // the fewest float layers (most sensitive first) that meet the floor: fidelity grows with k
-    let lo = 1;
-    let hi = ranked.length;
-    let found: { b: typeof best; f: Fidelity } | null = null;
-    while (lo <= hi) {
-      const k = (lo + hi) >> 1;
-      const b = build(new Set(ranked.slice(0, k)));
-      const f = await measureFidelity(b.bytes, fdata, reference, 'all', threads);
-      if (f.mean >= o.minFidelity) {
-        found = { b, f };
-        hi = k - 1;
-      } else lo = k + 1;
-    }
-    if (!found) {
-      throw new EdgefitError('OVER_BUDGET', `fidelity ${fidelity.mean.toFixed(4)} is below --min-fidelity ${o.minFidelity} and stays below it even with every layer in float`);
-    }
-    best = found.b;
-    fidelity = found.f;
+    // weighted nodes (their weights stay float) and, in static mode, every quantized activation
+    const units = best.layers.filter((l) => l.int8 && (o.mode !== 'static' || l.kind === 'weighted')).map((l) => nodeUnit(l.node));
+    if (o.mode === 'static') for (const q of best.model.graph.nodes) if (q.opType === 'QuantizeLinear' && !best.model.graph.constant(q.inputs[0]!)) units.push(tensorUnit(q.inputs[0]!));
+    const fb = await fallbackToFloat(units, build, fdata, reference, { floor: o.minFidelity, metric, threads, maxProbes: o.maxProbes, onProbe: o.onProbe });
+    best = fb.built;
+    fidelity = fb.fidelity;
+    fallback = { units: units.length, probed: fb.probes, tried: fb.tried };
   }
   ranges = new Map(); // release
   const latency = data.length && o.latencyRuns !== 0 ? await compareLatency(floatBytes, best.bytes, data[0]!, o.latencyRuns ?? 7, threads) : null;
@@ -260,6 +267,8 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     folds,
     sizes: { before, after: best.bytes.byteLength, ratio: best.bytes.byteLength / before },
     layers: { quantized: best.layers.filter((l) => l.int8).length, float: best.layers.filter((l) => !l.int8).length, details: best.layers },
+    floatTensors: best.floatTensors,
+    fallback,
     fidelity,
     minFidelity: o.minFidelity ?? null,
     runtimeOps: await runtimeOps(best.bytes),

@@ -138,6 +138,12 @@ export interface StaticOptions {
   ranges: Map<string, Range>;
   /** Candidates (by key) to leave in float. */
   keepFloat: ReadonlySet<string>;
+  /**
+   * Activation tensors to leave unquantized (no Q/DQ pair): their producer and readers still run
+   * int8 where their other tensors allow it. Keeping a node float leaves the rounding of its
+   * boundary tensors in place; this removes the rounding itself.
+   */
+  floatTensors?: ReadonlySet<string>;
   /** '' when the model's opset allows per-channel QDQ (>= 13), 'com.microsoft' otherwise. */
   qdqDomain: '' | 'com.microsoft';
 }
@@ -193,6 +199,7 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
     if (c.out) producedQuantized.add(c.out);
   }
   for (const v of tensors) {
+    if (o.floatTensors?.has(v)) continue;
     const p = qParams(v);
     const base = v.replace(/[^A-Za-z0-9_.]/g, '_');
     const { scale, zp } = addParams(g, base, p, o.actType);
