@@ -122,6 +122,24 @@ t.test('the choice is re-timed beside the original; one that passed by luck is r
   t.notOk(out.candidates.find((e) => e.id === 's0.266-u0.00-none-t1')!.meets.latency, 'its entry now says it misses');
 });
 
+t.test('a confirmation miss far from the next faster model measures the midpoint instead of stepping all the way down', async (t) => {
+  // budget 51 ms: s >= 0.3 really meets it; s=0.213 passes its first measurement by luck, the next
+  // feasible ratio the bisection saw is 0.425; the midpoint 0.319 meets it with higher fidelity
+  let lucky = true;
+  const lat = (s: number) => 100 * (1 - s) ** 2 + 2;
+  const evaluate = async (c: CandidateConfig) => {
+    let l = lat(c.structured);
+    if (lucky && c.structured > 0.2 && c.structured < 0.22) { l *= 0.6; lucky = false; }
+    return { latencyP50Ms: l, latencyP95Ms: l, modelRssMb: 10, fidelity: 1 - 0.25 * c.structured ** 2, sizeBytes: 1, modelPath: `/m${c.structured}`, sha256: 'x', referenceP50Ms: 102 };
+  };
+  const confirm = async (e: { config: CandidateConfig }) => ({ latencyP50Ms: lat(e.config.structured), latencyP95Ms: lat(e.config.structured), referenceP50Ms: 102 });
+  const out = await searchFrontier({ evaluate, confirm }, { budgets: { latencyFactor: 0.5 }, threads: 1, tryQuant: false, steps: 2 });
+  t.ok(out.feasible);
+  t.equal(out.chosen.id, 's0.319-u0.00-none-t1', out.candidates.map((e) => e.id).join(' '));
+  t.ok(lat(out.chosen.config.structured) <= 51);
+  t.ok(out.candidates.length <= 15);
+});
+
 t.test('a size budget is met with the least unstructured sparsity; without one none is tried', async (t) => {
   // sparsity shrinks only the compressed file and costs fidelity; latency is unchanged by zeros
   const calls: CandidateConfig[] = [];
