@@ -2,7 +2,7 @@
 // one process at 2 threads (runs interleaved so machine noise hits both alike), medians.
 //   node dist/scripts/bench-quantize.js [mnist] [transformer] [rec] [det] [pruned] [profile] [--runs N]
 // Env: REC_MIN_FIDELITY (per-step argmax agreement), DET_MIN_FIDELITY (cosine) add runs with that fidelity floor;
-// REC_METHOD (minmax); DET_METHODS (minmax,percentile);
+// REC_METHOD (minmax); REC_DIAG=1 adds rec's all-int8 model with shares of its activations float; DET_METHODS (minmax,percentile);
 // DET_METHOD for the pruned comparison (percentile); PRUNE_RATIO (0.3).
 // Inputs are realistic: scikit-image's sample photos and scanned text (det, rec), the mnist
 // package's held-out digits (mnist), the zoo transformer's probe signal and shifted variants.
@@ -157,6 +157,32 @@ async function rec(): Promise<void> {
       await latency(f, q, tensors(held, 'x', dims)[0]!, ff),
       `per-step argmax agreement ${((100 * a.agree) / a.steps).toFixed(2)}% over ${a.steps} steps of ${held.length} held-out text lines, ${((100 * b.agree) / b.steps).toFixed(2)}% over ${b.steps} steps of ${crops.length} fixture line crops; quantize ${secs.toFixed(0)} s${ft}`,
     );
+    if (process.env.REC_DIAG && mode === 'static' && !fl) {
+      // where the int8 error sits: the same model with the Q/DQ pairs of a share of its
+      // activations removed (graph order); weights stay int8 throughout
+      const m0 = parseModel(bytes);
+      const acts = m0.graph.topoOrder().filter((n) => n.opType === 'QuantizeLinear' && !m0.graph.constant(n.inputs[0]!)).map((n) => n.inputs[0]!);
+      const shares: [string, number, number][] = [['weights only (every activation float)', 0, 1], ['first half of the activations float', 0, 0.5], ['second half of the activations float', 0.5, 1]];
+      for (const [label, lo, hi] of shares) {
+        const m = parseModel(bytes);
+        const g = m.graph;
+        for (const v of acts.slice(Math.round(lo * acts.length), Math.round(hi * acts.length))) {
+          for (const qn of g.consumers(v).filter((n) => n.opType === 'QuantizeLinear')) {
+            for (const dq of g.consumers(qn.outputs[0]!).filter((n) => n.opType === 'DequantizeLinear')) {
+              g.replaceAllUses(dq.outputs[0]!, v);
+              g.removeNode(dq);
+            }
+            g.removeNode(qn);
+          }
+        }
+        const d = await openSession(serializeModel(m));
+        const da = stepAgreement(await outputs(f, tensors(held, 'x', dims)), await outputs(d, tensors(held, 'x', dims)));
+        const db = stepAgreement(await outputs(f, tensors(crops, 'x', dims)), await outputs(d, tensors(crops, 'x', dims)));
+        const lt = await latency(f, d, tensors(held, 'x', dims)[0]!, q);
+        console.log(`  rec diag, ${label}: per-step argmax agreement ${((100 * da.agree) / da.steps).toFixed(2)}% held-out lines, ${((100 * db.agree) / db.steps).toFixed(2)}% fixture crops; latency float ${lt.a.toFixed(1)} ms, this ${lt.b.toFixed(1)} ms (ratio ${lt.ratio.toFixed(3)}), all-int8 ${lt.folded!.toFixed(1)} ms (ratio ${(lt.folded! / lt.a).toFixed(3)})`);
+        await d.release();
+      }
+    }
     await f.release();
     await q.release();
     await ff.release();
