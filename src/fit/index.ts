@@ -8,12 +8,14 @@ import { EdgefitError } from '../errors.js';
 import { readModelBytes, parseModel } from '../onnx/index.js';
 import { normalize } from '../ir/normalize.js';
 import { inferShapes } from '../ir/shapes.js';
+import { analyzeCost } from '../analyze/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { loadCalibration } from '../calib/data.js';
 import { syntheticSamples } from '../calib/synthetic.js';
 import type { Sample } from '../calib/runner.js';
 import { evaluateModel, latencyStats } from '../evaluate/index.js';
 import { buildCandidate } from './candidates.js';
+import { int8Flavour } from './precision.js';
 import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
 import { CandidateCache, sha256 } from './cache.js';
 import { searchFrontier, type Measured } from './search.js';
@@ -74,6 +76,7 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
   const inputs = probe.graph.runtimeInputs();
   if (inputs.length !== 1) throw new EdgefitError('UNSUPPORTED', `fit handles single-input models for now; this one has ${inputs.length} inputs`);
   const inputName = inputs[0]!.name;
+  const quantMode = int8Flavour(analyzeCost(probe));
   const threads = req.threads ?? 2;
   const calib = loadSamples(req, shapes, inputName, original);
 
@@ -169,7 +172,7 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
 
   const outcome = await searchFrontier(
     { evaluate, onProgress, ...(opts.confirmRounds === 0 ? {} : { confirm }) },
-    { budgets: req.budgets, threads, tryQuant: opts.tryQuant, maxCandidates: opts.maxCandidates ?? 15, structuredBy },
+    { budgets: req.budgets, threads, tryQuant: opts.tryQuant, quantMode, maxCandidates: opts.maxCandidates ?? 15, structuredBy },
   );
   let chosenPath = outcome.chosen.modelPath;
   if (opts.outputPath) {
