@@ -23,6 +23,7 @@ import { collectChannelRanges, equalizeRanges } from '../src/passes/quantize/equ
 import { findSplitSite, splitWideChannels } from '../src/passes/quantize/split.js';
 import { collectStats } from '../src/passes/quantize/collect.js';
 import { computeRange, type Range } from '../src/passes/quantize/calibrate.js';
+import { interleavedMedians } from './interleave.js';
 import { applyStatic, calibrationValues, findCandidates } from '../src/passes/quantize/qdq.js';
 import { imageToTensor, readImage, IMAGENET } from '../src/passes/quantize/calib-data.js';
 import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
@@ -51,7 +52,6 @@ const calib = [crop(page, 0, 0, page.width, page.height >> 1), crop(text, 0, 0, 
 const held = [crop(page, 0, page.height >> 1, page.width, page.height - (page.height >> 1)), crop(text, text.width >> 1, 0, text.width - (text.width >> 1), text.height), readImage(join(SK, 'bw_text.png'))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
 const feeds = (xs: Float32Array[]): Feeds[] => xs.map((x) => ({ x: new ort.Tensor('float32', x, DIMS) }));
 
-const median = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / a.length;
 
 async function outputs(bytes: Uint8Array, xs: Feeds[]): Promise<Float32Array[]> {
@@ -162,15 +162,6 @@ const names = ['float', 'plain 8-bit', 'equalized 8-bit', 'split 8-bit', 'equali
 const sessions: ort.InferenceSession[] = [];
 for (const n of names) sessions.push(await openSession(n === 'float' ? origBytes : built[n]!));
 const f0 = feeds(held)[0]!;
-for (const s of sessions) await s.run(f0);
-const ts: number[][] = sessions.map(() => []);
-for (let i = 0; i < RUNS; i++) {
-  for (let k = 0; k < sessions.length; k++) {
-    const t = performance.now();
-    await sessions[k]!.run(f0);
-    ts[k]!.push(performance.now() - t);
-  }
-}
-const med = ts.map(median);
+const med = await interleavedMedians(sessions, f0, RUNS);
 console.log(`latency: ${names.map((n, k) => `${n} ${med[k]!.toFixed(1)} ms`).join(', ')}; ${names.slice(1).map((n, k) => `${n} / float ${(med[k + 1]! / med[0]!).toFixed(3)}`).join(', ')}`);
 for (const s of sessions) await s.release();

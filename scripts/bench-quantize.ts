@@ -18,6 +18,7 @@ import { imageToTensor, readImage, readNpy, IMAGENET } from '../src/passes/quant
 import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
 import { argmaxAgreement, cosine } from '../src/passes/quantize/fidelity.js';
 import { writeMnistLabelled } from './mnist-to-labelled.js';
+import { interleavedMedians, median } from './interleave.js';
 import { prune } from '../src/passes/prune/index.js';
 import { normalize } from '../src/ir/normalize.js';
 import { serializeModel } from '../src/onnx/index.js';
@@ -36,7 +37,6 @@ function crop(img: Img, x: number, y: number, w: number, h: number): Img {
   return { width: w, height: h, data };
 }
 
-const median = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 
 interface Lat { a: number; b: number; ratio: number; folded?: number }
 
@@ -45,17 +45,7 @@ interface Lat { a: number; b: number; ratio: number; folded?: number }
  * float model with the quantizer's exact folds (the fairest float baseline), on the same feeds.
  */
 async function latency(a: ort.InferenceSession, b: ort.InferenceSession, feeds: Feeds, folded?: ort.InferenceSession): Promise<Lat> {
-  const ss = [a, b, ...(folded ? [folded] : [])];
-  for (const s of ss) await s.run(feeds);
-  const ts: number[][] = ss.map(() => []);
-  for (let i = 0; i < RUNS; i++) {
-    for (let k = 0; k < ss.length; k++) {
-      const t = performance.now();
-      await ss[k]!.run(feeds);
-      ts[k]!.push(performance.now() - t);
-    }
-  }
-  const m = ts.map(median);
+  const m = await interleavedMedians([a, b, ...(folded ? [folded] : [])], feeds, RUNS);
   return { a: m[0]!, b: m[1]!, ratio: m[1]! / m[0]!, ...(folded ? { folded: m[2]! } : {}) };
 }
 
