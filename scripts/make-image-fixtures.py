@@ -13,6 +13,10 @@ Writes (deterministic, no randomness):
   test/fixtures/ocr/cls/0/     upright line crops, exactly 48x192 (cls input size)
   test/fixtures/ocr/cls/180/   the same kind of crops rotated by 180 degrees; the subfolder
                                names are PP-OCR cls's labels, in its class order ['0', '180']
+  test/fixtures/ocr/cls-bw/    a larger cls set from bw_text.png (10 lines of a printed book
+                               passage): every crop both upright (0/) and upside down (180/),
+                               named by line so a split by name never puts one line on both sides
+  test/fixtures/ocr/rec-bw/    48x320 crops of the same lines, for rec
 Each OCR folder holds a preprocess.json with PaddleOCR's normalisation for that model.
 """
 from __future__ import annotations
@@ -72,6 +76,30 @@ TEXT_LINES_REC = ((0, 50, 40), (150, 10, 40), (90, 90, 40), (170, 118, 40))
 PAGE_LINES_CLS = tuple((x, y - (1 if x > 150 else 0) - (1 if x > 250 else 0), 21)
                        for y in (46, 64, 82, 100) for x in (0, 150, 300))
 PAGE_LINES_CLS += ((0, 118, 21), (20, 166, 22), (60, 8, 28), (180, 8, 28))
+
+
+# bw_text.png (516x333): 10 printed lines, ink rows (y0, y1) and last ink column per line, from
+# its row/column ink profile; crops take 3 px of margin above and below, as a detector's box would
+BW_LINES = ((23, 48, 437), (52, 76, 484), (81, 105, 452), (110, 135, 430), (139, 163, 437),
+            (169, 194, 466), (198, 223, 456), (227, 252, 432), (256, 276, 416), (285, 305, 203))
+BW_X0 = 20  # ink starts at x=25
+
+
+def bw_crops(out_w: int, out_h: int, step: int) -> list[tuple[int, int, Image.Image]]:
+    """(line, x0, crop) for windows of the target aspect slid along each line by `step` px."""
+    bw = src("bw_text.png").convert("RGB")
+    out = []
+    for i, (y0, y1, x1) in enumerate(BW_LINES):
+        h = y1 - y0 + 6
+        w = round(h * out_w / out_h)
+        x = BW_X0
+        while True:
+            x = min(x, max(BW_X0, x1 + 5 - w))
+            out.append((i + 1, x, crop_line(bw, x, y0 - 3, h, out_w, out_h)))
+            if x + w >= x1 + 5:
+                break
+            x += step
+    return out
 
 
 def src(name: str) -> Image.Image:
@@ -177,6 +205,19 @@ def main() -> None:
         else:
             save(line, os.path.join(cls, "0", f"page-{i + 1:02d}.png"))
     write_json(os.path.join(cls, "preprocess.json"), PREPROCESS["cls"])
+
+    cls_bw = os.path.join(FIX, "ocr", "cls-bw")
+    reset(cls_bw)
+    for line, x, crop in bw_crops(CLS_W, CLS_H, 100):
+        save(crop, os.path.join(cls_bw, "0", f"bw-L{line:02d}-x{x:03d}.png"))
+        save(crop.rotate(180), os.path.join(cls_bw, "180", f"bw-L{line:02d}-x{x:03d}.png"))
+    write_json(os.path.join(cls_bw, "preprocess.json"), PREPROCESS["cls"])
+
+    rec_bw = os.path.join(FIX, "ocr", "rec-bw")
+    reset(rec_bw)
+    for line, x, crop in bw_crops(REC_W, REC_H, 120):
+        save(crop, os.path.join(rec_bw, f"bw-L{line:02d}-x{x:03d}.png"))
+    write_json(os.path.join(rec_bw, "preprocess.json"), PREPROCESS["rec"])
 
     total = 0
     for root in (images, os.path.join(FIX, "ocr")):
