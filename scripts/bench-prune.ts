@@ -2,6 +2,7 @@
 //   node dist/scripts/bench-prune.js [--quick] [--runs 20] [--json tmp/bench-prune.json]
 //     [--only det,rec,cls,mnist,fixtures] [--sections structure,latency,recovery] [--ratios 0.3,0.5,0.7]
 //     [--sens-samples 3] [--no-sensitivity] [--sens-from earlier-bench.json (reuse its sensitivity probes)]
+//     [--by channels|macs]
 // (about 20 min on 2 shared cores in full; --quick drops det from the recovery table)
 // 1. structure: 30/50/70% L1 pruning of PP-OCRv4 det/rec, ppocr cls, the MNIST CNN and fixtures:
 //    params and MACs after/before, groups pruned/kept whole, surgery time, the output runs in
@@ -12,9 +13,13 @@
 //    activation + lsq with per-group sensitivity allocation at (at most) the same MACs; fidelity on
 //    real images the pruning did NOT see (the calibration images are split: det 4 calib / 4 eval,
 //    alternating,
-//    rec 16/6, cls 10/6, MNIST 512 train / 1996 test), with accuracy on MNIST and cls.
+//    rec 16/6, cls by line of test/fixtures/ocr/cls-bw: 5 lines calibrate, 5 evaluate, every crop
+//    upright and upside down; MNIST 512 train / 1996 test), with accuracy on MNIST and cls.
+//    --by macs: the ratios are fractions of MACs removed (--target-macs) for every config, so
+//    the rows of one ratio are at equal MACs by construction, and an ablation row
+//    (activation + none + sensitivity) separates what the allocation buys from what lsq buys.
 // 4. det pruned by sensitivity allocation at the MACs of --structured 0.5: latency vs the original.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -44,12 +49,15 @@ const { values: args } = parseArgs({
     ratios: { type: 'string', default: '0.3,0.5,0.7' },
     'no-sensitivity': { type: 'boolean' },
     'sens-from': { type: 'string' },
+    by: { type: 'string', default: 'channels' },
   },
 });
 const ONLY = args.only ? new Set(args.only.split(',')) : null;
 const wanted = (name: string) => !ONLY || ONLY.has(name) || (name.startsWith('fixture:') && ONLY.has('fixtures'));
 const SECTIONS = new Set(args.sections!.split(','));
 const RATIOS = args.ratios!.split(',').map(Number);
+if (args.by !== 'channels' && args.by !== 'macs') throw new Error(`--by channels|macs, got ${args.by}`);
+const BY_MACS = args.by === 'macs';
 // sensitivity probes of an earlier run (--json output), by model: the det probe alone takes ~10 min
 const PROBES = new Map<string, NonNullable<PruneReport['sensitivity']>>();
 if (args['sens-from']) {
@@ -67,7 +75,7 @@ interface Subject {
 const REAL: Subject[] = [
   { name: 'det', load: () => normalize(loadModel(A + 'ch_PP-OCRv4_det_infer.onnx')), shape: [1, 3, 640, 640], calib: 'test/fixtures/ocr/det' },
   { name: 'rec', load: () => normalize(loadModel(A + 'ch_PP-OCRv4_rec_infer.onnx')), shape: [1, 3, 48, 320], calib: 'test/fixtures/ocr/rec' },
-  { name: 'cls', load: () => normalize(loadModel(A + 'ch_ppocr_mobile_v2.0_cls_infer.onnx')), shape: [1, 3, 48, 192], calib: 'test/fixtures/ocr/cls' },
+  { name: 'cls', load: () => normalize(loadModel(A + 'ch_ppocr_mobile_v2.0_cls_infer.onnx')), shape: [1, 3, 48, 192], calib: 'test/fixtures/ocr/cls-bw' },
   { name: 'mnist', load: () => normalize(loadModel('models/mnist-cnn.onnx')), shape: [1, 1, 28, 28] },
 ];
 const FIX: Subject[] = Object.entries(FIXTURES).map(([name, make]) => ({ name: `fixture:${name}`, load: make, shape: fixtureInputShape(make()) }));
@@ -163,6 +171,20 @@ function split(set: { samples: Sample[]; labels: number[] | null }, nCalib: numb
   return { calib: set.samples.slice(0, nCalib), evalSet: set.samples.slice(nCalib), labels: set.labels ? set.labels.slice(nCalib) : null };
 }
 
+/**
+ * cls-bw: crop k of line L is sample 2k (upright, label 0) and 2k+1 (its 180-degree copy): the
+ * loader takes class folders round-robin in sorted name order. Lines 1-5 calibrate, 6-10 evaluate,
+ * so no evaluated crop shares a line (or its upside-down twin) with a calibration crop.
+ */
+function splitByLine(dir: string, shape: number[]): { calib: Sample[]; evalSet: Sample[]; labels: number[] | null } {
+  const names = readdirSync(join(dir, '0')).filter((f) => f.endsWith('.png')).sort();
+  const set = loadCalibration(dir, 'x', shape, names.length * 2);
+  const line = (i: number) => Number(/-L(\d+)-/.exec(names[i >> 1]!)![1]);
+  const calibIdx = set.samples.map((_, i) => i).filter((i) => line(i) <= 5);
+  const evalIdx = set.samples.map((_, i) => i).filter((i) => line(i) > 5);
+  return { calib: calibIdx.map((i) => set.samples[i]!), evalSet: evalIdx.map((i) => set.samples[i]!), labels: evalIdx.map((i) => set.labels![i]!) };
+}
+
 let detSensitive: Model | null = null;
 
 async function recoveryTable(): Promise<unknown[]> {
@@ -177,7 +199,7 @@ async function recoveryTable(): Promise<unknown[]> {
       const mnistTest = loadCalibration(join(dir, 'test'), 'x', [1, 1, 28, 28], 5000);
       subjects.push({ s: mn, calib: loadCalibration(join(dir, 'train'), 'x', mn.shape, 512).samples, evalSet: mnistTest.samples, labels: mnistTest.labels });
     }
-    if (wanted('cls')) subjects.push({ s: REAL[2]!, ...split(loadCalibration(REAL[2]!.calib!, 'x', REAL[2]!.shape, 16), 10) });
+    if (wanted('cls')) subjects.push({ s: REAL[2]!, ...splitByLine(REAL[2]!.calib!, REAL[2]!.shape) });
     if (wanted('rec')) subjects.push({ s: REAL[1]!, ...split(loadCalibration(REAL[1]!.calib!, 'x', REAL[1]!.shape, 22), 16) });
     if (!args.quick && wanted('det')) {
       // the 8 det images alternate: odd ones calibrate, even ones evaluate, so each side has
@@ -185,7 +207,7 @@ async function recoveryTable(): Promise<unknown[]> {
       const all = loadCalibration(REAL[0]!.calib!, 'x', REAL[0]!.shape, 8).samples;
       subjects.push({ s: REAL[0]!, calib: all.filter((_, i) => i % 2 === 1), evalSet: all.filter((_, i) => i % 2 === 0), labels: null });
     }
-    console.log('\n## 3. Recovery at equal MACs: L1 + none vs activation + lsq (fidelity vs the original on held-out real data)\n');
+    console.log(`\n## 3. Recovery at equal MACs: L1 + none vs activation + lsq (fidelity vs the original on held-out real data; ratio = ${BY_MACS ? 'fraction of MACs removed' : 'fraction of channels removed'})\n`);
     console.log('| model | ratio | config | MACs after/before | cosine (mean) | pooled cosine | mask IoU@0.3 | top-1 agreement | accuracy | calib/eval | seconds |');
     console.log('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const { s, calib, evalSet, labels } of subjects) {
@@ -200,19 +222,20 @@ async function recoveryTable(): Promise<unknown[]> {
         let uniformMacs = 1;
         type Config = readonly [Importance, Recovery, 'uniform' | 'sensitivity'];
         const configs: Config[] = [['l1', 'none', 'uniform'], ['activation', 'lsq', 'uniform']];
+        if (!args['no-sensitivity'] && BY_MACS) configs.push(['activation', 'none', 'sensitivity']);
         if (!args['no-sensitivity']) configs.push(['activation', 'lsq', 'sensitivity']);
         for (const [importance, recover, allocation] of configs) {
           const m = cloneModel(base);
           const t0 = performance.now();
           // sensitivity allocation aims at the same MACs as the uniform ratio, not the same channel count
-          const target = allocation === 'sensitivity' ? { targetMacs: 1 - uniformMacs } : { structured: ratio };
+          const target = BY_MACS ? { targetMacs: ratio } : allocation === 'sensitivity' ? { targetMacs: 1 - uniformMacs } : { structured: ratio };
           const r: PruneReport = await prune(m, { ...target, importance, recover, allocation, steps: 1, round: 1, shapes, samples: calib, synthetic: false, threads: 2, skipFidelity: true, sensitivitySamples: Number(args['sens-samples']), ...(probe ? { sensitivity: probe } : {}) });
           if (allocation === 'uniform') uniformMacs = r.macs.ratio ?? 1;
           if (r.sensitivity) probe = r.sensitivity;
           const secs = (performance.now() - t0) / 1000;
           const f = fidelityOf(ref, await runFirstOutput(m, evalSet, 2));
           const acc = labels ? await accuracy(m, evalSet, labels) : null;
-          if (s.name === 'det' && allocation === 'sensitivity' && ratio === 0.5) detSensitive = m;
+          if (s.name === 'det' && allocation === 'sensitivity' && recover === 'lsq' && ratio === 0.5) detSensitive = m;
           const row = { model: s.name, ratio, importance, recover, allocation, macs: r.macs.ratio, ...f, accuracy: acc, accuracyBefore: acc0, seconds: secs, calib: calib.length, eval: evalSet.length, lsq: r.steps[0]?.lsq ?? null, threshold: r.steps[0]?.threshold ?? null };
           rows.push(row);
           console.log(`| ${s.name} | ${ratio} | ${importance}+${recover}${r.steps[0]?.allocation === 'sensitivity' ? '+sensitivity' : allocation === 'sensitivity' ? '+sensitivity(target missed: uniform)' : ''} | ${r.macs.ratio?.toFixed(3)} | ${f.cosine.toFixed(4)} | ${f.pooledCosine.toFixed(4)} | ${f.maskIoU?.toFixed(3) ?? ''} | ${f.top1Agreement !== null ? (f.top1Agreement * 100).toFixed(1) + '%' : ''} | ${acc !== null ? (acc * 100).toFixed(2) + '%' : ''} | ${calib.length}/${evalSet.length} | ${secs.toFixed(1)} |`);
@@ -224,7 +247,7 @@ async function recoveryTable(): Promise<unknown[]> {
         rows.push({ model: s.name, sensitivity: probe });
       }
     }
-    console.log('\nEvaluation on samples the pruning did not see. MNIST: 512 train-split digits calibrate, accuracy on the 1996 held-out digits. cls: 10 calibrate, 6 evaluate; rec 16/6; det 4/4 alternating (calibration: document-on-table, page-left, rocket, text-right; evaluation: astronaut (no text: its map is ~0, so the mean cosine is noise there; pooled cosine and mask IoU are the det figures), page-code, page-right, text-left). The sensitivity probe runs the first --sens-samples calibration samples.');
+    console.log('\nEvaluation on samples the pruning did not see. MNIST: 512 train-split digits calibrate, accuracy on the 1996 held-out digits. cls: the 86 crops of test/fixtures/ocr/cls-bw, lines 1-5 calibrate (every crop upright and upside down), lines 6-10 evaluate; rec 16/6; det 4/4 alternating (calibration: document-on-table, page-left, rocket, text-right; evaluation: astronaut (no text: its map is ~0, so the mean cosine is noise there; pooled cosine and mask IoU are the det figures), page-code, page-right, text-left). The sensitivity probe runs the first --sens-samples calibration samples.');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
