@@ -2,7 +2,7 @@
 //   node dist/scripts/bench-prune.js [--quick] [--runs 20] [--json tmp/bench-prune.json]
 //     [--only det,rec,cls,mnist,fixtures] [--sections structure,latency,recovery] [--ratios 0.3,0.5,0.7]
 //     [--sens-samples 3] [--no-sensitivity] [--sens-from earlier-bench.json (reuse its sensitivity probes)]
-//     [--by channels|macs]
+//     [--by channels|macs] [--steps K (prune-recover rounds of the activation+lsq configs)]
 // (about 20 min on 2 shared cores in full; --quick drops det from the recovery table)
 // 1. structure: 30/50/70% L1 pruning of PP-OCRv4 det/rec, ppocr cls, the MNIST CNN and fixtures:
 //    params and MACs after/before, groups pruned/kept whole, surgery time, the output runs in
@@ -50,6 +50,7 @@ const { values: args } = parseArgs({
     'no-sensitivity': { type: 'boolean' },
     'sens-from': { type: 'string' },
     by: { type: 'string', default: 'channels' },
+    steps: { type: 'string', default: '1' },
   },
 });
 const ONLY = args.only ? new Set(args.only.split(',')) : null;
@@ -229,7 +230,7 @@ async function recoveryTable(): Promise<unknown[]> {
           const t0 = performance.now();
           // sensitivity allocation aims at the same MACs as the uniform ratio, not the same channel count
           const target = BY_MACS ? { targetMacs: ratio } : allocation === 'sensitivity' ? { targetMacs: 1 - uniformMacs } : { structured: ratio };
-          const r: PruneReport = await prune(m, { ...target, importance, recover, allocation, steps: 1, round: 1, shapes, samples: calib, synthetic: false, threads: 2, skipFidelity: true, sensitivitySamples: Number(args['sens-samples']), ...(probe ? { sensitivity: probe } : {}) });
+          const r: PruneReport = await prune(m, { ...target, importance, recover, allocation, steps: recover === 'lsq' ? Number(args.steps) : 1, round: 1, shapes, samples: calib, synthetic: false, threads: 2, skipFidelity: true, sensitivitySamples: Number(args['sens-samples']), ...(probe ? { sensitivity: probe } : {}) });
           if (allocation === 'uniform') uniformMacs = r.macs.ratio ?? 1;
           if (r.sensitivity) probe = r.sensitivity;
           const secs = (performance.now() - t0) / 1000;
