@@ -13,7 +13,7 @@
 //    activation + lsq with per-group sensitivity allocation at (at most) the same MACs; fidelity on
 //    real images the pruning did NOT see (the calibration images are split: det 4 calib / 4 eval,
 //    alternating,
-//    rec 16/6, cls by line of test/fixtures/ocr/cls-bw: 5 lines calibrate, 5 evaluate, every crop
+//    rec 22 calib (test/fixtures/ocr/rec) / 32 eval (ocr/rec-bw), cls by line of test/fixtures/ocr/cls-bw: 5 lines calibrate, 5 evaluate, every crop
 //    upright and upside down; MNIST 512 train / 1996 test), with accuracy on MNIST and cls.
 //    --by macs: the ratios are fractions of MACs removed (--target-macs) for every config, so
 //    the rows of one ratio are at equal MACs by construction, and an ablation row
@@ -167,11 +167,6 @@ async function accuracy(m: Model, samples: readonly Sample[], labels: readonly n
   return ok / outs.length;
 }
 
-/** Calibration and evaluation sets that do not overlap: the first `nCalib` samples calibrate, the rest evaluate. */
-function split(set: { samples: Sample[]; labels: number[] | null }, nCalib: number): { calib: Sample[]; evalSet: Sample[]; labels: number[] | null } {
-  return { calib: set.samples.slice(0, nCalib), evalSet: set.samples.slice(nCalib), labels: set.labels ? set.labels.slice(nCalib) : null };
-}
-
 /**
  * cls-bw: crop k of line L is sample 2k (upright, label 0) and 2k+1 (its 180-degree copy): the
  * loader takes class folders round-robin in sorted name order. Lines 1-5 calibrate, 6-10 evaluate,
@@ -201,7 +196,8 @@ async function recoveryTable(): Promise<unknown[]> {
       subjects.push({ s: mn, calib: loadCalibration(join(dir, 'train'), 'x', mn.shape, 512).samples, evalSet: mnistTest.samples, labels: mnistTest.labels });
     }
     if (wanted('cls')) subjects.push({ s: REAL[2]!, ...splitByLine(REAL[2]!.calib!, REAL[2]!.shape) });
-    if (wanted('rec')) subjects.push({ s: REAL[1]!, ...split(loadCalibration(REAL[1]!.calib!, 'x', REAL[1]!.shape, 22), 16) });
+    // rec: the 22 page.png/text.png strips calibrate; the 32 bw_text.png strips (another page, another typeface) evaluate
+    if (wanted('rec')) subjects.push({ s: REAL[1]!, calib: loadCalibration(REAL[1]!.calib!, 'x', REAL[1]!.shape, 22).samples, evalSet: loadCalibration('test/fixtures/ocr/rec-bw', 'x', REAL[1]!.shape, 64).samples, labels: null });
     if (!args.quick && wanted('det')) {
       // the 8 det images alternate: odd ones calibrate, even ones evaluate, so each side has
       // documents, a text-free photo and a hard hand-written photo (text-left / text-right)
@@ -248,7 +244,7 @@ async function recoveryTable(): Promise<unknown[]> {
         rows.push({ model: s.name, sensitivity: probe });
       }
     }
-    console.log('\nEvaluation on samples the pruning did not see. MNIST: 512 train-split digits calibrate, accuracy on the 1996 held-out digits. cls: the 86 crops of test/fixtures/ocr/cls-bw, lines 1-5 calibrate (every crop upright and upside down), lines 6-10 evaluate; rec 16/6; det 4/4 alternating (calibration: document-on-table, page-left, rocket, text-right; evaluation: astronaut (no text: its map is ~0, so the mean cosine is noise there; pooled cosine and mask IoU are the det figures), page-code, page-right, text-left). The sensitivity probe runs the first --sens-samples calibration samples.');
+    console.log('\nEvaluation on samples the pruning did not see. MNIST: 512 train-split digits calibrate, accuracy on the 1996 held-out digits. cls: the 86 crops of test/fixtures/ocr/cls-bw, lines 1-5 calibrate (every crop upright and upside down), lines 6-10 evaluate; rec: 22 strips of page.png/text.png calibrate, the 32 of test/fixtures/ocr/rec-bw evaluate (top-1 agreement = per-step character argmax); det 4/4 alternating (calibration: document-on-table, page-left, rocket, text-right; evaluation: astronaut (no text: its map is ~0, so the mean cosine is noise there; pooled cosine and mask IoU are the det figures), page-code, page-right, text-left). The sensitivity probe runs the first --sens-samples calibration samples.');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
