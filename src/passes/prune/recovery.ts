@@ -301,10 +301,22 @@ function restore(g: Graph, snaps: readonly Snapshot[]): void {
   for (const v of created) if (g.initializer(v) && !g.consumers(v).length) g.removeInitializer(v);
 }
 
+/**
+ * The value the held-out check compares: the first graph output, or the logits under a final
+ * Sigmoid/Softmax. A saturated output hides every repair: once pruning has pushed det's logits
+ * far below zero its map is 0 everywhere, every refit leaves it 0, and judged on the map alone
+ * each would be undone although it brought the logits back toward the teacher's.
+ */
+export function judgedValue(g: Graph): string {
+  const out = g.outputs[0]!.name;
+  const p = g.producer(out);
+  return p && (p.opType === 'Sigmoid' || p.opType === 'Softmax') && p.inputs[0] ? p.inputs[0] : out;
+}
+
 async function outputError(student: Model, samples: readonly Sample[], ref: readonly Float32Array[], threads?: number): Promise<number> {
   if (!samples.length) return 0;
-  const name = student.graph.outputs[0]!.name;
-  const r = await ModelRunner.create(student, { threads });
+  const name = judgedValue(student.graph);
+  const r = await ModelRunner.create(student, { threads, ...(name !== student.graph.outputs[0]!.name ? { extraOutputs: [name] } : {}) });
   let e = 0;
   try {
     for (let i = 0; i < samples.length; i++) {
@@ -326,7 +338,8 @@ async function outputError(student: Model, samples: readonly Sample[], ref: read
  * is held out (heldOutIndices; with a single sample, every other sampled position). Per layer, the ridge strength
  * is chosen among RIDGES by the held-out rows' error, and the refit is kept only if it lowers
  * that error below the current weights'. Per chunk of layers, the refits are undone when the
- * model's output on the held-out samples moves away from the teacher's.
+ * model's output (its logits under a final Sigmoid/Softmax: judgedValue) on the held-out samples
+ * moves away from the teacher's.
  */
 export async function lsqRecover(teacher: Model, student: Model, layers: readonly string[], samples: readonly Sample[], opts: { maxDim?: number; rowsPerSample?: number; threads?: number; chunks?: number; ridges?: readonly number[] } = {}, keptOut: ReadonlyMap<string, number[]> = new Map()): Promise<LsqReport> {
   const g = student.graph;
@@ -363,16 +376,16 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
   }
   const chunks = Math.max(1, Math.min(units.length, opts.chunks ?? 8));
   const per = Math.ceil(units.length / chunks);
-  const t = await ModelRunner.create(teacher, { extraOutputs: todo.map((l) => l.out), threads: opts.threads });
+  const judged = judgedValue(teacher.graph);
+  const t = await ModelRunner.create(teacher, { extraOutputs: [...todo.map((l) => l.out), ...(judged !== teacher.graph.outputs[0]!.name ? [judged] : [])], threads: opts.threads });
   const next = seededUniform(7);
   const rows = opts.rowsPerSample ?? Math.max(64, Math.ceil(4096 / samples.length));
   const ridges = opts.ridges ?? RIDGES;
   let refit = 0, rejected = 0, reverted = 0, before = 0, after = 0;
   let heldOut: LsqReport['heldOut'] = null;
   try {
-    const outName = teacher.graph.outputs[0]!.name;
     const ref: Float32Array[] = [];
-    for (const s of held) ref.push(Float32Array.from((await t.run(s, [outName])).get(outName)!.data));
+    for (const s of held) ref.push(Float32Array.from((await t.run(s, [judged])).get(judged)!.data));
     let errNow = held.length ? await outputError(student, held, ref, opts.threads) : 0;
     if (held.length) heldOut = { samples: held.length, before: errNow, after: errNow };
     for (let c0 = 0; c0 < units.length; c0 += per) {
