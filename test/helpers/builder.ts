@@ -338,3 +338,91 @@ export type FixtureName = keyof typeof FIXTURES;
 export function fixtureInputShape(m: Model): number[] {
   return (m.graph.inputs[0]!.type!.shape as number[]).slice();
 }
+
+// ---- grouped Conv, channel shuffle and whole-group fixtures (issue 4's structural patterns) ----
+export const GROUPED_FIXTURES = {
+  /** ResNeXt-like: stem, then blocks 1x1 -> grouped 3x3 (G=4) -> 1x1 + residual; head GAP -> Gemm. */
+  resnext(seed = 21): Model {
+    const b = new ModelBuilder({ seed });
+    let x = b.convBnRelu(b.input('x', [1, 3, 24, 24]), 32, { k: 3 });
+    for (let i = 0; i < 2; i++) {
+      const y = b.convBnRelu(x, 64, { k: 1 });
+      // block 0: Conv+BN as exported before folding; block 1: a folded Conv with bias
+      const g = i === 0 ? b.convBnRelu(y, 64, { k: 3, group: 4 }) : b.relu(b.conv(y, 64, { k: 3, group: 4 }));
+      x = b.relu(b.binary('Add', x, b.bn(b.conv(g, 32, { k: 1, bias: false }))));
+    }
+    b.output(b.gemm(b.flatten(b.gap(x)), 10));
+    return b.build();
+  },
+  /**
+   * ShuffleNet(v1)-like unit: grouped 1x1 (G=3) -> shuffle -> depthwise 3x3 -> grouped 1x1 (G=3) +
+   * residual, then a 1x1 head. 12 shuffled channels read in groups of 4 by the second grouped
+   * Conv: its groups cut across the shuffle's blocks of 3 (as in ShuffleNet v1's real widths).
+   */
+  shufflenet(seed = 22): Model {
+    const b = new ModelBuilder({ seed });
+    const x = b.convBnRelu(b.input('x', [1, 3, 24, 24]), 24, { k: 3 });
+    let y = b.channelShuffle(b.convBnRelu(x, 12, { k: 1, group: 3 }), 3);
+    y = b.bn(b.depthwise(y));
+    y = b.bn(b.conv(y, 24, { k: 1, group: 3, bias: false }));
+    const z = b.convBnRelu(b.relu(b.binary('Add', x, y)), 32, { k: 1 });
+    b.output(b.gemm(b.flatten(b.gap(z)), 10));
+    return b.build();
+  },
+  /** The same unit with 36 shuffled channels: the second grouped Conv's groups of 12 hold whole blocks of 3. */
+  shufflenetAligned(seed = 25): Model {
+    const b = new ModelBuilder({ seed });
+    const x = b.convBnRelu(b.input('x', [1, 3, 24, 24]), 24, { k: 3 });
+    let y = b.channelShuffle(b.convBnRelu(x, 36, { k: 1, group: 3 }), 3);
+    y = b.bn(b.depthwise(y));
+    y = b.bn(b.conv(y, 24, { k: 1, group: 3, bias: false }));
+    const z = b.convBnRelu(b.relu(b.binary('Add', x, y)), 32, { k: 1 });
+    b.output(b.gemm(b.flatten(b.gap(z)), 10));
+    return b.build();
+  },
+  /** ShuffleNet(v2)-like merge: two branches concatenated, shuffled in 2 groups, then a 1x1 and a head. */
+  shufflenetV2(seed = 26): Model {
+    const b = new ModelBuilder({ seed });
+    const x = b.convBnRelu(b.input('x', [1, 3, 24, 24]), 16, { k: 3 });
+    const left = b.bn(b.conv(b.bn(b.depthwise(x)), 12, { k: 1, bias: false }));
+    const right = b.convBnRelu(b.bn(b.depthwise(b.convBnRelu(x, 12, { k: 1 }))), 12, { k: 1 });
+    const y = b.channelShuffle(b.concat([b.relu(left), right]), 2);
+    const z = b.convBnRelu(y, 32, { k: 1 });
+    b.output(b.gemm(b.flatten(b.gap(z)), 10));
+    return b.build();
+  },
+  /** Depthwise with a channel multiplier (group = Cin = 8, Cout = 24: three outputs per input channel). */
+  multiplier(seed = 23): Model {
+    const b = new ModelBuilder({ seed });
+    const x = b.convBnRelu(b.input('x', [1, 3, 16, 16]), 8, { k: 3 });
+    const y = b.relu(b.bn(b.conv(x, 24, { k: 3, group: 8 })));
+    b.output(b.conv(y, 6, { k: 1 }));
+    return b.build();
+  },
+  /** A grouped Conv with one output channel per group (G=6, 2 inputs each) between a stem and a 1x1. */
+  onePerGroup(seed = 27): Model {
+    const b = new ModelBuilder({ seed });
+    const x = b.convBnRelu(b.input('x', [1, 3, 16, 16]), 12, { k: 3 });
+    const y = b.relu(b.bn(b.conv(x, 6, { k: 3, group: 6 })));
+    const z = b.convBnRelu(y, 16, { k: 1 });
+    b.output(b.gemm(b.flatten(b.gap(z)), 10));
+    return b.build();
+  },
+  /** Two grouped Convs (G=2 and G=3) read the same 24-channel stem and are added: every cut is in lcm(2,3) = 6 equal runs. */
+  coupled(seed = 24): Model {
+    const b = new ModelBuilder({ seed });
+    const x = b.convBnRelu(b.input('x', [1, 3, 16, 16]), 24, { k: 3 });
+    const y = b.relu(b.binary('Add', b.bn(b.conv(x, 12, { k: 3, group: 2 })), b.bn(b.conv(x, 12, { k: 1, group: 3, bias: false }))));
+    b.output(b.conv(y, 6, { k: 1 }));
+    return b.build();
+  },
+  /** A grouped 3x3 (G=4, runs of 8) reading concat(8, 8, 16): every part starts and ends on a group boundary. */
+  groupedConcat(seed = 28): Model {
+    const b = new ModelBuilder({ seed });
+    const x = b.convBnRelu(b.input('x', [1, 3, 16, 16]), 16, { k: 3 });
+    const cat = b.concat([b.convBnRelu(x, 8, { k: 1 }), b.convBnRelu(x, 8, { k: 3 }), b.convBnRelu(x, 16, { k: 1 })]);
+    const y = b.convBnRelu(cat, 32, { k: 3, group: 4 });
+    b.output(b.gemm(b.flatten(b.gap(b.convBnRelu(y, 16, { k: 1 }))), 10));
+    return b.build();
+  },
+} as const;

@@ -1,11 +1,12 @@
 // Grouped Conv pruning (ResNeXt / ShuffleNet style): a grouped Conv's output loses the same
 // number of channels in every group (G stays, Cout/G shrinks), and so do the channels it reads
 // (G stays, Cin/G shrinks; group g's rows keep their own column set). Whole-group removal (G
-// shrinking) is not implemented and is reported. Fixtures are built here through the IR builder.
+// shrinking), channel shuffle and grouped Convs reading a concatenation are in structures.test.ts.
+// Fixtures are built through the IR builder (test/helpers/builder.ts GROUPED_FIXTURES).
 // Every cut is checked against the original with the removed channels' contribution masked
 // (exactness.ts): any index slip between groups shows up as an output difference.
 import t from 'tap';
-import { ModelBuilder } from '../helpers/builder.js';
+import { GROUPED_FIXTURES, ModelBuilder } from '../helpers/builder.js';
 import { ModelRunner, type Sample } from '../../src/calib/runner.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import { analyzeCost } from '../../src/analyze/cost.js';
@@ -24,49 +25,7 @@ import { keepCount, topK } from '../../src/passes/prune/select.js';
 import { range } from '../../src/passes/prune/space.js';
 import { cloneModel, countMacs, pruneStep } from '../../src/passes/prune/structured.js';
 
-/** ResNeXt-like: stem, then blocks 1x1 -> grouped 3x3 (G=4) -> 1x1 + residual; head GAP -> Gemm. */
-function resnext(seed = 21): Model {
-  const b = new ModelBuilder({ seed });
-  let x = b.convBnRelu(b.input('x', [1, 3, 24, 24]), 32, { k: 3 });
-  for (let i = 0; i < 2; i++) {
-    const y = b.convBnRelu(x, 64, { k: 1 });
-    // block 0: Conv+BN as exported before folding; block 1: a folded Conv with bias
-    const g = i === 0 ? b.convBnRelu(y, 64, { k: 3, group: 4 }) : b.relu(b.conv(y, 64, { k: 3, group: 4 }));
-    x = b.relu(b.binary('Add', x, b.bn(b.conv(g, 32, { k: 1, bias: false }))));
-  }
-  b.output(b.gemm(b.flatten(b.gap(x)), 10));
-  return b.build();
-}
-
-/** ShuffleNet(v1)-like unit: grouped 1x1 (G=3) -> shuffle -> depthwise 3x3 -> grouped 1x1 (G=3) + residual, then a 1x1 head. */
-function shufflenet(seed = 22): Model {
-  const b = new ModelBuilder({ seed });
-  const x = b.convBnRelu(b.input('x', [1, 3, 24, 24]), 24, { k: 3 });
-  let y = b.channelShuffle(b.convBnRelu(x, 12, { k: 1, group: 3 }), 3);
-  y = b.bn(b.depthwise(y));
-  y = b.bn(b.conv(y, 24, { k: 1, group: 3, bias: false }));
-  const z = b.convBnRelu(b.relu(b.binary('Add', x, y)), 32, { k: 1 });
-  b.output(b.gemm(b.flatten(b.gap(z)), 10));
-  return b.build();
-}
-
-/** Depthwise with a channel multiplier (group = Cin = 8, Cout = 24: three outputs per input channel). */
-function multiplier(seed = 23): Model {
-  const b = new ModelBuilder({ seed });
-  const x = b.convBnRelu(b.input('x', [1, 3, 16, 16]), 8, { k: 3 });
-  const y = b.relu(b.bn(b.conv(x, 24, { k: 3, group: 8 })));
-  b.output(b.conv(y, 6, { k: 1 }));
-  return b.build();
-}
-
-/** Two grouped Convs (G=2 and G=3) read the same 24-channel stem and are added: every cut is in lcm(2,3) = 6 equal runs. */
-function coupled(seed = 24): Model {
-  const b = new ModelBuilder({ seed });
-  const x = b.convBnRelu(b.input('x', [1, 3, 16, 16]), 24, { k: 3 });
-  const y = b.relu(b.binary('Add', b.bn(b.conv(x, 12, { k: 3, group: 2 })), b.bn(b.conv(x, 12, { k: 1, group: 3, bias: false }))));
-  b.output(b.conv(y, 6, { k: 1 }));
-  return b.build();
-}
+const { resnext, shufflenet, multiplier, coupled } = GROUPED_FIXTURES;
 
 const SUBJECTS = { resnext, shufflenet, multiplier, coupled } as const;
 const shapesOf = (m: Model) => new Map([['x', m.graph.inputs[0]!.type!.shape as number[]]]);
@@ -164,9 +123,12 @@ t.test('analysis: which grouped channels are prunable, and why not the others', 
 
   const sh = analyzeGroups(shufflenet());
   const [g1, g2] = groupedConvs(shufflenet());
-  const out1 = groupOf(sh, g1!.outputs[0]!);
-  t.notOk(out1.prunable, 'the grouped Conv feeding the channel shuffle: unprunable');
-  t.match(out1.reasons.join(' '), /channel shuffle/);
+  // the first grouped Conv's output is the shuffle's input: its channels are the shuffle positions
+  t.notOk(sh.groups.some((g) => g.values.includes(g1!.outputs[0]!)), 'the shuffled channels have no group of their own');
+  const out1 = sh.groups.find((g) => g.actions.some((a) => a.role === 'out' && a.node.name === g1!.name))!;
+  t.ok(out1.actions.some((a) => a.role === 'shape'), 'the shuffle positions carry both Reshape constants');
+  t.notOk(out1.prunable, 'the second grouped Conv reads 4 per group across blocks of 3: unprunable');
+  t.match(out1.reasons.join(' '), /reads them in 3 groups of 4: its groups of 4 channels cut across blocks of 3 .*shuffle position.*, which is not implemented/);
   const stream = groupOf(sh, g2!.outputs[0]!);
   t.ok(stream.prunable, `the residual stream (stem, second grouped Conv, Add) is prunable (${stream.reasons.join('; ')})`);
   t.equal(stream.chunks, 3, 'in 3 equal runs: the first grouped Conv reads it and the second writes it, both with G=3');
@@ -174,26 +136,34 @@ t.test('analysis: which grouped channels are prunable, and why not the others', 
   t.ok(sh.groups.some((g) => g.prunable && g.size === 32), 'the 1x1 head stays prunable');
 
   const mu = analyzeGroups(multiplier());
-  const mo = mu.groups.find((g) => g.size === 24)!;
-  t.ok(mo.prunable && mo.chunks === 8, 'channel-multiplier depthwise: output prunable per group of 3');
+  const mo = mu.groups.find((g) => g.size === 3 && g.actions.some((a) => a.role === 'out'))!;
+  t.ok(mo.prunable && mo.chunks === 1, 'channel-multiplier depthwise: its multiplier (3 outputs per input) is prunable, the same in every group');
   const mi = mu.groups.find((g) => g.size === 8)!;
-  t.notOk(mi.prunable, 'one input channel per group: an equal cut per group would empty it');
-  t.match(mi.reasons.join(' '), /grouped Conv \(group=8, 1 input channel per group\) reads these channels: .*removing whole groups .* is not implemented/);
+  t.ok(mi.prunable && mi.actions.some((a) => a.role === 'group'), `one input channel per group: whole groups go with it (${mi.reasons.join('; ')})`);
 
   const co = analyzeGroups(coupled());
   const stem = co.groups.find((g) => g.size === 24)!;
   t.ok(stem.prunable && stem.chunks === 6, `a stem read by G=2 and G=3 Convs: runs of lcm 6 (${stem.chunks})`);
 
-  // one output channel per group: nothing to choose inside a group; its 8 inputs (2 per group) still can go
+  // one output channel per group: nothing to choose inside a group, but whole groups can go (with
+  // the 2 input channels each reads), and so can the same position in every group
   const b = new ModelBuilder({ seed: 3 });
   const x = b.convBnRelu(b.input('x', [1, 3, 8, 8]), 8, { k: 1 });
   b.output(b.conv(b.relu(b.conv(x, 4, { k: 3, group: 4 })), 2, { k: 1 }));
   const ga = analyzeGroups(b.build());
   const one = ga.groups.find((g) => g.size === 4)!;
-  t.notOk(one.prunable);
-  t.match(one.reasons.join(' '), /leave one channel per group \(4 groups: .* writes them in 4 groups of 1\)/);
-  const two = ga.groups.find((g) => g.size === 8)!;
-  t.ok(two.prunable && two.chunks === 4, 'its input: 2 per group, prunable in 4 runs');
+  t.ok(one.prunable && one.actions.some((a) => a.role === 'group'), `whole groups (${one.reasons.join('; ')})`);
+  t.notOk(ga.groups.some((g) => g.size === 8), 'its 8 inputs have no group of their own: they are (group) x (position)');
+  t.ok(ga.groups.some((g) => g.size === 2 && g.prunable), 'the position within a group is prunable');
+
+  // ... unless the input is not one weight layer's channels: a concatenation of 4 + 4
+  const b4 = new ModelBuilder({ seed: 6 });
+  const i4 = b4.input('x', [1, 3, 8, 8]);
+  const c4 = b4.concat([b4.convBnRelu(i4, 4, { k: 1 }), b4.convBnRelu(i4, 4, { k: 1 })]);
+  b4.output(b4.conv(b4.relu(b4.conv(c4, 4, { k: 3, group: 4 })), 2, { k: 1 }));
+  const one4 = analyzeGroups(b4.build()).groups.find((g) => g.size === 4 && g.actions.some((a) => a.role === 'out' && a.node.attrInt('group', 1) === 4))!;
+  t.notOk(one4.prunable);
+  t.match(one4.reasons.join(' '), /leave one channel per group \(4 groups: .* writes them in 4 groups of 1\): only whole groups could go \(G shrinking\), which is implemented for .* not for this combination/);
 
   // runs of the lcm of coupled group counts can leave one channel per run
   const b2 = new ModelBuilder({ seed: 4 });
@@ -210,7 +180,7 @@ t.test('analysis: which grouped channels are prunable, and why not the others', 
   b3.output(b3.conv(b3.relu(b3.conv(c3, 8, { k: 3, group: 4 })), 2, { k: 1 }));
   const cat = analyzeGroups(b3.build()).groups.filter((g) => g.size === 6 || g.size === 10);
   t.equal(cat.length, 2);
-  for (const g of cat) t.match(g.reasons.join(' '), /grouped Conv \(group=4\) reads a concatenation: an equal cut per group across the concatenated parts is not implemented/);
+  for (const g of cat) t.match(g.reasons.join(' '), /reads them in 4 groups of 4: the concatenated parts \(6 \+ 10 channels\) do not start and end on its group boundaries \(every 4 channels\).*not implemented/);
 });
 
 t.test('gatherGroupedColumns: the rows of each group keep their own columns', async (t) => {
@@ -285,7 +255,8 @@ for (const [name, make] of Object.entries(SUBJECTS)) {
           t.equal(w.dims[1], before.dims[1], `${ratio}: ${n.name} keeps ${before.dims[1]} input channels per group (${inGrp ? inGrp.reasons.join('; ') : 'input channels not tracked'})`);
         }
         t.equal(w.dims[0]! % before.group, 0, `${ratio}: ${n.name} has ${w.dims[0]} outputs, a multiple of ${before.group}`);
-        const grp = groupOf(step.analysis, n.outputs[0]!);
+        // a shuffled output has no group of its own: the shuffle positions' group holds its rows
+        const grp = groupOf(step.analysis, n.outputs[0]!) ?? step.analysis.groups.find((g) => g.actions.some((a) => a.role === 'out' && a.node.name === n.name))!;
         const k = step.keep.get(grp.id);
         if (grp.prunable) {
           // equal runs of the lcm of the group counts around it (the Conv's own G when alone)

@@ -1,6 +1,8 @@
 // Graph surgery: given the channels each group keeps, slice every weight, bias and per-channel
-// parameter the groups' actions name, reset depthwise group counts (a grouped Conv keeps its G:
-// its output and its input each lose the same count per group), and drop stale shape annotations. Shared
+// parameter the groups' actions name, reset group counts where whole groups go (depthwise,
+// channel multiplier, one output per group; otherwise a grouped Conv keeps its G: its output and
+// its input each lose the same count per group), rewrite channel-shuffle Reshape constants, and
+// drop stale shape annotations. Shared
 // initializers are copied before slicing so an unrelated reader never sees a changed tensor.
 import { EdgefitError } from '../../errors.js';
 import type { Graph } from '../../ir/graph.js';
@@ -113,6 +115,16 @@ export function applyPruning(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<
     if (a.role === 'out') keptOut.set(a.node.outputs[0]!, kept);
     if (a.role === 'group') {
       a.node.setInt('group', kept.length);
+      continue;
+    }
+    if (a.role === 'shape') {
+      // a channel shuffle's Reshape: the entry holding the position count (or C) follows the cut
+      const name = a.node.inputs[a.input]!;
+      const t = g.initializer(name);
+      if (!t || t.dtype !== 'int64') throw new EdgefitError('INTERNAL', `prune: ${a.node.label()} shape is no longer an int64 constant`);
+      const vals = t.toNumbers();
+      vals[a.axis] = kept.length;
+      replace(a, name, (n) => Tensor.fromInt64(n, t.dims, vals));
       continue;
     }
     const name = a.node.inputs[a.input]!;

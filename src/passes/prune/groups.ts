@@ -3,11 +3,13 @@
 // channel atom, let the per-op table (ops.ts) say how atoms flow and couple, and collect the
 // slicing actions each group implies. Anything the table does not understand blocks the groups
 // it touches, with the reason; graph inputs and outputs are blocked so the interface keeps its shape.
+import { EdgefitError } from '../../errors.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { type Action, type Ctx, PRUNERS, type VInfo } from './ops.js';
-import { Atoms, atomsOf } from './space.js';
+import { inferShapes, isStatic, staticShape } from '../../ir/shapes.js';
+import { Atoms } from './space.js';
 
 export interface Group {
   /** Union-find root: the group's id within one analysis. */
@@ -43,6 +45,27 @@ export function analyzeGroups(model: Model): GroupAnalysis {
   const values = new Map<string, VInfo>();
   const actions: Action[] = [];
   const origins = new Map<number, string>();
+  // static shapes for the few checks that need them (channel shuffle), inferred once on demand;
+  // the model's own recorded types are restored afterwards (surgery clears them anyway)
+  let inferred: Map<string, number[]> | null = null;
+  const shapeOf = (v: string): number[] | null => {
+    const known = staticShape(g, v);
+    if (known) return known;
+    if (!inferred) {
+      inferred = new Map();
+      const saved = new Map(g.valueTypes);
+      try {
+        inferShapes(model);
+        for (const [k, t] of g.valueTypes) if (isStatic(t.shape)) inferred.set(k, [...t.shape]);
+      } catch {
+        // an input the inference refuses: the shapes stay unknown and the check says so
+      } finally {
+        g.valueTypes.clear();
+        for (const [k, t] of saved) g.valueTypes.set(k, t);
+      }
+    }
+    return inferred.get(v) ?? null;
+  };
 
   for (const inp of g.runtimeInputs()) {
     const shape = inp.type?.shape;
@@ -64,7 +87,13 @@ export function analyzeGroups(model: Model): GroupAnalysis {
       info: (v) => values.get(v),
       set: (v, i) => values.set(v, i),
       constant: (v) => g.constant(v),
-      act: (a) => pending.push({ ...a, node: n }),
+      act: (a) => pending.push({ ...a, node: a.node ?? n }),
+      atom: (node, size, what) => {
+        const space = atoms.add(size, what);
+        origins.set(space.id, what);
+        return space;
+      },
+      shape: shapeOf,
       source: (node: Node, size, axis, rank) => {
         const space = atoms.add(size, node.outputs[0]!);
         if (space.kind === 'atom') origins.set(space.id, node.name || node.outputs[0]!);
@@ -90,10 +119,13 @@ export function analyzeGroups(model: Model): GroupAnalysis {
     if (i) atoms.block(i.space, `graph output '${o.name}' keeps its shape`);
   }
 
-  // groups: one per union-find root
+  // groups: one per union-find root that is not an alias of another space (finalize hands an
+  // alias's reasons and run constraints to the atoms it is made of)
+  const roots = new Set(atoms.finalize());
   const byRoot = new Map<number, Group>();
   const groupOf = (id: number): Group => {
     const r = atoms.find(id);
+    if (!roots.has(r)) throw new EdgefitError('INTERNAL', `prune: atom ${id} is an alias, not a group`);
     let grp = byRoot.get(r);
     if (!grp) {
       grp = { id: r, size: atoms.info[r]!.size, values: [], actions: [], prunable: true, reasons: [], label: origins.get(r) ?? atoms.info[r]!.origin, chunks: 1 };
@@ -103,17 +135,18 @@ export function analyzeGroups(model: Model): GroupAnalysis {
     return grp;
   };
   for (let id = 0; id < atoms.info.length; id++) {
+    if (!roots.has(atoms.find(id))) continue;
     const grp = groupOf(id);
     if (atoms.info[id]!.size !== grp.size) atoms.block({ kind: 'atom', id }, 'coupled channels of different counts');
   }
-  for (const [v, i] of values) if (i.space.kind === 'atom') groupOf(i.space.id).values.push(v);
-  for (const a of actions) for (const id of new Set(atomsOf(a.space).map((x) => atoms.find(x)))) groupOf(id).actions.push(a);
+  for (const [v, i] of values) if (i.space.kind === 'atom' && roots.has(atoms.find(i.space.id))) groupOf(i.space.id).values.push(v);
+  for (const a of actions) for (const r of atoms.roots(a.space)) groupOf(r).actions.push(a);
   for (const grp of byRoot.values()) {
     grp.reasons = atoms.reasonsOf(grp.id);
     grp.chunks = atoms.chunksOf(grp.id);
     const by = () => atoms.chunkSources(grp.id).join('; ');
     if (grp.chunks > 1 && grp.size % grp.chunks !== 0) grp.reasons.push(`grouped Conv groups (${grp.chunks}) do not divide the ${grp.size} coupled channels (${by()})`);
-    else if (grp.chunks > 1 && grp.size / grp.chunks < 2) grp.reasons.push(`grouped Convs leave one channel per group (${grp.chunks} groups: ${by()}): only whole groups could go (G shrinking), which is not implemented`);
+    else if (grp.chunks > 1 && grp.size / grp.chunks < 2) grp.reasons.push(`grouped Convs leave one channel per group (${grp.chunks} groups: ${by()}): only whole groups could go (G shrinking), which is implemented for one grouped Conv with a single input or output channel per group reading one weight layer's channels, not for this combination`);
     if (!grp.actions.some((a) => a.role === 'out')) grp.reasons.push('no weight layer produces these channels');
     if (grp.size < 2) grp.reasons.push('a single channel');
     grp.prunable = grp.reasons.length === 0;

@@ -8,29 +8,10 @@ import type { Tensor } from '../../ir/tensor.js';
 import type { Action } from './ops.js';
 import type { Group, GroupAnalysis } from './groups.js';
 import type { ChannelStats } from '../../calib/stats.js';
-import { type Atoms, type Space } from './space.js';
+import { groupPositions } from './space.js';
 
 export const IMPORTANCE = ['l1', 'l2', 'activation'] as const;
 export type Importance = (typeof IMPORTANCE)[number];
-
-/** Offset of the group's channels inside `s` (concat parts before it), or -1 if the group is not in `s`. */
-export function groupOffset(s: Space, root: number, atoms: Atoms): number {
-  switch (s.kind) {
-    case 'atom':
-      return atoms.find(s.id) === root ? 0 : -1;
-    case 'cat': {
-      let off = 0;
-      for (const p of s.parts) {
-        const o = groupOffset(p, root, atoms);
-        if (o >= 0) return off + o;
-        off += atoms.size(p);
-      }
-      return -1;
-    }
-    case 'flat':
-      return groupOffset(s.inner, root, atoms);
-  }
-}
 
 /** Per-index norm of `w` along `axis` (all other axes reduced). */
 export function axisNorms(w: Float32Array, dims: readonly number[], axis: number, p: 1 | 2): Float64Array {
@@ -79,15 +60,25 @@ function actionNorms(a: Action, w: Tensor, p: 1 | 2): Float64Array {
   return a.role === 'in-grouped' ? groupedColumnNorms(w.toFloat32(), w.dims, a.groups!, p) : axisNorms(w.toFloat32(), w.dims, a.axis, p);
 }
 
-/** The group's slice of an action's per-index norms (flattened blocks summed per channel). */
-function groupSlice(a: Action, grp: Group, ga: GroupAnalysis, norms: Float64Array): Float64Array | null {
-  const off = groupOffset(a.space, grp.id, ga.atoms);
-  if (off < 0) return null;
+/**
+ * The group's share of an action's per-index norms: per group channel, the sum over the indices
+ * that are that channel (a block of a grid, several concatenated parts) and, for flattened
+ * spaces, over each index's block of features.
+ */
+function groupSlice(a: Action, grp: Group, ga: GroupAnalysis, norms: Float64Array, weight?: (p: number) => number): Float64Array | null {
+  const pos = groupPositions(a.space, grp.id, ga.atoms);
+  if (!pos) return null;
   const full = ga.atoms.size(a.space);
   const block = norms.length / full;
   if (!Number.isInteger(block)) return null;
   const out = new Float64Array(grp.size);
-  for (let c = 0; c < grp.size; c++) for (let j = 0; j < block; j++) out[c] += norms[(off + c) * block + j]!;
+  for (let c = 0; c < grp.size; c++) {
+    for (const p of pos[c] ?? []) {
+      let s = 0;
+      for (let j = 0; j < block; j++) s += norms[p * block + j]!;
+      out[c] += weight ? s * weight(p) : s;
+    }
+  }
   return out;
 }
 
@@ -109,11 +100,13 @@ export function groupScores(g: Graph, ga: GroupAnalysis, grp: Group, kind: Impor
       const st = stats.get(a.node.inputs[0]!);
       const w = g.initializer(a.node.inputs[a.input]!);
       if (!st || !w) continue;
-      const norms = groupSlice(a, grp, ga, actionNorms(a, w, 2));
-      const off = groupOffset(a.space, grp.id, ga.atoms);
-      if (!norms || st.meanAbs.length < off + grp.size) continue;
-      const v = new Float64Array(grp.size);
-      for (let c = 0; c < grp.size; c++) v[c] = norms[c]! * Math.sqrt(st.meanSq[off + c]!);
+      // statistics are per channel of the value read: they index the action's space only when
+      // it is that value's (not a grouped Conv's position-in-group atom, whose value is wider)
+      const full = ga.atoms.size(a.space);
+      if (st.meanSq.length < full || (w.dims[a.axis] === full && st.meanSq.length !== full)) continue;
+      // each index the channel occupies: its weights' norm times its RMS activation
+      const v = groupSlice(a, grp, ga, actionNorms(a, w, 2), (p) => Math.sqrt(st.meanSq[p]!));
+      if (!v) continue;
       addNormalized(acc, v);
       used++;
     }

@@ -6,7 +6,7 @@
 import type { Graph } from '../../ir/graph.js';
 import type { Node } from '../../ir/node.js';
 import type { Tensor } from '../../ir/tensor.js';
-import { type Atoms, type Space, sameSpace } from './space.js';
+import { type Atoms, type Space, describe, sameSpace } from './space.js';
 
 /** The channel space of a value, with the channel axis counted from the end (-1 = last). */
 export interface VInfo {
@@ -15,11 +15,12 @@ export interface VInfo {
   rank: number | null;
 }
 
-export type Role = 'out' | 'in' | 'in-grouped' | 'param' | 'group';
+export type Role = 'out' | 'in' | 'in-grouped' | 'param' | 'group' | 'shape';
 
 /**
  * Slice input `input` of `node` along `axis` to the kept indices of `space` ('group' resets a
- * Conv's group). 'in-grouped' is a grouped Conv's weight [Cout, Cin/G, ...]: `space` (Cin
+ * Conv's group to the kept count of `space`; 'shape' sets entry `axis` of a Reshape's shape
+ * constant to the kept count of `space`). 'in-grouped' is a grouped Conv's weight [Cout, Cin/G, ...]: `space` (Cin
  * channels) is `groups` equal runs, and the rows of group g keep the columns of run g's kept
  * channels (positions within the run), so each row block gathers its own column set.
  */
@@ -39,8 +40,13 @@ export interface Ctx {
   info(v: string): VInfo | undefined;
   set(v: string, i: VInfo): void;
   constant(v: string): Tensor | undefined;
-  act(a: Omit<Action, 'node'>): void;
+  /** Record a slicing action of the node being handled (or of `node`, a later node of a pattern). */
+  act(a: Omit<Action, 'node'> & { node?: Node }): void;
   source(n: Node, size: number, axis: number, rank: number | null): VInfo;
+  /** A new atom of `size` channels that node `n` introduces (a multiplier, a shuffle position), labelled `what`. */
+  atom(n: Node, size: number, what: string): Space & { kind: 'atom' };
+  /** Static shape of a value (inferred once, lazily, when the model does not record it), or null. */
+  shape(v: string): number[] | null;
 }
 
 /** A handler returns nothing when it understood the node, or the reason it did not. */
@@ -91,7 +97,9 @@ const elementwise: Handler = (n, c) => {
     if (c.atoms.size(s.v.space) !== c.atoms.size(lead.space)) return `${n.opType} of values with different channel counts`;
     const a = lead.space, b = s.v.space;
     if (a.kind === 'atom' && b.kind === 'atom') continue;
-    if (!sameSpace(a, b, c.atoms)) return `${n.opType} couples a concatenated or flattened value with another layout`;
+    // a structured value (concat, shuffle, multiplier blocks) coupled with a plain one makes the
+    // plain one an alias of the structure; two structures must match part by part
+    if (!sameSpace(a, b, c.atoms) && !c.atoms.canUnify(a, b)) return `${n.opType} couples ${describe(a, c.atoms)} with ${describe(b, c.atoms)}, laid out differently`;
   }
   for (let i = 0; i < n.inputs.length; i++) {
     const t = n.inputs[i] ? c.constant(n.inputs[i]!) : undefined;
@@ -102,7 +110,7 @@ const elementwise: Handler = (n, c) => {
     if (!isFloatWeight(t)) return `${n.opType} constant '${n.inputs[i]}' is not float32`;
     c.act({ role: 'param', input: i, axis: pos, space: lead.space });
   }
-  for (const s of wide.slice(1)) if (lead.space.kind === 'atom' && s.v.space.kind === 'atom') c.atoms.union(lead.space.id, s.v.space.id);
+  for (const s of wide.slice(1)) c.atoms.unify(lead.space, s.v.space);
   for (const s of spaced) if (c.atoms.size(s.v.space) === 1 && wide.length) c.atoms.block(s.v.space, 'size-1 channel operand broadcast in ' + n.opType);
   c.set(n.outputs[0]!, { ...lead, rank: lead.rank ?? spaced.find((s) => s.v.rank !== null)?.v.rank ?? null });
   return undefined;
@@ -134,26 +142,51 @@ const conv: Handler = (n, c) => {
   }
   // a depthwise Conv after an untracked value: nothing to couple its channels to
   if (!x && w.dims[1] === 1 && w.dims[0] === group) return 'depthwise Conv of a value whose channels are not tracked';
-  // grouped Conv: output channel o belongs to group floor(o / (Cout/G)) and reads only that
-  // group's Cin/G input channels. Dropping the same number of output channels from every group
-  // keeps the layout valid with a plain row slice (Cout/G shrinks; G stays), so the output is a
-  // new atom whose selection is chunked by G (space.ts `chunk`).
   const cout = w.dims[0]!;
   const per = w.dims[1]!;
   if (cout % group !== 0) return `grouped Conv (group=${group}) with ${cout} output channels`;
   if (x && c.atoms.size(x.space) !== per * group) return `grouped Conv (group=${group}) reads ${c.atoms.size(x.space)} channels, its weight ${per * group}`;
+  if (x && per === 1) {
+    // channel multiplier (one input channel per group, m outputs each): output channel c*m + r
+    // reads input c alone. Removing input c removes group c whole (its m weight rows, G - 1), and
+    // removing multiplier r removes row c*m + r of every group: a grid of the input's channels by
+    // a new m-channel atom. Rows slice by the grid's kept indices; G follows the kept inputs.
+    const m = cout / group;
+    const mult = c.atom(n, m, `${n.label()} multiplier (${m} outputs per input channel)`);
+    const space: Space = { kind: 'grid', outer: x.space, inner: mult };
+    c.act({ role: 'out', input: 1, axis: 0, space });
+    if (bias) c.act({ role: 'out', input: 2, axis: 0, space });
+    c.act({ role: 'group', input: -1, axis: 0, space: x.space });
+    c.set(n.outputs[0]!, { space, axis: 1 - rank, rank });
+    return undefined;
+  }
+  if (x && cout === group && x.space.kind === 'atom') {
+    // one output channel per group (and per > 1 inputs): nothing to choose inside a group, but
+    // removing output o removes group o whole, with the per input channels only it reads (G
+    // shrinks with the producer's channels). The input is then a grid of this Conv's outputs by a
+    // new per-channel atom: removing position r drops column r of every group (a plain slice).
+    const y = c.source(n, cout, 1 - rank, rank);
+    const pos = c.atom(n, per, `${n.label()} input position within a group (${per} per group)`);
+    if (!c.atoms.unify(x.space, { kind: 'grid', outer: y.space, inner: pos })) {
+      c.atoms.block(x.space, `${n.label()}: grouped Conv (group=${group}, one output per group) reads ${describe(x.space, c.atoms)}, laid out otherwise than its ${group} groups of ${per}`);
+    }
+    c.act({ role: 'in', input: 1, axis: 1, space: pos });
+    c.act({ role: 'out', input: 1, axis: 0, space: y.space });
+    if (bias) c.act({ role: 'out', input: 2, axis: 0, space: y.space });
+    c.act({ role: 'group', input: -1, axis: 0, space: y.space });
+    return undefined;
+  }
+  // grouped Conv: output channel o belongs to group floor(o / (Cout/G)) and reads only that
+  // group's Cin/G input channels. Dropping the same number of output channels from every group
+  // keeps the layout valid with a plain row slice (Cout/G shrinks; G stays), so the output is a
+  // new atom whose selection is chunked by G (space.ts `chunk`).
   if (x) {
     // Its inputs: dropping the same number of channels from every input group keeps G too, but
     // group g's rows then keep their own column set (kept_g): a gather per row block, not one
-    // slice along axis 1 ('in-grouped'). The channel space it reads is chunked by G likewise.
-    if (x.space.kind !== 'atom') {
-      c.atoms.block(x.space, `${n.label()}: grouped Conv (group=${group}) reads a concatenation: an equal cut per group across the concatenated parts is not implemented`);
-    } else if (per === 1) {
-      c.atoms.block(x.space, `${n.label()}: grouped Conv (group=${group}, 1 input channel per group) reads these channels: an equal cut per group would empty every group, and removing whole groups (G shrinking with the producer's channels and this Conv's outputs) is not implemented`);
-    } else {
-      c.atoms.chunk(x.space, group, `${n.label()} reads them in ${group} groups of ${per}`);
-      c.act({ role: 'in-grouped', input: 1, axis: 1, space: x.space, groups: group });
-    }
+    // slice along axis 1 ('in-grouped'). The channel space it reads is chunked by G likewise
+    // (mapped onto a concatenation's parts or a grid's index where the runs align with them).
+    c.atoms.chunkSpace(x.space, group, `${n.label()} reads them in ${group} groups of ${per}`);
+    c.act({ role: 'in-grouped', input: 1, axis: 1, space: x.space, groups: group });
   }
   const y = c.source(n, cout, 1 - rank, rank);
   if (y.space.kind === 'atom') c.atoms.chunk(y.space, group, `${n.label()} writes them in ${group} groups of ${cout / group}`);
@@ -252,6 +285,7 @@ const split: Handler = (n, c) => {
     for (const o of n.outputs) if (o) c.set(o, x);
     return restConstant(n, c);
   }
+  if (x.space.kind === 'grid') return `Split on the channel axis of ${describe(x.space, c.atoms)} (a channel shuffle's output or a multiplier's blocks, split as ShuffleNet v2 does): each part would hold a subset of the positions, which needs those positions to be separate channel spaces, not implemented`;
   if (x.space.kind !== 'cat' || x.space.parts.length !== n.outputs.length) return 'Split on the channel axis that does not undo a Concat';
   const sizes = x.space.parts.map((p) => c.atoms.size(p));
   const given = n.inputs[1] ? c.constant(n.inputs[1])?.toNumbers() : n.attrInts('split');
@@ -280,8 +314,74 @@ const reshape: Handler = (n, c) => {
     c.set(n.outputs[0]!, { space: { kind: 'flat', inner: x.space }, axis: -1, rank: 2 });
     return undefined;
   }
-  return 'Reshape that splits or merges the channel axis (channel shuffle, attention heads)';
+  if (!shape) return 'Reshape whose shape is computed at run time (a dynamic-batch export computes a channel shuffle\'s [N, g, C/g, H, W] with Shape ops): only constant shapes are understood';
+  if (shape.length === 5 && x.rank === 4 && x.axis === -3) return channelShuffle(n, x, shape, c);
+  return 'Reshape that splits or merges the channel axis (attention heads, or a channel split other than a channel shuffle)';
 };
+
+/**
+ * Channel shuffle (ShuffleNet): Reshape [N,C,H,W] -> [N,g,C/g,H,W], Transpose [0,2,1,3,4], Reshape
+ * back; output channel j*g + i is input channel i*(C/g) + j. It stays a shuffle when the same
+ * position j leaves every group i: the input is a grid (g fixed groups) x (C/g positions), the
+ * output (C/g positions) x (g fixed), and both Reshape constants follow the kept position count.
+ * Handled at the first Reshape (the whole pattern is checked here); the Transpose and the second
+ * Reshape then see an untracked input and leave the output space set here alone.
+ */
+function channelShuffle(r1: Node, x: VInfo, t: readonly number[], c: Ctx): string | undefined {
+  const g = c.g;
+  const C = c.atoms.size(x.space);
+  const groups = t[1]!;
+  const what = `Reshape [${t.join(',')}] of ${C} channels`;
+  const mid = r1.outputs[0]!;
+  const [tr, ...moreT] = g.consumers(mid);
+  if (!tr || moreT.length || tr.opType !== 'Transpose' || g.isGraphOutput(mid)) return `${what} not followed by a Transpose alone (a channel shuffle is Reshape, Transpose [0,2,1,3,4], Reshape)`;
+  const perm = tr.attrInts('perm');
+  if (!perm || perm.join(',') !== '0,2,1,3,4') return `${what} followed by a Transpose with perm [${perm ?? ''}], not the channel shuffle's [0,2,1,3,4]`;
+  const swapped = tr.outputs[0]!;
+  const [r2, ...moreR] = g.consumers(swapped);
+  if (!r2 || moreR.length || r2.opType !== 'Reshape' || g.isGraphOutput(swapped)) return `${what}, Transpose [0,2,1,3,4] not followed by a Reshape alone`;
+  const s2 = r2.inputs[1] ? c.constant(r2.inputs[1])?.toNumbers() : undefined;
+  if (!s2 || s2.length !== 4) return `${what}: the Reshape back to 4-D has no constant shape`;
+  if (!(groups >= 2) || C % groups !== 0) return `${what}: ${groups} groups do not divide the ${C} channels`;
+  const per = C / groups;
+  // only the channel axis may be split: batch and spatial dims pass unchanged, or the indices
+  // above mean nothing. Checked on the static input shape; without one, only a batch copied by 0.
+  const xs = c.shape(r1.inputs[0]!);
+  const resolve = (shape: readonly number[], from: readonly number[]): number[] | null => {
+    const r = shape.map((d, i) => (d === 0 ? from[i] ?? NaN : d));
+    const total = from.reduce((a, b) => a * b, 1);
+    const known = r.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+    const out = r.map((d) => (d === -1 ? total / known : d));
+    return out.every((d) => Number.isInteger(d) && d > 0) ? out : null;
+  };
+  let ok: boolean;
+  if (t[2] !== per && t[2] !== -1) ok = false;
+  else if (s2[2] === 0 || s2[3] === 0) ok = false; // would copy a dim the cut changes
+  else if (xs && xs.length === 4) {
+    const a = resolve(t, xs);
+    const b = a && resolve(s2, a);
+    ok = !!a && !!b && a[0] === xs[0] && a[1] === groups && a[2] === per && a[3]! * a[4]! === xs[2]! * xs[3]! && b[0] === xs[0] && b[1] === C;
+  } else ok = t[0] === 0 && t[2] === per && s2[0] === 0 && s2[1] === C;
+  if (!ok) return `${what} then [${s2.join(',')}]: cannot check that only the channel axis is split into ${groups} x ${per} and merged back${xs ? '' : ' (input shape unknown)'}`;
+
+  // the input as (groups fixed) x (positions J)
+  let J: Space;
+  const s = x.space;
+  if (s.kind === 'grid' && s.outer.kind === 'fixed' && s.outer.size === groups) J = s.inner;
+  else if (s.kind === 'cat' && s.parts.length === groups && s.parts.every((p) => c.atoms.size(p) === per)) {
+    if (!s.parts.every((p) => c.atoms.canUnify(s.parts[0]!, p))) return `${what}: the ${groups} concatenated parts it shuffles are laid out differently (${describe(s, c.atoms)})`;
+    for (const p of s.parts.slice(1)) c.atoms.unify(s.parts[0]!, p);
+    J = s.parts[0]!;
+  } else if (s.kind === 'atom') {
+    J = c.atom(r1, per, `${c.atoms.info[s.id]!.origin} (shuffle position, ${groups} groups)`);
+    c.atoms.unify(s, { kind: 'grid', outer: { kind: 'fixed', size: groups }, inner: J });
+  } else return `${what}: a channel shuffle of ${describe(s, c.atoms)} (only one weight layer's channels, ${groups} concatenated parts of ${per}, or an earlier shuffle's input layout are understood)`;
+  const out: Space = { kind: 'grid', outer: J, inner: { kind: 'fixed', size: groups } };
+  if (t[2] === per) c.act({ role: 'shape', input: 1, axis: 2, space: J });
+  if (s2[1] === C) c.act({ node: r2, role: 'shape', input: 1, axis: 1, space: out });
+  c.set(r2.outputs[0]!, { space: out, axis: -3, rank: 4 });
+  return undefined;
+}
 
 const transpose: Handler = (n, c) => {
   const x = c.info(n.inputs[0]!);

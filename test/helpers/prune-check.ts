@@ -1,0 +1,57 @@
+// Shared checks for structured-pruning tests: run a model, compare outputs, and prune a clone
+// beside a masked clone (exactness.ts) so any index slip in the surgery shows as a difference.
+import { ModelRunner, type Sample } from '../../src/calib/runner.js';
+import type { Model } from '../../src/ir/model.js';
+import { serializeModel } from '../../src/onnx/index.js';
+import { applyPruning } from '../../src/passes/prune/apply.js';
+import { maskRemoved, probeChannels } from '../../src/passes/prune/exactness.js';
+import { analyzeGroups, type Group } from '../../src/passes/prune/groups.js';
+import { range } from '../../src/passes/prune/space.js';
+import { cloneModel } from '../../src/passes/prune/structured.js';
+
+export async function outputs(m: Model, s: Sample, optimization: 'basic' | 'disabled' = 'basic'): Promise<{ dims: number[]; data: Float32Array }> {
+  const r = await ModelRunner.fromBytes(serializeModel(m), { optimization });
+  try {
+    const o = (await r.run(s)).get(m.graph.outputs[0]!.name)!;
+    return { dims: [...o.dims], data: Float32Array.from(o.data) };
+  } finally {
+    await r.release();
+  }
+}
+
+export function relMaxErr(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let d = 0, s = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    s = Math.max(s, Math.abs(a[i]!));
+  }
+  return Number.isFinite(d) ? d / (s || 1) : Infinity;
+}
+
+/** Probe removal respecting a group's chunks: the same local channels (first, middle, last) of every chunk. */
+export function probe(grp: Group): number[] {
+  const per = grp.size / grp.chunks;
+  const local = probeChannels(per);
+  return range(grp.chunks).flatMap((c) => local.map((i) => c * per + i));
+}
+
+/** Removal that differs between chunks (local c and c + per/2 in chunk c). */
+export function staggered(grp: Group): number[] {
+  const per = grp.size / grp.chunks;
+  return range(grp.chunks).flatMap((c) => [...new Set([c % per, (c + Math.floor(per / 2)) % per])].map((i) => c * per + i));
+}
+
+/** Prune a clone with `keep` (by group index) and a masked clone; relative max error of the outputs, and the masked model's own float noise. */
+export async function pruneVsMask(base: Model, keepByIndex: ReadonlyMap<number, number[]>, s: Sample): Promise<{ err: number; noise: number; pruned: Model }> {
+  const pruned = cloneModel(base);
+  const gp = analyzeGroups(pruned);
+  applyPruning(pruned, gp, new Map([...keepByIndex].map(([gi, k]) => [gp.groups[gi]!.id, k])));
+  const masked = cloneModel(base);
+  const gm = analyzeGroups(masked);
+  maskRemoved(masked, gm, new Map([...keepByIndex].map(([gi, k]) => [gm.groups[gi]!.id, k])));
+  const ref = await outputs(masked, s);
+  const err = relMaxErr(ref.data, (await outputs(pruned, s)).data);
+  const noise = relMaxErr(ref.data, (await outputs(masked, s, 'disabled')).data);
+  return { err, noise, pruned };
+}
