@@ -391,6 +391,21 @@ export const GROUPED_FIXTURES = {
     b.output(b.gemm(b.flatten(b.gap(z)), 10));
     return b.build();
   },
+  /**
+   * ShuffleNet(v2)-like stride-1 unit after a merge: concat -> shuffle(2) -> Split in halves; one
+   * half passes, the other goes through 1x1 -> depthwise -> 1x1; concat -> shuffle(2) -> head.
+   */
+  shufflenetV2Split(seed = 29): Model {
+    const b = new ModelBuilder({ seed });
+    const x = b.convBnRelu(b.input('x', [1, 3, 16, 16]), 16, { k: 3 });
+    const y = b.channelShuffle(b.concat([b.convBnRelu(x, 12, { k: 1 }), b.convBnRelu(b.bn(b.depthwise(x)), 12, { k: 1 })]), 2);
+    const half = b.node('Split', [y, b.int64('split', [12, 12])], [1, 12, 16, 16], { axis: { type: 'int', value: 1 } }, 2);
+    const other = b.graph.producer(half)!.outputs[1]!;
+    const branch = b.convBnRelu(b.bn(b.depthwise(b.convBnRelu(other, 12, { k: 1 }))), 12, { k: 1 });
+    const z = b.channelShuffle(b.concat([half, branch]), 2);
+    b.output(b.gemm(b.flatten(b.gap(b.convBnRelu(z, 32, { k: 1 }))), 10));
+    return b.build();
+  },
   /** Depthwise with a channel multiplier (group = Cin = 8, Cout = 24: three outputs per input channel). */
   multiplier(seed = 23): Model {
     const b = new ModelBuilder({ seed });

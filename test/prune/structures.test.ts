@@ -16,11 +16,13 @@ import { analyzeGroups, type Group, type GroupAnalysis } from '../../src/passes/
 import { keepCount } from '../../src/passes/prune/select.js';
 import { type Atoms, type Space, keptIndices, range } from '../../src/passes/prune/space.js';
 import { cloneModel, countMacs, pruneStep } from '../../src/passes/prune/structured.js';
+import { prune } from '../../src/passes/prune/index.js';
 
 const SUBJECTS: Record<string, () => Model> = {
   shuffle: () => FIXTURES.shuffle(),
   shufflenetAligned: () => GROUPED_FIXTURES.shufflenetAligned(),
   shufflenetV2: () => GROUPED_FIXTURES.shufflenetV2(),
+  shufflenetV2Split: () => GROUPED_FIXTURES.shufflenetV2Split(),
   multiplier: () => GROUPED_FIXTURES.multiplier(),
   onePerGroup: () => GROUPED_FIXTURES.onePerGroup(),
   groupedConcat: () => GROUPED_FIXTURES.groupedConcat(),
@@ -81,7 +83,7 @@ for (const [name, make] of Object.entries(SUBJECTS)) {
           const before = base.graph.initializer(b.inputs[1]!)!.toNumbers();
           const after = m.graph.initializer(n.inputs[1]!)!.toNumbers();
           const want = before.slice();
-          want[a.axis] = keptOf(a.space);
+          for (const o of ga.actions) if (o.role === 'shape' && o.node === a.node) want[o.axis] = keptOf(o.space); // a Split has one per part
           t.same(after, want, `${ratio}: ${n.name} shape [${before}] -> [${after}]`);
           t.ok(after[a.axis]! < before[a.axis]! || !ga.groups.find((g) => g.actions.includes(a))!.prunable, `${ratio}: ${n.name} entry ${a.axis} shrinks`);
         }
@@ -158,6 +160,32 @@ t.test('what the new structures look like', async (t) => {
   pruneStep(cm, { ratio: 0.5, importance: 'l1' });
   const gconv = cm.graph.nodes.find((n) => n.opType === 'Conv' && n.attrInt('group', 1) === 4)!;
   t.same(cm.graph.initializer(gconv.inputs[1]!)!.dims.slice(0, 2), [16, 4], 'at 50%: 4 of 8 inputs per group read, 16 of 32 outputs');
+
+  // ShuffleNet v2: shuffle -> Split in halves -> ... -> concat -> shuffle: one chain of positions
+  const v2 = GROUPED_FIXTURES.shufflenetV2Split();
+  const v2ga = analyzeGroups(v2);
+  const halves = v2ga.groups.filter((g) => g.actions.some((a) => a.role === 'shape' && a.node.opType === 'Split'));
+  t.same(halves.map((g) => [g.size, g.prunable]), [[6, true], [6, true]], 'each half of the 12 shuffle positions is a group of 6');
+  pruneStep(v2, { ratio: 0.5, importance: 'l1' });
+  const split = v2.graph.nodes.find((n) => n.opType === 'Split')!;
+  t.same(v2.graph.initializer(split.inputs[1]!)!.toNumbers(), [6, 6], 'at 50%: Split [12, 12] -> [6, 6]');
+  const shapes = v2.graph.nodes.filter((n) => n.opType === 'Reshape').map((n) => v2.graph.initializer(n.inputs[1]!)!.toNumbers());
+  t.same(shapes, [[1, 2, 6, 16, 16], [1, 12, 16, 16], [1, 2, 6, 16, 16], [1, 12, 16, 16]], 'both shuffles follow: [1,2,12,16,16] -> [1,2,6,16,16], [1,24,16,16] -> [1,12,16,16]');
+
+  // a Split undoing a Concat with explicit sizes: the sizes follow the parts (they went stale before)
+  {
+    const b = new ModelBuilder({ seed: 34 });
+    const x = b.convBnRelu(b.input('x', [1, 3, 8, 8]), 8, { k: 1 });
+    const cat = b.concat([b.convBnRelu(x, 12, { k: 1 }), b.convBnRelu(x, 8, { k: 1 })]);
+    const h = b.node('Split', [cat, b.int64('split', [12, 8])], [1, 12, 8, 8], { axis: { type: 'int', value: 1 } }, 2);
+    b['shapes'].set(b.graph.producer(h)!.outputs[1]!, [1, 8, 8, 8]);
+    b.output(b.conv(b.binary('Add', b.conv(h, 6, { k: 1 }), b.conv(b.graph.producer(h)!.outputs[1]!, 6, { k: 1 })), 4, { k: 1 }));
+    const sm = b.build();
+    const [smp] = syntheticSamples(sm, shapesOf(sm), 1);
+    pruneStep(sm, { ratio: 0.5, importance: 'l1' });
+    t.same(sm.graph.initializer(sm.graph.nodes.find((n) => n.opType === 'Split')!.inputs[1]!)!.toNumbers(), [6, 4], 'Split [12, 8] -> [6, 4]');
+    t.same((await outputs(sm, smp!)).dims, [1, 4, 8, 8], 'and the model runs');
+  }
 });
 
 t.test('cases still refused, each with its reason, and the cut stays valid', async (t) => {
@@ -178,17 +206,18 @@ t.test('cases still refused, each with its reason, and the cut stays valid', asy
     return n.name;
   };
 
-  // ShuffleNet v2: the shuffled channels are split in halves
+  // the shuffled channels split off block boundaries (11 + 13 of 12 blocks of 2)
   {
     const b = new ModelBuilder({ seed: 31 });
     const x = b.convBnRelu(b.input('x', [1, 3, 16, 16]), 16, { k: 3 });
     const a = b.convBnRelu(x, 12, { k: 1 });
     const y = b.channelShuffle(b.concat([a, b.convBnRelu(x, 12, { k: 1 })]), 2);
-    const halves = b.node('Split', [y, b.int64('split', [12, 12])], [1, 12, 16, 16], { axis: { type: 'int', value: 1 } }, 2);
-    const second = b.graph.producer(halves)!.outputs[1]!;
-    b.output(b.conv(b.concat([halves, b.convBnRelu(second, 12, { k: 1 })]), 8, { k: 1 }));
+    const first = b.node('Split', [y, b.int64('split', [11, 13])], [1, 11, 16, 16], { axis: { type: 'int', value: 1 } }, 2);
+    const second = b.graph.producer(first)!.outputs[1]!;
+    b['shapes'].set(second, [1, 13, 16, 16]);
+    b.output(b.binary('Add', b.conv(first, 8, { k: 1 }), b.conv(second, 8, { k: 1 })));
     const name = convOut(b, a);
-    await check(b.build(), (g) => g.actions.some((x) => x.role === 'out' && x.node.name === name), /Split on the channel axis of .* channel shuffle's output .* not implemented/, 'split after a shuffle');
+    await check(b.build(), (g) => g.actions.some((x) => x.role === 'out' && x.node.name === name), /Split of .* x 2 fixed into \[11, 13\]: the parts cut across its blocks of 2/, 'split across shuffle blocks');
   }
   // a batch the analysis cannot check: input batch symbolic, Reshape batch written as 1
   {
@@ -213,6 +242,19 @@ t.test('cases still refused, each with its reason, and the cut stays valid', asy
     b.output(b.conv(b.reshape(b.transpose(b.reshape(x, [n, 3, c / 3, h, w]), [0, 1, 2, 4, 3]), [n, c, h, w]), 4, { k: 1 }));
     const name = convOut(b, x);
     await check(b.build(), (g) => g.actions.some((a) => a.role === 'out' && a.node.name === name), /Transpose with perm \[0,1,2,4,3\], not the channel shuffle's \[0,2,1,3,4\]/, 'transposed spatial dims');
+  }
+});
+
+t.test('prune(): activation importance, sensitivity allocation, lsq and two steps keep the new structures valid', async (t) => {
+  for (const name of ['shufflenetV2Split', 'multiplier', 'onePerGroup', 'groupedConcat']) {
+    const base = SUBJECTS[name]!();
+    const samples = syntheticSamples(base, shapesOf(base), 4);
+    const m = cloneModel(base);
+    const rep = await prune(m, { structured: 0.5, importance: 'activation', recover: 'lsq', allocation: 'sensitivity', steps: 2, round: 1, shapes: shapesOf(base), samples, synthetic: true });
+    t.ok(rep.macs.ratio !== null && rep.macs.ratio < 0.8, `${name}: MACs ratio ${rep.macs.ratio?.toFixed(3)}`);
+    const out = await outputs(m, samples[0]!);
+    t.ok(out.data.every(Number.isFinite), `${name}: runs with finite output`);
+    t.ok(rep.fidelity && rep.fidelity.pooledCosine > 0.3, `${name}: pooled cosine vs the original ${rep.fidelity?.pooledCosine.toFixed(4)}`);
   }
 });
 

@@ -117,8 +117,15 @@ export function applyPruning(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<
       a.node.setInt('group', kept.length);
       continue;
     }
+    if (a.role === 'shape' && a.input < 0) {
+      const sizes = a.node.attrInts('split');
+      if (!sizes) throw new EdgefitError('INTERNAL', `prune: ${a.node.label()} has no split attribute`);
+      sizes[a.axis] = kept.length;
+      a.node.setInts('split', sizes);
+      continue;
+    }
     if (a.role === 'shape') {
-      // a channel shuffle's Reshape: the entry holding the position count (or C) follows the cut
+      // a channel shuffle's Reshape or a Split: the entry holding the channel count follows the cut
       const name = a.node.inputs[a.input]!;
       const t = g.initializer(name);
       if (!t || t.dtype !== 'int64') throw new EdgefitError('INTERNAL', `prune: ${a.node.label()} shape is no longer an int64 constant`);

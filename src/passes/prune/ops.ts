@@ -20,7 +20,8 @@ export type Role = 'out' | 'in' | 'in-grouped' | 'param' | 'group' | 'shape';
 /**
  * Slice input `input` of `node` along `axis` to the kept indices of `space` ('group' resets a
  * Conv's group to the kept count of `space`; 'shape' sets entry `axis` of a Reshape's shape
- * constant to the kept count of `space`). 'in-grouped' is a grouped Conv's weight [Cout, Cin/G, ...]: `space` (Cin
+ * constant or of a Split's sizes (input `input`, or its 'split' attribute when -1) to the kept
+ * count of `space`). 'in-grouped' is a grouped Conv's weight [Cout, Cin/G, ...]: `space` (Cin
  * channels) is `groups` equal runs, and the rows of group g keep the columns of run g's kept
  * channels (positions within the run), so each row block gathers its own column set.
  */
@@ -285,13 +286,38 @@ const split: Handler = (n, c) => {
     for (const o of n.outputs) if (o) c.set(o, x);
     return restConstant(n, c);
   }
-  if (x.space.kind === 'grid') return `Split on the channel axis of ${describe(x.space, c.atoms)} (a channel shuffle's output or a multiplier's blocks, split as ShuffleNet v2 does): each part would hold a subset of the positions, which needs those positions to be separate channel spaces, not implemented`;
-  if (x.space.kind !== 'cat' || x.space.parts.length !== n.outputs.length) return 'Split on the channel axis that does not undo a Concat';
-  const sizes = x.space.parts.map((p) => c.atoms.size(p));
-  const given = n.inputs[1] ? c.constant(n.inputs[1])?.toNumbers() : n.attrInts('split');
-  if (given && given.some((s, i) => s !== sizes[i])) return 'Split sizes do not match the concatenated parts';
-  if (!given && new Set(sizes).size > 1) return 'even Split of unequal parts';
-  n.outputs.forEach((o, i) => c.set(o, { ...x, space: (x.space as { parts: readonly Space[] }).parts[i]! }));
+  const k = n.outputs.length;
+  const C = c.atoms.size(x.space);
+  if (n.inputs[1] && !c.constant(n.inputs[1])) return 'Split sizes computed at run time';
+  const given = n.inputs[1] ? c.constant(n.inputs[1])!.toNumbers() : n.attrInts('split');
+  const sizes = given ?? Array.from({ length: k }, () => C / k);
+  if (sizes.length !== k || sizes.reduce((a, b) => a + b, 0) !== C || !sizes.every((v) => Number.isInteger(v) && v > 0)) return `Split of ${C} channels into [${sizes.join(', ')}]`;
+  let parts: readonly Space[];
+  const s = x.space;
+  if (s.kind === 'cat' && s.parts.length === k) {
+    if (s.parts.some((p, i) => c.atoms.size(p) !== sizes[i])) return 'Split sizes do not match the concatenated parts';
+    parts = s.parts;
+  } else if (s.kind === 'grid') {
+    // a channel shuffle's output (positions x g) or a multiplier's blocks, split on block
+    // boundaries (ShuffleNet v2 after its shuffle): each part is a run of the outer index, which
+    // thereby becomes a concatenation of new position atoms, one per part
+    const inner = c.atoms.size(s.inner);
+    if (sizes.some((v) => v % inner !== 0)) return `Split of ${describe(s, c.atoms)} into [${sizes.join(', ')}]: the parts cut across its blocks of ${inner}`;
+    const outs = sizes.map((v, i) => c.atom(n, v / inner, `${n.label()} part ${i} of ${describe(s.outer, c.atoms)}`));
+    const cat: Space = { kind: 'cat', parts: outs };
+    if (!c.atoms.canUnify(s.outer, cat)) return `Split of ${describe(s, c.atoms)}: its outer index is laid out otherwise than the parts`;
+    c.atoms.unify(s.outer, cat);
+    parts = outs.map((o) => ({ kind: 'grid', outer: o, inner: s.inner }));
+  } else return 'Split on the channel axis that does not undo a Concat or split a channel shuffle\'s output';
+  if (!given) {
+    // an even split stays even only if every part keeps the same count: they lose the same channels
+    if (!parts.every((p) => c.atoms.canUnify(parts[0]!, p))) return 'even Split of parts laid out differently';
+    for (const p of parts.slice(1)) c.atoms.unify(parts[0]!, p);
+  } else {
+    // explicit sizes follow the kept channels of each part (input 1, or the opset<13 attribute)
+    parts.forEach((p, i) => c.act({ role: 'shape', input: n.inputs[1] ? 1 : -1, axis: i, space: p }));
+  }
+  n.outputs.forEach((o, i) => c.set(o, { ...x, space: parts[i]! }));
   return undefined;
 };
 
