@@ -406,6 +406,15 @@ export const GROUPED_FIXTURES = {
     b.output(b.gemm(b.flatten(b.gap(b.convBnRelu(z, 32, { k: 1 }))), 10));
     return b.build();
   },
+  /** A residual Add of a concatenation and one Conv's output: that Conv's channels follow the parts'. */
+  concatAdd(seed = 30): Model {
+    const b = new ModelBuilder({ seed });
+    const x = b.convBnRelu(b.input('x', [1, 3, 16, 16]), 16, { k: 3 });
+    const cat = b.concat([b.convBnRelu(x, 8, { k: 3 }), b.convBnRelu(x, 12, { k: 1 })]);
+    const y = b.relu(b.binary('Add', cat, b.bn(b.conv(x, 20, { k: 1, bias: false }))));
+    b.output(b.gemm(b.flatten(b.gap(b.convBnRelu(y, 16, { k: 1 }))), 10));
+    return b.build();
+  },
   /** Depthwise with a channel multiplier (group = Cin = 8, Cout = 24: three outputs per input channel). */
   multiplier(seed = 23): Model {
     const b = new ModelBuilder({ seed });

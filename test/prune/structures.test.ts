@@ -26,6 +26,7 @@ const SUBJECTS: Record<string, () => Model> = {
   multiplier: () => GROUPED_FIXTURES.multiplier(),
   onePerGroup: () => GROUPED_FIXTURES.onePerGroup(),
   groupedConcat: () => GROUPED_FIXTURES.groupedConcat(),
+  concatAdd: () => GROUPED_FIXTURES.concatAdd(),
 };
 const shapesOf = (m: Model) => new Map([['x', m.graph.inputs[0]!.type!.shape as number[]]]);
 
