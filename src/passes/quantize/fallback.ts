@@ -59,16 +59,19 @@ export async function fallbackToFloat<B extends { bytes: Uint8Array }>(
   // roughly (argmax agreement is a step function and rounding errors partly cancel), so a plain
   // bisection over all units can land on "everything float": grow k geometrically from 1 instead,
   // then bisect between the last k that missed and the first that met the floor.
+  // Units that gained nothing alone on the probe samples are not useless together (with
+  // data-aware weight rounding most single units sit within noise of the all-int8 model): the
+  // growth goes on through them instead of jumping from the useful ones to everything float.
   let found: { k: number; b: B; f: Fidelity } | null = null;
   let lo = 1;
-  for (let k = 1; ; k = Math.min(useful, k * 2)) {
+  for (let k = 1; ; k = k < useful ? Math.min(useful, k * 2) : Math.min(order.length, k * 2)) {
     const r = await at(k);
     if (r.f.mean >= o.floor) {
       found = { k, ...r };
       break;
     }
     lo = k + 1;
-    if (k >= useful) break;
+    if (k >= order.length) break;
   }
   let hi = found ? found.k - 1 : 0;
   while (lo <= hi) {
@@ -78,10 +81,6 @@ export async function fallbackToFloat<B extends { bytes: Uint8Array }>(
       found = { k, ...r };
       hi = k - 1;
     } else lo = k + 1;
-  }
-  if (!found && useful < order.length) {
-    const r = await at(order.length);
-    if (r.f.mean >= o.floor) found = { k: order.length, ...r };
   }
   if (!found) {
     const best = Math.max(...tried.map((t) => t.mean));
