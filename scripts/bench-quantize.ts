@@ -2,7 +2,10 @@
 // one process at 2 threads (runs interleaved so machine noise hits both alike), medians.
 //   node dist/scripts/bench-quantize.js [mnist] [transformer] [rec] [det] [pruned] [profile] [--runs N]
 // Env: REC_MIN_FIDELITY (per-step argmax agreement), DET_MIN_FIDELITY (cosine) add runs with that fidelity floor;
-// REC_METHOD (minmax); REC_DIAG=1 adds rec's all-int8 model with shares of its activations float; DET_METHODS (minmax,percentile);
+// REC_METHOD (minmax); REC_ROUNDINGS (nearest,bias,adaround: weight roundings of the static runs); REC_FOLD=even
+// swaps rec's calibration and held-out lines; REC_DYNAMIC=0 skips rec's dynamic run; REC_PROBE_SAMPLES
+// (2): crops each fallback ranking probe runs on;
+// REC_DIAG=1 adds rec's all-int8 model with shares of its activations float; DET_METHODS (minmax,percentile);
 // DET_METHOD for the pruned comparison (percentile); PRUNE_RATIO (0.3).
 // Inputs are realistic: scikit-image's sample photos and scanned text (det, rec), the mnist
 // package's held-out digits (mnist), the zoo transformer's probe signal and shifted variants.
@@ -13,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { loadModel, parseModel } from '../src/onnx/index.js';
-import { quantizeModel, type QuantizeReport, type QuantMode } from '../src/passes/quantize/index.js';
+import { quantizeModel, type QuantizeReport, type QuantMode, type WeightRounding } from '../src/passes/quantize/index.js';
 import { imageToTensor, readImage, readNpy, IMAGENET } from '../src/passes/quantize/calib-data.js';
 import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
 import { argmaxAgreement, cosine } from '../src/passes/quantize/fidelity.js';
@@ -109,43 +112,55 @@ function stepAgreement(ref: Float32Array[], got: Float32Array[]): { agree: numbe
   return { agree, steps };
 }
 
+/** Agreement of two step counts, as a percentage. */
+const pct = (a: { agree: number; steps: number }): string => `${((100 * a.agree) / a.steps).toFixed(2)}%`;
+
 async function rec(): Promise<void> {
   const dims = [1, 3, 48, 320];
   const pre = { scale: 1 / 255, mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
-  // lines of printed text: horizontal strips of scikit-image's scanned page and text sample
-  const page = readImage(join(SK, 'page.png'));
-  const text = readImage(join(SK, 'text.png'));
-  const strips: Img[] = [];
-  for (let y = 0; y + 30 <= page.height; y += 24) strips.push(crop(page, 0, y, page.width, 30));
-  for (let y = 0; y + 60 <= text.height; y += 50) strips.push(crop(text, 0, y, text.width, 60));
-  const xs = strips.map((s) => imageToTensor(s, 48, 320, 3, pre));
-  const calib = xs.filter((_, i) => i % 2 === 0);
-  const held = xs.filter((_, i) => i % 2 === 1);
-  // a second, larger held-out set: the 22 single-line 48x320 crops of test/fixtures/ocr/rec (same
-  // source images, cut at line boundaries instead of fixed strips; never used for calibration)
-  const fixDir = join(ROOT, 'test/fixtures/ocr/rec');
-  const crops = readdirSync(fixDir).filter((f) => f.endsWith('.png')).sort().map((f) => imageToTensor(readImage(join(fixDir, f)), 48, 320, 3, pre));
+  const load = (dir: string, files: string[]): Float32Array[] => files.map((f) => imageToTensor(readImage(join(dir, f)), 48, 320, 3, pre));
+  const pngs = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.png')).sort();
+  // calibration: the 22 line crops of test/fixtures/ocr/rec (page.png, text.png) and the
+  // rec-bw crops (bw_text.png) of every other line; held out: the rec-bw crops of the remaining
+  // lines, a page the calibration never saw a line of. REC_FOLD=even swaps the two halves.
+  const recDir = join(ROOT, 'test/fixtures/ocr/rec');
+  const bwDir = join(ROOT, 'test/fixtures/ocr/rec-bw');
+  const parity = process.env.REC_FOLD === 'even' ? 0 : 1;
+  const bw = pngs(bwDir);
+  const lineOf = (f: string): number => Number(/bw-L(\d+)/.exec(f)![1]);
+  const calib = [...load(recDir, pngs(recDir)), ...load(bwDir, bw.filter((f) => lineOf(f) % 2 === parity))];
+  const heldNames = bw.filter((f) => lineOf(f) % 2 !== parity);
+  const held = load(bwDir, heldNames);
   const model = loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx'));
-  // REC_MIN_FIDELITY: a floor on per-step argmax agreement (measured on the calibration strips);
-  // REC_METHOD: calibration method of the static runs (minmax)
+  // REC_MIN_FIDELITY: a floor on per-step argmax agreement (measured on the calibration crops);
+  // REC_METHOD: activation calibration method (minmax); REC_ROUNDINGS: weight roundings to run
+  // (nearest,bias,adaround); REC_DYNAMIC=0 skips the dynamic int8 run
   const floor = Number(process.env.REC_MIN_FIDELITY ?? 0) || undefined;
   const method = (process.env.REC_METHOD ?? 'minmax') as 'minmax' | 'percentile' | 'entropy';
-  const runs: [QuantMode, number | undefined][] = [['static', undefined], ...(floor ? [['static', floor] as [QuantMode, number]] : []), ['dynamic', undefined]];
-  for (const [mode, fl] of runs) {
+  const roundings = (process.env.REC_ROUNDINGS ?? 'nearest,bias,adaround').split(',') as WeightRounding[];
+  console.log(`rec: calibrate on ${calib.length} crops (rec/ and rec-bw ${parity ? 'odd' : 'even'} lines), hold out ${held.length} crops of the other rec-bw lines (${heldNames.map(lineOf).filter((v, i, a) => a.indexOf(v) === i).join(',')})`);
+  const runs: [QuantMode, WeightRounding | undefined, number | undefined][] = [
+    ...roundings.flatMap((r) => [['static', r, undefined], ...(floor ? [['static', r, floor]] : [])] as [QuantMode, WeightRounding, number | undefined][]),
+    ...(process.env.REC_DYNAMIC === '0' ? [] : [['dynamic', undefined, undefined] as [QuantMode, undefined, undefined]]),
+  ];
+  const f = await openSession(model);
+  const refHeld = await outputs(f, tensors(held, 'x', dims));
+  const refCal = await outputs(f, tensors(calib, 'x', dims));
+  for (const [mode, rounding, fl] of runs) {
     const t0 = performance.now();
-    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, method, data: tensors(calib, 'x', dims), latencyRuns: 0, minFidelity: fl, fidelityMetric: 'argmax' });
+    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, method, data: tensors(calib, 'x', dims), latencyRuns: 0, minFidelity: fl, fidelityMetric: 'argmax', weightRounding: rounding, probeSamples: Number(process.env.REC_PROBE_SAMPLES ?? 0) || undefined });
     const secs = (performance.now() - t0) / 1000;
-    const f = await openSession(model);
     const q = await openSession(bytes);
     const ff = await openSession(serializeModel(floatModel));
-    const a = stepAgreement(await outputs(f, tensors(held, 'x', dims)), await outputs(q, tensors(held, 'x', dims)));
-    const b = stepAgreement(await outputs(f, tensors(crops, 'x', dims)), await outputs(q, tensors(crops, 'x', dims)));
+    const a = stepAgreement(refHeld, await outputs(q, tensors(held, 'x', dims)));
+    const c = stepAgreement(refCal, await outputs(q, tensors(calib, 'x', dims)));
     const ft = report.floatTensors.length ? `; float tensors (${report.floatTensors.length}): ${report.floatTensors.join(' ')}` : '';
+    const wr = report.weightRounding ? `; weight rounding ${report.weightRounding.method} on ${report.weightRounding.layers} layers, calibration error ${report.weightRounding.errorVsNearest?.toFixed(3) ?? '-'}x nearest's` : '';
     line(
-      `rec ${mode}${mode === 'static' ? ` ${method}` : ''}${fl ? ` min-fidelity ${fl} (argmax, calibration strips ${report.fidelity!.mean.toFixed(4)})` : ''}`,
+      `rec ${mode}${mode === 'static' ? ` ${method} ${rounding}` : ''}${fl ? ` min-fidelity ${fl}` : ''}`,
       report,
       await latency(f, q, tensors(held, 'x', dims)[0]!, ff),
-      `per-step argmax agreement ${((100 * a.agree) / a.steps).toFixed(2)}% over ${a.steps} steps of ${held.length} held-out text lines, ${((100 * b.agree) / b.steps).toFixed(2)}% over ${b.steps} steps of ${crops.length} fixture line crops; quantize ${secs.toFixed(0)} s${ft}`,
+      `HELD-OUT per-step argmax agreement ${pct(a)} over ${a.steps} steps of ${held.length} crops; calibration crops ${pct(c)} over ${c.steps} steps; quantize ${secs.toFixed(0)} s; ${report.platform.why}${wr}${ft}`,
     );
     if (process.env.REC_DIAG && mode === 'static' && !fl) {
       // where the int8 error sits: the same model with the Q/DQ pairs of a share of its
@@ -166,17 +181,15 @@ async function rec(): Promise<void> {
           }
         }
         const d = await openSession(serializeModel(m));
-        const da = stepAgreement(await outputs(f, tensors(held, 'x', dims)), await outputs(d, tensors(held, 'x', dims)));
-        const db = stepAgreement(await outputs(f, tensors(crops, 'x', dims)), await outputs(d, tensors(crops, 'x', dims)));
-        const lt = await latency(f, d, tensors(held, 'x', dims)[0]!, q);
-        console.log(`  rec diag, ${label}: per-step argmax agreement ${((100 * da.agree) / da.steps).toFixed(2)}% held-out lines, ${((100 * db.agree) / db.steps).toFixed(2)}% fixture crops; latency float ${lt.a.toFixed(1)} ms, this ${lt.b.toFixed(1)} ms (ratio ${lt.ratio.toFixed(3)}), all-int8 ${lt.folded!.toFixed(1)} ms (ratio ${(lt.folded! / lt.a).toFixed(3)})`);
+        const da = stepAgreement(refHeld, await outputs(d, tensors(held, 'x', dims)));
+        console.log(`  rec diag, ${label}: HELD-OUT per-step argmax agreement ${pct(da)}`);
         await d.release();
       }
     }
-    await f.release();
     await q.release();
     await ff.release();
   }
+  await f.release();
 }
 
 async function transformer(): Promise<void> {

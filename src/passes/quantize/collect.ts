@@ -12,6 +12,8 @@ export interface CollectOptions {
   /** Keep histograms (needed by percentile and entropy; MinMax only needs the extremes). */
   histograms: boolean;
   threads?: number;
+  /** Sees each batch's results (all requested values) before they are dropped: per-layer statistics (rounding.ts). */
+  visit?: (res: Record<string, ort.Tensor>) => void | Promise<void>;
 }
 
 /** A copy of `model` whose graph outputs also list `values` (float types left for onnxruntime to infer). */
@@ -54,6 +56,7 @@ export async function collectStats(
         if (!s) stats.set(v, (s = new TensorStats(opts.histograms)));
         s.add(t.data as Float32Array);
       }
+      await opts.visit?.(res as Record<string, ort.Tensor>);
       const ref: Record<string, ort.Tensor> = {};
       for (const o of outs) ref[o] = res[o] as ort.Tensor;
       reference.push(ref);

@@ -13,7 +13,7 @@ import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { activationParams, type QParams, type Range } from './calibrate.js';
 import type { ActType } from './platform.js';
-import { quantizeBias, quantizeWeight } from './weights.js';
+import { packWeight, quantizeBias, quantizeWeight } from './weights.js';
 
 /** Ops quantized statically, and how to find their weight's output-channel axis. */
 export const STATIC_OPS = {
@@ -146,6 +146,11 @@ export interface StaticOptions {
   floatTensors?: ReadonlySet<string>;
   /** '' when the model's opset allows per-channel QDQ (>= 13), 'com.microsoft' otherwise. */
   qdqDomain: '' | 'com.microsoft';
+  /**
+   * Data-aware weight rounding (rounding.ts): the int8 values of a node's weight and a shift to
+   * add to its float bias. Undefined (or returning undefined) rounds to nearest.
+   */
+  roundWeight?: (node: Node, w: Tensor, axis: number | undefined, reduceRange: boolean) => { q: Int8Array; scales: Float32Array; biasShift?: Float64Array } | undefined;
 }
 
 export interface LayerDecision {
@@ -243,10 +248,15 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
     const w = g.constant(wName);
     if (!w) continue; // activation x activation MatMul: both inputs already behind DQ
     const axis = o.perChannel ? weightAxis(n, w) : undefined;
-    const qw = quantizeWeight(w, g.uniqueName(wName), { axis, reduceRange: o.reduceRange });
+    const r = o.roundWeight?.(n, w, axis, o.reduceRange);
+    const qw = r ? packWeight(g.uniqueName(wName), w.dims, r.q, r.scales, axis) : quantizeWeight(w, g.uniqueName(wName), { axis, reduceRange: o.reduceRange });
     n.inputs[spec.weight] = addDequantize(g, n, qw.q, qw.scale, qw.zeroPoint, axis, o.qdqDomain);
     const bName = spec.bias >= 0 ? n.inputs[spec.bias] : undefined;
-    const b = bName ? g.constant(bName) : undefined;
+    const b0 = bName ? g.constant(bName) : undefined;
+    // bias correction: the mean output error of the rounded weight goes into the float bias first
+    const b = b0 && r?.biasShift && b0.dtype === 'float32' && b0.size === r.biasShift.length
+      ? Tensor.fromFloat32(b0.name, b0.dims, Float32Array.from(b0.toFloat32(), (v, i) => v + r.biasShift![i]!))
+      : b0;
     if (bName && b && b.dtype === 'float32' && b.dims.length === 1) {
       const inScale = qParams(c.actInputs[0]!).scale;
       const qb = quantizeBias(b, g.uniqueName(bName), inScale, qw.scales);

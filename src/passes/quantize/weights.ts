@@ -40,11 +40,16 @@ export function quantizeWeight(w: Tensor, name: string, opts: { axis?: number; r
     const v = Math.round(data[i]! / scales[chanOf(i)]!);
     q[i] = v > qmax ? qmax : v < -qmax ? -qmax : v;
   }
-  const sdims = axis === undefined ? [] : [channels];
+  return packWeight(name, dims, q, scales, axis);
+}
+
+/** The int8 weight, its scales and zero points as tensors (symmetric: zero points 0). */
+export function packWeight(name: string, dims: readonly number[], q: Int8Array, scales: Float32Array, axis: number | undefined): QuantizedWeight {
+  const sdims = axis === undefined ? [] : [scales.length];
   return {
     q: Tensor.fromInt8(`${name}_q8`, dims, q),
     scale: Tensor.fromFloat32(`${name}_s`, sdims, scales),
-    zeroPoint: Tensor.fromInt8(`${name}_z`, sdims, new Int8Array(channels)),
+    zeroPoint: Tensor.fromInt8(`${name}_z`, sdims, new Int8Array(scales.length)),
     scales,
     axis,
   };
