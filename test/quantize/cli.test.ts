@@ -35,11 +35,21 @@ t.test('static quantization writes the model and a JSON report', async (t) => {
   t.equal(j.written, 'static', '--force writes int8 even where it is not faster');
   t.ok(j.latency.floatMs > 0 && j.latency.quantizedMs > 0, 'latency measured side by side');
   t.match(j.decision, /^(quantized|kept-float)$/);
+  t.equal(j.weightRounding.method, 'adaround', 'adaround is the default weight rounding');
+  t.ok(j.weightRounding.errorVsNearest < 1, `layer output error vs round-to-nearest ${j.weightRounding.errorVsNearest}`);
 
   // quantizing the output again is refused
   const again = await runCli(['quantize', out, '-o', join(dir, 'twice.onnx'), '--mode', 'static', '--calib', cal]);
   oneLineError(t, again, /already quantized \(it contains (QuantizeLinear|DequantizeLinear)\)/);
   t.notOk(existsSync(join(dir, 'twice.onnx')));
+});
+
+t.test('--weight-rounding nearest is what the report says it used', async (t) => {
+  const r = await runCli(['quantize', MNIST, '-o', join(dir, 'near.onnx'), '--mode', 'static', '--calib', cal, '--weight-rounding', 'nearest', '--json', '--force']);
+  t.equal(r.code, 0, r.stderr);
+  t.equal((JSON.parse(r.stdout) as { weightRounding: { method: string } }).weightRounding.method, 'nearest');
+  const bad = await runCli(['quantize', MNIST, '-o', join(dir, 'x.onnx'), '--mode', 'static', '--calib', cal, '--weight-rounding', 'up']);
+  t.not(bad.code, 0, 'an unknown rounding is refused');
 });
 
 t.test('without --force the file written follows the measured decision: float when int8 is not faster here', async (t) => {

@@ -4,7 +4,7 @@ import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
 import { loadInputSet, type ModelInput } from '../../data/inputs.js';
-import { CALIB_METHODS, FIDELITY_METRICS, QUANT_MODES, quantizeModel, ort, type CalibMethod, type FidelityMetric, type QuantMode, type QuantizeReport } from '../../passes/quantize/index.js';
+import { CALIB_METHODS, FIDELITY_METRICS, QUANT_MODES, WEIGHT_ROUNDINGS, quantizeModel, ort, type CalibMethod, type FidelityMetric, type QuantMode, type QuantizeReport, type WeightRounding } from '../../passes/quantize/index.js';
 import { parseShapes, printJson } from '../output.js';
 
 interface Args {
@@ -16,6 +16,7 @@ interface Args {
   'per-channel': boolean;
   'min-fidelity'?: number;
   'fidelity-metric': FidelityMetric;
+  'weight-rounding': WeightRounding;
   shape?: string[];
   json?: boolean;
   threads: number;
@@ -28,6 +29,7 @@ function summary(r: QuantizeReport, out: string): string {
     `size ${r.sizes.before} -> ${r.sizes.after} bytes (${(r.sizes.ratio * 100).toFixed(1)}%)`,
     `layers: ${r.layers.quantized} quantized, ${r.layers.float} left in float`,
     ...r.layers.details.filter((l) => !l.int8 && l.why).slice(0, 10).map((l) => `  float: ${l.op} ${l.node}: ${l.why}`),
+    ...(r.weightRounding ? [`weights: ${r.weightRounding.method} rounding over ${r.weightRounding.layers} layers${r.weightRounding.errorVsNearest !== null ? `, layer output error ${r.weightRounding.errorVsNearest.toFixed(3)}x round-to-nearest's on the calibration data` : ''}`] : []),
     ...(r.floatTensors.length ? [`activations left float for fidelity: ${r.floatTensors.length} (${r.floatTensors.slice(0, 8).join(', ')}${r.floatTensors.length > 8 ? ', ...' : ''})`] : []),
     r.fidelity ? `fidelity: ${r.fidelity.metric === 'argmax' ? 'per-position argmax agreement' : 'cosine'} mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples` : 'fidelity: not measured (no --calib data)',
     `platform: ${r.platform.why}`,
@@ -51,6 +53,7 @@ export const command: CommandModule<object, Args> = {
       .option('per-channel', { type: 'boolean', default: true, describe: 'per-output-channel weight scales (--no-per-channel for per tensor)' })
       .option('min-fidelity', { type: 'number', describe: 'fidelity floor vs float (in --fidelity-metric); sensitive layers and activations stay float to meet it' })
       .option('fidelity-metric', { choices: FIDELITY_METRICS, default: 'cosine' as FidelityMetric, describe: 'cosine of each output, or argmax: agreement of the per-position argmax over the last axis (sequence recognisers such as PP-OCR rec)' })
+      .option('weight-rounding', { choices: WEIGHT_ROUNDINGS, default: 'adaround' as WeightRounding, describe: 'static mode: how int8 weights are rounded: adaround (round up or down per weight to minimise each layer\'s output error on the calibration data, then bias correction; slower), bias (nearest + bias correction), nearest' })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (needed for dynamic dims)' })
       .option('threads', { type: 'number', default: 2, describe: 'onnxruntime threads for calibration and measurement' })
       .option('force', { type: 'boolean', describe: 'write the quantized model even when int8 is not faster than float here' })
@@ -69,7 +72,7 @@ export const command: CommandModule<object, Args> = {
     } else if (a.mode === 'static') {
       throw new EdgefitError('USAGE', 'static quantization needs calibration data: --calib <folder of images | data.npy>');
     }
-    const { model: q, floatModel, report } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, fidelityMetric: a['fidelity-metric'], data, threads: a.threads });
+    const { model: q, floatModel, report } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, fidelityMetric: a['fidelity-metric'], weightRounding: a['weight-rounding'], data, threads: a.threads });
     // int8 that is not faster here is not worth its fidelity loss: write the float model, say so
     const keepFloat = report.decision === 'kept-float' && !a.force;
     saveModel(keepFloat ? floatModel : q, a.output);
