@@ -6,7 +6,7 @@
 // swaps rec's calibration and held-out lines; REC_DYNAMIC=0 skips rec's dynamic run; REC_PROBE_SAMPLES
 // (2): crops each fallback ranking probe runs on;
 // REC_DIAG=1 adds rec's all-int8 model with shares of its activations float; DET_METHODS (minmax,percentile);
-// DET_METHOD for the pruned comparison (percentile); PRUNE_RATIO (0.3).
+// DET_METHOD for the pruned comparison (percentile); PRUNE_MACS (0.5: fraction of MACs removed), PRUNE_STEPS (1).
 // Inputs are realistic: scikit-image's sample photos and scanned text (det, rec), the mnist
 // package's held-out digits (mnist), the zoo transformer's probe signal and shifted variants.
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -245,11 +245,12 @@ async function prunedDet(): Promise<void> {
   const dims = [1, 3, 640, 640];
   const { calib, held } = detImages();
   const file = join(OCR, 'ch_PP-OCRv4_det_infer.onnx');
-  const ratio = Number(process.env.PRUNE_RATIO ?? 0.3);
+  const ratio = Number(process.env.PRUNE_MACS ?? 0.5);
   const pruned = normalize(loadModel(file));
   const pr = await prune(pruned, {
-    // the prune settings that keep det usable on main (activation importance, least-squares recovery)
-    structured: ratio, importance: 'activation', recover: 'lsq', steps: 1, round: 8,
+    // the prune settings that keep det usable (bench-prune --by macs): a MACs target spread by
+    // measured per-group sensitivity, activation importance, least-squares recovery
+    targetMacs: ratio, allocation: 'sensitivity', sensitivitySamples: 4, importance: 'activation', recover: 'lsq', steps: Number(process.env.PRUNE_STEPS ?? 1), round: 8,
     shapes: new Map([['x', dims]]), samples: calib.map((d) => ({ x: { dims, data: d } })), synthetic: false, skipFidelity: true,
   });
   const prunedBytes = serializeModel(pruned);
@@ -274,7 +275,7 @@ async function prunedDet(): Promise<void> {
   const cosPruned = ref.map((r, i) => cosine(r, mid[i]!));
   const cosQ = mid.map((r, i) => cosine(r, got[i]!));
   const med = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
-  console.log(`det pruned ${ratio} (MACs ${pr.macs.ratio?.toFixed(3) ?? '?'}x) then static int8: latency ms ${Object.entries(med).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}; pruned+int8 / best single ${(med['pruned+int8']! / Math.min(med.int8!, med.pruned!)).toFixed(3)}; cosine min: pruned vs float ${Math.min(...cosPruned).toFixed(4)}, pruned+int8 vs pruned ${Math.min(...cosQ).toFixed(4)}, pruned+int8 vs float ${Math.min(...cos).toFixed(4)}; size pruned+int8 ${pq.bytes.byteLength} bytes`);
+  console.log(`det pruned to ${ratio} of MACs removed (MACs ${pr.macs.ratio?.toFixed(3) ?? '?'}x) then static int8: latency ms ${Object.entries(med).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}; pruned+int8 / best single ${(med['pruned+int8']! / Math.min(med.int8!, med.pruned!)).toFixed(3)}; cosine min: pruned vs float ${Math.min(...cosPruned).toFixed(4)}, pruned+int8 vs pruned ${Math.min(...cosQ).toFixed(4)}, pruned+int8 vs float ${Math.min(...cos).toFixed(4)}; size pruned+int8 ${pq.bytes.byteLength} bytes`);
 }
 
 /**
