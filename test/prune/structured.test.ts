@@ -59,7 +59,11 @@ t.test('coupled and special groups', async (t) => {
   t.ok(sh.groups.some((g) => g.prunable && g.size === 8 && g.actions.some((a) => a.role === 'out' && a.node.attrInt('group', 1) === 3) && g.actions.filter((a) => a.role === 'shape').length === 2), 'grouped conv output into the shuffle: prunable as 8 shuffle positions, both Reshapes follow');
 
   const tr = analyzeGroups(FIXTURES.transformer());
-  t.ok(tr.groups.some((g) => !g.prunable && g.reasons.some((r) => /attention heads/.test(r))), 'attention projections: unprunable with a reason');
+  // attention projections prune by whole heads: one group of 4 heads per block (Q, K, V outputs,
+  // both Reshape constants, the output projection's rows); nothing else in the model is refused
+  const heads = tr.groups.filter((g) => g.prunable && g.size === 4 && g.actions.filter((a) => a.role === 'shape').length === 4);
+  t.equal(heads.length, 2, 'attention heads: one prunable group of 4 heads per block');
+  t.same(tr.groups.filter((g) => !g.prunable).flatMap((g) => g.reasons).filter((r) => /MatMul|Reshape/.test(r)), [], 'no MatMul or Reshape refusal left in the transformer');
   const mlpHidden = tr.groups.filter((g) => g.prunable && g.size === 128);
   t.equal(mlpHidden.length, 2, 'both MLP hidden dims are prunable');
   t.ok(tr.groups.some((g) => g.prunable && g.size === 32 && g.actions.some((a) => a.node.opType === 'LayerNormalization')), 'residual stream through LayerNorm is one prunable group');

@@ -1,9 +1,9 @@
 // Graph surgery: given the channels each group keeps, slice every weight, bias and per-channel
 // parameter the groups' actions name, reset group counts where whole groups go (depthwise,
 // channel multiplier, one output per group; otherwise a grouped Conv keeps its G: its output and
-// its input each lose the same count per group), rewrite channel-shuffle Reshape constants, and
-// drop stale shape annotations. Shared
-// initializers are copied before slicing so an unrelated reader never sees a changed tensor.
+// its input each lose the same count per group), rewrite channel-shuffle and attention-head Reshape
+// constants, and drop stale shape annotations. Shared initializers are copied before slicing so
+// an unrelated reader never sees a changed tensor.
 import { EdgefitError } from '../../errors.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
@@ -125,7 +125,7 @@ export function applyPruning(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<
       continue;
     }
     if (a.role === 'shape') {
-      // a channel shuffle's Reshape or a Split: the entry holding the channel count follows the cut
+      // a channel shuffle's or heads split/merge Reshape, or a Split: the entry holding the count follows the cut
       const name = a.node.inputs[a.input]!;
       const t = g.initializer(name);
       if (!t || t.dtype !== 'int64') throw new EdgefitError('INTERNAL', `prune: ${a.node.label()} shape is no longer an int64 constant`);

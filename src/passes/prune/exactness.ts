@@ -2,10 +2,12 @@
 // removed channels' contribution cut. Channels of a group only mix with other channels in the
 // weight layers that read them (the 'in' and 'in-grouped' actions): everything else the group
 // touches (BN, activations, pooling, Resize, depthwise Conv, residual Add, SE Mul, Concat) is
-// per-channel. So zeroing the consumers' input-channel weights for the removed channels (for a
-// grouped Conv, the removed channel's column in its own group's rows) gives a "masked" copy of
-// the original whose outputs the pruned model must reproduce to float tolerance; any difference
-// is a slicing bug (wrong index mapping, a missed parameter, a stale group count).
+// per-channel (attention's Reshapes, Transposes, scores MatMuls and Softmax are per head, and a
+// head is a block of whole channels). So zeroing the consumers' input-channel weights for the
+// removed channels (for a grouped Conv, the removed channel's column in its own group's rows)
+// gives a "masked" copy of the original whose outputs the pruned model must reproduce to float
+// tolerance; any difference is a slicing bug (wrong index mapping, a missed parameter, a stale
+// group count).
 // The exception is an op that normalises across the channel axis (LayerNormalization over the
 // pruned dim): removing a channel changes every other channel's statistics, which no masking
 // of the original reproduces; such groups are reported as inexact-by-design.

@@ -6,6 +6,7 @@
 import type { Graph } from '../../ir/graph.js';
 import type { Node } from '../../ir/node.js';
 import type { Tensor } from '../../ir/tensor.js';
+import { mergeHeads, runtimeMatmul, splitHeads } from './heads.js';
 import { channelShuffle } from './shuffle.js';
 import { type Atoms, type Space, describe, sameSpace } from './space.js';
 
@@ -233,7 +234,8 @@ const gemm: Handler = (n, c) => {
 
 const matmul: Handler = (n, c) => {
   const b = c.constant(n.inputs[1]!);
-  if (!isFloatWeight(b) || b.dims.length !== 2) return 'MatMul of two run-time values (attention scores, head mixing)';
+  if (!b) return runtimeMatmul(n, c);
+  if (!isFloatWeight(b) || b.dims.length !== 2) return 'MatMul weight is not a 2-D float32 constant';
   const x = c.info(n.inputs[0]!);
   if (x && x.axis !== -1) return 'MatMul input features are not the last axis';
   if (x) c.act({ role: 'in', input: 1, axis: 0, space: x.space });
@@ -341,9 +343,11 @@ const reshape: Handler = (n, c) => {
     c.set(n.outputs[0]!, { space: { kind: 'flat', inner: x.space }, axis: -1, rank: 2 });
     return undefined;
   }
-  if (!shape) return 'Reshape whose shape is computed at run time (a dynamic-batch export computes a channel shuffle\'s [N, g, C/g, H, W] with Shape ops): only constant shapes are understood';
+  if (!shape) return 'Reshape whose shape is computed at run time (a dynamic-shape export computes a channel shuffle\'s [N, g, C/g, H, W] or an attention heads split\'s [N, T, H, d] with Shape ops): only constant shapes are understood';
   if (shape.length === 5 && x.rank === 4 && x.axis === -3) return channelShuffle(n, x, shape, c);
-  return 'Reshape that splits or merges the channel axis (attention heads, or a channel split other than a channel shuffle)';
+  if (x.rank !== null && x.axis === -1 && shape.length === x.rank + 1) return splitHeads(n, x, shape, c);
+  if (x.rank !== null && x.rank >= 3 && x.axis === -2 && shape.length === x.rank - 1) return mergeHeads(n, x, shape, c);
+  return `Reshape [${shape.join(',')}] of a rank-${x.rank ?? '?'} value with channels on axis ${x.axis}: only a Flatten, a channel shuffle, a heads split ([.., C] -> [.., H, d]) or a heads merge ([.., H, d] -> [.., H*d]) are understood`;
 };
 
 const transpose: Handler = (n, c) => {
