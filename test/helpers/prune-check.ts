@@ -1,5 +1,6 @@
 // Shared checks for structured-pruning tests: run a model, compare outputs, and prune a clone
 // beside a masked clone (exactness.ts) so any index slip in the surgery shows as a difference.
+import type { Test } from 'tap';
 import { ModelRunner, type Sample } from '../../src/calib/runner.js';
 import type { Model } from '../../src/ir/model.js';
 import { serializeModel } from '../../src/onnx/index.js';
@@ -7,7 +8,7 @@ import { applyPruning } from '../../src/passes/prune/apply.js';
 import { maskRemoved, probeChannels } from '../../src/passes/prune/exactness.js';
 import { analyzeGroups, type Group } from '../../src/passes/prune/groups.js';
 import { range } from '../../src/passes/prune/space.js';
-import { cloneModel } from '../../src/passes/prune/structured.js';
+import { cloneModel, pruneStep } from '../../src/passes/prune/structured.js';
 
 export async function outputs(m: Model, s: Sample, optimization: 'basic' | 'disabled' = 'basic'): Promise<{ dims: number[]; data: Float32Array }> {
   const r = await ModelRunner.fromBytes(serializeModel(m), { optimization });
@@ -54,4 +55,33 @@ export async function pruneVsMask(base: Model, keepByIndex: ReadonlyMap<number, 
   const err = relMaxErr(ref.data, (await outputs(pruned, s)).data);
   const noise = relMaxErr(ref.data, (await outputs(masked, s, 'disabled')).data);
   return { err, noise, pruned };
+}
+
+/**
+ * Pruned == masked, for every prunable group alone (first/middle/last channels, and for chunked
+ * groups also a removal that differs between chunks) and for pruneStep's real selection at
+ * 30/50/70 % (every group at once, checked to be the very surgery pruneStep does). `note(grp)`
+ * adds to each single-group message. Returns "label error" of each single-group check.
+ */
+export async function checkPruneEqualsMask(t: Test, base: Model, sample: Sample, note: (grp: Group) => string = () => ''): Promise<string[]> {
+  const ga = analyzeGroups(base);
+  const singles: string[] = [];
+  for (let gi = 0; gi < ga.groups.length; gi++) {
+    const grp = ga.groups[gi]!;
+    if (!grp.prunable) continue;
+    for (const removed of grp.chunks > 1 ? [new Set(probe(grp)), new Set(staggered(grp))] : [new Set(probe(grp))]) {
+      const { err } = await pruneVsMask(base, new Map([[gi, range(grp.size).filter((i) => !removed.has(i))]]), sample);
+      t.ok(err < 2e-4, `${grp.label} (${grp.size} ch${note(grp)}, removed ${[...removed]}): rel max err ${err.toExponential(2)}`);
+      singles.push(`${grp.label} ${err.toExponential(2)}`);
+    }
+  }
+  for (const ratio of [0.3, 0.5, 0.7]) {
+    const m = cloneModel(base);
+    const step = pruneStep(m, { ratio, importance: 'l2' });
+    const byIndex = new Map([...step.keep].map(([id, k]) => [step.analysis.groups.findIndex((g) => g.id === id), k]));
+    const { err, noise, pruned } = await pruneVsMask(base, byIndex, sample);
+    t.same(serializeModel(pruned), serializeModel(m), `${ratio}: pruneStep is the surgery checked here`);
+    t.ok(err <= Math.max(2e-4, 4 * noise), `${ratio} everywhere (${step.keep.size} groups): pruned == masked (rel max err ${err.toExponential(2)}, float noise ${noise.toExponential(2)})`);
+  }
+  return singles;
 }

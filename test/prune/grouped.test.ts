@@ -7,17 +7,15 @@
 // (exactness.ts): any index slip between groups shows up as an output difference.
 import t from 'tap';
 import { GROUPED_FIXTURES, ModelBuilder } from '../helpers/builder.js';
-import { ModelRunner, type Sample } from '../../src/calib/runner.js';
+import { checkPruneEqualsMask, outputs } from '../helpers/prune-check.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import { analyzeCost } from '../../src/analyze/cost.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { rng } from '../../src/util/rng.js';
 import type { Model } from '../../src/ir/model.js';
 import type { Node } from '../../src/ir/node.js';
-import { serializeModel } from '../../src/onnx/index.js';
 import { applyPruning, gatherGroupedColumns } from '../../src/passes/prune/apply.js';
 import { lsqRecover } from '../../src/passes/prune/recovery.js';
-import { maskRemoved, probeChannels } from '../../src/passes/prune/exactness.js';
 import { analyzeGroups, type Group } from '../../src/passes/prune/groups.js';
 import { groupedColumnNorms, groupScores } from '../../src/passes/prune/importance.js';
 import { prune } from '../../src/passes/prune/index.js';
@@ -31,42 +29,6 @@ const SUBJECTS = { resnext, shufflenet, multiplier, coupled } as const;
 const shapesOf = (m: Model) => new Map([['x', m.graph.inputs[0]!.type!.shape as number[]]]);
 const groupedConvs = (m: Model): Node[] => m.graph.topoOrder().filter((n) => n.opType === 'Conv' && n.attrInt('group', 1) > 1 && m.graph.initializer(n.inputs[1]!)!.dims[1] !== 1);
 
-async function outputs(m: Model, s: Sample, optimization: 'basic' | 'disabled' = 'basic'): Promise<{ dims: number[]; data: Float32Array }> {
-  const r = await ModelRunner.fromBytes(serializeModel(m), { optimization });
-  try {
-    const o = (await r.run(s)).get(m.graph.outputs[0]!.name)!;
-    return { dims: [...o.dims], data: Float32Array.from(o.data) };
-  } finally {
-    await r.release();
-  }
-}
-
-function relMaxErr(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) return Infinity;
-  let d = 0, s = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    s = Math.max(s, Math.abs(a[i]!));
-  }
-  return Number.isFinite(d) ? d / (s || 1) : Infinity;
-}
-
-/** Probe removal respecting a group's chunks: the same local channels (first, middle, last) of every chunk. */
-function probe(grp: Group): number[] {
-  const per = grp.size / grp.chunks;
-  const local = probeChannels(per);
-  return range(grp.chunks).flatMap((c) => local.map((i) => c * per + i));
-}
-
-/**
- * Removal that differs between chunks (local c and c + per/2 in chunk c): a surgery that applied
- * one group's column set to every group would pass the uniform probe and fail this one.
- */
-function staggered(grp: Group): number[] {
-  const per = grp.size / grp.chunks;
-  return range(grp.chunks).flatMap((c) => [...new Set([c % per, (c + Math.floor(per / 2)) % per])].map((i) => c * per + i));
-}
-
 /** The group holding value `v`. */
 const groupOf = (ga: { groups: Group[] }, v: string): Group => ga.groups.find((g) => g.values.includes(v))!;
 const readsGrouped = (grp: Group, n?: Node): boolean => grp.actions.some((a) => a.role === 'in-grouped' && (!n || a.node.name === n.name));
@@ -76,20 +38,6 @@ function perChunk(kept: readonly number[], size: number, chunks: number): number
   const counts = new Array<number>(chunks).fill(0);
   for (const i of kept) counts[Math.floor(i / (size / chunks))]!++;
   return counts;
-}
-
-/** Prune a clone with `keep` (by group index) and a masked clone; relative max error of the outputs, and the masked model's own float noise. */
-async function pruneVsMask(base: Model, keepByIndex: ReadonlyMap<number, number[]>, s: Sample): Promise<{ err: number; noise: number; pruned: Model }> {
-  const pruned = cloneModel(base);
-  const gp = analyzeGroups(pruned);
-  applyPruning(pruned, gp, new Map([...keepByIndex].map(([gi, k]) => [gp.groups[gi]!.id, k])));
-  const masked = cloneModel(base);
-  const gm = analyzeGroups(masked);
-  maskRemoved(masked, gm, new Map([...keepByIndex].map(([gi, k]) => [gm.groups[gi]!.id, k])));
-  const ref = await outputs(masked, s);
-  const err = relMaxErr(ref.data, (await outputs(pruned, s)).data);
-  const noise = relMaxErr(ref.data, (await outputs(masked, s, 'disabled')).data);
-  return { err, noise, pruned };
 }
 
 t.test('selection: equal count per group of a grouped Conv', async (t) => {
@@ -275,26 +223,7 @@ for (const [name, make] of Object.entries(SUBJECTS)) {
   t.test(`${name}: pruning equals masking the removed channels (exactness)`, async (t) => {
     const base = make();
     const [sample] = syntheticSamples(base, shapesOf(base), 1, 3);
-    const ga = analyzeGroups(base);
-    const worst: string[] = [];
-    for (let gi = 0; gi < ga.groups.length; gi++) {
-      const grp = ga.groups[gi]!;
-      if (!grp.prunable) continue;
-      for (const removed of grp.chunks > 1 ? [new Set(probe(grp)), new Set(staggered(grp))] : [new Set(probe(grp))]) {
-        const { err } = await pruneVsMask(base, new Map([[gi, range(grp.size).filter((i) => !removed.has(i))]]), sample!);
-        t.ok(err < 2e-4, `${grp.label} (${grp.size} ch in ${grp.chunks} group(s)${readsGrouped(grp) ? ', read by a grouped Conv' : ''}, removed ${[...removed]}): rel max err ${err.toExponential(2)}`);
-        worst.push(`${grp.label} ${err.toExponential(2)}`);
-      }
-    }
-    // the real selection, every group at once
-    for (const ratio of [0.3, 0.5, 0.7]) {
-      const m = cloneModel(base);
-      const step = pruneStep(m, { ratio, importance: 'l2' });
-      const byIndex = new Map([...step.keep].map(([id, k]) => [step.analysis.groups.findIndex((g) => g.id === id), k]));
-      const { err, noise, pruned } = await pruneVsMask(base, byIndex, sample!);
-      t.same(serializeModel(pruned), serializeModel(m), `${ratio}: pruneStep is the surgery checked here`);
-      t.ok(err <= Math.max(2e-4, 4 * noise), `${ratio} everywhere (${step.keep.size} groups): pruned == masked (rel max err ${err.toExponential(2)}, float noise ${noise.toExponential(2)})`);
-    }
+    const worst = await checkPruneEqualsMask(t, base, sample!, (grp) => ` in ${grp.chunks} group(s)${readsGrouped(grp) ? ', read by a grouped Conv' : ''}`);
     t.ok(worst.length > 0, `single groups: ${worst.join(', ')}`);
   });
 }

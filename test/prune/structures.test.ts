@@ -7,14 +7,13 @@
 // float noise, and the cases still refused, each with its reason.
 import t from 'tap';
 import { FIXTURES, GROUPED_FIXTURES, ModelBuilder } from '../helpers/builder.js';
-import { outputs, probe, pruneVsMask, staggered } from '../helpers/prune-check.js';
+import { checkPruneEqualsMask, outputs } from '../helpers/prune-check.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import type { Model } from '../../src/ir/model.js';
-import { serializeModel } from '../../src/onnx/index.js';
 import { applyPruning } from '../../src/passes/prune/apply.js';
 import { analyzeGroups, type Group, type GroupAnalysis } from '../../src/passes/prune/groups.js';
 import { keepCount } from '../../src/passes/prune/select.js';
-import { type Atoms, type Space, keptIndices, range } from '../../src/passes/prune/space.js';
+import { type Atoms, type Space, keptIndices } from '../../src/passes/prune/space.js';
 import { cloneModel, countMacs, pruneStep } from '../../src/passes/prune/structured.js';
 import { prune } from '../../src/passes/prune/index.js';
 
@@ -105,22 +104,7 @@ for (const [name, make] of Object.entries(SUBJECTS)) {
     const base = make();
     const [sample] = syntheticSamples(base, shapesOf(base), 1, 3);
     const ga = analyzeGroups(base);
-    for (let gi = 0; gi < ga.groups.length; gi++) {
-      const grp = ga.groups[gi]!;
-      if (!grp.prunable) continue;
-      for (const removed of grp.chunks > 1 ? [new Set(probe(grp)), new Set(staggered(grp))] : [new Set(probe(grp))]) {
-        const { err } = await pruneVsMask(base, new Map([[gi, range(grp.size).filter((i) => !removed.has(i))]]), sample!);
-        t.ok(err < 2e-4, `${grp.label} (${grp.size} ch${isNew(ga, grp) ? ', new structure' : ''}, removed ${[...removed]}): rel max err ${err.toExponential(2)}`);
-      }
-    }
-    for (const ratio of [0.3, 0.5, 0.7]) {
-      const m = cloneModel(base);
-      const step = pruneStep(m, { ratio, importance: 'l2' });
-      const byIndex = new Map([...step.keep].map(([id, k]) => [step.analysis.groups.findIndex((g) => g.id === id), k]));
-      const { err, noise, pruned } = await pruneVsMask(base, byIndex, sample!);
-      t.same(serializeModel(pruned), serializeModel(m), `${ratio}: pruneStep is the surgery checked here`);
-      t.ok(err <= Math.max(2e-4, 4 * noise), `${ratio} everywhere (${step.keep.size} groups): pruned == masked (rel max err ${err.toExponential(2)}, float noise ${noise.toExponential(2)})`);
-    }
+    await checkPruneEqualsMask(t, base, sample!, (grp) => (isNew(ga, grp) ? ', new structure' : ''));
   });
 }
 
