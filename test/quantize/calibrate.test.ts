@@ -46,12 +46,46 @@ t.test('non-negative tensors (ReLU outputs) get a range starting at exactly 0', 
   const x = gaussian(50_000, 7).map(Math.abs);
   const s = new TensorStats(true);
   s.add(x);
-  for (const m of ['minmax', 'percentile', 'entropy'] as const) {
+  for (const m of ['minmax', 'percentile', 'entropy', 'mse'] as const) {
     const r = computeRange(s, m);
     t.equal(r.min, 0, `${m} min`);
     const q = activationParams(r, 'uint8');
     t.equal(q.zeroPoint, 0, `${m}: zero point 0 so 0.0 is exact`);
   }
+});
+
+/** Mean squared error of fake-quantizing x to 256 levels over r (clip, round, dequantize). */
+function quantMse(x: Float32Array, r: { min: number; max: number }): number {
+  const q = activationParams(r, 'uint8');
+  let e = 0;
+  for (const v of x) {
+    const k = Math.min(255, Math.max(0, Math.round(v / q.scale) + q.zeroPoint));
+    e += ((k - q.zeroPoint) * q.scale - v) ** 2;
+  }
+  return e / x.length;
+}
+
+t.test('mse picks the range of least real quantization error, clipping a sparse tail only where it pays', async (t) => {
+  // a large tensor (like a conv output over a calibration set) whose range a few outliers set:
+  // clipping them costs less than the resolution the other million values gain
+  const x = gaussian(1_000_000, 3);
+  x[17] = 40;
+  x[5003] = 31;
+  const s = new TensorStats(true);
+  s.add(x);
+  const m = computeRange(s, 'mse');
+  const errs = Object.fromEntries((['minmax', 'percentile', 'entropy', 'mse'] as const).map((k) => [k, quantMse(x, computeRange(s, k))]));
+  const mm = computeRange(s, 'minmax');
+  t.ok(m.max < mm.max * 0.5, `mse clips the sparse upper tail: max ${m.max} of ${mm.max}`);
+  t.ok(m.min < -3, `and keeps the dense lower side: min ${m.min} of ${mm.min}`);
+  for (const k of ['minmax', 'percentile', 'entropy'] as const) t.ok(errs.mse! <= errs[k]! * 1.02, `mse error ${errs.mse} vs ${k} ${errs[k]}`);
+  t.ok(errs.mse! < errs.minmax! * 0.6, `well below minmax on a heavy tail (${errs.mse} vs ${errs.minmax})`);
+  // a tensor without outliers keeps (nearly) its full extent: clipping would cost more than it buys
+  const u = Float32Array.from({ length: 50_000 }, (_, i) => (i / 50_000) * 2 - 1);
+  const su = new TensorStats(true);
+  su.add(u);
+  const ru = computeRange(su, 'mse');
+  t.ok(ru.max > 0.97 && ru.min < -0.97, `uniform data keeps its range: [${ru.min}, ${ru.max}]`);
 });
 
 t.test('activation params: 0 maps to an integer, range fits the type', async (t) => {

@@ -1,10 +1,11 @@
-// Activation ranges from calibration statistics: MinMax, percentile and entropy (KL divergence,
-// the TensorRT method), and the (scale, zero point) pairs those ranges give.
+// Activation ranges from calibration statistics: MinMax, percentile, entropy (KL divergence,
+// the TensorRT method) and MSE (least expected squared quantization error: clipping plus
+// rounding), and the (scale, zero point) pairs those ranges give.
 import { EdgefitError } from '../../errors.js';
 import type { ActType } from './platform.js';
 import { HIST_BINS, type TensorStats } from './stats.js';
 
-export const CALIB_METHODS = ['minmax', 'percentile', 'entropy'] as const;
+export const CALIB_METHODS = ['minmax', 'percentile', 'entropy', 'mse'] as const;
 export type CalibMethod = (typeof CALIB_METHODS)[number];
 
 export interface Range { min: number; max: number }
@@ -19,7 +20,7 @@ export function computeRange(s: TensorStats, method: CalibMethod, opts: RangeOpt
   if (s.count === 0) throw new EdgefitError('INTERNAL', 'range of a tensor that was never observed');
   const full = { min: Math.min(s.min, 0), max: Math.max(s.max, 0) };
   if (method === 'minmax' || !s.hist || s.range === 0) return full;
-  const r = method === 'percentile' ? percentileRange(s, opts.percentile ?? 99.999) : entropyRange(s);
+  const r = method === 'percentile' ? percentileRange(s, opts.percentile ?? 99.999) : method === 'mse' ? mseRange(s) : entropyRange(s);
   // 0 must stay exactly representable (padding, ReLU outputs), and a method never widens the range
   return { min: Math.min(0, Math.max(r.min, full.min)), max: Math.max(0, Math.min(r.max, full.max)) };
 }
@@ -102,6 +103,55 @@ function klAt(hist: Float64Array, i: number, levels: number): number {
     kl += qj > 0 ? pj * Math.log(pj / qj) : pj * 20; // an empty q bin where p has mass: heavy penalty
   }
   return kl;
+}
+
+/** Candidate clip points per side searched by the MSE method (a grid over the observed extent). */
+const MSE_GRID = 160;
+
+/**
+ * The range [lo, hi] (256 levels, asymmetric like activationParams) of least expected squared
+ * error over the histogram: values outside are clipped to the nearest end, values inside are
+ * rounded to a step of (hi - lo) / 255, costing step^2 / 12 each. Both ends are searched on a
+ * grid (each side independently: a clipped lower tail does not force a clipped upper one); prefix
+ * sums of count, count*x and count*x^2 make each candidate O(1). Unlike percentile it clips only
+ * where the tail is sparse enough to be cheaper than the resolution it buys; unlike entropy it
+ * weighs errors by their size, which is what a following Conv's output error does.
+ */
+function mseRange(s: TensorStats): Range {
+  const h = s.hist!;
+  const n = HIST_BINS;
+  const c = new Float64Array(n + 1);
+  const cx = new Float64Array(n + 1);
+  const cxx = new Float64Array(n + 1);
+  const w = (2 * s.range) / n;
+  for (let i = 0; i < n; i++) {
+    const x = s.edge(i) + w / 2;
+    c[i + 1] = c[i]! + h[i]!;
+    cx[i + 1] = cx[i]! + h[i]! * x;
+    cxx[i + 1] = cxx[i]! + h[i]! * x * x;
+  }
+  const binOf = (v: number): number => Math.min(n, Math.max(0, Math.round((v + s.range) / w)));
+  // squared error of clipping the bins [a, b) to the value t
+  const clip = (a: number, b: number, t: number): number => cxx[b]! - cxx[a]! - 2 * t * (cx[b]! - cx[a]!) + t * t * (c[b]! - c[a]!);
+  const lows = s.min < 0 ? Array.from({ length: MSE_GRID }, (_, k) => (s.min * (k + 1)) / MSE_GRID) : [0];
+  const highs = s.max > 0 ? Array.from({ length: MSE_GRID }, (_, k) => (s.max * (k + 1)) / MSE_GRID) : [0];
+  let best = { min: Math.min(s.min, 0), max: Math.max(s.max, 0) };
+  let bestErr = Infinity;
+  for (const lo of lows) {
+    const a = binOf(lo);
+    const below = clip(0, a, lo);
+    for (const hi of highs) {
+      if (!(hi > lo)) continue;
+      const b = binOf(hi);
+      const step = (hi - lo) / 255;
+      const err = below + clip(b, n, hi) + ((c[b]! - c[a]!) * step * step) / 12;
+      if (err < bestErr) {
+        bestErr = err;
+        best = { min: lo, max: hi };
+      }
+    }
+  }
+  return best;
 }
 
 export function activationParams(r: Range, type: ActType): QParams {
