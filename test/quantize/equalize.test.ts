@@ -71,6 +71,7 @@ t.test('det: equalization is exact in float and evens out channel ranges', async
   const g2 = m2.graph;
   const again = await collectChannelRanges(m2, rep.details.map((d) => d.value), calib);
   let wide = 0;
+  let dwSites = 0;
   for (const d of rep.details) {
     const r0 = ranges.get(d.value)!;
     const r1 = again.get(d.value)!;
@@ -80,6 +81,11 @@ t.test('det: equalization is exact in float and evens out channel ranges', async
     const s1 = rangeSpread(a1);
     t.ok(Math.abs(s1 - d.spreadAfter) < 1e-3 * d.spreadAfter, `${d.value}: predicted spread ${d.spreadAfter.toFixed(3)} is the measured ${s1.toFixed(3)}`);
     const readers = d.readers.map((n) => g2.nodes.find((x) => x.name === n)!);
+    // depthwise readers quantize their weights per channel on the scaled axis: they take it all
+    const depthwise = readers.every((n) => n.opType === 'Conv' && n.attrInt('group', 1) === a1.length && g2.constant(n.inputs[1]!)!.dims[1] === 1);
+    const floatOnly = readers.every((n) => n.opType === 'ConvTranspose');
+    t.equal(d.alpha, depthwise || floatOnly ? 1 : 0.5, `${d.value}: alpha for ${readers.map((n) => n.opType).join(', ')} readers${depthwise ? ' (depthwise)' : ''}`);
+    if (depthwise) dwSites++;
     const w = new Array<number>(a1.length).fill(0);
     for (const n of readers) inputChannelAbs(g2, n, a1.length).forEach((x, c) => (w[c] = Math.max(w[c]!, x)));
     const live = a1.map((x, c) => [x, w[c]!, a0[c]!] as const).filter(([x, wc, x0]) => x > 0 && wc > 0 && x0 > 0);
@@ -90,6 +96,7 @@ t.test('det: equalization is exact in float and evens out channel ranges', async
     if (s0 >= 3) wide++;
   }
   t.ok(wide >= 4, `${wide} sites had a channel spread >= 3`);
+  t.ok(dwSites >= 1, `${dwSites} sites read only by depthwise convs, fully equalized`);
 });
 
 t.test('det: splitting the stem conv before hardswish is exact and gives each copy a narrower range', async (t) => {

@@ -218,12 +218,18 @@ function scaleOutputChannels(g: Graph, n: Node, s: Float64Array): void {
   }
 }
 
+/** A Conv reading one input channel per output channel (group == channels): per-channel weights absorb any input scale. */
+function isDepthwise(g: Graph, n: Node, channels: number): boolean {
+  const w = g.constant(n.inputs[1] ?? '');
+  return n.opType === 'Conv' && n.attrInt('group', 1) === channels && !!w && w.dims[1] === 1 && w.dims[0] === channels;
+}
+
 export interface EqualizeOptions {
   /**
    * How much of the activation range moves into the readers' weights (SmoothQuant's alpha):
    * s = a^alpha / w^(1 - alpha). 0.5 balances activation and weight ranges; readers that stay
-   * float (ConvTranspose has no int8 kernel here) take all of it (alpha 1: every channel then
-   * spans the same range).
+   * float (ConvTranspose has no int8 kernel here) or depthwise (per-channel weights on the same
+   * axis) take all of it (alpha 1: every channel then spans the same range).
    */
   alpha?: number;
   /** Readers whose weights will not be quantized (op types). */
@@ -247,7 +253,9 @@ export function equalizeSites(model: Model, sites: readonly EqualizeSite[], rang
     const a = channelAbs(r);
     const spreadBefore = rangeSpread(a);
     if (spreadBefore < (o.minSpread ?? 1.5)) continue;
-    const allFloat = site.readers.every((n) => floatReaders.has(n.opType));
+    // a depthwise reader quantizes its weights per channel on the very axis s scales, so moving
+    // the whole range into it costs its weights nothing: such sites get every channel the same range
+    const allFloat = site.readers.every((n) => floatReaders.has(n.opType) || isDepthwise(g, n, site.channels));
     const alpha = allFloat ? 1 : alpha0;
     const w = new Float64Array(site.channels);
     for (const n of site.readers) {
