@@ -52,6 +52,17 @@ t.test('--weight-rounding nearest is what the report says it used', async (t) =>
   t.not(bad.code, 0, 'an unknown rounding is refused');
 });
 
+t.test('--method mse and --equalize run and the report says so', async (t) => {
+  const r = await runCli(['quantize', MNIST, '-o', join(dir, 'mse.onnx'), '--mode', 'static', '--calib', cal, '--method', 'mse', '--equalize', '--json', '--force']);
+  t.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { method: string; equalized: { sites: number; widest: number } | null; fidelity: { mean: number } };
+  t.equal(j.method, 'mse');
+  t.ok(j.equalized && Number.isInteger(j.equalized.sites), `equalization reported: ${JSON.stringify(j.equalized)}`);
+  t.ok(j.fidelity.mean > 0.99, `MNIST stays faithful: cosine ${j.fidelity.mean}`);
+  const plain = await runCli(['quantize', MNIST, '-o', join(dir, 'plain.onnx'), '--mode', 'static', '--calib', cal, '--weight-rounding', 'nearest', '--json', '--force']);
+  t.equal((JSON.parse(plain.stdout) as { equalized: unknown }).equalized, null, 'no equalization unless asked');
+});
+
 t.test('without --force the file written follows the measured decision: float when int8 is not faster here', async (t) => {
   const out = join(dir, 'decided.onnx');
   const r = await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', cal, '--json']);

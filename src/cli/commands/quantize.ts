@@ -17,6 +17,7 @@ interface Args {
   'min-fidelity'?: number;
   'fidelity-metric': FidelityMetric;
   'weight-rounding': WeightRounding;
+  equalize: boolean;
   shape?: string[];
   json?: boolean;
   threads: number;
@@ -30,6 +31,7 @@ function summary(r: QuantizeReport, out: string): string {
     `layers: ${r.layers.quantized} quantized, ${r.layers.float} left in float`,
     ...r.layers.details.filter((l) => !l.int8 && l.why).slice(0, 10).map((l) => `  float: ${l.op} ${l.node}: ${l.why}`),
     ...(r.weightRounding ? [`weights: ${r.weightRounding.method} rounding over ${r.weightRounding.layers} layers${r.weightRounding.errorVsNearest !== null ? `, layer output error ${r.weightRounding.errorVsNearest.toFixed(3)}x round-to-nearest's on the calibration data` : ''}`] : []),
+    ...(r.equalized ? [`equalized: ${r.equalized.sites} conv -> conv sites (widest max/median channel range before: ${r.equalized.widest.toFixed(1)})`] : []),
     ...(r.floatTensors.length ? [`activations left float for fidelity: ${r.floatTensors.length} (${r.floatTensors.slice(0, 8).join(', ')}${r.floatTensors.length > 8 ? ', ...' : ''})`] : []),
     r.fidelity ? `fidelity: ${r.fidelity.metric === 'argmax' ? 'per-position argmax agreement' : 'cosine'} mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples` : 'fidelity: not measured (no --calib data)',
     `platform: ${r.platform.why}`,
@@ -49,11 +51,12 @@ export const command: CommandModule<object, Args> = {
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'where to write the quantized model' })
       .option('mode', { choices: QUANT_MODES, demandOption: true, describe: 'static (calibrated QDQ), dynamic (int8 MatMul/Gemm), fp16 (size only)' })
       .option('calib', { type: 'string', describe: 'calibration data: folder of images (+ preprocess.json) or a float32 .npy [N, ...]' })
-      .option('method', { choices: CALIB_METHODS, default: 'minmax' as CalibMethod, describe: 'activation range method for static mode' })
+      .option('method', { choices: CALIB_METHODS, default: 'minmax' as CalibMethod, describe: 'activation range method for static mode (mse: least clipping + rounding error per tensor)' })
       .option('per-channel', { type: 'boolean', default: true, describe: 'per-output-channel weight scales (--no-per-channel for per tensor)' })
       .option('min-fidelity', { type: 'number', describe: 'fidelity floor vs float (in --fidelity-metric); sensitive layers and activations stay float to meet it' })
       .option('fidelity-metric', { choices: FIDELITY_METRICS, default: 'cosine' as FidelityMetric, describe: 'cosine of each output, or argmax: agreement of the per-position argmax over the last axis (sequence recognisers such as PP-OCR rec)' })
       .option('weight-rounding', { choices: WEIGHT_ROUNDINGS, default: 'adaround' as WeightRounding, describe: 'static mode: how int8 weights are rounded: adaround (round up or down per weight to minimise each layer\'s output error on the calibration data, then bias correction; slower), bias (nearest + bias correction), nearest' })
+      .option('equalize', { type: 'boolean', default: false, describe: 'static mode: rescale channels between a conv and the convs reading it (exact in float) so one activation scale serves every channel; fully for depthwise readers' })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (needed for dynamic dims)' })
       .option('threads', { type: 'number', default: 2, describe: 'onnxruntime threads for calibration and measurement' })
       .option('force', { type: 'boolean', describe: 'write the quantized model even when int8 is not faster than float here' })
@@ -72,7 +75,7 @@ export const command: CommandModule<object, Args> = {
     } else if (a.mode === 'static') {
       throw new EdgefitError('USAGE', 'static quantization needs calibration data: --calib <folder of images | data.npy>');
     }
-    const { model: q, floatModel, report } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, fidelityMetric: a['fidelity-metric'], weightRounding: a['weight-rounding'], data, threads: a.threads });
+    const { model: q, floatModel, report } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, fidelityMetric: a['fidelity-metric'], weightRounding: a['weight-rounding'], equalize: a.equalize, data, threads: a.threads });
     // int8 that is not faster here is not worth its fidelity loss: write the float model, say so
     const keepFloat = report.decision === 'kept-float' && !a.force;
     saveModel(keepFloat ? floatModel : q, a.output);

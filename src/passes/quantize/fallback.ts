@@ -4,7 +4,7 @@ import type * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import { measureFidelity, type Fidelity, type FidelityMetric } from './fidelity.js';
 import type { Feeds } from './ort.js';
-import { floatSet, rankSensitivity, type FloatSet, type Ranked } from './sensitivity.js';
+import { floatSet, rankSensitivity, type FloatSet, type Ranked, type SensitivityRank } from './sensitivity.js';
 
 export interface FallbackOptions {
   floor: number;
@@ -15,6 +15,8 @@ export interface FallbackOptions {
   /** Most probe sessions the ranking builds (see rankSensitivity). */
   maxProbes?: number;
   onProbe?: (done: number, total: number) => void;
+  /** How units are ranked (sensitivity.ts; default 'alone'). */
+  rank?: SensitivityRank;
 }
 
 export interface FallbackResult<B> {
@@ -39,7 +41,7 @@ export async function fallbackToFloat<B extends { bytes: Uint8Array }>(
   const n = Math.max(1, Math.min(o.probeSamples ?? 2, data.length));
   let probes = 0;
   const ranked = await rankSensitivity(units, (f) => build(f).bytes, data.slice(0, n), reference.slice(0, n), {
-    threads: o.threads, metric: o.metric, maxProbes: o.maxProbes,
+    threads: o.threads, metric: o.metric, maxProbes: o.maxProbes, rank: o.rank,
     onProbe: (d, t) => {
       probes = d;
       o.onProbe?.(d, t);

@@ -12,6 +12,7 @@ import { parseModel, serializeModel } from '../../onnx/index.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
 import { computeRange, type CalibMethod, type Range } from './calibrate.js';
 import { collectStats } from './collect.js';
+import { equalizeRanges, type EqualizeReport } from './equalize.js';
 import { applyDynamic } from './dynamic.js';
 import { fallbackToFloat } from './fallback.js';
 import { measureFidelity, type Fidelity, type FidelityMetric } from './fidelity.js';
@@ -22,7 +23,7 @@ import { optimizedModel, openSession, runtimeOps, type Feeds } from './ort.js';
 import { detectPlatform, type Int8Platform } from './platform.js';
 import { applyStatic, calibrationValues, findCandidates, nodeKey, type LayerDecision, type StaticOptions } from './qdq.js';
 import { Gram, layerGeometry, LayerInputStats, roundWeight, type RoundedWeight, type WeightRounding } from './rounding.js';
-import { floatSet, nodeUnit, tensorUnit, type FloatSet } from './sensitivity.js';
+import { floatSet, nodeUnit, tensorUnit, type FloatSet, type SensitivityRank } from './sensitivity.js';
 
 export const QUANT_MODES = ['static', 'dynamic', 'fp16'] as const;
 export type QuantMode = (typeof QUANT_MODES)[number];
@@ -35,6 +36,11 @@ export interface QuantizeOptions {
   mode: QuantMode;
   method?: CalibMethod;
   perChannel?: boolean;
+  /**
+   * Rescale channels between a conv and its readers so each per-tensor activation scale serves
+   * all channels (equalize.ts; exact in float). Static mode only.
+   */
+  equalize?: boolean;
   /** Fidelity floor (in the fidelity metric, vs float); sensitive layers and tensors fall back to float to meet it. */
   minFidelity?: number;
   /**
@@ -49,6 +55,8 @@ export interface QuantizeOptions {
    * rec's float set ranked on 2 crops over-fitted them) at a proportional probe cost.
    */
   probeSamples?: number;
+  /** How the --min-fidelity fallback ranks units (sensitivity.ts): 'alone' (default) or 'leave-out'. */
+  fallbackRank?: SensitivityRank;
   /** Progress of the --min-fidelity sensitivity probes. */
   onProbe?: (done: number, total: number) => void;
   /** Input batches: calibration for static mode, fidelity measurement for all modes. */
@@ -111,6 +119,8 @@ export interface QuantizeReport {
    * inputs as a share of round-to-nearest's (sum over layers of (w - w_q)^T H (w - w_q)).
    */
   weightRounding: { method: WeightRounding; layers: number; errorVsNearest: number | null } | null;
+  /** Cross-layer range equalization (static, --equalize): sites rescaled and the widest max/median channel range before. */
+  equalized: { sites: number; widest: number } | null;
   /** Activation tensors the --min-fidelity fallback left unquantized (static mode). */
   floatTensors: string[];
   /** The --min-fidelity search: units ranked, and the fidelity of each float set it tried (k most sensitive units). */
@@ -180,6 +190,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   const method = o.mode === 'static' ? (o.method ?? 'minmax') : null;
   const rounding: WeightRounding = o.weightRounding ?? 'adaround';
   const layerStats = new Map<string, LayerInputStats>();
+  let equalized: EqualizeReport | null = null;
   if (o.mode === 'static') {
     // ranks for the opset check (Softmax over the last axis); best effort, unknown ranks just block
     try {
@@ -196,6 +207,8 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     folds = foldForQuantization(floatModel, 'float');
     floatBytes = serializeModel(floatModel);
     foldForQuantization(int8Form, 'int8');
+    // exact in float: only how the per-tensor activation scales fall changes (equalize.ts)
+    if (o.equalize) equalized = await equalizeRanges(int8Form, data, { threads });
     int8FormBytes = serializeModel(int8Form);
     const cands = findCandidates(int8Form);
     const values = calibrationValues(cands);
@@ -302,7 +315,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     // weighted nodes (their weights stay float) and, in static mode, every quantized activation
     const units = best.layers.filter((l) => l.int8 && (o.mode !== 'static' || l.kind === 'weighted')).map((l) => nodeUnit(l.node));
     if (o.mode === 'static') for (const q of best.model.graph.nodes) if (q.opType === 'QuantizeLinear' && !best.model.graph.constant(q.inputs[0]!)) units.push(tensorUnit(q.inputs[0]!));
-    const fb = await fallbackToFloat(units, build, fdata, reference, { floor: o.minFidelity, metric, threads, maxProbes: o.maxProbes, probeSamples: o.probeSamples, onProbe: o.onProbe });
+    const fb = await fallbackToFloat(units, build, fdata, reference, { floor: o.minFidelity, metric, threads, maxProbes: o.maxProbes, probeSamples: o.probeSamples, onProbe: o.onProbe, rank: o.fallbackRank });
     best = fb.built;
     fidelity = fb.fidelity;
     fallback = { units: units.length, probed: fb.probes, tried: fb.tried };
@@ -331,6 +344,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     sizes: { before, after: best.bytes.byteLength, ratio: best.bytes.byteLength / before },
     layers: { quantized: best.layers.filter((l) => l.int8).length, float: best.layers.filter((l) => !l.int8).length, details: best.layers },
     weightRounding,
+    equalized: equalized ? { sites: equalized.sites, widest: equalized.details.reduce((a, d) => Math.max(a, d.spreadBefore), 0) } : null,
     floatTensors: best.floatTensors,
     fallback,
     fidelity,

@@ -7,10 +7,16 @@
 //  - an activation tensor ('tensor:' keys): its Q/DQ pair goes, so its rounding goes with it. A
 //    node kept float still reads and writes rounded tensors; on PP-OCR rec the activation rounding
 //    is most of the loss and it is spread over many tensors, none of which a node fallback removes.
-// Each unit is ranked by what keeping it alone in float gains over the all-int8 model (the regime
-// the fallback works in), measured with the real int8 kernels on a few samples by a smooth loss
+// Two rankings, both measured with the real int8 kernels on a few samples by a smooth loss
 // (1 - cosine, or the per-position KL for argmax agreement), not the metric itself: argmax
 // agreement moves in whole flipped steps and ties across most units.
+//  - 'alone' (default): the loss of the model where only this unit is int8 (every other unit
+//    float). Errors of neighbouring units compound: on PP-OCRv4 det the first block's dozen
+//    activations hold ~90% of the single-unit losses, yet keeping any one of them float gains
+//    little while its neighbours stay int8. Ranked alone, keeping 16 activations float reached
+//    held-out cosine 0.980 with every weight int8 (scripts/diag-acts.ts);
+//  - 'leave-out': what keeping the unit alone in float gains over the all-int8 model. On det
+//    with a 0.98 floor it handed back 32 neck and head convs instead (file 0.675x, cosine 0.980).
 import type * as ort from 'onnxruntime-node';
 import { measureFidelity, type FidelityMetric } from './fidelity.js';
 import type { Feeds, OptLevel } from './ort.js';
@@ -47,11 +53,20 @@ export interface RankOptions {
   maxProbes?: number;
   /** Called after each probe (progress for long searches). */
   onProbe?: (done: number, total: number) => void;
+  /** How a unit's sensitivity is measured (see the top of this file). */
+  rank?: SensitivityRank;
 }
+
+export const SENSITIVITY_RANKS = ['alone', 'leave-out'] as const;
+export type SensitivityRank = (typeof SENSITIVITY_RANKS)[number];
 
 export interface Ranked {
   unit: string;
-  /** Loss of the all-int8 model minus the loss with this unit alone in float (larger = more sensitive). */
+  /**
+   * What keeping the unit float is worth (larger = more sensitive): 'alone', the loss of the model
+   * with only this unit int8 over the all-float one; 'leave-out', the loss of the all-int8 model
+   * over the one with only this unit float.
+   */
   gain: number;
 }
 
@@ -65,14 +80,16 @@ export async function rankSensitivity(
   const level = o.level ?? 'all';
   const metric = o.metric ?? 'cosine';
   const budget = Math.max(2, o.maxProbes ?? 64);
-  const base = await measureFidelity(buildKeeping(floatSet([])), batches, reference, level, o.threads, metric);
+  const alone = (o.rank ?? 'alone') === 'alone';
+  const base = await measureFidelity(buildKeeping(floatSet(alone ? units : [])), batches, reference, level, o.threads, metric);
   let done = 0;
   const chunks = units.length > budget ? Math.max(2, Math.min(Math.ceil(budget / 4), Math.ceil(units.length / 2))) : 0;
   const total = units.length > budget ? budget : units.length;
   const gainOf = async (us: readonly string[]): Promise<number> => {
-    const f = await measureFidelity(buildKeeping(floatSet(us)), batches, reference, level, o.threads, metric);
+    const these = new Set(us);
+    const f = await measureFidelity(buildKeeping(floatSet(alone ? units.filter((u) => !these.has(u)) : us)), batches, reference, level, o.threads, metric);
     o.onProbe?.(++done, total);
-    return base.loss - f.loss;
+    return alone ? f.loss - base.loss : base.loss - f.loss;
   };
   const probed = new Map<string, number>();
   /** Estimated gain of units not probed alone: their chunk's gain shared out. */
