@@ -45,6 +45,8 @@ export class ModelRunner {
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: opts.optimization ?? 'basic',
+        // unused initializers left by exact folds are dropped with a warning per tensor: noise
+        logSeverityLevel: 3,
       });
     } catch (e) {
       throw new EdgefitError('EVAL', `onnxruntime refused the model: ${String((e as Error).message ?? e).split('\n')[0]}`, { cause: e });
