@@ -63,6 +63,23 @@ t.test('--method mse and --equalize run and the report says so', async (t) => {
   t.equal((JSON.parse(plain.stdout) as { equalized: unknown }).equalized, null, 'no equalization unless asked');
 });
 
+t.test('--mode weights: int8 weights read through Cast and Mul that onnxruntime folds at load, activations float', async (t) => {
+  const out = join(dir, 'w8.onnx');
+  const r = await runCli(['quantize', MNIST, '-o', out, '--mode', 'weights', '--calib', cal, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { decision: string; written: string; sizes: { ratio: number }; fidelity: { mean: number }; runtimeOps: Record<string, number>; layers: { quantized: number } };
+  t.equal(j.decision, 'size-only');
+  t.equal(j.written, 'weights', 'size-only: written whatever the latency');
+  t.ok(j.sizes.ratio < 0.3, `file ${j.sizes.ratio} of the float one`);
+  t.ok(j.fidelity.mean > 0.999, `cosine ${j.fidelity.mean}`);
+  t.ok(j.layers.quantized >= 4, `${j.layers.quantized} layers with int8 weights`);
+  const ops = loadModel(out).graph.nodes.map((n) => n.opType);
+  t.notOk(ops.includes('QuantizeLinear') || ops.includes('DequantizeLinear'), 'no QDQ: nothing is dequantized per run');
+  t.ok(ops.filter((o) => o === 'Cast').length >= 4, 'the int8 weights are read through Cast');
+  t.notOk('Cast' in j.runtimeOps || 'DequantizeLinear' in j.runtimeOps, `onnxruntime folded the weights at load: runs ${Object.keys(j.runtimeOps).join(' ')}`);
+  oneLineError(t, await runCli(['quantize', MNIST, '-o', join(dir, 'w8b.onnx'), '--mode', 'weights']), /weights quantization needs calibration data/);
+});
+
 t.test('without --force the file written follows the measured decision: float when int8 is not faster here', async (t) => {
   const out = join(dir, 'decided.onnx');
   const r = await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', cal, '--json']);

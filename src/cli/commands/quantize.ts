@@ -49,7 +49,7 @@ export const command: CommandModule<object, Args> = {
     y
       .positional('model', { type: 'string', demandOption: true, describe: 'float ONNX model' })
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'where to write the quantized model' })
-      .option('mode', { choices: QUANT_MODES, demandOption: true, describe: 'static (calibrated QDQ), dynamic (int8 MatMul/Gemm), fp16 (size only)' })
+      .option('mode', { choices: QUANT_MODES, demandOption: true, describe: 'static (calibrated QDQ), dynamic (int8 MatMul/Gemm), fp16 or weights (size only: fp16 or int8 weight storage, float compute)' })
       .option('calib', { type: 'string', describe: 'calibration data: folder of images (+ preprocess.json) or a float32 .npy [N, ...]' })
       .option('method', { choices: CALIB_METHODS, default: 'minmax' as CalibMethod, describe: 'activation range method for static mode (mse: least clipping + rounding error per tensor)' })
       .option('per-channel', { type: 'boolean', default: true, describe: 'per-output-channel weight scales (--no-per-channel for per tensor)' })
@@ -72,8 +72,8 @@ export const command: CommandModule<object, Args> = {
       const inputs: ModelInput[] = model.graph.runtimeInputs().map((i) => ({ name: i.name, dtype: i.type?.dtype ?? 'float32', shape: i.type?.shape ?? null }));
       const set = loadInputSet(a.calib, inputs, { shapes, limit: 64 });
       data = set.samples.map((s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, new ort.Tensor(v.dtype as 'float32', v.data as Float32Array, v.shape)])));
-    } else if (a.mode === 'static') {
-      throw new EdgefitError('USAGE', 'static quantization needs calibration data: --calib <folder of images | data.npy>');
+    } else if (a.mode === 'static' || a.mode === 'weights') {
+      throw new EdgefitError('USAGE', `${a.mode} quantization needs calibration data: --calib <folder of images | data.npy>`);
     }
     const { model: q, floatModel, report } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, fidelityMetric: a['fidelity-metric'], weightRounding: a['weight-rounding'], equalize: a.equalize, data, threads: a.threads });
     // int8 that is not faster here is not worth its fidelity loss: write the float model, say so

@@ -17,6 +17,7 @@ import { applyDynamic } from './dynamic.js';
 import { fallbackToFloat } from './fallback.js';
 import { measureFidelity, type Fidelity, type FidelityMetric } from './fidelity.js';
 import { applyFp16 } from './fp16.js';
+import { applyWeightStorage } from './weight-storage.js';
 import { applyOpsetPlan, planOpset, type OpsetPlan } from './opset.js';
 import { foldForQuantization, saturatedLowerBounds, type FoldReport } from './fold.js';
 import { optimizedModel, openSession, runtimeOps, type Feeds } from './ort.js';
@@ -25,7 +26,9 @@ import { applyStatic, calibrationValues, findCandidates, nodeKey, type LayerDeci
 import { Gram, layerGeometry, LayerInputStats, roundWeight, type RoundedWeight, type WeightRounding } from './rounding.js';
 import { floatSet, nodeUnit, tensorUnit, type FloatSet, type SensitivityRank } from './sensitivity.js';
 
-export const QUANT_MODES = ['static', 'dynamic', 'fp16'] as const;
+// 'weights': int8 weights (calibrated rounding) with float activations and float compute, a
+// size-only mode like fp16: onnxruntime folds each DequantizeLinear of a weight at load.
+export const QUANT_MODES = ['static', 'dynamic', 'fp16', 'weights'] as const;
 export type QuantMode = (typeof QUANT_MODES)[number];
 
 export { CALIB_METHODS, type CalibMethod } from './calibrate.js';
@@ -178,7 +181,11 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   const threads = o.threads ?? 2;
   const floatModel = await prepareFloat(input);
   const data = o.data ?? [];
-  if (o.mode === 'static' && data.length === 0) throw new EdgefitError('USAGE', 'static quantization needs calibration data (--calib)');
+  // weights mode runs the static pipeline (its rounding and bias correction need the data) and
+  // then leaves every activation float
+  const calibrated = o.mode === 'static' || o.mode === 'weights';
+  const sizeOnly = o.mode === 'fp16' || o.mode === 'weights';
+  if (calibrated && data.length === 0) throw new EdgefitError('USAGE', `${o.mode} quantization needs calibration data (--calib)`);
   if (o.minFidelity !== undefined && data.length === 0) throw new EdgefitError('USAGE', '--min-fidelity needs data to measure on (--calib)');
 
   let opset: OpsetPlan | null = null;
@@ -187,11 +194,11 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   let int8FormBytes = floatBytes;
   let ranges = new Map<string, Range>();
   let reference: Record<string, ort.Tensor>[] = [];
-  const method = o.mode === 'static' ? (o.method ?? 'minmax') : null;
+  const method = calibrated ? (o.method ?? 'minmax') : null;
   const rounding: WeightRounding = o.weightRounding ?? 'adaround';
   const layerStats = new Map<string, LayerInputStats>();
   let equalized: EqualizeReport | null = null;
-  if (o.mode === 'static') {
+  if (calibrated) {
     // ranks for the opset check (Softmax over the last axis); best effort, unknown ranks just block
     try {
       inferShapes(floatModel, { shapes: new Map(Object.entries(data[0]!).map(([k, t]) => [k, [...t.dims]])) });
@@ -206,7 +213,8 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     const int8Form = parseModel(serializeModel(floatModel));
     folds = foldForQuantization(floatModel, 'float');
     floatBytes = serializeModel(floatModel);
-    foldForQuantization(int8Form, 'int8');
+    // weights mode computes in float: its "int8 form" keeps HardSwish whole like the float one
+    foldForQuantization(int8Form, o.mode === 'weights' ? 'float' : 'int8');
     // exact in float: only how the per-tensor activation scales fall changes (equalize.ts)
     if (o.equalize) equalized = await equalizeRanges(int8Form, data, { threads });
     int8FormBytes = serializeModel(int8Form);
@@ -250,7 +258,8 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     }
   }
 
-  let reduceRange = platform.reduceRange;
+  // float kernels (weights mode) cannot saturate: full 8-bit weights
+  let reduceRange = o.mode === 'weights' ? false : platform.reduceRange;
   const metric = o.fidelityMetric ?? 'cosine';
   // rounded weights depend on the node, the bit width and the axis only: every build reuses them
   const rounded = new Map<string, RoundedWeight>();
@@ -266,10 +275,12 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
       }
     : undefined;
   const build = (keep: FloatSet): { model: Model; bytes: Uint8Array; layers: LayerDecision[]; floatTensors: string[] } => {
-    const m = parseModel(o.mode === 'static' ? int8FormBytes : floatBytes);
+    const m = parseModel(calibrated ? int8FormBytes : floatBytes);
     let layers: LayerDecision[];
     const keepFloat = keep.nodes;
-    if (o.mode === 'static') {
+    if (o.mode === 'weights') {
+      layers = applyWeightStorage(m, { perChannel: o.perChannel ?? true, keepFloat, roundWeight: roundHook });
+    } else if (o.mode === 'static') {
       layers = applyStatic(m, findCandidates(m), { actType: platform.activation, reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, floatTensors: keep.tensors, qdqDomain: opset!.qdqDomain, roundWeight: roundHook });
     } else if (o.mode === 'dynamic') {
       layers = applyDynamic(m, { perChannel: o.perChannel ?? true, reduceRange, keepFloat });
@@ -294,7 +305,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   let best = build(none);
   let fidelity = fdata.length ? await measureFidelity(best.bytes, fdata, reference, 'all', threads, metric) : null;
   let rangeNote = '';
-  if (platform.reduceRange && fidelity && o.mode !== 'fp16') {
+  if (platform.reduceRange && fidelity && !sizeOnly) {
     // 7-bit weights rule out VPMADDUBSW saturation but cost precision; some models (PP-OCR det)
     // lose more to the missing bit than to rare saturation. Measure both with the real kernels.
     reduceRange = false;
@@ -323,15 +334,15 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   ranges = new Map(); // release
   layerStats.clear();
   let weightRounding: QuantizeReport['weightRounding'] = null;
-  if (o.mode === 'static') {
+  if (calibrated) {
     const used = [...rounded.entries()].filter(([k]) => k.split('|')[1] === String(reduceRange)).map(([, r]) => r);
     const near = used.reduce((a, r) => a + r.errNearest, 0);
     weightRounding = { method: rounding, layers: used.length, errorVsNearest: near > 0 ? used.reduce((a, r) => a + r.err, 0) / near : null };
   }
-  const latency = data.length && o.latencyRuns !== 0 ? await compareLatency(floatBytes, best.bytes, data[0]!, o.latencyRuns ?? 7, threads) : null;
-  let decision: QuantizeReport['decision'] = o.mode === 'fp16' ? 'size-only' : 'quantized';
-  let note = o.mode === 'fp16' ? 'fp16 storage: compute stays float32' : latency ? `int8 runs at ${latency.ratio.toFixed(2)}x the float latency here` : 'latency not measured (no data)';
-  if (latency && o.mode !== 'fp16' && latency.ratio >= 1) {
+  const latency = data.length && o.latencyRuns !== 0 && !sizeOnly ? await compareLatency(floatBytes, best.bytes, data[0]!, o.latencyRuns ?? 7, threads) : null;
+  let decision: QuantizeReport['decision'] = sizeOnly ? 'size-only' : 'quantized';
+  let note = o.mode === 'fp16' ? 'fp16 storage: compute stays float32' : o.mode === 'weights' ? 'int8 weight storage (Cast and Mul by the scale, folded by onnxruntime at load): compute stays float32' : latency ? `int8 runs at ${latency.ratio.toFixed(2)}x the float latency here` : 'latency not measured (no data)';
+  if (latency && !sizeOnly && latency.ratio >= 1) {
     decision = 'kept-float';
     note = `int8 is not faster than float on this box (${latency.quantizedMs.toFixed(1)} ms vs ${latency.floatMs.toFixed(1)} ms, ${platform.feature}): keep the float model`;
   }

@@ -59,7 +59,7 @@ function isConstantClipAtZero(g: Graph, n: Node): boolean {
 }
 
 /** Weight axis that indexes output channels (per-channel quantization axis). */
-function weightAxis(n: Node, w: Tensor): number | undefined {
+export function weightAxis(n: Node, w: Tensor): number | undefined {
   if (n.opType === 'Conv') return 0;
   if (n.opType === 'MatMul') return w.dims.length === 2 ? 1 : undefined;
   if (n.opType === 'Gemm') return n.attrInt('transB', 0) === 1 ? 0 : 1;
