@@ -1,6 +1,6 @@
 // Benchmark of edgefit quantize on real models, float and quantized measured side by side in
 // one process at 2 threads (runs interleaved so machine noise hits both alike), medians.
-//   node dist/scripts/bench-quantize.js [mnist] [transformer] [rec] [det] [pruned] [profile] [--runs N]
+//   node dist/scripts/bench-quantize.js [mnist] [transformer] [rec] [det] [pruned] [profile] [weights] [--runs N]
 // Env: REC_MIN_FIDELITY (per-step argmax agreement), DET_MIN_FIDELITY (cosine) add runs with that fidelity floor;
 // REC_METHOD (minmax); REC_ROUNDINGS (nearest,bias,adaround: weight roundings of the static runs); REC_FOLD=even
 // swaps rec's calibration and held-out lines; REC_DYNAMIC=0 skips rec's dynamic run; REC_PROBE_SAMPLES
@@ -288,6 +288,35 @@ async function profileDet(): Promise<void> {
   }
 }
 
+/**
+ * --mode weights (size-only, like fp16): int8 weight storage read through Cast and Mul, which
+ * onnxruntime folds at load; fidelity on the held-out data, latency beside the folded float model.
+ */
+async function weightsOnly(): Promise<void> {
+  {
+    const { calib, held } = detSets();
+    const file = join(OCR, 'ch_PP-OCRv4_det_infer.onnx');
+    const { bytes, report, floatModel } = await quantizeModel(loadModel(file), { mode: 'weights', method: 'percentile', data: tensors(calib, 'x', DET_DIMS), fidelityData: tensors(calib.slice(0, 2), 'x', DET_DIMS) });
+    const f = await openSession(loadModel(file));
+    const q = await openSession(bytes);
+    const ff = await openSession(serializeModel(floatModel));
+    const ref = await outputs(f, tensors(held, 'x', DET_DIMS));
+    const got = await outputs(q, tensors(held, 'x', DET_DIMS));
+    const cos = ref.map((r, i) => cosine(r, got[i]!));
+    line('det weights (int8 storage, float compute)', report, await latency(f, q, tensors(held, 'x', DET_DIMS)[0]!, ff), `held-out cosine min ${Math.min(...cos).toFixed(4)} mean ${(cos.reduce((a, b) => a + b) / cos.length).toFixed(4)}`);
+  }
+  {
+    const { calib, held } = recSets(ROOT);
+    const file = join(OCR, 'ch_PP-OCRv4_rec_infer.onnx');
+    const { bytes, report, floatModel } = await quantizeModel(loadModel(file), { mode: 'weights', data: tensors(calib, 'x', REC_DIMS), fidelityMetric: 'argmax' });
+    const f = await openSession(loadModel(file));
+    const q = await openSession(bytes);
+    const ff = await openSession(serializeModel(floatModel));
+    const a = stepAgreement(await outputs(f, tensors(held, 'x', REC_DIMS)), await outputs(q, tensors(held, 'x', REC_DIMS)));
+    line('rec weights (int8 storage, float compute)', report, await latency(f, q, tensors(held, 'x', REC_DIMS)[0]!, ff), `HELD-OUT per-step argmax agreement ${pct(a)} over ${a.steps} steps of ${held.length} crops`);
+  }
+}
+
 function parseModelCopy(bytes: Uint8Array): ReturnType<typeof loadModel> {
   return parseModel(bytes);
 }
@@ -299,3 +328,4 @@ if (want('rec')) await rec();
 if (want('det')) await det();
 if (want('pruned')) await prunedDet();
 if (want('profile')) await profileDet();
+if (want('weights')) await weightsOnly();
