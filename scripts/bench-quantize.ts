@@ -21,6 +21,7 @@ import { quantizeModel, type QuantizeReport, type QuantMode, type WeightRounding
 import { readNpy } from '../src/passes/quantize/calib-data.js';
 import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
 import { cosine } from '../src/passes/quantize/fidelity.js';
+import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
 import { detSets, recSets, stepAgreement, pct, REC_DIMS, DET_DIMS } from './ocr-data.js';
 import { writeMnistLabelled } from './mnist-to-labelled.js';
 import { interleavedMedians, median } from './interleave.js';
@@ -125,22 +126,10 @@ async function rec(): Promise<void> {
     if (process.env.REC_DIAG && mode === 'static' && !fl) {
       // where the int8 error sits: the same model with the Q/DQ pairs of a share of its
       // activations removed (graph order); weights stay int8 throughout
-      const m0 = parseModel(bytes);
-      const acts = m0.graph.topoOrder().filter((n) => n.opType === 'QuantizeLinear' && !m0.graph.constant(n.inputs[0]!)).map((n) => n.inputs[0]!);
+      const acts = quantizedActivations(bytes);
       const shares: [string, number, number][] = [['weights only (every activation float)', 0, 1], ['first half of the activations float', 0, 0.5], ['second half of the activations float', 0.5, 1]];
       for (const [label, lo, hi] of shares) {
-        const m = parseModel(bytes);
-        const g = m.graph;
-        for (const v of acts.slice(Math.round(lo * acts.length), Math.round(hi * acts.length))) {
-          for (const qn of g.consumers(v).filter((n) => n.opType === 'QuantizeLinear')) {
-            for (const dq of g.consumers(qn.outputs[0]!).filter((n) => n.opType === 'DequantizeLinear')) {
-              g.replaceAllUses(dq.outputs[0]!, v);
-              g.removeNode(dq);
-            }
-            g.removeNode(qn);
-          }
-        }
-        const d = await openSession(serializeModel(m));
+        const d = await openSession(withFloatActivations(bytes, acts.slice(Math.round(lo * acts.length), Math.round(hi * acts.length))));
         const da = stepAgreement(refHeld, await outputs(d, tensors(held, 'x', dims)));
         console.log(`  rec diag, ${label}: HELD-OUT per-step argmax agreement ${pct(da)}`);
         await d.release();

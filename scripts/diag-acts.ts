@@ -17,6 +17,7 @@ import { loadModel, parseModel, serializeModel } from '../src/onnx/index.js';
 import { quantizeModel, type CalibMethod } from '../src/passes/quantize/index.js';
 import { openSession } from '../src/passes/quantize/ort.js';
 import { cosine } from '../src/passes/quantize/fidelity.js';
+import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
 import { detSets, recSets, stepAgreement, pct, REC_DIMS, REC_CLASSES, DET_DIMS } from './ocr-data.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -71,23 +72,8 @@ const t0 = performance.now();
 const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'static', method, equalize, ...(exact ? { platform: { arch: 'x64', feature: 'avx512_vnni' as const, activation: 'uint8' as const, reduceRange: false, why: 'emulated exact int8 (VNNI-like: u8 activations, full 8-bit weights)' } } : {}), data: feeds(calib), fidelityData: feeds(rankSet), latencyRuns: 0, fidelityMetric: which === 'rec' ? 'argmax' : 'cosine' });
 console.log(`${which}: quantized (${method}, ${report.weightRounding?.method}${equalize ? `, equalized ${report.equalized?.sites} sites` : ''}) in ${((performance.now() - t0) / 1000).toFixed(0)} s; ${report.platform.why}`);
 const base = parseModel(bytes);
-const acts = base.graph.topoOrder().filter((n) => n.opType === 'QuantizeLinear' && !base.graph.constant(n.inputs[0]!)).map((n) => n.inputs[0]!);
-
-/** The int8 model with the Q/DQ pairs of `floatActs` removed (those activations stay float). */
-function withFloat(floatActs: Iterable<string>): Uint8Array {
-  const m = parseModel(bytes);
-  const g = m.graph;
-  for (const v of floatActs) {
-    for (const qn of g.consumers(v).filter((n) => n.opType === 'QuantizeLinear')) {
-      for (const dq of g.consumers(qn.outputs[0]!).filter((n) => n.opType === 'DequantizeLinear')) {
-        g.replaceAllUses(dq.outputs[0]!, v);
-        g.removeNode(dq);
-      }
-      g.removeNode(qn);
-    }
-  }
-  return serializeModel(m);
-}
+const acts = quantizedActivations(bytes);
+const withFloat = (floatActs: Iterable<string>): Uint8Array => withFloatActivations(bytes, floatActs);
 
 const floatBytes = serializeModel(loadModel(file));
 const fRank = await run(floatBytes, rankSet);
