@@ -340,6 +340,19 @@ export function fixtureInputShape(m: Model): number[] {
 }
 
 // ---- grouped Conv, channel shuffle and whole-group fixtures (issue 4's structural patterns) ----
+
+/** ShuffleNet(v1)-like unit with `mid` shuffled channels: grouped 1x1 (G=3) -> shuffle -> depthwise -> grouped 1x1 (G=3) + residual. */
+function shuffleV1Unit(seed: number, mid: number): Model {
+  const b = new ModelBuilder({ seed });
+  const x = b.convBnRelu(b.input('x', [1, 3, 24, 24]), 24, { k: 3 });
+  let y = b.channelShuffle(b.convBnRelu(x, mid, { k: 1, group: 3 }), 3);
+  y = b.bn(b.depthwise(y));
+  y = b.bn(b.conv(y, 24, { k: 1, group: 3, bias: false }));
+  const z = b.convBnRelu(b.relu(b.binary('Add', x, y)), 32, { k: 1 });
+  b.output(b.gemm(b.flatten(b.gap(z)), 10));
+  return b.build();
+}
+
 export const GROUPED_FIXTURES = {
   /** ResNeXt-like: stem, then blocks 1x1 -> grouped 3x3 (G=4) -> 1x1 + residual; head GAP -> Gemm. */
   resnext(seed = 21): Model {
@@ -360,25 +373,11 @@ export const GROUPED_FIXTURES = {
    * Conv: its groups cut across the shuffle's blocks of 3 (as in ShuffleNet v1's real widths).
    */
   shufflenet(seed = 22): Model {
-    const b = new ModelBuilder({ seed });
-    const x = b.convBnRelu(b.input('x', [1, 3, 24, 24]), 24, { k: 3 });
-    let y = b.channelShuffle(b.convBnRelu(x, 12, { k: 1, group: 3 }), 3);
-    y = b.bn(b.depthwise(y));
-    y = b.bn(b.conv(y, 24, { k: 1, group: 3, bias: false }));
-    const z = b.convBnRelu(b.relu(b.binary('Add', x, y)), 32, { k: 1 });
-    b.output(b.gemm(b.flatten(b.gap(z)), 10));
-    return b.build();
+    return shuffleV1Unit(seed, 12);
   },
   /** The same unit with 36 shuffled channels: the second grouped Conv's groups of 12 hold whole blocks of 3. */
   shufflenetAligned(seed = 25): Model {
-    const b = new ModelBuilder({ seed });
-    const x = b.convBnRelu(b.input('x', [1, 3, 24, 24]), 24, { k: 3 });
-    let y = b.channelShuffle(b.convBnRelu(x, 36, { k: 1, group: 3 }), 3);
-    y = b.bn(b.depthwise(y));
-    y = b.bn(b.conv(y, 24, { k: 1, group: 3, bias: false }));
-    const z = b.convBnRelu(b.relu(b.binary('Add', x, y)), 32, { k: 1 });
-    b.output(b.gemm(b.flatten(b.gap(z)), 10));
-    return b.build();
+    return shuffleV1Unit(seed, 36);
   },
   /** ShuffleNet(v2)-like merge: two branches concatenated, shuffled in 2 groups, then a 1x1 and a head. */
   shufflenetV2(seed = 26): Model {
