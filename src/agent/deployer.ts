@@ -67,6 +67,9 @@ export class Deployer implements Component {
 
   /** Serialise state changes (deploy, rollback, step) so they never interleave. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    // stop() waits for what is queued; nothing new starts after it (a command or a probe that
+    // raced the shutdown gets an error, not a deploy into a closing store)
+    if (this.stopped) return Promise.reject(new EdgefitError('INTERNAL', 'the agent is stopping'));
     const run = this.lock.then(fn, fn);
     this.lock = run.catch(() => undefined);
     return run;

@@ -98,13 +98,14 @@ export class Prober implements Component, ModelServer {
     }, delayMs);
   }
 
-  /** One probe and what follows from it; exported for tests that drive probes themselves. */
+  /** One probe and what follows from it (public for tests that drive probes themselves). */
   async tick(): Promise<void> {
     const { source, bus } = this.d;
     if (this.probing || !source.loaded || this.stopped) return;
     this.probing = true;
     try {
       const lat = await source.measure(this.d.probe.runs);
+      if (this.stopped) return; // stopping: no step the deployer would refuse anyway
       bus.emit('latency', lat);
       const fit = this.d.fits.current();
       const level = this.d.fits.level();
