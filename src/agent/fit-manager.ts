@@ -91,7 +91,8 @@ export class FitManager implements Component, FitView {
 
   /** Fit when no fit exists for the current key (or always when forced); false when one runs. */
   ensure(txn?: string, force = false): boolean {
-    if (this.fitting || this.stopped || !this.fitter) return false;
+    if (this.fitting || this.stopped) return false;
+    if (!this.fitter) throw new EdgefitError('USAGE', 'the agent is still starting (profiling the hardware); try again shortly');
     this.fitting = this.run(this.fitter, txn, force).catch((e) => this.d.log(`fit: ${oneLine(e)}`)).finally(() => { this.fitting = undefined; });
     return true;
   }
