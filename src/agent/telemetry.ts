@@ -49,29 +49,27 @@ export class Telemetry implements Component {
   private metricTicks = 0;
   private startedAt = 0;
   private stopped = false;
-  private readonly listeners: { [K in keyof AgentBusEvents]?: (...a: AgentBusEvents[K]) => void } = {
-    event: (type, message, data, txn) => this.enqueueEvent(type, message, data, txn),
-    response: (verb, payload) => this.respond(verb, payload),
-    latency: (stats) => { this.lastLatency = stats; },
-    'budgets:changed': ({ budgets, txn }) => {
-      this.d.bus.report('budgets-changed', `budgets now ${JSON.stringify(budgets)}`, { budgets }, txn);
-      this.publishProfile();
-    },
-    profiled: (hw) => {
-      this.hw = hw;
-      this.publishProfile();
-      // metrics start once the hardware is known (they carry its throttling and budgets)
-      this.timer = setInterval(() => this.metricsTick(), this.d.metricsIntervalS * 1000);
-      this.metricsTick();
-    },
-  };
+  private offs: Array<() => void> = [];
 
   constructor(private readonly d: TelemetryDeps) {}
 
   async start(): Promise<void> {
     const { bus, mqtt: m } = this.d;
     this.startedAt = Date.now();
-    for (const [k, f] of Object.entries(this.listeners)) bus.on(k as keyof AgentBusEvents, f as never);
+    this.listen('event', (type, message, data, txn) => this.enqueueEvent(type, message, data, txn));
+    this.listen('response', (verb, payload) => this.respond(verb, payload));
+    this.listen('latency', (stats) => { this.lastLatency = stats; });
+    this.listen('budgets:changed', ({ budgets, txn }) => {
+      bus.report('budgets-changed', `budgets now ${JSON.stringify(budgets)}`, { budgets }, txn);
+      this.publishProfile();
+    });
+    this.listen('profiled', (hw) => {
+      this.hw = hw;
+      this.publishProfile();
+      // metrics start once the hardware is known (they carry its throttling and budgets)
+      this.timer = setInterval(() => this.metricsTick(), this.d.metricsIntervalS * 1000);
+      this.metricsTick();
+    });
     if (m.url) {
       this.brokerUrl = m.url;
     } else {
@@ -112,8 +110,16 @@ export class Telemetry implements Component {
     }
     this.publisher?.stop();
     await this.client?.stop();
-    for (const [k, f] of Object.entries(this.listeners)) bus.off(k as keyof AgentBusEvents, f as never);
+    for (const off of this.offs.splice(0)) off();
     await this.broker?.close();
+  }
+
+  private listen<K extends keyof AgentBusEvents>(event: K, f: (...a: AgentBusEvents[K]) => void): void {
+    // the cast: TypeScript cannot resolve EventEmitter's conditional listener type for a generic K
+    // (the signature above is what checks each listener)
+    const bus = this.d.bus;
+    bus.on(event, f as never);
+    this.offs.push(() => bus.off(event, f as never));
   }
 
   uptimeS(): number {
