@@ -93,7 +93,8 @@ async function deploy(args: DeployArgs, c: CommandContext): Result {
     if (!verifyModelSignature(c.signing.publicKey, bytes, args.signature)) throw new EdgefitError('INTEGRITY', 'shipped model signature does not verify');
   }
   await (c.checkRuns ?? checkRuns)(bytes, c.shapes);
-  const v = await deployer.exclusive(() => deployer.deployBytes({ bytes }, { fitId: null, candidateId: null, source: 'command', expectSha256: args.sha256 }, txn));
+  const meta = { fitId: null, candidateId: null, source: 'command', expectSha256: args.sha256 };
+  const v = await deployer.exclusive(() => deployer.deployBytes({ bytes }, meta, txn));
   return { deployed: v.version, sha256: v.sha256 };
 }
 

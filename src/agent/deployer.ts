@@ -48,7 +48,8 @@ export class Deployer implements Component {
     // a kill -9 mid-deploy leaves a pending row: the pointer (still the previous model) wins
     for (const p of store.pendingDeployments()) {
       store.setDeploymentState(p.id, 'interrupted');
-      bus.report('deploy-interrupted', `deployment of ${p.version} was interrupted; ${models.current()?.version ?? 'nothing'} stays deployed`, { version: p.version });
+      const stays = models.current()?.version ?? 'nothing';
+      bus.report('deploy-interrupted', `deployment of ${p.version} was interrupted; ${stays} stays deployed`, { version: p.version });
     }
     bus.on('fit:done', this.onFit);
     const cur = models.current();

@@ -64,7 +64,8 @@ export class FitManager implements Component, FitView {
 
   key(): string {
     const m = this.d.model;
-    return createHash('sha256').update(JSON.stringify([m.sha256, m.shapes, this.d.budgets.get(), this.d.hw().hash, ...(m.calib ? [m.calib] : [])])).digest('hex').slice(0, 32);
+    const parts = [m.sha256, m.shapes, this.d.budgets.get(), this.d.hw().hash, ...(m.calib ? [m.calib] : [])];
+    return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
   }
 
   /** The fit behind what is deployed (or the latest for the current key), with its frontier. */
@@ -119,10 +120,13 @@ export class FitManager implements Component, FitView {
           lastReport = Date.now();
           bus.report('fit-progress', `${p.stage} ${Math.round(p.fraction * 100)}%`, { fitId, fraction: p.fraction, stage: p.stage }, txn);
         });
-        if (!result.frontier.some((e) => e.id === result.chosenId)) throw new EdgefitError('INTERNAL', `fitter chose '${result.chosenId}', which is not on its frontier`);
+        if (!result.frontier.some((e) => e.id === result.chosenId)) {
+          throw new EdgefitError('INTERNAL', `fitter chose '${result.chosenId}', which is not on its frontier`);
+        }
         store.finishFit(fitId, result);
         bus.report('fit-done', `fit ${fitId} chose ${result.chosenId} of ${result.frontier.length}${result.shortfall ? ' (budgets not met)' : ''}`, {
-          fitId, chosenId: result.chosenId, levels: result.frontier.length, referenceLatencyP50Ms: result.referenceLatencyP50Ms, shortfall: result.shortfall ?? null,
+          fitId, chosenId: result.chosenId, levels: result.frontier.length, referenceLatencyP50Ms: result.referenceLatencyP50Ms,
+          shortfall: result.shortfall ?? null,
         }, txn);
       } catch (e) {
         store.failFit(fitId, oneLine(e));

@@ -27,7 +27,8 @@ export class HardwareProfiler implements Component {
     this.hw = hw;
     const last = store.lastHardware();
     if (!last || last.hash !== hw.hash) store.saveHardware(hw.hash, hw.profile, hw.hardware);
-    bus.report('profiled', `hardware profile '${hw.profile}'${last && last.hash !== hw.hash ? ' (hardware changed)' : ''}`, { profile: hw.profile, hardwareHash: hw.hash });
+    const changed = last && last.hash !== hw.hash ? ' (hardware changed)' : '';
+    bus.report('profiled', `hardware profile '${hw.profile}'${changed}`, { profile: hw.profile, hardwareHash: hw.hash });
     bus.emit('profiled', hw);
   }
 

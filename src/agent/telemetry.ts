@@ -81,11 +81,15 @@ export class Telemetry implements Component {
       certFile: m.certFile ?? undefined, keyFile: m.keyFile ?? undefined, rejectUnauthorized: m.rejectUnauthorized,
       keepaliveS: m.keepaliveS, backoffMinMs: m.backoffMinMs, backoffMaxMs: m.backoffMaxMs, connectTimeoutMs: 10_000,
     }, this.d.topics, this.d.deviceId, this.d.agentVersion, `edgefit-${this.d.deviceId}`));
-    const publisher = (this.publisher = new OutboxPublisher(this.d.store, { get connected() { return client.connected; }, publish: (t, p) => client.publish(t, p) }, m.drainRatePerSec));
+    const link = { get connected() { return client.connected; }, publish: (t: string, p: string) => client.publish(t, p) };
+    const publisher = (this.publisher = new OutboxPublisher(this.d.store, link, m.drainRatePerSec));
     client.on('connected', () => {
       this.d.log(`connected to ${this.brokerUrl}`);
       const dropped = this.d.store.takeUnreportedDrops();
-      if (dropped > 0) bus.report('outbox-dropped', `${dropped} queued messages were dropped while the broker was away (outbox bound ${m.outboxMax})`, { dropped, total: this.d.store.counter('outbox_dropped') });
+      if (dropped > 0) {
+        bus.report('outbox-dropped', `${dropped} queued messages were dropped while the broker was away (outbox bound ${m.outboxMax})`,
+          { dropped, total: this.d.store.counter('outbox_dropped') });
+      }
       this.publishProfile();
       publisher.kick();
     });
@@ -192,7 +196,8 @@ export class Telemetry implements Component {
     const hw = this.hw;
     if (!hw || !this.client?.connected) return;
     const p: ProfilePayload = {
-      v: PAYLOAD_VERSION, deviceId: this.d.deviceId, ts: new Date().toISOString(), profile: hw.profile, hardwareHash: hw.hash, hardware: hw.hardware, budgets: this.d.budgets(),
+      v: PAYLOAD_VERSION, deviceId: this.d.deviceId, ts: new Date().toISOString(), profile: hw.profile, hardwareHash: hw.hash, hardware: hw.hardware,
+      budgets: this.d.budgets(),
     };
     this.client.publish(this.d.topics.profile, JSON.stringify(p), { retain: true }).catch(() => undefined);
   }

@@ -28,7 +28,8 @@ t.teardown(async () => {
 function entry(id: string, path: string, latencyP50Ms: number, structured: number): FrontierEntry {
   const bytes = readFileSync(path);
   return { id, config: { structured, unstructured: 0, quant: 'none', threads: 1 }, modelPath: path, sha256: createHash('sha256').update(bytes).digest('hex'),
-    sizeBytes: bytes.length, latencyP50Ms, latencyP95Ms: latencyP50Ms * 1.2, modelRssMb: 10, fidelity: structured ? 0.97 : 1, meets: { latency: true, ram: true, fidelity: true } };
+    sizeBytes: bytes.length, latencyP50Ms, latencyP95Ms: latencyP50Ms * 1.2, modelRssMb: 10, fidelity: structured ? 0.97 : 1,
+    meets: { latency: true, ram: true, fidelity: true } };
 }
 
 /** A fitter that returns a fixed two-level frontier, chosen = the big one (it met the budget when fitted). */
