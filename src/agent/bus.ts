@@ -1,15 +1,41 @@
 // Typed in-process event bus: components talk through it instead of holding each other.
+// Events say what happened; a component that must wait for another's result (a deploy, a probe
+// load) is given that one function at wiring time instead.
 import { EventEmitter } from 'node:events';
-import type { EventType } from '../telemetry/payloads.js';
+import type { Budgets, FrontierEntry } from '../fit/types.js';
+import type { EventType, ResponsePayload } from '../telemetry/payloads.js';
+import type { HardwareFacts } from './hardware.js';
+import type { LatencyStats } from './latency.js';
+import type { ModelVersion } from './model-store.js';
 
 export interface AgentBusEvents {
   /** A reportable event; the telemetry side turns it into an `events` message via the outbox. */
   event: [type: EventType, message: string, data: Record<string, unknown>, txn: string | undefined];
   log: [line: string];
+  /** The hardware was profiled (once, at start). */
+  profiled: [hw: HardwareFacts];
+  /** A fit finished (or a stored one matches): its choice should be served. */
+  'fit:done': [fit: { fitId: number; chosen: FrontierEntry; txn: string | undefined }];
+  /** A model version is now the deployed one and the probe serves it (deploy, step, rollback). */
+  deployed: [d: { version: ModelVersion; source: string; txn: string | undefined }];
+  /** A live latency probe finished; null when a newly loaded model has not been probed yet. */
+  latency: [stats: LatencyStats | null];
+  /** A set-budget command changed the persisted budgets. */
+  'budgets:changed': [b: { budgets: Budgets; txn: string | undefined }];
+  /** A request arrived on request/<verb> (raw: the command router parses and checks it). */
+  command: [verb: string, payload: Buffer];
+  /** The answer to a request, for response/<verb>. */
+  response: [verb: string, payload: ResponsePayload];
 }
 
 export class AgentBus extends EventEmitter<AgentBusEvents> {
   report(type: EventType, message: string, data: Record<string, unknown> = {}, txn?: string): void {
     this.emit('event', type, message, data, txn);
   }
+}
+
+/** What the agent's parts have in common: started in order by agent.ts, stopped in reverse. */
+export interface Component {
+  start(): void | Promise<void>;
+  stop(): void | Promise<void>;
 }

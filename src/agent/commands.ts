@@ -1,24 +1,140 @@
-// Commands arriving on request/<verb>: parse, validate, verify the signature, dispatch, and
-// answer on response/<verb> echoing the txn. Anything wrong gets an error response; nothing a
-// command carries is ever used as a file path.
+// Commands arriving on request/<verb> (as 'command' on the bus): parse, validate, verify the
+// signature, run the verb's handler from COMMANDS, and answer ('response' on the bus, published
+// on response/<verb>) echoing the txn. Anything wrong gets an error response and the agent
+// carries on; nothing a command carries is ever used as a file path.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EdgefitError, isEdgefitError, oneLine } from '../errors.js';
 import type { Budgets } from '../fit/types.js';
-import { PAYLOAD_VERSION, type DeployArgs, type PublicFrontierEntry, type ResponsePayload } from '../telemetry/payloads.js';
+import { PAYLOAD_VERSION, type DeployArgs, type FitArgs, type PublicFrontierEntry, type ResponsePayload, type SetBudgetArgs } from '../telemetry/payloads.js';
 import { verifyModelSignature, verifyRequest, type SigningConfig } from '../telemetry/signing.js';
-import { isVerb, type Verb } from '../telemetry/topics.js';
+import type { Verb } from '../telemetry/topics.js';
 import { checkArgs, checkPayload } from '../telemetry/validate.js';
-import type { Agent } from './agent.js';
+import type { BudgetStore } from './budget-store.js';
+import type { AgentBus, Component } from './bus.js';
+import type { Deployer } from './deployer.js';
+import type { FitManager } from './fit-manager.js';
 import { LatencyProbe } from './latency.js';
 import { sha256Hex } from './model-store.js';
 
 const MAX_REQUEST_BYTES = 96 * 1024 * 1024;
 
-export class CommandHandler {
-  constructor(private readonly agent: Agent, private readonly signing: SigningConfig) {}
+/** Everything a handler may use; each handler's signature names the part it needs. */
+export interface CommandContext {
+  /** The request's transaction id: events a command causes carry it too. */
+  txn: string;
+  bus: AgentBus;
+  uptimeS: () => number;
+  fits: Pick<FitManager, 'ensure' | 'key' | 'current' | 'level'>;
+  budgets: Pick<BudgetStore, 'set'>;
+  deployer: Pick<Deployer, 'current' | 'exclusive' | 'deployEntry' | 'deployBytes' | 'rollback'>;
+  shapes: Record<string, number[]>;
+  maxModelMb: number;
+  signing: SigningConfig;
+  /** A shipped model must load and run here before it replaces anything (default: in a probe child). */
+  checkRuns?: (bytes: Uint8Array, shapes: Record<string, number[]>) => Promise<void>;
+}
 
+type Result = Promise<Record<string, unknown>>;
+/** `args: never`: each handler types its own (already schema-checked) arguments. */
+type Handler = (args: never, c: CommandContext) => Result;
+
+export const COMMANDS = {
+  ping: async (_a: Record<string, never>, c: Pick<CommandContext, 'uptimeS' | 'deployer'>): Result =>
+    ({ pong: true, uptimeS: c.uptimeS(), deployed: c.deployer.current()?.version ?? null }),
+
+  fit: async (a: FitArgs, c: Pick<CommandContext, 'txn' | 'fits' | 'budgets'>): Result => {
+    if (a.budgets) c.budgets.set(a.budgets);
+    if (!c.fits.ensure(c.txn, true)) throw new EdgefitError('USAGE', 'a fit is already running');
+    return { accepted: true, fitKey: c.fits.key() };
+  },
+
+  'set-budget': async (a: SetBudgetArgs, c: Pick<CommandContext, 'txn' | 'fits' | 'budgets' | 'bus'>): Result => {
+    const before = c.fits.key();
+    const budgets = c.budgets.set(a as Budgets);
+    c.bus.emit('budgets:changed', { budgets, txn: c.txn });
+    const refit = c.fits.key() !== before && c.fits.ensure(c.txn);
+    return { budgets, refit };
+  },
+
+  rollback: async (_a: Record<string, never>, c: Pick<CommandContext, 'txn' | 'deployer'>): Result => {
+    const v = await c.deployer.rollback(c.txn);
+    return { deployed: v.version, sha256: v.sha256 };
+  },
+
+  deploy: (a: DeployArgs, c: CommandContext): Result => deploy(a, c),
+
+  'get-frontier': async (_a: Record<string, never>, c: Pick<CommandContext, 'fits' | 'deployer'>): Result => {
+    const f = c.fits.current();
+    const frontier: PublicFrontierEntry[] = (f?.frontier ?? []).map(({ modelPath: _p, ...rest }) => rest);
+    return { fitId: f?.fitId ?? null, chosenId: f?.fit.chosenId ?? null, deployed: c.deployer.current()?.candidateId ?? null, level: c.fits.level(), frontier };
+  },
+} as const satisfies Record<Verb, Handler>;
+
+const isCommand = (verb: string): verb is Verb => Object.hasOwn(COMMANDS, verb);
+
+async function deploy(args: DeployArgs, c: CommandContext): Result {
+  const { deployer, txn } = c;
+  if ('candidateId' in args) {
+    const f = c.fits.current();
+    const entry = f?.frontier.find((e) => e.id === args.candidateId);
+    if (!f || !entry) throw new EdgefitError('USAGE', `no candidate '${args.candidateId}' on the stored frontier`);
+    const v = await deployer.exclusive(() => deployer.deployEntry(f.fitId, entry, 'command', txn));
+    return { deployed: v.version, candidateId: entry.id };
+  }
+  const maxBytes = c.maxModelMb * 1048576;
+  if ((args.modelB64.length * 3) / 4 > maxBytes) throw new EdgefitError('DATA', `shipped model exceeds ${c.maxModelMb} MB`);
+  const bytes = Buffer.from(args.modelB64, 'base64');
+  const sha = sha256Hex(bytes);
+  if (sha !== args.sha256) throw new EdgefitError('INTEGRITY', `shipped model sha256 is ${sha}, the request says ${args.sha256}`);
+  if (c.signing.mode === 'ed25519') {
+    if (!args.signature) throw new EdgefitError('INTEGRITY', 'shipped model is not signed and a public key is configured');
+    if (!verifyModelSignature(c.signing.publicKey, bytes, args.signature)) throw new EdgefitError('INTEGRITY', 'shipped model signature does not verify');
+  }
+  await (c.checkRuns ?? checkRuns)(bytes, c.shapes);
+  const meta = { fitId: null, candidateId: null, source: 'command', expectSha256: args.sha256 };
+  const v = await deployer.exclusive(() => deployer.deployBytes({ bytes }, meta, txn));
+  return { deployed: v.version, sha256: v.sha256 };
+}
+
+/** A shipped model must load and run on this box's input shapes before it replaces anything. */
+async function checkRuns(bytes: Uint8Array, shapes: Record<string, number[]>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-check-'));
+  try {
+    const p = join(dir, 'model.onnx');
+    writeFileSync(p, bytes);
+    // in a probe child, like every model run of the agent: a bad model cannot take it down
+    await new LatencyProbe(120_000).load(p, shapes, 1);
+  } catch (e) {
+    throw new EdgefitError('CORRUPT_MODEL', `shipped model does not run: ${oneLine(e)}`, { cause: e });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface CommandRouterDeps {
+  bus: AgentBus;
+  deviceId: string;
+  signing: SigningConfig;
+  /** The handlers' context minus the per-request txn. */
+  context: Omit<CommandContext, 'txn' | 'bus' | 'signing'>;
+}
+
+export class CommandRouter implements Component {
+  private readonly onCommand = (verb: string, payload: Buffer): void => void this.handle(verb, payload);
+
+  constructor(private readonly d: CommandRouterDeps) {}
+
+  start(): void {
+    this.d.bus.on('command', this.onCommand);
+  }
+
+  stop(): void {
+    this.d.bus.off('command', this.onCommand);
+  }
+
+  /** Never throws: every outcome is a response (resolves once it has been emitted). */
   async handle(verbRaw: string, payload: Buffer): Promise<void> {
     const verb = /^[A-Za-z0-9_-]{1,32}$/.test(verbRaw) ? verbRaw : 'invalid';
     let txn: string | null = null;
@@ -34,90 +150,20 @@ export class CommandHandler {
         txn = (body as { txn: string }).txn;
       }
       const req = checkPayload('request', body);
-      if (!isVerb(verb)) throw new EdgefitError('USAGE', `unknown verb '${verb}'`);
-      verifyRequest(this.signing, verb, req);
+      if (!isCommand(verb)) throw new EdgefitError('USAGE', `unknown verb '${verb}'`);
+      verifyRequest(this.d.signing, verb, req);
       const args = checkArgs(verb, req.args ?? {});
-      const result = await this.dispatch(verb, args, req.txn);
+      const handler = COMMANDS[verb] as (args: unknown, c: CommandContext) => Result;
+      const result = await handler(args, { ...this.d.context, txn: req.txn, bus: this.d.bus, signing: this.d.signing });
       this.respond(verb, txn, { ok: true, result });
     } catch (e) {
       const code = isEdgefitError(e) ? e.code : 'INTERNAL';
       this.respond(verb, txn, { ok: false, error: { code, message: oneLine(e) } });
-      this.agent.bus.report('command-rejected', `${verb} rejected: ${oneLine(e)}`, { verb, code }, txn ?? undefined);
+      this.d.bus.report('command-rejected', `${verb} rejected: ${oneLine(e)}`, { verb, code }, txn ?? undefined);
     }
   }
 
   private respond(verb: string, txn: string | null, body: Pick<ResponsePayload, 'ok' | 'result' | 'error'>): void {
-    const r: ResponsePayload = { v: PAYLOAD_VERSION, deviceId: this.agent.deviceId, txn, verb, ts: new Date().toISOString(), ...body };
-    this.agent.client.publish(this.agent.topics.response(verb), JSON.stringify(r)).catch(() => undefined);
-  }
-
-  private async dispatch(verb: Verb, args: Record<string, unknown>, txn: string): Promise<Record<string, unknown>> {
-    const a = this.agent;
-    switch (verb) {
-      case 'ping':
-        return { pong: true, uptimeS: a.uptimeS(), deployed: a.models.current()?.version ?? null };
-      case 'fit': {
-        if (args.budgets) a.setBudgets(args.budgets as Budgets);
-        if (!a.ensureFit(txn, true)) throw new EdgefitError('USAGE', 'a fit is already running');
-        return { accepted: true, fitKey: a.fitKey() };
-      }
-      case 'set-budget': {
-        const before = a.fitKey();
-        const budgets = a.setBudgets(args as Budgets);
-        a.bus.report('budgets-changed', `budgets now ${JSON.stringify(budgets)}`, { budgets }, txn);
-        a.publishProfile();
-        const refit = a.fitKey() !== before && a.ensureFit(txn);
-        return { budgets, refit };
-      }
-      case 'rollback': {
-        const v = await a.rollback(txn);
-        return { deployed: v.version, sha256: v.sha256 };
-      }
-      case 'deploy':
-        return this.deploy(args as DeployArgs, txn);
-      case 'get-frontier': {
-        const f = a.currentFit();
-        const frontier: PublicFrontierEntry[] = (f?.frontier ?? []).map(({ modelPath: _p, ...rest }) => rest);
-        return { fitId: f?.fitId ?? null, chosenId: f?.fit.chosenId ?? null, deployed: a.models.current()?.candidateId ?? null, level: a.level(), frontier };
-      }
-    }
-  }
-
-  private async deploy(args: DeployArgs, txn: string): Promise<Record<string, unknown>> {
-    const a = this.agent;
-    if ('candidateId' in args) {
-      const f = a.currentFit();
-      const entry = f?.frontier.find((e) => e.id === args.candidateId);
-      if (!f || !entry) throw new EdgefitError('USAGE', `no candidate '${args.candidateId}' on the stored frontier`);
-      const v = await a.exclusive(() => a.deployEntry(f.fitId, entry, 'command', txn));
-      return { deployed: v.version, candidateId: entry.id };
-    }
-    const maxBytes = a.cfg.security.maxModelMb * 1048576;
-    if ((args.modelB64.length * 3) / 4 > maxBytes) throw new EdgefitError('DATA', `shipped model exceeds ${a.cfg.security.maxModelMb} MB`);
-    const bytes = Buffer.from(args.modelB64, 'base64');
-    const sha = sha256Hex(bytes);
-    if (sha !== args.sha256) throw new EdgefitError('INTEGRITY', `shipped model sha256 is ${sha}, the request says ${args.sha256}`);
-    if (this.signing.mode === 'ed25519') {
-      if (!args.signature) throw new EdgefitError('INTEGRITY', 'shipped model is not signed and a public key is configured');
-      if (!verifyModelSignature(this.signing.publicKey, bytes, args.signature)) throw new EdgefitError('INTEGRITY', 'shipped model signature does not verify');
-    }
-    await this.checkRuns(bytes);
-    const v = await a.exclusive(() => a.deployBytes({ bytes }, { fitId: null, candidateId: null, source: 'command', expectSha256: args.sha256 }, txn));
-    return { deployed: v.version, sha256: v.sha256 };
-  }
-
-  /** A shipped model must load and run on this box's input shapes before it replaces anything. */
-  private async checkRuns(bytes: Uint8Array): Promise<void> {
-    const dir = mkdtempSync(join(tmpdir(), 'edgefit-check-'));
-    try {
-      const p = join(dir, 'model.onnx');
-      writeFileSync(p, bytes);
-      // in a probe child, like every model run of the agent: a bad model cannot take it down
-      await new LatencyProbe(120_000).load(p, this.agent.shapes, 1);
-    } catch (e) {
-      throw new EdgefitError('CORRUPT_MODEL', `shipped model does not run: ${oneLine(e)}`, { cause: e });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    this.d.bus.emit('response', verb, { v: PAYLOAD_VERSION, deviceId: this.d.deviceId, txn, verb, ts: new Date().toISOString(), ...body });
   }
 }

@@ -5,3 +5,4 @@ export { referenceOnlyFitter, resolveFitter } from './reference-fitter.js';
 export { mergeBudgets, effectiveLatencyMs } from './budgets.js';
 export { defaultDeviceId } from './device.js';
 export { sdReady, sdStopping } from './sd-notify.js';
+export { type LatencySource } from './prober.js';

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLS_MODEL } from '../helpers/agent-proc.js';
 import { cleanupDir } from '../helpers/broker.js';
-import { Adaptation, Agent } from '../../src/agent/index.js';
+import { Adaptation } from '../../src/agent/index.js';
+import { AgentBus } from '../../src/agent/bus.js';
+import { Prober } from '../../src/agent/prober.js';
 import type { FrontierEntry } from '../../src/fit/types.js';
 import { LatencyProbe } from '../../src/agent/latency.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
@@ -57,19 +59,22 @@ t.test('a probe over its time limit is killed', async (t) => {
 
 t.test('the agent module graph does not load onnxruntime; probes back off to their CPU cap', async (t) => {
   t.notOk(ortMapped(), 'importing the agent did not map onnxruntime');
-  const agent = new Agent(loadAgentConfig({ flags: { probe: { intervalS: 30, maxCpuPercent: 2 } } }));
-  const probe = (agent as unknown as { probe: LatencyProbe }).probe;
-  t.equal(agent.nextProbeDelayMs(), 30_000, 'no probe yet: the interval');
-  probe.lastCost = { cpuMs: 300, wallMs: 400, peakRssMb: 90, loadMs: 50 };
-  t.equal(agent.nextProbeDelayMs(), 30_000, '0.3 s of CPU every 30 s is 1%: the interval');
-  probe.lastCost = { cpuMs: 3000, wallMs: 3500, peakRssMb: 200, loadMs: 900 };
-  t.equal(agent.nextProbeDelayMs(), 150_000, '3 s of CPU at 2% needs 150 s between probes');
+  const source = new LatencyProbe();
   const adaptation = new Adaptation(3, 5, 0.9);
-  (agent as unknown as { adaptation: Adaptation }).adaptation = adaptation;
+  const cfg = loadAgentConfig({ flags: { probe: { intervalS: 30, maxCpuPercent: 2 } } });
+  const prober = new Prober({
+    bus: new AgentBus(), source, adaptation, probe: cfg.probe, shapes, threads: () => 1, fits: { current: () => undefined, level: () => null },
+    budgets: () => ({}), step: async () => undefined, log: () => undefined,
+  });
+  t.equal(prober.nextProbeDelayMs(), 30_000, 'no probe yet: the interval');
+  source.lastCost = { cpuMs: 300, wallMs: 400, peakRssMb: 90, loadMs: 50 };
+  t.equal(prober.nextProbeDelayMs(), 30_000, '0.3 s of CPU every 30 s is 1%: the interval');
+  source.lastCost = { cpuMs: 3000, wallMs: 3500, peakRssMb: 200, loadMs: 900 };
+  t.equal(prober.nextProbeDelayMs(), 150_000, '3 s of CPU at 2% needs 150 s between probes');
   const frontier = [{ latencyP50Ms: 10 }, { latencyP50Ms: 5 }] as FrontierEntry[];
   adaptation.observe(20, 15, frontier, 0, 0);
-  t.equal(agent.nextProbeDelayMs(), 30_000, 'a probe over budget is confirmed at the plain interval');
+  t.equal(prober.nextProbeDelayMs(), 30_000, 'a probe over budget is confirmed at the plain interval');
   adaptation.observe(12, 15, frontier, 0, 0);
-  t.equal(agent.nextProbeDelayMs(), 150_000, 'back under budget: back to the cap');
+  t.equal(prober.nextProbeDelayMs(), 150_000, 'back under budget: back to the cap');
   t.equal(loadAgentConfig({}).probe.maxCpuPercent, 1, 'default cap: 1% of a core');
 });

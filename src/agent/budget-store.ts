@@ -1,0 +1,21 @@
+// The budgets in force: the board profile's, the config file's, and the set-budget override
+// persisted in the store (merged by mergeBudgets, later layers winning).
+import type { Budgets } from '../fit/types.js';
+import type { Store } from '../store/index.js';
+import { mergeBudgets } from './budgets.js';
+
+export class BudgetStore {
+  constructor(private readonly store: Store, private readonly configured: Budgets, private readonly profiled: () => Budgets | undefined) {}
+
+  get(): Budgets {
+    const override = this.store.getKv('budgets');
+    return mergeBudgets(this.profiled(), this.configured, override ? (JSON.parse(override) as Budgets) : undefined);
+  }
+
+  /** Merge into the persisted override; returns the budgets now in force. */
+  set(b: Budgets): Budgets {
+    const prev = this.store.getKv('budgets');
+    this.store.setKv('budgets', JSON.stringify(mergeBudgets(prev ? (JSON.parse(prev) as Budgets) : undefined, b)));
+    return this.get();
+  }
+}

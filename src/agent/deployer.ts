@@ -1,0 +1,126 @@
+// Deployer: the only writer of the model store. Deploys a fit's choice when the fit manager
+// announces it, frontier entries and shipped bytes on request (commands, step down/up), and
+// rollbacks; each as pending row, durable file, pointer swap, active row, then the model is
+// loaded for serving. State changes are serialised (exclusive) so they never interleave.
+import { EdgefitError, oneLine } from '../errors.js';
+import type { FrontierEntry } from '../fit/types.js';
+import type { Store } from '../store/index.js';
+import type { AgentBus, AgentBusEvents, Component } from './bus.js';
+import { ModelStore, sha256File, sha256Hex, type ModelVersion } from './model-store.js';
+
+/** Whatever serves the deployed model (the probe side): it must load a version before it counts as deployed. */
+export interface ModelServer {
+  load(v: ModelVersion): Promise<void>;
+  readonly loaded: boolean;
+  readonly modelRssMb: number;
+}
+
+export interface DeployerDeps {
+  bus: AgentBus;
+  store: Store;
+  modelsDir: string;
+  server: ModelServer;
+  /** Level on the frontier of what is deployed now (for the 'deployed' event). */
+  level: () => number | null;
+  log: (line: string) => void;
+  /** Test hook: pause between writing a model and swapping the pointer (EDGEFIT_FAULT_DEPLOY_PAUSE_MS). */
+  faultPauseMs?: number;
+}
+
+export interface DeployMeta { fitId: number | null; candidateId: string | null; source: string; expectSha256?: string }
+
+export class Deployer implements Component {
+  private models: ModelStore | undefined;
+  private lock: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+  private readonly onFit = (f: AgentBusEvents['fit:done'][0]): void => {
+    const cur = this.current();
+    if (this.stopped || (cur && cur.fitId === f.fitId && this.d.server.loaded)) return; // already serving this fit (maybe stepped)
+    this.exclusive(() => this.deployEntry(f.fitId, f.chosen, 'fit', f.txn)).catch((e) => this.d.log(`fit: ${oneLine(e)}`));
+  };
+
+  constructor(private readonly d: DeployerDeps) {}
+
+  /** Reconcile interrupted deployments, then serve what was deployed before the restart. */
+  async start(): Promise<void> {
+    const { store, bus } = this.d;
+    const models = (this.models = new ModelStore(this.d.modelsDir, this.d.faultPauseMs ?? 0));
+    // a kill -9 mid-deploy leaves a pending row: the pointer (still the previous model) wins
+    for (const p of store.pendingDeployments()) {
+      store.setDeploymentState(p.id, 'interrupted');
+      const stays = models.current()?.version ?? 'nothing';
+      bus.report('deploy-interrupted', `deployment of ${p.version} was interrupted; ${stays} stays deployed`, { version: p.version });
+    }
+    bus.on('fit:done', this.onFit);
+    const cur = models.current();
+    if (cur && models.verify(cur)) await this.d.server.load(cur).catch((e) => this.d.log(`cannot load deployed model: ${oneLine(e)}`));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.d.bus.off('fit:done', this.onFit);
+    await this.lock.catch(() => undefined);
+  }
+
+  current(): ModelVersion | undefined {
+    return this.models?.current();
+  }
+
+  /** Serialise state changes (deploy, rollback, step) so they never interleave. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    // stop() waits for what is queued; nothing new starts after it (a command or a probe that
+    // raced the shutdown gets an error, not a deploy into a closing store)
+    if (this.stopped) return Promise.reject(new EdgefitError('INTERNAL', 'the agent is stopping'));
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Deploy a frontier entry or shipped bytes: pending row, durable file, pointer swap, active row. Call inside exclusive(). */
+  async deployBytes(src: { bytes: Uint8Array } | { file: string }, meta: DeployMeta, txn?: string): Promise<ModelVersion> {
+    const { store, bus, server } = this.d;
+    const sha = 'bytes' in src ? sha256Hex(src.bytes) : sha256File(src.file);
+    const version = ModelStore.versionFor(sha);
+    const depId = store.beginDeployment(version, sha, meta.source, meta.fitId, meta.candidateId);
+    bus.report('deploy-started', `deploying ${version}`, { version, candidateId: meta.candidateId, source: meta.source }, txn);
+    try {
+      const v = await this.modelStore().deploy(src, { ...meta, version });
+      store.activateDeployment(depId);
+      await server.load(v);
+      bus.emit('deployed', { version: v, source: meta.source, txn });
+      bus.report('deployed', `deployed ${version}${meta.candidateId ? ` (${meta.candidateId})` : ''}`, {
+        version, sha256: sha, candidateId: meta.candidateId, fitId: meta.fitId, level: this.d.level(), modelRssMb: server.modelRssMb,
+      }, txn);
+      return v;
+    } catch (e) {
+      store.setDeploymentState(depId, 'failed');
+      bus.report('deploy-failed', `deploying ${version} failed: ${oneLine(e)}`, { version, error: oneLine(e) }, txn);
+      throw e;
+    }
+  }
+
+  /** Call inside exclusive(). */
+  deployEntry(fitId: number, entry: FrontierEntry, source: string, txn?: string): Promise<ModelVersion> {
+    return this.deployBytes({ file: entry.modelPath }, { fitId, candidateId: entry.id, source, expectSha256: entry.sha256 }, txn);
+  }
+
+  async rollback(txn?: string): Promise<ModelVersion> {
+    return this.exclusive(async () => {
+      const { store, bus } = this.d;
+      const models = this.modelStore();
+      const from = models.current();
+      const v = models.rollback();
+      const depId = store.beginDeployment(v.version, v.sha256, 'rollback', v.fitId, v.candidateId);
+      store.activateDeployment(depId);
+      await this.d.server.load(v);
+      bus.emit('deployed', { version: v, source: 'rollback', txn });
+      bus.report('rolled-back', `rolled back from ${from?.version ?? '?'} to ${v.version}`, { from: from?.version ?? null, to: v.version }, txn);
+      return v;
+    });
+  }
+
+  private modelStore(): ModelStore {
+    if (!this.models) throw new EdgefitError('INTERNAL', 'deployer not started');
+    return this.models;
+  }
+}

@@ -1,0 +1,129 @@
+// Probe/adaptation: serves the deployed model to a latency source (loads it; the real source is
+// LatencyProbe, which runs each probe in a child), probes it on a schedule, publishes each
+// result on the bus ('latency'), and steps down/up the frontier when Adaptation says so.
+// The latency source is injected so the step logic can be tested with scripted latencies.
+import { oneLine } from '../errors.js';
+import type { Budgets, FrontierEntry } from '../fit/types.js';
+import type { Adaptation } from './adaptation.js';
+import { effectiveLatencyMs } from './budgets.js';
+import type { AgentBus, Component } from './bus.js';
+import type { ModelServer } from './deployer.js';
+import type { FitView } from './fit-manager.js';
+import type { LatencyStats, ProbeCost } from './latency.js';
+import type { ModelVersion } from './model-store.js';
+
+/** Where live latencies come from: LatencyProbe on a device, a script in tests. */
+export interface LatencySource {
+  load(path: string, shapes: Record<string, number[]>, threads: number | null): Promise<void>;
+  measure(runs: number): Promise<LatencyStats>;
+  close(): Promise<void>;
+  readonly loaded: boolean;
+  /** RAM the loaded model costs, MiB. */
+  readonly modelRssMb: number;
+  /** Cost of the most recent probe, when the source knows it (it paces the probes). */
+  readonly lastCost?: ProbeCost | undefined;
+}
+
+export interface ProbeSettings { intervalS: number; runs: number; maxCpuPercent: number }
+
+export interface ProberDeps {
+  bus: AgentBus;
+  source: LatencySource;
+  adaptation: Adaptation;
+  probe: ProbeSettings;
+  shapes: Record<string, number[]>;
+  /** Threads when the frontier entry does not say: config, then the hardware profile. */
+  threads: () => number | null;
+  fits: FitView;
+  budgets: () => Budgets;
+  /** Deploy a frontier entry (the deployer, serialised with other deploys). */
+  step: (fitId: number, entry: FrontierEntry, source: 'step-down' | 'step-up') => Promise<unknown>;
+  log: (line: string) => void;
+}
+
+export class Prober implements Component, ModelServer {
+  private timer: NodeJS.Timeout | undefined;
+  private probing = false;
+  private stopped = false;
+  private readonly onDeployed = (): void => this.d.adaptation.reset();
+
+  constructor(private readonly d: ProberDeps) {}
+
+  start(): void {
+    this.d.bus.on('deployed', this.onDeployed);
+    this.schedule(this.d.probe.intervalS * 1000);
+  }
+
+  /** Stops probing; the source is closed by its owner once nothing can deploy any more. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.d.bus.off('deployed', this.onDeployed);
+  }
+
+  get loaded(): boolean {
+    return this.d.source.loaded;
+  }
+
+  get modelRssMb(): number {
+    return this.d.source.modelRssMb;
+  }
+
+  async load(v: ModelVersion): Promise<void> {
+    // the thread count the fit measured this level at (it may have chosen fewer than the box has)
+    const entry = v.candidateId !== null ? this.d.fits.current()?.frontier.find((e) => e.id === v.candidateId) : undefined;
+    await this.d.source.load(v.file, this.d.shapes, entry?.config.threads ?? this.d.threads());
+    this.d.bus.emit('latency', null);
+  }
+
+  /**
+   * Probes run in a child that loads the model each time, which costs CPU (node start-up, session
+   * creation, warm-up, the timed runs): the next probe waits for the configured interval, and
+   * longer when the last probe was so expensive that probing would use more than
+   * probe.maxCpuPercent of a core on average. Once a probe broke the budget, the ones that
+   * confirm it (at most stepDownAfter - 1) come at the plain interval, so a slow-down is acted on
+   * without waiting out the cap.
+   */
+  nextProbeDelayMs(): number {
+    const p = this.d.probe;
+    if (this.d.adaptation.confirming) return p.intervalS * 1000;
+    const costMs = this.d.source.lastCost?.cpuMs ?? 0;
+    return Math.max(p.intervalS * 1000, Math.round(costMs / (p.maxCpuPercent / 100)));
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.tick().finally(() => this.schedule(this.nextProbeDelayMs()));
+    }, delayMs);
+  }
+
+  /** One probe and what follows from it (public for tests that drive probes themselves). */
+  async tick(): Promise<void> {
+    const { source, bus } = this.d;
+    if (this.probing || !source.loaded || this.stopped) return;
+    this.probing = true;
+    try {
+      const lat = await source.measure(this.d.probe.runs);
+      if (this.stopped) return; // stopping: no step the deployer would refuse anyway
+      bus.emit('latency', lat);
+      const fit = this.d.fits.current();
+      const level = this.d.fits.level();
+      if (!fit || level === null) return;
+      const chosen = Math.max(0, fit.frontier.findIndex((e) => e.id === fit.fit.chosenId));
+      const budget = effectiveLatencyMs(this.d.budgets(), fit.fit.referenceLatencyP50Ms || null);
+      const d = this.d.adaptation.observe(lat.p50, budget, fit.frontier, level, chosen);
+      if (d.kind === 'stay') return;
+      const to = fit.frontier[d.to]!;
+      const from = fit.frontier[level]!;
+      await this.d.step(fit.fitId, to, d.kind === 'down' ? 'step-down' : 'step-up');
+      bus.report(d.kind === 'down' ? 'stepped-down' : 'stepped-up',
+        `${d.kind === 'down' ? 'stepped down' : 'stepped up'} from ${from.id} to ${to.id}: live p50 ${lat.p50} ms vs budget ${budget?.toFixed(3)} ms`,
+        { from: from.id, to: to.id, fromLevel: level, toLevel: d.to, liveP50Ms: lat.p50, budgetMs: budget });
+    } catch (e) {
+      this.d.log(`probe: ${oneLine(e)}`);
+    } finally {
+      this.probing = false;
+    }
+  }
+}
