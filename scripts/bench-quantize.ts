@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { loadModel, parseModel } from '../src/onnx/index.js';
 import { quantizeModel, type QuantizeReport, type QuantMode, type WeightRounding } from '../src/passes/quantize/index.js';
-import { readNpy } from '../src/passes/quantize/calib-data.js';
+import { readNpy } from '../src/data/npy.js';
 import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
 import { cosine } from '../src/passes/quantize/fidelity.js';
 import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
@@ -177,7 +177,7 @@ async function mnist(): Promise<void> {
     const labels = readFileSync(join(dir, 'test', 'labels.txt'), 'utf8').trim().split('\n').map(Number);
     const c = readNpy(join(dir, 'cal', 'x.npy'));
     const n = t.shape[0]!;
-    const cal = tensors(Array.from({ length: c.shape[0]! }, (_, i) => c.data.slice(i * 784, (i + 1) * 784)), 'x', [1, 1, 28, 28]);
+    const cal = tensors(Array.from({ length: c.shape[0]! }, (_, i) => (c.data as Float32Array).slice(i * 784, (i + 1) * 784)), 'x', [1, 1, 28, 28]);
     const file = join(ROOT, 'models/mnist-cnn.onnx');
     const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'static', data: cal, latencyRuns: 0 });
     const all = { x: new ort.Tensor('float32', t.data, [n, 1, 28, 28]) };

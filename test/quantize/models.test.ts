@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';
 import { quantizeModel } from '../../src/passes/quantize/index.js';
-import { readNpy } from '../../src/passes/quantize/calib-data.js';
+import { readNpy } from '../../src/data/npy.js';
 import { openSession } from '../../src/passes/quantize/ort.js';
 import { cosine } from '../../src/passes/quantize/fidelity.js';
 import { applyOpsetPlan, planOpset } from '../../src/passes/quantize/opset.js';
