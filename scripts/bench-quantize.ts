@@ -19,7 +19,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel, parseModel } from '../src/onnx/index.js';
 import { quantizeModel, type QuantizeReport, type QuantMode, type WeightRounding } from '../src/passes/quantize/index.js';
 import { readNpy } from '../src/data/npy.js';
-import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
+import { openSession, type Feeds } from '../src/runtime/runner.js';
 import { cosine } from '../src/passes/quantize/fidelity.js';
 import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
 import { detSets, recSets, stepAgreement, pct, REC_DIMS, DET_DIMS } from './ocr-data.js';

@@ -10,7 +10,7 @@ import { foldForQuantization } from '../../src/passes/quantize/fold.js';
 import { applyOpsetPlan, planOpset } from '../../src/passes/quantize/opset.js';
 import { collectChannelRanges, equalizeSites, findEqualizeSites, inputChannelAbs, rangeSpread } from '../../src/passes/quantize/equalize.js';
 import { findSplitSite, splitWideChannels } from '../../src/passes/quantize/split.js';
-import { openSession } from '../../src/passes/quantize/ort.js';
+import { openSession } from '../../src/runtime/runner.js';
 import { decodeImage, IMAGENET, nchwSpec, preprocessImage } from '../../src/data/image.js';
 import { OCR_MODELS, ROOT } from '../helpers/paths.js';
 

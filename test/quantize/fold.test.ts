@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
 import { prepareFloat } from '../../src/passes/quantize/index.js';
 import { foldForQuantization } from '../../src/passes/quantize/fold.js';
-import { openSession } from '../../src/passes/quantize/ort.js';
+import { openSession } from '../../src/runtime/runner.js';
 import { cosine } from '../../src/passes/quantize/fidelity.js';
 import { decodeImage, IMAGENET, nchwSpec, preprocessImage } from '../../src/data/image.js';
 import { OCR_MODELS, ROOT } from '../helpers/paths.js';

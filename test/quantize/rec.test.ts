@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';
 import { quantizeModel } from '../../src/passes/quantize/index.js';
 import { decodeImage, nchwSpec, preprocessImage } from '../../src/data/image.js';
-import { openSession, type Feeds } from '../../src/passes/quantize/ort.js';
+import { openSession, type Feeds } from '../../src/runtime/runner.js';
 import { argmaxAgreement, measureFidelity, meanKl } from '../../src/passes/quantize/fidelity.js';
 import { floatSet } from '../../src/passes/quantize/sensitivity.js';
 import { ROOT, OCR_MODELS } from '../helpers/paths.js';
