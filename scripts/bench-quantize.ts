@@ -213,7 +213,7 @@ async function prunedDet(): Promise<void> {
     // the prune settings that keep det usable (bench-prune --by macs): a MACs target spread by
     // measured per-group sensitivity, activation importance, least-squares recovery
     targetMacs: ratio, allocation: 'sensitivity', sensitivitySamples: 4, importance: 'activation', recover: 'lsq', steps: Number(process.env.PRUNE_STEPS ?? 1), round: 8,
-    shapes: new Map([['x', dims]]), samples: calib.map((d) => ({ x: { dims, data: d } })), synthetic: false, skipFidelity: true,
+    shapes: new Map([['x', dims]]), samples: calib.map((d) => ({ x: { dtype: 'float32' as const, shape: dims, data: d as Float32Array<ArrayBuffer> } })), synthetic: false, skipFidelity: true,
   });
   const prunedBytes = serializeModel(pruned);
   const qo = { mode: 'static' as const, method: (process.env.DET_METHOD ?? 'percentile') as 'percentile', data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: Number(process.env.DET_MIN_FIDELITY ?? 0) || undefined, latencyRuns: 0 };
