@@ -14,7 +14,9 @@ const SK = '/usr/lib/python3/dist-packages/skimage/data';
 
 type Img = Rgba;
 /** The shared loader's resize and normalisation (src/data/image.ts), as a plain NCHW float array. */
-const imageToTensor = (img: Img, h: number, w: number, channels: 1 | 3, norm: Normalisation): Float32Array => preprocessImage(img, nchwSpec(h, w, channels, norm)).data as Float32Array;
+function imageToTensor(img: Img, h: number, w: number, channels: 1 | 3, norm: Normalisation): Float32Array {
+  return preprocessImage(img, nchwSpec(h, w, channels, norm)).data as Float32Array;
+}
 
 function crop(img: Img, x: number, y: number, w: number, h: number): Img {
   const data = new Uint8Array(w * h * 4);

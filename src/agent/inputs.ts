@@ -31,7 +31,8 @@ export function imageTensor(dims: readonly number[]): Float32Array {
   }
   const [n, c, h, w] = dims as [number, number, number, number];
   const gray = c === 1;
-  const spec: PreprocessSpec = { size: [h, w], layout: 'NCHW', color: gray ? 'GRAY' : 'RGB', scale: 1 / 127.5, mean: gray ? [1] : [1, 1, 1], std: gray ? [1] : [1, 1, 1], resize: 'stretch' };
+  const ones = gray ? [1] : [1, 1, 1];
+  const spec: PreprocessSpec = { size: [h, w], layout: 'NCHW', color: gray ? 'GRAY' : 'RGB', scale: 1 / 127.5, mean: ones, std: ones, resize: 'stretch' };
   const frame = preprocessImage(photo(gray ? PROBE_IMAGES.gray : PROBE_IMAGES.color), spec).data as Float32Array;
   const plane = h * w;
   const out = new Float32Array(size);

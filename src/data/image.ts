@@ -59,7 +59,8 @@ export const IMAGENET = { scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.2
  */
 export function nchwSpec(h: number, w: number, channels: 1 | 3, norm: Normalisation): PreprocessSpec {
   const pick = (v: readonly number[]) => (channels === 1 ? [v[0]!] : [v[0]!, v[1]!, v[2]!]);
-  return { size: [h, w], layout: 'NCHW', color: channels === 1 ? 'GRAY' : 'RGB', scale: norm.scale, mean: pick(norm.mean), std: pick(norm.std), resize: 'stretch' };
+  const color = channels === 1 ? 'GRAY' : 'RGB';
+  return { size: [h, w], layout: 'NCHW', color, scale: norm.scale, mean: pick(norm.mean), std: pick(norm.std), resize: 'stretch' };
 }
 
 export interface Rgba {
