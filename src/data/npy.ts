@@ -76,8 +76,8 @@ export function readNpy(path: string): NdArray {
 }
 
 /**
- * numpy leaves room in the header for the first axis to grow to this many digits (np.save does
- * since 1.23), so a file can be appended to in place; we write the same bytes.
+ * Current numpy's np.save leaves room in the header for the first axis to grow to this many
+ * digits, so a file can be appended to in place; we write the same bytes.
  */
 const GROWTH_AXIS_MAX_DIGITS = 21;
 
