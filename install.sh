@@ -55,7 +55,7 @@ esac
 # ---- files ----
 say "installing into $PREFIX (node $(node -v), $ARCH)"
 mkdir -p "$PREFIX.new"
-for d in dist node_modules profiles package.json systemd; do
+for d in assets dist node_modules profiles package.json systemd; do
   [ -e "$SRC/$d" ] && cp -a "$SRC/$d" "$PREFIX.new/"
 done
 # the bundled det model's real calibration images (fits measure fidelity on them)

@@ -24,8 +24,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FIXTURES, fixtureInputShape } from '../test/helpers/builder.js';
-import { ModelRunner, type Sample } from '../src/calib/runner.js';
-import { loadCalibration } from '../src/calib/data.js';
+import { ModelRunner } from '../src/runtime/runner.js';
+import { loadInputSet, type InputSet, type Sample } from '../src/data/inputs.js';
 import { syntheticSamples } from '../src/calib/synthetic.js';
 import { fidelityOf, runFirstOutput } from '../src/calib/compare.js';
 import type { Model } from '../src/ir/model.js';
@@ -91,7 +91,12 @@ async function outputDims(m: Model, s: Sample): Promise<number[]> {
   const r = await ModelRunner.create(m);
   const o = (await r.run(s, [m.graph.outputs[0]!.name])).get(m.graph.outputs[0]!.name)!;
   await r.release();
-  return o.dims;
+  return o.shape;
+}
+
+/** The shared loader, for the single input 'x' at `shape` (which wins over preprocess.json's size). */
+function loadCalibration(path: string, shape: number[], limit: number): InputSet {
+  return loadInputSet(path, [{ name: 'x', dtype: 'float32', shape }], { shapes: new Map([['x', shape]]), limit });
 }
 
 async function structureTable(): Promise<unknown[]> {
@@ -146,7 +151,7 @@ async function detLatency(): Promise<unknown> {
   const shapes = new Map([['x', s.shape]]);
   const m = cloneModel(base);
   const r = await prune(m, { structured: 0.5, importance: 'l1', recover: 'none', steps: 1, round: 1, shapes, samples: [], synthetic: true, skipFidelity: true });
-  const [sample] = loadCalibration(s.calib!, 'x', s.shape, 1).samples;
+  const [sample] = loadCalibration(s.calib!, s.shape, 1).samples;
   const lat = await latencyPair(base, m, sample!, Number(args.runs));
   const res = { ...lat, macsRatio: r.macs.ratio, macsBefore: r.macs.before, macsAfter: r.macs.after, surgeryMs: r.surgeryMs };
   console.log('\n## 2. PP-OCRv4 det 1x3x640x640, --structured 0.5 (L1, uniform), 2 threads, same run, interleaved\n');
@@ -174,7 +179,7 @@ async function accuracy(m: Model, samples: readonly Sample[], labels: readonly n
  */
 function splitByLine(dir: string, shape: number[]): { calib: Sample[]; evalSet: Sample[]; labels: number[] | null } {
   const names = readdirSync(join(dir, '0')).filter((f) => f.endsWith('.png')).sort();
-  const set = loadCalibration(dir, 'x', shape, names.length * 2);
+  const set = loadCalibration(dir, shape, names.length * 2);
   const line = (i: number) => Number(/-L(\d+)-/.exec(names[i >> 1]!)![1]);
   const calibIdx = set.samples.map((_, i) => i).filter((i) => line(i) <= 5);
   const evalIdx = set.samples.map((_, i) => i).filter((i) => line(i) > 5);
@@ -192,16 +197,16 @@ async function recoveryTable(): Promise<unknown[]> {
     if (wanted('mnist')) {
       writeMnistLabelled(join(dir, 'train'), { split: 'train', limit: 512 });
       writeMnistLabelled(join(dir, 'test'), { split: 'test' });
-      const mnistTest = loadCalibration(join(dir, 'test'), 'x', [1, 1, 28, 28], 5000);
-      subjects.push({ s: mn, calib: loadCalibration(join(dir, 'train'), 'x', mn.shape, 512).samples, evalSet: mnistTest.samples, labels: mnistTest.labels });
+      const mnistTest = loadCalibration(join(dir, 'test'), [1, 1, 28, 28], 5000);
+      subjects.push({ s: mn, calib: loadCalibration(join(dir, 'train'), mn.shape, 512).samples, evalSet: mnistTest.samples, labels: mnistTest.labels ?? null });
     }
     if (wanted('cls')) subjects.push({ s: REAL[2]!, ...splitByLine(REAL[2]!.calib!, REAL[2]!.shape) });
     // rec: the 22 page.png/text.png strips calibrate; the 32 bw_text.png strips (another page, another typeface) evaluate
-    if (wanted('rec')) subjects.push({ s: REAL[1]!, calib: loadCalibration(REAL[1]!.calib!, 'x', REAL[1]!.shape, 22).samples, evalSet: loadCalibration('test/fixtures/ocr/rec-bw', 'x', REAL[1]!.shape, 64).samples, labels: null });
+    if (wanted('rec')) subjects.push({ s: REAL[1]!, calib: loadCalibration(REAL[1]!.calib!, REAL[1]!.shape, 22).samples, evalSet: loadCalibration('test/fixtures/ocr/rec-bw', REAL[1]!.shape, 64).samples, labels: null });
     if (!args.quick && wanted('det')) {
       // the 8 det images alternate: odd ones calibrate, even ones evaluate, so each side has
       // documents, a text-free photo and a hard hand-written photo (text-left / text-right)
-      const all = loadCalibration(REAL[0]!.calib!, 'x', REAL[0]!.shape, 8).samples;
+      const all = loadCalibration(REAL[0]!.calib!, REAL[0]!.shape, 8).samples;
       subjects.push({ s: REAL[0]!, calib: all.filter((_, i) => i % 2 === 1), evalSet: all.filter((_, i) => i % 2 === 0), labels: null });
     }
     console.log(`\n## 3. Recovery at equal MACs: L1 + none vs activation + lsq (fidelity vs the original on held-out real data; ratio = ${BY_MACS ? 'fraction of MACs removed' : 'fraction of channels removed'})\n`);
@@ -254,7 +259,7 @@ async function recoveryTable(): Promise<unknown[]> {
 async function detSensitiveLatency(): Promise<unknown> {
   if (!detSensitive) return null;
   const s = REAL[0]!;
-  const [sample] = loadCalibration(s.calib!, 'x', s.shape, 1).samples;
+  const [sample] = loadCalibration(s.calib!, s.shape, 1).samples;
   const base = s.load();
   const lat = await latencyPair(base, detSensitive, sample!, Number(args.runs));
   const shapes = new Map([['x', s.shape]]);

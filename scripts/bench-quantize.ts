@@ -18,8 +18,8 @@ import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { loadModel, parseModel } from '../src/onnx/index.js';
 import { quantizeModel, type QuantizeReport, type QuantMode, type WeightRounding } from '../src/passes/quantize/index.js';
-import { readNpy } from '../src/passes/quantize/calib-data.js';
-import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
+import { readNpy } from '../src/data/npy.js';
+import { openSession, type Feeds } from '../src/runtime/runner.js';
 import { cosine } from '../src/passes/quantize/fidelity.js';
 import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
 import { detSets, recSets, stepAgreement, pct, REC_DIMS, DET_DIMS } from './ocr-data.js';
@@ -177,7 +177,7 @@ async function mnist(): Promise<void> {
     const labels = readFileSync(join(dir, 'test', 'labels.txt'), 'utf8').trim().split('\n').map(Number);
     const c = readNpy(join(dir, 'cal', 'x.npy'));
     const n = t.shape[0]!;
-    const cal = tensors(Array.from({ length: c.shape[0]! }, (_, i) => c.data.slice(i * 784, (i + 1) * 784)), 'x', [1, 1, 28, 28]);
+    const cal = tensors(Array.from({ length: c.shape[0]! }, (_, i) => (c.data as Float32Array).slice(i * 784, (i + 1) * 784)), 'x', [1, 1, 28, 28]);
     const file = join(ROOT, 'models/mnist-cnn.onnx');
     const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'static', data: cal, latencyRuns: 0 });
     const all = { x: new ort.Tensor('float32', t.data, [n, 1, 28, 28]) };
@@ -213,7 +213,7 @@ async function prunedDet(): Promise<void> {
     // the prune settings that keep det usable (bench-prune --by macs): a MACs target spread by
     // measured per-group sensitivity, activation importance, least-squares recovery
     targetMacs: ratio, allocation: 'sensitivity', sensitivitySamples: 4, importance: 'activation', recover: 'lsq', steps: Number(process.env.PRUNE_STEPS ?? 1), round: 8,
-    shapes: new Map([['x', dims]]), samples: calib.map((d) => ({ x: { dims, data: d } })), synthetic: false, skipFidelity: true,
+    shapes: new Map([['x', dims]]), samples: calib.map((d) => ({ x: { dtype: 'float32' as const, shape: dims, data: d as Float32Array<ArrayBuffer> } })), synthetic: false, skipFidelity: true,
   });
   const prunedBytes = serializeModel(pruned);
   const qo = { mode: 'static' as const, method: (process.env.DET_METHOD ?? 'percentile') as 'percentile', data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: Number(process.env.DET_MIN_FIDELITY ?? 0) || undefined, latencyRuns: 0 };

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { EdgefitError, oneLine } from '../src/errors.js';
 import { writeFileAtomic } from '../src/util/fs.js';
+import { writeNpy } from '../src/data/npy.js';
 
 export const MNIST_SIDE = 28;
 const PIXELS = MNIST_SIDE * MNIST_SIDE;
@@ -69,39 +70,6 @@ function loadDigit(dir: string, d: number): Float32Array {
   return Float32Array.from(data as number[]);
 }
 
-/**
- * NumPy format 1.0 header, byte for byte what numpy 1.2x's np.save writes: sorted dict keys,
- * spare spaces for in-place growth of the first axis (GROWTH_AXIS_MAX_DIGITS = 21), padding
- * with spaces to a multiple of 64 bytes including the 10-byte preamble, terminated by '\n'.
- */
-export function npyHeader(shape: readonly number[], descr = '<f4'): Uint8Array {
-  const shapeRepr = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
-  let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeRepr}, }`;
-  if (shape.length > 0) dict += ' '.repeat(21 - String(shape[0]).length);
-  const preamble = 10;
-  const pad = 64 - ((preamble + dict.length + 1) % 64);
-  const header = dict + ' '.repeat(pad % 64) + '\n';
-  if (header.length > 0xffff) throw new EdgefitError('INTERNAL', 'npy header too long for format 1.0');
-  const out = new Uint8Array(preamble + header.length);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]); // \x93NUMPY, version 1.0
-  new DataView(out.buffer).setUint16(8, header.length, true);
-  out.set(Buffer.from(header, 'latin1'), preamble);
-  return out;
-}
-
-/** float32 array as a complete .npy file (little-endian, C order). */
-export function encodeNpyFloat32(shape: readonly number[], data: Float32Array): Uint8Array {
-  const n = shape.reduce((a, b) => a * b, 1);
-  if (n !== data.length) throw new EdgefitError('INTERNAL', `npy: shape ${shape.join('x')} needs ${n} values, got ${data.length}`);
-  const header = npyHeader(shape);
-  const out = new Uint8Array(header.length + data.byteLength);
-  out.set(header, 0);
-  const view = new DataView(out.buffer, header.length);
-  // explicit little-endian writes: correct on any host byte order
-  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
-  return out;
-}
-
 export function writeMnistLabelled(outDir: string, opts: MnistLabelledOptions): MnistLabelledResult {
   if (!SPLITS.includes(opts.split)) {
     throw new EdgefitError('USAGE', `split must be one of ${SPLITS.join(', ')}, got ${String(opts.split)}`);
@@ -139,7 +107,7 @@ export function writeMnistLabelled(outDir: string, opts: MnistLabelledOptions): 
   const xPath = join(outDir, 'x.npy');
   const labelsPath = join(outDir, 'labels.txt');
   // x.npy first, labels.txt last: a reader that finds labels.txt finds a complete x.npy
-  writeFileAtomic(xPath, encodeNpyFloat32([count, 1, MNIST_SIDE, MNIST_SIDE], x));
+  writeNpy(xPath, { dtype: 'float32', shape: [count, 1, MNIST_SIDE, MNIST_SIDE], data: x });
   writeFileAtomic(labelsPath, labels.join('\n') + '\n');
   return { count, perDigit, xPath, labelsPath };
 }

@@ -3,7 +3,7 @@
 // python3-skimage, and the line crops committed under test/fixtures/ocr).
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { imageToTensor, readImage, IMAGENET } from '../src/passes/quantize/calib-data.js';
+import { decodeImage, IMAGENET, nchwSpec, preprocessImage, type Normalisation, type Rgba } from '../src/data/image.js';
 import { argmaxAgreement } from '../src/passes/quantize/fidelity.js';
 
 export const REC_DIMS = [1, 3, 48, 320];
@@ -12,7 +12,12 @@ export const REC_CLASSES = 6625;
 export const DET_DIMS = [1, 3, 640, 640];
 const SK = '/usr/lib/python3/dist-packages/skimage/data';
 
-type Img = ReturnType<typeof readImage>;
+type Img = Rgba;
+/** The shared loader's resize and normalisation (src/data/image.ts), as a plain NCHW float array. */
+function imageToTensor(img: Img, h: number, w: number, channels: 1 | 3, norm: Normalisation): Float32Array {
+  return preprocessImage(img, nchwSpec(h, w, channels, norm)).data as Float32Array;
+}
+
 function crop(img: Img, x: number, y: number, w: number, h: number): Img {
   const data = new Uint8Array(w * h * 4);
   for (let r = 0; r < h; r++) data.set(img.data.subarray(((y + r) * img.width + x) * 4, ((y + r) * img.width + x + w) * 4), r * w * 4);
@@ -24,10 +29,10 @@ function crop(img: Img, x: number, y: number, w: number, h: number): Img {
  * halves of page.png and text.png, and bw_text.png) while calibration mixes text halves and photos.
  */
 export function detSets(): { calib: Float32Array[]; held: Float32Array[] } {
-  const page = readImage(join(SK, 'page.png'));
-  const text = readImage(join(SK, 'text.png'));
-  const calib = [crop(page, 0, 0, page.width, page.height >> 1), crop(text, 0, 0, text.width >> 1, text.height), ...['camera.png', 'coffee.png', 'chelsea.png', 'astronaut.png'].map((f) => readImage(join(SK, f)))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
-  const held = [crop(page, 0, page.height >> 1, page.width, page.height - (page.height >> 1)), crop(text, text.width >> 1, 0, text.width - (text.width >> 1), text.height), readImage(join(SK, 'bw_text.png'))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
+  const page = decodeImage(join(SK, 'page.png'));
+  const text = decodeImage(join(SK, 'text.png'));
+  const calib = [crop(page, 0, 0, page.width, page.height >> 1), crop(text, 0, 0, text.width >> 1, text.height), ...['camera.png', 'coffee.png', 'chelsea.png', 'astronaut.png'].map((f) => decodeImage(join(SK, f)))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
+  const held = [crop(page, 0, page.height >> 1, page.width, page.height - (page.height >> 1)), crop(text, text.width >> 1, 0, text.width - (text.width >> 1), text.height), decodeImage(join(SK, 'bw_text.png'))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
   return { calib, held };
 }
 
@@ -40,7 +45,7 @@ export interface RecSets { calib: Float32Array[]; held: Float32Array[]; heldLine
 
 export function recSets(root: string): RecSets {
   const pre = { scale: 1 / 255, mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
-  const load = (dir: string, files: string[]): Float32Array[] => files.map((f) => imageToTensor(readImage(join(dir, f)), 48, 320, 3, pre));
+  const load = (dir: string, files: string[]): Float32Array[] => files.map((f) => imageToTensor(decodeImage(join(dir, f)), 48, 320, 3, pre));
   const pngs = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.png')).sort();
   const recDir = join(root, 'test/fixtures/ocr/rec');
   const bwDir = join(root, 'test/fixtures/ocr/rec-bw');

@@ -1,42 +1,45 @@
-// Inputs for latency probes and the reference measurement: a real photograph (skimage's
-// coffee.png, or camera.png) resized into each 4-D float input; noise would not exercise
-// data-dependent paths the way a real frame does. Pure data: onnxruntime is only ever loaded in
-// the probe child (probe-worker.ts), never in the agent process.
-import { existsSync, readFileSync } from 'node:fs';
-import { PNG } from 'pngjs';
+// Inputs for latency probes and the reference measurement: a real photograph resized into each
+// 4-D float input; noise would not exercise data-dependent paths the way a real frame does. The
+// photos ship with the package (assets/probe/, see assets/LICENSES.md): coffee.png for colour
+// inputs, camera.png (a grey photo) for single-channel ones. They go through the one image loader
+// (src/data/image.ts: decode, stretch bilinear resize), scaled to [-1, 1]. Pure data:
+// onnxruntime is only ever loaded in the probe child (probe-worker.ts), never in the agent process.
+import { fileURLToPath } from 'node:url';
+import { decodeImage, preprocessImage, type PreprocessSpec, type Rgba } from '../data/image.js';
 
-const IMAGES = ['/usr/lib/python3/dist-packages/skimage/data/coffee.png', '/usr/lib/python3/dist-packages/skimage/data/camera.png'];
+const PROBE_DIR = fileURLToPath(new URL('../../../assets/probe/', import.meta.url));
+export const PROBE_IMAGES = { color: `${PROBE_DIR}coffee.png`, gray: `${PROBE_DIR}camera.png` } as const;
 
-function loadImage(): { w: number; h: number; rgba: Uint8Array } | undefined {
-  for (const p of IMAGES) {
-    if (!existsSync(p)) continue;
-    const png = PNG.sync.read(readFileSync(p));
-    return { w: png.width, h: png.height, rgba: png.data };
-  }
-  return undefined;
+const decoded = new Map<string, Rgba>();
+function photo(path: string): Rgba {
+  let img = decoded.get(path);
+  if (!img) decoded.set(path, (img = decodeImage(path)));
+  return img;
 }
 
-/** NCHW float32 tensor of the image, nearest-resized, scaled to [-1, 1]. */
+/**
+ * NCHW float32 tensor of the probe photo, scaled to [-1, 1]; every batch entry holds the same
+ * frame, and inputs with other than 1 or 3 channels repeat the RGB planes.
+ */
 export function imageTensor(dims: readonly number[]): Float32Array {
   const size = dims.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(size);
-  const img = loadImage();
-  if (dims.length !== 4 || !img) {
-    // not an image input (or no image installed): a smooth ramp keeps values in range
+  if (dims.length !== 4) {
+    // not an image input: a smooth ramp keeps values in range
+    const out = new Float32Array(size);
     for (let i = 0; i < size; i++) out[i] = ((i % 255) / 127.5) - 1;
     return out;
   }
   const [n, c, h, w] = dims as [number, number, number, number];
+  const gray = c === 1;
+  const ones = gray ? [1] : [1, 1, 1];
+  const spec: PreprocessSpec = { size: [h, w], layout: 'NCHW', color: gray ? 'GRAY' : 'RGB', scale: 1 / 127.5, mean: ones, std: ones, resize: 'stretch' };
+  const frame = preprocessImage(photo(gray ? PROBE_IMAGES.gray : PROBE_IMAGES.color), spec).data as Float32Array;
+  const plane = h * w;
+  const out = new Float32Array(size);
   for (let b = 0; b < n; b++) {
     for (let ch = 0; ch < c; ch++) {
-      for (let y = 0; y < h; y++) {
-        const sy = Math.min(img.h - 1, Math.floor((y * img.h) / h));
-        for (let x = 0; x < w; x++) {
-          const sx = Math.min(img.w - 1, Math.floor((x * img.w) / w));
-          const v = img.rgba[(sy * img.w + sx) * 4 + (ch % 3)]!;
-          out[((b * c + ch) * h + y) * w + x] = v / 127.5 - 1;
-        }
-      }
+      const from = gray ? 0 : ch % 3;
+      out.set(frame.subarray(from * plane, (from + 1) * plane), (b * c + ch) * plane);
     }
   }
   return out;

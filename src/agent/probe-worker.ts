@@ -2,8 +2,8 @@
 // time `runs` runs on a real image, reply once and exit. It exits as well when the agent goes
 // away (IPC disconnect), so a kill -9 of the agent leaves no probe behind.
 import { performance } from 'node:perf_hooks';
-import ort from 'onnxruntime-node';
 import { imageTensor, inputDims } from './inputs.js';
+import { floatTensor, openSession, type Feeds } from '../runtime/runner.js';
 import { checkProbeRequest, type ProbeReply } from './latency.js';
 import { procMemMb } from '../evaluate/protocol.js';
 
@@ -12,11 +12,11 @@ async function probe(raw: unknown): Promise<ProbeReply> {
   if (typeof r === 'string') return { t: 'error', message: r };
   const before = process.memoryUsage().rss;
   const t0 = performance.now();
-  const session = await ort.InferenceSession.create(r.path, { intraOpNumThreads: r.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  const session = await openSession(r.path, { threads: r.threads, level: 'all' });
   const loadMs = performance.now() - t0;
   const dims = inputDims(session.inputNames, session.inputMetadata, r.shapes);
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const [name, d] of Object.entries(dims)) feeds[name] = new ort.Tensor('float32', imageTensor(d), d);
+  const feeds: Feeds = {};
+  for (const [name, d] of Object.entries(dims)) feeds[name] = floatTensor(imageTensor(d), d);
   await session.run(feeds); // warm-up allocates the arena: count it in the model's RAM cost
   const modelRssMb = (process.memoryUsage().rss - before) / 1048576;
   const times: number[] = [];

@@ -2,7 +2,8 @@
 // similarity and relative L2 error of the first output, and top-1 agreement when the output is
 // a score vector (classification) — what pruning and quantization must preserve.
 import type { Model } from '../ir/model.js';
-import { ModelRunner, type Sample } from './runner.js';
+import type { Sample } from '../data/inputs.js';
+import { ModelRunner } from '../runtime/runner.js';
 
 export interface Fidelity {
   samples: number;
@@ -31,7 +32,7 @@ export async function runFirstOutput(model: Model, samples: readonly Sample[], t
   try {
     for (const s of samples) {
       const o = (await r.run(s, [name])).get(name)!;
-      out.push({ name, dims: o.dims, data: Float32Array.from(o.data) });
+      out.push({ name, dims: o.shape, data: Float32Array.from(o.data) });
     }
   } finally {
     await r.release();

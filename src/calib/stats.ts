@@ -2,7 +2,8 @@
 // only one sample's activations are held at a time. Pruning uses them for activation-aware
 // importance and bias correction; quantization can use min/max.
 import type { Model } from '../ir/model.js';
-import { ModelRunner, type Feed, type Sample } from './runner.js';
+import type { Sample } from '../data/inputs.js';
+import { ModelRunner, type F32Array } from '../runtime/runner.js';
 
 export interface ChannelStats {
   /** Channel axis used (non-negative, in the value's actual rank). */
@@ -16,10 +17,10 @@ export interface ChannelStats {
 }
 
 /** Accumulate one tensor into `st` along `axis`. */
-export function accumulate(st: ChannelStats | undefined, f: Feed, axis: number): ChannelStats {
-  const c = f.dims[axis] ?? 1;
-  const outer = f.dims.slice(0, axis).reduce((a, b) => a * b, 1);
-  const inner = f.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+export function accumulate(st: ChannelStats | undefined, f: F32Array, axis: number): ChannelStats {
+  const c = f.shape[axis] ?? 1;
+  const outer = f.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = f.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const s = st ?? { axis, count: 0, mean: new Float64Array(c), meanAbs: new Float64Array(c), meanSq: new Float64Array(c), min: new Float64Array(c).fill(Infinity), max: new Float64Array(c).fill(-Infinity) };
   const n0 = s.count, n1 = outer * inner;
   const sum = new Float64Array(c), abs = new Float64Array(c), sq = new Float64Array(c);
@@ -65,9 +66,9 @@ export async function channelStats(model: Model, samples: readonly Sample[], val
     for (const s of samples) {
       const res = await runner.run(s);
       for (const [name, axNeg] of values) {
-        const f = res.get(name) ?? (s[name] as Feed | undefined);
+        const f = res.get(name) ?? (s[name] as F32Array | undefined);
         if (!f) continue;
-        const axis = f.dims.length + axNeg;
+        const axis = f.shape.length + axNeg;
         if (axis < 0) continue;
         out.set(name, accumulate(out.get(name), f, axis));
       }

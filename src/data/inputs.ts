@@ -185,7 +185,20 @@ function readLabels(path: string): number[] {
   });
 }
 
-function readSpec(dir: string): PreprocessSpec {
+/**
+ * The folder's preprocess.json; a --shape for the input wins over its "size" (e.g. a det model
+ * calibrated at 320x320 from a folder written for 640x640), so pruning, quantization and
+ * evaluation given the same --shape see the same tensors.
+ */
+function readSpec(dir: string, input: ModelInput, shapes?: Map<string, number[]>): PreprocessSpec {
+  const spec = parseSpecFile(dir);
+  const forced = shapes?.get(input.name);
+  if (forced?.length !== 4) return spec;
+  const [h, w] = spec.layout === 'NCHW' ? [forced[2]!, forced[3]!] : [forced[1]!, forced[2]!];
+  return { ...spec, size: [h, w] };
+}
+
+function parseSpecFile(dir: string): PreprocessSpec {
   const p = join(dir, 'preprocess.json');
   if (!existsSync(p)) throw new EdgefitError('DATA', `${dir}: an image folder needs a preprocess.json (size, layout, color, scale, mean, std)`);
   let v: unknown;
@@ -256,27 +269,29 @@ function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOption
   const classDirs = entries.filter((e) => e.isDirectory()).map((e) => e.name);
   if (images.length) {
     const input = imageInput(inputs, dir);
-    const spec = readSpec(dir);
+    const spec = readSpec(dir, input, opts.shapes);
     const samples = images.slice(0, opts.limit ?? Infinity).map((f) => ({ [input.name]: conformImage(preprocessImage(decodeImage(join(dir, f)), spec), input, join(dir, f), opts.shapes) }));
     return { source: dir, kind: 'images', synthetic: false, samples };
   }
   if (classDirs.length) {
     const input = imageInput(inputs, dir);
-    const spec = readSpec(dir);
+    const spec = readSpec(dir, input, opts.shapes);
     // label = position in sorted order, numeric names sorted as numbers: '0','180' -> 0,1 (as
     // PP-OCR cls labels them) and '0'..'9' -> 0..9, '2' before '10'
     const numeric = classDirs.every((c) => /^\d+$/.test(c));
     const classNames = numeric ? [...classDirs].sort((a, b) => Number(a) - Number(b)) : classDirs;
+    // samples are taken round-robin over the classes, so that a --limit keeps them balanced
+    const perClass = classNames.map((c) => readdirSync(join(dir, c)).filter(isImage).sort().map((f) => join(dir, c, f)));
     const samples: Sample[] = [];
     const labels: number[] = [];
-    classNames.forEach((c, idx) => {
-      const sub = join(dir, c);
-      for (const f of readdirSync(sub).filter(isImage).sort()) {
-        if (opts.limit !== undefined && samples.length >= opts.limit) break;
-        samples.push({ [input.name]: conformImage(preprocessImage(decodeImage(join(sub, f)), spec), input, join(sub, f), opts.shapes) });
+    for (let r = 0; perClass.some((l) => l.length > r); r++) {
+      perClass.forEach((files, idx) => {
+        const f = files[r];
+        if (f === undefined || (opts.limit !== undefined && samples.length >= opts.limit)) return;
+        samples.push({ [input.name]: conformImage(preprocessImage(decodeImage(f), spec), input, f, opts.shapes) });
         labels.push(idx);
-      }
-    });
+      });
+    }
     return { source: dir, kind: 'labelled-images', synthetic: false, samples, labels, classNames };
   }
   throw new EdgefitError('DATA', `${dir}: no .npy files, images or class subfolders found`);

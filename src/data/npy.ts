@@ -75,30 +75,50 @@ export function readNpy(path: string): NdArray {
   return parseNpy(bytes, path);
 }
 
-/** Encode as .npy format 1.0 (2.0 if the header would not fit), byte-compatible with np.save. */
-export function encodeNpy(a: NdArray): Uint8Array {
-  const shape = a.shape.length === 1 ? `(${a.shape[0]},)` : `(${a.shape.join(', ')})`;
-  let dict = `{'descr': '${ND_DTYPES[a.dtype].descr}', 'fortran_order': False, 'shape': ${shape}, }`;
-  // numpy pads so that the data starts on a 64-byte boundary, header ends with '\n'
+/**
+ * Current numpy's np.save leaves room in the header for the first axis to grow to this many
+ * digits, so a file can be appended to in place; we write the same bytes.
+ */
+const GROWTH_AXIS_MAX_DIGITS = 21;
+
+/**
+ * The .npy header (magic, version, length, dict, padding, newline) byte for byte as np.save
+ * writes it: sorted keys, growth room, padded with spaces so the data starts on a 64-byte
+ * boundary (a full 64 more when it already would: numpy's arithmetic), format 1.0 unless the
+ * header needs 2.0's 32-bit length.
+ */
+export function npyHeader(shape: readonly number[], descr: string): Uint8Array {
+  const shapeRepr = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeRepr}, }`;
+  if (shape.length) dict += ' '.repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(shape[0]).length));
+  const hlen = dict.length + 1;
   let major = 1;
   let pre = 10;
-  let total = Math.ceil((pre + dict.length + 1) / 64) * 64;
-  if (total - pre > 0xffff) {
+  let pad = 64 - ((pre + hlen) % 64);
+  if (hlen + pad > 0xffff) {
     major = 2;
     pre = 12;
-    total = Math.ceil((pre + dict.length + 1) / 64) * 64;
+    pad = 64 - ((pre + hlen) % 64);
   }
-  dict = dict.padEnd(total - pre - 1, ' ') + '\n';
-  const body = new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
-  const out = new Uint8Array(total + body.byteLength);
+  const text = dict + ' '.repeat(pad) + '\n';
+  const out = new Uint8Array(pre + text.length);
   out.set(MAGIC, 0);
   out[6] = major;
   out[7] = 0;
   const dv = new DataView(out.buffer);
-  if (major === 1) dv.setUint16(8, dict.length, true);
-  else dv.setUint32(8, dict.length, true);
-  for (let i = 0; i < dict.length; i++) out[pre + i] = dict.charCodeAt(i);
-  out.set(body, total);
+  if (major === 1) dv.setUint16(8, text.length, true);
+  else dv.setUint32(8, text.length, true);
+  for (let i = 0; i < text.length; i++) out[pre + i] = text.charCodeAt(i);
+  return out;
+}
+
+/** Encode as .npy, byte-identical to np.save (C order; data bytes in host order, little-endian on every supported box). */
+export function encodeNpy(a: NdArray): Uint8Array {
+  const header = npyHeader(a.shape, ND_DTYPES[a.dtype].descr);
+  const body = new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
+  const out = new Uint8Array(header.length + body.byteLength);
+  out.set(header, 0);
+  out.set(body, header.length);
   return out;
 }
 

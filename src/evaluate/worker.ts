@@ -2,9 +2,9 @@
 // a crash, hang or runaway allocation inside the runtime kills only this process. It is started
 // by Evaluator (fork, 'advanced' serialization) and exits when the parent disconnects.
 import { performance } from 'node:perf_hooks';
-import ort from 'onnxruntime-node';
-import { ND_DTYPES, isNdDType, type NdArray, type NdData } from '../data/ndarray.js';
-import type { Sample } from '../data/inputs.js';
+import type ort from 'onnxruntime-node';
+import type { NdArray } from '../data/ndarray.js';
+import { fromTensor, openSession, toFeeds } from '../runtime/runner.js';
 import { procMemMb, validateToChild, type FromChild, type ToChild } from './protocol.js';
 
 let session: ort.InferenceSession | undefined;
@@ -13,39 +13,12 @@ function send(m: FromChild): Promise<void> {
   return new Promise((resolve, reject) => process.send!(m, undefined, undefined, (e) => (e ? reject(e) : resolve())));
 }
 
-function toFeeds(s: Sample): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const [name, a] of Object.entries(s)) {
-    const type = ND_DTYPES[a.dtype].ort;
-    feeds[name] = new ort.Tensor(type as 'float32', a.data as Float32Array, a.shape);
-  }
-  return feeds;
-}
-
-function fromTensor(t: ort.Tensor, name: string): NdArray {
-  const dtype = t.type === 'bool' ? 'bool' : t.type;
-  if (!isNdDType(dtype)) throw Object.assign(new Error(`output '${name}' has type ${t.type}, which edgefit cannot compare`), { code: 'UNSUPPORTED' });
-  const Ctor = ND_DTYPES[dtype].ctor;
-  // copy: the tensor's buffer belongs to the runtime and may be reused
-  const src = t.data as NdData;
-  const data = new Ctor(src.length) as NdData;
-  (data as Float32Array).set(src as Float32Array);
-  return { dtype, shape: t.dims.map(Number), data };
-}
-
 async function handle(m: ToChild): Promise<FromChild> {
   if (m.t === 'load') {
     const o = m.session;
-    const opts: ort.InferenceSession.SessionOptions = {
-      intraOpNumThreads: o.intraOpThreads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: o.graphOptimizationLevel,
-      enableCpuMemArena: o.enableCpuMemArena,
-      enableMemPattern: o.enableMemPattern,
-    };
+    const opts = { threads: o.intraOpThreads, level: o.graphOptimizationLevel, memArena: o.enableCpuMemArena, memPattern: o.enableMemPattern };
     const t0 = performance.now();
-    session = 'path' in m.model ? await ort.InferenceSession.create(m.model.path, opts) : await ort.InferenceSession.create(m.model.bytes, opts);
+    session = await openSession('path' in m.model ? m.model.path : m.model.bytes, opts);
     const loadMs = performance.now() - t0;
     return { t: 'loaded', loadMs, inputNames: [...session.inputNames], outputNames: [...session.outputNames] };
   }

@@ -3,13 +3,13 @@
 // by their measured sensitivity; then unstructured sparsity when a size budget asks for it),
 // then quantized. Every candidate starts again from the original bytes: candidates never
 // inherit each other's damage.
-import ort from 'onnxruntime-node';
 import { parseModel, serializeModel } from '../onnx/index.js';
 import { normalize } from '../ir/normalize.js';
 import { EdgefitError } from '../errors.js';
 import { prune } from '../passes/prune/index.js';
 import { quantizeModel } from '../passes/quantize/index.js';
-import type { Sample } from '../calib/runner.js';
+import type { Sample } from '../data/inputs.js';
+import { toFeeds } from '../runtime/runner.js';
 import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
 import type { CandidateConfig } from './types.js';
 
@@ -29,10 +29,6 @@ export interface Built {
   notes: string[];
   /** The sensitivity probe this build measured (structuredBy 'macs' without ctx.sensitivity). */
   sensitivity?: GroupSensitivity[];
-}
-
-function toFeeds(samples: readonly Sample[]): Record<string, ort.Tensor>[] {
-  return samples.map((s) => Object.fromEntries(Object.entries(s).map(([k, f]) => [k, new ort.Tensor('float32', f.data as Float32Array, f.dims)])));
 }
 
 export async function buildCandidate(config: CandidateConfig, ctx: BuildContext): Promise<Built> {
@@ -63,7 +59,7 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
   }
   if (config.quant === 'none') return { bytes: serializeModel(model), notes, sensitivity };
   const mode = config.quant === 'int8-static' ? 'static' : config.quant === 'int8-dynamic' ? 'dynamic' : 'fp16';
-  const q = await quantizeModel(model, { mode, method: 'minmax', perChannel: true, data: toFeeds(ctx.samples.slice(0, 8)), threads: ctx.threads });
+  const q = await quantizeModel(model, { mode, method: 'minmax', perChannel: true, data: ctx.samples.slice(0, 8).map(toFeeds), threads: ctx.threads });
   notes.push(`quantized ${mode}: ${q.report.layers.quantized} layers int8, ${q.report.layers.float} float`);
   return { bytes: q.bytes, notes, sensitivity };
 }

@@ -10,9 +10,9 @@ import { normalize } from '../ir/normalize.js';
 import { inferShapes } from '../ir/shapes.js';
 import { analyzeCost } from '../analyze/index.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { loadCalibration } from '../calib/data.js';
 import { syntheticSamples } from '../calib/synthetic.js';
-import type { Sample } from '../calib/runner.js';
+import { loadInputSet, type Sample } from '../data/inputs.js';
+import { modelInputs } from '../runtime/runner.js';
 import { evaluateModel, latencyStats } from '../evaluate/index.js';
 import { buildCandidate } from './candidates.js';
 import { int8Flavour } from './precision.js';
@@ -56,14 +56,15 @@ export interface FitOutcome extends FitResult {
   cacheHits: number;
 }
 
+// Calibration goes through the same loader (and so the same resize) as the fidelity evaluation
+// of the candidates, which reads req.calibDataPath with the same shapes.
 function loadSamples(req: FitRequest, shapes: Map<string, number[]>, inputName: string, modelBytes: Uint8Array): { samples: Sample[]; source: string; synthetic: boolean } {
-  const shape = shapes.get(inputName);
+  const model = normalize(parseModel(modelBytes));
   if (req.calibDataPath) {
-    if (!shape) throw new EdgefitError('USAGE', `give --shape ${inputName}=... so calibration data can be shaped`);
-    const set = loadCalibration(req.calibDataPath, inputName, shape, 16);
+    if (!shapes.get(inputName)) throw new EdgefitError('USAGE', `give --shape ${inputName}=... so calibration data can be shaped`);
+    const set = loadInputSet(req.calibDataPath, modelInputs(model), { shapes, limit: 16 });
     return { samples: set.samples, source: set.source, synthetic: false };
   }
-  const model = normalize(parseModel(modelBytes));
   return { samples: syntheticSamples(model, shapes, 8), source: 'synthetic', synthetic: true };
 }
 

@@ -14,6 +14,7 @@ const run = (...args: string[]): string => execFileSync('sh', [join(ROOT, 'insta
 t.test('install, upgrade, uninstall into --root', async (t) => {
   t.match(run('--root', root), /--root mode/);
   t.ok(existsSync(join(root, 'opt/edgefit/dist/src/cli/main.js')));
+  t.ok(existsSync(join(root, 'opt/edgefit/assets/probe/coffee.png')), 'the latency probe\'s photos are installed with the package');
   const cfg = JSON.parse(readFileSync(join(root, 'etc/edgefit/config'), 'utf8'));
   t.equal(cfg.stateDir, '/var/lib/edgefit');
   t.same(cfg.dashboard, { port: 0 }, 'the service runs without the dashboard (idle footprint)');

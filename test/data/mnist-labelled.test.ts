@@ -7,7 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { EdgefitError } from '../../src/errors.js';
-import { writeMnistLabelled, heldOutCount, npyHeader } from '../../scripts/mnist-to-labelled.js';
+import { writeMnistLabelled, heldOutCount } from '../../scripts/mnist-to-labelled.js';
+import { npyHeader } from '../../src/data/npy.js';
 import { ROOT } from '../helpers/paths.js';
 
 interface MnistMeta {
@@ -137,9 +138,9 @@ t.test('train split and limit', async (t) => {
 });
 
 t.test('npy header matches numpy for 1-d and large shapes', async (t) => {
-  t.equal(npyHeader([5]).length % 64, 0);
-  t.match(Buffer.from(npyHeader([5])).toString('latin1'), /'shape': \(5,\), \}/);
-  t.equal(npyHeader([123456789, 1, 28, 28]).length % 64, 0);
+  t.equal(npyHeader([5], '<f4').length % 64, 0);
+  t.match(Buffer.from(npyHeader([5], '<f4')).toString('latin1'), /'shape': \(5,\), \}/);
+  t.equal(npyHeader([123456789, 1, 28, 28], '<f4').length % 64, 0);
 });
 
 t.test('bad input is refused with a coded error', async (t) => {

@@ -6,9 +6,9 @@
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PNG } from 'pngjs';
 import ort from 'onnxruntime-node';
 import { OCR_MODELS, OCR, ROOT } from '../helpers/paths.js';
+import { decodeImage, parsePreprocessSpec, preprocessImage } from '../../src/data/image.js';
 
 interface Preprocess {
   size: [number, number];
@@ -23,39 +23,12 @@ const FIX = join(ROOT, 'test/fixtures');
 const spec = (dir: string) => JSON.parse(readFileSync(join(dir, 'preprocess.json'), 'utf8')) as Preprocess;
 const pngs = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.png')).sort().map((f) => join(dir, f));
 
-interface Rgba { width: number; height: number; data: Uint8Array }
-const decode = (file: string): Rgba => PNG.sync.read(readFileSync(file));
-
-/** Bilinear "stretch" resize of one RGBA channel sample; enough for det's input. */
-function sample(img: Rgba, x: number, y: number, c: number): number {
-  const x0 = Math.max(0, Math.min(img.width - 1, Math.floor(x)));
-  const y0 = Math.max(0, Math.min(img.height - 1, Math.floor(y)));
-  const x1 = Math.min(img.width - 1, x0 + 1);
-  const y1 = Math.min(img.height - 1, y0 + 1);
-  const fx = Math.min(1, Math.max(0, x - x0));
-  const fy = Math.min(1, Math.max(0, y - y0));
-  const p = (xx: number, yy: number) => img.data[(yy * img.width + xx) * 4 + c]!;
-  return (p(x0, y0) * (1 - fx) + p(x1, y0) * fx) * (1 - fy) + (p(x0, y1) * (1 - fx) + p(x1, y1) * fx) * fy;
-}
-
-/** Images -> NCHW float32 batch following a preprocess.json. */
+/** Images -> NCHW float32 batch following a preprocess.json, through the shared loader (src/data/image.ts). */
 function toTensor(files: string[], p: Preprocess): ort.Tensor {
-  const [h, w] = p.size;
+  const sp = parsePreprocessSpec(p, 'preprocess.json');
+  const [h, w] = sp.size;
   const out = new Float32Array(files.length * 3 * h * w);
-  const order = p.color === 'BGR' ? [2, 1, 0] : [0, 1, 2];
-  files.forEach((f, b) => {
-    const img = decode(f);
-    for (let c = 0; c < 3; c++) {
-      const src = order[c]!;
-      for (let y = 0; y < h; y++) {
-        for (let x = 0; x < w; x++) {
-          // pixel-centre mapping, as common resize implementations do
-          const v = sample(img, ((x + 0.5) * img.width) / w - 0.5, ((y + 0.5) * img.height) / h - 0.5, src);
-          out[((b * 3 + c) * h + y) * w + x] = (v * p.scale - p.mean[c]!) / p.std[c]!;
-        }
-      }
-    }
-  });
+  files.forEach((f, b) => out.set(preprocessImage(decodeImage(f), sp).data as Float32Array, b * 3 * h * w));
   return new ort.Tensor('float32', out, [files.length, 3, h, w]);
 }
 
@@ -82,11 +55,11 @@ t.test('fixture counts and exact crop sizes', async (t) => {
   t.ok(det.length >= 6 && det.length <= 8, `${det.length} det images`);
   const rec = pngs(join(FIX, 'ocr/rec'));
   t.ok(rec.length >= 16 && rec.length <= 32, `${rec.length} rec crops`);
-  for (const f of rec) t.same([decode(f).height, decode(f).width], [48, 320], `${f} is 48x320`);
+  for (const f of rec) t.same([decodeImage(f).height, decodeImage(f).width], [48, 320], `${f} is 48x320`);
   for (const cls of ['0', '180']) {
     const files = pngs(join(FIX, 'ocr/cls', cls));
     t.ok(files.length >= 4, `cls/${cls} has ${files.length} crops`);
-    for (const f of files) t.same([decode(f).height, decode(f).width], [48, 192]);
+    for (const f of files) t.same([decodeImage(f).height, decodeImage(f).width], [48, 192]);
   }
   t.ok(pngs(join(FIX, 'images')).length >= 6, 'photos and pages');
 });

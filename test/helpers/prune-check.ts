@@ -1,7 +1,8 @@
 // Shared checks for structured-pruning tests: run a model, compare outputs, and prune a clone
 // beside a masked clone (exactness.ts) so any index slip in the surgery shows as a difference.
 import type { Test } from 'tap';
-import { ModelRunner, type Sample } from '../../src/calib/runner.js';
+import { loadInputSet, type InputSet, type Sample } from '../../src/data/inputs.js';
+import { ModelRunner } from '../../src/runtime/runner.js';
 import type { Model } from '../../src/ir/model.js';
 import { serializeModel } from '../../src/onnx/index.js';
 import { applyPruning } from '../../src/passes/prune/apply.js';
@@ -14,10 +15,15 @@ export async function outputs(m: Model, s: Sample, optimization: 'basic' | 'disa
   const r = await ModelRunner.fromBytes(serializeModel(m), { optimization });
   try {
     const o = (await r.run(s)).get(m.graph.outputs[0]!.name)!;
-    return { dims: [...o.dims], data: Float32Array.from(o.data) };
+    return { dims: [...o.shape], data: Float32Array.from(o.data) };
   } finally {
     await r.release();
   }
+}
+
+/** Real samples for the single input 'x' through the shared loader, shaped (and images resized) to `shape`. */
+export function loadCalib(path: string, shape: number[], limit: number): InputSet {
+  return loadInputSet(path, [{ name: 'x', dtype: 'float32', shape }], { shapes: new Map([['x', shape]]), limit });
 }
 
 export function relMaxErr(a: Float32Array, b: Float32Array): number {

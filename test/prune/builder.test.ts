@@ -1,7 +1,7 @@
 // The fixture builder must give models onnxruntime accepts, with the shapes the builder claims.
 import t from 'tap';
 import { FIXTURES, fixtureInputShape } from '../helpers/builder.js';
-import { ModelRunner } from '../../src/calib/runner.js';
+import { ModelRunner } from '../../src/runtime/runner.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
 
@@ -13,7 +13,7 @@ for (const [name, make] of Object.entries(FIXTURES)) {
     const r = await ModelRunner.create(m, { extraOutputs: [inner] });
     const out = await r.run(sample!);
     const o = m.graph.outputs[0]!;
-    t.same(out.get(o.name)!.dims, o.type!.shape, 'output shape as built');
+    t.same(out.get(o.name)!.shape, o.type!.shape, 'output shape as built');
     t.ok(out.has(inner), 'intermediate value exposed');
     t.ok(out.get(o.name)!.data.every(Number.isFinite), 'finite outputs');
     const distinct = new Set(out.get(o.name)!.data).size;

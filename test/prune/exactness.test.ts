@@ -6,8 +6,9 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { FIXTURES, fixtureInputShape } from '../helpers/builder.js';
-import { loadCalibration } from '../../src/calib/data.js';
-import { ModelRunner, type Sample } from '../../src/calib/runner.js';
+import { loadCalib } from '../helpers/prune-check.js';
+import { ModelRunner } from '../../src/runtime/runner.js';
+import type { Sample } from '../../src/data/inputs.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import type { Model } from '../../src/ir/model.js';
 import { normalize } from '../../src/ir/normalize.js';
@@ -67,7 +68,7 @@ for (const s of SUBJECTS) {
   if (only && !only.includes(s.name)) continue;
   t.test(`${s.name}: pruning one group equals masking its removed channels`, async (t) => {
     const base = s.load();
-    const [sample] = s.calib ? loadCalibration(s.calib, 'x', s.shapes.get('x')!, 1).samples : syntheticSamples(base, s.shapes, 1, 3);
+    const [sample] = s.calib ? loadCalib(s.calib, s.shapes.get('x')!, 1).samples : syntheticSamples(base, s.shapes, 1, 3);
     const ga0 = analyzeGroups(base);
     let checked = 0, inexact = 0;
     const worst: [number, string][] = [];

@@ -5,7 +5,8 @@
 // with its reason.
 import t from 'tap';
 import { FIXTURES, ModelBuilder, fixtureInputShape } from '../helpers/builder.js';
-import { ModelRunner, type Sample } from '../../src/calib/runner.js';
+import { ModelRunner } from '../../src/runtime/runner.js';
+import type { Sample } from '../../src/data/inputs.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import type { Model } from '../../src/ir/model.js';
 import type { Node } from '../../src/ir/node.js';
@@ -19,7 +20,8 @@ import { cloneModel, countMacs, pruneStep } from '../../src/passes/prune/structu
 async function run(m: Model, s: Sample): Promise<{ dims: number[]; data: Float32Array }> {
   const r = await ModelRunner.fromBytes(serializeModel(m));
   try {
-    return (await r.run(s)).get(m.graph.outputs[0]!.name)!;
+    const o = (await r.run(s)).get(m.graph.outputs[0]!.name)!;
+    return { dims: o.shape, data: o.data };
   } finally {
     await r.release();
   }

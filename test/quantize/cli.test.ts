@@ -4,7 +4,8 @@ import t, { type Test } from 'tap';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeNpyFloat32, writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
+import { writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
+import { encodeNpy } from '../../src/data/npy.js';
 import { ROOT, runCli } from '../helpers/paths.js';
 import { loadModel } from '../../src/onnx/index.js';
 
@@ -95,10 +96,10 @@ t.test('without --force the file written follows the measured decision: float wh
 t.test('bad input: one line, non-zero exit, nothing written', async (t) => {
   const out = join(dir, 'bad.onnx');
   const wrong = join(dir, 'wrong.npy');
-  writeFileSync(wrong, encodeNpyFloat32([4, 1, 14, 14], new Float32Array(4 * 196)));
+  writeFileSync(wrong, encodeNpy({ dtype: 'float32', shape: [4, 1, 14, 14], data: new Float32Array(4 * 196) }));
   oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', wrong]), /data of shape 4x1x14x14 does not fit input 'x'/);
   const ints = join(dir, 'ints.npy');
-  const hdr = Buffer.from(encodeNpyFloat32([1, 1, 28, 28], new Float32Array(784)));
+  const hdr = Buffer.from(encodeNpy({ dtype: 'float32', shape: [1, 1, 28, 28], data: new Float32Array(784) }));
   writeFileSync(ints, Buffer.from(hdr.toString('latin1').replace("'<f4'", "'<i4'"), 'latin1'));
   oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', ints]), /data is int32 but the model input wants float32/);
   oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static']), /static quantization needs calibration data/);

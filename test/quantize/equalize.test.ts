@@ -10,12 +10,12 @@ import { foldForQuantization } from '../../src/passes/quantize/fold.js';
 import { applyOpsetPlan, planOpset } from '../../src/passes/quantize/opset.js';
 import { collectChannelRanges, equalizeSites, findEqualizeSites, inputChannelAbs, rangeSpread } from '../../src/passes/quantize/equalize.js';
 import { findSplitSite, splitWideChannels } from '../../src/passes/quantize/split.js';
-import { openSession } from '../../src/passes/quantize/ort.js';
-import { imageToTensor, readImage, IMAGENET } from '../../src/passes/quantize/calib-data.js';
+import { openSession } from '../../src/runtime/runner.js';
+import { decodeImage, IMAGENET, nchwSpec, preprocessImage } from '../../src/data/image.js';
 import { OCR_MODELS, ROOT } from '../helpers/paths.js';
 
 const DIMS = [1, 3, 640, 640];
-const feed = (file: string): Record<string, ort.Tensor> => ({ x: new ort.Tensor('float32', imageToTensor(readImage(join(ROOT, 'test/fixtures/ocr/det', file)), 640, 640, 3, IMAGENET), DIMS) });
+const feed = (file: string): Record<string, ort.Tensor> => ({ x: new ort.Tensor('float32', preprocessImage(decodeImage(join(ROOT, 'test/fixtures/ocr/det', file)), nchwSpec(640, 640, 3, IMAGENET)).data as Float32Array, DIMS) });
 
 async function outputs(bytes: Uint8Array, feeds: Record<string, ort.Tensor>[]): Promise<Float32Array[]> {
   const s = await openSession(bytes);

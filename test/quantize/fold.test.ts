@@ -6,9 +6,9 @@ import * as ort from 'onnxruntime-node';
 import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
 import { prepareFloat } from '../../src/passes/quantize/index.js';
 import { foldForQuantization } from '../../src/passes/quantize/fold.js';
-import { openSession } from '../../src/passes/quantize/ort.js';
+import { openSession } from '../../src/runtime/runner.js';
 import { cosine } from '../../src/passes/quantize/fidelity.js';
-import { imageToTensor, readImage, IMAGENET } from '../../src/passes/quantize/calib-data.js';
+import { decodeImage, IMAGENET, nchwSpec, preprocessImage } from '../../src/data/image.js';
 import { OCR_MODELS, ROOT } from '../helpers/paths.js';
 import { join } from 'node:path';
 
@@ -37,7 +37,7 @@ t.test('det: conv affines, input affines, hardswish and ConvTranspose+BN fold ex
     forms[form] = serializeModel(m);
   }
   // a real page: on noise the probability map is ~0 everywhere and a cosine says nothing
-  const x = imageToTensor(readImage(join(ROOT, 'test/fixtures/ocr/det/page-left.png')), 640, 640, 3, IMAGENET);
+  const x = preprocessImage(decodeImage(join(ROOT, 'test/fixtures/ocr/det/page-left.png')), nchwSpec(640, 640, 3, IMAGENET)).data as Float32Array;
   const feeds = { x: new ort.Tensor('float32', x, [1, 3, 640, 640]) };
   const run = async (b: Uint8Array): Promise<Float32Array> => {
     const s = await openSession(b);

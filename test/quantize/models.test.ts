@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';
 import { quantizeModel } from '../../src/passes/quantize/index.js';
-import { readNpy } from '../../src/passes/quantize/calib-data.js';
-import { openSession } from '../../src/passes/quantize/ort.js';
+import { readNpy } from '../../src/data/npy.js';
+import { openSession } from '../../src/runtime/runner.js';
 import { cosine } from '../../src/passes/quantize/fidelity.js';
 import { applyOpsetPlan, planOpset } from '../../src/passes/quantize/opset.js';
 import { normalize } from '../../src/ir/normalize.js';
@@ -59,7 +59,7 @@ t.test('MNIST CNN static int8: int8 kernels, 3.5x smaller, accuracy within 0.3 p
 
 t.test('prune then quantize: the pruned graph quantizes, runs int8 and keeps its accuracy', async (t) => {
   const m = loadModel(MNIST);
-  const pr = await prune(m, { structured: 0.25, importance: 'l1', recover: 'bias', steps: 1, round: 1, shapes: new Map([['x', [1, 1, 28, 28]]]), samples: calFeeds.slice(0, 16).map((f) => ({ x: { dims: [1, 1, 28, 28], data: f.x.data as Float32Array } })), synthetic: false, skipFidelity: true });
+  const pr = await prune(m, { structured: 0.25, importance: 'l1', recover: 'bias', steps: 1, round: 1, shapes: new Map([['x', [1, 1, 28, 28]]]), samples: calFeeds.slice(0, 16).map((f) => ({ x: { dtype: 'float32' as const, shape: [1, 1, 28, 28], data: f.x.data as Float32Array<ArrayBuffer> } })), synthetic: false, skipFidelity: true });
   t.ok(pr.params.after < pr.params.before, `pruned ${pr.params.before} -> ${pr.params.after} params`);
   const prunedBytes = serializeModel(m);
   const { bytes, report } = await quantizeModel(m, { mode: 'static', data: calFeeds });

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';
 import { quantizeModel } from '../../src/passes/quantize/index.js';
-import { imageToTensor, readImage } from '../../src/passes/quantize/calib-data.js';
-import { openSession, type Feeds } from '../../src/passes/quantize/ort.js';
+import { decodeImage, nchwSpec, preprocessImage } from '../../src/data/image.js';
+import { openSession, type Feeds } from '../../src/runtime/runner.js';
 import { argmaxAgreement, measureFidelity, meanKl } from '../../src/passes/quantize/fidelity.js';
 import { floatSet } from '../../src/passes/quantize/sensitivity.js';
 import { ROOT, OCR_MODELS } from '../helpers/paths.js';
@@ -34,7 +34,7 @@ t.test('argmax agreement counts positions whose last-axis argmax agrees', async 
 const pre = { scale: 1 / 255, mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
 const REC_DIR = join(ROOT, 'test/fixtures/ocr/rec');
 const crops = readdirSync(REC_DIR).filter((f) => f.endsWith('.png')).sort();
-const feedsOf = (names: string[]): Feeds[] => names.map((f) => ({ x: new ort.Tensor('float32', imageToTensor(readImage(join(REC_DIR, f)), 48, 320, 3, pre), [1, 3, 48, 320]) }));
+const feedsOf = (names: string[]): Feeds[] => names.map((f) => ({ x: new ort.Tensor('float32', preprocessImage(decodeImage(join(REC_DIR, f)), nchwSpec(48, 320, 3, pre)).data as Float32Array, [1, 3, 48, 320]) }));
 
 /** Per-step argmax agreement counted here, apart from fidelity.ts: rec outputs [1, T, 6625]. */
 async function agreement(a: Uint8Array, b: Uint8Array, feeds: Feeds[]): Promise<number> {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../src/onnx/index.js';
 import { prepareFloat } from '../../src/passes/quantize/index.js';
-import { imageToTensor, readImage } from '../../src/passes/quantize/calib-data.js';
+import { decodeImage, nchwSpec, preprocessImage } from '../../src/data/image.js';
 import { collectStats } from '../../src/passes/quantize/collect.js';
 import { findCandidates } from '../../src/passes/quantize/qdq.js';
 import { adaroundRow, Gram, layerGeometry, LayerInputStats, quadratic, roundWeight, type RoundedWeight } from '../../src/passes/quantize/rounding.js';
@@ -45,7 +45,7 @@ t.test('adaroundRow: never worse than nearest on its quadratic, better when inpu
 
 const pre = { scale: 1 / 255, mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
 const feeds = (dir: string, files: string[]): Record<string, ort.Tensor>[] =>
-  files.map((f) => ({ x: new ort.Tensor('float32', imageToTensor(readImage(join(dir, f)), 48, 320, 3, pre), [1, 3, 48, 320]) }));
+  files.map((f) => ({ x: new ort.Tensor('float32', preprocessImage(decodeImage(join(dir, f)), nchwSpec(48, 320, 3, pre)).data as Float32Array, [1, 3, 48, 320]) }));
 const REC = join(ROOT, 'test/fixtures/ocr/rec');
 const BW = join(ROOT, 'test/fixtures/ocr/rec-bw');
 const png = (d: string): string[] => readdirSync(d).filter((f) => f.endsWith('.png')).sort();

@@ -5,7 +5,7 @@ import t from 'tap';
 import * as ort from 'onnxruntime-node';
 import { serializeModel } from '../../src/onnx/index.js';
 import { rankSensitivity, type FloatSet } from '../../src/passes/quantize/sensitivity.js';
-import { openSession } from '../../src/passes/quantize/ort.js';
+import { openSession } from '../../src/runtime/runner.js';
 import { ModelBuilder } from '../helpers/builder.js';
 
 const UNITS = ['tensor:a', 'tensor:b', 'node:c'];

@@ -3,7 +3,8 @@ import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
 import { normalize } from '../../ir/normalize.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
-import { loadCalibration } from '../../calib/data.js';
+import { loadInputSet } from '../../data/inputs.js';
+import { modelInputs } from '../../runtime/runner.js';
 import { inputShapes, syntheticSamples } from '../../calib/synthetic.js';
 import { IMPORTANCE, type Importance } from '../../passes/prune/importance.js';
 import { prune, type PruneReport } from '../../passes/prune/index.js';
@@ -95,8 +96,7 @@ export const command: CommandModule<object, Args> = {
     let synthetic = false;
     if (a.calib) {
       if (dims.size !== 1) throw new EdgefitError('USAGE', `--calib feeds one input, the model has ${dims.size}`);
-      const [name, shape] = [...dims][0]!;
-      samples = loadCalibration(a.calib, name, shape, a['calib-count']).samples;
+      samples = loadInputSet(a.calib, modelInputs(model), { shapes, limit: a['calib-count'] }).samples;
     } else {
       samples = syntheticSamples(model, shapes, Math.min(a['calib-count'], 8));
       synthetic = true;

@@ -3,7 +3,8 @@
 import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
-import { loadInputSet, type ModelInput } from '../../data/inputs.js';
+import { loadInputSet } from '../../data/inputs.js';
+import { modelInputs, toFeeds } from '../../runtime/runner.js';
 import { CALIB_METHODS, FIDELITY_METRICS, QUANT_MODES, WEIGHT_ROUNDINGS, quantizeModel, ort, type CalibMethod, type FidelityMetric, type QuantMode, type QuantizeReport, type WeightRounding } from '../../passes/quantize/index.js';
 import { parseShapes, printJson } from '../output.js';
 
@@ -69,9 +70,8 @@ export const command: CommandModule<object, Args> = {
     const shapes = parseShapes(a.shape);
     let data: Record<string, ort.Tensor>[] | undefined;
     if (a.calib) {
-      const inputs: ModelInput[] = model.graph.runtimeInputs().map((i) => ({ name: i.name, dtype: i.type?.dtype ?? 'float32', shape: i.type?.shape ?? null }));
-      const set = loadInputSet(a.calib, inputs, { shapes, limit: 64 });
-      data = set.samples.map((s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, new ort.Tensor(v.dtype as 'float32', v.data as Float32Array, v.shape)])));
+      const set = loadInputSet(a.calib, modelInputs(model), { shapes, limit: 64 });
+      data = set.samples.map(toFeeds);
     } else if (a.mode === 'static' || a.mode === 'weights') {
       throw new EdgefitError('USAGE', `${a.mode} quantization needs calibration data: --calib <folder of images | data.npy>`);
     }

@@ -6,7 +6,7 @@ import type { Model } from '../../ir/model.js';
 import { analyzeCost } from '../../analyze/cost.js';
 import { channelStats, type ChannelStats } from '../../calib/stats.js';
 import { fidelityOf, runFirstOutput, type Fidelity } from '../../calib/compare.js';
-import type { Sample } from '../../calib/runner.js';
+import type { Sample } from '../../data/inputs.js';
 import { applyPruning } from './apply.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
 import type { Importance } from './importance.js';

@@ -9,7 +9,8 @@ import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
-import { ModelRunner, type Feed, type Sample } from '../../calib/runner.js';
+import { ModelRunner, type F32Array } from '../../runtime/runner.js';
+import type { Sample } from '../../data/inputs.js';
 import type { ChannelStats } from '../../calib/stats.js';
 import { seededUniform } from '../../calib/synthetic.js';
 import type { GroupAnalysis } from './groups.js';
@@ -169,14 +170,14 @@ function layerMatrix(g: Graph, n: Node, blk?: Block): { W: Float64Array; d: numb
 }
 
 /** Rows (x with a trailing 1, y) of one sample for one layer, sampling at most `maxRows` positions. */
-function* layerRows(n: Node, x: Feed, y: Feed, keptOut: number[] | null, maxRows: number, next: () => number, blk?: Block): Generator<[Float64Array, Float64Array]> {
-  let oIdx = keptOut ?? Array.from({ length: n.opType === 'Conv' ? y.dims[1]! : y.dims[y.dims.length - 1]! }, (_, i) => i);
+function* layerRows(n: Node, x: F32Array, y: F32Array, keptOut: number[] | null, maxRows: number, next: () => number, blk?: Block): Generator<[Float64Array, Float64Array]> {
+  let oIdx = keptOut ?? Array.from({ length: n.opType === 'Conv' ? y.shape[1]! : y.shape[y.shape.length - 1]! }, (_, i) => i);
   if (n.opType === 'Conv') {
-    const [N, Cx, H, Wd] = x.dims as [number, number, number, number];
+    const [N, Cx, H, Wd] = x.shape as [number, number, number, number];
     // a grouped Conv's block reads its own input channels and writes its own outputs
     const C = Cx / (blk?.G ?? 1), c0 = (blk?.g ?? 0) * C;
     if (blk) oIdx = oIdx.slice(blk.g * (oIdx.length / blk.G), (blk.g + 1) * (oIdx.length / blk.G));
-    const [, O, OH, OW] = y.dims as [number, number, number, number];
+    const [, O, OH, OW] = y.shape as [number, number, number, number];
     const k = n.attrInts('kernel_shape')!;
     const s = n.attrInts('strides') ?? [1, 1];
     const p = n.attrInts('pads') ?? [0, 0, 0, 0];
@@ -204,8 +205,8 @@ function* layerRows(n: Node, x: Feed, y: Feed, keptOut: number[] | null, maxRows
     }
     return;
   }
-  const K = x.dims[x.dims.length - 1]!;
-  const O = y.dims[y.dims.length - 1]!;
+  const K = x.shape[x.shape.length - 1]!;
+  const O = y.shape[y.shape.length - 1]!;
   const total = x.data.length / K;
   const take = Math.min(total, maxRows);
   for (let r = 0; r < take; r++) {
@@ -396,9 +397,9 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
           const sample = samples[si]!;
           const ty = await t.run(sample, chunk.map((l) => l.out));
           const fetch = [...new Set(chunk.map((l) => l.input))].filter((v) => !sample[v]);
-          const sx = fetch.length ? await s.run(sample, fetch) : new Map<string, Feed>();
+          const sx = fetch.length ? await s.run(sample, fetch) : new Map<string, F32Array>();
           for (const l of chunk) {
-            const x = sx.get(l.input) ?? sample[l.input];
+            const x = sx.get(l.input) ?? (sample[l.input] as F32Array | undefined);
             const y = ty.get(l.out);
             if (!x || !y) continue;
             let r = 0;

@@ -3,7 +3,7 @@
 // each group gets the largest probed ratio whose drop stays under a threshold, and the
 // threshold is bisected until the global channel or MACs target is met.
 import type { Model } from '../../ir/model.js';
-import type { Sample } from '../../calib/runner.js';
+import type { Sample } from '../../data/inputs.js';
 import { fidelityOf, runFirstOutput, type Outputs } from '../../calib/compare.js';
 import { applyPruning } from './apply.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';

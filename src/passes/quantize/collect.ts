@@ -1,11 +1,11 @@
 // Calibration data collection: run the float model in onnxruntime with the chosen intermediate
-// values exposed as extra graph outputs, and fold each batch into running statistics at once,
-// so memory holds one batch's activations, never the whole calibration set's.
+// values exposed as extra graph outputs (the shared runner's withExtraOutputs), and fold each
+// batch into running statistics at once, so memory holds one batch's activations, never the
+// whole calibration set's.
 import type * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import type { Model } from '../../ir/model.js';
-import { parseModel, serializeModel } from '../../onnx/index.js';
-import { openSession, type Feeds } from './ort.js';
+import { openSession, withExtraOutputs, type Feeds } from '../../runtime/runner.js';
 import { TensorStats } from './stats.js';
 
 export interface CollectOptions {
@@ -14,15 +14,6 @@ export interface CollectOptions {
   threads?: number;
   /** Sees each batch's results (all requested values) before they are dropped: per-layer statistics (rounding.ts). */
   visit?: (res: Record<string, ort.Tensor>) => void | Promise<void>;
-}
-
-/** A copy of `model` whose graph outputs also list `values` (float types left for onnxruntime to infer). */
-export function withExtraOutputs(model: Model, values: readonly string[]): Model {
-  const copy = parseModel(serializeModel(model));
-  const have = new Set(copy.graph.outputs.map((o) => o.name));
-  for (const v of values) if (!have.has(v)) copy.graph.outputs.push({ name: v, type: null });
-  copy.graph.touch();
-  return copy;
 }
 
 /**

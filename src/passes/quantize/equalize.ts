@@ -13,8 +13,7 @@ import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
-import { withExtraOutputs } from './collect.js';
-import { openSession, type Feeds } from './ort.js';
+import { openSession, withExtraOutputs, type Feeds } from '../../runtime/runner.js';
 
 /** Observed extremes of every channel (axis 1) of one NC... tensor. */
 export interface ChannelRange {

@@ -3,7 +3,7 @@
 import type * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import { measureFidelity, type Fidelity, type FidelityMetric } from './fidelity.js';
-import type { Feeds } from './ort.js';
+import type { Feeds } from '../../runtime/runner.js';
 import { floatSet, rankSensitivity, type FloatSet, type Ranked, type SensitivityRank } from './sensitivity.js';
 
 export interface FallbackOptions {

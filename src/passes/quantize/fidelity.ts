@@ -9,7 +9,7 @@
 import type * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import type { Model } from '../../ir/model.js';
-import { openSession, type Feeds, type OptLevel } from './ort.js';
+import { openSession, type Feeds, type OptLevel } from '../../runtime/runner.js';
 
 export const FIDELITY_METRICS = ['cosine', 'argmax'] as const;
 export type FidelityMetric = (typeof FIDELITY_METRICS)[number];

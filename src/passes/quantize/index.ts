@@ -20,7 +20,7 @@ import { applyFp16 } from './fp16.js';
 import { applyWeightStorage } from './weight-storage.js';
 import { applyOpsetPlan, planOpset, type OpsetPlan } from './opset.js';
 import { foldForQuantization, saturatedLowerBounds, type FoldReport } from './fold.js';
-import { optimizedModel, openSession, runtimeOps, type Feeds } from './ort.js';
+import { optimizedModel, openSession, runtimeOps, type Feeds } from '../../runtime/runner.js';
 import { detectPlatform, type Int8Platform } from './platform.js';
 import { applyStatic, calibrationValues, findCandidates, nodeKey, type LayerDecision, type StaticOptions } from './qdq.js';
 import { Gram, layerGeometry, LayerInputStats, roundWeight, type RoundedWeight, type WeightRounding } from './rounding.js';

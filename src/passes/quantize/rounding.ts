@@ -15,7 +15,7 @@ import { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
-import { openSession } from './ort.js';
+import { openSession } from '../../runtime/runner.js';
 import { packWeight, type QuantizedWeight } from './weights.js';
 
 export const WEIGHT_ROUNDINGS = ['nearest', 'bias', 'adaround'] as const;

@@ -19,7 +19,7 @@
 //    with a 0.98 floor it handed back 32 neck and head convs instead (file 0.675x, cosine 0.980).
 import type * as ort from 'onnxruntime-node';
 import { measureFidelity, type FidelityMetric } from './fidelity.js';
-import type { Feeds, OptLevel } from './ort.js';
+import type { Feeds, OptLevel } from '../../runtime/runner.js';
 
 export interface FloatSet {
   nodes: ReadonlySet<string>;

@@ -1,0 +1,215 @@
+// The one place edgefit talks to onnxruntime-node: sessions from bytes or a path (thread settings,
+// optimisation level, warnings off), feeds from a data Sample, outputs back as NdArrays, and any
+// intermediate value exposed as an extra graph output (ORT only returns graph outputs, and
+// pruning importance, recovery and quantizer calibration all need activations inside a model).
+// Calibration, quantization, the evaluation child and the agent's latency probe all use it, so a
+// sample means the same tensor everywhere.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { EdgefitError } from '../errors.js';
+import type { Model } from '../ir/model.js';
+import { loadModel, serializeModel } from '../onnx/index.js';
+import { ND_DTYPES, isNdDType, type NdArray, type NdData } from '../data/ndarray.js';
+import type { ModelInput, Sample } from '../data/inputs.js';
+
+export const OPT_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
+export type OptLevel = (typeof OPT_LEVELS)[number];
+
+export interface SessionOpts {
+  /** intra-op threads (default 2). */
+  threads?: number;
+  /** graph optimisation level (default 'all'). */
+  level?: OptLevel;
+  /** Where onnxruntime should write the graph after its own optimisations. */
+  optimizedPath?: string;
+  /** CPU memory arena and memory pattern (onnxruntime's defaults, true, when absent). */
+  memArena?: boolean;
+  memPattern?: boolean;
+}
+
+/** onnxruntime's own feed form: input name -> tensor. */
+export type Feeds = Record<string, ort.Tensor>;
+
+/** A float32 NdArray: what intermediate values and float outputs come back as. */
+export interface F32Array extends NdArray {
+  dtype: 'float32';
+  data: Float32Array<ArrayBuffer>;
+}
+
+export function firstLine(e: unknown): string {
+  const s = e instanceof Error ? e.message : String(e);
+  return s.split('\n')[0] ?? s;
+}
+
+/** A session for a model, its bytes, or an .onnx path (the probe and evaluator load by path: no copy in JS). */
+export async function openSession(model: Model | Uint8Array | string, opts: SessionOpts = {}): Promise<ort.InferenceSession> {
+  const so: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: opts.threads ?? 2,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: opts.level ?? 'all',
+    // unused initializers left by exact folds, and the NCHWc 'hardware specific' note when saving
+    // an optimised graph, are each a warning line: noise
+    logSeverityLevel: 3,
+  };
+  if (opts.memArena !== undefined) so.enableCpuMemArena = opts.memArena;
+  if (opts.memPattern !== undefined) so.enableMemPattern = opts.memPattern;
+  if (opts.optimizedPath) so.optimizedModelFilePath = opts.optimizedPath;
+  try {
+    if (typeof model === 'string') return await ort.InferenceSession.create(model, so);
+    return await ort.InferenceSession.create(model instanceof Uint8Array ? model : serializeModel(model), so);
+  } catch (e) {
+    throw new EdgefitError('EVAL', `onnxruntime refused the model: ${firstLine(e)}`, { cause: e });
+  }
+}
+
+export function floatTensor(data: Float32Array, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('float32', data, dims);
+}
+
+/** One array as an onnxruntime tensor (no copy). */
+export function toTensor(a: NdArray): ort.Tensor {
+  return new ort.Tensor(ND_DTYPES[a.dtype].ort as 'float32', a.data as Float32Array, a.shape);
+}
+
+/** A sample as onnxruntime feeds (no copy). */
+export function toFeeds(s: Sample): Feeds {
+  const feeds: Feeds = {};
+  for (const [name, a] of Object.entries(s)) feeds[name] = toTensor(a);
+  return feeds;
+}
+
+/** An output tensor as an NdArray, copied: the tensor's buffer belongs to the runtime and may be reused. */
+export function fromTensor(t: ort.Tensor, name: string): NdArray {
+  const dtype = t.type;
+  if (!isNdDType(dtype)) throw new EdgefitError('UNSUPPORTED', `output '${name}' has type ${t.type}, which edgefit cannot compare`);
+  const Ctor = ND_DTYPES[dtype].ctor;
+  const src = t.data as NdData;
+  const data = new Ctor(src.length) as NdData;
+  (data as Float32Array).set(src as Float32Array);
+  return { dtype, shape: t.dims.map(Number), data };
+}
+
+/** The runtime inputs of a model as the data layer describes them (name, dtype, declared shape). */
+export function modelInputs(model: Model): ModelInput[] {
+  return model.graph.runtimeInputs().map((v) => ({ name: v.name, dtype: v.type?.dtype ?? 'float32', shape: v.type?.shape ?? null }));
+}
+
+/**
+ * Serialize `model` with `extra` values appended to its graph outputs; the model itself is left as
+ * it was (the outputs are put back before returning).
+ */
+export function withExtraOutputs(model: Model, extra: readonly string[]): Uint8Array {
+  const g = model.graph;
+  const saved = g.outputs;
+  const have = new Set(saved.map((o) => o.name));
+  const add = [...new Set(extra)].filter((v) => !have.has(v));
+  for (const v of add) {
+    if (!g.producer(v) && !g.isGraphInput(v)) throw new EdgefitError('USAGE', `cannot expose '${v}': no node produces it`);
+  }
+  const typeOf = (name: string) => {
+    const t = g.valueTypes.get(name);
+    return t ? { dtype: t.dtype, shape: null } : null;
+  };
+  g.outputs = [...saved, ...add.map((name) => ({ name, type: typeOf(name) }))];
+  g.touch();
+  try {
+    return serializeModel(model);
+  } finally {
+    g.outputs = saved;
+    g.touch();
+  }
+}
+
+export interface RunnerOptions {
+  /** Intermediate values to expose as extra outputs. */
+  extraOutputs?: readonly string[];
+  /** intra-op threads (default 1: calibration runs beside other work on small boxes). */
+  threads?: number;
+  /** ORT graph optimization level (default 'basic'); exposed values are outputs, so no level fuses them away. */
+  optimization?: OptLevel;
+}
+
+/** A session that takes Samples and hands back float outputs as NdArrays. */
+export class ModelRunner {
+  private constructor(
+    readonly session: ort.InferenceSession,
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+  ) {}
+
+  /** Build a session for `model` (which is not modified) plus the wanted intermediate outputs. */
+  static async create(model: Model, opts: RunnerOptions = {}): Promise<ModelRunner> {
+    return ModelRunner.fromBytes(withExtraOutputs(model, opts.extraOutputs ?? []), opts);
+  }
+
+  static async fromBytes(bytes: Uint8Array, opts: RunnerOptions = {}): Promise<ModelRunner> {
+    const session = await openSession(bytes, { threads: opts.threads ?? 1, level: opts.optimization ?? 'basic' });
+    return new ModelRunner(session, session.inputNames, session.outputNames);
+  }
+
+  /** Run one sample; returns float32 outputs by name (other dtypes are skipped). */
+  async run(sample: Sample, fetch?: readonly string[]): Promise<Map<string, F32Array>> {
+    const feeds: Feeds = {};
+    for (const name of this.inputNames) {
+      const a = sample[name];
+      if (!a) throw new EdgefitError('DATA', `no data for model input '${name}'`);
+      feeds[name] = toTensor(a);
+    }
+    let res: ort.InferenceSession.OnnxValueMapType;
+    try {
+      res = fetch ? await this.session.run(feeds, [...fetch]) : await this.session.run(feeds);
+    } catch (e) {
+      throw new EdgefitError('EVAL', `inference failed: ${firstLine(e)}`, { cause: e });
+    }
+    const out = new Map<string, F32Array>();
+    for (const [name, v] of Object.entries(res)) {
+      const t = v as ort.Tensor;
+      if (t.type !== 'float32') continue;
+      out.set(name, { dtype: 'float32', shape: [...t.dims], data: t.data as Float32Array<ArrayBuffer> });
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** Run every sample, handing each result to `visit` (so callers can reduce without holding all activations). */
+export async function forEachSample(
+  runner: ModelRunner,
+  samples: readonly Sample[],
+  visit: (out: Map<string, F32Array>, index: number) => void,
+  fetch?: readonly string[],
+): Promise<void> {
+  for (let i = 0; i < samples.length; i++) visit(await runner.run(samples[i]!, fetch), i);
+}
+
+/**
+ * Let onnxruntime optimise the model at `level` and read the result back. At 'basic' the result
+ * holds only standard ONNX ops (constants folded, BatchNormalization folded into Conv, identities
+ * gone): exactly the float graph the quantizer should see, the same pre-processing onnxruntime's
+ * own quantization tool recommends. At 'all' it shows which kernels really run.
+ */
+export async function optimizedModel(model: Model | Uint8Array, level: OptLevel): Promise<Model> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-ort-'));
+  const path = join(dir, 'optimized.onnx');
+  try {
+    const s = await openSession(model, { level, optimizedPath: path, threads: 1 });
+    await s.release();
+    return loadModel(path);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Op type histogram of the graph onnxruntime runs on CPU (e.g. {QLinearConv: 60, ...}). */
+export async function runtimeOps(model: Model | Uint8Array): Promise<Record<string, number>> {
+  const opt = await optimizedModel(model, 'all');
+  const counts: Record<string, number> = {};
+  for (const n of opt.graph.nodes) counts[n.opType] = (counts[n.opType] ?? 0) + 1;
+  return Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]));
+}
