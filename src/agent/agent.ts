@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { latencyBudgetMs, latencyOfRuns, meets, mergeBudgets } from '../budgets/index.js';
 import type { AgentConfig } from '../config/agent.js';
 import { EdgefitError, oneLine } from '../errors.js';
 import type { Budgets, Fitter, FitResult, FrontierEntry } from '../fit/types.js';
@@ -17,7 +18,6 @@ import { PAYLOAD_VERSION, type EventPayload, type MetricsPayload, type ProfilePa
 import { loadPublicKey, type SigningConfig } from '../telemetry/signing.js';
 import { topicsFor, type Topics } from '../telemetry/topics.js';
 import { Adaptation } from './adaptation.js';
-import { effectiveLatencyMs, mergeBudgets } from './budgets.js';
 import { AgentBus } from './bus.js';
 import { CommandHandler } from './commands.js';
 import { CpuMeter, defaultDeviceId, readSystem } from './device.js';
@@ -333,12 +333,12 @@ export class Agent {
       const level = this.level();
       if (!fit || level === null) return;
       const chosen = Math.max(0, fit.frontier.findIndex((e) => e.id === fit.fit.chosenId));
-      const budget = effectiveLatencyMs(this.budgets(), fit.fit.referenceLatencyP50Ms || null);
-      const d = this.adaptation.observe(this.lastLatency.p50, budget, fit.frontier, level, chosen);
+      const budget = latencyBudgetMs(this.budgets(), fit.fit.referenceLatencyP50Ms || null);
+      const d = this.adaptation.observe(latencyOfRuns(this.lastLatency), budget, fit.frontier, level, chosen);
       if (d.kind === 'stay') return;
       const to = fit.frontier[d.to]!;
       const from = fit.frontier[level]!;
-      const live = this.lastLatency.p50; // loading the next model resets lastLatency
+      const live = latencyOfRuns(this.lastLatency); // loading the next model resets lastLatency
       await this.exclusive(() => this.deployEntry(fit.fitId, to, d.kind === 'down' ? 'step-down' : 'step-up'));
       this.bus.report(d.kind === 'down' ? 'stepped-down' : 'stepped-up',
         `${d.kind === 'down' ? 'stepped down' : 'stepped up'} from ${from.id} to ${to.id}: live p50 ${live} ms vs budget ${budget?.toFixed(3)} ms`,
@@ -367,9 +367,11 @@ export class Agent {
     const level = this.level();
     const entry = level !== null ? fit?.frontier[level] : undefined;
     const b = this.budgets();
-    const eff = effectiveLatencyMs(b, fit?.fit.referenceLatencyP50Ms || null);
+    const original = fit?.fit.referenceLatencyP50Ms || null;
+    const eff = latencyBudgetMs(b, original);
     const lat = this.lastLatency;
     const rss = this.probe.loaded ? this.probe.modelRssMb : null;
+    const met = meets({ latencyMs: lat ? latencyOfRuns(lat) : null, ramMb: rss, fidelity: entry?.fidelity ?? null }, b, original).met;
     return {
       v: PAYLOAD_VERSION, deviceId: this.deviceId, seq, ts: new Date().toISOString(),
       system: readSystem(() => this.hw?.throttledNow() ?? null),
@@ -382,11 +384,7 @@ export class Agent {
         latencyP50Ms: lat?.p50 ?? null, latencyP95Ms: lat?.p95 ?? null, modelRssMb: rss, fidelity: entry?.fidelity ?? null,
       },
       budgets: { ...b, effectiveLatencyMs: eff },
-      meets: {
-        latency: eff !== null && lat ? lat.p50 <= eff : null,
-        ram: b.ramMb !== undefined && rss !== null ? rss <= b.ramMb : null,
-        fidelity: b.minFidelity !== undefined && entry ? entry.fidelity >= b.minFidelity : null,
-      },
+      meets: { latency: met.latency, ram: met.ram, fidelity: met.fidelity },
     };
   }
 
