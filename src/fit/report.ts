@@ -38,8 +38,8 @@ function plot(r: ReportInput): string {
   parts.push(`<text x="14" y="${(T + H - B) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">fidelity</text>`);
   if (r.budgets.latencyMs) parts.push(`<line x1="${X(r.budgets.latencyMs)}" x2="${X(r.budgets.latencyMs)}" y1="${T}" y2="${H - B}" stroke="#d33" stroke-dasharray="5,4"/><text x="${X(r.budgets.latencyMs) + 4}" y="${T + 12}" font-size="11" fill="#d33">latency budget</text>`);
   if (r.budgets.minFidelity !== undefined) parts.push(`<line x1="${L}" x2="${W - R}" y1="${Y(r.budgets.minFidelity)}" y2="${Y(r.budgets.minFidelity)}" stroke="#d33" stroke-dasharray="5,4"/><text x="${W - R - 4}" y="${Y(r.budgets.minFidelity) - 4}" font-size="11" fill="#d33" text-anchor="end">fidelity floor</text>`);
-  const front = r.frontier.slice().sort((a, b) => a.latencyP95Ms - b.latencyP95Ms);
-  parts.push(`<polyline fill="none" stroke="#36c" stroke-width="1.5" points="${front.map((e) => `${X(e.latencyP95Ms)},${Y(e.fidelity)}`).join(' ')}"/>`);
+  const front = r.frontier.slice().sort((a, b) => latencyOf(a) - latencyOf(b));
+  parts.push(`<polyline fill="none" stroke="#36c" stroke-width="1.5" points="${front.map((e) => `${X(latencyOf(e))},${Y(e.fidelity)}`).join(' ')}"/>`);
   for (const c of r.candidates) {
     const chosen = c.id === r.chosenId;
     parts.push(`<circle cx="${X(latencyOf(c))}" cy="${Y(c.fidelity)}" r="${chosen ? 7 : 4}" fill="${chosen ? '#1a1' : c.config.quant === 'none' ? '#36c' : '#c80'}" stroke="#222" stroke-width="${chosen ? 2 : 0.5}"><title>${esc(c.id)}: ${LATENCY_STATISTIC} ${latencyOf(c).toFixed(1)} ms, fidelity ${c.fidelity.toFixed(4)}</title></circle>`);
@@ -50,7 +50,7 @@ function plot(r: ReportInput): string {
 export function renderReport(r: ReportInput): string {
   const rows = r.candidates
     .slice()
-    .sort((a, b) => b.latencyP95Ms - a.latencyP95Ms)
+    .sort((a, b) => latencyOf(b) - latencyOf(a))
     .map((c) => `<tr class="${c.id === r.chosenId ? 'chosen' : ''}"><td>${esc(c.id)}</td><td>${(c.config.structured * 100).toFixed(1)}% ${c.config.structuredBy === 'macs' ? 'MACs' : 'ch'}</td><td>${(c.config.unstructured * 100).toFixed(0)}%</td><td>${c.config.quant}</td><td>${c.config.threads}</td><td>${c.latencyP50Ms.toFixed(1)}</td><td>${c.latencyP95Ms.toFixed(1)}</td><td>${c.modelRssMb.toFixed(1)}</td><td>${c.fidelity.toFixed(4)}</td><td>${(c.sizeBytes / 1e6).toFixed(2)}</td><td>${c.compressedBytes !== undefined ? (c.compressedBytes / 1e6).toFixed(2) : ''}</td><td>${r.frontier.some((f) => f.id === c.id) ? 'yes' : ''}</td><td>${c.meets.latency && c.meets.ram && c.meets.fidelity && c.meets.size !== false ? 'yes' : 'no'}</td></tr>`)
     .join('\n');
   return `<!doctype html>
