@@ -46,7 +46,9 @@ export const command: CommandModule<object, Args> = {
     if (!r.feasible) {
       const s = r.shortfall ?? {};
       const parts = [
-        s.latencyMs !== undefined ? `latency misses by ${s.latencyMs.toFixed(1)} ms (budget ${r.latencyBudgetMs?.toFixed(1)} ms, best ${LATENCY_STATISTIC} ${latencyOf(chosen).toFixed(1)} ms)` : '',
+        s.latencyMs !== undefined
+          ? `latency misses by ${s.latencyMs.toFixed(1)} ms (budget ${r.latencyBudgetMs?.toFixed(1)} ms, best ${LATENCY_STATISTIC} ${latencyOf(chosen).toFixed(1)} ms)`
+          : '',
         s.ramMb !== undefined ? `RAM misses by ${s.ramMb.toFixed(1)} MB` : '',
         s.fidelity !== undefined ? `fidelity misses by ${s.fidelity.toFixed(4)}` : '',
         s.sizeMb !== undefined ? `compressed size misses by ${s.sizeMb.toFixed(2)} MB` : '',
