@@ -46,6 +46,7 @@ export function adaptMetrics(p: MetricsPayload, now: number): AdaptedMetrics {
   if (lat !== undefined && lat !== null) budgets.latencyMs = lat;
   if (p.budgets.ramMb !== undefined) budgets.ramMb = p.budgets.ramMb;
   if (p.budgets.minFidelity !== undefined) budgets.minFidelity = p.budgets.minFidelity;
+  if (p.budgets.sizeMb !== undefined) budgets.sizeMb = p.budgets.sizeMb;
   const met: Partial<Record<MeetKey, boolean>> = {};
   for (const k of ['latency', 'ram', 'fidelity'] as const) {
     const v = p.meets[k];

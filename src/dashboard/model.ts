@@ -21,7 +21,7 @@ export interface MetricPoint {
  * Budgets as the agent states them (src/budgets). `latencyMs` in a summary is the effective
  * absolute budget (the agent resolves a relative `latencyFactor` and reports the result).
  */
-export type Budgets = Pick<AgentBudgets, 'latencyMs' | 'ramMb' | 'minFidelity'>;
+export type Budgets = Pick<AgentBudgets, 'latencyMs' | 'ramMb' | 'minFidelity' | 'sizeMb'>;
 
 /** Keys of the agent's `meets` object in metrics. */
 export const MEET_KEYS = ['latency', 'ram', 'fidelity'] as const;

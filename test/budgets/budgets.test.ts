@@ -7,6 +7,10 @@ import {
 } from '../../src/budgets/index.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
 import { validate } from '../../src/config/validate.js';
+import { adaptMetrics } from '../../src/dashboard/adapt.js';
+import { violationScore } from '../../src/dashboard/model.js';
+import { SimDevice } from '../../src/dashboard/sim.js';
+import { validateAction } from '../../src/dashboard/validate.js';
 import { checkArgs, checkPayload } from '../../src/telemetry/index.js';
 
 const all = { latencyMs: 50, ramMb: 100, minFidelity: 0.9, sizeMb: 2 };
@@ -91,4 +95,18 @@ t.test('the one schema has every field, sizeMb included, wherever budgets are ch
   // the agent config file
   t.equal(loadAgentConfig({ flags: { budgets: { sizeMb: 5 } } }).budgets.sizeMb, 5);
   t.throws(() => loadAgentConfig({ flags: { budgets: { sizeMb: 0 } } }), { code: 'CONFIG', message: /budgets\.sizeMb/ });
+});
+
+t.test('the dashboard: set-budget with sizeMb through the one schema; metrics carry it; violations as meets() says', async (t) => {
+  t.same(validateAction('set-budget', { sizeMb: 3, latencyMs: '' }), { verb: 'set-budget', args: { sizeMb: 3 } });
+  t.throws(() => validateAction('set-budget', { sizeMb: 0 }), { code: 'USAGE', message: /sizeMb/ });
+  const m = new SimDevice(1, { broker: 'mqtt://127.0.0.1:1', prefix: 'edgefit', rate: 1 }).metricsPayload();
+  m.budgets = { ...m.budgets, sizeMb: 3 };
+  t.doesNotThrow(() => checkPayload('metrics', m), 'a metrics payload with a size budget is valid');
+  const a = adaptMetrics(m, Date.now());
+  t.equal(a.budgets.sizeMb, 3);
+  t.equal(a.point.latencyMs, latencyOf(m.model), 'the chart shows the judged statistic');
+  const p = { ts: 0, latencyMs: 120, latencyP95Ms: 500, ramMb: 40, tempC: null, cpuLoad: null, fidelity: 0.85 };
+  t.ok(Math.abs(violationScore({ latencyMs: 100, ramMb: 50, minFidelity: 0.9 }, p, {}) - 0.2) < 1e-9, 'worst relative miss: latency 20 % over');
+  t.equal(violationScore({ latencyMs: 200 }, p, {}), 0, 'judged on the p50, not the p95');
 });
