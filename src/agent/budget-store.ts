@@ -2,7 +2,7 @@
 // persisted in the store (merged by mergeBudgets, later layers winning).
 import type { Budgets } from '../fit/types.js';
 import type { Store } from '../store/index.js';
-import { mergeBudgets } from './budgets.js';
+import { mergeBudgets } from '../budgets/index.js';
 
 export class BudgetStore {
   constructor(private readonly store: Store, private readonly configured: Budgets, private readonly profiled: () => Budgets | undefined) {}

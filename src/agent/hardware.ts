@@ -2,7 +2,7 @@
 // whose change should trigger a re-fit, hashed.
 import { createHash } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
-import type { Budgets } from '../fit/types.js';
+import type { Budgets } from '../budgets/index.js';
 
 export interface HardwareFacts {
   hash: string;
@@ -18,9 +18,6 @@ export async function profileHardware(profileOverride: string | null, log: (l: s
     const p = await import('../profile/index.js');
     const hw = await p.probeHardware({});
     const sel = p.selectProfile(hw, profileOverride ?? undefined);
-    const budgets: Budgets = { ramMb: sel.ramMb, minFidelity: sel.minFidelity };
-    if (sel.latency.kind === 'ms') budgets.latencyMs = sel.latency.ms;
-    else budgets.latencyFactor = sel.latency.factor;
     const key = {
       arch: hw.arch, brand: hw.cpu.brand, cores: hw.cpu.cores, parts: hw.cpu.parts,
       memGb: Math.round(hw.memory.totalMb / 1024), board: (hw.board as { model?: unknown }).model ?? null,
@@ -29,7 +26,7 @@ export async function profileHardware(profileOverride: string | null, log: (l: s
     return {
       hash: createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 16),
       profile: sel.profile.name,
-      budgets,
+      budgets: sel.budgets,
       threads: sel.threads,
       hardware: hw as unknown as Record<string, unknown>,
       throttledNow: () => (throttling ? Object.values(throttling.now).some((v) => v === true) : null),

@@ -5,7 +5,7 @@
 import { oneLine } from '../errors.js';
 import type { Budgets, FrontierEntry } from '../fit/types.js';
 import type { Adaptation } from './adaptation.js';
-import { effectiveLatencyMs } from './budgets.js';
+import { latencyBudgetMs, latencyOfRuns } from '../budgets/index.js';
 import type { AgentBus, Component } from './bus.js';
 import type { ModelServer } from './deployer.js';
 import type { FitView } from './fit-manager.js';
@@ -111,15 +111,16 @@ export class Prober implements Component, ModelServer {
       const level = this.d.fits.level();
       if (!fit || level === null) return;
       const chosen = Math.max(0, fit.frontier.findIndex((e) => e.id === fit.fit.chosenId));
-      const budget = effectiveLatencyMs(this.d.budgets(), fit.fit.referenceLatencyP50Ms || null);
-      const d = this.d.adaptation.observe(lat.p50, budget, fit.frontier, level, chosen);
+      const budget = latencyBudgetMs(this.d.budgets(), fit.fit.referenceLatencyP50Ms || null);
+      const live = latencyOfRuns(lat);
+      const d = this.d.adaptation.observe(live, budget, fit.frontier, level, chosen);
       if (d.kind === 'stay') return;
       const to = fit.frontier[d.to]!;
       const from = fit.frontier[level]!;
       await this.d.step(fit.fitId, to, d.kind === 'down' ? 'step-down' : 'step-up');
       bus.report(d.kind === 'down' ? 'stepped-down' : 'stepped-up',
-        `${d.kind === 'down' ? 'stepped down' : 'stepped up'} from ${from.id} to ${to.id}: live p50 ${lat.p50} ms vs budget ${budget?.toFixed(3)} ms`,
-        { from: from.id, to: to.id, fromLevel: level, toLevel: d.to, liveP50Ms: lat.p50, budgetMs: budget });
+        `${d.kind === 'down' ? 'stepped down' : 'stepped up'} from ${from.id} to ${to.id}: live p50 ${live} ms vs budget ${budget?.toFixed(3)} ms`,
+        { from: from.id, to: to.id, fromLevel: level, toLevel: d.to, liveP50Ms: live, budgetMs: budget });
     } catch (e) {
       this.d.log(`probe: ${oneLine(e)}`);
     } finally {

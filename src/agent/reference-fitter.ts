@@ -5,6 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { latencyOfRuns, meets, type Shortfall } from '../budgets/index.js';
 import { EdgefitError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { FitResult, Fitter, FrontierEntry } from '../fit/types.js';
 import type { FitChildMessage } from './fit-worker.js';
@@ -17,8 +18,8 @@ export const referenceOnlyFitter: Fitter = async (req, onProgress) => {
   try {
     await probe.load(req.modelPath, req.shapes, req.threads ?? null);
     const lat = await probe.measure(10);
-    const b = req.budgets;
-    const latencyBudget = b.latencyMs ?? (b.latencyFactor !== undefined ? b.latencyFactor * lat.p50 : undefined);
+    // the original is its own reference: a relative budget resolves against this very measurement
+    const v = meets({ latencyMs: latencyOfRuns(lat), ramMb: probe.modelRssMb, fidelity: 1 }, req.budgets, latencyOfRuns(lat));
     const entry: FrontierEntry = {
       id: 'reference',
       config: { structured: 0, unstructured: 0, quant: 'none', threads: req.threads ?? 1 },
@@ -29,17 +30,12 @@ export const referenceOnlyFitter: Fitter = async (req, onProgress) => {
       latencyP95Ms: lat.p95,
       modelRssMb: probe.modelRssMb,
       fidelity: 1,
-      meets: {
-        latency: latencyBudget === undefined || lat.p50 <= latencyBudget,
-        ram: b.ramMb === undefined || probe.modelRssMb <= b.ramMb,
-        fidelity: true,
-      },
+      meets: { latency: v.met.latency !== false, ram: v.met.ram !== false, fidelity: v.met.fidelity !== false },
     };
     onProgress({ fraction: 1, stage: 'done' });
     const result: FitResult = { chosenId: entry.id, frontier: [entry], referenceLatencyP50Ms: lat.p50, fitter: 'reference-only' };
-    const short: NonNullable<FitResult['shortfall']> = {};
-    if (!entry.meets.latency && latencyBudget !== undefined) short.latencyMs = round(lat.p50 - latencyBudget);
-    if (!entry.meets.ram && b.ramMb !== undefined) short.ramMb = round(probe.modelRssMb - b.ramMb);
+    // (fidelity is 1 by definition and the gzip size is not measured here: only latency and RAM can miss)
+    const short: Shortfall = Object.fromEntries(Object.entries(v.shortfall).map(([k, x]) => [k, round(x)]));
     if (Object.keys(short).length) result.shortfall = short;
     return result;
   } finally {

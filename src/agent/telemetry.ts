@@ -11,7 +11,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../telemetry/embedded-
 import { OutboxPublisher } from '../telemetry/outbox-publisher.js';
 import { PAYLOAD_VERSION, type EventPayload, type MetricsPayload, type ProfilePayload, type ResponsePayload } from '../telemetry/payloads.js';
 import type { Topics } from '../telemetry/topics.js';
-import { effectiveLatencyMs } from './budgets.js';
+import { latencyBudgetMs, latencyOfRuns, meets } from '../budgets/index.js';
 import type { AgentBus, AgentBusEvents, Component } from './bus.js';
 import { CpuMeter, readSystem } from './device.js';
 import type { FitView } from './fit-manager.js';
@@ -151,9 +151,11 @@ export class Telemetry implements Component {
     const level = this.d.fits.level();
     const entry = level !== null ? fit?.frontier[level] : undefined;
     const b = this.d.budgets();
-    const eff = effectiveLatencyMs(b, fit?.fit.referenceLatencyP50Ms || null);
+    const original = fit?.fit.referenceLatencyP50Ms || null;
+    const eff = latencyBudgetMs(b, original);
     const lat = this.lastLatency;
     const rss = this.d.modelRssMb();
+    const met = meets({ latencyMs: lat ? latencyOfRuns(lat) : null, ramMb: rss, fidelity: entry?.fidelity ?? null }, b, original).met;
     return {
       v: PAYLOAD_VERSION, deviceId: this.d.deviceId, seq, ts: new Date().toISOString(),
       system: readSystem(() => this.hw?.throttledNow() ?? null),
@@ -166,11 +168,7 @@ export class Telemetry implements Component {
         latencyP50Ms: lat?.p50 ?? null, latencyP95Ms: lat?.p95 ?? null, modelRssMb: rss, fidelity: entry?.fidelity ?? null,
       },
       budgets: { ...b, effectiveLatencyMs: eff },
-      meets: {
-        latency: eff !== null && lat ? lat.p50 <= eff : null,
-        ram: b.ramMb !== undefined && rss !== null ? rss <= b.ramMb : null,
-        fidelity: b.minFidelity !== undefined && entry ? entry.fidelity >= b.minFidelity : null,
-      },
+      meets: { latency: met.latency, ram: met.ram, fidelity: met.fidelity },
     };
   }
 

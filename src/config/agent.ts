@@ -3,7 +3,7 @@
 // the merged result is reported at once, each with its path.
 import { existsSync, readFileSync } from 'node:fs';
 import { EdgefitError } from '../errors.js';
-import { budgetsSchema } from '../telemetry/payloads.js';
+import { budgetsSchema, type Budgets } from '../budgets/index.js';
 import { formatIssues, validate } from './validate.js';
 
 const nullableString = { type: ['string', 'null'], default: null } as const;
@@ -91,7 +91,7 @@ export interface AgentConfig {
   stateDir: string | null;
   model: { path: string | null; calib: string | null; shapes: Record<string, number[]> };
   profile: string | null;
-  budgets: { latencyMs?: number; latencyFactor?: number; ramMb?: number; minFidelity?: number };
+  budgets: Budgets;
   fitter: 'auto' | 'reference-only';
   threads: number | null;
   metricsIntervalS: number;

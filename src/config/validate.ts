@@ -1,8 +1,8 @@
-// Generic JSON-Schema validation (ajv 8) shared by board profiles and agent configuration.
-// Every error is reported, each with the JSON path of the offending field, so that a user
-// fixing a config file sees all problems at once instead of one per run.
-import { Ajv, type AnySchema, type ErrorObject, type ValidateFunction } from 'ajv';
-import { EdgefitError } from '../errors.js';
+// Generic JSON-Schema validation shared by board profiles and agent configuration (compiled by
+// the one ajv set-up, src/util/ajv.ts). Every error is reported, each with the JSON path of the
+// offending field, so that a user fixing a config file sees all problems at once instead of one per run.
+import type { AnySchema, ErrorObject } from 'ajv';
+import { compileSchema } from '../util/ajv.js';
 
 export interface ValidationIssue {
   /** Dotted path of the field, e.g. 'budgets.ramMb' or 'match.cpuParts[1]'; '' for the document itself. */
@@ -11,29 +11,6 @@ export interface ValidationIssue {
 }
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; errors: ValidationIssue[] };
-
-// Compiled validators cached by schema object and by content. Each distinct schema gets its own
-// ajv instance, so two files declaring the same $id (a copied or edited schema) never collide.
-const byObject = new WeakMap<object, ValidateFunction>();
-const byContent = new Map<string, ValidateFunction>();
-
-function compile(schema: AnySchema): ValidateFunction {
-  const cachedObj = typeof schema === 'object' ? byObject.get(schema) : undefined;
-  if (cachedObj) return cachedObj;
-  const key = JSON.stringify(schema);
-  let fn = byContent.get(key);
-  if (!fn) {
-    try {
-      // strictRequired off: 'oneOf: [{required: [a]}, {required: [b]}]' (one of two fields) is legitimate
-      fn = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true }).compile(schema);
-    } catch (e) {
-      throw new EdgefitError('CONFIG', `invalid JSON Schema: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-    }
-    byContent.set(key, fn);
-  }
-  if (typeof schema === 'object') byObject.set(schema, fn);
-  return fn;
-}
 
 /** JSON pointer '/a/0/b' -> 'a[0].b'. */
 export function pointerToPath(pointer: string): string {
@@ -65,7 +42,7 @@ function toIssue(e: ErrorObject): ValidationIssue {
 
 /** Validate `data` against `schema`; returns every error with its path (deduplicated). */
 export function validate<T = unknown>(schema: AnySchema, data: unknown): ValidationResult<T> {
-  const fn = compile(schema);
+  const fn = compileSchema(schema);
   if (fn(data)) return { ok: true, value: data as T };
   const seen = new Set<string>();
   const errors: ValidationIssue[] = [];

@@ -3,6 +3,7 @@
 import type {
   EventPayload, MetricsPayload, ProfilePayload, PublicFrontierEntry, RequestPayload, ResponsePayload, StatusPayload,
 } from '../telemetry/payloads.js';
+import { latencyOf } from '../budgets/index.js';
 import { signHmac } from '../telemetry/signing.js';
 import type { Budgets, DeviceEvent, FrontierPoint, MeetKey, MetricPoint } from './model.js';
 
@@ -32,7 +33,7 @@ export interface AdaptedMetrics {
 export function adaptMetrics(p: MetricsPayload, now: number): AdaptedMetrics {
   const point: MetricPoint = {
     ts: tsOf(p.ts, now),
-    latencyMs: p.model.latencyP50Ms,
+    latencyMs: latencyOf(p.model),
     latencyP95Ms: p.model.latencyP95Ms,
     ramMb: p.model.modelRssMb,
     tempC: p.system.temperatureC,
@@ -45,6 +46,7 @@ export function adaptMetrics(p: MetricsPayload, now: number): AdaptedMetrics {
   if (lat !== undefined && lat !== null) budgets.latencyMs = lat;
   if (p.budgets.ramMb !== undefined) budgets.ramMb = p.budgets.ramMb;
   if (p.budgets.minFidelity !== undefined) budgets.minFidelity = p.budgets.minFidelity;
+  if (p.budgets.sizeMb !== undefined) budgets.sizeMb = p.budgets.sizeMb;
   const met: Partial<Record<MeetKey, boolean>> = {};
   for (const k of ['latency', 'ram', 'fidelity'] as const) {
     const v = p.meets[k];
@@ -78,12 +80,13 @@ export function adaptFrontier(resp: ResponsePayload, deployedLevel: number | nul
   list.forEach((x, i) => {
     if (typeof x !== 'object' || x === null) return;
     const e = x as Partial<PublicFrontierEntry>;
-    if (typeof e.latencyP50Ms !== 'number' || typeof e.fidelity !== 'number') return;
+    const latencyMs = latencyOf({ latencyP50Ms: e.latencyP50Ms ?? null, latencyP95Ms: e.latencyP95Ms ?? null });
+    if (typeof latencyMs !== 'number' || typeof e.fidelity !== 'number') return;
     out.push({
       level: i,
       id: typeof e.id === 'string' ? e.id : String(i),
       label: e.config && typeof e.config === 'object' ? candidateLabel(e as PublicFrontierEntry) : `L${i}`,
-      latencyMs: e.latencyP50Ms,
+      latencyMs,
       fidelity: e.fidelity,
       ramMb: typeof e.modelRssMb === 'number' ? e.modelRssMb : null,
       chosen: deployedLevel !== null ? deployedLevel === i : chosenId !== null && e.id === chosenId,

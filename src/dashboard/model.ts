@@ -2,12 +2,13 @@
 // Shared by the server and the browser code (type-only imports, erased at compile time), so the
 // two cannot drift. Wire payloads from devices are the agent's (src/telemetry); ./adapt.ts maps
 // them onto these shapes in one place.
-import type { Budgets as AgentBudgets } from '../fit/types.js';
+import { meets, type Budgets as AgentBudgets } from '../budgets/index.js';
 import type { Verb } from '../telemetry/topics.js';
 
 /** One metrics sample reduced to what the charts draw. null = the device did not report it. */
 export interface MetricPoint {
   ts: number;
+  /** The latency budgets are judged on (src/budgets LATENCY_STATISTIC, the p50). */
   latencyMs: number | null;
   latencyP95Ms: number | null;
   ramMb: number | null;
@@ -17,10 +18,10 @@ export interface MetricPoint {
 }
 
 /**
- * Budgets as the agent states them (src/fit/types.ts). `latencyMs` in a summary is the effective
+ * Budgets as the agent states them (src/budgets). `latencyMs` in a summary is the effective
  * absolute budget (the agent resolves a relative `latencyFactor` and reports the result).
  */
-export type Budgets = Pick<AgentBudgets, 'latencyMs' | 'ramMb' | 'minFidelity'>;
+export type Budgets = Pick<AgentBudgets, 'latencyMs' | 'ramMb' | 'minFidelity' | 'sizeMb'>;
 
 /** Keys of the agent's `meets` object in metrics. */
 export const MEET_KEYS = ['latency', 'ram', 'fidelity'] as const;
@@ -104,14 +105,10 @@ export const ACTIONS = {
 } as const satisfies Partial<Record<Verb, { label: string }>>;
 export type ActionVerb = keyof typeof ACTIONS;
 
-/** Violation score: relative overshoot of the worst budget (0.25 = 25 % over). */
+/** Violation score: relative overshoot of the worst budget (0.25 = 25 % over), as src/budgets judges it. */
 export function violationScore(budgets: Budgets, p: MetricPoint | null, met: Partial<Record<MeetKey, boolean>>): number {
   let worst = 0;
-  if (p) {
-    if (budgets.latencyMs && p.latencyMs !== null) worst = Math.max(worst, p.latencyMs / budgets.latencyMs - 1);
-    if (budgets.ramMb && p.ramMb !== null) worst = Math.max(worst, p.ramMb / budgets.ramMb - 1);
-    if (budgets.minFidelity && p.fidelity !== null) worst = Math.max(worst, (budgets.minFidelity - p.fidelity) / budgets.minFidelity);
-  }
+  if (p) worst = Math.max(0, ...Object.values(meets({ latencyMs: p.latencyMs, ramMb: p.ramMb, fidelity: p.fidelity }, budgets).relative));
   // a device that says a budget is unmet but whose figures we cannot compare still sorts above
   // the ones that meet everything
   if (worst <= 0 && Object.values(met).some((m) => m === false)) worst = 1e-6;

@@ -7,7 +7,7 @@ import { connect, type MqttClient } from 'mqtt';
 import { EdgefitError } from '../errors.js';
 import { PREFIX_RE } from './link.js';
 import { candidateLabel } from './adapt.js';
-import type { Budgets } from '../fit/types.js';
+import { meets, type Budgets } from '../budgets/index.js';
 import {
   PAYLOAD_VERSION, type EventPayload, type EventType, type MetricsPayload, type ProfilePayload, type PublicFrontierEntry,
   type ResponsePayload, type StatusPayload,
@@ -133,7 +133,7 @@ export class SimDevice {
       return {
         id: `L${i}-${candidateLabel({ config }).replace(/[^A-Za-z0-9]+/g, '-')}`, config, sha256: '0'.repeat(64), sizeBytes: Math.round(4_700_000 / (i ? 3.6 + i * 0.6 : 1)),
         latencyP50Ms: lat, latencyP95Ms: lat * 1.15, modelRssMb: ram, fidelity: fid,
-        meets: { latency: lat <= this.budgets.latencyMs, ram: ram <= this.budgets.ramMb, fidelity: fid >= this.budgets.minFidelity },
+        meets: this.meets(lat, ram, fid),
       };
     });
   }
@@ -160,8 +160,14 @@ export class SimDevice {
         latencyP50Ms: Number(p50.toFixed(2)), latencyP95Ms: Number(p95.toFixed(2)), modelRssMb: Number(modelRam.toFixed(1)), fidelity: fid,
       },
       budgets: { ...this.budgets, effectiveLatencyMs: this.budgets.latencyMs },
-      meets: { latency: p50 <= this.budgets.latencyMs, ram: modelRam <= this.budgets.ramMb, fidelity: fid >= this.budgets.minFidelity },
+      meets: this.meets(p50, modelRam, fid),
     };
+  }
+
+  /** Judged like the agent judges (src/budgets); every sim budget is set, so no flag is null. */
+  private meets(latencyMs: number, ramMb: number, fidelity: number): { latency: boolean; ram: boolean; fidelity: boolean } {
+    const m = meets({ latencyMs, ramMb, fidelity }, this.budgets).met;
+    return { latency: m.latency !== false, ram: m.ram !== false, fidelity: m.fidelity !== false };
   }
 
   async connect(): Promise<void> {

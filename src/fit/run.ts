@@ -4,12 +4,13 @@ import { resolve, join } from 'node:path';
 import { homedir } from 'node:os';
 import { readModelBytes } from '../onnx/index.js';
 import { sha256 } from './cache.js';
-import { probeHardware, selectProfile, parseLatency } from '../profile/index.js';
+import { probeHardware, selectProfile } from '../profile/index.js';
+import { mergeBudgets, parseLatency, type Budgets } from '../budgets/index.js';
 import { EdgefitError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { fitModel, type FitOutcome } from './index.js';
 import { renderReport } from './report.js';
-import type { Budgets, FitProgress } from './types.js';
+import type { FitProgress } from './types.js';
 
 export interface FitJob {
   model: string;
@@ -53,17 +54,10 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
   if (job.sizeMb !== undefined && !(job.sizeMb > 0)) throw new EdgefitError('USAGE', `--size-mb must be a positive number, got ${job.sizeMb}`);
   const hw = await probeHardware();
   const sel = selectProfile(hw, job.profile);
-  const budgets: Budgets = {};
-  if (job.latencyMs !== undefined) budgets.latencyMs = job.latencyMs;
-  else if (job.latency !== undefined) {
-    budgets.latencyFactor = parseLatency(job.latency);
-    if (!(budgets.latencyFactor > 0)) throw new EdgefitError('USAGE', `--latency must look like 0.5x, got '${job.latency}'`);
-  }
-  else if (sel.latency.kind === 'ms') budgets.latencyMs = sel.latency.ms;
-  else budgets.latencyFactor = sel.latency.factor;
-  budgets.ramMb = job.ramMb ?? sel.ramMb;
-  budgets.minFidelity = job.minFidelity ?? sel.minFidelity;
-  if (job.sizeMb !== undefined) budgets.sizeMb = job.sizeMb;
+  const latencyFactor = job.latency !== undefined ? parseLatency(job.latency) : undefined;
+  if (latencyFactor !== undefined && !(latencyFactor > 0)) throw new EdgefitError('USAGE', `--latency must look like 0.5x, got '${job.latency}'`);
+  // flags override the profile's budgets field by field (a latency flag replaces either latency form)
+  const budgets = mergeBudgets(sel.budgets, { latencyMs: job.latencyMs, latencyFactor, ramMb: job.ramMb, minFidelity: job.minFidelity, sizeMb: job.sizeMb });
   const out = resolve(job.output);
   const workDir = job.workDir ?? fitCacheDir(readModelBytes(resolve(job.model)));
   const result = await fitModel(

@@ -1,8 +1,10 @@
 // The budget search. It measures, it does not guess: every candidate is built and run on this
 // box. Latency and fidelity both fall monotonically as the structured ratio grows, so for each
 // precision (float, int8) a bisection on the global ratio finds the least-pruned model that
-// meets the latency budget in a handful of measurements; the best feasible one wins.
-import type { Budgets, CandidateConfig, FitProgress, FrontierEntry } from './types.js';
+// meets the latency budget in a handful of measurements; the best feasible one wins. Budgets are
+// judged by src/budgets (meets(), on its one latency statistic, the p50).
+import { latencyBudgetMs, latencyOf, meets, type Budgets, type Shortfall, type Verdict } from '../budgets/index.js';
+import type { CandidateConfig, FitProgress, FrontierEntry } from './types.js';
 
 export interface Measured {
   latencyP50Ms: number;
@@ -54,7 +56,7 @@ export interface SearchOutcome {
   reference: FrontierEntry;
   latencyBudgetMs: number | null;
   feasible: boolean;
-  shortfall?: { latencyMs?: number; ramMb?: number; fidelity?: number; sizeMb?: number };
+  shortfall?: Shortfall;
   notes: string[];
 }
 
@@ -68,20 +70,20 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   const cap = opts.maxCandidates ?? 15;
   const notes: string[] = [];
   const seen = new Map<string, FrontierEntry>();
-  let budgetMs: number | null = opts.budgets.latencyMs ?? null;
+  let budgetMs: number | null = latencyBudgetMs(opts.budgets);
   const progress = (stage: string, message?: string) => deps.onProgress?.({ fraction: Math.min(1, seen.size / cap), stage, message });
 
-  let refP50: number | undefined;
-  // p95 as it would be under the reference's measuring conditions: scaled by the ratio of the
-  // reference's p50 at the start to its p50 timed beside this candidate
-  const p95At = (e: Pick<FrontierEntry, 'latencyP95Ms' | 'referenceP50Ms'>) =>
-    refP50 !== undefined && e.referenceP50Ms ? (e.latencyP95Ms * refP50) / e.referenceP50Ms : e.latencyP95Ms;
-  const judge = (e: Omit<FrontierEntry, 'meets' | 'id'>): FrontierEntry['meets'] => ({
-    latency: budgetMs === null || p95At(e) <= budgetMs,
-    ram: opts.budgets.ramMb === undefined || e.modelRssMb <= opts.budgets.ramMb,
-    fidelity: opts.budgets.minFidelity === undefined || e.fidelity >= opts.budgets.minFidelity,
-    size: opts.budgets.sizeMb === undefined || compressedMb(e) <= opts.budgets.sizeMb,
-  });
+  let refLatency: number | undefined;
+  // the judged latency as it would be under the reference's measuring conditions: scaled by the
+  // ratio of the reference's p50 at the start to its p50 timed beside this candidate
+  const latencyAt = (e: Pick<FrontierEntry, 'latencyP50Ms' | 'latencyP95Ms' | 'referenceP50Ms'>) =>
+    refLatency !== undefined && e.referenceP50Ms ? (latencyOf(e) * refLatency) / e.referenceP50Ms : latencyOf(e);
+  const verdict = (e: Omit<FrontierEntry, 'meets' | 'id'>): Verdict =>
+    meets({ latencyMs: latencyAt(e), ramMb: e.modelRssMb, fidelity: e.fidelity, sizeMb: compressedMb(e) }, opts.budgets, refLatency);
+  const judge = (e: Omit<FrontierEntry, 'meets' | 'id'>): FrontierEntry['meets'] => {
+    const v = verdict(e).met;
+    return { latency: v.latency !== false, ram: v.ram !== false, fidelity: v.fidelity !== false, size: v.size !== false };
+  };
 
   async function measure(config: CandidateConfig): Promise<FrontierEntry | null> {
     const k = key(config);
@@ -93,7 +95,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     const base = { config, ...m };
     const e: FrontierEntry = { id: k, ...base, meets: judge(base) };
     seen.set(k, e);
-    progress('measured', `${k}: p95 ${m.latencyP95Ms.toFixed(1)} ms, fidelity ${m.fidelity.toFixed(4)}`);
+    progress('measured', `${k}: p50 ${latencyOf(m).toFixed(1)} ms, fidelity ${m.fidelity.toFixed(4)}`);
     return e;
   }
   const ok = (e: FrontierEntry) => e.meets.latency && e.meets.ram && e.meets.fidelity && e.meets.size !== false;
@@ -104,8 +106,8 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     ({ structured, ...(structured > 0 && by === 'macs' ? { structuredBy: by } : {}), unstructured: 0, quant, threads: opts.threads });
   const reference = (await measure(cfg(0, 'none')))!;
   if (opts.budgets.latencyFactor !== undefined) {
-    budgetMs = opts.budgets.latencyFactor * reference.latencyP50Ms;
-    refP50 = reference.latencyP50Ms;
+    refLatency = latencyOf(reference);
+    budgetMs = latencyBudgetMs(opts.budgets, refLatency);
     reference.meets = judge(reference);
   }
 
@@ -195,7 +197,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     Object.assign(c, r);
     c.meets = judge(c);
     if (c.meets.latency) break;
-    notes.push(`${c.id} missed the latency budget when re-timed beside the original (p95 ${r.latencyP95Ms.toFixed(1)} ms): not chosen`);
+    notes.push(`${c.id} missed the latency budget when re-timed beside the original (p50 ${latencyOf(r).toFixed(1)} ms): not chosen`);
     // the bisection's last step can leave a wide gap up to the next faster model of the same
     // precision (det 0.5x: 0.638 rejected, next 0.85 at fidelity 0.54 instead of 0.84): measure
     // the midpoint, so a miss by a hair does not cost a whole step down in fidelity
@@ -212,19 +214,9 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     chosen = pick(feasible);
   } else {
     // closest: the smallest total relative miss across the budgets
-    const miss = (e: FrontierEntry) => {
-      const l = budgetMs === null ? 0 : Math.max(0, p95At(e) / budgetMs - 1);
-      const r = opts.budgets.ramMb === undefined ? 0 : Math.max(0, e.modelRssMb / opts.budgets.ramMb - 1);
-      const f = opts.budgets.minFidelity === undefined ? 0 : Math.max(0, opts.budgets.minFidelity - e.fidelity) / Math.max(1e-9, opts.budgets.minFidelity);
-      const z = opts.budgets.sizeMb === undefined ? 0 : Math.max(0, compressedMb(e) / opts.budgets.sizeMb - 1);
-      return l + r + f + z;
-    };
+    const miss = (e: FrontierEntry) => Object.values(verdict(e).relative).reduce((a, b) => a + b, 0);
     chosen = candidates.reduce((a, b) => (miss(b) < miss(a) ? b : a));
-    shortfall = {};
-    if (budgetMs !== null && p95At(chosen) > budgetMs) shortfall.latencyMs = p95At(chosen) - budgetMs;
-    if (opts.budgets.ramMb !== undefined && chosen.modelRssMb > opts.budgets.ramMb) shortfall.ramMb = chosen.modelRssMb - opts.budgets.ramMb;
-    if (opts.budgets.minFidelity !== undefined && chosen.fidelity < opts.budgets.minFidelity) shortfall.fidelity = opts.budgets.minFidelity - chosen.fidelity;
-    if (opts.budgets.sizeMb !== undefined && compressedMb(chosen) > opts.budgets.sizeMb) shortfall.sizeMb = compressedMb(chosen) - opts.budgets.sizeMb;
+    shortfall = verdict(chosen).shortfall;
   }
   progress('done');
   return { chosen, frontier: paretoFrontier(candidates, chosen), candidates, reference, latencyBudgetMs: budgetMs, feasible: feasible.length > 0, shortfall, notes };
@@ -233,9 +225,10 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
 /** Compressed size in MB (the file size when the gzip size was not measured). */
 export const compressedMb = (e: Pick<Measured, 'sizeBytes' | 'compressedBytes'>) => (e.compressedBytes ?? e.sizeBytes) / 1e6;
 
-/** Entries no other entry beats on both latency and fidelity, slowest (least compressed) first. */
+/** Entries no other entry beats on both (judged) latency and fidelity, slowest (least compressed) first. */
 export function paretoFrontier(all: FrontierEntry[], mustKeep?: FrontierEntry): FrontierEntry[] {
-  const front = all.filter((e) => !all.some((o) => o !== e && o.latencyP95Ms <= e.latencyP95Ms && o.fidelity >= e.fidelity && (o.latencyP95Ms < e.latencyP95Ms || o.fidelity > e.fidelity)));
+  const lat = latencyOf;
+  const front = all.filter((e) => !all.some((o) => o !== e && lat(o) <= lat(e) && o.fidelity >= e.fidelity && (lat(o) < lat(e) || o.fidelity > e.fidelity)));
   if (mustKeep && !front.includes(mustKeep)) front.push(mustKeep);
-  return front.sort((a, b) => b.latencyP95Ms - a.latencyP95Ms);
+  return front.sort((a, b) => lat(b) - lat(a));
 }

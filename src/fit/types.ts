@@ -2,18 +2,10 @@
 // The agent only ever sees these types: it stores FitResults, deploys FrontierEntries and
 // steps along the frontier at run time without a new search.
 
-/** What the box must achieve. latencyMs is absolute; latencyFactor is relative to the
- * uncompressed model's measured p50 on this box (0.5 = twice as fast). Give at most one. */
-export interface Budgets {
-  latencyMs?: number;
-  latencyFactor?: number;
-  ramMb?: number;
-  /** Lower bound of the fidelity metric in [0, 1] (1 = same outputs as the reference). */
-  minFidelity?: number;
-  /** Compressed (gzip) model size in MB: what an over-the-air update ships. The only budget
-   * unstructured sparsity helps with on these CPUs (onnxruntime gains no speed from zeros). */
-  sizeMb?: number;
-}
+import type { Budgets, Shortfall } from '../budgets/index.js';
+
+// Budgets are defined once, in src/budgets; the fitter's contract takes them as they are.
+export type { Budgets } from '../budgets/index.js';
 
 export interface FitRequest {
   /** Absolute path of the ONNX model to fit. */
@@ -73,7 +65,7 @@ export interface FitResult {
   frontier: FrontierEntry[];
   referenceLatencyP50Ms: number;
   /** Present when no candidate meets every budget: by how much the chosen one misses. */
-  shortfall?: { latencyMs?: number; ramMb?: number; fidelity?: number; sizeMb?: number };
+  shortfall?: Shortfall;
   /** Which implementation produced this (e.g. 'fitModel', 'reference-only'). */
   fitter: string;
 }

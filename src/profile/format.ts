@@ -1,4 +1,5 @@
 // Human-readable rendering of a hardware profile and the chosen board profile (edgefit profile).
+import { LATENCY_STATISTIC } from '../budgets/index.js';
 import type { SelectedProfile } from './profiles.js';
 import { describeThrottling } from './throttle.js';
 import type { CpuFeatures, HardwareProfile } from './types.js';
@@ -43,10 +44,11 @@ export function formatProfile(hw: HardwareProfile, sel: SelectedProfile): string
     L.push(`  int8 best ${x.fastestInt8Activation} activations, ${x.int8Speedup}x over fp32; memory copy ${x.memoryGBps} GB/s`);
   }
   const p = sel.profile;
-  const lat = sel.latency.kind === 'ms' ? `${sel.latency.ms} ms` : `${sel.latency.factor}x of baseline`;
+  const bud = sel.budgets;
+  const lat = bud.latencyMs !== undefined ? `${bud.latencyMs} ms` : `${bud.latencyFactor}x of baseline`;
   L.push('');
   L.push(`profile    ${p.name} (${sel.source === 'override' ? 'chosen with --profile' : `matched by ${sel.matchedBy.join(' + ')}`}) ${p.path}`);
-  L.push(`budgets    latency ${lat}, RAM ${sel.ramMb} MB, fidelity >= ${sel.minFidelity}`);
+  L.push(`budgets    latency ${lat} (${LATENCY_STATISTIC}), RAM ${bud.ramMb} MB, fidelity >= ${bud.minFidelity}`);
   L.push(`threads    ${sel.threads}${p.threads === 'auto' ? ' (auto)' : ''}`);
   L.push(`int8       ${sel.int8.activation} x ${sel.int8.weight}${sel.int8.perChannel ? ', per-channel' : ''}${sel.int8.reduceRange ? ', reduce-range' : ''} (${sel.int8.source})`);
   for (const n of p.notes ?? []) L.push(`note       ${n}`);

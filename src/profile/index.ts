@@ -12,7 +12,6 @@ export {
   ProfileError,
   type BoardProfile,
   type SelectedProfile,
-  type LatencyBudget,
   type Int8Settings,
 } from './profiles.js';
 import type { BenchOptions } from './bench.js';

@@ -3,6 +3,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseLatency, profileBudgets, type Budgets, type ProfileBudgets } from '../budgets/index.js';
 import { formatIssues, validate, type ValidationIssue } from '../config/validate.js';
 import { EdgefitError } from '../errors.js';
 import type { HardwareProfile, Int8Benefit, Int8Flavour } from './types.js';
@@ -22,16 +23,13 @@ export interface BoardProfile {
   description: string;
   match: { boardModel?: string; arch?: ProfileArch[]; cpuParts?: string[] };
   /** latencyMs (absolute) or latency ('0.5x' of the unmodified model's measured latency). */
-  budgets: { latencyMs?: number; latency?: string; ramMb: number; minFidelity: number };
+  budgets: ProfileBudgets;
   threads: number | 'auto';
   int8: Int8Settings | 'auto';
   notes?: string[];
   /** Where it was loaded from (not part of the file). */
   path: string;
 }
-
-/** A latency budget: absolute milliseconds, or a factor of the baseline model's latency. */
-export type LatencyBudget = { kind: 'ms'; ms: number } | { kind: 'relative'; factor: number };
 
 /** The chosen profile with 'auto' fields resolved against the hardware. */
 export interface SelectedProfile {
@@ -40,9 +38,8 @@ export interface SelectedProfile {
   source: 'override' | 'match';
   /** The match rules that held, e.g. ['boardModel', 'arch']; empty for an override. */
   matchedBy: string[];
-  latency: LatencyBudget;
-  ramMb: number;
-  minFidelity: number;
+  /** The profile's budgets in the one Budgets form (src/budgets). */
+  budgets: Budgets;
   threads: number;
   int8: Int8Settings & { benefit: Int8Benefit; reason: string; source: 'profile' | 'detected' };
 }
@@ -96,11 +93,8 @@ function semanticIssues(p: Omit<BoardProfile, 'path'>, file: string): Validation
   return out;
 }
 
-/** '0.5x' -> 0.5 (NaN when malformed). */
-export function parseLatency(s: string): number {
-  const m = /^((?:0|[1-9]\d*)?(?:\.\d+)?)x$/.exec(s.trim());
-  return m && m[1] ? Number(m[1]) : Number.NaN;
-}
+// '0.5x' is parsed by src/budgets; re-exported for the profile's callers
+export { parseLatency };
 
 /**
  * Load and validate every *.json profile in `dir` (default: the install's profiles/). Throws
@@ -175,7 +169,6 @@ export function matchRules(p: BoardProfile, hw: Pick<HardwareProfile, 'arch' | '
 }
 
 function resolveProfile(p: BoardProfile, hw: Pick<HardwareProfile, 'cpu' | 'int8'>, source: SelectedProfile['source'], matchedBy: string[]): SelectedProfile {
-  const latency: LatencyBudget = p.budgets.latencyMs !== undefined ? { kind: 'ms', ms: p.budgets.latencyMs } : { kind: 'relative', factor: parseLatency(p.budgets.latency!) };
   const detected: Int8Flavour = hw.int8;
   const int8: SelectedProfile['int8'] =
     p.int8 === 'auto'
@@ -183,7 +176,7 @@ function resolveProfile(p: BoardProfile, hw: Pick<HardwareProfile, 'cpu' | 'int8
       : { ...p.int8, benefit: detected.benefit, reason: detected.reason, source: 'profile' };
   // 'auto' threads = physical cores: onnxruntime's intra-op pool gains nothing from SMT siblings
   const threads = p.threads === 'auto' ? Math.max(1, hw.cpu.physicalCores || hw.cpu.cores) : p.threads;
-  return { profile: p, source, matchedBy, latency, ramMb: p.budgets.ramMb, minFidelity: p.budgets.minFidelity, threads, int8 };
+  return { profile: p, source, matchedBy, budgets: profileBudgets(p.budgets), threads, int8 };
 }
 
 /** The profile called `name`; an unknown name is a CONFIG error listing the valid ones. */

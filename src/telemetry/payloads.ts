@@ -1,7 +1,9 @@
 // Every MQTT payload, defined once: a TypeScript type and its JSON Schema side by side.
 // The agent validates what it receives and (in tests) what it sends against these schemas;
-// docs/asyncapi.yaml documents the same shapes and the dashboard imports these types.
-import type { Budgets, FrontierEntry } from '../fit/types.js';
+// docs/asyncapi.yaml documents the same shapes and the dashboard imports these types. Budgets
+// and their schema are src/budgets' (the same one the agent config validates against).
+import { budgetsSchema, type Budgets } from '../budgets/index.js';
+import type { FrontierEntry } from '../fit/types.js';
 
 export const PAYLOAD_VERSION = 1;
 
@@ -12,19 +14,6 @@ const nullableNum = { type: ['number', 'null'] } as const;
 const nullableBool = { type: ['boolean', 'null'] } as const;
 const isoTs = { type: 'string', minLength: 20, maxLength: 40 } as const;
 const hex64 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
-
-export const budgetsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    latencyMs: { type: 'number', exclusiveMinimum: 0, maximum: 3_600_000 },
-    latencyFactor: { type: 'number', exclusiveMinimum: 0, maximum: 10 },
-    ramMb: { type: 'number', exclusiveMinimum: 0, maximum: 1_048_576 },
-    minFidelity: { type: 'number', minimum: 0, maximum: 1 },
-  },
-  // an absolute and a relative latency budget at once would be ambiguous
-  not: { required: ['latencyMs', 'latencyFactor'] },
-} as const;
 
 // ---- status (retained; the Last Will publishes state 'offline', reason 'lwt') ------------
 

@@ -40,7 +40,7 @@ t.test('an impossible budget ends with exit 3 and a one-line statement of the sh
   t.equal(r.code, 3, r.stderr);
   const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('edgefit: no candidate'));
   t.equal(lines.length, 1);
-  t.match(lines[0], /latency misses by [\d.]+ ms \(budget [\d.]+ ms, best p95 [\d.]+ ms\)/);
+  t.match(lines[0], /latency misses by [\d.]+ ms \(budget [\d.]+ ms, best p50 [\d.]+ ms\)/);
   t.ok(existsSync(out), 'the closest model is still written');
   const frontier = JSON.parse(readFileSync(join(dir, 'impossible.frontier.json'), 'utf8'));
   t.ok(frontier.candidates.length <= 15, `${frontier.candidates.length} candidates`);

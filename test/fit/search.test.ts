@@ -24,8 +24,8 @@ t.test('bisection finds the least-pruned float model under the budget', async (t
   t.ok(out.feasible);
   t.ok(out.chosen.meets.latency && out.chosen.meets.fidelity);
   t.equal(out.chosen.config.quant, 'none');
-  // exact answer: 100(1-s)^2*1.02+2.04 <= 51 -> s >= 0.307; bisection over [0, .85] in 6 steps lands within 0.85/64
-  t.ok(out.chosen.config.structured >= 0.307 && out.chosen.config.structured < 0.307 + 0.85 / 64 + 1e-9, `s=${out.chosen.config.structured}`);
+  // judged on the p50 (src/budgets): 100(1-s)^2+2 <= 0.5 * 102 -> s >= 0.3; bisection over [0, .85] in 6 steps lands within 0.85/64
+  t.ok(out.chosen.config.structured >= 0.3 && out.chosen.config.structured < 0.3 + 0.85 / 64 + 1e-9, `s=${out.chosen.config.structured}`);
   t.ok(b.calls.length <= 15, `${b.calls.length} candidates`);
   t.match(out.notes.join(' '), /no gain on this box, kept float/);
 });
@@ -54,6 +54,21 @@ t.test('a reference already within budget is chosen untouched', async (t) => {
   // the original, then the same at one thread (which also meets 1000 ms here)
   t.equal(b.calls.length, 2);
   t.equal(out.chosen.config.threads, 1);
+});
+
+t.test('latency is judged on the p50, the same statistic as the agent at run time', async (t) => {
+  // p95 far above p50 (a noisy box): a model whose p50 meets the budget is feasible; judging the
+  // p95 would have failed every candidate
+  const evaluate = async (c: CandidateConfig) => {
+    const lat = 100 * (1 - c.structured) ** 2 + 2;
+    return { latencyP50Ms: lat, latencyP95Ms: lat * 3, modelRssMb: 10, fidelity: 1 - 0.25 * c.structured ** 2, sizeBytes: 1, modelPath: '/x', sha256: 'x' };
+  };
+  const out = await searchFrontier({ evaluate }, { budgets: { latencyMs: 60 }, threads: 1, tryQuant: false, steps: 6 });
+  t.ok(out.feasible);
+  t.ok(out.chosen.latencyP50Ms <= 60 && out.chosen.latencyP95Ms > 60, `p50 ${out.chosen.latencyP50Ms} p95 ${out.chosen.latencyP95Ms}`);
+  const tight = await searchFrontier({ evaluate }, { budgets: { latencyMs: 1 }, threads: 1, tryQuant: false, steps: 2 });
+  t.notOk(tight.feasible);
+  t.equal(tight.shortfall?.latencyMs, tight.chosen.latencyP50Ms - 1, 'the shortfall is the p50 over the budget');
 });
 
 t.test('pareto frontier drops dominated points and sorts slowest first', async (t) => {

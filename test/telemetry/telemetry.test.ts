@@ -2,7 +2,8 @@ import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
 import { topicsFor, backoffDelay, checkPayload, checkArgs, signHmac, signEd25519, verifyRequest, loadPublicKey } from '../../src/telemetry/index.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
-import { mergeBudgets, Adaptation } from '../../src/agent/index.js';
+import { Adaptation } from '../../src/agent/index.js';
+import { mergeBudgets } from '../../src/budgets/index.js';
 
 t.test('topics: prefix, verbs, no wildcards', async (t) => {
   const tp = topicsFor('dev1');

@@ -46,6 +46,7 @@ export class DeviceView {
             <label>Latency ≤ ms<input name="latencyMs" type="number" step="any" min="0"></label>
             <label>RAM ≤ MB<input name="ramMb" type="number" step="any" min="0"></label>
             <label>Fidelity ≥<input name="minFidelity" type="number" step="any" min="0" max="1"></label>
+            <label>Size (gzip) ≤ MB<input name="sizeMb" type="number" step="any" min="0"></label>
             <button type="submit" id="act-set-budget">Set budget</button>
           </form>
           <div class="buttons">
@@ -65,10 +66,11 @@ export class DeviceView {
     (form.elements.namedItem('latencyMs') as HTMLInputElement).value = b.latencyMs !== undefined ? String(b.latencyMs) : '';
     (form.elements.namedItem('ramMb') as HTMLInputElement).value = b.ramMb !== undefined ? String(b.ramMb) : '';
     (form.elements.namedItem('minFidelity') as HTMLInputElement).value = b.minFidelity !== undefined ? String(b.minFidelity) : '';
+    (form.elements.namedItem('sizeMb') as HTMLInputElement).value = b.sizeMb !== undefined ? String(b.sizeMb) : '';
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const body: Record<string, number> = {};
-      for (const k of ['latencyMs', 'ramMb', 'minFidelity']) {
+      for (const k of ['latencyMs', 'ramMb', 'minFidelity', 'sizeMb']) {
         const v = (form.elements.namedItem(k) as HTMLInputElement).value.trim();
         // a non-number goes as typed so the agent's schema names the field in its error
         if (v !== '') body[k] = Number.isFinite(Number(v)) ? Number(v) : (v as unknown as number);
