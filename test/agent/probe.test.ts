@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLS_MODEL } from '../helpers/agent-proc.js';
-import { cleanupDir } from '../helpers/broker.js';
+import { cleanupDir } from '../../devkit/broker.js';
 import { Adaptation, Agent } from '../../src/agent/index.js';
 import type { FrontierEntry } from '../../src/fit/types.js';
 import { LatencyProbe } from '../../src/agent/latency.js';

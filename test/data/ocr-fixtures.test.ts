@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import ort from 'onnxruntime-node';
-import { OCR_MODELS, OCR, ROOT } from '../helpers/paths.js';
+import { OCR_MODELS, OCR, ROOT } from '../../devkit/paths.js';
 
 interface Preprocess {
   size: [number, number];

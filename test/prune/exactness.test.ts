@@ -5,7 +5,7 @@
 // bug. EDGEFIT_EXACT_MODELS=det,rec narrows the run (names below).
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { FIXTURES, fixtureInputShape } from '../helpers/builder.js';
+import { FIXTURES, fixtureInputShape } from '../../devkit/builder.js';
 import { loadCalibration } from '../../src/calib/data.js';
 import { ModelRunner, type Sample } from '../../src/calib/runner.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';

@@ -4,8 +4,8 @@ import t, { type Test } from 'tap';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeNpyFloat32, writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
-import { ROOT, runCli } from '../helpers/paths.js';
+import { encodeNpyFloat32, writeMnistLabelled } from '../../devkit/mnist-to-labelled.js';
+import { ROOT, runCli } from '../../devkit/paths.js';
 import { loadModel } from '../../src/onnx/index.js';
 
 const MNIST = join(ROOT, 'models/mnist-cnn.onnx');

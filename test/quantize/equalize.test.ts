@@ -12,7 +12,7 @@ import { collectChannelRanges, equalizeSites, findEqualizeSites, inputChannelAbs
 import { findSplitSite, splitWideChannels } from '../../src/passes/quantize/split.js';
 import { openSession } from '../../src/passes/quantize/ort.js';
 import { imageToTensor, readImage, IMAGENET } from '../../src/passes/quantize/calib-data.js';
-import { OCR_MODELS, ROOT } from '../helpers/paths.js';
+import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
 
 const DIMS = [1, 3, 640, 640];
 const feed = (file: string): Record<string, ort.Tensor> => ({ x: new ort.Tensor('float32', imageToTensor(readImage(join(ROOT, 'test/fixtures/ocr/det', file)), 640, 640, 3, IMAGENET), DIMS) });

@@ -9,7 +9,7 @@ import { foldForQuantization } from '../../src/passes/quantize/fold.js';
 import { openSession } from '../../src/passes/quantize/ort.js';
 import { cosine } from '../../src/passes/quantize/fidelity.js';
 import { imageToTensor, readImage, IMAGENET } from '../../src/passes/quantize/calib-data.js';
-import { OCR_MODELS, ROOT } from '../helpers/paths.js';
+import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
 import { join } from 'node:path';
 
 const count = (ops: string[], op: string): number => ops.filter((o) => o === op).length;

@@ -10,7 +10,7 @@
 // Sample order in x.npy is round-robin over digits (0,1,...,9,0,1,...; a digit that runs out is
 // skipped), so that `--limit N` keeps a class-balanced prefix. Order does not change accuracy.
 //
-//   node dist/scripts/mnist-to-labelled.js <outDir> [--split test|train] [--limit N]
+//   node dist/devkit/mnist-to-labelled.js <outDir> [--split test|train] [--limit N]
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
