@@ -10,12 +10,10 @@
 // Sample order in x.npy is round-robin over digits (0,1,...,9,0,1,...; a digit that runs out is
 // skipped), so that `--limit N` keeps a class-balanced prefix. Order does not change accuracy.
 //
-//   node dist/devkit/mnist-to-labelled.js <outDir> [--split test|train] [--limit N]
+//   node dist/scripts/mnist-to-labelled.js <outDir> [--split test|train] [--limit N]   (the CLI over this module)
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { dirname, join } from 'node:path';
 import { EdgefitError, oneLine } from '../src/errors.js';
 import { writeFileAtomic } from '../src/util/fs.js';
 
@@ -142,44 +140,4 @@ export function writeMnistLabelled(outDir: string, opts: MnistLabelledOptions): 
   writeFileAtomic(xPath, encodeNpyFloat32([count, 1, MNIST_SIDE, MNIST_SIDE], x));
   writeFileAtomic(labelsPath, labels.join('\n') + '\n');
   return { count, perDigit, xPath, labelsPath };
-}
-
-function cli(argv: string[]): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        split: { type: 'string', default: 'test' },
-        limit: { type: 'string' },
-        verbose: { type: 'boolean', default: false },
-      },
-    });
-  } catch (e) {
-    throw new EdgefitError('USAGE', oneLine(e), { cause: e });
-  }
-  const { positionals, values } = parsed;
-  if (positionals.length !== 1) {
-    throw new EdgefitError('USAGE', 'usage: mnist-to-labelled <outDir> [--split test|train] [--limit N]');
-  }
-  const split = values.split as Split;
-  let limit: number | undefined;
-  if (values.limit !== undefined) {
-    if (!/^\d+$/.test(values.limit)) throw new EdgefitError('USAGE', `--limit must be a positive integer, got ${values.limit}`);
-    limit = Number(values.limit);
-  }
-  const r = writeMnistLabelled(resolve(positionals[0]!), { split, limit });
-  process.stdout.write(`${r.count} samples (${split}) -> ${r.xPath}, ${r.labelsPath}; per digit ${r.perDigit.join(' ')}\n`);
-  return 0;
-}
-
-if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  try {
-    process.exitCode = cli(process.argv.slice(2));
-  } catch (e) {
-    const verbose = process.argv.includes('--verbose');
-    process.stderr.write(`mnist-to-labelled: ${verbose && e instanceof Error ? e.stack : oneLine(e)}\n`);
-    process.exitCode = e instanceof EdgefitError ? e.exitCode : 1;
-  }
 }

@@ -145,7 +145,7 @@ t.test('npy header matches numpy for 1-d and large shapes', async (t) => {
 t.test('bad input is refused with a coded error', async (t) => {
   t.throws(() => writeMnistLabelled(t.testdir(), { split: 'test', limit: 0 }), EdgefitError);
   t.throws(() => writeMnistLabelled(t.testdir(), { split: 'nope' as 'test' }), { code: 'USAGE' });
-  const cli = join(ROOT, 'dist/devkit/mnist-to-labelled.js');
+  const cli = join(ROOT, 'dist/scripts/mnist-to-labelled.js');
   const noArgs = await run(process.execPath, [cli]);
   t.equal(noArgs.code, 2, 'usage error exits 2');
   t.equal(noArgs.stderr.trim().split('\n').length, 1, 'one line on stderr');
