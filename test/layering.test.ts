@@ -1,6 +1,7 @@
 // The one-way layering of issue 15, checked on the TypeScript sources: src/ never reaches dev-only
-// code (devkit/, scripts/, test/), neither by import nor by a path it reads at run time, and the
-// graph IR does not depend on the codec or the passes built on top of it. Specifiers come from
+// code (devkit/, scripts/, test/), neither by import nor by a path it reads at run time; devkit/
+// (shared by scripts and tests) imports neither of them, and scripts and tests do not import each
+// other; the graph IR does not depend on the codec or the passes built on top of it. Specifiers come from
 // TypeScript's own pre-processor (static, type-only, re-export and dynamic imports alike).
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -23,6 +24,10 @@ const FORBIDDEN: readonly Edge[] = [
   { from: 'src/', to: 'devkit/', why: 'devkit/ is dev-only code for scripts and tests, not shipped behaviour', enforced: true },
   { from: 'src/', to: 'scripts/', why: 'scripts/ are benchmarks and tools run from a checkout', enforced: true },
   { from: 'src/', to: 'test/', why: 'tests and their fixtures are not part of the package', enforced: true },
+  { from: 'devkit/', to: 'scripts/', why: 'devkit/ is what scripts and tests share; scripts build on it', enforced: true },
+  { from: 'devkit/', to: 'test/', why: 'devkit/ is what scripts and tests share; tests build on it', enforced: true },
+  { from: 'scripts/', to: 'test/', why: 'code both need belongs in devkit/', enforced: true },
+  { from: 'test/', to: 'scripts/', why: 'code both need belongs in devkit/ (a test may run a built script as a child process)', enforced: true },
   {
     from: 'src/ir/', to: 'src/onnx/', why: 'src/onnx/ is the only protobuf code; it may import ir/, never the reverse', enforced: false,
     pending: 'issue 15: ir/ still takes DType and float16 from onnx/ until the IR/codec split is merged',
@@ -74,11 +79,13 @@ function violations(edge: Edge, files: ReadonlyMap<string, string>): string[] {
   return out;
 }
 
-const files = new Map(tsFiles(join(ROOT, 'src')).map((p) => [relative(ROOT, p).split('\\').join('/'), readFileSync(p, 'utf8')] as const));
+const files = new Map(['src', 'devkit', 'scripts', 'test'].flatMap((d) => tsFiles(join(ROOT, d)))
+  .map((p) => [relative(ROOT, p).split('\\').join('/'), readFileSync(p, 'utf8')] as const));
+const srcFiles = [...files].filter(([f]) => f.startsWith('src/'));
 
 t.test('the scan sees the sources and would catch a violation', async (t) => {
-  t.ok(files.size > 100, `${files.size} files under src/`);
-  t.ok([...files.keys()].every((f) => f.startsWith('src/')));
+  t.ok(srcFiles.length > 100, `${srcFiles.length} files under src/`);
+  for (const d of ['devkit/', 'scripts/', 'test/']) t.ok([...files.keys()].some((f) => f.startsWith(d)), `${d} is scanned too`);
   const probe = "import { x } from '../../devkit/paths.js';\nexport * from './b.js';\nconst m = await import('../../test/helpers/agent-proc.js');\n";
   t.same(importTargets('src/agent/a.ts', probe), ['devkit/paths.js', 'src/agent/b.js', 'test/helpers/agent-proc.js']);
   const fake = new Map([['src/ir/x.ts', "import type { DType } from '../onnx/dtype.js';\n"]]);
@@ -96,7 +103,7 @@ for (const edge of FORBIDDEN) {
 }
 
 t.test('src/ reads no file from devkit/, scripts/ or test/ at run time', async (t) => {
-  const bad = [...files].flatMap(([file, source]) => devPathLiterals(source).map((s) => `${file}: '${s}'`));
+  const bad = srcFiles.flatMap(([file, source]) => devPathLiterals(source).map((s) => `${file}: '${s}'`));
   t.same(bad, [], 'an installed package has none of these folders (install.sh and npm pack ship dist/, assets/, profiles/)');
 });
 
