@@ -55,11 +55,10 @@ esac
 # ---- files ----
 say "installing into $PREFIX (node $(node -v), $ARCH)"
 mkdir -p "$PREFIX.new"
+# assets/ is run-time package data (calibration images for the bundled det model, the probe's photos)
 for d in assets dist node_modules profiles package.json systemd; do
   [ -e "$SRC/$d" ] && cp -a "$SRC/$d" "$PREFIX.new/"
 done
-# the bundled det model's real calibration images (fits measure fidelity on them)
-[ -d "$SRC/test/fixtures/ocr/det" ] && mkdir -p "$PREFIX.new/calib" && cp -a "$SRC/test/fixtures/ocr/det" "$PREFIX.new/calib/det"
 # swap the whole tree so an upgrade never runs half old, half new files
 if [ -d "$PREFIX" ]; then rm -rf "$PREFIX.old"; mv "$PREFIX" "$PREFIX.old"; fi
 mv "$PREFIX.new" "$PREFIX"

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import ort from 'onnxruntime-node';
 import { parseModel, serializeModel } from '../src/onnx/index.js';
 import { normalize } from '../src/ir/normalize.js';
-import { ROOT, OCR_MODELS, CLI } from '../test/helpers/paths.js';
+import { ROOT, OCR_MODELS, CLI } from '../devkit/paths.js';
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 15;
 const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]!; };

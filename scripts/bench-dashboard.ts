@@ -74,7 +74,7 @@ const dir = mkdtempSync(join(tmpdir(), 'edgefit-bench-dash-'));
 async function main(): Promise<void> {
   // loaded here, not at the top: the dashboard child runs this file too and must not carry them
   const { chromium } = await import('playwright-core');
-  const { SimFleet } = await import('../src/dashboard/sim.js');
+  const { SimFleet } = await import('../devkit/sim.js');
   // Mosquitto on a free loopback port; its default per-client queue is plenty for QoS 0 metrics
   const mport = await freePort();
   writeFileSync(join(dir, 'm.conf'), `listener ${mport} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_connections -1\n`);

@@ -26,7 +26,7 @@ import { computeRange, type Range } from '../src/passes/quantize/calibrate.js';
 import { interleavedMedians } from './interleave.js';
 import { applyStatic, calibrationValues, findCandidates } from '../src/passes/quantize/qdq.js';
 import { IMAGENET } from '../src/data/image.js';
-import { detSets, DET_DIMS as DIMS } from './ocr-data.js';
+import { detSets, DET_DIMS as DIMS } from '../devkit/ocr-data.js';
 import { openSession, type Feeds } from '../src/runtime/runner.js';
 import { cosine } from '../src/passes/quantize/fidelity.js';
 import { deadCodeElimination } from '../src/passes/cleanup/dce.js';

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runFitJob } from '../src/fit/run.js';
 import { evaluateModel } from '../src/evaluate/index.js';
-import { OCR_MODELS, ROOT } from '../test/helpers/paths.js';
+import { OCR_MODELS, ROOT } from '../devkit/paths.js';
 
 const arg = (k: string, d: string) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1]! : d; };
 const budgets = arg('--budgets', '0.5x,0.33x').split(',');

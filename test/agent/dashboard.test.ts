@@ -8,8 +8,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanupDir, freePort, startBroker } from '../helpers/broker.js';
-import { CLI, CLS_MODEL } from '../helpers/agent-proc.js';
+import { cleanupDir, freePort, startBroker } from '../../devkit/broker.js';
+import { CLS_MODEL } from '../helpers/agent-proc.js';
+import { CLI } from '../../devkit/paths.js';
 import { dashboardPort, loadAgentConfig } from '../../src/config/agent.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-agent-dash-'));

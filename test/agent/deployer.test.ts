@@ -6,7 +6,7 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanupDir } from '../helpers/broker.js';
+import { cleanupDir } from '../../devkit/broker.js';
 import { AgentBus } from '../../src/agent/bus.js';
 import { Deployer, type ModelServer } from '../../src/agent/deployer.js';
 import { sha256Hex, type ModelVersion } from '../../src/agent/model-store.js';

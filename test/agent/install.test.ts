@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from '../helpers/agent-proc.js';
+import { ROOT } from '../../devkit/paths.js';
 
 const root = mkdtempSync(join(tmpdir(), 'edgefit-root-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -15,6 +15,10 @@ t.test('install, upgrade, uninstall into --root', async (t) => {
   t.match(run('--root', root), /--root mode/);
   t.ok(existsSync(join(root, 'opt/edgefit/dist/src/cli/main.js')));
   t.ok(existsSync(join(root, 'opt/edgefit/assets/probe/coffee.png')), 'the latency probe\'s photos are installed with the package');
+  // the agent's default calibration set, where dist/src/agent/agent.js looks for it (ROOT/assets/calib/det)
+  t.ok(existsSync(join(root, 'opt/edgefit/assets/calib/det/preprocess.json')), 'package data installed');
+  t.ok(existsSync(join(root, 'opt/edgefit/assets/calib/det/page-left.png')));
+  t.notOk(existsSync(join(root, 'opt/edgefit/test')), 'no test fixtures in the install');
   const cfg = JSON.parse(readFileSync(join(root, 'etc/edgefit/config'), 'utf8'));
   t.equal(cfg.stateDir, '/var/lib/edgefit');
   t.same(cfg.dashboard, { port: 0 }, 'the service runs without the dashboard (idle footprint)');

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLS_MODEL } from '../helpers/agent-proc.js';
-import { cleanupDir } from '../helpers/broker.js';
+import { cleanupDir } from '../../devkit/broker.js';
 import { Adaptation } from '../../src/agent/index.js';
 import { AgentBus } from '../../src/agent/bus.js';
 import { Prober } from '../../src/agent/prober.js';

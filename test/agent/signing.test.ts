@@ -5,7 +5,7 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBroker, cleanupDir } from '../helpers/broker.js';
+import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
 import { startAgentProc } from '../helpers/agent-proc.js';
 import { signHmac } from '../../src/telemetry/signing.js';

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { startBroker, cleanupDir } from '../helpers/broker.js';
+import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { CLS_MODEL } from '../helpers/agent-proc.js';
 import { Agent } from '../../src/agent/index.js';
 import type { LatencyStats } from '../../src/agent/latency.js';

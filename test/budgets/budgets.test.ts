@@ -9,7 +9,7 @@ import { loadAgentConfig } from '../../src/config/agent.js';
 import { validate } from '../../src/config/validate.js';
 import { adaptMetrics } from '../../src/dashboard/adapt.js';
 import { violationScore } from '../../src/dashboard/model.js';
-import { SimDevice } from '../../src/dashboard/sim.js';
+import { SimDevice } from '../../devkit/sim.js';
 import { validateAction } from '../../src/dashboard/validate.js';
 import { checkArgs, checkPayload } from '../../src/telemetry/index.js';
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import { writeFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, OCR_MODELS } from '../helpers/paths.js';
+import { runCli, OCR_MODELS } from '../../devkit/paths.js';
 
 t.test('inspect --json on PP-OCRv4 det gives the documented fields', async (t) => {
   const r = await runCli(['inspect', OCR_MODELS.det.file, '--shape', 'x=1x3x640x640', '--json']);

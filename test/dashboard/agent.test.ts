@@ -7,8 +7,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDashboard } from '../../src/dashboard/index.js';
-import { CLI, ROOT } from '../helpers/paths.js';
-import { startBroker } from '../helpers/broker.js';
+import { CLI, ROOT } from '../../devkit/paths.js';
+import { startBroker } from '../../devkit/broker.js';
 import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, until } from './support.js';
 
 const MODEL = join(ROOT, 'models/mnist-cnn.onnx');

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { authorize, checkListenPolicy, isLoopbackHost, COOKIE } from '../../src/dashboard/auth.js';
 import { validateAction } from '../../src/dashboard/validate.js';
-import { runCli } from '../helpers/paths.js';
+import { runCli } from '../../devkit/paths.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 

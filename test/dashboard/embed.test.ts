@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fleetPrefixOf, startLocalDashboard } from '../../src/dashboard/embed.js';
-import { startBroker } from '../helpers/broker.js';
+import { startBroker } from '../../devkit/broker.js';
 
 t.test('fleet prefix from the agent topic prefix', async (t) => {
   t.equal(fleetPrefixOf(null, 'box1'), 'edgefit');

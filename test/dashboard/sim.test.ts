@@ -1,6 +1,6 @@
 // The simulated fleet speaks the agent's wire format: every payload passes the agent's schemas.
 import t from 'tap';
-import { SimDevice, SIM_BOARDS } from '../../src/dashboard/sim.js';
+import { SimDevice, SIM_BOARDS } from '../../devkit/sim.js';
 import { adaptFrontier, adaptMetrics } from '../../src/dashboard/adapt.js';
 import { checkPayload } from '../../src/telemetry/validate.js';
 import { PAYLOAD_VERSION, type ResponsePayload } from '../../src/telemetry/payloads.js';

@@ -3,8 +3,8 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { connectAsync } from 'mqtt';
-import { ROOT } from '../helpers/paths.js';
-import { startBroker } from '../helpers/broker.js';
+import { ROOT } from '../../devkit/paths.js';
+import { startBroker } from '../../devkit/broker.js';
 import { checkPayload } from '../../src/telemetry/validate.js';
 import type { StatusPayload } from '../../src/telemetry/payloads.js';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DashboardStore, STORE_LIMITS } from '../../src/dashboard/store.js';
 import { Fleet } from '../../src/dashboard/fleet.js';
 import type { MetricPoint } from '../../src/dashboard/model.js';
-import { SimDevice } from '../../src/dashboard/sim.js';
+import { SimDevice } from '../../devkit/sim.js';
 import type { MetricsPayload } from '../../src/telemetry/payloads.js';
 
 /** A real metrics payload (the simulator's, schema-checked in sim.test) with chosen figures. */

@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDashboard, type Dashboard } from '../../src/dashboard/index.js';
-import { SimFleet } from '../../src/dashboard/sim.js';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { SimFleet } from '../../devkit/sim.js';
+import { startBroker, type TestBroker } from '../../devkit/broker.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];

@@ -10,7 +10,7 @@ import { loadInputSet, synthesizeInputs, resolveShape, type ModelInput } from '.
 import { decodeImage, parsePreprocessSpec, preprocessImage } from '../../src/data/image.js';
 import { writeNpy } from '../../src/data/npy.js';
 import { writeNpz } from '../../src/data/npz.js';
-import { ROOT } from '../helpers/paths.js';
+import { ROOT } from '../../devkit/paths.js';
 
 const FIX = join(ROOT, 'test/fixtures');
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-inputs-'));

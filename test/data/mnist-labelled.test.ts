@@ -7,9 +7,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { EdgefitError } from '../../src/errors.js';
-import { writeMnistLabelled, heldOutCount } from '../../scripts/mnist-to-labelled.js';
+import { writeMnistLabelled, heldOutCount } from '../../devkit/mnist-to-labelled.js';
 import { npyHeader } from '../../src/data/npy.js';
-import { ROOT } from '../helpers/paths.js';
+import { ROOT } from '../../devkit/paths.js';
 
 interface MnistMeta {
   sha256: string;

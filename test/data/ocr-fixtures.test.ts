@@ -7,7 +7,7 @@ import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { OCR_MODELS, OCR, ROOT } from '../helpers/paths.js';
+import { OCR_MODELS, OCR, ROOT } from '../../devkit/paths.js';
 import { decodeImage, parsePreprocessSpec, preprocessImage } from '../../src/data/image.js';
 
 interface Preprocess {

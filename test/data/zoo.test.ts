@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';
 import { analyzeCost } from '../../src/analyze/index.js';
-import { ROOT } from '../helpers/paths.js';
+import { ROOT } from '../../devkit/paths.js';
 import { oneLine } from '../../src/errors.js';
 
 interface ZooEntry {

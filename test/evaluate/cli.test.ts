@@ -4,7 +4,7 @@ import t from 'tap';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, ROOT, OCR_MODELS } from '../helpers/paths.js';
+import { runCli, ROOT, OCR_MODELS } from '../../devkit/paths.js';
 
 const MNIST = join(ROOT, 'models/mnist-cnn.onnx');
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-evalcli-'));

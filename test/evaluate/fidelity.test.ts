@@ -11,8 +11,8 @@ import { normalize } from '../../src/ir/normalize.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { rng } from '../../src/data/synthetic.js';
 import { loadInputSet } from '../../src/data/inputs.js';
-import { writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
-import { ROOT } from '../helpers/paths.js';
+import { writeMnistLabelled } from '../../devkit/mnist-to-labelled.js';
+import { ROOT } from '../../devkit/paths.js';
 import type { NdArray } from '../../src/data/ndarray.js';
 
 const MODEL = join(ROOT, 'models/mnist-cnn.onnx');

@@ -8,7 +8,7 @@ import { Graph } from '../../src/ir/graph.js';
 import type { Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { serializeModel } from '../../src/onnx/index.js';
-import { ROOT, OCR_MODELS } from '../helpers/paths.js';
+import { ROOT, OCR_MODELS } from '../../devkit/paths.js';
 
 const MNIST = join(ROOT, 'models/mnist-cnn.onnx');
 const ev = new Evaluator();

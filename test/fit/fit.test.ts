@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { runCli, ROOT } from '../helpers/paths.js';
-import { writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
+import { runCli, ROOT } from '../../devkit/paths.js';
+import { writeMnistLabelled } from '../../devkit/mnist-to-labelled.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-fit-'));
 // the candidate cache (shared by fits of one model) lives in the test's folder, not in ~/.cache

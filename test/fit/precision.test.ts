@@ -7,7 +7,7 @@ import { normalize } from '../../src/ir/normalize.js';
 import { inferShapes } from '../../src/ir/shapes.js';
 import { analyzeCost } from '../../src/analyze/index.js';
 import { int8Flavour, matmulShare } from '../../src/fit/precision.js';
-import { OCR_MODELS, ROOT } from '../helpers/paths.js';
+import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
 
 function cost(path: string, shapes: Record<string, number[]>) {
   const m = normalize(parseModel(readModelBytes(path)));

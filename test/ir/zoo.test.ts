@@ -8,7 +8,7 @@ import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
 import { normalize } from '../../src/ir/normalize.js';
 import { inferShapes } from '../../src/ir/shapes.js';
 import { analyzeModel } from '../../src/analyze/index.js';
-import { ROOT } from '../helpers/paths.js';
+import { ROOT } from '../../devkit/paths.js';
 
 interface Entry { name: string; file: string; opset?: number; inputs: { name: string; shape: number[]; dtype: string }[] }
 const dir = join(ROOT, 'test/fixtures/zoo');

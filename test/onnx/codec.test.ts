@@ -9,7 +9,7 @@ import { Node } from '../../src/ir/node.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Model } from '../../src/ir/model.js';
 import { normalize } from '../../src/ir/normalize.js';
-import { OCR_MODELS } from '../helpers/paths.js';
+import { OCR_MODELS } from '../../devkit/paths.js';
 
 function pattern(n: number): Float32Array {
   // a smooth, image-like pattern in the models' normalised range, deterministic

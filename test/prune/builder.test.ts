@@ -1,6 +1,6 @@
 // The fixture builder must give models onnxruntime accepts, with the shapes the builder claims.
 import t from 'tap';
-import { FIXTURES, fixtureInputShape } from '../helpers/builder.js';
+import { FIXTURES, fixtureInputShape } from '../../devkit/builder.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';

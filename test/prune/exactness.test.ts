@@ -5,7 +5,7 @@
 // bug. EDGEFIT_EXACT_MODELS=det,rec narrows the run (names below).
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { FIXTURES, fixtureInputShape } from '../helpers/builder.js';
+import { FIXTURES, fixtureInputShape } from '../../devkit/builder.js';
 import { loadCalib } from '../helpers/prune-check.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
 import type { Sample } from '../../src/data/inputs.js';

@@ -2,11 +2,11 @@
 // number of channels in every group (G stays, Cout/G shrinks), and so do the channels it reads
 // (G stays, Cin/G shrinks; group g's rows keep their own column set). Whole-group removal (G
 // shrinking), channel shuffle and grouped Convs reading a concatenation are in structures.test.ts.
-// Fixtures are built through the IR builder (test/helpers/builder.ts GROUPED_FIXTURES).
+// Fixtures are built through the IR builder (devkit/builder.ts GROUPED_FIXTURES).
 // Every cut is checked against the original with the removed channels' contribution masked
 // (exactness.ts): any index slip between groups shows up as an output difference.
 import t from 'tap';
-import { GROUPED_FIXTURES, ModelBuilder } from '../helpers/builder.js';
+import { GROUPED_FIXTURES, ModelBuilder } from '../../devkit/builder.js';
 import { checkPruneEqualsMask, outputs } from '../helpers/prune-check.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import { analyzeCost } from '../../src/analyze/cost.js';

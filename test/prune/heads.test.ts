@@ -4,7 +4,7 @@
 // heads' rows of the output projection. Attention that does not match the pattern stays refused
 // with its reason.
 import t from 'tap';
-import { FIXTURES, ModelBuilder, fixtureInputShape } from '../helpers/builder.js';
+import { FIXTURES, ModelBuilder, fixtureInputShape } from '../../devkit/builder.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
 import type { Sample } from '../../src/data/inputs.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ModelBuilder } from '../helpers/builder.js';
+import { ModelBuilder } from '../../devkit/builder.js';
 import { loadCalib } from '../helpers/prune-check.js';
 import { runFirstOutput } from '../../src/calib/compare.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
@@ -16,7 +16,7 @@ import { loadModel } from '../../src/onnx/index.js';
 import { prune } from '../../src/passes/prune/index.js';
 import { heldOutIndices } from '../../src/passes/prune/recovery.js';
 import { cloneModel } from '../../src/passes/prune/structured.js';
-import { writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
+import { writeMnistLabelled } from '../../devkit/mnist-to-labelled.js';
 
 t.test('bias compensation restores the output mean exactly (1x1 conv), lsq improves fidelity further', async (t) => {
   const b = new ModelBuilder({ seed: 3 });

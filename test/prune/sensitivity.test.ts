@@ -1,7 +1,7 @@
 // Sensitivity allocation (pure: drops given, no inference): fragile groups are left alone, the
 // target is met, and the coarse probed ratios do not overshoot it (channels are handed back).
 import t from 'tap';
-import { FIXTURES } from '../helpers/builder.js';
+import { FIXTURES } from '../../devkit/builder.js';
 import { analyzeGroups } from '../../src/passes/prune/groups.js';
 import { keepCount } from '../../src/passes/prune/select.js';
 import { allocateBySensitivity, type GroupSensitivity } from '../../src/passes/prune/sensitivity.js';

@@ -2,7 +2,7 @@
 // onnxruntime runs, keeps its output shapes, really loses channels and MACs, and removing dead
 // channels is exact (which checks the index mapping through concat, flatten and coupling).
 import t from 'tap';
-import { FIXTURES, ModelBuilder, fixtureInputShape } from '../helpers/builder.js';
+import { FIXTURES, ModelBuilder, fixtureInputShape } from '../../devkit/builder.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
 import type { Sample } from '../../src/data/inputs.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';

@@ -6,7 +6,7 @@
 // (what the pruner could cut before), the rewritten attributes/constants, pruned == masked to
 // float noise, and the cases still refused, each with its reason.
 import t from 'tap';
-import { FIXTURES, GROUPED_FIXTURES, ModelBuilder } from '../helpers/builder.js';
+import { FIXTURES, GROUPED_FIXTURES, ModelBuilder } from '../../devkit/builder.js';
 import { checkPruneEqualsMask, outputs } from '../helpers/prune-check.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import type { Model } from '../../src/ir/model.js';

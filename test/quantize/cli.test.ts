@@ -4,9 +4,9 @@ import t, { type Test } from 'tap';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
+import { writeMnistLabelled } from '../../devkit/mnist-to-labelled.js';
 import { encodeNpy } from '../../src/data/npy.js';
-import { ROOT, runCli } from '../helpers/paths.js';
+import { ROOT, runCli } from '../../devkit/paths.js';
 import { loadModel } from '../../src/onnx/index.js';
 
 const MNIST = join(ROOT, 'models/mnist-cnn.onnx');

@@ -12,7 +12,7 @@ import { collectChannelRanges, equalizeSites, findEqualizeSites, inputChannelAbs
 import { findSplitSite, splitWideChannels } from '../../src/passes/quantize/split.js';
 import { openSession } from '../../src/runtime/runner.js';
 import { decodeImage, IMAGENET, nchwSpec, preprocessImage } from '../../src/data/image.js';
-import { OCR_MODELS, ROOT } from '../helpers/paths.js';
+import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
 
 const DIMS = [1, 3, 640, 640];
 const feed = (file: string): Record<string, ort.Tensor> => ({ x: new ort.Tensor('float32', preprocessImage(decodeImage(join(ROOT, 'test/fixtures/ocr/det', file)), nchwSpec(640, 640, 3, IMAGENET)).data as Float32Array, DIMS) });

@@ -9,7 +9,7 @@ import { foldForQuantization } from '../../src/passes/quantize/fold.js';
 import { openSession } from '../../src/runtime/runner.js';
 import { cosine } from '../../src/passes/quantize/fidelity.js';
 import { decodeImage, IMAGENET, nchwSpec, preprocessImage } from '../../src/data/image.js';
-import { OCR_MODELS, ROOT } from '../helpers/paths.js';
+import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
 import { join } from 'node:path';
 
 const count = (ops: string[], op: string): number => ops.filter((o) => o === op).length;

@@ -14,9 +14,9 @@ import { cosine } from '../../src/passes/quantize/fidelity.js';
 import { applyOpsetPlan, planOpset } from '../../src/passes/quantize/opset.js';
 import { normalize } from '../../src/ir/normalize.js';
 import { inferShapes } from '../../src/ir/shapes.js';
-import { writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
+import { writeMnistLabelled } from '../../devkit/mnist-to-labelled.js';
 import { prune } from '../../src/passes/prune/index.js';
-import { ROOT, OCR_MODELS } from '../helpers/paths.js';
+import { ROOT, OCR_MODELS } from '../../devkit/paths.js';
 
 const MNIST = join(ROOT, 'models/mnist-cnn.onnx');
 const TRANSFORMER = join(ROOT, 'test/fixtures/zoo/transformer-op13.onnx');

@@ -12,7 +12,7 @@ import { decodeImage, nchwSpec, preprocessImage } from '../../src/data/image.js'
 import { openSession, type Feeds } from '../../src/runtime/runner.js';
 import { argmaxAgreement, measureFidelity, meanKl } from '../../src/passes/quantize/fidelity.js';
 import { floatSet } from '../../src/passes/quantize/sensitivity.js';
-import { ROOT, OCR_MODELS } from '../helpers/paths.js';
+import { ROOT, OCR_MODELS } from '../../devkit/paths.js';
 
 t.test('argmax agreement counts positions whose last-axis argmax agrees', async (t) => {
   const ref = Float32Array.of(0.1, 0.7, 0.2, /**/ 0.5, 0.3, 0.2, /**/ 0.2, 0.2, 0.6, /**/ 0.4, 0.4, 0.2);

@@ -11,7 +11,7 @@ import { decodeImage, nchwSpec, preprocessImage } from '../../src/data/image.js'
 import { collectStats } from '../../src/passes/quantize/collect.js';
 import { findCandidates } from '../../src/passes/quantize/qdq.js';
 import { adaroundRow, Gram, layerGeometry, LayerInputStats, quadratic, roundWeight, type RoundedWeight } from '../../src/passes/quantize/rounding.js';
-import { ROOT, OCR_MODELS } from '../helpers/paths.js';
+import { ROOT, OCR_MODELS } from '../../devkit/paths.js';
 
 t.test('adaroundRow: never worse than nearest on its quadratic, better when inputs correlate', async (t) => {
   let seed = 7;

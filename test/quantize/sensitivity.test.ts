@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { serializeModel } from '../../src/onnx/index.js';
 import { rankSensitivity, type FloatSet } from '../../src/passes/quantize/sensitivity.js';
 import { openSession } from '../../src/runtime/runner.js';
-import { ModelBuilder } from '../helpers/builder.js';
+import { ModelBuilder } from '../../devkit/builder.js';
 
 const UNITS = ['tensor:a', 'tensor:b', 'node:c'];
 const N = 64;

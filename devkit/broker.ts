@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/telemetry/embedded-broker.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../src/telemetry/embedded-broker.js';
 
 export const MOSQUITTO = process.env.EDGEFIT_MOSQUITTO ?? '/usr/sbin/mosquitto';
 

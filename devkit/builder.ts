@@ -2,11 +2,11 @@
 // edgefit must understand (residual, concat, depthwise, SE, channel shuffle, MLP, transformer
 // encoder) with seeded random weights, instead of committing opaque .onnx blobs. Shapes are
 // tracked while building so weight sizes follow from the input, as in a real network.
-import { Graph } from '../../src/ir/graph.js';
-import type { Model } from '../../src/ir/model.js';
-import { Tensor } from '../../src/ir/tensor.js';
-import type { AttrValue } from '../../src/ir/types.js';
-import { rng } from '../../src/util/rng.js';
+import { Graph } from '../src/ir/graph.js';
+import type { Model } from '../src/ir/model.js';
+import { Tensor } from '../src/ir/tensor.js';
+import type { AttrValue } from '../src/ir/types.js';
+import { rng } from '../src/util/rng.js';
 
 export { rng };
 

@@ -4,16 +4,16 @@
 // Figures follow a plausible PP-OCRv4-det frontier per board, with noise and slow drift, so the
 // dashboard shows what a real fleet looks like rather than uniform noise.
 import { connect, type MqttClient } from 'mqtt';
-import { EdgefitError } from '../errors.js';
-import { PREFIX_RE } from './link.js';
-import { candidateLabel } from './adapt.js';
-import { meets, type Budgets } from '../budgets/index.js';
+import { EdgefitError } from '../src/errors.js';
+import { PREFIX_RE } from '../src/dashboard/link.js';
+import { candidateLabel } from '../src/dashboard/adapt.js';
+import { meets, type Budgets } from '../src/budgets/index.js';
 import {
   PAYLOAD_VERSION, type EventPayload, type EventType, type MetricsPayload, type ProfilePayload, type PublicFrontierEntry,
   type ResponsePayload, type StatusPayload,
-} from '../telemetry/payloads.js';
-import { checkArgs } from '../telemetry/validate.js';
-import { isVerb } from '../telemetry/topics.js';
+} from '../src/telemetry/payloads.js';
+import { checkArgs } from '../src/telemetry/validate.js';
+import { isVerb } from '../src/telemetry/topics.js';
 
 /** Per board profile (names as in profiles/): the det model's frontier (latency p50 ms, fidelity, model RSS MB) by level. */
 export const SIM_BOARDS = {

