@@ -292,8 +292,3 @@ export const METRICS = {
 export type MetricName = keyof typeof METRICS;
 export const METRIC_NAMES = Object.keys(METRICS) as MetricName[];
 
-/** Whether `a` is a better figure than `b` for this metric. */
-export function better(m: MetricName, a: number, b: number): boolean {
-  const d: MetricDef = METRICS[m];
-  return d.best > d.worst ? a > b : a < b;
-}
