@@ -28,7 +28,7 @@ import { applyStatic, calibrationValues, findCandidates } from '../src/passes/qu
 import { IMAGENET } from '../src/passes/quantize/calib-data.js';
 import { detSets, DET_DIMS as DIMS } from './ocr-data.js';
 import { openSession, type Feeds } from '../src/passes/quantize/ort.js';
-import { cosine } from '../src/passes/quantize/fidelity.js';
+import { cosine } from '../src/fidelity/index.js';
 import { deadCodeElimination } from '../src/passes/cleanup/dce.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

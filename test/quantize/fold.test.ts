@@ -7,7 +7,7 @@ import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
 import { prepareFloat } from '../../src/passes/quantize/index.js';
 import { foldForQuantization } from '../../src/passes/quantize/fold.js';
 import { openSession } from '../../src/passes/quantize/ort.js';
-import { cosine } from '../../src/passes/quantize/fidelity.js';
+import { cosine } from '../../src/fidelity/index.js';
 import { imageToTensor, readImage, IMAGENET } from '../../src/passes/quantize/calib-data.js';
 import { OCR_MODELS, ROOT } from '../helpers/paths.js';
 import { join } from 'node:path';
