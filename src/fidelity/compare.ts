@@ -74,7 +74,7 @@ export class FidelityAccumulator {
   add(ref: Outputs, got: Outputs): void {
     const names = (this.names ??= Object.keys(ref));
     const same = new Map<string, boolean>();
-    for (const name of names) {
+    for (const name of new Set([...names, ...this.tracks.flatMap((t) => t.req.outputs ?? [])])) {
       const a = ref[name];
       const b = got[name];
       if (!a || !b) throw new EdgefitError('EVAL', `output '${name}' missing from ${b ? 'the reference' : 'the model'}'s results`);

@@ -123,6 +123,7 @@ t.test('aggregations: pooled, mean and min over samples, worst output per sample
   t.throws(() => compareSamples([one(a2())], [{ z: a2() }], [{ metric: 'cosine' }]), { code: 'EVAL', message: /output 'y' missing from the model's results/ });
   t.throws(() => compareSamples([one(a2())], [one(tensor([1, 2, 3]))], [{ metric: 'cosine' }]), { code: 'EVAL', message: /has shape 1x3 but the reference's is 1x2/ });
   t.throws(() => compareSamples([one(a2())], [], [{ metric: 'cosine' }]), /0 vs 1 samples/);
+  t.throws(() => compareSamples([one(a2())], [one(a2())], [{ metric: 'top1', outputs: ['z'] }]), { code: 'EVAL', message: /output 'z' missing/ });
 });
 
 function a2(): OutputTensor {
