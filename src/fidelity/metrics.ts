@@ -158,6 +158,23 @@ export function meanKl(ref: ArrayLike<number>, got: ArrayLike<number>, classes: 
   return positions ? sum / positions : 0;
 }
 
+/** Intersection and union of the two maps binarised at MASK_THRESHOLD. */
+function maskCounts(a: ArrayLike<number>, b: ArrayLike<number>): number[] {
+  let inter = 0, union = 0;
+  for (let i = 0; i < a.length; i++) {
+    const ma = a[i]! > MASK_THRESHOLD, mb = b[i]! > MASK_THRESHOLD;
+    if (ma && mb) inter++;
+    if (ma || mb) union++;
+  }
+  return [inter, union];
+}
+
+/** IoU of two probability maps binarised at MASK_THRESHOLD: what DB cuts text boxes from (1 when both are empty). */
+export function maskIoU(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const [inter, union] = maskCounts(a, b);
+  return union ? inter! / union : 1;
+}
+
 const classesOf = (dims: readonly number[]): number => dims[dims.length - 1] ?? 1;
 const ratio = (n: number, d: number, empty: number): number => (d ? n / d : empty);
 
@@ -276,15 +293,7 @@ export const METRICS = {
     worst: 0,
     over: 'pooled',
     combine: 'sum',
-    stats: (a, b) => {
-      let inter = 0, union = 0;
-      for (let i = 0; i < a.length; i++) {
-        const ma = a[i]! > MASK_THRESHOLD, mb = b[i]! > MASK_THRESHOLD;
-        if (ma && mb) inter++;
-        if (ma || mb) union++;
-      }
-      return [inter, union];
-    },
+    stats: (a, b) => maskCounts(a, b),
     value: ([inter, union]) => ratio(inter!, union!, 1),
   },
 } as const satisfies Record<string, MetricDef>;

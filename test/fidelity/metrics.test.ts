@@ -11,6 +11,7 @@ import {
   compareOne,
   compareSamples,
   cosine,
+  maskIoU,
   meanKl,
   perOutputFidelity,
   singleOutputFidelity,
@@ -73,6 +74,7 @@ t.test('figures worked out by hand', async (t) => {
   t.equal(fig('sse', [a], [b]), 2);
   t.equal(fig('maskIoU', [tensor([0.2, 0.5, 0.9, 0.4], [1, 1, 2, 2])], [tensor([0.4, 0.5, 0.1, 0.1], [1, 1, 2, 2])]), 1 / 4, 'above 0.3: {1,2,3} vs {0,1}: 1 of 4');
   t.equal(fig('maskIoU', [tensor([0, 0.1], [1, 1, 1, 2])], [tensor([0.2, 0], [1, 1, 1, 2])]), 1, 'both masks empty: IoU 1');
+  t.equal(maskIoU(Float32Array.of(0.2, 0.5, 0.9, 0.4), Float32Array.of(0.4, 0.5, 0.1, 0.1)), 1 / 4, 'the same on flat arrays');
 });
 
 t.test('argmax agreement and KL (the quantize --fidelity-metric argmax figures)', async (t) => {
