@@ -107,7 +107,9 @@ export class FidelityAccumulator {
       const perSample: number[] = [];
       for (let s = 0; s < this.n; s++) perSample.push(worstOf(t.def, names.map((o) => t.values.get(o)![s]!)));
       // no samples or no outputs: nothing differs
-      if (this.n === 0 || names.length === 0) return { metric, over, value: t.def.best, perOutput: names.map((name) => ({ name, value: t.def.best })), perSample: perSample.map(() => t.def.best) };
+      if (this.n === 0 || names.length === 0) {
+        return { metric, over, value: t.def.best, perOutput: names.map((name) => ({ name, value: t.def.best })), perSample: perSample.map(() => t.def.best) };
+      }
       const perOutput = names.map((name) => ({
         name,
         value: over === 'pooled' ? (t.identical.get(name) ? t.def.best : t.def.value(t.pooled.get(name)!)) : aggregate(over, t.values.get(name)!),

@@ -77,7 +77,9 @@ export function ndTensor(a: NdArray): OutputTensor {
 /** Each output of `names` (in that order) over all samples: cosine, SNR, max |err|, and top-1/top-5 agreement for class scores. */
 export function perOutputFidelity(ref: readonly NdOutputs[], got: readonly NdOutputs[], names: readonly string[]): OutputFidelity[] {
   // top-1 for outputs that are class scores in every sample (and not empty); top-5 when C > 5
-  const classified = names.filter((n) => got.length > 0 && got.every((o) => o[n] !== undefined && isClassifierLike(o[n]!)) && got.some((o) => o[n]!.data.length > 0));
+  const classified = names.filter(
+    (n) => got.length > 0 && got.every((o) => o[n] !== undefined && isClassifierLike(o[n]!)) && got.some((o) => o[n]!.data.length > 0),
+  );
   const top5 = classified.filter((n) => got[0]![n]!.shape[got[0]![n]!.shape.length - 1]! > 5);
   const asTensors = (xs: readonly NdOutputs[]): Outputs[] => xs.map((o) => Object.fromEntries(names.filter((n) => o[n]).map((n) => [n, ndTensor(o[n]!)])));
   const requests: MetricRequest[] = [
@@ -106,8 +108,12 @@ export function summarizeFidelity(per: OutputFidelity[], metric: HeadlineMetric,
   let chosen: FidelityReport['metric'];
   if (metric === 'auto') chosen = cls.length ? 'top1' : 'cosine';
   else chosen = metric;
-  if (chosen === 'top1' && !cls.length) throw new EdgefitError('USAGE', 'fidelity metric top1 needs a classifier-like output ([N, classes] scores); none found');
-  if (chosen === 'top5' && !top5s.length) throw new EdgefitError('USAGE', 'fidelity metric top5 needs a classifier-like output with more than 5 classes; none found');
+  if (chosen === 'top1' && !cls.length) {
+    throw new EdgefitError('USAGE', 'fidelity metric top1 needs a classifier-like output ([N, classes] scores); none found');
+  }
+  if (chosen === 'top5' && !top5s.length) {
+    throw new EdgefitError('USAGE', 'fidelity metric top5 needs a classifier-like output with more than 5 classes; none found');
+  }
   const cosine = min(per.map((p) => p.cosine));
   const value =
     chosen === 'top1' ? min(cls.map((p) => p.top1Agreement!)) : chosen === 'top5' ? min(top5s.map((p) => p.top5Agreement!)) : Math.max(0, cosine);

@@ -33,11 +33,17 @@ export const INT8_RULES: readonly { arches: readonly string[]; when: (f: CpuFeat
   { arches: X86, when: (f) => f.avx512, rule: { feature: 'avx512f', ...NO_VNNI } },
   {
     arches: X86, when: all,
-    rule: { feature: 'none', activation: 'u8', weight: 's8', perChannel: false, reduceRange: true, benefit: 'maybe', reason: 'SSE-only x86: int8 kernels exist but gain little over fp32; measure' },
+    rule: {
+      feature: 'none', activation: 'u8', weight: 's8', perChannel: false, reduceRange: true, benefit: 'maybe',
+      reason: 'SSE-only x86: int8 kernels exist but gain little over fp32; measure',
+    },
   },
   {
     arches: ['arm64'], when: (f) => f.i8mm,
-    rule: { feature: 'i8mm', activation: 's8', weight: 's8', perChannel: true, reduceRange: false, benefit: 'yes', reason: 'i8mm (SMMLA) and dot-product kernels run s8 x s8 natively' },
+    rule: {
+      feature: 'i8mm', activation: 's8', weight: 's8', perChannel: true, reduceRange: false, benefit: 'yes',
+      reason: 'i8mm (SMMLA) and dot-product kernels run s8 x s8 natively',
+    },
   },
   {
     arches: ['arm64'], when: (f) => f.dotProd,
@@ -66,7 +72,10 @@ export const INT8_RULES: readonly { arches: readonly string[]; when: (f: CpuFeat
 export function int8Rule(arch: string, f: CpuFeatures): Int8Rule {
   const row = INT8_RULES.find((r) => r.arches.includes(arch) && r.when(f));
   if (row) return { ...row.rule };
-  return { feature: 'none', activation: 'u8', weight: 's8', perChannel: false, reduceRange: false, benefit: 'maybe', reason: `no int8 guidance for ${arch}; measure` };
+  return {
+    feature: 'none', activation: 'u8', weight: 's8', perChannel: false, reduceRange: false, benefit: 'maybe',
+    reason: `no int8 guidance for ${arch}; measure`,
+  };
 }
 
 /** The flavour as the hardware profile reports it. */

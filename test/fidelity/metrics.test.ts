@@ -48,7 +48,8 @@ t.test('each named metric: identical outputs score its best, opposite or zeroed 
   for (const m of METRIC_NAMES) {
     const [ref, bad] = worst[m];
     for (const over of ['pooled', 'mean', 'min'] as const) {
-      t.equal(fig(m, [ref, ref], [tensor([...ref.data], ref.dims), tensor([...ref.data], ref.dims)], over), METRICS[m].best, `${m} ${over}: identical -> ${METRICS[m].best}`);
+      const copy = tensor([...ref.data], ref.dims);
+      t.equal(fig(m, [ref, ref], [copy, copy], over), METRICS[m].best, `${m} ${over}: identical -> ${METRICS[m].best}`);
     }
     const w = fig(m, [ref], [bad]);
     if (m === 'kl') t.ok(w > 20, `kl: disjoint distributions -> ${w} (log of the 1e-12 floor)`);
@@ -72,7 +73,8 @@ t.test('figures worked out by hand', async (t) => {
   t.equal(fig('maxAbsErr', [a], [b]), 1);
   t.ok(Math.abs(fig('relL2', [a], [b]) - Math.sqrt(2) / 5) < 1e-12);
   t.equal(fig('sse', [a], [b]), 2);
-  t.equal(fig('maskIoU', [tensor([0.2, 0.5, 0.9, 0.4], [1, 1, 2, 2])], [tensor([0.4, 0.5, 0.1, 0.1], [1, 1, 2, 2])]), 1 / 4, 'above 0.3: {1,2,3} vs {0,1}: 1 of 4');
+  const [m1, m2] = [tensor([0.2, 0.5, 0.9, 0.4], [1, 1, 2, 2]), tensor([0.4, 0.5, 0.1, 0.1], [1, 1, 2, 2])];
+  t.equal(fig('maskIoU', [m1], [m2]), 1 / 4, 'above 0.3: {1,2,3} vs {0,1}: 1 of 4');
   t.equal(fig('maskIoU', [tensor([0, 0.1], [1, 1, 1, 2])], [tensor([0.2, 0], [1, 1, 1, 2])]), 1, 'both masks empty: IoU 1');
   t.equal(maskIoU(Float32Array.of(0.2, 0.5, 0.9, 0.4), Float32Array.of(0.4, 0.5, 0.1, 0.1)), 1 / 4, 'the same on flat arrays');
 });
@@ -89,7 +91,8 @@ t.test('argmax agreement and KL (the quantize --fidelity-metric argmax figures)'
   t.equal(meanKl(ref, ref, 3), 0, 'KL of a distribution with itself');
   const kl0 = 0.5 * Math.log(0.5 / 0.3) + 0.3 * Math.log(0.3 / 0.5);
   t.ok(Math.abs(meanKl(ref.subarray(3, 6), got.subarray(3, 6), 3) - kl0) < 1e-6, 'KL of one probability row, by hand');
-  t.ok(Math.abs(fig('kl', [{ dims: [1, 3], data: ref.subarray(3, 6) }], [{ dims: [1, 3], data: got.subarray(3, 6) }]) - kl0) < 1e-6, 'the table reads the same KL');
+  const row = (x: Float32Array): OutputTensor => ({ dims: [1, 3], data: x.subarray(3, 6) });
+  t.ok(Math.abs(fig('kl', [row(ref)], [row(got)]) - kl0) < 1e-6, 'the table reads the same KL');
   // scores that are not distributions are softmaxed: adding a constant to a row changes nothing
   const logits = Float32Array.of(1, 2, 3);
   t.ok(meanKl(logits, Float32Array.of(11, 12, 13), 3) < 1e-9);
@@ -110,7 +113,8 @@ t.test('aggregations: pooled, mean and min over samples, worst output per sample
 
   // two outputs: per-sample figures take the worst output; pooled takes each output's pooled figure
   const s = (x: number[], z: number[]): Outputs => ({ x: tensor(x), z: tensor(z) });
-  const r = compareSamples([s([1, 0], [1, 0]), s([1, 0], [1, 0])], [s([0, 1], [1, 0]), s([1, 0], [0, 1])], [{ metric: 'cosine', over: 'mean' }, { metric: 'cosine' }]);
+  const refs = [s([1, 0], [1, 0]), s([1, 0], [1, 0])];
+  const r = compareSamples(refs, [s([0, 1], [1, 0]), s([1, 0], [0, 1])], [{ metric: 'cosine', over: 'mean' }, { metric: 'cosine' }]);
   t.same(r.results[0]!.perSample, [0, 0], 'each sample has one turned output');
   t.equal(r.results[0]!.value, 0);
   t.same(r.results[1]!.perOutput.map((p) => [p.name, p.value]), [['x', 0.5], ['z', 0.5]]);
@@ -123,7 +127,8 @@ t.test('aggregations: pooled, mean and min over samples, worst output per sample
   t.equal(acc.result().results[0]!.value, 0.5);
   t.equal(compareOne([], [], { metric: 'cosine' }), 1, 'no samples: nothing differs');
   t.throws(() => compareSamples([one(a2())], [{ z: a2() }], [{ metric: 'cosine' }]), { code: 'EVAL', message: /output 'y' missing from the model's results/ });
-  t.throws(() => compareSamples([one(a2())], [one(tensor([1, 2, 3]))], [{ metric: 'cosine' }]), { code: 'EVAL', message: /has shape 1x3 but the reference's is 1x2/ });
+  const wide = [one(tensor([1, 2, 3]))];
+  t.throws(() => compareSamples([one(a2())], wide, [{ metric: 'cosine' }]), { code: 'EVAL', message: /has shape 1x3 but the reference's is 1x2/ });
   t.throws(() => compareSamples([one(a2())], [], [{ metric: 'cosine' }]), /0 vs 1 samples/);
   t.throws(() => compareSamples([one(a2())], [one(a2())], [{ metric: 'top1', outputs: ['z'] }]), { code: 'EVAL', message: /output 'z' missing/ });
 });

@@ -40,7 +40,8 @@ export async function measureFidelity(
   const s = await openSession(candidate, { level, threads });
   const m = QUANT_METRICS[metric];
   const acc = new FidelityAccumulator([{ metric: m.figure, over: 'mean' }, ...(m.loss ? [{ metric: m.loss, over: 'mean' } as const] : [])]);
-  const tensors = (r: Record<string, ort.Tensor>): Outputs => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { dims: v.dims, data: v.data as Float32Array }]));
+  const tensors = (r: Record<string, ort.Tensor>): Outputs =>
+    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { dims: v.dims, data: v.data as Float32Array }]));
   try {
     for (let i = 0; i < batches.length; i++) {
       const ref = reference[i]!;
