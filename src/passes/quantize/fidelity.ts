@@ -46,7 +46,8 @@ export async function measureFidelity(
     for (let i = 0; i < batches.length; i++) {
       const ref = reference[i]!;
       const res = await s.run(batches[i]!);
-      acc.add(tensors(ref), tensors(Object.fromEntries(Object.keys(ref).map((k) => [k, res[k] as ort.Tensor]))));
+      // (an output the candidate lacks is the accumulator's EVAL error, not a TypeError here)
+      acc.add(tensors(ref), tensors(Object.fromEntries(Object.keys(ref).filter((k) => res[k]).map((k) => [k, res[k] as ort.Tensor]))));
     }
   } finally {
     await s.release();
