@@ -4,7 +4,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeImage, IMAGENET, nchwSpec, preprocessImage, type Normalisation, type Rgba } from '../src/data/image.js';
-import { argmaxAgreement } from '../src/passes/quantize/fidelity.js';
+import { argmaxAgreement } from '../src/fidelity/index.js';
 
 export const REC_DIMS = [1, 3, 48, 320];
 export const REC_CLASSES = 6625;

@@ -28,7 +28,7 @@ import { applyStatic, calibrationValues, findCandidates } from '../src/passes/qu
 import { IMAGENET } from '../src/data/image.js';
 import { detSets, DET_DIMS as DIMS } from '../devkit/ocr-data.js';
 import { openSession, type Feeds } from '../src/runtime/runner.js';
-import { cosine } from '../src/passes/quantize/fidelity.js';
+import { cosine, maskIoU } from '../src/fidelity/index.js';
 import { deadCodeElimination } from '../src/passes/cleanup/dce.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -49,19 +49,6 @@ async function outputs(bytes: Uint8Array, xs: Feeds[]): Promise<Float32Array[]> 
   for (const f of xs) r.push((await s.run(f))[s.outputNames[0]!]!.data as Float32Array);
   await s.release();
   return r;
-}
-
-/** IoU of the binarized maps (DB's box threshold 0.3): what the text boxes are cut from. */
-function maskIoU(a: Float32Array, b: Float32Array, thr = 0.3): number {
-  let i = 0;
-  let u = 0;
-  for (let k = 0; k < a.length; k++) {
-    const p = a[k]! > thr;
-    const q = b[k]! > thr;
-    if (p && q) i++;
-    if (p || q) u++;
-  }
-  return u === 0 ? 1 : i / u;
 }
 
 /** Static int8 with the quantizer's own steps; `equalize` inserts the pass after the int8 folds. */

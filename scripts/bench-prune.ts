@@ -27,7 +27,8 @@ import { FIXTURES, fixtureInputShape } from '../devkit/builder.js';
 import { ModelRunner } from '../src/runtime/runner.js';
 import { loadInputSet, type InputSet, type Sample } from '../src/data/inputs.js';
 import { syntheticSamples } from '../src/calib/synthetic.js';
-import { fidelityOf, runFirstOutput } from '../src/calib/compare.js';
+import { runFirstOutput } from '../src/calib/compare.js';
+import { singleOutputFidelity } from '../src/fidelity/index.js';
 import type { Model } from '../src/ir/model.js';
 import { normalize } from '../src/ir/normalize.js';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
@@ -235,7 +236,7 @@ async function recoveryTable(): Promise<unknown[]> {
           if (allocation === 'uniform') uniformMacs = r.macs.ratio ?? 1;
           if (r.sensitivity) probe = r.sensitivity;
           const secs = (performance.now() - t0) / 1000;
-          const f = fidelityOf(ref, await runFirstOutput(m, evalSet, 2));
+          const f = singleOutputFidelity(ref, await runFirstOutput(m, evalSet, 2));
           const acc = labels ? await accuracy(m, evalSet, labels) : null;
           if (s.name === 'det' && allocation === 'sensitivity' && recover === 'lsq' && ratio === 0.5) detSensitive = m;
           const row = { model: s.name, ratio, importance, recover, allocation, macs: r.macs.ratio, ...f, accuracy: acc, accuracyBefore: acc0, seconds: secs, calib: calib.length, eval: evalSet.length, lsq: r.steps[0]?.lsq ?? null, threshold: r.steps[0]?.threshold ?? null };

@@ -20,7 +20,7 @@ import { loadModel, parseModel } from '../src/onnx/index.js';
 import { quantizeModel, type QuantizeReport, type QuantMode, type WeightRounding } from '../src/passes/quantize/index.js';
 import { readNpy } from '../src/data/npy.js';
 import { openSession, type Feeds } from '../src/runtime/runner.js';
-import { cosine } from '../src/passes/quantize/fidelity.js';
+import { cosine } from '../src/fidelity/index.js';
 import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
 import { detSets, recSets, stepAgreement, pct, REC_DIMS, DET_DIMS } from '../devkit/ocr-data.js';
 import { writeMnistLabelled } from '../devkit/mnist-to-labelled.js';

@@ -16,7 +16,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel, parseModel, serializeModel } from '../src/onnx/index.js';
 import { quantizeModel, type CalibMethod } from '../src/passes/quantize/index.js';
 import { openSession } from '../src/runtime/runner.js';
-import { cosine } from '../src/passes/quantize/fidelity.js';
+import { cosine } from '../src/fidelity/index.js';
 import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
 import { detSets, recSets, stepAgreement, pct, REC_DIMS, REC_CLASSES, DET_DIMS } from '../devkit/ocr-data.js';
 

@@ -8,7 +8,7 @@ import type { Model } from '../ir/model.js';
 import { loadModel, parseModel, serializeModel } from '../onnx/index.js';
 import { loadInputSet, synthesizeInputs, type InputSet, type ModelInput, type Sample } from '../data/inputs.js';
 import { Evaluator, type Job } from './evaluator.js';
-import { accuracy, compareOutputs, summarizeFidelity } from './fidelity.js';
+import { accuracy, perOutputFidelity, summarizeFidelity } from '../fidelity/index.js';
 import { latencyStats } from './stats.js';
 import {
   DEFAULT_SESSION,
@@ -22,7 +22,6 @@ import {
 
 export * from './types.js';
 export { Evaluator, EvalAbort, type AbortKind, type Job, type JobResult } from './evaluator.js';
-export { compareOutputs, summarizeFidelity, accuracy, isClassifierLike } from './fidelity.js';
 export { latencyStats, percentile, cv } from './stats.js';
 
 export const DEFAULT_LIMITS: EvalLimits = { timeoutMs: 300_000 };
@@ -167,7 +166,7 @@ export async function evaluateModel(req: EvalRequest, evaluator = defaultEvaluat
   if (refInfo) {
     report.reference = refInfo.label;
     const ref = await evaluator.run({ model: jobModel(req.reference!), session, limits, infer: set.samples });
-    const per = compareOutputs(res.outputs!, ref.outputs!, info.outputs);
+    const per = perOutputFidelity(ref.outputs!, res.outputs!, info.outputs);
     report.fidelity = summarizeFidelity(per, req.fidelityMetric ?? 'auto', set.samples.length, set.synthetic);
   }
   if (set.labels) report.accuracy = accuracy(res.outputs!, set.labels, info.outputs);
@@ -198,7 +197,7 @@ export async function compareModels(req: CompareRequest, evaluator = defaultEval
   const set = inputSetFor(req, info.inputs);
   const a = await evaluator.run({ model: jobModel(req.model), session, limits, infer: set.samples });
   const b = await evaluator.run({ model: jobModel(req.reference), session, limits, infer: set.samples });
-  return summarizeFidelity(compareOutputs(a.outputs!, b.outputs!, info.outputs), req.fidelityMetric ?? 'auto', set.samples.length, set.synthetic);
+  return summarizeFidelity(perOutputFidelity(b.outputs!, a.outputs!, info.outputs), req.fidelityMetric ?? 'auto', set.samples.length, set.synthetic);
 }
 
 /** JSON-safe copy: infinite SNR (identical outputs) becomes null. */

@@ -1,6 +1,7 @@
 // The evaluation contract. The CLI, the fitter, the pruner, the quantizer and the agent code
 // against these types; src/evaluate/index.ts implements them.
 import type { InputSet } from '../data/inputs.js';
+import type { AccuracyReport, FidelityReport, HeadlineMetric as FidelityMetric } from '../fidelity/report.js';
 
 /** Session options passed to onnxruntime-node's InferenceSession.create in the child. */
 export interface SessionOptions {
@@ -26,9 +27,9 @@ export interface EvalLimits {
   rssCapMb?: number;
 }
 
-export const FIDELITY_METRICS = ['auto', 'cosine', 'top1', 'top5'] as const;
-/** auto = top-1 agreement when an output looks like class scores, cosine otherwise. */
-export type FidelityMetric = (typeof FIDELITY_METRICS)[number];
+// (the fidelity figures are defined once, in src/fidelity; eval's contract names them here)
+export { HEADLINE_METRICS as FIDELITY_METRICS, type HeadlineMetric as FidelityMetric } from '../fidelity/report.js';
+export type { AccuracyReport, FidelityReport, OutputFidelity } from '../fidelity/report.js';
 
 export interface EvalRequest {
   /** The model to measure: a file path, or the ONNX bytes (e.g. a candidate not yet written). */
@@ -70,44 +71,6 @@ export interface LatencyStats {
   min: number;
   max: number;
   runs: number;
-}
-
-/** Agreement of one output with the reference's, over all samples. */
-export interface OutputFidelity {
-  name: string;
-  /** Cosine similarity of the flattened outputs, exactly 1 when bitwise equal. */
-  cosine: number;
-  /** 10*log10(sum ref^2 / sum (ref-out)^2); Infinity when equal (null in JSON). */
-  snrDb: number;
-  maxAbsErr: number;
-  /** Present for classifier-like outputs ([..., C] scores, 2 <= C): fraction of rows with the same argmax. */
-  top1Agreement?: number;
-  /** Fraction of rows where the reference's top-1 class is in this model's top 5 (C > 5). */
-  top5Agreement?: number;
-}
-
-export interface FidelityReport {
-  /** Headline in [0, 1]: the chosen metric, worst over the outputs it applies to. */
-  value: number;
-  metric: Exclude<FidelityMetric, 'auto'>;
-  /** Worst over outputs. */
-  cosine: number;
-  snrDb: number;
-  maxAbsErr: number;
-  top1Agreement?: number;
-  top5Agreement?: number;
-  perOutput: OutputFidelity[];
-  samples: number;
-  /** True when computed on synthetic inputs: says nothing about real-data behaviour. */
-  synthetic: boolean;
-}
-
-export interface AccuracyReport {
-  value: number;
-  correct: number;
-  total: number;
-  /** The output whose argmax is compared with the labels. */
-  output: string;
 }
 
 export interface EvalReport {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { decodePiRevision, parseDeviceTreeModel, parseNvTegraRelease } from '../../src/profile/board.js';
 import { featuresFromFlags, parseCpuInfo } from '../../src/profile/cpuinfo.js';
 import { interpretSources } from '../../src/profile/interpret.js';
-import { recommendInt8 } from '../../src/profile/int8.js';
+import { int8Rule, recommendInt8 } from '../../src/profile/int8.js';
 import { loadProfiles, selectProfile } from '../../src/profile/profiles.js';
 import { readSourcesFromDir } from '../../src/profile/sources.js';
 import { describeThrottling, parseThrottled } from '../../src/profile/throttle.js';
@@ -164,6 +164,13 @@ t.test('featuresFromFlags: AVX-VNNI and AMX count as VNNI for int8 advice', asyn
   const spr = featuresFromFlags('avx2 avx512f avx512_vnni amx_int8 amx_tile'.split(' '));
   t.equal(spr.amxInt8, true);
   t.equal(recommendInt8('riscv64', featuresFromFlags([])).benefit, 'maybe');
+  t.same(int8Rule('x64', spr), { feature: 'avx512_vnni', ...recommendInt8('x64', spr) }, 'the rule names the flag that decided it');
+  t.same(int8Rule('x64', featuresFromFlags(['avx2'])).feature, 'avx2');
+  t.same(int8Rule('ia32', featuresFromFlags(['avx2'])).reduceRange, true, 'ia32 follows the x86 rows');
+  t.same(recommendInt8('arm64', featuresFromFlags(['asimd', 'asimddp'])), {
+    activation: 's8', weight: 's8', perChannel: true, reduceRange: false, benefit: 'yes',
+    reason: 'dot-product (SDOT/UDOT) kernels run s8 or u8 activations with s8 weights natively',
+  });
 });
 
 t.test('device-tree model strings', async (t) => {

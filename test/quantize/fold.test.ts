@@ -7,7 +7,7 @@ import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
 import { prepareFloat } from '../../src/passes/quantize/index.js';
 import { foldForQuantization } from '../../src/passes/quantize/fold.js';
 import { openSession } from '../../src/runtime/runner.js';
-import { cosine } from '../../src/passes/quantize/fidelity.js';
+import { cosine } from '../../src/fidelity/index.js';
 import { decodeImage, IMAGENET, nchwSpec, preprocessImage } from '../../src/data/image.js';
 import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
 import { join } from 'node:path';

@@ -10,7 +10,7 @@ import { loadModel, serializeModel } from '../../src/onnx/index.js';
 import { quantizeModel } from '../../src/passes/quantize/index.js';
 import { readNpy } from '../../src/data/npy.js';
 import { openSession } from '../../src/runtime/runner.js';
-import { cosine } from '../../src/passes/quantize/fidelity.js';
+import { cosine } from '../../src/fidelity/index.js';
 import { applyOpsetPlan, planOpset } from '../../src/passes/quantize/opset.js';
 import { normalize } from '../../src/ir/normalize.js';
 import { inferShapes } from '../../src/ir/shapes.js';

@@ -2,6 +2,8 @@ import t from 'tap';
 import { Tensor } from '../../src/ir/tensor.js';
 import { quantizeWeight, quantizeBias } from '../../src/passes/quantize/weights.js';
 import { detectPlatform } from '../../src/passes/quantize/platform.js';
+import { featuresFromFlags } from '../../src/profile/cpuinfo.js';
+import { recommendInt8 } from '../../src/profile/int8.js';
 
 // a conv weight [3 out, 2 in, 1, 2] whose channels differ by 100x in magnitude, one all zero
 const w = Tensor.fromFloat32('w', [3, 2, 1, 2], [0.01, -0.02, 0.005, 0.015, 1, -2, 0.5, 1.5, 0, 0, 0, 0]);
@@ -50,4 +52,19 @@ t.test('platform choice follows onnxruntime guidance', async (t) => {
   t.match(detectPlatform(new Set(['avx2', 'avx512_vnni']), 'x64'), { activation: 'uint8', reduceRange: false });
   t.match(detectPlatform(new Set(['asimd', 'asimddp']), 'arm64'), { activation: 'int8', feature: 'asimddp' });
   t.match(detectPlatform(new Set(['asimd']), 'arm64'), { activation: 'uint8', feature: 'none' });
+  t.match(detectPlatform(['sse4_2'], 'x64'), { activation: 'uint8', reduceRange: true, feature: 'none' });
+  t.match(detectPlatform(['neon'], 'arm'), { activation: 'uint8', reduceRange: false });
+});
+
+t.test("quantize's int8 flavour is the hardware profile's (one table, src/profile/int8.ts)", async (t) => {
+  const boxes: [string, string][] = [
+    ['x64', 'sse4_2'], ['x64', 'sse4_2 avx avx2 fma'], ['x64', 'avx2 avx512f'], ['x64', 'avx2 avx_vnni'], ['x64', 'avx2 avx512f avx512_vnni amx_int8'],
+    ['arm64', 'fp asimd'], ['arm64', 'fp asimd asimddp'], ['arm64', 'fp asimd asimddp i8mm'], ['arm', 'neon vfpv4'], ['riscv64', ''],
+  ];
+  for (const [arch, flags] of boxes) {
+    const words = flags.split(' ').filter(Boolean);
+    const p = detectPlatform(words, arch);
+    const r = recommendInt8(arch, featuresFromFlags(words));
+    t.same([p.activation, p.reduceRange, p.why], [r.activation === 's8' ? 'int8' : 'uint8', r.reduceRange, r.reason], `${arch} ${flags}`);
+  }
 });

@@ -5,7 +5,8 @@ import { EdgefitError } from '../../errors.js';
 import type { Model } from '../../ir/model.js';
 import { analyzeCost } from '../../analyze/cost.js';
 import { channelStats, type ChannelStats } from '../../calib/stats.js';
-import { fidelityOf, runFirstOutput, type Fidelity } from '../../calib/compare.js';
+import { runFirstOutput } from '../../calib/compare.js';
+import { singleOutputFidelity, type SingleOutputFidelity } from '../../fidelity/index.js';
 import type { Sample } from '../../data/inputs.js';
 import { applyPruning } from './apply.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
@@ -71,7 +72,7 @@ export interface PruneReport {
   groups: { total: number; pruned: { group: string; size: number; kept: number }[]; skipped: { group: string; size: number; reasons: string[] }[] };
   steps: HistoryStep[];
   unstructured: (UnstructuredReport & { gzipBytesBefore: number; gzipBytesAfter: number }) | null;
-  fidelity: (Fidelity & { synthetic: boolean }) | null;
+  fidelity: (SingleOutputFidelity & { synthetic: boolean }) | null;
   /** Graph surgery time (analysis, scoring, cutting), excluding calibration runs, ms. */
   surgeryMs: number;
   calibration: { samples: number; synthetic: boolean };
@@ -197,7 +198,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   if (!o.skipFidelity && o.samples.length) {
     const ref = await runFirstOutput(teacher, o.samples, o.threads);
     const got = await runFirstOutput(model, o.samples, o.threads);
-    fidelity = { ...fidelityOf(ref, got), synthetic: o.synthetic };
+    fidelity = { ...singleOutputFidelity(ref, got), synthetic: o.synthetic };
   }
   return {
     params: { before: paramsBefore, after: paramsOf(model) },

@@ -13,6 +13,7 @@ import { ModelRunner, type F32Array } from '../../runtime/runner.js';
 import type { Sample } from '../../data/inputs.js';
 import type { ChannelStats } from '../../calib/stats.js';
 import { seededUniform } from '../../calib/synthetic.js';
+import { FidelityAccumulator } from '../../fidelity/index.js';
 import type { GroupAnalysis } from './groups.js';
 import { NormalEquations } from './linalg.js';
 import { keptIndices } from './space.js';
@@ -318,17 +319,17 @@ async function outputError(student: Model, samples: readonly Sample[], ref: read
   if (!samples.length) return 0;
   const name = judgedValue(student.graph);
   const r = await ModelRunner.create(student, { threads, ...(name !== student.graph.outputs[0]!.name ? { extraOutputs: [name] } : {}) });
-  let e = 0;
+  const sse = new FidelityAccumulator([{ metric: 'sse', over: 'pooled' }], ['v']);
   try {
     for (let i = 0; i < samples.length; i++) {
       const y = (await r.run(samples[i]!, [name])).get(name)!.data;
       const t = ref[i]!;
-      for (let j = 0; j < t.length; j++) e += (y[j]! - t[j]!) ** 2;
+      sse.add({ v: { dims: [t.length], data: t } }, { v: { dims: [y.length], data: y } });
     }
   } finally {
     await r.release();
   }
-  return e;
+  return sse.result().results[0]!.value;
 }
 
 /**

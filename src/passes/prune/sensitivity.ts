@@ -4,7 +4,8 @@
 // threshold is bisected until the global channel or MACs target is met.
 import type { Model } from '../../ir/model.js';
 import type { Sample } from '../../data/inputs.js';
-import { fidelityOf, runFirstOutput, type Outputs } from '../../calib/compare.js';
+import { runFirstOutput, type Outputs } from '../../calib/compare.js';
+import { compareOne } from '../../fidelity/index.js';
 import { applyPruning } from './apply.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
 import { cloneModel } from './structured.js';
@@ -32,10 +33,11 @@ export async function groupSensitivity(model: Model, ga: GroupAnalysis, scores: 
       const k = keepCount(grp.size, r, 1, grp.chunks);
       if (k >= grp.size) continue;
       applyPruning(c, cga, new Map([[cga.groups[gi]!.id, topK(scores.get(grp.id)!, k, grp.chunks)]]));
-      const f = fidelityOf(base, await runFirstOutput(c, samples, threads));
+      const got = await runFirstOutput(c, samples, threads);
       // pooled over the samples: a per-sample mean is dominated by samples whose output is ~0
       // (det on an image without text), where any change flips the cosine
-      drops.push({ ratio: r, drop: 1 - f.pooledCosine });
+      const pooled = compareOne(base.map((o) => ({ y: o })), got.map((o) => ({ y: o })), { metric: 'cosine', over: 'pooled' });
+      drops.push({ ratio: r, drop: 1 - pooled });
     }
     out.push({ index: gi, label: grp.label, size: grp.size, drops });
   }

@@ -1,14 +1,10 @@
-// Which int8 flavour this CPU runs fast and exactly, following onnxruntime's own guidance
-// (docs "Quantize ONNX models", section on data type selection):
-// - x86-64 with AVX2/AVX-512 but no VNNI: MLAS uses VPMADDUBSW for u8 activations x s8 weights,
-//   which can saturate 16-bit intermediate sums; weights are kept to 7 bits (reduce-range) to make
-//   that impossible. Activations u8.
-// - x86-64 with VNNI (avx512_vnni / avx_vnni): u8 x s8 without the saturation hazard, full range.
-// - arm64 with dot-product (asimddp): s8 x s8 QDQ is the recommended default.
-// - arm64 without dot-product (Cortex-A72, Raspberry Pi 4): int8 GEMM is often no faster than
-//   float; u8 activations still work, and the measurement step decides whether to keep int8.
+// The int8 flavour quantize writes here: activation type and reduce-range follow the hardware
+// facts in src/profile/int8.ts (onnxruntime's guidance per CPU feature), read through the
+// profile's /proc/cpuinfo parser; this file only turns them into quantize's terms.
 import { readFileSync } from 'node:fs';
 import { arch } from 'node:os';
+import { featuresFromFlags, parseCpuInfo } from '../../profile/cpuinfo.js';
+import { int8Rule, type Int8Feature } from '../../profile/int8.js';
 
 export const ACT_TYPES = ['uint8', 'int8'] as const;
 export type ActType = (typeof ACT_TYPES)[number];
@@ -16,32 +12,23 @@ export type ActType = (typeof ACT_TYPES)[number];
 export interface Int8Platform {
   arch: string;
   /** The CPU feature that decides the int8 path, or 'none'. */
-  feature: 'avx512_vnni' | 'avx_vnni' | 'avx2' | 'asimddp' | 'none';
+  feature: Int8Feature;
   activation: ActType;
   /** Quantize weights to 7 bits ([-64, 63]) so u8*s8 pair sums cannot saturate int16. */
   reduceRange: boolean;
   why: string;
 }
 
+/** This box's CPU flag words, those every core shares (empty when /proc/cpuinfo is unreadable). */
 export function cpuFlags(): Set<string> {
   try {
-    const txt = readFileSync('/proc/cpuinfo', 'utf8');
-    const m = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(txt);
-    return new Set((m?.[1] ?? '').split(/\s+/).filter(Boolean));
+    return new Set(parseCpuInfo(readFileSync('/proc/cpuinfo', 'utf8')).features.raw);
   } catch {
     return new Set();
   }
 }
 
-export function detectPlatform(flags: Set<string> = cpuFlags(), a: string = arch()): Int8Platform {
-  if (a === 'x64') {
-    if (flags.has('avx512_vnni')) return { arch: a, feature: 'avx512_vnni', activation: 'uint8', reduceRange: false, why: 'x86-64 with AVX512-VNNI: u8 activations x s8 weights, full range' };
-    if (flags.has('avx_vnni')) return { arch: a, feature: 'avx_vnni', activation: 'uint8', reduceRange: false, why: 'x86-64 with AVX-VNNI: u8 activations x s8 weights, full range' };
-    return { arch: a, feature: flags.has('avx2') ? 'avx2' : 'none', activation: 'uint8', reduceRange: true, why: 'x86-64 without VNNI: u8 activations x s8 weights with 7-bit weights (reduce-range) against VPMADDUBSW saturation' };
-  }
-  if (a === 'arm64') {
-    if (flags.has('asimddp')) return { arch: a, feature: 'asimddp', activation: 'int8', reduceRange: false, why: 'arm64 with dot-product: s8 activations x s8 weights' };
-    return { arch: a, feature: 'none', activation: 'uint8', reduceRange: false, why: 'arm64 without dot-product: int8 may be slower than float; measured before keeping' };
-  }
-  return { arch: a, feature: 'none', activation: 'uint8', reduceRange: false, why: `${a}: onnxruntime default u8 activations` };
+export function detectPlatform(flags: Iterable<string> = cpuFlags(), a: string = arch()): Int8Platform {
+  const r = int8Rule(a, featuresFromFlags(flags));
+  return { arch: a, feature: r.feature, activation: r.activation === 's8' ? 'int8' : 'uint8', reduceRange: r.reduceRange, why: r.reason };
 }
