@@ -5,7 +5,7 @@ import ort from 'onnxruntime-node';
 import { parseModel, serializeModel } from '../onnx/index.js';
 import type { Model } from '../ir/model.js';
 import { EdgefitError } from '../errors.js';
-import type { DType } from '../onnx/dtype.js';
+import type { DType } from '../ir/dtype.js';
 
 const ORT_TYPES: Partial<Record<DType, ort.Tensor.Type>> = {
   float32: 'float32', float16: 'float16', int8: 'int8', uint8: 'uint8', int32: 'int32', int64: 'int64', bool: 'bool', float64: 'float64',

@@ -3,7 +3,7 @@
 // emit), so that dynamic-looking reshapes resolve once the input dims are given with --shape.
 // What it cannot infer stays null; src/analyze/ort-shapes.ts asks onnxruntime for those.
 import { EdgefitError } from '../errors.js';
-import type { DType } from '../onnx/dtype.js';
+import type { DType } from './dtype.js';
 import type { Graph } from './graph.js';
 import type { Model } from './model.js';
 import { opsetVersion } from './model.js';

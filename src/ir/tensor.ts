@@ -1,5 +1,5 @@
-import { type DType, dtypeBytes } from '../onnx/dtype.js';
-import { halfToFloat, floatToHalf, bf16ToFloat } from '../onnx/float16.js';
+import { type DType, dtypeBytes } from './dtype.js';
+import { halfToFloat, floatToHalf, bf16ToFloat } from './float16.js';
 import { EdgefitError } from '../errors.js';
 
 /** How the tensor was stored in the file: kept so that an untouched model re-encodes the same way. */
