@@ -29,7 +29,7 @@ import { loadCalibration } from '../src/calib/data.js';
 import { syntheticSamples } from '../src/calib/synthetic.js';
 import { fidelityOf, runFirstOutput } from '../src/calib/compare.js';
 import type { Model } from '../src/ir/model.js';
-import { normalize } from '../src/ir/normalize.js';
+import { normalize } from '../src/passes/normalize.js';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { prune, type PruneReport } from '../src/passes/prune/index.js';
 import type { Importance } from '../src/passes/prune/importance.js';

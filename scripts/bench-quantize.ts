@@ -26,7 +26,7 @@ import { detSets, recSets, stepAgreement, pct, REC_DIMS, DET_DIMS } from './ocr-
 import { writeMnistLabelled } from './mnist-to-labelled.js';
 import { interleavedMedians, median } from './interleave.js';
 import { prune } from '../src/passes/prune/index.js';
-import { normalize } from '../src/ir/normalize.js';
+import { normalize } from '../src/passes/normalize.js';
 import { serializeModel } from '../src/onnx/index.js';
 import { ModelBuilder } from '../test/helpers/builder.js';
 

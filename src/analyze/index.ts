@@ -1,7 +1,7 @@
 // One call for "understand this model": normalise, infer shapes (static rules, then onnxruntime
 // for what they miss), validate, and count costs.
 import type { Model } from '../ir/model.js';
-import { normalize } from '../ir/normalize.js';
+import { normalize } from '../passes/normalize.js';
 import { inferShapes, isStatic } from '../ir/shapes.js';
 import { validateGraph, type ValidationIssue } from '../ir/validate.js';
 import { analyzeCost, type ModelCost } from './cost.js';

@@ -5,7 +5,7 @@
 // inherit each other's damage.
 import ort from 'onnxruntime-node';
 import { parseModel, serializeModel } from '../onnx/index.js';
-import { normalize } from '../ir/normalize.js';
+import { normalize } from '../passes/normalize.js';
 import { EdgefitError } from '../errors.js';
 import { prune } from '../passes/prune/index.js';
 import { quantizeModel } from '../passes/quantize/index.js';

@@ -6,7 +6,7 @@ import { basename, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EdgefitError } from '../errors.js';
 import { readModelBytes, parseModel } from '../onnx/index.js';
-import { normalize } from '../ir/normalize.js';
+import { normalize } from '../passes/normalize.js';
 import { inferShapes } from '../ir/shapes.js';
 import { analyzeCost } from '../analyze/index.js';
 import { writeFileAtomic } from '../util/fs.js';

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { readModelBytes, parseModel } from '../../src/onnx/index.js';
-import { normalize } from '../../src/ir/normalize.js';
+import { normalize } from '../../src/passes/normalize.js';
 import { inferShapes } from '../../src/ir/shapes.js';
 import { analyzeCost } from '../../src/analyze/index.js';
 import { int8Flavour, matmulShare } from '../../src/fit/precision.js';

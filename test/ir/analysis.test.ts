@@ -1,7 +1,7 @@
 import t from 'tap';
 import ort from 'onnxruntime-node';
 import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
-import { normalize } from '../../src/ir/normalize.js';
+import { normalize } from '../../src/passes/normalize.js';
 import { inferShapes } from '../../src/ir/shapes.js';
 import { analyzeModel } from '../../src/analyze/index.js';
 import { validateGraph } from '../../src/ir/validate.js';

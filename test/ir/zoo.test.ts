@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
-import { normalize } from '../../src/ir/normalize.js';
+import { normalize } from '../../src/passes/normalize.js';
 import { inferShapes } from '../../src/ir/shapes.js';
 import { analyzeModel } from '../../src/analyze/index.js';
 import { ROOT } from '../helpers/paths.js';

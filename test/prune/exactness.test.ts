@@ -10,7 +10,7 @@ import { loadCalibration } from '../../src/calib/data.js';
 import { ModelRunner, type Sample } from '../../src/calib/runner.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import type { Model } from '../../src/ir/model.js';
-import { normalize } from '../../src/ir/normalize.js';
+import { normalize } from '../../src/passes/normalize.js';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';
 import { applyPruning } from '../../src/passes/prune/apply.js';
 import { maskInexactReason, maskRemoved, probeChannels } from '../../src/passes/prune/exactness.js';

@@ -11,7 +11,7 @@ import { runFirstOutput } from '../../src/calib/compare.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import type { Sample } from '../../src/calib/runner.js';
 import type { Model } from '../../src/ir/model.js';
-import { normalize } from '../../src/ir/normalize.js';
+import { normalize } from '../../src/passes/normalize.js';
 import { loadModel } from '../../src/onnx/index.js';
 import { prune } from '../../src/passes/prune/index.js';
 import { heldOutIndices } from '../../src/passes/prune/recovery.js';

@@ -12,7 +12,7 @@ import { readNpy } from '../../src/passes/quantize/calib-data.js';
 import { openSession } from '../../src/passes/quantize/ort.js';
 import { cosine } from '../../src/passes/quantize/fidelity.js';
 import { applyOpsetPlan, planOpset } from '../../src/passes/quantize/opset.js';
-import { normalize } from '../../src/ir/normalize.js';
+import { normalize } from '../../src/passes/normalize.js';
 import { inferShapes } from '../../src/ir/shapes.js';
 import { writeMnistLabelled } from '../../scripts/mnist-to-labelled.js';
 import { prune } from '../../src/passes/prune/index.js';

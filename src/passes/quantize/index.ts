@@ -6,7 +6,7 @@
 import * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import type { Model } from '../../ir/model.js';
-import { normalize } from '../../ir/normalize.js';
+import { normalize } from '../normalize.js';
 import { inferShapes } from '../../ir/shapes.js';
 import { parseModel, serializeModel } from '../../onnx/index.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
