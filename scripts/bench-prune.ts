@@ -28,13 +28,13 @@ import { ModelRunner, type Sample } from '../src/calib/runner.js';
 import { loadCalibration } from '../src/calib/data.js';
 import { syntheticSamples } from '../src/calib/synthetic.js';
 import { fidelityOf, runFirstOutput } from '../src/calib/compare.js';
-import type { Model } from '../src/ir/model.js';
+import { cloneModel, type Model } from '../src/ir/model.js';
 import { normalize } from '../src/passes/normalize.js';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { prune, type PruneReport } from '../src/passes/prune/index.js';
 import type { Importance } from '../src/passes/prune/importance.js';
 import type { Recovery } from '../src/passes/prune/recovery.js';
-import { cloneModel, countMacs } from '../src/passes/prune/structured.js';
+import { countMacs } from '../src/passes/prune/structured.js';
 import { writeFileAtomic } from '../src/util/fs.js';
 import { writeMnistLabelled } from './mnist-to-labelled.js';
 

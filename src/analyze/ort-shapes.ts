@@ -2,8 +2,8 @@
 // those values exposed as extra graph outputs, and read their dims. Inputs are zero-filled
 // tensors of the given shapes (shapes only, so the values do not matter).
 import ort from 'onnxruntime-node';
-import { parseModel, serializeModel } from '../onnx/index.js';
-import type { Model } from '../ir/model.js';
+import { serializeModel } from '../onnx/index.js';
+import { cloneModel, type Model } from '../ir/model.js';
 import { EdgefitError } from '../errors.js';
 import type { DType } from '../ir/dtype.js';
 
@@ -30,7 +30,7 @@ export function zeroTensor(dtype: DType, dims: number[]): ort.Tensor {
 /** Fill graph.valueTypes for `values` by running the model once. Returns how many were resolved. */
 export async function shapesFromOrt(model: Model, shapes: Map<string, number[]>, values: string[]): Promise<number> {
   if (values.length === 0) return 0;
-  const probe = parseModel(serializeModel(model));
+  const probe = cloneModel(model);
   const existing = new Set(probe.graph.outputs.map((o) => o.name));
   for (const v of values) if (!existing.has(v)) probe.graph.outputs.push({ name: v, type: null });
   const feeds: Record<string, ort.Tensor> = {};

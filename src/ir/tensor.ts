@@ -68,6 +68,14 @@ export class Tensor {
     return new Tensor({ name, dtype: this.dtype, dims: this.dims, bytes: this.data, strings: this.strings, encoding: this.encoding, docString: this.docString });
   }
 
+  /** A copy that owns its bytes: code that writes through toFloat32()'s view cannot reach the original. */
+  clone(): Tensor {
+    return new Tensor({
+      name: this.name, dtype: this.dtype, dims: this.dims, bytes: Uint8Array.prototype.slice.call(this.data),
+      strings: this.strings, encoding: this.encoding, docString: this.docString,
+    });
+  }
+
   private view<T>(ctor: { new (b: ArrayBufferLike, o: number, n: number): T; BYTES_PER_ELEMENT: number }): T {
     const { buffer, byteOffset, byteLength } = this.data;
     const n = byteLength / ctor.BYTES_PER_ELEMENT;

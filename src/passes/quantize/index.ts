@@ -5,7 +5,7 @@
 // runs is read back to report which kernels are int8.
 import * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
-import type { Model } from '../../ir/model.js';
+import { cloneModel, type Model } from '../../ir/model.js';
 import { normalize } from '../normalize.js';
 import { inferShapes } from '../../ir/shapes.js';
 import { parseModel, serializeModel } from '../../onnx/index.js';
@@ -210,7 +210,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     // fair comparison and the better model to keep when int8 does not pay off
     applyOpsetPlan(floatModel, opset);
     // the int8 form differs from the float one only in how HardSwish is written (see fold.ts)
-    const int8Form = parseModel(serializeModel(floatModel));
+    const int8Form = cloneModel(floatModel);
     folds = foldForQuantization(floatModel, 'float');
     floatBytes = serializeModel(floatModel);
     // weights mode computes in float: its "int8 form" keeps HardSwish whole like the float one
