@@ -2,7 +2,7 @@
 // for what they miss), validate, and count costs.
 import type { Model } from '../ir/model.js';
 import { normalize } from '../passes/normalize.js';
-import { inferShapes, isStatic } from '../ir/shapes.js';
+import { annotateShapes, isStatic } from '../ir/shapes.js';
 import { validateGraph, type ValidationIssue } from '../ir/validate.js';
 import { analyzeCost, type ModelCost } from './cost.js';
 import { shapesFromOrt } from './ort-shapes.js';
@@ -18,13 +18,13 @@ export interface Analysis extends ModelCost {
 
 export async function analyzeModel(model: Model, shapes: Map<string, number[]> = new Map(), opts: { runtimeFallback?: boolean } = {}): Promise<Analysis> {
   normalize(model);
-  const inf = inferShapes(model, { shapes });
+  const inf = annotateShapes(model, { shapes });
   let fromRuntime = 0;
   const inputsKnown = model.graph.runtimeInputs().every((i) => shapes.has(i.name) || (i.type !== null && isStatic(i.type.shape)));
   if (inf.unresolved.length && opts.runtimeFallback !== false && inputsKnown) {
     try {
       fromRuntime = await shapesFromOrt(model, shapes, inf.unresolved);
-      if (fromRuntime) inferShapes(model, { shapes }); // downstream rules can now use them
+      if (fromRuntime) annotateShapes(model, { shapes }); // downstream rules can now use them
     } catch {
       // the fallback is best effort: figures stay marked unknown
     }

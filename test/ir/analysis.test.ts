@@ -17,7 +17,9 @@ for (const [name, m] of Object.entries(OCR_MODELS)) {
   t.test(`PP-OCR ${name}: static shapes agree with onnxruntime on every intermediate value`, async (t) => {
     const model = normalize(loadModel(m.file));
     const shapes = new Map([['x', [...m.shape]]]);
+    const recorded = JSON.stringify([...model.graph.valueTypes]);
     const r = inferShapes(model, { shapes });
+    t.equal(JSON.stringify([...model.graph.valueTypes]), recorded, 'inference returns the types and leaves the graph as it was');
     t.same(r.unresolved, [], 'every value resolved statically');
     // Ask onnxruntime for every node output and compare dims.
     const probe = parseModel(serializeModel(model));
@@ -28,7 +30,7 @@ for (const [name, m] of Object.entries(OCR_MODELS)) {
     const out = await s.run({ x: new ort.Tensor('float32', new Float32Array(n).fill(0.1), [...m.shape]) });
     let mismatched = 0;
     for (const v of Object.keys(out)) {
-      const ours = model.graph.type(v)?.shape;
+      const ours = r.types.get(v)?.shape;
       if (JSON.stringify(ours) !== JSON.stringify(out[v]!.dims)) mismatched++;
     }
     t.equal(mismatched, 0, `all ${Object.keys(out).length} shapes match`);

@@ -3,7 +3,7 @@
 // surgery: calibration statistics, when used, are computed by the caller beforehand.
 import { EdgefitError } from '../../errors.js';
 import { cloneModel, type Model } from '../../ir/model.js';
-import { inferShapes } from '../../ir/shapes.js';
+import { annotateShapes } from '../../ir/shapes.js';
 import { analyzeCost } from '../../analyze/cost.js';
 import type { ChannelStats } from '../../calib/stats.js';
 import { applyPruning } from './apply.js';
@@ -68,7 +68,7 @@ function describe(ga: GroupAnalysis, keep: ReadonlyMap<number, number[]>, scores
 
 /** MACs of `model` for the given input shapes (null when some shape stays unknown). */
 export function countMacs(model: Model, shapes: ReadonlyMap<string, number[]>): number | null {
-  inferShapes(model, { shapes: new Map(shapes) });
+  annotateShapes(model, { shapes: new Map(shapes) });
   return analyzeCost(model).macs;
 }
 

@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import { cloneModel, type Model } from '../../ir/model.js';
 import { normalize } from '../normalize.js';
-import { inferShapes } from '../../ir/shapes.js';
+import { annotateShapes } from '../../ir/shapes.js';
 import { parseModel, serializeModel } from '../../onnx/index.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
 import { computeRange, type CalibMethod, type Range } from './calibrate.js';
@@ -201,7 +201,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   if (calibrated) {
     // ranks for the opset check (Softmax over the last axis); best effort, unknown ranks just block
     try {
-      inferShapes(floatModel, { shapes: new Map(Object.entries(data[0]!).map(([k, t]) => [k, [...t.dims]])) });
+      annotateShapes(floatModel, { shapes: new Map(Object.entries(data[0]!).map(([k, t]) => [k, [...t.dims]])) });
     } catch {
       /* shapes stay unknown */
     }
