@@ -7,14 +7,15 @@ import { analyzeCost } from '../../analyze/cost.js';
 import { channelStats, type ChannelStats } from '../../calib/stats.js';
 import { fidelityOf, runFirstOutput, type Fidelity } from '../../calib/compare.js';
 import type { Sample } from '../../calib/runner.js';
-import { applyPruning } from './apply.js';
+import { structuredPrunePass } from './apply.js';
+import { runPass } from '../pass.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
 import type { Importance } from './importance.js';
 import { applyCompensation, biasCompensation, compensationValues, lsqRecover, type LsqReport, type Recovery } from './recovery.js';
 import { uniformKeep } from './select.js';
 import { allocateBySensitivity, groupSensitivity, type GroupSensitivity } from './sensitivity.js';
 import { countMacs, ratioForMacs, scoreGroups, type GroupRecord } from './structured.js';
-import { modelSizes, pruneUnstructured, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
+import { modelSizes, unstructuredPrunePass, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
 
 export const HISTORY_KEY = 'edgefit.prune.history';
 
@@ -84,7 +85,7 @@ function macsOfKeep(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<number, n
   const c = cloneModel(model);
   const cga = analyzeGroups(c);
   const ids = new Map(ga.groups.map((g, i) => [g.id, cga.groups[i]!.id]));
-  applyPruning(c, cga, new Map([...keep].map(([id, k]) => [ids.get(id)!, k])));
+  runPass(structuredPrunePass, c, { analysis: cga, keep: new Map([...keep].map(([id, k]) => [ids.get(id)!, k])) });
   return countMacs(c, shapes) ?? Infinity;
 }
 
@@ -157,7 +158,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       sensitivityMs += performance.now() - tS;
     }
     const comps = o.recover !== 'none' && stats ? biasCompensation(model.graph, ga, keep, stats) : new Map();
-    const applied = applyPruning(model, ga, keep);
+    const applied = runPass(structuredPrunePass, model, { analysis: ga, keep }).details;
     const biasCompensated = applyCompensation(model.graph, comps, applied.keptOut);
     surgeryMs += performance.now() - t0 - sensitivityMs;
     sensitivityMs = 0;
@@ -182,7 +183,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   if ((o.unstructured ?? 0) > 0 || o.nm) {
     const before = modelSizes(model).gzipBytes;
     const stats = o.unstructuredMethod === 'wanda' ? await channelStats(model, o.samples, wandaValues(model), o.threads) : undefined;
-    const r = pruneUnstructured(model, { ratio: o.unstructured ?? 0, method: o.unstructuredMethod ?? 'magnitude', scope: o.unstructuredScope ?? 'layer', nm: o.nm, stats });
+    const r = runPass(unstructuredPrunePass, model, { ratio: o.unstructured ?? 0, method: o.unstructuredMethod ?? 'magnitude', scope: o.unstructuredScope ?? 'layer', nm: o.nm, stats }).details;
     unstructured = { ...r, gzipBytesBefore: before, gzipBytesAfter: modelSizes(model).gzipBytes };
   }
 
@@ -235,7 +236,7 @@ export function replayHistory(model: Model, historyJson: string): number {
       keep.set(grp.id, Array.from({ length: grp.size }, (_, i) => i).filter((i) => !removed.has(i)));
       cut += r.removed.length;
     }
-    applyPruning(model, ga, keep);
+    runPass(structuredPrunePass, model, { analysis: ga, keep });
   }
   return cut;
 }

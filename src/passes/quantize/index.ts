@@ -10,19 +10,20 @@ import { normalize } from '../normalize.js';
 import { annotateShapes } from '../../ir/shapes.js';
 import { parseModel, serializeModel } from '../../onnx/index.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
+import { runPass } from '../pass.js';
 import { computeRange, type CalibMethod, type Range } from './calibrate.js';
 import { collectStats } from './collect.js';
 import { equalizeRanges, type EqualizeReport } from './equalize.js';
-import { applyDynamic } from './dynamic.js';
+import { dynamicQuantPass } from './dynamic.js';
 import { fallbackToFloat } from './fallback.js';
 import { measureFidelity, type Fidelity, type FidelityMetric } from './fidelity.js';
-import { applyFp16 } from './fp16.js';
-import { applyWeightStorage } from './weight-storage.js';
-import { applyOpsetPlan, planOpset, type OpsetPlan } from './opset.js';
-import { foldForQuantization, saturatedLowerBounds, type FoldReport } from './fold.js';
+import { fp16Pass } from './fp16.js';
+import { weightStoragePass } from './weight-storage.js';
+import { opsetPass, planOpset, type OpsetPlan } from './opset.js';
+import { foldPass, saturatedLowerBounds, type FoldReport } from './fold.js';
 import { optimizedModel, openSession, runtimeOps, type Feeds } from './ort.js';
 import { detectPlatform, type Int8Platform } from './platform.js';
-import { applyStatic, calibrationValues, findCandidates, nodeKey, type LayerDecision, type StaticOptions } from './qdq.js';
+import { staticQuantPass, calibrationValues, findCandidates, nodeKey, type LayerDecision, type StaticOptions } from './qdq.js';
 import { Gram, layerGeometry, LayerInputStats, roundWeight, type RoundedWeight, type WeightRounding } from './rounding.js';
 import { floatSet, nodeUnit, tensorUnit, type FloatSet, type SensitivityRank } from './sensitivity.js';
 
@@ -169,7 +170,7 @@ export async function prepareFloat(model: Model): Promise<Model> {
 }
 
 function finish(m: Model): Uint8Array {
-  deadCodeElimination.run(m);
+  runPass(deadCodeElimination, m, undefined);
   return serializeModel(m);
 }
 
@@ -208,13 +209,13 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     opset = planOpset(floatModel);
     // the float baseline gets the same opset and exact folds as the int8 model, so it is the
     // fair comparison and the better model to keep when int8 does not pay off
-    applyOpsetPlan(floatModel, opset);
+    runPass(opsetPass, floatModel, opset);
     // the int8 form differs from the float one only in how HardSwish is written (see fold.ts)
     const int8Form = cloneModel(floatModel);
-    folds = foldForQuantization(floatModel, 'float');
+    folds = runPass(foldPass, floatModel, 'float').details;
     floatBytes = serializeModel(floatModel);
     // weights mode computes in float: its "int8 form" keeps HardSwish whole like the float one
-    foldForQuantization(int8Form, o.mode === 'weights' ? 'float' : 'int8');
+    runPass(foldPass, int8Form, o.mode === 'weights' ? 'float' : 'int8');
     // exact in float: only how the per-tensor activation scales fall changes (equalize.ts)
     if (o.equalize) equalized = await equalizeRanges(int8Form, data, { threads });
     int8FormBytes = serializeModel(int8Form);
@@ -279,13 +280,13 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     let layers: LayerDecision[];
     const keepFloat = keep.nodes;
     if (o.mode === 'weights') {
-      layers = applyWeightStorage(m, { perChannel: o.perChannel ?? true, keepFloat, roundWeight: roundHook });
+      layers = runPass(weightStoragePass, m, { perChannel: o.perChannel ?? true, keepFloat, roundWeight: roundHook }).details.layers;
     } else if (o.mode === 'static') {
-      layers = applyStatic(m, findCandidates(m), { actType: platform.activation, reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, floatTensors: keep.tensors, qdqDomain: opset!.qdqDomain, roundWeight: roundHook });
+      layers = runPass(staticQuantPass, m, { actType: platform.activation, reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, floatTensors: keep.tensors, qdqDomain: opset!.qdqDomain, roundWeight: roundHook }).details.layers;
     } else if (o.mode === 'dynamic') {
-      layers = applyDynamic(m, { perChannel: o.perChannel ?? true, reduceRange, keepFloat });
+      layers = runPass(dynamicQuantPass, m, { perChannel: o.perChannel ?? true, reduceRange, keepFloat }).details.layers;
     } else {
-      layers = applyFp16(m);
+      layers = runPass(fp16Pass, m, undefined).details.layers;
     }
     return { model: m, bytes: finish(m), layers, floatTensors: [...keep.tensors] };
   };
