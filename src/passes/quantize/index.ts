@@ -2,7 +2,8 @@
 // (BatchNormalization folded into Conv, constants folded), then static QDQ, dynamic or fp16;
 // fidelity measured against the float model on real data; with a fidelity floor, the most
 // sensitive layers go back to float until the floor holds; and the graph onnxruntime really
-// runs is read back to report which kernels are int8.
+// runs is read back to report which kernels are int8. Whether int8 is worth deploying on this
+// box (it may run slower than float) is decided by the caller: src/fit/keep-float.ts.
 import * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import { cloneModel, type Model } from '../../ir/model.js';
@@ -21,6 +22,7 @@ import { fp16Pass } from './fp16.js';
 import { weightStoragePass } from './weight-storage.js';
 import { opsetPass, planOpset, type OpsetPlan } from './opset.js';
 import { foldPass, saturatedLowerBounds, type FoldReport } from './fold.js';
+import type { LatencyComparison } from '../../evaluate/interleaved.js';
 import { optimizedModel, openSession, runtimeOps, type Feeds } from './ort.js';
 import { detectPlatform, type Int8Platform } from './platform.js';
 import { staticQuantPass, calibrationValues, findCandidates, nodeKey, type LayerDecision, type StaticOptions } from './qdq.js';
@@ -74,8 +76,6 @@ export interface QuantizeOptions {
   fidelityData?: Feeds[];
   platform?: Int8Platform;
   threads?: number;
-  /** Interleaved timing runs per model for the keep-float decision (0 = skip). */
-  latencyRuns?: number;
   /**
    * Static mode: how weights are rounded to int8 (rounding.ts). 'nearest' rounds each weight on
    * its own; 'bias' adds bias correction; 'adaround' picks up/down per weight to keep the layer's
@@ -83,30 +83,6 @@ export interface QuantizeOptions {
    * weights-only int8 agreed on 94.2% of held-out characters rounded to nearest, 98.9% so).
    */
   weightRounding?: WeightRounding;
-}
-
-async function compareLatency(a: Uint8Array, b: Uint8Array, feeds: Feeds, runs: number, threads: number): Promise<NonNullable<QuantizeReport['latency']>> {
-  const sa = await openSession(a, { threads });
-  const sb = await openSession(b, { threads });
-  const ta: number[] = [];
-  const tb: number[] = [];
-  try {
-    await sa.run(feeds);
-    await sb.run(feeds);
-    for (let i = 0; i < runs; i++) {
-      let t = performance.now();
-      await sa.run(feeds);
-      ta.push(performance.now() - t);
-      t = performance.now();
-      await sb.run(feeds);
-      tb.push(performance.now() - t);
-    }
-  } finally {
-    await sa.release();
-    await sb.release();
-  }
-  const med = (x: number[]): number => [...x].sort((p, q) => p - q)[x.length >> 1]!;
-  return { floatMs: med(ta), quantizedMs: med(tb), ratio: med(tb) / med(ta), runs, threads };
 }
 
 export interface QuantizeReport {
@@ -133,9 +109,9 @@ export interface QuantizeReport {
   minFidelity: number | null;
   /** Op types of the graph onnxruntime runs after its own fusions (proof of int8 kernels). */
   runtimeOps: Record<string, number>;
-  /** Median latency of float and quantized on the first sample, interleaved runs, this box. */
-  latency: { floatMs: number; quantizedMs: number; ratio: number; runs: number; threads: number } | null;
-  /** 'kept-float' when int8 was not faster here: the float model is the better deployment. */
+  /** Median latency of float and quantized on the first sample, interleaved runs, this box (filled by decideKeepFloat). */
+  latency: LatencyComparison | null;
+  /** 'kept-float' when int8 was not faster here (decideKeepFloat): the float model is the better deployment. */
   decision: 'quantized' | 'kept-float' | 'size-only';
   note: string;
 }
@@ -174,7 +150,7 @@ function finish(m: Model): Uint8Array {
   return serializeModel(m);
 }
 
-export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{ model: Model; bytes: Uint8Array; floatModel: Model; report: QuantizeReport }> {
+export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{ model: Model; bytes: Uint8Array; floatModel: Model; floatBytes: Uint8Array; report: QuantizeReport }> {
   normalize(input); // weights in Constant nodes (PP-OCR) become initializers first
   checkQuantizable(input);
   const before = serializeModel(input).byteLength;
@@ -340,13 +316,9 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     const near = used.reduce((a, r) => a + r.errNearest, 0);
     weightRounding = { method: rounding, layers: used.length, errorVsNearest: near > 0 ? used.reduce((a, r) => a + r.err, 0) / near : null };
   }
-  const latency = data.length && o.latencyRuns !== 0 && !sizeOnly ? await compareLatency(floatBytes, best.bytes, data[0]!, o.latencyRuns ?? 7, threads) : null;
-  let decision: QuantizeReport['decision'] = sizeOnly ? 'size-only' : 'quantized';
-  let note = o.mode === 'fp16' ? 'fp16 storage: compute stays float32' : o.mode === 'weights' ? 'int8 weight storage (Cast and Mul by the scale, folded by onnxruntime at load): compute stays float32' : latency ? `int8 runs at ${latency.ratio.toFixed(2)}x the float latency here` : 'latency not measured (no data)';
-  if (latency && !sizeOnly && latency.ratio >= 1) {
-    decision = 'kept-float';
-    note = `int8 is not faster than float on this box (${latency.quantizedMs.toFixed(1)} ms vs ${latency.floatMs.toFixed(1)} ms, ${platform.feature}): keep the float model`;
-  }
+  // the pass reports; measuring latency and keeping float is the caller's decision (decideKeepFloat)
+  const decision: QuantizeReport['decision'] = sizeOnly ? 'size-only' : 'quantized';
+  const note = o.mode === 'fp16' ? 'fp16 storage: compute stays float32' : o.mode === 'weights' ? 'int8 weight storage (Cast and Mul by the scale, folded by onnxruntime at load): compute stays float32' : 'latency not measured (no data)';
   const report: QuantizeReport = {
     mode: o.mode,
     method,
@@ -362,11 +334,11 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     fidelity,
     minFidelity: o.minFidelity ?? null,
     runtimeOps: await runtimeOps(best.bytes),
-    latency,
+    latency: null,
     decision,
     note,
   };
-  return { model: best.model, bytes: best.bytes, floatModel: parseModel(floatBytes), report };
+  return { model: best.model, bytes: best.bytes, floatModel: parseModel(floatBytes), floatBytes, report };
 }
 
 export { detectPlatform } from './platform.js';
