@@ -22,7 +22,6 @@ import { fp16Pass } from './fp16.js';
 import { weightStoragePass } from './weight-storage.js';
 import { opsetPass, planOpset, type OpsetPlan } from './opset.js';
 import { foldPass, saturatedLowerBounds, type FoldReport } from './fold.js';
-import type { LatencyComparison } from '../../evaluate/interleaved.js';
 import { optimizedModel, openSession, runtimeOps, type Feeds } from './ort.js';
 import { detectPlatform, type Int8Platform } from './platform.js';
 import { staticQuantPass, calibrationValues, findCandidates, nodeKey, type LayerDecision, type StaticOptions } from './qdq.js';
@@ -110,7 +109,7 @@ export interface QuantizeReport {
   /** Op types of the graph onnxruntime runs after its own fusions (proof of int8 kernels). */
   runtimeOps: Record<string, number>;
   /** Median latency of float and quantized on the first sample, interleaved runs, this box (filled by decideKeepFloat). */
-  latency: LatencyComparison | null;
+  latency: { floatMs: number; quantizedMs: number; ratio: number; runs: number; threads: number } | null;
   /** 'kept-float' when int8 was not faster here (decideKeepFloat): the float model is the better deployment. */
   decision: 'quantized' | 'kept-float' | 'size-only';
   note: string;
