@@ -8,10 +8,10 @@ import { channelStats, type ChannelStats } from '../../calib/stats.js';
 import { fidelityOf, runFirstOutput, type Fidelity } from '../../calib/compare.js';
 import type { Sample } from '../../calib/runner.js';
 import { structuredPrunePass } from './apply.js';
-import { runPass } from '../pass.js';
+import { runAsyncPass, runPass } from '../pass.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
 import type { Importance } from './importance.js';
-import { applyCompensation, biasCompensation, compensationValues, lsqRecover, type LsqReport, type Recovery } from './recovery.js';
+import { biasCompensation, biasCompensationPass, compensationValues, lsqRecoveryPass, type LsqReport, type Recovery } from './recovery.js';
 import { uniformKeep } from './select.js';
 import { allocateBySensitivity, groupSensitivity, type GroupSensitivity } from './sensitivity.js';
 import { countMacs, ratioForMacs, scoreGroups, type GroupRecord } from './structured.js';
@@ -159,7 +159,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     }
     const comps = o.recover !== 'none' && stats ? biasCompensation(model.graph, ga, keep, stats) : new Map();
     const applied = runPass(structuredPrunePass, model, { analysis: ga, keep }).details;
-    const biasCompensated = applyCompensation(model.graph, comps, applied.keptOut);
+    const biasCompensated = runPass(biasCompensationPass, model, { comps, keptOut: applied.keptOut }).details.layers;
     surgeryMs += performance.now() - t0 - sensitivityMs;
     sensitivityMs = 0;
     for (const [v, kept] of applied.keptOut) {
@@ -167,7 +167,10 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       origOf.set(v, prev ? kept.map((i) => prev[i]!) : kept);
     }
     let lsq: LsqReport | null = null;
-    if (o.recover === 'lsq') lsq = await lsqRecover(teacher, model, [...applied.inChanged], o.samples, { threads: o.threads, ridges: o.lsqRidges }, origOf);
+    if (o.recover === 'lsq') {
+      const opts = { threads: o.threads, ridges: o.lsqRidges };
+      lsq = (await runAsyncPass(lsqRecoveryPass, model, { teacher, layers: [...applied.inChanged], samples: o.samples, opts, keptOut: origOf })).details;
+    }
     const records: GroupRecord[] = [];
     for (const grp of ga.groups) {
       const kk = keep.get(grp.id);
