@@ -6,6 +6,7 @@ import type { ErrorCode } from '../errors.js';
 import type { Model } from '../ir/model.js';
 import { opsetVersion } from '../ir/model.js';
 import { validateGraph, type ValidationIssue } from '../ir/validate.js';
+import { isFloatDType } from '../ir/dtype.js';
 
 /** Issues that make a graph unrunnable whatever its shapes: what a pass may require of its input. */
 const STRUCTURAL: ReadonlySet<ValidationIssue['kind']> = new Set(['dangling-input', 'duplicate-name', 'cycle', 'missing-output', 'empty-op']);
@@ -124,15 +125,24 @@ export const CONDITIONS = {
     },
   }),
   'int8-as-claimed': condition({
-    text: 'the model stores an int8 weight for every layer the pass reports as int8 with a weight',
+    text: 'no layer the pass reports as int8 still reads a float weight, and int8 weights are stored',
     post: (m, _b, details) => {
-      const layers = (details as { layers?: readonly { int8: boolean; kind?: string; op: string }[] }).layers ?? [];
+      const g = m.graph;
+      const layers = (details as { layers?: readonly { node: string; int8: boolean; kind?: string; op: string }[] }).layers ?? [];
       // layers of kind 'elementwise'/'passthrough' have no weight; dynamic mode leaves kind unset
-      const claimed = layers.filter((l) => l.int8 && (l.kind === undefined || l.kind === 'weighted') && l.op !== 'initializer').length;
-      let stored = 0;
-      // rank >= 2: weights, not the per-channel zero points beside them
-      for (const t of m.graph.initializers()) if ((t.dtype === 'int8' || t.dtype === 'uint8') && t.dims.length >= 2) stored++;
-      return stored < claimed ? `reports ${claimed} int8 layers with weights but stores ${stored} int8 weight tensors` : undefined;
+      const claimed = layers.filter((l) => l.int8 && (l.kind === undefined || l.kind === 'weighted') && l.op !== 'initializer');
+      if (claimed.length === 0) return undefined;
+      if (![...g.initializers()].some((t) => t.dtype === 'int8' || t.dtype === 'uint8')) return `reports ${claimed.length} int8 layers but stores no int8 tensor`;
+      // a layer is keyed by its name, or its first output when unnamed (quantize/qdq.ts nodeKey);
+      // one replaced by another op (dynamic mode) is checked through the int8 tensor above only
+      const byKey = new Map(g.nodes.map((n) => [n.name || n.outputs[0] || '', n]));
+      for (const l of claimed) {
+        const n = byKey.get(l.node);
+        // Conv, ConvTranspose, Gemm and MatMul all read their weight at input 1
+        const w = n ? g.constant(n.inputs[1] ?? '') : undefined;
+        if (n && w && isFloatDType(w.dtype)) return `${n.label()} is reported int8 but reads the ${w.dtype} weight '${w.name}'`;
+      }
+      return undefined;
     },
   }),
   'no-dense-constants': condition({

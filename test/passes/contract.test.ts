@@ -10,6 +10,11 @@ import { staticQuantPass } from '../../src/passes/quantize/qdq.js';
 import { fp16Pass } from '../../src/passes/quantize/fp16.js';
 import { FIXTURES } from '../helpers/builder.js';
 
+function firstConv(m: Model): string {
+  const n = m.graph.nodes.find((x) => x.opType === 'Conv')!;
+  return n.name || n.outputs[0]!;
+}
+
 /** A pass that declares `guarantees` and does `edit`: the runner must catch it when it lies. */
 function broken(name: string, guarantees: ConditionName[], edit: (m: Model) => void, details: Record<string, unknown> = {}): Pass<void> {
   return { name, requires: [], guarantees, run: (m): PassResult => (edit(m), { changed: true, details }) };
@@ -40,6 +45,11 @@ t.test('a pass that breaks a guarantee fails loudly, naming itself and the guara
     }), 'only-shrinks'],
     [broken('leaves-dead', ['no-dead-code'], (m) => { m.graph.setInitializer(Tensor.fromFloat32('unused', [2], [1, 2])); }), 'no-dead-code'],
     [broken('claims-int8', ['int8-as-claimed'], () => {}, { layers: [{ node: 'conv', op: 'Conv', kind: 'weighted', int8: true }] }), 'int8-as-claimed'],
+    [broken('claims-one-int8', ['int8-as-claimed'], (m) => {
+      m.graph.setInitializer(Tensor.fromInt8('q', [2, 2], new Int8Array(4)));
+      m.graph.addNode({ opType: 'Identity', inputs: ['q'], outputs: ['q_out'] });
+      m.graph.outputs.push({ name: 'q_out', type: null });
+    }, { layers: [{ node: firstConv(base), op: 'Conv', kind: 'weighted', int8: true }] }), 'int8-as-claimed'],
     [broken('keeps-constant', ['no-dense-constants'], (m) => {
       m.graph.addNode({ opType: 'Constant', inputs: [], outputs: ['c'], attrs: { value_floats: { type: 'floats', value: [1] } } });
     }), 'no-dense-constants'],
