@@ -35,7 +35,7 @@ function checkBefore(pass: PassContract, model: Model): Checked {
   for (const name of pass.requires) {
     const c: AnyCondition = CONDITIONS[name];
     const why = c.pre?.(model);
-    if (why !== undefined) throw new EdgefitError(c.code ?? 'INVALID_GRAPH', `${pass.name} needs ${c.text}: ${why}`);
+    if (why !== undefined) throw new EdgefitError(c.code ?? 'INVALID_GRAPH', `${pass.name} requires '${name}' (${c.text}): ${why}`);
   }
   return pass.guarantees.map((name) => ({ name, state: (CONDITIONS[name] as AnyCondition).capture?.(model) }));
 }

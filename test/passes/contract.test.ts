@@ -75,7 +75,7 @@ t.test('pre-conditions are checked before the pass touches the model', async (t)
   m.graph.nodes[2]!.inputs[0] = 'nowhere';
   let ran = false;
   const pass: Pass<void> = { name: 'needs-valid', requires: ['valid-graph'], guarantees: [], run: () => ((ran = true), { changed: false, details: {} }) };
-  await rejectsNaming(t, () => runPass(pass, m, undefined), 'INVALID_GRAPH', /^needs-valid needs the graph is well formed/, /nowhere/);
+  await rejectsNaming(t, () => runPass(pass, m, undefined), 'INVALID_GRAPH', /^needs-valid requires 'valid-graph' \(the graph is well formed/, /nowhere/);
   t.notOk(ran, 'the pass did not run');
 
   const q = FIXTURES.residual();
@@ -84,9 +84,9 @@ t.test('pre-conditions are checked before the pass touches the model', async (t)
   q.graph.setInitializer(Tensor.fromUint8('z', [], new Uint8Array([0])));
   q.graph.addNode({ opType: 'QuantizeLinear', inputs: [x, 's', 'z'], outputs: ['xq'] });
   q.graph.addNode({ opType: 'DequantizeLinear', inputs: ['xq', 's', 'z'], outputs: ['xdq'] });
-  await rejectsNaming(t, () => runPass(fp16Pass, q, undefined), 'UNSUPPORTED', /^quantize-fp16 needs the model is not quantized yet/);
+  await rejectsNaming(t, () => runPass(fp16Pass, q, undefined), 'UNSUPPORTED', /^quantize-fp16 requires 'float-model' \(the model is not quantized yet\): it already contains QuantizeLinear/);
   await rejectsNaming(t, () => runPass(staticQuantPass, q, { actType: 'uint8', reduceRange: false, perChannel: true, ranges: new Map(), keepFloat: new Set<string>(), qdqDomain: '' }),
-    'UNSUPPORTED', /^quantize-static needs/);
+    'UNSUPPORTED', /^quantize-static requires 'float-model'/);
 });
 
 t.test('the real passes keep the guarantees they declare on the fixtures', async (t) => {

@@ -7,7 +7,8 @@ export interface DceDetails { nodesRemoved: number; initializersRemoved: number;
 
 export const deadCodeElimination: Pass<void, DceDetails> = {
   name: 'dce',
-  requires: ['valid-graph'],
+  // nothing: other passes run it on their own output, and their guarantees name them if it is broken
+  requires: [],
   guarantees: ['stays-valid', 'outputs-kept', 'only-shrinks', 'no-dead-code'],
   run(model: Model): PassResult<DceDetails> {
     const g = model.graph;
