@@ -15,12 +15,18 @@ export interface KeepFloatOptions {
  * Time the float and the quantized model on `feeds` and fill the report's latency, decision and
  * note. Size-only modes (fp16, weights) and runs without data keep the pass's report as it is.
  */
-export async function decideKeepFloat(report: QuantizeReport, models: { floatBytes: Uint8Array; bytes: Uint8Array }, feeds: Feeds | undefined, o: KeepFloatOptions = {}): Promise<QuantizeReport> {
+export async function decideKeepFloat(
+  report: QuantizeReport,
+  models: { floatBytes: Uint8Array; bytes: Uint8Array },
+  feeds: Feeds | undefined,
+  o: KeepFloatOptions = {},
+): Promise<QuantizeReport> {
   const runs = o.runs ?? 7;
   if (report.decision === 'size-only' || !feeds || runs === 0) return report;
   const latency = await compareLatency(models.floatBytes, models.bytes, feeds, runs, o.threads ?? 2);
   if (latency.ratio >= 1) {
-    const note = `int8 is not faster than float on this box (${latency.quantizedMs.toFixed(1)} ms vs ${latency.floatMs.toFixed(1)} ms, ${report.platform.feature}): keep the float model`;
+    const times = `${latency.quantizedMs.toFixed(1)} ms vs ${latency.floatMs.toFixed(1)} ms, ${report.platform.feature}`;
+    const note = `int8 is not faster than float on this box (${times}): keep the float model`;
     return { ...report, latency, decision: 'kept-float', note };
   }
   return { ...report, latency, decision: 'quantized', note: `int8 runs at ${latency.ratio.toFixed(2)}x the float latency here` };

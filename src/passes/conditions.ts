@@ -11,7 +11,9 @@ import { isFloatDType } from '../ir/dtype.js';
 /** Issues that make a graph unrunnable whatever its shapes: what a pass may require of its input. */
 const STRUCTURAL: ReadonlySet<ValidationIssue['kind']> = new Set(['dangling-input', 'duplicate-name', 'cycle', 'missing-output', 'empty-op']);
 
-const QUANT_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger', 'DynamicQuantizeMatMul']);
+const QUANT_OPS = new Set([
+  'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger', 'DynamicQuantizeMatMul',
+]);
 
 export interface Condition<S = unknown> {
   /** What holds, in words (error messages and --help). */
@@ -57,7 +59,9 @@ function deadCode(m: Model): string[] {
   for (const n of g.nodes) {
     if (!n.outputs.some((o) => o && (g.consumers(o).length > 0 || g.isGraphOutput(o)))) dead.push(n.label());
   }
-  for (const name of g.initializerNames()) if (g.consumers(name).length === 0 && !g.isGraphOutput(name) && !g.isGraphInput(name)) dead.push(`initializer '${name}'`);
+  for (const name of g.initializerNames()) {
+    if (g.consumers(name).length === 0 && !g.isGraphOutput(name) && !g.isGraphInput(name)) dead.push(`initializer '${name}'`);
+  }
   return dead;
 }
 
@@ -132,7 +136,8 @@ export const CONDITIONS = {
       // layers of kind 'elementwise'/'passthrough' have no weight; dynamic mode leaves kind unset
       const claimed = layers.filter((l) => l.int8 && (l.kind === undefined || l.kind === 'weighted') && l.op !== 'initializer');
       if (claimed.length === 0) return undefined;
-      if (![...g.initializers()].some((t) => t.dtype === 'int8' || t.dtype === 'uint8')) return `reports ${claimed.length} int8 layers but stores no int8 tensor`;
+      const stored = [...g.initializers()].some((t) => t.dtype === 'int8' || t.dtype === 'uint8');
+      if (!stored) return `reports ${claimed.length} int8 layers but stores no int8 tensor`;
       // a layer is keyed by its name, or its first output when unnamed (quantize/qdq.ts nodeKey);
       // one replaced by another op (dynamic mode) is checked through the int8 tensor above only
       const byKey = new Map(g.nodes.map((n) => [n.name || n.outputs[0] || '', n]));

@@ -84,9 +84,10 @@ t.test('pre-conditions are checked before the pass touches the model', async (t)
   q.graph.setInitializer(Tensor.fromUint8('z', [], new Uint8Array([0])));
   q.graph.addNode({ opType: 'QuantizeLinear', inputs: [x, 's', 'z'], outputs: ['xq'] });
   q.graph.addNode({ opType: 'DequantizeLinear', inputs: ['xq', 's', 'z'], outputs: ['xdq'] });
-  await rejectsNaming(t, () => runPass(fp16Pass, q, undefined), 'UNSUPPORTED', /^quantize-fp16 requires 'float-model' \(the model is not quantized yet\): it already contains QuantizeLinear/);
-  await rejectsNaming(t, () => runPass(staticQuantPass, q, { actType: 'uint8', reduceRange: false, perChannel: true, ranges: new Map(), keepFloat: new Set<string>(), qdqDomain: '' }),
-    'UNSUPPORTED', /^quantize-static requires 'float-model'/);
+  await rejectsNaming(t, () => runPass(fp16Pass, q, undefined), 'UNSUPPORTED',
+    /^quantize-fp16 requires 'float-model' \(the model is not quantized yet\): it already contains QuantizeLinear/);
+  const so = { actType: 'uint8', reduceRange: false, perChannel: true, ranges: new Map(), keepFloat: new Set<string>(), qdqDomain: '' } as const;
+  await rejectsNaming(t, () => runPass(staticQuantPass, q, so), 'UNSUPPORTED', /^quantize-static requires 'float-model'/);
 });
 
 t.test('the real passes keep the guarantees they declare on the fixtures', async (t) => {

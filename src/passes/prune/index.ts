@@ -186,7 +186,8 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   if ((o.unstructured ?? 0) > 0 || o.nm) {
     const before = modelSizes(model).gzipBytes;
     const stats = o.unstructuredMethod === 'wanda' ? await channelStats(model, o.samples, wandaValues(model), o.threads) : undefined;
-    const r = runPass(unstructuredPrunePass, model, { ratio: o.unstructured ?? 0, method: o.unstructuredMethod ?? 'magnitude', scope: o.unstructuredScope ?? 'layer', nm: o.nm, stats }).details;
+    const uo = { ratio: o.unstructured ?? 0, method: o.unstructuredMethod ?? 'magnitude', scope: o.unstructuredScope ?? 'layer', nm: o.nm, stats } as const;
+    const r = runPass(unstructuredPrunePass, model, uo).details;
     unstructured = { ...r, gzipBytesBefore: before, gzipBytesAfter: modelSizes(model).gzipBytes };
   }
 

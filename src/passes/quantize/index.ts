@@ -149,7 +149,16 @@ function finish(m: Model): Uint8Array {
   return serializeModel(m);
 }
 
-export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{ model: Model; bytes: Uint8Array; floatModel: Model; floatBytes: Uint8Array; report: QuantizeReport }> {
+export interface QuantizeResult {
+  model: Model;
+  bytes: Uint8Array;
+  /** The prepared float baseline (same opset and exact folds): what decideKeepFloat times int8 against. */
+  floatModel: Model;
+  floatBytes: Uint8Array;
+  report: QuantizeReport;
+}
+
+export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<QuantizeResult> {
   normalize(input); // weights in Constant nodes (PP-OCR) become initializers first
   checkQuantizable(input);
   const before = serializeModel(input).byteLength;
