@@ -2,7 +2,7 @@
 // for what they miss), validate, and count costs.
 import type { Model } from '../ir/model.js';
 import { normalize } from '../passes/normalize.js';
-import { annotateShapes, isStatic } from '../ir/shapes.js';
+import { annotateShapes, applyShapes, isStatic } from '../ir/shapes.js';
 import { validateGraph, type ValidationIssue } from '../ir/validate.js';
 import { analyzeCost, type ModelCost } from './cost.js';
 import { shapesFromOrt } from './ort-shapes.js';
@@ -23,8 +23,12 @@ export async function analyzeModel(model: Model, shapes: Map<string, number[]> =
   const inputsKnown = model.graph.runtimeInputs().every((i) => shapes.has(i.name) || (i.type !== null && isStatic(i.type.shape)));
   if (inf.unresolved.length && opts.runtimeFallback !== false && inputsKnown) {
     try {
-      fromRuntime = await shapesFromOrt(model, shapes, inf.unresolved);
-      if (fromRuntime) annotateShapes(model, { shapes }); // downstream rules can now use them
+      const found = await shapesFromOrt(model, shapes, inf.unresolved);
+      fromRuntime = found.size;
+      if (fromRuntime) {
+        applyShapes(model.graph, found);
+        annotateShapes(model, { shapes }); // downstream rules can now use them
+      }
     } catch {
       // the fallback is best effort: figures stay marked unknown
     }

@@ -151,7 +151,7 @@ export const CONDITIONS = {
     },
   }),
   'no-dense-constants': condition({
-    text: 'no Constant node holding a dense tensor remains (weights are initializers)',
+    text: 'no Constant node holding a dense tensor remains: weights are initializers',
     post: (m) => {
       const c = m.graph.nodes.find((n) => n.opType === 'Constant' && (n.domain === '' || n.domain === 'ai.onnx') && !m.graph.isGraphOutput(n.outputs[0] ?? '')
         && ['value', 'value_float', 'value_floats', 'value_int', 'value_ints'].some((a) => n.attrs.get(a)?.type === (a === 'value' ? 'tensor' : a.slice(6))));

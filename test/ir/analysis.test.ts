@@ -7,6 +7,8 @@ import { analyzeModel } from '../../src/analyze/index.js';
 import { validateGraph } from '../../src/ir/validate.js';
 import { deadCodeElimination } from '../../src/passes/cleanup/dce.js';
 import { Node } from '../../src/ir/node.js';
+import { Graph } from '../../src/ir/graph.js';
+import type { Model } from '../../src/ir/model.js';
 import { OCR_MODELS } from '../helpers/paths.js';
 
 // Independent counts of float elements (initializers + Constant tensors), from the issue and
@@ -84,4 +86,18 @@ t.test('dead-code elimination removes an unused branch and keeps the outputs', a
   t.equal(model.graph.nodes.length, before);
   const again = await deadCodeElimination.run(model);
   t.notOk(again.changed, 'idempotent');
+});
+
+t.test('shapes the rules cannot infer come from onnxruntime and annotate the model', async (t) => {
+  const g = new Graph();
+  g.inputs = [{ name: 'x', type: { dtype: 'float32', shape: [2, 3] } }];
+  g.addNode({ opType: 'Einsum', inputs: ['x'], outputs: ['xt'], attrs: { equation: { type: 'string', value: 'ij->ji' } } }); // no static rule
+  g.addNode({ opType: 'Relu', inputs: ['xt'], outputs: ['y'] });
+  g.outputs = [{ name: 'y', type: { dtype: 'float32', shape: null } }];
+  const model: Model = { irVersion: 8, opsets: new Map([['', 13]]), producerName: '', producerVersion: '', domain: '', modelVersion: 0, docString: '', metadata: new Map(), graph: g, extra: undefined };
+  t.same(inferShapes(model).types.get('xt') ?? null, null, 'the static rules leave the Einsum output unknown');
+  const a = await analyzeModel(model);
+  t.equal(a.shapesFromRuntime, 2, 'both values the rules left unknown');
+  t.same(model.graph.type('xt')?.shape, [3, 2], 'the runtime shape is recorded');
+  t.same(model.graph.type('y')?.shape, [3, 2], 'for the Relu after it too');
 });
