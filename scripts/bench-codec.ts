@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import ort from 'onnxruntime-node';
 import { parseModel, serializeModel } from '../src/onnx/index.js';
-import { normalize } from '../src/ir/normalize.js';
+import { normalize } from '../src/passes/normalize.js';
 import { ROOT, OCR_MODELS, CLI } from '../devkit/paths.js';
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 15;

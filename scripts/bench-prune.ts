@@ -29,13 +29,13 @@ import { loadInputSet, type InputSet, type Sample } from '../src/data/inputs.js'
 import { syntheticSamples } from '../src/calib/synthetic.js';
 import { runFirstOutput } from '../src/calib/compare.js';
 import { singleOutputFidelity } from '../src/fidelity/index.js';
-import type { Model } from '../src/ir/model.js';
-import { normalize } from '../src/ir/normalize.js';
+import { cloneModel, type Model } from '../src/ir/model.js';
+import { normalize } from '../src/passes/normalize.js';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { prune, type PruneReport } from '../src/passes/prune/index.js';
 import type { Importance } from '../src/passes/prune/importance.js';
 import type { Recovery } from '../src/passes/prune/recovery.js';
-import { cloneModel, countMacs } from '../src/passes/prune/structured.js';
+import { countMacs } from '../src/passes/prune/structured.js';
 import { writeFileAtomic } from '../src/util/fs.js';
 import { writeMnistLabelled } from '../devkit/mnist-to-labelled.js';
 

@@ -26,7 +26,7 @@ import { detSets, recSets, stepAgreement, pct, REC_DIMS, DET_DIMS } from '../dev
 import { writeMnistLabelled } from '../devkit/mnist-to-labelled.js';
 import { interleavedMedians, median } from './interleave.js';
 import { prune } from '../src/passes/prune/index.js';
-import { normalize } from '../src/ir/normalize.js';
+import { normalize } from '../src/passes/normalize.js';
 import { serializeModel } from '../src/onnx/index.js';
 import { ModelBuilder } from '../devkit/builder.js';
 
@@ -74,7 +74,7 @@ async function det(): Promise<void> {
   const methods = (process.env.DET_METHODS ?? 'minmax,percentile').split(',') as ('minmax' | 'percentile' | 'entropy')[];
   for (const [method, floor] of methods.flatMap((m) => floors.map((f) => [m, f] as const))) {
     // fidelity (and the floor) judged on the calibration images with text; photos only calibrate
-    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx')), { mode: 'static', method, equalize: process.env.DET_EQUALIZE === '1', data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: floor, fallbackRank: RANK, latencyRuns: 0 });
+    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_det_infer.onnx')), { mode: 'static', method, equalize: process.env.DET_EQUALIZE === '1', data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: floor, fallbackRank: RANK });
     const f = await openSession(model);
     const q = await openSession(bytes);
     const ff = await openSession(serializeModel(floatModel));
@@ -109,7 +109,7 @@ async function rec(): Promise<void> {
   const refCal = await outputs(f, tensors(calib, 'x', dims));
   for (const [mode, rounding, fl] of runs) {
     const t0 = performance.now();
-    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, method, equalize: mode === 'static' && process.env.REC_EQUALIZE === '1', data: tensors(calib, 'x', dims), latencyRuns: 0, minFidelity: fl, fallbackRank: RANK, fidelityMetric: 'argmax', weightRounding: rounding, probeSamples: Number(process.env.REC_PROBE_SAMPLES ?? 0) || undefined });
+    const { bytes, report, floatModel } = await quantizeModel(loadModel(join(OCR, 'ch_PP-OCRv4_rec_infer.onnx')), { mode, method, equalize: mode === 'static' && process.env.REC_EQUALIZE === '1', data: tensors(calib, 'x', dims), minFidelity: fl, fallbackRank: RANK, fidelityMetric: 'argmax', weightRounding: rounding, probeSamples: Number(process.env.REC_PROBE_SAMPLES ?? 0) || undefined });
     const secs = (performance.now() - t0) / 1000;
     const q = await openSession(bytes);
     const ff = await openSession(serializeModel(floatModel));
@@ -146,7 +146,7 @@ async function transformer(): Promise<void> {
   const dims = [1, 16, 32];
   const mk = (k: number): Float32Array => Float32Array.from({ length: 512 }, (_, i) => Math.sin(i * 0.0137 * (1 + 0.1 * k) + k) * 0.8 + Math.cos(i * 0.00071 * (k + 1)) * 0.5);
   const data = tensors(Array.from({ length: 8 }, (_, k) => mk(k)), 'x', dims);
-  const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'dynamic', data, latencyRuns: 0 });
+  const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'dynamic', data });
   const f = await openSession(loadModel(file));
   const q = await openSession(bytes);
   // batch 32 so that one run takes long enough to time (the model's batch dim is dynamic)
@@ -163,7 +163,7 @@ async function transformer(): Promise<void> {
     const bytes0 = serializeModel(b.build());
     const mkT = (k: number): Float32Array => Float32Array.from({ length: T * C }, (_, i) => Math.sin(i * 0.0137 * (1 + 0.1 * k) + k) * 0.8 + Math.cos(i * 0.00071 * (k + 1)) * 0.5);
     const feedsT = tensors(Array.from({ length: 4 }, (_, k) => mkT(k)), 'x', [1, T, C]);
-    const r = await quantizeModel(parseModel(bytes0), { mode: 'dynamic', data: feedsT, latencyRuns: 0 });
+    const r = await quantizeModel(parseModel(bytes0), { mode: 'dynamic', data: feedsT });
     line(`generated encoder T=${T} C=${C} ${L} blocks, dynamic`, r.report, await latency(await openSession(bytes0), await openSession(r.bytes), feedsT[0]!), `cosine mean ${r.report.fidelity!.mean.toFixed(4)} min ${r.report.fidelity!.min.toFixed(4)}`);
   }
 }
@@ -179,7 +179,7 @@ async function mnist(): Promise<void> {
     const n = t.shape[0]!;
     const cal = tensors(Array.from({ length: c.shape[0]! }, (_, i) => (c.data as Float32Array).slice(i * 784, (i + 1) * 784)), 'x', [1, 1, 28, 28]);
     const file = join(ROOT, 'models/mnist-cnn.onnx');
-    const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'static', data: cal, latencyRuns: 0 });
+    const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'static', data: cal });
     const all = { x: new ort.Tensor('float32', t.data, [n, 1, 28, 28]) };
     const acc = async (s: ort.InferenceSession): Promise<number> => {
       const out = (await s.run(all))[s.outputNames[0]!]!.data as Float32Array;
@@ -216,7 +216,7 @@ async function prunedDet(): Promise<void> {
     shapes: new Map([['x', dims]]), samples: calib.map((d) => ({ x: { dtype: 'float32' as const, shape: dims, data: d as Float32Array<ArrayBuffer> } })), synthetic: false, skipFidelity: true,
   });
   const prunedBytes = serializeModel(pruned);
-  const qo = { mode: 'static' as const, method: (process.env.DET_METHOD ?? 'percentile') as 'percentile', data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: Number(process.env.DET_MIN_FIDELITY ?? 0) || undefined, latencyRuns: 0 };
+  const qo = { mode: 'static' as const, method: (process.env.DET_METHOD ?? 'percentile') as 'percentile', data: tensors(calib, 'x', dims), fidelityData: tensors(calib.slice(0, 2), 'x', dims), minFidelity: Number(process.env.DET_MIN_FIDELITY ?? 0) || undefined };
   const q = await quantizeModel(loadModel(file), qo);
   const pq = await quantizeModel(parseModelCopy(prunedBytes), qo);
   const sessions = { float: await openSession(loadModel(file)), int8: await openSession(q.bytes), pruned: await openSession(prunedBytes), 'pruned+int8': await openSession(pq.bytes) };
@@ -248,7 +248,7 @@ async function profileDet(): Promise<void> {
   const dims = [1, 3, 640, 640];
   const { calib, held } = detSets();
   const file = join(OCR, 'ch_PP-OCRv4_det_infer.onnx');
-  const { bytes } = await quantizeModel(loadModel(file), { mode: 'static', data: tensors(calib, 'x', dims), latencyRuns: 0 });
+  const { bytes } = await quantizeModel(loadModel(file), { mode: 'static', data: tensors(calib, 'x', dims) });
   const dir = mkdtempSync(join(tmpdir(), 'edgefit-prof-'));
   const cwd = process.cwd();
   process.chdir(dir); // onnxruntime writes the profile into the working directory

@@ -69,7 +69,7 @@ function judge(ref: Float32Array[], got: Float32Array[]): string {
 // det calibrates on photos and text but is ranked on the text images (the first two), where its map is not ~0
 const rankSet = which === 'det' ? calib.slice(0, Math.max(1, RANK)) : calib.filter((_, i) => i % Math.max(1, Math.floor(calib.length / RANK)) === 0).slice(0, Math.max(1, RANK));
 const t0 = performance.now();
-const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'static', method, equalize, ...(exact ? { platform: { arch: 'x64', feature: 'avx512_vnni' as const, activation: 'uint8' as const, reduceRange: false, why: 'emulated exact int8 (VNNI-like: u8 activations, full 8-bit weights)' } } : {}), data: feeds(calib), fidelityData: feeds(rankSet), latencyRuns: 0, fidelityMetric: which === 'rec' ? 'argmax' : 'cosine' });
+const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'static', method, equalize, ...(exact ? { platform: { arch: 'x64', feature: 'avx512_vnni' as const, activation: 'uint8' as const, reduceRange: false, why: 'emulated exact int8 (VNNI-like: u8 activations, full 8-bit weights)' } } : {}), data: feeds(calib), fidelityData: feeds(rankSet), fidelityMetric: which === 'rec' ? 'argmax' : 'cosine' });
 console.log(`${which}: quantized (${method}, ${report.weightRounding?.method}${equalize ? `, equalized ${report.equalized?.sites} sites` : ''}) in ${((performance.now() - t0) / 1000).toFixed(0)} s; ${report.platform.why}`);
 const base = parseModel(bytes);
 const acts = quantizedActivations(bytes);

@@ -3,7 +3,7 @@
 // elementwise ops count 0 MACs, as is usual in the pruning literature.
 import type { Model } from '../ir/model.js';
 import type { Node } from '../ir/node.js';
-import { isFloatDType, dtypeBytes } from '../onnx/dtype.js';
+import { isFloatDType, dtypeBytes } from '../ir/dtype.js';
 import { numel } from '../ir/shapes.js';
 import type { ReadonlyGraph } from '../ir/graph.js';
 

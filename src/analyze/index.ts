@@ -1,8 +1,7 @@
-// One call for "understand this model": normalise, infer shapes (static rules, then onnxruntime
+// One call for "understand this model" (normalised by the caller: analysis reads, it never rewrites): infer shapes (static rules, then onnxruntime
 // for what they miss), validate, and count costs.
 import type { Model } from '../ir/model.js';
-import { normalize } from '../ir/normalize.js';
-import { inferShapes, isStatic } from '../ir/shapes.js';
+import { annotateShapes, applyShapes, isStatic } from '../ir/shapes.js';
 import { validateGraph, type ValidationIssue } from '../ir/validate.js';
 import { analyzeCost, type ModelCost } from './cost.js';
 import { shapesFromOrt } from './ort-shapes.js';
@@ -17,14 +16,17 @@ export interface Analysis extends ModelCost {
 }
 
 export async function analyzeModel(model: Model, shapes: Map<string, number[]> = new Map(), opts: { runtimeFallback?: boolean } = {}): Promise<Analysis> {
-  normalize(model);
-  const inf = inferShapes(model, { shapes });
+  const inf = annotateShapes(model, { shapes });
   let fromRuntime = 0;
   const inputsKnown = model.graph.runtimeInputs().every((i) => shapes.has(i.name) || (i.type !== null && isStatic(i.type.shape)));
   if (inf.unresolved.length && opts.runtimeFallback !== false && inputsKnown) {
     try {
-      fromRuntime = await shapesFromOrt(model, shapes, inf.unresolved);
-      if (fromRuntime) inferShapes(model, { shapes }); // downstream rules can now use them
+      const found = await shapesFromOrt(model, shapes, inf.unresolved);
+      fromRuntime = found.size;
+      if (fromRuntime) {
+        applyShapes(model.graph, found);
+        annotateShapes(model, { shapes }); // downstream rules can now use them
+      }
     } catch {
       // the fallback is best effort: figures stay marked unknown
     }

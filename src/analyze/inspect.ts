@@ -1,5 +1,4 @@
 // The data behind `edgefit inspect`: the JSON object and the human table.
-import { loadModel } from '../onnx/index.js';
 import type { Model } from '../ir/model.js';
 import { analyzeModel, type Analysis } from './index.js';
 import { EdgefitError } from '../errors.js';
@@ -22,8 +21,8 @@ export interface InspectReport {
   issues: string[];
 }
 
-export async function inspectModel(path: string, shapes: Map<string, number[]>): Promise<InspectReport> {
-  const model = loadModel(path);
+/** `model` as loaded and normalised (constants lifted) by the caller; `path` names it in the report. */
+export async function inspectModel(path: string, model: Model, shapes: Map<string, number[]>): Promise<InspectReport> {
   const originalInputs = model.graph.runtimeInputs().map((i) => ({ name: i.name, dtype: i.type?.dtype ?? 'undefined', shape: i.type?.shape ?? null }));
   const a = await analyzeModel(model, shapes);
   if (a.issues.length) throw new EdgefitError('INVALID_GRAPH', `${path}: ${a.issues[0]!.message}${a.issues.length > 1 ? ` (and ${a.issues.length - 1} more problems)` : ''}`);

@@ -2,10 +2,11 @@
 // those values exposed as extra graph outputs, and read their dims. Inputs are zero-filled
 // tensors of the given shapes (shapes only, so the values do not matter).
 import ort from 'onnxruntime-node';
-import { parseModel, serializeModel } from '../onnx/index.js';
-import type { Model } from '../ir/model.js';
+import { serializeModel } from '../onnx/index.js';
+import { cloneModel, type Model } from '../ir/model.js';
 import { EdgefitError } from '../errors.js';
-import type { DType } from '../onnx/dtype.js';
+import type { DType } from '../ir/dtype.js';
+import type { TensorType } from '../ir/types.js';
 
 const ORT_TYPES: Partial<Record<DType, ort.Tensor.Type>> = {
   float32: 'float32', float16: 'float16', int8: 'int8', uint8: 'uint8', int32: 'int32', int64: 'int64', bool: 'bool', float64: 'float64',
@@ -27,10 +28,11 @@ export function zeroTensor(dtype: DType, dims: number[]): ort.Tensor {
   return new ort.Tensor(type, data, dims);
 }
 
-/** Fill graph.valueTypes for `values` by running the model once. Returns how many were resolved. */
-export async function shapesFromOrt(model: Model, shapes: Map<string, number[]>, values: string[]): Promise<number> {
-  if (values.length === 0) return 0;
-  const probe = parseModel(serializeModel(model));
+/** Types of `values` found by running the model once (on a copy: the model is left as it was). */
+export async function shapesFromOrt(model: Model, shapes: Map<string, number[]>, values: string[]): Promise<Map<string, TensorType>> {
+  const found = new Map<string, TensorType>();
+  if (values.length === 0) return found;
+  const probe = cloneModel(model);
   const existing = new Set(probe.graph.outputs.map((o) => o.name));
   for (const v of values) if (!existing.has(v)) probe.graph.outputs.push({ name: v, type: null });
   const feeds: Record<string, ort.Tensor> = {};
@@ -44,15 +46,13 @@ export async function shapesFromOrt(model: Model, shapes: Map<string, number[]>,
   const session = await ort.InferenceSession.create(serializeModel(probe), { graphOptimizationLevel: 'disabled' });
   try {
     const out = await session.run(feeds, values);
-    let n = 0;
     for (const v of values) {
       const t = out[v];
       if (!t) continue;
       const dtype = (Object.entries(ORT_TYPES).find(([, o]) => o === t.type)?.[0] ?? 'float32') as DType;
-      model.graph.valueTypes.set(v, { dtype, shape: [...t.dims] });
-      n++;
+      found.set(v, { dtype, shape: [...t.dims] });
     }
-    return n;
+    return found;
   } finally {
     await session.release();
   }

@@ -2,6 +2,7 @@
 // array. npy/npz/image/synthetic loaders all produce it; the evaluator's child turns it into an
 // ort.Tensor. Typed arrays survive IPC with fork's 'advanced' serialization, so no re-encoding.
 import { EdgefitError } from '../errors.js';
+import { halfToFloat } from '../ir/float16.js';
 
 /** dtype name -> typed array constructor, numpy descr (little-endian) and onnxruntime tensor type. */
 export const ND_DTYPES = {
@@ -55,20 +56,11 @@ export function ndToFloat64(a: NdArray): Float64Array {
   if (d instanceof BigInt64Array || d instanceof BigUint64Array) {
     for (let i = 0; i < d.length; i++) out[i] = Number(d[i]!);
   } else if (a.dtype === 'float16') {
-    for (let i = 0; i < d.length; i++) out[i] = halfToNumber((d as Uint16Array)[i]!);
+    for (let i = 0; i < d.length; i++) out[i] = halfToFloat((d as Uint16Array)[i]!);
   } else {
     for (let i = 0; i < d.length; i++) out[i] = (d as Float32Array)[i]!;
   }
   return out;
-}
-
-function halfToNumber(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
 /**

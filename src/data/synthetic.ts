@@ -4,6 +4,7 @@
 // Every figure derived from them is flagged synthetic: they say nothing about accuracy.
 import { ND_DTYPES, type NdArray, type NdData, type NdDType, shapeSize } from './ndarray.js';
 import { rng } from '../util/rng.js';
+import { floatToHalf } from '../ir/float16.js';
 
 export { rng };
 
@@ -26,7 +27,7 @@ export function syntheticArray(dtype: NdDType, shape: number[], rand: () => numb
     }
     if (dtype === 'float16') {
       const h = data as Uint16Array;
-      for (let i = 0; i < n; i++) h[i] = toHalf(f[i]!);
+      for (let i = 0; i < n; i++) h[i] = floatToHalf(f[i]!);
     }
   } else if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
     for (let i = 0; i < n; i++) data[i] = BigInt(Math.floor(rand() * INT_IDS));
@@ -38,15 +39,4 @@ export function syntheticArray(dtype: NdDType, shape: number[], rand: () => numb
     for (let i = 0; i < n; i++) (data as Int32Array)[i] = Math.floor(rand() * INT_IDS);
   }
   return { dtype, shape, data };
-}
-
-function toHalf(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const e = ((x >>> 23) & 0xff) - 127 + 15;
-  const m = x & 0x7fffff;
-  if (e <= 0) return sign | ((m | 0x800000) >> (14 - e));
-  if (e >= 31) return sign | 0x7c00;
-  return sign | (e << 10) | (m >> 13);
 }

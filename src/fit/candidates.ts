@@ -4,7 +4,7 @@
 // then quantized. Every candidate starts again from the original bytes: candidates never
 // inherit each other's damage.
 import { parseModel, serializeModel } from '../onnx/index.js';
-import { normalize } from '../ir/normalize.js';
+import { normalize } from '../passes/normalize.js';
 import { EdgefitError } from '../errors.js';
 import { prune } from '../passes/prune/index.js';
 import { quantizeModel } from '../passes/quantize/index.js';

@@ -6,8 +6,8 @@ import { basename, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EdgefitError } from '../errors.js';
 import { readModelBytes, parseModel } from '../onnx/index.js';
-import { normalize } from '../ir/normalize.js';
-import { inferShapes } from '../ir/shapes.js';
+import { normalize } from '../passes/normalize.js';
+import { annotateShapes } from '../ir/shapes.js';
 import { analyzeCost } from '../analyze/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { syntheticSamples } from '../calib/synthetic.js';
@@ -73,7 +73,7 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
   const original = readModelBytes(req.modelPath);
   const probe = normalize(parseModel(original));
   const shapes = new Map(Object.entries(req.shapes));
-  inferShapes(probe, { shapes }); // fails early on a --shape naming no input
+  annotateShapes(probe, { shapes }); // fails early on a --shape naming no input
   const inputs = probe.graph.runtimeInputs();
   if (inputs.length !== 1) throw new EdgefitError('UNSUPPORTED', `fit handles single-input models for now; this one has ${inputs.length} inputs`);
   const inputName = inputs[0]!.name;

@@ -133,6 +133,25 @@ export class Graph implements ReadonlyGraph {
     return s.length ? [...r, ...s] : r;
   }
 
+  /**
+   * An independent deep copy (nodes, initializers, value types), for passes and probes that must
+   * leave the original as it was. Cheaper than an encode/decode round trip and keeps the recorded
+   * value types. Codec extras are shared: only the codec reads them.
+   */
+  clone(): Graph {
+    const g = new Graph();
+    g.name = this.name;
+    g.docString = this.docString;
+    g.nodes = this.nodes.map((n) => n.clone());
+    g.inputs = this.inputs.map(cloneValueInfo);
+    g.outputs = this.outputs.map(cloneValueInfo);
+    for (const [k, t] of this.valueTypes) g.valueTypes.set(k, cloneType(t));
+    g.declaredValueInfo = new Set(this.declaredValueInfo);
+    for (const t of this.inits.values()) g.inits.set(t.name, t.clone());
+    g.extra = this.extra;
+    return g;
+  }
+
   // ---- mutation ----
   touch(): void {
     this.dirty = true;
@@ -194,4 +213,12 @@ export class Graph implements ReadonlyGraph {
     this.outputNames = new Set(this.outputs.map((v) => v.name));
     this.dirty = false;
   }
+}
+
+function cloneType(t: TensorType): TensorType {
+  return { dtype: t.dtype, shape: t.shape ? [...t.shape] : null };
+}
+
+function cloneValueInfo(v: ValueInfo): ValueInfo {
+  return { ...v, type: v.type ? cloneType(v.type) : null };
 }

@@ -16,6 +16,11 @@ export interface Model {
   extra: unknown;
 }
 
+/** An independent deep copy of a model (see Graph.clone); replaces encode/decode round trips. */
+export function cloneModel(m: Model): Model {
+  return { ...m, opsets: new Map(m.opsets), metadata: new Map(m.metadata), graph: m.graph.clone() };
+}
+
 export function opsetVersion(m: Model, domain = ''): number {
   return m.opsets.get(domain) ?? m.opsets.get('ai.onnx') ?? 0;
 }

@@ -85,6 +85,18 @@ export class Node {
     this.attrs.set(name, { type: 'float', value: v });
   }
 
+  /**
+   * An independent copy with a fresh id: list attributes and tensor values are copied, so a pass
+   * editing one cannot reach the other. Subgraph protos and codec extras are shared: nothing in
+   * edgefit rewrites them (see OpaqueGraph).
+   */
+  clone(): Node {
+    const n = new Node({ name: this.name, opType: this.opType, domain: this.domain, inputs: this.inputs, outputs: this.outputs, docString: this.docString });
+    for (const [k, a] of this.attrs) n.attrs.set(k, cloneAttr(a));
+    n.extra = this.extra;
+    return n;
+  }
+
   /** Outer-scope names read by this node's subgraphs. */
   subgraphRefs(): string[] {
     const refs: string[] = [];
@@ -93,5 +105,19 @@ export class Node {
       else if (a.type === 'graphs') for (const g of a.value as OpaqueGraph[]) refs.push(...g.outerRefs);
     }
     return refs;
+  }
+}
+
+function cloneAttr(a: AttrValue): AttrValue {
+  switch (a.type) {
+    case 'floats':
+    case 'ints':
+      return { type: a.type, value: [...a.value] };
+    case 'strings':
+      return { type: a.type, value: [...a.value] };
+    case 'tensor':
+      return { type: 'tensor', value: a.value.clone() };
+    default:
+      return a; // scalars are immutable values; graphs and opaque attributes are never rewritten
   }
 }

@@ -2,8 +2,8 @@
 import type { Graph } from './graph.js';
 import type { Node } from './node.js';
 import type { Dim, TensorType } from './types.js';
-import type { DType } from '../onnx/dtype.js';
-import { dtypeFromOnnx } from '../onnx/dtype.js';
+import type { DType } from './dtype.js';
+import { dtypeFromOnnx } from './dtype.js';
 
 export interface InferCtx {
   type(v: string | undefined): TensorType | null;

@@ -2,8 +2,10 @@
 // the values of small integer tensors (the Shape -> Gather -> Concat -> Reshape chains exporters
 // emit), so that dynamic-looking reshapes resolve once the input dims are given with --shape.
 // What it cannot infer stays null; src/analyze/ort-shapes.ts asks onnxruntime for those.
+// inferShapes only reads the model and returns the types it found; annotateShapes (or
+// applyShapes) records them in graph.valueTypes where a caller wants the model annotated.
 import { EdgefitError } from '../errors.js';
-import type { DType } from '../onnx/dtype.js';
+import type { DType } from './dtype.js';
 import type { Graph } from './graph.js';
 import type { Model } from './model.js';
 import { opsetVersion } from './model.js';
@@ -17,6 +19,8 @@ export interface InferOptions {
 }
 
 export interface InferResult {
+  /** Type of every graph input and node output the rules (or the recorded types) know. */
+  types: Map<string, TensorType>;
   /** Values whose shape stayed unknown or symbolic. */
   unresolved: string[];
   /** Ops without a rule here. */
@@ -88,19 +92,32 @@ export function inferShapes(model: Model, opts: InferOptions = {}): InferResult 
     });
   }
   const unresolved: string[] = [];
+  const found = new Map<string, TensorType>();
   for (const n of g.nodes) {
     for (const o of n.outputs) {
       if (!o) continue;
       const t = types.get(o);
-      if (t) g.valueTypes.set(o, t);
+      if (t) found.set(o, t);
       if (!t || !isStatic(t.shape)) unresolved.push(o);
     }
   }
   for (const inp of g.inputs) {
     const t = types.get(inp.name);
-    if (t) g.valueTypes.set(inp.name, t);
+    if (t) found.set(inp.name, t);
   }
-  return { unresolved, unknownOps: [...unknownOps] };
+  return { types: found, unresolved, unknownOps: [...unknownOps] };
+}
+
+/** Record inferred types in graph.valueTypes (what analysis and cost figures read). */
+export function applyShapes(g: Graph, types: ReadonlyMap<string, TensorType>): void {
+  for (const [k, t] of types) g.valueTypes.set(k, t);
+}
+
+/** inferShapes, then applyShapes: for callers that want the model itself annotated. */
+export function annotateShapes(model: Model, opts: InferOptions = {}): InferResult {
+  const r = inferShapes(model, opts);
+  applyShapes(model.graph, r.types);
+  return r;
 }
 
 export function isStatic(shape: Dim[] | null): shape is number[] {

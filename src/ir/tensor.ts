@@ -1,5 +1,5 @@
-import { type DType, dtypeBytes } from '../onnx/dtype.js';
-import { halfToFloat, floatToHalf, bf16ToFloat } from '../onnx/float16.js';
+import { type DType, dtypeBytes } from './dtype.js';
+import { halfToFloat, floatToHalf, bf16ToFloat } from './float16.js';
 import { EdgefitError } from '../errors.js';
 
 /** How the tensor was stored in the file: kept so that an untouched model re-encodes the same way. */
@@ -66,6 +66,14 @@ export class Tensor {
 
   withName(name: string): Tensor {
     return new Tensor({ name, dtype: this.dtype, dims: this.dims, bytes: this.data, strings: this.strings, encoding: this.encoding, docString: this.docString });
+  }
+
+  /** A copy that owns its bytes: code that writes through toFloat32()'s view cannot reach the original. */
+  clone(): Tensor {
+    return new Tensor({
+      name: this.name, dtype: this.dtype, dims: this.dims, bytes: Uint8Array.prototype.slice.call(this.data),
+      strings: this.strings, encoding: this.encoding, docString: this.docString,
+    });
   }
 
   private view<T>(ctor: { new (b: ArrayBufferLike, o: number, n: number): T; BYTES_PER_ELEMENT: number }): T {

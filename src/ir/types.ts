@@ -1,4 +1,4 @@
-import type { DType } from '../onnx/dtype.js';
+import type { DType } from './dtype.js';
 import type { Tensor } from './tensor.js';
 
 /** A dimension: a known size, a symbolic name (dim_param), or unknown. */

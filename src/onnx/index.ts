@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { decodeModelProto, encodeModelProto } from './proto.js';
 import { modelToProto, protoToModel, type DecodeOptions } from './serde.js';
 
-export { dtypeFromOnnx, dtypeToOnnx, dtypeBytes, isFloatDType, type DType } from './dtype.js';
+export { dtypeFromOnnx, dtypeToOnnx, dtypeBytes, isFloatDType, type DType } from '../ir/dtype.js';
 
 export function readModelBytes(path: string): Buffer {
   let st;

@@ -8,7 +8,7 @@ import type { Model } from '../ir/model.js';
 import { Node } from '../ir/node.js';
 import { Tensor } from '../ir/tensor.js';
 import type { AttrValue, Dim, OpaqueGraph, TensorType, ValueInfo } from '../ir/types.js';
-import { dtypeBytes, dtypeFromOnnx, dtypeToOnnx, type DType } from './dtype.js';
+import { dtypeBytes, dtypeFromOnnx, dtypeToOnnx, type DType } from '../ir/dtype.js';
 import { has, type PAttr, type PEntry, type PGraph, type PModel, type PNode, type PTensor, type PTypeProto, type PValueInfo } from './proto.js';
 
 const utf8d = new TextDecoder('utf-8');

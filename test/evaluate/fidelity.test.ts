@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { evaluateModel, compareModels, Evaluator, latencyStats, percentile } from '../../src/evaluate/index.js';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';
-import { normalize } from '../../src/ir/normalize.js';
+import { normalize } from '../../src/passes/normalize.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { rng } from '../../src/data/synthetic.js';
 import { loadInputSet } from '../../src/data/inputs.js';

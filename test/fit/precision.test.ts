@@ -3,15 +3,15 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { readModelBytes, parseModel } from '../../src/onnx/index.js';
-import { normalize } from '../../src/ir/normalize.js';
-import { inferShapes } from '../../src/ir/shapes.js';
+import { normalize } from '../../src/passes/normalize.js';
+import { annotateShapes } from '../../src/ir/shapes.js';
 import { analyzeCost } from '../../src/analyze/index.js';
 import { int8Flavour, matmulShare } from '../../src/fit/precision.js';
 import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
 
 function cost(path: string, shapes: Record<string, number[]>) {
   const m = normalize(parseModel(readModelBytes(path)));
-  inferShapes(m, { shapes: new Map(Object.entries(shapes)) });
+  annotateShapes(m, { shapes: new Map(Object.entries(shapes)) });
   return analyzeCost(m);
 }
 

@@ -3,13 +3,13 @@
 import type { Test } from 'tap';
 import { loadInputSet, type InputSet, type Sample } from '../../src/data/inputs.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
-import type { Model } from '../../src/ir/model.js';
+import { cloneModel, type Model } from '../../src/ir/model.js';
 import { serializeModel } from '../../src/onnx/index.js';
 import { applyPruning } from '../../src/passes/prune/apply.js';
 import { maskRemoved, probeChannels } from '../../src/passes/prune/exactness.js';
 import { analyzeGroups, type Group } from '../../src/passes/prune/groups.js';
 import { range } from '../../src/passes/prune/space.js';
-import { cloneModel, pruneStep } from '../../src/passes/prune/structured.js';
+import { pruneStep } from '../../src/passes/prune/structured.js';
 
 export async function outputs(m: Model, s: Sample, optimization: 'basic' | 'disabled' = 'basic'): Promise<{ dims: number[]; data: Float32Array }> {
   const r = await ModelRunner.fromBytes(serializeModel(m), { optimization });

@@ -1,12 +1,14 @@
 import t from 'tap';
 import ort from 'onnxruntime-node';
 import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
-import { normalize } from '../../src/ir/normalize.js';
+import { normalize } from '../../src/passes/normalize.js';
 import { inferShapes } from '../../src/ir/shapes.js';
 import { analyzeModel } from '../../src/analyze/index.js';
 import { validateGraph } from '../../src/ir/validate.js';
 import { deadCodeElimination } from '../../src/passes/cleanup/dce.js';
 import { Node } from '../../src/ir/node.js';
+import { Graph } from '../../src/ir/graph.js';
+import type { Model } from '../../src/ir/model.js';
 import { OCR_MODELS } from '../../devkit/paths.js';
 
 // Independent counts of float elements (initializers + Constant tensors), from the issue and
@@ -17,7 +19,9 @@ for (const [name, m] of Object.entries(OCR_MODELS)) {
   t.test(`PP-OCR ${name}: static shapes agree with onnxruntime on every intermediate value`, async (t) => {
     const model = normalize(loadModel(m.file));
     const shapes = new Map([['x', [...m.shape]]]);
+    const recorded = JSON.stringify([...model.graph.valueTypes]);
     const r = inferShapes(model, { shapes });
+    t.equal(JSON.stringify([...model.graph.valueTypes]), recorded, 'inference returns the types and leaves the graph as it was');
     t.same(r.unresolved, [], 'every value resolved statically');
     // Ask onnxruntime for every node output and compare dims.
     const probe = parseModel(serializeModel(model));
@@ -28,7 +32,7 @@ for (const [name, m] of Object.entries(OCR_MODELS)) {
     const out = await s.run({ x: new ort.Tensor('float32', new Float32Array(n).fill(0.1), [...m.shape]) });
     let mismatched = 0;
     for (const v of Object.keys(out)) {
-      const ours = model.graph.type(v)?.shape;
+      const ours = r.types.get(v)?.shape;
       if (JSON.stringify(ours) !== JSON.stringify(out[v]!.dims)) mismatched++;
     }
     t.equal(mismatched, 0, `all ${Object.keys(out).length} shapes match`);
@@ -46,7 +50,7 @@ for (const [name, m] of Object.entries(OCR_MODELS)) {
 }
 
 t.test('dynamic dims without --shape: figures say unknown and name the --shape', async (t) => {
-  const a = await analyzeModel(loadModel(OCR_MODELS.det.file));
+  const a = await analyzeModel(normalize(loadModel(OCR_MODELS.det.file)));
   t.equal(a.macs, null);
   t.match(a.unresolved[0], /--shape x=Nx3xNxN/);
   t.equal(a.params, EXPECTED_PARAMS.det, 'params need no shapes');
@@ -82,4 +86,18 @@ t.test('dead-code elimination removes an unused branch and keeps the outputs', a
   t.equal(model.graph.nodes.length, before);
   const again = await deadCodeElimination.run(model);
   t.notOk(again.changed, 'idempotent');
+});
+
+t.test('shapes the rules cannot infer come from onnxruntime and annotate the model', async (t) => {
+  const g = new Graph();
+  g.inputs = [{ name: 'x', type: { dtype: 'float32', shape: [2, 3] } }];
+  g.addNode({ opType: 'Einsum', inputs: ['x'], outputs: ['xt'], attrs: { equation: { type: 'string', value: 'ij->ji' } } }); // no static rule
+  g.addNode({ opType: 'Relu', inputs: ['xt'], outputs: ['y'] });
+  g.outputs = [{ name: 'y', type: { dtype: 'float32', shape: null } }];
+  const model: Model = { irVersion: 8, opsets: new Map([['', 13]]), producerName: '', producerVersion: '', domain: '', modelVersion: 0, docString: '', metadata: new Map(), graph: g, extra: undefined };
+  t.same(inferShapes(model).types.get('xt') ?? null, null, 'the static rules leave the Einsum output unknown');
+  const a = await analyzeModel(model);
+  t.equal(a.shapesFromRuntime, 2, 'both values the rules left unknown');
+  t.same(model.graph.type('xt')?.shape, [3, 2], 'the runtime shape is recorded');
+  t.same(model.graph.type('y')?.shape, [3, 2], 'for the Relu after it too');
 });

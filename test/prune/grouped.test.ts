@@ -12,7 +12,7 @@ import { syntheticSamples } from '../../src/calib/synthetic.js';
 import { analyzeCost } from '../../src/analyze/cost.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { rng } from '../../src/util/rng.js';
-import type { Model } from '../../src/ir/model.js';
+import { cloneModel, type Model } from '../../src/ir/model.js';
 import type { Node } from '../../src/ir/node.js';
 import { applyPruning, gatherGroupedColumns } from '../../src/passes/prune/apply.js';
 import { lsqRecover } from '../../src/passes/prune/recovery.js';
@@ -21,7 +21,7 @@ import { groupedColumnNorms, groupScores } from '../../src/passes/prune/importan
 import { prune } from '../../src/passes/prune/index.js';
 import { keepCount, topK } from '../../src/passes/prune/select.js';
 import { range } from '../../src/passes/prune/space.js';
-import { cloneModel, countMacs, pruneStep } from '../../src/passes/prune/structured.js';
+import { countMacs, pruneStep } from '../../src/passes/prune/structured.js';
 
 const { resnext, shufflenet, multiplier, coupled } = GROUPED_FIXTURES;
 

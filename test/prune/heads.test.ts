@@ -8,14 +8,14 @@ import { FIXTURES, ModelBuilder, fixtureInputShape } from '../../devkit/builder.
 import { ModelRunner } from '../../src/runtime/runner.js';
 import type { Sample } from '../../src/data/inputs.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
-import type { Model } from '../../src/ir/model.js';
+import { cloneModel, type Model } from '../../src/ir/model.js';
 import type { Node } from '../../src/ir/node.js';
 import { serializeModel } from '../../src/onnx/index.js';
 import { applyPruning } from '../../src/passes/prune/apply.js';
 import { maskRemoved } from '../../src/passes/prune/exactness.js';
 import { type GroupAnalysis, analyzeGroups } from '../../src/passes/prune/groups.js';
 import { HISTORY_KEY, prune, replayHistory } from '../../src/passes/prune/index.js';
-import { cloneModel, countMacs, pruneStep } from '../../src/passes/prune/structured.js';
+import { countMacs, pruneStep } from '../../src/passes/prune/structured.js';
 
 async function run(m: Model, s: Sample): Promise<{ dims: number[]; data: Float32Array }> {
   const r = await ModelRunner.fromBytes(serializeModel(m));

@@ -10,12 +10,11 @@ import { loadCalib } from '../helpers/prune-check.js';
 import { runFirstOutput } from '../../src/calib/compare.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
 import type { Sample } from '../../src/data/inputs.js';
-import type { Model } from '../../src/ir/model.js';
-import { normalize } from '../../src/ir/normalize.js';
+import { cloneModel, type Model } from '../../src/ir/model.js';
+import { normalize } from '../../src/passes/normalize.js';
 import { loadModel } from '../../src/onnx/index.js';
 import { prune } from '../../src/passes/prune/index.js';
 import { heldOutIndices } from '../../src/passes/prune/recovery.js';
-import { cloneModel } from '../../src/passes/prune/structured.js';
 import { writeMnistLabelled } from '../../devkit/mnist-to-labelled.js';
 
 t.test('bias compensation restores the output mean exactly (1x1 conv), lsq improves fidelity further', async (t) => {

@@ -6,12 +6,12 @@ import { FIXTURES, ModelBuilder, fixtureInputShape } from '../../devkit/builder.
 import { ModelRunner } from '../../src/runtime/runner.js';
 import type { Sample } from '../../src/data/inputs.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
-import type { Model } from '../../src/ir/model.js';
+import { cloneModel, type Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
 import { analyzeGroups } from '../../src/passes/prune/groups.js';
 import { HISTORY_KEY, prune, replayHistory } from '../../src/passes/prune/index.js';
-import { cloneModel, countMacs, pruneStep } from '../../src/passes/prune/structured.js';
+import { countMacs, pruneStep } from '../../src/passes/prune/structured.js';
 import { keepCount } from '../../src/passes/prune/select.js';
 
 async function run(m: Model, s: Sample): Promise<{ dims: number[]; data: Float32Array }> {

@@ -9,12 +9,12 @@ import t from 'tap';
 import { FIXTURES, GROUPED_FIXTURES, ModelBuilder } from '../../devkit/builder.js';
 import { checkPruneEqualsMask, outputs } from '../helpers/prune-check.js';
 import { syntheticSamples } from '../../src/calib/synthetic.js';
-import type { Model } from '../../src/ir/model.js';
+import { cloneModel, type Model } from '../../src/ir/model.js';
 import { applyPruning } from '../../src/passes/prune/apply.js';
 import { analyzeGroups, type Group, type GroupAnalysis } from '../../src/passes/prune/groups.js';
 import { keepCount } from '../../src/passes/prune/select.js';
 import { type Atoms, type Space, keptIndices } from '../../src/passes/prune/space.js';
-import { cloneModel, countMacs, pruneStep } from '../../src/passes/prune/structured.js';
+import { countMacs, pruneStep } from '../../src/passes/prune/structured.js';
 import { prune } from '../../src/passes/prune/index.js';
 
 const SUBJECTS: Record<string, () => Model> = {

@@ -12,8 +12,8 @@ import { readNpy } from '../../src/data/npy.js';
 import { openSession } from '../../src/runtime/runner.js';
 import { cosine } from '../../src/fidelity/index.js';
 import { applyOpsetPlan, planOpset } from '../../src/passes/quantize/opset.js';
-import { normalize } from '../../src/ir/normalize.js';
-import { inferShapes } from '../../src/ir/shapes.js';
+import { normalize } from '../../src/passes/normalize.js';
+import { annotateShapes } from '../../src/ir/shapes.js';
 import { writeMnistLabelled } from '../../devkit/mnist-to-labelled.js';
 import { prune } from '../../src/passes/prune/index.js';
 import { ROOT, OCR_MODELS } from '../../devkit/paths.js';
@@ -99,7 +99,7 @@ t.test('fp16 storage halves the file, same outputs to 1e-3', async (t) => {
 t.test('opset 9 recogniser raised to 13 (read as 14) without changing its outputs', async (t) => {
   const m = normalize(loadModel(OCR_MODELS.rec.file));
   const before = serializeModel(m);
-  inferShapes(m, { shapes: new Map([['x', [1, 3, 48, 320]]]) }); // ranks tell whether Softmax is over the last axis
+  annotateShapes(m, { shapes: new Map([['x', [1, 3, 48, 320]]]) }); // ranks tell whether Softmax is over the last axis
   const plan = planOpset(m);
   t.equal(plan.to, 14, 'raised to 13, then read as 14 (no meaning change at default attributes)');
   t.same(plan.converted, ['Clip', 'Slice', 'Squeeze']);

@@ -57,7 +57,7 @@ t.test('rec static int8: reported argmax agreement matches an independent count,
 
   // round-to-nearest weights: this test is about the metric and the fallback, and the data-aware
   // rounding (rounding.test.ts) would add its statistics pass to a file already near tap's timeout
-  const all = await quantizeModel(loadModel(OCR_MODELS.rec.file), { mode: 'static', method: 'percentile', data, fidelityMetric: 'argmax', latencyRuns: 0, weightRounding: 'nearest' });
+  const all = await quantizeModel(loadModel(OCR_MODELS.rec.file), { mode: 'static', method: 'percentile', data, fidelityMetric: 'argmax', weightRounding: 'nearest' });
   const base = all.report.fidelity!;
   t.equal(base.metric, 'argmax');
   t.ok(Math.abs(base.mean - (await agreement(original, all.bytes, data))) < 1e-9, `reported ${base.mean} is the agreement counted on the written model`);
@@ -66,7 +66,7 @@ t.test('rec static int8: reported argmax agreement matches an independent count,
 
   // a floor above what all-int8 reaches: a third of the way to full agreement
   const floor = base.mean + (1 - base.mean) / 3;
-  const fb = await quantizeModel(loadModel(OCR_MODELS.rec.file), { mode: 'static', method: 'percentile', data, fidelityMetric: 'argmax', minFidelity: floor, maxProbes: 8, latencyRuns: 0, weightRounding: 'nearest' });
+  const fb = await quantizeModel(loadModel(OCR_MODELS.rec.file), { mode: 'static', method: 'percentile', data, fidelityMetric: 'argmax', minFidelity: floor, maxProbes: 8, weightRounding: 'nearest' });
   const f = fb.report.fidelity!;
   t.ok(f.mean >= floor && f.mean > base.mean, `fallback: ${f.mean} >= floor ${floor} > all-int8 ${base.mean}`);
   t.ok(Math.abs(f.mean - (await agreement(original, fb.bytes, data))) < 1e-9, 'the fallback model written is the one measured');

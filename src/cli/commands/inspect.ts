@@ -1,5 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { inspectModel, formatInspect } from '../../analyze/inspect.js';
+import { loadModel } from '../../onnx/index.js';
+import { normalize } from '../../passes/normalize.js';
 import { parseShapes, printJson } from '../output.js';
 
 interface Args { model: string; shape?: string[]; json?: boolean; all?: boolean }
@@ -14,7 +16,7 @@ export const command: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', describe: 'print one JSON object' })
       .option('all', { type: 'boolean', describe: 'list every layer, including those without weights or MACs' }),
   handler: async (argv) => {
-    const report = await inspectModel(argv.model, parseShapes(argv.shape));
+    const report = await inspectModel(argv.model, normalize(loadModel(argv.model)), parseShapes(argv.shape));
     if (argv.json) printJson(report);
     else process.stdout.write(`${formatInspect(report, { all: argv.all })}\n`);
   },

@@ -1,7 +1,7 @@
 // edgefit prune <in.onnx> -o <out.onnx> ...: thin; the work is in src/passes/prune/.
 import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
-import { normalize } from '../../ir/normalize.js';
+import { normalize } from '../../passes/normalize.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
 import { loadInputSet } from '../../data/inputs.js';
 import { modelInputs } from '../../runtime/runner.js';

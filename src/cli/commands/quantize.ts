@@ -5,6 +5,7 @@ import { EdgefitError } from '../../errors.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
 import { loadInputSet } from '../../data/inputs.js';
 import { modelInputs, toFeeds } from '../../runtime/runner.js';
+import { decideKeepFloat } from '../../fit/keep-float.js';
 import { CALIB_METHODS, FIDELITY_METRICS, QUANT_MODES, WEIGHT_ROUNDINGS, quantizeModel, ort, type CalibMethod, type FidelityMetric, type QuantMode, type QuantizeReport, type WeightRounding } from '../../passes/quantize/index.js';
 import { parseShapes, printJson } from '../output.js';
 
@@ -75,8 +76,9 @@ export const command: CommandModule<object, Args> = {
     } else if (a.mode === 'static' || a.mode === 'weights') {
       throw new EdgefitError('USAGE', `${a.mode} quantization needs calibration data: --calib <folder of images | data.npy>`);
     }
-    const { model: q, floatModel, report } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, fidelityMetric: a['fidelity-metric'], weightRounding: a['weight-rounding'], equalize: a.equalize, data, threads: a.threads });
+    const { model: q, floatModel, bytes, floatBytes, report: made } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, fidelityMetric: a['fidelity-metric'], weightRounding: a['weight-rounding'], equalize: a.equalize, data, threads: a.threads });
     // int8 that is not faster here is not worth its fidelity loss: write the float model, say so
+    const report = await decideKeepFloat(made, { floatBytes, bytes }, data?.[0], { threads: a.threads });
     const keepFloat = report.decision === 'kept-float' && !a.force;
     saveModel(keepFloat ? floatModel : q, a.output);
     if (a.json) printJson({ input: a.model, output: a.output, written: keepFloat ? 'float' : a.mode, ...report });

@@ -22,12 +22,13 @@ function constantValue(attrs: Map<string, import('../../ir/types.js').AttrValue>
 
 export const liftConstants: Pass<void, LiftDetails> = {
   name: 'lift-constants',
-  requires: ['a decoded model'],
-  guarantees: [
-    'every Constant node holding a dense tensor is replaced by an initializer of the same name',
-    'the graph computes the same outputs',
-    'IR version is at least 4, so initializers need not be listed as graph inputs',
-  ],
+  // nothing: it runs on every model loaded, before validation reports what is wrong with it.
+  // Not 'stays-valid': weights lifted into initializers let validation check widths it could not
+  // see before, so a broken model shows more issues after, though lifting broke nothing.
+  // Unchecked beyond the table: the lifted initializer keeps the Constant's output name, and the
+  // IR version is raised to at least 4 so initializers need not be listed as graph inputs.
+  requires: [],
+  guarantees: ['outputs-kept', 'no-dense-constants'],
   run(model: Model): PassResult<LiftDetails> {
     const g = model.graph;
     let lifted = 0;

@@ -7,6 +7,7 @@
 import { EdgefitError } from '../../errors.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
+import { runPass, type Pass } from '../pass.js';
 import { Tensor } from '../../ir/tensor.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
 import type { GroupAnalysis } from './groups.js';
@@ -159,6 +160,17 @@ export function applyPruning(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<
   const retyped = g.valueTypes.size;
   g.valueTypes.clear();
   g.declaredValueInfo.clear();
-  deadCodeElimination.run(model);
+  runPass(deadCodeElimination, model, undefined);
   return { tensorsSliced, valuesRetyped: retyped, inChanged, keptOut };
 }
+
+/** Structured pruning surgery as a checked pass; `keep` as for applyPruning. */
+export const structuredPrunePass: Pass<{ analysis: GroupAnalysis; keep: ReadonlyMap<number, readonly number[]> }, ApplyStats> = {
+  name: 'prune-structured',
+  requires: ['valid-graph'],
+  guarantees: ['stays-valid', 'outputs-kept', 'only-shrinks', 'no-dead-code'],
+  run(model, o) {
+    const r = applyPruning(model, o.analysis, o.keep);
+    return { changed: r.tensorsSliced > 0, details: r };
+  },
+};

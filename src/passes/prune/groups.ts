@@ -45,23 +45,19 @@ export function analyzeGroups(model: Model): GroupAnalysis {
   const values = new Map<string, VInfo>();
   const actions: Action[] = [];
   const origins = new Map<number, string>();
-  // static shapes for the few checks that need them (channel shuffle), inferred once on demand;
-  // the model's own recorded types are restored afterwards (surgery clears them anyway)
+  // static shapes for the few checks that need them (channel shuffle), inferred once on demand
+  // (inference leaves the model's own recorded types as they are)
   let inferred: Map<string, number[]> | null = null;
   const shapeOf = (v: string): number[] | null => {
     const known = staticShape(g, v);
     if (known) return known;
     if (!inferred) {
       inferred = new Map();
-      const saved = new Map(g.valueTypes);
       try {
-        inferShapes(model);
-        for (const [k, t] of g.valueTypes) if (isStatic(t.shape)) inferred.set(k, [...t.shape]);
+        const found = inferShapes(model).types;
+        for (const [k, t] of new Map([...g.valueTypes, ...found])) if (isStatic(t.shape)) inferred.set(k, [...t.shape]);
       } catch {
         // an input the inference refuses: the shapes stay unknown and the check says so
-      } finally {
-        g.valueTypes.clear();
-        for (const [k, t] of saved) g.valueTypes.set(k, t);
       }
     }
     return inferred.get(v) ?? null;

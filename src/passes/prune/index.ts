@@ -2,20 +2,21 @@
 // sparsity, then measure. The original model is the teacher for recovery and fidelity. The
 // output carries a replayable history in its metadata (key edgefit.prune.history).
 import { EdgefitError } from '../../errors.js';
-import type { Model } from '../../ir/model.js';
+import { cloneModel, type Model } from '../../ir/model.js';
 import { analyzeCost } from '../../analyze/cost.js';
 import { channelStats, type ChannelStats } from '../../calib/stats.js';
 import { runFirstOutput } from '../../calib/compare.js';
 import { singleOutputFidelity, type SingleOutputFidelity } from '../../fidelity/index.js';
 import type { Sample } from '../../data/inputs.js';
-import { applyPruning } from './apply.js';
+import { structuredPrunePass } from './apply.js';
+import { runAsyncPass, runPass } from '../pass.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
 import type { Importance } from './importance.js';
-import { applyCompensation, biasCompensation, compensationValues, lsqRecover, type LsqReport, type Recovery } from './recovery.js';
+import { biasCompensation, biasCompensationPass, compensationValues, lsqRecoveryPass, type LsqReport, type Recovery } from './recovery.js';
 import { uniformKeep } from './select.js';
 import { allocateBySensitivity, groupSensitivity, type GroupSensitivity } from './sensitivity.js';
-import { cloneModel, countMacs, ratioForMacs, scoreGroups, type GroupRecord } from './structured.js';
-import { modelSizes, pruneUnstructured, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
+import { countMacs, ratioForMacs, scoreGroups, type GroupRecord } from './structured.js';
+import { modelSizes, unstructuredPrunePass, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
 
 export const HISTORY_KEY = 'edgefit.prune.history';
 
@@ -85,7 +86,7 @@ function macsOfKeep(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<number, n
   const c = cloneModel(model);
   const cga = analyzeGroups(c);
   const ids = new Map(ga.groups.map((g, i) => [g.id, cga.groups[i]!.id]));
-  applyPruning(c, cga, new Map([...keep].map(([id, k]) => [ids.get(id)!, k])));
+  runPass(structuredPrunePass, c, { analysis: cga, keep: new Map([...keep].map(([id, k]) => [ids.get(id)!, k])) });
   return countMacs(c, shapes) ?? Infinity;
 }
 
@@ -158,8 +159,8 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       sensitivityMs += performance.now() - tS;
     }
     const comps = o.recover !== 'none' && stats ? biasCompensation(model.graph, ga, keep, stats) : new Map();
-    const applied = applyPruning(model, ga, keep);
-    const biasCompensated = applyCompensation(model.graph, comps, applied.keptOut);
+    const applied = runPass(structuredPrunePass, model, { analysis: ga, keep }).details;
+    const biasCompensated = runPass(biasCompensationPass, model, { comps, keptOut: applied.keptOut }).details.layers;
     surgeryMs += performance.now() - t0 - sensitivityMs;
     sensitivityMs = 0;
     for (const [v, kept] of applied.keptOut) {
@@ -167,7 +168,10 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       origOf.set(v, prev ? kept.map((i) => prev[i]!) : kept);
     }
     let lsq: LsqReport | null = null;
-    if (o.recover === 'lsq') lsq = await lsqRecover(teacher, model, [...applied.inChanged], o.samples, { threads: o.threads, ridges: o.lsqRidges }, origOf);
+    if (o.recover === 'lsq') {
+      const opts = { threads: o.threads, ridges: o.lsqRidges };
+      lsq = (await runAsyncPass(lsqRecoveryPass, model, { teacher, layers: [...applied.inChanged], samples: o.samples, opts, keptOut: origOf })).details;
+    }
     const records: GroupRecord[] = [];
     for (const grp of ga.groups) {
       const kk = keep.get(grp.id);
@@ -183,7 +187,8 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   if ((o.unstructured ?? 0) > 0 || o.nm) {
     const before = modelSizes(model).gzipBytes;
     const stats = o.unstructuredMethod === 'wanda' ? await channelStats(model, o.samples, wandaValues(model), o.threads) : undefined;
-    const r = pruneUnstructured(model, { ratio: o.unstructured ?? 0, method: o.unstructuredMethod ?? 'magnitude', scope: o.unstructuredScope ?? 'layer', nm: o.nm, stats });
+    const uo = { ratio: o.unstructured ?? 0, method: o.unstructuredMethod ?? 'magnitude', scope: o.unstructuredScope ?? 'layer', nm: o.nm, stats } as const;
+    const r = runPass(unstructuredPrunePass, model, uo).details;
     unstructured = { ...r, gzipBytesBefore: before, gzipBytesAfter: modelSizes(model).gzipBytes };
   }
 
@@ -236,7 +241,7 @@ export function replayHistory(model: Model, historyJson: string): number {
       keep.set(grp.id, Array.from({ length: grp.size }, (_, i) => i).filter((i) => !removed.has(i)));
       cut += r.removed.length;
     }
-    applyPruning(model, ga, keep);
+    runPass(structuredPrunePass, model, { analysis: ga, keep });
   }
   return cut;
 }

@@ -17,6 +17,7 @@ import { FidelityAccumulator } from '../../fidelity/index.js';
 import type { GroupAnalysis } from './groups.js';
 import { NormalEquations } from './linalg.js';
 import { keptIndices } from './space.js';
+import type { AsyncPass, Pass } from '../pass.js';
 
 export const RECOVERY = ['none', 'bias', 'lsq'] as const;
 export type Recovery = (typeof RECOVERY)[number];
@@ -460,3 +461,34 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
   }
   return { layers: todo.length, refit, errBefore: refit ? before / refit : 0, errAfter: refit ? after / refit : 0, rejected, reverted, heldOut };
 }
+
+/** Bias compensation as a checked pass: `comps` from biasCompensation, measured before the cut. */
+export const biasCompensationPass: Pass<{ comps: ReadonlyMap<Node, Float64Array>; keptOut: ReadonlyMap<string, number[]> }, { layers: number }> = {
+  name: 'prune-bias-compensation',
+  requires: ['valid-graph'],
+  // not 'only-shrinks': a layer without a bias gets one
+  guarantees: ['stays-valid', 'outputs-kept'],
+  run(model, o) {
+    const layers = applyCompensation(model.graph, o.comps, o.keptOut);
+    return { changed: layers > 0, details: { layers } };
+  },
+};
+
+export interface LsqPassOptions {
+  teacher: Model;
+  layers: readonly string[];
+  samples: readonly Sample[];
+  opts?: Parameters<typeof lsqRecover>[4];
+  keptOut?: ReadonlyMap<string, number[]>;
+}
+
+/** Least-squares reconstruction as a checked pass on the pruned (student) model. */
+export const lsqRecoveryPass: AsyncPass<LsqPassOptions, LsqReport> = {
+  name: 'prune-lsq-recovery',
+  requires: ['valid-graph'],
+  guarantees: ['stays-valid', 'outputs-kept'],
+  async run(model, o) {
+    const r = await lsqRecover(o.teacher, model, o.layers, o.samples, o.opts, o.keptOut);
+    return { changed: r.refit > 0, details: r };
+  },
+};

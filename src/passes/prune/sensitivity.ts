@@ -6,9 +6,10 @@ import type { Model } from '../../ir/model.js';
 import type { Sample } from '../../data/inputs.js';
 import { runFirstOutput, type Outputs } from '../../calib/compare.js';
 import { compareOne } from '../../fidelity/index.js';
-import { applyPruning } from './apply.js';
+import { structuredPrunePass } from './apply.js';
+import { runPass } from '../pass.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
-import { cloneModel } from './structured.js';
+import { cloneModel } from '../../ir/model.js';
 import { keepCount, topK } from './select.js';
 
 export interface GroupSensitivity {
@@ -32,7 +33,7 @@ export async function groupSensitivity(model: Model, ga: GroupAnalysis, scores: 
       const cga = analyzeGroups(c);
       const k = keepCount(grp.size, r, 1, grp.chunks);
       if (k >= grp.size) continue;
-      applyPruning(c, cga, new Map([[cga.groups[gi]!.id, topK(scores.get(grp.id)!, k, grp.chunks)]]));
+      runPass(structuredPrunePass, c, { analysis: cga, keep: new Map([[cga.groups[gi]!.id, topK(scores.get(grp.id)!, k, grp.chunks)]]) });
       const got = await runFirstOutput(c, samples, threads);
       // pooled over the samples: a per-sample mean is dominated by samples whose output is ~0
       // (det on an image without text), where any change flips the cosine

@@ -2,12 +2,12 @@
 // group keeps (uniform ratio, or the ratio that meets a MACs target), and cut. Pure graph
 // surgery: calibration statistics, when used, are computed by the caller beforehand.
 import { EdgefitError } from '../../errors.js';
-import type { Model } from '../../ir/model.js';
-import { inferShapes } from '../../ir/shapes.js';
+import { cloneModel, type Model } from '../../ir/model.js';
+import { annotateShapes } from '../../ir/shapes.js';
 import { analyzeCost } from '../../analyze/cost.js';
-import { parseModel, serializeModel } from '../../onnx/index.js';
 import type { ChannelStats } from '../../calib/stats.js';
-import { applyPruning } from './apply.js';
+import { structuredPrunePass } from './apply.js';
+import { runPass } from '../pass.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
 import { groupScores, type Importance } from './importance.js';
 import { uniformKeep } from './select.js';
@@ -50,7 +50,7 @@ export function pruneStep(model: Model, o: StepOptions): StepResult {
   const scores = scoreGroups(model, ga, o.importance, o.stats);
   const keep = uniformKeep(ga.groups, scores, o.ratio, o.round ?? 1);
   const records = describe(ga, keep, scores);
-  applyPruning(model, ga, keep);
+  runPass(structuredPrunePass, model, { analysis: ga, keep });
   return { analysis: ga, keep, records, surgeryMs: performance.now() - t0 };
 }
 
@@ -69,12 +69,8 @@ function describe(ga: GroupAnalysis, keep: ReadonlyMap<number, number[]>, scores
 
 /** MACs of `model` for the given input shapes (null when some shape stays unknown). */
 export function countMacs(model: Model, shapes: ReadonlyMap<string, number[]>): number | null {
-  inferShapes(model, { shapes: new Map(shapes) });
+  annotateShapes(model, { shapes: new Map(shapes) });
   return analyzeCost(model).macs;
-}
-
-export function cloneModel(m: Model): Model {
-  return parseModel(serializeModel(m));
 }
 
 /**
@@ -90,7 +86,7 @@ export function ratioForMacs(model: Model, shapes: ReadonlyMap<string, number[]>
     const byIndex = new Map(ga.groups.map((g, i) => [g.id, cga.groups[i]!.id]));
     const keep = uniformKeep(ga.groups, scores, r, o.round ?? 1);
     const mapped = new Map([...keep].map(([id, k]) => [byIndex.get(id)!, k]));
-    applyPruning(c, cga, mapped);
+    runPass(structuredPrunePass, c, { analysis: cga, keep: mapped });
     const m = countMacs(c, shapes);
     if (m === null) throw new EdgefitError('SHAPE', 'MACs unknown after pruning: give --shape for every dynamic input');
     return m / baseMacs;

@@ -5,6 +5,7 @@
 // What it buys is a smaller compressed model (gzip), for storage and over-the-air updates.
 import { gzipSync } from 'node:zlib';
 import type { Model } from '../../ir/model.js';
+import type { Pass } from '../pass.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { serializeModel } from '../../onnx/index.js';
@@ -129,3 +130,14 @@ export function modelSizes(model: Model): { bytes: number; gzipBytes: number } {
   const b = serializeModel(model);
   return { bytes: b.byteLength, gzipBytes: gzipSync(b, { level: 6 }).byteLength };
 }
+
+export const unstructuredPrunePass: Pass<UnstructuredOptions, UnstructuredReport> = {
+  name: 'prune-unstructured',
+  requires: ['valid-graph'],
+  // not 'only-shrinks': a weight shared by two layers is copied before one copy is zeroed
+  guarantees: ['stays-valid', 'outputs-kept'],
+  run(model, o) {
+    const r = pruneUnstructured(model, o);
+    return { changed: r.zeroFraction > 0, details: r };
+  },
+};

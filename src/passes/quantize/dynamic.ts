@@ -3,6 +3,7 @@
 // needed. Each MatMul (and plain Gemm) with a constant 2-D weight becomes onnxruntime's fused
 // com.microsoft DynamicQuantizeMatMul, the op its own quantizer emits for this case.
 import type { Model } from '../../ir/model.js';
+import type { Pass } from '../pass.js';
 import { Tensor } from '../../ir/tensor.js';
 import { nodeKey, type LayerDecision } from './qdq.js';
 import { quantizeWeight } from './weights.js';
@@ -62,3 +63,13 @@ export function applyDynamic(model: Model, o: { perChannel: boolean; reduceRange
   if (decisions.some((d) => d.int8) && !model.opsets.has('com.microsoft')) model.opsets.set('com.microsoft', 1);
   return decisions;
 }
+
+export const dynamicQuantPass: Pass<Parameters<typeof applyDynamic>[1], { layers: LayerDecision[] }> = {
+  name: 'quantize-dynamic',
+  requires: ['valid-graph', 'float-model'],
+  guarantees: ['stays-valid', 'outputs-kept', 'int8-as-claimed'],
+  run(model, o) {
+    const layers = applyDynamic(model, o);
+    return { changed: layers.some((l) => l.int8), details: { layers } };
+  },
+};

@@ -11,6 +11,7 @@ import type * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
+import { runPass, type Pass } from '../pass.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { openSession, withExtraOutputs, type Feeds } from '../../runtime/runner.js';
@@ -294,5 +295,16 @@ export async function equalizeRanges(model: Model, batches: readonly Feeds[], o:
   const sites = findEqualizeSites(model);
   if (sites.length === 0) return { sites: 0, details: [] };
   const ranges = await collectChannelRanges(model, sites.map((s) => s.value), batches, o.threads);
-  return equalizeSites(model, sites, ranges, o);
+  return runPass(equalizePass, model, { ...o, sites, ranges }).details;
 }
+
+/** The rewrite itself, on sites and ranges measured beforehand (equalizeRanges measures them). */
+export const equalizePass: Pass<EqualizeOptions & { sites: readonly EqualizeSite[]; ranges: ReadonlyMap<string, ChannelRange> }, EqualizeReport> = {
+  name: 'equalize',
+  requires: ['valid-graph'],
+  guarantees: ['stays-valid', 'outputs-kept'],
+  run(model, o) {
+    const r = equalizeSites(model, o.sites, o.ranges, o);
+    return { changed: r.sites > 0, details: r };
+  },
+};

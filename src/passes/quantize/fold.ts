@@ -11,6 +11,7 @@
 // All rewrites are exact up to float rounding; the fidelity measurement covers them.
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
+import type { Pass } from '../pass.js';
 import { opsetVersion } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
@@ -300,3 +301,14 @@ export function saturatedLowerBounds(model: Model): Map<string, number> {
   }
   return out;
 }
+
+/** The exact folds as a checked pass; the option is the form the model will take (see foldForQuantization). */
+export const foldPass: Pass<'float' | 'int8', FoldReport> = {
+  name: 'fold',
+  requires: ['valid-graph', 'opset-known'],
+  guarantees: ['stays-valid', 'outputs-kept'],
+  run(model, form) {
+    const r = foldForQuantization(model, form);
+    return { changed: Object.values(r).some((n) => n > 0), details: r };
+  },
+};

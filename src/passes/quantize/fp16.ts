@@ -2,6 +2,7 @@
 // back by a Cast node. onnxruntime folds those casts when the session starts, so compute stays
 // float32 and only the file (and the download to the box) halves.
 import type { Model } from '../../ir/model.js';
+import type { Pass } from '../pass.js';
 import { toFloat16 } from './weights.js';
 import type { LayerDecision } from './qdq.js';
 
@@ -26,3 +27,13 @@ export function applyFp16(model: Model): LayerDecision[] {
   }
   return out;
 }
+
+export const fp16Pass: Pass<void, { layers: LayerDecision[] }> = {
+  name: 'quantize-fp16',
+  requires: ['valid-graph', 'float-model'],
+  guarantees: ['stays-valid', 'outputs-kept'],
+  run(model) {
+    const layers = applyFp16(model);
+    return { changed: layers.some((l) => l.why === 'stored as float16'), details: { layers } };
+  },
+};

@@ -2,27 +2,29 @@
 // (BatchNormalization folded into Conv, constants folded), then static QDQ, dynamic or fp16;
 // fidelity measured against the float model on real data; with a fidelity floor, the most
 // sensitive layers go back to float until the floor holds; and the graph onnxruntime really
-// runs is read back to report which kernels are int8.
+// runs is read back to report which kernels are int8. Whether int8 is worth deploying on this
+// box (it may run slower than float) is decided by the caller: src/fit/keep-float.ts.
 import * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
-import type { Model } from '../../ir/model.js';
-import { normalize } from '../../ir/normalize.js';
-import { inferShapes } from '../../ir/shapes.js';
+import { cloneModel, type Model } from '../../ir/model.js';
+import { normalize } from '../normalize.js';
+import { annotateShapes } from '../../ir/shapes.js';
 import { parseModel, serializeModel } from '../../onnx/index.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
+import { runPass } from '../pass.js';
 import { computeRange, type CalibMethod, type Range } from './calibrate.js';
 import { collectStats } from './collect.js';
 import { equalizeRanges, type EqualizeReport } from './equalize.js';
-import { applyDynamic } from './dynamic.js';
+import { dynamicQuantPass } from './dynamic.js';
 import { fallbackToFloat } from './fallback.js';
 import { measureFidelity, type Fidelity, type FidelityMetric } from './fidelity.js';
-import { applyFp16 } from './fp16.js';
-import { applyWeightStorage } from './weight-storage.js';
-import { applyOpsetPlan, planOpset, type OpsetPlan } from './opset.js';
-import { foldForQuantization, saturatedLowerBounds, type FoldReport } from './fold.js';
+import { fp16Pass } from './fp16.js';
+import { weightStoragePass } from './weight-storage.js';
+import { opsetPass, planOpset, type OpsetPlan } from './opset.js';
+import { foldPass, saturatedLowerBounds, type FoldReport } from './fold.js';
 import { optimizedModel, openSession, runtimeOps, type Feeds } from '../../runtime/runner.js';
 import { detectPlatform, type Int8Platform } from './platform.js';
-import { applyStatic, calibrationValues, findCandidates, nodeKey, type LayerDecision, type StaticOptions } from './qdq.js';
+import { staticQuantPass, calibrationValues, findCandidates, nodeKey, type LayerDecision, type StaticOptions } from './qdq.js';
 import { Gram, layerGeometry, LayerInputStats, roundWeight, type RoundedWeight, type WeightRounding } from './rounding.js';
 import { floatSet, nodeUnit, tensorUnit, type FloatSet, type SensitivityRank } from './sensitivity.js';
 
@@ -73,8 +75,6 @@ export interface QuantizeOptions {
   fidelityData?: Feeds[];
   platform?: Int8Platform;
   threads?: number;
-  /** Interleaved timing runs per model for the keep-float decision (0 = skip). */
-  latencyRuns?: number;
   /**
    * Static mode: how weights are rounded to int8 (rounding.ts). 'nearest' rounds each weight on
    * its own; 'bias' adds bias correction; 'adaround' picks up/down per weight to keep the layer's
@@ -82,30 +82,6 @@ export interface QuantizeOptions {
    * weights-only int8 agreed on 94.2% of held-out characters rounded to nearest, 98.9% so).
    */
   weightRounding?: WeightRounding;
-}
-
-async function compareLatency(a: Uint8Array, b: Uint8Array, feeds: Feeds, runs: number, threads: number): Promise<NonNullable<QuantizeReport['latency']>> {
-  const sa = await openSession(a, { threads });
-  const sb = await openSession(b, { threads });
-  const ta: number[] = [];
-  const tb: number[] = [];
-  try {
-    await sa.run(feeds);
-    await sb.run(feeds);
-    for (let i = 0; i < runs; i++) {
-      let t = performance.now();
-      await sa.run(feeds);
-      ta.push(performance.now() - t);
-      t = performance.now();
-      await sb.run(feeds);
-      tb.push(performance.now() - t);
-    }
-  } finally {
-    await sa.release();
-    await sb.release();
-  }
-  const med = (x: number[]): number => [...x].sort((p, q) => p - q)[x.length >> 1]!;
-  return { floatMs: med(ta), quantizedMs: med(tb), ratio: med(tb) / med(ta), runs, threads };
 }
 
 export interface QuantizeReport {
@@ -132,9 +108,9 @@ export interface QuantizeReport {
   minFidelity: number | null;
   /** Op types of the graph onnxruntime runs after its own fusions (proof of int8 kernels). */
   runtimeOps: Record<string, number>;
-  /** Median latency of float and quantized on the first sample, interleaved runs, this box. */
+  /** Median latency of float and quantized on the first sample, interleaved runs, this box (filled by decideKeepFloat). */
   latency: { floatMs: number; quantizedMs: number; ratio: number; runs: number; threads: number } | null;
-  /** 'kept-float' when int8 was not faster here: the float model is the better deployment. */
+  /** 'kept-float' when int8 was not faster here (decideKeepFloat): the float model is the better deployment. */
   decision: 'quantized' | 'kept-float' | 'size-only';
   note: string;
 }
@@ -169,11 +145,20 @@ export async function prepareFloat(model: Model): Promise<Model> {
 }
 
 function finish(m: Model): Uint8Array {
-  deadCodeElimination.run(m);
+  runPass(deadCodeElimination, m, undefined);
   return serializeModel(m);
 }
 
-export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{ model: Model; bytes: Uint8Array; floatModel: Model; report: QuantizeReport }> {
+export interface QuantizeResult {
+  model: Model;
+  bytes: Uint8Array;
+  /** The prepared float baseline (same opset and exact folds): what decideKeepFloat times int8 against. */
+  floatModel: Model;
+  floatBytes: Uint8Array;
+  report: QuantizeReport;
+}
+
+export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<QuantizeResult> {
   normalize(input); // weights in Constant nodes (PP-OCR) become initializers first
   checkQuantizable(input);
   const before = serializeModel(input).byteLength;
@@ -201,20 +186,20 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
   if (calibrated) {
     // ranks for the opset check (Softmax over the last axis); best effort, unknown ranks just block
     try {
-      inferShapes(floatModel, { shapes: new Map(Object.entries(data[0]!).map(([k, t]) => [k, [...t.dims]])) });
+      annotateShapes(floatModel, { shapes: new Map(Object.entries(data[0]!).map(([k, t]) => [k, [...t.dims]])) });
     } catch {
       /* shapes stay unknown */
     }
     opset = planOpset(floatModel);
     // the float baseline gets the same opset and exact folds as the int8 model, so it is the
     // fair comparison and the better model to keep when int8 does not pay off
-    applyOpsetPlan(floatModel, opset);
+    runPass(opsetPass, floatModel, opset);
     // the int8 form differs from the float one only in how HardSwish is written (see fold.ts)
-    const int8Form = parseModel(serializeModel(floatModel));
-    folds = foldForQuantization(floatModel, 'float');
+    const int8Form = cloneModel(floatModel);
+    folds = runPass(foldPass, floatModel, 'float').details;
     floatBytes = serializeModel(floatModel);
     // weights mode computes in float: its "int8 form" keeps HardSwish whole like the float one
-    foldForQuantization(int8Form, o.mode === 'weights' ? 'float' : 'int8');
+    runPass(foldPass, int8Form, o.mode === 'weights' ? 'float' : 'int8');
     // exact in float: only how the per-tensor activation scales fall changes (equalize.ts)
     if (o.equalize) equalized = await equalizeRanges(int8Form, data, { threads });
     int8FormBytes = serializeModel(int8Form);
@@ -279,13 +264,13 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     let layers: LayerDecision[];
     const keepFloat = keep.nodes;
     if (o.mode === 'weights') {
-      layers = applyWeightStorage(m, { perChannel: o.perChannel ?? true, keepFloat, roundWeight: roundHook });
+      layers = runPass(weightStoragePass, m, { perChannel: o.perChannel ?? true, keepFloat, roundWeight: roundHook }).details.layers;
     } else if (o.mode === 'static') {
-      layers = applyStatic(m, findCandidates(m), { actType: platform.activation, reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, floatTensors: keep.tensors, qdqDomain: opset!.qdqDomain, roundWeight: roundHook });
+      layers = runPass(staticQuantPass, m, { actType: platform.activation, reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, floatTensors: keep.tensors, qdqDomain: opset!.qdqDomain, roundWeight: roundHook }).details.layers;
     } else if (o.mode === 'dynamic') {
-      layers = applyDynamic(m, { perChannel: o.perChannel ?? true, reduceRange, keepFloat });
+      layers = runPass(dynamicQuantPass, m, { perChannel: o.perChannel ?? true, reduceRange, keepFloat }).details.layers;
     } else {
-      layers = applyFp16(m);
+      layers = runPass(fp16Pass, m, undefined).details.layers;
     }
     return { model: m, bytes: finish(m), layers, floatTensors: [...keep.tensors] };
   };
@@ -339,13 +324,9 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     const near = used.reduce((a, r) => a + r.errNearest, 0);
     weightRounding = { method: rounding, layers: used.length, errorVsNearest: near > 0 ? used.reduce((a, r) => a + r.err, 0) / near : null };
   }
-  const latency = data.length && o.latencyRuns !== 0 && !sizeOnly ? await compareLatency(floatBytes, best.bytes, data[0]!, o.latencyRuns ?? 7, threads) : null;
-  let decision: QuantizeReport['decision'] = sizeOnly ? 'size-only' : 'quantized';
-  let note = o.mode === 'fp16' ? 'fp16 storage: compute stays float32' : o.mode === 'weights' ? 'int8 weight storage (Cast and Mul by the scale, folded by onnxruntime at load): compute stays float32' : latency ? `int8 runs at ${latency.ratio.toFixed(2)}x the float latency here` : 'latency not measured (no data)';
-  if (latency && !sizeOnly && latency.ratio >= 1) {
-    decision = 'kept-float';
-    note = `int8 is not faster than float on this box (${latency.quantizedMs.toFixed(1)} ms vs ${latency.floatMs.toFixed(1)} ms, ${platform.feature}): keep the float model`;
-  }
+  // the pass reports; measuring latency and keeping float is the caller's decision (decideKeepFloat)
+  const decision: QuantizeReport['decision'] = sizeOnly ? 'size-only' : 'quantized';
+  const note = o.mode === 'fp16' ? 'fp16 storage: compute stays float32' : o.mode === 'weights' ? 'int8 weight storage (Cast and Mul by the scale, folded by onnxruntime at load): compute stays float32' : 'latency not measured (no data)';
   const report: QuantizeReport = {
     mode: o.mode,
     method,
@@ -361,11 +342,11 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<{
     fidelity,
     minFidelity: o.minFidelity ?? null,
     runtimeOps: await runtimeOps(best.bytes),
-    latency,
+    latency: null,
     decision,
     note,
   };
-  return { model: best.model, bytes: best.bytes, floatModel: parseModel(floatBytes), report };
+  return { model: best.model, bytes: best.bytes, floatModel: parseModel(floatBytes), floatBytes, report };
 }
 
 export { detectPlatform } from './platform.js';

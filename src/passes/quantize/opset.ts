@@ -5,6 +5,7 @@
 import { EdgefitError } from '../../errors.js';
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
+import type { Pass } from '../pass.js';
 import { opsetVersion } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
@@ -137,3 +138,14 @@ export function applyOpsetPlan(model: Model, p: OpsetPlan): void {
   if (p.to !== p.from) model.opsets.set(model.opsets.has('ai.onnx') ? 'ai.onnx' : '', p.to);
   if (p.qdqDomain === 'com.microsoft' && !model.opsets.has('com.microsoft')) model.opsets.set('com.microsoft', 1);
 }
+
+/** Carries out a plan made by planOpset (an analysis): converts attributes and sets the opset. */
+export const opsetPass: Pass<OpsetPlan, OpsetPlan> = {
+  name: 'opset',
+  requires: ['valid-graph', 'opset-known'],
+  guarantees: ['stays-valid', 'outputs-kept'],
+  run(model, plan) {
+    applyOpsetPlan(model, plan);
+    return { changed: plan.to !== plan.from || plan.converted.length > 0 || plan.qdqDomain !== '', details: plan };
+  },
+};

@@ -9,6 +9,7 @@
 // both sides, which onnxruntime turns into the op running on the uint8/int8 data itself.
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
+import type { Pass } from '../pass.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { activationParams, type QParams, type Range } from './calibrate.js';
@@ -286,3 +287,14 @@ function addDequantize(g: Graph, before: Node, q: Tensor, scale: Tensor, zp: Ten
   );
   return out;
 }
+
+/** Static QDQ as a checked pass: candidates found on the model it is given. */
+export const staticQuantPass: Pass<StaticOptions, { layers: LayerDecision[] }> = {
+  name: 'quantize-static',
+  requires: ['valid-graph', 'opset-known', 'float-model'],
+  guarantees: ['stays-valid', 'outputs-kept', 'int8-as-claimed'],
+  run(model, o) {
+    const layers = applyStatic(model, findCandidates(model), o);
+    return { changed: layers.some((l) => l.int8), details: { layers } };
+  },
+};

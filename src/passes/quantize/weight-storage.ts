@@ -6,6 +6,7 @@
 // every weight on every run and lost the float conv layout optimisations (PP-OCR det ran 1.24x
 // slower than float); Cast and Mul of constants fold at load, so the model runs as the float one.
 import type { Model } from '../../ir/model.js';
+import type { Pass } from '../pass.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { nodeKey, STATIC_OPS, weightAxis, type LayerDecision, type StaticOp, type StaticOptions } from './qdq.js';
@@ -60,3 +61,13 @@ function castMul(g: Model['graph'], reader: Node, q: Tensor, scales: Float32Arra
   g.addNode({ opType: 'Mul', domain: '', name: '', inputs: [cast, sName], outputs: [out] }, { before: reader });
   return out;
 }
+
+export const weightStoragePass: Pass<WeightStorageOptions, { layers: LayerDecision[] }> = {
+  name: 'quantize-weights',
+  requires: ['valid-graph', 'float-model'],
+  guarantees: ['stays-valid', 'outputs-kept', 'int8-as-claimed'],
+  run(model, o) {
+    const layers = applyWeightStorage(model, o);
+    return { changed: layers.some((l) => l.int8), details: { layers } };
+  },
+};

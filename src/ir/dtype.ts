@@ -1,4 +1,7 @@
-// ONNX TensorProto.DataType numbers <-> edgefit dtype names. One table, everything derived.
+// The IR's element types: one table, everything derived. Each carries its ONNX
+// TensorProto.DataType number because the IR keeps ONNX attribute values as they are (Cast's
+// 'to', ConstantOfShape's value): shape rules read those numbers, and the codec (src/onnx) maps
+// the same numbers to and from protobuf. The IR owns the table; src/onnx imports it, never the reverse.
 export const DTYPES = {
   float32: { onnx: 1, bytes: 4 },
   uint8: { onnx: 2, bytes: 1 },
