@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { EdgefitError } from '../errors.js';
 import { convFp32, convInt8, gemmFp32, gemmInt8, randomFloats, randomInt8, randomUint8, type Act, type ConvShape } from './bench-models.js';
 import type { BenchResult, Int8Measure, KernelBench } from './types.js';
+import { openSession } from '../runtime/runner.js';
 
 export interface BenchOptions {
   /** onnxruntime intra-op threads (default: all logical CPUs). */
@@ -48,19 +49,9 @@ async function timeInterleaved(fns: Array<() => Promise<unknown>>, budgetMs: num
 }
 
 async function session(bytes: Uint8Array, threads: number): Promise<ort.InferenceSession> {
-  try {
-    return await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      // the variants are timed round-robin: an idle session's pool must not spin on the cores
-      // while another session runs, or every measurement is taxed by its neighbours
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
-    });
-  } catch (e) {
-    throw new EdgefitError('EVAL', `benchmark model rejected by onnxruntime: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  }
+  // the variants are timed round-robin: an idle session's pool must not spin on the cores
+  // while another session runs, or every measurement is taxed by its neighbours
+  return openSession(bytes, { threads, level: 'all', spinning: false });
 }
 
 function actTensor(act: Act, n: number, dims: number[], seed: number): ort.Tensor {

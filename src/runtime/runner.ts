@@ -12,7 +12,7 @@ import { EdgefitError } from '../errors.js';
 import type { Model } from '../ir/model.js';
 import { loadModel, serializeModel } from '../onnx/index.js';
 import { ND_DTYPES, isNdDType, type NdArray, type NdData } from '../data/ndarray.js';
-import type { ModelInput, Sample } from '../data/inputs.js';
+import type { Sample } from '../data/inputs.js';
 
 export const OPT_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
 export type OptLevel = (typeof OPT_LEVELS)[number];
@@ -27,6 +27,8 @@ export interface SessionOpts {
   /** CPU memory arena and memory pattern (onnxruntime's defaults, true, when absent). */
   memArena?: boolean;
   memPattern?: boolean;
+  /** false: idle intra-op threads sleep instead of spinning (sessions timed round-robin must not tax each other). */
+  spinning?: boolean;
 }
 
 /** onnxruntime's own feed form: input name -> tensor. */
@@ -57,6 +59,7 @@ export async function openSession(model: Model | Uint8Array | string, opts: Sess
   if (opts.memArena !== undefined) so.enableCpuMemArena = opts.memArena;
   if (opts.memPattern !== undefined) so.enableMemPattern = opts.memPattern;
   if (opts.optimizedPath) so.optimizedModelFilePath = opts.optimizedPath;
+  if (opts.spinning === false) so.extra = { session: { intra_op: { allow_spinning: '0' } } };
   try {
     if (typeof model === 'string') return await ort.InferenceSession.create(model, so);
     return await ort.InferenceSession.create(model instanceof Uint8Array ? model : serializeModel(model), so);
@@ -92,10 +95,8 @@ export function fromTensor(t: ort.Tensor, name: string): NdArray {
   return { dtype, shape: t.dims.map(Number), data };
 }
 
-/** The runtime inputs of a model as the data layer describes them (name, dtype, declared shape). */
-export function modelInputs(model: Model): ModelInput[] {
-  return model.graph.runtimeInputs().map((v) => ({ name: v.name, dtype: v.type?.dtype ?? 'float32', shape: v.type?.shape ?? null }));
-}
+/** The runtime inputs of a model: the data layer's definition, re-exported for the runner's callers. */
+export { modelInputs } from '../data/model-inputs.js';
 
 /**
  * Serialize `model` with `extra` values appended to its graph outputs; the model itself is left as
@@ -212,4 +213,26 @@ export async function runtimeOps(model: Model | Uint8Array): Promise<Record<stri
   const counts: Record<string, number> = {};
   for (const n of opt.graph.nodes) counts[n.opType] = (counts[n.opType] ?? 0) + 1;
   return Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]));
+}
+
+/** The first output of a model on each sample, as float32: what a changed model is compared on with its original (the figures are src/fidelity's). */
+export interface Outputs {
+  name: string;
+  dims: number[];
+  data: Float32Array;
+}
+
+export async function runFirstOutput(model: Model, samples: readonly Sample[], threads = 1): Promise<Outputs[]> {
+  const r = await ModelRunner.create(model, { threads });
+  const name = model.graph.outputs[0]!.name;
+  const out: Outputs[] = [];
+  try {
+    for (const s of samples) {
+      const o = (await r.run(s, [name])).get(name)!;
+      out.push({ name, dims: o.shape, data: Float32Array.from(o.data) });
+    }
+  } finally {
+    await r.release();
+  }
+  return out;
 }

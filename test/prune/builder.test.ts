@@ -2,7 +2,7 @@
 import t from 'tap';
 import { FIXTURES, fixtureInputShape } from '../../devkit/builder.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
-import { syntheticSamples } from '../../src/calib/synthetic.js';
+import { syntheticSamples } from '../../src/data/model-inputs.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
 
 for (const [name, make] of Object.entries(FIXTURES)) {

@@ -9,7 +9,7 @@ import { FIXTURES, fixtureInputShape } from '../../devkit/builder.js';
 import { loadCalib } from '../helpers/prune-check.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
 import type { Sample } from '../../src/data/inputs.js';
-import { syntheticSamples } from '../../src/calib/synthetic.js';
+import { syntheticSamples } from '../../src/data/model-inputs.js';
 import { cloneModel, type Model } from '../../src/ir/model.js';
 import { normalize } from '../../src/passes/normalize.js';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';

@@ -8,7 +8,7 @@
 import t from 'tap';
 import { GROUPED_FIXTURES, ModelBuilder } from '../../devkit/builder.js';
 import { checkPruneEqualsMask, outputs } from '../helpers/prune-check.js';
-import { syntheticSamples } from '../../src/calib/synthetic.js';
+import { syntheticSamples } from '../../src/data/model-inputs.js';
 import { analyzeCost } from '../../src/analyze/cost.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { rng } from '../../src/util/rng.js';

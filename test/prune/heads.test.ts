@@ -7,7 +7,7 @@ import t from 'tap';
 import { FIXTURES, ModelBuilder, fixtureInputShape } from '../../devkit/builder.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
 import type { Sample } from '../../src/data/inputs.js';
-import { syntheticSamples } from '../../src/calib/synthetic.js';
+import { syntheticSamples } from '../../src/data/model-inputs.js';
 import { cloneModel, type Model } from '../../src/ir/model.js';
 import type { Node } from '../../src/ir/node.js';
 import { serializeModel } from '../../src/onnx/index.js';

@@ -8,7 +8,7 @@
 import t from 'tap';
 import { FIXTURES, GROUPED_FIXTURES, ModelBuilder } from '../../devkit/builder.js';
 import { checkPruneEqualsMask, outputs } from '../helpers/prune-check.js';
-import { syntheticSamples } from '../../src/calib/synthetic.js';
+import { syntheticSamples } from '../../src/data/model-inputs.js';
 import { cloneModel, type Model } from '../../src/ir/model.js';
 import { applyPruning } from '../../src/passes/prune/apply.js';
 import { analyzeGroups, type Group, type GroupAnalysis } from '../../src/passes/prune/groups.js';

@@ -5,7 +5,7 @@ import { normalize } from '../../passes/normalize.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
 import { loadInputSet } from '../../data/inputs.js';
 import { modelInputs } from '../../runtime/runner.js';
-import { inputShapes, syntheticSamples } from '../../calib/synthetic.js';
+import { inputShapes, syntheticSamples } from '../../data/model-inputs.js';
 import { IMPORTANCE, type Importance } from '../../passes/prune/importance.js';
 import { prune, type PruneReport } from '../../passes/prune/index.js';
 import { RECOVERY, type Recovery } from '../../passes/prune/recovery.js';

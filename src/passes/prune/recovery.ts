@@ -12,7 +12,7 @@ import { Tensor } from '../../ir/tensor.js';
 import { ModelRunner, type F32Array } from '../../runtime/runner.js';
 import type { Sample } from '../../data/inputs.js';
 import type { ChannelStats } from '../../calib/stats.js';
-import { seededUniform } from '../../calib/synthetic.js';
+import { rng as seededUniform } from '../../util/rng.js';
 import { FidelityAccumulator } from '../../fidelity/index.js';
 import type { GroupAnalysis } from './groups.js';
 import { NormalEquations } from './linalg.js';

@@ -4,7 +4,7 @@
 // threshold is bisected until the global channel or MACs target is met.
 import type { Model } from '../../ir/model.js';
 import type { Sample } from '../../data/inputs.js';
-import { runFirstOutput, type Outputs } from '../../calib/compare.js';
+import { runFirstOutput, type Outputs } from '../../runtime/runner.js';
 import { compareOne } from '../../fidelity/index.js';
 import { structuredPrunePass } from './apply.js';
 import { runPass } from '../pass.js';
