@@ -5,8 +5,22 @@ import { EdgefitError } from '../../errors.js';
 import type { ActType } from './platform.js';
 import { HIST_BINS, type TensorStats } from './stats.js';
 
-export const CALIB_METHODS = ['minmax', 'percentile', 'entropy', 'mse'] as const;
-export type CalibMethod = (typeof CALIB_METHODS)[number];
+/**
+ * The calibration methods, one entry each: how a tensor's range is chosen from its statistics
+ * (null: the observed min/max) and whether that needs a histogram. A new method is one entry here.
+ */
+const CALIBRATORS = {
+  minmax: { histogram: false, range: null },
+  percentile: { histogram: true, range: (s: TensorStats, o: RangeOptions): Range => percentileRange(s, o.percentile ?? 99.999) },
+  entropy: { histogram: true, range: (s: TensorStats): Range => entropyRange(s) },
+  mse: { histogram: true, range: (s: TensorStats): Range => mseRange(s) },
+} as const satisfies Record<string, { histogram: boolean; range: ((s: TensorStats, o: RangeOptions) => Range) | null }>;
+
+export type CalibMethod = keyof typeof CALIBRATORS;
+export const CALIB_METHODS = Object.keys(CALIBRATORS) as readonly CalibMethod[];
+
+/** Whether collecting statistics for `method` must keep histograms (minmax needs only the extremes). */
+export const needsHistogram = (method: CalibMethod): boolean => CALIBRATORS[method].histogram;
 
 export interface Range { min: number; max: number }
 export interface QParams { scale: number; zeroPoint: number }
@@ -19,8 +33,9 @@ export interface RangeOptions {
 export function computeRange(s: TensorStats, method: CalibMethod, opts: RangeOptions = {}): Range {
   if (s.count === 0) throw new EdgefitError('INTERNAL', 'range of a tensor that was never observed');
   const full = { min: Math.min(s.min, 0), max: Math.max(s.max, 0) };
-  if (method === 'minmax' || !s.hist || s.range === 0) return full;
-  const r = method === 'percentile' ? percentileRange(s, opts.percentile ?? 99.999) : method === 'mse' ? mseRange(s) : entropyRange(s);
+  const pick = CALIBRATORS[method].range;
+  if (pick === null || !s.hist || s.range === 0) return full;
+  const r = pick(s, opts);
   // 0 must stay exactly representable (padding, ReLU outputs), and a method never widens the range
   return { min: Math.min(0, Math.max(r.min, full.min)), max: Math.max(0, Math.min(r.max, full.max)) };
 }
