@@ -19,12 +19,33 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * What the caller can supply to get past an error, in domain terms. Library messages never name a
+ * CLI flag or a config key (the same error reaches `edgefit` users and agent users): the CLI maps a
+ * remedy to its flag (src/cli/output.ts), the agent to its config key (src/config/remedy.ts).
+ */
+export const OPTIONS = [
+  'shapes', 'profile', 'calib', 'token', 'latencyMs', 'latency', 'minFidelity', 'ramMb', 'sizeMb', 'structured', 'targetMacs', 'unstructured', 'steps', 'round',
+] as const;
+export type OptionName = (typeof OPTIONS)[number];
+export interface Remedy {
+  /** The option that supplies or corrects what was wrong. */
+  option: OptionName;
+  /** For shapes: the input, and an example of dims ("1x3x224x224"). */
+  input?: string;
+  example?: string;
+  /** For profile: the names to choose from. */
+  choices?: readonly string[];
+}
+
 export class EdgefitError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly remedy?: Remedy;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; remedy?: Remedy }) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'EdgefitError';
     this.code = code;
+    if (options?.remedy) this.remedy = options.remedy;
   }
   get exitCode(): number {
     return ERROR_CODES[this.code].exit;

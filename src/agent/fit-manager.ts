@@ -2,6 +2,7 @@
 // (+ calibration data), caches fits in the store by that key, and announces the choice on the
 // bus ('fit:done'); the deployer serves it. The fitter itself runs in a child (fit-worker.ts).
 import { createHash } from 'node:crypto';
+import { configMessage } from '../config/remedy.js';
 import { EdgefitError, oneLine } from '../errors.js';
 import type { FitResult, Fitter, FrontierEntry } from '../fit/types.js';
 import type { Store } from '../store/index.js';
@@ -94,7 +95,7 @@ export class FitManager implements Component, FitView {
   ensure(txn?: string, force = false): boolean {
     if (this.fitting || this.stopped) return false;
     if (!this.fitter) throw new EdgefitError('USAGE', 'the agent is still starting (profiling the hardware); try again shortly');
-    this.fitting = this.run(this.fitter, txn, force).catch((e) => this.d.log(`fit: ${oneLine(e)}`)).finally(() => { this.fitting = undefined; });
+    this.fitting = this.run(this.fitter, txn, force).catch((e) => this.d.log(`fit: ${configMessage(e)}`)).finally(() => { this.fitting = undefined; });
     return true;
   }
 
@@ -129,8 +130,9 @@ export class FitManager implements Component, FitView {
           shortfall: result.shortfall ?? null,
         }, txn);
       } catch (e) {
-        store.failFit(fitId, oneLine(e));
-        bus.report('fit-failed', `fit ${fitId} failed: ${oneLine(e)}`, { fitId, error: oneLine(e) }, txn);
+        const why = configMessage(e); // fits fail on the agent's inputs: say which config key fixes it
+        store.failFit(fitId, why);
+        bus.report('fit-failed', `fit ${fitId} failed: ${why}`, { fitId, error: why }, txn);
         return;
       }
       row = store.getFit(fitId)!;

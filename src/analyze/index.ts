@@ -36,7 +36,7 @@ export async function analyzeModel(model: Model, shapes: Map<string, number[]> =
     for (const i of model.graph.runtimeInputs()) {
       if (!shapes.has(i.name) && !(i.type && isStatic(i.type.shape))) {
         const dims = (i.type?.shape ?? []).map((d) => (typeof d === 'number' ? String(d) : 'N')).join('x');
-        cost.unresolved.unshift(`input '${i.name}' has dynamic dims [${(i.type?.shape ?? []).join(', ')}]: pass --shape ${i.name}=${dims || 'dims'} with numbers for N`);
+        cost.unresolved.unshift(`input '${i.name}' has dynamic dims [${(i.type?.shape ?? []).join(', ')}]: give its shape (${i.name}=${dims || 'dims'} with numbers for N)`);
       }
     }
   }

@@ -2,7 +2,7 @@
 // those values exposed as extra graph outputs, and read their dims. Inputs are zero-filled
 // tensors of the given shapes (shapes only, so the values do not matter).
 import ort from 'onnxruntime-node';
-import { serializeModel } from '../onnx/index.js';
+import { openSession } from '../runtime/runner.js';
 import { cloneModel, type Model } from '../ir/model.js';
 import { EdgefitError } from '../errors.js';
 import type { DType } from '../ir/dtype.js';
@@ -39,11 +39,11 @@ export async function shapesFromOrt(model: Model, shapes: Map<string, number[]>,
   for (const inp of model.graph.runtimeInputs()) {
     const dims = shapes.get(inp.name) ?? inp.type?.shape?.map((d) => (typeof d === 'number' ? d : NaN));
     if (!dims || dims.some((d) => Number.isNaN(d))) {
-      throw new EdgefitError('USAGE', `input '${inp.name}' has dynamic dims; give them with --shape ${inp.name}=...`);
+      throw new EdgefitError('USAGE', `input '${inp.name}' has dynamic dims`, { remedy: { option: 'shapes', input: inp.name } });
     }
     feeds[inp.name] = zeroTensor(inp.type?.dtype ?? 'float32', dims);
   }
-  const session = await ort.InferenceSession.create(serializeModel(probe), { graphOptimizationLevel: 'disabled' });
+  const session = await openSession(probe, { level: 'disabled' });
   try {
     const out = await session.run(feeds, values);
     for (const v of values) {

@@ -1,9 +1,33 @@
-import { EdgefitError, oneLine } from '../errors.js';
+import { EdgefitError, oneLine, type OptionName, type Remedy } from '../errors.js';
+
+/** The flag of each option a library error can name (the agent's config keys: src/config/remedy.ts). */
+const FLAGS: Record<OptionName, string> = {
+  shapes: '--shape', profile: '--profile', calib: '--calib', token: '--token', latencyMs: '--latency-ms', latency: '--latency',
+  minFidelity: '--min-fidelity', ramMb: '--ram-mb', sizeMb: '--size-mb', structured: '--structured', targetMacs: '--target-macs',
+  unstructured: '--unstructured', steps: '--steps', round: '--round',
+};
+
+/** What to type: options that supply something missing say how; the others name the flag to correct. */
+function remedyText(r: Remedy): string {
+  switch (r.option) {
+    case 'shapes': return `: give --shape ${r.input ?? '<input>'}=${r.example ?? '<dims>'}${r.input ? '' : ' for every dynamic input'}`;
+    case 'profile': return r.choices ? `: pass --profile with one of: ${r.choices.join(', ')}` : ' (--profile)';
+    case 'calib': return ': give --calib <data>';
+    case 'token': return ': give --token (16+ characters)';
+    default: return ` (${FLAGS[r.option]})`;
+  }
+}
+
+/** The error's one line, with its remedy in CLI terms. */
+export function cliMessage(e: unknown): string {
+  const msg = oneLine(e);
+  return e instanceof EdgefitError && e.remedy ? `${msg}${remedyText(e.remedy)}` : msg;
+}
 
 /** Print one line (stack only with --verbose) and return the exit code. */
 export function reportError(e: unknown, verbose: boolean): number {
   const usage = typeof e === 'object' && e !== null && (e as { usage?: boolean }).usage === true;
-  const msg = oneLine(e);
+  const msg = cliMessage(e);
   process.stderr.write(`edgefit: ${msg}\n`);
   if (usage) process.stderr.write('(see edgefit --help)\n');
   if (verbose && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);

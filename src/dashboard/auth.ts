@@ -19,10 +19,10 @@ export function isLoopbackHost(host: string): boolean {
 /** Throws unless the (host, token) pair is safe to start with. */
 export function checkListenPolicy(host: string, token: string | undefined): void {
   if (token !== undefined && token.length < 16) {
-    throw new EdgefitError('USAGE', 'dashboard --token must be at least 16 characters');
+    throw new EdgefitError('USAGE', 'the dashboard token must be at least 16 characters', { remedy: { option: 'token' } });
   }
   if (!isLoopbackHost(host) && !token) {
-    throw new EdgefitError('USAGE', `dashboard refuses to listen on ${host} without --token (only loopback may run open)`);
+    throw new EdgefitError('USAGE', `dashboard refuses to listen on ${host} without a token (only loopback may run open)`, { remedy: { option: 'token' } });
   }
 }
 

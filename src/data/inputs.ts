@@ -61,21 +61,22 @@ export function resolveShape(input: ModelInput, shapes?: Map<string, number[]>):
   if (given) {
     if (declared) {
       if (declared.length !== given.length) {
-        throw new EdgefitError('SHAPE', `--shape ${input.name}=${given.join('x')} has rank ${given.length}, the model's input is ${shapeStr(declared)} (rank ${declared.length})`);
+        throw new EdgefitError('SHAPE', `the shape given for input '${input.name}' (${given.join('x')}) has rank ${given.length}, the model's input is ${shapeStr(declared)} (rank ${declared.length})`);
       }
       declared.forEach((d, i) => {
         if (typeof d === 'number' && d > 0 && d !== given[i]) {
-          throw new EdgefitError('SHAPE', `--shape ${input.name}=${given.join('x')} disagrees with the model's fixed input shape ${shapeStr(declared)}`);
+          throw new EdgefitError('SHAPE', `the shape given for input '${input.name}' (${given.join('x')}) disagrees with the model's fixed input shape ${shapeStr(declared)}`);
         }
       });
     }
     return [...given];
   }
-  if (!declared) throw new EdgefitError('SHAPE', `input '${input.name}' has no declared shape; give --shape ${input.name}=<dims>`);
+  if (!declared) throw new EdgefitError('SHAPE', `input '${input.name}' has no declared shape`, { remedy: { option: 'shapes', input: input.name } });
   return declared.map((d, i) => {
     if (typeof d === 'number' && d > 0) return d;
     if (i === 0) return 1;
-    throw new EdgefitError('SHAPE', `input '${input.name}' has dynamic dims ${shapeStr(declared)}; give --shape ${input.name}=<dims>, e.g. ${declared.map((x, j) => (typeof x === 'number' && x > 0 ? x : j === 0 ? 1 : 224)).join('x')}`);
+    const example = declared.map((x, j) => (typeof x === 'number' && x > 0 ? x : j === 0 ? 1 : 224)).join('x');
+    throw new EdgefitError('SHAPE', `input '${input.name}' has dynamic dims ${shapeStr(declared)}`, { remedy: { option: 'shapes', input: input.name, example } });
   });
 }
 

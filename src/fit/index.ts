@@ -10,7 +10,7 @@ import { normalize } from '../passes/normalize.js';
 import { annotateShapes } from '../ir/shapes.js';
 import { analyzeCost } from '../analyze/index.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { syntheticSamples } from '../calib/synthetic.js';
+import { syntheticSamples } from '../data/model-inputs.js';
 import { loadInputSet, type Sample } from '../data/inputs.js';
 import { modelInputs } from '../runtime/runner.js';
 import { evaluateModel, latencyStats } from '../evaluate/index.js';
@@ -61,7 +61,7 @@ export interface FitOutcome extends FitResult {
 function loadSamples(req: FitRequest, shapes: Map<string, number[]>, inputName: string, modelBytes: Uint8Array): { samples: Sample[]; source: string; synthetic: boolean } {
   const model = normalize(parseModel(modelBytes));
   if (req.calibDataPath) {
-    if (!shapes.get(inputName)) throw new EdgefitError('USAGE', `give --shape ${inputName}=... so calibration data can be shaped`);
+    if (!shapes.get(inputName)) throw new EdgefitError('USAGE', `input '${inputName}' needs a shape so calibration data can be shaped`, { remedy: { option: 'shapes', input: inputName } });
     const set = loadInputSet(req.calibDataPath, modelInputs(model), { shapes, limit: 16 });
     return { samples: set.samples, source: set.source, synthetic: false };
   }

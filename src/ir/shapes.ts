@@ -35,7 +35,7 @@ export function inferShapes(model: Model, opts: InferOptions = {}): InferResult 
   for (const name of shapes.keys()) {
     if (!g.runtimeInputs().some((i) => i.name === name)) {
       const names = g.runtimeInputs().map((i) => i.name).join(', ');
-      throw new EdgefitError('USAGE', `--shape names '${name}', which is not a model input (inputs: ${names})`);
+      throw new EdgefitError('USAGE', `a shape was given for '${name}', which is not a model input (inputs: ${names})`);
     }
   }
   const types = new Map<string, TensorType>();
@@ -50,12 +50,12 @@ export function inferShapes(model: Model, opts: InferOptions = {}): InferResult 
     const declared = inp.type;
     if (given) {
       if (declared?.shape && declared.shape.length !== given.length) {
-        throw new EdgefitError('USAGE', `--shape ${inp.name}=${given.join('x')} has rank ${given.length}, but the model's input has rank ${declared.shape.length}`);
+        throw new EdgefitError('USAGE', `the shape given for input '${inp.name}' (${given.join('x')}) has rank ${given.length}, but the model's input has rank ${declared.shape.length}`);
       }
       if (declared?.shape) {
         declared.shape.forEach((d, i) => {
           if (typeof d === 'number' && d !== given[i]) {
-            throw new EdgefitError('USAGE', `--shape ${inp.name}=${given.join('x')}: dim ${i} is fixed to ${d} in the model`);
+            throw new EdgefitError('USAGE', `the shape given for input '${inp.name}' (${given.join('x')}): dim ${i} is fixed to ${d} in the model`);
           }
         });
       }

@@ -207,7 +207,7 @@ export function selectProfile(
     .sort((a, b) => specificity(b.p) - specificity(a.p) || a.p.name.localeCompare(b.p.name));
   const best = ranked[0];
   if (!best) {
-    throw new EdgefitError('CONFIG', `no board profile matches this machine (arch ${hw.arch}, board ${hw.board.model ?? 'unknown'}); pass --profile with one of: ${names.join(', ')}`);
+    throw new EdgefitError('CONFIG', `no board profile matches this machine (arch ${hw.arch}, board ${hw.board.model ?? 'unknown'})`, { remedy: { option: 'profile', choices: names } });
   }
   return resolveProfile(best.p, hw, 'match', best.held);
 }

@@ -12,7 +12,7 @@ t.test('listen policy: loopback may run open, anything else needs a long token',
   for (const h of ['127.0.0.1', 'localhost', '::1', '127.8.0.1']) t.ok(isLoopbackHost(h), h);
   for (const h of ['0.0.0.0', '::', '192.168.1.10', 'example.com']) t.notOk(isLoopbackHost(h), h);
   t.doesNotThrow(() => checkListenPolicy('127.0.0.1', undefined));
-  t.throws(() => checkListenPolicy('0.0.0.0', undefined), { code: 'USAGE', message: /without --token/ });
+  t.throws(() => checkListenPolicy('0.0.0.0', undefined), { code: 'USAGE', message: /without a token/, remedy: { option: 'token' } });
   t.throws(() => checkListenPolicy('0.0.0.0', 'short'), { code: 'USAGE', message: /at least 16/ });
   t.doesNotThrow(() => checkListenPolicy('0.0.0.0', TOKEN));
 });
@@ -20,7 +20,7 @@ t.test('listen policy: loopback may run open, anything else needs a long token',
 t.test('the CLI refuses to listen beyond localhost without a token: one line, exit 2', async (t) => {
   const r = await runCli(['dashboard', '--host', '0.0.0.0', '--port', '0', '--broker', 'mqtt://127.0.0.1:1'], { timeoutMs: 30_000 });
   t.equal(r.code, 2);
-  t.match(r.stderr, /^edgefit: dashboard refuses to listen on 0\.0\.0\.0 without --token/);
+  t.match(r.stderr, /^edgefit: dashboard refuses to listen on 0\.0\.0\.0 without a token .*: give --token/);
   t.notMatch(r.stderr, /\n\s+at /, 'no stack without --verbose');
 });
 

@@ -117,7 +117,7 @@ t.test('synthetic: seeded, right dtype and shape, plausible ranges, flagged', as
     { name: 'ids', dtype: 'int64', shape: [1, 16] },
     { name: 'mask', dtype: 'bool', shape: [1, 16] },
   ];
-  t.throws(() => synthesizeInputs(inputs), /input 'x' has dynamic dims \?x3x\?x\?; give --shape x=/);
+  t.throws(() => synthesizeInputs(inputs), { message: /^input 'x' has dynamic dims \?x3x\?x\?$/, remedy: { option: 'shapes', input: 'x', example: '1x3x224x224' } });
   const shapes = new Map([['x', [1, 3, 32, 48]]]);
   const a = synthesizeInputs(inputs, { shapes, seed: 7, count: 3 });
   const b = synthesizeInputs(inputs, { shapes, seed: 7, count: 3 });

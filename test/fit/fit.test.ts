@@ -50,7 +50,7 @@ t.test('an impossible budget ends with exit 3 and a one-line statement of the sh
 t.test('bad budgets are usage errors', async (t) => {
   const r = await runCli(['fit', model, '-o', join(dir, 'x.onnx'), '--latency', 'fast']);
   t.equal(r.code, 2);
-  t.match(r.stderr, /--latency must look like 0.5x/);
+  t.match(r.stderr, /a relative latency budget must look like 0\.5x, got 'fast' \(--latency\)/, 'the domain message, then the flag to correct');
   const r2 = await runCli(['fit', model, '-o', join(dir, 'x.onnx'), '--profile', 'toaster']);
   t.equal(r2.code, 2);
   t.match(r2.stderr, /raspberry-pi-4/);
@@ -71,5 +71,5 @@ t.test('a compressed-size budget is met with unstructured sparsity, measured on 
   t.ok(j.chosen.fidelity >= 0.9, `fidelity ${j.chosen.fidelity}`);
   const bad = await runCli(['fit', model, '-o', out, '--shape', 'x=1x1x28x28', '--size-mb', '-1']);
   t.equal(bad.code, 2, bad.stderr);
-  t.match(bad.stderr, /--size-mb must be a positive number/);
+  t.match(bad.stderr, /the size budget must be a positive number of MB, got -1 \(--size-mb\)/);
 });

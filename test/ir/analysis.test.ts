@@ -52,7 +52,7 @@ for (const [name, m] of Object.entries(OCR_MODELS)) {
 t.test('dynamic dims without --shape: figures say unknown and name the --shape', async (t) => {
   const a = await analyzeModel(normalize(loadModel(OCR_MODELS.det.file)));
   t.equal(a.macs, null);
-  t.match(a.unresolved[0], /--shape x=Nx3xNxN/);
+  t.match(a.unresolved[0], /give its shape \(x=Nx3xNxN/);
   t.equal(a.params, EXPECTED_PARAMS.det, 'params need no shapes');
 });
 

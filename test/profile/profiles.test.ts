@@ -74,7 +74,8 @@ t.test('override by name; unknown names list the valid ones; nothing matching is
   t.equal(err.exitCode, 2);
   t.match(err.message, /unknown board profile 'raspberry-pi-9'; valid names: generic-arm64, generic-x86_64, jetson-nano/);
   const none = t.throws(() => selectProfile(hw('riscv64', null, [], []), undefined, ps)) as EdgefitError;
-  t.match(none.message, /no board profile matches this machine \(arch riscv64.*pass --profile/);
+  t.match(none.message, /^no board profile matches this machine \(arch riscv64, board unknown\)$/, 'the library names no CLI flag');
+  t.same(none.remedy, { option: 'profile', choices: ps.map((p) => p.name) }, 'the remedy: choose one of the profiles');
 });
 
 t.test('a malformed profile is reported with its path and every bad field', async (t) => {

@@ -5,7 +5,7 @@ import { EdgefitError } from '../../errors.js';
 import { cloneModel, type Model } from '../../ir/model.js';
 import { analyzeCost } from '../../analyze/cost.js';
 import { channelStats, type ChannelStats } from '../../calib/stats.js';
-import { runFirstOutput } from '../../calib/compare.js';
+import { runFirstOutput } from '../../runtime/runner.js';
 import { singleOutputFidelity, type SingleOutputFidelity } from '../../fidelity/index.js';
 import type { Sample } from '../../data/inputs.js';
 import { structuredPrunePass } from './apply.js';
@@ -100,12 +100,12 @@ async function statsFor(model: Model, ga: GroupAnalysis, o: PruneOptions): Promi
 }
 
 export async function prune(model: Model, o: PruneOptions): Promise<PruneReport> {
-  if (o.structured !== undefined && o.targetMacs !== undefined) throw new EdgefitError('USAGE', 'give either --structured or --target-macs, not both');
-  for (const [k, v] of [['structured', o.structured], ['target-macs', o.targetMacs], ['unstructured', o.unstructured]] as const) {
-    if (v !== undefined && !(v >= 0 && v < 1)) throw new EdgefitError('USAGE', `--${k} must be a fraction in [0, 1), got ${v}`);
+  if (o.structured !== undefined && o.targetMacs !== undefined) throw new EdgefitError('USAGE', 'give either a channel ratio or a MACs target, not both', { remedy: { option: 'targetMacs' } });
+  for (const [k, v] of [['structured', o.structured], ['targetMacs', o.targetMacs], ['unstructured', o.unstructured]] as const) {
+    if (v !== undefined && !(v >= 0 && v < 1)) throw new EdgefitError('USAGE', `the ${k === 'targetMacs' ? 'MACs-target' : k} ratio must be a fraction in [0, 1), got ${v}`, { remedy: { option: k } });
   }
-  if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 50) throw new EdgefitError('USAGE', `--steps must be an integer 1..50, got ${o.steps}`);
-  if (![1, 4, 8].includes(o.round)) throw new EdgefitError('USAGE', `--round must be 1, 4 or 8, got ${o.round}`);
+  if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 50) throw new EdgefitError('USAGE', `prune steps must be an integer 1..50, got ${o.steps}`, { remedy: { option: 'steps' } });
+  if (![1, 4, 8].includes(o.round)) throw new EdgefitError('USAGE', `channel rounding must be 1, 4 or 8, got ${o.round}`, { remedy: { option: 'round' } });
   if ((o.importance === 'activation' || o.recover !== 'none' || o.unstructuredMethod === 'wanda' || o.allocation === 'sensitivity') && !o.samples.length) throw new EdgefitError('DATA', 'activation importance and recovery need calibration samples');
 
   const teacher = cloneModel(model);
@@ -126,7 +126,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     const t0 = performance.now();
     let ratio: number;
     if (o.targetMacs !== undefined) {
-      if (baseMacs === null) throw new EdgefitError('SHAPE', 'MACs are unknown: give --shape for every dynamic input to use --target-macs');
+      if (baseMacs === null) throw new EdgefitError('SHAPE', 'MACs are unknown, so a MACs target cannot be met: every dynamic input needs a shape', { remedy: { option: 'shapes' } });
       const keepFrac = Math.pow(1 - o.targetMacs, k / o.steps);
       ratio = ratioForMacs(model, o.shapes, baseMacs, keepFrac, { importance: o.importance, round: o.round, stats });
       ga = analyzeGroups(model);

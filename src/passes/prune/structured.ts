@@ -88,7 +88,7 @@ export function ratioForMacs(model: Model, shapes: ReadonlyMap<string, number[]>
     const mapped = new Map([...keep].map(([id, k]) => [byIndex.get(id)!, k]));
     runPass(structuredPrunePass, c, { analysis: cga, keep: mapped });
     const m = countMacs(c, shapes);
-    if (m === null) throw new EdgefitError('SHAPE', 'MACs unknown after pruning: give --shape for every dynamic input');
+    if (m === null) throw new EdgefitError('SHAPE', 'MACs unknown after pruning: every dynamic input needs a shape', { remedy: { option: 'shapes' } });
     return m / baseMacs;
   };
   let lo = 0, hi = 0.97;

@@ -86,7 +86,7 @@ export async function fallbackToFloat<B extends { bytes: Uint8Array }>(
   }
   if (!found) {
     const best = Math.max(...tried.map((t) => t.mean));
-    throw new EdgefitError('OVER_BUDGET', `${o.metric} fidelity stays below --min-fidelity ${o.floor} (at best ${best.toFixed(4)}) even with every probed unit in float`);
+    throw new EdgefitError('OVER_BUDGET', `${o.metric} fidelity stays below the floor ${o.floor} (at best ${best.toFixed(4)}) even with every probed unit in float`);
   }
   return { built: found.b, fidelity: found.f, float: order.slice(0, found.k), ranked, probes, tried };
 }

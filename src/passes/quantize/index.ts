@@ -12,7 +12,7 @@ import { annotateShapes } from '../../ir/shapes.js';
 import { parseModel, serializeModel } from '../../onnx/index.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
 import { runPass } from '../pass.js';
-import { computeRange, type CalibMethod, type Range } from './calibrate.js';
+import { computeRange, needsHistogram, type CalibMethod, type Range } from './calibrate.js';
 import { collectStats } from './collect.js';
 import { equalizeRanges, type EqualizeReport } from './equalize.js';
 import { dynamicQuantPass } from './dynamic.js';
@@ -170,8 +170,8 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<Q
   // then leaves every activation float
   const calibrated = o.mode === 'static' || o.mode === 'weights';
   const sizeOnly = o.mode === 'fp16' || o.mode === 'weights';
-  if (calibrated && data.length === 0) throw new EdgefitError('USAGE', `${o.mode} quantization needs calibration data (--calib)`);
-  if (o.minFidelity !== undefined && data.length === 0) throw new EdgefitError('USAGE', '--min-fidelity needs data to measure on (--calib)');
+  if (calibrated && data.length === 0) throw new EdgefitError('USAGE', `${o.mode} quantization needs calibration data`, { remedy: { option: 'calib' } });
+  if (o.minFidelity !== undefined && data.length === 0) throw new EdgefitError('USAGE', 'a fidelity floor needs data to measure on', { remedy: { option: 'calib' } });
 
   let opset: OpsetPlan | null = null;
   let folds: FoldReport | null = null;
@@ -222,7 +222,7 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<Q
       : undefined;
     let col: Awaited<ReturnType<typeof collectStats>>;
     try {
-      col = await collectStats(int8Form, values, data, { histograms: method !== 'minmax', threads, visit });
+      col = await collectStats(int8Form, values, data, { histograms: method === null || needsHistogram(method), threads, visit });
       if (gram) for (const st of layerStats.values()) await st.flush(gram);
     } finally {
       await gram?.release();
