@@ -36,7 +36,10 @@ function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   return new Promise((resolve, reject) => {
     const attempt = (): void => {
       const c = connect(port, '127.0.0.1');
-      c.once('connect', () => { c.destroy(); resolve(); });
+      c.once('connect', () => {
+        c.destroy();
+        resolve();
+      });
       c.once('error', () => {
         c.destroy();
         if (Date.now() > until) reject(new Error(`broker did not listen on ${port}`));
@@ -53,34 +56,56 @@ export async function startBroker(opts: { persistent?: boolean } = {}): Promise<
   if (existsSync(MOSQUITTO)) {
     const dir = mkdtempSync(join(tmpdir(), 'edgefit-mosq-'));
     const conf = join(dir, 'mosquitto.conf');
-    writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', ...(opts.persistent ? ['persistence true', `persistence_location ${dir}/`] : ['persistence false']), 'log_dest stderr', 'log_type error', ''].join('\n'));
+    writeFileSync(
+      conf,
+      [
+        `listener ${port} 127.0.0.1`,
+        'allow_anonymous true',
+        ...(opts.persistent ? ['persistence true', `persistence_location ${dir}/`] : ['persistence false']),
+        'log_dest stderr',
+        'log_type error',
+        '',
+      ].join('\n'),
+    );
     let child: ChildProcess | undefined;
     const up = async (): Promise<void> => {
       child = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
       await waitForPort(port);
     };
-    const down = (): Promise<void> => new Promise((resolve) => {
-      const c = child;
-      child = undefined;
-      if (!c || c.exitCode !== null) return resolve();
-      c.once('exit', () => resolve());
-      c.kill('SIGTERM');
-      setTimeout(() => c.kill('SIGKILL'), 3000).unref();
-    });
+    const down = (): Promise<void> =>
+      new Promise((resolve) => {
+        const c = child;
+        child = undefined;
+        if (!c || c.exitCode !== null) return resolve();
+        c.once('exit', () => resolve());
+        c.kill('SIGTERM');
+        setTimeout(() => c.kill('SIGKILL'), 3000).unref();
+      });
     await up();
     return {
-      kind: 'mosquitto', port, url: `mqtt://127.0.0.1:${port}`,
+      kind: 'mosquitto',
+      port,
+      url: `mqtt://127.0.0.1:${port}`,
       restart: up,
-      stop: async () => { await down(); },
+      stop: async () => {
+        await down();
+      },
       // the folder is removed on process exit
     };
   }
   process.stdout.write(`# ${MOSQUITTO} not found: broker-backed tests run against the embedded aedes broker\n`);
   let b: EmbeddedBroker | undefined = await startEmbeddedBroker('127.0.0.1', port, () => undefined);
   return {
-    kind: 'aedes', port, url: `mqtt://127.0.0.1:${port}`,
-    restart: async () => { b = await startEmbeddedBroker('127.0.0.1', port, () => undefined); },
-    stop: async () => { await b?.close(); b = undefined; },
+    kind: 'aedes',
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    restart: async () => {
+      b = await startEmbeddedBroker('127.0.0.1', port, () => undefined);
+    },
+    stop: async () => {
+      await b?.close();
+      b = undefined;
+    },
   };
 }
 

@@ -96,12 +96,22 @@ export class ModelBuilder {
   // ---- layers ----
   conv(x: string, out: number, o: ConvOpts = {}): string {
     const [n, c, h, w] = this.shape(x) as [number, number, number, number];
-    const k = o.k ?? 1, s = o.stride ?? 1, p = o.pad ?? (k - 1) / 2, g = o.group ?? 1;
+    const k = o.k ?? 1,
+      s = o.stride ?? 1,
+      p = o.pad ?? (k - 1) / 2,
+      g = o.group ?? 1;
     const wt = this.weight('w', [out, c / g, k, k], Math.sqrt(2 / ((c / g) * k * k)));
     const inputs = [x, wt];
     if (o.bias ?? true) inputs.push(this.weight('b', [out], 0.05));
-    const oh = Math.floor((h + 2 * p - k) / s) + 1, ow = Math.floor((w + 2 * p - k) / s) + 1;
-    return this.node('Conv', inputs, [n, out, oh, ow], { kernel_shape: ints([k, k]), strides: ints([s, s]), pads: ints([p, p, p, p]), group: int(g), dilations: ints([1, 1]) });
+    const oh = Math.floor((h + 2 * p - k) / s) + 1,
+      ow = Math.floor((w + 2 * p - k) / s) + 1;
+    return this.node('Conv', inputs, [n, out, oh, ow], {
+      kernel_shape: ints([k, k]),
+      strides: ints([s, s]),
+      pads: ints([p, p, p, p]),
+      group: int(g),
+      dilations: ints([1, 1]),
+    });
   }
   depthwise(x: string, k = 3, stride = 1): string {
     return this.conv(x, this.channels(x), { k, stride, group: this.channels(x) });
@@ -110,14 +120,25 @@ export class ModelBuilder {
     const [n, c, h, w] = this.shape(x) as [number, number, number, number];
     const wt = this.weight('wt', [c, out, k, k], Math.sqrt(1 / (c * k * k)));
     const b = this.weight('b', [out], 0.05);
-    return this.node('ConvTranspose', [x, wt, b], [n, out, (h - 1) * stride + k, (w - 1) * stride + k], { kernel_shape: ints([k, k]), strides: ints([stride, stride]) });
+    return this.node('ConvTranspose', [x, wt, b], [n, out, (h - 1) * stride + k, (w - 1) * stride + k], {
+      kernel_shape: ints([k, k]),
+      strides: ints([stride, stride]),
+    });
   }
   bn(x: string): string {
     const c = this.channels(x);
-    const scale = this.constant('bn_s', [c], Array.from({ length: c }, () => 0.5 + this.next()));
+    const scale = this.constant(
+      'bn_s',
+      [c],
+      Array.from({ length: c }, () => 0.5 + this.next()),
+    );
     const bias = this.weight('bn_b', [c], 0.1);
     const mean = this.weight('bn_m', [c], 0.1);
-    const v = this.constant('bn_v', [c], Array.from({ length: c }, () => 0.5 + this.next()));
+    const v = this.constant(
+      'bn_v',
+      [c],
+      Array.from({ length: c }, () => 0.5 + this.next()),
+    );
     return this.node('BatchNormalization', [x, scale, bias, mean, v], this.shape(x), { epsilon: float(1e-5) });
   }
   unary(op: 'Relu' | 'Sigmoid' | 'HardSigmoid' | 'HardSwish' | 'Tanh' | 'Erf' | 'Identity', x: string): string {
@@ -127,7 +148,8 @@ export class ModelBuilder {
     return this.unary('Relu', x);
   }
   binary(op: 'Add' | 'Mul' | 'Sub' | 'Div', a: string, b: string): string {
-    const sa = this.shape(a), sb = this.shape(b);
+    const sa = this.shape(a),
+      sb = this.shape(b);
     const r = Math.max(sa.length, sb.length);
     const shape = Array.from({ length: r }, (_, i) => Math.max(sa[i - r + sa.length] ?? 1, sb[i - r + sb.length] ?? 1));
     return this.node(op, [a, b], shape);
@@ -157,7 +179,9 @@ export class ModelBuilder {
   }
   resize2x(x: string): string {
     const [n, c, h, w] = this.shape(x) as [number, number, number, number];
-    return this.node('Resize', [x, '', this.constant('scales', [4], [1, 1, 2, 2])], [n, c, 2 * h, 2 * w], { mode: { type: 'string', value: 'nearest' } });
+    return this.node('Resize', [x, '', this.constant('scales', [4], [1, 1, 2, 2])], [n, c, 2 * h, 2 * w], {
+      mode: { type: 'string', value: 'nearest' },
+    });
   }
   flatten(x: string): string {
     const s = this.shape(x);
@@ -180,7 +204,11 @@ export class ModelBuilder {
   layerNorm(x: string): string {
     const s = this.shape(x);
     const c = s[s.length - 1]!;
-    const scale = this.constant('ln_s', [c], Array.from({ length: c }, () => 0.8 + 0.4 * this.next()));
+    const scale = this.constant(
+      'ln_s',
+      [c],
+      Array.from({ length: c }, () => 0.8 + 0.4 * this.next()),
+    );
     return this.node('LayerNormalization', [x, scale, this.weight('ln_b', [c], 0.02)], s, { axis: int(-1), epsilon: float(1e-5) });
   }
   /** GELU as exported from PyTorch: 0.5 * x * (1 + erf(x / sqrt 2)). */
@@ -193,13 +221,19 @@ export class ModelBuilder {
   }
   transpose(x: string, perm: number[]): string {
     const s = this.shape(x);
-    return this.node('Transpose', [x], perm.map((p) => s[p]!), { perm: ints(perm) });
+    return this.node(
+      'Transpose',
+      [x],
+      perm.map((p) => s[p]!),
+      { perm: ints(perm) },
+    );
   }
   softmax(x: string, axis = -1): string {
     return this.node('Softmax', [x], this.shape(x), { axis: int(axis) });
   }
   matmul(a: string, b: string): string {
-    const sa = this.shape(a), sb = this.shape(b);
+    const sa = this.shape(a),
+      sb = this.shape(b);
     return this.node('MatMul', [a, b], [...sa.slice(0, -1), sb[sb.length - 1]!]);
   }
 
@@ -225,7 +259,9 @@ export class ModelBuilder {
     const [b, t, c] = this.shape(x) as [number, number, number];
     const d = c / heads;
     const split = (v: string) => this.transpose(this.reshape(v, [b, t, heads, d]), [0, 2, 1, 3]);
-    const q = split(this.linear(x, c)), k = split(this.linear(x, c)), v = split(this.linear(x, c));
+    const q = split(this.linear(x, c)),
+      k = split(this.linear(x, c)),
+      v = split(this.linear(x, c));
     const kt = this.transpose(k, [0, 1, 3, 2]);
     const att = this.softmax(this.scalarOp('Mul', this.matmul(q, kt), 1 / Math.sqrt(d)));
     const o = this.reshape(this.transpose(this.matmul(att, v), [0, 2, 1, 3]), [b, t, c]);

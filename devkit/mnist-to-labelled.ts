@@ -109,4 +109,3 @@ export function writeMnistLabelled(outDir: string, opts: MnistLabelledOptions): 
   writeFileAtomic(labelsPath, labels.join('\n') + '\n');
   return { count, perDigit, xPath, labelsPath };
 }
-

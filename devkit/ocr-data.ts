@@ -31,8 +31,16 @@ function crop(img: Img, x: number, y: number, w: number, h: number): Img {
 export function detSets(): { calib: Float32Array[]; held: Float32Array[] } {
   const page = decodeImage(join(SK, 'page.png'));
   const text = decodeImage(join(SK, 'text.png'));
-  const calib = [crop(page, 0, 0, page.width, page.height >> 1), crop(text, 0, 0, text.width >> 1, text.height), ...['camera.png', 'coffee.png', 'chelsea.png', 'astronaut.png'].map((f) => decodeImage(join(SK, f)))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
-  const held = [crop(page, 0, page.height >> 1, page.width, page.height - (page.height >> 1)), crop(text, text.width >> 1, 0, text.width - (text.width >> 1), text.height), decodeImage(join(SK, 'bw_text.png'))].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
+  const calib = [
+    crop(page, 0, 0, page.width, page.height >> 1),
+    crop(text, 0, 0, text.width >> 1, text.height),
+    ...['camera.png', 'coffee.png', 'chelsea.png', 'astronaut.png'].map((f) => decodeImage(join(SK, f))),
+  ].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
+  const held = [
+    crop(page, 0, page.height >> 1, page.width, page.height - (page.height >> 1)),
+    crop(text, text.width >> 1, 0, text.width - (text.width >> 1), text.height),
+    decodeImage(join(SK, 'bw_text.png')),
+  ].map((i) => imageToTensor(i, 640, 640, 3, IMAGENET));
   return { calib, held };
 }
 
@@ -41,18 +49,33 @@ export function detSets(): { calib: Float32Array[]; held: Float32Array[] } {
  * rec-bw crops (bw_text.png) of every other line; held out: the rec-bw crops of the remaining
  * lines, lines the calibration never saw. REC_FOLD=even swaps the two halves.
  */
-export interface RecSets { calib: Float32Array[]; held: Float32Array[]; heldLines: number[]; parity: number }
+export interface RecSets {
+  calib: Float32Array[];
+  held: Float32Array[];
+  heldLines: number[];
+  parity: number;
+}
 
 export function recSets(root: string): RecSets {
   const pre = { scale: 1 / 255, mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
-  const load = (dir: string, files: string[]): Float32Array[] => files.map((f) => imageToTensor(decodeImage(join(dir, f)), 48, 320, 3, pre));
-  const pngs = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.png')).sort();
+  const load = (dir: string, files: string[]): Float32Array[] =>
+    files.map((f) => imageToTensor(decodeImage(join(dir, f)), 48, 320, 3, pre));
+  const pngs = (dir: string): string[] =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.png'))
+      .sort();
   const recDir = join(root, 'test/fixtures/ocr/rec');
   const bwDir = join(root, 'test/fixtures/ocr/rec-bw');
   const parity = process.env.REC_FOLD === 'even' ? 0 : 1;
   const bw = pngs(bwDir);
   const lineOf = (f: string): number => Number(/bw-L(\d+)/.exec(f)![1]);
-  const calib = [...load(recDir, pngs(recDir)), ...load(bwDir, bw.filter((f) => lineOf(f) % 2 === parity))];
+  const calib = [
+    ...load(recDir, pngs(recDir)),
+    ...load(
+      bwDir,
+      bw.filter((f) => lineOf(f) % 2 === parity),
+    ),
+  ];
   const heldNames = bw.filter((f) => lineOf(f) % 2 !== parity);
   return { calib, held: load(bwDir, heldNames), heldLines: heldNames.map(lineOf).filter((v, i, a) => a.indexOf(v) === i), parity };
 }

@@ -9,18 +9,72 @@ import { PREFIX_RE } from '../src/dashboard/link.js';
 import { candidateLabel } from '../src/dashboard/adapt.js';
 import { meets, type Budgets } from '../src/budgets/index.js';
 import {
-  PAYLOAD_VERSION, type EventPayload, type EventType, type MetricsPayload, type ProfilePayload, type PublicFrontierEntry,
-  type ResponsePayload, type StatusPayload,
+  PAYLOAD_VERSION,
+  type EventPayload,
+  type EventType,
+  type MetricsPayload,
+  type ProfilePayload,
+  type PublicFrontierEntry,
+  type ResponsePayload,
+  type StatusPayload,
 } from '../src/telemetry/payloads.js';
 import { checkArgs } from '../src/telemetry/validate.js';
 import { isVerb } from '../src/telemetry/topics.js';
 
 /** Per board profile (names as in profiles/): the det model's frontier (latency p50 ms, fidelity, model RSS MB) by level. */
 export const SIM_BOARDS = {
-  'raspberry-pi-4': { model: 'Raspberry Pi 4 Model B Rev 1.4', arch: 'arm64', ramTotalMb: 4096, baseTempC: 52, frontier: [[1850, 1, 118], [980, 0.991, 46], [760, 0.982, 38], [560, 0.961, 30], [410, 0.93, 24]] },
-  'raspberry-pi-5': { model: 'Raspberry Pi 5 Model B Rev 1.0', arch: 'arm64', ramTotalMb: 8192, baseTempC: 48, frontier: [[720, 1, 118], [390, 0.991, 46], [300, 0.982, 38], [225, 0.961, 30], [170, 0.93, 24]] },
-  'jetson-orin-nano': { model: 'NVIDIA Jetson Orin Nano Developer Kit', arch: 'arm64', ramTotalMb: 8192, baseTempC: 44, frontier: [[240, 1, 118], [150, 0.991, 46], [118, 0.982, 38], [92, 0.961, 30], [70, 0.93, 24]] },
-  'generic-x86_64': { model: null, arch: 'x64', ramTotalMb: 16384, baseTempC: 40, frontier: [[160, 1, 118], [82, 0.991, 46], [66, 0.982, 38], [50, 0.961, 30], [39, 0.93, 24]] },
+  'raspberry-pi-4': {
+    model: 'Raspberry Pi 4 Model B Rev 1.4',
+    arch: 'arm64',
+    ramTotalMb: 4096,
+    baseTempC: 52,
+    frontier: [
+      [1850, 1, 118],
+      [980, 0.991, 46],
+      [760, 0.982, 38],
+      [560, 0.961, 30],
+      [410, 0.93, 24],
+    ],
+  },
+  'raspberry-pi-5': {
+    model: 'Raspberry Pi 5 Model B Rev 1.0',
+    arch: 'arm64',
+    ramTotalMb: 8192,
+    baseTempC: 48,
+    frontier: [
+      [720, 1, 118],
+      [390, 0.991, 46],
+      [300, 0.982, 38],
+      [225, 0.961, 30],
+      [170, 0.93, 24],
+    ],
+  },
+  'jetson-orin-nano': {
+    model: 'NVIDIA Jetson Orin Nano Developer Kit',
+    arch: 'arm64',
+    ramTotalMb: 8192,
+    baseTempC: 44,
+    frontier: [
+      [240, 1, 118],
+      [150, 0.991, 46],
+      [118, 0.982, 38],
+      [92, 0.961, 30],
+      [70, 0.93, 24],
+    ],
+  },
+  'generic-x86_64': {
+    model: null,
+    arch: 'x64',
+    ramTotalMb: 16384,
+    baseTempC: 40,
+    frontier: [
+      [160, 1, 118],
+      [82, 0.991, 46],
+      [66, 0.982, 38],
+      [50, 0.961, 30],
+      [39, 0.93, 24],
+    ],
+  },
 } as const;
 export type SimBoard = keyof typeof SIM_BOARDS;
 const BOARD_NAMES = Object.keys(SIM_BOARDS) as SimBoard[];
@@ -59,7 +113,11 @@ function simId(n: number): string {
 function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 0x1_0000_0000;
   };
 }
@@ -82,7 +140,10 @@ export class SimDevice {
   /** the latency reported instead of the simulated one while set (bench marker) */
   private forcedLatency: number | null = null;
 
-  constructor(readonly n: number, private readonly opts: Required<Pick<SimOptions, 'broker' | 'prefix' | 'rate'>> & Pick<SimOptions, 'log'>) {
+  constructor(
+    readonly n: number,
+    private readonly opts: Required<Pick<SimOptions, 'broker' | 'prefix' | 'rate'>> & Pick<SimOptions, 'log'>,
+  ) {
     this.id = simId(n);
     this.rand = rng(n * 2654435761);
     this.board = BOARD_NAMES[n % BOARD_NAMES.length]!;
@@ -120,7 +181,10 @@ export class SimDevice {
   profilePayload(): ProfilePayload {
     const b = SIM_BOARDS[this.board];
     return {
-      v: PAYLOAD_VERSION, deviceId: this.id, ts: iso(), profile: this.board,
+      v: PAYLOAD_VERSION,
+      deviceId: this.id,
+      ts: iso(),
+      profile: this.board,
       hardwareHash: `sim-${this.board}-${this.n}`,
       hardware: { arch: b.arch, board: { id: this.board, model: b.model }, ramTotalMb: b.ramTotalMb, cores: 4, simulated: true },
       budgets: { ...this.budgets },
@@ -131,8 +195,14 @@ export class SimDevice {
     return SIM_BOARDS[this.board].frontier.map(([lat, fid, ram], i) => {
       const config = { ...SIM_CONFIGS[i]! };
       return {
-        id: `L${i}-${candidateLabel({ config }).replace(/[^A-Za-z0-9]+/g, '-')}`, config, sha256: '0'.repeat(64), sizeBytes: Math.round(4_700_000 / (i ? 3.6 + i * 0.6 : 1)),
-        latencyP50Ms: lat, latencyP95Ms: lat * 1.15, modelRssMb: ram, fidelity: fid,
+        id: `L${i}-${candidateLabel({ config }).replace(/[^A-Za-z0-9]+/g, '-')}`,
+        config,
+        sha256: '0'.repeat(64),
+        sizeBytes: Math.round(4_700_000 / (i ? 3.6 + i * 0.6 : 1)),
+        latencyP50Ms: lat,
+        latencyP95Ms: lat * 1.15,
+        modelRssMb: ram,
+        fidelity: fid,
         meets: this.meets(lat, ram, fid),
       };
     });
@@ -148,16 +218,34 @@ export class SimDevice {
     const modelRam = ram + this.rand() * 3;
     const total = SIM_BOARDS[this.board].ramTotalMb;
     return {
-      v: PAYLOAD_VERSION, deviceId: this.id, seq: ++this.seq, ts: iso(),
+      v: PAYLOAD_VERSION,
+      deviceId: this.id,
+      seq: ++this.seq,
+      ts: iso(),
       system: {
-        cpuLoad: Number((0.2 + this.rand() * 0.5 + (this.slow > 1 ? 0.9 : 0)).toFixed(2)), cores: 4,
-        temperatureC: Number(this.temp.toFixed(1)), throttled: this.temp > 80,
-        memTotalMb: total, memAvailableMb: Math.round(total * 0.6),
+        cpuLoad: Number((0.2 + this.rand() * 0.5 + (this.slow > 1 ? 0.9 : 0)).toFixed(2)),
+        cores: 4,
+        temperatureC: Number(this.temp.toFixed(1)),
+        throttled: this.temp > 80,
+        memTotalMb: total,
+        memAvailableMb: Math.round(total * 0.6),
       },
-      agent: { rssMb: Number((58 + this.rand() * 4).toFixed(1)), cpuPercent: 0.4, uptimeS: Math.round(process.uptime()), outboxPending: 0, outboxDropped: 0 },
+      agent: {
+        rssMb: Number((58 + this.rand() * 4).toFixed(1)),
+        cpuPercent: 0.4,
+        uptimeS: Math.round(process.uptime()),
+        outboxPending: 0,
+        outboxDropped: 0,
+      },
       model: {
-        id: MODEL_ID, level: this.level, levels: LEVELS, version: `v${this.level + 1}`,
-        latencyP50Ms: Number(p50.toFixed(2)), latencyP95Ms: Number(p95.toFixed(2)), modelRssMb: Number(modelRam.toFixed(1)), fidelity: fid,
+        id: MODEL_ID,
+        level: this.level,
+        levels: LEVELS,
+        version: `v${this.level + 1}`,
+        latencyP50Ms: Number(p50.toFixed(2)),
+        latencyP95Ms: Number(p95.toFixed(2)),
+        modelRssMb: Number(modelRam.toFixed(1)),
+        fidelity: fid,
       },
       budgets: { ...this.budgets, effectiveLatencyMs: this.budgets.latencyMs },
       meets: this.meets(p50, modelRam, fid),
@@ -177,7 +265,12 @@ export class SimDevice {
       keepalive: 30,
       reconnectPeriod: 0,
       connectTimeout: 30_000,
-      will: { topic: `${this.topic}/status`, payload: Buffer.from(JSON.stringify(this.statusPayload('offline', 'lwt'))), qos: 1, retain: true },
+      will: {
+        topic: `${this.topic}/status`,
+        payload: Buffer.from(JSON.stringify(this.statusPayload('offline', 'lwt'))),
+        qos: 1,
+        retain: true,
+      },
     });
     this.client = client;
     client.on('error', (e) => this.opts.log?.(`${this.id}: ${e.message}`));
@@ -210,7 +303,10 @@ export class SimDevice {
       this.prevLevel = this.level;
       this.level++;
       this.overBudgetStreak = 0;
-      this.event('stepped-down', `latency over budget 3 probes in a row: level ${this.prevLevel} -> ${this.level}`, { from: this.prevLevel, to: this.level });
+      this.event('stepped-down', `latency over budget 3 probes in a row: level ${this.prevLevel} -> ${this.level}`, {
+        from: this.prevLevel,
+        to: this.level,
+      });
     }
   }
 
@@ -224,11 +320,24 @@ export class SimDevice {
   }
 
   event(type: EventType, message: string, data: Record<string, unknown>, txn?: string): void {
-    const e: EventPayload = { v: PAYLOAD_VERSION, deviceId: this.id, seq: ++this.eventSeq, ts: iso(), type, message, data, ...(txn ? { txn } : {}) };
+    const e: EventPayload = {
+      v: PAYLOAD_VERSION,
+      deviceId: this.id,
+      seq: ++this.eventSeq,
+      ts: iso(),
+      type,
+      message,
+      data,
+      ...(txn ? { txn } : {}),
+    };
     this.client?.publish(`${this.topic}/events`, JSON.stringify(e), { qos: 1 });
   }
 
-  private respond(verb: string, txn: string | null, body: { ok: true; result: Record<string, unknown> } | { ok: false; error: { code: string; message: string } }): void {
+  private respond(
+    verb: string,
+    txn: string | null,
+    body: { ok: true; result: Record<string, unknown> } | { ok: false; error: { code: string; message: string } },
+  ): void {
     const r: ResponsePayload = { v: PAYLOAD_VERSION, deviceId: this.id, txn, verb, ts: iso(), ...body };
     this.client?.publish(`${this.topic}/response/${verb}`, JSON.stringify(r), { qos: 1 });
   }
@@ -265,7 +374,13 @@ export class SimDevice {
         this.level = this.choose();
         this.respond(verb, txn, { ok: true, result: { budgets: this.budgets, level: this.level, refit: false } });
         this.event('budgets-changed', 'budgets changed by request', { budgets: this.budgets }, txn);
-        if (before !== this.level) this.event('deployed', `level ${before} -> ${this.level} from the stored frontier (new budgets)`, { from: before, to: this.level }, txn);
+        if (before !== this.level)
+          this.event(
+            'deployed',
+            `level ${before} -> ${this.level} from the stored frontier (new budgets)`,
+            { from: before, to: this.level },
+            txn,
+          );
         return;
       }
       case 'fit':
@@ -273,7 +388,12 @@ export class SimDevice {
         this.event('fit-started', `fitting ${MODEL_ID}`, { modelId: MODEL_ID }, txn);
         setTimeout(() => {
           this.level = this.choose();
-          this.event('fit-done', `fit done: ${LEVELS} candidates on the frontier, chose level ${this.level}`, { modelId: MODEL_ID, level: this.level, candidates: LEVELS }, txn);
+          this.event(
+            'fit-done',
+            `fit done: ${LEVELS} candidates on the frontier, chose level ${this.level}`,
+            { modelId: MODEL_ID, level: this.level, candidates: LEVELS },
+            txn,
+          );
         }, 800);
         return;
       case 'rollback': {
@@ -285,13 +405,19 @@ export class SimDevice {
         return;
       }
       default:
-        return this.respond(verb, txn, { ok: false, error: { code: 'UNSUPPORTED', message: `simulated devices do not implement '${verb}'` } });
+        return this.respond(verb, txn, {
+          ok: false,
+          error: { code: 'UNSUPPORTED', message: `simulated devices do not implement '${verb}'` },
+        });
     }
   }
 
   /** Cut the TCP connection without DISCONNECT: the broker must publish the Last Will. */
   kill(): void {
-    if (this.timer) { clearInterval(this.timer); this.timer = null; }
+    if (this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
     const c = this.client;
     this.client = null;
     if (c) {
@@ -303,12 +429,19 @@ export class SimDevice {
 
   /** Clean shutdown as the agent does it: retained offline, then DISCONNECT. */
   async stop(): Promise<void> {
-    if (this.timer) { clearInterval(this.timer); this.timer = null; }
+    if (this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
     const c = this.client;
     this.client = null;
     if (!c) return;
     if (c.connected) {
-      try { await c.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('offline', 'shutdown')), { qos: 1, retain: true }); } catch { /* going away anyway */ }
+      try {
+        await c.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('offline', 'shutdown')), { qos: 1, retain: true });
+      } catch {
+        /* going away anyway */
+      }
     }
     await c.endAsync();
   }

@@ -19,7 +19,10 @@ import { LatencyProbe, type ProbeCost } from '../src/agent/latency.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1]! : dflt; };
+const opt = (name: string, dflt: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1]! : dflt;
+};
 // node flags of the agent: by default those of the service (systemd/edgefit.service, npm start)
 const given = argv.filter((a) => a.startsWith('--node-flag=')).map((a) => a.slice('--node-flag='.length));
 const nodeFlags = argv.includes('--no-node-flags') ? [] : given.length ? given : ['--max-semi-space-size=1'];
@@ -29,24 +32,64 @@ const windowS = Number(opt('window', '30'));
 const probeIntervalS = Number(opt('probe-interval', '3600'));
 const dashboardPort = opt('dashboard-port', '0');
 
-const freePort = (): Promise<number> => new Promise((r) => {
-  const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => r(p)); });
-});
+const freePort = (): Promise<number> =>
+  new Promise((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => r(p));
+    });
+  });
 const state = mkdtempSync(join(tmpdir(), 'edgefit-idle-'));
 writeFileSync(join(state, 'config.json'), JSON.stringify({ mqtt: { embeddedPort: await freePort() } }));
-const child = spawn(process.execPath, [...nodeFlags, join(ROOT, 'dist/src/cli/main.js'), 'agent', '--config', join(state, 'config.json'), '--state-dir', state,
-  '--model', model, '--shape', shape, '--fitter', 'reference-only', '--metrics-interval', '10', '--probe-interval', String(probeIntervalS),
-  '--dashboard-port', dashboardPort, '--device-id', 'idle-bench'], { stdio: ['ignore', 'ignore', 'pipe'] });
+const child = spawn(
+  process.execPath,
+  [
+    ...nodeFlags,
+    join(ROOT, 'dist/src/cli/main.js'),
+    'agent',
+    '--config',
+    join(state, 'config.json'),
+    '--state-dir',
+    state,
+    '--model',
+    model,
+    '--shape',
+    shape,
+    '--fitter',
+    'reference-only',
+    '--metrics-interval',
+    '10',
+    '--probe-interval',
+    String(probeIntervalS),
+    '--dashboard-port',
+    dashboardPort,
+    '--device-id',
+    'idle-bench',
+  ],
+  { stdio: ['ignore', 'ignore', 'pipe'] },
+);
 let log = '';
-child.stderr.on('data', (d: Buffer) => { log += d.toString(); });
+child.stderr.on('data', (d: Buffer) => {
+  log += d.toString();
+});
 const pid = child.pid!;
 const stat = (p: number): string[] => readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
-const selfTicks = (): number => { const f = stat(pid); return Number(f[11]) + Number(f[12]); };
-const childTicks = (): number => { const f = stat(pid); return Number(f[13]) + Number(f[14]); };
-const kb = (p: number | string, key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? NaN);
+const selfTicks = (): number => {
+  const f = stat(pid);
+  return Number(f[11]) + Number(f[12]);
+};
+const childTicks = (): number => {
+  const f = stat(pid);
+  return Number(f[13]) + Number(f[14]);
+};
+const kb = (p: number | string, key: string): number =>
+  Number(new RegExp(`${key}:\\s+(\\d+)`).exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? NaN);
 const until = Date.now() + 600_000;
 while (!/deployed:/.test(log)) {
-  if (Date.now() > until || child.exitCode !== null) { process.stderr.write(log); process.exit(1); }
+  if (Date.now() > until || child.exitCode !== null) {
+    process.stderr.write(log);
+    process.exit(1);
+  }
   await new Promise((r) => setTimeout(r, 200));
 }
 await new Promise((r) => setTimeout(r, 3000)); // let start-up garbage settle
@@ -59,24 +102,48 @@ const pollChildren = (): void => {
       if (Number(stat(Number(d))[1]) !== pid) continue;
       const hwm = kb(d, 'VmHWM') / 1024; // NaN once it is a zombie: keep what was seen alive
       probeHwm.set(Number(d), Math.max(probeHwm.get(Number(d)) ?? 0, Number.isFinite(hwm) ? hwm : 0));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
 };
 const poller = setInterval(pollChildren, 50);
-const t0 = selfTicks(); const c0 = childTicks(); const w0 = Date.now();
+const t0 = selfTicks();
+const c0 = childTicks();
+const w0 = Date.now();
 const rss: number[] = [];
-while (Date.now() - w0 < windowS * 1000) { rss.push(kb(pid, 'VmRSS') / 1024); await new Promise((r) => setTimeout(r, 1000)); }
+while (Date.now() - w0 < windowS * 1000) {
+  rss.push(kb(pid, 'VmRSS') / 1024);
+  await new Promise((r) => setTimeout(r, 1000));
+}
 const wallS = (Date.now() - w0) / 1000;
 // a probe still running at the end of the window: wait for it so its CPU is counted (and say so)
-while (readdirSync('/proc').some((d) => { try { return /^\d+$/.test(d) && Number(stat(Number(d))[1]) === pid; } catch { return false; } })) await new Promise((r) => setTimeout(r, 100));
+while (
+  readdirSync('/proc').some((d) => {
+    try {
+      return /^\d+$/.test(d) && Number(stat(Number(d))[1]) === pid;
+    } catch {
+      return false;
+    }
+  })
+)
+  await new Promise((r) => setTimeout(r, 100));
 clearInterval(poller);
 const agentCpu = (selfTicks() - t0) / 100;
 const childCpu = (childTicks() - c0) / 100;
 rss.sort((a, b) => a - b);
 const probes = probeHwm.size;
 const out = {
-  model: model.split('/').pop(), windowS, probeIntervalS, dashboardPort: Number(dashboardPort), nodeFlags,
-  agent: { rssMbMedian: +rss[rss.length >> 1]!.toFixed(1), rssMbMax: +rss[rss.length - 1]!.toFixed(1), cpuPercent: +((agentCpu / wallS) * 100).toFixed(2) },
+  model: model.split('/').pop(),
+  windowS,
+  probeIntervalS,
+  dashboardPort: Number(dashboardPort),
+  nodeFlags,
+  agent: {
+    rssMbMedian: +rss[rss.length >> 1]!.toFixed(1),
+    rssMbMax: +rss[rss.length - 1]!.toFixed(1),
+    cpuPercent: +((agentCpu / wallS) * 100).toFixed(2),
+  },
   probes: {
     count: probes,
     peakRssMbMax: probes ? +Math.max(...probeHwm.values()).toFixed(1) : null,
@@ -93,7 +160,12 @@ rmSync(state, { recursive: true, force: true });
 // What one probe costs, split: a probe child that only loads and warms up (the price of running
 // probes out of process) vs one that also times the agent's default 5 runs. Medians of 3 each,
 // with nothing else of ours running.
-const shapes = Object.fromEntries([shape].map((s) => { const [k, v] = s.split('='); return [k!, v!.split('x').map(Number)]; }));
+const shapes = Object.fromEntries(
+  [shape].map((s) => {
+    const [k, v] = s.split('=');
+    return [k!, v!.split('x').map(Number)];
+  }),
+);
 const costs = { loadOnly: [] as ProbeCost[], withRuns: [] as ProbeCost[] };
 const probe = new LatencyProbe();
 for (let i = 0; i < 3; i++) {
@@ -104,6 +176,11 @@ for (let i = 0; i < 3; i++) {
 }
 await probe.close();
 const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-const summary = (cs: ProbeCost[]) => ({ cpuMs: med(cs.map((c) => c.cpuMs)), wallMs: med(cs.map((c) => c.wallMs)), loadMs: med(cs.map((c) => c.loadMs)), peakRssMb: med(cs.map((c) => c.peakRssMb)) });
+const summary = (cs: ProbeCost[]) => ({
+  cpuMs: med(cs.map((c) => c.cpuMs)),
+  wallMs: med(cs.map((c) => c.wallMs)),
+  loadMs: med(cs.map((c) => c.loadMs)),
+  peakRssMb: med(cs.map((c) => c.peakRssMb)),
+});
 const perProbe = { loadOnly: summary(costs.loadOnly), with5Runs: summary(costs.withRuns), modelRssMb: probe.modelRssMb };
 process.stdout.write(`${JSON.stringify({ ...out, perProbe })}\n`);

@@ -37,20 +37,35 @@ const MARKER_ID = values.marker ?? `sim-${String(Math.max(1, Math.round(DEVICES 
 const SELF = fileURLToPath(import.meta.url);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const median = (a: number[]): number => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN; };
-const pct = (a: number[], p: number): number => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : NaN; };
+const median = (a: number[]): number => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
+};
+const pct = (a: number[], p: number): number => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : NaN;
+};
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const a = s.address(); s.close(() => resolve(typeof a === 'object' && a ? a.port : 0)); });
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
   });
 }
 
 async function waitPort(port: number): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((r) => { const c = tcpConnect(port, '127.0.0.1', () => { c.destroy(); r(true); }); c.once('error', () => r(false)); });
+    const ok = await new Promise<boolean>((r) => {
+      const c = tcpConnect(port, '127.0.0.1', () => {
+        c.destroy();
+        r(true);
+      });
+      c.once('error', () => r(false));
+    });
     if (ok) return;
     await sleep(50);
   }
@@ -59,7 +74,9 @@ async function waitPort(port: number): Promise<void> {
 
 /** CPU seconds (user + system) the process has used. */
 function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').slice(readFileSync(`/proc/${pid}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .slice(readFileSync(`/proc/${pid}/stat`, 'utf8').lastIndexOf(')') + 2)
+    .split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
@@ -84,7 +101,11 @@ async function main(): Promise<void> {
   const broker = `mqtt://127.0.0.1:${mport}`;
 
   const hport = await freePort();
-  const dash = spawn(process.execPath, [SELF, '--serve-broker', broker, '--serve-port', String(hport), '--serve-state', join(dir, 'state')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const dash = spawn(
+    process.execPath,
+    [SELF, '--serve-broker', broker, '--serve-port', String(hport), '--serve-state', join(dir, 'state')],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   children.push(dash);
   await waitPort(hport);
   const base = `http://127.0.0.1:${hport}`;
@@ -97,16 +118,34 @@ async function main(): Promise<void> {
   const marker = sim.get(MARKER_ID);
   if (!marker) throw new Error(`no device ${MARKER_ID}`);
 
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(base);
-  await page.waitForFunction((n) => (document.querySelector('#counts')?.textContent ?? '').startsWith(`${n} devices`), DEVICES, { timeout: 60_000 });
+  await page.waitForFunction((n) => (document.querySelector('#counts')?.textContent ?? '').startsWith(`${n} devices`), DEVICES, {
+    timeout: 60_000,
+  });
   // frame intervals, and the moment each marker value appears in the marker device's row
   await page.evaluate((id) => {
     const w = window as unknown as { frames: number[]; seen: Record<string, number> };
-    w.frames = []; w.seen = {};
+    w.frames = [];
+    w.seen = {};
     let last = performance.now();
-    const loop = (t: number): void => { w.frames.push(t - last); last = t; requestAnimationFrame(loop); };
+    const loop = (t: number): void => {
+      w.frames.push(t - last);
+      last = t;
+      requestAnimationFrame(loop);
+    };
     requestAnimationFrame(loop);
     new MutationObserver(() => {
       const v = document.querySelector(`.row[data-id="${id}"] .c-lat .v`)?.textContent ?? '';
@@ -118,7 +157,9 @@ async function main(): Promise<void> {
   // keep the marker device on screen whatever the sort order does
   await page.fill('#f-search', MARKER_ID);
   await sleep(WARMUP_S * 1000);
-  await page.evaluate(() => { (window as unknown as { frames: number[] }).frames = []; });
+  await page.evaluate(() => {
+    (window as unknown as { frames: number[] }).frames = [];
+  });
 
   const rss: number[] = [];
   const sent: { value: string; at: number }[] = [];
@@ -148,7 +189,9 @@ async function main(): Promise<void> {
 
   // scrolling the whole list while updates stream in
   await page.fill('#f-search', '');
-  await page.evaluate(() => { (window as unknown as { frames: number[] }).frames = []; });
+  await page.evaluate(() => {
+    (window as unknown as { frames: number[] }).frames = [];
+  });
   const scrollMs = await page.evaluate(async () => {
     const vp = document.querySelector('#viewport') as HTMLElement;
     const t = performance.now();
@@ -168,7 +211,9 @@ async function main(): Promise<void> {
   const out = [
     `bench-dashboard: ${DEVICES} simulated devices (one MQTT connection each) at ${RATE} msg/s through Mosquitto 127.0.0.1, dashboard in its own process, Chromium on the fleet page`,
     `  connect ${DEVICES} devices: ${f(connectS)} s; dashboard received ${f(msgRate)} msg/s over ${MEASURE_S} s (dropped ${h1.dropped}), ${h1.devices} devices known`,
-    `  dashboard CPU under load: ${f(cpuPct)} % of one core (machine load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`,
+    `  dashboard CPU under load: ${f(cpuPct)} % of one core (machine load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')})`,
     `  dashboard RSS: idle ${f(rssIdle)} MB before devices; under load median ${f(median(rss))} MB, max ${f(Math.max(...rss))} MB, peak VmHWM ${f(hwm)} MB (target < 200 MB)`,
     `  publish -> DOM (marker ${MARKER_ID}, ${sent.length} samples, ${got.length} seen): median ${f(median(got))} ms, p95 ${f(pct(got, 0.95))} ms, max ${f(Math.max(...got))} ms (target < 1000 ms)`,
     `  page frames while streaming: median ${f(median(frames.slice(1)))} ms, p95 ${f(pct(frames.slice(1), 0.95))} ms, max ${f(Math.max(...frames.slice(1)))} ms (${frames.length} frames)`,
@@ -186,9 +231,13 @@ async function serve(): Promise<void> {
 
 if (values['serve-broker']) {
   await serve();
-} else main()
-  .catch((e: unknown) => { process.stderr.write(`bench-dashboard: ${e instanceof Error ? e.stack : String(e)}\n`); process.exitCode = 1; })
-  .finally(() => {
-    for (const c of children.reverse()) if (c.exitCode === null) c.kill('SIGTERM');
-    setTimeout(() => rmSync(dir, { recursive: true, force: true }), 500);
-  });
+} else
+  main()
+    .catch((e: unknown) => {
+      process.stderr.write(`bench-dashboard: ${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => {
+      for (const c of children.reverse()) if (c.exitCode === null) c.kill('SIGTERM');
+      setTimeout(() => rmSync(dir, { recursive: true, force: true }), 500);
+    });

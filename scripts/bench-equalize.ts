@@ -52,7 +52,12 @@ async function outputs(bytes: Uint8Array, xs: Feeds[]): Promise<Float32Array[]> 
 }
 
 /** Static int8 with the quantizer's own steps; `equalize` inserts the pass after the int8 folds. */
-async function buildInt8(equalize: boolean, split: boolean, reduceRange: boolean, keepFloat: ReadonlySet<string> = new Set()): Promise<{ bytes: Uint8Array; note: string; inputRange: Range }> {
+async function buildInt8(
+  equalize: boolean,
+  split: boolean,
+  reduceRange: boolean,
+  keepFloat: ReadonlySet<string> = new Set(),
+): Promise<{ bytes: Uint8Array; note: string; inputRange: Range }> {
   const m = await prepareFloat(loadModel(FILE));
   const plan = planOpset(m);
   applyOpsetPlan(m, plan);
@@ -60,7 +65,9 @@ async function buildInt8(equalize: boolean, split: boolean, reduceRange: boolean
   let note = '';
   if (equalize) {
     const r = await equalizeRanges(m, feeds(calib));
-    const wide = r.details.filter((d) => d.spreadBefore >= 3).map((d) => `${d.value} ${d.spreadBefore.toFixed(1)}->${d.spreadAfter.toFixed(1)}`);
+    const wide = r.details
+      .filter((d) => d.spreadBefore >= 3)
+      .map((d) => `${d.value} ${d.spreadBefore.toFixed(1)}->${d.spreadAfter.toFixed(1)}`);
     note = `${r.sites} sites equalized (wide ones, max/median channel range: ${wide.join(', ')})`;
   }
   if (split) {
@@ -82,26 +89,37 @@ async function buildInt8(equalize: boolean, split: boolean, reduceRange: boolean
   return { bytes: serializeModel(q), note, inputRange: ranges.get('x')! };
 }
 
-console.log(`bench-equalize: PP-OCRv4 det, ${calib.length} calibration images, ${held.length} held-out text images, 2 threads, ${RUNS} interleaved runs, medians`);
+console.log(
+  `bench-equalize: PP-OCRv4 det, ${calib.length} calibration images, ${held.length} held-out text images, 2 threads, ${RUNS} interleaved runs, medians`,
+);
 const origBytes = serializeModel(loadModel(FILE));
 const ref = await outputs(origBytes, feeds(held));
 
 // the float model's own sensitivity: seeded uniform input noise of +-k grey levels
 let seed = 12345;
-const rnd = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+const rnd = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
 for (const k of [0.5, 1]) {
   // one grey level is 1/255 of the pixel scale, divided by the channel's std in normalized units
-  const noisy = held.map((x) => Float32Array.from(x, (v, i) => v + ((rnd() * 2 - 1) * k) / 255 / IMAGENET.std[Math.floor(i / (640 * 640))]!));
+  const noisy = held.map((x) =>
+    Float32Array.from(x, (v, i) => v + ((rnd() * 2 - 1) * k) / 255 / IMAGENET.std[Math.floor(i / (640 * 640))]!),
+  );
   const got = await outputs(origBytes, feeds(noisy));
   const cos = ref.map((r, i) => cosine(r, got[i]!));
   const iou = ref.map((r, i) => maskIoU(r, got[i]!));
-  console.log(`float model, input +-${k} grey level noise: cosine per image ${cos.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...cos).toFixed(4)}), mask IoU min ${Math.min(...iou).toFixed(4)}`);
+  console.log(
+    `float model, input +-${k} grey level noise: cosine per image ${cos.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...cos).toFixed(4)}), mask IoU min ${Math.min(...iou).toFixed(4)}`,
+  );
 }
 
 const built: Record<string, Uint8Array> = {};
 let inputRange: Range = { min: 0, max: 0 };
 for (const reduceRange of [false, true]) {
-  for (const [eq, split] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+  for (const [eq, split] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ] as const) {
     const name = `${eq && split ? 'equalized+split' : eq ? 'equalized' : split ? 'split' : 'plain'} ${reduceRange ? '7-bit' : '8-bit'}`;
     const { bytes, note, inputRange: xr } = await buildInt8(eq, split, reduceRange);
     built[name] = bytes;
@@ -109,7 +127,9 @@ for (const reduceRange of [false, true]) {
     const got = await outputs(bytes, feeds(held));
     const cos = ref.map((r, i) => cosine(r, got[i]!));
     const iou = ref.map((r, i) => maskIoU(r, got[i]!));
-    console.log(`int8 ${name}: held-out cosine per image ${cos.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...cos).toFixed(4)} mean ${mean(cos).toFixed(4)}), mask IoU per image ${iou.map((c) => c.toFixed(4)).join(' ')}; size ratio ${(bytes.byteLength / origBytes.byteLength).toFixed(3)}${note ? `; ${note}` : ''}`);
+    console.log(
+      `int8 ${name}: held-out cosine per image ${cos.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...cos).toFixed(4)} mean ${mean(cos).toFixed(4)}), mask IoU per image ${iou.map((c) => c.toFixed(4)).join(' ')}; size ratio ${(bytes.byteLength / origBytes.byteLength).toFixed(3)}${note ? `; ${note}` : ''}`,
+    );
   }
 }
 
@@ -123,12 +143,26 @@ for (const reduceRange of [false, true]) {
   const rounded = held.map((x) => Float32Array.from(x, (v) => (Math.min(255, Math.max(0, Math.round(v / scale) + zp)) - zp) * scale));
   const got = await outputs(origBytes, feeds(rounded));
   const cos = ref.map((r, i) => cosine(r, got[i]!));
-  console.log(`float model, only its input rounded to u8 (range [${inputRange.min.toFixed(3)}, ${inputRange.max.toFixed(3)}], ${(scale * 255 * 0.225).toFixed(3)} grey levels per step): cosine per image ${cos.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...cos).toFixed(4)})`);
-  const stem = new Set(['p2o.Conv.0', 'p2o.Conv.1', 'p2o.Add.4', 'p2o.Mul.2', 'p2o.Conv.2', 'p2o.Add.12', 'p2o.Mul.8', 'p2o.Add.14', 'p2o.Conv.3']);
+  console.log(
+    `float model, only its input rounded to u8 (range [${inputRange.min.toFixed(3)}, ${inputRange.max.toFixed(3)}], ${(scale * 255 * 0.225).toFixed(3)} grey levels per step): cosine per image ${cos.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...cos).toFixed(4)})`,
+  );
+  const stem = new Set([
+    'p2o.Conv.0',
+    'p2o.Conv.1',
+    'p2o.Add.4',
+    'p2o.Mul.2',
+    'p2o.Conv.2',
+    'p2o.Add.12',
+    'p2o.Mul.8',
+    'p2o.Add.14',
+    'p2o.Conv.3',
+  ]);
   const { bytes } = await buildInt8(false, false, false, stem);
   const g2 = await outputs(bytes, feeds(held));
   const c2 = ref.map((r, i) => cosine(r, g2[i]!));
-  console.log(`int8 8-bit with the 320x320 stem (${stem.size} nodes) kept float: held-out cosine per image ${c2.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...c2).toFixed(4)} mean ${mean(c2).toFixed(4)}); size ratio ${(bytes.byteLength / origBytes.byteLength).toFixed(3)}`);
+  console.log(
+    `int8 8-bit with the 320x320 stem (${stem.size} nodes) kept float: held-out cosine per image ${c2.map((c) => c.toFixed(4)).join(' ')} (min ${Math.min(...c2).toFixed(4)} mean ${mean(c2).toFixed(4)}); size ratio ${(bytes.byteLength / origBytes.byteLength).toFixed(3)}`,
+  );
   built['stem float 8-bit'] = bytes;
 }
 
@@ -139,5 +173,10 @@ const sessions: ort.InferenceSession[] = [];
 for (const n of names) sessions.push(await openSession(n === 'float' ? origBytes : built[n]!));
 const f0 = feeds(held)[0]!;
 const med = await interleavedMedians(sessions, f0, RUNS);
-console.log(`latency: ${names.map((n, k) => `${n} ${med[k]!.toFixed(1)} ms`).join(', ')}; ${names.slice(1).map((n, k) => `${n} / float ${(med[k + 1]! / med[0]!).toFixed(3)}`).join(', ')}`);
+console.log(
+  `latency: ${names.map((n, k) => `${n} ${med[k]!.toFixed(1)} ms`).join(', ')}; ${names
+    .slice(1)
+    .map((n, k) => `${n} / float ${(med[k + 1]! / med[0]!).toFixed(3)}`)
+    .join(', ')}`,
+);
 for (const s of sessions) await s.release();

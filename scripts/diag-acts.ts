@@ -67,10 +67,33 @@ function judge(ref: Float32Array[], got: Float32Array[]): string {
 }
 
 // det calibrates on photos and text but is ranked on the text images (the first two), where its map is not ~0
-const rankSet = which === 'det' ? calib.slice(0, Math.max(1, RANK)) : calib.filter((_, i) => i % Math.max(1, Math.floor(calib.length / RANK)) === 0).slice(0, Math.max(1, RANK));
+const rankSet =
+  which === 'det'
+    ? calib.slice(0, Math.max(1, RANK))
+    : calib.filter((_, i) => i % Math.max(1, Math.floor(calib.length / RANK)) === 0).slice(0, Math.max(1, RANK));
 const t0 = performance.now();
-const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'static', method, equalize, ...(exact ? { platform: { arch: 'x64', feature: 'avx512_vnni' as const, activation: 'uint8' as const, reduceRange: false, why: 'emulated exact int8 (VNNI-like: u8 activations, full 8-bit weights)' } } : {}), data: feeds(calib), fidelityData: feeds(rankSet), fidelityMetric: which === 'rec' ? 'argmax' : 'cosine' });
-console.log(`${which}: quantized (${method}, ${report.weightRounding?.method}${equalize ? `, equalized ${report.equalized?.sites} sites` : ''}) in ${((performance.now() - t0) / 1000).toFixed(0)} s; ${report.platform.why}`);
+const { bytes, report } = await quantizeModel(loadModel(file), {
+  mode: 'static',
+  method,
+  equalize,
+  ...(exact
+    ? {
+        platform: {
+          arch: 'x64',
+          feature: 'avx512_vnni' as const,
+          activation: 'uint8' as const,
+          reduceRange: false,
+          why: 'emulated exact int8 (VNNI-like: u8 activations, full 8-bit weights)',
+        },
+      }
+    : {}),
+  data: feeds(calib),
+  fidelityData: feeds(rankSet),
+  fidelityMetric: which === 'rec' ? 'argmax' : 'cosine',
+});
+console.log(
+  `${which}: quantized (${method}, ${report.weightRounding?.method}${equalize ? `, equalized ${report.equalized?.sites} sites` : ''}) in ${((performance.now() - t0) / 1000).toFixed(0)} s; ${report.platform.why}`,
+);
 const base = parseModel(bytes);
 const acts = quantizedActivations(bytes);
 const withFloat = (floatActs: Iterable<string>): Uint8Array => withFloatActivations(bytes, floatActs);
@@ -79,15 +102,25 @@ const floatBytes = serializeModel(loadModel(file));
 const fRank = await run(floatBytes, rankSet);
 const fHeld = await run(floatBytes, held);
 const weightsOnly = loss(fRank, await run(withFloat(acts), rankSet));
-console.log(`${acts.length} quantized activations; loss on ${rankSet.length} calibration samples: weights-only ${weightsOnly.toExponential(3)}, all int8 ${loss(fRank, await run(bytes, rankSet)).toExponential(3)}`);
+console.log(
+  `${acts.length} quantized activations; loss on ${rankSet.length} calibration samples: weights-only ${weightsOnly.toExponential(3)}, all int8 ${loss(fRank, await run(bytes, rankSet)).toExponential(3)}`,
+);
 console.log(`held out: weights-only ${judge(fHeld, await run(withFloat(acts), held))}; all int8 ${judge(fHeld, await run(bytes, held))}`);
 const cost: { v: string; i: number; loss: number; op: string }[] = [];
 for (let i = 0; i < (RANK > 0 ? acts.length : 0); i++) {
   const v = acts[i]!;
-  cost.push({ v, i, loss: loss(fRank, await run(withFloat(acts.filter((a) => a !== v)), rankSet)) - weightsOnly, op: base.graph.producer(v)?.opType ?? 'graph input' });
+  cost.push({
+    v,
+    i,
+    loss: loss(fRank, await run(withFloat(acts.filter((a) => a !== v)), rankSet)) - weightsOnly,
+    op: base.graph.producer(v)?.opType ?? 'graph input',
+  });
 }
 const sorted = [...cost].sort((a, b) => b.loss - a.loss);
 const total = cost.reduce((a, c) => a + Math.max(0, c.loss), 0);
 if (RANK > 0) console.log(`sum of single-tensor losses ${total.toExponential(3)}; top 25 (#graph order):`);
-for (const c of sorted.slice(0, 25)) console.log(`  #${c.i} ${c.v} (from ${c.op}): ${c.loss.toExponential(3)} (${((100 * c.loss) / total).toFixed(1)}%)`);
-if (RANK > 0) for (const k of [0, 1, 2, 4, 8, 16, 32]) console.log(`k=${k} costliest float: HELD-OUT ${judge(fHeld, await run(withFloat(sorted.slice(0, k).map((c) => c.v)), held))}`);
+for (const c of sorted.slice(0, 25))
+  console.log(`  #${c.i} ${c.v} (from ${c.op}): ${c.loss.toExponential(3)} (${((100 * c.loss) / total).toFixed(1)}%)`);
+if (RANK > 0)
+  for (const k of [0, 1, 2, 4, 8, 16, 32])
+    console.log(`k=${k} costliest float: HELD-OUT ${judge(fHeld, await run(withFloat(sorted.slice(0, k).map((c) => c.v)), held))}`);

@@ -5,7 +5,11 @@ import type * as ort from 'onnxruntime-node';
 export const median = (a: readonly number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 
 /** Median wall time (ms) of each session on `feeds`, measured interleaved. */
-export async function interleavedMedians(sessions: readonly ort.InferenceSession[], feeds: ort.InferenceSession.FeedsType, runs: number): Promise<number[]> {
+export async function interleavedMedians(
+  sessions: readonly ort.InferenceSession[],
+  feeds: ort.InferenceSession.FeedsType,
+  runs: number,
+): Promise<number[]> {
   for (const s of sessions) await s.run(feeds);
   const ts: number[][] = sessions.map(() => []);
   for (let i = 0; i < runs; i++) {

@@ -6,7 +6,10 @@ import { parseModel, serializeModel } from '../src/onnx/index.js';
 /** The quantized activations of an int8 model (inputs of non-constant QuantizeLinear), in graph order. */
 export function quantizedActivations(bytes: Uint8Array): string[] {
   const g = parseModel(bytes).graph;
-  return g.topoOrder().filter((n) => n.opType === 'QuantizeLinear' && !g.constant(n.inputs[0]!)).map((n) => n.inputs[0]!);
+  return g
+    .topoOrder()
+    .filter((n) => n.opType === 'QuantizeLinear' && !g.constant(n.inputs[0]!))
+    .map((n) => n.inputs[0]!);
 }
 
 /** `bytes` with the Q/DQ pairs of `floatActs` removed (those activations stay float). */

@@ -22,7 +22,9 @@ async function main(): Promise<void> {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: simulate-fleet --broker url --devices N [--prefix edgefit] [--rate 1] [--duration s] [--kill sim-0001 --kill-after s]\n');
+    process.stdout.write(
+      'usage: simulate-fleet --broker url --devices N [--prefix edgefit] [--rate 1] [--duration s] [--kill sim-0001 --kill-after s]\n',
+    );
     return;
   }
   const num = (name: string, v: string | undefined): number | undefined => {
@@ -32,7 +34,10 @@ async function main(): Promise<void> {
     return n;
   };
   const fleet = new SimFleet({
-    broker: values.broker!, devices: num('devices', values.devices)!, prefix: values.prefix!, rate: num('rate', values.rate)!,
+    broker: values.broker!,
+    devices: num('devices', values.devices)!,
+    prefix: values.prefix!,
+    rate: num('rate', values.rate)!,
     log: (l) => process.stderr.write(`${l}\n`),
   });
   const t0 = Date.now();
@@ -50,7 +55,15 @@ async function main(): Promise<void> {
   if (values.kill) {
     const d = fleet.get(values.kill);
     if (!d) throw new EdgefitError('USAGE', `--kill: no simulated device '${values.kill}'`);
-    timers.push(setTimeout(() => { d.kill(); process.stderr.write(`simulate-fleet: cut ${d.id}'s connection\n`); }, num('kill-after', values['kill-after'])! * 1000));
+    timers.push(
+      setTimeout(
+        () => {
+          d.kill();
+          process.stderr.write(`simulate-fleet: cut ${d.id}'s connection\n`);
+        },
+        num('kill-after', values['kill-after'])! * 1000,
+      ),
+    );
   }
   const duration = num('duration', values.duration);
   await new Promise<void>((resolve) => {

@@ -25,7 +25,20 @@ export type ErrorCode = keyof typeof ERROR_CODES;
  * remedy to its flag (src/cli/output.ts), the agent to its config key (src/config/remedy.ts).
  */
 export const OPTIONS = [
-  'shapes', 'profile', 'calib', 'token', 'latencyMs', 'latency', 'minFidelity', 'ramMb', 'sizeMb', 'structured', 'targetMacs', 'unstructured', 'steps', 'round',
+  'shapes',
+  'profile',
+  'calib',
+  'token',
+  'latencyMs',
+  'latency',
+  'minFidelity',
+  'ramMb',
+  'sizeMb',
+  'structured',
+  'targetMacs',
+  'unstructured',
+  'steps',
+  'round',
 ] as const;
 export type OptionName = (typeof OPTIONS)[number];
 export interface Remedy {

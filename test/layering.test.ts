@@ -42,7 +42,9 @@ function tsFiles(dir: string): string[] {
 /** Repository-relative targets of the relative import specifiers of `file` (repository-relative, posix). */
 function importTargets(file: string, source: string): string[] {
   const info = ts.preProcessFile(source, true, true);
-  return info.importedFiles.map((f) => f.fileName).filter((s) => s.startsWith('.'))
+  return info.importedFiles
+    .map((f) => f.fileName)
+    .filter((s) => s.startsWith('.'))
     .map((s) => posix.normalize(posix.join(posix.dirname(file), s)));
 }
 
@@ -70,19 +72,29 @@ function violations(edge: Edge, files: ReadonlyMap<string, string>): string[] {
   return out;
 }
 
-const files = new Map(['src', 'devkit', 'scripts', 'test'].flatMap((d) => tsFiles(join(ROOT, d)))
-  .map((p) => [relative(ROOT, p).split('\\').join('/'), readFileSync(p, 'utf8')] as const));
+const files = new Map(
+  ['src', 'devkit', 'scripts', 'test']
+    .flatMap((d) => tsFiles(join(ROOT, d)))
+    .map((p) => [relative(ROOT, p).split('\\').join('/'), readFileSync(p, 'utf8')] as const),
+);
 const srcFiles = [...files].filter(([f]) => f.startsWith('src/'));
 
 t.test('the scan sees the sources and would catch a violation', async (t) => {
   t.ok(srcFiles.length > 100, `${srcFiles.length} files under src/`);
-  for (const d of ['devkit/', 'scripts/', 'test/']) t.ok([...files.keys()].some((f) => f.startsWith(d)), `${d} is scanned too`);
-  const probe = "import { x } from '../../devkit/paths.js';\nexport * from './b.js';\nconst m = await import('../../test/helpers/agent-proc.js');\n";
+  for (const d of ['devkit/', 'scripts/', 'test/'])
+    t.ok(
+      [...files.keys()].some((f) => f.startsWith(d)),
+      `${d} is scanned too`,
+    );
+  const probe =
+    "import { x } from '../../devkit/paths.js';\nexport * from './b.js';\nconst m = await import('../../test/helpers/agent-proc.js');\n";
   t.same(importTargets('src/agent/a.ts', probe), ['devkit/paths.js', 'src/agent/b.js', 'test/helpers/agent-proc.js']);
   const fake = new Map([['src/ir/x.ts', "import type { DType } from '../onnx/dtype.js';\n"]]);
   t.same(violations({ from: 'src/ir/', to: 'src/onnx/', why: '' }, fake), ['src/ir/x.ts -> src/onnx/dtype.js']);
-  t.same(devPathLiterals("const D = [join(ROOT, 'test/fixtures/ocr/det')];\nconst s = `scripts/${x}`;\nconst ok = 'assets/calib/det';"),
-    ['test/fixtures/ocr/det', 'scripts/']);
+  t.same(devPathLiterals("const D = [join(ROOT, 'test/fixtures/ocr/det')];\nconst s = `scripts/${x}`;\nconst ok = 'assets/calib/det';"), [
+    'test/fixtures/ocr/det',
+    'scripts/',
+  ]);
 });
 
 for (const edge of FORBIDDEN) {
@@ -131,7 +143,9 @@ function upwardImports(files: Iterable<readonly [string, string]>): string[] {
 t.test('every src/ folder has a layer, and imports go down the layers only', async (t) => {
   const tops = new Set(srcFiles.map(([f]) => topOf(f)));
   for (const top of tops) t.ok(layerOf(top) >= 0, `src/${top} is placed in LAYERS`);
-  const fake = [['src/analyze/x.ts', "import { normalize } from '../passes/normalize.js';\nimport { a } from '../ir/graph.js';\n"]] as const;
+  const fake = [
+    ['src/analyze/x.ts', "import { normalize } from '../passes/normalize.js';\nimport { a } from '../ir/graph.js';\n"],
+  ] as const;
   t.same(upwardImports(fake), ['src/analyze/x.ts -> src/passes/normalize.js'], 'the rule catches an upward import');
   t.same(upwardImports(srcFiles), [], 'an upward or sideways import: move the shared code down, or the caller up');
 });
@@ -145,7 +159,11 @@ t.test('the edge table names real folders', async (t) => {
   for (const e of FORBIDDEN) {
     for (const dir of [e.from, e.to]) {
       let ok = true;
-      try { readdirSync(join(ROOT, dir)); } catch { ok = false; }
+      try {
+        readdirSync(join(ROOT, dir));
+      } catch {
+        ok = false;
+      }
       t.ok(ok, `${dir} exists`);
     }
   }

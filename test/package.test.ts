@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { ROOT } from '../devkit/paths.js';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
-  main?: string; bin?: Record<string, string>; exports?: unknown; files?: string[];
+  main?: string;
+  bin?: Record<string, string>;
+  exports?: unknown;
+  files?: string[];
 };
 
 t.test('entry points exist in the build', async (t) => {
@@ -20,7 +23,13 @@ t.test('entry points exist in the build', async (t) => {
 t.test('"files" ships the compiled src and the run-time data, not dev-only code', async (t) => {
   const files = pkg.files ?? [];
   const shipped = (p: string): boolean => files.some((f) => p === f || p.startsWith(`${f}/`));
-  for (const p of ['dist/src/cli/main.js', 'assets/calib/det/preprocess.json', 'assets/LICENSES.md', 'profiles/schema.json', 'systemd/edgefit.service']) {
+  for (const p of [
+    'dist/src/cli/main.js',
+    'assets/calib/det/preprocess.json',
+    'assets/LICENSES.md',
+    'profiles/schema.json',
+    'systemd/edgefit.service',
+  ]) {
     t.ok(shipped(p), `${p} is in the package`);
     t.ok(existsSync(join(ROOT, p)), `${p} exists`);
   }

@@ -12,7 +12,11 @@ export class Adaptation {
   private over = 0;
   private under = 0;
 
-  constructor(private readonly stepDownAfter: number, private readonly stepUpAfter: number, private readonly headroom: number) {}
+  constructor(
+    private readonly stepDownAfter: number,
+    private readonly stepUpAfter: number,
+    private readonly headroom: number,
+  ) {}
 
   /** A run of over-budget probes has started (but not yet reached stepDownAfter). */
   get confirming(): boolean {

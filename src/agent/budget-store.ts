@@ -5,7 +5,11 @@ import type { Store } from '../store/index.js';
 import { mergeBudgets } from '../budgets/index.js';
 
 export class BudgetStore {
-  constructor(private readonly store: Store, private readonly configured: Budgets, private readonly profiled: () => Budgets | undefined) {}
+  constructor(
+    private readonly store: Store,
+    private readonly configured: Budgets,
+    private readonly profiled: () => Budgets | undefined,
+  ) {}
 
   get(): Budgets {
     const override = this.store.getKv('budgets');

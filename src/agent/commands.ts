@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EdgefitError, isEdgefitError, oneLine } from '../errors.js';
 import type { Budgets } from '../fit/types.js';
-import { PAYLOAD_VERSION, type DeployArgs, type FitArgs, type PublicFrontierEntry, type ResponsePayload, type SetBudgetArgs } from '../telemetry/payloads.js';
+import {
+  PAYLOAD_VERSION,
+  type DeployArgs,
+  type FitArgs,
+  type PublicFrontierEntry,
+  type ResponsePayload,
+  type SetBudgetArgs,
+} from '../telemetry/payloads.js';
 import { verifyModelSignature, verifyRequest, type SigningConfig } from '../telemetry/signing.js';
 import type { Verb } from '../telemetry/topics.js';
 import { checkArgs, checkPayload } from '../telemetry/validate.js';
@@ -41,8 +48,11 @@ type Result = Promise<Record<string, unknown>>;
 type Handler = (args: never, c: CommandContext) => Result;
 
 export const COMMANDS = {
-  ping: async (_a: Record<string, never>, c: Pick<CommandContext, 'uptimeS' | 'deployer'>): Result =>
-    ({ pong: true, uptimeS: c.uptimeS(), deployed: c.deployer.current()?.version ?? null }),
+  ping: async (_a: Record<string, never>, c: Pick<CommandContext, 'uptimeS' | 'deployer'>): Result => ({
+    pong: true,
+    uptimeS: c.uptimeS(),
+    deployed: c.deployer.current()?.version ?? null,
+  }),
 
   fit: async (a: FitArgs, c: Pick<CommandContext, 'txn' | 'fits' | 'budgets'>): Result => {
     if (a.budgets) c.budgets.set(a.budgets);
@@ -68,7 +78,13 @@ export const COMMANDS = {
   'get-frontier': async (_a: Record<string, never>, c: Pick<CommandContext, 'fits' | 'deployer'>): Result => {
     const f = c.fits.current();
     const frontier: PublicFrontierEntry[] = (f?.frontier ?? []).map(({ modelPath: _p, ...rest }) => rest);
-    return { fitId: f?.fitId ?? null, chosenId: f?.fit.chosenId ?? null, deployed: c.deployer.current()?.candidateId ?? null, level: c.fits.level(), frontier };
+    return {
+      fitId: f?.fitId ?? null,
+      chosenId: f?.fit.chosenId ?? null,
+      deployed: c.deployer.current()?.candidateId ?? null,
+      level: c.fits.level(),
+      frontier,
+    };
   },
 } as const satisfies Record<Verb, Handler>;
 
@@ -90,7 +106,8 @@ async function deploy(args: DeployArgs, c: CommandContext): Result {
   if (sha !== args.sha256) throw new EdgefitError('INTEGRITY', `shipped model sha256 is ${sha}, the request says ${args.sha256}`);
   if (c.signing.mode === 'ed25519') {
     if (!args.signature) throw new EdgefitError('INTEGRITY', 'shipped model is not signed and a public key is configured');
-    if (!verifyModelSignature(c.signing.publicKey, bytes, args.signature)) throw new EdgefitError('INTEGRITY', 'shipped model signature does not verify');
+    if (!verifyModelSignature(c.signing.publicKey, bytes, args.signature))
+      throw new EdgefitError('INTEGRITY', 'shipped model signature does not verify');
   }
   await (c.checkRuns ?? checkRuns)(bytes, c.shapes);
   const meta = { fitId: null, candidateId: null, source: 'command', expectSha256: args.sha256 };
@@ -139,14 +156,20 @@ export class CommandRouter implements Component {
     const verb = /^[A-Za-z0-9_-]{1,32}$/.test(verbRaw) ? verbRaw : 'invalid';
     let txn: string | null = null;
     try {
-      if (payload.length > MAX_REQUEST_BYTES) throw new EdgefitError('DATA', `request of ${payload.length} bytes exceeds the ${MAX_REQUEST_BYTES} byte limit`);
+      if (payload.length > MAX_REQUEST_BYTES)
+        throw new EdgefitError('DATA', `request of ${payload.length} bytes exceeds the ${MAX_REQUEST_BYTES} byte limit`);
       let body: unknown;
       try {
         body = JSON.parse(payload.toString('utf8'));
       } catch {
         throw new EdgefitError('DATA', 'request is not valid JSON');
       }
-      if (typeof body === 'object' && body !== null && typeof (body as { txn?: unknown }).txn === 'string' && /^[A-Za-z0-9_.:-]{1,64}$/.test((body as { txn: string }).txn)) {
+      if (
+        typeof body === 'object' &&
+        body !== null &&
+        typeof (body as { txn?: unknown }).txn === 'string' &&
+        /^[A-Za-z0-9_.:-]{1,64}$/.test((body as { txn: string }).txn)
+      ) {
         txn = (body as { txn: string }).txn;
       }
       const req = checkPayload('request', body);

@@ -27,7 +27,12 @@ export interface DeployerDeps {
   faultPauseMs?: number;
 }
 
-export interface DeployMeta { fitId: number | null; candidateId: string | null; source: string; expectSha256?: string }
+export interface DeployMeta {
+  fitId: number | null;
+  candidateId: string | null;
+  source: string;
+  expectSha256?: string;
+}
 
 export class Deployer implements Component {
   private models: ModelStore | undefined;
@@ -88,9 +93,19 @@ export class Deployer implements Component {
       store.activateDeployment(depId);
       await server.load(v);
       bus.emit('deployed', { version: v, source: meta.source, txn });
-      bus.report('deployed', `deployed ${version}${meta.candidateId ? ` (${meta.candidateId})` : ''}`, {
-        version, sha256: sha, candidateId: meta.candidateId, fitId: meta.fitId, level: this.d.level(), modelRssMb: server.modelRssMb,
-      }, txn);
+      bus.report(
+        'deployed',
+        `deployed ${version}${meta.candidateId ? ` (${meta.candidateId})` : ''}`,
+        {
+          version,
+          sha256: sha,
+          candidateId: meta.candidateId,
+          fitId: meta.fitId,
+          level: this.d.level(),
+          modelRssMb: server.modelRssMb,
+        },
+        txn,
+      );
       return v;
     } catch (e) {
       store.setDeploymentState(depId, 'failed');
@@ -114,7 +129,12 @@ export class Deployer implements Component {
       store.activateDeployment(depId);
       await this.d.server.load(v);
       bus.emit('deployed', { version: v, source: 'rollback', txn });
-      bus.report('rolled-back', `rolled back from ${from?.version ?? '?'} to ${v.version}`, { from: from?.version ?? null, to: v.version }, txn);
+      bus.report(
+        'rolled-back',
+        `rolled back from ${from?.version ?? '?'} to ${v.version}`,
+        { from: from?.version ?? null, to: v.version },
+        txn,
+      );
       return v;
     });
   }

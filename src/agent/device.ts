@@ -32,12 +32,19 @@ export function memAvailableMb(): number {
   try {
     const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
     if (m) return Math.round(Number(m[1]) / 1024);
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   return 0;
 }
 
 export interface SystemReading {
-  cpuLoad: number; cores: number; temperatureC: number | null; throttled: boolean | null; memTotalMb: number; memAvailableMb: number;
+  cpuLoad: number;
+  cores: number;
+  temperatureC: number | null;
+  throttled: boolean | null;
+  memTotalMb: number;
+  memAvailableMb: number;
 }
 
 export function readSystem(throttled: () => boolean | null): SystemReading {

@@ -3,7 +3,7 @@
 // bus ('fit:done'); the deployer serves it. The fitter itself runs in a child (fit-worker.ts).
 import { createHash } from 'node:crypto';
 import { configMessage } from '../config/remedy.js';
-import { EdgefitError, oneLine } from '../errors.js';
+import { EdgefitError } from '../errors.js';
 import type { FitResult, Fitter, FrontierEntry } from '../fit/types.js';
 import type { Store } from '../store/index.js';
 import type { BudgetStore } from './budget-store.js';
@@ -12,9 +12,18 @@ import type { HardwareFacts } from './hardware.js';
 import type { ModelVersion } from './model-store.js';
 import { resolveFitter } from './reference-fitter.js';
 
-export interface FitModel { path: string; sha256: string; shapes: Record<string, number[]>; calib: string | undefined }
+export interface FitModel {
+  path: string;
+  sha256: string;
+  shapes: Record<string, number[]>;
+  calib: string | undefined;
+}
 
-export interface CurrentFit { fitId: number; fit: FitResult; frontier: FrontierEntry[] }
+export interface CurrentFit {
+  fitId: number;
+  fit: FitResult;
+  frontier: FrontierEntry[];
+}
 
 /** Read-only questions other components ask about fits. */
 export interface FitView {
@@ -75,7 +84,11 @@ export class FitManager implements Component, FitView {
     const row = cur?.fitId != null ? this.d.store.getFit(cur.fitId) : this.d.store.latestDoneFit(this.key());
     if (!row || row.status !== 'done') return undefined;
     const frontier = this.d.store.frontier(row.id);
-    return { fitId: row.id, frontier, fit: { chosenId: row.chosenId ?? '', frontier, referenceLatencyP50Ms: row.referenceLatencyMs ?? 0, fitter: row.fitter } };
+    return {
+      fitId: row.id,
+      frontier,
+      fit: { chosenId: row.chosenId ?? '', frontier, referenceLatencyP50Ms: row.referenceLatencyMs ?? 0, fitter: row.fitter },
+    };
   }
 
   /** Index on the current frontier of what is deployed (0 = largest), or null. */
@@ -95,7 +108,11 @@ export class FitManager implements Component, FitView {
   ensure(txn?: string, force = false): boolean {
     if (this.fitting || this.stopped) return false;
     if (!this.fitter) throw new EdgefitError('USAGE', 'the agent is still starting (profiling the hardware); try again shortly');
-    this.fitting = this.run(this.fitter, txn, force).catch((e) => this.d.log(`fit: ${configMessage(e)}`)).finally(() => { this.fitting = undefined; });
+    this.fitting = this.run(this.fitter, txn, force)
+      .catch((e) => this.d.log(`fit: ${configMessage(e)}`))
+      .finally(() => {
+        this.fitting = undefined;
+      });
     return true;
   }
 
@@ -110,25 +127,46 @@ export class FitManager implements Component, FitView {
     } else {
       const budgets = this.d.budgets.get();
       fitId = store.beginFit(key, model.sha256, budgets, hw.hash, this.fitterName);
-      bus.report('fit-started', `fitting ${model.path} to profile '${hw.profile}' with ${this.fitterName}`, { fitId, budgets, fitter: this.fitterName }, txn);
+      bus.report(
+        'fit-started',
+        `fitting ${model.path} to profile '${hw.profile}' with ${this.fitterName}`,
+        { fitId, budgets, fitter: this.fitterName },
+        txn,
+      );
       let lastReport = 0;
       try {
-        const result = await fitter({
-          modelPath: model.path, shapes: model.shapes, budgets, profile: hw.profile, calibDataPath: model.calib,
-          outputDir: this.d.fitDir(fitId), threads: this.d.threads ?? hw.threads ?? undefined,
-        }, (p) => {
-          if (Date.now() - lastReport < 2000 && p.fraction < 1) return; // progress at most every 2 s
-          lastReport = Date.now();
-          bus.report('fit-progress', `${p.stage} ${Math.round(p.fraction * 100)}%`, { fitId, fraction: p.fraction, stage: p.stage }, txn);
-        });
+        const result = await fitter(
+          {
+            modelPath: model.path,
+            shapes: model.shapes,
+            budgets,
+            profile: hw.profile,
+            calibDataPath: model.calib,
+            outputDir: this.d.fitDir(fitId),
+            threads: this.d.threads ?? hw.threads ?? undefined,
+          },
+          (p) => {
+            if (Date.now() - lastReport < 2000 && p.fraction < 1) return; // progress at most every 2 s
+            lastReport = Date.now();
+            bus.report('fit-progress', `${p.stage} ${Math.round(p.fraction * 100)}%`, { fitId, fraction: p.fraction, stage: p.stage }, txn);
+          },
+        );
         if (!result.frontier.some((e) => e.id === result.chosenId)) {
           throw new EdgefitError('INTERNAL', `fitter chose '${result.chosenId}', which is not on its frontier`);
         }
         store.finishFit(fitId, result);
-        bus.report('fit-done', `fit ${fitId} chose ${result.chosenId} of ${result.frontier.length}${result.shortfall ? ' (budgets not met)' : ''}`, {
-          fitId, chosenId: result.chosenId, levels: result.frontier.length, referenceLatencyP50Ms: result.referenceLatencyP50Ms,
-          shortfall: result.shortfall ?? null,
-        }, txn);
+        bus.report(
+          'fit-done',
+          `fit ${fitId} chose ${result.chosenId} of ${result.frontier.length}${result.shortfall ? ' (budgets not met)' : ''}`,
+          {
+            fitId,
+            chosenId: result.chosenId,
+            levels: result.frontier.length,
+            referenceLatencyP50Ms: result.referenceLatencyP50Ms,
+            shortfall: result.shortfall ?? null,
+          },
+          txn,
+        );
       } catch (e) {
         const why = configMessage(e); // fits fail on the agent's inputs: say which config key fixes it
         store.failFit(fitId, why);

@@ -6,24 +6,32 @@ import { ERROR_CODES } from '../errors.js';
 import type { FitProgress, FitRequest, FitResult } from '../fit/types.js';
 
 export type FitChildMessage =
-  | { t: 'progress'; p: FitProgress }
-  | { t: 'done'; result: FitResult }
-  | { t: 'error'; code: string; message: string };
+  { t: 'progress'; p: FitProgress } | { t: 'done'; result: FitResult } | { t: 'error'; code: string; message: string };
 
 const send = (m: FitChildMessage): Promise<void> => new Promise((r) => process.send!(m, undefined, undefined, () => r()));
 
 async function fit(raw: unknown): Promise<FitChildMessage> {
   const m = raw as { t?: unknown; req?: FitRequest; hardwareId?: unknown };
-  if (m?.t !== 'fit' || typeof m.req?.modelPath !== 'string' || typeof m.hardwareId !== 'string') return { t: 'error', code: 'INTERNAL', message: 'bad fit request' };
+  if (m?.t !== 'fit' || typeof m.req?.modelPath !== 'string' || typeof m.hardwareId !== 'string')
+    return { t: 'error', code: 'INTERNAL', message: 'bad fit request' };
   const { fitModel } = await import('../fit/index.js');
   let last = 0;
-  const out = await fitModel(m.req, (p) => {
-    // the agent throttles what it reports; this only spares the IPC channel
-    if (Date.now() - last < 250 && p.fraction < 1) return;
-    last = Date.now();
-    void send({ t: 'progress', p: { fraction: p.fraction, stage: p.stage, ...(p.message ? { message: p.message } : {}) } });
-  }, { hardwareId: m.hardwareId });
-  const result: FitResult = { chosenId: out.chosenId, frontier: out.frontier, referenceLatencyP50Ms: out.referenceLatencyP50Ms, fitter: 'fitModel' };
+  const out = await fitModel(
+    m.req,
+    (p) => {
+      // the agent throttles what it reports; this only spares the IPC channel
+      if (Date.now() - last < 250 && p.fraction < 1) return;
+      last = Date.now();
+      void send({ t: 'progress', p: { fraction: p.fraction, stage: p.stage, ...(p.message ? { message: p.message } : {}) } });
+    },
+    { hardwareId: m.hardwareId },
+  );
+  const result: FitResult = {
+    chosenId: out.chosenId,
+    frontier: out.frontier,
+    referenceLatencyP50Ms: out.referenceLatencyP50Ms,
+    fitter: 'fitModel',
+  };
   if (out.shortfall) result.shortfall = out.shortfall;
   return { t: 'done', result };
 }
@@ -33,7 +41,11 @@ process.once('message', (raw: unknown) => {
   fit(raw)
     .catch((e: unknown): FitChildMessage => {
       const code = (e as { code?: unknown }).code;
-      return { t: 'error', code: typeof code === 'string' && code in ERROR_CODES ? code : 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
+      return {
+        t: 'error',
+        code: typeof code === 'string' && code in ERROR_CODES ? code : 'INTERNAL',
+        message: e instanceof Error ? e.message : String(e),
+      };
     })
     .then(async (reply) => {
       await send(reply);

@@ -19,8 +19,12 @@ export async function profileHardware(profileOverride: string | null, log: (l: s
     const hw = await p.probeHardware({});
     const sel = p.selectProfile(hw, profileOverride ?? undefined);
     const key = {
-      arch: hw.arch, brand: hw.cpu.brand, cores: hw.cpu.cores, parts: hw.cpu.parts,
-      memGb: Math.round(hw.memory.totalMb / 1024), board: (hw.board as { model?: unknown }).model ?? null,
+      arch: hw.arch,
+      brand: hw.cpu.brand,
+      cores: hw.cpu.cores,
+      parts: hw.cpu.parts,
+      memGb: Math.round(hw.memory.totalMb / 1024),
+      board: (hw.board as { model?: unknown }).model ?? null,
     };
     const throttling = hw.throttling;
     return {
@@ -38,7 +42,11 @@ export async function profileHardware(profileOverride: string | null, log: (l: s
     const key = { arch: process.arch, cores: cpus().length, memGb: Math.round(totalmem() / 2 ** 30), brand: cpus()[0]?.model ?? null };
     return {
       hash: createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 16),
-      profile: 'generic', budgets: { latencyFactor: 1 }, threads: null, hardware: key, throttledNow: () => null,
+      profile: 'generic',
+      budgets: { latencyFactor: 1 },
+      threads: null,
+      hardware: key,
+      throttledNow: () => null,
     };
   }
 }

@@ -26,13 +26,21 @@ export function imageTensor(dims: readonly number[]): Float32Array {
   if (dims.length !== 4) {
     // not an image input: a smooth ramp keeps values in range
     const out = new Float32Array(size);
-    for (let i = 0; i < size; i++) out[i] = ((i % 255) / 127.5) - 1;
+    for (let i = 0; i < size; i++) out[i] = (i % 255) / 127.5 - 1;
     return out;
   }
   const [n, c, h, w] = dims as [number, number, number, number];
   const gray = c === 1;
   const ones = gray ? [1] : [1, 1, 1];
-  const spec: PreprocessSpec = { size: [h, w], layout: 'NCHW', color: gray ? 'GRAY' : 'RGB', scale: 1 / 127.5, mean: ones, std: ones, resize: 'stretch' };
+  const spec: PreprocessSpec = {
+    size: [h, w],
+    layout: 'NCHW',
+    color: gray ? 'GRAY' : 'RGB',
+    scale: 1 / 127.5,
+    mean: ones,
+    std: ones,
+    resize: 'stretch',
+  };
   const frame = preprocessImage(photo(gray ? PROBE_IMAGES.gray : PROBE_IMAGES.color), spec).data as Float32Array;
   const plane = h * w;
   const out = new Float32Array(size);
@@ -46,11 +54,7 @@ export function imageTensor(dims: readonly number[]): Float32Array {
 }
 
 /** Dims of each input: from `shapes`, else from the model's metadata with 1 for dynamic dims. */
-export function inputDims(
-  inputNames: readonly string[],
-  meta: unknown,
-  shapes: Record<string, number[]>,
-): Record<string, number[]> {
+export function inputDims(inputNames: readonly string[], meta: unknown, shapes: Record<string, number[]>): Record<string, number[]> {
   const list = Array.isArray(meta) ? (meta as Array<{ name?: unknown; shape?: Array<number | string> }>) : [];
   const out: Record<string, number[]> = {};
   for (const name of inputNames) {

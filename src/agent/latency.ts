@@ -7,15 +7,29 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { EdgefitError } from '../errors.js';
 
-export interface LatencyStats { p50: number; p95: number; runs: number }
+export interface LatencyStats {
+  p50: number;
+  p95: number;
+  runs: number;
+}
 
 /** What one probe child cost: wall time from fork to exit, its own CPU time, its peak RSS. */
-export interface ProbeCost { wallMs: number; cpuMs: number; peakRssMb: number; loadMs: number }
+export interface ProbeCost {
+  wallMs: number;
+  cpuMs: number;
+  peakRssMb: number;
+  loadMs: number;
+}
 
-export interface ProbeRequest { t: 'probe'; path: string; shapes: Record<string, number[]>; threads: number; runs: number }
+export interface ProbeRequest {
+  t: 'probe';
+  path: string;
+  shapes: Record<string, number[]>;
+  threads: number;
+  runs: number;
+}
 export type ProbeReply =
-  | { t: 'probed'; times: number[]; loadMs: number; modelRssMb: number; hwmMb: number; cpuMs: number }
-  | { t: 'error'; message: string };
+  { t: 'probed'; times: number[]; loadMs: number; modelRssMb: number; hwmMb: number; cpuMs: number } | { t: 'error'; message: string };
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -111,7 +125,9 @@ export class LatencyProbe {
     const child = fork(workerPath(), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json', execArgv: childExecArgv() });
     this.child = child;
     let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => { if (stderr.length < 4000) stderr += d.toString(); });
+    child.stderr?.on('data', (d: Buffer) => {
+      if (stderr.length < 4000) stderr += d.toString();
+    });
     return new Promise((resolve, reject) => {
       let reply: ProbeReply | string | undefined;
       const timer = setTimeout(() => {
@@ -122,7 +138,9 @@ export class LatencyProbe {
         reply ??= checkProbeReply(m);
         if (child.connected) child.disconnect();
       });
-      child.on('error', (e) => { reply ??= `probe child failed: ${e.message}`; });
+      child.on('error', (e) => {
+        reply ??= `probe child failed: ${e.message}`;
+      });
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
         if (this.child === child) this.child = undefined;
@@ -130,7 +148,12 @@ export class LatencyProbe {
         if (reply === undefined) reply = `probe child died (${signal ?? `exit ${code}`})${tail ? `: ${tail}` : ''}`;
         if (typeof reply === 'string') return reject(new EdgefitError('EVAL', reply));
         if (reply.t === 'error') return reject(new EdgefitError('EVAL', `onnxruntime: ${reply.message.split('\n')[0]}`));
-        this.lastCost = { wallMs: Math.round(performance.now() - t0), cpuMs: Math.round(reply.cpuMs), peakRssMb: Math.round(reply.hwmMb * 10) / 10, loadMs: Math.round(reply.loadMs) };
+        this.lastCost = {
+          wallMs: Math.round(performance.now() - t0),
+          cpuMs: Math.round(reply.cpuMs),
+          peakRssMb: Math.round(reply.hwmMb * 10) / 10,
+          loadMs: Math.round(reply.loadMs),
+        };
         resolve(reply);
       });
       child.send(req);

@@ -17,7 +17,10 @@ export interface ModelVersion {
   fitId: number | null;
   source: string;
 }
-interface Pointer { current: ModelVersion; previous: ModelVersion | null }
+interface Pointer {
+  current: ModelVersion;
+  previous: ModelVersion | null;
+}
 
 export const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -38,7 +41,10 @@ export class ModelStore {
   private readonly versionsDir: string;
   private readonly pointerPath: string;
 
-  constructor(private readonly dir: string, private readonly faultPauseMs = 0) {
+  constructor(
+    private readonly dir: string,
+    private readonly faultPauseMs = 0,
+  ) {
     this.versionsDir = join(dir, 'versions');
     this.pointerPath = join(dir, 'current.json');
   }
@@ -78,7 +84,10 @@ export class ModelStore {
    * Deploy bytes (shipped by command) or a file (a frontier entry; copied by the kernel, never
    * read into the agent's memory): durable write, read back against the sha256, pointer swap.
    */
-  async deploy(src: { bytes: Uint8Array } | { file: string }, meta: { version: string; candidateId: string | null; fitId: number | null; source: string; expectSha256?: string }): Promise<ModelVersion> {
+  async deploy(
+    src: { bytes: Uint8Array } | { file: string },
+    meta: { version: string; candidateId: string | null; fitId: number | null; source: string; expectSha256?: string },
+  ): Promise<ModelVersion> {
     const sha = 'bytes' in src ? sha256Hex(src.bytes) : sha256File(src.file);
     if (meta.expectSha256 && meta.expectSha256 !== sha) {
       throw new EdgefitError('INTEGRITY', `model sha256 is ${sha}, expected ${meta.expectSha256}`);
@@ -97,7 +106,7 @@ export class ModelStore {
 
   private swap(next: ModelVersion): void {
     const cur = this.current();
-    const ptr: Pointer = { current: next, previous: cur && cur.version !== next.version ? cur : this.previous() ?? null };
+    const ptr: Pointer = { current: next, previous: cur && cur.version !== next.version ? cur : (this.previous() ?? null) };
     writeFileAtomic(this.pointerPath, JSON.stringify(ptr, null, 2));
     this.prune();
   }
@@ -119,9 +128,12 @@ export class ModelStore {
     for (const f of readdirSync(this.versionsDir)) {
       const full = join(this.versionsDir, f);
       if (!keep.has(full)) {
-        try { unlinkSync(full); } catch { /* gone */ }
+        try {
+          unlinkSync(full);
+        } catch {
+          /* gone */
+        }
       }
     }
   }
 }
-

@@ -24,7 +24,11 @@ export interface LatencySource {
   readonly lastCost?: ProbeCost | undefined;
 }
 
-export interface ProbeSettings { intervalS: number; runs: number; maxCpuPercent: number }
+export interface ProbeSettings {
+  intervalS: number;
+  runs: number;
+  maxCpuPercent: number;
+}
 
 export interface ProberDeps {
   bus: AgentBus;
@@ -110,7 +114,10 @@ export class Prober implements Component, ModelServer {
       const fit = this.d.fits.current();
       const level = this.d.fits.level();
       if (!fit || level === null) return;
-      const chosen = Math.max(0, fit.frontier.findIndex((e) => e.id === fit.fit.chosenId));
+      const chosen = Math.max(
+        0,
+        fit.frontier.findIndex((e) => e.id === fit.fit.chosenId),
+      );
       const budget = latencyBudgetMs(this.d.budgets(), fit.fit.referenceLatencyP50Ms || null);
       const live = latencyOfRuns(lat);
       const d = this.d.adaptation.observe(live, budget, fit.frontier, level, chosen);
@@ -118,9 +125,11 @@ export class Prober implements Component, ModelServer {
       const to = fit.frontier[d.to]!;
       const from = fit.frontier[level]!;
       await this.d.step(fit.fitId, to, d.kind === 'down' ? 'step-down' : 'step-up');
-      bus.report(d.kind === 'down' ? 'stepped-down' : 'stepped-up',
+      bus.report(
+        d.kind === 'down' ? 'stepped-down' : 'stepped-up',
         `${d.kind === 'down' ? 'stepped down' : 'stepped up'} from ${from.id} to ${to.id}: live p50 ${live} ms vs budget ${budget?.toFixed(3)} ms`,
-        { from: from.id, to: to.id, fromLevel: level, toLevel: d.to, liveP50Ms: live, budgetMs: budget });
+        { from: from.id, to: to.id, fromLevel: level, toLevel: d.to, liveP50Ms: live, budgetMs: budget },
+      );
     } catch (e) {
       this.d.log(`probe: ${oneLine(e)}`);
     } finally {

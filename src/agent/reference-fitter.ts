@@ -47,37 +47,61 @@ const round = (x: number): number => Math.round(x * 1000) / 1000;
 
 function isFitResult(v: unknown): v is FitResult {
   const r = v as FitResult;
-  return typeof r === 'object' && r !== null && typeof r.chosenId === 'string' && typeof r.referenceLatencyP50Ms === 'number' && Array.isArray(r.frontier)
-    && r.frontier.every((e) => typeof e?.id === 'string' && typeof e.modelPath === 'string' && typeof e.sha256 === 'string' && typeof e.latencyP50Ms === 'number');
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.chosenId === 'string' &&
+    typeof r.referenceLatencyP50Ms === 'number' &&
+    Array.isArray(r.frontier) &&
+    r.frontier.every(
+      (e) =>
+        typeof e?.id === 'string' && typeof e.modelPath === 'string' && typeof e.sha256 === 'string' && typeof e.latencyP50Ms === 'number',
+    )
+  );
 }
 
 /** fitModel in a child process, one child per fit; close() kills a running one. */
 export function childFitter(hardwareId: string): { fitter: Fitter; close: () => void } {
   const running = new Set<ChildProcess>();
-  const fitter: Fitter = (req, onProgress) => new Promise<FitResult>((resolve, reject) => {
-    const child = fork(fileURLToPath(new URL('./fit-worker.js', import.meta.url)), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced', execArgv: childExecArgv() });
-    running.add(child);
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => { if (stderr.length < 4000) stderr += d.toString(); });
-    let outcome: FitResult | EdgefitError | undefined;
-    child.on('message', (raw: unknown) => {
-      const m = raw as FitChildMessage;
-      if (m?.t === 'progress' && typeof m.p?.fraction === 'number') onProgress(m.p);
-      else if (m?.t === 'done' && isFitResult(m.result)) outcome ??= m.result;
-      else if (m?.t === 'error') outcome ??= new EdgefitError(m.code in ERROR_CODES ? (m.code as ErrorCode) : 'INTERNAL', String(m.message));
-      else outcome ??= new EdgefitError('INTERNAL', 'fit child sent an invalid message');
+  const fitter: Fitter = (req, onProgress) =>
+    new Promise<FitResult>((resolve, reject) => {
+      const child = fork(fileURLToPath(new URL('./fit-worker.js', import.meta.url)), [], {
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        serialization: 'advanced',
+        execArgv: childExecArgv(),
+      });
+      running.add(child);
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        if (stderr.length < 4000) stderr += d.toString();
+      });
+      let outcome: FitResult | EdgefitError | undefined;
+      child.on('message', (raw: unknown) => {
+        const m = raw as FitChildMessage;
+        if (m?.t === 'progress' && typeof m.p?.fraction === 'number') onProgress(m.p);
+        else if (m?.t === 'done' && isFitResult(m.result)) outcome ??= m.result;
+        else if (m?.t === 'error')
+          outcome ??= new EdgefitError(m.code in ERROR_CODES ? (m.code as ErrorCode) : 'INTERNAL', String(m.message));
+        else outcome ??= new EdgefitError('INTERNAL', 'fit child sent an invalid message');
+      });
+      child.on('error', (e) => {
+        outcome ??= new EdgefitError('INTERNAL', `fit child failed: ${e.message}`);
+      });
+      child.once('exit', (code, signal) => {
+        running.delete(child);
+        const tail = stderr.trim().split('\n').slice(-1)[0] ?? '';
+        const o = outcome ?? new EdgefitError('INTERNAL', `fit child died (${signal ?? `exit ${code}`})${tail ? `: ${tail}` : ''}`);
+        if (o instanceof Error) reject(o);
+        else resolve(o);
+      });
+      child.send({ t: 'fit', req, hardwareId });
     });
-    child.on('error', (e) => { outcome ??= new EdgefitError('INTERNAL', `fit child failed: ${e.message}`); });
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      const tail = stderr.trim().split('\n').slice(-1)[0] ?? '';
-      const o = outcome ?? new EdgefitError('INTERNAL', `fit child died (${signal ?? `exit ${code}`})${tail ? `: ${tail}` : ''}`);
-      if (o instanceof Error) reject(o);
-      else resolve(o);
-    });
-    child.send({ t: 'fit', req, hardwareId });
-  });
-  return { fitter, close: () => { for (const c of running) c.kill('SIGKILL'); } };
+  return {
+    fitter,
+    close: () => {
+      for (const c of running) c.kill('SIGKILL');
+    },
+  };
 }
 
 /** The real fitter (in a child) when src/fit is built, else the reference-only fallback. */

@@ -9,7 +9,13 @@ import type { Store } from '../store/index.js';
 import { TelemetryClient } from '../telemetry/client.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../telemetry/embedded-broker.js';
 import { OutboxPublisher } from '../telemetry/outbox-publisher.js';
-import { PAYLOAD_VERSION, type EventPayload, type MetricsPayload, type ProfilePayload, type ResponsePayload } from '../telemetry/payloads.js';
+import {
+  PAYLOAD_VERSION,
+  type EventPayload,
+  type MetricsPayload,
+  type ProfilePayload,
+  type ResponsePayload,
+} from '../telemetry/payloads.js';
 import type { Topics } from '../telemetry/topics.js';
 import { latencyBudgetMs, latencyOfRuns, meets } from '../budgets/index.js';
 import type { AgentBus, AgentBusEvents, Component } from './bus.js';
@@ -58,7 +64,9 @@ export class Telemetry implements Component {
     this.startedAt = Date.now();
     this.listen('event', (type, message, data, txn) => this.enqueueEvent(type, message, data, txn));
     this.listen('response', (verb, payload) => this.respond(verb, payload));
-    this.listen('latency', (stats) => { this.lastLatency = stats; });
+    this.listen('latency', (stats) => {
+      this.lastLatency = stats;
+    });
     this.listen('budgets:changed', ({ budgets, txn }) => {
       bus.report('budgets-changed', `budgets now ${JSON.stringify(budgets)}`, { budgets }, txn);
       this.publishProfile();
@@ -76,19 +84,40 @@ export class Telemetry implements Component {
       this.broker = await startEmbeddedBroker(m.embeddedHost, m.embeddedPort, this.d.log);
       this.brokerUrl = this.broker.url;
     }
-    const client = (this.client = new TelemetryClient({
-      url: this.brokerUrl, username: m.username ?? undefined, password: m.password ?? undefined, caFile: m.caFile ?? undefined,
-      certFile: m.certFile ?? undefined, keyFile: m.keyFile ?? undefined, rejectUnauthorized: m.rejectUnauthorized,
-      keepaliveS: m.keepaliveS, backoffMinMs: m.backoffMinMs, backoffMaxMs: m.backoffMaxMs, connectTimeoutMs: 10_000,
-    }, this.d.topics, this.d.deviceId, this.d.agentVersion, `edgefit-${this.d.deviceId}`));
-    const link = { get connected() { return client.connected; }, publish: (t: string, p: string) => client.publish(t, p) };
+    const client = (this.client = new TelemetryClient(
+      {
+        url: this.brokerUrl,
+        username: m.username ?? undefined,
+        password: m.password ?? undefined,
+        caFile: m.caFile ?? undefined,
+        certFile: m.certFile ?? undefined,
+        keyFile: m.keyFile ?? undefined,
+        rejectUnauthorized: m.rejectUnauthorized,
+        keepaliveS: m.keepaliveS,
+        backoffMinMs: m.backoffMinMs,
+        backoffMaxMs: m.backoffMaxMs,
+        connectTimeoutMs: 10_000,
+      },
+      this.d.topics,
+      this.d.deviceId,
+      this.d.agentVersion,
+      `edgefit-${this.d.deviceId}`,
+    ));
+    const link = {
+      get connected() {
+        return client.connected;
+      },
+      publish: (t: string, p: string) => client.publish(t, p),
+    };
     const publisher = (this.publisher = new OutboxPublisher(this.d.store, link, m.drainRatePerSec));
     client.on('connected', () => {
       this.d.log(`connected to ${this.brokerUrl}`);
       const dropped = this.d.store.takeUnreportedDrops();
       if (dropped > 0) {
-        bus.report('outbox-dropped', `${dropped} queued messages were dropped while the broker was away (outbox bound ${m.outboxMax})`,
-          { dropped, total: this.d.store.counter('outbox_dropped') });
+        bus.report('outbox-dropped', `${dropped} queued messages were dropped while the broker was away (outbox bound ${m.outboxMax})`, {
+          dropped,
+          total: this.d.store.counter('outbox_dropped'),
+        });
       }
       this.publishProfile();
       publisher.kick();
@@ -157,15 +186,27 @@ export class Telemetry implements Component {
     const rss = this.d.modelRssMb();
     const met = meets({ latencyMs: lat ? latencyOfRuns(lat) : null, ramMb: rss, fidelity: entry?.fidelity ?? null }, b, original).met;
     return {
-      v: PAYLOAD_VERSION, deviceId: this.d.deviceId, seq, ts: new Date().toISOString(),
+      v: PAYLOAD_VERSION,
+      deviceId: this.d.deviceId,
+      seq,
+      ts: new Date().toISOString(),
       system: readSystem(() => this.hw?.throttledNow() ?? null),
       agent: {
-        rssMb: Math.round(process.memoryUsage().rss / 104857.6) / 10, cpuPercent: this.cpu.read(), uptimeS: this.uptimeS(),
-        outboxPending: this.d.store.outboxPending(), outboxDropped: this.d.store.counter('outbox_dropped'),
+        rssMb: Math.round(process.memoryUsage().rss / 104857.6) / 10,
+        cpuPercent: this.cpu.read(),
+        uptimeS: this.uptimeS(),
+        outboxPending: this.d.store.outboxPending(),
+        outboxDropped: this.d.store.counter('outbox_dropped'),
       },
       model: {
-        id: cur?.candidateId ?? (cur ? 'shipped' : null), level, levels: fit?.frontier.length ?? 0, version: cur?.version ?? null,
-        latencyP50Ms: lat?.p50 ?? null, latencyP95Ms: lat?.p95 ?? null, modelRssMb: rss, fidelity: entry?.fidelity ?? null,
+        id: cur?.candidateId ?? (cur ? 'shipped' : null),
+        level,
+        levels: fit?.frontier.length ?? 0,
+        version: cur?.version ?? null,
+        latencyP50Ms: lat?.p50 ?? null,
+        latencyP95Ms: lat?.p95 ?? null,
+        modelRssMb: rss,
+        fidelity: entry?.fidelity ?? null,
       },
       budgets: { ...b, effectiveLatencyMs: eff },
       meets: { latency: met.latency, ram: met.ram, fidelity: met.fidelity },
@@ -179,8 +220,14 @@ export class Telemetry implements Component {
       this.d.store.enqueue('metrics', this.d.topics.metrics, (s) => JSON.stringify((m = this.metricsPayload(s))));
       if (m) {
         this.d.store.addMetric({
-          ts: Math.floor(Date.now() / 1000), cpuLoad: m.system.cpuLoad, temperatureC: m.system.temperatureC, memAvailableMb: m.system.memAvailableMb,
-          rssMb: m.agent.rssMb, latencyP50Ms: m.model.latencyP50Ms, latencyP95Ms: m.model.latencyP95Ms, level: m.model.level,
+          ts: Math.floor(Date.now() / 1000),
+          cpuLoad: m.system.cpuLoad,
+          temperatureC: m.system.temperatureC,
+          memAvailableMb: m.system.memAvailableMb,
+          rssMb: m.agent.rssMb,
+          latencyP50Ms: m.model.latencyP50Ms,
+          latencyP95Ms: m.model.latencyP95Ms,
+          level: m.model.level,
         });
       }
       if (++this.metricTicks % 60 === 0) this.d.store.compactMetrics();
@@ -194,7 +241,12 @@ export class Telemetry implements Component {
     const hw = this.hw;
     if (!hw || !this.client?.connected) return;
     const p: ProfilePayload = {
-      v: PAYLOAD_VERSION, deviceId: this.d.deviceId, ts: new Date().toISOString(), profile: hw.profile, hardwareHash: hw.hash, hardware: hw.hardware,
+      v: PAYLOAD_VERSION,
+      deviceId: this.d.deviceId,
+      ts: new Date().toISOString(),
+      profile: hw.profile,
+      hardwareHash: hw.hash,
+      hardware: hw.hardware,
       budgets: this.d.budgets(),
     };
     this.client.publish(this.d.topics.profile, JSON.stringify(p), { retain: true }).catch(() => undefined);

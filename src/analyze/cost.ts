@@ -27,7 +27,7 @@ export interface ModelCost {
 }
 
 type MacRule = (n: Node, g: ReadonlyGraph) => number | null;
-const dims = (g: ReadonlyGraph, v: string | undefined) => (v ? g.type(v)?.shape ?? null : null);
+const dims = (g: ReadonlyGraph, v: string | undefined) => (v ? (g.type(v)?.shape ?? null) : null);
 const prod = (a: readonly (number | string | null)[]): number | null => numel(a);
 
 const conv: MacRule = (n, g) => {
@@ -55,20 +55,30 @@ const matmul: MacRule = (n, g) => {
   const ny = prod(y);
   return ny !== null && typeof k === 'number' ? ny * k : null;
 };
-const rnn = (gates: number): MacRule => (n, g) => {
-  const x = dims(g, n.inputs[0]);
-  const h = n.attrInt('hidden_size');
-  if (!x || !h || x.length !== 3) return null;
-  const dirs = n.attrString('direction') === 'bidirectional' ? 2 : 1;
-  const [a, b, inp] = x;
-  if (typeof a !== 'number' || typeof b !== 'number' || typeof inp !== 'number') return null;
-  return a * b * dirs * gates * h * (inp + h);
-};
+const rnn =
+  (gates: number): MacRule =>
+  (n, g) => {
+    const x = dims(g, n.inputs[0]);
+    const h = n.attrInt('hidden_size');
+    if (!x || !h || x.length !== 3) return null;
+    const dirs = n.attrString('direction') === 'bidirectional' ? 2 : 1;
+    const [a, b, inp] = x;
+    if (typeof a !== 'number' || typeof b !== 'number' || typeof inp !== 'number') return null;
+    return a * b * dirs * gates * h * (inp + h);
+  };
 
 const MAC_RULES: Record<string, MacRule> = {
-  Conv: conv, ConvInteger: conv, QLinearConv: conv, ConvTranspose: convT,
-  Gemm: matmul, MatMul: matmul, MatMulInteger: matmul, QLinearMatMul: matmul,
-  LSTM: rnn(4), GRU: rnn(3), RNN: rnn(1),
+  Conv: conv,
+  ConvInteger: conv,
+  QLinearConv: conv,
+  ConvTranspose: convT,
+  Gemm: matmul,
+  MatMul: matmul,
+  MatMulInteger: matmul,
+  QLinearMatMul: matmul,
+  LSTM: rnn(4),
+  GRU: rnn(3),
+  RNN: rnn(1),
 };
 
 export function analyzeCost(model: Model): ModelCost {
@@ -95,7 +105,10 @@ export function analyzeCost(model: Model): ModelCost {
     // Constant nodes not lifted by normalize (e.g. ones that are graph outputs) still hold weights
     if (n.opType === 'Constant') {
       const t = n.attrTensor('value');
-      if (t && isFloatDType(t.dtype)) { p += t.size; weightBytes += t.byteLength; }
+      if (t && isFloatDType(t.dtype)) {
+        p += t.size;
+        weightBytes += t.byteLength;
+      }
     }
     params += p;
     const rule = MAC_RULES[n.opType];
@@ -105,7 +118,13 @@ export function analyzeCost(model: Model): ModelCost {
       if (m === null) macUnknown.push(n.label());
     }
     macs = macs === null || m === null ? null : macs + m;
-    layers.push({ name: n.name || n.outputs[0] || '', op: n.opType, outputShape: g.type(n.outputs[0] ?? '')?.shape ?? null, params: p, macs: m });
+    layers.push({
+      name: n.name || n.outputs[0] || '',
+      op: n.opType,
+      outputShape: g.type(n.outputs[0] ?? '')?.shape ?? null,
+      params: p,
+      macs: m,
+    });
   }
   // Initializers no node reads (rare) are still stored weights.
   for (const name of g.initializerNames()) {
@@ -114,7 +133,10 @@ export function analyzeCost(model: Model): ModelCost {
     weightBytes += t.byteLength;
     if (isFloatDType(t.dtype)) params += t.size;
   }
-  if (macUnknown.length) unresolved.add(`MACs of ${macUnknown.length} layers need static shapes (${macUnknown.slice(0, 3).join(', ')}${macUnknown.length > 3 ? ', ...' : ''})`);
+  if (macUnknown.length)
+    unresolved.add(
+      `MACs of ${macUnknown.length} layers need static shapes (${macUnknown.slice(0, 3).join(', ')}${macUnknown.length > 3 ? ', ...' : ''})`,
+    );
   const peak = peakActivation(model, order);
   if (peak === null) unresolved.add('peak activation needs static shapes of every intermediate tensor');
   return { params, weightBytes, macs, peakActivationBytes: peak, layers, unresolved: [...unresolved] };

@@ -15,7 +15,11 @@ export interface Analysis extends ModelCost {
   shapesFromRuntime: number;
 }
 
-export async function analyzeModel(model: Model, shapes: Map<string, number[]> = new Map(), opts: { runtimeFallback?: boolean } = {}): Promise<Analysis> {
+export async function analyzeModel(
+  model: Model,
+  shapes: Map<string, number[]> = new Map(),
+  opts: { runtimeFallback?: boolean } = {},
+): Promise<Analysis> {
   const inf = annotateShapes(model, { shapes });
   let fromRuntime = 0;
   const inputsKnown = model.graph.runtimeInputs().every((i) => shapes.has(i.name) || (i.type !== null && isStatic(i.type.shape)));
@@ -36,7 +40,9 @@ export async function analyzeModel(model: Model, shapes: Map<string, number[]> =
     for (const i of model.graph.runtimeInputs()) {
       if (!shapes.has(i.name) && !(i.type && isStatic(i.type.shape))) {
         const dims = (i.type?.shape ?? []).map((d) => (typeof d === 'number' ? String(d) : 'N')).join('x');
-        cost.unresolved.unshift(`input '${i.name}' has dynamic dims [${(i.type?.shape ?? []).join(', ')}]: give its shape (${i.name}=${dims || 'dims'} with numbers for N)`);
+        cost.unresolved.unshift(
+          `input '${i.name}' has dynamic dims [${(i.type?.shape ?? []).join(', ')}]: give its shape (${i.name}=${dims || 'dims'} with numbers for N)`,
+        );
       }
     }
   }

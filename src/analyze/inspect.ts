@@ -15,7 +15,14 @@ export interface InspectReport {
   macs: number | null;
   weightBytes: number;
   peakActivationBytes: number | null;
-  layers: { name: string; op: string; outputShape: (number | string | null)[] | null; params: number; macs: number | null; share: number | null }[];
+  layers: {
+    name: string;
+    op: string;
+    outputShape: (number | string | null)[] | null;
+    params: number;
+    macs: number | null;
+    share: number | null;
+  }[];
   opCounts: Record<string, number>;
   unresolved: string[];
   issues: string[];
@@ -23,9 +30,15 @@ export interface InspectReport {
 
 /** `model` as loaded and normalised (constants lifted) by the caller; `path` names it in the report. */
 export async function inspectModel(path: string, model: Model, shapes: Map<string, number[]>): Promise<InspectReport> {
-  const originalInputs = model.graph.runtimeInputs().map((i) => ({ name: i.name, dtype: i.type?.dtype ?? 'undefined', shape: i.type?.shape ?? null }));
+  const originalInputs = model.graph
+    .runtimeInputs()
+    .map((i) => ({ name: i.name, dtype: i.type?.dtype ?? 'undefined', shape: i.type?.shape ?? null }));
   const a = await analyzeModel(model, shapes);
-  if (a.issues.length) throw new EdgefitError('INVALID_GRAPH', `${path}: ${a.issues[0]!.message}${a.issues.length > 1 ? ` (and ${a.issues.length - 1} more problems)` : ''}`);
+  if (a.issues.length)
+    throw new EdgefitError(
+      'INVALID_GRAPH',
+      `${path}: ${a.issues[0]!.message}${a.issues.length > 1 ? ` (and ${a.issues.length - 1} more problems)` : ''}`,
+    );
   return buildReport(path, model, a, originalInputs);
 }
 
@@ -66,21 +79,40 @@ const shapeStr = (s: (number | string | null)[] | null): string => (s ? s.map((d
 export function formatInspect(r: InspectReport, opts: { all?: boolean } = {}): string {
   const lines: string[] = [];
   lines.push(`${r.file}`);
-  lines.push(`  IR ${r.irVersion}, opsets ${Object.entries(r.opsets).map(([d, v]) => `${d} ${v}`).join(', ')}${r.producer ? `, producer ${r.producer}` : ''}`);
+  lines.push(
+    `  IR ${r.irVersion}, opsets ${Object.entries(r.opsets)
+      .map(([d, v]) => `${d} ${v}`)
+      .join(', ')}${r.producer ? `, producer ${r.producer}` : ''}`,
+  );
   for (const i of r.inputs) lines.push(`  input  ${i.name}: ${i.dtype}[${shapeStr(i.shape)}]`);
   for (const o of r.outputs) lines.push(`  output ${o.name}: ${o.dtype}[${shapeStr(o.shape)}]`);
   lines.push('');
   const rows = r.layers.filter((l) => opts.all || l.params > 0 || (l.macs ?? 0) > 0);
   const head = ['layer', 'op', 'output', 'params', 'MACs', 'share'];
-  const body = rows.map((l) => [l.name.slice(0, 40), l.op, shapeStr(l.outputShape), human(l.params), human(l.macs), l.share === null ? '?' : `${(l.share * 100).toFixed(1)}%`]);
+  const body = rows.map((l) => [
+    l.name.slice(0, 40),
+    l.op,
+    shapeStr(l.outputShape),
+    human(l.params),
+    human(l.macs),
+    l.share === null ? '?' : `${(l.share * 100).toFixed(1)}%`,
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const fmt = (cols: string[]) => `  ${cols.map((c, i) => (i >= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')}`;
   lines.push(fmt(head));
   for (const b of body) lines.push(fmt(b));
-  if (!opts.all && rows.length < r.layers.length) lines.push(`  (${r.layers.length - rows.length} layers without weights or MACs not shown; --all shows them)`);
+  if (!opts.all && rows.length < r.layers.length)
+    lines.push(`  (${r.layers.length - rows.length} layers without weights or MACs not shown; --all shows them)`);
   lines.push('');
-  lines.push(`  nodes ${r.nodes}   params ${human(r.params)} (${r.params})   MACs ${human(r.macs)}   weights ${human(r.weightBytes, 'B')}   peak activations ${human(r.peakActivationBytes, 'B')}`);
-  lines.push(`  ops ${Object.entries(r.opCounts).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}:${v}`).join(' ')}`);
+  lines.push(
+    `  nodes ${r.nodes}   params ${human(r.params)} (${r.params})   MACs ${human(r.macs)}   weights ${human(r.weightBytes, 'B')}   peak activations ${human(r.peakActivationBytes, 'B')}`,
+  );
+  lines.push(
+    `  ops ${Object.entries(r.opCounts)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k}:${v}`)
+      .join(' ')}`,
+  );
   for (const u of r.unresolved) lines.push(`  note: ${u}`);
   return lines.join('\n');
 }

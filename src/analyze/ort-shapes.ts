@@ -9,7 +9,14 @@ import type { DType } from '../ir/dtype.js';
 import type { TensorType } from '../ir/types.js';
 
 const ORT_TYPES: Partial<Record<DType, ort.Tensor.Type>> = {
-  float32: 'float32', float16: 'float16', int8: 'int8', uint8: 'uint8', int32: 'int32', int64: 'int64', bool: 'bool', float64: 'float64',
+  float32: 'float32',
+  float16: 'float16',
+  int8: 'int8',
+  uint8: 'uint8',
+  int32: 'int32',
+  int64: 'int64',
+  bool: 'bool',
+  float64: 'float64',
 };
 
 export function zeroTensor(dtype: DType, dims: number[]): ort.Tensor {
@@ -17,14 +24,21 @@ export function zeroTensor(dtype: DType, dims: number[]): ort.Tensor {
   if (!type) throw new EdgefitError('UNSUPPORTED', `input dtype ${dtype} is not supported for synthetic feeds`);
   const n = dims.reduce((a, b) => a * b, 1);
   const data =
-    type === 'int64' ? new BigInt64Array(n)
-    : type === 'float32' ? new Float32Array(n)
-    : type === 'int32' ? new Int32Array(n)
-    : type === 'int8' ? new Int8Array(n)
-    : type === 'uint8' ? new Uint8Array(n)
-    : type === 'bool' ? new Uint8Array(n)
-    : type === 'float64' ? new Float64Array(n)
-    : new Uint16Array(n);
+    type === 'int64'
+      ? new BigInt64Array(n)
+      : type === 'float32'
+        ? new Float32Array(n)
+        : type === 'int32'
+          ? new Int32Array(n)
+          : type === 'int8'
+            ? new Int8Array(n)
+            : type === 'uint8'
+              ? new Uint8Array(n)
+              : type === 'bool'
+                ? new Uint8Array(n)
+                : type === 'float64'
+                  ? new Float64Array(n)
+                  : new Uint16Array(n);
   return new ort.Tensor(type, data, dims);
 }
 

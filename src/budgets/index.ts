@@ -1,7 +1,15 @@
 // The one budgets module (issue 15): type, schema, profile conversion, layering, the latency
 // statistic, and meets().
 export {
-  type Budgets, type ProfileBudgets, LATENCY_STATISTIC, budgetsSchema, latencyOf, latencyOfRuns, parseLatency, profileBudgets, mergeBudgets,
+  type Budgets,
+  type ProfileBudgets,
+  LATENCY_STATISTIC,
+  budgetsSchema,
+  latencyOf,
+  latencyOfRuns,
+  parseLatency,
+  profileBudgets,
+  mergeBudgets,
   latencyBudgetMs,
 } from './budgets.js';
 export { BUDGET_KEYS, meets, type BudgetKey, type Measurement, type Shortfall, type Verdict } from './meets.js';

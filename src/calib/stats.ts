@@ -21,14 +21,29 @@ export function accumulate(st: ChannelStats | undefined, f: F32Array, axis: numb
   const c = f.shape[axis] ?? 1;
   const outer = f.shape.slice(0, axis).reduce((a, b) => a * b, 1);
   const inner = f.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const s = st ?? { axis, count: 0, mean: new Float64Array(c), meanAbs: new Float64Array(c), meanSq: new Float64Array(c), min: new Float64Array(c).fill(Infinity), max: new Float64Array(c).fill(-Infinity) };
-  const n0 = s.count, n1 = outer * inner;
-  const sum = new Float64Array(c), abs = new Float64Array(c), sq = new Float64Array(c);
+  const s = st ?? {
+    axis,
+    count: 0,
+    mean: new Float64Array(c),
+    meanAbs: new Float64Array(c),
+    meanSq: new Float64Array(c),
+    min: new Float64Array(c).fill(Infinity),
+    max: new Float64Array(c).fill(-Infinity),
+  };
+  const n0 = s.count,
+    n1 = outer * inner;
+  const sum = new Float64Array(c),
+    abs = new Float64Array(c),
+    sq = new Float64Array(c);
   const d = f.data;
   for (let o = 0; o < outer; o++) {
     for (let ch = 0; ch < c; ch++) {
       const base = (o * c + ch) * inner;
-      let a = 0, b = 0, q = 0, lo = s.min[ch]!, hi = s.max[ch]!;
+      let a = 0,
+        b = 0,
+        q = 0,
+        lo = s.min[ch]!,
+        hi = s.max[ch]!;
       for (let j = 0; j < inner; j++) {
         const v = d[base + j]!;
         a += v;
@@ -58,7 +73,12 @@ export function accumulate(st: ChannelStats | undefined, f: F32Array, axis: numb
  * Statistics of `values` (name -> channel axis counted from the end, -1 = last) over `samples`.
  * Values of a different rank than expected are skipped rather than misread.
  */
-export async function channelStats(model: Model, samples: readonly Sample[], values: ReadonlyMap<string, number>, threads = 1): Promise<Map<string, ChannelStats>> {
+export async function channelStats(
+  model: Model,
+  samples: readonly Sample[],
+  values: ReadonlyMap<string, number>,
+  threads = 1,
+): Promise<Map<string, ChannelStats>> {
   const out = new Map<string, ChannelStats>();
   if (!values.size) return out;
   const runner = await ModelRunner.create(model, { extraOutputs: [...values.keys()], threads });

@@ -10,7 +10,9 @@ import { reportError } from './output.js';
 
 async function loadCommands(first: string | undefined): Promise<CommandModule[]> {
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'commands');
-  const files = readdirSync(dir).filter((f) => f.endsWith('.js')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.js'))
+    .sort();
   // A command names its file: load only that one. Command modules pull in heavy dependencies
   // (onnxruntime, the passes) that the long-running `agent` must not carry; help and unknown
   // commands load them all.

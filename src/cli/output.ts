@@ -2,19 +2,35 @@ import { EdgefitError, oneLine, type OptionName, type Remedy } from '../errors.j
 
 /** The flag of each option a library error can name (the agent's config keys: src/config/remedy.ts). */
 const FLAGS: Record<OptionName, string> = {
-  shapes: '--shape', profile: '--profile', calib: '--calib', token: '--token', latencyMs: '--latency-ms', latency: '--latency',
-  minFidelity: '--min-fidelity', ramMb: '--ram-mb', sizeMb: '--size-mb', structured: '--structured', targetMacs: '--target-macs',
-  unstructured: '--unstructured', steps: '--steps', round: '--round',
+  shapes: '--shape',
+  profile: '--profile',
+  calib: '--calib',
+  token: '--token',
+  latencyMs: '--latency-ms',
+  latency: '--latency',
+  minFidelity: '--min-fidelity',
+  ramMb: '--ram-mb',
+  sizeMb: '--size-mb',
+  structured: '--structured',
+  targetMacs: '--target-macs',
+  unstructured: '--unstructured',
+  steps: '--steps',
+  round: '--round',
 };
 
 /** What to type: options that supply something missing say how; the others name the flag to correct. */
 function remedyText(r: Remedy): string {
   switch (r.option) {
-    case 'shapes': return `: give --shape ${r.input ?? '<input>'}=${r.example ?? '<dims>'}${r.input ? '' : ' for every dynamic input'}`;
-    case 'profile': return r.choices ? `: pass --profile with one of: ${r.choices.join(', ')}` : ' (--profile)';
-    case 'calib': return ': give --calib <data>';
-    case 'token': return ': give --token (16+ characters)';
-    default: return ` (${FLAGS[r.option]})`;
+    case 'shapes':
+      return `: give --shape ${r.input ?? '<input>'}=${r.example ?? '<dims>'}${r.input ? '' : ' for every dynamic input'}`;
+    case 'profile':
+      return r.choices ? `: pass --profile with one of: ${r.choices.join(', ')}` : ' (--profile)';
+    case 'calib':
+      return ': give --calib <data>';
+    case 'token':
+      return ': give --token (16+ characters)';
+    default:
+      return ` (${FLAGS[r.option]})`;
   }
 }
 

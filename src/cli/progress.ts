@@ -6,7 +6,9 @@ export function progressPrinter(enabled: boolean): (p: { fraction: number; stage
     if (tty) {
       const w = 28;
       const filled = Math.round(p.fraction * w);
-      process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(w - filled)}] ${(p.fraction * 100).toFixed(0).padStart(3)}% ${p.stage} ${(p.message ?? '').slice(0, 70).padEnd(70)}`);
+      process.stderr.write(
+        `\r[${'#'.repeat(filled)}${'.'.repeat(w - filled)}] ${(p.fraction * 100).toFixed(0).padStart(3)}% ${p.stage} ${(p.message ?? '').slice(0, 70).padEnd(70)}`,
+      );
       if (p.stage === 'done') process.stderr.write('\n');
     } else if (p.stage === 'measured' || p.stage === 'done') {
       process.stderr.write(`edgefit: ${p.stage}${p.message ? ` ${p.message}` : ''}\n`);

@@ -15,12 +15,19 @@ export const agentConfigSchema = {
     deviceId: { ...nullableString, description: 'default: sha256 of /etc/machine-id, first 16 hex digits' },
     stateDir: { ...nullableString, description: 'default: $STATE_DIRECTORY (systemd), else ~/.local/state/edgefit' },
     model: {
-      type: 'object', additionalProperties: false, default: {},
+      type: 'object',
+      additionalProperties: false,
+      default: {},
       properties: {
         path: { ...nullableString, description: 'default: the bundled PP-OCRv4 det model' },
-        calib: { ...nullableString, description: 'calibration data for fits (image folder with preprocess.json, .npy/.npz); default: the bundled real page images for the bundled det model, else seeded synthetic inputs (flagged)' },
+        calib: {
+          ...nullableString,
+          description:
+            'calibration data for fits (image folder with preprocess.json, .npy/.npz); default: the bundled real page images for the bundled det model, else seeded synthetic inputs (flagged)',
+        },
         shapes: {
-          type: 'object', default: {},
+          type: 'object',
+          default: {},
           additionalProperties: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 1, maxItems: 8 },
         },
       },
@@ -31,7 +38,9 @@ export const agentConfigSchema = {
     threads: { type: ['integer', 'null'], minimum: 1, maximum: 256, default: null },
     metricsIntervalS: { type: 'number', minimum: 0.2, maximum: 86400, default: 10 },
     probe: {
-      type: 'object', additionalProperties: false, default: {},
+      type: 'object',
+      additionalProperties: false,
+      default: {},
       properties: {
         intervalS: { type: 'number', minimum: 0.2, maximum: 86400, default: 30 },
         runs: { type: 'integer', minimum: 1, maximum: 1000, default: 5 },
@@ -39,13 +48,19 @@ export const agentConfigSchema = {
         stepUpAfter: { type: 'integer', minimum: 1, maximum: 1000, default: 5 },
         headroom: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.9 },
         maxCpuPercent: {
-          type: 'number', exclusiveMinimum: 0, maximum: 100, default: 1,
-          description: 'cap on the CPU probing may use, averaged, in % of one core: after a probe that cost c CPU-seconds the next waits at least c / (maxCpuPercent/100) s',
+          type: 'number',
+          exclusiveMinimum: 0,
+          maximum: 100,
+          default: 1,
+          description:
+            'cap on the CPU probing may use, averaged, in % of one core: after a probe that cost c CPU-seconds the next waits at least c / (maxCpuPercent/100) s',
         },
       },
     },
     mqtt: {
-      type: 'object', additionalProperties: false, default: {},
+      type: 'object',
+      additionalProperties: false,
+      default: {},
       properties: {
         url: { ...nullableString, description: 'mqtt://, mqtts://; null starts the embedded aedes broker' },
         embeddedHost: { type: 'string', default: '127.0.0.1' },
@@ -65,17 +80,24 @@ export const agentConfigSchema = {
       },
     },
     dashboard: {
-      type: 'object', additionalProperties: false, default: {},
+      type: 'object',
+      additionalProperties: false,
+      default: {},
       description: 'the fleet dashboard beside the agent, on 127.0.0.1 only (`npm start`)',
       properties: {
         port: {
-          type: ['integer', 'null'], minimum: 0, maximum: 65535, default: null,
+          type: ['integer', 'null'],
+          minimum: 0,
+          maximum: 65535,
+          default: null,
           description: 'null: 8080 when the broker is embedded, off with mqtt.url; 0: off',
         },
       },
     },
     security: {
-      type: 'object', additionalProperties: false, default: {},
+      type: 'object',
+      additionalProperties: false,
+      default: {},
       properties: {
         hmacSecretFile: { ...nullableString, description: 'file holding the shared secret for HMAC-signed commands' },
         publicKeyFile: { ...nullableString, description: 'PEM ed25519 key: commands and shipped models must be signed by it' },
@@ -97,9 +119,21 @@ export interface AgentConfig {
   metricsIntervalS: number;
   probe: { intervalS: number; runs: number; stepDownAfter: number; stepUpAfter: number; headroom: number; maxCpuPercent: number };
   mqtt: {
-    url: string | null; embeddedHost: string; embeddedPort: number; topicPrefix: string | null;
-    username: string | null; password: string | null; caFile: string | null; certFile: string | null; keyFile: string | null;
-    rejectUnauthorized: boolean; keepaliveS: number; backoffMinMs: number; backoffMaxMs: number; drainRatePerSec: number; outboxMax: number;
+    url: string | null;
+    embeddedHost: string;
+    embeddedPort: number;
+    topicPrefix: string | null;
+    username: string | null;
+    password: string | null;
+    caFile: string | null;
+    certFile: string | null;
+    keyFile: string | null;
+    rejectUnauthorized: boolean;
+    keepaliveS: number;
+    backoffMinMs: number;
+    backoffMaxMs: number;
+    drainRatePerSec: number;
+    outboxMax: number;
   };
   dashboard: { port: number | null };
   security: { hmacSecretFile: string | null; publicKeyFile: string | null; maxSkewS: number; maxModelMb: number };
@@ -150,7 +184,8 @@ export function envOverrides(env: NodeJS.ProcessEnv): Json {
   };
   if (env.EDGEFIT_DEVICE_ID) o.deviceId = env.EDGEFIT_DEVICE_ID;
   if (env.EDGEFIT_STATE_DIR) o.stateDir = env.EDGEFIT_STATE_DIR;
-  if (env.EDGEFIT_MODEL || env.EDGEFIT_CALIB) o.model = { ...(env.EDGEFIT_MODEL ? { path: env.EDGEFIT_MODEL } : {}), ...(env.EDGEFIT_CALIB ? { calib: env.EDGEFIT_CALIB } : {}) };
+  if (env.EDGEFIT_MODEL || env.EDGEFIT_CALIB)
+    o.model = { ...(env.EDGEFIT_MODEL ? { path: env.EDGEFIT_MODEL } : {}), ...(env.EDGEFIT_CALIB ? { calib: env.EDGEFIT_CALIB } : {}) };
   if (env.EDGEFIT_PROFILE) o.profile = env.EDGEFIT_PROFILE;
   if (env.EDGEFIT_METRICS_INTERVAL) o.metricsIntervalS = num('EDGEFIT_METRICS_INTERVAL');
   if (env.EDGEFIT_DASHBOARD_PORT) o.dashboard = { port: num('EDGEFIT_DASHBOARD_PORT') };
@@ -176,7 +211,8 @@ export function loadAgentConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; 
   const merged = deepMerge(deepMerge(fromFile, envOverrides(opts.env ?? {})), opts.flags ?? {});
   const full = applyDefaults(agentConfigSchema as unknown as Json, merged);
   const r = validate<AgentConfig>(agentConfigSchema, full);
-  if (!r.ok) throw new EdgefitError('CONFIG', `invalid agent configuration${opts.file ? ` (${opts.file})` : ''}: ${formatIssues(r.errors)}`);
+  if (!r.ok)
+    throw new EdgefitError('CONFIG', `invalid agent configuration${opts.file ? ` (${opts.file})` : ''}: ${formatIssues(r.errors)}`);
   if (r.value.mqtt.backoffMinMs > r.value.mqtt.backoffMaxMs) {
     throw new EdgefitError('CONFIG', 'invalid agent configuration: mqtt.backoffMinMs: must not exceed mqtt.backoffMaxMs');
   }

@@ -4,14 +4,21 @@
 import { EdgefitError, oneLine, type OptionName, type Remedy } from '../errors.js';
 
 const CONFIG_KEYS: Partial<Record<OptionName, string>> = {
-  shapes: 'model.shapes', profile: 'profile', calib: 'model.calib', latencyMs: 'budgets.latencyMs', latency: 'budgets.latencyFactor',
-  minFidelity: 'budgets.minFidelity', ramMb: 'budgets.ramMb', sizeMb: 'budgets.sizeMb',
+  shapes: 'model.shapes',
+  profile: 'profile',
+  calib: 'model.calib',
+  latencyMs: 'budgets.latencyMs',
+  latency: 'budgets.latencyFactor',
+  minFidelity: 'budgets.minFidelity',
+  ramMb: 'budgets.ramMb',
+  sizeMb: 'budgets.sizeMb',
 };
 
 function remedyText(r: Remedy): string {
   const key = CONFIG_KEYS[r.option];
   if (!key) return '';
-  if (r.option === 'shapes') return `: set ${key}${r.input ? `.${r.input}` : ''} in the config${r.example ? ` (e.g. [${r.example.split('x').join(', ')}])` : ''}`;
+  if (r.option === 'shapes')
+    return `: set ${key}${r.input ? `.${r.input}` : ''} in the config${r.example ? ` (e.g. [${r.example.split('x').join(', ')}])` : ''}`;
   if (r.option === 'profile' && r.choices) return `: set ${key} in the config to one of: ${r.choices.join(', ')}`;
   return ` (config: ${key})`;
 }

@@ -1,7 +1,13 @@
 // The one place that maps the agent's wire payloads (src/telemetry/payloads.ts, validated by
 // ./validate.ts before they get here) onto the dashboard's view model.
 import type {
-  EventPayload, MetricsPayload, ProfilePayload, PublicFrontierEntry, RequestPayload, ResponsePayload, StatusPayload,
+  EventPayload,
+  MetricsPayload,
+  ProfilePayload,
+  PublicFrontierEntry,
+  RequestPayload,
+  ResponsePayload,
+  StatusPayload,
 } from '../telemetry/payloads.js';
 import { latencyOf } from '../budgets/index.js';
 import { signHmac } from '../telemetry/signing.js';

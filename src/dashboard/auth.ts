@@ -22,7 +22,9 @@ export function checkListenPolicy(host: string, token: string | undefined): void
     throw new EdgefitError('USAGE', 'the dashboard token must be at least 16 characters', { remedy: { option: 'token' } });
   }
   if (!isLoopbackHost(host) && !token) {
-    throw new EdgefitError('USAGE', `dashboard refuses to listen on ${host} without a token (only loopback may run open)`, { remedy: { option: 'token' } });
+    throw new EdgefitError('USAGE', `dashboard refuses to listen on ${host} without a token (only loopback may run open)`, {
+      remedy: { option: 'token' },
+    });
   }
 }
 
@@ -42,7 +44,11 @@ function cookieValue(req: IncomingMessage, name: string): string | undefined {
   for (const part of header.split(';')) {
     const i = part.indexOf('=');
     if (i > 0 && part.slice(0, i).trim() === name) {
-      try { return decodeURIComponent(part.slice(i + 1).trim()); } catch { return undefined; }
+      try {
+        return decodeURIComponent(part.slice(i + 1).trim());
+      } catch {
+        return undefined;
+      }
     }
   }
   return undefined;

@@ -44,7 +44,12 @@ export async function startLocalDashboard(o: LocalDashboardOptions): Promise<Das
     return null;
   }
   const dash = startDashboard({
-    broker: o.broker, prefix, host: '127.0.0.1', port: o.port ?? 8080, stateDir: join(o.stateDir, 'dashboard'), log: o.log,
+    broker: o.broker,
+    prefix,
+    host: '127.0.0.1',
+    port: o.port ?? 8080,
+    stateDir: join(o.stateDir, 'dashboard'),
+    log: o.log,
     ...(o.hmacSecret ? { hmacSecret: o.hmacSecret } : {}),
     ...(o.mqttUsername ? { mqttUsername: o.mqttUsername } : {}),
     ...(o.mqttPassword ? { mqttPassword: o.mqttPassword } : {}),

@@ -3,8 +3,14 @@
 // sends browsers one batched update, so cost scales with ticks, not with message rate.
 import type { DashboardStore } from './store.js';
 import {
-  SPARK_POINTS, violationScore,
-  type ActionView, type DeviceEvent, type DeviceSummary, type FrontierPoint, type MetricPoint, type StreamMessage,
+  SPARK_POINTS,
+  violationScore,
+  type ActionView,
+  type DeviceEvent,
+  type DeviceSummary,
+  type FrontierPoint,
+  type MetricPoint,
+  type StreamMessage,
 } from './model.js';
 import { adaptMetrics, adaptProfile, adaptStatus, adaptEvent, adaptFrontier } from './adapt.js';
 import type { EventPayload, MetricsPayload, ProfilePayload, ResponsePayload, StatusPayload } from '../telemetry/payloads.js';
@@ -26,8 +32,18 @@ type Pending =
 
 function emptySummary(id: string): DeviceSummary {
   return {
-    id, online: false, lastSeen: 0, board: null, modelId: null, level: null, levels: null, budgets: {}, met: {},
-    violation: 0, last: null, spark: { lat: [], ram: [], temp: [] },
+    id,
+    online: false,
+    lastSeen: 0,
+    board: null,
+    modelId: null,
+    level: null,
+    levels: null,
+    budgets: {},
+    met: {},
+    violation: 0,
+    last: null,
+    spark: { lat: [], ram: [], temp: [] },
   };
 }
 
@@ -164,11 +180,21 @@ export class Fleet {
       this.store.batch(() => {
         for (const p of pending) {
           switch (p.kind) {
-            case 'status': this.store.setStatus(p.id, p.raw, p.online, p.ts); break;
-            case 'profile': this.store.setProfile(p.id, p.raw, p.ts); break;
-            case 'metrics': this.store.addMetrics(p.id, p.raw, p.point); break;
-            case 'event': this.store.addEvent(p.id, p.ts, p.raw); break;
-            case 'frontier': this.store.setFrontier(p.id, p.raw); break;
+            case 'status':
+              this.store.setStatus(p.id, p.raw, p.online, p.ts);
+              break;
+            case 'profile':
+              this.store.setProfile(p.id, p.raw, p.ts);
+              break;
+            case 'metrics':
+              this.store.addMetrics(p.id, p.raw, p.point);
+              break;
+            case 'event':
+              this.store.addEvent(p.id, p.ts, p.raw);
+              break;
+            case 'frontier':
+              this.store.setFrontier(p.id, p.raw);
+              break;
           }
         }
       });

@@ -55,18 +55,30 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
     async start() {
       store = new DashboardStore(join(opts.stateDir));
       fleet = new Fleet(store);
-      link = new FleetLink({
-        broker: opts.broker, prefix: opts.prefix ?? DASHBOARD_DEFAULTS.prefix,
-        ...(opts.mqttUsername ? { username: opts.mqttUsername } : {}),
-        ...(opts.mqttPassword ? { password: opts.mqttPassword } : {}),
-        ...(opts.hmacSecret ? { hmacSecret: opts.hmacSecret } : {}),
-        ...(opts.maxDevices ? { maxDevices: opts.maxDevices } : {}),
-        ...(opts.log ? { log: opts.log } : {}),
-      }, fleet, store);
-      http = new DashboardHttp({
-        host, port: opts.port ?? DASHBOARD_DEFAULTS.port, flushMs: opts.flushMs ?? DASHBOARD_DEFAULTS.flushMs,
-        ...(opts.token ? { token: opts.token } : {}),
-      }, fleet, store, link);
+      link = new FleetLink(
+        {
+          broker: opts.broker,
+          prefix: opts.prefix ?? DASHBOARD_DEFAULTS.prefix,
+          ...(opts.mqttUsername ? { username: opts.mqttUsername } : {}),
+          ...(opts.mqttPassword ? { password: opts.mqttPassword } : {}),
+          ...(opts.hmacSecret ? { hmacSecret: opts.hmacSecret } : {}),
+          ...(opts.maxDevices ? { maxDevices: opts.maxDevices } : {}),
+          ...(opts.log ? { log: opts.log } : {}),
+        },
+        fleet,
+        store,
+      );
+      http = new DashboardHttp(
+        {
+          host,
+          port: opts.port ?? DASHBOARD_DEFAULTS.port,
+          flushMs: opts.flushMs ?? DASHBOARD_DEFAULTS.flushMs,
+          ...(opts.token ? { token: opts.token } : {}),
+        },
+        fleet,
+        store,
+        link,
+      );
       try {
         await link.start();
         await http.start();
@@ -79,15 +91,32 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
       await http?.stop();
       await link?.stop();
       // last flush so nothing that arrived is lost
-      try { fleet?.flush(); } catch { /* store may be closed already */ }
+      try {
+        fleet?.flush();
+      } catch {
+        /* store may be closed already */
+      }
       store?.close();
-      http = null; link = null; fleet = null; store = null;
+      http = null;
+      link = null;
+      fleet = null;
+      store = null;
     },
-    get url() { return `http://${host.includes(':') ? `[${host}]` : host}:${need(http).port}/`; },
-    get port() { return need(http).port; },
-    get fleet() { return need(fleet); },
-    get link() { return need(link); },
-    get http() { return need(http); },
+    get url() {
+      return `http://${host.includes(':') ? `[${host}]` : host}:${need(http).port}/`;
+    },
+    get port() {
+      return need(http).port;
+    },
+    get fleet() {
+      return need(fleet);
+    },
+    get link() {
+      return need(link);
+    },
+    get http() {
+      return need(http);
+    },
   };
   return dash;
 }

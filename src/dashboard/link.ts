@@ -44,7 +44,11 @@ export class FleetLink {
   private client: MqttClient | null = null;
   readonly stats: LinkStats = { received: 0, dropped: 0, lastDrop: null };
 
-  constructor(private readonly opts: LinkOptions, private readonly fleet: Fleet, private readonly store: DashboardStore) {
+  constructor(
+    private readonly opts: LinkOptions,
+    private readonly fleet: Fleet,
+    private readonly store: DashboardStore,
+  ) {
     if (!PREFIX_RE.test(opts.prefix)) throw new EdgefitError('USAGE', `bad MQTT prefix '${opts.prefix}'`);
   }
 
@@ -64,13 +68,25 @@ export class FleetLink {
     const topics = [...TOPIC_KINDS.map((k) => `${p}/+/${k}`), `${p}/+/response/+`];
     // (re)subscribe on every connect: with clean sessions the broker forgets us on a drop
     client.on('connect', () => {
-      client.subscribe(topics, { qos: 1 }, (err) => { if (err) this.opts.log?.(`mqtt subscribe: ${err.message}`); });
+      client.subscribe(topics, { qos: 1 }, (err) => {
+        if (err) this.opts.log?.(`mqtt subscribe: ${err.message}`);
+      });
     });
     await new Promise<void>((resolve, reject) => {
-      const onErr = (e: Error): void => { cleanup(); reject(new EdgefitError('CONFIG', `cannot reach MQTT broker ${this.opts.broker}: ${e.message}`, { cause: e })); };
+      const onErr = (e: Error): void => {
+        cleanup();
+        reject(new EdgefitError('CONFIG', `cannot reach MQTT broker ${this.opts.broker}: ${e.message}`, { cause: e }));
+      };
       const timer = setTimeout(() => onErr(new Error('timed out after 10 s')), 10_000);
-      const cleanup = (): void => { clearTimeout(timer); client.off('error', onErr); client.off('connect', onOk); };
-      const onOk = (): void => { cleanup(); resolve(); };
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        client.off('error', onErr);
+        client.off('connect', onOk);
+      };
+      const onOk = (): void => {
+        cleanup();
+        resolve();
+      };
       client.once('connect', onOk);
       client.once('error', onErr);
     });
@@ -88,7 +104,8 @@ export class FleetLink {
     const parts = rest.split('/');
     const id = parts[0] ?? '';
     if (!DEVICE_ID_RE.test(id)) return this.drop(topic, 'bad device id');
-    if (!this.fleet.has(id) && this.fleet.size() >= (this.opts.maxDevices ?? DEFAULT_MAX_DEVICES)) return this.drop(topic, 'device limit reached');
+    if (!this.fleet.has(id) && this.fleet.size() >= (this.opts.maxDevices ?? DEFAULT_MAX_DEVICES))
+      return this.drop(topic, 'device limit reached');
     if (payload.length > MAX_PAYLOAD) return this.drop(topic, `payload of ${payload.length} bytes`);
     // an empty retained message clears the topic (a decommissioned device): ignore it
     if (payload.length === 0) return;
@@ -101,10 +118,22 @@ export class FleetLink {
     const kind = parts[1];
     if (parts.length === 2) {
       switch (kind) {
-        case 'status': { const v = validatePayload('status', body); return 'ok' in v ? this.fleet.onStatus(id, v.ok) : this.drop(topic, v.err); }
-        case 'profile': { const v = validatePayload('profile', body); return 'ok' in v ? this.fleet.onProfile(id, v.ok) : this.drop(topic, v.err); }
-        case 'metrics': { const v = validatePayload('metrics', body); return 'ok' in v ? this.fleet.onMetrics(id, v.ok) : this.drop(topic, v.err); }
-        case 'events': { const v = validatePayload('event', body); return 'ok' in v ? this.fleet.onEvent(id, v.ok) : this.drop(topic, v.err); }
+        case 'status': {
+          const v = validatePayload('status', body);
+          return 'ok' in v ? this.fleet.onStatus(id, v.ok) : this.drop(topic, v.err);
+        }
+        case 'profile': {
+          const v = validatePayload('profile', body);
+          return 'ok' in v ? this.fleet.onProfile(id, v.ok) : this.drop(topic, v.err);
+        }
+        case 'metrics': {
+          const v = validatePayload('metrics', body);
+          return 'ok' in v ? this.fleet.onMetrics(id, v.ok) : this.drop(topic, v.err);
+        }
+        case 'events': {
+          const v = validatePayload('event', body);
+          return 'ok' in v ? this.fleet.onEvent(id, v.ok) : this.drop(topic, v.err);
+        }
       }
     }
     if (parts.length === 3 && kind === 'response') return this.onResponse(id, parts[2]!, body, topic);
@@ -152,9 +181,21 @@ export class FleetLink {
   }
 }
 
-export function toView(a: { tx: string; verb: string; ts: number; request: unknown; response: unknown; responseTs: number | null }): ActionView {
+export function toView(a: {
+  tx: string;
+  verb: string;
+  ts: number;
+  request: unknown;
+  response: unknown;
+  responseTs: number | null;
+}): ActionView {
   return {
-    tx: a.tx, verb: a.verb, ts: a.ts, request: a.request, response: a.response, responseTs: a.responseTs,
+    tx: a.tx,
+    verb: a.verb,
+    ts: a.ts,
+    request: a.request,
+    response: a.response,
+    responseTs: a.responseTs,
     ok: a.response === null ? null : (a.response as Partial<ResponsePayload>).ok === true,
   };
 }

@@ -61,7 +61,12 @@ export interface FrontierPoint {
   chosen: boolean;
 }
 
-export interface DeviceEvent { ts: number; type: string; detail: string; payload: unknown }
+export interface DeviceEvent {
+  ts: number;
+  type: string;
+  detail: string;
+  payload: unknown;
+}
 
 export interface ActionView {
   tx: string;

@@ -18,7 +18,8 @@ const MAX_BODY = 16 * 1024;
 const MAX_SSE_BACKLOG = 8 * 1024 * 1024;
 
 const SECURITY_HEADERS = {
-  'Content-Security-Policy': "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'Content-Security-Policy':
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
   'Cache-Control': 'no-store',
@@ -39,7 +40,10 @@ function loadWebAssets(): Map<string, Buffer> {
   return out;
 }
 
-interface SseClient { res: ServerResponse; device: string | null }
+interface SseClient {
+  res: ServerResponse;
+  device: string | null;
+}
 
 export interface HttpOptions {
   host: string;
@@ -70,14 +74,21 @@ export class DashboardHttp {
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) => reject(new EdgefitError('CONFIG',
-        `dashboard cannot listen on ${this.opts.host}:${this.opts.port}: ${e.code ?? e.message}`, { cause: e })));
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new EdgefitError('CONFIG', `dashboard cannot listen on ${this.opts.host}:${this.opts.port}: ${e.code ?? e.message}`, {
+            cause: e,
+          }),
+        ),
+      );
       server.listen(this.opts.port, this.opts.host, () => resolve());
     });
     const addr = server.address();
     this.port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
     this.flushTimer = setInterval(() => this.flush(), this.opts.flushMs);
-    this.heartbeat = setInterval(() => { for (const c of this.clients) c.res.write(': hb\n\n'); }, 15_000);
+    this.heartbeat = setInterval(() => {
+      for (const c of this.clients) c.res.write(': hb\n\n');
+    }, 15_000);
   }
 
   /** Move what arrived since the last tick to SQLite and to every browser. */
@@ -112,7 +123,8 @@ export class DashboardHttp {
       else if (m.kind === 'fleet') {
         if (wantsFleet) fleetChunks.push(`data: ${JSON.stringify(m)}\n\n`);
         for (const d of m.devices) {
-          if (watched.has(d.id)) add(d.id, `data: ${JSON.stringify({ kind: 'fleet', devices: [d], total: m.total } satisfies StreamMessage)}\n\n`);
+          if (watched.has(d.id))
+            add(d.id, `data: ${JSON.stringify({ kind: 'fleet', devices: [d], total: m.total } satisfies StreamMessage)}\n\n`);
         }
       } else if (watched.has(m.device)) add(m.device, `data: ${JSON.stringify(m)}\n\n`);
     }
@@ -129,7 +141,10 @@ export class DashboardHttp {
   }
 
   private fail(res: ServerResponse, e: unknown): void {
-    if (res.headersSent) { res.destroy(); return; }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
     const status = isEdgefitError(e) ? (e.code === 'USAGE' ? 400 : e.code === 'FILE_NOT_FOUND' ? 404 : 500) : 500;
     const code = isEdgefitError(e) ? e.code : 'INTERNAL';
     this.json(res, status, { error: { code, message: oneLine(e) } });
@@ -142,11 +157,19 @@ export class DashboardHttp {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
-    if (url.pathname === '/favicon.ico') { res.writeHead(204); res.end(); return; }
+    if (url.pathname === '/favicon.ico') {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
     if (url.pathname === '/healthz') {
       return this.json(res, 200, {
-        ok: true, mqtt: this.link.connected(), devices: this.fleet.size(), sseClients: this.clients.size,
-        received: this.link.stats.received, dropped: this.link.stats.dropped,
+        ok: true,
+        mqtt: this.link.connected(),
+        devices: this.fleet.size(),
+        sseClients: this.clients.size,
+        received: this.link.stats.received,
+        dropped: this.link.stats.dropped,
       });
     }
     if (!authorize(req, res, url, this.opts.token)) return;
@@ -202,7 +225,11 @@ export class DashboardHttp {
     const origin = req.headers.origin;
     if (origin && origin !== 'null') {
       let host: string;
-      try { host = new URL(origin).host; } catch { throw new EdgefitError('USAGE', 'bad Origin header'); }
+      try {
+        host = new URL(origin).host;
+      } catch {
+        throw new EdgefitError('USAGE', 'bad Origin header');
+      }
       if (host !== req.headers.host) throw new EdgefitError('USAGE', 'cross-origin action refused');
     }
   }

@@ -26,7 +26,11 @@ export interface StoredDevice {
   frontier: unknown;
 }
 
-export interface StoredEvent { n: number; ts: number; payload: unknown }
+export interface StoredEvent {
+  n: number;
+  ts: number;
+  payload: unknown;
+}
 
 export interface StoredAction {
   tx: string;
@@ -58,7 +62,11 @@ const MIGRATIONS = [
 
 function parse(s: unknown): unknown {
   if (typeof s !== 'string') return null;
-  try { return JSON.parse(s) as unknown; } catch { return null; }
+  try {
+    return JSON.parse(s) as unknown;
+  } catch {
+    return null;
+  }
 }
 
 export class DashboardStore {
@@ -94,7 +102,9 @@ export class DashboardStore {
       events: db.prepare(`SELECT n, ts, payload FROM events WHERE device = ? ORDER BY n DESC LIMIT ?`),
       putAction: db.prepare(`INSERT INTO actions (tx, device, verb, ts, request) VALUES (?, ?, ?, ?, ?)`),
       answerAction: db.prepare(`UPDATE actions SET response = ?, response_ts = ? WHERE tx = ? AND device = ?`),
-      actions: db.prepare(`SELECT tx, device, verb, ts, request, response, response_ts FROM actions WHERE device = ? ORDER BY ts DESC LIMIT ?`),
+      actions: db.prepare(
+        `SELECT tx, device, verb, ts, request, response, response_ts FROM actions WHERE device = ? ORDER BY ts DESC LIMIT ?`,
+      ),
       action: db.prepare(`SELECT tx, device, verb, ts, request, response, response_ts FROM actions WHERE tx = ?`),
       trimActions: db.prepare(`DELETE FROM actions WHERE ts < (SELECT ts FROM actions ORDER BY ts DESC LIMIT 1 OFFSET ?)`),
     };
@@ -150,8 +160,16 @@ export class DashboardStore {
     const c = this.counters(id);
     const n = c.metric++;
     this.stmts.putMetric.run({
-      device: id, slot: n % STORE_LIMITS.metricsPerDevice, n, ts: p.ts,
-      lat: p.latencyMs, p95: p.latencyP95Ms, ram: p.ramMb, temp: p.tempC, cpu: p.cpuLoad, fid: p.fidelity,
+      device: id,
+      slot: n % STORE_LIMITS.metricsPerDevice,
+      n,
+      ts: p.ts,
+      lat: p.latencyMs,
+      p95: p.latencyP95Ms,
+      ram: p.ramMb,
+      temp: p.tempC,
+      cpu: p.cpuLoad,
+      fid: p.fidelity,
     });
     this.stmts.setMetrics.run(JSON.stringify(raw), p.ts, c.metric, id);
   }
@@ -179,14 +197,22 @@ export class DashboardStore {
   history(id: string, sinceMs: number, limit: number): MetricPoint[] {
     const rows = this.stmts.history.all(id, sinceMs, limit) as Record<string, number | null>[];
     return rows.reverse().map((r) => ({
-      ts: r.ts as number, latencyMs: r.lat ?? null, latencyP95Ms: r.p95 ?? null, ramMb: r.ram ?? null,
-      tempC: r.temp ?? null, cpuLoad: r.cpu ?? null, fidelity: r.fid ?? null,
+      ts: r.ts as number,
+      latencyMs: r.lat ?? null,
+      latencyP95Ms: r.p95 ?? null,
+      ramMb: r.ram ?? null,
+      tempC: r.temp ?? null,
+      cpuLoad: r.cpu ?? null,
+      fidelity: r.fid ?? null,
     }));
   }
 
   events(id: string, limit: number): StoredEvent[] {
-    return (this.stmts.events.all(id, limit) as { n: number; ts: number; payload: string }[])
-      .map((r) => ({ n: r.n, ts: r.ts, payload: parse(r.payload) }));
+    return (this.stmts.events.all(id, limit) as { n: number; ts: number; payload: string }[]).map((r) => ({
+      n: r.n,
+      ts: r.ts,
+      payload: parse(r.payload),
+    }));
   }
 
   addAction(a: { tx: string; device: string; verb: string; ts: number; request: unknown }): void {
@@ -215,7 +241,12 @@ export class DashboardStore {
 
 function rowToAction(r: Record<string, unknown>): StoredAction {
   return {
-    tx: r.tx as string, device: r.device as string, verb: r.verb as string, ts: r.ts as number,
-    request: parse(r.request), response: parse(r.response), responseTs: (r.response_ts as number | null) ?? null,
+    tx: r.tx as string,
+    device: r.device as string,
+    verb: r.verb as string,
+    ts: r.ts as number,
+    request: parse(r.request),
+    response: parse(r.response),
+    responseTs: (r.response_ts as number | null) ?? null,
   };
 }

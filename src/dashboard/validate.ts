@@ -7,7 +7,10 @@ import { checkArgs, checkPayload } from '../telemetry/validate.js';
 import { ACTIONS, type ActionVerb } from './model.js';
 
 /** The payload typed, or a short reason why it was refused (the message is dropped and counted). */
-export function validatePayload<K extends Exclude<PayloadKind, 'request'>>(kind: K, body: unknown): { ok: PayloadTypes[K] } | { err: string } {
+export function validatePayload<K extends Exclude<PayloadKind, 'request'>>(
+  kind: K,
+  body: unknown,
+): { ok: PayloadTypes[K] } | { err: string } {
   try {
     return { ok: checkPayload(kind, body) };
   } catch (e) {

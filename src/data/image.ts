@@ -79,17 +79,23 @@ export function parsePreprocessSpec(v: unknown, where: string): PreprocessSpec {
   const known = new Set(['size', 'layout', 'color', 'scale', 'mean', 'std', 'resize']);
   for (const k of Object.keys(o)) if (!known.has(k)) bad(`unknown key '${k}' (known: ${[...known].join(', ')})`);
   const size = o.size;
-  if (!Array.isArray(size) || size.length !== 2 || !size.every((d) => Number.isInteger(d) && d > 0 && d <= 16384)) bad('"size" must be [height, width] in pixels');
+  if (!Array.isArray(size) || size.length !== 2 || !size.every((d) => Number.isInteger(d) && d > 0 && d <= 16384))
+    bad('"size" must be [height, width] in pixels');
   const layout = o.layout ?? 'NCHW';
   if (!LAYOUTS.includes(layout as Layout)) bad(`"layout" must be one of ${LAYOUTS.join(', ')}`);
   const color = o.color ?? 'RGB';
-  if (typeof color !== 'string' || !Object.prototype.hasOwnProperty.call(COLORS, color)) bad(`"color" must be one of ${Object.keys(COLORS).join(', ')}`);
+  if (typeof color !== 'string' || !Object.prototype.hasOwnProperty.call(COLORS, color))
+    bad(`"color" must be one of ${Object.keys(COLORS).join(', ')}`);
   const channels = COLORS[color as Color].length;
   const scale = o.scale ?? 1;
   if (typeof scale !== 'number' || !Number.isFinite(scale)) bad('"scale" must be a finite number');
   const vec = (key: string, dflt: number, positive: boolean): number[] => {
     const x = o[key] ?? new Array<number>(channels).fill(dflt);
-    if (!Array.isArray(x) || x.length !== channels || !x.every((n) => typeof n === 'number' && Number.isFinite(n) && (!positive || n > 0))) {
+    if (
+      !Array.isArray(x) ||
+      x.length !== channels ||
+      !x.every((n) => typeof n === 'number' && Number.isFinite(n) && (!positive || n > 0))
+    ) {
       bad(`"${key}" must be ${channels} ${positive ? 'positive ' : ''}numbers (one per ${color} channel)`);
     }
     return x as number[];
@@ -140,7 +146,9 @@ export function preprocessImage(img: Rgba, spec: PreprocessSpec): NdArray {
   const sx = img.width / w;
   const sy = img.height / h;
   // per-column source taps, computed once: the inner loop is then plain array reads
-  const cx0 = new Int32Array(w), cx1 = new Int32Array(w), cwx = new Float32Array(w);
+  const cx0 = new Int32Array(w),
+    cx1 = new Int32Array(w),
+    cwx = new Float32Array(w);
   for (let x = 0; x < w; x++) {
     const fx = Math.min(img.width - 1, Math.max(0, (x + 0.5) * sx - 0.5));
     cx0[x] = Math.floor(fx);
@@ -154,7 +162,8 @@ export function preprocessImage(img: Rgba, spec: PreprocessSpec): NdArray {
     const i = (row + x) * 4;
     return 0.299 * src[i]! + 0.587 * src[i + 1]! + 0.114 * src[i + 2]!;
   };
-  const mul = new Float32Array(c), add = new Float32Array(c);
+  const mul = new Float32Array(c),
+    add = new Float32Array(c);
   for (let k = 0; k < c; k++) {
     mul[k] = spec.scale / spec.std[k]!;
     add[k] = -spec.mean[k]! / spec.std[k]!;
@@ -164,16 +173,26 @@ export function preprocessImage(img: Rgba, spec: PreprocessSpec): NdArray {
     const y0 = Math.floor(fy);
     const y1 = Math.min(img.height - 1, y0 + 1);
     const wy = fy - y0;
-    const r0 = y0 * img.width, r1 = y1 * img.width;
+    const r0 = y0 * img.width,
+      r1 = y1 * img.width;
     for (let x = 0; x < w; x++) {
-      const x0 = cx0[x]!, x1 = cx1[x]!, wx = cwx[x]!;
-      const w00 = (1 - wx) * (1 - wy), w01 = wx * (1 - wy), w10 = (1 - wx) * wy, w11 = wx * wy;
+      const x0 = cx0[x]!,
+        x1 = cx1[x]!,
+        wx = cwx[x]!;
+      const w00 = (1 - wx) * (1 - wy),
+        w01 = wx * (1 - wy),
+        w10 = (1 - wx) * wy,
+        w11 = wx * wy;
       for (let k = 0; k < c; k++) {
         let v: number;
         if (gray) v = rowLuma(r0, x0) * w00 + rowLuma(r0, x1) * w01 + rowLuma(r1, x0) * w10 + rowLuma(r1, x1) * w11;
         else {
           const ch = order[k]!;
-          v = src[(r0 + x0) * 4 + ch]! * w00 + src[(r0 + x1) * 4 + ch]! * w01 + src[(r1 + x0) * 4 + ch]! * w10 + src[(r1 + x1) * 4 + ch]! * w11;
+          v =
+            src[(r0 + x0) * 4 + ch]! * w00 +
+            src[(r0 + x1) * 4 + ch]! * w01 +
+            src[(r1 + x0) * 4 + ch]! * w10 +
+            src[(r1 + x1) * 4 + ch]! * w11;
         }
         const at = spec.layout === 'NCHW' ? (k * h + y) * w + x : (y * w + x) * c + k;
         out[at] = v * mul[k]! + add[k]!;

@@ -61,27 +61,37 @@ export function resolveShape(input: ModelInput, shapes?: Map<string, number[]>):
   if (given) {
     if (declared) {
       if (declared.length !== given.length) {
-        throw new EdgefitError('SHAPE', `the shape given for input '${input.name}' (${given.join('x')}) has rank ${given.length}, the model's input is ${shapeStr(declared)} (rank ${declared.length})`);
+        throw new EdgefitError(
+          'SHAPE',
+          `the shape given for input '${input.name}' (${given.join('x')}) has rank ${given.length}, the model's input is ${shapeStr(declared)} (rank ${declared.length})`,
+        );
       }
       declared.forEach((d, i) => {
         if (typeof d === 'number' && d > 0 && d !== given[i]) {
-          throw new EdgefitError('SHAPE', `the shape given for input '${input.name}' (${given.join('x')}) disagrees with the model's fixed input shape ${shapeStr(declared)}`);
+          throw new EdgefitError(
+            'SHAPE',
+            `the shape given for input '${input.name}' (${given.join('x')}) disagrees with the model's fixed input shape ${shapeStr(declared)}`,
+          );
         }
       });
     }
     return [...given];
   }
-  if (!declared) throw new EdgefitError('SHAPE', `input '${input.name}' has no declared shape`, { remedy: { option: 'shapes', input: input.name } });
+  if (!declared)
+    throw new EdgefitError('SHAPE', `input '${input.name}' has no declared shape`, { remedy: { option: 'shapes', input: input.name } });
   return declared.map((d, i) => {
     if (typeof d === 'number' && d > 0) return d;
     if (i === 0) return 1;
     const example = declared.map((x, j) => (typeof x === 'number' && x > 0 ? x : j === 0 ? 1 : 224)).join('x');
-    throw new EdgefitError('SHAPE', `input '${input.name}' has dynamic dims ${shapeStr(declared)}`, { remedy: { option: 'shapes', input: input.name, example } });
+    throw new EdgefitError('SHAPE', `input '${input.name}' has dynamic dims ${shapeStr(declared)}`, {
+      remedy: { option: 'shapes', input: input.name, example },
+    });
   });
 }
 
 function wantDType(input: ModelInput): NdDType {
-  if (!isNdDType(input.dtype)) throw new EdgefitError('UNSUPPORTED', `input '${input.name}' has dtype ${input.dtype}, which edgefit cannot feed`);
+  if (!isNdDType(input.dtype))
+    throw new EdgefitError('UNSUPPORTED', `input '${input.name}' has dtype ${input.dtype}, which edgefit cannot feed`);
   return input.dtype;
 }
 
@@ -135,7 +145,9 @@ function toSamples(a: NdArray, input: ModelInput, what: string, shapes?: Map<str
   if (arr.shape.length === rank + 1) {
     // a stack of whole samples
     const parts = splitAxis0(arr, 1).map((p) => ({ ...p, shape: p.shape.slice(1) }));
-    for (const p of parts) if (!fits(p.shape, declared, forced)) throw new EdgefitError('SHAPE', `${what}: samples of shape ${shapeStr(p.shape)} do not fit input '${input.name}' ${expect}`);
+    for (const p of parts)
+      if (!fits(p.shape, declared, forced))
+        throw new EdgefitError('SHAPE', `${what}: samples of shape ${shapeStr(p.shape)} do not fit input '${input.name}' ${expect}`);
     return parts;
   }
   if (arr.shape.length !== rank) {
@@ -144,21 +156,30 @@ function toSamples(a: NdArray, input: ModelInput, what: string, shapes?: Map<str
   const d0 = (forced ?? declared)![0];
   const batch = typeof d0 === 'number' && d0 > 0 ? d0 : 1;
   const n = arr.shape[0] ?? 1;
-  if (n % batch !== 0) throw new EdgefitError('SHAPE', `${what}: ${n} rows do not split into batches of ${batch} for input '${input.name}'`);
+  if (n % batch !== 0)
+    throw new EdgefitError('SHAPE', `${what}: ${n} rows do not split into batches of ${batch} for input '${input.name}'`);
   const parts = n === batch ? [arr] : splitAxis0(arr, batch);
-  for (const p of parts) if (!fits(p.shape, declared, forced)) throw new EdgefitError('SHAPE', `${what}: data of shape ${shapeStr(arr.shape)} does not fit input '${input.name}' ${expect}`);
+  for (const p of parts)
+    if (!fits(p.shape, declared, forced))
+      throw new EdgefitError('SHAPE', `${what}: data of shape ${shapeStr(arr.shape)} does not fit input '${input.name}' ${expect}`);
   return parts;
 }
 
 /** Arrays keyed by name -> samples, matching names to model inputs (or the only input). */
-function arraysToSamples(arrays: Map<string, NdArray>, inputs: readonly ModelInput[], what: string, shapes?: Map<string, number[]>): Sample[] {
+function arraysToSamples(
+  arrays: Map<string, NdArray>,
+  inputs: readonly ModelInput[],
+  what: string,
+  shapes?: Map<string, number[]>,
+): Sample[] {
   const byInput = new Map<string, NdArray[]>();
   if (inputs.every((i) => arrays.has(i.name))) {
     for (const i of inputs) byInput.set(i.name, toSamples(arrays.get(i.name)!, i, `${what}:${i.name}`, shapes));
   } else if (inputs.length === 1) {
     // one input: every array is more samples for it, in name order
     const list: NdArray[] = [];
-    for (const [k, a] of [...arrays].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) list.push(...toSamples(a, inputs[0]!, `${what}:${k}`, shapes));
+    for (const [k, a] of [...arrays].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+      list.push(...toSamples(a, inputs[0]!, `${what}:${k}`, shapes));
     byInput.set(inputs[0]!.name, list);
   } else {
     const missing = inputs.filter((i) => !arrays.has(i.name)).map((i) => i.name);
@@ -201,7 +222,8 @@ function readSpec(dir: string, input: ModelInput, shapes?: Map<string, number[]>
 
 function parseSpecFile(dir: string): PreprocessSpec {
   const p = join(dir, 'preprocess.json');
-  if (!existsSync(p)) throw new EdgefitError('DATA', `${dir}: an image folder needs a preprocess.json (size, layout, color, scale, mean, std)`);
+  if (!existsSync(p))
+    throw new EdgefitError('DATA', `${dir}: an image folder needs a preprocess.json (size, layout, color, scale, mean, std)`);
   let v: unknown;
   try {
     v = JSON.parse(readFileSync(p, 'utf8'));
@@ -214,7 +236,8 @@ function parseSpecFile(dir: string): PreprocessSpec {
 const isImage = (f: string) => (IMAGE_EXTS as readonly string[]).includes(extname(f).toLowerCase());
 
 function imageInput(inputs: readonly ModelInput[], dir: string): ModelInput {
-  if (inputs.length !== 1) throw new EdgefitError('DATA', `${dir}: image folders feed single-input models; this one has ${inputs.length} inputs`);
+  if (inputs.length !== 1)
+    throw new EdgefitError('DATA', `${dir}: image folders feed single-input models; this one has ${inputs.length} inputs`);
   return inputs[0]!;
 }
 
@@ -236,8 +259,15 @@ export function loadInputSet(path: string, inputs: readonly ModelInput[], opts: 
   let set: InputSet;
   if (st.isFile()) {
     const ext = extname(path).toLowerCase();
-    if (ext === '.npz') set = { source: path, kind: 'npz', synthetic: false, samples: arraysToSamples(readNpz(path), inputs, path, opts.shapes) };
-    else if (ext === '.npy') set = { source: path, kind: 'npy', synthetic: false, samples: arraysToSamples(new Map([[basename(path, '.npy'), readNpy(path)]]), inputs, path, opts.shapes) };
+    if (ext === '.npz')
+      set = { source: path, kind: 'npz', synthetic: false, samples: arraysToSamples(readNpz(path), inputs, path, opts.shapes) };
+    else if (ext === '.npy')
+      set = {
+        source: path,
+        kind: 'npy',
+        synthetic: false,
+        samples: arraysToSamples(new Map([[basename(path, '.npy'), readNpy(path)]]), inputs, path, opts.shapes),
+      };
     else throw new EdgefitError('DATA', `${path}: data must be a .npy or .npz file, or a folder`);
   } else if (st.isDirectory()) {
     set = loadFolder(path, inputs, opts);
@@ -259,7 +289,8 @@ function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOption
     const arrays = new Map(npys.map((f) => [basename(f, '.npy'), readNpy(join(dir, f))] as const));
     const samples = arraysToSamples(arrays, inputs, dir, opts.shapes);
     const labels = readLabels(join(dir, 'labels.txt'));
-    if (labels.length !== samples.length) throw new EdgefitError('DATA', `${dir}: labels.txt has ${labels.length} labels for ${samples.length} samples`);
+    if (labels.length !== samples.length)
+      throw new EdgefitError('DATA', `${dir}: labels.txt has ${labels.length} labels for ${samples.length} samples`);
     return { source: dir, kind: 'labelled-npy', synthetic: false, samples, labels };
   }
   if (npys.length) {
@@ -271,7 +302,9 @@ function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOption
   if (images.length) {
     const input = imageInput(inputs, dir);
     const spec = readSpec(dir, input, opts.shapes);
-    const samples = images.slice(0, opts.limit ?? Infinity).map((f) => ({ [input.name]: conformImage(preprocessImage(decodeImage(join(dir, f)), spec), input, join(dir, f), opts.shapes) }));
+    const samples = images
+      .slice(0, opts.limit ?? Infinity)
+      .map((f) => ({ [input.name]: conformImage(preprocessImage(decodeImage(join(dir, f)), spec), input, join(dir, f), opts.shapes) }));
     return { source: dir, kind: 'images', synthetic: false, samples };
   }
   if (classDirs.length) {
@@ -282,7 +315,12 @@ function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOption
     const numeric = classDirs.every((c) => /^\d+$/.test(c));
     const classNames = numeric ? [...classDirs].sort((a, b) => Number(a) - Number(b)) : classDirs;
     // samples are taken round-robin over the classes, so that a --limit keeps them balanced
-    const perClass = classNames.map((c) => readdirSync(join(dir, c)).filter(isImage).sort().map((f) => join(dir, c, f)));
+    const perClass = classNames.map((c) =>
+      readdirSync(join(dir, c))
+        .filter(isImage)
+        .sort()
+        .map((f) => join(dir, c, f)),
+    );
     const samples: Sample[] = [];
     const labels: number[] = [];
     for (let r = 0; perClass.some((l) => l.length > r); r++) {

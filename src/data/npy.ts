@@ -8,9 +8,7 @@ import { ND_DTYPES, type NdArray, type NdData, type NdDType, shapeSize } from '.
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
-const BY_DESCR = new Map<string, NdDType>(
-  Object.entries(ND_DTYPES).map(([k, v]) => [v.descr, k as NdDType]),
-);
+const BY_DESCR = new Map<string, NdDType>(Object.entries(ND_DTYPES).map(([k, v]) => [v.descr, k as NdDType]));
 // numpy writes '|u1'/'|i1'/'|b1' for one-byte types, but '<u1' and '=' forms appear in the wild
 for (const [k, v] of Object.entries(ND_DTYPES)) {
   BY_DESCR.set(v.descr.replace(/^[<|]/, '='), k as NdDType);
@@ -45,12 +43,21 @@ export function parseNpy(bytes: Uint8Array, what = 'npy data'): NdArray {
     throw new EdgefitError('DATA', `${what}: .npy header is not a numpy dict: ${header.trim().slice(0, 80)}`);
   }
   const dtype = BY_DESCR.get(descr);
-  if (!dtype) throw new EdgefitError('DATA', `${what}: unsupported numpy dtype '${descr}' (big-endian, complex, object and string arrays are not model inputs)`);
-  if (fortran === 'True') throw new EdgefitError('DATA', `${what}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray`);
-  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
-    if (!/^\d+L?$/.test(s)) throw new EdgefitError('DATA', `${what}: bad shape entry '${s}' in .npy header`);
-    return Number.parseInt(s, 10);
-  });
+  if (!dtype)
+    throw new EdgefitError(
+      'DATA',
+      `${what}: unsupported numpy dtype '${descr}' (big-endian, complex, object and string arrays are not model inputs)`,
+    );
+  if (fortran === 'True')
+    throw new EdgefitError('DATA', `${what}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray`);
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => {
+      if (!/^\d+L?$/.test(s)) throw new EdgefitError('DATA', `${what}: bad shape entry '${s}' in .npy header`);
+      return Number.parseInt(s, 10);
+    });
   const Ctor = ND_DTYPES[dtype].ctor;
   const n = shapeSize(shape);
   const start = headerStart + headerLen;

@@ -76,8 +76,14 @@ export function parseNpz(bytes: Uint8Array, what = 'npz data'): Map<string, NdAr
       const len = dv.getUint16(e + 2, true);
       if (id === 0x0001) {
         let q = e + 4;
-        if (usize === 0xffffffff) (usize = Number(dv.getBigUint64(q, true))), (q += 8);
-        if (csize === 0xffffffff) (csize = Number(dv.getBigUint64(q, true))), (q += 8);
+        if (usize === 0xffffffff) {
+          usize = Number(dv.getBigUint64(q, true));
+          q += 8;
+        }
+        if (csize === 0xffffffff) {
+          csize = Number(dv.getBigUint64(q, true));
+          q += 8;
+        }
         if (local === 0xffffffff) local = Number(dv.getBigUint64(q, true));
       }
       e += 4 + len;

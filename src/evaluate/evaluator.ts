@@ -125,7 +125,10 @@ export class Evaluator {
       check();
       poll = setInterval(check, ms);
     };
-    const timer = setTimeout(() => kill(new EvalAbort('timeout', `model evaluation did not finish within ${job.limits.timeoutMs} ms; killed`, maxRss)), job.limits.timeoutMs);
+    const timer = setTimeout(
+      () => kill(new EvalAbort('timeout', `model evaluation did not finish within ${job.limits.timeoutMs} ms; killed`, maxRss)),
+      job.limits.timeoutMs,
+    );
     const exited = new Promise<never>((_, reject) => {
       onAbort = reject;
       child.on('exit', (code, signal) => {
@@ -165,7 +168,13 @@ export class Evaluator {
     try {
       const loaded = await ask({ t: 'load', model: job.model, session: job.session });
       if (loaded.t !== 'loaded') throw new EdgefitError('INTERNAL', `expected loaded, got ${loaded.t}`);
-      const res: JobResult = { loadMs: loaded.loadMs, inputNames: loaded.inputNames, outputNames: loaded.outputNames, hwmMb: NaN, maxPolledRssMb: 0 };
+      const res: JobResult = {
+        loadMs: loaded.loadMs,
+        inputNames: loaded.inputNames,
+        outputNames: loaded.outputNames,
+        hwmMb: NaN,
+        maxPolledRssMb: 0,
+      };
       if (job.time) {
         const timed = await ask({ t: 'time', ...job.time });
         pollEvery(POLL_MS);

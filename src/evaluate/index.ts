@@ -67,8 +67,16 @@ function baselineModelBytes(): Uint8Array {
   g.outputs = [{ name: 'y', type: { dtype: 'float32', shape: [1, 4] } }];
   g.addNode({ opType: 'Identity', inputs: ['x'], outputs: ['y'] });
   const m: Model = {
-    irVersion: 8, opsets: new Map([['', 13]]), producerName: 'edgefit-baseline', producerVersion: '', domain: '',
-    modelVersion: 0, docString: '', metadata: new Map(), graph: g, extra: undefined,
+    irVersion: 8,
+    opsets: new Map([['', 13]]),
+    producerName: 'edgefit-baseline',
+    producerVersion: '',
+    domain: '',
+    modelVersion: 0,
+    docString: '',
+    metadata: new Map(),
+    graph: g,
+    extra: undefined,
   };
   return serializeModel(m);
 }
@@ -82,7 +90,12 @@ export function baselineRssMb(session: SessionOptions, evaluator = defaultEvalua
   if (!p) {
     const x: Sample = { x: { dtype: 'float32', shape: [1, 4], data: new Float32Array([1, 2, 3, 4]) } };
     p = evaluator
-      .run({ model: { bytes: baselineModelBytes() }, session, limits: { timeoutMs: 120_000 }, time: { samples: [x], warmup: 3, runs: 20, maxMs: 1000 } })
+      .run({
+        model: { bytes: baselineModelBytes() },
+        session,
+        limits: { timeoutMs: 120_000 },
+        time: { samples: [x], warmup: 3, runs: 20, maxMs: 1000 },
+      })
       .then((r) => r.hwmMb);
     p.catch(() => baselines.delete(key));
     baselines.set(key, p);
@@ -97,7 +110,10 @@ function inputSetFor(req: Pick<EvalRequest, 'data' | 'shapes' | 'limit' | 'synth
       : typeof req.data === 'string'
         ? loadInputSet(req.data, inputs, { shapes: req.shapes, limit: req.limit })
         : req.data;
-  const out = req.limit !== undefined && set.samples.length > req.limit ? { ...set, samples: set.samples.slice(0, req.limit), labels: set.labels?.slice(0, req.limit) } : set;
+  const out =
+    req.limit !== undefined && set.samples.length > req.limit
+      ? { ...set, samples: set.samples.slice(0, req.limit), labels: set.labels?.slice(0, req.limit) }
+      : set;
   if (out.samples.length === 0) throw new EdgefitError('DATA', 'the input set holds no samples');
   const names = new Set(inputs.map((i) => i.name));
   for (const s of out.samples.slice(0, 1)) {
@@ -112,12 +128,18 @@ function checkSameOutputs(model: ModelInfo, ref: ModelInfo): void {
   const a = [...model.outputs].sort();
   const b = [...ref.outputs].sort();
   if (a.join('\0') !== b.join('\0')) {
-    throw new EdgefitError('EVAL', `reference ${basename(ref.label)} has outputs [${b.join(', ')}] but the model has [${a.join(', ')}]: not comparable`);
+    throw new EdgefitError(
+      'EVAL',
+      `reference ${basename(ref.label)} has outputs [${b.join(', ')}] but the model has [${a.join(', ')}]: not comparable`,
+    );
   }
   const ai = model.inputs.map((i) => i.name).sort();
   const bi = ref.inputs.map((i) => i.name).sort();
   if (ai.join('\0') !== bi.join('\0')) {
-    throw new EdgefitError('EVAL', `reference ${basename(ref.label)} has inputs [${bi.join(', ')}] but the model has [${ai.join(', ')}]: not comparable`);
+    throw new EdgefitError(
+      'EVAL',
+      `reference ${basename(ref.label)} has inputs [${bi.join(', ')}] but the model has [${ai.join(', ')}]: not comparable`,
+    );
   }
 }
 
@@ -197,7 +219,12 @@ export async function compareModels(req: CompareRequest, evaluator = defaultEval
   const set = inputSetFor(req, info.inputs);
   const a = await evaluator.run({ model: jobModel(req.model), session, limits, infer: set.samples });
   const b = await evaluator.run({ model: jobModel(req.reference), session, limits, infer: set.samples });
-  return summarizeFidelity(perOutputFidelity(b.outputs!, a.outputs!, info.outputs), req.fidelityMetric ?? 'auto', set.samples.length, set.synthetic);
+  return summarizeFidelity(
+    perOutputFidelity(b.outputs!, a.outputs!, info.outputs),
+    req.fidelityMetric ?? 'auto',
+    set.samples.length,
+    set.synthetic,
+  );
 }
 
 /** JSON-safe copy: infinite SNR (identical outputs) becomes null. */

@@ -13,7 +13,13 @@ export interface LatencyComparison {
   threads: number;
 }
 
-export async function compareLatency(a: Uint8Array, b: Uint8Array, feeds: Feeds, runs: number, threads: number): Promise<LatencyComparison> {
+export async function compareLatency(
+  a: Uint8Array,
+  b: Uint8Array,
+  feeds: Feeds,
+  runs: number,
+  threads: number,
+): Promise<LatencyComparison> {
   const sa = await openSession(a, { threads });
   const sb = await openSession(b, { threads });
   const ta: number[] = [];

@@ -58,7 +58,9 @@ export function validateToChild(v: unknown): ToChild | string {
       return okModel && isSession(v.session) ? (v as ToChild) : 'bad load message';
     }
     case 'time':
-      return isSamples(v.samples) && v.samples.length > 0 && isNat(v.warmup) && isNat(v.runs) && isNum(v.maxMs) ? (v as ToChild) : 'bad time message';
+      return isSamples(v.samples) && v.samples.length > 0 && isNat(v.warmup) && isNat(v.runs) && isNum(v.maxMs)
+        ? (v as ToChild)
+        : 'bad time message';
     case 'infer':
       return isSamples(v.samples) ? (v as ToChild) : 'bad infer message';
     default:
@@ -72,11 +74,15 @@ export function validateFromChild(v: unknown): FromChild | string {
     case 'loaded':
       return isNum(v.loadMs) && isStrs(v.inputNames) && isStrs(v.outputNames) ? (v as FromChild) : 'bad loaded message';
     case 'timed':
-      return Array.isArray(v.latencies) && v.latencies.every(isNum) && isNum(v.hwmMb) && isNum(v.rssMb) ? (v as FromChild) : 'bad timed message';
+      return Array.isArray(v.latencies) && v.latencies.every(isNum) && isNum(v.hwmMb) && isNum(v.rssMb)
+        ? (v as FromChild)
+        : 'bad timed message';
     case 'warm':
       return v as FromChild;
     case 'outputs':
-      return Array.isArray(v.outputs) && v.outputs.every((o) => isObj(o) && Object.values(o).every(isNdArray)) ? (v as FromChild) : 'bad outputs message';
+      return Array.isArray(v.outputs) && v.outputs.every((o) => isObj(o) && Object.values(o).every(isNdArray))
+        ? (v as FromChild)
+        : 'bad outputs message';
     case 'error':
       return typeof v.code === 'string' && typeof v.message === 'string' ? (v as FromChild) : 'bad error message';
     default:

@@ -16,7 +16,12 @@ function send(m: FromChild): Promise<void> {
 async function handle(m: ToChild): Promise<FromChild> {
   if (m.t === 'load') {
     const o = m.session;
-    const opts = { threads: o.intraOpThreads, level: o.graphOptimizationLevel, memArena: o.enableCpuMemArena, memPattern: o.enableMemPattern };
+    const opts = {
+      threads: o.intraOpThreads,
+      level: o.graphOptimizationLevel,
+      memArena: o.enableCpuMemArena,
+      memPattern: o.enableMemPattern,
+    };
     const t0 = performance.now();
     session = await openSession('path' in m.model ? m.model.path : m.model.bytes, opts);
     const loadMs = performance.now() - t0;
@@ -60,7 +65,11 @@ process.on('message', (raw: unknown) => {
         reply = await handle(m);
       } catch (e) {
         const code = (e as { code?: unknown }).code;
-        reply = { t: 'error', code: typeof code === 'string' && /^[A-Z_]+$/.test(code) ? code : 'EVAL', message: (e as Error).message ?? String(e) };
+        reply = {
+          t: 'error',
+          code: typeof code === 'string' && /^[A-Z_]+$/.test(code) ? code : 'EVAL',
+          message: (e as Error).message ?? String(e),
+        };
       }
     }
     await send(reply);

@@ -66,7 +66,13 @@ export class FidelityAccumulator {
     this.tracks = requests.map((r) => {
       const def: MetricDef = METRICS[r.metric];
       if (!def) throw new EdgefitError('INTERNAL', `no fidelity metric '${String(r.metric)}'`);
-      return { req: { metric: r.metric, over: r.over ?? def.over, outputs: r.outputs }, def, pooled: new Map(), identical: new Map(), values: new Map() };
+      return {
+        req: { metric: r.metric, over: r.over ?? def.over, outputs: r.outputs },
+        def,
+        pooled: new Map(),
+        identical: new Map(),
+        values: new Map(),
+      };
     });
   }
 
@@ -85,7 +91,8 @@ export class FidelityAccumulator {
     }
     for (const t of this.tracks) {
       for (const name of t.req.outputs ?? names) {
-        const a = ref[name]!, b = got[name]!;
+        const a = ref[name]!,
+          b = got[name]!;
         const s = t.def.stats(a.data, b.data, a.dims);
         const p = t.pooled.get(name);
         if (!p) t.pooled.set(name, s);
@@ -105,16 +112,39 @@ export class FidelityAccumulator {
       const { metric, over } = t.req;
       const names = t.req.outputs ?? this.names ?? [];
       const perSample: number[] = [];
-      for (let s = 0; s < this.n; s++) perSample.push(worstOf(t.def, names.map((o) => t.values.get(o)![s]!)));
+      for (let s = 0; s < this.n; s++)
+        perSample.push(
+          worstOf(
+            t.def,
+            names.map((o) => t.values.get(o)![s]!),
+          ),
+        );
       // no samples or no outputs: nothing differs
       if (this.n === 0 || names.length === 0) {
-        return { metric, over, value: t.def.best, perOutput: names.map((name) => ({ name, value: t.def.best })), perSample: perSample.map(() => t.def.best) };
+        return {
+          metric,
+          over,
+          value: t.def.best,
+          perOutput: names.map((name) => ({ name, value: t.def.best })),
+          perSample: perSample.map(() => t.def.best),
+        };
       }
       const perOutput = names.map((name) => ({
         name,
-        value: over === 'pooled' ? (t.identical.get(name) ? t.def.best : t.def.value(t.pooled.get(name)!)) : aggregate(over, t.values.get(name)!),
+        value:
+          over === 'pooled'
+            ? t.identical.get(name)
+              ? t.def.best
+              : t.def.value(t.pooled.get(name)!)
+            : aggregate(over, t.values.get(name)!),
       }));
-      const value = over === 'pooled' ? worstOf(t.def, perOutput.map((p) => p.value)) : aggregate(over, perSample);
+      const value =
+        over === 'pooled'
+          ? worstOf(
+              t.def,
+              perOutput.map((p) => p.value),
+            )
+          : aggregate(over, perSample);
       return { metric, over, value, perOutput, perSample };
     });
     return { samples: this.n, results };
@@ -126,7 +156,12 @@ function shape(dims: readonly number[]): string {
 }
 
 /** Compare sample by sample (`ref[i]` and `got[i]` come from the same inputs). */
-export function compareSamples(ref: readonly Outputs[], got: readonly Outputs[], requests: readonly MetricRequest[], outputs?: readonly string[]): Comparison {
+export function compareSamples(
+  ref: readonly Outputs[],
+  got: readonly Outputs[],
+  requests: readonly MetricRequest[],
+  outputs?: readonly string[],
+): Comparison {
   if (ref.length !== got.length) throw new EdgefitError('INTERNAL', `compare: ${got.length} vs ${ref.length} samples`);
   const acc = new FidelityAccumulator(requests, outputs);
   for (let i = 0; i < ref.length; i++) acc.add(ref[i]!, got[i]!);

@@ -42,9 +42,12 @@ export interface MetricDef {
 export const MASK_THRESHOLD = 0.3;
 
 function dotStats(a: ArrayLike<number>, b: ArrayLike<number>): number[] {
-  let ab = 0, aa = 0, bb = 0;
+  let ab = 0,
+    aa = 0,
+    bb = 0;
   for (let i = 0; i < a.length; i++) {
-    const p = a[i]!, q = b[i]!;
+    const p = a[i]!,
+      q = b[i]!;
     ab += p * q;
     aa += p * p;
     bb += q * q;
@@ -160,9 +163,11 @@ export function meanKl(ref: ArrayLike<number>, got: ArrayLike<number>, classes: 
 
 /** Intersection and union of the two maps binarised at MASK_THRESHOLD. */
 function maskCounts(a: ArrayLike<number>, b: ArrayLike<number>): number[] {
-  let inter = 0, union = 0;
+  let inter = 0,
+    union = 0;
   for (let i = 0; i < a.length; i++) {
-    const ma = a[i]! > MASK_THRESHOLD, mb = b[i]! > MASK_THRESHOLD;
+    const ma = a[i]! > MASK_THRESHOLD,
+      mb = b[i]! > MASK_THRESHOLD;
     if (ma && mb) inter++;
     if (ma || mb) union++;
   }
@@ -195,7 +200,8 @@ export const METRICS = {
     over: 'pooled',
     combine: 'sum',
     stats: (a, b) => {
-      let rr = 0, err = 0;
+      let rr = 0,
+        err = 0;
       for (let i = 0; i < a.length; i++) {
         const d = b[i]! - a[i]!;
         rr += a[i]! * a[i]!;
@@ -228,7 +234,8 @@ export const METRICS = {
     over: 'mean',
     combine: 'sum',
     stats: (a, b) => {
-      let aa = 0, dd = 0;
+      let aa = 0,
+        dd = 0;
       for (let i = 0; i < a.length; i++) {
         aa += a[i]! * a[i]!;
         dd += (a[i]! - b[i]!) ** 2;
@@ -238,7 +245,7 @@ export const METRICS = {
     value: ([dd, aa]) => (aa ? Math.sqrt(dd! / aa) : 0),
   },
   sse: {
-    describe: 'sum of squared differences (prune\'s held-out check of a refit against the teacher)',
+    describe: "sum of squared differences (prune's held-out check of a refit against the teacher)",
     best: 0,
     worst: Infinity,
     over: 'pooled',
@@ -300,4 +307,3 @@ export const METRICS = {
 
 export type MetricName = keyof typeof METRICS;
 export const METRIC_NAMES = Object.keys(METRICS) as MetricName[];
-

@@ -55,7 +55,7 @@ export function isScoreShape(dims: readonly number[]): boolean {
   const c = dims[dims.length - 1] ?? 0;
   if (c < 2 || c > 100000) return false;
   const lead = dims.slice(0, -1).filter((d) => d !== 1);
-  return dims.length <= 2 || lead.length <= 1 && dims.length <= 3;
+  return dims.length <= 2 || (lead.length <= 1 && dims.length <= 3);
 }
 
 /** Scores over classes: float, and isScoreShape. */
@@ -81,7 +81,8 @@ export function perOutputFidelity(ref: readonly NdOutputs[], got: readonly NdOut
     (n) => got.length > 0 && got.every((o) => o[n] !== undefined && isClassifierLike(o[n]!)) && got.some((o) => o[n]!.data.length > 0),
   );
   const top5 = classified.filter((n) => got[0]![n]!.shape[got[0]![n]!.shape.length - 1]! > 5);
-  const asTensors = (xs: readonly NdOutputs[]): Outputs[] => xs.map((o) => Object.fromEntries(names.filter((n) => o[n]).map((n) => [n, ndTensor(o[n]!)])));
+  const asTensors = (xs: readonly NdOutputs[]): Outputs[] =>
+    xs.map((o) => Object.fromEntries(names.filter((n) => o[n]).map((n) => [n, ndTensor(o[n]!)])));
   const requests: MetricRequest[] = [
     { metric: 'cosine', over: 'pooled' },
     { metric: 'snrDb', over: 'pooled' },
@@ -93,7 +94,8 @@ export function perOutputFidelity(ref: readonly NdOutputs[], got: readonly NdOut
   const of = (r: typeof cos, n: string) => r!.perOutput.find((p) => p.name === n)?.value;
   return names.map((name) => {
     const f: OutputFidelity = { name, cosine: of(cos, name)!, snrDb: of(snr, name)!, maxAbsErr: of(maxErr, name)! };
-    const a = of(t1, name), b = of(t5, name);
+    const a = of(t1, name),
+      b = of(t5, name);
     if (a !== undefined) f.top1Agreement = a;
     if (b !== undefined) f.top5Agreement = b;
     return f;
@@ -116,7 +118,11 @@ export function summarizeFidelity(per: OutputFidelity[], metric: HeadlineMetric,
   }
   const cosine = min(per.map((p) => p.cosine));
   const value =
-    chosen === 'top1' ? min(cls.map((p) => p.top1Agreement!)) : chosen === 'top5' ? min(top5s.map((p) => p.top5Agreement!)) : Math.max(0, cosine);
+    chosen === 'top1'
+      ? min(cls.map((p) => p.top1Agreement!))
+      : chosen === 'top5'
+        ? min(top5s.map((p) => p.top5Agreement!))
+        : Math.max(0, cosine);
   const r: FidelityReport = {
     value,
     metric: chosen,
@@ -134,16 +140,20 @@ export function summarizeFidelity(per: OutputFidelity[], metric: HeadlineMetric,
 
 /** Accuracy of argmax over the first classifier-like output against integer labels. */
 export function accuracy(outputs: readonly NdOutputs[], labels: readonly number[], names: readonly string[]): AccuracyReport {
-  if (outputs.length !== labels.length) throw new EdgefitError('INTERNAL', `accuracy: ${outputs.length} outputs for ${labels.length} labels`);
+  if (outputs.length !== labels.length)
+    throw new EdgefitError('INTERNAL', `accuracy: ${outputs.length} outputs for ${labels.length} labels`);
   const name = names.find((n) => outputs[0]?.[n] && isClassifierLike(outputs[0][n]!));
-  if (!name) throw new EdgefitError('DATA', 'labels given, but the model has no classifier-like output ([N, classes] scores) to compare them with');
-  let correct = 0, total = 0;
+  if (!name)
+    throw new EdgefitError('DATA', 'labels given, but the model has no classifier-like output ([N, classes] scores) to compare them with');
+  let correct = 0,
+    total = 0;
   outputs.forEach((o, s) => {
     const a = o[name]!;
     const c = a.shape[a.shape.length - 1]!;
     const x = ndTensor(a).data;
     const rows = x.length / c;
-    if (rows !== 1) throw new EdgefitError('DATA', `accuracy: output '${name}' has ${rows} rows per sample; labelled samples must be batch 1`);
+    if (rows !== 1)
+      throw new EdgefitError('DATA', `accuracy: output '${name}' has ${rows} rows per sample; labelled samples must be batch 1`);
     if (argmax(x, 0, c) === labels[s]) correct++;
     total++;
   });

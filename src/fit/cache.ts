@@ -12,7 +12,10 @@ export function sha256(b: Uint8Array | string): string {
 }
 
 export class CandidateCache {
-  constructor(private readonly dir: string, private readonly salt: string) {}
+  constructor(
+    private readonly dir: string,
+    private readonly salt: string,
+  ) {}
 
   key(config: unknown): string {
     return sha256(`${this.salt}\n${JSON.stringify(config)}`).slice(0, 24);

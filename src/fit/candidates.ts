@@ -42,7 +42,9 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
     const r = await prune(model, {
       ...(config.structured > 0 ? (byMacs ? { targetMacs: config.structured } : { structured: config.structured }) : {}),
       ...(byMacs ? { allocation: 'sensitivity' as const, sensitivity: ctx.sensitivity } : {}),
-      ...(config.unstructured > 0 ? { unstructured: config.unstructured, unstructuredMethod: real ? ('wanda' as const) : ('magnitude' as const) } : {}),
+      ...(config.unstructured > 0
+        ? { unstructured: config.unstructured, unstructuredMethod: real ? ('wanda' as const) : ('magnitude' as const) }
+        : {}),
       importance: real ? 'activation' : 'l2',
       recover: real ? 'lsq' : 'none',
       steps: 1,
@@ -54,12 +56,20 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
       skipFidelity: true,
     });
     if (byMacs && r.sensitivity) sensitivity = r.sensitivity;
-    notes.push(`pruned: MACs ${r.macs.before} -> ${r.macs.after}, ${r.groups.pruned.length} groups pruned, ${r.groups.skipped.length} skipped`);
+    notes.push(
+      `pruned: MACs ${r.macs.before} -> ${r.macs.after}, ${r.groups.pruned.length} groups pruned, ${r.groups.skipped.length} skipped`,
+    );
     if (r.unstructured) notes.push(`unstructured: ${(r.unstructured.zeroFraction * 100).toFixed(1)}% zeros`);
   }
   if (config.quant === 'none') return { bytes: serializeModel(model), notes, sensitivity };
   const mode = config.quant === 'int8-static' ? 'static' : config.quant === 'int8-dynamic' ? 'dynamic' : 'fp16';
-  const q = await quantizeModel(model, { mode, method: 'minmax', perChannel: true, data: ctx.samples.slice(0, 8).map(toFeeds), threads: ctx.threads });
+  const q = await quantizeModel(model, {
+    mode,
+    method: 'minmax',
+    perChannel: true,
+    data: ctx.samples.slice(0, 8).map(toFeeds),
+    threads: ctx.threads,
+  });
   notes.push(`quantized ${mode}: ${q.report.layers.quantized} layers int8, ${q.report.layers.float} float`);
   return { bytes: q.bytes, notes, sensitivity };
 }

@@ -58,24 +58,37 @@ export interface FitOutcome extends FitResult {
 
 // Calibration goes through the same loader (and so the same resize) as the fidelity evaluation
 // of the candidates, which reads req.calibDataPath with the same shapes.
-function loadSamples(req: FitRequest, shapes: Map<string, number[]>, inputName: string, modelBytes: Uint8Array): { samples: Sample[]; source: string; synthetic: boolean } {
+function loadSamples(
+  req: FitRequest,
+  shapes: Map<string, number[]>,
+  inputName: string,
+  modelBytes: Uint8Array,
+): { samples: Sample[]; source: string; synthetic: boolean } {
   const model = normalize(parseModel(modelBytes));
   if (req.calibDataPath) {
-    if (!shapes.get(inputName)) throw new EdgefitError('USAGE', `input '${inputName}' needs a shape so calibration data can be shaped`, { remedy: { option: 'shapes', input: inputName } });
+    if (!shapes.get(inputName))
+      throw new EdgefitError('USAGE', `input '${inputName}' needs a shape so calibration data can be shaped`, {
+        remedy: { option: 'shapes', input: inputName },
+      });
     const set = loadInputSet(req.calibDataPath, modelInputs(model), { shapes, limit: 16 });
     return { samples: set.samples, source: set.source, synthetic: false };
   }
   return { samples: syntheticSamples(model, shapes, 8), source: 'synthetic', synthetic: true };
 }
 
-export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => void = () => {}, opts: FitOptions = {}): Promise<FitOutcome> {
+export async function fitModel(
+  req: FitRequest,
+  onProgress: (p: FitProgress) => void = () => {},
+  opts: FitOptions = {},
+): Promise<FitOutcome> {
   const t0 = performance.now();
   const original = readModelBytes(req.modelPath);
   const probe = normalize(parseModel(original));
   const shapes = new Map(Object.entries(req.shapes));
   annotateShapes(probe, { shapes }); // fails early on a --shape naming no input
   const inputs = probe.graph.runtimeInputs();
-  if (inputs.length !== 1) throw new EdgefitError('UNSUPPORTED', `fit handles single-input models for now; this one has ${inputs.length} inputs`);
+  if (inputs.length !== 1)
+    throw new EdgefitError('UNSUPPORTED', `fit handles single-input models for now; this one has ${inputs.length} inputs`);
   const inputName = inputs[0]!.name;
   const quantMode = int8Flavour(analyzeCost(probe));
   const threads = req.threads ?? 2;
@@ -86,7 +99,14 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
   mkdirSync(candDir, { recursive: true });
   const referencePath = join(candDir, 'reference.onnx');
   if (!existsSync(referencePath) || sha256(readFileSync(referencePath)) !== sha256(original)) writeFileAtomic(referencePath, original);
-  const salt = [sha256(original), JSON.stringify([...shapes]), calib.source, calib.samples.length, opts.hardwareId ?? '', opts.runs ?? 20].join('|');
+  const salt = [
+    sha256(original),
+    JSON.stringify([...shapes]),
+    calib.source,
+    calib.samples.length,
+    opts.hardwareId ?? '',
+    opts.runs ?? 20,
+  ].join('|');
   const cache = new CandidateCache(join(outDir, 'cache'), salt);
   const dataForEval = req.calibDataPath;
   const structuredBy = !calib.synthetic && opts.allocation !== 'uniform' ? 'macs' : 'channels';
@@ -101,7 +121,8 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
   }
 
   const timeOnly = async (model: string, t: number) =>
-    (await evaluateModel({ model, data: dataForEval, shapes, threads: t, runs: opts.runs ?? 20, warmup: 3, limit: 1, baseline: false })).latencyMs;
+    (await evaluateModel({ model, data: dataForEval, shapes, threads: t, runs: opts.runs ?? 20, warmup: 3, limit: 1, baseline: false }))
+      .latencyMs;
 
   let cacheHits = 0;
   const evaluate = async (config: CandidateConfig): Promise<Measured> => {
@@ -115,7 +136,14 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
     // the model does not depend on threads: one file per build, timed at each thread count
     const path = isRef ? referencePath : join(candDir, `${cache.key({ ...config, threads: 0 })}.onnx`);
     if (!isRef && !existsSync(path)) {
-      const built = await buildCandidate(config, { original, shapes, samples: calib.samples, synthetic: calib.synthetic, threads, sensitivity });
+      const built = await buildCandidate(config, {
+        original,
+        shapes,
+        samples: calib.samples,
+        synthetic: calib.synthetic,
+        threads,
+        sensitivity,
+      });
       writeFileAtomic(path, built.bytes);
       if (built.sensitivity && !sensitivity) {
         sensitivity = built.sensitivity;
@@ -138,9 +166,7 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
     let referenceP50Ms: number | undefined;
     if (req.budgets.latencyFactor !== undefined) {
       // (at the reference's thread count: the budget is a fraction of the original as deployed)
-      referenceP50Ms = isRef && config.threads === threads
-        ? report.latencyMs.p50
-        : (await timeOnly(referencePath, threads)).p50;
+      referenceP50Ms = isRef && config.threads === threads ? report.latencyMs.p50 : (await timeOnly(referencePath, threads)).p50;
     }
     const bytes = readFileSync(path);
     const m: Measured = {
@@ -161,7 +187,9 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
   const median = (xs: number[]) => latencyStats(xs).p50;
   // interleaved original / candidate rounds: both see the same load
   const confirm = async (e: FrontierEntry) => {
-    const p50: number[] = [], p95: number[] = [], ref: number[] = [];
+    const p50: number[] = [],
+      p95: number[] = [],
+      ref: number[] = [];
     for (let i = 0; i < (opts.confirmRounds ?? 3); i++) {
       ref.push((await timeOnly(referencePath, threads)).p50);
       const l = await timeOnly(e.modelPath, e.config.threads);
@@ -189,13 +217,20 @@ export async function fitModel(req: FitRequest, onProgress: (p: FitProgress) => 
     feasible: outcome.feasible,
     candidates: outcome.candidates,
     latencyBudgetMs: outcome.latencyBudgetMs,
-    notes: [...outcome.notes, ...(calib.synthetic ? ['fidelity measured on seeded synthetic inputs: give --calib with real data for figures that mean something'] : [])],
+    notes: [
+      ...outcome.notes,
+      ...(calib.synthetic
+        ? ['fidelity measured on seeded synthetic inputs: give --calib with real data for figures that mean something']
+        : []),
+    ],
     elapsedMs: performance.now() - t0,
     calibration: { source: calib.source, samples: calib.samples.length, synthetic: calib.synthetic },
     chosenPath,
     cacheHits,
   };
-  const frontierFile = opts.outputPath ? `${opts.outputPath.replace(/\.onnx$/, '')}.frontier.json` : join(outDir, `${basename(req.modelPath, '.onnx')}.frontier.json`);
+  const frontierFile = opts.outputPath
+    ? `${opts.outputPath.replace(/\.onnx$/, '')}.frontier.json`
+    : join(outDir, `${basename(req.modelPath, '.onnx')}.frontier.json`);
   writeFileAtomic(frontierFile, JSON.stringify({ model: req.modelPath, budgets: req.budgets, shapes: req.shapes, ...result }, null, 2));
   return result;
 }

@@ -20,29 +20,49 @@ export interface ReportInput {
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 function plot(r: ReportInput): string {
-  const W = 640, H = 380, L = 60, R = 20, T = 20, B = 45;
+  const W = 640,
+    H = 380,
+    L = 60,
+    R = 20,
+    T = 20,
+    B = 45;
   const xs = r.candidates.map((c) => latencyOf(c)).concat(r.budgets.latencyMs ? [r.budgets.latencyMs] : []);
   const ys = r.candidates.map((c) => c.fidelity).concat(r.budgets.minFidelity !== undefined ? [r.budgets.minFidelity] : []);
-  const x0 = 0, x1 = Math.max(...xs) * 1.1 || 1;
-  const y0 = Math.max(0, Math.min(...ys) - 0.02), y1 = 1.005;
+  const x0 = 0,
+    x1 = Math.max(...xs) * 1.1 || 1;
+  const y0 = Math.max(0, Math.min(...ys) - 0.02),
+    y1 = 1.005;
   const X = (v: number) => L + ((v - x0) / (x1 - x0)) * (W - L - R);
   const Y = (v: number) => T + (1 - (v - y0) / (y1 - y0)) * (H - T - B);
   const parts: string[] = [];
   parts.push(`<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="#fafafa" stroke="#ccc"/>`);
   for (let i = 0; i <= 5; i++) {
-    const xv = x0 + ((x1 - x0) * i) / 5, yv = y0 + ((y1 - y0) * i) / 5;
+    const xv = x0 + ((x1 - x0) * i) / 5,
+      yv = y0 + ((y1 - y0) * i) / 5;
     parts.push(`<text x="${X(xv)}" y="${H - B + 16}" font-size="11" text-anchor="middle">${xv.toFixed(0)}</text>`);
     parts.push(`<text x="${L - 6}" y="${Y(yv) + 4}" font-size="11" text-anchor="end">${yv.toFixed(3)}</text>`);
   }
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" font-size="12" text-anchor="middle">latency ${LATENCY_STATISTIC} (ms)</text>`);
-  parts.push(`<text x="14" y="${(T + H - B) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">fidelity</text>`);
-  if (r.budgets.latencyMs) parts.push(`<line x1="${X(r.budgets.latencyMs)}" x2="${X(r.budgets.latencyMs)}" y1="${T}" y2="${H - B}" stroke="#d33" stroke-dasharray="5,4"/><text x="${X(r.budgets.latencyMs) + 4}" y="${T + 12}" font-size="11" fill="#d33">latency budget</text>`);
-  if (r.budgets.minFidelity !== undefined) parts.push(`<line x1="${L}" x2="${W - R}" y1="${Y(r.budgets.minFidelity)}" y2="${Y(r.budgets.minFidelity)}" stroke="#d33" stroke-dasharray="5,4"/><text x="${W - R - 4}" y="${Y(r.budgets.minFidelity) - 4}" font-size="11" fill="#d33" text-anchor="end">fidelity floor</text>`);
+  parts.push(
+    `<text x="14" y="${(T + H - B) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">fidelity</text>`,
+  );
+  if (r.budgets.latencyMs)
+    parts.push(
+      `<line x1="${X(r.budgets.latencyMs)}" x2="${X(r.budgets.latencyMs)}" y1="${T}" y2="${H - B}" stroke="#d33" stroke-dasharray="5,4"/><text x="${X(r.budgets.latencyMs) + 4}" y="${T + 12}" font-size="11" fill="#d33">latency budget</text>`,
+    );
+  if (r.budgets.minFidelity !== undefined)
+    parts.push(
+      `<line x1="${L}" x2="${W - R}" y1="${Y(r.budgets.minFidelity)}" y2="${Y(r.budgets.minFidelity)}" stroke="#d33" stroke-dasharray="5,4"/><text x="${W - R - 4}" y="${Y(r.budgets.minFidelity) - 4}" font-size="11" fill="#d33" text-anchor="end">fidelity floor</text>`,
+    );
   const front = r.frontier.slice().sort((a, b) => latencyOf(a) - latencyOf(b));
-  parts.push(`<polyline fill="none" stroke="#36c" stroke-width="1.5" points="${front.map((e) => `${X(latencyOf(e))},${Y(e.fidelity)}`).join(' ')}"/>`);
+  parts.push(
+    `<polyline fill="none" stroke="#36c" stroke-width="1.5" points="${front.map((e) => `${X(latencyOf(e))},${Y(e.fidelity)}`).join(' ')}"/>`,
+  );
   for (const c of r.candidates) {
     const chosen = c.id === r.chosenId;
-    parts.push(`<circle cx="${X(latencyOf(c))}" cy="${Y(c.fidelity)}" r="${chosen ? 7 : 4}" fill="${chosen ? '#1a1' : c.config.quant === 'none' ? '#36c' : '#c80'}" stroke="#222" stroke-width="${chosen ? 2 : 0.5}"><title>${esc(c.id)}: ${LATENCY_STATISTIC} ${latencyOf(c).toFixed(1)} ms, fidelity ${c.fidelity.toFixed(4)}</title></circle>`);
+    parts.push(
+      `<circle cx="${X(latencyOf(c))}" cy="${Y(c.fidelity)}" r="${chosen ? 7 : 4}" fill="${chosen ? '#1a1' : c.config.quant === 'none' ? '#36c' : '#c80'}" stroke="#222" stroke-width="${chosen ? 2 : 0.5}"><title>${esc(c.id)}: ${LATENCY_STATISTIC} ${latencyOf(c).toFixed(1)} ms, fidelity ${c.fidelity.toFixed(4)}</title></circle>`,
+    );
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="latency versus fidelity">${parts.join('')}</svg>`;
 }
@@ -51,7 +71,10 @@ export function renderReport(r: ReportInput): string {
   const rows = r.candidates
     .slice()
     .sort((a, b) => latencyOf(b) - latencyOf(a))
-    .map((c) => `<tr class="${c.id === r.chosenId ? 'chosen' : ''}"><td>${esc(c.id)}</td><td>${(c.config.structured * 100).toFixed(1)}% ${c.config.structuredBy === 'macs' ? 'MACs' : 'ch'}</td><td>${(c.config.unstructured * 100).toFixed(0)}%</td><td>${c.config.quant}</td><td>${c.config.threads}</td><td>${c.latencyP50Ms.toFixed(1)}</td><td>${c.latencyP95Ms.toFixed(1)}</td><td>${c.modelRssMb.toFixed(1)}</td><td>${c.fidelity.toFixed(4)}</td><td>${(c.sizeBytes / 1e6).toFixed(2)}</td><td>${c.compressedBytes !== undefined ? (c.compressedBytes / 1e6).toFixed(2) : ''}</td><td>${r.frontier.some((f) => f.id === c.id) ? 'yes' : ''}</td><td>${c.meets.latency && c.meets.ram && c.meets.fidelity && c.meets.size !== false ? 'yes' : 'no'}</td></tr>`)
+    .map(
+      (c) =>
+        `<tr class="${c.id === r.chosenId ? 'chosen' : ''}"><td>${esc(c.id)}</td><td>${(c.config.structured * 100).toFixed(1)}% ${c.config.structuredBy === 'macs' ? 'MACs' : 'ch'}</td><td>${(c.config.unstructured * 100).toFixed(0)}%</td><td>${c.config.quant}</td><td>${c.config.threads}</td><td>${c.latencyP50Ms.toFixed(1)}</td><td>${c.latencyP95Ms.toFixed(1)}</td><td>${c.modelRssMb.toFixed(1)}</td><td>${c.fidelity.toFixed(4)}</td><td>${(c.sizeBytes / 1e6).toFixed(2)}</td><td>${c.compressedBytes !== undefined ? (c.compressedBytes / 1e6).toFixed(2) : ''}</td><td>${r.frontier.some((f) => f.id === c.id) ? 'yes' : ''}</td><td>${c.meets.latency && c.meets.ram && c.meets.fidelity && c.meets.size !== false ? 'yes' : 'no'}</td></tr>`,
+    )
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgefit fit report: ${esc(r.model)}</title>

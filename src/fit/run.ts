@@ -49,35 +49,62 @@ export interface FitJobResult extends FitOutcome {
 }
 
 export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => void): Promise<FitJobResult> {
-  if (job.latencyMs !== undefined && job.latency !== undefined) throw new EdgefitError('USAGE', 'give either an absolute or a relative latency budget, not both', { remedy: { option: 'latency' } });
-  if (job.minFidelity !== undefined && !(job.minFidelity >= 0 && job.minFidelity <= 1)) throw new EdgefitError('USAGE', `the fidelity floor must be in [0, 1], got ${job.minFidelity}`, { remedy: { option: 'minFidelity' } });
-  if (job.sizeMb !== undefined && !(job.sizeMb > 0)) throw new EdgefitError('USAGE', `the size budget must be a positive number of MB, got ${job.sizeMb}`, { remedy: { option: 'sizeMb' } });
+  if (job.latencyMs !== undefined && job.latency !== undefined)
+    throw new EdgefitError('USAGE', 'give either an absolute or a relative latency budget, not both', { remedy: { option: 'latency' } });
+  if (job.minFidelity !== undefined && !(job.minFidelity >= 0 && job.minFidelity <= 1))
+    throw new EdgefitError('USAGE', `the fidelity floor must be in [0, 1], got ${job.minFidelity}`, { remedy: { option: 'minFidelity' } });
+  if (job.sizeMb !== undefined && !(job.sizeMb > 0))
+    throw new EdgefitError('USAGE', `the size budget must be a positive number of MB, got ${job.sizeMb}`, { remedy: { option: 'sizeMb' } });
   const hw = await probeHardware();
   const sel = selectProfile(hw, job.profile);
   const latencyFactor = job.latency !== undefined ? parseLatency(job.latency) : undefined;
-  if (latencyFactor !== undefined && !(latencyFactor > 0)) throw new EdgefitError('USAGE', `a relative latency budget must look like 0.5x, got '${job.latency}'`, { remedy: { option: 'latency' } });
+  if (latencyFactor !== undefined && !(latencyFactor > 0))
+    throw new EdgefitError('USAGE', `a relative latency budget must look like 0.5x, got '${job.latency}'`, {
+      remedy: { option: 'latency' },
+    });
   // flags override the profile's budgets field by field (a latency flag replaces either latency form)
-  const budgets = mergeBudgets(sel.budgets, { latencyMs: job.latencyMs, latencyFactor, ramMb: job.ramMb, minFidelity: job.minFidelity, sizeMb: job.sizeMb });
+  const budgets = mergeBudgets(sel.budgets, {
+    latencyMs: job.latencyMs,
+    latencyFactor,
+    ramMb: job.ramMb,
+    minFidelity: job.minFidelity,
+    sizeMb: job.sizeMb,
+  });
   const out = resolve(job.output);
   const workDir = job.workDir ?? fitCacheDir(readModelBytes(resolve(job.model)));
   const result = await fitModel(
-    { modelPath: resolve(job.model), shapes: Object.fromEntries(job.shapes), budgets, profile: sel.profile.name, calibDataPath: job.calib, outputDir: workDir, threads: job.threads ?? sel.threads },
+    {
+      modelPath: resolve(job.model),
+      shapes: Object.fromEntries(job.shapes),
+      budgets,
+      profile: sel.profile.name,
+      calibDataPath: job.calib,
+      outputDir: workDir,
+      threads: job.threads ?? sel.threads,
+    },
     onProgress,
-    { outputPath: out, tryQuant: sel.int8.benefit !== 'unlikely', hardwareId: `${hw.cpu.brand ?? ''}|${hw.cpu.cores}|${hw.board.model ?? ''}` },
+    {
+      outputPath: out,
+      tryQuant: sel.int8.benefit !== 'unlikely',
+      hardwareId: `${hw.cpu.brand ?? ''}|${hw.cpu.cores}|${hw.board.model ?? ''}`,
+    },
   );
   if (job.report) {
-    writeFileAtomic(job.report, renderReport({
-      model: job.model,
-      budgets: { latencyMs: result.latencyBudgetMs, ramMb: budgets.ramMb, minFidelity: budgets.minFidelity },
-      candidates: result.candidates,
-      frontier: result.frontier,
-      chosenId: result.chosenId,
-      feasible: result.feasible,
-      hardware: hw,
-      profile: sel.profile.name,
-      notes: result.notes,
-      elapsedMs: result.elapsedMs,
-    }));
+    writeFileAtomic(
+      job.report,
+      renderReport({
+        model: job.model,
+        budgets: { latencyMs: result.latencyBudgetMs, ramMb: budgets.ramMb, minFidelity: budgets.minFidelity },
+        candidates: result.candidates,
+        frontier: result.frontier,
+        chosenId: result.chosenId,
+        feasible: result.feasible,
+        hardware: hw,
+        profile: sel.profile.name,
+        notes: result.notes,
+        elapsedMs: result.elapsedMs,
+      }),
+    );
   }
   return { ...result, profile: sel.profile.name, budgets, hardware: hw };
 }

@@ -60,7 +60,8 @@ export interface SearchOutcome {
   notes: string[];
 }
 
-const key = (c: CandidateConfig) => `${c.structuredBy === 'macs' ? 'm' : 's'}${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}`;
+const key = (c: CandidateConfig) =>
+  `${c.structuredBy === 'macs' ? 'm' : 's'}${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}`;
 
 export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Promise<SearchOutcome> {
   // a MACs target can go further than a uniform channel ratio: sensitivity allocation keeps the
@@ -102,8 +103,13 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   const fast = (e: FrontierEntry) => e.meets.latency && e.meets.ram;
 
   const by = opts.structuredBy ?? 'channels';
-  const cfg = (structured: number, quant: CandidateConfig['quant']): CandidateConfig =>
-    ({ structured, ...(structured > 0 && by === 'macs' ? { structuredBy: by } : {}), unstructured: 0, quant, threads: opts.threads });
+  const cfg = (structured: number, quant: CandidateConfig['quant']): CandidateConfig => ({
+    structured,
+    ...(structured > 0 && by === 'macs' ? { structuredBy: by } : {}),
+    unstructured: 0,
+    quant,
+    threads: opts.threads,
+  });
   const reference = (await measure(cfg(0, 'none')))!;
   if (opts.budgets.latencyFactor !== undefined) {
     refLatency = latencyOf(reference);
@@ -115,7 +121,10 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   if (!ok(reference) && opts.tryQuant !== false) {
     const q = await measure(cfg(0, opts.quantMode ?? 'int8-static'));
     if (q && q.latencyP50Ms < reference.latencyP50Ms * 0.97) precisions.unshift(q.config.quant);
-    else if (q) notes.push(`int8 (${q.config.quant}) measured ${q.latencyP50Ms.toFixed(1)} ms p50 vs float ${reference.latencyP50Ms.toFixed(1)} ms: no gain on this box, kept float`);
+    else if (q)
+      notes.push(
+        `int8 (${q.config.quant}) measured ${q.latencyP50Ms.toFixed(1)} ms p50 vs float ${reference.latencyP50Ms.toFixed(1)} ms: no gain on this box, kept float`,
+      );
   }
 
   for (const quant of ok(reference) ? [] : precisions) {
@@ -143,7 +152,8 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   // searched only when a size budget is what stands between the best candidate and feasibility;
   // a bisection on the sparsity of that candidate finds the least sparse one under the budget.
   // (pick: highest fidelity; among equals (one model at several thread counts) the fewest threads)
-  const pick = (pool: FrontierEntry[]) => pool.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.config.threads < a.config.threads) ? b : a));
+  const pick = (pool: FrontierEntry[]) =>
+    pool.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.config.threads < a.config.threads) ? b : a));
   if (opts.budgets.sizeMb !== undefined) {
     // the base is the best candidate that meets everything but size; among those within 0.01
     // fidelity of the best, the smallest (int8 is ~4x smaller for almost nothing): it needs the
@@ -151,7 +161,11 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     const apartFromSize = [...seen.values()].filter((e) => e.meets.latency && e.meets.ram && e.meets.fidelity);
     const top = apartFromSize.length ? Math.max(...apartFromSize.map((e) => e.fidelity)) : 0;
     const near = apartFromSize.filter((e) => e.fidelity >= top - 0.01);
-    const base = near.length ? near.reduce((a, b) => (compressedMb(b) < compressedMb(a) || (compressedMb(b) === compressedMb(a) && b.fidelity > a.fidelity) ? b : a)) : undefined;
+    const base = near.length
+      ? near.reduce((a, b) =>
+          compressedMb(b) < compressedMb(a) || (compressedMb(b) === compressedMb(a) && b.fidelity > a.fidelity) ? b : a,
+        )
+      : undefined;
     if (base && base.meets.size === false) {
       const maxU = opts.maxUnstructured ?? 0.9;
       const at = (u: number) => measure({ ...base.config, unstructured: u });
@@ -167,8 +181,12 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
           if (e.meets.size) hi = mid;
           else lo = mid;
         }
-      } else if (most) notes.push(`even ${Math.round(maxU * 100)}% unstructured sparsity leaves ${compressedMb(most).toFixed(2)} MB compressed: the size budget needs more structured pruning`);
-    } else if (!base) notes.push('no candidate meets the latency, RAM and fidelity budgets, so unstructured sparsity for the size budget was not tried');
+      } else if (most)
+        notes.push(
+          `even ${Math.round(maxU * 100)}% unstructured sparsity leaves ${compressedMb(most).toFixed(2)} MB compressed: the size budget needs more structured pruning`,
+        );
+    } else if (!base)
+      notes.push('no candidate meets the latency, RAM and fidelity budgets, so unstructured sparsity for the size budget was not tried');
   }
 
   // threads: the same model at fewer threads, fewest first that still meets every budget,
@@ -179,7 +197,9 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   for (let t = (best?.config.threads ?? 1) - 1; best && t >= 1; t--) {
     const e = await measure({ ...best.config, threads: t });
     if (!e || !ok(e)) break;
-    notes.push(`${t} thread${t > 1 ? 's' : ''} meet${t > 1 ? '' : 's'} every budget with the same model: ${best.config.threads - t} core(s) left to the application`);
+    notes.push(
+      `${t} thread${t > 1 ? 's' : ''} meet${t > 1 ? '' : 's'} every budget with the same model: ${best.config.threads - t} core(s) left to the application`,
+    );
     best = e;
   }
 
@@ -201,9 +221,13 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     // the bisection's last step can leave a wide gap up to the next faster model of the same
     // precision (det 0.5x: 0.638 rejected, next 0.85 at fidelity 0.54 instead of 0.84): measure
     // the midpoint, so a miss by a hair does not cost a whole step down in fidelity
-    const same = (e: FrontierEntry) => e.config.quant === c.config.quant && e.config.unstructured === c.config.unstructured && e.config.threads === c.config.threads;
-    const next = [...seen.values()].filter((e) => ok(e) && same(e) && e.config.structured > c.config.structured).sort((a, b) => a.config.structured - b.config.structured)[0];
-    if (next && next.config.structured - c.config.structured > 0.02) await measure({ ...c.config, structured: Math.round(((c.config.structured + next.config.structured) / 2) * 1000) / 1000 });
+    const same = (e: FrontierEntry) =>
+      e.config.quant === c.config.quant && e.config.unstructured === c.config.unstructured && e.config.threads === c.config.threads;
+    const next = [...seen.values()]
+      .filter((e) => ok(e) && same(e) && e.config.structured > c.config.structured)
+      .sort((a, b) => a.config.structured - b.config.structured)[0];
+    if (next && next.config.structured - c.config.structured > 0.02)
+      await measure({ ...c.config, structured: Math.round(((c.config.structured + next.config.structured) / 2) * 1000) / 1000 });
   }
 
   const candidates = [...seen.values()];
@@ -219,7 +243,16 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     shortfall = verdict(chosen).shortfall;
   }
   progress('done');
-  return { chosen, frontier: paretoFrontier(candidates, chosen), candidates, reference, latencyBudgetMs: budgetMs, feasible: feasible.length > 0, shortfall, notes };
+  return {
+    chosen,
+    frontier: paretoFrontier(candidates, chosen),
+    candidates,
+    reference,
+    latencyBudgetMs: budgetMs,
+    feasible: feasible.length > 0,
+    shortfall,
+    notes,
+  };
 }
 
 /** Compressed size in MB (the file size when the gzip size was not measured). */
@@ -228,7 +261,9 @@ export const compressedMb = (e: Pick<Measured, 'sizeBytes' | 'compressedBytes'>)
 /** Entries no other entry beats on both (judged) latency and fidelity, slowest (least compressed) first. */
 export function paretoFrontier(all: FrontierEntry[], mustKeep?: FrontierEntry): FrontierEntry[] {
   const lat = latencyOf;
-  const front = all.filter((e) => !all.some((o) => o !== e && lat(o) <= lat(e) && o.fidelity >= e.fidelity && (lat(o) < lat(e) || o.fidelity > e.fidelity)));
+  const front = all.filter(
+    (e) => !all.some((o) => o !== e && lat(o) <= lat(e) && o.fidelity >= e.fidelity && (lat(o) < lat(e) || o.fidelity > e.fidelity)),
+  );
   if (mustKeep && !front.includes(mustKeep)) front.push(mustKeep);
   return front.sort((a, b) => lat(b) - lat(a));
 }

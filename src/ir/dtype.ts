@@ -21,9 +21,7 @@ export const DTYPES = {
 
 export type DType = keyof typeof DTYPES | 'undefined';
 
-const BY_NUMBER = new Map<number, DType>(
-  Object.entries(DTYPES).map(([k, v]) => [v.onnx, k as DType]),
-);
+const BY_NUMBER = new Map<number, DType>(Object.entries(DTYPES).map(([k, v]) => [v.onnx, k as DType]));
 
 export function dtypeFromOnnx(n: number | undefined): DType {
   if (n === undefined || n === 0) return 'undefined';

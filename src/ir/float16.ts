@@ -7,7 +7,7 @@ export function halfToFloat(h: number): number {
   const e = (h & 0x7c00) >> 10;
   const f = h & 0x03ff;
   if (e === 0) return (s ? -1 : 1) * Math.pow(2, -14) * (f / 1024);
-  if (e === 0x1f) return f ? NaN : (s ? -Infinity : Infinity);
+  if (e === 0x1f) return f ? NaN : s ? -Infinity : Infinity;
   return (s ? -1 : 1) * Math.pow(2, e - 15) * (1 + f / 1024);
 }
 
@@ -18,18 +18,18 @@ export function floatToHalf(v: number): number {
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
     mant = (mant | 0x800000) >>> (1 - e);
     // round to nearest even
-    if ((mant & 0x1fff) > 0x1000 || ((mant & 0x1fff) === 0x1000 && (mant & 0x2000))) mant += 0x2000;
+    if ((mant & 0x1fff) > 0x1000 || ((mant & 0x1fff) === 0x1000 && mant & 0x2000)) mant += 0x2000;
     return sign | (mant >>> 13);
   }
   let h = sign | (e << 10) | (mant >>> 13);
   const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h += 1;
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h += 1;
   return h;
 }
 

@@ -191,7 +191,13 @@ export class Graph implements ReadonlyGraph {
     this.reindex();
     let name = base;
     let k = 1;
-    while (this.producers.has(name) || this.inits.has(name) || this.inputNames.has(name) || this.consumerMap.has(name) || this.valueTypes.has(name)) {
+    while (
+      this.producers.has(name) ||
+      this.inits.has(name) ||
+      this.inputNames.has(name) ||
+      this.consumerMap.has(name) ||
+      this.valueTypes.has(name)
+    ) {
       name = `${base}_${k++}`;
     }
     return name;

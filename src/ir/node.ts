@@ -91,7 +91,14 @@ export class Node {
    * edgefit rewrites them (see OpaqueGraph).
    */
   clone(): Node {
-    const n = new Node({ name: this.name, opType: this.opType, domain: this.domain, inputs: this.inputs, outputs: this.outputs, docString: this.docString });
+    const n = new Node({
+      name: this.name,
+      opType: this.opType,
+      domain: this.domain,
+      inputs: this.inputs,
+      outputs: this.outputs,
+      docString: this.docString,
+    });
     for (const [k, a] of this.attrs) n.attrs.set(k, cloneAttr(a));
     n.extra = this.extra;
     return n;

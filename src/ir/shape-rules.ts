@@ -62,10 +62,6 @@ const binary: Rule = (n, c) => {
 const compare: Rule = (n, c) => one({ dtype: 'bool', shape: broadcast([shp(c, n.inputs[0]), shp(c, n.inputs[1])]) });
 const variadic: Rule = (n, c) => one({ dtype: dt(c, n.inputs[0]), shape: broadcast(n.inputs.map((i) => shp(c, i))) });
 
-function convOut(inp: number, k: number, s: number, d: number, p0: number, p1: number): number {
-  return Math.floor((inp + p0 + p1 - d * (k - 1) - 1) / s) + 1;
-}
-
 function spatial(n: Node, c: InferCtx, x: Dim[], kernel: number[], outC: Dim): Dim[] {
   const r = kernel.length;
   const strides = n.attrInts('strides') ?? Array(r).fill(1);
@@ -76,8 +72,14 @@ function spatial(n: Node, c: InferCtx, x: Dim[], kernel: number[], outC: Dim): D
   const out: Dim[] = [x[0]!, outC];
   for (let i = 0; i < r; i++) {
     const inp = x[i + 2];
-    if (typeof inp !== 'number') { out.push(null); continue; }
-    if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') { out.push(Math.ceil(inp / strides[i]!)); continue; }
+    if (typeof inp !== 'number') {
+      out.push(null);
+      continue;
+    }
+    if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+      out.push(Math.ceil(inp / strides[i]!));
+      continue;
+    }
     if (autoPad === 'VALID') pads = Array(2 * r).fill(0);
     const eff = inp + pads[i]! + pads[i + r]! - dil[i]! * (kernel[i]! - 1) - 1;
     out.push((ceil ? Math.ceil(eff / strides[i]!) : Math.floor(eff / strides[i]!)) + 1);
@@ -111,7 +113,9 @@ const convTranspose: Rule = (n, c) => {
   const out: Dim[] = [x[0]!, outC];
   for (let i = 0; i < r; i++) {
     const inp = x[i + 2];
-    out.push(typeof inp === 'number' ? strides[i]! * (inp - 1) + outPad[i]! + ((kernel[i]! - 1) * dil[i]! + 1) - pads[i]! - pads[i + r]! : null);
+    out.push(
+      typeof inp === 'number' ? strides[i]! * (inp - 1) + outPad[i]! + ((kernel[i]! - 1) * dil[i]! + 1) - pads[i]! - pads[i + r]! : null,
+    );
   }
   return one({ dtype: dt(c, n.inputs[0]), shape: out });
 };
@@ -169,7 +173,7 @@ const concat: Rule = (n, c) => {
   }
   out[axis] = sum;
   const vals = ins.map((i) => c.value(i));
-  const values = first.length === 1 && vals.every((v) => v !== undefined) ? vals.flat() as number[] : undefined;
+  const values = first.length === 1 && vals.every((v) => v !== undefined) ? (vals.flat() as number[]) : undefined;
   return one({ dtype: dt(c, ins[0]), shape: out }, values);
 };
 
@@ -178,7 +182,7 @@ const reshape: Rule = (n, c) => {
   const target = c.opset >= 5 ? c.value(n.inputs[1]) : n.attrInts('shape');
   if (!target) return null;
   const allowZero = n.attrInt('allowzero', 0) === 1;
-  const out: Dim[] = target.map((d, i) => (d === 0 && !allowZero ? (x ? x[i] ?? null : null) : d));
+  const out: Dim[] = target.map((d, i) => (d === 0 && !allowZero ? (x ? (x[i] ?? null) : null) : d));
   const neg = out.indexOf(-1);
   if (neg >= 0) {
     const total = x && x.every((d) => typeof d === 'number') ? (x as number[]).reduce((a, b) => a * b, 1) : null;
@@ -273,14 +277,28 @@ const slice: Rule = (n, c) => {
   ax.forEach((a, i) => {
     const d = x[a];
     const step = steps?.[i] ?? 1;
-    if (typeof d !== 'number') { out[a] = null; return; }
+    if (typeof d !== 'number') {
+      out[a] = null;
+      return;
+    }
     const clamp = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);
-    let s = starts![i]!; let e = ends![i]!;
+    let s = starts![i]!;
+    let e = ends![i]!;
     if (s < 0) s += d;
     if (e < 0) e += d;
-    if (step > 0) { s = clamp(s, 0, d); e = clamp(e, 0, d); out[a] = Math.max(0, Math.ceil((e - s) / step)); }
-    else { s = clamp(s, 0, d - 1); e = clamp(e, -1, d - 1); out[a] = Math.max(0, Math.ceil((e - s) / step)); }
-    if (xv && x.length === 1) { values = []; for (let k = s; step > 0 ? k < e : k > e; k += step) values.push(xv[k]!); }
+    if (step > 0) {
+      s = clamp(s, 0, d);
+      e = clamp(e, 0, d);
+      out[a] = Math.max(0, Math.ceil((e - s) / step));
+    } else {
+      s = clamp(s, 0, d - 1);
+      e = clamp(e, -1, d - 1);
+      out[a] = Math.max(0, Math.ceil((e - s) / step));
+    }
+    if (xv && x.length === 1) {
+      values = [];
+      for (let k = s; step > 0 ? k < e : k > e; k += step) values.push(xv[k]!);
+    }
   });
   return one({ dtype: dt(c, n.inputs[0]), shape: out }, values);
 };
@@ -306,8 +324,11 @@ const resize: Rule = (n, c) => {
   let sizes: number[] | undefined;
   let scales: number[] | undefined;
   if (n.opType === 'Upsample') scales = c.opset >= 9 ? c.value(n.inputs[1]) : n.attrFloats('scales');
-  else if (c.opset >= 11) { scales = n.inputs[2] ? c.value(n.inputs[2]) : undefined; sizes = n.inputs[3] ? c.value(n.inputs[3]) : undefined; if (scales && scales.length === 0) scales = undefined; }
-  else scales = c.value(n.inputs[1]);
+  else if (c.opset >= 11) {
+    scales = n.inputs[2] ? c.value(n.inputs[2]) : undefined;
+    sizes = n.inputs[3] ? c.value(n.inputs[3]) : undefined;
+    if (scales && scales.length === 0) scales = undefined;
+  } else scales = c.value(n.inputs[1]);
   if (sizes && sizes.length === x.length) return one({ dtype: dt(c, n.inputs[0]), shape: sizes });
   if (!scales || scales.length !== x.length) return null;
   return one({ dtype: dt(c, n.inputs[0]), shape: x.map((d, i) => (typeof d === 'number' ? Math.floor(d * scales![i]!) : null)) });
@@ -372,7 +393,13 @@ const rnn: Rule = (n, c) => {
   const [seq, batch] = layout === 0 ? [x[0]!, x[1]!] : [x[1]!, x[0]!];
   const y: Dim[] = layout === 0 ? [seq, dirs, batch, h] : [batch, seq, dirs, h];
   const yh: Dim[] = layout === 0 ? [dirs, batch, h] : [batch, dirs, h];
-  return { types: [{ dtype: dt(c, n.inputs[0]), shape: y }, { dtype: dt(c, n.inputs[0]), shape: yh }, { dtype: dt(c, n.inputs[0]), shape: yh }] };
+  return {
+    types: [
+      { dtype: dt(c, n.inputs[0]), shape: y },
+      { dtype: dt(c, n.inputs[0]), shape: yh },
+      { dtype: dt(c, n.inputs[0]), shape: yh },
+    ],
+  };
 };
 
 const dropout: Rule = (n, c) => ({ types: [c.type(n.inputs[0]), { dtype: 'bool', shape: shp(c, n.inputs[0]) }] });
@@ -385,7 +412,10 @@ const depthToSpace: Rule = (n, c) => {
   const m = (d: Dim, f: number): Dim => (typeof d === 'number' ? d * f : null);
   return n.opType === 'DepthToSpace'
     ? one({ dtype: dt(c, n.inputs[0]), shape: [N!, typeof C === 'number' ? C / (b * b) : null, m(H!, b), m(W!, b)] })
-    : one({ dtype: dt(c, n.inputs[0]), shape: [N!, m(C!, b * b), typeof H === 'number' ? H / b : null, typeof W === 'number' ? W / b : null] });
+    : one({
+        dtype: dt(c, n.inputs[0]),
+        shape: [N!, m(C!, b * b), typeof H === 'number' ? H / b : null, typeof W === 'number' ? W / b : null],
+      });
 };
 
 const quantLinear: Rule = (n, c) => {
@@ -393,9 +423,16 @@ const quantLinear: Rule = (n, c) => {
   return one({ dtype: zpType, shape: shp(c, n.inputs[0]) });
 };
 
-const dynQuant: Rule = (n, c) => ({ types: [{ dtype: 'uint8', shape: shp(c, n.inputs[0]) }, { dtype: 'float32', shape: [] }, { dtype: 'uint8', shape: [] }] });
+const dynQuant: Rule = (n, c) => ({
+  types: [
+    { dtype: 'uint8', shape: shp(c, n.inputs[0]) },
+    { dtype: 'float32', shape: [] },
+    { dtype: 'uint8', shape: [] },
+  ],
+});
 
-const where: Rule = (n, c) => one({ dtype: dt(c, n.inputs[1]), shape: broadcast([shp(c, n.inputs[0]), shp(c, n.inputs[1]), shp(c, n.inputs[2])]) });
+const where: Rule = (n, c) =>
+  one({ dtype: dt(c, n.inputs[1]), shape: broadcast([shp(c, n.inputs[0]), shp(c, n.inputs[1]), shp(c, n.inputs[2])]) });
 
 const range: Rule = (n, c) => {
   const [s, l, d] = [c.value(n.inputs[0]), c.value(n.inputs[1]), c.value(n.inputs[2])];
@@ -404,27 +441,126 @@ const range: Rule = (n, c) => {
   return one({ dtype: dt(c, n.inputs[0]), shape: [len] });
 };
 
-const UNARY = ['Relu', 'LeakyRelu', 'PRelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Elu', 'Selu', 'Gelu', 'Erf', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Neg', 'Abs', 'Ceil', 'Floor', 'Round', 'Sin', 'Cos', 'Softplus', 'Softsign', 'Mish', 'Clip', 'Identity', 'BatchNormalization', 'InstanceNormalization', 'LayerNormalization', 'GroupNormalization', 'Softmax', 'LogSoftmax', 'LRN', 'CumSum', 'Not', 'Sign', 'ThresholdedRelu', 'Celu', 'Shrink', 'HardMax', 'Hardmax', 'LpNormalization', 'MeanVarianceNormalization', 'DequantizeLinearSame', 'QuickGelu'] as const;
+const UNARY = [
+  'Relu',
+  'LeakyRelu',
+  'PRelu',
+  'Sigmoid',
+  'HardSigmoid',
+  'HardSwish',
+  'Tanh',
+  'Elu',
+  'Selu',
+  'Gelu',
+  'Erf',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Reciprocal',
+  'Neg',
+  'Abs',
+  'Ceil',
+  'Floor',
+  'Round',
+  'Sin',
+  'Cos',
+  'Softplus',
+  'Softsign',
+  'Mish',
+  'Clip',
+  'Identity',
+  'BatchNormalization',
+  'InstanceNormalization',
+  'LayerNormalization',
+  'GroupNormalization',
+  'Softmax',
+  'LogSoftmax',
+  'LRN',
+  'CumSum',
+  'Not',
+  'Sign',
+  'ThresholdedRelu',
+  'Celu',
+  'Shrink',
+  'HardMax',
+  'Hardmax',
+  'LpNormalization',
+  'MeanVarianceNormalization',
+  'DequantizeLinearSame',
+  'QuickGelu',
+] as const;
 
 export const RULES: Record<string, Rule> = {
-  Conv: conv, ConvInteger: conv, QLinearConv: conv,
+  Conv: conv,
+  ConvInteger: conv,
+  QLinearConv: conv,
   ConvTranspose: convTranspose,
-  MaxPool: pool, AveragePool: pool, LpPool: pool,
-  GlobalAveragePool: globalPool, GlobalMaxPool: globalPool,
-  Gemm: gemm, MatMul: matmul, MatMulInteger: matmul,
-  Add: binary, Sub: binary, Mul: binary, Div: binary, Pow: binary, Mod: binary, BitShift: binary,
-  And: compare, Or: compare, Xor: compare, Equal: compare, Less: compare, Greater: compare, LessOrEqual: compare, GreaterOrEqual: compare,
-  Max: variadic, Min: variadic, Sum: variadic, Mean: variadic,
-  Concat: concat, Reshape: reshape, Flatten: flatten, Transpose: transpose,
-  Squeeze: squeeze, Unsqueeze: unsqueeze, Shape: shapeOp, Gather: gather, Slice: slice, Split: split,
-  Resize: resize, Upsample: resize,
-  ReduceMean: reduce, ReduceSum: reduce, ReduceMax: reduce, ReduceMin: reduce, ReduceProd: reduce, ReduceL2: reduce, ReduceL1: reduce, ReduceSumSquare: reduce, ReduceLogSumExp: reduce,
-  ArgMax: argReduce, ArgMin: argReduce,
-  Pad: pad, Cast: cast, ConstantOfShape: constantOfShape, Expand: expand, Tile: tile,
-  LSTM: rnn, GRU: rnn, RNN: rnn, Dropout: dropout,
-  DepthToSpace: depthToSpace, SpaceToDepth: depthToSpace,
-  QuantizeLinear: quantLinear, DequantizeLinear: (n, c) => one({ dtype: 'float32', shape: shp(c, n.inputs[0]) }),
-  DynamicQuantizeLinear: dynQuant, Where: where, Range: range,
+  MaxPool: pool,
+  AveragePool: pool,
+  LpPool: pool,
+  GlobalAveragePool: globalPool,
+  GlobalMaxPool: globalPool,
+  Gemm: gemm,
+  MatMul: matmul,
+  MatMulInteger: matmul,
+  Add: binary,
+  Sub: binary,
+  Mul: binary,
+  Div: binary,
+  Pow: binary,
+  Mod: binary,
+  BitShift: binary,
+  And: compare,
+  Or: compare,
+  Xor: compare,
+  Equal: compare,
+  Less: compare,
+  Greater: compare,
+  LessOrEqual: compare,
+  GreaterOrEqual: compare,
+  Max: variadic,
+  Min: variadic,
+  Sum: variadic,
+  Mean: variadic,
+  Concat: concat,
+  Reshape: reshape,
+  Flatten: flatten,
+  Transpose: transpose,
+  Squeeze: squeeze,
+  Unsqueeze: unsqueeze,
+  Shape: shapeOp,
+  Gather: gather,
+  Slice: slice,
+  Split: split,
+  Resize: resize,
+  Upsample: resize,
+  ReduceMean: reduce,
+  ReduceSum: reduce,
+  ReduceMax: reduce,
+  ReduceMin: reduce,
+  ReduceProd: reduce,
+  ReduceL2: reduce,
+  ReduceL1: reduce,
+  ReduceSumSquare: reduce,
+  ReduceLogSumExp: reduce,
+  ArgMax: argReduce,
+  ArgMin: argReduce,
+  Pad: pad,
+  Cast: cast,
+  ConstantOfShape: constantOfShape,
+  Expand: expand,
+  Tile: tile,
+  LSTM: rnn,
+  GRU: rnn,
+  RNN: rnn,
+  Dropout: dropout,
+  DepthToSpace: depthToSpace,
+  SpaceToDepth: depthToSpace,
+  QuantizeLinear: quantLinear,
+  DequantizeLinear: (n, c) => one({ dtype: 'float32', shape: shp(c, n.inputs[0]) }),
+  DynamicQuantizeLinear: dynQuant,
+  Where: where,
+  Range: range,
   Size: () => one({ dtype: 'int64', shape: [] }),
   NonZero: (n, c) => one({ dtype: 'int64', shape: [shp(c, n.inputs[0])?.length ?? null, null] }),
 };

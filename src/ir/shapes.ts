@@ -34,7 +34,10 @@ export function inferShapes(model: Model, opts: InferOptions = {}): InferResult 
   const shapes = opts.shapes ?? new Map<string, number[]>();
   for (const name of shapes.keys()) {
     if (!g.runtimeInputs().some((i) => i.name === name)) {
-      const names = g.runtimeInputs().map((i) => i.name).join(', ');
+      const names = g
+        .runtimeInputs()
+        .map((i) => i.name)
+        .join(', ');
       throw new EdgefitError('USAGE', `a shape was given for '${name}', which is not a model input (inputs: ${names})`);
     }
   }
@@ -50,12 +53,18 @@ export function inferShapes(model: Model, opts: InferOptions = {}): InferResult 
     const declared = inp.type;
     if (given) {
       if (declared?.shape && declared.shape.length !== given.length) {
-        throw new EdgefitError('USAGE', `the shape given for input '${inp.name}' (${given.join('x')}) has rank ${given.length}, but the model's input has rank ${declared.shape.length}`);
+        throw new EdgefitError(
+          'USAGE',
+          `the shape given for input '${inp.name}' (${given.join('x')}) has rank ${given.length}, but the model's input has rank ${declared.shape.length}`,
+        );
       }
       if (declared?.shape) {
         declared.shape.forEach((d, i) => {
           if (typeof d === 'number' && d !== given[i]) {
-            throw new EdgefitError('USAGE', `the shape given for input '${inp.name}' (${given.join('x')}): dim ${i} is fixed to ${d} in the model`);
+            throw new EdgefitError(
+              'USAGE',
+              `the shape given for input '${inp.name}' (${given.join('x')}): dim ${i} is fixed to ${d} in the model`,
+            );
           }
         });
       }
@@ -66,7 +75,7 @@ export function inferShapes(model: Model, opts: InferOptions = {}): InferResult 
   }
   const unknownOps = new Set<string>();
   const ctx: InferCtx = {
-    type: (v) => (v ? types.get(v) ?? null : null),
+    type: (v) => (v ? (types.get(v) ?? null) : null),
     value: (v) => (v ? values.get(v) : undefined),
     opset: opsetVersion(model),
     graph: g,

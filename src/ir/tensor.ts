@@ -65,14 +65,27 @@ export class Tensor {
   }
 
   withName(name: string): Tensor {
-    return new Tensor({ name, dtype: this.dtype, dims: this.dims, bytes: this.data, strings: this.strings, encoding: this.encoding, docString: this.docString });
+    return new Tensor({
+      name,
+      dtype: this.dtype,
+      dims: this.dims,
+      bytes: this.data,
+      strings: this.strings,
+      encoding: this.encoding,
+      docString: this.docString,
+    });
   }
 
   /** A copy that owns its bytes: code that writes through toFloat32()'s view cannot reach the original. */
   clone(): Tensor {
     return new Tensor({
-      name: this.name, dtype: this.dtype, dims: this.dims, bytes: Uint8Array.prototype.slice.call(this.data),
-      strings: this.strings, encoding: this.encoding, docString: this.docString,
+      name: this.name,
+      dtype: this.dtype,
+      dims: this.dims,
+      bytes: Uint8Array.prototype.slice.call(this.data),
+      strings: this.strings,
+      encoding: this.encoding,
+      docString: this.docString,
     });
   }
 

@@ -31,7 +31,12 @@ export function validateGraph(model: Model): ValidationIssue[] {
       if (!o) continue;
       const prev = producedBy.get(o);
       if (prev !== undefined || g.isGraphInput(o) || g.initializer(o)) {
-        issues.push({ kind: 'duplicate-name', node: nodeLabel(g, i), value: o, message: `${nodeLabel(g, i)} writes '${o}', which ${prev ? `${prev} also writes` : 'is already an input or initializer'}` });
+        issues.push({
+          kind: 'duplicate-name',
+          node: nodeLabel(g, i),
+          value: o,
+          message: `${nodeLabel(g, i)} writes '${o}', which ${prev ? `${prev} also writes` : 'is already an input or initializer'}`,
+        });
       }
       producedBy.set(o, nodeLabel(g, i));
     }
@@ -39,11 +44,18 @@ export function validateGraph(model: Model): ValidationIssue[] {
   for (const o of producedBy.keys()) defined.add(o);
   g.nodes.forEach((n, i) => {
     for (const v of g.nodeReads(n)) {
-      if (!defined.has(v)) issues.push({ kind: 'dangling-input', node: nodeLabel(g, i), value: v, message: `${nodeLabel(g, i)} reads '${v}', which nothing produces` });
+      if (!defined.has(v))
+        issues.push({
+          kind: 'dangling-input',
+          node: nodeLabel(g, i),
+          value: v,
+          message: `${nodeLabel(g, i)} reads '${v}', which nothing produces`,
+        });
     }
   });
   for (const o of g.outputs) {
-    if (!defined.has(o.name)) issues.push({ kind: 'missing-output', value: o.name, message: `graph output '${o.name}' is produced by no node` });
+    if (!defined.has(o.name))
+      issues.push({ kind: 'missing-output', value: o.name, message: `graph output '${o.name}' is produced by no node` });
   }
   try {
     g.topoOrder();
@@ -60,19 +72,38 @@ export function validateGraph(model: Model): ValidationIssue[] {
       const group = n.attrInt('group', 1);
       if (w && x?.shape && typeof x.shape[1] === 'number') {
         const inC = n.opType === 'Conv' ? w.dims[1]! * group : w.dims[0]!;
-        if (inC !== x.shape[1]) issues.push({ kind: 'shape-mismatch', node: label, value: n.inputs[0], message: `${label}: input has ${x.shape[1]} channels, weights expect ${inC}` });
+        if (inC !== x.shape[1])
+          issues.push({
+            kind: 'shape-mismatch',
+            node: label,
+            value: n.inputs[0],
+            message: `${label}: input has ${x.shape[1]} channels, weights expect ${inC}`,
+          });
       }
       if (w && b) {
         const outC = n.opType === 'Conv' ? w.dims[0]! : w.dims[1]! * group;
-        if (b.dims[0] !== outC) issues.push({ kind: 'shape-mismatch', node: label, value: n.inputs[2], message: `${label}: bias has ${b.dims[0]} entries for ${outC} output channels` });
+        if (b.dims[0] !== outC)
+          issues.push({
+            kind: 'shape-mismatch',
+            node: label,
+            value: n.inputs[2],
+            message: `${label}: bias has ${b.dims[0]} entries for ${outC} output channels`,
+          });
       }
-      if (w && x && x.dtype !== 'undefined' && w.dtype !== x.dtype) issues.push({ kind: 'type-mismatch', node: label, message: `${label}: input is ${x.dtype}, weights are ${w.dtype}` });
+      if (w && x && x.dtype !== 'undefined' && w.dtype !== x.dtype)
+        issues.push({ kind: 'type-mismatch', node: label, message: `${label}: input is ${x.dtype}, weights are ${w.dtype}` });
     } else if (n.opType === 'BatchNormalization') {
       const x = g.type(n.inputs[0] ?? '');
       const c = x?.shape?.[1];
       for (const p of n.inputs.slice(1, 5)) {
         const t = g.initializer(p);
-        if (t && typeof c === 'number' && t.dims[0] !== c) issues.push({ kind: 'shape-mismatch', node: label, value: p, message: `${label}: '${p}' has ${t.dims[0]} entries for ${c} channels` });
+        if (t && typeof c === 'number' && t.dims[0] !== c)
+          issues.push({
+            kind: 'shape-mismatch',
+            node: label,
+            value: p,
+            message: `${label}: '${p}' has ${t.dims[0]} entries for ${c} channels`,
+          });
       }
     } else if (n.opType === 'Gemm' || n.opType === 'MatMul') {
       const a = g.type(n.inputs[0] ?? '')?.shape;
@@ -80,7 +111,8 @@ export function validateGraph(model: Model): ValidationIssue[] {
       if (a && b && a.length >= 2 && b.length >= 2) {
         const k1 = n.opType === 'Gemm' && n.attrInt('transA', 0) ? a[0] : a[a.length - 1];
         const k2 = n.opType === 'Gemm' && n.attrInt('transB', 0) ? b[b.length - 1] : b[b.length - 2];
-        if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2) issues.push({ kind: 'shape-mismatch', node: label, message: `${label}: inner dimensions differ (${k1} vs ${k2})` });
+        if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2)
+          issues.push({ kind: 'shape-mismatch', node: label, message: `${label}: inner dimensions differ (${k1} vs ${k2})` });
       }
     }
   });

@@ -12,7 +12,10 @@ export const ModelProtoType = root.lookupType('onnx.ModelProto');
 export const GraphProtoType = root.lookupType('onnx.GraphProto');
 
 // Structural views of the decoded messages, for the serde only.
-export interface PEntry { key?: string; value?: string }
+export interface PEntry {
+  key?: string;
+  value?: string;
+}
 export interface PTensor {
   dims?: number[];
   data_type?: number;
@@ -30,7 +33,11 @@ export interface PTensor {
   uint64_data?: number[];
   metadata_props?: PEntry[];
 }
-export interface PDim { dim_value?: number; dim_param?: string; denotation?: string }
+export interface PDim {
+  dim_value?: number;
+  dim_param?: string;
+  denotation?: string;
+}
 export interface PTypeProto {
   tensor_type?: { elem_type?: number; shape?: { dim?: PDim[] } };
   sequence_type?: unknown;
@@ -39,7 +46,12 @@ export interface PTypeProto {
   sparse_tensor_type?: unknown;
   denotation?: string;
 }
-export interface PValueInfo { name?: string; type?: PTypeProto; doc_string?: string; metadata_props?: PEntry[] }
+export interface PValueInfo {
+  name?: string;
+  type?: PTypeProto;
+  doc_string?: string;
+  metadata_props?: PEntry[];
+}
 export interface PAttr {
   name?: string;
   ref_attr_name?: string;
@@ -83,7 +95,10 @@ export interface PGraph {
   quantization_annotation?: unknown[];
   metadata_props?: PEntry[];
 }
-export interface POpset { domain?: string; version?: number }
+export interface POpset {
+  domain?: string;
+  version?: number;
+}
 export interface PModel {
   ir_version?: number;
   opset_import?: POpset[];

@@ -9,7 +9,17 @@ import { Node } from '../ir/node.js';
 import { Tensor } from '../ir/tensor.js';
 import type { AttrValue, Dim, OpaqueGraph, TensorType, ValueInfo } from '../ir/types.js';
 import { dtypeBytes, dtypeFromOnnx, dtypeToOnnx, type DType } from '../ir/dtype.js';
-import { has, type PAttr, type PEntry, type PGraph, type PModel, type PNode, type PTensor, type PTypeProto, type PValueInfo } from './proto.js';
+import {
+  has,
+  type PAttr,
+  type PEntry,
+  type PGraph,
+  type PModel,
+  type PNode,
+  type PTensor,
+  type PTypeProto,
+  type PValueInfo,
+} from './proto.js';
 
 const utf8d = new TextDecoder('utf-8');
 const utf8e = new TextEncoder();
@@ -63,7 +73,11 @@ function graphFromProto(g: PGraph, opts: DecodeOptions): Graph {
     graph.declaredValueInfo.add(v.name);
   }
   graph.nodes = (g.node ?? []).map((n) => nodeFromProto(n, opts));
-  graph.extra = { sparse_initializer: g.sparse_initializer, quantization_annotation: g.quantization_annotation, metadata_props: g.metadata_props };
+  graph.extra = {
+    sparse_initializer: g.sparse_initializer,
+    quantization_annotation: g.quantization_annotation,
+    metadata_props: g.metadata_props,
+  };
   graph.touch();
   return graph;
 }
@@ -85,16 +99,26 @@ function nodeFromProto(n: PNode, opts: DecodeOptions): Node {
 function attrFromProto(a: PAttr, opts: DecodeOptions): AttrValue {
   if (has(a, 'ref_attr_name') || has(a, 'doc_string')) return { type: 'opaque', value: a };
   switch (a.type) {
-    case ATTR.FLOAT: return { type: 'float', value: a.f ?? 0 };
-    case ATTR.INT: return { type: 'int', value: a.i ?? 0 };
-    case ATTR.STRING: return { type: 'string', value: utf8d.decode(a.s ?? new Uint8Array()) };
-    case ATTR.TENSOR: return { type: 'tensor', value: tensorFromProto(a.t ?? {}, opts) };
-    case ATTR.GRAPH: return { type: 'graph', value: opaqueGraph(a.g ?? {}) };
-    case ATTR.FLOATS: return { type: 'floats', value: [...(a.floats ?? [])] };
-    case ATTR.INTS: return { type: 'ints', value: [...(a.ints ?? [])] };
-    case ATTR.STRINGS: return { type: 'strings', value: (a.strings ?? []).map((s) => utf8d.decode(s)) };
-    case ATTR.GRAPHS: return { type: 'graphs', value: (a.graphs ?? []).map(opaqueGraph) };
-    default: return { type: 'opaque', value: a };
+    case ATTR.FLOAT:
+      return { type: 'float', value: a.f ?? 0 };
+    case ATTR.INT:
+      return { type: 'int', value: a.i ?? 0 };
+    case ATTR.STRING:
+      return { type: 'string', value: utf8d.decode(a.s ?? new Uint8Array()) };
+    case ATTR.TENSOR:
+      return { type: 'tensor', value: tensorFromProto(a.t ?? {}, opts) };
+    case ATTR.GRAPH:
+      return { type: 'graph', value: opaqueGraph(a.g ?? {}) };
+    case ATTR.FLOATS:
+      return { type: 'floats', value: [...(a.floats ?? [])] };
+    case ATTR.INTS:
+      return { type: 'ints', value: [...(a.ints ?? [])] };
+    case ATTR.STRINGS:
+      return { type: 'strings', value: (a.strings ?? []).map((s) => utf8d.decode(s)) };
+    case ATTR.GRAPHS:
+      return { type: 'graphs', value: (a.graphs ?? []).map(opaqueGraph) };
+    default:
+      return { type: 'opaque', value: a };
   }
 }
 
@@ -125,7 +149,9 @@ function valueInfoFromProto(v: PValueInfo): ValueInfo {
   if (!t) return out;
   if (t.tensor_type) {
     const tt = t.tensor_type;
-    const shape: Dim[] | null = tt.shape ? (tt.shape.dim ?? []).map((d) => (has(d, 'dim_value') ? d.dim_value! : has(d, 'dim_param') ? d.dim_param! : null)) : null;
+    const shape: Dim[] | null = tt.shape
+      ? (tt.shape.dim ?? []).map((d) => (has(d, 'dim_value') ? d.dim_value! : has(d, 'dim_param') ? d.dim_param! : null))
+      : null;
     out.type = { dtype: dtypeFromOnnx(tt.elem_type), shape };
   } else {
     out.opaqueType = t;
@@ -150,7 +176,11 @@ export function tensorFromProto(t: PTensor, opts: DecodeOptions): Tensor {
     const entries = new Map((t.external_data ?? []).map((e: PEntry) => [e.key ?? '', e.value ?? '']));
     const location = entries.get('location');
     if (!location) throw new EdgefitError('EXTERNAL_DATA', `tensor '${name}' is external but names no location`);
-    if (!opts.baseDir) throw new EdgefitError('EXTERNAL_DATA', `tensor '${name}' keeps its data in '${location}'; load the model from a file path so the side file can be found`);
+    if (!opts.baseDir)
+      throw new EdgefitError(
+        'EXTERNAL_DATA',
+        `tensor '${name}' keeps its data in '${location}'; load the model from a file path so the side file can be found`,
+      );
     const path = safeExternalPath(opts.baseDir, location, name);
     let file: Buffer;
     try {
@@ -161,7 +191,8 @@ export function tensorFromProto(t: PTensor, opts: DecodeOptions): Tensor {
     const offset = Number(entries.get('offset') ?? 0);
     const want = dims.reduce((a, b) => a * b, 1) * dtypeBytes(dtype);
     const length = entries.has('length') ? Number(entries.get('length')) : want;
-    if (offset + length > file.byteLength) throw new EdgefitError('EXTERNAL_DATA', `tensor '${name}': external data file '${location}' is too short`);
+    if (offset + length > file.byteLength)
+      throw new EdgefitError('EXTERNAL_DATA', `tensor '${name}': external data file '${location}' is too short`);
     return new Tensor({ name, dtype, dims, bytes: new Uint8Array(file.buffer, file.byteOffset + offset, length), docString });
   }
   if (dtype === 'string') return new Tensor({ name, dtype, dims, strings: t.string_data ?? [], encoding: 'typed', docString });
@@ -172,17 +203,31 @@ export function tensorFromProto(t: PTensor, opts: DecodeOptions): Tensor {
 function typedToBytes(t: PTensor, dtype: DType): Uint8Array {
   const b = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   switch (dtype) {
-    case 'float32': return b(Float32Array.from(t.float_data ?? []));
-    case 'float64': return b(Float64Array.from(t.double_data ?? []));
-    case 'int64': return b(BigInt64Array.from(t.int64_data ?? [], (v) => BigInt(v)));
-    case 'uint32': return b(Uint32Array.from(t.uint64_data ?? []));
-    case 'uint64': return b(BigUint64Array.from(t.uint64_data ?? [], (v) => BigInt(v)));
-    case 'int32': return b(Int32Array.from(t.int32_data ?? []));
-    case 'int16': return b(Int16Array.from(t.int32_data ?? []));
-    case 'uint16': case 'float16': case 'bfloat16': return b(Uint16Array.from(t.int32_data ?? []));
-    case 'int8': return b(Int8Array.from(t.int32_data ?? []));
-    case 'uint8': case 'bool': return Uint8Array.from(t.int32_data ?? []);
-    default: throw new EdgefitError('UNSUPPORTED', `tensor '${t.name ?? ''}' has unsupported data type ${t.data_type}`);
+    case 'float32':
+      return b(Float32Array.from(t.float_data ?? []));
+    case 'float64':
+      return b(Float64Array.from(t.double_data ?? []));
+    case 'int64':
+      return b(BigInt64Array.from(t.int64_data ?? [], (v) => BigInt(v)));
+    case 'uint32':
+      return b(Uint32Array.from(t.uint64_data ?? []));
+    case 'uint64':
+      return b(BigUint64Array.from(t.uint64_data ?? [], (v) => BigInt(v)));
+    case 'int32':
+      return b(Int32Array.from(t.int32_data ?? []));
+    case 'int16':
+      return b(Int16Array.from(t.int32_data ?? []));
+    case 'uint16':
+    case 'float16':
+    case 'bfloat16':
+      return b(Uint16Array.from(t.int32_data ?? []));
+    case 'int8':
+      return b(Int8Array.from(t.int32_data ?? []));
+    case 'uint8':
+    case 'bool':
+      return Uint8Array.from(t.int32_data ?? []);
+    default:
+      throw new EdgefitError('UNSUPPORTED', `tensor '${t.name ?? ''}' has unsupported data type ${t.data_type}`);
   }
 }
 
@@ -192,7 +237,9 @@ export function modelToProto(m: Model): PModel {
   const extra = (m.extra ?? {}) as { training_info?: unknown[]; functions?: unknown[]; bareOpsets?: string[] };
   const p: PModel = {
     ir_version: m.irVersion,
-    opset_import: [...m.opsets].map(([domain, version]) => (domain === '' && extra.bareOpsets?.includes('') ? { version } : { domain, version })),
+    opset_import: [...m.opsets].map(([domain, version]) =>
+      domain === '' && extra.bareOpsets?.includes('') ? { version } : { domain, version },
+    ),
     graph: graphToProto(m.graph),
   };
   if (m.producerName) p.producer_name = m.producerName;
@@ -242,16 +289,26 @@ function nodeToProto(n: Node): PNode {
 
 function attrToProto(name: string, a: AttrValue): PAttr {
   switch (a.type) {
-    case 'float': return { name, f: a.value, type: ATTR.FLOAT };
-    case 'int': return { name, i: a.value, type: ATTR.INT };
-    case 'string': return { name, s: utf8e.encode(a.value), type: ATTR.STRING };
-    case 'tensor': return { name, t: tensorToProto(a.value), type: ATTR.TENSOR };
-    case 'graph': return { name, g: a.value.proto as PGraph, type: ATTR.GRAPH };
-    case 'floats': return { name, floats: a.value, type: ATTR.FLOATS };
-    case 'ints': return { name, ints: a.value, type: ATTR.INTS };
-    case 'strings': return { name, strings: a.value.map((s) => utf8e.encode(s)), type: ATTR.STRINGS };
-    case 'graphs': return { name, graphs: a.value.map((g) => g.proto as PGraph), type: ATTR.GRAPHS };
-    case 'opaque': return a.value as PAttr;
+    case 'float':
+      return { name, f: a.value, type: ATTR.FLOAT };
+    case 'int':
+      return { name, i: a.value, type: ATTR.INT };
+    case 'string':
+      return { name, s: utf8e.encode(a.value), type: ATTR.STRING };
+    case 'tensor':
+      return { name, t: tensorToProto(a.value), type: ATTR.TENSOR };
+    case 'graph':
+      return { name, g: a.value.proto as PGraph, type: ATTR.GRAPH };
+    case 'floats':
+      return { name, floats: a.value, type: ATTR.FLOATS };
+    case 'ints':
+      return { name, ints: a.value, type: ATTR.INTS };
+    case 'strings':
+      return { name, strings: a.value.map((s) => utf8e.encode(s)), type: ATTR.STRINGS };
+    case 'graphs':
+      return { name, graphs: a.value.map((g) => g.proto as PGraph), type: ATTR.GRAPHS };
+    case 'opaque':
+      return a.value as PAttr;
   }
 }
 
@@ -265,7 +322,8 @@ function valueInfoToProto(v: ValueInfo): PValueInfo {
 
 function typeToProto(t: TensorType): NonNullable<PTypeProto['tensor_type']> {
   const out: NonNullable<PTypeProto['tensor_type']> = { elem_type: dtypeToOnnx(t.dtype) };
-  if (t.shape) out.shape = { dim: t.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : typeof d === 'string' ? { dim_param: d } : {})) };
+  if (t.shape)
+    out.shape = { dim: t.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : typeof d === 'string' ? { dim_param: d } : {})) };
   return out;
 }
 
@@ -286,17 +344,41 @@ export function tensorToProto(t: Tensor): PTensor {
     return new C(src.buffer, src.byteOffset, src.byteLength / C.BYTES_PER_ELEMENT);
   };
   switch (t.dtype) {
-    case 'float32': p.float_data = Array.from(view(Float32Array)); break;
-    case 'float64': p.double_data = Array.from(view(Float64Array)); break;
-    case 'int64': p.int64_data = Array.from(view(BigInt64Array), Number); break;
-    case 'uint32': p.uint64_data = Array.from(view(Uint32Array)); break;
-    case 'uint64': p.uint64_data = Array.from(view(BigUint64Array), Number); break;
-    case 'int32': p.int32_data = Array.from(view(Int32Array)); break;
-    case 'int16': p.int32_data = Array.from(view(Int16Array)); break;
-    case 'uint16': case 'float16': case 'bfloat16': p.int32_data = Array.from(view(Uint16Array)); break;
-    case 'int8': p.int32_data = Array.from(view(Int8Array)); break;
-    case 'uint8': case 'bool': p.int32_data = Array.from(bytes); break;
-    default: p.raw_data = bytes;
+    case 'float32':
+      p.float_data = Array.from(view(Float32Array));
+      break;
+    case 'float64':
+      p.double_data = Array.from(view(Float64Array));
+      break;
+    case 'int64':
+      p.int64_data = Array.from(view(BigInt64Array), Number);
+      break;
+    case 'uint32':
+      p.uint64_data = Array.from(view(Uint32Array));
+      break;
+    case 'uint64':
+      p.uint64_data = Array.from(view(BigUint64Array), Number);
+      break;
+    case 'int32':
+      p.int32_data = Array.from(view(Int32Array));
+      break;
+    case 'int16':
+      p.int32_data = Array.from(view(Int16Array));
+      break;
+    case 'uint16':
+    case 'float16':
+    case 'bfloat16':
+      p.int32_data = Array.from(view(Uint16Array));
+      break;
+    case 'int8':
+      p.int32_data = Array.from(view(Int8Array));
+      break;
+    case 'uint8':
+    case 'bool':
+      p.int32_data = Array.from(bytes);
+      break;
+    default:
+      p.raw_data = bytes;
   }
   return p;
 }

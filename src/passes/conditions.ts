@@ -9,10 +9,23 @@ import { validateGraph, type ValidationIssue } from '../ir/validate.js';
 import { isFloatDType } from '../ir/dtype.js';
 
 /** Issues that make a graph unrunnable whatever its shapes: what a pass may require of its input. */
-const STRUCTURAL: ReadonlySet<ValidationIssue['kind']> = new Set(['dangling-input', 'duplicate-name', 'cycle', 'missing-output', 'empty-op']);
+const STRUCTURAL: ReadonlySet<ValidationIssue['kind']> = new Set([
+  'dangling-input',
+  'duplicate-name',
+  'cycle',
+  'missing-output',
+  'empty-op',
+]);
 
 const QUANT_OPS = new Set([
-  'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger', 'DynamicQuantizeMatMul',
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'DynamicQuantizeLinear',
+  'QLinearConv',
+  'QLinearMatMul',
+  'MatMulInteger',
+  'ConvInteger',
+  'DynamicQuantizeMatMul',
 ]);
 
 export interface Condition<S = unknown> {
@@ -75,7 +88,12 @@ export const CONDITIONS = {
     code: 'INVALID_GRAPH',
     pre: (m) => {
       const bad = validateGraph(m).filter((i) => STRUCTURAL.has(i.kind));
-      return bad.length ? list(bad.map((i) => i.message), 2) : undefined;
+      return bad.length
+        ? list(
+            bad.map((i) => i.message),
+            2,
+          )
+        : undefined;
     },
   }),
   'opset-known': condition({
@@ -97,7 +115,12 @@ export const CONDITIONS = {
     post: (m, before: Map<string, number>) => {
       const after = validateGraph(m);
       const grew = [...new Set(after.map((i) => i.kind))].filter((k) => after.filter((i) => i.kind === k).length > (before.get(k) ?? 0));
-      return grew.length ? list(after.filter((i) => grew.includes(i.kind)).map((i) => i.message), 2) : undefined;
+      return grew.length
+        ? list(
+            after.filter((i) => grew.includes(i.kind)).map((i) => i.message),
+            2,
+          )
+        : undefined;
     },
   }),
   'outputs-kept': condition({
@@ -153,8 +176,15 @@ export const CONDITIONS = {
   'no-dense-constants': condition({
     text: 'no Constant node holding a dense tensor remains: weights are initializers',
     post: (m) => {
-      const c = m.graph.nodes.find((n) => n.opType === 'Constant' && (n.domain === '' || n.domain === 'ai.onnx') && !m.graph.isGraphOutput(n.outputs[0] ?? '')
-        && ['value', 'value_float', 'value_floats', 'value_int', 'value_ints'].some((a) => n.attrs.get(a)?.type === (a === 'value' ? 'tensor' : a.slice(6))));
+      const c = m.graph.nodes.find(
+        (n) =>
+          n.opType === 'Constant' &&
+          (n.domain === '' || n.domain === 'ai.onnx') &&
+          !m.graph.isGraphOutput(n.outputs[0] ?? '') &&
+          ['value', 'value_float', 'value_floats', 'value_int', 'value_ints'].some(
+            (a) => n.attrs.get(a)?.type === (a === 'value' ? 'tensor' : a.slice(6)),
+          ),
+      );
       return c ? `${c.label()} is still a Constant node` : undefined;
     },
   }),

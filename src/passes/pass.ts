@@ -43,7 +43,8 @@ function checkBefore(pass: PassContract, model: Model): Checked {
 function checkAfter(pass: PassContract, model: Model, captured: Checked, details: unknown): void {
   for (const { name, state } of captured) {
     const why = (CONDITIONS[name] as AnyCondition).post?.(model, state, details);
-    if (why !== undefined) throw new EdgefitError('INTERNAL', `${pass.name} broke its guarantee '${name}' (${CONDITIONS[name].text}): ${why}`);
+    if (why !== undefined)
+      throw new EdgefitError('INTERNAL', `${pass.name} broke its guarantee '${name}' (${CONDITIONS[name].text}): ${why}`);
   }
 }
 

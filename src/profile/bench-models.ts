@@ -81,7 +81,13 @@ export function convFp32(s: ConvShape): Uint8Array {
   g.name = 'conv_fp32';
   g.inputs = [{ name: 'X', type: { dtype: 'float32', shape: [1, s.c, s.h, s.w] } }];
   g.outputs = [{ name: 'Y', type: { dtype: 'float32', shape: [1, s.k, s.h, s.w] } }];
-  g.setInitializer(Tensor.fromFloat32('W', [s.k, s.c, s.r, s.r], randomFloats(s.k * s.c * s.r * s.r, 2).map((v) => v * 0.05)));
+  g.setInitializer(
+    Tensor.fromFloat32(
+      'W',
+      [s.k, s.c, s.r, s.r],
+      randomFloats(s.k * s.c * s.r * s.r, 2).map((v) => v * 0.05),
+    ),
+  );
   g.setInitializer(Tensor.fromFloat32('Bias', [s.k], randomFloats(s.k, 3)));
   const p = (s.r - 1) >> 1;
   g.addNode({

@@ -3,7 +3,6 @@
 // whether quantization is worth a candidate; numbers are medians of timed runs.
 import * as ort from 'onnxruntime-node';
 import { availableParallelism } from 'node:os';
-import { EdgefitError } from '../errors.js';
 import { convFp32, convInt8, gemmFp32, gemmInt8, randomFloats, randomInt8, randomUint8, type Act, type ConvShape } from './bench-models.js';
 import type { BenchResult, Int8Measure, KernelBench } from './types.js';
 import { openSession } from '../runtime/runner.js';
@@ -92,7 +91,10 @@ async function kernel(
   const sessions: ort.InferenceSession[] = [];
   try {
     for (const [bytes] of cases) sessions.push(await session(bytes, threads));
-    const secs = await timeInterleaved(sessions.map((s, i) => () => s.run(cases[i]![1])), budget * cases.length);
+    const secs = await timeInterleaved(
+      sessions.map((s, i) => () => s.run(cases[i]![1])),
+      budget * cases.length,
+    );
     const [f, u, q] = secs.map((sec) => ops / sec / 1e9) as [number, number, number];
     const m = (g: number): Int8Measure => ({ gops: round(g), speedup: round(g / f) });
     return { shape, fp32Op, int8Op, fp32Gops: round(f), int8: { u8: m(u), s8: m(q) } };

@@ -34,9 +34,28 @@ export function parseDeviceTreeModel(text: string | null): Pick<BoardInfo, 'id' 
 // Raspberry Pi new-style revision code, bit layout NOQuuuWuFMMMCCCCPPPPTTTTTTTTRRRR
 // (Raspberry Pi documentation, "Raspberry Pi revision codes").
 const PI_TYPES: Record<number, string> = {
-  0x00: 'A', 0x01: 'B', 0x02: 'A+', 0x03: 'B+', 0x04: '2B', 0x06: 'CM1', 0x08: '3B', 0x09: 'Zero',
-  0x0a: 'CM3', 0x0c: 'Zero W', 0x0d: '3B+', 0x0e: '3A+', 0x10: 'CM3+', 0x11: '4B', 0x12: 'Zero 2 W',
-  0x13: '400', 0x14: 'CM4', 0x15: 'CM4S', 0x17: '5', 0x18: 'CM5', 0x19: '500', 0x1a: 'CM5 Lite',
+  0x00: 'A',
+  0x01: 'B',
+  0x02: 'A+',
+  0x03: 'B+',
+  0x04: '2B',
+  0x06: 'CM1',
+  0x08: '3B',
+  0x09: 'Zero',
+  0x0a: 'CM3',
+  0x0c: 'Zero W',
+  0x0d: '3B+',
+  0x0e: '3A+',
+  0x10: 'CM3+',
+  0x11: '4B',
+  0x12: 'Zero 2 W',
+  0x13: '400',
+  0x14: 'CM4',
+  0x15: 'CM4S',
+  0x17: '5',
+  0x18: 'CM5',
+  0x19: '500',
+  0x1a: 'CM5 Lite',
 };
 const PI_SOCS = ['BCM2835', 'BCM2836', 'BCM2837', 'BCM2711', 'BCM2712'] as const;
 const PI_MAKERS = ['Sony UK', 'Egoman', 'Embest', 'Sony Japan', 'Embest', 'Stadium'] as const;
@@ -66,10 +85,28 @@ export function decodePiRevision(code: string | null): PiRevision | null {
 
 /** L4T release -> JetPack release, for the versions Jetson Nano/Xavier/Orin boards ship with. */
 const JETPACK: Record<string, string> = {
-  'R32.4.3': '4.4', 'R32.4.4': '4.4.1', 'R32.5.0': '4.5', 'R32.5.1': '4.5.1', 'R32.5.2': '4.5.1',
-  'R32.6.1': '4.6', 'R32.7.1': '4.6.1', 'R32.7.2': '4.6.2', 'R32.7.3': '4.6.3', 'R32.7.4': '4.6.4', 'R32.7.5': '4.6.5', 'R32.7.6': '4.6.6',
-  'R35.1.0': '5.0.2', 'R35.2.1': '5.1', 'R35.3.1': '5.1.1', 'R35.4.1': '5.1.2', 'R35.5.0': '5.1.3', 'R35.6.0': '5.1.4',
-  'R36.2.0': '6.0 DP', 'R36.3.0': '6.0', 'R36.4.0': '6.1', 'R36.4.3': '6.2',
+  'R32.4.3': '4.4',
+  'R32.4.4': '4.4.1',
+  'R32.5.0': '4.5',
+  'R32.5.1': '4.5.1',
+  'R32.5.2': '4.5.1',
+  'R32.6.1': '4.6',
+  'R32.7.1': '4.6.1',
+  'R32.7.2': '4.6.2',
+  'R32.7.3': '4.6.3',
+  'R32.7.4': '4.6.4',
+  'R32.7.5': '4.6.5',
+  'R32.7.6': '4.6.6',
+  'R35.1.0': '5.0.2',
+  'R35.2.1': '5.1',
+  'R35.3.1': '5.1.1',
+  'R35.4.1': '5.1.2',
+  'R35.5.0': '5.1.3',
+  'R35.6.0': '5.1.4',
+  'R36.2.0': '6.0 DP',
+  'R36.3.0': '6.0',
+  'R36.4.0': '6.1',
+  'R36.4.3': '6.2',
 };
 
 /** Parse /etc/nv_tegra_release: '# R32 (release), REVISION: 7.1, GCID: ..., BOARD: t210ref, ...'. */
@@ -85,7 +122,12 @@ export function parseNvTegraRelease(text: string | null): L4tRelease | null {
 }
 
 /** Combine the firmware sources into one BoardInfo. */
-export function identifyBoard(src: { deviceTreeModel: string | null; cpuinfoModel: string | null; cpuinfoRevision: string | null; nvTegraRelease: string | null }): BoardInfo {
+export function identifyBoard(src: {
+  deviceTreeModel: string | null;
+  cpuinfoModel: string | null;
+  cpuinfoRevision: string | null;
+  nvTegraRelease: string | null;
+}): BoardInfo {
   // the device tree is authoritative; Raspberry Pi kernels also echo it as cpuinfo 'Model'
   let b = parseDeviceTreeModel(src.deviceTreeModel);
   if (b.id === null && src.cpuinfoModel) {

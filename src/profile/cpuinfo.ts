@@ -41,7 +41,10 @@ function lines(text: string): Array<[string, string]> {
 function normHex(v: string, width: number): string | null {
   const m = /^0x([0-9a-f]+)$/i.exec(v.trim());
   if (!m) return null;
-  return `0x${m[1]!.toLowerCase().replace(/^0+(?=.)/, '').padStart(width, '0')}`;
+  return `0x${m[1]!
+    .toLowerCase()
+    .replace(/^0+(?=.)/, '')
+    .padStart(width, '0')}`;
 }
 
 /** Decode the flag words of a 'flags' (x86) or 'Features' (arm) line. */

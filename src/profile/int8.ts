@@ -15,11 +15,19 @@ export interface Int8Rule extends Int8Flavour {
 
 const X86 = ['x64', 'ia32'] as const;
 const VNNI = {
-  activation: 'u8', weight: 's8', perChannel: true, reduceRange: false, benefit: 'yes',
+  activation: 'u8',
+  weight: 's8',
+  perChannel: true,
+  reduceRange: false,
+  benefit: 'yes',
   reason: 'VNNI multiplies u8 activations by s8 weights in one instruction without saturation',
 } as const;
 const NO_VNNI = {
-  activation: 'u8', weight: 's8', perChannel: true, reduceRange: true, benefit: 'yes',
+  activation: 'u8',
+  weight: 's8',
+  perChannel: true,
+  reduceRange: true,
+  benefit: 'yes',
   reason: 'without VNNI the u8 x s8 kernels (VPMADDUBSW) saturate 16-bit sums, so weights use 7 bits (reduce_range)',
 } as const;
 const all = (): boolean => true;
@@ -32,37 +40,67 @@ export const INT8_RULES: readonly { arches: readonly string[]; when: (f: CpuFeat
   { arches: X86, when: (f) => f.avx2, rule: { feature: 'avx2', ...NO_VNNI } },
   { arches: X86, when: (f) => f.avx512, rule: { feature: 'avx512f', ...NO_VNNI } },
   {
-    arches: X86, when: all,
+    arches: X86,
+    when: all,
     rule: {
-      feature: 'none', activation: 'u8', weight: 's8', perChannel: false, reduceRange: true, benefit: 'maybe',
+      feature: 'none',
+      activation: 'u8',
+      weight: 's8',
+      perChannel: false,
+      reduceRange: true,
+      benefit: 'maybe',
       reason: 'SSE-only x86: int8 kernels exist but gain little over fp32; measure',
     },
   },
   {
-    arches: ['arm64'], when: (f) => f.i8mm,
+    arches: ['arm64'],
+    when: (f) => f.i8mm,
     rule: {
-      feature: 'i8mm', activation: 's8', weight: 's8', perChannel: true, reduceRange: false, benefit: 'yes',
+      feature: 'i8mm',
+      activation: 's8',
+      weight: 's8',
+      perChannel: true,
+      reduceRange: false,
+      benefit: 'yes',
       reason: 'i8mm (SMMLA) and dot-product kernels run s8 x s8 natively',
     },
   },
   {
-    arches: ['arm64'], when: (f) => f.dotProd,
+    arches: ['arm64'],
+    when: (f) => f.dotProd,
     rule: {
-      feature: 'asimddp', activation: 's8', weight: 's8', perChannel: true, reduceRange: false, benefit: 'yes',
+      feature: 'asimddp',
+      activation: 's8',
+      weight: 's8',
+      perChannel: true,
+      reduceRange: false,
+      benefit: 'yes',
       reason: 'dot-product (SDOT/UDOT) kernels run s8 or u8 activations with s8 weights natively',
     },
   },
   {
-    arches: ['arm64'], when: all,
+    arches: ['arm64'],
+    when: all,
     rule: {
-      feature: 'none', activation: 'u8', weight: 's8', perChannel: true, reduceRange: false, benefit: 'maybe',
+      feature: 'none',
+      activation: 'u8',
+      weight: 's8',
+      perChannel: true,
+      reduceRange: false,
+      benefit: 'maybe',
       reason: 'no dot-product: int8 GEMM uses widening NEON multiplies; int8 may not pay beyond the 4x smaller model, measure',
     },
   },
   {
-    arches: ['arm'], when: all,
+    arches: ['arm'],
+    when: all,
     rule: {
-      feature: 'none', activation: 'u8', weight: 's8', perChannel: false, reduceRange: false, benefit: 'unlikely',
+      feature: 'none',
+      activation: 'u8',
+      weight: 's8',
+      perChannel: false,
+      reduceRange: false,
+      benefit: 'unlikely',
       reason: '32-bit arm user space: onnxruntime has few optimised int8 kernels here; prefer fp32 or a 64-bit OS',
     },
   },
@@ -73,7 +111,12 @@ export function int8Rule(arch: string, f: CpuFeatures): Int8Rule {
   const row = INT8_RULES.find((r) => r.arches.includes(arch) && r.when(f));
   if (row) return { ...row.rule };
   return {
-    feature: 'none', activation: 'u8', weight: 's8', perChannel: false, reduceRange: false, benefit: 'maybe',
+    feature: 'none',
+    activation: 'u8',
+    weight: 's8',
+    perChannel: false,
+    reduceRange: false,
+    benefit: 'maybe',
     reason: `no int8 guidance for ${arch}; measure`,
   };
 }

@@ -80,7 +80,10 @@ export async function probeHardware(opts: ProbeOptions = {}): Promise<HardwarePr
   };
 
   if (hw.cpuinfo.features.raw.length === 0) warnings.push('no CPU feature flags found in /proc/cpuinfo; int8 advice is a guess');
-  if (hw.userland.mismatch) warnings.push(`64-bit kernel (${hw.userland.machine}) with a 32-bit user space: onnxruntime runs its slower arm32 kernels; a 64-bit OS is faster`);
+  if (hw.userland.mismatch)
+    warnings.push(
+      `64-bit kernel (${hw.userland.machine}) with a 32-bit user space: onnxruntime runs its slower arm32 kernels; a 64-bit OS is faster`,
+    );
   if (hw.throttling) {
     const d = describeThrottling(hw.throttling);
     if (d) warnings.push(`firmware reports ${d}: measurements on this box may understate its speed`);

@@ -104,7 +104,9 @@ export function loadProfiles(dir: string = defaultProfilesDir()): BoardProfile[]
   const root = resolve(dir);
   let files: string[];
   try {
-    files = readdirSync(root).filter((f) => f.endsWith('.json') && f !== 'schema.json').sort();
+    files = readdirSync(root)
+      .filter((f) => f.endsWith('.json') && f !== 'schema.json')
+      .sort();
   } catch (e) {
     throw new EdgefitError('CONFIG', `cannot read the profiles folder ${root}`, { cause: e });
   }
@@ -168,11 +170,24 @@ export function matchRules(p: BoardProfile, hw: Pick<HardwareProfile, 'arch' | '
   return held;
 }
 
-function resolveProfile(p: BoardProfile, hw: Pick<HardwareProfile, 'cpu' | 'int8'>, source: SelectedProfile['source'], matchedBy: string[]): SelectedProfile {
+function resolveProfile(
+  p: BoardProfile,
+  hw: Pick<HardwareProfile, 'cpu' | 'int8'>,
+  source: SelectedProfile['source'],
+  matchedBy: string[],
+): SelectedProfile {
   const detected: Int8Flavour = hw.int8;
   const int8: SelectedProfile['int8'] =
     p.int8 === 'auto'
-      ? { activation: detected.activation, weight: detected.weight, perChannel: detected.perChannel, reduceRange: detected.reduceRange, benefit: detected.benefit, reason: detected.reason, source: 'detected' }
+      ? {
+          activation: detected.activation,
+          weight: detected.weight,
+          perChannel: detected.perChannel,
+          reduceRange: detected.reduceRange,
+          benefit: detected.benefit,
+          reason: detected.reason,
+          source: 'detected',
+        }
       : { ...p.int8, benefit: detected.benefit, reason: detected.reason, source: 'profile' };
   // 'auto' threads = physical cores: onnxruntime's intra-op pool gains nothing from SMT siblings
   const threads = p.threads === 'auto' ? Math.max(1, hw.cpu.physicalCores || hw.cpu.cores) : p.threads;
@@ -207,7 +222,9 @@ export function selectProfile(
     .sort((a, b) => specificity(b.p) - specificity(a.p) || a.p.name.localeCompare(b.p.name));
   const best = ranked[0];
   if (!best) {
-    throw new EdgefitError('CONFIG', `no board profile matches this machine (arch ${hw.arch}, board ${hw.board.model ?? 'unknown'})`, { remedy: { option: 'profile', choices: names } });
+    throw new EdgefitError('CONFIG', `no board profile matches this machine (arch ${hw.arch}, board ${hw.board.model ?? 'unknown'})`, {
+      remedy: { option: 'profile', choices: names },
+    });
   }
   return resolveProfile(best.p, hw, 'match', best.held);
 }

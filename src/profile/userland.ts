@@ -17,10 +17,25 @@ export function parseLongBit(text: string | null): 32 | 64 | null {
   return v === '32' ? 32 : v === '64' ? 64 : null;
 }
 
-const BITS_OF_ARCH: Record<string, 32 | 64> = { x64: 64, arm64: 64, ppc64: 64, s390x: 64, riscv64: 64, loong64: 64, mips64el: 64, arm: 32, ia32: 32 };
+const BITS_OF_ARCH: Record<string, 32 | 64> = {
+  x64: 64,
+  arm64: 64,
+  ppc64: 64,
+  s390x: 64,
+  riscv64: 64,
+  loong64: 64,
+  mips64el: 64,
+  arm: 32,
+  ia32: 32,
+};
 const KERNEL64 = /^(aarch64|arm64|x86_64|amd64|ppc64le|s390x|riscv64)$/;
 
-export function decideUserland(src: { processArch: string; elfHead: Uint8Array | null; longBit: string | null; machine: string | null }): Userland {
+export function decideUserland(src: {
+  processArch: string;
+  elfHead: Uint8Array | null;
+  longBit: string | null;
+  machine: string | null;
+}): Userland {
   const processBits = BITS_OF_ARCH[src.processArch] ?? 64;
   const elfBits = elfClass(src.elfHead);
   const longBit = parseLongBit(src.longBit);

@@ -11,17 +11,40 @@ export const STREAMS = ['metrics', 'events'] as const;
 export type Stream = (typeof STREAMS)[number];
 
 export interface FitRow {
-  id: number; fitKey: string; modelSha256: string; budgets: Budgets; hardwareHash: string; fitter: string;
-  status: 'running' | 'done' | 'failed'; chosenId: string | null; referenceLatencyMs: number | null;
-  shortfall: FitResult['shortfall'] | null; error: string | null; startedAt: string; finishedAt: string | null;
+  id: number;
+  fitKey: string;
+  modelSha256: string;
+  budgets: Budgets;
+  hardwareHash: string;
+  fitter: string;
+  status: 'running' | 'done' | 'failed';
+  chosenId: string | null;
+  referenceLatencyMs: number | null;
+  shortfall: FitResult['shortfall'] | null;
+  error: string | null;
+  startedAt: string;
+  finishedAt: string | null;
 }
 export interface DeploymentRow {
-  id: number; version: string; fitId: number | null; candidateId: string | null; modelSha256: string;
-  source: string; state: string; startedAt: string; finishedAt: string | null;
+  id: number;
+  version: string;
+  fitId: number | null;
+  candidateId: string | null;
+  modelSha256: string;
+  source: string;
+  state: string;
+  startedAt: string;
+  finishedAt: string | null;
 }
 export interface MetricSample {
-  ts: number; cpuLoad: number | null; temperatureC: number | null; memAvailableMb: number | null; rssMb: number | null;
-  latencyP50Ms: number | null; latencyP95Ms: number | null; level: number | null;
+  ts: number;
+  cpuLoad: number | null;
+  temperatureC: number | null;
+  memAvailableMb: number | null;
+  rssMb: number | null;
+  latencyP50Ms: number | null;
+  latencyP95Ms: number | null;
+  level: number | null;
 }
 
 export interface StoreOptions {
@@ -94,28 +117,47 @@ export class Store {
     return (this.db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined)?.value ?? 0;
   }
   private bump(name: string, by: number): void {
-    this.db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value').run(name, by);
+    this.db
+      .prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value')
+      .run(name, by);
   }
 
   // ---- hardware profile ----
   saveHardware(hash: string, profile: string, json: unknown): void {
-    this.db.prepare('INSERT INTO hardware_profile (ts, hash, profile, json) VALUES (?, ?, ?, ?)').run(nowIso(), hash, profile, JSON.stringify(json));
+    this.db
+      .prepare('INSERT INTO hardware_profile (ts, hash, profile, json) VALUES (?, ?, ?, ?)')
+      .run(nowIso(), hash, profile, JSON.stringify(json));
   }
   lastHardware(): { hash: string; profile: string; json: unknown } | undefined {
-    const r = this.db.prepare('SELECT hash, profile, json FROM hardware_profile ORDER BY id DESC LIMIT 1').get() as { hash: string; profile: string; json: string } | undefined;
+    const r = this.db.prepare('SELECT hash, profile, json FROM hardware_profile ORDER BY id DESC LIMIT 1').get() as
+      { hash: string; profile: string; json: string } | undefined;
     return r && { hash: r.hash, profile: r.profile, json: JSON.parse(r.json) };
   }
 
   // ---- fits ----
   beginFit(fitKey: string, modelSha256: string, budgets: Budgets, hardwareHash: string, fitter: string): number {
-    return Number(this.db.prepare(
-      `INSERT INTO fits (fit_key, model_sha256, budgets, hardware_hash, fitter, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)`,
-    ).run(fitKey, modelSha256, JSON.stringify(budgets), hardwareHash, fitter, nowIso()).lastInsertRowid);
+    return Number(
+      this.db
+        .prepare(
+          `INSERT INTO fits (fit_key, model_sha256, budgets, hardware_hash, fitter, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)`,
+        )
+        .run(fitKey, modelSha256, JSON.stringify(budgets), hardwareHash, fitter, nowIso()).lastInsertRowid,
+    );
   }
   finishFit(id: number, result: FitResult): void {
     this.db.transaction(() => {
-      this.db.prepare(`UPDATE fits SET status = 'done', chosen_id = ?, reference_latency_ms = ?, shortfall = ?, fitter = ?, finished_at = ? WHERE id = ?`)
-        .run(result.chosenId, result.referenceLatencyP50Ms, result.shortfall ? JSON.stringify(result.shortfall) : null, result.fitter, nowIso(), id);
+      this.db
+        .prepare(
+          `UPDATE fits SET status = 'done', chosen_id = ?, reference_latency_ms = ?, shortfall = ?, fitter = ?, finished_at = ? WHERE id = ?`,
+        )
+        .run(
+          result.chosenId,
+          result.referenceLatencyP50Ms,
+          result.shortfall ? JSON.stringify(result.shortfall) : null,
+          result.fitter,
+          nowIso(),
+          id,
+        );
       const ins = this.db.prepare('INSERT INTO candidates (fit_id, idx, id, json) VALUES (?, ?, ?, ?)');
       result.frontier.forEach((c, i) => ins.run(id, i, c.id, JSON.stringify(c)));
     })();
@@ -125,33 +167,52 @@ export class Store {
   }
   /** Fits left 'running' by a crash are failed at start-up so they are redone. */
   failStaleFits(): number {
-    return this.db.prepare(`UPDATE fits SET status = 'failed', error = 'interrupted', finished_at = ? WHERE status = 'running'`).run(nowIso()).changes;
+    return this.db
+      .prepare(`UPDATE fits SET status = 'failed', error = 'interrupted', finished_at = ? WHERE status = 'running'`)
+      .run(nowIso()).changes;
   }
   private fitRow(r: Record<string, unknown> | undefined): FitRow | undefined {
     if (!r) return undefined;
     return {
-      id: r.id as number, fitKey: r.fit_key as string, modelSha256: r.model_sha256 as string, budgets: JSON.parse(r.budgets as string) as Budgets,
-      hardwareHash: r.hardware_hash as string, fitter: r.fitter as string, status: r.status as FitRow['status'],
-      chosenId: (r.chosen_id as string | null) ?? null, referenceLatencyMs: (r.reference_latency_ms as number | null) ?? null,
-      shortfall: r.shortfall ? (JSON.parse(r.shortfall as string) as FitResult['shortfall']) : null, error: (r.error as string | null) ?? null,
-      startedAt: r.started_at as string, finishedAt: (r.finished_at as string | null) ?? null,
+      id: r.id as number,
+      fitKey: r.fit_key as string,
+      modelSha256: r.model_sha256 as string,
+      budgets: JSON.parse(r.budgets as string) as Budgets,
+      hardwareHash: r.hardware_hash as string,
+      fitter: r.fitter as string,
+      status: r.status as FitRow['status'],
+      chosenId: (r.chosen_id as string | null) ?? null,
+      referenceLatencyMs: (r.reference_latency_ms as number | null) ?? null,
+      shortfall: r.shortfall ? (JSON.parse(r.shortfall as string) as FitResult['shortfall']) : null,
+      error: (r.error as string | null) ?? null,
+      startedAt: r.started_at as string,
+      finishedAt: (r.finished_at as string | null) ?? null,
     };
   }
   latestDoneFit(fitKey: string): FitRow | undefined {
-    return this.fitRow(this.db.prepare(`SELECT * FROM fits WHERE fit_key = ? AND status = 'done' ORDER BY id DESC LIMIT 1`).get(fitKey) as Record<string, unknown> | undefined);
+    return this.fitRow(
+      this.db.prepare(`SELECT * FROM fits WHERE fit_key = ? AND status = 'done' ORDER BY id DESC LIMIT 1`).get(fitKey) as
+        Record<string, unknown> | undefined,
+    );
   }
   getFit(id: number): FitRow | undefined {
     return this.fitRow(this.db.prepare('SELECT * FROM fits WHERE id = ?').get(id) as Record<string, unknown> | undefined);
   }
   frontier(fitId: number): FrontierEntry[] {
-    return (this.db.prepare('SELECT json FROM candidates WHERE fit_id = ? ORDER BY idx').all(fitId) as Array<{ json: string }>).map((r) => JSON.parse(r.json) as FrontierEntry);
+    return (this.db.prepare('SELECT json FROM candidates WHERE fit_id = ? ORDER BY idx').all(fitId) as Array<{ json: string }>).map(
+      (r) => JSON.parse(r.json) as FrontierEntry,
+    );
   }
 
   // ---- deployments ----
   beginDeployment(version: string, modelSha256: string, source: string, fitId: number | null, candidateId: string | null): number {
-    return Number(this.db.prepare(
-      `INSERT INTO deployments (version, fit_id, candidate_id, model_sha256, source, state, started_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)`,
-    ).run(version, fitId, candidateId, modelSha256, source, nowIso()).lastInsertRowid);
+    return Number(
+      this.db
+        .prepare(
+          `INSERT INTO deployments (version, fit_id, candidate_id, model_sha256, source, state, started_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)`,
+        )
+        .run(version, fitId, candidateId, modelSha256, source, nowIso()).lastInsertRowid,
+    );
   }
   activateDeployment(id: number): void {
     this.db.transaction(() => {
@@ -163,30 +224,38 @@ export class Store {
     this.db.prepare('UPDATE deployments SET state = ?, finished_at = ? WHERE id = ?').run(state, nowIso(), id);
   }
   pendingDeployments(): DeploymentRow[] {
-    return (this.db.prepare(`SELECT * FROM deployments WHERE state = 'pending' ORDER BY id`).all() as Array<Record<string, unknown>>).map(depRow);
+    return (this.db.prepare(`SELECT * FROM deployments WHERE state = 'pending' ORDER BY id`).all() as Array<Record<string, unknown>>).map(
+      depRow,
+    );
   }
   activeDeployment(): DeploymentRow | undefined {
-    const r = this.db.prepare(`SELECT * FROM deployments WHERE state = 'active' ORDER BY id DESC LIMIT 1`).get() as Record<string, unknown> | undefined;
+    const r = this.db.prepare(`SELECT * FROM deployments WHERE state = 'active' ORDER BY id DESC LIMIT 1`).get() as
+      Record<string, unknown> | undefined;
     return r ? depRow(r) : undefined;
   }
   deploymentByVersion(version: string): DeploymentRow | undefined {
-    const r = this.db.prepare(`SELECT * FROM deployments WHERE version = ? AND state != 'pending' ORDER BY id DESC LIMIT 1`).get(version) as Record<string, unknown> | undefined;
+    const r = this.db
+      .prepare(`SELECT * FROM deployments WHERE version = ? AND state != 'pending' ORDER BY id DESC LIMIT 1`)
+      .get(version) as Record<string, unknown> | undefined;
     return r ? depRow(r) : undefined;
   }
 
   // ---- metric history: raw rows, folded into 5-minute means, both bounded in time ----
   addMetric(m: MetricSample): void {
-    this.db.prepare(
-      `INSERT OR REPLACE INTO metrics (ts, resolution, n, cpu_load, temperature_c, mem_available_mb, rss_mb, latency_p50_ms, latency_p95_ms, level)
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO metrics (ts, resolution, n, cpu_load, temperature_c, mem_available_mb, rss_mb, latency_p50_ms, latency_p95_ms, level)
        VALUES (?, 0, 1, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(m.ts, m.cpuLoad, m.temperatureC, m.memAvailableMb, m.rssMb, m.latencyP50Ms, m.latencyP95Ms, m.level);
+      )
+      .run(m.ts, m.cpuLoad, m.temperatureC, m.memAvailableMb, m.rssMb, m.latencyP50Ms, m.latencyP95Ms, m.level);
   }
   /** Fold raw rows older than rawKeepS into buckets; drop buckets older than downsampledKeepS. */
   compactMetrics(nowS = Math.floor(Date.now() / 1000)): void {
     const cut = nowS - this.opts.rawKeepS;
     this.db.transaction(() => {
-      this.db.prepare(
-        `INSERT INTO metrics (ts, resolution, n, cpu_load, temperature_c, mem_available_mb, rss_mb, latency_p50_ms, latency_p95_ms, level)
+      this.db
+        .prepare(
+          `INSERT INTO metrics (ts, resolution, n, cpu_load, temperature_c, mem_available_mb, rss_mb, latency_p50_ms, latency_p95_ms, level)
          SELECT (ts / ${BUCKET_S}) * ${BUCKET_S} AS b, ${BUCKET_S}, COUNT(*), AVG(cpu_load), AVG(temperature_c), AVG(mem_available_mb), AVG(rss_mb),
                 AVG(latency_p50_ms), MAX(latency_p95_ms), MAX(level)
          FROM metrics WHERE resolution = 0 AND ts < ? GROUP BY b
@@ -196,15 +265,25 @@ export class Store {
            latency_p50_ms = (latency_p50_ms * n + excluded.latency_p50_ms * excluded.n) / (n + excluded.n),
            latency_p95_ms = MAX(latency_p95_ms, excluded.latency_p95_ms),
            n = n + excluded.n`,
-      ).run(cut);
+        )
+        .run(cut);
       this.db.prepare('DELETE FROM metrics WHERE resolution = 0 AND ts < ?').run(cut);
       this.db.prepare('DELETE FROM metrics WHERE resolution > 0 AND ts < ?').run(nowS - this.opts.downsampledKeepS);
     })();
   }
   metricHistory(resolution: number): Array<MetricSample & { n: number }> {
-    return (this.db.prepare('SELECT * FROM metrics WHERE resolution = ? ORDER BY ts').all(resolution) as Array<Record<string, number | null>>).map((r) => ({
-      ts: r.ts as number, n: r.n as number, cpuLoad: r.cpu_load ?? null, temperatureC: r.temperature_c ?? null, memAvailableMb: r.mem_available_mb ?? null,
-      rssMb: r.rss_mb ?? null, latencyP50Ms: r.latency_p50_ms ?? null, latencyP95Ms: r.latency_p95_ms ?? null, level: r.level ?? null,
+    return (
+      this.db.prepare('SELECT * FROM metrics WHERE resolution = ? ORDER BY ts').all(resolution) as Array<Record<string, number | null>>
+    ).map((r) => ({
+      ts: r.ts as number,
+      n: r.n as number,
+      cpuLoad: r.cpu_load ?? null,
+      temperatureC: r.temperature_c ?? null,
+      memAvailableMb: r.mem_available_mb ?? null,
+      rssMb: r.rss_mb ?? null,
+      latencyP50Ms: r.latency_p50_ms ?? null,
+      latencyP95Ms: r.latency_p95_ms ?? null,
+      level: r.level ?? null,
     }));
   }
 
@@ -213,12 +292,18 @@ export class Store {
    * Returns how many old rows the bound forced out (0 normally). */
   enqueue(stream: Stream, topic: string, build: (seq: number) => string): { seq: number; dropped: number } {
     return this.db.transaction(() => {
-      const row = this.db.prepare('INSERT INTO sequences (stream, last) VALUES (?, 1) ON CONFLICT(stream) DO UPDATE SET last = last + 1 RETURNING last').get(stream) as { last: number };
-      this.db.prepare('INSERT INTO outbox (stream, seq, topic, payload, created_at) VALUES (?, ?, ?, ?, ?)').run(stream, row.last, topic, build(row.last), nowIso());
+      const row = this.db
+        .prepare('INSERT INTO sequences (stream, last) VALUES (?, 1) ON CONFLICT(stream) DO UPDATE SET last = last + 1 RETURNING last')
+        .get(stream) as { last: number };
+      this.db
+        .prepare('INSERT INTO outbox (stream, seq, topic, payload, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(stream, row.last, topic, build(row.last), nowIso());
       const count = (this.db.prepare('SELECT COUNT(*) AS c FROM outbox').get() as { c: number }).c;
       let dropped = 0;
       if (count > this.opts.outboxMax) {
-        dropped = this.db.prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)').run(count - this.opts.outboxMax).changes;
+        dropped = this.db
+          .prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)')
+          .run(count - this.opts.outboxMax).changes;
         this.bump('outbox_dropped', dropped);
         this.bump('outbox_dropped_unreported', dropped);
       }
@@ -226,7 +311,11 @@ export class Store {
     })();
   }
   peek(limit: number): Array<{ id: number; topic: string; payload: string }> {
-    return this.db.prepare('SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?').all(limit) as Array<{ id: number; topic: string; payload: string }>;
+    return this.db.prepare('SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?').all(limit) as Array<{
+      id: number;
+      topic: string;
+      payload: string;
+    }>;
   }
   ack(id: number): void {
     this.db.prepare('DELETE FROM outbox WHERE id = ?').run(id);
@@ -246,8 +335,14 @@ export class Store {
 
 function depRow(r: Record<string, unknown>): DeploymentRow {
   return {
-    id: r.id as number, version: r.version as string, fitId: (r.fit_id as number | null) ?? null, candidateId: (r.candidate_id as string | null) ?? null,
-    modelSha256: r.model_sha256 as string, source: r.source as string, state: r.state as string, startedAt: r.started_at as string,
+    id: r.id as number,
+    version: r.version as string,
+    fitId: (r.fit_id as number | null) ?? null,
+    candidateId: (r.candidate_id as string | null) ?? null,
+    modelSha256: r.model_sha256 as string,
+    source: r.source as string,
+    state: r.state as string,
+    startedAt: r.started_at as string,
     finishedAt: (r.finished_at as string | null) ?? null,
   };
 }

@@ -11,7 +11,10 @@ export interface EmbeddedBroker {
 
 function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const onErr = (e: Error): void => { server.off('listening', onOk); reject(e); };
+    const onErr = (e: Error): void => {
+      server.off('listening', onOk);
+      reject(e);
+    };
     const onOk = (): void => {
       server.off('error', onErr);
       const a = server.address();

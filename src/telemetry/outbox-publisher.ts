@@ -3,7 +3,11 @@
 // device coming back from a long outage does not flood the broker. Delivery is at-least-once:
 // a PUBACK lost with the connection means that message is sent again (receivers dedupe by seq).
 
-export interface OutboxRow { id: number; topic: string; payload: string }
+export interface OutboxRow {
+  id: number;
+  topic: string;
+  payload: string;
+}
 export interface OutboxSource {
   peek(limit: number): OutboxRow[];
   ack(id: number): void;

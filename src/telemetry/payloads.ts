@@ -115,8 +115,12 @@ export const metricsSchema = {
       required: ['cpuLoad', 'cores', 'temperatureC', 'throttled', 'memTotalMb', 'memAvailableMb'],
       additionalProperties: false,
       properties: {
-        cpuLoad: num, cores: { type: 'integer', minimum: 1 }, temperatureC: nullableNum, throttled: nullableBool,
-        memTotalMb: num, memAvailableMb: num,
+        cpuLoad: num,
+        cores: { type: 'integer', minimum: 1 },
+        temperatureC: nullableNum,
+        throttled: nullableBool,
+        memTotalMb: num,
+        memAvailableMb: num,
       },
     },
     agent: {
@@ -124,8 +128,11 @@ export const metricsSchema = {
       required: ['rssMb', 'cpuPercent', 'uptimeS', 'outboxPending', 'outboxDropped'],
       additionalProperties: false,
       properties: {
-        rssMb: num, cpuPercent: num, uptimeS: num,
-        outboxPending: { type: 'integer', minimum: 0 }, outboxDropped: { type: 'integer', minimum: 0 },
+        rssMb: num,
+        cpuPercent: num,
+        uptimeS: num,
+        outboxPending: { type: 'integer', minimum: 0 },
+        outboxDropped: { type: 'integer', minimum: 0 },
       },
     },
     model: {
@@ -133,9 +140,14 @@ export const metricsSchema = {
       required: ['id', 'level', 'levels', 'version', 'latencyP50Ms', 'latencyP95Ms', 'modelRssMb', 'fidelity'],
       additionalProperties: false,
       properties: {
-        id: { type: ['string', 'null'] }, level: { type: ['integer', 'null'] }, levels: { type: 'integer', minimum: 0 },
-        version: { type: ['string', 'null'] }, latencyP50Ms: nullableNum, latencyP95Ms: nullableNum,
-        modelRssMb: nullableNum, fidelity: nullableNum,
+        id: { type: ['string', 'null'] },
+        level: { type: ['integer', 'null'] },
+        levels: { type: 'integer', minimum: 0 },
+        version: { type: ['string', 'null'] },
+        latencyP50Ms: nullableNum,
+        latencyP95Ms: nullableNum,
+        modelRssMb: nullableNum,
+        fidelity: nullableNum,
       },
     },
     budgets: {
@@ -156,11 +168,20 @@ export const metricsSchema = {
 // ---- events (through the outbox, own seq) -----------------------------------------------
 
 export const EVENT_TYPES = [
-  'agent-started', 'agent-stopping',
+  'agent-started',
+  'agent-stopping',
   'profiled',
-  'fit-started', 'fit-progress', 'fit-done', 'fit-failed',
-  'deploy-started', 'deployed', 'deploy-failed', 'deploy-interrupted', 'rolled-back',
-  'stepped-down', 'stepped-up',
+  'fit-started',
+  'fit-progress',
+  'fit-done',
+  'fit-failed',
+  'deploy-started',
+  'deployed',
+  'deploy-failed',
+  'deploy-interrupted',
+  'rolled-back',
+  'stepped-down',
+  'stepped-up',
   'budgets-changed',
   'outbox-dropped',
   'command-rejected',
@@ -218,13 +239,21 @@ export const requestSchema = {
   },
 } as const;
 
-export interface PingArgs { [k: string]: never }
-export interface FitArgs { budgets?: Budgets }
+export interface PingArgs {
+  [k: string]: never;
+}
+export interface FitArgs {
+  budgets?: Budgets;
+}
 export type SetBudgetArgs = Budgets;
-export interface RollbackArgs { [k: string]: never }
+export interface RollbackArgs {
+  [k: string]: never;
+}
 /** Deploy either a stored frontier entry or a model shipped in the payload (never a path). */
 export type DeployArgs = { candidateId: string } | { modelB64: string; sha256: string; signature?: string; name?: string };
-export interface GetFrontierArgs { [k: string]: never }
+export interface GetFrontierArgs {
+  [k: string]: never;
+}
 
 const empty = { type: 'object', additionalProperties: false, properties: {} } as const;
 export const argsSchemas = {
@@ -235,11 +264,15 @@ export const argsSchemas = {
   deploy: {
     oneOf: [
       {
-        type: 'object', required: ['candidateId'], additionalProperties: false,
+        type: 'object',
+        required: ['candidateId'],
+        additionalProperties: false,
         properties: { candidateId: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } },
       },
       {
-        type: 'object', required: ['modelB64', 'sha256'], additionalProperties: false,
+        type: 'object',
+        required: ['modelB64', 'sha256'],
+        additionalProperties: false,
         properties: {
           modelB64: { type: 'string', minLength: 4, contentEncoding: 'base64' },
           sha256: hex64,
@@ -252,7 +285,10 @@ export const argsSchemas = {
   'get-frontier': empty,
 } as const;
 
-export interface ErrorBody { code: string; message: string }
+export interface ErrorBody {
+  code: string;
+  message: string;
+}
 export interface ResponsePayload {
   v: number;
   deviceId: string;
@@ -277,7 +313,9 @@ export const responseSchema = {
     ts: isoTs,
     result: { type: 'object' },
     error: {
-      type: 'object', required: ['code', 'message'], additionalProperties: false,
+      type: 'object',
+      required: ['code', 'message'],
+      additionalProperties: false,
       properties: { code: { type: 'string' }, message: { type: 'string' } },
     },
   },

@@ -41,6 +41,7 @@ export function topicsFor(deviceId: string, prefix?: string): Topics {
   p = p.replaceAll('{deviceId}', deviceId);
   if (!p.endsWith('/')) p += '/';
   // Wildcards or NUL inside the prefix would let one device listen to the fleet's commands.
+  // eslint-disable-next-line no-control-regex -- NUL is exactly what this check must reject
   if (/[+#\u0000]/.test(p)) throw new EdgefitError('CONFIG', `topic prefix '${p}' must not contain + # or NUL`);
   const req = `${p}request/`;
   return {

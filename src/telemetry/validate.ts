@@ -9,7 +9,10 @@ import type { Verb } from './topics.js';
 
 export function formatAjvErrors(errors: ErrorObject[] | null | undefined, root = ''): string {
   return (errors ?? [])
-    .map((e) => `${root}${e.instancePath || '/'} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` '${String(e.params.additionalProperty)}'` : ''}`)
+    .map(
+      (e) =>
+        `${root}${e.instancePath || '/'} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` '${String(e.params.additionalProperty)}'` : ''}`,
+    )
     .join('; ');
 }
 

@@ -73,7 +73,10 @@ await t.test('malformed, invalid and unknown commands get error responses; the a
   t.match(r.error.message, /path/);
 
   from = w.msgs.length;
-  await w.publish(`${pre}request/deploy`, { txn: 'd1', args: { modelB64: Buffer.from('not a model').toString('base64'), sha256: 'a'.repeat(64) } });
+  await w.publish(`${pre}request/deploy`, {
+    txn: 'd1',
+    args: { modelB64: Buffer.from('not a model').toString('base64'), sha256: 'a'.repeat(64) },
+  });
   r = (await w.waitFor((m) => m.topic === `${pre}response/deploy`, 10_000, from)).json();
   t.match(r, { ok: false, txn: 'd1', error: { code: 'INTEGRITY' } }, 'sha256 mismatch rejected before anything is written');
 

@@ -26,7 +26,13 @@ t.test('preprocess.json describes the det model input', async (t) => {
 t.test('every calibration image has a licence row in assets/LICENSES.md', async (t) => {
   const md = readFileSync(join(ROOT, 'assets/LICENSES.md'), 'utf8');
   // `calib/det/...` names in backquotes; * stands for any run of characters
-  const patterns = [...md.matchAll(/`(calib\/det\/[^`]+)`/g)].map((m) => new RegExp(`^${m[1]!.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`));
+  const patterns = [...md.matchAll(/`(calib\/det\/[^`]+)`/g)].map(
+    (m) => new RegExp(`^${m[1]!.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`),
+  );
   t.ok(patterns.length > 0, 'the table names calib/det files');
-  for (const n of list(ASSET).filter((f) => f.endsWith('.png'))) t.ok(patterns.some((re) => re.test(`calib/det/${n}`)), `${n} is covered`);
+  for (const n of list(ASSET).filter((f) => f.endsWith('.png')))
+    t.ok(
+      patterns.some((re) => re.test(`calib/det/${n}`)),
+      `${n} is covered`,
+    );
 });

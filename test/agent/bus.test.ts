@@ -29,14 +29,30 @@ t.test('prober: resets adaptation on deployed, emits latency, detaches on stop',
   const adaptation = new Adaptation(3, 3, 0.9);
   const loaded: Array<number | null> = [];
   const source: LatencySource = {
-    loaded: false, modelRssMb: 0,
-    async load(_p, _s, threads) { loaded.push(threads); (this as { loaded: boolean }).loaded = true; },
-    async measure(runs) { return { p50: 20, p95: 20, runs }; },
-    async close() { (this as { loaded: boolean }).loaded = false; },
+    loaded: false,
+    modelRssMb: 0,
+    async load(_p, _s, threads) {
+      loaded.push(threads);
+      (this as { loaded: boolean }).loaded = true;
+    },
+    async measure(runs) {
+      return { p50: 20, p95: 20, runs };
+    },
+    async close() {
+      (this as { loaded: boolean }).loaded = false;
+    },
   };
   const prober = new Prober({
-    bus, source, adaptation, probe: { intervalS: 3600, runs: 5, maxCpuPercent: 100 }, shapes: {}, threads: () => 4,
-    fits: { current: () => undefined, level: () => null }, budgets: () => ({}), step: async () => undefined, log: () => undefined,
+    bus,
+    source,
+    adaptation,
+    probe: { intervalS: 3600, runs: 5, maxCpuPercent: 100 },
+    shapes: {},
+    threads: () => 4,
+    fits: { current: () => undefined, level: () => null },
+    budgets: () => ({}),
+    step: async () => undefined,
+    log: () => undefined,
   });
   const lat: unknown[] = [];
   bus.on('latency', (s) => lat.push(s));

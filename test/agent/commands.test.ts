@@ -18,7 +18,12 @@ function setup(over: Partial<CommandRouterContext> = {}) {
   const context: CommandRouterContext = {
     uptimeS: () => 42,
     fits: {
-      ensure: (txn) => { calls.push(`ensure:${txn ?? ''}`); if (running) return false; running = true; return true; },
+      ensure: (txn) => {
+        calls.push(`ensure:${txn ?? ''}`);
+        if (running) return false;
+        running = true;
+        return true;
+      },
       key: () => JSON.stringify(budgets),
       current: () => undefined,
       level: () => null,
@@ -39,11 +44,21 @@ function setup(over: Partial<CommandRouterContext> = {}) {
   router.start();
   const events: Array<{ type: string; data: Record<string, unknown>; txn: string | undefined }> = [];
   bus.on('event', (type, _m, data, txn) => events.push({ type, data, txn }));
-  const ask = (verb: string, body: unknown): Promise<ResponsePayload> => new Promise((resolve) => {
-    bus.once('response', (v, p) => resolve(checkPayload('response', { ...p, verb: v === p.verb ? p.verb : `${v} != ${p.verb}` })));
-    bus.emit('command', verb, Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)));
-  });
-  return { bus, router, ask, events, calls, setRunning: (r: boolean) => { running = r; } };
+  const ask = (verb: string, body: unknown): Promise<ResponsePayload> =>
+    new Promise((resolve) => {
+      bus.once('response', (v, p) => resolve(checkPayload('response', { ...p, verb: v === p.verb ? p.verb : `${v} != ${p.verb}` })));
+      bus.emit('command', verb, Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)));
+    });
+  return {
+    bus,
+    router,
+    ask,
+    events,
+    calls,
+    setRunning: (r: boolean) => {
+      running = r;
+    },
+  };
 }
 type CommandRouterContext = Omit<CommandContext, 'txn' | 'bus' | 'signing'>;
 
@@ -53,7 +68,13 @@ t.test('the table answers every verb of the wire format, and only those', async 
 
 t.test('ping: ok response echoing the txn', async (t) => {
   const { ask } = setup();
-  t.match(await ask('ping', { txn: 'p1' }), { ok: true, txn: 'p1', verb: 'ping', deviceId: 'dev-cmd', result: { pong: true, uptimeS: 42, deployed: null } });
+  t.match(await ask('ping', { txn: 'p1' }), {
+    ok: true,
+    txn: 'p1',
+    verb: 'ping',
+    deviceId: 'dev-cmd',
+    result: { pong: true, uptimeS: 42, deployed: null },
+  });
 });
 
 t.test('unknown verb: USAGE error response with the txn, and a command-rejected event', async (t) => {
@@ -70,15 +91,27 @@ t.test('broken requests: txn null when none can be read', async (t) => {
   const { ask } = setup();
   t.match(await ask('ping', '{not json'), { ok: false, txn: null, error: { code: 'DATA', message: /not valid JSON/ } });
   t.match(await ask('ping', { txn: 'x1', extra: 1 }), { ok: false, txn: 'x1', error: { code: 'DATA' } });
-  t.match(await ask('set-budget', { txn: 'b1', args: { latencyMs: -3 } }), { ok: false, txn: 'b1', error: { code: 'DATA', message: /latencyMs/ } });
+  t.match(await ask('set-budget', { txn: 'b1', args: { latencyMs: -3 } }), {
+    ok: false,
+    txn: 'b1',
+    error: { code: 'DATA', message: /latencyMs/ },
+  });
 });
 
 t.test('a handler error is an error response; the router keeps answering', async (t) => {
   const { ask, events } = setup();
   t.match(await ask('rollback', { txn: 'r1' }), { ok: false, txn: 'r1', error: { code: 'USAGE', message: /no previous model/ } });
   t.equal(events.at(-1)?.type, 'command-rejected');
-  const boom = setup({ uptimeS: () => { throw new TypeError('boom'); } });
-  t.match(await boom.ask('ping', { txn: 'p2' }), { ok: false, txn: 'p2', error: { code: 'INTERNAL', message: /boom/ } }, 'a bug in a handler: INTERNAL');
+  const boom = setup({
+    uptimeS: () => {
+      throw new TypeError('boom');
+    },
+  });
+  t.match(
+    await boom.ask('ping', { txn: 'p2' }),
+    { ok: false, txn: 'p2', error: { code: 'INTERNAL', message: /boom/ } },
+    'a bug in a handler: INTERNAL',
+  );
   t.match(await ask('ping', { txn: 'p3' }), { ok: true, txn: 'p3' }, 'still answering');
 });
 
@@ -86,11 +119,19 @@ t.test('set-budget: budgets:changed on the bus with the txn; refit only when the
   const { ask, bus, calls, setRunning } = setup();
   const changed: Array<{ budgets: Budgets; txn: string | undefined }> = [];
   bus.on('budgets:changed', (b) => changed.push(b));
-  t.match(await ask('set-budget', { txn: 's1', args: { latencyMs: 20 } }), { ok: true, txn: 's1', result: { budgets: { latencyMs: 20 }, refit: true } });
+  t.match(await ask('set-budget', { txn: 's1', args: { latencyMs: 20 } }), {
+    ok: true,
+    txn: 's1',
+    result: { budgets: { latencyMs: 20 }, refit: true },
+  });
   t.same(changed, [{ budgets: { latencyMs: 20 }, txn: 's1' }]);
   t.same(calls, ['ensure:s1']);
   setRunning(false);
-  t.match(await ask('set-budget', { txn: 's2', args: { latencyMs: 20 } }), { ok: true, result: { refit: false } }, 'same budgets: same key, no refit');
+  t.match(
+    await ask('set-budget', { txn: 's2', args: { latencyMs: 20 } }),
+    { ok: true, result: { refit: false } },
+    'same budgets: same key, no refit',
+  );
   t.same(calls, ['ensure:s1']);
 });
 

@@ -17,7 +17,11 @@ const state = join(dir, 'state');
 const dev = 'dev-crash';
 const pre = `edgefit/${dev}/`;
 const w = await Watcher.connect(broker.url, [`${pre}#`]);
-t.teardown(async () => { await w.close(); await broker.stop(); cleanupDir(dir); });
+t.teardown(async () => {
+  await w.close();
+  await broker.stop();
+  cleanupDir(dir);
+});
 
 t.test('kill -9 during deploy', async (t) => {
   const a1 = startAgentProc({ broker: broker.url, deviceId: dev, stateDir: state });
@@ -33,11 +37,23 @@ t.test('kill -9 during deploy', async (t) => {
   const a2 = startAgentProc({ broker: broker.url, deviceId: dev, stateDir: state, env: { EDGEFIT_FAULT_DEPLOY_PAUSE_MS: '30000' } });
   let from = w.msgs.length;
   await w.waitFor((x) => x.topic === `${pre}status` && x.json().state === 'online', 30_000, from, 'agent 2 online');
-  await w.publish(`${pre}request/deploy`, { txn: 'dep-1', args: { modelB64: Buffer.from(bytes).toString('base64'), sha256: createHash('sha256').update(bytes).digest('hex') } });
-  await w.waitFor((x) => x.topic === `${pre}events` && x.json().type === 'deploy-started' && x.json().txn === 'dep-1', 30_000, from, 'deploy-started');
+  await w.publish(`${pre}request/deploy`, {
+    txn: 'dep-1',
+    args: { modelB64: Buffer.from(bytes).toString('base64'), sha256: createHash('sha256').update(bytes).digest('hex') },
+  });
+  await w.waitFor(
+    (x) => x.topic === `${pre}events` && x.json().type === 'deploy-started' && x.json().txn === 'dep-1',
+    30_000,
+    from,
+    'deploy-started',
+  );
   a2.child.kill('SIGKILL');
   await a2.exited;
-  t.equal(JSON.parse(readFileSync(join(state, 'models/current.json'), 'utf8')).current.version, before, 'pointer still on the previous model');
+  t.equal(
+    JSON.parse(readFileSync(join(state, 'models/current.json'), 'utf8')).current.version,
+    before,
+    'pointer still on the previous model',
+  );
   const s = new Store(join(state, 'state.db'));
   t.ok(s.integrityOk(), 'sqlite integrity_check ok');
   t.equal(s.pendingDeployments().length, 1, 'the interrupted deploy is visible as pending');
@@ -45,14 +61,26 @@ t.test('kill -9 during deploy', async (t) => {
 
   from = w.msgs.length;
   const a3 = startAgentProc({ broker: broker.url, deviceId: dev, stateDir: state });
-  t.teardown(() => { a3.child.kill('SIGKILL'); });
-  const ev = await w.waitFor((x) => x.topic === `${pre}events` && x.json().type === 'deploy-interrupted', 30_000, from, 'deploy-interrupted');
+  t.teardown(() => {
+    a3.child.kill('SIGKILL');
+  });
+  const ev = await w.waitFor(
+    (x) => x.topic === `${pre}events` && x.json().type === 'deploy-interrupted',
+    30_000,
+    from,
+    'deploy-interrupted',
+  );
   t.match(ev.json().message, before);
   await w.waitFor((x) => x.topic === `${pre}status` && x.json().state === 'online', 30_000, from);
   const f2 = w.msgs.length;
   await w.publish(`${pre}request/ping`, { txn: 'p' });
   const r = await w.waitFor((x) => x.topic === `${pre}response/ping`, 15_000, f2);
   t.equal(r.json().result.deployed, before, 'restart resumes with the previous model');
-  const met = await w.waitFor((x) => x.topic === `${pre}metrics` && x.json().model.latencyP50Ms !== null, 30_000, from, 'probe of the resumed model');
+  const met = await w.waitFor(
+    (x) => x.topic === `${pre}metrics` && x.json().model.latencyP50Ms !== null,
+    30_000,
+    from,
+    'probe of the resumed model',
+  );
   t.equal(met.json().model.version, before);
 });

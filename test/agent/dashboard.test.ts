@@ -20,20 +20,50 @@ t.teardown(() => {
   cleanupDir(dir);
 });
 
-interface Proc { child: ChildProcess; output: () => string; exited: Promise<number | null> }
+interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
 
 /** `edgefit agent` with no --broker (embedded aedes on a free port) and the given extra args. */
 async function startAgent(name: string, extra: string[]): Promise<Proc> {
   const state = join(dir, name);
   const cfg = join(dir, `${name}.json`);
   writeFileSync(cfg, JSON.stringify({ mqtt: { embeddedPort: await freePort() } }));
-  const child = spawn(process.execPath, [CLI, 'agent', '--config', cfg, '--state-dir', state, '--device-id', name,
-    '--model', CLS_MODEL, '--shape', 'x=1x3x48x192', '--fitter', 'reference-only', '--metrics-interval', '0.5', '--probe-interval', '5', ...extra],
-  { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      'agent',
+      '--config',
+      cfg,
+      '--state-dir',
+      state,
+      '--device-id',
+      name,
+      '--model',
+      CLS_MODEL,
+      '--shape',
+      'x=1x3x48x192',
+      '--fitter',
+      'reference-only',
+      '--metrics-interval',
+      '0.5',
+      '--probe-interval',
+      '5',
+      ...extra,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   procs.push(child);
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   return { child, output: () => out, exited: new Promise((r) => child.once('exit', (c) => r(c))) };
 }
 
@@ -47,11 +77,15 @@ async function until<T>(what: string, ms: number, f: () => T | undefined | Promi
   }
 }
 
-const listening = (port: number): Promise<boolean> => new Promise((r) => {
-  const c = connect(port, '127.0.0.1');
-  c.once('connect', () => { c.destroy(); r(true); });
-  c.once('error', () => r(false));
-});
+const listening = (port: number): Promise<boolean> =>
+  new Promise((r) => {
+    const c = connect(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      r(true);
+    });
+    c.once('error', () => r(false));
+  });
 
 t.test('dashboard port: 8080 with the embedded broker, off with an external one, 0 = off', async (t) => {
   const port = (flags: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) => dashboardPort(loadAgentConfig({ flags, env }));
@@ -106,7 +140,11 @@ t.test('agent with the embedded broker serves the dashboard; the device shows up
     while ((i = text.indexOf('\n\n')) >= 0) {
       const block = text.slice(0, i);
       text = text.slice(i + 2);
-      const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+      const data = block
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+        .map((l) => l.slice(6))
+        .join('\n');
       if (data) seen.push(JSON.parse(data) as { kind: string; devices?: Dev[] });
     }
     return seen.filter((m) => m.kind === 'fleet' && m.devices?.some((d) => d.id === 'dash-box')).length >= 2 || undefined;

@@ -28,7 +28,10 @@ class FakeServer implements ModelServer {
 function setup(t: { teardown(fn: () => void): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'edgefit-deployer-'));
   const store = new Store(join(dir, 'state.db'));
-  t.teardown(() => { store.close(); cleanupDir(dir); });
+  t.teardown(() => {
+    store.close();
+    cleanupDir(dir);
+  });
   const bus = new AgentBus();
   const server = new FakeServer();
   const seen: string[] = [];
@@ -38,8 +41,18 @@ function setup(t: { teardown(fn: () => void): void }) {
   const entry = (id: string): FrontierEntry => {
     const p = join(dir, `${id}.onnx`);
     writeFileSync(p, id);
-    return { id, config: { structured: 0, unstructured: 0, quant: 'none', threads: 1 }, modelPath: p, sha256: sha256Hex(Buffer.from(id)), sizeBytes: id.length,
-      latencyP50Ms: 1, latencyP95Ms: 1, modelRssMb: 1, fidelity: 1, meets: { latency: true, ram: true, fidelity: true } };
+    return {
+      id,
+      config: { structured: 0, unstructured: 0, quant: 'none', threads: 1 },
+      modelPath: p,
+      sha256: sha256Hex(Buffer.from(id)),
+      sizeBytes: id.length,
+      latencyP50Ms: 1,
+      latencyP95Ms: 1,
+      modelRssMb: 1,
+      fidelity: 1,
+      meets: { latency: true, ram: true, fidelity: true },
+    };
   };
   return { dir, store, bus, server, seen, deployer, entry };
 }
@@ -51,7 +64,10 @@ t.test("a fit's choice is deployed once; 'deployed' on the bus precedes the even
   bus.emit('fit:done', { fitId: 1, chosen: a, txn: 'x' });
   await deployer.exclusive(async () => undefined); // the deploy was queued first
   t.same(server.loads, ['a']);
-  t.same(seen.filter((s) => !s.startsWith('log:')), ['event:deploy-started', 'bus:fit:a', 'event:deployed:7']);
+  t.same(
+    seen.filter((s) => !s.startsWith('log:')),
+    ['event:deploy-started', 'bus:fit:a', 'event:deployed:7'],
+  );
   t.match(deployer.current(), { candidateId: 'a', fitId: 1, source: 'fit' });
   bus.emit('fit:done', { fitId: 1, chosen: a, txn: undefined });
   await deployer.exclusive(async () => undefined);
@@ -66,11 +82,21 @@ t.test('rollback swaps back; a model the server cannot load fails its deploy', a
   seen.length = 0;
   const v = await deployer.rollback('r1');
   t.equal(v.candidateId, 'a', 'back to the one before b');
-  t.same(seen.filter((s) => !s.startsWith('log:')), ['bus:rollback:a', 'event:rolled-back']);
+  t.same(
+    seen.filter((s) => !s.startsWith('log:')),
+    ['bus:rollback:a', 'event:rolled-back'],
+  );
   server.fail = true;
   seen.length = 0;
-  await t.rejects(deployer.exclusive(() => deployer.deployEntry(1, entry('c'), 'command')), /does not load/);
-  t.same(seen.filter((s) => !s.startsWith('log:')), ['event:deploy-started', 'event:deploy-failed'], "no 'deployed' on the bus");
+  await t.rejects(
+    deployer.exclusive(() => deployer.deployEntry(1, entry('c'), 'command')),
+    /does not load/,
+  );
+  t.same(
+    seen.filter((s) => !s.startsWith('log:')),
+    ['event:deploy-started', 'event:deploy-failed'],
+    "no 'deployed' on the bus",
+  );
 });
 
 t.test('after stop() nothing new is deployed; what was queued finishes', async (t) => {
@@ -80,7 +106,10 @@ t.test('after stop() nothing new is deployed; what was queued finishes', async (
   await deployer.stop();
   await queued;
   t.same(server.loads, ['a'], 'the queued deploy ran before stop() returned');
-  await t.rejects(deployer.exclusive(() => deployer.deployEntry(1, entry('b'), 'command')), { code: 'INTERNAL', message: /stopping/ });
+  await t.rejects(
+    deployer.exclusive(() => deployer.deployEntry(1, entry('b'), 'command')),
+    { code: 'INTERNAL', message: /stopping/ },
+  );
   bus.emit('fit:done', { fitId: 2, chosen: entry('c'), txn: undefined });
   t.equal(bus.listenerCount('fit:done'), 0, 'detached from the bus');
   t.same(server.loads, ['a']);

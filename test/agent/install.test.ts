@@ -14,7 +14,7 @@ const run = (...args: string[]): string => execFileSync('sh', [join(ROOT, 'insta
 t.test('install, upgrade, uninstall into --root', async (t) => {
   t.match(run('--root', root), /--root mode/);
   t.ok(existsSync(join(root, 'opt/edgefit/dist/src/cli/main.js')));
-  t.ok(existsSync(join(root, 'opt/edgefit/assets/probe/coffee.png')), 'the latency probe\'s photos are installed with the package');
+  t.ok(existsSync(join(root, 'opt/edgefit/assets/probe/coffee.png')), "the latency probe's photos are installed with the package");
   // the agent's default calibration set, where dist/src/agent/agent.js looks for it (ROOT/assets/calib/det)
   t.ok(existsSync(join(root, 'opt/edgefit/assets/calib/det/preprocess.json')), 'package data installed');
   t.ok(existsSync(join(root, 'opt/edgefit/assets/calib/det/page-left.png')));
@@ -23,7 +23,16 @@ t.test('install, upgrade, uninstall into --root', async (t) => {
   t.equal(cfg.stateDir, '/var/lib/edgefit');
   t.same(cfg.dashboard, { port: 0 }, 'the service runs without the dashboard (idle footprint)');
   const unit = readFileSync(join(root, 'etc/systemd/system/edgefit.service'), 'utf8');
-  for (const line of ['--max-semi-space-size=1 ', 'Type=notify', 'WatchdogSec=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'StateDirectory=edgefit', 'Restart=on-failure']) t.match(unit, line);
+  for (const line of [
+    '--max-semi-space-size=1 ',
+    'Type=notify',
+    'WatchdogSec=',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    'StateDirectory=edgefit',
+    'Restart=on-failure',
+  ])
+    t.match(unit, line);
   t.notMatch(unit, /^MemoryDenyWriteExecute/m, 'would break V8');
   t.notMatch(unit, /@PREFIX@|@USER@|@NODE@/, 'template filled');
   // the installed agent's config validates

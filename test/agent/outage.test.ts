@@ -37,7 +37,11 @@ t.test(`metrics seq contiguous across a ${OUTAGE_S} s broker outage`, async (t) 
   const got = seqs();
   // at-least-once: a message in flight when the broker died may arrive twice; order is kept
   const unique = got.filter((s, i) => got.indexOf(s) === i);
-  t.same(unique, [...unique].sort((a, b) => a - b), 'first arrivals in increasing order');
+  t.same(
+    unique,
+    [...unique].sort((a, b) => a - b),
+    'first arrivals in increasing order',
+  );
   const first = unique[0]!;
   const last = unique[unique.length - 1]!;
   t.equal(unique.length, last - first + 1, `no gaps between ${first} and ${last}`);

@@ -15,5 +15,8 @@ t.test('state folder precedence', async (t) => {
 
 t.test('layout', async (t) => {
   const p = statePaths('/s');
-  t.same({ root: p.root, db: p.db, models: p.models, fit: p.fit(12) }, { root: '/s', db: '/s/state.db', models: '/s/models', fit: '/s/fits/12' });
+  t.same(
+    { root: p.root, db: p.db, models: p.models, fit: p.fit(12) },
+    { root: '/s', db: '/s/state.db', models: '/s/models', fit: '/s/fits/12' },
+  );
 });

@@ -20,7 +20,8 @@ t.teardown(() => cleanupDir(dir));
 const ortMapped = (): boolean => /onnxruntime/.test(readFileSync('/proc/self/maps', 'utf8'));
 const childrenOfMe = (): number[] => {
   const out: number[] = [];
-  for (const line of readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/)) if (line) out.push(Number(line));
+  for (const line of readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/))
+    if (line) out.push(Number(line));
   return out;
 };
 
@@ -63,8 +64,16 @@ t.test('the agent module graph does not load onnxruntime; probes back off to the
   const adaptation = new Adaptation(3, 5, 0.9);
   const cfg = loadAgentConfig({ flags: { probe: { intervalS: 30, maxCpuPercent: 2 } } });
   const prober = new Prober({
-    bus: new AgentBus(), source, adaptation, probe: cfg.probe, shapes, threads: () => 1, fits: { current: () => undefined, level: () => null },
-    budgets: () => ({}), step: async () => undefined, log: () => undefined,
+    bus: new AgentBus(),
+    source,
+    adaptation,
+    probe: cfg.probe,
+    shapes,
+    threads: () => 1,
+    fits: { current: () => undefined, level: () => null },
+    budgets: () => ({}),
+    step: async () => undefined,
+    log: () => undefined,
   });
   t.equal(prober.nextProbeDelayMs(), 30_000, 'no probe yet: the interval');
   source.lastCost = { cpuMs: 300, wallMs: 400, peakRssMb: 90, loadMs: 50 };

@@ -18,7 +18,12 @@ writeFileSync(join(dir, 'config.json'), JSON.stringify({ security: { hmacSecretF
 const dev = 'dev-sign';
 const pre = `edgefit/${dev}/`;
 const w = await Watcher.connect(broker.url, [`${pre}#`]);
-const agent = startAgentProc({ broker: broker.url, deviceId: dev, stateDir: join(dir, 'state'), extraArgs: ['--config', join(dir, 'config.json')] });
+const agent = startAgentProc({
+  broker: broker.url,
+  deviceId: dev,
+  stateDir: join(dir, 'state'),
+  extraArgs: ['--config', join(dir, 'config.json')],
+});
 t.teardown(async () => {
   agent.child.kill('SIGKILL');
   await w.close();
@@ -37,7 +42,12 @@ t.test('only correctly signed commands are obeyed when a secret is configured', 
   let r = await ask('set-budget', { txn: 's1', ts, args: { latencyMs: 1 } });
   t.match(r, { ok: false, txn: 's1', error: { code: 'INTEGRITY', message: /not signed/ } }, 'unsigned refused');
 
-  r = await ask('set-budget', { txn: 's2', ts, args: { latencyMs: 1 }, sig: signHmac('another-secret-of-32-characters!', 'set-budget', 's2', ts, { latencyMs: 1 }) });
+  r = await ask('set-budget', {
+    txn: 's2',
+    ts,
+    args: { latencyMs: 1 },
+    sig: signHmac('another-secret-of-32-characters!', 'set-budget', 's2', ts, { latencyMs: 1 }),
+  });
   t.match(r, { ok: false, txn: 's2', error: { code: 'INTEGRITY' } }, 'wrong key refused');
 
   // signed for other args: a replayed signature cannot carry a changed payload
@@ -47,6 +57,9 @@ t.test('only correctly signed commands are obeyed when a secret is configured', 
   r = await ask('get-frontier', { txn: 's4', ts, sig: signHmac(secret, 'get-frontier', 's4', ts, undefined) });
   t.match(r, { ok: true, txn: 's4' }, 'signed request answered');
   t.equal(r.result.frontier[0].id, 'reference');
-  t.notOk(w.msgs.some((m) => m.topic === `${pre}events` && m.json().type === 'budgets-changed'), 'no refused command changed the budgets');
+  t.notOk(
+    w.msgs.some((m) => m.topic === `${pre}events` && m.json().type === 'budgets-changed'),
+    'no refused command changed the budgets',
+  );
   t.equal(agent.child.exitCode, null, 'agent still running');
 });

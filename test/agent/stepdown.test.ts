@@ -27,23 +27,54 @@ t.teardown(async () => {
 
 function entry(id: string, path: string, latencyP50Ms: number, structured: number): FrontierEntry {
   const bytes = readFileSync(path);
-  return { id, config: { structured, unstructured: 0, quant: 'none', threads: 1 }, modelPath: path, sha256: createHash('sha256').update(bytes).digest('hex'),
-    sizeBytes: bytes.length, latencyP50Ms, latencyP95Ms: latencyP50Ms * 1.2, modelRssMb: 10, fidelity: structured ? 0.97 : 1,
-    meets: { latency: true, ram: true, fidelity: true } };
+  return {
+    id,
+    config: { structured, unstructured: 0, quant: 'none', threads: 1 },
+    modelPath: path,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    sizeBytes: bytes.length,
+    latencyP50Ms,
+    latencyP95Ms: latencyP50Ms * 1.2,
+    modelRssMb: 10,
+    fidelity: structured ? 0.97 : 1,
+    meets: { latency: true, ram: true, fidelity: true },
+  };
 }
 
 /** A fitter that returns a fixed two-level frontier, chosen = the big one (it met the budget when fitted). */
-const twoLevels = (big: FrontierEntry, small: FrontierEntry): Fitter => async () =>
-  ({ chosenId: 'big', frontier: [big, small], referenceLatencyP50Ms: big.latencyP50Ms, fitter: 'test-two-level' });
+const twoLevels =
+  (big: FrontierEntry, small: FrontierEntry): Fitter =>
+  async () => ({ chosenId: 'big', frontier: [big, small], referenceLatencyP50Ms: big.latencyP50Ms, fitter: 'test-two-level' });
 
-function startAgent(name: string, fitter: Fitter, budgetMs: number, modelPath: string, shapes: Record<string, number[]>, latency?: LatencySource): Agent {
-  return new Agent(loadAgentConfig({ flags: {
-    deviceId: name, stateDir: join(dir, name), model: { path: modelPath, shapes }, budgets: { latencyMs: budgetMs }, threads: 1,
-    metricsIntervalS: 1, probe: { intervalS: 0.2, runs: 5, stepDownAfter: 2, stepUpAfter: 3, headroom: 0.9, maxCpuPercent: 100 }, mqtt: { url: broker.url },
-  } }), { fitter, log: () => undefined, ...(latency ? { latency } : {}) });
+function startAgent(
+  name: string,
+  fitter: Fitter,
+  budgetMs: number,
+  modelPath: string,
+  shapes: Record<string, number[]>,
+  latency?: LatencySource,
+): Agent {
+  return new Agent(
+    loadAgentConfig({
+      flags: {
+        deviceId: name,
+        stateDir: join(dir, name),
+        model: { path: modelPath, shapes },
+        budgets: { latencyMs: budgetMs },
+        threads: 1,
+        metricsIntervalS: 1,
+        probe: { intervalS: 0.2, runs: 5, stepDownAfter: 2, stepUpAfter: 3, headroom: 0.9, maxCpuPercent: 100 },
+        mqtt: { url: broker.url },
+      },
+    }),
+    { fitter, log: () => undefined, ...(latency ? { latency } : {}) },
+  );
 }
 
-interface Ev { type: string; data: Record<string, unknown> }
+interface Ev {
+  type: string;
+  data: Record<string, unknown>;
+}
 function events(agent: Agent): { all: Ev[]; next(type: string, timeoutMs: number): Promise<Ev> } {
   const all: Ev[] = [];
   const waiting: Array<(e: Ev) => void> = [];
@@ -53,15 +84,16 @@ function events(agent: Agent): { all: Ev[]; next(type: string, timeoutMs: number
   });
   return {
     all,
-    next: (type, timeoutMs) => new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no '${type}' event within ${timeoutMs} ms`)), timeoutMs);
-      const wait = (e: Ev): void => {
-        if (e.type !== type) return void waiting.push(wait);
-        clearTimeout(timer);
-        resolve(e);
-      };
-      waiting.push(wait);
-    }),
+    next: (type, timeoutMs) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no '${type}' event within ${timeoutMs} ms`)), timeoutMs);
+        const wait = (e: Ev): void => {
+          if (e.type !== type) return void waiting.push(wait);
+          clearTimeout(timer);
+          resolve(e);
+        };
+        waiting.push(wait);
+      }),
   };
 }
 
@@ -71,7 +103,9 @@ class ScriptedLatency implements LatencySource {
   p50: Record<string, number> = {};
   readonly probes: Array<{ model: string; p50: number }> = [];
   modelRssMb = 0;
-  get loaded(): boolean { return this.model !== undefined; }
+  get loaded(): boolean {
+    return this.model !== undefined;
+  }
   async load(path: string): Promise<void> {
     this.model = readFileSync(path, 'utf8'); // the test's model files hold their own name
     this.modelRssMb = 10;
@@ -81,7 +115,9 @@ class ScriptedLatency implements LatencySource {
     this.probes.push({ model: this.model!, p50 });
     return { p50, p95: p50, runs };
   }
-  async close(): Promise<void> { this.model = undefined; }
+  async close(): Promise<void> {
+    this.model = undefined;
+  }
 }
 
 t.test('scripted latencies: N probes over budget step down, M with predicted headroom step up', async (t) => {
@@ -109,13 +145,20 @@ t.test('scripted latencies: N probes over budget step down, M with predicted hea
   const d = await down;
   t.match(d.data, { from: 'big', to: 'small', fromLevel: 0, toLevel: 1, liveP50Ms: 15, budgetMs: 10 });
   const over = source.probes.slice(from).filter((p) => p.model === 'big');
-  t.same(over.map((p) => p.p50), [15, 15], 'exactly stepDownAfter (2) probes over budget, then the step');
+  t.same(
+    over.map((p) => p.p50),
+    [15, 15],
+    'exactly stepDownAfter (2) probes over budget, then the step',
+  );
   t.equal(agent.level(), 1);
 
   // a few probes of the small model under load: predicted 7.5 * 6/3 = 15 ms > 0.9 * 10, so no step up
   const at = source.probes.length;
   while (source.probes.length < at + 4) await new Promise((r) => setTimeout(r, 50));
-  t.notOk(ev.all.some((e) => e.type === 'stepped-up'), 'no step up while the big model would break the budget');
+  t.notOk(
+    ev.all.some((e) => e.type === 'stepped-up'),
+    'no step up while the big model would break the budget',
+  );
   t.equal(agent.level(), 1);
 
   // load removed: small at 2.5 ms predicts 5 ms for the big one, within 9 ms: 3 probes step up
@@ -137,7 +180,9 @@ t.test('real probes end to end: a budget no model meets steps down and reports t
   m.metadata.set('edgefit-test', 'variant-b');
   writeFileSync(variant, serializeModel(m));
   const budgetMs = 0.001;
-  const agent = startAgent('dev-real', twoLevels(entry('big', CLS_MODEL, 2, 0), entry('small', variant, 1, 0.6)), budgetMs, CLS_MODEL, { x: [1, 3, 48, 192] });
+  const agent = startAgent('dev-real', twoLevels(entry('big', CLS_MODEL, 2, 0), entry('small', variant, 1, 0.6)), budgetMs, CLS_MODEL, {
+    x: [1, 3, 48, 192],
+  });
   t.teardown(() => agent.stop());
   const ev = events(agent);
   const deployed = ev.next('deployed', 60_000);

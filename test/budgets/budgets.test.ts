@@ -3,7 +3,15 @@
 // resolve the same way for the search and the agent.
 import t from 'tap';
 import {
-  BUDGET_KEYS, LATENCY_STATISTIC, budgetsSchema, latencyBudgetMs, latencyOf, latencyOfRuns, meets, mergeBudgets, profileBudgets,
+  BUDGET_KEYS,
+  LATENCY_STATISTIC,
+  budgetsSchema,
+  latencyBudgetMs,
+  latencyOf,
+  latencyOfRuns,
+  meets,
+  mergeBudgets,
+  profileBudgets,
 } from '../../src/budgets/index.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
 import { validate } from '../../src/config/validate.js';
@@ -36,7 +44,8 @@ t.test('meets: each budget failing alone, with its shortfall', async (t) => {
     t.notOk(v.ok, `${c.key} fails`);
     for (const k of BUDGET_KEYS) t.equal(v.met[k], k !== c.key, `${c.key} alone: ${k} ${k === c.key ? 'missed' : 'met'}`);
     t.same(Object.keys(v.shortfall), Object.keys(c.short), `only the ${c.key} shortfall`);
-    for (const [k, x] of Object.entries(c.short)) t.ok(Math.abs(v.shortfall[k as keyof typeof v.shortfall]! - x) < 1e-9, `${k} short by ${x}`);
+    for (const [k, x] of Object.entries(c.short))
+      t.ok(Math.abs(v.shortfall[k as keyof typeof v.shortfall]! - x) < 1e-9, `${k} short by ${x}`);
     t.ok(Math.abs(v.relative[c.key] - c.rel) < 1e-9, `${c.key} ${c.rel * 100} % over`);
   }
 });
@@ -72,7 +81,11 @@ t.test('board profile budgets and layering', async (t) => {
   t.same(profileBudgets({ latencyMs: 30, ramMb: 64, minFidelity: 0.9 }), { latencyMs: 30, ramMb: 64, minFidelity: 0.9 });
   t.throws(() => profileBudgets({ latency: 'fast', ramMb: 64, minFidelity: 0.9 }), { code: 'CONFIG' });
   // profile < config < command: a later latency of either form replaces both
-  t.same(mergeBudgets({ latencyFactor: 0.5, ramMb: 100 }, undefined, { sizeMb: 3 }, { latencyMs: 20 }), { ramMb: 100, sizeMb: 3, latencyMs: 20 });
+  t.same(mergeBudgets({ latencyFactor: 0.5, ramMb: 100 }, undefined, { sizeMb: 3 }, { latencyMs: 20 }), {
+    ramMb: 100,
+    sizeMb: 3,
+    latencyMs: 20,
+  });
   t.same(mergeBudgets({ latencyMs: 20 }, { latencyFactor: 0.4, latencyMs: undefined }), { latencyFactor: 0.4 });
 });
 
@@ -81,7 +94,11 @@ t.test('the one schema has every field, sizeMb included, wherever budgets are ch
   t.ok(validate(budgetsSchema, { sizeMb: 1.5 }).ok);
   const bad = validate(budgetsSchema, { sizeMb: 0 });
   t.notOk(bad.ok);
-  if (!bad.ok) t.same(bad.errors.map((e) => e.path), ['sizeMb']);
+  if (!bad.ok)
+    t.same(
+      bad.errors.map((e) => e.path),
+      ['sizeMb'],
+    );
   // MQTT: set-budget and fit arguments, the retained profile payload
   t.same(checkArgs('set-budget', { sizeMb: 2 }), { sizeMb: 2 });
   t.throws(() => checkArgs('set-budget', { sizeMb: -1 }), { code: 'DATA', message: /sizeMb/ });
@@ -107,6 +124,9 @@ t.test('the dashboard: set-budget with sizeMb through the one schema; metrics ca
   t.equal(a.budgets.sizeMb, 3);
   t.equal(a.point.latencyMs, latencyOf(m.model), 'the chart shows the judged statistic');
   const p = { ts: 0, latencyMs: 120, latencyP95Ms: 500, ramMb: 40, tempC: null, cpuLoad: null, fidelity: 0.85 };
-  t.ok(Math.abs(violationScore({ latencyMs: 100, ramMb: 50, minFidelity: 0.9 }, p, {}) - 0.2) < 1e-9, 'worst relative miss: latency 20 % over');
+  t.ok(
+    Math.abs(violationScore({ latencyMs: 100, ramMb: 50, minFidelity: 0.9 }, p, {}) - 0.2) < 1e-9,
+    'worst relative miss: latency 20 % over',
+  );
   t.equal(violationScore({ latencyMs: 200 }, p, {}), 0, 'judged on the p50, not the p95');
 });

@@ -8,10 +8,15 @@ t.test('inspect --json on PP-OCRv4 det gives the documented fields', async (t) =
   const r = await runCli(['inspect', OCR_MODELS.det.file, '--shape', 'x=1x3x640x640', '--json']);
   t.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
-  for (const k of ['params', 'macs', 'weightBytes', 'peakActivationBytes', 'nodes', 'opsets', 'inputs', 'outputs', 'layers']) t.ok(k in j, k);
+  for (const k of ['params', 'macs', 'weightBytes', 'peakActivationBytes', 'nodes', 'opsets', 'inputs', 'outputs', 'layers'])
+    t.ok(k in j, k);
   t.equal(j.params, 1_171_841);
   t.same(j.outputs[0].shape, [1, 1, 640, 640]);
-  t.ok(j.layers.every((l: { name: string; op: string; params: number; macs: number }) => typeof l.op === 'string' && typeof l.params === 'number'));
+  t.ok(
+    j.layers.every(
+      (l: { name: string; op: string; params: number; macs: number }) => typeof l.op === 'string' && typeof l.params === 'number',
+    ),
+  );
   const sum = j.layers.reduce((a: number, l: { macs: number }) => a + l.macs, 0);
   t.equal(sum, j.macs, 'layer MACs add up to the total');
 });

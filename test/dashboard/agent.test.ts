@@ -23,10 +23,34 @@ if (skip) {
   await dash.start();
   const id = 'agent-dash-test';
   // a small real model keeps the agent's measurements short on a busy CI box
-  const agent = spawn(process.execPath, [CLI, 'agent', '--broker', broker.url, '--device-id', id, '--state-dir', join(dir, 'agent'),
-    '--model', MODEL, '--shape', 'x=1x1x28x28', '--fitter', 'reference-only', '--metrics-interval', '1', '--probe-interval', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const agent = spawn(
+    process.execPath,
+    [
+      CLI,
+      'agent',
+      '--broker',
+      broker.url,
+      '--device-id',
+      id,
+      '--state-dir',
+      join(dir, 'agent'),
+      '--model',
+      MODEL,
+      '--shape',
+      'x=1x1x28x28',
+      '--fitter',
+      'reference-only',
+      '--metrics-interval',
+      '1',
+      '--probe-interval',
+      '2',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let agentLog = '';
-  agent.stderr.on('data', (b: Buffer) => { agentLog = (agentLog + b.toString()).slice(-4000); });
+  agent.stderr.on('data', (b: Buffer) => {
+    agentLog = (agentLog + b.toString()).slice(-4000);
+  });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   t.teardown(async () => {
     await browser.close();
@@ -40,10 +64,18 @@ if (skip) {
   });
 
   t.test('set-budget from the device page round-trips to a real agent', async (t) => {
-    await until('the agent to report metrics with a deployed model', () => {
-      const s = dash.fleet.state(id)?.summary;
-      return s?.online && s.modelId && s.last?.latencyMs ? s : null;
-    }, 120_000, 200).catch((e: unknown) => { t.comment(agentLog); throw e; });
+    await until(
+      'the agent to report metrics with a deployed model',
+      () => {
+        const s = dash.fleet.state(id)?.summary;
+        return s?.online && s.modelId && s.last?.latencyMs ? s : null;
+      },
+      120_000,
+      200,
+    ).catch((e: unknown) => {
+      t.comment(agentLog);
+      throw e;
+    });
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     await page.goto(`${dash.url}#/d/${id}`);
     await page.waitForSelector('#budget-form');
@@ -61,15 +93,22 @@ if (skip) {
     t.match(resp, /"ok": true/);
     t.match(resp, /"latencyMs": 777/);
     // the agent's next metrics carry the new budget, and the header follows live
-    await page.waitForFunction(() => /budget ≤ 777\.0 ms/.test(document.querySelector('#hdr')?.textContent ?? ''), undefined, { timeout: 20_000 });
+    await page.waitForFunction(() => /budget ≤ 777\.0 ms/.test(document.querySelector('#hdr')?.textContent ?? ''), undefined, {
+      timeout: 20_000,
+    });
     t.pass('the page shows the budget the agent now reports');
-    await page.waitForFunction(() => /budgets-changed/.test(document.querySelector('#events')?.textContent ?? ''), undefined, { timeout: 20_000 });
+    await page.waitForFunction(() => /budgets-changed/.test(document.querySelector('#events')?.textContent ?? ''), undefined, {
+      timeout: 20_000,
+    });
     t.pass('the budgets-changed event is in the log');
     // a request the agent refuses comes back as an error response, shown as such
     await page.click('#act-rollback');
     await page.waitForSelector('.act[data-verb="rollback"][data-state]:not([data-state="pending"])', { timeout: 20_000 });
     const state = await page.getAttribute('.act[data-verb="rollback"]', 'data-state');
     const text = await page.textContent('.act[data-verb="rollback"] .resp');
-    t.ok(state === 'err' ? /"ok": false/.test(text ?? '') && /"error"/.test(text ?? '') : /"ok": true/.test(text ?? ''), `rollback answered (${state})`);
+    t.ok(
+      state === 'err' ? /"ok": false/.test(text ?? '') && /"error"/.test(text ?? '') : /"ok": true/.test(text ?? ''),
+      `rollback answered (${state})`,
+    );
   });
 }

@@ -27,12 +27,16 @@ t.test('the CLI refuses to listen beyond localhost without a token: one line, ex
 t.test('token: bearer, ?token= traded for an HttpOnly cookie, cookie; everything else 401', async (t) => {
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x.invalid');
-    if (authorize(req, res, url, TOKEN)) { res.writeHead(200); res.end('in'); }
+    if (authorize(req, res, url, TOKEN)) {
+      res.writeHead(200);
+      res.end('in');
+    }
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const get = (path: string, headers: Record<string, string> = {}): Promise<Response> => fetch(base + path, { headers, redirect: 'manual' });
+  const get = (path: string, headers: Record<string, string> = {}): Promise<Response> =>
+    fetch(base + path, { headers, redirect: 'manual' });
 
   t.equal((await get('/api/fleet')).status, 401, 'no token');
   t.equal((await get('/api/fleet', { Authorization: 'Bearer wrong-token-0123456789' })).status, 401, 'wrong bearer');
@@ -49,19 +53,37 @@ t.test('token: bearer, ?token= traded for an HttpOnly cookie, cookie; everything
   t.equal((await get('/', { Cookie: `${COOKIE}=forged` })).status, 401, 'forged cookie');
 });
 
-t.test('action bodies are checked with the agent\'s argument schemas before they become MQTT requests', async (t) => {
-  t.same(validateAction('set-budget', { latencyMs: 120, minFidelity: 0.98 }), { verb: 'set-budget', args: { latencyMs: 120, minFidelity: 0.98 } });
-  t.same(validateAction('set-budget', { latencyMs: 120, ramMb: '' }), { verb: 'set-budget', args: { latencyMs: 120 } }, 'an empty field leaves that budget alone');
+t.test("action bodies are checked with the agent's argument schemas before they become MQTT requests", async (t) => {
+  t.same(validateAction('set-budget', { latencyMs: 120, minFidelity: 0.98 }), {
+    verb: 'set-budget',
+    args: { latencyMs: 120, minFidelity: 0.98 },
+  });
+  t.same(
+    validateAction('set-budget', { latencyMs: 120, ramMb: '' }),
+    { verb: 'set-budget', args: { latencyMs: 120 } },
+    'an empty field leaves that budget alone',
+  );
   t.same(validateAction('ping', {}), { verb: 'ping', args: {} });
   t.same(validateAction('rollback', undefined), { verb: 'rollback', args: {} });
   t.throws(() => validateAction('format-disk', {}), { code: 'USAGE', message: /unknown action/ });
-  t.throws(() => validateAction('deploy', { candidateId: 'x' }), { code: 'USAGE', message: /unknown action/ }, 'deploy is not offered from the browser');
+  t.throws(
+    () => validateAction('deploy', { candidateId: 'x' }),
+    { code: 'USAGE', message: /unknown action/ },
+    'deploy is not offered from the browser',
+  );
   t.throws(() => validateAction('set-budget', {}), { code: 'USAGE', message: /fewer than 1/ });
   t.throws(() => validateAction('set-budget', { latencyMs: -1 }), { code: 'USAGE', message: /latencyMs/ });
   t.throws(() => validateAction('set-budget', { latencyMs: '100' }), { code: 'USAGE', message: /latencyMs must be number/ });
   t.throws(() => validateAction('set-budget', { minFidelity: 1.5 }), { code: 'USAGE', message: /minFidelity/ });
-  t.throws(() => validateAction('set-budget', { latencyMs: 100, latencyFactor: 2 }), { code: 'USAGE' }, 'absolute and relative latency at once');
-  t.throws(() => validateAction('set-budget', { latencyMs: 100, model: '/etc/passwd' }), { code: 'USAGE', message: /additional properties 'model'/ });
+  t.throws(
+    () => validateAction('set-budget', { latencyMs: 100, latencyFactor: 2 }),
+    { code: 'USAGE' },
+    'absolute and relative latency at once',
+  );
+  t.throws(() => validateAction('set-budget', { latencyMs: 100, model: '/etc/passwd' }), {
+    code: 'USAGE',
+    message: /additional properties 'model'/,
+  });
   t.throws(() => validateAction('set-budget', [1]), { code: 'USAGE' });
   t.throws(() => validateAction('rollback', { path: '/tmp/x.onnx' }), { code: 'USAGE', message: /additional properties/ });
 });

@@ -11,7 +11,10 @@ if (skip) {
   const DEVICES = 120;
   const stack = await startStack({ devices: DEVICES, rate: 1 });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  t.teardown(async () => { await browser.close(); await stack.stop(); });
+  t.teardown(async () => {
+    await browser.close();
+    await stack.stop();
+  });
   const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -19,7 +22,9 @@ if (skip) {
 
   t.test('the fleet page lists every simulated device in a virtualised list', async (t) => {
     await page.goto(base);
-    await page.waitForFunction((n) => document.querySelector('#counts')?.textContent?.startsWith(`${n} devices`), DEVICES, { timeout: 15_000 });
+    await page.waitForFunction((n) => document.querySelector('#counts')?.textContent?.startsWith(`${n} devices`), DEVICES, {
+      timeout: 15_000,
+    });
     t.match(await page.textContent('#counts'), new RegExp(`^${DEVICES} devices · ${DEVICES} online`));
     const rows = await page.locator('.row:not([hidden])').count();
     t.ok(rows > 10 && rows < 50, `${rows} rows in the DOM for ${DEVICES} devices`);
@@ -28,15 +33,19 @@ if (skip) {
     t.equal(h, DEVICES * 44);
     // scroll to the end: the last devices get rendered, still with a small DOM
     await page.selectOption('#f-sort', 'id');
-    await page.$eval('#viewport', (e) => { e.scrollTop = e.scrollHeight; });
+    await page.$eval('#viewport', (e) => {
+      e.scrollTop = e.scrollHeight;
+    });
     await page.waitForSelector(`.row[data-id="sim-0${DEVICES}"]`, { timeout: 5000 });
-    t.ok(await page.locator('.row:not([hidden])').count() < 50);
+    t.ok((await page.locator('.row:not([hidden])').count()) < 50);
     // a row shows board, model @ level, budgets and three sparklines
     const row = page.locator(`.row[data-id="sim-0${DEVICES}"]`);
     t.match(await row.textContent(), /online.*(raspberry|jetson|x86).*ch_PP-OCRv4_det_infer.*@.*≤\d+ms.*ms.*MB.*°C/);
     await until('sparklines with data', async () => (await row.locator('svg path').count()) === 3, 5000);
     // filter by board: every visible row is on that board
-    await page.$eval('#viewport', (e) => { e.scrollTop = 0; });
+    await page.$eval('#viewport', (e) => {
+      e.scrollTop = 0;
+    });
     await page.selectOption('#f-board', 'raspberry-pi-5');
     await page.waitForFunction(() => /showing 30$/.test(document.querySelector('#counts')?.textContent ?? ''));
     const boards = await page.$$eval('.row:not([hidden]) .board', (els) => els.map((e) => e.textContent));
@@ -48,11 +57,15 @@ if (skip) {
     // last render and this read: compare the page with the server until they agree
     let topId: string | undefined;
     let worst = stack.dash.fleet.summaries()[0]!;
-    await until('worst violation sorts first', async () => {
-      topId = await page.$eval('.row:not([hidden])', (e) => (e as HTMLElement).dataset.id);
-      worst = stack.dash.fleet.summaries().reduce((a, b) => (b.violation > a.violation ? b : a));
-      return topId === worst.id;
-    }, 5000).catch(() => undefined);
+    await until(
+      'worst violation sorts first',
+      async () => {
+        topId = await page.$eval('.row:not([hidden])', (e) => (e as HTMLElement).dataset.id);
+        worst = stack.dash.fleet.summaries().reduce((a, b) => (b.violation > a.violation ? b : a));
+        return topId === worst.id;
+      },
+      5000,
+    ).catch(() => undefined);
     t.ok(worst.violation > 0, 'some simulated devices miss a budget');
     t.equal(topId, worst.id, 'worst violation sorts first');
   });
@@ -80,7 +93,12 @@ if (skip) {
     const killedAt = Date.now();
     stack.sim.get(victim)!.kill();
     await until('the Last Will', () => willAt, 10_000);
-    const offlineAt = await until('the row to show offline', () => page.evaluate(() => (window as unknown as { offlineAt?: number }).offlineAt), 5000, 20);
+    const offlineAt = await until(
+      'the row to show offline',
+      () => page.evaluate(() => (window as unknown as { offlineAt?: number }).offlineAt),
+      5000,
+      20,
+    );
     t.comment(`socket cut -> Last Will ${willAt - killedAt} ms, Last Will -> page ${offlineAt - willAt} ms`);
     t.ok(offlineAt - willAt < 2000, `page showed offline ${offlineAt - willAt} ms after the Last Will`);
     t.equal(await page.textContent(`.row[data-id="${victim}"] .state`), 'offline');
@@ -97,7 +115,7 @@ if (skip) {
     // the page asked the device for its frontier on load: the plot shows it with the deployed point
     await page.waitForSelector('#frontier circle.pt.chosen', { timeout: 10_000 });
     t.equal(await page.locator('#frontier circle.pt').count(), 5, 'five measured levels');
-    t.ok(await page.locator('#frontier .budget-line').count() >= 1, 'budget lines drawn');
+    t.ok((await page.locator('#frontier .budget-line').count()) >= 1, 'budget lines drawn');
     await page.fill('input[name=latencyMs]', '5000');
     await page.click('#act-set-budget');
     await page.waitForSelector('.act[data-verb="set-budget"][data-state="ok"]', { timeout: 10_000 }).catch(async (e: unknown) => {
@@ -109,7 +127,9 @@ if (skip) {
     t.match(resp, /"ok": true/);
     t.match(resp, /"latencyMs": 5000/);
     // the device then reports metrics under the new budget: the header follows live
-    await page.waitForFunction(() => /budget ≤ 5000 ms/.test(document.querySelector('#hdr')?.textContent ?? ''), undefined, { timeout: 10_000 });
+    await page.waitForFunction(() => /budget ≤ 5000 ms/.test(document.querySelector('#hdr')?.textContent ?? ''), undefined, {
+      timeout: 10_000,
+    });
     t.pass('header shows the new budget from live metrics');
     // a bad value is refused with a clear message, nothing is sent
     const before = await page.locator('.act').count();
@@ -119,7 +139,7 @@ if (skip) {
     t.match(await page.textContent('#formerr'), /latencyMs must be > 0/);
     t.equal(await page.locator('.act').count(), before);
     await page.waitForSelector('#ch-lat svg path');
-    t.ok(await page.locator('#events tr').count() >= 1, 'event log shows events');
+    t.ok((await page.locator('#events tr').count()) >= 1, 'event log shows events');
     t.same(pageErrors, [], 'no script errors in the page');
   });
 
@@ -127,7 +147,9 @@ if (skip) {
     await page.goto(base);
     await page.waitForFunction(() => document.querySelector('#conn')?.textContent === 'live');
     await stack.broker.stop();
-    await page.waitForFunction(() => /broker unreachable/.test(document.querySelector('#conn')?.textContent ?? ''), undefined, { timeout: 5000 });
+    await page.waitForFunction(() => /broker unreachable/.test(document.querySelector('#conn')?.textContent ?? ''), undefined, {
+      timeout: 5000,
+    });
     t.equal(await page.getAttribute('#conn', 'data-state'), 'down');
     await stack.broker.restart();
     await page.waitForFunction(() => document.querySelector('#conn')?.textContent === 'live', undefined, { timeout: 15_000 });

@@ -22,7 +22,11 @@ t.test('serves the local fleet; a busy port is one log line and null, not a cras
   const busy = createServer();
   await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
   const port = (busy.address() as { port: number }).port;
-  t.teardown(async () => { busy.close(); await broker.stop(); rmSync(dir, { recursive: true, force: true }); });
+  t.teardown(async () => {
+    busy.close();
+    await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
   const logs: string[] = [];
   const none = await startLocalDashboard({ broker: broker.url, deviceId: 'box1', stateDir: dir, port, log: (l) => logs.push(l) });
   t.equal(none, null);

@@ -11,26 +11,37 @@ import { join } from 'node:path';
 const stack = await startStack({ devices: 20, rate: 5 });
 t.teardown(() => stack.stop());
 const base = stack.dash.url.replace(/\/$/, '');
-const fleet = async (): Promise<DeviceSummary[]> => ((await (await fetch(`${base}/api/fleet`)).json()) as { devices: DeviceSummary[] }).devices;
+const fleet = async (): Promise<DeviceSummary[]> =>
+  ((await (await fetch(`${base}/api/fleet`)).json()) as { devices: DeviceSummary[] }).devices;
 
 t.test('every simulated device appears with its board, model, budgets and live metrics', async (t) => {
   const devs = await until('20 devices with metrics', async () => {
     const d = await fleet();
     return d.length === 20 && d.every((x) => x.online && x.last && x.board && x.modelId) ? d : null;
   });
-  t.same(devs.map((d) => d.id).sort(), Array.from({ length: 20 }, (_, i) => `sim-${String(i + 1).padStart(4, '0')}`));
+  t.same(
+    devs.map((d) => d.id).sort(),
+    Array.from({ length: 20 }, (_, i) => `sim-${String(i + 1).padStart(4, '0')}`),
+  );
   const boards = new Set(devs.map((d) => d.board));
   t.ok(boards.size >= 3, `several boards (${[...boards].join(', ')})`);
   for (const d of devs) {
     t.ok(d.budgets.latencyMs! > 0 && d.last!.latencyMs! > 0, `${d.id} has a latency budget and a measured latency`);
-    t.equal(d.violation > 0, Object.values(d.met).includes(false) || d.last!.latencyMs! > d.budgets.latencyMs!, `${d.id}: violation agrees with met flags`);
+    t.equal(
+      d.violation > 0,
+      Object.values(d.met).includes(false) || d.last!.latencyMs! > d.budgets.latencyMs!,
+      `${d.id}: violation agrees with met flags`,
+    );
   }
   // history is written at the next flush (<= 250 ms after the message)
   const detail = await until('history in SQLite', async () => {
     const d = (await (await fetch(`${base}/api/devices/sim-0001`)).json()) as DeviceDetail;
     return d.history.length >= 1 ? d : null;
   });
-  t.ok(detail.events.some((e) => e.type === 'deployed'), 'the deployed event was stored');
+  t.ok(
+    detail.events.some((e) => e.type === 'deployed'),
+    'the deployed event was stored',
+  );
   t.match(detail.profile, { profile: detail.summary.board });
 });
 
@@ -47,7 +58,10 @@ t.test('bad payloads are dropped and counted; the dashboard stays healthy', asyn
   t.equal(stack.dash.link.stats.dropped - before, 5);
   const h = (await (await fetch(`${base}/healthz`)).json()) as { ok: boolean; mqtt: boolean };
   t.match(h, { ok: true, mqtt: true, devices: 20 });
-  t.notOk((await fleet()).some((d) => d.id.startsWith('evil-')), 'no device created from a rejected payload');
+  t.notOk(
+    (await fleet()).some((d) => d.id.startsWith('evil-')),
+    'no device created from a rejected payload',
+  );
 });
 
 t.test('actions: validated, same-origin JSON only, answered by the device and recorded', async (t) => {
@@ -55,7 +69,11 @@ t.test('actions: validated, same-origin JSON only, answered by the device and re
     fetch(`${base}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
   let r = await post('/api/devices/sim-0002/actions/set-budget', { latencyMs: 100 }, { 'Content-Type': 'text/plain' });
   t.equal(r.status, 400, 'a form-style POST is refused');
-  r = await post('/api/devices/sim-0002/actions/set-budget', { latencyMs: 100 }, { 'Content-Type': 'application/json', Origin: 'http://evil.example' });
+  r = await post(
+    '/api/devices/sim-0002/actions/set-budget',
+    { latencyMs: 100 },
+    { 'Content-Type': 'application/json', Origin: 'http://evil.example' },
+  );
   t.equal(r.status, 400, 'cross-origin refused');
   t.match(await r.json(), { error: { code: 'USAGE', message: /cross-origin/ } });
   r = await post('/api/devices/sim-0002/actions/set-budget', { latencyMs: -5 });
@@ -90,16 +108,23 @@ t.test('SSE: a snapshot first, then batched updates (not one frame per MQTT mess
   const maxFrames = Math.ceil(elapsedMs / DASHBOARD_DEFAULTS.flushMs) + 1;
   t.ok(updates.length <= maxFrames, `${updates.length} fleet frames for ${mqttMsgs} messages in ${elapsedMs} ms (250 ms batches)`);
   t.ok(updates.length >= 2, 'updates keep flowing');
-  t.notOk(frames.some((f) => f.kind === 'metrics'), 'per-device detail only goes to that device page');
+  t.notOk(
+    frames.some((f) => f.kind === 'metrics'),
+    'per-device detail only goes to that device page',
+  );
 });
 
 t.test('a device page stream carries only that device', async (t) => {
   // until a snapshot, an update and 3 metric frames arrived (0.6 s at 5 msg/s on a quiet box)
-  const enough = (fs: StreamMessage[]): boolean => fs.filter((f) => f.kind === 'fleet').length >= 2 && fs.filter((f) => f.kind === 'metrics').length >= 3;
+  const enough = (fs: StreamMessage[]): boolean =>
+    fs.filter((f) => f.kind === 'fleet').length >= 2 && fs.filter((f) => f.kind === 'metrics').length >= 3;
   const frames = await readStream(`${base}/api/stream?device=sim-0003`, 30_000, enough);
   t.ok(enough(frames), 'snapshot, updates and metric frames');
   const fleetFrames = frames.filter((f): f is Extract<StreamMessage, { kind: 'fleet' }> => f.kind === 'fleet');
-  t.ok(fleetFrames.every((f) => f.devices.length === 1 && f.devices[0]!.id === 'sim-0003' && f.total === 20), 'only its own summary, with the fleet size');
+  t.ok(
+    fleetFrames.every((f) => f.devices.length === 1 && f.devices[0]!.id === 'sim-0003' && f.total === 20),
+    'only its own summary, with the fleet size',
+  );
   const metrics = frames.filter((f) => f.kind === 'metrics');
   t.ok(metrics.every((f) => f.kind === 'metrics' && f.device === 'sim-0003'));
 });
@@ -122,12 +147,17 @@ async function readStream(url: string, ms: number, done: (frames: StreamMessage[
       buf += dec.decode(value, { stream: true });
       let i: number;
       while ((i = buf.indexOf('\n\n')) >= 0) {
-        const data = buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '));
+        const data = buf
+          .slice(0, i)
+          .split('\n')
+          .find((l) => l.startsWith('data: '));
         buf = buf.slice(i + 2);
         if (data) out.push(JSON.parse(data.slice(6)) as StreamMessage);
       }
     }
-  } catch { /* aborted */ } finally {
+  } catch {
+    /* aborted */
+  } finally {
     clearTimeout(timer);
     ac.abort();
   }
@@ -139,7 +169,10 @@ t.test('with a token every route but /healthz needs it; new devices beyond the c
   const token = 'a-long-enough-token-1234';
   const d = startDashboard({ broker: stack.broker.url, port: 0, stateDir: dir, token, maxDevices: 5 });
   await d.start();
-  t.teardown(async () => { await d.stop(); rmSync(dir, { recursive: true, force: true }); });
+  t.teardown(async () => {
+    await d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
   const b = d.url.replace(/\/$/, '');
   for (const p of ['/', '/app.css', '/web/app.js', '/api/fleet', '/api/stream', '/api/devices/sim-0001']) {
     t.equal((await fetch(b + p)).status, 401, `${p} without token`);
@@ -148,7 +181,10 @@ t.test('with a token every route but /healthz needs it; new devices beyond the c
   t.equal((await fetch(`${b}/web/app.js`, { headers: auth })).status, 200);
   t.equal((await fetch(`${b}/healthz`)).status, 200, 'health check stays open (no fleet data in it)');
   const devs = await until('the cap to fill', async () => {
-    const r = (await (await fetch(`${b}/api/fleet`, { headers: auth })).json()) as { devices: DeviceSummary[]; stats: { dropped: number; lastDrop: string } };
+    const r = (await (await fetch(`${b}/api/fleet`, { headers: auth })).json()) as {
+      devices: DeviceSummary[];
+      stats: { dropped: number; lastDrop: string };
+    };
     return r.devices.length === 5 && r.stats.dropped > 0 ? r : null;
   });
   t.equal(devs.devices.length, 5, 'no more devices than the cap');

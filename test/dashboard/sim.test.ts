@@ -18,12 +18,26 @@ t.test('status, profile, metrics and frontier of every simulated board pass the 
       t.equal(a.point.latencyMs, m.model.latencyP50Ms);
       t.equal(a.budgets.latencyMs, m.budgets.effectiveLatencyMs);
     }
-    const resp: ResponsePayload = { v: PAYLOAD_VERSION, deviceId: d.id, txn: 'x', verb: 'get-frontier', ok: true, ts: new Date().toISOString(), result: { frontier: d.frontierPayload() } };
+    const resp: ResponsePayload = {
+      v: PAYLOAD_VERSION,
+      deviceId: d.id,
+      txn: 'x',
+      verb: 'get-frontier',
+      ok: true,
+      ts: new Date().toISOString(),
+      result: { frontier: d.frontierPayload() },
+    };
     t.doesNotThrow(() => checkPayload('response', resp));
     const f = adaptFrontier(resp, 2);
     t.equal(f.length, 5);
-    t.ok(f.every((p, i) => p.level === i && (p.chosen === (i === 2))), 'level = frontier index; chosen = deployed level');
-    t.ok(f.every((p, i) => i === 0 || p.latencyMs < f[i - 1]!.latencyMs), 'frontier from slowest to fastest');
+    t.ok(
+      f.every((p, i) => p.level === i && p.chosen === (i === 2)),
+      'level = frontier index; chosen = deployed level',
+    );
+    t.ok(
+      f.every((p, i) => i === 0 || p.latencyMs < f[i - 1]!.latencyMs),
+      'frontier from slowest to fastest',
+    );
     t.equal(f[3]!.label, 'int8-static 30% ch');
   }
 });

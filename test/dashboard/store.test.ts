@@ -26,22 +26,47 @@ function dir(t: { teardown(fn: () => void): void }): string {
   return d;
 }
 
-const point = (ts: number, lat: number): MetricPoint => ({ ts, latencyMs: lat, latencyP95Ms: lat * 1.2, ramMb: 40, tempC: 50, cpuLoad: 0.3, fidelity: 0.98 });
+const point = (ts: number, lat: number): MetricPoint => ({
+  ts,
+  latencyMs: lat,
+  latencyP95Ms: lat * 1.2,
+  ramMb: 40,
+  tempC: 50,
+  cpuLoad: 0.3,
+  fidelity: 0.98,
+});
 
 t.test('metric history is a ring: capped per device, newest kept, in order', async (t) => {
   const s = new DashboardStore(dir(t));
   t.teardown(() => s.close());
   const n = STORE_LIMITS.metricsPerDevice + 250;
-  s.batch(() => { for (let i = 0; i < n; i++) s.addMetrics('dev-a', { seq: i }, point(1000 + i, i)); });
-  s.batch(() => { for (let i = 0; i < 10; i++) s.addMetrics('dev-b', { seq: i }, point(1000 + i, i)); });
-  const rows = s.db.prepare('SELECT device, COUNT(*) AS c FROM metrics GROUP BY device ORDER BY device').all() as { device: string; c: number }[];
-  t.same(rows, [{ device: 'dev-a', c: STORE_LIMITS.metricsPerDevice }, { device: 'dev-b', c: 10 }]);
+  s.batch(() => {
+    for (let i = 0; i < n; i++) s.addMetrics('dev-a', { seq: i }, point(1000 + i, i));
+  });
+  s.batch(() => {
+    for (let i = 0; i < 10; i++) s.addMetrics('dev-b', { seq: i }, point(1000 + i, i));
+  });
+  const rows = s.db.prepare('SELECT device, COUNT(*) AS c FROM metrics GROUP BY device ORDER BY device').all() as {
+    device: string;
+    c: number;
+  }[];
+  t.same(rows, [
+    { device: 'dev-a', c: STORE_LIMITS.metricsPerDevice },
+    { device: 'dev-b', c: 10 },
+  ]);
   const h = s.history('dev-a', 0, STORE_LIMITS.metricsPerDevice);
   t.equal(h.length, STORE_LIMITS.metricsPerDevice);
   t.equal(h[0]!.latencyMs, 250, 'the oldest 250 were overwritten');
   t.equal(h.at(-1)!.latencyMs, n - 1, 'the newest is last');
-  t.ok(h.every((p, i) => i === 0 || p.ts > h[i - 1]!.ts), 'oldest first, strictly increasing');
-  t.same(s.history('dev-a', 1000 + n - 5, 100).map((p) => p.latencyMs), [n - 5, n - 4, n - 3, n - 2, n - 1], 'since filter');
+  t.ok(
+    h.every((p, i) => i === 0 || p.ts > h[i - 1]!.ts),
+    'oldest first, strictly increasing',
+  );
+  t.same(
+    s.history('dev-a', 1000 + n - 5, 100).map((p) => p.latencyMs),
+    [n - 5, n - 4, n - 3, n - 2, n - 1],
+    'since filter',
+  );
 });
 
 t.test('events are a ring too; state and counters survive reopen', async (t) => {
@@ -66,7 +91,10 @@ t.test('events are a ring too; state and counters survive reopen', async (t) => 
   t.same(ev[0]!.payload, { type: 'e', i: STORE_LIMITS.eventsPerDevice + 4 }, 'newest first');
   // counters continue after reopen: a new point does not overwrite the one at slot 0
   s.batch(() => s.addMetrics('dev-a', { seq: 2 }, point(8, 11)));
-  t.same(s.history('dev-a', 0, 10).map((p) => p.latencyMs), [10, 11]);
+  t.same(
+    s.history('dev-a', 0, 10).map((p) => p.latencyMs),
+    [10, 11],
+  );
 });
 
 t.test('a response is recorded only for a request we sent to that device', async (t) => {
@@ -76,7 +104,15 @@ t.test('a response is recorded only for a request we sent to that device', async
   t.equal(s.answerAction('dev-b', 'tx-1', { ok: true }, 2), false, 'other device cannot answer');
   t.equal(s.answerAction('dev-a', 'tx-unknown', { ok: true }, 2), false, 'unknown tx ignored');
   t.equal(s.answerAction('dev-a', 'tx-1', { tx: 'tx-1', ok: true }, 3), true);
-  t.same(s.action('tx-1'), { tx: 'tx-1', device: 'dev-a', verb: 'ping', ts: 1, request: { tx: 'tx-1' }, response: { tx: 'tx-1', ok: true }, responseTs: 3 });
+  t.same(s.action('tx-1'), {
+    tx: 'tx-1',
+    device: 'dev-a',
+    verb: 'ping',
+    ts: 1,
+    request: { tx: 'tx-1' },
+    response: { tx: 'tx-1', ok: true },
+    responseTs: 3,
+  });
 });
 
 t.test('fleet batches: messages only mark dirty; flush writes once and emits one fleet update', async (t) => {

@@ -8,7 +8,15 @@ import { SimFleet } from '../../devkit/sim.js';
 import { startBroker, type TestBroker } from '../../devkit/broker.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /** null when the browser tests can run, else the one-line reason to skip them. */
 export function browserSkipReason(): string | null {
@@ -31,7 +39,10 @@ export async function startStack(opts: { devices: number; rate?: number; token?:
   await dash.start();
   await sim.start();
   return {
-    broker, sim, dash, stateDir,
+    broker,
+    sim,
+    dash,
+    stateDir,
     async stop() {
       await sim.stop().catch(() => undefined);
       await dash.stop();

@@ -29,13 +29,27 @@ t.test('image folder + preprocess.json -> normalised NCHW samples', async (t) =>
   t.same(x.shape, [1, 3, 640, 640]);
   // a white pixel of an upscaled page, BGR, (1/255*255 - mean)/std per output channel
   const img = decodeImage(join(FIX, 'ocr/det/page-left.png'));
-  const one = preprocessImage(img, parsePreprocessSpec({ size: [img.height, img.width], layout: 'NHWC', color: 'BGR', scale: 1, mean: [0, 0, 0], std: [1, 1, 1] }, 'inline'));
+  const one = preprocessImage(
+    img,
+    parsePreprocessSpec(
+      { size: [img.height, img.width], layout: 'NHWC', color: 'BGR', scale: 1, mean: [0, 0, 0], std: [1, 1, 1] },
+      'inline',
+    ),
+  );
   // identity-size NHWC with no normalisation reproduces the decoded pixels (BGR order)
   const i = 37 * img.width + 11;
-  t.same(Array.from(one.data.subarray(i * 3, i * 3 + 3) as Float32Array), [img.data[i * 4 + 2], img.data[i * 4 + 1], img.data[i * 4]], 'same-size resize is the identity');
+  t.same(
+    Array.from(one.data.subarray(i * 3, i * 3 + 3) as Float32Array),
+    [img.data[i * 4 + 2], img.data[i * 4 + 1], img.data[i * 4]],
+    'same-size resize is the identity',
+  );
   const data = x.data as Float32Array;
-  let lo = Infinity, hi = -Infinity;
-  for (const v of data) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+  let lo = Infinity,
+    hi = -Infinity;
+  for (const v of data) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
   t.ok(lo >= -0.485 / 0.229 - 1e-5 && hi <= (1 - 0.406) / 0.225 + 1e-5, `normalised range [${lo.toFixed(2)}, ${hi.toFixed(2)}]`);
 });
 
@@ -50,7 +64,8 @@ t.test('JPEG and PNG of the same picture preprocess alike (NHWC, GRAY)', async (
   t.same(j.shape, [1, 32, 48, 1]);
   const p = preprocessImage(png, parsePreprocessSpec({ size: [32, 48], layout: 'NHWC', color: 'GRAY', scale: 1 / 255 }, 'inline'));
   let maxDiff = 0;
-  for (let i = 0; i < p.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs((p.data as Float32Array)[i]! - (j.data as Float32Array)[i]!));
+  for (let i = 0; i < p.data.length; i++)
+    maxDiff = Math.max(maxDiff, Math.abs((p.data as Float32Array)[i]! - (j.data as Float32Array)[i]!));
   t.ok(maxDiff < 0.06, `JPEG q95 vs PNG after downscale: max diff ${maxDiff.toFixed(4)} of 1`);
 });
 
@@ -67,7 +82,11 @@ t.test('x.npy + labels.txt: a stack splits into batch-1 samples', async (t) => {
   const d = join(dir, 'lab');
   mkdirSync(d);
   const n = 6;
-  writeNpy(join(d, 'x.npy'), { dtype: 'float32', shape: [n, 1, 28, 28], data: Float32Array.from({ length: n * 784 }, (_, i) => Math.floor(i / 784)) });
+  writeNpy(join(d, 'x.npy'), {
+    dtype: 'float32',
+    shape: [n, 1, 28, 28],
+    data: Float32Array.from({ length: n * 784 }, (_, i) => Math.floor(i / 784)),
+  });
   writeFileSync(join(d, 'labels.txt'), '0\n1\n2\n3\n4\n5\n');
   const set = loadInputSet(d, mnist);
   t.equal(set.kind, 'labelled-npy');
@@ -107,7 +126,10 @@ t.test('npz keyed by input name, float64 cast to float32, shape errors', async (
   const broken = join(dir, 'broken');
   mkdirSync(broken);
   writeFileSync(join(broken, 'preprocess.json'), JSON.stringify({ size: [640, 640] }));
-  writeFileSync(join(broken, 'a.png'), Buffer.concat([PNG.sync.write(Object.assign(new PNG({ width: 4, height: 4 }), {})).subarray(0, 30)]));
+  writeFileSync(
+    join(broken, 'a.png'),
+    Buffer.concat([PNG.sync.write(Object.assign(new PNG({ width: 4, height: 4 }), {})).subarray(0, 30)]),
+  );
   t.throws(() => loadInputSet(broken, det), /cannot decode image .*a\.png/);
 });
 
@@ -117,7 +139,10 @@ t.test('synthetic: seeded, right dtype and shape, plausible ranges, flagged', as
     { name: 'ids', dtype: 'int64', shape: [1, 16] },
     { name: 'mask', dtype: 'bool', shape: [1, 16] },
   ];
-  t.throws(() => synthesizeInputs(inputs), { message: /^input 'x' has dynamic dims \?x3x\?x\?$/, remedy: { option: 'shapes', input: 'x', example: '1x3x224x224' } });
+  t.throws(() => synthesizeInputs(inputs), {
+    message: /^input 'x' has dynamic dims \?x3x\?x\?$/,
+    remedy: { option: 'shapes', input: 'x', example: '1x3x224x224' },
+  });
   const shapes = new Map([['x', [1, 3, 32, 48]]]);
   const a = synthesizeInputs(inputs, { shapes, seed: 7, count: 3 });
   const b = synthesizeInputs(inputs, { shapes, seed: 7, count: 3 });
@@ -127,13 +152,29 @@ t.test('synthetic: seeded, right dtype and shape, plausible ranges, flagged', as
   t.equal(a.samples.length, 3);
   t.same(a.samples[0]!.x!.shape, [1, 3, 32, 48]);
   t.same(Array.from(a.samples[2]!.x!.data as Float32Array), Array.from(b.samples[2]!.x!.data as Float32Array), 'same seed, same values');
-  t.notSame(Array.from(a.samples[0]!.x!.data as Float32Array), Array.from(c.samples[0]!.x!.data as Float32Array), 'other seed, other values');
+  t.notSame(
+    Array.from(a.samples[0]!.x!.data as Float32Array),
+    Array.from(c.samples[0]!.x!.data as Float32Array),
+    'other seed, other values',
+  );
   const xs = Array.from(a.samples[0]!.x!.data as Float32Array);
   const mean = xs.reduce((s, v) => s + v, 0) / xs.length;
   const sd = Math.sqrt(xs.reduce((s, v) => s + (v - mean) ** 2, 0) / xs.length);
-  t.ok(Math.abs(mean) < 0.1 && Math.abs(sd - 1) < 0.1 && Math.max(...xs.map(Math.abs)) <= 3, `float ~N(0,1) clipped: mean ${mean.toFixed(3)} sd ${sd.toFixed(3)}`);
+  t.ok(
+    Math.abs(mean) < 0.1 && Math.abs(sd - 1) < 0.1 && Math.max(...xs.map(Math.abs)) <= 3,
+    `float ~N(0,1) clipped: mean ${mean.toFixed(3)} sd ${sd.toFixed(3)}`,
+  );
   t.equal(a.samples[0]!.ids!.dtype, 'int64');
-  t.ok(Array.from(a.samples[0]!.ids!.data as BigInt64Array).every((v) => v >= 0n && v < 10n), 'ids are small non-negative');
-  t.ok(Array.from(a.samples[0]!.mask!.data as Uint8Array).every((v) => v === 0 || v === 1), 'bool is 0/1');
-  t.throws(() => resolveShape({ name: 'x', dtype: 'float32', shape: [1, 3, 640, 640] }, new Map([['x', [1, 3, 320, 320]]])), /disagrees with the model's fixed input shape/);
+  t.ok(
+    Array.from(a.samples[0]!.ids!.data as BigInt64Array).every((v) => v >= 0n && v < 10n),
+    'ids are small non-negative',
+  );
+  t.ok(
+    Array.from(a.samples[0]!.mask!.data as Uint8Array).every((v) => v === 0 || v === 1),
+    'bool is 0/1',
+  );
+  t.throws(
+    () => resolveShape({ name: 'x', dtype: 'float32', shape: [1, 3, 640, 640] }, new Map([['x', [1, 3, 320, 320]]])),
+    /disagrees with the model's fixed input shape/,
+  );
 });

@@ -22,9 +22,12 @@ function py(code: string): Promise<{ ok: boolean; out: string; err: string }> {
 
 const hasNumpy = (await py('import numpy')).ok;
 
-t.test('numpy-written .npy and .npz files read back exactly', { skip: hasNumpy ? false : 'no numpy in /usr/bin/python3: numpy interop not checked' }, async (t) => {
-  // values are functions of the index so both sides can compute them independently
-  const r = await py(`
+t.test(
+  'numpy-written .npy and .npz files read back exactly',
+  { skip: hasNumpy ? false : 'no numpy in /usr/bin/python3: numpy interop not checked' },
+  async (t) => {
+    // values are functions of the index so both sides can compute them independently
+    const r = await py(`
 import numpy as np, os
 d = ${JSON.stringify(dir)}
 a = (np.arange(2*3*4, dtype=np.float32).reshape(2,3,4) * 0.5 - 3)
@@ -40,47 +43,51 @@ np.save(os.path.join(d, 'fortran.npy'), np.asfortranarray(np.ones((3, 2), dtype=
 np.savez(os.path.join(d, 'stored.npz'), x=a, y=np.arange(3, dtype=np.int64))
 np.savez_compressed(os.path.join(d, 'deflated.npz'), x=a, labels=np.arange(10, dtype=np.int32))
 `);
-  t.ok(r.ok, r.err);
-  const want = Float32Array.from({ length: 24 }, (_, i) => i * 0.5 - 3);
-  const f4 = readNpy(join(dir, 'f4.npy'));
-  t.equal(f4.dtype, 'float32');
-  t.same(f4.shape, [2, 3, 4]);
-  t.same(Array.from(f4.data as Float32Array), Array.from(want));
-  const f8 = readNpy(join(dir, 'f8.npy'));
-  t.equal(f8.dtype, 'float64');
-  t.same(f8.shape, [7]);
-  t.equal((f8.data as Float64Array)[0], -1);
-  t.equal((f8.data as Float64Array)[6], 1);
-  const i8 = readNpy(join(dir, 'i8.npy'));
-  t.same([i8.dtype, i8.shape], ['int64', [2, 5]]);
-  t.same(Array.from(i8.data as BigInt64Array, Number), [-5, -4, -3, -2, -1, 0, 1, 2, 3, 4]);
-  const u1 = readNpy(join(dir, 'u1.npy'));
-  t.same([u1.dtype, u1.shape[0], (u1.data as Uint8Array)[51]], ['uint8', 52, 255]);
-  const b1 = readNpy(join(dir, 'b1.npy'));
-  t.same([b1.dtype, Array.from(b1.data as Uint8Array)], ['bool', [1, 0, 1]]);
-  const s = readNpy(join(dir, 'i4s.npy'));
-  t.same([s.dtype, s.shape, (s.data as Int32Array)[0]], ['int32', [], 42], '0-d array');
-  const v2 = readNpy(join(dir, 'v2.npy'));
-  t.same(Array.from(v2.data as Float32Array), Array.from(want), 'format 2.0');
-  t.same(Buffer.from(encodeNpy(f4)), readFileSync(join(dir, 'f4.npy')), 'our encoding is byte-identical to np.save');
-  t.throws(() => readNpy(join(dir, 'fortran.npy')), /Fortran-ordered/);
+    t.ok(r.ok, r.err);
+    const want = Float32Array.from({ length: 24 }, (_, i) => i * 0.5 - 3);
+    const f4 = readNpy(join(dir, 'f4.npy'));
+    t.equal(f4.dtype, 'float32');
+    t.same(f4.shape, [2, 3, 4]);
+    t.same(Array.from(f4.data as Float32Array), Array.from(want));
+    const f8 = readNpy(join(dir, 'f8.npy'));
+    t.equal(f8.dtype, 'float64');
+    t.same(f8.shape, [7]);
+    t.equal((f8.data as Float64Array)[0], -1);
+    t.equal((f8.data as Float64Array)[6], 1);
+    const i8 = readNpy(join(dir, 'i8.npy'));
+    t.same([i8.dtype, i8.shape], ['int64', [2, 5]]);
+    t.same(Array.from(i8.data as BigInt64Array, Number), [-5, -4, -3, -2, -1, 0, 1, 2, 3, 4]);
+    const u1 = readNpy(join(dir, 'u1.npy'));
+    t.same([u1.dtype, u1.shape[0], (u1.data as Uint8Array)[51]], ['uint8', 52, 255]);
+    const b1 = readNpy(join(dir, 'b1.npy'));
+    t.same([b1.dtype, Array.from(b1.data as Uint8Array)], ['bool', [1, 0, 1]]);
+    const s = readNpy(join(dir, 'i4s.npy'));
+    t.same([s.dtype, s.shape, (s.data as Int32Array)[0]], ['int32', [], 42], '0-d array');
+    const v2 = readNpy(join(dir, 'v2.npy'));
+    t.same(Array.from(v2.data as Float32Array), Array.from(want), 'format 2.0');
+    t.same(Buffer.from(encodeNpy(f4)), readFileSync(join(dir, 'f4.npy')), 'our encoding is byte-identical to np.save');
+    t.throws(() => readNpy(join(dir, 'fortran.npy')), /Fortran-ordered/);
 
-  const st = readNpz(join(dir, 'stored.npz'));
-  t.same([...st.keys()], ['x', 'y']);
-  t.same(Array.from(st.get('x')!.data as Float32Array), Array.from(want));
-  t.same(Array.from(st.get('y')!.data as BigInt64Array, Number), [0, 1, 2]);
-  const df = readNpz(join(dir, 'deflated.npz'));
-  t.same(Array.from(df.get('x')!.data as Float32Array), Array.from(want), 'deflated member');
-  t.same(Array.from(df.get('labels')!.data as Int32Array), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-});
+    const st = readNpz(join(dir, 'stored.npz'));
+    t.same([...st.keys()], ['x', 'y']);
+    t.same(Array.from(st.get('x')!.data as Float32Array), Array.from(want));
+    t.same(Array.from(st.get('y')!.data as BigInt64Array, Number), [0, 1, 2]);
+    const df = readNpz(join(dir, 'deflated.npz'));
+    t.same(Array.from(df.get('x')!.data as Float32Array), Array.from(want), 'deflated member');
+    t.same(Array.from(df.get('labels')!.data as Int32Array), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  },
+);
 
-t.test('numpy reads what our writers write', { skip: hasNumpy ? false : 'no numpy in /usr/bin/python3: numpy interop not checked' }, async (t) => {
-  const x: NdArray = { dtype: 'float32', shape: [2, 2, 3], data: Float32Array.from({ length: 12 }, (_, i) => i / 4 - 1) };
-  const ids: NdArray = { dtype: 'int64', shape: [4], data: BigInt64Array.from([7n, -1n, 0n, 123456789012n]) };
-  writeNpy(join(dir, 'ours.npy'), x);
-  writeNpz(join(dir, 'ours.npz'), { x, ids });
-  writeNpz(join(dir, 'ours-c.npz'), { x, ids }, { compress: true });
-  const r = await py(`
+t.test(
+  'numpy reads what our writers write',
+  { skip: hasNumpy ? false : 'no numpy in /usr/bin/python3: numpy interop not checked' },
+  async (t) => {
+    const x: NdArray = { dtype: 'float32', shape: [2, 2, 3], data: Float32Array.from({ length: 12 }, (_, i) => i / 4 - 1) };
+    const ids: NdArray = { dtype: 'int64', shape: [4], data: BigInt64Array.from([7n, -1n, 0n, 123456789012n]) };
+    writeNpy(join(dir, 'ours.npy'), x);
+    writeNpz(join(dir, 'ours.npz'), { x, ids });
+    writeNpz(join(dir, 'ours-c.npz'), { x, ids }, { compress: true });
+    const r = await py(`
 import numpy as np, json, os
 d = ${JSON.stringify(dir)}
 a = np.load(os.path.join(d, 'ours.npy'))
@@ -90,14 +97,15 @@ for n in ('ours.npz', 'ours-c.npz'):
     out[n] = {k: [str(z[k].dtype), list(z[k].shape), z[k].ravel().tolist()] for k in sorted(z.files)}
 print(json.dumps(out))
 `);
-  t.ok(r.ok, r.err);
-  const o = JSON.parse(r.out) as Record<string, unknown>;
-  const xs = Array.from(x.data as Float32Array);
-  t.same(o.npy, ['float32', [2, 2, 3], xs]);
-  for (const n of ['ours.npz', 'ours-c.npz']) {
-    t.same(o[n], { ids: ['int64', [4], [7, -1, 0, 123456789012]], x: ['float32', [2, 2, 3], xs] }, n);
-  }
-});
+    t.ok(r.ok, r.err);
+    const o = JSON.parse(r.out) as Record<string, unknown>;
+    const xs = Array.from(x.data as Float32Array);
+    t.same(o.npy, ['float32', [2, 2, 3], xs]);
+    for (const n of ['ours.npz', 'ours-c.npz']) {
+      t.same(o[n], { ids: ['int64', [4], [7, -1, 0, 123456789012]], x: ['float32', [2, 2, 3], xs] }, n);
+    }
+  },
+);
 
 t.test('own round trip, header layout as numpy writes it', async (t) => {
   const a: NdArray = { dtype: 'float32', shape: [3], data: Float32Array.of(1, 2, 3) };

@@ -35,7 +35,11 @@ function readNpy(buf: Buffer): { descr: string; fortran: boolean; shape: number[
   return {
     descr,
     fortran: fortran === 'True',
-    shape: shape.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number),
+    shape: shape
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0)
+      .map(Number),
     dataOffset: pre + headerLen,
     headerLen,
   };
@@ -57,7 +61,10 @@ t.test('held-out split: sizes, label counts and order match the training record'
   t.equal(r.count, META.heldOut.total);
   const labels = readFileSync(join(dir, 'labels.txt'), 'utf8').trimEnd().split('\n').map(Number);
   t.equal(labels.length, r.count, 'one label per sample');
-  t.ok(labels.every((l) => Number.isInteger(l) && l >= 0 && l <= 9), 'labels are digits');
+  t.ok(
+    labels.every((l) => Number.isInteger(l) && l >= 0 && l <= 9),
+    'labels are digits',
+  );
   for (let d = 0; d < 10; d++) {
     const want = META.split.perDigit[String(d)]!;
     t.equal(labels.filter((l) => l === d).length, want.test, `digit ${d} held-out count`);

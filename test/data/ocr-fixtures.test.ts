@@ -21,7 +21,11 @@ interface Preprocess {
 }
 const FIX = join(ROOT, 'test/fixtures');
 const spec = (dir: string) => JSON.parse(readFileSync(join(dir, 'preprocess.json'), 'utf8')) as Preprocess;
-const pngs = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.png')).sort().map((f) => join(dir, f));
+const pngs = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith('.png'))
+    .sort()
+    .map((f) => join(dir, f));
 
 /** Images -> NCHW float32 batch following a preprocess.json, through the shared loader (src/data/image.ts). */
 function toTensor(files: string[], p: Preprocess): ort.Tensor {
@@ -87,7 +91,13 @@ t.test('PP-OCR rec reads the printed words of the page crops', async (t) => {
   const [n, steps, classes] = y.dims as [number, number, number];
   t.equal(n, files.length);
   // ppocr_keys_v1.txt: index 0 is the CTC blank, then one character per line, then ' '
-  const keys = ['', ...readFileSync(join(OCR, 'ppocr_keys_v1.txt'), 'utf8').split('\n').filter((l) => l.length > 0), ' '];
+  const keys = [
+    '',
+    ...readFileSync(join(OCR, 'ppocr_keys_v1.txt'), 'utf8')
+      .split('\n')
+      .filter((l) => l.length > 0),
+    ' ',
+  ];
   t.equal(keys.length, classes, 'dictionary size matches the model output');
   const p = y.data as Float32Array;
   const texts = [];
@@ -104,7 +114,24 @@ t.test('PP-OCR rec reads the printed words of the page crops', async (t) => {
     texts.push(s);
   }
   const all = texts.join(' ').toLowerCase();
-  const words = ['region', 'segmentation', 'first', 'determine', 'markers', 'coins', 'background', 'pixels', 'label', 'either', 'object', 'found', 'extreme', 'histogram', 'grey', 'zeros'];
+  const words = [
+    'region',
+    'segmentation',
+    'first',
+    'determine',
+    'markers',
+    'coins',
+    'background',
+    'pixels',
+    'label',
+    'either',
+    'object',
+    'found',
+    'extreme',
+    'histogram',
+    'grey',
+    'zeros',
+  ];
   const read = words.filter((w) => all.includes(w));
   t.ok(read.length >= 12, `read ${read.length}/${words.length} words: ${texts.join(' | ')}`);
 });

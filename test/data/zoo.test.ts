@@ -37,9 +37,10 @@ function probe(n: number): Float32Array {
 }
 
 async function run(model: string | Uint8Array, e: ZooEntry, batch = 1): Promise<ort.Tensor> {
-  const s = typeof model === 'string'
-    ? await ort.InferenceSession.create(model, { intraOpNumThreads: 1 })
-    : await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
+  const s =
+    typeof model === 'string'
+      ? await ort.InferenceSession.create(model, { intraOpNumThreads: 1 })
+      : await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
   const input = e.inputs[0]!;
   const shape = [batch, ...input.shape.slice(1)];
   const out = await s.run({ [input.name]: new ort.Tensor('float32', probe(shape.reduce((a, b) => a * b, 1)), shape) });
@@ -59,7 +60,14 @@ t.test('manifest covers every architecture at opsets 13 and 17 within the size b
   const names = new Set(manifest.models.map((e) => e.name));
   t.same([...names].sort(), ['densenet', 'efficientnet', 'lstm', 'mobilenetv2', 'mobilenetv3', 'resnet', 'shufflenetv2', 'transformer']);
   for (const n of names) {
-    t.same(manifest.models.filter((e) => e.name === n).map((e) => e.opset).sort(), [13, 17], `${n} at both opsets`);
+    t.same(
+      manifest.models
+        .filter((e) => e.name === n)
+        .map((e) => e.opset)
+        .sort(),
+      [13, 17],
+      `${n} at both opsets`,
+    );
   }
   let total = 0;
   for (const e of manifest.models) {
@@ -76,7 +84,11 @@ for (const e of manifest.models) {
     const path = join(ZOO, e.file);
     const model = loadModel(path);
     t.equal(model.opsets.get('') ?? model.opsets.get('ai.onnx'), e.opset, 'opset as exported');
-    t.same(model.graph.inputs.map((i) => i.name), e.inputs.map((i) => i.name), 'input names');
+    t.same(
+      model.graph.inputs.map((i) => i.name),
+      e.inputs.map((i) => i.name),
+      'input names',
+    );
 
     const y = await run(path, e);
     t.same(y.dims, e.outputs[0]!.shape, 'output shape as torch produced it');

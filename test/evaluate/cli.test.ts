@@ -12,7 +12,19 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 t.test('--json on real images with a reference: the documented fields', async (t) => {
   const out = join(dir, 'report.json');
-  const r = await runCli(['eval', OCR_MODELS.cls.file, '--reference', OCR_MODELS.cls.file, '--data', join(ROOT, 'test/fixtures/ocr/cls'), '--runs', '4', '--json', '--out', out]);
+  const r = await runCli([
+    'eval',
+    OCR_MODELS.cls.file,
+    '--reference',
+    OCR_MODELS.cls.file,
+    '--data',
+    join(ROOT, 'test/fixtures/ocr/cls'),
+    '--runs',
+    '4',
+    '--json',
+    '--out',
+    out,
+  ]);
   t.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout) as Record<string, any>;
   for (const k of ['p50', 'p95', 'p99', 'mean', 'cv']) t.type(j.latencyMs[k], 'number', `latencyMs.${k}`);
@@ -21,7 +33,11 @@ t.test('--json on real images with a reference: the documented fields', async (t
   t.ok(j.peakRssMb > j.modelRssMb && j.modelRssMb > 0, `peak ${j.peakRssMb} MiB, model ${j.modelRssMb} MiB`);
   t.equal(j.inputs, join(ROOT, 'test/fixtures/ocr/cls'));
   t.equal(j.synthetic, false);
-  t.same([j.fidelity.value, j.fidelity.metric, j.fidelity.cosine, j.fidelity.snrDb, j.fidelity.top1Agreement], [1, 'top1', 1, null, 1], 'self: fidelity 1, infinite SNR as null');
+  t.same(
+    [j.fidelity.value, j.fidelity.metric, j.fidelity.cosine, j.fidelity.snrDb, j.fidelity.top1Agreement],
+    [1, 'top1', 1, null, 1],
+    'self: fidelity 1, infinite SNR as null',
+  );
   t.ok(j.accuracy.value >= 0.8, `PP-OCR cls accuracy on the labelled crops ${j.accuracy.correct}/${j.accuracy.total}`);
   t.same(JSON.parse(readFileSync(out, 'utf8')), j, '--out holds the same report');
 });
@@ -42,8 +58,18 @@ t.test('bad input: one line, non-zero exit, nothing written', async (t) => {
   const out = join(dir, 'never.json');
   const cases: [string, string[], number, RegExp][] = [
     ['unreadable data', ['--data', join(dir, 'missing')], 1, /^edgefit: cannot read data .*missing: ENOENT$/],
-    ['shape mismatch', ['--data', join(ROOT, 'test/fixtures/ocr/det')], 1, /^edgefit: .*data of shape 1x3x640x640 does not fit input 'x' \?x1x28x28$/],
-    ['reference with other outputs', ['--reference', OCR_MODELS.rec.file], 1, /^edgefit: reference .* has outputs \[.*\] but the model has \[logits\]: not comparable$/],
+    [
+      'shape mismatch',
+      ['--data', join(ROOT, 'test/fixtures/ocr/det')],
+      1,
+      /^edgefit: .*data of shape 1x3x640x640 does not fit input 'x' \?x1x28x28$/,
+    ],
+    [
+      'reference with other outputs',
+      ['--reference', OCR_MODELS.rec.file],
+      1,
+      /^edgefit: reference .* has outputs \[.*\] but the model has \[logits\]: not comparable$/,
+    ],
     ['bad --shape', ['--shape', 'x=1by1'], 2, /^edgefit: bad --shape 'x=1by1'/],
     ['bad --threads', ['--threads', '0'], 2, /^edgefit: --threads must be an integer >= 1, got 0$/],
     ['over the RSS cap', ['--rss-cap-mb', '20'], 3, /^edgefit: model evaluation used \d+ MiB RSS, over the 20 MiB cap; killed$/],

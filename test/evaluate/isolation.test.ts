@@ -22,7 +22,18 @@ function hog(side: number): Uint8Array {
   g.setInitializer(Tensor.fromInt64('shape', [2], [side, side]));
   g.addNode({ opType: 'Expand', inputs: ['x', 'shape'], outputs: ['big'] });
   g.addNode({ opType: 'ReduceSum', inputs: ['big'], outputs: ['y'], attrs: { keepdims: { type: 'int', value: 1 } } });
-  const m: Model = { irVersion: 8, opsets: new Map([['', 13]]), producerName: 'edgefit-test', producerVersion: '', domain: '', modelVersion: 0, docString: '', metadata: new Map(), graph: g, extra: undefined };
+  const m: Model = {
+    irVersion: 8,
+    opsets: new Map([['', 13]]),
+    producerName: 'edgefit-test',
+    producerVersion: '',
+    domain: '',
+    modelVersion: 0,
+    docString: '',
+    metadata: new Map(),
+    graph: g,
+    extra: undefined,
+  };
   return serializeModel(m);
 }
 
@@ -35,16 +46,23 @@ async function nextRuns(): Promise<number> {
 }
 
 t.test('a small allocation passes the same cap (the hog graph itself is sound)', async (t) => {
-  const r = await ev.run({ model: { bytes: hog(256) }, session: DEFAULT_SESSION, limits: { timeoutMs: 60_000, rssCapMb: 400 }, infer: [one] });
+  const r = await ev.run({
+    model: { bytes: hog(256) },
+    session: DEFAULT_SESSION,
+    limits: { timeoutMs: 60_000, rssCapMb: 400 },
+    infer: [one],
+  });
   t.equal((r.outputs![0]!.y!.data as Float32Array)[0], 256 * 256, 'ReduceSum of 256x256 ones');
 });
 
 t.test('over the RSS cap: killed, reported as over budget, parent carries on', async (t) => {
   // 16384^2 floats = 1 GiB, against a 300 MiB cap
-  const err = await ev.run({ model: { bytes: hog(16384) }, session: DEFAULT_SESSION, limits: { timeoutMs: 120_000, rssCapMb: 300 }, infer: [one] }).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const err = await ev
+    .run({ model: { bytes: hog(16384) }, session: DEFAULT_SESSION, limits: { timeoutMs: 120_000, rssCapMb: 300 }, infer: [one] })
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   t.ok(err instanceof EvalAbort, 'rejected with EvalAbort');
   const a = err as EvalAbort;
   t.equal(a.kind, 'rss-cap');
@@ -56,7 +74,17 @@ t.test('over the RSS cap: killed, reported as over budget, parent carries on', a
 });
 
 t.test('past the time limit: killed and reported, parent carries on', async (t) => {
-  const err = await evaluateModel({ model: OCR_MODELS.det.file, shapes: new Map([['x', [1, 3, 640, 640]]]), runs: 1000, warmup: 0, baseline: false, limits: { timeoutMs: 1500 } }, ev).then(
+  const err = await evaluateModel(
+    {
+      model: OCR_MODELS.det.file,
+      shapes: new Map([['x', [1, 3, 640, 640]]]),
+      runs: 1000,
+      warmup: 0,
+      baseline: false,
+      limits: { timeoutMs: 1500 },
+    },
+    ev,
+  ).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -66,7 +94,10 @@ t.test('past the time limit: killed and reported, parent carries on', async (t) 
 });
 
 t.test('a child that dies is reported as a crash, parent carries on', async (t) => {
-  const p = evaluateModel({ model: OCR_MODELS.det.file, shapes: new Map([['x', [1, 3, 640, 640]]]), runs: 1000, warmup: 0, baseline: false }, ev);
+  const p = evaluateModel(
+    { model: OCR_MODELS.det.file, shapes: new Map([['x', [1, 3, 640, 640]]]), runs: 1000, warmup: 0, baseline: false },
+    ev,
+  );
   // wait for the child to exist, then kill it from outside as the OOM killer would
   let pid: number | undefined;
   for (let i = 0; i < 200 && pid === undefined; i++) {
@@ -75,7 +106,10 @@ t.test('a child that dies is reported as a crash, parent carries on', async (t) 
   }
   t.ok(pid, 'child started');
   process.kill(pid!, 'SIGKILL');
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.ok(err instanceof EvalAbort && err.kind === 'crash', String(err));
   t.match((err as Error).message, /evaluation child died \(SIGKILL\)/);
   t.equal(await nextRuns(), 3, 'the evaluator answers the next request');
@@ -83,5 +117,8 @@ t.test('a child that dies is reported as a crash, parent carries on', async (t) 
 
 t.test('concurrent requests queue and all complete', async (t) => {
   const rs = await Promise.all([0, 1, 2].map(() => evaluateModel({ model: MNIST, runs: 2, baseline: false }, ev)));
-  t.same(rs.map((r) => r.latencyMs.runs), [2, 2, 2]);
+  t.same(
+    rs.map((r) => r.latencyMs.runs),
+    [2, 2, 2],
+  );
 });

@@ -34,7 +34,13 @@ t.test('each named metric: identical outputs score its best, opposite or zeroed 
   const flipped = tensor([0.6, 0.05, 0.1, 0.1, 0.1, 0.05, /**/ 0.05, 0.1, 0.05, 0.05, 0.05, 0.7], [2, 6]);
   const map = tensor([0.9, 0.8, 0.1, 0.0], [1, 1, 2, 2]);
   const worst: Record<MetricName, [OutputTensor, OutputTensor]> = {
-    cosine: [scores, tensor([...scores.data].map((x) => -x), scores.dims)],
+    cosine: [
+      scores,
+      tensor(
+        [...scores.data].map((x) => -x),
+        scores.dims,
+      ),
+    ],
     snrDb: [scores, tensor(Array(12).fill(0), scores.dims)],
     maxAbsErr: [scores, tensor(Array(12).fill(Infinity), scores.dims)],
     relL2: [scores, tensor(Array(12).fill(Infinity), scores.dims)],
@@ -117,7 +123,13 @@ t.test('aggregations: pooled, mean and min over samples, worst output per sample
   const r = compareSamples(refs, [s([0, 1], [1, 0]), s([1, 0], [0, 1])], [{ metric: 'cosine', over: 'mean' }, { metric: 'cosine' }]);
   t.same(r.results[0]!.perSample, [0, 0], 'each sample has one turned output');
   t.equal(r.results[0]!.value, 0);
-  t.same(r.results[1]!.perOutput.map((p) => [p.name, p.value]), [['x', 0.5], ['z', 0.5]]);
+  t.same(
+    r.results[1]!.perOutput.map((p) => [p.name, p.value]),
+    [
+      ['x', 0.5],
+      ['z', 0.5],
+    ],
+  );
   t.equal(r.results[1]!.value, 0.5, 'pooled: the worst output');
 
   // streaming one sample at a time gives the same figures
@@ -126,11 +138,20 @@ t.test('aggregations: pooled, mean and min over samples, worst output per sample
   acc.add({ y: ref[1]! }, { y: got[1]! });
   t.equal(acc.result().results[0]!.value, 0.5);
   t.equal(compareOne([], [], { metric: 'cosine' }), 1, 'no samples: nothing differs');
-  t.throws(() => compareSamples([one(a2())], [{ z: a2() }], [{ metric: 'cosine' }]), { code: 'EVAL', message: /output 'y' missing from the model's results/ });
+  t.throws(() => compareSamples([one(a2())], [{ z: a2() }], [{ metric: 'cosine' }]), {
+    code: 'EVAL',
+    message: /output 'y' missing from the model's results/,
+  });
   const wide = [one(tensor([1, 2, 3]))];
-  t.throws(() => compareSamples([one(a2())], wide, [{ metric: 'cosine' }]), { code: 'EVAL', message: /has shape 1x3 but the reference's is 1x2/ });
+  t.throws(() => compareSamples([one(a2())], wide, [{ metric: 'cosine' }]), {
+    code: 'EVAL',
+    message: /has shape 1x3 but the reference's is 1x2/,
+  });
   t.throws(() => compareSamples([one(a2())], [], [{ metric: 'cosine' }]), /0 vs 1 samples/);
-  t.throws(() => compareSamples([one(a2())], [one(a2())], [{ metric: 'top1', outputs: ['z'] }]), { code: 'EVAL', message: /output 'z' missing/ });
+  t.throws(() => compareSamples([one(a2())], [one(a2())], [{ metric: 'top1', outputs: ['z'] }]), {
+    code: 'EVAL',
+    message: /output 'z' missing/,
+  });
 });
 
 function a2(): OutputTensor {

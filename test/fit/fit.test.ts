@@ -17,7 +17,21 @@ const model = join(ROOT, 'models/mnist-cnn.onnx');
 
 t.test('a generous budget keeps the original; frontier, report and cache are written', async (t) => {
   const out = join(dir, 'ok.onnx');
-  const args = ['fit', model, '-o', out, '--shape', 'x=1x1x28x28', '--calib', data, '--latency-ms', '5000', '--report', join(dir, 'ok.html'), '--json'];
+  const args = [
+    'fit',
+    model,
+    '-o',
+    out,
+    '--shape',
+    'x=1x1x28x28',
+    '--calib',
+    data,
+    '--latency-ms',
+    '5000',
+    '--report',
+    join(dir, 'ok.html'),
+    '--json',
+  ];
   const r = await runCli(args);
   t.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
@@ -38,7 +52,10 @@ t.test('an impossible budget ends with exit 3 and a one-line statement of the sh
   const out = join(dir, 'impossible.onnx');
   const r = await runCli(['fit', model, '-o', out, '--shape', 'x=1x1x28x28', '--calib', data, '--latency', '0.01x']);
   t.equal(r.code, 3, r.stderr);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('edgefit: no candidate'));
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('edgefit: no candidate'));
   t.equal(lines.length, 1);
   t.match(lines[0], /latency misses by [\d.]+ ms \(budget [\d.]+ ms, best p50 [\d.]+ ms\)/);
   t.ok(existsSync(out), 'the closest model is still written');
@@ -50,7 +67,11 @@ t.test('an impossible budget ends with exit 3 and a one-line statement of the sh
 t.test('bad budgets are usage errors', async (t) => {
   const r = await runCli(['fit', model, '-o', join(dir, 'x.onnx'), '--latency', 'fast']);
   t.equal(r.code, 2);
-  t.match(r.stderr, /a relative latency budget must look like 0\.5x, got 'fast' \(--latency\)/, 'the domain message, then the flag to correct');
+  t.match(
+    r.stderr,
+    /a relative latency budget must look like 0\.5x, got 'fast' \(--latency\)/,
+    'the domain message, then the flag to correct',
+  );
   const r2 = await runCli(['fit', model, '-o', join(dir, 'x.onnx'), '--profile', 'toaster']);
   t.equal(r2.code, 2);
   t.match(r2.stderr, /raspberry-pi-4/);
@@ -60,7 +81,26 @@ t.test('a compressed-size budget is met with unstructured sparsity, measured on 
   // MNIST CNN: 396 kB file, ~366 kB gzip; int8 ~84 kB gzip (no faster here, so kept out of the
   // latency search, yet the cheapest start for a size budget); sparsity shrinks the gzip further
   const out = join(dir, 'small.onnx');
-  const r = await runCli(['fit', model, '-o', out, '--shape', 'x=1x1x28x28', '--calib', data, '--latency-ms', '5000', '--size-mb', '0.07', '--min-fidelity', '0.9', '--json'], { timeoutMs: 600_000 });
+  const r = await runCli(
+    [
+      'fit',
+      model,
+      '-o',
+      out,
+      '--shape',
+      'x=1x1x28x28',
+      '--calib',
+      data,
+      '--latency-ms',
+      '5000',
+      '--size-mb',
+      '0.07',
+      '--min-fidelity',
+      '0.9',
+      '--json',
+    ],
+    { timeoutMs: 600_000 },
+  );
   t.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   t.ok(j.chosen.config.unstructured > 0, `chosen ${j.chosen.id}`);

@@ -16,7 +16,11 @@ const fast = (() => {
 const feeds = { x: new ort.Tensor('float32', new Float32Array(3 * 32 * 32).fill(0.5), [1, 3, 32, 32]) };
 
 const made = {
-  mode: 'static', platform: { feature: 'avx2' }, latency: null, decision: 'quantized', note: 'latency not measured (no data)',
+  mode: 'static',
+  platform: { feature: 'avx2' },
+  latency: null,
+  decision: 'quantized',
+  note: 'latency not measured (no data)',
 } as unknown as QuantizeReport;
 
 t.test('int8 slower than float here: keep float, and say so with the figures', async (t) => {

@@ -13,7 +13,15 @@ function box(opts: { int8Speedup: number; base?: number }) {
     // latency roughly quadratic in the kept width; int8 multiplies it
     const lat = base * (1 - c.structured) ** 2 * (c.quant === 'none' ? 1 : opts.int8Speedup) + 2;
     const fid = 1 - 0.25 * c.structured ** 2 - (c.quant === 'none' ? 0 : 0.004);
-    return { latencyP50Ms: lat, latencyP95Ms: lat * 1.02, modelRssMb: 50 * (1 - c.structured), fidelity: fid, sizeBytes: 1e6, modelPath: '/x', sha256: 'x' };
+    return {
+      latencyP50Ms: lat,
+      latencyP95Ms: lat * 1.02,
+      modelRssMb: 50 * (1 - c.structured),
+      fidelity: fid,
+      sizeBytes: 1e6,
+      modelPath: '/x',
+      sha256: 'x',
+    };
   };
   return { calls, evaluate };
 }
@@ -61,7 +69,15 @@ t.test('latency is judged on the p50, the same statistic as the agent at run tim
   // p95 would have failed every candidate
   const evaluate = async (c: CandidateConfig) => {
     const lat = 100 * (1 - c.structured) ** 2 + 2;
-    return { latencyP50Ms: lat, latencyP95Ms: lat * 3, modelRssMb: 10, fidelity: 1 - 0.25 * c.structured ** 2, sizeBytes: 1, modelPath: '/x', sha256: 'x' };
+    return {
+      latencyP50Ms: lat,
+      latencyP95Ms: lat * 3,
+      modelRssMb: 10,
+      fidelity: 1 - 0.25 * c.structured ** 2,
+      sizeBytes: 1,
+      modelPath: '/x',
+      sha256: 'x',
+    };
   };
   const out = await searchFrontier({ evaluate }, { budgets: { latencyMs: 60 }, threads: 1, tryQuant: false, steps: 6 });
   t.ok(out.feasible);
@@ -72,9 +88,23 @@ t.test('latency is judged on the p50, the same statistic as the agent at run tim
 });
 
 t.test('pareto frontier drops dominated points and sorts slowest first', async (t) => {
-  const mk = (id: string, lat: number, fid: number) => ({ id, config: { structured: 0, unstructured: 0, quant: 'none' as const, threads: 1 }, modelPath: '', sha256: '', sizeBytes: 0, latencyP50Ms: lat, latencyP95Ms: lat, modelRssMb: 0, fidelity: fid, meets: { latency: true, ram: true, fidelity: true } });
+  const mk = (id: string, lat: number, fid: number) => ({
+    id,
+    config: { structured: 0, unstructured: 0, quant: 'none' as const, threads: 1 },
+    modelPath: '',
+    sha256: '',
+    sizeBytes: 0,
+    latencyP50Ms: lat,
+    latencyP95Ms: lat,
+    modelRssMb: 0,
+    fidelity: fid,
+    meets: { latency: true, ram: true, fidelity: true },
+  });
   const f = paretoFrontier([mk('a', 10, 1), mk('b', 5, 0.9), mk('c', 6, 0.8), mk('d', 3, 0.7)]);
-  t.same(f.map((e) => e.id), ['a', 'b', 'd']);
+  t.same(
+    f.map((e) => e.id),
+    ['a', 'b', 'd'],
+  );
 });
 
 t.test('relative budgets judge each candidate against the original timed beside it (load drift)', async (t) => {
@@ -84,7 +114,16 @@ t.test('relative budgets judge each candidate against the original timed beside 
   const evaluate = async (c: CandidateConfig) => {
     const slow = n++ === 0 ? 1 : 3;
     const lat = (100 * (1 - c.structured) ** 2 + 2) * slow;
-    return { latencyP50Ms: lat, latencyP95Ms: lat * 1.02, modelRssMb: 10, fidelity: 1 - 0.25 * c.structured ** 2, sizeBytes: 1, modelPath: '/x', sha256: 'x', referenceP50Ms: 102 * slow };
+    return {
+      latencyP50Ms: lat,
+      latencyP95Ms: lat * 1.02,
+      modelRssMb: 10,
+      fidelity: 1 - 0.25 * c.structured ** 2,
+      sizeBytes: 1,
+      modelPath: '/x',
+      sha256: 'x',
+      referenceP50Ms: 102 * slow,
+    };
   };
   const out = await searchFrontier({ evaluate }, { budgets: { latencyFactor: 0.5 }, threads: 2, tryQuant: false, steps: 6 });
   t.ok(out.feasible, 'feasible once drift is corrected');
@@ -100,7 +139,15 @@ t.test('fewer threads are chosen when the same model still meets every budget', 
   // a small model gains nothing from a second thread: one thread is chosen, a core left free
   const box2 = (oneThreadSlowdown: number) => async (c: CandidateConfig) => {
     const lat = (100 * (1 - c.structured) ** 2 + 2) * (c.threads === 1 ? oneThreadSlowdown : 1);
-    return { latencyP50Ms: lat, latencyP95Ms: lat, modelRssMb: 10, fidelity: 1 - 0.25 * c.structured ** 2, sizeBytes: 1, modelPath: '/x', sha256: 'x' };
+    return {
+      latencyP50Ms: lat,
+      latencyP95Ms: lat,
+      modelRssMb: 10,
+      fidelity: 1 - 0.25 * c.structured ** 2,
+      sizeBytes: 1,
+      modelPath: '/x',
+      sha256: 'x',
+    };
   };
   const out = await searchFrontier({ evaluate: box2(1.0) }, { budgets: { latencyMs: 60 }, threads: 2, tryQuant: false, steps: 5 });
   t.ok(out.feasible);
@@ -119,8 +166,20 @@ t.test('the choice is re-timed beside the original; one that passed by luck is r
   let lucky = true;
   const evaluate = async (c: CandidateConfig) => {
     let lat = 100 * (1 - c.structured) ** 2 + 2;
-    if (lucky && c.structured > 0.26 && c.structured < 0.27) { lat *= 0.6; lucky = false; }
-    return { latencyP50Ms: lat, latencyP95Ms: lat, modelRssMb: 10, fidelity: 1 - 0.25 * c.structured ** 2, sizeBytes: 1, modelPath: `/m${c.structured}`, sha256: 'x', referenceP50Ms: 102 };
+    if (lucky && c.structured > 0.26 && c.structured < 0.27) {
+      lat *= 0.6;
+      lucky = false;
+    }
+    return {
+      latencyP50Ms: lat,
+      latencyP95Ms: lat,
+      modelRssMb: 10,
+      fidelity: 1 - 0.25 * c.structured ** 2,
+      sizeBytes: 1,
+      modelPath: `/m${c.structured}`,
+      sha256: 'x',
+      referenceP50Ms: 102,
+    };
   };
   const confirmed: string[] = [];
   const confirm = async (e: { id: string; config: CandidateConfig }) => {
@@ -144,10 +203,26 @@ t.test('a confirmation miss far from the next faster model measures the midpoint
   const lat = (s: number) => 100 * (1 - s) ** 2 + 2;
   const evaluate = async (c: CandidateConfig) => {
     let l = lat(c.structured);
-    if (lucky && c.structured > 0.2 && c.structured < 0.22) { l *= 0.6; lucky = false; }
-    return { latencyP50Ms: l, latencyP95Ms: l, modelRssMb: 10, fidelity: 1 - 0.25 * c.structured ** 2, sizeBytes: 1, modelPath: `/m${c.structured}`, sha256: 'x', referenceP50Ms: 102 };
+    if (lucky && c.structured > 0.2 && c.structured < 0.22) {
+      l *= 0.6;
+      lucky = false;
+    }
+    return {
+      latencyP50Ms: l,
+      latencyP95Ms: l,
+      modelRssMb: 10,
+      fidelity: 1 - 0.25 * c.structured ** 2,
+      sizeBytes: 1,
+      modelPath: `/m${c.structured}`,
+      sha256: 'x',
+      referenceP50Ms: 102,
+    };
   };
-  const confirm = async (e: { config: CandidateConfig }) => ({ latencyP50Ms: lat(e.config.structured), latencyP95Ms: lat(e.config.structured), referenceP50Ms: 102 });
+  const confirm = async (e: { config: CandidateConfig }) => ({
+    latencyP50Ms: lat(e.config.structured),
+    latencyP95Ms: lat(e.config.structured),
+    referenceP50Ms: 102,
+  });
   const out = await searchFrontier({ evaluate, confirm }, { budgets: { latencyFactor: 0.5 }, threads: 1, tryQuant: false, steps: 2 });
   t.ok(out.feasible);
   t.equal(out.chosen.id, 's0.319-u0.00-none-t1', out.candidates.map((e) => e.id).join(' '));
@@ -162,20 +237,35 @@ t.test('a size budget is met with the least unstructured sparsity; without one n
     calls.push(c);
     const lat = 100 * (1 - c.structured) ** 2 * (c.quant === 'none' ? 1 : 0.45) + 2;
     const size = 4e6 * (1 - c.structured) ** 2 * (c.quant === 'none' ? 1 : 0.3);
-    return { latencyP50Ms: lat, latencyP95Ms: lat, modelRssMb: 10, fidelity: 1 - 0.25 * c.structured ** 2 - 0.1 * c.unstructured ** 2, sizeBytes: size, compressedBytes: size * (1 - 0.9 * c.unstructured), modelPath: '/x', sha256: 'x' };
+    return {
+      latencyP50Ms: lat,
+      latencyP95Ms: lat,
+      modelRssMb: 10,
+      fidelity: 1 - 0.25 * c.structured ** 2 - 0.1 * c.unstructured ** 2,
+      sizeBytes: size,
+      compressedBytes: size * (1 - 0.9 * c.unstructured),
+      modelPath: '/x',
+      sha256: 'x',
+    };
   };
   // int8 alone is fast enough (47 ms) at 1.2 MB gzip: a 0.6 MB budget needs u >= 0.556
   const out = await searchFrontier({ evaluate }, { budgets: { latencyMs: 60, sizeMb: 0.6 }, threads: 1, steps: 5 });
   t.ok(out.feasible, out.notes.join(' | '));
   t.equal(out.chosen.config.quant, 'int8-static');
   t.equal(out.chosen.config.structured, 0, 'size is bought with sparsity, not with more structured pruning');
-  t.ok(out.chosen.config.unstructured >= 0.556 && out.chosen.config.unstructured <= 0.556 + 0.9 / 32 + 0.01, `u=${out.chosen.config.unstructured}`);
+  t.ok(
+    out.chosen.config.unstructured >= 0.556 && out.chosen.config.unstructured <= 0.556 + 0.9 / 32 + 0.01,
+    `u=${out.chosen.config.unstructured}`,
+  );
   t.ok((out.chosen.compressedBytes ?? Infinity) <= 0.6e6);
   t.ok(calls.length <= 15, `${calls.length} candidates`);
   calls.length = 0;
   const noSize = await searchFrontier({ evaluate }, { budgets: { latencyMs: 60 }, threads: 1, steps: 5 });
   t.ok(noSize.feasible);
-  t.ok(calls.every((c) => c.unstructured === 0), 'no sparsity without a size budget');
+  t.ok(
+    calls.every((c) => c.unstructured === 0),
+    'no sparsity without a size budget',
+  );
   // a size budget no sparsity can reach is a stated shortfall
   const tiny = await searchFrontier({ evaluate }, { budgets: { latencyMs: 60, sizeMb: 0.01 }, threads: 1, steps: 5 });
   t.notOk(tiny.feasible);
@@ -195,9 +285,15 @@ t.test('a size budget is met with the least unstructured sparsity; without one n
 
 t.test('by-MACs candidates carry their meaning in the config and the id', async (t) => {
   const b = box({ int8Speedup: 1.2 });
-  const out = await searchFrontier({ evaluate: b.evaluate }, { budgets: { latencyFactor: 0.5 }, threads: 2, steps: 4, structuredBy: 'macs' });
+  const out = await searchFrontier(
+    { evaluate: b.evaluate },
+    { budgets: { latencyFactor: 0.5 }, threads: 2, steps: 4, structuredBy: 'macs' },
+  );
   const pruned = out.candidates.filter((e) => e.config.structured > 0);
   t.ok(pruned.length > 0);
-  t.ok(pruned.every((e) => e.config.structuredBy === 'macs' && e.id.startsWith('m')), pruned.map((e) => e.id).join(' '));
+  t.ok(
+    pruned.every((e) => e.config.structuredBy === 'macs' && e.id.startsWith('m')),
+    pruned.map((e) => e.id).join(' '),
+  );
   t.equal(out.reference.config.structuredBy, undefined, 'the original is not pruned by anything');
 });

@@ -5,15 +5,50 @@ import { CLI, OCR_MODELS } from '../../devkit/paths.js';
 
 export const CLS_MODEL = OCR_MODELS.cls.file;
 
-export interface AgentProc { child: ChildProcess; output: () => string; exited: Promise<number | null> }
+export interface AgentProc {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
 
-export function startAgentProc(opts: { broker: string; deviceId: string; stateDir: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv; metricsIntervalS?: number; probeIntervalS?: number }): AgentProc {
-  const args = [CLI, 'agent', '--broker', opts.broker, '--device-id', opts.deviceId, '--state-dir', opts.stateDir,
-    '--model', CLS_MODEL, '--shape', 'x=1x3x48x192', '--metrics-interval', String(opts.metricsIntervalS ?? 0.5), '--probe-interval', String(opts.probeIntervalS ?? 2), '--fitter', 'reference-only', ...(opts.extraArgs ?? [])];
+export function startAgentProc(opts: {
+  broker: string;
+  deviceId: string;
+  stateDir: string;
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+  metricsIntervalS?: number;
+  probeIntervalS?: number;
+}): AgentProc {
+  const args = [
+    CLI,
+    'agent',
+    '--broker',
+    opts.broker,
+    '--device-id',
+    opts.deviceId,
+    '--state-dir',
+    opts.stateDir,
+    '--model',
+    CLS_MODEL,
+    '--shape',
+    'x=1x3x48x192',
+    '--metrics-interval',
+    String(opts.metricsIntervalS ?? 0.5),
+    '--probe-interval',
+    String(opts.probeIntervalS ?? 2),
+    '--fitter',
+    'reference-only',
+    ...(opts.extraArgs ?? []),
+  ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return { child, output: () => out, exited };
 }

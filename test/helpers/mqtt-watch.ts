@@ -1,7 +1,12 @@
 // A test-side MQTT client that records every message and waits for the one a test needs.
 import mqtt, { type MqttClient } from 'mqtt';
 
-export interface Msg { topic: string; payload: Buffer; retain: boolean; json(): any }
+export interface Msg {
+  topic: string;
+  payload: Buffer;
+  retain: boolean;
+  json(): any;
+}
 
 export class Watcher {
   readonly msgs: Msg[] = [];
@@ -34,13 +39,18 @@ export class Watcher {
       if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 500));
-        this.waiters.push(() => { clearTimeout(t); resolve(); });
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
       });
     }
   }
 
   publish(topic: string, body: unknown): Promise<void> {
-    return new Promise((resolve, reject) => this.client.publish(topic, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1 }, (e) => (e ? reject(e) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.client.publish(topic, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1 }, (e) => (e ? reject(e) : resolve())),
+    );
   }
 
   close(): Promise<void> {

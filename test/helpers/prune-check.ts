@@ -11,7 +11,11 @@ import { analyzeGroups, type Group } from '../../src/passes/prune/groups.js';
 import { range } from '../../src/passes/prune/space.js';
 import { pruneStep } from '../../src/passes/prune/structured.js';
 
-export async function outputs(m: Model, s: Sample, optimization: 'basic' | 'disabled' = 'basic'): Promise<{ dims: number[]; data: Float32Array }> {
+export async function outputs(
+  m: Model,
+  s: Sample,
+  optimization: 'basic' | 'disabled' = 'basic',
+): Promise<{ dims: number[]; data: Float32Array }> {
   const r = await ModelRunner.fromBytes(serializeModel(m), { optimization });
   try {
     const o = (await r.run(s)).get(m.graph.outputs[0]!.name)!;
@@ -28,7 +32,8 @@ export function loadCalib(path: string, shape: number[], limit: number): InputSe
 
 export function relMaxErr(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return Infinity;
-  let d = 0, s = 0;
+  let d = 0,
+    s = 0;
   for (let i = 0; i < a.length; i++) {
     d = Math.max(d, Math.abs(a[i]! - b[i]!));
     s = Math.max(s, Math.abs(a[i]!));
@@ -50,7 +55,11 @@ export function staggered(grp: Group): number[] {
 }
 
 /** Prune a clone with `keep` (by group index) and a masked clone; relative max error of the outputs, and the masked model's own float noise. */
-export async function pruneVsMask(base: Model, keepByIndex: ReadonlyMap<number, number[]>, s: Sample): Promise<{ err: number; noise: number; pruned: Model }> {
+export async function pruneVsMask(
+  base: Model,
+  keepByIndex: ReadonlyMap<number, number[]>,
+  s: Sample,
+): Promise<{ err: number; noise: number; pruned: Model }> {
   const pruned = cloneModel(base);
   const gp = analyzeGroups(pruned);
   applyPruning(pruned, gp, new Map([...keepByIndex].map(([gi, k]) => [gp.groups[gi]!.id, k])));
@@ -69,7 +78,12 @@ export async function pruneVsMask(base: Model, keepByIndex: ReadonlyMap<number, 
  * 30/50/70 % (every group at once, checked to be the very surgery pruneStep does). `note(grp)`
  * adds to each single-group message. Returns "label error" of each single-group check.
  */
-export async function checkPruneEqualsMask(t: Test, base: Model, sample: Sample, note: (grp: Group) => string = () => ''): Promise<string[]> {
+export async function checkPruneEqualsMask(
+  t: Test,
+  base: Model,
+  sample: Sample,
+  note: (grp: Group) => string = () => '',
+): Promise<string[]> {
   const ga = analyzeGroups(base);
   const singles: string[] = [];
   for (let gi = 0; gi < ga.groups.length; gi++) {
@@ -87,7 +101,10 @@ export async function checkPruneEqualsMask(t: Test, base: Model, sample: Sample,
     const byIndex = new Map([...step.keep].map(([id, k]) => [step.analysis.groups.findIndex((g) => g.id === id), k]));
     const { err, noise, pruned } = await pruneVsMask(base, byIndex, sample);
     t.same(serializeModel(pruned), serializeModel(m), `${ratio}: pruneStep is the surgery checked here`);
-    t.ok(err <= Math.max(2e-4, 4 * noise), `${ratio} everywhere (${step.keep.size} groups): pruned == masked (rel max err ${err.toExponential(2)}, float noise ${noise.toExponential(2)})`);
+    t.ok(
+      err <= Math.max(2e-4, 4 * noise),
+      `${ratio} everywhere (${step.keep.size} groups): pruned == masked (rel max err ${err.toExponential(2)}, float noise ${noise.toExponential(2)})`,
+    );
   }
   return singles;
 }

@@ -94,7 +94,18 @@ t.test('shapes the rules cannot infer come from onnxruntime and annotate the mod
   g.addNode({ opType: 'Einsum', inputs: ['x'], outputs: ['xt'], attrs: { equation: { type: 'string', value: 'ij->ji' } } }); // no static rule
   g.addNode({ opType: 'Relu', inputs: ['xt'], outputs: ['y'] });
   g.outputs = [{ name: 'y', type: { dtype: 'float32', shape: null } }];
-  const model: Model = { irVersion: 8, opsets: new Map([['', 13]]), producerName: '', producerVersion: '', domain: '', modelVersion: 0, docString: '', metadata: new Map(), graph: g, extra: undefined };
+  const model: Model = {
+    irVersion: 8,
+    opsets: new Map([['', 13]]),
+    producerName: '',
+    producerVersion: '',
+    domain: '',
+    modelVersion: 0,
+    docString: '',
+    metadata: new Map(),
+    graph: g,
+    extra: undefined,
+  };
   t.same(inferShapes(model).types.get('xt') ?? null, null, 'the static rules leave the Einsum output unknown');
   const a = await analyzeModel(model);
   t.equal(a.shapesFromRuntime, 2, 'both values the rules left unknown');

@@ -10,7 +10,12 @@ import { inferShapes } from '../../src/ir/shapes.js';
 import { analyzeModel } from '../../src/analyze/index.js';
 import { ROOT } from '../../devkit/paths.js';
 
-interface Entry { name: string; file: string; opset?: number; inputs: { name: string; shape: number[]; dtype: string }[] }
+interface Entry {
+  name: string;
+  file: string;
+  opset?: number;
+  inputs: { name: string; shape: number[]; dtype: string }[];
+}
 const dir = join(ROOT, 'test/fixtures/zoo');
 const manifestPath = join(dir, 'manifest.json');
 
@@ -33,13 +38,17 @@ if (!existsSync(manifestPath)) {
       const feeds: Record<string, ort.Tensor> = {};
       for (const i of e.inputs) {
         const n = i.shape.reduce((a, b) => a * b, 1);
-        feeds[i.name] = i.dtype === 'int64' ? new ort.Tensor('int64', new BigInt64Array(n).fill(1n), i.shape) : new ort.Tensor('float32', new Float32Array(n).fill(0.25), i.shape);
+        feeds[i.name] =
+          i.dtype === 'int64'
+            ? new ort.Tensor('int64', new BigInt64Array(n).fill(1n), i.shape)
+            : new ort.Tensor('float32', new Float32Array(n).fill(0.25), i.shape);
       }
       const out = await s.run(feeds);
       const wrong: string[] = [];
       for (const v of Object.keys(out)) {
         const ours = r.types.get(v)?.shape;
-        if (ours && JSON.stringify(ours) !== JSON.stringify(out[v]!.dims) && !r.unresolved.includes(v)) wrong.push(`${v}: ${JSON.stringify(ours)} vs ${JSON.stringify(out[v]!.dims)}`);
+        if (ours && JSON.stringify(ours) !== JSON.stringify(out[v]!.dims) && !r.unresolved.includes(v))
+          wrong.push(`${v}: ${JSON.stringify(ours)} vs ${JSON.stringify(out[v]!.dims)}`);
       }
       t.same(wrong, [], 'no statically inferred shape contradicts onnxruntime');
       await s.release();

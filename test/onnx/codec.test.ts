@@ -51,7 +51,12 @@ t.test('lifting Constant nodes keeps outputs bit-identical and moves every weigh
   normalize(m);
   t.equal(m.graph.nodes.filter((n) => n.opType === 'Constant').length, 0);
   t.equal(m.graph.initializerCount, constants);
-  t.ok(bitEqual(await runOnce(readFileSync(OCR_MODELS.cls.file), OCR_MODELS.cls.shape), await runOnce(serializeModel(m), OCR_MODELS.cls.shape)));
+  t.ok(
+    bitEqual(
+      await runOnce(readFileSync(OCR_MODELS.cls.file), OCR_MODELS.cls.shape),
+      await runOnce(serializeModel(m), OCR_MODELS.cls.shape),
+    ),
+  );
 });
 
 function tinyModel(weights: Tensor, extraInits: Tensor[] = []): Model {
@@ -62,7 +67,18 @@ function tinyModel(weights: Tensor, extraInits: Tensor[] = []): Model {
   g.setInitializer(weights);
   for (const e of extraInits) g.setInitializer(e);
   g.addNode(new Node({ opType: 'MatMul', inputs: ['x', weights.name], outputs: ['y'] }));
-  return { irVersion: 8, opsets: new Map([['', 17]]), producerName: 'edgefit-test', producerVersion: '', domain: '', modelVersion: 0, docString: '', metadata: new Map(), graph: g, extra: {} };
+  return {
+    irVersion: 8,
+    opsets: new Map([['', 17]]),
+    producerName: 'edgefit-test',
+    producerVersion: '',
+    domain: '',
+    modelVersion: 0,
+    docString: '',
+    metadata: new Map(),
+    graph: g,
+    extra: {},
+  };
 }
 
 t.test('tensor dtypes survive encode/decode with their values', async (t) => {
@@ -73,7 +89,11 @@ t.test('tensor dtypes survive encode/decode with their values', async (t) => {
   const i32 = Tensor.fromInt32('i32', [2], [-7, 2 ** 30]);
   const i64 = Tensor.fromInt64('i64', [2], [-1, 2 ** 40]);
   const b = new Tensor({ name: 'b', dtype: 'bool', dims: [2], bytes: Uint8Array.from([1, 0]) });
-  const w = Tensor.fromFloat32('w', [4, 3], Array.from({ length: 12 }, (_, k) => k / 10));
+  const w = Tensor.fromFloat32(
+    'w',
+    [4, 3],
+    Array.from({ length: 12 }, (_, k) => k / 10),
+  );
   const back = parseModel(serializeModel(tinyModel(w, [f, h, i8, u8, i32, i64, b])));
   const g = back.graph;
   t.same(Array.from(g.initializer('f')!.toFloat32()), [1.5, -2, 3.25, 0]);
@@ -88,11 +108,20 @@ t.test('tensor dtypes survive encode/decode with their values', async (t) => {
 
 t.test('typed-field tensors (float_data) decode and re-encode in the same form', async (t) => {
   // Build a model whose weight is stored in float_data by encoding a 'typed' tensor.
-  const w = new Tensor({ name: 'w', dtype: 'float32', dims: [4, 3], bytes: new Uint8Array(Float32Array.from({ length: 12 }, (_, k) => k - 6).buffer), encoding: 'typed' });
+  const w = new Tensor({
+    name: 'w',
+    dtype: 'float32',
+    dims: [4, 3],
+    bytes: new Uint8Array(Float32Array.from({ length: 12 }, (_, k) => k - 6).buffer),
+    encoding: 'typed',
+  });
   const bytes = serializeModel(tinyModel(w));
   const back = parseModel(bytes);
   t.equal(back.graph.initializer('w')!.encoding, 'typed');
-  t.same(Array.from(back.graph.initializer('w')!.toFloat32()), Array.from({ length: 12 }, (_, k) => k - 6));
+  t.same(
+    Array.from(back.graph.initializer('w')!.toFloat32()),
+    Array.from({ length: 12 }, (_, k) => k - 6),
+  );
   t.equal(Buffer.compare(Buffer.from(serializeModel(back)), Buffer.from(bytes)), 0);
   const s = await ort.InferenceSession.create(bytes);
   const out = await s.run({ x: new ort.Tensor('float32', Float32Array.from([1, 0, 0, 1]), [1, 4]) });
@@ -109,7 +138,11 @@ t.test('external data: read from the side file; paths leaving the folder are ref
   const init = p.graph!.initializer![0]!;
   delete (init as { raw_data?: Uint8Array }).raw_data;
   init.data_location = 1;
-  init.external_data = [{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: '16' }, { key: 'length', value: '48' }];
+  init.external_data = [
+    { key: 'location', value: 'weights.bin' },
+    { key: 'offset', value: '16' },
+    { key: 'length', value: '48' },
+  ];
   writeFileSync(join(dir, 'm.onnx'), encodeModelProto(p));
   const m = loadModel(join(dir, 'm.onnx'));
   t.same(Array.from(m.graph.initializer('w')!.toFloat32()), Array.from(values));

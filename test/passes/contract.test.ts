@@ -34,25 +34,62 @@ async function rejectsNaming(t: Test, f: () => unknown, code: string, ...parts: 
 t.test('a pass that breaks a guarantee fails loudly, naming itself and the guarantee', async (t) => {
   const base = FIXTURES.residual();
   const cases: [Pass<void>, string][] = [
-    [broken('renames-output', ['outputs-kept'], (m) => { m.graph.replaceAllUses(m.graph.outputs[0]!.name, 'elsewhere'); }), 'outputs-kept'],
-    [broken('reshapes-output', ['outputs-kept'], (m) => { m.graph.outputs[0]!.type = { dtype: 'float32', shape: [1, 11] }; }), 'outputs-kept'],
-    [broken('dangles', ['stays-valid'], (m) => { m.graph.nodes[1]!.inputs[0] = 'nowhere'; }), 'stays-valid'],
-    [broken('grows', ['only-shrinks'], (m) => {
-      const o = m.graph.outputs[0]!.name;
-      const p = m.graph.producer(o)!;
-      p.outputs[0] = `${o}_pre`;
-      m.graph.addNode({ opType: 'Identity', inputs: [`${o}_pre`], outputs: [o] });
-    }), 'only-shrinks'],
-    [broken('leaves-dead', ['no-dead-code'], (m) => { m.graph.setInitializer(Tensor.fromFloat32('unused', [2], [1, 2])); }), 'no-dead-code'],
-    [broken('claims-int8', ['int8-as-claimed'], () => {}, { layers: [{ node: 'conv', op: 'Conv', kind: 'weighted', int8: true }] }), 'int8-as-claimed'],
-    [broken('claims-one-int8', ['int8-as-claimed'], (m) => {
-      m.graph.setInitializer(Tensor.fromInt8('q', [2, 2], new Int8Array(4)));
-      m.graph.addNode({ opType: 'Identity', inputs: ['q'], outputs: ['q_out'] });
-      m.graph.outputs.push({ name: 'q_out', type: null });
-    }, { layers: [{ node: firstConv(base), op: 'Conv', kind: 'weighted', int8: true }] }), 'int8-as-claimed'],
-    [broken('keeps-constant', ['no-dense-constants'], (m) => {
-      m.graph.addNode({ opType: 'Constant', inputs: [], outputs: ['c'], attrs: { value_floats: { type: 'floats', value: [1] } } });
-    }), 'no-dense-constants'],
+    [
+      broken('renames-output', ['outputs-kept'], (m) => {
+        m.graph.replaceAllUses(m.graph.outputs[0]!.name, 'elsewhere');
+      }),
+      'outputs-kept',
+    ],
+    [
+      broken('reshapes-output', ['outputs-kept'], (m) => {
+        m.graph.outputs[0]!.type = { dtype: 'float32', shape: [1, 11] };
+      }),
+      'outputs-kept',
+    ],
+    [
+      broken('dangles', ['stays-valid'], (m) => {
+        m.graph.nodes[1]!.inputs[0] = 'nowhere';
+      }),
+      'stays-valid',
+    ],
+    [
+      broken('grows', ['only-shrinks'], (m) => {
+        const o = m.graph.outputs[0]!.name;
+        const p = m.graph.producer(o)!;
+        p.outputs[0] = `${o}_pre`;
+        m.graph.addNode({ opType: 'Identity', inputs: [`${o}_pre`], outputs: [o] });
+      }),
+      'only-shrinks',
+    ],
+    [
+      broken('leaves-dead', ['no-dead-code'], (m) => {
+        m.graph.setInitializer(Tensor.fromFloat32('unused', [2], [1, 2]));
+      }),
+      'no-dead-code',
+    ],
+    [
+      broken('claims-int8', ['int8-as-claimed'], () => {}, { layers: [{ node: 'conv', op: 'Conv', kind: 'weighted', int8: true }] }),
+      'int8-as-claimed',
+    ],
+    [
+      broken(
+        'claims-one-int8',
+        ['int8-as-claimed'],
+        (m) => {
+          m.graph.setInitializer(Tensor.fromInt8('q', [2, 2], new Int8Array(4)));
+          m.graph.addNode({ opType: 'Identity', inputs: ['q'], outputs: ['q_out'] });
+          m.graph.outputs.push({ name: 'q_out', type: null });
+        },
+        { layers: [{ node: firstConv(base), op: 'Conv', kind: 'weighted', int8: true }] },
+      ),
+      'int8-as-claimed',
+    ],
+    [
+      broken('keeps-constant', ['no-dense-constants'], (m) => {
+        m.graph.addNode({ opType: 'Constant', inputs: [], outputs: ['c'], attrs: { value_floats: { type: 'floats', value: [1] } } });
+      }),
+      'no-dense-constants',
+    ],
   ];
   for (const [pass, guarantee] of cases) {
     await rejectsNaming(t, () => runPass(pass, cloneModel(base), undefined), 'INTERNAL', `${pass.name} broke its guarantee '${guarantee}'`);
@@ -63,7 +100,9 @@ t.test('a pass that breaks a guarantee fails loudly, naming itself and the guara
 
 t.test('a pass that keeps its word runs through, and the same edit passes unchecked guarantees', async (t) => {
   const m = FIXTURES.residual();
-  const honest = broken('adds-unused', ['outputs-kept', 'stays-valid'], (x) => { x.graph.setInitializer(Tensor.fromFloat32('unused', [2], [1, 2])); });
+  const honest = broken('adds-unused', ['outputs-kept', 'stays-valid'], (x) => {
+    x.graph.setInitializer(Tensor.fromFloat32('unused', [2], [1, 2]));
+  });
   t.equal(runPass(honest, m, undefined).changed, true);
   t.ok(m.graph.initializer('unused'), 'the pass ran');
   const r = runPass(deadCodeElimination, m, undefined);
@@ -74,8 +113,19 @@ t.test('pre-conditions are checked before the pass touches the model', async (t)
   const m = FIXTURES.residual();
   m.graph.nodes[2]!.inputs[0] = 'nowhere';
   let ran = false;
-  const pass: Pass<void> = { name: 'needs-valid', requires: ['valid-graph'], guarantees: [], run: () => ((ran = true), { changed: false, details: {} }) };
-  await rejectsNaming(t, () => runPass(pass, m, undefined), 'INVALID_GRAPH', /^needs-valid requires 'valid-graph' \(the graph is well formed/, /nowhere/);
+  const pass: Pass<void> = {
+    name: 'needs-valid',
+    requires: ['valid-graph'],
+    guarantees: [],
+    run: () => ((ran = true), { changed: false, details: {} }),
+  };
+  await rejectsNaming(
+    t,
+    () => runPass(pass, m, undefined),
+    'INVALID_GRAPH',
+    /^needs-valid requires 'valid-graph' \(the graph is well formed/,
+    /nowhere/,
+  );
   t.notOk(ran, 'the pass did not run');
 
   const q = FIXTURES.residual();
@@ -84,9 +134,20 @@ t.test('pre-conditions are checked before the pass touches the model', async (t)
   q.graph.setInitializer(Tensor.fromUint8('z', [], new Uint8Array([0])));
   q.graph.addNode({ opType: 'QuantizeLinear', inputs: [x, 's', 'z'], outputs: ['xq'] });
   q.graph.addNode({ opType: 'DequantizeLinear', inputs: ['xq', 's', 'z'], outputs: ['xdq'] });
-  await rejectsNaming(t, () => runPass(fp16Pass, q, undefined), 'UNSUPPORTED',
-    /^quantize-fp16 requires 'float-model' \(the model is not quantized yet\): it already contains QuantizeLinear/);
-  const so = { actType: 'uint8', reduceRange: false, perChannel: true, ranges: new Map(), keepFloat: new Set<string>(), qdqDomain: '' } as const;
+  await rejectsNaming(
+    t,
+    () => runPass(fp16Pass, q, undefined),
+    'UNSUPPORTED',
+    /^quantize-fp16 requires 'float-model' \(the model is not quantized yet\): it already contains QuantizeLinear/,
+  );
+  const so = {
+    actType: 'uint8',
+    reduceRange: false,
+    perChannel: true,
+    ranges: new Map(),
+    keepFloat: new Set<string>(),
+    qdqDomain: '',
+  } as const;
   await rejectsNaming(t, () => runPass(staticQuantPass, q, so), 'UNSUPPORTED', /^quantize-static requires 'float-model'/);
 });
 

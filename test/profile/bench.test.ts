@@ -8,7 +8,9 @@ import { parseModel } from '../../src/onnx/index.js';
 
 t.test('benchmark models are valid ONNX that onnxruntime accepts and computes correctly', async (t) => {
   // MatMulInteger: check one output element against a JS dot product
-  const m = 4, k = 32, n = 8;
+  const m = 4,
+    k = 32,
+    n = 8;
   const bytes = gemmInt8(m, k, n, 'u8');
   const model = parseModel(bytes);
   const B = model.graph.initializer('B')!.toFloat32();
@@ -20,7 +22,12 @@ t.test('benchmark models are valid ONNX that onnxruntime accepts and computes co
   for (let i = 0; i < k; i++) want += (A[k + i]! - 128) * B[i * n + 3]!;
   t.equal((y.data as Int32Array)[n + 3], want, 'Y[1,3] = sum (A - 128) * B');
   await s.release();
-  for (const b of [gemmFp32(m, k, n), gemmInt8(m, k, n, 's8'), convFp32({ c: 4, h: 8, w: 8, k: 4, r: 3 }), convInt8({ c: 4, h: 8, w: 8, k: 4, r: 3 }, 's8')]) {
+  for (const b of [
+    gemmFp32(m, k, n),
+    gemmInt8(m, k, n, 's8'),
+    convFp32({ c: 4, h: 8, w: 8, k: 4, r: 3 }),
+    convInt8({ c: 4, h: 8, w: 8, k: 4, r: 3 }, 's8'),
+  ]) {
     const sess = await ort.InferenceSession.create(b);
     t.ok(sess.inputNames.length === 1 && sess.outputNames.length === 1);
     await sess.release();
@@ -39,7 +46,10 @@ t.test('runBench returns positive throughputs for fp32 and both int8 flavours', 
   }
   t.ok(['u8', 's8'].includes(r.fastestInt8Activation));
   const f = r.fastestInt8Activation;
-  t.ok(r.int8Speedup >= Math.sqrt(r.gemm.int8[f === 'u8' ? 's8' : 'u8'].speedup * r.conv.int8[f === 'u8' ? 's8' : 'u8'].speedup) - 0.011, 'reported speed-up is the best flavour');
+  t.ok(
+    r.int8Speedup >= Math.sqrt(r.gemm.int8[f === 'u8' ? 's8' : 'u8'].speedup * r.conv.int8[f === 'u8' ? 's8' : 'u8'].speedup) - 0.011,
+    'reported speed-up is the best flavour',
+  );
   t.ok(r.memoryGBps > 0);
   t.ok(r.elapsedMs > 0);
 });

@@ -80,7 +80,17 @@ t.test('bad input: one line, non-zero exit, no stack', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefit-cli-profiles-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   copyFileSync(join(process.cwd(), 'profiles', 'schema.json'), join(dir, 'schema.json'));
-  writeFileSync(join(dir, 'broken.json'), JSON.stringify({ name: 'broken', description: 'x', match: { arch: ['x64'] }, budgets: { latencyMs: -1, ramMb: 64, minFidelity: 2 }, threads: 'auto', int8: 'auto' }));
+  writeFileSync(
+    join(dir, 'broken.json'),
+    JSON.stringify({
+      name: 'broken',
+      description: 'x',
+      match: { arch: ['x64'] },
+      budgets: { latencyMs: -1, ramMb: 64, minFidelity: 2 },
+      threads: 'auto',
+      int8: 'auto',
+    }),
+  );
   const bad = await run(['profile', '--profiles-dir', dir]);
   t.equal(bad.code, 2);
   t.equal(bad.stderr.split('\n').filter(Boolean).length, 1, 'one line');

@@ -35,61 +35,148 @@ interface Expect {
 const ARM = { avx2: false, avx512: false, avx512Vnni: false };
 const EXPECT: Record<string, Expect> = {
   'raspberry-pi-3': {
-    board: 'raspberry-pi-3', family: 'raspberry-pi', arch: 'arm', processors: 4, parts: ['0xd03'], cores: ['Cortex-A53'],
-    features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM }, is64: false, mismatch: true,
-    int8: { activation: 'u8', reduceRange: false, benefit: 'unlikely' }, profile: 'raspberry-pi-3', threads: 4, piMemoryMb: 1024,
+    board: 'raspberry-pi-3',
+    family: 'raspberry-pi',
+    arch: 'arm',
+    processors: 4,
+    parts: ['0xd03'],
+    cores: ['Cortex-A53'],
+    features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM },
+    is64: false,
+    mismatch: true,
+    int8: { activation: 'u8', reduceRange: false, benefit: 'unlikely' },
+    profile: 'raspberry-pi-3',
+    threads: 4,
+    piMemoryMb: 1024,
     throttled: { raw: 0x50005, nowUnderVoltage: true, nowThrottled: true, bootSoftTemp: false },
   },
   'raspberry-pi-4': {
-    board: 'raspberry-pi-4', family: 'raspberry-pi', arch: 'arm64', processors: 4, parts: ['0xd08'], cores: ['Cortex-A72'],
-    features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM }, is64: true, mismatch: false,
-    int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' }, profile: 'raspberry-pi-4', threads: 4, piMemoryMb: 4096,
+    board: 'raspberry-pi-4',
+    family: 'raspberry-pi',
+    arch: 'arm64',
+    processors: 4,
+    parts: ['0xd08'],
+    cores: ['Cortex-A72'],
+    features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM },
+    is64: true,
+    mismatch: false,
+    int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' },
+    profile: 'raspberry-pi-4',
+    threads: 4,
+    piMemoryMb: 4096,
     throttled: { raw: 0, nowUnderVoltage: false, nowThrottled: false, bootSoftTemp: false },
   },
   'raspberry-pi-5': {
-    board: 'raspberry-pi-5', family: 'raspberry-pi', arch: 'arm64', processors: 4, parts: ['0xd0b'], cores: ['Cortex-A76'],
-    features: { neon: true, dotProd: true, i8mm: false, sve: false, ...ARM }, is64: true, mismatch: false,
-    int8: { activation: 's8', reduceRange: false, benefit: 'yes' }, profile: 'raspberry-pi-5', threads: 4, piMemoryMb: 8192,
+    board: 'raspberry-pi-5',
+    family: 'raspberry-pi',
+    arch: 'arm64',
+    processors: 4,
+    parts: ['0xd0b'],
+    cores: ['Cortex-A76'],
+    features: { neon: true, dotProd: true, i8mm: false, sve: false, ...ARM },
+    is64: true,
+    mismatch: false,
+    int8: { activation: 's8', reduceRange: false, benefit: 'yes' },
+    profile: 'raspberry-pi-5',
+    threads: 4,
+    piMemoryMb: 8192,
     throttled: { raw: 0x80000, nowUnderVoltage: false, nowThrottled: false, bootSoftTemp: true },
   },
   'jetson-nano': {
-    board: 'jetson-nano', family: 'jetson', arch: 'arm64', processors: 4, parts: ['0xd07'], cores: ['Cortex-A57'],
-    features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM }, is64: true, mismatch: false,
-    int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' }, profile: 'jetson-nano', threads: 4,
+    board: 'jetson-nano',
+    family: 'jetson',
+    arch: 'arm64',
+    processors: 4,
+    parts: ['0xd07'],
+    cores: ['Cortex-A57'],
+    features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM },
+    is64: true,
+    mismatch: false,
+    int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' },
+    profile: 'jetson-nano',
+    threads: 4,
     l4t: { version: 'R32.7.1', jetpack: '4.6.1', board: 't210ref' },
   },
   'jetson-xavier': {
     // no Xavier board profile ships: it falls back to generic-arm64, threads = its 8 cores
-    board: 'jetson-xavier', family: 'jetson', arch: 'arm64', processors: 8, parts: ['0x004'], cores: ['Carmel'],
-    features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM }, is64: true, mismatch: false,
-    int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' }, profile: 'generic-arm64', threads: 8,
+    board: 'jetson-xavier',
+    family: 'jetson',
+    arch: 'arm64',
+    processors: 8,
+    parts: ['0x004'],
+    cores: ['Carmel'],
+    features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM },
+    is64: true,
+    mismatch: false,
+    int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' },
+    profile: 'generic-arm64',
+    threads: 8,
     l4t: { version: 'R32.7.1', jetpack: '4.6.1', board: 't186ref' },
   },
   'jetson-orin-nano': {
-    board: 'jetson-orin-nano', family: 'jetson', arch: 'arm64', processors: 6, parts: ['0xd42'], cores: ['Cortex-A78AE'],
-    features: { neon: true, dotProd: true, i8mm: false, sve: false, ...ARM }, is64: true, mismatch: false,
-    int8: { activation: 's8', reduceRange: false, benefit: 'yes' }, profile: 'jetson-orin-nano', threads: 6,
+    board: 'jetson-orin-nano',
+    family: 'jetson',
+    arch: 'arm64',
+    processors: 6,
+    parts: ['0xd42'],
+    cores: ['Cortex-A78AE'],
+    features: { neon: true, dotProd: true, i8mm: false, sve: false, ...ARM },
+    is64: true,
+    mismatch: false,
+    int8: { activation: 's8', reduceRange: false, benefit: 'yes' },
+    profile: 'jetson-orin-nano',
+    threads: 6,
     l4t: { version: 'R36.3.0', jetpack: '6.0', board: 'generic' },
   },
   'generic-arm64': {
-    board: null, family: null, arch: 'arm64', processors: 4, parts: ['0xd40'], cores: ['Neoverse-V1'],
-    features: { neon: true, dotProd: true, i8mm: true, sve: true, ...ARM }, is64: true, mismatch: false,
-    int8: { activation: 's8', reduceRange: false, benefit: 'yes' }, profile: 'generic-arm64', threads: 4,
+    board: null,
+    family: null,
+    arch: 'arm64',
+    processors: 4,
+    parts: ['0xd40'],
+    cores: ['Neoverse-V1'],
+    features: { neon: true, dotProd: true, i8mm: true, sve: true, ...ARM },
+    is64: true,
+    mismatch: false,
+    int8: { activation: 's8', reduceRange: false, benefit: 'yes' },
+    profile: 'generic-arm64',
+    threads: 4,
   },
   'generic-x86_64-vnni': {
-    board: null, family: null, arch: 'x64', processors: 8, parts: [], cores: [],
-    features: { neon: false, dotProd: false, i8mm: false, sve: false, avx2: true, avx512: true, avx512Vnni: true }, is64: true, mismatch: false,
-    int8: { activation: 'u8', reduceRange: false, benefit: 'yes' }, profile: 'generic-x86_64', threads: 4,
+    board: null,
+    family: null,
+    arch: 'x64',
+    processors: 8,
+    parts: [],
+    cores: [],
+    features: { neon: false, dotProd: false, i8mm: false, sve: false, avx2: true, avx512: true, avx512Vnni: true },
+    is64: true,
+    mismatch: false,
+    int8: { activation: 'u8', reduceRange: false, benefit: 'yes' },
+    profile: 'generic-x86_64',
+    threads: 4,
   },
   'generic-x86_64-avx2': {
-    board: null, family: null, arch: 'x64', processors: 8, parts: [], cores: [],
-    features: { neon: false, dotProd: false, i8mm: false, sve: false, avx2: true, avx512: false, avx512Vnni: false }, is64: true, mismatch: false,
-    int8: { activation: 'u8', reduceRange: true, benefit: 'yes' }, profile: 'generic-x86_64', threads: 4,
+    board: null,
+    family: null,
+    arch: 'x64',
+    processors: 8,
+    parts: [],
+    cores: [],
+    features: { neon: false, dotProd: false, i8mm: false, sve: false, avx2: true, avx512: false, avx512Vnni: false },
+    is64: true,
+    mismatch: false,
+    int8: { activation: 'u8', reduceRange: true, benefit: 'yes' },
+    profile: 'generic-x86_64',
+    threads: 4,
   },
 };
 
 t.test('every fixture folder has expectations and vice versa', async (t) => {
-  const dirs = readdirSync(FIXTURES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const dirs = readdirSync(FIXTURES, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
   t.same(dirs, Object.keys(EXPECT).sort());
 });
 
@@ -124,7 +211,12 @@ for (const [name, e] of Object.entries(EXPECT)) {
     } else t.equal(hw.throttling, null, 'no vcgencmd, no throttling info');
 
     const sel = selectProfile(
-      { arch: hw.arch, board: hw.board, cpu: { parts: hw.cpuinfo.parts, cores: e.processors, physicalCores: e.processors } as never, int8: hw.int8 },
+      {
+        arch: hw.arch,
+        board: hw.board,
+        cpu: { parts: hw.cpuinfo.parts, cores: e.processors, physicalCores: e.processors } as never,
+        int8: hw.int8,
+      },
       undefined,
       profiles,
     );
@@ -135,8 +227,16 @@ for (const [name, e] of Object.entries(EXPECT)) {
 
 t.test('cpuinfo: features are the set common to all cores (big.LITTLE with different Features lines)', async (t) => {
   const text = [
-    'processor\t: 0', 'Features\t: fp asimd asimddp i8mm', 'CPU implementer\t: 0x41', 'CPU part\t: 0xd05', '',
-    'processor\t: 1', 'Features\t: fp asimd asimddp', 'CPU implementer\t: 0x41', 'CPU part\t: 0xd0b', '',
+    'processor\t: 0',
+    'Features\t: fp asimd asimddp i8mm',
+    'CPU implementer\t: 0x41',
+    'CPU part\t: 0xd05',
+    '',
+    'processor\t: 1',
+    'Features\t: fp asimd asimddp',
+    'CPU implementer\t: 0x41',
+    'CPU part\t: 0xd0b',
+    '',
   ].join('\n');
   const c = parseCpuInfo(text);
   t.equal(c.processors, 2);
@@ -168,13 +268,21 @@ t.test('featuresFromFlags: AVX-VNNI and AMX count as VNNI for int8 advice', asyn
   t.same(int8Rule('x64', featuresFromFlags(['avx2'])).feature, 'avx2');
   t.same(int8Rule('ia32', featuresFromFlags(['avx2'])).reduceRange, true, 'ia32 follows the x86 rows');
   t.same(recommendInt8('arm64', featuresFromFlags(['asimd', 'asimddp'])), {
-    activation: 's8', weight: 's8', perChannel: true, reduceRange: false, benefit: 'yes',
+    activation: 's8',
+    weight: 's8',
+    perChannel: true,
+    reduceRange: false,
+    benefit: 'yes',
     reason: 'dot-product (SDOT/UDOT) kernels run s8 or u8 activations with s8 weights natively',
   });
 });
 
 t.test('device-tree model strings', async (t) => {
-  t.same(parseDeviceTreeModel('Raspberry Pi 4 Model B Rev 1.5\0'), { id: 'raspberry-pi-4', family: 'raspberry-pi', model: 'Raspberry Pi 4 Model B Rev 1.5' });
+  t.same(parseDeviceTreeModel('Raspberry Pi 4 Model B Rev 1.5\0'), {
+    id: 'raspberry-pi-4',
+    family: 'raspberry-pi',
+    model: 'Raspberry Pi 4 Model B Rev 1.5',
+  });
   t.equal(parseDeviceTreeModel('Raspberry Pi Compute Module 4 Rev 1.0\0').id, 'raspberry-pi-4');
   t.equal(parseDeviceTreeModel('Raspberry Pi 3 Model B Rev 1.2').id, 'raspberry-pi-3');
   t.equal(parseDeviceTreeModel('NVIDIA Jetson Xavier NX Developer Kit\0').id, 'jetson-xavier-nx');
@@ -196,9 +304,17 @@ t.test('Raspberry Pi revision codes', async (t) => {
 });
 
 t.test('nv_tegra_release', async (t) => {
-  t.match(parseNvTegraRelease('# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023\n'), {
-    version: 'R35.4.1', major: 35, board: 't186ref', jetpack: '5.1.2',
-  });
+  t.match(
+    parseNvTegraRelease(
+      '# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023\n',
+    ),
+    {
+      version: 'R35.4.1',
+      major: 35,
+      board: 't186ref',
+      jetpack: '5.1.2',
+    },
+  );
   t.match(parseNvTegraRelease('# R99 (release), REVISION: 1.0, BOARD: x'), { version: 'R99.1.0', jetpack: null });
   t.equal(parseNvTegraRelease('not a release file'), null);
   t.equal(parseNvTegraRelease(null), null);

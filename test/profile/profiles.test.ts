@@ -17,7 +17,19 @@ function hw(arch: string, model: string | null, parts: string[], flags: string[]
   return {
     arch,
     board: { id: null, family: null, model, piRevision: null, l4t: null },
-    cpu: { vendor: null, brand: null, cores, physicalCores: cores, speedMHz: null, speedMinMHz: null, speedMaxMHz: null, governor: null, parts, coreNames: [], features },
+    cpu: {
+      vendor: null,
+      brand: null,
+      cores,
+      physicalCores: cores,
+      speedMHz: null,
+      speedMinMHz: null,
+      speedMaxMHz: null,
+      governor: null,
+      parts,
+      coreNames: [],
+      features,
+    },
     int8: recommendInt8(arch, features),
   };
 }
@@ -35,7 +47,15 @@ const good = JSON.parse(readFileSync(join(defaultProfilesDir(), 'raspberry-pi-4.
 
 t.test('the shipped profiles all validate and cover the required boards', async (t) => {
   const ps = loadProfiles();
-  t.same(ps.map((p) => p.name).sort(), ['generic-arm64', 'generic-x86_64', 'jetson-nano', 'jetson-orin-nano', 'raspberry-pi-3', 'raspberry-pi-4', 'raspberry-pi-5']);
+  t.same(ps.map((p) => p.name).sort(), [
+    'generic-arm64',
+    'generic-x86_64',
+    'jetson-nano',
+    'jetson-orin-nano',
+    'raspberry-pi-3',
+    'raspberry-pi-4',
+    'raspberry-pi-5',
+  ]);
   for (const p of ps) {
     t.ok(p.path.endsWith(`${p.name}.json`), `${p.name} knows its file`);
     t.notOk('$schema' in p, 'the $schema key is not part of the profile');
@@ -54,12 +74,19 @@ t.test('selection: board model wins over arch; generic last; cpu part rules hold
   t.same(pi4.budgets, { latencyFactor: 0.5, ramMb: 512, minFidelity: 0.97 }, 'the profile budgets in the one Budgets form');
   t.equal(pi4.int8.source, 'profile');
   // a Nano device tree on a CPU without the A57 part fails the cpuParts rule: fall back to generic
-  t.equal(selectProfile(hw('arm64', 'NVIDIA Jetson Nano Developer Kit', ['0xd08'], ['asimd']), undefined, ps).profile.name, 'generic-arm64');
+  t.equal(
+    selectProfile(hw('arm64', 'NVIDIA Jetson Nano Developer Kit', ['0xd08'], ['asimd']), undefined, ps).profile.name,
+    'generic-arm64',
+  );
   t.equal(selectProfile(hw('arm64', 'NVIDIA Jetson Nano Developer Kit', ['0xd07'], ['asimd']), undefined, ps).profile.name, 'jetson-nano');
   const x = selectProfile(hw('x64', null, [], ['avx2', 'avx512f', 'avx512_vnni'], 16), undefined, ps);
   t.equal(x.profile.name, 'generic-x86_64');
   t.equal(x.threads, 16, "'auto' threads resolve to physical cores");
-  t.match(x.int8, { activation: 'u8', weight: 's8', reduceRange: false, source: 'detected' }, "'auto' int8 resolves to the detected VNNI flavour");
+  t.match(
+    x.int8,
+    { activation: 'u8', weight: 's8', reduceRange: false, source: 'detected' },
+    "'auto' int8 resolves to the detected VNNI flavour",
+  );
   const avx2 = selectProfile(hw('x64', null, [], ['avx2']), undefined, ps);
   t.equal(avx2.int8.reduceRange, true, 'AVX2 without VNNI gets reduce-range');
 });
@@ -97,7 +124,16 @@ t.test('a malformed profile is reported with its path and every bad field', asyn
   t.ok(err.message.includes(file), 'message names the file');
   t.notOk(err.message.includes('\n'), 'one line');
   const paths = err.issues.map((i) => i.path);
-  for (const want of ['threads', 'colour', 'match.arch[0]', 'match.cpuParts[0]', 'budgets.ramMb', 'budgets.minFidelity', 'int8.activation', 'int8.reduceRange']) {
+  for (const want of [
+    'threads',
+    'colour',
+    'match.arch[0]',
+    'match.cpuParts[0]',
+    'budgets.ramMb',
+    'budgets.minFidelity',
+    'int8.activation',
+    'int8.reduceRange',
+  ]) {
     t.ok(paths.includes(want), `reports ${want}`);
   }
   t.ok(err.issues.every((i) => i.file === file));
@@ -109,7 +145,10 @@ t.test('a malformed profile is reported with its path and every bad field', asyn
 t.test('checks beyond the schema: name vs file, regex, both latencies, JSON syntax, duplicates', async (t) => {
   const dir = tmpProfiles(t);
   writeFileSync(join(dir, 'a.json'), JSON.stringify({ ...good, name: 'b', match: { boardModel: '(unclosed' } }));
-  writeFileSync(join(dir, 'c.json'), JSON.stringify({ ...good, name: 'c', budgets: { latency: '0.5x', latencyMs: 30, ramMb: 64, minFidelity: 0.9 } }));
+  writeFileSync(
+    join(dir, 'c.json'),
+    JSON.stringify({ ...good, name: 'c', budgets: { latency: '0.5x', latencyMs: 30, ramMb: 64, minFidelity: 0.9 } }),
+  );
   writeFileSync(join(dir, 'd.json'), '{ "name": "d", ');
   const err = t.throws(() => loadProfiles(dir)) as ProfileError;
   const by = (f: string): string[] => err.issues.filter((i) => i.file === join(dir, f)).map((i) => `${i.path}: ${i.message}`);
@@ -117,10 +156,16 @@ t.test('checks beyond the schema: name vs file, regex, both latencies, JSON synt
   t.match(by('a.json').join('|'), /match\.boardModel: is not a valid regular expression/);
   t.match(by('c.json').join('|'), /budgets: must match exactly one alternative/);
   t.match(by('d.json').join('|'), /not valid JSON/);
-  t.notOk(err.issues.some((i) => i.file.endsWith('generic-x86_64.json')), 'the good file is not blamed');
+  t.notOk(
+    err.issues.some((i) => i.file.endsWith('generic-x86_64.json')),
+    'the good file is not blamed',
+  );
 
   const dup = tmpProfiles(t);
-  writeFileSync(join(dup, 'generic-x86_64-copy.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(dup, 'generic-x86_64.json'), 'utf8')), name: 'generic-x86_64-copy' }));
+  writeFileSync(
+    join(dup, 'generic-x86_64-copy.json'),
+    JSON.stringify({ ...JSON.parse(readFileSync(join(dup, 'generic-x86_64.json'), 'utf8')), name: 'generic-x86_64-copy' }),
+  );
   t.equal(loadProfiles(dup).length, 2, 'distinct names load');
 });
 
@@ -137,7 +182,10 @@ t.test('generic validate(): all errors with JSON paths', async (t) => {
     type: 'object',
     required: ['a', 'list'],
     additionalProperties: false,
-    properties: { a: { type: 'integer' }, list: { type: 'array', items: { type: 'object', properties: { v: { type: 'number', minimum: 0 } } } } },
+    properties: {
+      a: { type: 'integer' },
+      list: { type: 'array', items: { type: 'object', properties: { v: { type: 'number', minimum: 0 } } } },
+    },
   };
   t.same(validate(schema, { a: 1, list: [] }), { ok: true, value: { a: 1, list: [] } });
   const r = validate(schema, { a: 'x', list: [{ v: 1 }, { v: -1 }], z: 1 });

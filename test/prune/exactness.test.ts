@@ -26,14 +26,41 @@ interface Subject {
   /** Real images (synthetic noise drives det's probability map to ~1e-7 everywhere, which would hide any error). */
   calib?: string;
 }
-const zoo = JSON.parse(readFileSync('test/fixtures/zoo/manifest.json', 'utf8')) as { models: { name: string; file: string; opset: number; inputs: { name: string; shape: number[] }[] }[] };
+const zoo = JSON.parse(readFileSync('test/fixtures/zoo/manifest.json', 'utf8')) as {
+  models: { name: string; file: string; opset: number; inputs: { name: string; shape: number[] }[] }[];
+};
 const SUBJECTS: Subject[] = [
-  { name: 'det', load: () => normalize(loadModel(A + 'ch_PP-OCRv4_det_infer.onnx')), shapes: new Map([['x', [1, 3, 640, 640]]]), calib: 'test/fixtures/ocr/det' },
-  { name: 'rec', load: () => normalize(loadModel(A + 'ch_PP-OCRv4_rec_infer.onnx')), shapes: new Map([['x', [1, 3, 48, 320]]]), calib: 'test/fixtures/ocr/rec' },
-  { name: 'cls', load: () => normalize(loadModel(A + 'ch_ppocr_mobile_v2.0_cls_infer.onnx')), shapes: new Map([['x', [1, 3, 48, 192]]]), calib: 'test/fixtures/ocr/cls' },
+  {
+    name: 'det',
+    load: () => normalize(loadModel(A + 'ch_PP-OCRv4_det_infer.onnx')),
+    shapes: new Map([['x', [1, 3, 640, 640]]]),
+    calib: 'test/fixtures/ocr/det',
+  },
+  {
+    name: 'rec',
+    load: () => normalize(loadModel(A + 'ch_PP-OCRv4_rec_infer.onnx')),
+    shapes: new Map([['x', [1, 3, 48, 320]]]),
+    calib: 'test/fixtures/ocr/rec',
+  },
+  {
+    name: 'cls',
+    load: () => normalize(loadModel(A + 'ch_ppocr_mobile_v2.0_cls_infer.onnx')),
+    shapes: new Map([['x', [1, 3, 48, 192]]]),
+    calib: 'test/fixtures/ocr/cls',
+  },
   { name: 'mnist', load: () => normalize(loadModel('models/mnist-cnn.onnx')), shapes: new Map([['x', [1, 1, 28, 28]]]) },
-  ...zoo.models.filter((m) => m.opset === 17).map((m) => ({ name: `zoo:${m.name}`, load: () => normalize(loadModel(`test/fixtures/zoo/${m.file}`)), shapes: new Map(m.inputs.map((i) => [i.name, i.shape])) })),
-  ...Object.entries(FIXTURES).map(([name, make]) => ({ name: `fixture:${name}`, load: () => make(), shapes: new Map([[make().graph.runtimeInputs()[0]!.name, fixtureInputShape(make())]]) })),
+  ...zoo.models
+    .filter((m) => m.opset === 17)
+    .map((m) => ({
+      name: `zoo:${m.name}`,
+      load: () => normalize(loadModel(`test/fixtures/zoo/${m.file}`)),
+      shapes: new Map(m.inputs.map((i) => [i.name, i.shape])),
+    })),
+  ...Object.entries(FIXTURES).map(([name, make]) => ({
+    name: `fixture:${name}`,
+    load: () => make(),
+    shapes: new Map([[make().graph.runtimeInputs()[0]!.name, fixtureInputShape(make())]]),
+  })),
 ];
 const only = process.env.EDGEFIT_EXACT_MODELS?.split(',');
 
@@ -52,7 +79,8 @@ function relMaxErr(a: Float32Array[], b: Float32Array[]): number {
   let err = 0;
   for (let k = 0; k < a.length; k++) {
     if (a[k]!.length !== b[k]!.length) return Infinity;
-    let d = 0, s = 0;
+    let d = 0,
+      s = 0;
     for (let i = 0; i < a[k]!.length; i++) {
       d = Math.max(d, Math.abs(a[k]![i]! - b[k]![i]!));
       s = Math.max(s, Math.abs(a[k]![i]!));
@@ -69,7 +97,8 @@ for (const s of SUBJECTS) {
     const base = s.load();
     const [sample] = s.calib ? loadCalib(s.calib, s.shapes.get('x')!, 1).samples : syntheticSamples(base, s.shapes, 1, 3);
     const ga0 = analyzeGroups(base);
-    let checked = 0, inexact = 0;
+    let checked = 0,
+      inexact = 0;
     const worst: [number, string][] = [];
     for (let gi = 0; gi < ga0.groups.length; gi++) {
       const grp0 = ga0.groups[gi]!;
@@ -99,7 +128,10 @@ for (const s of SUBJECTS) {
     ga0.groups.forEach((g, gi) => {
       if (!g.prunable || maskInexactReason(g)) return;
       const removed = new Set(probeChannels(g.size));
-      all.set(gi, range(g.size).filter((i) => !removed.has(i)));
+      all.set(
+        gi,
+        range(g.size).filter((i) => !removed.has(i)),
+      );
     });
     if (all.size > 1) {
       const pruned = cloneModel(base);
@@ -113,9 +145,18 @@ for (const s of SUBJECTS) {
       // cut everywhere, det's map collapses to ~5e-5 and one ulp is 3e-3 of it: the tolerance
       // is the float noise of the masked model itself (the same graph run unoptimised)
       const noise = relMaxErr(ref, await outputs(masked, sample!, 'disabled'));
-      t.ok(err <= Math.max(2e-4, 4 * noise), `all ${all.size} groups cut at once: pruned == masked (rel max err ${err.toExponential(2)}, float noise ${noise.toExponential(2)})`);
+      t.ok(
+        err <= Math.max(2e-4, 4 * noise),
+        `all ${all.size} groups cut at once: pruned == masked (rel max err ${err.toExponential(2)}, float noise ${noise.toExponential(2)})`,
+      );
     }
     worst.sort((a, b) => b[0] - a[0]);
-    t.ok(checked + inexact > 0 || !ga0.groups.some((g) => g.prunable), `${checked} groups exact, ${inexact} inexact by design; worst ${worst.slice(0, 3).map(([e, l]) => `${l} ${e.toExponential(2)}`).join(', ')}`);
+    t.ok(
+      checked + inexact > 0 || !ga0.groups.some((g) => g.prunable),
+      `${checked} groups exact, ${inexact} inexact by design; worst ${worst
+        .slice(0, 3)
+        .map(([e, l]) => `${l} ${e.toExponential(2)}`)
+        .join(', ')}`,
+    );
   });
 }

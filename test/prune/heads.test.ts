@@ -39,7 +39,11 @@ t.test('transformer fixture: each attention block is one prunable group of 4 hea
   for (const g of hs) {
     t.ok(g.prunable, `${g.label}: prunable (${g.reasons.join('; ')})`);
     t.equal(g.size, 4, 'the atom is the head, not the channel');
-    t.equal(g.actions.filter((a) => a.role === 'out' && a.node.opType === 'MatMul').length, 3, 'Q, K and V projections lose the same heads');
+    t.equal(
+      g.actions.filter((a) => a.role === 'out' && a.node.opType === 'MatMul').length,
+      3,
+      'Q, K and V projections lose the same heads',
+    );
     t.equal(g.actions.filter((a) => a.role === 'param' && a.node.opType === 'Add').length, 3, 'their biases follow');
     t.equal(g.actions.filter((a) => a.role === 'shape').length, 4, 'three split Reshapes and the merge Reshape follow');
     t.equal(g.actions.filter((a) => a.role === 'in').length, 1, 'the output projection loses the matching rows');
@@ -51,11 +55,19 @@ t.test('heads prune at 30/50/70 %: valid, smaller, constants and weights as expe
   const [sample] = syntheticSamples(base, shapesOf(base), 1);
   const ref = await run(base, sample!);
   const macs0 = countMacs(cloneModel(base), shapesOf(base))!;
-  for (const [ratio, heads] of [[0.3, 3], [0.5, 2], [0.7, 1]] as const) {
+  for (const [ratio, heads] of [
+    [0.3, 3],
+    [0.5, 2],
+    [0.7, 1],
+  ] as const) {
     const m = cloneModel(base);
     const step = pruneStep(m, { ratio, importance: 'l2' });
     const recs = step.records.filter((r) => /heads \(/.test(r.group));
-    t.same(recs.map((r) => r.kept), [heads, heads], `${ratio}: both blocks keep ${heads} of 4 heads`);
+    t.same(
+      recs.map((r) => r.kept),
+      [heads, heads],
+      `${ratio}: both blocks keep ${heads} of 4 heads`,
+    );
     // the residual stream (32 channels) is a group of its own, pruned alongside
     const c = step.records.find((r) => r.size === 32)?.kept ?? 32;
     const out = await run(m, sample!);
@@ -82,7 +94,9 @@ t.test('heads prune at 30/50/70 %: valid, smaller, constants and weights as expe
       }
     }
     // d is whole, so the scale stays 1/sqrt(8)
-    for (const n of g.nodes.filter((x) => x.opType === 'Mul' && g.initializer(x.inputs[1]!)?.dims.length === 0 && g.producer(x.inputs[0]!)?.opType === 'MatMul')) {
+    for (const n of g.nodes.filter(
+      (x) => x.opType === 'Mul' && g.initializer(x.inputs[1]!)?.dims.length === 0 && g.producer(x.inputs[0]!)?.opType === 'MatMul',
+    )) {
       t.ok(Math.abs(g.initializer(n.inputs[1]!)!.toNumbers()[0]! - 1 / Math.sqrt(8)) < 1e-6, 'scale unchanged');
     }
   }
@@ -103,14 +117,20 @@ t.test('pruning heads equals masking them (the output projection rows of the rem
   const masked = cloneModel(base);
   const gm = analyzeGroups(masked);
   t.equal(maskRemoved(masked, gm, keepFor(gm)), 2, 'both output projections masked');
-  const a = await run(masked, sample!), b = await run(pruned, sample!);
-  let err = 0, scale = 0, moved = 0;
+  const a = await run(masked, sample!),
+    b = await run(pruned, sample!);
+  let err = 0,
+    scale = 0,
+    moved = 0;
   for (let i = 0; i < a.data.length; i++) {
     err = Math.max(err, Math.abs(a.data[i]! - b.data[i]!));
     scale = Math.max(scale, Math.abs(a.data[i]!));
     moved = Math.max(moved, Math.abs(a.data[i]! - ref.data[i]!));
   }
-  t.ok(moved / scale > 1e-2, `removing the heads changes the output (rel ${(moved / scale).toExponential(2)}), so the comparison means something`);
+  t.ok(
+    moved / scale > 1e-2,
+    `removing the heads changes the output (rel ${(moved / scale).toExponential(2)}), so the comparison means something`,
+  );
   t.ok(err / scale < 2e-5, `pruned == masked (rel max err ${(err / scale).toExponential(2)})`);
 });
 
@@ -118,9 +138,26 @@ t.test('two prune steps (heads 4 -> 3 -> 2) replay from the history to the same 
   const base = FIXTURES.transformer();
   const m = cloneModel(base);
   const [s] = syntheticSamples(m, shapesOf(m), 1);
-  await prune(m, { structured: 0.5, importance: 'l2', recover: 'none', steps: 2, round: 1, shapes: shapesOf(m), samples: [s!], synthetic: true });
-  const splits = (x: Model) => x.graph.topoOrder().filter((n) => n.opType === 'Reshape').map((n) => shapeConst(x, n).join('x'));
-  t.same(splits(m).filter((v) => v.split('x').length === 4), Array(6).fill('1x16x2x8'), 'two heads left in every split after two steps');
+  await prune(m, {
+    structured: 0.5,
+    importance: 'l2',
+    recover: 'none',
+    steps: 2,
+    round: 1,
+    shapes: shapesOf(m),
+    samples: [s!],
+    synthetic: true,
+  });
+  const splits = (x: Model) =>
+    x.graph
+      .topoOrder()
+      .filter((n) => n.opType === 'Reshape')
+      .map((n) => shapeConst(x, n).join('x'));
+  t.same(
+    splits(m).filter((v) => v.split('x').length === 4),
+    Array(6).fill('1x16x2x8'),
+    'two heads left in every split after two steps',
+  );
   const again = cloneModel(base);
   replayHistory(again, m.metadata.get(HISTORY_KEY)!);
   t.same(splits(again), splits(m), 'replay gives the same Reshape constants');
@@ -135,7 +172,9 @@ function variant(kind: 'leading' | 'indivisible' | 'softmax-heads' | 'no-split')
   const b = new ModelBuilder({ seed: 3 });
   const x = b.input('x', [1, 16, 32]);
   const proj = () => b.linear(x, 32);
-  const q0 = proj(), k0 = proj(), v0 = proj();
+  const q0 = proj(),
+    k0 = proj(),
+    v0 = proj();
   const qMatMul = b.graph.producer(q0)!.inputs[0]!;
   if (kind === 'no-split') {
     // single-head attention written without a head split: the scores contract the channels
@@ -145,7 +184,9 @@ function variant(kind: 'leading' | 'indivisible' | 'softmax-heads' | 'no-split')
   }
   const to = kind === 'leading' ? [1, 8, 4, 16] : kind === 'indivisible' ? [1, 16, 3, 11] : [1, 16, 4, 8];
   const split = (v: string) => b.transpose(b.reshape(v, to), [0, 2, 1, 3]);
-  const q = split(q0), k = split(k0), v = split(v0);
+  const q = split(q0),
+    k = split(k0),
+    v = split(v0);
   const s = b.scalarOp('Mul', b.matmul(q, b.transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(8));
   const att = b.softmax(s, kind === 'softmax-heads' ? 1 : -1);
   const o = b.reshape(b.transpose(b.matmul(att, v), [0, 2, 1, 3]), [1, 16, 32]);
@@ -169,11 +210,17 @@ t.test('attention that does not match the pattern stays refused, with its reason
       t.notOk(g.prunable, `${kind}: ${g.label} refused`);
       t.match(g.reasons.join(' | '), why, `${kind}: with its reason`);
     }
-    t.notOk(ga.groups.some((g) => g.prunable && g.actions.some((a) => a.role === 'shape')), `${kind}: no Reshape constant is rewritten`);
+    t.notOk(
+      ga.groups.some((g) => g.prunable && g.actions.some((a) => a.role === 'shape')),
+      `${kind}: no Reshape constant is rewritten`,
+    );
   }
   // the standard pattern built the same way is prunable: the refusals above come from the deviations
   const ok = variant('softmax-heads');
   const sm = ok.m.graph.nodes.find((n) => n.opType === 'Softmax')!;
   sm.setInt('axis', -1);
-  t.ok(analyzeGroups(ok.m).groups.some((g) => g.prunable && /heads \(/.test(g.label)), 'with Softmax over the keys, the same block prunes its heads');
+  t.ok(
+    analyzeGroups(ok.m).groups.some((g) => g.prunable && /heads \(/.test(g.label)),
+    'with Softmax over the keys, the same block prunes its heads',
+  );
 });

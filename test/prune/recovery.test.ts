@@ -43,7 +43,10 @@ t.test('bias compensation restores the output mean exactly (1x1 conv), lsq impro
     // lsq fits its intercept on the samples it does not hold out for validation (6 of 8 here)
     else t.ok(err < 0.02, `lsq: output mean nearly restored (max error ${err.toExponential(2)})`);
   }
-  t.ok(cos.bias! > cos.none! && cos.lsq! > cos.bias!, `fidelity none ${cos.none!.toFixed(4)} < bias ${cos.bias!.toFixed(4)} < lsq ${cos.lsq!.toFixed(4)}`);
+  t.ok(
+    cos.bias! > cos.none! && cos.lsq! > cos.bias!,
+    `fidelity none ${cos.none!.toFixed(4)} < bias ${cos.bias!.toFixed(4)} < lsq ${cos.lsq!.toFixed(4)}`,
+  );
 });
 
 t.test('MNIST CNN at --structured 0.5: activation + lsq loses <= 1.5 points, L1 alone far more', async (t) => {
@@ -63,12 +66,34 @@ t.test('MNIST CNN at --structured 0.5: activation + lsq loses <= 1.5 points, L1 
   const a0 = await acc(base, test.samples);
   t.ok(a0 > 0.98, `original accuracy ${a0}`);
   const l1 = cloneModel(base);
-  const r1 = await prune(l1, { structured: 0.5, importance: 'l1', recover: 'none', steps: 1, round: 1, shapes, samples: calib.samples, synthetic: false, skipFidelity: true });
+  const r1 = await prune(l1, {
+    structured: 0.5,
+    importance: 'l1',
+    recover: 'none',
+    steps: 1,
+    round: 1,
+    shapes,
+    samples: calib.samples,
+    synthetic: false,
+    skipFidelity: true,
+  });
   const good = cloneModel(base);
-  const r2 = await prune(good, { structured: 0.5, importance: 'activation', recover: 'lsq', steps: 1, round: 1, shapes, samples: calib.samples, synthetic: false, skipFidelity: true, threads: 2 });
+  const r2 = await prune(good, {
+    structured: 0.5,
+    importance: 'activation',
+    recover: 'lsq',
+    steps: 1,
+    round: 1,
+    shapes,
+    samples: calib.samples,
+    synthetic: false,
+    skipFidelity: true,
+    threads: 2,
+  });
   t.equal(r1.macs.after, r2.macs.after, 'equal MACs');
   t.ok(r2.macs.ratio! < 0.3, `MACs ratio ${r2.macs.ratio}`);
-  const a1 = await acc(l1, test.samples), a2 = await acc(good, test.samples);
+  const a1 = await acc(l1, test.samples),
+    a2 = await acc(good, test.samples);
   t.ok(a0 - a2 <= 0.015, `activation+lsq accuracy ${a2} vs ${a0}: loss ${((a0 - a2) * 100).toFixed(2)} points`);
   t.ok(a2 - a1 > 0.2, `L1 without recovery ${a1} is far worse`);
   t.ok(r2.steps[0]!.lsq!.refit >= 3, 'lsq refit the layers after pruned groups');
@@ -82,11 +107,23 @@ t.test('ppocr cls: 30/50/70% valid, smaller, same output shape; surgery well und
   let prev = 1;
   for (const ratio of [0.3, 0.5, 0.7]) {
     const m = cloneModel(base);
-    const r = await prune(m, { structured: ratio, importance: 'l1', recover: 'none', steps: 1, round: 1, shapes, samples: calib.samples, synthetic: false });
+    const r = await prune(m, {
+      structured: ratio,
+      importance: 'l1',
+      recover: 'none',
+      steps: 1,
+      round: 1,
+      shapes,
+      samples: calib.samples,
+      synthetic: false,
+    });
     t.ok(r.macs.ratio! < prev, `${ratio}: MACs ratio ${r.macs.ratio}`);
     prev = r.macs.ratio!;
     t.ok(r.surgeryMs < 2000, `surgery ${r.surgeryMs.toFixed(0)} ms`);
-    t.ok(r.groups.skipped.every((g) => g.reasons.length > 0), 'every unprunable group has a reason');
+    t.ok(
+      r.groups.skipped.every((g) => g.reasons.length > 0),
+      'every unprunable group has a reason',
+    );
     const out = await runFirstOutput(m, calib.samples.slice(0, 1));
     t.same(out[0]!.dims, [1, 2]);
   }
@@ -109,7 +146,17 @@ t.test('unstructured: 2:4 pattern, per-layer ratio, gzip smaller, said plainly',
   t.equal(r.macs.after, r.macs.before, 'no structural change');
 
   const w2 = cloneModel(base);
-  const rw = await prune(w2, { unstructured: 0.6, unstructuredMethod: 'wanda', importance: 'l1', recover: 'none', steps: 1, round: 1, shapes, samples, synthetic: true });
+  const rw = await prune(w2, {
+    unstructured: 0.6,
+    unstructuredMethod: 'wanda',
+    importance: 'l1',
+    recover: 'none',
+    steps: 1,
+    round: 1,
+    shapes,
+    samples,
+    synthetic: true,
+  });
   t.ok(Math.abs(rw.unstructured!.zeroFraction - 0.6) < 0.01, `wanda per layer: ${rw.unstructured!.zeroFraction}`);
   t.ok(rw.fidelity!.cosine > 0.5, 'still a working model');
 });
@@ -124,20 +171,44 @@ t.test('lsq never makes the held-out error worse: refits from unrepresentative s
   // the fit samples are positive (|v| + 1), the held-out ones (3 and 6, heldOutIndices) negative:
   // a refit (its intercept above all) learnt on the former misleads on the latter
   const held = heldOutIndices(8);
-  const samples = syntheticSamples(m, shapes, 8, 77).map((s, i) => ({ x: { ...s.x!, data: (s.x!.data as Float32Array).map((v) => (held.has(i) ? -Math.abs(v) : Math.abs(v) + 1)) } }));
+  const samples = syntheticSamples(m, shapes, 8, 77).map((s, i) => ({
+    x: { ...s.x!, data: (s.x!.data as Float32Array).map((v) => (held.has(i) ? -Math.abs(v) : Math.abs(v) + 1)) },
+  }));
   t.same([...heldOutIndices(8)], [3, 6]);
   t.same([...heldOutIndices(4)], [3]);
   t.same([...heldOutIndices(2)], [1]);
   const heldOut = samples.filter((_, i) => heldOutIndices(8).has(i));
   const ref = await runFirstOutput(m, heldOut);
-  const errOf = async (c: Model) => (await runFirstOutput(c, heldOut)).reduce((e, o, i) => e + o.data.reduce((a, v, j) => a + (v - ref[i]!.data[j]!) ** 2, 0), 0);
+  const errOf = async (c: Model) =>
+    (await runFirstOutput(c, heldOut)).reduce((e, o, i) => e + o.data.reduce((a, v, j) => a + (v - ref[i]!.data[j]!) ** 2, 0), 0);
   const bias = cloneModel(m);
-  await prune(bias, { structured: 0.5, importance: 'l1', recover: 'bias', steps: 1, round: 1, shapes, samples, synthetic: true, skipFidelity: true });
+  await prune(bias, {
+    structured: 0.5,
+    importance: 'l1',
+    recover: 'bias',
+    steps: 1,
+    round: 1,
+    shapes,
+    samples,
+    synthetic: true,
+    skipFidelity: true,
+  });
   const e0 = await errOf(bias);
   let guarded = 0;
   for (const ridges of [[1e-9], undefined]) {
     const c = cloneModel(m);
-    const r = await prune(c, { structured: 0.5, importance: 'l1', recover: 'lsq', steps: 1, round: 1, shapes, samples, synthetic: true, skipFidelity: true, lsqRidges: ridges });
+    const r = await prune(c, {
+      structured: 0.5,
+      importance: 'l1',
+      recover: 'lsq',
+      steps: 1,
+      round: 1,
+      shapes,
+      samples,
+      synthetic: true,
+      skipFidelity: true,
+      lsqRidges: ridges,
+    });
     const lsq = r.steps[0]!.lsq!;
     t.equal(lsq.layers, 2, `ridges ${ridges ?? 'default'}: refit ${lsq.refit}, rejected ${lsq.rejected}, reverted ${lsq.reverted}`);
     guarded += lsq.rejected + lsq.reverted;

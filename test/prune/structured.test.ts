@@ -50,24 +50,51 @@ t.test('coupled and special groups', async (t) => {
   t.ok(residual?.prunable, 'stem and both residual branches form one prunable group');
 
   const se = analyzeGroups(FIXTURES.se());
-  const gated = se.groups.filter((g) => g.prunable && g.actions.some((a) => a.node.opType === 'Conv' && a.role === 'out') && g.actions.some((a) => a.node.opType === 'Conv' && a.node.attrInt('group', 1) > 1));
+  const gated = se.groups.filter(
+    (g) =>
+      g.prunable &&
+      g.actions.some((a) => a.node.opType === 'Conv' && a.role === 'out') &&
+      g.actions.some((a) => a.node.opType === 'Conv' && a.node.attrInt('group', 1) > 1),
+  );
   t.ok(gated.length >= 1, 'SE gate, depthwise and producer share a group');
 
   const sh = analyzeGroups(FIXTURES.shuffle());
   // the grouped Conv's input (the stem) is cut per group; its output feeds the channel shuffle
-  t.ok(sh.groups.some((g) => g.prunable && g.size === 24 && g.chunks === 3 && g.actions.some((a) => a.role === 'in-grouped')), 'grouped conv input: prunable in 3 equal groups');
+  t.ok(
+    sh.groups.some((g) => g.prunable && g.size === 24 && g.chunks === 3 && g.actions.some((a) => a.role === 'in-grouped')),
+    'grouped conv input: prunable in 3 equal groups',
+  );
   // its output feeds the channel shuffle: pruned as shuffle positions (the same position in each of the 3 groups)
-  t.ok(sh.groups.some((g) => g.prunable && g.size === 8 && g.actions.some((a) => a.role === 'out' && a.node.attrInt('group', 1) === 3) && g.actions.filter((a) => a.role === 'shape').length === 2), 'grouped conv output into the shuffle: prunable as 8 shuffle positions, both Reshapes follow');
+  t.ok(
+    sh.groups.some(
+      (g) =>
+        g.prunable &&
+        g.size === 8 &&
+        g.actions.some((a) => a.role === 'out' && a.node.attrInt('group', 1) === 3) &&
+        g.actions.filter((a) => a.role === 'shape').length === 2,
+    ),
+    'grouped conv output into the shuffle: prunable as 8 shuffle positions, both Reshapes follow',
+  );
 
   const tr = analyzeGroups(FIXTURES.transformer());
   // attention projections prune by whole heads: one group of 4 heads per block (Q, K, V outputs,
   // both Reshape constants, the output projection's rows); nothing else in the model is refused
   const heads = tr.groups.filter((g) => g.prunable && g.size === 4 && g.actions.filter((a) => a.role === 'shape').length === 4);
   t.equal(heads.length, 2, 'attention heads: one prunable group of 4 heads per block');
-  t.same(tr.groups.filter((g) => !g.prunable).flatMap((g) => g.reasons).filter((r) => /MatMul|Reshape/.test(r)), [], 'no MatMul or Reshape refusal left in the transformer');
+  t.same(
+    tr.groups
+      .filter((g) => !g.prunable)
+      .flatMap((g) => g.reasons)
+      .filter((r) => /MatMul|Reshape/.test(r)),
+    [],
+    'no MatMul or Reshape refusal left in the transformer',
+  );
   const mlpHidden = tr.groups.filter((g) => g.prunable && g.size === 128);
   t.equal(mlpHidden.length, 2, 'both MLP hidden dims are prunable');
-  t.ok(tr.groups.some((g) => g.prunable && g.size === 32 && g.actions.some((a) => a.node.opType === 'LayerNormalization')), 'residual stream through LayerNorm is one prunable group');
+  t.ok(
+    tr.groups.some((g) => g.prunable && g.size === 32 && g.actions.some((a) => a.node.opType === 'LayerNormalization')),
+    'residual stream through LayerNorm is one prunable group',
+  );
 
   const m = FIXTURES.depthwise();
   pruneStep(m, { ratio: 0.5, importance: 'l1' });
@@ -123,7 +150,15 @@ t.test('removing dead channels is exact through concat, flatten and Gemm', async
   const [s] = syntheticSamples(m, shapesOf(m), 1);
   const ref = await run(m, s!);
   const step = pruneStep(m, { ratio: 0.5, importance: 'l1' });
-  t.same(step.records.map((r) => r.removed).sort(), [[0, 1, 2, 3, 4], [0, 3, 4], [1, 2, 5, 6]].sort(), 'the dead channels are the ones removed');
+  t.same(
+    step.records.map((r) => r.removed).sort(),
+    [
+      [0, 1, 2, 3, 4],
+      [0, 3, 4],
+      [1, 2, 5, 6],
+    ].sort(),
+    'the dead channels are the ones removed',
+  );
   const out = await run(m, s!);
   let maxErr = 0;
   for (let i = 0; i < out.data.length; i++) maxErr = Math.max(maxErr, Math.abs(out.data[i]! - ref.data[i]!));
@@ -142,7 +177,16 @@ t.test('rounding to multiples of 8, history replay, and bad options', async (t) 
   const base = FIXTURES.concat();
   const m = cloneModel(base);
   const [s] = syntheticSamples(m, shapesOf(m), 1);
-  const rep = await prune(m, { structured: 0.5, importance: 'l1', recover: 'none', steps: 2, round: 4, shapes: shapesOf(m), samples: [s!], synthetic: true });
+  const rep = await prune(m, {
+    structured: 0.5,
+    importance: 'l1',
+    recover: 'none',
+    steps: 2,
+    round: 4,
+    shapes: shapesOf(m),
+    samples: [s!],
+    synthetic: true,
+  });
   t.equal(rep.steps.length, 2);
   for (const n of m.graph.nodes.filter((x) => x.opType === 'Conv')) {
     const oc = m.graph.initializer(n.inputs[1]!)!.dims[0]!;
@@ -158,7 +202,43 @@ t.test('rounding to multiples of 8, history replay, and bad options', async (t) 
   t.same(dims(replayed), dims(m), 'replay gives the same structure');
   t.same((await run(replayed, s!)).data, (await run(m, s!)).data, 'and the same outputs (no recovery used)');
 
-  await t.rejects(prune(cloneModel(base), { structured: 1.2, importance: 'l1', recover: 'none', steps: 1, round: 1, shapes: shapesOf(m), samples: [], synthetic: true }), { code: 'USAGE' });
-  await t.rejects(prune(cloneModel(base), { structured: 0.5, importance: 'activation', recover: 'none', steps: 1, round: 1, shapes: shapesOf(m), samples: [], synthetic: true }), { code: 'DATA' });
-  await t.rejects(prune(cloneModel(base), { structured: 0.5, importance: 'l1', recover: 'none', steps: 1, round: 3, shapes: shapesOf(m), samples: [], synthetic: true }), { code: 'USAGE' });
+  await t.rejects(
+    prune(cloneModel(base), {
+      structured: 1.2,
+      importance: 'l1',
+      recover: 'none',
+      steps: 1,
+      round: 1,
+      shapes: shapesOf(m),
+      samples: [],
+      synthetic: true,
+    }),
+    { code: 'USAGE' },
+  );
+  await t.rejects(
+    prune(cloneModel(base), {
+      structured: 0.5,
+      importance: 'activation',
+      recover: 'none',
+      steps: 1,
+      round: 1,
+      shapes: shapesOf(m),
+      samples: [],
+      synthetic: true,
+    }),
+    { code: 'DATA' },
+  );
+  await t.rejects(
+    prune(cloneModel(base), {
+      structured: 0.5,
+      importance: 'l1',
+      recover: 'none',
+      steps: 1,
+      round: 3,
+      shapes: shapesOf(m),
+      samples: [],
+      synthetic: true,
+    }),
+    { code: 'USAGE' },
+  );
 });

@@ -45,7 +45,8 @@ function structured(s: Space, atoms: Atoms): boolean {
   }
 }
 /** Groups the pruner could not cut before these structures were understood. */
-const isNew = (ga: GroupAnalysis, grp: Group): boolean => grp.actions.some((a) => structured(a.space, ga.atoms) || (a.role === 'in-grouped' && a.space.kind === 'cat'));
+const isNew = (ga: GroupAnalysis, grp: Group): boolean =>
+  grp.actions.some((a) => structured(a.space, ga.atoms) || (a.role === 'in-grouped' && a.space.kind === 'cat'));
 
 const figures: string[] = [];
 
@@ -53,7 +54,13 @@ for (const [name, make] of Object.entries(SUBJECTS)) {
   t.test(`${name}: 30/50/70% give valid, smaller models; G, Reshape constants follow`, async (t) => {
     const base = make();
     const ga0 = analyzeGroups(base);
-    t.ok(ga0.groups.some((g) => g.prunable && isNew(ga0, g)), `a group only the new structures make prunable: ${ga0.groups.filter((g) => g.prunable && isNew(ga0, g)).map((g) => g.label).join(', ')}`);
+    t.ok(
+      ga0.groups.some((g) => g.prunable && isNew(ga0, g)),
+      `a group only the new structures make prunable: ${ga0.groups
+        .filter((g) => g.prunable && isNew(ga0, g))
+        .map((g) => g.label)
+        .join(', ')}`,
+    );
     const [sample] = syntheticSamples(base, shapesOf(base), 1);
     const ref = await outputs(base, sample!);
     const macs0 = countMacs(cloneModel(base), shapesOf(base))!;
@@ -70,7 +77,11 @@ for (const [name, make] of Object.entries(SUBJECTS)) {
       const old = cloneModel(base);
       const oga = analyzeGroups(old);
       const idx = (id: number) => ga.groups.findIndex((g) => g.id === id);
-      applyPruning(old, oga, new Map([...step.keep].filter(([id]) => !isNew(ga, ga.groups[idx(id)]!)).map(([id, k]) => [oga.groups[idx(id)]!.id, k])));
+      applyPruning(
+        old,
+        oga,
+        new Map([...step.keep].filter(([id]) => !isNew(ga, ga.groups[idx(id)]!)).map(([id, k]) => [oga.groups[idx(id)]!.id, k])),
+      );
       const macsOld = countMacs(old, shapesOf(base))!;
       t.ok(macs < macsOld && macsOld <= macs0, `${ratio}: MACs ${macs0} -> ${macsOld} without the new groups -> ${macs} with them`);
       line.push(`${ratio}: ${macsOld} -> ${macs}`);
@@ -85,11 +96,15 @@ for (const [name, make] of Object.entries(SUBJECTS)) {
           const want = before.slice();
           for (const o of ga.actions) if (o.role === 'shape' && o.node === a.node) want[o.axis] = keptOf(o.space); // a Split has one per part
           t.same(after, want, `${ratio}: ${n.name} shape [${before}] -> [${after}]`);
-          t.ok(after[a.axis]! < before[a.axis]! || !ga.groups.find((g) => g.actions.includes(a))!.prunable, `${ratio}: ${n.name} entry ${a.axis} shrinks`);
+          t.ok(
+            after[a.axis]! < before[a.axis]! || !ga.groups.find((g) => g.actions.includes(a))!.prunable,
+            `${ratio}: ${n.name} entry ${a.axis} shrinks`,
+          );
         }
         if (a.role === 'group') {
           const w = m.graph.initializer(n.inputs[1]!)!;
-          const g0 = b.attrInt('group', 1), g1 = n.attrInt('group', 1);
+          const g0 = b.attrInt('group', 1),
+            g1 = n.attrInt('group', 1);
           t.equal(g1, keptOf(a.space), `${ratio}: ${n.name} group ${g0} -> ${g1}`);
           t.equal(w.dims[0]! % g1, 0, `${ratio}: ${n.name}: ${w.dims[0]} outputs in ${g1} groups`);
           const wasWhole = base.graph.initializer(b.inputs[1]!)!.dims[0] !== g0 || base.graph.initializer(b.inputs[1]!)!.dims[1] !== 1;
@@ -116,7 +131,14 @@ t.test('what the new structures look like', async (t) => {
   const m = FIXTURES.shuffle();
   pruneStep(m, { ratio: 0.5, importance: 'l1' });
   const [r1, r2] = m.graph.nodes.filter((n) => n.opType === 'Reshape').map((n) => m.graph.initializer(n.inputs[1]!)!.toNumbers());
-  t.same([r1, r2], [[1, 3, 4, 32, 32], [1, 12, 32, 32]], 'half the positions: [1,3,8,32,32] -> [1,3,4,32,32], [1,24,32,32] -> [1,12,32,32]');
+  t.same(
+    [r1, r2],
+    [
+      [1, 3, 4, 32, 32],
+      [1, 12, 32, 32],
+    ],
+    'half the positions: [1,3,8,32,32] -> [1,3,4,32,32], [1,24,32,32] -> [1,12,32,32]',
+  );
   const dw = m.graph.nodes.find((n) => n.opType === 'Conv' && n.attrInt('group', 1) > 3)!;
   t.equal(dw.attrInt('group', 1), 12, 'the depthwise Conv after the shuffle follows (24 -> 12)');
 
@@ -125,7 +147,11 @@ t.test('what the new structures look like', async (t) => {
   pruneStep(mu, { ratio: 0.5, importance: 'l1' });
   const mc = mu.graph.nodes.find((n) => n.opType === 'Conv' && n.attrInt('group', 1) > 1)!;
   t.equal(mc.attrInt('group', 1), keepCount(8, 0.5), 'G = kept input channels');
-  t.same(mu.graph.initializer(mc.inputs[1]!)!.dims, [keepCount(8, 0.5) * keepCount(3, 0.5), 1, 3, 3], 'rows: kept groups x kept multiplier');
+  t.same(
+    mu.graph.initializer(mc.inputs[1]!)!.dims,
+    [keepCount(8, 0.5) * keepCount(3, 0.5), 1, 3, 3],
+    'rows: kept groups x kept multiplier',
+  );
 
   // one output per group: G=6 with 2 inputs each; at 50%: 3 groups of 1 input
   const op = GROUPED_FIXTURES.onePerGroup();
@@ -134,13 +160,21 @@ t.test('what the new structures look like', async (t) => {
   t.equal(oc.attrInt('group', 1), 3);
   t.same(op.graph.initializer(oc.inputs[1]!)!.dims, [3, 1, 3, 3]);
   const stem = op.graph.nodes.find((n) => n.outputs.some((o) => op.graph.consumers(o).some((c) => c.opType === 'BatchNormalization')))!;
-  t.equal(op.graph.initializer(stem.inputs[1]!)!.dims[0], 3, 'the stem lost the 3 removed groups\' inputs and one position of each kept group (12 -> 3)');
+  t.equal(
+    op.graph.initializer(stem.inputs[1]!)!.dims[0],
+    3,
+    "the stem lost the 3 removed groups' inputs and one position of each kept group (12 -> 3)",
+  );
 
   // grouped Conv reading concat(8, 8, 16) in 4 groups of 8: every group must keep the same count
   // and the parts are chosen apart, so every group loses the same positions: one group of 8
   const gc = analyzeGroups(GROUPED_FIXTURES.groupedConcat());
   const parts = gc.groups.filter((g) => g.actions.some((a) => a.role === 'in-grouped' && a.space.kind === 'cat'));
-  t.same(parts.map((g) => [g.size, g.chunks, g.prunable, g.actions.filter((a) => a.role === 'out' && a.input === 1).length]), [[8, 1, true, 3]], 'the three parts\' producers are one group of 8 positions');
+  t.same(
+    parts.map((g) => [g.size, g.chunks, g.prunable, g.actions.filter((a) => a.role === 'out' && a.input === 1).length]),
+    [[8, 1, true, 3]],
+    "the three parts' producers are one group of 8 positions",
+  );
   const cm = GROUPED_FIXTURES.groupedConcat();
   pruneStep(cm, { ratio: 0.5, importance: 'l1' });
   const gconv = cm.graph.nodes.find((n) => n.opType === 'Conv' && n.attrInt('group', 1) === 4)!;
@@ -150,12 +184,28 @@ t.test('what the new structures look like', async (t) => {
   const v2 = GROUPED_FIXTURES.shufflenetV2Split();
   const v2ga = analyzeGroups(v2);
   const halves = v2ga.groups.filter((g) => g.actions.some((a) => a.role === 'shape' && a.node.opType === 'Split'));
-  t.same(halves.map((g) => [g.size, g.prunable]), [[6, true], [6, true]], 'each half of the 12 shuffle positions is a group of 6');
+  t.same(
+    halves.map((g) => [g.size, g.prunable]),
+    [
+      [6, true],
+      [6, true],
+    ],
+    'each half of the 12 shuffle positions is a group of 6',
+  );
   pruneStep(v2, { ratio: 0.5, importance: 'l1' });
   const split = v2.graph.nodes.find((n) => n.opType === 'Split')!;
   t.same(v2.graph.initializer(split.inputs[1]!)!.toNumbers(), [6, 6], 'at 50%: Split [12, 12] -> [6, 6]');
   const shapes = v2.graph.nodes.filter((n) => n.opType === 'Reshape').map((n) => v2.graph.initializer(n.inputs[1]!)!.toNumbers());
-  t.same(shapes, [[1, 2, 6, 16, 16], [1, 12, 16, 16], [1, 2, 6, 16, 16], [1, 12, 16, 16]], 'both shuffles follow: [1,2,12,16,16] -> [1,2,6,16,16], [1,24,16,16] -> [1,12,16,16]');
+  t.same(
+    shapes,
+    [
+      [1, 2, 6, 16, 16],
+      [1, 12, 16, 16],
+      [1, 2, 6, 16, 16],
+      [1, 12, 16, 16],
+    ],
+    'both shuffles follow: [1,2,12,16,16] -> [1,2,6,16,16], [1,24,16,16] -> [1,12,16,16]',
+  );
 
   // a Split undoing a Concat with explicit sizes: the sizes follow the parts (they went stale before)
   {
@@ -168,7 +218,11 @@ t.test('what the new structures look like', async (t) => {
     const sm = b.build();
     const [smp] = syntheticSamples(sm, shapesOf(sm), 1);
     pruneStep(sm, { ratio: 0.5, importance: 'l1' });
-    t.same(sm.graph.initializer(sm.graph.nodes.find((n) => n.opType === 'Split')!.inputs[1]!)!.toNumbers(), [6, 4], 'Split [12, 8] -> [6, 4]');
+    t.same(
+      sm.graph.initializer(sm.graph.nodes.find((n) => n.opType === 'Split')!.inputs[1]!)!.toNumbers(),
+      [6, 4],
+      'Split [12, 8] -> [6, 4]',
+    );
     t.same((await outputs(sm, smp!)).dims, [1, 4, 8, 8], 'and the model runs');
   }
 });
@@ -202,7 +256,12 @@ t.test('cases still refused, each with its reason, and the cut stays valid', asy
     b['shapes'].set(second, [1, 13, 16, 16]);
     b.output(b.binary('Add', b.conv(first, 8, { k: 1 }), b.conv(second, 8, { k: 1 })));
     const name = convOut(b, a);
-    await check(b.build(), (g) => g.actions.some((x) => x.role === 'out' && x.node.name === name), /Split of .* x 2 fixed into \[11, 13\]: the parts cut across its blocks of 2/, 'split across shuffle blocks');
+    await check(
+      b.build(),
+      (g) => g.actions.some((x) => x.role === 'out' && x.node.name === name),
+      /Split of .* x 2 fixed into \[11, 13\]: the parts cut across its blocks of 2/,
+      'split across shuffle blocks',
+    );
   }
   // a batch the analysis cannot check: input batch symbolic, Reshape batch written as 1
   {
@@ -217,7 +276,10 @@ t.test('cases still refused, each with its reason, and the cut stays valid', asy
     t.equal(m.graph.valueTypes.size, types, 'the analysis leaves the recorded types as they were');
     const grp = ga.groups.find((g) => g.actions.some((a) => a.role === 'out' && a.node.name === name))!;
     t.notOk(grp.prunable);
-    t.match(grp.reasons.join(' '), /Reshape \[1,3,8,8,8\] of 24 channels then \[1,24,8,8\]: cannot check that only the channel axis is split into 3 x 8 and merged back \(input shape unknown\)/);
+    t.match(
+      grp.reasons.join(' '),
+      /Reshape \[1,3,8,8,8\] of 24 channels then \[1,24,8,8\]: cannot check that only the channel axis is split into 3 x 8 and merged back \(input shape unknown\)/,
+    );
   }
   // a Transpose that is not the shuffle's
   {
@@ -226,7 +288,12 @@ t.test('cases still refused, each with its reason, and the cut stays valid', asy
     const [n, c, h, w] = b.shape(x) as [number, number, number, number];
     b.output(b.conv(b.reshape(b.transpose(b.reshape(x, [n, 3, c / 3, h, w]), [0, 1, 2, 4, 3]), [n, c, h, w]), 4, { k: 1 }));
     const name = convOut(b, x);
-    await check(b.build(), (g) => g.actions.some((a) => a.role === 'out' && a.node.name === name), /Transpose with perm \[0,1,2,4,3\], not the channel shuffle's \[0,2,1,3,4\]/, 'transposed spatial dims');
+    await check(
+      b.build(),
+      (g) => g.actions.some((a) => a.role === 'out' && a.node.name === name),
+      /Transpose with perm \[0,1,2,4,3\], not the channel shuffle's \[0,2,1,3,4\]/,
+      'transposed spatial dims',
+    );
   }
 });
 
@@ -235,11 +302,24 @@ t.test('prune(): activation importance, sensitivity allocation, lsq and two step
     const base = SUBJECTS[name]!();
     const samples = syntheticSamples(base, shapesOf(base), 4);
     const m = cloneModel(base);
-    const rep = await prune(m, { structured: 0.5, importance: 'activation', recover: 'lsq', allocation: 'sensitivity', steps: 2, round: 1, shapes: shapesOf(base), samples, synthetic: true });
+    const rep = await prune(m, {
+      structured: 0.5,
+      importance: 'activation',
+      recover: 'lsq',
+      allocation: 'sensitivity',
+      steps: 2,
+      round: 1,
+      shapes: shapesOf(base),
+      samples,
+      synthetic: true,
+    });
     t.ok(rep.macs.ratio !== null && rep.macs.ratio < 0.8, `${name}: MACs ratio ${rep.macs.ratio?.toFixed(3)}`);
     const out = await outputs(m, samples[0]!);
     t.ok(out.data.every(Number.isFinite), `${name}: runs with finite output`);
-    t.ok(rep.fidelity && rep.fidelity.pooledCosine > 0.3, `${name}: pooled cosine vs the original ${rep.fidelity?.pooledCosine.toFixed(4)}`);
+    t.ok(
+      rep.fidelity && rep.fidelity.pooledCosine > 0.3,
+      `${name}: pooled cosine vs the original ${rep.fidelity?.pooledCosine.toFixed(4)}`,
+    );
   }
 });
 

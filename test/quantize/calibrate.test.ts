@@ -18,7 +18,10 @@ t.test('histogram keeps every count when its range doubles, bins merge exactly',
   const before = s.hist!.reduce((a, b) => a + b, 0);
   s.add(Float32Array.from([3.5])); // range 1 -> 2 -> 4
   t.equal(s.range, 4);
-  t.equal(s.hist!.reduce((a, b) => a + b, 0), before + 1);
+  t.equal(
+    s.hist!.reduce((a, b) => a + b, 0),
+    before + 1,
+  );
   // 0.5 sat in bin floor((0.5+1)*1024) = 1536 of [-1,1]; over [-4,4] it is bin floor((0.5+4)*256) = 1152
   t.equal(s.hist![Math.floor((0.5 + 4) * (HIST_BINS / 8))], 1);
   t.equal(s.min, -0.5);
@@ -78,7 +81,8 @@ t.test('mse picks the range of least real quantization error, clipping a sparse 
   const mm = computeRange(s, 'minmax');
   t.ok(m.max < mm.max * 0.5, `mse clips the sparse upper tail: max ${m.max} of ${mm.max}`);
   t.ok(m.min < -3, `and keeps the dense lower side: min ${m.min} of ${mm.min}`);
-  for (const k of ['minmax', 'percentile', 'entropy'] as const) t.ok(errs.mse! <= errs[k]! * 1.02, `mse error ${errs.mse} vs ${k} ${errs[k]}`);
+  for (const k of ['minmax', 'percentile', 'entropy'] as const)
+    t.ok(errs.mse! <= errs[k]! * 1.02, `mse error ${errs.mse} vs ${k} ${errs[k]}`);
   t.ok(errs.mse! < errs.minmax! * 0.6, `well below minmax on a heavy tail (${errs.mse} vs ${errs.minmax})`);
   // a tensor without outliers keeps (nearly) its full extent: clipping would cost more than it buys
   const u = Float32Array.from({ length: 50_000 }, (_, i) => (i / 50_000) * 2 - 1);

@@ -28,8 +28,15 @@ t.test('static quantization writes the model and a JSON report', async (t) => {
   t.equal(j.mode, 'static');
   t.equal(j.method, 'percentile');
   t.ok(j.sizes.after < j.sizes.before * 0.32);
-  t.equal(j.layers.details.filter((l: { int8: boolean; kind: string }) => l.int8 && l.kind === 'weighted').length, 5, 'every conv and gemm int8');
-  t.ok(j.layers.details.some((l: { int8: boolean; kind: string }) => l.int8 && l.kind === 'passthrough'), 'pooling/reshape between int8 layers runs on int8 data');
+  t.equal(
+    j.layers.details.filter((l: { int8: boolean; kind: string }) => l.int8 && l.kind === 'weighted').length,
+    5,
+    'every conv and gemm int8',
+  );
+  t.ok(
+    j.layers.details.some((l: { int8: boolean; kind: string }) => l.int8 && l.kind === 'passthrough'),
+    'pooling/reshape between int8 layers runs on int8 data',
+  );
   t.ok(j.fidelity.mean > 0.99);
   t.ok(j.runtimeOps.QLinearConv >= 3);
   t.ok(existsSync(out));
@@ -46,7 +53,20 @@ t.test('static quantization writes the model and a JSON report', async (t) => {
 });
 
 t.test('--weight-rounding nearest is what the report says it used', async (t) => {
-  const r = await runCli(['quantize', MNIST, '-o', join(dir, 'near.onnx'), '--mode', 'static', '--calib', cal, '--weight-rounding', 'nearest', '--json', '--force']);
+  const r = await runCli([
+    'quantize',
+    MNIST,
+    '-o',
+    join(dir, 'near.onnx'),
+    '--mode',
+    'static',
+    '--calib',
+    cal,
+    '--weight-rounding',
+    'nearest',
+    '--json',
+    '--force',
+  ]);
   t.equal(r.code, 0, r.stderr);
   t.equal((JSON.parse(r.stdout) as { weightRounding: { method: string } }).weightRounding.method, 'nearest');
   const bad = await runCli(['quantize', MNIST, '-o', join(dir, 'x.onnx'), '--mode', 'static', '--calib', cal, '--weight-rounding', 'up']);
@@ -54,13 +74,40 @@ t.test('--weight-rounding nearest is what the report says it used', async (t) =>
 });
 
 t.test('--method mse and --equalize run and the report says so', async (t) => {
-  const r = await runCli(['quantize', MNIST, '-o', join(dir, 'mse.onnx'), '--mode', 'static', '--calib', cal, '--method', 'mse', '--equalize', '--json', '--force']);
+  const r = await runCli([
+    'quantize',
+    MNIST,
+    '-o',
+    join(dir, 'mse.onnx'),
+    '--mode',
+    'static',
+    '--calib',
+    cal,
+    '--method',
+    'mse',
+    '--equalize',
+    '--json',
+    '--force',
+  ]);
   t.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout) as { method: string; equalized: { sites: number; widest: number } | null; fidelity: { mean: number } };
   t.equal(j.method, 'mse');
   t.ok(j.equalized && Number.isInteger(j.equalized.sites), `equalization reported: ${JSON.stringify(j.equalized)}`);
   t.ok(j.fidelity.mean > 0.99, `MNIST stays faithful: cosine ${j.fidelity.mean}`);
-  const plain = await runCli(['quantize', MNIST, '-o', join(dir, 'plain.onnx'), '--mode', 'static', '--calib', cal, '--weight-rounding', 'nearest', '--json', '--force']);
+  const plain = await runCli([
+    'quantize',
+    MNIST,
+    '-o',
+    join(dir, 'plain.onnx'),
+    '--mode',
+    'static',
+    '--calib',
+    cal,
+    '--weight-rounding',
+    'nearest',
+    '--json',
+    '--force',
+  ]);
   t.equal((JSON.parse(plain.stdout) as { equalized: unknown }).equalized, null, 'no equalization unless asked');
 });
 
@@ -68,7 +115,14 @@ t.test('--mode weights: int8 weights read through Cast and Mul that onnxruntime 
   const out = join(dir, 'w8.onnx');
   const r = await runCli(['quantize', MNIST, '-o', out, '--mode', 'weights', '--calib', cal, '--json']);
   t.equal(r.code, 0, r.stderr);
-  const j = JSON.parse(r.stdout) as { decision: string; written: string; sizes: { ratio: number }; fidelity: { mean: number }; runtimeOps: Record<string, number>; layers: { quantized: number } };
+  const j = JSON.parse(r.stdout) as {
+    decision: string;
+    written: string;
+    sizes: { ratio: number };
+    fidelity: { mean: number };
+    runtimeOps: Record<string, number>;
+    layers: { quantized: number };
+  };
   t.equal(j.decision, 'size-only');
   t.equal(j.written, 'weights', 'size-only: written whatever the latency');
   t.ok(j.sizes.ratio < 0.3, `file ${j.sizes.ratio} of the float one`);
@@ -77,8 +131,15 @@ t.test('--mode weights: int8 weights read through Cast and Mul that onnxruntime 
   const ops = loadModel(out).graph.nodes.map((n) => n.opType);
   t.notOk(ops.includes('QuantizeLinear') || ops.includes('DequantizeLinear'), 'no QDQ: nothing is dequantized per run');
   t.ok(ops.filter((o) => o === 'Cast').length >= 4, 'the int8 weights are read through Cast');
-  t.notOk('Cast' in j.runtimeOps || 'DequantizeLinear' in j.runtimeOps, `onnxruntime folded the weights at load: runs ${Object.keys(j.runtimeOps).join(' ')}`);
-  oneLineError(t, await runCli(['quantize', MNIST, '-o', join(dir, 'w8b.onnx'), '--mode', 'weights']), /weights quantization needs calibration data/);
+  t.notOk(
+    'Cast' in j.runtimeOps || 'DequantizeLinear' in j.runtimeOps,
+    `onnxruntime folded the weights at load: runs ${Object.keys(j.runtimeOps).join(' ')}`,
+  );
+  oneLineError(
+    t,
+    await runCli(['quantize', MNIST, '-o', join(dir, 'w8b.onnx'), '--mode', 'weights']),
+    /weights quantization needs calibration data/,
+  );
 });
 
 t.test('without --force the file written follows the measured decision: float when int8 is not faster here', async (t) => {
@@ -97,13 +158,25 @@ t.test('bad input: one line, non-zero exit, nothing written', async (t) => {
   const out = join(dir, 'bad.onnx');
   const wrong = join(dir, 'wrong.npy');
   writeFileSync(wrong, encodeNpy({ dtype: 'float32', shape: [4, 1, 14, 14], data: new Float32Array(4 * 196) }));
-  oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', wrong]), /data of shape 4x1x14x14 does not fit input 'x'/);
+  oneLineError(
+    t,
+    await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', wrong]),
+    /data of shape 4x1x14x14 does not fit input 'x'/,
+  );
   const ints = join(dir, 'ints.npy');
   const hdr = Buffer.from(encodeNpy({ dtype: 'float32', shape: [1, 1, 28, 28], data: new Float32Array(784) }));
   writeFileSync(ints, Buffer.from(hdr.toString('latin1').replace("'<f4'", "'<i4'"), 'latin1'));
-  oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', ints]), /data is int32 but the model input wants float32/);
+  oneLineError(
+    t,
+    await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', ints]),
+    /data is int32 but the model input wants float32/,
+  );
   oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'static']), /static quantization needs calibration data/);
-  oneLineError(t, await runCli(['quantize', MNIST, '-o', out, '--mode', 'dynamic', '--min-fidelity', '1.5']), /--min-fidelity must be in \(0, 1\]/);
+  oneLineError(
+    t,
+    await runCli(['quantize', MNIST, '-o', out, '--mode', 'dynamic', '--min-fidelity', '1.5']),
+    /--min-fidelity must be in \(0, 1\]/,
+  );
   oneLineError(t, await runCli(['quantize', join(dir, 'missing.onnx'), '-o', out, '--mode', 'fp16']), /model file not found/);
   const fp16 = join(dir, 'fp16.onnx');
   t.equal((await runCli(['quantize', MNIST, '-o', fp16, '--mode', 'fp16'])).code, 0);

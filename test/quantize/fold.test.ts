@@ -37,7 +37,8 @@ t.test('det: conv affines, input affines, hardswish and ConvTranspose+BN fold ex
     forms[form] = serializeModel(m);
   }
   // a real page: on noise the probability map is ~0 everywhere and a cosine says nothing
-  const x = preprocessImage(decodeImage(join(ROOT, 'test/fixtures/ocr/det/page-left.png')), nchwSpec(640, 640, 3, IMAGENET)).data as Float32Array;
+  const x = preprocessImage(decodeImage(join(ROOT, 'test/fixtures/ocr/det/page-left.png')), nchwSpec(640, 640, 3, IMAGENET))
+    .data as Float32Array;
   const feeds = { x: new ort.Tensor('float32', x, [1, 3, 640, 640]) };
   const run = async (b: Uint8Array): Promise<Float32Array> => {
     const s = await openSession(b);

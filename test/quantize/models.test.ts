@@ -25,9 +25,14 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 writeMnistLabelled(join(dir, 'test'), { split: 'test' });
 writeMnistLabelled(join(dir, 'cal'), { split: 'train', limit: 64 });
 const test = readNpy(join(dir, 'test', 'x.npy'));
-const labels = readFileSync(join(dir, 'test', 'labels.txt'), 'utf8').trim().split('\n').map(Number);
+const labels = readFileSync(join(dir, 'test', 'labels.txt'), 'utf8')
+  .trim()
+  .split('\n')
+  .map(Number);
 const cal = readNpy(join(dir, 'cal', 'x.npy'));
-const calFeeds = Array.from({ length: cal.shape[0]! }, (_, i) => ({ x: new ort.Tensor('float32', cal.data.slice(i * 784, (i + 1) * 784), [1, 1, 28, 28]) }));
+const calFeeds = Array.from({ length: cal.shape[0]! }, (_, i) => ({
+  x: new ort.Tensor('float32', cal.data.slice(i * 784, (i + 1) * 784), [1, 1, 28, 28]),
+}));
 
 async function accuracy(model: Uint8Array): Promise<number> {
   const s = await openSession(model);
@@ -59,7 +64,19 @@ t.test('MNIST CNN static int8: int8 kernels, 3.5x smaller, accuracy within 0.3 p
 
 t.test('prune then quantize: the pruned graph quantizes, runs int8 and keeps its accuracy', async (t) => {
   const m = loadModel(MNIST);
-  const pr = await prune(m, { structured: 0.25, importance: 'l1', recover: 'bias', steps: 1, round: 1, shapes: new Map([['x', [1, 1, 28, 28]]]), samples: calFeeds.slice(0, 16).map((f) => ({ x: { dtype: 'float32' as const, shape: [1, 1, 28, 28], data: f.x.data as Float32Array<ArrayBuffer> } })), synthetic: false, skipFidelity: true });
+  const pr = await prune(m, {
+    structured: 0.25,
+    importance: 'l1',
+    recover: 'bias',
+    steps: 1,
+    round: 1,
+    shapes: new Map([['x', [1, 1, 28, 28]]]),
+    samples: calFeeds
+      .slice(0, 16)
+      .map((f) => ({ x: { dtype: 'float32' as const, shape: [1, 1, 28, 28], data: f.x.data as Float32Array<ArrayBuffer> } })),
+    synthetic: false,
+    skipFidelity: true,
+  });
   t.ok(pr.params.after < pr.params.before, `pruned ${pr.params.before} -> ${pr.params.after} params`);
   const prunedBytes = serializeModel(m);
   const { bytes, report } = await quantizeModel(m, { mode: 'static', data: calFeeds });
@@ -76,16 +93,28 @@ t.test('fidelity floor: the most sensitive layers go back to float until it hold
   const { report } = await quantizeModel(loadModel(MNIST), { mode: 'static', data: calFeeds.slice(0, 16), minFidelity: floor });
   t.ok(report.fidelity!.mean >= floor, `fidelity ${report.fidelity!.mean} >= floor ${floor}`);
   t.ok(report.layers.float >= 1 && report.layers.quantized >= 1, `${report.layers.float} float, ${report.layers.quantized} int8`);
-  t.ok(report.layers.details.filter((l) => !l.int8).every((l) => /sensitive/.test(l.why ?? '')), 'float layers say why');
+  t.ok(
+    report.layers.details.filter((l) => !l.int8).every((l) => /sensitive/.test(l.why ?? '')),
+    'float layers say why',
+  );
 });
 
 t.test('transformer encoder dynamic int8: DynamicQuantizeMatMul, cosine >= 0.98', async (t) => {
-  const data = Array.from({ length: 6 }, (_, k) => ({ x: new ort.Tensor('float32', Float32Array.from({ length: 512 }, (_, i) => Math.sin(i * 0.0137 * (1 + 0.1 * k) + k) * 0.8 + Math.cos(i * 0.00071 * (k + 1)) * 0.5), [1, 16, 32]) }));
+  const data = Array.from({ length: 6 }, (_, k) => ({
+    x: new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: 512 }, (_, i) => Math.sin(i * 0.0137 * (1 + 0.1 * k) + k) * 0.8 + Math.cos(i * 0.00071 * (k + 1)) * 0.5),
+      [1, 16, 32],
+    ),
+  }));
   const { report } = await quantizeModel(loadModel(TRANSFORMER), { mode: 'dynamic', data });
   t.ok((report.runtimeOps.DynamicQuantizeMatMul ?? 0) >= 8, JSON.stringify(report.runtimeOps));
   t.ok(report.fidelity!.min >= 0.98, `cosine min ${report.fidelity!.min}`);
   t.ok(report.sizes.ratio < 0.5, `size ratio ${report.sizes.ratio}`);
-  t.ok(report.layers.details.some((l) => !l.int8 && /not a constant/.test(l.why ?? '')), 'attention score MatMuls (two activations) stay float and say why');
+  t.ok(
+    report.layers.details.some((l) => !l.int8 && /not a constant/.test(l.why ?? '')),
+    'attention score MatMuls (two activations) stay float and say why',
+  );
 });
 
 t.test('fp16 storage halves the file, same outputs to 1e-3', async (t) => {
@@ -105,7 +134,10 @@ t.test('opset 9 recogniser raised to 13 (read as 14) without changing its output
   t.same(plan.converted, ['Clip', 'Slice', 'Squeeze']);
   applyOpsetPlan(m, plan);
   t.equal(m.opsets.get(''), 14);
-  t.notOk(m.graph.nodes.some((n) => n.opType === 'Clip' && n.attrs.has('min')), 'Clip min/max are inputs now');
+  t.notOk(
+    m.graph.nodes.some((n) => n.opType === 'Clip' && n.attrs.has('min')),
+    'Clip min/max are inputs now',
+  );
   const x = new Float32Array(3 * 48 * 320).map((_, i) => Math.sin(i * 0.001) * 0.9);
   const feeds = { x: new ort.Tensor('float32', x, [1, 3, 48, 320]) };
   const a = await openSession(before);

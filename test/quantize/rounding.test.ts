@@ -10,7 +10,15 @@ import { prepareFloat } from '../../src/passes/quantize/index.js';
 import { decodeImage, nchwSpec, preprocessImage } from '../../src/data/image.js';
 import { collectStats } from '../../src/passes/quantize/collect.js';
 import { findCandidates } from '../../src/passes/quantize/qdq.js';
-import { adaroundRow, Gram, layerGeometry, LayerInputStats, quadratic, roundWeight, type RoundedWeight } from '../../src/passes/quantize/rounding.js';
+import {
+  adaroundRow,
+  Gram,
+  layerGeometry,
+  LayerInputStats,
+  quadratic,
+  roundWeight,
+  type RoundedWeight,
+} from '../../src/passes/quantize/rounding.js';
 import { ROOT, OCR_MODELS } from '../../devkit/paths.js';
 
 t.test('adaroundRow: never worse than nearest on its quadratic, better when inputs correlate', async (t) => {
@@ -37,7 +45,10 @@ t.test('adaroundRow: never worse than nearest on its quadratic, better when inpu
     const en = quadratic(m, near, k);
     const ea = quadratic(m, e, k);
     t.ok(ea <= en + 1e-15, `trial ${trial}: ${ea} <= nearest ${en}`);
-    t.ok(Math.abs(r.err - ea) <= 1e-9 * en + 1e-15 && Math.abs(r.errNearest - en) <= 1e-9 * en + 1e-15, 'the errors it reports are the quadratic recomputed');
+    t.ok(
+      Math.abs(r.err - ea) <= 1e-9 * en + 1e-15 && Math.abs(r.errNearest - en) <= 1e-9 * en + 1e-15,
+      'the errors it reports are the quadratic recomputed',
+    );
     if (ea < 0.5 * en) better++;
   }
   t.ok(better >= 15, `correlated inputs: error at least halved in ${better}/20 rows`);
@@ -45,10 +56,19 @@ t.test('adaroundRow: never worse than nearest on its quadratic, better when inpu
 
 const pre = { scale: 1 / 255, mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
 const feeds = (dir: string, files: string[]): Record<string, ort.Tensor>[] =>
-  files.map((f) => ({ x: new ort.Tensor('float32', preprocessImage(decodeImage(join(dir, f)), nchwSpec(48, 320, 3, pre)).data as Float32Array, [1, 3, 48, 320]) }));
+  files.map((f) => ({
+    x: new ort.Tensor(
+      'float32',
+      preprocessImage(decodeImage(join(dir, f)), nchwSpec(48, 320, 3, pre)).data as Float32Array,
+      [1, 3, 48, 320],
+    ),
+  }));
 const REC = join(ROOT, 'test/fixtures/ocr/rec');
 const BW = join(ROOT, 'test/fixtures/ocr/rec-bw');
-const png = (d: string): string[] => readdirSync(d).filter((f) => f.endsWith('.png')).sort();
+const png = (d: string): string[] =>
+  readdirSync(d)
+    .filter((f) => f.endsWith('.png'))
+    .sort();
 
 /** Mean squared output error per row, E[(e.x - shift)^2], from second moments of held-out rows. */
 function outputMse(st: LayerInputStats, w: Float32Array, r: RoundedWeight): number {
@@ -83,7 +103,9 @@ t.test('rec layers: statistics match onnxruntime, rounding lowers the held-out o
   const pick = ['p2o.Conv.0', 'p2o.Conv.13', 'p2o.Conv.33', 'p2o.Conv.28', 'p2o.MatMul.24'];
   const layers = pick.map((k) => cands.find((c) => c.key === k)!);
   t.equal(layers.filter(Boolean).length, pick.length, 'layers found');
-  const statsOn = async (batches: Record<string, ort.Tensor>[]): Promise<{ st: Map<string, LayerInputStats>; outMean: Map<string, Float64Array> }> => {
+  const statsOn = async (
+    batches: Record<string, ort.Tensor>[],
+  ): Promise<{ st: Map<string, LayerInputStats>; outMean: Map<string, Float64Array> }> => {
     // every output position (no sampling), so the mean below must match exactly
     const st = new Map(layers.map((c) => [c.key, new LayerInputStats(layerGeometry(g, c.node)!, Infinity)]));
     // per-channel means of each Conv's own output (before its activation), from onnxruntime
@@ -111,8 +133,19 @@ t.test('rec layers: statistics match onnxruntime, rounding lowers the held-out o
     return { st, outMean };
   };
   const bw = png(BW);
-  const calib = await statsOn([...feeds(REC, png(REC).slice(0, 8)), ...feeds(BW, bw.filter((f) => /L0[13]/.test(f)))]);
-  const held = await statsOn(feeds(BW, bw.filter((f) => /L0[24]/.test(f))));
+  const calib = await statsOn([
+    ...feeds(REC, png(REC).slice(0, 8)),
+    ...feeds(
+      BW,
+      bw.filter((f) => /L0[13]/.test(f)),
+    ),
+  ]);
+  const held = await statsOn(
+    feeds(
+      BW,
+      bw.filter((f) => /L0[24]/.test(f)),
+    ),
+  );
   for (const c of layers) {
     const w = g.constant(c.node.inputs[1]!)!;
     const wf = w.toFloat32();
@@ -132,7 +165,10 @@ t.test('rec layers: statistics match onnxruntime, rounding lowers the held-out o
         worst = Math.max(worst, Math.abs(y - calib.outMean.get(c.key)![o]!));
         scale = Math.max(scale, Math.abs(y));
       }
-      t.ok(worst <= 1e-3 * scale + 1e-5, `${c.key}: mean output from statistics matches onnxruntime (worst diff ${worst.toExponential(2)} of ${scale.toFixed(3)})`);
+      t.ok(
+        worst <= 1e-3 * scale + 1e-5,
+        `${c.key}: mean output from statistics matches onnxruntime (worst diff ${worst.toExponential(2)} of ${scale.toFixed(3)})`,
+      );
     }
     const axis = c.node.opType === 'Conv' ? 0 : 1;
     const opts = { reduceRange: false, axis, hasBias };
@@ -142,7 +178,10 @@ t.test('rec layers: statistics match onnxruntime, rounding lowers the held-out o
     t.ok(ada.err < near.errNearest, `${c.key}: adaround calibration error ${(ada.err / ada.errNearest).toFixed(3)}x nearest's`);
     const hst = held.st.get(c.key)!;
     const [en, eb, ea] = [near, bias, ada].map((r) => outputMse(hst, wf, r));
-    t.ok(ea < en, `${c.key}: HELD-OUT output MSE adaround ${ea.toExponential(3)} < nearest ${en.toExponential(3)} (${(ea / en).toFixed(3)}x)`);
+    t.ok(
+      ea < en,
+      `${c.key}: HELD-OUT output MSE adaround ${ea.toExponential(3)} < nearest ${en.toExponential(3)} (${(ea / en).toFixed(3)}x)`,
+    );
     if (hasBias) t.ok(eb <= en, `${c.key}: HELD-OUT output MSE bias-corrected ${eb.toExponential(3)} <= nearest ${en.toExponential(3)}`);
   }
 });

@@ -14,7 +14,11 @@ const N = 64;
 function model(e: number): Uint8Array {
   const b = new ModelBuilder();
   const x = b.input('x', [1, N]);
-  const z = b.constant('z', [1, N], Float32Array.from({ length: N }, (_, i) => Math.cos(i * 0.37)));
+  const z = b.constant(
+    'z',
+    [1, N],
+    Float32Array.from({ length: N }, (_, i) => Math.cos(i * 0.37)),
+  );
   b.output(b.binary('Add', x, b.scalarOp('Mul', z, e)));
   return serializeModel(b.build());
 }
@@ -27,7 +31,15 @@ function errorOf(keep: FloatSet): number {
 }
 
 t.test("'alone' ranks the unit that hurts on its own first; 'leave-out' the ones that compound", async (t) => {
-  const feeds = [{ x: new ort.Tensor('float32', Float32Array.from({ length: N }, (_, i) => Math.sin(i * 0.11) + 0.2), [1, N]) }];
+  const feeds = [
+    {
+      x: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: N }, (_, i) => Math.sin(i * 0.11) + 0.2),
+        [1, N],
+      ),
+    },
+  ];
   const s = await openSession(model(0));
   const reference = [(await s.run(feeds[0]!)) as Record<string, ort.Tensor>];
   await s.release();
@@ -42,7 +54,14 @@ t.test("'alone' ranks the unit that hurts on its own first; 'leave-out' the ones
   t.equal(builds[0], 0, 'the alone baseline is the model with every unit float');
   builds.length = 0;
   const out = await rankSensitivity(UNITS, build, feeds, reference, { threads: 1, rank: 'leave-out' });
-  t.same(out.slice(0, 2).map((r) => r.unit).sort(), ['tensor:a', 'tensor:b'], `leave-out: ${JSON.stringify(out)}`);
+  t.same(
+    out
+      .slice(0, 2)
+      .map((r) => r.unit)
+      .sort(),
+    ['tensor:a', 'tensor:b'],
+    `leave-out: ${JSON.stringify(out)}`,
+  );
   t.equal(out[2]!.unit, 'node:c');
   t.ok(Math.abs(builds[0]! - 0.35) < 1e-12, 'the leave-out baseline is the all-int8 model');
   // the default is 'alone'

@@ -58,8 +58,16 @@ t.test('platform choice follows onnxruntime guidance', async (t) => {
 
 t.test("quantize's int8 flavour is the hardware profile's (one table, src/profile/int8.ts)", async (t) => {
   const boxes: [string, string][] = [
-    ['x64', 'sse4_2'], ['x64', 'sse4_2 avx avx2 fma'], ['x64', 'avx2 avx512f'], ['x64', 'avx2 avx_vnni'], ['x64', 'avx2 avx512f avx512_vnni amx_int8'],
-    ['arm64', 'fp asimd'], ['arm64', 'fp asimd asimddp'], ['arm64', 'fp asimd asimddp i8mm'], ['arm', 'neon vfpv4'], ['riscv64', ''],
+    ['x64', 'sse4_2'],
+    ['x64', 'sse4_2 avx avx2 fma'],
+    ['x64', 'avx2 avx512f'],
+    ['x64', 'avx2 avx_vnni'],
+    ['x64', 'avx2 avx512f avx512_vnni amx_int8'],
+    ['arm64', 'fp asimd'],
+    ['arm64', 'fp asimd asimddp'],
+    ['arm64', 'fp asimd asimddp i8mm'],
+    ['arm', 'neon vfpv4'],
+    ['riscv64', ''],
   ];
   for (const [arch, flags] of boxes) {
     const words = flags.split(' ').filter(Boolean);

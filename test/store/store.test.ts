@@ -25,7 +25,11 @@ t.test('outbox: contiguous seq per stream, bound drops oldest and counts the los
   for (let i = 0; i < 8; i++) s.enqueue('metrics', 'm', (seq) => JSON.stringify({ seq }));
   s.enqueue('events', 'e', (seq) => JSON.stringify({ seq }));
   const rows = s.peek(100).map((r) => JSON.parse(r.payload) as { seq: number });
-  t.same(rows.map((r) => r.seq), [5, 6, 7, 8, 1], 'oldest metrics dropped, events keep their own sequence');
+  t.same(
+    rows.map((r) => r.seq),
+    [5, 6, 7, 8, 1],
+    'oldest metrics dropped, events keep their own sequence',
+  );
   t.equal(s.counter('outbox_dropped'), 4);
   t.equal(s.takeUnreportedDrops(), 4);
   t.equal(s.takeUnreportedDrops(), 0, 'reported once');
@@ -38,13 +42,26 @@ t.test('metric history folds old raw rows into 5-minute means and forgets very o
   const s = new Store(join(dir, 'c.db'), { rawKeepS: 600, downsampledKeepS: 3600 });
   const now = 1_000_000_200; // multiple of 300 + 200
   for (let i = 0; i < 30; i++) {
-    s.addMetric({ ts: now - 1200 + i * 10, cpuLoad: i, temperatureC: null, memAvailableMb: 100, rssMb: 50, latencyP50Ms: 10, latencyP95Ms: i, level: 0 });
+    s.addMetric({
+      ts: now - 1200 + i * 10,
+      cpuLoad: i,
+      temperatureC: null,
+      memAvailableMb: 100,
+      rssMb: 50,
+      latencyP50Ms: 10,
+      latencyP95Ms: i,
+      level: 0,
+    });
   }
   s.addMetric({ ts: now - 7200, cpuLoad: 1, temperatureC: null, memAvailableMb: 1, rssMb: 1, latencyP50Ms: 1, latencyP95Ms: 1, level: 0 });
   s.compactMetrics(now);
   t.equal(s.metricHistory(0).length, 0, 'all rows were older than rawKeepS');
   const agg = s.metricHistory(300);
-  t.equal(agg.reduce((a, r) => a + r.n, 0), 30, 'the 7200 s old row is gone, the 30 recent ones folded');
+  t.equal(
+    agg.reduce((a, r) => a + r.n, 0),
+    30,
+    'the 7200 s old row is gone, the 30 recent ones folded',
+  );
   t.ok(agg.every((r) => r.ts % 300 === 0));
   t.equal(Math.max(...agg.map((r) => r.latencyP95Ms ?? 0)), 29, 'p95 keeps the max');
   s.close();
@@ -54,7 +71,18 @@ t.test('fits, frontier and deployments', async (t) => {
   const s = new Store(join(dir, 'd.db'));
   const id = s.beginFit('k', 'a'.repeat(64), { latencyMs: 5 }, 'hw', 'x');
   t.equal(s.latestDoneFit('k'), undefined);
-  const entry = { id: 'c0', config: { structured: 0, unstructured: 0, quant: 'none' as const, threads: 1 }, modelPath: '/m', sha256: 'a', sizeBytes: 1, latencyP50Ms: 1, latencyP95Ms: 2, modelRssMb: 3, fidelity: 1, meets: { latency: true, ram: true, fidelity: true } };
+  const entry = {
+    id: 'c0',
+    config: { structured: 0, unstructured: 0, quant: 'none' as const, threads: 1 },
+    modelPath: '/m',
+    sha256: 'a',
+    sizeBytes: 1,
+    latencyP50Ms: 1,
+    latencyP95Ms: 2,
+    modelRssMb: 3,
+    fidelity: 1,
+    meets: { latency: true, ram: true, fidelity: true },
+  };
   s.finishFit(id, { chosenId: 'c0', frontier: [entry], referenceLatencyP50Ms: 1, fitter: 'x' });
   t.equal(s.latestDoneFit('k')?.chosenId, 'c0');
   t.same(s.frontier(id), [entry]);

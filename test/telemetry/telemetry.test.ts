@@ -1,6 +1,15 @@
 import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
-import { topicsFor, backoffDelay, checkPayload, checkArgs, signHmac, signEd25519, verifyRequest, loadPublicKey } from '../../src/telemetry/index.js';
+import {
+  topicsFor,
+  backoffDelay,
+  checkPayload,
+  checkArgs,
+  signHmac,
+  signEd25519,
+  verifyRequest,
+  loadPublicKey,
+} from '../../src/telemetry/index.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
 import { Adaptation } from '../../src/agent/index.js';
 import { mergeBudgets } from '../../src/budgets/index.js';
@@ -17,9 +26,18 @@ t.test('topics: prefix, verbs, no wildcards', async (t) => {
 });
 
 t.test('backoff grows, is capped and jittered', async (t) => {
-  t.equal(backoffDelay(0, 500, 30000, () => 0), 250);
-  t.equal(backoffDelay(0, 500, 30000, () => 1), 500);
-  t.equal(backoffDelay(20, 500, 30000, () => 1), 30000);
+  t.equal(
+    backoffDelay(0, 500, 30000, () => 0),
+    250,
+  );
+  t.equal(
+    backoffDelay(0, 500, 30000, () => 1),
+    500,
+  );
+  t.equal(
+    backoffDelay(20, 500, 30000, () => 1),
+    30000,
+  );
   t.ok(backoffDelay(3, 500, 30000, () => 0.5) > backoffDelay(1, 500, 30000, () => 0.5));
 });
 
@@ -36,12 +54,27 @@ t.test('HMAC and ed25519 request signing', async (t) => {
   const hmac = { mode: 'hmac' as const, secret: 's'.repeat(32), maxSkewMs: 60_000 };
   const sig = signHmac(hmac.secret, 'fit', 't1', now, { budgets: { ramMb: 100 } });
   t.doesNotThrow(() => verifyRequest(hmac, 'fit', { txn: 't1', ts: now, args: { budgets: { ramMb: 100 } }, sig }));
-  t.throws(() => verifyRequest(hmac, 'deploy', { txn: 't1', ts: now, args: { budgets: { ramMb: 100 } }, sig }), { code: 'INTEGRITY' }, 'verb bound');
-  t.throws(() => verifyRequest(hmac, 'fit', { txn: 't1', ts: now, args: { budgets: { ramMb: 1 } }, sig }), { code: 'INTEGRITY' }, 'args bound');
+  t.throws(
+    () => verifyRequest(hmac, 'deploy', { txn: 't1', ts: now, args: { budgets: { ramMb: 100 } }, sig }),
+    { code: 'INTEGRITY' },
+    'verb bound',
+  );
+  t.throws(
+    () => verifyRequest(hmac, 'fit', { txn: 't1', ts: now, args: { budgets: { ramMb: 1 } }, sig }),
+    { code: 'INTEGRITY' },
+    'args bound',
+  );
   t.throws(() => verifyRequest(hmac, 'fit', { txn: 't1', ts: now }), /not signed/);
-  t.throws(() => verifyRequest(hmac, 'fit', { txn: 't1', ts: now - 120_000, sig: signHmac(hmac.secret, 'fit', 't1', now - 120_000, {}) }), /away from the device clock/);
+  t.throws(
+    () => verifyRequest(hmac, 'fit', { txn: 't1', ts: now - 120_000, sig: signHmac(hmac.secret, 'fit', 't1', now - 120_000, {}) }),
+    /away from the device clock/,
+  );
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const ed = { mode: 'ed25519' as const, publicKey: loadPublicKey(publicKey.export({ type: 'spki', format: 'pem' }).toString()), maxSkewMs: 60_000 };
+  const ed = {
+    mode: 'ed25519' as const,
+    publicKey: loadPublicKey(publicKey.export({ type: 'spki', format: 'pem' }).toString()),
+    maxSkewMs: 60_000,
+  };
   const s2 = signEd25519(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 'rollback', 't2', now, {});
   t.doesNotThrow(() => verifyRequest(ed, 'rollback', { txn: 't2', ts: now, sig: s2 }));
   t.throws(() => verifyRequest(ed, 'rollback', { txn: 't3', ts: now, sig: s2 }), { code: 'INTEGRITY' });
@@ -52,16 +85,37 @@ t.test('agent config: defaults, env and flags override, all errors at once', asy
   t.equal(c.mqtt.url, 'mqtt://h:1');
   t.equal(c.metricsIntervalS, 3, 'flag beats env');
   t.equal(c.probe.stepDownAfter, 3, 'default filled');
-  t.throws(() => loadAgentConfig({ flags: { metricsIntervalS: -1, mqtt: { keepaliveS: 'x' }, bogus: 1 } }), /metricsIntervalS.*mqtt\.keepaliveS.*bogus|bogus/);
+  t.throws(
+    () => loadAgentConfig({ flags: { metricsIntervalS: -1, mqtt: { keepaliveS: 'x' }, bogus: 1 } }),
+    /metricsIntervalS.*mqtt\.keepaliveS.*bogus|bogus/,
+  );
   t.throws(() => loadAgentConfig({ file: '/nonexistent/cfg.json' }), { code: 'FILE_NOT_FOUND' });
   t.equal(c.model.calib, null, 'no calibration path by default (the agent picks the bundled images for the bundled model)');
-  const k = loadAgentConfig({ env: { EDGEFIT_CALIB: '/data/imgs', EDGEFIT_MODEL: '/m.onnx' }, flags: { model: { shapes: { x: [1, 3, 8, 8] } } } });
-  t.same([k.model.path, k.model.calib, k.model.shapes], ['/m.onnx', '/data/imgs', { x: [1, 3, 8, 8] }], 'EDGEFIT_CALIB and the model flags merge');
+  const k = loadAgentConfig({
+    env: { EDGEFIT_CALIB: '/data/imgs', EDGEFIT_MODEL: '/m.onnx' },
+    flags: { model: { shapes: { x: [1, 3, 8, 8] } } },
+  });
+  t.same(
+    [k.model.path, k.model.calib, k.model.shapes],
+    ['/m.onnx', '/data/imgs', { x: [1, 3, 8, 8] }],
+    'EDGEFIT_CALIB and the model flags merge',
+  );
 });
 
 t.test('budget layers and frontier adaptation', async (t) => {
   t.same(mergeBudgets({ latencyFactor: 0.5, ramMb: 100 }, { latencyMs: 20 }), { ramMb: 100, latencyMs: 20 });
-  const entry = (id: string, p50: number) => ({ id, config: { structured: 0, unstructured: 0, quant: 'none' as const, threads: 1 }, modelPath: '', sha256: '', sizeBytes: 0, latencyP50Ms: p50, latencyP95Ms: p50, modelRssMb: 0, fidelity: 1, meets: { latency: true, ram: true, fidelity: true } });
+  const entry = (id: string, p50: number) => ({
+    id,
+    config: { structured: 0, unstructured: 0, quant: 'none' as const, threads: 1 },
+    modelPath: '',
+    sha256: '',
+    sizeBytes: 0,
+    latencyP50Ms: p50,
+    latencyP95Ms: p50,
+    modelRssMb: 0,
+    fidelity: 1,
+    meets: { latency: true, ram: true, fidelity: true },
+  });
   const f = [entry('big', 10), entry('small', 5)];
   const a = new Adaptation(2, 2, 0.9);
   t.same(a.observe(15, 12, f, 0, 0), { kind: 'stay' });

@@ -8,12 +8,24 @@ import { EdgefitError, oneLine } from '../../errors.js';
 import { parseShapes } from '../output.js';
 
 interface Args {
-  config?: string; broker?: string; 'device-id'?: string; model?: string; calib?: string; shape?: string[]; 'state-dir'?: string;
-  'metrics-interval'?: number; 'probe-interval'?: number; 'exit-after'?: number; fitter?: string;
-  'dashboard-port'?: number; dashboard?: boolean;
+  config?: string;
+  broker?: string;
+  'device-id'?: string;
+  model?: string;
+  calib?: string;
+  shape?: string[];
+  'state-dir'?: string;
+  'metrics-interval'?: number;
+  'probe-interval'?: number;
+  'exit-after'?: number;
+  fitter?: string;
+  'dashboard-port'?: number;
+  dashboard?: boolean;
 }
 
-interface Stoppable { stop(): Promise<void> }
+interface Stoppable {
+  stop(): Promise<void>;
+}
 
 /** The local dashboard, or null: off by config, or it could not start (logged, never fatal). */
 async function startDashboardFor(agent: Agent, cfg: AgentConfig): Promise<Stoppable | null> {
@@ -24,9 +36,14 @@ async function startDashboardFor(agent: Agent, cfg: AgentConfig): Promise<Stoppa
     const { startLocalDashboard } = await import('../../dashboard/embed.js');
     let hmacSecret: string | undefined;
     if (cfg.security.hmacSecretFile) hmacSecret = readFileSync(cfg.security.hmacSecretFile, 'utf8').trim();
-    if (cfg.security.publicKeyFile) agent.log('dashboard: commands must be ed25519-signed, which the local dashboard cannot do; its actions will be rejected');
+    if (cfg.security.publicKeyFile)
+      agent.log('dashboard: commands must be ed25519-signed, which the local dashboard cannot do; its actions will be rejected');
     return await startLocalDashboard({
-      broker: agent.brokerUrl, deviceId: agent.deviceId, topicPrefix: cfg.mqtt.topicPrefix, stateDir: agent.stateDir, port,
+      broker: agent.brokerUrl,
+      deviceId: agent.deviceId,
+      topicPrefix: cfg.mqtt.topicPrefix,
+      stateDir: agent.stateDir,
+      port,
       log: (l) => agent.log(l),
       ...(hmacSecret ? { hmacSecret } : {}),
       ...(cfg.mqtt.username ? { mqttUsername: cfg.mqtt.username } : {}),
@@ -41,25 +58,37 @@ async function startDashboardFor(agent: Agent, cfg: AgentConfig): Promise<Stoppa
 export const command: CommandModule<object, Args> = {
   command: 'agent',
   describe: 'run the agent service: profile, fit, deploy, monitor, report over MQTT',
-  builder: (y) => y
-    .option('config', { type: 'string', describe: 'agent config JSON (schema: src/config/agent.ts)' })
-    .option('broker', { type: 'string', describe: 'MQTT broker URL; default: embedded aedes on 127.0.0.1' })
-    .option('device-id', { type: 'string', describe: 'default: hash of /etc/machine-id' })
-    .option('model', { type: 'string', describe: 'ONNX model; default: bundled PP-OCRv4 det' })
-    .option('calib', { type: 'string', describe: 'calibration data for fits; default: bundled page images for the bundled model, else synthetic' })
-    .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (repeatable)' })
-    .option('state-dir', { type: 'string', describe: 'state folder (SQLite, models)' })
-    .option('metrics-interval', { type: 'number', describe: 'seconds between metrics messages' })
-    .option('probe-interval', { type: 'number', describe: 'seconds between live latency probes' })
-    .option('fitter', { type: 'string', choices: ['auto', 'reference-only'], describe: 'fitModel when available, or measure the original only' })
-    .option('dashboard-port', { type: 'number', describe: 'serve the dashboard on 127.0.0.1:<port>; 0 = off (default: 8080 with the embedded broker, off otherwise)' })
-    .option('dashboard', { type: 'boolean', describe: '--no-dashboard: do not serve the dashboard (same as --dashboard-port 0)' })
-    .option('exit-after', { type: 'number', describe: 'stop cleanly after this many seconds (tests, benchmarks)' })
-    .check((a) => {
-      const p = a['dashboard-port'];
-      if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535)) throw new EdgefitError('USAGE', `--dashboard-port must be an integer 0..65535, got ${String(p)}`);
-      return true;
-    }),
+  builder: (y) =>
+    y
+      .option('config', { type: 'string', describe: 'agent config JSON (schema: src/config/agent.ts)' })
+      .option('broker', { type: 'string', describe: 'MQTT broker URL; default: embedded aedes on 127.0.0.1' })
+      .option('device-id', { type: 'string', describe: 'default: hash of /etc/machine-id' })
+      .option('model', { type: 'string', describe: 'ONNX model; default: bundled PP-OCRv4 det' })
+      .option('calib', {
+        type: 'string',
+        describe: 'calibration data for fits; default: bundled page images for the bundled model, else synthetic',
+      })
+      .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (repeatable)' })
+      .option('state-dir', { type: 'string', describe: 'state folder (SQLite, models)' })
+      .option('metrics-interval', { type: 'number', describe: 'seconds between metrics messages' })
+      .option('probe-interval', { type: 'number', describe: 'seconds between live latency probes' })
+      .option('fitter', {
+        type: 'string',
+        choices: ['auto', 'reference-only'],
+        describe: 'fitModel when available, or measure the original only',
+      })
+      .option('dashboard-port', {
+        type: 'number',
+        describe: 'serve the dashboard on 127.0.0.1:<port>; 0 = off (default: 8080 with the embedded broker, off otherwise)',
+      })
+      .option('dashboard', { type: 'boolean', describe: '--no-dashboard: do not serve the dashboard (same as --dashboard-port 0)' })
+      .option('exit-after', { type: 'number', describe: 'stop cleanly after this many seconds (tests, benchmarks)' })
+      .check((a) => {
+        const p = a['dashboard-port'];
+        if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535))
+          throw new EdgefitError('USAGE', `--dashboard-port must be an integer 0..65535, got ${String(p)}`);
+        return true;
+      }),
   handler: async (argv) => {
     const flags: Record<string, unknown> = {};
     if (argv['device-id']) flags.deviceId = argv['device-id'];
@@ -71,7 +100,12 @@ export const command: CommandModule<object, Args> = {
     if (argv.dashboard === false) flags.dashboard = { port: 0 };
     else if (argv['dashboard-port'] !== undefined) flags.dashboard = { port: argv['dashboard-port'] };
     const shapes = parseShapes(argv.shape);
-    if (argv.model || argv.calib || shapes.size) flags.model = { ...(argv.model ? { path: argv.model } : {}), ...(argv.calib ? { calib: argv.calib } : {}), ...(shapes.size ? { shapes: Object.fromEntries(shapes) } : {}) };
+    if (argv.model || argv.calib || shapes.size)
+      flags.model = {
+        ...(argv.model ? { path: argv.model } : {}),
+        ...(argv.calib ? { calib: argv.calib } : {}),
+        ...(shapes.size ? { shapes: Object.fromEntries(shapes) } : {}),
+      };
     const cfg = loadAgentConfig({ file: argv.config ?? process.env.EDGEFIT_CONFIG, env: process.env, flags });
     const agent = new Agent(cfg);
     await agent.start();

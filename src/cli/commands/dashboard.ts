@@ -22,20 +22,32 @@ const ENV = {
 export const command: CommandModule<object, Args> = {
   command: 'dashboard',
   describe: 'serve the fleet dashboard (devices, frontiers, history, actions) over HTTP',
-  builder: (y) => y
-    .option('broker', { type: 'string', default: 'mqtt://127.0.0.1:1883', describe: 'MQTT broker URL' })
-    .option('port', { type: 'number', default: DASHBOARD_DEFAULTS.port, describe: 'HTTP port (0 = any free port)' })
-    .option('host', { type: 'string', default: DASHBOARD_DEFAULTS.host, describe: 'address to listen on; anything but loopback needs --token' })
-    .option('state-dir', { type: 'string', default: '.edgefit/dashboard', describe: 'folder for the dashboard SQLite file' })
-    .option('token', { type: 'string', describe: `access token (or ${ENV.token}); required beyond localhost` })
-    .epilogue(`Environment: ${ENV.hmac} signs requests (HMAC) for agents that require signed commands; ${ENV.mqttUser}/${ENV.mqttPass} authenticate to the broker.`)
-    .option('prefix', { type: 'string', default: DASHBOARD_DEFAULTS.prefix, describe: 'MQTT topic prefix of the fleet' }) as never,
+  builder: (y) =>
+    y
+      .option('broker', { type: 'string', default: 'mqtt://127.0.0.1:1883', describe: 'MQTT broker URL' })
+      .option('port', { type: 'number', default: DASHBOARD_DEFAULTS.port, describe: 'HTTP port (0 = any free port)' })
+      .option('host', {
+        type: 'string',
+        default: DASHBOARD_DEFAULTS.host,
+        describe: 'address to listen on; anything but loopback needs --token',
+      })
+      .option('state-dir', { type: 'string', default: '.edgefit/dashboard', describe: 'folder for the dashboard SQLite file' })
+      .option('token', { type: 'string', describe: `access token (or ${ENV.token}); required beyond localhost` })
+      .epilogue(
+        `Environment: ${ENV.hmac} signs requests (HMAC) for agents that require signed commands; ${ENV.mqttUser}/${ENV.mqttPass} authenticate to the broker.`,
+      )
+      .option('prefix', { type: 'string', default: DASHBOARD_DEFAULTS.prefix, describe: 'MQTT topic prefix of the fleet' }) as never,
   handler: async (a) => {
-    if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new EdgefitError('USAGE', `--port must be 0..65535, got ${a.port}`);
+    if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535)
+      throw new EdgefitError('USAGE', `--port must be 0..65535, got ${a.port}`);
     const env = process.env;
     const token = a.token ?? env[ENV.token];
     const dash = startDashboard({
-      broker: a.broker, port: a.port, host: a.host, stateDir: a['state-dir'], prefix: a.prefix,
+      broker: a.broker,
+      port: a.port,
+      host: a.host,
+      stateDir: a['state-dir'],
+      prefix: a.prefix,
       ...(token ? { token } : {}),
       ...(env[ENV.hmac] ? { hmacSecret: env[ENV.hmac] } : {}),
       ...(env[ENV.mqttUser] ? { mqttUsername: env[ENV.mqttUser] } : {}),

@@ -30,7 +30,8 @@ interface Args {
 }
 
 const posInt = (v: number | undefined, flag: string, min = 1): void => {
-  if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new EdgefitError('USAGE', `${flag} must be an integer >= ${min}, got ${v}`);
+  if (v !== undefined && (!Number.isInteger(v) || v < min))
+    throw new EdgefitError('USAGE', `${flag} must be an integer >= ${min}, got ${v}`);
 };
 
 function human(r: EvalReport): string {
@@ -42,12 +43,18 @@ function human(r: EvalReport): string {
     `threads    ${r.session.intraOpThreads}, graph optimisation ${r.session.graphOptimizationLevel}`,
     `latency    p50 ${f(r.latencyMs.p50)} ms  p95 ${f(r.latencyMs.p95)}  p99 ${f(r.latencyMs.p99)}  mean ${f(r.latencyMs.mean)}  cv ${f(r.latencyMs.cv, 3)}  (${r.latencyMs.runs} runs)`,
     `load       ${f(r.loadMs, 0)} ms`,
-    `memory     peak RSS ${f(r.peakRssMb, 1)} MiB` + (r.modelRssMb !== undefined ? `, model ${f(r.modelRssMb, 1)} MiB above the bare runtime (${f(r.baselineRssMb!, 1)})` : ''),
+    `memory     peak RSS ${f(r.peakRssMb, 1)} MiB` +
+      (r.modelRssMb !== undefined ? `, model ${f(r.modelRssMb, 1)} MiB above the bare runtime (${f(r.baselineRssMb!, 1)})` : ''),
   ];
   if (r.fidelity) {
     const x = r.fidelity;
-    const top = x.top1Agreement !== undefined ? `  top-1 ${f(x.top1Agreement, 4)}` + (x.top5Agreement !== undefined ? `  top-5 ${f(x.top5Agreement, 4)}` : '') : '';
-    lines.push(`fidelity   ${f(x.value, 6)} (${x.metric}) vs ${r.reference}: cosine ${f(x.cosine, 6)}  SNR ${Number.isFinite(x.snrDb) ? `${f(x.snrDb, 1)} dB` : 'inf (identical)'}  max|err| ${x.maxAbsErr.toPrecision(3)}${top}${syn}`);
+    const top =
+      x.top1Agreement !== undefined
+        ? `  top-1 ${f(x.top1Agreement, 4)}` + (x.top5Agreement !== undefined ? `  top-5 ${f(x.top5Agreement, 4)}` : '')
+        : '';
+    lines.push(
+      `fidelity   ${f(x.value, 6)} (${x.metric}) vs ${r.reference}: cosine ${f(x.cosine, 6)}  SNR ${Number.isFinite(x.snrDb) ? `${f(x.snrDb, 1)} dB` : 'inf (identical)'}  max|err| ${x.maxAbsErr.toPrecision(3)}${top}${syn}`,
+    );
   }
   if (r.accuracy) lines.push(`accuracy   ${f(r.accuracy.value, 4)} (${r.accuracy.correct}/${r.accuracy.total})`);
   return lines.join('\n') + '\n';
@@ -56,32 +63,42 @@ function human(r: EvalReport): string {
 export const command: CommandModule<object, Args> = {
   command: 'eval <model>',
   describe: 'measure latency, memory, fidelity (vs --reference) and accuracy (labelled --data) of an ONNX model',
-  builder: (y) => y
-    .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model to measure' })
-    .option('reference', { type: 'string', describe: 'reference model (normally the original) for fidelity' })
-    .option('data', { type: 'string', describe: '.npy/.npz file, folder of .npy, image folder with preprocess.json, or labelled set; default: seeded synthetic' })
-    .option('shape', { type: 'string', array: true, describe: 'dynamic input dims, e.g. x=1x3x640x640 (repeatable)' })
-    .option('threads', { type: 'number', default: 1, describe: 'intra-op threads' })
-    .option('runs', { type: 'number', default: 20, describe: 'timed runs' })
-    .option('warmup', { type: 'number', default: 3, describe: 'warm-up runs before timing' })
-    .option('max-ms', { type: 'number', describe: 'stop timing after this many ms (at least one run)' })
-    .option('limit', { type: 'number', describe: 'use at most N samples of the data' })
-    .option('fidelity-metric', { type: 'string', choices: FIDELITY_METRICS, default: 'auto', describe: 'headline fidelity: top1 for classifiers, cosine otherwise (auto)' })
-    .option('graph-opt', { type: 'string', choices: OPT_LEVELS, default: 'all', describe: 'onnxruntime graph optimisation level' })
-    .option('arena', { type: 'boolean', default: true, describe: 'CPU memory arena (--no-arena to disable)' })
-    .option('mem-pattern', { type: 'boolean', default: true, describe: 'memory pattern planning (--no-mem-pattern to disable)' })
-    .option('timeout-ms', { type: 'number', default: 300_000, describe: 'kill the measurement after this long' })
-    .option('rss-cap-mb', { type: 'number', describe: 'kill the measurement when its RSS exceeds this (exit 3, over budget)' })
-    .option('seed', { type: 'number', default: 1, describe: 'seed for synthetic inputs' })
-    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
-    .option('out', { type: 'string', describe: 'also write the JSON report to this file (atomically)' }) as never,
+  builder: (y) =>
+    y
+      .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model to measure' })
+      .option('reference', { type: 'string', describe: 'reference model (normally the original) for fidelity' })
+      .option('data', {
+        type: 'string',
+        describe: '.npy/.npz file, folder of .npy, image folder with preprocess.json, or labelled set; default: seeded synthetic',
+      })
+      .option('shape', { type: 'string', array: true, describe: 'dynamic input dims, e.g. x=1x3x640x640 (repeatable)' })
+      .option('threads', { type: 'number', default: 1, describe: 'intra-op threads' })
+      .option('runs', { type: 'number', default: 20, describe: 'timed runs' })
+      .option('warmup', { type: 'number', default: 3, describe: 'warm-up runs before timing' })
+      .option('max-ms', { type: 'number', describe: 'stop timing after this many ms (at least one run)' })
+      .option('limit', { type: 'number', describe: 'use at most N samples of the data' })
+      .option('fidelity-metric', {
+        type: 'string',
+        choices: FIDELITY_METRICS,
+        default: 'auto',
+        describe: 'headline fidelity: top1 for classifiers, cosine otherwise (auto)',
+      })
+      .option('graph-opt', { type: 'string', choices: OPT_LEVELS, default: 'all', describe: 'onnxruntime graph optimisation level' })
+      .option('arena', { type: 'boolean', default: true, describe: 'CPU memory arena (--no-arena to disable)' })
+      .option('mem-pattern', { type: 'boolean', default: true, describe: 'memory pattern planning (--no-mem-pattern to disable)' })
+      .option('timeout-ms', { type: 'number', default: 300_000, describe: 'kill the measurement after this long' })
+      .option('rss-cap-mb', { type: 'number', describe: 'kill the measurement when its RSS exceeds this (exit 3, over budget)' })
+      .option('seed', { type: 'number', default: 1, describe: 'seed for synthetic inputs' })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
+      .option('out', { type: 'string', describe: 'also write the JSON report to this file (atomically)' }) as never,
   handler: async (a) => {
     posInt(a.threads, '--threads');
     posInt(a.runs, '--runs');
     posInt(a.warmup, '--warmup', 0);
     posInt(a.limit, '--limit');
     posInt(a['timeout-ms'], '--timeout-ms');
-    if (a['rss-cap-mb'] !== undefined && !(a['rss-cap-mb'] > 0)) throw new EdgefitError('USAGE', `--rss-cap-mb must be positive, got ${a['rss-cap-mb']}`);
+    if (a['rss-cap-mb'] !== undefined && !(a['rss-cap-mb'] > 0))
+      throw new EdgefitError('USAGE', `--rss-cap-mb must be positive, got ${a['rss-cap-mb']}`);
     const report = await evaluateModel({
       model: a.model,
       reference: a.reference,
@@ -94,7 +111,11 @@ export const command: CommandModule<object, Args> = {
       limit: a.limit,
       seed: a.seed,
       fidelityMetric: a['fidelity-metric'] as FidelityMetric,
-      session: { graphOptimizationLevel: a['graph-opt'] as (typeof OPT_LEVELS)[number], enableCpuMemArena: a.arena, enableMemPattern: a['mem-pattern'] },
+      session: {
+        graphOptimizationLevel: a['graph-opt'] as (typeof OPT_LEVELS)[number],
+        enableCpuMemArena: a.arena,
+        enableMemPattern: a['mem-pattern'],
+      },
       limits: { timeoutMs: a['timeout-ms'], rssCapMb: a['rss-cap-mb'] },
     });
     const json = reportToJson(report);

@@ -6,8 +6,19 @@ import { parseShapes, printJson } from '../output.js';
 import { progressPrinter } from '../progress.js';
 
 interface Args {
-  model: string; o: string; shape?: string[]; 'latency-ms'?: number; latency?: string; 'ram-mb'?: number; 'min-fidelity'?: number; 'size-mb'?: number;
-  profile?: string; calib?: string; report?: string; json?: boolean; threads?: number;
+  model: string;
+  o: string;
+  shape?: string[];
+  'latency-ms'?: number;
+  latency?: string;
+  'ram-mb'?: number;
+  'min-fidelity'?: number;
+  'size-mb'?: number;
+  profile?: string;
+  calib?: string;
+  report?: string;
+  json?: boolean;
+  threads?: number;
 }
 
 export const command: CommandModule<object, Args> = {
@@ -21,26 +32,62 @@ export const command: CommandModule<object, Args> = {
       .option('latency', { type: 'string', describe: 'latency budget relative to the original model, e.g. 0.5x' })
       .option('ram-mb', { type: 'number', describe: 'model RAM budget (MB above the bare runtime)' })
       .option('min-fidelity', { type: 'number', describe: 'fidelity floor in [0, 1]' })
-      .option('size-mb', { type: 'number', describe: 'compressed (gzip) model size budget in MB; unstructured sparsity is searched only for this' })
+      .option('size-mb', {
+        type: 'number',
+        describe: 'compressed (gzip) model size budget in MB; unstructured sparsity is searched only for this',
+      })
       .option('profile', { type: 'string', describe: 'board profile name (default: matched to this box)' })
-      .option('calib', { type: 'string', describe: 'calibration/fidelity data (image folder with preprocess.json, x.npy folder, .npy/.npz)' })
+      .option('calib', {
+        type: 'string',
+        describe: 'calibration/fidelity data (image folder with preprocess.json, x.npy folder, .npy/.npz)',
+      })
       .option('shape', { type: 'string', array: true, describe: 'dims for a dynamic input, e.g. x=1x3x640x640' })
-      .option('threads', { type: 'number', describe: 'intra-op threads (default: the profile\'s)' })
+      .option('threads', { type: 'number', describe: "intra-op threads (default: the profile's)" })
       .option('report', { type: 'string', describe: 'write a self-contained HTML report here' })
       .option('json', { type: 'boolean' }),
   handler: async (argv) => {
     const r = await runFitJob(
       {
-        model: argv.model, output: argv.o, shapes: parseShapes(argv.shape), latencyMs: argv['latency-ms'], latency: argv.latency,
-        ramMb: argv['ram-mb'], minFidelity: argv['min-fidelity'], sizeMb: argv['size-mb'], profile: argv.profile, calib: argv.calib, report: argv.report, threads: argv.threads,
+        model: argv.model,
+        output: argv.o,
+        shapes: parseShapes(argv.shape),
+        latencyMs: argv['latency-ms'],
+        latency: argv.latency,
+        ramMb: argv['ram-mb'],
+        minFidelity: argv['min-fidelity'],
+        sizeMb: argv['size-mb'],
+        profile: argv.profile,
+        calib: argv.calib,
+        report: argv.report,
+        threads: argv.threads,
       },
       progressPrinter(!argv.json),
     );
     const chosen = r.candidates.find((c) => c.id === r.chosenId)!;
-    if (argv.json) printJson({ chosen, feasible: r.feasible, shortfall: r.shortfall, budgets: r.budgets, latencyBudgetMs: r.latencyBudgetMs, referenceLatencyP50Ms: r.referenceLatencyP50Ms, candidates: r.candidates.length, frontier: r.frontier, notes: r.notes, elapsedMs: r.elapsedMs, cacheHits: r.cacheHits, profile: r.profile, calibration: r.calibration, output: r.chosenPath });
+    if (argv.json)
+      printJson({
+        chosen,
+        feasible: r.feasible,
+        shortfall: r.shortfall,
+        budgets: r.budgets,
+        latencyBudgetMs: r.latencyBudgetMs,
+        referenceLatencyP50Ms: r.referenceLatencyP50Ms,
+        candidates: r.candidates.length,
+        frontier: r.frontier,
+        notes: r.notes,
+        elapsedMs: r.elapsedMs,
+        cacheHits: r.cacheHits,
+        profile: r.profile,
+        calibration: r.calibration,
+        output: r.chosenPath,
+      });
     else {
-      process.stdout.write(`chose ${chosen.id}: p50 ${chosen.latencyP50Ms.toFixed(1)} ms, p95 ${chosen.latencyP95Ms.toFixed(1)} ms (original p50 ${r.referenceLatencyP50Ms.toFixed(1)} ms), fidelity ${chosen.fidelity.toFixed(4)}, ${(chosen.sizeBytes / 1e6).toFixed(2)} MB -> ${r.chosenPath}\n`);
-      process.stdout.write(`${r.candidates.length} candidates measured in ${(r.elapsedMs / 1000).toFixed(1)} s; frontier of ${r.frontier.length} kept beside the model\n`);
+      process.stdout.write(
+        `chose ${chosen.id}: p50 ${chosen.latencyP50Ms.toFixed(1)} ms, p95 ${chosen.latencyP95Ms.toFixed(1)} ms (original p50 ${r.referenceLatencyP50Ms.toFixed(1)} ms), fidelity ${chosen.fidelity.toFixed(4)}, ${(chosen.sizeBytes / 1e6).toFixed(2)} MB -> ${r.chosenPath}\n`,
+      );
+      process.stdout.write(
+        `${r.candidates.length} candidates measured in ${(r.elapsedMs / 1000).toFixed(1)} s; frontier of ${r.frontier.length} kept beside the model\n`,
+      );
       for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
     }
     if (!r.feasible) {

@@ -4,11 +4,16 @@ import { loadModel } from '../../onnx/index.js';
 import { normalize } from '../../passes/normalize.js';
 import { parseShapes, printJson } from '../output.js';
 
-interface Args { model: string; shape?: string[]; json?: boolean; all?: boolean }
+interface Args {
+  model: string;
+  shape?: string[];
+  json?: boolean;
+  all?: boolean;
+}
 
 export const command: CommandModule<object, Args> = {
   command: 'inspect <model>',
-  describe: 'Show a model\'s layers, parameters, MACs, weight and activation memory',
+  describe: "Show a model's layers, parameters, MACs, weight and activation memory",
   builder: (y) =>
     y
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model file' })

@@ -17,12 +17,16 @@ interface Args {
 export const command: CommandModule<object, Args> = {
   command: 'profile',
   describe: 'print the hardware profile of this machine and the board profile chosen for it',
-  builder: (y) => y
-    .option('json', { type: 'boolean', describe: 'print JSON ({hardware, profile})' })
-    .option('bench', { type: 'boolean', describe: 'also run a ~8 s onnxruntime micro-benchmark (fp32 vs int8 GEMM/Conv, memory bandwidth)' })
-    .option('profile', { type: 'string', describe: 'use this board profile instead of the matching one' })
-    .option('profiles-dir', { type: 'string', describe: 'folder of board profiles (default: the profiles/ shipped with edgefit)' })
-    .option('threads', { type: 'number', describe: 'threads for --bench (default: physical cores)' }) as never,
+  builder: (y) =>
+    y
+      .option('json', { type: 'boolean', describe: 'print JSON ({hardware, profile})' })
+      .option('bench', {
+        type: 'boolean',
+        describe: 'also run a ~8 s onnxruntime micro-benchmark (fp32 vs int8 GEMM/Conv, memory bandwidth)',
+      })
+      .option('profile', { type: 'string', describe: 'use this board profile instead of the matching one' })
+      .option('profiles-dir', { type: 'string', describe: 'folder of board profiles (default: the profiles/ shipped with edgefit)' })
+      .option('threads', { type: 'number', describe: 'threads for --bench (default: physical cores)' }) as never,
   handler: async (a) => {
     if (a.threads !== undefined && (!Number.isInteger(a.threads) || a.threads < 1 || a.threads > 256)) {
       throw new EdgefitError('USAGE', `--threads must be an integer 1..256, got ${a.threads}`);

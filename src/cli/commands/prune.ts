@@ -43,9 +43,15 @@ function summary(r: PruneReport, out: string): string {
     `groups: ${r.groups.pruned.length} pruned, ${r.groups.skipped.length} unprunable of ${r.groups.total}`,
     ...r.groups.skipped.slice(0, 12).map((g) => `  kept whole: ${g.group} (${g.size}): ${g.reasons[0]}`),
     `graph surgery ${r.surgeryMs.toFixed(0)} ms`,
-    r.fidelity ? `fidelity${syn}: cosine ${r.fidelity.cosine.toFixed(5)} (pooled ${r.fidelity.pooledCosine.toFixed(5)}), rel. L2 ${r.fidelity.relL2.toFixed(4)}${r.fidelity.maskIoU !== null ? `, mask IoU@0.3 ${r.fidelity.maskIoU.toFixed(4)}` : ''}${r.fidelity.top1Agreement !== null ? `, top-1 agreement ${(r.fidelity.top1Agreement * 100).toFixed(1)}%` : ''} over ${r.fidelity.samples} calibration samples (the ones pruning used)` : 'fidelity: not measured',
+    r.fidelity
+      ? `fidelity${syn}: cosine ${r.fidelity.cosine.toFixed(5)} (pooled ${r.fidelity.pooledCosine.toFixed(5)}), rel. L2 ${r.fidelity.relL2.toFixed(4)}${r.fidelity.maskIoU !== null ? `, mask IoU@0.3 ${r.fidelity.maskIoU.toFixed(4)}` : ''}${r.fidelity.top1Agreement !== null ? `, top-1 agreement ${(r.fidelity.top1Agreement * 100).toFixed(1)}%` : ''} over ${r.fidelity.samples} calibration samples (the ones pruning used)`
+      : 'fidelity: not measured',
   ];
-  if (r.unstructured) lines.push(`unstructured: ${(r.unstructured.zeroFraction * 100).toFixed(1)}% zeros, gzip ${r.unstructured.gzipBytesBefore} -> ${r.unstructured.gzipBytesAfter} bytes`, `note: ${NO_SPEEDUP_NOTE}`);
+  if (r.unstructured)
+    lines.push(
+      `unstructured: ${(r.unstructured.zeroFraction * 100).toFixed(1)}% zeros, gzip ${r.unstructured.gzipBytesBefore} -> ${r.unstructured.gzipBytesAfter} bytes`,
+      `note: ${NO_SPEEDUP_NOTE}`,
+    );
   return lines.join('\n') + '\n';
 }
 
@@ -65,8 +71,16 @@ export const command: CommandModule<object, Args> = {
       .option('importance', { choices: IMPORTANCE, default: 'l1' as Importance, describe: 'channel importance' })
       .option('calib', { type: 'string', describe: 'calibration data: folder of images + preprocess.json, or x.npy folder' })
       .option('calib-count', { type: 'number', default: 16, describe: 'calibration samples to use' })
-      .option('recover', { choices: RECOVERY, default: 'none' as Recovery, describe: 'repair after pruning: bias correction or least-squares refit' })
-      .option('allocation', { choices: ['uniform', 'sensitivity'] as const, default: 'uniform' as const, describe: 'per-group ratios: uniform, or from measured per-group sensitivity (needs data; slower)' })
+      .option('recover', {
+        choices: RECOVERY,
+        default: 'none' as Recovery,
+        describe: 'repair after pruning: bias correction or least-squares refit',
+      })
+      .option('allocation', {
+        choices: ['uniform', 'sensitivity'] as const,
+        default: 'uniform' as const,
+        describe: 'per-group ratios: uniform, or from measured per-group sensitivity (needs data; slower)',
+      })
       .option('steps', { type: 'number', default: 1, describe: 'prune-a-little-then-recover rounds' })
       .option('round', { type: 'number', default: 1, describe: 'round kept widths to a multiple of 1, 4 or 8' })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (needed for dynamic dims)' })
@@ -79,14 +93,16 @@ export const command: CommandModule<object, Args> = {
     let nm: [number, number] | undefined;
     if (a.nm) {
       const m = /^(\d+):(\d+)$/.exec(a.nm);
-      if (!m || +m[1]! < 1 || +m[1]! >= +m[2]!) throw new EdgefitError('USAGE', `bad --nm '${a.nm}': expected N:M with 0 < N < M, e.g. 2:4`);
+      if (!m || +m[1]! < 1 || +m[1]! >= +m[2]!)
+        throw new EdgefitError('USAGE', `bad --nm '${a.nm}': expected N:M with 0 < N < M, e.g. 2:4`);
       nm = [+m[1]!, +m[2]!];
     }
     for (const k of ['structured', 'target-macs', 'unstructured'] as const) {
       const v = a[k];
       if (v !== undefined && !(v >= 0 && v < 1)) throw new EdgefitError('USAGE', `--${k} must be a fraction in [0, 1), got ${v}`);
     }
-    if (!Number.isInteger(a['calib-count']) || a['calib-count'] < 1) throw new EdgefitError('USAGE', '--calib-count must be a positive integer');
+    if (!Number.isInteger(a['calib-count']) || a['calib-count'] < 1)
+      throw new EdgefitError('USAGE', '--calib-count must be a positive integer');
     if (!Number.isInteger(a.threads) || a.threads < 1) throw new EdgefitError('USAGE', '--threads must be a positive integer');
     const model = normalize(loadModel(a.model));
     const shapes = parseShapes(a.shape);
@@ -130,7 +146,15 @@ export const command: CommandModule<object, Args> = {
         fidelity: report.fidelity,
         calibration: report.calibration,
         surgeryMs: Math.round(report.surgeryMs),
-        steps: report.steps.map((s) => ({ step: s.step, ratio: s.ratio, allocation: s.allocation, threshold: s.threshold, groups: s.groups.length, biasCompensated: s.biasCompensated, lsq: s.lsq })),
+        steps: report.steps.map((s) => ({
+          step: s.step,
+          ratio: s.ratio,
+          allocation: s.allocation,
+          threshold: s.threshold,
+          groups: s.groups.length,
+          biasCompensated: s.biasCompensated,
+          lsq: s.lsq,
+        })),
         unstructured: report.unstructured ? { ...report.unstructured } : null,
       });
     } else process.stdout.write(summary(report, a.output));

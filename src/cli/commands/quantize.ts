@@ -6,7 +6,19 @@ import { loadModel, saveModel } from '../../onnx/index.js';
 import { loadInputSet } from '../../data/inputs.js';
 import { modelInputs, toFeeds } from '../../runtime/runner.js';
 import { decideKeepFloat } from '../../fit/keep-float.js';
-import { CALIB_METHODS, FIDELITY_METRICS, QUANT_MODES, WEIGHT_ROUNDINGS, quantizeModel, ort, type CalibMethod, type FidelityMetric, type QuantMode, type QuantizeReport, type WeightRounding } from '../../passes/quantize/index.js';
+import {
+  CALIB_METHODS,
+  FIDELITY_METRICS,
+  QUANT_MODES,
+  WEIGHT_ROUNDINGS,
+  quantizeModel,
+  ort,
+  type CalibMethod,
+  type FidelityMetric,
+  type QuantMode,
+  type QuantizeReport,
+  type WeightRounding,
+} from '../../passes/quantize/index.js';
 import { parseShapes, printJson } from '../output.js';
 
 interface Args {
@@ -31,15 +43,32 @@ function summary(r: QuantizeReport, out: string): string {
     `${r.mode} quantization${r.method ? ` (${r.method})` : ''} -> ${out}`,
     `size ${r.sizes.before} -> ${r.sizes.after} bytes (${(r.sizes.ratio * 100).toFixed(1)}%)`,
     `layers: ${r.layers.quantized} quantized, ${r.layers.float} left in float`,
-    ...r.layers.details.filter((l) => !l.int8 && l.why).slice(0, 10).map((l) => `  float: ${l.op} ${l.node}: ${l.why}`),
-    ...(r.weightRounding ? [`weights: ${r.weightRounding.method} rounding over ${r.weightRounding.layers} layers${r.weightRounding.errorVsNearest !== null ? `, layer output error ${r.weightRounding.errorVsNearest.toFixed(3)}x round-to-nearest's on the calibration data` : ''}`] : []),
-    ...(r.equalized ? [`equalized: ${r.equalized.sites} conv -> conv sites (widest max/median channel range before: ${r.equalized.widest.toFixed(1)})`] : []),
-    ...(r.floatTensors.length ? [`activations left float for fidelity: ${r.floatTensors.length} (${r.floatTensors.slice(0, 8).join(', ')}${r.floatTensors.length > 8 ? ', ...' : ''})`] : []),
-    r.fidelity ? `fidelity: ${r.fidelity.metric === 'argmax' ? 'per-position argmax agreement' : 'cosine'} mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples` : 'fidelity: not measured (no --calib data)',
+    ...r.layers.details
+      .filter((l) => !l.int8 && l.why)
+      .slice(0, 10)
+      .map((l) => `  float: ${l.op} ${l.node}: ${l.why}`),
+    ...(r.weightRounding
+      ? [
+          `weights: ${r.weightRounding.method} rounding over ${r.weightRounding.layers} layers${r.weightRounding.errorVsNearest !== null ? `, layer output error ${r.weightRounding.errorVsNearest.toFixed(3)}x round-to-nearest's on the calibration data` : ''}`,
+        ]
+      : []),
+    ...(r.equalized
+      ? [`equalized: ${r.equalized.sites} conv -> conv sites (widest max/median channel range before: ${r.equalized.widest.toFixed(1)})`]
+      : []),
+    ...(r.floatTensors.length
+      ? [
+          `activations left float for fidelity: ${r.floatTensors.length} (${r.floatTensors.slice(0, 8).join(', ')}${r.floatTensors.length > 8 ? ', ...' : ''})`,
+        ]
+      : []),
+    r.fidelity
+      ? `fidelity: ${r.fidelity.metric === 'argmax' ? 'per-position argmax agreement' : 'cosine'} mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples`
+      : 'fidelity: not measured (no --calib data)',
     `platform: ${r.platform.why}`,
     ...(r.opset ? [`opset: ${r.opset.why}`] : []),
     `decision: ${r.decision}: ${r.note}`,
-    `onnxruntime runs: ${Object.entries(r.runtimeOps).map(([k, v]) => `${k} x${v}`).join(', ')}`,
+    `onnxruntime runs: ${Object.entries(r.runtimeOps)
+      .map(([k, v]) => `${k} x${v}`)
+      .join(', ')}`,
   ];
   return lines.join('\n') + '\n';
 }
@@ -51,14 +80,45 @@ export const command: CommandModule<object, Args> = {
     y
       .positional('model', { type: 'string', demandOption: true, describe: 'float ONNX model' })
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'where to write the quantized model' })
-      .option('mode', { choices: QUANT_MODES, demandOption: true, describe: 'static (calibrated QDQ), dynamic (int8 MatMul/Gemm), fp16 or weights (size only: fp16 or int8 weight storage, float compute)' })
+      .option('mode', {
+        choices: QUANT_MODES,
+        demandOption: true,
+        describe:
+          'static (calibrated QDQ), dynamic (int8 MatMul/Gemm), fp16 or weights (size only: fp16 or int8 weight storage, float compute)',
+      })
       .option('calib', { type: 'string', describe: 'calibration data: folder of images (+ preprocess.json) or a float32 .npy [N, ...]' })
-      .option('method', { choices: CALIB_METHODS, default: 'minmax' as CalibMethod, describe: 'activation range method for static mode (mse: least clipping + rounding error per tensor)' })
-      .option('per-channel', { type: 'boolean', default: true, describe: 'per-output-channel weight scales (--no-per-channel for per tensor)' })
-      .option('min-fidelity', { type: 'number', describe: 'fidelity floor vs float (in --fidelity-metric); sensitive layers and activations stay float to meet it' })
-      .option('fidelity-metric', { choices: FIDELITY_METRICS, default: 'cosine' as FidelityMetric, describe: 'cosine of each output, or argmax: agreement of the per-position argmax over the last axis (sequence recognisers such as PP-OCR rec)' })
-      .option('weight-rounding', { choices: WEIGHT_ROUNDINGS, default: 'adaround' as WeightRounding, describe: 'static mode: how int8 weights are rounded: adaround (round up or down per weight to minimise each layer\'s output error on the calibration data, then bias correction; slower), bias (nearest + bias correction), nearest' })
-      .option('equalize', { type: 'boolean', default: false, describe: 'static mode: rescale channels between a conv and the convs reading it (exact in float) so one activation scale serves every channel; fully for depthwise readers' })
+      .option('method', {
+        choices: CALIB_METHODS,
+        default: 'minmax' as CalibMethod,
+        describe: 'activation range method for static mode (mse: least clipping + rounding error per tensor)',
+      })
+      .option('per-channel', {
+        type: 'boolean',
+        default: true,
+        describe: 'per-output-channel weight scales (--no-per-channel for per tensor)',
+      })
+      .option('min-fidelity', {
+        type: 'number',
+        describe: 'fidelity floor vs float (in --fidelity-metric); sensitive layers and activations stay float to meet it',
+      })
+      .option('fidelity-metric', {
+        choices: FIDELITY_METRICS,
+        default: 'cosine' as FidelityMetric,
+        describe:
+          'cosine of each output, or argmax: agreement of the per-position argmax over the last axis (sequence recognisers such as PP-OCR rec)',
+      })
+      .option('weight-rounding', {
+        choices: WEIGHT_ROUNDINGS,
+        default: 'adaround' as WeightRounding,
+        describe:
+          "static mode: how int8 weights are rounded: adaround (round up or down per weight to minimise each layer's output error on the calibration data, then bias correction; slower), bias (nearest + bias correction), nearest",
+      })
+      .option('equalize', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'static mode: rescale channels between a conv and the convs reading it (exact in float) so one activation scale serves every channel; fully for depthwise readers',
+      })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (needed for dynamic dims)' })
       .option('threads', { type: 'number', default: 2, describe: 'onnxruntime threads for calibration and measurement' })
       .option('force', { type: 'boolean', describe: 'write the quantized model even when int8 is not faster than float here' })
@@ -76,7 +136,23 @@ export const command: CommandModule<object, Args> = {
     } else if (a.mode === 'static' || a.mode === 'weights') {
       throw new EdgefitError('USAGE', `${a.mode} quantization needs calibration data: --calib <folder of images | data.npy>`);
     }
-    const { model: q, floatModel, bytes, floatBytes, report: made } = await quantizeModel(model, { mode: a.mode, method: a.method, perChannel: a['per-channel'], minFidelity: mf, fidelityMetric: a['fidelity-metric'], weightRounding: a['weight-rounding'], equalize: a.equalize, data, threads: a.threads });
+    const {
+      model: q,
+      floatModel,
+      bytes,
+      floatBytes,
+      report: made,
+    } = await quantizeModel(model, {
+      mode: a.mode,
+      method: a.method,
+      perChannel: a['per-channel'],
+      minFidelity: mf,
+      fidelityMetric: a['fidelity-metric'],
+      weightRounding: a['weight-rounding'],
+      equalize: a.equalize,
+      data,
+      threads: a.threads,
+    });
     // int8 that is not faster here is not worth its fidelity loss: write the float model, say so
     const report = await decideKeepFloat(made, { floatBytes, bytes }, data?.[0], { threads: a.threads });
     const keepFloat = report.decision === 'kept-float' && !a.force;

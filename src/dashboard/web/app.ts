@@ -5,7 +5,10 @@ import { FleetView } from './fleet-view.js';
 import { DeviceView } from './device-view.js';
 import { $ } from './util.js';
 
-interface View { onMessage(m: StreamMessage): void; destroy(): void }
+interface View {
+  onMessage(m: StreamMessage): void;
+  destroy(): void;
+}
 
 let view: View | null = null;
 let source: EventSource | null = null;
@@ -16,7 +19,14 @@ function showConn(state: 'connecting' | 'live' | 'down'): void {
   // the page may be live while the dashboard itself has lost the broker: say so
   const s = state === 'live' && !brokerUp ? 'down' : state;
   conn.dataset.state = s;
-  conn.textContent = state === 'connecting' ? 'connecting…' : state === 'down' ? 'reconnecting…' : brokerUp ? 'live' : 'live · broker unreachable, device states may be stale';
+  conn.textContent =
+    state === 'connecting'
+      ? 'connecting…'
+      : state === 'down'
+        ? 'reconnecting…'
+        : brokerUp
+          ? 'live'
+          : 'live · broker unreachable, device states may be stale';
 }
 
 function connect(url: string): void {
@@ -28,8 +38,16 @@ function connect(url: string): void {
   es.onerror = () => showConn('down');
   es.onmessage = (e: MessageEvent<string>) => {
     let m: StreamMessage;
-    try { m = JSON.parse(e.data) as StreamMessage; } catch { return; }
-    if (m.kind === 'link') { brokerUp = m.mqtt; showConn('live'); return; }
+    try {
+      m = JSON.parse(e.data) as StreamMessage;
+    } catch {
+      return;
+    }
+    if (m.kind === 'link') {
+      brokerUp = m.mqtt;
+      showConn('live');
+      return;
+    }
     view?.onMessage(m);
   };
 }

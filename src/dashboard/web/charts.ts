@@ -10,22 +10,36 @@ export function sparkline(values: readonly (number | null)[], w: number, h: numb
   if (nums.length < 2) return `<svg width="${w}" height="${h}" class="${cls}"></svg>`;
   let lo = Math.min(...nums);
   let hi = Math.max(...nums);
-  if (limit !== undefined) { lo = Math.min(lo, limit); hi = Math.max(hi, limit); }
-  if (hi - lo < 1e-9) { hi += 1; lo -= 1; }
+  if (limit !== undefined) {
+    lo = Math.min(lo, limit);
+    hi = Math.max(hi, limit);
+  }
+  if (hi - lo < 1e-9) {
+    hi += 1;
+    lo -= 1;
+  }
   const step = w / Math.max(1, values.length - 1);
   const y = (v: number): number => h - 2 - ((v - lo) / (hi - lo)) * (h - 4);
   let d = '';
   let pen = false;
   values.forEach((v, i) => {
-    if (v === null) { pen = false; return; }
+    if (v === null) {
+      pen = false;
+      return;
+    }
     d += `${pen ? 'L' : 'M'}${(i * step).toFixed(1)} ${y(v).toFixed(1)}`;
     pen = true;
   });
-  const lim = limit !== undefined ? `<line x1="0" x2="${w}" y1="${y(limit).toFixed(1)}" y2="${y(limit).toFixed(1)}" class="budget-line"/>` : '';
+  const lim =
+    limit !== undefined ? `<line x1="0" x2="${w}" y1="${y(limit).toFixed(1)}" y2="${y(limit).toFixed(1)}" class="budget-line"/>` : '';
   return `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" class="${cls}">${lim}<path d="${d}" fill="none" stroke="var(--${cls})" stroke-width="1.5"/></svg>`;
 }
 
-interface Series { values: { t: number; v: number | null }[]; color: string; name: string }
+interface Series {
+  values: { t: number; v: number | null }[];
+  color: string;
+  name: string;
+}
 
 function niceTicks(lo: number, hi: number, n: number): number[] {
   const span = hi - lo || 1;
@@ -40,14 +54,20 @@ function niceTicks(lo: number, hi: number, n: number): number[] {
 /** A time-series chart; `limit` draws a dashed budget line. */
 export function lineChart(series: Series[], opts: { w: number; h: number; limit?: number; unit: string }): string {
   const { w, h } = opts;
-  const L = 44, R = 8, T = 8, B = 20;
+  const L = 44,
+    R = 8,
+    T = 8,
+    B = 20;
   const pts = series.flatMap((s) => s.values.filter((p) => p.v !== null)) as { t: number; v: number }[];
   if (!pts.length) return `<svg viewBox="0 0 ${w} ${h}"><text x="${w / 2}" y="${h / 2}" text-anchor="middle">no data yet</text></svg>`;
   const t0 = Math.min(...pts.map((p) => p.t));
   const t1 = Math.max(...pts.map((p) => p.t), t0 + 1000);
   let lo = Math.min(...pts.map((p) => p.v));
   let hi = Math.max(...pts.map((p) => p.v));
-  if (opts.limit !== undefined) { lo = Math.min(lo, opts.limit); hi = Math.max(hi, opts.limit); }
+  if (opts.limit !== undefined) {
+    lo = Math.min(lo, opts.limit);
+    hi = Math.max(hi, opts.limit);
+  }
   lo = Math.min(0, lo);
   if (hi - lo < 1e-9) hi = lo + 1;
   hi += (hi - lo) * 0.08;
@@ -74,7 +94,10 @@ export function lineChart(series: Series[], opts: { w: number; h: number; limit?
     let pen = false;
     s.values.forEach((p, i) => {
       if (i % every !== 0 && i !== s.values.length - 1) return;
-      if (p.v === null) { pen = false; return; }
+      if (p.v === null) {
+        pen = false;
+        return;
+      }
       d += `${pen ? 'L' : 'M'}${x(p.t).toFixed(1)} ${y(p.v).toFixed(1)}`;
       pen = true;
     });
@@ -86,31 +109,43 @@ export function lineChart(series: Series[], opts: { w: number; h: number; limit?
 
 /** Latency (x) against fidelity (y): every measured candidate, the frontier line, the chosen one. */
 export function frontierPlot(points: FrontierPoint[], budgets: { latencyMs?: number; minFidelity?: number }, w = 520, h = 300): string {
-  if (!points.length) return `<svg viewBox="0 0 ${w} ${h}"><text x="${w / 2}" y="${h / 2}" text-anchor="middle">no frontier reported yet</text></svg>`;
-  const L = 48, R = 12, T = 12, B = 34;
+  if (!points.length)
+    return `<svg viewBox="0 0 ${w} ${h}"><text x="${w / 2}" y="${h / 2}" text-anchor="middle">no frontier reported yet</text></svg>`;
+  const L = 48,
+    R = 12,
+    T = 12,
+    B = 34;
   const xs = points.map((p) => p.latencyMs);
   const ys = points.map((p) => p.fidelity);
   if (budgets.latencyMs !== undefined) xs.push(budgets.latencyMs);
   if (budgets.minFidelity !== undefined) ys.push(budgets.minFidelity);
-  let x0 = 0, x1 = Math.max(...xs) * 1.1;
-  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const x0 = 0;
+  let x1 = Math.max(...xs) * 1.1;
+  let y0 = Math.min(...ys),
+    y1 = Math.max(...ys);
   const pad = (y1 - y0) * 0.1 || 0.01;
-  y0 -= pad; y1 = Math.min(1.0001, y1 + pad);
+  y0 -= pad;
+  y1 = Math.min(1.0001, y1 + pad);
   if (x1 - x0 < 1e-9) x1 = x0 + 1;
   const x = (v: number): number => L + ((v - x0) / (x1 - x0)) * (w - L - R);
   const y = (v: number): number => T + (1 - (v - y0) / (y1 - y0)) * (h - T - B);
   let g = '';
-  for (const v of niceTicks(x0, x1, 6)) g += `<line class="grid" x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="${T}" y2="${h - B}"/><text x="${x(v).toFixed(1)}" y="${h - B + 13}" text-anchor="middle">${esc(fmt(v, 0))}</text>`;
-  for (const v of niceTicks(y0, y1, 5)) g += `<line class="grid" x1="${L}" x2="${w - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/><text x="${L - 4}" y="${(y(v) + 3).toFixed(1)}" text-anchor="end">${esc(v.toFixed(3))}</text>`;
+  for (const v of niceTicks(x0, x1, 6))
+    g += `<line class="grid" x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="${T}" y2="${h - B}"/><text x="${x(v).toFixed(1)}" y="${h - B + 13}" text-anchor="middle">${esc(fmt(v, 0))}</text>`;
+  for (const v of niceTicks(y0, y1, 5))
+    g += `<line class="grid" x1="${L}" x2="${w - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/><text x="${L - 4}" y="${(y(v) + 3).toFixed(1)}" text-anchor="end">${esc(v.toFixed(3))}</text>`;
   g += `<text x="${(L + w - R) / 2}" y="${h - 4}" text-anchor="middle">latency p50 (ms)</text>`;
   g += `<text x="12" y="${(T + h - B) / 2}" text-anchor="middle" transform="rotate(-90 12 ${(T + h - B) / 2})">fidelity</text>`;
-  if (budgets.latencyMs !== undefined) g += `<line class="budget-line" x1="${x(budgets.latencyMs).toFixed(1)}" x2="${x(budgets.latencyMs).toFixed(1)}" y1="${T}" y2="${h - B}"><title>latency budget ${esc(fmt(budgets.latencyMs))} ms</title></line>`;
-  if (budgets.minFidelity !== undefined) g += `<line class="budget-line" x1="${L}" x2="${w - R}" y1="${y(budgets.minFidelity).toFixed(1)}" y2="${y(budgets.minFidelity).toFixed(1)}"><title>fidelity budget ${esc(budgets.minFidelity)}</title></line>`;
+  if (budgets.latencyMs !== undefined)
+    g += `<line class="budget-line" x1="${x(budgets.latencyMs).toFixed(1)}" x2="${x(budgets.latencyMs).toFixed(1)}" y1="${T}" y2="${h - B}"><title>latency budget ${esc(fmt(budgets.latencyMs))} ms</title></line>`;
+  if (budgets.minFidelity !== undefined)
+    g += `<line class="budget-line" x1="${L}" x2="${w - R}" y1="${y(budgets.minFidelity).toFixed(1)}" y2="${y(budgets.minFidelity).toFixed(1)}"><title>fidelity budget ${esc(budgets.minFidelity)}</title></line>`;
   const sorted = [...points].sort((a, b) => a.latencyMs - b.latencyMs);
   g += `<path class="front" d="${sorted.map((p, i) => `${i ? 'L' : 'M'}${x(p.latencyMs).toFixed(1)} ${y(p.fidelity).toFixed(1)}`).join('')}"/>`;
   for (const p of sorted) {
     g += `<circle class="pt${p.chosen ? ' chosen' : ''}" data-level="${p.level}" cx="${x(p.latencyMs).toFixed(1)}" cy="${y(p.fidelity).toFixed(1)}" r="${p.chosen ? 6 : 4}"><title>L${p.level} ${esc(p.label)}: ${esc(fmt(p.latencyMs))} ms, fidelity ${esc(p.fidelity.toFixed(4))}${p.ramMb !== null ? `, ${esc(fmt(p.ramMb))} MB` : ''}${p.chosen ? ' (deployed)' : ''}</title></circle>`;
-    if (p.chosen) g += `<text x="${(x(p.latencyMs) + 9).toFixed(1)}" y="${(y(p.fidelity) - 8).toFixed(1)}">L${p.level} ${esc(p.label)} (deployed)</text>`;
+    if (p.chosen)
+      g += `<text x="${(x(p.latencyMs) + 9).toFixed(1)}" y="${(y(p.fidelity) - 8).toFixed(1)}">L${p.level} ${esc(p.label)} (deployed)</text>`;
   }
   g += `<line class="axis" x1="${L}" x2="${L}" y1="${T}" y2="${h - B}"/><line class="axis" x1="${L}" x2="${w - R}" y1="${h - B}" y2="${h - B}"/>`;
   return `<svg viewBox="0 0 ${w} ${h}">${g}</svg>`;

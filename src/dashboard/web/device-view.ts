@@ -26,11 +26,18 @@ export class DeviceView {
   private gone = false;
   private readonly actions = new Map<string, ActionView>();
 
-  constructor(private readonly root: HTMLElement, private readonly id: string) {
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly id: string,
+  ) {
     root.innerHTML = `<p class="muted pad">Loading ${esc(id)}…</p>`;
     getJson<DeviceDetail>(`/api/devices/${encodeURIComponent(id)}`)
-      .then((d) => { if (!this.gone) this.load(d); })
-      .catch((e: Error) => { if (!this.gone) root.innerHTML = `<p class="pad">Cannot load ${esc(id)}: ${esc(e.message)}. <a href="#/">Back to the fleet</a></p>`; });
+      .then((d) => {
+        if (!this.gone) this.load(d);
+      })
+      .catch((e: Error) => {
+        if (!this.gone) root.innerHTML = `<p class="pad">Cannot load ${esc(id)}: ${esc(e.message)}. <a href="#/">Back to the fleet</a></p>`;
+      });
     this.tick = setInterval(() => this.renderHeader(), 1000);
   }
 
@@ -99,11 +106,16 @@ export class DeviceView {
         if (!this.actions.has(action.tx)) this.actions.set(action.tx, action);
         this.renderActions();
       })
-      .catch((e: Error) => { err.textContent = e.message; });
+      .catch((e: Error) => {
+        err.textContent = e.message;
+      });
   }
 
   onMessage(m: StreamMessage): void {
-    if (!this.d) { this.early.push(m); return; }
+    if (!this.d) {
+      this.early.push(m);
+      return;
+    }
     const d = this.d;
     switch (m.kind) {
       case 'fleet': {
@@ -122,7 +134,11 @@ export class DeviceView {
         for (const p of m.points) if (p.ts > lastTs) d.history.push(p);
         if (d.history.length > HISTORY_MAX) d.history.splice(0, d.history.length - HISTORY_MAX);
         // charts redraw at most once a second: history charts need no 4 Hz refresh
-        if (!this.chartTimer) this.chartTimer = setTimeout(() => { this.chartTimer = null; this.renderCharts(); }, 1000);
+        if (!this.chartTimer)
+          this.chartTimer = setTimeout(() => {
+            this.chartTimer = null;
+            this.renderCharts();
+          }, 1000);
         break;
       }
       case 'event':
@@ -154,7 +170,8 @@ export class DeviceView {
     if (!d || !el) return;
     const s = d.summary;
     const l = s.last;
-    const met = (k: MeetKey): string => (s.met[k] === false ? ' <span class="b unmet">✗ unmet</span>' : s.met[k] === true ? ' <span class="b met">✓ met</span>' : '');
+    const met = (k: MeetKey): string =>
+      s.met[k] === false ? ' <span class="b unmet">✗ unmet</span>' : s.met[k] === true ? ' <span class="b met">✓ met</span>' : '';
     el.innerHTML = `
       <div class="title"><h1>${esc(s.id)}</h1><span class="state ${s.online ? 'on' : 'off'}" id="dev-state">${s.online ? 'online' : 'offline'}</span><span class="muted">last seen ${esc(ago(s.lastSeen))}</span></div>
       <dl class="kv">
@@ -179,9 +196,10 @@ export class DeviceView {
     if (!el || !this.d) return;
     // the deployed level comes from live metrics: it moves on step-down/up without a new frontier
     const level = this.d.summary.level;
-    const pts = level !== null && this.d.frontier.some((p) => p.level === level)
-      ? this.d.frontier.map((p) => ({ ...p, chosen: p.level === level }))
-      : this.d.frontier;
+    const pts =
+      level !== null && this.d.frontier.some((p) => p.level === level)
+        ? this.d.frontier.map((p) => ({ ...p, chosen: p.level === level }))
+        : this.d.frontier;
     el.innerHTML = frontierPlot(pts, this.d.summary.budgets);
   }
 
@@ -195,21 +213,55 @@ export class DeviceView {
       `<div class="chart" id="${id}"><div class="label"><span>${title}</span><span>${esc(fmt(last))} ${unit}</span></div>${body}</div>`;
     const last = h[h.length - 1];
     el.innerHTML =
-      chart('ch-lat', 'Latency p50 / p95', 'ms', last?.latencyMs, lineChart([
-        { values: ser((p) => p.latencyMs), color: 'var(--lat)', name: 'p50' },
-        { values: ser((p) => p.latencyP95Ms), color: '#8b949e', name: 'p95' },
-      ], { w: 560, h: 150, unit: 'ms', ...(b.latencyMs !== undefined ? { limit: b.latencyMs } : {}) }))
-      + chart('ch-ram', 'Model RAM', 'MB', last?.ramMb, lineChart([{ values: ser((p) => p.ramMb), color: 'var(--ram)', name: 'RAM' }],
-        { w: 560, h: 150, unit: 'MB', ...(b.ramMb !== undefined ? { limit: b.ramMb } : {}) }))
-      + chart('ch-temp', 'Temperature', '°C', last?.tempC, lineChart([{ values: ser((p) => p.tempC), color: 'var(--temp)', name: 'temperature' }], { w: 560, h: 150, unit: '°C' }))
-      + chart('ch-cpu', 'CPU load', '', last?.cpuLoad, lineChart([{ values: ser((p) => p.cpuLoad), color: 'var(--cpu)', name: 'CPU load' }], { w: 560, h: 150, unit: '' }));
+      chart(
+        'ch-lat',
+        'Latency p50 / p95',
+        'ms',
+        last?.latencyMs,
+        lineChart(
+          [
+            { values: ser((p) => p.latencyMs), color: 'var(--lat)', name: 'p50' },
+            { values: ser((p) => p.latencyP95Ms), color: '#8b949e', name: 'p95' },
+          ],
+          { w: 560, h: 150, unit: 'ms', ...(b.latencyMs !== undefined ? { limit: b.latencyMs } : {}) },
+        ),
+      ) +
+      chart(
+        'ch-ram',
+        'Model RAM',
+        'MB',
+        last?.ramMb,
+        lineChart([{ values: ser((p) => p.ramMb), color: 'var(--ram)', name: 'RAM' }], {
+          w: 560,
+          h: 150,
+          unit: 'MB',
+          ...(b.ramMb !== undefined ? { limit: b.ramMb } : {}),
+        }),
+      ) +
+      chart(
+        'ch-temp',
+        'Temperature',
+        '°C',
+        last?.tempC,
+        lineChart([{ values: ser((p) => p.tempC), color: 'var(--temp)', name: 'temperature' }], { w: 560, h: 150, unit: '°C' }),
+      ) +
+      chart(
+        'ch-cpu',
+        'CPU load',
+        '',
+        last?.cpuLoad,
+        lineChart([{ values: ser((p) => p.cpuLoad), color: 'var(--cpu)', name: 'CPU load' }], { w: 560, h: 150, unit: '' }),
+      );
   }
 
   private renderEvents(): void {
     const el = this.root.querySelector('#events');
     if (!el || !this.d) return;
     el.innerHTML = this.d.events.length
-      ? this.d.events.slice(0, 200).map((e: DeviceEvent) => `<tr><td class="ts">${esc(clock(e.ts))}</td><td>${esc(e.type)}</td><td>${esc(e.detail)}</td></tr>`).join('')
+      ? this.d.events
+          .slice(0, 200)
+          .map((e: DeviceEvent) => `<tr><td class="ts">${esc(clock(e.ts))}</td><td>${esc(e.type)}</td><td>${esc(e.detail)}</td></tr>`)
+          .join('')
       : '<tr><td colspan="3" class="muted">no events yet</td></tr>';
   }
 
@@ -217,15 +269,17 @@ export class DeviceView {
     const el = this.root.querySelector('#actionlog');
     if (!el) return;
     const list = [...this.actions.values()].sort((a, b) => b.ts - a.ts).slice(0, 30);
-    el.innerHTML = list.map((a) => {
-      const st = a.response === null ? ['pending', 'waiting for device…'] : a.ok === false ? ['err', 'error'] : ['ok', 'ok'];
-      const took = a.responseTs !== null ? ` in ${a.responseTs - a.ts} ms` : '';
-      return `<div class="act" data-tx="${esc(a.tx)}" data-verb="${esc(a.verb)}" data-state="${st[0]}">
+    el.innerHTML = list
+      .map((a) => {
+        const st = a.response === null ? ['pending', 'waiting for device…'] : a.ok === false ? ['err', 'error'] : ['ok', 'ok'];
+        const took = a.responseTs !== null ? ` in ${a.responseTs - a.ts} ms` : '';
+        return `<div class="act" data-tx="${esc(a.tx)}" data-verb="${esc(a.verb)}" data-state="${st[0]}">
         <div class="head"><b>${esc(a.verb)}</b><span class="st ${st[0]}">${st[1]}${esc(took)}</span><span class="muted">${esc(clock(a.ts))}</span><code class="muted">${esc(a.tx.slice(0, 8))}</code></div>
         <pre class="req">→ ${esc(JSON.stringify(a.request))}</pre>
         ${a.response !== null ? `<pre class="resp">← ${esc(JSON.stringify(a.response, null, 1))}</pre>` : ''}
       </div>`;
-    }).join('');
+      })
+      .join('');
   }
 
   destroy(): void {

@@ -17,7 +17,10 @@ const SORTS = {
 } as const;
 type SortKey = keyof typeof SORTS;
 
-interface Entry { s: DeviceSummary; v: number }
+interface Entry {
+  s: DeviceSummary;
+  v: number;
+}
 
 export class FleetView {
   private readonly devices = new Map<string, Entry>();
@@ -26,8 +29,14 @@ export class FleetView {
   private frame = 0;
   private readonly boards = new Set<string>();
   private readonly el: {
-    viewport: HTMLElement; spacer: HTMLElement; state: HTMLSelectElement; board: HTMLSelectElement;
-    sort: HTMLSelectElement; search: HTMLInputElement; counts: HTMLElement; empty: HTMLElement;
+    viewport: HTMLElement;
+    spacer: HTMLElement;
+    state: HTMLSelectElement;
+    board: HTMLSelectElement;
+    sort: HTMLSelectElement;
+    search: HTMLInputElement;
+    counts: HTMLElement;
+    empty: HTMLElement;
   };
   private readonly pool: { row: HTMLElement; key: string }[] = [];
 
@@ -36,7 +45,9 @@ export class FleetView {
       <div class="toolbar">
         <label>State <select id="f-state"><option value="all">all</option><option value="online">online</option><option value="offline">offline</option><option value="violating">over budget</option></select></label>
         <label>Board <select id="f-board"><option value="">all boards</option></select></label>
-        <label>Sort <select id="f-sort">${Object.entries(SORTS).map(([k, v]) => `<option value="${k}">${v}</option>`).join('')}</select></label>
+        <label>Sort <select id="f-sort">${Object.entries(SORTS)
+          .map(([k, v]) => `<option value="${k}">${v}</option>`)
+          .join('')}</select></label>
         <label>Find <input id="f-search" type="search" placeholder="device id" size="14"></label>
         <span class="counts" id="counts"></span>
       </div>
@@ -44,10 +55,19 @@ export class FleetView {
       <div class="viewport" id="viewport"><div class="spacer-rows" id="rows"></div><div class="empty" id="empty" hidden>No devices yet. Start an agent, or scripts/simulate-fleet.</div></div>`;
     const q = <T extends HTMLElement>(id: string): T => root.querySelector(`#${id}`) as T;
     this.el = {
-      viewport: q('viewport'), spacer: q('rows'), state: q('f-state'), board: q('f-board'), sort: q('f-sort'),
-      search: q('f-search'), counts: q('counts'), empty: q('empty'),
+      viewport: q('viewport'),
+      spacer: q('rows'),
+      state: q('f-state'),
+      board: q('f-board'),
+      sort: q('f-sort'),
+      search: q('f-search'),
+      counts: q('counts'),
+      empty: q('empty'),
     };
-    const again = (): void => { this.orderStale = true; this.schedule(); };
+    const again = (): void => {
+      this.orderStale = true;
+      this.schedule();
+    };
     for (const s of [this.el.state, this.el.board, this.el.sort]) s.addEventListener('change', again);
     this.el.search.addEventListener('input', again);
     this.el.viewport.addEventListener('scroll', () => this.schedule(), { passive: true });
@@ -60,7 +80,10 @@ export class FleetView {
     if (m.kind !== 'fleet') return;
     for (const s of m.devices) {
       const e = this.devices.get(s.id);
-      if (e) { e.s = s; e.v++; } else this.devices.set(s.id, { s, v: 0 });
+      if (e) {
+        e.s = s;
+        e.v++;
+      } else this.devices.set(s.id, { s, v: 0 });
       if (s.board && !this.boards.has(s.board)) {
         this.boards.add(s.board);
         const o = document.createElement('option');
@@ -74,7 +97,11 @@ export class FleetView {
   }
 
   private schedule(): void {
-    if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.render(); });
+    if (!this.frame)
+      this.frame = requestAnimationFrame(() => {
+        this.frame = 0;
+        this.render();
+      });
   }
 
   private sortAndFilter(): void {
@@ -102,8 +129,12 @@ export class FleetView {
     list.sort(cmp[sort]);
     this.order = list;
     this.orderStale = false;
-    let online = 0, violating = 0;
-    for (const e of this.devices.values()) { if (e.s.online) online++; if (e.s.violation > 0) violating++; }
+    let online = 0,
+      violating = 0;
+    for (const e of this.devices.values()) {
+      if (e.s.online) online++;
+      if (e.s.violation > 0) violating++;
+    }
     this.el.counts.innerHTML = `<b>${this.devices.size}</b> devices · <b>${online}</b> online · <b>${violating}</b> over budget · showing <b>${list.length}</b>`;
   }
 
@@ -145,7 +176,10 @@ export class FleetView {
     }
     for (let k = 0; k < size; k++) {
       const slot = this.pool[k]!;
-      if (!used.has(k) && !slot.row.hidden) { slot.row.hidden = true; slot.key = ''; }
+      if (!used.has(k) && !slot.row.hidden) {
+        slot.row.hidden = true;
+        slot.key = '';
+      }
     }
   }
 
@@ -161,9 +195,11 @@ function budgetHtml(s: DeviceSummary): string {
   const b = s.budgets;
   const cls = (k: MeetKey): string => (s.met[k] === false ? 'unmet' : s.met[k] === true ? 'met' : '');
   const mark = (k: MeetKey): string => (s.met[k] === false ? '✗' : s.met[k] === true ? '✓' : '');
-  if (b.latencyMs !== undefined) parts.push(`<span class="b ${cls('latency')}" title="latency budget">≤${esc(fmt(b.latencyMs, 0))}ms${mark('latency')}</span>`);
+  if (b.latencyMs !== undefined)
+    parts.push(`<span class="b ${cls('latency')}" title="latency budget">≤${esc(fmt(b.latencyMs, 0))}ms${mark('latency')}</span>`);
   if (b.ramMb !== undefined) parts.push(`<span class="b ${cls('ram')}" title="RAM budget">≤${esc(fmt(b.ramMb, 0))}MB${mark('ram')}</span>`);
-  if (b.minFidelity !== undefined) parts.push(`<span class="b ${cls('fidelity')}" title="fidelity budget">≥${esc(b.minFidelity)}${mark('fidelity')}</span>`);
+  if (b.minFidelity !== undefined)
+    parts.push(`<span class="b ${cls('fidelity')}" title="fidelity budget">≥${esc(b.minFidelity)}${mark('fidelity')}</span>`);
   if (s.violation > 0) parts.push(`<span class="viol" title="worst budget overshoot">+${esc(fmt(s.violation * 100, 0))}%</span>`);
   return parts.join('') || '<span class="muted">none</span>';
 }
@@ -176,12 +212,14 @@ export function levelText(s: Pick<DeviceSummary, 'level' | 'levels'>): string {
 
 function rowHtml(s: DeviceSummary): string {
   const l = s.last;
-  return `<a class="cell id" href="#/d/${encodeURIComponent(s.id)}" title="${esc(s.id)}">${esc(s.id)}</a>`
-    + `<span class="state ${s.online ? 'on' : 'off'}" title="last seen ${esc(new Date(s.lastSeen).toISOString())}">${s.online ? 'online' : 'offline'}</span>`
-    + `<span class="cell board" title="${esc(s.board ?? '')}">${esc(s.board ?? '–')}</span>`
-    + `<span class="cell model" title="${esc(s.modelId ?? '')}">${esc(s.modelId ?? '–')}${s.level !== null ? ` <span class="lvl">@${esc(levelText(s))}</span>` : ''}</span>`
-    + `<span class="cell budget">${budgetHtml(s)}</span>`
-    + `<span class="spark c-lat">${sparkline(s.spark.lat, 80, 26, 'lat', s.budgets.latencyMs)}<span class="v">${esc(fmt(l?.latencyMs))} ms</span></span>`
-    + `<span class="spark c-ram">${sparkline(s.spark.ram, 80, 26, 'ram', s.budgets.ramMb)}<span class="v">${esc(fmt(l?.ramMb, 0))} MB</span></span>`
-    + `<span class="spark c-temp">${sparkline(s.spark.temp, 80, 26, 'temp')}<span class="v">${esc(fmt(l?.tempC))} °C</span></span>`;
+  return (
+    `<a class="cell id" href="#/d/${encodeURIComponent(s.id)}" title="${esc(s.id)}">${esc(s.id)}</a>` +
+    `<span class="state ${s.online ? 'on' : 'off'}" title="last seen ${esc(new Date(s.lastSeen).toISOString())}">${s.online ? 'online' : 'offline'}</span>` +
+    `<span class="cell board" title="${esc(s.board ?? '')}">${esc(s.board ?? '–')}</span>` +
+    `<span class="cell model" title="${esc(s.modelId ?? '')}">${esc(s.modelId ?? '–')}${s.level !== null ? ` <span class="lvl">@${esc(levelText(s))}</span>` : ''}</span>` +
+    `<span class="cell budget">${budgetHtml(s)}</span>` +
+    `<span class="spark c-lat">${sparkline(s.spark.lat, 80, 26, 'lat', s.budgets.latencyMs)}<span class="v">${esc(fmt(l?.latencyMs))} ms</span></span>` +
+    `<span class="spark c-ram">${sparkline(s.spark.ram, 80, 26, 'ram', s.budgets.ramMb)}<span class="v">${esc(fmt(l?.ramMb, 0))} MB</span></span>` +
+    `<span class="spark c-temp">${sparkline(s.spark.temp, 80, 26, 'temp')}<span class="v">${esc(fmt(l?.tempC))} °C</span></span>`
+  );
 }

@@ -43,8 +43,10 @@ export async function getJson<T>(url: string): Promise<T> {
 
 export async function postJson<T>(url: string, data: unknown): Promise<T> {
   const r = await fetch(url, {
-    method: 'POST', credentials: 'same-origin',
-    headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(data ?? {}),
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(data ?? {}),
   });
   const body = (await r.json()) as T & { error?: { message: string } };
   if (!r.ok) throw new Error(body.error?.message ?? `HTTP ${r.status}`);

@@ -3,7 +3,11 @@
 import type { Model } from '../../ir/model.js';
 import type { Pass, PassResult } from '../pass.js';
 
-export interface DceDetails { nodesRemoved: number; initializersRemoved: number; [k: string]: unknown }
+export interface DceDetails {
+  nodesRemoved: number;
+  initializersRemoved: number;
+  [k: string]: unknown;
+}
 
 export const deadCodeElimination: Pass<void, DceDetails> = {
   name: 'dce',

@@ -4,7 +4,11 @@ import type { Model } from '../../ir/model.js';
 import { Tensor } from '../../ir/tensor.js';
 import type { Pass, PassResult } from '../pass.js';
 
-export interface LiftDetails { lifted: number; bytes: number; [k: string]: unknown }
+export interface LiftDetails {
+  lifted: number;
+  bytes: number;
+  [k: string]: unknown;
+}
 
 function constantValue(attrs: Map<string, import('../../ir/types.js').AttrValue>, name: string): Tensor | undefined {
   const a = attrs.get('value');

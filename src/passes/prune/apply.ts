@@ -41,7 +41,11 @@ export function keptPerRun(kept: readonly number[], full: number, groups: number
   const per = full / groups;
   const runs: number[][] = Array.from({ length: groups }, () => []);
   for (const i of kept) runs[Math.floor(i / per)]!.push(i % per);
-  if (!Number.isInteger(per) || runs.some((r) => r.length !== runs[0]!.length)) throw new EdgefitError('INTERNAL', `prune: ${what} reads ${groups} groups but would keep ${runs.map((r) => r.length).join('/')} channels per group`);
+  if (!Number.isInteger(per) || runs.some((r) => r.length !== runs[0]!.length))
+    throw new EdgefitError(
+      'INTERNAL',
+      `prune: ${what} reads ${groups} groups but would keep ${runs.map((r) => r.length).join('/')} channels per group`,
+    );
   return runs;
 }
 
@@ -53,7 +57,8 @@ export function gatherGroupedColumns(t: Tensor, cols: readonly (readonly number[
   const src = t.toFloat32();
   const dims = [...t.dims];
   const G = cols.length;
-  const rows = dims[0]!, per = dims[1]!;
+  const rows = dims[0]!,
+    per = dims[1]!;
   const inner = dims.slice(2).reduce((a, b) => a * b, 1);
   const m = cols[0]!.length;
   if (rows % G !== 0) throw new EdgefitError('INTERNAL', `prune: weight '${t.name}' has ${rows} rows for ${G} groups`);
@@ -94,11 +99,16 @@ export function applyPruning(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<
     const per = grp.size / grp.chunks;
     const counts = new Array<number>(grp.chunks).fill(0);
     for (const i of k) counts[Math.floor(i / per)]!++;
-    if (counts.some((n) => n !== counts[0])) throw new EdgefitError('INTERNAL', `prune: group '${grp.label}' is cut in ${grp.chunks} equal runs for grouped Convs (${ga.atoms.chunkSources(grp.id).join('; ')}) but keeps ${counts.join('/')} channels per group`);
+    if (counts.some((n) => n !== counts[0]))
+      throw new EdgefitError(
+        'INTERNAL',
+        `prune: group '${grp.label}' is cut in ${grp.chunks} equal runs for grouped Convs (${ga.atoms.chunkSources(grp.id).join('; ')}) but keeps ${counts.join('/')} channels per group`,
+      );
   }
   // install the cut tensor; a tensor read elsewhere (or by a second input slot) gets a private copy first
   const replace = (a: GroupAnalysis['actions'][number], name: string, cut: (outName: string) => Tensor): void => {
-    const shared = !copied.has(name) && (g.consumers(name).length > 1 || a.node.inputs.filter((v) => v === name).length > 1 || g.isGraphInput(name));
+    const shared =
+      !copied.has(name) && (g.consumers(name).length > 1 || a.node.inputs.filter((v) => v === name).length > 1 || g.isGraphInput(name));
     const outName = shared ? g.uniqueName(`${name}_pruned`) : name;
     g.setInitializer(cut(outName));
     if (shared) {
@@ -143,7 +153,8 @@ export function applyPruning(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<
     if (a.role === 'in-grouped') {
       // the group-level check above already refused unequal runs; this one guards the action itself
       const cols = keptPerRun(kept, full, a.groups!, a.node.label());
-      if (len * a.groups! !== full) throw new EdgefitError('INTERNAL', `prune: ${a.node.label()} reads ${len} channels per group, not ${full}/${a.groups}`);
+      if (len * a.groups! !== full)
+        throw new EdgefitError('INTERNAL', `prune: ${a.node.label()} reads ${len} channels per group, not ${full}/${a.groups}`);
       replace(a, name, (n) => gatherGroupedColumns(t, cols, n));
       continue;
     }

@@ -52,7 +52,8 @@ export function maskRemoved(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<n
     } else {
       const kept = new Set(keptIndices(a.space, ga.atoms, keep, len / full));
       if (kept.size === len) continue;
-      for (let o = 0; o < outer; o++) for (let i = 0; i < len; i++) if (!kept.has(i)) f.fill(0, (o * len + i) * inner, (o * len + i + 1) * inner);
+      for (let o = 0; o < outer; o++)
+        for (let i = 0; i < len; i++) if (!kept.has(i)) f.fill(0, (o * len + i) * inner, (o * len + i + 1) * inner);
     }
     const shared = g.consumers(name).length > 1;
     const outName = shared ? g.uniqueName(`${name}_masked`) : name;

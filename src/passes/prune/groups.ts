@@ -124,7 +124,16 @@ export function analyzeGroups(model: Model): GroupAnalysis {
     if (!roots.has(r)) throw new EdgefitError('INTERNAL', `prune: atom ${id} is an alias, not a group`);
     let grp = byRoot.get(r);
     if (!grp) {
-      grp = { id: r, size: atoms.info[r]!.size, values: [], actions: [], prunable: true, reasons: [], label: origins.get(r) ?? atoms.info[r]!.origin, chunks: 1 };
+      grp = {
+        id: r,
+        size: atoms.info[r]!.size,
+        values: [],
+        actions: [],
+        prunable: true,
+        reasons: [],
+        label: origins.get(r) ?? atoms.info[r]!.origin,
+        chunks: 1,
+      };
       byRoot.set(r, grp);
     }
     if (!origins.has(r) && origins.has(id) && grp.label === atoms.info[r]!.origin) grp.label = origins.get(id)!;
@@ -141,8 +150,12 @@ export function analyzeGroups(model: Model): GroupAnalysis {
     grp.reasons = atoms.reasonsOf(grp.id);
     grp.chunks = atoms.chunksOf(grp.id);
     const by = () => atoms.chunkSources(grp.id).join('; ');
-    if (grp.chunks > 1 && grp.size % grp.chunks !== 0) grp.reasons.push(`grouped Conv groups (${grp.chunks}) do not divide the ${grp.size} coupled channels (${by()})`);
-    else if (grp.chunks > 1 && grp.size / grp.chunks < 2) grp.reasons.push(`grouped Convs leave one channel per group (${grp.chunks} groups: ${by()}): only whole groups could go (G shrinking), which is implemented for one grouped Conv with a single input or output channel per group reading one weight layer's channels, not for this combination`);
+    if (grp.chunks > 1 && grp.size % grp.chunks !== 0)
+      grp.reasons.push(`grouped Conv groups (${grp.chunks}) do not divide the ${grp.size} coupled channels (${by()})`);
+    else if (grp.chunks > 1 && grp.size / grp.chunks < 2)
+      grp.reasons.push(
+        `grouped Convs leave one channel per group (${grp.chunks} groups: ${by()}): only whole groups could go (G shrinking), which is implemented for one grouped Conv with a single input or output channel per group reading one weight layer's channels, not for this combination`,
+      );
     if (!grp.actions.some((a) => a.role === 'out')) grp.reasons.push('no weight layer produces these channels');
     if (grp.size < 2) grp.reasons.push('a single channel');
     grp.prunable = grp.reasons.length === 0;

@@ -20,7 +20,8 @@ function sameLeading(target: readonly number[], lead: number, input: readonly nu
     const t = target[i]!;
     if (t === 0) continue;
     if (!input) return `${what}: entry ${i} (${t}) is neither 0 nor checkable against the input's shape (unknown)`;
-    if (t !== input[i]) return `${what}: entry ${i} (${t}) differs from the input's ${input[i]}, so it moves data across the leading axes, not only splitting or merging the channel axis`;
+    if (t !== input[i])
+      return `${what}: entry ${i} (${t}) differs from the input's ${input[i]}, so it moves data across the leading axes, not only splitting or merging the channel axis`;
   }
   return undefined;
 }
@@ -35,16 +36,19 @@ export function splitHeads(n: Node, x: VInfo, target: readonly number[], c: Ctx)
   const what = `Reshape [${target.join(',')}] of ${C} channels (a heads split is [.., H, d] with H*d = ${C})`;
   const bad = sameLeading(target, r - 1, c.shape(n.inputs[0]!), what);
   if (bad) return bad;
-  const th = target[r - 1]!, td = target[r]!;
+  const th = target[r - 1]!,
+    td = target[r]!;
   let H: number, d: number;
   if (th > 0 && td > 0) [H, d] = [th, td];
   else if (th > 0 && td === -1) [H, d] = [th, C / th];
   else if (th === -1 && td > 0) [H, d] = [C / td, td];
   else return `${what}: the head and head-size entries ${th}, ${td} are not two sizes (or one size and -1)`;
-  if (!Number.isInteger(H) || !Number.isInteger(d) || H * d !== C) return `${what}: ${th} x ${td} does not divide the ${C} channels into heads`;
+  if (!Number.isInteger(H) || !Number.isInteger(d) || H * d !== C)
+    return `${what}: ${th} x ${td} does not divide the ${C} channels into heads`;
   const heads = c.atom(n, H, `${n.label()} heads (${H} of ${d})`);
   const grid: Space = { kind: 'grid', outer: heads, inner: { kind: 'fixed', size: d } };
-  if (!c.atoms.canUnify(x.space, grid)) return `${what}: it splits ${describe(x.space, c.atoms)}, laid out otherwise than ${H} heads of ${d}`;
+  if (!c.atoms.canUnify(x.space, grid))
+    return `${what}: it splits ${describe(x.space, c.atoms)}, laid out otherwise than ${H} heads of ${d}`;
   c.atoms.unify(x.space, grid);
   if (th > 0) c.act({ role: 'shape', input: 1, axis: r - 1, space: heads });
   c.set(n.outputs[0]!, { space: heads, axis: -2, rank: r + 1 });
@@ -69,7 +73,8 @@ export function mergeHeads(n: Node, x: VInfo, target: readonly number[], c: Ctx)
   else if (tc === -1 && xs && xs.length === r) d = xs[r - 1]!;
   else return `${what}: the merged size ${tc} is neither a size nor -1 with a known input shape`;
   if (!Number.isInteger(d) || d < 1) return `${what}: ${tc} channels are not ${H} heads of a whole size`;
-  if (xs && xs.length === r && (xs[r - 2] !== H || xs[r - 1] !== d)) return `${what}: the input's [${xs.join(',')}] is not ${H} heads of ${d}`;
+  if (xs && xs.length === r && (xs[r - 2] !== H || xs[r - 1] !== d))
+    return `${what}: the input's [${xs.join(',')}] is not ${H} heads of ${d}`;
   const out: Space = { kind: 'grid', outer: x.space, inner: { kind: 'fixed', size: d } };
   if (tc > 0) c.act({ role: 'shape', input: 1, axis: r - 2, space: out });
   c.set(n.outputs[0]!, { space: out, axis: -1, rank: r - 1 });
@@ -83,12 +88,16 @@ export function mergeHeads(n: Node, x: VInfo, target: readonly number[], c: Ctx)
  * heads). Channels on either of the last two axes would be contracted or mixed: refused.
  */
 export const runtimeMatmul: Handler = (n, c) => {
-  const a = c.info(n.inputs[0]!), b = c.info(n.inputs[1]!);
+  const a = c.info(n.inputs[0]!),
+    b = c.info(n.inputs[1]!);
   if (!a && !b) return undefined;
   const on = (v: VInfo | undefined) => (v ? (v.axis >= -2 ? 'matrix' : 'batch') : 'untracked');
-  if (!a || !b || a.axis >= -2 || b.axis >= -2) return `MatMul of two run-time values with channels on ${on(a)} / ${on(b)} axes: only channels on a batch axis of both (attention heads split by a Reshape [.., H, d]) pass through; on the last two axes they would be contracted or mixed (attention scores, head mixing)`;
-  if (a.rank === null || a.rank !== b.rank || a.axis !== b.axis) return `MatMul of run-time values whose head axes do not line up (ranks ${a.rank}/${b.rank}, axes ${a.axis}/${b.axis})`;
-  if (!c.atoms.canUnify(a.space, b.space)) return `MatMul couples ${describe(a.space, c.atoms)} with ${describe(b.space, c.atoms)}, laid out differently`;
+  if (!a || !b || a.axis >= -2 || b.axis >= -2)
+    return `MatMul of two run-time values with channels on ${on(a)} / ${on(b)} axes: only channels on a batch axis of both (attention heads split by a Reshape [.., H, d]) pass through; on the last two axes they would be contracted or mixed (attention scores, head mixing)`;
+  if (a.rank === null || a.rank !== b.rank || a.axis !== b.axis)
+    return `MatMul of run-time values whose head axes do not line up (ranks ${a.rank}/${b.rank}, axes ${a.axis}/${b.axis})`;
+  if (!c.atoms.canUnify(a.space, b.space))
+    return `MatMul couples ${describe(a.space, c.atoms)} with ${describe(b.space, c.atoms)}, laid out differently`;
   c.atoms.unify(a.space, b.space);
   c.set(n.outputs[0]!, { space: a.space, axis: a.axis, rank: a.rank });
   return undefined;

@@ -39,7 +39,8 @@ export function axisNorms(w: Float32Array, dims: readonly number[], axis: number
  * read only by the rows of group g (column j), so its norm is over those rows alone.
  */
 export function groupedColumnNorms(w: Float32Array, dims: readonly number[], groups: number, p: 1 | 2): Float64Array {
-  const rows = dims[0]!, per = dims[1]!;
+  const rows = dims[0]!,
+    per = dims[1]!;
   const inner = dims.slice(2).reduce((a, b) => a * b, 1);
   const rowsPer = rows / groups;
   const out = new Float64Array(groups * per);
@@ -91,7 +92,13 @@ function addNormalized(acc: Float64Array, v: Float64Array): void {
 }
 
 /** Scores per channel of `grp` (higher = keep). `stats` is needed for 'activation'. */
-export function groupScores(g: Graph, ga: GroupAnalysis, grp: Group, kind: Importance, stats?: ReadonlyMap<string, ChannelStats>): Float64Array {
+export function groupScores(
+  g: Graph,
+  ga: GroupAnalysis,
+  grp: Group,
+  kind: Importance,
+  stats?: ReadonlyMap<string, ChannelStats>,
+): Float64Array {
   const acc = new Float64Array(grp.size);
   let used = 0;
   if (kind === 'activation' && stats) {

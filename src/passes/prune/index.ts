@@ -70,7 +70,11 @@ export interface HistoryStep {
 export interface PruneReport {
   params: { before: number; after: number };
   macs: { before: number | null; after: number | null; ratio: number | null };
-  groups: { total: number; pruned: { group: string; size: number; kept: number }[]; skipped: { group: string; size: number; reasons: string[] }[] };
+  groups: {
+    total: number;
+    pruned: { group: string; size: number; kept: number }[];
+    skipped: { group: string; size: number; reasons: string[] }[];
+  };
   steps: HistoryStep[];
   unstructured: (UnstructuredReport & { gzipBytesBefore: number; gzipBytesAfter: number }) | null;
   fidelity: (SingleOutputFidelity & { synthetic: boolean }) | null;
@@ -100,13 +104,27 @@ async function statsFor(model: Model, ga: GroupAnalysis, o: PruneOptions): Promi
 }
 
 export async function prune(model: Model, o: PruneOptions): Promise<PruneReport> {
-  if (o.structured !== undefined && o.targetMacs !== undefined) throw new EdgefitError('USAGE', 'give either a channel ratio or a MACs target, not both', { remedy: { option: 'targetMacs' } });
-  for (const [k, v] of [['structured', o.structured], ['targetMacs', o.targetMacs], ['unstructured', o.unstructured]] as const) {
-    if (v !== undefined && !(v >= 0 && v < 1)) throw new EdgefitError('USAGE', `the ${k === 'targetMacs' ? 'MACs-target' : k} ratio must be a fraction in [0, 1), got ${v}`, { remedy: { option: k } });
+  if (o.structured !== undefined && o.targetMacs !== undefined)
+    throw new EdgefitError('USAGE', 'give either a channel ratio or a MACs target, not both', { remedy: { option: 'targetMacs' } });
+  for (const [k, v] of [
+    ['structured', o.structured],
+    ['targetMacs', o.targetMacs],
+    ['unstructured', o.unstructured],
+  ] as const) {
+    if (v !== undefined && !(v >= 0 && v < 1))
+      throw new EdgefitError('USAGE', `the ${k === 'targetMacs' ? 'MACs-target' : k} ratio must be a fraction in [0, 1), got ${v}`, {
+        remedy: { option: k },
+      });
   }
-  if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 50) throw new EdgefitError('USAGE', `prune steps must be an integer 1..50, got ${o.steps}`, { remedy: { option: 'steps' } });
-  if (![1, 4, 8].includes(o.round)) throw new EdgefitError('USAGE', `channel rounding must be 1, 4 or 8, got ${o.round}`, { remedy: { option: 'round' } });
-  if ((o.importance === 'activation' || o.recover !== 'none' || o.unstructuredMethod === 'wanda' || o.allocation === 'sensitivity') && !o.samples.length) throw new EdgefitError('DATA', 'activation importance and recovery need calibration samples');
+  if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 50)
+    throw new EdgefitError('USAGE', `prune steps must be an integer 1..50, got ${o.steps}`, { remedy: { option: 'steps' } });
+  if (![1, 4, 8].includes(o.round))
+    throw new EdgefitError('USAGE', `channel rounding must be 1, 4 or 8, got ${o.round}`, { remedy: { option: 'round' } });
+  if (
+    (o.importance === 'activation' || o.recover !== 'none' || o.unstructuredMethod === 'wanda' || o.allocation === 'sensitivity') &&
+    !o.samples.length
+  )
+    throw new EdgefitError('DATA', 'activation importance and recovery need calibration samples');
 
   const teacher = cloneModel(model);
   const baseMacs = countMacs(cloneModel(model), o.shapes);
@@ -126,7 +144,10 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     const t0 = performance.now();
     let ratio: number;
     if (o.targetMacs !== undefined) {
-      if (baseMacs === null) throw new EdgefitError('SHAPE', 'MACs are unknown, so a MACs target cannot be met: every dynamic input needs a shape', { remedy: { option: 'shapes' } });
+      if (baseMacs === null)
+        throw new EdgefitError('SHAPE', 'MACs are unknown, so a MACs target cannot be met: every dynamic input needs a shape', {
+          remedy: { option: 'shapes' },
+        });
       const keepFrac = Math.pow(1 - o.targetMacs, k / o.steps);
       ratio = ratioForMacs(model, o.shapes, baseMacs, keepFrac, { importance: o.importance, round: o.round, stats });
       ga = analyzeGroups(model);
@@ -139,8 +160,20 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     let threshold: number | undefined;
     if (o.allocation === 'sensitivity') {
       const tS = performance.now();
-      const reuse = k === 1 && o.sensitivity && o.sensitivity.every((s) => ga.groups[s.index]?.label === s.label && ga.groups[s.index]!.size === s.size);
-      const sens = reuse ? o.sensitivity! : await groupSensitivity(model, ga, scores, o.samples.slice(0, o.sensitivitySamples ?? 4), o.sensitivityRatios ?? [0.3, 0.5, 0.7, 0.85], o.threads);
+      const reuse =
+        k === 1 &&
+        o.sensitivity &&
+        o.sensitivity.every((s) => ga.groups[s.index]?.label === s.label && ga.groups[s.index]!.size === s.size);
+      const sens = reuse
+        ? o.sensitivity!
+        : await groupSensitivity(
+            model,
+            ga,
+            scores,
+            o.samples.slice(0, o.sensitivitySamples ?? 4),
+            o.sensitivityRatios ?? [0.3, 0.5, 0.7, 0.85],
+            o.threads,
+          );
       if (k === 1) probe = sens;
       const sizeOf = new Map(ga.groups.map((g) => [g.id, g.size]));
       const uniformMacs = o.targetMacs !== undefined ? macsOfKeep(model, ga, keep, o.shapes) : null;
@@ -170,7 +203,9 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     let lsq: LsqReport | null = null;
     if (o.recover === 'lsq') {
       const opts = { threads: o.threads, ridges: o.lsqRidges };
-      lsq = (await runAsyncPass(lsqRecoveryPass, model, { teacher, layers: [...applied.inChanged], samples: o.samples, opts, keptOut: origOf })).details;
+      lsq = (
+        await runAsyncPass(lsqRecoveryPass, model, { teacher, layers: [...applied.inChanged], samples: o.samples, opts, keptOut: origOf })
+      ).details;
     }
     const records: GroupRecord[] = [];
     for (const grp of ga.groups) {
@@ -178,16 +213,38 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       if (!kk) continue;
       const kept = new Set(kk);
       const removed = Array.from({ length: grp.size }, (_, i) => i).filter((i) => !kept.has(i));
-      records.push({ group: grp.label, size: grp.size, kept: kk.length, removed, scores: removed.map((i) => +scores.get(grp.id)![i]!.toPrecision(4)) });
+      records.push({
+        group: grp.label,
+        size: grp.size,
+        kept: kk.length,
+        removed,
+        scores: removed.map((i) => +scores.get(grp.id)![i]!.toPrecision(4)),
+      });
     }
-    steps.push({ step: k, ratio: +ratio.toFixed(4), importance: o.importance, recover: o.recover, groups: records, allocation, ...(threshold !== undefined ? { threshold } : {}), biasCompensated, lsq });
+    steps.push({
+      step: k,
+      ratio: +ratio.toFixed(4),
+      importance: o.importance,
+      recover: o.recover,
+      groups: records,
+      allocation,
+      ...(threshold !== undefined ? { threshold } : {}),
+      biasCompensated,
+      lsq,
+    });
   }
 
   let unstructured: PruneReport['unstructured'] = null;
   if ((o.unstructured ?? 0) > 0 || o.nm) {
     const before = modelSizes(model).gzipBytes;
     const stats = o.unstructuredMethod === 'wanda' ? await channelStats(model, o.samples, wandaValues(model), o.threads) : undefined;
-    const uo = { ratio: o.unstructured ?? 0, method: o.unstructuredMethod ?? 'magnitude', scope: o.unstructuredScope ?? 'layer', nm: o.nm, stats } as const;
+    const uo = {
+      ratio: o.unstructured ?? 0,
+      method: o.unstructuredMethod ?? 'magnitude',
+      scope: o.unstructuredScope ?? 'layer',
+      nm: o.nm,
+      stats,
+    } as const;
     const r = runPass(unstructuredPrunePass, model, uo).details;
     unstructured = { ...r, gzipBytesBefore: before, gzipBytesAfter: modelSizes(model).gzipBytes };
   }
@@ -195,7 +252,15 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   const macsAfter = countMacs(cloneModel(model), o.shapes);
   const last = analyzeGroups(model);
   const sizeNow = new Map(last.groups.map((g) => [g.label, g.size]));
-  const history = { version: 1, steps, unstructured: unstructured && { zeroFraction: unstructured.zeroFraction, method: o.unstructuredMethod ?? 'magnitude', nm: o.nm ?? null } };
+  const history = {
+    version: 1,
+    steps,
+    unstructured: unstructured && {
+      zeroFraction: unstructured.zeroFraction,
+      method: o.unstructuredMethod ?? 'magnitude',
+      nm: o.nm ?? null,
+    },
+  };
   const prior = model.metadata.get(HISTORY_KEY);
   model.metadata.set(HISTORY_KEY, JSON.stringify(prior ? { ...history, previous: JSON.parse(prior) as unknown } : history));
 
@@ -210,7 +275,9 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     macs: { before: baseMacs, after: macsAfter, ratio: baseMacs && macsAfter !== null ? macsAfter / baseMacs : null },
     groups: {
       total: first.groups.length,
-      pruned: first.groups.filter((g) => g.prunable && (sizeNow.get(g.label) ?? g.size) < g.size).map((g) => ({ group: g.label, size: g.size, kept: sizeNow.get(g.label)! })),
+      pruned: first.groups
+        .filter((g) => g.prunable && (sizeNow.get(g.label) ?? g.size) < g.size)
+        .map((g) => ({ group: g.label, size: g.size, kept: sizeNow.get(g.label)! })),
       skipped: first.groups.filter((g) => !g.prunable).map((g) => ({ group: g.label, size: g.size, reasons: g.reasons })),
     },
     steps,
@@ -236,9 +303,13 @@ export function replayHistory(model: Model, historyJson: string): number {
     const keep = new Map<number, number[]>();
     for (const r of step.groups) {
       const grp = byLabel.get(r.group);
-      if (!grp || grp.size !== r.size) throw new EdgefitError('DATA', `history group '${r.group}' (${r.size} channels) is not in this model`);
+      if (!grp || grp.size !== r.size)
+        throw new EdgefitError('DATA', `history group '${r.group}' (${r.size} channels) is not in this model`);
       const removed = new Set(r.removed);
-      keep.set(grp.id, Array.from({ length: grp.size }, (_, i) => i).filter((i) => !removed.has(i)));
+      keep.set(
+        grp.id,
+        Array.from({ length: grp.size }, (_, i) => i).filter((i) => !removed.has(i)),
+      );
       cut += r.removed.length;
     }
     runPass(structuredPrunePass, model, { analysis: ga, keep });

@@ -8,7 +8,10 @@ export class NormalEquations {
   readonly B: Float64Array;
   yy = 0;
   rows = 0;
-  constructor(readonly d: number, readonly o: number) {
+  constructor(
+    readonly d: number,
+    readonly o: number,
+  ) {
     this.A = new Float64Array(d * d);
     this.B = new Float64Array(d * o);
   }
@@ -31,7 +34,8 @@ export class NormalEquations {
     const { d, o, A, B } = this;
     let e = this.yy;
     for (let k = 0; k < o; k++) {
-      let quad = 0, lin = 0;
+      let quad = 0,
+        lin = 0;
       for (let i = 0; i < d; i++) {
         const wi = W[i * o + k]!;
         if (wi === 0) continue;

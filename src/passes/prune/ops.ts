@@ -98,11 +98,13 @@ const elementwise: Handler = (n, c) => {
   for (const s of wide.slice(1)) {
     if (s.v.axis !== lead.axis) return `${n.opType} of values with different channel axes`;
     if (c.atoms.size(s.v.space) !== c.atoms.size(lead.space)) return `${n.opType} of values with different channel counts`;
-    const a = lead.space, b = s.v.space;
+    const a = lead.space,
+      b = s.v.space;
     if (a.kind === 'atom' && b.kind === 'atom') continue;
     // a structured value (concat, shuffle, multiplier blocks) coupled with a plain one makes the
     // plain one an alias of the structure; two structures must match part by part
-    if (!sameSpace(a, b, c.atoms) && !c.atoms.canUnify(a, b)) return `${n.opType} couples ${describe(a, c.atoms)} with ${describe(b, c.atoms)}, laid out differently`;
+    if (!sameSpace(a, b, c.atoms) && !c.atoms.canUnify(a, b))
+      return `${n.opType} couples ${describe(a, c.atoms)} with ${describe(b, c.atoms)}, laid out differently`;
   }
   for (let i = 0; i < n.inputs.length; i++) {
     const t = n.inputs[i] ? c.constant(n.inputs[i]!) : undefined;
@@ -114,7 +116,8 @@ const elementwise: Handler = (n, c) => {
     c.act({ role: 'param', input: i, axis: pos, space: lead.space });
   }
   for (const s of wide.slice(1)) c.atoms.unify(lead.space, s.v.space);
-  for (const s of spaced) if (c.atoms.size(s.v.space) === 1 && wide.length) c.atoms.block(s.v.space, 'size-1 channel operand broadcast in ' + n.opType);
+  for (const s of spaced)
+    if (c.atoms.size(s.v.space) === 1 && wide.length) c.atoms.block(s.v.space, 'size-1 channel operand broadcast in ' + n.opType);
   c.set(n.outputs[0]!, { ...lead, rank: lead.rank ?? spaced.find((s) => s.v.rank !== null)?.v.rank ?? null });
   return undefined;
 };
@@ -148,7 +151,8 @@ const conv: Handler = (n, c) => {
   const cout = w.dims[0]!;
   const per = w.dims[1]!;
   if (cout % group !== 0) return `grouped Conv (group=${group}) with ${cout} output channels`;
-  if (x && c.atoms.size(x.space) !== per * group) return `grouped Conv (group=${group}) reads ${c.atoms.size(x.space)} channels, its weight ${per * group}`;
+  if (x && c.atoms.size(x.space) !== per * group)
+    return `grouped Conv (group=${group}) reads ${c.atoms.size(x.space)} channels, its weight ${per * group}`;
   if (x && per === 1) {
     // channel multiplier (one input channel per group, m outputs each): output channel c*m + r
     // reads input c alone. Removing input c removes group c whole (its m weight rows, G - 1), and
@@ -171,7 +175,10 @@ const conv: Handler = (n, c) => {
     const y = c.source(n, cout, 1 - rank, rank);
     const pos = c.atom(n, per, `${n.label()} input position within a group (${per} per group)`);
     if (!c.atoms.unify(x.space, { kind: 'grid', outer: y.space, inner: pos })) {
-      c.atoms.block(x.space, `${n.label()}: grouped Conv (group=${group}, one output per group) reads ${describe(x.space, c.atoms)}, laid out otherwise than its ${group} groups of ${per}`);
+      c.atoms.block(
+        x.space,
+        `${n.label()}: grouped Conv (group=${group}, one output per group) reads ${describe(x.space, c.atoms)}, laid out otherwise than its ${group} groups of ${per}`,
+      );
     }
     c.act({ role: 'in', input: 1, axis: 1, space: pos });
     c.act({ role: 'out', input: 1, axis: 0, space: y.space });
@@ -228,7 +235,8 @@ const gemm: Handler = (n, c) => {
   if (x) c.act({ role: 'in', input: 1, axis: tb ? 1 : 0, space: x.space });
   const y = c.source(n, outN, -1, 2);
   c.act({ role: 'out', input: 1, axis: tb ? 0 : 1, space: y.space });
-  if (bias && bias.dims.length && bias.dims[bias.dims.length - 1] === outN && outN > 1) c.act({ role: 'out', input: 2, axis: bias.dims.length - 1, space: y.space });
+  if (bias && bias.dims.length && bias.dims[bias.dims.length - 1] === outN && outN > 1)
+    c.act({ role: 'out', input: 2, axis: bias.dims.length - 1, space: y.space });
   return undefined;
 };
 
@@ -294,7 +302,8 @@ const split: Handler = (n, c) => {
   if (n.inputs[1] && !c.constant(n.inputs[1])) return 'Split sizes computed at run time';
   const given = n.inputs[1] ? c.constant(n.inputs[1])!.toNumbers() : n.attrInts('split');
   const sizes = given ?? Array.from({ length: k }, () => C / k);
-  if (sizes.length !== k || sizes.reduce((a, b) => a + b, 0) !== C || !sizes.every((v) => Number.isInteger(v) && v > 0)) return `Split of ${C} channels into [${sizes.join(', ')}]`;
+  if (sizes.length !== k || sizes.reduce((a, b) => a + b, 0) !== C || !sizes.every((v) => Number.isInteger(v) && v > 0))
+    return `Split of ${C} channels into [${sizes.join(', ')}]`;
   let parts: readonly Space[];
   const s = x.space;
   if (s.kind === 'cat' && s.parts.length === k) {
@@ -305,13 +314,14 @@ const split: Handler = (n, c) => {
     // boundaries (ShuffleNet v2 after its shuffle): each part is a run of the outer index, which
     // thereby becomes a concatenation of new position atoms, one per part
     const inner = c.atoms.size(s.inner);
-    if (sizes.some((v) => v % inner !== 0)) return `Split of ${describe(s, c.atoms)} into [${sizes.join(', ')}]: the parts cut across its blocks of ${inner}`;
+    if (sizes.some((v) => v % inner !== 0))
+      return `Split of ${describe(s, c.atoms)} into [${sizes.join(', ')}]: the parts cut across its blocks of ${inner}`;
     const outs = sizes.map((v, i) => c.atom(n, v / inner, `${n.label()} part ${i} of ${describe(s.outer, c.atoms)}`));
     const cat: Space = { kind: 'cat', parts: outs };
     if (!c.atoms.canUnify(s.outer, cat)) return `Split of ${describe(s, c.atoms)}: its outer index is laid out otherwise than the parts`;
     c.atoms.unify(s.outer, cat);
     parts = outs.map((o) => ({ kind: 'grid', outer: o, inner: s.inner }));
-  } else return 'Split on the channel axis that does not undo a Concat or split a channel shuffle\'s output';
+  } else return "Split on the channel axis that does not undo a Concat or split a channel shuffle's output";
   if (!given) {
     // an even split stays even only if every part keeps the same count: they lose the same channels
     if (!parts.every((p) => c.atoms.canUnify(parts[0]!, p))) return 'even Split of parts laid out differently';
@@ -343,7 +353,8 @@ const reshape: Handler = (n, c) => {
     c.set(n.outputs[0]!, { space: { kind: 'flat', inner: x.space }, axis: -1, rank: 2 });
     return undefined;
   }
-  if (!shape) return 'Reshape whose shape is computed at run time (a dynamic-shape export computes a channel shuffle\'s [N, g, C/g, H, W] or an attention heads split\'s [N, T, H, d] with Shape ops): only constant shapes are understood';
+  if (!shape)
+    return "Reshape whose shape is computed at run time (a dynamic-shape export computes a channel shuffle's [N, g, C/g, H, W] or an attention heads split's [N, T, H, d] with Shape ops): only constant shapes are understood";
   if (shape.length === 5 && x.rank === 4 && x.axis === -3) return channelShuffle(n, x, shape, c);
   if (x.rank !== null && x.axis === -1 && shape.length === x.rank + 1) return splitHeads(n, x, shape, c);
   if (x.rank !== null && x.rank >= 3 && x.axis === -2 && shape.length === x.rank - 1) return mergeHeads(n, x, shape, c);
@@ -394,7 +405,37 @@ const pad: Handler = (n, c) => {
   return passthrough(n, c);
 };
 
-const UNARY = ['Relu', 'LeakyRelu', 'Clip', 'HardSigmoid', 'HardSwish', 'Sigmoid', 'Tanh', 'Erf', 'Gelu', 'Identity', 'Dropout', 'Neg', 'Abs', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Softplus', 'Softsign', 'Elu', 'Selu', 'Celu', 'Mish', 'ThresholdedRelu', 'Floor', 'Ceil', 'Round', 'Sign', 'Not'] as const;
+const UNARY = [
+  'Relu',
+  'LeakyRelu',
+  'Clip',
+  'HardSigmoid',
+  'HardSwish',
+  'Sigmoid',
+  'Tanh',
+  'Erf',
+  'Gelu',
+  'Identity',
+  'Dropout',
+  'Neg',
+  'Abs',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Reciprocal',
+  'Softplus',
+  'Softsign',
+  'Elu',
+  'Selu',
+  'Celu',
+  'Mish',
+  'ThresholdedRelu',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sign',
+  'Not',
+] as const;
 const ELEMENTWISE = ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'PRelu', 'Where'] as const;
 const POOLS = ['MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LpPool', 'GlobalLpPool', 'LRN'] as const;
 
@@ -406,9 +447,21 @@ export const PRUNERS: Readonly<Record<string, Handler>> = {
   ConvTranspose: convTranspose,
   Gemm: gemm,
   MatMul: matmul,
-  BatchNormalization: normalization([1, 2, 3, 4], (x) => x.rank !== null && x.axis === 1 - x.rank, 'BatchNormalization whose channel axis is not axis 1'),
-  InstanceNormalization: normalization([1, 2], (x) => x.rank !== null && x.axis === 1 - x.rank, 'InstanceNormalization whose channel axis is not axis 1'),
-  LayerNormalization: normalization([1, 2], (x, n) => x.axis === -1 && n.attrInt('axis', -1) === -1, 'LayerNormalization over more than the channel axis'),
+  BatchNormalization: normalization(
+    [1, 2, 3, 4],
+    (x) => x.rank !== null && x.axis === 1 - x.rank,
+    'BatchNormalization whose channel axis is not axis 1',
+  ),
+  InstanceNormalization: normalization(
+    [1, 2],
+    (x) => x.rank !== null && x.axis === 1 - x.rank,
+    'InstanceNormalization whose channel axis is not axis 1',
+  ),
+  LayerNormalization: normalization(
+    [1, 2],
+    (x, n) => x.axis === -1 && n.attrInt('axis', -1) === -1,
+    'LayerNormalization over more than the channel axis',
+  ),
   Concat: concat,
   Split: split,
   Flatten: flatten,

@@ -42,7 +42,12 @@ export function compensationValues(ga: GroupAnalysis): Map<string, number> {
 }
 
 /** Per-layer bias shifts (full output width), computed from the unpruned weights. */
-export function biasCompensation(g: Graph, ga: GroupAnalysis, keep: ReadonlyMap<number, readonly number[]>, stats: ReadonlyMap<string, ChannelStats>): Map<Node, Float64Array> {
+export function biasCompensation(
+  g: Graph,
+  ga: GroupAnalysis,
+  keep: ReadonlyMap<number, readonly number[]>,
+  stats: ReadonlyMap<string, ChannelStats>,
+): Map<Node, Float64Array> {
   const comps = new Map<Node, Float64Array>();
   for (const a of ga.actions) {
     if (a.role !== 'in' && a.role !== 'in-grouped') continue;
@@ -172,12 +177,21 @@ function layerMatrix(g: Graph, n: Node, blk?: Block): { W: Float64Array; d: numb
 }
 
 /** Rows (x with a trailing 1, y) of one sample for one layer, sampling at most `maxRows` positions. */
-function* layerRows(n: Node, x: F32Array, y: F32Array, keptOut: number[] | null, maxRows: number, next: () => number, blk?: Block): Generator<[Float64Array, Float64Array]> {
+function* layerRows(
+  n: Node,
+  x: F32Array,
+  y: F32Array,
+  keptOut: number[] | null,
+  maxRows: number,
+  next: () => number,
+  blk?: Block,
+): Generator<[Float64Array, Float64Array]> {
   let oIdx = keptOut ?? Array.from({ length: n.opType === 'Conv' ? y.shape[1]! : y.shape[y.shape.length - 1]! }, (_, i) => i);
   if (n.opType === 'Conv') {
     const [N, Cx, H, Wd] = x.shape as [number, number, number, number];
     // a grouped Conv's block reads its own input channels and writes its own outputs
-    const C = Cx / (blk?.G ?? 1), c0 = (blk?.g ?? 0) * C;
+    const C = Cx / (blk?.G ?? 1),
+      c0 = (blk?.g ?? 0) * C;
     if (blk) oIdx = oIdx.slice(blk.g * (oIdx.length / blk.G), (blk.g + 1) * (oIdx.length / blk.G));
     const [, O, OH, OW] = y.shape as [number, number, number, number];
     const k = n.attrInts('kernel_shape')!;
@@ -188,7 +202,9 @@ function* layerRows(n: Node, x: F32Array, y: F32Array, keptOut: number[] | null,
     const take = Math.min(total, maxRows);
     for (let r = 0; r < take; r++) {
       const pos = take === total ? r : Math.floor(next() * total);
-      const b = Math.floor(pos / (OH * OW)), oy = Math.floor(pos / OW) % OH, ox = pos % OW;
+      const b = Math.floor(pos / (OH * OW)),
+        oy = Math.floor(pos / OW) % OH,
+        ox = pos % OW;
       const row = new Float64Array(C * k[0]! * k[1]! + 1);
       let j = 0;
       for (let c = 0; c < C; c++) {
@@ -287,7 +303,11 @@ function snapshot(g: Graph, n: Node): Snapshot[] {
     const cs = g.consumers(n.outputs[0]!);
     if (cs.length === 1 && cs[0]!.opType === 'Add') nodes.push(cs[0]!);
   }
-  return nodes.map((node) => ({ node, inputs: [...node.inputs], tensors: new Map(node.inputs.filter(Boolean).map((v) => [v, g.initializer(v)])) }));
+  return nodes.map((node) => ({
+    node,
+    inputs: [...node.inputs],
+    tensors: new Map(node.inputs.filter(Boolean).map((v) => [v, g.initializer(v)])),
+  }));
 }
 
 function restore(g: Graph, snaps: readonly Snapshot[]): void {
@@ -344,7 +364,14 @@ async function outputError(student: Model, samples: readonly Sample[], ref: read
  * model's output (its logits under a final Sigmoid/Softmax: judgedValue) on the held-out samples
  * moves away from the teacher's.
  */
-export async function lsqRecover(teacher: Model, student: Model, layers: readonly string[], samples: readonly Sample[], opts: { maxDim?: number; rowsPerSample?: number; threads?: number; chunks?: number; ridges?: readonly number[] } = {}, keptOut: ReadonlyMap<string, number[]> = new Map()): Promise<LsqReport> {
+export async function lsqRecover(
+  teacher: Model,
+  student: Model,
+  layers: readonly string[],
+  samples: readonly Sample[],
+  opts: { maxDim?: number; rowsPerSample?: number; threads?: number; chunks?: number; ridges?: readonly number[] } = {},
+  keptOut: ReadonlyMap<string, number[]> = new Map(),
+): Promise<LsqReport> {
   const g = student.graph;
   const maxDim = opts.maxDim ?? 1200;
   const todo: (Layer & { nv: NormalEquations })[] = [];
@@ -356,7 +383,16 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
       const blk = G > 1 ? { g: gi, G } : undefined;
       const m = layerMatrix(g, n, blk);
       if (!m || m.d + 1 > maxDim) continue;
-      todo.push({ node: n, out, input: n.inputs[0]!, keptOut: keptOut.get(out) ?? null, blk, ne: new NormalEquations(m.d + 1, m.o), nv: new NormalEquations(m.d + 1, m.o), current: m.W });
+      todo.push({
+        node: n,
+        out,
+        input: n.inputs[0]!,
+        keptOut: keptOut.get(out) ?? null,
+        blk,
+        ne: new NormalEquations(m.d + 1, m.o),
+        nv: new NormalEquations(m.d + 1, m.o),
+        current: m.W,
+      });
     }
   }
   const none: LsqReport = { layers: 0, refit: 0, errBefore: 0, errAfter: 0, rejected: 0, reverted: 0, heldOut: null };
@@ -380,11 +416,18 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
   const chunks = Math.max(1, Math.min(units.length, opts.chunks ?? 8));
   const per = Math.ceil(units.length / chunks);
   const judged = judgedValue(teacher.graph);
-  const t = await ModelRunner.create(teacher, { extraOutputs: [...todo.map((l) => l.out), ...(judged !== teacher.graph.outputs[0]!.name ? [judged] : [])], threads: opts.threads });
+  const t = await ModelRunner.create(teacher, {
+    extraOutputs: [...todo.map((l) => l.out), ...(judged !== teacher.graph.outputs[0]!.name ? [judged] : [])],
+    threads: opts.threads,
+  });
   const next = seededUniform(7);
   const rows = opts.rowsPerSample ?? Math.max(64, Math.ceil(4096 / samples.length));
   const ridges = opts.ridges ?? RIDGES;
-  let refit = 0, rejected = 0, reverted = 0, before = 0, after = 0;
+  let refit = 0,
+    rejected = 0,
+    reverted = 0,
+    before = 0,
+    after = 0;
   let heldOut: LsqReport['heldOut'] = null;
   try {
     const ref: Float32Array[] = [];
@@ -397,7 +440,10 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
       try {
         for (let si = 0; si < samples.length; si++) {
           const sample = samples[si]!;
-          const ty = await t.run(sample, chunk.map((l) => l.out));
+          const ty = await t.run(
+            sample,
+            chunk.map((l) => l.out),
+          );
           const fetch = [...new Set(chunk.map((l) => l.input))].filter((v) => !sample[v]);
           const sx = fetch.length ? await s.run(sample, fetch) : new Map<string, F32Array>();
           for (const l of chunk) {
@@ -415,12 +461,15 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
         await s.release();
       }
       const snaps: Snapshot[] = [];
-      let b = 0, a = 0, k = 0;
+      let b = 0,
+        a = 0,
+        k = 0;
       for (const l of chunk) {
         // fewer rows than ~2 per unknown would fit the calibration set, not the layer
         if (l.ne.rows < 2 * l.ne.d || !l.nv.rows) continue;
         const e0 = l.nv.error(l.current);
-        let best: Float64Array | null = null, e1 = e0;
+        let best: Float64Array | null = null,
+          e1 = e0;
         for (const ridge of ridges) {
           const W = l.ne.solve(ridge);
           if (!W) continue;
@@ -459,11 +508,22 @@ export async function lsqRecover(teacher: Model, student: Model, layers: readonl
   } finally {
     await t.release();
   }
-  return { layers: todo.length, refit, errBefore: refit ? before / refit : 0, errAfter: refit ? after / refit : 0, rejected, reverted, heldOut };
+  return {
+    layers: todo.length,
+    refit,
+    errBefore: refit ? before / refit : 0,
+    errAfter: refit ? after / refit : 0,
+    rejected,
+    reverted,
+    heldOut,
+  };
 }
 
 /** Bias compensation as a checked pass: `comps` from biasCompensation, measured before the cut. */
-export const biasCompensationPass: Pass<{ comps: ReadonlyMap<Node, Float64Array>; keptOut: ReadonlyMap<string, number[]> }, { layers: number }> = {
+export const biasCompensationPass: Pass<
+  { comps: ReadonlyMap<Node, Float64Array>; keptOut: ReadonlyMap<string, number[]> },
+  { layers: number }
+> = {
   name: 'prune-bias-compensation',
   requires: ['valid-graph'],
   // not 'only-shrinks': a layer without a bias gets one

@@ -39,7 +39,8 @@ function gcd(a: number, b: number): number {
 export function topK(scores: Float64Array, k: number, chunks = 1): number[] {
   if (chunks > 1) {
     const per = scores.length / chunks;
-    if (!Number.isInteger(per) || k % chunks !== 0) throw new EdgefitError('INTERNAL', `prune: keeping ${k} of ${scores.length} channels is not an equal count per group of ${chunks}`);
+    if (!Number.isInteger(per) || k % chunks !== 0)
+      throw new EdgefitError('INTERNAL', `prune: keeping ${k} of ${scores.length} channels is not an equal count per group of ${chunks}`);
     const out: number[] = [];
     for (let c = 0; c < chunks; c++) for (const i of topK(scores.subarray(c * per, (c + 1) * per), k / chunks)) out.push(c * per + i);
     return out;
@@ -50,7 +51,12 @@ export function topK(scores: Float64Array, k: number, chunks = 1): number[] {
 }
 
 /** Kept indices per prunable group (by group index in the analysis) for a uniform ratio. */
-export function uniformKeep(groups: readonly Group[], scores: ReadonlyMap<number, Float64Array>, ratio: number, round = 1): Map<number, number[]> {
+export function uniformKeep(
+  groups: readonly Group[],
+  scores: ReadonlyMap<number, Float64Array>,
+  ratio: number,
+  round = 1,
+): Map<number, number[]> {
   const keep = new Map<number, number[]>();
   for (const grp of groups) {
     if (!grp.prunable) continue;

@@ -21,7 +21,15 @@ export interface GroupSensitivity {
   drops: { ratio: number; drop: number }[];
 }
 
-export async function groupSensitivity(model: Model, ga: GroupAnalysis, scores: ReadonlyMap<number, Float64Array>, samples: readonly Sample[], ratios: readonly number[] = [0.3, 0.5, 0.7], threads = 1, ref?: Outputs[]): Promise<GroupSensitivity[]> {
+export async function groupSensitivity(
+  model: Model,
+  ga: GroupAnalysis,
+  scores: ReadonlyMap<number, Float64Array>,
+  samples: readonly Sample[],
+  ratios: readonly number[] = [0.3, 0.5, 0.7],
+  threads = 1,
+  ref?: Outputs[],
+): Promise<GroupSensitivity[]> {
   const base = ref ?? (await runFirstOutput(model, samples, threads));
   const out: GroupSensitivity[] = [];
   for (let gi = 0; gi < ga.groups.length; gi++) {
@@ -37,7 +45,11 @@ export async function groupSensitivity(model: Model, ga: GroupAnalysis, scores: 
       const got = await runFirstOutput(c, samples, threads);
       // pooled over the samples: a per-sample mean is dominated by samples whose output is ~0
       // (det on an image without text), where any change flips the cosine
-      const pooled = compareOne(base.map((o) => ({ y: o })), got.map((o) => ({ y: o })), { metric: 'cosine', over: 'pooled' });
+      const pooled = compareOne(
+        base.map((o) => ({ y: o })),
+        got.map((o) => ({ y: o })),
+        { metric: 'cosine', over: 'pooled' },
+      );
       drops.push({ ratio: r, drop: 1 - pooled });
     }
     out.push({ index: gi, label: grp.label, size: grp.size, drops });
@@ -80,7 +92,8 @@ export function allocateBySensitivity(
   const drops = [...new Set(sens.flatMap((s) => s.drops.map((d) => d.drop)))].sort((a, b) => a - b);
   if (!drops.length || !meets(keepFor(drops[drops.length - 1]!))) return null;
   // the smallest threshold (among the measured drops) that meets the target
-  let lo = 0, hi = drops.length - 1;
+  let lo = 0,
+    hi = drops.length - 1;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (meets(keepFor(drops[mid]!))) hi = mid;
@@ -103,7 +116,13 @@ export function allocateBySensitivity(
     return keep;
   };
   for (const [id, r] of order) {
-    const lower = [0, ...bySens.get(id)!.drops.map((d) => d.ratio).filter((x) => x < r)].sort((a, b) => b - a)[0]!;
+    const lower = [
+      0,
+      ...bySens
+        .get(id)!
+        .drops.map((d) => d.ratio)
+        .filter((x) => x < r),
+    ].sort((a, b) => b - a)[0]!;
     const trial = new Map(ratios).set(id, lower);
     if (meets(keepOf(trial))) ratios.set(id, lower);
   }

@@ -56,7 +56,8 @@ export class Atoms {
     return r;
   }
   union(a: number, b: number): void {
-    const ra = this.find(a), rb = this.find(b);
+    const ra = this.find(a),
+      rb = this.find(b);
     if (ra === rb) return;
     this.parent[rb] = ra;
     const rs = this.reasons.get(rb);
@@ -107,8 +108,13 @@ export class Atoms {
       return other.kind !== 'fixed' && other.kind !== 'flat';
     }
     if (a.kind === 'fixed' && b.kind === 'fixed') return a.size === b.size;
-    if (a.kind === 'grid' && b.kind === 'grid') return this.size(a.outer) === this.size(b.outer) && this.unifiable(a.outer, b.outer) && this.unifiable(a.inner, b.inner);
-    if (a.kind === 'cat' && b.kind === 'cat') return a.parts.length === b.parts.length && a.parts.every((p, i) => this.size(p) === this.size(b.parts[i]!) && this.unifiable(p, b.parts[i]!));
+    if (a.kind === 'grid' && b.kind === 'grid')
+      return this.size(a.outer) === this.size(b.outer) && this.unifiable(a.outer, b.outer) && this.unifiable(a.inner, b.inner);
+    if (a.kind === 'cat' && b.kind === 'cat')
+      return (
+        a.parts.length === b.parts.length &&
+        a.parts.every((p, i) => this.size(p) === this.size(b.parts[i]!) && this.unifiable(p, b.parts[i]!))
+      );
     if (a.kind === 'flat' && b.kind === 'flat') return this.unifiable(a.inner, b.inner);
     return false;
   }
@@ -166,7 +172,10 @@ export class Atoms {
         let off = 0;
         const sizes = s.parts.map((p) => this.size(p));
         for (const n of sizes) {
-          if (off % run !== 0 || n % run !== 0) return bad(`the concatenated parts (${sizes.join(' + ')} channels) do not start and end on its group boundaries (every ${run} channels), so a group would mix parts whose cuts must then sum to the same count per group, which is not implemented`);
+          if (off % run !== 0 || n % run !== 0)
+            return bad(
+              `the concatenated parts (${sizes.join(' + ')} channels) do not start and end on its group boundaries (every ${run} channels), so a group would mix parts whose cuts must then sum to the same count per group, which is not implemented`,
+            );
           off += n;
         }
         // Every group must keep the same count, and the groups now belong to different parts
@@ -175,8 +184,11 @@ export class Atoms {
         // each part is (its runs, fixed) x (positions within a group), one atom for all parts.
         if (this.finalizing) return bad('the concatenation is reached through an alias after the analysis, which is not implemented');
         const pos = this.add(run, `${why}: position within a group`);
-        const targets = s.parts.map((p): Space => (this.size(p) === run ? pos : { kind: 'grid', outer: { kind: 'fixed', size: this.size(p) / run }, inner: pos }));
-        if (!s.parts.every((p, i) => this.canUnify(p, targets[i]!))) return bad(`the concatenated parts (${s.parts.map((p) => describe(p, this)).join(', ')}) are laid out otherwise than its groups`);
+        const targets = s.parts.map((p): Space =>
+          this.size(p) === run ? pos : { kind: 'grid', outer: { kind: 'fixed', size: this.size(p) / run }, inner: pos },
+        );
+        if (!s.parts.every((p, i) => this.canUnify(p, targets[i]!)))
+          return bad(`the concatenated parts (${s.parts.map((p) => describe(p, this)).join(', ')}) are laid out otherwise than its groups`);
         s.parts.forEach((p, i) => this.unify(p, targets[i]!));
         return undefined;
       }
@@ -184,7 +196,11 @@ export class Atoms {
         const inner = this.size(s.inner);
         if (run % inner === 0) return this.chunkSpace(s.outer, parts, why);
         if (inner % run === 0) {
-          if (atomsOf(s.outer).length) this.block(s.outer, `${why}: each block of ${inner} channels spans ${inner / run} groups, so removing a whole block would empty them`);
+          if (atomsOf(s.outer).length)
+            this.block(
+              s.outer,
+              `${why}: each block of ${inner} channels spans ${inner / run} groups, so removing a whole block would empty them`,
+            );
           return this.chunkSpace(s.inner, inner / run, why);
         }
         return bad(`its groups of ${run} channels cut across blocks of ${inner} (${describe(s, this)}), which is not implemented`);
@@ -316,7 +332,8 @@ export function atomsOf(s: Space): number[] {
 export function sameSpace(a: Space, b: Space, atoms: Atoms): boolean {
   if (a.kind !== b.kind) return false;
   if (a.kind === 'atom' && b.kind === 'atom') return atoms.find(a.id) === atoms.find(b.id);
-  if (a.kind === 'cat' && b.kind === 'cat') return a.parts.length === b.parts.length && a.parts.every((p, i) => sameSpace(p, b.parts[i]!, atoms));
+  if (a.kind === 'cat' && b.kind === 'cat')
+    return a.parts.length === b.parts.length && a.parts.every((p, i) => sameSpace(p, b.parts[i]!, atoms));
   if (a.kind === 'flat' && b.kind === 'flat') return sameSpace(a.inner, b.inner, atoms);
   if (a.kind === 'grid' && b.kind === 'grid') return sameSpace(a.outer, b.outer, atoms) && sameSpace(a.inner, b.inner, atoms);
   if (a.kind === 'fixed' && b.kind === 'fixed') return a.size === b.size;
@@ -387,18 +404,31 @@ export function groupPositions(s: Space, root: number, atoms: Atoms, depth = 0):
       let off = 0;
       for (const p of s.parts) {
         const q = groupPositions(p, root, atoms, depth);
-        if (q) out = merge(out, q.map((l) => l.map((i) => off + i)));
+        if (q)
+          out = merge(
+            out,
+            q.map((l) => l.map((i) => off + i)),
+          );
         off += atoms.size(p);
       }
       return out;
     }
     case 'grid': {
-      const no = atoms.size(s.outer), ni = atoms.size(s.inner);
+      const no = atoms.size(s.outer),
+        ni = atoms.size(s.inner);
       let out: number[][] | null = null;
       const po = groupPositions(s.outer, root, atoms, depth);
-      if (po) out = merge(out, po.map((l) => l.flatMap((o) => range(ni).map((i) => o * ni + i))));
+      if (po)
+        out = merge(
+          out,
+          po.map((l) => l.flatMap((o) => range(ni).map((i) => o * ni + i))),
+        );
       const pi = groupPositions(s.inner, root, atoms, depth);
-      if (pi) out = merge(out, pi.map((l) => l.flatMap((i) => range(no).map((o) => o * ni + i))));
+      if (pi)
+        out = merge(
+          out,
+          pi.map((l) => l.flatMap((i) => range(no).map((o) => o * ni + i))),
+        );
       return out;
     }
   }

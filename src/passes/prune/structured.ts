@@ -37,7 +37,12 @@ export interface StepResult {
   surgeryMs: number;
 }
 
-export function scoreGroups(model: Model, ga: GroupAnalysis, importance: Importance, stats?: ReadonlyMap<string, ChannelStats>): Map<number, Float64Array> {
+export function scoreGroups(
+  model: Model,
+  ga: GroupAnalysis,
+  importance: Importance,
+  stats?: ReadonlyMap<string, ChannelStats>,
+): Map<number, Float64Array> {
   const scores = new Map<number, Float64Array>();
   for (const grp of ga.groups) if (grp.prunable) scores.set(grp.id, groupScores(model.graph, ga, grp, importance, stats));
   return scores;
@@ -77,7 +82,13 @@ export function countMacs(model: Model, shapes: ReadonlyMap<string, number[]>): 
  * The smallest uniform ratio whose pruned model has at most `macsKeep` of `baseMacs`
  * (bisection on a clone; the same group order holds on clones, so scores carry over).
  */
-export function ratioForMacs(model: Model, shapes: ReadonlyMap<string, number[]>, baseMacs: number, macsKeep: number, o: Omit<StepOptions, 'ratio'>): number {
+export function ratioForMacs(
+  model: Model,
+  shapes: ReadonlyMap<string, number[]>,
+  baseMacs: number,
+  macsKeep: number,
+  o: Omit<StepOptions, 'ratio'>,
+): number {
   const ga = analyzeGroups(model);
   const scores = scoreGroups(model, ga, o.importance, o.stats);
   const macsAt = (r: number): number => {
@@ -88,10 +99,12 @@ export function ratioForMacs(model: Model, shapes: ReadonlyMap<string, number[]>
     const mapped = new Map([...keep].map(([id, k]) => [byIndex.get(id)!, k]));
     runPass(structuredPrunePass, c, { analysis: cga, keep: mapped });
     const m = countMacs(c, shapes);
-    if (m === null) throw new EdgefitError('SHAPE', 'MACs unknown after pruning: every dynamic input needs a shape', { remedy: { option: 'shapes' } });
+    if (m === null)
+      throw new EdgefitError('SHAPE', 'MACs unknown after pruning: every dynamic input needs a shape', { remedy: { option: 'shapes' } });
     return m / baseMacs;
   };
-  let lo = 0, hi = 0.97;
+  let lo = 0,
+    hi = 0.97;
   if (macsAt(hi) > macsKeep) return hi; // the target is out of reach: prune as far as allowed
   for (let i = 0; i < 9; i++) {
     const mid = (lo + hi) / 2;

@@ -31,7 +31,8 @@ export interface UnstructuredReport {
   note: string;
 }
 
-export const NO_SPEEDUP_NOTE = 'unstructured sparsity: onnxruntime CPU kernels do not skip zeros, so latency is unchanged; the gain is the compressed (gzip) size';
+export const NO_SPEEDUP_NOTE =
+  'unstructured sparsity: onnxruntime CPU kernels do not skip zeros, so latency is unchanged; the gain is the compressed (gzip) size';
 
 interface Target {
   node: Node;
@@ -78,7 +79,8 @@ export function pruneUnstructured(model: Model, o: UnstructuredOptions): Unstruc
     const f = t.w.toFloat32();
     const st = o.method === 'wanda' ? o.stats?.get(t.node.inputs[0]!) : undefined;
     const s = new Float64Array(f.length);
-    for (let i = 0; i < f.length; i++) s[i] = Math.abs(f[i]!) * (st && st.meanSq.length === t.inCount ? Math.sqrt(st.meanSq[t.inOf(i)]!) : 1);
+    for (let i = 0; i < f.length; i++)
+      s[i] = Math.abs(f[i]!) * (st && st.meanSq.length === t.inCount ? Math.sqrt(st.meanSq[t.inOf(i)]!) : 1);
     return s;
   });
   let global = -Infinity;
@@ -92,7 +94,8 @@ export function pruneUnstructured(model: Model, o: UnstructuredOptions): Unstruc
     });
     global = kthSmallest(Float64Array.from(all), Math.floor(all.length * o.ratio));
   }
-  let zeros = 0, total = 0;
+  let zeros = 0,
+    total = 0;
   ts.forEach((t, li) => {
     const f = Float32Array.from(t.w.toFloat32());
     const s = scores[li]!;
@@ -112,7 +115,11 @@ export function pruneUnstructured(model: Model, o: UnstructuredOptions): Unstruc
     } else {
       const cut = kthSmallest(s, Math.floor(s.length * o.ratio));
       let left = Math.floor(s.length * o.ratio);
-      for (let i = 0; i < f.length && left > 0; i++) if (s[i]! <= cut) { f[i] = 0; left--; }
+      for (let i = 0; i < f.length && left > 0; i++)
+        if (s[i]! <= cut) {
+          f[i] = 0;
+          left--;
+        }
     }
     for (const v of f) if (v === 0) zeros++;
     total += f.length;

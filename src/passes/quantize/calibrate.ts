@@ -22,8 +22,14 @@ export const CALIB_METHODS = Object.keys(CALIBRATORS) as readonly CalibMethod[];
 /** Whether collecting statistics for `method` must keep histograms (minmax needs only the extremes). */
 export const needsHistogram = (method: CalibMethod): boolean => CALIBRATORS[method].histogram;
 
-export interface Range { min: number; max: number }
-export interface QParams { scale: number; zeroPoint: number }
+export interface Range {
+  min: number;
+  max: number;
+}
+export interface QParams {
+  scale: number;
+  zeroPoint: number;
+}
 
 export interface RangeOptions {
   /** Share of values kept inside the range by the percentile method. */

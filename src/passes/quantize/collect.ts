@@ -38,7 +38,11 @@ export async function collectStats(
       try {
         res = await session.run(feeds);
       } catch (e) {
-        throw new EdgefitError('DATA', `calibration data does not fit the model: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`, { cause: e });
+        throw new EdgefitError(
+          'DATA',
+          `calibration data does not fit the model: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`,
+          { cause: e },
+        );
       }
       for (const v of values) {
         const t = res[v] as ort.Tensor | undefined;

@@ -18,7 +18,10 @@ function transpose2d(t: Tensor, name: string): Tensor {
   return Tensor.fromFloat32(name, [c, r], dst);
 }
 
-export function applyDynamic(model: Model, o: { perChannel: boolean; reduceRange: boolean; keepFloat: ReadonlySet<string> }): LayerDecision[] {
+export function applyDynamic(
+  model: Model,
+  o: { perChannel: boolean; reduceRange: boolean; keepFloat: ReadonlySet<string> },
+): LayerDecision[] {
   const g = model.graph;
   const decisions: LayerDecision[] = [];
   for (const n of [...g.nodes]) {
@@ -32,7 +35,8 @@ export function applyDynamic(model: Model, o: { perChannel: boolean; reduceRange
     else if (o.keepFloat.has(key)) why = 'kept float: most sensitive layer';
     let bias: string | undefined;
     if (!why && n.opType === 'Gemm') {
-      if (n.attrInt('transA', 0) !== 0 || n.attrFloat('alpha', 1) !== 1 || n.attrFloat('beta', 1) !== 1) why = 'Gemm with transA, alpha or beta';
+      if (n.attrInt('transA', 0) !== 0 || n.attrFloat('alpha', 1) !== 1 || n.attrFloat('beta', 1) !== 1)
+        why = 'Gemm with transA, alpha or beta';
       const c = n.inputs[2] ? g.constant(n.inputs[2]) : undefined;
       if (n.inputs[2] && (!c || c.dims.length !== 1)) why ??= 'Gemm bias is not a constant vector';
       bias = n.inputs[2] || undefined;

@@ -95,7 +95,12 @@ export function findEqualizeSites(model: Model): EqualizeSite[] {
  * Per-channel extremes of `values` over `batches`, running the float model with those values as
  * extra outputs (one batch's activations in memory at a time).
  */
-export async function collectChannelRanges(model: Model, values: readonly string[], batches: readonly Feeds[], threads = 2): Promise<Map<string, ChannelRange>> {
+export async function collectChannelRanges(
+  model: Model,
+  values: readonly string[],
+  batches: readonly Feeds[],
+  threads = 2,
+): Promise<Map<string, ChannelRange>> {
   if (batches.length === 0) throw new EdgefitError('DATA', 'equalization needs calibration data');
   const s = await openSession(withExtraOutputs(model, values), { threads, level: 'basic' });
   const out = new Map<string, ChannelRange>();
@@ -140,7 +145,9 @@ function channelAbs(r: ChannelRange): Float64Array {
 
 /** max / median of per-channel |range|: 1 is perfectly even, PP-OCR det has tensors at 7-11. */
 export function rangeSpread(abs: ArrayLike<number>): number {
-  const a = Array.from(abs).filter((x) => x > 0).sort((x, y) => x - y);
+  const a = Array.from(abs)
+    .filter((x) => x > 0)
+    .sort((x, y) => x - y);
   if (a.length === 0) return 1;
   return a[a.length - 1]! / a[a.length >> 1]!;
 }
@@ -242,7 +249,12 @@ export interface EqualizeOptions {
  * Equalize every site whose channel ranges are known, in place. `ranges` are per-channel extremes
  * of each site's value measured on this model before the rewrite (collectChannelRanges).
  */
-export function equalizeSites(model: Model, sites: readonly EqualizeSite[], ranges: ReadonlyMap<string, ChannelRange>, o: EqualizeOptions = {}): EqualizeReport {
+export function equalizeSites(
+  model: Model,
+  sites: readonly EqualizeSite[],
+  ranges: ReadonlyMap<string, ChannelRange>,
+  o: EqualizeOptions = {},
+): EqualizeReport {
   const g = model.graph;
   const alpha0 = o.alpha ?? 0.5;
   const floatReaders = o.floatReaders ?? new Set(['ConvTranspose']);
@@ -284,22 +296,41 @@ export function equalizeSites(model: Model, sites: readonly EqualizeSite[], rang
     for (const n of site.readers) scaleInputChannels(g, n, s);
     const after = Float64Array.from(a, (x, c) => x / s[c]!);
     report.sites++;
-    report.details.push({ value: site.value, producer: site.producer.name || site.producer.outputs[0]!, readers: site.readers.map((n) => n.name || n.outputs[0]!), alpha, spreadBefore, spreadAfter: rangeSpread(after) });
+    report.details.push({
+      value: site.value,
+      producer: site.producer.name || site.producer.outputs[0]!,
+      readers: site.readers.map((n) => n.name || n.outputs[0]!),
+      alpha,
+      spreadBefore,
+      spreadAfter: rangeSpread(after),
+    });
   }
   g.touch();
   return report;
 }
 
 /** Measure the sites' channel ranges on `batches` and equalize them (the whole pass). */
-export async function equalizeRanges(model: Model, batches: readonly Feeds[], o: EqualizeOptions & { threads?: number } = {}): Promise<EqualizeReport> {
+export async function equalizeRanges(
+  model: Model,
+  batches: readonly Feeds[],
+  o: EqualizeOptions & { threads?: number } = {},
+): Promise<EqualizeReport> {
   const sites = findEqualizeSites(model);
   if (sites.length === 0) return { sites: 0, details: [] };
-  const ranges = await collectChannelRanges(model, sites.map((s) => s.value), batches, o.threads);
+  const ranges = await collectChannelRanges(
+    model,
+    sites.map((s) => s.value),
+    batches,
+    o.threads,
+  );
   return runPass(equalizePass, model, { ...o, sites, ranges }).details;
 }
 
 /** The rewrite itself, on sites and ranges measured beforehand (equalizeRanges measures them). */
-export const equalizePass: Pass<EqualizeOptions & { sites: readonly EqualizeSite[]; ranges: ReadonlyMap<string, ChannelRange> }, EqualizeReport> = {
+export const equalizePass: Pass<
+  EqualizeOptions & { sites: readonly EqualizeSite[]; ranges: ReadonlyMap<string, ChannelRange> },
+  EqualizeReport
+> = {
   name: 'equalize',
   requires: ['valid-graph'],
   guarantees: ['stays-valid', 'outputs-kept'],

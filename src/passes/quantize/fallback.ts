@@ -41,7 +41,10 @@ export async function fallbackToFloat<B extends { bytes: Uint8Array }>(
   const n = Math.max(1, Math.min(o.probeSamples ?? 2, data.length));
   let probes = 0;
   const ranked = await rankSensitivity(units, (f) => build(f).bytes, data.slice(0, n), reference.slice(0, n), {
-    threads: o.threads, metric: o.metric, maxProbes: o.maxProbes, rank: o.rank,
+    threads: o.threads,
+    metric: o.metric,
+    maxProbes: o.maxProbes,
+    rank: o.rank,
     onProbe: (d, t) => {
       probes = d;
       o.onProbe?.(d, t);
@@ -86,7 +89,10 @@ export async function fallbackToFloat<B extends { bytes: Uint8Array }>(
   }
   if (!found) {
     const best = Math.max(...tried.map((t) => t.mean));
-    throw new EdgefitError('OVER_BUDGET', `${o.metric} fidelity stays below the floor ${o.floor} (at best ${best.toFixed(4)}) even with every probed unit in float`);
+    throw new EdgefitError(
+      'OVER_BUDGET',
+      `${o.metric} fidelity stays below the floor ${o.floor} (at best ${best.toFixed(4)}) even with every probed unit in float`,
+    );
   }
   return { built: found.b, fidelity: found.f, float: order.slice(0, found.k), ranked, probes, tried };
 }

@@ -47,7 +47,16 @@ export async function measureFidelity(
       const ref = reference[i]!;
       const res = await s.run(batches[i]!);
       // (an output the candidate lacks is the accumulator's EVAL error, not a TypeError here)
-      acc.add(tensors(ref), tensors(Object.fromEntries(Object.keys(ref).filter((k) => res[k]).map((k) => [k, res[k] as ort.Tensor]))));
+      acc.add(
+        tensors(ref),
+        tensors(
+          Object.fromEntries(
+            Object.keys(ref)
+              .filter((k) => res[k])
+              .map((k) => [k, res[k] as ort.Tensor]),
+          ),
+        ),
+      );
     }
   } finally {
     await s.release();

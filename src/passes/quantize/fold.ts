@@ -125,8 +125,22 @@ function foldInputAffine(g: Graph): { scale: number; shift: number } {
       }
     }
     const readers = g.consumers(out);
-    if (readers.length === 0 || !readers.every((c) => c.opType === 'Conv' && std(c) && c.inputs[0] === out && g.constant(c.inputs[1] ?? '')?.dtype === 'float32' && (!c.inputs[2] || g.constant(c.inputs[2])))) continue;
-    const unpadded = (c: Node): boolean => (c.attrInts('pads') ?? []).every((p) => p === 0) && (c.attrString('auto_pad') ?? 'NOTSET') !== 'SAME_UPPER' && (c.attrString('auto_pad') ?? 'NOTSET') !== 'SAME_LOWER';
+    if (
+      readers.length === 0 ||
+      !readers.every(
+        (c) =>
+          c.opType === 'Conv' &&
+          std(c) &&
+          c.inputs[0] === out &&
+          g.constant(c.inputs[1] ?? '')?.dtype === 'float32' &&
+          (!c.inputs[2] || g.constant(c.inputs[2])),
+      )
+    )
+      continue;
+    const unpadded = (c: Node): boolean =>
+      (c.attrInts('pads') ?? []).every((p) => p === 0) &&
+      (c.attrString('auto_pad') ?? 'NOTSET') !== 'SAME_UPPER' &&
+      (c.attrString('auto_pad') ?? 'NOTSET') !== 'SAME_LOWER';
     if (n.opType === 'Add' && !readers.every(unpadded)) continue;
     if (shiftAfter) {
       const a = shiftAfter;
@@ -142,7 +156,17 @@ function foldInputAffine(g: Graph): { scale: number; shift: number } {
       const b0 = c.inputs[2] ? g.constant(c.inputs[2])!.toFloat32() : new Float32Array(cout);
       const bias = Float32Array.from(b0);
       if (n.opType === 'Mul') {
-        setWeights(g, c, 1, `${c.inputs[1]}_folded`, Tensor.fromFloat32('w', w.dims, wd.map((v) => v * k)));
+        setWeights(
+          g,
+          c,
+          1,
+          `${c.inputs[1]}_folded`,
+          Tensor.fromFloat32(
+            'w',
+            w.dims,
+            wd.map((v) => v * k),
+          ),
+        );
       } else {
         for (let o = 0; o < cout; o++) {
           let s = 0;
@@ -190,7 +214,11 @@ function fuseHardSwish(model: Model, form: 'float' | 'int8'): number {
     if (!mul || mul.opType !== 'Mul' || !std(mul) || otherInput(mul, clip.outputs[0]!) !== x) continue;
     const div = soleConsumer(g, mul.outputs[0]!);
     if (!div || !std(div) || div.inputs[0] !== mul.outputs[0]) continue;
-    if (!((div.opType === 'Div' && scalarIs(g, div.inputs[1], 6)) || (div.opType === 'Mul' && scalarIs(g, otherInput(div, mul.outputs[0]!), 1 / 6)))) continue;
+    if (!(
+      (div.opType === 'Div' && scalarIs(g, div.inputs[1], 6)) ||
+      (div.opType === 'Mul' && scalarIs(g, otherInput(div, mul.outputs[0]!), 1 / 6))
+    ))
+      continue;
     const out = div.outputs[0]!;
     const name = add.name || out;
     if (form === 'int8') {
@@ -216,7 +244,16 @@ function fuseHardSwish(model: Model, form: 'float' | 'int8'): number {
       g.addNode({ opType: 'HardSwish', name: `${name}_hardswish`, inputs: [x], outputs: [out] }, { before: add });
     } else {
       const hs = g.uniqueName(`${out}_hardsigmoid`);
-      const h = g.addNode({ opType: 'HardSigmoid', name: `${name}_hardsigmoid`, inputs: [x], outputs: [hs], attrs: { alpha: { type: 'float', value: 1 / 6 }, beta: { type: 'float', value: 0.5 } } }, { before: add });
+      const h = g.addNode(
+        {
+          opType: 'HardSigmoid',
+          name: `${name}_hardsigmoid`,
+          inputs: [x],
+          outputs: [hs],
+          attrs: { alpha: { type: 'float', value: 1 / 6 }, beta: { type: 'float', value: 0.5 } },
+        },
+        { before: add },
+      );
       g.addNode({ opType: 'Mul', name: `${name}_hardswish`, inputs: [x, hs], outputs: [out] }, { after: h });
     }
     for (const n of [add, clip, mul, div]) g.removeNode(n);
@@ -234,10 +271,21 @@ function foldConvTransposeBn(g: Graph): number {
     if (!w || w.dtype !== 'float32') continue;
     // a bias written as a separate Add goes into the ConvTranspose first
     const add = soleConsumer(g, ct.outputs[0]!);
-    const addC = add && std(add) && add.opType === 'Add' ? perChannel(g, otherInput(add, ct.outputs[0]!), w.dims[1]!, w.dims.length) : undefined;
+    const addC =
+      add && std(add) && add.opType === 'Add' ? perChannel(g, otherInput(add, ct.outputs[0]!), w.dims[1]!, w.dims.length) : undefined;
     const b00 = ct.inputs[2] ? g.constant(ct.inputs[2])?.toFloat32() : new Float32Array(w.dims[1]!);
     if (add && addC && b00) {
-      setWeights(g, ct, 2, `${ct.outputs[0]}_bias`, Tensor.fromFloat32('b', [w.dims[1]!], b00.map((v, c) => v + addC[c]!)));
+      setWeights(
+        g,
+        ct,
+        2,
+        `${ct.outputs[0]}_bias`,
+        Tensor.fromFloat32(
+          'b',
+          [w.dims[1]!],
+          b00.map((v, c) => v + addC[c]!),
+        ),
+      );
       const res = add.outputs[0]!;
       g.removeNode(add);
       g.replaceAllUses(res, ct.outputs[0]!);

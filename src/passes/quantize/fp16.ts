@@ -22,7 +22,10 @@ export function applyFp16(model: Model): LayerDecision[] {
     const half = g.uniqueName(`${name}_fp16`);
     g.setInitializer(toFloat16(t, half));
     g.removeInitializer(name);
-    g.addNode({ opType: 'Cast', name: `${half}_cast`, inputs: [half], outputs: [name], attrs: { to: { type: 'int', value: 1 } } }, { before: g.nodes[0] });
+    g.addNode(
+      { opType: 'Cast', name: `${half}_cast`, inputs: [half], outputs: [name], attrs: { to: { type: 'int', value: 1 } } },
+      { before: g.nodes[0] },
+    );
     out.push({ node: name, op: 'initializer', int8: false, why: 'stored as float16' });
   }
   return out;

@@ -115,7 +115,19 @@ export interface QuantizeReport {
   note: string;
 }
 
-const QUANT_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'MatMulInteger', 'ConvInteger', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat', 'QGemm', 'DynamicQuantizeLSTM']);
+const QUANT_OPS = new Set([
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'DynamicQuantizeLinear',
+  'QLinearConv',
+  'QLinearMatMul',
+  'MatMulInteger',
+  'ConvInteger',
+  'DynamicQuantizeMatMul',
+  'MatMulIntegerToFloat',
+  'QGemm',
+  'DynamicQuantizeLSTM',
+]);
 
 /** Refuse models this pass cannot quantize, with the reason in one line. */
 export function checkQuantizable(model: Model): void {
@@ -123,11 +135,13 @@ export function checkQuantizable(model: Model): void {
   if (q) throw new EdgefitError('UNSUPPORTED', `model is already quantized (it contains ${q.opType}); quantize the float model instead`);
   for (const i of model.graph.runtimeInputs()) {
     const dt = i.type?.dtype;
-    if (dt && dt !== 'float32' && dt !== 'int64' && dt !== 'int32') throw new EdgefitError('UNSUPPORTED', `input '${i.name}' is ${dt}; edgefit quantizes float32 models`);
+    if (dt && dt !== 'float32' && dt !== 'int64' && dt !== 'int32')
+      throw new EdgefitError('UNSUPPORTED', `input '${i.name}' is ${dt}; edgefit quantizes float32 models`);
   }
   let floats = 0;
   for (const t of model.graph.initializers()) {
-    if (t.dtype === 'float16' || t.dtype === 'bfloat16') throw new EdgefitError('UNSUPPORTED', `weight '${t.name}' is ${t.dtype}; edgefit quantizes float32 models`);
+    if (t.dtype === 'float16' || t.dtype === 'bfloat16')
+      throw new EdgefitError('UNSUPPORTED', `weight '${t.name}' is ${t.dtype}; edgefit quantizes float32 models`);
     if (t.dtype === 'float32') floats++;
   }
   if (floats === 0) throw new EdgefitError('UNSUPPORTED', 'model has no float32 weights to quantize');
@@ -170,8 +184,10 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<Q
   // then leaves every activation float
   const calibrated = o.mode === 'static' || o.mode === 'weights';
   const sizeOnly = o.mode === 'fp16' || o.mode === 'weights';
-  if (calibrated && data.length === 0) throw new EdgefitError('USAGE', `${o.mode} quantization needs calibration data`, { remedy: { option: 'calib' } });
-  if (o.minFidelity !== undefined && data.length === 0) throw new EdgefitError('USAGE', 'a fidelity floor needs data to measure on', { remedy: { option: 'calib' } });
+  if (calibrated && data.length === 0)
+    throw new EdgefitError('USAGE', `${o.mode} quantization needs calibration data`, { remedy: { option: 'calib' } });
+  if (o.minFidelity !== undefined && data.length === 0)
+    throw new EdgefitError('USAGE', 'a fidelity floor needs data to measure on', { remedy: { option: 'calib' } });
 
   let opset: OpsetPlan | null = null;
   let folds: FoldReport | null = null;
@@ -255,7 +271,11 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<Q
         if (!st) return undefined;
         const ck = `${key}|${rr}|${axis}`;
         let r = rounded.get(ck);
-        if (!r) rounded.set(ck, (r = roundWeight(w, st, { method: rounding, reduceRange: rr, axis, hasBias: n.opType !== 'MatMul' && !!n.inputs[2] })));
+        if (!r)
+          rounded.set(
+            ck,
+            (r = roundWeight(w, st, { method: rounding, reduceRange: rr, axis, hasBias: n.opType !== 'MatMul' && !!n.inputs[2] })),
+          );
         return r;
       }
     : undefined;
@@ -266,7 +286,16 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<Q
     if (o.mode === 'weights') {
       layers = runPass(weightStoragePass, m, { perChannel: o.perChannel ?? true, keepFloat, roundWeight: roundHook }).details.layers;
     } else if (o.mode === 'static') {
-      layers = runPass(staticQuantPass, m, { actType: platform.activation, reduceRange, perChannel: o.perChannel ?? true, ranges, keepFloat, floatTensors: keep.tensors, qdqDomain: opset!.qdqDomain, roundWeight: roundHook }).details.layers;
+      layers = runPass(staticQuantPass, m, {
+        actType: platform.activation,
+        reduceRange,
+        perChannel: o.perChannel ?? true,
+        ranges,
+        keepFloat,
+        floatTensors: keep.tensors,
+        qdqDomain: opset!.qdqDomain,
+        roundWeight: roundHook,
+      }).details.layers;
     } else if (o.mode === 'dynamic') {
       layers = runPass(dynamicQuantPass, m, { perChannel: o.perChannel ?? true, reduceRange, keepFloat }).details.layers;
     } else {
@@ -310,8 +339,18 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<Q
   if (o.minFidelity !== undefined && fidelity && fidelity.mean < o.minFidelity && o.mode !== 'fp16') {
     // weighted nodes (their weights stay float) and, in static mode, every quantized activation
     const units = best.layers.filter((l) => l.int8 && (o.mode !== 'static' || l.kind === 'weighted')).map((l) => nodeUnit(l.node));
-    if (o.mode === 'static') for (const q of best.model.graph.nodes) if (q.opType === 'QuantizeLinear' && !best.model.graph.constant(q.inputs[0]!)) units.push(tensorUnit(q.inputs[0]!));
-    const fb = await fallbackToFloat(units, build, fdata, reference, { floor: o.minFidelity, metric, threads, maxProbes: o.maxProbes, probeSamples: o.probeSamples, onProbe: o.onProbe, rank: o.fallbackRank });
+    if (o.mode === 'static')
+      for (const q of best.model.graph.nodes)
+        if (q.opType === 'QuantizeLinear' && !best.model.graph.constant(q.inputs[0]!)) units.push(tensorUnit(q.inputs[0]!));
+    const fb = await fallbackToFloat(units, build, fdata, reference, {
+      floor: o.minFidelity,
+      metric,
+      threads,
+      maxProbes: o.maxProbes,
+      probeSamples: o.probeSamples,
+      onProbe: o.onProbe,
+      rank: o.fallbackRank,
+    });
     best = fb.built;
     fidelity = fb.fidelity;
     fallback = { units: units.length, probed: fb.probes, tried: fb.tried };
@@ -322,11 +361,20 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<Q
   if (calibrated) {
     const used = [...rounded.entries()].filter(([k]) => k.split('|')[1] === String(reduceRange)).map(([, r]) => r);
     const near = used.reduce((a, r) => a + r.errNearest, 0);
-    weightRounding = { method: rounding, layers: used.length, errorVsNearest: near > 0 ? used.reduce((a, r) => a + r.err, 0) / near : null };
+    weightRounding = {
+      method: rounding,
+      layers: used.length,
+      errorVsNearest: near > 0 ? used.reduce((a, r) => a + r.err, 0) / near : null,
+    };
   }
   // the pass reports; measuring latency and keeping float is the caller's decision (decideKeepFloat)
   const decision: QuantizeReport['decision'] = sizeOnly ? 'size-only' : 'quantized';
-  const note = o.mode === 'fp16' ? 'fp16 storage: compute stays float32' : o.mode === 'weights' ? 'int8 weight storage (Cast and Mul by the scale, folded by onnxruntime at load): compute stays float32' : 'latency not measured (no data)';
+  const note =
+    o.mode === 'fp16'
+      ? 'fp16 storage: compute stays float32'
+      : o.mode === 'weights'
+        ? 'int8 weight storage (Cast and Mul by the scale, folded by onnxruntime at load): compute stays float32'
+        : 'latency not measured (no data)';
   const report: QuantizeReport = {
     mode: o.mode,
     method,

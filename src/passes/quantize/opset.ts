@@ -88,7 +88,11 @@ function axesToInput(g: Graph, n: Node): void {
  */
 function to14(p: OpsetPlan): OpsetPlan {
   if (p.to !== 13 || p.qdqDomain !== '') return p;
-  return { ...p, to: 14, why: `${p.why}; read as opset 14 (nothing between 13 and 14 changes meaning at default attributes) for HardSwish` };
+  return {
+    ...p,
+    to: 14,
+    why: `${p.why}; read as opset 14 (nothing between 13 and 14 changes meaning at default attributes) for HardSwish`,
+  };
 }
 
 export function planOpset(model: Model): OpsetPlan {
@@ -115,10 +119,20 @@ function planOpsetTo13(model: Model): OpsetPlan {
   }
   const conv = [...converted].sort();
   if (blockers.size === 0) {
-    return { from: v, to: 13, qdqDomain: '', converted: conv, why: `raised opset ${v} -> 13${conv.length ? ` (rewrote ${conv.join(', ')} attributes as inputs)` : ''}: no other op changed meaning between them` };
+    return {
+      from: v,
+      to: 13,
+      qdqDomain: '',
+      converted: conv,
+      why: `raised opset ${v} -> 13${conv.length ? ` (rewrote ${conv.join(', ')} attributes as inputs)` : ''}: no other op changed meaning between them`,
+    };
   }
   // onnxruntime fuses Q/DQ into ai.onnx QLinearConv/QLinearMatMul, which exist from opset 10
-  if (v < 10) throw new EdgefitError('UNSUPPORTED', `opset ${v} model uses ${[...blockers].sort().join(', ')}, which changed meaning before opset 13; int8 kernels need opset >= 10: re-export the model at opset 13`);
+  if (v < 10)
+    throw new EdgefitError(
+      'UNSUPPORTED',
+      `opset ${v} model uses ${[...blockers].sort().join(', ')}, which changed meaning before opset 13; int8 kernels need opset >= 10: re-export the model at opset 13`,
+    );
   return {
     from: v,
     to: v,

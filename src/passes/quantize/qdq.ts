@@ -78,11 +78,19 @@ export function findCandidates(model: Model): Candidate[] {
       const ins = PASSTHROUGH_OPS.has(n.opType) ? [n.inputs[0]!] : n.inputs.filter(Boolean);
       const c: Candidate = {
         kind: ELEMENTWISE_OPS.has(n.opType) ? 'elementwise' : 'passthrough',
-        node: n, key: nodeKey(n), actInputs: ins.filter((v) => !g.constant(v)), constInputs: ins.filter((v) => g.constant(v)),
-        out: n.outputs[0], activation: undefined, blocked: undefined,
+        node: n,
+        key: nodeKey(n),
+        actInputs: ins.filter((v) => !g.constant(v)),
+        constInputs: ins.filter((v) => g.constant(v)),
+        out: n.outputs[0],
+        activation: undefined,
+        blocked: undefined,
       };
       // Add/Mul then Relu or Clip(0, ...): the activation is the output quantization's saturation
-      const next = c.kind === 'elementwise' && (n.opType === 'Add' || n.opType === 'Mul') && !g.isGraphOutput(n.outputs[0]!) ? g.consumers(n.outputs[0]!) : [];
+      const next =
+        c.kind === 'elementwise' && (n.opType === 'Add' || n.opType === 'Mul') && !g.isGraphOutput(n.outputs[0]!)
+          ? g.consumers(n.outputs[0]!)
+          : [];
       if (next.length === 1 && isConstantClipAtZero(g, next[0]!) && next[0]!.inputs[0] === n.outputs[0]) {
         c.activation = next[0]!;
         absorbed.add(c.activation);
@@ -97,7 +105,16 @@ export function findCandidates(model: Model): Candidate[] {
     }
     if (!(n.opType in STATIC_OPS)) continue;
     const spec = STATIC_OPS[n.opType as StaticOp];
-    const c: Candidate = { kind: 'weighted', node: n, key: nodeKey(n), actInputs: [], constInputs: [], out: undefined, activation: undefined, blocked: undefined };
+    const c: Candidate = {
+      kind: 'weighted',
+      node: n,
+      key: nodeKey(n),
+      actInputs: [],
+      constInputs: [],
+      out: undefined,
+      activation: undefined,
+      blocked: undefined,
+    };
     const wName = n.inputs[spec.weight] ?? '';
     const w = g.constant(wName);
     if (n.opType === 'MatMul' && !w) c.actInputs = n.inputs.slice(0, 2);
@@ -151,7 +168,12 @@ export interface StaticOptions {
    * Data-aware weight rounding (rounding.ts): the int8 values of a node's weight and a shift to
    * add to its float bias. Undefined (or returning undefined) rounds to nearest.
    */
-  roundWeight?: (node: Node, w: Tensor, axis: number | undefined, reduceRange: boolean) => { q: Int8Array; scales: Float32Array; biasShift?: Float64Array } | undefined;
+  roundWeight?: (
+    node: Node,
+    w: Tensor,
+    axis: number | undefined,
+    reduceRange: boolean,
+  ) => { q: Int8Array; scales: Float32Array; biasShift?: Float64Array } | undefined;
 }
 
 export interface LayerDecision {
@@ -171,7 +193,9 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
   for (const c of cands) {
     if (c.kind === 'passthrough') continue;
     const missing = [...c.actInputs, ...(c.out ? [c.out] : [])].find((v) => !o.ranges.has(v));
-    const why = c.blocked ?? (o.keepFloat.has(c.key) ? 'kept float: most sensitive layer' : missing ? `no float32 calibration range for '${missing}'` : undefined);
+    const why =
+      c.blocked ??
+      (o.keepFloat.has(c.key) ? 'kept float: most sensitive layer' : missing ? `no float32 calibration range for '${missing}'` : undefined);
     decisions.push({ node: c.key, op: c.node.opType, kind: c.kind, int8: !why, ...(why ? { why } : {}) });
     if (!why) {
       chosen.push(c);
@@ -213,7 +237,10 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
     const dqv = g.uniqueName(`${base}_dq`);
     const readers = g.consumers(v).filter((n) => producedQuantized.has(v) || quantizedNodes.has(n));
     const prod = g.producer(v);
-    const qn = g.addNode({ opType: 'QuantizeLinear', domain: o.qdqDomain, name: '', inputs: [v, scale, zp], outputs: [qv] }, prod ? { after: prod } : { before: g.nodes[0] });
+    const qn = g.addNode(
+      { opType: 'QuantizeLinear', domain: o.qdqDomain, name: '', inputs: [v, scale, zp], outputs: [qv] },
+      prod ? { after: prod } : { before: g.nodes[0] },
+    );
     g.addNode({ opType: 'DequantizeLinear', domain: o.qdqDomain, name: '', inputs: [qv, scale, zp], outputs: [dqv] }, { after: qn });
     for (const r of readers) for (let i = 0; i < r.inputs.length; i++) if (r.inputs[i] === v) r.inputs[i] = dqv;
     g.touch();
@@ -236,7 +263,8 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
         const [qmin, qmax] = o.actType === 'uint8' ? [0, 255] : [-128, 127];
         for (let i = 0; i < data.length; i++) q[i] = Math.max(qmin, Math.min(qmax, Math.round(data[i]! / p.scale) + p.zeroPoint));
         const base = g.uniqueName(`${cv.replace(/[^A-Za-z0-9_.]/g, '_')}_c`);
-        const qt = q instanceof Uint8Array ? Tensor.fromUint8(`${base}_q8`, t.dims, q) : Tensor.fromInt8(`${base}_q8`, t.dims, q as Int8Array);
+        const qt =
+          q instanceof Uint8Array ? Tensor.fromUint8(`${base}_q8`, t.dims, q) : Tensor.fromInt8(`${base}_q8`, t.dims, q as Int8Array);
         const { scale, zp } = addParams(g, base, p, o.actType);
         const dq = addDequantize(g, n, qt, g.constant(scale)!, g.constant(zp)!, undefined, o.qdqDomain);
         for (let i = 0; i < n.inputs.length; i++) if (n.inputs[i] === cv) n.inputs[i] = dq;
@@ -250,14 +278,21 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
     if (!w) continue; // activation x activation MatMul: both inputs already behind DQ
     const axis = o.perChannel ? weightAxis(n, w) : undefined;
     const r = o.roundWeight?.(n, w, axis, o.reduceRange);
-    const qw = r ? packWeight(g.uniqueName(wName), w.dims, r.q, r.scales, axis) : quantizeWeight(w, g.uniqueName(wName), { axis, reduceRange: o.reduceRange });
+    const qw = r
+      ? packWeight(g.uniqueName(wName), w.dims, r.q, r.scales, axis)
+      : quantizeWeight(w, g.uniqueName(wName), { axis, reduceRange: o.reduceRange });
     n.inputs[spec.weight] = addDequantize(g, n, qw.q, qw.scale, qw.zeroPoint, axis, o.qdqDomain);
     const bName = spec.bias >= 0 ? n.inputs[spec.bias] : undefined;
     const b0 = bName ? g.constant(bName) : undefined;
     // bias correction: the mean output error of the rounded weight goes into the float bias first
-    const b = b0 && r?.biasShift && b0.dtype === 'float32' && b0.size === r.biasShift.length
-      ? Tensor.fromFloat32(b0.name, b0.dims, Float32Array.from(b0.toFloat32(), (v, i) => v + r.biasShift![i]!))
-      : b0;
+    const b =
+      b0 && r?.biasShift && b0.dtype === 'float32' && b0.size === r.biasShift.length
+        ? Tensor.fromFloat32(
+            b0.name,
+            b0.dims,
+            Float32Array.from(b0.toFloat32(), (v, i) => v + r.biasShift![i]!),
+          )
+        : b0;
     if (bName && b && b.dtype === 'float32' && b.dims.length === 1) {
       const inScale = qParams(c.actInputs[0]!).scale;
       const qb = quantizeBias(b, g.uniqueName(bName), inScale, qw.scales);
@@ -272,7 +307,9 @@ function addParams(g: Graph, base: string, p: QParams, actType: ActType): { scal
   const scale = g.uniqueName(`${base}_s`);
   const zp = g.uniqueName(`${base}_z`);
   g.setInitializer(Tensor.scalarFloat(scale, p.scale));
-  g.setInitializer(actType === 'uint8' ? Tensor.fromUint8(zp, [], Uint8Array.of(p.zeroPoint)) : Tensor.fromInt8(zp, [], Int8Array.of(p.zeroPoint)));
+  g.setInitializer(
+    actType === 'uint8' ? Tensor.fromUint8(zp, [], Uint8Array.of(p.zeroPoint)) : Tensor.fromInt8(zp, [], Int8Array.of(p.zeroPoint)),
+  );
   return { scale, zp };
 }
 
@@ -282,7 +319,14 @@ function addDequantize(g: Graph, before: Node, q: Tensor, scale: Tensor, zp: Ten
   g.setInitializer(zp);
   const out = g.uniqueName(`${q.name}_dq`);
   g.addNode(
-    { opType: 'DequantizeLinear', domain, name: '', inputs: [q.name, scale.name, zp.name], outputs: [out], attrs: axis !== undefined && scale.dims.length === 1 ? { axis: { type: 'int', value: axis } } : {} },
+    {
+      opType: 'DequantizeLinear',
+      domain,
+      name: '',
+      inputs: [q.name, scale.name, zp.name],
+      outputs: [out],
+      attrs: axis !== undefined && scale.dims.length === 1 ? { axis: { type: 'int', value: axis } } : {},
+    },
     { before },
   );
   return out;

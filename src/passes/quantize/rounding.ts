@@ -52,7 +52,12 @@ export function layerGeometry(g: Graph, n: Node): LayerGeometry | undefined {
     const p = n.attrInts('pads') ?? [0, 0, 0, 0];
     const dl = n.attrInts('dilations') ?? [1, 1];
     return {
-      op: 'Conv', input: n.inputs[0]!, k, outChannels: cout, groups, index: (c, i) => c * k + i,
+      op: 'Conv',
+      input: n.inputs[0]!,
+      k,
+      outChannels: cout,
+      groups,
+      index: (c, i) => c * k + i,
       conv: { kh, kw, sh: s[0]!, sw: s[1]!, pads: p, dh: dl[0]!, dw: dl[1]!, cinPerGroup: cg },
     };
   }
@@ -82,8 +87,22 @@ export class Gram {
     g.addNode({ name: 't', opType: 'Transpose', inputs: ['p'], outputs: ['pt'], attrs: { perm: { type: 'ints', value: [0, 2, 1] } } });
     g.addNode({ name: 'mm', opType: 'MatMul', inputs: ['pt', 'p'], outputs: ['h'] });
     g.addNode({ name: 'sum', opType: 'ReduceSum', inputs: ['p', 'axes'], outputs: ['s'], attrs: { keepdims: { type: 'int', value: 0 } } });
-    g.outputs.push({ name: 'h', type: { dtype: 'float32', shape: ['g', 'k', 'k'] } }, { name: 's', type: { dtype: 'float32', shape: ['g', 'k'] } });
-    const m: Model = { irVersion: 8, opsets: new Map([['', 13]]), producerName: 'edgefit', producerVersion: '1', domain: '', modelVersion: 1, docString: '', metadata: new Map(), graph: g, extra: undefined };
+    g.outputs.push(
+      { name: 'h', type: { dtype: 'float32', shape: ['g', 'k', 'k'] } },
+      { name: 's', type: { dtype: 'float32', shape: ['g', 'k'] } },
+    );
+    const m: Model = {
+      irVersion: 8,
+      opsets: new Map([['', 13]]),
+      producerName: 'edgefit',
+      producerVersion: '1',
+      domain: '',
+      modelVersion: 1,
+      docString: '',
+      metadata: new Map(),
+      graph: g,
+      extra: undefined,
+    };
     return new Gram(await openSession(m, { threads }));
   }
 
@@ -107,7 +126,10 @@ export class LayerInputStats {
   rows = 0;
 
   /** `maxRows`: Conv output positions sampled per input batch (all of them when Infinity). */
-  constructor(readonly geo: LayerGeometry, readonly maxRows = ROWS_PER_BATCH) {
+  constructor(
+    readonly geo: LayerGeometry,
+    readonly maxRows = ROWS_PER_BATCH,
+  ) {
     const k = geo.k;
     this.h = Array.from({ length: geo.groups }, () => new Float64Array(k * k));
     this.sum = Array.from({ length: geo.groups }, () => new Float64Array(k));
@@ -161,14 +183,16 @@ export class LayerInputStats {
     const geo = this.geo;
     const k = geo.k;
     if (!geo.conv) {
-      if (dims[dims.length - 1] !== k) throw new EdgefitError('INTERNAL', `layer input rows of ${dims[dims.length - 1]} for a weight of ${k} rows`);
+      if (dims[dims.length - 1] !== k)
+        throw new EdgefitError('INTERNAL', `layer input rows of ${dims[dims.length - 1]} for a weight of ${k} rows`);
       await this.push(data, data.length / k, gram);
       return;
     }
     if (dims.length !== 4) throw new EdgefitError('INTERNAL', `Conv input of rank ${dims.length}`);
     const [b, ch, hh, ww] = dims as [number, number, number, number];
     const { kh, kw, sh, sw, pads, dh, dw, cinPerGroup } = geo.conv;
-    if (ch !== cinPerGroup * geo.groups) throw new EdgefitError('INTERNAL', `Conv input has ${ch} channels, weight expects ${cinPerGroup * geo.groups}`);
+    if (ch !== cinPerGroup * geo.groups)
+      throw new EdgefitError('INTERNAL', `Conv input has ${ch} channels, weight expects ${cinPerGroup * geo.groups}`);
     const oh = Math.floor((hh + pads[0]! + pads[2]! - dh * (kh - 1) - 1) / sh) + 1;
     const ow = Math.floor((ww + pads[1]! + pads[3]! - dw * (kw - 1) - 1) / sw) + 1;
     // at most ROWS_PER_BATCH output positions, spread evenly: a 25-weight depthwise row needs
@@ -246,7 +270,14 @@ export function quadratic(m: Float64Array, e: ArrayLike<number>, k: number): num
  * (and |q_i| <= qmax): coordinate descent from round-to-nearest, a flip kept when it lowers the
  * quadratic. Never worse than nearest on M (every accepted step lowers it).
  */
-export function adaroundRow(w: ArrayLike<number>, s: number, qmax: number, m: Float64Array, k: number, passes = 4): { q: Int8Array; errNearest: number; err: number } {
+export function adaroundRow(
+  w: ArrayLike<number>,
+  s: number,
+  qmax: number,
+  m: Float64Array,
+  k: number,
+  passes = 4,
+): { q: Int8Array; errNearest: number; err: number } {
   const q = new Int8Array(k);
   const e = new Float64Array(k);
   for (let i = 0; i < k; i++) {

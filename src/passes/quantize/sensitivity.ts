@@ -87,7 +87,14 @@ export async function rankSensitivity(
   const total = units.length > budget ? budget : units.length;
   const gainOf = async (us: readonly string[]): Promise<number> => {
     const these = new Set(us);
-    const f = await measureFidelity(buildKeeping(floatSet(alone ? units.filter((u) => !these.has(u)) : us)), batches, reference, level, o.threads, metric);
+    const f = await measureFidelity(
+      buildKeeping(floatSet(alone ? units.filter((u) => !these.has(u)) : us)),
+      batches,
+      reference,
+      level,
+      o.threads,
+      metric,
+    );
     o.onProbe?.(++done, total);
     return alone ? f.loss - base.loss : base.loss - f.loss;
   };

@@ -57,7 +57,8 @@ export function findSplitSite(g: Graph, p: Node): SplitSite | undefined {
       const grp = n.attrInt('group', 1)!;
       const biasOk = !n.inputs[2] || g.constant(n.inputs[2])?.dtype === 'float32';
       if (cw && cw.dtype === 'float32' && biasOk && n.inputs[0] && inRegion.has(n.inputs[0]) && reads.length === 1) {
-        if (grp === channels && cw.dims[0] === channels && cw.dims[1] === 1) ok = true; // depthwise: channel-wise
+        if (grp === channels && cw.dims[0] === channels && cw.dims[1] === 1)
+          ok = true; // depthwise: channel-wise
         else if (grp === 1 && cw.dims[1] === channels) {
           boundary.add(n);
           continue;
@@ -120,14 +121,30 @@ export function splitSite(model: Model, site: SplitSite, groups: readonly number
       }
     }
     const out = g.uniqueName(`${n.outputs[0]}_g${k}`);
-    const c = g.addNode({ opType: n.opType, domain: n.domain, name: g.uniqueName(`${n.name || n.outputs[0]}_g${k}`), inputs: ins, outputs: [out], attrs: Object.fromEntries(n.attrs) }, { before: n });
+    const c = g.addNode(
+      {
+        opType: n.opType,
+        domain: n.domain,
+        name: g.uniqueName(`${n.name || n.outputs[0]}_g${k}`),
+        inputs: ins,
+        outputs: [out],
+        attrs: Object.fromEntries(n.attrs),
+      },
+      { before: n },
+    );
     if (n.opType === 'Conv' && n !== site.producer) c.setInt('group', rows.length);
     add(n.outputs[0]!, k, out);
     return c;
   };
   groups.forEach((rows, k) => {
     clone(site.producer, k, rows, [...site.producer.inputs]);
-    for (const n of site.region) clone(n, k, rows, n.inputs.map((v) => concatOf.get(v)?.[k] ?? v));
+    for (const n of site.region)
+      clone(
+        n,
+        k,
+        rows,
+        n.inputs.map((v) => concatOf.get(v)?.[k] ?? v),
+      );
   });
   const order = groups.flat();
   const cats = new Map<string, string>();
@@ -137,14 +154,24 @@ export function splitSite(model: Model, site: SplitSite, groups: readonly number
     if (!cat) {
       cats.set(v, (cat = g.uniqueName(`${v}_split`)));
       const last = g.producer(concatOf.get(v)![groups.length - 1]!)!;
-      g.addNode({ opType: 'Concat', name: g.uniqueName(`${v}_concat`), inputs: concatOf.get(v)!, outputs: [cat], attrs: { axis: { type: 'int', value: 1 } } }, { after: last });
+      g.addNode(
+        {
+          opType: 'Concat',
+          name: g.uniqueName(`${v}_concat`),
+          inputs: concatOf.get(v)!,
+          outputs: [cat],
+          attrs: { axis: { type: 'int', value: 1 } },
+        },
+        { after: last },
+      );
     }
     const w = g.constant(b.inputs[1]!)!;
     const d = w.toFloat32();
     const [cout, cin] = [w.dims[0]!, w.dims[1]!];
     const k = d.length / (cout * cin);
     const nd = new Float32Array(d.length);
-    for (let o = 0; o < cout; o++) for (let j = 0; j < cin; j++) nd.set(d.subarray((o * cin + order[j]!) * k, (o * cin + order[j]! + 1) * k), (o * cin + j) * k);
+    for (let o = 0; o < cout; o++)
+      for (let j = 0; j < cin; j++) nd.set(d.subarray((o * cin + order[j]!) * k, (o * cin + order[j]! + 1) * k), (o * cin + j) * k);
     const wn = g.uniqueName(`${b.inputs[1]}_perm`);
     g.setInitializer(Tensor.fromFloat32(wn, w.dims, nd));
     b.inputs[0] = cat;
@@ -196,7 +223,14 @@ export function splitWideChannels(model: Model, ranges: ReadonlyMap<string, Chan
     if (groups.length < 2) continue;
     splitSite(model, site, groups);
     report.sites++;
-    report.details.push({ value: p.outputs[0]!, producer: p.name || p.outputs[0]!, spread, groups: groups.map((x) => x.length), rangeBefore: sorted[sorted.length - 1]!, rangesAfter: groups.map((x) => Math.max(...x.map((c) => abs[c]!))) });
+    report.details.push({
+      value: p.outputs[0]!,
+      producer: p.name || p.outputs[0]!,
+      spread,
+      groups: groups.map((x) => x.length),
+      rangeBefore: sorted[sorted.length - 1]!,
+      rangesAfter: groups.map((x) => Math.max(...x.map((c) => abs[c]!))),
+    });
   }
   return report;
 }

@@ -34,14 +34,22 @@ export function applyWeightStorage(model: Model, o: WeightStorageOptions): Layer
     const axis = o.perChannel ? weightAxis(n, w) : undefined;
     // float kernels cannot saturate: full 8-bit weights
     const r = o.roundWeight?.(n, w, axis, false);
-    const qw = r ? packWeight(g.uniqueName(w.name), w.dims, r.q, r.scales, axis) : quantizeWeight(w, g.uniqueName(w.name), { axis, reduceRange: false });
+    const qw = r
+      ? packWeight(g.uniqueName(w.name), w.dims, r.q, r.scales, axis)
+      : quantizeWeight(w, g.uniqueName(w.name), { axis, reduceRange: false });
     n.inputs[spec.weight] = castMul(g, n, qw.q, qw.scales, axis);
     // the bias correction of the rounding (adaround, bias) goes into the float bias
     const bName = spec.bias >= 0 ? n.inputs[spec.bias] : undefined;
     const b = bName ? g.constant(bName) : undefined;
     if (bName && b && b.dtype === 'float32' && r?.biasShift && b.size === r.biasShift.length) {
       const shifted = g.uniqueName(`${bName}_corrected`);
-      g.setInitializer(Tensor.fromFloat32(shifted, b.dims, Float32Array.from(b.toFloat32(), (v, i) => v + r.biasShift![i]!)));
+      g.setInitializer(
+        Tensor.fromFloat32(
+          shifted,
+          b.dims,
+          Float32Array.from(b.toFloat32(), (v, i) => v + r.biasShift![i]!),
+        ),
+      );
       n.inputs[spec.bias] = shifted;
     }
     decisions.push({ node: key, op: n.opType, kind: 'weighted', int8: true });
@@ -57,7 +65,10 @@ function castMul(g: Model['graph'], reader: Node, q: Tensor, scales: Float32Arra
   g.setInitializer(Tensor.fromFloat32(sName, scales.length === 1 ? [] : q.dims.map((d, i) => (i === axis ? d : 1)), scales));
   const cast = g.uniqueName(`${q.name}_f`);
   const out = g.uniqueName(`${q.name}_w`);
-  g.addNode({ opType: 'Cast', domain: '', name: '', inputs: [q.name], outputs: [cast], attrs: { to: { type: 'int', value: 1 } } }, { before: reader });
+  g.addNode(
+    { opType: 'Cast', domain: '', name: '', inputs: [q.name], outputs: [cast], attrs: { to: { type: 'int', value: 1 } } },
+    { before: reader },
+  );
   g.addNode({ opType: 'Mul', domain: '', name: '', inputs: [cast, sName], outputs: [out] }, { before: reader });
   return out;
 }

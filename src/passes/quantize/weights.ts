@@ -44,7 +44,13 @@ export function quantizeWeight(w: Tensor, name: string, opts: { axis?: number; r
 }
 
 /** The int8 weight, its scales and zero points as tensors (symmetric: zero points 0). */
-export function packWeight(name: string, dims: readonly number[], q: Int8Array, scales: Float32Array, axis: number | undefined): QuantizedWeight {
+export function packWeight(
+  name: string,
+  dims: readonly number[],
+  q: Int8Array,
+  scales: Float32Array,
+  axis: number | undefined,
+): QuantizedWeight {
   const sdims = axis === undefined ? [] : [scales.length];
   return {
     q: Tensor.fromInt8(`${name}_q8`, dims, q),
@@ -56,7 +62,12 @@ export function packWeight(name: string, dims: readonly number[], q: Int8Array, 
 }
 
 /** Bias as int32 on scale inputScale * weightScale[c] (what QLinearConv / QGemm expect). */
-export function quantizeBias(b: Tensor, name: string, inputScale: number, wScales: Float32Array): { q: Tensor; scale: Tensor; zeroPoint: Tensor } {
+export function quantizeBias(
+  b: Tensor,
+  name: string,
+  inputScale: number,
+  wScales: Float32Array,
+): { q: Tensor; scale: Tensor; zeroPoint: Tensor } {
   const data = b.toFloat32();
   const n = data.length;
   const scales = new Float32Array(n);
