@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, totalmem } from 'node:os';
+import type { MetricsPayload } from '../telemetry/payloads.js';
 
 /** sha256 of /etc/machine-id (never published raw: it is a secret-ish host identifier). */
 export function defaultDeviceId(): string {
@@ -38,14 +39,8 @@ export function memAvailableMb(): number {
   return 0;
 }
 
-export interface SystemReading {
-  cpuLoad: number;
-  cores: number;
-  temperatureC: number | null;
-  throttled: boolean | null;
-  memTotalMb: number;
-  memAvailableMb: number;
-}
+/** What the metrics payload reports of the box (its schema owns the field list). */
+export type SystemReading = MetricsPayload['system'];
 
 export function readSystem(throttled: () => boolean | null): SystemReading {
   const cores = Math.max(1, cpus().length);

@@ -181,14 +181,7 @@ export class FleetLink {
   }
 }
 
-export function toView(a: {
-  tx: string;
-  verb: string;
-  ts: number;
-  request: unknown;
-  response: unknown;
-  responseTs: number | null;
-}): ActionView {
+export function toView(a: Omit<ActionView, 'ok'>): ActionView {
   return {
     tx: a.tx,
     verb: a.verb,
