@@ -19,6 +19,34 @@ export interface ReportInput {
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
+// inline so the report stays one self-contained file
+const STYLE =
+  'body{font:14px system-ui,sans-serif;margin:24px;color:#222}' +
+  'table{border-collapse:collapse}' +
+  'td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}' +
+  'th{background:#f3f3f3}' +
+  'tr.chosen{background:#e8f6e8;font-weight:600}' +
+  'td:first-child{text-align:left;font-family:monospace}' +
+  'pre{background:#f6f6f6;padding:8px;overflow:auto;max-height:320px}' +
+  '.bad{color:#b00}';
+
+// the candidates table's columns; renderReport's cells follow this order
+const HEADERS = [
+  'id',
+  'structured',
+  'unstructured',
+  'quant',
+  'threads',
+  'p50 ms',
+  'p95 ms',
+  'model RAM MB',
+  'fidelity',
+  'size MB',
+  'gzip MB',
+  'frontier',
+  'meets budgets',
+] as const;
+
 function plot(r: ReportInput): string {
   const W = 640,
     H = 380,
@@ -48,11 +76,13 @@ function plot(r: ReportInput): string {
   );
   if (r.budgets.latencyMs)
     parts.push(
-      `<line x1="${X(r.budgets.latencyMs)}" x2="${X(r.budgets.latencyMs)}" y1="${T}" y2="${H - B}" stroke="#d33" stroke-dasharray="5,4"/><text x="${X(r.budgets.latencyMs) + 4}" y="${T + 12}" font-size="11" fill="#d33">latency budget</text>`,
+      `<line x1="${X(r.budgets.latencyMs)}" x2="${X(r.budgets.latencyMs)}" y1="${T}" y2="${H - B}" stroke="#d33" stroke-dasharray="5,4"/>` +
+        `<text x="${X(r.budgets.latencyMs) + 4}" y="${T + 12}" font-size="11" fill="#d33">latency budget</text>`,
     );
   if (r.budgets.minFidelity !== undefined)
     parts.push(
-      `<line x1="${L}" x2="${W - R}" y1="${Y(r.budgets.minFidelity)}" y2="${Y(r.budgets.minFidelity)}" stroke="#d33" stroke-dasharray="5,4"/><text x="${W - R - 4}" y="${Y(r.budgets.minFidelity) - 4}" font-size="11" fill="#d33" text-anchor="end">fidelity floor</text>`,
+      `<line x1="${L}" x2="${W - R}" y1="${Y(r.budgets.minFidelity)}" y2="${Y(r.budgets.minFidelity)}" stroke="#d33" stroke-dasharray="5,4"/>` +
+        `<text x="${W - R - 4}" y="${Y(r.budgets.minFidelity) - 4}" font-size="11" fill="#d33" text-anchor="end">fidelity floor</text>`,
     );
   const front = r.frontier.slice().sort((a, b) => latencyOf(a) - latencyOf(b));
   parts.push(
@@ -60,8 +90,10 @@ function plot(r: ReportInput): string {
   );
   for (const c of r.candidates) {
     const chosen = c.id === r.chosenId;
+    const fill = chosen ? '#1a1' : c.config.quant === 'none' ? '#36c' : '#c80';
     parts.push(
-      `<circle cx="${X(latencyOf(c))}" cy="${Y(c.fidelity)}" r="${chosen ? 7 : 4}" fill="${chosen ? '#1a1' : c.config.quant === 'none' ? '#36c' : '#c80'}" stroke="#222" stroke-width="${chosen ? 2 : 0.5}"><title>${esc(c.id)}: ${LATENCY_STATISTIC} ${latencyOf(c).toFixed(1)} ms, fidelity ${c.fidelity.toFixed(4)}</title></circle>`,
+      `<circle cx="${X(latencyOf(c))}" cy="${Y(c.fidelity)}" r="${chosen ? 7 : 4}" fill="${fill}" stroke="#222" stroke-width="${chosen ? 2 : 0.5}">` +
+        `<title>${esc(c.id)}: ${LATENCY_STATISTIC} ${latencyOf(c).toFixed(1)} ms, fidelity ${c.fidelity.toFixed(4)}</title></circle>`,
     );
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="latency versus fidelity">${parts.join('')}</svg>`;
@@ -71,23 +103,39 @@ export function renderReport(r: ReportInput): string {
   const rows = r.candidates
     .slice()
     .sort((a, b) => latencyOf(b) - latencyOf(a))
-    .map(
-      (c) =>
-        `<tr class="${c.id === r.chosenId ? 'chosen' : ''}"><td>${esc(c.id)}</td><td>${(c.config.structured * 100).toFixed(1)}% ${c.config.structuredBy === 'macs' ? 'MACs' : 'ch'}</td><td>${(c.config.unstructured * 100).toFixed(0)}%</td><td>${c.config.quant}</td><td>${c.config.threads}</td><td>${c.latencyP50Ms.toFixed(1)}</td><td>${c.latencyP95Ms.toFixed(1)}</td><td>${c.modelRssMb.toFixed(1)}</td><td>${c.fidelity.toFixed(4)}</td><td>${(c.sizeBytes / 1e6).toFixed(2)}</td><td>${c.compressedBytes !== undefined ? (c.compressedBytes / 1e6).toFixed(2) : ''}</td><td>${r.frontier.some((f) => f.id === c.id) ? 'yes' : ''}</td><td>${c.meets.latency && c.meets.ram && c.meets.fidelity && c.meets.size !== false ? 'yes' : 'no'}</td></tr>`,
-    )
+    .map((c) => {
+      // one cell per HEADERS column, in that order
+      const cells = [
+        esc(c.id),
+        `${(c.config.structured * 100).toFixed(1)}% ${c.config.structuredBy === 'macs' ? 'MACs' : 'ch'}`,
+        `${(c.config.unstructured * 100).toFixed(0)}%`,
+        `${c.config.quant}`,
+        `${c.config.threads}`,
+        c.latencyP50Ms.toFixed(1),
+        c.latencyP95Ms.toFixed(1),
+        c.modelRssMb.toFixed(1),
+        c.fidelity.toFixed(4),
+        (c.sizeBytes / 1e6).toFixed(2),
+        c.compressedBytes !== undefined ? (c.compressedBytes / 1e6).toFixed(2) : '',
+        r.frontier.some((f) => f.id === c.id) ? 'yes' : '',
+        c.meets.latency && c.meets.ram && c.meets.fidelity && c.meets.size !== false ? 'yes' : 'no',
+      ];
+      return `<tr class="${c.id === r.chosenId ? 'chosen' : ''}">${cells.map((v) => `<td>${v}</td>`).join('')}</tr>`;
+    })
     .join('\n');
+  const latencyBudget = r.budgets.latencyMs ? `${r.budgets.latencyMs.toFixed(1)} ms (${LATENCY_STATISTIC})` : 'none';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgefit fit report: ${esc(r.model)}</title>
-<style>body{font:14px system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f3f3f3}tr.chosen{background:#e8f6e8;font-weight:600}td:first-child{text-align:left;font-family:monospace}pre{background:#f6f6f6;padding:8px;overflow:auto;max-height:320px}.bad{color:#b00}</style></head>
+<style>${STYLE}</style></head>
 <body>
 <h1>Fit report</h1>
 <p>Model <code>${esc(r.model)}</code> on profile <b>${esc(r.profile)}</b>: ${r.candidates.length} candidates measured in ${(r.elapsedMs / 1000).toFixed(1)} s.
 ${r.feasible ? 'Chosen: the highest-fidelity candidate that meets every budget.' : '<span class="bad">No candidate meets every budget; the closest is shown.</span>'}</p>
-<p>Budgets: latency ${r.budgets.latencyMs ? `${r.budgets.latencyMs.toFixed(1)} ms (${LATENCY_STATISTIC})` : 'none'}, RAM ${r.budgets.ramMb ?? 'none'} MB, fidelity at least ${r.budgets.minFidelity ?? 'none'}.</p>
+<p>Budgets: latency ${latencyBudget}, RAM ${r.budgets.ramMb ?? 'none'} MB, fidelity at least ${r.budgets.minFidelity ?? 'none'}.</p>
 ${plot(r)}
 <p><small>Green: chosen. Blue: float. Orange: int8. Line: measured frontier.</small></p>
 <h2>Candidates</h2>
-<table><tr><th>id</th><th>structured</th><th>unstructured</th><th>quant</th><th>threads</th><th>p50 ms</th><th>p95 ms</th><th>model RAM MB</th><th>fidelity</th><th>size MB</th><th>gzip MB</th><th>frontier</th><th>meets budgets</th></tr>
+<table><tr>${HEADERS.map((h) => `<th>${h}</th>`).join('')}</tr>
 ${rows}</table>
 ${r.notes.length ? `<h2>Notes</h2><ul>${r.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : ''}
 <h2>Hardware</h2><pre>${esc(JSON.stringify(r.hardware, null, 2))}</pre>

@@ -53,7 +53,8 @@ function human(r: EvalReport): string {
         ? `  top-1 ${f(x.top1Agreement, 4)}` + (x.top5Agreement !== undefined ? `  top-5 ${f(x.top5Agreement, 4)}` : '')
         : '';
     lines.push(
-      `fidelity   ${f(x.value, 6)} (${x.metric}) vs ${r.reference}: cosine ${f(x.cosine, 6)}  SNR ${Number.isFinite(x.snrDb) ? `${f(x.snrDb, 1)} dB` : 'inf (identical)'}  max|err| ${x.maxAbsErr.toPrecision(3)}${top}${syn}`,
+      `fidelity   ${f(x.value, 6)} (${x.metric}) vs ${r.reference}: cosine ${f(x.cosine, 6)}` +
+        `  SNR ${Number.isFinite(x.snrDb) ? `${f(x.snrDb, 1)} dB` : 'inf (identical)'}  max|err| ${x.maxAbsErr.toPrecision(3)}${top}${syn}`,
     );
   }
   if (r.accuracy) lines.push(`accuracy   ${f(r.accuracy.value, 4)} (${r.accuracy.correct}/${r.accuracy.total})`);

@@ -83,7 +83,9 @@ export const command: CommandModule<object, Args> = {
       });
     else {
       process.stdout.write(
-        `chose ${chosen.id}: p50 ${chosen.latencyP50Ms.toFixed(1)} ms, p95 ${chosen.latencyP95Ms.toFixed(1)} ms (original p50 ${r.referenceLatencyP50Ms.toFixed(1)} ms), fidelity ${chosen.fidelity.toFixed(4)}, ${(chosen.sizeBytes / 1e6).toFixed(2)} MB -> ${r.chosenPath}\n`,
+        `chose ${chosen.id}: p50 ${chosen.latencyP50Ms.toFixed(1)} ms, p95 ${chosen.latencyP95Ms.toFixed(1)} ms` +
+          ` (original p50 ${r.referenceLatencyP50Ms.toFixed(1)} ms), fidelity ${chosen.fidelity.toFixed(4)}, ${(chosen.sizeBytes / 1e6).toFixed(2)} MB` +
+          ` -> ${r.chosenPath}\n`,
       );
       process.stdout.write(
         `${r.candidates.length} candidates measured in ${(r.elapsedMs / 1000).toFixed(1)} s; frontier of ${r.frontier.length} kept beside the model\n`,

@@ -44,7 +44,10 @@ function summary(r: PruneReport, out: string): string {
     ...r.groups.skipped.slice(0, 12).map((g) => `  kept whole: ${g.group} (${g.size}): ${g.reasons[0]}`),
     `graph surgery ${r.surgeryMs.toFixed(0)} ms`,
     r.fidelity
-      ? `fidelity${syn}: cosine ${r.fidelity.cosine.toFixed(5)} (pooled ${r.fidelity.pooledCosine.toFixed(5)}), rel. L2 ${r.fidelity.relL2.toFixed(4)}${r.fidelity.maskIoU !== null ? `, mask IoU@0.3 ${r.fidelity.maskIoU.toFixed(4)}` : ''}${r.fidelity.top1Agreement !== null ? `, top-1 agreement ${(r.fidelity.top1Agreement * 100).toFixed(1)}%` : ''} over ${r.fidelity.samples} calibration samples (the ones pruning used)`
+      ? `fidelity${syn}: cosine ${r.fidelity.cosine.toFixed(5)} (pooled ${r.fidelity.pooledCosine.toFixed(5)}), rel. L2 ${r.fidelity.relL2.toFixed(4)}` +
+        `${r.fidelity.maskIoU !== null ? `, mask IoU@0.3 ${r.fidelity.maskIoU.toFixed(4)}` : ''}` +
+        `${r.fidelity.top1Agreement !== null ? `, top-1 agreement ${(r.fidelity.top1Agreement * 100).toFixed(1)}%` : ''}` +
+        ` over ${r.fidelity.samples} calibration samples (the ones pruning used)`
       : 'fidelity: not measured',
   ];
   if (r.unstructured)

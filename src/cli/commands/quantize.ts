@@ -49,7 +49,10 @@ function summary(r: QuantizeReport, out: string): string {
       .map((l) => `  float: ${l.op} ${l.node}: ${l.why}`),
     ...(r.weightRounding
       ? [
-          `weights: ${r.weightRounding.method} rounding over ${r.weightRounding.layers} layers${r.weightRounding.errorVsNearest !== null ? `, layer output error ${r.weightRounding.errorVsNearest.toFixed(3)}x round-to-nearest's on the calibration data` : ''}`,
+          `weights: ${r.weightRounding.method} rounding over ${r.weightRounding.layers} layers` +
+            (r.weightRounding.errorVsNearest !== null
+              ? `, layer output error ${r.weightRounding.errorVsNearest.toFixed(3)}x round-to-nearest's on the calibration data`
+              : ''),
         ]
       : []),
     ...(r.equalized
@@ -61,7 +64,8 @@ function summary(r: QuantizeReport, out: string): string {
         ]
       : []),
     r.fidelity
-      ? `fidelity: ${r.fidelity.metric === 'argmax' ? 'per-position argmax agreement' : 'cosine'} mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples`
+      ? `fidelity: ${r.fidelity.metric === 'argmax' ? 'per-position argmax agreement' : 'cosine'}` +
+        ` mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples`
       : 'fidelity: not measured (no --calib data)',
     `platform: ${r.platform.why}`,
     ...(r.opset ? [`opset: ${r.opset.why}`] : []),
@@ -111,7 +115,8 @@ export const command: CommandModule<object, Args> = {
         choices: WEIGHT_ROUNDINGS,
         default: 'adaround' as WeightRounding,
         describe:
-          "static mode: how int8 weights are rounded: adaround (round up or down per weight to minimise each layer's output error on the calibration data, then bias correction; slower), bias (nearest + bias correction), nearest",
+          'static mode: how int8 weights are rounded: adaround (round up or down per weight to minimise ' +
+          "each layer's output error on the calibration data, then bias correction; slower), bias (nearest + bias correction), nearest",
       })
       .option('equalize', {
         type: 'boolean',

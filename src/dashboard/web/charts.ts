@@ -137,13 +137,21 @@ export function frontierPlot(points: FrontierPoint[], budgets: { latencyMs?: num
   g += `<text x="${(L + w - R) / 2}" y="${h - 4}" text-anchor="middle">latency p50 (ms)</text>`;
   g += `<text x="12" y="${(T + h - B) / 2}" text-anchor="middle" transform="rotate(-90 12 ${(T + h - B) / 2})">fidelity</text>`;
   if (budgets.latencyMs !== undefined)
-    g += `<line class="budget-line" x1="${x(budgets.latencyMs).toFixed(1)}" x2="${x(budgets.latencyMs).toFixed(1)}" y1="${T}" y2="${h - B}"><title>latency budget ${esc(fmt(budgets.latencyMs))} ms</title></line>`;
+    g +=
+      `<line class="budget-line" x1="${x(budgets.latencyMs).toFixed(1)}" x2="${x(budgets.latencyMs).toFixed(1)}" y1="${T}" y2="${h - B}">` +
+      `<title>latency budget ${esc(fmt(budgets.latencyMs))} ms</title></line>`;
   if (budgets.minFidelity !== undefined)
-    g += `<line class="budget-line" x1="${L}" x2="${w - R}" y1="${y(budgets.minFidelity).toFixed(1)}" y2="${y(budgets.minFidelity).toFixed(1)}"><title>fidelity budget ${esc(budgets.minFidelity)}</title></line>`;
+    g +=
+      `<line class="budget-line" x1="${L}" x2="${w - R}" y1="${y(budgets.minFidelity).toFixed(1)}" y2="${y(budgets.minFidelity).toFixed(1)}">` +
+      `<title>fidelity budget ${esc(budgets.minFidelity)}</title></line>`;
   const sorted = [...points].sort((a, b) => a.latencyMs - b.latencyMs);
   g += `<path class="front" d="${sorted.map((p, i) => `${i ? 'L' : 'M'}${x(p.latencyMs).toFixed(1)} ${y(p.fidelity).toFixed(1)}`).join('')}"/>`;
   for (const p of sorted) {
-    g += `<circle class="pt${p.chosen ? ' chosen' : ''}" data-level="${p.level}" cx="${x(p.latencyMs).toFixed(1)}" cy="${y(p.fidelity).toFixed(1)}" r="${p.chosen ? 6 : 4}"><title>L${p.level} ${esc(p.label)}: ${esc(fmt(p.latencyMs))} ms, fidelity ${esc(p.fidelity.toFixed(4))}${p.ramMb !== null ? `, ${esc(fmt(p.ramMb))} MB` : ''}${p.chosen ? ' (deployed)' : ''}</title></circle>`;
+    g +=
+      `<circle class="pt${p.chosen ? ' chosen' : ''}" data-level="${p.level}"` +
+      ` cx="${x(p.latencyMs).toFixed(1)}" cy="${y(p.fidelity).toFixed(1)}" r="${p.chosen ? 6 : 4}">` +
+      `<title>L${p.level} ${esc(p.label)}: ${esc(fmt(p.latencyMs))} ms, fidelity ${esc(p.fidelity.toFixed(4))}` +
+      `${p.ramMb !== null ? `, ${esc(fmt(p.ramMb))} MB` : ''}${p.chosen ? ' (deployed)' : ''}</title></circle>`;
     if (p.chosen)
       g += `<text x="${(x(p.latencyMs) + 9).toFixed(1)}" y="${(y(p.fidelity) - 8).toFixed(1)}">L${p.level} ${esc(p.label)} (deployed)</text>`;
   }

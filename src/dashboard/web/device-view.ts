@@ -172,8 +172,9 @@ export class DeviceView {
     const l = s.last;
     const met = (k: MeetKey): string =>
       s.met[k] === false ? ' <span class="b unmet">✗ unmet</span>' : s.met[k] === true ? ' <span class="b met">✓ met</span>' : '';
+    const state = `<span class="state ${s.online ? 'on' : 'off'}" id="dev-state">${s.online ? 'online' : 'offline'}</span>`;
     el.innerHTML = `
-      <div class="title"><h1>${esc(s.id)}</h1><span class="state ${s.online ? 'on' : 'off'}" id="dev-state">${s.online ? 'online' : 'offline'}</span><span class="muted">last seen ${esc(ago(s.lastSeen))}</span></div>
+      <div class="title"><h1>${esc(s.id)}</h1>${state}<span class="muted">last seen ${esc(ago(s.lastSeen))}</span></div>
       <dl class="kv">
         <dt>Board profile</dt><dd>${esc(s.board ?? '–')}${esc(hardwareLine(this.d?.profile))}</dd>
         <dt>Model @ level</dt><dd>${esc(s.modelId ?? '–')} <span class="lvl">@${esc(levelText(s) || '–')}</span>${esc(this.levelLabel())}</dd>
@@ -273,8 +274,9 @@ export class DeviceView {
       .map((a) => {
         const st = a.response === null ? ['pending', 'waiting for device…'] : a.ok === false ? ['err', 'error'] : ['ok', 'ok'];
         const took = a.responseTs !== null ? ` in ${a.responseTs - a.ts} ms` : '';
+        const when = `<span class="muted">${esc(clock(a.ts))}</span><code class="muted">${esc(a.tx.slice(0, 8))}</code>`;
         return `<div class="act" data-tx="${esc(a.tx)}" data-verb="${esc(a.verb)}" data-state="${st[0]}">
-        <div class="head"><b>${esc(a.verb)}</b><span class="st ${st[0]}">${st[1]}${esc(took)}</span><span class="muted">${esc(clock(a.ts))}</span><code class="muted">${esc(a.tx.slice(0, 8))}</code></div>
+        <div class="head"><b>${esc(a.verb)}</b><span class="st ${st[0]}">${st[1]}${esc(took)}</span>${when}</div>
         <pre class="req">→ ${esc(JSON.stringify(a.request))}</pre>
         ${a.response !== null ? `<pre class="resp">← ${esc(JSON.stringify(a.response, null, 1))}</pre>` : ''}
       </div>`;

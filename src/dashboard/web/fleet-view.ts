@@ -16,6 +16,15 @@ const SORTS = {
   state: 'offline first',
 } as const;
 type SortKey = keyof typeof SORTS;
+// the state filter's choices: value, label ('violating' reads better to a person as 'over budget')
+const STATES = [
+  ['all', 'all'],
+  ['online', 'online'],
+  ['offline', 'offline'],
+  ['violating', 'over budget'],
+] as const;
+// the grid's header row; each row element fills one cell per column, in this order
+const COLUMNS = ['Device', 'State', 'Board', 'Model @ level', 'Budgets', 'Latency p50', 'Model RAM', 'Temperature'] as const;
 
 interface Entry {
   s: DeviceSummary;
@@ -43,7 +52,7 @@ export class FleetView {
   constructor(private readonly root: HTMLElement) {
     root.innerHTML = `
       <div class="toolbar">
-        <label>State <select id="f-state"><option value="all">all</option><option value="online">online</option><option value="offline">offline</option><option value="violating">over budget</option></select></label>
+        <label>State <select id="f-state">${STATES.map(([k, v]) => `<option value="${k}">${v}</option>`).join('')}</select></label>
         <label>Board <select id="f-board"><option value="">all boards</option></select></label>
         <label>Sort <select id="f-sort">${Object.entries(SORTS)
           .map(([k, v]) => `<option value="${k}">${v}</option>`)
@@ -51,7 +60,7 @@ export class FleetView {
         <label>Find <input id="f-search" type="search" placeholder="device id" size="14"></label>
         <span class="counts" id="counts"></span>
       </div>
-      <div class="grid-head"><span>Device</span><span>State</span><span>Board</span><span>Model @ level</span><span>Budgets</span><span>Latency p50</span><span>Model RAM</span><span>Temperature</span></div>
+      <div class="grid-head">${COLUMNS.map((c) => `<span>${c}</span>`).join('')}</div>
       <div class="viewport" id="viewport"><div class="spacer-rows" id="rows"></div><div class="empty" id="empty" hidden>No devices yet. Start an agent, or scripts/simulate-fleet.</div></div>`;
     const q = <T extends HTMLElement>(id: string): T => root.querySelector(`#${id}`) as T;
     this.el = {

@@ -154,7 +154,9 @@ export function analyzeGroups(model: Model): GroupAnalysis {
       grp.reasons.push(`grouped Conv groups (${grp.chunks}) do not divide the ${grp.size} coupled channels (${by()})`);
     else if (grp.chunks > 1 && grp.size / grp.chunks < 2)
       grp.reasons.push(
-        `grouped Convs leave one channel per group (${grp.chunks} groups: ${by()}): only whole groups could go (G shrinking), which is implemented for one grouped Conv with a single input or output channel per group reading one weight layer's channels, not for this combination`,
+        `grouped Convs leave one channel per group (${grp.chunks} groups: ${by()}): only whole groups could go (G shrinking), ` +
+          'which is implemented for one grouped Conv with a single input or output channel per group ' +
+          "reading one weight layer's channels, not for this combination",
       );
     if (!grp.actions.some((a) => a.role === 'out')) grp.reasons.push('no weight layer produces these channels');
     if (grp.size < 2) grp.reasons.push('a single channel');

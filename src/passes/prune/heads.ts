@@ -93,7 +93,11 @@ export const runtimeMatmul: Handler = (n, c) => {
   if (!a && !b) return undefined;
   const on = (v: VInfo | undefined) => (v ? (v.axis >= -2 ? 'matrix' : 'batch') : 'untracked');
   if (!a || !b || a.axis >= -2 || b.axis >= -2)
-    return `MatMul of two run-time values with channels on ${on(a)} / ${on(b)} axes: only channels on a batch axis of both (attention heads split by a Reshape [.., H, d]) pass through; on the last two axes they would be contracted or mixed (attention scores, head mixing)`;
+    return (
+      `MatMul of two run-time values with channels on ${on(a)} / ${on(b)} axes: ` +
+      'only channels on a batch axis of both (attention heads split by a Reshape [.., H, d]) pass through; ' +
+      'on the last two axes they would be contracted or mixed (attention scores, head mixing)'
+    );
   if (a.rank === null || a.rank !== b.rank || a.axis !== b.axis)
     return `MatMul of run-time values whose head axes do not line up (ranks ${a.rank}/${b.rank}, axes ${a.axis}/${b.axis})`;
   if (!c.atoms.canUnify(a.space, b.space))

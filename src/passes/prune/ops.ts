@@ -354,11 +354,18 @@ const reshape: Handler = (n, c) => {
     return undefined;
   }
   if (!shape)
-    return "Reshape whose shape is computed at run time (a dynamic-shape export computes a channel shuffle's [N, g, C/g, H, W] or an attention heads split's [N, T, H, d] with Shape ops): only constant shapes are understood";
+    return (
+      'Reshape whose shape is computed at run time ' +
+      "(a dynamic-shape export computes a channel shuffle's [N, g, C/g, H, W] or an attention heads split's [N, T, H, d] with Shape ops): " +
+      'only constant shapes are understood'
+    );
   if (shape.length === 5 && x.rank === 4 && x.axis === -3) return channelShuffle(n, x, shape, c);
   if (x.rank !== null && x.axis === -1 && shape.length === x.rank + 1) return splitHeads(n, x, shape, c);
   if (x.rank !== null && x.rank >= 3 && x.axis === -2 && shape.length === x.rank - 1) return mergeHeads(n, x, shape, c);
-  return `Reshape [${shape.join(',')}] of a rank-${x.rank ?? '?'} value with channels on axis ${x.axis}: only a Flatten, a channel shuffle, a heads split ([.., C] -> [.., H, d]) or a heads merge ([.., H, d] -> [.., H*d]) are understood`;
+  return (
+    `Reshape [${shape.join(',')}] of a rank-${x.rank ?? '?'} value with channels on axis ${x.axis}: ` +
+    'only a Flatten, a channel shuffle, a heads split ([.., C] -> [.., H, d]) or a heads merge ([.., H, d] -> [.., H*d]) are understood'
+  );
 };
 
 const transpose: Handler = (n, c) => {

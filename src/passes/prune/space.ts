@@ -174,7 +174,8 @@ export class Atoms {
         for (const n of sizes) {
           if (off % run !== 0 || n % run !== 0)
             return bad(
-              `the concatenated parts (${sizes.join(' + ')} channels) do not start and end on its group boundaries (every ${run} channels), so a group would mix parts whose cuts must then sum to the same count per group, which is not implemented`,
+              `the concatenated parts (${sizes.join(' + ')} channels) do not start and end on its group boundaries (every ${run} channels), ` +
+                'so a group would mix parts whose cuts must then sum to the same count per group, which is not implemented',
             );
           off += n;
         }
