@@ -28,6 +28,15 @@ t.test('inspect prints a readable table', async (t) => {
   t.match(r.stdout, /params 133\.7 k \(133664\)/);
 });
 
+t.test('a dynamic input: the report says so in model terms, and the CLI names the flag that fixes it', async (t) => {
+  const r = await runCli(['inspect', OCR_MODELS.cls.file]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /note: input 'x' has dynamic dims/);
+  t.match(r.stdout, /hint: edgefit inspect \S+ --shape x=<dims>/);
+  const given = await runCli(['inspect', OCR_MODELS.cls.file, '--shape', 'x=1x3x48x192']);
+  t.notMatch(given.stdout, /hint:/, 'no hint once the shape is given');
+});
+
 t.test('bad input: one line on stderr, exit 2 for usage and 1 for model errors, stack only with --verbose', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefit-cli-'));
   const trunc = join(dir, 'trunc.onnx');

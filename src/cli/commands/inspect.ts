@@ -21,8 +21,13 @@ export const command: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', describe: 'print one JSON object' })
       .option('all', { type: 'boolean', describe: 'list every layer, including those without weights or MACs' }),
   handler: async (argv) => {
-    const report = await inspectModel(argv.model, normalize(loadModel(argv.model)), parseShapes(argv.shape));
-    if (argv.json) printJson(report);
-    else process.stdout.write(`${formatInspect(report, { all: argv.all })}\n`);
+    const shapes = parseShapes(argv.shape);
+    const report = await inspectModel(argv.model, normalize(loadModel(argv.model)), shapes);
+    if (argv.json) return printJson(report);
+    process.stdout.write(`${formatInspect(report, { all: argv.all })}\n`);
+    // the report says which inputs are dynamic in model terms; the flag that fixes it is the CLI's to name
+    const dynamic = report.inputs.filter((i) => !shapes.has(i.name) && !(i.shape ?? [null]).every((d) => typeof d === 'number' && d > 0));
+    if (dynamic.length)
+      process.stdout.write(`  hint: edgefit inspect ${argv.model} ${dynamic.map((i) => `--shape ${i.name}=<dims>`).join(' ')}\n`);
   },
 };
