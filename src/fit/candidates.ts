@@ -7,7 +7,7 @@ import { parseModel, serializeModel } from '../onnx/index.js';
 import { normalize } from '../passes/normalize.js';
 import { EdgefitError } from '../errors.js';
 import { prune } from '../passes/prune/index.js';
-import { quantizeModel } from '../passes/quantize/index.js';
+import { quantizeModel } from './quantize/plan.js';
 import type { Sample } from '../data/inputs.js';
 import { toFeeds } from '../runtime/runner.js';
 import type { GroupSensitivity } from '../passes/prune/sensitivity.js';

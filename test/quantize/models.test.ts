@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';
-import { quantizeModel } from '../../src/passes/quantize/index.js';
+import { quantizeModel } from '../../src/fit/quantize/plan.js';
 import { readNpy } from '../../src/data/npy.js';
 import { openSession } from '../../src/runtime/runner.js';
 import { cosine } from '../../src/fidelity/index.js';

@@ -7,11 +7,11 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel, serializeModel } from '../../src/onnx/index.js';
-import { quantizeModel } from '../../src/passes/quantize/index.js';
+import { quantizeModel } from '../../src/fit/quantize/plan.js';
 import { decodeImage, nchwSpec, preprocessImage } from '../../src/data/image.js';
 import { openSession, type Feeds } from '../../src/runtime/runner.js';
-import { measureFidelity } from '../../src/passes/quantize/fidelity.js';
-import { floatSet } from '../../src/passes/quantize/sensitivity.js';
+import { measureFidelity } from '../../src/fit/quantize/fidelity.js';
+import { floatSet } from '../../src/fit/quantize/sensitivity.js';
 import { ROOT, OCR_MODELS } from '../../devkit/paths.js';
 
 const pre = { scale: 1 / 255, mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };

@@ -4,7 +4,7 @@
 import t from 'tap';
 import * as ort from 'onnxruntime-node';
 import { serializeModel } from '../../src/onnx/index.js';
-import { rankSensitivity, type FloatSet } from '../../src/passes/quantize/sensitivity.js';
+import { rankSensitivity, type FloatSet } from '../../src/fit/quantize/sensitivity.js';
 import { openSession } from '../../src/runtime/runner.js';
 import { ModelBuilder } from '../../devkit/builder.js';
 

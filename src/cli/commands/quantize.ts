@@ -6,12 +6,12 @@ import { loadModel, saveModel } from '../../onnx/index.js';
 import { loadInputSet } from '../../data/inputs.js';
 import { modelInputs, toFeeds } from '../../runtime/runner.js';
 import { decideKeepFloat } from '../../fit/keep-float.js';
+import { quantizeModel } from '../../fit/quantize/plan.js';
 import {
   CALIB_METHODS,
   FIDELITY_METRICS,
   QUANT_MODES,
   WEIGHT_ROUNDINGS,
-  quantizeModel,
   ort,
   type CalibMethod,
   type FidelityMetric,

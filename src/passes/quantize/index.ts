@@ -1,9 +1,10 @@
-// edgefit quantize: the orchestration. Float graph prepared by onnxruntime's basic optimiser
-// (BatchNormalization folded into Conv, constants folded), then static QDQ, dynamic or fp16;
-// fidelity measured against the float model on real data; with a fidelity floor, the most
-// sensitive layers go back to float until the floor holds; and the graph onnxruntime really
-// runs is read back to report which kernels are int8. Whether int8 is worth deploying on this
-// box (it may run slower than float) is decided by the caller: src/fit/keep-float.ts.
+// edgefit quantize, the pass: the float graph prepared by onnxruntime's basic optimiser
+// (BatchNormalization folded into Conv, constants folded), then static QDQ, dynamic or fp16, built
+// to a plan (plan.ts: which units stay float, 7- or 8-bit weights); and the graph onnxruntime
+// really runs is read back to report which kernels are int8. The pass transforms and reports:
+// measuring fidelity, choosing the weight bit width, the --min-fidelity search over float sets
+// and whether int8 is worth deploying here are decisions, in src/fit/quantize/ and
+// src/fit/keep-float.ts (issue 15).
 import * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import { cloneModel, type Model } from '../../ir/model.js';
@@ -16,17 +17,15 @@ import { computeRange, needsHistogram, type CalibMethod, type Range } from './ca
 import { collectStats } from './collect.js';
 import { equalizeRanges, type EqualizeReport } from './equalize.js';
 import { dynamicQuantPass } from './dynamic.js';
-import { fallbackToFloat } from './fallback.js';
-import { measureFidelity, type Fidelity, type FidelityMetric } from './fidelity.js';
 import { fp16Pass } from './fp16.js';
 import { weightStoragePass } from './weight-storage.js';
 import { opsetPass, planOpset, type OpsetPlan } from './opset.js';
 import { foldPass, saturatedLowerBounds, type FoldReport } from './fold.js';
-import { optimizedModel, openSession, runtimeOps, type Feeds } from '../../runtime/runner.js';
+import { optimizedModel, runtimeOps, type Feeds } from '../../runtime/runner.js';
 import { detectPlatform, type Int8Platform } from './platform.js';
 import { staticQuantPass, calibrationValues, findCandidates, nodeKey, type LayerDecision, type StaticOptions } from './qdq.js';
 import { Gram, layerGeometry, LayerInputStats, roundWeight, type RoundedWeight, type WeightRounding } from './rounding.js';
-import { floatSet, nodeUnit, tensorUnit, type FloatSet, type SensitivityRank } from './sensitivity.js';
+import { floatSet, type QuantPlan } from './plan.js';
 
 // 'weights': int8 weights (calibrated rounding) with float activations and float compute, a
 // size-only mode like fp16: onnxruntime folds each DequantizeLinear of a weight at load.
@@ -34,9 +33,28 @@ export const QUANT_MODES = ['static', 'dynamic', 'fp16', 'weights'] as const;
 export type QuantMode = (typeof QUANT_MODES)[number];
 
 export { CALIB_METHODS, type CalibMethod } from './calibrate.js';
-export { FIDELITY_METRICS, type FidelityMetric } from './fidelity.js';
 export { WEIGHT_ROUNDINGS, type WeightRounding } from './rounding.js';
+export { floatSet, nodeUnit, tensorUnit, type FloatSet, type QuantPlan } from './plan.js';
 
+/**
+ * How a quantized model's outputs are judged against the float model's (src/fit/quantize/fidelity.ts):
+ * 'cosine' of each output, or 'argmax': agreement of the per-position argmax over the last axis
+ * (a sequence recogniser's decoded classes, PP-OCR rec's characters). Named here because the
+ * report carries the judgement.
+ */
+export const FIDELITY_METRICS = ['cosine', 'argmax'] as const;
+export type FidelityMetric = (typeof FIDELITY_METRICS)[number];
+
+export interface Fidelity {
+  metric: FidelityMetric;
+  mean: number;
+  min: number;
+  samples: number;
+  /** Mean over samples of the ranking loss (1 - cosine, or KL per position for argmax). */
+  loss: number;
+}
+
+/** What the pass needs to build any plan; the decision's own options are in src/fit/quantize/plan.ts. */
 export interface QuantizeOptions {
   mode: QuantMode;
   method?: CalibMethod;
@@ -46,33 +64,8 @@ export interface QuantizeOptions {
    * all channels (equalize.ts; exact in float). Static mode only.
    */
   equalize?: boolean;
-  /** Fidelity floor (in the fidelity metric, vs float); sensitive layers and tensors fall back to float to meet it. */
-  minFidelity?: number;
-  /**
-   * 'cosine' (default) of each output, or 'argmax': agreement of the per-position argmax over the
-   * last axis (a sequence recogniser's decoded classes, PP-OCR rec's characters).
-   */
-  fidelityMetric?: FidelityMetric;
-  /** Most sensitivity probes (one model build and session each) the --min-fidelity fallback may run (default 64). */
-  maxProbes?: number;
-  /**
-   * Samples each --min-fidelity ranking probe runs on (default 2): more rank more reliably (PP-OCR
-   * rec's float set ranked on 2 crops over-fitted them) at a proportional probe cost.
-   */
-  probeSamples?: number;
-  /** How the --min-fidelity fallback ranks units (sensitivity.ts): 'alone' (default) or 'leave-out'. */
-  fallbackRank?: SensitivityRank;
-  /** Progress of the --min-fidelity sensitivity probes. */
-  onProbe?: (done: number, total: number) => void;
-  /** Input batches: calibration for static mode, fidelity measurement for all modes. */
+  /** Input batches: calibration for static and weights modes (and, to the decision layer, fidelity measurement). */
   data?: Feeds[];
-  /**
-   * Inputs the fidelity (and the --min-fidelity fallback) is measured on, when they should differ
-   * from the calibration inputs (default: the calibration inputs). A detector calibrated on mixed
-   * photos is judged on images with text: on a photo without text its map is ~0 everywhere and a
-   * cosine there measures noise.
-   */
-  fidelityData?: Feeds[];
   platform?: Int8Platform;
   threads?: number;
   /**
@@ -104,6 +97,7 @@ export interface QuantizeReport {
   floatTensors: string[];
   /** The --min-fidelity search: units ranked, and the fidelity of each float set it tried (k most sensitive units). */
   fallback: { units: number; probed: number; tried: { k: number; mean: number; loss: number }[] } | null;
+  /** Fidelity of the kept plan vs the float model, and the floor it had to meet (filled by src/fit/quantize/plan.ts). */
   fidelity: Fidelity | null;
   minFidelity: number | null;
   /** Op types of the graph onnxruntime runs after its own fusions (proof of int8 kernels). */
@@ -172,7 +166,36 @@ export interface QuantizeResult {
   report: QuantizeReport;
 }
 
-export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<QuantizeResult> {
+/** One plan built: the model and what became of each layer. */
+export interface BuiltQuant {
+  plan: QuantPlan;
+  model: Model;
+  bytes: Uint8Array;
+  layers: LayerDecision[];
+  floatTensors: string[];
+}
+
+/**
+ * A model prepared for quantization (float baseline, folds, calibration ranges, rounding
+ * statistics), from which any plan builds cheaply: the decision layer (src/fit/quantize/) builds
+ * and judges many plans from one calibration.
+ */
+export interface Quantizer {
+  readonly mode: QuantMode;
+  readonly platform: Int8Platform;
+  /** fp16 and weights modes: compute stays float, so the model is smaller but not faster. */
+  readonly sizeOnly: boolean;
+  readonly floatBytes: Uint8Array;
+  /** The float model's outputs on the calibration data, a by-product of calibration (empty when the mode does not calibrate). */
+  readonly reference: readonly Record<string, ort.Tensor>[];
+  /** The plan when nobody chooses: nothing float, the platform's weight bit width. */
+  readonly defaultPlan: QuantPlan;
+  build(plan: QuantPlan): BuiltQuant;
+  /** The report of the plan kept; it releases the calibration state, so it is the last call. */
+  report(kept: BuiltQuant): Promise<QuantizeReport>;
+}
+
+export async function openQuantizer(input: Model, o: QuantizeOptions): Promise<Quantizer> {
   normalize(input); // weights in Constant nodes (PP-OCR) become initializers first
   checkQuantizable(input);
   const before = serializeModel(input).byteLength;
@@ -186,8 +209,6 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<Q
   const sizeOnly = o.mode === 'fp16' || o.mode === 'weights';
   if (calibrated && data.length === 0)
     throw new EdgefitError('USAGE', `${o.mode} quantization needs calibration data`, { remedy: { option: 'calib' } });
-  if (o.minFidelity !== undefined && data.length === 0)
-    throw new EdgefitError('USAGE', 'a fidelity floor needs data to measure on', { remedy: { option: 'calib' } });
 
   let opset: OpsetPlan | null = null;
   let folds: FoldReport | null = null;
@@ -250,18 +271,10 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<Q
       ranges.set(v, lo !== undefined && r.min < lo ? { min: lo, max: r.max } : r);
     }
     reference = col.reference;
-  } else if (data.length) {
-    const s = await openSession(floatBytes, { threads });
-    try {
-      for (const f of data) reference.push((await s.run(f)) as Record<string, ort.Tensor>);
-    } finally {
-      await s.release();
-    }
   }
 
   // float kernels (weights mode) cannot saturate: full 8-bit weights
-  let reduceRange = o.mode === 'weights' ? false : platform.reduceRange;
-  const metric = o.fidelityMetric ?? 'cosine';
+  const rangeOf = (plan: QuantPlan): boolean => (o.mode === 'weights' ? false : plan.reduceRange);
   // rounded weights depend on the node, the bit width and the axis only: every build reuses them
   const rounded = new Map<string, RoundedWeight>();
   const roundHook: StaticOptions['roundWeight'] = layerStats.size
@@ -279,10 +292,12 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<Q
         return r;
       }
     : undefined;
-  const build = (keep: FloatSet): { model: Model; bytes: Uint8Array; layers: LayerDecision[]; floatTensors: string[] } => {
+  const build = (plan: QuantPlan): BuiltQuant => {
     const m = parseModel(calibrated ? int8FormBytes : floatBytes);
     let layers: LayerDecision[];
+    const keep = plan.float;
     const keepFloat = keep.nodes;
+    const reduceRange = rangeOf(plan);
     if (o.mode === 'weights') {
       layers = runPass(weightStoragePass, m, { perChannel: o.perChannel ?? true, keepFloat, roundWeight: roundHook }).details.layers;
     } else if (o.mode === 'static') {
@@ -301,100 +316,75 @@ export async function quantizeModel(input: Model, o: QuantizeOptions): Promise<Q
     } else {
       layers = runPass(fp16Pass, m, undefined).details.layers;
     }
-    return { model: m, bytes: finish(m), layers, floatTensors: [...keep.tensors] };
+    return { plan, model: m, bytes: finish(m), layers, floatTensors: [...keep.tensors] };
   };
 
-  let fdata = data;
-  if (o.fidelityData?.length) {
-    fdata = o.fidelityData;
-    reference = [];
-    const s = await openSession(floatBytes, { threads });
-    try {
-      for (const f of fdata) reference.push((await s.run(f)) as Record<string, ort.Tensor>);
-    } finally {
-      await s.release();
+  const report = async (kept: BuiltQuant): Promise<QuantizeReport> => {
+    ranges = new Map(); // release
+    layerStats.clear();
+    const reduceRange = rangeOf(kept.plan);
+    let weightRounding: QuantizeReport['weightRounding'] = null;
+    if (calibrated) {
+      const used = [...rounded.entries()].filter(([k]) => k.split('|')[1] === String(reduceRange)).map(([, r]) => r);
+      const near = used.reduce((a, r) => a + r.errNearest, 0);
+      weightRounding = {
+        method: rounding,
+        layers: used.length,
+        errorVsNearest: near > 0 ? used.reduce((a, r) => a + r.err, 0) / near : null,
+      };
     }
-  }
-  const none = floatSet([]);
-  let best = build(none);
-  let fidelity = fdata.length ? await measureFidelity(best.bytes, fdata, reference, 'all', threads, metric) : null;
-  let rangeNote = '';
-  if (platform.reduceRange && fidelity && !sizeOnly) {
-    // 7-bit weights rule out VPMADDUBSW saturation but cost precision; some models (PP-OCR det)
-    // lose more to the missing bit than to rare saturation. Measure both with the real kernels.
-    reduceRange = false;
-    const full = build(none);
-    const ff = await measureFidelity(full.bytes, fdata, reference, 'all', threads, metric);
-    // argmax agreement ties often; the smooth loss breaks the tie
-    if (ff.mean > fidelity.mean || (ff.mean === fidelity.mean && ff.loss < fidelity.loss)) {
-      rangeNote = `full 8-bit weights (${metric} ${ff.mean.toFixed(4)}) beat 7-bit reduce-range (${fidelity.mean.toFixed(4)}) on this data, saturation notwithstanding`;
-      best = full;
-      fidelity = ff;
-    } else {
-      reduceRange = true;
-      rangeNote = `7-bit reduce-range weights (${metric} ${fidelity.mean.toFixed(4)}) kept over full 8-bit (${ff.mean.toFixed(4)})`;
-    }
-  }
-  let fallback: QuantizeReport['fallback'] = null;
-  if (o.minFidelity !== undefined && fidelity && fidelity.mean < o.minFidelity && o.mode !== 'fp16') {
-    // weighted nodes (their weights stay float) and, in static mode, every quantized activation
-    const units = best.layers.filter((l) => l.int8 && (o.mode !== 'static' || l.kind === 'weighted')).map((l) => nodeUnit(l.node));
-    if (o.mode === 'static')
-      for (const q of best.model.graph.nodes)
-        if (q.opType === 'QuantizeLinear' && !best.model.graph.constant(q.inputs[0]!)) units.push(tensorUnit(q.inputs[0]!));
-    const fb = await fallbackToFloat(units, build, fdata, reference, {
-      floor: o.minFidelity,
-      metric,
-      threads,
-      maxProbes: o.maxProbes,
-      probeSamples: o.probeSamples,
-      onProbe: o.onProbe,
-      rank: o.fallbackRank,
-    });
-    best = fb.built;
-    fidelity = fb.fidelity;
-    fallback = { units: units.length, probed: fb.probes, tried: fb.tried };
-  }
-  ranges = new Map(); // release
-  layerStats.clear();
-  let weightRounding: QuantizeReport['weightRounding'] = null;
-  if (calibrated) {
-    const used = [...rounded.entries()].filter(([k]) => k.split('|')[1] === String(reduceRange)).map(([, r]) => r);
-    const near = used.reduce((a, r) => a + r.errNearest, 0);
-    weightRounding = {
-      method: rounding,
-      layers: used.length,
-      errorVsNearest: near > 0 ? used.reduce((a, r) => a + r.err, 0) / near : null,
+    // the pass reports; measuring latency and keeping float is the caller's decision (decideKeepFloat)
+    const decision: QuantizeReport['decision'] = sizeOnly ? 'size-only' : 'quantized';
+    const note =
+      o.mode === 'fp16'
+        ? 'fp16 storage: compute stays float32'
+        : o.mode === 'weights'
+          ? 'int8 weight storage (Cast and Mul by the scale, folded by onnxruntime at load): compute stays float32'
+          : 'latency not measured (no data)';
+    const bytes = kept.bytes.byteLength;
+    return {
+      mode: o.mode,
+      method,
+      platform: { ...platform, reduceRange },
+      opset,
+      folds,
+      sizes: { before, after: bytes, ratio: bytes / before },
+      layers: {
+        quantized: kept.layers.filter((l) => l.int8).length,
+        float: kept.layers.filter((l) => !l.int8).length,
+        details: kept.layers,
+      },
+      weightRounding,
+      equalized: equalized ? { sites: equalized.sites, widest: equalized.details.reduce((a, d) => Math.max(a, d.spreadBefore), 0) } : null,
+      floatTensors: kept.floatTensors,
+      // the judgement of the plan (src/fit/quantize/plan.ts) fills these three
+      fallback: null,
+      fidelity: null,
+      minFidelity: null,
+      runtimeOps: await runtimeOps(kept.bytes),
+      latency: null,
+      decision,
+      note,
     };
-  }
-  // the pass reports; measuring latency and keeping float is the caller's decision (decideKeepFloat)
-  const decision: QuantizeReport['decision'] = sizeOnly ? 'size-only' : 'quantized';
-  const note =
-    o.mode === 'fp16'
-      ? 'fp16 storage: compute stays float32'
-      : o.mode === 'weights'
-        ? 'int8 weight storage (Cast and Mul by the scale, folded by onnxruntime at load): compute stays float32'
-        : 'latency not measured (no data)';
-  const report: QuantizeReport = {
-    mode: o.mode,
-    method,
-    platform: { ...platform, reduceRange, why: rangeNote ? `${platform.why}; ${rangeNote}` : platform.why },
-    opset,
-    folds,
-    sizes: { before, after: best.bytes.byteLength, ratio: best.bytes.byteLength / before },
-    layers: { quantized: best.layers.filter((l) => l.int8).length, float: best.layers.filter((l) => !l.int8).length, details: best.layers },
-    weightRounding,
-    equalized: equalized ? { sites: equalized.sites, widest: equalized.details.reduce((a, d) => Math.max(a, d.spreadBefore), 0) } : null,
-    floatTensors: best.floatTensors,
-    fallback,
-    fidelity,
-    minFidelity: o.minFidelity ?? null,
-    runtimeOps: await runtimeOps(best.bytes),
-    latency: null,
-    decision,
-    note,
   };
-  return { model: best.model, bytes: best.bytes, floatModel: parseModel(floatBytes), floatBytes, report };
+  return {
+    mode: o.mode,
+    platform,
+    sizeOnly,
+    floatBytes,
+    reference,
+    defaultPlan: { float: floatSet([]), reduceRange: o.mode !== 'weights' && platform.reduceRange },
+    build,
+    report,
+  };
+}
+
+/** The pass alone: build one plan (default: nothing float, the platform's bit width) and report it; no fidelity measured. */
+export async function quantizeWithPlan(input: Model, o: QuantizeOptions, plan?: Partial<QuantPlan>): Promise<QuantizeResult> {
+  const q = await openQuantizer(input, o);
+  const built = q.build({ ...q.defaultPlan, ...plan });
+  const report = await q.report(built);
+  return { model: built.model, bytes: built.bytes, floatModel: parseModel(q.floatBytes), floatBytes: q.floatBytes, report };
 }
 
 export { detectPlatform } from './platform.js';

@@ -17,28 +17,13 @@
 //    held-out cosine 0.980 with every weight int8 (scripts/diag-acts.ts);
 //  - 'leave-out': what keeping the unit alone in float gains over the all-int8 model. On det
 //    with a 0.98 floor it handed back 32 neck and head convs instead (file 0.675x, cosine 0.980).
+// (The units and FloatSet are the pass's plan vocabulary: src/passes/quantize/plan.ts.)
 import type * as ort from 'onnxruntime-node';
 import { measureFidelity, type FidelityMetric } from './fidelity.js';
 import type { Feeds, OptLevel } from '../../runtime/runner.js';
+import { floatSet, type FloatSet } from '../../passes/quantize/plan.js';
 
-export interface FloatSet {
-  nodes: ReadonlySet<string>;
-  tensors: ReadonlySet<string>;
-}
-
-export const nodeUnit = (key: string): string => `node:${key}`;
-export const tensorUnit = (name: string): string => `tensor:${name}`;
-
-/** Split unit keys into the node keys and tensor names the builder takes. */
-export function floatSet(units: Iterable<string>): FloatSet {
-  const nodes = new Set<string>();
-  const tensors = new Set<string>();
-  for (const u of units) {
-    if (u.startsWith('node:')) nodes.add(u.slice(5));
-    else if (u.startsWith('tensor:')) tensors.add(u.slice(7));
-  }
-  return { nodes, tensors };
-}
+export { floatSet, nodeUnit, tensorUnit, type FloatSet } from '../../passes/quantize/plan.js';
 
 export interface RankOptions {
   threads: number;

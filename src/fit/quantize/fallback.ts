@@ -4,7 +4,8 @@ import type * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import { measureFidelity, type Fidelity, type FidelityMetric } from './fidelity.js';
 import type { Feeds } from '../../runtime/runner.js';
-import { floatSet, rankSensitivity, type FloatSet, type Ranked, type SensitivityRank } from './sensitivity.js';
+import { floatSet, type FloatSet } from '../../passes/quantize/plan.js';
+import { rankSensitivity, type Ranked, type SensitivityRank } from './sensitivity.js';
 
 export interface FallbackOptions {
   floor: number;

@@ -6,22 +6,14 @@
 //    a per-step argmax), where a cosine of 0.99 can still hide flipped characters.
 // Besides the metric, `loss` is a smooth divergence used to rank layers: argmax agreement moves in
 // whole steps and ties between candidates that each flip nothing, the KL divergence does not.
+// A measurement the decision layer judges plans by; the quantize pass never runs it (issue 15).
 import type * as ort from 'onnxruntime-node';
 import type { Model } from '../../ir/model.js';
 import { FidelityAccumulator, type MetricName, type Outputs } from '../../fidelity/index.js';
 import { openSession, type Feeds, type OptLevel } from '../../runtime/runner.js';
+import type { Fidelity, FidelityMetric } from '../../passes/quantize/index.js';
 
-export const FIDELITY_METRICS = ['cosine', 'argmax'] as const;
-export type FidelityMetric = (typeof FIDELITY_METRICS)[number];
-
-export interface Fidelity {
-  metric: FidelityMetric;
-  mean: number;
-  min: number;
-  samples: number;
-  /** Mean over samples of the ranking loss (1 - cosine, or KL per position for argmax). */
-  loss: number;
-}
+export { FIDELITY_METRICS, type Fidelity, type FidelityMetric } from '../../passes/quantize/index.js';
 
 /** Each metric as src/fidelity names it: the figure (per sample, worst output) and the ranking loss. */
 const QUANT_METRICS = {
@@ -66,4 +58,16 @@ export async function measureFidelity(
   // the loss of cosine is 1 - cosine of each sample's worst output
   const loss = kl ? kl.value : perSample.reduce((x, c) => x + (1 - c), 0) / perSample.length;
   return { metric, mean: fig!.value, min: perSample.reduce((x, v) => Math.min(x, v), 1), samples: batches.length, loss };
+}
+
+/** The float model's outputs on each batch: the reference a candidate is judged against. */
+export async function floatOutputs(floatBytes: Uint8Array, batches: readonly Feeds[], threads = 2): Promise<Record<string, ort.Tensor>[]> {
+  const out: Record<string, ort.Tensor>[] = [];
+  const s = await openSession(floatBytes, { threads });
+  try {
+    for (const f of batches) out.push((await s.run(f)) as Record<string, ort.Tensor>);
+  } finally {
+    await s.release();
+  }
+  return out;
 }
