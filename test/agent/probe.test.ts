@@ -70,7 +70,7 @@ t.test('the agent module graph does not load onnxruntime; probes back off to the
     probe: cfg.probe,
     shapes,
     threads: () => 1,
-    fits: { current: () => undefined, level: () => null },
+    fits: { current: () => undefined, level: () => null, frontier: () => [] },
     budgets: () => ({}),
     step: async () => undefined,
     log: () => undefined,
