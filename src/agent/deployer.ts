@@ -53,10 +53,16 @@ export class Deployer implements Component {
   async start(): Promise<void> {
     const { store, bus } = this.d;
     const models = (this.models = new ModelStore(this.d.modelsDir, this.d.faultPauseMs ?? 0));
-    // a kill -9 mid-deploy leaves a pending row: the pointer (still the previous model) wins
+    // a kill -9 mid-deploy leaves a pending row: the pointer wins. Before the swap it still names
+    // the previous model and the row was interrupted; after it (killed before the row turned
+    // active) the new model is deployed and its row becomes the active one
     for (const p of store.pendingDeployments()) {
-      store.setDeploymentState(p.id, 'interrupted');
       const stays = models.current()?.version ?? 'nothing';
+      if (stays === p.version) {
+        store.activateDeployment(p.id);
+        continue;
+      }
+      store.setDeploymentState(p.id, 'interrupted');
       bus.report('deploy-interrupted', `deployment of ${p.version} was interrupted; ${stays} stays deployed`, { version: p.version });
     }
     bus.on('fit:done', this.onFit);

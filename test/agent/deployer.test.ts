@@ -14,7 +14,7 @@ import { Adaptation } from '../../src/agent/adaptation.js';
 import { AgentBus } from '../../src/agent/bus.js';
 import { Deployer, type ModelServer } from '../../src/agent/deployer.js';
 import { LatencyProbe } from '../../src/agent/latency.js';
-import { sha256Hex, type ModelVersion } from '../../src/agent/model-store.js';
+import { ModelStore, sha256Hex, type ModelVersion } from '../../src/agent/model-store.js';
 import { Prober } from '../../src/agent/prober.js';
 import { Store } from '../../src/store/index.js';
 import type { FrontierEntry } from '../../src/fit/types.js';
@@ -252,3 +252,21 @@ t.test('a failure after the new model loaded (its row cannot turn active) puts t
   t.equal(pointer(dir).current.candidateId, 'a');
 });
 
+t.test('killed after the pointer swap, before the row turned active: the restart makes that row the active one', async (t) => {
+  const { dir, store, server, events, deployer, entry } = fake(t);
+  await deployer.start();
+  await deployer.exclusive(() => deployer.deployEntry(1, entry('a'), 'command'));
+  await deployer.stop();
+  // what a kill -9 between the swap and activateDeployment leaves: pointer on b, b's row pending
+  const b = entry('b');
+  const version = ModelStore.versionFor(b.sha256);
+  store.beginDeployment(version, b.sha256, 'command', 1, 'b');
+  await new ModelStore(join(dir, 'models')).deploy({ file: b.modelPath }, { version, candidateId: 'b', fitId: 1, source: 'command' });
+  const d2 = new Deployer({ bus: new AgentBus(), store, modelsDir: join(dir, 'models'), server, level: () => null, log: () => undefined });
+  events.length = 0;
+  await d2.start();
+  t.teardown(() => d2.stop());
+  t.equal(store.activeDeployment()?.version, version, 'the row of what the pointer names is active');
+  t.same(store.pendingDeployments(), []);
+  t.equal(server.serving, 'b');
+});
