@@ -1,7 +1,9 @@
 // Deployer: the only writer of the model store. Deploys a fit's choice when the fit manager
 // announces it, frontier entries and shipped bytes on request (commands, step down/up), and
-// rollbacks; each as pending row, durable file, pointer swap, active row, then the model is
-// loaded for serving. State changes are serialised (exclusive) so they never interleave.
+// rollbacks; each as pending row, durable file, load for serving, pointer swap, active row.
+// Loading comes before the swap so a deploy is all or nothing: when the model does not load (or
+// anything after fails), the pointer, the active row and the served model stay the previous
+// version and 'deploy-failed' says why. State changes are serialised (exclusive) so they never interleave.
 import { EdgefitError, oneLine } from '../errors.js';
 import type { FrontierEntry } from '../fit/types.js';
 import type { Store } from '../store/index.js';
@@ -10,6 +12,7 @@ import { ModelStore, sha256File, sha256Hex, type ModelVersion } from './model-st
 
 /** Whatever serves the deployed model (the probe side): it must load a version before it counts as deployed. */
 export interface ModelServer {
+  /** Serve `v` from now on; when it throws, what was served before should still be (the deployer reloads it if not). */
   load(v: ModelVersion): Promise<void>;
   readonly loaded: boolean;
   readonly modelRssMb: number;
@@ -50,10 +53,16 @@ export class Deployer implements Component {
   async start(): Promise<void> {
     const { store, bus } = this.d;
     const models = (this.models = new ModelStore(this.d.modelsDir, this.d.faultPauseMs ?? 0));
-    // a kill -9 mid-deploy leaves a pending row: the pointer (still the previous model) wins
+    // a kill -9 mid-deploy leaves a pending row: the pointer wins. Before the swap it still names
+    // the previous model and the row was interrupted; after it (killed before the row turned
+    // active) the new model is deployed and its row becomes the active one
     for (const p of store.pendingDeployments()) {
-      store.setDeploymentState(p.id, 'interrupted');
       const stays = models.current()?.version ?? 'nothing';
+      if (stays === p.version) {
+        store.activateDeployment(p.id);
+        continue;
+      }
+      store.setDeploymentState(p.id, 'interrupted');
       bus.report('deploy-interrupted', `deployment of ${p.version} was interrupted; ${stays} stays deployed`, { version: p.version });
     }
     bus.on('fit:done', this.onFit);
@@ -81,17 +90,26 @@ export class Deployer implements Component {
     return run;
   }
 
-  /** Deploy a frontier entry or shipped bytes: pending row, durable file, pointer swap, active row. Call inside exclusive(). */
+  /**
+   * Deploy a frontier entry or shipped bytes: pending row, durable file, load, pointer swap, active
+   * row. All or nothing: on any failure the previous version stays current and served. Call inside exclusive().
+   */
   async deployBytes(src: { bytes: Uint8Array } | { file: string }, meta: DeployMeta, txn?: string): Promise<ModelVersion> {
     const { store, bus, server } = this.d;
+    const models = this.modelStore();
     const sha = 'bytes' in src ? sha256Hex(src.bytes) : sha256File(src.file);
     const version = ModelStore.versionFor(sha);
+    const before = models.current();
     const depId = store.beginDeployment(version, sha, meta.source, meta.fitId, meta.candidateId);
     bus.report('deploy-started', `deploying ${version}`, { version, candidateId: meta.candidateId, source: meta.source }, txn);
+    let served = false;
     try {
-      const v = await this.modelStore().deploy(src, { ...meta, version });
+      // loaded before the pointer swap: a model onnxruntime refuses never becomes current
+      const v = await models.deploy(src, { ...meta, version }, async (staged) => {
+        await server.load(staged);
+        served = true;
+      });
       store.activateDeployment(depId);
-      await server.load(v);
       bus.emit('deployed', { version: v, source: meta.source, txn });
       bus.report(
         'deployed',
@@ -108,10 +126,36 @@ export class Deployer implements Component {
       );
       return v;
     } catch (e) {
-      store.setDeploymentState(depId, 'failed');
-      bus.report('deploy-failed', `deploying ${version} failed: ${oneLine(e)}`, { version, error: oneLine(e) }, txn);
+      await this.undo(depId, version, before, served);
+      const stays = before?.version ?? 'nothing';
+      bus.report(
+        'deploy-failed',
+        `deploying ${version} failed: ${oneLine(e)}; ${stays} stays deployed`,
+        { version, error: oneLine(e), current: before?.version ?? null },
+        txn,
+      );
       throw e;
     }
+  }
+
+  /**
+   * After a failed deploy: its row failed, the pointer back on `before` if it had moved (the
+   * swap done, the active row not), and `before` served again if the server lost it. Each step
+   * is best effort and logged, so the failure that got us here is the one reported.
+   */
+  private async undo(depId: number, version: string, before: ModelVersion | undefined, served: boolean): Promise<void> {
+    const { store, server, log } = this.d;
+    const models = this.modelStore();
+    const step = async (what: string, fn: () => unknown): Promise<void> => {
+      try {
+        await fn();
+      } catch (e) {
+        log(`after the failed deploy of ${version}, ${what} failed: ${oneLine(e)}`);
+      }
+    };
+    await step('marking it failed', () => store.setDeploymentState(depId, 'failed'));
+    if (before && models.current()?.version === version) await step('restoring the pointer', () => models.rollback());
+    if (before && (served || !server.loaded)) await step(`reloading ${before.version}`, () => server.load(before));
   }
 
   /** Call inside exclusive(). */
@@ -124,10 +168,18 @@ export class Deployer implements Component {
       const { store, bus } = this.d;
       const models = this.modelStore();
       const from = models.current();
-      const v = models.rollback();
+      // loaded before the pointer moves back, as for a deploy; when it does not load, `from` stays served
+      const v = await models.rollback(async (prev) => {
+        try {
+          await this.d.server.load(prev);
+        } catch (e) {
+          if (from && !this.d.server.loaded)
+            await this.d.server.load(from).catch((r) => this.d.log(`reloading ${from.version}: ${oneLine(r)}`));
+          throw e;
+        }
+      });
       const depId = store.beginDeployment(v.version, v.sha256, 'rollback', v.fitId, v.candidateId);
       store.activateDeployment(depId);
-      await this.d.server.load(v);
       bus.emit('deployed', { version: v, source: 'rollback', txn });
       bus.report(
         'rolled-back',

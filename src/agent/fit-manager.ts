@@ -29,6 +29,8 @@ export interface CurrentFit {
 export interface FitView {
   current(): CurrentFit | undefined;
   level(): number | null;
+  /** A stored fit's frontier (a version being deployed is loaded before it is current()). */
+  frontier(fitId: number): FrontierEntry[];
 }
 
 export interface FitManagerDeps {
@@ -89,6 +91,10 @@ export class FitManager implements Component, FitView {
       frontier,
       fit: { chosenId: row.chosenId ?? '', frontier, referenceLatencyP50Ms: row.referenceLatencyMs ?? 0, fitter: row.fitter },
     };
+  }
+
+  frontier(fitId: number): FrontierEntry[] {
+    return this.d.store.frontier(fitId);
   }
 
   /** Index on the current frontier of what is deployed (0 = largest), or null. */

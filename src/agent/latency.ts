@@ -78,12 +78,22 @@ export class LatencyProbe {
   /** @param timeoutMs a probe child still running after this is killed and the probe fails */
   constructor(private readonly timeoutMs = 300_000) {}
 
-  /** Check that the model loads and runs (in a child) and record its RAM cost; later probes use it. */
+  /**
+   * Check that the model loads and runs (in a child) and record its RAM cost; later probes use it.
+   * When it does not load, the model loaded before stays loaded (a failed deploy keeps serving it).
+   */
   async load(path: string, shapes: Record<string, number[]>, threads: number | null): Promise<void> {
+    const previous = this.model;
     await this.close();
     const model = { path, shapes, threads: threads ?? 1 };
     const gen = this.generation;
-    const r = await this.run({ t: 'probe', ...model, runs: 0 });
+    let r: Extract<ProbeReply, { t: 'probed' }>;
+    try {
+      r = await this.run({ t: 'probe', ...model, runs: 0 });
+    } catch (e) {
+      if (gen === this.generation) this.model = previous;
+      throw e;
+    }
     if (gen !== this.generation) throw new EdgefitError('INTERNAL', 'probe closed while loading');
     this.model = model;
     this.modelRssMb = Math.max(0, Math.round(r.modelRssMb * 10) / 10);

@@ -2,6 +2,8 @@
 //   <dir>/versions/<version>.onnx   written with write + fsync + rename
 //   <dir>/current.json              {current, previous}, replaced by rename (writeFileAtomic)
 // A crash before the pointer swap leaves the previous model deployed; after it, the new one.
+// A new version is loaded for serving before the swap (deploy's `accept`), so the pointer only
+// ever names a model that loaded: a model onnxruntime refuses leaves the previous one current.
 // The pointer is the truth; the database's deployment rows are reconciled against it.
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, unlinkSync } from 'node:fs';
@@ -82,11 +84,14 @@ export class ModelStore {
 
   /**
    * Deploy bytes (shipped by command) or a file (a frontier entry; copied by the kernel, never
-   * read into the agent's memory): durable write, read back against the sha256, pointer swap.
+   * read into the agent's memory): durable write, read back against the sha256, `accept` (the
+   * deployer loads the model there), pointer swap. When `accept` throws, the written version is
+   * removed and the pointer never moved: a model that cannot be served never becomes current.
    */
   async deploy(
     src: { bytes: Uint8Array } | { file: string },
     meta: { version: string; candidateId: string | null; fitId: number | null; source: string; expectSha256?: string },
+    accept: (v: ModelVersion) => Promise<void> = async () => undefined,
   ): Promise<ModelVersion> {
     const sha = 'bytes' in src ? sha256Hex(src.bytes) : sha256File(src.file);
     if (meta.expectSha256 && meta.expectSha256 !== sha) {
@@ -98,6 +103,12 @@ export class ModelStore {
     else copyFileAtomic(src.file, file);
     const v: ModelVersion = { version, sha256: sha, file, candidateId: meta.candidateId, fitId: meta.fitId, source: meta.source };
     if (!this.verify(v)) throw new EdgefitError('INTEGRITY', `model ${file} does not read back with sha256 ${sha}`);
+    try {
+      await accept(v);
+    } catch (e) {
+      this.discard(v);
+      throw e;
+    }
     // fault-injection seam for the crash test: a kill -9 here must leave the old model in place
     if (this.faultPauseMs > 0) await new Promise((r) => setTimeout(r, this.faultPauseMs));
     this.swap(v);
@@ -111,13 +122,25 @@ export class ModelStore {
     this.prune();
   }
 
-  /** Point back at the previous version (which becomes the new previous in turn). */
-  rollback(): ModelVersion {
+  /** Point back at the previous version (which becomes the new previous in turn) once `accept` took it. */
+  async rollback(accept: (v: ModelVersion) => Promise<void> = async () => undefined): Promise<ModelVersion> {
     const p = this.pointer();
     if (!p?.previous) throw new EdgefitError('USAGE', 'no previous model to roll back to');
     if (!this.verify(p.previous)) throw new EdgefitError('INTEGRITY', `previous model ${p.previous.version} fails its sha256 check`);
+    await accept(p.previous);
     writeFileAtomic(this.pointerPath, JSON.stringify({ current: p.previous, previous: p.current }, null, 2));
     return p.previous;
+  }
+
+  /** Remove a written version that never became current (unless the pointer names the same file). */
+  private discard(v: ModelVersion): void {
+    const p = this.pointer();
+    if (v.file === p?.current.file || v.file === p?.previous?.file) return;
+    try {
+      unlinkSync(v.file);
+    } catch {
+      /* gone */
+    }
   }
 
   /** Keep only current and previous on disk (plus nothing half-written). */

@@ -14,6 +14,7 @@ import type { ModelVersion } from './model-store.js';
 
 /** Where live latencies come from: LatencyProbe on a device, a script in tests. */
 export interface LatencySource {
+  /** Probe this model from now on; when it does not load, the model loaded before should stay loaded. */
   load(path: string, shapes: Record<string, number[]>, threads: number | null): Promise<void>;
   measure(runs: number): Promise<LatencyStats>;
   close(): Promise<void>;
@@ -74,8 +75,10 @@ export class Prober implements Component, ModelServer {
   }
 
   async load(v: ModelVersion): Promise<void> {
-    // the thread count the fit measured this level at (it may have chosen fewer than the box has)
-    const entry = v.candidateId !== null ? this.d.fits.current()?.frontier.find((e) => e.id === v.candidateId) : undefined;
+    // the thread count the fit measured this level at (it may have chosen fewer than the box has);
+    // looked up by the version's own fit: it is loaded before the pointer makes it current()
+    const entry =
+      v.candidateId !== null && v.fitId !== null ? this.d.fits.frontier(v.fitId).find((e) => e.id === v.candidateId) : undefined;
     await this.d.source.load(v.file, this.d.shapes, entry?.config.threads ?? this.d.threads());
     this.d.bus.emit('latency', null);
   }

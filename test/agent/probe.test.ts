@@ -52,6 +52,20 @@ t.test('a model that does not load fails the probe, nothing is kept', async (t) 
   t.same(childrenOfMe(), []);
 });
 
+t.test('a model that does not load over one that did: the one before stays loaded and probed', async (t) => {
+  const bad = join(dir, 'bad2.onnx');
+  writeFileSync(bad, readFileSync(CLS_MODEL).subarray(0, 5000));
+  const p = new LatencyProbe();
+  t.teardown(() => p.close());
+  await p.load(CLS_MODEL, shapes, 1);
+  const rss = p.modelRssMb;
+  await t.rejects(p.load(bad, shapes, 1), { code: 'EVAL', message: /onnxruntime/ });
+  t.ok(p.loaded, 'still loaded');
+  t.equal(p.modelRssMb, rss, 'with the RAM cost of the model before');
+  t.equal((await p.measure(2)).runs, 2, 'and probes run on it');
+  t.same(childrenOfMe(), []);
+});
+
 t.test('a probe over its time limit is killed', async (t) => {
   const p = new LatencyProbe(50);
   await t.rejects(p.load(CLS_MODEL, shapes, 1), { code: 'EVAL', message: /did not finish within 50 ms/ });
@@ -70,7 +84,7 @@ t.test('the agent module graph does not load onnxruntime; probes back off to the
     probe: cfg.probe,
     shapes,
     threads: () => 1,
-    fits: { current: () => undefined, level: () => null },
+    fits: { current: () => undefined, level: () => null, frontier: () => [] },
     budgets: () => ({}),
     step: async () => undefined,
     log: () => undefined,
