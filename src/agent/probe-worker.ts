@@ -3,7 +3,7 @@
 // away (IPC disconnect), so a kill -9 of the agent leaves no probe behind.
 import { performance } from 'node:perf_hooks';
 import { imageTensor, inputDims } from './inputs.js';
-import { floatTensor, openSession, type Feeds } from '../runtime/runner.js';
+import { floatTensor, openSession, type Feeds } from '../runtime/session.js';
 import { checkProbeRequest, type ProbeReply } from './latency.js';
 import { procMemMb } from '../evaluate/protocol.js';
 

@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type ort from 'onnxruntime-node';
 import type { NdArray } from '../data/ndarray.js';
-import { fromTensor, openSession, toFeeds } from '../runtime/runner.js';
+import { fromTensor, openSession, toFeeds } from '../runtime/session.js';
 import { procMemMb, validateToChild, type FromChild, type ToChild } from './protocol.js';
 
 let session: ort.InferenceSession | undefined;
