@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startDashboard } from '../src/dashboard/index.js';
+import { CHROMIUM, CHROMIUM_ARGS } from '../devkit/chromium.js';
 
 const { values } = parseArgs({
   options: {
@@ -118,18 +119,7 @@ async function main(): Promise<void> {
   const marker = sim.get(MARKER_ID);
   if (!marker) throw new Error(`no device ${MARKER_ID}`);
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(base);
   await page.waitForFunction((n) => (document.querySelector('#counts')?.textContent ?? '').startsWith(`${n} devices`), DEVICES, {

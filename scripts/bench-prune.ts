@@ -24,8 +24,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FIXTURES, fixtureInputShape } from '../devkit/builder.js';
+import { loadCalib } from '../devkit/calib.js';
 import { ModelRunner } from '../src/runtime/runner.js';
-import { loadInputSet, type InputSet, type Sample } from '../src/data/inputs.js';
+import type { Sample } from '../src/data/inputs.js';
 import { syntheticSamples } from '../src/data/model-inputs.js';
 import { runFirstOutput } from '../src/runtime/runner.js';
 import { singleOutputFidelity } from '../src/fidelity/index.js';
@@ -114,11 +115,6 @@ async function outputDims(m: Model, s: Sample): Promise<number[]> {
   const o = (await r.run(s, [m.graph.outputs[0]!.name])).get(m.graph.outputs[0]!.name)!;
   await r.release();
   return o.shape;
-}
-
-/** The shared loader, for the single input 'x' at `shape` (which wins over preprocess.json's size). */
-function loadCalibration(path: string, shape: number[], limit: number): InputSet {
-  return loadInputSet(path, [{ name: 'x', dtype: 'float32', shape }], { shapes: new Map([['x', shape]]), limit });
 }
 
 async function structureTable(): Promise<unknown[]> {
@@ -219,7 +215,7 @@ async function detLatency(): Promise<unknown> {
     synthetic: true,
     skipFidelity: true,
   });
-  const [sample] = loadCalibration(s.calib!, s.shape, 1).samples;
+  const [sample] = loadCalib(s.calib!, s.shape, 1).samples;
   const lat = await latencyPair(base, m, sample!, Number(args.runs));
   const res = { ...lat, macsRatio: r.macs.ratio, macsBefore: r.macs.before, macsAfter: r.macs.after, surgeryMs: r.surgeryMs };
   console.log('\n## 2. PP-OCRv4 det 1x3x640x640, --structured 0.5 (L1, uniform), 2 threads, same run, interleaved\n');
@@ -251,7 +247,7 @@ function splitByLine(dir: string, shape: number[]): { calib: Sample[]; evalSet: 
   const names = readdirSync(join(dir, '0'))
     .filter((f) => f.endsWith('.png'))
     .sort();
-  const set = loadCalibration(dir, shape, names.length * 2);
+  const set = loadCalib(dir, shape, names.length * 2);
   const line = (i: number) => Number(/-L(\d+)-/.exec(names[i >> 1]!)![1]);
   const calibIdx = set.samples.map((_, i) => i).filter((i) => line(i) <= 5);
   const evalIdx = set.samples.map((_, i) => i).filter((i) => line(i) > 5);
@@ -273,10 +269,10 @@ async function recoveryTable(): Promise<unknown[]> {
     if (wanted('mnist')) {
       writeMnistLabelled(join(dir, 'train'), { split: 'train', limit: 512 });
       writeMnistLabelled(join(dir, 'test'), { split: 'test' });
-      const mnistTest = loadCalibration(join(dir, 'test'), [1, 1, 28, 28], 5000);
+      const mnistTest = loadCalib(join(dir, 'test'), [1, 1, 28, 28], 5000);
       subjects.push({
         s: mn,
-        calib: loadCalibration(join(dir, 'train'), mn.shape, 512).samples,
+        calib: loadCalib(join(dir, 'train'), mn.shape, 512).samples,
         evalSet: mnistTest.samples,
         labels: mnistTest.labels ?? null,
       });
@@ -286,14 +282,14 @@ async function recoveryTable(): Promise<unknown[]> {
     if (wanted('rec'))
       subjects.push({
         s: REAL[1]!,
-        calib: loadCalibration(REAL[1]!.calib!, REAL[1]!.shape, 22).samples,
-        evalSet: loadCalibration('test/fixtures/ocr/rec-bw', REAL[1]!.shape, 64).samples,
+        calib: loadCalib(REAL[1]!.calib!, REAL[1]!.shape, 22).samples,
+        evalSet: loadCalib('test/fixtures/ocr/rec-bw', REAL[1]!.shape, 64).samples,
         labels: null,
       });
     if (!args.quick && wanted('det')) {
       // the 8 det images alternate: odd ones calibrate, even ones evaluate, so each side has
       // documents, a text-free photo and a hard hand-written photo (text-left / text-right)
-      const all = loadCalibration(REAL[0]!.calib!, REAL[0]!.shape, 8).samples;
+      const all = loadCalib(REAL[0]!.calib!, REAL[0]!.shape, 8).samples;
       subjects.push({ s: REAL[0]!, calib: all.filter((_, i) => i % 2 === 1), evalSet: all.filter((_, i) => i % 2 === 0), labels: null });
     }
     console.log(
@@ -401,7 +397,7 @@ async function recoveryTable(): Promise<unknown[]> {
 async function detSensitiveLatency(): Promise<unknown> {
   if (!detSensitive) return null;
   const s = REAL[0]!;
-  const [sample] = loadCalibration(s.calib!, s.shape, 1).samples;
+  const [sample] = loadCalib(s.calib!, s.shape, 1).samples;
   const base = s.load();
   const lat = await latencyPair(base, detSensitive, sample!, Number(args.runs));
   const shapes = new Map([['x', s.shape]]);

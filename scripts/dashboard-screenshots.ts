@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS } from '../devkit/chromium.js';
 import { startDashboard } from '../src/dashboard/index.js';
 import { SimFleet } from '../devkit/sim.js';
 import { startBroker } from '../devkit/broker.js';
@@ -25,18 +26,7 @@ const dash = startDashboard({ broker: broker.url, port: 0, stateDir: state });
 await dash.start();
 const sim = new SimFleet({ broker: broker.url, devices: Number(values.devices), rate: 1 });
 await sim.start();
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 try {
   mkdirSync(values.out!, { recursive: true });
   // let the sparklines fill, then cut two devices off so offline rows show

@@ -17,7 +17,8 @@ const STRUCTURAL: ReadonlySet<ValidationIssue['kind']> = new Set([
   'empty-op',
 ]);
 
-const QUANT_OPS = new Set([
+/** Ops only a quantized graph has: a model holding any of them is not a float model. */
+export const QUANT_OPS: ReadonlySet<string> = new Set([
   'QuantizeLinear',
   'DequantizeLinear',
   'DynamicQuantizeLinear',
@@ -26,6 +27,9 @@ const QUANT_OPS = new Set([
   'MatMulInteger',
   'ConvInteger',
   'DynamicQuantizeMatMul',
+  'MatMulIntegerToFloat',
+  'QGemm',
+  'DynamicQuantizeLSTM',
 ]);
 
 export interface Condition<S = unknown> {

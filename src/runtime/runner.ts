@@ -22,18 +22,9 @@ import {
   type SessionOpts,
 } from './session.js';
 
-export {
-  OPT_LEVELS,
-  firstLine,
-  floatTensor,
-  fromTensor,
-  toFeeds,
-  toTensor,
-  type F32Array,
-  type Feeds,
-  type OptLevel,
-  type SessionOpts,
-} from './session.js';
+// everything of the session half, with openSession widened to IR models below (a local export
+// shadows the star export of the same name)
+export * from './session.js';
 
 /** A session for an IR model, its bytes, or an .onnx path. */
 export async function openSession(model: Model | Uint8Array | string, opts: SessionOpts = {}): Promise<ort.InferenceSession> {

@@ -6,17 +6,9 @@ import { join } from 'node:path';
 import { startDashboard, type Dashboard } from '../../src/dashboard/index.js';
 import { SimFleet } from '../../devkit/sim.js';
 import { startBroker, type TestBroker } from '../../devkit/broker.js';
+import { CHROMIUM } from '../../devkit/chromium.js';
 
-export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+export { CHROMIUM, CHROMIUM_ARGS } from '../../devkit/chromium.js';
 
 /** null when the browser tests can run, else the one-line reason to skip them. */
 export function browserSkipReason(): string | null {

@@ -1,7 +1,7 @@
 // Shared checks for structured-pruning tests: run a model, compare outputs, and prune a clone
 // beside a masked clone (exactness.ts) so any index slip in the surgery shows as a difference.
 import type { Test } from 'tap';
-import { loadInputSet, type InputSet, type Sample } from '../../src/data/inputs.js';
+import type { Sample } from '../../src/data/inputs.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
 import { cloneModel, type Model } from '../../src/ir/model.js';
 import { serializeModel } from '../../src/onnx/index.js';
@@ -26,9 +26,7 @@ export async function outputs(
 }
 
 /** Real samples for the single input 'x' through the shared loader, shaped (and images resized) to `shape`. */
-export function loadCalib(path: string, shape: number[], limit: number): InputSet {
-  return loadInputSet(path, [{ name: 'x', dtype: 'float32', shape }], { shapes: new Map([['x', shape]]), limit });
-}
+export { loadCalib } from '../../devkit/calib.js';
 
 export function relMaxErr(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return Infinity;

@@ -13,6 +13,7 @@ import { annotateShapes } from '../../ir/shapes.js';
 import { parseModel, serializeModel } from '../../onnx/index.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
 import { runPass } from '../pass.js';
+import { QUANT_OPS } from '../conditions.js';
 import { computeRange, needsHistogram, type CalibMethod, type Range } from './calibrate.js';
 import { collectStats } from './collect.js';
 import { equalizeRanges, type EqualizeReport } from './equalize.js';
@@ -108,20 +109,6 @@ export interface QuantizeReport {
   decision: 'quantized' | 'kept-float' | 'size-only';
   note: string;
 }
-
-const QUANT_OPS = new Set([
-  'QuantizeLinear',
-  'DequantizeLinear',
-  'DynamicQuantizeLinear',
-  'QLinearConv',
-  'QLinearMatMul',
-  'MatMulInteger',
-  'ConvInteger',
-  'DynamicQuantizeMatMul',
-  'MatMulIntegerToFloat',
-  'QGemm',
-  'DynamicQuantizeLSTM',
-]);
 
 /** Refuse models this pass cannot quantize, with the reason in one line. */
 export function checkQuantizable(model: Model): void {
