@@ -4,3 +4,5 @@
 export * from './metrics.js';
 export * from './compare.js';
 export * from './report.js';
+export * from './boxes.js';
+export * from './tasks.js';

@@ -3,6 +3,7 @@
 // steps along the frontier at run time without a new search.
 
 import type { Budgets, Shortfall } from '../budgets/index.js';
+import type { Task } from '../fidelity/tasks.js';
 
 // Budgets are defined once, in src/budgets; the fitter's contract takes them as they are.
 export type { Budgets } from '../budgets/index.js';
@@ -21,6 +22,12 @@ export interface FitRequest {
   outputDir: string;
   /** Threads the measurement may use. */
   threads?: number;
+  /** What the model is for, which decides the fidelity metric (absent: detected from the model). */
+  task?: Task;
+  /** Inputs fidelity is judged on, disjoint from the calibration data (absent: a split of it). */
+  judgeDataPath?: string;
+  /** 'fidelity' (default): never choose below the fidelity floor. 'latency': the user trades it knowingly. */
+  prefer?: 'fidelity' | 'latency';
 }
 
 export const COMPRESSION_LEVELS = ['none', 'structured', 'unstructured', 'quant'] as const;
@@ -68,6 +75,9 @@ export interface FitResult {
   shortfall?: Shortfall;
   /** Which implementation produced this (e.g. 'fitModel', 'reference-only'). */
   fitter: string;
+  /** The task fidelity was judged for, and its metric's name (e.g. 'text-det', 'boxF1'). */
+  task?: Task;
+  fidelityMetric?: string;
 }
 
 export interface FitProgress {
