@@ -1,0 +1,148 @@
+// The 'detect' task on a generated box detector (devkit/detector.ts) run by the runner on real
+// photographs: known answers (the model itself scores 1, a model that detects nothing 0, every
+// box moved sideways scores what a hand count of IoUs says), an int8 copy in between, and the
+// same figures whichever layout the detector is exported in.
+import t from 'tap';
+import * as ort from 'onnxruntime-node';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { detectorModel, DETECTOR_LAYOUTS, DETECTOR_SPEC, type DetectorLayout, type DetectorOpts } from '../../devkit/detector.js';
+import { ROOT } from '../../devkit/paths.js';
+import { decodeImage, preprocessImage } from '../../src/data/image.js';
+import type { Sample } from '../../src/data/inputs.js';
+import { DETECT, DETECT_TASK } from '../../src/fidelity/detect.js';
+import { decodeDetections, recogniseDetector } from '../../src/fidelity/detect-layouts.js';
+import { iou, type Box } from '../../src/fidelity/boxes.js';
+import type { Outputs } from '../../src/fidelity/compare.js';
+import type { Model } from '../../src/ir/model.js';
+import { ModelRunner } from '../../src/runtime/runner.js';
+import { quantizeModel } from '../../src/fit/quantize/plan.js';
+import { serializeModel } from '../../src/onnx/index.js';
+
+const IMAGES = join(ROOT, 'test/fixtures/images');
+const samples: Sample[] = readdirSync(IMAGES)
+  .filter((f) => f.endsWith('.png'))
+  .sort()
+  .map((f) => ({ images: preprocessImage(decodeImage(join(IMAGES, f)), DETECTOR_SPEC) }));
+
+async function run(model: Model | Uint8Array): Promise<Outputs[]> {
+  const r = model instanceof Uint8Array ? await ModelRunner.fromBytes(model) : await ModelRunner.create(model);
+  try {
+    const out: Outputs[] = [];
+    for (const s of samples)
+      out.push(Object.fromEntries([...(await r.run(s))].map(([n, a]) => [n, { dims: a.shape, data: Float32Array.from(a.data) }])));
+    return out;
+  } finally {
+    await r.release();
+  }
+}
+
+const outputsOf = (layout: DetectorLayout, o: DetectorOpts = {}) => run(detectorModel(layout, o));
+
+/** Figures of the task over all samples: statistics summed, as every caller pools them. */
+function judge(ref: readonly Outputs[], got: readonly Outputs[]) {
+  let sum: number[] = [];
+  ref.forEach((r, i) => {
+    const s = DETECT_TASK.stats(r, got[i]!);
+    sum = s.map((v, j) => v + (sum[j] ?? 0));
+  });
+  return DETECT_TASK.figures(sum);
+}
+
+const truthOf = (o: Outputs): Box[] => decodeDetections(o, recogniseDetector(o, true)!, DETECT.refScore);
+
+t.test('the fixture is a detector: recognised in each layout, a handful of boxes on real photographs', async (t) => {
+  const expect = { yolov8: 'yolov8', ssd: 'ssd', nms: 'split' } as const;
+  for (const layout of DETECTOR_LAYOUTS) {
+    const outs = await outputsOf(layout);
+    t.equal(recogniseDetector(outs[0]!, true)?.layout, expect[layout], `${layout}: auto-detected`);
+    t.ok(DETECT_TASK.applies(outs[0]!), `${layout}: the task applies`);
+    const counts = outs.map((o) => truthOf(o).length);
+    const total = counts.reduce((a, b) => a + b, 0);
+    t.ok(total >= 20 && Math.max(...counts) <= 60, `${layout}: ${counts.join(', ')} boxes per image`);
+    t.ok(
+      counts.some((c) => c === 0),
+      `${layout}: an image without boxes (${counts.join(', ')})`,
+    );
+    const classes = new Set(outs.flatMap((o) => truthOf(o).map((b) => b.cls)));
+    t.equal(classes.size, 3, `${layout}: all three classes occur`);
+  }
+});
+
+t.test('identical model: F1 and mAP exactly 1, in every layout', async (t) => {
+  for (const layout of DETECTOR_LAYOUTS) {
+    const ref = await outputsOf(layout);
+    const f = judge(ref, ref);
+    t.equal(f.value, 1, `${layout}: F1`);
+    t.equal(f.mAP50, 1, `${layout}: mAP@0.5`);
+    t.equal(f.classes, 3);
+    t.ok(f.refBoxes! > 0);
+  }
+});
+
+t.test('a model that detects nothing: F1 and mAP 0', async (t) => {
+  for (const layout of DETECTOR_LAYOUTS) {
+    const f = judge(await outputsOf(layout), await outputsOf(layout, { silent: true }));
+    t.equal(f.value, 0, `${layout}: F1`);
+    t.equal(f.recall, 0);
+    t.equal(f.mAP50, 0, `${layout}: mAP@0.5`);
+  }
+});
+
+t.test('one class scored lower: F1 is the share of boxes still over 0.25 (hand count); mAP still 1, as the ranking is kept', async (t) => {
+  const by = 1.2;
+  for (const layout of DETECTOR_LAYOUTS) {
+    const ref = await outputsOf(layout);
+    const got = await outputsOf(layout, { dimClass: { cls: 0, by } });
+    // hand count: a class-0 box of score s now scores sigmoid(logit(s) - by)
+    let keep = 0,
+      all = 0;
+    for (const o of ref)
+      for (const b of truthOf(o)) {
+        all++;
+        if (b.cls !== 0) {
+          keep++;
+          continue;
+        }
+        const now = 1 / (1 + Math.exp(-(Math.log(b.score / (1 - b.score)) - by)));
+        t.ok(Math.abs(now - DETECT.refScore) > 0.005, `no box sits on the 0.25 edge (${now.toFixed(4)})`);
+        if (now >= DETECT.refScore) keep++;
+      }
+    t.ok(keep > 0 && keep < all, `${layout}: ${keep} of ${all} boxes still over 0.25`);
+    const f = judge(ref, got);
+    t.equal(f.precision, 1, `${layout}: what is found is right`);
+    t.equal(f.recall, keep / all, `${layout}: recall`);
+    t.equal(f.value, (2 * keep) / (all + keep), `${layout}: F1 ${f.value}`);
+    t.equal(f.mAP50, 1, `${layout}: mAP@0.5 ranks, and the ranking did not change`);
+  }
+});
+
+t.test('every box moved 18 px sideways: F1 and mAP strictly between 0 and 1, precision = recall', async (t) => {
+  const dx = 18;
+  for (const layout of DETECTOR_LAYOUTS) {
+    const ref = await outputsOf(layout);
+    const f = judge(ref, await outputsOf(layout, { shiftX: dx }));
+    // a box w wide matches itself moved only when (w - dx) / (w + dx) >= 0.5; some land on a
+    // neighbour of their class instead, so this is a lower bound on the matches
+    const boxes = ref.flatMap(truthOf);
+    const own = boxes.filter((b) => iou(b, { ...b, x0: b.x0 + dx, x1: b.x1 + dx }) >= 0.5).length;
+    t.ok(f.value > 0 && f.value < 1, `${layout}: F1 ${f.value}`);
+    t.ok(f.value >= own / boxes.length, `${layout}: at least the ${own} of ${boxes.length} boxes that overlap themselves`);
+    // scores do not move, so the candidate reports as many boxes as the reference: tp + fp = tp + fn
+    t.equal(f.precision, f.recall, `${layout}: precision = recall`);
+    t.ok(f.mAP50! > 0 && f.mAP50! < 1, `${layout}: mAP@0.5 ${f.mAP50}`);
+  }
+});
+
+t.test('int8 copy (static quantization on the same photographs): between nothing and the original', async (t) => {
+  const model = detectorModel('yolov8');
+  const { bytes } = await quantizeModel(model, {
+    mode: 'static',
+    data: samples.map((s) => ({ images: new ort.Tensor('float32', s.images!.data as Float32Array, s.images!.shape) })),
+  });
+  t.not(Buffer.compare(Buffer.from(bytes), Buffer.from(serializeModel(model))), 0, 'a different model');
+  const f = judge(await run(model), await run(bytes));
+  t.comment(`int8: F1 ${f.value.toFixed(4)} P ${f.precision!.toFixed(4)} R ${f.recall!.toFixed(4)} mAP@0.5 ${f.mAP50!.toFixed(4)}`);
+  t.ok(f.value > 0.5 && f.value < 1, `F1 ${f.value}`);
+  t.ok(f.mAP50! > 0.5 && f.mAP50! <= 1, `mAP@0.5 ${f.mAP50}`);
+});
