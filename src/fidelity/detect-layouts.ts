@@ -94,8 +94,22 @@ function every(d: Vals, n: number, stride: number, offset: number, ok: (v: numbe
 /** Reading of a raw YOLO tensor: value of feature f at anchor i. */
 type At = (d: Vals, i: number, f: number) => number;
 
-function yoloEvidence(d: Vals, n: number, feats: number, at: At): boolean {
+/** The last axis of a rank-3 tensor sums to 1 everywhere: a softmax (a CTC recogniser's [1, T, C]), never a box head. */
+function lastAxisSoftmax(t: OutputTensor): boolean {
+  const c = t.dims[2]!;
+  const rows = t.data.length / c;
+  for (let r = 0; r < rows; r++) {
+    let sum = 0;
+    for (let j = 0; j < c; j++) sum += t.data[r * c + j]!;
+    if (Math.abs(sum - 1) > 1e-3) return false;
+  }
+  return rows > 0;
+}
+
+function yoloEvidence(t: OutputTensor, n: number, feats: number, at: At): boolean {
+  if (!yoloAnchorCount(n) || lastAxisSoftmax(t)) return false;
   // sigmoid scores (and objectness) in [0, 1], widths and heights >= 0, at every anchor
+  const d = t.data;
   for (let i = 0; i < n; i++) {
     if (at(d, i, 2) < 0 || at(d, i, 3) < 0) return false;
     for (let f = 4; f < feats; f++) if (!unit(at(d, i, f))) return false;
@@ -313,7 +327,7 @@ export const LAYOUTS = {
       if (!raw) return undefined;
       const [, n, f] = outs[raw]!.dims as [number, number, number];
       if (f < 6 || n <= f) return undefined;
-      if (strict && (!yoloAnchorCount(n) || !yoloEvidence(outs[raw]!.data, n, f, (d, i, j) => d[i * f + j]!))) return undefined;
+      if (strict && !yoloEvidence(outs[raw]!, n, f, (d, i, j) => d[i * f + j]!)) return undefined;
       return { layout: 'yolov5', roles: { raw }, classes: f - 5 };
     },
     decode(outs, rec, min) {
@@ -330,7 +344,7 @@ export const LAYOUTS = {
       if (!raw) return undefined;
       const [, f, n] = outs[raw]!.dims as [number, number, number];
       if (f < 5 || n <= f) return undefined;
-      if (strict && (!yoloAnchorCount(n) || !yoloEvidence(outs[raw]!.data, n, f, (d, i, j) => d[j * n + i]!))) return undefined;
+      if (strict && !yoloEvidence(outs[raw]!, n, f, (d, i, j) => d[j * n + i]!)) return undefined;
       return { layout: 'yolov8', roles: { raw }, classes: f - 4 };
     },
     decode(outs, rec, min) {

@@ -6,7 +6,7 @@
 import { EdgefitError } from '../errors.js';
 import { MATCH_IOU, matchBoxes, prf, type Box } from './boxes.js';
 import type { Outputs } from './compare.js';
-import { decodeDetections, DECODE, LAYOUT_NAMES, recogniseDetector, type Recognised } from './detect-layouts.js';
+import { decodeDetections, LAYOUT_NAMES, recogniseDetector, type Recognised } from './detect-layouts.js';
 import type { TaskDef, TaskFigures } from './task-def.js';
 
 export const DETECT = {
@@ -126,5 +126,3 @@ export const DETECT_TASK: TaskDef = {
   stats: detectStats,
   figures: detectFigures,
 };
-
-export { DECODE };
