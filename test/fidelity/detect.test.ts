@@ -7,8 +7,11 @@ import * as ort from 'onnxruntime-node';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectorModel, DETECTOR_LAYOUTS, DETECTOR_SPEC, type DetectorLayout, type DetectorOpts } from '../../devkit/detector.js';
-import { ROOT } from '../../devkit/paths.js';
-import { decodeImage, preprocessImage } from '../../src/data/image.js';
+import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
+import { decodeImage, IMAGENET, nchwSpec, preprocessImage } from '../../src/data/image.js';
+import { inputShapes } from '../../src/data/model-inputs.js';
+import { syntheticArray } from '../../src/data/synthetic.js';
+import { rng } from '../../src/util/rng.js';
 import type { Sample } from '../../src/data/inputs.js';
 import { DETECT, DETECT_TASK } from '../../src/fidelity/detect.js';
 import { decodeDetections, recogniseDetector } from '../../src/fidelity/detect-layouts.js';
@@ -17,7 +20,7 @@ import type { Outputs } from '../../src/fidelity/compare.js';
 import type { Model } from '../../src/ir/model.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
 import { quantizeModel } from '../../src/fit/quantize/plan.js';
-import { serializeModel } from '../../src/onnx/index.js';
+import { loadModel, serializeModel } from '../../src/onnx/index.js';
 
 const IMAGES = join(ROOT, 'test/fixtures/images');
 const samples: Sample[] = readdirSync(IMAGES)
@@ -146,3 +149,39 @@ t.test('int8 copy (static quantization on the same photographs): between nothing
   t.ok(f.value > 0.5 && f.value < 1, `F1 ${f.value}`);
   t.ok(f.mAP50! > 0.5 && f.mAP50! <= 1, `mAP@0.5 ${f.mAP50}`);
 });
+
+t.test('real models of other tasks are never auto-detected as box detectors', async (t) => {
+  const photo = decodeImage(join(IMAGES, 'text.png'));
+  const image = (h: number, w: number) => preprocessImage(photo, nchwSpec(h, w, 3, IMAGENET));
+  const real: [string, Model, Sample][] = [
+    ['PP-OCR det', loadModel(OCR_MODELS.det.file), { x: image(320, 320) }],
+    ['PP-OCR rec', loadModel(OCR_MODELS.rec.file), { x: image(48, 320) }],
+    ['PP-OCR cls', loadModel(OCR_MODELS.cls.file), { x: image(48, 192) }],
+  ];
+  for (const name of ['mnist-cnn']) {
+    const m = loadModel(join(ROOT, `models/${name}.onnx`));
+    real.push([name, m, synthetic(m)]);
+  }
+  for (const name of ['resnet', 'mobilenetv3', 'lstm', 'transformer']) {
+    const m = loadModel(join(ROOT, `test/fixtures/zoo/${name}-op17.onnx`));
+    real.push([name, m, synthetic(m)]);
+  }
+  for (const [name, model, sample] of real) {
+    const r = await ModelRunner.create(model);
+    try {
+      const out = await r.run(sample);
+      const outs: Outputs = Object.fromEntries([...out].map(([n, a]) => [n, { dims: a.shape, data: a.data }]));
+      const dims = Object.values(outs).map((o) => `[${o.dims.join(', ')}]`);
+      t.notOk(DETECT_TASK.applies(outs), `${name} ${dims.join(' ')}: not a detector`);
+    } finally {
+      await r.release();
+    }
+  }
+});
+
+/** A seeded sample for a model whose inputs have static shapes (a free batch dim -> 1). */
+function synthetic(m: Model): Sample {
+  const next = rng(7);
+  const shapes = inputShapes(m);
+  return Object.fromEntries([...shapes].map(([name, shape]) => [name, syntheticArray('float32', shape, next)]));
+}
