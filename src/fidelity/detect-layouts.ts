@@ -46,7 +46,8 @@ const rankOf = (t: OutputTensor): number => t.dims.length;
 /**
  * Anchor counts of multi-scale YOLO heads: strides 8/16/32 on an input of 32a x 32b give
  * 21ab anchors (times 3 anchors per cell for v5), strides 8..64 on 64a x 64b give 85ab. A raw
- * tensor whose long side is neither is not taken for a detector without the user saying so.
+ * tensor whose long side is neither must show boxes in pixels to be taken for a detector (a
+ * sigmoid map reshaped to [1, C, HW] has every value in [0, 1]).
  */
 const yoloAnchorCount = (n: number): boolean => n > 0 && (n % 21 === 0 || n % 85 === 0);
 
@@ -107,14 +108,16 @@ function lastAxisSoftmax(t: OutputTensor): boolean {
 }
 
 function yoloEvidence(t: OutputTensor, n: number, feats: number, at: At): boolean {
-  if (!yoloAnchorCount(n) || lastAxisSoftmax(t)) return false;
+  if (lastAxisSoftmax(t)) return false;
   // sigmoid scores (and objectness) in [0, 1], widths and heights >= 0, at every anchor
   const d = t.data;
+  let pixels = false;
   for (let i = 0; i < n; i++) {
     if (at(d, i, 2) < 0 || at(d, i, 3) < 0) return false;
     for (let f = 4; f < feats; f++) if (!unit(at(d, i, f))) return false;
+    pixels ||= at(d, i, 0) > 1.5 || at(d, i, 1) > 1.5;
   }
-  return true;
+  return pixels || yoloAnchorCount(n);
 }
 
 function decodeYolo(t: OutputTensor, minScore: number, n: number, feats: number, at: At, objectness: boolean): Box[] {

@@ -115,7 +115,7 @@ function detectFigures(sum: readonly number[]): TaskFigures {
   }
   // no reference box anywhere: nothing to rank against, so mAP is what F1 says (1 when nothing was found)
   const mAP50 = aps.length ? aps.reduce((a, b) => a + b, 0) / aps.length : f1;
-  return { value: f1, detF1: f1, precision, recall, mAP50, refBoxes: tp + fn, classes: aps.length };
+  return { value: f1, detF1: f1, precision, recall, mAP50, boxes: tp + fp, refBoxes: tp + fn, classes: aps.length };
 }
 
 /** The 'detect' task: box detectors of every layout in LAYOUTS. */

@@ -61,6 +61,14 @@ t.test('YOLOv8 [1, 4+C, N]: best class per anchor, per-class NMS at 0.45, corner
   t.equal(low[2]!.score, Math.fround(0.1));
 });
 
+t.test('a one-level head (N = 400, no multi-scale count) is still recognised by its boxes in pixels', async (t) => {
+  t.equal(recogniseDetector(v8(ANCHORS, 3, 400), true)?.layout, 'yolov8');
+  const unitBoxes = ANCHORS.map(([cx, cy, w, h, ...s]) => [cx / 640, cy / 640, w / 640, h / 640, ...s] as Anchor);
+  t.equal(recogniseDetector(v8(unitBoxes, 3, 400), true), undefined, 'all in [0, 1] over 400 anchors: could be any sigmoid map');
+  t.equal(recogniseDetector(v8(unitBoxes, 3, 420), true)?.layout, 'yolov8', 'normalised boxes over a three-level anchor count');
+  t.equal(recogniseDetector(v8(unitBoxes, 3, 400), false)?.layout, 'yolov8', 'named by the user: the shape is enough');
+});
+
 t.test('YOLOv5 [1, N, 5+C]: the same anchors transposed, scored objectness x class', async (t) => {
   const withObj = ANCHORS.map(([cx, cy, w, h, ...s]) => [cx, cy, w, h, 1, ...s] as Anchor);
   const a = decode(v5(withObj), DETECT.rankScore);
@@ -184,6 +192,12 @@ t.test('no other task looks like a detector', async (t) => {
       ),
     },
     'sequence [1, 16, 8] features': { h: t2([1, 16, 8], logits(128, 2)) },
+    'sigmoid map as [1, 8, 400]': {
+      m: t2(
+        [1, 8, 400],
+        Array.from({ length: 3200 }, (_, i) => (i % 7) / 7),
+      ),
+    },
     'embedding [1, 128]': { e: t2([1, 128], logits(128, 3)) },
   };
   for (const [what, o] of Object.entries(cases)) {
