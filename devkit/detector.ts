@@ -5,10 +5,14 @@
 // classes score reddish, dark and bright cells. One network, exported in the layouts detectors
 // ship in: YOLOv8 raw [1, 4+C, N], SSD boxes + scores, and built-in NMS (ONNX NonMaxSuppression
 // and gathers -> boxes, scores, labels). Deterministic: no random weights at all.
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Model } from '../src/ir/model.js';
+import { serializeModel } from '../src/onnx/index.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { nchwSpec } from '../src/data/image.js';
 import { ModelBuilder } from './builder.js';
+import { ROOT } from './paths.js';
 
 export const DETECTOR_SIZE = 128;
 export const DETECTOR_STRIDES = [8, 16, 32] as const;
@@ -145,4 +149,37 @@ export function detectorModel(layout: DetectorLayout, o: DetectorOpts = {}): Mod
   ] as const)
     b.graph.outputs.push({ name: v, type: { dtype: 'float32', shape: [...shape] } });
   return b.build();
+}
+
+/** Files of a detector fixture on disk, for the CLI (`edgefit eval <model> --reference <ref> --data <images> --task detect`). */
+export interface DetectorFiles {
+  /** Image folder with the detector's preprocess.json. */
+  images: string;
+  /** Per layout: the model, its copy with class 0 scored lower, and its copy that detects nothing. */
+  models: Record<DetectorLayout, { ref: string; dimmed: string; silent: string }>;
+}
+
+/** The photographs the fixture is judged on (test/fixtures/images, all of them). */
+export const DETECTOR_IMAGES = join(ROOT, 'test/fixtures/images');
+
+/** Write every layout of the fixture (and its perturbed copies) and an image folder into `dir`. */
+export function writeDetectorFixture(dir: string): DetectorFiles {
+  const images = join(dir, 'images');
+  mkdirSync(images, { recursive: true });
+  for (const f of readdirSync(DETECTOR_IMAGES).filter((n) => n.endsWith('.png'))) copyFileSync(join(DETECTOR_IMAGES, f), join(images, f));
+  writeFileSync(join(images, 'preprocess.json'), `${JSON.stringify(DETECTOR_SPEC, null, 2)}\n`);
+  const models = {} as DetectorFiles['models'];
+  for (const layout of DETECTOR_LAYOUTS) {
+    const write = (tag: string, o: DetectorOpts) => {
+      const path = join(dir, `detector-${layout}${tag}.onnx`);
+      writeFileSync(path, serializeModel(detectorModel(layout, o)));
+      return path;
+    };
+    models[layout] = {
+      ref: write('', {}),
+      dimmed: write('-dimmed', { dimClass: { cls: 0, by: 1.2 } }),
+      silent: write('-silent', { silent: true }),
+    };
+  }
+  return { images, models };
 }

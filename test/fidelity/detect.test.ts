@@ -4,12 +4,21 @@
 // same figures whichever layout the detector is exported in.
 import t from 'tap';
 import * as ort from 'onnxruntime-node';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { detectorModel, DETECTOR_LAYOUTS, DETECTOR_SPEC, type DetectorLayout, type DetectorOpts } from '../../devkit/detector.js';
+import {
+  detectorModel,
+  DETECTOR_LAYOUTS,
+  DETECTOR_SPEC,
+  writeDetectorFixture,
+  type DetectorLayout,
+  type DetectorOpts,
+} from '../../devkit/detector.js';
 import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
 import { decodeImage, IMAGENET, nchwSpec, preprocessImage } from '../../src/data/image.js';
-import { inputShapes } from '../../src/data/model-inputs.js';
+import { inputShapes, modelInputs } from '../../src/data/model-inputs.js';
+import { loadInputSet } from '../../src/data/inputs.js';
 import { syntheticArray } from '../../src/data/synthetic.js';
 import { rng } from '../../src/util/rng.js';
 import type { Sample } from '../../src/data/inputs.js';
@@ -185,3 +194,40 @@ function synthetic(m: Model): Sample {
   const shapes = inputShapes(m);
   return Object.fromEntries([...shapes].map(([name, shape]) => [name, syntheticArray('float32', shape, next)]));
 }
+
+t.test('the fixture on disk, read as eval reads it (image folder + preprocess.json, models from files): same known answers', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-detector-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const files = writeDetectorFixture(dir);
+  for (const layout of DETECTOR_LAYOUTS) {
+    const m = files.models[layout];
+    const ref = loadModel(m.ref);
+    const set = loadInputSet(files.images, modelInputs(ref));
+    t.equal(set.samples.length, samples.length, `${layout}: every photograph`);
+    const outs = async (path: string): Promise<Outputs[]> => {
+      const r = await ModelRunner.create(loadModel(path));
+      try {
+        const out: Outputs[] = [];
+        for (const s of set.samples)
+          out.push(Object.fromEntries([...(await r.run(s))].map(([n, a]) => [n, { dims: a.shape, data: a.data }])));
+        return out;
+      } finally {
+        await r.release();
+      }
+    };
+    const base = await outs(m.ref);
+    t.ok(
+      base.every((o) => DETECT_TASK.applies(o)),
+      `${layout}: auto-detected on every sample`,
+    );
+    t.same([judge(base, base).value, judge(base, base).mAP50], [1, 1], `${layout}: itself`);
+    t.same([judge(base, await outs(m.silent)).value, judge(base, await outs(m.silent)).mAP50], [0, 0], `${layout}: silent`);
+    const dimmed = judge(base, await outs(m.dimmed));
+    t.equal(
+      dimmed.value,
+      judge(await outputsOf(layout), await outputsOf(layout, { dimClass: { cls: 0, by: 1.2 } })).value,
+      `${layout}: dimmed as in memory`,
+    );
+    t.ok(dimmed.value > 0 && dimmed.value < 1);
+  }
+});
