@@ -175,16 +175,23 @@ const ROWS7: RowCols = { batch: 0, x0: 1, y0: 2, x1: 3, y1: 4, cls: 5, score: 6 
 /** The [1, K] outputs of a split post-NMS export: scores, and labels when there are any (by name, else by integer values). */
 function splitRoles(outs: Outputs, k: number, boxes: string, strict: boolean): Record<string, string> | undefined {
   const rest = Object.keys(outs).filter((n) => n !== boxes);
-  const perBox = rest.filter((n) => rankOf(outs[n]!) === 2 && outs[n]!.dims[0] === 1 && outs[n]!.dims[1] === k);
-  const num = rest.filter((n) => !perBox.includes(n) && outs[n]!.data.length === 1 && rankOf(outs[n]!) <= 2);
+  const perBoxShape = (n: string) => rankOf(outs[n]!) === 2 && outs[n]!.dims[0] === 1 && outs[n]!.dims[1] === k;
+  // a count is one number; by name when K = 1 makes it look per-box
+  const num = rest.filter((n) => outs[n]!.data.length === 1 && rankOf(outs[n]!) <= 2 && (/num|count/i.test(n) || !perBoxShape(n)));
+  const perBox = rest.filter((n) => !num.includes(n) && perBoxShape(n));
   if (perBox.length < 1 || perBox.length > 2 || num.length > 1) return undefined;
   if (strict && rest.length !== perBox.length + num.length) return undefined;
   const labelish = (n: string) => /label|class|cls/i.test(n);
+  const scoreish = (n: string) => /score|conf|prob/i.test(n);
   const ints = (n: string) => every(outs[n]!.data, k, 1, 0, isInt);
   let labels: string | undefined;
-  if (perBox.length === 2) labels = perBox.find(labelish) ?? perBox.find((n) => ints(n) && !/score|conf/i.test(n));
-  const scores = perBox.find((n) => n !== labels);
-  if (!scores || (perBox.length === 2 && !labels)) return undefined;
+  if (perBox.length === 2) {
+    labels = perBox.find(labelish) ?? perBox.find((n) => !scoreish(n) && perBox.some(scoreish));
+    // unnamed: the integer-valued one; with neither or both (no boxes at all), the export order: scores, then labels
+    const intValued = perBox.filter(ints);
+    labels ??= intValued.length === 1 ? intValued[0] : perBox[1];
+  }
+  const scores = perBox.find((n) => n !== labels)!;
   if (strict && (!every(outs[scores]!.data, k, 1, 0, unit) || (labels && !ints(labels)))) return undefined;
   return { boxes, scores, ...(labels ? { labels } : {}), ...(num[0] ? { num: num[0] } : {}) };
 }

@@ -165,6 +165,25 @@ t.test('split NMS outputs: boxes + scores + labels (+ num_detections), by name o
     [0, 0, 10, 10, 0],
     [20, 20, 30, 30, 0],
   ]);
+  // a reference with no boxes at all cannot tell scores from labels by value: the export order does
+  const none = { out0: t2([1, 0, 4], []), out1: t2([1, 0], []), out2: t2([1, 0], []) };
+  const rec = recogniseDetector(none, true)!;
+  t.same(rec.roles, { boxes: 'out0', scores: 'out1', labels: 'out2' });
+  const found = { out0: generic.out0, out1: t2([1, 2], [0.9, 0.6]), out2: t2([1, 2], [4, 1]) };
+  t.same(decodeDetections(found, rec, DETECT.refScore).map(corners), [
+    [0, 0, 10, 10, 4],
+    [20, 20, 30, 30, 1],
+  ]);
+  t.same(judge([[none, found]]).value, 0, 'nothing to find, two found');
+  // K = 1: the count [1, 1] is told from the per-box [1, 1] outputs by its name
+  const one = decode({
+    num_detections: t2([1, 1], [1]),
+    boxes: t2([1, 1, 4], [0, 0, 5, 5]),
+    scores: t2([1, 1], [0.5]),
+    labels: t2([1, 1], [2]),
+  });
+  t.same(one.rec.roles, { boxes: 'boxes', scores: 'scores', labels: 'labels', num: 'num_detections' });
+  t.same(one.boxes.map(corners), [[0, 0, 5, 5, 2]]);
   const mm = decode({ dets: t2([1, 2, 5], [0, 0, 10, 10, 0.9, 5, 5, 6, 6, 0.1]), labels: t2([1, 2], [2, 0]) });
   t.equal(mm.rec.layout, 'dets5');
   t.same(mm.boxes.map(corners), [[0, 0, 10, 10, 2]]);
