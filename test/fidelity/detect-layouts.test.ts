@@ -175,6 +175,11 @@ t.test('split NMS outputs: boxes + scores + labels (+ num_detections), by name o
     [20, 20, 30, 30, 1],
   ]);
   t.same(judge([[none, found]]).value, 0, 'nothing to find, two found');
+  // exported labels first: an empty reference takes the roles from the candidate's values
+  const swapped = { out0: generic.out0, out1: t2([1, 2], [4, 1]), out2: t2([1, 2], [0.875, 0.6]) };
+  const s = DETECT_TASK.stats(none, swapped);
+  t.same(s.slice(0, 3), [0, 2, 0], 'two false positives at their scores, not at their class ids');
+  t.equal(s[3 + 4 * (1 + 2 * DETECT.bins) + 1 + DETECT.bins + 87], 1, 'class 4, score 0.875: its false-positive bin');
   // K = 1: the count [1, 1] is told from the per-box [1, 1] outputs by its name
   const one = decode({
     num_detections: t2([1, 1], [1]),
