@@ -51,11 +51,6 @@ const rankOf = (t: OutputTensor): number => t.dims.length;
  */
 const yoloAnchorCount = (n: number): boolean => n > 0 && (n % 21 === 0 || n % 85 === 0);
 
-/** Boxes of raw rows: score threshold, then per-class NMS (IoU DECODE.nmsIou, DECODE.maxDet kept). */
-function nmsRaw(boxes: Box[]): Box[] {
-  return nms(boxes, DECODE.nmsIou, DECODE.maxDet);
-}
-
 /** Corners in order whatever the export's convention (some give y before x: IoU is the same). */
 function corners(x0: number, y0: number, x1: number, y1: number, score: number, cls: number): Box {
   return { x0: Math.min(x0, x1), y0: Math.min(y0, y1), x1: Math.max(x0, x1), y1: Math.max(y0, y1), score, cls };
@@ -131,7 +126,7 @@ function decodeYolo(t: OutputTensor, minScore: number, n: number, feats: number,
     const score = obj * s;
     if (score >= minScore) out.push(fromCenter(at(d, i, 0), at(d, i, 1), at(d, i, 2), at(d, i, 3), score, cls));
   }
-  return nmsRaw(out);
+  return out;
 }
 
 /** Rows [.., K, F] read as detections already past NMS; `col` names the columns. */
@@ -256,14 +251,15 @@ function decodeSsd(outs: Outputs, rec: Recognised, minScore: number): Box[] {
     const [cls, score] = best((j) => st.data[i * c + skip + j]!, c - skip);
     if (score >= minScore) out.push(corners(b[i * 4]!, b[i * 4 + 1]!, b[i * 4 + 2]!, b[i * 4 + 3]!, score, cls));
   }
-  return nmsRaw(out);
+  return out;
 }
 
 export interface LayoutDef {
   readonly describe: string;
-  /** Already past NMS in the model (no NMS here). */
+  /** Already past NMS in the model; raw layouts' boxes go through per-class NMS here. */
   readonly builtInNms: boolean;
   recognise(outs: Outputs, strict: boolean): Recognised | undefined;
+  /** Every box scoring at least `minScore`, before any NMS of ours. */
   decode(outs: Outputs, rec: Recognised, minScore: number): Box[];
 }
 
@@ -368,13 +364,19 @@ export const LAYOUTS = {
 /** The first layout these outputs have; `strict` asks for evidence in the values too (auto-detection). */
 export function recogniseDetector(outs: Outputs, strict: boolean): Recognised | undefined {
   for (const name of LAYOUT_NAMES) {
-    const r = (LAYOUTS[name] as LayoutDef).recognise(outs, strict);
+    const def: LayoutDef = LAYOUTS[name];
+    const r = def.recognise(outs, strict);
     if (r) return r;
   }
   return undefined;
 }
 
-/** Detections scoring at least `minScore`, after per-class NMS where the layout is raw. */
+/**
+ * Detections scoring at least `minScore`; for raw layouts after per-class NMS (IoU
+ * DECODE.nmsIou, at most DECODE.maxDet kept), as the model's users would run it.
+ */
 export function decodeDetections(outs: Outputs, rec: Recognised, minScore: number): Box[] {
-  return (LAYOUTS[rec.layout] as LayoutDef).decode(outs, rec, minScore);
+  const def: LayoutDef = LAYOUTS[rec.layout];
+  const boxes = def.decode(outs, rec, minScore);
+  return def.builtInNms ? boxes : nms(boxes, DECODE.nmsIou, DECODE.maxDet);
 }

@@ -59,6 +59,18 @@ t.test('YOLOv8 [1, 4+C, N]: best class per anchor, per-class NMS at 0.45, corner
   t.equal(low.length, 3, 'down to 0.001 the faint D counts too');
   t.ok(close(corners(low[2]!), [95, 5, 105, 35, 2]));
   t.equal(low[2]!.score, Math.fround(0.1));
+  const many = Array.from({ length: 420 }, (_, i): Anchor => [
+    (i % 30) * 20 + 5,
+    Math.floor(i / 30) * 20 + 5,
+    10,
+    10,
+    0.3 + i / 1000,
+    0,
+    0,
+  ]);
+  const kept = decodeDetections(v8(many, 3, 420), rec, DETECT.refScore);
+  t.equal(kept.length, 300, '420 separate boxes: the best 300 kept, as YOLO val keeps');
+  t.equal(Math.min(...kept.map((b) => b.score)), Math.fround(0.3 + 120 / 1000));
 });
 
 t.test('a one-level head (N = 400, no multi-scale count) is still recognised by its boxes in pixels', async (t) => {
