@@ -3,8 +3,10 @@
 // colour, so it gives a handful of confident, distinct boxes on real photographs and nothing on
 // a flat grey. Every cell's box is centred on the cell, moved and sized by its mean colour; three
 // classes score reddish, dark and bright cells. One network, exported in the layouts detectors
-// ship in: YOLOv8 raw [1, 4+C, N], SSD boxes + scores, and built-in NMS (ONNX NonMaxSuppression
-// and gathers -> boxes, scores, labels). Deterministic: no random weights at all.
+// ship in: YOLOv8 raw [1, 4+C, N], YOLOv5 raw [1, N, 5+C] (objectness = the best class score,
+// class scores divided by it, so its detections are the YOLOv8 export's), SSD boxes + scores, and
+// built-in NMS (ONNX NonMaxSuppression and gathers -> boxes, scores, labels). Deterministic: no
+// random weights at all.
 import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Model } from '../src/ir/model.js';
@@ -22,7 +24,7 @@ export const DETECTOR_ANCHORS = DETECTOR_STRIDES.reduce((n, s) => n + (DETECTOR_
 /** How real images become its input: RGB scaled to 0..1, no mean or std. */
 export const DETECTOR_SPEC = nchwSpec(DETECTOR_SIZE, DETECTOR_SIZE, 3, { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] });
 
-export const DETECTOR_LAYOUTS = ['yolov8', 'ssd', 'nms'] as const;
+export const DETECTOR_LAYOUTS = ['yolov8', 'yolov5', 'ssd', 'nms'] as const;
 export type DetectorLayout = (typeof DETECTOR_LAYOUTS)[number];
 
 export interface DetectorOpts {
@@ -124,6 +126,13 @@ export function detectorModel(layout: DetectorLayout, o: DetectorOpts = {}): Mod
   // cx, cy, w, h -> x0, y0, x1, y1 as one MatMul (rows: inputs, columns: outputs)
   const toCorners = [1, 0, 1, 0, 0, 1, 0, 1, -0.5, 0, 0.5, 0, 0, -0.5, 0, 0.5];
   const rows = b.transpose(raw, [0, 2, 1]);
+  if (layout === 'yolov5') {
+    const cls = slice(b, rows, 4, 4 + DETECTOR_CLASSES, 2);
+    const obj = b.node('ReduceMax', [cls], [1, DETECTOR_ANCHORS, 1], { axes: ints([2]), keepdims: int(1) });
+    const perClass = b.binary('Div', cls, b.node('Max', [obj, b.constant('eps', [], [1e-6])], [1, DETECTOR_ANCHORS, 1]));
+    b.output(b.concat([slice(b, rows, 0, 4, 2), obj, perClass], 2));
+    return b.build();
+  }
   const boxes = b.matmul(slice(b, rows, 0, 4, 2), b.constant('corners', [4, 4], toCorners));
   if (layout === 'ssd') {
     b.output(boxes);

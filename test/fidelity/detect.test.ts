@@ -64,7 +64,7 @@ function judge(ref: readonly Outputs[], got: readonly Outputs[]) {
 const truthOf = (o: Outputs): Box[] => decodeDetections(o, recogniseDetector(o, true)!, DETECT.refScore);
 
 t.test('the fixture is a detector: recognised in each layout, a handful of boxes on real photographs', async (t) => {
-  const expect = { yolov8: 'yolov8', ssd: 'ssd', nms: 'split' } as const;
+  const expect = { yolov8: 'yolov8', yolov5: 'yolov5', ssd: 'ssd', nms: 'split' } as const;
   for (const layout of DETECTOR_LAYOUTS) {
     const outs = await outputsOf(layout);
     t.equal(recogniseDetector(outs[0]!, true)?.layout, expect[layout], `${layout}: auto-detected`);
@@ -78,6 +78,17 @@ t.test('the fixture is a detector: recognised in each layout, a handful of boxes
     );
     const classes = new Set(outs.flatMap((o) => truthOf(o).map((b) => b.cls)));
     t.equal(classes.size, 3, `${layout}: all three classes occur`);
+  }
+});
+
+t.test('one network, one answer: every layout decodes to the same confident boxes', async (t) => {
+  const key = (b: Box) => [b.x0, b.y0, b.x1, b.y1, b.score].map((v) => v.toFixed(3)).join(' ') + ` c${b.cls}`;
+  const sorted = (o: Outputs) => truthOf(o).map(key).sort();
+  const base = (await outputsOf('yolov8')).map(sorted);
+  for (const layout of ['yolov5', 'ssd', 'nms'] as const) {
+    const other = (await outputsOf(layout)).map(sorted);
+    // the NMS export scores every class of an anchor, YOLO only its best; above 0.25 no anchor here has two
+    t.same(other, base, `${layout} = yolov8`);
   }
 });
 
