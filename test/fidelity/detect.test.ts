@@ -78,6 +78,11 @@ t.test('the fixture is a detector: recognised in each layout, a handful of boxes
     );
     const classes = new Set(outs.flatMap((o) => truthOf(o).map((b) => b.cls)));
     t.equal(classes.size, 3, `${layout}: all three classes occur`);
+    const r = await ModelRunner.create(detectorModel(layout));
+    const grey = await r.run({ images: { dtype: 'float32', shape: [1, 3, 128, 128], data: new Float32Array(3 * 128 * 128).fill(0.5) } });
+    await r.release();
+    const g: Outputs = Object.fromEntries([...grey].map(([n, a]) => [n, { dims: a.shape, data: a.data }]));
+    t.same(decodeDetections(g, recogniseDetector(outs[0]!, true)!, DETECT.rankScore), [], `${layout}: nothing on a flat grey`);
   }
 });
 
