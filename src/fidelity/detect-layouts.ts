@@ -29,7 +29,7 @@ export type LayoutName = (typeof LAYOUT_NAMES)[number];
 /** Which output plays which role, fixed from the reference and reused for the candidate. */
 export interface Recognised {
   layout: LayoutName;
-  /** Output names by role ('raw', 'boxes', 'scores', 'labels', 'num', 'rows'). */
+  /** Output names by role ('raw', 'boxes', 'scores', 'labels', 'num', 'rows'; 'transposed' names SSD scores given as [1, C, N]). */
   roles: Readonly<Record<string, string>>;
   /** Class slots the statistics need: the class count when a dimension says it, else DECODE.classSlots. */
   classes: number;
@@ -207,7 +207,10 @@ function decodeSplit(outs: Outputs, roles: Readonly<Record<string, string>>, min
   return out;
 }
 
-/** SSD: [1, N, 4] corners and [1, N, C] scores, the same N; rows of softmax scores mean a background column 0. */
+/**
+ * SSD: [1, N, 4] corners and [1, N, C] scores, the same N (or [1, C, N] scores, as PP-YOLOE
+ * exports them); rows of softmax scores mean a background column 0.
+ */
 function ssdRoles(outs: Outputs, strict: boolean): Recognised | undefined {
   const names = Object.keys(outs);
   if (strict && names.length !== 2) return undefined;
@@ -215,27 +218,30 @@ function ssdRoles(outs: Outputs, strict: boolean): Recognised | undefined {
   const boxes = r3.filter((n) => outs[n]!.dims[2] === 4);
   for (const bx of boxes) {
     const n = outs[bx]!.dims[1]!;
-    const scores = r3.filter((s) => s !== bx && outs[s]!.dims[1] === n);
+    const scores = r3.filter((s) => s !== bx && (outs[s]!.dims[1] === n || outs[s]!.dims[2] === n));
     if (scores.length !== 1) continue;
     const st = outs[scores[0]!]!;
-    const c = st.dims[2]!;
+    const transposed = st.dims[1] !== n;
+    const c = transposed ? st.dims[1]! : st.dims[2]!;
+    const at = (i: number, j: number) => st.data[transposed ? j * n + i : i * c + j]!;
     if (strict) {
       if (!every(st.data, n * c, 1, 0, unit)) return undefined;
       // decoded corners in order wherever a class scores; anchor offsets still to decode do not pass
       const b = outs[bx]!.data;
       for (let i = 0; i < n; i++) {
         let m = 0;
-        for (let j = 0; j < c; j++) m = Math.max(m, st.data[i * c + j]!);
+        for (let j = 0; j < c; j++) m = Math.max(m, at(i, j));
         if (m >= 0.25 && (b[i * 4 + 2]! < b[i * 4]! || b[i * 4 + 3]! < b[i * 4 + 1]!)) return undefined;
       }
     }
     let softmax = c > 1;
     for (let i = 0; softmax && i < n; i++) {
       let sum = 0;
-      for (let j = 0; j < c; j++) sum += st.data[i * c + j]!;
+      for (let j = 0; j < c; j++) sum += at(i, j);
       softmax = Math.abs(sum - 1) < 1e-3;
     }
-    return { layout: 'ssd', roles: { boxes: bx, scores: scores[0]! }, classes: softmax ? c - 1 : c, background: softmax };
+    const roles = { boxes: bx, scores: scores[0]!, ...(transposed ? { transposed: 'scores' } : {}) };
+    return { layout: 'ssd', roles, classes: softmax ? c - 1 : c, background: softmax };
   }
   return undefined;
 }
@@ -243,12 +249,13 @@ function ssdRoles(outs: Outputs, strict: boolean): Recognised | undefined {
 function decodeSsd(outs: Outputs, rec: Recognised, minScore: number): Box[] {
   const b = outs[rec.roles.boxes!]!.data;
   const st = outs[rec.roles.scores!]!;
-  const c = st.dims[2]!;
   const n = b.length / 4;
+  const transposed = rec.roles.transposed !== undefined;
+  const c = transposed ? st.dims[1]! : st.dims[2]!;
   const skip = rec.background ? 1 : 0;
   const out: Box[] = [];
   for (let i = 0; i < n; i++) {
-    const [cls, score] = best((j) => st.data[i * c + skip + j]!, c - skip);
+    const [cls, score] = best((j) => st.data[transposed ? (skip + j) * n + i : i * c + skip + j]!, c - skip);
     if (score >= minScore) out.push(corners(b[i * 4]!, b[i * 4 + 1]!, b[i * 4 + 2]!, b[i * 4 + 3]!, score, cls));
   }
   return out;
@@ -320,7 +327,7 @@ export const LAYOUTS = {
     decode: (outs, rec, min) => decodeSplit(outs, rec.roles, min, 5),
   },
   ssd: {
-    describe: 'SSD-style boxes [1, N, 4] (x0, y0, x1, y1) + scores [1, N, C] (softmax rows: column 0 is background)',
+    describe: 'SSD-style boxes [1, N, 4] (x0, y0, x1, y1) + scores [1, N, C] or [1, C, N] (PP-YOLOE); softmax rows: column 0 is background',
     builtInNms: false,
     recognise: ssdRoles,
     decode: decodeSsd,
