@@ -16,6 +16,7 @@ interface Args {
   'size-mb'?: number;
   profile?: string;
   calib?: string;
+  judge?: string;
   report?: string;
   json?: boolean;
   threads?: number;
@@ -41,6 +42,11 @@ export const command: CommandModule<object, Args> = {
         type: 'string',
         describe: 'calibration/fidelity data (image folder with preprocess.json, x.npy folder, .npy/.npz)',
       })
+      .option('judge', {
+        type: 'string',
+        describe:
+          "data the candidates are judged on, never calibrated on (default: --calib's judge/ subfolder, else every other sample of --calib)",
+      })
       .option('shape', { type: 'string', array: true, describe: 'dims for a dynamic input, e.g. x=1x3x640x640' })
       .option('threads', { type: 'number', describe: "intra-op threads (default: the profile's)" })
       .option('report', { type: 'string', describe: 'write a self-contained HTML report here' })
@@ -58,6 +64,7 @@ export const command: CommandModule<object, Args> = {
         sizeMb: argv['size-mb'],
         profile: argv.profile,
         calib: argv.calib,
+        judge: argv.judge,
         report: argv.report,
         threads: argv.threads,
       },
