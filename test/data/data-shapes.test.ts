@@ -47,10 +47,13 @@ t.test('a given shape wins; an array that contradicts it is a one-line error nam
   t.match(r.stderr, /input 'x'.*1x3x96x96.*1x3x64x64.*--shape x=1x3x64x64/);
 });
 
-t.test('prune and fit of the real det need no --shape with a .npy', async (t) => {
+t.test('prune, quantize and fit of the real det need no --shape with a .npy', async (t) => {
   const pruned = await runCli(['prune', OCR_MODELS.det.file, '--calib', npy, '--structured', '0.2', '-o', join(dir, 'p.onnx'), '--json']);
   t.equal(pruned.code, 0, pruned.stderr);
   t.ok(JSON.parse(pruned.stdout).macs.ratio < 0.9, 'channels were removed');
+  const q = await runCli(['quantize', OCR_MODELS.det.file, '--calib', npy, '--mode', 'static', '-o', join(dir, 'q.onnx'), '--json']);
+  t.equal(q.code, 0, q.stderr);
+  t.match(JSON.parse(q.stdout), { fidelity: { samples: 3 } }, 'calibrated and measured on the .npy');
   const fit = await runCli(['fit', OCR_MODELS.det.file, '--calib', npy, '-o', join(dir, 'f.onnx'), '--latency', '10x', '--json']);
   t.equal(fit.code, 0, fit.stderr);
   const j = JSON.parse(fit.stdout);

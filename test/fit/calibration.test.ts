@@ -4,6 +4,7 @@ import t from 'tap';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ROOT, OCR_MODELS, runCli } from '../../devkit/paths.js';
 import { calibrationNotes, calibrationParts, splitCalibration, type CalibData } from '../../src/fit/calibration.js';
 import type { InputSet } from '../../src/data/inputs.js';
 
@@ -51,4 +52,24 @@ t.test('calibrate/ and judge/ subfolders are used; a judge path wins over judge/
   mkdirSync(join(dir, 'judge'));
   t.same(calibrationParts(dir), { calibrate: join(dir, 'calibrate'), judge: join(dir, 'judge'), split: 'folders' });
   t.same(calibrationParts(dir, '/elsewhere'), { calibrate: join(dir, 'calibrate'), judge: '/elsewhere', split: 'judge-path' });
+});
+
+t.test('a fit of the real det on the bundled set calibrates on calibrate/ and judges on judge/', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-calib-fit-'));
+  const r = await runCli(
+    // 160x160 (the images are resized to it) keeps the test short; a generous budget keeps the original
+    ['fit', OCR_MODELS.det.file, '--calib', join(ROOT, 'assets/calib/det'), '--shape', 'x=1x3x160x160', '-o', join(dir, 'det.onnx')].concat(
+      ['--latency', '10x', '--json'],
+    ),
+    { env: { ...process.env, EDGEFIT_CACHE_DIR: join(dir, 'cache') } },
+  );
+  t.equal(r.code, 0, r.stderr);
+  t.match(JSON.parse(r.stdout).calibration, {
+    source: join(ROOT, 'assets/calib/det/calibrate'),
+    samples: 16,
+    judgeSource: join(ROOT, 'assets/calib/det/judge'),
+    judgeSamples: 16,
+    split: 'folders',
+    synthetic: false,
+  });
 });
