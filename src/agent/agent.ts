@@ -93,7 +93,12 @@ export class Agent {
         ? undefined
         : DEFAULT_JUDGE.find((d) => existsSync(d));
     if (judge && !existsSync(judge)) throw new EdgefitError('FILE_NOT_FOUND', `judge data ${judge} does not exist`);
-    const shapes = Object.keys(cfg.model.shapes).length ? cfg.model.shapes : cfg.model.path ? {} : DEFAULT_SHAPES;
+    const given = Object.keys(cfg.model.shapes).length ? cfg.model.shapes : cfg.model.path ? {} : DEFAULT_SHAPES;
+    // a model's dynamic dims take the calibration data's shape, for the fit and the live probe alike
+    const shapes =
+      cfg.model.path && calib && !Object.keys(cfg.model.shapes).length
+        ? (await import('../fit/data-shapes.js')).calibrationShapes(modelPath, calib, given)
+        : given;
     const signing = this.signingConfig();
 
     const bus = this.bus;

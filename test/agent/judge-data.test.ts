@@ -1,6 +1,7 @@
 // The agent's fits judge candidates on data that did not calibrate them (issue 16): the bundled
 // det model's default is the bundled calibrate/ and judge/ sets; model.judge (or --judge) names
-// another judge set; a configured model.calib alone leaves the split to the fit.
+// another judge set; a configured model.calib alone leaves the split to the fit. A model's dynamic
+// dims take the calibration data's shape, for the fit and the live probe alike.
 import t from 'tap';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { ROOT } from '../../devkit/paths.js';
 import { CLS_MODEL } from '../helpers/agent-proc.js';
+import { writeNpy } from '../../src/data/npy.js';
 import { Agent } from '../../src/agent/index.js';
 import { DEFAULT_MODEL } from '../../src/agent/agent.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
@@ -87,4 +89,17 @@ t.test('model.judge names the judge set; model.calib alone leaves the split to t
   t.equal(both.judgeDataPath, resolve(bw));
   const calibOnly = await requestFor('calib', { path: CLS_MODEL, calib: cls, shapes }, CLS_MODEL);
   t.equal(calibOnly.judgeDataPath, undefined);
+});
+
+t.test("a model's dynamic dims take model.calib's shape when the config gives none", async (t) => {
+  const npy = join(dir, 'det64.npy');
+  writeNpy(npy, { dtype: 'float32', shape: [2, 3, 64, 64], data: new Float32Array(2 * 3 * 64 * 64).fill(0.5) });
+  const req = await requestFor('dyn', { path: DEFAULT_MODEL, calib: npy }, DEFAULT_MODEL);
+  t.same(req.shapes, { x: [1, 3, 64, 64] });
+  const given = await requestFor(
+    'given',
+    { path: DEFAULT_MODEL, calib: join(ROOT, 'assets/calib/det/calibrate'), shapes: { x: [1, 3, 96, 96] } },
+    DEFAULT_MODEL,
+  );
+  t.same(given.shapes, { x: [1, 3, 96, 96] }, 'configured shapes win (the images are resized to them)');
 });
