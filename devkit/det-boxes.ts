@@ -39,11 +39,11 @@ export function countBoxes(map: Float32Array, h: number, w: number): number {
   return boxes;
 }
 
-/** Boxes the bundled PP-OCRv4 det finds in each image file, preprocessed by the folder's preprocess.json. */
-export async function detBoxCounts(files: string[], preprocess: unknown): Promise<number[]> {
+/** Boxes a PP-OCR det model (default: the bundled PP-OCRv4 det) finds in each image file, preprocessed by the folder's preprocess.json. */
+export async function detBoxCounts(files: string[], preprocess: unknown, model: string = OCR_MODELS.det.file): Promise<number[]> {
   const spec = parsePreprocessSpec(preprocess, 'preprocess.json');
   const [h, w] = spec.size;
-  const s = await ort.InferenceSession.create(OCR_MODELS.det.file, { intraOpNumThreads: 2 });
+  const s = await ort.InferenceSession.create(model, { intraOpNumThreads: 2 });
   const counts: number[] = [];
   for (const f of files) {
     const x = preprocessImage(decodeImage(f), spec);

@@ -21,8 +21,12 @@ export interface CalibData {
   samples: Sample[];
   source: string;
   synthetic: boolean;
-  /** What the candidates' fidelity is judged on; undefined = the evaluator's seeded synthetic inputs. */
-  judge: InputSet | undefined;
+  /**
+   * What the candidates' fidelity is judged on: a data path (loaded per evaluation, as before, so a
+   * fit does not hold a second set of 640x640 tensors), the judge half of a split set, or undefined
+   * = the evaluator's seeded synthetic inputs.
+   */
+  judge: string | InputSet | undefined;
   judgeSource: string;
   judgeCount: number;
   /** How the two were separated ('none': one sample, judged on itself, flagged). */

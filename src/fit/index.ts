@@ -97,12 +97,13 @@ function loadSamples(req: FitRequest, shapes: Map<string, number[]>, inputName: 
     });
   if (parts.judge !== undefined) {
     const set = loadInputSet(parts.calibrate, inputs, { shapes, limit: CALIBRATE_LIMIT });
+    // loaded once here to fail early and count it; each evaluation loads it again from the path
     const judged = loadInputSet(parts.judge, inputs, { shapes, limit: JUDGE_LIMIT });
     return {
       samples: set.samples,
       source: set.source,
       synthetic: false,
-      judge: judged,
+      judge: parts.judge,
       judgeSource: judged.source,
       judgeCount: judged.samples.length,
       split: parts.split,
