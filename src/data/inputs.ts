@@ -345,6 +345,9 @@ function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOption
       .map((f) => ({ [input.name]: conformImage(preprocessImage(decodeImage(join(dir, f)), spec), input, join(dir, f), opts.shapes) }));
     return { source: dir, kind: 'images', synthetic: false, samples };
   }
+  if (classDirs.includes('calibrate') && classDirs.includes('judge') && !existsSync(join(dir, 'preprocess.json')))
+    // a fit's calibrate/judge pair (fit reads both halves): other commands take one of them
+    throw new EdgefitError('DATA', `${dir} holds a calibrate/ and a judge/ set: give ${join(dir, 'calibrate')} or ${join(dir, 'judge')}`);
   if (classDirs.length) {
     const input = imageInput(inputs, dir);
     const spec = readSpec(dir, input, opts.shapes);

@@ -64,3 +64,12 @@ t.test('prune, quantize and fit of the real det need no --shape with a .npy', as
   t.equal(bad.code, 1);
   t.match(bad.stderr, /input 'x'.*1x3x96x96.*1x3x64x64.*--shape/);
 });
+
+t.test('a calibrate/judge pair given where one set is wanted names both halves', async (t) => {
+  const pair = join(ROOT, 'assets/calib/det');
+  t.throws(() => loadInputSet(pair, [DET]), {
+    code: 'DATA',
+    message: /holds a calibrate\/ and a judge\/ set: give .*calibrate or .*judge/,
+  });
+  t.equal(loadInputSet(join(pair, 'judge'), [DET], { limit: 2 }).samples.length, 2);
+});
