@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { OCR, OCR_MODELS, ROOT } from '../../devkit/paths.js';
+import { OCR, OCR_FIT_SETS, OCR_MODELS, ROOT } from '../../devkit/paths.js';
 import { loadInputSet } from '../../src/data/inputs.js';
 
 const REC = join(ROOT, 'test/fixtures/ocr/rec-lines');
@@ -115,5 +115,12 @@ t.test('PP-OCR cls tells upright from upside-down crops in both sets', async (t)
     const outs = await run(OCR_MODELS.cls.file, set.samples);
     const correct = outs.filter((p, i) => (p[1]! > p[0]! ? 1 : 0) === set.labels![i]).length;
     t.ok(correct / outs.length >= 0.85, `${s}: ${correct}/${outs.length}`);
+  }
+});
+
+t.test('OCR_FIT_SETS names existing calibrate / judge folders for det, rec and cls', async (t) => {
+  for (const [model, set] of Object.entries(OCR_FIT_SETS)) {
+    t.ok(readdirSync(set.calibrate).includes('preprocess.json'), `${model} calibrate`);
+    t.ok(readdirSync(set.judge).includes('preprocess.json'), `${model} judge`);
   }
 });
