@@ -97,6 +97,12 @@ export const command: CommandModule<object, Args> = {
       process.stdout.write(
         `${r.candidates.length} candidates measured in ${(r.elapsedMs / 1000).toFixed(1)} s; frontier of ${r.frontier.length} kept beside the model\n`,
       );
+      const c = r.calibration;
+      process.stdout.write(
+        c.synthetic
+          ? 'calibrated and judged on seeded synthetic inputs\n'
+          : `calibrated on ${c.samples} sample(s) of ${c.source}, judged on ${c.judgeSamples} of ${c.judgeSource}\n`,
+      );
       for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
     }
     if (!r.feasible) {
