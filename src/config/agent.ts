@@ -23,7 +23,12 @@ export const agentConfigSchema = {
         calib: {
           ...nullableString,
           description:
-            'calibration data for fits (image folder with preprocess.json, .npy/.npz); default: the bundled real page images for the bundled det model, else seeded synthetic inputs (flagged)',
+            'calibration data for fits (image folder with preprocess.json, .npy/.npz); default: assets/calib/det/calibrate for the bundled det model, else synthetic inputs (flagged)',
+        },
+        judge: {
+          ...nullableString,
+          description:
+            'data fits judge candidates on, never calibrated on; default: the bundled judge images for the bundled det model, else the judge/ subfolder of model.calib, else every other sample of it',
         },
         shapes: {
           type: 'object',
@@ -111,7 +116,7 @@ export const agentConfigSchema = {
 export interface AgentConfig {
   deviceId: string | null;
   stateDir: string | null;
-  model: { path: string | null; calib: string | null; shapes: Record<string, number[]> };
+  model: { path: string | null; calib: string | null; judge: string | null; shapes: Record<string, number[]> };
   profile: string | null;
   budgets: Budgets;
   fitter: 'auto' | 'reference-only';

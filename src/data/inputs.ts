@@ -146,8 +146,10 @@ function toSamples(a: NdArray, input: ModelInput, what: string, shapes?: Map<str
     // a stack of whole samples
     const parts = splitAxis0(arr, 1).map((p) => ({ ...p, shape: p.shape.slice(1) }));
     for (const p of parts)
-      if (!fits(p.shape, declared, forced))
+      if (!fits(p.shape, declared, forced)) {
+        if (forced && fits(p.shape, declared)) throw contradiction(input, forced, p.shape, what);
         throw new EdgefitError('SHAPE', `${what}: samples of shape ${shapeStr(p.shape)} do not fit input '${input.name}' ${expect}`);
+      }
     return parts;
   }
   if (arr.shape.length !== rank) {
@@ -160,9 +162,20 @@ function toSamples(a: NdArray, input: ModelInput, what: string, shapes?: Map<str
     throw new EdgefitError('SHAPE', `${what}: ${n} rows do not split into batches of ${batch} for input '${input.name}'`);
   const parts = n === batch ? [arr] : splitAxis0(arr, batch);
   for (const p of parts)
-    if (!fits(p.shape, declared, forced))
+    if (!fits(p.shape, declared, forced)) {
+      if (forced && fits(p.shape, declared)) throw contradiction(input, forced, [forced[0]!, ...p.shape.slice(1)], what);
       throw new EdgefitError('SHAPE', `${what}: data of shape ${shapeStr(arr.shape)} does not fit input '${input.name}' ${expect}`);
+    }
   return parts;
+}
+
+/** Arrays cannot be resized: a given shape that the model allows but the data does not hold is the caller's contradiction. */
+function contradiction(input: ModelInput, given: readonly number[], data: readonly number[], what: string): EdgefitError {
+  return new EdgefitError(
+    'SHAPE',
+    `input '${input.name}': the shape given (${given.join('x')}) contradicts the data ${what}, whose samples are ${data.join('x')}`,
+    { remedy: { option: 'shapes', input: input.name, example: data.join('x') } },
+  );
 }
 
 /** Arrays keyed by name -> samples, matching names to model inputs (or the only input). */
@@ -241,6 +254,31 @@ function imageInput(inputs: readonly ModelInput[], dir: string): ModelInput {
   return inputs[0]!;
 }
 
+const isFixed = (d: number | string | null): boolean => typeof d === 'number' && d > 0;
+
+/**
+ * The shapes to feed a model with this data: a shape the caller gives wins (images are resized to
+ * it; arrays must hold it, else loading fails naming both shapes); an input whose dims beyond the
+ * batch are free takes the shape of the data's first sample (an [N,3,640,640] .npy, or an image
+ * folder's preprocess.json size, with batch 1), so calibration data defines what the model does not.
+ * Inputs the model fixes, and those the data need not define, are left to resolveShape.
+ */
+export function dataShapes(
+  path: string,
+  inputs: readonly ModelInput[],
+  given: ReadonlyMap<string, number[]> = new Map(),
+): Map<string, number[]> {
+  const out = new Map(given);
+  const open = inputs.filter((i) => !given.has(i.name) && i.shape !== null && !i.shape.every((d, k) => k === 0 || isFixed(d)));
+  if (!open.length) return out;
+  const first = loadInputSet(path, inputs, { shapes: out, limit: 1 }).samples[0]!;
+  for (const i of open) {
+    const a = first[i.name];
+    if (a) out.set(i.name, [...a.shape]);
+  }
+  return out;
+}
+
 /**
  * Load data for a model from a path:
  * - file.npz: arrays named after inputs (or any names, for a single-input model);
@@ -307,6 +345,9 @@ function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOption
       .map((f) => ({ [input.name]: conformImage(preprocessImage(decodeImage(join(dir, f)), spec), input, join(dir, f), opts.shapes) }));
     return { source: dir, kind: 'images', synthetic: false, samples };
   }
+  if (classDirs.includes('calibrate') && classDirs.includes('judge') && !existsSync(join(dir, 'preprocess.json')))
+    // a fit's calibrate/judge pair (fit reads both halves): other commands take one of them
+    throw new EdgefitError('DATA', `${dir} holds a calibrate/ and a judge/ set: give ${join(dir, 'calibrate')} or ${join(dir, 'judge')}`);
   if (classDirs.length) {
     const input = imageInput(inputs, dir);
     const spec = readSpec(dir, input, opts.shapes);

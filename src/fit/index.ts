@@ -11,10 +11,19 @@ import { annotateShapes } from '../ir/shapes.js';
 import { analyzeCost } from '../analyze/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { syntheticSamples } from '../data/model-inputs.js';
-import { loadInputSet, type Sample } from '../data/inputs.js';
+import { dataShapes, loadInputSet } from '../data/inputs.js';
 import { modelInputs } from '../runtime/runner.js';
 import { evaluateModel, latencyStats } from '../evaluate/index.js';
 import { buildCandidate } from './candidates.js';
+import {
+  CALIBRATE_LIMIT,
+  JUDGE_LIMIT,
+  calibrationNotes,
+  calibrationParts,
+  splitCalibration,
+  type CalibData,
+  type Split,
+} from './calibration.js';
 import { int8Flavour } from './precision.js';
 import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
 import { CandidateCache, sha256 } from './cache.js';
@@ -50,30 +59,67 @@ export interface FitOutcome extends FitResult {
   latencyBudgetMs: number | null;
   notes: string[];
   elapsedMs: number;
-  calibration: { source: string; samples: number; synthetic: boolean };
+  /** What calibrated (source, samples) and what judged the candidates (judgeSource, judgeSamples), never the same samples. */
+  calibration: { source: string; samples: number; synthetic: boolean; judgeSource: string; judgeSamples: number; split: Split };
   chosenPath: string;
   /** Candidates whose measurement came from the content-hash cache. */
   cacheHits: number;
 }
 
 // Calibration goes through the same loader (and so the same resize) as the fidelity evaluation
-// of the candidates, which reads req.calibDataPath with the same shapes.
-function loadSamples(
-  req: FitRequest,
-  shapes: Map<string, number[]>,
-  inputName: string,
-  modelBytes: Uint8Array,
-): { samples: Sample[]; source: string; synthetic: boolean } {
+// of the candidates, with the same shapes; where the model's input dims are dynamic and no shape
+// is given, the calibration data defines them (dataShapes), written into `shapes` for the whole fit.
+// Candidates are judged on samples that did not calibrate them (splitCalibration).
+function loadSamples(req: FitRequest, shapes: Map<string, number[]>, inputName: string, modelBytes: Uint8Array): CalibData {
   const model = normalize(parseModel(modelBytes));
-  if (req.calibDataPath) {
-    if (!shapes.get(inputName))
-      throw new EdgefitError('USAGE', `input '${inputName}' needs a shape so calibration data can be shaped`, {
-        remedy: { option: 'shapes', input: inputName },
+  if (!req.calibDataPath) {
+    if (req.judgeDataPath)
+      throw new EdgefitError('USAGE', `judge data ${req.judgeDataPath} was given without calibration data`, {
+        remedy: { option: 'calib' },
       });
-    const set = loadInputSet(req.calibDataPath, modelInputs(model), { shapes, limit: 16 });
-    return { samples: set.samples, source: set.source, synthetic: false };
+    // seeded noise: the evaluator's own synthetic inputs (another seed) judge, so the two differ too
+    return {
+      samples: syntheticSamples(model, shapes, 8),
+      source: 'synthetic',
+      synthetic: true,
+      judge: undefined,
+      judgeSource: 'synthetic',
+      judgeCount: 4,
+      split: 'synthetic',
+    };
   }
-  return { samples: syntheticSamples(model, shapes, 8), source: 'synthetic', synthetic: true };
+  const inputs = modelInputs(model);
+  const parts = calibrationParts(req.calibDataPath, req.judgeDataPath);
+  for (const [k, v] of dataShapes(parts.calibrate, inputs, shapes)) shapes.set(k, v);
+  if (!shapes.get(inputName))
+    throw new EdgefitError('USAGE', `input '${inputName}' needs a shape so calibration data can be shaped`, {
+      remedy: { option: 'shapes', input: inputName },
+    });
+  if (parts.judge !== undefined) {
+    const set = loadInputSet(parts.calibrate, inputs, { shapes, limit: CALIBRATE_LIMIT });
+    // loaded once here to fail early and count it; each evaluation loads it again from the path
+    const judged = loadInputSet(parts.judge, inputs, { shapes, limit: JUDGE_LIMIT });
+    return {
+      samples: set.samples,
+      source: set.source,
+      synthetic: false,
+      judge: parts.judge,
+      judgeSource: judged.source,
+      judgeCount: judged.samples.length,
+      split: parts.split,
+    };
+  }
+  const all = loadInputSet(parts.calibrate, inputs, { shapes, limit: CALIBRATE_LIMIT + JUDGE_LIMIT });
+  const { calibrate, judge } = splitCalibration(all);
+  return {
+    samples: calibrate.samples,
+    source: all.source,
+    synthetic: false,
+    judge,
+    judgeSource: `${all.source} (${judge === calibrate ? 'the calibration sample itself' : 'every other sample'})`,
+    judgeCount: judge.samples.length,
+    split: judge === calibrate ? 'none' : 'alternate',
+  };
 }
 
 export async function fitModel(
@@ -104,11 +150,13 @@ export async function fitModel(
     JSON.stringify([...shapes]),
     calib.source,
     calib.samples.length,
+    calib.judgeSource,
+    calib.judgeCount,
     opts.hardwareId ?? '',
     opts.runs ?? 20,
   ].join('|');
   const cache = new CandidateCache(join(outDir, 'cache'), salt);
-  const dataForEval = req.calibDataPath;
+  const dataForEval = calib.judge;
   const structuredBy = !calib.synthetic && opts.allocation !== 'uniform' ? 'macs' : 'channels';
   // the sensitivity probe (minutes on det) is measured by the first candidate that needs it and
   // kept beside the cache, so later candidates and later fits of the same model re-use it
@@ -222,9 +270,17 @@ export async function fitModel(
       ...(calib.synthetic
         ? ['fidelity measured on seeded synthetic inputs: give --calib with real data for figures that mean something']
         : []),
+      ...calibrationNotes(calib),
     ],
     elapsedMs: performance.now() - t0,
-    calibration: { source: calib.source, samples: calib.samples.length, synthetic: calib.synthetic },
+    calibration: {
+      source: calib.source,
+      samples: calib.samples.length,
+      synthetic: calib.synthetic,
+      judgeSource: calib.judgeSource,
+      judgeSamples: calib.judgeCount,
+      split: calib.split,
+    },
     chosenPath,
     cacheHits,
   };

@@ -25,6 +25,8 @@ export interface FitJob {
   sizeMb?: number;
   profile?: string;
   calib?: string;
+  /** Data the candidates are judged on, disjoint from calib (default: calib's judge/ subfolder, else a split of it). */
+  judge?: string;
   report?: string;
   threads?: number;
   /** Where candidates and their measurements are kept (default: fitCacheDir of the model). */
@@ -79,6 +81,7 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
       budgets,
       profile: sel.profile.name,
       calibDataPath: job.calib,
+      judgeDataPath: job.judge,
       outputDir: workDir,
       threads: job.threads ?? sel.threads,
     },

@@ -1,26 +1,72 @@
-// The agent's default calibration set is package data (assets/calib/det), not a test fixture: it
-// must stay the very images tests and benchmarks measure the det model on, carry a licence note,
-// and be a usable image folder (preprocess.json at the det model's input size).
+// The agent's default calibration data for the bundled det model is package data
+// (assets/calib/det, made by scripts/make-det-set.py): a calibrate set and a disjoint judge set,
+// large enough to judge a fit, small enough to ship, each a usable image folder, every image with a
+// licence note, and every judge image holding text the bundled det finds (an image where the
+// original finds nothing judges nothing).
 import t from 'tap';
-import { readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../devkit/paths.js';
+import { detBoxCounts } from '../../devkit/det-boxes.js';
+import { decodeImage } from '../../src/data/image.js';
 
 const ASSET = join(ROOT, 'assets/calib/det');
-const FIXTURE = join(ROOT, 'test/fixtures/ocr/det');
-const list = (d: string): string[] => readdirSync(d).sort();
+const SPLITS = ['calibrate', 'judge'] as const;
+const images = (split: string): string[] =>
+  readdirSync(join(ASSET, split))
+    .filter((f) => /\.(png|jpe?g)$/.test(f))
+    .sort();
+const spec = (split: string): unknown => JSON.parse(readFileSync(join(ASSET, split, 'preprocess.json'), 'utf8'));
+const hash = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
 
-t.test('assets/calib/det is byte-identical to test/fixtures/ocr/det', async (t) => {
-  const names = list(ASSET);
-  t.same(names, list(FIXTURE), 'same files');
-  t.ok(names.filter((n) => n.endsWith('.png')).length >= 8, 'the real page and photo images');
-  for (const n of names) t.ok(readFileSync(join(ASSET, n)).equals(readFileSync(join(FIXTURE, n))), `${n} identical`);
+t.test('two sets of about 16 images, at most 640 px, under 3 MB, sharing no image', async (t) => {
+  t.same(readdirSync(ASSET).sort(), ['calibrate', 'judge'], 'nothing else: the fit reads the two subfolders');
+  let bytes = 0;
+  const seen = new Map<string, string>();
+  for (const split of SPLITS) {
+    const files = images(split);
+    t.ok(files.length >= 14 && files.length <= 20, `${split}: ${files.length} images`);
+    for (const f of files) {
+      const p = join(ASSET, split, f);
+      const img = decodeImage(p);
+      t.ok(Math.max(img.width, img.height) <= 640, `${split}/${f} is ${img.width}x${img.height}`);
+      bytes += statSync(p).size;
+      const h = hash(p);
+      t.notOk(seen.has(h), `${split}/${f} is not also ${seen.get(h)}`);
+      seen.set(h, `${split}/${f}`);
+    }
+  }
+  t.ok(bytes < 3e6, `${(bytes / 1e6).toFixed(2)} MB`);
 });
 
-t.test('preprocess.json describes the det model input', async (t) => {
-  const p = JSON.parse(readFileSync(join(ASSET, 'preprocess.json'), 'utf8')) as { size: number[]; layout: string };
-  t.same(p.size, [640, 640]);
-  t.equal(p.layout, 'NCHW');
+t.test("each folder's preprocess.json describes the det model input", async (t) => {
+  for (const split of SPLITS) {
+    const p = spec(split) as { size: number[]; layout: string; color: string };
+    t.same(p.size, [640, 640]);
+    t.equal(p.layout, 'NCHW');
+    t.equal(p.color, 'BGR');
+  }
+});
+
+t.test('the bundled det finds text in every judge image and most calibration images', async (t) => {
+  const judge = images('judge');
+  const jc = await detBoxCounts(
+    judge.map((f) => join(ASSET, 'judge', f)),
+    spec('judge'),
+  );
+  judge.forEach((f, i) => t.ok(jc[i]! >= 1, `judge/${f}: ${jc[i]} boxes`));
+  t.ok(jc.reduce((a, b) => a + b, 0) >= 100, `judge boxes in all: ${jc.reduce((a, b) => a + b, 0)}`);
+  const cal = images('calibrate');
+  const cc = await detBoxCounts(
+    cal.map((f) => join(ASSET, 'calibrate', f)),
+    spec('calibrate'),
+  );
+  const withText = cc.filter((c) => c > 0).length;
+  t.ok(
+    withText >= cal.length - 3 && withText < cal.length,
+    `${withText}/${cal.length} calibration images with text, a few text-free photos`,
+  );
 });
 
 t.test('every calibration image has a licence row in assets/LICENSES.md', async (t) => {
@@ -30,9 +76,10 @@ t.test('every calibration image has a licence row in assets/LICENSES.md', async 
     (m) => new RegExp(`^${m[1]!.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`),
   );
   t.ok(patterns.length > 0, 'the table names calib/det files');
-  for (const n of list(ASSET).filter((f) => f.endsWith('.png')))
-    t.ok(
-      patterns.some((re) => re.test(`calib/det/${n}`)),
-      `${n} is covered`,
-    );
+  for (const split of SPLITS)
+    for (const n of images(split))
+      t.ok(
+        patterns.some((re) => re.test(`calib/det/${split}/${n}`)),
+        `${split}/${n} is covered`,
+      );
 });

@@ -15,9 +15,10 @@ t.test('install, upgrade, uninstall into --root', async (t) => {
   t.match(run('--root', root), /--root mode/);
   t.ok(existsSync(join(root, 'opt/edgefit/dist/src/cli/main.js')));
   t.ok(existsSync(join(root, 'opt/edgefit/assets/probe/coffee.png')), "the latency probe's photos are installed with the package");
-  // the agent's default calibration set, where dist/src/agent/agent.js looks for it (ROOT/assets/calib/det)
-  t.ok(existsSync(join(root, 'opt/edgefit/assets/calib/det/preprocess.json')), 'package data installed');
-  t.ok(existsSync(join(root, 'opt/edgefit/assets/calib/det/page-left.png')));
+  // the agent's default calibration and judge sets, where dist/src/agent/agent.js looks for them (ROOT/assets/calib/det)
+  t.ok(existsSync(join(root, 'opt/edgefit/assets/calib/det/calibrate/preprocess.json')), 'package data installed');
+  t.ok(existsSync(join(root, 'opt/edgefit/assets/calib/det/calibrate/page-a.jpg')));
+  t.ok(existsSync(join(root, 'opt/edgefit/assets/calib/det/judge/page-a.jpg')));
   t.notOk(existsSync(join(root, 'opt/edgefit/test')), 'no test fixtures in the install');
   const cfg = JSON.parse(readFileSync(join(root, 'etc/edgefit/config'), 'utf8'));
   t.equal(cfg.stateDir, '/var/lib/edgefit');

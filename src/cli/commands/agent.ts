@@ -13,6 +13,7 @@ interface Args {
   'device-id'?: string;
   model?: string;
   calib?: string;
+  judge?: string;
   shape?: string[];
   'state-dir'?: string;
   'metrics-interval'?: number;
@@ -66,7 +67,12 @@ export const command: CommandModule<object, Args> = {
       .option('model', { type: 'string', describe: 'ONNX model; default: bundled PP-OCRv4 det' })
       .option('calib', {
         type: 'string',
-        describe: 'calibration data for fits; default: bundled page images for the bundled model, else synthetic',
+        describe: 'calibration data for fits; default: bundled text images for the bundled model, else synthetic',
+      })
+      .option('judge', {
+        type: 'string',
+        describe:
+          "data fits judge candidates on; default: bundled judge images for the bundled model, else --calib's judge/ subfolder or a split of it",
       })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (repeatable)' })
       .option('state-dir', { type: 'string', describe: 'state folder (SQLite, models)' })
@@ -100,10 +106,11 @@ export const command: CommandModule<object, Args> = {
     if (argv.dashboard === false) flags.dashboard = { port: 0 };
     else if (argv['dashboard-port'] !== undefined) flags.dashboard = { port: argv['dashboard-port'] };
     const shapes = parseShapes(argv.shape);
-    if (argv.model || argv.calib || shapes.size)
+    if (argv.model || argv.calib || argv.judge || shapes.size)
       flags.model = {
         ...(argv.model ? { path: argv.model } : {}),
         ...(argv.calib ? { calib: argv.calib } : {}),
+        ...(argv.judge ? { judge: argv.judge } : {}),
         ...(shapes.size ? { shapes: Object.fromEntries(shapes) } : {}),
       };
     const cfg = loadAgentConfig({ file: argv.config ?? process.env.EDGEFIT_CONFIG, env: process.env, flags });

@@ -16,6 +16,7 @@ interface Args {
   'size-mb'?: number;
   profile?: string;
   calib?: string;
+  judge?: string;
   report?: string;
   json?: boolean;
   threads?: number;
@@ -41,6 +42,11 @@ export const command: CommandModule<object, Args> = {
         type: 'string',
         describe: 'calibration/fidelity data (image folder with preprocess.json, x.npy folder, .npy/.npz)',
       })
+      .option('judge', {
+        type: 'string',
+        describe:
+          "data the candidates are judged on, never calibrated on (default: --calib's judge/ subfolder, else every other sample of --calib)",
+      })
       .option('shape', { type: 'string', array: true, describe: 'dims for a dynamic input, e.g. x=1x3x640x640' })
       .option('threads', { type: 'number', describe: "intra-op threads (default: the profile's)" })
       .option('report', { type: 'string', describe: 'write a self-contained HTML report here' })
@@ -58,6 +64,7 @@ export const command: CommandModule<object, Args> = {
         sizeMb: argv['size-mb'],
         profile: argv.profile,
         calib: argv.calib,
+        judge: argv.judge,
         report: argv.report,
         threads: argv.threads,
       },
@@ -89,6 +96,12 @@ export const command: CommandModule<object, Args> = {
       );
       process.stdout.write(
         `${r.candidates.length} candidates measured in ${(r.elapsedMs / 1000).toFixed(1)} s; frontier of ${r.frontier.length} kept beside the model\n`,
+      );
+      const c = r.calibration;
+      process.stdout.write(
+        c.synthetic
+          ? 'calibrated and judged on seeded synthetic inputs\n'
+          : `calibrated on ${c.samples} sample(s) of ${c.source}, judged on ${c.judgeSamples} of ${c.judgeSource}\n`,
       );
       for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
     }

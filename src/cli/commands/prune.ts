@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
 import { normalize } from '../../passes/normalize.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
-import { loadInputSet } from '../../data/inputs.js';
+import { dataShapes, loadInputSet } from '../../data/inputs.js';
 import { modelInputs } from '../../runtime/runner.js';
 import { inputShapes, syntheticSamples } from '../../data/model-inputs.js';
 import { IMPORTANCE, type Importance } from '../../passes/prune/importance.js';
@@ -108,7 +108,8 @@ export const command: CommandModule<object, Args> = {
       throw new EdgefitError('USAGE', '--calib-count must be a positive integer');
     if (!Number.isInteger(a.threads) || a.threads < 1) throw new EdgefitError('USAGE', '--threads must be a positive integer');
     const model = normalize(loadModel(a.model));
-    const shapes = parseShapes(a.shape);
+    // calibration data defines the dims the model leaves free (an explicit --shape wins)
+    const shapes = a.calib ? dataShapes(a.calib, modelInputs(model), parseShapes(a.shape)) : parseShapes(a.shape);
     const dims = inputShapes(model, shapes);
     for (const [k, v] of dims) shapes.set(k, v);
     let samples;
