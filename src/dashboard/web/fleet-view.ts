@@ -223,14 +223,14 @@ function budgetHtml(s: DeviceSummary): string {
   return parts.join('') || '<span class="muted">none</span>';
 }
 
-/** 'latency budget: 0.5x of the original = 47 ms' (or the absolute budget). */
+/** 'budget ≤ 0.5x of the original = 47.0 ms (original 94.0 ms p50)', or the absolute budget. */
 export function latencyTitle(s: Pick<DeviceSummary, 'budgets' | 'fit'>): string {
   const f = s.fit;
   const ms = s.budgets.latencyMs;
-  if (f.latencyFactor === null) return `latency budget: ${fmt(ms)} ms p50`;
+  if (f.latencyFactor === null) return `budget ≤ ${fmt(ms)} ms`;
   return f.originalMs !== null && ms !== undefined
-    ? `latency budget: ${f.latencyFactor}x of the original = ${fmt(ms)} ms p50 (original ${fmt(f.originalMs)} ms)`
-    : `latency budget: ${f.latencyFactor}x of the original (not timed yet)`;
+    ? `budget ≤ ${f.latencyFactor}x of the original = ${fmt(ms)} ms (original ${fmt(f.originalMs)} ms p50)`
+    : `budget ≤ ${f.latencyFactor}x of the original (not timed yet)`;
 }
 
 /** Level as the agent counts it: 0 = the largest model of the stored frontier. */
