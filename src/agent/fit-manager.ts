@@ -127,7 +127,9 @@ export class FitManager implements Component, FitView {
     // figures are re-based by their ratio to the fit's own reference)
     const live = this.d.originalMs?.() ?? null;
     const ref = fit.referenceLatencyP50Ms || null;
-    const rebased = live !== null && ref !== null && b.latencyFactor !== undefined ? rebase(deployable, live / ref) : deployable;
+    const timedBeside = deployable?.referenceP50Ms ?? ref; // the original as timed beside this entry
+    const rebased =
+      live !== null && timedBeside !== null && b.latencyFactor !== undefined ? rebase(deployable, live / timedBeside) : deployable;
     const unmet = unmetBudgets(rebased, b, live ?? ref, fit.fidelityMetric ?? null);
     return { fitId: row.id, frontier, fit, deployable, unmet };
   }
