@@ -178,7 +178,7 @@ export class Deployer implements Component {
     bus.emit('deployed', { version: v, source: meta.source, txn });
     bus.report(
       'deployed',
-      `${before.version} stays deployed${meta.candidateId ? ` as ${meta.candidateId}` : ''} (fit ${meta.fitId ?? '-'} chose the same model)`,
+      `${before.version} stays deployed${meta.candidateId ? ` as ${meta.candidateId}` : ''} (fit ${meta.fitId ?? '-'}: the same bytes)`,
       {
         version: v.version,
         sha256: v.sha256,

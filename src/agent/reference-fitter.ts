@@ -14,7 +14,7 @@ import { sha256File } from './model-store.js';
 
 export const referenceOnlyFitter: Fitter = async (req, onProgress) => {
   onProgress({ fraction: 0, stage: 'measure-reference', message: 'measuring the original model' });
-  const probe = new LatencyProbe();
+  const probe = new LatencyProbe(300_000, { data: req.calibDataPath }); // timed as the agent's probes time
   try {
     await probe.load(req.modelPath, req.shapes, req.threads ?? null);
     const lat = await probe.measure(10);
