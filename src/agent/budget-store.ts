@@ -1,6 +1,8 @@
 // The budgets in force: the board profile's, the config file's, and the set-budget override
-// persisted in the store (merged by mergeBudgets, later layers winning).
+// persisted in the store (merged by mergeBudgets, later layers winning), and whether the user
+// prefers the fidelity floor (the default) or latency (config `prefer`).
 import type { Budgets } from '../fit/types.js';
+import type { Prefer } from './floor.js';
 import type { Store } from '../store/index.js';
 import { mergeBudgets } from '../budgets/index.js';
 
@@ -9,7 +11,13 @@ export class BudgetStore {
     private readonly store: Store,
     private readonly configured: Budgets,
     private readonly profiled: () => Budgets | undefined,
+    private readonly preferred: Prefer = 'fidelity',
   ) {}
+
+  /** 'fidelity': nothing below budgets.minFidelity is deployed or stepped to; 'latency': the user trades it. */
+  prefer(): Prefer {
+    return this.preferred;
+  }
 
   get(): Budgets {
     const override = this.store.getKv('budgets');

@@ -14,8 +14,9 @@ export interface AgentBusEvents {
   log: [line: string];
   /** The hardware was profiled (once, at start). */
   profiled: [hw: HardwareFacts];
-  /** A fit finished (or a stored one matches): its choice should be served. */
-  'fit:done': [fit: { fitId: number; chosen: FrontierEntry; txn: string | undefined }];
+  /** A fit finished (or a stored one matches): its choice should be served (null: the original,
+   * when no entry keeps the fidelity floor). */
+  'fit:done': [fit: { fitId: number; chosen: FrontierEntry | null; txn: string | undefined }];
   /** A model version is now the deployed one and the probe serves it (deploy, step, rollback). */
   deployed: [d: { version: ModelVersion; source: string; txn: string | undefined }];
   /** A live latency probe finished; null when a newly loaded model has not been probed yet. */

@@ -4,6 +4,8 @@
 // Loading comes before the swap so a deploy is all or nothing: when the model does not load (or
 // anything after fails), the pointer, the active row and the served model stay the previous
 // version and 'deploy-failed' says why. State changes are serialised (exclusive) so they never interleave.
+// On a first run (nothing deployed) the original model is deployed at once (ensureDeployed), so a
+// device works while it fits; a fit whose choice is the bytes already served is only recorded.
 import { EdgefitError, oneLine } from '../errors.js';
 import type { FrontierEntry } from '../fit/types.js';
 import type { Store } from '../store/index.js';
@@ -28,6 +30,8 @@ export interface DeployerDeps {
   log: (line: string) => void;
   /** Test hook: pause between writing a model and swapping the pointer (EDGEFIT_FAULT_DEPLOY_PAUSE_MS). */
   faultPauseMs?: number;
+  /** The original model: deployed on a first run, and when no fit entry keeps the fidelity floor. */
+  original?: { path: string; sha256: string };
 }
 
 export interface DeployMeta {
@@ -43,8 +47,12 @@ export class Deployer implements Component {
   private stopped = false;
   private readonly onFit = (f: AgentBusEvents['fit:done'][0]): void => {
     const cur = this.current();
-    if (this.stopped || (cur && cur.fitId === f.fitId && this.d.server.loaded)) return; // already serving this fit (maybe stepped)
-    this.exclusive(() => this.deployEntry(f.fitId, f.chosen, 'fit', f.txn)).catch((e) => this.d.log(`fit: ${oneLine(e)}`));
+    // already serving this choice of this fit
+    if (this.stopped || (cur && cur.fitId === f.fitId && cur.candidateId === (f.chosen?.id ?? null) && this.d.server.loaded)) return;
+    const chosen = f.chosen;
+    this.exclusive(() => (chosen ? this.deployEntry(f.fitId, chosen, 'fit', f.txn) : this.deployOriginal(f.fitId, f.txn))).catch((e) =>
+      this.d.log(`fit: ${oneLine(e)}`),
+    );
   };
 
   constructor(private readonly d: DeployerDeps) {}
@@ -80,6 +88,23 @@ export class Deployer implements Component {
     return this.models?.current();
   }
 
+  /**
+   * First run: when nothing is deployed (or what was fails its check), deploy the original now,
+   * so the device serves a working model while the fit runs. Returns what it deployed, if anything.
+   */
+  async ensureDeployed(): Promise<ModelVersion | undefined> {
+    const cur = this.current();
+    if (!this.d.original || (cur && this.d.server.loaded)) return undefined;
+    return this.exclusive(() => this.deployOriginal(null));
+  }
+
+  /** Deploy the original model (already served: only record the fit). Call inside exclusive(). */
+  deployOriginal(fitId: number | null, txn?: string): Promise<ModelVersion> {
+    const o = this.d.original;
+    if (!o) return Promise.reject(new EdgefitError('INTERNAL', 'the deployer has no original model'));
+    return this.deployBytes({ file: o.path }, { fitId, candidateId: null, source: 'original', expectSha256: o.sha256 }, txn);
+  }
+
   /** Serialise state changes (deploy, rollback, step) so they never interleave. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     // stop() waits for what is queued; nothing new starts after it (a command or a probe that
@@ -98,8 +123,9 @@ export class Deployer implements Component {
     const { store, bus, server } = this.d;
     const models = this.modelStore();
     const sha = 'bytes' in src ? sha256Hex(src.bytes) : sha256File(src.file);
-    const version = ModelStore.versionFor(sha);
     const before = models.current();
+    if (before && before.sha256 === sha && server.loaded && (meta.expectSha256 ?? sha) === sha) return this.relabel(before, meta, txn);
+    const version = ModelStore.versionFor(sha);
     const depId = store.beginDeployment(version, sha, meta.source, meta.fitId, meta.candidateId);
     bus.report('deploy-started', `deploying ${version}`, { version, candidateId: meta.candidateId, source: meta.source }, txn);
     let served = false;
@@ -136,6 +162,34 @@ export class Deployer implements Component {
       );
       throw e;
     }
+  }
+
+  /**
+   * The bytes asked for are the ones served (a fit chose the deployed original): record the fit
+   * and level, reload for the entry's thread count, write and swap nothing.
+   */
+  private async relabel(before: ModelVersion, meta: DeployMeta, txn?: string): Promise<ModelVersion> {
+    const { store, bus, server } = this.d;
+    const v = this.modelStore().relabel({ fitId: meta.fitId, candidateId: meta.candidateId, source: meta.source });
+    // the fit may time this level at another thread count than the original was served at
+    await server.load(v).catch((e) => this.d.log(`reloading ${v.version}: ${oneLine(e)}`));
+    const depId = store.beginDeployment(v.version, v.sha256, meta.source, meta.fitId, meta.candidateId);
+    store.activateDeployment(depId);
+    bus.emit('deployed', { version: v, source: meta.source, txn });
+    bus.report(
+      'deployed',
+      `${before.version} stays deployed${meta.candidateId ? ` as ${meta.candidateId}` : ''} (fit ${meta.fitId ?? '-'}: the same bytes)`,
+      {
+        version: v.version,
+        sha256: v.sha256,
+        candidateId: meta.candidateId,
+        fitId: meta.fitId,
+        level: this.d.level(),
+        modelRssMb: server.modelRssMb,
+      },
+      txn,
+    );
+    return v;
   }
 
   /**

@@ -1,13 +1,18 @@
 // Fit manager: fits the model when no fit exists for model + shapes + budgets + hardware
 // (+ calibration data), caches fits in the store by that key, and announces the choice on the
 // bus ('fit:done'); the deployer serves it. The fitter itself runs in a child (fit-worker.ts).
+// What is announced keeps the fidelity floor (./floor.ts): a choice below it is replaced by the
+// best entry meeting it, or the original; when budgets cannot all be met, 'budgets-unmet' says
+// which and by how much.
 import { createHash } from 'node:crypto';
 import { configMessage } from '../config/remedy.js';
 import { EdgefitError } from '../errors.js';
 import type { FitResult, Fitter, FrontierEntry } from '../fit/types.js';
-import type { Store } from '../store/index.js';
+import type { Task } from '../fidelity/tasks.js';
+import type { FitRow, Store } from '../store/index.js';
 import type { BudgetStore } from './budget-store.js';
 import type { AgentBus, Component } from './bus.js';
+import { deployableChoice, fidelityFloor, unmetBudgets, type Unmet } from './floor.js';
 import type { HardwareFacts } from './hardware.js';
 import type { ModelVersion } from './model-store.js';
 import { resolveFitter } from './reference-fitter.js';
@@ -25,6 +30,11 @@ export interface CurrentFit {
   fitId: number;
   fit: FitResult;
   frontier: FrontierEntry[];
+  /** What the agent deploys for this fit: its choice if that keeps the fidelity floor, else the
+   * best entry that does, null = the original. */
+  deployable: FrontierEntry | null;
+  /** Which budgets what is deployed for this fit misses and by how much; null when it meets them all. */
+  unmet: Unmet | null;
 }
 
 /** Read-only questions other components ask about fits. */
@@ -49,6 +59,10 @@ export interface FitManagerDeps {
   log: (line: string) => void;
   /** Injected fitter (tests); default: resolveFitter(mode). */
   fitter?: Fitter;
+  /** Fits wait for this first (the agent's first run times the original on a quiet box). */
+  gate?: () => Promise<unknown> | undefined;
+  /** The original model's p50 as timed live on this box (null until timed): relative budgets are judged on it. */
+  originalMs?: () => number | null;
 }
 
 export class FitManager implements Component, FitView {
@@ -78,6 +92,7 @@ export class FitManager implements Component, FitView {
 
   key(): string {
     const m = this.d.model;
+    const prefer = this.d.budgets.prefer();
     const parts = [
       m.sha256,
       m.shapes,
@@ -85,6 +100,7 @@ export class FitManager implements Component, FitView {
       this.d.hw().hash,
       ...(m.calib ? [m.calib] : []),
       ...(m.judge ? [m.judge] : []),
+      ...(prefer === 'latency' ? [prefer] : []),
     ];
     return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
   }
@@ -94,12 +110,31 @@ export class FitManager implements Component, FitView {
     const cur = this.d.deployed();
     const row = cur?.fitId != null ? this.d.store.getFit(cur.fitId) : this.d.store.latestDoneFit(this.key());
     if (!row || row.status !== 'done') return undefined;
+    return this.view(row);
+  }
+
+  private view(row: FitRow): CurrentFit {
     const frontier = this.d.store.frontier(row.id);
-    return {
-      fitId: row.id,
+    const fit: FitResult = {
+      chosenId: row.chosenId ?? '',
       frontier,
-      fit: { chosenId: row.chosenId ?? '', frontier, referenceLatencyP50Ms: row.referenceLatencyMs ?? 0, fitter: row.fitter },
+      referenceLatencyP50Ms: row.referenceLatencyMs ?? 0,
+      fitter: row.fitter,
     };
+    if (row.shortfall) fit.shortfall = row.shortfall;
+    if (row.task) fit.task = row.task as Task;
+    if (row.fidelityMetric) fit.fidelityMetric = row.fidelityMetric;
+    const b = this.d.budgets.get();
+    const deployable = deployableChoice(frontier, fit.chosenId, b, this.d.budgets.prefer(), fit.referenceLatencyP50Ms || null);
+    // a relative budget is judged against the original as timed live when it has been (the fit's
+    // figures are re-based by their ratio to the fit's own reference)
+    const live = this.d.originalMs?.() ?? null;
+    const ref = fit.referenceLatencyP50Ms || null;
+    const timedBeside = deployable?.referenceP50Ms ?? ref; // the original as timed beside this entry
+    const rebased =
+      live !== null && timedBeside !== null && b.latencyFactor !== undefined ? rebase(deployable, live / timedBeside) : deployable;
+    const unmet = unmetBudgets(rebased, b, live ?? ref, fit.fidelityMetric ?? null);
+    return { fitId: row.id, frontier, fit, deployable, unmet };
   }
 
   frontier(fitId: number): FrontierEntry[] {
@@ -132,6 +167,8 @@ export class FitManager implements Component, FitView {
   }
 
   private async run(fitter: Fitter, txn: string | undefined, force: boolean): Promise<void> {
+    await this.d.gate?.();
+    if (this.stopped) return;
     const { bus, store, model } = this.d;
     const hw = this.d.hw();
     const key = this.key();
@@ -160,6 +197,7 @@ export class FitManager implements Component, FitView {
             judgeDataPath: model.judge,
             outputDir: this.d.fitDir(fitId),
             threads: this.d.threads ?? hw.threads ?? undefined,
+            prefer: this.d.budgets.prefer(),
           },
           (p) => {
             if (Date.now() - lastReport < 2000 && p.fraction < 1) return; // progress at most every 2 s
@@ -192,7 +230,26 @@ export class FitManager implements Component, FitView {
       row = store.getFit(fitId)!;
     }
     if (this.stopped) return;
-    const chosen = store.frontier(fitId).find((e) => e.id === row.chosenId)!;
-    bus.emit('fit:done', { fitId, chosen, txn });
+    const { frontier, deployable, unmet } = this.view(row);
+    const b = this.d.budgets.get();
+    const floor = fidelityFloor(b, this.d.budgets.prefer());
+    if (deployable?.id !== row.chosenId) {
+      this.d.log(
+        `fit ${fitId} chose ${row.chosenId}, below the fidelity floor ${floor}; deploying ${deployable?.id ?? 'the original'} instead`,
+      );
+    }
+    if (unmet) bus.report('budgets-unmet', unmet.message, { fitId, ...unmet, budgets: b }, txn);
+    // what is deployed for this fit already keeps the floor (a restart after a step down): stay
+    const deployed = this.d.deployed();
+    const at = deployed?.fitId === fitId ? frontier.find((e) => e.id === deployed.candidateId) : undefined;
+    if (at && (floor === null || at.fidelity >= floor)) return;
+    bus.emit('fit:done', { fitId, chosen: deployable, txn });
   }
+}
+
+/** An entry with its latencies scaled (the fit's figures re-based on the original's live p50). */
+function rebase(e: FrontierEntry | null, k: number): FrontierEntry | null {
+  if (!e || !(k > 0)) return e;
+  const { referenceP50Ms: _r, ...rest } = e;
+  return { ...rest, latencyP50Ms: e.latencyP50Ms * k, latencyP95Ms: e.latencyP95Ms * k };
 }

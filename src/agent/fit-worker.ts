@@ -11,7 +11,7 @@ export type FitChildMessage =
 const send = (m: FitChildMessage): Promise<void> => new Promise((r) => process.send!(m, undefined, undefined, () => r()));
 
 async function fit(raw: unknown): Promise<FitChildMessage> {
-  const m = raw as { t?: unknown; req?: FitRequest; hardwareId?: unknown };
+  const m = raw as { t?: unknown; req?: FitRequest; hardwareId?: unknown; maxCandidates?: unknown };
   if (m?.t !== 'fit' || typeof m.req?.modelPath !== 'string' || typeof m.hardwareId !== 'string')
     return { t: 'error', code: 'INTERNAL', message: 'bad fit request' };
   const { fitModel } = await import('../fit/index.js');
@@ -24,7 +24,7 @@ async function fit(raw: unknown): Promise<FitChildMessage> {
       last = Date.now();
       void send({ t: 'progress', p: { fraction: p.fraction, stage: p.stage, ...(p.message ? { message: p.message } : {}) } });
     },
-    { hardwareId: m.hardwareId },
+    { hardwareId: m.hardwareId, ...(typeof m.maxCandidates === 'number' ? { maxCandidates: m.maxCandidates } : {}) },
   );
   const result: FitResult = {
     chosenId: out.chosenId,
@@ -33,6 +33,9 @@ async function fit(raw: unknown): Promise<FitChildMessage> {
     fitter: 'fitModel',
   };
   if (out.shortfall) result.shortfall = out.shortfall;
+  // what fidelity was judged for: the agent stores it with the fit and shows it with every figure
+  if (out.task) result.task = out.task;
+  if (out.fidelityMetric) result.fidelityMetric = out.fidelityMetric;
   return { t: 'done', result };
 }
 

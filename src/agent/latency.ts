@@ -27,6 +27,10 @@ export interface ProbeRequest {
   shapes: Record<string, number[]>;
   threads: number;
   runs: number;
+  /** Warm-up runs before timing (evaluateModel's 3 by default); the first also sizes the arena. */
+  warmup?: number;
+  /** Calibration data to time on (what the fit timed on); absent: the probe photo. */
+  data?: string;
 }
 export type ProbeReply =
   { t: 'probed'; times: number[]; loadMs: number; modelRssMb: number; hwmMb: number; cpuMs: number } | { t: 'error'; message: string };
@@ -39,6 +43,7 @@ export function checkProbeRequest(v: unknown): ProbeRequest | string {
   if (!isObj(v) || v.t !== 'probe') return 'not a probe request';
   const shapesOk = isObj(v.shapes) && Object.values(v.shapes).every((d) => Array.isArray(d) && d.every((x) => isNat(x) && x > 0));
   if (typeof v.path !== 'string' || !shapesOk || !isNat(v.threads) || v.threads < 1 || !isNat(v.runs)) return 'bad probe request';
+  if ((v.warmup !== undefined && !isNat(v.warmup)) || (v.data !== undefined && typeof v.data !== 'string')) return 'bad probe request';
   return v as unknown as ProbeRequest;
 }
 
@@ -75,8 +80,15 @@ export class LatencyProbe {
   /** Cost of the most recent probe child. */
   lastCost: ProbeCost | undefined;
 
-  /** @param timeoutMs a probe child still running after this is killed and the probe fails */
-  constructor(private readonly timeoutMs = 300_000) {}
+  /**
+   * @param timeoutMs a probe child still running after this is killed and the probe fails
+   * @param protocol how probes time: warm-up runs (default 3, as evaluateModel) and the
+   *   calibration data the fit timed on (default: the probe photo)
+   */
+  constructor(
+    private readonly timeoutMs = 300_000,
+    private readonly protocol: { warmup?: number; data?: string | undefined } = {},
+  ) {}
 
   /**
    * Check that the model loads and runs (in a child) and record its RAM cost; later probes use it.
@@ -106,7 +118,8 @@ export class LatencyProbe {
   async measure(runs: number): Promise<LatencyStats> {
     const m = this.model;
     if (!m) throw new EdgefitError('INTERNAL', 'no model loaded');
-    const r = await this.run({ t: 'probe', ...m, runs: Math.max(1, runs) });
+    const { warmup = 3, data } = this.protocol;
+    const r = await this.run({ t: 'probe', ...m, runs: Math.max(1, runs), warmup, ...(data ? { data } : {}) });
     const times = [...r.times].sort((a, b) => a - b);
     return { p50: round(percentile(times, 0.5)), p95: round(percentile(times, 0.95)), runs: times.length };
   }

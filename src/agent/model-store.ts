@@ -115,6 +115,19 @@ export class ModelStore {
     return v;
   }
 
+  /**
+   * Record that the current bytes are now also `meta` (a fit chose the very model already
+   * deployed, e.g. the original): the pointer names the same file under the new fit and
+   * candidate; nothing is written or swapped, so previous stays what it was.
+   */
+  relabel(meta: { candidateId: string | null; fitId: number | null; source: string }): ModelVersion {
+    const p = this.pointer();
+    if (!p) throw new EdgefitError('INTERNAL', 'nothing deployed to relabel');
+    const next: ModelVersion = { ...p.current, candidateId: meta.candidateId, fitId: meta.fitId, source: meta.source };
+    writeFileAtomic(this.pointerPath, JSON.stringify({ current: next, previous: p.previous }, null, 2));
+    return next;
+  }
+
   private swap(next: ModelVersion): void {
     const cur = this.current();
     const ptr: Pointer = { current: next, previous: cur && cur.version !== next.version ? cur : (this.previous() ?? null) };

@@ -41,6 +41,10 @@ export interface ProberDeps {
   threads: () => number | null;
   fits: FitView;
   budgets: () => Budgets;
+  /** Lowest fidelity a step down may reach (budgets.minFidelity unless the user prefers latency). */
+  floor?: () => number | null;
+  /** The original's live p50 (null until timed): a relative budget is a fraction of it. */
+  originalMs?: () => number | null;
   /** Deploy a frontier entry (the deployer, serialised with other deploys). */
   step: (fitId: number, entry: FrontierEntry, source: 'step-down' | 'step-up') => Promise<unknown>;
   log: (line: string) => void;
@@ -105,6 +109,17 @@ export class Prober implements Component, ModelServer {
     }, delayMs);
   }
 
+  /**
+   * Time what is served with the fit's protocol (`runs` timed runs after the warm-up): the
+   * agent times the original this way before any fit result is deployed.
+   */
+  async timeServed(runs: number): Promise<LatencyStats | undefined> {
+    if (!this.d.source.loaded || this.stopped) return undefined;
+    const lat = await this.d.source.measure(runs);
+    this.d.bus.emit('latency', lat);
+    return lat;
+  }
+
   /** One probe and what follows from it (public for tests that drive probes themselves). */
   async tick(): Promise<void> {
     const { source, bus } = this.d;
@@ -117,13 +132,14 @@ export class Prober implements Component, ModelServer {
       const fit = this.d.fits.current();
       const level = this.d.fits.level();
       if (!fit || level === null) return;
+      // never above what the agent deploys for this fit (the fit's choice, unless that broke the floor)
       const chosen = Math.max(
         0,
-        fit.frontier.findIndex((e) => e.id === fit.fit.chosenId),
+        fit.frontier.findIndex((e) => e.id === (fit.deployable?.id ?? fit.fit.chosenId)),
       );
-      const budget = latencyBudgetMs(this.d.budgets(), fit.fit.referenceLatencyP50Ms || null);
+      const budget = latencyBudgetMs(this.d.budgets(), this.d.originalMs?.() ?? (fit.fit.referenceLatencyP50Ms || null));
       const live = latencyOfRuns(lat);
-      const d = this.d.adaptation.observe(live, budget, fit.frontier, level, chosen);
+      const d = this.d.adaptation.observe(live, budget, fit.frontier, level, chosen, this.d.floor?.() ?? null);
       if (d.kind === 'stay') return;
       const to = fit.frontier[d.to]!;
       const from = fit.frontier[level]!;

@@ -14,7 +14,7 @@ import { sha256File } from './model-store.js';
 
 export const referenceOnlyFitter: Fitter = async (req, onProgress) => {
   onProgress({ fraction: 0, stage: 'measure-reference', message: 'measuring the original model' });
-  const probe = new LatencyProbe();
+  const probe = new LatencyProbe(300_000, { data: req.calibDataPath }); // timed as the agent's probes time
   try {
     await probe.load(req.modelPath, req.shapes, req.threads ?? null);
     const lat = await probe.measure(10);
@@ -60,8 +60,11 @@ function isFitResult(v: unknown): v is FitResult {
   );
 }
 
-/** fitModel in a child process, one child per fit; close() kills a running one. */
-export function childFitter(hardwareId: string): { fitter: Fitter; close: () => void } {
+/**
+ * fitModel in a child process, one child per fit; close() kills a running one. `search` bounds
+ * the search (tests keep a real fit short with a few candidates).
+ */
+export function childFitter(hardwareId: string, search: { maxCandidates?: number } = {}): { fitter: Fitter; close: () => void } {
   const running = new Set<ChildProcess>();
   const fitter: Fitter = (req, onProgress) =>
     new Promise<FitResult>((resolve, reject) => {
@@ -94,7 +97,7 @@ export function childFitter(hardwareId: string): { fitter: Fitter; close: () => 
         if (o instanceof Error) reject(o);
         else resolve(o);
       });
-      child.send({ t: 'fit', req, hardwareId });
+      child.send({ t: 'fit', req, hardwareId, ...(search.maxCandidates ? { maxCandidates: search.maxCandidates } : {}) });
     });
   return {
     fitter,

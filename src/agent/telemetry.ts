@@ -41,6 +41,9 @@ export interface TelemetryDeps {
   budgets: () => Budgets;
   /** RAM cost of the served model, null when none is loaded. */
   modelRssMb: () => number | null;
+  /** The original's p50 as timed live (null until timed): relative budgets are judged on it. */
+  originalMs?: () => number | null;
+  fitRunning?: () => boolean;
 }
 
 export class Telemetry implements Component {
@@ -180,7 +183,7 @@ export class Telemetry implements Component {
     const level = this.d.fits.level();
     const entry = level !== null ? fit?.frontier[level] : undefined;
     const b = this.d.budgets();
-    const original = fit?.fit.referenceLatencyP50Ms || null;
+    const original = this.d.originalMs?.() ?? (fit?.fit.referenceLatencyP50Ms || null);
     const eff = latencyBudgetMs(b, original);
     const lat = this.lastLatency;
     const rss = this.d.modelRssMb();
@@ -199,7 +202,7 @@ export class Telemetry implements Component {
         outboxDropped: this.d.store.counter('outbox_dropped'),
       },
       model: {
-        id: cur?.candidateId ?? (cur ? 'shipped' : null),
+        id: cur?.candidateId ?? (cur ? (cur.source === 'original' ? 'original' : 'shipped') : null),
         level,
         levels: fit?.frontier.length ?? 0,
         version: cur?.version ?? null,
@@ -210,6 +213,16 @@ export class Telemetry implements Component {
       },
       budgets: { ...b, effectiveLatencyMs: eff },
       meets: { latency: met.latency, ram: met.ram, fidelity: met.fidelity },
+      fit: {
+        id: fit?.fitId ?? null,
+        running: this.d.fitRunning?.() ?? false,
+        task: fit?.fit.task ?? null,
+        fidelityMetric: fit?.fit.fidelityMetric ?? null,
+        originalLatencyMs: original,
+        shortfall: fit?.unmet?.shortfall ?? null,
+        keeping: fit?.unmet?.keeping ?? null,
+        message: fit?.unmet?.message ?? null,
+      },
     };
   }
 

@@ -39,6 +39,12 @@ export const agentConfigSchema = {
     },
     profile: { ...nullableString, description: 'board profile name; default: auto-detected' },
     budgets: { ...budgetsSchema, default: {}, description: 'overrides the profile budgets field by field' },
+    prefer: {
+      enum: ['fidelity', 'latency'],
+      default: 'fidelity',
+      description:
+        "'fidelity': never deploy or step down below budgets.minFidelity; 'latency': the user trades the floor for speed knowingly",
+    },
     fitter: { enum: ['auto', 'reference-only'], default: 'auto' },
     threads: { type: ['integer', 'null'], minimum: 1, maximum: 256, default: null },
     metricsIntervalS: { type: 'number', minimum: 0.2, maximum: 86400, default: 10 },
@@ -119,6 +125,7 @@ export interface AgentConfig {
   model: { path: string | null; calib: string | null; judge: string | null; shapes: Record<string, number[]> };
   profile: string | null;
   budgets: Budgets;
+  prefer: 'fidelity' | 'latency';
   fitter: 'auto' | 'reference-only';
   threads: number | null;
   metricsIntervalS: number;

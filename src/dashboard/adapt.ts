@@ -11,7 +11,7 @@ import type {
 } from '../telemetry/payloads.js';
 import { latencyOf } from '../budgets/index.js';
 import { signHmac } from '../telemetry/signing.js';
-import type { Budgets, DeviceEvent, FrontierPoint, MeetKey, MetricPoint } from './model.js';
+import { emptyFit, type Budgets, type DeviceEvent, type FitSummary, type FrontierPoint, type MeetKey, type MetricPoint } from './model.js';
 
 /** The agent sends ISO-8601 times; a broken one falls back to arrival time. */
 export function tsOf(iso: string, now: number): number {
@@ -34,6 +34,23 @@ export interface AdaptedMetrics {
   levels: number;
   budgets: Budgets;
   met: Partial<Record<MeetKey, boolean>>;
+  fit: FitSummary;
+}
+
+/** metrics.fit (agents before issue 16 send none) and a relative budget, as the pages show them. */
+export function adaptFit(p: MetricsPayload): FitSummary {
+  const f = p.fit;
+  const out = emptyFit();
+  if (p.budgets.latencyFactor !== undefined) out.latencyFactor = p.budgets.latencyFactor;
+  if (!f) return out;
+  out.metric = f.fidelityMetric ?? 'fidelity';
+  out.task = f.task;
+  out.originalMs = f.originalLatencyMs;
+  out.running = f.running;
+  out.unmet = f.message;
+  const keys = { latencyMs: 'latency', ramMb: 'ram', fidelity: 'fidelity', sizeMb: 'size' } as const;
+  out.unmetKeys = f.shortfall ? Object.keys(f.shortfall).map((k) => keys[k as keyof typeof keys] ?? k) : [];
+  return out;
 }
 
 export function adaptMetrics(p: MetricsPayload, now: number): AdaptedMetrics {
@@ -58,7 +75,7 @@ export function adaptMetrics(p: MetricsPayload, now: number): AdaptedMetrics {
     const v = p.meets[k];
     if (v !== null) met[k] = v;
   }
-  return { point, modelId: p.model.id, level: p.model.level, levels: p.model.levels, budgets, met };
+  return { point, modelId: p.model.id, level: p.model.level, levels: p.model.levels, budgets, met, fit: adaptFit(p) };
 }
 
 export function adaptEvent(p: EventPayload, now: number): DeviceEvent {

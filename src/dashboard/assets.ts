@@ -67,6 +67,7 @@ button:disabled { opacity:.5; cursor:default; }
 .b.met { color: var(--ok); }
 .b.unmet { color: var(--bad); font-weight:600; }
 .viol { color: var(--bad); font-size:11px; }
+.shortfall { color: var(--warn); font-size:11px; display:block; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
 .spark { display:flex; align-items:center; gap:6px; }
 .spark svg { flex:none; }
 .spark .v { font-variant-numeric: tabular-nums; font-size:12px; min-width:56px; text-align:right; }

@@ -4,6 +4,7 @@
 import type { DashboardStore } from './store.js';
 import {
   SPARK_POINTS,
+  emptyFit,
   violationScore,
   type ActionView,
   type DeviceEvent,
@@ -42,6 +43,7 @@ function emptySummary(id: string): DeviceSummary {
     budgets: {},
     met: {},
     violation: 0,
+    fit: emptyFit(),
     last: null,
     spark: { lat: [], ram: [], temp: [] },
   };
@@ -98,6 +100,7 @@ export class Fleet {
     s.levels = m.levels;
     s.budgets = m.budgets;
     s.met = m.met;
+    s.fit = m.fit;
     s.last = point ?? m.point;
     s.violation = violationScore(s.budgets, s.last, s.met);
   }

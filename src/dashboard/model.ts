@@ -27,6 +27,28 @@ export type Budgets = Pick<AgentBudgets, 'latencyMs' | 'ramMb' | 'minFidelity' |
 export const MEET_KEYS = ['latency', 'ram', 'fidelity'] as const;
 export type MeetKey = (typeof MEET_KEYS)[number];
 
+/**
+ * What a device says about its fit (metrics.fit): the fidelity metric's name ('fidelity' before a
+ * fit says), a relative latency budget with the original's live p50 it resolves against, and
+ * when budgets cannot all be met, which and by how much (one line from the agent).
+ */
+export interface FitSummary {
+  metric: string;
+  task: string | null;
+  /** '0.5x' budgets: the factor, and the original's p50 it is a fraction of (null until timed). */
+  latencyFactor: number | null;
+  originalMs: number | null;
+  running: boolean;
+  /** "latency 62 ms p50 vs budget 40 ms: cannot be met; keeping …", null when every budget is met. */
+  unmet: string | null;
+  /** The budgets named in `unmet` ('latency', 'ram', 'fidelity', 'size'). */
+  unmetKeys: string[];
+}
+
+export function emptyFit(): FitSummary {
+  return { metric: 'fidelity', task: null, latencyFactor: null, originalMs: null, running: false, unmet: null, unmetKeys: [] };
+}
+
 export interface DeviceSummary {
   id: string;
   online: boolean;
@@ -42,6 +64,7 @@ export interface DeviceSummary {
   met: Partial<Record<MeetKey, boolean>>;
   /** 0 when every budget is met; grows with how far the worst one is missed (sort key) */
   violation: number;
+  fit: FitSummary;
   last: MetricPoint | null;
   /** the most recent SPARK_POINTS values, oldest first */
   spark: { lat: (number | null)[]; ram: (number | null)[]; temp: (number | null)[] };

@@ -64,4 +64,9 @@ export const MIGRATIONS = [
   CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
   CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   `,
+  // 2: the task a fit judged fidelity for and its metric's name (issue 16), shown with every figure
+  `
+  ALTER TABLE fits ADD COLUMN task TEXT;
+  ALTER TABLE fits ADD COLUMN fidelity_metric TEXT;
+  `,
 ] as const;

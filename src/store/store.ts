@@ -21,6 +21,9 @@ export interface FitRow {
   chosenId: string | null;
   referenceLatencyMs: number | null;
   shortfall: FitResult['shortfall'] | null;
+  /** What fidelity was judged for, and the metric's name; null for fits stored before issue 16. */
+  task: string | null;
+  fidelityMetric: string | null;
   error: string | null;
   startedAt: string;
   finishedAt: string | null;
@@ -148,13 +151,15 @@ export class Store {
     this.db.transaction(() => {
       this.db
         .prepare(
-          `UPDATE fits SET status = 'done', chosen_id = ?, reference_latency_ms = ?, shortfall = ?, fitter = ?, finished_at = ? WHERE id = ?`,
+          `UPDATE fits SET status = 'done', chosen_id = ?, reference_latency_ms = ?, shortfall = ?, fitter = ?, task = ?, fidelity_metric = ?, finished_at = ? WHERE id = ?`,
         )
         .run(
           result.chosenId,
           result.referenceLatencyP50Ms,
           result.shortfall ? JSON.stringify(result.shortfall) : null,
           result.fitter,
+          result.task ?? null,
+          result.fidelityMetric ?? null,
           nowIso(),
           id,
         );
@@ -184,6 +189,8 @@ export class Store {
       chosenId: (r.chosen_id as string | null) ?? null,
       referenceLatencyMs: (r.reference_latency_ms as number | null) ?? null,
       shortfall: r.shortfall ? (JSON.parse(r.shortfall as string) as FitResult['shortfall']) : null,
+      task: (r.task as string | null) ?? null,
+      fidelityMetric: (r.fidelity_metric as string | null) ?? null,
       error: (r.error as string | null) ?? null,
       startedAt: r.started_at as string,
       finishedAt: (r.finished_at as string | null) ?? null,

@@ -2,7 +2,7 @@
 // The agent validates what it receives and (in tests) what it sends against these schemas;
 // docs/asyncapi.yaml documents the same shapes and the dashboard imports these types. Budgets
 // and their schema are src/budgets' (the same one the agent config validates against).
-import { budgetsSchema, type Budgets } from '../budgets/index.js';
+import { budgetsSchema, type Budgets, type Shortfall } from '../budgets/index.js';
 import type { FrontierEntry } from '../fit/types.js';
 
 export const PAYLOAD_VERSION = 1;
@@ -100,7 +100,50 @@ export interface MetricsPayload {
   };
   budgets: Budgets & { effectiveLatencyMs: number | null };
   meets: { latency: boolean | null; ram: boolean | null; fidelity: boolean | null };
+  /** The fit behind what is deployed and what it could not achieve (absent from agents before issue 16). */
+  fit?: FitStatus;
 }
+
+/** What a device says about its fit: before one, budgets are shown with 'fidelity' and the live original. */
+export interface FitStatus {
+  /** The fit behind what is deployed (or the latest for the current budgets); null before any. */
+  id: number | null;
+  /** A fit is running now (the original, or the previous choice, is served meanwhile). */
+  running: boolean;
+  /** The task fidelity is judged for and its metric's name (e.g. 'text-det', 'boxF1'); null before a fit says. */
+  task: string | null;
+  fidelityMetric: string | null;
+  /** The original model's p50 as timed live on this box (else as the fit timed it): a relative budget is a fraction of it. */
+  originalLatencyMs: number | null;
+  /** Which budgets cannot be met and by how much (src/budgets Shortfall); null when all are met. */
+  shortfall: Shortfall | null;
+  /** What stays deployed instead ('original' or a frontier entry id) when budgets are unmet. */
+  keeping: string | null;
+  /** One line for a human: "latency 62 ms p50 vs budget 40 ms: cannot be met; keeping …". */
+  message: string | null;
+}
+
+const shortfallSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { latencyMs: num, ramMb: num, fidelity: num, sizeMb: num },
+} as const;
+
+export const fitStatusSchema = {
+  type: 'object',
+  required: ['id', 'running', 'task', 'fidelityMetric', 'originalLatencyMs', 'shortfall', 'keeping', 'message'],
+  additionalProperties: false,
+  properties: {
+    id: { type: ['integer', 'null'] },
+    running: { type: 'boolean' },
+    task: { type: ['string', 'null'], maxLength: 64 },
+    fidelityMetric: { type: ['string', 'null'], maxLength: 64 },
+    originalLatencyMs: nullableNum,
+    shortfall: { oneOf: [{ type: 'null' }, shortfallSchema] },
+    keeping: { type: ['string', 'null'], maxLength: 128 },
+    message: { type: ['string', 'null'], maxLength: 1000 },
+  },
+} as const;
 export const metricsSchema = {
   type: 'object',
   required: ['v', 'deviceId', 'seq', 'ts', 'system', 'agent', 'model', 'budgets', 'meets'],
@@ -162,6 +205,7 @@ export const metricsSchema = {
       additionalProperties: false,
       properties: { latency: nullableBool, ram: nullableBool, fidelity: nullableBool },
     },
+    fit: fitStatusSchema,
   },
 } as const;
 
@@ -175,6 +219,7 @@ export const EVENT_TYPES = [
   'fit-progress',
   'fit-done',
   'fit-failed',
+  'budgets-unmet',
   'deploy-started',
   'deployed',
   'deploy-failed',

@@ -35,9 +35,17 @@ await t.test('status online is retained for late subscribers; profile retained',
 });
 
 await t.test('first fit and deploy happen, events and metrics validate against their schemas', async (t) => {
-  const d = await w.waitFor((m) => m.topic === `${pre}events` && m.json().type === 'deployed', 60_000, 0, 'deployed event');
+  // first run: the original is deployed at once, then the fit's choice (here the same bytes)
+  const o = await w.waitFor((m) => m.topic === `${pre}events` && m.json().type === 'deployed', 60_000, 0, 'deployed event');
+  t.match(o.json().data, { candidateId: null, fitId: null });
+  const d = await w.waitFor(
+    (m) => m.topic === `${pre}events` && m.json().type === 'deployed' && m.json().data.candidateId !== null,
+    60_000,
+    0,
+    'fit deployed',
+  );
   t.equal(d.json().data.candidateId, 'reference');
-  const m = await w.waitFor((m) => m.topic === `${pre}metrics` && m.json().model.version !== null, 20_000, 0, 'metrics with a model');
+  const m = await w.waitFor((m) => m.topic === `${pre}metrics` && m.json().model.id === 'reference', 20_000, 0, 'metrics with the fit');
   const metrics = checkPayload('metrics', m.json());
   t.equal(metrics.model.levels, 1);
   for (const e of w.msgs.filter((x) => x.topic === `${pre}events`)) checkPayload('event', e.json());

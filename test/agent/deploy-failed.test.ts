@@ -83,7 +83,8 @@ async function reported(): Promise<{ ping: string; frontier: any; metrics: any }
 t.test('a model onnxruntime refuses, deployed over a good one, leaves the good one current', async (t) => {
   const a1 = startAgent();
   const deployed = await (async () => {
-    const p = w.waitFor(isEvent('deployed'), 60_000, 0, 'first deploy');
+    // the original is deployed first (first run), then the fit's choice: the same bytes, recorded as 'good'
+    const p = w.waitFor((m) => isEvent('deployed')(m) && m.json().data.candidateId === 'good', 60_000, 0, 'the fit deployed');
     await a1.start();
     return (await p).json().data.version as string;
   })();

@@ -32,7 +32,8 @@ t.teardown(async () => {
 });
 
 t.test('only correctly signed commands are obeyed when a secret is configured', async (t) => {
-  await w.waitFor((m) => m.topic === `${pre}events` && m.json().type === 'deployed', 60_000, 0, 'deployed');
+  // the fit's deploy (first run deploys the original before it)
+  await w.waitFor((m) => m.topic === `${pre}events` && m.json().type === 'deployed' && m.json().data.fitId !== null, 60_000, 0, 'deployed');
   const ask = async (verb: string, body: Record<string, unknown>) => {
     const from = w.msgs.length;
     await w.publish(`${pre}request/${verb}`, body);

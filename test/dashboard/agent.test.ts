@@ -68,7 +68,8 @@ if (skip) {
       'the agent to report metrics with a deployed model',
       () => {
         const s = dash.fleet.state(id)?.summary;
-        return s?.online && s.modelId && s.last?.latencyMs ? s : null;
+        // the fit's model (first run serves the original, not on any frontier, before it)
+        return s?.online && s.level !== null && s.last?.latencyMs ? s : null;
       },
       120_000,
       200,

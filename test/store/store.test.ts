@@ -97,3 +97,33 @@ t.test('fits, frontier and deployments', async (t) => {
   t.equal(s.failStaleFits(), 1);
   s.close();
 });
+
+t.test('migration 2: a state database from before issue 16 gains task and fidelity metric; fits keep them', async (t) => {
+  const p = join(dir, 'v1.db');
+  // a schema-1 database, as an agent before issue 16 left it, with one finished fit
+  const Database = (await import('better-sqlite3')).default;
+  const old = new Database(p);
+  old.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);');
+  old.exec(MIGRATIONS[0]);
+  old
+    .prepare(
+      `INSERT INTO fits (fit_key, model_sha256, budgets, hardware_hash, fitter, status, chosen_id, started_at) VALUES ('k', 's', '{}', 'h', 'x', 'done', 'c0', 'now')`,
+    )
+    .run();
+  old.close();
+  const s = new Store(p);
+  t.equal(s.schemaVersion, MIGRATIONS.length);
+  t.match(s.getFit(1), { chosenId: 'c0', task: null, fidelityMetric: null }, 'an old fit: no task recorded');
+  const id = s.beginFit('k2', 's', {}, 'h', 'fitModel');
+  s.finishFit(id, {
+    chosenId: 'c1',
+    frontier: [],
+    referenceLatencyP50Ms: 2,
+    fitter: 'fitModel',
+    task: 'text-det',
+    fidelityMetric: 'boxF1',
+  });
+  t.match(s.getFit(id), { task: 'text-det', fidelityMetric: 'boxF1' });
+  t.ok(s.integrityOk());
+  s.close();
+});

@@ -3,10 +3,18 @@
 // responses arrive over the live stream and are matched by transaction id.
 import type { ActionView, DeviceDetail, DeviceEvent, DeviceSummary, MeetKey, MetricPoint, StreamMessage } from '../model.js';
 import { frontierPlot, lineChart } from './charts.js';
-import { levelText } from './fleet-view.js';
+import { latencyTitle, levelText } from './fleet-view.js';
 import { ago, clock, esc, fmt, getJson, postJson } from './util.js';
 
 const HISTORY_MAX = 3600;
+
+/** What the fit achieved, in words: running, every budget met, or which cannot be met and by how much. */
+function fitLine(s: DeviceSummary): string {
+  const f = s.fit;
+  if (f.unmet) return f.unmet;
+  if (f.running) return `fitting in the background${s.modelId ? `; ${s.modelId} is served meanwhile` : ''}`;
+  return s.level !== null ? 'every budget met' : '–';
+}
 
 /** ' · Raspberry Pi 4 Model B Rev 1.4, arm64' from the hardware facts of a profile payload. */
 function hardwareLine(profile: unknown): string {
@@ -170,6 +178,7 @@ export class DeviceView {
     if (!d || !el) return;
     const s = d.summary;
     const l = s.last;
+    const f = s.fit;
     const met = (k: MeetKey): string =>
       s.met[k] === false ? ' <span class="b unmet">✗ unmet</span>' : s.met[k] === true ? ' <span class="b met">✓ met</span>' : '';
     const state = `<span class="state ${s.online ? 'on' : 'off'}" id="dev-state">${s.online ? 'online' : 'offline'}</span>`;
@@ -178,9 +187,10 @@ export class DeviceView {
       <dl class="kv">
         <dt>Board profile</dt><dd>${esc(s.board ?? '–')}${esc(hardwareLine(this.d?.profile))}</dd>
         <dt>Model @ level</dt><dd>${esc(s.modelId ?? '–')} <span class="lvl">@${esc(levelText(s) || '–')}</span>${esc(this.levelLabel())}</dd>
-        <dt>Latency p50 / p95</dt><dd>${esc(fmt(l?.latencyMs))} / ${esc(fmt(l?.latencyP95Ms))} ms · budget ≤ ${esc(fmt(s.budgets.latencyMs))} ms${met('latency')}</dd>
+        <dt>Latency p50 / p95</dt><dd>${esc(fmt(l?.latencyMs))} / ${esc(fmt(l?.latencyP95Ms))} ms · <span id="lat-budget">${esc(latencyTitle(s))}</span>${met('latency')}</dd>
         <dt>Model RAM</dt><dd>${esc(fmt(l?.ramMb, 0))} MB · budget ≤ ${esc(fmt(s.budgets.ramMb, 0))} MB${met('ram')}</dd>
-        <dt>Fidelity</dt><dd>${esc(l?.fidelity?.toFixed(4) ?? '–')} · budget ≥ ${esc(s.budgets.minFidelity ?? '–')}${met('fidelity')}</dd>
+        <dt>Fidelity (${esc(f.metric)})</dt><dd>${esc(l?.fidelity?.toFixed(4) ?? '–')} · floor ${esc(f.metric)} ≥ ${esc(s.budgets.minFidelity ?? '–')}${met('fidelity')}</dd>
+        <dt>Fit</dt><dd id="fit-state">${esc(fitLine(s))}</dd>
         <dt>Temperature / CPU</dt><dd>${esc(fmt(l?.tempC))} °C · load ${esc(fmt(l?.cpuLoad, 2))}</dd>
       </dl>`;
   }

@@ -204,13 +204,33 @@ function budgetHtml(s: DeviceSummary): string {
   const b = s.budgets;
   const cls = (k: MeetKey): string => (s.met[k] === false ? 'unmet' : s.met[k] === true ? 'met' : '');
   const mark = (k: MeetKey): string => (s.met[k] === false ? '✗' : s.met[k] === true ? '✓' : '');
-  if (b.latencyMs !== undefined)
-    parts.push(`<span class="b ${cls('latency')}" title="latency budget">≤${esc(fmt(b.latencyMs, 0))}ms${mark('latency')}</span>`);
+  const f = s.fit;
+  // a relative budget says what it is relative to: '≤0.5x=47ms' once the original is timed
+  const lat =
+    f.latencyFactor !== null
+      ? `${f.latencyFactor}x${b.latencyMs !== undefined ? `=${fmt(b.latencyMs, 0)}ms` : ''}`
+      : `${fmt(b.latencyMs, 0)}ms`;
+  if (b.latencyMs !== undefined || f.latencyFactor !== null)
+    parts.push(`<span class="b ${cls('latency')}" title="${esc(latencyTitle(s))}">≤${esc(lat)}${mark('latency')}</span>`);
   if (b.ramMb !== undefined) parts.push(`<span class="b ${cls('ram')}" title="RAM budget">≤${esc(fmt(b.ramMb, 0))}MB${mark('ram')}</span>`);
   if (b.minFidelity !== undefined)
-    parts.push(`<span class="b ${cls('fidelity')}" title="fidelity budget">≥${esc(b.minFidelity)}${mark('fidelity')}</span>`);
+    parts.push(
+      `<span class="b ${cls('fidelity')}" title="fidelity floor (${esc(f.metric)})">${esc(f.metric)} ≥${esc(b.minFidelity)}${mark('fidelity')}</span>`,
+    );
   if (s.violation > 0) parts.push(`<span class="viol" title="worst budget overshoot">+${esc(fmt(s.violation * 100, 0))}%</span>`);
+  // budgets the fit could not meet: said in words, not a bare ✗
+  if (f.unmet) parts.push(`<span class="shortfall" title="${esc(f.unmet)}">${esc(f.unmet)}</span>`);
   return parts.join('') || '<span class="muted">none</span>';
+}
+
+/** 'budget ≤ 0.5x of the original = 47.0 ms (original 94.0 ms p50)', or the absolute budget. */
+export function latencyTitle(s: Pick<DeviceSummary, 'budgets' | 'fit'>): string {
+  const f = s.fit;
+  const ms = s.budgets.latencyMs;
+  if (f.latencyFactor === null) return `budget ≤ ${fmt(ms)} ms`;
+  return f.originalMs !== null && ms !== undefined
+    ? `budget ≤ ${f.latencyFactor}x of the original = ${fmt(ms)} ms (original ${fmt(f.originalMs)} ms p50)`
+    : `budget ≤ ${f.latencyFactor}x of the original (not timed yet)`;
 }
 
 /** Level as the agent counts it: 0 = the largest model of the stored frontier. */

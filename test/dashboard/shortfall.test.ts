@@ -1,0 +1,135 @@
+// Budgets and shortfalls on both pages (issue 16), in a real headless Chromium against a real
+// broker: a device before its first fit shows the matched profile's budgets, a relative latency
+// resolved on the original's live p50 ("0.5x of the original = 47.0 ms") and the floor named
+// 'fidelity'; a device whose fit could not meet its budgets shows which and by how much, in the
+// agent's words, instead of a bare cross; the metric's name comes with the floor. The payloads
+// are what an agent sends (validated against the metrics schema before they are published).
+import t from 'tap';
+import { connectAsync } from 'mqtt';
+import { PAYLOAD_VERSION, type FitStatus, type MetricsPayload } from '../../src/telemetry/payloads.js';
+import { checkPayload } from '../../src/telemetry/validate.js';
+import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, until } from './support.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startBroker } from '../../devkit/broker.js';
+import { startDashboard } from '../../src/dashboard/index.js';
+
+const UNMET = 'latency 62 ms p50 vs budget 40 ms: cannot be met; keeping original (boxF1 1.000)';
+
+function metrics(
+  deviceId: string,
+  seq: number,
+  budgets: MetricsPayload['budgets'],
+  fit: FitStatus,
+  modelId: string,
+  meetsLatency: boolean | null,
+): MetricsPayload {
+  return checkPayload('metrics', {
+    v: PAYLOAD_VERSION,
+    deviceId,
+    seq,
+    ts: new Date().toISOString(),
+    system: { cpuLoad: 0.3, cores: 2, temperatureC: null, throttled: null, memTotalMb: 4000, memAvailableMb: 3000 },
+    agent: { rssMb: 60, cpuPercent: 0.5, uptimeS: 30, outboxPending: 0, outboxDropped: 0 },
+    model: {
+      id: modelId,
+      level: null,
+      levels: 0,
+      version: '20261203-000000-abcdef',
+      latencyP50Ms: 62,
+      latencyP95Ms: 70,
+      modelRssMb: 90,
+      fidelity: null,
+    },
+    budgets,
+    meets: { latency: meetsLatency, ram: true, fidelity: null },
+    fit,
+  });
+}
+
+const skip = browserSkipReason();
+if (skip) {
+  t.plan(0, skip);
+} else {
+  const { chromium } = await import('playwright-core');
+  const broker = await startBroker();
+  const stateDir = mkdtempSync(join(tmpdir(), 'edgefit-dash-shortfall-'));
+  const dash = startDashboard({ broker: broker.url, port: 0, stateDir });
+  await dash.start();
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const client = await connectAsync(broker.url);
+  t.teardown(async () => {
+    await client.endAsync();
+    await browser.close();
+    await dash.stop();
+    await broker.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const before = metrics(
+    'box-before',
+    1,
+    { latencyFactor: 0.5, ramMb: 200, minFidelity: 0.98, effectiveLatencyMs: 47 },
+    { id: null, running: true, task: null, fidelityMetric: null, originalLatencyMs: 94, shortfall: null, keeping: null, message: null },
+    'original',
+    false,
+  );
+  const unmet = metrics(
+    'box-unmet',
+    1,
+    { latencyMs: 40, ramMb: 200, minFidelity: 0.98, effectiveLatencyMs: 40 },
+    {
+      id: 1,
+      running: false,
+      task: 'text-det',
+      fidelityMetric: 'boxF1',
+      originalLatencyMs: 62,
+      shortfall: { latencyMs: 22 },
+      keeping: 'original',
+      message: UNMET,
+    },
+    'original',
+    false,
+  );
+  for (const m of [before, unmet]) await client.publishAsync(`edgefit/${m.deviceId}/metrics`, JSON.stringify(m), { qos: 1 });
+  await until('both devices in the fleet', () => dash.fleet.has('box-before') && dash.fleet.has('box-unmet'), 10_000);
+
+  const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+
+  t.test('the fleet page: relative budget resolved, floor with the metric name, the shortfall in words', async (t) => {
+    await page.goto(dash.url);
+    const row = (id: string) => page.locator(`.row[data-id="${id}"]`);
+    await row('box-unmet').waitFor({ timeout: 10_000 });
+    const b = (await row('box-before').locator('.budget').textContent()) ?? '';
+    t.match(b, /≤0\.5x=47ms/, 'relative latency budget with the ms it resolves to');
+    t.match(b, /fidelity ≥0\.98/, "before a fit the floor is named 'fidelity'");
+    t.match(
+      await row('box-before').locator('.b').first().getAttribute('title'),
+      'budget ≤ 0.5x of the original = 47.0 ms (original 94.0 ms p50)',
+    );
+    const u = (await row('box-unmet').locator('.budget').textContent()) ?? '';
+    t.match(u, /boxF1 ≥0\.98/, "the floor with the task metric's name");
+    t.equal(await row('box-unmet').locator('.shortfall').textContent(), UNMET, 'the shortfall, said in words');
+    t.equal(await row('box-before').locator('.shortfall').count(), 0, 'nothing unmet said before a fit');
+  });
+
+  t.test('the device page: budgets before a fit, and what cannot be met after one', async (t) => {
+    await page.goto(`${dash.url}#/d/box-before`);
+    await page.waitForSelector('#lat-budget');
+    t.equal(await page.textContent('#lat-budget'), 'budget ≤ 0.5x of the original = 47.0 ms (original 94.0 ms p50)');
+    t.match(await page.textContent('#hdr'), /Fidelity \(fidelity\).*floor fidelity ≥ 0\.98/);
+    t.equal(await page.textContent('#fit-state'), 'fitting in the background; original is served meanwhile');
+
+    await page.goto(`${dash.url}#/d/box-unmet`);
+    await page.waitForFunction(() => document.querySelector('#fit-state')?.textContent?.includes('cannot be met'), undefined, {
+      timeout: 10_000,
+    });
+    t.equal(await page.textContent('#fit-state'), UNMET);
+    t.match(await page.textContent('#hdr'), /Fidelity \(boxF1\).*floor boxF1 ≥ 0\.98/);
+    t.match(await page.textContent('#lat-budget'), 'budget ≤ 40.0 ms');
+    t.same(errors, [], 'no page errors');
+  });
+}
