@@ -84,6 +84,7 @@ export class Agent {
     if (!existsSync(modelPath)) throw new EdgefitError('FILE_NOT_FOUND', `model ${modelPath} does not exist`);
     const calib = cfg.model.calib ? resolve(cfg.model.calib) : cfg.model.path ? undefined : DEFAULT_CALIB.find((d) => existsSync(d));
     if (calib && !existsSync(calib)) throw new EdgefitError('FILE_NOT_FOUND', `calibration data ${calib} does not exist`);
+    const task = cfg.model.task === 'auto' ? undefined : cfg.model.task;
     const shapes = Object.keys(cfg.model.shapes).length ? cfg.model.shapes : cfg.model.path ? {} : DEFAULT_SHAPES;
     const signing = this.signingConfig();
 
@@ -101,7 +102,7 @@ export class Agent {
       bus,
       store,
       budgets,
-      model: { path: modelPath, sha256: sha256File(modelPath), shapes, calib },
+      model: { path: modelPath, sha256: sha256File(modelPath), shapes, calib, task },
       mode: cfg.fitter,
       threads: cfg.threads,
       hw: () => hardware.required(),

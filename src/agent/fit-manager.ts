@@ -11,12 +11,15 @@ import type { AgentBus, Component } from './bus.js';
 import type { HardwareFacts } from './hardware.js';
 import type { ModelVersion } from './model-store.js';
 import { resolveFitter } from './reference-fitter.js';
+import type { Task } from '../fidelity/tasks.js';
 
 export interface FitModel {
   path: string;
   sha256: string;
   shapes: Record<string, number[]>;
   calib: string | undefined;
+  /** What the model is for (absent: detected by the fitter). */
+  task?: Task;
 }
 
 export interface CurrentFit {
@@ -76,7 +79,7 @@ export class FitManager implements Component, FitView {
 
   key(): string {
     const m = this.d.model;
-    const parts = [m.sha256, m.shapes, this.d.budgets.get(), this.d.hw().hash, ...(m.calib ? [m.calib] : [])];
+    const parts = [m.sha256, m.shapes, this.d.budgets.get(), this.d.hw().hash, ...(m.calib ? [m.calib] : []), ...(m.task ? [m.task] : [])];
     return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
   }
 
@@ -148,6 +151,7 @@ export class FitManager implements Component, FitView {
             budgets,
             profile: hw.profile,
             calibDataPath: model.calib,
+            task: model.task,
             outputDir: this.d.fitDir(fitId),
             threads: this.d.threads ?? hw.threads ?? undefined,
           },

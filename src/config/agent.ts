@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { EdgefitError } from '../errors.js';
 import { budgetsSchema, type Budgets } from '../budgets/index.js';
 import { formatIssues, validate } from './validate.js';
+import type { Task } from '../fidelity/tasks.js';
 
 const nullableString = { type: ['string', 'null'], default: null } as const;
 
@@ -24,6 +25,12 @@ export const agentConfigSchema = {
           ...nullableString,
           description:
             'calibration data for fits (image folder with preprocess.json, .npy/.npz); default: the bundled real page images for the bundled det model, else seeded synthetic inputs (flagged)',
+        },
+        task: {
+          enum: ['auto', 'classify', 'text-det', 'detect', 'ctc', 'embed', 'raw'],
+          default: 'auto',
+          description:
+            'what the model is for, which decides how fidelity is judged (box F1, text agreement, ...); auto: detected from the model',
         },
         shapes: {
           type: 'object',
@@ -111,7 +118,7 @@ export const agentConfigSchema = {
 export interface AgentConfig {
   deviceId: string | null;
   stateDir: string | null;
-  model: { path: string | null; calib: string | null; shapes: Record<string, number[]> };
+  model: { path: string | null; calib: string | null; task: Task | 'auto'; shapes: Record<string, number[]> };
   profile: string | null;
   budgets: Budgets;
   fitter: 'auto' | 'reference-only';

@@ -28,7 +28,7 @@ export const TASKS: Partial<Record<Task, TaskDef>> = {
 /** A task name as given by a user or config ('auto' = detect it); a clear error otherwise. */
 export function parseTask(s: string): Task | 'auto' {
   if (s === 'auto' || (TASK_NAMES as readonly string[]).includes(s)) return s as Task | 'auto';
-  throw new EdgefitError('USAGE', `unknown task '${s}': expected auto or one of ${TASK_NAMES.join(', ')}`);
+  throw new EdgefitError('USAGE', `unknown task '${s}': expected auto or one of ${TASK_NAMES.join(', ')}`, { remedy: { option: 'task' } });
 }
 
 /** The metric of a task; a task without one in this build is refused. */

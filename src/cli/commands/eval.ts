@@ -96,9 +96,8 @@ export const command: CommandModule<object, Args> = {
       })
       .option('task', {
         type: 'string',
-        choices: ['auto', ...TASK_NAMES],
         default: 'auto',
-        describe: 'what the model is for, which decides how fidelity is judged (auto: detected from the reference)',
+        describe: `what the model is for: auto or ${TASK_NAMES.join(', ')}; decides how fidelity is judged (auto: detected from the reference)`,
       })
       .option('graph-opt', { type: 'string', choices: OPT_LEVELS, default: 'all', describe: 'onnxruntime graph optimisation level' })
       .option('arena', { type: 'boolean', default: true, describe: 'CPU memory arena (--no-arena to disable)' })
