@@ -38,6 +38,7 @@ t.test('static quantization writes the model and a JSON report', async (t) => {
     'pooling/reshape between int8 layers runs on int8 data',
   );
   t.ok(j.fidelity.mean > 0.99);
+  t.equal(j.fidelity.metric, 'top1', 'judged by its task (a classifier, auto-detected): label agreement');
   t.ok(j.runtimeOps.QLinearConv >= 3);
   t.ok(existsSync(out));
   t.equal(j.written, 'static', '--force writes int8 even where it is not faster');
