@@ -168,6 +168,12 @@ t.test('detectTask on generated fixtures', async (t) => {
   const det = new ModelBuilder({ seed: 3 });
   det.output(det.unary('Sigmoid', det.conv(det.convBnRelu(det.input('x', [1, 3, 32, 32]), 8, { k: 3 }), 1)));
   t.equal(detectTask(det.graph).task, 'text-det');
+  // a guess the outputs contradict falls back to raw cosine; the same task given is refused
+  const other = [{ z: tensor([1, 4], [1, 2, 3, 4]) }];
+  const fell = compareTask('auto', det.graph, other, other);
+  t.same([fell.task, fell.auto, fell.value], ['raw', true, 1]);
+  t.match(fell.reason, /but the outputs do not fit text-det; raw cosine/);
+  t.throws(() => compareTask('text-det', det.graph, other, other), { code: 'USAGE' });
 
   const rec = new ModelBuilder({ seed: 4 });
   const seq = rec.reshape(rec.gap(rec.conv(rec.input('x', [1, 3, 8, 32]), 64)), [1, 8, 8]);
