@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { EdgefitError } from '../errors.js';
 import { budgetsSchema, type Budgets } from '../budgets/index.js';
 import { formatIssues, validate } from './validate.js';
-import type { Task } from '../fidelity/tasks.js';
+import { TASK_NAMES, type Task } from '../fidelity/tasks.js';
 
 const nullableString = { type: ['string', 'null'], default: null } as const;
 
@@ -27,7 +27,7 @@ export const agentConfigSchema = {
             'calibration data for fits (image folder with preprocess.json, .npy/.npz); default: the bundled real page images for the bundled det model, else seeded synthetic inputs (flagged)',
         },
         task: {
-          enum: ['auto', 'classify', 'text-det', 'detect', 'ctc', 'embed', 'raw'],
+          enum: ['auto', ...TASK_NAMES],
           default: 'auto',
           description:
             'what the model is for, which decides how fidelity is judged (box F1, text agreement, ...); auto: detected from the model',

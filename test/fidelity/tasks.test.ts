@@ -22,6 +22,7 @@ import {
 } from '../../src/fidelity/index.js';
 import { ModelBuilder, FIXTURES } from '../../devkit/builder.js';
 import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
+import { loadAgentConfig } from '../../src/config/agent.js';
 
 const tensor = (dims: number[], data: ArrayLike<number>): OutputTensor => ({ dims, data: Float32Array.from(data) });
 
@@ -191,4 +192,13 @@ t.test('detectTask on generated fixtures', async (t) => {
   const emb = new ModelBuilder({ seed: 6 });
   emb.output(emb.node('LpNormalization', [emb.gemm(emb.flatten(emb.gap(emb.conv(emb.input('x', [1, 3, 8, 8]), 16))), 32)], [1, 32]));
   t.equal(detectTask(emb.graph).task, 'embed');
+});
+
+t.test("the agent config's model.task: auto by default, a task name, anything else refused", async (t) => {
+  t.equal(loadAgentConfig({ env: {} }).model.task, 'auto');
+  t.equal(loadAgentConfig({ env: {}, flags: { model: { task: 'ctc' } } }).model.task, 'ctc');
+  t.throws(() => loadAgentConfig({ env: {}, flags: { model: { task: 'ocr' } } }), {
+    code: 'CONFIG',
+    message: /model\.task: must be one of "auto", "classify", "text-det", "detect", "ctc", "embed", "raw"/,
+  });
 });
