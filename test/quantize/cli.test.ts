@@ -179,6 +179,11 @@ t.test('bad input: one line, non-zero exit, nothing written', async (t) => {
     /--min-fidelity must be in \(0, 1\]/,
   );
   oneLineError(t, await runCli(['quantize', join(dir, 'missing.onnx'), '-o', out, '--mode', 'fp16']), /model file not found/);
+  oneLineError(
+    t,
+    await runCli(['quantize', MNIST, '-o', out, '--mode', 'dynamic', '--calib', cal, '--task', 'text-det']),
+    /task text-det does not fit this model's outputs: .* \(--task\)/,
+  );
   const fp16 = join(dir, 'fp16.onnx');
   t.equal((await runCli(['quantize', MNIST, '-o', fp16, '--mode', 'fp16'])).code, 0);
   oneLineError(t, await runCli(['quantize', fp16, '-o', out, '--mode', 'dynamic']), /is float16; edgefit quantizes float32 models/);
