@@ -39,6 +39,7 @@ export const OPTIONS = [
   'unstructured',
   'steps',
   'round',
+  'task',
 ] as const;
 export type OptionName = (typeof OPTIONS)[number];
 export interface Remedy {

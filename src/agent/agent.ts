@@ -101,6 +101,7 @@ export class Agent {
         ? undefined
         : DEFAULT_JUDGE.find((d) => existsSync(d));
     if (judge && !existsSync(judge)) throw new EdgefitError('FILE_NOT_FOUND', `judge data ${judge} does not exist`);
+    const task = cfg.model.task === 'auto' ? undefined : cfg.model.task;
     const given = Object.keys(cfg.model.shapes).length ? cfg.model.shapes : cfg.model.path ? {} : DEFAULT_SHAPES;
     // a model's dynamic dims take the calibration data's shape, for the fit and the live probe alike
     const shapes =
@@ -127,7 +128,7 @@ export class Agent {
       bus,
       store,
       budgets,
-      model: { path: modelPath, sha256: modelSha, shapes, calib, judge },
+      model: { path: modelPath, sha256: modelSha, shapes, calib, judge, task },
       mode: cfg.fitter,
       threads: cfg.threads,
       hw: () => hardware.required(),

@@ -24,6 +24,8 @@ export interface FitModel {
   calib: string | undefined;
   /** Data candidates are judged on (undefined: the calibration data's judge/ subfolder or a split of it). */
   judge?: string | undefined;
+  /** What the model is for (absent: detected by the fitter). */
+  task?: Task;
 }
 
 export interface CurrentFit {
@@ -100,6 +102,7 @@ export class FitManager implements Component, FitView {
       this.d.hw().hash,
       ...(m.calib ? [m.calib] : []),
       ...(m.judge ? [m.judge] : []),
+      ...(m.task ? [m.task] : []),
       ...(prefer === 'latency' ? [prefer] : []),
     ];
     return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
@@ -195,6 +198,7 @@ export class FitManager implements Component, FitView {
             profile: hw.profile,
             calibDataPath: model.calib,
             judgeDataPath: model.judge,
+            task: model.task,
             outputDir: this.d.fitDir(fitId),
             threads: this.d.threads ?? hw.threads ?? undefined,
             prefer: this.d.budgets.prefer(),

@@ -16,6 +16,7 @@ const FLAGS: Record<OptionName, string> = {
   unstructured: '--unstructured',
   steps: '--steps',
   round: '--round',
+  task: '--task',
 };
 
 /** What to type: options that supply something missing say how; the others name the flag to correct. */

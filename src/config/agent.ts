@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { EdgefitError } from '../errors.js';
 import { budgetsSchema, type Budgets } from '../budgets/index.js';
 import { formatIssues, validate } from './validate.js';
+import { TASK_NAMES, type Task } from '../fidelity/tasks.js';
 
 const nullableString = { type: ['string', 'null'], default: null } as const;
 
@@ -29,6 +30,12 @@ export const agentConfigSchema = {
           ...nullableString,
           description:
             'data fits judge candidates on, never calibrated on; default: the bundled judge images for the bundled det model, else the judge/ subfolder of model.calib, else every other sample of it',
+        },
+        task: {
+          enum: ['auto', ...TASK_NAMES],
+          default: 'auto',
+          description:
+            'what the model is for, which decides how fidelity is judged (box F1, text agreement, ...); auto: detected from the model',
         },
         shapes: {
           type: 'object',
@@ -122,7 +129,7 @@ export const agentConfigSchema = {
 export interface AgentConfig {
   deviceId: string | null;
   stateDir: string | null;
-  model: { path: string | null; calib: string | null; judge: string | null; shapes: Record<string, number[]> };
+  model: { path: string | null; calib: string | null; judge: string | null; task: Task | 'auto'; shapes: Record<string, number[]> };
   profile: string | null;
   budgets: Budgets;
   prefer: 'fidelity' | 'latency';

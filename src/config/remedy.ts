@@ -12,6 +12,7 @@ const CONFIG_KEYS: Partial<Record<OptionName, string>> = {
   minFidelity: 'budgets.minFidelity',
   ramMb: 'budgets.ramMb',
   sizeMb: 'budgets.sizeMb',
+  task: 'model.task',
 };
 
 function remedyText(r: Remedy): string {

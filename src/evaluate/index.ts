@@ -8,7 +8,18 @@ import type { Model } from '../ir/model.js';
 import { loadModel, parseModel, serializeModel } from '../onnx/index.js';
 import { loadInputSet, synthesizeInputs, type InputSet, type ModelInput, type Sample } from '../data/inputs.js';
 import { Evaluator, type Job } from './evaluator.js';
-import { accuracy, perOutputFidelity, summarizeFidelity } from '../fidelity/index.js';
+import {
+  accuracy,
+  compareTask,
+  ndTensor,
+  perOutputFidelity,
+  summarizeFidelity,
+  withTask,
+  type Outputs,
+  type Task,
+} from '../fidelity/index.js';
+import type { ReadonlyGraph } from '../ir/graph.js';
+import type { NdArray } from '../data/ndarray.js';
 import { latencyStats } from './stats.js';
 import {
   DEFAULT_SESSION,
@@ -37,6 +48,8 @@ export interface ModelInfo {
   label: string;
   inputs: ModelInput[];
   outputs: string[];
+  /** The parsed graph (a reference's tells which task its outputs serve). */
+  graph: ReadonlyGraph;
 }
 
 export function modelInfo(model: string | Uint8Array | Model): ModelInfo {
@@ -45,6 +58,7 @@ export function modelInfo(model: string | Uint8Array | Model): ModelInfo {
     label: typeof model === 'string' ? model : '<bytes>',
     inputs: m.graph.runtimeInputs().map((v) => ({ name: v.name, dtype: v.type?.dtype ?? 'float32', shape: v.type?.shape ?? null })),
     outputs: m.graph.outputs.map((o) => o.name),
+    graph: m.graph,
   };
 }
 
@@ -188,8 +202,7 @@ export async function evaluateModel(req: EvalRequest, evaluator = defaultEvaluat
   if (refInfo) {
     report.reference = refInfo.label;
     const ref = await evaluator.run({ model: jobModel(req.reference!), session, limits, infer: set.samples });
-    const per = perOutputFidelity(ref.outputs!, res.outputs!, info.outputs);
-    report.fidelity = summarizeFidelity(per, req.fidelityMetric ?? 'auto', set.samples.length, set.synthetic);
+    report.fidelity = judge(ref.outputs!, res.outputs!, info.outputs, refInfo.graph, req, set.samples.length, set.synthetic);
   }
   if (set.labels) report.accuracy = accuracy(res.outputs!, set.labels, info.outputs);
   return report;
@@ -204,6 +217,8 @@ export interface CompareRequest {
   session?: Partial<SessionOptions>;
   limits?: Partial<EvalLimits>;
   fidelityMetric?: FidelityMetric;
+  /** What the model is for (default 'auto': detected from the reference). */
+  task?: Task | 'auto';
   limit?: number;
   syntheticCount?: number;
   seed?: number;
@@ -219,12 +234,26 @@ export async function compareModels(req: CompareRequest, evaluator = defaultEval
   const set = inputSetFor(req, info.inputs);
   const a = await evaluator.run({ model: jobModel(req.model), session, limits, infer: set.samples });
   const b = await evaluator.run({ model: jobModel(req.reference), session, limits, infer: set.samples });
-  return summarizeFidelity(
-    perOutputFidelity(b.outputs!, a.outputs!, info.outputs),
-    req.fidelityMetric ?? 'auto',
-    set.samples.length,
-    set.synthetic,
-  );
+  return judge(b.outputs!, a.outputs!, info.outputs, refInfo.graph, req, set.samples.length, set.synthetic);
+}
+
+/**
+ * Raw figures of each output, and the task's figures (the task given, or the one the reference's
+ * graph and outputs say): the headline is the task's metric unless a raw one is named (issue 16).
+ */
+function judge(
+  ref: readonly Record<string, NdArray>[],
+  got: readonly Record<string, NdArray>[],
+  names: readonly string[],
+  refGraph: ReadonlyGraph,
+  req: Pick<EvalRequest, 'fidelityMetric' | 'task'>,
+  samples: number,
+  synthetic: boolean,
+): FidelityReport {
+  const report = summarizeFidelity(perOutputFidelity(ref, got, names), req.fidelityMetric ?? 'auto', samples, synthetic);
+  const tensors = (xs: readonly Record<string, NdArray>[]): Outputs[] =>
+    xs.map((o) => Object.fromEntries(names.filter((n) => o[n]).map((n) => [n, ndTensor(o[n]!)])));
+  return withTask(report, compareTask(req.task, refGraph, tensors(ref), tensors(got)), req.fidelityMetric ?? 'auto');
 }
 
 /** JSON-safe copy: infinite SNR (identical outputs) becomes null. */

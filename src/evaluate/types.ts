@@ -1,6 +1,7 @@
 // The evaluation contract. The CLI, the fitter, the pruner, the quantizer and the agent code
 // against these types; src/evaluate/index.ts implements them.
 import type { InputSet } from '../data/inputs.js';
+import type { Task } from '../fidelity/tasks.js';
 import type { AccuracyReport, FidelityReport, HeadlineMetric as FidelityMetric } from '../fidelity/report.js';
 
 /** Session options passed to onnxruntime-node's InferenceSession.create in the child. */
@@ -50,6 +51,11 @@ export interface EvalRequest {
   maxMs?: number;
   limits?: Partial<EvalLimits>;
   fidelityMetric?: FidelityMetric;
+  /**
+   * What the model is for, which decides the fidelity headline (issue 16): box F1 for text-det,
+   * text agreement for ctc ... Default 'auto': detected from the reference's graph and outputs.
+   */
+  task?: Task | 'auto';
   /** Use at most this many samples of the data (fidelity/accuracy pass). */
   limit?: number;
   /** Samples the timing loop cycles through (default 8, fewer if the data has fewer). */

@@ -6,3 +6,7 @@ export * from './compare.js';
 export * from './report.js';
 export * from './boxes.js';
 export * from './tasks.js';
+export * from './task-def.js';
+export * from './task-compare.js';
+export { textBoxes, BOX_THRESH, MIN_BOX_SIDE } from './task-textdet.js';
+export { ctcGreedy, editDistance, CTC_BLANK } from './task-ctc.js';

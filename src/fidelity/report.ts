@@ -5,6 +5,8 @@ import { EdgefitError } from '../errors.js';
 import { ndToFloat64, type NdArray } from '../data/ndarray.js';
 import { compareSamples, type MetricRequest, type Outputs } from './compare.js';
 import { argmax, type OutputTensor } from './metrics.js';
+import type { Task } from './tasks.js';
+import type { TaskFigures } from './task-def.js';
 
 /** Headline metrics of eval: auto = top-1 agreement when an output looks like class scores, cosine otherwise. */
 export const HEADLINE_METRICS = ['auto', 'cosine', 'top1', 'top5'] as const;
@@ -27,7 +29,14 @@ export interface OutputFidelity {
 export interface FidelityReport {
   /** Headline in [0, 1]: the chosen metric, worst over the outputs it applies to. */
   value: number;
-  metric: Exclude<HeadlineMetric, 'auto'>;
+  /** A HeadlineMetric other than 'auto', or (judged by task) the task's metric: 'boxF1', 'textAgreement' ... */
+  metric: string;
+  /** What the model was judged as (issue 16), whether that was detected, and why. */
+  task?: Task;
+  taskAuto?: boolean;
+  taskReason?: string;
+  /** The task's figures: its headline as `value` and the rest (precision, recall, cer ...). */
+  taskFigures?: TaskFigures;
   /** Worst over outputs. */
   cosine: number;
   snrDb: number;
@@ -107,7 +116,7 @@ export function summarizeFidelity(per: OutputFidelity[], metric: HeadlineMetric,
   const min = (xs: number[]) => xs.reduce((m, x) => Math.min(m, x), Infinity);
   const cls = per.filter((p) => p.top1Agreement !== undefined);
   const top5s = per.filter((p) => p.top5Agreement !== undefined);
-  let chosen: FidelityReport['metric'];
+  let chosen: Exclude<HeadlineMetric, 'auto'>;
   if (metric === 'auto') chosen = cls.length ? 'top1' : 'cosine';
   else chosen = metric;
   if (chosen === 'top1' && !cls.length) {

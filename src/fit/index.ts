@@ -14,6 +14,7 @@ import { syntheticSamples } from '../data/model-inputs.js';
 import { dataShapes, loadInputSet } from '../data/inputs.js';
 import { modelInputs } from '../runtime/runner.js';
 import { evaluateModel, latencyStats } from '../evaluate/index.js';
+import { resolveTask } from '../fidelity/tasks.js';
 import { buildCandidate } from './candidates.js';
 import {
   CALIBRATE_LIMIT,
@@ -139,6 +140,9 @@ export async function fitModel(
   const quantMode = int8Flavour(analyzeCost(probe));
   const threads = req.threads ?? 2;
   const calib = loadSamples(req, shapes, inputName, original);
+  // what the model is for decides every candidate's fidelity (box F1 for a det, text agreement for
+  // a rec ...): resolved once from the original's graph, so all candidates are judged alike
+  const judged = resolveTask(req.task, probe.graph);
 
   const outDir = resolve(req.outputDir);
   const candDir = join(outDir, 'candidates');
@@ -154,6 +158,8 @@ export async function fitModel(
     calib.judgeCount,
     opts.hardwareId ?? '',
     opts.runs ?? 20,
+    // (fidelity in another task's metric is another figure; 'raw' keeps the keys of fits before tasks)
+    ...(judged.task === 'raw' ? [] : [judged.task]),
   ].join('|');
   const cache = new CandidateCache(join(outDir, 'cache'), salt);
   const dataForEval = calib.judge;
@@ -208,6 +214,7 @@ export async function fitModel(
       warmup: 3,
       limit: 16,
       fidelityMetric: 'auto',
+      task: judged.task,
     });
     // a relative budget is a ratio: time the original again right beside each candidate, so a
     // change in the box's load during a long search does not pass or fail candidates by itself
@@ -262,10 +269,13 @@ export async function fitModel(
     referenceLatencyP50Ms: outcome.reference.latencyP50Ms,
     shortfall: outcome.shortfall,
     fitter: 'fitModel',
+    task: judged.task,
+    fidelityMetric: judged.def.metric,
     feasible: outcome.feasible,
     candidates: outcome.candidates,
     latencyBudgetMs: outcome.latencyBudgetMs,
     notes: [
+      `fidelity judged as task ${judged.task} (${judged.auto ? `auto-detected: ${judged.reason}` : 'given'}) by ${judged.def.metric}`,
       ...outcome.notes,
       ...(calib.synthetic
         ? ['fidelity measured on seeded synthetic inputs: give --calib with real data for figures that mean something']

@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { fitModel, type FitOutcome } from './index.js';
 import { renderReport } from './report.js';
 import type { FitProgress } from './types.js';
+import type { Task } from '../fidelity/tasks.js';
 
 export interface FitJob {
   model: string;
@@ -29,6 +30,8 @@ export interface FitJob {
   judge?: string;
   report?: string;
   threads?: number;
+  /** What the model is for, which decides the fidelity metric (absent or 'auto': detected). */
+  task?: Task | 'auto';
   /** Where candidates and their measurements are kept (default: fitCacheDir of the model). */
   workDir?: string;
 }
@@ -84,6 +87,7 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
       judgeDataPath: job.judge,
       outputDir: workDir,
       threads: job.threads ?? sel.threads,
+      ...(job.task && job.task !== 'auto' ? { task: job.task } : {}),
     },
     onProgress,
     {

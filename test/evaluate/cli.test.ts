@@ -87,3 +87,25 @@ t.test('bad input: one line, non-zero exit, nothing written', async (t) => {
   t.equal(missing.code, 1);
   t.match(missing.stderr, /model file not found/);
 });
+
+t.test('--task text-det: the det judged by its boxes, printed and stored with the report', async (t) => {
+  const det = OCR_MODELS.det.file;
+  const data = join(ROOT, 'test/fixtures/ocr/det');
+  const common = ['--data', data, '--shape', 'x=1x3x640x640', '--limit', '2', '--runs', '1', '--threads', '2'];
+  const r = await runCli(['eval', det, '--reference', det, '--task', 'text-det', ...common]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(
+    r.stdout,
+    /^task {7}text-det \(given\): box F1 1, precision 1, recall 1, (\d+) boxes vs \1 in the reference over 2 sample\(s\)$/m,
+  );
+  t.match(r.stdout, /^fidelity {3}1\.000000 \(boxF1\) vs /m);
+  const j = JSON.parse((await runCli(['eval', det, '--reference', det, ...common, '--json'])).stdout) as Record<string, any>;
+  t.same([j.fidelity.task, j.fidelity.taskAuto, j.fidelity.metric, j.fidelity.value], ['text-det', true, 'boxF1', 1], 'auto-detected');
+  t.same([j.fidelity.taskFigures.precision, j.fidelity.taskFigures.recall], [1, 1]);
+  const bad = await runCli(['eval', det, '--reference', det, '--task', 'ctc', ...common]);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /^edgefit: task ctc does not fit this model's outputs \(sigmoid_0\.tmp_0 1x1x640x640\): .* \(--task\)\n$/);
+  const unknown = await runCli(['eval', det, '--task', 'boxes']);
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /unknown task 'boxes': expected auto or one of classify, text-det, detect, ctc, embed, raw \(--task\)/);
+});

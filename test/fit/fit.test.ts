@@ -38,6 +38,8 @@ t.test('a generous budget keeps the original; frontier, report and cache are wri
   t.equal(j.chosen.config.structured, 0);
   t.equal(j.chosen.config.quant, 'none');
   t.equal(j.chosen.fidelity, 1, 'the original against itself');
+  t.same([j.task, j.fidelityMetric], ['classify', 'top1'], 'judged as a classifier (auto-detected), by label agreement');
+  t.match(j.notes.join('\n'), /fidelity judged as task classify \(auto-detected: \[N,C\] class scores 'logits'\) by top1/);
   t.ok(existsSync(out));
   t.same(readFileSync(out), readFileSync(model), 'chosen = original bytes');
   const frontier = JSON.parse(readFileSync(join(dir, 'ok.frontier.json'), 'utf8'));
@@ -75,6 +77,12 @@ t.test('bad budgets are usage errors', async (t) => {
   const r2 = await runCli(['fit', model, '-o', join(dir, 'x.onnx'), '--profile', 'toaster']);
   t.equal(r2.code, 2);
   t.match(r2.stderr, /raspberry-pi-4/);
+  const r3 = await runCli(['fit', model, '-o', join(dir, 'x.onnx'), '--shape', 'x=1x1x28x28', '--calib', data, '--task', 'ctc']);
+  t.equal(r3.code, 2, 'a task the outputs do not fit is a usage error');
+  t.match(r3.stderr, /task ctc does not fit this model's outputs \(logits 1x10\).*\(--task\)/);
+  const r4 = await runCli(['fit', model, '-o', join(dir, 'x.onnx'), '--task', 'ocr']);
+  t.equal(r4.code, 2);
+  t.match(r4.stderr, /unknown task 'ocr': expected auto or one of classify, text-det, detect, ctc, embed, raw/);
 });
 
 t.test('a compressed-size budget is met with unstructured sparsity, measured on the real model', async (t) => {

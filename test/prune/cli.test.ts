@@ -39,6 +39,7 @@ t.test('prune --json on the MNIST CNN', async (t) => {
   t.equal(j.calibration.synthetic, true, 'no --calib: figures say synthetic');
   t.equal(j.fidelity.synthetic, true);
   t.type(j.fidelity.cosine, 'number');
+  t.same([j.fidelity.task.task, j.fidelity.task.auto, j.fidelity.task.metric], ['classify', true, 'top1'], 'judged as a classifier too');
   t.type(j.surgeryMs, 'number');
   const m = loadModel(out);
   const h = JSON.parse(m.metadata.get(HISTORY_KEY)!);
@@ -50,6 +51,10 @@ t.test('human summary with unstructured says there is no speed-up', async (t) =>
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /do not skip zeros/);
   t.match(r.stdout, /gzip \d+ -> \d+ bytes/);
+  t.match(
+    r.stdout,
+    /^task classify \(auto-detected: \[N,C\] class scores 'logits'\): top-1 agreement [01](\.\d+)?, top-5 [01](\.\d+)? over the same samples$/m,
+  );
 });
 
 t.test('bad input: one line, exit code, nothing written', async (t) => {

@@ -38,6 +38,7 @@ t.test('static quantization writes the model and a JSON report', async (t) => {
     'pooling/reshape between int8 layers runs on int8 data',
   );
   t.ok(j.fidelity.mean > 0.99);
+  t.equal(j.fidelity.metric, 'top1', 'judged by its task (a classifier, auto-detected): label agreement');
   t.ok(j.runtimeOps.QLinearConv >= 3);
   t.ok(existsSync(out));
   t.equal(j.written, 'static', '--force writes int8 even where it is not faster');
@@ -178,6 +179,11 @@ t.test('bad input: one line, non-zero exit, nothing written', async (t) => {
     /--min-fidelity must be in \(0, 1\]/,
   );
   oneLineError(t, await runCli(['quantize', join(dir, 'missing.onnx'), '-o', out, '--mode', 'fp16']), /model file not found/);
+  oneLineError(
+    t,
+    await runCli(['quantize', MNIST, '-o', out, '--mode', 'dynamic', '--calib', cal, '--task', 'text-det']),
+    /task text-det does not fit this model's outputs: .* \(--task\)/,
+  );
   const fp16 = join(dir, 'fp16.onnx');
   t.equal((await runCli(['quantize', MNIST, '-o', fp16, '--mode', 'fp16'])).code, 0);
   oneLineError(t, await runCli(['quantize', fp16, '-o', out, '--mode', 'dynamic']), /is float16; edgefit quantizes float32 models/);

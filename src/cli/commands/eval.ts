@@ -5,6 +5,7 @@ import { EdgefitError } from '../../errors.js';
 import { parseShapes, printJson } from '../output.js';
 import { writeFileAtomic } from '../../util/fs.js';
 import { evaluateModel, reportToJson, FIDELITY_METRICS, type EvalReport, type FidelityMetric } from '../../evaluate/index.js';
+import { describeFigures, parseTask, TASK_NAMES } from '../../fidelity/index.js';
 
 const OPT_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
 
@@ -19,6 +20,7 @@ interface Args {
   'max-ms'?: number;
   limit?: number;
   'fidelity-metric': string;
+  task: string;
   'graph-opt': string;
   arena: boolean;
   'mem-pattern': boolean;
@@ -46,6 +48,14 @@ function human(r: EvalReport): string {
     `memory     peak RSS ${f(r.peakRssMb, 1)} MiB` +
       (r.modelRssMb !== undefined ? `, model ${f(r.modelRssMb, 1)} MiB above the bare runtime (${f(r.baselineRssMb!, 1)})` : ''),
   ];
+  const task = r.fidelity?.task;
+  if (task !== undefined && r.fidelity?.taskFigures) {
+    const x = r.fidelity;
+    lines.push(
+      `task       ${task} (${x.taskAuto ? `auto-detected: ${x.taskReason}` : 'given'}): ` +
+        `${describeFigures(task, r.fidelity.taskFigures)} over ${r.samples} sample(s)${syn}`,
+    );
+  }
   if (r.fidelity) {
     const x = r.fidelity;
     const top =
@@ -82,7 +92,12 @@ export const command: CommandModule<object, Args> = {
         type: 'string',
         choices: FIDELITY_METRICS,
         default: 'auto',
-        describe: 'headline fidelity: top1 for classifiers, cosine otherwise (auto)',
+        describe: "headline fidelity: the task's metric (auto), or a raw one by name",
+      })
+      .option('task', {
+        type: 'string',
+        default: 'auto',
+        describe: `what the model is for: auto or ${TASK_NAMES.join(', ')}; decides how fidelity is judged (auto: detected from the reference)`,
       })
       .option('graph-opt', { type: 'string', choices: OPT_LEVELS, default: 'all', describe: 'onnxruntime graph optimisation level' })
       .option('arena', { type: 'boolean', default: true, describe: 'CPU memory arena (--no-arena to disable)' })
@@ -112,6 +127,7 @@ export const command: CommandModule<object, Args> = {
       limit: a.limit,
       seed: a.seed,
       fidelityMetric: a['fidelity-metric'] as FidelityMetric,
+      task: parseTask(a.task),
       session: {
         graphOptimizationLevel: a['graph-opt'] as (typeof OPT_LEVELS)[number],
         enableCpuMemArena: a.arena,

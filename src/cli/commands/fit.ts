@@ -4,6 +4,7 @@ import { runFitJob } from '../../fit/run.js';
 import { EdgefitError } from '../../errors.js';
 import { parseShapes, printJson } from '../output.js';
 import { progressPrinter } from '../progress.js';
+import { parseTask, TASK_NAMES } from '../../fidelity/tasks.js';
 
 interface Args {
   model: string;
@@ -20,6 +21,7 @@ interface Args {
   report?: string;
   json?: boolean;
   threads?: number;
+  task: string;
 }
 
 export const command: CommandModule<object, Args> = {
@@ -49,6 +51,11 @@ export const command: CommandModule<object, Args> = {
       })
       .option('shape', { type: 'string', array: true, describe: 'dims for a dynamic input, e.g. x=1x3x640x640' })
       .option('threads', { type: 'number', describe: "intra-op threads (default: the profile's)" })
+      .option('task', {
+        type: 'string',
+        default: 'auto',
+        describe: `what the model is for: auto or ${TASK_NAMES.join(', ')}; decides how fidelity is judged (auto: detected from the model)`,
+      })
       .option('report', { type: 'string', describe: 'write a self-contained HTML report here' })
       .option('json', { type: 'boolean' }),
   handler: async (argv) => {
@@ -67,6 +74,7 @@ export const command: CommandModule<object, Args> = {
         judge: argv.judge,
         report: argv.report,
         threads: argv.threads,
+        task: parseTask(argv.task),
       },
       progressPrinter(!argv.json),
     );
@@ -84,6 +92,8 @@ export const command: CommandModule<object, Args> = {
         notes: r.notes,
         elapsedMs: r.elapsedMs,
         cacheHits: r.cacheHits,
+        task: r.task,
+        fidelityMetric: r.fidelityMetric,
         profile: r.profile,
         calibration: r.calibration,
         output: r.chosenPath,
@@ -91,7 +101,7 @@ export const command: CommandModule<object, Args> = {
     else {
       process.stdout.write(
         `chose ${chosen.id}: p50 ${chosen.latencyP50Ms.toFixed(1)} ms, p95 ${chosen.latencyP95Ms.toFixed(1)} ms` +
-          ` (original p50 ${r.referenceLatencyP50Ms.toFixed(1)} ms), fidelity ${chosen.fidelity.toFixed(4)}, ${(chosen.sizeBytes / 1e6).toFixed(2)} MB` +
+          ` (original p50 ${r.referenceLatencyP50Ms.toFixed(1)} ms), fidelity ${chosen.fidelity.toFixed(4)} (${r.task} ${r.fidelityMetric}), ${(chosen.sizeBytes / 1e6).toFixed(2)} MB` +
           ` -> ${r.chosenPath}\n`,
       );
       process.stdout.write(

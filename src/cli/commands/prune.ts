@@ -11,6 +11,7 @@ import { prune, type PruneReport } from '../../passes/prune/index.js';
 import { RECOVERY, type Recovery } from '../../passes/prune/recovery.js';
 import { NO_SPEEDUP_NOTE, UNSTRUCTURED_METHODS, type UnstructuredMethod } from '../../passes/prune/unstructured.js';
 import { parseShapes, printJson } from '../output.js';
+import { describeFigures, parseTask, TASK_NAMES } from '../../fidelity/index.js';
 
 interface Args {
   model: string;
@@ -31,6 +32,7 @@ interface Args {
   shape?: string[];
   threads: number;
   json?: boolean;
+  task: string;
 }
 
 function summary(r: PruneReport, out: string): string {
@@ -49,6 +51,12 @@ function summary(r: PruneReport, out: string): string {
         `${r.fidelity.top1Agreement !== null ? `, top-1 agreement ${(r.fidelity.top1Agreement * 100).toFixed(1)}%` : ''}` +
         ` over ${r.fidelity.samples} calibration samples (the ones pruning used)`
       : 'fidelity: not measured',
+    ...(r.fidelity?.task
+      ? [
+          `task ${r.fidelity.task.task} (${r.fidelity.task.auto ? `auto-detected: ${r.fidelity.task.reason}` : 'given'}): ` +
+            `${describeFigures(r.fidelity.task.task, r.fidelity.task.figures)} over the same samples`,
+        ]
+      : []),
   ];
   if (r.unstructured)
     lines.push(
@@ -88,6 +96,11 @@ export const command: CommandModule<object, Args> = {
       .option('round', { type: 'number', default: 1, describe: 'round kept widths to a multiple of 1, 4 or 8' })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (needed for dynamic dims)' })
       .option('threads', { type: 'number', default: 2, describe: 'onnxruntime threads for calibration runs' })
+      .option('task', {
+        type: 'string',
+        default: 'auto',
+        describe: `what the model is for: auto or ${TASK_NAMES.join(', ')}; the report judges the result by its metric too`,
+      })
       .option('json', { type: 'boolean', describe: 'print the report as JSON' }) as never,
   handler: async (a) => {
     if (a.structured === undefined && a['target-macs'] === undefined && a.unstructured === undefined && !a.nm) {
@@ -137,6 +150,7 @@ export const command: CommandModule<object, Args> = {
       samples,
       synthetic,
       threads: a.threads,
+      task: parseTask(a.task),
     });
     saveModel(model, a.output);
     if (a.json) {

@@ -20,6 +20,15 @@ import {
   type WeightRounding,
 } from '../../passes/quantize/index.js';
 import { parseShapes, printJson } from '../output.js';
+import { parseTask, TASK_NAMES } from '../../fidelity/tasks.js';
+
+const METRIC_LABELS: Readonly<Record<string, string>> = {
+  argmax: 'per-position argmax agreement',
+  cosine: 'cosine',
+  top1: 'top-1 agreement',
+  boxF1: 'box F1',
+  textAgreement: 'text agreement (1 - CER)',
+};
 
 interface Args {
   model: string;
@@ -29,7 +38,8 @@ interface Args {
   method: CalibMethod;
   'per-channel': boolean;
   'min-fidelity'?: number;
-  'fidelity-metric': FidelityMetric;
+  'fidelity-metric'?: FidelityMetric;
+  task: string;
   'weight-rounding': WeightRounding;
   equalize: boolean;
   shape?: string[];
@@ -64,8 +74,10 @@ function summary(r: QuantizeReport, out: string): string {
         ]
       : []),
     r.fidelity
-      ? `fidelity: ${r.fidelity.metric === 'argmax' ? 'per-position argmax agreement' : 'cosine'}` +
-        ` mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples`
+      ? `fidelity: ${METRIC_LABELS[r.fidelity.metric] ?? r.fidelity.metric}` +
+        (r.fidelity.metric === 'cosine' || r.fidelity.metric === 'argmax'
+          ? ` mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples`
+          : ` ${r.fidelity.mean.toFixed(5)} over ${r.fidelity.samples} samples pooled, worst sample ${r.fidelity.min.toFixed(5)}`)
       : 'fidelity: not measured (no --calib data)',
     `platform: ${r.platform.why}`,
     ...(r.opset ? [`opset: ${r.opset.why}`] : []),
@@ -103,13 +115,18 @@ export const command: CommandModule<object, Args> = {
       })
       .option('min-fidelity', {
         type: 'number',
-        describe: 'fidelity floor vs float (in --fidelity-metric); sensitive layers and activations stay float to meet it',
+        describe:
+          "fidelity floor vs float (in the --task's metric, or --fidelity-metric); sensitive layers and activations stay float to meet it",
       })
       .option('fidelity-metric', {
         choices: FIDELITY_METRICS,
-        default: 'cosine' as FidelityMetric,
         describe:
-          'cosine of each output, or argmax: agreement of the per-position argmax over the last axis (sequence recognisers such as PP-OCR rec)',
+          "judge by a raw metric instead of the task's: cosine of each output, or argmax: agreement of the per-position argmax over the last axis",
+      })
+      .option('task', {
+        type: 'string',
+        default: 'auto',
+        describe: `what the model is for: auto or ${TASK_NAMES.join(', ')}; fidelity is judged by its metric (box F1 for text-det, text agreement for ctc ...)`,
       })
       .option('weight-rounding', {
         choices: WEIGHT_ROUNDINGS,
@@ -153,6 +170,7 @@ export const command: CommandModule<object, Args> = {
       perChannel: a['per-channel'],
       minFidelity: mf,
       fidelityMetric: a['fidelity-metric'],
+      task: parseTask(a.task),
       weightRounding: a['weight-rounding'],
       equalize: a.equalize,
       data,

@@ -2,14 +2,14 @@
 // keep the fewest of the most sensitive ones in float that bring the fidelity up to the floor.
 import type * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
-import { measureFidelity, type Fidelity, type FidelityMetric } from './fidelity.js';
+import { judgeName, measureFidelity, type Fidelity, type QuantJudge } from './fidelity.js';
 import type { Feeds } from '../../runtime/runner.js';
 import { floatSet, type FloatSet } from '../../passes/quantize/plan.js';
 import { rankSensitivity, type Ranked, type SensitivityRank } from './sensitivity.js';
 
 export interface FallbackOptions {
   floor: number;
-  metric: FidelityMetric;
+  metric: QuantJudge;
   threads: number;
   /** Samples the ranking probes run on (the floor itself is checked on all fidelity samples). */
   probeSamples?: number;
@@ -92,7 +92,7 @@ export async function fallbackToFloat<B extends { bytes: Uint8Array }>(
     const best = Math.max(...tried.map((t) => t.mean));
     throw new EdgefitError(
       'OVER_BUDGET',
-      `${o.metric} fidelity stays below the floor ${o.floor} (at best ${best.toFixed(4)}) even with every probed unit in float`,
+      `${judgeName(o.metric)} fidelity stays below the floor ${o.floor} (at best ${best.toFixed(4)}) even with every probed unit in float`,
     );
   }
   return { built: found.b, fidelity: found.f, float: order.slice(0, found.k), ranked, probes, tried };

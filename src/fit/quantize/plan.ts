@@ -20,7 +20,8 @@ import {
   type QuantizeResult,
 } from '../../passes/quantize/index.js';
 import { fallbackToFloat } from './fallback.js';
-import { floatOutputs, measureFidelity, type FidelityMetric } from './fidelity.js';
+import { floatOutputs, judgeName, measureFidelity, type FidelityMetric, type QuantJudge } from './fidelity.js';
+import { resolveTask, type Task } from '../../fidelity/tasks.js';
 import type { SensitivityRank } from './sensitivity.js';
 
 export interface QuantizeDecisionOptions extends QuantizeOptions {
@@ -31,6 +32,11 @@ export interface QuantizeDecisionOptions extends QuantizeOptions {
    * last axis (a sequence recogniser's decoded classes, PP-OCR rec's characters).
    */
   fidelityMetric?: FidelityMetric;
+  /**
+   * Judge by the model's task instead ('auto': detected from the model and its float outputs):
+   * a det by box F1, a rec by text agreement (issue 16). A fidelityMetric given wins.
+   */
+  task?: Task | 'auto';
   /** Most sensitivity probes (one model build and session each) the --min-fidelity fallback may run (default 64). */
   maxProbes?: number;
   /**
@@ -51,6 +57,16 @@ export interface QuantizeDecisionOptions extends QuantizeOptions {
   fidelityData?: Feeds[];
 }
 
+/** The raw metric named, else the task (given, or detected from the graph and the first float outputs), else cosine. */
+function judgeOf(o: QuantizeDecisionOptions, input: Model, first: Record<string, ort.Tensor> | undefined): QuantJudge {
+  if (o.fidelityMetric !== undefined || o.task === undefined || !first) return o.fidelityMetric ?? 'cosine';
+  const outputs = Object.fromEntries(Object.entries(first).map(([k, v]) => [k, { dims: v.dims, data: v.data as Float32Array }]));
+  const r = resolveTask(o.task, input.graph, outputs);
+  if (!r.def.applies(outputs))
+    throw new EdgefitError('USAGE', `task ${r.task} does not fit this model's outputs: ${r.def.describe}`, { remedy: { option: 'task' } });
+  return { task: r.task, def: r.def };
+}
+
 /**
  * Quantize `input`, choosing the plan: the weight bit width by measured fidelity and, with a
  * floor, the units kept float. The report is the pass's, with the judgement filled in.
@@ -61,12 +77,12 @@ export async function quantizeModel(input: Model, o: QuantizeDecisionOptions): P
   if (o.minFidelity !== undefined && data.length === 0)
     throw new EdgefitError('USAGE', 'a fidelity floor needs data to measure on', { remedy: { option: 'calib' } });
   const threads = o.threads ?? 2;
-  const metric = o.fidelityMetric ?? 'cosine';
   // judged on the fidelity data when given; else on the calibration data, whose float outputs
   // calibration already computed
   const fdata = o.fidelityData?.length ? o.fidelityData : data;
   let reference: readonly Record<string, ort.Tensor>[] =
     fdata === data && q.reference.length ? q.reference : fdata.length ? await floatOutputs(q.floatBytes, fdata, threads) : [];
+  const metric = judgeOf(o, input, reference[0]);
 
   let best: BuiltQuant = q.build(q.defaultPlan);
   let fidelity = fdata.length ? await measureFidelity(best.bytes, fdata, reference, 'all', threads, metric) : null;
@@ -78,12 +94,12 @@ export async function quantizeModel(input: Model, o: QuantizeDecisionOptions): P
     const ff = await measureFidelity(full.bytes, fdata, reference, 'all', threads, metric);
     // argmax agreement ties often; the smooth loss breaks the tie
     if (ff.mean > fidelity.mean || (ff.mean === fidelity.mean && ff.loss < fidelity.loss)) {
-      const beat = `full 8-bit weights (${metric} ${ff.mean.toFixed(4)}) beat 7-bit reduce-range (${fidelity.mean.toFixed(4)})`;
+      const beat = `full 8-bit weights (${judgeName(metric)} ${ff.mean.toFixed(4)}) beat 7-bit reduce-range (${fidelity.mean.toFixed(4)})`;
       rangeNote = `${beat} on this data, saturation notwithstanding`;
       best = full;
       fidelity = ff;
     } else {
-      rangeNote = `7-bit reduce-range weights (${metric} ${fidelity.mean.toFixed(4)}) kept over full 8-bit (${ff.mean.toFixed(4)})`;
+      rangeNote = `7-bit reduce-range weights (${judgeName(metric)} ${fidelity.mean.toFixed(4)}) kept over full 8-bit (${ff.mean.toFixed(4)})`;
     }
   }
   let fallback: QuantizeReport['fallback'] = null;

@@ -19,7 +19,7 @@
 //    with a 0.98 floor it handed back 32 neck and head convs instead (file 0.675x, cosine 0.980).
 // (The units and FloatSet are the pass's plan vocabulary: src/passes/quantize/plan.ts.)
 import type * as ort from 'onnxruntime-node';
-import { measureFidelity, type FidelityMetric } from './fidelity.js';
+import { measureFidelity, type QuantJudge } from './fidelity.js';
 import type { Feeds, OptLevel } from '../../runtime/runner.js';
 import { floatSet, type FloatSet } from '../../passes/quantize/plan.js';
 
@@ -27,7 +27,7 @@ export { floatSet, nodeUnit, tensorUnit, type FloatSet } from '../../passes/quan
 
 export interface RankOptions {
   threads: number;
-  metric?: FidelityMetric;
+  metric?: QuantJudge;
   /** Optimisation level of the probe sessions; 'all' runs the real int8 kernels (and is faster here than simulated QDQ). */
   level?: OptLevel;
   /**

@@ -6,7 +6,7 @@ import { cloneModel, type Model } from '../../ir/model.js';
 import { analyzeCost } from '../../analyze/cost.js';
 import { channelStats, type ChannelStats } from '../../calib/stats.js';
 import { runFirstOutput } from '../../runtime/runner.js';
-import { singleOutputFidelity, type SingleOutputFidelity } from '../../fidelity/index.js';
+import { compareTask, singleOutputFidelity, type SingleOutputFidelity, type Task, type TaskFidelity } from '../../fidelity/index.js';
 import type { Sample } from '../../data/inputs.js';
 import { structuredPrunePass } from './apply.js';
 import { runAsyncPass, runPass } from '../pass.js';
@@ -52,6 +52,8 @@ export interface PruneOptions {
   lsqRidges?: readonly number[];
   /** Skip the final fidelity run (benchmarks measure it themselves). */
   skipFidelity?: boolean;
+  /** Also judge the result by the model's task ('auto': detected from the teacher), issue 16. */
+  task?: Task | 'auto';
 }
 
 export interface HistoryStep {
@@ -77,7 +79,7 @@ export interface PruneReport {
   };
   steps: HistoryStep[];
   unstructured: (UnstructuredReport & { gzipBytesBefore: number; gzipBytesAfter: number }) | null;
-  fidelity: (SingleOutputFidelity & { synthetic: boolean }) | null;
+  fidelity: (SingleOutputFidelity & { synthetic: boolean; task?: TaskFidelity }) | null;
   /** Graph surgery time (analysis, scoring, cutting), excluding calibration runs, ms. */
   surgeryMs: number;
   calibration: { samples: number; synthetic: boolean };
@@ -269,6 +271,10 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     const ref = await runFirstOutput(teacher, o.samples, o.threads);
     const got = await runFirstOutput(model, o.samples, o.threads);
     fidelity = { ...singleOutputFidelity(ref, got), synthetic: o.synthetic };
+    if (o.task !== undefined) {
+      const one = (x: (typeof ref)[number]) => ({ [x.name]: x });
+      fidelity.task = compareTask(o.task, teacher.graph, ref.map(one), got.map(one));
+    }
   }
   return {
     params: { before: paramsBefore, after: paramsOf(model) },

@@ -47,7 +47,8 @@ export const FIDELITY_METRICS = ['cosine', 'argmax'] as const;
 export type FidelityMetric = (typeof FIDELITY_METRICS)[number];
 
 export interface Fidelity {
-  metric: FidelityMetric;
+  /** A FidelityMetric, or the model task's metric when judged by task ('boxF1', 'textAgreement' ...). */
+  metric: string;
   mean: number;
   min: number;
   samples: number;
