@@ -10,6 +10,7 @@ import { CLASSIFY_TASK } from './task-classify.js';
 import { TEXT_DET_TASK } from './task-textdet.js';
 import { CTC_TASK } from './task-ctc.js';
 import { EMBED_TASK, RAW_TASK } from './task-cosine.js';
+import { DETECT_TASK } from './detect.js';
 
 /** Tasks a user can name (`--task`); 'raw' compares raw outputs by cosine, like 'embed'. */
 export const TASK_NAMES = ['classify', 'text-det', 'detect', 'ctc', 'embed', 'raw'] as const;
@@ -19,7 +20,7 @@ export type Task = (typeof TASK_NAMES)[number];
 export const TASKS: Partial<Record<Task, TaskDef>> = {
   classify: CLASSIFY_TASK,
   'text-det': TEXT_DET_TASK,
-  // detect: DETECT_TASK (src/fidelity/detect.ts) joins here
+  detect: DETECT_TASK,
   ctc: CTC_TASK,
   embed: EMBED_TASK,
   raw: RAW_TASK,
@@ -151,7 +152,9 @@ export function detectTask(graph: ReadonlyGraph | undefined, ref?: Outputs): Tas
   if (maps.length === 1 && outs.length === 1) return { task: 'text-det', reason: `one [N,1,H,W] probability map '${maps[0]!.name}'` };
   const seq = outs.find(isSequence);
   if (seq) return { task: 'ctc', reason: `[N,T,C] per-step class distribution '${seq.name}'` };
-  if (isDetection(outs)) return { task: 'detect', reason: 'box detector outputs (boxes and scores)' };
+  // (the detect task's own recogniser also knows small one-level heads the shape rule misses)
+  if (isDetection(outs) || (ref !== undefined && DETECT_TASK.applies(ref)))
+    return { task: 'detect', reason: 'box detector outputs (boxes and scores)' };
   const scores = outs.filter(isScores);
   if (scores.length > 0 && scores.length === outs.length) {
     if (scores.every((o) => o.op === 'LpNormalization')) return { task: 'embed', reason: 'L2-normalised vectors' };

@@ -127,12 +127,11 @@ t.test('embed/raw: cosine, worst output, clamped headline', async (t) => {
   t.equal(taskDef('embed').figures(taskDef('embed').stats(a, a)).value, 1);
 });
 
-t.test('task names: parsed, and detect refused while it has no metric here', async (t) => {
+t.test('task names: parsed; every task has its metric', async (t) => {
   t.equal(parseTask('ctc'), 'ctc');
   t.equal(parseTask('auto'), 'auto');
   t.throws(() => parseTask('ocr'), { code: 'USAGE', message: /unknown task 'ocr'/ });
-  for (const n of TASK_NAMES) if (TASKS[n]) t.equal(taskDef(n), TASKS[n]);
-  if (!TASKS.detect) t.throws(() => taskDef('detect'), { code: 'USAGE', message: /task 'detect' has no fidelity metric/ });
+  for (const n of TASK_NAMES) t.equal(taskDef(n), TASKS[n], n);
   t.throws(() => compareTask('ctc', undefined, [{ y: tensor([1, 4], [1, 0, 0, 0]) }], [{ y: tensor([1, 4], [1, 0, 0, 0]) }]), {
     code: 'USAGE',
     message: /task ctc does not fit this model's outputs \(y 1x4\)/,
@@ -186,8 +185,7 @@ t.test('detectTask on generated fixtures', async (t) => {
   yolo.output(yolo.transpose(yolo.reshape(feat, [1, 85, 1600]), [0, 2, 1]));
   t.equal(detectTask(yolo.graph).task, 'detect', '[1, 1600 anchors, 85] box tensor');
   const r = resolveTask('auto', yolo.graph);
-  if (!TASKS.detect) t.same([r.task, r.auto], ['raw', true], 'no detect metric here: judged by raw cosine, and said so');
-  if (!TASKS.detect) t.match(r.reason, /no 'detect' metric here/);
+  t.same([r.task, r.auto, r.def.metric], ['detect', true, 'detF1'], 'judged by detection F1');
 
   const emb = new ModelBuilder({ seed: 6 });
   emb.output(emb.node('LpNormalization', [emb.gemm(emb.flatten(emb.gap(emb.conv(emb.input('x', [1, 3, 8, 8]), 16))), 32)], [1, 32]));
