@@ -62,10 +62,11 @@ function human(r: EvalReport): string {
       x.top1Agreement !== undefined
         ? `  top-1 ${f(x.top1Agreement, 4)}` + (x.top5Agreement !== undefined ? `  top-5 ${f(x.top5Agreement, 4)}` : '')
         : '';
-    lines.push(
-      `fidelity   ${f(x.value, 6)} (${x.metric}) vs ${r.reference}: cosine ${f(x.cosine, 6)}` +
-        `  SNR ${Number.isFinite(x.snrDb) ? `${f(x.snrDb, 1)} dB` : 'inf (identical)'}  max|err| ${x.maxAbsErr.toPrecision(3)}${top}${syn}`,
-    );
+    // (no raw figures when no output has the reference's shape: a detector with built-in NMS)
+    const raw = x.perOutput.length
+      ? `: cosine ${f(x.cosine, 6)}  SNR ${Number.isFinite(x.snrDb) ? `${f(x.snrDb, 1)} dB` : 'inf (identical)'}  max|err| ${x.maxAbsErr.toPrecision(3)}${top}`
+      : ' (outputs differ in shape: no raw figures)';
+    lines.push(`fidelity   ${f(x.value, 6)} (${x.metric}) vs ${r.reference}${raw}${syn}`);
   }
   if (r.accuracy) lines.push(`accuracy   ${f(r.accuracy.value, 4)} (${r.accuracy.correct}/${r.accuracy.total})`);
   return lines.join('\n') + '\n';
