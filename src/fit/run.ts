@@ -29,6 +29,8 @@ export interface FitJob {
   threads?: number;
   /** Where candidates and their measurements are kept (default: fitCacheDir of the model). */
   workDir?: string;
+  /** 'fidelity' (default): never below the fidelity floor; 'latency': trade it knowingly. */
+  prefer?: 'fidelity' | 'latency';
 }
 
 /**
@@ -81,6 +83,7 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
       calibDataPath: job.calib,
       outputDir: workDir,
       threads: job.threads ?? sel.threads,
+      prefer: job.prefer ?? 'fidelity',
     },
     onProgress,
     {

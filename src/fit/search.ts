@@ -40,6 +40,9 @@ export interface SearchDeps {
   confirm?(entry: FrontierEntry): Promise<Retimed>;
   /** Clock (ms) for the time-left estimate (default performance.now). */
   now?(): number;
+  /** Whether evaluate() will answer a config from a cache: such answers cost nothing and are
+   * left out of the mean cost behind the time-left estimate. */
+  cached?(config: CandidateConfig): boolean;
 }
 
 export interface SearchOptions {
@@ -142,11 +145,13 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
       ...(ops > 0 ? { etaS: Math.round(((spentMs / ops) * left) / 100) / 10 } : {}),
     });
   };
-  const timed = async <T>(f: () => Promise<T>): Promise<T> => {
+  const timed = async <T>(f: () => Promise<T>, free = false): Promise<T> => {
     const t = now();
     const out = await f();
-    spentMs += now() - t;
-    ops++;
+    if (!free) {
+      spentMs += now() - t;
+      ops++;
+    }
     return out;
   };
 
@@ -175,7 +180,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     if (have) return have;
     if (seen.size >= cap) return null;
     progress('measure', k);
-    const m = await timed(() => deps.evaluate(config));
+    const m = await timed(() => deps.evaluate(config), deps.cached?.(config) ?? false);
     const base = applyRounds({ config, ...m, ...(m.rounds ? { rounds: [...m.rounds] } : {}) });
     const e: FrontierEntry = { id: k, ...base, meets: judge(base) };
     seen.set(k, e);
