@@ -135,9 +135,11 @@ export async function fitModel(
   const side = async (modelPath: string, t: number, n: number): Promise<LatencyRound[]> => {
     const out: LatencyRound[] = [];
     for (let i = 0; i < n; i++) {
-      // (the original at the reference's thread count: the budget is a fraction of it as deployed)
-      const ref = await timeOnly(referencePath, threads);
-      const cand = await timeOnly(modelPath, t);
+      // (the original at the reference's thread count: the budget is a fraction of it as deployed;
+      // the order alternates, so a load that rises or falls through the rounds favours neither)
+      const first = i % 2 === 0 ? await timeOnly(referencePath, threads) : await timeOnly(modelPath, t);
+      const second = i % 2 === 0 ? await timeOnly(modelPath, t) : await timeOnly(referencePath, threads);
+      const [ref, cand] = i % 2 === 0 ? [first, second] : [second, first];
       out.push({ referenceP50Ms: ref.p50, candidateP50Ms: cand.p50, candidateP95Ms: cand.p95 });
     }
     return out;

@@ -427,6 +427,8 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     chosen = (pool.length ? pool : [reference]).reduce((a, b) =>
       miss(b) < miss(a) || (miss(b) === miss(a) && b.fidelity > a.fidelity) ? b : a,
     );
+    // the shortfall is a promise to the user: state it from the choice re-timed beside the original
+    if (chosen !== reference) await retime(chosen, 'the choice');
     shortfall = verdict(chosen).shortfall;
     if (preferLatency && !chosen.meets.fidelity)
       notes.push(

@@ -344,14 +344,20 @@ t.test('an impossible latency budget keeps the floor: the original when nothing 
   t.match(out.notes.join(' '), /int8.*below the floor/);
   // where int8 keeps the floor and is faster, it is the best floor-keeping choice (smaller miss)
   const q = fragile({ int8Fidelity: 0.99 });
+  const retimed: string[] = [];
+  const confirm = async (e: { id: string; latencyP50Ms: number }) => {
+    retimed.push(e.id);
+    return { latencyP50Ms: e.latencyP50Ms, latencyP95Ms: e.latencyP50Ms };
+  };
   const outQ = await searchFrontier(
-    { evaluate: q.evaluate },
+    { evaluate: q.evaluate, confirm },
     { budgets: { latencyFactor: 0.01, minFidelity: 0.98 }, threads: 1, structuredBy: 'macs' },
   );
   t.notOk(outQ.feasible);
   t.equal(outQ.chosen.config.quant, 'int8-static');
   t.equal(outQ.chosen.config.structured, 0);
   t.ok(outQ.shortfall!.latencyMs! > 0 && outQ.shortfall!.latencyMs! < out.shortfall!.latencyMs!);
+  t.ok(retimed.includes(outQ.chosen.id), 'the shortfall is stated from the choice re-timed beside the original');
 });
 
 t.test("the issue's case: a fast fidelity-0 candidate is never chosen, nor put on the frontier", async (t) => {
