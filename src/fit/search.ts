@@ -428,7 +428,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
       miss(b) < miss(a) || (miss(b) === miss(a) && b.fidelity > a.fidelity) ? b : a,
     );
     // the shortfall is a promise to the user: state it from the choice re-timed beside the original
-    if (chosen !== reference) await retime(chosen, 'the choice');
+    if (chosen !== reference && budgetMs !== null) await retime(chosen, 'the choice');
     shortfall = verdict(chosen).shortfall;
     if (preferLatency && !chosen.meets.fidelity)
       notes.push(
