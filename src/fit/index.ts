@@ -28,8 +28,8 @@ import {
 import { int8Flavour } from './precision.js';
 import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
 import { CandidateCache, sha256 } from './cache.js';
-import { searchFrontier, type Measured } from './search.js';
-import type { CandidateConfig, FitProgress, FitRequest, FitResult, FrontierEntry } from './types.js';
+import { searchFrontier, type Measured, type Retimed } from './search.js';
+import type { CandidateConfig, FitProgress, FitRequest, FitResult, FrontierEntry, LatencyRound } from './types.js';
 
 export type { FitRequest, FitResult, FrontierEntry, Fitter, Budgets } from './types.js';
 
@@ -41,7 +41,11 @@ export interface FitOptions {
   /** Timed runs per candidate. */
   runs?: number;
   maxCandidates?: number;
-  /** Interleaved rounds that re-time the chosen candidate beside the original (default 3; 0 = off). */
+  /** Interleaved original-then-candidate rounds each candidate is timed in (default 3): latency
+   * is judged as the ratio to the original timed in the same rounds. */
+  rounds?: number;
+  /** Interleaved rounds that re-time a candidate whose decision is within the noise band of a
+   * budget, a precision about to be dropped, and the choice (default 3; 0 = off). */
   confirmRounds?: number;
   /** Identity of this box for the cache (model + hardware + budgets decide reuse). */
   hardwareId?: string;
@@ -160,6 +164,7 @@ export async function fitModel(
     opts.runs ?? 20,
     // (fidelity in another task's metric is another figure; 'raw' keeps the keys of fits before tasks)
     ...(judged.task === 'raw' ? [] : [judged.task]),
+    `rounds${opts.rounds ?? 3}`,
   ].join('|');
   const cache = new CandidateCache(join(outDir, 'cache'), salt);
   const dataForEval = calib.judge;
@@ -174,9 +179,25 @@ export async function fitModel(
     sensitivity = undefined; // torn or foreign: probe again
   }
 
+  // the ~20 timed runs a candidate used to get at once are spread over interleaved rounds (the
+  // original, then the candidate, a few runs each), so both see the same load and the ratio's
+  // spread shows how steady the box was
+  const rounds = Math.max(1, opts.rounds ?? 3);
+  const perRound = Math.max(3, Math.round((opts.runs ?? 20) / (rounds + 1)));
   const timeOnly = async (model: string, t: number) =>
-    (await evaluateModel({ model, data: dataForEval, shapes, threads: t, runs: opts.runs ?? 20, warmup: 3, limit: 1, baseline: false }))
-      .latencyMs;
+    (await evaluateModel({ model, data: dataForEval, shapes, threads: t, runs: perRound, warmup: 2, limit: 1, baseline: false })).latencyMs;
+  const side = async (modelPath: string, t: number, n: number): Promise<LatencyRound[]> => {
+    const out: LatencyRound[] = [];
+    for (let i = 0; i < n; i++) {
+      // (the original at the reference's thread count: the budget is a fraction of it as deployed;
+      // the order alternates, so a load that rises or falls through the rounds favours neither)
+      const first = i % 2 === 0 ? await timeOnly(referencePath, threads) : await timeOnly(modelPath, t);
+      const second = i % 2 === 0 ? await timeOnly(modelPath, t) : await timeOnly(referencePath, threads);
+      const [ref, cand] = i % 2 === 0 ? [first, second] : [second, first];
+      out.push({ referenceP50Ms: ref.p50, candidateP50Ms: cand.p50, candidateP95Ms: cand.p95 });
+    }
+    return out;
+  };
 
   let cacheHits = 0;
   const evaluate = async (config: CandidateConfig): Promise<Measured> => {
@@ -204,28 +225,27 @@ export async function fitModel(
         writeFileAtomic(sensFile, JSON.stringify(sensitivity));
       }
     }
+    // the original as deployed is timed in one go (the base of relative budgets); a candidate
+    // gets a few runs here (fidelity, RAM) and its latency from the rounds below
+    const baseline = isRef && config.threads === threads;
     const report = await evaluateModel({
       model: path,
       reference: referencePath,
       data: dataForEval,
       shapes,
       threads: config.threads,
-      runs: opts.runs ?? 20,
+      runs: baseline ? (opts.runs ?? 20) : perRound,
       warmup: 3,
       limit: 16,
       fidelityMetric: 'auto',
       task: judged.task,
     });
-    // a relative budget is a ratio: time the original again right beside each candidate, so a
-    // change in the box's load during a long search does not pass or fail candidates by itself
-    let referenceP50Ms: number | undefined;
-    if (req.budgets.latencyFactor !== undefined) {
-      // (at the reference's thread count: the budget is a fraction of the original as deployed)
-      referenceP50Ms = isRef && config.threads === threads ? report.latencyMs.p50 : (await timeOnly(referencePath, threads)).p50;
-    }
+    // a relative budget is a ratio: time the original right beside each candidate, so a change
+    // in the box's load during a long search does not pass or fail candidates by itself
+    const sideBySide = baseline ? undefined : await side(path, config.threads, rounds);
     const bytes = readFileSync(path);
     const m: Measured = {
-      referenceP50Ms,
+      ...(baseline ? { referenceP50Ms: report.latencyMs.p50 } : { rounds: sideBySide }),
       latencyP50Ms: report.latencyMs.p50,
       latencyP95Ms: report.latencyMs.p95,
       modelRssMb: report.modelRssMb ?? report.peakRssMb,
@@ -240,23 +260,33 @@ export async function fitModel(
   };
 
   const median = (xs: number[]) => latencyStats(xs).p50;
-  // interleaved original / candidate rounds: both see the same load
-  const confirm = async (e: FrontierEntry) => {
-    const p50: number[] = [],
-      p95: number[] = [],
-      ref: number[] = [];
-    for (let i = 0; i < (opts.confirmRounds ?? 3); i++) {
-      ref.push((await timeOnly(referencePath, threads)).p50);
-      const l = await timeOnly(e.modelPath, e.config.threads);
-      p50.push(l.p50);
-      p95.push(l.p95);
-    }
-    return { latencyP50Ms: median(p50), latencyP95Ms: median(p95), referenceP50Ms: median(ref) };
+  // more interleaved original / candidate rounds, pooled by the search with the entry's own
+  const confirm = async (e: FrontierEntry): Promise<Retimed> => {
+    const r = await side(e.modelPath, e.config.threads, opts.confirmRounds ?? 3);
+    return {
+      latencyP50Ms: median(r.map((x) => x.candidateP50Ms)),
+      latencyP95Ms: median(r.map((x) => x.candidateP95Ms ?? x.candidateP50Ms)),
+      referenceP50Ms: median(r.map((x) => x.referenceP50Ms)),
+      rounds: r,
+    };
   };
 
   const outcome = await searchFrontier(
-    { evaluate, onProgress, ...(opts.confirmRounds === 0 ? {} : { confirm }) },
-    { budgets: req.budgets, threads, tryQuant: opts.tryQuant, quantMode, maxCandidates: opts.maxCandidates ?? 15, structuredBy },
+    {
+      evaluate,
+      onProgress,
+      cached: (c) => cache.get(cache.key(c)) !== undefined,
+      ...(opts.confirmRounds === 0 ? {} : { confirm }),
+    },
+    {
+      budgets: req.budgets,
+      threads,
+      tryQuant: opts.tryQuant,
+      quantMode,
+      maxCandidates: opts.maxCandidates ?? 15,
+      structuredBy,
+      prefer: req.prefer ?? 'fidelity',
+    },
   );
   let chosenPath = outcome.chosen.modelPath;
   if (opts.outputPath) {

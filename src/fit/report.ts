@@ -99,6 +99,10 @@ function plot(r: ReportInput): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="latency versus fidelity">${parts.join('')}</svg>`;
 }
 
+// issue 16: an infeasible fit keeps the fidelity floor (the original at worst), unless the user
+// preferred latency, which the notes then say
+const INFEASIBLE = 'No candidate meets every budget: the chosen one keeps the fidelity floor unless a note says otherwise.';
+
 export function renderReport(r: ReportInput): string {
   const rows = r.candidates
     .slice()
@@ -130,7 +134,7 @@ export function renderReport(r: ReportInput): string {
 <body>
 <h1>Fit report</h1>
 <p>Model <code>${esc(r.model)}</code> on profile <b>${esc(r.profile)}</b>: ${r.candidates.length} candidates measured in ${(r.elapsedMs / 1000).toFixed(1)} s.
-${r.feasible ? 'Chosen: the highest-fidelity candidate that meets every budget.' : '<span class="bad">No candidate meets every budget; the closest is shown.</span>'}</p>
+${r.feasible ? 'Chosen: the highest-fidelity candidate that meets every budget.' : `<span class="bad">${INFEASIBLE}</span>`}</p>
 <p>Budgets: latency ${latencyBudget}, RAM ${r.budgets.ramMb ?? 'none'} MB, fidelity at least ${r.budgets.minFidelity ?? 'none'}.</p>
 ${plot(r)}
 <p><small>Green: chosen. Blue: float. Orange: int8. Line: measured frontier.</small></p>

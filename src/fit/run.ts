@@ -34,6 +34,8 @@ export interface FitJob {
   task?: Task | 'auto';
   /** Where candidates and their measurements are kept (default: fitCacheDir of the model). */
   workDir?: string;
+  /** 'fidelity' (default): never below the fidelity floor; 'latency': trade it knowingly. */
+  prefer?: 'fidelity' | 'latency';
 }
 
 /**
@@ -88,6 +90,7 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
       outputDir: workDir,
       threads: job.threads ?? sel.threads,
       ...(job.task && job.task !== 'auto' ? { task: job.task } : {}),
+      prefer: job.prefer ?? 'fidelity',
     },
     onProgress,
     {

@@ -1,10 +1,14 @@
 // The budget search. It measures, it does not guess: every candidate is built and run on this
 // box. Latency and fidelity both fall monotonically as the structured ratio grows, so for each
-// precision (float, int8) a bisection on the global ratio finds the least-pruned model that
-// meets the latency budget in a handful of measurements; the best feasible one wins. Budgets are
-// judged by src/budgets (meets(), on its one latency statistic, the p50).
+// precision (int8, then float) the search steps the ratio up from mild to extreme (0.25, 0.5,
+// 0.75, max) until one is fast enough or falls below the fidelity floor, then bisects between
+// the last slow ratio and that one: for the least-pruned fast model, or, when the fast ratios are
+// all below the floor, for the most-pruned model still above it. The fidelity floor is a hard
+// constraint: nothing below it is chosen or put on the frontier (unless the caller prefers
+// latency, knowingly). Budgets are judged by src/budgets (meets(), on its one latency statistic,
+// the p50); a relative budget on the candidate/original ratio timed in the same rounds.
 import { latencyBudgetMs, latencyOf, meets, type Budgets, type Shortfall, type Verdict } from '../budgets/index.js';
-import type { CandidateConfig, FitProgress, FrontierEntry } from './types.js';
+import type { CandidateConfig, FitProgress, FrontierEntry, LatencyRound } from './types.js';
 
 export interface Measured {
   latencyP50Ms: number;
@@ -19,15 +23,26 @@ export interface Measured {
   /** p50 of the original timed right beside this candidate (relative budgets only): on a shared
    * box the load drifts over a long search, so latency is judged as a ratio to this. */
   referenceP50Ms?: number;
+  /** Interleaved original/candidate rounds; when present they decide the latency figures. */
+  rounds?: LatencyRound[];
 }
+
+export type Retimed = Pick<Measured, 'latencyP50Ms' | 'latencyP95Ms' | 'referenceP50Ms' | 'rounds'>;
 
 export interface SearchDeps {
   /** Build the candidate for a config and measure it on this box (cached by the caller). */
   evaluate(config: CandidateConfig): Promise<Measured>;
   onProgress?(p: FitProgress): void;
-  /** Re-time a candidate side by side with the original (several interleaved rounds): the
-   * choice is confirmed before it is returned. Absent: single measurements are trusted. */
-  confirm?(entry: FrontierEntry): Promise<Pick<Measured, 'latencyP50Ms' | 'latencyP95Ms' | 'referenceP50Ms'>>;
+  /** Re-time a candidate side by side with the original (several interleaved rounds): a decision
+   * within the noise band of a budget, a precision about to be dropped and the final choice are
+   * re-timed before they count. Returned rounds are pooled with the entry's own; without rounds
+   * the figures replace the entry's. Absent: single measurements are trusted. */
+  confirm?(entry: FrontierEntry): Promise<Retimed>;
+  /** Clock (ms) for the time-left estimate (default performance.now). */
+  now?(): number;
+  /** Whether evaluate() will answer a config from a cache: such answers cost nothing and are
+   * left out of the mean cost behind the time-left estimate. */
+  cached?(config: CandidateConfig): boolean;
 }
 
 export interface SearchOptions {
@@ -35,7 +50,7 @@ export interface SearchOptions {
   threads: number;
   /** Highest structured ratio tried (never prune a model to nothing). */
   maxStructured?: number;
-  /** Bisection steps per precision. */
+  /** Bisection steps per precision (after the ratio ladder has bracketed the budget). */
   steps?: number;
   /** Whether to try int8 at all (the caller may know int8 does not pay on this CPU). */
   tryQuant?: boolean;
@@ -47,6 +62,12 @@ export interface SearchOptions {
   structuredBy?: 'channels' | 'macs';
   /** Highest unstructured sparsity tried when a size budget needs it. */
   maxUnstructured?: number;
+  /** 'fidelity' (default): the fidelity floor is hard. 'latency': the user trades it knowingly;
+   * when nothing meets every budget the closest by latency/RAM/size is chosen whatever its fidelity. */
+  prefer?: 'fidelity' | 'latency';
+  /** Relative distance from the latency budget within which one measurement does not decide
+   * (default 0.15: one fit timed the same original at 42 to 62 ms on a quiet box). */
+  noiseBand?: number;
 }
 
 export interface SearchOutcome {
@@ -63,22 +84,89 @@ export interface SearchOutcome {
 const key = (c: CandidateConfig) =>
   `${c.structuredBy === 'macs' ? 'm' : 's'}${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}`;
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Derive an entry's latency figures from its rounds: medians of each side, and the ratio of
+ * candidate to original per round (median, min, max). No rounds: left as measured. */
+export function applyRounds<T extends Measured & Partial<Pick<FrontierEntry, 'latencyRatio' | 'latencyRatioMin' | 'latencyRatioMax'>>>(
+  e: T,
+): T {
+  const r = e.rounds;
+  if (!r?.length) return e;
+  const ratios = r.map((x) => x.candidateP50Ms / x.referenceP50Ms);
+  e.latencyP50Ms = median(r.map((x) => x.candidateP50Ms));
+  const p95 = r.map((x) => x.candidateP95Ms).filter((x): x is number => x !== undefined);
+  if (p95.length) e.latencyP95Ms = median(p95);
+  e.referenceP50Ms = median(r.map((x) => x.referenceP50Ms));
+  e.latencyRatio = median(ratios);
+  e.latencyRatioMin = Math.min(...ratios);
+  e.latencyRatioMax = Math.max(...ratios);
+  return e;
+}
+
+/** Ratios tried in order before any bisection: mild first, the maximum last. */
+export function ratioLadder(maxS: number): number[] {
+  return [...[0.25, 0.5, 0.75].filter((r) => r < maxS - 1e-9), maxS];
+}
+
 export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Promise<SearchOutcome> {
   // a MACs target can go further than a uniform channel ratio: sensitivity allocation keeps the
   // fragile groups wide and takes the rest (det at 85% of MACs removed still ran at 0.36x)
   const maxS = opts.maxStructured ?? (opts.structuredBy === 'macs' ? 0.92 : 0.85);
-  const steps = opts.steps ?? 4;
+  const ladder = ratioLadder(maxS);
+  const steps = opts.steps ?? 3;
   const cap = opts.maxCandidates ?? 15;
+  const band = opts.noiseBand ?? 0.15;
+  const preferLatency = opts.prefer === 'latency';
   const notes: string[] = [];
   const seen = new Map<string, FrontierEntry>();
   let budgetMs: number | null = latencyBudgetMs(opts.budgets);
-  const progress = (stage: string, message?: string) => deps.onProgress?.({ fraction: Math.min(1, seen.size / cap), stage, message });
+
+  // time left: the mean cost of what was measured (or re-timed) so far times the steps still
+  // planned; the plan only ever shrinks as phases end early
+  const now = deps.now ?? (() => performance.now());
+  let spentMs = 0;
+  let ops = 0;
+  const precisionCount = opts.tryQuant === false ? 1 : 2;
+  const perPrecision = ladder.length + steps;
+  let pending = 1 + (precisionCount - 1) + precisionCount * perPrecision + 1;
+  const remaining = () => Math.max(0, Math.min(pending, cap - seen.size));
+  const shrink = (to: number) => (pending = Math.max(0, Math.min(pending, to)));
+  const progress = (stage: string, message?: string) => {
+    const left = stage === 'done' ? 0 : remaining();
+    deps.onProgress?.({
+      fraction: Math.min(1, seen.size / (seen.size + left || 1)),
+      stage,
+      ...(message !== undefined ? { message } : {}),
+      ...(ops > 0 ? { etaS: Math.round(((spentMs / ops) * left) / 100) / 10 } : {}),
+    });
+  };
+  const timed = async <T>(f: () => Promise<T>, free = false): Promise<T> => {
+    const t = now();
+    const out = await f();
+    if (!free) {
+      spentMs += now() - t;
+      ops++;
+    }
+    return out;
+  };
 
   let refLatency: number | undefined;
-  // the judged latency as it would be under the reference's measuring conditions: scaled by the
-  // ratio of the reference's p50 at the start to its p50 timed beside this candidate
-  const latencyAt = (e: Pick<FrontierEntry, 'latencyP50Ms' | 'latencyP95Ms' | 'referenceP50Ms'>) =>
-    refLatency !== undefined && e.referenceP50Ms ? (latencyOf(e) * refLatency) / e.referenceP50Ms : latencyOf(e);
+  // the judged latency as it would be under the reference's measuring conditions: the ratio to
+  // the original timed in the same rounds, or scaled by the ratio of the reference's p50 at the
+  // start to its p50 timed beside this candidate
+  const latencyAt = (e: Pick<FrontierEntry, 'latencyP50Ms' | 'latencyP95Ms' | 'referenceP50Ms' | 'latencyRatio'>) =>
+    refLatency === undefined
+      ? latencyOf(e)
+      : e.latencyRatio !== undefined
+        ? e.latencyRatio * refLatency
+        : e.referenceP50Ms
+          ? (latencyOf(e) * refLatency) / e.referenceP50Ms
+          : latencyOf(e);
   const verdict = (e: Omit<FrontierEntry, 'meets' | 'id'>): Verdict =>
     meets({ latencyMs: latencyAt(e), ramMb: e.modelRssMb, fidelity: e.fidelity, sizeMb: compressedMb(e) }, opts.budgets, refLatency);
   const judge = (e: Omit<FrontierEntry, 'meets' | 'id'>): FrontierEntry['meets'] => {
@@ -92,15 +180,59 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     if (have) return have;
     if (seen.size >= cap) return null;
     progress('measure', k);
-    const m = await deps.evaluate(config);
-    const base = { config, ...m };
+    const m = await timed(() => deps.evaluate(config), deps.cached?.(config) ?? false);
+    const base = applyRounds({ config, ...m, ...(m.rounds ? { rounds: [...m.rounds] } : {}) });
     const e: FrontierEntry = { id: k, ...base, meets: judge(base) };
     seen.set(k, e);
-    progress('measured', `${k}: p50 ${latencyOf(m).toFixed(1)} ms, fidelity ${m.fidelity.toFixed(4)}`);
+    pending = Math.max(0, pending - 1);
+    progress('measured', `${k}: p50 ${latencyOf(e).toFixed(1)} ms${spread(e)}, fidelity ${e.fidelity.toFixed(4)}`);
     return e;
   }
+
+  // one measurement near a decision can fall either way on a shared box: re-time it beside the
+  // original (rounds pooled) before it decides; each entry at most once
+  const retimed = new Set<FrontierEntry>();
+  async function retime(e: FrontierEntry, why: string): Promise<boolean> {
+    if (!deps.confirm || retimed.has(e)) return false;
+    retimed.add(e);
+    progress('confirm', `${e.id} (${why})`);
+    const r = await timed(() => deps.confirm!(e));
+    if (r.rounds?.length && e.rounds?.length) e.rounds = [...e.rounds, ...r.rounds];
+    else {
+      Object.assign(e, r);
+      if (!r.rounds?.length) {
+        delete e.latencyRatio;
+        delete e.latencyRatioMin;
+        delete e.latencyRatioMax;
+      }
+    }
+    applyRounds(e);
+    e.meets = judge(e);
+    progress('measured', `${e.id} re-timed: p50 ${latencyOf(e).toFixed(1)} ms${spread(e)}`);
+    return true;
+  }
+  // near the budget and not settled by the rounds' spread (every round on one side of it)
+  const noisy = (e: FrontierEntry) => {
+    if (budgetMs === null) return false;
+    if (Math.abs(latencyAt(e) / budgetMs - 1) > band) return false;
+    const r = e.rounds;
+    if (r && r.length >= 3 && refLatency !== undefined) {
+      const per = r.map((x) => (x.candidateP50Ms / x.referenceP50Ms) * refLatency!);
+      if (per.every((x) => x <= budgetMs!) || per.every((x) => x > budgetMs!)) return false;
+    } else if (r && r.length >= 3 && (r.every((x) => x.candidateP50Ms <= budgetMs!) || r.every((x) => x.candidateP50Ms > budgetMs!)))
+      return false;
+    return true;
+  };
+  const decide = async (config: CandidateConfig) => {
+    const e = await measure(config);
+    if (e && noisy(e)) await retime(e, 'near the latency budget');
+    return e;
+  };
+
   const ok = (e: FrontierEntry) => e.meets.latency && e.meets.ram && e.meets.fidelity && e.meets.size !== false;
   const fast = (e: FrontierEntry) => e.meets.latency && e.meets.ram;
+  // the floor steers the search unless the user prefers latency
+  const keepsFloor = (e: FrontierEntry) => preferLatency || e.meets.fidelity;
 
   const by = opts.structuredBy ?? 'channels';
   const cfg = (structured: number, quant: CandidateConfig['quant']): CandidateConfig => ({
@@ -116,36 +248,83 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     budgetMs = latencyBudgetMs(opts.budgets, refLatency);
     reference.meets = judge(reference);
   }
+  if (ok(reference)) shrink(Math.max(0, opts.threads - 1));
 
   const precisions: CandidateConfig['quant'][] = ['none'];
   if (!ok(reference) && opts.tryQuant !== false) {
     const q = await measure(cfg(0, opts.quantMode ?? 'int8-static'));
-    if (q && q.latencyP50Ms < reference.latencyP50Ms * 0.97) precisions.unshift(q.config.quant);
-    else if (q)
+    // int8's speed relative to float: the ratio timed in the same rounds where there is one
+    const gain = (e: FrontierEntry) => e.latencyRatio ?? latencyOf(e) / (e.referenceP50Ms ?? latencyOf(reference));
+    const pays = (e: FrontierEntry) => gain(e) < 0.97 || fast(e);
+    // a single slow measurement must not drop a precision: re-time it before it does
+    if (q && !pays(q)) await retime(q, 'int8 looks no faster');
+    if (q && pays(q) && !keepsFloor(q)) {
       notes.push(
-        `int8 (${q.config.quant}) measured ${q.latencyP50Ms.toFixed(1)} ms p50 vs float ${reference.latencyP50Ms.toFixed(1)} ms: no gain on this box, kept float`,
+        `int8 (${q.config.quant}) has fidelity ${q.fidelity.toFixed(4)}, below the floor ${opts.budgets.minFidelity}: int8 not searched`,
       );
+      shrink(pending - perPrecision);
+    } else if (q && pays(q)) precisions.unshift(q.config.quant);
+    else if (q) {
+      notes.push(
+        `int8 (${q.config.quant}) measured ${latencyOf(q).toFixed(1)} ms p50 vs float ${latencyOf(reference).toFixed(1)} ms` +
+          `${retimed.has(q) ? ' (re-timed beside it)' : ''}: no gain on this box, kept float`,
+      );
+      shrink(pending - perPrecision);
+    }
   }
 
+  // the largest ratio known too slow: int8 is faster than float at every ratio, so where int8
+  // was too slow float is too, and float's ladder starts above it
+  let slowFloor = 0;
   for (const quant of ok(reference) ? [] : precisions) {
-    const at0 = await measure(cfg(0, quant));
-    if (!at0 || fast(at0)) continue; // nothing to prune: s = 0 already fast enough (or cap hit)
-    const top = await measure(cfg(maxS, quant));
-    if (!top) break;
-    if (!fast(top)) {
-      notes.push(`${quant === 'none' ? 'float' : quant}: even ${Math.round(maxS * 100)}% structured pruning misses the latency/RAM budget`);
+    const name = quant === 'none' ? 'float' : quant;
+    const before = seen.size;
+    const done = () => shrink(pending - Math.max(0, perPrecision - (seen.size - before)));
+    const at0 = await decide(cfg(0, quant));
+    if (!at0) break;
+    if (fast(at0) || !keepsFloor(at0)) {
+      done(); // nothing to prune (s = 0 already fast enough), or nothing above it keeps the floor
       continue;
     }
-    // invariant: lo fails the latency/RAM budget, hi meets it
-    let lo = 0;
-    let hi = maxS;
-    for (let i = 0; i < steps; i++) {
-      const mid = Math.round(((lo + hi) / 2) * 1000) / 1000;
-      const e = await measure(cfg(mid, quant));
+    // lo: slow and above the floor; hi: fast and above the floor; bad: below the floor
+    let lo = quant === 'none' ? slowFloor : 0;
+    let hi: number | undefined;
+    let bad: number | undefined;
+    const classify = (e: FrontierEntry, r: number) => {
+      if (!keepsFloor(e)) bad = Math.min(bad ?? Infinity, r);
+      else if (fast(e)) hi = Math.min(hi ?? Infinity, r);
+      else lo = Math.max(lo, r);
+    };
+    for (const r of ladder) {
+      if (r <= lo) continue;
+      const e = await decide(cfg(r, quant));
       if (!e) break;
-      if (fast(e)) hi = mid;
-      else lo = mid;
+      classify(e, r);
+      if (hi !== undefined || bad !== undefined) break;
     }
+    if (hi === undefined && bad === undefined) {
+      notes.push(`${name}: even ${Math.round(maxS * 100)}% structured pruning misses the latency/RAM budget`);
+      if (quant !== 'none') slowFloor = Math.max(slowFloor, lo);
+      done();
+      continue;
+    }
+    // bisect: toward the least-pruned fast model, or, while every fast ratio seen is below the
+    // floor, toward the most-pruned model that still keeps it (nothing above a ratio below the
+    // floor can be chosen, so the search does not climb past it)
+    for (let i = 0; i < steps; i++) {
+      const upper = Math.min(hi ?? Infinity, bad ?? Infinity);
+      const mid = Math.round(((lo + upper) / 2) * 1000) / 1000;
+      if (mid <= lo || mid >= upper) break;
+      const e = await decide(cfg(mid, quant));
+      if (!e) break;
+      classify(e, mid);
+    }
+    if (quant !== 'none') slowFloor = Math.max(slowFloor, lo);
+    if (hi === undefined)
+      notes.push(
+        `${name}: every ratio fast enough falls below the fidelity floor ${opts.budgets.minFidelity} (from ${bad}); the most pruned model above it is at ${lo}`,
+      );
+    done();
   }
 
   // size: unstructured sparsity buys no speed here, only a smaller compressed file, so it is
@@ -173,7 +352,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
       if (most && most.meets.size) {
         let lo = 0;
         let hi = maxU;
-        for (let i = 0; i < steps; i++) {
+        for (let i = 0; i < Math.max(steps, 4); i++) {
           const mid = Math.round(((lo + hi) / 2) * 100) / 100;
           if (mid <= lo || mid >= hi) break;
           const e = await at(mid);
@@ -195,7 +374,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   const feasibleNow = [...seen.values()].filter(ok);
   let best = feasibleNow.length ? pick(feasibleNow) : undefined;
   for (let t = (best?.config.threads ?? 1) - 1; best && t >= 1; t--) {
-    const e = await measure({ ...best.config, threads: t });
+    const e = await decide({ ...best.config, threads: t });
     if (!e || !ok(e)) break;
     notes.push(
       `${t} thread${t > 1 ? 's' : ''} meet${t > 1 ? '' : 's'} every budget with the same model: ${best.config.threads - t} core(s) left to the application`,
@@ -203,21 +382,18 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     best = e;
   }
 
-  // one measurement on a shared box can pass by luck: re-time the choice beside the original and,
-  // when it then misses the latency budget, fall to the next-best feasible candidate
+  // one measurement on a shared box can pass by luck: re-time the choice beside the original
+  // (unless it already was) and, when it then misses the latency budget, fall to the next best
   const confirmed = new Set<FrontierEntry>();
   for (let i = 0; deps.confirm && budgetMs !== null && i < 4; i++) {
     const pool = [...seen.values()].filter((e) => ok(e) && !confirmed.has(e));
     if (!pool.length) break;
     const c = pick(pool);
     if (c === reference) break; // the original within budget needs no confirmation
-    progress('confirm', c.id);
-    const r = await deps.confirm(c);
     confirmed.add(c);
-    Object.assign(c, r);
-    c.meets = judge(c);
+    await retime(c, 'the choice');
     if (c.meets.latency) break;
-    notes.push(`${c.id} missed the latency budget when re-timed beside the original (p50 ${latencyOf(r).toFixed(1)} ms): not chosen`);
+    notes.push(`${c.id} missed the latency budget when re-timed beside the original (p50 ${latencyOf(c).toFixed(1)} ms): not chosen`);
     // the bisection's last step can leave a wide gap up to the next faster model of the same
     // precision (det 0.5x: 0.638 rejected, next 0.85 at fidelity 0.54 instead of 0.84): measure
     // the midpoint, so a miss by a hair does not cost a whole step down in fidelity
@@ -226,8 +402,12 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     const next = [...seen.values()]
       .filter((e) => ok(e) && same(e) && e.config.structured > c.config.structured)
       .sort((a, b) => a.config.structured - b.config.structured)[0];
-    if (next && next.config.structured - c.config.structured > 0.02)
-      await measure({ ...c.config, structured: Math.round(((c.config.structured + next.config.structured) / 2) * 1000) / 1000 });
+    // (none known when the miss was a ladder rung: then the midpoint to the next rung, and the
+    // rung itself if the midpoint is too slow)
+    const upper = next?.config.structured ?? ladder.find((r) => r > c.config.structured + 1e-9);
+    if (upper === undefined || upper - c.config.structured <= 0.02) continue;
+    const mid = await decide({ ...c.config, structured: Math.round(((c.config.structured + upper) / 2) * 1000) / 1000 });
+    if (!next && mid && !ok(mid)) await decide({ ...c.config, structured: upper });
   }
 
   const candidates = [...seen.values()];
@@ -237,15 +417,33 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   if (feasible.length) {
     chosen = pick(feasible);
   } else {
-    // closest: the smallest total relative miss across the budgets
-    const miss = (e: FrontierEntry) => Object.values(verdict(e).relative).reduce((a, b) => a + b, 0);
-    chosen = candidates.reduce((a, b) => (miss(b) < miss(a) ? b : a));
+    // nothing meets every budget. By default the floor holds: the best candidate that keeps it
+    // (smallest summed relative latency/RAM/size miss, then the highest fidelity) -- the
+    // original at worst -- with the shortfall stated. Preferring latency, the same rule over
+    // every candidate, the floor ignored.
+    const r = (e: FrontierEntry) => verdict(e).relative;
+    const miss = (e: FrontierEntry) => r(e).latency + r(e).ram + r(e).size;
+    const pool = preferLatency ? candidates : candidates.filter((e) => e.meets.fidelity);
+    chosen = (pool.length ? pool : [reference]).reduce((a, b) =>
+      miss(b) < miss(a) || (miss(b) === miss(a) && b.fidelity > a.fidelity) ? b : a,
+    );
+    // the shortfall is a promise to the user: state it from the choice re-timed beside the original
+    if (chosen !== reference && budgetMs !== null) await retime(chosen, 'the choice');
     shortfall = verdict(chosen).shortfall;
+    if (preferLatency && !chosen.meets.fidelity)
+      notes.push(
+        `prefer latency: chose ${chosen.id} at fidelity ${chosen.fidelity.toFixed(4)}, below the floor ${opts.budgets.minFidelity}, because it is the closest to the latency/RAM/size budgets`,
+      );
+    else if (!preferLatency && chosen === reference)
+      notes.push('no candidate that keeps the fidelity floor gets closer to the budgets than the original: kept the original');
   }
   progress('done');
+  // the frontier the agent steps along at run time holds only models that keep the floor, so
+  // step-down cannot go below it either (unless the user preferred latency)
+  const onFrontier = preferLatency ? candidates : candidates.filter((e) => e.meets.fidelity);
   return {
     chosen,
-    frontier: paretoFrontier(candidates, chosen),
+    frontier: paretoFrontier(onFrontier, chosen),
     candidates,
     reference,
     latencyBudgetMs: budgetMs,
@@ -253,6 +451,12 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     shortfall,
     notes,
   };
+}
+
+/** " (0.48x, 0.45-0.52 over 3 rounds)" when the entry was timed in rounds beside the original. */
+function spread(e: Pick<FrontierEntry, 'latencyRatio' | 'latencyRatioMin' | 'latencyRatioMax' | 'rounds'>): string {
+  if (e.latencyRatio === undefined) return '';
+  return ` (${e.latencyRatio.toFixed(2)}x, ${e.latencyRatioMin!.toFixed(2)}-${e.latencyRatioMax!.toFixed(2)} over ${e.rounds?.length ?? 0} rounds)`;
 }
 
 /** Compressed size in MB (the file size when the gzip size was not measured). */

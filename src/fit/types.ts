@@ -62,13 +62,32 @@ export interface FrontierEntry {
   fidelity: number;
   /** Relative budgets: the original's p50 timed beside this candidate (load drift correction). */
   referenceP50Ms?: number;
+  /** Interleaved original-then-candidate timing rounds (each the p50 of a few runs): latencyP50Ms
+   * is the median of the candidate's, referenceP50Ms the median of the original's. */
+  rounds?: LatencyRound[];
+  /** Candidate / original p50 timed in the same rounds: the median, and the spread (min, max). A
+   * relative budget is judged on the median. */
+  latencyRatio?: number;
+  latencyRatioMin?: number;
+  latencyRatioMax?: number;
   meets: { latency: boolean; ram: boolean; fidelity: boolean; size?: boolean };
 }
 
+/** One round of side-by-side timing: the original, then the candidate, a few runs each. */
+export interface LatencyRound {
+  referenceP50Ms: number;
+  candidateP50Ms: number;
+  candidateP95Ms?: number;
+}
+
 export interface FitResult {
-  /** Id of the chosen entry: the best one meeting every budget, else the closest. */
+  /** Id of the chosen entry: the best one meeting every budget, else the best one meeting the
+   * fidelity floor (smallest latency/RAM/size miss; the original at worst), or with prefer
+   * 'latency' the closest by latency/RAM/size whatever its fidelity. */
   chosenId: string;
-  /** Pareto frontier sorted from the largest/slowest (index 0) to the smallest/fastest. */
+  /** Pareto frontier sorted from the largest/slowest (index 0) to the smallest/fastest; only
+   * entries meeting the fidelity floor (unless the request preferred latency), so run-time
+   * step-down along it cannot go below the floor. */
   frontier: FrontierEntry[];
   referenceLatencyP50Ms: number;
   /** Present when no candidate meets every budget: by how much the chosen one misses. */
@@ -85,6 +104,8 @@ export interface FitProgress {
   fraction: number;
   stage: string;
   message?: string;
+  /** Estimated seconds left: the mean cost of the measurements so far times the steps still planned. */
+  etaS?: number;
 }
 
 export type Fitter = (req: FitRequest, onProgress: (p: FitProgress) => void) => Promise<FitResult>;

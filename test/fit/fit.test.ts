@@ -50,9 +50,24 @@ t.test('a generous budget keeps the original; frontier, report and cache are wri
   t.equal(JSON.parse(again.stdout).cacheHits, j.candidates, 'a re-fit re-uses every measurement');
 });
 
-t.test('an impossible budget ends with exit 3 and a one-line statement of the shortfall', async (t) => {
+t.test('an impossible budget ends with exit 3, the fidelity floor kept and the shortfall stated in one line', async (t) => {
+  // issue 16: nothing meets 0.01x; the model written must still meet the floor (the original at
+  // worst), never the fastest candidate whatever its fidelity
   const out = join(dir, 'impossible.onnx');
-  const r = await runCli(['fit', model, '-o', out, '--shape', 'x=1x1x28x28', '--calib', data, '--latency', '0.01x']);
+  const r = await runCli([
+    'fit',
+    model,
+    '-o',
+    out,
+    '--shape',
+    'x=1x1x28x28',
+    '--calib',
+    data,
+    '--latency',
+    '0.01x',
+    '--min-fidelity',
+    '0.98',
+  ]);
   t.equal(r.code, 3, r.stderr);
   const lines = r.stderr
     .trim()
@@ -60,10 +75,50 @@ t.test('an impossible budget ends with exit 3 and a one-line statement of the sh
     .filter((l) => l.startsWith('edgefit: no candidate'));
   t.equal(lines.length, 1);
   t.match(lines[0], /latency misses by [\d.]+ ms \(budget [\d.]+ ms, best p50 [\d.]+ ms\)/);
-  t.ok(existsSync(out), 'the closest model is still written');
+  t.match(lines[0], /wrote the best model that keeps the fidelity floor/);
+  t.notMatch(lines[0], /fidelity misses/);
+  t.match(r.stderr, /edgefit: measured .*left\)/, 'progress lines carry the time left');
+  t.ok(existsSync(out), 'the best floor-keeping model is still written');
   const frontier = JSON.parse(readFileSync(join(dir, 'impossible.frontier.json'), 'utf8'));
+  const chosen = frontier.candidates.find((c: { id: string }) => c.id === frontier.chosenId);
+  t.ok(chosen.fidelity >= 0.98, `chosen ${chosen.id} at fidelity ${chosen.fidelity}`);
+  t.notOk(frontier.shortfall.fidelity, 'no fidelity shortfall');
+  t.ok(frontier.shortfall.latencyMs > 0);
+  t.ok(
+    frontier.frontier.every((e: { fidelity: number }) => e.fidelity >= 0.98),
+    'the frontier the agent steps along holds nothing below the floor',
+  );
   t.ok(frontier.candidates.length <= 15, `${frontier.candidates.length} candidates`);
   t.ok(frontier.candidates.length >= 3, 'it tried pruning and int8 before giving up');
+  const pruned = frontier.candidates.filter((c: { config: { structured: number } }) => c.config.structured > 0);
+  t.ok(
+    pruned.every((c: { latencyRatio?: number; rounds?: unknown[] }) => c.latencyRatio! > 0 && c.rounds!.length >= 3),
+    'every candidate was timed in side-by-side rounds, its ratio to the original stated',
+  );
+  // --prefer latency: the user trades the floor knowingly, and the message says so
+  const fast = await runCli([
+    'fit',
+    model,
+    '-o',
+    join(dir, 'fast.onnx'),
+    '--shape',
+    'x=1x1x28x28',
+    '--calib',
+    data,
+    '--latency',
+    '0.01x',
+    '--min-fidelity',
+    '0.98',
+    '--prefer',
+    'latency',
+  ]);
+  t.equal(fast.code, 3, fast.stderr);
+  t.match(fast.stderr, /--prefer latency: the fidelity floor traded/);
+  const ff = JSON.parse(readFileSync(join(dir, 'fast.frontier.json'), 'utf8'));
+  const fc = ff.candidates.find((c: { id: string }) => c.id === ff.chosenId);
+  t.ok(fc.latencyP50Ms <= chosen.latencyP50Ms * 1.5, `closer to the budget, or as close (${fc.id})`);
+  const bad = await runCli(['fit', model, '-o', join(dir, 'x.onnx'), '--prefer', 'speed']);
+  t.equal(bad.code, 2, bad.stderr);
 });
 
 t.test('bad budgets are usage errors', async (t) => {

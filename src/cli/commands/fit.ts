@@ -22,6 +22,7 @@ interface Args {
   json?: boolean;
   threads?: number;
   task: string;
+  prefer?: 'fidelity' | 'latency';
 }
 
 export const command: CommandModule<object, Args> = {
@@ -57,6 +58,12 @@ export const command: CommandModule<object, Args> = {
         describe: `what the model is for: auto or ${TASK_NAMES.join(', ')}; decides how fidelity is judged (auto: detected from the model)`,
       })
       .option('report', { type: 'string', describe: 'write a self-contained HTML report here' })
+      .option('prefer', {
+        choices: ['fidelity', 'latency'] as const,
+        default: 'fidelity' as const,
+        describe:
+          'when no candidate meets every budget: keep the fidelity floor (the best model above it, the original at worst), or trade it knowingly for the closest to the latency budget',
+      })
       .option('json', { type: 'boolean' }),
   handler: async (argv) => {
     const r = await runFitJob(
@@ -75,6 +82,7 @@ export const command: CommandModule<object, Args> = {
         report: argv.report,
         threads: argv.threads,
         task: parseTask(argv.task),
+        prefer: argv.prefer,
       },
       progressPrinter(!argv.json),
     );
@@ -101,7 +109,11 @@ export const command: CommandModule<object, Args> = {
     else {
       process.stdout.write(
         `chose ${chosen.id}: p50 ${chosen.latencyP50Ms.toFixed(1)} ms, p95 ${chosen.latencyP95Ms.toFixed(1)} ms` +
-          ` (original p50 ${r.referenceLatencyP50Ms.toFixed(1)} ms), fidelity ${chosen.fidelity.toFixed(4)} (${r.task} ${r.fidelityMetric}), ${(chosen.sizeBytes / 1e6).toFixed(2)} MB` +
+          ` (original p50 ${r.referenceLatencyP50Ms.toFixed(1)} ms${
+            chosen.latencyRatio !== undefined
+              ? `; ${chosen.latencyRatio.toFixed(2)}x of it side by side, ${chosen.latencyRatioMin!.toFixed(2)}-${chosen.latencyRatioMax!.toFixed(2)} over ${chosen.rounds?.length ?? 0} rounds`
+              : ''
+          }), fidelity ${chosen.fidelity.toFixed(4)} (${r.task} ${r.fidelityMetric}), ${(chosen.sizeBytes / 1e6).toFixed(2)} MB` +
           ` -> ${r.chosenPath}\n`,
       );
       process.stdout.write(
@@ -125,7 +137,11 @@ export const command: CommandModule<object, Args> = {
         s.fidelity !== undefined ? `fidelity misses by ${s.fidelity.toFixed(4)}` : '',
         s.sizeMb !== undefined ? `compressed size misses by ${s.sizeMb.toFixed(2)} MB` : '',
       ].filter(Boolean);
-      throw new EdgefitError('OVER_BUDGET', `no candidate meets every budget: ${parts.join('; ')}; wrote the closest`);
+      const wrote =
+        argv.prefer === 'latency'
+          ? 'wrote the closest to the latency/RAM/size budgets (--prefer latency: the fidelity floor traded)'
+          : 'wrote the best model that keeps the fidelity floor';
+      throw new EdgefitError('OVER_BUDGET', `no candidate meets every budget: ${parts.join('; ')}; ${wrote}`);
     }
   },
 };
