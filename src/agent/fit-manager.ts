@@ -206,7 +206,13 @@ export class FitManager implements Component, FitView {
           (p) => {
             if (Date.now() - lastReport < 2000 && p.fraction < 1) return; // progress at most every 2 s
             lastReport = Date.now();
-            bus.report('fit-progress', `${p.stage} ${Math.round(p.fraction * 100)}%`, { fitId, fraction: p.fraction, stage: p.stage }, txn);
+            const eta = p.etaS !== undefined ? `, about ${Math.max(1, Math.round(p.etaS))} s left` : '';
+            bus.report(
+              'fit-progress',
+              `${p.stage} ${Math.round(p.fraction * 100)}%${eta}`,
+              { fitId, fraction: p.fraction, stage: p.stage, ...(p.etaS !== undefined ? { etaS: Math.round(p.etaS) } : {}) },
+              txn,
+            );
           },
         );
         if (!result.frontier.some((e) => e.id === result.chosenId)) {

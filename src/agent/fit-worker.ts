@@ -22,7 +22,15 @@ async function fit(raw: unknown): Promise<FitChildMessage> {
       // the agent throttles what it reports; this only spares the IPC channel
       if (Date.now() - last < 250 && p.fraction < 1) return;
       last = Date.now();
-      void send({ t: 'progress', p: { fraction: p.fraction, stage: p.stage, ...(p.message ? { message: p.message } : {}) } });
+      void send({
+        t: 'progress',
+        p: {
+          fraction: p.fraction,
+          stage: p.stage,
+          ...(p.message ? { message: p.message } : {}),
+          ...(p.etaS !== undefined ? { etaS: p.etaS } : {}),
+        },
+      });
     },
     { hardwareId: m.hardwareId, ...(typeof m.maxCandidates === 'number' ? { maxCandidates: m.maxCandidates } : {}) },
   );
