@@ -36,6 +36,8 @@ export interface FitJob {
   workDir?: string;
   /** 'fidelity' (default): never below the fidelity floor; 'latency': trade it knowingly. */
   prefer?: 'fidelity' | 'latency';
+  /** Cap on measured candidates (default: fitModel's). */
+  maxCandidates?: number;
 }
 
 /**
@@ -97,6 +99,7 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
       outputPath: out,
       tryQuant: sel.int8.benefit !== 'unlikely',
       hardwareId: `${hw.cpu.brand ?? ''}|${hw.cpu.cores}|${hw.board.model ?? ''}`,
+      ...(job.maxCandidates !== undefined ? { maxCandidates: job.maxCandidates } : {}),
     },
   );
   if (job.report) {
