@@ -322,7 +322,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     if (quant !== 'none') slowFloor = Math.max(slowFloor, lo);
     if (hi === undefined)
       notes.push(
-        `${name}: every ratio fast enough falls below the fidelity floor ${opts.budgets.minFidelity} (from ${bad}); the most pruned model above it is at ${lo}`,
+        `${name}: pruning falls below the fidelity floor ${opts.budgets.minFidelity} from ratio ${bad} on, before any ratio is fast enough; the most pruned model keeping the floor is at ${lo}`,
       );
     done();
   }

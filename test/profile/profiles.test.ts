@@ -71,7 +71,7 @@ t.test('selection: board model wins over arch; generic last; cpu part rules hold
   const pi4 = selectProfile(hw('arm64', 'Raspberry Pi 4 Model B Rev 1.4', ['0xd08'], ['asimd']), undefined, ps);
   t.equal(pi4.profile.name, 'raspberry-pi-4');
   t.same(pi4.matchedBy, ['boardModel', 'arch']);
-  t.same(pi4.budgets, { latencyFactor: 0.5, ramMb: 512, minFidelity: 0.97 }, 'the profile budgets in the one Budgets form');
+  t.same(pi4.budgets, { latencyFactor: 0.5, ramMb: 512, minFidelity: 0.95 }, 'the profile budgets in the one Budgets form');
   t.equal(pi4.int8.source, 'profile');
   // a Nano device tree on a CPU without the A57 part fails the cpuParts rule: fall back to generic
   t.equal(
