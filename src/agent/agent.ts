@@ -11,6 +11,7 @@ import type { AgentConfig } from '../config/agent.js';
 import { configMessage } from '../config/remedy.js';
 import { EdgefitError } from '../errors.js';
 import type { Fitter } from '../fit/types.js';
+import type { Task } from '../fidelity/tasks.js';
 import { Store } from '../store/index.js';
 import { loadPublicKey, type SigningConfig } from '../telemetry/signing.js';
 import { topicsFor } from '../telemetry/topics.js';
@@ -108,6 +109,7 @@ export class Agent {
       cfg.model.path && calib && !Object.keys(cfg.model.shapes).length
         ? (await import('../fit/data-shapes.js')).calibrationShapes(modelPath, calib, given)
         : given;
+    const expected = await expectedTask(modelPath, task);
     const signing = this.signingConfig();
 
     const bus = this.bus;
@@ -179,6 +181,7 @@ export class Agent {
       modelRssMb: () => (source.loaded ? source.modelRssMb : null),
       originalMs: () => original.p50(),
       fitRunning: () => fits.running,
+      expectedTask: expected,
     });
     const router = new CommandRouter({
       bus,
@@ -235,5 +238,20 @@ export class Agent {
     await this.source?.close();
     await this.first; // ends once its probe is gone
     this.store?.close();
+  }
+}
+
+/**
+ * The task the fit will judge the model by (the configured one, else detected from its graph as
+ * the fit does), known before any fit so the dashboard names the floor's metric from the start.
+ * The codec is loaded only here, once; a model it cannot read is the fit's error to report.
+ */
+async function expectedTask(modelPath: string, given: Task | undefined): Promise<{ task: Task; metric: string } | null> {
+  try {
+    const [{ loadModel }, { resolveTask }] = await Promise.all([import('../onnx/index.js'), import('../fidelity/tasks.js')]);
+    const r = resolveTask(given ?? 'auto', loadModel(modelPath).graph);
+    return { task: r.task, metric: r.def.metric };
+  } catch {
+    return null;
   }
 }

@@ -44,6 +44,8 @@ export interface TelemetryDeps {
   /** The original's p50 as timed live (null until timed): relative budgets are judged on it. */
   originalMs?: () => number | null;
   fitRunning?: () => boolean;
+  /** The task and metric the fit will judge by, known before any fit (null: unknown). */
+  expectedTask?: { task: string; metric: string } | null;
 }
 
 export class Telemetry implements Component {
@@ -216,8 +218,8 @@ export class Telemetry implements Component {
       fit: {
         id: fit?.fitId ?? null,
         running: this.d.fitRunning?.() ?? false,
-        task: fit?.fit.task ?? null,
-        fidelityMetric: fit?.fit.fidelityMetric ?? null,
+        task: fit?.fit.task ?? this.d.expectedTask?.task ?? null,
+        fidelityMetric: fit?.fit.fidelityMetric ?? this.d.expectedTask?.metric ?? null,
         originalLatencyMs: original,
         shortfall: fit?.unmet?.shortfall ?? null,
         keeping: fit?.unmet?.keeping ?? null,

@@ -119,7 +119,11 @@ t.test('the original is deployed, timed and reported before a slow fit finishes;
   t.equal(m.model.id, 'original');
   t.equal(m.model.version, first.data.version);
   t.equal(m.fit!.id, null, 'no fit yet');
-  t.equal(m.fit!.fidelityMetric, null, "before a fit the metric is plain 'fidelity'");
+  t.same(
+    [m.fit!.task, m.fit!.fidelityMetric],
+    ['classify', 'top1'],
+    "before a fit the floor's metric is the task's, read from the model's graph",
+  );
   t.equal(m.budgets.latencyFactor, 0.5);
   t.equal(m.budgets.effectiveLatencyMs, 0.5 * m.fit!.originalLatencyMs!, 'relative budget judged on the live original');
   t.ok(fitting, 'the fit is running meanwhile');
