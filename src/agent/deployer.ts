@@ -137,19 +137,7 @@ export class Deployer implements Component {
       });
       store.activateDeployment(depId);
       bus.emit('deployed', { version: v, source: meta.source, txn });
-      bus.report(
-        'deployed',
-        `deployed ${version}${meta.candidateId ? ` (${meta.candidateId})` : ''}`,
-        {
-          version,
-          sha256: sha,
-          candidateId: meta.candidateId,
-          fitId: meta.fitId,
-          level: this.d.level(),
-          modelRssMb: server.modelRssMb,
-        },
-        txn,
-      );
+      this.reportDeployed(`deployed ${version}${meta.candidateId ? ` (${meta.candidateId})` : ''}`, version, sha, meta, txn);
       return v;
     } catch (e) {
       await this.undo(depId, version, before, served);
@@ -176,20 +164,27 @@ export class Deployer implements Component {
     const depId = store.beginDeployment(v.version, v.sha256, meta.source, meta.fitId, meta.candidateId);
     store.activateDeployment(depId);
     bus.emit('deployed', { version: v, source: meta.source, txn });
-    bus.report(
-      'deployed',
+    this.reportDeployed(
       `${before.version} stays deployed${meta.candidateId ? ` as ${meta.candidateId}` : ''} (fit ${meta.fitId ?? '-'}: the same bytes)`,
-      {
-        version: v.version,
-        sha256: v.sha256,
-        candidateId: meta.candidateId,
-        fitId: meta.fitId,
-        level: this.d.level(),
-        modelRssMb: server.modelRssMb,
-      },
+      v.version,
+      v.sha256,
+      meta,
       txn,
     );
     return v;
+  }
+
+  /** The 'deployed' event: what is served now, at which level, and what it costs in RAM. */
+  private reportDeployed(message: string, version: string, sha256: string, meta: DeployMeta, txn?: string): void {
+    const data = {
+      version,
+      sha256,
+      candidateId: meta.candidateId,
+      fitId: meta.fitId,
+      level: this.d.level(),
+      modelRssMb: this.d.server.modelRssMb,
+    };
+    this.d.bus.report('deployed', message, data, txn);
   }
 
   /**
