@@ -7,8 +7,8 @@ import type { ReadonlyGraph } from '../ir/graph.js';
 import type { Outputs } from './compare.js';
 import type { TaskDef } from './task-def.js';
 import { CLASSIFY_TASK } from './task-classify.js';
-import { TEXT_DET_TASK } from './task-textdet.js';
-import { CTC_TASK } from './task-ctc.js';
+import { isProbabilityMap, TEXT_DET_TASK } from './task-textdet.js';
+import { CTC_TASK, isSequenceShape } from './task-ctc.js';
 import { EMBED_TASK, RAW_TASK } from './task-cosine.js';
 import { DETECT_TASK } from './detect.js';
 
@@ -103,16 +103,18 @@ const inUnit = (v: ArrayLike<number> | undefined): boolean => {
   return true;
 };
 
+// The tasks' own shape rules decide the layout (a declared dim not known yet is taken to fit);
+// the op that makes the output, or without a graph its values, is the evidence on top
+const fits = (rule: (dims: readonly number[]) => boolean, d: readonly number[]): boolean => rule(d.map((x) => (known(x) ? x : 2)));
+
 function isMap(o: OutputView): boolean {
-  const d = o.dims;
-  if (d.length !== 4 || d[1] !== 1 || (known(d[2]!) && d[2]! < 2) || (known(d[3]!) && d[3]! < 2)) return false;
+  if (!fits(isProbabilityMap, o.dims)) return false;
   return o.op !== undefined ? o.op === 'Sigmoid' || o.op === 'HardSigmoid' : inUnit(o.values);
 }
 
 function isSequence(o: OutputView): boolean {
-  const d = o.dims;
-  if (d.length !== 3 || (known(d[1]!) && d[1]! < 2) || !(d[2]! > 2)) return false;
-  return o.op !== undefined ? o.op === 'Softmax' || o.op === 'LogSoftmax' : rowSumsToOne(o.values, d[2]!);
+  if (!fits(isSequenceShape, o.dims)) return false;
+  return o.op !== undefined ? o.op === 'Softmax' || o.op === 'LogSoftmax' : rowSumsToOne(o.values, o.dims[2]!);
 }
 
 /** YOLO/SSD-like: boxes [.., K, 4] beside scores, or one [N, A, 4+1+C] / [N, 4+C, A] tensor over many anchors. */
