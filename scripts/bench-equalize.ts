@@ -18,7 +18,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel, parseModel, serializeModel } from '../src/onnx/index.js';
 import { prepareFloat } from '../src/passes/quantize/index.js';
 import { applyOpsetPlan, planOpset } from '../src/passes/quantize/opset.js';
-import { foldForQuantization, saturatedLowerBounds } from '../src/passes/quantize/fold.js';
+import { foldForQuantization, saturatedLowerBounds } from '../src/passes/cleanup/fold.js';
 import { collectChannelRanges, equalizeRanges } from '../src/passes/quantize/equalize.js';
 import { findSplitSite, splitWideChannels } from '../src/passes/quantize/split.js';
 import { collectStats } from '../src/passes/quantize/collect.js';

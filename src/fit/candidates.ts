@@ -7,6 +7,8 @@ import { parseModel, serializeModel } from '../onnx/index.js';
 import { normalize } from '../passes/normalize.js';
 import { EdgefitError } from '../errors.js';
 import { prune } from '../passes/prune/index.js';
+import { foldPass } from '../passes/cleanup/fold.js';
+import { runPass } from '../passes/pass.js';
 import { quantizeModel } from './quantize/plan.js';
 import type { Sample } from '../data/inputs.js';
 import { toFeeds } from '../runtime/runner.js';
@@ -61,7 +63,12 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
     );
     if (r.unstructured) notes.push(`unstructured: ${(r.unstructured.zeroFraction * 100).toFixed(1)}% zeros`);
   }
-  if (config.quant === 'none') return { bytes: serializeModel(model), notes, sensitivity };
+  if (config.quant === 'none') {
+    // pruned models were folded by prune(); the unpruned float candidate gets the same exact folds
+    // (quantizeModel does its own): the same outputs, fewer ops
+    if (!(config.structured > 0 || config.unstructured > 0)) runPass(foldPass, model, 'float');
+    return { bytes: serializeModel(model), notes, sensitivity };
+  }
   const mode = config.quant === 'int8-static' ? 'static' : config.quant === 'int8-dynamic' ? 'dynamic' : 'fp16';
   const q = await quantizeModel(model, {
     mode,

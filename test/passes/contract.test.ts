@@ -5,7 +5,7 @@ import { Tensor } from '../../src/ir/tensor.js';
 import { CONDITIONS, type ConditionName } from '../../src/passes/conditions.js';
 import { runAsyncPass, runPass, type Pass, type PassResult } from '../../src/passes/pass.js';
 import { deadCodeElimination } from '../../src/passes/cleanup/dce.js';
-import { foldPass } from '../../src/passes/quantize/fold.js';
+import { foldPass } from '../../src/passes/cleanup/fold.js';
 import { staticQuantPass } from '../../src/passes/quantize/qdq.js';
 import { fp16Pass } from '../../src/passes/quantize/fp16.js';
 import { FIXTURES } from '../../devkit/builder.js';

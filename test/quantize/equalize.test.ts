@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { join } from 'node:path';
 import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
 import { prepareFloat } from '../../src/passes/quantize/index.js';
-import { foldForQuantization } from '../../src/passes/quantize/fold.js';
+import { foldForQuantization } from '../../src/passes/cleanup/fold.js';
 import { applyOpsetPlan, planOpset } from '../../src/passes/quantize/opset.js';
 import {
   collectChannelRanges,

@@ -5,7 +5,7 @@ import t from 'tap';
 import * as ort from 'onnxruntime-node';
 import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
 import { prepareFloat } from '../../src/passes/quantize/index.js';
-import { foldForQuantization } from '../../src/passes/quantize/fold.js';
+import { foldForQuantization } from '../../src/passes/cleanup/fold.js';
 import { openSession } from '../../src/runtime/runner.js';
 import { cosine } from '../../src/fidelity/index.js';
 import { decodeImage, IMAGENET, nchwSpec, preprocessImage } from '../../src/data/image.js';

@@ -44,6 +44,14 @@ function summary(r: PruneReport, out: string): string {
     `MACs ${r.macs.before ?? '?'} -> ${r.macs.after ?? '?'} (${pct(r.macs.after, r.macs.before)})`,
     `groups: ${r.groups.pruned.length} pruned, ${r.groups.skipped.length} unprunable of ${r.groups.total}`,
     ...r.groups.skipped.slice(0, 12).map((g) => `  kept whole: ${g.group} (${g.size}): ${g.reasons[0]}`),
+    ...(Object.values(r.folds).some((n) => n > 0)
+      ? [
+          `exact folds first: ${Object.entries(r.folds)
+            .filter(([, n]) => n > 0)
+            .map(([k, n]) => `${n} ${k}`)
+            .join(', ')} (outputs unchanged)`,
+        ]
+      : []),
     `graph surgery ${r.surgeryMs.toFixed(0)} ms`,
     r.fidelity
       ? `fidelity${syn}: cosine ${r.fidelity.cosine.toFixed(5)} (pooled ${r.fidelity.pooledCosine.toFixed(5)}), rel. L2 ${r.fidelity.relL2.toFixed(4)}` +

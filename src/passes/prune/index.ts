@@ -10,6 +10,7 @@ import { compareTask, singleOutputFidelity, type SingleOutputFidelity, type Task
 import type { Sample } from '../../data/inputs.js';
 import { structuredPrunePass } from './apply.js';
 import { runAsyncPass, runPass } from '../pass.js';
+import { foldPass, type FoldReport } from '../cleanup/fold.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
 import type { Importance } from './importance.js';
 import { biasCompensation, biasCompensationPass, compensationValues, lsqRecoveryPass, type LsqReport, type Recovery } from './recovery.js';
@@ -85,6 +86,8 @@ export interface PruneReport {
   calibration: { samples: number; synthetic: boolean };
   /** The per-group probe of step 1 when the allocation was by sensitivity. */
   sensitivity: GroupSensitivity[] | null;
+  /** The exact folds done first (cleanup/fold.ts): fewer ops for onnxruntime to leave its fast layout for. */
+  folds: FoldReport;
 }
 
 /** MACs of `model` pruned with `keep` (on a clone; group order is stable across clones). */
@@ -128,6 +131,9 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   )
     throw new EdgefitError('DATA', 'activation importance and recovery need calibration samples');
 
+  // exact, so the teacher is folded too: recovery matches values by name, and a folded conv's
+  // output must be compared with the same (post-affine) value of the teacher
+  const folds = runPass(foldPass, model, 'float').details;
   const teacher = cloneModel(model);
   const baseMacs = countMacs(cloneModel(model), o.shapes);
   const paramsBefore = paramsOf(model);
@@ -292,6 +298,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     surgeryMs,
     calibration: { samples: o.samples.length, synthetic: o.synthetic },
     sensitivity: probe,
+    folds,
   };
 }
 

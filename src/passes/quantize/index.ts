@@ -21,7 +21,7 @@ import { dynamicQuantPass } from './dynamic.js';
 import { fp16Pass } from './fp16.js';
 import { weightStoragePass } from './weight-storage.js';
 import { opsetPass, planOpset, type OpsetPlan } from './opset.js';
-import { foldPass, saturatedLowerBounds, type FoldReport } from './fold.js';
+import { foldPass, saturatedLowerBounds, type FoldReport } from '../cleanup/fold.js';
 import { optimizedModel, runtimeOps, type Feeds } from '../../runtime/runner.js';
 import { detectPlatform, type Int8Platform } from './platform.js';
 import { staticQuantPass, calibrationValues, findCandidates, nodeKey, type LayerDecision, type StaticOptions } from './qdq.js';
