@@ -12,6 +12,8 @@ export interface ZooEntry {
   input: { name: string; shape: number[] };
   outputs: { name: string; shape: number[] }[];
   params: number;
+  /** beyond the 14 of issue 17 (the full ViT-B/16 beside the default smaller ViT) */
+  extra?: boolean;
 }
 
 export function readManifest(path: string): ZooEntry[] {

@@ -2,7 +2,7 @@
 // public architecture into a valid model with the same output shapes, and is it faster?
 //   /usr/bin/python3 scripts/export-tv-zoo.py            # once: the ONNX files + manifest, /work/zoo
 //   node dist/scripts/bench-zoo.js [--zoo /work/zoo] [--only resnet18,vit-s16] [--opset 17]
-//     [--ratios 0.3,0.5] [--runs 15] [--json-out tmp/zoo.json] [--keep DIR]
+//     [--ratios 0.3,0.5] [--runs 15] [--json-out tmp/zoo.json] [--keep DIR] [--with-extra (ViT-B/16 too)]
 //   node dist/scripts/bench-zoo.js --from a.json,b.json  # table + summary of earlier runs, merged
 // Per manifest entry and ratio:
 // 1. `edgefit prune <in> -o <out> --structured R --shape input=1x3x224x224 --json`, the real CLI
@@ -46,6 +46,7 @@ const { values: args } = parseArgs({
     keep: { type: 'string' },
     from: { type: 'string' },
     'timeout-min': { type: 'string', default: '20' },
+    'with-extra': { type: 'boolean' },
   },
 });
 
@@ -191,7 +192,8 @@ if (args.from) {
     const unknown = [...only].filter((n) => !all.some((e) => e.name === n));
     if (unknown.length) throw new Error(`--only: not in the manifest: ${unknown.join(', ')}`);
   }
-  const entries = all.filter((e) => (!only || only.has(e.name)) && (!opsets || opsets.has(e.opset)));
+  // extras (ViT-B/16) only when asked for: the targets are judged over the 14 of issue 17
+  const entries = all.filter((e) => (only ? only.has(e.name) : !e.extra || args['with-extra']) && (!opsets || opsets.has(e.opset)));
   const outDir = args.keep ?? mkdtempSync(join(tmpdir(), 'edgefit-zoo-'));
   const rows: ZooRow[] = [];
   const t0 = performance.now();
