@@ -34,6 +34,8 @@ export interface ZooRow {
   model: string;
   opset: number;
   ratio: number;
+  /** a model beyond the 14 (ZooEntry.extra): tabled, not judged */
+  extra?: boolean;
   status: ZooStatus;
   exitCode: number;
   /** first line of the CLI's stderr (or of the runtime error) when status is not ok */
@@ -49,7 +51,40 @@ export interface ZooRow {
   /** medians of interleaved runs in one process, 2 threads; null unless the pruned model ran */
   originalMs: number | null;
   prunedMs: number | null;
+  /** median over rounds of pruned/original within the round: a second view, robust to slow drift */
+  pairedRatio?: number | null;
+  /** the larger of the two models' interquartile range / median: how noisy the box was meanwhile */
+  noise?: number | null;
   runs: number;
+}
+
+const quantile = (xs: readonly number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (pos - lo);
+};
+
+/**
+ * The timing figures of one side-by-side run: ta[i] and tb[i] are the original's and the pruned
+ * model's times in round i. Medians each; the median of per-round ratios; and the noise (IQR /
+ * median, the larger of the two) so a reader sees which rows a busy box made unreliable.
+ */
+export function pairStats(
+  ta: readonly number[],
+  tb: readonly number[],
+): { originalMs: number; prunedMs: number; pairedRatio: number; noise: number } {
+  if (!ta.length || ta.length !== tb.length) throw new Error(`pairStats: ${ta.length} and ${tb.length} times`);
+  const rel = (x: readonly number[]) => (quantile(x, 0.75) - quantile(x, 0.25)) / quantile(x, 0.5);
+  return {
+    originalMs: quantile(ta, 0.5),
+    prunedMs: quantile(tb, 0.5),
+    pairedRatio: quantile(
+      ta.map((a, i) => tb[i]! / a),
+      0.5,
+    ),
+    noise: Math.max(rel(ta), rel(tb)),
+  };
 }
 
 /** pruned / original latency (< 1 is faster), and its inverse, the speed-up. */
@@ -122,12 +157,12 @@ const fix = (x: number | null, d: number) => (x === null ? '-' : x.toFixed(d));
 /** The results as a markdown table, one row per (model, opset, ratio). */
 export function zooTable(rows: readonly ZooRow[]): string {
   const out = [
-    '| model | opset | ratio | status | MACs kept | params kept | groups pruned/kept whole | original ms | pruned ms | latency pruned/original | speed-up | prune s | error |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| model | opset | ratio | status | MACs kept | params kept | groups pruned/kept whole | original ms | pruned ms | latency pruned/original | speed-up | paired ratio | noise | prune s | error |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows)
     out.push(
-      `| ${r.model} | ${r.opset} | ${r.ratio} | ${r.status} | ${fix(r.macsKept, 3)} | ${fix(r.paramsKept, 3)} | ${r.groupsPruned ?? '-'}/${r.groupsSkipped ?? '-'} | ${fix(r.originalMs, 1)} | ${fix(r.prunedMs, 1)} | ${fix(latencyRatio(r), 3)} | ${fmtX(speedup(r))} | ${r.pruneSeconds.toFixed(1)} | ${(r.error ?? '').replace(/\|/g, '\\|')} |`,
+      `| ${r.model} | ${r.opset} | ${r.ratio} | ${r.status} | ${fix(r.macsKept, 3)} | ${fix(r.paramsKept, 3)} | ${r.groupsPruned ?? '-'}/${r.groupsSkipped ?? '-'} | ${fix(r.originalMs, 1)} | ${fix(r.prunedMs, 1)} | ${fix(latencyRatio(r), 3)} | ${fmtX(speedup(r))} | ${fix(r.pairedRatio ?? null, 3)} | ${r.noise != null ? `${(r.noise * 100).toFixed(0)}%` : '-'} | ${r.pruneSeconds.toFixed(1)} | ${(r.error ?? '').replace(/\|/g, '\\|')} |`,
     );
   return out.join('\n');
 }

@@ -8,13 +8,13 @@
 // 1. `edgefit prune <in> -o <out> --structured R --shape input=1x3x224x224 --json`, the real CLI
 //    in a child process as a user runs it (default flags otherwise): exit code, first error line,
 //    wall time, MACs and params kept from its report.
-// 2. original and pruned in this process, onnxruntime with 2 intra-op threads, one warm-up each,
-//    then --runs rounds interleaved (a, b, then b, a, ...) so drift and neighbours hit both alike;
-//    medians. The input is a deterministic, non-constant tensor (timing needs no real image).
+// 2. original and pruned in this process, onnxruntime with 2 intra-op threads, 3 warm-up runs
+//    each, then --runs rounds interleaved (a, b, then b, a, ...) so drift and neighbours hit both
+//    alike; medians (judged), the median of per-round ratios and the noise (IQR / median) beside. The input is a deterministic, non-constant tensor (timing needs no real image).
 // 3. the output shapes of both must be identical.
 // The JSON is rewritten after every row, so a long run interrupted keeps what it measured, and
 // the zoo can be run in pieces (--only / --opset) and merged with --from.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,6 +24,7 @@ import {
   firstErrorLine,
   judgeZoo,
   keptWholeReport,
+  pairStats,
   parseCliJson,
   readManifest,
   zooSummary,
@@ -31,7 +32,6 @@ import {
   type ZooEntry,
   type ZooRow,
 } from '../devkit/zoo.js';
-import { median } from './interleave.js';
 import { firstLine, floatTensor, openSession } from '../src/runtime/session.js';
 import { writeFileAtomic } from '../src/util/fs.js';
 
@@ -52,6 +52,8 @@ const { values: args } = parseArgs({
 
 const RUNS = Number(args.runs);
 if (!(RUNS >= 1)) throw new Error(`--runs must be a positive number, got ${args.runs}`);
+// the first run of each (which also gives the output shapes) plus these, untimed
+const WARMUP = 2;
 const RATIOS = args.ratios!.split(',').map(Number);
 if (RATIOS.some((r) => !(r > 0 && r < 1))) throw new Error(`--ratios must be fractions in (0, 1), got ${args.ratios}`);
 
@@ -69,7 +71,7 @@ async function timePair(
   original: string,
   pruned: string,
   feeds: ort.InferenceSession.FeedsType,
-): Promise<{ originalMs: number; prunedMs: number; shapesEqual: boolean; shapes: string }> {
+): Promise<ReturnType<typeof pairStats> & { shapesEqual: boolean; shapes: string }> {
   // no spinning: two sessions timed round-robin must not steal each other's cores
   const a = await openSession(original, { threads: 2, spinning: false });
   let b: ort.InferenceSession | null = null;
@@ -78,6 +80,10 @@ async function timePair(
     const oa = dimsOf(await a.run(feeds), a.outputNames);
     const ob = dimsOf(await b.run(feeds), b.outputNames);
     const shapesEqual = JSON.stringify(oa) === JSON.stringify(ob);
+    for (let i = 0; i < WARMUP; i++) {
+      await a.run(feeds);
+      await b.run(feeds);
+    }
     const ta: number[] = [];
     const tb: number[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -98,8 +104,7 @@ async function timePair(
       }
     }
     return {
-      originalMs: median(ta),
-      prunedMs: median(tb),
+      ...pairStats(ta, tb),
       shapesEqual,
       shapes: `${oa.map((d) => d.join('x')).join(',')} vs ${ob.map((d) => d.join('x')).join(',')}`,
     };
@@ -130,6 +135,7 @@ async function benchOne(e: ZooEntry, ratio: number, outDir: string): Promise<Zoo
     model: e.name,
     opset: e.opset,
     ratio,
+    ...(e.extra ? { extra: true } : {}),
     status: 'prune-failed',
     exitCode: res.code,
     error: null,
@@ -163,6 +169,8 @@ async function benchOne(e: ZooEntry, ratio: number, outDir: string): Promise<Zoo
     const t = await timePair(input, output, { [e.input.name]: probeTensor(e.input.shape) });
     row.originalMs = t.originalMs;
     row.prunedMs = t.prunedMs;
+    row.pairedRatio = t.pairedRatio;
+    row.noise = t.noise;
     row.runs = RUNS;
     row.status = t.shapesEqual ? 'ok' : 'shape-mismatch';
     if (!t.shapesEqual) row.error = `output shapes ${t.shapes}`;
@@ -177,13 +185,28 @@ function report(rows: readonly ZooRow[]): void {
   console.log('\n' + zooTable(rows) + '\n');
   const kept = keptWholeReport(rows);
   if (kept) console.log('Groups kept whole (unprunable), by reason:\n' + kept + '\n');
-  console.log('Summary against issue 17 (latency: medians of interleaved runs, 2 threads, one process):');
-  console.log(zooSummary(judgeZoo(rows)));
+  const judged = rows.filter((r) => !r.extra);
+  const extras = rows.length - judged.length;
+  console.log(
+    'Summary against issue 17 (latency: medians of interleaved runs, 2 threads, one process' +
+      (extras ? `; the ${extras} rows of extras such as ViT-B/16 are in the table, not judged` : '') +
+      '):',
+  );
+  console.log(zooSummary(judgeZoo(judged)));
 }
 
 if (args.from) {
   const rows = args.from.split(',').flatMap((f) => (JSON.parse(readFileSync(f, 'utf8')) as { rows: ZooRow[] }).rows);
-  report(rows);
+  // rows written before rows carried 'extra': the manifest says which models are extras
+  const manifest = join(args.zoo!, 'manifest.json');
+  const extra = new Set(
+    existsSync(manifest)
+      ? readManifest(manifest)
+          .filter((e) => e.extra)
+          .map((e) => e.name)
+      : [],
+  );
+  report(rows.map((r) => (r.extra === undefined && extra.has(r.model) ? { ...r, extra: true } : r)));
 } else {
   const only = args.only ? new Set(args.only.split(',')) : null;
   const opsets = args.opset ? new Set(args.opset.split(',').map(Number)) : null;

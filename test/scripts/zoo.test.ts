@@ -10,6 +10,7 @@ import {
   judgeZoo,
   keptWholeReport,
   latencyRatio,
+  pairStats,
   parseCliJson,
   readManifest,
   speedup,
@@ -105,10 +106,10 @@ t.test('a target with no rows is not met (no vacuous pass)', async (t) => {
 });
 
 t.test('table: one line per row, pipes in errors escaped', async (t) => {
-  const lines = zooTable([row('a', 0.3, 10, 8), failed('b', 0.3, 'bad | thing')]).split('\n');
+  const lines = zooTable([row('a', 0.3, 10, 8, { pairedRatio: 0.79, noise: 0.123 }), failed('b', 0.3, 'bad | thing')]).split('\n');
   t.equal(lines.length, 4);
-  t.match(lines[2]!, /^\| a \| 17 \| 0.3 \| ok \| 0.700 \| 0.700 \| 3\/0 \| 10.0 \| 8.0 \| 0.800 \| 1.25x \|/);
-  t.match(lines[3]!, /\| prune-failed \| - \| - \| 3\/0 \| - \| - \| - \| - \| 1.0 \| bad \\\| thing \|$/);
+  t.match(lines[2]!, /^\| a \| 17 \| 0.3 \| ok \| 0.700 \| 0.700 \| 3\/0 \| 10.0 \| 8.0 \| 0.800 \| 1.25x \| 0.790 \| 12% \|/);
+  t.match(lines[3]!, /\| prune-failed \| - \| - \| 3\/0 \| - \| - \| - \| - \| - \| - \| 1.0 \| bad \\\| thing \|$/);
 });
 
 t.test("the CLI's --json report and first error line", async (t) => {
@@ -159,4 +160,20 @@ t.test('kept-whole report: once per model and opset, reasons grouped, most chann
     '  2 group(s), 768 channels (e.g. attn.0): reshape into heads',
     '  1 group(s), 3 channels (e.g. in): graph input',
   ]);
+});
+
+t.test('pair stats: medians, the median per-round ratio, and the noise of the noisier model', async (t) => {
+  // a drifts up 1 ms a round; b is always half of a in its round, with one burst (round 3)
+  const ta = [10, 11, 12, 13, 14];
+  const tb = [5, 5.5, 6, 30, 7];
+  const s = pairStats(ta, tb);
+  t.equal(s.originalMs, 12);
+  t.equal(s.prunedMs, 6);
+  t.equal(s.pairedRatio, 0.5, 'the burst round is one of five ratios: the median ignores it');
+  // IQR / median: a (13 - 11) / 12 = 0.167; b (7 - 5.5) / 6 = 0.25
+  t.equal(s.noise, 0.25);
+  // two rounds (interpolated quartiles): a IQR 1 / median 3, b IQR 1 / median 2 -> the larger, 0.5
+  t.same(pairStats([4, 2], [1, 3]), { originalMs: 3, prunedMs: 2, pairedRatio: (0.25 + 1.5) / 2, noise: 0.5 });
+  t.throws(() => pairStats([1, 2], [1]), /2 and 1 times/);
+  t.throws(() => pairStats([], []), /0 and 0 times/);
 });
