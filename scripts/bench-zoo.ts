@@ -3,6 +3,7 @@
 //   /usr/bin/python3 scripts/export-tv-zoo.py            # once: the ONNX files + manifest, /work/zoo
 //   node dist/scripts/bench-zoo.js [--zoo /work/zoo] [--only resnet18,vit-s16] [--opset 17]
 //     [--ratios 0.3,0.5] [--runs 15] [--json-out tmp/zoo.json] [--keep DIR] [--with-extra (ViT-B/16 too)]
+//     [--prune-args='--round 8' (extra CLI flags: a what-if beside the default-flags run)]
 //   node dist/scripts/bench-zoo.js --from a.json,b.json  # table + summary of earlier runs, merged
 // Per manifest entry and ratio:
 // 1. `edgefit prune <in> -o <out> --structured R --shape input=1x3x224x224 --json`, the real CLI
@@ -47,11 +48,14 @@ const { values: args } = parseArgs({
     from: { type: 'string' },
     'timeout-min': { type: 'string', default: '20' },
     'with-extra': { type: 'boolean' },
+    // flags beyond the defaults, e.g. --prune-args='--round 8' (split on spaces): what-ifs, not the targets' run
+    'prune-args': { type: 'string', default: '' },
   },
 });
 
 const RUNS = Number(args.runs);
 if (!(RUNS >= 1)) throw new Error(`--runs must be a positive number, got ${args.runs}`);
+const PRUNE_ARGS = args['prune-args']!.split(' ').filter(Boolean);
 // the first run of each (which also gives the output shapes) plus these, untimed
 const WARMUP = 2;
 const RATIOS = args.ratios!.split(',').map(Number);
@@ -127,6 +131,7 @@ async function benchOne(e: ZooEntry, ratio: number, outDir: string): Promise<Zoo
     '--shape',
     `${e.input.name}=${e.input.shape.join('x')}`,
     '--json',
+    ...PRUNE_ARGS,
   ];
   const t0 = performance.now();
   const res = await runCli(cliArgs, { timeoutMs: Number(args['timeout-min']) * 60_000 });
@@ -242,6 +247,7 @@ if (args.from) {
   } finally {
     if (!args.keep) rmSync(outDir, { recursive: true, force: true });
   }
+  if (PRUNE_ARGS.length) console.log(`\nprune flags beyond the defaults: ${PRUNE_ARGS.join(' ')}`);
   report(rows);
   console.log(`\nbench-zoo: ${rows.length} rows in ${((performance.now() - t0) / 60000).toFixed(1)} min`);
 }
