@@ -56,6 +56,8 @@ export interface ZooRow {
   /** the larger of the two models' interquartile range / median: how noisy the box was meanwhile */
   noise?: number | null;
   runs: number;
+  /** how many runs this row stands for (mergeRuns), when more than one */
+  repeats?: number;
 }
 
 const quantile = (xs: readonly number[], q: number): number => {
@@ -162,7 +164,7 @@ export function zooTable(rows: readonly ZooRow[]): string {
   ];
   for (const r of rows)
     out.push(
-      `| ${r.model} | ${r.opset} | ${r.ratio} | ${r.status} | ${fix(r.macsKept, 3)} | ${fix(r.paramsKept, 3)} | ${r.groupsPruned ?? '-'}/${r.groupsSkipped ?? '-'} | ${fix(r.originalMs, 1)} | ${fix(r.prunedMs, 1)} | ${fix(latencyRatio(r), 3)} | ${fmtX(speedup(r))} | ${fix(r.pairedRatio ?? null, 3)} | ${r.noise != null ? `${(r.noise * 100).toFixed(0)}%` : '-'} | ${r.pruneSeconds.toFixed(1)} | ${(r.error ?? '').replace(/\|/g, '\\|')} |`,
+      `| ${r.model} | ${r.opset} | ${r.ratio} | ${r.status}${r.repeats ? ` (${r.repeats} runs)` : ''} | ${fix(r.macsKept, 3)} | ${fix(r.paramsKept, 3)} | ${r.groupsPruned ?? '-'}/${r.groupsSkipped ?? '-'} | ${fix(r.originalMs, 1)} | ${fix(r.prunedMs, 1)} | ${fix(latencyRatio(r), 3)} | ${fmtX(speedup(r))} | ${fix(r.pairedRatio ?? null, 3)} | ${r.noise != null ? `${(r.noise * 100).toFixed(0)}%` : '-'} | ${r.pruneSeconds.toFixed(1)} | ${(r.error ?? '').replace(/\|/g, '\\|')} |`,
     );
   return out.join('\n');
 }
@@ -226,4 +228,28 @@ export function keptWholeReport(rows: readonly ZooRow[]): string {
       lines.push(`  ${e.n} group(s), ${e.channels} channels (e.g. ${e.first}): ${reason}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * Rows of several runs (--from a.json,b.json) as one row per (model, opset, ratio). Pieces of a
+ * run (--only, --opset) just join; a row measured in several runs becomes the run with the median
+ * speed-up (the lower middle one for an even count) with `repeats` set, so one burst of load on a
+ * shared box does not decide a target. A row that was not ok in any run stays that failure: a
+ * model that failed once is not valid.
+ */
+export function mergeRuns(rows: readonly ZooRow[]): ZooRow[] {
+  const groups = new Map<string, ZooRow[]>();
+  for (const r of rows) {
+    const k = `${r.model}\u0000${r.opset}\u0000${r.ratio}`;
+    const g = groups.get(k);
+    if (g) g.push(r);
+    else groups.set(k, [r]);
+  }
+  return [...groups.values()].map((g) => {
+    if (g.length === 1) return g[0]!;
+    const bad = g.find((r) => r.status !== 'ok');
+    if (bad) return { ...bad, repeats: g.length };
+    const bySpeed = [...g].sort((a, b) => (speedup(a) ?? 0) - (speedup(b) ?? 0));
+    return { ...bySpeed[(bySpeed.length - 1) >> 1]!, repeats: g.length };
+  });
 }

@@ -5,6 +5,7 @@
 //     [--ratios 0.3,0.5] [--runs 15] [--json-out tmp/zoo.json] [--keep DIR] [--with-extra (ViT-B/16 too)]
 //     [--prune-args='--round 8' (extra CLI flags: a what-if beside the default-flags run)]
 //   node dist/scripts/bench-zoo.js --from a.json,b.json  # table + summary of earlier runs, merged
+//     (pieces join; a row measured in several runs counts once, as its median-speed-up run)
 // Per manifest entry and ratio:
 // 1. `edgefit prune <in> -o <out> --structured R --shape input=1x3x224x224 --json`, the real CLI
 //    in a child process as a user runs it (default flags otherwise): exit code, first error line,
@@ -25,6 +26,7 @@ import {
   firstErrorLine,
   judgeZoo,
   keptWholeReport,
+  mergeRuns,
   pairStats,
   parseCliJson,
   readManifest,
@@ -211,7 +213,10 @@ if (args.from) {
           .map((e) => e.name)
       : [],
   );
-  report(rows.map((r) => (r.extra === undefined && extra.has(r.model) ? { ...r, extra: true } : r)));
+  const merged = mergeRuns(rows.map((r) => (r.extra === undefined && extra.has(r.model) ? { ...r, extra: true } : r)));
+  if (merged.length < rows.length)
+    console.log(`${rows.length} rows merged into ${merged.length}: a row measured in several runs is its median-speed-up run`);
+  report(merged);
 } else {
   const only = args.only ? new Set(args.only.split(',')) : null;
   const opsets = args.opset ? new Set(args.opset.split(',').map(Number)) : null;

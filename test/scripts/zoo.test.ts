@@ -9,6 +9,7 @@ import {
   firstErrorLine,
   judgeZoo,
   keptWholeReport,
+  mergeRuns,
   latencyRatio,
   pairStats,
   parseCliJson,
@@ -176,4 +177,26 @@ t.test('pair stats: medians, the median per-round ratio, and the noise of the no
   t.same(pairStats([4, 2], [1, 3]), { originalMs: 3, prunedMs: 2, pairedRatio: (0.25 + 1.5) / 2, noise: 0.5 });
   t.throws(() => pairStats([1, 2], [1]), /2 and 1 times/);
   t.throws(() => pairStats([], []), /0 and 0 times/);
+});
+
+t.test('merging runs: pieces join, repeats become the median-speed-up run, a failure in any run stays', async (t) => {
+  const runA = [row('a', 0.3, 10, 5), row('b', 0.3, 10, 12), row('c', 0.3, 10, 8)];
+  const runB = [row('a', 0.3, 10, 4), row('b', 0.3, 10, 8), failed('c', 0.3, 'boom')];
+  const runC = [row('a', 0.3, 10, 20), row('b', 0.3, 10, 9)];
+  const piece = [row('d', 0.5, 10, 5)];
+  const m = mergeRuns([...runA, ...runB, ...runC, ...piece]);
+  t.same(
+    m.map((r) => [r.model, r.repeats ?? 1, r.status, r.prunedMs]),
+    [
+      ['a', 3, 'ok', 5], // speed-ups 2, 2.5, 0.5: the median 2x
+      ['b', 3, 'ok', 9], // 0.83, 1.25, 1.11: the median 1.11x
+      ['c', 2, 'prune-failed', null],
+      ['d', 1, 'ok', 5],
+    ],
+  );
+  // two runs: the lower middle (the slower), so a lucky run cannot pass a target alone
+  t.equal(mergeRuns([row('e', 0.5, 10, 5), row('e', 0.5, 10, 4)])[0]!.prunedMs, 5);
+  // the same model at another opset or ratio is another row
+  t.equal(mergeRuns([row('a', 0.3, 10, 5), row('a', 0.5, 10, 5), row('a', 0.3, 10, 5, { opset: 13 })]).length, 3);
+  t.match(zooTable(m).split('\n')[2]!, /^\| a \| 17 \| 0.3 \| ok \(3 runs\) \|/);
 });
