@@ -42,7 +42,13 @@ async function main(): Promise<void> {
       .recommendCommands()
       .fail((msg, err) => {
         if (err) throw err;
-        throw Object.assign(new Error(msg), { usage: true });
+        // yargs puts the detail on later lines ("Invalid values:\n  Argument: ..."); errors print one line
+        const line = msg
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)
+          .join(' ');
+        throw Object.assign(new Error(line), { usage: true });
       })
       .help()
       .version();

@@ -50,6 +50,12 @@ t.test('bad input: one line on stderr, exit 2 for usage and 1 for model errors, 
     [['inspect', OCR_MODELS.cls.file, '--shape', 'y=1x3'], 2, /not a model input/],
     [['inspect', OCR_MODELS.cls.file, '--shape', 'x=banana'], 2, /bad --shape/],
     [['inspect'], 2, /Not enough non-option arguments/],
+    // yargs' detail lines (which argument, what was given, the choices) joined into the one line
+    [
+      ['prune', OCR_MODELS.cls.file, '-o', join(dir, 'p.onnx'), '--importance', 'bogus'],
+      2,
+      /^edgefit: Invalid values: Argument: importance, Given: "bogus", Choices: /,
+    ],
   ];
   for (const [args, code, msg] of cases) {
     const r = await runCli(args);
