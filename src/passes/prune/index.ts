@@ -9,6 +9,7 @@ import { runFirstOutput } from '../../runtime/runner.js';
 import { compareTask, singleOutputFidelity, type SingleOutputFidelity, type Task, type TaskFidelity } from '../../fidelity/index.js';
 import type { Sample } from '../../data/inputs.js';
 import { structuredPrunePass } from './apply.js';
+import { foldShapesPass, type FoldDetails } from '../cleanup/fold-shapes.js';
 import { runAsyncPass, runPass } from '../pass.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
 import type { Importance } from './importance.js';
@@ -85,6 +86,8 @@ export interface PruneReport {
   calibration: { samples: number; synthetic: boolean };
   /** The per-group probe of step 1 when the allocation was by sensitivity. */
   sensitivity: GroupSensitivity[] | null;
+  /** Shape chains made constant before the analysis (run-time Reshape shapes it can then read). */
+  fold: FoldDetails;
 }
 
 /** MACs of `model` pruned with `keep` (on a clone; group order is stable across clones). */
@@ -128,6 +131,10 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   )
     throw new EdgefitError('DATA', 'activation importance and recovery need calibration samples');
 
+  // the input shapes are fixed here, so run-time shape chains become constants the analysis reads
+  // (ShuffleNetV2's channel shuffle, attention head splits); outputs are unchanged (fold-shapes.ts)
+  const fold = runPass(foldShapesPass, model, { shapes: o.shapes }).details;
+  model.analysisShapes = o.shapes;
   const teacher = cloneModel(model);
   const baseMacs = countMacs(cloneModel(model), o.shapes);
   const paramsBefore = paramsOf(model);
@@ -292,6 +299,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     surgeryMs,
     calibration: { samples: o.samples.length, synthetic: o.synthetic },
     sensitivity: probe,
+    fold,
   };
 }
 
