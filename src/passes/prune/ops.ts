@@ -6,8 +6,9 @@
 import type { Graph } from '../../ir/graph.js';
 import type { Node } from '../../ir/node.js';
 import type { Tensor } from '../../ir/tensor.js';
-import { mergeHeads, runtimeMatmul, splitHeads } from './heads.js';
-import { channelShuffle } from './shuffle.js';
+import { runtimeMatmul } from './heads.js';
+import { reshape, squeeze, unsqueeze } from './reshape.js';
+import { slice } from './slice.js';
 import { type Atoms, type Space, describe, sameSpace } from './space.js';
 
 /** The channel space of a value, with the channel axis counted from the end (-1 = last). */
@@ -17,7 +18,7 @@ export interface VInfo {
   rank: number | null;
 }
 
-export type Role = 'out' | 'in' | 'in-grouped' | 'param' | 'group' | 'shape';
+export type Role = 'out' | 'in' | 'in-grouped' | 'param' | 'group' | 'shape' | 'range';
 
 /**
  * Slice input `input` of `node` along `axis` to the kept indices of `space` ('group' resets a
@@ -26,6 +27,9 @@ export type Role = 'out' | 'in' | 'in-grouped' | 'param' | 'group' | 'shape';
  * count of `space`). 'in-grouped' is a grouped Conv's weight [Cout, Cin/G, ...]: `space` (Cin
  * channels) is `groups` equal runs, and the rows of group g keep the columns of run g's kept
  * channels (positions within the run), so each row block gathers its own column set.
+ * 'range' is a Slice keeping channels `range` of `space` (its whole input): entry `axis` of its
+ * starts and ends (inputs 1 and 2, or its attributes when `input` is -1) become the kept counts
+ * before range[0] and before range[1].
  */
 export interface Action {
   role: Role;
@@ -35,6 +39,8 @@ export interface Action {
   space: Space;
   /** 'in-grouped' only: the Conv's group count G. */
   groups?: number;
+  /** 'range' only: the channels [lo, hi) of `space` the Slice keeps. */
+  range?: readonly [number, number];
 }
 
 export interface Ctx {
@@ -247,7 +253,8 @@ const matmul: Handler = (n, c) => {
   const x = c.info(n.inputs[0]!);
   if (x && x.axis !== -1) return 'MatMul input features are not the last axis';
   if (x) c.act({ role: 'in', input: 1, axis: 0, space: x.space });
-  c.source(n, b.dims[1]!, -1, x?.rank ?? null);
+  // an untracked input (after a decomposed LayerNorm) still has a rank the head split needs
+  c.source(n, b.dims[1]!, -1, x?.rank ?? c.shape(n.inputs[0]!)?.length ?? null);
   const y = c.info(n.outputs[0]!)!;
   c.act({ role: 'out', input: 1, axis: 1, space: y.space });
   return undefined;
@@ -343,31 +350,6 @@ const flatten: Handler = (n, c) => {
   return undefined;
 };
 
-const reshape: Handler = (n, c) => {
-  const x = c.info(n.inputs[0]!);
-  if (!x) return restConstant(n, c);
-  const shape = n.inputs[1] ? c.constant(n.inputs[1])?.toNumbers() : undefined;
-  // [0, -1] / [N, -1] is a Flatten; any other reshape would move channels in ways not tracked
-  if (shape && shape.length === 2 && shape[1] === -1 && x.rank !== null && x.axis === 1 - x.rank) {
-    if (x.rank === 2) return passthrough(n, c);
-    c.set(n.outputs[0]!, { space: { kind: 'flat', inner: x.space }, axis: -1, rank: 2 });
-    return undefined;
-  }
-  if (!shape)
-    return (
-      'Reshape whose shape is computed at run time ' +
-      "(a dynamic-shape export computes a channel shuffle's [N, g, C/g, H, W] or an attention heads split's [N, T, H, d] with Shape ops): " +
-      'only constant shapes are understood'
-    );
-  if (shape.length === 5 && x.rank === 4 && x.axis === -3) return channelShuffle(n, x, shape, c);
-  if (x.rank !== null && x.axis === -1 && shape.length === x.rank + 1) return splitHeads(n, x, shape, c);
-  if (x.rank !== null && x.rank >= 3 && x.axis === -2 && shape.length === x.rank - 1) return mergeHeads(n, x, shape, c);
-  return (
-    `Reshape [${shape.join(',')}] of a rank-${x.rank ?? '?'} value with channels on axis ${x.axis}: ` +
-    'only a Flatten, a channel shuffle, a heads split ([.., C] -> [.., H, d]) or a heads merge ([.., H, d] -> [.., H*d]) are understood'
-  );
-};
-
 const transpose: Handler = (n, c) => {
   const x = c.info(n.inputs[0]!);
   if (!x) return undefined;
@@ -388,6 +370,25 @@ const reduceLike: Handler = (n, c) => {
   const axNeg = ax < 0 ? ax : x.rank === null ? null : ax - x.rank;
   if (axNeg === null || axNeg === x.axis) return `${n.opType} across the channel axis`;
   c.set(n.outputs[0]!, x);
+  return undefined;
+};
+
+/** Reductions over other axes (a global mean over H and W, torchvision's x.mean([2, 3])): per channel. */
+const reduce: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  if (!x) return restConstant(n, c);
+  if (x.rank === null) return `${n.opType} of a value of unknown rank`;
+  const axes = n.inputs[1] ? c.constant(n.inputs[1])?.toNumbers() : n.attrInts('axes');
+  if (n.inputs[1] && !axes) return `${n.opType} axes computed at run time`;
+  if (!axes?.length) return `${n.opType} over every axis, the channel axis too`;
+  const neg = axes.map((a) => (a < 0 ? a : a - x.rank!));
+  if (neg.includes(x.axis)) return `${n.opType} across the channel axis`;
+  const keep = n.attrInt('keepdims', 1) === 1;
+  c.set(n.outputs[0]!, {
+    space: x.space,
+    axis: keep ? x.axis : x.axis + neg.filter((a) => a > x.axis).length,
+    rank: keep ? x.rank : x.rank - new Set(neg).size,
+  });
   return undefined;
 };
 
@@ -444,12 +445,14 @@ const UNARY = [
   'Not',
 ] as const;
 const ELEMENTWISE = ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'PRelu', 'Where'] as const;
+const REDUCTIONS = ['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare'] as const;
 const POOLS = ['MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LpPool', 'GlobalLpPool', 'LRN'] as const;
 
 export const PRUNERS: Readonly<Record<string, Handler>> = {
   ...Object.fromEntries(UNARY.map((op) => [op, passthrough])),
   ...Object.fromEntries(ELEMENTWISE.map((op) => [op, elementwise])),
   ...Object.fromEntries(POOLS.map((op) => [op, spatial])),
+  ...Object.fromEntries(REDUCTIONS.map((op) => [op, reduce])),
   Conv: conv,
   ConvTranspose: convTranspose,
   Gemm: gemm,
@@ -471,9 +474,12 @@ export const PRUNERS: Readonly<Record<string, Handler>> = {
   ),
   Concat: concat,
   Split: split,
+  Slice: slice,
   Flatten: flatten,
   Reshape: reshape,
   Transpose: transpose,
+  Squeeze: squeeze,
+  Unsqueeze: unsqueeze,
   Softmax: reduceLike,
   LogSoftmax: reduceLike,
   Resize: resize,

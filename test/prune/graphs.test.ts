@@ -1,0 +1,142 @@
+// More graphs prunable (issue 17): once the fold makes run-time shapes constant, torchvision's
+// ShuffleNetV2 (channel shuffle, chunk by Slice, mean over H and W), PyTorch nn.MultiheadAttention
+// (fused in_proj cut by Slices, heads split into the batch axis) and PP-OCRv4 rec's SVTR blocks
+// (fused qkv Reshape [.., 3, H, d]) prune; pruning equals masking the removed channels or heads,
+// the pruned models run with the original's output shapes (at another batch too, the declared
+// dynamic batch kept), and a fused attention loses whole heads, never all of them.
+import t from 'tap';
+import { join } from 'node:path';
+import { loadModel } from '../../src/onnx/index.js';
+import { normalize } from '../../src/passes/normalize.js';
+import { runPass } from '../../src/passes/pass.js';
+import { foldShapesPass } from '../../src/passes/cleanup/fold-shapes.js';
+import { cloneModel, type Model } from '../../src/ir/model.js';
+import { analyzeGroups } from '../../src/passes/prune/groups.js';
+import { prune, type PruneOptions } from '../../src/passes/prune/index.js';
+import { maskInexactReason } from '../../src/passes/prune/exactness.js';
+import { range } from '../../src/passes/prune/space.js';
+import { syntheticSamples } from '../../src/data/model-inputs.js';
+import type { Sample } from '../../src/data/inputs.js';
+import { ROOT, OCR_MODELS } from '../../devkit/paths.js';
+import { checkPruneEqualsMask, loadCalib, outputs, probe, pruneVsMask } from '../helpers/prune-check.js';
+
+const zoo = (f: string) => join(ROOT, 'test/fixtures/zoo', f);
+const prunable = (m: Model) => analyzeGroups(m).groups.filter((g) => g.prunable);
+const heads = (m: Model) => prunable(m).filter((g) => /heads \(/.test(g.label));
+
+/** The model folded at `shapes`, as prune() leaves it for its analysis. */
+function folded(m: Model, shapes: Map<string, number[]>): Model {
+  const f = cloneModel(m);
+  runPass(foldShapesPass, f, { shapes });
+  f.analysisShapes = shapes;
+  return f;
+}
+
+const opts = (shapes: Map<string, number[]>): PruneOptions => ({
+  structured: 0.3,
+  importance: 'l2',
+  recover: 'none',
+  steps: 1,
+  round: 1,
+  shapes,
+  samples: [],
+  synthetic: false,
+});
+
+for (const [name, file, shape, minHeads] of [
+  ['ShuffleNetV2 op13', 'shufflenetv2-op13.onnx', [1, 3, 64, 64], 0],
+  ['ShuffleNetV2 op17', 'shufflenetv2-op17.onnx', [1, 3, 64, 64], 0],
+  ['MultiheadAttention encoder op13', 'transformer-op13.onnx', [1, 16, 32], 2],
+  ['MultiheadAttention encoder op17', 'transformer-op17.onnx', [1, 16, 32], 2],
+] as const) {
+  t.test(`${name}: prunable after the fold, pruned == masked`, async (t) => {
+    const base = normalize(loadModel(zoo(file)));
+    const shapes = new Map([['x', [...shape]]]);
+    const f = folded(base, shapes);
+    const before = prunable(base).length,
+      after = prunable(f).length;
+    t.ok(after > before, `prunable groups ${before} -> ${after}`);
+    t.equal(heads(f).length, minHeads, `${minHeads} head groups`);
+    for (const g of heads(f)) t.equal(g.size, 4, `${g.label}: 4 heads`);
+    const [sample] = syntheticSamples(f, shapes, 1, 3);
+    const inexact = prunable(f).filter((g) => maskInexactReason(g));
+    if (!inexact.length) return void (await checkPruneEqualsMask(t, f, sample!));
+    // a LayerNormalization over the residual stream: masking cannot reproduce that group by design
+    // (exactness.ts), so every other group is checked alone
+    const ga = analyzeGroups(f);
+    for (const [gi, g] of ga.groups.entries()) {
+      if (!g.prunable || maskInexactReason(g)) continue;
+      const removed = new Set(probe(g));
+      const { err } = await pruneVsMask(f, new Map([[gi, range(g.size).filter((i) => !removed.has(i))]]), sample!);
+      t.ok(err < 2e-4, `${g.label} (removed ${[...removed]}): pruned == masked (rel max err ${err.toExponential(2)})`);
+    }
+  });
+
+  t.test(`${name}: prune() keeps output shapes, at the given and another batch`, async (t) => {
+    const base = normalize(loadModel(zoo(file)));
+    const shapes = new Map([['x', [...shape]]]);
+    const m = cloneModel(base);
+    const r = await prune(m, opts(shapes));
+    t.ok(r.fold.folded > 0, `${r.fold.folded} shape values folded`);
+    t.ok(r.macs.ratio! < 0.85, `MACs ratio ${r.macs.ratio}`);
+    for (const g of r.groups.pruned.filter((p) => /heads \(/.test(p.group))) t.same([g.size, g.kept], [4, 3], `${g.group}: 4 -> 3 heads`);
+    t.equal(r.groups.pruned.filter((p) => /heads \(/.test(p.group)).length, minHeads, 'every attention block lost heads');
+    for (const b of [1, 2]) {
+      const s = new Map([['x', [b, ...shape.slice(1)]]]);
+      const [x] = syntheticSamples(base, s, 1, 5);
+      const [ref, got] = [await outputs(base, x!), await outputs(m, x!)];
+      t.same(got.dims, ref.dims, `batch ${b}: output shape [${ref.dims}] kept`);
+    }
+  });
+}
+
+t.test('fused attention never loses every head', async (t) => {
+  const base = normalize(loadModel(zoo('transformer-op17.onnx')));
+  const shapes = new Map([['x', [1, 16, 32]]]);
+  const m = cloneModel(base);
+  const r = await prune(m, { ...opts(shapes), structured: 0.95 });
+  // the step's record: with one head left the final analysis reads the block as plain channels
+  const hs = r.steps[0]!.groups.filter((p) => /heads \(/.test(p.group));
+  t.equal(hs.length, 2, 'both attention blocks cut');
+  for (const h of hs) t.equal(h.kept, 1, `${h.group}: one head of 4 kept at 95 %`);
+  const [x] = syntheticSamples(base, shapes, 1, 5);
+  t.same((await outputs(m, x!)).dims, (await outputs(base, x!)).dims, 'runs, same output shape');
+});
+
+t.test('PP-OCRv4 rec: SVTR fused-qkv heads prune whole, pruned == masked', async (t) => {
+  const base = normalize(loadModel(OCR_MODELS.rec.file));
+  const shapes = new Map([['x', [...OCR_MODELS.rec.shape]]]);
+  const f = folded(base, shapes);
+  const hs = heads(f);
+  t.equal(hs.length, 2, 'both SVTR blocks are head groups');
+  const ga = analyzeGroups(f);
+  const [sample]: Sample[] = loadCalib('test/fixtures/ocr/rec', [...OCR_MODELS.rec.shape], 1).samples;
+  for (const h of hs) {
+    t.equal(h.size, 8, `${h.label}: 8 heads`);
+    t.equal(h.actions.filter((a) => a.role === 'shape').length, 2, 'the split and merge Reshapes follow the kept heads');
+    const gi = ga.groups.findIndex((g) => g.label === h.label);
+    const removed = new Set(probe(h));
+    const { err } = await pruneVsMask(f, new Map([[gi, range(h.size).filter((i) => !removed.has(i))]]), sample!);
+    t.ok(err < 2e-4, `${h.label}: heads ${[...removed]} removed, pruned == masked (rel max err ${err.toExponential(2)})`);
+  }
+  const m = cloneModel(base);
+  const r = await prune(m, opts(shapes));
+  const pruned = r.groups.pruned.filter((p) => /heads \(/.test(p.group));
+  t.same(
+    pruned.map((p) => [p.size, p.kept]),
+    [
+      [8, 6],
+      [8, 6],
+    ],
+    'prune() cuts 8 -> 6 heads in each block',
+  );
+  t.notOk(
+    r.groups.skipped.some((s) => s.reasons.some((x) => /Reshape whose shape is computed at run time|Squeeze is not in/.test(x))),
+    'no group kept whole for a run-time Reshape shape or the Squeeze any more',
+  );
+  for (const w of [320, 640]) {
+    const s = new Map([['x', [1, 3, 48, w]]]);
+    const [x] = syntheticSamples(base, s, 1, 5);
+    t.same((await outputs(m, x!)).dims, (await outputs(base, x!)).dims, `width ${w}: the pruned rec runs, same output shape`);
+  }
+});
