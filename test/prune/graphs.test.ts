@@ -18,6 +18,8 @@ import { range } from '../../src/passes/prune/space.js';
 import { syntheticSamples } from '../../src/data/model-inputs.js';
 import type { Sample } from '../../src/data/inputs.js';
 import { ROOT, OCR_MODELS } from '../../devkit/paths.js';
+import { ModelBuilder } from '../../devkit/builder.js';
+import { Tensor } from '../../src/ir/tensor.js';
 import { checkPruneEqualsMask, loadCalib, outputs, probe, pruneVsMask } from '../helpers/prune-check.js';
 
 const zoo = (f: string) => join(ROOT, 'test/fixtures/zoo', f);
@@ -139,4 +141,34 @@ t.test('PP-OCRv4 rec: SVTR fused-qkv heads prune whole, pruned == masked', async
     const [x] = syntheticSamples(base, s, 1, 5);
     t.same((await outputs(m, x!)).dims, (await outputs(base, x!)).dims, `width ${w}: the pruned rec runs, same output shape`);
   }
+});
+
+t.test('torchvision ShuffleNetV2 nesting: a chunk that cuts a shuffled block in two stays exact', async (t) => {
+  // stride-2 block, then three stride-1 blocks of 20 channels (chunk by Slice, branch, Concat,
+  // shuffle): the second chunk cuts the positions of the first shuffle (5 = 2.5 blocks of 2), as
+  // torchvision's x1_0 does with its 116 = 2 x 58 channels chunked at 58 = 29 blocks of 2
+  const b = new ModelBuilder({ seed: 17 });
+  const i64 = (name: string, v: number[]) => (b.graph.setInitializer(Tensor.fromInt64(name, [v.length], v)), name);
+  const slice = (x: string, lo: number, hi: number) =>
+    b.node('Slice', [x, i64(`lo${lo}_${x}`, [lo]), i64(`hi${hi}_${x}`, [hi]), i64(`ax_${lo}_${x}`, [1])], [1, hi - lo, 8, 8]);
+  const x0 = b.convBnRelu(b.input('x', [1, 3, 8, 8]), 8, { k: 3 });
+  let x = b.channelShuffle(b.concat([b.convBnRelu(x0, 10, { k: 1 }), b.convBnRelu(x0, 10, { k: 3 })]), 2);
+  for (let k = 0; k < 3; k++) {
+    const branch = b.convBnRelu(b.depthwise(b.convBnRelu(slice(x, 10, 20), 10, { k: 1 })), 10, { k: 1 });
+    x = b.channelShuffle(b.concat([slice(x, 0, 10), branch]), 2);
+  }
+  b.output(b.conv(x, 4, { k: 1 }));
+  const m = b.build();
+  const ga = analyzeGroups(m);
+  const halves = ga.groups.filter((g) => /Slice part/.test(g.label));
+  t.ok(
+    halves.filter((g) => g.prunable).length >= 2 && halves.some((g) => g.size === 1),
+    `the chunks cut the shuffled positions, one block in two (${halves.map((g) => `${g.label} ${g.size}`).join('; ')})`,
+  );
+  t.ok(
+    ga.groups.every((g) => g.prunable || g.reasons.every((r) => /graph (input|output)|a single channel|no weight layer/.test(r))),
+    'only the interface and single channels (a block split by a chunk) stay whole',
+  );
+  const [s] = syntheticSamples(m, new Map([['x', [1, 3, 8, 8]]]), 1, 3);
+  await checkPruneEqualsMask(t, m, s!);
 });

@@ -42,6 +42,13 @@ function summary(r: PruneReport, out: string): string {
     `pruned -> ${out}`,
     `params ${r.params.before} -> ${r.params.after} (${pct(r.params.after, r.params.before)})`,
     `MACs ${r.macs.before ?? '?'} -> ${r.macs.after ?? '?'} (${pct(r.macs.after, r.macs.before)})`,
+    ...(r.fold.folded
+      ? [
+          `shapes computed at run time made constant: ${r.fold.folded}` +
+            (r.fold.keptDynamic ? ` (${r.fold.keptDynamic} Reshapes keep the model's dynamic dims as 0/-1 entries)` : '') +
+            (r.fold.leftDynamic.length ? `; ${r.fold.leftDynamic.length} depend on a dynamic dim and stay computed` : ''),
+        ]
+      : []),
     `groups: ${r.groups.pruned.length} pruned, ${r.groups.skipped.length} unprunable of ${r.groups.total}`,
     ...r.groups.skipped.slice(0, 12).map((g) => `  kept whole: ${g.group} (${g.size}): ${g.reasons[0]}`),
     `graph surgery ${r.surgeryMs.toFixed(0)} ms`,
@@ -161,6 +168,7 @@ export const command: CommandModule<object, Args> = {
         macs: report.macs,
         groupsPruned: report.groups.pruned,
         groupsSkipped: report.groups.skipped,
+        shapesFolded: report.fold,
         fidelity: report.fidelity,
         calibration: report.calibration,
         surgeryMs: Math.round(report.surgeryMs),

@@ -47,46 +47,71 @@ function channelBounds(n: Node, c: Ctx, axis: number, rank: number | null, C: nu
   return hi > lo ? { entry, lo, hi } : 'empty Slice of the channel axis';
 }
 
-/** The space's runs between `cuts` (sorted, from 0 to its size), splitting atoms where needed. */
-function cutAt(s: Space, cuts: readonly number[], n: Node, c: Ctx): Space[] | string {
+/** A piece of a cut space: channels [lo, hi) of it, never straddling a cut. */
+interface Piece {
+  space: Space;
+  lo: number;
+  hi: number;
+}
+
+/**
+ * The space in pieces that never straddle `cuts` (sorted, from 0 to its size), splitting atoms
+ * where needed: an atom becomes a concatenation of new atoms between the cuts; a grid of blocks
+ * of `n` fixed channels (a channel shuffle's output) is cut on its outer index, and a cut inside a
+ * block (torchvision's x1_0 has 58 positions shuffled 2 ways, chunked again in two at 29) makes
+ * that block's outer channel a run of its own whose block is split (each part a grid of it by
+ * fewer fixed channels: the channel and its partner across the cut go together).
+ */
+function cutAt(s: Space, cuts: readonly number[], n: Node, c: Ctx, at = 0): Piece[] | string {
+  const size = c.atoms.size(s);
+  const inside = cuts.filter((x) => x > 0 && x < size);
+  if (!inside.length) return [{ space: s, lo: at, hi: at + size }];
   if (s.kind === 'atom') {
     const al = c.atoms.aliasOf(s.id);
-    if (al) return cutAt(al, cuts, n, c);
-    if (cuts.length === 2) return [s];
+    if (al) return cutAt(al, cuts, n, c, at);
     // labelled by position, not bounds: labels name groups across prune steps and replays
-    const k = cuts.length - 1;
-    const runs = cuts.slice(1).map((e, i) => c.atom(n, e - cuts[i]!, `${c.atoms.info[s.id]!.origin} (Slice part ${i + 1} of ${k})`));
-    const cat: Space = { kind: 'cat', parts: runs };
-    if (!c.atoms.unify(s, cat)) return `cannot cut ${describe(s, c.atoms)} at [${cuts.join(', ')}]`;
-    return runs;
+    const bounds = [0, ...inside, size];
+    const k = bounds.length - 1;
+    const runs = bounds.slice(1).map((e, i) => c.atom(n, e - bounds[i]!, `${c.atoms.info[s.id]!.origin} (Slice part ${i + 1} of ${k})`));
+    if (!c.atoms.unify(s, { kind: 'cat', parts: runs })) return `cannot cut ${describe(s, c.atoms)} at [${inside.join(', ')}]`;
+    return runs.map((r, i) => ({ space: r, lo: at + bounds[i]!, hi: at + bounds[i + 1]! }));
   }
   if (s.kind === 'cat') {
-    const out: Space[] = [];
+    const out: Piece[] = [];
     let off = 0;
     for (const p of s.parts) {
-      const size = c.atoms.size(p);
-      const inside = cuts.filter((x) => x > off && x < off + size).map((x) => x - off);
-      if (!inside.length) out.push(p);
-      else {
-        const sub = cutAt(p, [0, ...inside, size], n, c);
-        if (typeof sub === 'string') return sub;
-        out.push(...sub);
-      }
-      off += size;
+      const sub = cutAt(
+        p,
+        cuts.map((x) => x - off),
+        n,
+        c,
+        at + off,
+      );
+      if (typeof sub === 'string') return sub;
+      out.push(...sub);
+      off += c.atoms.size(p);
     }
     return out;
   }
   if (s.kind === 'grid') {
     const inner = c.atoms.size(s.inner);
-    if (cuts.some((x) => x % inner !== 0)) return `the bounds cut across blocks of ${inner} of ${describe(s, c.atoms)}`;
-    const outer = cutAt(
-      s.outer,
-      cuts.map((x) => x / inner),
-      n,
-      c,
-    );
+    if (inside.some((x) => x % inner !== 0) && s.inner.kind !== 'fixed')
+      return `the bounds cut across blocks of ${inner} of ${describe(s, c.atoms)}`;
+    const outerCuts = [...new Set(inside.flatMap((x) => [Math.floor(x / inner), Math.ceil(x / inner)]))];
+    const outer = cutAt(s.outer, outerCuts, n, c);
     if (typeof outer === 'string') return outer;
-    return outer.map((o) => ({ kind: 'grid', outer: o, inner: s.inner }));
+    const out: Piece[] = [];
+    for (const o of outer) {
+      const [a, b] = [o.lo * inner, o.hi * inner];
+      const mid = inside.filter((x) => x > a && x < b);
+      const bounds = [a, ...mid, b];
+      for (let i = 0; i + 1 < bounds.length; i++) {
+        const len = bounds[i + 1]! - bounds[i]!;
+        const space: Space = { kind: 'grid', outer: o.space, inner: mid.length ? { kind: 'fixed', size: len } : s.inner };
+        out.push({ space, lo: at + bounds[i]!, hi: at + bounds[i + 1]! });
+      }
+    }
+    return out;
   }
   return `a Slice of ${describe(s, c.atoms)}`;
 }
@@ -109,9 +134,9 @@ export const slice: Handler = (n, c) => {
     if (b && typeof b !== 'string') [b.lo, b.hi].forEach((v) => cuts.add(v));
   }
   const sorted = [...cuts].sort((a, b) => a - b);
-  const runs = cutAt(x.space, sorted, n, c);
-  if (typeof runs === 'string') return `Slice [${mine.lo}:${mine.hi}] of ${C} channels: ${runs}`;
-  const mineRuns = runs.filter((_, i) => sorted[i]! >= mine.lo && sorted[i + 1]! <= mine.hi);
+  const pieces = cutAt(x.space, sorted, n, c);
+  if (typeof pieces === 'string') return `Slice [${mine.lo}:${mine.hi}] of ${C} channels: ${pieces}`;
+  const mineRuns = pieces.filter((p) => p.lo >= mine.lo && p.hi <= mine.hi).map((p) => p.space);
   const out: Space = mineRuns.length === 1 ? mineRuns[0]! : { kind: 'cat', parts: mineRuns };
   c.act({ role: 'range', input: n.inputs.length <= 1 ? -1 : 1, axis: mine.entry, space: x.space, range: [mine.lo, mine.hi] });
   c.set(n.outputs[0]!, { ...x, space: out });
