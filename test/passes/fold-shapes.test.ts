@@ -9,6 +9,10 @@ import { normalize } from '../../src/passes/normalize.js';
 import { runPass } from '../../src/passes/pass.js';
 import { foldShapesPass } from '../../src/passes/cleanup/fold-shapes.js';
 import { cloneModel, type Model } from '../../src/ir/model.js';
+import { Graph } from '../../src/ir/graph.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import { inferShapes } from '../../src/ir/shapes.js';
+import { knownValues } from '../../src/passes/cleanup/shape-eval.js';
 import { ROOT, OCR_MODELS } from '../../devkit/paths.js';
 
 const zoo = (f: string) => join(ROOT, 'test/fixtures/zoo', f);
@@ -81,4 +85,61 @@ t.test('PP-OCRv4 rec: folded outputs identical', async (t) => {
   t.equal(firstDiff(await run(folded, shape), await run(model, shape)), -1, 'identical outputs at 1x3x48x320');
   const other = [2, 3, 48, 640];
   t.equal(firstDiff(await run(folded, other), await run(model, other)), -1, 'identical outputs at 2x3x48x640 (the dims stay dynamic)');
+});
+
+t.test('the shape evaluator agrees with onnxruntime op by op', async (t) => {
+  // Shape -> Gather -> integer Div (truncating a negative quotient) / Cast to float, halve, Cast
+  // back / Range / ConstantOfShape / Where / Slice / Concat: every value is a graph output, so
+  // onnxruntime computes each one for comparison
+  const g = new Graph();
+  g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: ['N', 6, 4, 5] } });
+  const i64 = (name: string, dims: number[], v: number[]) => g.setInitializer(Tensor.fromInt64(name, dims, v));
+  i64('one', [], [1]);
+  i64('minus4', [], [-4]);
+  i64('zero', [], [0]);
+  i64('idx', [2], [1, 3]);
+  i64('s0', [1], [-3]);
+  i64('s1', [1], [100]);
+  g.setInitializer(Tensor.fromFloat32('half', [], [0.5]));
+  const add = (opType: string, inputs: string[], out: string, attrs = {}) =>
+    g.addNode({ name: out, opType, inputs, outputs: [out], attrs });
+  add('Shape', ['x'], 'shape');
+  add('Gather', ['shape', 'one'], 'c');
+  add('Div', ['c', 'minus4'], 'neg');
+  add('Cast', ['c'], 'cf', { to: { type: 'int', value: 1 } });
+  add('Mul', ['cf', 'half'], 'halfc');
+  add('Cast', ['halfc'], 'hc', { to: { type: 'int', value: 7 } });
+  add('Range', ['zero', 'hc', 'one'], 'range');
+  add('Gather', ['shape', 'idx'], 'hw');
+  add('ConstantOfShape', ['hw'], 'zeros', { value: { type: 'tensor', value: Tensor.fromInt64('v', [1], [7]) } });
+  add('Equal', ['hw', 'hc'], 'eq');
+  add('Where', ['eq', 'hw', 'idx'], 'where');
+  add('Slice', ['shape', 's0', 's1'], 'tail');
+  add('Unsqueeze', ['neg', 'zero1'], 'negv');
+  i64('zero1', [1], [0]);
+  add('Concat', ['negv', 'tail', 'range'], 'cat', { axis: { type: 'int', value: 0 } });
+  const outs = ['c', 'neg', 'hc', 'range', 'zeros', 'where', 'tail', 'cat'];
+  for (const o of outs) g.outputs.push({ name: o, type: null });
+  const model: Model = {
+    irVersion: 8,
+    opsets: new Map([['', 13]]),
+    producerName: 'test',
+    producerVersion: '1',
+    domain: '',
+    modelVersion: 1,
+    docString: '',
+    metadata: new Map(),
+    graph: g,
+    extra: undefined,
+  };
+  const shape = [2, 6, 4, 5];
+  const vals = knownValues(g, inferShapes(model, { shapes: new Map([['x', shape]]) }).types, 13);
+  const s = await ort.InferenceSession.create(serializeModel(model), { graphOptimizationLevel: 'disabled' });
+  const res = await s.run({ x: new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), shape) });
+  for (const o of outs) {
+    const want = Array.from(res[o]!.data as ArrayLike<number | bigint>, Number);
+    t.same(vals.get(o)?.data, want, `${o} = [${want}]`);
+    t.same(vals.get(o)?.dims, [...res[o]!.dims], `${o} dims`);
+  }
+  t.same(vals.get('neg')?.data, [-1], 'integer Div truncates toward zero (6 / -4 = -1)');
 });
