@@ -45,8 +45,9 @@ export function analyzeGroups(model: Model): GroupAnalysis {
   const values = new Map<string, VInfo>();
   const actions: Action[] = [];
   const origins = new Map<number, string>();
-  // static shapes for the few checks that need them (channel shuffle), inferred once on demand
-  // (inference leaves the model's own recorded types as they are)
+  // static shapes for the few checks that need them (channel shuffle, heads), inferred once on
+  // demand (inference leaves the model's own recorded types as they are); at the model's
+  // analysisShapes when prune fixed them, where the recorded types would leave a batch open
   let inferred: Map<string, number[]> | null = null;
   const shapeOf = (v: string): number[] | null => {
     const known = model.analysisShapes ? null : staticShape(g, v);

@@ -129,7 +129,7 @@ export const slice: Handler = (n, c) => {
   // every sibling Slice on the channel axis cuts the input too: the runs are between all bounds
   const cuts = new Set([0, C]);
   for (const s of c.g.consumers(n.inputs[0]!)) {
-    if (s.opType !== 'Slice') continue;
+    if (s.opType !== 'Slice' || s.inputs[0] !== n.inputs[0]) continue;
     const b = channelBounds(s, c, x.axis, x.rank, C);
     if (b && typeof b !== 'string') [b.lo, b.hi].forEach((v) => cuts.add(v));
   }
