@@ -18,7 +18,7 @@ import { range } from '../../src/passes/prune/space.js';
 import { syntheticSamples } from '../../src/data/model-inputs.js';
 import type { Sample } from '../../src/data/inputs.js';
 import { ROOT, OCR_MODELS } from '../../devkit/paths.js';
-import { ModelBuilder } from '../../devkit/builder.js';
+import { ModelBuilder, randn, rng } from '../../devkit/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { checkPruneEqualsMask, loadCalib, outputs, probe, pruneVsMask } from '../helpers/prune-check.js';
 
@@ -168,6 +168,31 @@ t.test('torchvision ShuffleNetV2 nesting: a chunk that cuts a shuffled block in 
   t.ok(
     ga.groups.every((g) => g.prunable || g.reasons.every((r) => /graph (input|output)|a single channel|no weight layer/.test(r))),
     'only the interface and single channels (a block split by a chunk) stay whole',
+  );
+  const [s] = syntheticSamples(m, new Map([['x', [1, 3, 8, 8]]]), 1, 3);
+  await checkPruneEqualsMask(t, m, s!);
+});
+
+t.test('ViT embedding stream: class token (Expand, Concat), positions, token 0 (Gather) prune exactly', async (t) => {
+  // torchvision's ViT: patches (Conv, Reshape [N, C, HW], Transpose), the class token expanded to
+  // the batch and concatenated before them, position embeddings added, residual blocks, x[:, 0]
+  // to the head; here without LayerNorm so that pruning can be checked against masking
+  const b = new ModelBuilder({ seed: 23 });
+  const p = b.conv(b.input('x', [1, 3, 8, 8]), 8, { k: 4, stride: 4, pad: 0 });
+  const tokens = b.transpose(b.reshape(p, [1, 8, 4]), [0, 2, 1]);
+  const cls = b.node('Expand', [b.constant('cls', [1, 1, 8], randn(rng(5), 8)), b.int64('to', [1, 1, 8])], [1, 1, 8]);
+  let h = b.binary('Add', b.concat([cls, tokens], 1), b.constant('pos', [1, 5, 8], randn(rng(6), 40)));
+  for (let k = 0; k < 2; k++) h = b.binary('Add', h, b.linear(b.relu(b.linear(h, 16)), 8));
+  b.graph.setInitializer(Tensor.fromInt64('token0', [], [0]));
+  const first = b.node('Gather', [h, 'token0'], [1, 8], { axis: { type: 'int', value: 1 } });
+  b.output(b.gemm(first, 4));
+  const m = b.build();
+  const stream = analyzeGroups(m).groups.find((g) => g.size === 8)!;
+  t.ok(stream.prunable, `the embedding stream is prunable (${stream.reasons.join('; ')})`);
+  t.ok(
+    stream.actions.some((a) => a.node.opType === 'Expand' && a.role === 'param') &&
+      stream.actions.some((a) => a.node.opType === 'Expand' && a.role === 'shape'),
+    'the class token and its Expand shape follow the cut',
   );
   const [s] = syntheticSamples(m, new Map([['x', [1, 3, 8, 8]]]), 1, 3);
   await checkPruneEqualsMask(t, m, s!);

@@ -7,7 +7,7 @@ import type { Graph } from '../../ir/graph.js';
 import type { Node } from '../../ir/node.js';
 import type { Tensor } from '../../ir/tensor.js';
 import { runtimeMatmul } from './heads.js';
-import { reshape, squeeze, unsqueeze } from './reshape.js';
+import { gather, reduce, reshape, squeeze, unsqueeze } from './reshape.js';
 import { slice } from './slice.js';
 import { type Atoms, type Space, describe, sameSpace } from './space.js';
 
@@ -88,14 +88,27 @@ const spatial: Handler = (n, c) => {
 };
 
 /** Elementwise with broadcasting: spaced inputs are coupled; constant operands follow as params. */
+/**
+ * A constant broadcast by an Expand to a constant shape, read by nothing else (a ViT's class token
+ * expanded to the batch before the Concat with the patches): per-channel like a constant operand.
+ */
+function expandedConstant(v: string, c: Ctx): Node | undefined {
+  const e = c.g.producer(v);
+  if (!e || e.opType !== 'Expand' || c.g.consumers(v).length !== 1 || c.g.isGraphOutput(v)) return undefined;
+  return isFloatWeight(c.constant(e.inputs[0]!)) && c.constant(e.inputs[1] ?? '') ? e : undefined;
+}
+
 const elementwise: Handler = (n, c) => {
   const spaced: { i: number; v: VInfo }[] = [];
+  const expanded: Node[] = [];
   for (let i = 0; i < n.inputs.length; i++) {
     const name = n.inputs[i]!;
     if (!name || c.constant(name)) continue;
     const v = c.info(name);
-    if (!v) return `${n.opType} mixes a channel-tracked value with one of unknown layout`;
-    spaced.push({ i, v });
+    const e = v ? undefined : expandedConstant(name, c);
+    if (e) expanded.push(e);
+    else if (!v) return `${n.opType} mixes a channel-tracked value with one of unknown layout`;
+    else spaced.push({ i, v });
   }
   if (!spaced.length) return undefined;
   // a size-1 channel operand broadcasts (e.g. a spatial attention map): it does not couple
@@ -120,6 +133,17 @@ const elementwise: Handler = (n, c) => {
     if (t.dims[pos] !== c.atoms.size(lead.space)) return `${n.opType} constant of shape [${t.dims}] does not broadcast per channel`;
     if (!isFloatWeight(t)) return `${n.opType} constant '${n.inputs[i]}' is not float32`;
     c.act({ role: 'param', input: i, axis: pos, space: lead.space });
+  }
+  for (const e of expanded) {
+    // the expanded constant follows the channels, and so does its target shape's channel entry
+    const t = c.constant(e.inputs[0]!)!;
+    const to = c.constant(e.inputs[1]!)!.toNumbers();
+    const [pos, at] = [t.dims.length + lead.axis, to.length + lead.axis];
+    const C = c.atoms.size(lead.space);
+    if (pos >= 0 && t.dims[pos] !== 1 && t.dims[pos] !== C) return `${e.label()} expands a constant of shape [${t.dims}], not per channel`;
+    if (pos >= 0 && t.dims[pos] === C) c.act({ node: e, role: 'param', input: 0, axis: pos, space: lead.space });
+    if (at >= 0 && to[at] === C) c.act({ node: e, role: 'shape', input: 1, axis: at, space: lead.space });
+    else if (at >= 0 && to[at] !== 1) return `${e.label()} expands to [${to}], whose channel entry is neither ${C} nor 1`;
   }
   for (const s of wide.slice(1)) c.atoms.unify(lead.space, s.v.space);
   for (const s of spaced)
@@ -281,7 +305,15 @@ function normalization(params: number[], requireAxis: (x: VInfo, n: Node) => boo
 
 const concat: Handler = (n, c) => {
   const ins = n.inputs.map((v) => c.info(v));
-  if (ins.some((i) => !i)) return 'Concat of a channel-tracked value with one of unknown layout';
+  if (ins.some((i) => !i)) {
+    // constants joined along another axis (a ViT's class token before the patch tokens) are
+    // per-channel operands, as for an Add: checked there
+    const lead = ins.find((i) => i);
+    const ax = n.attrInt('axis', 0)!;
+    const others = n.inputs.every((v, k) => ins[k] || c.constant(v) || expandedConstant(v, c));
+    if (lead && lead.rank !== null && others && (ax < 0 ? ax : ax - lead.rank) !== lead.axis) return elementwise(n, c);
+    return 'Concat of a channel-tracked value with one of unknown layout';
+  }
   const first = ins[0]!;
   const rank = ins.find((i) => i!.rank !== null)?.rank ?? null;
   const ax = n.attrInt('axis', 0);
@@ -373,25 +405,6 @@ const reduceLike: Handler = (n, c) => {
   return undefined;
 };
 
-/** Reductions over other axes (a global mean over H and W, torchvision's x.mean([2, 3])): per channel. */
-const reduce: Handler = (n, c) => {
-  const x = c.info(n.inputs[0]!);
-  if (!x) return restConstant(n, c);
-  if (x.rank === null) return `${n.opType} of a value of unknown rank`;
-  const axes = n.inputs[1] ? c.constant(n.inputs[1])?.toNumbers() : n.attrInts('axes');
-  if (n.inputs[1] && !axes) return `${n.opType} axes computed at run time`;
-  if (!axes?.length) return `${n.opType} over every axis, the channel axis too`;
-  const neg = axes.map((a) => (a < 0 ? a : a - x.rank!));
-  if (neg.includes(x.axis)) return `${n.opType} across the channel axis`;
-  const keep = n.attrInt('keepdims', 1) === 1;
-  c.set(n.outputs[0]!, {
-    space: x.space,
-    axis: keep ? x.axis : x.axis + neg.filter((a) => a > x.axis).length,
-    rank: keep ? x.rank : x.rank - new Set(neg).size,
-  });
-  return undefined;
-};
-
 const resize: Handler = (n, c) => {
   const x = c.info(n.inputs[0]!);
   if (n.opType === 'Resize' && n.inputs[3]) return 'Resize by sizes (the channel count is baked in)';
@@ -479,6 +492,7 @@ export const PRUNERS: Readonly<Record<string, Handler>> = {
   Reshape: reshape,
   Transpose: transpose,
   Squeeze: squeeze,
+  Gather: gather,
   Unsqueeze: unsqueeze,
   Softmax: reduceLike,
   LogSoftmax: reduceLike,

@@ -1,7 +1,8 @@
-// Reshape, Squeeze and Unsqueeze in the pruner table: ops that regroup axes. Channels survive a
-// regrouping that keeps their axis whole (a Flatten, a batch or spatial regroup around it, an
-// inserted or removed size-1 axis) or splits it in a known layout (channel shuffle, attention
-// heads: shuffle.ts, heads.ts); any other Reshape would move channels in ways not tracked.
+// Reshape, Squeeze, Unsqueeze, Gather and reductions in the pruner table: ops that regroup, add
+// or remove axes. Channels survive what keeps their axis whole (a Flatten, a batch or spatial
+// regroup around it, a size-1 axis inserted or removed, a Gather or a reduction along another
+// axis) or splits it in a known layout (channel shuffle, attention heads: shuffle.ts, heads.ts);
+// any other Reshape would move channels in ways not tracked.
 import type { Ctx, Handler, VInfo } from './ops.js';
 import { mergeHeads, resolveTarget, splitHeads, splitHeadsIntoBatch, splitQkvHeads } from './heads.js';
 import { channelShuffle } from './shuffle.js';
@@ -55,6 +56,47 @@ export const reshape: Handler = (n, c) => {
     'only a Flatten, a regroup of the other axes, a channel shuffle, a heads split ([.., C] -> [.., H, d], [.., k, H, d] fused) ' +
     'or a heads merge ([.., H, d] -> [.., H*d]) are understood'
   );
+};
+
+/** Inputs after the first must be constants when the data is not tracked (nothing to couple otherwise). */
+function constantsOnly(n: Parameters<Handler>[0], c: Ctx): string | undefined {
+  const i = n.inputs.findIndex((v, k) => k > 0 && v && !c.constant(v));
+  return i > 0 ? `${n.opType} input ${i} is computed at run time` : undefined;
+}
+
+/** Gather along another axis (a ViT's class token, x[:, 0]): the channels pass, the rank follows the indices. */
+export const gather: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  if (!x) return constantsOnly(n, c);
+  const idx = c.constant(n.inputs[1]!);
+  if (!idx || x.rank === null) return 'Gather with run-time indices or of a value of unknown rank';
+  const r = x.rank;
+  const ax = n.attrInt('axis', 0)!;
+  const at = ax < 0 ? ax + r : ax;
+  const p = r + x.axis;
+  if (at === p) return 'Gather along the channel axis';
+  const R = r - 1 + idx.dims.length;
+  c.set(n.outputs[0]!, { space: x.space, axis: (at < p ? p - 1 + idx.dims.length : p) - R, rank: R });
+  return undefined;
+};
+
+/** Reductions over other axes (a global mean over H and W, torchvision's x.mean([2, 3])): per channel. */
+export const reduce: Handler = (n, c) => {
+  const x = c.info(n.inputs[0]!);
+  if (!x) return constantsOnly(n, c);
+  if (x.rank === null) return `${n.opType} of a value of unknown rank`;
+  const axes = n.inputs[1] ? c.constant(n.inputs[1])?.toNumbers() : n.attrInts('axes');
+  if (n.inputs[1] && !axes) return `${n.opType} axes computed at run time`;
+  if (!axes?.length) return `${n.opType} over every axis, the channel axis too`;
+  const neg = axes.map((a) => (a < 0 ? a : a - x.rank!));
+  if (neg.includes(x.axis)) return `${n.opType} across the channel axis`;
+  const keep = n.attrInt('keepdims', 1) === 1;
+  c.set(n.outputs[0]!, {
+    space: x.space,
+    axis: keep ? x.axis : x.axis + neg.filter((a) => a > x.axis).length,
+    rank: keep ? x.rank : x.rank - new Set(neg).size,
+  });
+  return undefined;
 };
 
 /** Squeeze/Unsqueeze axes: the attribute before opset 13, input 1 from it. */
