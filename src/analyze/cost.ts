@@ -110,6 +110,14 @@ export function analyzeCost(model: Model): ModelCost {
         weightBytes += t.byteLength;
       }
     }
+    // If/Loop/Scan bodies hold weights of their own (the codec counted them): they are the model's too
+    for (const a of n.attrs.values()) {
+      const subs = a.type === 'graph' ? [a.value] : a.type === 'graphs' ? a.value : [];
+      for (const sg of subs) {
+        p += sg.weights?.params ?? 0;
+        weightBytes += sg.weights?.bytes ?? 0;
+      }
+    }
     params += p;
     const rule = MAC_RULES[n.opType];
     let m: number | null = 0;

@@ -14,6 +14,12 @@ export interface Model {
   graph: Graph;
   /** Codec-private fields (functions, training info) passed through untouched. */
   extra: unknown;
+  /**
+   * Input shapes the analyses work at where the model leaves dims open (prune sets the shapes it
+   * was given, so a dynamic batch stays dynamic in the file while the analysis sees sizes). In
+   * memory only: the codec never writes it.
+   */
+  analysisShapes?: ReadonlyMap<string, readonly number[]>;
 }
 
 /** An independent deep copy of a model (see Graph.clone); replaces encode/decode round trips. */

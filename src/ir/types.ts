@@ -26,6 +26,12 @@ export interface ValueInfo {
 export interface OpaqueGraph {
   readonly proto: unknown;
   readonly outerRefs: readonly string[];
+  /**
+   * The weights the subgraph holds (its initializers and Constant tensors, nested subgraphs
+   * included), counted by the codec so analysis can report them: If/Loop/Scan bodies (silero-VAD
+   * keeps its whole network in If branches) are parameters too.
+   */
+  readonly weights?: { readonly params: number; readonly bytes: number };
 }
 
 export type AttrValue =

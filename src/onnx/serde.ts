@@ -8,7 +8,7 @@ import type { Model } from '../ir/model.js';
 import { Node } from '../ir/node.js';
 import { Tensor } from '../ir/tensor.js';
 import type { AttrValue, Dim, OpaqueGraph, TensorType, ValueInfo } from '../ir/types.js';
-import { dtypeBytes, dtypeFromOnnx, dtypeToOnnx, type DType } from '../ir/dtype.js';
+import { dtypeBytes, dtypeFromOnnx, dtypeToOnnx, isFloatDType, type DType } from '../ir/dtype.js';
 import {
   has,
   type PAttr,
@@ -139,7 +139,33 @@ function opaqueGraph(g: PGraph): OpaqueGraph {
     }
   }
   for (const o of g.output ?? []) if (o.name && !defined.has(o.name)) refs.add(o.name);
-  return { proto: g, outerRefs: [...refs] };
+  return { proto: g, outerRefs: [...refs], weights: subgraphWeights(g) };
+}
+
+/** Float elements (params, as analysis counts them) and stored bytes of a subgraph's initializers and Constant tensors, recursively. */
+function subgraphWeights(g: PGraph): { params: number; bytes: number } {
+  let params = 0,
+    bytes = 0;
+  const add = (t: PTensor | undefined): void => {
+    if (!t) return;
+    const dtype = dtypeFromOnnx(t.data_type ?? 0);
+    if (dtype === 'string' || dtype === 'undefined') return;
+    const n = (t.dims ?? []).reduce((a, b) => a * b, 1);
+    bytes += n * dtypeBytes(dtype);
+    if (isFloatDType(dtype)) params += n;
+  };
+  for (const t of g.initializer ?? []) add(t);
+  for (const n of g.node ?? [])
+    for (const a of n.attribute ?? []) {
+      if (n.op_type === 'Constant' && a.name === 'value') add(a.t);
+      for (const sub of [a.g, ...(a.graphs ?? [])]) {
+        if (!sub) continue;
+        const w = subgraphWeights(sub);
+        params += w.params;
+        bytes += w.bytes;
+      }
+    }
+  return { params, bytes };
 }
 
 function valueInfoFromProto(v: PValueInfo): ValueInfo {

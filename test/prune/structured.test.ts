@@ -107,14 +107,15 @@ t.test('coupled and special groups', async (t) => {
 t.test('an op outside the table blocks its group, never breaks the graph', async (t) => {
   const b = new ModelBuilder({ seed: 9 });
   const x = b.conv(b.input('x', [1, 3, 16, 16]), 8, { k: 3 });
-  const r = b.node('ReduceMean', [x], [1, 1, 16, 16], { axes: { type: 'ints', value: [1] }, keepdims: { type: 'int', value: 1 } });
+  // (ReduceMean is in the table since issue 17, for reductions over other axes; this one is not)
+  const r = b.node('ReduceLogSumExp', [x], [1, 1, 16, 16], { axes: { type: 'ints', value: [1] }, keepdims: { type: 'int', value: 1 } });
   const y = b.conv(b.relu(b.conv(x, 12, { k: 3 })), 6, { k: 1 });
   b.output(b.binary('Add', y, r));
   const m = b.build();
   const ga = analyzeGroups(m);
   const blocked = ga.groups.find((g) => g.size === 8)!;
-  t.notOk(blocked.prunable, 'group read by ReduceMean is unprunable');
-  t.match(blocked.reasons.join(' '), /ReduceMean is not in the pruner table/);
+  t.notOk(blocked.prunable, 'group read by ReduceLogSumExp is unprunable');
+  t.match(blocked.reasons.join(' '), /ReduceLogSumExp is not in the pruner table/);
   const [s] = syntheticSamples(m, shapesOf(m), 1);
   const ref = await run(m, s!);
   const step = pruneStep(m, { ratio: 0.5, importance: 'l1' });

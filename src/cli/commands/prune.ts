@@ -42,11 +42,18 @@ function summary(r: PruneReport, out: string): string {
     `pruned -> ${out}`,
     `params ${r.params.before} -> ${r.params.after} (${pct(r.params.after, r.params.before)})`,
     `MACs ${r.macs.before ?? '?'} -> ${r.macs.after ?? '?'} (${pct(r.macs.after, r.macs.before)})`,
+    ...(r.shapeFold.folded
+      ? [
+          `shapes computed at run time made constant: ${r.shapeFold.folded}` +
+            (r.shapeFold.keptDynamic ? ` (${r.shapeFold.keptDynamic} Reshapes keep the model's dynamic dims as 0/-1 entries)` : '') +
+            (r.shapeFold.leftDynamic.length ? `; ${r.shapeFold.leftDynamic.length} depend on a dynamic dim and stay computed` : ''),
+        ]
+      : []),
     `groups: ${r.groups.pruned.length} pruned, ${r.groups.skipped.length} unprunable of ${r.groups.total}`,
     ...r.groups.skipped.slice(0, 12).map((g) => `  kept whole: ${g.group} (${g.size}): ${g.reasons[0]}`),
-    ...(Object.values(r.folds).some((n) => n > 0)
+    ...(Object.values(r.exactFolds).some((n) => n > 0)
       ? [
-          `exact folds first: ${Object.entries(r.folds)
+          `exact folds: ${Object.entries(r.exactFolds)
             .filter(([, n]) => n > 0)
             .map(([k, n]) => `${n} ${k}`)
             .join(', ')} (outputs unchanged)`,
@@ -169,6 +176,8 @@ export const command: CommandModule<object, Args> = {
         macs: report.macs,
         groupsPruned: report.groups.pruned,
         groupsSkipped: report.groups.skipped,
+        shapesFolded: report.shapeFold,
+        exactFolds: report.exactFolds,
         fidelity: report.fidelity,
         calibration: report.calibration,
         surgeryMs: Math.round(report.surgeryMs),

@@ -128,6 +128,31 @@ export function applyPruning(model: Model, ga: GroupAnalysis, keep: ReadonlyMap<
       a.node.setInt('group', kept.length);
       continue;
     }
+    if (a.role === 'range') {
+      // a Slice of the channel axis: its bounds become the kept counts before them
+      const [lo, hi] = a.range!;
+      const bounds = [kept.filter((i) => i < lo).length, kept.filter((i) => i < hi).length];
+      if (a.input < 0) {
+        (['starts', 'ends'] as const).forEach((k, j) => {
+          const v = a.node.attrInts(k)!;
+          v[a.axis] = bounds[j]!;
+          a.node.setInts(k, v);
+        });
+        continue;
+      }
+      for (const j of [0, 1]) {
+        const name = a.node.inputs[1 + j]!;
+        const t = g.initializer(name);
+        if (!t || (t.dtype !== 'int64' && t.dtype !== 'int32'))
+          throw new EdgefitError('INTERNAL', `prune: ${a.node.label()} bounds are no longer integer constants`);
+        const vals = t.toNumbers();
+        vals[a.axis] = bounds[j]!;
+        replace({ ...a, input: 1 + j }, name, (n) =>
+          t.dtype === 'int64' ? Tensor.fromInt64(n, t.dims, vals) : Tensor.fromInt32(n, t.dims, vals),
+        );
+      }
+      continue;
+    }
     if (a.role === 'shape' && a.input < 0) {
       const sizes = a.node.attrInts('split');
       if (!sizes) throw new EdgefitError('INTERNAL', `prune: ${a.node.label()} has no split attribute`);

@@ -45,16 +45,18 @@ export function analyzeGroups(model: Model): GroupAnalysis {
   const values = new Map<string, VInfo>();
   const actions: Action[] = [];
   const origins = new Map<number, string>();
-  // static shapes for the few checks that need them (channel shuffle), inferred once on demand
-  // (inference leaves the model's own recorded types as they are)
+  // static shapes for the few checks that need them (channel shuffle, heads), inferred once on
+  // demand (inference leaves the model's own recorded types as they are); at the model's
+  // analysisShapes when prune fixed them, where the recorded types would leave a batch open
   let inferred: Map<string, number[]> | null = null;
   const shapeOf = (v: string): number[] | null => {
-    const known = staticShape(g, v);
+    const known = model.analysisShapes ? null : staticShape(g, v);
     if (known) return known;
     if (!inferred) {
       inferred = new Map();
       try {
-        const found = inferShapes(model).types;
+        const given = model.analysisShapes && new Map([...model.analysisShapes].map(([k, v]) => [k, [...v]]));
+        const found = inferShapes(model, given ? { shapes: given } : {}).types;
         for (const [k, t] of new Map([...g.valueTypes, ...found])) if (isStatic(t.shape)) inferred.set(k, [...t.shape]);
       } catch {
         // an input the inference refuses: the shapes stay unknown and the check says so

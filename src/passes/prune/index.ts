@@ -9,6 +9,7 @@ import { runFirstOutput } from '../../runtime/runner.js';
 import { compareTask, singleOutputFidelity, type SingleOutputFidelity, type Task, type TaskFidelity } from '../../fidelity/index.js';
 import type { Sample } from '../../data/inputs.js';
 import { structuredPrunePass } from './apply.js';
+import { foldShapesPass, type FoldDetails } from '../cleanup/fold-shapes.js';
 import { runAsyncPass, runPass } from '../pass.js';
 import { foldPass, type FoldReport } from '../cleanup/fold.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
@@ -86,8 +87,10 @@ export interface PruneReport {
   calibration: { samples: number; synthetic: boolean };
   /** The per-group probe of step 1 when the allocation was by sensitivity. */
   sensitivity: GroupSensitivity[] | null;
-  /** The exact folds done first (cleanup/fold.ts): fewer ops for onnxruntime to leave its fast layout for. */
-  folds: FoldReport;
+  /** Shape chains made constant before the analysis (run-time Reshape shapes it can then read). */
+  shapeFold: FoldDetails;
+  /** The exact folds done next (cleanup/fold.ts): fewer ops for onnxruntime to leave its fast layout for. */
+  exactFolds: FoldReport;
 }
 
 /** MACs of `model` pruned with `keep` (on a clone; group order is stable across clones). */
@@ -131,9 +134,13 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   )
     throw new EdgefitError('DATA', 'activation importance and recovery need calibration samples');
 
+  // the input shapes are fixed here, so run-time shape chains become constants the analysis reads
+  // (ShuffleNetV2's channel shuffle, attention head splits); outputs are unchanged (fold-shapes.ts)
+  const shapeFold = runPass(foldShapesPass, model, { shapes: o.shapes }).details;
+  model.analysisShapes = o.shapes;
   // exact, so the teacher is folded too: recovery matches values by name, and a folded conv's
   // output must be compared with the same (post-affine) value of the teacher
-  const folds = runPass(foldPass, model, 'float').details;
+  const exactFolds = runPass(foldPass, model, 'float').details;
   const teacher = cloneModel(model);
   const baseMacs = countMacs(cloneModel(model), o.shapes);
   const paramsBefore = paramsOf(model);
@@ -298,7 +305,8 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     surgeryMs,
     calibration: { samples: o.samples.length, synthetic: o.synthetic },
     sensitivity: probe,
-    folds,
+    shapeFold,
+    exactFolds,
   };
 }
 

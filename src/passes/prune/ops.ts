@@ -6,8 +6,9 @@
 import type { Graph } from '../../ir/graph.js';
 import type { Node } from '../../ir/node.js';
 import type { Tensor } from '../../ir/tensor.js';
-import { mergeHeads, runtimeMatmul, splitHeads } from './heads.js';
-import { channelShuffle } from './shuffle.js';
+import { runtimeMatmul } from './heads.js';
+import { gather, reduce, reshape, squeeze, unsqueeze } from './reshape.js';
+import { slice } from './slice.js';
 import { type Atoms, type Space, describe, sameSpace } from './space.js';
 
 /** The channel space of a value, with the channel axis counted from the end (-1 = last). */
@@ -17,7 +18,7 @@ export interface VInfo {
   rank: number | null;
 }
 
-export type Role = 'out' | 'in' | 'in-grouped' | 'param' | 'group' | 'shape';
+export type Role = 'out' | 'in' | 'in-grouped' | 'param' | 'group' | 'shape' | 'range';
 
 /**
  * Slice input `input` of `node` along `axis` to the kept indices of `space` ('group' resets a
@@ -26,6 +27,9 @@ export type Role = 'out' | 'in' | 'in-grouped' | 'param' | 'group' | 'shape';
  * count of `space`). 'in-grouped' is a grouped Conv's weight [Cout, Cin/G, ...]: `space` (Cin
  * channels) is `groups` equal runs, and the rows of group g keep the columns of run g's kept
  * channels (positions within the run), so each row block gathers its own column set.
+ * 'range' is a Slice keeping channels `range` of `space` (its whole input): entry `axis` of its
+ * starts and ends (inputs 1 and 2, or its attributes when `input` is -1) become the kept counts
+ * before range[0] and before range[1].
  */
 export interface Action {
   role: Role;
@@ -35,6 +39,8 @@ export interface Action {
   space: Space;
   /** 'in-grouped' only: the Conv's group count G. */
   groups?: number;
+  /** 'range' only: the channels [lo, hi) of `space` the Slice keeps. */
+  range?: readonly [number, number];
 }
 
 export interface Ctx {
@@ -82,14 +88,27 @@ const spatial: Handler = (n, c) => {
 };
 
 /** Elementwise with broadcasting: spaced inputs are coupled; constant operands follow as params. */
+/**
+ * A constant broadcast by an Expand to a constant shape, read by nothing else (a ViT's class token
+ * expanded to the batch before the Concat with the patches): per-channel like a constant operand.
+ */
+function expandedConstant(v: string, c: Ctx): Node | undefined {
+  const e = c.g.producer(v);
+  if (!e || e.opType !== 'Expand' || c.g.consumers(v).length !== 1 || c.g.isGraphOutput(v)) return undefined;
+  return isFloatWeight(c.constant(e.inputs[0]!)) && c.constant(e.inputs[1] ?? '') ? e : undefined;
+}
+
 const elementwise: Handler = (n, c) => {
   const spaced: { i: number; v: VInfo }[] = [];
+  const expanded: Node[] = [];
   for (let i = 0; i < n.inputs.length; i++) {
     const name = n.inputs[i]!;
     if (!name || c.constant(name)) continue;
     const v = c.info(name);
-    if (!v) return `${n.opType} mixes a channel-tracked value with one of unknown layout`;
-    spaced.push({ i, v });
+    const e = v ? undefined : expandedConstant(name, c);
+    if (e) expanded.push(e);
+    else if (!v) return `${n.opType} mixes a channel-tracked value with one of unknown layout`;
+    else spaced.push({ i, v });
   }
   if (!spaced.length) return undefined;
   // a size-1 channel operand broadcasts (e.g. a spatial attention map): it does not couple
@@ -114,6 +133,17 @@ const elementwise: Handler = (n, c) => {
     if (t.dims[pos] !== c.atoms.size(lead.space)) return `${n.opType} constant of shape [${t.dims}] does not broadcast per channel`;
     if (!isFloatWeight(t)) return `${n.opType} constant '${n.inputs[i]}' is not float32`;
     c.act({ role: 'param', input: i, axis: pos, space: lead.space });
+  }
+  for (const e of expanded) {
+    // the expanded constant follows the channels, and so does its target shape's channel entry
+    const t = c.constant(e.inputs[0]!)!;
+    const to = c.constant(e.inputs[1]!)!.toNumbers();
+    const [pos, at] = [t.dims.length + lead.axis, to.length + lead.axis];
+    const C = c.atoms.size(lead.space);
+    if (pos >= 0 && t.dims[pos] !== 1 && t.dims[pos] !== C) return `${e.label()} expands a constant of shape [${t.dims}], not per channel`;
+    if (pos >= 0 && t.dims[pos] === C) c.act({ node: e, role: 'param', input: 0, axis: pos, space: lead.space });
+    if (at >= 0 && to[at] === C) c.act({ node: e, role: 'shape', input: 1, axis: at, space: lead.space });
+    else if (at >= 0 && to[at] !== 1) return `${e.label()} expands to [${to}], whose channel entry is neither ${C} nor 1`;
   }
   for (const s of wide.slice(1)) c.atoms.unify(lead.space, s.v.space);
   for (const s of spaced)
@@ -247,7 +277,8 @@ const matmul: Handler = (n, c) => {
   const x = c.info(n.inputs[0]!);
   if (x && x.axis !== -1) return 'MatMul input features are not the last axis';
   if (x) c.act({ role: 'in', input: 1, axis: 0, space: x.space });
-  c.source(n, b.dims[1]!, -1, x?.rank ?? null);
+  // an untracked input (after a decomposed LayerNorm) still has a rank the head split needs
+  c.source(n, b.dims[1]!, -1, x?.rank ?? c.shape(n.inputs[0]!)?.length ?? null);
   const y = c.info(n.outputs[0]!)!;
   c.act({ role: 'out', input: 1, axis: 1, space: y.space });
   return undefined;
@@ -274,7 +305,15 @@ function normalization(params: number[], requireAxis: (x: VInfo, n: Node) => boo
 
 const concat: Handler = (n, c) => {
   const ins = n.inputs.map((v) => c.info(v));
-  if (ins.some((i) => !i)) return 'Concat of a channel-tracked value with one of unknown layout';
+  if (ins.some((i) => !i)) {
+    // constants joined along another axis (a ViT's class token before the patch tokens) are
+    // per-channel operands, as for an Add: checked there
+    const lead = ins.find((i) => i);
+    const ax = n.attrInt('axis', 0)!;
+    const others = n.inputs.every((v, k) => ins[k] || c.constant(v) || expandedConstant(v, c));
+    if (lead && lead.rank !== null && others && (ax < 0 ? ax : ax - lead.rank) !== lead.axis) return elementwise(n, c);
+    return 'Concat of a channel-tracked value with one of unknown layout';
+  }
   const first = ins[0]!;
   const rank = ins.find((i) => i!.rank !== null)?.rank ?? null;
   const ax = n.attrInt('axis', 0);
@@ -341,31 +380,6 @@ const flatten: Handler = (n, c) => {
   if (n.attrInt('axis', 1) !== 1 || x.rank === null || x.axis !== 1 - x.rank) return 'Flatten not at axis 1 of a channels-first value';
   c.set(n.outputs[0]!, { space: { kind: 'flat', inner: x.space }, axis: -1, rank: 2 });
   return undefined;
-};
-
-const reshape: Handler = (n, c) => {
-  const x = c.info(n.inputs[0]!);
-  if (!x) return restConstant(n, c);
-  const shape = n.inputs[1] ? c.constant(n.inputs[1])?.toNumbers() : undefined;
-  // [0, -1] / [N, -1] is a Flatten; any other reshape would move channels in ways not tracked
-  if (shape && shape.length === 2 && shape[1] === -1 && x.rank !== null && x.axis === 1 - x.rank) {
-    if (x.rank === 2) return passthrough(n, c);
-    c.set(n.outputs[0]!, { space: { kind: 'flat', inner: x.space }, axis: -1, rank: 2 });
-    return undefined;
-  }
-  if (!shape)
-    return (
-      'Reshape whose shape is computed at run time ' +
-      "(a dynamic-shape export computes a channel shuffle's [N, g, C/g, H, W] or an attention heads split's [N, T, H, d] with Shape ops): " +
-      'only constant shapes are understood'
-    );
-  if (shape.length === 5 && x.rank === 4 && x.axis === -3) return channelShuffle(n, x, shape, c);
-  if (x.rank !== null && x.axis === -1 && shape.length === x.rank + 1) return splitHeads(n, x, shape, c);
-  if (x.rank !== null && x.rank >= 3 && x.axis === -2 && shape.length === x.rank - 1) return mergeHeads(n, x, shape, c);
-  return (
-    `Reshape [${shape.join(',')}] of a rank-${x.rank ?? '?'} value with channels on axis ${x.axis}: ` +
-    'only a Flatten, a channel shuffle, a heads split ([.., C] -> [.., H, d]) or a heads merge ([.., H, d] -> [.., H*d]) are understood'
-  );
 };
 
 const transpose: Handler = (n, c) => {
@@ -444,12 +458,14 @@ const UNARY = [
   'Not',
 ] as const;
 const ELEMENTWISE = ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'PRelu', 'Where'] as const;
+const REDUCTIONS = ['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceSum', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare'] as const;
 const POOLS = ['MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'LpPool', 'GlobalLpPool', 'LRN'] as const;
 
 export const PRUNERS: Readonly<Record<string, Handler>> = {
   ...Object.fromEntries(UNARY.map((op) => [op, passthrough])),
   ...Object.fromEntries(ELEMENTWISE.map((op) => [op, elementwise])),
   ...Object.fromEntries(POOLS.map((op) => [op, spatial])),
+  ...Object.fromEntries(REDUCTIONS.map((op) => [op, reduce])),
   Conv: conv,
   ConvTranspose: convTranspose,
   Gemm: gemm,
@@ -471,9 +487,13 @@ export const PRUNERS: Readonly<Record<string, Handler>> = {
   ),
   Concat: concat,
   Split: split,
+  Slice: slice,
   Flatten: flatten,
   Reshape: reshape,
   Transpose: transpose,
+  Squeeze: squeeze,
+  Gather: gather,
+  Unsqueeze: unsqueeze,
   Softmax: reduceLike,
   LogSoftmax: reduceLike,
   Resize: resize,

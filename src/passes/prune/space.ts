@@ -174,8 +174,9 @@ export class Atoms {
         for (const n of sizes) {
           if (off % run !== 0 || n % run !== 0)
             return bad(
-              `the concatenated parts (${sizes.join(' + ')} channels) do not start and end on its group boundaries (every ${run} channels), ` +
-                'so a group would mix parts whose cuts must then sum to the same count per group, which is not implemented',
+              `the concatenated parts (${sizes.join(' + ')} channels) do not start and end on its group boundaries (every ${run} channels): ` +
+                'a group straddling two parts would keep the sum of two independently cut producers, and every group must keep the same count, ' +
+                'so the parts stay whole',
             );
           off += n;
         }
@@ -183,7 +184,11 @@ export class Atoms {
         // (different producers, chosen separately): a count shared across groups is not a
         // per-group constraint. The stronger one is: every group loses the same positions, i.e.
         // each part is (its runs, fixed) x (positions within a group), one atom for all parts.
-        if (this.finalizing) return bad('the concatenation is reached through an alias after the analysis, which is not implemented');
+        if (this.finalizing)
+          return bad(
+            'the grouped Conv reads this concatenation through a channel alias (a reshape, shuffle or slice of it), and tying its parts ' +
+              'to one shared position per group would add channels after the aliases were resolved, so the parts stay whole',
+          );
         const pos = this.add(run, `${why}: position within a group`);
         const targets = s.parts.map((p): Space =>
           this.size(p) === run ? pos : { kind: 'grid', outer: { kind: 'fixed', size: this.size(p) / run }, inner: pos },
@@ -204,7 +209,10 @@ export class Atoms {
             );
           return this.chunkSpace(s.inner, inner / run, why);
         }
-        return bad(`its groups of ${run} channels cut across blocks of ${inner} (${describe(s, this)}), which is not implemented`);
+        return bad(
+          `its groups of ${run} channels neither hold whole blocks of ${inner} nor fit inside one (${describe(s, this)}), ` +
+            'so no cut of the block index or of the position within a block keeps every group the same count',
+        );
       }
     }
   }
