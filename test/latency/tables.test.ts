@@ -107,7 +107,7 @@ t.test('tables: structure, one measurement per distinct configuration, cache hit
   t.equal(tb.layers.length, 3);
   t.ok(tb.modelMs > 0 && tb.buildMs > 0);
   t.ok([4, 8, 16, 32].includes(tb.block));
-  t.equal(tb.blockEvidence.length, 3, 'the staircase evidence is kept');
+  t.equal(tb.blockEvidence.length, 4, 'the staircase evidence of both passes is kept');
   t.match(tb.key, { threads: 1, shapes: { x: [1, 64, 8, 8] } });
   t.match(tb.key.model, /^[0-9a-f]{64}$/);
   for (const l of tb.layers) {
@@ -168,7 +168,10 @@ t.test('block: the staircase decides, the CPU features when it is unclear', asyn
   };
   t.equal(blockFromEvidence([stairs(8)]), 8);
   t.equal(blockFromEvidence([stairs(16)]), 16);
-  t.equal(blockFromEvidence([stairs(4), stairs(16)]), 16, 'every kernel must stay on its fast path');
+  // NCHWc on AVX-512: multiples of 4 stay on the fast path, padded to 16 channels
+  const widths = Array.from({ length: 33 }, (_, i) => 32 + i);
+  const padded = { layer: 'padded', widths, ms: widths.map((w) => (w % 4 === 0 ? Math.ceil(w / 16) / 4 : 2 + w / 64)) };
+  t.equal(blockFromEvidence([padded]), 16, 'aligned to 4, padded to 16');
   const linear = Array.from({ length: 33 }, (_, i) => 32 + i);
   t.equal(blockFromEvidence([{ layer: 'flat', widths: linear, ms: linear.map((w) => w / 64) }]), null);
   const x86 = cpuFacts('processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu sse avx avx2 fma avx512f avx512bw\n');

@@ -2,6 +2,7 @@
 // hardware, threads and input shapes), and predict a pruned copy's latency from them.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { cloneModel, type Model } from '../../ir/model.js';
 import { annotateShapes, applyShapes, isStatic } from '../../ir/shapes.js';
@@ -19,8 +20,9 @@ import type { LatencyTables, LayerTable, TableKey } from './types.js';
 export type { LatencyTables, LayerTable, BlockEvidence, TableKey } from './types.js';
 export { layerMs, predictMs } from './predict.js';
 export { weightLayers, buildUnit, widthsFor, type WeightLayer, type Unit } from './extract.js';
-export { discoverBlock, blockFromEvidence, stepShare, type BlockResult } from './block.js';
+export { discoverBlock, blockFromEvidence, padShare, stepShare, type BlockResult } from './block.js';
 export { blockFromCpu, cpuFacts, hardwareId, type CpuFacts } from './hardware.js';
+export { formatLatencyTables } from './format.js';
 
 export interface BuildOptions {
   /** Input shapes (every runtime input with a dynamic dim must be named). */
@@ -30,6 +32,15 @@ export interface BuildOptions {
   cacheDir?: string;
   /** Called after each measurement (units, the block probe, the whole model): done of total. */
   onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Where tables are cached unless told: latency/ under edgefit's cache root, the fit's rule
+ * ($EDGEFIT_CACHE_DIR, else $XDG_CACHE_HOME/edgefit, else ~/.cache/edgefit; see fit/run.ts).
+ */
+export function defaultLatencyCacheDir(): string {
+  const root = process.env.EDGEFIT_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'edgefit');
+  return join(root, 'latency');
 }
 
 /** The name tables know a weight node by: its name, or its first output where the exporter left it unnamed. */
@@ -72,7 +83,7 @@ function inputShapes(model: Model, shapes: Map<string, number[]>): Array<{ name:
   return model.graph.runtimeInputs().map((i) => {
     const shape = shapes.get(i.name) ?? (i.type && isStatic(i.type.shape) ? i.type.shape : null);
     if (!shape) {
-      throw new EdgefitError('USAGE', `input '${i.name}' has dynamic dims [${(i.type?.shape ?? []).join(', ')}]: give its shape`, {
+      throw new EdgefitError('USAGE', `input '${i.name}' has dynamic dims [${(i.type?.shape ?? []).join(', ')}]`, {
         remedy: { option: 'shapes', input: i.name },
       });
     }
