@@ -52,6 +52,16 @@ t.test('layerMs: full widths give the full time, sides interpolate and multiply'
   t.equal(layerMs(conv, 0, 0), 0, 'a removed layer costs nothing');
 });
 
+t.test('layerMs: the interaction blends the product of the sides with the sum of their savings', async (t) => {
+  // both halved: product 2 * 2 / 4 = 1; additive 4 - 2 - 2 = 0 saved twice -> 0
+  t.equal(layerMs({ ...conv, interaction: 1 }, 16, 32), 1);
+  t.equal(layerMs({ ...conv, interaction: 0 }, 16, 32), 0);
+  t.equal(layerMs({ ...conv, interaction: 0.5 }, 16, 32), 0.5);
+  t.equal(layerMs({ ...conv, interaction: 0 }, 16, 64), 2, 'one side alone is the measured curve whatever the interaction');
+  t.equal(layerMs({ ...conv, interaction: 0 }, 8, 16), 0, 'never below zero');
+  t.equal(layerMs({ ...conv, interaction: 0.5 }, 32, 64), 4);
+});
+
 t.test('layerMs: a depthwise layer has one width', async (t) => {
   t.equal(layerMs(dw, 64, 64), 1);
   t.equal(layerMs(dw, 32, 32), 0.75);

@@ -126,11 +126,15 @@ t.test('tables: structure, one measurement per distinct configuration, cache hit
     }
   }
   t.same(tb.layers[0]!.inWidths, [], 'the graph input side is not measured');
+  t.equal(tb.layers[0]!.interaction, undefined, 'one side only: no interaction to measure');
+  const k = tb.layers[1]!.interaction!;
+  t.ok(k >= 0 && k <= 1.5, `interaction ${k} measured with both sides narrowed`);
   t.ok(tb.layers[1]!.inWidths.length > 1, `input widths ${tb.layers[1]!.inWidths.join(' ')}`);
   // layers 2 and 3 are the same configuration: measured once, so their figures are the same numbers
   t.same(tb.layers[2]!.inMs, tb.layers[1]!.inMs);
   t.same(tb.layers[2]!.outMs, tb.layers[1]!.outMs);
-  const perLayer = tb.layers.map((l) => l.inWidths.length + l.outWidths.length - (l.inWidths.length ? 1 : 0));
+  // each layer: its widths on both sides (the full width counted once), plus one unit with both narrowed
+  const perLayer = tb.layers.map((l) => l.inWidths.length + l.outWidths.length - (l.inWidths.length ? 1 : 0) + (l.inWidths.length ? 1 : 0));
   t.ok(calls - 1 < perLayer.reduce((a, b) => a + b, 0), `${calls - 1} unit measurements for ${perLayer.join('+')} figures`);
   t.equal(
     calls - 1,

@@ -11,7 +11,7 @@ export function formatLatencyTables(t: LatencyTables, o: { top?: number; cached?
   const lines: string[] = [];
   const sum = t.layers.reduce((a, l) => a + l.fullMs, 0);
   lines.push(
-    `model: ${t.modelMs.toFixed(2)} ms (median, ${t.key.threads} threads) at ${Object.entries(t.key.shapes)
+    `model: ${t.modelMs.toFixed(2)} ms (lower quartile, ${t.key.threads} threads) at ${Object.entries(t.key.shapes)
       .map(([k, v]) => `${k}=${v.join('x')}`)
       .join(' ')}`,
   );
