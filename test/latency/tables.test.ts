@@ -28,11 +28,13 @@ import { floatTensor, openSession } from '../../src/runtime/runner.js';
 const cache = mkdtempSync(join(tmpdir(), 'edgefit-lt-test-'));
 t.teardown(() => rmSync(cache, { recursive: true, force: true }));
 
-async function outputDims(m: Model, input: string, shape: number[]): Promise<number[][]> {
+async function outputDims(m: Model, inputs: ReadonlyArray<{ name: string; shape: number[] }>): Promise<number[][]> {
   const s = await openSession(m, { threads: 1 });
   try {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const out = await s.run({ [input]: floatTensor(new Float32Array(n).fill(0.1), shape) });
+    const feeds = Object.fromEntries(
+      inputs.map((i) => [i.name, floatTensor(new Float32Array(i.shape.reduce((a, b) => a * b, 1)).fill(0.1), i.shape)]),
+    );
+    const out = await s.run(feeds);
     return s.outputNames.map((o) => out[o]!.dims.map(Number));
   } finally {
     await s.release();
@@ -74,7 +76,7 @@ t.test('units of the ppocr cls model run at narrowed widths with the right outpu
     ...(fc ? [[fc, 16, fc.outChannels] as const] : []),
   ] as const) {
     const u = buildUnit(m, l, cin, cout);
-    const dims = await outputDims(u.model, u.input, u.inShape);
+    const dims = await outputDims(u.model, u.inputs);
     const chAxis = l.op === 'Conv' ? 1 : dims[0]!.length - 1;
     t.equal(dims[0]![chAxis], cout, `${l.node.name} at ${cin}->${cout}: ${dims[0]!.join('x')}`);
     t.equal(u.inShape[l.inAxis], l.depthwise ? cout : cin);
@@ -96,7 +98,7 @@ t.test("a decomposed HardSwish stays in its layer's unit, its constants narrowed
   t.same(first!.tail.map((n) => n.opType).sort(), ['Add', 'BatchNormalization', 'Clip', 'Div', 'Mul'], 'BN and the whole HardSwish');
   const u = buildUnit(m, first!, 8, 16);
   t.same(u.model.graph.outputs.length, 1, 'one value leaves the unit');
-  t.same((await outputDims(u.model, u.input, u.inShape))[0], [1, 16, 10, 10]);
+  t.same((await outputDims(u.model, u.inputs))[0], [1, 16, 10, 10]);
 });
 
 t.test('tables: structure, one measurement per distinct configuration, cache hit and torn-file miss', async (t) => {

@@ -69,7 +69,7 @@ export class FeedBuffer {
   }
 }
 
-/** Median time of a whole model at the given input shapes (float inputs from `feeds`, others zero). */
+/** Time of a whole model at the given input shapes (float inputs from `feeds`, others zero). */
 export async function timeModel(
   model: Model | Uint8Array,
   inputs: ReadonlyArray<{ name: string; dtype: DType; shape: number[] }>,
@@ -108,13 +108,8 @@ export class UnitTimer {
   async time(unit: Unit): Promise<number> {
     const known = this.seen.get(unit.key);
     if (known !== undefined) return known;
-    const ms = await timeModel(
-      unit.model,
-      [{ name: unit.input, dtype: 'float32', shape: unit.inShape }],
-      this.threads,
-      this.feeds,
-      this.protocol,
-    );
+    const inputs = unit.inputs.map((i) => ({ ...i, dtype: 'float32' as const }));
+    const ms = await timeModel(unit.model, inputs, this.threads, this.feeds, this.protocol);
     this.seen.set(unit.key, ms);
     this.count++;
     this.onMeasured();
