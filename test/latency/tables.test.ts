@@ -53,7 +53,8 @@ function chain(): Model {
 t.test('widthsFor: block multiples up to the full width, the full width last', async (t) => {
   t.same(widthsFor(32, 8), [8, 16, 24, 32]);
   t.same(widthsFor(30, 8), [8, 16, 24, 30]);
-  t.same(widthsFor(4, 8), [4], 'narrower than a block: the full width only');
+  t.same(widthsFor(12, 16), [4, 8, 12], 'narrower than two blocks: quarter blocks');
+  t.same(widthsFor(3, 8), [2, 3]);
   const wide = widthsFor(512, 16);
   t.ok(wide.length >= 6 && wide.length <= 9, `${wide.length} points on a wide layer`);
   t.equal(wide.at(-1), 512);

@@ -26,7 +26,7 @@ interface Probe {
   build: (w: number) => { model: Model; shape: number[] };
 }
 
-function convModel(inShape: number[], wDims: number[], group: number, k: number): Model {
+export function convModel(inShape: number[], wDims: number[], group: number, k: number): Model {
   const g = new Graph();
   g.name = 'block_probe';
   g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: inShape } });

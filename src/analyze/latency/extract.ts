@@ -307,9 +307,13 @@ export function buildUnit(model: Model, l: WeightLayer, cin: number, cout: numbe
 
 /**
  * Widths to measure on one side of `full` channels: block multiples at about 7 points from one
- * block to the full width (every multiple for narrow layers), the full width always last.
+ * block to the full width (every multiple for narrow layers), the full width always last. A
+ * layer narrower than two blocks is measured at quarter blocks: pruning may still cut it (a
+ * round below the block), and extrapolating its one or two points toward zero overstated what
+ * cls's narrow layers save.
  */
 export function widthsFor(full: number, block: number, points = 7): number[] {
+  if (full < 2 * block) block = Math.max(1, block >> 2);
   const set = new Set<number>();
   const multiples = Math.floor(full / block);
   if (multiples <= points) for (let m = 1; m <= multiples; m++) set.add(m * block);

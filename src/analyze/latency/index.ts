@@ -13,7 +13,8 @@ import { shapesFromOrt } from '../ort-shapes.js';
 import { discoverBlock, type BlockResult } from './block.js';
 import { buildUnit, weightLayers, widthsFor, type WeightLayer } from './extract.js';
 import { cpuFacts, hardwareId } from './hardware.js';
-import { timeModel, UnitTimer } from './measure.js';
+import { LoadGauge } from './gauge.js';
+import { callOverhead, FeedBuffer, timeModel, UNIT_PROTOCOL, UnitTimer } from './measure.js';
 import { layerMs, predictMs } from './predict.js';
 import type { LatencyTables, LayerTable, TableKey } from './types.js';
 
@@ -163,11 +164,48 @@ export async function buildLatencyTables(model: Model, o: BuildOptions): Promise
     ),
   );
   const total = distinct.size + 2;
-  let done = 0;
-  const timer = new UnitTimer(o.threads, () => o.onProgress?.(++done, total));
+  const gauge = await LoadGauge.open(o.threads, new FeedBuffer());
+  try {
+    return await measureTables(model, o, { t0, key, path, inputs, layers, plans, blockRes, total }, gauge);
+  } finally {
+    await gauge.close();
+  }
+}
 
+/** The measuring half of buildLatencyTables: the model (twice, as the anchor) and every layer's units, all divided by the box's load. */
+async function measureTables(
+  model: Model,
+  o: BuildOptions,
+  c: {
+    t0: number;
+    key: TableKey;
+    path: string | undefined;
+    inputs: ReturnType<typeof inputShapes>;
+    layers: WeightLayer[];
+    plans: Array<ReturnType<typeof plan>>;
+    blockRes: BlockResult;
+    total: number;
+  },
+  gauge: LoadGauge,
+): Promise<LatencyTables> {
+  const { t0, key, path, inputs, layers, plans, blockRes, total } = c;
+  let done = 0;
+  const timer = new UnitTimer(
+    o.threads,
+    () => o.onProgress?.(++done, total),
+    UNIT_PROTOCOL,
+    () => gauge.factor(),
+  );
+  const feeds = timer.feeds;
+  timer.overheadMs = await callOverhead(o.threads, feeds);
   const bytes = serializeModel(model);
-  const first = await timeModel(bytes, inputs, o.threads, timer.feeds);
+  // the model is long: the box's load taken before and after it
+  const timeWhole = async (): Promise<number> => {
+    const before = await gauge.factor();
+    const ms = await timeModel(bytes, inputs, o.threads, feeds);
+    return ms / ((before + (await gauge.factor())) / 2);
+  };
+  const first = await timeWhole();
   o.onProgress?.(++done, total);
 
   const tables: LayerTable[] = [];
@@ -197,7 +235,7 @@ export async function buildLatencyTables(model: Model, o: BuildOptions): Promise
 
   // the anchor is timed again after the layers and the faster figure kept: a burst of other
   // work on the box during one of them must not inflate the time every prediction starts from
-  const modelMs = Math.min(first, await timeModel(bytes, inputs, o.threads, timer.feeds));
+  const modelMs = Math.min(first, await timeWhole());
   o.onProgress?.(++done, total);
 
   const result: LatencyTables = {

@@ -4,6 +4,7 @@
 // measured once per build: PP-OCRv4 det repeats the same layer shapes many times.
 import type * as ort from 'onnxruntime-node';
 import type { DType } from '../../ir/dtype.js';
+import { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import { serializeModel } from '../../onnx/index.js';
 import { floatTensor, openSession, type Feeds } from '../../runtime/runner.js';
@@ -88,16 +89,41 @@ export async function timeModel(
   }
 }
 
+/** The fixed cost of one session run, ms: a model that does next to nothing (one Relu on 16 floats). */
+export async function callOverhead(threads: number, feeds: FeedBuffer): Promise<number> {
+  const g = new Graph();
+  g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: [1, 16] } });
+  g.addNode({ name: 'r', opType: 'Relu', inputs: ['x'], outputs: ['y'] });
+  g.outputs.push({ name: 'y', type: { dtype: 'float32', shape: [1, 16] } });
+  const m: Model = {
+    irVersion: 8,
+    opsets: new Map([['', 13]]),
+    producerName: 'edgefit-overhead',
+    producerVersion: '1',
+    domain: '',
+    modelVersion: 1,
+    docString: '',
+    metadata: new Map(),
+    graph: g,
+    extra: undefined,
+  };
+  return timeModel(m, [{ name: 'x', dtype: 'float32', shape: [1, 16] }], threads, feeds, { warmup: 3, runs: 41, capMs: 100, minRuns: 21 });
+}
+
 /** Times units, each distinct configuration once; `count` is how many were really measured. */
 export class UnitTimer {
   private readonly seen = new Map<string, number>();
   readonly feeds = new FeedBuffer();
   count = 0;
+  /** onnxruntime's fixed cost of one run (callOverhead), taken off every unit's figure. */
+  overheadMs = 0;
 
   constructor(
     readonly threads: number,
     private readonly onMeasured: () => void = () => {},
     readonly protocol: Protocol = UNIT_PROTOCOL,
+    /** The box's load now against the build's start (gauge.ts); figures are divided by it. */
+    private readonly load: () => Promise<number> = () => Promise.resolve(1),
   ) {}
 
   /** Whether `unit` would be measured (not seen yet): for progress totals. */
@@ -109,7 +135,11 @@ export class UnitTimer {
     const known = this.seen.get(unit.key);
     if (known !== undefined) return known;
     const inputs = unit.inputs.map((i) => ({ ...i, dtype: 'float32' as const }));
-    const ms = await timeModel(unit.model, inputs, this.threads, this.feeds, this.protocol);
+    const load = await this.load();
+    const raw = (await timeModel(unit.model, inputs, this.threads, this.feeds, this.protocol)) / load;
+    // a call's fixed cost is not the layer's (the model pays it once, not per layer): without it
+    // a narrow layer's extrapolation toward zero width stays honest; never below a tenth, for noise
+    const ms = Math.max(raw - this.overheadMs, raw * 0.1);
     this.seen.set(unit.key, ms);
     this.count++;
     this.onMeasured();
