@@ -109,6 +109,8 @@ t.test('tables: structure, one measurement per distinct configuration, cache hit
   t.equal(tb.version, 1);
   t.equal(tb.layers.length, 3);
   t.ok(tb.modelMs > 0 && tb.buildMs > 0);
+  const sum = tb.layers.reduce((a, l) => a + l.fullMs, 0);
+  t.ok(sum <= 0.9 * tb.modelMs + 1e-9, `units ${sum} ms hold at most 90 % of the model's ${tb.modelMs} ms`);
   t.ok([4, 8, 16, 32].includes(tb.block));
   t.equal(tb.blockEvidence.length, 4, 'the staircase evidence of both passes is kept');
   t.match(tb.key, { threads: 1, shapes: { x: [1, 64, 8, 8] } });
