@@ -33,7 +33,7 @@ export function formatLatencyTables(t: LatencyTables, o: { top?: number; cached?
       const shape = `${l.inChannels}->${l.outChannels}${l.depthwise ? ' dw' : ''}`;
       const share = ((l.fullMs / t.modelMs) * 100).toFixed(1);
       lines.push(
-        `  ${l.node.padEnd(w)}  ${l.op.padEnd(6)} ${shape.padEnd(12)} ${l.fullMs.toFixed(3).padStart(8)}  ${share.padStart(5)}%` +
+        `  ${l.node.padEnd(w)}  ${l.op.padEnd(13)} ${shape.padEnd(12)} ${l.fullMs.toFixed(3).padStart(8)}  ${share.padStart(5)}%` +
           `  in ${side(l.inWidths, l.inMs)}  out ${side(l.outWidths, l.outMs)}`,
       );
     }
