@@ -9,6 +9,7 @@ import { shapesFromOrt } from './ort-shapes.js';
 export { analyzeCost, peakActivation, type ModelCost, type LayerCost } from './cost.js';
 export {
   buildLatencyTables,
+  defaultLatencyCacheDir,
   predictModelMs,
   layerMs,
   predictMs,
