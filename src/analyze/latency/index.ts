@@ -1,0 +1,208 @@
+// Latency tables (issue 17): build them for a model on this box (measured, cached per model,
+// hardware, threads and input shapes), and predict a pruned copy's latency from them.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cloneModel, type Model } from '../../ir/model.js';
+import { annotateShapes, applyShapes, isStatic } from '../../ir/shapes.js';
+import { EdgefitError } from '../../errors.js';
+import { serializeModel } from '../../onnx/index.js';
+import { writeFileAtomic } from '../../util/fs.js';
+import { shapesFromOrt } from '../ort-shapes.js';
+import { discoverBlock, type BlockResult } from './block.js';
+import { buildUnit, weightLayers, widthsFor, type WeightLayer } from './extract.js';
+import { cpuFacts, hardwareId } from './hardware.js';
+import { timeModel, UnitTimer } from './measure.js';
+import { predictMs } from './predict.js';
+import type { LatencyTables, LayerTable, TableKey } from './types.js';
+
+export type { LatencyTables, LayerTable, BlockEvidence, TableKey } from './types.js';
+export { layerMs, predictMs } from './predict.js';
+export { weightLayers, buildUnit, widthsFor, type WeightLayer, type Unit } from './extract.js';
+export { discoverBlock, blockFromEvidence, stepShare, type BlockResult } from './block.js';
+export { blockFromCpu, cpuFacts, hardwareId, type CpuFacts } from './hardware.js';
+
+export interface BuildOptions {
+  /** Input shapes (every runtime input with a dynamic dim must be named). */
+  shapes: Map<string, number[]>;
+  threads: number;
+  /** Where tables are cached (a JSON file per key); none: always measure. */
+  cacheDir?: string;
+  /** Called after each measurement (units, the block probe, the whole model): done of total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** The name tables know a weight node by: its name, or its first output where the exporter left it unnamed. */
+export function layerId(n: { name: string; outputs: readonly string[] }): string {
+  return n.name || n.outputs[0]!;
+}
+
+const sha256 = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch {
+    return undefined; // absent, torn or not JSON: a miss
+  }
+}
+
+/** Tables read from `path` if they are version 1 tables for exactly `key` (a foreign or torn file is a miss). */
+function cached(path: string, key: TableKey): LatencyTables | undefined {
+  const t = readJson(path) as Partial<LatencyTables> | undefined;
+  if (!t || t.version !== 1 || JSON.stringify(t.key) !== JSON.stringify(key)) return undefined;
+  if (!Array.isArray(t.layers) || typeof t.modelMs !== 'number' || typeof t.block !== 'number') return undefined;
+  return t as LatencyTables;
+}
+
+/** The block probe depends on the box and the threads only: cached beside the tables, shared by every model. */
+async function blockFor(threads: number, hardware: string, cacheDir: string | undefined): Promise<BlockResult> {
+  const path = cacheDir && join(cacheDir, `block-${sha256(`${hardware}|${threads}`).slice(0, 24)}.json`);
+  const hit = path ? (readJson(path) as (BlockResult & { hardware?: string; threads?: number }) | undefined) : undefined;
+  if (hit && hit.hardware === hardware && hit.threads === threads && typeof hit.block === 'number' && Array.isArray(hit.blockEvidence)) {
+    return { block: hit.block, blockSource: hit.blockSource, blockEvidence: hit.blockEvidence };
+  }
+  const r = await discoverBlock(threads);
+  if (path) writeFileAtomic(path, JSON.stringify({ hardware, threads, ...r }));
+  return r;
+}
+
+/** The runtime inputs with the shapes they are measured at (a dynamic dim without --shape is a clear error). */
+function inputShapes(model: Model, shapes: Map<string, number[]>): Array<{ name: string; dtype: 'float32'; shape: number[] }> {
+  return model.graph.runtimeInputs().map((i) => {
+    const shape = shapes.get(i.name) ?? (i.type && isStatic(i.type.shape) ? i.type.shape : null);
+    if (!shape) {
+      throw new EdgefitError('USAGE', `input '${i.name}' has dynamic dims [${(i.type?.shape ?? []).join(', ')}]: give its shape`, {
+        remedy: { option: 'shapes', input: i.name },
+      });
+    }
+    return { name: i.name, dtype: (i.type?.dtype ?? 'float32') as 'float32', shape };
+  });
+}
+
+/** What one layer's table needs measured: its units at each width on each side. */
+function plan(model: Model, l: WeightLayer, block: number) {
+  const side = (full: number, on: boolean): number[] => (on ? widthsFor(full, block) : []);
+  const outWidths = side(l.outChannels, l.outPrunable);
+  const inWidths = l.depthwise ? [] : side(l.inChannels, l.inPrunable);
+  return {
+    full: buildUnit(model, l, l.inChannels, l.outChannels),
+    ins: inWidths.map((w) => ({ w, unit: buildUnit(model, l, w, l.outChannels) })),
+    outs: outWidths.map((w) => ({ w, unit: buildUnit(model, l, l.depthwise ? w : l.inChannels, w) })),
+  };
+}
+
+/**
+ * Measure `model`'s latency tables on this box: the block the kernels prefer, every weight
+ * layer's time by kept width (each side narrowed alone), and the whole model's median (the
+ * anchor predictions subtract savings from). Cached in `cacheDir` per (model bytes, hardware,
+ * threads, shapes). The model is not modified.
+ */
+export async function buildLatencyTables(model: Model, o: BuildOptions): Promise<LatencyTables> {
+  const t0 = performance.now();
+  const hardware = hardwareId(cpuFacts());
+  const inputs = inputShapes(model, o.shapes);
+  const key: TableKey = {
+    model: sha256(serializeModel(model)),
+    hardware,
+    threads: o.threads,
+    shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape])),
+  };
+  const path = o.cacheDir && join(o.cacheDir, `${sha256(JSON.stringify(key)).slice(0, 32)}.json`);
+  if (path) {
+    const hit = cached(path, key);
+    if (hit) return hit;
+    mkdirSync(o.cacheDir!, { recursive: true });
+  }
+
+  const work = cloneModel(model);
+  const inf = annotateShapes(work, { shapes: new Map(inputs.map((i) => [i.name, i.shape])) });
+  if (inf.unresolved.length) {
+    // what the static rules miss, onnxruntime knows once (analyze's own fallback)
+    const found = await shapesFromOrt(work, new Map(inputs.map((i) => [i.name, i.shape])), inf.unresolved);
+    applyShapes(work.graph, found);
+  }
+  const layers = weightLayers(work);
+
+  const blockRes = await blockFor(o.threads, hardware, o.cacheDir);
+  const plans = layers.map((l) => plan(work, l, blockRes.block));
+  const distinct = new Set(plans.flatMap((p) => [p.full, ...p.ins.map((x) => x.unit), ...p.outs.map((x) => x.unit)].map((u) => u.key)));
+  const total = distinct.size + 1;
+  let done = 0;
+  const timer = new UnitTimer(o.threads, () => o.onProgress?.(++done, total));
+
+  const modelMs = await timeModel(serializeModel(model), inputs, o.threads, timer.feeds);
+  o.onProgress?.(++done, total);
+
+  const tables: LayerTable[] = [];
+  for (let i = 0; i < layers.length; i++) {
+    const l = layers[i]!,
+      p = plans[i]!;
+    const fullMs = await timer.time(p.full);
+    const inMs: number[] = [];
+    for (const x of p.ins) inMs.push(x.w === l.inChannels ? fullMs : await timer.time(x.unit));
+    const outMs: number[] = [];
+    for (const x of p.outs) outMs.push(x.w === l.outChannels ? fullMs : await timer.time(x.unit));
+    tables.push({
+      node: layerId(l.node),
+      op: l.op,
+      inChannels: l.inChannels,
+      outChannels: l.outChannels,
+      depthwise: l.depthwise,
+      inWidths: p.ins.map((x) => x.w),
+      inMs,
+      outWidths: p.outs.map((x) => x.w),
+      outMs,
+      fullMs,
+    });
+  }
+
+  const result: LatencyTables = {
+    version: 1,
+    key,
+    ...blockRes,
+    layers: tables,
+    modelMs,
+    buildMs: performance.now() - t0,
+  };
+  if (path) writeFileAtomic(path, JSON.stringify(result));
+  return result;
+}
+
+/** A weight node's (cin, cout) read from its weight's shape (the layouts weightLayers reads). */
+function widthsOf(
+  n: { opType: string; attrInt(name: string, d: number): number },
+  dims: readonly number[],
+): { cin: number; cout: number } | null {
+  const group = n.attrInt('group', 1);
+  switch (n.opType) {
+    case 'Conv':
+      return { cin: dims[1]! * group, cout: dims[0]! };
+    case 'ConvTranspose':
+      return { cin: dims[0]!, cout: dims[1]! * group };
+    case 'Gemm':
+      return n.attrInt('transB', 0) ? { cin: dims[1]!, cout: dims[0]! } : { cin: dims[0]!, cout: dims[1]! };
+    case 'MatMul':
+      return dims.length === 2 ? { cin: dims[0]!, cout: dims[1]! } : null;
+    default:
+      return null;
+  }
+}
+
+/**
+ * Predicted latency of `model` (a pruned copy of the model the tables were built for), ms: each
+ * table layer's widths read from its weight's shape by node name. A layer whose node is gone
+ * was removed by the pruning: all of its time is saved (width 0 on both sides).
+ */
+export function predictModelMs(tables: LatencyTables, model: Model): number {
+  const g = model.graph;
+  const nodes = new Map(g.nodes.map((n) => [layerId(n), n]));
+  const widths = new Map<string, { cin: number; cout: number }>();
+  for (const t of tables.layers) {
+    const n = nodes.get(t.node);
+    const w = n && g.constant(n.inputs[1] ?? '');
+    const found = n && w ? widthsOf(n, w.dims) : null;
+    widths.set(t.node, found ?? { cin: 0, cout: 0 });
+  }
+  return predictMs(tables, widths);
+}

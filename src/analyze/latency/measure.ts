@@ -1,0 +1,112 @@
+// Timing units and models with onnxruntime for the latency tables (issue 17). One protocol
+// (a short warm-up, then runs until a count or a time cap, median), one feed buffer reused
+// for every input (values do not matter to time, shapes do), and identical configurations
+// measured once per build: PP-OCRv4 det repeats the same layer shapes many times.
+import type * as ort from 'onnxruntime-node';
+import type { DType } from '../../ir/dtype.js';
+import type { Model } from '../../ir/model.js';
+import { serializeModel } from '../../onnx/index.js';
+import { floatTensor, openSession, type Feeds } from '../../runtime/runner.js';
+import { zeroTensor } from '../ort-shapes.js';
+import type { Unit } from './extract.js';
+
+export interface Protocol {
+  warmup: number;
+  /** Stop after this many timed runs... */
+  runs: number;
+  /** ...or once the timed runs took this long (at least `minRuns` either way). */
+  capMs: number;
+  minRuns: number;
+}
+
+/** Units: many, each small; the whole model: the anchor of every prediction, timed longer. */
+export const UNIT_PROTOCOL: Protocol = { warmup: 2, runs: 15, capMs: 150, minRuns: 5 };
+export const MODEL_PROTOCOL: Protocol = { warmup: 3, runs: 25, capMs: 6000, minRuns: 7 };
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Median time of `session` on `feeds`, ms. */
+export async function timeSession(session: ort.InferenceSession, feeds: Feeds, p: Protocol): Promise<number> {
+  for (let i = 0; i < p.warmup; i++) await session.run(feeds);
+  const times: number[] = [];
+  let total = 0;
+  while (times.length < p.runs && (times.length < p.minRuns || total < p.capMs)) {
+    const t = performance.now();
+    await session.run(feeds);
+    const dt = performance.now() - t;
+    times.push(dt);
+    total += dt;
+  }
+  return median(times);
+}
+
+/** One float buffer of small values, grown on demand; every float feed is a view of its start. */
+export class FeedBuffer {
+  private buf = new Float32Array(0);
+
+  tensor(shape: readonly number[]): ort.Tensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (n > this.buf.length) {
+      this.buf = new Float32Array(n);
+      for (let i = 0; i < n; i++) this.buf[i] = ((i * 7919) % 1000) / 1000 - 0.5;
+    }
+    return floatTensor(this.buf.subarray(0, n), shape);
+  }
+}
+
+/** Median time of a whole model at the given input shapes (float inputs from `feeds`, others zero). */
+export async function timeModel(
+  model: Model | Uint8Array,
+  inputs: ReadonlyArray<{ name: string; dtype: DType; shape: number[] }>,
+  threads: number,
+  feeds: FeedBuffer,
+  p: Protocol = MODEL_PROTOCOL,
+): Promise<number> {
+  const bytes = model instanceof Uint8Array ? model : serializeModel(model);
+  const s = await openSession(bytes, { threads });
+  try {
+    const f: Feeds = {};
+    for (const i of inputs) f[i.name] = i.dtype === 'float32' ? feeds.tensor(i.shape) : zeroTensor(i.dtype, i.shape);
+    return await timeSession(s, f, p);
+  } finally {
+    await s.release();
+  }
+}
+
+/** Times units, each distinct configuration once; `count` is how many were really measured. */
+export class UnitTimer {
+  private readonly seen = new Map<string, number>();
+  readonly feeds = new FeedBuffer();
+  count = 0;
+
+  constructor(
+    readonly threads: number,
+    private readonly onMeasured: () => void = () => {},
+    readonly protocol: Protocol = UNIT_PROTOCOL,
+  ) {}
+
+  /** Whether `unit` would be measured (not seen yet): for progress totals. */
+  has(key: string): boolean {
+    return this.seen.has(key);
+  }
+
+  async time(unit: Unit): Promise<number> {
+    const known = this.seen.get(unit.key);
+    if (known !== undefined) return known;
+    const ms = await timeModel(
+      unit.model,
+      [{ name: unit.input, dtype: 'float32', shape: unit.inShape }],
+      this.threads,
+      this.feeds,
+      this.protocol,
+    );
+    this.seen.set(unit.key, ms);
+    this.count++;
+    this.onMeasured();
+    return ms;
+  }
+}
