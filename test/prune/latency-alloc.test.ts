@@ -16,9 +16,12 @@ import { scoreGroups } from '../../src/passes/prune/structured.js';
 import { layerWidths, weightLayers, widthsFor } from '../../src/passes/prune/widths.js';
 import { allocateByLatency, widthLadder } from '../../src/passes/prune/latency-alloc.js';
 import { parseRound, resolveRound } from '../../src/passes/prune/round.js';
-import { blockForCpu } from '../../src/analyze/latency/cpu-block.js';
+import { thisCpuBlock } from '../../src/passes/prune/round.js';
+import { blockFromCpu, cpuFacts } from '../../src/analyze/latency/hardware.js';
 import { predictMs } from '../../src/analyze/latency/predict.js';
 import type { LatencyTables, LayerTable } from '../../src/analyze/latency/types.js';
+import { layerId, predictModelMs } from '../../src/analyze/latency/index.js';
+import { HISTORY_KEY, prune } from '../../src/passes/prune/index.js';
 
 const cls = (): Model => normalize(loadModel(OCR_MODELS.cls.file));
 
@@ -63,10 +66,8 @@ t.test("--round: a positive integer or 'auto' from the tables, else the CPU", as
     4,
     'an explicit multiple is kept',
   );
-  t.equal(blockForCpu({ avx512: true, avx2: true }, 'x64'), 16);
-  t.equal(blockForCpu({ avx512: false, avx2: true }, 'x64'), 8);
-  t.equal(blockForCpu({ avx512: false, avx2: false }, 'arm64'), 4);
-  t.equal(blockForCpu({ avx512: false, avx2: false }, 'x64'), 1);
+  t.equal(thisCpuBlock(), blockFromCpu(cpuFacts()), "auto without tables: the table builder's own CPU rule");
+  t.equal(resolveRound('auto'), thisCpuBlock());
 });
 
 t.test('per-layer widths of a keep plan equal the widths after really cutting (cls)', async (t) => {
@@ -101,7 +102,7 @@ function tablesFor(m: Model, opts: { flat?: Set<string>; unit?: number } = {}): 
   const up = (w: number) => Math.ceil(w / 8) * 8;
   const layers: LayerTable[] = [];
   for (const [node, w] of full) {
-    const n = m.graph.nodes.find((x) => x.name === node)!;
+    const n = m.graph.nodes.find((x) => layerId(x) === node)!;
     const depthwise = n.opType === 'Conv' && n.attrInt('group', 1) === w.cin && w.cin === w.cout && w.cin > 1;
     const flat = opts.flat?.has(node) ?? false;
     const u = opts.unit ?? 1e-4;
@@ -217,4 +218,38 @@ t.test('ties: equal saving per loss goes to the larger saving, then the earlier 
   t.equal(r1.keep.size, 1, 'one block from one group meets the target');
   t.ok(r1.keep.has(prunable[0]!.id), 'the tie goes to the earlier group');
   t.equal(r1.counts.get(prunable[0]!.id), 24, 'one block of 8 taken');
+});
+
+t.test('prune with a latency target: history, prediction, steps, and clear refusals', async (t) => {
+  const base = cls();
+  const tables = tablesFor(base);
+  const shapes = new Map([['x', [...OCR_MODELS.cls.shape]]]);
+  const common = { importance: 'l2' as const, recover: 'none' as const, round: 'auto' as const, shapes, samples: [], synthetic: true };
+  const m = cloneModel(base);
+  const r = await prune(m, { ...common, targetLatency: { fraction: 0.8 }, tables, steps: 2 });
+  t.equal(r.round, 8, "round 'auto' is the tables' block");
+  t.same(
+    r.steps.map((s) => s.allocation),
+    ['latency', 'latency'],
+    'history records the latency allocation',
+  );
+  t.ok(r.steps[0]!.targetMs! > r.steps[1]!.targetMs!, 'the target is approached over the steps');
+  t.ok(Math.abs(r.steps[1]!.targetMs! - 0.8 * tables.modelMs) < 1e-2, 'the last step aims at the target itself');
+  t.ok(r.latency && r.latency.predictedMs <= 0.8 * tables.modelMs + 1e-6, `predicted ${r.latency?.predictedMs} meets the target`);
+  t.ok(Math.abs(r.latency!.predictedMs - predictModelMs(tables, m)) < 1e-6, "the report's prediction is the tables' for the written model");
+  const h = JSON.parse(m.metadata.get(HISTORY_KEY)!) as { steps: { allocation: string; predictedMs: number }[] };
+  t.equal(h.steps[1]!.allocation, 'latency');
+  t.type(h.steps[1]!.predictedMs, 'number', 'and its predicted ms');
+
+  const bad: [object, RegExp][] = [
+    [{ targetLatency: { fraction: 0 }, tables }, /\(0, 1\), got 0x/],
+    [{ targetLatency: { fraction: -0.5 }, tables }, /\(0, 1\)/],
+    [{ targetLatency: { fraction: 1 }, tables }, /\(0, 1\), got 1x/],
+    [{ targetLatency: { ms: 0 }, tables }, /positive time/],
+    [{ targetLatency: { ms: tables.modelMs * 2 }, tables }, /not below the original's measured/],
+    [{ targetLatency: { fraction: 0.5 } }, /needs latency tables/],
+    [{ targetLatency: { fraction: 0.5 }, tables, structured: 0.3 }, /not several/],
+  ];
+  for (const [o, re] of bad)
+    await t.rejects(prune(cloneModel(base), { ...common, steps: 1, ...o }), { code: 'USAGE', message: re }, JSON.stringify(o).slice(0, 60));
 });

@@ -1,24 +1,17 @@
 // Kept widths as multiples of the channel block the CPU's kernels prefer (issue 17): widths off
 // the block fall off onnxruntime's NCHWc fast path, so a pruned MobileNetV2 at --round 1 ran 2.2x
 // SLOWER than its original and 0.72x at --round 8. 'auto' is the block the latency tables measured,
-// or, without tables, the block of this CPU's features (analyze/latency/cpu-block.ts, the one rule).
-import { readFileSync } from 'node:fs';
+// or, without tables, the block of this CPU's features (analyze/latency/hardware.ts blockFromCpu:
+// the one rule, which the table builder falls back to as well).
 import { EdgefitError } from '../../errors.js';
-import { blockForCpu } from '../../analyze/latency/cpu-block.js';
+import { blockFromCpu, cpuFacts } from '../../analyze/latency/hardware.js';
 import type { LatencyTables } from '../../analyze/latency/types.js';
-import { parseCpuInfo } from '../../profile/cpuinfo.js';
 
 export type Round = number | 'auto';
 
-/** The block of this box's CPU (1 when /proc/cpuinfo cannot be read: no rounding rather than a guess). */
+/** The block of this box's CPU. */
 export function thisCpuBlock(): number {
-  let text: string;
-  try {
-    text = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return 1;
-  }
-  return blockForCpu(parseCpuInfo(text).features);
+  return blockFromCpu(cpuFacts());
 }
 
 /** A --round value: a positive integer or 'auto'; a clear error otherwise. */

@@ -7,6 +7,7 @@ import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import type { GroupAnalysis } from './groups.js';
 import { keptIndices, range } from './space.js';
+import { layerId } from '../../analyze/latency/index.js';
 
 export interface LayerWidths {
   cin: number;
@@ -42,16 +43,16 @@ function widthsOf(op: string, dims: readonly number[], group: number, transB: bo
 
 /**
  * The weight layers of `model` as `ga` sees them; build once per analysis, then evaluate many
- * plans with `widthsFor`. Layers are keyed by node name (unnamed nodes cannot be looked up in
- * tables and are left out).
+ * plans with `widthsFor`. Layers are keyed as the tables key them (layerId: the node's name, or its
+ * first output when unnamed).
  */
 export function weightLayers(model: Model, ga: GroupAnalysis): Map<string, Layer> {
   const layers = new Map<string, Layer>();
   for (const n of model.graph.nodes) {
-    if (!WEIGHT_OPS.has(n.opType) || !n.name || !n.inputs[1]) continue;
+    if (!WEIGHT_OPS.has(n.opType) || !n.inputs[1]) continue;
     const w = model.graph.constant(n.inputs[1]);
     if (!w || w.dims.length < 2) continue;
-    layers.set(n.name, { node: n, dims: [...w.dims], group: n.attrInt('group', 1), cuts: [] });
+    layers.set(layerId(n), { node: n, dims: [...w.dims], group: n.attrInt('group', 1), cuts: [] });
   }
   const byNode = new Map([...layers.values()].map((l) => [l.node, l]));
   for (const a of ga.actions) {
