@@ -352,19 +352,23 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   };
 }
 
+/** What of a latency target can be checked before any table is measured: a fraction in (0, 1), a positive time. */
+export function checkTargetLatency(t: { fraction: number } | { ms: number }): void {
+  const remedy = { remedy: { option: 'targetLatency' as const } };
+  if ('fraction' in t && !(t.fraction > 0 && t.fraction < 1))
+    throw new EdgefitError('USAGE', `a latency target as a fraction of the original must be in (0, 1), got ${t.fraction}x`, remedy);
+  if ('ms' in t && !(t.ms > 0)) throw new EdgefitError('USAGE', `a latency target must be a positive time, got ${t.ms} ms`, remedy);
+}
+
 /** The latency target in ms (null without one), checked: it needs tables and must be below the original's measured time. */
 function latencyTarget(o: PruneOptions): number | null {
   const t = o.targetLatency;
   if (t === undefined) return null;
+  checkTargetLatency(t);
   const remedy = { remedy: { option: 'targetLatency' as const } };
   if (!o.tables) throw new EdgefitError('USAGE', 'a latency target needs latency tables measured for this model', remedy);
   const orig = o.tables.modelMs;
-  if ('fraction' in t) {
-    if (!(t.fraction > 0 && t.fraction < 1))
-      throw new EdgefitError('USAGE', `a latency target as a fraction of the original must be in (0, 1), got ${t.fraction}x`, remedy);
-    return t.fraction * orig;
-  }
-  if (!(t.ms > 0)) throw new EdgefitError('USAGE', `a latency target must be a positive time, got ${t.ms} ms`, remedy);
+  if ('fraction' in t) return t.fraction * orig;
   if (t.ms >= orig)
     throw new EdgefitError('USAGE', `the latency target ${t.ms} ms is not below the original's measured ${orig.toFixed(2)} ms`, remedy);
   return t.ms;
