@@ -253,3 +253,23 @@ t.test('prune with a latency target: history, prediction, steps, and clear refus
   for (const [o, re] of bad)
     await t.rejects(prune(cloneModel(base), { ...common, steps: 1, ...o }), { code: 'USAGE', message: re }, JSON.stringify(o).slice(0, 60));
 });
+
+t.test('tables of another model are refused, not silently ignored', async (t) => {
+  const base = cls();
+  const tables = tablesFor(base);
+  for (const l of tables.layers) l.node = `other/${l.node}`;
+  await t.rejects(
+    prune(cloneModel(base), {
+      importance: 'l2',
+      recover: 'none',
+      round: 'auto',
+      steps: 1,
+      shapes: new Map([['x', [...OCR_MODELS.cls.shape]]]),
+      samples: [],
+      synthetic: true,
+      targetLatency: { fraction: 0.7 },
+      tables,
+    }),
+    { code: 'DATA', message: /built for another model/ },
+  );
+});

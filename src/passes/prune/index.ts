@@ -161,6 +161,12 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   const baseMacs = countMacs(cloneModel(model), o.shapes);
   const paramsBefore = paramsOf(model);
   const first = analyzeGroups(model);
+  if (targetMs !== null) {
+    // tables name the layers of the model they were measured on: none found here, none would be cut
+    const here = layerWidths(model, first, new Map());
+    if (!o.tables!.layers.some((l) => here.has(l.node)))
+      throw new EdgefitError('DATA', "the latency tables name none of this model's weight layers: they were built for another model");
+  }
   const steps: HistoryStep[] = [];
   let surgeryMs = 0;
   let sensitivityMs = 0;
