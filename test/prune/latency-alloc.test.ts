@@ -273,3 +273,27 @@ t.test('tables of another model are refused, not silently ignored', async (t) =>
     { code: 'DATA', message: /built for another model/ },
   );
 });
+
+t.test('a staircase bump: a group whose next width costs time but a deeper one saves is cut to the deeper one', async (t) => {
+  const b = new ModelBuilder({ seed: 8 });
+  const x = b.input('x', [1, 3, 16, 16]);
+  const a1 = b.relu(b.conv(x, 32, { k: 1 }));
+  const a2 = b.relu(b.conv(a1, 32, { k: 1 }));
+  b.output(b.conv(a2, 4, { k: 1 }));
+  const m = b.build();
+  const ga = analyzeGroups(m);
+  const [ga1, ga2] = ga.groups.filter((g) => g.prunable);
+  const ones = new Map([ga1!, ga2!].map((g) => [g.id, new Float64Array(g.size).fill(1)]));
+  const tables = tablesFor(m);
+  const [l1, l2, l3] = tables.layers;
+  // group 1 (conv 1's outputs, conv 2's inputs): 24 wide is off the fast path, 16 is on it
+  l1!.outMs = l1!.outWidths.map((w, i) => (w === 24 ? l1!.fullMs * 1.5 : l1!.outMs[i]!));
+  l2!.inMs = l2!.inWidths.map((w, i) => (w === 24 ? l2!.fullMs * 1.5 : l2!.inMs[i]!));
+  // group 2 (conv 2's outputs, conv 3's inputs): no width saves anything
+  l2!.outMs = l2!.outWidths.map(() => l2!.fullMs);
+  l3!.inMs = l3!.inWidths.map(() => l3!.fullMs);
+  const r = allocateByLatency(m, ga, { tables, targetMs: tables.modelMs * 0.95, block: 8, scores: ones });
+  t.equal(r.counts.get(ga2!.id), 32, 'the group that saves nothing is whole');
+  t.equal(r.counts.get(ga1!.id), 16, 'past the bump at 24, to 16');
+  t.ok(r.met, 'target met');
+});

@@ -104,8 +104,8 @@ export function allocateByLatency(model: Model, ga: GroupAnalysis, o: LatencyAll
     /** Position on the ladder (0 = whole). */
     at: number;
     loss: (k: number) => number;
-    /** Predicted ms saved and loss added by the next step; null when there is none that saves time. */
-    next: { saved: number; lost: number } | null;
+    /** The best next cut (`steps` down the ladder): predicted ms saved and loss added; null when no cut saves time. */
+    next: { saved: number; lost: number; steps: number } | null;
   }
   const states = new Map<number, State>();
   const counts = new Map<number, number>();
@@ -136,18 +136,26 @@ export function allocateByLatency(model: Model, ga: GroupAnalysis, o: LatencyAll
     }
     return ms;
   };
+  // Measured times are not monotone in width (kernel staircases, timing noise): one step down
+  // the ladder may cost time where two save a lot. So a group's next cut is the best ratio over
+  // every deeper width, not just the next one; a group none of whose deeper widths saves time
+  // (a cut that saves nothing, or costs time off the kernels' fast path) is never cut.
   const marginal = (st: State): State['next'] => {
-    if (st.at + 1 >= st.ladder.length) return null;
     const names = touches.get(st.id)!;
-    const k = st.ladder[st.at]!,
-      k2 = st.ladder[st.at + 1]!;
+    const k = st.ladder[st.at]!;
     const now = timeOf(names, widthsFor(ga, layers, countsAsKeep(counts), names));
-    const trial = new Map(counts).set(st.id, k2);
-    const then = timeOf(names, widthsFor(ga, layers, countsAsKeep(trial), names));
-    const saved = now - then;
-    // a cut that saves nothing (or costs time, off the kernels' fast path) is never taken
-    if (!(saved > EPS)) return null;
-    return { saved, lost: Math.max(0, st.loss(k2) - st.loss(k)) };
+    const trial = new Map(counts);
+    let best: State['next'] = null;
+    for (let j = st.at + 1; j < st.ladder.length; j++) {
+      const k2 = st.ladder[j]!;
+      trial.set(st.id, k2);
+      const saved = now - timeOf(names, widthsFor(ga, layers, countsAsKeep(trial), names));
+      if (!(saved > EPS)) continue;
+      const lost = Math.max(0, st.loss(k2) - st.loss(k));
+      // (a deeper cut must be better beyond rounding: equal ratios take the smaller cut, a little at a time)
+      if (!best || saved / (lost + EPS) > (best.saved / (best.lost + EPS)) * (1 + 1e-6)) best = { saved, lost, steps: j - st.at };
+    }
+    return best;
   };
   for (const st of states.values()) st.next = marginal(st);
   const groupsOfLayer = new Map<string, number[]>();
@@ -170,7 +178,7 @@ export function allocateByLatency(model: Model, ga: GroupAnalysis, o: LatencyAll
       }
     }
     if (!best) break;
-    best.at++;
+    best.at += best.next!.steps;
     counts.set(best.id, best.ladder[best.at]!);
     ms -= best.next!.saved;
     // only groups sharing a layer with the cut one see different marginal figures
