@@ -15,6 +15,7 @@ import { keepCount, uniformKeep } from '../../src/passes/prune/select.js';
 import { scoreGroups } from '../../src/passes/prune/structured.js';
 import { layerWidths, weightLayers, widthsFor } from '../../src/passes/prune/widths.js';
 import { allocateByLatency, widthLadder } from '../../src/passes/prune/latency-alloc.js';
+import { robustTables, theilSen } from '../../src/passes/prune/robust-tables.js';
 import { parseRound, resolveRound } from '../../src/passes/prune/round.js';
 import { thisCpuBlock } from '../../src/passes/prune/round.js';
 import { blockFromCpu, cpuFacts } from '../../src/analyze/latency/hardware.js';
@@ -236,7 +237,10 @@ t.test('prune with a latency target: history, prediction, steps, and clear refus
   t.ok(r.steps[0]!.targetMs! > r.steps[1]!.targetMs!, 'the target is approached over the steps');
   t.ok(Math.abs(r.steps[1]!.targetMs! - 0.8 * tables.modelMs) < 1e-2, 'the last step aims at the target itself');
   t.ok(r.latency && r.latency.predictedMs <= 0.8 * tables.modelMs + 1e-6, `predicted ${r.latency?.predictedMs} meets the target`);
-  t.ok(Math.abs(r.latency!.predictedMs - predictModelMs(tables, m)) < 1e-6, "the report's prediction is the tables' for the written model");
+  t.ok(
+    Math.abs(r.latency!.predictedMs - predictModelMs(robustTables(tables), m)) < 1e-6,
+    "the report's prediction is the (robustly read) tables' for the written model",
+  );
   const h = JSON.parse(m.metadata.get(HISTORY_KEY)!) as { steps: { allocation: string; predictedMs: number }[] };
   t.equal(h.steps[1]!.allocation, 'latency');
   t.type(h.steps[1]!.predictedMs, 'number', 'and its predicted ms');
@@ -296,4 +300,25 @@ t.test('a staircase bump: a group whose next width costs time but a deeper one s
   t.equal(r.counts.get(ga2!.id), 32, 'the group that saves nothing is whole');
   t.equal(r.counts.get(ga1!.id), 16, 'past the bump at 24, to 16');
   t.ok(r.met, 'target met');
+});
+
+t.test('robust reading of measured tables: outliers do not drive the allocation', async (t) => {
+  const line = theilSen([16, 32, 48, 64, 80, 96], [1, 2, 3, 4, 5, 15]);
+  t.ok(Math.abs(line(96) - 6) < 1e-9, 'one inflated point (15 at full width) is read as the line through the rest (6)');
+  t.equal(theilSen([16, 32, 48], [3, 2, 1])(16), theilSen([16, 32, 48], [3, 2, 1])(48), 'narrower not faster: a flat line (no saving)');
+  const m = cls();
+  const tables = tablesFor(m);
+  const r = robustTables(tables);
+  const l = tables.layers.find((x) => !x.depthwise && x.inChannels % 8 === 0 && x.outChannels % 8 === 0 && x.outWidths.length > 2)!;
+  const rl = r.layers.find((x) => x.node === l.node)!;
+  t.ok(
+    rl.outMs.every((v, i) => Math.abs(v - l.outMs[i]!) < 1e-9 * l.fullMs),
+    'tables that are already lines at block multiples are read unchanged',
+  );
+  const heavy = { ...tables, modelMs: tables.layers.reduce((a, x) => a + x.fullMs, 0) / 2 };
+  const rh = robustTables(heavy);
+  t.ok(
+    Math.abs(rh.layers.reduce((a, x) => a + x.fullMs, 0) - heavy.modelMs) < 1e-9,
+    'layers adding up to more than the model are scaled to fit it',
+  );
 });

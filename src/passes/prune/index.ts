@@ -19,6 +19,7 @@ import { countMacs, ratioForMacs, scoreGroups, type GroupRecord } from './struct
 import { allocateByLatency } from './latency-alloc.js';
 import { resolveRound, type Round } from './round.js';
 import { layerWidths } from './widths.js';
+import { robustTables } from './robust-tables.js';
 import { predictMs } from '../../analyze/latency/predict.js';
 import type { LatencyTables } from '../../analyze/latency/types.js';
 import { modelSizes, unstructuredPrunePass, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
@@ -138,6 +139,8 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       remedy: { option: o.targetLatency !== undefined ? 'targetLatency' : 'targetMacs' },
     });
   const targetMs = latencyTarget(o);
+  // the tables as the allocation and the report read them: robust lines, not every timing outlier
+  const tables = o.tables && robustTables(o.tables);
   for (const [k, v] of [
     ['structured', o.structured],
     ['targetMacs', o.targetMacs],
@@ -221,9 +224,8 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     }
     if (targetMs !== null) {
       // approached geometrically over the steps, like the MACs target
-      const tables = o.tables!;
-      stepTarget = tables.modelMs * Math.pow(targetMs / tables.modelMs, k / o.steps);
-      const alloc = allocateByLatency(model, ga, { tables, targetMs: stepTarget, block: round, scores, sensitivity: sens });
+      stepTarget = tables!.modelMs * Math.pow(targetMs / tables!.modelMs, k / o.steps);
+      const alloc = allocateByLatency(model, ga, { tables: tables!, targetMs: stepTarget, block: round, scores, sensitivity: sens });
       keep = alloc.keep;
       allocation = 'latency';
       by = sens ? 'sensitivity' : 'importance';
@@ -351,9 +353,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     surgeryMs,
     calibration: { samples: o.samples.length, synthetic: o.synthetic },
     sensitivity: probe,
-    latency: o.tables
-      ? { originalMs: o.tables.modelMs, targetMs, predictedMs: predictMs(o.tables, layerWidths(model, last, new Map())) }
-      : null,
+    latency: tables ? { originalMs: tables.modelMs, targetMs, predictedMs: predictMs(tables, layerWidths(model, last, new Map())) } : null,
     round,
   };
 }
