@@ -7,6 +7,17 @@ import { analyzeCost, type ModelCost } from './cost.js';
 import { shapesFromOrt } from './ort-shapes.js';
 
 export { analyzeCost, peakActivation, type ModelCost, type LayerCost } from './cost.js';
+export {
+  buildLatencyTables,
+  predictModelMs,
+  layerMs,
+  predictMs,
+  type BuildOptions,
+  type LatencyTables,
+  type LayerTable,
+  type BlockEvidence,
+  type TableKey,
+} from './latency/index.js';
 
 export interface Analysis extends ModelCost {
   issues: ValidationIssue[];

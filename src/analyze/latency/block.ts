@@ -11,14 +11,15 @@ import { openSession, type Feeds } from '../../runtime/runner.js';
 import type { InferenceSession } from 'onnxruntime-node';
 import type { BlockEvidence } from './types.js';
 import { blockFromCpu, cpuFacts, type CpuFacts } from './hardware.js';
-import { FeedBuffer, median } from './measure.js';
+import { FeedBuffer } from './measure.js';
 import { serializeModel } from '../../onnx/index.js';
 
 export const BLOCKS = [4, 8, 16, 32] as const;
 /** A width counts as slower than the next multiple when it takes this much longer. */
 const SLOWER = 1.05;
-/** The share of comparisons that must show the step for a block to be taken. */
-const AGREE = 0.75;
+/** The share of comparisons that must show a step (or a padded flat) for a block to be taken. */
+const STEP_AGREE = 0.6;
+const PAD_AGREE = 0.6;
 
 interface Probe {
   layer: string;
@@ -63,11 +64,9 @@ function convModel(inShape: number[], wDims: number[], group: number, k: number)
 }
 
 const HW = 28;
+// a 1x1 convolution was tried too: its time hardly moves with the width on AVX-512 (no
+// staircase to read), so it only diluted the evidence
 export const PROBES: readonly Probe[] = [
-  {
-    layer: `Conv 1x1 64->w at 1x64x${HW}x${HW}`,
-    build: (w) => ({ model: convModel([1, 64, HW, HW], [w, 64, 1, 1], 1, 1), shape: [1, 64, HW, HW] }),
-  },
   {
     layer: `Conv 3x3 w->w at 1xwx${HW}x${HW}`,
     build: (w) => ({ model: convModel([1, w, HW, HW], [w, w, 3, 3], 1, 3), shape: [1, w, HW, HW] }),
@@ -82,10 +81,11 @@ export const PROBES: readonly Probe[] = [
 export const WINDOW: readonly number[] = Array.from({ length: 33 }, (_, i) => 32 + i);
 
 /**
- * One probe's staircase: a session per width, timed round-robin (a frequency step or a noisy
- * neighbour hits every width alike), median per width.
+ * One probe's staircase: a session per width, timed round-robin (a frequency step hits every
+ * width alike), the fastest run per width: a shared box's bursts of other work last longer than
+ * a round and would fake or hide steps in a median, while the fastest run is the kernel's own cost.
  */
-export async function probeStaircase(p: Probe, widths: readonly number[], threads: number, rounds = 9): Promise<BlockEvidence> {
+export async function probeStaircase(p: Probe, widths: readonly number[], threads: number, rounds = 25): Promise<BlockEvidence> {
   const feeds = new FeedBuffer();
   const sessions: Array<{ s: InferenceSession; f: Feeds }> = [];
   try {
@@ -104,7 +104,7 @@ export async function probeStaircase(p: Probe, widths: readonly number[], thread
         times[i]!.push(performance.now() - t);
       }
     }
-    return { layer: p.layer, widths: [...widths], ms: times.map(median) };
+    return { layer: p.layer, widths: [...widths], ms: times.map((ts) => Math.min(...ts)) };
   } finally {
     for (const { s } of sessions) await s.release();
   }
@@ -128,16 +128,38 @@ export function stepShare(evidence: readonly BlockEvidence[], b: number): number
 }
 
 /**
- * The block the evidence shows, or null: per probe, the smallest block whose staircase shows;
- * over the probes, the largest of those (a width must suit every kernel to stay on its fast path).
- * A probe without a clear staircase (noise, a kernel without blocks) does not vote.
+ * The share of widths on `align` but off `b` that cost about as much as the next multiple of `b`
+ * (not clearly faster): the kernels pad channels to blocks of `b`, so those widths buy nothing.
+ */
+export function padShare(evidence: readonly BlockEvidence[], align: number, b: number): number {
+  let pairs = 0,
+    flat = 0;
+  for (const e of evidence) {
+    const at = new Map(e.widths.map((w, i) => [w, e.ms[i]!]));
+    for (const [w, ms] of at) {
+      if (w % align !== 0 || w % b === 0) continue;
+      const next = at.get(Math.ceil(w / b) * b);
+      if (next === undefined) continue;
+      pairs++;
+      if (ms * SLOWER >= next) flat++;
+    }
+  }
+  return pairs ? flat / pairs : 0;
+}
+
+/**
+ * The block the evidence shows, or null, pooled over the probes (each alone is too noisy on a
+ * shared box): the smallest alignment whose staircase shows (widths off it slower than the next
+ * multiple), widened to the largest block the kernels pad to (widths on the alignment cost as
+ * much as the next multiple of that block). onnxruntime's NCHWc convolutions need multiples of
+ * 4 channels and pad them to 16 with AVX-512: block 16. No staircase at all (a kernel without
+ * blocks, or noise): null.
  */
 export function blockFromEvidence(evidence: readonly BlockEvidence[]): number | null {
-  let block: number | null = null;
-  for (const e of evidence) {
-    const b = BLOCKS.find((b) => stepShare([e], b) >= AGREE);
-    if (b !== undefined) block = Math.max(block ?? 0, b);
-  }
+  const align = BLOCKS.find((b) => stepShare(evidence, b) >= STEP_AGREE);
+  if (align === undefined) return null;
+  let block: number = align;
+  for (const b of BLOCKS) if (b > align && padShare(evidence, align, b) >= PAD_AGREE) block = b;
   return block;
 }
 
@@ -147,12 +169,21 @@ export interface BlockResult {
   blockEvidence: BlockEvidence[];
 }
 
-/** Time the probes and read the block off their staircases; the CPU features when they are unclear. */
+/**
+ * Time the probes and read the block off their staircases, twice: a shared box's noise can fake
+ * or hide a step, so the measured block is taken only when both passes agree; otherwise the CPU
+ * features decide. Both passes' staircases are kept as evidence.
+ */
 export async function discoverBlock(threads: number, cpu: CpuFacts = cpuFacts()): Promise<BlockResult> {
-  const blockEvidence: BlockEvidence[] = [];
-  for (const p of PROBES) blockEvidence.push(await probeStaircase(p, WINDOW, threads));
-  const b = blockFromEvidence(blockEvidence);
-  return b === null
-    ? { block: blockFromCpu(cpu), blockSource: 'cpu', blockEvidence }
-    : { block: b, blockSource: 'measured', blockEvidence };
+  const passes: BlockEvidence[][] = [];
+  for (let pass = 1; pass <= 2; pass++) {
+    const ev: BlockEvidence[] = [];
+    for (const p of PROBES) ev.push(await probeStaircase(p, WINDOW, threads));
+    passes.push(ev.map((e) => ({ ...e, layer: `${e.layer} (pass ${pass})` })));
+  }
+  const [a, b] = passes.map(blockFromEvidence);
+  const blockEvidence = passes.flat();
+  return a !== null && a === b
+    ? { block: a, blockSource: 'measured', blockEvidence }
+    : { block: blockFromCpu(cpu), blockSource: 'cpu', blockEvidence };
 }

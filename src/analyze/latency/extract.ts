@@ -36,7 +36,7 @@ const ELEMENTWISE = new Set([
 ] as const);
 
 /** A unit stops growing here: long elementwise tails are rare, and a cap bounds odd graphs. */
-const MAX_TAIL = 8;
+const MAX_TAIL = 12;
 
 export interface WeightLayer {
   node: Node;
@@ -69,19 +69,37 @@ function constantOf(g: Graph, v: string): Tensor | undefined {
   return undefined;
 }
 
-/** The elementwise ops after `n` reading only its values and constants (see the file comment). */
-function tailOf(g: Graph, n: Node): Node[] {
+/**
+ * A value from outside the unit that an elementwise op may join it with: the other branch of a
+ * re-parameterised block (PP-LCNetV3: a kxk and a 1x1 Conv added), a residual, an SE gate. Its
+ * static shape must broadcast to the unit value's without widening it (same rank, each dim equal
+ * or 1), so the join costs what the unit's width costs; the unit reads it as an extra input.
+ */
+function joinable(g: Graph, v: string, unitShape: readonly number[] | null): boolean {
+  const s = staticShape(g, v);
+  const t = g.type(v);
+  if (!s || !unitShape || t?.dtype !== 'float32' || s.length !== unitShape.length) return false;
+  return s.every((d, i) => d === unitShape[i] || d === 1);
+}
+
+/**
+ * The elementwise ops after `n` reading its values, constants and joinable outside values (see
+ * the file comment and joinable), none already in another layer's unit (`claimed`).
+ */
+function tailOf(g: Graph, n: Node, claimed: Set<Node>): Node[] {
   const inUnit = new Set<string>([n.outputs[0]!]);
+  const unitShape = staticShape(g, n.outputs[0]!);
   const tail: Node[] = [];
   let grew = true;
   while (grew && tail.length < MAX_TAIL) {
     grew = false;
     for (const v of [...inUnit]) {
       for (const c of g.consumers(v)) {
-        if (tail.includes(c) || !ELEMENTWISE.has(c.opType as never) || c.domain !== '') continue;
-        const ok = c.inputs.every((i) => i === '' || inUnit.has(i) || constantOf(g, i) !== undefined);
+        if (tail.includes(c) || claimed.has(c) || !ELEMENTWISE.has(c.opType as never) || c.domain !== '') continue;
+        const ok = c.inputs.every((i) => i === '' || inUnit.has(i) || constantOf(g, i) !== undefined || joinable(g, i, unitShape));
         if (!ok || tail.length >= MAX_TAIL) continue;
         tail.push(c);
+        claimed.add(c);
         for (const o of c.outputs) if (o) inUnit.add(o);
         grew = true;
       }
@@ -94,6 +112,7 @@ function tailOf(g: Graph, n: Node): Node[] {
 export function weightLayers(model: Model): WeightLayer[] {
   const g = model.graph;
   const out: WeightLayer[] = [];
+  const claimed = new Set<Node>();
   for (const n of g.topoOrder()) {
     if (n.domain !== '' || !n.outputs[0]) continue;
     const op = n.opType;
@@ -136,7 +155,7 @@ export function weightLayers(model: Model): WeightLayer[] {
       depthwise,
       inPrunable: plain && !g.isGraphInput(input),
       outPrunable: plain || depthwise,
-      tail: tailOf(g, n),
+      tail: tailOf(g, n, claimed),
     });
   }
   return out;
@@ -192,6 +211,8 @@ export interface Unit {
   /** The unit's input (name, shape) and what identifies its configuration (for dedupe). */
   input: string;
   inShape: number[];
+  /** Every input of the unit: the layer's, then the outside values its tail joins. */
+  inputs: Array<{ name: string; shape: number[] }>;
   key: string;
 }
 
@@ -233,12 +254,23 @@ export function buildUnit(model: Model, l: WeightLayer, cin: number, cout: numbe
   const outRank = outShape?.length ?? l.inShape.length;
   const chAxis = l.op === 'Conv' || l.op === 'ConvTranspose' ? 1 : outRank - 1;
   const names = new Set<string>(main.outputs);
+  const extra: Array<{ name: string; shape: number[] }> = [];
   for (const t of l.tail) {
     const c = t.clone();
     for (let i = 0; i < c.inputs.length; i++) {
       const v = c.inputs[i]!;
       if (v === '' || names.has(v)) continue;
-      const k = constantOf(g, v)!;
+      const k = constantOf(g, v);
+      if (!k) {
+        // a joined outside value: an input of the unit, narrowed with the output where per-channel
+        const shape = [...staticShape(g, v)!];
+        if (shape[chAxis] === l.outChannels) shape[chAxis] = cout;
+        const name = `__e${extra.length}`;
+        u.inputs.push({ name, type: { dtype: 'float32', shape } });
+        extra.push({ name, shape });
+        c.inputs[i] = name;
+        continue;
+      }
       const narrowed = narrowConstant(k, l.outChannels, cout, outRank, chAxis, t.opType === 'BatchNormalization');
       const name = `__c${u.initializerCount}`;
       u.setInitializer(narrowed.withName(name));
@@ -246,7 +278,11 @@ export function buildUnit(model: Model, l: WeightLayer, cin: number, cout: numbe
     }
     u.addNode(c);
     for (const o of c.outputs) if (o) names.add(o);
-    keyParts.push([c.opType, attrsKey(c.attrs), c.inputs.map((i) => u.initializer(i)?.dims ?? (i === main.outputs[0] ? 'y' : '.'))]);
+    keyParts.push([
+      c.opType,
+      attrsKey(c.attrs),
+      c.inputs.map((i) => u.initializer(i)?.dims ?? extra.find((e) => e.name === i)?.shape ?? (i === main.outputs[0] ? 'y' : '.')),
+    ]);
   }
   // the unit's outputs: its values read outside it in the model (or the model's outputs), at least its last
   const inside = new Set([l.node, ...l.tail]);
@@ -266,7 +302,7 @@ export function buildUnit(model: Model, l: WeightLayer, cin: number, cout: numbe
     graph: u,
     extra: undefined,
   };
-  return { model: unitModel, input: X, inShape, key: JSON.stringify(keyParts) };
+  return { model: unitModel, input: X, inShape, inputs: [{ name: X, shape: inShape }, ...extra], key: JSON.stringify(keyParts) };
 }
 
 /**

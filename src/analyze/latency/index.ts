@@ -2,6 +2,7 @@
 // hardware, threads and input shapes), and predict a pruned copy's latency from them.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { cloneModel, type Model } from '../../ir/model.js';
 import { annotateShapes, applyShapes, isStatic } from '../../ir/shapes.js';
@@ -13,14 +14,15 @@ import { discoverBlock, type BlockResult } from './block.js';
 import { buildUnit, weightLayers, widthsFor, type WeightLayer } from './extract.js';
 import { cpuFacts, hardwareId } from './hardware.js';
 import { timeModel, UnitTimer } from './measure.js';
-import { predictMs } from './predict.js';
+import { layerMs, predictMs } from './predict.js';
 import type { LatencyTables, LayerTable, TableKey } from './types.js';
 
 export type { LatencyTables, LayerTable, BlockEvidence, TableKey } from './types.js';
 export { layerMs, predictMs } from './predict.js';
 export { weightLayers, buildUnit, widthsFor, type WeightLayer, type Unit } from './extract.js';
-export { discoverBlock, blockFromEvidence, stepShare, type BlockResult } from './block.js';
+export { discoverBlock, blockFromEvidence, padShare, stepShare, type BlockResult } from './block.js';
 export { blockFromCpu, cpuFacts, hardwareId, type CpuFacts } from './hardware.js';
+export { formatLatencyTables } from './format.js';
 
 export interface BuildOptions {
   /** Input shapes (every runtime input with a dynamic dim must be named). */
@@ -30,6 +32,15 @@ export interface BuildOptions {
   cacheDir?: string;
   /** Called after each measurement (units, the block probe, the whole model): done of total. */
   onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Where tables are cached unless told: latency/ under edgefit's cache root, the fit's rule
+ * ($EDGEFIT_CACHE_DIR, else $XDG_CACHE_HOME/edgefit, else ~/.cache/edgefit; see fit/run.ts).
+ */
+export function defaultLatencyCacheDir(): string {
+  const root = process.env.EDGEFIT_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'edgefit');
+  return join(root, 'latency');
 }
 
 /** The name tables know a weight node by: its name, or its first output where the exporter left it unnamed. */
@@ -72,7 +83,7 @@ function inputShapes(model: Model, shapes: Map<string, number[]>): Array<{ name:
   return model.graph.runtimeInputs().map((i) => {
     const shape = shapes.get(i.name) ?? (i.type && isStatic(i.type.shape) ? i.type.shape : null);
     if (!shape) {
-      throw new EdgefitError('USAGE', `input '${i.name}' has dynamic dims [${(i.type?.shape ?? []).join(', ')}]: give its shape`, {
+      throw new EdgefitError('USAGE', `input '${i.name}' has dynamic dims [${(i.type?.shape ?? []).join(', ')}]`, {
         remedy: { option: 'shapes', input: i.name },
       });
     }
@@ -85,16 +96,36 @@ function plan(model: Model, l: WeightLayer, block: number) {
   const side = (full: number, on: boolean): number[] => (on ? widthsFor(full, block) : []);
   const outWidths = side(l.outChannels, l.outPrunable);
   const inWidths = l.depthwise ? [] : side(l.inChannels, l.inPrunable);
+  // both sides narrowed at once, at their middle points: how the sides combine (interaction)
+  const both =
+    inWidths.length > 1 && outWidths.length > 1
+      ? ([inWidths[(inWidths.length - 1) >> 1]!, outWidths[(outWidths.length - 1) >> 1]!] as const)
+      : null;
   return {
     full: buildUnit(model, l, l.inChannels, l.outChannels),
     ins: inWidths.map((w) => ({ w, unit: buildUnit(model, l, w, l.outChannels) })),
     outs: outWidths.map((w) => ({ w, unit: buildUnit(model, l, l.depthwise ? w : l.inChannels, w) })),
+    both: both && { cin: both[0], cout: both[1], unit: buildUnit(model, l, both[0], both[1]) },
   };
 }
 
 /**
+ * The interaction k that makes layerMs match a unit timed with both sides narrowed (see
+ * predict.ts), kept within [0, 1.5]: noise must not turn a saving into a cost. 1 when the
+ * measurement cannot tell (no saving on a side).
+ */
+function interactionOf(t: LayerTable, cin: number, cout: number, bothMs: number): number {
+  const probe = { ...t, interaction: 0 };
+  const additive = layerMs(probe, cin, cout);
+  const product = layerMs({ ...t, interaction: 1 }, cin, cout);
+  const inter = product - additive;
+  if (!(t.fullMs > 0) || inter < 0.02 * t.fullMs) return 1;
+  return Math.min(1.5, Math.max(0, (bothMs - additive) / inter));
+}
+
+/**
  * Measure `model`'s latency tables on this box: the block the kernels prefer, every weight
- * layer's time by kept width (each side narrowed alone), and the whole model's median (the
+ * layer's time by kept width (each side narrowed alone), and the whole model's time (the
  * anchor predictions subtract savings from). Cached in `cacheDir` per (model bytes, hardware,
  * threads, shapes). The model is not modified.
  */
@@ -126,12 +157,17 @@ export async function buildLatencyTables(model: Model, o: BuildOptions): Promise
 
   const blockRes = await blockFor(o.threads, hardware, o.cacheDir);
   const plans = layers.map((l) => plan(work, l, blockRes.block));
-  const distinct = new Set(plans.flatMap((p) => [p.full, ...p.ins.map((x) => x.unit), ...p.outs.map((x) => x.unit)].map((u) => u.key)));
-  const total = distinct.size + 1;
+  const distinct = new Set(
+    plans.flatMap((p) =>
+      [p.full, ...p.ins.map((x) => x.unit), ...p.outs.map((x) => x.unit), ...(p.both ? [p.both.unit] : [])].map((u) => u.key),
+    ),
+  );
+  const total = distinct.size + 2;
   let done = 0;
   const timer = new UnitTimer(o.threads, () => o.onProgress?.(++done, total));
 
-  const modelMs = await timeModel(serializeModel(model), inputs, o.threads, timer.feeds);
+  const bytes = serializeModel(model);
+  const first = await timeModel(bytes, inputs, o.threads, timer.feeds);
   o.onProgress?.(++done, total);
 
   const tables: LayerTable[] = [];
@@ -143,7 +179,7 @@ export async function buildLatencyTables(model: Model, o: BuildOptions): Promise
     for (const x of p.ins) inMs.push(x.w === l.inChannels ? fullMs : await timer.time(x.unit));
     const outMs: number[] = [];
     for (const x of p.outs) outMs.push(x.w === l.outChannels ? fullMs : await timer.time(x.unit));
-    tables.push({
+    const table: LayerTable = {
       node: layerId(l.node),
       op: l.op,
       inChannels: l.inChannels,
@@ -154,8 +190,15 @@ export async function buildLatencyTables(model: Model, o: BuildOptions): Promise
       outWidths: p.outs.map((x) => x.w),
       outMs,
       fullMs,
-    });
+    };
+    if (p.both) table.interaction = interactionOf(table, p.both.cin, p.both.cout, await timer.time(p.both.unit));
+    tables.push(table);
   }
+
+  // the anchor is timed again after the layers and the faster figure kept: a burst of other
+  // work on the box during one of them must not inflate the time every prediction starts from
+  const modelMs = Math.min(first, await timeModel(bytes, inputs, o.threads, timer.feeds));
+  o.onProgress?.(++done, total);
 
   const result: LatencyTables = {
     version: 1,

@@ -1,6 +1,9 @@
 // Reading the latency tables: a layer's time at given widths, and a pruned model's predicted time.
-// A layer's two sides are measured one at a time (input narrowed, output narrowed); their effects
-// multiply (a Conv's work is cin x cout): t(ci, co) = t_in(ci) * t_out(co) / t_full. Between
+// A layer's two sides are measured one at a time (input narrowed, output narrowed). Their effects
+// multiply where the work is cin x cout (t_in * t_out / t_full) and add where it is per side (a
+// HardSwish tail after the Conv scales with cout alone); the table's `interaction` (measured with
+// both narrowed) says how much of each: t = t_in + t_out - t_full + k (t_full - t_in)(t_full - t_out) / t_full,
+// k = 1 being the product. Between
 // measured widths the time is interpolated linearly; the widths measured are the ones pruning may
 // choose (block multiples), so the staircases between them do not matter to it.
 import type { LatencyTables, LayerTable } from './types.js';
@@ -24,7 +27,9 @@ export function layerMs(t: LayerTable, cin: number, cout: number): number {
   if (t.depthwise) return along(t.outWidths, t.outMs, Math.min(cin, cout), t.fullMs);
   const tin = along(t.inWidths, t.inMs, cin, t.fullMs);
   const tout = along(t.outWidths, t.outMs, cout, t.fullMs);
-  return t.fullMs > 0 ? (tin * tout) / t.fullMs : 0;
+  if (!(t.fullMs > 0)) return 0;
+  const k = t.interaction ?? 1;
+  return Math.max(0, tin + tout - t.fullMs + (k * (t.fullMs - tin) * (t.fullMs - tout)) / t.fullMs);
 }
 
 /**

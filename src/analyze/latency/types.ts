@@ -23,8 +23,14 @@ export interface LayerTable {
   inMs: number[];
   outWidths: number[];
   outMs: number[];
-  /** Time at full widths, ms (median). */
+  /** Time at full widths, ms (lower quartile of the runs: see measure.ts). */
   fullMs: number;
+  /**
+   * How the two sides combine, from one unit timed with both narrowed: 1 multiplies them (all of
+   * the time is cin x cout work), 0 adds their savings (time in per-side work: the output's
+   * elementwise tail, reading the input). Absent: 1.
+   */
+  interaction?: number;
 }
 
 /** Evidence for the channel block the CPU's kernels prefer: time per width around block multiples. */
@@ -54,7 +60,7 @@ export interface LatencyTables {
   blockSource: 'measured' | 'cpu';
   blockEvidence: BlockEvidence[];
   layers: LayerTable[];
-  /** Whole-model median latency at build time, ms: predictions are anchored to it. */
+  /** Whole-model latency at build time, ms (lower quartile, as the layers): predictions are anchored to it. */
   modelMs: number;
   /** Wall time it took to build the tables, ms. */
   buildMs: number;
