@@ -47,12 +47,8 @@ export interface FitJob {
  * keyed by model, shapes, calibration set and box, and checked against the model file's hash).
  */
 export function fitCacheDir(modelBytes: Uint8Array): string {
-  return join(cacheRoot(), 'fit', sha256(modelBytes).slice(0, 16));
-}
-
-/** edgefit's cache root: $EDGEFIT_CACHE_DIR, else $XDG_CACHE_HOME/edgefit, else ~/.cache/edgefit (latency tables go in latency/). */
-export function cacheRoot(): string {
-  return process.env.EDGEFIT_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'edgefit');
+  const root = process.env.EDGEFIT_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'edgefit');
+  return join(root, 'fit', sha256(modelBytes).slice(0, 16));
 }
 
 export interface FitJobResult extends FitOutcome {

@@ -13,10 +13,8 @@ import { NO_SPEEDUP_NOTE, UNSTRUCTURED_METHODS, type UnstructuredMethod } from '
 import { parseShapes, printJson } from '../output.js';
 import { describeFigures, parseTask, TASK_NAMES } from '../../fidelity/index.js';
 import { parseRound, type Round } from '../../passes/prune/round.js';
-import { buildLatencyTables } from '../../analyze/latency/index.js';
+import { buildLatencyTables, defaultLatencyCacheDir } from '../../analyze/latency/index.js';
 import { checkFaster, describeSpeed, type SpeedCheck } from '../../evaluate/faster.js';
-import { cacheRoot } from '../../fit/run.js';
-import { join } from 'node:path';
 
 interface Args {
   model: string;
@@ -196,7 +194,7 @@ export const command: CommandModule<object, Args> = {
     }
     // tables only where they are used: a latency target needs them, and 'auto' then takes their measured block
     const tables = targetLatency
-      ? await buildLatencyTables(model, { shapes, threads: a.threads, cacheDir: join(cacheRoot(), 'latency') })
+      ? await buildLatencyTables(model, { shapes, threads: a.threads, cacheDir: defaultLatencyCacheDir() })
       : undefined;
     const input = a['verify-speed'] ? serializeModel(model) : null;
     const report = await prune(model, {
