@@ -112,7 +112,8 @@ async function main(): Promise<void> {
   const b = cloneModel(base);
   const tB = performance.now();
   // (the tables given too: 'auto' rounds to their block, as in the bisection and as A does)
-  const rb = await prune(b, { ...common, targetMacs: 1 - macsKeep, tables });
+  // (with --sensitivity, A's probe of the same model is reused: the det probe takes minutes)
+  const rb = await prune(b, { ...common, targetMacs: 1 - macsKeep, tables, ...(ra.sensitivity ? { sensitivity: ra.sensitivity } : {}) });
   const pruneBMs = performance.now() - tB;
   console.log(
     `B (MACs ${(1 - macsKeep).toFixed(3)} removed, uniform ratio ~${hi.toFixed(3)}): prune ${s(pruneBMs)}, predicted ${predictModelMs(tables, b).toFixed(1)} ms, MACs ${fmtMacs(rb)}`,
