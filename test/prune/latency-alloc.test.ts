@@ -322,3 +322,27 @@ t.test('robust reading of measured tables: outliers do not drive the allocation'
     'layers adding up to more than the model are scaled to fit it',
   );
 });
+
+t.test('a deep cut that would overshoot the target is trimmed to the fewest steps reaching it', async (t) => {
+  const b = new ModelBuilder({ seed: 9 });
+  const x = b.input('x', [1, 3, 16, 16]);
+  const a1 = b.relu(b.conv(x, 32, { k: 1 }));
+  const a2 = b.relu(b.conv(a1, 32, { k: 1 }));
+  b.output(b.conv(a2, 4, { k: 1 }));
+  const m = b.build();
+  const ga = analyzeGroups(m);
+  const [g1, g2] = ga.groups.filter((g) => g.prunable);
+  const ones = new Map([g1!, g2!].map((g) => [g.id, new Float64Array(g.size).fill(1)]));
+  const tables = tablesFor(m);
+  const [l1, l2, l3] = tables.layers;
+  const F = l1!.fullMs;
+  // group 1: 24 saves 10 %, 16 saves 90 % (the best ratio), 8 saves 95 %; group 2 saves nothing
+  l1!.outMs = [0.05, 0.1, 0.9, 1].map((f) => f * F);
+  l2!.inMs = l2!.inWidths.map(() => l2!.fullMs);
+  l2!.outMs = l2!.outWidths.map(() => l2!.fullMs);
+  l3!.inMs = l3!.inWidths.map(() => l3!.fullMs);
+  const small = allocateByLatency(m, ga, { tables, targetMs: tables.modelMs - 0.05 * F, block: 8, scores: ones });
+  t.equal(small.counts.get(g1!.id), 24, 'a 5 % target: one step (to 24), not the best-ratio jump to 16');
+  const big = allocateByLatency(m, ga, { tables, targetMs: tables.modelMs - 0.5 * F, block: 8, scores: ones });
+  t.equal(big.counts.get(g1!.id), 16, 'a 50 % target: the jump to 16');
+});

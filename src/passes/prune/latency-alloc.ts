@@ -140,16 +140,21 @@ export function allocateByLatency(model: Model, ga: GroupAnalysis, o: LatencyAll
   // the ladder may cost time where two save a lot. So a group's next cut is the best ratio over
   // every deeper width, not just the next one; a group none of whose deeper widths saves time
   // (a cut that saves nothing, or costs time off the kernels' fast path) is never cut.
+  /** Predicted ms saved by taking `st` from its current width to ladder position `j`. */
+  const savedAt = (st: State, j: number, now?: number): number => {
+    const names = touches.get(st.id)!;
+    const before = now ?? timeOf(names, widthsFor(ga, layers, countsAsKeep(counts), names));
+    const trial = new Map(counts).set(st.id, st.ladder[j]!);
+    return before - timeOf(names, widthsFor(ga, layers, countsAsKeep(trial), names));
+  };
   const marginal = (st: State): State['next'] => {
     const names = touches.get(st.id)!;
     const k = st.ladder[st.at]!;
     const now = timeOf(names, widthsFor(ga, layers, countsAsKeep(counts), names));
-    const trial = new Map(counts);
     let best: State['next'] = null;
     for (let j = st.at + 1; j < st.ladder.length; j++) {
       const k2 = st.ladder[j]!;
-      trial.set(st.id, k2);
-      const saved = now - timeOf(names, widthsFor(ga, layers, countsAsKeep(trial), names));
+      const saved = savedAt(st, j, now);
       if (!(saved > EPS)) continue;
       const lost = Math.max(0, st.loss(k2) - st.loss(k));
       // (a deeper cut must be better beyond rounding: equal ratios take the smaller cut, a little at a time)
@@ -178,9 +183,18 @@ export function allocateByLatency(model: Model, ga: GroupAnalysis, o: LatencyAll
       }
     }
     if (!best) break;
-    best.at += best.next!.steps;
+    let { steps, saved } = best.next!;
+    // a deep cut that overshoots the target: the fewest of its steps that still reach it
+    for (let j = 1; j < steps && ms - saved < o.targetMs; j++) {
+      const s = savedAt(best, best.at + j);
+      if (ms - s <= o.targetMs) {
+        steps = j;
+        saved = s;
+      }
+    }
+    best.at += steps;
     counts.set(best.id, best.ladder[best.at]!);
-    ms -= best.next!.saved;
+    ms -= saved;
     // only groups sharing a layer with the cut one see different marginal figures
     for (const id of neighbours(best.id)) {
       const st = states.get(id);
