@@ -192,6 +192,20 @@ export function allocateByLatency(model: Model, ga: GroupAnalysis, o: LatencyAll
         saved = s;
       }
     }
+    if (ms - saved < o.targetMs) {
+      // the last cut overshoots the target (one block of a costly layer can save far more than
+      // what is left to save): of every group's cuts that reach the target, the one losing least
+      let lost = best.loss(best.ladder[best.at + steps]!) - best.loss(best.ladder[best.at]!);
+      for (const st of states.values()) {
+        for (let j = st.at + 1; j < st.ladder.length; j++) {
+          const sv = savedAt(st, j);
+          if (ms - sv > o.targetMs) continue;
+          const l = st.loss(st.ladder[j]!) - st.loss(st.ladder[st.at]!);
+          if (l < lost) [best, steps, saved, lost] = [st, j - st.at, sv, l];
+          break; // deeper cuts of this group lose more
+        }
+      }
+    }
     best.at += steps;
     counts.set(best.id, best.ladder[best.at]!);
     ms -= saved;
