@@ -22,6 +22,7 @@ import { compareOne, compareTask } from '../src/fidelity/index.js';
 import { buildLatencyTables, predictModelMs } from '../src/analyze/latency/index.js';
 import { prune, type PruneOptions, type PruneReport } from '../src/passes/prune/index.js';
 import { analyzeGroups } from '../src/passes/prune/groups.js';
+import { robustTables } from '../src/passes/prune/robust-tables.js';
 import { structuredPrunePass } from '../src/passes/prune/apply.js';
 import { runPass } from '../src/passes/pass.js';
 import { uniformKeep } from '../src/passes/prune/select.js';
@@ -63,8 +64,11 @@ async function main(): Promise<void> {
   const tT = performance.now();
   const tables = await buildLatencyTables(base, { shapes, threads: THREADS });
   const tablesMs = performance.now() - tT;
+  // predictions as prune reads the tables (robustly), for A, B and the matching between them
+  const robust = robustTables(tables);
+  const rawSum = tables.layers.reduce((x, l) => x + l.fullMs, 0);
   console.log(
-    `\n## tables: ${s(tablesMs)}, ${tables.layers.length} layers, block ${tables.block} (${tables.blockSource}), original ${tables.modelMs.toFixed(1)} ms`,
+    `\n## tables: ${s(tablesMs)}, ${tables.layers.length} layers, block ${tables.block} (${tables.blockSource}), original ${tables.modelMs.toFixed(1)} ms, layers at full width add up to ${rawSum.toFixed(1)} ms`,
   );
 
   const common: PruneOptions = {
@@ -85,7 +89,7 @@ async function main(): Promise<void> {
   const tA = performance.now();
   const ra = await prune(a, { ...common, targetLatency: { fraction: TARGET }, tables });
   const pruneAMs = performance.now() - tA;
-  const predA = predictModelMs(tables, a);
+  const predA = predictModelMs(robust, a);
   console.log(`A (latency ${TARGET}x): prune ${s(pruneAMs)}, predicted ${predA.toFixed(1)} ms, MACs ${fmtMacs(ra)}`);
 
   // 3. B: the MACs-based allocation predicted as fast as A (bisection on the uniform ratio, structure only)
@@ -104,7 +108,7 @@ async function main(): Promise<void> {
     hi = 0.95;
   for (let i = 0; i < 10; i++) {
     const mid = (lo + hi) / 2;
-    if (predictModelMs(tables, at(mid)) > predA) lo = mid;
+    if (predictModelMs(robust, at(mid)) > predA) lo = mid;
     else hi = mid;
   }
   const baseMacs = countMacs(cloneModel(base), shapes)!;
@@ -116,7 +120,7 @@ async function main(): Promise<void> {
   const rb = await prune(b, { ...common, targetMacs: 1 - macsKeep, tables, ...(ra.sensitivity ? { sensitivity: ra.sensitivity } : {}) });
   const pruneBMs = performance.now() - tB;
   console.log(
-    `B (MACs ${(1 - macsKeep).toFixed(3)} removed, uniform ratio ~${hi.toFixed(3)}): prune ${s(pruneBMs)}, predicted ${predictModelMs(tables, b).toFixed(1)} ms, MACs ${fmtMacs(rb)}`,
+    `B (MACs ${(1 - macsKeep).toFixed(3)} removed, uniform ratio ~${hi.toFixed(3)}): prune ${s(pruneBMs)}, predicted ${predictModelMs(robust, b).toFixed(1)} ms, MACs ${fmtMacs(rb)}`,
   );
 
   // 4. measured side by side, and fidelity on the judge images
