@@ -36,6 +36,7 @@ export const OPTIONS = [
   'sizeMb',
   'structured',
   'targetMacs',
+  'targetLatency',
   'unstructured',
   'steps',
   'round',

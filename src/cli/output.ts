@@ -13,6 +13,7 @@ const FLAGS: Record<OptionName, string> = {
   sizeMb: '--size-mb',
   structured: '--structured',
   targetMacs: '--target-macs',
+  targetLatency: '--target-latency',
   unstructured: '--unstructured',
   steps: '--steps',
   round: '--round',

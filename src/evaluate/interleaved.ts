@@ -11,6 +11,8 @@ export interface LatencyComparison {
   ratio: number;
   runs: number;
   threads: number;
+  /** Per interleaved pair, b's time over a's: their spread is the run-to-run noise of the ratio. */
+  pairRatios: number[];
 }
 
 export async function compareLatency(
@@ -40,5 +42,6 @@ export async function compareLatency(
     await sb.release();
   }
   const med = (x: number[]): number => [...x].sort((p, q) => p - q)[x.length >> 1]!;
-  return { floatMs: med(ta), quantizedMs: med(tb), ratio: med(tb) / med(ta), runs, threads };
+  const pairRatios = ta.map((x, i) => tb[i]! / x);
+  return { floatMs: med(ta), quantizedMs: med(tb), ratio: med(tb) / med(ta), runs, threads, pairRatios };
 }

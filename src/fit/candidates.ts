@@ -14,6 +14,7 @@ import type { Sample } from '../data/inputs.js';
 import { toFeeds } from '../runtime/runner.js';
 import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
 import type { CandidateConfig } from './types.js';
+import type { LatencyTables } from '../analyze/latency/types.js';
 
 export interface BuildContext {
   original: Uint8Array;
@@ -23,6 +24,8 @@ export interface BuildContext {
   threads: number;
   /** The per-group sensitivity probe of this model, when an earlier candidate measured it. */
   sensitivity?: GroupSensitivity[];
+  /** The original's latency tables on this box (structuredBy 'latency'): built once per fit by the caller. */
+  tables?: () => Promise<LatencyTables>;
 }
 
 export interface Built {
@@ -39,10 +42,22 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
   let sensitivity: GroupSensitivity[] | undefined;
   if (config.structured > 0 || config.unstructured > 0) {
     const real = ctx.samples.length > 0;
-    const byMacs = config.structuredBy === 'macs' && config.structured > 0;
+    const byLatency = config.structuredBy === 'latency' && config.structured > 0;
+    // both targets spread their cuts by the measured per-group sensitivity
+    const byMacs = (config.structuredBy === 'macs' || byLatency) && config.structured > 0;
     if (byMacs && !real) throw new EdgefitError('DATA', 'sensitivity allocation needs calibration samples');
+    if (byLatency && !ctx.tables) throw new EdgefitError('INTERNAL', 'a latency candidate needs the latency tables');
+    const tables = byLatency ? await ctx.tables!() : undefined;
+    const target =
+      config.structured <= 0
+        ? {}
+        : byLatency
+          ? { targetLatency: { fraction: 1 - config.structured }, tables }
+          : byMacs
+            ? { targetMacs: config.structured }
+            : { structured: config.structured };
     const r = await prune(model, {
-      ...(config.structured > 0 ? (byMacs ? { targetMacs: config.structured } : { structured: config.structured }) : {}),
+      ...target,
       ...(byMacs ? { allocation: 'sensitivity' as const, sensitivity: ctx.sensitivity } : {}),
       ...(config.unstructured > 0
         ? { unstructured: config.unstructured, unstructuredMethod: real ? ('wanda' as const) : ('magnitude' as const) }
@@ -50,7 +65,7 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
       importance: real ? 'activation' : 'l2',
       recover: real ? 'lsq' : 'none',
       steps: 1,
-      round: 1,
+      round: 'auto', // the kernels' block: the tables' measured one, else the CPU's
       shapes: ctx.shapes,
       samples: ctx.samples,
       synthetic: ctx.synthetic,
@@ -59,7 +74,8 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
     });
     if (byMacs && r.sensitivity) sensitivity = r.sensitivity;
     notes.push(
-      `pruned: MACs ${r.macs.before} -> ${r.macs.after}, ${r.groups.pruned.length} groups pruned, ${r.groups.skipped.length} skipped`,
+      `pruned: MACs ${r.macs.before} -> ${r.macs.after}, ${r.groups.pruned.length} groups pruned, ${r.groups.skipped.length} skipped` +
+        (r.latency ? `, predicted ${r.latency.predictedMs.toFixed(2)} of ${r.latency.originalMs.toFixed(2)} ms` : ''),
     );
     if (r.unstructured) notes.push(`unstructured: ${(r.unstructured.zeroFraction * 100).toFixed(1)}% zeros`);
   }

@@ -6,6 +6,8 @@ import { basename, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EdgefitError } from '../errors.js';
 import { readModelBytes, parseModel } from '../onnx/index.js';
+import { cloneModel, type Model } from '../ir/model.js';
+import { prepareForPruning } from '../passes/prune/index.js';
 import { normalize } from '../passes/normalize.js';
 import { annotateShapes } from '../ir/shapes.js';
 import { analyzeCost } from '../analyze/index.js';
@@ -30,6 +32,7 @@ import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
 import { CandidateCache, sha256 } from './cache.js';
 import { searchFrontier, type Measured, type Retimed } from './search.js';
 import type { CandidateConfig, FitProgress, FitRequest, FitResult, FrontierEntry, LatencyRound } from './types.js';
+import { buildLatencyTables, type LatencyTables } from '../analyze/latency/index.js';
 
 export type { FitRequest, FitResult, FrontierEntry, Fitter, Budgets } from './types.js';
 
@@ -56,6 +59,13 @@ export interface FitOptions {
    * fraction of channels from every group (always so on synthetic inputs).
    */
   allocation?: 'uniform' | 'sensitivity';
+  /**
+   * With real calibration data and the sensitivity allocation, what a candidate's structured
+   * ratio removes: 'latency' (default, issue 17) the fraction of the original's latency the
+   * latency tables predict (measured once per fit on this box, cached), or 'macs' the fraction of
+   * MACs (the allocation before issue 17, kept for comparison).
+   */
+  structuredBy?: 'latency' | 'macs';
 }
 
 export interface FitOutcome extends FitResult {
@@ -127,6 +137,13 @@ function loadSamples(req: FitRequest, shapes: Map<string, number[]>, inputName: 
   };
 }
 
+/** The model as prune() will cut it (shape and exact folds): the graph the latency tables must time. */
+function preparedCopy(model: Model, shapes: Map<string, number[]>): Model {
+  const m = cloneModel(model);
+  prepareForPruning(m, shapes);
+  return m;
+}
+
 export async function fitModel(
   req: FitRequest,
   onProgress: (p: FitProgress) => void = () => {},
@@ -165,10 +182,16 @@ export async function fitModel(
     // (fidelity in another task's metric is another figure; 'raw' keeps the keys of fits before tasks)
     ...(judged.task === 'raw' ? [] : [judged.task]),
     `rounds${opts.rounds ?? 3}`,
+    'widths-auto', // candidates' kept widths are block multiples since issue 17 (older cached builds were not)
   ].join('|');
   const cache = new CandidateCache(join(outDir, 'cache'), salt);
   const dataForEval = calib.judge;
-  const structuredBy = !calib.synthetic && opts.allocation !== 'uniform' ? 'macs' : 'channels';
+  const structuredBy = !calib.synthetic && opts.allocation !== 'uniform' ? (opts.structuredBy ?? 'latency') : 'channels';
+  // the original's latency tables: measured by the first latency candidate, once per fit, and
+  // cached beside the candidates (keyed by model, box, threads and shapes)
+  let tables: Promise<LatencyTables> | undefined;
+  const tablesOnce = (): Promise<LatencyTables> =>
+    (tables ??= buildLatencyTables(preparedCopy(probe, shapes), { shapes, threads, cacheDir: join(outDir, 'cache', 'latency') }));
   // the sensitivity probe (minutes on det) is measured by the first candidate that needs it and
   // kept beside the cache, so later candidates and later fits of the same model re-use it
   const sensFile = join(outDir, 'cache', `sensitivity-${cache.key('sensitivity')}.json`);
@@ -218,6 +241,7 @@ export async function fitModel(
         synthetic: calib.synthetic,
         threads,
         sensitivity,
+        tables: tablesOnce,
       });
       writeFileAtomic(path, built.bytes);
       if (built.sensitivity && !sensitivity) {

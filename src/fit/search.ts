@@ -9,6 +9,7 @@
 // the p50); a relative budget on the candidate/original ratio timed in the same rounds.
 import { latencyBudgetMs, latencyOf, meets, type Budgets, type Shortfall, type Verdict } from '../budgets/index.js';
 import type { CandidateConfig, FitProgress, FrontierEntry, LatencyRound } from './types.js';
+import { fasterVerdict, marginFromPairs } from '../evaluate/faster.js';
 
 export interface Measured {
   latencyP50Ms: number;
@@ -57,9 +58,10 @@ export interface SearchOptions {
   quantMode?: CandidateConfig['quant'];
   /** Hard cap on measured candidates. */
   maxCandidates?: number;
-  /** What the structured ratio means: channels removed per group (uniform), or MACs removed
-   * with per-group ratios from the sensitivity analysis. */
-  structuredBy?: 'channels' | 'macs';
+  /** What the structured ratio means: channels removed per group (uniform), MACs removed
+   * with per-group ratios from the sensitivity analysis, or the fraction of latency removed as
+   * the latency tables predict it. */
+  structuredBy?: 'channels' | 'macs' | 'latency';
   /** Highest unstructured sparsity tried when a size budget needs it. */
   maxUnstructured?: number;
   /** 'fidelity' (default): the fidelity floor is hard. 'latency': the user trades it knowingly;
@@ -81,8 +83,9 @@ export interface SearchOutcome {
   notes: string[];
 }
 
+const KIND = { channels: 's', macs: 'm', latency: 'l' } as const;
 const key = (c: CandidateConfig) =>
-  `${c.structuredBy === 'macs' ? 'm' : 's'}${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}`;
+  `${KIND[c.structuredBy ?? 'channels']}${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}`;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -108,6 +111,33 @@ export function applyRounds<T extends Measured & Partial<Pick<FrontierEntry, 'la
   return e;
 }
 
+type RatioFigures = Pick<FrontierEntry, 'latencyP50Ms' | 'latencyP95Ms' | 'referenceP50Ms' | 'latencyRatio' | 'rounds'>;
+
+/** An entry's latency as a ratio to the original timed beside it (the reference itself: 1), or undefined when unknown. */
+function ratioToOriginal(e: RatioFigures): number | undefined {
+  if (e.latencyRatio !== undefined) return e.latencyRatio;
+  return e.referenceP50Ms ? latencyOf(e) / e.referenceP50Ms : undefined;
+}
+
+/**
+ * The fit's rule for a pruned candidate (issue 17): it counts only when it is faster than the
+ * same candidate unpruned (same quantization and threads, no sparsity) by more than the noise of
+ * their timing; otherwise pruning cost fidelity and bought no speed, and the unpruned model is the
+ * better one. Both were timed beside the original in interleaved rounds, so their ratios to it
+ * compare; the margin is evaluate/faster.ts's (from the per-round ratios' spread), the larger of
+ * the two entries' own. Returns null when either has no ratio to the original (cannot judge).
+ */
+export function prunedPays(pruned: RatioFigures, unpruned: RatioFigures): { pays: boolean; ratio: number; margin: number } | null {
+  const rp = ratioToOriginal(pruned);
+  const ru = ratioToOriginal(unpruned);
+  if (rp === undefined || ru === undefined || !(ru > 0)) return null;
+  const per = (e: RatioFigures) => (e.rounds ?? []).map((x) => x.candidateP50Ms / x.referenceP50Ms / ru);
+  const mine = fasterVerdict({ inputMs: ru, outputMs: rp, pairRatios: per(pruned) });
+  const theirs = unpruned.rounds?.length ? marginFromPairs(per(unpruned)) : 0;
+  const margin = Math.max(mine.margin, theirs);
+  return { pays: mine.ratio < 1 - margin, ratio: mine.ratio, margin };
+}
+
 /** Ratios tried in order before any bisection: mild first, the maximum last. */
 export function ratioLadder(maxS: number): number[] {
   return [...[0.25, 0.5, 0.75].filter((r) => r < maxS - 1e-9), maxS];
@@ -116,7 +146,9 @@ export function ratioLadder(maxS: number): number[] {
 export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Promise<SearchOutcome> {
   // a MACs target can go further than a uniform channel ratio: sensitivity allocation keeps the
   // fragile groups wide and takes the rest (det at 85% of MACs removed still ran at 0.36x)
-  const maxS = opts.maxStructured ?? (opts.structuredBy === 'macs' ? 0.92 : 0.85);
+  // a latency fraction: the tables' floors (one block, 10 % of a group) and what pruning cannot
+  // touch bound it; 0.8 removed is beyond what det reaches, so the ladder's top is the most it can do
+  const maxS = opts.maxStructured ?? (opts.structuredBy === 'macs' ? 0.92 : opts.structuredBy === 'latency' ? 0.8 : 0.85);
   const ladder = ratioLadder(maxS);
   const steps = opts.steps ?? 3;
   const cap = opts.maxCandidates ?? 15;
@@ -229,15 +261,31 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     return e;
   };
 
-  const ok = (e: FrontierEntry) => e.meets.latency && e.meets.ram && e.meets.fidelity && e.meets.size !== false;
-  const fast = (e: FrontierEntry) => e.meets.latency && e.meets.ram;
+  // a pruned candidate not faster than its unpruned twin (measured first at every precision) is
+  // never kept: it is not fast, not chosen, not on the frontier (prunedPays)
+  const dropped = new Set<FrontierEntry>();
+  const pays = (e: FrontierEntry): boolean => {
+    if (e.config.structured <= 0) return true;
+    const twin = seen.get(key({ structured: 0, unstructured: 0, quant: e.config.quant, threads: e.config.threads }));
+    const v = twin && twin !== e ? prunedPays(e, twin) : null;
+    if (!v || v.pays) return true;
+    if (!dropped.has(e)) {
+      dropped.add(e);
+      notes.push(
+        `${e.id} is not faster than the same model unpruned (${v.ratio.toFixed(2)}x of its latency, noise margin ${(v.margin * 100).toFixed(1)}%): not kept`,
+      );
+    }
+    return false;
+  };
+  const ok = (e: FrontierEntry) => e.meets.latency && e.meets.ram && e.meets.fidelity && e.meets.size !== false && pays(e);
+  const fast = (e: FrontierEntry) => e.meets.latency && e.meets.ram && pays(e);
   // the floor steers the search unless the user prefers latency
   const keepsFloor = (e: FrontierEntry) => preferLatency || e.meets.fidelity;
 
   const by = opts.structuredBy ?? 'channels';
   const cfg = (structured: number, quant: CandidateConfig['quant']): CandidateConfig => ({
     structured,
-    ...(structured > 0 && by === 'macs' ? { structuredBy: by } : {}),
+    ...(structured > 0 && by !== 'channels' ? { structuredBy: by } : {}),
     unstructured: 0,
     quant,
     threads: opts.threads,
@@ -423,7 +471,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     // every candidate, the floor ignored.
     const r = (e: FrontierEntry) => verdict(e).relative;
     const miss = (e: FrontierEntry) => r(e).latency + r(e).ram + r(e).size;
-    const pool = preferLatency ? candidates : candidates.filter((e) => e.meets.fidelity);
+    const pool = (preferLatency ? candidates : candidates.filter((e) => e.meets.fidelity)).filter(pays);
     chosen = (pool.length ? pool : [reference]).reduce((a, b) =>
       miss(b) < miss(a) || (miss(b) === miss(a) && b.fidelity > a.fidelity) ? b : a,
     );
@@ -440,7 +488,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   progress('done');
   // the frontier the agent steps along at run time holds only models that keep the floor, so
   // step-down cannot go below it either (unless the user preferred latency)
-  const onFrontier = preferLatency ? candidates : candidates.filter((e) => e.meets.fidelity);
+  const onFrontier = (preferLatency ? candidates : candidates.filter((e) => e.meets.fidelity)).filter((e) => e === chosen || pays(e));
   return {
     chosen,
     frontier: paretoFrontier(onFrontier, chosen),

@@ -35,10 +35,12 @@ export const COMPRESSION_LEVELS = ['none', 'structured', 'unstructured', 'quant'
 export interface CandidateConfig {
   /** Structured pruning (0 = none): the fraction of channels removed from every group, or with
    * structuredBy 'macs' the fraction of MACs removed, spread over the groups by their measured
-   * sensitivity (the least sensitive lose the most). */
+   * sensitivity (the least sensitive lose the most), or with 'latency' the fraction of the
+   * original's latency removed as the latency tables predict it (widths from the latency knapsack,
+   * cuts weighed by the measured sensitivity). */
   structured: number;
   /** Absent = 'channels' (uniform). */
-  structuredBy?: 'channels' | 'macs';
+  structuredBy?: 'channels' | 'macs' | 'latency';
   /** Fraction of weights zeroed by unstructured pruning (0 = none). */
   unstructured: number;
   /** Quantization scheme, 'none' for float. */

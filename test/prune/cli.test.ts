@@ -26,7 +26,20 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 
 t.test('prune --json on the MNIST CNN', async (t) => {
   const out = join(dir, 'm.onnx');
-  const r = await cli(['prune', 'models/mnist-cnn.onnx', '-o', out, '--structured', '0.5', '--shape', 'x=1x1x28x28', '--json']);
+  // --round 1: the MNIST CNN's groups are no wider than the AVX-512 block 'auto' would keep them whole at
+  const r = await cli([
+    'prune',
+    'models/mnist-cnn.onnx',
+    '-o',
+    out,
+    '--structured',
+    '0.5',
+    '--shape',
+    'x=1x1x28x28',
+    '--round',
+    '1',
+    '--json',
+  ]);
   t.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout) as Record<string, any>;
   t.ok(j.params.after < j.params.before * 0.4, 'params fall');

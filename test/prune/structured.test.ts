@@ -235,7 +235,7 @@ t.test('rounding to multiples of 8, history replay, and bad options', async (t) 
       importance: 'l1',
       recover: 'none',
       steps: 1,
-      round: 3,
+      round: 0, // any positive integer or 'auto' is a valid multiple since issue 17
       shapes: shapesOf(m),
       samples: [],
       synthetic: true,

@@ -2,22 +2,27 @@
 import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
 import { normalize } from '../../passes/normalize.js';
-import { loadModel, saveModel } from '../../onnx/index.js';
+import { loadModel, saveModel, serializeModel } from '../../onnx/index.js';
 import { dataShapes, loadInputSet } from '../../data/inputs.js';
-import { modelInputs } from '../../runtime/runner.js';
+import { modelInputs, toFeeds } from '../../runtime/runner.js';
+import { compareLatency } from '../../evaluate/interleaved.js';
 import { inputShapes, syntheticSamples } from '../../data/model-inputs.js';
 import { IMPORTANCE, type Importance } from '../../passes/prune/importance.js';
-import { prune, type PruneReport } from '../../passes/prune/index.js';
+import { checkTargetLatency, prepareForPruning, prune, type PruneReport } from '../../passes/prune/index.js';
 import { RECOVERY, type Recovery } from '../../passes/prune/recovery.js';
 import { NO_SPEEDUP_NOTE, UNSTRUCTURED_METHODS, type UnstructuredMethod } from '../../passes/prune/unstructured.js';
 import { parseShapes, printJson } from '../output.js';
 import { describeFigures, parseTask, TASK_NAMES } from '../../fidelity/index.js';
+import { parseRound, type Round } from '../../passes/prune/round.js';
+import { buildLatencyTables, defaultLatencyCacheDir } from '../../analyze/latency/index.js';
+import { checkFaster, describeSpeed, type SpeedCheck } from '../../evaluate/faster.js';
 
 interface Args {
   model: string;
   output: string;
   structured?: number;
   'target-macs'?: number;
+  'target-latency'?: string;
   unstructured?: number;
   'unstructured-method': UnstructuredMethod;
   global?: boolean;
@@ -28,14 +33,29 @@ interface Args {
   recover: Recovery;
   allocation: 'uniform' | 'sensitivity';
   steps: number;
-  round: number;
+  round: string;
   shape?: string[];
   threads: number;
   json?: boolean;
   task: string;
+  'verify-speed': boolean;
 }
 
-function summary(r: PruneReport, out: string): string {
+/** --target-latency: '0.5x' (a fraction of the original's measured latency) or '40ms'. */
+export function parseTargetLatency(v: string): { fraction: number } | { ms: number } {
+  const m = /^\s*(-?\d*\.?\d+(?:e-?\d+)?)\s*(x|ms)\s*$/i.exec(v);
+  if (!m)
+    throw new EdgefitError(
+      'USAGE',
+      `bad --target-latency '${v}': give a fraction of the original's measured latency (0.5x) or a time (40ms)`,
+    );
+  const n = Number(m[1]);
+  const t = m[2]!.toLowerCase() === 'x' ? { fraction: n } : { ms: n };
+  checkTargetLatency(t); // before any table is measured
+  return t;
+}
+
+function summary(r: PruneReport, out: string, speed: SpeedCheck | null): string {
   const syn = r.calibration.synthetic ? ' (synthetic inputs, not real data)' : '';
   const pct = (a: number | null, b: number | null) => (a !== null && b ? `${((a / b) * 100).toFixed(1)}%` : '?');
   const lines = [
@@ -56,10 +76,22 @@ function summary(r: PruneReport, out: string): string {
           `exact folds: ${Object.entries(r.exactFolds)
             .filter(([, n]) => n > 0)
             .map(([k, n]) => `${n} ${k}`)
-            .join(', ')} (outputs unchanged)`,
+            .join(
+              ', ',
+            )} (outputs unchanged${r.foldSpeedup !== null ? `; ${r.foldSpeedup.toFixed(2)}x the given model's latency before any cut` : ''})`,
         ]
       : []),
     `graph surgery ${r.surgeryMs.toFixed(0)} ms`,
+    ...(r.latency
+      ? [
+          // ratios: the tables' milliseconds are the box as it was when they were measured (cached, load-corrected)
+          `latency tables (of the folded model): ` +
+            `${r.latency.targetMs !== null ? `target ${(r.latency.targetMs / r.latency.originalMs).toFixed(3)}x, ` : ''}` +
+            `predicted ${(r.latency.predictedMs / r.latency.originalMs).toFixed(3)}x` +
+            `${r.foldSpeedup !== null ? ` (${((r.latency.predictedMs / r.latency.originalMs) * r.foldSpeedup).toFixed(3)}x of the given model)` : ''}`,
+        ]
+      : []),
+    ...(speed ? [describeSpeed(speed)] : []),
     r.fidelity
       ? `fidelity${syn}: cosine ${r.fidelity.cosine.toFixed(5)} (pooled ${r.fidelity.pooledCosine.toFixed(5)}), rel. L2 ${r.fidelity.relL2.toFixed(4)}` +
         `${r.fidelity.maskIoU !== null ? `, mask IoU@0.3 ${r.fidelity.maskIoU.toFixed(4)}` : ''}` +
@@ -90,6 +122,11 @@ export const command: CommandModule<object, Args> = {
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'where to write the pruned model' })
       .option('structured', { type: 'number', describe: 'fraction of channels to remove from every prunable group (0..1)' })
       .option('target-macs', { type: 'number', describe: 'fraction of MACs to remove (0..1); the channel ratio is searched' })
+      .option('target-latency', {
+        type: 'string',
+        describe:
+          "latency to reach: 0.5x (of the original's, measured here) or 40ms; per-layer widths from latency tables measured on this box",
+      })
       .option('unstructured', { type: 'number', describe: 'fraction of weights to zero (no speed-up on CPU; smaller gzip)' })
       .option('unstructured-method', { choices: UNSTRUCTURED_METHODS, default: 'magnitude' as UnstructuredMethod })
       .option('global', { type: 'boolean', describe: 'one global threshold for unstructured sparsity (default: per layer)' })
@@ -108,9 +145,23 @@ export const command: CommandModule<object, Args> = {
         describe: 'per-group ratios: uniform, or from measured per-group sensitivity (needs data; slower)',
       })
       .option('steps', { type: 'number', default: 1, describe: 'prune-a-little-then-recover rounds' })
-      .option('round', { type: 'number', default: 1, describe: 'round kept widths to a multiple of 1, 4 or 8' })
+      .option('round', {
+        type: 'string',
+        default: 'auto',
+        describe:
+          "round kept widths to a multiple of N, or 'auto': the channel block this CPU's kernels prefer (measured with --target-latency)",
+      })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (needed for dynamic dims)' })
-      .option('threads', { type: 'number', default: 2, describe: 'onnxruntime threads for calibration runs' })
+      .option('threads', {
+        type: 'number',
+        default: 2,
+        describe: 'onnxruntime threads for calibration runs, the latency tables and the speed check',
+      })
+      .option('verify-speed', {
+        type: 'boolean',
+        default: true,
+        describe: 'time the pruned model against its input side by side and say whether it is faster (--no-verify-speed skips it)',
+      })
       .option('task', {
         type: 'string',
         default: 'auto',
@@ -118,9 +169,22 @@ export const command: CommandModule<object, Args> = {
       })
       .option('json', { type: 'boolean', describe: 'print the report as JSON' }) as never,
   handler: async (a) => {
-    if (a.structured === undefined && a['target-macs'] === undefined && a.unstructured === undefined && !a.nm) {
-      throw new EdgefitError('USAGE', 'nothing to do: give --structured R, --target-macs R, --unstructured R or --nm 2:4');
+    if (
+      a.structured === undefined &&
+      a['target-macs'] === undefined &&
+      a['target-latency'] === undefined &&
+      a.unstructured === undefined &&
+      !a.nm
+    ) {
+      throw new EdgefitError(
+        'USAGE',
+        'nothing to do: give --structured R, --target-macs R, --target-latency 0.5x, --unstructured R or --nm 2:4',
+      );
     }
+    const targetLatency = a['target-latency'] !== undefined ? parseTargetLatency(a['target-latency']) : undefined;
+    if (targetLatency && (a.structured !== undefined || a['target-macs'] !== undefined))
+      throw new EdgefitError('USAGE', '--target-latency replaces --structured and --target-macs: give one of them');
+    const round: Round = parseRound(a.round);
     let nm: [number, number] | undefined;
     if (a.nm) {
       const m = /^(\d+):(\d+)$/.exec(a.nm);
@@ -149,8 +213,25 @@ export const command: CommandModule<object, Args> = {
       samples = syntheticSamples(model, shapes, Math.min(a['calib-count'], 8));
       synthetic = true;
     }
+    // tables only where they are used: a latency target needs them, and 'auto' then takes their measured block
+    // the speed check compares with the model as given (the exact folds are part of what it gains)
+    const fractionTarget = targetLatency !== undefined && 'fraction' in targetLatency;
+    const given = a['verify-speed'] || fractionTarget ? serializeModel(model) : null;
+    const input = a['verify-speed'] ? given : null;
+    const prepared = targetLatency ? prepareForPruning(model, shapes) : undefined;
+    if (prepared && given && fractionTarget) {
+      // the tables time the prepared model; the target is a fraction of the model as given
+      const c = await compareLatency(given, serializeModel(model), toFeeds(samples[0]!), 10, a.threads);
+      prepared.speedup = Math.min(1, c.ratio);
+    }
+    const tables = targetLatency
+      ? await buildLatencyTables(model, { shapes, threads: a.threads, cacheDir: defaultLatencyCacheDir() })
+      : undefined;
     const report = await prune(model, {
       structured: a.structured,
+      targetLatency,
+      tables,
+      prepared,
       targetMacs: a['target-macs'],
       unstructured: a.unstructured,
       unstructuredMethod: a['unstructured-method'],
@@ -160,7 +241,7 @@ export const command: CommandModule<object, Args> = {
       recover: a.recover,
       allocation: a.allocation,
       steps: a.steps,
-      round: a.round,
+      round,
       shapes,
       samples,
       synthetic,
@@ -168,6 +249,16 @@ export const command: CommandModule<object, Args> = {
       task: parseTask(a.task),
     });
     saveModel(model, a.output);
+    // every structured prune is timed against its input before it is handed back (issue 17)
+    const speed =
+      input && report.steps.length && samples.length
+        ? await checkFaster(input, serializeModel(model), samples[0]!, {
+            threads: a.threads,
+            predictedRatio: report.latency
+              ? (report.latency.predictedMs / report.latency.originalMs) * (report.foldSpeedup ?? 1)
+              : undefined,
+          })
+        : null;
     if (a.json) {
       printJson({
         input: a.model,
@@ -178,20 +269,28 @@ export const command: CommandModule<object, Args> = {
         groupsSkipped: report.groups.skipped,
         shapesFolded: report.shapeFold,
         exactFolds: report.exactFolds,
+        foldSpeedup: report.foldSpeedup,
         fidelity: report.fidelity,
         calibration: report.calibration,
         surgeryMs: Math.round(report.surgeryMs),
+        round: report.round,
+        latency: report.latency,
+        speed,
+        tables: tables ? { block: tables.block, blockSource: tables.blockSource, buildMs: Math.round(tables.buildMs) } : null,
         steps: report.steps.map((s) => ({
           step: s.step,
           ratio: s.ratio,
           allocation: s.allocation,
           threshold: s.threshold,
+          by: s.by,
+          targetMs: s.targetMs,
+          predictedMs: s.predictedMs,
           groups: s.groups.length,
           biasCompensated: s.biasCompensated,
           lsq: s.lsq,
         })),
         unstructured: report.unstructured ? { ...report.unstructured } : null,
       });
-    } else process.stdout.write(summary(report, a.output));
+    } else process.stdout.write(summary(report, a.output, speed));
   },
 };

@@ -18,6 +18,12 @@ import { biasCompensation, biasCompensationPass, compensationValues, lsqRecovery
 import { uniformKeep } from './select.js';
 import { allocateBySensitivity, groupSensitivity, type GroupSensitivity } from './sensitivity.js';
 import { countMacs, ratioForMacs, scoreGroups, type GroupRecord } from './structured.js';
+import { allocateByLatency } from './latency-alloc.js';
+import { resolveRound, type Round } from './round.js';
+import { layerWidths } from './widths.js';
+import { robustTables } from './robust-tables.js';
+import { predictMs } from '../../analyze/latency/predict.js';
+import type { LatencyTables } from '../../analyze/latency/types.js';
 import { modelSizes, unstructuredPrunePass, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
 
 export const HISTORY_KEY = 'edgefit.prune.history';
@@ -27,13 +33,23 @@ export interface PruneOptions {
   structured?: number;
   /** Fraction of MACs to remove (alternative to structured). */
   targetMacs?: number;
+  /**
+   * Predicted latency to reach (alternative to structured and targetMacs; needs `tables`): a
+   * fraction of the original's measured latency (tables.modelMs) or milliseconds.
+   */
+  targetLatency?: { fraction: number } | { ms: number };
+  /** Latency tables of this model on this box (analyze/latency): the latency target's predictions, and `round: 'auto'`'s block. */
+  tables?: LatencyTables;
   unstructured?: number;
   unstructuredMethod?: UnstructuredMethod;
   unstructuredScope?: 'layer' | 'global';
   nm?: [number, number];
   importance: Importance;
   recover: Recovery;
-  /** Per-group ratios: the same everywhere, or from measured per-group sensitivity. */
+  /**
+   * Per-group ratios: the same everywhere, or from measured per-group sensitivity. With a latency
+   * target, 'sensitivity' makes the knapsack weigh cuts by the measured fidelity drop instead of importance.
+   */
   allocation?: 'uniform' | 'sensitivity';
   /** Ratios probed per group by the sensitivity analysis. */
   sensitivityRatios?: number[];
@@ -45,7 +61,8 @@ export interface PruneOptions {
    */
   sensitivity?: GroupSensitivity[];
   steps: number;
-  round: number;
+  /** Kept widths are multiples of this; 'auto': the tables' block, else this CPU's (round.ts). */
+  round: Round;
   shapes: Map<string, number[]>;
   samples: Sample[];
   synthetic: boolean;
@@ -54,6 +71,8 @@ export interface PruneOptions {
   lsqRidges?: readonly number[];
   /** Skip the final fidelity run (benchmarks measure it themselves). */
   skipFidelity?: boolean;
+  /** prepareForPruning's report when the caller ran it already (before measuring latency tables). */
+  prepared?: Prepared;
   /** Also judge the result by the model's task ('auto': detected from the teacher), issue 16. */
   task?: Task | 'auto';
 }
@@ -64,9 +83,16 @@ export interface HistoryStep {
   importance: Importance;
   recover: Recovery;
   groups: GroupRecord[];
-  allocation: 'uniform' | 'sensitivity';
+  /** 'latency': widths chosen by the latency knapsack (by importance, or by sensitivity when `by` says so). */
+  allocation: 'uniform' | 'sensitivity' | 'latency';
+  by?: 'importance' | 'sensitivity';
   /** Fidelity-drop threshold chosen by the sensitivity allocation. */
   threshold?: number;
+  /** Latency allocation: this step's target and the tables' prediction for its widths, ms. */
+  targetMs?: number;
+  predictedMs?: number;
+  /** The multiple kept widths were rounded to. */
+  round?: number;
   biasCompensated: number;
   lsq: LsqReport | null;
 }
@@ -91,6 +117,36 @@ export interface PruneReport {
   shapeFold: FoldDetails;
   /** The exact folds done next (cleanup/fold.ts): fewer ops for onnxruntime to leave its fast layout for. */
   exactFolds: FoldReport;
+  /** The folded model's latency over the model as given, when the caller timed it (Prepared.speedup). */
+  foldSpeedup: number | null;
+  /** Tables' figures when they were given: the original's measured ms, the target and the prediction for the result. */
+  latency: { originalMs: number; targetMs: number | null; predictedMs: number } | null;
+  /** The multiple kept widths were rounded to ('auto' resolved). */
+  round: number;
+}
+
+export interface Prepared {
+  shapeFold: FoldDetails;
+  exactFolds: FoldReport;
+  /**
+   * The prepared model's latency over the model as given, when the caller timed them side by side:
+   * a target that is a fraction of the original is then met against the original, not against
+   * the already faster prepared model the tables timed.
+   */
+  speedup?: number;
+}
+
+/**
+ * What pruning starts from, in place: with the input shapes fixed, run-time shape chains become
+ * constants the analysis reads (ShuffleNetV2's channel shuffle, attention head splits;
+ * fold-shapes.ts), then the exact folds (cleanup/fold.ts) take the elementwise glue onnxruntime
+ * cannot fuse. Outputs are unchanged. Latency tables are measured on the prepared model.
+ */
+export function prepareForPruning(model: Model, shapes: Map<string, number[]>): Prepared {
+  const shapeFold = runPass(foldShapesPass, model, { shapes }).details;
+  model.analysisShapes = shapes;
+  const exactFolds = runPass(foldPass, model, 'float').details;
+  return { shapeFold, exactFolds };
 }
 
 /** MACs of `model` pruned with `keep` (on a clone; group order is stable across clones). */
@@ -112,8 +168,13 @@ async function statsFor(model: Model, ga: GroupAnalysis, o: PruneOptions): Promi
 }
 
 export async function prune(model: Model, o: PruneOptions): Promise<PruneReport> {
-  if (o.structured !== undefined && o.targetMacs !== undefined)
-    throw new EdgefitError('USAGE', 'give either a channel ratio or a MACs target, not both', { remedy: { option: 'targetMacs' } });
+  if ([o.structured, o.targetMacs, o.targetLatency].filter((v) => v !== undefined).length > 1)
+    throw new EdgefitError('USAGE', 'give one of a channel ratio, a MACs target or a latency target, not several', {
+      remedy: { option: o.targetLatency !== undefined ? 'targetLatency' : 'targetMacs' },
+    });
+  const targetMs = latencyTarget(o);
+  // the tables as the allocation and the report read them: robust lines, not every timing outlier
+  const tables = o.tables && robustTables(o.tables);
   for (const [k, v] of [
     ['structured', o.structured],
     ['targetMacs', o.targetMacs],
@@ -126,32 +187,35 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
   }
   if (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 50)
     throw new EdgefitError('USAGE', `prune steps must be an integer 1..50, got ${o.steps}`, { remedy: { option: 'steps' } });
-  if (![1, 4, 8].includes(o.round))
-    throw new EdgefitError('USAGE', `channel rounding must be 1, 4 or 8, got ${o.round}`, { remedy: { option: 'round' } });
+  const round = resolveRound(o.round, o.tables);
   if (
     (o.importance === 'activation' || o.recover !== 'none' || o.unstructuredMethod === 'wanda' || o.allocation === 'sensitivity') &&
     !o.samples.length
   )
     throw new EdgefitError('DATA', 'activation importance and recovery need calibration samples');
 
-  // the input shapes are fixed here, so run-time shape chains become constants the analysis reads
-  // (ShuffleNetV2's channel shuffle, attention head splits); outputs are unchanged (fold-shapes.ts)
-  const shapeFold = runPass(foldShapesPass, model, { shapes: o.shapes }).details;
-  model.analysisShapes = o.shapes;
-  // exact, so the teacher is folded too: recovery matches values by name, and a folded conv's
+  // a caller that measured latency tables prepared the model first (the tables must time the graph
+  // that is pruned); preparing again would find nothing, so its report is the one kept
+  const { shapeFold, exactFolds } = o.prepared ?? prepareForPruning(model, o.shapes);
+  // exact, so the teacher is prepared too: recovery matches values by name, and a folded conv's
   // output must be compared with the same (post-affine) value of the teacher
-  const exactFolds = runPass(foldPass, model, 'float').details;
   const teacher = cloneModel(model);
   const baseMacs = countMacs(cloneModel(model), o.shapes);
   const paramsBefore = paramsOf(model);
   const first = analyzeGroups(model);
+  if (targetMs !== null) {
+    // tables name the layers of the model they were measured on: none found here, none would be cut
+    const here = layerWidths(model, first, new Map());
+    if (!o.tables!.layers.some((l) => here.has(l.node)))
+      throw new EdgefitError('DATA', "the latency tables name none of this model's weight layers: they were built for another model");
+  }
   const steps: HistoryStep[] = [];
   let surgeryMs = 0;
   let sensitivityMs = 0;
   let probe: GroupSensitivity[] | null = null;
   // current channel i of a layer output <-> original channel origOf[i] (for the teacher's targets)
   const origOf = new Map<string, number[]>();
-  const structuredWanted = (o.structured ?? 0) > 0 || (o.targetMacs ?? 0) > 0;
+  const structuredWanted = (o.structured ?? 0) > 0 || (o.targetMacs ?? 0) > 0 || targetMs !== null;
 
   for (let k = 1; structuredWanted && k <= o.steps; k++) {
     let ga = analyzeGroups(model);
@@ -164,22 +228,28 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
           remedy: { option: 'shapes' },
         });
       const keepFrac = Math.pow(1 - o.targetMacs, k / o.steps);
-      ratio = ratioForMacs(model, o.shapes, baseMacs, keepFrac, { importance: o.importance, round: o.round, stats });
+      ratio = ratioForMacs(model, o.shapes, baseMacs, keepFrac, { importance: o.importance, round, stats });
       ga = analyzeGroups(model);
+    } else if (targetMs !== null) {
+      ratio = 0; // the knapsack below chooses the widths; the ratio recorded is what it removed
     } else {
       ratio = 1 - Math.pow(1 - o.structured!, 1 / o.steps);
     }
     const scores = scoreGroups(model, ga, o.importance, stats);
-    let keep = uniformKeep(ga.groups, scores, ratio, o.round);
-    let allocation: 'uniform' | 'sensitivity' = 'uniform';
+    let keep = uniformKeep(ga.groups, scores, ratio, round);
+    let allocation: HistoryStep['allocation'] = 'uniform';
     let threshold: number | undefined;
+    let stepTarget: number | undefined;
+    let predictedMs: number | undefined;
+    let by: HistoryStep['by'];
+    let sens: GroupSensitivity[] | undefined;
+    const tS = performance.now();
     if (o.allocation === 'sensitivity') {
-      const tS = performance.now();
       const reuse =
         k === 1 &&
         o.sensitivity &&
         o.sensitivity.every((s) => ga.groups[s.index]?.label === s.label && ga.groups[s.index]!.size === s.size);
-      const sens = reuse
+      sens = reuse
         ? o.sensitivity!
         : await groupSensitivity(
             model,
@@ -190,6 +260,20 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
             o.threads,
           );
       if (k === 1) probe = sens;
+    }
+    if (targetMs !== null) {
+      // approached geometrically over the steps, like the MACs target
+      stepTarget = tables!.modelMs * Math.pow(targetMs / tables!.modelMs, k / o.steps);
+      const alloc = allocateByLatency(model, ga, { tables: tables!, targetMs: stepTarget, block: round, scores, sensitivity: sens });
+      keep = alloc.keep;
+      allocation = 'latency';
+      by = sens ? 'sensitivity' : 'importance';
+      predictedMs = alloc.predictedMs;
+      const total = ga.groups.filter((g) => scores.has(g.id)).reduce((a, g) => a + g.size, 0);
+      const sizeOf = new Map(ga.groups.map((g) => [g.id, g.size]));
+      ratio = total ? [...keep].reduce((a, [id, kk]) => a + sizeOf.get(id)! - kk.length, 0) / total : 0;
+      if (sens) sensitivityMs += performance.now() - tS;
+    } else if (sens) {
       const sizeOf = new Map(ga.groups.map((g) => [g.id, g.size]));
       const uniformMacs = o.targetMacs !== undefined ? macsOfKeep(model, ga, keep, o.shapes) : null;
       const removedUniform = [...keep].reduce((a, [id, k]) => a + sizeOf.get(id)! - k.length, 0);
@@ -198,7 +282,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
         if (uniformMacs !== null) return macsOfKeep(model, ga, cand, o.shapes) <= uniformMacs;
         return [...cand].reduce((a, [id, k]) => a + sizeOf.get(id)! - k.length, 0) >= removedUniform;
       };
-      const alloc = allocateBySensitivity(ga, sens, scores, o.round, meets);
+      const alloc = allocateBySensitivity(ga, sens, scores, round, meets);
       if (alloc) {
         keep = alloc.keep;
         allocation = 'sensitivity';
@@ -244,6 +328,9 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       groups: records,
       allocation,
       ...(threshold !== undefined ? { threshold } : {}),
+      ...(by ? { by } : {}),
+      ...(stepTarget !== undefined ? { targetMs: +stepTarget.toFixed(3), predictedMs: +predictedMs!.toFixed(3) } : {}),
+      round,
       biasCompensated,
       lsq,
     });
@@ -307,7 +394,33 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     sensitivity: probe,
     shapeFold,
     exactFolds,
+    foldSpeedup: o.prepared?.speedup ?? null,
+    latency: tables ? { originalMs: tables.modelMs, targetMs, predictedMs: predictMs(tables, layerWidths(model, last, new Map())) } : null,
+    round,
   };
+}
+
+/** What of a latency target can be checked before any table is measured: a fraction in (0, 1), a positive time. */
+export function checkTargetLatency(t: { fraction: number } | { ms: number }): void {
+  const remedy = { remedy: { option: 'targetLatency' as const } };
+  if ('fraction' in t && !(t.fraction > 0 && t.fraction < 1))
+    throw new EdgefitError('USAGE', `a latency target as a fraction of the original must be in (0, 1), got ${t.fraction}x`, remedy);
+  if ('ms' in t && !(t.ms > 0)) throw new EdgefitError('USAGE', `a latency target must be a positive time, got ${t.ms} ms`, remedy);
+}
+
+/** The latency target in ms (null without one), checked: it needs tables and must be below the original's measured time. */
+function latencyTarget(o: PruneOptions): number | null {
+  const t = o.targetLatency;
+  if (t === undefined) return null;
+  checkTargetLatency(t);
+  const remedy = { remedy: { option: 'targetLatency' as const } };
+  if (!o.tables) throw new EdgefitError('USAGE', 'a latency target needs latency tables measured for this model', remedy);
+  const orig = o.tables.modelMs;
+  // at most the prepared model's own time: when the folds alone meet the target nothing is cut
+  if ('fraction' in t) return Math.min(orig, (t.fraction * orig) / (o.prepared?.speedup ?? 1));
+  if (t.ms >= orig)
+    throw new EdgefitError('USAGE', `the latency target ${t.ms} ms is not below the original's measured ${orig.toFixed(2)} ms`, remedy);
+  return t.ms;
 }
 
 /**

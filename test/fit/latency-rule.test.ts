@@ -1,0 +1,70 @@
+// The fit never keeps a pruned candidate that is not faster than the same candidate unpruned
+// (issue 17): the rule on timings alone, then inside the search on a box where pruning buys no
+// speed (a candidate "meeting" the budget by a hair is still not kept).
+import t from 'tap';
+import { prunedPays, searchFrontier } from '../../src/fit/search.js';
+import type { CandidateConfig, LatencyRound } from '../../src/fit/types.js';
+
+const rounds = (ratios: number[], ref = 100): LatencyRound[] => ratios.map((r) => ({ referenceP50Ms: ref, candidateP50Ms: r * ref }));
+const entry = (ratios: number[]) => {
+  const r = rounds(ratios);
+  const med = [...ratios].sort((a, b) => a - b)[ratios.length >> 1]!;
+  return { latencyP50Ms: med * 100, latencyP95Ms: med * 100, referenceP50Ms: 100, latencyRatio: med, rounds: r };
+};
+const original = { latencyP50Ms: 100, latencyP95Ms: 101, referenceP50Ms: 100 };
+
+t.test('prunedPays: faster than its unpruned twin by more than the noise', async (t) => {
+  t.equal(prunedPays(entry([0.6, 0.61, 0.59]), original)?.pays, true, '0.6x of the original, steady: pays');
+  t.equal(prunedPays(entry([0.99, 0.98, 0.99]), original)?.pays, false, '0.99x: within the floor margin, not kept');
+  t.equal(prunedPays(entry([1.2, 1.1, 1.15]), original)?.pays, false, 'slower: not kept');
+  const noisy = prunedPays(entry([0.7, 0.95, 1.3, 0.85, 1.1]), original)!;
+  t.equal(noisy.pays, false, `0.95x median with a wide spread: margin ${noisy.margin.toFixed(3)} covers it`);
+  // against an int8 twin at 0.5x of the original: the pruned int8 must beat 0.5x, not 1x
+  t.equal(prunedPays(entry([0.49, 0.5, 0.49]), entry([0.5, 0.5, 0.5]))?.pays, false, 'int8 pruned ~ int8 unpruned: not kept');
+  t.equal(prunedPays(entry([0.3, 0.31, 0.3]), entry([0.5, 0.5, 0.5]))?.pays, true, 'int8 pruned 0.6x of int8: kept');
+  t.ok(prunedPays(entry([0.6, 0.6, 0.6]), entry([0.5, 0.9, 1.4]))!.margin > 0.1, "the unpruned twin's own spread counts too");
+  t.equal(prunedPays({ latencyP50Ms: 50, latencyP95Ms: 50 }, original), null, 'no ratio to the original: cannot judge');
+});
+
+t.test('search: pruned candidates that buy no speed are never kept, even when they scrape under the budget', async (t) => {
+  const calls: CandidateConfig[] = [];
+  const evaluate = async (c: CandidateConfig) => {
+    calls.push(c);
+    const base = { modelRssMb: 10, sizeBytes: 1, modelPath: '/x', sha256: 'x' };
+    if (c.structured === 0) return { ...base, ...original, fidelity: 1 };
+    // pruning at any ratio runs 0.99x of the original: inside the noise
+    return { ...base, ...entry([0.99, 0.985, 0.99]), fidelity: 1 - 0.2 * c.structured };
+  };
+  const out = await searchFrontier(
+    { evaluate },
+    { budgets: { latencyMs: 99.5, minFidelity: 0.5 }, threads: 2, tryQuant: false, structuredBy: 'latency' },
+  );
+  t.ok(
+    calls.some((c) => c.structured > 0 && c.structuredBy === 'latency'),
+    'latency candidates were tried',
+  );
+  t.equal(out.chosen.config.structured, 0, 'the original is kept');
+  t.notOk(out.feasible, 'nothing counts as meeting the budget');
+  t.ok(
+    out.frontier.every((e) => e.config.structured === 0),
+    'no pruned candidate on the frontier',
+  );
+  t.match(out.notes.join('\n'), /is not faster than the same model unpruned \(0\.99x/, 'the note says why');
+  t.match(out.candidates.find((e) => e.config.structured > 0)!.id, /^l0\./, "latency candidates are keyed 'l'");
+});
+
+t.test('search: a pruned candidate that is really faster is chosen as before', async (t) => {
+  const evaluate = async (c: CandidateConfig) => {
+    const base = { modelRssMb: 10, sizeBytes: 1, modelPath: '/x', sha256: 'x' };
+    if (c.structured === 0) return { ...base, ...original, fidelity: 1 };
+    const r = 1 - 0.9 * c.structured;
+    return { ...base, ...entry([r, r * 1.01, r * 0.99]), fidelity: 1 - 0.2 * c.structured };
+  };
+  const out = await searchFrontier(
+    { evaluate },
+    { budgets: { latencyFactor: 0.6, minFidelity: 0.5 }, threads: 2, tryQuant: false, structuredBy: 'latency' },
+  );
+  t.ok(out.feasible);
+  t.ok(out.chosen.config.structured > 0, `chose ${out.chosen.id}`);
+  t.notMatch(out.notes.join('\n'), /not faster than the same model unpruned/);
+});
