@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OCR_MODELS } from '../devkit/paths.js';
-import { buildLatencyTables, predictModelMs, type LatencyTables } from '../src/analyze/latency/index.js';
+import { buildLatencyTables, calibratedMs, predictModelMs, type LatencyTables } from '../src/analyze/latency/index.js';
+import { probeTables } from '../src/evaluate/latency-probes.js';
 import { syntheticSamples } from '../src/data/model-inputs.js';
 import { compareLatency } from '../src/evaluate/interleaved.js';
 import { cloneModel, type Model } from '../src/ir/model.js';
@@ -84,11 +85,17 @@ try {
         ` block ${tables.block} (${tables.blockSource})`,
     );
     for (const l of staircase(tables)) console.log(l);
+    const tp = performance.now();
+    const probed = await probeTables(base, tables, { shapes, threads });
+    console.log(
+      `probes (${((performance.now() - tp) / 1000).toFixed(1)} s): ` +
+        probed.probes!.map((q) => `predicted ${q.predicted.toFixed(3)} measured ${q.measured.toFixed(3)}`).join('; '),
+    );
     const [sample] = syntheticSamples(base, shapes, 1);
     const feeds = toFeeds(sample!);
     const origBytes = serializeModel(base);
     console.log(
-      '\n| ratio | predicted ms | measured ms | original ms (same run) | measured ratio | predicted ratio | error % | robust ratio | robust error % | sum ratio | sum error % |',
+      '\n| ratio | predicted ms | measured ms | original ms (same run) | measured ratio | predicted ratio | error % | robust ratio | robust error % | calibrated ratio | calibrated error % |',
     );
     console.log('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const ratio of ratios) {
@@ -109,13 +116,12 @@ try {
       // (the box is shared: the same model takes different times minutes apart)
       const predictedRatio = predictModelMs(tables, m) / tables.modelMs;
       // as the allocation reads them (robust lines per side, layers capped by the model)
-      const robust = robustTables(tables);
+      const robust = robustTables(probed);
       const robustRatio = predictModelMs(robust, m) / robust.modelMs;
       const robustErr = ((robustRatio * c.floatMs - c.quantizedMs) / c.quantizedMs) * 100;
-      // the other reading: what is not in any layer shrinks with them (sums, not savings)
-      const sumFull = tables.layers.reduce((a, l) => a + l.fullMs, 0);
-      const sumRatio = (sumFull - (tables.modelMs - predictModelMs(tables, m))) / sumFull;
-      const sumErr = ((sumRatio * c.floatMs - c.quantizedMs) / c.quantizedMs) * 100;
+      // mapped through the whole-model probes (uniform cuts at PROBE_RATIOS, not these ratios): what prune reports
+      const calRatio = calibratedMs(probed, predictModelMs(robust, m)) / robust.modelMs;
+      const calErr = ((calRatio * c.floatMs - c.quantizedMs) / c.quantizedMs) * 100;
       const predicted = predictedRatio * c.floatMs;
       const err = ((predicted - c.quantizedMs) / c.quantizedMs) * 100;
       const row = {
@@ -129,13 +135,12 @@ try {
         errorPct: err,
         robustRatio,
         robustErrorPct: robustErr,
-        sumRatio,
-        sumErrorPct: sumErr,
-        layersShare: sumFull / tables.modelMs,
+        calibratedRatio: calRatio,
+        calibratedErrorPct: calErr,
       };
       rows.push({ ...row, buildMs: tables.buildMs, block: tables.block, blockSource: tables.blockSource });
       console.log(
-        `| ${ratio} | ${predicted.toFixed(2)} | ${c.quantizedMs.toFixed(2)} | ${c.floatMs.toFixed(2)} | ${c.ratio.toFixed(3)} | ${predictedRatio.toFixed(3)} | ${err.toFixed(1)} | ${robustRatio.toFixed(3)} | ${robustErr.toFixed(1)} | ${sumRatio.toFixed(3)} | ${sumErr.toFixed(1)} |`,
+        `| ${ratio} | ${predicted.toFixed(2)} | ${c.quantizedMs.toFixed(2)} | ${c.floatMs.toFixed(2)} | ${c.ratio.toFixed(3)} | ${predictedRatio.toFixed(3)} | ${err.toFixed(1)} | ${robustRatio.toFixed(3)} | ${robustErr.toFixed(1)} | ${calRatio.toFixed(3)} | ${calErr.toFixed(1)} |`,
       );
     }
   }

@@ -16,6 +16,7 @@ import { syntheticSamples } from '../data/model-inputs.js';
 import { dataShapes, loadInputSet } from '../data/inputs.js';
 import { modelInputs } from '../runtime/runner.js';
 import { evaluateModel, latencyStats } from '../evaluate/index.js';
+import { probeTables } from '../evaluate/latency-probes.js';
 import { resolveTask } from '../fidelity/tasks.js';
 import { buildCandidate } from './candidates.js';
 import {
@@ -191,7 +192,11 @@ export async function fitModel(
   // cached beside the candidates (keyed by model, box, threads and shapes)
   let tables: Promise<LatencyTables> | undefined;
   const tablesOnce = (): Promise<LatencyTables> =>
-    (tables ??= buildLatencyTables(preparedCopy(probe, shapes), { shapes, threads, cacheDir: join(outDir, 'cache', 'latency') }));
+    (tables ??= (async () => {
+      const prepared = preparedCopy(probe, shapes);
+      const t = await buildLatencyTables(prepared, { shapes, threads, cacheDir: join(outDir, 'cache', 'latency') });
+      return probeTables(prepared, t, { shapes, threads });
+    })());
   // the sensitivity probe (minutes on det) is measured by the first candidate that needs it and
   // kept beside the cache, so later candidates and later fits of the same model re-use it
   const sensFile = join(outDir, 'cache', `sensitivity-${cache.key('sensitivity')}.json`);

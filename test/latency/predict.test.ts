@@ -4,7 +4,15 @@
 // removed node saves all of its time). No timing here: the figures are made up.
 import t from 'tap';
 import { ModelBuilder } from '../../devkit/builder.js';
-import { layerMs, predictMs, predictModelMs, type LatencyTables, type LayerTable } from '../../src/analyze/latency/index.js';
+import {
+  calibratedMs,
+  layerMs,
+  predictMs,
+  predictModelMs,
+  rawForCalibratedMs,
+  type LatencyTables,
+  type LayerTable,
+} from '../../src/analyze/latency/index.js';
 import { Tensor } from '../../src/ir/tensor.js';
 
 const conv: LayerTable = {
@@ -99,4 +107,46 @@ t.test('predictModelMs reads widths from the weights by node name; a node gone s
   // narrow c1's weight as pruning would: 16 of 32 inputs, 32 of 64 outputs
   m.graph.setInitializer(Tensor.fromFloat32(node.inputs[1]!, [32, 16, 3, 3], new Float32Array(32 * 16 * 9)));
   t.equal(predictModelMs(tb, m), 16);
+});
+
+t.test('whole-model probes map predictions: identity without them, monotone through them, invertible', async (t) => {
+  const base: LatencyTables = {
+    version: 1,
+    key: { model: 'm', hardware: 'h', threads: 2, shapes: {} },
+    block: 16,
+    blockSource: 'cpu',
+    blockEvidence: [],
+    layers: [],
+    modelMs: 10,
+    buildMs: 0,
+  };
+  t.equal(calibratedMs(base, 6), 6, 'no probes: the raw prediction');
+  t.equal(rawForCalibratedMs(base, 6), 6);
+  // probes: predicted 0.7 measured 0.6; predicted 0.4 measured 0.25 (whole models gain more)
+  const probed = {
+    ...base,
+    probes: [
+      { predicted: 0.7, measured: 0.6 },
+      { predicted: 0.4, measured: 0.25 },
+    ],
+  };
+  t.equal(calibratedMs(probed, 10), 10, 'the uncut model is itself');
+  t.ok(Math.abs(calibratedMs(probed, 7) - 6) < 1e-9, 'a probe point maps to its measurement');
+  t.ok(Math.abs(calibratedMs(probed, 5.5) - 4.25) < 1e-9, 'between points: linear');
+  t.ok(Math.abs(calibratedMs(probed, 2) - 1.25) < 1e-9, 'below the deepest probe: proportional toward 0');
+  for (const ms of [9, 6, 4, 1.5]) t.ok(Math.abs(calibratedMs(probed, rawForCalibratedMs(probed, ms)) - ms) < 1e-9, `round trip at ${ms}`);
+  // noise: a deeper cut measured slower than a lighter one is pooled, so the map never decreases
+  const noisy = {
+    ...base,
+    probes: [
+      { predicted: 0.5, measured: 0.7 },
+      { predicted: 0.8, measured: 0.6 },
+    ],
+  };
+  const ys = [2, 4, 5, 6, 8, 9, 10].map((ms) => calibratedMs(noisy, ms));
+  t.ok(
+    ys.every((y, i) => i === 0 || y >= ys[i - 1]! - 1e-12),
+    `monotone: ${ys.map((y) => y.toFixed(2)).join(' ')}`,
+  );
+  t.ok(Math.abs(calibratedMs(noisy, 5) - 6.5) < 1e-9, 'the violating pair pooled to its mean');
 });

@@ -19,7 +19,7 @@ import { layerMs, predictMs } from './predict.js';
 import type { LatencyTables, LayerTable, TableKey } from './types.js';
 
 export type { LatencyTables, LayerTable, BlockEvidence, TableKey } from './types.js';
-export { layerMs, predictMs } from './predict.js';
+export { calibratedMs, layerMs, predictMs, rawForCalibratedMs } from './predict.js';
 export { weightLayers, buildUnit, widthsFor, type WeightLayer, type Unit } from './extract.js';
 export { discoverBlock, blockFromEvidence, padShare, stepShare, type BlockResult } from './block.js';
 export { blockFromCpu, cpuFacts, hardwareId, type CpuFacts } from './hardware.js';

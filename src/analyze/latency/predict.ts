@@ -47,3 +47,54 @@ export function predictMs(tables: LatencyTables, widths: ReadonlyMap<string, { c
   }
   return tables.modelMs - saved;
 }
+
+/** The probe points as a monotone curve through (1, 1): sorted by prediction, measured never decreasing. */
+function probeCurve(tables: LatencyTables): { p: number[]; m: number[] } | null {
+  const pts = (tables.probes ?? []).filter((q) => q.predicted > 0 && q.predicted < 1 && q.measured > 0);
+  if (!pts.length) return null;
+  pts.sort((a, b) => a.predicted - b.predicted);
+  const p = [...pts.map((q) => q.predicted), 1];
+  const m = [...pts.map((q) => Math.min(1, q.measured)), 1];
+  // timing noise can make a deeper cut measure slower than a lighter one: pool such pairs
+  // (pool-adjacent-violators, the least-squares monotone fit), so the map stays invertible
+  const blocks: { sum: number; n: number }[] = [];
+  for (const v of m) {
+    blocks.push({ sum: v, n: 1 });
+    while (
+      blocks.length > 1 &&
+      blocks[blocks.length - 2]!.sum / blocks[blocks.length - 2]!.n > blocks[blocks.length - 1]!.sum / blocks[blocks.length - 1]!.n
+    ) {
+      const b = blocks.pop()!;
+      blocks[blocks.length - 1]!.sum += b.sum;
+      blocks[blocks.length - 1]!.n += b.n;
+    }
+  }
+  const mono = blocks.flatMap((b) => Array<number>(b.n).fill(b.sum / b.n));
+  return { p, m: mono };
+}
+
+/** Piecewise-linear through (xs, ys), proportional toward (0, 0) below the first point. */
+function through(xs: readonly number[], ys: readonly number[], x: number): number {
+  if (x <= xs[0]!) return (ys[0]! * x) / xs[0]!;
+  for (let i = 1; i < xs.length; i++) {
+    if (x <= xs[i]!) {
+      const d = xs[i]! - xs[i - 1]!;
+      return d > 0 ? ys[i - 1]! + ((ys[i]! - ys[i - 1]!) * (x - xs[i - 1]!)) / d : ys[i]!;
+    }
+  }
+  return ys[ys.length - 1]!;
+}
+
+/** A raw prediction (predictMs) mapped through the whole-model probes, ms; unchanged without probes. */
+export function calibratedMs(tables: LatencyTables, rawMs: number): number {
+  const c = probeCurve(tables);
+  if (!c || !(tables.modelMs > 0)) return rawMs;
+  return tables.modelMs * through(c.p, c.m, rawMs / tables.modelMs);
+}
+
+/** The raw prediction (predictMs) whose calibrated value is `ms`: what the allocation must reach. */
+export function rawForCalibratedMs(tables: LatencyTables, ms: number): number {
+  const c = probeCurve(tables);
+  if (!c || !(tables.modelMs > 0)) return ms;
+  return tables.modelMs * through(c.m, c.p, ms / tables.modelMs);
+}

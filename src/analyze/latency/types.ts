@@ -64,4 +64,11 @@ export interface LatencyTables {
   modelMs: number;
   /** Wall time it took to build the tables, ms. */
   buildMs: number;
+  /**
+   * Whole-model probes (evaluate/latency-probes.ts): uniformly pruned copies timed side by side
+   * with the model, each as (the tables' predicted ratio, the measured ratio). Isolated layers
+   * miss what a whole pruned model gains or loses (smaller activations staying in cache,
+   * reorders between layers), so predictions are mapped through these measured points.
+   */
+  probes?: { predicted: number; measured: number }[];
 }

@@ -6,6 +6,7 @@ import { loadModel, saveModel, serializeModel } from '../../onnx/index.js';
 import { dataShapes, loadInputSet } from '../../data/inputs.js';
 import { modelInputs, toFeeds } from '../../runtime/runner.js';
 import { compareLatency } from '../../evaluate/interleaved.js';
+import { probeTables } from '../../evaluate/latency-probes.js';
 import { inputShapes, syntheticSamples } from '../../data/model-inputs.js';
 import { IMPORTANCE, type Importance } from '../../passes/prune/importance.js';
 import { checkTargetLatency, prepareForPruning, prune, type PruneReport } from '../../passes/prune/index.js';
@@ -224,8 +225,12 @@ export const command: CommandModule<object, Args> = {
       const c = await compareLatency(given, serializeModel(model), toFeeds(samples[0]!), 10, a.threads);
       prepared.speedup = Math.min(1, c.ratio);
     }
+    // measured per layer (cached), then mapped through two whole-model probes (a few seconds)
     const tables = targetLatency
-      ? await buildLatencyTables(model, { shapes, threads: a.threads, cacheDir: defaultLatencyCacheDir() })
+      ? await probeTables(model, await buildLatencyTables(model, { shapes, threads: a.threads, cacheDir: defaultLatencyCacheDir() }), {
+          shapes,
+          threads: a.threads,
+        })
       : undefined;
     const report = await prune(model, {
       structured: a.structured,

@@ -22,7 +22,7 @@ import { allocateByLatency } from './latency-alloc.js';
 import { resolveRound, type Round } from './round.js';
 import { layerWidths } from './widths.js';
 import { robustTables } from './robust-tables.js';
-import { predictMs } from '../../analyze/latency/predict.js';
+import { calibratedMs, predictMs, rawForCalibratedMs } from '../../analyze/latency/predict.js';
 import type { LatencyTables } from '../../analyze/latency/types.js';
 import { modelSizes, unstructuredPrunePass, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
 
@@ -264,11 +264,14 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     if (targetMs !== null) {
       // approached geometrically over the steps, like the MACs target
       stepTarget = tables!.modelMs * Math.pow(targetMs / tables!.modelMs, k / o.steps);
-      const alloc = allocateByLatency(model, ga, { tables: tables!, targetMs: stepTarget, block: round, scores, sensitivity: sens });
+      // the knapsack sums the layers' own savings: it aims at the raw prediction whose
+      // probe-calibrated value is the target (predict.ts; unchanged when the tables have no probes)
+      const rawTarget = rawForCalibratedMs(tables!, stepTarget);
+      const alloc = allocateByLatency(model, ga, { tables: tables!, targetMs: rawTarget, block: round, scores, sensitivity: sens });
       keep = alloc.keep;
       allocation = 'latency';
       by = sens ? 'sensitivity' : 'importance';
-      predictedMs = alloc.predictedMs;
+      predictedMs = calibratedMs(tables!, alloc.predictedMs);
       const total = ga.groups.filter((g) => scores.has(g.id)).reduce((a, g) => a + g.size, 0);
       const sizeOf = new Map(ga.groups.map((g) => [g.id, g.size]));
       ratio = total ? [...keep].reduce((a, [id, kk]) => a + sizeOf.get(id)! - kk.length, 0) / total : 0;
@@ -395,7 +398,9 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     shapeFold,
     exactFolds,
     foldSpeedup: o.prepared?.speedup ?? null,
-    latency: tables ? { originalMs: tables.modelMs, targetMs, predictedMs: predictMs(tables, layerWidths(model, last, new Map())) } : null,
+    latency: tables
+      ? { originalMs: tables.modelMs, targetMs, predictedMs: calibratedMs(tables, predictMs(tables, layerWidths(model, last, new Map()))) }
+      : null,
     round,
   };
 }

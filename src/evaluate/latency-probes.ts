@@ -1,0 +1,59 @@
+// Whole-model probes for the latency tables (issue 17): a few uniformly pruned copies of the
+// (prepared) model, each timed side by side with it, give measured points that the tables'
+// predictions are mapped through (analyze/latency/predict.ts calibratedMs). Layers timed alone
+// predicted det and rec within 15 % but missed ResNet-18 and MobileNetV2 at half their channels
+// by 60-100 %: a whole pruned model also gains from smaller activations staying in cache, which
+// no isolated layer shows. Two probes cost a few seconds (det: about 2 x 15 runs of 60 ms).
+import { cloneModel, type Model } from '../ir/model.js';
+import { serializeModel } from '../onnx/index.js';
+import { predictModelMs } from '../analyze/latency/index.js';
+import type { LatencyTables } from '../analyze/latency/types.js';
+import { prune } from '../passes/prune/index.js';
+import { robustTables } from '../passes/prune/robust-tables.js';
+import { syntheticSamples } from '../data/model-inputs.js';
+import { toFeeds } from '../runtime/runner.js';
+import { compareLatency } from './interleaved.js';
+
+/** Channel ratios the probes prune uniformly: one near the middle and one deep cut span what targets ask. */
+export const PROBE_RATIOS = [0.3, 0.6] as const;
+
+export interface ProbeOptions {
+  shapes: Map<string, number[]>;
+  threads: number;
+  /** Interleaved pairs per probe (default 12). */
+  runs?: number;
+  ratios?: readonly number[];
+}
+
+/**
+ * `tables` with `probes` measured on `model` (which must be the model the tables were built on,
+ * prepared as prune() prepares it). The predicted side is read as the allocation reads the tables
+ * (robustTables), so the map corrects what the allocation sees. `model` is not changed.
+ */
+export async function probeTables(model: Model, tables: LatencyTables, o: ProbeOptions): Promise<LatencyTables> {
+  const robust = robustTables(tables);
+  const base = serializeModel(model);
+  const [sample] = syntheticSamples(model, o.shapes, 1);
+  const feeds = toFeeds(sample!);
+  const probes: { predicted: number; measured: number }[] = [];
+  for (const ratio of o.ratios ?? PROBE_RATIOS) {
+    const m = cloneModel(model);
+    await prune(m, {
+      structured: ratio,
+      importance: 'l1',
+      recover: 'none',
+      steps: 1,
+      round: tables.block,
+      shapes: o.shapes,
+      samples: [],
+      synthetic: true,
+      threads: o.threads,
+      skipFidelity: true,
+    });
+    const predicted = predictModelMs(robust, m) / robust.modelMs;
+    if (!(predicted > 0 && predicted < 1)) continue; // nothing the tables see was cut
+    const c = await compareLatency(base, serializeModel(m), feeds, o.runs ?? 12, o.threads);
+    probes.push({ predicted, measured: c.ratio });
+  }
+  return { ...tables, probes };
+}
