@@ -22,8 +22,10 @@ export async function compareLatency(
   runs: number,
   threads: number,
 ): Promise<LatencyComparison> {
-  const sa = await openSession(a, { threads });
-  const sb = await openSession(b, { threads });
+  // idle threads sleep: a session's pool spinning after its run would tax the other's next run,
+  // and always the same one of the pair (the order is fixed), which biases the ratio
+  const sa = await openSession(a, { threads, spinning: false });
+  const sb = await openSession(b, { threads, spinning: false });
   const ta: number[] = [];
   const tb: number[] = [];
   try {

@@ -3,7 +3,7 @@
 // predictions are mapped through (analyze/latency/predict.ts calibratedMs). Layers timed alone
 // predicted det and rec within 15 % but missed ResNet-18 and MobileNetV2 at half their channels
 // by 60-100 %: a whole pruned model also gains from smaller activations staying in cache, which
-// no isolated layer shows. Two probes cost a few seconds (det: about 2 x 15 runs of 60 ms).
+// no isolated layer shows. Two probes cost a few seconds (det: about 2 x 35 pairs of 60 ms).
 import { cloneModel, type Model } from '../ir/model.js';
 import { serializeModel } from '../onnx/index.js';
 import { predictModelMs } from '../analyze/latency/index.js';
@@ -14,13 +14,18 @@ import { syntheticSamples } from '../data/model-inputs.js';
 import { toFeeds } from '../runtime/runner.js';
 import { compareLatency } from './interleaved.js';
 
+/** Pairs per probe: about 2 s of the model's time (a 2 ms model needs many pairs to see past the noise), 12..200. */
+export function runsFor(modelMs: number): number {
+  return Math.max(12, Math.min(200, Math.round(2000 / Math.max(modelMs, 1e-3))));
+}
+
 /** Channel ratios the probes prune uniformly: one near the middle and one deep cut span what targets ask. */
 export const PROBE_RATIOS = [0.3, 0.6] as const;
 
 export interface ProbeOptions {
   shapes: Map<string, number[]>;
   threads: number;
-  /** Interleaved pairs per probe (default 12). */
+  /** Interleaved pairs per probe (default: runsFor the model's time). */
   runs?: number;
   ratios?: readonly number[];
 }
@@ -52,7 +57,7 @@ export async function probeTables(model: Model, tables: LatencyTables, o: ProbeO
     });
     const predicted = predictModelMs(robust, m) / robust.modelMs;
     if (!(predicted > 0 && predicted < 1)) continue; // nothing the tables see was cut
-    const c = await compareLatency(base, serializeModel(m), feeds, o.runs ?? 12, o.threads);
+    const c = await compareLatency(base, serializeModel(m), feeds, o.runs ?? runsFor(tables.modelMs), o.threads);
     probes.push({ predicted, measured: c.ratio });
   }
   return { ...tables, probes };
