@@ -30,3 +30,19 @@ export function cloneModel(m: Model): Model {
 export function opsetVersion(m: Model, domain = ''): number {
   return m.opsets.get(domain) ?? m.opsets.get('ai.onnx') ?? 0;
 }
+
+/** A model around `graph` that edgefit builds itself (a probe, a unit to time, a helper graph). */
+export function modelOf(graph: Graph, o: { producer: string; opset?: number; irVersion?: number }): Model {
+  return {
+    irVersion: o.irVersion ?? 8,
+    opsets: new Map([['', o.opset ?? 13]]),
+    producerName: o.producer,
+    producerVersion: '1',
+    domain: '',
+    modelVersion: 1,
+    docString: '',
+    metadata: new Map(),
+    graph,
+    extra: undefined,
+  };
+}

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { Graph } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import type { Model } from '../../src/ir/model.js';
+import { modelOf, type Model } from '../../src/ir/model.js';
 import type { PGraph } from '../../src/onnx/proto.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
 import { analyzeCost } from '../../src/analyze/cost.js';
@@ -59,18 +59,7 @@ function ifModel(): Model {
       else_branch: { type: 'graph', value: { proto: branch('else', W2, [1, 2, 3]), outerRefs: ['x'] } },
     },
   });
-  return {
-    irVersion: 8,
-    opsets: new Map([['', 13]]),
-    producerName: 'edgefit-test',
-    producerVersion: '1',
-    domain: '',
-    modelVersion: 1,
-    docString: '',
-    metadata: new Map(),
-    graph: g,
-    extra: undefined,
-  };
+  return modelOf(g, { producer: 'edgefit-test' });
 }
 
 t.test('If branches: their weights are params, the model runs', async (t) => {

@@ -8,7 +8,7 @@ import { loadModel, serializeModel } from '../../src/onnx/index.js';
 import { normalize } from '../../src/passes/normalize.js';
 import { runPass } from '../../src/passes/pass.js';
 import { foldShapesPass } from '../../src/passes/cleanup/fold-shapes.js';
-import { cloneModel, type Model } from '../../src/ir/model.js';
+import { cloneModel, modelOf, type Model } from '../../src/ir/model.js';
 import { Graph } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { inferShapes } from '../../src/ir/shapes.js';
@@ -120,18 +120,7 @@ t.test('the shape evaluator agrees with onnxruntime op by op', async (t) => {
   add('Concat', ['negv', 'tail', 'range'], 'cat', { axis: { type: 'int', value: 0 } });
   const outs = ['c', 'neg', 'hc', 'range', 'zeros', 'where', 'tail', 'cat'];
   for (const o of outs) g.outputs.push({ name: o, type: null });
-  const model: Model = {
-    irVersion: 8,
-    opsets: new Map([['', 13]]),
-    producerName: 'test',
-    producerVersion: '1',
-    domain: '',
-    modelVersion: 1,
-    docString: '',
-    metadata: new Map(),
-    graph: g,
-    extra: undefined,
-  };
+  const model = modelOf(g, { producer: 'test' });
   const shape = [2, 6, 4, 5];
   const vals = knownValues(g, inferShapes(model, { shapes: new Map([['x', shape]]) }).types, 13);
   const s = await ort.InferenceSession.create(serializeModel(model), { graphOptimizationLevel: 'disabled' });

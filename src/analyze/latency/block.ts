@@ -5,7 +5,7 @@
 // B: a staircase. The smallest B whose staircase shows is the block; when none shows clearly
 // (noise, or no blocked kernels) the CPU features decide.
 import { Graph } from '../../ir/graph.js';
-import type { Model } from '../../ir/model.js';
+import { modelOf, type Model } from '../../ir/model.js';
 import { Tensor } from '../../ir/tensor.js';
 import { openSession, type Feeds } from '../../runtime/runner.js';
 import type { InferenceSession } from 'onnxruntime-node';
@@ -49,18 +49,7 @@ export function convModel(inShape: number[], wDims: number[], group: number, k: 
   });
   g.addNode({ name: 'relu', opType: 'Relu', inputs: ['c'], outputs: ['y'] });
   g.outputs.push({ name: 'y', type: { dtype: 'float32', shape: null } });
-  return {
-    irVersion: 8,
-    opsets: new Map([['', 13]]),
-    producerName: 'edgefit-block-probe',
-    producerVersion: '1',
-    domain: '',
-    modelVersion: 1,
-    docString: '',
-    metadata: new Map(),
-    graph: g,
-    extra: undefined,
-  };
+  return modelOf(g, { producer: 'edgefit-block-probe' });
 }
 
 const HW = 28;

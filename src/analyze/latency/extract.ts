@@ -5,7 +5,7 @@
 // of them into the convolution (and wraps NCHWc reorders around the others), so timing the
 // weight node alone would miss exactly what pruning that layer saves.
 import { Graph } from '../../ir/graph.js';
-import type { Model } from '../../ir/model.js';
+import { modelOf, type Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { staticShape } from '../../ir/shapes.js';
 import { Tensor } from '../../ir/tensor.js';
@@ -290,18 +290,11 @@ export function buildUnit(model: Model, l: WeightLayer, cin: number, cout: numbe
   if (!outs.length) outs.push(u.nodes[u.nodes.length - 1]!.outputs[0]!);
   u.outputs = outs.map((name) => ({ name, type: { dtype: 'float32', shape: null } }));
   keyParts.push(outs.map((o) => [...names].indexOf(o)));
-  const unitModel: Model = {
+  const unitModel = modelOf(u, {
+    producer: 'edgefit-latency-unit',
+    opset: model.opsets.get('') ?? model.opsets.get('ai.onnx') ?? 17,
     irVersion: model.irVersion,
-    opsets: new Map([['', model.opsets.get('') ?? model.opsets.get('ai.onnx') ?? 17]]),
-    producerName: 'edgefit-latency-unit',
-    producerVersion: '1',
-    domain: '',
-    modelVersion: 1,
-    docString: '',
-    metadata: new Map(),
-    graph: u,
-    extra: undefined,
-  };
+  });
   return { model: unitModel, input: X, inShape, inputs: [{ name: X, shape: inShape }, ...extra], key: JSON.stringify(keyParts) };
 }
 

@@ -5,7 +5,7 @@
 import type * as ort from 'onnxruntime-node';
 import type { DType } from '../../ir/dtype.js';
 import { Graph } from '../../ir/graph.js';
-import type { Model } from '../../ir/model.js';
+import { modelOf, type Model } from '../../ir/model.js';
 import { serializeModel } from '../../onnx/index.js';
 import { floatTensor, openSession, type Feeds } from '../../runtime/runner.js';
 import { zeroTensor } from '../ort-shapes.js';
@@ -95,18 +95,7 @@ export async function callOverhead(threads: number, feeds: FeedBuffer): Promise<
   g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: [1, 16] } });
   g.addNode({ name: 'r', opType: 'Relu', inputs: ['x'], outputs: ['y'] });
   g.outputs.push({ name: 'y', type: { dtype: 'float32', shape: [1, 16] } });
-  const m: Model = {
-    irVersion: 8,
-    opsets: new Map([['', 13]]),
-    producerName: 'edgefit-overhead',
-    producerVersion: '1',
-    domain: '',
-    modelVersion: 1,
-    docString: '',
-    metadata: new Map(),
-    graph: g,
-    extra: undefined,
-  };
+  const m = modelOf(g, { producer: 'edgefit-overhead' });
   return timeModel(m, [{ name: 'x', dtype: 'float32', shape: [1, 16] }], threads, feeds, { warmup: 3, runs: 41, capMs: 100, minRuns: 21 });
 }
 

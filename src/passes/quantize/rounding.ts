@@ -12,7 +12,7 @@
 import * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import { Graph } from '../../ir/graph.js';
-import type { Model } from '../../ir/model.js';
+import { modelOf } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { openSession } from '../../runtime/runner.js';
@@ -91,18 +91,7 @@ export class Gram {
       { name: 'h', type: { dtype: 'float32', shape: ['g', 'k', 'k'] } },
       { name: 's', type: { dtype: 'float32', shape: ['g', 'k'] } },
     );
-    const m: Model = {
-      irVersion: 8,
-      opsets: new Map([['', 13]]),
-      producerName: 'edgefit',
-      producerVersion: '1',
-      domain: '',
-      modelVersion: 1,
-      docString: '',
-      metadata: new Map(),
-      graph: g,
-      extra: undefined,
-    };
+    const m = modelOf(g, { producer: 'edgefit' });
     return new Gram(await openSession(m, { threads }));
   }
 
