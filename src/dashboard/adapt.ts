@@ -86,7 +86,9 @@ export function adaptEvent(p: EventPayload, now: number): DeviceEvent {
 export function candidateLabel(e: Pick<PublicFrontierEntry, 'config'>): string {
   const c = e.config;
   const parts = [c.quant === 'none' ? 'fp32' : c.quant];
-  if (c.structured > 0) parts.push(`${Math.round(c.structured * 100)}% ${c.structuredBy === 'macs' ? 'MACs' : 'ch'}`);
+  // what the structured fraction is a fraction of: channels, MACs or the original's latency (issue 17)
+  const of = c.structuredBy === 'macs' ? 'MACs' : c.structuredBy === 'latency' ? 'latency' : 'ch';
+  if (c.structured > 0) parts.push(`${Math.round(c.structured * 100)}% ${of}`);
   if (c.unstructured > 0) parts.push(`${Math.round(c.unstructured * 100)}% sparse`);
   return parts.join(' ');
 }

@@ -1,7 +1,7 @@
 // The simulated fleet speaks the agent's wire format: every payload passes the agent's schemas.
 import t from 'tap';
 import { SimDevice, SIM_BOARDS } from '../../devkit/sim.js';
-import { adaptFrontier, adaptMetrics } from '../../src/dashboard/adapt.js';
+import { adaptFrontier, adaptMetrics, candidateLabel } from '../../src/dashboard/adapt.js';
 import { checkPayload } from '../../src/telemetry/validate.js';
 import { PAYLOAD_VERSION, type ResponsePayload } from '../../src/telemetry/payloads.js';
 
@@ -47,4 +47,11 @@ t.test('the schema rejects what the simulator must never send', async (t) => {
   const m = d.metricsPayload() as unknown as Record<string, unknown>;
   t.throws(() => checkPayload('metrics', { ...m, extra: 1 }), { code: 'DATA' });
   t.throws(() => checkPayload('metrics', { ...m, seq: 0 }), { code: 'DATA' });
+});
+
+t.test('frontier labels say what the pruned fraction is of', async (t) => {
+  const cfg = { unstructured: 0, threads: 2 };
+  t.equal(candidateLabel({ config: { ...cfg, structured: 0.3, quant: 'int8-static' } }), 'int8-static 30% ch');
+  t.equal(candidateLabel({ config: { ...cfg, structured: 0.25, structuredBy: 'macs', quant: 'none' } }), 'fp32 25% MACs');
+  t.equal(candidateLabel({ config: { ...cfg, structured: 0.125, structuredBy: 'latency', quant: 'none' } }), 'fp32 13% latency');
 });
