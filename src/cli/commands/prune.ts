@@ -182,7 +182,7 @@ export const command: CommandModule<object, Args> = {
         'nothing to do: give --structured R, --target-macs R, --target-latency 0.5x, --unstructured R or --nm 2:4',
       );
     }
-    const targetLatency = a['target-latency'] !== undefined ? parseTargetLatency(a['target-latency']) : undefined;
+    let targetLatency = a['target-latency'] !== undefined ? parseTargetLatency(a['target-latency']) : undefined;
     if (targetLatency && (a.structured !== undefined || a['target-macs'] !== undefined))
       throw new EdgefitError('USAGE', '--target-latency replaces --structured and --target-macs: give one of them');
     const round: Round = parseRound(a.round);
@@ -216,14 +216,23 @@ export const command: CommandModule<object, Args> = {
     }
     // tables only where they are used: a latency target needs them, and 'auto' then takes their measured block
     // the speed check compares with the model as given (the exact folds are part of what it gains)
-    const fractionTarget = targetLatency !== undefined && 'fraction' in targetLatency;
-    const given = a['verify-speed'] || fractionTarget ? serializeModel(model) : null;
+    const given = a['verify-speed'] || targetLatency ? serializeModel(model) : null;
     const input = a['verify-speed'] ? given : null;
     const prepared = targetLatency ? prepareForPruning(model, shapes) : undefined;
-    if (prepared && given && fractionTarget) {
-      // the tables time the prepared model; the target is a fraction of the model as given
+    if (prepared && given && targetLatency) {
+      // the tables time the prepared model (in their own load-corrected ms); the target is of the
+      // model as given, timed here: a fraction of it, or milliseconds made a fraction of it
       const c = await compareLatency(given, serializeModel(model), toFeeds(samples[0]!), 10, a.threads);
       prepared.speedup = Math.min(1, c.ratio);
+      if ('ms' in targetLatency) {
+        if (!(targetLatency.ms < c.floatMs))
+          throw new EdgefitError(
+            'USAGE',
+            `the latency target ${targetLatency.ms} ms is not below the model's ${c.floatMs.toFixed(2)} ms measured here (${a.threads} threads)`,
+            { remedy: { option: 'targetLatency' } },
+          );
+        targetLatency = { fraction: targetLatency.ms / c.floatMs };
+      }
     }
     // measured per layer (cached), then mapped through two whole-model probes (a few seconds)
     const tables = targetLatency
