@@ -24,6 +24,8 @@ export interface FoldReport {
   inputShift: number;
   hardSwish: number;
   convTransposeBn: number;
+  /** Written-out LayerNorms made one LayerNormalization. */
+  layerNorm: number;
 }
 
 const std = (n: Node): boolean => n.domain === '' || n.domain === 'ai.onnx';
@@ -315,6 +317,83 @@ function foldConvTransposeBn(g: Graph): number {
   return count;
 }
 
+/** ReduceMean over the last axis only, keeping dims (axes as attribute, or as a constant input from opset 18). */
+function meanOverLast(g: Graph, n: Node | undefined, rank: number | undefined): boolean {
+  if (!n || n.opType !== 'ReduceMean' || !std(n) || n.attrInt('keepdims', 1) !== 1) return false;
+  const axes = n.attrInts('axes') ?? (n.inputs[1] ? Array.from(g.constant(n.inputs[1])?.toFloat32() ?? []) : undefined);
+  return !!axes && axes.length === 1 && (axes[0] === -1 || (rank !== undefined && axes[0] === rank - 1));
+}
+
+/**
+ * LayerNorm over the last axis written out as ops (PyTorch's export below opset 17):
+ * d = x - mean(x); y = d / sqrt(mean(d^2) + eps) [* gamma] [+ beta] becomes one
+ * LayerNormalization (onnxruntime runs it at any opset). Besides the speed, the pruning table
+ * knows LayerNormalization: the written-out form, which normalises across the channels through
+ * ops it cannot follow, kept ConvNeXt's and ViT's residual streams whole at opset 13.
+ */
+function fuseLayerNorm(g: Graph): number {
+  let count = 0;
+  for (const rm1 of g.topoOrder()) {
+    const x = rm1.inputs[0];
+    const rank = x ? g.type(x)?.shape?.length : undefined;
+    if (!x || !meanOverLast(g, rm1, rank)) continue;
+    const sub = soleConsumer(g, rm1.outputs[0]!);
+    if (!sub || sub.opType !== 'Sub' || !std(sub) || sub.inputs[0] !== x || sub.inputs[1] !== rm1.outputs[0]) continue;
+    const d = sub.outputs[0]!;
+    const readers = g.consumers(d);
+    if (readers.length !== 2 || g.isGraphOutput(d)) continue;
+    const pow = readers.find((r) => r.opType === 'Pow' && std(r) && r.inputs[0] === d && scalarIs(g, r.inputs[1], 2));
+    const div = readers.find((r) => r.opType === 'Div' && std(r) && r.inputs[0] === d);
+    if (!pow || !div) continue;
+    const rm2 = soleConsumer(g, pow.outputs[0]!);
+    if (!rm2 || !meanOverLast(g, rm2, rank)) continue;
+    const add = soleConsumer(g, rm2.outputs[0]!);
+    const epsName = add && add.opType === 'Add' && std(add) ? otherInput(add, rm2.outputs[0]!) : undefined;
+    const epsT = epsName ? g.constant(epsName) : undefined;
+    if (!add || !epsT || epsT.dtype !== 'float32' || epsT.size !== 1) continue;
+    const sqrt = soleConsumer(g, add.outputs[0]!);
+    if (!sqrt || sqrt.opType !== 'Sqrt' || !std(sqrt) || div.inputs[1] !== sqrt.outputs[0] || soleConsumer(g, sqrt.outputs[0]!) !== div)
+      continue;
+    // the affine after it, when its constants are per last-axis element (or scalars)
+    const last = (v: string, op: 'Mul' | 'Add'): { node: Node; c: string } | undefined => {
+      const n = soleConsumer(g, v);
+      const c = n && n.opType === op && std(n) ? otherInput(n, v) : undefined;
+      const t = c ? g.constant(c) : undefined;
+      return n && c && t && t.dtype === 'float32' && t.dims.length <= 1 ? { node: n, c } : undefined;
+    };
+    const mul = last(div.outputs[0]!, 'Mul');
+    const bias = mul ? last(mul.node.outputs[0]!, 'Add') : undefined;
+    const width = [mul, bias].map((a) => (a ? g.constant(a.c)!.size : 1)).reduce((a, b) => Math.max(a, b), 1);
+    const lastDim = x ? g.type(x)?.shape?.[(rank ?? 0) - 1] : undefined;
+    const n = typeof lastDim === 'number' ? lastDim : width;
+    if (width !== 1 && width !== n) continue;
+    const full = (a: { c: string } | undefined, fill: number, tag: string): string => {
+      const t = a ? g.constant(a.c)! : undefined;
+      if (t && t.size === n) return a!.c;
+      const name = g.uniqueName(`${div.outputs[0]}_ln_${tag}`);
+      g.setInitializer(Tensor.fromFloat32(name, [n], new Float32Array(n).fill(t ? t.toFloat32()[0]! : fill)));
+      return name;
+    };
+    if (n < 1 || (width === 1 && typeof lastDim !== 'number')) continue; // gamma's length unknown
+    const out = (bias ?? mul)?.node.outputs[0] ?? div.outputs[0]!;
+    const gamma = full(mul, 1, 'scale');
+    const beta = full(bias, 0, 'bias');
+    g.addNode(
+      {
+        opType: 'LayerNormalization',
+        name: `${rm1.name || out}_layernorm`,
+        inputs: [x, gamma, beta],
+        outputs: [out],
+        attrs: { axis: { type: 'int', value: -1 }, epsilon: { type: 'float', value: epsT.toFloat32()[0]! } },
+      },
+      { before: rm1 },
+    );
+    for (const r of [rm1, sub, pow, rm2, add, sqrt, div, mul?.node, bias?.node]) if (r) g.removeNode(r);
+    count++;
+  }
+  return count;
+}
+
 /** Apply every fold in place (float graph, standard ops). */
 export function foldForQuantization(model: Model, form: 'float' | 'int8' = 'float'): FoldReport {
   const g = model.graph;
@@ -324,8 +403,9 @@ export function foldForQuantization(model: Model, form: 'float' | 'int8' = 'floa
   // a shift folded into a 1x1 conv can leave a Mul/Add pair behind; one more pass catches it
   const again = foldInputAffine(g);
   const convTransposeBn = foldConvTransposeBn(g);
+  const layerNorm = fuseLayerNorm(g);
   g.touch();
-  return { convAffine, inputScale: scale + again.scale, inputShift: shift + again.shift, hardSwish, convTransposeBn };
+  return { convAffine, inputScale: scale + again.scale, inputShift: shift + again.shift, hardSwish, convTransposeBn, layerNorm };
 }
 
 /**
