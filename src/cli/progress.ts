@@ -11,7 +11,7 @@ export function progressPrinter(enabled: boolean): (p: { fraction: number; stage
         `\r[${'#'.repeat(filled)}${'.'.repeat(w - filled)}] ${(p.fraction * 100).toFixed(0).padStart(3)}%${eta} ${p.stage} ${(p.message ?? '').slice(0, 70).padEnd(70)}`,
       );
       if (p.stage === 'done') process.stderr.write('\n');
-    } else if (p.stage === 'measured' || p.stage === 'done') {
+    } else if (p.stage === 'measured' || p.stage === 'done' || p.stage === 'latency tables') {
       process.stderr.write(`edgefit: ${p.stage}${p.message ? ` ${p.message}` : ''}${eta}\n`);
     }
   };

@@ -190,11 +190,28 @@ export async function fitModel(
   const structuredBy = !calib.synthetic && opts.allocation !== 'uniform' ? (opts.structuredBy ?? 'latency') : 'channels';
   // the original's latency tables: measured by the first latency candidate, once per fit, and
   // cached beside the candidates (keyed by model, box, threads and shapes)
+  // (a minute or two on det the first time: progress says so, at the fraction the search reached)
   let tables: Promise<LatencyTables> | undefined;
+  let lastProgress: FitProgress = { fraction: 0, stage: 'measure' };
+  const report = (p: FitProgress): void => {
+    lastProgress = p;
+    onProgress(p);
+  };
   const tablesOnce = (): Promise<LatencyTables> =>
     (tables ??= (async () => {
+      const at = (message: string): void => onProgress({ fraction: lastProgress.fraction, stage: 'latency tables', message });
+      at('measuring the layers on this box');
       const prepared = preparedCopy(probe, shapes);
-      const t = await buildLatencyTables(prepared, { shapes, threads, cacheDir: join(outDir, 'cache', 'latency') });
+      let quarter = 0;
+      const t = await buildLatencyTables(prepared, {
+        shapes,
+        threads,
+        cacheDir: join(outDir, 'cache', 'latency'),
+        onProgress: (done, total) => {
+          if (total > 0 && done / total >= (quarter + 1) / 4) at(`${++quarter * 25}% of ${total} layer timings`);
+        },
+      });
+      at('timing two pruned probes of the whole model');
       return probeTables(prepared, t, { shapes, threads });
     })());
   // the sensitivity probe (minutes on det) is measured by the first candidate that needs it and
@@ -303,7 +320,7 @@ export async function fitModel(
   const outcome = await searchFrontier(
     {
       evaluate,
-      onProgress,
+      onProgress: report,
       cached: (c) => cache.get(cache.key(c)) !== undefined,
       ...(opts.confirmRounds === 0 ? {} : { confirm }),
     },

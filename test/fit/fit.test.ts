@@ -78,6 +78,7 @@ t.test('an impossible budget ends with exit 3, the fidelity floor kept and the s
   t.match(lines[0], /wrote the best model that keeps the fidelity floor/);
   t.notMatch(lines[0], /fidelity misses/);
   t.match(r.stderr, /edgefit: measured .*left\)/, 'progress lines carry the time left');
+  t.match(r.stderr, /edgefit: latency tables measuring the layers on this box/, 'the table build is not a silent minute');
   t.ok(existsSync(out), 'the best floor-keeping model is still written');
   const frontier = JSON.parse(readFileSync(join(dir, 'impossible.frontier.json'), 'utf8'));
   const chosen = frontier.candidates.find((c: { id: string }) => c.id === frontier.chosenId);
