@@ -28,7 +28,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 
 const CLS = OCR_MODELS.cls.file;
 
-t.test('--target-latency 0.5x on cls: latency allocation, prediction and the speed check in --json', async (t) => {
+t.test('--target-latency 0.3x on cls: latency allocation, prediction and the speed check in --json', async (t) => {
   const out = join(dir, 'cls.onnx');
   const r = await cli([
     'prune',
@@ -36,7 +36,7 @@ t.test('--target-latency 0.5x on cls: latency allocation, prediction and the spe
     '-o',
     out,
     '--target-latency',
-    '0.5x',
+    '0.3x',
     '--calib',
     OCR_FIT_SETS.cls.calibrate,
     '--calib-count',

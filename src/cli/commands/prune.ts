@@ -6,7 +6,7 @@ import { loadModel, saveModel, serializeModel } from '../../onnx/index.js';
 import { dataShapes, loadInputSet } from '../../data/inputs.js';
 import { modelInputs, toFeeds } from '../../runtime/runner.js';
 import { compareLatency } from '../../evaluate/interleaved.js';
-import { probeTables } from '../../evaluate/latency-probes.js';
+import { probeTables, runsFor } from '../../evaluate/latency-probes.js';
 import { inputShapes, syntheticSamples } from '../../data/model-inputs.js';
 import { IMPORTANCE, type Importance } from '../../passes/prune/importance.js';
 import { checkTargetLatency, prepareForPruning, prune, type PruneReport } from '../../passes/prune/index.js';
@@ -219,10 +219,18 @@ export const command: CommandModule<object, Args> = {
     const given = a['verify-speed'] || targetLatency ? serializeModel(model) : null;
     const input = a['verify-speed'] ? given : null;
     const prepared = targetLatency ? prepareForPruning(model, shapes) : undefined;
-    if (prepared && given && targetLatency) {
+    // measured per layer (cached), then mapped through two whole-model probes (a few seconds)
+    const tables = targetLatency
+      ? await probeTables(model, await buildLatencyTables(model, { shapes, threads: a.threads, cacheDir: defaultLatencyCacheDir() }), {
+          shapes,
+          threads: a.threads,
+        })
+      : undefined;
+    if (prepared && given && tables && targetLatency) {
       // the tables time the prepared model (in their own load-corrected ms); the target is of the
-      // model as given, timed here: a fraction of it, or milliseconds made a fraction of it
-      const c = await compareLatency(given, serializeModel(model), toFeeds(samples[0]!), 10, a.threads);
+      // model as given, timed here (about 2 s of it, as the probes are): a fraction of it, or
+      // milliseconds made a fraction of it
+      const c = await compareLatency(given, serializeModel(model), toFeeds(samples[0]!), runsFor(tables.modelMs), a.threads);
       prepared.speedup = Math.min(1, c.ratio);
       if ('ms' in targetLatency) {
         if (!(targetLatency.ms < c.floatMs))
@@ -234,13 +242,6 @@ export const command: CommandModule<object, Args> = {
         targetLatency = { fraction: targetLatency.ms / c.floatMs };
       }
     }
-    // measured per layer (cached), then mapped through two whole-model probes (a few seconds)
-    const tables = targetLatency
-      ? await probeTables(model, await buildLatencyTables(model, { shapes, threads: a.threads, cacheDir: defaultLatencyCacheDir() }), {
-          shapes,
-          threads: a.threads,
-        })
-      : undefined;
     const report = await prune(model, {
       structured: a.structured,
       targetLatency,
