@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OCR_MODELS } from '../devkit/paths.js';
 import { buildLatencyTables, calibratedMs, predictModelMs, type LatencyTables } from '../src/analyze/latency/index.js';
-import { probeTables } from '../src/evaluate/latency-probes.js';
+import { probeTables, uniformCut } from '../src/evaluate/latency-probes.js';
 import { syntheticSamples } from '../src/data/model-inputs.js';
 import { compareLatency } from '../src/evaluate/interleaved.js';
-import { cloneModel, type Model } from '../src/ir/model.js';
+import { type Model } from '../src/ir/model.js';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { normalize } from '../src/passes/normalize.js';
-import { prepareForPruning, prune } from '../src/passes/prune/index.js';
+import { prepareForPruning } from '../src/passes/prune/index.js';
 import { robustTables } from '../src/passes/prune/robust-tables.js';
 import { toFeeds } from '../src/runtime/runner.js';
 import { writeFileAtomic } from '../src/util/fs.js';
@@ -98,25 +98,14 @@ try {
       '\n| ratio | predicted ms | measured ms | original ms (same run) | measured ratio | predicted ratio | error % | robust ratio | robust error % | calibrated ratio | calibrated error % |',
     );
     console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+    // as the allocation reads them (robust lines per side, layers capped by the model)
+    const robust = robustTables(probed);
     for (const ratio of ratios) {
-      const m = cloneModel(base);
-      await prune(m, {
-        structured: ratio,
-        importance: 'l1',
-        recover: 'none',
-        steps: 1,
-        round,
-        shapes,
-        samples: [],
-        synthetic: true,
-        skipFidelity: true,
-      });
+      const m = await uniformCut(base, ratio, round, shapes);
       const c = await compareLatency(origBytes, serializeModel(m), feeds, runs, threads);
       // the prediction is anchored to the tables' model time; scale it to this run's original
       // (the box is shared: the same model takes different times minutes apart)
       const predictedRatio = predictModelMs(tables, m) / tables.modelMs;
-      // as the allocation reads them (robust lines per side, layers capped by the model)
-      const robust = robustTables(probed);
       const robustRatio = predictModelMs(robust, m) / robust.modelMs;
       const robustErr = ((robustRatio * c.floatMs - c.quantizedMs) / c.quantizedMs) * 100;
       // mapped through the whole-model probes (uniform cuts at PROBE_RATIOS, not these ratios): what prune reports

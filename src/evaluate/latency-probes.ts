@@ -30,6 +30,23 @@ export interface ProbeOptions {
   ratios?: readonly number[];
 }
 
+/** A copy of `model` with `ratio` of every group's channels cut by L1 norm, no data, no repair: a shape to time. */
+export async function uniformCut(model: Model, ratio: number, round: number, shapes: Map<string, number[]>): Promise<Model> {
+  const m = cloneModel(model);
+  await prune(m, {
+    structured: ratio,
+    importance: 'l1',
+    recover: 'none',
+    steps: 1,
+    round,
+    shapes,
+    samples: [],
+    synthetic: true,
+    skipFidelity: true,
+  });
+  return m;
+}
+
 /**
  * `tables` with `probes` measured on `model` (which must be the model the tables were built on,
  * prepared as prune() prepares it). The predicted side is read as the allocation reads the tables
@@ -42,19 +59,7 @@ export async function probeTables(model: Model, tables: LatencyTables, o: ProbeO
   const feeds = toFeeds(sample!);
   const probes: { predicted: number; measured: number }[] = [];
   for (const ratio of o.ratios ?? PROBE_RATIOS) {
-    const m = cloneModel(model);
-    await prune(m, {
-      structured: ratio,
-      importance: 'l1',
-      recover: 'none',
-      steps: 1,
-      round: tables.block,
-      shapes: o.shapes,
-      samples: [],
-      synthetic: true,
-      threads: o.threads,
-      skipFidelity: true,
-    });
+    const m = await uniformCut(model, ratio, tables.block, o.shapes);
     const predicted = predictModelMs(robust, m) / robust.modelMs;
     if (!(predicted > 0 && predicted < 1)) continue; // nothing the tables see was cut
     const c = await compareLatency(base, serializeModel(m), feeds, o.runs ?? runsFor(tables.modelMs), o.threads);
