@@ -1,0 +1,9 @@
+// The gradient rules by op, one table assembled from the families (elementwise, linear algebra
+// and convolution, shape and layout). A model with an op outside the table is refused for
+// training with the op named (backward.ts).
+import type { GradRules } from '../types.js';
+import { ELEMENTWISE_GRADS } from './elementwise.js';
+import { LINEAR_GRADS } from './linear.js';
+import { SHAPE_GRADS } from './shape.js';
+
+export const GRAD_RULES: GradRules = { ...ELEMENTWISE_GRADS, ...LINEAR_GRADS, ...SHAPE_GRADS };
