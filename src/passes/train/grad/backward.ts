@@ -41,8 +41,7 @@ export interface GradientsResult {
   backwardNodes: number;
 }
 
-export const floatAttr = (value: number): AttrValue => ({ type: 'float', value });
-export const floatsAttr = (value: number[]): AttrValue => ({ type: 'floats', value });
+export { floatAttr, floatsAttr } from './attrs.js';
 
 function toAttr(a: AttrLike): AttrValue {
   if (typeof a === 'number') return { type: 'int', value: a };
