@@ -28,6 +28,8 @@ export interface FitRequest {
   judgeDataPath?: string;
   /** 'fidelity' (default): never choose below the fidelity floor. 'latency': the user trades it knowingly. */
   prefer?: 'fidelity' | 'latency';
+  /** Minutes the fit may train one candidate (distillation / quantization-aware training); 0 or absent: none. */
+  trainMinutes?: number;
 }
 
 export const COMPRESSION_LEVELS = ['none', 'structured', 'unstructured', 'quant'] as const;
@@ -46,6 +48,9 @@ export interface CandidateConfig {
   /** Quantization scheme, 'none' for float. */
   quant: 'none' | 'int8-dynamic' | 'int8-static' | 'fp16';
   threads: number;
+  /** Minutes of training on this box after pruning / for int8 (absent or 0: none): float
+   * candidates are distilled from the original, int8 ones trained quantization-aware. */
+  train?: number;
 }
 
 export interface FrontierEntry {
