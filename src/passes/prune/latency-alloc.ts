@@ -138,7 +138,7 @@ export function allocateByLatency(model: Model, ga: GroupAnalysis, o: LatencyAll
     for (const n of names) {
       const t = tableOf.get(n);
       const w = widths.get(n);
-      if (t && w) ms += layerMs(t, w.cin, w.cout);
+      if (t && w) ms += layerMs(t, w.cin, w.cout, w.groups);
     }
     return ms;
   };
