@@ -344,8 +344,8 @@ t.test('a grouped Conv between private 1x1 chains loses whole groups, rounded in
   const widths = layerWidths(base, ga, step.keep);
   t.same(
     convs.map((n) => widths.get(n.name)),
-    convs.map(() => ({ cin: 48, cout: 48 })),
-    'the widths the latency tables are read at follow the kept groups',
+    convs.map(() => ({ cin: 48, cout: 48, groups: 3 })),
+    'the widths the latency tables are read at follow the kept groups, with the group count',
   );
 });
 
