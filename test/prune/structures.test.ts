@@ -349,6 +349,31 @@ t.test('a grouped Conv between private 1x1 chains loses whole groups, rounded in
   );
 });
 
+t.test('prune() reports a grouped Conv cut down to one group (a plain Conv now) among the pruned groups', async (t) => {
+  const base = GROUPED_FIXTURES.resnext();
+  const m = cloneModel(base);
+  const rep = await prune(m, {
+    structured: 0.7,
+    importance: 'l1',
+    recover: 'none',
+    steps: 1,
+    round: 1,
+    shapes: shapesOf(base),
+    samples: [],
+    synthetic: true,
+  });
+  const cut = rep.groups.pruned.filter((g) => / groups \(16 in, 16 out each\)$/.test(g.group));
+  t.same(
+    cut.map((g) => [g.size, g.kept]),
+    [
+      [4, 1],
+      [4, 1],
+    ],
+    `both grouped Convs: 4 groups -> 1 (${cut.map((g) => g.group).join('; ')})`,
+  );
+  t.ok(m.graph.nodes.filter((n) => n.opType === 'Conv' && n.attrInt('group', 1) > 1).length === 0, 'no grouped Conv is left');
+});
+
 t.test('prune(): activation importance, sensitivity allocation, lsq and two steps keep the new structures valid', async (t) => {
   for (const name of ['shufflenetV2Split', 'multiplier', 'onePerGroup', 'groupedConcat', 'resnext']) {
     const base = SUBJECTS[name]!();
