@@ -53,6 +53,22 @@ export interface CandidateConfig {
   train?: number;
 }
 
+/** What training on the box did to a candidate (issue 18), kept with it for the dashboard and report. */
+export interface TrainingSummary {
+  /** 'distill': a pruned float model trained against the original; 'qat': int8, quantization-aware. */
+  kind: 'distill' | 'qat';
+  /** The budget given, and what was used. */
+  minutes: number;
+  seconds: number;
+  steps: number;
+  /** Held-out distillation loss before and after (the input's when training did not help). */
+  heldOutBefore: number;
+  heldOutAfter: number;
+  improved: boolean;
+  /** The loss curve, thinned to at most 60 points. */
+  curve: { step: number; loss: number; heldOut?: number }[];
+}
+
 export interface FrontierEntry {
   id: string;
   config: CandidateConfig;
@@ -78,6 +94,8 @@ export interface FrontierEntry {
   latencyRatioMin?: number;
   latencyRatioMax?: number;
   meets: { latency: boolean; ram: boolean; fidelity: boolean; size?: boolean };
+  /** Present when the candidate was trained on this box (config.train). */
+  training?: TrainingSummary;
 }
 
 /** One round of side-by-side timing: the original, then the candidate, a few runs each. */
