@@ -67,7 +67,11 @@ t.test('views: Reshape (0 and -1), Flatten, Squeeze, Unsqueeze at opsets 11/13/1
   }
 });
 
-t.test('Transpose (inverse perm) and Expand (unbroadcast)', async (t) => {
+t.test('Transpose (inverse perm), Expand (unbroadcast) and Tile (copies summed)', async (t) => {
+  await check(t, 'Tile [2,1,3]', 'Tile', [
+    { name: 'x', shape: [2, 3, 2] },
+    { name: 'r', shape: [3], int64: [2, 1, 3] },
+  ]);
   await check(t, 'Transpose [2,0,3,1]', 'Transpose', [{ name: 'x', shape: [2, 3, 4, 5] }], { perm: ints([2, 0, 3, 1]) });
   await check(t, 'Transpose default (reverse)', 'Transpose', [{ name: 'x', shape: [2, 3, 4] }]);
   await check(t, 'Expand [3,1] -> [2,3,4]', 'Expand', [
