@@ -1,0 +1,159 @@
+// Gradient rules of activations (Sigmoid, Tanh, Erf for exact GELU, the hard and leaky ones, Clip),
+// Softmax / LogSoftmax and LayerNormalization. Where the derivative is a function of the output
+// (Sigmoid: y(1-y), Tanh: 1-y^2, Elu, HardSigmoid's mask) the rule reads the output,
+// so the input's buffer can be freed once the forward pass has consumed it.
+import type { Node } from '../../../../ir/node.js';
+import type { GradEmitter, GradRule } from '../types.js';
+import { masked, scalar } from './elementwise.js';
+
+/** The axes Softmax / LogSoftmax normalise over: `axis` from opset 13; `axis` to the last before (the 2-D coercion). */
+function softmaxAxes(n: Node, e: GradEmitter): number[] {
+  const rank = e.shape(n.inputs[0]!).length;
+  const old = e.opset < 13;
+  const a = n.attrInt('axis', old ? 1 : -1);
+  const axis = a < 0 ? a + rank : a;
+  // before 13 the input is flattened to [prod(:axis), prod(axis:)] and normalised over the second
+  // dim: the same as normalising over every axis from `axis` on
+  return old ? Array.from({ length: rank - axis }, (_, i) => axis + i) : [axis];
+}
+
+/** Clip's bounds: inputs 1 and 2 from opset 11, attributes min/max before (absent: unbounded). */
+function clipBounds(n: Node, e: GradEmitter, like: string): [string | undefined, string | undefined] {
+  if (e.opset >= 11) return [n.inputs[1] || undefined, n.inputs[2] || undefined];
+  const lo = n.attrFloat('min');
+  const hi = n.attrFloat('max');
+  return [lo === undefined ? undefined : scalar(e, lo, like), hi === undefined ? undefined : scalar(e, hi, like)];
+}
+
+const mul = (e: GradEmitter, a: string, b: string): string => e.op('Mul', [a, b]);
+// GreaterOrEqual / LessOrEqual arrived in opset 12
+const atLeast = (e: GradEmitter, a: string, b: string): string =>
+  e.opset >= 12 ? e.op('GreaterOrEqual', [a, b]) : e.op('Not', [e.op('Less', [a, b])]);
+const atMost = (e: GradEmitter, a: string, b: string): string =>
+  e.opset >= 12 ? e.op('LessOrEqual', [a, b]) : e.op('Not', [e.op('Greater', [a, b])]);
+
+export const ACTIVATION_GRADS: Readonly<Record<string, GradRule>> = {
+  Sigmoid: {
+    diff: [0],
+    grad: (n, [dy], _need, e) => {
+      const y = n.outputs[0]!;
+      return [mul(e, dy!, mul(e, y, e.op('Sub', [scalar(e, 1, y), y])))];
+    },
+  },
+  Tanh: {
+    diff: [0],
+    grad: (n, [dy], _need, e) => {
+      const y = n.outputs[0]!;
+      return [mul(e, dy!, e.op('Sub', [scalar(e, 1, y), mul(e, y, y)]))];
+    },
+  },
+  Erf: {
+    diff: [0],
+    // 2/sqrt(pi) * exp(-x^2): GELU written as 0.5 x (1 + erf(x / sqrt 2)) is differentiated through it
+    grad: (n, [dy], _need, e) => {
+      const x = n.inputs[0]!;
+      const g = e.op('Exp', [e.op('Neg', [mul(e, x, x)])]);
+      return [mul(e, dy!, mul(e, g, scalar(e, 2 / Math.sqrt(Math.PI), x)))];
+    },
+  },
+  HardSigmoid: {
+    diff: [0],
+    // y = clip(alpha x + beta, 0, 1): slope alpha where 0 < y < 1
+    grad: (n, [dy], _need, e) => {
+      const y = n.outputs[0]!;
+      const inside = e.op('And', [e.op('Greater', [y, scalar(e, 0, y)]), e.op('Less', [y, scalar(e, 1, y)])]);
+      return [masked(e, inside, mul(e, dy!, scalar(e, n.attrFloat('alpha', 0.2), dy!)))];
+    },
+  },
+  HardSwish: {
+    diff: [0],
+    // y = x * clip(x/6 + 1/2, 0, 1): slope 0 below -3, 1 above 3, x/3 + 1/2 between
+    grad: (n, [dy], _need, e) => {
+      const x = n.inputs[0]!;
+      const mid = e.op('Add', [mul(e, x, scalar(e, 1 / 3, x)), scalar(e, 0.5, x)]);
+      const slope = e.op('Where', [
+        e.op('Less', [x, scalar(e, -3, x)]),
+        scalar(e, 0, x),
+        e.op('Where', [e.op('Greater', [x, scalar(e, 3, x)]), scalar(e, 1, x), mid]),
+      ]);
+      return [mul(e, dy!, slope)];
+    },
+  },
+  LeakyRelu: {
+    diff: [0],
+    grad: (n, [dy], _need, e) => {
+      const alpha = n.attrFloat('alpha', 0.01);
+      // with alpha > 0 the output's sign is the input's
+      const s = alpha > 0 ? n.outputs[0]! : n.inputs[0]!;
+      return [e.op('Where', [e.op('Greater', [s, scalar(e, 0, s)]), dy!, mul(e, dy!, scalar(e, alpha, dy!))])];
+    },
+  },
+  Elu: {
+    diff: [0],
+    // y = alpha (e^x - 1) for x <= 0, whose slope alpha e^x is y + alpha
+    grad: (n, [dy], _need, e) => {
+      const alpha = n.attrFloat('alpha', 1);
+      const y = n.outputs[0]!;
+      const neg = mul(e, dy!, e.op('Add', [y, scalar(e, alpha, y)]));
+      return [e.op('Where', [e.op('Greater', [y, scalar(e, 0, y)]), dy!, neg])];
+    },
+  },
+  Clip: {
+    // the bounds get no gradient: they are constants (Relu6, the fake quantizer's qmin/qmax)
+    diff: [0],
+    grad: (n, [dy], _need, e) => {
+      const x = n.inputs[0]!;
+      // dy passes where lo <= x <= hi, bounds included as in PyTorch's clamp and LSQ (a fake-quantized
+      // value rounded onto qmin keeps its gradient); that needs the input, not the output
+      const [lo, hi] = clipBounds(n, e, x);
+      const parts = [lo && atLeast(e, x, lo), hi && atMost(e, x, hi)].filter((p): p is string => !!p);
+      if (!parts.length) return [dy];
+      return [masked(e, parts.length === 2 ? e.op('And', parts) : parts[0]!, dy!)];
+    },
+  },
+  Softmax: {
+    diff: [0],
+    // dx = y (dy - sum(dy y)) over the normalised axes
+    grad: (n, [dy], _need, e) => {
+      const y = n.outputs[0]!;
+      const dot = e.reduceSum(mul(e, dy!, y), softmaxAxes(n, e), true);
+      return [mul(e, y, e.op('Sub', [dy!, dot]))];
+    },
+  },
+  LogSoftmax: {
+    diff: [0],
+    // dx = dy - softmax(x) sum(dy), softmax(x) = exp(y)
+    grad: (n, [dy], _need, e) => {
+      const total = e.reduceSum(dy!, softmaxAxes(n, e), true);
+      return [e.op('Sub', [dy!, mul(e, e.op('Exp', [n.outputs[0]!]), total)])];
+    },
+  },
+  LayerNormalization: {
+    diff: [0, 1, 2],
+    grad: (n, [dy], need, e) => {
+      const [x, scale, bias] = n.inputs as [string, string, string | undefined];
+      const xs = e.shape(x);
+      const a = n.attrInt('axis', -1);
+      const axis = a < 0 ? a + xs.length : a;
+      const axes = Array.from({ length: xs.length - axis }, (_, i) => axis + i);
+      const inv = scalar(e, 1 / axes.reduce((p, ax) => p * xs[ax]!, 1), x);
+      const mean = (v: string): string => mul(e, e.reduceSum(v, axes, true), inv);
+      // the statistics are recomputed (cheap next to the layer's matmuls) rather than added as
+      // outputs of the forward node: onnxruntime keeps those in float32 whatever the input's type
+      const d = e.op('Sub', [x, mean(x)]);
+      const eps = scalar(e, n.attrFloat('epsilon', 1e-5), x);
+      const rstd = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [mean(mul(e, d, d)), eps])])]);
+      const xhat = mul(e, d, rstd);
+      const out: (string | undefined)[] = [];
+      if (need[0]) {
+        // dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy * scale
+        const g = mul(e, dy!, scale);
+        const centred = e.op('Sub', [e.op('Sub', [g, mean(g)]), mul(e, xhat, mean(mul(e, g, xhat)))]);
+        out[0] = mul(e, rstd, centred);
+      }
+      if (need[1]) out[1] = e.unbroadcast(mul(e, dy!, xhat), e.shape(scale));
+      if (need[2] && bias) out[2] = e.unbroadcast(dy!, e.shape(bias));
+      return out;
+    },
+  },
+};
