@@ -1,0 +1,175 @@
+// What one training step costs against one inference of the same batch (issue 18 must-show: at
+// most 4x), on this box, side by side in one process:
+//   node dist/scripts/bench-train-step.js [--runs 20] [--threads 2] [--cases mnist,det1,det4,conv64]
+// The training step is the graph buildGradients makes (forward, an MSE loss to a fixed target,
+// backward; every weight-layer input trained: Conv/ConvTranspose/Gemm weights and biases,
+// BatchNormalization scale and B), fed the weights as inputs as the trainer feeds them. The two
+// sessions run interleaved (inference, step, inference, step, ...), idle threads sleeping, and
+// each gets its median; the ratio of medians and the median of per-pair ratios are printed. Peak
+// RSS is measured in a child process per session (process maxRSS after three runs), so neither
+// session's arena counts against the other. Inputs are seeded random (timing does not depend on
+// the values). Only ratios within one run mean anything on a shared box.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { ModelBuilder, randn, rng } from '../devkit/builder.js';
+import { OCR_MODELS, ROOT } from '../devkit/paths.js';
+import { cloneModel, type Model } from '../src/ir/model.js';
+import { Node } from '../src/ir/node.js';
+import { inferShapes } from '../src/ir/shapes.js';
+import { Tensor } from '../src/ir/tensor.js';
+import { loadModel, serializeModel } from '../src/onnx/index.js';
+import { foldShapesPass } from '../src/passes/cleanup/fold-shapes.js';
+import { normalize } from '../src/passes/normalize.js';
+import { runPass } from '../src/passes/pass.js';
+import { buildGradients } from '../src/passes/train/grad/backward.js';
+import { openSession } from '../src/runtime/session.js';
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '20' },
+    threads: { type: 'string', default: '2' },
+    cases: { type: 'string', default: 'mnist,conv64,det1,det4' },
+    child: { type: 'string' },
+    rss: { type: 'boolean', default: true },
+  },
+});
+const RUNS = Number(args.runs);
+const THREADS = Number(args.threads);
+
+interface Case {
+  model: () => Model;
+  input: string;
+  shape: number[];
+}
+
+function singleConv(): Model {
+  const b = new ModelBuilder({ seed: 3 });
+  b.output(b.conv(b.input('x', [8, 64, 80, 80]), 64, { k: 3 }));
+  return b.build();
+}
+
+const CASES: Record<string, Case> = {
+  mnist: { model: () => loadModel(join(ROOT, 'models/mnist-cnn.onnx')), input: 'x', shape: [32, 1, 28, 28] },
+  conv64: { model: singleConv, input: 'x', shape: [8, 64, 80, 80] },
+  det1: { model: () => loadModel(OCR_MODELS.det.file), input: 'x', shape: [1, 3, 320, 320] },
+  det4: { model: () => loadModel(OCR_MODELS.det.file), input: 'x', shape: [4, 3, 320, 320] },
+};
+
+const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'BatchNormalization']);
+const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
+const median = (a: readonly number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+
+interface Built {
+  infer: Uint8Array;
+  train: Uint8Array;
+  inferFeeds: Record<string, ort.Tensor>;
+  trainFeeds: Record<string, ort.Tensor>;
+  weights: number;
+  backwardNodes: number;
+  forwardNodes: number;
+}
+
+/** The inference model and its training step (MSE to a fixed target) for one case. */
+function build(c: Case): Built {
+  const shapes = new Map([[c.input, c.shape]]);
+  // as training does: Constants lifted, shape chains folded at the training shape
+  const m = normalize(c.model());
+  runPass(foldShapesPass, m, { shapes });
+  const g0 = m.graph;
+  const wrt = [...g0.initializers()]
+    .filter(
+      (w) => w.dtype === 'float32' && g0.nodes.some((n) => WEIGHT_OPS.has(n.opType) && (n.inputs[1] === w.name || n.inputs[2] === w.name)),
+    )
+    .map((w) => w.name);
+  const lm = cloneModel(m);
+  const g = lm.graph;
+  const { types } = inferShapes(lm, { shapes });
+  const out = g.outputs[0]!.name;
+  const os = types.get(out)!.shape as number[];
+  const next = rng(7);
+  g.setInitializer(Tensor.fromFloat32('bench.target', os, randn(next, numel(os))));
+  g.addNode(new Node({ opType: 'Sub', inputs: [out, 'bench.target'], outputs: ['bench.d'] }));
+  g.addNode(new Node({ opType: 'Mul', inputs: ['bench.d', 'bench.d'], outputs: ['bench.sq'] }));
+  g.addNode(
+    new Node({ opType: 'ReduceMean', inputs: ['bench.sq'], outputs: ['bench.loss'], attrs: { keepdims: { type: 'int', value: 0 } } }),
+  );
+  g.outputs = [{ name: 'bench.loss', type: { dtype: 'float32', shape: [] } }];
+  g.touch();
+  const built = buildGradients(lm, { loss: 'bench.loss', wrt, shapes });
+  const x = new ort.Tensor('float32', randn(next, numel(c.shape)), c.shape);
+  const trainFeeds: Record<string, ort.Tensor> = { [c.input]: x };
+  for (const [k, t] of built.initial) trainFeeds[k] = new ort.Tensor('float32', t.toFloat32().slice(), [...t.dims]);
+  return {
+    infer: serializeModel(m),
+    train: serializeModel(built.model),
+    inferFeeds: { [c.input]: x },
+    trainFeeds,
+    weights: wrt.length,
+    backwardNodes: built.backwardNodes,
+    forwardNodes: g0.nodes.length,
+  };
+}
+
+/** Child mode: open one session, run it three times, print the process's peak RSS in MB. */
+async function child(spec: string): Promise<void> {
+  const [name, mode] = spec.split(':') as [string, 'infer' | 'train'];
+  const b = build(CASES[name]!);
+  const bytes = mode === 'infer' ? b.infer : b.train;
+  const feeds = mode === 'infer' ? b.inferFeeds : b.trainFeeds;
+  const before = process.resourceUsage().maxRSS / 1024;
+  const s = await openSession(bytes, { threads: THREADS });
+  for (let i = 0; i < 3; i++) await s.run(feeds);
+  console.log(JSON.stringify({ beforeSessionMB: before, peakMB: process.resourceUsage().maxRSS / 1024 }));
+}
+
+function peakRss(name: string, mode: string): { beforeSessionMB: number; peakMB: number } {
+  const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', `${name}:${mode}`, '--threads', String(THREADS)], {
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as { beforeSessionMB: number; peakMB: number };
+}
+
+async function main(): Promise<void> {
+  if (args.child) return child(args.child);
+  console.log(`threads ${THREADS}, ${RUNS} interleaved runs per case (a shared box: compare ratios within this run only)`);
+  for (const name of args.cases.split(',')) {
+    const c = CASES[name];
+    if (!c) throw new Error(`unknown case ${name} (cases: ${Object.keys(CASES).join(', ')})`);
+    const t0 = performance.now();
+    const b = build(c);
+    const buildMs = performance.now() - t0;
+    const si = await openSession(b.infer, { threads: THREADS, spinning: false });
+    const st = await openSession(b.train, { threads: THREADS, spinning: false });
+    await si.run(b.inferFeeds);
+    await st.run(b.trainFeeds);
+    const ti: number[] = [];
+    const tt: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      let t = performance.now();
+      await si.run(b.inferFeeds);
+      ti.push(performance.now() - t);
+      t = performance.now();
+      await st.run(b.trainFeeds);
+      tt.push(performance.now() - t);
+    }
+    await si.release();
+    await st.release();
+    const pair = median(tt.map((x, i) => x / ti[i]!));
+    const mi = median(ti);
+    const mt = median(tt);
+    let rss = '';
+    if (args.rss) {
+      const ri = peakRss(name, 'infer');
+      const rt = peakRss(name, 'train');
+      rss = `, peak RSS infer ${ri.peakMB.toFixed(0)} MB / train ${rt.peakMB.toFixed(0)} MB (before the session: ${rt.beforeSessionMB.toFixed(0)} MB)`;
+    }
+    console.log(
+      `${name} [${c.shape.join('x')}]: inference ${mi.toFixed(1)} ms, training step ${mt.toFixed(1)} ms, ratio ${(mt / mi).toFixed(2)}x (median pair ratio ${pair.toFixed(2)}x); ${b.weights} weights, ${b.forwardNodes} forward + ${b.backwardNodes} backward nodes, built in ${buildMs.toFixed(0)} ms${rss}`,
+    );
+  }
+}
+
+await main();
