@@ -25,6 +25,9 @@ import { foldShapesPass } from '../src/passes/cleanup/fold-shapes.js';
 import { normalize } from '../src/passes/normalize.js';
 import { runPass } from '../src/passes/pass.js';
 import { buildGradients } from '../src/passes/train/grad/backward.js';
+import { GRAD_RULES } from '../src/passes/train/grad/rules/index.js';
+import { convRule } from '../src/passes/train/grad/rules/linear.js';
+import type { GradRules } from '../src/passes/train/grad/types.js';
 import { openSession } from '../src/runtime/session.js';
 
 const { values: args } = parseArgs({
@@ -33,7 +36,9 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '2' },
     cases: { type: 'string', default: 'mnist,conv64,det1,det4' },
     child: { type: 'string' },
-    rss: { type: 'boolean', default: true },
+    'no-rss': { type: 'boolean', default: false },
+    // also time the step under the first Conv rule: input gradients by ConvTranspose, every depthwise weight gradient by patches
+    compare: { type: 'boolean', default: false },
   },
 });
 const RUNS = Number(args.runs);
@@ -65,6 +70,8 @@ const median = (a: readonly number[]): number => [...a].sort((x, y) => x - y)[a.
 interface Built {
   infer: Uint8Array;
   train: Uint8Array;
+  /** The step under the first Conv rule (--compare). */
+  trainCT?: Uint8Array;
   inferFeeds: Record<string, ort.Tensor>;
   trainFeeds: Record<string, ort.Tensor>;
   weights: number;
@@ -73,7 +80,7 @@ interface Built {
 }
 
 /** The inference model and its training step (MSE to a fixed target) for one case. */
-function build(c: Case): Built {
+function build(c: Case, compare = false): Built {
   const shapes = new Map([[c.input, c.shape]]);
   // as training does: Constants lifted, shape chains folded at the training shape
   const m = normalize(c.model());
@@ -99,12 +106,15 @@ function build(c: Case): Built {
   g.outputs = [{ name: 'bench.loss', type: { dtype: 'float32', shape: [] } }];
   g.touch();
   const built = buildGradients(lm, { loss: 'bench.loss', wrt, shapes });
+  const ctRules: GradRules = { ...GRAD_RULES, Conv: convRule({ inputGrad: 'convTranspose', depthwiseTaps: false }) };
+  const trainCT = compare ? serializeModel(buildGradients(lm, { loss: 'bench.loss', wrt, shapes, rules: ctRules }).model) : undefined;
   const x = new ort.Tensor('float32', randn(next, numel(c.shape)), c.shape);
   const trainFeeds: Record<string, ort.Tensor> = { [c.input]: x };
   for (const [k, t] of built.initial) trainFeeds[k] = new ort.Tensor('float32', t.toFloat32().slice(), [...t.dims]);
   return {
     infer: serializeModel(m),
     train: serializeModel(built.model),
+    trainCT,
     inferFeeds: { [c.input]: x },
     trainFeeds,
     weights: wrt.length,
@@ -139,14 +149,17 @@ async function main(): Promise<void> {
     const c = CASES[name];
     if (!c) throw new Error(`unknown case ${name} (cases: ${Object.keys(CASES).join(', ')})`);
     const t0 = performance.now();
-    const b = build(c);
+    const b = build(c, args.compare);
     const buildMs = performance.now() - t0;
     const si = await openSession(b.infer, { threads: THREADS, spinning: false });
     const st = await openSession(b.train, { threads: THREADS, spinning: false });
+    const sc = b.trainCT ? await openSession(b.trainCT, { threads: THREADS, spinning: false }) : undefined;
     await si.run(b.inferFeeds);
     await st.run(b.trainFeeds);
+    await sc?.run(b.trainFeeds);
     const ti: number[] = [];
     const tt: number[] = [];
+    const tc: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       let t = performance.now();
       await si.run(b.inferFeeds);
@@ -154,20 +167,29 @@ async function main(): Promise<void> {
       t = performance.now();
       await st.run(b.trainFeeds);
       tt.push(performance.now() - t);
+      if (sc) {
+        t = performance.now();
+        await sc.run(b.trainFeeds);
+        tc.push(performance.now() - t);
+      }
     }
     await si.release();
     await st.release();
+    await sc?.release();
     const pair = median(tt.map((x, i) => x / ti[i]!));
     const mi = median(ti);
     const mt = median(tt);
+    const ct = tc.length
+      ? `; under the first Conv rule (ConvTranspose input gradients, patches for every depthwise) ${median(tc).toFixed(1)} ms (${(median(tc) / mi).toFixed(2)}x)`
+      : '';
     let rss = '';
-    if (args.rss) {
+    if (!args['no-rss']) {
       const ri = peakRss(name, 'infer');
       const rt = peakRss(name, 'train');
       rss = `, peak RSS infer ${ri.peakMB.toFixed(0)} MB / train ${rt.peakMB.toFixed(0)} MB (before the session: ${rt.beforeSessionMB.toFixed(0)} MB)`;
     }
     console.log(
-      `${name} [${c.shape.join('x')}]: inference ${mi.toFixed(1)} ms, training step ${mt.toFixed(1)} ms, ratio ${(mt / mi).toFixed(2)}x (median pair ratio ${pair.toFixed(2)}x); ${b.weights} weights, ${b.forwardNodes} forward + ${b.backwardNodes} backward nodes, built in ${buildMs.toFixed(0)} ms${rss}`,
+      `${name} [${c.shape.join('x')}]: inference ${mi.toFixed(1)} ms, training step ${mt.toFixed(1)} ms, ratio ${(mt / mi).toFixed(2)}x (median pair ratio ${pair.toFixed(2)}x); ${b.weights} weights, ${b.forwardNodes} forward + ${b.backwardNodes} backward nodes, built in ${buildMs.toFixed(0)} ms${ct}${rss}`,
     );
   }
 }

@@ -120,6 +120,12 @@ t.test('ConvTranspose: input, weight and bias gradients over strides, pads, dila
     { name: 'SAME_LOWER s2', x: [1, 3, 4, 5], w: [3, 2, 3, 3], a: { auto_pad: str('SAME_LOWER'), strides: ints([2, 2]) } },
     { name: '1-D s2 p1', x: [2, 3, 7], w: [3, 4, 3], a: { strides: ints([2]), pads: ints([1, 1]) } },
     { name: 'no bias', x: [1, 2, 3, 3], w: [2, 2, 3, 3], a: { strides: ints([2, 2]) }, bias: false },
+    {
+      name: 'depthwise 5x5 s2 p2 (taps)',
+      x: [1, 3, 4, 4],
+      w: [3, 1, 5, 5],
+      a: { group: int(3), strides: ints([2, 2]), pads: ints([2, 2, 2, 2]) },
+    },
   ];
   for (const c of cases) await convCheck(t, 'ConvTranspose', c);
 });
@@ -145,6 +151,27 @@ t.test('Conv: configurations beyond grad-conv.test.ts (asymmetric pads, 1-D, 3-D
       a: { group: int(3), strides: ints([2, 2]), dilations: ints([2, 2]) },
     },
     { name: 'no bias', x: [2, 3, 5, 5], w: [4, 3, 3, 3], a: { pads: ints([1, 1, 1, 1]) }, bias: false },
+    // depthwise above 3x3: the weight gradient tap by tap (strided slices), the input gradient a Conv at stride 1
+    { name: 'depthwise 5x5 p2 (taps)', x: [2, 4, 7, 7], w: [4, 1, 5, 5], a: { group: int(4), pads: ints([2, 2, 2, 2]) } },
+    {
+      name: 'depthwise 5x5 s2 asymmetric pads (taps)',
+      x: [1, 3, 9, 8],
+      w: [3, 1, 5, 5],
+      a: { group: int(3), strides: ints([2, 2]), pads: ints([2, 1, 1, 2]) },
+    },
+    {
+      name: 'depthwise 5x5 dilation 2 (taps)',
+      x: [1, 2, 11, 11],
+      w: [2, 1, 5, 5],
+      a: { group: int(2), dilations: ints([2, 2]), pads: ints([4, 4, 4, 4]) },
+    },
+    { name: '1-D depthwise k7 s2 (taps)', x: [2, 3, 15], w: [3, 1, 7], a: { group: int(3), strides: ints([2]), pads: ints([3, 3]) } },
+    {
+      name: 'stride 1, pads beyond the kernel (ConvTranspose input gradient)',
+      x: [1, 2, 4, 4],
+      w: [3, 2, 3, 3],
+      a: { pads: ints([2, 3, 1, 2]) },
+    },
   ];
   for (const c of cases) await convCheck(t, 'Conv', c);
 });
