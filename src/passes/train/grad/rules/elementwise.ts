@@ -175,6 +175,13 @@ export const ELEMENTWISE_GRADS: Readonly<Record<string, GradRule>> = {
       return [dy];
     },
   },
+  Mean: {
+    diff: Array.from({ length: 16 }, (_, i) => i),
+    grad: (n, [dy], need, e) => {
+      const share = e.op('Mul', [dy!, e.constFloat([1 / n.inputs.length], [], dy!)]);
+      return n.inputs.map((x, i) => (need[i] ? e.unbroadcast(share, e.shape(x)) : undefined));
+    },
+  },
   Neg: { diff: [0], grad: (_n, [dy], _need, e) => [e.op('Neg', [dy!])] },
   Sum: {
     diff: Array.from({ length: 16 }, (_, i) => i),
