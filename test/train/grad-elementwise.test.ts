@@ -226,6 +226,21 @@ t.test('Max and Min: two and three inputs with broadcasting; ties give the gradi
     // Max(x, x) = x: the first input takes dy, so the two paths into x sum to exactly dy
     const tie = graphOf({ x: [2, 5] }, [{ op, inputs: ['x', 'x'], out: 'y' }]);
     await check(t, `${op}(x, x)`, op, tie, ['x']);
+    // before opset 11 Equal has no float kernel: the rule compares with Less / Greater instead
+    for (const opset of [9, 10]) {
+      const old = singleOp(
+        op,
+        [
+          { name: 'a', shape: [2, 3, 4] },
+          { name: 'b', shape: [4] },
+        ],
+        {},
+        { opset },
+      );
+      await check(t, `${op}(a, b), opset ${opset}`, op, old, ['a', 'b']);
+      const oldTie = graphOf({ x: [2, 5] }, [{ op, inputs: ['x', 'x'], out: 'y' }], [], opset);
+      await check(t, `${op}(x, x), opset ${opset}`, op, oldTie, ['x']);
+    }
   }
 });
 
@@ -298,6 +313,8 @@ t.test('ReduceMax: axes as attribute and input, all axes; ties share the gradien
     { opset: 18 },
   );
   await check(t, 'ReduceMax axes input [0,-1], opset 18', 'ReduceMax', input, ['x']);
+  const old = singleOp('ReduceMax', [{ name: 'x', shape: [2, 3, 5] }], { axes: ints([2]) }, { opset: 10 });
+  await check(t, 'ReduceMax axes [2], opset 10', 'ReduceMax', old, ['x']);
   await check(t, 'ReduceMax over all axes', 'ReduceMax', singleOp('ReduceMax', [{ name: 'x', shape: [3, 4] }], {}, { opset: 13 }), ['x']);
   // ReduceMax(Relu(x)) over an all-negative row: every element ties at 0 and gets an equal share
   const m = graphOf(

@@ -33,6 +33,15 @@ export const scalar = (e: GradEmitter, value: number, like: string): string => e
 export const masked = (e: GradEmitter, mask: string, dy: string): string => e.op('Where', [mask, dy, zeroLike(e, dy)]);
 
 /**
+ * Where `x` equals the extremum `m` of a set it belongs to (m >= x for a max, <= for a min).
+ * Equal takes floats from opset 11; before, "not below the max" says the same.
+ */
+function attains(e: GradEmitter, x: string, m: string, max: boolean): string {
+  if (e.opset >= 11) return e.op('Equal', [x, m]);
+  return e.op('Not', [e.op(max ? 'Less' : 'Greater', [x, m])]);
+}
+
+/**
  * Max / Min: the gradient goes to the input that was chosen. On ties the first such input takes
  * all of it (ties are common, e.g. Max(Relu(x), 0)), so the inputs' gradients still sum to dy.
  */
@@ -42,7 +51,7 @@ const extremum: GradRule = {
     const y = n.outputs[0]!;
     let taken: string | undefined;
     return n.inputs.map((x, i) => {
-      const hit = e.op('Equal', [x, y]);
+      const hit = attains(e, x, y, n.opType === 'Max');
       const mine = taken ? e.op('And', [hit, e.op('Not', [taken])]) : hit;
       const grad = need[i] ? e.unbroadcast(masked(e, mine, dy!), e.shape(x)) : undefined;
       if (i < n.inputs.length - 1 && need.slice(i + 1).some(Boolean)) taken = taken ? e.op('Or', [taken, mine]) : mine;
@@ -209,7 +218,7 @@ export const ELEMENTWISE_GRADS: Readonly<Record<string, GradRule>> = {
       const xs = e.shape(x);
       const axes = reduceAxes(n, e);
       const kept = xs.map((d, i) => (axes.includes(i) ? 1 : d));
-      const hit = e.op('Cast', [e.op('Equal', [x, e.reshape(n.outputs[0]!, kept)])], { to: dtypeToOnnx(e.dtype(x)) });
+      const hit = e.op('Cast', [attains(e, x, e.reshape(n.outputs[0]!, kept), true)], { to: dtypeToOnnx(e.dtype(x)) });
       const share = e.op('Div', [e.reshape(dy!, kept), e.reduceSum(hit, axes, true)]);
       return [e.op('Mul', [hit, share])];
     },
