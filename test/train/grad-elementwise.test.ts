@@ -91,6 +91,21 @@ t.test('Div and Pow with broadcasting, in float64', async (t) => {
     { name: 'p', shape: [], init: [3] },
   ]);
   await check(t, 'Pow a^3 (constant exponent)', 'Pow', cube, ['a']);
+  const square = singleOp('Pow', [
+    { name: 'a', shape: [2, 3, 4] },
+    { name: 'p', shape: [1], init: [2] },
+  ]);
+  await check(t, 'Pow a^2 (the square: 2a, no Pow in the backward)', 'Pow', square, ['a']);
+  const sq = graphOf(
+    { a: [3] },
+    [
+      { op: 'Pow', inputs: ['a', 'two'], out: 'y' },
+      { op: 'ReduceSum', inputs: ['y'], out: 'L', attrs: { keepdims: int(0) } },
+    ],
+    [Tensor.fromFloat32('two', [], [2])],
+  );
+  const sqNodes = buildGradients(sq, { loss: 'L', wrt: ['a'] }).model.graph.nodes;
+  t.equal(sqNodes.filter((n) => n.opType === 'Pow').length, 1, 'a^2: the forward Pow is the only one');
   const root = singleOp('Pow', [
     { name: 'a', shape: [3, 4] },
     { name: 'p', shape: [4], init: [0.5, 1.5, 2, -1] },

@@ -100,17 +100,24 @@ export const ELEMENTWISE_GRADS: Readonly<Record<string, GradRule>> = {
       const y = n.outputs[0]!;
       const out: (string | undefined)[] = [];
       if (need[0]) {
-        // p * a^(p-1); a constant exponent's p-1 is folded here (x^2 becomes 2 * x^1)
+        // p * a^(p-1); a constant exponent's p-1 is folded here, and a square (LayerNorm written
+        // out, as PP-OCR's rec has it) needs no Pow at all: 2a
         const c = e.constant(p);
-        const pm1 = c
-          ? e.constFloat(
-              Float32Array.from(c.toNumbers(), (v) => v - 1),
-              c.dims,
-              dy,
-            )
-          : e.op('Sub', [p, scalar(e, 1, p)]);
-        const pc = c ? e.constFloat(Float32Array.from(c.toNumbers()), c.dims, dy) : p;
-        out[0] = e.unbroadcast(e.op('Mul', [dy!, e.op('Mul', [pc, e.op('Pow', [a, pm1])])]), e.shape(a));
+        const cv = c?.toNumbers();
+        let slope: string;
+        if (c && cv!.every((v) => v === 2)) slope = e.op('Mul', [a, e.constFloat(Float32Array.from(cv!), c.dims, dy)]);
+        else {
+          const pm1 = c
+            ? e.constFloat(
+                Float32Array.from(cv!, (v) => v - 1),
+                c.dims,
+                dy,
+              )
+            : e.op('Sub', [p, scalar(e, 1, p)]);
+          const pc = c ? e.constFloat(Float32Array.from(cv!), c.dims, dy) : p;
+          slope = e.op('Mul', [pc, e.op('Pow', [a, pm1])]);
+        }
+        out[0] = e.unbroadcast(e.op('Mul', [dy!, slope]), e.shape(a));
       }
       // d(a^p)/dp = y * ln a (defined for a > 0)
       if (need[1]) out[1] = e.unbroadcast(e.op('Mul', [e.op('Mul', [dy!, y]), e.op('Log', [a])]), e.shape(p));
