@@ -482,6 +482,54 @@ t.test('Round: dy passes straight through; a fake quantizer gets LSQ gradients',
   checked.add('Round');
 });
 
+t.test('a per-channel symmetric int8 fake quantizer: dx masked, ds per channel as LSQ', async (t) => {
+  // weights [3, 8] with one scale per output channel ([3, 1]), z = 0, [qmin, qmax] = [-127, 127]
+  const scales = [0.01, 0.02, 0.005];
+  const w = Float32Array.from({ length: 24 }, (_, i) => Math.sin(i * 2.3) * (i % 3 === 0 ? 2 : 1.2));
+  const r = values([3, 8]);
+  const m = graphOf(
+    { w: [3, 8] },
+    [
+      { op: 'Div', inputs: ['w', 's'], out: 'u' },
+      { op: 'Round', inputs: ['u'], out: 'q' },
+      { op: 'Clip', inputs: ['q', 'qmin', 'qmax'], out: 'c' },
+      { op: 'Mul', inputs: ['c', 's'], out: 'y' },
+      { op: 'Mul', inputs: ['y', 'r'], out: 'p' },
+      { op: 'ReduceSum', inputs: ['p'], out: 'L', attrs: { keepdims: int(0) } },
+    ],
+    [
+      Tensor.fromFloat32('s', [3, 1], scales),
+      Tensor.fromFloat32('qmin', [], [-127]),
+      Tensor.fromFloat32('qmax', [], [127]),
+      Tensor.fromFloat32('r', [3, 8], r),
+    ],
+  );
+  const b = buildGradients(m, { loss: 'L', wrt: ['w', 's'] });
+  const sess = await openSession(b.model, { threads: 1 });
+  const o = await sess.run({
+    w: new ort.Tensor('float32', w, [3, 8]),
+    s: new ort.Tensor('float32', Float32Array.from(scales), [3, 1]),
+  });
+  const dw = o[b.grads.get('w')!]!.data as Float32Array;
+  const ds = o[b.grads.get('s')!]!.data as Float32Array;
+  let clipped = 0;
+  for (let c = 0; c < 3; c++) {
+    let want = 0;
+    for (let k = 0; k < 8; k++) {
+      const i = c * 8 + k;
+      const u = Math.fround(w[i]! / Math.fround(scales[c]!));
+      const q = Math.round(u);
+      const inside = q >= -127 && q <= 127;
+      if (!inside) clipped++;
+      t.ok(Math.abs(dw[i]! - (inside ? r[i]! : 0)) < 1e-5 * Math.max(1, Math.abs(r[i]!)), `w[${c},${k}] ${inside ? 'inside' : 'clipped'}`);
+      want += r[i]! * (inside ? q - u : Math.sign(q) * 127);
+    }
+    t.ok(Math.abs(ds[c]! - want) < 1e-3 * Math.max(1, Math.abs(want)), `channel ${c}: dL/ds ${ds[c]} = LSQ's ${want}`);
+  }
+  t.ok(clipped > 0 && clipped < 24, `both clipped and unclipped weights (${clipped} clipped)`);
+  await sess.release();
+});
+
 t.test('Add, Sub, Mul, Sum, Mean with broadcasting; Neg, Relu, ReduceSum, ReduceMean', async (t) => {
   for (const op of ['Add', 'Sub', 'Mul', 'Sum', 'Mean']) {
     const m = singleOp(op, [
