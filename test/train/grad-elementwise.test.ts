@@ -290,6 +290,22 @@ t.test('LayerNormalization (opset 17): gradients for X, Scale and B', async (t) 
   await check(t, 'LayerNormalization axis 1, epsilon 1e-3, no bias', 'LayerNormalization', two, ['x', 'scale']);
 });
 
+t.test('LayerNormalization trained for its bias only recomputes no statistics', async (t) => {
+  const m = graphOf(
+    { x: [2, 4] },
+    [
+      { op: 'LayerNormalization', inputs: ['x', 'scale', 'b'], out: 'y' },
+      { op: 'ReduceSum', inputs: ['y'], out: 'L', attrs: { keepdims: int(0) } },
+    ],
+    [Tensor.fromFloat32('scale', [4], [1, 2, 3, 4]), Tensor.fromFloat32('b', [4], [0, 0, 0, 0])],
+  );
+  const nodes = buildGradients(m, { loss: 'L', wrt: ['b'] }).model.graph.nodes;
+  t.notOk(
+    nodes.some((n) => n.opType === 'Sqrt'),
+    'no Sqrt in the backward',
+  );
+});
+
 t.test('InstanceNormalization: gradients for input, scale and B', async (t) => {
   const m = singleOp(
     'InstanceNormalization',

@@ -1,5 +1,5 @@
-// Gradient rules of activations (Sigmoid, Tanh, Erf for exact GELU, the hard and leaky ones, Clip),
-// Softmax / LogSoftmax and LayerNormalization. Where the derivative is a function of the output
+// Gradient rules of activations (Sigmoid, Tanh, Erf for exact GELU, Gelu, the hard and leaky ones,
+// PRelu, Elu, Softplus, Clip), Softmax / LogSoftmax, and Layer- and InstanceNormalization. Where the derivative is a function of the output
 // (Sigmoid: y(1-y), Tanh: 1-y^2, Elu, HardSigmoid's mask) the rule reads the output,
 // so the input's buffer can be freed once the forward pass has consumed it.
 import { EdgefitError } from '../../../../errors.js';
@@ -47,21 +47,23 @@ function normGrads(
   scaleShape: readonly number[],
   biasShape: readonly number[],
 ): (string | undefined)[] {
+  const out: (string | undefined)[] = [];
+  if (need[2] && bias) out[2] = e.unbroadcast(dy, biasShape);
+  if (!need[0] && !need[1]) return out;
   const xs = e.shape(x);
   const inv = scalar(e, 1 / axes.reduce((p, ax) => p * xs[ax]!, 1), x);
   const mean = (v: string): string => mul(e, e.reduceSum(v, axes, true), inv);
   const d = e.op('Sub', [x, mean(x)]);
   const rstd = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [mean(mul(e, d, d)), scalar(e, epsilon, x)])])]);
   const xhat = mul(e, d, rstd);
-  const out: (string | undefined)[] = [];
   if (need[0]) {
     const g = mul(e, dy, scale);
     out[0] = mul(e, rstd, e.op('Sub', [e.op('Sub', [g, mean(g)]), mul(e, xhat, mean(mul(e, g, xhat)))]));
   }
   if (need[1]) out[1] = e.unbroadcast(mul(e, dy, xhat), scaleShape);
-  if (need[2] && bias) out[2] = e.unbroadcast(dy, biasShape);
   return out;
 }
+
 // GreaterOrEqual / LessOrEqual arrived in opset 12
 const atLeast = (e: GradEmitter, a: string, b: string): string =>
   e.opset >= 12 ? e.op('GreaterOrEqual', [a, b]) : e.op('Not', [e.op('Less', [a, b])]);
