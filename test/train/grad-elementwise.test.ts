@@ -238,6 +238,26 @@ t.test('Max and Min: two and three inputs with broadcasting; ties give the gradi
       { name: 'c', shape: [3, 4] },
     ]);
     await check(t, `${op} of three`, op, three, ['a', 'b', 'c']);
+    // a constant between two trained inputs still takes its share from the third
+    const mid = singleOp(op, [
+      { name: 'a', shape: [3, 4] },
+      { name: 'c', shape: [4], init: [0.5, -0.5, 0, 1] },
+      { name: 'b', shape: [3, 4] },
+    ]);
+    await check(t, `${op}(a, constant, b)`, op, mid, ['a', 'b']);
+    const lone = graphOf(
+      { x: [3, 4] },
+      [
+        { op, inputs: ['x', 'c'], out: 'y' },
+        { op: 'ReduceSum', inputs: ['y'], out: 'L', attrs: { keepdims: int(0) } },
+      ],
+      [Tensor.fromFloat32('c', [], [0])],
+    );
+    const ops = buildGradients(lone, { loss: 'L', wrt: ['x'] }).model.graph.nodes.map((n) => n.opType);
+    t.notOk(
+      ops.some((o) => o === 'And' || o === 'Or' || o === 'Not'),
+      `${op}(x, constant): no tie bookkeeping (${ops.join(' ')})`,
+    );
     // Max(x, x) = x: the first input takes dy, so the two paths into x sum to exactly dy
     const tie = graphOf({ x: [2, 5] }, [{ op, inputs: ['x', 'x'], out: 'y' }]);
     await check(t, `${op}(x, x)`, op, tie, ['x']);

@@ -49,13 +49,15 @@ const extremum: GradRule = {
   diff: Array.from({ length: 16 }, (_, i) => i),
   grad: (n, [dy], need, e) => {
     const y = n.outputs[0]!;
+    const last = need.lastIndexOf(true);
     let taken: string | undefined;
     return n.inputs.map((x, i) => {
+      // inputs after the last one that needs a gradient decide nothing
+      if (i > last) return undefined;
       const hit = attains(e, x, y, n.opType === 'Max');
       const mine = taken ? e.op('And', [hit, e.op('Not', [taken])]) : hit;
-      const grad = need[i] ? e.unbroadcast(masked(e, mine, dy!), e.shape(x)) : undefined;
-      if (i < n.inputs.length - 1 && need.slice(i + 1).some(Boolean)) taken = taken ? e.op('Or', [taken, mine]) : mine;
-      return grad;
+      if (i < last) taken = taken ? e.op('Or', [taken, mine]) : mine;
+      return need[i] ? e.unbroadcast(masked(e, mine, dy!), e.shape(x)) : undefined;
     });
   },
 };
