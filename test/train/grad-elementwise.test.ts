@@ -152,6 +152,16 @@ t.test('activations: Erf, HardSigmoid, HardSwish, Elu have float32 kernels only;
   await check(t, 'LeakyRelu alpha 0.1', 'LeakyRelu', lr, ['x'], { x: values(shape, { kinks: [0] }) });
   const elu = singleOp('Elu', [{ name: 'x', shape }], { alpha: float(0.7) });
   await check(t, 'Elu alpha 0.7', 'Elu', elu, ['x'], { x: values(shape, { kinks: [0] }) }, 'float32');
+  const eluNeg = singleOp('Elu', [{ name: 'x', shape }], { alpha: float(-0.5) });
+  await check(
+    t,
+    'Elu alpha -0.5 (the output is positive on both sides)',
+    'Elu',
+    eluNeg,
+    ['x'],
+    { x: values(shape, { kinks: [0] }) },
+    'float32',
+  );
 });
 
 t.test('PRelu, Gelu (opset 20, exact and tanh), Softplus; exact GELU written with Erf', async (t) => {
@@ -366,6 +376,16 @@ t.test('ReduceMax: axes as attribute and input, all axes; ties share the gradien
   await check(t, 'ReduceMax axes input [0,-1], opset 18', 'ReduceMax', input, ['x']);
   const old = singleOp('ReduceMax', [{ name: 'x', shape: [2, 3, 5] }], { axes: ints([2]) }, { opset: 10 });
   await check(t, 'ReduceMax axes [2], opset 10', 'ReduceMax', old, ['x']);
+  const noop = singleOp(
+    'ReduceMax',
+    [
+      { name: 'x', shape: [2, 3] },
+      { name: 'axes', shape: [0], int64: [] },
+    ],
+    { noop_with_empty_axes: int(1) },
+    { opset: 18 },
+  );
+  await check(t, 'ReduceMax with no axes and noop_with_empty_axes: the identity', 'ReduceMax', noop, ['x']);
   await check(t, 'ReduceMax over all axes', 'ReduceMax', singleOp('ReduceMax', [{ name: 'x', shape: [3, 4] }], {}, { opset: 13 }), ['x']);
   // ReduceMax(Relu(x)) over an all-negative row: every element ties at 0 and gets an equal share
   const m = graphOf(

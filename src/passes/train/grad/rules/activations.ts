@@ -166,12 +166,14 @@ export const ACTIVATION_GRADS: Readonly<Record<string, GradRule>> = {
   },
   Elu: {
     diff: [0],
-    // y = alpha (e^x - 1) for x <= 0, whose slope alpha e^x is y + alpha
+    // y = alpha (e^x - 1) for x <= 0, whose slope alpha e^x is y + alpha; with alpha > 0 the
+    // output's sign is the input's (a negative alpha makes the sign test read the input)
     grad: (n, [dy], _need, e) => {
       const alpha = n.attrFloat('alpha', 1);
       const y = n.outputs[0]!;
+      const s = alpha > 0 ? y : n.inputs[0]!;
       const neg = mul(e, dy!, e.op('Add', [y, scalar(e, alpha, y)]));
-      return [e.op('Where', [e.op('Greater', [y, scalar(e, 0, y)]), dy!, neg])];
+      return [e.op('Where', [e.op('Greater', [s, scalar(e, 0, s)]), dy!, neg])];
     },
   },
   Clip: {

@@ -226,6 +226,8 @@ export const ELEMENTWISE_GRADS: Readonly<Record<string, GradRule>> = {
       const x = n.inputs[0]!;
       const xs = e.shape(x);
       const axes = reduceAxes(n, e);
+      // noop_with_empty_axes and no axes: the identity
+      if (!axes.length) return [dy];
       const kept = xs.map((d, i) => (axes.includes(i) ? 1 : d));
       const hit = e.op('Cast', [attains(e, x, e.reshape(n.outputs[0]!, kept), true)], { to: dtypeToOnnx(e.dtype(x)) });
       const share = e.op('Div', [e.reshape(dy!, kept), e.reduceSum(hit, axes, true)]);
