@@ -90,6 +90,7 @@ const averagePool: GradRule = {
  * one-hot kernels puts each tap's gradient where that tap reads, adding where windows overlap.
  */
 function routeByTap(
+  n: Node,
   e: GradEmitter,
   indices: string,
   dy: string,
@@ -102,24 +103,25 @@ function routeByTap(
   const sp = xs.slice(2);
   const out = ys.slice(2);
   const k = numel(geo.kernel);
-  const pos = e.op('Mod', [indices, e.constInt64([numel(sp)], [])]);
-  let tap: string | undefined;
-  for (let i = 0; i < r; i++) {
-    const inner = numel(sp.slice(i + 1));
-    const coord = e.op('Mod', [e.op('Div', [pos, e.constInt64([inner], [])]), e.constInt64([sp[i]!], [])]);
-    // the window's first row on this axis, per output position, broadcast along this axis only
-    const starts = Array.from({ length: out[i]! }, (_, o) => o * geo.strides[i]! - geo.pads[i]!);
-    const at = [1, 1, ...out.map((d, j) => (j === i ? d : 1))];
-    const t = e.op('Div', [e.op('Sub', [coord, e.constInt64(starts, at)]), e.constInt64([geo.dilations[i]!], [])]);
-    const weighted = e.op('Mul', [t, e.constInt64([numel(geo.kernel.slice(i + 1))], [])]);
-    tap = tap ? e.op('Add', [tap, weighted]) : weighted;
-  }
-  const taps = e.constInt64(
-    Array.from({ length: k }, (_, i) => i),
-    [1, 1, k, ...out.map(() => 1)],
+  // an argmax's flat index within its plane, minus its window's first (padded) position, is
+  // sum_i tap_i * dilation_i * planeStride_i: one constant offset per kernel tap
+  const planeStride = sp.map((_, i) => numel(sp.slice(i + 1)));
+  const unflat = (flat: number, dims: readonly number[]): number[] =>
+    dims.map((_, i) => Math.floor(flat / numel(dims.slice(i + 1))) % dims[i]!);
+  const starts = Array.from({ length: numel(out) }, (_, o) =>
+    unflat(o, out).reduce((acc, oi, i) => acc + (oi * geo.strides[i]! - geo.pads[i]!) * planeStride[i]!, 0),
   );
-  const onehot = e.op('Cast', [e.op('Equal', [e.reshape(tap!, [nb, c, 1, ...out]), taps])], { to: castTo(e, dy) });
-  const split = e.reshape(e.op('Mul', [onehot, e.reshape(dy, [nb, c, 1, ...out])]), [nb, c * k, ...out]);
+  const offsets = Array.from({ length: k }, (_, t) =>
+    unflat(t, geo.kernel).reduce((acc, ti, i) => acc + ti * geo.dilations[i]! * planeStride[i]!, 0),
+  );
+  // distinct unless a window is wider than the input (then two taps could share an offset)
+  if (new Set(offsets).size !== k) throw refuse(n, 'MaxPool windows wider than the input');
+  const pos = e.op('Mod', [indices, e.constInt64([numel(sp)], [])]);
+  const rel = e.op('Sub', [pos, e.constInt64(starts, [1, 1, ...out])]);
+  const taps = e.constInt64(offsets, [1, 1, k, ...out.map(() => 1)]);
+  const isTap = e.op('Equal', [e.reshape(rel, [nb, c, 1, ...out]), taps]);
+  const byTap = e.op('Where', [isTap, e.reshape(dy, [nb, c, 1, ...out]), e.constFloat([0], [], dy)]);
+  const split = e.reshape(byTap, [nb, c * k, ...out]);
   const w = new Float32Array(c * k * k);
   for (let ch = 0; ch < c; ch++) for (let i = 0; i < k; i++) w[(ch * k + i) * k + i] = 1;
   const full = e.op('ConvTranspose', [split, e.constFloat(w, [c * k, 1, ...geo.kernel], dy)], {
@@ -154,7 +156,7 @@ const maxPool: GradRule = {
     // argmax of several windows and its gradients must add: ScatterElements' reduction (opset 16+),
     // or below opset 16 the window-tap route
     const overlap = geo.kernel.some((k, i) => (k - 1) * geo.dilations[i]! + 1 > geo.strides[i]!);
-    if (overlap && e.opset < 16) return [routeByTap(e, indices, dy!, xs, ys, geo)];
+    if (overlap && e.opset < 16) return [routeByTap(n, e, indices, dy!, xs, ys, geo)];
     const flatIdx = e.reshape(indices, [numel(ys)]);
     const scattered = e.op('ScatterElements', [zeros(e, [numel(xs)], dy!), flatIdx, e.reshape(dy!, [numel(ys)])], {
       axis: 0,
