@@ -13,6 +13,7 @@ import { loadModel } from '../../src/onnx/index.js';
 import { foldShapesPass } from '../../src/passes/cleanup/fold-shapes.js';
 import { normalize } from '../../src/passes/normalize.js';
 import { runPass } from '../../src/passes/pass.js';
+import { Tensor } from '../../src/ir/tensor.js';
 import type { AttrValue } from '../../src/ir/types.js';
 import { buildGradients } from '../../src/passes/train/grad/backward.js';
 
@@ -219,6 +220,31 @@ t.test('Gather with constant indices (repeats sum, negative indices, 2-D indices
     ],
     { axis: int(-1) },
   );
+});
+
+t.test('Gather with indices computed at run time (an embedding lookup): in-graph one-hot', async (t) => {
+  // indices from a runtime input z: floor(clip(2z, -9, 8.9)) covers every row of 9, negatives too
+  for (const [name, xs, axis] of [
+    ['axis 0 (embedding table)', [9, 4], 0],
+    ['last axis', [3, 9], 1],
+    ['middle axis', [2, 9, 3], 1],
+  ] as [string, number[], number][]) {
+    const g = new Graph();
+    g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: xs } });
+    g.inputs.push({ name: 'z', type: { dtype: 'float32', shape: [2, 5] } });
+    g.setInitializer(Tensor.fromFloat32('two', [], [2]));
+    g.setInitializer(Tensor.fromFloat32('lo', [], [-9]));
+    g.setInitializer(Tensor.fromFloat32('hi', [], [8.9]));
+    g.addNode(new Node({ opType: 'Mul', inputs: ['z', 'two'], outputs: ['z2'] }));
+    g.addNode(new Node({ opType: 'Clip', inputs: ['z2', 'lo', 'hi'], outputs: ['zc'] }));
+    g.addNode(new Node({ opType: 'Floor', inputs: ['zc'], outputs: ['zf'] }));
+    g.addNode(new Node({ opType: 'Cast', inputs: ['zf'], outputs: ['i'], attrs: { to: int(7) } }));
+    g.addNode(new Node({ opType: 'Gather', inputs: ['x', 'i'], outputs: ['y'], attrs: { axis: int(axis) } }));
+    g.outputs = [{ name: 'y', type: null }];
+    const r = await gradCheck(modelOf(g, { producer: 't', opset: 13 }), { wrt: ['x'], samples: 40 });
+    t.ok(r.worst < 1e-6, `${name} (${r.dtype}): ${r.worst.toExponential(2)}`);
+    t.same(r.zero, [], `${name}: no all-zero gradient`);
+  }
 });
 
 t.test('DepthToSpace (DCR, CRD) and SpaceToDepth', async (t) => {
