@@ -308,6 +308,17 @@ t.test('MaxPool: disjoint and overlapping windows, with and without the Indices 
   g.addNode(new Node({ opType: 'ReduceSum', inputs: ['y'], outputs: ['L'], attrs: { keepdims: int(0) } }));
   const built = buildGradients(modelOf(g, { producer: 't', opset: 17 }), { loss: 'L', wrt: ['x'] });
   t.equal(built.model.graph.nodes.filter((n) => n.opType === 'MaxPool').length, 1, 'the forward Indices are reused');
+  // the scattered gradient feeds Relu's rule, whose constants must take its float64 type
+  const chain = new Graph();
+  chain.inputs.push({ name: 'x', type: { dtype: 'float32', shape: [1, 2, 6, 6] } });
+  chain.addNode(new Node({ opType: 'Relu', inputs: ['x'], outputs: ['r'] }));
+  chain.addNode(
+    new Node({ opType: 'MaxPool', inputs: ['r'], outputs: ['y'], attrs: { kernel_shape: ints([3, 3]), strides: ints([2, 2]) } }),
+  );
+  chain.outputs = [{ name: 'y', type: null }];
+  const rc = await gradCheck(modelOf(chain, { producer: 't', opset: 17 }), { wrt: ['x'] });
+  t.equal(rc.dtype, 'float64', 'Relu after a scattered MaxPool gradient still runs in float64');
+  t.ok(rc.worst < 1e-6, `Relu -> MaxPool: ${rc.worst.toExponential(2)}`);
   // below opset 16 (no ScatterElements reduction) overlapping windows take the window-tap route
   const below16: [string, number, Attrs, number[]?][] = [
     ['3x3 s2 p1 (shufflenet)', 13, { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }],

@@ -162,7 +162,9 @@ const maxPool: GradRule = {
       axis: 0,
       ...(overlap ? { reduction: 'add' } : {}),
     });
-    return [e.reshape(scattered, xs)];
+    // shape inference has no ScatterElements rule, and an untyped value reads as float32: in float64
+    // graphs a (same-type) Cast names the type, so rules downstream make float64 constants
+    return [e.reshape(e.dtype(dy!) === 'float64' ? e.op('Cast', [scattered], { to: 11 }) : scattered, xs)];
   },
 };
 
