@@ -241,7 +241,9 @@ const tile: GradRule = {
   diff: [0],
   grad: (n, [dy], _need, e) => {
     const xs = e.shape(n.inputs[0]!);
-    const reps = constInts(n, 1, e, 'repeats');
+    // the repeats are the output's dims over the input's (static shapes), however they were computed
+    const ys = e.shape(n.outputs[0]!);
+    const reps = xs.map((d, i) => ys[i]! / d);
     // output index i along an axis is copy floor(i / d) of element i mod d: split each axis into
     // (copy, element) and sum the copies
     const split = xs.flatMap((d, i) => [reps[i]!, d]);
