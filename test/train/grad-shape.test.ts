@@ -279,6 +279,7 @@ t.test('AveragePool: pads with count_include_pad both ways, strides, ceil_mode, 
     ],
     ['SAME_UPPER 3x3 s2', [1, 2, 7, 7], { kernel_shape: ints([3, 3]), strides: ints([2, 2]), auto_pad: str('SAME_UPPER') }],
     ['1-D k3 s2', [2, 3, 9], { kernel_shape: ints([3]), strides: ints([2]) }],
+    ['2x2 s2 on odd sizes (rows no window reads)', [1, 2, 7, 5], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }],
   ];
   for (const [name, shape, attrs] of cases) await check(t, `AveragePool ${name}`, 'AveragePool', [{ name: 'x', shape }], attrs);
 });
@@ -324,6 +325,7 @@ t.test('MaxPool: disjoint and overlapping windows, with and without the Indices 
     ['3x3 s2 p1 (shufflenet)', 13, { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }],
     ['3x2 s1 asymmetric pads', 11, { kernel_shape: ints([3, 2]), pads: ints([0, 1, 2, 0]) }],
     ['3x3 s2 ceil_mode', 13, { kernel_shape: ints([3, 3]), strides: ints([2, 2]), ceil_mode: int(1) }],
+    ['3x3 s2 on odd sizes (rows no window reads)', 13, { kernel_shape: ints([3, 3]), strides: ints([2, 2]) }, [1, 2, 8, 6]],
     ['2x2 s1 dilation 2', 13, { kernel_shape: ints([2, 2]), dilations: ints([2, 2]) }],
     ['1-D k3 s1', 11, { kernel_shape: ints([3]) }, [2, 3, 9]],
   ];

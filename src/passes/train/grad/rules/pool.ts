@@ -41,6 +41,38 @@ function poolGeometry(n: Node, e: GradEmitter): ReturnType<typeof convGeometry> 
   return convGeometry(n, xs, [0, 0, ...kernel], e.shape(n.outputs[0]!));
 }
 
+/**
+ * A grouped ConvTranspose of `g` with `w` over the pool's windows, landing on the input's grid:
+ * the pool's begin pads crop the start, and the end either crops (pads) or grows by the rows no
+ * window reached (output_padding, when below the stride), all inside the ConvTranspose; a Slice
+ * and Pad only where ConvTranspose cannot say it.
+ */
+function spreadOverWindows(
+  e: GradEmitter,
+  g: string,
+  w: string,
+  group: number,
+  geo: ReturnType<typeof convGeometry>,
+  xs: readonly number[],
+): string {
+  const r = xs.length - 2;
+  const os = e.shape(g).slice(2);
+  const span = (i: number): number => geo.strides[i]! * (os[i]! - 1) + (geo.kernel[i]! - 1) * geo.dilations[i]! + 1;
+  const endPad = Array.from({ length: r }, (_, i) => span(i) - geo.pads[i]! - xs[i + 2]!);
+  const attrs = { group, kernel_shape: geo.kernel, strides: geo.strides, dilations: geo.dilations };
+  if (endPad.every((p, i) => p >= 0 || -p < geo.strides[i]!)) {
+    const pads = [...geo.pads.slice(0, r), ...endPad.map((p) => Math.max(p, 0))];
+    const outputPadding = endPad.map((p) => Math.max(-p, 0));
+    return e.op('ConvTranspose', [g, w], {
+      ...attrs,
+      pads,
+      ...(outputPadding.some((p) => p > 0) ? { output_padding: outputPadding } : {}),
+    });
+  }
+  const full = e.op('ConvTranspose', [g, w], attrs);
+  return padOrCrop(e, full, [0, 0, ...geo.pads.slice(0, r).map((p) => -p)], [0, 0, ...endPad.map((p) => -p)]);
+}
+
 const averagePool: GradRule = {
   diff: [0],
   grad: (n, [dy], _need, e) => {
@@ -76,11 +108,7 @@ const averagePool: GradRule = {
     // spread over the windows in padded coordinates, then drop the padding (and rows no window reached)
     const c = xs[1]!;
     const ones = e.constFloat(new Float32Array(c * numel(geo.kernel)).fill(1), [c, 1, ...geo.kernel], dy!);
-    const full = e.op('ConvTranspose', [scaled, ones], { group: c, kernel_shape: geo.kernel, strides: geo.strides });
-    const fs = e.shape(full);
-    const begin = [0, 0, ...geo.pads.slice(0, r).map((p) => -p)];
-    const end = [0, 0, ...Array.from({ length: r }, (_, i) => xs[i + 2]! + geo.pads[i]! - fs[i + 2]!)];
-    return [padOrCrop(e, full, begin, end)];
+    return [spreadOverWindows(e, scaled, ones, c, geo, xs)];
   },
 };
 
@@ -98,7 +126,6 @@ function routeByTap(
   ys: readonly number[],
   geo: ReturnType<typeof convGeometry>,
 ): string {
-  const r = xs.length - 2;
   const [nb, c] = xs as [number, number];
   const sp = xs.slice(2);
   const out = ys.slice(2);
@@ -124,16 +151,7 @@ function routeByTap(
   const split = e.reshape(byTap, [nb, c * k, ...out]);
   const w = new Float32Array(c * k * k);
   for (let ch = 0; ch < c; ch++) for (let i = 0; i < k; i++) w[(ch * k + i) * k + i] = 1;
-  const full = e.op('ConvTranspose', [split, e.constFloat(w, [c * k, 1, ...geo.kernel], dy)], {
-    group: c,
-    kernel_shape: geo.kernel,
-    strides: geo.strides,
-    dilations: geo.dilations,
-  });
-  const fs = e.shape(full);
-  const begin = [0, 0, ...geo.pads.slice(0, r).map((p) => -p)];
-  const end = [0, 0, ...Array.from({ length: r }, (_, i) => xs[i + 2]! + geo.pads[i]! - fs[i + 2]!)];
-  return padOrCrop(e, full, begin, end);
+  return spreadOverWindows(e, split, e.constFloat(w, [c * k, 1, ...geo.kernel], dy), c, geo, xs);
 }
 
 const maxPool: GradRule = {
