@@ -408,6 +408,14 @@ t.test('Resize linear: half_pixel, align_corners, asymmetric, pytorch_half_pixel
   }
   await check(
     t,
+    'Upsample (opset 8, scales attribute) linear 2x3',
+    'Upsample',
+    [{ name: 'x', shape: [1, 2, 3, 3] }],
+    { mode: str('linear'), scales: { type: 'floats', value: [1, 1, 2, 3] } },
+    { opset: 8, dtype: 'float32' },
+  );
+  await check(
+    t,
     'Upsample (opset 9) nearest 2x',
     'Upsample',
     [
