@@ -155,6 +155,26 @@ t.test('Slice: negative starts, clamped ends, steps 2 and -1/-2, several axes', 
   }
 });
 
+t.test('Slice (opset 9) and Pad (opset 10) with their parameters as attributes', async (t) => {
+  await check(
+    t,
+    'Slice attrs',
+    'Slice',
+    [{ name: 'x', shape: [4, 7] }],
+    { starts: ints([1, -5]), ends: ints([3, 100]), axes: ints([0, 1]) },
+    { opset: 9 },
+  );
+  await check(
+    t,
+    'Pad attrs, reflect',
+    'Pad',
+    [{ name: 'x', shape: [1, 2, 5, 4] }],
+    { pads: ints([0, 0, 2, 1, 0, 0, 3, 2]), mode: str('reflect') },
+    { opset: 10 },
+  );
+  await check(t, 'Pad attrs, constant', 'Pad', [{ name: 'x', shape: [2, 3] }], { pads: ints([1, 0, 0, 2]) }, { opset: 10 });
+});
+
 t.test('Pad: constant (positive and negative pads), reflect, edge', async (t) => {
   for (const opset of [11, 13, 17]) {
     await check(
