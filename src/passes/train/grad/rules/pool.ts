@@ -17,8 +17,9 @@ const globalAveragePool: GradRule = {
   diff: [0],
   grad: (n, [dy], _need, e) => {
     const xs = e.shape(n.inputs[0]!);
-    const spread = e.op('Expand', [dy!, e.constInt64(xs)]);
-    return [e.op('Mul', [spread, e.constFloat([1 / numel(xs.slice(2))], [], dy!)])];
+    // scaled while it is one value per channel, then spread
+    const scaled = e.op('Mul', [dy!, e.constFloat([1 / numel(xs.slice(2))], [], dy!)]);
+    return [e.op('Expand', [scaled, e.constInt64(xs)])];
   },
 };
 
