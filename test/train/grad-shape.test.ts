@@ -278,8 +278,8 @@ t.test('global pools', async (t) => {
   await check(t, 'GlobalMaxPool', 'GlobalMaxPool', [{ name: 'x', shape: [2, 3, 4, 5] }]);
 });
 
-t.test('AveragePool: pads with count_include_pad both ways, strides, ceil_mode, 1-D', async (t) => {
-  const cases: [string, number[], Attrs][] = [
+t.test('AveragePool: pads with count_include_pad both ways, strides, ceil_mode, dilations (opset 19), 1-D', async (t) => {
+  const cases: [string, number[], Attrs, number?][] = [
     ['2x2 s2', [1, 3, 6, 6], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }],
     ['3x3 s1 p1 exclude pad', [2, 2, 5, 5], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]) }],
     [
@@ -300,8 +300,16 @@ t.test('AveragePool: pads with count_include_pad both ways, strides, ceil_mode, 
     ['SAME_UPPER 3x3 s2', [1, 2, 7, 7], { kernel_shape: ints([3, 3]), strides: ints([2, 2]), auto_pad: str('SAME_UPPER') }],
     ['1-D k3 s2', [2, 3, 9], { kernel_shape: ints([3]), strides: ints([2]) }],
     ['2x2 s2 on odd sizes (rows no window reads)', [1, 2, 7, 5], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }],
+    ['3x3 dilation 2 p2 exclude pad', [1, 2, 9, 8], { kernel_shape: ints([3, 3]), dilations: ints([2, 2]), pads: ints([2, 2, 2, 2]) }, 19],
+    [
+      '3x2 dilation 2 s2 p1 include pad',
+      [1, 2, 9, 8],
+      { kernel_shape: ints([3, 2]), dilations: ints([2, 2]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]), count_include_pad: int(1) },
+      19,
+    ],
   ];
-  for (const [name, shape, attrs] of cases) await check(t, `AveragePool ${name}`, 'AveragePool', [{ name: 'x', shape }], attrs);
+  for (const [name, shape, attrs, opset] of cases)
+    await check(t, `AveragePool ${name}`, 'AveragePool', [{ name: 'x', shape }], attrs, { opset });
 });
 
 t.test('MaxPool: disjoint and overlapping windows, with and without the Indices output', async (t) => {

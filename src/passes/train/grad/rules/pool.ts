@@ -81,16 +81,14 @@ const averagePool: GradRule = {
     const ys = e.shape(n.outputs[0]!);
     const geo = poolGeometry(n, e);
     const r = xs.length - 2;
-    if (geo.dilations.some((d) => d !== 1)) throw refuse(n, 'AveragePool with dilations');
     const includePad = n.attrInt('count_include_pad', 0) === 1;
-    // each window's divisor, as onnxruntime counts it: the window clipped to the padded input
-    // (count_include_pad) or to the input itself; separable, so a product of per-axis counts
+    // each window's divisor, as onnxruntime counts it: its taps inside the padded input
+    // (count_include_pad) or inside the input itself; separable, so a product of per-axis counts
     const perAxis = Array.from({ length: r }, (_, i) => {
-      const [k, s, pb, pe, d] = [geo.kernel[i]!, geo.strides[i]!, geo.pads[i]!, geo.pads[i + r]!, xs[i + 2]!];
+      const [k, s, dl, pb, pe, d] = [geo.kernel[i]!, geo.strides[i]!, geo.dilations[i]!, geo.pads[i]!, geo.pads[i + r]!, xs[i + 2]!];
       return Array.from({ length: ys[i + 2]! }, (_, o) => {
-        const start = o * s - pb;
-        const end = Math.min(start + k, d + pe);
-        return includePad ? end - start : Math.min(end, d) - Math.max(start, 0);
+        const taps = Array.from({ length: k }, (_, j) => o * s - pb + j * dl);
+        return taps.filter((p) => p < (includePad ? d + pe : d) && p >= (includePad ? -pb : 0)).length;
       });
     });
     const outSpatial = ys.slice(2);
