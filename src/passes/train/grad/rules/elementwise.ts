@@ -33,6 +33,15 @@ export const scalar = (e: GradEmitter, value: number, like: string): string => e
 export const masked = (e: GradEmitter, mask: string, dy: string): string => e.op('Where', [mask, dy, zeroLike(e, dy)]);
 
 /**
+ * Where `x` equals the extremum `m` of a set it belongs to (m >= x for a max, <= for a min).
+ * Equal takes floats from opset 11; before, "not below the max" says the same.
+ */
+function attains(e: GradEmitter, x: string, m: string, max: boolean): string {
+  if (e.opset >= 11) return e.op('Equal', [x, m]);
+  return e.op('Not', [e.op(max ? 'Less' : 'Greater', [x, m])]);
+}
+
+/**
  * Max / Min: the gradient goes to the input that was chosen. On ties the first such input takes
  * all of it (ties are common, e.g. Max(Relu(x), 0)), so the inputs' gradients still sum to dy.
  */
@@ -40,13 +49,15 @@ const extremum: GradRule = {
   diff: Array.from({ length: 16 }, (_, i) => i),
   grad: (n, [dy], need, e) => {
     const y = n.outputs[0]!;
+    const last = need.lastIndexOf(true);
     let taken: string | undefined;
     return n.inputs.map((x, i) => {
-      const hit = e.op('Equal', [x, y]);
+      // inputs after the last one that needs a gradient decide nothing
+      if (i > last) return undefined;
+      const hit = attains(e, x, y, n.opType === 'Max');
       const mine = taken ? e.op('And', [hit, e.op('Not', [taken])]) : hit;
-      const grad = need[i] ? e.unbroadcast(masked(e, mine, dy!), e.shape(x)) : undefined;
-      if (i < n.inputs.length - 1 && need.slice(i + 1).some(Boolean)) taken = taken ? e.op('Or', [taken, mine]) : mine;
-      return grad;
+      if (i < last) taken = taken ? e.op('Or', [taken, mine]) : mine;
+      return need[i] ? e.unbroadcast(masked(e, mine, dy!), e.shape(x)) : undefined;
     });
   },
 };
@@ -91,17 +102,24 @@ export const ELEMENTWISE_GRADS: Readonly<Record<string, GradRule>> = {
       const y = n.outputs[0]!;
       const out: (string | undefined)[] = [];
       if (need[0]) {
-        // p * a^(p-1); a constant exponent's p-1 is folded here (x^2 becomes 2 * x^1)
+        // p * a^(p-1); a constant exponent's p-1 is folded here, and a square (LayerNorm written
+        // out, as PP-OCR's rec has it) needs no Pow at all: 2a
         const c = e.constant(p);
-        const pm1 = c
-          ? e.constFloat(
-              Float32Array.from(c.toNumbers(), (v) => v - 1),
-              c.dims,
-              dy,
-            )
-          : e.op('Sub', [p, scalar(e, 1, p)]);
-        const pc = c ? e.constFloat(Float32Array.from(c.toNumbers()), c.dims, dy) : p;
-        out[0] = e.unbroadcast(e.op('Mul', [dy!, e.op('Mul', [pc, e.op('Pow', [a, pm1])])]), e.shape(a));
+        const cv = c?.toNumbers();
+        let slope: string;
+        if (c && cv!.every((v) => v === 2)) slope = e.op('Mul', [a, e.constFloat(Float32Array.from(cv!), c.dims, dy)]);
+        else {
+          const pm1 = c
+            ? e.constFloat(
+                Float32Array.from(cv!, (v) => v - 1),
+                c.dims,
+                dy,
+              )
+            : e.op('Sub', [p, scalar(e, 1, p)]);
+          const pc = c ? e.constFloat(Float32Array.from(cv!), c.dims, dy) : p;
+          slope = e.op('Mul', [pc, e.op('Pow', [a, pm1])]);
+        }
+        out[0] = e.unbroadcast(e.op('Mul', [dy!, slope]), e.shape(a));
       }
       // d(a^p)/dp = y * ln a (defined for a > 0)
       if (need[1]) out[1] = e.unbroadcast(e.op('Mul', [e.op('Mul', [dy!, y]), e.op('Log', [a])]), e.shape(p));
@@ -175,6 +193,13 @@ export const ELEMENTWISE_GRADS: Readonly<Record<string, GradRule>> = {
       return [dy];
     },
   },
+  Mean: {
+    diff: Array.from({ length: 16 }, (_, i) => i),
+    grad: (n, [dy], need, e) => {
+      const share = e.op('Mul', [dy!, e.constFloat([1 / n.inputs.length], [], dy!)]);
+      return n.inputs.map((x, i) => (need[i] ? e.unbroadcast(share, e.shape(x)) : undefined));
+    },
+  },
   Neg: { diff: [0], grad: (_n, [dy], _need, e) => [e.op('Neg', [dy!])] },
   Sum: {
     diff: Array.from({ length: 16 }, (_, i) => i),
@@ -201,8 +226,10 @@ export const ELEMENTWISE_GRADS: Readonly<Record<string, GradRule>> = {
       const x = n.inputs[0]!;
       const xs = e.shape(x);
       const axes = reduceAxes(n, e);
+      // noop_with_empty_axes and no axes: the identity
+      if (!axes.length) return [dy];
       const kept = xs.map((d, i) => (axes.includes(i) ? 1 : d));
-      const hit = e.op('Cast', [e.op('Equal', [x, e.reshape(n.outputs[0]!, kept)])], { to: dtypeToOnnx(e.dtype(x)) });
+      const hit = e.op('Cast', [attains(e, x, e.reshape(n.outputs[0]!, kept), true)], { to: dtypeToOnnx(e.dtype(x)) });
       const share = e.op('Div', [e.reshape(dy!, kept), e.reduceSum(hit, axes, true)]);
       return [e.op('Mul', [hit, share])];
     },
