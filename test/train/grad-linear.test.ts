@@ -222,3 +222,23 @@ t.test('MatMul: 4-D batched, broadcast on both sides, 1-D against N-D', async (t
     t.ok(r.worst < 1e-6, `${name}: ${detail(r)}`);
   }
 });
+
+t.test('the fast paths are the ones emitted: a Conv input gradient at stride 1, taps for a depthwise kernel above 3x3', async (t) => {
+  const backwardOps = (w: number[], a: Record<string, AttrValue>): string[] => {
+    const g = new Graph();
+    g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: [1, 4, 8, 8] } });
+    g.setInitializer(Tensor.fromFloat32('w', w, wave(numel(w))));
+    g.addNode(new Node({ opType: 'Conv', inputs: ['x', 'w'], outputs: ['y'], attrs: { kernel_shape: ints(w.slice(2)), ...a } }));
+    g.addNode(new Node({ opType: 'ReduceSum', inputs: ['y'], outputs: ['L'], attrs: { keepdims: int(0) } }));
+    g.outputs = [{ name: 'L', type: null }];
+    const built = buildGradients(modelOf(g, { producer: 't', opset: 17 }), { loss: 'L', wrt: ['x', 'w'] });
+    return built.model.graph.nodes.filter((n) => n.name.startsWith('grad/')).map((n) => n.opType);
+  };
+  const s1 = backwardOps([6, 4, 3, 3], { pads: ints([1, 1, 1, 1]) });
+  t.notOk(s1.includes('ConvTranspose'), '3x3 stride 1: no ConvTranspose');
+  t.ok(backwardOps([6, 4, 3, 3], { pads: ints([1, 1, 1, 1]), strides: ints([2, 2]) }).includes('ConvTranspose'), 'stride 2: ConvTranspose');
+  const dw5 = backwardOps([4, 1, 5, 5], { pads: ints([2, 2, 2, 2]), group: int(4) });
+  t.notOk(dw5.includes('MatMul'), 'depthwise 5x5: no patches MatMul');
+  t.equal(dw5.filter((op) => op === 'Slice').length, 25 + 1, 'one Slice per tap (and the flipped kernel)');
+  t.ok(backwardOps([4, 1, 3, 3], { pads: ints([1, 1, 1, 1]), group: int(4) }).includes('MatMul'), 'depthwise 3x3: patches and MatMul');
+});
