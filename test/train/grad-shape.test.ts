@@ -16,6 +16,8 @@ import { runPass } from '../../src/passes/pass.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { AttrValue } from '../../src/ir/types.js';
 import { buildGradients } from '../../src/passes/train/grad/backward.js';
+import { openSession } from '../../src/runtime/runner.js';
+import * as ort from 'onnxruntime-node';
 
 const ints = (value: number[]): AttrValue => ({ type: 'ints', value });
 const int = (value: number): AttrValue => ({ type: 'int', value });
@@ -321,6 +323,32 @@ t.test('MaxPool: disjoint and overlapping windows, with and without the Indices 
     { kernel_shape: ints([2, 2]), strides: ints([2, 2]) },
     { opset: 11 },
   );
+  // windows that tile the input take the mask route (no second MaxPool, no scatter); on odd sizes
+  // the rows and columns no window reads get zeros; ReLU-like ties share the gradient
+  await check(t, 'MaxPool 2x2 s2 on odd sizes', 'MaxPool', [{ name: 'x', shape: [2, 3, 7, 5] }], {
+    kernel_shape: ints([2, 2]),
+    strides: ints([2, 2]),
+  });
+  {
+    const m = singleOp('MaxPool', [{ name: 'x', shape: [1, 2, 6, 6] }], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) });
+    m.graph.addNode(new Node({ opType: 'ReduceSum', inputs: ['y0'], outputs: ['L'], attrs: { keepdims: int(0) } }));
+    m.graph.outputs = [{ name: 'L', type: null }];
+    const built = buildGradients(m, { loss: 'L', wrt: ['x'] });
+    t.equal(built.model.graph.nodes.filter((n) => n.opType === 'MaxPool').length, 1, 'tiling windows: no second MaxPool for indices');
+    t.notOk(
+      built.model.graph.nodes.some((n) => n.opType === 'ScatterElements'),
+      'and no scatter',
+    );
+    const s = await openSession(built.model, { threads: 1 });
+    const x = new Float32Array(72); // all zeros: every window a four-way tie
+    const out = await s.run({ x: new ort.Tensor('float32', x, [1, 2, 6, 6]) });
+    const g = out[built.grads.get('x')!]!.data as Float32Array;
+    t.ok(
+      g.every((v) => Math.abs(v - 0.25) < 1e-7),
+      'a four-way tie shares dy = 1 as 0.25 each (the gradients still sum to dy)',
+    );
+    await s.release();
+  }
   await check(t, 'MaxPool 3x3 s2 p1 (overlap)', 'MaxPool', [{ name: 'x', shape: [2, 2, 7, 7] }], {
     kernel_shape: ints([3, 3]),
     strides: ints([2, 2]),

@@ -6,7 +6,7 @@
 import type { Node } from '../../../../ir/node.js';
 import type { GradEmitter, GradRule } from '../types.js';
 import { convGeometry } from './linear.js';
-import { numel, padOrCrop, refuse, zeros } from './layout.js';
+import { numel, padOrCrop, refuse, sliceOf, zeros } from './layout.js';
 
 const spatialAxes = (rank: number): number[] => Array.from({ length: rank - 2 }, (_, i) => i + 2);
 
@@ -153,6 +153,38 @@ function routeByTap(
   return spreadOverWindows(e, split, e.constFloat(w, [c * k, 1, ...geo.kernel], dy), c, geo, xs);
 }
 
+/**
+ * MaxPool's gradient when its 2-D windows tile the input (kernel = stride, no pads, no dilation,
+ * floor mode: LeNet's and MNIST's 2x2/2): every input is in at most one window, so the mask of
+ * each window's maximum, from the input reshaped into its windows, routes dy with elementwise ops
+ * only (ties share it evenly, as GlobalMaxPool's do). A MaxPool re-run for its indices and a
+ * scatter cost several times the whole forward pass on MNIST. Undefined where it does not apply.
+ */
+function maskRoute(
+  e: GradEmitter,
+  x: string,
+  y: string,
+  dy: string,
+  xs: readonly number[],
+  ys: readonly number[],
+  geo: ReturnType<typeof convGeometry>,
+): string | undefined {
+  if (xs.length !== 4) return undefined;
+  const [kh, kw] = geo.kernel as [number, number];
+  if (geo.strides[0] !== kh || geo.strides[1] !== kw || geo.dilations.some((d) => d !== 1) || geo.pads.some((p) => p !== 0))
+    return undefined;
+  const [nb, c, h, w] = xs as [number, number, number, number];
+  const [ho, wo] = ys.slice(2) as [number, number];
+  if (ho * kh > h || wo * kw > w) return undefined; // ceil mode: a last window runs past the input
+  // floor mode drops the rows and columns no window reads: they get no gradient
+  const xc = ho * kh === h && wo * kw === w ? x : sliceOf(e, x, [2, 3], [0, 0], [ho * kh, wo * kw]);
+  const windows = e.reshape(xc, [nb, c, ho, kh, wo, kw]);
+  const mask = e.op('Cast', [e.op('Equal', [windows, e.reshape(y, [nb, c, ho, 1, wo, 1])])], { to: castTo(e, dy) });
+  const share = e.op('Div', [e.reshape(dy, [nb, c, ho, 1, wo, 1]), e.reduceSum(mask, [3, 5])]);
+  const dx = e.reshape(e.op('Mul', [mask, share]), [nb, c, ho * kh, wo * kw]);
+  return xc === x ? dx : padOrCrop(e, dx, [0, 0, 0, 0], [0, 0, h - ho * kh, w - wo * kw]);
+}
+
 const maxPool: GradRule = {
   diff: [0],
   grad: (n, [dy], _need, e) => {
@@ -161,6 +193,8 @@ const maxPool: GradRule = {
     const ys = e.shape(n.outputs[0]!);
     const geo = poolGeometry(n, e);
     if (n.attrInt('storage_order', 0) !== 0) throw refuse(n, 'MaxPool with storage_order=1 (column-major indices)');
+    const tiled = maskRoute(e, x, n.outputs[0]!, dy!, xs, ys, geo);
+    if (tiled) return [tiled];
     if (e.opset < 8) throw refuse(n, `MaxPool at opset ${e.opset} has no Indices output (opset 8+)`);
     // the argmax of each window, flattened over the whole input (onnxruntime counts batch and channel in);
     // taken from the forward node when it already outputs it, else from a second MaxPool of the same input
