@@ -57,6 +57,8 @@ export interface DistillOptions {
   loss?: TrainSpec['loss'];
   augment?: TrainSpec['augment'];
   onProgress?: TrainSpec['onProgress'];
+  /** Gradient rules for ops of the caller's own (TrainSpec.rules). */
+  rules?: TrainSpec['rules'];
 }
 
 export interface DistillReport {
@@ -98,6 +100,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
     threads,
     seed: o.seed,
     onProgress: o.onProgress,
+    rules: o.rules,
   });
   if (report.improved) {
     for (const w of distillTrainable(student)) student.graph.setInitializer(model.graph.initializer(w)!);

@@ -204,14 +204,19 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   };
   let peakRss = rssMb();
 
+  const shapeKey = (r: Sample): string => inputNames.map((k) => r[k]?.shape.join('x')).join(';');
+  const heldChunks: Sample[][] = [];
+  for (const r of heldRows) {
+    const last = heldChunks[heldChunks.length - 1];
+    if (last && last.length < micro && shapeKey(last[0]!) === shapeKey(r)) last.push(r);
+    else heldChunks.push([r]);
+  }
+  // held-out rows in stacks of the micro-batch (rows of one shape; the loss is a mean per stack, weighted by its rows)
   const heldOutLoss = async (): Promise<number> => {
     let sum = 0;
-    for (const row of heldRows) {
-      const tg = await targetsOf(row, true);
-      const f: Feeds = {};
-      for (const k of inputNames) f[k] = toTensor(row[k]!);
-      for (const [o, t] of lossGraph.targets) f[t] = floatTensor(tg[o]!.data, tg[o]!.dims);
-      sum += Number((await run(evalSession, weightFeeds(f), 'the held-out loss'))[lossGraph.loss]!.data[0]);
+    for (const rows of heldChunks) {
+      const f = await feedsOf(rows, true);
+      sum += rows.length * Number((await run(evalSession, weightFeeds(f), 'the held-out loss'))[lossGraph.loss]!.data[0]);
     }
     peakRss = Math.max(peakRss, rssMb());
     return sum / heldRows.length;
@@ -233,11 +238,11 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     }
     return rows;
   };
-  const feedsOf = async (rows: readonly Sample[]): Promise<Feeds> => {
+  const feedsOf = async (rows: readonly Sample[], keep = !spec.augment): Promise<Feeds> => {
     const x = stack(rows, inputNames);
     const f: Feeds = {};
     for (const k of inputNames) f[k] = toTensor(x[k]!);
-    const tgs = await Promise.all(rows.map((r) => targetsOf(r, !spec.augment)));
+    const tgs = await Promise.all(rows.map((r) => targetsOf(r, keep)));
     for (const [o, t] of lossGraph.targets) {
       const d = tgs[0]![o]!.dims;
       f[t] = floatTensor(concatF32(tgs.map((tg) => tg[o]!.data)), [rows.length, ...d.slice(1)]);
