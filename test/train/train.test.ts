@@ -147,3 +147,35 @@ t.test('bad input is refused with one clear line', async (t) => {
   await t.rejects(train({ ...base, trainable: ['nope'] }), /cannot train 'nope'/);
   await t.rejects(train({ ...base, trainable: [] }), /nothing to train/);
 });
+
+t.test('augmentation is applied to training rows only', async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = perturbed(teacher, 0.2, 7);
+  const trainSet = rows(8, 7);
+  const heldOut = rows(4, 8);
+  const seen = new Set<unknown>();
+  await train({
+    student,
+    trainable: weights(student),
+    teacher,
+    train: trainSet,
+    heldOut,
+    minutes: 1,
+    maxSteps: 4,
+    batch: 4,
+    threads: 1,
+    augment: (s) => {
+      seen.add(s.x!.data);
+      return { x: { ...s.x!, data: (s.x!.data as Float32Array).map((v) => -v) } };
+    },
+  });
+  t.ok(seen.size > 0, 'augment was called');
+  t.ok(
+    heldOut.every((h) => !seen.has(h.x!.data)),
+    'never on a held-out row',
+  );
+  t.ok(
+    [...seen].every((d) => trainSet.some((r) => r.x!.data === d)),
+    'only on training rows',
+  );
+});
