@@ -56,7 +56,8 @@ interface Draw {
 
 function apply(a: NdArray, o: AugmentOptions, d: Draw): NdArray {
   if (a.dtype !== 'float32' || a.shape.length !== 4) return a;
-  let [n, c, h, w] = a.shape as [number, number, number, number];
+  const [n, c] = a.shape as [number, number, number, number];
+  let [, , h, w] = a.shape as [number, number, number, number];
   let data = a.data as Float32Array;
   if (d.scale !== 1) {
     const oh = Math.max(1, Math.round(h * d.scale)),
