@@ -72,7 +72,12 @@ function apply(a: NdArray, o: AugmentOptions, d: Draw): NdArray {
     x0 = Math.floor(d.fx * (w - cw + 1 - 1e-9));
   let lo = Infinity,
     hi = -Infinity;
-  if (d.shift) for (const v of data) ((lo = Math.min(lo, v)), (hi = Math.max(hi, v)));
+  if (d.shift) {
+    for (const v of data) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+  }
   const delta = d.shift ? d.shift * (hi - lo) : 0;
   const out = new Float32Array(n * c * ch * cw);
   for (let p = 0; p < n * c; p++)
