@@ -21,6 +21,8 @@ import type { CurvePoint, ResolvedLoss, TrainReport, TrainResult, TrainSpec } fr
 
 export const DEFAULT_LR = 5e-4;
 export const DEFAULT_BATCH = 8;
+/** Steps between two timed inferences of the student (about 1/4 of a step each: a few % of the run). */
+const FORWARD_EVERY = 8;
 
 const median = (xs: readonly number[]): number => {
   if (!xs.length) return 0;
@@ -250,19 +252,14 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     return f;
   };
 
-  // the student's own inference of the same micro-batch, for the step/forward ratio
+  // the student's own inference of the same micro-batch, for the step/forward ratio: timed beside
+  // the training runs through the run (every FORWARD_EVERY-th step), so both see the same load
   const forwardMsList: number[] = [];
   {
     const f = await feedsOf(nextRows());
     const xf: Feeds = {};
     for (const k of inputNames) xf[k] = f[k]!;
-    await run(forwardSession, xf, 'the student');
-    for (let i = 0; i < 5; i++) {
-      const s = performance.now();
-      await run(forwardSession, xf, 'the student');
-      forwardMsList.push(performance.now() - s);
-    }
-    await forwardSession.release();
+    for (let i = 0; i < 3; i++) await run(forwardSession, xf, 'the student');
     order = [];
   }
 
@@ -274,6 +271,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   const schedule = spec.schedule ?? 'cosine';
   const evaluations = Math.max(1, spec.evaluations ?? 8);
   const stepMs: number[] = [];
+  const graphMs: number[] = [];
   let evalMs = performance.now() - t0;
   let lastEval = 0;
   let lastSlot = 0;
@@ -298,11 +296,21 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     }
     // the last held-out evaluation must fit in the budget too
     if (elapsed() + median(stepMs) + evalMs > budgetMs) break;
-    const s = performance.now();
+    let stepStart = performance.now();
     const sums = new Map<string, Float32Array>();
     let lossSum = 0;
     for (let a = 0; a < accumulate; a++) {
-      const out = await run(trainSession, weightFeeds(await feedsOf(nextRows())), 'a training step');
+      const feeds = weightFeeds(await feedsOf(nextRows()));
+      const r0 = performance.now();
+      const out = await run(trainSession, feeds, 'a training step');
+      graphMs.push(performance.now() - r0);
+      if (a === 0 && step % FORWARD_EVERY === 0) {
+        const xf: Feeds = {};
+        for (const k of inputNames) xf[k] = feeds[k]!;
+        const f0 = performance.now();
+        await run(forwardSession, xf, 'the student');
+        forwardMsList.push(performance.now() - f0);
+      }
       lossSum += Number(out[built.model.graph.outputs[0]!.name]!.data[0]);
       for (const [w, gname] of built.grads) {
         const gd = out[gname]!.data as Float32Array;
@@ -312,10 +320,12 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       }
     }
     if (accumulate > 1) for (const acc of sums.values()) for (let i = 0; i < acc.length; i++) acc[i]! /= accumulate;
+    // the forward timing is not part of the step
+    if (step % FORWARD_EVERY === 0) stepStart += forwardMsList[forwardMsList.length - 1] ?? 0;
     const lr = learningRate(peak, progress(), schedule);
     adam.step(sums, lr);
     step++;
-    stepMs.push(performance.now() - s);
+    stepMs.push(performance.now() - stepStart);
     peakRss = Math.max(peakRss, rssMb());
     const loss = lossSum / accumulate;
     const point: CurvePoint = { step, loss };
@@ -340,7 +350,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     const last = curve[curve.length - 1]!;
     if (last.step === step) last.heldOut = h;
   }
-  await Promise.all([trainSession.release(), evalSession.release(), teacherRunner?.release()]);
+  await Promise.all([trainSession.release(), evalSession.release(), forwardSession.release(), teacherRunner?.release()]);
 
   const improved = best.step > 0 && best.loss < before;
   const model = cloneModel(student);
@@ -352,6 +362,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     steps: step,
     seconds: +(elapsed() / 1000).toFixed(2),
     stepMs: +median(stepMs).toFixed(2),
+    graphMs: +(median(graphMs) * accumulate).toFixed(2),
     forwardMs: +(median(forwardMsList) * accumulate).toFixed(2),
     batch: micro * accumulate,
     microBatch: micro,

@@ -101,6 +101,8 @@ export interface TrainReport {
   seconds: number;
   /** Median wall time of one Adam step (forward + backward of every micro-batch + update), ms. */
   stepMs: number;
+  /** Of which onnxruntime's forward + backward run (median per micro-batch, times the micro-batches); the rest is feeding, teacher and Adam. */
+  graphMs: number;
   /** Median inference of the same batch by the student alone, ms (the issue asks step ≤ 4x this). */
   forwardMs: number;
   /** Rows per step and rows per onnxruntime run (1 when the model's batch is fixed and gradients accumulate). */
