@@ -2,8 +2,9 @@
 // and convolution, shape and layout). A model with an op outside the table is refused for
 // training with the op named (backward.ts).
 import type { GradRules } from '../types.js';
+import { ACTIVATION_GRADS } from './activations.js';
 import { ELEMENTWISE_GRADS } from './elementwise.js';
 import { LINEAR_GRADS } from './linear.js';
 import { SHAPE_GRADS } from './shape.js';
 
-export const GRAD_RULES: GradRules = { ...ELEMENTWISE_GRADS, ...LINEAR_GRADS, ...SHAPE_GRADS };
+export const GRAD_RULES: GradRules = { ...ELEMENTWISE_GRADS, ...ACTIVATION_GRADS, ...LINEAR_GRADS, ...SHAPE_GRADS };
