@@ -103,6 +103,19 @@ t.test('CLI: prune --recover distill --train-minutes 0.2 runs end to end and rep
   t.equal(j.steps[0]!.distill?.steps, d.training.steps, 'the history step records it');
   t.match(r.stderr, /distill: step \d+/, 'progress on stderr');
 
+  // iterative pruning: a distillation after each step, the minutes split between them
+  const two = await runCli(
+    [...common, '--steps', '2', '--recover', 'distill', '--train-minutes', '0.1', '--calib', calibDir, '--calib-count', '64', '--json'],
+    { timeoutMs: 90_000 },
+  );
+  t.equal(two.code, 0, two.stderr);
+  const j2 = JSON.parse(two.stdout) as { distill: { training: { seconds: number } }[] };
+  t.equal(j2.distill.length, 2, 'one distillation per step');
+  t.ok(
+    j2.distill.every((x) => x.training.seconds <= 3.2),
+    `each within half of the 6 s: ${j2.distill.map((x) => x.training.seconds).join(', ')} s`,
+  );
+
   const bad = await runCli([...common, '--recover', 'distill', '--train-minutes', '-1', '--calib', calibDir]);
   t.equal(bad.code, 2, 'usage error');
   t.match(bad.stderr, /--train-minutes must be a positive number/);
