@@ -196,187 +196,193 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   const trainSession = await openSession(built.model, { threads, level: 'all' });
   const evalSession = await openSession(withWeightInputs(lossGraph.model, spec.trainable), { threads, level: 'all' });
   const forwardSession = await openSession(student, { threads, level: 'all' });
-
-  const params = new Map<string, Float32Array>();
-  for (const w of spec.trainable) params.set(w, Float32Array.from(g.initializer(w)!.toFloat32()));
-  const dimsOf = new Map(spec.trainable.map((w) => [w, [...g.initializer(w)!.dims]]));
-  const weightFeeds = (f: Feeds): Feeds => {
-    for (const [w, p] of params) f[w] = floatTensor(p, dimsOf.get(w)!);
-    return f;
-  };
-  let peakRss = rssMb();
-
-  const shapeKey = (r: Sample): string => inputNames.map((k) => r[k]?.shape.join('x')).join(';');
-  const heldChunks: Sample[][] = [];
-  for (const r of heldRows) {
-    const last = heldChunks[heldChunks.length - 1];
-    if (last && last.length < micro && shapeKey(last[0]!) === shapeKey(r)) last.push(r);
-    else heldChunks.push([r]);
+  try {
+    return await loop();
+  } finally {
+    await Promise.all([trainSession.release(), evalSession.release(), forwardSession.release(), teacherRunner?.release()]);
   }
-  // held-out rows in stacks of the micro-batch (rows of one shape; the loss is a mean per stack, weighted by its rows)
-  const heldOutLoss = async (): Promise<number> => {
-    let sum = 0;
-    for (const rows of heldChunks) {
-      const f = await feedsOf(rows, true);
-      sum += rows.length * Number((await run(evalSession, weightFeeds(f), 'the held-out loss'))[lossGraph.loss]!.data[0]);
-    }
-    peakRss = Math.max(peakRss, rssMb());
-    return sum / heldRows.length;
-  };
 
-  // one micro-batch of training rows: stacked inputs and targets
-  let order: number[] = [];
-  const nextRows = (): Sample[] => {
-    const rows: Sample[] = [];
-    while (rows.length < micro) {
-      if (!order.length) {
-        order = trainRows.map((_, i) => i);
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = Math.floor(next() * (i + 1));
-          [order[i], order[j]] = [order[j]!, order[i]!];
+  // the run proper (a function, so the sessions above are released however it ends)
+  async function loop(): Promise<TrainResult> {
+    const params = new Map<string, Float32Array>();
+    for (const w of spec.trainable) params.set(w, Float32Array.from(g.initializer(w)!.toFloat32()));
+    const dimsOf = new Map(spec.trainable.map((w) => [w, [...g.initializer(w)!.dims]]));
+    const weightFeeds = (f: Feeds): Feeds => {
+      for (const [w, p] of params) f[w] = floatTensor(p, dimsOf.get(w)!);
+      return f;
+    };
+    let peakRss = rssMb();
+
+    const shapeKey = (r: Sample): string => inputNames.map((k) => r[k]?.shape.join('x')).join(';');
+    const heldChunks: Sample[][] = [];
+    for (const r of heldRows) {
+      const last = heldChunks[heldChunks.length - 1];
+      if (last && last.length < micro && shapeKey(last[0]!) === shapeKey(r)) last.push(r);
+      else heldChunks.push([r]);
+    }
+    // held-out rows in stacks of the micro-batch (rows of one shape; the loss is a mean per stack, weighted by its rows)
+    const heldOutLoss = async (): Promise<number> => {
+      let sum = 0;
+      for (const rows of heldChunks) {
+        const f = await feedsOf(rows, true);
+        sum += rows.length * Number((await run(evalSession, weightFeeds(f), 'the held-out loss'))[lossGraph.loss]!.data[0]);
+      }
+      peakRss = Math.max(peakRss, rssMb());
+      return sum / heldRows.length;
+    };
+
+    // one micro-batch of training rows: stacked inputs and targets
+    let order: number[] = [];
+    const nextRows = (): Sample[] => {
+      const rows: Sample[] = [];
+      while (rows.length < micro) {
+        if (!order.length) {
+          order = trainRows.map((_, i) => i);
+          for (let i = order.length - 1; i > 0; i--) {
+            const j = Math.floor(next() * (i + 1));
+            [order[i], order[j]] = [order[j]!, order[i]!];
+          }
+        }
+        rows.push(drawRow(order.pop()!));
+      }
+      return rows;
+    };
+    const feedsOf = async (rows: readonly Sample[], keep = !spec.augment): Promise<Feeds> => {
+      const x = stack(rows, inputNames);
+      const f: Feeds = {};
+      for (const k of inputNames) f[k] = toTensor(x[k]!);
+      const tgs = await Promise.all(rows.map((r) => targetsOf(r, keep)));
+      for (const [o, t] of lossGraph.targets) {
+        const d = tgs[0]![o]!.dims;
+        f[t] = floatTensor(concatF32(tgs.map((tg) => tg[o]!.data)), [rows.length, ...d.slice(1)]);
+      }
+      return f;
+    };
+
+    // the student's own inference of the same micro-batch, for the step/forward ratio: timed beside
+    // the training runs through the run (every FORWARD_EVERY-th step), so both see the same load
+    const forwardMsList: number[] = [];
+    {
+      const f = await feedsOf(nextRows());
+      const xf: Feeds = {};
+      for (const k of inputNames) xf[k] = f[k]!;
+      for (let i = 0; i < 3; i++) await run(forwardSession, xf, 'the student');
+      order = [];
+    }
+
+    const before = await heldOutLoss();
+    const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before }];
+    let best = { loss: before, step: 0, params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) };
+    const adam = new Adam(params, { weightDecay: spec.weightDecay });
+    const peak = spec.lr ?? DEFAULT_LR;
+    const schedule = spec.schedule ?? 'cosine';
+    const evaluations = Math.max(1, spec.evaluations ?? 8);
+    const stepMs: number[] = [];
+    const graphMs: number[] = [];
+    let evalMs = performance.now() - t0;
+    let lastEval = 0;
+    let lastSlot = 0;
+    let step = 0;
+    let stopped: TrainReport['stopped'] = 'time';
+    const elapsed = (): number => performance.now() - t0;
+    const progress = (): number => Math.max(spec.maxSteps ? step / spec.maxSteps : 0, elapsed() / budgetMs);
+
+    const evaluate = async (): Promise<number> => {
+      const s = performance.now();
+      const h = await heldOutLoss();
+      evalMs = performance.now() - s;
+      if (h < best.loss) best = { loss: h, step, params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) };
+      lastEval = step;
+      return h;
+    };
+
+    for (;;) {
+      if (spec.maxSteps !== undefined && step >= spec.maxSteps) {
+        stopped = 'steps';
+        break;
+      }
+      // the last held-out evaluation must fit in the budget too
+      if (elapsed() + median(stepMs) + evalMs > budgetMs) break;
+      let stepStart = performance.now();
+      const sums = new Map<string, Float32Array>();
+      let lossSum = 0;
+      for (let a = 0; a < accumulate; a++) {
+        const feeds = weightFeeds(await feedsOf(nextRows()));
+        const r0 = performance.now();
+        const out = await run(trainSession, feeds, 'a training step');
+        graphMs.push(performance.now() - r0);
+        if (a === 0 && step % FORWARD_EVERY === 0) {
+          const xf: Feeds = {};
+          for (const k of inputNames) xf[k] = feeds[k]!;
+          const f0 = performance.now();
+          await run(forwardSession, xf, 'the student');
+          forwardMsList.push(performance.now() - f0);
+        }
+        lossSum += Number(out[built.model.graph.outputs[0]!.name]!.data[0]);
+        for (const [w, gname] of built.grads) {
+          const gd = out[gname]!.data as Float32Array;
+          const acc = sums.get(w);
+          if (!acc) sums.set(w, accumulate === 1 ? gd : Float32Array.from(gd));
+          else for (let i = 0; i < acc.length; i++) acc[i]! += gd[i]!;
         }
       }
-      rows.push(drawRow(order.pop()!));
+      if (accumulate > 1) for (const acc of sums.values()) for (let i = 0; i < acc.length; i++) acc[i]! /= accumulate;
+      // the forward timing is not part of the step
+      if (step % FORWARD_EVERY === 0) stepStart += forwardMsList[forwardMsList.length - 1] ?? 0;
+      const lr = learningRate(peak, progress(), schedule);
+      adam.step(sums, lr);
+      step++;
+      stepMs.push(performance.now() - stepStart);
+      peakRss = Math.max(peakRss, rssMb());
+      const loss = lossSum / accumulate;
+      const point: CurvePoint = { step, loss };
+      // evenly over the run: by steps when capped, else by the time slot (of `evaluations`) this step reached
+      const slot = Math.floor(progress() * evaluations);
+      const due = spec.maxSteps ? step - lastEval >= Math.max(1, Math.floor(spec.maxSteps / evaluations)) : slot > lastSlot;
+      if (due) lastSlot = slot;
+      if (due) point.heldOut = await evaluate();
+      curve.push(point);
+      spec.onProgress?.({
+        step,
+        maxSteps: spec.maxSteps,
+        seconds: elapsed() / 1000,
+        budgetSeconds: budgetMs / 1000,
+        loss,
+        heldOut: point.heldOut,
+        lr,
+      });
     }
-    return rows;
-  };
-  const feedsOf = async (rows: readonly Sample[], keep = !spec.augment): Promise<Feeds> => {
-    const x = stack(rows, inputNames);
-    const f: Feeds = {};
-    for (const k of inputNames) f[k] = toTensor(x[k]!);
-    const tgs = await Promise.all(rows.map((r) => targetsOf(r, keep)));
-    for (const [o, t] of lossGraph.targets) {
-      const d = tgs[0]![o]!.dims;
-      f[t] = floatTensor(concatF32(tgs.map((tg) => tg[o]!.data)), [rows.length, ...d.slice(1)]);
+    if (lastEval !== step) {
+      const h = await evaluate();
+      const last = curve[curve.length - 1]!;
+      if (last.step === step) last.heldOut = h;
     }
-    return f;
-  };
-
-  // the student's own inference of the same micro-batch, for the step/forward ratio: timed beside
-  // the training runs through the run (every FORWARD_EVERY-th step), so both see the same load
-  const forwardMsList: number[] = [];
-  {
-    const f = await feedsOf(nextRows());
-    const xf: Feeds = {};
-    for (const k of inputNames) xf[k] = f[k]!;
-    for (let i = 0; i < 3; i++) await run(forwardSession, xf, 'the student');
-    order = [];
-  }
-
-  const before = await heldOutLoss();
-  const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before }];
-  let best = { loss: before, step: 0, params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) };
-  const adam = new Adam(params, { weightDecay: spec.weightDecay });
-  const peak = spec.lr ?? DEFAULT_LR;
-  const schedule = spec.schedule ?? 'cosine';
-  const evaluations = Math.max(1, spec.evaluations ?? 8);
-  const stepMs: number[] = [];
-  const graphMs: number[] = [];
-  let evalMs = performance.now() - t0;
-  let lastEval = 0;
-  let lastSlot = 0;
-  let step = 0;
-  let stopped: TrainReport['stopped'] = 'time';
-  const elapsed = (): number => performance.now() - t0;
-  const progress = (): number => Math.max(spec.maxSteps ? step / spec.maxSteps : 0, elapsed() / budgetMs);
-
-  const evaluate = async (): Promise<number> => {
-    const s = performance.now();
-    const h = await heldOutLoss();
-    evalMs = performance.now() - s;
-    if (h < best.loss) best = { loss: h, step, params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) };
-    lastEval = step;
-    return h;
-  };
-
-  for (;;) {
-    if (spec.maxSteps !== undefined && step >= spec.maxSteps) {
-      stopped = 'steps';
-      break;
+    const improved = best.step > 0 && best.loss < before;
+    const model = cloneModel(student);
+    if (improved) {
+      for (const [w, p] of best.params) model.graph.setInitializer(Tensor.fromFloat32(w, dimsOf.get(w)!, p));
+      model.graph.touch();
     }
-    // the last held-out evaluation must fit in the budget too
-    if (elapsed() + median(stepMs) + evalMs > budgetMs) break;
-    let stepStart = performance.now();
-    const sums = new Map<string, Float32Array>();
-    let lossSum = 0;
-    for (let a = 0; a < accumulate; a++) {
-      const feeds = weightFeeds(await feedsOf(nextRows()));
-      const r0 = performance.now();
-      const out = await run(trainSession, feeds, 'a training step');
-      graphMs.push(performance.now() - r0);
-      if (a === 0 && step % FORWARD_EVERY === 0) {
-        const xf: Feeds = {};
-        for (const k of inputNames) xf[k] = feeds[k]!;
-        const f0 = performance.now();
-        await run(forwardSession, xf, 'the student');
-        forwardMsList.push(performance.now() - f0);
-      }
-      lossSum += Number(out[built.model.graph.outputs[0]!.name]!.data[0]);
-      for (const [w, gname] of built.grads) {
-        const gd = out[gname]!.data as Float32Array;
-        const acc = sums.get(w);
-        if (!acc) sums.set(w, accumulate === 1 ? gd : Float32Array.from(gd));
-        else for (let i = 0; i < acc.length; i++) acc[i]! += gd[i]!;
-      }
-    }
-    if (accumulate > 1) for (const acc of sums.values()) for (let i = 0; i < acc.length; i++) acc[i]! /= accumulate;
-    // the forward timing is not part of the step
-    if (step % FORWARD_EVERY === 0) stepStart += forwardMsList[forwardMsList.length - 1] ?? 0;
-    const lr = learningRate(peak, progress(), schedule);
-    adam.step(sums, lr);
-    step++;
-    stepMs.push(performance.now() - stepStart);
-    peakRss = Math.max(peakRss, rssMb());
-    const loss = lossSum / accumulate;
-    const point: CurvePoint = { step, loss };
-    // evenly over the run: by steps when capped, else by the time slot (of `evaluations`) this step reached
-    const slot = Math.floor(progress() * evaluations);
-    const due = spec.maxSteps ? step - lastEval >= Math.max(1, Math.floor(spec.maxSteps / evaluations)) : slot > lastSlot;
-    if (due) lastSlot = slot;
-    if (due) point.heldOut = await evaluate();
-    curve.push(point);
-    spec.onProgress?.({
-      step,
-      maxSteps: spec.maxSteps,
-      seconds: elapsed() / 1000,
-      budgetSeconds: budgetMs / 1000,
-      loss,
-      heldOut: point.heldOut,
-      lr,
-    });
+    const report: TrainReport = {
+      steps: step,
+      seconds: +(elapsed() / 1000).toFixed(2),
+      stepMs: +median(stepMs).toFixed(2),
+      graphMs: +(median(graphMs) * accumulate).toFixed(2),
+      forwardMs: +(median(forwardMsList) * accumulate).toFixed(2),
+      batch: micro * accumulate,
+      microBatch: micro,
+      curve,
+      heldOutBefore: before,
+      heldOutAfter: improved ? best.loss : before,
+      bestStep: improved ? best.step : 0,
+      improved,
+      peakRssMb: Math.round(peakRss),
+      trainedParams: [...params.values()].reduce((a, p) => a + p.length, 0),
+      losses: Object.fromEntries(losses),
+      lr: peak,
+      threads,
+      stopped,
+    };
+    return { model, report };
   }
-  if (lastEval !== step) {
-    const h = await evaluate();
-    const last = curve[curve.length - 1]!;
-    if (last.step === step) last.heldOut = h;
-  }
-  await Promise.all([trainSession.release(), evalSession.release(), forwardSession.release(), teacherRunner?.release()]);
-
-  const improved = best.step > 0 && best.loss < before;
-  const model = cloneModel(student);
-  if (improved) {
-    for (const [w, p] of best.params) model.graph.setInitializer(Tensor.fromFloat32(w, dimsOf.get(w)!, p));
-    model.graph.touch();
-  }
-  const report: TrainReport = {
-    steps: step,
-    seconds: +(elapsed() / 1000).toFixed(2),
-    stepMs: +median(stepMs).toFixed(2),
-    graphMs: +(median(graphMs) * accumulate).toFixed(2),
-    forwardMs: +(median(forwardMsList) * accumulate).toFixed(2),
-    batch: micro * accumulate,
-    microBatch: micro,
-    curve,
-    heldOutBefore: before,
-    heldOutAfter: improved ? best.loss : before,
-    bestStep: improved ? best.step : 0,
-    improved,
-    peakRssMb: Math.round(peakRss),
-    trainedParams: [...params.values()].reduce((a, p) => a + p.length, 0),
-    losses: Object.fromEntries(losses),
-    lr: peak,
-    threads,
-    stopped,
-  };
-  return { model, report };
 }
