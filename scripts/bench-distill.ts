@@ -1,0 +1,268 @@
+// Benchmark of distillation after pruning (issue 18), on this box.
+//   node dist/scripts/bench-distill.js [--only mnist] [--minutes 3] [--train 2000] [--target-macs 0.7]
+//     [--batch 32] [--lr 5e-4] [--threads 2] [--json tmp/bench-distill.json]
+// MNIST CNN (models/mnist-cnn.onnx) with 70 % of its MACs removed (the prune option takes the
+// fraction REMOVED: PruneOptions.targetMacs), activation importance + lsq, then distilled WITHOUT
+// labels: the student learns the original's logits (KL, T=4) on --train digits of the train split
+// (lsq calibrates on the first 512 of them); accuracy of original, pruned+lsq and pruned+distill on
+// the 1996 held-out digits of the test split, which neither recovery saw. Figures: train minutes,
+// steps, one step vs one inference of the same batch (medians), peak RSS.
+// det (--only det [--det-pruned file.onnx] [--det-minutes 12] [--crop 320]): PP-OCRv4 det pruned by
+// the real CLI (`prune --target-latency 0.5x --importance activation --recover lsq --calib
+// assets/calib/det/calibrate`; or the given pruned file), then distilled on random crops (with
+// flips and brightness) of the 16 calibrate images (4 of them held out for the loss), judged at
+// 640x640 on the 16 judge images: box F1 (fidelity task 'text-det') and mask IoU against the
+// original, and latency original vs pruned+distill side by side (interleaved, medians).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadCalib } from '../devkit/calib.js';
+import { writeMnistLabelled } from '../devkit/mnist-to-labelled.js';
+import { OCR_FIT_SETS, OCR_MODELS, runCli } from '../devkit/paths.js';
+import { augmenter } from '../src/data/augment.js';
+import { loadInputSet, type Sample } from '../src/data/inputs.js';
+import { compareLatency } from '../src/evaluate/interleaved.js';
+import { compareTask, singleOutputFidelity } from '../src/fidelity/index.js';
+import { cloneModel, type Model } from '../src/ir/model.js';
+import { loadModel, serializeModel } from '../src/onnx/index.js';
+import { normalize } from '../src/passes/normalize.js';
+import { prune } from '../src/passes/prune/index.js';
+import { countMacs } from '../src/passes/prune/structured.js';
+import { distill } from '../src/passes/train/distill.js';
+import { modelInputs, runFirstOutput, toFeeds } from '../src/runtime/runner.js';
+import { writeFileAtomic } from '../src/util/fs.js';
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'mnist' },
+    minutes: { type: 'string', default: '3' },
+    train: { type: 'string', default: '2000' },
+    'target-macs': { type: 'string', default: '0.7' },
+    batch: { type: 'string', default: '32' },
+    lr: { type: 'string' },
+    threads: { type: 'string', default: '2' },
+    json: { type: 'string' },
+    'det-pruned': { type: 'string' },
+    'det-minutes': { type: 'string', default: '12' },
+    'det-batch': { type: 'string', default: '4' },
+    'det-lr': { type: 'string' },
+    crop: { type: 'string', default: '320' },
+  },
+});
+const threads = Number(args.threads);
+
+async function accuracy(m: Model, samples: readonly Sample[], labels: readonly number[]): Promise<number> {
+  const outs = await runFirstOutput(m, samples, threads);
+  let ok = 0;
+  outs.forEach((o, i) => {
+    let best = 0;
+    for (let j = 1; j < o.data.length; j++) if (o.data[j]! > o.data[best]!) best = j;
+    if (best === labels[i]) ok++;
+  });
+  return ok / outs.length;
+}
+
+async function mnist(dir: string): Promise<Record<string, unknown>> {
+  const shape = [1, 1, 28, 28];
+  const nTrain = Number(args.train);
+  writeMnistLabelled(join(dir, 'train'), { split: 'train', limit: nTrain });
+  writeMnistLabelled(join(dir, 'test'), { split: 'test' });
+  const trainSet = loadCalib(join(dir, 'train'), shape, nTrain).samples;
+  const test = loadCalib(join(dir, 'test'), shape, 5000);
+  const labels = test.labels!;
+  const original = normalize(loadModel('models/mnist-cnn.onnx'));
+  const shapes = new Map([['x', shape]]);
+  const accOrig = await accuracy(original, test.samples, labels);
+
+  const pruned = cloneModel(original);
+  const t0 = performance.now();
+  const pr = await prune(pruned, {
+    targetMacs: Number(args['target-macs']),
+    importance: 'activation',
+    recover: 'lsq',
+    steps: 1,
+    round: 1,
+    shapes,
+    samples: trainSet.slice(0, 512),
+    synthetic: false,
+    threads,
+    skipFidelity: true,
+  });
+  const pruneS = (performance.now() - t0) / 1000;
+  const accLsq = await accuracy(pruned, test.samples, labels);
+
+  const student = cloneModel(pruned);
+  let lastTenth = -1;
+  const d = await distill(student, original, {
+    minutes: Number(args.minutes),
+    samples: trainSet,
+    threads,
+    batch: Number(args.batch),
+    lr: args.lr !== undefined ? Number(args.lr) : undefined,
+    onProgress: (p) => {
+      const tenth = Math.floor((p.seconds / p.budgetSeconds) * 10);
+      if (tenth === lastTenth && p.heldOut === undefined) return;
+      lastTenth = tenth;
+      process.stderr.write(
+        `  step ${p.step} ${p.seconds.toFixed(0)} s loss ${p.loss.toPrecision(4)}${p.heldOut !== undefined ? ` held-out ${p.heldOut.toPrecision(4)}` : ''}\n`,
+      );
+    },
+  });
+  const accDistill = await accuracy(student, test.samples, labels);
+  const t = d.training;
+  const macs = countMacs(cloneModel(student), shapes);
+  const row = {
+    model: 'mnist-cnn',
+    macsRemoved: pr.macs.ratio !== null ? +(1 - pr.macs.ratio).toFixed(4) : null,
+    macs: { before: pr.macs.before, after: macs },
+    params: pr.params,
+    accuracy: { original: accOrig, prunedLsq: accLsq, prunedDistill: accDistill },
+    lossPoints: { lsq: +((accOrig - accLsq) * 100).toFixed(2), distill: +((accOrig - accDistill) * 100).toFixed(2) },
+    pruneSeconds: +pruneS.toFixed(1),
+    distill: {
+      trainSamples: d.trainSamples,
+      heldOutSamples: d.heldOutSamples,
+      minutes: +(t.seconds / 60).toFixed(2),
+      steps: t.steps,
+      batch: t.batch,
+      stepMs: t.stepMs,
+      graphMs: t.graphMs,
+      forwardMs: t.forwardMs,
+      stepOverForward: +(t.stepMs / t.forwardMs).toFixed(2),
+      heldOutLoss: [t.heldOutBefore, t.heldOutAfter],
+      bestStep: t.bestStep,
+      loss: t.losses,
+      lr: t.lr,
+      threads: t.threads,
+      peakRssMb: t.peakRssMb,
+      trainedParams: t.trainedParams,
+      heldOutCosine: [d.fidelityBefore.cosine, d.fidelityAfter.cosine],
+      heldOutTop1Agreement: [d.fidelityBefore.top1Agreement, d.fidelityAfter.top1Agreement],
+    },
+  };
+  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+  process.stdout.write(
+    `MNIST CNN, ${((row.macsRemoved ?? 0) * 100).toFixed(1)}% of MACs removed (activation + lsq), ${labels.length} held-out digits:\n` +
+      `  accuracy original ${pct(accOrig)}, pruned+lsq ${pct(accLsq)} (${row.lossPoints.lsq} points lost), ` +
+      `pruned+distill ${pct(accDistill)} (${row.lossPoints.distill} points lost)\n` +
+      `  distillation: ${t.steps} steps of batch ${t.batch} in ${(t.seconds / 60).toFixed(2)} min on ${d.trainSamples} unlabelled digits ` +
+      `(${d.heldOutSamples} held out for its loss); step ${t.stepMs} ms (onnxruntime forward+backward ${t.graphMs} ms) ` +
+      `vs inference of the same batch ${t.forwardMs} ms (${row.distill.stepOverForward}x; timed beside each other); peak RSS ${t.peakRssMb} MB; ${threads} threads\n`,
+  );
+  return row;
+}
+
+async function det(dir: string): Promise<Record<string, unknown>> {
+  const shape = [...OCR_MODELS.det.shape];
+  const shapes = new Map([['x', shape]]);
+  const original = normalize(loadModel(OCR_MODELS.det.file));
+  const inputs = modelInputs(original);
+  const calib = loadInputSet(OCR_FIT_SETS.det.calibrate, inputs, { shapes }).samples;
+  const judge = loadInputSet(OCR_FIT_SETS.det.judge, inputs, { shapes }).samples;
+  let prunedPath = args['det-pruned'];
+  let pruneSeconds: number | null = null;
+  if (!prunedPath) {
+    prunedPath = join(dir, 'det-pruned.onnx');
+    const t0 = performance.now();
+    const r = await runCli(
+      [
+        'prune',
+        OCR_MODELS.det.file,
+        '-o',
+        prunedPath,
+        '--target-latency',
+        '0.5x',
+        '--importance',
+        'activation',
+        '--recover',
+        'lsq',
+        '--calib',
+        OCR_FIT_SETS.det.calibrate,
+        '--threads',
+        String(threads),
+        '--no-verify-speed',
+      ],
+      { timeoutMs: 30 * 60_000 },
+    );
+    if (r.code !== 0) throw new Error(`prune failed: ${r.stderr}`);
+    pruneSeconds = (performance.now() - t0) / 1000;
+  }
+  const pruned = normalize(loadModel(prunedPath));
+  const ref = await runFirstOutput(original, judge, threads);
+  const judgeOf = async (m: Model) => {
+    const got = await runFirstOutput(m, judge, threads);
+    const one = (x: (typeof ref)[number]) => ({ [x.name]: x });
+    const f = singleOutputFidelity(ref, got);
+    const task = compareTask('text-det', original.graph, ref.map(one), got.map(one));
+    return { boxF1: task.value, maskIoU: f.maskIoU, pooledCosine: f.pooledCosine };
+  };
+  const before = await judgeOf(pruned);
+  const crop = Number(args.crop);
+  const student = cloneModel(pruned);
+  let lastTenth = -1;
+  const d = await distill(student, original, {
+    minutes: Number(args['det-minutes']),
+    samples: calib,
+    threads,
+    batch: Number(args['det-batch']),
+    lr: args['det-lr'] !== undefined ? Number(args['det-lr']) : undefined,
+    augment: augmenter({ crop: [crop, crop], flip: true, brightness: 0.1 }),
+    onProgress: (p) => {
+      const tenth = Math.floor((p.seconds / p.budgetSeconds) * 20);
+      if (tenth === lastTenth && p.heldOut === undefined) return;
+      lastTenth = tenth;
+      process.stderr.write(
+        `  det step ${p.step} ${p.seconds.toFixed(0)} s loss ${p.loss.toPrecision(4)}${p.heldOut !== undefined ? ` held-out ${p.heldOut.toPrecision(4)}` : ''} rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB\n`,
+      );
+    },
+  });
+  const after = await judgeOf(student);
+  const lat = await compareLatency(serializeModel(original), serializeModel(student), toFeeds(judge[0]!), 30, threads);
+  const t = d.training;
+  const row = {
+    model: 'ppocrv4-det',
+    pruned: prunedPath,
+    pruneSeconds,
+    judge: { before, after, samples: judge.length },
+    latency: { originalMs: lat.floatMs, distilledMs: lat.quantizedMs, ratio: lat.ratio },
+    distill: {
+      crop,
+      trainSamples: d.trainSamples,
+      heldOutSamples: d.heldOutSamples,
+      minutes: +(t.seconds / 60).toFixed(2),
+      steps: t.steps,
+      batch: t.batch,
+      microBatch: t.microBatch,
+      stepMs: t.stepMs,
+      graphMs: t.graphMs,
+      forwardMs: t.forwardMs,
+      heldOutLoss: [t.heldOutBefore, t.heldOutAfter],
+      bestStep: t.bestStep,
+      loss: t.losses,
+      peakRssMb: t.peakRssMb,
+      trainedParams: t.trainedParams,
+    },
+  };
+  process.stdout.write(
+    `PP-OCRv4 det, pruned at --target-latency 0.5x (activation + lsq), ${judge.length} judge images at 640x640:\n` +
+      `  pruned+lsq: box F1 ${before.boxF1.toFixed(4)}, mask IoU ${before.maskIoU?.toFixed(4)}; ` +
+      `pruned+distill: box F1 ${after.boxF1.toFixed(4)}, mask IoU ${after.maskIoU?.toFixed(4)}\n` +
+      `  latency original ${lat.floatMs.toFixed(1)} ms, distilled ${lat.quantizedMs.toFixed(1)} ms (${lat.ratio.toFixed(3)}x, interleaved)\n` +
+      `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops) in ${(t.seconds / 60).toFixed(2)} min; ` +
+      `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}; step ${t.stepMs} ms vs inference ${t.forwardMs} ms; ` +
+      `peak RSS ${t.peakRssMb} MB\n`,
+  );
+  return row;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'edgefit-bench-distill-'));
+try {
+  const rows: unknown[] = [];
+  const only = new Set(args.only!.split(','));
+  if (only.has('mnist')) rows.push(await mnist(dir));
+  if (only.has('det')) rows.push(await det(dir));
+  if (args.json) writeFileAtomic(args.json, JSON.stringify({ date: new Date().toISOString(), args, rows }, null, 2) + '\n');
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,63 @@
+// Augmentation of NCHW samples: seeded, crops of the requested size taken from the image, flips
+// mirror, scale resizes, brightness shifts; the held-out rows are never touched (train.ts).
+import t from 'tap';
+import { rng } from '../../devkit/builder.js';
+import { augmenter } from '../../src/data/augment.js';
+import type { Sample } from '../../src/data/inputs.js';
+
+const H = 6,
+  W = 8;
+const img: Sample = {
+  x: { dtype: 'float32', shape: [1, 2, H, W], data: Float32Array.from({ length: 2 * H * W }, (_, i) => i) },
+};
+const at = (s: Sample, c: number, y: number, x: number): number => {
+  const [, , h, w] = s.x!.shape as number[];
+  return (s.x!.data as Float32Array)[c * h! * w! + y * w! + x]!;
+};
+
+t.test('a crop is a window of the image, the same for every channel, and seeded', async (t) => {
+  const aug = augmenter({ crop: [3, 4] });
+  const a = aug(img, rng(1));
+  t.same(a.x!.shape, [1, 2, 3, 4]);
+  // find its origin from channel 0 and check every pixel of both channels
+  const v = at(a, 0, 0, 0);
+  const y0 = Math.floor(v / W),
+    x0 = v % W;
+  let ok = true;
+  for (let c = 0; c < 2; c++)
+    for (let y = 0; y < 3; y++) for (let x = 0; x < 4; x++) ok &&= at(a, c, y, x) === c * H * W + (y0 + y) * W + x0 + x;
+  t.ok(ok, `window at (${y0}, ${x0})`);
+  t.same(aug(img, rng(1)).x!.data, a.x!.data, 'same seed, same crop');
+  const origins = new Set(Array.from({ length: 40 }, (_, i) => at(aug(img, rng(i + 2)), 0, 0, 0)));
+  t.ok(origins.size > 4, `${origins.size} different origins over 40 draws`);
+  t.throws(() => augmenter({ crop: [7, 4] })(img, rng(1)), /does not fit/);
+});
+
+t.test('flip mirrors rows; brightness shifts by at most its fraction of the range; scale resizes', async (t) => {
+  const aug = augmenter({ flip: true });
+  let flipped = 0;
+  for (let i = 0; i < 20; i++) {
+    const a = aug(img, rng(i));
+    if (at(a, 1, 2, 0) === at(img, 1, 2, W - 1)) flipped++;
+    else t.equal(at(a, 1, 2, 0), at(img, 1, 2, 0));
+  }
+  t.ok(flipped > 3 && flipped < 17, `${flipped} of 20 flipped`);
+  const b = augmenter({ brightness: 0.2 })(img, rng(3));
+  const d = at(b, 0, 0, 0) - at(img, 0, 0, 0);
+  t.ok(Math.abs(d) <= 0.2 * (2 * H * W - 1) + 1e-4 && d !== 0, `shift ${d}`);
+  t.ok(
+    (b.x!.data as Float32Array).every((v, i) => Math.abs(v - i - d) < 1e-3),
+    'the same shift everywhere',
+  );
+  const s = augmenter({ scale: [2, 2], crop: [H, W] })(img, rng(4));
+  t.same(s.x!.shape, [1, 2, H, W], 'scaled 2x then cropped back to the input size');
+  const up = augmenter({ scale: [2, 2] })(img, rng(4));
+  t.same(up.x!.shape, [1, 2, 2 * H, 2 * W]);
+  t.ok(Math.abs(at(up, 0, 0, 0) - at(img, 0, 0, 0)) < 1e-6, 'bilinear keeps the corner');
+});
+
+t.test('bad options are refused', async (t) => {
+  t.throws(() => augmenter({ crop: [0, 3] }), /crop must be two positive integers/);
+  t.throws(() => augmenter({ scale: [1.2, 0.8] }), /scale range/);
+  t.throws(() => augmenter({ brightness: 1.5 }), /brightness must be a fraction/);
+});
