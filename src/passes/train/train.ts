@@ -214,10 +214,15 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     let peakRss = rssMb();
 
     const shapeKey = (r: Sample): string => inputNames.map((k) => r[k]?.shape.join('x')).join(';');
+    // as many held-out rows per run as hold the elements of one training micro-batch: full-size
+    // images held out while training runs on crops go one by one (peak memory stays the training's)
+    const rowElems = (r: Sample): number => inputNames.reduce((a, k) => a + (r[k]?.data.length ?? 0), 0);
+    const trainElems = micro * rowElems(shapeRow);
+    const heldStack = (r: Sample): number => Math.max(1, Math.min(micro, Math.floor(trainElems / rowElems(r))));
     const heldChunks: Sample[][] = [];
     for (const r of heldRows) {
       const last = heldChunks[heldChunks.length - 1];
-      if (last && last.length < micro && shapeKey(last[0]!) === shapeKey(r)) last.push(r);
+      if (last && last.length < heldStack(r) && shapeKey(last[0]!) === shapeKey(r)) last.push(r);
       else heldChunks.push([r]);
     }
     // held-out rows in stacks of the micro-batch (rows of one shape; the loss is a mean per stack, weighted by its rows)
