@@ -4,7 +4,10 @@
 import t from 'tap';
 import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
 import { quantizeWithPlan } from '../../src/passes/quantize/index.js';
-import { fakeQuantize } from '../../src/passes/quantize/qat.js';
+import { fakeQuantize, qatTrainables } from '../../src/passes/quantize/qat.js';
+import { exportQdq, roundEven } from '../../src/passes/quantize/qat-export.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import { runtimeOps } from '../../src/runtime/runner.js';
 import { loadInputSet } from '../../src/data/inputs.js';
 import { modelInputs, openSession, toFeeds, type Feeds } from '../../src/runtime/runner.js';
 import { cosine } from '../../src/fidelity/metrics.js';
@@ -60,3 +63,57 @@ t.test('cls: the fake-quant float model computes the static QDQ model on held-ou
     'Round in the written model',
   );
 });
+
+t.test('roundEven rounds halves to even, as ONNX Round and QuantizeLinear do', async (t) => {
+  t.same([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 2.6, -2.6, 3].map(roundEven), [-2, -2, -0, 0, 2, 2, 3, -3, 3]);
+});
+
+t.test(
+  'cls: export gives back the static QDQ form; after a (simulated) training step it computes the fake-quant model on int8 kernels',
+  async (t) => {
+    const st = await quantizeWithPlan(cls, { mode: 'static', data: calib });
+    const fq = fakeQuantize(st.model, { reduceRange: st.report.platform.reduceRange });
+    const staticOps = await runtimeOps(st.bytes);
+    // untrained: the same int8 weights, scales and int32 biases as the static model
+    const same = serializeModel(exportQdq(fq));
+    const d0 = maxAbs(await outputs(same, judge, 'all'), await outputs(st.bytes, judge, 'all'));
+    t.equal(d0, 0, 'untrained export runs exactly as the static model');
+    t.same(await runtimeOps(same), staticOps, 'with the same runtime ops');
+    let seed = 7;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+    const trained = new Map<string, Tensor>();
+    // what training does: every weight, bias and trainable step size moved
+    const steps = new Set(qatTrainables(fq, { scales: true }).filter((n) => !qatTrainables(fq, { scales: false }).includes(n)));
+    for (const name of qatTrainables(fq, { scales: true })) {
+      const v = fq.model.graph.initializer(name)!;
+      const k = steps.has(name) ? 0.1 : 0.05;
+      trained.set(
+        name,
+        Tensor.fromFloat32(
+          name,
+          v.dims,
+          Float32Array.from(v.toFloat32(), (x) => x * (1 + k * rnd())),
+        ),
+      );
+    }
+    const fqTrained = fakeQuantizeWith(fq, trained);
+    const fake = await outputs(serializeModel(fqTrained), judge, 'disabled');
+    const exported = serializeModel(exportQdq(fq, trained));
+    const dq = maxAbs(fake, await outputs(exported, judge, 'disabled'));
+    t.ok(dq < 1e-3, `exported QDQ (unfused) vs trained fake-quant: max |diff| ${dq.toExponential(2)} `);
+    t.ok(maxAbs(fake, await outputs(st.bytes, judge, 'disabled')) > 10 * dq, 'the training step changed the model');
+    const int8 = await outputs(exported, judge, 'all');
+    const cos = Math.min(...fake.map((f, i) => cosine(f, int8[i]!)));
+    t.ok(cos > 0.999, `exported on int8 kernels vs fake-quant: min cosine ${cos.toFixed(6)}`);
+    const ops = await runtimeOps(exported);
+    t.same(ops, staticOps, `same runtime ops as static int8: ${JSON.stringify(ops)}`);
+    t.ok((ops.QLinearConv ?? 0) > 0, 'QLinearConv kernels');
+  },
+);
+
+/** The fake-quant model with trained values in place of its initializers. */
+function fakeQuantizeWith(fq: ReturnType<typeof fakeQuantize>, trained: Map<string, Tensor>): ReturnType<typeof fakeQuantize>['model'] {
+  const m = parseModel(serializeModel(fq.model));
+  for (const t of trained.values()) m.graph.setInitializer(t);
+  return m;
+}

@@ -22,7 +22,7 @@ import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
 import { runPass } from '../pass.js';
-import { STATIC_OPS, type StaticOp } from './qdq.js';
+import { PASSTHROUGH_OPS, STATIC_OPS, type StaticOp } from './qdq.js';
 
 /** One activation tensor quantized per tensor. */
 export interface ActivationQuantizer {
@@ -38,6 +38,12 @@ export interface ActivationQuantizer {
   domain: string;
   /** Nodes of the fake quantizer (removed by export). */
   nodes: string[];
+  /**
+   * The step size is not trained: the output of a Clip(0, 6) whose range the static path took
+   * from the Clip. onnxruntime drops such a Clip only while the quantized range stays inside it,
+   * and a larger learned step would leave the Clip (and the int8 Add before it) in float.
+   */
+  fixed: boolean;
 }
 
 /** One weight quantized symmetrically, per output channel (or per tensor). */
@@ -57,11 +63,18 @@ export interface WeightQuantizer {
   reader: string;
 }
 
-/** An int32 bias the static path quantized on input scale x weight scale; float while training. */
+/**
+ * An int32 bias, quantized as the int8 kernels hold it: Round(b / (s_in * s_w)) * s_in * s_w, so
+ * the fake-quant model computes exactly what the exported one does (on PP-OCR cls a bias left
+ * float moved the 2-class output by up to 0.03 from the int8 model's after a training step).
+ */
 export interface BiasSlot {
   kind: 'bias';
-  /** Float bias initializer (trainable); the value the reader reads. */
+  /** Float bias initializer (trainable). */
   value: string;
+  /** The value the reader reads (the static model's DequantizeLinear output). */
+  output: string;
+  nodes: string[];
   /** The weight quantizer of the same node (its scale, by channel). */
   weight: string;
   reader: string;
@@ -78,7 +91,7 @@ export interface FakeQuantModel {
 /** The values a QAT run may train: weights and biases always; step sizes when LSQ is on. */
 export function qatTrainables(fq: FakeQuantModel, o: { scales: boolean }): string[] {
   const out = [...fq.weights.map((w) => w.weight), ...fq.biases.map((b) => b.value)];
-  if (o.scales) out.push(...fq.weights.map((w) => w.scale), ...fq.activations.map((a) => a.scale));
+  if (o.scales) out.push(...fq.weights.map((w) => w.scale), ...new Set(fq.activations.filter((a) => !a.fixed).map((a) => a.scale)));
   return out;
 }
 
@@ -110,6 +123,12 @@ function constF(g: Graph, base: string, dims: number[], values: number[] | Float
   return name;
 }
 
+function constI(g: Graph, base: string, values: number[]): string {
+  const name = g.uniqueName(base);
+  g.setInitializer(Tensor.fromInt64(name, [values.length], values));
+  return name;
+}
+
 /**
  * The fake-quant float model of a static QDQ model (see the module comment). `reduceRange`: the
  * static model's weights are 7-bit (|q| <= 63), as the plan it was built to said.
@@ -125,18 +144,25 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean }): FakeQuant
   const qmaxW = o.reduceRange ? 63 : 127;
 
   // activations: every QuantizeLinear of a computed value and the DequantizeLinear(s) reading it
-  for (const q of [...g.nodes].filter(isQ)) {
-    const [x, s, zName] = q.inputs as [string, string, string | undefined];
+  const byOutput = new Map<string, ActivationQuantizer>();
+  for (const q of g.topoOrder().filter(isQ)) {
+    const [x, ownScale, zName] = q.inputs as [string, string, string | undefined];
     if (g.constant(x)) continue;
     const dqs = g.consumers(q.outputs[0]!);
     if (!dqs.length || !dqs.every(isDq))
       throw new EdgefitError('INTERNAL', `QuantizeLinear of '${x}' is read by something other than DequantizeLinear`);
-    const scale = g.constant(s);
+    const scale = g.constant(ownScale);
     const zp = zName ? g.constant(zName) : Tensor.fromUint8(`${x}_z0`, [], Uint8Array.of(0));
     if (!scale || scale.size !== 1 || !zp)
       throw new EdgefitError('UNSUPPORTED', `activation '${x}' is not quantized per tensor with constant parameters`);
     const [qmin, qmax] = intRange(zp);
     const z = numbers(zp)[0]!;
+    // data movement (MaxPool, Reshape, ...) keeps its input's parameters (qdq.ts): one shared step
+    // size, so they stay equal after training and onnxruntime still drops the Q/DQ around it
+    const prod = g.producer(x);
+    const src = prod && PASSTHROUGH_OPS.has(prod.opType) ? byOutput.get(prod.inputs[0]!) : undefined;
+    const s =
+      src && g.constant(src.scale)!.toFloat32()[0] === scale.toFloat32()[0] && numbers(src.zeroPoint)[0] === z ? src.scale : ownScale;
     const made: string[] = [];
     const base = `${x.replace(/[^A-Za-z0-9_.]/g, '_')}_fq`;
     const zf = constF(g, `${base}_z`, [], [z]);
@@ -156,7 +182,18 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean }): FakeQuant
     });
     for (const dq of dqs.slice(1)) g.replaceAllUses(dq.outputs[0]!, out);
     made.push(out);
-    activations.push({ kind: 'activation', input: x, output: out, scale: s, zeroPoint: zp, domain: q.domain, nodes: made });
+    const a: ActivationQuantizer = {
+      kind: 'activation',
+      input: x,
+      output: out,
+      scale: s,
+      zeroPoint: zp,
+      domain: q.domain,
+      nodes: made,
+      fixed: prod?.opType === 'Clip',
+    };
+    activations.push(a);
+    byOutput.set(out, a);
   }
 
   // weights (int8 constants read as a weighted node's weight) and int32 biases
@@ -220,13 +257,23 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean }): FakeQuant
     const spec = reader && reader.opType in STATIC_OPS ? STATIC_OPS[reader.opType as StaticOp] : undefined;
     if (qt.dtype !== 'int32' || !reader || !spec || spec.bias < 0 || reader.inputs[spec.bias] !== out) continue;
     const wq = weightOfReader.get(reader.outputs[0]!);
-    if (!wq) continue;
+    const act = byOutput.get(reader.inputs[0]!);
+    if (!wq || !act) continue;
     const s = g.constant(dq.inputs[1]!)!.toFloat32();
     const qb = qt.toNumbers();
     const b = Float32Array.from(qb, (v, i) => v * s[s.length === 1 ? 0 : i]!);
+    const base = out.replace(/[^A-Za-z0-9_.]/g, '_');
+    const value = constF(g, `${base}_b`, [qb.length], b);
+    const made: string[] = [];
+    const sw =
+      wq.axis === undefined ? wq.scale : add(g, made, dq, 'Reshape', [wq.scale, constI(g, `${base}_shape`, [qb.length])], `${base}_sw`);
+    const sb = add(g, made, dq, 'Mul', [act.scale, sw], `${base}_sb`);
+    const r = add(g, made, dq, 'Round', [add(g, made, dq, 'Div', [value, sb], `${base}_bdiv`)], `${base}_bround`);
+    const mul = new Node({ opType: 'Mul', name: g.uniqueName(`${base}_bmul`), inputs: [r, sb], outputs: [out] });
+    g.addNode(mul, { before: dq });
     g.removeNode(dq);
-    g.setInitializer(Tensor.fromFloat32(out, [qb.length], b));
-    biases.push({ kind: 'bias', value: out, weight: wq.weight, reader: reader.outputs[0]!, domain: dq.domain });
+    made.push(out);
+    biases.push({ kind: 'bias', value, output: out, nodes: made, weight: wq.weight, reader: reader.outputs[0]!, domain: dq.domain });
   }
   g.touch();
   runPass(deadCodeElimination, model, undefined); // the int8 weights and int32 biases now unread
