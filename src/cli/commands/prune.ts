@@ -11,6 +11,7 @@ import { inputShapes, syntheticSamples } from '../../data/model-inputs.js';
 import { IMPORTANCE, type Importance } from '../../passes/prune/importance.js';
 import { checkTargetLatency, prepareForPruning, prune, type PruneReport } from '../../passes/prune/index.js';
 import { RECOVERY, type Recovery } from '../../passes/prune/recovery.js';
+import type { TrainProgress } from '../../passes/train/types.js';
 import { NO_SPEEDUP_NOTE, UNSTRUCTURED_METHODS, type UnstructuredMethod } from '../../passes/prune/unstructured.js';
 import { parseShapes, printJson } from '../output.js';
 import { describeFigures, parseTask, TASK_NAMES } from '../../fidelity/index.js';
@@ -32,6 +33,7 @@ interface Args {
   calib?: string;
   'calib-count': number;
   recover: Recovery;
+  'train-minutes'?: number;
   allocation: 'uniform' | 'sensitivity';
   steps: number;
   round: string;
@@ -106,12 +108,39 @@ function summary(r: PruneReport, out: string, speed: SpeedCheck | null): string 
         ]
       : []),
   ];
+  for (const [i, d] of r.distill.entries()) {
+    const t = d.training;
+    const f = (x: typeof d.fidelityBefore) =>
+      `cosine ${x.cosine.toFixed(5)}${x.top1Agreement !== null ? `, top-1 ${(x.top1Agreement * 100).toFixed(1)}%` : ''}` +
+      `${x.maskIoU !== null ? `, mask IoU ${x.maskIoU.toFixed(4)}` : ''}`;
+    lines.push(
+      `distillation${r.distill.length > 1 ? ` (step ${i + 1})` : ''}: ${t.steps} steps in ${t.seconds.toFixed(0)} s on ${d.trainSamples} samples ` +
+        `(batch ${t.batch}; step ${t.stepMs.toFixed(1)} ms vs inference ${t.forwardMs.toFixed(1)} ms; peak RSS ${t.peakRssMb} MB)`,
+      `  held-out (${d.heldOutSamples} samples): loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}; ` +
+        `${f(d.fidelityBefore)} -> ${f(d.fidelityAfter)}` +
+        (t.improved ? '' : ' (training did not lower the held-out loss: the lsq-recovered weights are kept)'),
+    );
+  }
   if (r.unstructured)
     lines.push(
       `unstructured: ${(r.unstructured.zeroFraction * 100).toFixed(1)}% zeros, gzip ${r.unstructured.gzipBytesBefore} -> ${r.unstructured.gzipBytesAfter} bytes`,
       `note: ${NO_SPEEDUP_NOTE}`,
     );
   return lines.join('\n') + '\n';
+}
+
+/** Training progress on stderr, about every 10 % of the budget (stdout stays the report / JSON). */
+function progressLine(steps: number): (step: number, p: TrainProgress) => void {
+  let last = -1;
+  return (step, p) => {
+    const tenth = Math.floor((p.seconds / p.budgetSeconds) * 10);
+    if (tenth === last && p.heldOut === undefined) return;
+    last = tenth;
+    process.stderr.write(
+      `distill${steps > 1 ? ` ${step}/${steps}` : ''}: step ${p.step}, ${p.seconds.toFixed(0)}/${p.budgetSeconds.toFixed(0)} s, ` +
+        `loss ${p.loss.toPrecision(4)}${p.heldOut !== undefined ? `, held-out ${p.heldOut.toPrecision(4)}` : ''}\n`,
+    );
+  };
 }
 
 export const command: CommandModule<object, Args> = {
@@ -138,7 +167,11 @@ export const command: CommandModule<object, Args> = {
       .option('recover', {
         choices: RECOVERY,
         default: 'none' as Recovery,
-        describe: 'repair after pruning: bias correction or least-squares refit',
+        describe: 'repair after pruning: bias correction, least-squares refit, or lsq then distillation from the original (needs --calib)',
+      })
+      .option('train-minutes', {
+        type: 'number',
+        describe: '--recover distill: training time in minutes (split over --steps)',
       })
       .option('allocation', {
         choices: ['uniform', 'sensitivity'] as const,
@@ -197,6 +230,14 @@ export const command: CommandModule<object, Args> = {
       const v = a[k];
       if (v !== undefined && !(v >= 0 && v < 1)) throw new EdgefitError('USAGE', `--${k} must be a fraction in [0, 1), got ${v}`);
     }
+    const trainMinutes = a['train-minutes'];
+    if (a.recover === 'distill') {
+      if (trainMinutes === undefined) throw new EdgefitError('USAGE', '--recover distill needs --train-minutes N');
+      if (!(trainMinutes > 0 && Number.isFinite(trainMinutes)))
+        throw new EdgefitError('USAGE', `--train-minutes must be a positive number of minutes, got ${trainMinutes}`);
+      if (!a.calib)
+        throw new EdgefitError('DATA', '--recover distill trains on real data and none was given', { remedy: { option: 'calib' } });
+    } else if (trainMinutes !== undefined) throw new EdgefitError('USAGE', '--train-minutes is for --recover distill');
     if (!Number.isInteger(a['calib-count']) || a['calib-count'] < 1)
       throw new EdgefitError('USAGE', '--calib-count must be a positive integer');
     if (!Number.isInteger(a.threads) || a.threads < 1) throw new EdgefitError('USAGE', '--threads must be a positive integer');
@@ -262,6 +303,8 @@ export const command: CommandModule<object, Args> = {
       synthetic,
       threads: a.threads,
       task: parseTask(a.task),
+      trainMinutes,
+      onTrainProgress: progressLine(a.steps),
     });
     saveModel(model, a.output);
     // every structured prune is timed against its input before it is handed back (issue 17)
@@ -303,7 +346,9 @@ export const command: CommandModule<object, Args> = {
           groups: s.groups.length,
           biasCompensated: s.biasCompensated,
           lsq: s.lsq,
+          distill: s.distill,
         })),
+        distill: report.distill.length ? report.distill.map((d) => ({ ...d, training: { ...d.training } })) : null,
         unstructured: report.unstructured ? { ...report.unstructured } : null,
       });
     } else process.stdout.write(summary(report, a.output, speed));

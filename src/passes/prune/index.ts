@@ -24,6 +24,8 @@ import { layerWidths } from './widths.js';
 import { robustTables } from './robust-tables.js';
 import { calibratedMs, predictMs, rawForCalibratedMs } from '../../analyze/latency/predict.js';
 import type { LatencyTables } from '../../analyze/latency/types.js';
+import { distill, type DistillReport } from '../train/distill.js';
+import type { TrainProgress } from '../train/types.js';
 import { modelSizes, unstructuredPrunePass, wandaValues, type UnstructuredMethod, type UnstructuredReport } from './unstructured.js';
 
 export const HISTORY_KEY = 'edgefit.prune.history';
@@ -75,6 +77,10 @@ export interface PruneOptions {
   prepared?: Prepared;
   /** Also judge the result by the model's task ('auto': detected from the teacher), issue 16. */
   task?: Task | 'auto';
+  /** recover 'distill': training minutes in all, split evenly over the steps. */
+  trainMinutes?: number;
+  /** recover 'distill': the trainer's progress, with the prune step it belongs to. */
+  onTrainProgress?: (step: number, p: TrainProgress) => void;
 }
 
 export interface HistoryStep {
@@ -95,6 +101,8 @@ export interface HistoryStep {
   round?: number;
   biasCompensated: number;
   lsq: LsqReport | null;
+  /** recover 'distill': the training's outline (the full report is PruneReport.distill). */
+  distill?: { steps: number; seconds: number; heldOutBefore: number; heldOutAfter: number; improved: boolean };
 }
 
 export interface PruneReport {
@@ -123,6 +131,8 @@ export interface PruneReport {
   latency: { originalMs: number; targetMs: number | null; predictedMs: number } | null;
   /** The multiple kept widths were rounded to ('auto' resolved). */
   round: number;
+  /** recover 'distill': one training report per step (held-out split of the calibration samples). */
+  distill: DistillReport[];
 }
 
 export interface Prepared {
@@ -193,6 +203,14 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
     !o.samples.length
   )
     throw new EdgefitError('DATA', 'activation importance and recovery need calibration samples');
+  if (o.recover === 'distill') {
+    if (!(o.trainMinutes !== undefined && o.trainMinutes > 0 && Number.isFinite(o.trainMinutes)))
+      throw new EdgefitError('USAGE', `distillation needs a positive training time in minutes, got ${o.trainMinutes}`);
+    if (o.synthetic)
+      throw new EdgefitError('DATA', 'distillation trains on real calibration data, and none was given (synthetic inputs teach nothing)', {
+        remedy: { option: 'calib' },
+      });
+  }
 
   // a caller that measured latency tables prepared the model first (the tables must time the graph
   // that is pruned); preparing again would find nothing, so its report is the one kept
@@ -210,6 +228,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       throw new EdgefitError('DATA', "the latency tables name none of this model's weight layers: they were built for another model");
   }
   const steps: HistoryStep[] = [];
+  const distills: DistillReport[] = [];
   let surgeryMs = 0;
   let sensitivityMs = 0;
   let probe: GroupSensitivity[] | null = null;
@@ -303,11 +322,30 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       origOf.set(v, prev ? kept.map((i) => prev[i]!) : kept);
     }
     let lsq: LsqReport | null = null;
-    if (o.recover === 'lsq') {
+    if (o.recover === 'lsq' || o.recover === 'distill') {
       const opts = { threads: o.threads, ridges: o.lsqRidges };
       lsq = (
         await runAsyncPass(lsqRecoveryPass, model, { teacher, layers: [...applied.inChanged], samples: o.samples, opts, keptOut: origOf })
       ).details;
+    }
+    let distilled: HistoryStep['distill'];
+    if (o.recover === 'distill') {
+      // from the lsq-recovered student, against the original's outputs
+      const r = await distill(model, teacher, {
+        minutes: o.trainMinutes! / o.steps,
+        samples: o.samples,
+        threads: o.threads,
+        onProgress: o.onTrainProgress && ((p) => o.onTrainProgress!(k, p)),
+      });
+      distills.push(r);
+      const t = r.training;
+      distilled = {
+        steps: t.steps,
+        seconds: t.seconds,
+        heldOutBefore: t.heldOutBefore,
+        heldOutAfter: t.heldOutAfter,
+        improved: t.improved,
+      };
     }
     const records: GroupRecord[] = [];
     for (const grp of ga.groups) {
@@ -336,6 +374,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       round,
       biasCompensated,
       lsq,
+      ...(distilled ? { distill: distilled } : {}),
     });
   }
 
@@ -402,6 +441,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       ? { originalMs: tables.modelMs, targetMs, predictedMs: calibratedMs(tables, predictMs(tables, layerWidths(model, last, new Map()))) }
       : null,
     round,
+    distill: distills,
   };
 }
 

@@ -19,7 +19,8 @@ import { NormalEquations } from './linalg.js';
 import { keptIndices } from './space.js';
 import type { AsyncPass, Pass } from '../pass.js';
 
-export const RECOVERY = ['none', 'bias', 'lsq'] as const;
+// 'distill': lsq, then training against the original's outputs (passes/train/distill.ts)
+export const RECOVERY = ['none', 'bias', 'lsq', 'distill'] as const;
 export type Recovery = (typeof RECOVERY)[number];
 
 /** Output-channel axis of a layer's weight given its input-channel axis. */

@@ -1,0 +1,371 @@
+// train(): fit a student's chosen weights to a teacher's outputs on the box. The training graph is
+// the student with the loss appended (loss.ts), differentiated by buildGradients into one ONNX
+// graph whose outputs are the loss and the weights' gradients; onnxruntime runs it with its
+// threads, Adam (adam.ts) updates the weights in TypeScript and re-feeds them next step. The
+// held-out loss is measured before, a few times during and after the run; the best weights seen
+// are kept, and a run that never beats the input on held-out rows returns the input unchanged.
+import { availableParallelism } from 'node:os';
+import type * as ort from 'onnxruntime-node';
+import { EdgefitError } from '../../errors.js';
+import type { Sample } from '../../data/inputs.js';
+import { ND_DTYPES, splitAxis0, type NdArray, type NdData } from '../../data/ndarray.js';
+import { cloneModel, type Model } from '../../ir/model.js';
+import { Tensor } from '../../ir/tensor.js';
+import { ModelRunner, openSession, toTensor, floatTensor, firstLine, type Feeds } from '../../runtime/runner.js';
+import { rng } from '../../util/rng.js';
+import { buildGradients } from './grad/backward.js';
+import { GRAD_RULES } from './grad/rules/index.js';
+import { Adam, learningRate } from './adam.js';
+import { appendLoss, LOSS_GRADS, resolveLoss, specFor, teacherTarget } from './loss.js';
+import type { CurvePoint, ResolvedLoss, TrainReport, TrainResult, TrainSpec } from './types.js';
+
+export const DEFAULT_LR = 5e-4;
+export const DEFAULT_BATCH = 8;
+
+const median = (xs: readonly number[]): number => {
+  if (!xs.length) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[(s.length - 1) >> 1]!;
+};
+
+/** Every sample as rows of batch 1 (views): a stacked sample of n rows gives n. */
+function rowsOf(samples: readonly Sample[]): Sample[] {
+  const out: Sample[] = [];
+  for (const s of samples) {
+    const names = Object.keys(s);
+    const n = s[names[0]!]?.shape[0] ?? 1;
+    if (n <= 1) {
+      out.push(s);
+      continue;
+    }
+    const parts = names.map((k) => splitAxis0(s[k]!, 1));
+    for (let i = 0; i < n; i++) out.push(Object.fromEntries(names.map((k, j) => [k, parts[j]![i]!])));
+  }
+  return out;
+}
+
+/** Rows stacked along axis 0 (one copy per input). */
+function stack(rows: readonly Sample[], names: readonly string[]): Sample {
+  const out: Sample = {};
+  for (const k of names) {
+    const first = rows[0]![k];
+    if (!first) throw new EdgefitError('DATA', `no data for model input '${k}'`);
+    const len = first.data.length;
+    const data = new ND_DTYPES[first.dtype].ctor(len * rows.length) as NdData;
+    rows.forEach((r, i) => {
+      const a = r[k]!;
+      if (a.data.length !== len)
+        throw new EdgefitError(
+          'DATA',
+          `input '${k}': training rows differ in shape ([${a.shape.join(',')}] vs [${first.shape.join(',')}])`,
+        );
+      (data as Float32Array).set(a.data as Float32Array, i * len);
+    });
+    out[k] = { dtype: first.dtype, shape: [rows.length, ...first.shape.slice(1)], data };
+  }
+  return out;
+}
+
+function concatF32(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function rssMb(): number {
+  return process.memoryUsage().rss / (1 << 20);
+}
+
+function check(spec: TrainSpec): void {
+  const usage = (msg: string) => new EdgefitError('USAGE', msg);
+  if (!(spec.minutes > 0) || !Number.isFinite(spec.minutes)) throw usage(`training minutes must be a positive number, got ${spec.minutes}`);
+  if (spec.maxSteps !== undefined && !(Number.isInteger(spec.maxSteps) && spec.maxSteps >= 1))
+    throw usage(`training steps must be a positive integer, got ${spec.maxSteps}`);
+  if (spec.batch !== undefined && !(Number.isInteger(spec.batch) && spec.batch >= 1))
+    throw usage(`a training batch must be a positive integer, got ${spec.batch}`);
+  if (spec.lr !== undefined && !(spec.lr > 0)) throw usage(`a learning rate must be positive, got ${spec.lr}`);
+  if (!spec.train.length || !spec.heldOut.length)
+    throw new EdgefitError('DATA', `training needs training and held-out samples (got ${spec.train.length} and ${spec.heldOut.length})`, {
+      remedy: { option: 'calib' },
+    });
+  if (!spec.trainable.length) throw usage('nothing to train: no trainable weights were given');
+  for (const w of spec.trainable) {
+    const t = spec.student.graph.initializer(w);
+    if (!t) throw usage(`cannot train '${w}': it is not a weight of the student`);
+    if (t.dtype !== 'float32') throw usage(`cannot train '${w}': it is ${t.dtype}, the trainer trains float32 weights`);
+  }
+}
+
+/** The loss graph with the trainable weights as inputs (held-out evaluation at any shape, current weights fed). */
+function withWeightInputs(m: Model, trainable: readonly string[]): Model {
+  const c = cloneModel(m);
+  const g = c.graph;
+  for (const w of trainable) {
+    const t = g.initializer(w)!;
+    g.removeInitializer(w);
+    g.inputs.push({ name: w, type: { dtype: t.dtype, shape: [...t.dims] } });
+  }
+  g.touch();
+  return c;
+}
+
+async function run(s: ort.InferenceSession, feeds: Feeds, what: string): Promise<ort.InferenceSession.OnnxValueMapType> {
+  try {
+    return await s.run(feeds);
+  } catch (e) {
+    throw new EdgefitError('EVAL', `${what} failed: ${firstLine(e)}`, { cause: e });
+  }
+}
+
+export async function train(spec: TrainSpec): Promise<TrainResult> {
+  check(spec);
+  const t0 = performance.now();
+  const budgetMs = spec.minutes * 60_000;
+  const threads = Math.max(1, spec.threads ?? availableParallelism());
+  const next = rng(spec.seed ?? 1);
+  const student = spec.student;
+  const g = student.graph;
+  const inputNames = g.runtimeInputs().map((i) => i.name);
+  const outputs = g.outputs.map((o) => o.name);
+  const trainRows = rowsOf(spec.train);
+  const heldRows = rowsOf(spec.heldOut);
+
+  // batch: a fixed batch dim > 1 is the micro-batch; fixed at 1, gradients accumulate over rows
+  const dim0 = g.runtimeInputs()[0]?.type?.shape?.[0];
+  const batch = Math.min(spec.batch ?? DEFAULT_BATCH, trainRows.length);
+  const micro = typeof dim0 === 'number' ? dim0 : batch;
+  const accumulate = Math.max(1, Math.round(batch / micro));
+
+  // the teacher's targets: a session of the teacher model, or the caller's function
+  let teacherRunner: ModelRunner | undefined;
+  const teach = async (row: Sample): Promise<Record<string, NdArray>> => {
+    if (typeof spec.teacher === 'function') return spec.teacher(row);
+    teacherRunner ??= await ModelRunner.create(spec.teacher, { threads, optimization: 'all' });
+    const out = await teacherRunner.run(row, outputs);
+    const r: Record<string, NdArray> = {};
+    for (const o of outputs) {
+      const v = out.get(o);
+      if (!v) throw new EdgefitError('DATA', `the teacher has no float output '${o}' to match the student's`);
+      r[o] = { dtype: 'float32', shape: v.shape, data: Float32Array.from(v.data) };
+    }
+    return r;
+  };
+  const probe = await Promise.all(trainRows.slice(0, 4).map((r) => teach(r)));
+  const losses = new Map<string, ResolvedLoss>();
+  const ranks = new Map<string, number>();
+  for (const o of outputs) {
+    const vals = probe.map((p) => p[o]).filter((v): v is NdArray => !!v);
+    if (!vals.length) throw new EdgefitError('DATA', `the teacher gives no target for output '${o}'`);
+    losses.set(o, resolveLoss(specFor(spec.loss, o), vals));
+    ranks.set(o, vals[0]!.shape.length);
+  }
+  // targets of rows that are never augmented (held-out; training rows when no augmentation) are computed once
+  type Targets = Record<string, { data: Float32Array; dims: number[] }>;
+  const cache = new Map<Sample, Targets>();
+  const targetsOf = async (row: Sample, keep: boolean): Promise<Targets> => {
+    const hit = cache.get(row);
+    if (hit) return hit;
+    const t = await teach(row);
+    const r: Targets = {};
+    for (const [o, l] of losses) r[o] = { data: teacherTarget(l, t[o]!), dims: t[o]!.shape };
+    if (keep) cache.set(row, r);
+    return r;
+  };
+  const drawRow = (i: number): Sample => (spec.augment ? spec.augment(trainRows[i]!, next) : trainRows[i]!);
+
+  // the training graph at the micro-batch's static shapes (augmentation may crop: its shape rules)
+  const shapeRow = drawRow(0);
+  const shapes = new Map<string, number[]>();
+  for (const k of inputNames) shapes.set(k, [micro, ...shapeRow[k]!.shape.slice(1)]);
+  const lossGraph = appendLoss(student, losses, ranks);
+  const shapeTargets = await teach(shapeRow);
+  for (const [o, t] of lossGraph.targets) shapes.set(t, [micro, ...shapeTargets[o]!.shape.slice(1)]);
+  const built = buildGradients(lossGraph.model, {
+    loss: lossGraph.loss,
+    wrt: spec.trainable,
+    shapes,
+    rules: { ...LOSS_GRADS, ...spec.rules, ...GRAD_RULES },
+  });
+  const trainSession = await openSession(built.model, { threads, level: 'all' });
+  const evalSession = await openSession(withWeightInputs(lossGraph.model, spec.trainable), { threads, level: 'all' });
+  const forwardSession = await openSession(student, { threads, level: 'all' });
+
+  const params = new Map<string, Float32Array>();
+  for (const w of spec.trainable) params.set(w, Float32Array.from(g.initializer(w)!.toFloat32()));
+  const dimsOf = new Map(spec.trainable.map((w) => [w, [...g.initializer(w)!.dims]]));
+  const weightFeeds = (f: Feeds): Feeds => {
+    for (const [w, p] of params) f[w] = floatTensor(p, dimsOf.get(w)!);
+    return f;
+  };
+  let peakRss = rssMb();
+
+  const shapeKey = (r: Sample): string => inputNames.map((k) => r[k]?.shape.join('x')).join(';');
+  const heldChunks: Sample[][] = [];
+  for (const r of heldRows) {
+    const last = heldChunks[heldChunks.length - 1];
+    if (last && last.length < micro && shapeKey(last[0]!) === shapeKey(r)) last.push(r);
+    else heldChunks.push([r]);
+  }
+  // held-out rows in stacks of the micro-batch (rows of one shape; the loss is a mean per stack, weighted by its rows)
+  const heldOutLoss = async (): Promise<number> => {
+    let sum = 0;
+    for (const rows of heldChunks) {
+      const f = await feedsOf(rows, true);
+      sum += rows.length * Number((await run(evalSession, weightFeeds(f), 'the held-out loss'))[lossGraph.loss]!.data[0]);
+    }
+    peakRss = Math.max(peakRss, rssMb());
+    return sum / heldRows.length;
+  };
+
+  // one micro-batch of training rows: stacked inputs and targets
+  let order: number[] = [];
+  const nextRows = (): Sample[] => {
+    const rows: Sample[] = [];
+    while (rows.length < micro) {
+      if (!order.length) {
+        order = trainRows.map((_, i) => i);
+        for (let i = order.length - 1; i > 0; i--) {
+          const j = Math.floor(next() * (i + 1));
+          [order[i], order[j]] = [order[j]!, order[i]!];
+        }
+      }
+      rows.push(drawRow(order.pop()!));
+    }
+    return rows;
+  };
+  const feedsOf = async (rows: readonly Sample[], keep = !spec.augment): Promise<Feeds> => {
+    const x = stack(rows, inputNames);
+    const f: Feeds = {};
+    for (const k of inputNames) f[k] = toTensor(x[k]!);
+    const tgs = await Promise.all(rows.map((r) => targetsOf(r, keep)));
+    for (const [o, t] of lossGraph.targets) {
+      const d = tgs[0]![o]!.dims;
+      f[t] = floatTensor(concatF32(tgs.map((tg) => tg[o]!.data)), [rows.length, ...d.slice(1)]);
+    }
+    return f;
+  };
+
+  // the student's own inference of the same micro-batch, for the step/forward ratio
+  const forwardMsList: number[] = [];
+  {
+    const f = await feedsOf(nextRows());
+    const xf: Feeds = {};
+    for (const k of inputNames) xf[k] = f[k]!;
+    await run(forwardSession, xf, 'the student');
+    for (let i = 0; i < 5; i++) {
+      const s = performance.now();
+      await run(forwardSession, xf, 'the student');
+      forwardMsList.push(performance.now() - s);
+    }
+    await forwardSession.release();
+    order = [];
+  }
+
+  const before = await heldOutLoss();
+  const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before }];
+  let best = { loss: before, step: 0, params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) };
+  const adam = new Adam(params, { weightDecay: spec.weightDecay });
+  const peak = spec.lr ?? DEFAULT_LR;
+  const schedule = spec.schedule ?? 'cosine';
+  const evaluations = Math.max(1, spec.evaluations ?? 8);
+  const stepMs: number[] = [];
+  let evalMs = performance.now() - t0;
+  let lastEval = 0;
+  let lastSlot = 0;
+  let step = 0;
+  let stopped: TrainReport['stopped'] = 'time';
+  const elapsed = (): number => performance.now() - t0;
+  const progress = (): number => Math.max(spec.maxSteps ? step / spec.maxSteps : 0, elapsed() / budgetMs);
+
+  const evaluate = async (): Promise<number> => {
+    const s = performance.now();
+    const h = await heldOutLoss();
+    evalMs = performance.now() - s;
+    if (h < best.loss) best = { loss: h, step, params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) };
+    lastEval = step;
+    return h;
+  };
+
+  for (;;) {
+    if (spec.maxSteps !== undefined && step >= spec.maxSteps) {
+      stopped = 'steps';
+      break;
+    }
+    // the last held-out evaluation must fit in the budget too
+    if (elapsed() + median(stepMs) + evalMs > budgetMs) break;
+    const s = performance.now();
+    const sums = new Map<string, Float32Array>();
+    let lossSum = 0;
+    for (let a = 0; a < accumulate; a++) {
+      const out = await run(trainSession, weightFeeds(await feedsOf(nextRows())), 'a training step');
+      lossSum += Number(out[built.model.graph.outputs[0]!.name]!.data[0]);
+      for (const [w, gname] of built.grads) {
+        const gd = out[gname]!.data as Float32Array;
+        const acc = sums.get(w);
+        if (!acc) sums.set(w, accumulate === 1 ? gd : Float32Array.from(gd));
+        else for (let i = 0; i < acc.length; i++) acc[i]! += gd[i]!;
+      }
+    }
+    if (accumulate > 1) for (const acc of sums.values()) for (let i = 0; i < acc.length; i++) acc[i]! /= accumulate;
+    const lr = learningRate(peak, progress(), schedule);
+    adam.step(sums, lr);
+    step++;
+    stepMs.push(performance.now() - s);
+    peakRss = Math.max(peakRss, rssMb());
+    const loss = lossSum / accumulate;
+    const point: CurvePoint = { step, loss };
+    // evenly over the run: by steps when capped, else by the time slot (of `evaluations`) this step reached
+    const slot = Math.floor(progress() * evaluations);
+    const due = spec.maxSteps ? step - lastEval >= Math.max(1, Math.floor(spec.maxSteps / evaluations)) : slot > lastSlot;
+    if (due) lastSlot = slot;
+    if (due) point.heldOut = await evaluate();
+    curve.push(point);
+    spec.onProgress?.({
+      step,
+      maxSteps: spec.maxSteps,
+      seconds: elapsed() / 1000,
+      budgetSeconds: budgetMs / 1000,
+      loss,
+      heldOut: point.heldOut,
+      lr,
+    });
+  }
+  if (lastEval !== step) {
+    const h = await evaluate();
+    const last = curve[curve.length - 1]!;
+    if (last.step === step) last.heldOut = h;
+  }
+  await Promise.all([trainSession.release(), evalSession.release(), teacherRunner?.release()]);
+
+  const improved = best.step > 0 && best.loss < before;
+  const model = cloneModel(student);
+  if (improved) {
+    for (const [w, p] of best.params) model.graph.setInitializer(Tensor.fromFloat32(w, dimsOf.get(w)!, p));
+    model.graph.touch();
+  }
+  const report: TrainReport = {
+    steps: step,
+    seconds: +(elapsed() / 1000).toFixed(2),
+    stepMs: +median(stepMs).toFixed(2),
+    forwardMs: +(median(forwardMsList) * accumulate).toFixed(2),
+    batch: micro * accumulate,
+    microBatch: micro,
+    curve,
+    heldOutBefore: before,
+    heldOutAfter: improved ? best.loss : before,
+    bestStep: improved ? best.step : 0,
+    improved,
+    peakRssMb: Math.round(peakRss),
+    trainedParams: [...params.values()].reduce((a, p) => a + p.length, 0),
+    losses: Object.fromEntries(losses),
+    lr: peak,
+    threads,
+    stopped,
+  };
+  return { model, report };
+}

@@ -1,0 +1,129 @@
+// The trainer's contract (issue 18): what a caller (distillation after pruning, quantization-aware
+// training) hands train() and what it gets back. The student is any float model; the teacher gives
+// the targets per student output; the loss per output is ordinary ONNX nodes appended to the
+// student (loss.ts), differentiated by buildGradients (grad/backward.ts) into one training graph
+// onnxruntime runs; Adam (adam.ts) updates the weights in TypeScript between steps.
+import type { NdArray } from '../../data/ndarray.js';
+import type { Sample } from '../../data/inputs.js';
+import type { Model } from '../../ir/model.js';
+import type { GradRules } from './grad/types.js';
+
+/**
+ * How one output is matched to the teacher's:
+ * - 'mse': mean squared error (feature maps, regression, embeddings);
+ * - 'kl': Kullback-Leibler divergence of the teacher's distribution over the last axis from the
+ *   student's; on logits with a temperature (Hinton: T² · KL(softmax(t/T) ‖ softmax(s/T))), on
+ *   probabilities (an output that already is a softmax) at T = 1;
+ * - 'bce': per-element binary cross-entropy against the teacher's probability (DB-style maps in [0,1]);
+ * - 'auto': chosen from the teacher's outputs on the training samples (loss.ts resolveLoss).
+ */
+export type LossKind = 'mse' | 'kl' | 'bce' | 'auto';
+
+export interface LossSpec {
+  kind: LossKind;
+  /** KL on logits: the softmax temperature (default 4, Hinton's). */
+  temperature?: number;
+  /** KL: whether the output is logits or already probabilities ('auto' default: from the values). */
+  from?: 'logits' | 'probs';
+  /** Weight of this output's term in the summed loss (default 1). */
+  weight?: number;
+}
+
+/** A loss with every choice made (what loss.ts builds nodes for). */
+export interface ResolvedLoss {
+  kind: 'mse' | 'kl' | 'bce';
+  temperature: number;
+  from: 'logits' | 'probs';
+  weight: number;
+}
+
+/** The teacher: a model run by onnxruntime on the same (augmented) inputs, or any function giving targets by output name. */
+export type Teacher = Model | ((s: Sample) => Promise<Record<string, NdArray>>);
+
+export interface TrainProgress {
+  step: number;
+  /** Steps the run will take at most when a step cap was given. */
+  maxSteps?: number;
+  seconds: number;
+  /** The budget, seconds. */
+  budgetSeconds: number;
+  /** Training loss of this step's batch. */
+  loss: number;
+  /** Held-out loss when it was measured at this step. */
+  heldOut?: number;
+  lr: number;
+}
+
+export interface TrainSpec {
+  /** Any float model; QAT passes one with fake-quant nodes and scale initializers. */
+  student: Model;
+  /** Initializer names trained (weights, biases, BN scale/bias, quant scales). */
+  trainable: readonly string[];
+  /** Targets per student output (by output name). */
+  teacher: Teacher;
+  /** One spec for every output, or per output name (outputs not named get 'auto'). */
+  loss?: LossSpec | LossKind | Record<string, LossSpec | LossKind>;
+  /** Training samples (batch-1 rows or stacks of rows) and held-out ones: disjoint. */
+  train: readonly Sample[];
+  heldOut: readonly Sample[];
+  /** Applied to every training row each time it is drawn (never to held-out rows): data/augment.ts. */
+  augment?: (s: Sample, next: () => number) => Sample;
+  /** Wall-time budget; checked after every step (held-out evaluations count against it). */
+  minutes: number;
+  maxSteps?: number;
+  /** Rows per Adam step (default 8, at most the training rows); a model with batch fixed at 1 accumulates gradients over them. */
+  batch?: number;
+  /** Adam's peak learning rate (default 5e-4). */
+  lr?: number;
+  /** 'cosine' (default): warm-up then cosine decay over the budget; 'constant' after the warm-up. */
+  schedule?: 'cosine' | 'constant';
+  weightDecay?: number;
+  /** onnxruntime intra-op threads (default: this box's cores). */
+  threads?: number;
+  /** Full static dims of runtime inputs at batch 1 where the model leaves them open (the batch dim is set by the trainer). */
+  shapes?: Map<string, number[]>;
+  onProgress?(p: TrainProgress): void;
+  seed?: number;
+  /** Extra gradient rules (a caller's own ops); the table's rules win over these. */
+  rules?: GradRules;
+  /** Held-out evaluations over the run besides before and after (default 8). */
+  evaluations?: number;
+}
+
+export interface CurvePoint {
+  step: number;
+  loss: number;
+  heldOut?: number;
+}
+
+export interface TrainReport {
+  steps: number;
+  seconds: number;
+  /** Median wall time of one Adam step (forward + backward of every micro-batch + update), ms. */
+  stepMs: number;
+  /** Median inference of the same batch by the student alone, ms (the issue asks step ≤ 4x this). */
+  forwardMs: number;
+  /** Rows per step and rows per onnxruntime run (1 when the model's batch is fixed and gradients accumulate). */
+  batch: number;
+  microBatch: number;
+  curve: CurvePoint[];
+  heldOutBefore: number;
+  /** Held-out loss of the returned model (the best seen; heldOutBefore when training did not help). */
+  heldOutAfter: number;
+  /** Step whose weights were kept (0: the input's). */
+  bestStep: number;
+  /** false when no step beat the input on held-out rows: the input is returned unchanged. */
+  improved: boolean;
+  peakRssMb: number;
+  trainedParams: number;
+  losses: Record<string, ResolvedLoss>;
+  lr: number;
+  threads: number;
+  /** Why training ended. */
+  stopped: 'time' | 'steps';
+}
+
+export interface TrainResult {
+  model: Model;
+  report: TrainReport;
+}

@@ -1,0 +1,149 @@
+// train() on a small model: a student that differs from its teacher (the unpruned fixture) learns
+// to match it on held-out rows, the report is coherent, and a run that cannot help returns the input.
+import t from 'tap';
+import { FIXTURES, randn, rng } from '../../devkit/builder.js';
+import type { Sample } from '../../src/data/inputs.js';
+import { cloneModel, type Model } from '../../src/ir/model.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import { ModelRunner } from '../../src/runtime/runner.js';
+import { train } from '../../src/passes/train/train.js';
+
+const rows = (n: number, seed: number): Sample[] => {
+  const next = rng(seed);
+  return Array.from({ length: n }, () => ({
+    x: { dtype: 'float32' as const, shape: [1, 1, 8, 8], data: randn(next, 64) as Float32Array<ArrayBuffer> },
+  }));
+};
+
+/** The fixture with every weight perturbed by relative noise: a student that is close to, not equal to, its teacher. */
+function perturbed(m: Model, scale: number, seed: number): Model {
+  const c = cloneModel(m);
+  const next = rng(seed);
+  for (const w of [...c.graph.initializers()]) {
+    if (w.dtype !== 'float32') continue;
+    const v = w.toFloat32();
+    const noise = randn(next, v.length);
+    c.graph.setInitializer(
+      Tensor.fromFloat32(
+        w.name,
+        w.dims,
+        v.map((x, i) => x * (1 + scale * noise[i]!)),
+      ),
+    );
+  }
+  return c;
+}
+
+const weights = (m: Model): string[] => [...m.graph.initializers()].filter((w) => w.dtype === 'float32').map((w) => w.name);
+
+async function mse(a: Model, b: Model, samples: Sample[]): Promise<number> {
+  const ra = await ModelRunner.create(a);
+  const rb = await ModelRunner.create(b);
+  let s = 0,
+    n = 0;
+  for (const x of samples) {
+    const ya = [...(await ra.run(x)).values()][0]!.data;
+    const yb = [...(await rb.run(x)).values()][0]!.data;
+    for (let i = 0; i < ya.length; i++) s += (ya[i]! - yb[i]!) ** 2;
+    n += ya.length;
+  }
+  await ra.release();
+  await rb.release();
+  return s / n;
+}
+
+t.test('a perturbed MLP distilled from the unperturbed one gets closer on held-out rows', async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = perturbed(teacher, 0.3, 5);
+  const trainSet = rows(48, 1);
+  const heldOut = rows(16, 2);
+  const progress: number[] = [];
+  const { model, report } = await train({
+    student,
+    trainable: weights(student),
+    teacher,
+    loss: 'mse',
+    train: trainSet,
+    heldOut,
+    minutes: 1,
+    maxSteps: 60,
+    batch: 8,
+    lr: 3e-3,
+    threads: 1,
+    evaluations: 4,
+    onProgress: (p) => progress.push(p.step),
+  });
+  t.equal(report.steps, 60, 'stopped at the step cap');
+  t.equal(report.stopped, 'steps');
+  t.equal(report.microBatch, 1, 'the fixture has batch fixed at 1: gradients accumulate');
+  t.equal(report.batch, 8);
+  t.ok(report.improved, 'training helped');
+  t.ok(
+    report.heldOutAfter < report.heldOutBefore * 0.5,
+    `held-out loss ${report.heldOutBefore.toExponential(2)} -> ${report.heldOutAfter.toExponential(2)}`,
+  );
+  t.equal(report.losses.y?.kind ?? Object.values(report.losses)[0]!.kind, 'mse');
+  t.equal(progress.length, 60, 'one progress call per step');
+  t.ok(report.curve.filter((c) => c.heldOut !== undefined).length >= 4, 'held-out loss measured during the run');
+  t.ok(report.stepMs > 0 && report.forwardMs > 0 && report.peakRssMb > 0);
+  t.equal(
+    report.trainedParams,
+    weights(student).reduce((a, w) => a + student.graph.initializer(w)!.size, 0),
+  );
+  // the returned model's held-out error against the teacher is the report's figure (MSE over every element)
+  const after = await mse(model, teacher, heldOut);
+  const before = await mse(student, teacher, heldOut);
+  t.ok(Math.abs(after - report.heldOutAfter) < 1e-4 * Math.max(1, after), `returned model's MSE ${after} matches the report`);
+  t.ok(after < before, 'and is below the input student');
+});
+
+t.test('a run that cannot help returns the input unchanged', async (t) => {
+  const teacher = FIXTURES.mlp();
+  // the student IS the teacher: any step can only move away from zero loss
+  const { model, report } = await train({
+    student: cloneModel(teacher),
+    trainable: weights(teacher),
+    teacher,
+    train: rows(8, 3),
+    heldOut: rows(4, 4),
+    minutes: 1,
+    maxSteps: 5,
+    batch: 4,
+    lr: 1e-2,
+    threads: 1,
+  });
+  t.notOk(report.improved, 'not improved');
+  t.equal(report.bestStep, 0);
+  t.equal(report.heldOutAfter, report.heldOutBefore);
+  for (const w of weights(teacher))
+    t.same(model.graph.initializer(w)!.toFloat32(), teacher.graph.initializer(w)!.toFloat32(), `${w} unchanged`);
+});
+
+t.test('the time budget is kept', async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = perturbed(teacher, 0.3, 6);
+  const s = performance.now();
+  const { report } = await train({
+    student,
+    trainable: weights(student),
+    teacher,
+    train: rows(32, 5),
+    heldOut: rows(8, 6),
+    minutes: 0.05,
+    threads: 1,
+  });
+  const wall = (performance.now() - s) / 1000;
+  t.equal(report.stopped, 'time');
+  t.ok(report.steps > 0, `${report.steps} steps`);
+  t.ok(report.seconds <= 3 + 0.5, `reported ${report.seconds} s for a 3 s budget`);
+  t.ok(wall < 3 + 2, `wall ${wall.toFixed(2)} s (session set-up included)`);
+});
+
+t.test('bad input is refused with one clear line', async (t) => {
+  const m = FIXTURES.mlp();
+  const base = { student: m, trainable: weights(m), teacher: m, train: rows(4, 1), heldOut: rows(2, 2), minutes: 1 };
+  await t.rejects(train({ ...base, minutes: -1 }), /training minutes must be a positive number/);
+  await t.rejects(train({ ...base, heldOut: [] }), /training needs training and held-out samples/);
+  await t.rejects(train({ ...base, trainable: ['nope'] }), /cannot train 'nope'/);
+  await t.rejects(train({ ...base, trainable: [] }), /nothing to train/);
+});
