@@ -1,0 +1,378 @@
+// The shape/layout, pool, Resize and Pad gradient rules against central finite differences in
+// onnxruntime, at the opsets where the ops' parameters moved from attributes to inputs (11, 13,
+// 17). Float64 where onnxruntime has the op's float64 kernel (bound 1e-6: the rules only move and
+// sum values); else float32 with a 1e-2 step, bound 2e-3 (the Conv tests' float32 bound).
+import t, { type Test } from 'tap';
+import { gradCheck, singleOp } from '../../devkit/gradcheck.js';
+import { Graph } from '../../src/ir/graph.js';
+import { modelOf } from '../../src/ir/model.js';
+import { Node } from '../../src/ir/node.js';
+import type { AttrValue } from '../../src/ir/types.js';
+import { buildGradients } from '../../src/passes/train/grad/backward.js';
+
+const ints = (value: number[]): AttrValue => ({ type: 'ints', value });
+const int = (value: number): AttrValue => ({ type: 'int', value });
+const str = (value: string): AttrValue => ({ type: 'string', value });
+
+type Inputs = Parameters<typeof singleOp>[1];
+type Attrs = Parameters<typeof singleOp>[2];
+
+/** Check one op's gradient w.r.t. 'x' (and any other listed); returns the check's summary line. */
+async function check(
+  t: Test,
+  name: string,
+  op: string,
+  inputs: Inputs,
+  attrs: Attrs = {},
+  o: { opset?: number; outputs?: number; wrt?: string[]; dtype?: 'float32' | 'float64' } = {},
+): Promise<void> {
+  const m = singleOp(op, inputs, attrs, { opset: o.opset ?? 17, outputs: o.outputs });
+  const r = await gradCheck(m, { wrt: o.wrt ?? ['x'], samples: 32, ...(o.dtype ? { dtype: o.dtype } : {}) });
+  const bound = r.dtype === 'float64' ? 1e-6 : 2e-3;
+  t.ok(r.worst < bound, `${name} (opset ${o.opset ?? 17}, ${r.dtype}): worst ${r.worst.toExponential(2)}`);
+  t.same(r.zero, [], `${name}: no all-zero gradient`);
+}
+
+t.test('views: Reshape (0 and -1), Flatten, Squeeze, Unsqueeze at opsets 11/13/17', async (t) => {
+  for (const opset of [11, 13, 17]) {
+    await check(
+      t,
+      'Reshape [0,-1,2]',
+      'Reshape',
+      [
+        { name: 'x', shape: [2, 3, 4] },
+        { name: 's', shape: [3], int64: [0, -1, 2] },
+      ],
+      {},
+      { opset },
+    );
+    await check(t, 'Flatten axis 2', 'Flatten', [{ name: 'x', shape: [2, 3, 4, 2] }], { axis: int(2) }, { opset });
+    const axesIn = opset >= 13;
+    await check(
+      t,
+      'Squeeze axes [1,-1]',
+      'Squeeze',
+      [{ name: 'x', shape: [2, 1, 3, 1] }, ...(axesIn ? [{ name: 'a', shape: [2], int64: [1, -1] }] : [])],
+      axesIn ? {} : { axes: ints([1, -1]) },
+      { opset },
+    );
+    await check(
+      t,
+      'Unsqueeze axes [0,3]',
+      'Unsqueeze',
+      [{ name: 'x', shape: [2, 3] }, ...(axesIn ? [{ name: 'a', shape: [2], int64: [0, 3] }] : [])],
+      axesIn ? {} : { axes: ints([0, 3]) },
+      { opset },
+    );
+  }
+});
+
+t.test('Transpose (inverse perm) and Expand (unbroadcast)', async (t) => {
+  await check(t, 'Transpose [2,0,3,1]', 'Transpose', [{ name: 'x', shape: [2, 3, 4, 5] }], { perm: ints([2, 0, 3, 1]) });
+  await check(t, 'Transpose default (reverse)', 'Transpose', [{ name: 'x', shape: [2, 3, 4] }]);
+  await check(t, 'Expand [3,1] -> [2,3,4]', 'Expand', [
+    { name: 'x', shape: [3, 1] },
+    { name: 's', shape: [3], int64: [2, 3, 4] },
+  ]);
+});
+
+t.test('Concat and Split, split sizes as attribute (11), input (13) and equal (17)', async (t) => {
+  for (const opset of [11, 13, 17]) {
+    await check(
+      t,
+      'Concat axis -2 of three',
+      'Concat',
+      [
+        { name: 'x', shape: [2, 3, 4] },
+        { name: 'b', shape: [2, 1, 4] },
+        { name: 'c', shape: [2, 2, 4] },
+      ],
+      { axis: int(-2) },
+      { opset, wrt: ['x', 'c'] },
+    );
+  }
+  await check(
+    t,
+    'Split attr [1,3,2]',
+    'Split',
+    [{ name: 'x', shape: [2, 6, 3] }],
+    { axis: int(1), split: ints([1, 3, 2]) },
+    { opset: 11, outputs: 3 },
+  );
+  await check(
+    t,
+    'Split input [4,2]',
+    'Split',
+    [
+      { name: 'x', shape: [2, 6] },
+      { name: 's', shape: [2], int64: [4, 2] },
+    ],
+    { axis: int(-1) },
+    { opset: 13, outputs: 2 },
+  );
+  await check(t, 'Split equal in 3', 'Split', [{ name: 'x', shape: [6, 2] }], {}, { opset: 17, outputs: 3 });
+});
+
+t.test('a Split output nobody reads gets zeros, not a missing gradient', async (t) => {
+  const g = new Graph();
+  g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: [2, 6] } });
+  g.addNode(new Node({ opType: 'Split', inputs: ['x'], outputs: ['a', 'b'], attrs: { axis: int(1) } }));
+  g.outputs = [{ name: 'b', type: null }];
+  const r = await gradCheck(modelOf(g, { producer: 't', opset: 17 }), { wrt: ['x'], samples: 12 });
+  t.ok(r.worst < 1e-6, `one unread output: ${r.worst.toExponential(2)}`);
+});
+
+t.test('Slice: negative starts, clamped ends, steps 2 and -1/-2, several axes', async (t) => {
+  const cases: [string, number[], number[], number[], number[] | undefined, number[] | undefined][] = [
+    ['step 1, two axes', [4, 7], [1, -5], [3, 100], [0, 1], undefined],
+    ['step 2', [9, 3], [1], [8], [0], [2]],
+    ['step 3, end past the last taken', [2, 10], [0], [10], [1], [3]],
+    ['step -1 (reverse)', [6, 2], [-1], [-100], [0], [-1]],
+    ['step -2 from the middle', [3, 9], [7], [0], [1], [-2]],
+  ];
+  for (const opset of [11, 13, 17]) {
+    for (const [name, shape, starts, ends, axes, steps] of cases) {
+      const inputs: Inputs[number][] = [
+        { name: 'x', shape },
+        { name: 's', shape: [starts.length], int64: starts },
+        { name: 'e', shape: [ends.length], int64: ends },
+      ];
+      if (axes) inputs.push({ name: 'a', shape: [axes.length], int64: axes });
+      if (steps) inputs.push({ name: 'p', shape: [steps.length], int64: steps });
+      await check(t, `Slice ${name}`, 'Slice', inputs, {}, { opset });
+    }
+  }
+});
+
+t.test('Pad: constant (positive and negative pads), reflect, edge', async (t) => {
+  for (const opset of [11, 13, 17]) {
+    await check(
+      t,
+      'constant',
+      'Pad',
+      [
+        { name: 'x', shape: [2, 3, 4] },
+        { name: 'p', shape: [6], int64: [0, 1, 2, 1, 0, 3] },
+      ],
+      {},
+      { opset },
+    );
+    await check(
+      t,
+      'constant, cropping',
+      'Pad',
+      [
+        { name: 'x', shape: [2, 5, 4] },
+        { name: 'p', shape: [6], int64: [0, -1, 2, 1, -2, 0] },
+      ],
+      {},
+      { opset },
+    );
+    for (const mode of ['reflect', 'edge']) {
+      await check(
+        t,
+        mode,
+        'Pad',
+        [
+          { name: 'x', shape: [1, 2, 5, 4] },
+          { name: 'p', shape: [8], int64: [0, 0, 2, 1, 0, 0, 3, 2] },
+        ],
+        { mode: str(mode) },
+        { opset },
+      );
+    }
+  }
+});
+
+t.test('Gather with constant indices (repeats sum, negative indices, 2-D indices)', async (t) => {
+  await check(t, 'axis 0', 'Gather', [
+    { name: 'x', shape: [5, 3] },
+    { name: 'i', shape: [4], int64: [0, 2, 2, -1] },
+  ]);
+  await check(
+    t,
+    'axis 1, 2-D indices',
+    'Gather',
+    [
+      { name: 'x', shape: [2, 4, 3] },
+      { name: 'i', shape: [2, 2], int64: [3, 0, 3, 1] },
+    ],
+    { axis: int(1) },
+  );
+  await check(
+    t,
+    'last axis, scalar index',
+    'Gather',
+    [
+      { name: 'x', shape: [2, 3, 4] },
+      { name: 'i', shape: [], int64: [2] },
+    ],
+    { axis: int(-1) },
+  );
+});
+
+t.test('DepthToSpace (DCR, CRD) and SpaceToDepth', async (t) => {
+  await check(t, 'DepthToSpace DCR', 'DepthToSpace', [{ name: 'x', shape: [2, 8, 2, 3] }], { blocksize: int(2) });
+  await check(t, 'DepthToSpace CRD', 'DepthToSpace', [{ name: 'x', shape: [1, 8, 3, 2] }], { blocksize: int(2), mode: str('CRD') });
+  await check(t, 'SpaceToDepth', 'SpaceToDepth', [{ name: 'x', shape: [2, 2, 4, 6] }], { blocksize: int(2) });
+});
+
+t.test('global pools', async (t) => {
+  await check(t, 'GlobalAveragePool', 'GlobalAveragePool', [{ name: 'x', shape: [2, 3, 4, 5] }]);
+  await check(t, 'GlobalMaxPool', 'GlobalMaxPool', [{ name: 'x', shape: [2, 3, 4, 5] }]);
+});
+
+t.test('AveragePool: pads with count_include_pad both ways, strides, ceil_mode, 1-D', async (t) => {
+  const cases: [string, number[], Attrs][] = [
+    ['2x2 s2', [1, 3, 6, 6], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }],
+    ['3x3 s1 p1 exclude pad', [2, 2, 5, 5], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]) }],
+    [
+      '3x3 s2 p1 include pad',
+      [1, 2, 7, 6],
+      { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]), count_include_pad: int(1) },
+    ],
+    [
+      '3x2 s2 asymmetric pads, ceil',
+      [1, 2, 7, 7],
+      { kernel_shape: ints([3, 2]), strides: ints([2, 2]), pads: ints([0, 1, 1, 0]), ceil_mode: int(1) },
+    ],
+    [
+      '3x3 s2 ceil include pad',
+      [1, 1, 6, 6],
+      { kernel_shape: ints([3, 3]), strides: ints([2, 2]), ceil_mode: int(1), count_include_pad: int(1) },
+    ],
+    ['SAME_UPPER 3x3 s2', [1, 2, 7, 7], { kernel_shape: ints([3, 3]), strides: ints([2, 2]), auto_pad: str('SAME_UPPER') }],
+    ['1-D k3 s2', [2, 3, 9], { kernel_shape: ints([3]), strides: ints([2]) }],
+  ];
+  for (const [name, shape, attrs] of cases) await check(t, `AveragePool ${name}`, 'AveragePool', [{ name: 'x', shape }], attrs);
+});
+
+t.test('MaxPool: disjoint and overlapping windows, with and without the Indices output', async (t) => {
+  await check(
+    t,
+    'MaxPool 2x2 s2',
+    'MaxPool',
+    [{ name: 'x', shape: [2, 3, 6, 6] }],
+    { kernel_shape: ints([2, 2]), strides: ints([2, 2]) },
+    { opset: 11 },
+  );
+  await check(t, 'MaxPool 3x3 s2 p1 (overlap)', 'MaxPool', [{ name: 'x', shape: [2, 2, 7, 7] }], {
+    kernel_shape: ints([3, 3]),
+    strides: ints([2, 2]),
+    pads: ints([1, 1, 1, 1]),
+  });
+  // a forward MaxPool whose Indices another node reads: the rule reuses them, no second MaxPool
+  const g = new Graph();
+  g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: [1, 2, 5, 5] } });
+  g.addNode(new Node({ opType: 'MaxPool', inputs: ['x'], outputs: ['y', 'i'], attrs: { kernel_shape: ints([3, 3]) } }));
+  g.addNode(new Node({ opType: 'Cast', inputs: ['i'], outputs: ['fi'], attrs: { to: int(1) } }));
+  g.outputs = [{ name: 'y', type: null }];
+  const r = await gradCheck(modelOf(g, { producer: 't', opset: 17 }), { wrt: ['x'], samples: 32 });
+  t.ok(r.worst < 1e-6, `MaxPool 3x3 s1, Indices already an output (${r.dtype}): ${r.worst.toExponential(2)}`);
+  g.addNode(new Node({ opType: 'ReduceSum', inputs: ['y'], outputs: ['L'], attrs: { keepdims: int(0) } }));
+  const built = buildGradients(modelOf(g, { producer: 't', opset: 17 }), { loss: 'L', wrt: ['x'] });
+  t.equal(built.model.graph.nodes.filter((n) => n.opType === 'MaxPool').length, 1, 'the forward Indices are reused');
+  const overlap = singleOp(
+    'MaxPool',
+    [{ name: 'x', shape: [1, 2, 7, 7] }],
+    { kernel_shape: ints([3, 3]), strides: ints([2, 2]) },
+    { opset: 13 },
+  );
+  await t.rejects(gradCheck(overlap, { wrt: ['x'] }), /overlap.*opset 16/, 'overlapping windows below opset 16 are refused, saying why');
+});
+
+t.test('Resize nearest: PP-OCR det upsampling (asymmetric, floor, 2x), half_pixel, sizes, downscale', async (t) => {
+  const roiScales = (s: number[]): Inputs => [
+    { name: 'roi', shape: [0], init: [] },
+    { name: 'sc', shape: [s.length], init: s },
+  ];
+  for (const opset of [11, 13, 17]) {
+    await check(
+      t,
+      'nearest asymmetric floor 2x',
+      'Resize',
+      [{ name: 'x', shape: [1, 2, 3, 4] }, ...roiScales([1, 1, 2, 2])],
+      { mode: str('nearest'), coordinate_transformation_mode: str('asymmetric'), nearest_mode: str('floor') },
+      { opset, dtype: 'float32' },
+    );
+    await check(
+      t,
+      'nearest half_pixel 3x (default rounding)',
+      'Resize',
+      [{ name: 'x', shape: [1, 1, 3, 4] }, ...roiScales([1, 1, 3, 3])],
+      { mode: str('nearest') },
+      { opset, dtype: 'float32' },
+    );
+  }
+  await check(
+    t,
+    'nearest by sizes 5->8, 4->3',
+    'Resize',
+    [
+      { name: 'x', shape: [1, 2, 5, 4] },
+      { name: 'roi', shape: [0], init: [] },
+      { name: '', shape: [] },
+      { name: 'sz', shape: [4], int64: [1, 2, 8, 3] },
+    ],
+    { mode: str('nearest') },
+    { opset: 13, dtype: 'float32' },
+  );
+  await check(
+    t,
+    'nearest 0.5x',
+    'Resize',
+    [{ name: 'x', shape: [1, 2, 6, 6] }, ...roiScales([1, 1, 0.5, 0.5])],
+    { mode: str('nearest') },
+    { opset: 13, dtype: 'float32' },
+  );
+});
+
+t.test('Resize linear: half_pixel, align_corners, asymmetric, pytorch_half_pixel, up and down', async (t) => {
+  const input = (shape: number[], s: number[]): Inputs => [
+    { name: 'x', shape },
+    { name: 'roi', shape: [0], init: [] },
+    { name: 'sc', shape: [s.length], init: s },
+  ];
+  for (const coord of ['half_pixel', 'align_corners', 'asymmetric', 'pytorch_half_pixel']) {
+    for (const opset of [11, 13, 17]) {
+      await check(
+        t,
+        `linear ${coord} 2x`,
+        'Resize',
+        input([1, 2, 4, 3], [1, 1, 2, 2]),
+        { mode: str('linear'), coordinate_transformation_mode: str(coord) },
+        { opset, dtype: 'float32' },
+      );
+    }
+    await check(
+      t,
+      `linear ${coord} 1.5x / 0.5x`,
+      'Resize',
+      input([1, 1, 4, 6], [1, 1, 1.5, 0.5]),
+      { mode: str('linear'), coordinate_transformation_mode: str(coord) },
+      { opset: 13, dtype: 'float32' },
+    );
+  }
+  await check(
+    t,
+    'Upsample (opset 9) nearest 2x',
+    'Upsample',
+    [
+      { name: 'x', shape: [1, 2, 3, 3] },
+      { name: 'sc', shape: [4], init: [1, 1, 2, 2] },
+    ],
+    { mode: str('nearest') },
+    { opset: 9, dtype: 'float32' },
+  );
+  await check(
+    t,
+    'Resize (opset 10) linear 2x',
+    'Resize',
+    [
+      { name: 'x', shape: [1, 2, 3, 3] },
+      { name: 'sc', shape: [4], init: [1, 1, 2, 2] },
+    ],
+    { mode: str('linear') },
+    { opset: 10, dtype: 'float32' },
+  );
+});
