@@ -390,7 +390,10 @@ function shuffleV1Unit(seed: number, mid: number): Model {
 }
 
 export const GROUPED_FIXTURES = {
-  /** ResNeXt-like: stem, then blocks 1x1 -> grouped 3x3 (G=4) -> 1x1 + residual; head GAP -> Gemm. */
+  /**
+   * ResNeXt-like: stem, then blocks 1x1 -> grouped 3x3 (G=4) -> 1x1 + residual; head GAP -> Gemm.
+   * The grouped 3x3 sits between private 1x1 chains: it loses whole groups (G shrinks).
+   */
   resnext(seed = 21): Model {
     const b = new ModelBuilder({ seed });
     let x = b.convBnRelu(b.input('x', [1, 3, 24, 24]), 32, { k: 3 });
@@ -399,6 +402,24 @@ export const GROUPED_FIXTURES = {
       // block 0: Conv+BN as exported before folding; block 1: a folded Conv with bias
       const g = i === 0 ? b.convBnRelu(y, 64, { k: 3, group: 4 }) : b.relu(b.conv(y, 64, { k: 3, group: 4 }));
       x = b.relu(b.binary('Add', x, b.bn(b.conv(g, 32, { k: 1, bias: false }))));
+    }
+    b.output(b.gemm(b.flatten(b.gap(x)), 10));
+    return b.build();
+  },
+  /**
+   * The same ResNeXt-like blocks, but each block's reduce 1x1 (before its ReLU) also feeds a 1x1
+   * projection added to the block's output: the grouped 3x3's input is not private to it, so it
+   * keeps its G and cuts within its groups (whole groups go only between private 1x1 chains, ops.ts).
+   */
+  resnextShared(seed = 21): Model {
+    const b = new ModelBuilder({ seed });
+    let x = b.convBnRelu(b.input('x', [1, 3, 24, 24]), 32, { k: 3 });
+    for (let i = 0; i < 2; i++) {
+      const r = b.bn(b.conv(x, 64, { k: 1, bias: false }));
+      const y = b.relu(r);
+      const g = i === 0 ? b.convBnRelu(y, 64, { k: 3, group: 4 }) : b.relu(b.conv(y, 64, { k: 3, group: 4 }));
+      const main = b.binary('Add', x, b.bn(b.conv(g, 32, { k: 1, bias: false })));
+      x = b.relu(b.binary('Add', main, b.conv(r, 32, { k: 1 })));
     }
     b.output(b.gemm(b.flatten(b.gap(x)), 10));
     return b.build();

@@ -90,7 +90,30 @@ export function candidateLabel(e: Pick<PublicFrontierEntry, 'config'>): string {
   const of = c.structuredBy === 'macs' ? 'MACs' : c.structuredBy === 'latency' ? 'latency' : 'ch';
   if (c.structured > 0) parts.push(`${Math.round(c.structured * 100)}% ${of}`);
   if (c.unstructured > 0) parts.push(`${Math.round(c.unstructured * 100)}% sparse`);
+  // trained on the box: distilled from the original (float) or quantization-aware (int8)
+  if (c.train) parts.push(c.quant === 'none' ? 'distilled' : 'QAT');
   return parts.join(' ');
+}
+
+/** A trained entry's summary as the device page draws it; anything malformed is left out. */
+function adaptTraining(t: unknown): Pick<FrontierPoint, 'training'> {
+  if (typeof t !== 'object' || t === null) return {};
+  const x = t as Record<string, unknown>;
+  const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const curve = (Array.isArray(x.curve) ? x.curve : [])
+    .slice(0, 200)
+    .map((p: unknown) => {
+      const q = (p ?? {}) as Record<string, unknown>;
+      const step = num(q.step);
+      const loss = num(q.loss);
+      const heldOut = num(q.heldOut);
+      return step !== null && loss !== null ? { step, loss, ...(heldOut !== null ? { heldOut } : {}) } : null;
+    })
+    .filter((p): p is { step: number; loss: number; heldOut?: number } => p !== null);
+  const [minutes, seconds, steps, before, after] = [x.minutes, x.seconds, x.steps, x.heldOutBefore, x.heldOutAfter].map(num);
+  if (minutes === null || seconds === null || steps === null || before === null || after === null) return {};
+  const kind = x.kind === 'qat' ? 'qat' : 'distill';
+  return { training: { kind, minutes, seconds, steps, heldOutBefore: before, heldOutAfter: after, curve } };
 }
 
 /**
@@ -115,6 +138,7 @@ export function adaptFrontier(resp: ResponsePayload, deployedLevel: number | nul
       fidelity: e.fidelity,
       ramMb: typeof e.modelRssMb === 'number' ? e.modelRssMb : null,
       chosen: deployedLevel !== null ? deployedLevel === i : chosenId !== null && e.id === chosenId,
+      ...adaptTraining(e.training),
     });
   });
   return out;

@@ -82,6 +82,16 @@ export interface FrontierPoint {
   fidelity: number;
   ramMb: number | null;
   chosen: boolean;
+  /** The loss curve when the candidate was trained on the box (distillation or QAT). */
+  training?: {
+    kind: string;
+    minutes: number;
+    seconds: number;
+    steps: number;
+    heldOutBefore: number;
+    heldOutAfter: number;
+    curve: { step: number; loss: number; heldOut?: number }[];
+  };
 }
 
 export interface DeviceEvent {

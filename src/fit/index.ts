@@ -332,6 +332,7 @@ export async function fitModel(
       maxCandidates: opts.maxCandidates ?? 15,
       structuredBy,
       prefer: req.prefer ?? 'fidelity',
+      trainMinutes: req.trainMinutes ?? 0,
     },
   );
   let chosenPath = outcome.chosen.modelPath;

@@ -70,6 +70,8 @@ export interface SearchOptions {
   /** Relative distance from the latency budget within which one measurement does not decide
    * (default 0.15: one fit timed the same original at 42 to 62 ms on a quiet box). */
   noiseBand?: number;
+  /** Minutes to train one candidate after the search (see trainTarget); 0 or absent: none. */
+  trainMinutes?: number;
 }
 
 export interface SearchOutcome {
@@ -85,7 +87,7 @@ export interface SearchOutcome {
 
 const KIND = { channels: 's', macs: 'm', latency: 'l' } as const;
 const key = (c: CandidateConfig) =>
-  `${KIND[c.structuredBy ?? 'channels']}${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}`;
+  `${KIND[c.structuredBy ?? 'channels']}${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}${c.train ? `-train${c.train}` : ''}`;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -416,6 +418,24 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
       notes.push('no candidate meets the latency, RAM and fidelity budgets, so unstructured sparsity for the size budget was not tried');
   }
 
+  // training (issue 18): one candidate is trained when the caller gave the time. Training raises
+  // fidelity at the same latency, so it trains where that helps most (trainTarget): with nothing
+  // feasible, the fast candidate closest below the floor (trained, it may keep it); else the
+  // choice itself (its trained twin is as fast and closer to the original: pick takes it).
+  const minutes = opts.trainMinutes ?? 0;
+  if (minutes > 0) {
+    const target = trainTarget([...seen.values()], { ok, fast, pick });
+    if (!target) notes.push('training: no pruned or int8 candidate to train (the original meets the budgets, or nothing is fast enough)');
+    else {
+      const kind = target.config.quant === 'none' ? 'distilled from the original' : 'trained quantization-aware';
+      const e = await decide({ ...target.config, train: minutes });
+      if (e)
+        notes.push(
+          `training: ${target.id} ${kind} for up to ${minutes} min: fidelity ${target.fidelity.toFixed(4)} -> ${e.fidelity.toFixed(4)}${ok(e) && !ok(target) ? ', now meets every budget' : ''}`,
+        );
+    }
+  }
+
   // threads: the same model at fewer threads, fewest first that still meets every budget,
   // leaves cores to the application (and headroom when the box gets busy is the agent's
   // step-down's job); tried only for the best feasible float/int8 choice
@@ -499,6 +519,27 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     shortfall,
     notes,
   };
+}
+
+/**
+ * The candidate training helps most, or undefined: with a feasible one, the choice (pick); else
+ * the fast one (meets latency, RAM and size) with the highest fidelity below the floor. Only
+ * pruned or int8-static candidates (the original has nothing to recover; dynamic int8 and fp16
+ * are not trained), never one already trained.
+ */
+export function trainTarget(
+  pool: readonly FrontierEntry[],
+  f: { ok(e: FrontierEntry): boolean; fast(e: FrontierEntry): boolean; pick(p: FrontierEntry[]): FrontierEntry },
+): FrontierEntry | undefined {
+  const trainable = (e: FrontierEntry) =>
+    !e.config.train && (e.config.quant === 'int8-static' || (e.config.quant === 'none' && e.config.structured > 0));
+  const feasible = pool.filter((e) => f.ok(e));
+  if (feasible.length) {
+    const c = f.pick(feasible);
+    return trainable(c) ? c : undefined;
+  }
+  const below = pool.filter((e) => trainable(e) && f.fast(e) && e.meets.size !== false && !e.meets.fidelity);
+  return below.length ? below.reduce((a, b) => (b.fidelity > a.fidelity ? b : a)) : undefined;
 }
 
 /** " (0.48x, 0.45-0.52 over 3 rounds)" when the entry was timed in rounds beside the original. */

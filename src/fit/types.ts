@@ -28,6 +28,8 @@ export interface FitRequest {
   judgeDataPath?: string;
   /** 'fidelity' (default): never choose below the fidelity floor. 'latency': the user trades it knowingly. */
   prefer?: 'fidelity' | 'latency';
+  /** Minutes the fit may train one candidate (distillation / quantization-aware training); 0 or absent: none. */
+  trainMinutes?: number;
 }
 
 export const COMPRESSION_LEVELS = ['none', 'structured', 'unstructured', 'quant'] as const;
@@ -46,6 +48,25 @@ export interface CandidateConfig {
   /** Quantization scheme, 'none' for float. */
   quant: 'none' | 'int8-dynamic' | 'int8-static' | 'fp16';
   threads: number;
+  /** Minutes of training on this box after pruning / for int8 (absent or 0: none): float
+   * candidates are distilled from the original, int8 ones trained quantization-aware. */
+  train?: number;
+}
+
+/** What training on the box did to a candidate (issue 18), kept with it for the dashboard and report. */
+export interface TrainingSummary {
+  /** 'distill': a pruned float model trained against the original; 'qat': int8, quantization-aware. */
+  kind: 'distill' | 'qat';
+  /** The budget given, and what was used. */
+  minutes: number;
+  seconds: number;
+  steps: number;
+  /** Held-out distillation loss before and after (the input's when training did not help). */
+  heldOutBefore: number;
+  heldOutAfter: number;
+  improved: boolean;
+  /** The loss curve, thinned to at most 60 points. */
+  curve: { step: number; loss: number; heldOut?: number }[];
 }
 
 export interface FrontierEntry {
@@ -73,6 +94,8 @@ export interface FrontierEntry {
   latencyRatioMin?: number;
   latencyRatioMax?: number;
   meets: { latency: boolean; ram: boolean; fidelity: boolean; size?: boolean };
+  /** Present when the candidate was trained on this box (config.train). */
+  training?: TrainingSummary;
 }
 
 /** One round of side-by-side timing: the original, then the candidate, a few runs each. */

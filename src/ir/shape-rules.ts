@@ -111,8 +111,14 @@ const convTranspose: Rule = (n, c) => {
   const pads = n.attrInts('pads') ?? Array(2 * r).fill(0);
   const outPad = n.attrInts('output_padding') ?? Array(r).fill(0);
   const out: Dim[] = [x[0]!, outC];
+  // SAME_UPPER / SAME_LOWER: the output is the input times the stride, the pads split to fit
+  const same = (n.attrString('auto_pad') ?? '').startsWith('SAME');
   for (let i = 0; i < r; i++) {
     const inp = x[i + 2];
+    if (same) {
+      out.push(typeof inp === 'number' ? inp * strides[i]! : null);
+      continue;
+    }
     out.push(
       typeof inp === 'number' ? strides[i]! * (inp - 1) + outPad[i]! + ((kernel[i]! - 1) * dil[i]! + 1) - pads[i]! - pads[i + r]! : null,
     );

@@ -77,6 +77,16 @@ t.test('layerMs: a depthwise layer has one width', async (t) => {
   t.equal(layerMs(dw, 64, 32), 0.75, 'the narrower side decides');
 });
 
+t.test('layerMs: a grouped Conv has one width by kept whole groups; narrower groups save nothing', async (t) => {
+  const gc: LayerTable = { ...dw, node: 'g1', depthwise: false, groupWidth: 16, outWidths: [16, 32, 48, 64], outMs: [0.4, 0.6, 0.8, 1] };
+  t.equal(layerMs(gc, 64, 64, 4), 1);
+  t.equal(layerMs(gc, 32, 32, 2), 0.6, 'two of four groups: the measured point');
+  t.equal(layerMs(gc, 32, 32), 0.6, 'without a group count: read as whole groups');
+  t.equal(layerMs(gc, 32, 32, 4), 1, 'four groups of 8: measured no faster than four of 16 (bench-grouped)');
+  const pm = predictMs(tables([gc], 5), new Map([['g1', { cin: 48, cout: 48, groups: 3 }]]));
+  t.ok(Math.abs(pm - 4.8) < 1e-9, `predictMs passes the group count (${pm})`);
+});
+
 t.test('predictMs: the model time less the savings; unnamed layers keep their full time', async (t) => {
   const tb = tables([conv, dw], 20);
   t.equal(predictMs(tb, new Map()), 20);

@@ -8,7 +8,7 @@ import t from 'tap';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FIXTURES, ModelBuilder } from '../../devkit/builder.js';
+import { FIXTURES, GROUPED_FIXTURES, ModelBuilder } from '../../devkit/builder.js';
 import { OCR_MODELS } from '../../devkit/paths.js';
 import {
   blockFromCpu,
@@ -161,6 +161,30 @@ t.test('tables: structure, one measurement per distinct configuration, cache hit
   let other = 0;
   await buildLatencyTables(m, { shapes: new Map(), threads: 2, cacheDir: cache, onProgress: () => other++ });
   t.ok(other > 0, 'another thread count is another key');
+});
+
+t.test('a grouped Conv (RegNet, ResNeXt) is measured by kept whole groups, and its tables build', async (t) => {
+  const m = GROUPED_FIXTURES.resnext();
+  annotateShapes(m);
+  const grouped = weightLayers(m).filter((l) => l.group === 4);
+  t.equal(grouped.length, 2);
+  for (const l of grouped) {
+    t.same([l.groupWidth, l.outPrunable, l.inPrunable], [16, true, false], `${l.node.name}: 16 per group, narrowed on one side`);
+    // the full unit and one with 2 of its 4 groups: the weight holds one group's 16 input channels
+    for (const cout of [64, 32]) {
+      const u = buildUnit(m, l, l.inChannels, cout);
+      t.same(u.model.graph.initializer('__w')!.dims, [cout, 16, 3, 3], `${l.node.name} at ${cout}: weight [${cout}, 16, 3, 3]`);
+      t.equal(u.inShape[1], cout, 'its input follows the kept groups');
+      t.same((await outputDims(u.model, u.inputs))[0]!.slice(0, 2), [1, cout], 'and it runs');
+    }
+  }
+  const tb = await buildLatencyTables(m, { shapes: new Map(), threads: 1, cacheDir: cache });
+  const gt = tb.layers.filter((l) => l.groupWidth === 16);
+  t.equal(gt.length, 2, 'both grouped layers have tables');
+  for (const l of gt) {
+    t.same(l.outWidths, [16, 32, 48, 64], 'one width per kept group count');
+    t.same(l.inWidths, [], 'the input side moves with the groups');
+  }
 });
 
 t.test('the whole-model anchor and the layers of a fixture with Gemm', async (t) => {

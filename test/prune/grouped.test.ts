@@ -1,7 +1,8 @@
-// Grouped Conv pruning (ResNeXt / ShuffleNet style): a grouped Conv's output loses the same
-// number of channels in every group (G stays, Cout/G shrinks), and so do the channels it reads
-// (G stays, Cin/G shrinks; group g's rows keep their own column set). Whole-group removal (G
-// shrinking), channel shuffle and grouped Convs reading a concatenation are in structures.test.ts.
+// Grouped Conv pruning within groups (ResNeXt / ShuffleNet style, where the grouped Conv's channels
+// are shared with more than one private 1x1 chain): its output loses the same number of channels
+// in every group (G stays, Cout/G shrinks), and so do the channels it reads (G stays, Cin/G
+// shrinks; group g's rows keep their own column set). Whole-group removal (G shrinking: between
+// private 1x1 chains, RegNet / ResNeXt; one input or output per group), channel shuffle and grouped Convs reading a concatenation are in structures.test.ts.
 // Fixtures are built through the IR builder (devkit/builder.ts GROUPED_FIXTURES).
 // Every cut is checked against the original with the removed channels' contribution masked
 // (exactness.ts): any index slip between groups shows up as an output difference.
@@ -23,9 +24,9 @@ import { keepCount, topK } from '../../src/passes/prune/select.js';
 import { range } from '../../src/passes/prune/space.js';
 import { countMacs, pruneStep } from '../../src/passes/prune/structured.js';
 
-const { resnext, shufflenet, multiplier, coupled } = GROUPED_FIXTURES;
+const { resnextShared, shufflenet, multiplier, coupled } = GROUPED_FIXTURES;
 
-const SUBJECTS = { resnext, shufflenet, multiplier, coupled } as const;
+const SUBJECTS = { resnextShared, shufflenet, multiplier, coupled } as const;
 const shapesOf = (m: Model) => new Map([['x', m.graph.inputs[0]!.type!.shape as number[]]]);
 const groupedConvs = (m: Model): Node[] =>
   m.graph.topoOrder().filter((n) => n.opType === 'Conv' && n.attrInt('group', 1) > 1 && m.graph.initializer(n.inputs[1]!)!.dims[1] !== 1);
@@ -55,8 +56,8 @@ t.test('selection: equal count per group of a grouped Conv', async (t) => {
 });
 
 t.test('analysis: which grouped channels are prunable, and why not the others', async (t) => {
-  const rx = analyzeGroups(resnext());
-  for (const n of groupedConvs(resnext())) {
+  const rx = analyzeGroups(resnextShared());
+  for (const n of groupedConvs(resnextShared())) {
     const out = groupOf(rx, n.outputs[0]!);
     t.ok(out.prunable, `${n.name}: output prunable`);
     t.equal(out.chunks, 4, `${n.name}: chosen per group of 4`);
@@ -193,7 +194,7 @@ t.test('gatherGroupedColumns: the rows of each group keep their own columns', as
 });
 
 t.test("importance of channels a grouped Conv reads: its own group's columns, times the activation", async (t) => {
-  const m = resnext();
+  const m = resnextShared();
   const ga = analyzeGroups(m);
   const conv = groupedConvs(m)[0]!;
   const grp = groupOf(ga, conv.inputs[0]!);
@@ -307,7 +308,7 @@ for (const [name, make] of Object.entries(SUBJECTS)) {
 }
 
 t.test('a keep with unequal counts per group is refused, not cut into a broken model', async (t) => {
-  const m = resnext();
+  const m = resnextShared();
   const ga = analyzeGroups(m);
   const [conv] = groupedConvs(m);
   // the output side (the grouped Conv writes 4 groups) and the input side (it reads 4 groups)
@@ -323,7 +324,7 @@ t.test('a keep with unequal counts per group is refused, not cut into a broken m
 });
 
 t.test('prune(): sensitivity allocation and lsq recovery keep grouped Convs valid', async (t) => {
-  const base = resnext();
+  const base = resnextShared();
   const samples = syntheticSamples(base, shapesOf(base), 4);
   const m = cloneModel(base);
   const rep = await prune(m, {
@@ -361,7 +362,7 @@ t.test('prune(): sensitivity allocation and lsq recovery keep grouped Convs vali
 });
 
 t.test('lsq refits a grouped Conv group by group', async (t) => {
-  const teacher = resnext();
+  const teacher = resnextShared();
   const samples = syntheticSamples(teacher, shapesOf(teacher), 4);
   // a grouped 3x3 with its weight perturbed: the fit should bring its output back to the teacher's
   const student = cloneModel(teacher);

@@ -1,6 +1,7 @@
 // The last structural gaps of issue 4: channel shuffle (the same position leaves every group,
-// both Reshape constants follow), whole-group removal (a channel-multiplier Conv or a grouped Conv
-// with one output per group: G shrinks with the channels), and a grouped Conv reading a
+// both Reshape constants follow), whole-group removal (a channel-multiplier Conv, a grouped Conv
+// with one output per group, or one between private 1x1 chains as in RegNet/ResNeXt, issue 17:
+// G shrinks with the channels), and a grouped Conv reading a
 // concatenation whose parts align with its groups. Each structure: valid runnable models with
 // unchanged output shapes at 30/50/70 %, fewer MACs than the same cut without the new groups
 // (what the pruner could cut before), the rewritten attributes/constants, pruned == masked to
@@ -12,7 +13,9 @@ import { syntheticSamples } from '../../src/data/model-inputs.js';
 import { cloneModel, type Model } from '../../src/ir/model.js';
 import { applyPruning } from '../../src/passes/prune/apply.js';
 import { analyzeGroups, type Group, type GroupAnalysis } from '../../src/passes/prune/groups.js';
-import { keepCount } from '../../src/passes/prune/select.js';
+import { keepCount, unitRound } from '../../src/passes/prune/select.js';
+import { widthLadder } from '../../src/passes/prune/latency-alloc.js';
+import { layerWidths } from '../../src/passes/prune/widths.js';
 import { type Atoms, type Space, keptIndices } from '../../src/passes/prune/space.js';
 import { countMacs, pruneStep } from '../../src/passes/prune/structured.js';
 import { prune } from '../../src/passes/prune/index.js';
@@ -26,6 +29,7 @@ const SUBJECTS: Record<string, () => Model> = {
   onePerGroup: () => GROUPED_FIXTURES.onePerGroup(),
   groupedConcat: () => GROUPED_FIXTURES.groupedConcat(),
   concatAdd: () => GROUPED_FIXTURES.concatAdd(),
+  resnext: () => GROUPED_FIXTURES.resnext(),
 };
 const shapesOf = (m: Model) => new Map([['x', m.graph.inputs[0]!.type!.shape as number[]]]);
 
@@ -297,8 +301,81 @@ t.test('cases still refused, each with its reason, and the cut stays valid', asy
   }
 });
 
+t.test('a grouped Conv between private 1x1 chains loses whole groups, rounded in groups', async (t) => {
+  // RegNet's / ResNeXt's 1x1 -> grouped 3x3 (4 groups of 16) -> 1x1: one groups atom for both sides
+  const base = GROUPED_FIXTURES.resnext();
+  const ga = analyzeGroups(base);
+  const convs = base.graph.nodes.filter((n) => n.opType === 'Conv' && n.attrInt('group', 1) === 4);
+  t.equal(convs.length, 2);
+  for (const n of convs) {
+    const grp = ga.groups.find((g) => g.actions.some((a) => a.role === 'group' && a.node === n))!;
+    t.ok(grp.prunable, `${n.name}: its groups are prunable (${grp.reasons.join('; ')})`);
+    t.same([grp.size, grp.unit, grp.chunks], [4, 16, 1], `${n.name}: 4 groups, each 16 channels, no per-group count constraint`);
+    t.notOk(
+      ga.groups.some((g) => g.values.includes(n.inputs[0]!) || g.values.includes(n.outputs[0]!)),
+      'its input and output channels have no group of their own: they are (groups) x (16 fixed)',
+    );
+    t.notOk(
+      ga.actions.some((a) => a.node === n && a.role !== 'out' && a.role !== 'group'),
+      'its weight columns never change: every kept group reads its 16 channels',
+    );
+  }
+  // the kernels' block (16) is one group: a 30 % cut keeps 3 of 4 groups, not "too narrow to round"
+  t.equal(unitRound(16, 16), 1);
+  t.equal(unitRound(16, 12), 4);
+  t.same(widthLadder(4, unitRound(16, 16), 1, 0.1), [4, 3, 2, 1], 'the latency ladder steps one group at a time');
+  const m = cloneModel(base);
+  const step = pruneStep(m, { ratio: 0.3, importance: 'l1', round: 16 });
+  for (const n of convs) {
+    const after = m.graph.nodes.find((x) => x.name === n.name)!;
+    t.equal(after.attrInt('group', 1), 3, `${n.name}: G 4 -> 3`);
+    t.same(m.graph.initializer(after.inputs[1]!)!.dims, [48, 16, 3, 3], `${n.name}: 3 groups of 16, each reading 16`);
+    let reduce = m.graph.producer(after.inputs[0]!)!;
+    while (reduce.opType !== 'Conv') reduce = m.graph.producer(reduce.inputs[0]!)!;
+    t.equal(
+      m.graph.initializer(reduce.inputs[1]!)!.dims[0],
+      48,
+      'the 1x1 before it makes the kept groups only (48 channels, a block multiple)',
+    );
+    let next = m.graph.consumers(after.outputs[0]!)[0]!;
+    while (next.opType !== 'Conv') next = m.graph.consumers(next.outputs[0]!)[0]!;
+    t.equal(m.graph.initializer(next.inputs[1]!)!.dims[1], 48, 'the 1x1 after it reads the kept groups only');
+  }
+  const widths = layerWidths(base, ga, step.keep);
+  t.same(
+    convs.map((n) => widths.get(n.name)),
+    convs.map(() => ({ cin: 48, cout: 48, groups: 3 })),
+    'the widths the latency tables are read at follow the kept groups, with the group count',
+  );
+});
+
+t.test('prune() reports a grouped Conv cut down to one group (a plain Conv now) among the pruned groups', async (t) => {
+  const base = GROUPED_FIXTURES.resnext();
+  const m = cloneModel(base);
+  const rep = await prune(m, {
+    structured: 0.7,
+    importance: 'l1',
+    recover: 'none',
+    steps: 1,
+    round: 1,
+    shapes: shapesOf(base),
+    samples: [],
+    synthetic: true,
+  });
+  const cut = rep.groups.pruned.filter((g) => / groups \(16 in, 16 out each\)$/.test(g.group));
+  t.same(
+    cut.map((g) => [g.size, g.kept]),
+    [
+      [4, 1],
+      [4, 1],
+    ],
+    `both grouped Convs: 4 groups -> 1 (${cut.map((g) => g.group).join('; ')})`,
+  );
+  t.ok(m.graph.nodes.filter((n) => n.opType === 'Conv' && n.attrInt('group', 1) > 1).length === 0, 'no grouped Conv is left');
+});
+
 t.test('prune(): activation importance, sensitivity allocation, lsq and two steps keep the new structures valid', async (t) => {
-  for (const name of ['shufflenetV2Split', 'multiplier', 'onePerGroup', 'groupedConcat']) {
+  for (const name of ['shufflenetV2Split', 'multiplier', 'onePerGroup', 'groupedConcat', 'resnext']) {
     const base = SUBJECTS[name]!();
     const samples = syntheticSamples(base, shapesOf(base), 4);
     const m = cloneModel(base);

@@ -53,7 +53,13 @@ export interface WeightLayer {
   outChannels: number;
   group: number;
   depthwise: boolean;
-  /** Sides that can be narrowed: false for a graph input feeding the layer, or a grouped (not depthwise) layer. */
+  /**
+   * A grouped (not depthwise) Conv: its output channels per group. Pruning removes such a layer's
+   * groups whole (passes/prune/ops.ts), so it is measured by kept groups: both sides narrow
+   * together, the group count following (`outChannels` side only, like a depthwise layer).
+   */
+  groupWidth?: number;
+  /** Sides that can be narrowed: false for a graph input feeding the layer; a grouped layer's output side stands for both. */
   inPrunable: boolean;
   outPrunable: boolean;
   /** The elementwise ops that follow it inside its unit, in order. */
@@ -138,8 +144,9 @@ export function weightLayers(model: Model): WeightLayer[] {
     const inChannels = inShape[inAxis]!;
     const outChannels = w.dims[wOut]! * (op === 'ConvTranspose' ? group : 1);
     const depthwise = op === 'Conv' && group > 1 && group === inChannels && group === outChannels;
-    // grouped layers (1 < group < channels) are left unmeasured: their widths move in steps of
-    // the group count, which pruning keeps as they are
+    // grouped layers (1 < group < channels) move in whole groups (RegNet, ResNeXt): measured by
+    // kept groups; a grouped ConvTranspose is never pruned and stays unmeasured
+    const grouped = op === 'Conv' && group > 1 && !depthwise && outChannels % group === 0 && inChannels % group === 0;
     const plain = group === 1;
     out.push({
       node: n,
@@ -153,8 +160,9 @@ export function weightLayers(model: Model): WeightLayer[] {
       outChannels,
       group,
       depthwise,
+      ...(grouped ? { groupWidth: outChannels / group } : {}),
       inPrunable: plain && !g.isGraphInput(input),
-      outPrunable: plain || depthwise,
+      outPrunable: plain || depthwise || (grouped && !g.isGraphInput(input)),
       tail: tailOf(g, n, claimed),
     });
   }
@@ -218,14 +226,20 @@ export interface Unit {
 
 /**
  * A standalone model of `l`'s unit with `cin` input and `cout` output channels (a depthwise
- * layer: both equal, and the group follows). The weight is random (same shape as a pruned
- * one); the tail's per-channel constants are the model's own, sliced.
+ * layer: both equal, and the group follows; a grouped layer: cout / groupWidth whole groups, the
+ * input following). The weight is random (same shape as a pruned one); the tail's per-channel
+ * constants are the model's own, sliced.
  */
 export function buildUnit(model: Model, l: WeightLayer, cin: number, cout: number): Unit {
   const g = model.graph;
   const u = new Graph();
   u.name = `unit_${l.node.name || l.node.outputs[0]}`;
+  let group = l.depthwise ? cout : l.group;
   if (l.depthwise) cin = cout;
+  else if (l.groupWidth) {
+    group = cout / l.groupWidth;
+    cin = group * (l.inChannels / l.group);
+  }
   const inShape = [...l.inShape];
   inShape[l.inAxis] = cin;
   u.inputs.push({ name: X, type: { dtype: 'float32', shape: inShape } });
@@ -233,8 +247,9 @@ export function buildUnit(model: Model, l: WeightLayer, cin: number, cout: numbe
   const wDims = [...w.dims];
   if (l.depthwise) wDims[0] = cout;
   else {
-    wDims[l.wIn] = cin;
-    wDims[l.wOut] = cout;
+    // a grouped weight holds one group's channels on its input axis (Conv) or output axis (ConvTranspose)
+    wDims[l.wIn] = l.op === 'Conv' ? cin / group : cin;
+    wDims[l.wOut] = l.op === 'ConvTranspose' ? cout / group : cout;
   }
   const size = wDims.reduce((a, b) => a * b, 1);
   u.setInitializer(Tensor.fromFloat32(W, wDims, noise(size, size)));
@@ -247,7 +262,7 @@ export function buildUnit(model: Model, l: WeightLayer, cin: number, cout: numbe
   }
   const main = l.node.clone();
   main.inputs = inputs;
-  if (l.depthwise) main.setInt('group', cout);
+  if (l.depthwise || l.groupWidth) main.setInt('group', group);
   keyParts.push(attrsKey(main.attrs));
   u.addNode(main);
   const outShape = staticShape(g, l.node.outputs[0]!);

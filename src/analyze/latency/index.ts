@@ -95,7 +95,8 @@ function inputShapes(model: Model, shapes: Map<string, number[]>): Array<{ name:
 /** What one layer's table needs measured: its units at each width on each side. */
 function plan(model: Model, l: WeightLayer, block: number) {
   const side = (full: number, on: boolean): number[] => (on ? widthsFor(full, block) : []);
-  const outWidths = side(l.outChannels, l.outPrunable);
+  // a grouped layer narrows by whole groups: its widths are multiples of the group width
+  const outWidths = l.groupWidth ? (l.outPrunable ? widthsFor(l.outChannels, l.groupWidth) : []) : side(l.outChannels, l.outPrunable);
   const inWidths = l.depthwise ? [] : side(l.inChannels, l.inPrunable);
   // both sides narrowed at once, at their middle points: how the sides combine (interaction)
   const both =
@@ -240,6 +241,7 @@ async function measureTables(
       inChannels: l.inChannels,
       outChannels: l.outChannels,
       depthwise: l.depthwise,
+      ...(l.groupWidth ? { groupWidth: l.groupWidth } : {}),
       inWidths: p.ins.map((x) => x.w),
       inMs,
       outWidths: p.outs.map((x) => x.w),

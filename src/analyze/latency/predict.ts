@@ -22,9 +22,14 @@ function along(widths: readonly number[], ms: readonly number[], w: number, full
   return ms[ms.length - 1]!;
 }
 
-/** Estimated time of `t`'s layer with `cin` input and `cout` output channels, ms. */
-export function layerMs(t: LayerTable, cin: number, cout: number): number {
+/** Estimated time of `t`'s layer with `cin` input and `cout` output channels (in `groups` groups, when known), ms. */
+export function layerMs(t: LayerTable, cin: number, cout: number, groups?: number): number {
   if (t.depthwise) return along(t.outWidths, t.outMs, Math.min(cin, cout), t.fullMs);
+  if (t.groupWidth) {
+    // whole groups gone: the measured line; the same groups each narrower: no faster (types.ts)
+    if (groups !== undefined && groups * t.groupWidth !== cout) return t.fullMs;
+    return along(t.outWidths, t.outMs, cout, t.fullMs);
+  }
   const tin = along(t.inWidths, t.inMs, cin, t.fullMs);
   const tout = along(t.outWidths, t.outMs, cout, t.fullMs);
   if (!(t.fullMs > 0)) return 0;
@@ -38,12 +43,12 @@ export function layerMs(t: LayerTable, cin: number, cout: number): number {
  * not sums: what isolated layers cannot see (layout changes between them, the ops that pruning
  * does not touch) stays in the anchor.
  */
-export function predictMs(tables: LatencyTables, widths: ReadonlyMap<string, { cin: number; cout: number }>): number {
+export function predictMs(tables: LatencyTables, widths: ReadonlyMap<string, { cin: number; cout: number; groups?: number }>): number {
   let saved = 0;
   for (const t of tables.layers) {
     const w = widths.get(t.node);
     if (!w) continue;
-    saved += t.fullMs - layerMs(t, w.cin, w.cout);
+    saved += t.fullMs - layerMs(t, w.cin, w.cout, w.groups);
   }
   return tables.modelMs - saved;
 }

@@ -15,6 +15,12 @@ export interface LayerTable {
   /** groups === inChannels === outChannels: a depthwise layer has one width (`outWidths`/`outMs` only). */
   depthwise: boolean;
   /**
+   * A grouped Conv measured by kept whole groups (each `groupWidth` output channels, the input
+   * following): one width, like a depthwise layer (`outWidths`/`outMs`, output channels). A cut
+   * within its groups (G kept) is read as no saving: measured no faster (scripts/bench-grouped.ts).
+   */
+  groupWidth?: number;
+  /**
    * Measured points, ascending widths, each ending at the full width: the layer's time with its
    * input narrowed to inWidths[i] (output full), and with its output narrowed to outWidths[j]
    * (input full). Empty when that side cannot change (a graph input feeding it, an unprunable group).

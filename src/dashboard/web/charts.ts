@@ -158,3 +158,40 @@ export function frontierPlot(points: FrontierPoint[], budgets: { latencyMs?: num
   g += `<line class="axis" x1="${L}" x2="${L}" y1="${T}" y2="${h - B}"/><line class="axis" x1="${L}" x2="${w - R}" y1="${h - B}" y2="${h - B}"/>`;
   return `<svg viewBox="0 0 ${w} ${h}">${g}</svg>`;
 }
+
+/** A training run's loss by step: the batch loss (thin) and the held-out loss (dots joined). */
+export function lossChart(curve: readonly { step: number; loss: number; heldOut?: number }[], w = 520, h = 200): string {
+  const L = 52,
+    R = 8,
+    T = 8,
+    B = 22;
+  const vals = curve.flatMap((p) => (p.heldOut !== undefined ? [p.loss, p.heldOut] : [p.loss]));
+  if (curve.length < 2 || !vals.length)
+    return `<svg viewBox="0 0 ${w} ${h}"><text x="${w / 2}" y="${h / 2}" text-anchor="middle">no curve</text></svg>`;
+  const s0 = Math.min(...curve.map((p) => p.step));
+  const s1 = Math.max(...curve.map((p) => p.step), s0 + 1);
+  const lo = Math.min(0, ...vals);
+  let hi = Math.max(...vals);
+  if (hi - lo < 1e-12) hi = lo + 1;
+  hi += (hi - lo) * 0.08;
+  const x = (s: number): number => L + ((s - s0) / (s1 - s0)) * (w - L - R);
+  const y = (v: number): number => T + (1 - (v - lo) / (hi - lo)) * (h - T - B);
+  let g = '';
+  for (const v of niceTicks(lo, hi, 4)) {
+    g += `<line class="grid" x1="${L}" x2="${w - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`;
+    g += `<text x="${L - 4}" y="${(y(v) + 3).toFixed(1)}" text-anchor="end">${esc(v.toPrecision(2))}</text>`;
+  }
+  for (const f of [0, 0.5, 1]) {
+    const s = Math.round(s0 + f * (s1 - s0));
+    g += `<text x="${x(s).toFixed(1)}" y="${h - 6}" text-anchor="${f === 0 ? 'start' : f === 1 ? 'end' : 'middle'}">step ${s}</text>`;
+  }
+  const path = (pts: { s: number; v: number }[]) => pts.map((p, i) => `${i ? 'L' : 'M'}${x(p.s).toFixed(1)} ${y(p.v).toFixed(1)}`).join('');
+  g += `<path class="loss-train" d="${path(curve.map((p) => ({ s: p.step, v: p.loss })))}" fill="none" stroke="#8aa4c8" stroke-width="1"><title>batch loss</title></path>`;
+  const held = curve.filter((p) => p.heldOut !== undefined).map((p) => ({ s: p.step, v: p.heldOut! }));
+  if (held.length) {
+    g += `<path class="loss-held" d="${path(held)}" fill="none" stroke="#d9822b" stroke-width="2"><title>held-out loss</title></path>`;
+    for (const p of held) g += `<circle cx="${x(p.s).toFixed(1)}" cy="${y(p.v).toFixed(1)}" r="2.5" fill="#d9822b"/>`;
+  }
+  g += `<line class="axis" x1="${L}" x2="${L}" y1="${T}" y2="${h - B}"/><line class="axis" x1="${L}" x2="${w - R}" y1="${h - B}" y2="${h - B}"/>`;
+  return `<svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="none">${g}</svg>`;
+}

@@ -1,8 +1,8 @@
 /// <reference lib="dom" />
 // The device page: summary, frontier plot, metric history, event log, and actions whose
 // responses arrive over the live stream and are matched by transaction id.
-import type { ActionView, DeviceDetail, DeviceEvent, DeviceSummary, MeetKey, MetricPoint, StreamMessage } from '../model.js';
-import { frontierPlot, lineChart } from './charts.js';
+import type { ActionView, DeviceDetail, DeviceEvent, DeviceSummary, FrontierPoint, MeetKey, MetricPoint, StreamMessage } from '../model.js';
+import { frontierPlot, lineChart, lossChart } from './charts.js';
 import { latencyTitle, levelText } from './fleet-view.js';
 import { ago, clock, esc, fmt, getJson, postJson } from './util.js';
 
@@ -56,6 +56,7 @@ export class DeviceView {
       <div class="dev">
         <div class="card wide" id="hdr"></div>
         <div class="card"><h2>Measured frontier</h2><div class="frontier" id="frontier"></div></div>
+        <div class="card"><h2>Training on this box</h2><div class="chart" id="training"></div></div>
         <div class="card actions"><h2>Actions</h2>
           <form id="budget-form" novalidate>
             <label>Latency ≤ ms<input name="latencyMs" type="number" step="any" min="0"></label>
@@ -212,6 +213,26 @@ export class DeviceView {
         ? this.d.frontier.map((p) => ({ ...p, chosen: p.level === level }))
         : this.d.frontier;
     el.innerHTML = frontierPlot(pts, this.d.summary.budgets);
+    this.renderTraining(pts.find((p) => p.chosen));
+  }
+
+  /** The deployed level's training curve, or why there is none. */
+  private renderTraining(p: FrontierPoint | undefined): void {
+    const el = this.root.querySelector('#training');
+    if (!el) return;
+    const t = p?.training;
+    if (!t) {
+      el.innerHTML =
+        `<p class="muted" id="training-none">The deployed model was not trained on this box${p ? ` (${esc(p.label)})` : ''}. ` +
+        'With config <code>train.minutes</code> &gt; 0 the agent trains its best candidate after the first fit.</p>';
+      return;
+    }
+    const what = t.kind === 'qat' ? 'quantization-aware training' : 'distillation from the original';
+    el.innerHTML =
+      `<p id="training-line">${esc(p!.label)}: ${esc(what)}, ${t.steps} steps in ${esc(fmt(t.seconds / 60, 1))} of ${esc(fmt(t.minutes, 1))} min; ` +
+      `held-out loss ${esc(t.heldOutBefore.toPrecision(3))} → ${esc(t.heldOutAfter.toPrecision(3))}</p>` +
+      lossChart(t.curve) +
+      `<p class="muted">thin: batch loss · orange: held-out loss</p>`;
   }
 
   private renderCharts(): void {

@@ -1,7 +1,7 @@
 // Graph surgery: given the channels each group keeps, slice every weight, bias and per-channel
 // parameter the groups' actions name, reset group counts where whole groups go (depthwise,
-// channel multiplier, one output per group; otherwise a grouped Conv keeps its G: its output and
-// its input each lose the same count per group), rewrite channel-shuffle and attention-head Reshape
+// channel multiplier, one output per group, a grouped Conv between weight layers; otherwise a
+// grouped Conv keeps its G: its output and its input each lose the same count per group), rewrite channel-shuffle and attention-head Reshape
 // constants, and drop stale shape annotations. Shared initializers are copied before slicing so
 // an unrelated reader never sees a changed tensor.
 import { EdgefitError } from '../../errors.js';

@@ -30,6 +30,11 @@ export interface Group {
    * coupled; an lcm run is inside one group of each, so equal runs give equal groups).
    */
   chunks: number;
+  /**
+   * Channels of the layers it sizes that one index stands for (1 = one channel; a grouped Conv
+   * pruned by whole groups: the channels per group), for rounding to the kernels' block.
+   */
+  unit: number;
 }
 
 export interface GroupAnalysis {
@@ -135,6 +140,7 @@ export function analyzeGroups(model: Model): GroupAnalysis {
         reasons: [],
         label: origins.get(r) ?? atoms.info[r]!.origin,
         chunks: 1,
+        unit: 1,
       };
       byRoot.set(r, grp);
     }
@@ -151,6 +157,7 @@ export function analyzeGroups(model: Model): GroupAnalysis {
   for (const grp of byRoot.values()) {
     grp.reasons = atoms.reasonsOf(grp.id);
     grp.chunks = atoms.chunksOf(grp.id);
+    grp.unit = atoms.unitOf(grp.id);
     const by = () => atoms.chunkSources(grp.id).join('; ');
     if (grp.chunks > 1 && grp.size % grp.chunks !== 0)
       grp.reasons.push(`grouped Conv groups (${grp.chunks}) do not divide the ${grp.size} coupled channels (${by()})`);

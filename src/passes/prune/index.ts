@@ -395,7 +395,11 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
 
   const macsAfter = countMacs(cloneModel(model), o.shapes);
   const last = analyzeGroups(model);
-  const sizeNow = new Map(last.groups.map((g) => [g.label, g.size]));
+  // a group's size now, or what its last cut kept when the cut changed its structure (a grouped
+  // Conv down to one group is a plain Conv: its groups are no longer a group of the analysis)
+  const sizeNow = new Map<string, number>();
+  for (const s of steps) for (const r of s.groups) sizeNow.set(r.group, r.kept);
+  for (const g of last.groups) sizeNow.set(g.label, g.size);
   const history = {
     version: 1,
     steps,

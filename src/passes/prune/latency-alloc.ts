@@ -10,7 +10,7 @@ import { layerMs, predictMs } from '../../analyze/latency/predict.js';
 import type { Model } from '../../ir/model.js';
 import type { GroupAnalysis } from './groups.js';
 import type { GroupSensitivity } from './sensitivity.js';
-import { topK } from './select.js';
+import { topK, unitRound } from './select.js';
 import { layersByGroup, weightLayers, widthsFor, countsAsKeep, type LayerWidths } from './widths.js';
 
 export interface LatencyAllocOptions {
@@ -124,7 +124,13 @@ export function allocateByLatency(model: Model, ga: GroupAnalysis, o: LatencyAll
     const sl = sens ? sensitivityLoss(sens) : null;
     // with sensitivity, importance stays a tiny tie-breaker between cuts the probe cannot tell apart
     const loss = sl ? (k: number) => sl(k) + 1e-6 * imp(k) : imp;
-    states.set(grp.id, { id: grp.id, ladder: widthLadder(grp.size, o.block, grp.chunks, minKeep), at: 0, loss, next: null });
+    states.set(grp.id, {
+      id: grp.id,
+      ladder: widthLadder(grp.size, unitRound(o.block, grp.unit), grp.chunks, minKeep),
+      at: 0,
+      loss,
+      next: null,
+    });
   }
 
   const timeOf = (names: Iterable<string>, widths: ReadonlyMap<string, LayerWidths>): number => {
@@ -132,7 +138,7 @@ export function allocateByLatency(model: Model, ga: GroupAnalysis, o: LatencyAll
     for (const n of names) {
       const t = tableOf.get(n);
       const w = widths.get(n);
-      if (t && w) ms += layerMs(t, w.cin, w.cout);
+      if (t && w) ms += layerMs(t, w.cin, w.cout, w.groups);
     }
     return ms;
   };

@@ -216,6 +216,7 @@ const conv: Handler = (n, c) => {
     c.act({ role: 'group', input: -1, axis: 0, space: y.space });
     return undefined;
   }
+  if (x && wholeGroupsChain(n, x, c)) return wholeGroups(n, x, { group, per, cout, bias: bias !== undefined, rank }, c);
   // grouped Conv: output channel o belongs to group floor(o / (Cout/G)) and reads only that
   // group's Cin/G input channels. Dropping the same number of output channels from every group
   // keeps the layout valid with a plain row slice (Cout/G shrinks; G stays), so the output is a
@@ -234,6 +235,89 @@ const conv: Handler = (n, c) => {
   if (bias) c.act({ role: 'out', input: 2, axis: 0, space: y.space });
   return undefined;
 };
+
+/** Ops a whole-groups chain may pass through: per-channel, one tracked input (BN, activations, a constant affine). */
+function chainable(n: Node, g: Graph): boolean {
+  if (n.domain !== '' && n.domain !== 'ai.onnx') return false;
+  if ((UNARY as readonly string[]).includes(n.opType) || n.opType === 'BatchNormalization')
+    return n.inputs.slice(1).every((v) => !v || !!g.constant(v));
+  if (!(ELEMENTWISE as readonly string[]).includes(n.opType)) return false;
+  return n.inputs.filter((v) => v && !g.constant(v)).length === 1;
+}
+
+/** Value `v` is read by exactly one node and is no graph output: nothing else sees its channels. */
+function privateValue(v: string, g: Graph): Node | undefined {
+  const cs = g.consumers(v);
+  return cs.length === 1 && !g.isGraphOutput(v) ? cs[0] : undefined;
+}
+
+/**
+ * Whether grouped Conv `n` is pruned by whole groups: its input comes from one plain weight layer
+ * (Conv with group 1) and its output goes to one, each through a private chain of per-channel
+ * ops (RegNet's and ResNeXt's 1x1 -> grouped 3x3 -> 1x1). Then making both sides (groups) x
+ * (position) constrains nothing else: no residual, concatenation, shuffle or second grouped Conv
+ * sees these channels. Otherwise the Conv keeps its G and cuts within its groups.
+ */
+function wholeGroupsChain(n: Node, x: VInfo, c: Ctx): boolean {
+  const g = c.g;
+  if (x.space.kind !== 'atom' || c.atoms.aliasOf(x.space.id) || c.atoms.reasonsOf(x.space.id).length) return false;
+  let v = n.inputs[0]!;
+  for (let hops = 0; ; hops++) {
+    if (privateValue(v, g) === undefined || hops > 8) return false;
+    const p = g.producer(v);
+    if (!p) return false;
+    if (p.opType === 'Conv' && p.attrInt('group', 1) === 1) break;
+    if (!chainable(p, g)) return false;
+    v = p.inputs.find((i) => i && !g.constant(i))!;
+  }
+  v = n.outputs[0]!;
+  for (let hops = 0; ; hops++) {
+    const next = privateValue(v, g);
+    if (!next || hops > 8) return false;
+    if (next.opType === 'Conv' && next.attrInt('group', 1) === 1 && next.inputs[0] === v) return true;
+    if (!chainable(next, g)) return false;
+    v = next.outputs[0]!;
+  }
+}
+
+/**
+ * A grouped Conv (1 < G, more than one input and output channel per group: RegNet, ResNeXt)
+ * pruned by whole groups, as attention heads are (heads.ts): group g is input channels
+ * [g*per, (g+1)*per) and output rows [g*m, (g+1)*m), so its input is (G groups) x (per positions)
+ * and its output (G groups) x (m positions), one groups atom for both. Removing group g removes
+ * the producer's output channels of that run, the Conv's rows of the group (its columns stay: every
+ * kept group still reads per channels), the consumers' input channels of the output run, and G
+ * shrinks. onnxruntime runs such a Conv per group (its NCHWc path takes only plain and depthwise
+ * convolutions), so its time follows the group count; cutting inside every group (16 -> 12) kept
+ * the group count and measured no faster, often slower, than the uncut block at the same MACs
+ * (scripts/bench-grouped.ts on RegNetX-400MF's stages, issue 17). So positions within a group
+ * are fixed (the weight's columns never change), and a groups index stands for `per` channels when
+ * widths are rounded to the block.
+ */
+function wholeGroups(
+  n: Node,
+  x: VInfo,
+  o: { group: number; per: number; cout: number; bias: boolean; rank: number },
+  c: Ctx,
+): string | undefined {
+  const { group, per, rank } = o;
+  const mo = o.cout / group;
+  const groups = c.atom(n, group, `${n.label()} groups (${per} in, ${mo} out each)`);
+  c.atoms.setUnit(groups, gcd(per, mo));
+  if (!c.atoms.unify(x.space, { kind: 'grid', outer: groups, inner: { kind: 'fixed', size: per } }))
+    return `${n.label()}: its input is not ${group} groups of ${per}`;
+  const y: Space = { kind: 'grid', outer: groups, inner: { kind: 'fixed', size: mo } };
+  c.act({ role: 'out', input: 1, axis: 0, space: y });
+  if (o.bias) c.act({ role: 'out', input: 2, axis: 0, space: y });
+  c.act({ role: 'group', input: -1, axis: 0, space: groups });
+  c.set(n.outputs[0]!, { space: y, axis: 1 - rank, rank });
+  return undefined;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
 
 const convTranspose: Handler = (n, c) => {
   const w = c.constant(n.inputs[1]!);

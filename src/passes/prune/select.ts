@@ -27,6 +27,15 @@ export function keepCount(size: number, ratio: number, round = 1, chunks = 1): n
   return Math.min(size, Math.max(1, k));
 }
 
+/**
+ * The rounding step in a group's own indices: a group whose index stands for `unit` channels (a
+ * grouped Conv's whole groups of 16) meets a block of `round` channels every round/gcd(round, unit)
+ * indices (every group, for groups of 16 and a block of 16).
+ */
+export function unitRound(round: number, unit: number): number {
+  return round / gcd(round, unit);
+}
+
 function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];
   return a;
@@ -62,7 +71,7 @@ export function uniformKeep(
     if (!grp.prunable) continue;
     const s = scores.get(grp.id);
     if (!s) continue;
-    const k = keepCount(grp.size, ratio, round, grp.chunks);
+    const k = keepCount(grp.size, ratio, unitRound(round, grp.unit), grp.chunks);
     if (k < grp.size) keep.set(grp.id, topK(s, k, grp.chunks));
   }
   return keep;

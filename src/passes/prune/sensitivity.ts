@@ -10,7 +10,7 @@ import { structuredPrunePass } from './apply.js';
 import { runPass } from '../pass.js';
 import { analyzeGroups, type GroupAnalysis } from './groups.js';
 import { cloneModel } from '../../ir/model.js';
-import { keepCount, topK } from './select.js';
+import { keepCount, topK, unitRound } from './select.js';
 
 export interface GroupSensitivity {
   /** Group index in analyzeGroups order (stable on clones). */
@@ -84,7 +84,7 @@ export function allocateBySensitivity(
     const keep = new Map<number, number[]>();
     for (const [id, r] of ratiosForThreshold(ga, sens, tau)) {
       const grp = ga.groups.find((g) => g.id === id)!;
-      const k = keepCount(grp.size, r, round, grp.chunks);
+      const k = keepCount(grp.size, r, unitRound(round, grp.unit), grp.chunks);
       if (k < grp.size) keep.set(id, topK(scores.get(id)!, k, grp.chunks));
     }
     return keep;
@@ -110,7 +110,7 @@ export function allocateBySensitivity(
     const keep = new Map<number, number[]>();
     for (const [id, r] of rs) {
       const grp = ga.groups.find((g) => g.id === id)!;
-      const k = keepCount(grp.size, r, round, grp.chunks);
+      const k = keepCount(grp.size, r, unitRound(round, grp.unit), grp.chunks);
       if (k < grp.size) keep.set(id, topK(scores.get(id)!, k, grp.chunks));
     }
     return keep;

@@ -36,6 +36,12 @@ export class Atoms {
   private chunks = new Map<number, { parts: number; why: string }[]>();
   /** Per root: the space these channels turned out to be (see the header); its atoms decide. */
   private aliases = new Map<number, Space>();
+  /**
+   * Per root: how many channels of a weight layer one index of the atom stands for, when more
+   * than one (a grouped Conv's whole groups: one index is a group of 16 channels). Coupled roots
+   * keep the gcd. Rounding to the kernels' block counts in these channels (select.ts unitRound).
+   */
+  private units = new Map<number, number>();
   private finalized = false;
   private finalizing = false;
 
@@ -70,6 +76,10 @@ export class Atoms {
       this.chunks.set(ra, [...(this.chunks.get(ra) ?? []), ...cs]);
       this.chunks.delete(rb);
     }
+    // a root without a unit counts single channels: the merged unit is then 1
+    const [ua, ub] = [this.units.get(ra), this.units.get(rb)];
+    this.units.delete(rb);
+    if (ua !== undefined) this.units.set(ra, ub === undefined ? 1 : gcd(ua, ub));
     const sb = this.aliases.get(rb);
     if (sb) {
       this.aliases.delete(rb);
@@ -215,6 +225,15 @@ export class Atoms {
         );
       }
     }
+  }
+  /** Atom `s`'s indices each stand for `unit` channels of the layers it sizes (see `units`). */
+  setUnit(s: Space & { kind: 'atom' }, unit: number): void {
+    const r = this.find(s.id);
+    this.units.set(r, gcd(this.units.get(r) ?? unit, unit));
+  }
+  /** Channels one index of root `root` stands for (1 = one channel). */
+  unitOf(root: number): number {
+    return this.units.get(this.find(root)) ?? 1;
   }
   /** The run count a group's selection must respect: the lcm of its grouped Convs' group counts (1 = free). */
   chunksOf(root: number): number {

@@ -12,6 +12,8 @@ import { layerId } from '../../analyze/latency/index.js';
 export interface LayerWidths {
   cin: number;
   cout: number;
+  /** A grouped Conv's group count (the latency tables tell whole groups gone from narrower groups). */
+  groups?: number;
 }
 
 const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
@@ -89,7 +91,8 @@ export function widthsFor(
     const dims = [...l.dims];
     for (const c of l.cuts) dims[c.axis] = Math.round(keptIndices(c.action.space, ga.atoms, keep).length * c.per);
     const group = l.groupAction ? keptIndices(l.groupAction.space, ga.atoms, keep).length : l.group;
-    out.set(name, widthsOf(l.node.opType, dims, group, l.node.attrInt('transB', 0) === 1));
+    const w = widthsOf(l.node.opType, dims, group, l.node.attrInt('transB', 0) === 1);
+    out.set(name, l.group > 1 ? { ...w, groups: group } : w);
   }
   return out;
 }

@@ -16,7 +16,14 @@ export function refuse(n: Node, why: string): EdgefitError {
 /** The integer constant behind input `i` of `n`, or a refusal (it acts as an attribute). */
 export function constInts(n: Node, i: number, e: GradEmitter, what: string): number[] {
   const c = n.inputs[i] ? e.constant(n.inputs[i]) : undefined;
-  if (!c) throw refuse(n, `its ${what} (input ${i}) is computed at run time, and the gradient needs it constant`);
+  // exporters compute such inputs from Shape chains; with the training shape fixed, fold-shapes
+  // (passes/cleanup) turns them into constants, so the refusal says to run it first
+  if (!c) {
+    throw refuse(
+      n,
+      `its ${what} (input ${i}) is computed at run time (fold the shape chains at the training shape first), and the gradient needs it constant`,
+    );
+  }
   return c.toNumbers();
 }
 

@@ -63,6 +63,28 @@ export function convPatches(e: GradEmitter, x: string, geo: ConvGeometry, yShape
   return e.reshape(p, [n, c * k, l]);
 }
 
+/**
+ * The weight gradient of a conv y = Conv(x, W) with geometry `geo` ([M, C/G, k...] = `wShape`),
+ * given dy: for each group, dy's rows times the patches of x, summed over the batch. ConvTranspose
+ * uses it too, with its output gradient as the conv input (its input gradient is a Conv of it).
+ */
+export function convWeightGrad(e: GradEmitter, x: string, dy: string, geo: ConvGeometry, wShape: readonly number[]): string {
+  const xs = e.shape(x);
+  const ys = e.shape(dy);
+  const [nb, cin] = xs as [number, number];
+  const m = wShape[0]!;
+  const g = geo.group;
+  const k = geo.kernel.reduce((a, c) => a * c, 1);
+  const l = ys.slice(2).reduce((a, c) => a * c, 1);
+  const patches = e.reshape(convPatches(e, x, geo, ys), [nb, g, (cin / g) * k, l]);
+  const dyT = e.op('Transpose', [e.reshape(dy, [nb, g, m / g, l])], { perm: [0, 1, 3, 2] });
+  // [N, G, Cg*K, Mg]: the big patches stay untransposed; the small product is transposed instead
+  const prod = e.op('MatMul', [patches, dyT]);
+  const summed = e.reduceSum(prod, [0], false);
+  const t = e.op('Transpose', [summed], { perm: [0, 2, 1] });
+  return e.reshape(t, wShape);
+}
+
 const lastTwoSwapped = (rank: number): number[] => [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2];
 
 const conv: GradRule = {
@@ -94,20 +116,7 @@ const conv: GradRule = {
         ...(outputPadding.some((p) => p > 0) ? { output_padding: outputPadding } : {}),
       });
     }
-    if (need[1]) {
-      const [nb, cin] = xs as [number, number];
-      const m = ws[0]!;
-      const g = geo.group;
-      const k = geo.kernel.reduce((a, c) => a * c, 1);
-      const l = ys.slice(2).reduce((a, c) => a * c, 1);
-      const patches = e.reshape(convPatches(e, x, geo, ys), [nb, g, (cin / g) * k, l]);
-      const dyT = e.op('Transpose', [e.reshape(dy!, [nb, g, m / g, l])], { perm: [0, 1, 3, 2] });
-      // [N, G, Cg*K, Mg]: the big patches stay untransposed; the small product is transposed instead
-      const prod = e.op('MatMul', [patches, dyT]);
-      const summed = e.reduceSum(prod, [0], false);
-      const t = e.op('Transpose', [summed], { perm: [0, 2, 1] });
-      out[1] = e.reshape(t, ws);
-    }
+    if (need[1]) out[1] = convWeightGrad(e, x, dy!, geo, ws);
     if (need[2] && b) {
       out[2] = e.reduceSum(dy!, [0, ...Array.from({ length: r }, (_, i) => i + 2)], false);
     }

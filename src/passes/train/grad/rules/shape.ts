@@ -213,6 +213,24 @@ const spaceToDepth: GradRule = {
   },
 };
 
+const tile: GradRule = {
+  diff: [0],
+  grad: (n, [dy], _need, e) => {
+    const xs = e.shape(n.inputs[0]!);
+    const reps = constInts(n, 1, e, 'repeats');
+    // output index i along an axis is copy floor(i / d) of element i mod d: split each axis into
+    // (copy, element) and sum the copies
+    const split = xs.flatMap((d, i) => [reps[i]!, d]);
+    return [
+      e.reduceSum(
+        e.reshape(dy!, split),
+        xs.map((_, i) => 2 * i),
+        false,
+      ),
+    ];
+  },
+};
+
 export const SHAPE_GRADS: Readonly<Record<string, GradRule>> = {
   // Identity and the shape-only views pass the gradient through, reshaped back to the input's shape
   Identity: { diff: [0], grad: (_n, [dy]) => [dy] },
@@ -223,6 +241,7 @@ export const SHAPE_GRADS: Readonly<Record<string, GradRule>> = {
   Transpose: transpose,
   // a broadcast copies: the copies' gradients sum back onto the broadcast axes
   Expand: { diff: [0], grad: (n, [dy], _need, e) => [e.unbroadcast(dy!, e.shape(n.inputs[0]!))] },
+  Tile: tile,
   Concat: concat,
   Split: split,
   Slice: slice,

@@ -1,0 +1,67 @@
+// A candidate trained on the box (issue 18) carries its loss curve to the device page: the
+// frontier entry's training summary survives adaptation (malformed parts dropped), its label
+// says how it was trained, and the chart draws both curves.
+import t from 'tap';
+import { adaptFrontier, candidateLabel } from '../../src/dashboard/adapt.js';
+import { lossChart } from '../../src/dashboard/web/charts.js';
+import { PAYLOAD_VERSION, type ResponsePayload } from '../../src/telemetry/payloads.js';
+
+const curve = Array.from({ length: 30 }, (_, i) => ({
+  step: i * 10,
+  loss: 1 / (1 + i),
+  ...(i % 5 === 0 ? { heldOut: 1.2 / (1 + i) } : {}),
+}));
+const entry = (id: string, extra: Record<string, unknown>) => ({
+  id,
+  config: {
+    structured: 0.3,
+    structuredBy: 'latency',
+    unstructured: 0,
+    quant: 'none',
+    threads: 2,
+    ...(extra.train ? { train: extra.train } : {}),
+  },
+  sha256: '0'.repeat(64),
+  sizeBytes: 1,
+  latencyP50Ms: id === 'a' ? 20 : 10,
+  latencyP95Ms: 21,
+  modelRssMb: 50,
+  fidelity: 0.97,
+  meets: { latency: true, ram: true, fidelity: true },
+  ...extra,
+});
+const resp = (frontier: unknown[]): ResponsePayload => ({
+  v: PAYLOAD_VERSION,
+  deviceId: 'd',
+  txn: 'x',
+  verb: 'get-frontier',
+  ok: true,
+  ts: new Date().toISOString(),
+  result: { chosenId: 'b', frontier },
+});
+
+t.test('a trained entry keeps its training summary and is labelled by how it was trained', async (t) => {
+  const training = { kind: 'distill', minutes: 5, seconds: 290, steps: 300, heldOutBefore: 0.4, heldOutAfter: 0.1, improved: true, curve };
+  const f = adaptFrontier(resp([entry('a', {}), entry('b', { train: 5, training })]), null);
+  t.equal(f[0]!.training, undefined, 'an untrained entry has none');
+  t.same(f[1]!.training?.curve.length, 30);
+  t.equal(f[1]!.training?.heldOutAfter, 0.1);
+  t.equal(f[1]!.label, 'fp32 30% latency distilled');
+  t.equal(candidateLabel({ config: { structured: 0, unstructured: 0, quant: 'int8-static', threads: 2, train: 5 } }), 'int8-static QAT');
+  const bad = adaptFrontier(resp([entry('b', { train: 5, training: { kind: 'distill', minutes: 'x', curve } })]), null);
+  t.equal(bad[0]!.training, undefined, 'a summary with a non-numeric field is dropped');
+  const odd = adaptFrontier(
+    resp([entry('b', { train: 5, training: { ...training, curve: [{ step: 1 }, { step: 2, loss: 0.5 }, 'x'] } })]),
+    null,
+  );
+  t.same(odd[0]!.training?.curve, [{ step: 2, loss: 0.5 }], 'malformed curve points are dropped');
+});
+
+t.test('the loss chart draws the batch loss and the held-out points', async (t) => {
+  const svg = lossChart(curve);
+  t.match(svg, /class="loss-train"/);
+  t.match(svg, /class="loss-held"/);
+  t.equal((svg.match(/<circle/g) ?? []).length, 6, 'one dot per held-out measurement');
+  t.match(svg, /step 290/, 'the step axis ends at the last step');
+  t.match(lossChart([]), /no curve/);
+});

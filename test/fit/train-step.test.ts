@@ -1,0 +1,67 @@
+// The search's training step (issue 18) against a known cost curve: training raises fidelity at
+// the same latency, so a budget that pruning alone meets only below the fidelity floor becomes
+// feasible when training time is given, and the trained candidate is what is chosen.
+import t from 'tap';
+import { searchFrontier } from '../../src/fit/search.js';
+import type { CandidateConfig } from '../../src/fit/types.js';
+
+function box(trainGain: number) {
+  const calls: CandidateConfig[] = [];
+  const evaluate = async (c: CandidateConfig) => {
+    calls.push(c);
+    const lat = 100 * (1 - c.structured) ** 2 * (c.quant === 'none' ? 1 : 1.2) + 2; // int8 slower: float only
+    const loss = 0.4 * c.structured ** 2;
+    const fid = 1 - (c.train ? loss * (1 - trainGain) : loss);
+    return { latencyP50Ms: lat, latencyP95Ms: lat, modelRssMb: 10, fidelity: fid, sizeBytes: 1e6, modelPath: '/x', sha256: 'x' };
+  };
+  return { calls, evaluate };
+}
+
+// 0.4x latency needs s >= ~0.37, where untrained fidelity is ~0.945 < 0.95; trained (gain 0.5) ~0.97
+const budgets = { latencyFactor: 0.4, minFidelity: 0.95 };
+
+t.test('without training time the floor holds and nothing meets every budget', async (t) => {
+  const b = box(0.5);
+  const out = await searchFrontier({ evaluate: b.evaluate }, { budgets, threads: 1, steps: 5 });
+  t.notOk(out.feasible);
+  t.notOk(
+    b.calls.some((c) => c.train),
+    'nothing was trained',
+  );
+  t.ok(out.chosen.fidelity >= 0.95, 'the choice keeps the floor');
+});
+
+t.test('with training time the fast candidate closest below the floor is trained and chosen', async (t) => {
+  const b = box(0.5);
+  const out = await searchFrontier({ evaluate: b.evaluate }, { budgets, threads: 1, steps: 5, trainMinutes: 3 });
+  const trained = b.calls.filter((c) => c.train);
+  t.equal(trained.length, 1, 'one candidate trained');
+  t.equal(trained[0]!.train, 3, 'with the time given');
+  t.ok(out.feasible, 'the trained candidate meets every budget');
+  t.equal(out.chosen.config.train, 3, 'and is chosen');
+  t.match(out.chosen.id, /-train3$/);
+  t.match(out.notes.join('\n'), /distilled from the original .* now meets every budget/);
+});
+
+t.test('training that does not lift a candidate above the floor changes nothing', async (t) => {
+  const b = box(0);
+  const out = await searchFrontier({ evaluate: b.evaluate }, { budgets, threads: 1, steps: 5, trainMinutes: 3 });
+  t.notOk(out.feasible);
+  t.notOk(out.chosen.config.train, 'the untrained best is kept');
+  t.ok(
+    out.frontier.every((e) => e.fidelity >= 0.95),
+    'nothing below the floor on the frontier',
+  );
+});
+
+t.test('a feasible choice is trained too, and its trained twin wins on fidelity at the same speed', async (t) => {
+  const b = box(0.5);
+  const out = await searchFrontier(
+    { evaluate: b.evaluate },
+    { budgets: { latencyFactor: 0.6, minFidelity: 0.9 }, threads: 1, steps: 4, trainMinutes: 1 },
+  );
+  t.ok(out.feasible);
+  t.equal(out.chosen.config.train, 1);
+  const twin = out.candidates.find((e) => e.config.structured === out.chosen.config.structured && !e.config.train)!;
+  t.ok(out.chosen.fidelity > twin.fidelity, 'higher fidelity than its untrained twin');
+});
