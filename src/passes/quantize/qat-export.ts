@@ -1,9 +1,9 @@
 // QAT export (issue 18): the trained fake-quant model (qat.ts) back into the static path's QDQ
 // form, so it runs on onnxruntime's int8 kernels exactly as `quantize --mode static` output does.
 // Each activation fake quantizer becomes QuantizeLinear -> DequantizeLinear on its learned step
-// size; each weight is stored as int8 on its learned per-channel scales (rounded as Round does,
-// half to even, so the int8 values are the ones the fake quantizer used); biases become int32 on
-// input scale x weight scale, as qdq.ts stores them.
+// size; each weight (held in units of its step) is stored as its int8 values, rounded as Round
+// does (half to even), on its per-channel scales; biases become int32 on input scale x weight
+// scale, as qdq.ts stores them.
 import { EdgefitError } from '../../errors.js';
 import type { Graph } from '../../ir/graph.js';
 import { cloneModel, type Model } from '../../ir/model.js';
@@ -12,7 +12,7 @@ import { Tensor } from '../../ir/tensor.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
 import { runPass } from '../pass.js';
 import type { FakeQuantModel } from './qat.js';
-import { packWeight, quantizeBias } from './weights.js';
+import { packWeight } from './weights.js';
 
 /** Round half to even, as ONNX Round and QuantizeLinear do (Math.round rounds halves up). */
 export function roundEven(x: number): number {
@@ -25,6 +25,16 @@ const SMALLEST_STEP = 1e-8;
 
 function positive(t: Tensor): Float32Array {
   return Float32Array.from(t.toFloat32(), (v) => (v > SMALLEST_STEP ? v : SMALLEST_STEP));
+}
+
+/** An int32 bias and its scales (per channel, or one scalar for per-tensor weights), as qdq.ts stores them. */
+function packBias(name: string, q: Int32Array, steps: Float32Array): { q: Tensor; scale: Tensor; zeroPoint: Tensor } {
+  const perTensor = steps.length === 1;
+  return {
+    q: Tensor.fromInt32(`${name}_q8`, [q.length], q),
+    scale: Tensor.fromFloat32(`${name}_s`, perTensor ? [] : [q.length], steps),
+    zeroPoint: Tensor.fromInt32(`${name}_z`, perTensor ? [] : [q.length], new Int32Array(perTensor ? 1 : q.length)),
+  };
 }
 
 function removeChain(g: Graph, outputs: readonly string[]): void {
@@ -71,12 +81,9 @@ export function exportQdq(fq: FakeQuantModel, trained: ReadonlyMap<string, Tenso
     const s = positive(value(w.scale));
     const data = wt.toFloat32();
     const dims = wt.dims;
-    const inner = w.axis === undefined ? 1 : dims.slice(w.axis + 1).reduce((a, b) => a * b, 1);
-    const chans = w.axis === undefined ? 1 : dims[w.axis]!;
     const q = new Int8Array(data.length);
     for (let i = 0; i < data.length; i++) {
-      const c = w.axis === undefined ? 0 : Math.floor(i / inner) % chans;
-      const v = roundEven(Math.fround(data[i]! / s[c]!));
+      const v = roundEven(data[i]!);
       q[i] = v > w.qmax ? w.qmax : v < -w.qmax ? -w.qmax : v;
     }
     const packed = packWeight(g.uniqueName(w.weight.replace(/_w$/, '')), dims, q, s, w.axis);
@@ -106,7 +113,9 @@ export function exportQdq(fq: FakeQuantModel, trained: ReadonlyMap<string, Tenso
     removeChain(g, b.nodes);
     const bt = value(b.value);
     g.removeInitializer(b.value);
-    const qb = quantizeBias(bt, g.uniqueName(b.output), inScale, ws);
+    // the step the fake quantizer multiplies by: s_in * s_w in float32, as onnxruntime's Mul computes it
+    const steps = Float32Array.from(ws, (v) => Math.fround(inScale * v));
+    const qb = packBias(g.uniqueName(b.output), Int32Array.from(bt.toFloat32(), roundEven), steps);
     for (const t of [qb.q, qb.scale, qb.zeroPoint]) g.setInitializer(t);
     g.addNode(
       new Node({

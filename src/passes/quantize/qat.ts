@@ -9,12 +9,12 @@
 //
 // Each activation QuantizeLinear -> DequantizeLinear pair becomes
 //     (Clip(Round(x / s) + z, qmin, qmax) - z) * s
-// and each weight DequantizeLinear becomes a float weight W (initialised to the static path's
-// dequantized int8 weight, so the rounding it chose is the starting point) behind
-//     Clip(Round(W / s), -qmax, qmax) * s        (symmetric, s per output channel).
-// s is an initializer: with Round's straight-through gradient, d/ds of these expressions is
+// and each weight DequantizeLinear becomes a float weight V in units of its step (initialised to
+// the static path's int8 values, so the rounding it chose is the starting point) behind
+//     Clip(Round(V), -qmax, qmax) * s            (symmetric, s per output channel).
+// s is an initializer: with Round's straight-through gradient, d/ds of the activation quantizer is
 // exactly LSQ's (learned step size), so scales can be trained beside the weights. Int32 biases
-// become float biases (trainable); export quantizes them on the learned scales.
+// become float biases in units of s_in * s_w (trainable); export stores their rounded values.
 import { EdgefitError } from '../../errors.js';
 import type { Graph } from '../../ir/graph.js';
 import { cloneModel, opsetVersion, type Model } from '../../ir/model.js';
@@ -49,7 +49,7 @@ export interface ActivationQuantizer {
 /** One weight quantized symmetrically, per output channel (or per tensor). */
 export interface WeightQuantizer {
   kind: 'weight';
-  /** Float weight initializer (trainable). */
+  /** Float weight initializer in units of its channel's step (trainable). */
   weight: string;
   /** Float step sizes, shaped to broadcast over the weight ([O,1,1,1] for Conv, [1,O] for MatMul; [] per tensor). */
   scale: string;
@@ -64,13 +64,13 @@ export interface WeightQuantizer {
 }
 
 /**
- * An int32 bias, quantized as the int8 kernels hold it: Round(b / (s_in * s_w)) * s_in * s_w, so
+ * An int32 bias, quantized as the int8 kernels hold it: Round(B) * s_in * s_w (B in units of that step), so
  * the fake-quant model computes exactly what the exported one does (on PP-OCR cls a bias left
  * float moved the 2-class output by up to 0.03 from the int8 model's after a training step).
  */
 export interface BiasSlot {
   kind: 'bias';
-  /** Float bias initializer (trainable). */
+  /** Float bias initializer in units of s_in * s_w (trainable). */
   value: string;
   /** The value the reader reads (the static model's DequantizeLinear output). */
   output: string;
@@ -215,11 +215,11 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean }): FakeQuant
     const axis = perChannel ? (axisAttr < 0 ? axisAttr + rank : axisAttr) : undefined;
     const scales = sT.toFloat32();
     const q = qt.toNumbers();
-    // the float weight starts at the static path's rounded weight, so training starts where static int8 is
-    const inner = axis === undefined ? 1 : qt.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-    const chans = axis === undefined ? 1 : qt.dims[axis]!;
-    const w = new Float32Array(q.length);
-    for (let i = 0; i < q.length; i++) w[i] = q[i]! * scales[axis === undefined ? 0 : Math.floor(i / inner) % chans]!;
+    // the weight in units of its channel's step, starting at the static path's int8 values (so
+    // training starts where static int8 is): one learning rate then means the same fraction of a
+    // step in every channel, where weights in real units would flip the rounding of channels with
+    // small steps many times per Adam step and leave those with large ones untouched
+    const w = Float32Array.from(q);
     const base = qt.name.replace(/_q8$/, '').replace(/[^A-Za-z0-9_.]/g, '_');
     const wName = constF(g, `${base}_w`, [...qt.dims], w);
     const sDims = axis === undefined ? [] : qt.dims.map((d, i) => (i === axis ? d : 1));
@@ -227,8 +227,7 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean }): FakeQuant
     const made: string[] = [];
     const lo = constF(g, `${base}_wlo`, [], [-qmaxW]);
     const hi = constF(g, `${base}_whi`, [], [qmaxW]);
-    const d = add(g, made, dq, 'Div', [wName, sName], `${base}_wdiv`);
-    const r = add(g, made, dq, 'Round', [d], `${base}_wround`);
+    const r = add(g, made, dq, 'Round', [wName], `${base}_wround`);
     const c = add(g, made, dq, 'Clip', [r, lo, hi], `${base}_wclip`);
     const mul = new Node({ opType: 'Mul', name: g.uniqueName(`${base}_wmul`), inputs: [c, sName], outputs: [out] });
     g.removeNode(dq);
@@ -259,16 +258,16 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean }): FakeQuant
     const wq = weightOfReader.get(reader.outputs[0]!);
     const act = byOutput.get(reader.inputs[0]!);
     if (!wq || !act) continue;
-    const s = g.constant(dq.inputs[1]!)!.toFloat32();
+    // in units of its step, like the weights
     const qb = qt.toNumbers();
-    const b = Float32Array.from(qb, (v, i) => v * s[s.length === 1 ? 0 : i]!);
+    const b = Float32Array.from(qb);
     const base = out.replace(/[^A-Za-z0-9_.]/g, '_');
     const value = constF(g, `${base}_b`, [qb.length], b);
     const made: string[] = [];
     const sw =
       wq.axis === undefined ? wq.scale : add(g, made, dq, 'Reshape', [wq.scale, constI(g, `${base}_shape`, [qb.length])], `${base}_sw`);
     const sb = add(g, made, dq, 'Mul', [act.scale, sw], `${base}_sb`);
-    const r = add(g, made, dq, 'Round', [add(g, made, dq, 'Div', [value, sb], `${base}_bdiv`)], `${base}_bround`);
+    const r = add(g, made, dq, 'Round', [value], `${base}_bround`);
     const mul = new Node({ opType: 'Mul', name: g.uniqueName(`${base}_bmul`), inputs: [r, sb], outputs: [out] });
     g.addNode(mul, { before: dq });
     g.removeNode(dq);
