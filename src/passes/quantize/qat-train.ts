@@ -17,6 +17,12 @@ import { fakeQuantize, qatTrainables } from './qat.js';
 import { exportQdq } from './qat-export.js';
 import { QAT_GRADS } from './qat-grads.js';
 
+/**
+ * Adam's peak learning rate for QAT: weights and biases are in units of their step (qat.ts), so
+ * this is a fraction of a quantization step per update.
+ */
+export const QAT_DEFAULT_LR = 1e-2;
+
 export interface QatOptions {
   /** Calibration samples: all calibrate the static start; training holds one in four out (distill's split). */
   samples: readonly Sample[];
@@ -110,7 +116,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
     minutes: o.minutes,
     maxSteps: o.maxSteps,
     batch: o.batch,
-    lr: o.lr,
+    lr: o.lr ?? QAT_DEFAULT_LR,
     threads,
     seed: o.seed,
     shapes: o.shapes,
