@@ -4,7 +4,7 @@
 import t from 'tap';
 import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
 import { quantizeWithPlan } from '../../src/passes/quantize/index.js';
-import { fakeQuantize, qatTrainables } from '../../src/passes/quantize/qat.js';
+import { fakeQuantize, LATENT_REACH, qatTrainables } from '../../src/passes/quantize/qat.js';
 import { exportQdq, roundEven } from '../../src/passes/quantize/qat-export.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { runtimeOps } from '../../src/runtime/runner.js';
@@ -29,7 +29,13 @@ const maxAbs = (a: Float32Array[], b: Float32Array[]): number =>
 
 t.test('cls: the fake-quant float model computes the static QDQ model on held-out images', async (t) => {
   const st = await quantizeWithPlan(cls, { mode: 'static', data: calib });
-  const fq = fakeQuantize(st.model, { reduceRange: st.report.platform.reduceRange });
+  const float = parseModel(st.floatBytes);
+  const fq = fakeQuantize(st.model, { reduceRange: st.report.platform.reduceRange, floatWeights: (n) => float.graph.initializer(n) });
+  // latent weights sit between their int8 value and the float weight, never across a rounding boundary
+  const latent = fq.weights.flatMap((w) => [...fq.model.graph.initializer(w.weight)!.toFloat32()]);
+  const off = latent.map((v) => Math.abs(v - Math.round(v)));
+  t.ok(Math.max(...off) <= LATENT_REACH + 1e-4, `offsets within ${LATENT_REACH} (float32): ${Math.max(...off)}`);
+  t.ok(off.filter((v) => v > 0.1).length > latent.length / 10, 'most latent weights placed off their integer');
   const ops = new Set(fq.model.graph.nodes.map((n) => n.opType));
   t.notOk(ops.has('QuantizeLinear'), 'no QuantizeLinear left');
   // the constants of Add/Mul (HardSwish's 3 and 1/6) stay int8 behind their DequantizeLinear: fixed, not trained
@@ -56,8 +62,8 @@ t.test('cls: the fake-quant float model computes the static QDQ model on held-ou
   const dk = maxAbs(fake, int8);
   t.ok(cos > 0.999, `fake-quant vs static int8 kernels: min cosine ${cos.toFixed(6)}, max |diff| ${dk.toExponential(2)}`);
   // and it is not the float model: quantization is really simulated
-  const float = await outputs(st.floatBytes, judge, 'disabled');
-  t.ok(maxAbs(fake, float) > 10 * d, `differs from float (${maxAbs(fake, float).toExponential(2)})`);
+  const floatOut = await outputs(st.floatBytes, judge, 'disabled');
+  t.ok(maxAbs(fake, floatOut) > 10 * d, `differs from float (${maxAbs(fake, floatOut).toExponential(2)})`);
   t.ok(
     parseModel(bytes).graph.nodes.some((n) => n.opType === 'Round'),
     'Round in the written model',

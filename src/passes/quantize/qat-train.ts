@@ -102,7 +102,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
   const built = q.build(plan);
   const staticReport = await q.report(built);
   const floatModel = parseModel(q.floatBytes);
-  const fq = fakeQuantize(built.model, { reduceRange: plan.reduceRange });
+  const fq = fakeQuantize(built.model, { reduceRange: plan.reduceRange, floatWeights: (n) => floatModel.graph.initializer(n) });
   const trainable = qatTrainables(fq, { scales: o.scales ?? false });
   const { train: trainSet, heldOut } = splitHeldOut(o.samples);
   const { model: trained, report: training } = await train({

@@ -130,10 +130,23 @@ function constI(g: Graph, base: string, values: number[]): string {
 }
 
 /**
- * The fake-quant float model of a static QDQ model (see the module comment). `reduceRange`: the
- * static model's weights are 7-bit (|q| <= 63), as the plan it was built to said.
+ * Where each latent weight starts: on its int8 value q, moved towards the float weight it rounds
+ * (w / s) but never across a rounding boundary (|offset| <= LATENT_REACH), so the fake-quant model
+ * still computes the static one. Weights whose rounding was a close call then sit near their
+ * boundary and flip first; started on the integers, every weight sat 0.5 from both boundaries
+ * and Adam's per-weight steps (about lr each, whatever the gradient's size) carried whole
+ * layers across together after a few steps: on MNIST the loss on the training rows themselves
+ * went from 2.9e-4 to 6.3e-3.
  */
-export function fakeQuantize(qdq: Model, o: { reduceRange: boolean }): FakeQuantModel {
+export const LATENT_REACH = 0.49;
+
+/**
+ * The fake-quant float model of a static QDQ model (see the module comment). `reduceRange`: the
+ * static model's weights are 7-bit (|q| <= 63), as the plan it was built to said. `floatWeights`:
+ * the float model's weights by name (the static path names its int8 weight after the float one),
+ * to place each latent weight (LATENT_REACH); without them latent weights start on q.
+ */
+export function fakeQuantize(qdq: Model, o: { reduceRange: boolean; floatWeights?: (name: string) => Tensor | undefined }): FakeQuantModel {
   if (opsetVersion(qdq) < 11)
     throw new EdgefitError('UNSUPPORTED', `QAT needs opset >= 11 (Round, Clip with inputs); the model has ${opsetVersion(qdq)}`);
   const model = cloneModel(qdq);
@@ -220,6 +233,19 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean }): FakeQuant
     // step in every channel, where weights in real units would flip the rounding of channels with
     // small steps many times per Adam step and leave those with large ones untouched
     const w = Float32Array.from(q);
+    // qdq.ts names it uniqueName(<float name>) + '_q8': '<name>_q8' or '<name>_<k>_q8'
+    const fName = qt.name.replace(/_q8$/, '');
+    const f = o.floatWeights?.(fName) ?? o.floatWeights?.(fName.replace(/_\d+$/, ''));
+    if (f && f.dtype === 'float32' && f.size === w.length) {
+      const fw = f.toFloat32();
+      const inner = axis === undefined ? 1 : qt.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+      const chans = axis === undefined ? 1 : qt.dims[axis]!;
+      for (let i = 0; i < w.length; i++) {
+        const off = fw[i]! / scales[axis === undefined ? 0 : Math.floor(i / inner) % chans]! - q[i]!;
+        // a clipped weight (|w / s| > qmax) stays on q: its latent value beyond qmax only saturates
+        w[i] = q[i]! + (Math.abs(q[i]!) === qmaxW ? 0 : Math.max(-LATENT_REACH, Math.min(LATENT_REACH, off)));
+      }
+    }
     const base = qt.name.replace(/_q8$/, '').replace(/[^A-Za-z0-9_.]/g, '_');
     const wName = constF(g, `${base}_w`, [...qt.dims], w);
     const sDims = axis === undefined ? [] : qt.dims.map((d, i) => (i === axis ? d : 1));
