@@ -99,6 +99,49 @@ function plot(r: ReportInput): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="latency versus fidelity">${parts.join('')}</svg>`;
 }
 
+/** A trained candidate's loss by step (issue 18): batch loss thin, held-out loss thick with dots. */
+function lossPlot(c: FrontierEntry): string {
+  const curve = c.training?.curve ?? [];
+  if (curve.length < 2) return '';
+  const W = 480,
+    H = 180,
+    M = 36;
+  const s0 = curve[0]!.step;
+  const s1 = Math.max(curve[curve.length - 1]!.step, s0 + 1);
+  const vals = curve.flatMap((p) => (p.heldOut !== undefined ? [p.loss, p.heldOut] : [p.loss]));
+  const hi = Math.max(...vals, 1e-12) * 1.05;
+  const x = (s: number) => M + ((s - s0) / (s1 - s0)) * (W - 2 * M);
+  const y = (v: number) => H - M + (-v / hi) * (H - 2 * M);
+  const line = (pts: [number, number][]) => pts.map(([s, v], i) => `${i ? 'L' : 'M'}${x(s).toFixed(1)} ${y(v).toFixed(1)}`).join('');
+  const held = curve.filter((p) => p.heldOut !== undefined).map((p) => [p.step, p.heldOut!] as [number, number]);
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="training loss of ${esc(c.id)}">` +
+    `<line x1="${M}" y1="${H - M}" x2="${W - M}" y2="${H - M}" stroke="#999"/><line x1="${M}" y1="${M}" x2="${M}" y2="${H - M}" stroke="#999"/>` +
+    `<text x="${M}" y="${H - M + 14}" font-size="11">step ${s0}</text><text x="${W - M}" y="${H - M + 14}" font-size="11" text-anchor="end">step ${s1}</text>` +
+    `<text x="${M - 4}" y="${M + 4}" font-size="11" text-anchor="end">${hi.toPrecision(2)}</text>` +
+    `<path d="${line(curve.map((p) => [p.step, p.loss]))}" fill="none" stroke="#8aa4c8"/>` +
+    (held.length ? `<path d="${line(held)}" fill="none" stroke="#d9822b" stroke-width="2"/>` : '') +
+    held.map(([s, v]) => `<circle cx="${x(s).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="#d9822b"/>`).join('') +
+    '</svg>'
+  );
+}
+
+function trainingSection(r: ReportInput): string {
+  const trained = r.candidates.filter((c) => c.training);
+  if (!trained.length) return '';
+  const items = trained.map((c) => {
+    const t = c.training!;
+    const what = t.kind === 'qat' ? 'quantization-aware training' : 'distillation from the original';
+    return (
+      `<h3>${esc(c.id)}</h3><p>${what}: ${t.steps} steps in ${(t.seconds / 60).toFixed(1)} of ${t.minutes} min; ` +
+      `held-out loss ${t.heldOutBefore.toPrecision(3)} &rarr; ${t.heldOutAfter.toPrecision(3)}` +
+      `${t.improved ? '' : ' (no improvement: the untrained weights were kept)'}; fidelity ${c.fidelity.toFixed(4)}</p>` +
+      lossPlot(c)
+    );
+  });
+  return `<h2>Training on this box</h2>${items.join('\n')}<p><small>Thin: batch loss. Orange: held-out loss.</small></p>`;
+}
+
 // issue 16: an infeasible fit keeps the fidelity floor (the original at worst), unless the user
 // preferred latency, which the notes then say
 const INFEASIBLE = 'No candidate meets every budget: the chosen one keeps the fidelity floor unless a note says otherwise.';
@@ -111,9 +154,9 @@ export function renderReport(r: ReportInput): string {
       // one cell per HEADERS column, in that order
       const cells = [
         esc(c.id),
-        `${(c.config.structured * 100).toFixed(1)}% ${c.config.structuredBy === 'macs' ? 'MACs' : 'ch'}`,
+        `${(c.config.structured * 100).toFixed(1)}% ${c.config.structuredBy === 'macs' ? 'MACs' : c.config.structuredBy === 'latency' ? 'latency' : 'ch'}`,
         `${(c.config.unstructured * 100).toFixed(0)}%`,
-        `${c.config.quant}`,
+        `${c.config.quant}${c.config.train ? (c.config.quant === 'none' ? ' distilled' : ' QAT') : ''}`,
         `${c.config.threads}`,
         c.latencyP50Ms.toFixed(1),
         c.latencyP95Ms.toFixed(1),
@@ -141,6 +184,7 @@ ${plot(r)}
 <h2>Candidates</h2>
 <table><tr>${HEADERS.map((h) => `<th>${h}</th>`).join('')}</tr>
 ${rows}</table>
+${trainingSection(r)}
 ${r.notes.length ? `<h2>Notes</h2><ul>${r.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : ''}
 <h2>Hardware</h2><pre>${esc(JSON.stringify(r.hardware, null, 2))}</pre>
 </body></html>

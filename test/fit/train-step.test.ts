@@ -65,3 +65,40 @@ t.test('a feasible choice is trained too, and its trained twin wins on fidelity 
   const twin = out.candidates.find((e) => e.config.structured === out.chosen.config.structured && !e.config.train)!;
   t.ok(out.chosen.fidelity > twin.fidelity, 'higher fidelity than its untrained twin');
 });
+
+t.test("the HTML report shows a trained candidate's loss curve and labels it", async (t) => {
+  const { renderReport } = await import('../../src/fit/report.js');
+  const b = box(0.5);
+  const out = await searchFrontier({ evaluate: b.evaluate }, { budgets, threads: 1, steps: 5, trainMinutes: 3 });
+  const trained = out.candidates.find((e) => e.config.train)!;
+  trained.training = {
+    kind: 'distill',
+    minutes: 3,
+    seconds: 170,
+    steps: 120,
+    heldOutBefore: 0.3,
+    heldOutAfter: 0.12,
+    improved: true,
+    curve: Array.from({ length: 12 }, (_, i) => ({
+      step: i * 10,
+      loss: 0.3 / (1 + i),
+      ...(i % 4 === 0 ? { heldOut: 0.3 / (1 + i) } : {}),
+    })),
+  };
+  const html = renderReport({
+    model: 'm.onnx',
+    budgets: { latencyMs: out.latencyBudgetMs, minFidelity: 0.95 },
+    candidates: out.candidates,
+    frontier: out.frontier,
+    chosenId: out.chosen.id,
+    feasible: out.feasible,
+    hardware: {},
+    profile: 'generic',
+    notes: out.notes,
+    elapsedMs: 1,
+  });
+  t.match(html, /<h2>Training on this box<\/h2>/);
+  t.match(html, /distillation from the original: 120 steps in 2\.8 of 3 min; held-out loss 0\.300 &rarr; 0\.120/);
+  t.equal((html.match(/aria-label="training loss of/g) ?? []).length, 1, 'one loss plot');
+  t.match(html, /<td>none distilled<\/td>/, 'the table says it was distilled');
+});

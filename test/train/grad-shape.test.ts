@@ -13,6 +13,7 @@ import { loadModel } from '../../src/onnx/index.js';
 import { foldShapesPass } from '../../src/passes/cleanup/fold-shapes.js';
 import { normalize } from '../../src/passes/normalize.js';
 import { runPass } from '../../src/passes/pass.js';
+import { Tensor } from '../../src/ir/tensor.js';
 import type { AttrValue } from '../../src/ir/types.js';
 import { buildGradients } from '../../src/passes/train/grad/backward.js';
 
@@ -154,6 +155,26 @@ t.test('Slice: negative starts, clamped ends, steps 2 and -1/-2, several axes', 
   }
 });
 
+t.test('Slice (opset 9) and Pad (opset 10) with their parameters as attributes', async (t) => {
+  await check(
+    t,
+    'Slice attrs',
+    'Slice',
+    [{ name: 'x', shape: [4, 7] }],
+    { starts: ints([1, -5]), ends: ints([3, 100]), axes: ints([0, 1]) },
+    { opset: 9 },
+  );
+  await check(
+    t,
+    'Pad attrs, reflect',
+    'Pad',
+    [{ name: 'x', shape: [1, 2, 5, 4] }],
+    { pads: ints([0, 0, 2, 1, 0, 0, 3, 2]), mode: str('reflect') },
+    { opset: 10 },
+  );
+  await check(t, 'Pad attrs, constant', 'Pad', [{ name: 'x', shape: [2, 3] }], { pads: ints([1, 0, 0, 2]) }, { opset: 10 });
+});
+
 t.test('Pad: constant (positive and negative pads), reflect, edge', async (t) => {
   for (const opset of [11, 13, 17]) {
     await check(
@@ -221,6 +242,31 @@ t.test('Gather with constant indices (repeats sum, negative indices, 2-D indices
   );
 });
 
+t.test('Gather with indices computed at run time (an embedding lookup): in-graph one-hot', async (t) => {
+  // indices from a runtime input z: floor(clip(2z, -9, 8.9)) covers every row of 9, negatives too
+  for (const [name, xs, axis] of [
+    ['axis 0 (embedding table)', [9, 4], 0],
+    ['last axis', [3, 9], 1],
+    ['middle axis', [2, 9, 3], 1],
+  ] as [string, number[], number][]) {
+    const g = new Graph();
+    g.inputs.push({ name: 'x', type: { dtype: 'float32', shape: xs } });
+    g.inputs.push({ name: 'z', type: { dtype: 'float32', shape: [2, 5] } });
+    g.setInitializer(Tensor.fromFloat32('two', [], [2]));
+    g.setInitializer(Tensor.fromFloat32('lo', [], [-9]));
+    g.setInitializer(Tensor.fromFloat32('hi', [], [8.9]));
+    g.addNode(new Node({ opType: 'Mul', inputs: ['z', 'two'], outputs: ['z2'] }));
+    g.addNode(new Node({ opType: 'Clip', inputs: ['z2', 'lo', 'hi'], outputs: ['zc'] }));
+    g.addNode(new Node({ opType: 'Floor', inputs: ['zc'], outputs: ['zf'] }));
+    g.addNode(new Node({ opType: 'Cast', inputs: ['zf'], outputs: ['i'], attrs: { to: int(7) } }));
+    g.addNode(new Node({ opType: 'Gather', inputs: ['x', 'i'], outputs: ['y'], attrs: { axis: int(axis) } }));
+    g.outputs = [{ name: 'y', type: null }];
+    const r = await gradCheck(modelOf(g, { producer: 't', opset: 13 }), { wrt: ['x'], samples: 40 });
+    t.ok(r.worst < 1e-6, `${name} (${r.dtype}): ${r.worst.toExponential(2)}`);
+    t.same(r.zero, [], `${name}: no all-zero gradient`);
+  }
+});
+
 t.test('DepthToSpace (DCR, CRD) and SpaceToDepth', async (t) => {
   await check(t, 'DepthToSpace DCR', 'DepthToSpace', [{ name: 'x', shape: [2, 8, 2, 3] }], { blocksize: int(2) });
   await check(t, 'DepthToSpace CRD', 'DepthToSpace', [{ name: 'x', shape: [1, 8, 3, 2] }], { blocksize: int(2), mode: str('CRD') });
@@ -232,8 +278,8 @@ t.test('global pools', async (t) => {
   await check(t, 'GlobalMaxPool', 'GlobalMaxPool', [{ name: 'x', shape: [2, 3, 4, 5] }]);
 });
 
-t.test('AveragePool: pads with count_include_pad both ways, strides, ceil_mode, 1-D', async (t) => {
-  const cases: [string, number[], Attrs][] = [
+t.test('AveragePool: pads with count_include_pad both ways, strides, ceil_mode, dilations (opset 19), 1-D', async (t) => {
+  const cases: [string, number[], Attrs, number?][] = [
     ['2x2 s2', [1, 3, 6, 6], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }],
     ['3x3 s1 p1 exclude pad', [2, 2, 5, 5], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]) }],
     [
@@ -253,8 +299,17 @@ t.test('AveragePool: pads with count_include_pad both ways, strides, ceil_mode, 
     ],
     ['SAME_UPPER 3x3 s2', [1, 2, 7, 7], { kernel_shape: ints([3, 3]), strides: ints([2, 2]), auto_pad: str('SAME_UPPER') }],
     ['1-D k3 s2', [2, 3, 9], { kernel_shape: ints([3]), strides: ints([2]) }],
+    ['2x2 s2 on odd sizes (rows no window reads)', [1, 2, 7, 5], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }],
+    ['3x3 dilation 2 p2 exclude pad', [1, 2, 9, 8], { kernel_shape: ints([3, 3]), dilations: ints([2, 2]), pads: ints([2, 2, 2, 2]) }, 19],
+    [
+      '3x2 dilation 2 s2 p1 include pad',
+      [1, 2, 9, 8],
+      { kernel_shape: ints([3, 2]), dilations: ints([2, 2]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]), count_include_pad: int(1) },
+      19,
+    ],
   ];
-  for (const [name, shape, attrs] of cases) await check(t, `AveragePool ${name}`, 'AveragePool', [{ name: 'x', shape }], attrs);
+  for (const [name, shape, attrs, opset] of cases)
+    await check(t, `AveragePool ${name}`, 'AveragePool', [{ name: 'x', shape }], attrs, { opset });
 });
 
 t.test('MaxPool: disjoint and overlapping windows, with and without the Indices output', async (t) => {
@@ -282,11 +337,23 @@ t.test('MaxPool: disjoint and overlapping windows, with and without the Indices 
   g.addNode(new Node({ opType: 'ReduceSum', inputs: ['y'], outputs: ['L'], attrs: { keepdims: int(0) } }));
   const built = buildGradients(modelOf(g, { producer: 't', opset: 17 }), { loss: 'L', wrt: ['x'] });
   t.equal(built.model.graph.nodes.filter((n) => n.opType === 'MaxPool').length, 1, 'the forward Indices are reused');
+  // the scattered gradient feeds Relu's rule, whose constants must take its float64 type
+  const chain = new Graph();
+  chain.inputs.push({ name: 'x', type: { dtype: 'float32', shape: [1, 2, 6, 6] } });
+  chain.addNode(new Node({ opType: 'Relu', inputs: ['x'], outputs: ['r'] }));
+  chain.addNode(
+    new Node({ opType: 'MaxPool', inputs: ['r'], outputs: ['y'], attrs: { kernel_shape: ints([3, 3]), strides: ints([2, 2]) } }),
+  );
+  chain.outputs = [{ name: 'y', type: null }];
+  const rc = await gradCheck(modelOf(chain, { producer: 't', opset: 17 }), { wrt: ['x'] });
+  t.equal(rc.dtype, 'float64', 'Relu after a scattered MaxPool gradient still runs in float64');
+  t.ok(rc.worst < 1e-6, `Relu -> MaxPool: ${rc.worst.toExponential(2)}`);
   // below opset 16 (no ScatterElements reduction) overlapping windows take the window-tap route
   const below16: [string, number, Attrs, number[]?][] = [
     ['3x3 s2 p1 (shufflenet)', 13, { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }],
     ['3x2 s1 asymmetric pads', 11, { kernel_shape: ints([3, 2]), pads: ints([0, 1, 2, 0]) }],
     ['3x3 s2 ceil_mode', 13, { kernel_shape: ints([3, 3]), strides: ints([2, 2]), ceil_mode: int(1) }],
+    ['3x3 s2 on odd sizes (rows no window reads)', 13, { kernel_shape: ints([3, 3]), strides: ints([2, 2]) }, [1, 2, 8, 6]],
     ['2x2 s1 dilation 2', 13, { kernel_shape: ints([2, 2]), dilations: ints([2, 2]) }],
     ['1-D k3 s1', 11, { kernel_shape: ints([3]) }, [2, 3, 9]],
   ];
@@ -367,6 +434,14 @@ t.test('Resize linear: half_pixel, align_corners, asymmetric, pytorch_half_pixel
       { opset: 13, dtype: 'float32' },
     );
   }
+  await check(
+    t,
+    'Upsample (opset 8, scales attribute) linear 2x3',
+    'Upsample',
+    [{ name: 'x', shape: [1, 2, 3, 3] }],
+    { mode: str('linear'), scales: { type: 'floats', value: [1, 1, 2, 3] } },
+    { opset: 8, dtype: 'float32' },
+  );
   await check(
     t,
     'Upsample (opset 9) nearest 2x',

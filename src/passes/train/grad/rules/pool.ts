@@ -17,8 +17,9 @@ const globalAveragePool: GradRule = {
   diff: [0],
   grad: (n, [dy], _need, e) => {
     const xs = e.shape(n.inputs[0]!);
-    const spread = e.op('Expand', [dy!, e.constInt64(xs)]);
-    return [e.op('Mul', [spread, e.constFloat([1 / numel(xs.slice(2))], [], dy!)])];
+    // scaled while it is one value per channel, then spread
+    const scaled = e.op('Mul', [dy!, e.constFloat([1 / numel(xs.slice(2))], [], dy!)]);
+    return [e.op('Expand', [scaled, e.constInt64(xs)])];
   },
 };
 
@@ -41,6 +42,38 @@ function poolGeometry(n: Node, e: GradEmitter): ReturnType<typeof convGeometry> 
   return convGeometry(n, xs, [0, 0, ...kernel], e.shape(n.outputs[0]!));
 }
 
+/**
+ * A grouped ConvTranspose of `g` with `w` over the pool's windows, landing on the input's grid:
+ * the pool's begin pads crop the start, and the end either crops (pads) or grows by the rows no
+ * window reached (output_padding, when below the stride), all inside the ConvTranspose; a Slice
+ * and Pad only where ConvTranspose cannot say it.
+ */
+function spreadOverWindows(
+  e: GradEmitter,
+  g: string,
+  w: string,
+  group: number,
+  geo: ReturnType<typeof convGeometry>,
+  xs: readonly number[],
+): string {
+  const r = xs.length - 2;
+  const os = e.shape(g).slice(2);
+  const span = (i: number): number => geo.strides[i]! * (os[i]! - 1) + (geo.kernel[i]! - 1) * geo.dilations[i]! + 1;
+  const endPad = Array.from({ length: r }, (_, i) => span(i) - geo.pads[i]! - xs[i + 2]!);
+  const attrs = { group, kernel_shape: geo.kernel, strides: geo.strides, dilations: geo.dilations };
+  if (endPad.every((p, i) => p >= 0 || -p < geo.strides[i]!)) {
+    const pads = [...geo.pads.slice(0, r), ...endPad.map((p) => Math.max(p, 0))];
+    const outputPadding = endPad.map((p) => Math.max(-p, 0));
+    return e.op('ConvTranspose', [g, w], {
+      ...attrs,
+      pads,
+      ...(outputPadding.some((p) => p > 0) ? { output_padding: outputPadding } : {}),
+    });
+  }
+  const full = e.op('ConvTranspose', [g, w], attrs);
+  return padOrCrop(e, full, [0, 0, ...geo.pads.slice(0, r).map((p) => -p)], [0, 0, ...endPad.map((p) => -p)]);
+}
+
 const averagePool: GradRule = {
   diff: [0],
   grad: (n, [dy], _need, e) => {
@@ -48,16 +81,14 @@ const averagePool: GradRule = {
     const ys = e.shape(n.outputs[0]!);
     const geo = poolGeometry(n, e);
     const r = xs.length - 2;
-    if (geo.dilations.some((d) => d !== 1)) throw refuse(n, 'AveragePool with dilations');
     const includePad = n.attrInt('count_include_pad', 0) === 1;
-    // each window's divisor, as onnxruntime counts it: the window clipped to the padded input
-    // (count_include_pad) or to the input itself; separable, so a product of per-axis counts
+    // each window's divisor, as onnxruntime counts it: its taps inside the padded input
+    // (count_include_pad) or inside the input itself; separable, so a product of per-axis counts
     const perAxis = Array.from({ length: r }, (_, i) => {
-      const [k, s, pb, pe, d] = [geo.kernel[i]!, geo.strides[i]!, geo.pads[i]!, geo.pads[i + r]!, xs[i + 2]!];
+      const [k, s, dl, pb, pe, d] = [geo.kernel[i]!, geo.strides[i]!, geo.dilations[i]!, geo.pads[i]!, geo.pads[i + r]!, xs[i + 2]!];
       return Array.from({ length: ys[i + 2]! }, (_, o) => {
-        const start = o * s - pb;
-        const end = Math.min(start + k, d + pe);
-        return includePad ? end - start : Math.min(end, d) - Math.max(start, 0);
+        const taps = Array.from({ length: k }, (_, j) => o * s - pb + j * dl);
+        return taps.filter((p) => p < (includePad ? d + pe : d) && p >= (includePad ? -pb : 0)).length;
       });
     });
     const outSpatial = ys.slice(2);
@@ -76,11 +107,7 @@ const averagePool: GradRule = {
     // spread over the windows in padded coordinates, then drop the padding (and rows no window reached)
     const c = xs[1]!;
     const ones = e.constFloat(new Float32Array(c * numel(geo.kernel)).fill(1), [c, 1, ...geo.kernel], dy!);
-    const full = e.op('ConvTranspose', [scaled, ones], { group: c, kernel_shape: geo.kernel, strides: geo.strides });
-    const fs = e.shape(full);
-    const begin = [0, 0, ...geo.pads.slice(0, r).map((p) => -p)];
-    const end = [0, 0, ...Array.from({ length: r }, (_, i) => xs[i + 2]! + geo.pads[i]! - fs[i + 2]!)];
-    return [padOrCrop(e, full, begin, end)];
+    return [spreadOverWindows(e, scaled, ones, c, geo, xs)];
   },
 };
 
@@ -90,6 +117,7 @@ const averagePool: GradRule = {
  * one-hot kernels puts each tap's gradient where that tap reads, adding where windows overlap.
  */
 function routeByTap(
+  n: Node,
   e: GradEmitter,
   indices: string,
   dy: string,
@@ -97,41 +125,32 @@ function routeByTap(
   ys: readonly number[],
   geo: ReturnType<typeof convGeometry>,
 ): string {
-  const r = xs.length - 2;
   const [nb, c] = xs as [number, number];
   const sp = xs.slice(2);
   const out = ys.slice(2);
   const k = numel(geo.kernel);
-  const pos = e.op('Mod', [indices, e.constInt64([numel(sp)], [])]);
-  let tap: string | undefined;
-  for (let i = 0; i < r; i++) {
-    const inner = numel(sp.slice(i + 1));
-    const coord = e.op('Mod', [e.op('Div', [pos, e.constInt64([inner], [])]), e.constInt64([sp[i]!], [])]);
-    // the window's first row on this axis, per output position, broadcast along this axis only
-    const starts = Array.from({ length: out[i]! }, (_, o) => o * geo.strides[i]! - geo.pads[i]!);
-    const at = [1, 1, ...out.map((d, j) => (j === i ? d : 1))];
-    const t = e.op('Div', [e.op('Sub', [coord, e.constInt64(starts, at)]), e.constInt64([geo.dilations[i]!], [])]);
-    const weighted = e.op('Mul', [t, e.constInt64([numel(geo.kernel.slice(i + 1))], [])]);
-    tap = tap ? e.op('Add', [tap, weighted]) : weighted;
-  }
-  const taps = e.constInt64(
-    Array.from({ length: k }, (_, i) => i),
-    [1, 1, k, ...out.map(() => 1)],
+  // an argmax's flat index within its plane, minus its window's first (padded) position, is
+  // sum_i tap_i * dilation_i * planeStride_i: one constant offset per kernel tap
+  const planeStride = sp.map((_, i) => numel(sp.slice(i + 1)));
+  const unflat = (flat: number, dims: readonly number[]): number[] =>
+    dims.map((_, i) => Math.floor(flat / numel(dims.slice(i + 1))) % dims[i]!);
+  const starts = Array.from({ length: numel(out) }, (_, o) =>
+    unflat(o, out).reduce((acc, oi, i) => acc + (oi * geo.strides[i]! - geo.pads[i]!) * planeStride[i]!, 0),
   );
-  const onehot = e.op('Cast', [e.op('Equal', [e.reshape(tap!, [nb, c, 1, ...out]), taps])], { to: castTo(e, dy) });
-  const split = e.reshape(e.op('Mul', [onehot, e.reshape(dy, [nb, c, 1, ...out])]), [nb, c * k, ...out]);
+  const offsets = Array.from({ length: k }, (_, t) =>
+    unflat(t, geo.kernel).reduce((acc, ti, i) => acc + ti * geo.dilations[i]! * planeStride[i]!, 0),
+  );
+  // distinct unless a window is wider than the input (then two taps could share an offset)
+  if (new Set(offsets).size !== k) throw refuse(n, 'MaxPool windows wider than the input');
+  const pos = e.op('Mod', [indices, e.constInt64([numel(sp)], [])]);
+  const rel = e.op('Sub', [pos, e.constInt64(starts, [1, 1, ...out])]);
+  const taps = e.constInt64(offsets, [1, 1, k, ...out.map(() => 1)]);
+  const isTap = e.op('Equal', [e.reshape(rel, [nb, c, 1, ...out]), taps]);
+  const byTap = e.op('Where', [isTap, e.reshape(dy, [nb, c, 1, ...out]), e.constFloat([0], [], dy)]);
+  const split = e.reshape(byTap, [nb, c * k, ...out]);
   const w = new Float32Array(c * k * k);
   for (let ch = 0; ch < c; ch++) for (let i = 0; i < k; i++) w[(ch * k + i) * k + i] = 1;
-  const full = e.op('ConvTranspose', [split, e.constFloat(w, [c * k, 1, ...geo.kernel], dy)], {
-    group: c,
-    kernel_shape: geo.kernel,
-    strides: geo.strides,
-    dilations: geo.dilations,
-  });
-  const fs = e.shape(full);
-  const begin = [0, 0, ...geo.pads.slice(0, r).map((p) => -p)];
-  const end = [0, 0, ...Array.from({ length: r }, (_, i) => xs[i + 2]! + geo.pads[i]! - fs[i + 2]!)];
-  return padOrCrop(e, full, begin, end);
+  return spreadOverWindows(e, split, e.constFloat(w, [c * k, 1, ...geo.kernel], dy), c, geo, xs);
 }
 
 const maxPool: GradRule = {
@@ -154,13 +173,15 @@ const maxPool: GradRule = {
     // argmax of several windows and its gradients must add: ScatterElements' reduction (opset 16+),
     // or below opset 16 the window-tap route
     const overlap = geo.kernel.some((k, i) => (k - 1) * geo.dilations[i]! + 1 > geo.strides[i]!);
-    if (overlap && e.opset < 16) return [routeByTap(e, indices, dy!, xs, ys, geo)];
+    if (overlap && e.opset < 16) return [routeByTap(n, e, indices, dy!, xs, ys, geo)];
     const flatIdx = e.reshape(indices, [numel(ys)]);
     const scattered = e.op('ScatterElements', [zeros(e, [numel(xs)], dy!), flatIdx, e.reshape(dy!, [numel(ys)])], {
       axis: 0,
       ...(overlap ? { reduction: 'add' } : {}),
     });
-    return [e.reshape(scattered, xs)];
+    // shape inference has no ScatterElements rule, and an untyped value reads as float32: in float64
+    // graphs a (same-type) Cast names the type, so rules downstream make float64 constants
+    return [e.reshape(e.dtype(dy!) === 'float64' ? e.op('Cast', [scattered], { to: 11 }) : scattered, xs)];
   },
 };
 

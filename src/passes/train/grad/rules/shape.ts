@@ -167,12 +167,36 @@ const pad: GradRule = {
   },
 };
 
+/**
+ * Gather's adjoint with indices known only at run time (token ids into an embedding table): the
+ * one-hot map is built in the graph (Equal of the indices against 0..d-1) and applied by MatMul.
+ */
+function gatherByRuntimeOneHot(n: Node, e: GradEmitter, dy: string, xs: number[], axis: number): string {
+  const iv = n.inputs[1]!;
+  const d = xs[axis]!;
+  const k = numel(e.shape(iv));
+  if (d * k > 1 << 26) throw refuse(n, `Gather of ${k} run-time indices from an axis of ${d} (a ${d}x${k} one-hot map is too big)`);
+  let idx = e.reshape(e.dtype(iv) === 'int64' ? iv : e.op('Cast', [iv], { to: 7 }), [k]);
+  idx = e.op('Where', [e.op('Less', [idx, e.constInt64([0], [])]), e.op('Add', [idx, e.constInt64([d], [])]), idx]);
+  const range = Array.from({ length: d }, (_, i) => i);
+  const pre = numel(xs.slice(0, axis));
+  const post = numel(xs.slice(axis + 1));
+  const to = e.dtype(dy) === 'float64' ? 11 : 1;
+  if (post === 1) {
+    const oh = e.op('Cast', [e.op('Equal', [e.reshape(idx, [k, 1]), e.constInt64(range, [1, d])])], { to });
+    return e.reshape(e.op('MatMul', [e.reshape(dy, [pre, k]), oh]), xs);
+  }
+  const oh = e.op('Cast', [e.op('Equal', [e.reshape(idx, [1, k]), e.constInt64(range, [d, 1])])], { to });
+  return e.reshape(e.op('MatMul', [oh, e.reshape(dy, [pre, k, post])]), xs);
+}
+
 const gather: GradRule = {
   diff: [0],
   grad: (n, [dy], _need, e) => {
     const xs = e.shape(n.inputs[0]!);
     const axis = normAxis(n.attrInt('axis', 0), xs.length);
     const d = xs[axis]!;
+    if (!e.constant(n.inputs[1]!)) return [gatherByRuntimeOneHot(n, e, dy!, xs, axis)];
     const idx = constInts(n, 1, e, 'indices').map((i) => (i < 0 ? i + d : i));
     const k = idx.length;
     // the adjoint of a gather is a scatter-add; with constant indices it is a one-hot d x k MatMul,
@@ -217,7 +241,9 @@ const tile: GradRule = {
   diff: [0],
   grad: (n, [dy], _need, e) => {
     const xs = e.shape(n.inputs[0]!);
-    const reps = constInts(n, 1, e, 'repeats');
+    // the repeats are the output's dims over the input's (static shapes), however they were computed
+    const ys = e.shape(n.outputs[0]!);
+    const reps = xs.map((d, i) => ys[i]! / d);
     // output index i along an axis is copy floor(i / d) of element i mod d: split each axis into
     // (copy, element) and sum the copies
     const split = xs.flatMap((d, i) => [reps[i]!, d]);
