@@ -11,7 +11,6 @@ import { inferShapes } from '../src/ir/shapes.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { openSession } from '../src/runtime/runner.js';
 import { buildGradients } from '../src/passes/train/grad/backward.js';
-import type { GradRules } from '../src/passes/train/grad/types.js';
 import { randn, rng } from './builder.js';
 
 export type CheckDType = 'float64' | 'float32';
@@ -30,8 +29,6 @@ export interface GradCheckOptions {
   samples?: number;
   /** Finite-difference step (default 1e-6 in float64, 1e-2 in float32). */
   eps?: number;
-  /** The rule table (buildGradients' default unless given: rules kept outside it, QAT's). */
-  rules?: GradRules;
 }
 
 export interface ValueCheck {
@@ -123,7 +120,7 @@ async function tryCheck(model: Model, o: GradCheckOptions, dtype: CheckDType): P
   const seed = o.seed ?? 1;
   const base = dtype === 'float64' ? toFloat64(model) : cloneModel(model);
   const { model: lossModel, loss } = projectionLoss(base, o.shapes, dtype, seed);
-  const built = buildGradients(lossModel, { loss, wrt: o.wrt, shapes: o.shapes, ...(o.rules ? { rules: o.rules } : {}) });
+  const built = buildGradients(lossModel, { loss, wrt: o.wrt, shapes: o.shapes });
   const session = await openSession(built.model, { threads: 1, level: 'disabled' });
   const Arr = dtype === 'float64' ? Float64Array : Float32Array;
   const next = rng(seed);

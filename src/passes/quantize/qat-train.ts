@@ -15,7 +15,6 @@ import type { TrainReport, TrainSpec } from '../train/types.js';
 import { openQuantizer, type QuantizeOptions, type QuantizeReport } from './index.js';
 import { fakeQuantize, qatTrainables } from './qat.js';
 import { exportQdq } from './qat-export.js';
-import { QAT_GRADS } from './qat-grads.js';
 
 /**
  * Adam's peak learning rate for QAT: weights and biases are in units of their step (qat.ts), so
@@ -121,7 +120,6 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
     seed: o.seed,
     shapes: o.shapes,
     onProgress: o.onProgress,
-    rules: QAT_GRADS,
   });
   const values = new Map<string, Tensor>();
   for (const name of trainable) {
