@@ -242,8 +242,10 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean; floatWeights
       const chans = axis === undefined ? 1 : qt.dims[axis]!;
       for (let i = 0; i < w.length; i++) {
         const off = fw[i]! / scales[axis === undefined ? 0 : Math.floor(i / inner) % chans]! - q[i]!;
-        // a clipped weight (|w / s| > qmax) stays on q: its latent value beyond qmax only saturates
-        w[i] = q[i]! + (Math.abs(q[i]!) === qmaxW ? 0 : Math.max(-LATENT_REACH, Math.min(LATENT_REACH, off)));
+        // a clipped weight (|w / s| > qmax) stays on q: its latent value beyond qmax only saturates;
+        // so does one the data-aware rounding (adaround) sent the other way (|off| > 0.5): placed
+        // at the boundary, the first step towards its float value would undo that choice
+        w[i] = q[i]! + (Math.abs(q[i]!) === qmaxW || Math.abs(off) > 0.5 ? 0 : Math.max(-LATENT_REACH, Math.min(LATENT_REACH, off)));
       }
     }
     const base = qt.name.replace(/_q8$/, '').replace(/[^A-Za-z0-9_.]/g, '_');
