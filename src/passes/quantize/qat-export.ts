@@ -53,14 +53,16 @@ export function exportQdq(fq: FakeQuantModel, trained: ReadonlyMap<string, Tenso
   const model = cloneModel(fq.model);
   const g = model.graph;
   const value = (name: string): Tensor => {
-    const t = trained.get(name) ?? g.initializer(name);
+    // the fake-quant model's own values, not the copy's: export rewrites shared step sizes in place
+    const t = trained.get(name) ?? fq.model.graph.initializer(name);
     if (!t) throw new EdgefitError('INTERNAL', `QAT export: no value for '${name}'`);
     return t;
   };
   const actScale = new Map<string, number>();
   for (const a of fq.activations) {
     removeChain(g, a.nodes);
-    const s = positive(value(a.scale))[0]!;
+    // the step the fake quantizer used: scale x factor in float32, as onnxruntime's Mul computes it
+    const s = positive(Tensor.fromFloat32('', [], [Math.fround(value(a.scale).toFloat32()[0]! * value(a.factor).toFloat32()[0]!)]))[0]!;
     g.setInitializer(Tensor.scalarFloat(a.scale, s));
     actScale.set(a.output, s);
     const zp = g.uniqueName(`${a.scale}_zp`);
@@ -78,7 +80,14 @@ export function exportQdq(fq: FakeQuantModel, trained: ReadonlyMap<string, Tenso
   for (const w of fq.weights) {
     removeChain(g, w.nodes);
     const wt = value(w.weight);
-    const s = positive(value(w.scale));
+    const k = value(w.factor).toFloat32();
+    const s = positive(
+      Tensor.fromFloat32(
+        '',
+        [k.length],
+        Float32Array.from(value(w.scale).toFloat32(), (v, c) => Math.fround(v * k[c]!)),
+      ),
+    );
     const data = wt.toFloat32();
     const dims = wt.dims;
     const q = new Int8Array(data.length);
@@ -102,6 +111,7 @@ export function exportQdq(fq: FakeQuantModel, trained: ReadonlyMap<string, Tenso
     );
     g.removeInitializer(w.weight);
     g.removeInitializer(w.scale);
+    g.removeInitializer(w.factor);
     wScales.set(w.weight, s);
   }
   for (const b of fq.biases) {
