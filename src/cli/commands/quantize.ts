@@ -11,15 +11,17 @@ import {
   CALIB_METHODS,
   FIDELITY_METRICS,
   QUANT_MODES,
+  QAT_DEFAULT_LR,
+  quantizeQat,
   WEIGHT_ROUNDINGS,
   ort,
   type CalibMethod,
   type FidelityMetric,
   type QuantMode,
   type QuantizeReport,
+  type QatReport,
   type WeightRounding,
 } from '../../passes/quantize/index.js';
-import { quantizeQat, QAT_DEFAULT_LR, type QatReport } from '../../passes/quantize/qat-train.js';
 import type { TrainProgress } from '../../passes/train/types.js';
 import { parseShapes, printJson } from '../output.js';
 import { parseTask, TASK_NAMES } from '../../fidelity/tasks.js';
