@@ -114,7 +114,9 @@ export const command: CommandModule<object, Args> = {
       .option('train-scales', {
         type: 'boolean',
         default: false,
-        describe: 'qat: train the activation and weight step sizes too (LSQ), besides weights and biases',
+        describe:
+          'qat: train the activation and weight step sizes too (LSQ, as factors of the calibrated steps), besides weights and biases; ' +
+          'on PP-OCR det in 4 minutes it did worse than weights alone',
       })
       .option('lr', {
         type: 'number',
