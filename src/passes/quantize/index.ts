@@ -376,4 +376,6 @@ export async function quantizeWithPlan(input: Model, o: QuantizeOptions, plan?: 
 }
 
 export { detectPlatform } from './platform.js';
+// --mode qat: static int8 trained as a fake-quant float model, exported back to QDQ (qat-train.ts)
+export { quantizeQat, QAT_DEFAULT_LR, type QatOptions, type QatReport, type QatResult } from './qat-train.js';
 export { ort };

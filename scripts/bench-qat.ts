@@ -1,0 +1,176 @@
+// Benchmark of quantize --mode qat against static int8 on PP-OCRv4 det and rec (issue 18): both
+// judged against the float original on held-out images QAT never trained on, timed side by side
+// (interleaved runs, medians, one process), and the op types onnxruntime runs.
+//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq] [--batch N] [--crop N] [--runs N]
+// det: trains on assets/calib/det/calibrate (random --crop square crops, default 320), judged on
+// assets/calib/det/judge at 640x640: map cosine and text-box F1. rec: trains on recSets' calibration
+// lines, judged on its held-out lines: text agreement (1 - CER of greedy CTC decode) and per-step argmax.
+import * as ort from 'onnxruntime-node';
+import { loadModel } from '../src/onnx/index.js';
+import { loadInputSet, type Sample } from '../src/data/inputs.js';
+import type { NdData } from '../src/data/ndarray.js';
+import { modelInputs, openSession, runtimeOps, toFeeds } from '../src/runtime/runner.js';
+import { cosine } from '../src/fidelity/index.js';
+import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
+import { ctcGreedy, editDistance } from '../src/fidelity/task-ctc.js';
+import { quantizeQat, QAT_DEFAULT_LR, type QatResult } from '../src/passes/quantize/qat-train.js';
+import type { TrainSpec } from '../src/passes/train/types.js';
+import { OCR_FIT_SETS, OCR_MODELS, ROOT } from '../devkit/paths.js';
+import { recSets, stepAgreement, REC_CLASSES, REC_DIMS } from '../devkit/ocr-data.js';
+import { interleavedMedians } from './interleave.js';
+
+const argv = process.argv.slice(2);
+const opt = (k: string, d: number): number => (argv.includes(k) ? Number(argv[argv.indexOf(k) + 1]) : d);
+const MINUTES = opt('--minutes', 4);
+const LR = opt('--lr', QAT_DEFAULT_LR);
+const BATCH = opt('--batch', 4);
+const CROP = opt('--crop', 320);
+const RUNS = opt('--runs', 15);
+const LSQ = argv.includes('--lsq');
+const want = (k: string): boolean => !argv.some((a) => ['det', 'rec'].includes(a)) || argv.includes(k);
+
+/** A random square crop of an NCHW row (det is fully convolutional: it trains on crops). */
+function cropper(size: number): NonNullable<TrainSpec['augment']> {
+  return (s, next) => {
+    const out: Sample = {};
+    for (const [k, a] of Object.entries(s)) {
+      const [n, c, h, w] = a.shape as [number, number, number, number];
+      if (h <= size && w <= size) {
+        out[k] = a;
+        continue;
+      }
+      const y0 = Math.floor(next() * (h - size + 1));
+      const x0 = Math.floor(next() * (w - size + 1));
+      const src = a.data as Float32Array;
+      const data = new Float32Array(n * c * size * size);
+      for (let p = 0; p < n * c; p++)
+        for (let y = 0; y < size; y++)
+          data.set(src.subarray(p * h * w + (y0 + y) * w + x0, p * h * w + (y0 + y) * w + x0 + size), (p * size + y) * size);
+      out[k] = { dtype: 'float32', shape: [n, c, size, size], data };
+    }
+    return out;
+  };
+}
+
+async function outputsOf(bytes: Uint8Array, samples: readonly Sample[]): Promise<{ data: Float32Array; dims: number[] }[]> {
+  const s = await openSession(bytes, { level: 'all', threads: 2 });
+  const out: { data: Float32Array; dims: number[] }[] = [];
+  for (const x of samples) {
+    const o = (await s.run(toFeeds(x)))[s.outputNames[0]!]!;
+    out.push({ data: Float32Array.from(o.data as Float32Array), dims: [...o.dims] });
+  }
+  await s.release();
+  return out;
+}
+
+async function latency(r: QatResult, feeds: ort.InferenceSession.FeedsType): Promise<{ staticMs: number; qatMs: number }> {
+  const a = await openSession(r.staticBytes, { level: 'all', threads: 2 });
+  const b = await openSession(r.bytes, { level: 'all', threads: 2 });
+  const [staticMs, qatMs] = await interleavedMedians([a, b], feeds, RUNS);
+  await a.release();
+  await b.release();
+  return { staticMs: staticMs!, qatMs: qatMs! };
+}
+
+const progress: TrainSpec['onProgress'] = (p) => {
+  if (p.heldOut !== undefined)
+    console.log(`  step ${p.step} ${p.seconds.toFixed(0)} s loss ${p.loss.toExponential(3)} held-out ${p.heldOut.toExponential(3)}`);
+};
+
+function trainingLine(r: QatResult): string {
+  const t = r.report.training;
+  return (
+    `training: ${t.steps} steps in ${t.seconds} s, step ${t.stepMs} ms vs inference of the batch ${t.forwardMs} ms ` +
+    `(${(t.stepMs / t.forwardMs).toFixed(2)}x), batch ${t.batch}, peak RSS ${t.peakRssMb} MB, held-out loss ` +
+    `${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)} (improved: ${t.improved}, best step ${t.bestStep}), lr ${t.lr}`
+  );
+}
+
+async function det(): Promise<void> {
+  const m = loadModel(OCR_MODELS.det.file);
+  const inputs = modelInputs(m);
+  const calib = loadInputSet(OCR_FIT_SETS.det.calibrate, inputs).samples;
+  const judge = loadInputSet(OCR_FIT_SETS.det.judge, inputs).samples;
+  console.log(`det: ${calib.length} calibration/training images (crops ${CROP}), ${judge.length} judge images at 640x640`);
+  const r = await quantizeQat(m, {
+    samples: calib,
+    minutes: MINUTES,
+    lr: LR,
+    scales: LSQ,
+    batch: BATCH,
+    augment: cropper(CROP),
+    onProgress: progress,
+  });
+  console.log(trainingLine(r));
+  const ref = await outputsOf(r.floatBytes, judge);
+  for (const [name, bytes] of [
+    ['static int8', r.staticBytes],
+    ['qat int8', r.bytes],
+  ] as const) {
+    const got = await outputsOf(bytes, judge);
+    const cos = ref.map((x, i) => cosine(x.data, got[i]!.data));
+    const sum = [0, 0, 0, 0];
+    ref.forEach((x, i) => TEXT_DET_TASK.stats({ y: x }, { y: got[i]! }).forEach((v, k) => (sum[k]! += v)));
+    const f = TEXT_DET_TASK.figures(sum);
+    console.log(
+      `det ${name}: map cosine mean ${(cos.reduce((a, b) => a + b, 0) / cos.length).toFixed(4)} min ${Math.min(...cos).toFixed(4)}, ` +
+        `box F1 ${f.boxF1!.toFixed(4)} (precision ${f.precision!.toFixed(3)}, recall ${f.recall!.toFixed(3)}, ${f.refBoxes} reference boxes)`,
+    );
+  }
+  const l = await latency(r, toFeeds(judge[0]!));
+  console.log(
+    `det latency at 640x640, 2 threads, ${RUNS} interleaved runs: static ${l.staticMs.toFixed(1)} ms, qat ${l.qatMs.toFixed(1)} ms (${(l.qatMs / l.staticMs).toFixed(3)}x)`,
+  );
+  console.log(`det ops static: ${JSON.stringify(await runtimeOps(r.staticBytes))}`);
+  console.log(`det ops qat:    ${JSON.stringify(await runtimeOps(r.bytes))}`);
+}
+
+async function rec(): Promise<void> {
+  const m = loadModel(OCR_MODELS.rec.file);
+  const name = modelInputs(m)[0]!.name;
+  const sets = recSets(ROOT);
+  const asSample = (d: Float32Array): Sample => ({ [name]: { dtype: 'float32', shape: [...REC_DIMS], data: d as NdData } });
+  const calib = sets.calib.map(asSample);
+  const held = sets.held.map(asSample);
+  console.log(`rec: ${calib.length} calibration/training lines, ${held.length} held-out lines`);
+  const r = await quantizeQat(m, { samples: calib, minutes: MINUTES, lr: LR, scales: LSQ, batch: BATCH, onProgress: progress });
+  console.log(trainingLine(r));
+  const ref = await outputsOf(r.floatBytes, held);
+  for (const [label, bytes] of [
+    ['static int8', r.staticBytes],
+    ['qat int8', r.bytes],
+  ] as const) {
+    const got = await outputsOf(bytes, held);
+    let errs = 0;
+    let chars = 0;
+    ref.forEach((x, i) => {
+      const steps = x.dims[1]!;
+      const a = ctcGreedy(x.data, 0, steps, REC_CLASSES);
+      const b = ctcGreedy(got[i]!.data, 0, steps, REC_CLASSES);
+      errs += editDistance(a, b);
+      chars += a.length;
+    });
+    const st = stepAgreement(
+      ref.map((x) => x.data),
+      got.map((x) => x.data),
+    );
+    console.log(
+      `rec ${label}: text agreement ${(1 - errs / chars).toFixed(4)} (${chars} characters), per-step argmax ${(st.agree / st.steps).toFixed(4)}`,
+    );
+  }
+  const l = await latency(r, toFeeds(held[0]!));
+  console.log(
+    `rec latency, 2 threads, ${RUNS} interleaved runs: static ${l.staticMs.toFixed(2)} ms, qat ${l.qatMs.toFixed(2)} ms (${(l.qatMs / l.staticMs).toFixed(3)}x)`,
+  );
+  console.log(`rec ops qat: ${JSON.stringify(await runtimeOps(r.bytes))}`);
+}
+
+console.log(`bench-qat: ${MINUTES} min per model, lr ${LR}, batch ${BATCH}${LSQ ? ', step sizes trained (LSQ)' : ''}; a shared 2-core box`);
+if (want('det')) await det();
+if (want('rec')) {
+  try {
+    await rec();
+  } catch (e) {
+    console.log(`rec: not trained: ${(e as Error).message.slice(0, 300)}`);
+  }
+}

@@ -1,0 +1,328 @@
+// Quantization-aware training, the graph half (issue 18): the static int8 model (QDQ, built by
+// qdq.ts from calibration, with every rule of what stays float already applied) rewritten as a
+// float model that computes the same thing with ordinary float ops, so it can be differentiated
+// (src/passes/train/grad/) and trained; qat-export.ts turns the trained model back into QDQ.
+//
+// Starting from the static model rather than re-deciding what to quantize keeps one source of
+// truth: the fake-quant model quantizes exactly the tensors, with exactly the scales, zero points
+// and rounded weights, the static path chose, and its outputs equal the static model's (test).
+//
+// Each activation QuantizeLinear -> DequantizeLinear pair becomes
+//     (Clip(Round(x / s) + z, qmin, qmax) - z) * s
+// and each weight DequantizeLinear becomes a float weight V in units of its step (initialised to
+// the static path's int8 values, so the rounding it chose is the starting point) behind
+//     Clip(Round(V), -qmax, qmax) * s            (symmetric, s per output channel).
+// s is an initializer: with Round's straight-through gradient, d/ds of the activation quantizer is
+// exactly LSQ's (learned step size), so scales can be trained beside the weights. Int32 biases
+// become float biases in units of s_in * s_w (trainable); export stores their rounded values.
+import { EdgefitError } from '../../errors.js';
+import type { Graph } from '../../ir/graph.js';
+import { cloneModel, opsetVersion, type Model } from '../../ir/model.js';
+import { Node } from '../../ir/node.js';
+import { Tensor } from '../../ir/tensor.js';
+import { deadCodeElimination } from '../cleanup/dce.js';
+import { runPass } from '../pass.js';
+import { PASSTHROUGH_OPS, STATIC_OPS, type StaticOp } from './qdq.js';
+
+/** One activation tensor quantized per tensor. */
+export interface ActivationQuantizer {
+  kind: 'activation';
+  /** The float value quantized, and the value its readers see (the static model's DequantizeLinear output). */
+  input: string;
+  output: string;
+  /** Scalar float initializer: the static path's step size (fixed). */
+  scale: string;
+  /**
+   * Scalar float initializer, 1 at the start: the factor the step is trained through (LSQ). A
+   * relative factor, so one learning rate means the same fraction of every step; trained in
+   * absolute units, steps of 1e-3 and of 1 took the same Adam steps and MNIST's loss went from
+   * 2.9e-4 to 29.
+   */
+  factor: string;
+  /** The step used: scale x factor (a node's output). */
+  step: string;
+  /** The static path's zero point, in its integer type (uint8 or int8): fixed. */
+  zeroPoint: Tensor;
+  /** The QDQ ops' domain in the static model ('' or 'com.microsoft'). */
+  domain: string;
+  /** Nodes of the fake quantizer (removed by export). */
+  nodes: string[];
+  /**
+   * The step size is not trained: the output of a Clip(0, 6) whose range the static path took
+   * from the Clip. onnxruntime drops such a Clip only while the quantized range stays inside it,
+   * and a larger learned step would leave the Clip (and the int8 Add before it) in float.
+   */
+  fixed: boolean;
+}
+
+/** One weight quantized symmetrically, per output channel (or per tensor). */
+export interface WeightQuantizer {
+  kind: 'weight';
+  /** Float weight initializer in units of its channel's step (trainable). */
+  weight: string;
+  /** Float step sizes, shaped to broadcast over the weight ([O,1,1,1] for Conv, [1,O] for MatMul; [] per tensor). */
+  scale: string;
+  /** Their trainable factors (ones at the start, same shape) and the steps used (scale x factor). */
+  factor: string;
+  step: string;
+  output: string;
+  /** The static DequantizeLinear's axis (undefined per tensor). */
+  axis: number | undefined;
+  qmax: number;
+  domain: string;
+  nodes: string[];
+  /** Output name of the node reading the weight (its input 0 is the activation whose scale the bias uses). */
+  reader: string;
+}
+
+/**
+ * An int32 bias, quantized as the int8 kernels hold it: Round(B) * s_in * s_w (B in units of that step), so
+ * the fake-quant model computes exactly what the exported one does (on PP-OCR cls a bias left
+ * float moved the 2-class output by up to 0.03 from the int8 model's after a training step).
+ */
+export interface BiasSlot {
+  kind: 'bias';
+  /** Float bias initializer in units of s_in * s_w (trainable). */
+  value: string;
+  /** The value the reader reads (the static model's DequantizeLinear output). */
+  output: string;
+  nodes: string[];
+  /** The weight quantizer of the same node (its scale, by channel). */
+  weight: string;
+  reader: string;
+  domain: string;
+}
+
+export interface FakeQuantModel {
+  model: Model;
+  activations: ActivationQuantizer[];
+  weights: WeightQuantizer[];
+  biases: BiasSlot[];
+}
+
+/** The values a QAT run may train: weights and biases always; step sizes when LSQ is on. */
+export function qatTrainables(fq: FakeQuantModel, o: { scales: boolean }): string[] {
+  const out = [...fq.weights.map((w) => w.weight), ...fq.biases.map((b) => b.value)];
+  if (o.scales) out.push(...fq.weights.map((w) => w.factor), ...new Set(fq.activations.filter((a) => !a.fixed).map((a) => a.factor)));
+  return out;
+}
+
+const isDq = (n: Node): boolean => n.opType === 'DequantizeLinear';
+const isQ = (n: Node): boolean => n.opType === 'QuantizeLinear';
+
+/** The integer range of an activation zero point's type. */
+function intRange(zp: Tensor): [number, number] {
+  if (zp.dtype === 'uint8') return [0, 255];
+  if (zp.dtype === 'int8') return [-128, 127];
+  throw new EdgefitError('UNSUPPORTED', `quantized activation '${zp.name}' has zero point type ${zp.dtype}; QAT handles uint8 and int8`);
+}
+
+/** Scalar (or per-channel) integer values as numbers. */
+const numbers = (t: Tensor): number[] => t.toNumbers();
+
+/** Build `op(inputs)` before `before` with a fresh output; returns the output name. */
+function add(g: Graph, made: string[], before: Node, opType: string, inputs: string[], base: string): string {
+  const out = g.uniqueName(base);
+  g.addNode(new Node({ opType, name: out, inputs, outputs: [out] }), { before });
+  made.push(out);
+  return out;
+}
+
+/** A float constant initializer with a fresh name. */
+function constF(g: Graph, base: string, dims: number[], values: number[] | Float32Array): string {
+  const name = g.uniqueName(base);
+  g.setInitializer(Tensor.fromFloat32(name, dims, values instanceof Float32Array ? values : Float32Array.from(values)));
+  return name;
+}
+
+function constI(g: Graph, base: string, values: number[]): string {
+  const name = g.uniqueName(base);
+  g.setInitializer(Tensor.fromInt64(name, [values.length], values));
+  return name;
+}
+
+/**
+ * Where each latent weight starts: on its int8 value q, moved towards the float weight it rounds
+ * (w / s) but never across a rounding boundary (|offset| <= LATENT_REACH), so the fake-quant model
+ * still computes the static one. Weights whose rounding was a close call then sit near their
+ * boundary and flip first; started on the integers, every weight sat 0.5 from both boundaries
+ * and Adam's per-weight steps (about lr each, whatever the gradient's size) carried whole
+ * layers across together after a few steps: on MNIST the loss on the training rows themselves
+ * went from 2.9e-4 to 6.3e-3.
+ */
+export const LATENT_REACH = 0.49;
+
+/**
+ * The fake-quant float model of a static QDQ model (see the module comment). `reduceRange`: the
+ * static model's weights are 7-bit (|q| <= 63), as the plan it was built to said. `floatWeights`:
+ * the float model's weights by name (the static path names its int8 weight after the float one),
+ * to place each latent weight (LATENT_REACH); without them latent weights start on q.
+ */
+export function fakeQuantize(qdq: Model, o: { reduceRange: boolean; floatWeights?: (name: string) => Tensor | undefined }): FakeQuantModel {
+  if (opsetVersion(qdq) < 11)
+    throw new EdgefitError('UNSUPPORTED', `QAT needs opset >= 11 (Round, Clip with inputs); the model has ${opsetVersion(qdq)}`);
+  const model = cloneModel(qdq);
+  const g = model.graph;
+  const activations: ActivationQuantizer[] = [];
+  const weights: WeightQuantizer[] = [];
+  const biases: BiasSlot[] = [];
+  const qmaxW = o.reduceRange ? 63 : 127;
+
+  // activations: every QuantizeLinear of a computed value and the DequantizeLinear(s) reading it
+  const byOutput = new Map<string, ActivationQuantizer>();
+  for (const q of g.topoOrder().filter(isQ)) {
+    const [x, ownScale, zName] = q.inputs as [string, string, string | undefined];
+    if (g.constant(x)) continue;
+    const dqs = g.consumers(q.outputs[0]!);
+    if (!dqs.length || !dqs.every(isDq))
+      throw new EdgefitError('INTERNAL', `QuantizeLinear of '${x}' is read by something other than DequantizeLinear`);
+    const scale = g.constant(ownScale);
+    const zp = zName ? g.constant(zName) : Tensor.fromUint8(`${x}_z0`, [], Uint8Array.of(0));
+    if (!scale || scale.size !== 1 || !zp)
+      throw new EdgefitError('UNSUPPORTED', `activation '${x}' is not quantized per tensor with constant parameters`);
+    const [qmin, qmax] = intRange(zp);
+    const z = numbers(zp)[0]!;
+    // data movement (MaxPool, Reshape, ...) keeps its input's parameters (qdq.ts): one shared step
+    // size, so they stay equal after training and onnxruntime still drops the Q/DQ around it
+    const prod = g.producer(x);
+    const src = prod && PASSTHROUGH_OPS.has(prod.opType) ? byOutput.get(prod.inputs[0]!) : undefined;
+    const shared =
+      src && g.constant(src.scale)!.toFloat32()[0] === scale.toFloat32()[0] && numbers(src.zeroPoint)[0] === z ? src : undefined;
+    const made: string[] = [];
+    const base = `${x.replace(/[^A-Za-z0-9_.]/g, '_')}_fq`;
+    const zf = constF(g, `${base}_z`, [], [z]);
+    const lo = constF(g, `${base}_lo`, [], [qmin]);
+    const hi = constF(g, `${base}_hi`, [], [qmax]);
+    const factor = shared?.factor ?? constF(g, `${base}_k`, [], [1]);
+    const s = shared?.step ?? add(g, made, q, 'Mul', [ownScale, factor], `${base}_s`);
+    const d = add(g, made, q, 'Div', [x, s], `${base}_div`);
+    const r = add(g, made, q, 'Round', [d], `${base}_round`);
+    const shifted = add(g, made, q, 'Add', [r, zf], `${base}_add`);
+    const c = add(g, made, q, 'Clip', [shifted, lo, hi], `${base}_clip`);
+    const centred = add(g, made, q, 'Sub', [c, zf], `${base}_sub`);
+    // the last node writes the DequantizeLinear's own output name: its readers stay as they are
+    const out = dqs[0]!.outputs[0]!;
+    for (const dq of dqs) g.removeNode(dq);
+    g.removeNode(q);
+    g.addNode(new Node({ opType: 'Mul', name: g.uniqueName(`${base}_mul`), inputs: [centred, s], outputs: [out] }), {
+      after: g.producer(centred)!,
+    });
+    for (const dq of dqs.slice(1)) g.replaceAllUses(dq.outputs[0]!, out);
+    made.push(out);
+    const a: ActivationQuantizer = {
+      kind: 'activation',
+      input: x,
+      output: out,
+      scale: shared?.scale ?? ownScale,
+      factor,
+      step: s,
+      zeroPoint: zp,
+      domain: q.domain,
+      nodes: made,
+      fixed: prod?.opType === 'Clip',
+    };
+    activations.push(a);
+    byOutput.set(out, a);
+  }
+
+  // weights (int8 constants read as a weighted node's weight) and int32 biases
+  const weightOfReader = new Map<string, WeightQuantizer>();
+  const dqConsts = [...g.nodes].filter((n) => isDq(n) && g.initializer(n.inputs[0]!));
+  for (const dq of dqConsts) {
+    const qt = g.initializer(dq.inputs[0]!)!;
+    const out = dq.outputs[0]!;
+    const readers = g.consumers(out);
+    const reader = readers.length === 1 ? readers[0]! : undefined;
+    const spec = reader && reader.opType in STATIC_OPS ? STATIC_OPS[reader.opType as StaticOp] : undefined;
+    if (qt.dtype !== 'int8' || !reader || !spec || reader.inputs[spec.weight] !== out) continue;
+    const sT = g.constant(dq.inputs[1]!)!;
+    const zT = dq.inputs[2] ? g.constant(dq.inputs[2]) : undefined;
+    if (zT && numbers(zT).some((v) => v !== 0)) throw new EdgefitError('UNSUPPORTED', `weight '${qt.name}' is not symmetric`);
+    const perChannel = sT.size > 1;
+    const rank = qt.dims.length;
+    const axisAttr = dq.attrInt('axis', 1);
+    const axis = perChannel ? (axisAttr < 0 ? axisAttr + rank : axisAttr) : undefined;
+    const scales = sT.toFloat32();
+    const q = qt.toNumbers();
+    // the weight in units of its channel's step, starting at the static path's int8 values (so
+    // training starts where static int8 is): one learning rate then means the same fraction of a
+    // step in every channel, where weights in real units would flip the rounding of channels with
+    // small steps many times per Adam step and leave those with large ones untouched
+    const w = Float32Array.from(q);
+    // qdq.ts names it uniqueName(<float name>) + '_q8': '<name>_q8' or '<name>_<k>_q8'
+    const fName = qt.name.replace(/_q8$/, '');
+    const f = o.floatWeights?.(fName) ?? o.floatWeights?.(fName.replace(/_\d+$/, ''));
+    if (f && f.dtype === 'float32' && f.size === w.length) {
+      const fw = f.toFloat32();
+      const inner = axis === undefined ? 1 : qt.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+      const chans = axis === undefined ? 1 : qt.dims[axis]!;
+      for (let i = 0; i < w.length; i++) {
+        const off = fw[i]! / scales[axis === undefined ? 0 : Math.floor(i / inner) % chans]! - q[i]!;
+        // a clipped weight (|w / s| > qmax) stays on q: its latent value beyond qmax only saturates;
+        // so does one the data-aware rounding (adaround) sent the other way (|off| > 0.5): placed
+        // at the boundary, the first step towards its float value would undo that choice
+        w[i] = q[i]! + (Math.abs(q[i]!) === qmaxW || Math.abs(off) > 0.5 ? 0 : Math.max(-LATENT_REACH, Math.min(LATENT_REACH, off)));
+      }
+    }
+    const base = qt.name.replace(/_q8$/, '').replace(/[^A-Za-z0-9_.]/g, '_');
+    const wName = constF(g, `${base}_w`, [...qt.dims], w);
+    const sDims = axis === undefined ? [] : qt.dims.map((d, i) => (i === axis ? d : 1));
+    const sName = constF(g, `${base}_ws`, sDims, scales);
+    const made: string[] = [];
+    const kName = constF(g, `${base}_wk`, sDims, new Float32Array(scales.length).fill(1));
+    const step = add(g, made, dq, 'Mul', [sName, kName], `${base}_wstep`);
+    const lo = constF(g, `${base}_wlo`, [], [-qmaxW]);
+    const hi = constF(g, `${base}_whi`, [], [qmaxW]);
+    const r = add(g, made, dq, 'Round', [wName], `${base}_wround`);
+    const c = add(g, made, dq, 'Clip', [r, lo, hi], `${base}_wclip`);
+    const mul = new Node({ opType: 'Mul', name: g.uniqueName(`${base}_wmul`), inputs: [c, step], outputs: [out] });
+    g.removeNode(dq);
+    g.addNode(mul, { before: reader });
+    made.push(out);
+    const wq: WeightQuantizer = {
+      kind: 'weight',
+      weight: wName,
+      scale: sName,
+      factor: kName,
+      step,
+      output: out,
+      axis,
+      qmax: qmaxW,
+      domain: dq.domain,
+      nodes: made,
+      reader: reader.outputs[0]!,
+    };
+    weights.push(wq);
+    weightOfReader.set(reader.outputs[0]!, wq);
+  }
+  for (const dq of dqConsts) {
+    if (!g.nodes.includes(dq)) continue;
+    const qt = g.initializer(dq.inputs[0]!)!;
+    const out = dq.outputs[0]!;
+    const readers = g.consumers(out);
+    const reader = readers.length === 1 ? readers[0]! : undefined;
+    const spec = reader && reader.opType in STATIC_OPS ? STATIC_OPS[reader.opType as StaticOp] : undefined;
+    if (qt.dtype !== 'int32' || !reader || !spec || spec.bias < 0 || reader.inputs[spec.bias] !== out) continue;
+    const wq = weightOfReader.get(reader.outputs[0]!);
+    const act = byOutput.get(reader.inputs[0]!);
+    if (!wq || !act) continue;
+    // in units of its step, like the weights
+    const qb = qt.toNumbers();
+    const b = Float32Array.from(qb);
+    const base = out.replace(/[^A-Za-z0-9_.]/g, '_');
+    const value = constF(g, `${base}_b`, [qb.length], b);
+    const made: string[] = [];
+    const sw =
+      wq.axis === undefined ? wq.step : add(g, made, dq, 'Reshape', [wq.step, constI(g, `${base}_shape`, [qb.length])], `${base}_sw`);
+    const sb = add(g, made, dq, 'Mul', [act.step, sw], `${base}_sb`);
+    const r = add(g, made, dq, 'Round', [value], `${base}_bround`);
+    const mul = new Node({ opType: 'Mul', name: g.uniqueName(`${base}_bmul`), inputs: [r, sb], outputs: [out] });
+    g.addNode(mul, { before: dq });
+    g.removeNode(dq);
+    made.push(out);
+    biases.push({ kind: 'bias', value, output: out, nodes: made, weight: wq.weight, reader: reader.outputs[0]!, domain: dq.domain });
+  }
+  g.touch();
+  runPass(deadCodeElimination, model, undefined); // the int8 weights and int32 biases now unread
+  return { model, activations, weights, biases };
+}

@@ -1,0 +1,125 @@
+// Quantization-aware training, the graph half (issue 18): the fake-quant float model built from
+// the static QDQ model computes what the static model computes (so training it trains the int8
+// model), and export turns it back into the same QDQ form, running on int8 kernels.
+import t from 'tap';
+import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
+import { quantizeWithPlan } from '../../src/passes/quantize/index.js';
+import { fakeQuantize, LATENT_REACH, qatTrainables } from '../../src/passes/quantize/qat.js';
+import { exportQdq, roundEven } from '../../src/passes/quantize/qat-export.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import { runtimeOps } from '../../src/runtime/runner.js';
+import { loadInputSet } from '../../src/data/inputs.js';
+import { modelInputs, openSession, toFeeds, type Feeds } from '../../src/runtime/runner.js';
+import { cosine } from '../../src/fidelity/metrics.js';
+import { OCR_FIT_SETS, OCR_MODELS } from '../../devkit/paths.js';
+
+const cls = loadModel(OCR_MODELS.cls.file);
+const calib = loadInputSet(OCR_FIT_SETS.cls.calibrate, modelInputs(cls), { limit: 8 }).samples.map(toFeeds);
+const judge = loadInputSet(OCR_FIT_SETS.cls.judge, modelInputs(cls), { limit: 8 }).samples.map(toFeeds);
+
+async function outputs(bytes: Uint8Array, feeds: Feeds[], level: 'disabled' | 'all'): Promise<Float32Array[]> {
+  const s = await openSession(bytes, { level, threads: 2 });
+  const out: Float32Array[] = [];
+  for (const f of feeds) out.push(Float32Array.from((await s.run(f))[s.outputNames[0]!]!.data as Float32Array));
+  await s.release();
+  return out;
+}
+const maxAbs = (a: Float32Array[], b: Float32Array[]): number =>
+  a.reduce((m, x, i) => x.reduce((mm, v, j) => Math.max(mm, Math.abs(v - b[i]![j]!)), m), 0);
+
+t.test('cls: the fake-quant float model computes the static QDQ model on held-out images', async (t) => {
+  const st = await quantizeWithPlan(cls, { mode: 'static', data: calib });
+  const float = parseModel(st.floatBytes);
+  const fq = fakeQuantize(st.model, { reduceRange: st.report.platform.reduceRange, floatWeights: (n) => float.graph.initializer(n) });
+  // latent weights sit between their int8 value and the float weight, never across a rounding boundary
+  const latent = fq.weights.flatMap((w) => [...fq.model.graph.initializer(w.weight)!.toFloat32()]);
+  const off = latent.map((v) => Math.abs(v - Math.round(v)));
+  t.ok(Math.max(...off) <= LATENT_REACH + 1e-4, `offsets within ${LATENT_REACH} (float32): ${Math.max(...off)}`);
+  t.ok(off.filter((v) => v > 0.1).length > latent.length / 10, 'most latent weights placed off their integer');
+  const ops = new Set(fq.model.graph.nodes.map((n) => n.opType));
+  t.notOk(ops.has('QuantizeLinear'), 'no QuantizeLinear left');
+  // the constants of Add/Mul (HardSwish's 3 and 1/6) stay int8 behind their DequantizeLinear: fixed, not trained
+  t.ok(
+    fq.model.graph.nodes.filter((n) => n.opType === 'DequantizeLinear').every((n) => fq.model.graph.constant(n.inputs[0]!)),
+    'every DequantizeLinear left reads a constant',
+  );
+  t.equal(
+    fq.activations.length,
+    st.model.graph.nodes.filter((n) => n.opType === 'QuantizeLinear').length,
+    'one fake quantizer per activation quantized',
+  );
+  t.equal(fq.weights.length, st.report.layers.details.filter((l) => l.int8 && l.kind === 'weighted').length, 'one per int8 weight');
+  t.ok(fq.biases.length > 0, `${fq.biases.length} biases float while training`);
+  const bytes = serializeModel(fq.model);
+  const fake = await outputs(bytes, judge, 'disabled');
+  // the static model run op by op (QuantizeLinear, DequantizeLinear, float Conv): the same arithmetic
+  const exact = await outputs(st.bytes, judge, 'disabled');
+  const d = maxAbs(fake, exact);
+  t.ok(d < 1e-4, `fake-quant vs static QDQ unfused: max |diff| ${d.toExponential(2)}`);
+  // and on onnxruntime's int8 kernels (requantization rounds in its own order)
+  const int8 = await outputs(st.bytes, judge, 'all');
+  const cos = Math.min(...fake.map((f, i) => cosine(f, int8[i]!)));
+  const dk = maxAbs(fake, int8);
+  t.ok(cos > 0.999, `fake-quant vs static int8 kernels: min cosine ${cos.toFixed(6)}, max |diff| ${dk.toExponential(2)}`);
+  // and it is not the float model: quantization is really simulated
+  const floatOut = await outputs(st.floatBytes, judge, 'disabled');
+  t.ok(maxAbs(fake, floatOut) > 10 * d, `differs from float (${maxAbs(fake, floatOut).toExponential(2)})`);
+  t.ok(
+    parseModel(bytes).graph.nodes.some((n) => n.opType === 'Round'),
+    'Round in the written model',
+  );
+});
+
+t.test('roundEven rounds halves to even, as ONNX Round and QuantizeLinear do', async (t) => {
+  t.same([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 2.6, -2.6, 3].map(roundEven), [-2, -2, -0, 0, 2, 2, 3, -3, 3]);
+});
+
+t.test(
+  'cls: export gives back the static QDQ form; after a (simulated) training step it computes the fake-quant model on int8 kernels',
+  async (t) => {
+    const st = await quantizeWithPlan(cls, { mode: 'static', data: calib });
+    const fq = fakeQuantize(st.model, { reduceRange: st.report.platform.reduceRange });
+    const staticOps = await runtimeOps(st.bytes);
+    // untrained: the same int8 weights, scales and int32 biases as the static model
+    const same = serializeModel(exportQdq(fq));
+    const d0 = maxAbs(await outputs(same, judge, 'all'), await outputs(st.bytes, judge, 'all'));
+    t.equal(d0, 0, 'untrained export runs exactly as the static model');
+    t.same(await runtimeOps(same), staticOps, 'with the same runtime ops');
+    let seed = 7;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+    const trained = new Map<string, Tensor>();
+    // what training does: every weight, bias and trainable step size moved
+    const steps = new Set(qatTrainables(fq, { scales: true }).filter((n) => !qatTrainables(fq, { scales: false }).includes(n)));
+    for (const name of qatTrainables(fq, { scales: true })) {
+      const v = fq.model.graph.initializer(name)!;
+      const k = steps.has(name) ? 0.1 : 0.05;
+      trained.set(
+        name,
+        Tensor.fromFloat32(
+          name,
+          v.dims,
+          Float32Array.from(v.toFloat32(), (x) => x * (1 + k * rnd())),
+        ),
+      );
+    }
+    const fqTrained = fakeQuantizeWith(fq, trained);
+    const fake = await outputs(serializeModel(fqTrained), judge, 'disabled');
+    const exported = serializeModel(exportQdq(fq, trained));
+    const dq = maxAbs(fake, await outputs(exported, judge, 'disabled'));
+    t.ok(dq < 1e-3, `exported QDQ (unfused) vs trained fake-quant: max |diff| ${dq.toExponential(2)} `);
+    t.ok(maxAbs(fake, await outputs(st.bytes, judge, 'disabled')) > 10 * dq, 'the training step changed the model');
+    const int8 = await outputs(exported, judge, 'all');
+    const cos = Math.min(...fake.map((f, i) => cosine(f, int8[i]!)));
+    t.ok(cos > 0.999, `exported on int8 kernels vs fake-quant: min cosine ${cos.toFixed(6)}`);
+    const ops = await runtimeOps(exported);
+    t.same(ops, staticOps, `same runtime ops as static int8: ${JSON.stringify(ops)}`);
+    t.ok((ops.QLinearConv ?? 0) > 0, 'QLinearConv kernels');
+  },
+);
+
+/** The fake-quant model with trained values in place of its initializers. */
+function fakeQuantizeWith(fq: ReturnType<typeof fakeQuantize>, trained: Map<string, Tensor>): ReturnType<typeof fakeQuantize>['model'] {
+  const m = parseModel(serializeModel(fq.model));
+  for (const t of trained.values()) m.graph.setInitializer(t);
+  return m;
+}
