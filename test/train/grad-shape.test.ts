@@ -329,6 +329,16 @@ t.test('MaxPool: disjoint and overlapping windows, with and without the Indices 
     kernel_shape: ints([2, 2]),
     strides: ints([2, 2]),
   });
+  // below opset 11 Equal takes no floats: the mask is 'not below the max' (PP-OCR cls is opset 10)
+  await check(
+    t,
+    'MaxPool 2x2 s2 at opset 10',
+    'MaxPool',
+    [{ name: 'x', shape: [1, 2, 6, 4] }],
+    { kernel_shape: ints([2, 2]), strides: ints([2, 2]) },
+    { opset: 10 },
+  );
+  await check(t, 'GlobalMaxPool at opset 10', 'GlobalMaxPool', [{ name: 'x', shape: [2, 3, 4, 5] }], {}, { opset: 10 });
   {
     const m = singleOp('MaxPool', [{ name: 'x', shape: [1, 2, 6, 6] }], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) });
     m.graph.addNode(new Node({ opType: 'ReduceSum', inputs: ['y0'], outputs: ['L'], attrs: { keepdims: int(0) } }));

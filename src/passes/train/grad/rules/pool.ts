@@ -13,6 +13,10 @@ const spatialAxes = (rank: number): number[] => Array.from({ length: rank - 2 },
 /** ONNX Cast's 'to' for a float dtype. */
 const castTo = (e: GradEmitter, like: string): number => (e.dtype(like) === 'float64' ? 11 : 1);
 
+/** Where x equals its max y (broadcast): Equal, which takes floats from opset 11 on; before, not below the max. */
+const atMax = (e: GradEmitter, x: string, y: string): string =>
+  e.opset >= 11 ? e.op('Equal', [x, y]) : e.op('Not', [e.op('Less', [x, y])]);
+
 const globalAveragePool: GradRule = {
   diff: [0],
   grad: (n, [dy], _need, e) => {
@@ -29,7 +33,7 @@ const globalMaxPool: GradRule = {
     const x = n.inputs[0]!;
     const rank = e.shape(x).length;
     // the mask of the maximum; ties share the gradient, so it sums to dy as the max's derivative does
-    const mask = e.op('Cast', [e.op('Equal', [x, n.outputs[0]!])], { to: castTo(e, dy!) });
+    const mask = e.op('Cast', [atMax(e, x, n.outputs[0]!)], { to: castTo(e, dy!) });
     const count = e.reduceSum(mask, spatialAxes(rank));
     return [e.op('Mul', [mask, e.op('Div', [dy!, count])])];
   },
@@ -179,7 +183,7 @@ function maskRoute(
   // floor mode drops the rows and columns no window reads: they get no gradient
   const xc = ho * kh === h && wo * kw === w ? x : sliceOf(e, x, [2, 3], [0, 0], [ho * kh, wo * kw]);
   const windows = e.reshape(xc, [nb, c, ho, kh, wo, kw]);
-  const mask = e.op('Cast', [e.op('Equal', [windows, e.reshape(y, [nb, c, ho, 1, wo, 1])])], { to: castTo(e, dy) });
+  const mask = e.op('Cast', [atMax(e, windows, e.reshape(y, [nb, c, ho, 1, wo, 1]))], { to: castTo(e, dy) });
   const share = e.op('Div', [e.reshape(dy, [nb, c, ho, 1, wo, 1]), e.reduceSum(mask, [3, 5])]);
   const dx = e.reshape(e.op('Mul', [mask, share]), [nb, c, ho * kh, wo * kw]);
   return xc === x ? dx : padOrCrop(e, dx, [0, 0, 0, 0], [0, 0, h - ho * kh, w - wo * kw]);
