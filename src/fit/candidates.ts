@@ -10,10 +10,12 @@ import { prune } from '../passes/prune/index.js';
 import { foldPass } from '../passes/cleanup/fold.js';
 import { runPass } from '../passes/pass.js';
 import { quantizeModel } from './quantize/plan.js';
+import { quantizeQat } from '../passes/quantize/qat-train.js';
 import type { Sample } from '../data/inputs.js';
 import { toFeeds } from '../runtime/runner.js';
 import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
-import type { CandidateConfig } from './types.js';
+import type { CandidateConfig, TrainingSummary } from './types.js';
+import type { TrainProgress, TrainReport } from '../passes/train/types.js';
 import type { LatencyTables } from '../analyze/latency/types.js';
 
 export interface BuildContext {
@@ -26,6 +28,8 @@ export interface BuildContext {
   sensitivity?: GroupSensitivity[];
   /** The original's latency tables on this box (structuredBy 'latency'): built once per fit by the caller. */
   tables?: () => Promise<LatencyTables>;
+  /** Training progress (config.train): the fit reports it as its 'training' stage. */
+  onTrain?: (p: TrainProgress) => void;
 }
 
 export interface Built {
@@ -34,12 +38,39 @@ export interface Built {
   notes: string[];
   /** The sensitivity probe this build measured (structuredBy 'macs' without ctx.sensitivity). */
   sensitivity?: GroupSensitivity[];
+  /** What training on the box did (config.train). */
+  training?: TrainingSummary;
+}
+
+/** A trainer's report as the frontier keeps it: the curve thinned to at most 60 points (the last kept). */
+export function trainingSummary(kind: TrainingSummary['kind'], minutes: number, r: TrainReport): TrainingSummary {
+  const every = Math.max(1, Math.ceil(r.curve.length / 60));
+  // (the point before the first step has a held-out loss and no batch loss: heldOutBefore says it)
+  const curve = r.curve
+    .filter((p, i) => Number.isFinite(p.loss) && (i % every === 0 || i === r.curve.length - 1 || p.heldOut !== undefined))
+    .slice(-120);
+  return {
+    kind,
+    minutes,
+    seconds: r.seconds,
+    steps: r.steps,
+    heldOutBefore: r.heldOutBefore,
+    heldOutAfter: r.heldOutAfter,
+    improved: r.improved,
+    curve: curve.map((p) => ({ step: p.step, loss: p.loss, ...(p.heldOut !== undefined ? { heldOut: p.heldOut } : {}) })),
+  };
 }
 
 export async function buildCandidate(config: CandidateConfig, ctx: BuildContext): Promise<Built> {
   const notes: string[] = [];
   const model = normalize(parseModel(ctx.original));
   let sensitivity: GroupSensitivity[] | undefined;
+  let training: TrainingSummary | undefined;
+  // training (issue 18): a pruned float candidate is distilled from the original after lsq
+  const distil = !!config.train && config.quant === 'none';
+  if (config.train && ctx.synthetic) throw new EdgefitError('DATA', 'training on the box needs real calibration data');
+  if (distil && !(config.structured > 0 || config.unstructured > 0))
+    throw new EdgefitError('INTERNAL', 'only a pruned float candidate is distilled');
   if (config.structured > 0 || config.unstructured > 0) {
     const real = ctx.samples.length > 0;
     const byLatency = config.structuredBy === 'latency' && config.structured > 0;
@@ -63,7 +94,10 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
         ? { unstructured: config.unstructured, unstructuredMethod: real ? ('wanda' as const) : ('magnitude' as const) }
         : {}),
       importance: real ? 'activation' : 'l2',
-      recover: real ? 'lsq' : 'none',
+      recover: real ? (distil ? 'distill' : 'lsq') : 'none',
+      ...(distil
+        ? { trainMinutes: config.train, ...(ctx.onTrain ? { onTrainProgress: (_: number, p: TrainProgress) => ctx.onTrain!(p) } : {}) }
+        : {}),
       steps: 1,
       round: 'auto', // the kernels' block: the tables' measured one, else the CPU's
       shapes: ctx.shapes,
@@ -78,13 +112,38 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
         (r.latency ? `, predicted ${r.latency.predictedMs.toFixed(2)} of ${r.latency.originalMs.toFixed(2)} ms` : ''),
     );
     if (r.unstructured) notes.push(`unstructured: ${(r.unstructured.zeroFraction * 100).toFixed(1)}% zeros`);
+    const d = r.distill[0];
+    if (distil && d) {
+      training = trainingSummary('distill', config.train!, d.training);
+      notes.push(
+        `distilled ${d.training.steps} steps in ${d.training.seconds.toFixed(0)} s: held-out loss ${d.training.heldOutBefore.toPrecision(3)} -> ${d.training.heldOutAfter.toPrecision(3)}`,
+      );
+    }
   }
   if (config.quant === 'none') {
     // pruned models were folded by prune(); the unpruned float candidate gets the same exact folds
     // (quantizeModel does its own): the same outputs, fewer ops
     if (!(config.structured > 0 || config.unstructured > 0)) runPass(foldPass, model, 'float');
-    return { bytes: serializeModel(model), notes, sensitivity };
+    return { bytes: serializeModel(model), notes, sensitivity, ...(training ? { training } : {}) };
   }
+  if (config.train && config.quant === 'int8-static') {
+    // quantization-aware training (issue 18): static int8, then its fake-quant twin trained
+    // against the original and exported back to the same QDQ form (same kernels, same latency)
+    const q = await quantizeQat(model, {
+      samples: ctx.samples,
+      minutes: config.train,
+      threads: ctx.threads,
+      ...(ctx.onTrain ? { onProgress: ctx.onTrain } : {}),
+    });
+    const t = q.report.training;
+    training = trainingSummary('qat', config.train, t);
+    notes.push(
+      `quantization-aware training ${t.steps} steps in ${t.seconds.toFixed(0)} s: held-out loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}`,
+    );
+    return { bytes: q.bytes, notes, sensitivity, training };
+  }
+  if (config.train)
+    throw new EdgefitError('INTERNAL', `a ${config.quant} candidate is not trained (only pruned float and static int8 ones)`);
   const mode = config.quant === 'int8-static' ? 'static' : config.quant === 'int8-dynamic' ? 'dynamic' : 'fp16';
   const q = await quantizeModel(model, {
     mode,

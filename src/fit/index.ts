@@ -32,7 +32,7 @@ import { int8Flavour } from './precision.js';
 import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
 import { CandidateCache, sha256 } from './cache.js';
 import { searchFrontier, type Measured, type Retimed } from './search.js';
-import type { CandidateConfig, FitProgress, FitRequest, FitResult, FrontierEntry, LatencyRound } from './types.js';
+import type { CandidateConfig, FitProgress, FitRequest, FitResult, FrontierEntry, LatencyRound, TrainingSummary } from './types.js';
 import { buildLatencyTables, type LatencyTables } from '../analyze/latency/index.js';
 
 export type { FitRequest, FitResult, FrontierEntry, Fitter, Budgets } from './types.js';
@@ -264,7 +264,17 @@ export async function fitModel(
         threads,
         sensitivity,
         tables: tablesOnce,
+        onTrain: (p) =>
+          onProgress({
+            fraction: lastProgress.fraction,
+            stage: 'training',
+            message:
+              `step ${p.step}, loss ${p.loss.toPrecision(3)}` +
+              `${p.heldOut !== undefined ? `, held-out ${p.heldOut.toPrecision(3)}` : ''}, ${Math.round(p.seconds)} of ${Math.round(p.budgetSeconds)} s`,
+          }),
       });
+      // the training record beside the model: a later measurement of the same file keeps it
+      if (built.training) writeFileAtomic(`${path}.training.json`, JSON.stringify(built.training));
       writeFileAtomic(path, built.bytes);
       if (built.sensitivity && !sensitivity) {
         sensitivity = built.sensitivity;
@@ -290,7 +300,11 @@ export async function fitModel(
     // in the box's load during a long search does not pass or fail candidates by itself
     const sideBySide = baseline ? undefined : await side(path, config.threads, rounds);
     const bytes = readFileSync(path);
+    const trainingFile = `${path}.training.json`;
+    const training =
+      config.train && existsSync(trainingFile) ? (JSON.parse(readFileSync(trainingFile, 'utf8')) as TrainingSummary) : undefined;
     const m: Measured = {
+      ...(training ? { training } : {}),
       ...(baseline ? { referenceP50Ms: report.latencyMs.p50 } : { rounds: sideBySide }),
       latencyP50Ms: report.latencyMs.p50,
       latencyP95Ms: report.latencyMs.p95,

@@ -38,6 +38,8 @@ export interface FitJob {
   prefer?: 'fidelity' | 'latency';
   /** Cap on measured candidates (default: fitModel's). */
   maxCandidates?: number;
+  /** Minutes the fit may train its best candidate on this box (0 / absent: none). */
+  trainMinutes?: number;
 }
 
 /**
@@ -64,6 +66,8 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
     throw new EdgefitError('USAGE', `the fidelity floor must be in [0, 1], got ${job.minFidelity}`, { remedy: { option: 'minFidelity' } });
   if (job.sizeMb !== undefined && !(job.sizeMb > 0))
     throw new EdgefitError('USAGE', `the size budget must be a positive number of MB, got ${job.sizeMb}`, { remedy: { option: 'sizeMb' } });
+  if (job.trainMinutes !== undefined && !(job.trainMinutes >= 0 && job.trainMinutes <= 1440))
+    throw new EdgefitError('USAGE', `the training time must be 0 to 1440 minutes, got ${job.trainMinutes}`);
   const hw = await probeHardware();
   const sel = selectProfile(hw, job.profile);
   const latencyFactor = job.latency !== undefined ? parseLatency(job.latency) : undefined;
@@ -93,6 +97,7 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
       threads: job.threads ?? sel.threads,
       ...(job.task && job.task !== 'auto' ? { task: job.task } : {}),
       prefer: job.prefer ?? 'fidelity',
+      ...(job.trainMinutes ? { trainMinutes: job.trainMinutes } : {}),
     },
     onProgress,
     {

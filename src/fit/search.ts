@@ -8,7 +8,7 @@
 // latency, knowingly). Budgets are judged by src/budgets (meets(), on its one latency statistic,
 // the p50); a relative budget on the candidate/original ratio timed in the same rounds.
 import { latencyBudgetMs, latencyOf, meets, type Budgets, type Shortfall, type Verdict } from '../budgets/index.js';
-import type { CandidateConfig, FitProgress, FrontierEntry, LatencyRound } from './types.js';
+import type { CandidateConfig, FitProgress, FrontierEntry, LatencyRound, TrainingSummary } from './types.js';
 import { fasterVerdict, marginFromPairs } from '../evaluate/faster.js';
 
 export interface Measured {
@@ -26,6 +26,8 @@ export interface Measured {
   referenceP50Ms?: number;
   /** Interleaved original/candidate rounds; when present they decide the latency figures. */
   rounds?: LatencyRound[];
+  /** What training on the box did to it (config.train). */
+  training?: TrainingSummary;
 }
 
 export type Retimed = Pick<Measured, 'latencyP50Ms' | 'latencyP95Ms' | 'referenceP50Ms' | 'rounds'>;

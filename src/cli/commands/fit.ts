@@ -23,6 +23,7 @@ interface Args {
   threads?: number;
   task: string;
   prefer?: 'fidelity' | 'latency';
+  'train-minutes': number;
 }
 
 export const command: CommandModule<object, Args> = {
@@ -64,6 +65,12 @@ export const command: CommandModule<object, Args> = {
         describe:
           'when no candidate meets every budget: keep the fidelity floor (the best model above it, the original at worst), or trade it knowingly for the closest to the latency budget',
       })
+      .option('train-minutes', {
+        type: 'number',
+        default: 0,
+        describe:
+          'after the search, train its best candidate on this box for up to N minutes (pruned float: distilled from the original; int8: quantization-aware) and keep it if it wins',
+      })
       .option('json', { type: 'boolean' }),
   handler: async (argv) => {
     const r = await runFitJob(
@@ -83,6 +90,7 @@ export const command: CommandModule<object, Args> = {
         threads: argv.threads,
         task: parseTask(argv.task),
         prefer: argv.prefer,
+        trainMinutes: argv['train-minutes'],
       },
       progressPrinter(!argv.json),
     );
