@@ -138,6 +138,7 @@ export class Agent {
       fitDir: paths.fit,
       log,
       originalMs: () => original.p50(),
+      trainMinutes: () => (cfg.fitter === 'auto' ? cfg.train.minutes : 0),
       gate: () => this.first,
       ...(this.deps.fitter ? { fitter: this.deps.fitter } : {}),
     }));

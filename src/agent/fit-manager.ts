@@ -65,6 +65,8 @@ export interface FitManagerDeps {
   gate?: () => Promise<unknown> | undefined;
   /** The original model's p50 as timed live on this box (null until timed): relative budgets are judged on it. */
   originalMs?: () => number | null;
+  /** Minutes a second, training fit may spend (config train.minutes; 0: none). See FitManager.run. */
+  trainMinutes?: () => number;
 }
 
 export class FitManager implements Component, FitView {
@@ -92,7 +94,8 @@ export class FitManager implements Component, FitView {
     this.fitterClose?.();
   }
 
-  key(): string {
+  /** The key of the fit for the current model, budgets and box; `train` minutes make the training fit's key. */
+  key(train = 0): string {
     const m = this.d.model;
     const prefer = this.d.budgets.prefer();
     const parts = [
@@ -104,6 +107,7 @@ export class FitManager implements Component, FitView {
       ...(m.judge ? [m.judge] : []),
       ...(m.task ? [m.task] : []),
       ...(prefer === 'latency' ? [prefer] : []),
+      ...(train > 0 ? [`train${train}`] : []),
     ];
     return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
   }
@@ -111,7 +115,11 @@ export class FitManager implements Component, FitView {
   /** The fit behind what is deployed (or the latest for the current key), with its frontier. */
   current(): CurrentFit | undefined {
     const cur = this.d.deployed();
-    const row = cur?.fitId != null ? this.d.store.getFit(cur.fitId) : this.d.store.latestDoneFit(this.key());
+    const minutes = this.trainMinutes();
+    const row =
+      cur?.fitId != null
+        ? this.d.store.getFit(cur.fitId)
+        : ((minutes > 0 ? this.d.store.latestDoneFit(this.key(minutes)) : undefined) ?? this.d.store.latestDoneFit(this.key()));
     if (!row || row.status !== 'done') return undefined;
     return this.view(row);
   }
@@ -169,77 +177,121 @@ export class FitManager implements Component, FitView {
     return true;
   }
 
+  private trainMinutes(): number {
+    return this.d.trainMinutes?.() ?? 0;
+  }
+
+  /**
+   * Fit in two phases. The first fit (no training) is what the box deploys soon after start. Then,
+   * when config gives training minutes, a second fit trains its best candidate (distillation from
+   * the original, or quantization-aware training for int8) at low priority, re-using the first
+   * fit's measured candidates (same output folder, same cache), and is hot-swapped in when it
+   * chose something else. A restart with a finished training fit goes straight to it.
+   */
   private async run(fitter: Fitter, txn: string | undefined, force: boolean): Promise<void> {
     await this.d.gate?.();
     if (this.stopped) return;
+    const minutes = this.trainMinutes();
+    const trainedRow = minutes > 0 && !force ? this.d.store.latestDoneFit(this.key(minutes)) : undefined;
+    if (trainedRow) {
+      this.announce(trainedRow, txn);
+      return;
+    }
+    const base = await this.phase(fitter, txn, force, 0, undefined);
+    if (!base || this.stopped) return;
+    this.announce(base, txn);
+    if (minutes <= 0 || this.stopped) return;
+    const trained = await this.phase(fitter, txn, force, minutes, base.id);
+    if (!trained || this.stopped) return;
+    if (trained.chosenId === base.chosenId) {
+      this.d.log(`training fit ${trained.id}: training did not beat ${base.chosenId}; kept it`);
+      return;
+    }
+    this.announce(trained, txn);
+  }
+
+  /** One fit (or the stored one for its key): the row when done, undefined when it failed. */
+  private async phase(
+    fitter: Fitter,
+    txn: string | undefined,
+    force: boolean,
+    train: number,
+    baseFitId: number | undefined,
+  ): Promise<FitRow | undefined> {
     const { bus, store, model } = this.d;
     const hw = this.d.hw();
-    const key = this.key();
-    let row = force ? undefined : store.latestDoneFit(key);
-    let fitId: number;
-    if (row) {
-      fitId = row.id;
-    } else {
-      const budgets = this.d.budgets.get();
-      fitId = store.beginFit(key, model.sha256, budgets, hw.hash, this.fitterName);
+    const key = this.key(train);
+    const row = force ? undefined : store.latestDoneFit(key);
+    if (row) return row;
+    const budgets = this.d.budgets.get();
+    const fitId = store.beginFit(key, model.sha256, budgets, hw.hash, this.fitterName);
+    const what =
+      train > 0 ? `training the best candidate of fit ${baseFitId} for up to ${train} min (low priority)` : `fitting ${model.path}`;
+    bus.report(
+      'fit-started',
+      `${what} to profile '${hw.profile}' with ${this.fitterName}`,
+      { fitId, budgets, fitter: this.fitterName },
+      txn,
+    );
+    let lastReport = 0;
+    try {
+      const result = await fitter(
+        {
+          modelPath: model.path,
+          shapes: model.shapes,
+          budgets,
+          profile: hw.profile,
+          calibDataPath: model.calib,
+          judgeDataPath: model.judge,
+          task: model.task,
+          // the training fit works in the first fit's folder: its measured candidates are cache hits
+          outputDir: this.d.fitDir(baseFitId ?? fitId),
+          threads: this.d.threads ?? hw.threads ?? undefined,
+          prefer: this.d.budgets.prefer(),
+          ...(train > 0 ? { trainMinutes: train } : {}),
+        },
+        (p) => {
+          if (Date.now() - lastReport < 2000 && p.fraction < 1) return; // progress at most every 2 s
+          lastReport = Date.now();
+          const eta = p.etaS !== undefined ? `, about ${Math.max(1, Math.round(p.etaS))} s left` : '';
+          bus.report(
+            'fit-progress',
+            `${p.stage} ${Math.round(p.fraction * 100)}%${eta}${p.message && p.stage === 'training' ? `: ${p.message}` : ''}`,
+            { fitId, fraction: p.fraction, stage: p.stage, ...(p.etaS !== undefined ? { etaS: Math.round(p.etaS) } : {}) },
+            txn,
+          );
+        },
+      );
+      if (!result.frontier.some((e) => e.id === result.chosenId)) {
+        throw new EdgefitError('INTERNAL', `fitter chose '${result.chosenId}', which is not on its frontier`);
+      }
+      store.finishFit(fitId, result);
       bus.report(
-        'fit-started',
-        `fitting ${model.path} to profile '${hw.profile}' with ${this.fitterName}`,
-        { fitId, budgets, fitter: this.fitterName },
+        'fit-done',
+        `fit ${fitId} chose ${result.chosenId} of ${result.frontier.length}${result.shortfall ? ' (budgets not met)' : ''}`,
+        {
+          fitId,
+          chosenId: result.chosenId,
+          levels: result.frontier.length,
+          referenceLatencyP50Ms: result.referenceLatencyP50Ms,
+          shortfall: result.shortfall ?? null,
+        },
         txn,
       );
-      let lastReport = 0;
-      try {
-        const result = await fitter(
-          {
-            modelPath: model.path,
-            shapes: model.shapes,
-            budgets,
-            profile: hw.profile,
-            calibDataPath: model.calib,
-            judgeDataPath: model.judge,
-            task: model.task,
-            outputDir: this.d.fitDir(fitId),
-            threads: this.d.threads ?? hw.threads ?? undefined,
-            prefer: this.d.budgets.prefer(),
-          },
-          (p) => {
-            if (Date.now() - lastReport < 2000 && p.fraction < 1) return; // progress at most every 2 s
-            lastReport = Date.now();
-            const eta = p.etaS !== undefined ? `, about ${Math.max(1, Math.round(p.etaS))} s left` : '';
-            bus.report(
-              'fit-progress',
-              `${p.stage} ${Math.round(p.fraction * 100)}%${eta}`,
-              { fitId, fraction: p.fraction, stage: p.stage, ...(p.etaS !== undefined ? { etaS: Math.round(p.etaS) } : {}) },
-              txn,
-            );
-          },
-        );
-        if (!result.frontier.some((e) => e.id === result.chosenId)) {
-          throw new EdgefitError('INTERNAL', `fitter chose '${result.chosenId}', which is not on its frontier`);
-        }
-        store.finishFit(fitId, result);
-        bus.report(
-          'fit-done',
-          `fit ${fitId} chose ${result.chosenId} of ${result.frontier.length}${result.shortfall ? ' (budgets not met)' : ''}`,
-          {
-            fitId,
-            chosenId: result.chosenId,
-            levels: result.frontier.length,
-            referenceLatencyP50Ms: result.referenceLatencyP50Ms,
-            shortfall: result.shortfall ?? null,
-          },
-          txn,
-        );
-      } catch (e) {
-        const why = configMessage(e); // fits fail on the agent's inputs: say which config key fixes it
-        store.failFit(fitId, why);
-        bus.report('fit-failed', `fit ${fitId} failed: ${why}`, { fitId, error: why }, txn);
-        return;
-      }
-      row = store.getFit(fitId)!;
+    } catch (e) {
+      const why = configMessage(e); // fits fail on the agent's inputs: say which config key fixes it
+      store.failFit(fitId, why);
+      bus.report('fit-failed', `fit ${fitId} failed: ${why}`, { fitId, error: why }, txn);
+      return undefined;
     }
+    return store.getFit(fitId)!;
+  }
+
+  /** Hand a finished fit's deployable choice to the deployer (unless what is deployed for it already keeps the floor). */
+  private announce(row: FitRow, txn: string | undefined): void {
     if (this.stopped) return;
+    const { bus } = this.d;
+    const fitId = row.id;
     const { frontier, deployable, unmet } = this.view(row);
     const b = this.d.budgets.get();
     const floor = fidelityFloor(b, this.d.budgets.prefer());

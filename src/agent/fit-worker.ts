@@ -2,6 +2,7 @@
 // the pruning, quantization and calibration code and onnxruntime are never loaded into the
 // long-running agent, and the memory a search needs is returned to the box when it ends.
 // Protocol: one { t: 'fit' } in; { t: 'progress' }* then one { t: 'done' } or { t: 'error' } out.
+import { setPriority } from 'node:os';
 import { ERROR_CODES } from '../errors.js';
 import type { FitProgress, FitRequest, FitResult } from '../fit/types.js';
 
@@ -14,6 +15,14 @@ async function fit(raw: unknown): Promise<FitChildMessage> {
   const m = raw as { t?: unknown; req?: FitRequest; hardwareId?: unknown; maxCandidates?: unknown };
   if (m?.t !== 'fit' || typeof m.req?.modelPath !== 'string' || typeof m.hardwareId !== 'string')
     return { t: 'error', code: 'INTERNAL', message: 'bad fit request' };
+  // a training fit runs for minutes on every core: below the box's applications (and the agent)
+  if ((m.req.trainMinutes ?? 0) > 0) {
+    try {
+      setPriority(10);
+    } catch {
+      // not permitted (some containers): run at normal priority
+    }
+  }
   const { fitModel } = await import('../fit/index.js');
   let last = 0;
   const out = await fitModel(

@@ -53,6 +53,22 @@ export const agentConfigSchema = {
         "'fidelity': never deploy or step down below budgets.minFidelity; 'latency': the user trades the floor for speed knowingly",
     },
     fitter: { enum: ['auto', 'reference-only'], default: 'auto' },
+    train: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        minutes: {
+          type: 'number',
+          minimum: 0,
+          maximum: 1440,
+          default: 10,
+          description:
+            'after the first fit is deployed, a second fit trains its best candidate on this box for up to this many minutes ' +
+            '(distillation from the original; quantization-aware training for int8) at low priority, and hot-swaps it in when it wins; 0: never train',
+        },
+      },
+    },
     threads: { type: ['integer', 'null'], minimum: 1, maximum: 256, default: null },
     metricsIntervalS: { type: 'number', minimum: 0.2, maximum: 86400, default: 10 },
     probe: {
@@ -134,6 +150,7 @@ export interface AgentConfig {
   budgets: Budgets;
   prefer: 'fidelity' | 'latency';
   fitter: 'auto' | 'reference-only';
+  train: { minutes: number };
   threads: number | null;
   metricsIntervalS: number;
   probe: { intervalS: number; runs: number; stepDownAfter: number; stepUpAfter: number; headroom: number; maxCpuPercent: number };

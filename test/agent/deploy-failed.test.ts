@@ -53,6 +53,8 @@ function startAgent(): Agent {
     flags: {
       deviceId: dev,
       stateDir: state,
+      // one fit: the training fit after it has its own test (test/agent/train-phase.test.ts)
+      train: { minutes: 0 },
       model: { path: CLS_MODEL, shapes: { x: [1, 3, 48, 192] } },
       budgets: { latencyMs: 10_000 },
       threads: 1,

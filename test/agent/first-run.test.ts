@@ -58,6 +58,8 @@ function startAgent(
       flags: {
         deviceId: name,
         stateDir: join(dir, name),
+        // one fit: the training fit after it has its own test (test/agent/train-phase.test.ts)
+        train: { minutes: 0 },
         model: { path: modelPath, shapes },
         budgets,
         threads: 1,

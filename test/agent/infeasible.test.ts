@@ -36,6 +36,8 @@ t.test('an impossible latency budget: the floor holds and the shortfall names la
       flags: {
         deviceId: dev,
         stateDir: join(dir, 'state'),
+        // one fit: the training fit after it has its own test (test/agent/train-phase.test.ts)
+        train: { minutes: 0 },
         model: { path: OCR_MODELS.cls.file, calib: join(ROOT, 'test/fixtures/ocr/cls'), shapes: { x: [...OCR_MODELS.cls.shape] } },
         budgets: { latencyMs: 0.001, minFidelity: floor },
         threads: 1,

@@ -53,6 +53,8 @@ async function requestFor(name: string, model: Record<string, unknown>, modelPat
     flags: {
       deviceId: `dev-judge-${name}`,
       stateDir: join(dir, name),
+      // one fit: the training fit after it has its own test (test/agent/train-phase.test.ts)
+      train: { minutes: 0 },
       model,
       budgets: { latencyMs: 10_000 },
       threads: 1,

@@ -1,0 +1,151 @@
+// The agent's training fit (issue 18): after the first fit is deployed, a second fit with the
+// configured training minutes runs in the first one's folder and, when it chooses something else
+// (the trained candidate), is hot-swapped in; when training does not win, nothing is redeployed;
+// a restart with a finished training fit goes straight to it. The fitter is injected: what it
+// does with trainMinutes is tested in test/fit/ and test/train/.
+import t from 'tap';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { startBroker, cleanupDir } from '../../devkit/broker.js';
+import { Watcher } from '../helpers/mqtt-watch.js';
+import { CLS_MODEL } from '../helpers/agent-proc.js';
+import { Agent } from '../../src/agent/index.js';
+import { loadAgentConfig } from '../../src/config/agent.js';
+import type { FitRequest, Fitter, FrontierEntry } from '../../src/fit/types.js';
+import { parseModel, serializeModel } from '../../src/onnx/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'edgefit-trainphase-'));
+const broker = await startBroker();
+const w = await Watcher.connect(broker.url, ['edgefit/#']);
+t.teardown(async () => {
+  await w.close();
+  await broker.stop();
+  cleanupDir(dir);
+});
+
+function variantOf(name: string): string {
+  const m = parseModel(readFileSync(CLS_MODEL));
+  m.metadata.set('edgefit-test', name);
+  const p = join(dir, `${name}.onnx`);
+  writeFileSync(p, serializeModel(m));
+  return p;
+}
+
+function entry(id: string, path: string, fidelity: number, train?: number): FrontierEntry {
+  const bytes = readFileSync(path);
+  return {
+    id,
+    config: { structured: 0.3, unstructured: 0, quant: 'none', threads: 1, ...(train ? { train } : {}) },
+    modelPath: path,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    sizeBytes: bytes.length,
+    latencyP50Ms: 1,
+    latencyP95Ms: 1.2,
+    modelRssMb: 10,
+    fidelity,
+    meets: { latency: true, ram: true, fidelity: true },
+  };
+}
+
+function startAgent(name: string, fitter: Fitter, minutes: number): Agent {
+  return new Agent(
+    loadAgentConfig({
+      flags: {
+        deviceId: name,
+        stateDir: join(dir, name),
+        train: { minutes },
+        model: { path: CLS_MODEL, shapes: { x: [1, 3, 48, 192] } },
+        budgets: { latencyMs: 1000, minFidelity: 0.9 },
+        threads: 1,
+        metricsIntervalS: 0.3,
+        probe: { intervalS: 0.2, runs: 3, stepDownAfter: 2, stepUpAfter: 3, headroom: 0.9, maxCpuPercent: 100 },
+        mqtt: { url: broker.url },
+      },
+    }),
+    { fitter, log: () => undefined },
+  );
+}
+
+const ev =
+  (dev: string, type: string, where: (d: Record<string, unknown>) => boolean = () => true) =>
+  (m: { topic: string; json(): any }) =>
+    m.topic === `edgefit/${dev}/events` && m.json().type === type && where(m.json().data);
+
+t.test('the training fit runs after the first, in its folder, and its trained choice is swapped in', async (t) => {
+  const dev = 'dev-train';
+  const plain = variantOf('plain');
+  const trained = variantOf('trained');
+  const requests: FitRequest[] = [];
+  const fitter: Fitter = async (req) => {
+    requests.push(req);
+    const base = entry('l0.300', plain, 0.95);
+    if (!req.trainMinutes) return { chosenId: base.id, frontier: [base], referenceLatencyP50Ms: 2, fitter: 'test' };
+    const t2 = entry('l0.300-train7', trained, 0.99, req.trainMinutes);
+    return { chosenId: t2.id, frontier: [t2], referenceLatencyP50Ms: 2, fitter: 'test' };
+  };
+  const from = w.msgs.length;
+  const a = startAgent(dev, fitter, 7);
+  await a.start();
+  await w.waitFor(
+    ev(dev, 'deployed', (d) => d.candidateId === 'l0.300'),
+    60_000,
+    from,
+    'the first fit deployed',
+  );
+  const swapped = await w.waitFor(
+    ev(dev, 'deployed', (d) => d.candidateId === 'l0.300-train7'),
+    60_000,
+    from,
+    'the trained choice deployed',
+  );
+  t.ok(swapped, 'the trained candidate was hot-swapped in');
+  t.equal(requests.length, 2, 'two fits');
+  t.equal(requests[0]!.trainMinutes, undefined, 'the first without training');
+  t.equal(requests[1]!.trainMinutes, 7, 'the second with the configured minutes');
+  t.equal(requests[1]!.outputDir, requests[0]!.outputDir, "in the first fit's folder (its candidates are cache hits)");
+  const started = w.msgs.slice(from).filter(ev(dev, 'fit-started'));
+  t.match(started[1]!.json().message, /training the best candidate of fit \d+ for up to 7 min \(low priority\)/);
+  await a.stop();
+
+  // a restart: the finished training fit is what the agent deploys, with no new fit and no redeploy
+  const again = w.msgs.length;
+  const b = startAgent(dev, fitter, 7);
+  await b.start();
+  await new Promise((r) => setTimeout(r, 3000));
+  await b.stop();
+  t.equal(requests.length, 2, 'no fit after the restart');
+  t.notOk(w.msgs.slice(again).some(ev(dev, 'deployed')), 'nothing redeployed');
+});
+
+t.test('a training fit that keeps the same choice redeploys nothing', async (t) => {
+  const dev = 'dev-train-same';
+  const plain = variantOf('same');
+  let calls = 0;
+  const fitter: Fitter = async () => {
+    calls++;
+    const base = entry('l0.300', plain, 0.95);
+    return { chosenId: base.id, frontier: [base], referenceLatencyP50Ms: 2, fitter: 'test' };
+  };
+  const from = w.msgs.length;
+  const a = startAgent(dev, fitter, 3);
+  t.teardown(() => a.stop());
+  await a.start();
+  await w.waitFor(
+    ev(dev, 'deployed', (d) => d.candidateId === 'l0.300'),
+    60_000,
+    from,
+    'the first fit deployed',
+  );
+  const deadline = Date.now() + 30_000;
+  while (w.msgs.slice(from).filter(ev(dev, 'fit-done')).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.equal(w.msgs.slice(from).filter(ev(dev, 'fit-done')).length, 2, 'the training fit finished too');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal(calls, 2, 'both fits ran');
+  const deploys = w.msgs
+    .slice(from)
+    .filter(ev(dev, 'deployed'))
+    .map((m) => m.json().data.candidateId);
+  t.same(deploys, [null, 'l0.300'], 'the original, then the first fit: nothing after the training fit');
+});
