@@ -9,9 +9,14 @@ import { ago, clock, esc, fmt, getJson, postJson } from './util.js';
 const HISTORY_MAX = 3600;
 
 /** What the fit achieved, in words: running, every budget met, or which cannot be met and by how much. */
-function fitLine(s: DeviceSummary): string {
+function fitLine(s: DeviceSummary, events: readonly DeviceEvent[] = []): string {
   const f = s.fit;
   if (f.unmet) return f.unmet;
+  // the agent's second fit trains on the box: its latest progress says how far (step, loss)
+  const last = events.find((e) => e.type === 'fit-progress' || e.type === 'fit-started' || e.type === 'fit-done');
+  const training = f.running && last?.type === 'fit-progress' && last.detail.startsWith('training');
+  if (training)
+    return `training on the box (${last.detail.replace(/^training \d+%: /, '')})${s.modelId ? `; ${s.modelId} is served meanwhile` : ''}`;
   if (f.running) return `fitting in the background${s.modelId ? `; ${s.modelId} is served meanwhile` : ''}`;
   return s.level !== null ? 'every budget met' : '–';
 }
@@ -191,7 +196,7 @@ export class DeviceView {
         <dt>Latency p50 / p95</dt><dd>${esc(fmt(l?.latencyMs))} / ${esc(fmt(l?.latencyP95Ms))} ms · <span id="lat-budget">${esc(latencyTitle(s))}</span>${met('latency')}</dd>
         <dt>Model RAM</dt><dd>${esc(fmt(l?.ramMb, 0))} MB · budget ≤ ${esc(fmt(s.budgets.ramMb, 0))} MB${met('ram')}</dd>
         <dt>Fidelity (${esc(f.metric)})</dt><dd>${esc(l?.fidelity?.toFixed(4) ?? '–')} · floor ${esc(f.metric)} ≥ ${esc(s.budgets.minFidelity ?? '–')}${met('fidelity')}</dd>
-        <dt>Fit</dt><dd id="fit-state">${esc(fitLine(s))}</dd>
+        <dt>Fit</dt><dd id="fit-state">${esc(fitLine(s, d.events))}</dd>
         <dt>Temperature / CPU</dt><dd>${esc(fmt(l?.tempC))} °C · load ${esc(fmt(l?.cpuLoad, 2))}</dd>
       </dl>`;
   }
@@ -224,7 +229,7 @@ export class DeviceView {
     if (!t) {
       el.innerHTML =
         `<p class="muted" id="training-none">The deployed model was not trained on this box${p ? ` (${esc(p.label)})` : ''}. ` +
-        'With config <code>train.minutes</code> &gt; 0 the agent trains its best candidate after the first fit.</p>';
+        'After its first fit the agent trains the best candidate for up to <code>train.minutes</code> (config) and swaps it in when it measures better.</p>';
       return;
     }
     const what = t.kind === 'qat' ? 'quantization-aware training' : 'distillation from the original';
