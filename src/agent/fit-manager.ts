@@ -203,7 +203,10 @@ export class FitManager implements Component, FitView {
     if (minutes <= 0 || this.stopped) return;
     const trained = await this.phase(fitter, txn, force, minutes, base.id);
     if (!trained || this.stopped) return;
-    if (trained.chosenId === base.chosenId) {
+    // only a trained candidate replaces the first fit's choice: the training fit searches again, and
+    // on a shared box its re-timed search can land on a neighbour of the first choice by noise alone
+    const chosen = this.d.store.frontier(trained.id).find((e) => e.id === trained.chosenId);
+    if (!chosen?.config.train) {
       this.d.log(`training fit ${trained.id}: training did not beat ${base.chosenId}; kept it`);
       return;
     }
@@ -251,7 +254,8 @@ export class FitManager implements Component, FitView {
           ...(train > 0 ? { trainMinutes: train } : {}),
         },
         (p) => {
-          if (Date.now() - lastReport < 2000 && p.fraction < 1) return; // progress at most every 2 s
+          // progress at most every 2 s; a training run's step-by-step loss every 30 s (minutes of it)
+          if (Date.now() - lastReport < (p.stage === 'training' ? 30_000 : 2000) && p.fraction < 1) return;
           lastReport = Date.now();
           const eta = p.etaS !== undefined ? `, about ${Math.max(1, Math.round(p.etaS))} s left` : '';
           bus.report(

@@ -119,14 +119,18 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
   t.notOk(w.msgs.slice(again).some(ev(dev, 'deployed')), 'nothing redeployed');
 });
 
-t.test('a training fit that keeps the same choice redeploys nothing', async (t) => {
+t.test('a training fit whose choice is not a trained candidate redeploys nothing', async (t) => {
+  // its search re-times and may land on an untrained neighbour by noise alone: not a reason to swap
   const dev = 'dev-train-same';
   const plain = variantOf('same');
+  const neighbour = variantOf('neighbour');
   let calls = 0;
-  const fitter: Fitter = async () => {
+  const fitter: Fitter = async (req) => {
     calls++;
     const base = entry('l0.300', plain, 0.95);
-    return { chosenId: base.id, frontier: [base], referenceLatencyP50Ms: 2, fitter: 'test' };
+    if (!req.trainMinutes) return { chosenId: base.id, frontier: [base], referenceLatencyP50Ms: 2, fitter: 'test' };
+    const other = entry('l0.250', neighbour, 0.96);
+    return { chosenId: other.id, frontier: [other, base], referenceLatencyP50Ms: 2, fitter: 'test' };
   };
   const from = w.msgs.length;
   const a = startAgent(dev, fitter, 3);
