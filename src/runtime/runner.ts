@@ -158,8 +158,9 @@ export interface Outputs {
   data: Float32Array;
 }
 
-export async function runFirstOutput(model: Model, samples: readonly Sample[], threads = 1): Promise<Outputs[]> {
-  const r = await ModelRunner.create(model, { threads });
+/** The first output on each sample; `optimization` 'all' runs the kernels a deployment runs (int8 fusions). */
+export async function runFirstOutput(model: Model, samples: readonly Sample[], threads = 1, optimization?: OptLevel): Promise<Outputs[]> {
+  const r = await ModelRunner.create(model, { threads, ...(optimization ? { optimization } : {}) });
   const name = model.graph.outputs[0]!.name;
   const out: Outputs[] = [];
   try {

@@ -6,7 +6,7 @@ import { EdgefitError } from '../../errors.js';
 import type { Sample } from '../../data/inputs.js';
 import type { Model } from '../../ir/model.js';
 import { parseModel, serializeModel } from '../../onnx/index.js';
-import { ModelRunner, runtimeOps, toFeeds, type Outputs } from '../../runtime/runner.js';
+import { runFirstOutput, runtimeOps, toFeeds, type Outputs } from '../../runtime/runner.js';
 import { singleOutputFidelity, type SingleOutputFidelity } from '../../fidelity/index.js';
 import { Tensor } from '../../ir/tensor.js';
 import { splitHeldOut } from '../train/distill.js';
@@ -66,20 +66,8 @@ export interface QatResult {
 }
 
 /** The first output on `samples`, with onnxruntime's full optimisation: the int8 kernels a deployment runs. */
-async function firstOutput(model: Model, samples: readonly Sample[], threads: number): Promise<Outputs[]> {
-  const r = await ModelRunner.create(model, { threads, optimization: 'all' });
-  const name = model.graph.outputs[0]!.name;
-  const out: Outputs[] = [];
-  try {
-    for (const s of samples) {
-      const o = (await r.run(s, [name])).get(name)!;
-      out.push({ name, dims: o.shape, data: Float32Array.from(o.data) });
-    }
-  } finally {
-    await r.release();
-  }
-  return out;
-}
+const firstOutput = (model: Model, samples: readonly Sample[], threads: number): Promise<Outputs[]> =>
+  runFirstOutput(model, samples, threads, 'all');
 
 export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResult> {
   if (!(o.minutes > 0)) throw new EdgefitError('USAGE', `--train-minutes must be a positive number of minutes, got ${o.minutes}`);
