@@ -118,7 +118,7 @@ const LAYERS = [
   ['passes'],
   ['evaluate'],
   ['fit'],
-  ['store', 'telemetry'],
+  ['store', 'telemetry', 'serve'],
   ['agent', 'dashboard'],
   ['cli'],
 ] as const;
