@@ -8,6 +8,7 @@ import { formatIssues, validate } from './validate.js';
 import { TASK_NAMES, type Task } from '../fidelity/tasks.js';
 
 const nullableString = { type: ['string', 'null'], default: null } as const;
+export const DEFAULT_SERVE_PORT = 8551;
 
 export const agentConfigSchema = {
   type: 'object',
@@ -130,6 +131,44 @@ export const agentConfigSchema = {
         },
       },
     },
+    serve: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: "the local inference endpoint serving the deployed model to this box's applications (KServe v2 HTTP; docs/serving.md)",
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        host: { type: 'string', default: '127.0.0.1', description: 'TCP host; anything but loopback needs serve.tokenFile' },
+        port: {
+          type: ['integer', 'null'],
+          minimum: 0,
+          maximum: 65535,
+          default: DEFAULT_SERVE_PORT,
+          description: '0: any free port (logged, and in the serve-started event); null: no TCP listener',
+        },
+        socket: {
+          type: ['string', 'null'],
+          default: 'serve.sock',
+          description: 'Unix socket path, relative to stateDir unless absolute; null: none',
+        },
+        tokenFile: { ...nullableString, description: 'file holding the bearer token every route but health requires' },
+        maxBodyMb: { type: 'number', exclusiveMinimum: 0, maximum: 4096, default: 64 },
+        capture: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description:
+            'OFF by default. On: 1 in `every` served request inputs is kept as .npy in <stateDir>/capture (a ring of at most maxMb, ' +
+            'oldest deleted first), and the next fit calibrates on them once there are enough. ' +
+            "These are your applications' real inputs, kept on disk",
+          properties: {
+            enabled: { type: 'boolean', default: false },
+            maxMb: { type: 'number', exclusiveMinimum: 0, maximum: 65536, default: 256 },
+            every: { type: 'integer', minimum: 1, maximum: 1000000, default: 20 },
+          },
+        },
+      },
+    },
     security: {
       type: 'object',
       additionalProperties: false,
@@ -174,6 +213,16 @@ export interface AgentConfig {
     outboxMax: number;
   };
   dashboard: { port: number | null };
+  serve: {
+    enabled: boolean;
+    host: string;
+    port: number | null;
+    /** Relative to the state folder unless absolute (default serve.sock); null: none. */
+    socket: string | null;
+    tokenFile: string | null;
+    maxBodyMb: number;
+    capture: { enabled: boolean; maxMb: number; every: number };
+  };
   security: { hmacSecretFile: string | null; publicKeyFile: string | null; maxSkewS: number; maxModelMb: number };
 }
 
@@ -227,6 +276,14 @@ export function envOverrides(env: NodeJS.ProcessEnv): Json {
   if (env.EDGEFIT_PROFILE) o.profile = env.EDGEFIT_PROFILE;
   if (env.EDGEFIT_METRICS_INTERVAL) o.metricsIntervalS = num('EDGEFIT_METRICS_INTERVAL');
   if (env.EDGEFIT_DASHBOARD_PORT) o.dashboard = { port: num('EDGEFIT_DASHBOARD_PORT') };
+  const serve: Json = {};
+  if (env.EDGEFIT_SERVE) serve.enabled = !['0', 'false', 'off', 'no'].includes(env.EDGEFIT_SERVE.toLowerCase());
+  if (env.EDGEFIT_SERVE_HOST) serve.host = env.EDGEFIT_SERVE_HOST;
+  if (env.EDGEFIT_SERVE_PORT) serve.port = num('EDGEFIT_SERVE_PORT');
+  if (env.EDGEFIT_SERVE_SOCKET) serve.socket = ['none', 'null', 'off'].includes(env.EDGEFIT_SERVE_SOCKET) ? null : env.EDGEFIT_SERVE_SOCKET;
+  if (env.EDGEFIT_SERVE_TOKEN_FILE) serve.tokenFile = env.EDGEFIT_SERVE_TOKEN_FILE;
+  if (env.EDGEFIT_CAPTURE) serve.capture = { enabled: !['0', 'false', 'off', 'no'].includes(env.EDGEFIT_CAPTURE.toLowerCase()) };
+  if (Object.keys(serve).length) o.serve = serve;
   const mqtt: Json = {};
   if (env.EDGEFIT_BROKER) mqtt.url = env.EDGEFIT_BROKER;
   if (env.EDGEFIT_MQTT_USERNAME) mqtt.username = env.EDGEFIT_MQTT_USERNAME;
@@ -254,5 +311,14 @@ export function loadAgentConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; 
   if (r.value.mqtt.backoffMinMs > r.value.mqtt.backoffMaxMs) {
     throw new EdgefitError('CONFIG', 'invalid agent configuration: mqtt.backoffMinMs: must not exceed mqtt.backoffMaxMs');
   }
+  const sv = r.value.serve;
+  if (sv.enabled && sv.port !== null && !isLoopback(sv.host) && !sv.tokenFile) {
+    throw new EdgefitError('CONFIG', `invalid agent configuration: serve.host: ${sv.host} is not loopback, so serve.tokenFile must be set`);
+  }
   return r.value;
+}
+
+/** Hosts that only this box can reach: the serve endpoint needs no token there. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

@@ -22,6 +22,8 @@ interface Args {
   fitter?: string;
   'dashboard-port'?: number;
   dashboard?: boolean;
+  'serve-port'?: number;
+  serve?: boolean;
 }
 
 interface Stoppable {
@@ -88,11 +90,19 @@ export const command: CommandModule<object, Args> = {
         describe: 'serve the dashboard on 127.0.0.1:<port>; 0 = off (default: 8080 with the embedded broker, off otherwise)',
       })
       .option('dashboard', { type: 'boolean', describe: '--no-dashboard: do not serve the dashboard (same as --dashboard-port 0)' })
+      .option('serve-port', {
+        type: 'number',
+        describe: 'serve the deployed model on 127.0.0.1:<port> (KServe v2 HTTP; default 8551; 0: any free port)',
+      })
+      .option('serve', { type: 'boolean', describe: '--no-serve: do not serve the deployed model to local applications' })
       .option('exit-after', { type: 'number', describe: 'stop cleanly after this many seconds (tests, benchmarks)' })
       .check((a) => {
         const p = a['dashboard-port'];
         if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535))
           throw new EdgefitError('USAGE', `--dashboard-port must be an integer 0..65535, got ${String(p)}`);
+        const sp = a['serve-port'];
+        if (sp !== undefined && (!Number.isInteger(sp) || sp < 0 || sp > 65535))
+          throw new EdgefitError('USAGE', `--serve-port must be an integer 0..65535, got ${String(sp)}`);
         return true;
       }),
   handler: async (argv) => {
@@ -105,6 +115,8 @@ export const command: CommandModule<object, Args> = {
     if (argv.broker) flags.mqtt = { url: argv.broker };
     if (argv.dashboard === false) flags.dashboard = { port: 0 };
     else if (argv['dashboard-port'] !== undefined) flags.dashboard = { port: argv['dashboard-port'] };
+    if (argv.serve === false) flags.serve = { enabled: false };
+    else if (argv['serve-port'] !== undefined) flags.serve = { port: argv['serve-port'] };
     const shapes = parseShapes(argv.shape);
     if (argv.model || argv.calib || argv.judge || shapes.size)
       flags.model = {
