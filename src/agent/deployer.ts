@@ -74,6 +74,8 @@ export class Deployer implements Component {
       bus.report('deploy-interrupted', `deployment of ${p.version} was interrupted; ${stays} stays deployed`, { version: p.version });
     }
     bus.on('fit:done', this.onFit);
+    // current.onnx follows the pointer; a crash between the two is repaired here
+    if (models.syncCurrentFile()) this.d.log(`${models.currentPath} now holds ${models.current()?.version ?? '?'}`);
     const cur = models.current();
     if (cur && models.verify(cur)) await this.d.server.load(cur).catch((e) => this.d.log(`cannot load deployed model: ${oneLine(e)}`));
   }
@@ -138,6 +140,7 @@ export class Deployer implements Component {
       store.activateDeployment(depId);
       bus.emit('deployed', { version: v, source: meta.source, txn });
       this.reportDeployed(`deployed ${version}${meta.candidateId ? ` (${meta.candidateId})` : ''}`, version, sha, meta, txn);
+      this.reportChanged(v, txn);
       return v;
     } catch (e) {
       await this.undo(depId, version, before, served);
@@ -185,6 +188,27 @@ export class Deployer implements Component {
       modelRssMb: this.d.server.modelRssMb,
     };
     this.d.bus.report('deployed', message, data, txn);
+  }
+
+  /**
+   * 'model-changed': <models>/current.onnx now holds other bytes. Published on the events topic
+   * like every event, so an application on the box that loads the model itself subscribes to it
+   * (the serve process's SSE route says the same to HTTP clients). Not sent on a relabel: the
+   * bytes stay.
+   */
+  private reportChanged(v: ModelVersion, txn?: string): void {
+    const path = this.modelStore().currentPath;
+    this.d.bus.report(
+      'model-changed',
+      `${path} is now ${v.version}${v.candidateId ? ` (${v.candidateId})` : ''}`,
+      { path, version: v.version, sha256: v.sha256, candidateId: v.candidateId, level: this.d.level() },
+      txn,
+    );
+  }
+
+  /** The stable path applications load the deployed model from (<models>/current.onnx). */
+  get currentPath(): string {
+    return this.modelStore().currentPath;
   }
 
   /**
@@ -236,6 +260,7 @@ export class Deployer implements Component {
         { from: from?.version ?? null, to: v.version },
         txn,
       );
+      this.reportChanged(v, txn);
       return v;
     });
   }

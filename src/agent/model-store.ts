@@ -1,15 +1,19 @@
 // Versioned model folder with an atomic pointer:
 //   <dir>/versions/<version>.onnx   written with write + fsync + rename
 //   <dir>/current.json              {current, previous}, replaced by rename (writeFileAtomic)
+//   <dir>/current.onnx              the current version's bytes under a stable name, for applications
+//                                   that load the model themselves: a hard link made under a temp
+//                                   name and renamed over it (a copy where links are refused), so a
+//                                   reader opens either the old or the new model, never a torn one
 // A crash before the pointer swap leaves the previous model deployed; after it, the new one.
 // A new version is loaded for serving before the swap (deploy's `accept`), so the pointer only
 // ever names a model that loaded: a model onnxruntime refuses leaves the previous one current.
 // The pointer is the truth; the database's deployment rows are reconciled against it.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { EdgefitError } from '../errors.js';
-import { copyFileAtomic, writeFileAtomic } from '../util/fs.js';
+import { copyFileAtomic, fsyncDir, writeFileAtomic } from '../util/fs.js';
 
 export interface ModelVersion {
   version: string;
@@ -42,6 +46,8 @@ export function sha256File(path: string): string {
 export class ModelStore {
   private readonly versionsDir: string;
   private readonly pointerPath: string;
+  /** The stable path of the current model's bytes (hard link or copy of the current version). */
+  readonly currentPath: string;
 
   constructor(
     private readonly dir: string,
@@ -49,6 +55,42 @@ export class ModelStore {
   ) {
     this.versionsDir = join(dir, 'versions');
     this.pointerPath = join(dir, 'current.json');
+    this.currentPath = join(dir, 'current.onnx');
+  }
+
+  /**
+   * Make current.onnx the current version's bytes (or remove it when nothing is deployed). Called
+   * after every pointer change, and at start to repair a crash between the pointer and the link.
+   * Returns whether it changed anything.
+   */
+  syncCurrentFile(): boolean {
+    const cur = this.current();
+    if (!cur || !existsSync(cur.file)) return false;
+    if (this.currentFileIs(cur)) return false;
+    const tmp = join(this.dir, `.current.onnx.${process.pid}.tmp`);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* none left over */
+    }
+    try {
+      // a version file is never written in place (replaced by rename, removed by prune), so a
+      // hard link shares bytes that cannot change under a reader
+      linkSync(cur.file, tmp);
+      renameSync(tmp, this.currentPath);
+      fsyncDir(this.dir);
+    } catch {
+      copyFileAtomic(cur.file, this.currentPath);
+    }
+    return true;
+  }
+
+  private currentFileIs(v: ModelVersion): boolean {
+    if (!existsSync(this.currentPath)) return false;
+    const a = statSync(this.currentPath);
+    const b = statSync(v.file);
+    if (a.ino === b.ino && a.dev === b.dev) return true;
+    return a.size === b.size && sha256File(this.currentPath) === v.sha256;
   }
 
   current(): ModelVersion | undefined {
@@ -132,6 +174,7 @@ export class ModelStore {
     const cur = this.current();
     const ptr: Pointer = { current: next, previous: cur && cur.version !== next.version ? cur : (this.previous() ?? null) };
     writeFileAtomic(this.pointerPath, JSON.stringify(ptr, null, 2));
+    this.syncCurrentFile();
     this.prune();
   }
 
@@ -142,6 +185,7 @@ export class ModelStore {
     if (!this.verify(p.previous)) throw new EdgefitError('INTEGRITY', `previous model ${p.previous.version} fails its sha256 check`);
     await accept(p.previous);
     writeFileAtomic(this.pointerPath, JSON.stringify({ current: p.previous, previous: p.current }, null, 2));
+    this.syncCurrentFile();
     return p.previous;
   }
 

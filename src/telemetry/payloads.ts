@@ -95,6 +95,8 @@ export interface MetricsPayload {
     version: string | null;
     latencyP50Ms: number | null;
     latencyP95Ms: number | null;
+    /** Where latencyP50Ms/P95Ms come from: the application's served requests or a probe (absent before issue 19). */
+    latencySource?: 'served' | 'probe' | null;
     modelRssMb: number | null;
     fidelity: number | null;
   };
@@ -102,7 +104,53 @@ export interface MetricsPayload {
   meets: { latency: boolean | null; ram: boolean | null; fidelity: boolean | null };
   /** The fit behind what is deployed and what it could not achieve (absent from agents before issue 16). */
   fit?: FitStatus;
+  /** The local inference endpoint and what it served in its last stats window (absent before issue 19). */
+  served?: ServedStatus;
 }
+
+/** What the box's applications got from the serve process (issue 19). Latencies are of the deployed
+ * version in the last stats window; null when it served nothing there. */
+export interface ServedStatus {
+  /** The serve process is up (false: serve.enabled off, or it failed; see the serve-failed event). */
+  on: boolean;
+  url: string | null;
+  socket: string | null;
+  /** Opt-in input capture (serve.capture.enabled): real inputs are being kept on the box. */
+  capture: boolean;
+  /** Length of the last stats window, s (null: none yet). */
+  windowS: number | null;
+  requests: number;
+  requestsPerS: number | null;
+  errors: number;
+  rejected: number;
+  /** onnxruntime run time in the serve worker (what adaptation judges). */
+  runP50Ms: number | null;
+  runP95Ms: number | null;
+  /** Request received to response written (what the application experiences). */
+  totalP50Ms: number | null;
+  totalP95Ms: number | null;
+}
+const nat = { type: 'integer', minimum: 0 } as const;
+export const servedStatusSchema = {
+  type: 'object',
+  required: ['on', 'url', 'socket', 'capture', 'windowS', 'requests', 'requestsPerS', 'errors', 'rejected'],
+  additionalProperties: false,
+  properties: {
+    on: { type: 'boolean' },
+    url: { type: ['string', 'null'], maxLength: 300 },
+    socket: { type: ['string', 'null'], maxLength: 300 },
+    capture: { type: 'boolean' },
+    windowS: nullableNum,
+    requests: nat,
+    requestsPerS: nullableNum,
+    errors: nat,
+    rejected: nat,
+    runP50Ms: nullableNum,
+    runP95Ms: nullableNum,
+    totalP50Ms: nullableNum,
+    totalP95Ms: nullableNum,
+  },
+} as const;
 
 /** What a device says about its fit: before one, budgets are shown with 'fidelity' and the live original. */
 export interface FitStatus {
@@ -189,6 +237,7 @@ export const metricsSchema = {
         version: { type: ['string', 'null'] },
         latencyP50Ms: nullableNum,
         latencyP95Ms: nullableNum,
+        latencySource: { enum: ['served', 'probe', null] },
         modelRssMb: nullableNum,
         fidelity: nullableNum,
       },
@@ -206,6 +255,7 @@ export const metricsSchema = {
       properties: { latency: nullableBool, ram: nullableBool, fidelity: nullableBool },
     },
     fit: fitStatusSchema,
+    served: servedStatusSchema,
   },
 } as const;
 
@@ -230,6 +280,11 @@ export const EVENT_TYPES = [
   'budgets-changed',
   'outbox-dropped',
   'command-rejected',
+  // serving (issue 19): current.onnx changed (apps re-load on it); the serve process's life
+  'model-changed',
+  'serve-started',
+  'serve-restarted',
+  'serve-failed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -85,7 +85,7 @@ t.test("a fit's choice is deployed once; 'deployed' on the bus precedes the even
   t.same(server.loads, ['a']);
   t.same(
     seen.filter((s) => !s.startsWith('log:')),
-    ['event:deploy-started', 'bus:fit:a', 'event:deployed:7'],
+    ['event:deploy-started', 'bus:fit:a', 'event:deployed:7', 'event:model-changed:7'],
   );
   t.match(deployer.current(), { candidateId: 'a', fitId: 1, source: 'fit' });
   bus.emit('fit:done', { fitId: 1, chosen: a, txn: undefined });
@@ -103,7 +103,7 @@ t.test('rollback swaps back; a model the server cannot load fails its deploy', a
   t.equal(v.candidateId, 'a', 'back to the one before b');
   t.same(
     seen.filter((s) => !s.startsWith('log:')),
-    ['bus:rollback:a', 'event:rolled-back'],
+    ['bus:rollback:a', 'event:rolled-back', 'event:model-changed:7'],
   );
   server.fail = true;
   seen.length = 0;
