@@ -5,7 +5,7 @@
 // fit manager, prober), which talk over the typed bus; start() starts them in order, stop()
 // stops them in reverse. Constructors do nothing.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AgentConfig } from '../config/agent.js';
 import { configMessage } from '../config/remedy.js';
@@ -28,6 +28,8 @@ import { sha256File } from './model-store.js';
 import { resolveStateDir, statePaths } from './paths.js';
 import { OriginalTiming } from './original.js';
 import { Prober, type LatencySource } from './prober.js';
+import { ServeComponent, ServingModelServer, servedModel, type ServeBackend } from './server.js';
+import type { ServeOptions } from '../serve/types.js';
 import { HardwareProfiler } from './profiler.js';
 import { Telemetry } from './telemetry.js';
 
@@ -54,6 +56,8 @@ export interface AgentDeps {
   fitter?: Fitter;
   /** Inject the live latency source (tests); default: LatencyProbe, a probe child per measurement. */
   latency?: LatencySource;
+  /** Inject the serve process handle (tests); default: the forked serve process when serve.enabled. */
+  serve?: () => ServeBackend;
   log?: (line: string) => void;
 }
 
@@ -65,6 +69,8 @@ export class Agent {
   private store: Store | undefined;
   private source: LatencySource | undefined;
   private fits: FitManager | undefined;
+  /** The serving component, when serving is on. */
+  serving: ServeComponent | undefined;
   private started: Component[] = [];
   /** The first run (deploy and time the original), which never rejects; fits wait for it. */
   private first: Promise<void> | undefined;
@@ -155,12 +161,24 @@ export class Agent {
       originalMs: () => original.p50(),
       log,
       step: (fitId, entry, kind) => deployer!.exclusive(() => deployer!.deployEntry(fitId, entry, kind)),
+      deployed,
     });
+    const backend = this.deps.serve ?? (cfg.serve.enabled ? defaultServeBackend : undefined);
+    const serving = (this.serving = backend
+      ? new ServeComponent({
+          bus,
+          backend,
+          options: serveOptions(cfg.serve, this.stateDir),
+          describe: (v) => servedModel(v, fits, shapes, threads),
+          current: deployed,
+          log,
+        })
+      : undefined);
     deployer = new Deployer({
       bus,
       store,
       modelsDir: paths.models,
-      server: prober,
+      server: serving ? new ServingModelServer(prober, serving, log) : prober,
       level: () => fits.level(),
       log,
       faultPauseMs: Number(process.env.EDGEFIT_FAULT_DEPLOY_PAUSE_MS ?? 0),
@@ -183,6 +201,10 @@ export class Agent {
       originalMs: () => original.p50(),
       fitRunning: () => fits.running,
       expectedTask: expected,
+      serving: () =>
+        serving?.up
+          ? { url: serving.url, socket: serving.socket, capture: cfg.serve.capture.enabled }
+          : { url: null, socket: null, capture: cfg.serve.capture.enabled },
     });
     const router = new CommandRouter({
       bus,
@@ -191,9 +213,10 @@ export class Agent {
       context: { uptimeS: () => telemetry.uptimeS(), fits, budgets, deployer, shapes, maxModelMb: cfg.security.maxModelMb },
     });
 
-    // telemetry first (events are queued from here on), the deployer serves what was deployed
-    // before the restart while profiling and fitting run, probes start last
-    for (const c of [telemetry, router, deployer, hardware, fits, prober] as const) {
+    // telemetry first (events are queued from here on), the serve process before the deployer
+    // (which loads what was deployed before the restart into it and the probe) and stopped after
+    // it, profiling and fitting next, probes start last
+    for (const c of [telemetry, router, ...(serving ? [serving] : []), deployer, hardware, fits, prober] as const) {
       if (this.stopped) return;
       this.started.push(c);
       await c.start();
@@ -240,6 +263,25 @@ export class Agent {
     await this.first; // ends once its probe is gone
     this.store?.close();
   }
+}
+
+/** The forked serve process (src/serve/, issue 19's serve-core side), once it is merged. */
+const defaultServeBackend: (() => ServeBackend) | undefined = undefined;
+
+/** The serve process's listeners from the config: the socket relative to the state folder, the token read. */
+export function serveOptions(s: AgentConfig['serve'], stateDir: string): ServeOptions {
+  let token: string | null = null;
+  if (s.tokenFile) {
+    token = readFileSync(s.tokenFile, 'utf8').trim();
+    if (token.length < 16) throw new EdgefitError('CONFIG', `serve token in ${s.tokenFile} must be at least 16 characters`);
+  }
+  return {
+    host: s.host,
+    port: s.port,
+    socket: s.socket === null ? null : isAbsolute(s.socket) ? s.socket : join(stateDir, s.socket),
+    token,
+    maxBodyMb: s.maxBodyMb,
+  };
 }
 
 /**

@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events';
 import type { Budgets, FrontierEntry } from '../fit/types.js';
 import type { EventType, ResponsePayload } from '../telemetry/payloads.js';
+import type { ServeStats } from '../serve/types.js';
 import type { HardwareFacts } from './hardware.js';
 import type { LatencyStats } from './latency.js';
 import type { ModelVersion } from './model-store.js';
@@ -19,8 +20,11 @@ export interface AgentBusEvents {
   'fit:done': [fit: { fitId: number; chosen: FrontierEntry | null; txn: string | undefined }];
   /** A model version is now the deployed one and the probe serves it (deploy, step, rollback). */
   deployed: [d: { version: ModelVersion; source: string; txn: string | undefined }];
-  /** A live latency probe finished; null when a newly loaded model has not been probed yet. */
+  /** Live latency of what is deployed, from a probe or from served requests (`source`); null when a
+   * newly loaded model has not been measured yet. */
   latency: [stats: LatencyStats | null];
+  /** A stats window from the serve process (served requests and their latency, per version). */
+  'serve:stats': [stats: ServeStats];
   /** A set-budget command changed the persisted budgets. */
   'budgets:changed': [b: { budgets: Budgets; txn: string | undefined }];
   /** A request arrived on request/<verb> (raw: the command router parses and checks it). */

@@ -11,6 +11,9 @@ export interface LatencyStats {
   p50: number;
   p95: number;
   runs: number;
+  /** Where the figures come from: a probe child (the default) or the application's served
+   * requests (their onnxruntime run time, the statistic a probe measures). */
+  source?: 'probe' | 'served';
 }
 
 /** What one probe child cost: wall time from fork to exit, its own CPU time, its peak RSS. */

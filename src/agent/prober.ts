@@ -2,6 +2,10 @@
 // LatencyProbe, which runs each probe in a child), probes it on a schedule, publishes each
 // result on the bus ('latency'), and steps down/up the frontier when Adaptation says so.
 // The latency source is injected so the step logic can be tested with scripted latencies.
+// Real traffic first (issue 19): when the serve process reports that the deployed version served
+// at least `probe.runs` requests in its last stats window, that window's run p50 (onnxruntime's
+// run time in the serve worker: the statistic a probe measures, on the application's inputs) is
+// what adaptation judges, once per window, and the probe is skipped: probes run only when idle.
 import { oneLine } from '../errors.js';
 import type { Budgets, FrontierEntry } from '../fit/types.js';
 import type { Adaptation } from './adaptation.js';
@@ -11,6 +15,7 @@ import type { ModelServer } from './deployer.js';
 import type { FitView } from './fit-manager.js';
 import type { LatencyStats, ProbeCost } from './latency.js';
 import type { ModelVersion } from './model-store.js';
+import type { ServeStats } from '../serve/types.js';
 
 /** Where live latencies come from: LatencyProbe on a device, a script in tests. */
 export interface LatencySource {
@@ -48,6 +53,16 @@ export interface ProberDeps {
   /** Deploy a frontier entry (the deployer, serialised with other deploys). */
   step: (fitId: number, entry: FrontierEntry, source: 'step-down' | 'step-up') => Promise<unknown>;
   log: (line: string) => void;
+  /** What is deployed now: served stats count for it only (absent: served stats are ignored). */
+  deployed?: () => ModelVersion | undefined;
+}
+
+/** The served figures of the deployed version in one stats window, as a latency measurement, or
+ * undefined when it served fewer than `min` requests there (then a probe decides). */
+export function servedLatency(stats: ServeStats, version: string, min: number): LatencyStats | undefined {
+  const v = stats.perVersion.find((p) => p.version === version);
+  if (!v || v.requests < min || !(v.runP50Ms > 0)) return undefined;
+  return { p50: v.runP50Ms, p95: v.runP95Ms, runs: v.requests, source: 'served' };
 }
 
 export class Prober implements Component, ModelServer {
@@ -55,11 +70,16 @@ export class Prober implements Component, ModelServer {
   private probing = false;
   private stopped = false;
   private readonly onDeployed = (): void => this.d.adaptation.reset();
+  private readonly onServed = (s: ServeStats): void => void this.served(s);
+  /** When served requests last stood in for a probe (ms since the epoch) and their window (s). */
+  private servedAt = 0;
+  private servedWindowS = 0;
 
   constructor(private readonly d: ProberDeps) {}
 
   start(): void {
     this.d.bus.on('deployed', this.onDeployed);
+    this.d.bus.on('serve:stats', this.onServed);
     this.schedule(this.d.probe.intervalS * 1000);
   }
 
@@ -68,6 +88,7 @@ export class Prober implements Component, ModelServer {
     this.stopped = true;
     clearTimeout(this.timer);
     this.d.bus.off('deployed', this.onDeployed);
+    this.d.bus.off('serve:stats', this.onServed);
   }
 
   get loaded(): boolean {
@@ -115,44 +136,78 @@ export class Prober implements Component, ModelServer {
    */
   async timeServed(runs: number): Promise<LatencyStats | undefined> {
     if (!this.d.source.loaded || this.stopped) return undefined;
-    const lat = await this.d.source.measure(runs);
+    const lat: LatencyStats = { ...(await this.d.source.measure(runs)), source: 'probe' };
     this.d.bus.emit('latency', lat);
     return lat;
   }
 
+  /** Served traffic was judged within the last two stats windows (or probe intervals): no probe needed. */
+  get busy(): boolean {
+    const within = Math.max(2 * this.servedWindowS, this.d.probe.intervalS) * 1000;
+    return this.servedAt > 0 && Date.now() - this.servedAt < within;
+  }
+
   /** One probe and what follows from it (public for tests that drive probes themselves). */
   async tick(): Promise<void> {
-    const { source, bus } = this.d;
-    if (this.probing || !source.loaded || this.stopped) return;
+    const { source } = this.d;
+    if (this.probing || !source.loaded || this.stopped || this.busy) return;
     this.probing = true;
     try {
       const lat = await source.measure(this.d.probe.runs);
-      if (this.stopped) return; // stopping: no step the deployer would refuse anyway
-      bus.emit('latency', lat);
-      const fit = this.d.fits.current();
-      const level = this.d.fits.level();
-      if (!fit || level === null) return;
-      // never above what the agent deploys for this fit (the fit's choice, unless that broke the floor)
-      const chosen = Math.max(
-        0,
-        fit.frontier.findIndex((e) => e.id === (fit.deployable?.id ?? fit.fit.chosenId)),
-      );
-      const budget = latencyBudgetMs(this.d.budgets(), this.d.originalMs?.() ?? (fit.fit.referenceLatencyP50Ms || null));
-      const live = latencyOfRuns(lat);
-      const d = this.d.adaptation.observe(live, budget, fit.frontier, level, chosen, this.d.floor?.() ?? null);
-      if (d.kind === 'stay') return;
-      const to = fit.frontier[d.to]!;
-      const from = fit.frontier[level]!;
-      await this.d.step(fit.fitId, to, d.kind === 'down' ? 'step-down' : 'step-up');
-      bus.report(
-        d.kind === 'down' ? 'stepped-down' : 'stepped-up',
-        `${d.kind === 'down' ? 'stepped down' : 'stepped up'} from ${from.id} to ${to.id}: live p50 ${live} ms vs budget ${budget?.toFixed(3)} ms`,
-        { from: from.id, to: to.id, fromLevel: level, toLevel: d.to, liveP50Ms: live, budgetMs: budget },
-      );
+      if (this.stopped || this.busy) return; // stopping, or served figures came in meanwhile
+      await this.judge({ ...lat, source: 'probe' });
     } catch (e) {
       this.d.log(`probe: ${oneLine(e)}`);
     } finally {
       this.probing = false;
     }
+  }
+
+  /** One stats window of the serve process: judged like a probe when the deployed version served enough. */
+  async served(stats: ServeStats): Promise<void> {
+    const cur = this.d.deployed?.();
+    if (!cur || this.stopped) return;
+    const lat = servedLatency(stats, cur.version, this.d.probe.runs);
+    if (!lat) return;
+    this.servedAt = Date.now();
+    this.servedWindowS = stats.windowS;
+    // a probe in flight (or a step it started) decides this round; the next window counts
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      await this.judge(lat);
+    } catch (e) {
+      this.d.log(`served latency: ${oneLine(e)}`);
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  /** Publish a live measurement and step down/up when adaptation says so. */
+  private async judge(lat: LatencyStats): Promise<void> {
+    const { bus } = this.d;
+    bus.emit('latency', lat);
+    const fit = this.d.fits.current();
+    const level = this.d.fits.level();
+    if (!fit || level === null) return;
+    // never above what the agent deploys for this fit (the fit's choice, unless that broke the floor)
+    const chosen = Math.max(
+      0,
+      fit.frontier.findIndex((e) => e.id === (fit.deployable?.id ?? fit.fit.chosenId)),
+    );
+    const budget = latencyBudgetMs(this.d.budgets(), this.d.originalMs?.() ?? (fit.fit.referenceLatencyP50Ms || null));
+    const live = latencyOfRuns(lat);
+    const d = this.d.adaptation.observe(live, budget, fit.frontier, level, chosen, this.d.floor?.() ?? null);
+    if (d.kind === 'stay') return;
+    const to = fit.frontier[d.to]!;
+    const from = fit.frontier[level]!;
+    await this.d.step(fit.fitId, to, d.kind === 'down' ? 'step-down' : 'step-up');
+    const src = lat.source ?? 'probe';
+    const by = src === 'served' ? `${lat.runs} served requests` : 'probe';
+    bus.report(
+      d.kind === 'down' ? 'stepped-down' : 'stepped-up',
+      `${d.kind === 'down' ? 'stepped down' : 'stepped up'} from ${from.id} to ${to.id}: live p50 ${live} ms (${by}) vs budget ${budget?.toFixed(3)} ms`,
+      { from: from.id, to: to.id, fromLevel: level, toLevel: d.to, liveP50Ms: live, budgetMs: budget, source: src },
+    );
   }
 }

@@ -15,7 +15,9 @@ import {
   type MetricsPayload,
   type ProfilePayload,
   type ResponsePayload,
+  type ServedStatus,
 } from '../telemetry/payloads.js';
+import type { ServeStats } from '../serve/types.js';
 import type { Topics } from '../telemetry/topics.js';
 import { latencyBudgetMs, latencyOfRuns, meets } from '../budgets/index.js';
 import type { AgentBus, AgentBusEvents, Component } from './bus.js';
@@ -46,6 +48,36 @@ export interface TelemetryDeps {
   fitRunning?: () => boolean;
   /** The task and metric the fit will judge by, known before any fit (null: unknown). */
   expectedTask?: { task: string; metric: string } | null;
+  /** Where the serve process listens (nulls: serving is off) and whether input capture is on. */
+  serving?: () => { url: string | null; socket: string | null; capture: boolean };
+}
+
+/** The metrics' `served` block: the last stats window (when fresh) of the deployed version. */
+export function servedStatus(
+  at: { url: string | null; socket: string | null; capture: boolean },
+  last: { stats: ServeStats; at: number } | undefined,
+  version: string | undefined,
+  now = Date.now(),
+): ServedStatus {
+  // a window older than three windows is from a serve process that is gone
+  const s = last && now - last.at < Math.max(3 * last.stats.windowS * 1000, 1000) ? last.stats : undefined;
+  const v = s && version ? s.perVersion.find((p) => p.version === version && p.requests > 0) : undefined;
+  const ms = (x: number | undefined): number | null => (x === undefined ? null : Math.round(x * 1000) / 1000);
+  return {
+    on: at.url !== null || at.socket !== null,
+    url: at.url,
+    socket: at.socket,
+    capture: at.capture,
+    windowS: s?.windowS ?? null,
+    requests: s?.requests ?? 0,
+    requestsPerS: s && s.windowS > 0 ? Math.round((s.requests / s.windowS) * 100) / 100 : null,
+    errors: s?.errors ?? 0,
+    rejected: s?.rejected ?? 0,
+    runP50Ms: ms(v?.runP50Ms),
+    runP95Ms: ms(v?.runP95Ms),
+    totalP50Ms: ms(v?.totalP50Ms),
+    totalP95Ms: ms(v?.totalP95Ms),
+  };
 }
 
 export class Telemetry implements Component {
@@ -55,6 +87,7 @@ export class Telemetry implements Component {
   private publisher: OutboxPublisher | undefined;
   private hw: HardwareFacts | undefined;
   private lastLatency: LatencyStats | null = null;
+  private lastServed: { stats: ServeStats; at: number } | undefined;
   private readonly cpu = new CpuMeter();
   private timer: NodeJS.Timeout | undefined;
   private metricTicks = 0;
@@ -71,6 +104,9 @@ export class Telemetry implements Component {
     this.listen('response', (verb, payload) => this.respond(verb, payload));
     this.listen('latency', (stats) => {
       this.lastLatency = stats;
+    });
+    this.listen('serve:stats', (stats) => {
+      this.lastServed = { stats, at: Date.now() };
     });
     this.listen('budgets:changed', ({ budgets, txn }) => {
       bus.report('budgets-changed', `budgets now ${JSON.stringify(budgets)}`, { budgets }, txn);
@@ -210,6 +246,7 @@ export class Telemetry implements Component {
         version: cur?.version ?? null,
         latencyP50Ms: lat?.p50 ?? null,
         latencyP95Ms: lat?.p95 ?? null,
+        latencySource: lat ? (lat.source ?? 'probe') : null,
         modelRssMb: rss,
         fidelity: entry?.fidelity ?? null,
       },
@@ -225,6 +262,7 @@ export class Telemetry implements Component {
         keeping: fit?.unmet?.keeping ?? null,
         message: fit?.unmet?.message ?? null,
       },
+      ...(this.d.serving ? { served: servedStatus(this.d.serving(), this.lastServed, cur?.version) } : {}),
     };
   }
 
