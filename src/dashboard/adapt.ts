@@ -11,7 +11,16 @@ import type {
 } from '../telemetry/payloads.js';
 import { latencyOf } from '../budgets/index.js';
 import { signHmac } from '../telemetry/signing.js';
-import { emptyFit, type Budgets, type DeviceEvent, type FitSummary, type FrontierPoint, type MeetKey, type MetricPoint } from './model.js';
+import {
+  emptyFit,
+  type Budgets,
+  type DeviceEvent,
+  type FitSummary,
+  type FrontierPoint,
+  type MeetKey,
+  type MetricPoint,
+  type ServedSummary,
+} from './model.js';
 
 /** The agent sends ISO-8601 times; a broken one falls back to arrival time. */
 export function tsOf(iso: string, now: number): number {
@@ -35,6 +44,25 @@ export interface AdaptedMetrics {
   budgets: Budgets;
   met: Partial<Record<MeetKey, boolean>>;
   fit: FitSummary;
+  served: ServedSummary | null;
+}
+
+/** metrics.served (agents before issue 19 send none) with the latency line's source. */
+export function adaptServed(p: MetricsPayload): ServedSummary | null {
+  const s = p.served;
+  if (!s) return null;
+  return {
+    on: s.on,
+    url: s.url,
+    socket: s.socket,
+    capture: s.capture,
+    requestsPerS: s.requestsPerS,
+    runP50Ms: s.runP50Ms ?? null,
+    runP95Ms: s.runP95Ms ?? null,
+    totalP50Ms: s.totalP50Ms ?? null,
+    totalP95Ms: s.totalP95Ms ?? null,
+    source: p.model.latencySource ?? null,
+  };
 }
 
 /** metrics.fit (agents before issue 16 send none) and a relative budget, as the pages show them. */
@@ -75,7 +103,16 @@ export function adaptMetrics(p: MetricsPayload, now: number): AdaptedMetrics {
     const v = p.meets[k];
     if (v !== null) met[k] = v;
   }
-  return { point, modelId: p.model.id, level: p.model.level, levels: p.model.levels, budgets, met, fit: adaptFit(p) };
+  return {
+    point,
+    modelId: p.model.id,
+    level: p.model.level,
+    levels: p.model.levels,
+    budgets,
+    met,
+    fit: adaptFit(p),
+    served: adaptServed(p),
+  };
 }
 
 export function adaptEvent(p: EventPayload, now: number): DeviceEvent {

@@ -101,6 +101,7 @@ export class Fleet {
     s.budgets = m.budgets;
     s.met = m.met;
     s.fit = m.fit;
+    s.served = m.served;
     s.last = point ?? m.point;
     s.violation = violationScore(s.budgets, s.last, s.met);
   }

@@ -49,6 +49,22 @@ export function emptyFit(): FitSummary {
   return { metric: 'fidelity', task: null, latencyFactor: null, originalMs: null, running: false, unmet: null, unmetKeys: [] };
 }
 
+/** What the device's local inference endpoint served (metrics.served, issue 19). */
+export interface ServedSummary {
+  on: boolean;
+  url: string | null;
+  socket: string | null;
+  /** Opt-in input capture is on: the box keeps samples of its applications' inputs. */
+  capture: boolean;
+  requestsPerS: number | null;
+  runP50Ms: number | null;
+  runP95Ms: number | null;
+  totalP50Ms: number | null;
+  totalP95Ms: number | null;
+  /** Where the Latency line's figures come from: served requests or a probe. */
+  source: 'served' | 'probe' | null;
+}
+
 export interface DeviceSummary {
   id: string;
   online: boolean;
@@ -65,6 +81,8 @@ export interface DeviceSummary {
   /** 0 when every budget is met; grows with how far the worst one is missed (sort key) */
   violation: number;
   fit: FitSummary;
+  /** Absent from agents before issue 19 (no serving). */
+  served?: ServedSummary | null;
   last: MetricPoint | null;
   /** the most recent SPARK_POINTS values, oldest first */
   spark: { lat: (number | null)[]; ram: (number | null)[]; temp: (number | null)[] };

@@ -1,7 +1,17 @@
 /// <reference lib="dom" />
 // The device page: summary, frontier plot, metric history, event log, and actions whose
 // responses arrive over the live stream and are matched by transaction id.
-import type { ActionView, DeviceDetail, DeviceEvent, DeviceSummary, FrontierPoint, MeetKey, MetricPoint, StreamMessage } from '../model.js';
+import type {
+  ActionView,
+  DeviceDetail,
+  DeviceEvent,
+  DeviceSummary,
+  FrontierPoint,
+  MeetKey,
+  MetricPoint,
+  ServedSummary,
+  StreamMessage,
+} from '../model.js';
 import { frontierPlot, lineChart, lossChart } from './charts.js';
 import { latencyTitle, levelText } from './fleet-view.js';
 import { ago, clock, esc, fmt, getJson, postJson } from './util.js';
@@ -22,6 +32,27 @@ function fitLine(s: DeviceSummary, events: readonly DeviceEvent[] = []): string 
 }
 
 /** ' · Raspberry Pi 4 Model B Rev 1.4, arm64' from the hardware facts of a profile payload. */
+/** '(served)' or '(probe)': whether the latency shown is what the box's applications got. */
+export function sourceText(v: ServedSummary | null | undefined): string {
+  return v?.source === 'served' ? '(served)' : v?.source === 'probe' ? '(probe)' : '';
+}
+
+/** The local endpoint, what it served (req/s, run and total p50/p95) and, plainly, whether capture is on. HTML. */
+export function servedLine(v: ServedSummary | null | undefined): string {
+  if (!v) return '<span class="muted">– (this agent does not serve)</span>';
+  const capture = v.capture
+    ? ' · <span class="b unmet" id="capture">input capture ON: samples of real inputs are kept on the box</span>'
+    : ' · <span class="muted" id="capture">input capture off</span>';
+  if (!v.on) return `<span class="muted">serving off</span>${capture}`;
+  const where = [v.url, v.socket].filter(Boolean).join(' · ');
+  const rate = v.requestsPerS ? `${fmt(v.requestsPerS, 1)} req/s` : 'idle (latency from probes)';
+  const lat =
+    v.runP50Ms !== null
+      ? ` · run p50/p95 ${fmt(v.runP50Ms)} / ${fmt(v.runP95Ms)} ms · request p50/p95 ${fmt(v.totalP50Ms)} / ${fmt(v.totalP95Ms)} ms`
+      : '';
+  return `${esc(rate)}${esc(lat)} <span class="muted">on ${esc(where)}</span>${capture}`;
+}
+
 function hardwareLine(profile: unknown): string {
   const hw = (profile as { hardware?: Record<string, unknown> } | null)?.hardware;
   if (!hw) return '';
@@ -187,13 +218,15 @@ export class DeviceView {
     const f = s.fit;
     const met = (k: MeetKey): string =>
       s.met[k] === false ? ' <span class="b unmet">✗ unmet</span>' : s.met[k] === true ? ' <span class="b met">✓ met</span>' : '';
+    const source = `<span class="muted" id="lat-source">${esc(sourceText(s.served))}</span>`;
     const state = `<span class="state ${s.online ? 'on' : 'off'}" id="dev-state">${s.online ? 'online' : 'offline'}</span>`;
     el.innerHTML = `
       <div class="title"><h1>${esc(s.id)}</h1>${state}<span class="muted">last seen ${esc(ago(s.lastSeen))}</span></div>
       <dl class="kv">
         <dt>Board profile</dt><dd>${esc(s.board ?? '–')}${esc(hardwareLine(this.d?.profile))}</dd>
         <dt>Model @ level</dt><dd>${esc(s.modelId ?? '–')} <span class="lvl">@${esc(levelText(s) || '–')}</span>${esc(this.levelLabel())}</dd>
-        <dt>Latency p50 / p95</dt><dd>${esc(fmt(l?.latencyMs))} / ${esc(fmt(l?.latencyP95Ms))} ms · <span id="lat-budget">${esc(latencyTitle(s))}</span>${met('latency')}</dd>
+        <dt>Latency p50 / p95</dt><dd>${esc(fmt(l?.latencyMs))} / ${esc(fmt(l?.latencyP95Ms))} ms ${source} · <span id="lat-budget">${esc(latencyTitle(s))}</span>${met('latency')}</dd>
+        <dt>Served</dt><dd id="served">${servedLine(s.served)}</dd>
         <dt>Model RAM</dt><dd>${esc(fmt(l?.ramMb, 0))} MB · budget ≤ ${esc(fmt(s.budgets.ramMb, 0))} MB${met('ram')}</dd>
         <dt>Fidelity (${esc(f.metric)})</dt><dd>${esc(l?.fidelity?.toFixed(4) ?? '–')} · floor ${esc(f.metric)} ≥ ${esc(s.budgets.minFidelity ?? '–')}${met('fidelity')}</dd>
         <dt>Fit</dt><dd id="fit-state">${esc(fitLine(s, d.events))}</dd>
