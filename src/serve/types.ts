@@ -35,6 +35,8 @@ export interface ServeOptions {
   token: string | null;
   /** Largest request body accepted, MiB (413 beyond it, before it is buffered). */
   maxBodyMb: number;
+  /** The model name in request paths (/v2/models/<name>/infer); 'default' when absent. */
+  name?: string;
 }
 
 /** Served latency of one version over a stats window. */

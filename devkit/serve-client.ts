@@ -1,0 +1,141 @@
+// A KServe v2 client for tests and benchmarks of `edgefit serve` (issue 19): JSON and binary
+// tensor bodies, over TCP or the Unix socket, keep-alive connections. Plain node:http, so what it
+// measures is the server, not a client library.
+import { Agent, request as httpRequest } from 'node:http';
+import type { NdArray } from '../src/data/ndarray.js';
+import { ND_DTYPES } from '../src/data/ndarray.js';
+import { KSERVE_DTYPES, kserveDType } from '../src/serve/protocol.js';
+
+export interface Target {
+  /** http://host:port, or null to use the socket. */
+  url?: string | null;
+  socket?: string | null;
+  token?: string | null;
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+const agents = new Map<string, Agent>();
+function agentFor(t: Target): Agent {
+  const key = t.socket ?? t.url ?? '';
+  let a = agents.get(key);
+  if (!a) agents.set(key, (a = new Agent({ keepAlive: true, maxSockets: 64 })));
+  return a;
+}
+
+/** Close the keep-alive connections (a test's end). */
+export function closeClients(): void {
+  for (const a of agents.values()) a.destroy();
+  agents.clear();
+}
+
+/** One HTTP request; the whole answer. */
+export function request(
+  t: Target,
+  method: string,
+  path: string,
+  body?: Buffer | string,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
+  const u = t.url ? new URL(t.url) : null;
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        method,
+        path,
+        agent: agentFor(t),
+        ...(u ? { host: u.hostname, port: u.port } : { socketPath: t.socket! }),
+        headers: {
+          ...(t.token ? { authorization: `Bearer ${t.token}` } : {}),
+          ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}),
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A binary-tensor request body (Triton's extension): JSON header then each input's raw bytes. */
+export function binaryBody(inputs: Record<string, NdArray>, binaryOutput = true): { body: Buffer; headers: Record<string, string> } {
+  const raw: Buffer[] = [];
+  const header = {
+    inputs: Object.entries(inputs).map(([name, a]) => {
+      const b = Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength);
+      raw.push(b);
+      return { name, datatype: kserveDType(a.dtype), shape: a.shape, parameters: { binary_data_size: b.length } };
+    }),
+    parameters: { binary_data_output: binaryOutput },
+  };
+  const h = Buffer.from(JSON.stringify(header));
+  return {
+    body: Buffer.concat([h, ...raw]),
+    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(h.length) },
+  };
+}
+
+/** A JSON request body. */
+export function jsonBody(inputs: Record<string, NdArray>): { body: Buffer; headers: Record<string, string> } {
+  const doc = {
+    inputs: Object.entries(inputs).map(([name, a]) => ({
+      name,
+      datatype: kserveDType(a.dtype),
+      shape: a.shape,
+      data: Array.from(a.data as Float32Array, Number),
+    })),
+  };
+  return { body: Buffer.from(JSON.stringify(doc)), headers: { 'content-type': 'application/json' } };
+}
+
+export interface InferResult {
+  /** The response's JSON (header part for binary replies). */
+  json: {
+    model_name: string;
+    model_version: string;
+    parameters: { level: number | null; label: string; run_ms: number };
+    outputs: { name: string; datatype: string; shape: number[]; data?: number[]; parameters?: { binary_data_size: number } }[];
+  };
+  outputs: Record<string, NdArray>;
+}
+
+/** Decode a 200 infer reply, JSON or binary. */
+export function decodeInfer(r: Reply): InferResult {
+  const hl = r.headers['inference-header-content-length'];
+  const jsonEnd = hl !== undefined ? Number(hl) : r.body.length;
+  const json = JSON.parse(r.body.toString('utf8', 0, jsonEnd)) as InferResult['json'];
+  const outputs: Record<string, NdArray> = {};
+  let off = jsonEnd;
+  for (const o of json.outputs) {
+    const dtype = KSERVE_DTYPES[o.datatype as keyof typeof KSERVE_DTYPES];
+    const Ctor = ND_DTYPES[dtype].ctor;
+    if (o.parameters?.binary_data_size !== undefined) {
+      const n = o.parameters.binary_data_size;
+      const copy = new Uint8Array(n);
+      copy.set(r.body.subarray(off, off + n));
+      off += n;
+      outputs[o.name] = { dtype, shape: o.shape, data: new Ctor(copy.buffer, 0, n / Ctor.BYTES_PER_ELEMENT) as NdArray['data'] };
+    } else {
+      outputs[o.name] = { dtype, shape: o.shape, data: (Ctor as Float32ArrayConstructor).from(o.data ?? []) as NdArray['data'] };
+    }
+  }
+  return { json, outputs };
+}
+
+/** POST an infer request for `model` and decode the reply; throws on a non-200 answer. */
+export async function infer(t: Target, model: string, inputs: Record<string, NdArray>, binary = true): Promise<InferResult> {
+  const { body, headers } = binary ? binaryBody(inputs) : jsonBody(inputs);
+  const r = await request(t, 'POST', `/v2/models/${model}/infer`, body, headers);
+  if (r.status !== 200) throw new Error(`infer answered ${r.status}: ${r.body.toString().slice(0, 200)}`);
+  return decodeInfer(r);
+}

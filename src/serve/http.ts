@@ -1,0 +1,343 @@
+// The serve listeners (issue 19): KServe v2 / Triton HTTP routes over TCP (loopback unless a token
+// is set) and a Unix socket, both answered by one handler. Health routes are open; with a token,
+// every other route needs `Authorization: Bearer <token>`. Bad input gets a 4xx with a one-line
+// JSON reason and the server keeps serving; a body over the limit is refused from its
+// Content-Length, or while it streams, before it is buffered whole. GET /v2/edgefit/events is a
+// server-sent-event stream of `model` events, one per swap, for applications that load the model
+// file themselves.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, isIP } from 'node:net';
+import { EdgefitError } from '../errors.js';
+import { Engine, EngineError } from './engine.js';
+import { encodeInferResponse, parseInferRequest, ProtocolError, type ModelMeta } from './protocol.js';
+import { StatsWindow } from './stats.js';
+import type { ServedModel, ServeOptions } from './types.js';
+
+/** The model name requests use when none is configured. */
+export const DEFAULT_MODEL_NAME = 'default';
+
+/** Is `host` a loopback address (the only kind served without a token)? */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}
+
+/** What the SSE route and the `model` event carry: enough to load the same file. */
+export function modelEvent(m: ServedModel): { version: string; level: number | null; label: string; sha256: string; file: string } {
+  return { version: m.version, level: m.level, label: m.label, sha256: m.sha256, file: m.file };
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const SSE_PING_MS = 15_000;
+
+export class ServeServer {
+  readonly name: string;
+  private readonly servers: Server[] = [];
+  private readonly events = new Set<ServerResponse>();
+  private readonly tokenHash: Buffer | null;
+  private inFlight = 0;
+  private ping: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly engine: Engine,
+    private readonly opts: ServeOptions,
+    readonly stats: StatsWindow = new StatsWindow(),
+  ) {
+    this.name = opts.name ?? DEFAULT_MODEL_NAME;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(this.name))
+      throw new EdgefitError('USAGE', `model name '${this.name}' must be letters, digits, '.', '_' or '-'`);
+    if (opts.port !== null && !isLoopback(opts.host) && !opts.token) {
+      throw new EdgefitError('USAGE', `serving on ${opts.host} (not loopback) needs a token`, { remedy: { option: 'token' } });
+    }
+    if (opts.token !== null && opts.token.length === 0) throw new EdgefitError('USAGE', 'the serve token is empty');
+    if (!(opts.maxBodyMb > 0)) throw new EdgefitError('USAGE', `the body limit must be positive MiB, not ${opts.maxBodyMb}`);
+    // compared as digests: equal lengths for timingSafeEqual whatever the header holds
+    this.tokenHash = opts.token ? createHash('sha256').update(opts.token).digest() : null;
+    engine.on('swap', (m) => this.broadcast(m));
+  }
+
+  /** Requests being answered (received, not yet written). */
+  get requestsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Start the listeners; the TCP URL (with the port chosen) and the socket path. */
+  async listen(): Promise<{ url: string | null; socket: string | null }> {
+    let url: string | null = null;
+    if (this.opts.port !== null) {
+      const s = this.newServer();
+      await listenOn(s, { host: this.opts.host, port: this.opts.port });
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
+      url = `http://${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${port}`;
+    }
+    if (this.opts.socket !== null) {
+      await clearStaleSocket(this.opts.socket);
+      await listenOn(this.newServer(), { path: this.opts.socket });
+    }
+    this.ping = setInterval(() => {
+      for (const r of this.events) r.write(': ping\n\n');
+    }, SSE_PING_MS);
+    this.ping.unref();
+    return { url, socket: this.opts.socket };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.ping);
+    for (const r of this.events) r.end();
+    this.events.clear();
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeIdleConnections();
+            // a keep-alive connection busy at close time would hold the close open: cut it after a grace
+            setTimeout(() => s.closeAllConnections(), 2000).unref();
+          }),
+      ),
+    );
+    if (this.opts.socket !== null) {
+      try {
+        unlinkSync(this.opts.socket);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  private newServer(): Server {
+    const s = createServer((req, res) => void this.handle(req, res));
+    this.servers.push(s);
+    return s;
+  }
+
+  private broadcast(m: ServedModel): void {
+    const line = `event: model\ndata: ${JSON.stringify(modelEvent(m))}\n\n`;
+    for (const r of this.events) r.write(line);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const t0 = performance.now();
+    try {
+      const path = (req.url ?? '/').split('?')[0]!;
+      if (path === '/v2/health/live') return this.json(res, 200, { live: true });
+      if (path === '/v2/health/ready') return this.json(res, this.engine.ready ? 200 : 503, { ready: this.engine.ready });
+      this.authorize(req);
+      if (path === '/v2') {
+        this.method(req, 'GET');
+        return this.json(res, 200, { name: 'edgefit', version: '1', extensions: ['binary_tensor_data', 'edgefit_events'] });
+      }
+      if (path === '/v2/edgefit/events') {
+        this.method(req, 'GET');
+        return this.subscribe(res);
+      }
+      const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/.exec(path);
+      if (!m) throw new HttpError(404, `no route ${req.method ?? ''} ${path}`);
+      const [, name, version, action] = m;
+      if (decodeURIComponent(name!) !== this.name)
+        throw new HttpError(404, `no model '${decodeURIComponent(name!)}'; this server serves '${this.name}'`);
+      const cur = this.engine.model;
+      const meta = this.engine.meta;
+      if (action === '/ready') {
+        this.method(req, 'GET');
+        const ready = cur !== null && (version === undefined || decodeURIComponent(version) === cur.version);
+        return this.json(res, ready ? 200 : 503, { name: this.name, ready });
+      }
+      if (!cur || !meta) throw new HttpError(503, 'no model is loaded yet');
+      if (version !== undefined && decodeURIComponent(version) !== cur.version) {
+        throw new HttpError(404, `version '${decodeURIComponent(version)}' is not served; the current version is '${cur.version}'`);
+      }
+      if (action === undefined) {
+        this.method(req, 'GET');
+        return this.json(res, 200, this.metadata(cur, meta));
+      }
+      this.method(req, 'POST');
+      return await this.infer(req, res, meta, t0);
+    } catch (e) {
+      this.fail(req, res, e);
+    }
+  }
+
+  private metadata(cur: ServedModel, meta: ModelMeta): unknown {
+    return {
+      name: this.name,
+      versions: [cur.version],
+      platform: 'onnxruntime_onnx',
+      inputs: meta.inputs,
+      outputs: meta.outputs,
+      parameters: { level: cur.level, label: cur.label, sha256: cur.sha256, shapes: cur.shapes },
+    };
+  }
+
+  private async infer(req: IncomingMessage, res: ServerResponse, meta: ModelMeta, t0: number): Promise<void> {
+    this.inFlight++;
+    res.once('close', () => this.inFlight--);
+    const body = await this.readBody(req, res);
+    const hl = req.headers['inference-header-content-length'];
+    let headerLength: number | null = null;
+    if (hl !== undefined) {
+      headerLength = /^\d+$/.test(String(hl)) ? Number(hl) : NaN;
+      if (Number.isNaN(headerLength)) throw new ProtocolError(400, `Inference-Header-Content-Length '${String(hl)}' is not a byte count`);
+    }
+    const parsed = parseInferRequest(body, headerLength, meta);
+    const r = await this.engine.infer(parsed.inputs);
+    const enc = encodeInferResponse(
+      parsed,
+      r.outputs,
+      { model: this.name, version: r.model.version, level: r.model.level, label: r.model.label },
+      {
+        run_ms: Math.round(r.runMs * 1000) / 1000,
+      },
+    );
+    res.once('finish', () => this.stats.served(r.model.version, r.model.level, r.runMs, performance.now() - t0));
+    res.writeHead(200, enc.headers);
+    for (const c of enc.chunks.slice(0, -1)) res.write(c);
+    res.end(enc.chunks[enc.chunks.length - 1]);
+  }
+
+  /**
+   * The whole body in one ArrayBuffer of its own (binary inputs are views of it, then transferred
+   * to the worker). Over the limit: 413, from Content-Length before reading, or as soon as the
+   * streamed bytes pass it.
+   */
+  private readBody(req: IncomingMessage, res: ServerResponse): Promise<Buffer> {
+    const limit = Math.floor(this.opts.maxBodyMb * 2 ** 20);
+    const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : null;
+    const tooBig = (n: number): HttpError =>
+      new HttpError(413, `the body (${n > limit ? `${n} bytes` : 'streamed'}) is over the ${this.opts.maxBodyMb} MiB limit`);
+    if (declared !== null && declared > limit) {
+      drain(req, res);
+      return Promise.reject(tooBig(declared));
+    }
+    return new Promise((resolve, reject) => {
+      let buf = Buffer.from(new ArrayBuffer(declared ?? Math.min(limit, 1 << 16)));
+      let n = 0;
+      let done = false;
+      req.on('data', (chunk: Buffer) => {
+        if (done) return;
+        if (n + chunk.length > limit) {
+          done = true;
+          drain(req, res);
+          return reject(tooBig(n + chunk.length));
+        }
+        if (n + chunk.length > buf.length) {
+          if (declared !== null) {
+            done = true;
+            drain(req, res);
+            return reject(new HttpError(400, `the body is longer than its Content-Length ${declared}`));
+          }
+          const bigger = Buffer.from(new ArrayBuffer(Math.min(limit, Math.max(buf.length * 2, n + chunk.length))));
+          buf.copy(bigger, 0, 0, n);
+          buf = bigger;
+        }
+        chunk.copy(buf, n);
+        n += chunk.length;
+      });
+      req.on('end', () => {
+        if (done) return;
+        done = true;
+        resolve(buf.subarray(0, n));
+      });
+      req.on('error', (e) => {
+        if (done) return;
+        done = true;
+        reject(new HttpError(400, `reading the body failed: ${e.message}`));
+      });
+    });
+  }
+
+  private subscribe(res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    const cur = this.engine.model;
+    // the current model first: a client learns what is served without waiting for a swap
+    res.write(cur ? `event: model\ndata: ${JSON.stringify(modelEvent(cur))}\n\n` : ': no model yet\n\n');
+    this.events.add(res);
+    res.once('close', () => this.events.delete(res));
+  }
+
+  private authorize(req: IncomingMessage): void {
+    if (!this.tokenHash) return;
+    const h = req.headers.authorization ?? '';
+    const m = /^Bearer (.+)$/.exec(h);
+    const ok = m !== null && timingSafeEqual(createHash('sha256').update(m[1]!).digest(), this.tokenHash);
+    if (!ok) throw new HttpError(401, h ? 'the bearer token is wrong' : 'this server needs Authorization: Bearer <token>');
+  }
+
+  private method(req: IncomingMessage, want: 'GET' | 'POST'): void {
+    if (req.method !== want) throw new HttpError(405, `${req.method ?? '?'} is not allowed here; use ${want}`);
+  }
+
+  private fail(req: IncomingMessage, res: ServerResponse, e: unknown): void {
+    const status = e instanceof HttpError || e instanceof ProtocolError || e instanceof EngineError ? e.status : 500;
+    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? 'error';
+    if (status >= 500 && status !== 503) this.stats.error();
+    else this.stats.reject();
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const headers: Record<string, string> = {};
+    if (status === 401) headers['www-authenticate'] = 'Bearer';
+    if (status === 413 || !req.complete) headers.connection = 'close';
+    this.json(res, status, { error: msg }, headers);
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    const s = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(s)), ...headers });
+    res.end(s);
+  }
+}
+
+/**
+ * Read and discard the rest of a refused body (not buffered), so the client gets to read the
+ * answer instead of a reset; the connection closes after at most a few seconds of it.
+ */
+function drain(req: IncomingMessage, res: ServerResponse): void {
+  req.removeAllListeners('data');
+  req.resume();
+  const t = setTimeout(() => req.socket.destroy(), 5000);
+  t.unref();
+  res.once('close', () => clearTimeout(t));
+}
+
+function listenOn(s: Server, where: { host: string; port: number } | { path: string }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.once('error', (e) =>
+      reject(new EdgefitError('USAGE', `cannot listen on ${'path' in where ? where.path : `${where.host}:${where.port}`}: ${e.message}`)),
+    );
+    s.listen(where, () => resolve());
+  });
+}
+
+/** Remove a socket file left by a server that is gone; refuse one a live server answers on. */
+async function clearStaleSocket(path: string): Promise<void> {
+  let isSocket = false;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return;
+  }
+  if (!isSocket) throw new EdgefitError('USAGE', `${path} exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const c = connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (live) throw new EdgefitError('USAGE', `another server listens on ${path}`);
+  unlinkSync(path);
+}

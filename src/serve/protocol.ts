@@ -1,0 +1,252 @@
+// KServe v2 / Triton HTTP inference bodies (issue 19): parse and validate a request against the
+// served model's input metadata, encode a response. Two body forms, as Triton defines them:
+// - JSON: {"inputs": [{"name", "shape", "datatype", "data": [...]}], "outputs": [...], "parameters"};
+// - binary tensor extension: the same JSON header, `Inference-Header-Content-Length` bytes long,
+//   followed by each input's raw little-endian bytes (`parameters.binary_data_size` per input, in
+//   input order); outputs come back binary when `binary_data_output` (request parameters) or an
+//   output's `binary_data` asks.
+// Every rejection is a ProtocolError carrying its HTTP status and a one-line reason; nothing here
+// touches sockets or onnxruntime.
+import { halfToFloat } from '../ir/float16.js';
+import { ND_DTYPES, shapeSize, type NdArray, type NdDType, type NdData } from '../data/ndarray.js';
+
+/** KServe datatype <-> the NdArray dtype onnxruntime takes. BYTES (strings) is not served. */
+export const KSERVE_DTYPES = {
+  BOOL: 'bool',
+  UINT8: 'uint8',
+  UINT16: 'uint16',
+  UINT32: 'uint32',
+  UINT64: 'uint64',
+  INT8: 'int8',
+  INT16: 'int16',
+  INT32: 'int32',
+  INT64: 'int64',
+  FP16: 'float16',
+  FP32: 'float32',
+  FP64: 'float64',
+} as const satisfies Record<string, NdDType>;
+export type KServeDType = keyof typeof KSERVE_DTYPES;
+
+const BY_ND = Object.fromEntries(Object.entries(KSERVE_DTYPES).map(([k, v]) => [v, k])) as Record<NdDType, KServeDType>;
+
+export function kserveDType(dtype: string): KServeDType | null {
+  return Object.prototype.hasOwnProperty.call(BY_ND, dtype) ? BY_ND[dtype as NdDType] : null;
+}
+
+/** One input or output as metadata routes show it: -1 for a dimension the model leaves free. */
+export interface TensorMeta {
+  name: string;
+  datatype: KServeDType;
+  shape: number[];
+}
+
+export interface ModelMeta {
+  inputs: TensorMeta[];
+  outputs: TensorMeta[];
+}
+
+export class ProtocolError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A parsed request: the inputs as arrays, and how to answer. */
+export interface InferRequest {
+  id?: string;
+  inputs: Record<string, NdArray>;
+  /** Output names asked for (null: all), and whether each goes back binary. */
+  outputs: { name: string; binary: boolean }[] | null;
+  /** Binary outputs unless an output says otherwise (request parameter binary_data_output). */
+  binaryDefault: boolean;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const bad = (msg: string): ProtocolError => new ProtocolError(400, msg);
+
+/** Flatten nested JSON arrays (KServe allows row-major nesting) into `out`. */
+function flatten(v: unknown, out: unknown[]): void {
+  if (Array.isArray(v)) for (const x of v) flatten(x, out);
+  else out.push(v);
+}
+
+/** JSON values into a typed array of `dtype` (numbers for numeric types, booleans or 0/1 for BOOL). */
+function fromJson(name: string, dtype: NdDType, values: unknown[]): NdData {
+  // FP16 from JSON numbers would need rounding to half here; binary carries it exactly
+  if (dtype === 'float16') throw bad(`input '${name}': FP16 data must be sent binary`);
+  const Ctor = ND_DTYPES[dtype].ctor;
+  const out = new Ctor(values.length) as NdData;
+  const big = out instanceof BigInt64Array || out instanceof BigUint64Array;
+  for (let i = 0; i < values.length; i++) {
+    let v = values[i];
+    if (dtype === 'bool' && typeof v === 'boolean') v = v ? 1 : 0;
+    if (typeof v !== 'number') throw bad(`input '${name}': data[${i}] is not a number`);
+    if (big) {
+      if (!Number.isInteger(v)) throw bad(`input '${name}': data[${i}] is not an integer`);
+      (out as BigInt64Array)[i] = BigInt(v as number);
+    } else (out as Float32Array)[i] = v as number;
+  }
+  return out;
+}
+
+/** Check one input's declared name, datatype and shape against the model's; the NdDType to use. */
+function checkInput(raw: Record<string, unknown>, meta: ModelMeta, seen: Set<string>): { name: string; dtype: NdDType; shape: number[] } {
+  const name = raw.name;
+  if (typeof name !== 'string') throw bad('every input needs a string "name"');
+  const m = meta.inputs.find((i) => i.name === name);
+  if (!m) throw bad(`unknown input '${name}'; the model takes ${meta.inputs.map((i) => `'${i.name}'`).join(', ')}`);
+  if (seen.has(name)) throw bad(`input '${name}' given twice`);
+  seen.add(name);
+  if (raw.datatype !== m.datatype) throw bad(`input '${name}' has datatype ${JSON.stringify(raw.datatype)}; the model takes ${m.datatype}`);
+  const shape = raw.shape;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && (d as number) >= 0)) {
+    throw bad(`input '${name}': "shape" must be an array of whole numbers`);
+  }
+  const dims = shape as number[];
+  const fits = dims.length === m.shape.length && dims.every((d, i) => m.shape[i] === -1 || m.shape[i] === d);
+  if (!fits) throw bad(`input '${name}' has shape [${dims.join(',')}]; the model takes [${m.shape.join(',')}] (-1: any)`);
+  return { name, dtype: KSERVE_DTYPES[m.datatype], shape: dims };
+}
+
+/**
+ * Parse a request body. `headerLength` is the Inference-Header-Content-Length header (null: the
+ * whole body is JSON). Binary inputs become views of `body`'s memory when aligned (no copy), so
+ * `body` must not be reused after; misaligned ones are copied.
+ */
+export function parseInferRequest(body: Buffer, headerLength: number | null, meta: ModelMeta): InferRequest {
+  if (headerLength !== null && (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > body.length)) {
+    throw bad(`Inference-Header-Content-Length ${headerLength} does not fit a ${body.length}-byte body`);
+  }
+  const jsonEnd = headerLength ?? body.length;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body.toString('utf8', 0, jsonEnd));
+  } catch (e) {
+    throw bad(`malformed JSON: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (!isObj(doc)) throw bad('the request must be a JSON object');
+  if (!Array.isArray(doc.inputs) || doc.inputs.length === 0) throw bad('the request needs a non-empty "inputs" array');
+  const seen = new Set<string>();
+  const inputs: Record<string, NdArray> = {};
+  let offset = jsonEnd;
+  for (const raw of doc.inputs as unknown[]) {
+    if (!isObj(raw)) throw bad('each input must be an object');
+    const { name, dtype, shape } = checkInput(raw, meta, seen);
+    const count = shapeSize(shape);
+    const params = isObj(raw.parameters) ? raw.parameters : {};
+    const size = params.binary_data_size;
+    if (size !== undefined) {
+      if (headerLength === null) throw bad(`input '${name}' has binary_data_size but no Inference-Header-Content-Length was given`);
+      if (!Number.isInteger(size) || (size as number) < 0) throw bad(`input '${name}': binary_data_size must be a whole number`);
+      const bytes = ND_DTYPES[dtype].ctor.BYTES_PER_ELEMENT;
+      if ((size as number) !== count * bytes) {
+        throw bad(
+          `input '${name}': binary_data_size ${size as number} bytes, shape [${shape.join(',')}] of ${raw.datatype as string} needs ${count * bytes}`,
+        );
+      }
+      if (offset + (size as number) > body.length)
+        throw bad(`input '${name}': the body ends ${offset + (size as number) - body.length} bytes short`);
+      inputs[name] = { dtype, shape, data: view(body, offset, count, dtype) };
+      offset += size as number;
+    } else {
+      if (raw.data === undefined) throw bad(`input '${name}' has neither "data" nor binary_data_size`);
+      const flat: unknown[] = [];
+      flatten(raw.data, flat);
+      if (flat.length !== count) throw bad(`input '${name}' has ${flat.length} values; shape [${shape.join(',')}] needs ${count}`);
+      inputs[name] = { dtype, shape, data: fromJson(name, dtype, flat) };
+    }
+  }
+  if (offset !== body.length) throw bad(`${body.length - offset} bytes after the last binary input`);
+  const missing = meta.inputs.filter((i) => !seen.has(i.name)).map((i) => `'${i.name}'`);
+  if (missing.length) throw bad(`missing input ${missing.join(', ')}`);
+  const reqParams = isObj(doc.parameters) ? doc.parameters : {};
+  const binaryDefault = reqParams.binary_data_output === true;
+  let outputs: InferRequest['outputs'] = null;
+  if (doc.outputs !== undefined) {
+    if (!Array.isArray(doc.outputs)) throw bad('"outputs" must be an array');
+    outputs = (doc.outputs as unknown[]).map((o) => {
+      if (!isObj(o) || typeof o.name !== 'string') throw bad('each requested output needs a string "name"');
+      const name = o.name;
+      if (!meta.outputs.some((m) => m.name === name)) {
+        throw bad(`unknown output '${name}'; the model gives ${meta.outputs.map((m) => `'${m.name}'`).join(', ')}`);
+      }
+      const p = isObj(o.parameters) ? o.parameters : {};
+      return { name, binary: typeof p.binary_data === 'boolean' ? p.binary_data : binaryDefault };
+    });
+  }
+  const id = typeof doc.id === 'string' ? doc.id : undefined;
+  return { ...(id !== undefined ? { id } : {}), inputs, outputs, binaryDefault };
+}
+
+/** A typed view of `count` elements at `offset` of `body` (a copy when the offset is not aligned). */
+function view(body: Buffer, offset: number, count: number, dtype: NdDType): NdData {
+  const Ctor = ND_DTYPES[dtype].ctor;
+  const at = body.byteOffset + offset;
+  if (at % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(body.buffer as ArrayBuffer, at, count) as NdData;
+  const copy = new Uint8Array(count * Ctor.BYTES_PER_ELEMENT);
+  copy.set(body.subarray(offset, offset + copy.length));
+  return new Ctor(copy.buffer, 0, count) as NdData;
+}
+
+/** What answered a request: goes into the response's model_version and parameters. */
+export interface Producer {
+  model: string;
+  version: string;
+  level: number | null;
+  label: string;
+}
+
+export interface EncodedResponse {
+  headers: Record<string, string>;
+  /** JSON header then raw output bytes (views of the outputs' memory, not copies). */
+  chunks: Buffer[];
+}
+
+/** JSON values of an array (BigInts as numbers; bool as true/false). */
+function toJsonValues(a: NdArray): unknown[] {
+  const d = a.data;
+  if (d instanceof BigInt64Array || d instanceof BigUint64Array) return Array.from(d, Number);
+  if (a.dtype === 'bool') return Array.from(d as Uint8Array, (x) => x !== 0);
+  if (a.dtype === 'float16') return Array.from(d as Uint16Array, halfToFloat);
+  return Array.from(d as Float32Array);
+}
+
+/** Encode a response: outputs named in `req.outputs` (all when null), each JSON or binary as asked. */
+export function encodeInferResponse(
+  req: InferRequest,
+  outputs: Record<string, NdArray>,
+  by: Producer,
+  extra: Record<string, number | string> = {},
+): EncodedResponse {
+  const wanted = req.outputs ?? Object.keys(outputs).map((name) => ({ name, binary: req.binaryDefault }));
+  const raw: Buffer[] = [];
+  const outs = wanted.map(({ name, binary }) => {
+    const a = outputs[name]!;
+    const datatype = kserveDType(a.dtype) ?? 'BYTES';
+    if (!binary) return { name, datatype, shape: a.shape, data: toJsonValues(a) };
+    const bytes = Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength);
+    raw.push(bytes);
+    return { name, datatype, shape: a.shape, parameters: { binary_data_size: bytes.length } };
+  });
+  const doc = {
+    model_name: by.model,
+    model_version: by.version,
+    ...(req.id !== undefined ? { id: req.id } : {}),
+    parameters: { level: by.level, label: by.label, ...extra },
+    outputs: outs,
+  };
+  const header = Buffer.from(JSON.stringify(doc));
+  const total = raw.reduce((s, b) => s + b.length, header.length);
+  if (raw.length === 0) return { headers: { 'content-type': 'application/json', 'content-length': String(total) }, chunks: [header] };
+  return {
+    headers: {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(header.length),
+      'content-length': String(total),
+    },
+    chunks: [header, ...raw],
+  };
+}

@@ -1,0 +1,108 @@
+// The worker thread that owns one served version's onnxruntime session (issue 19). onnxruntime-node
+// creates sessions and runs them synchronously on the calling thread, so each version lives in a
+// worker of its own: loading the next one never stalls requests on the current one, and the main
+// thread only parses, routes and writes. Tensors arrive and leave as transferred ArrayBuffers.
+// Run time is measured here, around session.run alone: what a probe measures and adaptation judges.
+import { parentPort, workerData } from 'node:worker_threads';
+import type * as ort from 'onnxruntime-node';
+import { isNdDType, ndZeros, type NdArray } from '../data/ndarray.js';
+import { firstLine, openSession, toTensor } from '../runtime/session.js';
+import { KSERVE_DTYPES, kserveDType, type ModelMeta, type TensorMeta } from './protocol.js';
+
+export interface WorkerInit {
+  file: string;
+  threads: number;
+  /** Shapes to warm the session up with (a first run allocates; no request should pay for it). */
+  shapes: Record<string, number[]>;
+}
+
+export type ToWorker = { t: 'run'; id: number; inputs: Record<string, NdArray> };
+
+export type FromWorker =
+  | { t: 'ready'; meta: ModelMeta; loadMs: number; warmMs: number }
+  | { t: 'failed'; message: string }
+  | { t: 'done'; id: number; runMs: number; outputs: Record<string, NdArray> }
+  | { t: 'run-failed'; id: number; message: string };
+
+function meta(list: readonly ort.InferenceSession.ValueMetadata[], what: string): TensorMeta[] {
+  return list.map((m) => {
+    if (!m.isTensor) throw new Error(`${what} '${m.name}' is not a tensor; only tensors are served`);
+    const datatype = kserveDType(m.type);
+    if (!datatype) throw new Error(`${what} '${m.name}' has type ${m.type}, which is not served`);
+    return { name: m.name, datatype, shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) };
+  });
+}
+
+/** Zero inputs at the warm-up shapes, or null when some free dimension has no given size. */
+function warmInputs(inputs: readonly TensorMeta[], shapes: Record<string, number[]>): Record<string, NdArray> | null {
+  const out: Record<string, NdArray> = {};
+  for (const m of inputs) {
+    const shape = shapes[m.name] ?? m.shape;
+    if (shape.some((d) => d < 0) || shape.length !== m.shape.length) return null;
+    out[m.name] = ndZeros(KSERVE_DTYPES[m.datatype], shape);
+  }
+  return out;
+}
+
+function fromOrt(t: ort.Tensor, name: string): NdArray {
+  if (!isNdDType(t.type)) throw new Error(`output '${name}' has type ${t.type}, which is not served`);
+  return { dtype: t.type, shape: t.dims.map(Number), data: t.data as NdArray['data'] };
+}
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('session-worker must run in a worker thread');
+  const init = workerData as WorkerInit;
+  let session: ort.InferenceSession;
+  let m: ModelMeta;
+  const t0 = performance.now();
+  try {
+    session = await openSession(init.file, { threads: init.threads });
+    m = { inputs: meta(session.inputMetadata, 'input'), outputs: meta(session.outputMetadata, 'output') };
+  } catch (e) {
+    port.postMessage({ t: 'failed', message: firstLine(e) } satisfies FromWorker);
+    return;
+  }
+  const loadMs = performance.now() - t0;
+  const warm = warmInputs(m.inputs, init.shapes);
+  const w0 = performance.now();
+  if (warm) {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [k, a] of Object.entries(warm)) feeds[k] = toTensor(a);
+    try {
+      await session.run(feeds);
+    } catch (e) {
+      port.postMessage({ t: 'failed', message: `warm-up run failed: ${firstLine(e)}` } satisfies FromWorker);
+      return;
+    }
+  }
+  port.postMessage({ t: 'ready', meta: m, loadMs, warmMs: performance.now() - w0 } satisfies FromWorker);
+
+  // One request at a time, in arrival order (the engine sends one at a time anyway).
+  let queue = Promise.resolve();
+  port.on('message', (msg: ToWorker) => {
+    queue = queue.then(async () => {
+      try {
+        const feeds: Record<string, ort.Tensor> = {};
+        for (const [k, a] of Object.entries(msg.inputs)) feeds[k] = toTensor(a);
+        const r0 = performance.now();
+        const res = await session.run(feeds);
+        const runMs = performance.now() - r0;
+        const outputs: Record<string, NdArray> = {};
+        for (const [k, t] of Object.entries(res)) outputs[k] = fromOrt(t, k);
+        const reply: FromWorker = { t: 'done', id: msg.id, runMs, outputs };
+        const buffers = [...new Set(Object.values(outputs).map((a) => a.data.buffer))];
+        try {
+          port.postMessage(reply, buffers as ArrayBuffer[]);
+        } catch {
+          // a buffer onnxruntime will not let go of (external memory): send a copy instead
+          port.postMessage(reply);
+        }
+      } catch (e) {
+        port.postMessage({ t: 'run-failed', id: msg.id, message: firstLine(e) } satisfies FromWorker);
+      }
+    });
+  });
+}
+
+await main();
