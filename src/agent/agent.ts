@@ -29,6 +29,7 @@ import { resolveStateDir, statePaths } from './paths.js';
 import { OriginalTiming } from './original.js';
 import { Prober, type LatencySource } from './prober.js';
 import { ServeComponent, ServingModelServer, servedModel, type ServeBackend } from './server.js';
+import { ServeProcess } from '../serve/process.js';
 import type { ServeOptions } from '../serve/types.js';
 import { HardwareProfiler } from './profiler.js';
 import { Telemetry } from './telemetry.js';
@@ -168,7 +169,8 @@ export class Agent {
       ? new ServeComponent({
           bus,
           backend,
-          options: serveOptions(cfg.serve, this.stateDir),
+          // a stats window as long as the probe interval (1 to 5 s): served figures come at least as often as probes
+          options: { ...serveOptions(cfg.serve, this.stateDir), statsEveryS: Math.min(5, Math.max(1, cfg.probe.intervalS)) },
           describe: (v) => servedModel(v, fits, shapes, threads),
           current: deployed,
           log,
@@ -265,8 +267,8 @@ export class Agent {
   }
 }
 
-/** The forked serve process (src/serve/, issue 19's serve-core side), once it is merged. */
-const defaultServeBackend: (() => ServeBackend) | undefined = undefined;
+/** The forked serve process (src/serve/process.ts). */
+const defaultServeBackend = (): ServeBackend => new ServeProcess();
 
 /** The serve process's listeners from the config: the socket relative to the state folder, the token read. */
 export function serveOptions(s: AgentConfig['serve'], stateDir: string): ServeOptions {

@@ -14,22 +14,25 @@ import type { ModelServer } from './deployer.js';
 import type { FitView } from './fit-manager.js';
 import type { ModelVersion } from './model-store.js';
 
-/** The parent-side handle of a serve process (ServeProcess in src/serve/; a fake in tests). */
+/** The parent-side handle of a serve process (ServeProcess in src/serve/process.ts; a fake in tests). */
 export interface ServeBackend {
-  start(opts: ServeOptions): Promise<{ url: string | null; socket: string | null }>;
+  /** Resolves once listening; `statsEveryS` is the stats window (sent only when it saw requests). */
+  start(opts: ServeOptions & { statsEveryS?: number }): Promise<{ url: string | null; socket: string | null }>;
   /** Resolves once the version serves requests; rejects (the previous one still serving) when it does not load. */
   load(model: ServedModel): Promise<unknown>;
   stop(): Promise<void>;
   on(event: 'stats', f: (s: ServeStats) => void): unknown;
-  /** The process went away without stop(). */
-  on(event: 'exit', f: (why: string) => void): unknown;
+  /** Something failed in the serve process after start (a version's worker died, ...). */
+  on(event: 'error', f: (message: string) => void): unknown;
+  /** The process ended (after stop() too: ignored then). */
+  on(event: 'exit', f: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
 }
 
 export interface ServerDeps {
   bus: AgentBus;
   /** A fresh backend (one per start: a crashed one is replaced). */
   backend: () => ServeBackend;
-  options: ServeOptions;
+  options: ServeOptions & { statsEveryS?: number };
   /** How a deployed version is described to the serve process (level, label, threads, shapes). */
   describe: (v: ModelVersion) => ServedModel;
   /** What the deployer has deployed now (a restarted process loads it). */
@@ -91,9 +94,13 @@ export class ServeComponent implements Component {
     return this.servedVersion;
   }
 
-  start(): Promise<void> {
+  /**
+   * Forks the serve process in the background: the components after this one start meanwhile (a
+   * command may come in as soon as telemetry is up, and the deployer must be there for it); loads
+   * wait for the start.
+   */
+  start(): void {
     this.ready = this.launch(false);
-    return this.ready;
   }
 
   async stop(): Promise<void> {
@@ -120,8 +127,10 @@ export class ServeComponent implements Component {
       this.lastStats = { stats, at: Date.now() };
       this.d.bus.emit('serve:stats', stats);
     });
-    b.on('exit', (why) => {
+    b.on('error', (message) => this.d.log(`serve process: ${message}`));
+    b.on('exit', (code, signal) => {
       if (this.backend !== b || this.stopped) return;
+      const why = signal ?? `exit ${code}`;
       this.backend = undefined;
       this.servedVersion = undefined;
       this.lastStats = undefined;

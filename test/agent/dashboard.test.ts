@@ -50,6 +50,9 @@ async function startAgent(name: string, extra: string[]): Promise<Proc> {
       'reference-only',
       '--metrics-interval',
       '0.5',
+      // serving on any free port: parallel tests never collide on 8551
+      '--serve-port',
+      '0',
       '--probe-interval',
       '5',
       ...extra,

@@ -60,6 +60,8 @@ function startAgent(): Agent {
       threads: 1,
       metricsIntervalS: 0.5,
       probe: { intervalS: 0.5, runs: 2, stepDownAfter: 100, stepUpAfter: 100, headroom: 0.9, maxCpuPercent: 100 },
+      // serving has its own tests (test/agent/serve-*.test.ts)
+      serve: { enabled: false },
       mqtt: { url: broker.url },
     },
   });

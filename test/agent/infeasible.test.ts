@@ -43,6 +43,8 @@ t.test('an impossible latency budget: the floor holds and the shortfall names la
         threads: 1,
         metricsIntervalS: 0.5,
         probe: { intervalS: 0.3, runs: 3, stepDownAfter: 1, stepUpAfter: 100, headroom: 0.9, maxCpuPercent: 100 },
+        // serving has its own tests (test/agent/serve-*.test.ts)
+        serve: { enabled: false },
         mqtt: { url: broker.url },
       },
     }),

@@ -59,6 +59,8 @@ async function requestFor(name: string, model: Record<string, unknown>, modelPat
       budgets: { latencyMs: 10_000 },
       threads: 1,
       probe: { intervalS: 60, runs: 1, stepDownAfter: 100, stepUpAfter: 100, headroom: 0.9, maxCpuPercent: 100 },
+      // serving has its own tests (test/agent/serve-*.test.ts)
+      serve: { enabled: false },
       mqtt: { url: broker.url },
       dashboard: { port: 0 },
     },

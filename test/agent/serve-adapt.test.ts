@@ -106,7 +106,7 @@ class FakeServe extends EventEmitter implements ServeBackend {
   }
   crash(): void {
     clearInterval(this.timer);
-    this.emit('exit', 'killed by SIGKILL');
+    this.emit('exit', null, 'SIGKILL');
   }
   private window(): void {
     const m = this.model;
@@ -253,7 +253,8 @@ t.test('deploys go through the serve process; current.onnx follows the pointer w
   writeFileSync(b, 'b');
   writeFileSync(bad, 'bad');
   const source = new ScriptedLatency();
-  source.p50 = { a: 1, b: 1, bad: 1 };
+  // b at 8 ms predicts 16 ms for a (> 0.9 x 10): probes never step back up on their own
+  source.p50 = { a: 1, b: 8, bad: 1 };
   FakeServe.traffic = null;
   FakeServe.started = [];
   FakeServe.refuse = new Set(['bad']);
@@ -300,6 +301,10 @@ t.test('deploys go through the serve process; current.onnx follows the pointer w
   const back = ev.next('model-changed', 30_000, (e) => e.data.candidateId === 'a');
   await watch.publish('edgefit/dev-current/request/rollback', { txn: 'r1', args: {} });
   await back;
+  t.notOk(
+    ev.all.some((e) => e.type === 'stepped-up' || e.type === 'stepped-down'),
+    'no step interfered',
+  );
   t.equal(readFileSync(current, 'utf8'), 'a');
   t.match(serve.model, { level: 0 });
 });

@@ -67,6 +67,8 @@ function startAgent(
         threads: 1,
         metricsIntervalS: 1,
         probe: { intervalS: 0.2, runs: 5, stepDownAfter: 2, stepUpAfter: 3, headroom: 0.9, maxCpuPercent: 100 },
+        // serving has its own tests (test/agent/serve-*.test.ts)
+        serve: { enabled: false },
         mqtt: { url: broker.url },
       },
     }),

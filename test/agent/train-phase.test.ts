@@ -61,6 +61,8 @@ function startAgent(name: string, fitter: Fitter, minutes: number): Agent {
         threads: 1,
         metricsIntervalS: 0.3,
         probe: { intervalS: 0.2, runs: 3, stepDownAfter: 2, stepUpAfter: 3, headroom: 0.9, maxCpuPercent: 100 },
+        // serving has its own tests (test/agent/serve-*.test.ts)
+        serve: { enabled: false },
         mqtt: { url: broker.url },
       },
     }),

@@ -38,6 +38,9 @@ if (skip) {
       MODEL,
       '--shape',
       'x=1x1x28x28',
+      // serving on any free port: parallel tests never collide on 8551
+      '--serve-port',
+      '0',
       '--fitter',
       'reference-only',
       '--metrics-interval',

@@ -39,6 +39,9 @@ export function startAgentProc(opts: {
     String(opts.probeIntervalS ?? 2),
     '--fitter',
     'reference-only',
+    // serving on, on any free port: parallel tests never collide on 8551
+    '--serve-port',
+    '0',
     ...(opts.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
