@@ -29,6 +29,7 @@ import { resolveStateDir, statePaths } from './paths.js';
 import { OriginalTiming } from './original.js';
 import { Prober, type LatencySource } from './prober.js';
 import { ServeComponent, ServingModelServer, servedModel, type ServeBackend } from './server.js';
+import { captureDirs, captureReady, snapshotCapture } from './capture.js';
 import { ServeProcess } from '../serve/process.js';
 import type { ServeOptions } from '../serve/types.js';
 import { HardwareProfiler } from './profiler.js';
@@ -128,6 +129,7 @@ export class Agent {
     const budgets = new BudgetStore(store, cfg.budgets, () => hardware.facts?.budgets, cfg.prefer);
     const modelSha = sha256File(modelPath);
     const threads = (): number | null => cfg.threads ?? hardware.facts?.threads ?? null;
+    const capture = captureDirs(this.stateDir);
     const original = new OriginalTiming(store, modelSha, threads);
     // the deployer and the prober need each other's answers (what is deployed, the fit's level):
     // they get those as functions, resolved when called
@@ -146,6 +148,15 @@ export class Agent {
       log,
       originalMs: () => original.p50(),
       trainMinutes: () => (cfg.fitter === 'auto' ? cfg.train.minutes : 0),
+      ...(cfg.serve.capture.enabled
+        ? {
+            captured: {
+              dir: capture.snapshot,
+              ready: () => captureReady(capture.ring),
+              snapshot: () => snapshotCapture(capture.ring, capture.snapshot),
+            },
+          }
+        : {}),
       gate: () => this.first,
       ...(this.deps.fitter ? { fitter: this.deps.fitter } : {}),
     }));
@@ -170,7 +181,14 @@ export class Agent {
           bus,
           backend,
           // a stats window as long as the probe interval (1 to 5 s): served figures come at least as often as probes
-          options: { ...serveOptions(cfg.serve, this.stateDir), statsEveryS: Math.min(5, Math.max(1, cfg.probe.intervalS)) },
+          options: {
+            ...serveOptions(cfg.serve, this.stateDir),
+            statsEveryS: Math.min(5, Math.max(1, cfg.probe.intervalS)),
+            // opt-in: the serve process keeps 1 in `every` request inputs (serve/capture.ts)
+            capture: cfg.serve.capture.enabled
+              ? { dir: capture.ring, every: cfg.serve.capture.every, maxMb: cfg.serve.capture.maxMb }
+              : null,
+          },
           describe: (v) => servedModel(v, fits, shapes, threads),
           current: deployed,
           log,

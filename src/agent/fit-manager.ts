@@ -67,6 +67,9 @@ export interface FitManagerDeps {
   originalMs?: () => number | null;
   /** Minutes a second, training fit may spend (config train.minutes; 0: none). See FitManager.run. */
   trainMinutes?: () => number;
+  /** Opt-in captured inputs (serve.capture, capture.ts): once `ready`, fits calibrate and judge on
+   * the snapshot folder `dir` instead of model.calib / model.judge; `snapshot()` refreshes it. */
+  captured?: { dir: string; ready: () => boolean; snapshot: () => number };
 }
 
 export class FitManager implements Component, FitView {
@@ -98,18 +101,26 @@ export class FitManager implements Component, FitView {
   key(train = 0): string {
     const m = this.d.model;
     const prefer = this.d.budgets.prefer();
+    const data = this.data();
     const parts = [
       m.sha256,
       m.shapes,
       this.d.budgets.get(),
       this.d.hw().hash,
-      ...(m.calib ? [m.calib] : []),
-      ...(m.judge ? [m.judge] : []),
+      ...(data.calib ? [data.calib] : []),
+      ...(data.judge ? [data.judge] : []),
       ...(m.task ? [m.task] : []),
       ...(prefer === 'latency' ? [prefer] : []),
       ...(train > 0 ? [`train${train}`] : []),
     ];
     return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
+  }
+
+  /** What fits calibrate and judge on: captured inputs once there are enough, else the model's data. */
+  private data(): { calib: string | undefined; judge: string | undefined; captured: boolean } {
+    const c = this.d.captured;
+    if (c?.ready()) return { calib: c.dir, judge: undefined, captured: true };
+    return { calib: this.d.model.calib, judge: this.d.model.judge, captured: false };
   }
 
   /** The fit behind what is deployed (or the latest for the current key), with its frontier. */
@@ -227,13 +238,17 @@ export class FitManager implements Component, FitView {
     const row = force ? undefined : store.latestDoneFit(key);
     if (row) return row;
     const budgets = this.d.budgets.get();
+    // captured inputs: the newest of the ring, frozen for this fit (the ring rotates meanwhile)
+    const data = this.data();
+    const captured = data.captured ? this.d.captured!.snapshot() : 0;
     const fitId = store.beginFit(key, model.sha256, budgets, hw.hash, this.fitterName);
     const what =
       train > 0 ? `training the best candidate of fit ${baseFitId} for up to ${train} min (low priority)` : `fitting ${model.path}`;
+    const on = data.captured ? ` on ${captured} captured inputs` : '';
     bus.report(
       'fit-started',
-      `${what} to profile '${hw.profile}' with ${this.fitterName}`,
-      { fitId, budgets, fitter: this.fitterName },
+      `${what}${on} to profile '${hw.profile}' with ${this.fitterName}`,
+      { fitId, budgets, fitter: this.fitterName, ...(data.captured ? { capturedSamples: captured } : {}) },
       txn,
     );
     let lastReport = 0;
@@ -244,8 +259,8 @@ export class FitManager implements Component, FitView {
           shapes: model.shapes,
           budgets,
           profile: hw.profile,
-          calibDataPath: model.calib,
-          judgeDataPath: model.judge,
+          calibDataPath: data.calib,
+          judgeDataPath: data.judge,
           task: model.task,
           // the training fit works in the first fit's folder: its measured candidates are cache hits
           outputDir: this.d.fitDir(baseFitId ?? fitId),

@@ -13,6 +13,7 @@ import { EdgefitError } from '../errors.js';
 import { Engine, EngineError } from './engine.js';
 import { encodeInferResponse, parseInferRequest, ProtocolError, type ModelMeta } from './protocol.js';
 import { StatsWindow } from './stats.js';
+import { CaptureRing } from './capture.js';
 import type { ServedModel, ServeOptions } from './types.js';
 
 /** The model name requests use when none is configured. */
@@ -47,6 +48,8 @@ export class ServeServer {
   private readonly tokenHash: Buffer | null;
   private inFlight = 0;
   private ping: NodeJS.Timeout | undefined;
+  /** Opt-in input capture (off unless opts.capture). */
+  readonly capture: CaptureRing | null;
 
   constructor(
     readonly engine: Engine,
@@ -63,6 +66,7 @@ export class ServeServer {
     if (!(opts.maxBodyMb > 0)) throw new EdgefitError('USAGE', `the body limit must be positive MiB, not ${opts.maxBodyMb}`);
     // compared as digests: equal lengths for timingSafeEqual whatever the header holds
     this.tokenHash = opts.token ? createHash('sha256').update(opts.token).digest() : null;
+    this.capture = opts.capture ? new CaptureRing(opts.capture, (l) => process.stderr.write(`edgefit serve: ${l}\n`)) : null;
     engine.on('swap', (m) => this.broadcast(m));
   }
 
@@ -191,6 +195,7 @@ export class ServeServer {
       if (Number.isNaN(headerLength)) throw new ProtocolError(400, `Inference-Header-Content-Length '${String(hl)}' is not a byte count`);
     }
     const parsed = parseInferRequest(body, headerLength, meta);
+    this.capture?.offer(parsed.inputs); // before infer: the inputs' buffer moves to the worker
     const r = await this.engine.infer(parsed.inputs);
     const enc = encodeInferResponse(
       parsed,

@@ -37,6 +37,9 @@ export interface ServeOptions {
   maxBodyMb: number;
   /** The model name in request paths (/v2/models/<name>/infer); 'default' when absent. */
   name?: string;
+  /** Opt-in input capture (agent config serve.capture, off by default): 1 request in `every` has its
+   * inputs kept as .npy in `dir`, a ring of at most `maxMb` (capture.ts). Absent or null: none. */
+  capture?: { dir: string; every: number; maxMb: number } | null;
 }
 
 /** Served latency of one version over a stats window. */
