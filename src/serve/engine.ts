@@ -82,6 +82,11 @@ export class Engine extends EventEmitter<EngineEvents> {
     return this.current?.meta ?? null;
   }
 
+  /** Worker threads alive: the current one, plus retired ones finishing a request (and a load in progress is not counted). */
+  get workers(): number {
+    return this.live.size;
+  }
+
   /** Requests waiting for a worker or running. */
   get inFlight(): number {
     let n = this.pending.length;
