@@ -143,7 +143,8 @@ t.test('bad requests: a 4xx with a one-line JSON reason, and the server keeps se
     const r = await infer(tcp, 'default', { x: clsX }, true);
     t.equal(r.json.model_version, 'v1', 'still serving');
   };
-  const good = binaryBody({ x: clsX });
+  const goodParts = binaryBody({ x: clsX });
+  const good = { body: Buffer.concat(goodParts.body), headers: goodParts.headers };
   const header = (doc: unknown): { body: Buffer; headers: Record<string, string> } => {
     const h = Buffer.from(JSON.stringify(doc));
     const raw = Buffer.from(clsX.data.buffer, clsX.data.byteOffset, clsX.data.byteLength);
