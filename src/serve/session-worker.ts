@@ -37,7 +37,8 @@ function meta(list: readonly ort.InferenceSession.ValueMetadata[], what: string)
 function warmInputs(inputs: readonly TensorMeta[], shapes: Record<string, number[]>): Record<string, NdArray> | null {
   const out: Record<string, NdArray> = {};
   for (const m of inputs) {
-    const shape = shapes[m.name] ?? m.shape;
+    // a free batch dimension alone warms up at 1 (what an application sends most)
+    const shape = shapes[m.name] ?? m.shape.map((d, i) => (i === 0 && d < 0 ? 1 : d));
     if (shape.some((d) => d < 0) || shape.length !== m.shape.length) return null;
     out[m.name] = ndZeros(KSERVE_DTYPES[m.datatype], shape);
   }
