@@ -1,9 +1,10 @@
 // The serve endpoint's cost and hot swaps (issue 19), measured in one run on PP-OCRv4 det with a
 // real text image (640x640), the server in a forked serve process (ServeProcess, as the agent runs
 // it) and the clients here:
-//  (a) served p50 vs a bare onnxruntime-node loop in this process, in interleaved blocks (bare, TCP,
-//      socket; the order rotates each round) so load drift on a shared box hits all three alike;
-//      binary tensor bodies; the issue asks within 5 %;
+//  (a) served p50 vs a bare onnxruntime-node loop in this process, in interleaved blocks (bare with
+//      onnxruntime's defaults, bare with idle threads sleeping as the server's sessions do, TCP,
+//      socket; the order rotates each round) so load drift on a shared box hits all alike; binary
+//      tensor bodies; the issue asks within 5 %;
 //  (b) throughput at 1, 2 and 4 concurrent clients (socket, binary);
 //  (c) hot swaps between det and its fp16-weights copy (made here) under 4 back-to-back clients:
 //      failed requests (must be 0), p99 of requests overlapping a swap (from load sent to loaded
@@ -23,7 +24,7 @@ import { quantizeModel } from '../src/fit/quantize/plan.js';
 import { loadModel } from '../src/onnx/index.js';
 import { openSession, toTensor } from '../src/runtime/session.js';
 import { ServeProcess } from '../src/serve/process.js';
-import type { ServedModel } from '../src/serve/types.js';
+import type { ServedModel, ServeStats } from '../src/serve/types.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -56,7 +57,9 @@ try {
   console.log(
     `det ${image.shape.join('x')}, threads ${threads}, load average ${loadavg().map(f1).join(' ')} (shared box: compare within this run only)`,
   );
-  const where = await sp.start({ host: '127.0.0.1', port: 0, socket: join(dir, 'serve.sock'), token: null, maxBodyMb: 64 });
+  const where = await sp.start({ host: '127.0.0.1', port: 0, socket: join(dir, 'serve.sock'), token: null, maxBodyMb: 64, statsEveryS: 1 });
+  const windows1: ServeStats[] = [];
+  sp.on('stats', (st) => windows1.push(st));
   const tcp: Target = { url: where.url };
   const unix: Target = { socket: where.socket };
   const model = (file: string, version: string, level: number, label: string): ServedModel => ({
@@ -71,19 +74,23 @@ try {
   await sp.load(model(OCR_MODELS.det.file, 'det-0', 0, 'fp32'));
 
   // (a) overhead, interleaved blocks
+  // onnxruntime's defaults (idle threads spin), and as the server opens its sessions (they sleep)
   const bare = await openSession(OCR_MODELS.det.file, { threads });
+  const bareSleep = await openSession(OCR_MODELS.det.file, { threads, spinning: false });
   const feeds = { x: toTensor(image) };
   await bare.run(feeds);
+  await bareSleep.run(feeds);
   await infer(tcp, 'default', input());
   await infer(unix, 'default', input());
   const sides = {
     bare: async () => void (await bare.run(feeds)),
+    'bare-nospin': async () => void (await bareSleep.run(feeds)),
     tcp: async () => void (await infer(tcp, 'default', input())),
     socket: async () => void (await infer(unix, 'default', input())),
   } as const;
   const names = Object.keys(sides) as (keyof typeof sides)[];
-  const times: Record<string, number[]> = { bare: [], tcp: [], socket: [] };
-  const roundP50: Record<string, number[]> = { bare: [], tcp: [], socket: [] };
+  const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const roundP50: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < names.length; k++) {
       const name = names[(k + r) % names.length]!;
@@ -97,12 +104,35 @@ try {
       roundP50[name]!.push(p(ts, 0.5));
     }
   }
+  // the server's own view of (a): run time in the worker vs received-to-written, per 1 s window
+  await new Promise((r) => setTimeout(r, 1200));
+  const inA = windows1.splice(0).flatMap((w) => w.perVersion);
   await bare.release();
-  console.log(`\n(a) p50 over ${rounds} rounds x ${block} runs, interleaved (ms): all runs / median of round p50s / ratio to bare`);
+  await bareSleep.release();
+  console.log(
+    `\n(a) p50 over ${rounds} rounds x ${block} runs, interleaved (ms): all runs / median of round p50s / ratio to each bare loop`,
+  );
   const bareMed = p(roundP50.bare!, 0.5);
+  const sleepMed = p(roundP50['bare-nospin']!, 0.5);
   for (const n of names) {
     const med = p(roundP50[n]!, 0.5);
-    console.log(`  ${n.padEnd(7)} p50 ${f1(p(times[n]!, 0.5))}  round-median ${f1(med)}  x${(med / bareMed).toFixed(3)}`);
+    console.log(
+      `  ${n.padEnd(11)} p50 ${f1(p(times[n]!, 0.5))}  round-median ${f1(med)}  x${(med / bareMed).toFixed(3)} of bare, x${(med / sleepMed).toFixed(3)} of bare-nospin`,
+    );
+  }
+
+  if (inA.length) {
+    const run = p(
+      inA.map((v) => v.runP50Ms),
+      0.5,
+    );
+    const total = p(
+      inA.map((v) => v.totalP50Ms),
+      0.5,
+    );
+    console.log(
+      `  inside the server (median of 1 s windows): run p50 ${f1(run)} ms, received-to-written p50 ${f1(total)} ms (+${f1(total - run)} ms)`,
+    );
   }
 
   // (b) throughput
