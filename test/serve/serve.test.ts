@@ -291,6 +291,14 @@ t.test('a load that fails leaves the old version serving; swaps are announced on
   t.equal(engine.model?.version, 'good', 'old version still current');
   t.equal((await infer(tcp, 'default', { x: clsX })).json.model_version, 'good');
   await t.rejects(engine.load(served(join(dir, 'missing.onnx'), 'missing')), /did not load/);
+  const slow = new Engine(5);
+  await t.rejects(
+    slow.load(served(OCR_MODELS.cls.file, 'slow')),
+    /version slow did not load: not ready within 5 ms/,
+    'a load past its timeout fails',
+  );
+  t.notOk(slow.ready);
+  await slow.close();
   await engine.load({ ...served(OCR_MODELS.cls.file, 'next'), level: 2, sha256: 'abc' });
   await gotTwo;
   sse.destroy();
