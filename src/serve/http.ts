@@ -57,7 +57,7 @@ export class ServeServer {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(this.name))
       throw new EdgefitError('USAGE', `model name '${this.name}' must be letters, digits, '.', '_' or '-'`);
     if (opts.port !== null && !isLoopback(opts.host) && !opts.token) {
-      throw new EdgefitError('USAGE', `serving on ${opts.host} (not loopback) needs a token`, { remedy: { option: 'token' } });
+      throw new EdgefitError('USAGE', `serving on ${opts.host} (not loopback) needs a token`);
     }
     if (opts.token !== null && opts.token.length === 0) throw new EdgefitError('USAGE', 'the serve token is empty');
     if (!(opts.maxBodyMb > 0)) throw new EdgefitError('USAGE', `the body limit must be positive MiB, not ${opts.maxBodyMb}`);
