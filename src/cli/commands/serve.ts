@@ -88,17 +88,24 @@ export const command: CommandModule<object, Args> = {
       await engine.close();
       throw e;
     }
-    await new Promise<void>((done) => {
+    // until SIGINT/SIGTERM, or the model's worker dies (nothing left to serve: exit non-zero)
+    const died = await new Promise<string | null>((done) => {
       const stop = (): void => {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
-        done();
+        done(null);
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      engine.once('error', (message) => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        done(message);
+      });
     });
     await server.close();
     await engine.close();
+    if (died !== null) throw new EdgefitError('EVAL', died);
     process.stdout.write('stopped\n');
   },
 };
