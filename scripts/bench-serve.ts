@@ -6,11 +6,11 @@
 //      socket; the order rotates each round) so load drift on a shared box hits all alike; binary
 //      tensor bodies; the issue asks within 5 %;
 //  (b) throughput at 1, 2 and 4 concurrent clients (socket, binary);
-//  (c) hot swaps between det and its fp16-weights copy (made here) under 4 back-to-back clients:
-//      failed requests (must be 0), p99 of requests overlapping a swap (from load sent to loaded
-//      answered: the new version loads beside the old one serving) vs those that did not.
+//  (c) hot swaps between det and its fp16-weights copy (made here) under 4 back-to-back clients,
+//      --gap-ms apart: failed requests (must be 0), p99 of requests overlapping a swap (from load
+//      sent to loaded answered: the new version loads beside the old one serving) vs the others.
 //
-//   node dist/scripts/bench-serve.js [--rounds 5] [--block 6] [--threads 2] [--seconds 8] [--swaps 100]
+//   node dist/scripts/bench-serve.js [--rounds 5] [--block 6] [--threads 2] [--seconds 8] [--swaps 100] [--gap-ms 500]
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,13 +33,15 @@ const { values: a } = parseArgs({
     threads: { type: 'string', default: '2' },
     seconds: { type: 'string', default: '8' },
     swaps: { type: 'string', default: '100' },
+    'gap-ms': { type: 'string', default: '500' },
   },
 });
 const rounds = Number(a.rounds),
   block = Number(a.block),
   threads = Number(a.threads),
   seconds = Number(a.seconds),
-  swaps = Number(a.swaps);
+  swaps = Number(a.swaps),
+  gapMs = Number(a['gap-ms']);
 
 const sorted = (xs: readonly number[]): number[] => [...xs].sort((x, y) => x - y);
 const p = (xs: readonly number[], q: number): number => percentile(sorted(xs), q);
@@ -186,6 +188,8 @@ try {
   });
   const t0 = performance.now();
   for (let i = 1; i <= swaps; i++) {
+    // a pause between swaps: requests that overlap none are the baseline under the same load
+    await new Promise((r) => setTimeout(r, gapMs));
     const s = performance.now();
     const l = await sp.load(model(levels[i % 2]!, `det-${i}`, i % 2, i % 2 ? 'fp16 weights' : 'fp32'));
     windows.push([s, performance.now()]);
@@ -197,7 +201,7 @@ try {
   const overlaps = (r: { start: number; end: number }): boolean => windows.some(([s, e]) => r.start < e && r.end > s);
   const during = reqs.filter(overlaps).map((r) => r.end - r.start);
   const outside = reqs.filter((r) => !overlaps(r)).map((r) => r.end - r.start);
-  console.log(`\n(c) ${swaps} hot swaps (det fp32 <-> fp16 weights) under 4 clients, ${f1(wall)} s`);
+  console.log(`\n(c) ${swaps} hot swaps (det fp32 <-> fp16 weights) ${gapMs} ms apart under 4 clients, ${f1(wall)} s`);
   console.log(`  requests ${reqs.length}, failed ${errors.length}${errors.length ? `: ${errors[0]}` : ''}`);
   console.log(`  overlapping a swap: ${during.length}, p50 ${f1(p(during, 0.5))} ms, p99 ${f1(p(during, 0.99))} ms`);
   console.log(
