@@ -38,9 +38,11 @@ export function request(
   t: Target,
   method: string,
   path: string,
-  body?: Buffer | string,
+  body?: Buffer | string | Buffer[],
   headers: Record<string, string> = {},
 ): Promise<Reply> {
+  const parts = body === undefined ? [] : Array.isArray(body) ? body : [typeof body === 'string' ? Buffer.from(body) : body];
+  const length = parts.reduce((n, b) => n + b.length, 0);
   const u = t.url ? new URL(t.url) : null;
   return new Promise((resolve, reject) => {
     const req = httpRequest(
@@ -51,7 +53,7 @@ export function request(
         ...(u ? { host: u.hostname, port: u.port } : { socketPath: t.socket! }),
         headers: {
           ...(t.token ? { authorization: `Bearer ${t.token}` } : {}),
-          ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}),
+          ...(body !== undefined ? { 'content-length': String(length) } : {}),
           ...headers,
         },
       },
@@ -63,12 +65,14 @@ export function request(
       },
     );
     req.on('error', reject);
-    req.end(body);
+    // header and tensors written as they are: no concatenated copy of a large body
+    for (const b of parts) req.write(b);
+    req.end();
   });
 }
 
 /** A binary-tensor request body (Triton's extension): JSON header then each input's raw bytes. */
-export function binaryBody(inputs: Record<string, NdArray>, binaryOutput = true): { body: Buffer; headers: Record<string, string> } {
+export function binaryBody(inputs: Record<string, NdArray>, binaryOutput = true): { body: Buffer[]; headers: Record<string, string> } {
   const raw: Buffer[] = [];
   const header = {
     inputs: Object.entries(inputs).map(([name, a]) => {
@@ -80,7 +84,7 @@ export function binaryBody(inputs: Record<string, NdArray>, binaryOutput = true)
   };
   const h = Buffer.from(JSON.stringify(header));
   return {
-    body: Buffer.concat([h, ...raw]),
+    body: [h, ...raw],
     headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(h.length) },
   };
 }
@@ -121,10 +125,14 @@ export function decodeInfer(r: Reply): InferResult {
     const Ctor = ND_DTYPES[dtype].ctor;
     if (o.parameters?.binary_data_size !== undefined) {
       const n = o.parameters.binary_data_size;
-      const copy = new Uint8Array(n);
-      copy.set(r.body.subarray(off, off + n));
+      const at = r.body.byteOffset + off;
+      // a view where aligned, else a copy
+      const data =
+        at % Ctor.BYTES_PER_ELEMENT === 0
+          ? new Ctor(r.body.buffer as ArrayBuffer, at, n / Ctor.BYTES_PER_ELEMENT)
+          : new Ctor(Uint8Array.from(r.body.subarray(off, off + n)).buffer, 0, n / Ctor.BYTES_PER_ELEMENT);
       off += n;
-      outputs[o.name] = { dtype, shape: o.shape, data: new Ctor(copy.buffer, 0, n / Ctor.BYTES_PER_ELEMENT) as NdArray['data'] };
+      outputs[o.name] = { dtype, shape: o.shape, data: data as NdArray['data'] };
     } else {
       outputs[o.name] = { dtype, shape: o.shape, data: (Ctor as Float32ArrayConstructor).from(o.data ?? []) as NdArray['data'] };
     }

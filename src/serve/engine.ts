@@ -70,6 +70,11 @@ export class Engine extends EventEmitter<EngineEvents> {
   private nextId = 1;
   private closed = false;
 
+  /** @param loadTimeoutMs a version not ready after this fails to load (its worker is terminated) */
+  constructor(private readonly loadTimeoutMs = 300_000) {
+    super();
+  }
+
   get ready(): boolean {
     return this.current !== null;
   }
@@ -80,6 +85,11 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   get meta(): ModelMeta | null {
     return this.current?.meta ?? null;
+  }
+
+  /** Worker threads alive: the current one, plus retired ones finishing a request (and a load in progress is not counted). */
+  get workers(): number {
+    return this.live.size;
   }
 
   /** Requests waiting for a worker or running. */
@@ -104,9 +114,11 @@ export class Engine extends EventEmitter<EngineEvents> {
     const vw = new VersionWorker(worker, model);
     return new Promise<LoadResult>((resolve, reject) => {
       let settled = false;
+      const timer = setTimeout(() => fail(`not ready within ${this.loadTimeoutMs} ms`), this.loadTimeoutMs);
       const fail = (msg: string): void => {
         if (settled) return;
         settled = true;
+        clearTimeout(timer);
         void worker.terminate();
         reject(new EdgefitError('EVAL', `version ${model.version} did not load: ${msg}`));
       };
@@ -116,6 +128,7 @@ export class Engine extends EventEmitter<EngineEvents> {
           if (settled) return;
           if (this.closed) return fail('the serve engine closed while loading');
           settled = true;
+          clearTimeout(timer);
           vw.meta = m.meta;
           this.live.add(vw);
           const old = this.current;

@@ -60,7 +60,7 @@ export class ServeServer {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(this.name))
       throw new EdgefitError('USAGE', `model name '${this.name}' must be letters, digits, '.', '_' or '-'`);
     if (opts.port !== null && !isLoopback(opts.host) && !opts.token) {
-      throw new EdgefitError('USAGE', `serving on ${opts.host} (not loopback) needs a token`, { remedy: { option: 'token' } });
+      throw new EdgefitError('USAGE', `serving on ${opts.host} (not loopback) needs a token`);
     }
     if (opts.token !== null && opts.token.length === 0) throw new EdgefitError('USAGE', 'the serve token is empty');
     if (!(opts.maxBodyMb > 0)) throw new EdgefitError('USAGE', `the body limit must be positive MiB, not ${opts.maxBodyMb}`);
@@ -187,13 +187,16 @@ export class ServeServer {
   private async infer(req: IncomingMessage, res: ServerResponse, meta: ModelMeta, t0: number): Promise<void> {
     this.inFlight++;
     res.once('close', () => this.inFlight--);
-    const body = await this.readBody(req, res);
     const hl = req.headers['inference-header-content-length'];
     let headerLength: number | null = null;
     if (hl !== undefined) {
       headerLength = /^\d+$/.test(String(hl)) ? Number(hl) : NaN;
-      if (Number.isNaN(headerLength)) throw new ProtocolError(400, `Inference-Header-Content-Length '${String(hl)}' is not a byte count`);
+      if (Number.isNaN(headerLength)) {
+        drain(req, res);
+        throw new ProtocolError(400, `Inference-Header-Content-Length '${String(hl)}' is not a byte count`);
+      }
     }
+    const body = await this.readBody(req, res, headerLength ?? 0);
     const parsed = parseInferRequest(body, headerLength, meta);
     this.capture?.offer(parsed.inputs); // before infer: the inputs' buffer moves to the worker
     const r = await this.engine.infer(parsed.inputs);
@@ -213,10 +216,12 @@ export class ServeServer {
 
   /**
    * The whole body in one ArrayBuffer of its own (binary inputs are views of it, then transferred
-   * to the worker). Over the limit: 413, from Content-Length before reading, or as soon as the
-   * streamed bytes pass it.
+   * to the worker). It is placed so that the byte after the JSON header (`jsonLength`) is 8-byte
+   * aligned: the first binary tensor is then used where it landed, never copied to align it.
+   * Over the limit: 413, from Content-Length before reading, or as soon as the streamed bytes
+   * pass it.
    */
-  private readBody(req: IncomingMessage, res: ServerResponse): Promise<Buffer> {
+  private readBody(req: IncomingMessage, res: ServerResponse, jsonLength: number): Promise<Buffer> {
     const limit = Math.floor(this.opts.maxBodyMb * 2 ** 20);
     const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : null;
     const tooBig = (n: number): HttpError =>
@@ -225,8 +230,9 @@ export class ServeServer {
       drain(req, res);
       return Promise.reject(tooBig(declared));
     }
+    const pad = (8 - (jsonLength % 8)) % 8;
     return new Promise((resolve, reject) => {
-      let buf = Buffer.from(new ArrayBuffer(declared ?? Math.min(limit, 1 << 16)));
+      let buf = Buffer.from(new ArrayBuffer(pad + (declared ?? Math.min(limit, 1 << 16))), pad);
       let n = 0;
       let done = false;
       req.on('data', (chunk: Buffer) => {
@@ -242,7 +248,7 @@ export class ServeServer {
             drain(req, res);
             return reject(new HttpError(400, `the body is longer than its Content-Length ${declared}`));
           }
-          const bigger = Buffer.from(new ArrayBuffer(Math.min(limit, Math.max(buf.length * 2, n + chunk.length))));
+          const bigger = Buffer.from(new ArrayBuffer(pad + Math.min(limit, Math.max(buf.length * 2, n + chunk.length))), pad);
           buf.copy(bigger, 0, 0, n);
           buf = bigger;
         }

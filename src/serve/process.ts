@@ -173,7 +173,9 @@ async function serveChild(): Promise<void> {
   });
   // the agent went away without a stop: do not serve on as an orphan
   process.on('disconnect', () => void stop());
+  // Ctrl-C in the agent's terminal reaches this process too: close cleanly rather than die mid-write
   process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
 }
 
 const isEntry = (): boolean => {

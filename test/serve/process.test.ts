@@ -102,9 +102,14 @@ t.test('edgefit serve: prints where it listens, serves, stops on SIGTERM', async
 t.test('edgefit serve: bad flags are one clear line', async (t) => {
   const pub = await runCli(['serve', OCR_MODELS.cls.file, '--host', '0.0.0.0', '--port', '0']);
   t.equal(pub.code, 2);
-  t.match(pub.stderr, /needs a token/);
+  t.match(pub.stderr, /--host 0\.0\.0\.0 is not loopback: give --token-file too/);
   t.equal(pub.stderr.trim().split('\n').length, 1, pub.stderr);
   const missing = await runCli(['serve', join(dir, 'none.onnx')]);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /no model file/);
+  const tok = join(dir, 'short-token');
+  writeFileSync(tok, 'abc\n');
+  const short = await runCli(['serve', OCR_MODELS.cls.file, '--token-file', tok]);
+  t.equal(short.code, 2);
+  t.match(short.stderr, /shorter than 16 characters/);
 });

@@ -143,7 +143,8 @@ t.test('bad requests: a 4xx with a one-line JSON reason, and the server keeps se
     const r = await infer(tcp, 'default', { x: clsX }, true);
     t.equal(r.json.model_version, 'v1', 'still serving');
   };
-  const good = binaryBody({ x: clsX });
+  const goodParts = binaryBody({ x: clsX });
+  const good = { body: Buffer.concat(goodParts.body), headers: goodParts.headers };
   const header = (doc: unknown): { body: Buffer; headers: Record<string, string> } => {
     const h = Buffer.from(JSON.stringify(doc));
     const raw = Buffer.from(clsX.data.buffer, clsX.data.byteOffset, clsX.data.byteLength);
@@ -290,6 +291,14 @@ t.test('a load that fails leaves the old version serving; swaps are announced on
   t.equal(engine.model?.version, 'good', 'old version still current');
   t.equal((await infer(tcp, 'default', { x: clsX })).json.model_version, 'good');
   await t.rejects(engine.load(served(join(dir, 'missing.onnx'), 'missing')), /did not load/);
+  const slow = new Engine(5);
+  await t.rejects(
+    slow.load(served(OCR_MODELS.cls.file, 'slow')),
+    /version slow did not load: not ready within 5 ms/,
+    'a load past its timeout fails',
+  );
+  t.notOk(slow.ready);
+  await slow.close();
   await engine.load({ ...served(OCR_MODELS.cls.file, 'next'), level: 2, sha256: 'abc' });
   await gotTwo;
   sse.destroy();

@@ -4,7 +4,7 @@ import { basename, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
 import { Engine } from '../../serve/engine.js';
-import { ServeServer } from '../../serve/http.js';
+import { isLoopback, ServeServer } from '../../serve/http.js';
 import { parseShapes } from '../output.js';
 
 interface Args {
@@ -36,8 +36,7 @@ function readToken(file: string): string {
   } catch (e) {
     throw new EdgefitError('USAGE', `cannot read the token file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
-  if (token.length < 16)
-    throw new EdgefitError('USAGE', `the token in ${file} is shorter than 16 characters`, { remedy: { option: 'token' } });
+  if (token.length < 16) throw new EdgefitError('USAGE', `the token in ${file} is shorter than 16 characters`);
   return token;
 }
 
@@ -64,6 +63,8 @@ export const command: CommandModule<object, Args> = {
     if (!existsSync(file)) throw new EdgefitError('FILE_NOT_FOUND', `no model file ${a.model}`);
     const shapes = Object.fromEntries(parseShapes(a.shape));
     const token = a['token-file'] ? readToken(a['token-file']) : null;
+    if (a.port !== -1 && !token && !isLoopback(a.host))
+      throw new EdgefitError('USAGE', `--host ${a.host} is not loopback: give --token-file too`);
     const engine = new Engine();
     const server = new ServeServer(engine, {
       host: a.host,
@@ -87,17 +88,24 @@ export const command: CommandModule<object, Args> = {
       await engine.close();
       throw e;
     }
-    await new Promise<void>((done) => {
+    // until SIGINT/SIGTERM, or the model's worker dies (nothing left to serve: exit non-zero)
+    const died = await new Promise<string | null>((done) => {
       const stop = (): void => {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
-        done();
+        done(null);
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      engine.once('error', (message) => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        done(message);
+      });
     });
     await server.close();
     await engine.close();
+    if (died !== null) throw new EdgefitError('EVAL', died);
     process.stdout.write('stopped\n');
   },
 };

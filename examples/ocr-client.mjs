@@ -1,0 +1,137 @@
+// Find text boxes in an image with PP-OCRv4 det served by `edgefit serve` (or the agent): plain
+// Node 20, no edgefit code; jpeg-js and pngjs decode the image (`npm i jpeg-js pngjs`).
+// The image goes as a binary tensor (KServe v2 + Triton's binary extension, docs/serving.md).
+//   node examples/ocr-client.mjs assets/calib/det/judge/page-a.jpg [--url http://127.0.0.1:8000 | --socket /run/edgefit/serve.sock] [--model default] [--token T]
+/* global Buffer, URL, console */
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { parseArgs } from 'node:util';
+import jpeg from 'jpeg-js';
+import pngjs from 'pngjs';
+
+const { values: o, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    url: { type: 'string', default: 'http://127.0.0.1:8000' },
+    socket: { type: 'string' },
+    model: { type: 'string', default: 'default' },
+    token: { type: 'string' },
+  },
+});
+const file = positionals[0] ?? 'assets/calib/det/judge/page-a.jpg';
+const bytes = readFileSync(file);
+const img = /\.png$/i.test(file) ? pngjs.PNG.sync.read(bytes) : jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true });
+
+// det's preprocessing: stretch to 640x640 (bilinear), BGR, (v/255 - mean) / std, NCHW float32
+const S = 640,
+  MEAN = [0.485, 0.456, 0.406],
+  STD = [0.229, 0.224, 0.225];
+const x = new Float32Array(3 * S * S);
+for (let y = 0; y < S; y++) {
+  const fy = Math.min(img.height - 1, Math.max(0, ((y + 0.5) * img.height) / S - 0.5)),
+    y0 = Math.floor(fy),
+    y1 = Math.min(img.height - 1, y0 + 1),
+    wy = fy - y0;
+  for (let xx = 0; xx < S; xx++) {
+    const fx = Math.min(img.width - 1, Math.max(0, ((xx + 0.5) * img.width) / S - 0.5)),
+      x0 = Math.floor(fx),
+      x1 = Math.min(img.width - 1, x0 + 1),
+      wx = fx - x0;
+    for (let k = 0; k < 3; k++) {
+      const ch = 2 - k; // BGR
+      const px = (r, c) => img.data[(r * img.width + c) * 4 + ch];
+      const v = (px(y0, x0) * (1 - wx) + px(y0, x1) * wx) * (1 - wy) + (px(y1, x0) * (1 - wx) + px(y1, x1) * wx) * wy;
+      x[(k * S + y) * S + xx] = (v / 255 - MEAN[k]) / STD[k];
+    }
+  }
+}
+
+// the request: JSON header, then the tensor's raw little-endian bytes; outputs asked back binary
+const header = Buffer.from(
+  JSON.stringify({
+    inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, S, S], parameters: { binary_data_size: x.byteLength } }],
+    parameters: { binary_data_output: true },
+  }),
+);
+const tensor = Buffer.from(x.buffer);
+const where = o.socket ? { socketPath: o.socket } : { host: new URL(o.url).hostname, port: new URL(o.url).port };
+const reply = await new Promise((resolve, reject) => {
+  const req = request(
+    {
+      ...where,
+      method: 'POST',
+      path: `/v2/models/${o.model}/infer`,
+      headers: {
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': header.length,
+        'content-length': header.length + tensor.length,
+        ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+      },
+    },
+    (res) => {
+      const chunks = [];
+      res
+        .on('data', (c) => chunks.push(c))
+        .on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    },
+  );
+  req.on('error', reject);
+  req.write(header);
+  req.end(tensor);
+});
+if (reply.status !== 200) throw new Error(`${reply.status}: ${reply.body.toString()}`);
+const hl = Number(reply.headers['inference-header-content-length']);
+const meta = JSON.parse(reply.body.subarray(0, hl).toString());
+const out = meta.outputs[0];
+const map = new Float32Array(Uint8Array.from(reply.body.subarray(hl, hl + out.parameters.binary_data_size)).buffer);
+const [H, W] = out.shape.slice(2);
+
+// text boxes as PP-OCR's DB post-processing finds them (axis-aligned, no unclip): pixels over 0.3,
+// 8-connected regions, mean probability >= 0.6, shorter side >= 3 px; scaled back to the image
+const seen = new Uint8Array(H * W),
+  stack = new Int32Array(H * W),
+  boxes = [];
+for (let s = 0; s < H * W; s++) {
+  if (seen[s] || map[s] <= 0.3) continue;
+  let top = 0,
+    sum = 0,
+    n = 0,
+    bx0 = W,
+    by0 = H,
+    bx1 = 0,
+    by1 = 0;
+  stack[top++] = s;
+  seen[s] = 1;
+  while (top) {
+    const p = stack[--top],
+      py = (p / W) | 0,
+      px = p % W;
+    sum += map[p];
+    n++;
+    bx0 = Math.min(bx0, px);
+    bx1 = Math.max(bx1, px + 1);
+    by0 = Math.min(by0, py);
+    by1 = Math.max(by1, py + 1);
+    for (let dy = -1; dy <= 1; dy++)
+      for (let dx = -1; dx <= 1; dx++) {
+        const qy = py + dy,
+          qx = px + dx,
+          q = qy * W + qx;
+        if (qy >= 0 && qy < H && qx >= 0 && qx < W && !seen[q] && map[q] > 0.3) {
+          seen[q] = 1;
+          stack[top++] = q;
+        }
+      }
+  }
+  if (sum / n >= 0.6 && Math.min(bx1 - bx0, by1 - by0) >= 3) boxes.push({ x0: bx0, y0: by0, x1: bx1, y1: by1, score: sum / n });
+}
+const sx = img.width / W,
+  sy = img.height / H;
+boxes.sort((a, b) => a.y0 - b.y0 || a.x0 - b.x0);
+console.log(
+  `${file}: ${boxes.length} text boxes from model version ${meta.model_version} (${meta.parameters.label}, ${meta.parameters.run_ms} ms)`,
+);
+for (const b of boxes)
+  console.log(
+    `  [${Math.round(b.x0 * sx)}, ${Math.round(b.y0 * sy)}, ${Math.round(b.x1 * sx)}, ${Math.round(b.y1 * sy)}]  score ${b.score.toFixed(2)}`,
+  );
