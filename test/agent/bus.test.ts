@@ -61,7 +61,7 @@ t.test('prober: resets adaptation on deployed, emits latency, detaches on stop',
   await prober.load(v);
   t.same(loaded, [4], 'a shipped model gets the configured threads');
   await prober.tick();
-  t.same(lat, [null, { p50: 20, p95: 20, runs: 5 }], 'null on load, then the probe result');
+  t.same(lat, [null, { p50: 20, p95: 20, runs: 5, source: 'probe' }], 'null on load, then the probe result, said to be one');
   adaptation.observe(20, 10, [{ latencyP50Ms: 10 }, { latencyP50Ms: 5 }] as FrontierEntry[], 0, 0);
   t.ok(adaptation.confirming);
   bus.emit('deployed', { version: v, source: 'command', txn: undefined });
