@@ -7,6 +7,7 @@
 // a shared box), the served run p50 steps the agent down, and back up once it sends single images.
 import t from 'tap';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -223,4 +224,19 @@ t.test('the agent serves what it deploys; slow served requests step it down, and
   t.match(up.data, { from: 'small', to: 'big', source: 'served' }, `stepped up on served p50 ${String(up.data.liveP50Ms)} ms`);
   t.ok(c.count() > 20, `${c.count()} requests served meanwhile`);
   await c.stop();
+
+  // the serve process dies (kill -9): the agent starts another with the current model; the socket
+  // path stays (the TCP port was 'any free one', so it may change)
+  const child = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' })
+    .split('\n')
+    .find((l) => l.includes('serve/process.js'));
+  t.ok(child, 'the serve process is a child of the agent');
+  const from4 = all.length;
+  process.kill(Number(child!.trim().split(/\s+/)[0]), 'SIGKILL');
+  const again = await next('serve-restarted', 60_000, () => true, from4);
+  const deployedNow = all.filter((e) => e.type === 'deployed').at(-1)!.data.version;
+  t.equal(again.data.version, deployedNow, 'serving the current version (the step up) again');
+  const r3 = await infer({ socket: join(state, 'serve.sock') }, 'default', { x });
+  t.equal(r3.json.model_version, again.data.version);
+  t.match(r3.json.parameters, { level: 0 });
 });
