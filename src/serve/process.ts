@@ -39,6 +39,12 @@ export class ServeProcess extends EventEmitter<ServeProcessEvents> {
   private txn = 0;
   private readonly loads = new Map<number, { resolve: (l: Loaded) => void; reject: (e: Error) => void }>();
   private where: { url: string | null; socket: string | null } | null = null;
+  private serving: ServedModel | null = null;
+
+  /** The version last loaded (what new requests run on), or null before the first load. */
+  get current(): ServedModel | null {
+    return this.serving;
+  }
 
   /** The TCP URL and socket path, once listening. */
   get listening(): { url: string | null; socket: string | null } | null {
@@ -94,6 +100,7 @@ export class ServeProcess extends EventEmitter<ServeProcessEvents> {
       child.once('exit', (code, signal) => {
         this.child = null;
         this.where = null;
+        this.serving = null;
         const tail = stderr.trim().split('\n').slice(-1)[0] ?? '';
         const why = `the serve process ended (${signal ?? `exit ${code}`})${tail ? `: ${tail}` : ''}`;
         if (!started) reject(new EdgefitError('INTERNAL', why));
@@ -110,7 +117,13 @@ export class ServeProcess extends EventEmitter<ServeProcessEvents> {
     if (!child || !this.where) return Promise.reject(new EdgefitError('INTERNAL', 'the serve process is not running'));
     const txn = ++this.txn;
     return new Promise((resolve, reject) => {
-      this.loads.set(txn, { resolve, reject });
+      this.loads.set(txn, {
+        resolve: (l) => {
+          this.serving = model;
+          resolve(l);
+        },
+        reject,
+      });
       child.send({ t: 'load', txn, model } satisfies ServeCommand);
     });
   }

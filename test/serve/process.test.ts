@@ -47,6 +47,7 @@ t.test('ServeProcess: listening, load and load-failed by txn, stats, stop', asyn
     t.equal(ok.value.version, 'p1');
     t.ok(ok.value.loadMs > 0 && ok.value.rssMb > 0);
   }
+  t.equal(sp.current?.version, 'p1', 'current: the version last loaded, not the one that failed');
   t.equal(bad.status, 'rejected');
   if (bad.status === 'rejected') t.match(String(bad.reason), /version p2 did not load/);
   const stats = new Promise<ServeStats>((resolve) => sp.once('stats', resolve));
@@ -60,6 +61,7 @@ t.test('ServeProcess: listening, load and load-failed by txn, stats, stop', asyn
   await sp.stop();
   await exited;
   t.notOk(sp.running);
+  t.equal(sp.current, null);
   await t.rejects(request({ url: where.url }, 'GET', '/v2/health/live'), 'no longer listening');
   await t.rejects(sp.load(model), /not running/);
 });
