@@ -3,6 +3,7 @@ import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
+import { DEFAULT_SERVE_PORT } from '../../config/agent.js';
 import { Engine } from '../../serve/engine.js';
 import { isLoopback, ServeServer } from '../../serve/http.js';
 import { parseShapes } from '../output.js';
@@ -46,7 +47,7 @@ export const command: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model file' })
-      .option('port', { type: 'number', default: 8000, describe: 'TCP port (0: any free one; -1: no TCP listener)' })
+      .option('port', { type: 'number', default: DEFAULT_SERVE_PORT, describe: 'TCP port (0: any free one; -1: no TCP listener)' })
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'TCP host (anything but loopback needs --token-file)' })
       .option('socket', { type: 'string', describe: 'also listen on this Unix socket path' })
       .option('token-file', { type: 'string', describe: 'file holding a bearer token every route but health then requires' })
