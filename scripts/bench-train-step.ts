@@ -10,6 +10,8 @@
 // session's arena counts against the other. Inputs are seeded random (timing does not depend on
 // the values). Only ratios within one run mean anything on a shared box.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -37,8 +39,13 @@ const { values: args } = parseArgs({
     cases: { type: 'string', default: 'mnist,conv64,det1,det4' },
     child: { type: 'string' },
     'no-rss': { type: 'boolean', default: false },
-    // also time the step under the first Conv rule: input gradients by ConvTranspose, every depthwise weight gradient by patches
-    compare: { type: 'boolean', default: false },
+    // also time the step under alternative rules (interleaved with the others): see ALTERNATIVES
+    compare: { type: 'string' },
+    // write each case's training step to <dir>/<case>.onnx, or compare with steps so written by another build
+    save: { type: 'string' },
+    against: { type: 'string' },
+    // onnxruntime's per-node profile of the training step: kernel time by op type, forward vs backward
+    profile: { type: 'boolean', default: false },
   },
 });
 const RUNS = Number(args.runs);
@@ -70,8 +77,8 @@ const median = (a: readonly number[]): number => [...a].sort((x, y) => x - y)[a.
 interface Built {
   infer: Uint8Array;
   train: Uint8Array;
-  /** The step under the first Conv rule (--compare). */
-  trainCT?: Uint8Array;
+  /** The step under alternative rules (--compare). */
+  trainAlt?: Uint8Array;
   inferFeeds: Record<string, ort.Tensor>;
   trainFeeds: Record<string, ort.Tensor>;
   weights: number;
@@ -80,7 +87,19 @@ interface Built {
 }
 
 /** The inference model and its training step (MSE to a fixed target) for one case. */
-function build(c: Case, compare = false): Built {
+/** Rule variants a step can be compared with (--compare name). */
+const ALTERNATIVES: Record<string, { what: string; rules: GradRules }> = {
+  first: {
+    what: 'the first Conv rule (ConvTranspose input gradients, patches for every depthwise)',
+    rules: { ...GRAD_RULES, Conv: convRule({ inputGrad: 'convTranspose', depthwise: 'patches' }) },
+  },
+  taps: {
+    what: 'depthwise weight gradients tap by tap above 3x3, patches below',
+    rules: { ...GRAD_RULES, Conv: convRule({ depthwise: 'taps' }) },
+  },
+};
+
+function build(name: string, c: Case, compare?: string): Built {
   const shapes = new Map([[c.input, c.shape]]);
   // as training does: Constants lifted, shape chains folded at the training shape
   const m = normalize(c.model());
@@ -106,15 +125,20 @@ function build(c: Case, compare = false): Built {
   g.outputs = [{ name: 'bench.loss', type: { dtype: 'float32', shape: [] } }];
   g.touch();
   const built = buildGradients(lm, { loss: 'bench.loss', wrt, shapes });
-  const ctRules: GradRules = { ...GRAD_RULES, Conv: convRule({ inputGrad: 'convTranspose', depthwiseTaps: false }) };
-  const trainCT = compare ? serializeModel(buildGradients(lm, { loss: 'bench.loss', wrt, shapes, rules: ctRules }).model) : undefined;
+  const alt = compare ? ALTERNATIVES[compare] : undefined;
+  if (compare && !alt) throw new Error(`unknown --compare ${compare} (${Object.keys(ALTERNATIVES).join(', ')})`);
+  const trainAlt = alt
+    ? serializeModel(buildGradients(lm, { loss: 'bench.loss', wrt, shapes, rules: alt.rules }).model)
+    : args.against
+      ? new Uint8Array(readFileSync(join(args.against, `${name}.onnx`)))
+      : undefined;
   const x = new ort.Tensor('float32', randn(next, numel(c.shape)), c.shape);
   const trainFeeds: Record<string, ort.Tensor> = { [c.input]: x };
   for (const [k, t] of built.initial) trainFeeds[k] = new ort.Tensor('float32', t.toFloat32().slice(), [...t.dims]);
   return {
     infer: serializeModel(m),
     train: serializeModel(built.model),
-    trainCT,
+    trainAlt,
     inferFeeds: { [c.input]: x },
     trainFeeds,
     weights: wrt.length,
@@ -126,7 +150,7 @@ function build(c: Case, compare = false): Built {
 /** Child mode: open one session, run it three times, print the process's peak RSS in MB. */
 async function child(spec: string): Promise<void> {
   const [name, mode] = spec.split(':') as [string, 'infer' | 'train'];
-  const b = build(CASES[name]!);
+  const b = build(name, CASES[name]!);
   const bytes = mode === 'infer' ? b.infer : b.train;
   const feeds = mode === 'infer' ? b.inferFeeds : b.trainFeeds;
   const before = process.resourceUsage().maxRSS / 1024;
@@ -142,6 +166,65 @@ function peakRss(name: string, mode: string): { beforeSessionMB: number; peakMB:
   return JSON.parse(out.trim().split('\n').pop()!) as { beforeSessionMB: number; peakMB: number };
 }
 
+/** onnxruntime's profile of `runs` training steps: kernel time by op type and the backward's share. */
+async function profile(name: string, bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-prof-'));
+  const s = await ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: THREADS,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+    enableProfiling: true,
+    profileFilePrefix: join(dir, 'p'),
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
+  for (let i = 0; i < RUNS; i++) await s.run(feeds);
+  s.endProfiling();
+  await s.release();
+  const file = readdirSync(dir).find((f) => f.endsWith('.json'))!;
+  const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+    cat: string;
+    name: string;
+    dur: number;
+    args?: { op_name?: string };
+  }[];
+  rmSync(dir, { recursive: true, force: true });
+  const byOp = new Map<string, number>();
+  const byNode = new Map<string, number>();
+  const byRule = new Map<string, number>();
+  const byRuleOp = new Map<string, number>();
+  let total = 0;
+  let backward = 0;
+  for (const ev of events) {
+    if (ev.cat !== 'Node' || !ev.name.endsWith('_kernel_time')) continue;
+    const op = ev.args?.op_name ?? '?';
+    byOp.set(op, (byOp.get(op) ?? 0) + ev.dur);
+    const node = `${ev.name.slice(0, -'_kernel_time'.length)} (${op})`;
+    byNode.set(node, (byNode.get(node) ?? 0) + ev.dur);
+    total += ev.dur;
+    const rule = ev.name.startsWith('grad/') ? `${ev.name.split('/')[1]!} rule` : 'forward';
+    byRule.set(rule, (byRule.get(rule) ?? 0) + ev.dur);
+    byRuleOp.set(`${rule} ${op}`, (byRuleOp.get(`${rule} ${op}`) ?? 0) + ev.dur);
+    if (ev.name.startsWith('grad/')) backward += ev.dur;
+  }
+  const top = [...byOp].sort((a, c) => c[1] - a[1]).slice(0, 14);
+  console.log(
+    `${name} profile: ${(total / RUNS / 1000).toFixed(1)} ms kernel time per run, backward ${((100 * backward) / total).toFixed(0)} %`,
+  );
+  console.log('  ' + top.map(([op, d]) => `${op} ${((100 * d) / total).toFixed(0)} %`).join(', '));
+  const rules = [...byRule].sort((a, c) => c[1] - a[1]).slice(0, 12);
+  console.log('  by rule: ' + rules.map(([r, d]) => `${r} ${((100 * d) / total).toFixed(0)} %`).join(', '));
+  const ruleOps = [...byRuleOp].sort((a, c) => c[1] - a[1]).slice(0, 16);
+  console.log('  by rule and op: ' + ruleOps.map(([r, d]) => `${r} ${((100 * d) / total).toFixed(0)} %`).join(', '));
+  const only = process.env.PROFILE_OPS?.split(',');
+  const nodes = [...byNode]
+    .filter(([nd]) => !only || only.some((o) => nd.endsWith(`(${o})`)))
+    .sort((a, c) => c[1] - a[1])
+    .slice(0, only ? 30 : 12);
+  console.log('  nodes: ' + nodes.map(([nd, d]) => `${nd} ${((100 * d) / total).toFixed(1)} %`).join(', '));
+}
+
 async function main(): Promise<void> {
   if (args.child) return child(args.child);
   console.log(`threads ${THREADS}, ${RUNS} interleaved runs per case (a shared box: compare ratios within this run only)`);
@@ -149,11 +232,17 @@ async function main(): Promise<void> {
     const c = CASES[name];
     if (!c) throw new Error(`unknown case ${name} (cases: ${Object.keys(CASES).join(', ')})`);
     const t0 = performance.now();
-    const b = build(c, args.compare);
+    const b = build(name, c, args.compare);
+    if (args.save) writeFileSync(join(args.save, `${name}.onnx`), b.train);
     const buildMs = performance.now() - t0;
+    if (args.profile) {
+      await profile(`${name} inference`, b.infer, b.inferFeeds);
+      await profile(`${name} training step`, b.train, b.trainFeeds);
+      continue;
+    }
     const si = await openSession(b.infer, { threads: THREADS, spinning: false });
     const st = await openSession(b.train, { threads: THREADS, spinning: false });
-    const sc = b.trainCT ? await openSession(b.trainCT, { threads: THREADS, spinning: false }) : undefined;
+    const sc = b.trainAlt ? await openSession(b.trainAlt, { threads: THREADS, spinning: false }) : undefined;
     await si.run(b.inferFeeds);
     await st.run(b.trainFeeds);
     await sc?.run(b.trainFeeds);
@@ -180,7 +269,7 @@ async function main(): Promise<void> {
     const mi = median(ti);
     const mt = median(tt);
     const ct = tc.length
-      ? `; under the first Conv rule (ConvTranspose input gradients, patches for every depthwise) ${median(tc).toFixed(1)} ms (${(median(tc) / mi).toFixed(2)}x)`
+      ? `; under ${args.compare ? ALTERNATIVES[args.compare]!.what : `the step in ${args.against}`} ${median(tc).toFixed(1)} ms (${(median(tc) / mi).toFixed(2)}x)`
       : '';
     let rss = '';
     if (!args['no-rss']) {
