@@ -26,6 +26,8 @@ import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { foldShapesPass } from '../src/passes/cleanup/fold-shapes.js';
 import { normalize } from '../src/passes/normalize.js';
 import { runPass } from '../src/passes/pass.js';
+import { Adam } from '../src/passes/train/adam.js';
+import { ADAM_IO, adamScalars, appendAdam, type AdamGraph } from '../src/passes/train/adam-graph.js';
 import { buildGradients } from '../src/passes/train/grad/backward.js';
 import { GRAD_RULES } from '../src/passes/train/grad/rules/index.js';
 import { convRule } from '../src/passes/train/grad/rules/linear.js';
@@ -39,6 +41,8 @@ const { values: args } = parseArgs({
     cases: { type: 'string', default: 'mnist,conv64,det1,det4' },
     child: { type: 'string' },
     'no-rss': { type: 'boolean', default: false },
+    // time a whole step (forward, backward, Adam) with Adam in TypeScript and in the graph, interleaved
+    optimizer: { type: 'boolean', default: false },
     // also time the step under alternative rules (interleaved with the others): see ALTERNATIVES
     compare: { type: 'string' },
     // write each case's training step to <dir>/<case>.onnx, or compare with steps so written by another build
@@ -75,6 +79,8 @@ const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 const median = (a: readonly number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 
 interface Built {
+  /** The step with Adam appended (--optimizer), its flat vector's layout, and the gradient outputs of the plain step. */
+  adam?: { bytes: Uint8Array; layout: AdamGraph['layout']; size: number; grads: Map<string, string>; dims: Map<string, number[]> };
   infer: Uint8Array;
   train: Uint8Array;
   /** The step under alternative rules (--compare). */
@@ -135,7 +141,16 @@ function build(name: string, c: Case, compare?: string): Built {
   const x = new ort.Tensor('float32', randn(next, numel(c.shape)), c.shape);
   const trainFeeds: Record<string, ort.Tensor> = { [c.input]: x };
   for (const [k, t] of built.initial) trainFeeds[k] = new ort.Tensor('float32', t.toFloat32().slice(), [...t.dims]);
+  const ag = args.optimizer ? appendAdam(built.model, built.grads) : undefined;
+  const adam = ag && {
+    bytes: serializeModel(ag.model),
+    layout: ag.layout,
+    size: ag.size,
+    grads: built.grads,
+    dims: new Map([...built.initial].map(([k, t]) => [k, [...t.dims]])),
+  };
   return {
+    adam,
     infer: serializeModel(m),
     train: serializeModel(built.model),
     trainAlt,
@@ -164,6 +179,64 @@ function peakRss(name: string, mode: string): { beforeSessionMB: number; peakMB:
     encoding: 'utf8',
   });
   return JSON.parse(out.trim().split('\n').pop()!) as { beforeSessionMB: number; peakMB: number };
+}
+
+/**
+ * A whole training step two ways, interleaved: the plain step then TypeScript Adam over its
+ * gradients (as train() does), and the step with Adam in the graph, its outputs fed back.
+ */
+async function optimizerBench(name: string, b: Built): Promise<void> {
+  const a = b.adam!;
+  const st = await openSession(b.train, { threads: THREADS, spinning: false });
+  const sa = await openSession(a.bytes, { threads: THREADS, spinning: false });
+  const params = new Map<string, Float32Array>();
+  for (const w of a.dims.keys()) params.set(w, (b.trainFeeds[w]!.data as Float32Array).slice());
+  const opt = new Adam(params);
+  const x: Record<string, ort.Tensor> = {};
+  for (const [k, v] of Object.entries(b.trainFeeds)) if (!a.dims.has(k)) x[k] = v;
+  const tsStep = async (): Promise<void> => {
+    const f: Record<string, ort.Tensor> = { ...x };
+    for (const [w, p] of params) f[w] = new ort.Tensor('float32', p, a.dims.get(w)!);
+    const r = await st.run(f);
+    opt.step(new Map([...a.grads].map(([w, gname]) => [w, r[gname]!.data as Float32Array])), 1e-4);
+  };
+  const flat = new Float32Array(a.size);
+  for (const [w, l] of a.layout) flat.set(params.get(w)!, l.offset);
+  let state: Record<string, ort.Tensor> = {
+    [ADAM_IO.params]: new ort.Tensor('float32', flat, [a.size]),
+    [ADAM_IO.m]: new ort.Tensor('float32', new Float32Array(a.size), [a.size]),
+    [ADAM_IO.v]: new ort.Tensor('float32', new Float32Array(a.size), [a.size]),
+  };
+  let t = 0;
+  const scalar = (v: number): ort.Tensor => new ort.Tensor('float32', new Float32Array([v]), [1]);
+  const graphStep = async (): Promise<void> => {
+    const sc = adamScalars(++t, 1e-4);
+    const r = await sa.run({
+      ...x,
+      ...state,
+      [ADAM_IO.stepSize]: scalar(sc.stepSize),
+      [ADAM_IO.eps]: scalar(sc.eps),
+      [ADAM_IO.decay]: scalar(sc.decay),
+    });
+    state = { [ADAM_IO.params]: r[ADAM_IO.paramsOut]!, [ADAM_IO.m]: r[ADAM_IO.mOut]!, [ADAM_IO.v]: r[ADAM_IO.vOut]! };
+  };
+  await tsStep();
+  await graphStep();
+  const tt: number[] = [];
+  const tg: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    let t0 = performance.now();
+    await tsStep();
+    tt.push(performance.now() - t0);
+    t0 = performance.now();
+    await graphStep();
+    tg.push(performance.now() - t0);
+  }
+  await st.release();
+  await sa.release();
+  console.log(
+    `${name}: whole step with TypeScript Adam ${median(tt).toFixed(1)} ms, with Adam in the graph ${median(tg).toFixed(1)} ms (graph/TS ${(median(tg) / median(tt)).toFixed(2)}, median pair ratio ${median(tg.map((v, i) => v / tt[i]!)).toFixed(2)}); ${a.size} weights`,
+  );
 }
 
 /** onnxruntime's profile of `runs` training steps: kernel time by op type and the backward's share. */
@@ -235,6 +308,10 @@ async function main(): Promise<void> {
     const b = build(name, c, args.compare);
     if (args.save) writeFileSync(join(args.save, `${name}.onnx`), b.train);
     const buildMs = performance.now() - t0;
+    if (args.optimizer) {
+      await optimizerBench(name, b);
+      continue;
+    }
     if (args.profile) {
       await profile(`${name} inference`, b.infer, b.inferFeeds);
       await profile(`${name} training step`, b.train, b.trainFeeds);
