@@ -17,6 +17,7 @@ import { buildGradients } from './grad/backward.js';
 import { GRAD_RULES } from './grad/rules/index.js';
 import { Adam, learningRate } from './adam.js';
 import { appendLoss, LOSS_GRADS, resolveLoss, specFor, teacherTarget } from './loss.js';
+import { defaultTrainRamMb, planRam } from './ram.js';
 import type { CurvePoint, ResolvedLoss, TrainReport, TrainResult, TrainSpec } from './types.js';
 
 export const DEFAULT_LR = 5e-4;
@@ -140,8 +141,9 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   // batch: a fixed batch dim > 1 is the micro-batch; fixed at 1, gradients accumulate over rows
   const dim0 = g.runtimeInputs()[0]?.type?.shape?.[0];
   const batch = Math.min(spec.batch ?? DEFAULT_BATCH, trainRows.length);
-  const micro = typeof dim0 === 'number' ? dim0 : batch;
-  const accumulate = Math.max(1, Math.round(batch / micro));
+  // (both chosen by the RAM plan below, from a measured step)
+  let micro = typeof dim0 === 'number' ? dim0 : batch;
+  let accumulate = Math.max(1, Math.round(batch / micro));
 
   // the teacher's targets: a session of the teacher model, or the caller's function
   let teacherRunner: ModelRunner | undefined;
@@ -182,17 +184,25 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
 
   // the training graph at the micro-batch's static shapes (augmentation may crop: its shape rules)
   const shapeRow = drawRow(0);
-  const shapes = new Map<string, number[]>();
-  for (const k of inputNames) shapes.set(k, [micro, ...shapeRow[k]!.shape.slice(1)]);
   const lossGraph = appendLoss(student, losses, ranks);
   const shapeTargets = await teach(shapeRow);
-  for (const [o, t] of lossGraph.targets) shapes.set(t, [micro, ...shapeTargets[o]!.shape.slice(1)]);
-  const built = buildGradients(lossGraph.model, {
-    loss: lossGraph.loss,
-    wrt: spec.trainable,
-    shapes,
-    rules: { ...LOSS_GRADS, ...spec.rules, ...GRAD_RULES },
+  const graphAt = (rows: number): ReturnType<typeof buildGradients> & { shapes: Map<string, number[]> } => {
+    const shapes = new Map<string, number[]>();
+    for (const k of inputNames) shapes.set(k, [rows, ...shapeRow[k]!.shape.slice(1)]);
+    for (const [o, t] of lossGraph.targets) shapes.set(t, [rows, ...shapeTargets[o]!.shape.slice(1)]);
+    const rules = { ...LOSS_GRADS, ...spec.rules, ...GRAD_RULES };
+    return { ...buildGradients(lossGraph.model, { loss: lossGraph.loss, wrt: spec.trainable, shapes, rules }), shapes };
+  };
+  const ram = await planRam({
+    budgetMb: spec.ramMb ?? defaultTrainRamMb(),
+    batch,
+    fixedBatch: typeof dim0 === 'number' ? dim0 : undefined,
+    threads,
+    graphAt,
   });
+  micro = ram.micro;
+  accumulate = ram.accumulate;
+  const built = graphAt(micro);
   const trainSession = await openSession(built.model, { threads, level: 'all' });
   const evalSession = await openSession(withWeightInputs(lossGraph.model, spec.trainable), { threads, level: 'all' });
   const forwardSession = await openSession(student, { threads, level: 'all' });
@@ -382,6 +392,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       bestStep: improved ? best.step : 0,
       improved,
       peakRssMb: Math.round(peakRss),
+      ram: { budgetMb: Math.round(ram.budgetMb), fixedMb: ram.fixedMb, perRowMb: ram.perRowMb, predictedPeakMb: ram.predictedPeakMb },
       trainedParams: [...params.values()].reduce((a, p) => a + p.length, 0),
       losses: Object.fromEntries(losses),
       lr: peak,

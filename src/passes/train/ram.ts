@@ -1,0 +1,137 @@
+// Bounded training RAM (issue 18: "bound peak RSS ... when a RAM budget says so; Pi-class boxes
+// have 2-8 GB"). Saved activations dominate a training step's memory and grow with the rows per
+// onnxruntime run, so the trainer measures, in its own process, what one step costs at one row and
+// at more (RSS growth over creating the session and running it once: onnxruntime's arena keeps
+// what the run needed; smaller probe first, since freed pages the process keeps would hide a
+// smaller probe's need), fits memory = fixed + perRow * rows, and runs the largest micro-batch the
+// budget holds, accumulating gradients over micro-batches to keep the asked-for rows per Adam
+// step. When even one row does not fit it refuses, saying what one row needs.
+import { freemem } from 'node:os';
+import { ND_DTYPES, type NdData, type NdDType } from '../../data/ndarray.js';
+import { EdgefitError } from '../../errors.js';
+import type { Model } from '../../ir/model.js';
+import type { Tensor } from '../../ir/tensor.js';
+import { floatTensor, openSession, toTensor, type Feeds } from '../../runtime/runner.js';
+
+/** Share of the free memory a training run takes when no budget is given (the box keeps serving meanwhile). */
+export const FREE_MEMORY_SHARE = 0.6;
+/** Headroom over the fitted prediction: the held-out and timing sessions, JS buffers, allocator slack. */
+const MARGIN = 1.15;
+
+export const rssMb = (): number => process.memoryUsage().rss / (1 << 20);
+
+/** The default budget for the process's peak RSS while training: what it holds now plus a share of the free memory. */
+export function defaultTrainRamMb(): number {
+  return Math.round(rssMb() + FREE_MEMORY_SHARE * (freemem() / (1 << 20)));
+}
+
+/** A training graph at some micro-batch: the model and the values of its weight inputs. */
+export interface StepGraph {
+  model: Model;
+  initial: ReadonlyMap<string, Tensor>;
+  /** Static dims of runtime inputs the model leaves open or declares at another batch. */
+  shapes?: ReadonlyMap<string, readonly number[]>;
+}
+
+/** Zeros for every runtime input (the memory a step needs does not depend on the values), weights at their values. */
+function feedsFor(step: StepGraph): Feeds {
+  const feeds: Feeds = {};
+  for (const v of step.model.graph.inputs) {
+    const w = step.initial.get(v.name);
+    if (w) {
+      feeds[v.name] = floatTensor(w.toFloat32().slice(), w.dims);
+      continue;
+    }
+    if (step.model.graph.initializer(v.name)) continue;
+    const shape = [...(step.shapes?.get(v.name) ?? (v.type?.shape ?? []).map((d) => (typeof d === 'number' ? d : 1)))];
+    const dtype = (v.type?.dtype ?? 'float32') as NdDType;
+    if (!(dtype in ND_DTYPES)) throw new EdgefitError('UNSUPPORTED', `measuring training memory: input '${v.name}' has dtype ${dtype}`);
+    const data = new ND_DTYPES[dtype].ctor(shape.reduce((a, b) => a * b, 1)) as NdData;
+    feeds[v.name] = toTensor({ dtype, shape, data });
+  }
+  return feeds;
+}
+
+/** RSS growth, MB, over opening `step`'s session and running it once, from `baseMb`. */
+export async function measureStepMb(step: StepGraph, threads: number, baseMb: number): Promise<number> {
+  const feeds = feedsFor(step);
+  const s = await openSession(step.model, { threads, level: 'all' });
+  try {
+    await s.run(feeds);
+    return Math.max(0, rssMb() - baseMb);
+  } finally {
+    await s.release();
+  }
+}
+
+export interface RamPlan {
+  /** Rows per onnxruntime run and runs per Adam step. */
+  micro: number;
+  accumulate: number;
+  budgetMb: number;
+  /** Fitted memory of a step: fixed + perRow * rows, MB (above the process's RSS before the probes). */
+  fixedMb: number;
+  perRowMb: number;
+  /** RSS before the probes plus the step at the chosen micro-batch, with the margin, MB. */
+  predictedPeakMb: number;
+}
+
+export interface RamPlanInput {
+  budgetMb: number;
+  /** Rows per Adam step asked for. */
+  batch: number;
+  /** The model's batch dim when fixed (the micro-batch cannot change), else undefined. */
+  fixedBatch?: number;
+  threads: number;
+  /** The training graph at `rows` rows per run. */
+  graphAt(rows: number): StepGraph;
+}
+
+/** The micro-batch and accumulation that keep the training step within the budget; see the module comment. */
+export async function planRam(o: RamPlanInput): Promise<RamPlan> {
+  if (!(o.budgetMb > 0) || !Number.isFinite(o.budgetMb))
+    throw new EdgefitError('USAGE', `a training RAM budget must be a positive number of MB, got ${o.budgetMb}`);
+  const base = rssMb();
+  const refuse = (needMb: number, rows: number): EdgefitError =>
+    new EdgefitError(
+      'OVER_BUDGET',
+      `training needs about ${Math.round(needMb)} MB at ${rows} row${rows > 1 ? 's' : ''} per step (measured on this box), ` +
+        `over the training RAM budget of ${Math.round(o.budgetMb)} MB: give it more RAM or train on smaller crops`,
+    );
+  const m1 = await measureStepMb(o.graphAt(o.fixedBatch ?? 1), o.threads, base);
+  if (o.fixedBatch !== undefined) {
+    const peak = base + MARGIN * m1;
+    if (peak > o.budgetMb) throw refuse(peak, o.fixedBatch);
+    return {
+      micro: o.fixedBatch,
+      accumulate: Math.max(1, Math.round(o.batch / o.fixedBatch)),
+      budgetMb: o.budgetMb,
+      fixedMb: m1,
+      perRowMb: 0,
+      predictedPeakMb: Math.round(peak),
+    };
+  }
+  if (base + MARGIN * m1 > o.budgetMb) throw refuse(base + MARGIN * m1, 1);
+  let perRow = m1;
+  let fixed = 0;
+  // one row's step times the rows over-counts the fixed part: when even that holds the batch, no
+  // second probe; else the second probe runs at as many rows as that bound lets the budget hold
+  // (the probe itself stays within it; more rows, a clearer slope)
+  const r2 = Math.min(o.batch, Math.floor((o.budgetMb - base) / (MARGIN * m1)));
+  if (o.batch > 1 && r2 < o.batch && r2 >= 2) {
+    const m2 = await measureStepMb(o.graphAt(r2), o.threads, base);
+    // the arena rounds, and a probe may reuse pages an earlier one freed: never below a hundredth of one row's step
+    perRow = Math.max((m2 - m1) / (r2 - 1), 0.01 * m1);
+    fixed = Math.max(0, m1 - perRow);
+  }
+  const fits = Math.floor(((o.budgetMb - base) / MARGIN - fixed) / perRow);
+  const micro = Math.max(1, Math.min(o.batch, fits));
+  return {
+    micro,
+    accumulate: Math.ceil(o.batch / micro),
+    budgetMb: o.budgetMb,
+    fixedMb: Math.round(fixed),
+    perRowMb: +perRow.toFixed(2),
+    predictedPeakMb: Math.round(base + MARGIN * (fixed + perRow * micro)),
+  };
+}
