@@ -169,7 +169,7 @@ async function child(spec: string): Promise<void> {
   const bytes = mode === 'infer' ? b.infer : b.train;
   const feeds = mode === 'infer' ? b.inferFeeds : b.trainFeeds;
   const before = process.resourceUsage().maxRSS / 1024;
-  const s = await openSession(bytes, { threads: THREADS });
+  const s = await openSession(bytes, { threads: THREADS, ...(mode === 'train' ? { memPattern: false } : {}) });
   for (let i = 0; i < 3; i++) await s.run(feeds);
   console.log(JSON.stringify({ beforeSessionMB: before, peakMB: process.resourceUsage().maxRSS / 1024 }));
 }
@@ -318,8 +318,9 @@ async function main(): Promise<void> {
       continue;
     }
     const si = await openSession(b.infer, { threads: THREADS, spinning: false });
-    const st = await openSession(b.train, { threads: THREADS, spinning: false });
-    const sc = b.trainAlt ? await openSession(b.trainAlt, { threads: THREADS, spinning: false }) : undefined;
+    // the training step as train() opens it: no memory pattern
+    const st = await openSession(b.train, { threads: THREADS, spinning: false, memPattern: false });
+    const sc = b.trainAlt ? await openSession(b.trainAlt, { threads: THREADS, spinning: false, memPattern: false }) : undefined;
     await si.run(b.inferFeeds);
     await st.run(b.trainFeeds);
     await sc?.run(b.trainFeeds);

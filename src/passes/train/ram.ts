@@ -1,12 +1,15 @@
 // Bounded training RAM (issue 18: "bound peak RSS ... when a RAM budget says so; Pi-class boxes
 // have 2-8 GB"). Saved activations dominate a training step's memory and grow with the rows per
 // onnxruntime run, so the trainer measures, in its own process, what one step costs at one row and
-// at more (RSS growth over creating the session and running it once: onnxruntime's arena keeps
-// what the run needed; smaller probe first, since freed pages the process keeps would hide a
-// smaller probe's need), fits memory = fixed + perRow * rows, and runs the largest micro-batch the
-// budget holds, accumulating gradients over micro-batches to keep the asked-for rows per Adam
-// step. When even one row does not fit it refuses, saying what one row needs.
+// at more (peak RSS growth over creating the session, with those of the held-out loss and the
+// timed inference beside it, and running each once), fits memory = fixed + perRow * rows, and
+// runs the largest micro-batch the budget holds, accumulating gradients over micro-batches to
+// keep the asked-for rows per Adam step. When even one row does not fit it refuses, saying what
+// one row needs.
+import { writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ND_DTYPES, type NdData, type NdDType } from '../../data/ndarray.js';
 import { EdgefitError } from '../../errors.js';
 import type { Model } from '../../ir/model.js';
@@ -31,6 +34,11 @@ export interface StepGraph {
   initial: ReadonlyMap<string, Tensor>;
   /** Static dims of runtime inputs the model leaves open or declares at another batch. */
   shapes?: ReadonlyMap<string, readonly number[]>;
+  /**
+   * Graphs whose sessions live beside the step's through the run (the held-out loss, the
+   * student's timed inference), at the same rows: measured with it, fed the same way.
+   */
+  beside?: readonly { model: Model; shapes?: ReadonlyMap<string, readonly number[]> }[];
 }
 
 /** Zeros for every runtime input (the memory a step needs does not depend on the values), weights at their values. */
@@ -52,15 +60,54 @@ function feedsFor(step: StepGraph): Feeds {
   return feeds;
 }
 
-/** RSS growth, MB, over opening `step`'s session and running it once, from `baseMb`. */
-export async function measureStepMb(step: StepGraph, threads: number, baseMb: number): Promise<number> {
-  const feeds = feedsFor(step);
-  const s = await openSession(step.model, { threads, level: 'all' });
+/**
+ * Resets this process's peak RSS (Linux: /proc/self/clear_refs 5, which getrusage's maxRSS
+ * follows); false where that is not possible (the peak then includes earlier ones: an over-estimate).
+ */
+export function resetPeakRss(): boolean {
   try {
-    await s.run(feeds);
-    return Math.max(0, rssMb() - baseMb);
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A full V8 collection: the graphs just built leave hundreds of MB of garbage, whose collection
+ * during a probe would hide the probe's growth (a det step read 2 MB a row).
+ */
+export function collectGarbage(): void {
+  v8.setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+/** This process's peak RSS since start or the last reset, MB. */
+export const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
+
+/**
+ * Peak RSS growth, MB, over opening `step`'s session (and those beside it) and running each once,
+ * from `baseMb`. The peak, not the RSS after the run: onnxruntime hands large activation buffers
+ * back to the system when a run ends (RSS after a det step read 12 MB a row where its peak grew by
+ * over 100).
+ */
+export async function measureStepMb(step: StepGraph, threads: number, baseMb: number): Promise<number> {
+  collectGarbage();
+  resetPeakRss();
+  const graphs = [step, ...(step.beside ?? []).map((b) => ({ ...step, ...b, beside: undefined }))];
+  const sessions: Awaited<ReturnType<typeof openSession>>[] = [];
+  try {
+    for (const g of graphs) {
+      // as train() opens them (no memory pattern), run twice: a second run is where a planned block would show
+      const s = await openSession(g.model, { threads, level: 'all', memPattern: false });
+      sessions.push(s);
+      const feeds = feedsFor(g);
+      await s.run(feeds);
+      await s.run(feeds);
+    }
+    return Math.max(0, peakRssMb() - baseMb);
   } finally {
-    await s.release();
+    await Promise.all(sessions.map((s) => s.release()));
   }
 }
 
@@ -91,6 +138,7 @@ export interface RamPlanInput {
 export async function planRam(o: RamPlanInput): Promise<RamPlan> {
   if (!(o.budgetMb > 0) || !Number.isFinite(o.budgetMb))
     throw new EdgefitError('USAGE', `a training RAM budget must be a positive number of MB, got ${o.budgetMb}`);
+  collectGarbage();
   const base = rssMb();
   const refuse = (needMb: number, rows: number): EdgefitError =>
     new EdgefitError(
@@ -124,11 +172,13 @@ export async function planRam(o: RamPlanInput): Promise<RamPlan> {
     perRow = Math.max((m2 - m1) / (r2 - 1), 0.01 * m1);
     fixed = Math.max(0, m1 - perRow);
   }
-  const fits = Math.floor(((o.budgetMb - base) / MARGIN - fixed) / perRow);
-  const micro = Math.max(1, Math.min(o.batch, fits));
+  const fits = Math.max(1, Math.min(o.batch, Math.floor(((o.budgetMb - base) / MARGIN - fixed) / perRow)));
+  // as many runs as needed, rows spread evenly over them (8 rows where 7 fit: 4 + 4, not 7 + 7)
+  const accumulate = Math.ceil(o.batch / fits);
+  const micro = Math.ceil(o.batch / accumulate);
   return {
     micro,
-    accumulate: Math.ceil(o.batch / micro),
+    accumulate,
     budgetMb: o.budgetMb,
     fixedMb: Math.round(fixed),
     perRowMb: +perRow.toFixed(2),

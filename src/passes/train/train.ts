@@ -186,12 +186,30 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   const shapeRow = drawRow(0);
   const lossGraph = appendLoss(student, losses, ranks);
   const shapeTargets = await teach(shapeRow);
-  const graphAt = (rows: number): ReturnType<typeof buildGradients> & { shapes: Map<string, number[]> } => {
+  const evalGraph = withWeightInputs(lossGraph.model, spec.trainable);
+  // the held-out loss runs at least one held-out row at a time, often larger than a training crop
+  const bigHeld = heldRows.reduce((a, r) =>
+    inputNames.reduce((n, k) => n + (r[k]?.data.length ?? 0) - (a[k]?.data.length ?? 0), 0) > 0 ? r : a,
+  );
+  const bigTargets = await teach(bigHeld);
+  const evalShapes = new Map<string, number[]>();
+  for (const k of inputNames) evalShapes.set(k, [1, ...bigHeld[k]!.shape.slice(1)]);
+  for (const [o, t] of lossGraph.targets) evalShapes.set(t, [1, ...bigTargets[o]!.shape.slice(1)]);
+  type StepAt = ReturnType<typeof buildGradients> & {
+    shapes: Map<string, number[]>;
+    beside: { model: Model; shapes?: Map<string, number[]> }[];
+  };
+  const graphAt = (rows: number): StepAt => {
     const shapes = new Map<string, number[]>();
     for (const k of inputNames) shapes.set(k, [rows, ...shapeRow[k]!.shape.slice(1)]);
     for (const [o, t] of lossGraph.targets) shapes.set(t, [rows, ...shapeTargets[o]!.shape.slice(1)]);
     const rules = { ...LOSS_GRADS, ...spec.rules, ...GRAD_RULES };
-    return { ...buildGradients(lossGraph.model, { loss: lossGraph.loss, wrt: spec.trainable, shapes, rules }), shapes };
+    // the held-out loss and the student's inference run beside the step all along: measured with it
+    return {
+      ...buildGradients(lossGraph.model, { loss: lossGraph.loss, wrt: spec.trainable, shapes, rules }),
+      shapes,
+      beside: [{ model: evalGraph, shapes: evalShapes }, { model: student }],
+    };
   };
   const ram = await planRam({
     budgetMb: spec.ramMb ?? defaultTrainRamMb(),
@@ -203,8 +221,10 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   micro = ram.micro;
   accumulate = ram.accumulate;
   const built = graphAt(micro);
-  const trainSession = await openSession(built.model, { threads, level: 'all' });
-  const evalSession = await openSession(withWeightInputs(lossGraph.model, spec.trainable), { threads, level: 'all' });
+  // no memory pattern: from its second run onnxruntime allocates the planned block beside the
+  // arena's chunks of the first, and a det step's peak RSS nearly doubled (545 -> 927 MB at 4x320x320), no faster
+  const trainSession = await openSession(built.model, { threads, level: 'all', memPattern: false });
+  const evalSession = await openSession(evalGraph, { threads, level: 'all', memPattern: false });
   const forwardSession = await openSession(student, { threads, level: 'all' });
   try {
     return await loop();
@@ -285,6 +305,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       order = [];
     }
 
+    const heldStart = performance.now();
     const before = await heldOutLoss();
     const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before }];
     let best = { loss: before, step: 0, params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) };
@@ -294,7 +315,8 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     const evaluations = Math.max(1, spec.evaluations ?? 8);
     const stepMs: number[] = [];
     const graphMs: number[] = [];
-    let evalMs = performance.now() - t0;
+    // what a held-out evaluation costs (the setup before it, RAM probes included, is not one)
+    let evalMs = performance.now() - heldStart;
     let lastEval = 0;
     let lastSlot = 0;
     let step = 0;
