@@ -67,7 +67,21 @@ function singleConv(): Model {
   return b.build();
 }
 
+/** One depthwise conv as PP-OCRv4 det has them (its weight gradient's routes differ most with the kernel and the map). */
+function depthwiseConv(c: number, hw: number, k: number, batch = 1): Case {
+  const model = (): Model => {
+    const b = new ModelBuilder({ seed: 3 });
+    b.output(b.depthwise(b.input('x', [batch, c, hw, hw]), k));
+    return b.build();
+  };
+  return { model, input: 'x', shape: [batch, c, hw, hw] };
+}
+
 const CASES: Record<string, Case> = {
+  dw3big: depthwiseConv(16, 160, 3),
+  dw3: depthwiseConv(48, 80, 3),
+  dw3x4: depthwiseConv(48, 80, 3, 4),
+  dw5: depthwiseConv(192, 20, 5),
   mnist: { model: () => loadModel(join(ROOT, 'models/mnist-cnn.onnx')), input: 'x', shape: [32, 1, 28, 28] },
   conv64: { model: singleConv, input: 'x', shape: [8, 64, 80, 80] },
   det1: { model: () => loadModel(OCR_MODELS.det.file), input: 'x', shape: [1, 3, 320, 320] },
@@ -102,6 +116,10 @@ const ALTERNATIVES: Record<string, { what: string; rules: GradRules }> = {
   taps: {
     what: 'depthwise weight gradients tap by tap above 3x3, patches below',
     rules: { ...GRAD_RULES, Conv: convRule({ depthwise: 'taps' }) },
+  },
+  patches: {
+    what: 'depthwise weight gradients by patches and MatMul',
+    rules: { ...GRAD_RULES, Conv: convRule({ depthwise: 'patches' }) },
   },
 };
 
