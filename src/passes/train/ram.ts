@@ -2,7 +2,7 @@
 // have 2-8 GB"). Saved activations dominate a training step's memory and grow with the rows per
 // onnxruntime run, so the trainer measures, in its own process, what one step costs at one row and
 // at more (peak RSS growth over creating the session, with those of the held-out loss and the
-// timed inference beside it, and running each once), fits memory = fixed + perRow * rows, and
+// timed inference beside it, and running each twice), scales it in proportion to the rows, and
 // runs the largest micro-batch the budget holds, accumulating gradients over micro-batches to
 // keep the asked-for rows per Adam step. When even one row does not fit it refuses, saying what
 // one row needs.
@@ -116,7 +116,7 @@ export interface RamPlan {
   micro: number;
   accumulate: number;
   budgetMb: number;
-  /** Fitted memory of a step: fixed + perRow * rows, MB (above the process's RSS before the probes). */
+  /** Memory of a step as planned: fixed + perRow * rows, MB above the process's RSS before the probes (fixed 0: scaled in proportion from a probe). */
   fixedMb: number;
   perRowMb: number;
   /** RSS before the probes plus the step at the chosen micro-batch, with the margin, MB. */
@@ -160,18 +160,15 @@ export async function planRam(o: RamPlanInput): Promise<RamPlan> {
     };
   }
   if (base + MARGIN * m1 > o.budgetMb) throw refuse(base + MARGIN * m1, 1);
+  // memory scaled in proportion from a measured step over-counts the part that does not grow with
+  // the rows, so it errs on the safe side (a fitted slope from two noisy probes once read 35 MB a
+  // row where det needs about 100). From one row: when even that holds the batch, no second probe;
+  // else the second probe runs at as many rows as that bound lets the budget hold (the probe itself
+  // stays within it), and the plan scales from it
   let perRow = m1;
-  let fixed = 0;
-  // one row's step times the rows over-counts the fixed part: when even that holds the batch, no
-  // second probe; else the second probe runs at as many rows as that bound lets the budget hold
-  // (the probe itself stays within it; more rows, a clearer slope)
   const r2 = Math.min(o.batch, Math.floor((o.budgetMb - base) / (MARGIN * m1)));
-  if (o.batch > 1 && r2 < o.batch && r2 >= 2) {
-    const m2 = await measureStepMb(o.graphAt(r2), o.threads, base);
-    // the arena rounds, and a probe may reuse pages an earlier one freed: never below a hundredth of one row's step
-    perRow = Math.max((m2 - m1) / (r2 - 1), 0.01 * m1);
-    fixed = Math.max(0, m1 - perRow);
-  }
+  if (o.batch > 1 && r2 < o.batch && r2 >= 2) perRow = (await measureStepMb(o.graphAt(r2), o.threads, base)) / r2;
+  const fixed = 0;
   const fits = Math.max(1, Math.min(o.batch, Math.floor(((o.budgetMb - base) / MARGIN - fixed) / perRow)));
   // as many runs as needed, rows spread evenly over them (8 rows where 7 fit: 4 + 4, not 7 + 7)
   const accumulate = Math.ceil(o.batch / fits);

@@ -149,7 +149,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   let teacherRunner: ModelRunner | undefined;
   const teach = async (row: Sample): Promise<Record<string, NdArray>> => {
     if (typeof spec.teacher === 'function') return spec.teacher(row);
-    teacherRunner ??= await ModelRunner.create(spec.teacher, { threads, optimization: 'all' });
+    teacherRunner ??= await ModelRunner.create(spec.teacher, { threads, optimization: 'all', spinning: false });
     const out = await teacherRunner.run(row, outputs);
     const r: Record<string, NdArray> = {};
     for (const o of outputs) {
@@ -222,10 +222,14 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   accumulate = ram.accumulate;
   const built = graphAt(micro);
   // no memory pattern: from its second run onnxruntime allocates the planned block beside the
-  // arena's chunks of the first, and a det step's peak RSS nearly doubled (545 -> 927 MB at 4x320x320), no faster
-  const trainSession = await openSession(built.model, { threads, level: 'all', memPattern: false });
-  const evalSession = await openSession(evalGraph, { threads, level: 'all', memPattern: false });
-  const forwardSession = await openSession(student, { threads, level: 'all' });
+  // arena's chunks of the first, and a det step's peak RSS nearly doubled (545 -> 927 MB at 4x320x320), no faster.
+  // No spinning: the teacher's, the step's and the timed inference's sessions take turns, and on
+  // a 2-core box the idle pools spinning after their run starved the next one (a det step with its
+  // teacher run took 2.4-3.3x as long)
+  const quiet = { threads, level: 'all' as const, spinning: false };
+  const trainSession = await openSession(built.model, { ...quiet, memPattern: false });
+  const evalSession = await openSession(evalGraph, { ...quiet, memPattern: false });
+  const forwardSession = await openSession(student, quiet);
   try {
     return await loop();
   } finally {
