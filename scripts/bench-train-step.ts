@@ -9,6 +9,15 @@
 // RSS is measured in a child process per session (process maxRSS after three runs), so neither
 // session's arena counts against the other. Inputs are seeded random (timing does not depend on
 // the values). Only ratios within one run mean anything on a shared box.
+// Also (cases also dw3big, dw3, dw3x4, dw5: single depthwise convs shaped as det's):
+//   --compare first|taps|patches   time the step under other Conv rules, interleaved with the two
+//   --save DIR / --against DIR     write each case's step to DIR/<case>.onnx / time a step so written
+//                                  by another build (the base commit's, say) interleaved with this one
+//   --profile                      onnxruntime's per-node profile: kernel time by op, by gradient rule
+//                                  (backward nodes are named grad/<forward op>/...), top nodes
+//                                  (PROFILE_OPS=Conv,Slice to list only those ops' nodes)
+//   --optimizer                    a whole step (forward, backward, Adam) with Adam in TypeScript and
+//                                  in the graph (adam-graph.ts), interleaved
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

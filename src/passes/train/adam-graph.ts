@@ -7,11 +7,13 @@
 // into the step size and epsilon, decoupled weight decay. One difference: where a gradient element
 // is not finite, TypeScript Adam skips the element; here it counts as 0 (the moments still decay).
 // Measured against the TypeScript Adam by scripts/bench-train-step.ts --optimizer.
+import type * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
 import { cloneModel, opsetVersion, type Model } from '../../ir/model.js';
 import { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
 import type { AttrValue } from '../../ir/types.js';
+import { floatTensor } from '../../runtime/runner.js';
 import type { AdamOptions } from './adam.js';
 
 /** Names of the in-graph optimiser's inputs and outputs. */
@@ -139,4 +141,50 @@ export function adamScalars(t: number, lr: number, o: AdamOptions = {}): { stepS
   const c1 = 1 - Math.pow(o.beta1 ?? 0.9, t);
   const c2 = 1 - Math.pow(o.beta2 ?? 0.999, t);
   return { stepSize: (lr * Math.sqrt(c2)) / c1, eps: (o.eps ?? 1e-8) * Math.sqrt(c2), decay: 1 - lr * (o.weightDecay ?? 0) };
+}
+
+/**
+ * The in-graph optimiser's state between runs: the flat weight vector and moments fed to each run
+ * and taken from its outputs as they come (no copy), and the step count for the scalars.
+ */
+export class GraphAdamState {
+  private state: Record<string, ort.Tensor>;
+  private t = 0;
+
+  constructor(
+    private readonly graph: AdamGraph,
+    initial: ReadonlyMap<string, Float32Array>,
+    private readonly o: AdamOptions = {},
+  ) {
+    const flat = new Float32Array(graph.size);
+    for (const [w, l] of graph.layout) flat.set(initial.get(w)!, l.offset);
+    this.state = {
+      [ADAM_IO.params]: floatTensor(flat, [graph.size]),
+      [ADAM_IO.m]: floatTensor(new Float32Array(graph.size), [graph.size]),
+      [ADAM_IO.v]: floatTensor(new Float32Array(graph.size), [graph.size]),
+    };
+  }
+
+  /** Feeds for the next run, an update at learning rate `lr`. */
+  feeds(lr: number): Record<string, ort.Tensor> {
+    const s = adamScalars(this.t + 1, lr, this.o);
+    return {
+      ...this.state,
+      [ADAM_IO.stepSize]: floatTensor(new Float32Array([s.stepSize]), [1]),
+      [ADAM_IO.eps]: floatTensor(new Float32Array([s.eps]), [1]),
+      [ADAM_IO.decay]: floatTensor(new Float32Array([s.decay]), [1]),
+    };
+  }
+
+  /** Take a run's updated vector and moments. */
+  take(out: Readonly<Record<string, ort.Tensor>>): void {
+    this.t++;
+    this.state = { [ADAM_IO.params]: out[ADAM_IO.paramsOut]!, [ADAM_IO.m]: out[ADAM_IO.mOut]!, [ADAM_IO.v]: out[ADAM_IO.vOut]! };
+  }
+
+  /** Copy the current weights into `params` (by name). */
+  copyInto(params: ReadonlyMap<string, Float32Array>): void {
+    const flat = this.state[ADAM_IO.params]!.data as Float32Array;
+    for (const [w, l] of this.graph.layout) params.get(w)?.set(flat.subarray(l.offset, l.offset + l.size));
+  }
 }

@@ -16,6 +16,7 @@ import { rng } from '../../util/rng.js';
 import { buildGradients } from './grad/backward.js';
 import { GRAD_RULES } from './grad/rules/index.js';
 import { Adam, learningRate } from './adam.js';
+import { appendAdam, GraphAdamState } from './adam-graph.js';
 import { appendLoss, LOSS_GRADS, resolveLoss, specFor, teacherTarget } from './loss.js';
 import { defaultTrainRamMb, planRam } from './ram.js';
 import type { CurvePoint, ResolvedLoss, TrainReport, TrainResult, TrainSpec } from './types.js';
@@ -227,7 +228,9 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   // a 2-core box the idle pools spinning after their run starved the next one (a det step with its
   // teacher run took 2.4-3.3x as long)
   const quiet = { threads, level: 'all' as const, spinning: false };
-  const trainSession = await openSession(built.model, { ...quiet, memPattern: false });
+  const inGraph =
+    spec.optimizer === 'graph' && accumulate === 1 ? appendAdam(built.model, built.grads, { weightDecay: spec.weightDecay }) : undefined;
+  const trainSession = await openSession(inGraph?.model ?? built.model, { ...quiet, memPattern: false });
   const evalSession = await openSession(evalGraph, { ...quiet, memPattern: false });
   const forwardSession = await openSession(student, quiet);
   try {
@@ -314,6 +317,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before }];
     let best = { loss: before, step: 0, params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) };
     const adam = new Adam(params, { weightDecay: spec.weightDecay });
+    const graphAdam = inGraph && new GraphAdamState(inGraph, params, { weightDecay: spec.weightDecay });
     const peak = spec.lr ?? DEFAULT_LR;
     const schedule = spec.schedule ?? 'cosine';
     const evaluations = Math.max(1, spec.evaluations ?? 8);
@@ -348,7 +352,10 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       const sums = new Map<string, Float32Array>();
       let lossSum = 0;
       for (let a = 0; a < accumulate; a++) {
-        const feeds = weightFeeds(await feedsOf(nextRows()));
+        // in-graph Adam: the weights and moments its last run gave, and this step's learning rate
+        const feeds = graphAdam
+          ? { ...(await feedsOf(nextRows())), ...graphAdam.feeds(learningRate(peak, progress(), schedule)) }
+          : weightFeeds(await feedsOf(nextRows()));
         const r0 = performance.now();
         const out = await run(trainSession, feeds, 'a training step');
         graphMs.push(performance.now() - r0);
@@ -360,6 +367,10 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
           forwardMsList.push(performance.now() - f0);
         }
         lossSum += Number(out[built.model.graph.outputs[0]!.name]!.data[0]);
+        if (graphAdam) {
+          graphAdam.take(out);
+          continue;
+        }
         for (const [w, gname] of built.grads) {
           const gd = out[gname]!.data as Float32Array;
           const acc = sums.get(w);
@@ -371,7 +382,8 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       // the forward timing is not part of the step
       if (step % FORWARD_EVERY === 0) stepStart += forwardMsList[forwardMsList.length - 1] ?? 0;
       const lr = learningRate(peak, progress(), schedule);
-      adam.step(sums, lr);
+      if (graphAdam) graphAdam.copyInto(params);
+      else adam.step(sums, lr);
       step++;
       stepMs.push(performance.now() - stepStart);
       peakRss = Math.max(peakRss, rssMb());

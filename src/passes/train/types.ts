@@ -85,6 +85,13 @@ export interface TrainSpec {
    * when one row does not fit.
    */
   ramMb?: number;
+  /**
+   * Where Adam runs: 'typescript' (default) between onnxruntime runs, or 'graph': appended to the
+   * training graph (adam-graph.ts) so one run does forward, backward and update; measured not
+   * clearly faster (scripts/bench-train-step.ts --optimizer). 'graph' needs one run per step: with
+   * gradients accumulated over micro-batches the TypeScript Adam runs.
+   */
+  optimizer?: 'typescript' | 'graph';
   /** onnxruntime intra-op threads (default: this box's cores). */
   threads?: number;
   /** Full static dims of runtime inputs at batch 1 where the model leaves them open (the batch dim is set by the trainer). */
