@@ -1,6 +1,6 @@
 // What one training step costs against one inference of the same batch (issue 18 must-show: at
 // most 4x), on this box, side by side in one process:
-//   node dist/scripts/bench-train-step.js [--runs 20] [--threads 2] [--cases mnist,det1,det4,conv64]
+//   node dist/scripts/bench-train-step.js [--runs 20] [--threads 2] [--cases mnist,mnist256,det1,det4,conv64]
 // The training step is the graph buildGradients makes (forward, an MSE loss to a fixed target,
 // backward; every weight-layer input trained: Conv/ConvTranspose/Gemm weights and biases,
 // BatchNormalization scale and B), fed the weights as inputs as the trainer feeds them. The two
@@ -92,6 +92,8 @@ const CASES: Record<string, Case> = {
   dw3x4: depthwiseConv(48, 80, 3, 4),
   dw5: depthwiseConv(192, 20, 5),
   mnist: { model: () => loadModel(join(ROOT, 'models/mnist-cnn.onnx')), input: 'x', shape: [32, 1, 28, 28] },
+  // wider: per-node overheads weigh less (the ratio is of the same batch both ways)
+  mnist256: { model: () => loadModel(join(ROOT, 'models/mnist-cnn.onnx')), input: 'x', shape: [256, 1, 28, 28] },
   conv64: { model: singleConv, input: 'x', shape: [8, 64, 80, 80] },
   det1: { model: () => loadModel(OCR_MODELS.det.file), input: 'x', shape: [1, 3, 320, 320] },
   det4: { model: () => loadModel(OCR_MODELS.det.file), input: 'x', shape: [4, 3, 320, 320] },
