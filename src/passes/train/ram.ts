@@ -2,10 +2,10 @@
 // have 2-8 GB"). Saved activations dominate a training step's memory and grow with the rows per
 // onnxruntime run, so the trainer measures, in its own process, what one step costs at one row and
 // at more (peak RSS growth over creating the session, with those of the held-out loss and the
-// timed inference beside it, and running each twice), scales it in proportion to the rows, and
-// runs the largest micro-batch the budget holds, accumulating gradients over micro-batches to
-// keep the asked-for rows per Adam step. When even one row does not fit it refuses, saying what
-// one row needs.
+// timed inference beside it, and running each twice), scales it in proportion to the rows,
+// measures the size so chosen (shrinking it until it fits), and runs the largest micro-batch the
+// budget holds, accumulating gradients over micro-batches to keep the asked-for rows per Adam
+// step. When even one row does not fit it refuses, saying what one row needs.
 import { writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import v8 from 'node:v8';
@@ -166,19 +166,38 @@ export async function planRam(o: RamPlanInput): Promise<RamPlan> {
   // else the second probe runs at as many rows as that bound lets the budget hold (the probe itself
   // stays within it), and the plan scales from it
   let perRow = m1;
+  let measuredRows = 1;
+  let measuredMb = m1;
   const r2 = Math.min(o.batch, Math.floor((o.budgetMb - base) / (MARGIN * m1)));
-  if (o.batch > 1 && r2 < o.batch && r2 >= 2) perRow = (await measureStepMb(o.graphAt(r2), o.threads, base)) / r2;
-  const fixed = 0;
-  const fits = Math.max(1, Math.min(o.batch, Math.floor(((o.budgetMb - base) / MARGIN - fixed) / perRow)));
+  if (o.batch > 1 && r2 < o.batch && r2 >= 2) {
+    measuredMb = await measureStepMb(o.graphAt(r2), o.threads, base);
+    measuredRows = r2;
+    perRow = measuredMb / r2;
+  }
   // as many runs as needed, rows spread evenly over them (8 rows where 7 fit: 4 + 4, not 7 + 7)
-  const accumulate = Math.ceil(o.batch / fits);
-  const micro = Math.ceil(o.batch / accumulate);
+  const split = (fits: number): [number, number] => {
+    const acc = Math.ceil(o.batch / Math.max(1, Math.min(o.batch, fits)));
+    return [Math.ceil(o.batch / acc), acc];
+  };
+  let [micro, accumulate] = split(Math.floor((o.budgetMb - base) / MARGIN / perRow));
+  // a probe can grow RSS less than it needs by reusing pages the process holds free, and scaling
+  // that growth under-counts larger steps (det: one row read 45 MB, four then peaked 300 MB over
+  // the plan): the chosen size is measured itself, and shrunk in proportion until it fits
+  for (let tries = 0; micro > measuredRows && tries < 3; tries++) {
+    const m = await measureStepMb(o.graphAt(micro), o.threads, base);
+    measuredRows = micro;
+    measuredMb = m;
+    perRow = m / micro;
+    if (base + MARGIN * m <= o.budgetMb) break;
+    [micro, accumulate] = split(Math.floor((micro * (o.budgetMb - base)) / (MARGIN * m)));
+    if (micro === 1) break;
+  }
   return {
     micro,
     accumulate,
     budgetMb: o.budgetMb,
-    fixedMb: Math.round(fixed),
+    fixedMb: 0,
     perRowMb: +perRow.toFixed(2),
-    predictedPeakMb: Math.round(base + MARGIN * (fixed + perRow * micro)),
+    predictedPeakMb: Math.round(base + MARGIN * (micro === measuredRows ? measuredMb : perRow * micro)),
   };
 }
