@@ -1,6 +1,6 @@
 // What one training step costs against one inference of the same batch (issue 18 must-show: at
 // most 4x), on this box, side by side in one process:
-//   node dist/scripts/bench-train-step.js [--runs 20] [--threads 2] [--cases mnist,det1,det4,conv64]
+//   node dist/scripts/bench-train-step.js [--runs 20] [--threads 2] [--cases mnist,mnist256,det1,det4,conv64]
 // The training step is the graph buildGradients makes (forward, an MSE loss to a fixed target,
 // backward; every weight-layer input trained: Conv/ConvTranspose/Gemm weights and biases,
 // BatchNormalization scale and B), fed the weights as inputs as the trainer feeds them. The two
@@ -9,7 +9,18 @@
 // RSS is measured in a child process per session (process maxRSS after three runs), so neither
 // session's arena counts against the other. Inputs are seeded random (timing does not depend on
 // the values). Only ratios within one run mean anything on a shared box.
+// Also (cases also dw3big, dw3, dw3x4, dw5: single depthwise convs shaped as det's):
+//   --compare first|taps|patches   time the step under other Conv rules, interleaved with the two
+//   --save DIR / --against DIR     write each case's step to DIR/<case>.onnx / time a step so written
+//                                  by another build (the base commit's, say) interleaved with this one
+//   --profile                      onnxruntime's per-node profile: kernel time by op, by gradient rule
+//                                  (backward nodes are named grad/<forward op>/...), top nodes
+//                                  (PROFILE_OPS=Conv,Slice to list only those ops' nodes)
+//   --optimizer                    a whole step (forward, backward, Adam) with Adam in TypeScript and
+//                                  in the graph (adam-graph.ts), interleaved
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -24,6 +35,8 @@ import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { foldShapesPass } from '../src/passes/cleanup/fold-shapes.js';
 import { normalize } from '../src/passes/normalize.js';
 import { runPass } from '../src/passes/pass.js';
+import { Adam } from '../src/passes/train/adam.js';
+import { ADAM_IO, adamScalars, appendAdam, type AdamGraph } from '../src/passes/train/adam-graph.js';
 import { buildGradients } from '../src/passes/train/grad/backward.js';
 import { GRAD_RULES } from '../src/passes/train/grad/rules/index.js';
 import { convRule } from '../src/passes/train/grad/rules/linear.js';
@@ -37,8 +50,15 @@ const { values: args } = parseArgs({
     cases: { type: 'string', default: 'mnist,conv64,det1,det4' },
     child: { type: 'string' },
     'no-rss': { type: 'boolean', default: false },
-    // also time the step under the first Conv rule: input gradients by ConvTranspose, every depthwise weight gradient by patches
-    compare: { type: 'boolean', default: false },
+    // time a whole step (forward, backward, Adam) with Adam in TypeScript and in the graph, interleaved
+    optimizer: { type: 'boolean', default: false },
+    // also time the step under alternative rules (interleaved with the others): see ALTERNATIVES
+    compare: { type: 'string' },
+    // write each case's training step to <dir>/<case>.onnx, or compare with steps so written by another build
+    save: { type: 'string' },
+    against: { type: 'string' },
+    // onnxruntime's per-node profile of the training step: kernel time by op type, forward vs backward
+    profile: { type: 'boolean', default: false },
   },
 });
 const RUNS = Number(args.runs);
@@ -56,8 +76,24 @@ function singleConv(): Model {
   return b.build();
 }
 
+/** One depthwise conv as PP-OCRv4 det has them (its weight gradient's routes differ most with the kernel and the map). */
+function depthwiseConv(c: number, hw: number, k: number, batch = 1): Case {
+  const model = (): Model => {
+    const b = new ModelBuilder({ seed: 3 });
+    b.output(b.depthwise(b.input('x', [batch, c, hw, hw]), k));
+    return b.build();
+  };
+  return { model, input: 'x', shape: [batch, c, hw, hw] };
+}
+
 const CASES: Record<string, Case> = {
+  dw3big: depthwiseConv(16, 160, 3),
+  dw3: depthwiseConv(48, 80, 3),
+  dw3x4: depthwiseConv(48, 80, 3, 4),
+  dw5: depthwiseConv(192, 20, 5),
   mnist: { model: () => loadModel(join(ROOT, 'models/mnist-cnn.onnx')), input: 'x', shape: [32, 1, 28, 28] },
+  // wider: per-node overheads weigh less (the ratio is of the same batch both ways)
+  mnist256: { model: () => loadModel(join(ROOT, 'models/mnist-cnn.onnx')), input: 'x', shape: [256, 1, 28, 28] },
   conv64: { model: singleConv, input: 'x', shape: [8, 64, 80, 80] },
   det1: { model: () => loadModel(OCR_MODELS.det.file), input: 'x', shape: [1, 3, 320, 320] },
   det4: { model: () => loadModel(OCR_MODELS.det.file), input: 'x', shape: [4, 3, 320, 320] },
@@ -68,10 +104,12 @@ const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 const median = (a: readonly number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 
 interface Built {
+  /** The step with Adam appended (--optimizer), its flat vector's layout, and the gradient outputs of the plain step. */
+  adam?: { bytes: Uint8Array; layout: AdamGraph['layout']; size: number; grads: Map<string, string>; dims: Map<string, number[]> };
   infer: Uint8Array;
   train: Uint8Array;
-  /** The step under the first Conv rule (--compare). */
-  trainCT?: Uint8Array;
+  /** The step under alternative rules (--compare). */
+  trainAlt?: Uint8Array;
   inferFeeds: Record<string, ort.Tensor>;
   trainFeeds: Record<string, ort.Tensor>;
   weights: number;
@@ -80,7 +118,23 @@ interface Built {
 }
 
 /** The inference model and its training step (MSE to a fixed target) for one case. */
-function build(c: Case, compare = false): Built {
+/** Rule variants a step can be compared with (--compare name). */
+const ALTERNATIVES: Record<string, { what: string; rules: GradRules }> = {
+  first: {
+    what: 'the first Conv rule (ConvTranspose input gradients, patches for every depthwise)',
+    rules: { ...GRAD_RULES, Conv: convRule({ inputGrad: 'convTranspose', depthwise: 'patches' }) },
+  },
+  taps: {
+    what: 'depthwise weight gradients tap by tap above 3x3, patches below',
+    rules: { ...GRAD_RULES, Conv: convRule({ depthwise: 'taps' }) },
+  },
+  patches: {
+    what: 'depthwise weight gradients by patches and MatMul',
+    rules: { ...GRAD_RULES, Conv: convRule({ depthwise: 'patches' }) },
+  },
+};
+
+function build(name: string, c: Case, compare?: string): Built {
   const shapes = new Map([[c.input, c.shape]]);
   // as training does: Constants lifted, shape chains folded at the training shape
   const m = normalize(c.model());
@@ -106,15 +160,29 @@ function build(c: Case, compare = false): Built {
   g.outputs = [{ name: 'bench.loss', type: { dtype: 'float32', shape: [] } }];
   g.touch();
   const built = buildGradients(lm, { loss: 'bench.loss', wrt, shapes });
-  const ctRules: GradRules = { ...GRAD_RULES, Conv: convRule({ inputGrad: 'convTranspose', depthwiseTaps: false }) };
-  const trainCT = compare ? serializeModel(buildGradients(lm, { loss: 'bench.loss', wrt, shapes, rules: ctRules }).model) : undefined;
+  const alt = compare ? ALTERNATIVES[compare] : undefined;
+  if (compare && !alt) throw new Error(`unknown --compare ${compare} (${Object.keys(ALTERNATIVES).join(', ')})`);
+  const trainAlt = alt
+    ? serializeModel(buildGradients(lm, { loss: 'bench.loss', wrt, shapes, rules: alt.rules }).model)
+    : args.against
+      ? new Uint8Array(readFileSync(join(args.against, `${name}.onnx`)))
+      : undefined;
   const x = new ort.Tensor('float32', randn(next, numel(c.shape)), c.shape);
   const trainFeeds: Record<string, ort.Tensor> = { [c.input]: x };
   for (const [k, t] of built.initial) trainFeeds[k] = new ort.Tensor('float32', t.toFloat32().slice(), [...t.dims]);
+  const ag = args.optimizer ? appendAdam(built.model, built.grads) : undefined;
+  const adam = ag && {
+    bytes: serializeModel(ag.model),
+    layout: ag.layout,
+    size: ag.size,
+    grads: built.grads,
+    dims: new Map([...built.initial].map(([k, t]) => [k, [...t.dims]])),
+  };
   return {
+    adam,
     infer: serializeModel(m),
     train: serializeModel(built.model),
-    trainCT,
+    trainAlt,
     inferFeeds: { [c.input]: x },
     trainFeeds,
     weights: wrt.length,
@@ -126,11 +194,11 @@ function build(c: Case, compare = false): Built {
 /** Child mode: open one session, run it three times, print the process's peak RSS in MB. */
 async function child(spec: string): Promise<void> {
   const [name, mode] = spec.split(':') as [string, 'infer' | 'train'];
-  const b = build(CASES[name]!);
+  const b = build(name, CASES[name]!);
   const bytes = mode === 'infer' ? b.infer : b.train;
   const feeds = mode === 'infer' ? b.inferFeeds : b.trainFeeds;
   const before = process.resourceUsage().maxRSS / 1024;
-  const s = await openSession(bytes, { threads: THREADS });
+  const s = await openSession(bytes, { threads: THREADS, ...(mode === 'train' ? { memPattern: false } : {}) });
   for (let i = 0; i < 3; i++) await s.run(feeds);
   console.log(JSON.stringify({ beforeSessionMB: before, peakMB: process.resourceUsage().maxRSS / 1024 }));
 }
@@ -142,6 +210,123 @@ function peakRss(name: string, mode: string): { beforeSessionMB: number; peakMB:
   return JSON.parse(out.trim().split('\n').pop()!) as { beforeSessionMB: number; peakMB: number };
 }
 
+/**
+ * A whole training step two ways, interleaved: the plain step then TypeScript Adam over its
+ * gradients (as train() does), and the step with Adam in the graph, its outputs fed back.
+ */
+async function optimizerBench(name: string, b: Built): Promise<void> {
+  const a = b.adam!;
+  const st = await openSession(b.train, { threads: THREADS, spinning: false });
+  const sa = await openSession(a.bytes, { threads: THREADS, spinning: false });
+  const params = new Map<string, Float32Array>();
+  for (const w of a.dims.keys()) params.set(w, (b.trainFeeds[w]!.data as Float32Array).slice());
+  const opt = new Adam(params);
+  const x: Record<string, ort.Tensor> = {};
+  for (const [k, v] of Object.entries(b.trainFeeds)) if (!a.dims.has(k)) x[k] = v;
+  const tsStep = async (): Promise<void> => {
+    const f: Record<string, ort.Tensor> = { ...x };
+    for (const [w, p] of params) f[w] = new ort.Tensor('float32', p, a.dims.get(w)!);
+    const r = await st.run(f);
+    opt.step(new Map([...a.grads].map(([w, gname]) => [w, r[gname]!.data as Float32Array])), 1e-4);
+  };
+  const flat = new Float32Array(a.size);
+  for (const [w, l] of a.layout) flat.set(params.get(w)!, l.offset);
+  let state: Record<string, ort.Tensor> = {
+    [ADAM_IO.params]: new ort.Tensor('float32', flat, [a.size]),
+    [ADAM_IO.m]: new ort.Tensor('float32', new Float32Array(a.size), [a.size]),
+    [ADAM_IO.v]: new ort.Tensor('float32', new Float32Array(a.size), [a.size]),
+  };
+  let t = 0;
+  const scalar = (v: number): ort.Tensor => new ort.Tensor('float32', new Float32Array([v]), [1]);
+  const graphStep = async (): Promise<void> => {
+    const sc = adamScalars(++t, 1e-4);
+    const r = await sa.run({
+      ...x,
+      ...state,
+      [ADAM_IO.stepSize]: scalar(sc.stepSize),
+      [ADAM_IO.eps]: scalar(sc.eps),
+      [ADAM_IO.decay]: scalar(sc.decay),
+    });
+    state = { [ADAM_IO.params]: r[ADAM_IO.paramsOut]!, [ADAM_IO.m]: r[ADAM_IO.mOut]!, [ADAM_IO.v]: r[ADAM_IO.vOut]! };
+  };
+  await tsStep();
+  await graphStep();
+  const tt: number[] = [];
+  const tg: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    let t0 = performance.now();
+    await tsStep();
+    tt.push(performance.now() - t0);
+    t0 = performance.now();
+    await graphStep();
+    tg.push(performance.now() - t0);
+  }
+  await st.release();
+  await sa.release();
+  console.log(
+    `${name}: whole step with TypeScript Adam ${median(tt).toFixed(1)} ms, with Adam in the graph ${median(tg).toFixed(1)} ms (graph/TS ${(median(tg) / median(tt)).toFixed(2)}, median pair ratio ${median(tg.map((v, i) => v / tt[i]!)).toFixed(2)}); ${a.size} weights`,
+  );
+}
+
+/** onnxruntime's profile of `runs` training steps: kernel time by op type and the backward's share. */
+async function profile(name: string, bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-prof-'));
+  const s = await ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: THREADS,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+    enableProfiling: true,
+    profileFilePrefix: join(dir, 'p'),
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
+  for (let i = 0; i < RUNS; i++) await s.run(feeds);
+  s.endProfiling();
+  await s.release();
+  const file = readdirSync(dir).find((f) => f.endsWith('.json'))!;
+  const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+    cat: string;
+    name: string;
+    dur: number;
+    args?: { op_name?: string };
+  }[];
+  rmSync(dir, { recursive: true, force: true });
+  const byOp = new Map<string, number>();
+  const byNode = new Map<string, number>();
+  const byRule = new Map<string, number>();
+  const byRuleOp = new Map<string, number>();
+  let total = 0;
+  let backward = 0;
+  for (const ev of events) {
+    if (ev.cat !== 'Node' || !ev.name.endsWith('_kernel_time')) continue;
+    const op = ev.args?.op_name ?? '?';
+    byOp.set(op, (byOp.get(op) ?? 0) + ev.dur);
+    const node = `${ev.name.slice(0, -'_kernel_time'.length)} (${op})`;
+    byNode.set(node, (byNode.get(node) ?? 0) + ev.dur);
+    total += ev.dur;
+    const rule = ev.name.startsWith('grad/') ? `${ev.name.split('/')[1]!} rule` : 'forward';
+    byRule.set(rule, (byRule.get(rule) ?? 0) + ev.dur);
+    byRuleOp.set(`${rule} ${op}`, (byRuleOp.get(`${rule} ${op}`) ?? 0) + ev.dur);
+    if (ev.name.startsWith('grad/')) backward += ev.dur;
+  }
+  const top = [...byOp].sort((a, c) => c[1] - a[1]).slice(0, 14);
+  console.log(
+    `${name} profile: ${(total / RUNS / 1000).toFixed(1)} ms kernel time per run, backward ${((100 * backward) / total).toFixed(0)} %`,
+  );
+  console.log('  ' + top.map(([op, d]) => `${op} ${((100 * d) / total).toFixed(0)} %`).join(', '));
+  const rules = [...byRule].sort((a, c) => c[1] - a[1]).slice(0, 12);
+  console.log('  by rule: ' + rules.map(([r, d]) => `${r} ${((100 * d) / total).toFixed(0)} %`).join(', '));
+  const ruleOps = [...byRuleOp].sort((a, c) => c[1] - a[1]).slice(0, 16);
+  console.log('  by rule and op: ' + ruleOps.map(([r, d]) => `${r} ${((100 * d) / total).toFixed(0)} %`).join(', '));
+  const only = process.env.PROFILE_OPS?.split(',');
+  const nodes = [...byNode]
+    .filter(([nd]) => !only || only.some((o) => nd.endsWith(`(${o})`)))
+    .sort((a, c) => c[1] - a[1])
+    .slice(0, only ? 30 : 12);
+  console.log('  nodes: ' + nodes.map(([nd, d]) => `${nd} ${((100 * d) / total).toFixed(1)} %`).join(', '));
+}
+
 async function main(): Promise<void> {
   if (args.child) return child(args.child);
   console.log(`threads ${THREADS}, ${RUNS} interleaved runs per case (a shared box: compare ratios within this run only)`);
@@ -149,11 +334,22 @@ async function main(): Promise<void> {
     const c = CASES[name];
     if (!c) throw new Error(`unknown case ${name} (cases: ${Object.keys(CASES).join(', ')})`);
     const t0 = performance.now();
-    const b = build(c, args.compare);
+    const b = build(name, c, args.compare);
+    if (args.save) writeFileSync(join(args.save, `${name}.onnx`), b.train);
     const buildMs = performance.now() - t0;
+    if (args.optimizer) {
+      await optimizerBench(name, b);
+      continue;
+    }
+    if (args.profile) {
+      await profile(`${name} inference`, b.infer, b.inferFeeds);
+      await profile(`${name} training step`, b.train, b.trainFeeds);
+      continue;
+    }
     const si = await openSession(b.infer, { threads: THREADS, spinning: false });
-    const st = await openSession(b.train, { threads: THREADS, spinning: false });
-    const sc = b.trainCT ? await openSession(b.trainCT, { threads: THREADS, spinning: false }) : undefined;
+    // the training step as train() opens it: no memory pattern
+    const st = await openSession(b.train, { threads: THREADS, spinning: false, memPattern: false });
+    const sc = b.trainAlt ? await openSession(b.trainAlt, { threads: THREADS, spinning: false, memPattern: false }) : undefined;
     await si.run(b.inferFeeds);
     await st.run(b.trainFeeds);
     await sc?.run(b.trainFeeds);
@@ -180,7 +376,7 @@ async function main(): Promise<void> {
     const mi = median(ti);
     const mt = median(tt);
     const ct = tc.length
-      ? `; under the first Conv rule (ConvTranspose input gradients, patches for every depthwise) ${median(tc).toFixed(1)} ms (${(median(tc) / mi).toFixed(2)}x)`
+      ? `; under ${args.compare ? ALTERNATIVES[args.compare]!.what : `the step in ${args.against}`} ${median(tc).toFixed(1)} ms (${(median(tc) / mi).toFixed(2)}x)`
       : '';
     let rss = '';
     if (!args['no-rss']) {

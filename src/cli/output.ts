@@ -67,3 +67,10 @@ export function parseShapes(specs: readonly string[] | undefined): Map<string, n
   }
   return out;
 }
+
+/** --train-ram-mb: undefined when not given, else a positive number of MB (the trainer's RAM budget, issue 18). */
+export function trainRamOption(v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!(v > 0 && Number.isFinite(v))) throw new EdgefitError('USAGE', `--train-ram-mb must be a positive number of MB, got ${v}`);
+  return v;
+}

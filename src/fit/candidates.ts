@@ -30,6 +30,8 @@ export interface BuildContext {
   tables?: () => Promise<LatencyTables>;
   /** Training progress (config.train): the fit reports it as its 'training' stage. */
   onTrain?: (p: TrainProgress) => void;
+  /** Peak RAM of that training, MB (absent: the trainer's default). */
+  trainRamMb?: number;
 }
 
 export interface Built {
@@ -96,7 +98,11 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
       importance: real ? 'activation' : 'l2',
       recover: real ? (distil ? 'distill' : 'lsq') : 'none',
       ...(distil
-        ? { trainMinutes: config.train, ...(ctx.onTrain ? { onTrainProgress: (_: number, p: TrainProgress) => ctx.onTrain!(p) } : {}) }
+        ? {
+            trainMinutes: config.train,
+            trainRamMb: ctx.trainRamMb,
+            ...(ctx.onTrain ? { onTrainProgress: (_: number, p: TrainProgress) => ctx.onTrain!(p) } : {}),
+          }
         : {}),
       steps: 1,
       round: 'auto', // the kernels' block: the tables' measured one, else the CPU's
@@ -133,6 +139,7 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
       samples: ctx.samples,
       minutes: config.train,
       threads: ctx.threads,
+      ramMb: ctx.trainRamMb,
       ...(ctx.onTrain ? { onProgress: ctx.onTrain } : {}),
     });
     const t = q.report.training;

@@ -264,6 +264,7 @@ export async function fitModel(
         threads,
         sensitivity,
         tables: tablesOnce,
+        ...(req.trainRamMb !== undefined ? { trainRamMb: req.trainRamMb } : {}),
         onTrain: (p) =>
           onProgress({
             fraction: lastProgress.fraction,

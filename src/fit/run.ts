@@ -40,6 +40,8 @@ export interface FitJob {
   maxCandidates?: number;
   /** Minutes the fit may train its best candidate on this box (0 / absent: none). */
   trainMinutes?: number;
+  /** Peak RAM of that training, MB (absent: the trainer's default). */
+  trainRamMb?: number;
 }
 
 /**
@@ -98,6 +100,7 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
       ...(job.task && job.task !== 'auto' ? { task: job.task } : {}),
       prefer: job.prefer ?? 'fidelity',
       ...(job.trainMinutes ? { trainMinutes: job.trainMinutes } : {}),
+      ...(job.trainRamMb !== undefined ? { trainRamMb: job.trainRamMb } : {}),
     },
     onProgress,
     {

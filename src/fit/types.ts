@@ -30,6 +30,8 @@ export interface FitRequest {
   prefer?: 'fidelity' | 'latency';
   /** Minutes the fit may train one candidate (distillation / quantization-aware training); 0 or absent: none. */
   trainMinutes?: number;
+  /** Peak RAM of that training, MB (TrainSpec.ramMb; absent: the trainer's default). */
+  trainRamMb?: number;
 }
 
 export const COMPRESSION_LEVELS = ['none', 'structured', 'unstructured', 'quant'] as const;

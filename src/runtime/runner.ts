@@ -67,6 +67,8 @@ export interface RunnerOptions {
   threads?: number;
   /** ORT graph optimization level (default 'basic'); exposed values are outputs, so no level fuses them away. */
   optimization?: OptLevel;
+  /** false: idle intra-op threads sleep (a session taking turns with others on a small box). */
+  spinning?: boolean;
 }
 
 /** A session that takes Samples and hands back float outputs as NdArrays. */
@@ -83,7 +85,11 @@ export class ModelRunner {
   }
 
   static async fromBytes(bytes: Uint8Array, opts: RunnerOptions = {}): Promise<ModelRunner> {
-    const session = await openSession(bytes, { threads: opts.threads ?? 1, level: opts.optimization ?? 'basic' });
+    const session = await openSession(bytes, {
+      threads: opts.threads ?? 1,
+      level: opts.optimization ?? 'basic',
+      ...(opts.spinning === false ? { spinning: false } : {}),
+    });
     return new ModelRunner(session, session.inputNames, session.outputNames);
   }
 

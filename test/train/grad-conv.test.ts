@@ -23,6 +23,15 @@ t.test('Conv: input, weight and bias gradients over strides, pads, dilation and 
     { name: 'dilation 2, asymmetric pads', x: [1, 3, 9, 9], w: [4, 3, 3, 3], a: { dilations: ints([2, 2]), pads: ints([2, 1, 1, 2]) } },
     { name: 'grouped (G=2)', x: [1, 4, 6, 6], w: [6, 2, 3, 3], a: { group: int(2), pads: ints([1, 1, 1, 1]) } },
     { name: 'depthwise 3x3 s2', x: [2, 5, 8, 8], w: [5, 1, 3, 3], a: { group: int(5), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) } },
+    // the depthwise weight gradient is one Conv with dy as its kernel: strides become dilations,
+    // and a stride that leaves input rows unread makes taps past the kernel, sliced off
+    { name: 'depthwise 5x5 s1 p2, batch 1', x: [1, 4, 7, 6], w: [4, 1, 5, 5], a: { group: int(4), pads: ints([2, 2, 2, 2]) } },
+    {
+      name: 'depthwise 5x5 s2 p2 (unread rows), asymmetric dilation',
+      x: [2, 3, 10, 9],
+      w: [3, 1, 5, 3],
+      a: { group: int(3), strides: ints([2, 2]), pads: ints([2, 1, 2, 1]), dilations: ints([1, 2]) },
+    },
     {
       name: 'SAME_UPPER s2',
       x: [1, 3, 7, 7],

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { LATENCY_STATISTIC, latencyOf } from '../../budgets/index.js';
 import { runFitJob } from '../../fit/run.js';
 import { EdgefitError } from '../../errors.js';
-import { parseShapes, printJson } from '../output.js';
+import { parseShapes, printJson, trainRamOption } from '../output.js';
 import { progressPrinter } from '../progress.js';
 import { parseTask, TASK_NAMES } from '../../fidelity/tasks.js';
 
@@ -24,6 +24,7 @@ interface Args {
   task: string;
   prefer?: 'fidelity' | 'latency';
   'train-minutes': number;
+  'train-ram-mb'?: number;
 }
 
 export const command: CommandModule<object, Args> = {
@@ -71,6 +72,10 @@ export const command: CommandModule<object, Args> = {
         describe:
           'after the search, train its best candidate on this box for up to N minutes (pruned float: distilled from the original; int8: quantization-aware) and keep it if it wins',
       })
+      .option('train-ram-mb', {
+        type: 'number',
+        describe: 'peak RAM of that training in MB (default: 60 % of free memory); the batch is split to fit',
+      })
       .option('json', { type: 'boolean' }),
   handler: async (argv) => {
     const r = await runFitJob(
@@ -91,6 +96,7 @@ export const command: CommandModule<object, Args> = {
         task: parseTask(argv.task),
         prefer: argv.prefer,
         trainMinutes: argv['train-minutes'],
+        ...(argv['train-ram-mb'] !== undefined ? { trainRamMb: trainRamOption(argv['train-ram-mb']) } : {}),
       },
       progressPrinter(!argv.json),
     );

@@ -13,7 +13,7 @@ import { checkTargetLatency, prepareForPruning, prune, type PruneReport } from '
 import { RECOVERY, type Recovery } from '../../passes/prune/recovery.js';
 import type { TrainProgress } from '../../passes/train/types.js';
 import { NO_SPEEDUP_NOTE, UNSTRUCTURED_METHODS, type UnstructuredMethod } from '../../passes/prune/unstructured.js';
-import { parseShapes, printJson } from '../output.js';
+import { parseShapes, printJson, trainRamOption } from '../output.js';
 import { describeFigures, parseTask, TASK_NAMES } from '../../fidelity/index.js';
 import { parseRound, type Round } from '../../passes/prune/round.js';
 import { buildLatencyTables, defaultLatencyCacheDir } from '../../analyze/latency/index.js';
@@ -34,6 +34,7 @@ interface Args {
   'calib-count': number;
   recover: Recovery;
   'train-minutes'?: number;
+  'train-ram-mb'?: number;
   allocation: 'uniform' | 'sensitivity';
   steps: number;
   round: string;
@@ -173,6 +174,10 @@ export const command: CommandModule<object, Args> = {
         type: 'number',
         describe: '--recover distill: training time in minutes (split over --steps)',
       })
+      .option('train-ram-mb', {
+        type: 'number',
+        describe: '--recover distill: peak RAM of training in MB (default: 60 % of free memory); the batch is split to fit',
+      })
       .option('allocation', {
         choices: ['uniform', 'sensitivity'] as const,
         default: 'uniform' as const,
@@ -238,6 +243,8 @@ export const command: CommandModule<object, Args> = {
       if (!a.calib)
         throw new EdgefitError('DATA', '--recover distill trains on real data and none was given', { remedy: { option: 'calib' } });
     } else if (trainMinutes !== undefined) throw new EdgefitError('USAGE', '--train-minutes is for --recover distill');
+    const trainRamMb = trainRamOption(a['train-ram-mb']);
+    if (trainRamMb !== undefined && a.recover !== 'distill') throw new EdgefitError('USAGE', '--train-ram-mb is for --recover distill');
     if (!Number.isInteger(a['calib-count']) || a['calib-count'] < 1)
       throw new EdgefitError('USAGE', '--calib-count must be a positive integer');
     if (!Number.isInteger(a.threads) || a.threads < 1) throw new EdgefitError('USAGE', '--threads must be a positive integer');
@@ -304,6 +311,7 @@ export const command: CommandModule<object, Args> = {
       threads: a.threads,
       task: parseTask(a.task),
       trainMinutes,
+      ...(trainRamMb !== undefined ? { trainRamMb } : {}),
       onTrainProgress: progressLine(a.steps),
     });
     saveModel(model, a.output);

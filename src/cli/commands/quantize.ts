@@ -23,7 +23,7 @@ import {
   type WeightRounding,
 } from '../../passes/quantize/index.js';
 import type { TrainProgress } from '../../passes/train/types.js';
-import { parseShapes, printJson } from '../output.js';
+import { parseShapes, printJson, trainRamOption } from '../output.js';
 import { parseTask, TASK_NAMES } from '../../fidelity/tasks.js';
 
 const METRIC_LABELS: Readonly<Record<string, string>> = {
@@ -40,6 +40,7 @@ interface Args {
   mode: QuantMode | 'qat';
   calib?: string;
   'train-minutes'?: number;
+  'train-ram-mb'?: number;
   'train-scales': boolean;
   lr: number;
   method: CalibMethod;
@@ -111,6 +112,10 @@ export const command: CommandModule<object, Args> = {
           'qat (static int8, then trained against the float model on the --calib samples for --train-minutes; same QDQ form and kernels)',
       })
       .option('train-minutes', { type: 'number', describe: 'qat: training time budget in minutes (wall time on this box)' })
+      .option('train-ram-mb', {
+        type: 'number',
+        describe: 'qat: peak RAM of training in MB (default: 60 % of free memory); the batch is split to fit',
+      })
       .option('train-scales', {
         type: 'boolean',
         default: false,
@@ -238,6 +243,7 @@ async function qat(a: Args, model: ReturnType<typeof loadModel>, shapes: Map<str
     );
   if (!a.calib) throw new EdgefitError('USAGE', 'qat needs calibration data to train on: --calib <folder of images | data.npy>');
   if (!(a.lr > 0)) throw new EdgefitError('USAGE', `--lr must be positive, got ${a.lr}`);
+  const ramMb = trainRamOption(a['train-ram-mb']);
   const set = loadInputSet(a.calib, modelInputs(model), { shapes, limit: 64 });
   let lastLine = 0;
   const r = await quantizeQat(model, {
@@ -249,6 +255,7 @@ async function qat(a: Args, model: ReturnType<typeof loadModel>, shapes: Map<str
     weightRounding: a['weight-rounding'],
     equalize: a.equalize,
     threads: a.threads,
+    ...(ramMb !== undefined ? { ramMb } : {}),
     shapes,
     onProgress: (p) => {
       // a line when the held-out loss is measured, else about every 10 s

@@ -79,6 +79,8 @@ export interface PruneOptions {
   task?: Task | 'auto';
   /** recover 'distill': training minutes in all, split evenly over the steps. */
   trainMinutes?: number;
+  /** recover 'distill': the training process's peak RAM budget, MB (TrainSpec.ramMb). */
+  trainRamMb?: number;
   /** recover 'distill': the trainer's progress, with the prune step it belongs to. */
   onTrainProgress?: (step: number, p: TrainProgress) => void;
 }
@@ -335,6 +337,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
         minutes: o.trainMinutes! / o.steps,
         samples: o.samples,
         threads: o.threads,
+        ramMb: o.trainRamMb,
         onProgress: o.onTrainProgress && ((p) => o.onTrainProgress!(k, p)),
       });
       distills.push(r);

@@ -35,6 +35,8 @@ export interface QatOptions {
   threads?: number;
   lr?: number;
   batch?: number;
+  /** Peak RAM of the training process, MB (TrainSpec.ramMb). */
+  ramMb?: number;
   maxSteps?: number;
   seed?: number;
   loss?: TrainSpec['loss'];
@@ -103,6 +105,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
     minutes: o.minutes,
     maxSteps: o.maxSteps,
     batch: o.batch,
+    ramMb: o.ramMb,
     lr: o.lr ?? QAT_DEFAULT_LR,
     threads,
     seed: o.seed,

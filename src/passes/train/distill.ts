@@ -52,6 +52,8 @@ export interface DistillOptions {
   threads?: number;
   lr?: number;
   batch?: number;
+  /** Peak RAM of the training process, MB (TrainSpec.ramMb). */
+  ramMb?: number;
   maxSteps?: number;
   seed?: number;
   loss?: TrainSpec['loss'];
@@ -96,6 +98,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
     minutes: o.minutes,
     maxSteps: o.maxSteps,
     batch: o.batch,
+    ramMb: o.ramMb,
     lr: o.lr,
     threads,
     seed: o.seed,

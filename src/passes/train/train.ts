@@ -16,7 +16,9 @@ import { rng } from '../../util/rng.js';
 import { buildGradients } from './grad/backward.js';
 import { GRAD_RULES } from './grad/rules/index.js';
 import { Adam, learningRate } from './adam.js';
+import { appendAdam, GraphAdamState } from './adam-graph.js';
 import { appendLoss, LOSS_GRADS, resolveLoss, specFor, teacherTarget } from './loss.js';
+import { defaultTrainRamMb, planRam } from './ram.js';
 import type { CurvePoint, ResolvedLoss, TrainReport, TrainResult, TrainSpec } from './types.js';
 
 export const DEFAULT_LR = 5e-4;
@@ -140,14 +142,15 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   // batch: a fixed batch dim > 1 is the micro-batch; fixed at 1, gradients accumulate over rows
   const dim0 = g.runtimeInputs()[0]?.type?.shape?.[0];
   const batch = Math.min(spec.batch ?? DEFAULT_BATCH, trainRows.length);
-  const micro = typeof dim0 === 'number' ? dim0 : batch;
-  const accumulate = Math.max(1, Math.round(batch / micro));
+  // (both chosen by the RAM plan below, from a measured step)
+  let micro = typeof dim0 === 'number' ? dim0 : batch;
+  let accumulate = Math.max(1, Math.round(batch / micro));
 
   // the teacher's targets: a session of the teacher model, or the caller's function
   let teacherRunner: ModelRunner | undefined;
   const teach = async (row: Sample): Promise<Record<string, NdArray>> => {
     if (typeof spec.teacher === 'function') return spec.teacher(row);
-    teacherRunner ??= await ModelRunner.create(spec.teacher, { threads, optimization: 'all' });
+    teacherRunner ??= await ModelRunner.create(spec.teacher, { threads, optimization: 'all', spinning: false });
     const out = await teacherRunner.run(row, outputs);
     const r: Record<string, NdArray> = {};
     for (const o of outputs) {
@@ -182,20 +185,54 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
 
   // the training graph at the micro-batch's static shapes (augmentation may crop: its shape rules)
   const shapeRow = drawRow(0);
-  const shapes = new Map<string, number[]>();
-  for (const k of inputNames) shapes.set(k, [micro, ...shapeRow[k]!.shape.slice(1)]);
   const lossGraph = appendLoss(student, losses, ranks);
   const shapeTargets = await teach(shapeRow);
-  for (const [o, t] of lossGraph.targets) shapes.set(t, [micro, ...shapeTargets[o]!.shape.slice(1)]);
-  const built = buildGradients(lossGraph.model, {
-    loss: lossGraph.loss,
-    wrt: spec.trainable,
-    shapes,
-    rules: { ...LOSS_GRADS, ...spec.rules, ...GRAD_RULES },
+  const evalGraph = withWeightInputs(lossGraph.model, spec.trainable);
+  // the held-out loss runs at least one held-out row at a time, often larger than a training crop
+  const bigHeld = heldRows.reduce((a, r) =>
+    inputNames.reduce((n, k) => n + (r[k]?.data.length ?? 0) - (a[k]?.data.length ?? 0), 0) > 0 ? r : a,
+  );
+  const bigTargets = await teach(bigHeld);
+  const evalShapes = new Map<string, number[]>();
+  for (const k of inputNames) evalShapes.set(k, [1, ...bigHeld[k]!.shape.slice(1)]);
+  for (const [o, t] of lossGraph.targets) evalShapes.set(t, [1, ...bigTargets[o]!.shape.slice(1)]);
+  type StepAt = ReturnType<typeof buildGradients> & {
+    shapes: Map<string, number[]>;
+    beside: { model: Model; shapes?: Map<string, number[]> }[];
+  };
+  const graphAt = (rows: number): StepAt => {
+    const shapes = new Map<string, number[]>();
+    for (const k of inputNames) shapes.set(k, [rows, ...shapeRow[k]!.shape.slice(1)]);
+    for (const [o, t] of lossGraph.targets) shapes.set(t, [rows, ...shapeTargets[o]!.shape.slice(1)]);
+    const rules = { ...LOSS_GRADS, ...spec.rules, ...GRAD_RULES };
+    // the held-out loss and the student's inference run beside the step all along: measured with it
+    return {
+      ...buildGradients(lossGraph.model, { loss: lossGraph.loss, wrt: spec.trainable, shapes, rules }),
+      shapes,
+      beside: [{ model: evalGraph, shapes: evalShapes }, { model: student }],
+    };
+  };
+  const ram = await planRam({
+    budgetMb: spec.ramMb ?? defaultTrainRamMb(),
+    batch,
+    fixedBatch: typeof dim0 === 'number' ? dim0 : undefined,
+    threads,
+    graphAt,
   });
-  const trainSession = await openSession(built.model, { threads, level: 'all' });
-  const evalSession = await openSession(withWeightInputs(lossGraph.model, spec.trainable), { threads, level: 'all' });
-  const forwardSession = await openSession(student, { threads, level: 'all' });
+  micro = ram.micro;
+  accumulate = ram.accumulate;
+  const built = graphAt(micro);
+  // no memory pattern: from its second run onnxruntime allocates the planned block beside the
+  // arena's chunks of the first, and a det step's peak RSS nearly doubled (545 -> 927 MB at 4x320x320), no faster.
+  // No spinning: the teacher's, the step's and the timed inference's sessions take turns, and on
+  // a 2-core box the idle pools spinning after their run starved the next one (a det step with its
+  // teacher run took 2.4-3.3x as long)
+  const quiet = { threads, level: 'all' as const, spinning: false };
+  const inGraph =
+    spec.optimizer === 'graph' && accumulate === 1 ? appendAdam(built.model, built.grads, { weightDecay: spec.weightDecay }) : undefined;
+  const trainSession = await openSession(inGraph?.model ?? built.model, { ...quiet, memPattern: false });
+  const evalSession = await openSession(evalGraph, { ...quiet, memPattern: false });
+  const forwardSession = await openSession(student, quiet);
   try {
     return await loop();
   } finally {
@@ -275,16 +312,19 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       order = [];
     }
 
+    const heldStart = performance.now();
     const before = await heldOutLoss();
     const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before }];
     let best = { loss: before, step: 0, params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) };
     const adam = new Adam(params, { weightDecay: spec.weightDecay });
+    const graphAdam = inGraph && new GraphAdamState(inGraph, params, { weightDecay: spec.weightDecay });
     const peak = spec.lr ?? DEFAULT_LR;
     const schedule = spec.schedule ?? 'cosine';
     const evaluations = Math.max(1, spec.evaluations ?? 8);
     const stepMs: number[] = [];
     const graphMs: number[] = [];
-    let evalMs = performance.now() - t0;
+    // what a held-out evaluation costs (the setup before it, RAM probes included, is not one)
+    let evalMs = performance.now() - heldStart;
     let lastEval = 0;
     let lastSlot = 0;
     let step = 0;
@@ -312,7 +352,10 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       const sums = new Map<string, Float32Array>();
       let lossSum = 0;
       for (let a = 0; a < accumulate; a++) {
-        const feeds = weightFeeds(await feedsOf(nextRows()));
+        // in-graph Adam: the weights and moments its last run gave, and this step's learning rate
+        const feeds = graphAdam
+          ? { ...(await feedsOf(nextRows())), ...graphAdam.feeds(learningRate(peak, progress(), schedule)) }
+          : weightFeeds(await feedsOf(nextRows()));
         const r0 = performance.now();
         const out = await run(trainSession, feeds, 'a training step');
         graphMs.push(performance.now() - r0);
@@ -324,6 +367,10 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
           forwardMsList.push(performance.now() - f0);
         }
         lossSum += Number(out[built.model.graph.outputs[0]!.name]!.data[0]);
+        if (graphAdam) {
+          graphAdam.take(out);
+          continue;
+        }
         for (const [w, gname] of built.grads) {
           const gd = out[gname]!.data as Float32Array;
           const acc = sums.get(w);
@@ -335,7 +382,8 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       // the forward timing is not part of the step
       if (step % FORWARD_EVERY === 0) stepStart += forwardMsList[forwardMsList.length - 1] ?? 0;
       const lr = learningRate(peak, progress(), schedule);
-      adam.step(sums, lr);
+      if (graphAdam) graphAdam.copyInto(params);
+      else adam.step(sums, lr);
       step++;
       stepMs.push(performance.now() - stepStart);
       peakRss = Math.max(peakRss, rssMb());
@@ -382,6 +430,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       bestStep: improved ? best.step : 0,
       improved,
       peakRssMb: Math.round(peakRss),
+      ram: { budgetMb: Math.round(ram.budgetMb), fixedMb: ram.fixedMb, perRowMb: ram.perRowMb, predictedPeakMb: ram.predictedPeakMb },
       trainedParams: [...params.values()].reduce((a, p) => a + p.length, 0),
       losses: Object.fromEntries(losses),
       lr: peak,

@@ -78,6 +78,20 @@ export interface TrainSpec {
   /** 'cosine' (default): warm-up then cosine decay over the budget; 'constant' after the warm-up. */
   schedule?: 'cosine' | 'constant';
   weightDecay?: number;
+  /**
+   * Peak RSS budget of the training process, MB (default: its RSS now plus 60 % of the free
+   * memory). The trainer measures a step at one and two rows and runs the largest micro-batch the
+   * budget holds, accumulating gradients to keep `batch` rows per Adam step (ram.ts); it refuses
+   * when one row does not fit.
+   */
+  ramMb?: number;
+  /**
+   * Where Adam runs: 'typescript' (default) between onnxruntime runs, or 'graph': appended to the
+   * training graph (adam-graph.ts) so one run does forward, backward and update; measured not
+   * clearly faster (scripts/bench-train-step.ts --optimizer). 'graph' needs one run per step: with
+   * gradients accumulated over micro-batches the TypeScript Adam runs.
+   */
+  optimizer?: 'typescript' | 'graph';
   /** onnxruntime intra-op threads (default: this box's cores). */
   threads?: number;
   /** Full static dims of runtime inputs at batch 1 where the model leaves them open (the batch dim is set by the trainer). */
@@ -117,6 +131,8 @@ export interface TrainReport {
   /** false when no step beat the input on held-out rows: the input is returned unchanged. */
   improved: boolean;
   peakRssMb: number;
+  /** The RAM plan: budget, a step's fitted memory (fixed + per row, MB) and the peak it predicted. */
+  ram?: { budgetMb: number; fixedMb: number; perRowMb: number; predictedPeakMb: number };
   trainedParams: number;
   losses: Record<string, ResolvedLoss>;
   lr: number;

@@ -62,6 +62,8 @@ function floatTensor(name: string, dtype: DType, values: readonly number[] | Flo
 class Emitter implements GradEmitter {
   readonly opset: number;
   emitted = 0;
+  /** The forward op whose rule is emitting: it names the backward nodes, so a profile says which rule costs what. */
+  origin = 'loss';
   private k = 0;
   private readonly values = new Map<string, number[]>();
   private readonly ctx: InferCtx;
@@ -118,7 +120,7 @@ class Emitter implements GradEmitter {
   }
 
   emit(opType: string, inputs: readonly string[], attrs: Record<string, AttrLike> = {}, outputs = 1): string[] {
-    const outs = Array.from({ length: outputs }, () => this.g.uniqueName(`grad/${opType}_${this.k++}`));
+    const outs = Array.from({ length: outputs }, () => this.g.uniqueName(`grad/${this.origin}/${opType}_${this.k++}`));
     const n = new Node({ opType, name: outs[0]!, inputs: [...inputs], outputs: outs });
     for (const [k, v] of Object.entries(attrs)) n.attrs.set(k, toAttr(v));
     this.g.addNode(n);
@@ -227,7 +229,10 @@ export function buildGradients(model: Model, spec: GradientsSpec): GradientsResu
   const gradOf = (v: string): string | undefined => {
     const p = parts.get(v);
     if (!p?.length) return undefined;
-    if (p.length > 1) parts.set(v, [e.op('Sum', p)]);
+    if (p.length > 1) {
+      e.origin = 'fanout';
+      parts.set(v, [e.op('Sum', p)]);
+    }
     return parts.get(v)![0];
   };
 
@@ -245,6 +250,7 @@ export function buildGradients(model: Model, spec: GradientsSpec): GradientsResu
     }
     const need = n.inputs.map((inp, k) => inp !== '' && rule.diff.includes(k) && dep.has(inp));
     if (!need.some(Boolean)) continue;
+    e.origin = n.opType;
     const dx = rule.grad(n, dy, need, e);
     need.forEach((needed, k) => {
       if (!needed) return;

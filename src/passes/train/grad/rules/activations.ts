@@ -184,6 +184,10 @@ export const ACTIVATION_GRADS: Readonly<Record<string, GradRule>> = {
       // dy passes where lo <= x <= hi, bounds included as in PyTorch's clamp and LSQ (a fake-quantized
       // value rounded onto qmin keeps its gradient); that needs the input, not the output
       const [lo, hi] = clipBounds(n, e, x);
+      if (!lo && !hi) return [dy];
+      // inside the bounds exactly where Clip left its input unchanged: one Equal (floats from
+      // opset 11) instead of two comparisons, their negations and an And
+      if (e.opset >= 11) return [masked(e, e.op('Equal', [n.outputs[0]!, x]), dy!)];
       const parts = [lo && atLeast(e, x, lo), hi && atMost(e, x, hi)].filter((p): p is string => !!p);
       if (!parts.length) return [dy];
       return [masked(e, parts.length === 2 ? e.op('And', parts) : parts[0]!, dy!)];

@@ -99,13 +99,61 @@ function depthwiseTaps(e: GradEmitter, x: string, dy: string, geo: ConvGeometry,
 }
 
 /**
+ * A depthwise conv's weight gradient as one Conv: per channel, the correlation of the padded
+ * input with dy is a depthwise Conv whose kernel is dy itself (batch and channels folded into
+ * N*C groups of one image, the original stride as dilation and its dilation as stride), giving
+ * the kernel's taps; summed over the batch. Three or four nodes where the tap route emitted four
+ * per tap (100 for a 5x5 kernel: node dispatch dominated PP-OCRv4 det's backward) and the patch
+ * route a K-times copy of the input. Undefined where it does not apply.
+ */
+function depthwiseCorrelation(e: GradEmitter, x: string, dy: string, geo: ConvGeometry, wShape: readonly number[]): string | undefined {
+  const xs = e.shape(x);
+  const ys = e.shape(dy);
+  const [nb, c] = xs as [number, number];
+  if (geo.group !== c || wShape[0] !== c || wShape[1] !== 1 || c === 1) return undefined;
+  const r = geo.kernel.length;
+  const out = e.op('Conv', [e.reshape(x, [1, nb * c, ...xs.slice(2)]), e.reshape(dy, [nb * c, 1, ...ys.slice(2)])], {
+    group: nb * c,
+    kernel_shape: ys.slice(2),
+    strides: geo.dilations,
+    dilations: geo.strides,
+    pads: geo.pads,
+  });
+  // rows past the last tap (a strided conv's input rows its last window did not reach) are dropped
+  const os = e.shape(out);
+  const over = geo.kernel.some((k, i) => os[i + 2]! !== k);
+  const taps = over
+    ? e.op('Slice', [
+        out,
+        e.constInt64(geo.kernel.map(() => 0)),
+        e.constInt64(geo.kernel),
+        e.constInt64(Array.from({ length: r }, (_, i) => i + 2)),
+      ])
+    : out;
+  if (nb === 1) return e.reshape(taps, wShape);
+  return e.reshape(e.reduceSum(e.reshape(taps, [nb, c, ...geo.kernel]), [0], false), wShape);
+}
+
+/**
  * The weight gradient of a conv y = Conv(x, W) with geometry `geo` ([M, C/G, k...] = `wShape`),
  * given dy: for each group, dy's rows times the patches of x, summed over the batch. ConvTranspose
  * uses it too, with its output gradient as the conv input (its input gradient is a Conv of it).
  */
-export function convWeightGrad(e: GradEmitter, x: string, dy: string, geo: ConvGeometry, wShape: readonly number[], taps = true): string {
-  const byTaps = taps ? depthwiseTaps(e, x, dy, geo, wShape) : undefined;
-  if (byTaps) return byTaps;
+export function convWeightGrad(
+  e: GradEmitter,
+  x: string,
+  dy: string,
+  geo: ConvGeometry,
+  wShape: readonly number[],
+  depthwise: DepthwiseRoute = 'conv',
+): string {
+  const special =
+    depthwise === 'conv'
+      ? depthwiseCorrelation(e, x, dy, geo, wShape)
+      : depthwise === 'taps'
+        ? depthwiseTaps(e, x, dy, geo, wShape)
+        : undefined;
+  if (special) return special;
   const xs = e.shape(x);
   const ys = e.shape(dy);
   const [nb, cin] = xs as [number, number];
@@ -117,7 +165,8 @@ export function convWeightGrad(e: GradEmitter, x: string, dy: string, geo: ConvG
   const dyT = e.op('Transpose', [e.reshape(dy, [nb, g, m / g, l])], { perm: [0, 1, 3, 2] });
   // [N, G, Cg*K, Mg]: the big patches stay untransposed; the small product is transposed instead
   const prod = e.op('MatMul', [patches, dyT]);
-  const summed = e.reduceSum(prod, [0], false);
+  // a batch of one needs no sum (onnxruntime's ReduceSum copies)
+  const summed = nb === 1 ? e.reshape(prod, [g, (cin / g) * k, m / g]) : e.reduceSum(prod, [0], false);
   const t = e.op('Transpose', [summed], { perm: [0, 2, 1] });
   return e.reshape(t, wShape);
 }
@@ -168,9 +217,15 @@ function adjointConv(e: GradEmitter, dy: string, w: string, ws: readonly number[
 /** How the Conv rule computes its input gradient ('auto': a Conv where one applies, else ConvTranspose). */
 export interface ConvGradOptions {
   inputGrad?: 'auto' | 'convTranspose';
-  /** false: depthwise weight gradients by patches and MatMul even above 3x3 (for comparison). */
-  depthwiseTaps?: boolean;
+  /** How a depthwise conv's weight gradient is computed (default 'conv'; the others for comparison). */
+  depthwise?: DepthwiseRoute;
 }
+
+/**
+ * 'conv': one Conv correlating input and dy per channel; 'taps': a slice per kernel tap (above
+ * 3x3); 'patches': patches and MatMul as any conv.
+ */
+export type DepthwiseRoute = 'conv' | 'taps' | 'patches';
 
 export function convRule(o: ConvGradOptions = {}): GradRule {
   return {
@@ -186,9 +241,11 @@ export function convRule(o: ConvGradOptions = {}): GradRule {
       if (need[0])
         out[0] =
           ((o.inputGrad ?? 'auto') === 'auto' ? adjointConv(e, dy!, w, ws, geo) : undefined) ?? transposedConv(n, e, dy!, w, xs, ys, geo);
-      if (need[1]) out[1] = convWeightGrad(e, x, dy!, geo, ws, o.depthwiseTaps ?? true);
+      if (need[1]) out[1] = convWeightGrad(e, x, dy!, geo, ws, o.depthwise ?? 'conv');
       if (need[2] && b) {
-        out[2] = e.reduceSum(dy!, [0, ...Array.from({ length: r }, (_, i) => i + 2)], false);
+        // a batch of one sums the trailing axes only: onnxruntime's fast contiguous reduction
+        const spatial = Array.from({ length: r }, (_, i) => i + 2);
+        out[2] = xs[0] === 1 ? e.reshape(e.reduceSum(dy!, spatial, false), [ws[0]!]) : e.reduceSum(dy!, [0, ...spatial], false);
       }
       return out;
     },

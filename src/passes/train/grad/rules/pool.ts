@@ -182,10 +182,29 @@ function maskRoute(
   if (ho * kh > h || wo * kw > w) return undefined; // ceil mode: a last window runs past the input
   // floor mode drops the rows and columns no window reads: they get no gradient
   const xc = ho * kh === h && wo * kw === w ? x : sliceOf(e, x, [2, 3], [0, 0], [ho * kh, wo * kw]);
-  const windows = e.reshape(xc, [nb, c, ho, kh, wo, kw]);
-  const mask = e.op('Cast', [atMax(e, windows, e.reshape(y, [nb, c, ho, 1, wo, 1]))], { to: castTo(e, dy) });
-  const share = e.op('Div', [e.reshape(dy, [nb, c, ho, 1, wo, 1]), e.reduceSum(mask, [3, 5])]);
-  const dx = e.reshape(e.op('Mul', [mask, share]), [nb, c, ho * kh, wo * kw]);
+  let dx: string;
+  if (e.opset >= 13) {
+    // (opset 13: Resize's roi and scales optional; onnxruntime's opset-11 Resize mapped some rows
+    // elsewhere in the gradient check) y and the per-window share of dy upsampled onto x's grid (nearest, exact at integer scales):
+    // every full-size op then reads same-shaped operands. onnxruntime's broadcast over a 6-D
+    // window view with inner dims of 2 cost 4x more on MNIST (scripts/bench-train-step.ts --profile)
+    const up = (v: string): string =>
+      e.op('Resize', [v, '', '', e.constInt64([nb, c, ho * kh, wo * kw])], {
+        mode: 'nearest',
+        coordinate_transformation_mode: 'asymmetric',
+        nearest_mode: 'floor',
+      });
+    const mask = e.op('Cast', [atMax(e, xc, up(y))], { to: castTo(e, dy) });
+    // the window's tie count over its size, by an average pool of the mask
+    const frac = e.op('AveragePool', [mask], { kernel_shape: [kh, kw], strides: [kh, kw] });
+    const share = e.op('Div', [e.op('Mul', [dy, e.constFloat([1 / (kh * kw)], [], dy)]), frac]);
+    dx = e.op('Mul', [mask, up(share)]);
+  } else {
+    const windows = e.reshape(xc, [nb, c, ho, kh, wo, kw]);
+    const mask = e.op('Cast', [atMax(e, windows, e.reshape(y, [nb, c, ho, 1, wo, 1]))], { to: castTo(e, dy) });
+    const share = e.op('Div', [e.reshape(dy, [nb, c, ho, 1, wo, 1]), e.reduceSum(mask, [3, 5])]);
+    dx = e.reshape(e.op('Mul', [mask, share]), [nb, c, ho * kh, wo * kw]);
+  }
   return xc === x ? dx : padOrCrop(e, dx, [0, 0, 0, 0], [0, 0, h - ho * kh, w - wo * kw]);
 }
 
