@@ -1,13 +1,18 @@
 // Knowledge distillation for pruning (issue 18): after a prune step, every float weight of the
-// pruned model is trained against the ORIGINAL model's outputs (the teacher) on the calibration
-// samples, without labels. The held-out split is lsq's (prune/recovery.ts heldOutIndices: one in
-// four, alternating parity), so the figures reported are on samples training never saw.
+// pruned model is trained against the ORIGINAL model's outputs (the teacher), without labels. It
+// trains on a training set of its own when the caller has one (det: assets/calib/det/train) and
+// holds out the calibration samples; else on the calibration samples with lsq's held-out split
+// (prune/recovery.ts heldOutIndices: one in four), so the figures are on samples training never saw.
+// Besides the outputs it matches intermediate features where pruning left the width whole
+// (features.ts: the first full-width tensors after pruned groups), and with no learning rate given
+// on a budget of several minutes it tries a few rates briefly and goes on with the best.
 import { EdgefitError } from '../../errors.js';
 import type { Sample } from '../../data/inputs.js';
 import type { Model } from '../../ir/model.js';
 import { runFirstOutput } from '../../runtime/runner.js';
 import { singleOutputFidelity, type SingleOutputFidelity } from '../../fidelity/index.js';
 import { heldOutIndices } from '../prune/recovery.js';
+import { featureLosses, type FeatureChoice } from './features.js';
 import { train } from './train.js';
 import type { TrainReport, TrainSpec } from './types.js';
 
@@ -48,9 +53,17 @@ export function splitHeldOut(samples: readonly Sample[]): { train: Sample[]; hel
 
 export interface DistillOptions {
   minutes: number;
+  /** Calibration samples: the held-out set when `trainSamples` is given, else split into training and held-out. */
   samples: readonly Sample[];
+  /** A training set of its own (disjoint from `samples`): all of it trains, `samples` are held out. */
+  trainSamples?: readonly Sample[];
   threads?: number;
-  lr?: number;
+  /**
+   * Adam's peak rate; several: a short trial of each (TRIAL_SHARE of the budget apiece, from the
+   * same start) and the rest of the budget at the one with the lowest held-out loss, from its best
+   * weights. Unset: the trainer's default under TRIAL_MIN_MINUTES, else a trial of TRIAL_RATES.
+   */
+  lr?: number | readonly number[];
   batch?: number;
   maxSteps?: number;
   seed?: number;
@@ -59,21 +72,61 @@ export interface DistillOptions {
   onProgress?: TrainSpec['onProgress'];
   /** Gradient rules for ops of the caller's own (TrainSpec.rules). */
   rules?: TrainSpec['rules'];
+  /** Intermediate features matched besides the outputs: 'auto' (default, features.ts), none, or these tensors. */
+  features?: 'auto' | false | readonly string[];
+  /** The features' share of the loss at the start, against the outputs' (default 1: as much). */
+  featureWeight?: number;
 }
+
+/** Rates a trial tries when none is given: log-spaced over what MNIST (5e-4) and det (1e-5..5e-5) measured best. */
+export const TRIAL_RATES = [3e-4, 6e-5, 1.2e-5] as const;
+/** Budget below which no trial runs (each trial's graph build and evaluations would eat it). */
+export const TRIAL_MIN_MINUTES = 4;
+/** Share of the budget each trial rate gets. */
+export const TRIAL_SHARE = 0.1;
 
 export interface DistillReport {
   trainSamples: number;
   heldOutSamples: number;
-  /** The trainer's report (its held-out loss before/after, steps, step vs inference time, RSS). */
+  /** The trainer's report (its held-out loss before/after, steps, step vs inference time, RSS); over all runs when rates were tried. */
   training: TrainReport;
   /** The first output against the teacher's on the held-out samples, before and after. */
   fidelityBefore: SingleOutputFidelity;
   fidelityAfter: SingleOutputFidelity;
+  /** Intermediate features matched (tensor, loss weight, start cosine student vs teacher). */
+  features: FeatureChoice[];
+  /** Rates tried and the held-out loss each reached (empty when one rate was used). */
+  lrTrial: { lr: number; heldOut: number; steps: number }[];
+}
+
+/** Several train() reports as one: steps, time and curve summed in order, before from the first, after from the last. */
+function joinReports(parts: readonly TrainReport[], before: number, after: number, lr: number): TrainReport {
+  const last = parts[parts.length - 1]!;
+  let offset = 0;
+  const curve: TrainReport['curve'] = [];
+  for (const p of parts) {
+    for (const c of p.curve) if (c.step > 0 || offset === 0) curve.push({ ...c, step: c.step + offset });
+    offset += p.steps;
+  }
+  const improved = after < before;
+  return {
+    ...last,
+    steps: offset,
+    seconds: +parts.reduce((a, p) => a + p.seconds, 0).toFixed(2),
+    curve,
+    heldOutBefore: before,
+    heldOutAfter: improved ? after : before,
+    improved,
+    bestStep: improved ? offset - last.steps + last.bestStep : 0,
+    peakRssMb: Math.max(...parts.map((p) => p.peakRssMb)),
+    lr,
+  };
 }
 
 /** Distil `student` (changed in place: its trained weights are written back) from `teacher`. */
 export async function distill(student: Model, teacher: Model, o: DistillOptions): Promise<DistillReport> {
-  if (o.samples.length < 2)
+  const own = o.trainSamples && o.trainSamples.length > 0;
+  if (o.samples.length < (own ? 1 : 2))
     throw new EdgefitError(
       'DATA',
       `distillation needs calibration samples to train on and to hold out (at least 2, got ${o.samples.length})`,
@@ -81,31 +134,83 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
         remedy: { option: 'calib' },
       },
     );
-  const { train: trainSet, heldOut } = splitHeldOut(o.samples);
+  const { train: trainSet, heldOut } = own ? { train: [...o.trainSamples!], heldOut: [...o.samples] } : splitHeldOut(o.samples);
   const threads = o.threads;
   const ref = await runFirstOutput(teacher, heldOut, threads);
   const fidelityBefore = singleOutputFidelity(ref, await runFirstOutput(student, heldOut, threads));
-  const { model, report } = await train({
-    student,
-    trainable: distillTrainable(student),
-    teacher,
+  const trainable = distillTrainable(student);
+  // matched features: the student and teacher both expose them as extra outputs, with their losses
+  const feats = await featureLosses(student, teacher, trainSet, {
+    features: o.features ?? 'auto',
+    weight: o.featureWeight ?? 1,
     loss: o.loss,
-    train: trainSet,
-    heldOut,
-    augment: o.augment,
-    minutes: o.minutes,
-    maxSteps: o.maxSteps,
-    batch: o.batch,
-    lr: o.lr,
     threads,
-    seed: o.seed,
-    onProgress: o.onProgress,
-    rules: o.rules,
   });
+  const rates: number[] =
+    o.lr === undefined
+      ? o.minutes >= TRIAL_MIN_MINUTES && o.maxSteps === undefined
+        ? [...TRIAL_RATES]
+        : []
+      : typeof o.lr === 'number'
+        ? [o.lr]
+        : [...o.lr];
+  const run = (from: Model, minutes: number, lr: number | undefined, maxSteps?: number) =>
+    train({
+      student: from,
+      trainable,
+      teacher: feats.teacher,
+      loss: feats.loss,
+      train: trainSet,
+      heldOut,
+      augment: o.augment,
+      minutes,
+      maxSteps,
+      batch: o.batch,
+      lr,
+      threads,
+      seed: o.seed,
+      onProgress: o.onProgress,
+      rules: o.rules,
+    });
+  const lrTrial: DistillReport['lrTrial'] = [];
+  let result;
+  if (rates.length <= 1) result = await run(feats.student, o.minutes, rates[0], o.maxSteps);
+  else {
+    const t0 = performance.now();
+    const trials: Awaited<ReturnType<typeof run>>[] = [];
+    for (const lr of rates) {
+      const r = await run(feats.student, o.minutes * TRIAL_SHARE, lr);
+      trials.push(r);
+      lrTrial.push({ lr, heldOut: r.report.heldOutAfter, steps: r.report.steps });
+    }
+    const bestI = trials.reduce((b, r, i) => (r.report.heldOutAfter < trials[b]!.report.heldOutAfter ? i : b), 0);
+    // nothing improved in any trial: the gentlest rate goes on from the start
+    const pick = trials[bestI]!.report.improved ? bestI : rates.indexOf(Math.min(...rates));
+    const rest = o.minutes - (performance.now() - t0) / 60_000;
+    const parts = [...trials.map((r) => r.report)];
+    result = trials[pick]!;
+    if (rest > o.minutes * TRIAL_SHARE) {
+      const more = await run(trials[pick]!.model, rest, rates[pick]);
+      parts.push(more.report);
+      if (more.report.improved) result = more;
+    }
+    const before = trials[0]!.report.heldOutBefore;
+    const after = Math.min(trials[pick]!.report.heldOutAfter, result.report.heldOutAfter);
+    result = { model: result.model, report: joinReports([...parts], before, after, rates[pick]!) };
+  }
+  const { model, report } = result;
   if (report.improved) {
-    for (const w of distillTrainable(student)) student.graph.setInitializer(model.graph.initializer(w)!);
+    for (const w of trainable) student.graph.setInitializer(model.graph.initializer(w)!);
     student.graph.touch();
   }
   const fidelityAfter = report.improved ? singleOutputFidelity(ref, await runFirstOutput(student, heldOut, threads)) : fidelityBefore;
-  return { trainSamples: trainSet.length, heldOutSamples: heldOut.length, training: report, fidelityBefore, fidelityAfter };
+  return {
+    trainSamples: trainSet.length,
+    heldOutSamples: heldOut.length,
+    training: report,
+    fidelityBefore,
+    fidelityAfter,
+    features: feats.chosen,
+    lrTrial,
+  };
 }

@@ -27,6 +27,11 @@ export interface LossSpec {
   from?: 'logits' | 'probs';
   /** Weight of this output's term in the summed loss (default 1). */
   weight?: number;
+  /**
+   * Whether this term counts in the held-out loss that picks the weights kept (default true); false
+   * for auxiliary terms such as intermediate features, which guide training but are not the goal.
+   */
+  heldOut?: boolean;
 }
 
 /** A loss with every choice made (what loss.ts builds nodes for). */
@@ -35,6 +40,8 @@ export interface ResolvedLoss {
   temperature: number;
   from: 'logits' | 'probs';
   weight: number;
+  /** Counts in the held-out loss (LossSpec.heldOut); absent: true. */
+  heldOut?: boolean;
 }
 
 /** The teacher: a model run by onnxruntime on the same (augmented) inputs, or any function giving targets by output name. */
