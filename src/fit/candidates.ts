@@ -30,6 +30,8 @@ export interface BuildContext {
   tables?: () => Promise<LatencyTables>;
   /** Training progress (config.train): the fit reports it as its 'training' stage. */
   onTrain?: (p: TrainProgress) => void;
+  /** Images distillation trains on (a training folder beside the calibration data); unset: the calibration samples. */
+  trainSamples?: () => Sample[];
 }
 
 export interface Built {
@@ -96,7 +98,11 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
       importance: real ? 'activation' : 'l2',
       recover: real ? (distil ? 'distill' : 'lsq') : 'none',
       ...(distil
-        ? { trainMinutes: config.train, ...(ctx.onTrain ? { onTrainProgress: (_: number, p: TrainProgress) => ctx.onTrain!(p) } : {}) }
+        ? {
+            trainMinutes: config.train,
+            ...(ctx.trainSamples ? { trainSamples: ctx.trainSamples() } : {}),
+            ...(ctx.onTrain ? { onTrainProgress: (_: number, p: TrainProgress) => ctx.onTrain!(p) } : {}),
+          }
         : {}),
       steps: 1,
       round: 'auto', // the kernels' block: the tables' measured one, else the CPU's

@@ -12,6 +12,9 @@ import { IMPORTANCE, type Importance } from '../../passes/prune/importance.js';
 import { checkTargetLatency, prepareForPruning, prune, type PruneReport } from '../../passes/prune/index.js';
 import { RECOVERY, type Recovery } from '../../passes/prune/recovery.js';
 import type { TrainProgress } from '../../passes/train/types.js';
+import { compactSamples } from '../../passes/train/compact.js';
+import { trainingFolder } from '../../fit/calibration.js';
+import type { Sample } from '../../data/inputs.js';
 import { NO_SPEEDUP_NOTE, UNSTRUCTURED_METHODS, type UnstructuredMethod } from '../../passes/prune/unstructured.js';
 import { parseShapes, printJson } from '../output.js';
 import { describeFigures, parseTask, TASK_NAMES } from '../../fidelity/index.js';
@@ -34,6 +37,7 @@ interface Args {
   'calib-count': number;
   recover: Recovery;
   'train-minutes'?: number;
+  'train-data'?: string;
   allocation: 'uniform' | 'sensitivity';
   steps: number;
   round: string;
@@ -173,6 +177,11 @@ export const command: CommandModule<object, Args> = {
         type: 'number',
         describe: '--recover distill: training time in minutes (split over --steps)',
       })
+      .option('train-data', {
+        type: 'string',
+        describe:
+          "--recover distill: images to train on, the --calib samples held out (default: a 'train' folder in or beside --calib, else --calib itself, a quarter held out)",
+      })
       .option('allocation', {
         choices: ['uniform', 'sensitivity'] as const,
         default: 'uniform' as const,
@@ -238,6 +247,7 @@ export const command: CommandModule<object, Args> = {
       if (!a.calib)
         throw new EdgefitError('DATA', '--recover distill trains on real data and none was given', { remedy: { option: 'calib' } });
     } else if (trainMinutes !== undefined) throw new EdgefitError('USAGE', '--train-minutes is for --recover distill');
+    else if (a['train-data'] !== undefined) throw new EdgefitError('USAGE', '--train-data is for --recover distill');
     if (!Number.isInteger(a['calib-count']) || a['calib-count'] < 1)
       throw new EdgefitError('USAGE', '--calib-count must be a positive integer');
     if (!Number.isInteger(a.threads) || a.threads < 1) throw new EdgefitError('USAGE', '--threads must be a positive integer');
@@ -247,10 +257,14 @@ export const command: CommandModule<object, Args> = {
     const dims = inputShapes(model, shapes);
     for (const [k, v] of dims) shapes.set(k, v);
     let samples;
+    let trainSamples: Sample[] | undefined;
     let synthetic = false;
     if (a.calib) {
       if (dims.size !== 1) throw new EdgefitError('USAGE', `--calib feeds one input, the model has ${dims.size}`);
       samples = loadInputSet(a.calib, modelInputs(model), { shapes, limit: a['calib-count'] }).samples;
+      const trainData = a.recover === 'distill' ? (a['train-data'] ?? trainingFolder(a.calib)) : undefined;
+      // held as bytes: a quarter of the float32 memory (compact.ts)
+      if (trainData) trainSamples = compactSamples(loadInputSet(trainData, modelInputs(model), { shapes }).samples);
     } else {
       samples = syntheticSamples(model, shapes, Math.min(a['calib-count'], 8));
       synthetic = true;
@@ -304,6 +318,7 @@ export const command: CommandModule<object, Args> = {
       threads: a.threads,
       task: parseTask(a.task),
       trainMinutes,
+      trainSamples,
       onTrainProgress: progressLine(a.steps),
     });
     saveModel(model, a.output);

@@ -79,6 +79,8 @@ export interface PruneOptions {
   task?: Task | 'auto';
   /** recover 'distill': training minutes in all, split evenly over the steps. */
   trainMinutes?: number;
+  /** recover 'distill': a training set of its own (then `samples` are its held-out set; distill.ts). */
+  trainSamples?: Sample[];
   /** recover 'distill': the trainer's progress, with the prune step it belongs to. */
   onTrainProgress?: (step: number, p: TrainProgress) => void;
 }
@@ -334,6 +336,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       const r = await distill(model, teacher, {
         minutes: o.trainMinutes! / o.steps,
         samples: o.samples,
+        trainSamples: o.trainSamples,
         threads: o.threads,
         onProgress: o.onTrainProgress && ((p) => o.onTrainProgress!(k, p)),
       });
