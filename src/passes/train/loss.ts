@@ -17,6 +17,8 @@ import type { LossKind, LossSpec, ResolvedLoss } from './types.js';
 export const DEFAULT_TEMPERATURE = 4;
 /** Added inside logs of probabilities (a student probability of exactly 0 would give -inf). */
 export const LOG_EPS = 1e-6;
+/** The threshold hinge asks the student to be this far past the threshold at most (as far as the teacher is, up to this). */
+export const HINGE_MARGIN = 0.1;
 
 const asSpec = (s: LossSpec | LossKind | undefined): LossSpec =>
   s === undefined ? { kind: 'auto' } : typeof s === 'string' ? { kind: s } : s;
@@ -80,7 +82,19 @@ export function resolveLoss(spec: LossSpec, teacherValues: readonly NdArray[]): 
     );
   const temperature = kind === 'kl' && from === 'logits' ? (spec.temperature ?? DEFAULT_TEMPERATURE) : 1;
   if (!(temperature > 0)) throw new EdgefitError('USAGE', `a KL temperature must be positive, got ${temperature}`);
-  return { kind, temperature, from, weight: spec.weight ?? 1, heldOut: spec.heldOut ?? true };
+  if (spec.threshold !== undefined && (kind === 'kl' || !(spec.threshold > 0 && spec.threshold < 1)))
+    throw new EdgefitError(
+      'USAGE',
+      `a threshold hinge is for probability maps (MSE or BCE), at a threshold in (0, 1); got ${kind} at ${spec.threshold}`,
+    );
+  return {
+    kind,
+    temperature,
+    from,
+    weight: spec.weight ?? 1,
+    heldOut: spec.heldOut ?? true,
+    ...(spec.threshold !== undefined ? { threshold: spec.threshold } : {}),
+  };
 }
 
 /**
@@ -195,6 +209,15 @@ export function appendLoss(student: Model, losses: ReadonlyMap<string, ResolvedL
       const kl = sumLast(op('Mul', [p, op('Sub', [t, logq])]));
       term = meanAll(kl);
       if (loss.temperature !== 1) term = op('Mul', [term, scalar(loss.temperature * loss.temperature)]);
+    }
+    if (loss.threshold !== undefined) {
+      // mean of relu(min(|t − θ|, margin) − sign(t − θ)·(s − θ)): zero where the student is on the
+      // teacher's side of θ by as much as the teacher (up to the margin); the target side needs no rule
+      const th = scalar(loss.threshold);
+      const dt = op('Sub', [t, th]);
+      const want = op('Min', [op('Abs', [dt]), scalar(HINGE_MARGIN)]);
+      const got = op('Mul', [op('Sub', [out, th]), op('Sign', [dt])]);
+      term = op('Add', [term, meanAll(op('Relu', [op('Sub', [want, got])]))]);
     }
     if (loss.weight !== 1) term = op('Mul', [term, scalar(loss.weight)]);
     terms.push(term);
