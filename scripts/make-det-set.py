@@ -15,7 +15,8 @@ saw. The calibrate set also holds a few text-free photos (a camera sees those to
 holds only images with text, since an image where the original model finds no text judges nothing.
 The train set (issue 18: distillation after pruning trains on it, the calibrate set is its held-out
 set) is larger and more varied (TRAIN_COUNT images: the kinds above plus two-column pages, dark
-screens, tables, price tags and text-free photos, each drawn with its own seed) and, like calibrate,
+screens, tables, price tags, binarised large print, pen strokes on squared paper and text-free
+photos, each drawn with its own seed) and, like calibrate,
 shares no text, font file or background photo with judge, so judging stays on images training never saw.
 `node dist/scripts/check-det-set.js` runs the bundled det on them and counts boxes.
 """
@@ -109,7 +110,7 @@ SPLITS = {
 # The train split (issue 18): each image draws its fonts from these pools (DejaVu and Lato files
 # that judge does not use), its photo from TRAIN_PHOTOS, and its text from the
 # lists below; judge's Liberation fonts, Lato Light/Black, photos and scans never appear.
-TRAIN_COUNT = 72
+TRAIN_COUNT = 80
 TRAIN_FONTS = {
     "sans": ["dejavu/DejaVuSans.ttf", "dejavu/DejaVuSans-Oblique.ttf", "lato/Lato-Regular.ttf", "lato/Lato-Medium.ttf"],
     "bold": ["dejavu/DejaVuSans-Bold.ttf", "dejavu/DejaVuSansCondensed-Bold.ttf", "lato/Lato-Heavy.ttf", "lato/Lato-Semibold.ttf"],
@@ -416,11 +417,59 @@ def tags_on_photo(split: dict, rnd: random.Random, name: str, w: int, h: int) ->
     return base
 
 
+def draw_bw_large(split: dict, rnd: random.Random, w: int, h: int) -> Image.Image:
+    """Large print, binarised and upscaled from a coarse scan (jagged edges), lines running off the edge."""
+    sc = rnd.choice([2, 3])
+    small = Image.new("L", (w // sc, h // sc), 255)
+    d = ImageDraw.Draw(small)
+    f = font(split, rnd.choice(["sans", "serif", "bold"]), rnd.randint(36, 52) // sc)
+    y = rnd.randint(4, 20) // sc
+    x0 = rnd.randint(8, 40) // sc
+    while y + f.size < h // sc - 4:
+        d.text((x0, y), " ".join(rnd.sample(split["sentences"], 2)), font=f, fill=0)
+        y += int(f.size * rnd.uniform(1.2, 1.5))
+    big = small.resize((w, h), Image.BICUBIC).point(lambda v: 255 if v > 128 else 0)
+    return big.convert("RGB")
+
+
+def draw_scribbles(split: dict, rnd: random.Random, w: int, h: int) -> Image.Image:
+    """Handwriting-like pen strokes and slanted print on squared paper, photographed at an angle and blurred."""
+    img = Image.new("RGB", (w + 200, h + 200), (rnd.randint(180, 215),) * 3)
+    d = ImageDraw.Draw(img)
+    step = rnd.randint(40, 60)
+    for x in range(0, img.width, step):
+        d.line((x, 0, x, img.height), fill=(120, 120, 120), width=2)
+    for y in range(0, img.height, step):
+        d.line((0, y, img.width, y), fill=(120, 120, 120), width=2)
+    ink = (rnd.randint(10, 50),) * 3
+    y = 60
+    while y < img.height - 80:
+        x = rnd.randint(30, 90)
+        while x < img.width - 120:
+            if rnd.random() < 0.5:  # a pen "word": a few connected curls
+                pts = [(x, y + rnd.randint(-6, 6))]
+                for _ in range(rnd.randint(4, 9)):
+                    px, py = pts[-1]
+                    pts.append((px + rnd.randint(6, 16), y + rnd.randint(-18, 18)))
+                d.line(pts, fill=ink, width=rnd.randint(3, 5), joint="curve")
+                x = pts[-1][0] + rnd.randint(30, 70)
+            else:
+                f = font(split, rnd.choice(["cond", "light", "serif"]), rnd.randint(30, 44))
+                word = rnd.choice(split["sentences"]).split()[rnd.randrange(5)]
+                d.text((x, y - f.size // 2), word, font=f, fill=ink)
+                x += int(f.getlength(word)) + rnd.randint(30, 70)
+        y += rnd.randint(70, 110)
+    img = img.rotate(rnd.uniform(-25, 25), resample=Image.BICUBIC, fillcolor=(200, 200, 200))
+    img = img.crop((100, 100, 100 + w, 100 + h)).filter(ImageFilter.GaussianBlur(rnd.uniform(0.8, 1.6)))
+    return img
+
+
 def build_train(seed: int) -> list[tuple[str, Image.Image, int]]:
     """TRAIN_COUNT images, kinds in turn; each image its own fonts (from TRAIN_FONTS), sizes and quality."""
     out: list[tuple[str, Image.Image, int]] = []
     kinds = ["page", "columns", "page-on-photo", "receipt", "form", "signs", "caption", "screen", "table",
-             "tags", "form-on-photo", "scan", "page", "signs", "columns", "photo"]
+             "tags", "form-on-photo", "scan", "page", "signs", "columns", "photo", "bw-large", "scribbles",
+             "receipt", "bw-large"]
     for i in range(TRAIN_COUNT):
         rnd = random.Random(seed * 1000 + i)
         sp = dict(SPLITS["train"])
@@ -454,6 +503,10 @@ def build_train(seed: int) -> list[tuple[str, Image.Image, int]]:
             img = tags_on_photo(sp, rnd, ph, w, h)
         elif kind == "scan":
             img = scan_crops(sp, rnd)[rnd.randrange(2)]
+        elif kind == "bw-large":
+            img = draw_bw_large(sp, rnd, rnd.choice([620, 640]), rnd.choice([400, 480]))
+        elif kind == "scribbles":
+            img = draw_scribbles(sp, rnd, w, h)
         else:  # text-free: det's map there is ~0, which the student must keep
             img = cover(photo(ph), w, h, rnd)
         if rnd.random() < 0.3:
