@@ -8,7 +8,7 @@
 // the 1996 held-out digits of the test split, which neither recovery saw. Figures: train minutes,
 // steps, one step vs one inference of the same batch (medians), peak RSS.
 // det (--only det [--det-pruned file.onnx] [--det-minutes 12] [--crop 320] [--det-lr 1e-5 | 1e-4,3e-5]
-//   [--det-train assets/calib/det/train | none] [--det-loss auto|mse|bce] [--hinge 0.3] [--features auto|none]
+//   [--det-train assets/calib/det/train | none] [--det-loss auto|mse|bce [--hinge 0.3]] [--features auto|none]
 //   [--feature-weight 1] [--save distilled.onnx]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
 // --importance activation --recover lsq --calib assets/calib/det/calibrate`; or the given pruned
 // file), then distilled on random crops (with flips and brightness) of the 72 train images, the 16
@@ -55,7 +55,8 @@ const { values: args } = parseArgs({
     // lowered the held-out loss 13 %; unset: distill's trial of rates
     'det-lr': { type: 'string' },
     'det-train': { type: 'string', default: 'assets/calib/det/train' },
-    'det-loss': { type: 'string', default: 'auto' },
+    // unset: distill's default for a probability map (BCE + the hinge at 0.3)
+    'det-loss': { type: 'string' },
     // the threshold hinge on the map (loss.ts), at PP-OCR's binarisation threshold: --hinge 0.3
     hinge: { type: 'string' },
     features: { type: 'string', default: 'auto' },
@@ -226,10 +227,13 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     threads,
     batch: Number(args['det-batch']),
     lr: args['det-lr'] !== undefined ? args['det-lr'].split(',').map(Number) : undefined,
-    loss: {
-      kind: args['det-loss'] as 'auto' | 'mse' | 'bce',
-      ...(args.hinge !== undefined ? { threshold: Number(args.hinge) } : {}),
-    },
+    loss:
+      args['det-loss'] === undefined
+        ? undefined
+        : {
+            kind: args['det-loss'] as 'auto' | 'mse' | 'bce',
+            ...(args.hinge !== undefined ? { threshold: Number(args.hinge) } : {}),
+          },
     features: args.features === 'none' ? false : 'auto',
     featureWeight: Number(args['feature-weight']),
     augment: augmenter({ crop: [crop, crop], flip: true, brightness: 0.1 }),
@@ -281,7 +285,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       `  latency original ${lat.floatMs.toFixed(1)} ms, distilled ${lat.quantizedMs.toFixed(1)} ms (${lat.ratio.toFixed(3)}x, interleaved)\n` +
       `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops of ${d.trainSamples} images, ${d.heldOutSamples} held out) in ${(t.seconds / 60).toFixed(2)} min ` +
       `(${row.wallMinutes} min wall with the set-up); lr ${t.lr}${d.lrTrial.length ? ` of trial ${d.lrTrial.map((x) => `${x.lr}: ${x.heldOut.toPrecision(4)}`).join(', ')}` : ''}; ` +
-      `loss ${Object.values(t.losses)[0]?.kind}${args.hinge ? ` + hinge at ${args.hinge}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
+      `loss ${Object.values(t.losses)[0]?.kind}${Object.values(t.losses)[0]?.threshold ? ` + hinge at ${Object.values(t.losses)[0]?.threshold}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}; step ${t.stepMs} ms vs inference ${t.forwardMs} ms; ` +
       `peak RSS ${t.peakRssMb} MB\n`,
   );

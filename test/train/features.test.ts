@@ -7,7 +7,8 @@ import type { Sample } from '../../src/data/inputs.js';
 import { cloneModel } from '../../src/ir/model.js';
 import { prune } from '../../src/passes/prune/index.js';
 import { compactSamples } from '../../src/passes/train/compact.js';
-import { distill } from '../../src/passes/train/distill.js';
+import { distill, MAP_LR } from '../../src/passes/train/distill.js';
+import { MASK_THRESHOLD } from '../../src/fidelity/metrics.js';
 import { boundaryFeatures, featureLosses } from '../../src/passes/train/features.js';
 import { appendLoss } from '../../src/passes/train/loss.js';
 import { openSession } from '../../src/runtime/runner.js';
@@ -165,4 +166,12 @@ t.test('distill tries several rates and goes on with the best', async (t) => {
   t.equal(r.training.lr, 2e-3, `the rate with the lower held-out loss: ${JSON.stringify(r.lrTrial)}`);
   t.ok(r.training.heldOutAfter <= Math.min(...r.lrTrial.map((x) => x.heldOut)) + 1e-12, 'never worse than the best trial');
   t.ok(r.training.steps >= r.lrTrial.reduce((a, x) => a + x.steps, 0), 'steps of every run counted');
+});
+
+t.test("a probability-map student's defaults: BCE with the threshold hinge, MAP_LR", async (t) => {
+  const { teacher, student } = await prunedSe();
+  const r = await distill(student, teacher, { minutes: 0.2, maxSteps: 5, samples: calib, trainSamples: trainSet, threads: 1 });
+  const out = Object.values(r.training.losses)[0]!;
+  t.same([out.kind, out.threshold], ['bce', MASK_THRESHOLD], 'per-pixel BCE and the hinge at the mask threshold');
+  t.equal(r.training.lr, MAP_LR);
 });
