@@ -11,7 +11,7 @@
 //   [--det-train assets/calib/det/train | none] [--det-loss auto|mse|bce [--hinge 0.3]] [--features auto|none]
 //   [--feature-weight 1] [--save distilled.onnx]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
 // --importance activation --recover lsq --calib assets/calib/det/calibrate`; or the given pruned
-// file), then distilled on random crops (with flips and brightness) of the 72 train images, the 16
+// file), then distilled on random crops (with flips and brightness) of the 80 train images, the 16
 // calibrate images held out for the loss (--det-train none: the calibrate images alone, 4 held
 // out), judged at 640x640 on the 16 judge images: box F1 (fidelity task 'text-det') and mask IoU
 // against the original, and latency original vs pruned+distill side by side (interleaved, medians).
