@@ -7,12 +7,15 @@
 // (lsq calibrates on the first 512 of them); accuracy of original, pruned+lsq and pruned+distill on
 // the 1996 held-out digits of the test split, which neither recovery saw. Figures: train minutes,
 // steps, one step vs one inference of the same batch (medians), peak RSS.
-// det (--only det [--det-pruned file.onnx] [--det-minutes 12] [--crop 320] [--det-lr 1e-5]): PP-OCRv4 det pruned by
-// the real CLI (`prune --target-latency 0.5x --importance activation --recover lsq --calib
-// assets/calib/det/calibrate`; or the given pruned file), then distilled on random crops (with
-// flips and brightness) of the 16 calibrate images (4 of them held out for the loss), judged at
-// 640x640 on the 16 judge images: box F1 (fidelity task 'text-det') and mask IoU against the
-// original, and latency original vs pruned+distill side by side (interleaved, medians).
+// det (--only det [--det-pruned file.onnx] [--det-minutes 12] [--crop 320] [--det-lr 1e-5 | 1e-4,3e-5]
+//   [--det-train assets/calib/det/train | none] [--det-loss auto|mse|bce [--hinge 0.3]] [--features auto|none]
+//   [--feature-weight 1] [--save distilled.onnx]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
+// --importance activation --recover lsq --calib assets/calib/det/calibrate`; or the given pruned
+// file), then distilled on random crops (with flips and brightness) of the 80 train images, the 16
+// calibrate images held out for the loss (--det-train none: the calibrate images alone, 4 held
+// out), judged at 640x640 on the 16 judge images: box F1 (fidelity task 'text-det') and mask IoU
+// against the original, and latency original vs pruned+distill side by side (interleaved, medians).
+// No --det-lr: distill's own choice (a short trial of its TRIAL_RATES, then the best).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,10 +28,11 @@ import { loadInputSet, type Sample } from '../src/data/inputs.js';
 import { compareLatency } from '../src/evaluate/interleaved.js';
 import { compareTask, singleOutputFidelity } from '../src/fidelity/index.js';
 import { cloneModel, type Model } from '../src/ir/model.js';
-import { loadModel, serializeModel } from '../src/onnx/index.js';
+import { loadModel, saveModel, serializeModel } from '../src/onnx/index.js';
 import { normalize } from '../src/passes/normalize.js';
 import { prune } from '../src/passes/prune/index.js';
 import { countMacs } from '../src/passes/prune/structured.js';
+import { compactSamples } from '../src/passes/train/compact.js';
 import { distill } from '../src/passes/train/distill.js';
 import { modelInputs, runFirstOutput, toFeeds } from '../src/runtime/runner.js';
 import { writeFileAtomic } from '../src/util/fs.js';
@@ -46,10 +50,19 @@ const { values: args } = parseArgs({
     'det-pruned': { type: 'string' },
     'det-minutes': { type: 'string', default: '12' },
     'det-batch': { type: 'string', default: '4' },
-    // measured on det (8-10 min, batch 4 of 320x320 crops): 5e-4 never beat the lsq start on held-out
-    // images, 5e-5 did briefly then overfit the 12 training images, 1e-5 lowered the held-out loss 13 %
-    'det-lr': { type: 'string', default: '1e-5' },
+    // measured on det with the 12 calibrate images as training set (8-10 min, batch 4 of 320x320
+    // crops): 5e-4 never beat the lsq start on held-out images, 5e-5 did briefly then overfit, 1e-5
+    // lowered the held-out loss 13 %; unset: distill's trial of rates
+    'det-lr': { type: 'string' },
+    'det-train': { type: 'string', default: 'assets/calib/det/train' },
+    // unset: distill's default for a probability map (BCE + the hinge at 0.3)
+    'det-loss': { type: 'string' },
+    // the threshold hinge on the map (loss.ts), at PP-OCR's binarisation threshold: --hinge 0.3
+    hinge: { type: 'string' },
+    features: { type: 'string', default: 'auto' },
+    'feature-weight': { type: 'string', default: '1' },
     crop: { type: 'string', default: '320' },
+    save: { type: 'string' },
   },
 });
 const threads = Number(args.threads);
@@ -160,8 +173,11 @@ async function det(dir: string): Promise<Record<string, unknown>> {
   const shapes = new Map([['x', shape]]);
   const original = normalize(loadModel(OCR_MODELS.det.file));
   const inputs = modelInputs(original);
-  const calib = loadInputSet(OCR_FIT_SETS.det.calibrate, inputs, { shapes }).samples;
+  // training and held-out images as bytes (compact.ts): a quarter of the float32 memory
+  const calib = compactSamples(loadInputSet(OCR_FIT_SETS.det.calibrate, inputs, { shapes }).samples);
   const judge = loadInputSet(OCR_FIT_SETS.det.judge, inputs, { shapes }).samples;
+  const trainDir = args['det-train'] === 'none' ? undefined : args['det-train'];
+  const trainSet = trainDir ? compactSamples(loadInputSet(trainDir, inputs, { shapes }).samples) : undefined;
   let prunedPath = args['det-pruned'];
   let pruneSeconds: number | null = null;
   if (!prunedPath) {
@@ -203,12 +219,23 @@ async function det(dir: string): Promise<Record<string, unknown>> {
   const crop = Number(args.crop);
   const student = cloneModel(pruned);
   let lastTenth = -1;
+  const tStart = performance.now();
   const d = await distill(student, original, {
     minutes: Number(args['det-minutes']),
     samples: calib,
+    trainSamples: trainSet,
     threads,
     batch: Number(args['det-batch']),
-    lr: Number(args['det-lr']),
+    lr: args['det-lr'] !== undefined ? args['det-lr'].split(',').map(Number) : undefined,
+    loss:
+      args['det-loss'] === undefined
+        ? undefined
+        : {
+            kind: args['det-loss'] as 'auto' | 'mse' | 'bce',
+            ...(args.hinge !== undefined ? { threshold: Number(args.hinge) } : {}),
+          },
+    features: args.features === 'none' ? false : 'auto',
+    featureWeight: Number(args['feature-weight']),
     augment: augmenter({ crop: [crop, crop], flip: true, brightness: 0.1 }),
     onProgress: (p) => {
       const tenth = Math.floor((p.seconds / p.budgetSeconds) * 20);
@@ -220,6 +247,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     },
   });
   const after = await judgeOf(student);
+  if (args.save) saveModel(student, args.save);
   const lat = await compareLatency(serializeModel(original), serializeModel(student), toFeeds(judge[0]!), 30, threads);
   const t = d.training;
   const row = {
@@ -242,16 +270,22 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       heldOutLoss: [t.heldOutBefore, t.heldOutAfter],
       bestStep: t.bestStep,
       loss: t.losses,
+      lr: t.lr,
+      lrTrial: d.lrTrial,
+      features: d.features,
       peakRssMb: t.peakRssMb,
       trainedParams: t.trainedParams,
     },
+    wallMinutes: +((performance.now() - tStart) / 60_000).toFixed(2),
   };
   process.stdout.write(
     `PP-OCRv4 det, pruned at --target-latency 0.5x (activation + lsq), ${judge.length} judge images at 640x640:\n` +
       `  pruned+lsq: box F1 ${before.boxF1.toFixed(4)}, mask IoU ${before.maskIoU?.toFixed(4)}; ` +
       `pruned+distill: box F1 ${after.boxF1.toFixed(4)}, mask IoU ${after.maskIoU?.toFixed(4)}\n` +
       `  latency original ${lat.floatMs.toFixed(1)} ms, distilled ${lat.quantizedMs.toFixed(1)} ms (${lat.ratio.toFixed(3)}x, interleaved)\n` +
-      `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops) in ${(t.seconds / 60).toFixed(2)} min; ` +
+      `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops of ${d.trainSamples} images, ${d.heldOutSamples} held out) in ${(t.seconds / 60).toFixed(2)} min ` +
+      `(${row.wallMinutes} min wall with the set-up); lr ${t.lr}${d.lrTrial.length ? ` of trial ${d.lrTrial.map((x) => `${x.lr}: ${x.heldOut.toPrecision(4)}`).join(', ')}` : ''}; ` +
+      `loss ${Object.values(t.losses)[0]?.kind}${Object.values(t.losses)[0]?.threshold ? ` + hinge at ${Object.values(t.losses)[0]?.threshold}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}; step ${t.stepMs} ms vs inference ${t.forwardMs} ms; ` +
       `peak RSS ${t.peakRssMb} MB\n`,
   );

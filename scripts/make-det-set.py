@@ -6,13 +6,18 @@ scanned text, python3-pil renders, fonts-dejavu-core, fonts-liberation2 and font
 fonts). Deterministic: one seeded random.Random, no clock, no network; re-running rewrites the
 same bytes for the same Debian packages.
 
-Writes assets/calib/det/calibrate/ and assets/calib/det/judge/ (each with PaddleOCR det's
-preprocess.json): pages, receipts and forms with paragraphs in several sizes, signs and labels
+Writes assets/calib/det/calibrate/, assets/calib/det/judge/ and assets/calib/det/train/ (each with
+PaddleOCR det's preprocess.json): pages, receipts and forms with paragraphs in several sizes, signs and labels
 composited onto photos (slightly rotated, no perspective), light and dark text, some blur and JPEG
 noise, and crops of real scanned pages. The two sets share no text, no font family and no
 background photo, so a fit calibrated on one and judged on the other is judged on images it never
 saw. The calibrate set also holds a few text-free photos (a camera sees those too); the judge set
 holds only images with text, since an image where the original model finds no text judges nothing.
+The train set (issue 18: distillation after pruning trains on it, the calibrate set is its held-out
+set) is larger and more varied (TRAIN_COUNT images: the kinds above plus two-column pages, dark
+screens, tables, price tags, binarised large print, pen strokes on squared paper and text-free
+photos, each drawn with its own seed) and, like calibrate,
+shares no text, font file or background photo with judge, so judging stays on images training never saw.
 `node dist/scripts/check-det-set.js` runs the bundled det on them and counts boxes.
 """
 from __future__ import annotations
@@ -99,6 +104,56 @@ SPLITS = {
             "Children under twelve travel free with an adult holding a day pass.",
         ],
     },
+}
+
+
+# The train split (issue 18): each image draws its fonts from these pools (DejaVu and Lato files
+# that judge does not use), its photo from TRAIN_PHOTOS, and its text from the
+# lists below; judge's Liberation fonts, Lato Light/Black, photos and scans never appear.
+TRAIN_COUNT = 80
+TRAIN_FONTS = {
+    "sans": ["dejavu/DejaVuSans.ttf", "dejavu/DejaVuSans-Oblique.ttf", "lato/Lato-Regular.ttf", "lato/Lato-Medium.ttf"],
+    "bold": ["dejavu/DejaVuSans-Bold.ttf", "dejavu/DejaVuSansCondensed-Bold.ttf", "lato/Lato-Heavy.ttf", "lato/Lato-Semibold.ttf"],
+    "serif": ["dejavu/DejaVuSerif.ttf", "dejavu/DejaVuSerifCondensed.ttf", "dejavu/DejaVuSerif-Italic.ttf", "dejavu/DejaVuSerifCondensed-Italic.ttf"],
+    "mono": ["dejavu/DejaVuSansMono.ttf", "dejavu/DejaVuSansMono-Bold.ttf"],
+    "cond": ["dejavu/DejaVuSansCondensed.ttf", "dejavu/DejaVuSansCondensed-Oblique.ttf", "lato/Lato-Italic.ttf"],
+    "display": ["lato/Lato-Bold.ttf", "lato/Lato-Heavy.ttf", "dejavu/DejaVuSerif-Bold.ttf"],
+    "light": ["lato/Lato-Regular.ttf", "dejavu/DejaVuSans-ExtraLight.ttf", "lato/Lato-MediumItalic.ttf"],
+}
+TRAIN_PHOTOS = ["coffee.png", "chelsea.png", "camera.png", "brick.png", "grass.png", "retina.jpg", "ihc.png",
+                "clock_motion.png"]
+SPLITS["train"] = {
+    "fonts": {k: v[0] for k, v in TRAIN_FONTS.items()},
+    "photos": TRAIN_PHOTOS,
+    "scan": "page.png",
+    "title": ["Repair Log", "Bicycle Service", "Choir Rehearsal", "Weekly Menu", "Fishing Permit", "Parcel Label",
+              "Dental Clinic", "Camp Schedule", "Laundry Rules", "Seed Catalogue", "Tide Table", "Quarterly Budget"],
+    "signs": ["CLOSED", "Ferry", "SALE", "Parking", "Danger", "Kiosk", "Bike Lane", "Toilets", "WET PAINT",
+              "Stop", "Reception", "No Smoking", "Car Wash", "Open 24h", "Pharmacy", "Dock 7"],
+    "items": ["Brake pads", "Inner tube", "Chain oil", "Spokes x4", "Soup of day", "Lentil stew", "Apple pie",
+              "Fish bait", "Hooks 10", "Stamps", "Envelope A4", "Batteries", "Light bulb", "Detergent",
+              "Carrots 1kg", "Honey jar", "Bus ticket", "Notebook"],
+    "fields": ["Customer", "Invoice", "Account", "Due date", "Email", "Postcode", "Vehicle", "Room"],
+    "values": ["P. Haddad", "INV-3381", "7731-0042", "19/11/2023", "ann@example.org", "LS6 2QT", "VW Polo",
+               "B-214"],
+    "sentences": [
+        "Check the tyre pressure before every long ride and after a cold night.",
+        "Rehearsals begin at seven sharp, so please arrive ten minutes early.",
+        "Tuesday's menu offers a vegetable curry with rice and a lemon tart.",
+        "Anglers must release any fish shorter than the marked line on the board.",
+        "Parcels heavier than twenty kilograms are collected from the rear door.",
+        "Brush your teeth twice a day and book a check-up every six months.",
+        "Lights out at ten; the morning swim is optional but strongly encouraged.",
+        "Do not overload the machines and remove your washing promptly.",
+        "Sow the seeds thinly in trays and keep the compost moist but not wet.",
+        "High water tomorrow is at six in the morning and just after six at night.",
+        "Spending on heating fell by a fifth after the new windows were fitted.",
+        "The lift is out of order until Friday; please use the stairs on the left.",
+        "Return the key to the front desk when you leave the building.",
+        "Each volunteer receives a badge, a map and a packed lunch on arrival.",
+        "Replace the filter every three months to keep the water clear.",
+        "Payment is due within thirty days of the date shown on this invoice.",
+    ],
 }
 
 
@@ -285,6 +340,181 @@ def degrade(img: Image.Image, rnd: random.Random, blur: float) -> Image.Image:
     return img
 
 
+def draw_columns(split: dict, rnd: random.Random, w: int, h: int) -> Image.Image:
+    """A two-column page of small print (a newsletter): dense lines, the text det must keep apart."""
+    img = paper(w, h, rnd, rnd.choice([(246, 244, 236), (255, 255, 255), (240, 236, 222)]))
+    d = ImageDraw.Draw(img)
+    ink = (rnd.randint(0, 50),) * 3
+    m = rnd.randint(20, 32)
+    title = font(split, "display", rnd.randint(24, 34))
+    d.text((m, m), rnd.choice(split["title"]), font=title, fill=ink)
+    gap = 18
+    cw = (w - 2 * m - gap) // 2
+    body = font(split, rnd.choice(["serif", "sans", "cond"]), rnd.choice([11, 12, 13, 14]))
+    for c in range(2):
+        x = m + c * (cw + gap)
+        y = m + title.size + 20
+        while y + body.size < h - m:
+            for line in wrap(" ".join(rnd.sample(split["sentences"], 2)), body, cw):
+                if y + body.size >= h - m:
+                    break
+                d.text((x, y), line, font=body, fill=ink)
+                y += int(body.size * 1.3)
+            y += body.size
+    return img
+
+
+def draw_screen(split: dict, rnd: random.Random, w: int, h: int) -> Image.Image:
+    """Light text on a dark screen or board (menus, terminals, dashboards): inverted contrast."""
+    bg = rnd.choice([(18, 20, 24), (30, 34, 48), (20, 50, 30), (60, 20, 20), (0, 0, 0)])
+    img = Image.new("RGB", (w, h), bg)
+    d = ImageDraw.Draw(img)
+    y = rnd.randint(16, 30)
+    colours = [(235, 235, 235), (250, 220, 90), (120, 220, 255), (160, 255, 160)]
+    while y < h - 40:
+        f = font(split, rnd.choice(["mono", "sans", "bold", "cond"]), rnd.choice([14, 16, 18, 22, 28]))
+        text = rnd.choice([rnd.choice(split["sentences"]), rnd.choice(split["items"]) + "  " + f"{rnd.randint(1, 99)}.{rnd.randint(0, 99):02d}",
+                           rnd.choice(split["title"]).upper()])
+        line = wrap(text, f, w - 40)[0]
+        d.text((rnd.randint(14, 40), y), line, font=f, fill=rnd.choice(colours))
+        y += int(f.size * rnd.uniform(1.4, 2.4))
+    return img
+
+
+def draw_table(split: dict, rnd: random.Random, w: int, h: int) -> Image.Image:
+    """A ruled table of short cells (timetables, price lists): many small boxes close together."""
+    img = paper(w, h, rnd, (253, 253, 250))
+    d = ImageDraw.Draw(img)
+    head = font(split, "bold", rnd.randint(20, 26))
+    d.text((24, 20), rnd.choice(split["title"]), font=head, fill=(20, 20, 60))
+    f = font(split, rnd.choice(["sans", "mono", "cond"]), rnd.choice([13, 15, 17]))
+    cols = rnd.randint(3, 4)
+    cw = (w - 48) // cols
+    rh = f.size + rnd.randint(10, 16)
+    y = 70
+    while y + rh < h - 20:
+        for c in range(cols):
+            x = 24 + c * cw
+            d.rectangle((x, y, x + cw, y + rh), outline=(150, 150, 150), width=1)
+            cell = rnd.choice(split["items"]) if c == 0 else rnd.choice(
+                [f"{rnd.randint(0, 23):02d}:{rnd.choice(['00', '15', '30', '45'])}", f"{rnd.randint(1, 500)}.{rnd.randint(0, 99):02d}",
+                 rnd.choice(split["values"])])
+            d.text((x + 6, y + 5), cell, font=f, fill=(25, 25, 25))
+        y += rh
+    return img
+
+
+def tags_on_photo(split: dict, rnd: random.Random, name: str, w: int, h: int) -> Image.Image:
+    """Small price tags and labels on a photo: text a few pixels high, the hardest boxes to keep."""
+    base = cover(photo(name), w, h, rnd)
+    for _ in range(rnd.randint(4, 7)):
+        f = font(split, rnd.choice(["sans", "bold", "mono"]), rnd.randint(12, 20))
+        text = rnd.choice(split["items"]) + (f" {rnd.randint(1, 20)}.{rnd.randint(0, 99):02d}" if rnd.random() < 0.6 else "")
+        tw, th = int(f.getlength(text)) + 12, f.size + 10
+        tag = Image.new("RGBA", (tw, th), rnd.choice([(255, 255, 240), (255, 230, 90), (250, 250, 250)]) + (255,))
+        ImageDraw.Draw(tag).text((6, 4), text, font=f, fill=(15, 15, 15, 255))
+        paste_rotated(base, tag, rnd, 12)
+    return base
+
+
+def draw_bw_large(split: dict, rnd: random.Random, w: int, h: int) -> Image.Image:
+    """Large print, binarised and upscaled from a coarse scan (jagged edges), lines running off the edge."""
+    sc = rnd.choice([2, 3])
+    small = Image.new("L", (w // sc, h // sc), 255)
+    d = ImageDraw.Draw(small)
+    f = font(split, rnd.choice(["sans", "serif", "bold"]), rnd.randint(36, 52) // sc)
+    y = rnd.randint(4, 20) // sc
+    x0 = rnd.randint(8, 40) // sc
+    while y + f.size < h // sc - 4:
+        d.text((x0, y), " ".join(rnd.sample(split["sentences"], 2)), font=f, fill=0)
+        y += int(f.size * rnd.uniform(1.2, 1.5))
+    big = small.resize((w, h), Image.BICUBIC).point(lambda v: 255 if v > 128 else 0)
+    return big.convert("RGB")
+
+
+def draw_scribbles(split: dict, rnd: random.Random, w: int, h: int) -> Image.Image:
+    """Handwriting-like pen strokes and slanted print on squared paper, photographed at an angle and blurred."""
+    img = Image.new("RGB", (w + 200, h + 200), (rnd.randint(180, 215),) * 3)
+    d = ImageDraw.Draw(img)
+    step = rnd.randint(40, 60)
+    for x in range(0, img.width, step):
+        d.line((x, 0, x, img.height), fill=(120, 120, 120), width=2)
+    for y in range(0, img.height, step):
+        d.line((0, y, img.width, y), fill=(120, 120, 120), width=2)
+    ink = (rnd.randint(10, 50),) * 3
+    y = 60
+    while y < img.height - 80:
+        x = rnd.randint(30, 90)
+        while x < img.width - 120:
+            if rnd.random() < 0.5:  # a pen "word": a few connected curls
+                pts = [(x, y + rnd.randint(-6, 6))]
+                for _ in range(rnd.randint(4, 9)):
+                    px, py = pts[-1]
+                    pts.append((px + rnd.randint(6, 16), y + rnd.randint(-18, 18)))
+                d.line(pts, fill=ink, width=rnd.randint(3, 5), joint="curve")
+                x = pts[-1][0] + rnd.randint(30, 70)
+            else:
+                f = font(split, rnd.choice(["cond", "light", "serif"]), rnd.randint(30, 44))
+                word = rnd.choice(split["sentences"]).split()[rnd.randrange(5)]
+                d.text((x, y - f.size // 2), word, font=f, fill=ink)
+                x += int(f.getlength(word)) + rnd.randint(30, 70)
+        y += rnd.randint(70, 110)
+    img = img.rotate(rnd.uniform(-25, 25), resample=Image.BICUBIC, fillcolor=(200, 200, 200))
+    img = img.crop((100, 100, 100 + w, 100 + h)).filter(ImageFilter.GaussianBlur(rnd.uniform(0.8, 1.6)))
+    return img
+
+
+def build_train(seed: int) -> list[tuple[str, Image.Image, int]]:
+    """TRAIN_COUNT images, kinds in turn; each image its own fonts (from TRAIN_FONTS), sizes and quality."""
+    out: list[tuple[str, Image.Image, int]] = []
+    kinds = ["page", "columns", "page-on-photo", "receipt", "form", "signs", "caption", "screen", "table",
+             "tags", "form-on-photo", "scan", "page", "signs", "columns", "photo", "bw-large", "scribbles",
+             "receipt", "bw-large"]
+    for i in range(TRAIN_COUNT):
+        rnd = random.Random(seed * 1000 + i)
+        sp = dict(SPLITS["train"])
+        sp["fonts"] = {k: rnd.choice(v) for k, v in TRAIN_FONTS.items()}
+        pairs = rnd.sample(list(zip(SPLITS["train"]["fields"], SPLITS["train"]["values"])), 6)
+        sp["fields"], sp["values"] = [f for f, _ in pairs], [v for _, v in pairs]
+        kind = kinds[i % len(kinds)]
+        ph = rnd.choice(TRAIN_PHOTOS)
+        w, h = rnd.choice([(640, 640), (640, 480), (480, 640), (560, 560), (640, 420)])
+        if kind == "page":
+            img = draw_page(sp, rnd, w, h)
+        elif kind == "columns":
+            img = draw_columns(sp, rnd, w, h)
+        elif kind == "page-on-photo":
+            img = on_photo(sp, rnd, ph, draw_page(sp, rnd, rnd.randint(360, 460), rnd.randint(460, 560)), w, h, rnd.choice([0, 6, 12]))
+        elif kind == "receipt":
+            img = on_photo(sp, rnd, ph, draw_receipt(sp, rnd), 480, 640, rnd.choice([0, 5, 9]))
+        elif kind == "form":
+            img = draw_form(sp, rnd, 560, 480)
+        elif kind == "form-on-photo":
+            img = on_photo(sp, rnd, ph, draw_form(sp, rnd, 520, 480), 640, 600, rnd.choice([0, 4, 8]))
+        elif kind == "signs":
+            img = signs_on_photo(sp, rnd, ph, w, h, rnd.randint(2, 5))
+        elif kind == "caption":
+            img = caption(sp, rnd, ph, w, h)
+        elif kind == "screen":
+            img = draw_screen(sp, rnd, w, h)
+        elif kind == "table":
+            img = draw_table(sp, rnd, w, h)
+        elif kind == "tags":
+            img = tags_on_photo(sp, rnd, ph, w, h)
+        elif kind == "scan":
+            img = scan_crops(sp, rnd)[rnd.randrange(2)]
+        elif kind == "bw-large":
+            img = draw_bw_large(sp, rnd, rnd.choice([620, 640]), rnd.choice([400, 480]))
+        elif kind == "scribbles":
+            img = draw_scribbles(sp, rnd, w, h)
+        else:  # text-free: det's map there is ~0, which the student must keep
+            img = cover(photo(ph), w, h, rnd)
+        if rnd.random() < 0.3:
+            img = degrade(img, rnd, rnd.choice([0.6, 0.9, 1.2]))
+        out.append((f"{i:02d}-{kind}", img, rnd.choice([60, 68, 75])))
+    return out
+
+
 def build(split_name: str, seed: int) -> list[tuple[str, Image.Image, int]]:
     """(file stem, image, jpeg quality or 0 for PNG), 16 per split."""
     sp = SPLITS[split_name]
@@ -329,14 +559,14 @@ def save(img: Image.Image, path_stem: str, quality: int) -> str:
 
 def main() -> None:
     total = 0
-    for seed, split in enumerate(("calibrate", "judge"), start=16):
+    for seed, split in enumerate(("calibrate", "judge", "train"), start=16):
         d = os.path.join(OUT, split)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
         with open(os.path.join(d, "preprocess.json"), "w") as f:
             json.dump(PREPROCESS, f, indent=2)
             f.write("\n")
-        for stem, img, q in build(split, seed):
+        for stem, img, q in build_train(seed) if split == "train" else build(split, seed):
             p = save(img, os.path.join(d, stem), q)
             total += os.path.getsize(p)
             print(f"{os.path.relpath(p, REPO)}  {img.width}x{img.height}  {os.path.getsize(p) // 1024} KiB")

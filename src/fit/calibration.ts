@@ -5,7 +5,7 @@
 // - else a calibration folder with calibrate/ and judge/ subfolders: those (assets/calib/det is laid out so);
 // - else one flat set, split deterministically by sample order (splitCalibration).
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { InputSet, Sample } from '../data/inputs.js';
 
 /** Samples that calibrate, and the most that judge (each evaluation reads at most this many). */
@@ -31,6 +31,8 @@ export interface CalibData {
   judgeCount: number;
   /** How the two were separated ('none': one sample, judged on itself, flagged). */
   split: Split;
+  /** A training folder beside the calibration data (trainingFolder), loaded only when a candidate trains. */
+  train?: string;
 }
 
 const isDir = (p: string): boolean => existsSync(p) && statSync(p).isDirectory();
@@ -42,6 +44,20 @@ export function calibrationParts(calibPath: string, judgePath?: string): { calib
   if (judgePath !== undefined) return { calibrate: hasSub ? sub.calibrate : calibPath, judge: judgePath, split: 'judge-path' };
   if (hasSub) return { calibrate: sub.calibrate, judge: sub.judge, split: 'folders' };
   return { calibrate: calibPath, split: 'alternate' };
+}
+
+/**
+ * The training images for distillation (issue 18): a `train` folder inside the calibration folder
+ * (beside calibrate/ and judge/, as assets/calib/det lays them out) or beside it when the
+ * calibration folder is itself a `calibrate` folder (the agent's default). None: training uses
+ * the calibration samples, a quarter of them held out. The calibration set stays what it was;
+ * with a training folder it is what training is judged on (held out).
+ */
+export function trainingFolder(calibPath: string): string | undefined {
+  const inside = join(calibPath, 'train');
+  if (isDir(inside)) return inside;
+  const beside = join(dirname(calibPath), 'train');
+  return basename(calibPath) === 'calibrate' && isDir(beside) ? beside : undefined;
 }
 
 /**

@@ -32,6 +32,8 @@ export interface BuildContext {
   onTrain?: (p: TrainProgress) => void;
   /** Peak RAM of that training, MB (absent: the trainer's default). */
   trainRamMb?: number;
+  /** Images distillation trains on (a training folder beside the calibration data); unset: the calibration samples. */
+  trainSamples?: () => Sample[];
 }
 
 export interface Built {
@@ -101,6 +103,7 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
         ? {
             trainMinutes: config.train,
             trainRamMb: ctx.trainRamMb,
+            ...(ctx.trainSamples ? { trainSamples: ctx.trainSamples() } : {}),
             ...(ctx.onTrain ? { onTrainProgress: (_: number, p: TrainProgress) => ctx.onTrain!(p) } : {}),
           }
         : {}),

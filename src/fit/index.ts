@@ -19,11 +19,14 @@ import { evaluateModel, latencyStats } from '../evaluate/index.js';
 import { probeTables } from '../evaluate/latency-probes.js';
 import { resolveTask } from '../fidelity/tasks.js';
 import { buildCandidate } from './candidates.js';
+import { compactSamples } from '../passes/train/compact.js';
+import type { Sample } from '../data/inputs.js';
 import {
   CALIBRATE_LIMIT,
   JUDGE_LIMIT,
   calibrationNotes,
   calibrationParts,
+  trainingFolder,
   splitCalibration,
   type CalibData,
   type Split,
@@ -123,6 +126,7 @@ function loadSamples(req: FitRequest, shapes: Map<string, number[]>, inputName: 
       judgeSource: judged.source,
       judgeCount: judged.samples.length,
       split: parts.split,
+      ...withTrain(req.calibDataPath),
     };
   }
   const all = loadInputSet(parts.calibrate, inputs, { shapes, limit: CALIBRATE_LIMIT + JUDGE_LIMIT });
@@ -135,8 +139,19 @@ function loadSamples(req: FitRequest, shapes: Map<string, number[]>, inputName: 
     judgeSource: `${all.source} (${judge === calibrate ? 'the calibration sample itself' : 'every other sample'})`,
     judgeCount: judge.samples.length,
     split: judge === calibrate ? 'none' : 'alternate',
+    ...withTrain(req.calibDataPath),
   };
 }
+
+/** The training folder's images, held as bytes (a quarter of the float32 memory: compact.ts). */
+function loadTraining(path: string, original: Uint8Array, shapes: Map<string, number[]>): Sample[] {
+  return compactSamples(loadInputSet(path, modelInputs(normalize(parseModel(original))), { shapes }).samples);
+}
+
+const withTrain = (calibPath: string): { train?: string } => {
+  const train = trainingFolder(calibPath);
+  return train ? { train } : {};
+};
 
 /** The model as prune() will cut it (shape and exact folds): the graph the latency tables must time. */
 function preparedCopy(model: Model, shapes: Map<string, number[]>): Model {
@@ -162,6 +177,8 @@ export async function fitModel(
   const quantMode = int8Flavour(analyzeCost(probe));
   const threads = req.threads ?? 2;
   const calib = loadSamples(req, shapes, inputName, original);
+  // the training folder's images: loaded by the first candidate that trains, then shared
+  let trainSet: Sample[] | undefined;
   // what the model is for decides every candidate's fidelity (box F1 for a det, text agreement for
   // a rec ...): resolved once from the original's graph, so all candidates are judged alike
   const judged = resolveTask(req.task, probe.graph);
@@ -261,6 +278,7 @@ export async function fitModel(
         shapes,
         samples: calib.samples,
         synthetic: calib.synthetic,
+        trainSamples: calib.train ? () => (trainSet ??= loadTraining(calib.train!, original, shapes)) : undefined,
         threads,
         sensitivity,
         tables: tablesOnce,

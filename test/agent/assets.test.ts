@@ -21,7 +21,7 @@ const spec = (split: string): unknown => JSON.parse(readFileSync(join(ASSET, spl
 const hash = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
 
 t.test('two sets of about 16 images, at most 640 px, under 3 MB, sharing no image', async (t) => {
-  t.same(readdirSync(ASSET).sort(), ['calibrate', 'judge'], 'nothing else: the fit reads the two subfolders');
+  t.same(readdirSync(ASSET).sort(), ['calibrate', 'judge', 'train'], 'nothing else: the fit reads the subfolders');
   let bytes = 0;
   const seen = new Map<string, string>();
   for (const split of SPLITS) {
@@ -40,8 +40,23 @@ t.test('two sets of about 16 images, at most 640 px, under 3 MB, sharing no imag
   t.ok(bytes < 3e6, `${(bytes / 1e6).toFixed(2)} MB`);
 });
 
+t.test('a training set (issue 18): 48-96 images, at most 640 px, under 4 MB, none also a calibrate or judge image', async (t) => {
+  const others = new Set(SPLITS.flatMap((s) => images(s).map((f) => hash(join(ASSET, s, f)))));
+  const files = images('train');
+  t.ok(files.length >= 48 && files.length <= 96, `${files.length} images`);
+  let bytes = 0;
+  for (const f of files) {
+    const p = join(ASSET, 'train', f);
+    const img = decodeImage(p);
+    t.ok(Math.max(img.width, img.height) <= 640, `train/${f} is ${img.width}x${img.height}`);
+    t.notOk(others.has(hash(p)), `train/${f} is not a calibrate or judge image`);
+    bytes += statSync(p).size;
+  }
+  t.ok(bytes < 4e6, `${(bytes / 1e6).toFixed(2)} MB`);
+});
+
 t.test("each folder's preprocess.json describes the det model input", async (t) => {
-  for (const split of SPLITS) {
+  for (const split of [...SPLITS, 'train']) {
     const p = spec(split) as { size: number[]; layout: string; color: string };
     t.same(p.size, [640, 640]);
     t.equal(p.layout, 'NCHW');
@@ -69,14 +84,14 @@ t.test('the bundled det finds text in every judge image and most calibration ima
   );
 });
 
-t.test('every calibration image has a licence row in assets/LICENSES.md', async (t) => {
+t.test('every calibration and training image has a licence row in assets/LICENSES.md', async (t) => {
   const md = readFileSync(join(ROOT, 'assets/LICENSES.md'), 'utf8');
   // `calib/det/...` names in backquotes; * stands for any run of characters
   const patterns = [...md.matchAll(/`(calib\/det\/[^`]+)`/g)].map(
     (m) => new RegExp(`^${m[1]!.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`),
   );
   t.ok(patterns.length > 0, 'the table names calib/det files');
-  for (const split of SPLITS)
+  for (const split of [...SPLITS, 'train'])
     for (const n of images(split))
       t.ok(
         patterns.some((re) => re.test(`calib/det/${split}/${n}`)),

@@ -10,7 +10,7 @@ import { Node } from '../../src/ir/node.js';
 import { openSession } from '../../src/runtime/runner.js';
 import { buildGradients } from '../../src/passes/train/grad/backward.js';
 import { GRAD_RULES } from '../../src/passes/train/grad/rules/index.js';
-import { appendLoss, LOG_EPS, LOSS_GRADS, resolveLoss, teacherTarget } from '../../src/passes/train/loss.js';
+import { appendLoss, HINGE_MARGIN, LOG_EPS, LOSS_GRADS, resolveLoss, teacherTarget } from '../../src/passes/train/loss.js';
 import type { ResolvedLoss } from '../../src/passes/train/types.js';
 
 const N = 3,
@@ -33,8 +33,25 @@ const softmax = (z: number[]): number[] => {
 };
 const rowsOf = (a: Float32Array): number[][] => Array.from({ length: N }, (_, r) => [...a.subarray(r * C, r * C + C)]);
 
-/** JS value and gradient w.r.t. the student's output, per loss. */
+/** JS value and gradient w.r.t. the student's output, per loss, with the threshold hinge when it has one. */
 function reference(l: ResolvedLoss, s: Float32Array, tv: Float32Array): { value: number; grad: number[] } {
+  const r = base(l, s, tv);
+  if (l.threshold === undefined) return r;
+  const th = l.threshold;
+  const n = s.length;
+  [...s].forEach((v, i) => {
+    const d = tv[i]! - th;
+    const sign = Math.sign(d);
+    const h = Math.min(Math.abs(d), HINGE_MARGIN) - sign * (v - th);
+    if (h > 0) {
+      r.value += h / n;
+      r.grad[i]! -= sign / n;
+    }
+  });
+  return r;
+}
+
+function base(l: ResolvedLoss, s: Float32Array, tv: Float32Array): { value: number; grad: number[] } {
   const n = s.length;
   if (l.kind === 'mse')
     return { value: s.reduce((a, v, i) => a + (v - tv[i]!) ** 2, 0) / n, grad: [...s].map((v, i) => (2 * (v - tv[i]!)) / n) };
@@ -70,6 +87,9 @@ const CASES: { name: string; loss: ResolvedLoss; gen: (next: () => number) => Fl
   { name: 'kl on logits, T=1', loss: { kind: 'kl', temperature: 1, from: 'logits', weight: 1 }, gen: (next) => randn(next, N * C, 2) },
   { name: 'kl on probabilities', loss: { kind: 'kl', temperature: 1, from: 'probs', weight: 1 }, gen: probs },
   { name: 'bce', loss: { kind: 'bce', temperature: 1, from: 'logits', weight: 1 }, gen: unit },
+  // values spread over [0.02, 0.98] against a threshold of 0.5: pixels on both sides of it, and across
+  { name: 'bce + hinge at 0.5', loss: { kind: 'bce', temperature: 1, from: 'logits', weight: 1, threshold: 0.5 }, gen: unit },
+  { name: 'mse + hinge at 0.3', loss: { kind: 'mse', temperature: 1, from: 'logits', weight: 2, threshold: 0.3 }, gen: unit },
   { name: 'weighted mse', loss: { kind: 'mse', temperature: 1, from: 'logits', weight: 2.5 }, gen: (next) => randn(next, N * C) },
 ];
 
@@ -118,4 +138,6 @@ t.test("'auto' chooses by the teacher's values", async (t) => {
   t.equal(resolveLoss({ kind: 'auto' }, [arr(unit(next), [1, 1, 3, 5])]).kind, 'mse', 'a probability map: MSE');
   t.equal(resolveLoss({ kind: 'auto' }, [arr(randn(next, 24), [1, 2, 3, 4])]).kind, 'mse', 'features: MSE');
   t.throws(() => resolveLoss({ kind: 'bce' }, [arr(randn(next, 10), [1, 10])]), /BCE loss needs outputs in \[0, 1\]/);
+  t.equal(resolveLoss({ kind: 'bce', threshold: 0.3 }, [arr(unit(next), [1, 1, 3, 5])]).threshold, 0.3, 'a hinge on a map');
+  t.throws(() => resolveLoss({ kind: 'kl', threshold: 0.3 }, [arr(probs(next), [N, C])]), /threshold hinge is for probability maps/);
 });

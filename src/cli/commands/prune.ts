@@ -12,6 +12,9 @@ import { IMPORTANCE, type Importance } from '../../passes/prune/importance.js';
 import { checkTargetLatency, prepareForPruning, prune, type PruneReport } from '../../passes/prune/index.js';
 import { RECOVERY, type Recovery } from '../../passes/prune/recovery.js';
 import type { TrainProgress } from '../../passes/train/types.js';
+import { compactSamples } from '../../passes/train/compact.js';
+import { trainingFolder } from '../../fit/calibration.js';
+import type { Sample } from '../../data/inputs.js';
 import { NO_SPEEDUP_NOTE, UNSTRUCTURED_METHODS, type UnstructuredMethod } from '../../passes/prune/unstructured.js';
 import { parseShapes, printJson, trainRamOption } from '../output.js';
 import { describeFigures, parseTask, TASK_NAMES } from '../../fidelity/index.js';
@@ -35,6 +38,7 @@ interface Args {
   recover: Recovery;
   'train-minutes'?: number;
   'train-ram-mb'?: number;
+  'train-data'?: string;
   allocation: 'uniform' | 'sensitivity';
   steps: number;
   round: string;
@@ -178,6 +182,11 @@ export const command: CommandModule<object, Args> = {
         type: 'number',
         describe: '--recover distill: peak RAM of training in MB (default: 60 % of free memory); the batch is split to fit',
       })
+      .option('train-data', {
+        type: 'string',
+        describe:
+          "--recover distill: images to train on, the --calib samples held out (default: a 'train' folder in or beside --calib, else --calib itself, a quarter held out)",
+      })
       .option('allocation', {
         choices: ['uniform', 'sensitivity'] as const,
         default: 'uniform' as const,
@@ -243,6 +252,7 @@ export const command: CommandModule<object, Args> = {
       if (!a.calib)
         throw new EdgefitError('DATA', '--recover distill trains on real data and none was given', { remedy: { option: 'calib' } });
     } else if (trainMinutes !== undefined) throw new EdgefitError('USAGE', '--train-minutes is for --recover distill');
+    else if (a['train-data'] !== undefined) throw new EdgefitError('USAGE', '--train-data is for --recover distill');
     const trainRamMb = trainRamOption(a['train-ram-mb']);
     if (trainRamMb !== undefined && a.recover !== 'distill') throw new EdgefitError('USAGE', '--train-ram-mb is for --recover distill');
     if (!Number.isInteger(a['calib-count']) || a['calib-count'] < 1)
@@ -254,10 +264,14 @@ export const command: CommandModule<object, Args> = {
     const dims = inputShapes(model, shapes);
     for (const [k, v] of dims) shapes.set(k, v);
     let samples;
+    let trainSamples: Sample[] | undefined;
     let synthetic = false;
     if (a.calib) {
       if (dims.size !== 1) throw new EdgefitError('USAGE', `--calib feeds one input, the model has ${dims.size}`);
       samples = loadInputSet(a.calib, modelInputs(model), { shapes, limit: a['calib-count'] }).samples;
+      const trainData = a.recover === 'distill' ? (a['train-data'] ?? trainingFolder(a.calib)) : undefined;
+      // held as bytes: a quarter of the float32 memory (compact.ts)
+      if (trainData) trainSamples = compactSamples(loadInputSet(trainData, modelInputs(model), { shapes }).samples);
     } else {
       samples = syntheticSamples(model, shapes, Math.min(a['calib-count'], 8));
       synthetic = true;
@@ -312,6 +326,7 @@ export const command: CommandModule<object, Args> = {
       task: parseTask(a.task),
       trainMinutes,
       ...(trainRamMb !== undefined ? { trainRamMb } : {}),
+      trainSamples,
       onTrainProgress: progressLine(a.steps),
     });
     saveModel(model, a.output);

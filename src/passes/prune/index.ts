@@ -81,6 +81,8 @@ export interface PruneOptions {
   trainMinutes?: number;
   /** recover 'distill': the training process's peak RAM budget, MB (TrainSpec.ramMb). */
   trainRamMb?: number;
+  /** recover 'distill': a training set of its own (then `samples` are its held-out set; distill.ts). */
+  trainSamples?: Sample[];
   /** recover 'distill': the trainer's progress, with the prune step it belongs to. */
   onTrainProgress?: (step: number, p: TrainProgress) => void;
 }
@@ -336,6 +338,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
       const r = await distill(model, teacher, {
         minutes: o.trainMinutes! / o.steps,
         samples: o.samples,
+        trainSamples: o.trainSamples,
         threads: o.threads,
         ramMb: o.trainRamMb,
         onProgress: o.onTrainProgress && ((p) => o.onTrainProgress!(k, p)),

@@ -17,6 +17,8 @@ import type { LossKind, LossSpec, ResolvedLoss } from './types.js';
 export const DEFAULT_TEMPERATURE = 4;
 /** Added inside logs of probabilities (a student probability of exactly 0 would give -inf). */
 export const LOG_EPS = 1e-6;
+/** The threshold hinge asks the student to be this far past the threshold at most (as far as the teacher is, up to this). */
+export const HINGE_MARGIN = 0.1;
 
 const asSpec = (s: LossSpec | LossKind | undefined): LossSpec =>
   s === undefined ? { kind: 'auto' } : typeof s === 'string' ? { kind: s } : s;
@@ -80,7 +82,19 @@ export function resolveLoss(spec: LossSpec, teacherValues: readonly NdArray[]): 
     );
   const temperature = kind === 'kl' && from === 'logits' ? (spec.temperature ?? DEFAULT_TEMPERATURE) : 1;
   if (!(temperature > 0)) throw new EdgefitError('USAGE', `a KL temperature must be positive, got ${temperature}`);
-  return { kind, temperature, from, weight: spec.weight ?? 1 };
+  if (spec.threshold !== undefined && (kind === 'kl' || !(spec.threshold > 0 && spec.threshold < 1)))
+    throw new EdgefitError(
+      'USAGE',
+      `a threshold hinge is for probability maps (MSE or BCE), at a threshold in (0, 1); got ${kind} at ${spec.threshold}`,
+    );
+  return {
+    kind,
+    temperature,
+    from,
+    weight: spec.weight ?? 1,
+    heldOut: spec.heldOut ?? true,
+    ...(spec.threshold !== undefined ? { threshold: spec.threshold } : {}),
+  };
 }
 
 /**
@@ -109,9 +123,11 @@ export function teacherTarget(loss: ResolvedLoss, value: NdArray): Float32Array 
 }
 
 export interface LossGraph {
-  /** The student with the loss appended; its only output is the scalar loss. */
+  /** The student with the loss appended; its outputs are the scalar loss (and the held-out one when it differs). */
   model: Model;
   loss: string;
+  /** The scalar the held-out evaluation reads: the terms with `heldOut` (the loss itself when that is all of them). */
+  heldOut: string;
   /** Student output -> the graph input its target is fed to. */
   targets: Map<string, string>;
 }
@@ -161,6 +177,7 @@ export function appendLoss(student: Model, losses: ReadonlyMap<string, ResolvedL
 
   const targets = new Map<string, string>();
   const terms: string[] = [];
+  const judged: string[] = [];
   for (const [out, loss] of losses) {
     if (!g.outputs.some((o) => o.name === out)) throw new EdgefitError('INTERNAL', `the student has no output '${out}'`);
     const rank = ranks.get(out);
@@ -193,15 +210,31 @@ export function appendLoss(student: Model, losses: ReadonlyMap<string, ResolvedL
       term = meanAll(kl);
       if (loss.temperature !== 1) term = op('Mul', [term, scalar(loss.temperature * loss.temperature)]);
     }
+    if (loss.threshold !== undefined) {
+      // mean of relu(min(|t − θ|, margin) − sign(t − θ)·(s − θ)): zero where the student is on the
+      // teacher's side of θ by as much as the teacher (up to the margin); the target side needs no rule
+      const th = scalar(loss.threshold);
+      const dt = op('Sub', [t, th]);
+      const want = op('Min', [op('Abs', [dt]), scalar(HINGE_MARGIN)]);
+      const got = op('Mul', [op('Sub', [out, th]), op('Sign', [dt])]);
+      term = op('Add', [term, meanAll(op('Relu', [op('Sub', [want, got])]))]);
+    }
     if (loss.weight !== 1) term = op('Mul', [term, scalar(loss.weight)]);
     terms.push(term);
+    if (loss.heldOut !== false) judged.push(term);
   }
   if (!terms.length) throw new EdgefitError('USAGE', 'training needs at least one output to match');
-  const loss = g.uniqueName('train.loss');
-  g.addNode(new Node({ opType: terms.length > 1 ? 'Sum' : 'Identity', name: loss, inputs: terms, outputs: [loss] }));
-  g.outputs = [{ name: loss, type: { dtype: 'float32', shape: [] } }];
+  if (!judged.length) throw new EdgefitError('USAGE', 'at least one output must count in the held-out loss');
+  const sum = (name: string, xs: string[]): string => {
+    const v = g.uniqueName(name);
+    g.addNode(new Node({ opType: xs.length > 1 ? 'Sum' : 'Identity', name: v, inputs: xs, outputs: [v] }));
+    return v;
+  };
+  const loss = sum('train.loss', terms);
+  const heldOut = judged.length === terms.length ? loss : sum('train.heldOutLoss', judged);
+  g.outputs = [...new Set([loss, heldOut])].map((name) => ({ name, type: { dtype: 'float32' as const, shape: [] } }));
   g.touch();
-  return { model: m, loss, targets };
+  return { model: m, loss, heldOut, targets };
 }
 
 /** The axes a (Log)Softmax normalises over: its axis alone from opset 13, axis..rank-1 (2-D coercion) before. */

@@ -267,7 +267,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       let sum = 0;
       for (const rows of heldChunks) {
         const f = await feedsOf(rows, true);
-        sum += rows.length * Number((await run(evalSession, weightFeeds(f), 'the held-out loss'))[lossGraph.loss]!.data[0]);
+        sum += rows.length * Number((await run(evalSession, weightFeeds(f), 'the held-out loss'))[lossGraph.heldOut]!.data[0]);
       }
       peakRss = Math.max(peakRss, rssMb());
       return sum / heldRows.length;

@@ -27,6 +27,17 @@ export interface LossSpec {
   from?: 'logits' | 'probs';
   /** Weight of this output's term in the summed loss (default 1). */
   weight?: number;
+  /**
+   * Whether this term counts in the held-out loss that picks the weights kept (default true); false
+   * for auxiliary terms such as intermediate features, which guide training but are not the goal.
+   */
+  heldOut?: boolean;
+  /**
+   * 'mse' / 'bce' on a probability map: also a hinge at this threshold (the map's binarisation,
+   * 0.3 for DB text maps): a pixel on the other side of it than the teacher's costs its distance
+   * to it, so the masks (and the boxes cut from them) agree, not only the values.
+   */
+  threshold?: number;
 }
 
 /** A loss with every choice made (what loss.ts builds nodes for). */
@@ -35,6 +46,10 @@ export interface ResolvedLoss {
   temperature: number;
   from: 'logits' | 'probs';
   weight: number;
+  /** Counts in the held-out loss (LossSpec.heldOut); absent: true. */
+  heldOut?: boolean;
+  /** LossSpec.threshold: the hinge's threshold, when there is one. */
+  threshold?: number;
 }
 
 /** The teacher: a model run by onnxruntime on the same (augmented) inputs, or any function giving targets by output name. */
