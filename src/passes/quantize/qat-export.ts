@@ -122,10 +122,16 @@ export function exportQdq(fq: FakeQuantModel, trained: ReadonlyMap<string, Tenso
       throw new EdgefitError('INTERNAL', `QAT export: the bias '${b.value}' of ${reader.label()} has no quantized input or weight`);
     removeChain(g, b.nodes);
     const bt = value(b.value);
+    const unit = value(b.unit).toFloat32();
     g.removeInitializer(b.value);
+    g.removeInitializer(b.unit);
     // the step the fake quantizer multiplies by: s_in * s_w in float32, as onnxruntime's Mul computes it
     const steps = Float32Array.from(ws, (v) => Math.fround(inScale * v));
-    const qb = packBias(g.uniqueName(b.output), Int32Array.from(bt.toFloat32(), roundEven), steps);
+    const qb = packBias(
+      g.uniqueName(b.output),
+      Int32Array.from(bt.toFloat32(), (v, c) => roundEven(Math.fround(v * unit[c]!))),
+      steps,
+    );
     for (const t of [qb.q, qb.scale, qb.zeroPoint]) g.setInitializer(t);
     g.addNode(
       new Node({

@@ -82,8 +82,15 @@ export interface WeightQuantizer {
  */
 export interface BiasSlot {
   kind: 'bias';
-  /** Float bias initializer in units of s_in * s_w (trainable). */
+  /** Float bias initializer in units of s_in * s_w * unit (trainable). */
   value: string;
+  /**
+   * Per-channel constant (>= 1): the bias's int32 value is Round(value x unit). The step of the
+   * reader's quantized output over s_in * s_w, so one learning rate moves a bias the same fraction
+   * of an output step as it moves a weight a fraction of its own step; in units of s_in * s_w
+   * alone (thousands per output step on det) Adam's steps of lr each left every bias where it was.
+   */
+  unit: string;
   /** The value the reader reads (the static model's DequantizeLinear output). */
   output: string;
   nodes: string[];
@@ -139,6 +146,23 @@ function constI(g: Graph, base: string, values: number[]): string {
   const name = g.uniqueName(base);
   g.setInitializer(Tensor.fromInt64(name, [values.length], values));
   return name;
+}
+
+/**
+ * The static step of the first quantized tensor at or after `v` along single readers (a Conv's
+ * output is quantized itself, or after the Add / Clip / Mul of an activation): the resolution a
+ * bias change shows at. undefined when none is within reach.
+ */
+function outputStep(g: Graph, v: string, byInput: ReadonlyMap<string, ActivationQuantizer>): number | undefined {
+  let cur = v;
+  for (let depth = 0; depth < 4; depth++) {
+    const a = byInput.get(cur);
+    if (a) return g.constant(a.scale)!.toFloat32()[0]!;
+    const readers = g.consumers(cur);
+    if (readers.length !== 1 || readers[0]!.outputs.length !== 1) return undefined;
+    cur = readers[0]!.outputs[0]!;
+  }
+  return undefined;
 }
 
 /**
@@ -225,6 +249,8 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean; floatWeights
     byOutput.set(out, a);
   }
 
+  const byInput = new Map(activations.map((a) => [a.input, a]));
+
   // weights (int8 constants read as a weighted node's weight) and int32 biases
   const weightOfReader = new Map<string, WeightQuantizer>();
   const dqConsts = [...g.nodes].filter((n) => isDq(n) && g.initializer(n.inputs[0]!));
@@ -306,21 +332,36 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean; floatWeights
     const wq = weightOfReader.get(reader.outputs[0]!);
     const act = byOutput.get(reader.inputs[0]!);
     if (!wq || !act) continue;
-    // in units of its step, like the weights
+    // in units of the reader's output step (BiasSlot.unit): Round(value x unit) is the int32 bias
     const qb = qt.toNumbers();
-    const b = Float32Array.from(qb);
+    const sIn = g.constant(act.scale)!.toFloat32()[0]!;
+    const sW = g.constant(wq.scale)!.toFloat32();
+    const sOut = outputStep(g, reader.outputs[0]!, byInput);
+    const unit = Float32Array.from(qb, (_, c) => (sOut === undefined ? 1 : Math.max(1, sOut / (sIn * sW[sW.length === 1 ? 0 : c]!))));
+    const b = Float32Array.from(qb, (v, c) => v / unit[c]!);
     const base = out.replace(/[^A-Za-z0-9_.]/g, '_');
     const value = constF(g, `${base}_b`, [qb.length], b);
+    const unitName = constF(g, `${base}_bu`, [qb.length], unit);
     const made: string[] = [];
     const sw =
       wq.axis === undefined ? wq.step : add(g, made, dq, 'Reshape', [wq.step, constI(g, `${base}_shape`, [qb.length])], `${base}_sw`);
     const sb = add(g, made, dq, 'Mul', [act.step, sw], `${base}_sb`);
-    const r = add(g, made, dq, 'Round', [value], `${base}_bround`);
+    const scaled = add(g, made, dq, 'Mul', [value, unitName], `${base}_bscaled`);
+    const r = add(g, made, dq, 'Round', [scaled], `${base}_bround`);
     const mul = new Node({ opType: 'Mul', name: g.uniqueName(`${base}_bmul`), inputs: [r, sb], outputs: [out] });
     g.addNode(mul, { before: dq });
     g.removeNode(dq);
     made.push(out);
-    biases.push({ kind: 'bias', value, output: out, nodes: made, weight: wq.weight, reader: reader.outputs[0]!, domain: dq.domain });
+    biases.push({
+      kind: 'bias',
+      value,
+      unit: unitName,
+      output: out,
+      nodes: made,
+      weight: wq.weight,
+      reader: reader.outputs[0]!,
+      domain: dq.domain,
+    });
   }
   g.touch();
   runPass(deadCodeElimination, model, undefined); // the int8 weights and int32 biases now unread
