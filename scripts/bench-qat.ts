@@ -1,10 +1,12 @@
 // Benchmark of quantize --mode qat against static int8 on PP-OCRv4 det and rec (issue 18): both
 // judged against the float original on held-out images QAT never trained on, timed side by side
 // (interleaved runs, medians, one process), and the op types onnxruntime runs.
-//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq] [--batch N] [--crop N] [--runs N]
+//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq] [--method M] [--train-set] [--batch N] [--crop N] [--runs N]
 // det: trains on assets/calib/det/calibrate (random --crop square crops, default 320), judged on
-// assets/calib/det/judge at 640x640: map cosine and text-box F1. rec: trains on recSets' calibration
+// assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
+// (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
 // lines, judged on its held-out lines: text agreement (1 - CER of greedy CTC decode) and per-step argmax.
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../src/onnx/index.js';
 import { loadInputSet, type Sample } from '../src/data/inputs.js';
@@ -15,6 +17,7 @@ import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
 import { ctcGreedy, editDistance } from '../src/fidelity/task-ctc.js';
 import { quantizeQat, QAT_DEFAULT_LR, type QatResult } from '../src/passes/quantize/qat-train.js';
 import type { TrainSpec } from '../src/passes/train/types.js';
+import type { CalibMethod } from '../src/passes/quantize/index.js';
 import { OCR_FIT_SETS, OCR_MODELS, ROOT } from '../devkit/paths.js';
 import { recSets, stepAgreement, REC_CLASSES, REC_DIMS } from '../devkit/ocr-data.js';
 import { interleavedMedians } from './interleave.js';
@@ -27,6 +30,8 @@ const BATCH = opt('--batch', 4);
 const CROP = opt('--crop', 320);
 const RUNS = opt('--runs', 15);
 const LSQ = argv.includes('--lsq');
+const TRAIN_SET = argv.includes('--train-set');
+const METHOD = argv.includes('--method') ? (argv[argv.indexOf('--method') + 1] as CalibMethod) : undefined;
 const want = (k: string): boolean => !argv.some((a) => ['det', 'rec'].includes(a)) || argv.includes(k);
 
 /** A random square crop of an NCHW row (det is fully convolutional: it trains on crops). */
@@ -91,12 +96,17 @@ async function det(): Promise<void> {
   const inputs = modelInputs(m);
   const calib = loadInputSet(OCR_FIT_SETS.det.calibrate, inputs).samples;
   const judge = loadInputSet(OCR_FIT_SETS.det.judge, inputs).samples;
-  console.log(`det: ${calib.length} calibration/training images (crops ${CROP}), ${judge.length} judge images at 640x640`);
+  const extra = TRAIN_SET ? loadInputSet(join(ROOT, 'assets/calib/det/train'), inputs).samples : [];
+  console.log(
+    `det: ${calib.length} calibration/training images${extra.length ? ` + ${extra.length} training images` : ''} (crops ${CROP}), ${judge.length} judge images at 640x640`,
+  );
   const r = await quantizeQat(m, {
     samples: calib,
+    extraTrain: extra,
     minutes: MINUTES,
     lr: LR,
     scales: LSQ,
+    method: METHOD,
     batch: BATCH,
     augment: cropper(CROP),
     onProgress: progress,
@@ -165,7 +175,9 @@ async function rec(): Promise<void> {
   console.log(`rec ops qat: ${JSON.stringify(await runtimeOps(r.bytes))}`);
 }
 
-console.log(`bench-qat: ${MINUTES} min per model, lr ${LR}, batch ${BATCH}${LSQ ? ', step sizes trained (LSQ)' : ''}; a shared 2-core box`);
+console.log(
+  `bench-qat: ${MINUTES} min per model, lr ${LR}, batch ${BATCH}, calibration ${METHOD ?? 'minmax'}${LSQ ? ', step sizes trained (LSQ)' : ''}; a shared 2-core box`,
+);
 if (want('det')) await det();
 if (want('rec')) {
   try {
