@@ -143,6 +143,11 @@ t.test('cls: biases are trained in units of their output step, so a learning rat
   const before = int32Of(exportQdq(fq));
   const after = int32Of(exportQdq(fq, new Map([[b.value, Tensor.fromFloat32(b.value, v.dims, moved)]])));
   t.ok(Math.abs(after - before - u) <= 1, `int32 bias moved ${after - before} for a unit of ${u.toFixed(1)}`);
+  // a bias beyond int32 saturates, as the static path stores it, instead of wrapping to the other sign
+  moved[0] = 1e12;
+  const huge = int32Of(exportQdq(fq, new Map([[b.value, Tensor.fromFloat32(b.value, v.dims, moved)]])));
+  // (read back through float32, as toNumbers does: 2^31 - 1 reads 2^31; wrapped it would read -2^31)
+  t.ok(huge >= 2147483647, `saturated at the int32 maximum (${huge})`);
 });
 
 /** The fake-quant model with trained values in place of its initializers. */

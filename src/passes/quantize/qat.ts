@@ -166,6 +166,19 @@ function outputStep(g: Graph, v: string, byInput: ReadonlyMap<string, Activation
 }
 
 /**
+ * The largest bias unit: a channel whose weights are all zero has a step near 0 (rec has such
+ * channels; the ratio was Infinity and the fake-quant model computed NaN), and a unit that large
+ * would turn one Adam step into an enormous bias.
+ */
+const MAX_BIAS_UNIT = 65536;
+
+/** BiasSlot.unit of one channel: the output step over the int32 step, within [1, MAX_BIAS_UNIT]. */
+function biasUnit(outStep: number | undefined, int32Step: number): number {
+  const r = outStep === undefined ? 1 : outStep / int32Step;
+  return Number.isFinite(r) ? Math.min(MAX_BIAS_UNIT, Math.max(1, r)) : 1;
+}
+
+/**
  * Where each latent weight starts: on its int8 value q, moved towards the float weight it rounds
  * (w / s) but never across a rounding boundary (|offset| <= LATENT_REACH), so the fake-quant model
  * still computes the static one. Weights whose rounding was a close call then sit near their
@@ -337,7 +350,7 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean; floatWeights
     const sIn = g.constant(act.scale)!.toFloat32()[0]!;
     const sW = g.constant(wq.scale)!.toFloat32();
     const sOut = outputStep(g, reader.outputs[0]!, byInput);
-    const unit = Float32Array.from(qb, (_, c) => (sOut === undefined ? 1 : Math.max(1, sOut / (sIn * sW[sW.length === 1 ? 0 : c]!))));
+    const unit = Float32Array.from(qb, (_, c) => biasUnit(sOut, sIn * sW[sW.length === 1 ? 0 : c]!));
     const b = Float32Array.from(qb, (v, c) => v / unit[c]!);
     const base = out.replace(/[^A-Za-z0-9_.]/g, '_');
     const value = constF(g, `${base}_b`, [qb.length], b);
