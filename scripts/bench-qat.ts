@@ -126,6 +126,7 @@ async function det(): Promise<void> {
       `det ${name}: map cosine mean ${(cos.reduce((a, b) => a + b, 0) / cos.length).toFixed(4)} min ${Math.min(...cos).toFixed(4)}, ` +
         `box F1 ${f.boxF1!.toFixed(4)} (precision ${f.precision!.toFixed(3)}, recall ${f.recall!.toFixed(3)}, ${f.refBoxes} reference boxes)`,
     );
+    console.log(`  per image: ${cos.map((c) => c.toFixed(3)).join(' ')}`);
   }
   const l = await latency(r, toFeeds(judge[0]!));
   console.log(
