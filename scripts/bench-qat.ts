@@ -1,7 +1,7 @@
 // Benchmark of quantize --mode qat against static int8 on PP-OCRv4 det and rec (issue 18): both
 // judged against the float original on held-out images QAT never trained on, timed side by side
 // (interleaved runs, medians, one process), and the op types onnxruntime runs.
-//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq] [--method M] [--train-set] [--batch N] [--crop N] [--runs N]
+//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N]
 // det: trains on assets/calib/det/calibrate (random --crop square crops, default 320), judged on
 // assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
 // (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
@@ -18,6 +18,7 @@ import { ctcGreedy, editDistance } from '../src/fidelity/task-ctc.js';
 import { quantizeQat, QAT_DEFAULT_LR, type QatResult } from '../src/passes/quantize/qat-train.js';
 import type { TrainSpec } from '../src/passes/train/types.js';
 import type { CalibMethod } from '../src/passes/quantize/index.js';
+import type { BiasUnits } from '../src/passes/quantize/qat.js';
 import { OCR_FIT_SETS, OCR_MODELS, ROOT } from '../devkit/paths.js';
 import { recSets, stepAgreement, REC_CLASSES, REC_DIMS } from '../devkit/ocr-data.js';
 import { interleavedMedians } from './interleave.js';
@@ -31,6 +32,8 @@ const CROP = opt('--crop', 320);
 const RUNS = opt('--runs', 15);
 const LSQ = argv.includes('--lsq');
 const TRAIN_SET = argv.includes('--train-set');
+// det trains its biases in output steps (they do not move otherwise), rec in int32 steps (qat.ts BiasUnits)
+const BIAS_UNITS = argv.includes('--bias-units') ? (argv[argv.indexOf('--bias-units') + 1] as BiasUnits) : undefined;
 const METHOD = argv.includes('--method') ? (argv[argv.indexOf('--method') + 1] as CalibMethod) : undefined;
 const want = (k: string): boolean => !argv.some((a) => ['det', 'rec'].includes(a)) || argv.includes(k);
 
@@ -103,6 +106,7 @@ async function det(): Promise<void> {
   const r = await quantizeQat(m, {
     samples: calib,
     extraTrain: extra,
+    biasUnits: BIAS_UNITS ?? 'output',
     minutes: MINUTES,
     lr: LR,
     scales: LSQ,
@@ -144,7 +148,15 @@ async function rec(): Promise<void> {
   const calib = sets.calib.map(asSample);
   const held = sets.held.map(asSample);
   console.log(`rec: ${calib.length} calibration/training lines, ${held.length} held-out lines`);
-  const r = await quantizeQat(m, { samples: calib, minutes: MINUTES, lr: LR, scales: LSQ, batch: BATCH, onProgress: progress });
+  const r = await quantizeQat(m, {
+    samples: calib,
+    minutes: MINUTES,
+    lr: LR,
+    scales: LSQ,
+    batch: BATCH,
+    biasUnits: BIAS_UNITS ?? 'int32',
+    onProgress: progress,
+  });
   console.log(trainingLine(r));
   const ref = await outputsOf(r.floatBytes, held);
   for (const [label, bytes] of [

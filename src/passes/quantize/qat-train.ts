@@ -13,7 +13,7 @@ import { splitHeldOut } from '../train/distill.js';
 import { train } from '../train/train.js';
 import type { TrainReport, TrainSpec } from '../train/types.js';
 import { openQuantizer, type QuantizeOptions, type QuantizeReport } from './index.js';
-import { fakeQuantize, qatTrainables } from './qat.js';
+import { fakeQuantize, qatTrainables, type BiasUnits } from './qat.js';
 import { exportQdq } from './qat-export.js';
 
 /**
@@ -31,6 +31,8 @@ export interface QatOptions {
    */
   extraTrain?: readonly Sample[];
   minutes: number;
+  /** What a bias's trained value counts (qat.ts BiasUnits); default 'int32'. */
+  biasUnits?: BiasUnits;
   /** Train the step sizes too (LSQ), besides weights and biases. */
   scales?: boolean;
   method?: QuantizeOptions['method'];
@@ -94,7 +96,11 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
   const built = q.build(plan);
   const staticReport = await q.report(built);
   const floatModel = parseModel(q.floatBytes);
-  const fq = fakeQuantize(built.model, { reduceRange: plan.reduceRange, floatWeights: (n) => floatModel.graph.initializer(n) });
+  const fq = fakeQuantize(built.model, {
+    reduceRange: plan.reduceRange,
+    floatWeights: (n) => floatModel.graph.initializer(n),
+    biasUnits: o.biasUnits ?? 'int32',
+  });
   const trainable = qatTrainables(fq, { scales: o.scales ?? false });
   const { train: trainSet, heldOut } = splitHeldOut(o.samples);
   const { model: trained, report: training } = await train({

@@ -85,10 +85,11 @@ export interface BiasSlot {
   /** Float bias initializer in units of s_in * s_w * unit (trainable). */
   value: string;
   /**
-   * Per-channel constant (>= 1): the bias's int32 value is Round(value x unit). The step of the
-   * reader's quantized output over s_in * s_w, so one learning rate moves a bias the same fraction
-   * of an output step as it moves a weight a fraction of its own step; in units of s_in * s_w
-   * alone (thousands per output step on det) Adam's steps of lr each left every bias where it was.
+   * Per-channel constant (>= 1): the bias's int32 value is Round(value x unit). With BiasUnits
+   * 'output', the step of the reader's quantized output over s_in * s_w, so one learning rate moves
+   * a bias the same fraction of an output step as it moves a weight a fraction of its own step; in
+   * units of s_in * s_w alone (thousands per output step on det) Adam's steps of lr each left every
+   * bias where static int8 put it. 1 with 'int32'.
    */
   unit: string;
   /** The value the reader reads (the static model's DequantizeLinear output). */
@@ -166,6 +167,14 @@ function outputStep(g: Graph, v: string, byInput: ReadonlyMap<string, Activation
 }
 
 /**
+ * What a bias's latent value counts (BiasSlot.unit): 'int32' its int32 steps (s_in x s_w; unit 1),
+ * 'output' its reader's output step. On det 'output' lets biases move at all (an output step is
+ * thousands of int32 steps); on rec at lr 0.01 it made the held-out loss jump (0.117 -> 0.27 in 7
+ * steps, no step after the first beat static int8), where 'int32' trained, so it is chosen per model.
+ */
+export type BiasUnits = 'int32' | 'output';
+
+/**
  * The largest bias unit: a channel whose weights are all zero has a step near 0 (rec has such
  * channels; the ratio was Infinity and the fake-quant model computed NaN), and a unit that large
  * would turn one Adam step into an enormous bias.
@@ -195,7 +204,10 @@ export const LATENT_REACH = 0.49;
  * the float model's weights by name (the static path names its int8 weight after the float one),
  * to place each latent weight (LATENT_REACH); without them latent weights start on q.
  */
-export function fakeQuantize(qdq: Model, o: { reduceRange: boolean; floatWeights?: (name: string) => Tensor | undefined }): FakeQuantModel {
+export function fakeQuantize(
+  qdq: Model,
+  o: { reduceRange: boolean; floatWeights?: (name: string) => Tensor | undefined; biasUnits?: BiasUnits },
+): FakeQuantModel {
   if (opsetVersion(qdq) < 11)
     throw new EdgefitError('UNSUPPORTED', `QAT needs opset >= 11 (Round, Clip with inputs); the model has ${opsetVersion(qdq)}`);
   const model = cloneModel(qdq);
@@ -349,7 +361,7 @@ export function fakeQuantize(qdq: Model, o: { reduceRange: boolean; floatWeights
     const qb = qt.toNumbers();
     const sIn = g.constant(act.scale)!.toFloat32()[0]!;
     const sW = g.constant(wq.scale)!.toFloat32();
-    const sOut = outputStep(g, reader.outputs[0]!, byInput);
+    const sOut = o.biasUnits === 'output' ? outputStep(g, reader.outputs[0]!, byInput) : undefined;
     const unit = Float32Array.from(qb, (_, c) => biasUnit(sOut, sIn * sW[sW.length === 1 ? 0 : c]!));
     const b = Float32Array.from(qb, (v, c) => v / unit[c]!);
     const base = out.replace(/[^A-Za-z0-9_.]/g, '_');
