@@ -32,7 +32,7 @@ const CROP = opt('--crop', 320);
 const RUNS = opt('--runs', 15);
 const LSQ = argv.includes('--lsq');
 const TRAIN_SET = argv.includes('--train-set');
-// det trains its biases in output steps (they do not move otherwise), rec in int32 steps (qat.ts BiasUnits)
+// biases in int32 steps (qat.ts BiasUnits) unless --bias-units output: on det and rec int32 judged better
 const BIAS_UNITS = argv.includes('--bias-units') ? (argv[argv.indexOf('--bias-units') + 1] as BiasUnits) : undefined;
 const METHOD = argv.includes('--method') ? (argv[argv.indexOf('--method') + 1] as CalibMethod) : undefined;
 const want = (k: string): boolean => !argv.some((a) => ['det', 'rec'].includes(a)) || argv.includes(k);
@@ -106,7 +106,7 @@ async function det(): Promise<void> {
   const r = await quantizeQat(m, {
     samples: calib,
     extraTrain: extra,
-    biasUnits: BIAS_UNITS ?? 'output',
+    biasUnits: BIAS_UNITS ?? 'int32',
     minutes: MINUTES,
     lr: LR,
     scales: LSQ,
