@@ -1,10 +1,12 @@
 // Benchmark of quantize --mode qat against static int8 on PP-OCRv4 det and rec (issue 18): both
 // judged against the float original on held-out images QAT never trained on, timed side by side
 // (interleaved runs, medians, one process), and the op types onnxruntime runs.
-//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq] [--batch N] [--crop N] [--runs N]
+//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N]
 // det: trains on assets/calib/det/calibrate (random --crop square crops, default 320), judged on
-// assets/calib/det/judge at 640x640: map cosine and text-box F1. rec: trains on recSets' calibration
+// assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
+// (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
 // lines, judged on its held-out lines: text agreement (1 - CER of greedy CTC decode) and per-step argmax.
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../src/onnx/index.js';
 import { loadInputSet, type Sample } from '../src/data/inputs.js';
@@ -15,6 +17,8 @@ import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
 import { ctcGreedy, editDistance } from '../src/fidelity/task-ctc.js';
 import { quantizeQat, QAT_DEFAULT_LR, type QatResult } from '../src/passes/quantize/qat-train.js';
 import type { TrainSpec } from '../src/passes/train/types.js';
+import type { CalibMethod } from '../src/passes/quantize/index.js';
+import type { BiasUnits } from '../src/passes/quantize/qat.js';
 import { OCR_FIT_SETS, OCR_MODELS, ROOT } from '../devkit/paths.js';
 import { recSets, stepAgreement, REC_CLASSES, REC_DIMS } from '../devkit/ocr-data.js';
 import { interleavedMedians } from './interleave.js';
@@ -27,6 +31,10 @@ const BATCH = opt('--batch', 4);
 const CROP = opt('--crop', 320);
 const RUNS = opt('--runs', 15);
 const LSQ = argv.includes('--lsq');
+const TRAIN_SET = argv.includes('--train-set');
+// biases in int32 steps (qat.ts BiasUnits) unless --bias-units output: on det and rec int32 judged better
+const BIAS_UNITS = argv.includes('--bias-units') ? (argv[argv.indexOf('--bias-units') + 1] as BiasUnits) : undefined;
+const METHOD = argv.includes('--method') ? (argv[argv.indexOf('--method') + 1] as CalibMethod) : undefined;
 const want = (k: string): boolean => !argv.some((a) => ['det', 'rec'].includes(a)) || argv.includes(k);
 
 /** A random square crop of an NCHW row (det is fully convolutional: it trains on crops). */
@@ -91,12 +99,18 @@ async function det(): Promise<void> {
   const inputs = modelInputs(m);
   const calib = loadInputSet(OCR_FIT_SETS.det.calibrate, inputs).samples;
   const judge = loadInputSet(OCR_FIT_SETS.det.judge, inputs).samples;
-  console.log(`det: ${calib.length} calibration/training images (crops ${CROP}), ${judge.length} judge images at 640x640`);
+  const extra = TRAIN_SET ? loadInputSet(join(ROOT, 'assets/calib/det/train'), inputs).samples : [];
+  console.log(
+    `det: ${calib.length} calibration/training images${extra.length ? ` + ${extra.length} training images` : ''} (crops ${CROP}), ${judge.length} judge images at 640x640`,
+  );
   const r = await quantizeQat(m, {
     samples: calib,
+    extraTrain: extra,
+    biasUnits: BIAS_UNITS ?? 'int32',
     minutes: MINUTES,
     lr: LR,
     scales: LSQ,
+    method: METHOD,
     batch: BATCH,
     augment: cropper(CROP),
     onProgress: progress,
@@ -116,6 +130,7 @@ async function det(): Promise<void> {
       `det ${name}: map cosine mean ${(cos.reduce((a, b) => a + b, 0) / cos.length).toFixed(4)} min ${Math.min(...cos).toFixed(4)}, ` +
         `box F1 ${f.boxF1!.toFixed(4)} (precision ${f.precision!.toFixed(3)}, recall ${f.recall!.toFixed(3)}, ${f.refBoxes} reference boxes)`,
     );
+    console.log(`  per image: ${cos.map((c) => c.toFixed(3)).join(' ')}`);
   }
   const l = await latency(r, toFeeds(judge[0]!));
   console.log(
@@ -133,7 +148,15 @@ async function rec(): Promise<void> {
   const calib = sets.calib.map(asSample);
   const held = sets.held.map(asSample);
   console.log(`rec: ${calib.length} calibration/training lines, ${held.length} held-out lines`);
-  const r = await quantizeQat(m, { samples: calib, minutes: MINUTES, lr: LR, scales: LSQ, batch: BATCH, onProgress: progress });
+  const r = await quantizeQat(m, {
+    samples: calib,
+    minutes: MINUTES,
+    lr: LR,
+    scales: LSQ,
+    batch: BATCH,
+    biasUnits: BIAS_UNITS ?? 'int32',
+    onProgress: progress,
+  });
   console.log(trainingLine(r));
   const ref = await outputsOf(r.floatBytes, held);
   for (const [label, bytes] of [
@@ -165,7 +188,9 @@ async function rec(): Promise<void> {
   console.log(`rec ops qat: ${JSON.stringify(await runtimeOps(r.bytes))}`);
 }
 
-console.log(`bench-qat: ${MINUTES} min per model, lr ${LR}, batch ${BATCH}${LSQ ? ', step sizes trained (LSQ)' : ''}; a shared 2-core box`);
+console.log(
+  `bench-qat: ${MINUTES} min per model, lr ${LR}, batch ${BATCH}, calibration ${METHOD ?? 'minmax'}${LSQ ? ', step sizes trained (LSQ)' : ''}; a shared 2-core box`,
+);
 if (want('det')) await det();
 if (want('rec')) {
   try {

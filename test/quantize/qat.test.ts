@@ -117,6 +117,52 @@ t.test(
   },
 );
 
+t.test(
+  'cls: with biasUnits output, biases are trained in units of their output step, so a learning rate moves them as it moves weights',
+  async (t) => {
+    const st = await quantizeWithPlan(cls, { mode: 'static', data: calib });
+    const fq = fakeQuantize(st.model, { reduceRange: st.report.platform.reduceRange, biasUnits: 'output' });
+    const g = fq.model.graph;
+    const plain = fakeQuantize(st.model, { reduceRange: st.report.platform.reduceRange });
+    t.ok(
+      plain.biases.every((b) =>
+        plain.model.graph
+          .initializer(b.unit)!
+          .toFloat32()
+          .every((v) => v === 1),
+      ),
+      'by default (int32 units) every unit is 1',
+    );
+    const units = fq.biases.map((b) => g.initializer(b.unit)!.toFloat32());
+    t.ok(
+      units.every((u) => u.every((v) => v >= 1)),
+      'every unit >= 1 (never finer than the int32 step)',
+    );
+    const big = units.reduce((a, u) => a + u.filter((v) => v > 10).length, 0);
+    // an int32 step (s_in x s_w) is far below an output step: in those units a bias could not move
+    t.ok(big > units.reduce((a, u) => a + u.length, 0) / 2, `most channels' unit > 10 int32 steps (${big})`);
+    // one latent unit on channel 0 of the first bias moves its exported int32 value by its unit
+    const b = fq.biases.find((x, i) => units[i]![0]! > 10)!;
+    const u = g.initializer(b.unit)!.toFloat32()[0]!;
+    const v = g.initializer(b.value)!;
+    const moved = Float32Array.from(v.toFloat32());
+    moved[0]! += 1;
+    const int32Of = (m: ReturnType<typeof exportQdq>): number => {
+      const reader = m.graph.producer(b.reader)!;
+      const dq = m.graph.producer(reader.inputs[2]!)!;
+      return m.graph.initializer(dq.inputs[0]!)!.toNumbers()[0]!;
+    };
+    const before = int32Of(exportQdq(fq));
+    const after = int32Of(exportQdq(fq, new Map([[b.value, Tensor.fromFloat32(b.value, v.dims, moved)]])));
+    t.ok(Math.abs(after - before - u) <= 1, `int32 bias moved ${after - before} for a unit of ${u.toFixed(1)}`);
+    // a bias beyond int32 saturates, as the static path stores it, instead of wrapping to the other sign
+    moved[0] = 1e12;
+    const huge = int32Of(exportQdq(fq, new Map([[b.value, Tensor.fromFloat32(b.value, v.dims, moved)]])));
+    // (read back through float32, as toNumbers does: 2^31 - 1 reads 2^31; wrapped it would read -2^31)
+    t.ok(huge >= 2147483647, `saturated at the int32 maximum (${huge})`);
+  },
+);
+
 /** The fake-quant model with trained values in place of its initializers. */
 function fakeQuantizeWith(fq: ReturnType<typeof fakeQuantize>, trained: Map<string, Tensor>): ReturnType<typeof fakeQuantize>['model'] {
   const m = parseModel(serializeModel(fq.model));

@@ -20,6 +20,13 @@ export function roundEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/**
+ * Saturated to int32: a bias far beyond its int32 range (rec has channels whose s_in x s_w is
+ * tiny) is stored by the static path at the limit, which float32 reads back as 2^31, and
+ * Int32Array wraps 2^31 to -2^31: the bias flipped sign on export, trained or not.
+ */
+const int32 = (v: number): number => Math.max(-2147483648, Math.min(2147483647, v));
+
 /** A step size must stay positive: training could push one to zero or below. */
 const SMALLEST_STEP = 1e-8;
 
@@ -122,10 +129,16 @@ export function exportQdq(fq: FakeQuantModel, trained: ReadonlyMap<string, Tenso
       throw new EdgefitError('INTERNAL', `QAT export: the bias '${b.value}' of ${reader.label()} has no quantized input or weight`);
     removeChain(g, b.nodes);
     const bt = value(b.value);
+    const unit = value(b.unit).toFloat32();
     g.removeInitializer(b.value);
+    g.removeInitializer(b.unit);
     // the step the fake quantizer multiplies by: s_in * s_w in float32, as onnxruntime's Mul computes it
     const steps = Float32Array.from(ws, (v) => Math.fround(inScale * v));
-    const qb = packBias(g.uniqueName(b.output), Int32Array.from(bt.toFloat32(), roundEven), steps);
+    const qb = packBias(
+      g.uniqueName(b.output),
+      Int32Array.from(bt.toFloat32(), (v, c) => int32(roundEven(Math.fround(v * unit[c]!)))),
+      steps,
+    );
     for (const t of [qb.q, qb.scale, qb.zeroPoint]) g.setInitializer(t);
     g.addNode(
       new Node({
