@@ -143,6 +143,8 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
       minutes: config.train,
       threads: ctx.threads,
       ramMb: ctx.trainRamMb,
+      // the training folder beside the calibration data trains too (det: 80 rendered images)
+      ...(ctx.trainSamples ? { extraTrain: ctx.trainSamples() } : {}),
       ...(ctx.onTrain ? { onProgress: ctx.onTrain } : {}),
     });
     const t = q.report.training;

@@ -52,3 +52,13 @@ t.test('qat without --train-minutes or data is a one-line error', async (t) => {
     t.notOk(existsSync(out), 'nothing written');
   }
 });
+
+t.test('training flags outside --mode qat are a one-line usage error, before any work', async (t) => {
+  const out = join(dir, 'static.onnx');
+  for (const flag of ['--train-data', '--train-minutes', '--train-ram-mb']) {
+    const r = await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', cal, flag, flag === '--train-data' ? cal : '1']);
+    t.equal(r.code, 2, `${flag}: usage exit code`);
+    t.match(r.stderr, new RegExp(`${flag} is for --mode qat`));
+    t.notOk(existsSync(out), 'nothing written');
+  }
+});

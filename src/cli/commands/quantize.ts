@@ -6,6 +6,8 @@ import { loadModel, saveModel } from '../../onnx/index.js';
 import { loadInputSet } from '../../data/inputs.js';
 import { modelInputs, toFeeds } from '../../runtime/runner.js';
 import { decideKeepFloat } from '../../fit/keep-float.js';
+import { trainingFolder } from '../../fit/calibration.js';
+import { compactSamples } from '../../passes/train/compact.js';
 import { quantizeModel } from '../../fit/quantize/plan.js';
 import {
   CALIB_METHODS,
@@ -41,6 +43,7 @@ interface Args {
   calib?: string;
   'train-minutes'?: number;
   'train-ram-mb'?: number;
+  'train-data'?: string;
   'train-scales': boolean;
   lr: number;
   method: CalibMethod;
@@ -116,6 +119,10 @@ export const command: CommandModule<object, Args> = {
         type: 'number',
         describe: 'qat: peak RAM of training in MB (default: 60 % of free memory); the batch is split to fit',
       })
+      .option('train-data', {
+        type: 'string',
+        describe: "qat: more images to train on (default: a 'train' folder in or beside --calib when there is one)",
+      })
       .option('train-scales', {
         type: 'boolean',
         default: false,
@@ -175,6 +182,9 @@ export const command: CommandModule<object, Args> = {
     const mf = a['min-fidelity'];
     if (mf !== undefined && !(mf > 0 && mf <= 1)) throw new EdgefitError('USAGE', `--min-fidelity must be in (0, 1], got ${mf}`);
     if (!Number.isInteger(a.threads) || a.threads < 1) throw new EdgefitError('USAGE', `--threads must be a positive integer`);
+    if (a.mode !== 'qat')
+      for (const k of ['train-minutes', 'train-data', 'train-ram-mb'] as const)
+        if (a[k] !== undefined) throw new EdgefitError('USAGE', `--${k} is for --mode qat`);
     const model = loadModel(a.model);
     const shapes = parseShapes(a.shape);
     if (a.mode === 'qat') return qat(a, model, shapes);
@@ -245,6 +255,9 @@ async function qat(a: Args, model: ReturnType<typeof loadModel>, shapes: Map<str
   if (!(a.lr > 0)) throw new EdgefitError('USAGE', `--lr must be positive, got ${a.lr}`);
   const ramMb = trainRamOption(a['train-ram-mb']);
   const set = loadInputSet(a.calib, modelInputs(model), { shapes, limit: 64 });
+  const trainData = a['train-data'] ?? trainingFolder(a.calib);
+  // never calibrated on nor held out: they only add training rows (held as bytes, compact.ts)
+  const extraTrain = trainData ? compactSamples(loadInputSet(trainData, modelInputs(model), { shapes }).samples) : undefined;
   let lastLine = 0;
   const r = await quantizeQat(model, {
     samples: set.samples,
@@ -256,6 +269,7 @@ async function qat(a: Args, model: ReturnType<typeof loadModel>, shapes: Map<str
     equalize: a.equalize,
     threads: a.threads,
     ...(ramMb !== undefined ? { ramMb } : {}),
+    ...(extraTrain ? { extraTrain } : {}),
     shapes,
     onProgress: (p) => {
       // a line when the held-out loss is measured, else about every 10 s
