@@ -6,21 +6,20 @@
 // model (bounded). The real serve process end to end is test/agent/serve-http.test.ts.
 import t from 'tap';
 import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
 import { Agent } from '../../src/agent/index.js';
-import type { LatencyStats } from '../../src/agent/latency.js';
 import type { LatencySource } from '../../src/agent/prober.js';
 import type { ServeBackend } from '../../src/agent/server.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
-import type { Fitter, FrontierEntry } from '../../src/fit/types.js';
+import type { Fitter } from '../../src/fit/types.js';
 import type { ServeOptions, ServeStats, ServedModel } from '../../src/serve/types.js';
 import { metricsSchema } from '../../src/telemetry/payloads.js';
 import { validate } from '../../src/config/validate.js';
+import { ScriptedLatency, entry, twoLevels } from '../helpers/scripted.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-serve-adapt-'));
 const broker = await startBroker();
@@ -28,49 +27,6 @@ t.teardown(async () => {
   await broker.stop();
   cleanupDir(dir);
 });
-
-function entry(id: string, path: string, latencyP50Ms: number, structured: number): FrontierEntry {
-  const bytes = readFileSync(path);
-  return {
-    id,
-    config: { structured, unstructured: 0, quant: 'none', threads: 1 },
-    modelPath: path,
-    sha256: createHash('sha256').update(bytes).digest('hex'),
-    sizeBytes: bytes.length,
-    latencyP50Ms,
-    latencyP95Ms: latencyP50Ms * 1.2,
-    modelRssMb: 10,
-    fidelity: structured ? 0.99 : 1,
-    meets: { latency: true, ram: true, fidelity: true },
-  };
-}
-
-const twoLevels =
-  (big: FrontierEntry, small: FrontierEntry): Fitter =>
-  async () => ({ chosenId: 'big', frontier: [big, small], referenceLatencyP50Ms: big.latencyP50Ms, fitter: 'test-two-level' });
-
-/** Probes: whatever the test scripts for the loaded model (the files hold their own name). */
-class ScriptedLatency implements LatencySource {
-  model: string | undefined;
-  p50: Record<string, number> = {};
-  readonly probes: string[] = [];
-  modelRssMb = 0;
-  get loaded(): boolean {
-    return this.model !== undefined;
-  }
-  async load(path: string): Promise<void> {
-    this.model = readFileSync(path, 'utf8');
-    this.modelRssMb = 10;
-  }
-  async measure(runs: number): Promise<LatencyStats> {
-    const p50 = this.p50[this.model!]!;
-    this.probes.push(this.model!);
-    return { p50, p95: p50, runs };
-  }
-  async close(): Promise<void> {
-    this.model = undefined;
-  }
-}
 
 /**
  * The serve process, scripted: it "serves" whichever model was loaded last; while `traffic` holds

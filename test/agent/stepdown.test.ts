@@ -8,15 +8,14 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { CLS_MODEL } from '../helpers/agent-proc.js';
 import { Agent } from '../../src/agent/index.js';
-import type { LatencyStats } from '../../src/agent/latency.js';
 import type { LatencySource } from '../../src/agent/prober.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
-import type { Fitter, FrontierEntry } from '../../src/fit/types.js';
+import type { Fitter } from '../../src/fit/types.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
+import { ScriptedLatency, entry, twoLevels } from '../helpers/scripted.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-step-'));
 const broker = await startBroker();
@@ -24,28 +23,6 @@ t.teardown(async () => {
   await broker.stop();
   cleanupDir(dir);
 });
-
-function entry(id: string, path: string, latencyP50Ms: number, structured: number): FrontierEntry {
-  const bytes = readFileSync(path);
-  return {
-    id,
-    config: { structured, unstructured: 0, quant: 'none', threads: 1 },
-    modelPath: path,
-    sha256: createHash('sha256').update(bytes).digest('hex'),
-    sizeBytes: bytes.length,
-    latencyP50Ms,
-    latencyP95Ms: latencyP50Ms * 1.2,
-    modelRssMb: 10,
-    // above the profile's fidelity floor (0.98): step-down never goes below it (issue 16)
-    fidelity: structured ? 0.99 : 1,
-    meets: { latency: true, ram: true, fidelity: true },
-  };
-}
-
-/** A fitter that returns a fixed two-level frontier, chosen = the big one (it met the budget when fitted). */
-const twoLevels =
-  (big: FrontierEntry, small: FrontierEntry): Fitter =>
-  async () => ({ chosenId: 'big', frontier: [big, small], referenceLatencyP50Ms: big.latencyP50Ms, fitter: 'test-two-level' });
 
 function startAgent(
   name: string,
@@ -100,29 +77,6 @@ function events(agent: Agent): { all: Ev[]; next(type: string, timeoutMs: number
         waiting.push(wait);
       }),
   };
-}
-
-/** Reports, for whichever model is loaded, the p50 the test scripts for it; records every probe. */
-class ScriptedLatency implements LatencySource {
-  model: string | undefined;
-  p50: Record<string, number> = {};
-  readonly probes: Array<{ model: string; p50: number }> = [];
-  modelRssMb = 0;
-  get loaded(): boolean {
-    return this.model !== undefined;
-  }
-  async load(path: string): Promise<void> {
-    this.model = readFileSync(path, 'utf8'); // the test's model files hold their own name
-    this.modelRssMb = 10;
-  }
-  async measure(runs: number): Promise<LatencyStats> {
-    const p50 = this.p50[this.model!]!;
-    this.probes.push({ model: this.model!, p50 });
-    return { p50, p95: p50, runs };
-  }
-  async close(): Promise<void> {
-    this.model = undefined;
-  }
 }
 
 t.test('scripted latencies: N probes over budget step down, M with predicted headroom step up', async (t) => {
