@@ -19,7 +19,7 @@ import type { Fitter } from '../../src/fit/types.js';
 import type { ServeOptions, ServeStats, ServedModel } from '../../src/serve/types.js';
 import { metricsSchema } from '../../src/telemetry/payloads.js';
 import { validate } from '../../src/config/validate.js';
-import { ScriptedLatency, entry, twoLevels } from '../helpers/scripted.js';
+import { ScriptedLatency, entry, events, twoLevels } from '../helpers/scripted.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-serve-adapt-'));
 const broker = await startBroker();
@@ -91,32 +91,6 @@ class FakeServe extends EventEmitter implements ServeBackend {
     };
     this.emit('stats', stats);
   }
-}
-
-interface Ev {
-  type: string;
-  data: Record<string, unknown>;
-}
-function events(agent: Agent): { all: Ev[]; next(type: string, timeoutMs: number, where?: (e: Ev) => boolean): Promise<Ev> } {
-  const all: Ev[] = [];
-  const waiting: Array<(e: Ev) => void> = [];
-  agent.bus.on('event', (type, _m, data) => {
-    all.push({ type, data });
-    for (const w of waiting.splice(0)) w({ type, data });
-  });
-  return {
-    all,
-    next: (type, timeoutMs, where = () => true) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no '${type}' event within ${timeoutMs} ms`)), timeoutMs);
-        const wait = (e: Ev): void => {
-          if (e.type !== type || !where(e)) return void waiting.push(wait);
-          clearTimeout(timer);
-          resolve(e);
-        };
-        waiting.push(wait);
-      }),
-  };
 }
 
 function startAgent(name: string, fitter: Fitter, modelPath: string, latency: LatencySource, serve: () => ServeBackend): Agent {

@@ -14,7 +14,7 @@ import { CLS_MODEL } from '../helpers/agent-proc.js';
 import { Agent } from '../../src/agent/index.js';
 import { CAPTURE_MIN_SAMPLES } from '../../src/agent/capture.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
-import { decodeImage, parsePreprocessSpec, preprocessImage } from '../../src/data/image.js';
+import { imageInput } from '../../devkit/calib.js';
 import { readNpy } from '../../src/data/npy.js';
 import { referenceOnlyFitter } from '../../src/agent/reference-fitter.js';
 import type { FitRequest, Fitter } from '../../src/fit/types.js';
@@ -29,8 +29,7 @@ t.teardown(async () => {
 });
 
 const clsDir = join(ROOT, 'test/fixtures/ocr/cls');
-const spec = parsePreprocessSpec(JSON.parse(readFileSync(join(clsDir, 'preprocess.json'), 'utf8')), clsDir);
-const images = ['0/page-01.png', '0/page-03.png', '0/page-05.png'].map((f) => preprocessImage(decodeImage(join(clsDir, f)), spec));
+const images = ['0/page-01.png', '0/page-03.png', '0/page-05.png'].map((f) => imageInput(join(clsDir, f), clsDir));
 const SAMPLE_BYTES = images[0]!.data.byteLength + 128; // .npy header: 128 bytes
 
 t.test('the serve process keeps 1 in N inputs in a ring bounded by maxMb', async (t) => {

@@ -18,7 +18,7 @@ import { Watcher } from '../helpers/mqtt-watch.js';
 import { CLS_MODEL } from '../helpers/agent-proc.js';
 import { Agent } from '../../src/agent/index.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
-import { decodeImage, parsePreprocessSpec, preprocessImage } from '../../src/data/image.js';
+import { imageInput } from '../../devkit/calib.js';
 import type { Fitter, FrontierEntry } from '../../src/fit/types.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
 import { ServeProcess } from '../../src/serve/process.js';
@@ -33,10 +33,7 @@ t.teardown(async () => {
 });
 
 const clsDir = join(ROOT, 'test/fixtures/ocr/cls');
-const x = preprocessImage(
-  decodeImage(join(clsDir, '0/page-01.png')),
-  parsePreprocessSpec(JSON.parse(readFileSync(join(clsDir, 'preprocess.json'), 'utf8')), clsDir),
-);
+const x = imageInput(join(clsDir, '0/page-01.png'), clsDir);
 const SHAPES = { x: [1, 3, 48, 192] };
 /** The same image 16 times: cls's batch dim is dynamic, so these run ~16x longer. */
 const BATCH = 16;

@@ -15,7 +15,7 @@ import type { LatencySource } from '../../src/agent/prober.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
 import type { Fitter } from '../../src/fit/types.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
-import { ScriptedLatency, entry, twoLevels } from '../helpers/scripted.js';
+import { ScriptedLatency, entry, events, twoLevels } from '../helpers/scripted.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-step-'));
 const broker = await startBroker();
@@ -51,32 +51,6 @@ function startAgent(
     }),
     { fitter, log: () => undefined, ...(latency ? { latency } : {}) },
   );
-}
-
-interface Ev {
-  type: string;
-  data: Record<string, unknown>;
-}
-function events(agent: Agent): { all: Ev[]; next(type: string, timeoutMs: number, where?: (e: Ev) => boolean): Promise<Ev> } {
-  const all: Ev[] = [];
-  const waiting: Array<(e: Ev) => void> = [];
-  agent.bus.on('event', (type, _m, data) => {
-    all.push({ type, data });
-    for (const w of waiting.splice(0)) w({ type, data });
-  });
-  return {
-    all,
-    next: (type, timeoutMs, where = () => true) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no '${type}' event within ${timeoutMs} ms`)), timeoutMs);
-        const wait = (e: Ev): void => {
-          if (e.type !== type || !where(e)) return void waiting.push(wait);
-          clearTimeout(timer);
-          resolve(e);
-        };
-        waiting.push(wait);
-      }),
-  };
 }
 
 t.test('scripted latencies: N probes over budget step down, M with predicted headroom step up', async (t) => {

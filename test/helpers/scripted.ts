@@ -1,10 +1,12 @@
 // Scripted stand-ins shared by the agent's step-down tests (stepdown, first-run, serve-adapt):
+// bus events awaited by type,
 // frontier entries over tiny files that hold their own name, a fitter returning a fixed
 // two-level frontier, and a latency source reporting whatever p50 the test scripts per model.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { LatencyStats } from '../../src/agent/latency.js';
 import type { LatencySource } from '../../src/agent/prober.js';
+import type { Agent } from '../../src/agent/agent.js';
 import type { Fitter, FrontierEntry } from '../../src/fit/types.js';
 
 /** A float frontier entry; above the profiles' fidelity floor (0.98) unless structured says otherwise. */
@@ -51,4 +53,31 @@ export class ScriptedLatency implements LatencySource {
   async close(): Promise<void> {
     this.model = undefined;
   }
+}
+
+export interface Ev {
+  type: string;
+  data: Record<string, unknown>;
+}
+/** The agent's bus events as they come, and a wait for the next one of a type (and predicate). */
+export function events(agent: Agent): { all: Ev[]; next(type: string, timeoutMs: number, where?: (e: Ev) => boolean): Promise<Ev> } {
+  const all: Ev[] = [];
+  const waiting: Array<(e: Ev) => void> = [];
+  agent.bus.on('event', (type, _m, data) => {
+    all.push({ type, data });
+    for (const w of waiting.splice(0)) w({ type, data });
+  });
+  return {
+    all,
+    next: (type, timeoutMs, where = () => true) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no '${type}' event within ${timeoutMs} ms`)), timeoutMs);
+        const wait = (e: Ev): void => {
+          if (e.type !== type || !where(e)) return void waiting.push(wait);
+          clearTimeout(timer);
+          resolve(e);
+        };
+        waiting.push(wait);
+      }),
+  };
 }

@@ -3,12 +3,12 @@
 // cleanly on SIGTERM; refuses a public host without a token).
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, OCR_MODELS, ROOT, runCli } from '../../devkit/paths.js';
 import { closeClients, infer, request } from '../../devkit/serve-client.js';
-import { decodeImage, parsePreprocessSpec, preprocessImage } from '../../src/data/image.js';
+import { imageInput } from '../../devkit/calib.js';
 import { ServeProcess } from '../../src/serve/process.js';
 import type { ServeStats } from '../../src/serve/types.js';
 
@@ -17,10 +17,7 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 t.teardown(closeClients);
 
 const clsDir = join(ROOT, 'test/fixtures/ocr/cls');
-const clsX = preprocessImage(
-  decodeImage(join(clsDir, '0/page-01.png')),
-  parsePreprocessSpec(JSON.parse(readFileSync(join(clsDir, 'preprocess.json'), 'utf8')), clsDir),
-);
+const clsX = imageInput(join(clsDir, '0/page-01.png'), clsDir);
 
 t.test('ServeProcess: listening, load and load-failed by txn, stats, stop', async (t) => {
   const sp = new ServeProcess();

@@ -3,13 +3,13 @@
 // of every kind gets a 4xx with a one-line reason and the server keeps serving; health, readiness,
 // metadata; a failed load keeps the old version; the SSE route announces swaps; tokens.
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
 import { binaryBody, closeClients, decodeInfer, infer, jsonBody, request, type Target } from '../../devkit/serve-client.js';
-import { decodeImage, parsePreprocessSpec, preprocessImage } from '../../src/data/image.js';
+import { imageInput } from '../../devkit/calib.js';
 import type { NdArray } from '../../src/data/ndarray.js';
 import { openSession, toTensor } from '../../src/runtime/session.js';
 import { Engine } from '../../src/serve/engine.js';
@@ -24,11 +24,6 @@ const MNIST = join(ROOT, 'models/mnist-cnn.onnx');
 
 function served(file: string, version: string, shapes: Record<string, number[]> = {}): ServedModel {
   return { file, version, sha256: 'test', level: null, label: `label-${version}`, threads: 2, shapes };
-}
-
-function imageInput(path: string, preprocessDir: string): NdArray {
-  const spec = parsePreprocessSpec(JSON.parse(readFileSync(join(preprocessDir, 'preprocess.json'), 'utf8')), preprocessDir);
-  return preprocessImage(decodeImage(path), spec);
 }
 
 /** The model's outputs from a plain onnxruntime session, as the server would open it. */

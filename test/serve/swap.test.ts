@@ -2,12 +2,12 @@
 // clients send requests back to back. No request fails, every answer names a version that was
 // current at some moment while that request was out, and retired workers are gone afterwards.
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
 import { closeClients, infer, type Target } from '../../devkit/serve-client.js';
-import { decodeImage, parsePreprocessSpec, preprocessImage } from '../../src/data/image.js';
+import { imageInput } from '../../devkit/calib.js';
 import { quantizeModel } from '../../src/fit/quantize/plan.js';
 import { loadModel } from '../../src/onnx/index.js';
 import { Engine } from '../../src/serve/engine.js';
@@ -19,10 +19,7 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 t.teardown(closeClients);
 
 const clsDir = join(ROOT, 'test/fixtures/ocr/cls');
-const clsX = preprocessImage(
-  decodeImage(join(clsDir, '0/page-01.png')),
-  parsePreprocessSpec(JSON.parse(readFileSync(join(clsDir, 'preprocess.json'), 'utf8')), clsDir),
-);
+const clsX = imageInput(join(clsDir, '0/page-01.png'), clsDir);
 
 t.test('20 hot swaps under 4 clients: 0 failed requests, each answered by a version current while it ran', async (t) => {
   const int8 = join(dir, 'cls-int8.onnx');
