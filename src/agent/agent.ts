@@ -265,7 +265,7 @@ export class Agent {
   private signingConfig(): SigningConfig {
     const s = this.cfg.security;
     if (s.publicKeyFile)
-      return { mode: 'ed25519', publicKey: loadPublicKey(readFileSync(s.publicKeyFile, 'utf8')), maxSkewMs: s.maxSkewS * 1000 };
+      return { mode: 'ed25519', publicKeys: [loadPublicKey(readFileSync(s.publicKeyFile, 'utf8'))], maxSkewMs: s.maxSkewS * 1000 };
     if (s.hmacSecretFile) {
       const secret = readFileSync(s.hmacSecretFile, 'utf8').trim();
       if (secret.length < 16) throw new EdgefitError('CONFIG', `HMAC secret in ${s.hmacSecretFile} must be at least 16 characters`);

@@ -106,7 +106,7 @@ async function deploy(args: DeployArgs, c: CommandContext): Result {
   if (sha !== args.sha256) throw new EdgefitError('INTEGRITY', `shipped model sha256 is ${sha}, the request says ${args.sha256}`);
   if (c.signing.mode === 'ed25519') {
     if (!args.signature) throw new EdgefitError('INTEGRITY', 'shipped model is not signed and a public key is configured');
-    if (!verifyModelSignature(c.signing.publicKey, bytes, args.signature))
+    if (!verifyModelSignature(c.signing.publicKeys, bytes, args.signature))
       throw new EdgefitError('INTEGRITY', 'shipped model signature does not verify');
   }
   await (c.checkRuns ?? checkRuns)(bytes, c.shapes);
@@ -174,7 +174,7 @@ export class CommandRouter implements Component {
       }
       const req = checkPayload('request', body);
       if (!isCommand(verb)) throw new EdgefitError('USAGE', `unknown verb '${verb}'`);
-      verifyRequest(this.d.signing, verb, req);
+      verifyRequest(this.d.signing, this.d.deviceId, verb, req);
       const args = checkArgs(verb, req.args ?? {});
       const handler = COMMANDS[verb] as (args: unknown, c: CommandContext) => Result;
       const result = await handler(args, { ...this.d.context, txn: req.txn, bus: this.d.bus, signing: this.d.signing });

@@ -10,7 +10,7 @@ import type {
   StatusPayload,
 } from '../telemetry/payloads.js';
 import { latencyOf } from '../budgets/index.js';
-import { signHmac } from '../telemetry/signing.js';
+import { signRequest, type SigningKey } from '../telemetry/signing.js';
 import {
   emptyFit,
   type Budgets,
@@ -181,10 +181,10 @@ export function adaptFrontier(resp: ResponsePayload, deployedLevel: number | nul
   return out;
 }
 
-/** A request in the agent's schema; signed when the fleet shares an HMAC secret. */
-export function buildRequest(verb: string, txn: string, args: Record<string, unknown>, hmacSecret?: string): RequestPayload {
+/** A request in the agent's schema for one device; signed when the dashboard holds a key. */
+export function buildRequest(deviceId: string, verb: string, txn: string, args: Record<string, unknown>, key?: SigningKey): RequestPayload {
   const ts = Date.now();
   const req: RequestPayload = { txn, ts, args };
-  if (hmacSecret) req.sig = signHmac(hmacSecret, verb, txn, ts, args);
+  if (key) req.sig = signRequest(key, deviceId, verb, txn, ts, args);
   return req;
 }

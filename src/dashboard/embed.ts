@@ -2,6 +2,7 @@
 // reason for the agent to fail: a busy port or an unusual topic layout is logged and skipped.
 import { join } from 'node:path';
 import { oneLine } from '../errors.js';
+import type { SigningKey } from '../telemetry/signing.js';
 import { startDashboard, type Dashboard } from './index.js';
 import { PREFIX_RE } from './link.js';
 
@@ -30,7 +31,7 @@ export interface LocalDashboardOptions {
   /** the agent's state folder; the dashboard keeps its SQLite file in <stateDir>/dashboard */
   stateDir: string;
   port?: number;
-  hmacSecret?: string;
+  signingKey?: SigningKey;
   mqttUsername?: string;
   mqttPassword?: string;
   log: (line: string) => void;
@@ -50,7 +51,7 @@ export async function startLocalDashboard(o: LocalDashboardOptions): Promise<Das
     port: o.port ?? 8080,
     stateDir: join(o.stateDir, 'dashboard'),
     log: o.log,
-    ...(o.hmacSecret ? { hmacSecret: o.hmacSecret } : {}),
+    ...(o.signingKey ? { signingKey: o.signingKey } : {}),
     ...(o.mqttUsername ? { mqttUsername: o.mqttUsername } : {}),
     ...(o.mqttPassword ? { mqttPassword: o.mqttPassword } : {}),
   });

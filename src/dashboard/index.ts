@@ -1,6 +1,7 @@
 // startDashboard: the one entry point, used by `edgefit dashboard` and by the agent (`npm start`)
 // to serve the fleet view beside its embedded broker.
 import { join } from 'node:path';
+import type { SigningKey } from '../telemetry/signing.js';
 import { checkListenPolicy } from './auth.js';
 import { Fleet } from './fleet.js';
 import { FleetLink } from './link.js';
@@ -20,8 +21,8 @@ export interface DashboardOptions {
   flushMs?: number;
   mqttUsername?: string;
   mqttPassword?: string;
-  /** sign requests with this shared secret (agents configured for HMAC command signing) */
-  hmacSecret?: string;
+  /** signs requests (the operator key; HMAC only for legacy fleets) */
+  signingKey?: SigningKey;
   /** ignore devices beyond this many (default 20,000) */
   maxDevices?: number;
   log?: (line: string) => void;
@@ -61,7 +62,7 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
           prefix: opts.prefix ?? DASHBOARD_DEFAULTS.prefix,
           ...(opts.mqttUsername ? { username: opts.mqttUsername } : {}),
           ...(opts.mqttPassword ? { password: opts.mqttPassword } : {}),
-          ...(opts.hmacSecret ? { hmacSecret: opts.hmacSecret } : {}),
+          ...(opts.signingKey ? { signingKey: opts.signingKey } : {}),
           ...(opts.maxDevices ? { maxDevices: opts.maxDevices } : {}),
           ...(opts.log ? { log: opts.log } : {}),
         },

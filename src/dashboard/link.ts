@@ -7,6 +7,7 @@ import type { Fleet } from './fleet.js';
 import type { DashboardStore } from './store.js';
 import { buildRequest } from './adapt.js';
 import type { ResponsePayload } from '../telemetry/payloads.js';
+import type { SigningKey } from '../telemetry/signing.js';
 import type { ActionVerb, ActionView } from './model.js';
 import { validatePayload } from './validate.js';
 
@@ -28,8 +29,8 @@ export interface LinkOptions {
   prefix: string;
   username?: string;
   password?: string;
-  /** shared secret when the fleet's agents only accept HMAC-signed requests */
-  hmacSecret?: string;
+  /** signs requests (the operator key; HMAC only for legacy fleets); without it requests go unsigned */
+  signingKey?: SigningKey;
   maxDevices?: number;
   log?: (line: string) => void;
 }
@@ -159,7 +160,7 @@ export class FleetLink {
     if (!this.client) throw new EdgefitError('INTERNAL', 'dashboard MQTT link not started');
     if (!DEVICE_ID_RE.test(id)) throw new EdgefitError('USAGE', `bad device id '${id}'`);
     const tx = randomUUID();
-    const payload = buildRequest(verb, tx, args, this.opts.hmacSecret);
+    const payload = buildRequest(id, verb, tx, args, this.opts.signingKey);
     const ts = Date.now();
     this.store.addAction({ tx, device: id, verb, ts, request: payload });
     // announce the pending request before publishing: a fast device can answer before our

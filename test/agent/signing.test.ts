@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
 import { startAgentProc } from '../helpers/agent-proc.js';
-import { signHmac } from '../../src/telemetry/signing.js';
+import { signRequest } from '../../src/telemetry/signing.js';
+
+const signHmac = (secret: string, verb: string, txn: string, ts: number, args: unknown): string =>
+  signRequest({ mode: 'hmac', secret }, 'dev-sign', verb, txn, ts, args);
 
 const broker = await startBroker();
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-sign-'));

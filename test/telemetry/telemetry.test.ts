@@ -5,8 +5,8 @@ import {
   backoffDelay,
   checkPayload,
   checkArgs,
-  signHmac,
-  signEd25519,
+  signRequest,
+  loadPrivateKey,
   verifyRequest,
   loadPublicKey,
 } from '../../src/telemetry/index.js';
@@ -49,35 +49,46 @@ t.test('payload validation lists every error with its path', async (t) => {
   t.same(checkArgs('deploy', { candidateId: 'c1' }), { candidateId: 'c1' });
 });
 
-t.test('HMAC and ed25519 request signing', async (t) => {
+t.test('HMAC and ed25519 request signing, bound to device, verb and args', async (t) => {
   const now = Date.now();
   const hmac = { mode: 'hmac' as const, secret: 's'.repeat(32), maxSkewMs: 60_000 };
-  const sig = signHmac(hmac.secret, 'fit', 't1', now, { budgets: { ramMb: 100 } });
-  t.doesNotThrow(() => verifyRequest(hmac, 'fit', { txn: 't1', ts: now, args: { budgets: { ramMb: 100 } }, sig }));
+  const hkey = { mode: 'hmac' as const, secret: hmac.secret };
+  const sig = signRequest(hkey, 'd1', 'fit', 't1', now, { budgets: { ramMb: 100 } });
+  t.doesNotThrow(() => verifyRequest(hmac, 'd1', 'fit', { txn: 't1', ts: now, args: { budgets: { ramMb: 100 } }, sig }));
   t.throws(
-    () => verifyRequest(hmac, 'deploy', { txn: 't1', ts: now, args: { budgets: { ramMb: 100 } }, sig }),
+    () => verifyRequest(hmac, 'd1', 'deploy', { txn: 't1', ts: now, args: { budgets: { ramMb: 100 } }, sig }),
     { code: 'INTEGRITY' },
     'verb bound',
   );
   t.throws(
-    () => verifyRequest(hmac, 'fit', { txn: 't1', ts: now, args: { budgets: { ramMb: 1 } }, sig }),
+    () => verifyRequest(hmac, 'd2', 'fit', { txn: 't1', ts: now, args: { budgets: { ramMb: 100 } }, sig }),
+    { code: 'INTEGRITY' },
+    'device bound',
+  );
+  t.throws(
+    () => verifyRequest(hmac, 'd1', 'fit', { txn: 't1', ts: now, args: { budgets: { ramMb: 1 } }, sig }),
     { code: 'INTEGRITY' },
     'args bound',
   );
-  t.throws(() => verifyRequest(hmac, 'fit', { txn: 't1', ts: now }), /not signed/);
+  t.throws(() => verifyRequest(hmac, 'd1', 'fit', { txn: 't1', ts: now }), /not signed/);
   t.throws(
-    () => verifyRequest(hmac, 'fit', { txn: 't1', ts: now - 120_000, sig: signHmac(hmac.secret, 'fit', 't1', now - 120_000, {}) }),
+    () => verifyRequest(hmac, 'd1', 'fit', { txn: 't1', ts: now - 120_000, sig: signRequest(hkey, 'd1', 'fit', 't1', now - 120_000, {}) }),
     /away from the device clock/,
   );
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const other = generateKeyPairSync('ed25519');
   const ed = {
     mode: 'ed25519' as const,
-    publicKey: loadPublicKey(publicKey.export({ type: 'spki', format: 'pem' }).toString()),
+    publicKeys: [other.publicKey, loadPublicKey(publicKey.export({ type: 'spki', format: 'pem' }).toString())],
     maxSkewMs: 60_000,
   };
-  const s2 = signEd25519(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 'rollback', 't2', now, {});
-  t.doesNotThrow(() => verifyRequest(ed, 'rollback', { txn: 't2', ts: now, sig: s2 }));
-  t.throws(() => verifyRequest(ed, 'rollback', { txn: 't3', ts: now, sig: s2 }), { code: 'INTEGRITY' });
+  const ekey = { mode: 'ed25519' as const, privateKey: loadPrivateKey(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()) };
+  const s2 = signRequest(ekey, 'd1', 'rollback', 't2', now, {});
+  t.doesNotThrow(() => verifyRequest(ed, 'd1', 'rollback', { txn: 't2', ts: now, sig: s2 }), 'any pinned key verifies');
+  t.throws(() => verifyRequest(ed, 'd1', 'rollback', { txn: 't3', ts: now, sig: s2 }), { code: 'INTEGRITY' });
+  t.throws(() => verifyRequest({ ...ed, publicKeys: [other.publicKey] }, 'd1', 'rollback', { txn: 't2', ts: now, sig: s2 }), {
+    code: 'INTEGRITY',
+  });
 });
 
 t.test('agent config: defaults, env and flags override, all errors at once', async (t) => {

@@ -5,6 +5,7 @@ import type { CommandModule } from 'yargs';
 import { dashboardPort, loadAgentConfig, type AgentConfig } from '../../config/agent.js';
 import { Agent, sdReady, sdStopping } from '../../agent/index.js';
 import { EdgefitError, oneLine } from '../../errors.js';
+import type { SigningKey } from '../../telemetry/signing.js';
 import { parseShapes } from '../output.js';
 
 interface Args {
@@ -37,8 +38,8 @@ async function startDashboardFor(agent: Agent, cfg: AgentConfig): Promise<Stoppa
   try {
     // loaded only when wanted: the service configuration never carries the dashboard's code
     const { startLocalDashboard } = await import('../../dashboard/embed.js');
-    let hmacSecret: string | undefined;
-    if (cfg.security.hmacSecretFile) hmacSecret = readFileSync(cfg.security.hmacSecretFile, 'utf8').trim();
+    let signingKey: SigningKey | undefined;
+    if (cfg.security.hmacSecretFile) signingKey = { mode: 'hmac', secret: readFileSync(cfg.security.hmacSecretFile, 'utf8').trim() };
     if (cfg.security.publicKeyFile)
       agent.log('dashboard: commands must be ed25519-signed, which the local dashboard cannot do; its actions will be rejected');
     return await startLocalDashboard({
@@ -48,7 +49,7 @@ async function startDashboardFor(agent: Agent, cfg: AgentConfig): Promise<Stoppa
       stateDir: agent.stateDir,
       port,
       log: (l) => agent.log(l),
-      ...(hmacSecret ? { hmacSecret } : {}),
+      ...(signingKey ? { signingKey } : {}),
       ...(cfg.mqtt.username ? { mqttUsername: cfg.mqtt.username } : {}),
       ...(cfg.mqtt.password ? { mqttPassword: cfg.mqtt.password } : {}),
     });

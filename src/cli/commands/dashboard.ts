@@ -42,6 +42,7 @@ export const command: CommandModule<object, Args> = {
       throw new EdgefitError('USAGE', `--port must be 0..65535, got ${a.port}`);
     const env = process.env;
     const token = a.token ?? env[ENV.token];
+    const hmac = env[ENV.hmac];
     const dash = startDashboard({
       broker: a.broker,
       port: a.port,
@@ -49,7 +50,7 @@ export const command: CommandModule<object, Args> = {
       stateDir: a['state-dir'],
       prefix: a.prefix,
       ...(token ? { token } : {}),
-      ...(env[ENV.hmac] ? { hmacSecret: env[ENV.hmac] } : {}),
+      ...(hmac ? { signingKey: { mode: 'hmac' as const, secret: hmac } } : {}),
       ...(env[ENV.mqttUser] ? { mqttUsername: env[ENV.mqttUser] } : {}),
       ...(env[ENV.mqttPass] ? { mqttPassword: env[ENV.mqttPass] } : {}),
       log: (l) => process.stderr.write(`edgefit dashboard: ${l}\n`),
