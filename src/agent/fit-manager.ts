@@ -16,6 +16,8 @@ import { deployableChoice, fidelityFloor, unmetBudgets, type Unmet } from './flo
 import type { HardwareFacts } from './hardware.js';
 import type { ModelVersion } from './model-store.js';
 import { resolveFitter } from './reference-fitter.js';
+import { HoldPolicy } from './train-hold.js';
+import type { ServeStats } from '../serve/types.js';
 
 export interface FitModel {
   path: string;
@@ -76,6 +78,23 @@ export class FitManager implements Component, FitView {
   private fitter: Fitter | undefined;
   private fitterName = '';
   private fitterClose: (() => void) | undefined;
+  private fitterHold: ((on: boolean) => void) | undefined;
+  /** Set while a training fit runs: served traffic holds it (train-hold.ts). */
+  private training = false;
+  private readonly holdPolicy = new HoldPolicy();
+  private readonly onServeStats = (s: ServeStats): void => {
+    const change = this.holdPolicy.update(s);
+    if (change === undefined) return;
+    this.fitterHold?.(change);
+    if (this.training)
+      this.d.bus.report(
+        change ? 'training-held' : 'training-resumed',
+        change
+          ? `training held: the box is serving requests (${s.requests} in the last ${s.windowS} s)`
+          : 'training resumed: no served requests for a while',
+        { requests: s.requests },
+      );
+  };
   private fitting: Promise<void> | undefined;
   private stopped = false;
 
@@ -83,15 +102,20 @@ export class FitManager implements Component, FitView {
 
   start(): void {
     if (this.d.store.failStaleFits() > 0) this.d.log('a fit was interrupted by a restart; it will be redone');
-    const f = this.d.fitter ? { fitter: this.d.fitter, name: 'injected', close: undefined } : resolveFitter(this.d.mode, this.d.hw().hash);
+    const f = this.d.fitter
+      ? { fitter: this.d.fitter, name: 'injected', close: undefined, hold: undefined }
+      : resolveFitter(this.d.mode, this.d.hw().hash);
     this.fitter = f.fitter;
     this.fitterName = f.name;
     this.fitterClose = f.close;
+    this.fitterHold = f.hold;
+    this.d.bus.on('serve:stats', this.onServeStats);
     this.ensure();
   }
 
   stop(): void {
     this.stopped = true;
+    this.d.bus.off('serve:stats', this.onServeStats);
     // a running fit is not awaited: it may take minutes; its child is killed, the fit is marked
     // failed and redone on restart
     this.fitterClose?.();
@@ -252,6 +276,7 @@ export class FitManager implements Component, FitView {
       txn,
     );
     let lastReport = 0;
+    this.training = train > 0;
     try {
       const result = await fitter(
         {
@@ -302,6 +327,8 @@ export class FitManager implements Component, FitView {
       store.failFit(fitId, why);
       bus.report('fit-failed', `fit ${fitId} failed: ${why}`, { fitId, error: why }, txn);
       return undefined;
+    } finally {
+      this.training = false;
     }
     return store.getFit(fitId)!;
   }

@@ -1,13 +1,17 @@
 // The fit child (forked by childFitter): runs src/fit's fitModel away from the agent process, so
 // the pruning, quantization and calibration code and onnxruntime are never loaded into the
 // long-running agent, and the memory a search needs is returned to the box when it ends.
-// Protocol: one { t: 'fit' } in; { t: 'progress' }* then one { t: 'done' } or { t: 'error' } out.
+// Protocol: one { t: 'fit' } in, then any { t: 'hold', on } (train-hold.ts); { t: 'progress' }* then
+// one { t: 'done' } or { t: 'error' } out.
 import { setPriority } from 'node:os';
 import { ERROR_CODES } from '../errors.js';
 import type { FitProgress, FitRequest, FitResult } from '../fit/types.js';
+import { TrainGate } from './train-hold.js';
 
 export type FitChildMessage =
   { t: 'progress'; p: FitProgress } | { t: 'done'; result: FitResult } | { t: 'error'; code: string; message: string };
+
+const gate = new TrainGate();
 
 const send = (m: FitChildMessage): Promise<void> => new Promise((r) => process.send!(m, undefined, undefined, () => r()));
 
@@ -41,7 +45,11 @@ async function fit(raw: unknown): Promise<FitChildMessage> {
         },
       });
     },
-    { hardwareId: m.hardwareId, ...(typeof m.maxCandidates === 'number' ? { maxCandidates: m.maxCandidates } : {}) },
+    {
+      hardwareId: m.hardwareId,
+      trainGate: gate.wait,
+      ...(typeof m.maxCandidates === 'number' ? { maxCandidates: m.maxCandidates } : {}),
+    },
   );
   const result: FitResult = {
     chosenId: out.chosenId,
@@ -57,7 +65,12 @@ async function fit(raw: unknown): Promise<FitChildMessage> {
 }
 
 process.on('disconnect', () => process.exit(0));
-process.once('message', (raw: unknown) => {
+let started = false;
+process.on('message', (raw: unknown) => {
+  const h = raw as { t?: unknown; on?: unknown };
+  if (h?.t === 'hold') return gate.set(h.on === true);
+  if (started) return;
+  started = true;
   fit(raw)
     .catch((e: unknown): FitChildMessage => {
       const code = (e as { code?: unknown }).code;

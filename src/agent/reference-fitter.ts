@@ -61,11 +61,19 @@ function isFitResult(v: unknown): v is FitResult {
 }
 
 /**
- * fitModel in a child process, one child per fit; close() kills a running one. `search` bounds
- * the search (tests keep a real fit short with a few candidates).
+ * fitModel in a child process, one child per fit; close() kills a running one; hold(true) holds its
+ * training between steps until hold(false) (train-hold.ts). `search` bounds the search (tests keep
+ * a real fit short with a few candidates).
  */
-export function childFitter(hardwareId: string, search: { maxCandidates?: number } = {}): { fitter: Fitter; close: () => void } {
+export function childFitter(
+  hardwareId: string,
+  search: { maxCandidates?: number } = {},
+): { fitter: Fitter; close: () => void; hold: (on: boolean) => void } {
   const running = new Set<ChildProcess>();
+  let held = false;
+  const tell = (c: ChildProcess): void => {
+    if (c.connected) c.send({ t: 'hold', on: held });
+  };
   const fitter: Fitter = (req, onProgress) =>
     new Promise<FitResult>((resolve, reject) => {
       const child = fork(fileURLToPath(new URL('./fit-worker.js', import.meta.url)), [], {
@@ -98,17 +106,25 @@ export function childFitter(hardwareId: string, search: { maxCandidates?: number
         else resolve(o);
       });
       child.send({ t: 'fit', req, hardwareId, ...(search.maxCandidates ? { maxCandidates: search.maxCandidates } : {}) });
+      if (held) tell(child);
     });
   return {
     fitter,
     close: () => {
       for (const c of running) c.kill('SIGKILL');
     },
+    hold: (on) => {
+      held = on;
+      for (const c of running) tell(c);
+    },
   };
 }
 
 /** The real fitter (in a child) when src/fit is built, else the reference-only fallback. */
-export function resolveFitter(mode: 'auto' | 'reference-only', hardwareId: string): { fitter: Fitter; name: string; close?: () => void } {
+export function resolveFitter(
+  mode: 'auto' | 'reference-only',
+  hardwareId: string,
+): { fitter: Fitter; name: string; close?: () => void; hold?: (on: boolean) => void } {
   if (mode === 'auto' && existsSync(fileURLToPath(new URL('../fit/index.js', import.meta.url)))) {
     return { ...childFitter(hardwareId), name: 'fitModel' };
   }

@@ -34,6 +34,8 @@ export interface BuildContext {
   trainRamMb?: number;
   /** Images distillation trains on (a training folder beside the calibration data); unset: the calibration samples. */
   trainSamples?: () => Sample[];
+  /** Awaited before every training step (TrainSpec.gate: the agent holds training while the box serves). */
+  trainGate?: () => Promise<void>;
 }
 
 export interface Built {
@@ -105,6 +107,7 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
             trainRamMb: ctx.trainRamMb,
             ...(ctx.trainSamples ? { trainSamples: ctx.trainSamples() } : {}),
             ...(ctx.onTrain ? { onTrainProgress: (_: number, p: TrainProgress) => ctx.onTrain!(p) } : {}),
+            ...(ctx.trainGate ? { trainGate: ctx.trainGate } : {}),
           }
         : {}),
       steps: 1,
@@ -146,6 +149,7 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
       // the training folder beside the calibration data trains too (det: 80 rendered images)
       ...(ctx.trainSamples ? { extraTrain: ctx.trainSamples() } : {}),
       ...(ctx.onTrain ? { onProgress: ctx.onTrain } : {}),
+      ...(ctx.trainGate ? { gate: ctx.trainGate } : {}),
     });
     const t = q.report.training;
     training = trainingSummary('qat', config.train, t);

@@ -56,6 +56,8 @@ export interface FitOptions {
   confirmRounds?: number;
   /** Identity of this box for the cache (model + hardware + budgets decide reuse). */
   hardwareId?: string;
+  /** Awaited before every training step (TrainSpec.gate): the agent holds training while the box serves requests. */
+  trainGate?: () => Promise<void>;
   /**
    * How structured pruning is spread: 'sensitivity' (default with real calibration data) removes
    * a fraction of MACs, most from the groups whose measured fidelity drop is smallest (the probe
@@ -283,6 +285,7 @@ export async function fitModel(
         sensitivity,
         tables: tablesOnce,
         ...(req.trainRamMb !== undefined ? { trainRamMb: req.trainRamMb } : {}),
+        ...(opts.trainGate ? { trainGate: opts.trainGate } : {}),
         onTrain: (p) =>
           onProgress({
             fraction: lastProgress.fraction,

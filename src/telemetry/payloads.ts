@@ -285,6 +285,9 @@ export const EVENT_TYPES = [
   'serve-started',
   'serve-restarted',
   'serve-failed',
+  // a training fit holds between steps while the box serves requests (agent/train-hold.ts)
+  'training-held',
+  'training-resumed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

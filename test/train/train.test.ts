@@ -7,6 +7,7 @@ import { cloneModel, type Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
 import { train } from '../../src/passes/train/train.js';
+import { TrainGate } from '../../src/agent/train-hold.js';
 
 const rows = (n: number, seed: number): Sample[] => {
   const next = rng(seed);
@@ -137,6 +138,49 @@ t.test('the time budget is kept', async (t) => {
   t.ok(report.steps > 0, `${report.steps} steps`);
   t.ok(report.seconds <= 3 + 0.5, `reported ${report.seconds} s for a 3 s budget`);
   t.ok(wall < 3 + 2, `wall ${wall.toFixed(2)} s (session set-up included)`);
+});
+
+t.test('a held gate pauses training between steps, and the held time is not spent from the budget', async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = perturbed(teacher, 0.3, 7);
+  const gate = new TrainGate();
+  let calls = 0;
+  let stepsWhenHeld = -1;
+  let stepsAtRelease = -1;
+  const progress: number[] = [];
+  const run = train({
+    student,
+    trainable: weights(student),
+    teacher,
+    train: rows(16, 8),
+    heldOut: rows(4, 9),
+    minutes: 1,
+    maxSteps: 8,
+    batch: 4,
+    threads: 1,
+    gate: () => {
+      calls++;
+      // hold before the fourth step for 1.5 s
+      if (calls === 4) {
+        gate.set(true);
+        stepsWhenHeld = progress.length;
+        setTimeout(() => {
+          stepsAtRelease = progress.length;
+          gate.set(false);
+        }, 1500);
+      }
+      return gate.wait();
+    },
+    onProgress: (p) => progress.push(p.step),
+  });
+  const s0 = performance.now();
+  const { report } = await run;
+  const wall = (performance.now() - s0) / 1000;
+  t.equal(report.steps, 8, 'every step ran once released');
+  t.equal(stepsWhenHeld, 3, 'held after three steps');
+  t.equal(stepsAtRelease, 3, 'no step ran while held');
+  t.ok((report.heldS ?? 0) >= 1.4, `held ${report.heldS} s reported`);
+  t.ok(report.seconds <= wall - report.heldS! + 0.05, `training time ${report.seconds} s excludes the hold (wall ${wall.toFixed(2)} s)`);
 });
 
 t.test('bad input is refused with one clear line', async (t) => {

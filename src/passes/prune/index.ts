@@ -85,6 +85,8 @@ export interface PruneOptions {
   trainSamples?: Sample[];
   /** recover 'distill': the trainer's progress, with the prune step it belongs to. */
   onTrainProgress?: (step: number, p: TrainProgress) => void;
+  /** recover 'distill': awaited before every training step (TrainSpec.gate). */
+  trainGate?: () => Promise<void>;
 }
 
 export interface HistoryStep {
@@ -342,6 +344,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
         threads: o.threads,
         ramMb: o.trainRamMb,
         onProgress: o.onTrainProgress && ((p) => o.onTrainProgress!(k, p)),
+        gate: o.trainGate,
       });
       distills.push(r);
       const t = r.training;

@@ -48,6 +48,7 @@ export interface QatOptions {
   seed?: number;
   loss?: TrainSpec['loss'];
   augment?: TrainSpec['augment'];
+  gate?: TrainSpec['gate'];
   shapes?: Map<string, number[]>;
   onProgress?: TrainSpec['onProgress'];
 }
@@ -122,6 +123,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
     seed: o.seed,
     shapes: o.shapes,
     onProgress: o.onProgress,
+    gate: o.gate,
   });
   const values = new Map<string, Tensor>();
   for (const name of trainable) {

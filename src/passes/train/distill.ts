@@ -78,6 +78,7 @@ export interface DistillOptions {
   /** Unset: random half-side crops, flips and brightness for images of CROP_FROM+ pixels a side (defaultAugment), else none. */
   augment?: TrainSpec['augment'];
   onProgress?: TrainSpec['onProgress'];
+  gate?: TrainSpec['gate'];
   /** Gradient rules for ops of the caller's own (TrainSpec.rules). */
   rules?: TrainSpec['rules'];
   /** Intermediate features matched besides the outputs: 'auto' (default, features.ts), none, or these tensors. */
@@ -159,6 +160,7 @@ function joinReports(parts: readonly TrainReport[], before: number, after: numbe
     ...last,
     steps: offset,
     seconds: +parts.reduce((a, p) => a + p.seconds, 0).toFixed(2),
+    ...(parts.some((p) => p.heldS) ? { heldS: +parts.reduce((a, p) => a + (p.heldS ?? 0), 0).toFixed(2) } : {}),
     curve,
     heldOutBefore: before,
     heldOutAfter: improved ? after : before,
@@ -213,6 +215,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       lr,
       threads,
       seed: o.seed,
+      gate: o.gate,
       onProgress: o.onProgress,
       rules: o.rules,
     });

@@ -329,7 +329,8 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     let lastSlot = 0;
     let step = 0;
     let stopped: TrainReport['stopped'] = 'time';
-    const elapsed = (): number => performance.now() - t0;
+    let heldMs = 0;
+    const elapsed = (): number => performance.now() - t0 - heldMs;
     const progress = (): number => Math.max(spec.maxSteps ? step / spec.maxSteps : 0, elapsed() / budgetMs);
 
     const evaluate = async (): Promise<number> => {
@@ -345,6 +346,11 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       if (spec.maxSteps !== undefined && step >= spec.maxSteps) {
         stopped = 'steps';
         break;
+      }
+      if (spec.gate) {
+        const h0 = performance.now();
+        await spec.gate();
+        heldMs += performance.now() - h0;
       }
       // the last held-out evaluation must fit in the budget too
       if (elapsed() + median(stepMs) + evalMs > budgetMs) break;
@@ -425,6 +431,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       batch: micro * accumulate,
       microBatch: micro,
       curve,
+      ...(heldMs > 0 ? { heldS: +(heldMs / 1000).toFixed(2) } : {}),
       heldOutBefore: before,
       heldOutAfter: improved ? best.loss : before,
       bestStep: improved ? best.step : 0,

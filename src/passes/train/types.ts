@@ -117,6 +117,12 @@ export interface TrainSpec {
   rules?: GradRules;
   /** Held-out evaluations over the run besides before and after (default 8). */
   evaluations?: number;
+  /**
+   * Awaited before every step: resolves at once to go on, or later when the box's applications
+   * no longer need the CPU (the agent holds training while it serves requests). Time spent
+   * waiting does not count against `minutes`.
+   */
+  gate?: () => Promise<void>;
 }
 
 export interface CurvePoint {
@@ -138,6 +144,8 @@ export interface TrainReport {
   batch: number;
   microBatch: number;
   curve: CurvePoint[];
+  /** Seconds spent held at the gate (TrainSpec.gate): not part of `seconds`. */
+  heldS?: number;
   heldOutBefore: number;
   /** Held-out loss of the returned model (the best seen; heldOutBefore when training did not help). */
   heldOutAfter: number;
