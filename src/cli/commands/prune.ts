@@ -120,7 +120,7 @@ function summary(r: PruneReport, out: string, speed: SpeedCheck | null): string 
       `${x.maskIoU !== null ? `, mask IoU ${x.maskIoU.toFixed(4)}` : ''}`;
     lines.push(
       `distillation${r.distill.length > 1 ? ` (step ${i + 1})` : ''}: ${t.steps} steps in ${t.seconds.toFixed(0)} s on ${d.trainSamples} samples ` +
-        `(batch ${t.batch}; step ${t.stepMs.toFixed(1)} ms vs inference ${t.forwardMs.toFixed(1)} ms; peak RSS ${t.peakRssMb} MB)`,
+        `${d.crop ? `(${d.crop.join('x')} crops, ` : '('}batch ${t.batch}; step ${t.stepMs.toFixed(1)} ms vs inference ${t.forwardMs.toFixed(1)} ms; peak RSS ${t.peakRssMb} MB)`,
       `  held-out (${d.heldOutSamples} samples): loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}; ` +
         `${f(d.fidelityBefore)} -> ${f(d.fidelityAfter)}` +
         (t.improved ? '' : ' (training did not lower the held-out loss: the lsq-recovered weights are kept)'),

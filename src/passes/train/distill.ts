@@ -7,7 +7,7 @@
 // (features.ts: the first full-width tensors after pruned groups), and with no learning rate given
 // with no learning rate given it takes the rate measured best for the kind of output (a probability
 // map: MAP_LR), and given several it tries each for a few steps and goes on with the best.
-import { EdgefitError } from '../../errors.js';
+import { EdgefitError, isEdgefitError } from '../../errors.js';
 import type { Sample } from '../../data/inputs.js';
 import type { Model } from '../../ir/model.js';
 import { runFirstOutput } from '../../runtime/runner.js';
@@ -111,18 +111,37 @@ export const CROP_FROM = 256;
 export const CROP_BATCH = 4;
 
 /**
- * The augmentation when none is given: for image inputs [1, C, H, W] of CROP_FROM+ a side, random
- * crops of half of each side, flips and brightness 0.1 (a quarter of the compute per row; det's
- * bench setting); none for anything else.
+ * When one row of the default crops does not fit the training RAM budget (ram.ts refuses), the
+ * crops shrink by this factor a side and the plan is measured again: a Pi with 2 GB trains det on
+ * smaller crops rather than not at all. Memory goes with the pixels, so each try needs ~0.56x.
  */
-function defaultAugment(samples: readonly Sample[]): TrainSpec['augment'] {
+export const CROP_SHRINK = 0.75;
+/** ... down to this side at the least (smaller crops hold too little text to learn from). */
+export const CROP_MIN = 96;
+/** Crop sides stay multiples of this: detectors downsample by 32 and need whole cells. */
+const CROP_ALIGN = 32;
+
+/** The default crop at `scale` of each side, or undefined when it would fall under CROP_MIN. */
+export function cropAt(h: number, w: number, scale: number): [number, number] | undefined {
+  const side = (v: number): number => Math.floor((v * scale) / CROP_ALIGN) * CROP_ALIGN;
+  const c: [number, number] = [side(h), side(w)];
+  return Math.min(...c) >= CROP_MIN ? c : undefined;
+}
+
+/**
+ * The augmentation when none is given: for image inputs [1, C, H, W] of CROP_FROM+ a side, random
+ * crops of `scale` (default half) of each side, flips and brightness 0.1 (a quarter of the compute
+ * per row; det's bench setting); none for anything else.
+ */
+function defaultAugment(samples: readonly Sample[], scale = 0.5): { augment: TrainSpec['augment']; crop: [number, number] } | undefined {
   const first = samples[0];
   const arrays = first ? Object.values(first) : [];
   const img = arrays.find((a) => a.dtype === 'float32' && a.shape.length === 4);
   if (!img || arrays.length !== 1) return undefined;
   const [, , h, w] = img.shape as [number, number, number, number];
   if (Math.min(h, w) < CROP_FROM) return undefined;
-  return augmenter({ crop: [h >> 1, w >> 1], flip: true, brightness: 0.1 });
+  const crop = cropAt(h, w, scale);
+  return crop && { augment: augmenter({ crop, flip: true, brightness: 0.1 }), crop };
 }
 
 /** A Sigmoid probability map [N, 1, H, W] as the student's first output. */
@@ -144,6 +163,8 @@ export interface DistillReport {
   features: FeatureChoice[];
   /** Rates tried and the held-out loss each reached (empty when one rate was used). */
   lrTrial: { lr: number; heldOut: number; steps: number }[];
+  /** The default random crop trained on ([h, w]): half of each side, smaller when the RAM budget said so. */
+  crop?: [number, number];
 }
 
 /** Several train() reports as one: steps, time and curve summed in order, before from the first, after from the last. */
@@ -189,8 +210,9 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
   const trainable = distillTrainable(student);
   const isMap = isMapStudent(student);
   const loss = o.loss ?? (isMap ? MAP_LOSS : undefined);
-  const augment = o.augment ?? defaultAugment(trainSet);
-  const batch = o.batch ?? (augment && !o.augment ? CROP_BATCH : undefined);
+  let scale = 0.5;
+  let auto = o.augment ? undefined : defaultAugment(trainSet, scale);
+  const batch = o.batch ?? (auto ? CROP_BATCH : undefined);
   // matched features: the student and teacher both expose them as extra outputs, with their losses
   const feats = await featureLosses(student, teacher, trainSet, {
     features: o.features ?? 'auto',
@@ -199,7 +221,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
     threads,
   });
   const rates: number[] = o.lr === undefined ? (isMap ? [MAP_LR] : []) : typeof o.lr === 'number' ? [o.lr] : [...o.lr];
-  const run = (from: Model, minutes: number, lr: number | undefined, maxSteps?: number) =>
+  const once = (from: Model, minutes: number, lr: number | undefined, maxSteps?: number) =>
     train({
       student: from,
       trainable,
@@ -207,7 +229,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       loss: feats.loss,
       train: trainSet,
       heldOut,
-      augment,
+      augment: o.augment ?? auto?.augment,
       minutes,
       maxSteps,
       batch,
@@ -219,6 +241,20 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       onProgress: o.onProgress,
       rules: o.rules,
     });
+  // the default crops shrink until one row fits the RAM budget (once shrunk, later runs keep it)
+  const run = async (from: Model, minutes: number, lr: number | undefined, maxSteps?: number): ReturnType<typeof once> => {
+    for (;;) {
+      try {
+        return await once(from, minutes, lr, maxSteps);
+      } catch (e) {
+        if (!auto || !isEdgefitError(e) || e.code !== 'OVER_BUDGET') throw e;
+        const smaller = defaultAugment(trainSet, scale * CROP_SHRINK);
+        if (!smaller) throw new EdgefitError('OVER_BUDGET', `${e.message} (even on ${auto.crop.join('x')} crops)`, { cause: e });
+        scale *= CROP_SHRINK;
+        auto = smaller;
+      }
+    }
+  };
   const lrTrial: DistillReport['lrTrial'] = [];
   let result;
   if (rates.length <= 1) result = await run(feats.student, o.minutes, rates[0], o.maxSteps);
@@ -259,5 +295,6 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
     fidelityAfter,
     features: feats.chosen,
     lrTrial,
+    ...(auto ? { crop: auto.crop } : {}),
   };
 }
