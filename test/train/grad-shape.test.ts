@@ -10,6 +10,7 @@ import { Graph } from '../../src/ir/graph.js';
 import { modelOf } from '../../src/ir/model.js';
 import { Node } from '../../src/ir/node.js';
 import { loadModel } from '../../src/onnx/index.js';
+import { sliceIndices } from '../../src/passes/train/grad/rules/layout.js';
 import { foldShapesPass } from '../../src/passes/cleanup/fold-shapes.js';
 import { normalize } from '../../src/passes/normalize.js';
 import { runPass } from '../../src/passes/pass.js';
@@ -533,4 +534,12 @@ t.test('whole model: ShuffleNetV2 (channel split by Slice, Concat, shuffle by Re
     );
     t.same(r.zero, [], `opset ${opset}: no all-zero gradient`);
   }
+});
+
+t.test('sliceIndices follows numpy: negatives, clamping, reversal', async (t) => {
+  t.same(sliceIndices(5, 0, 5, 2), [0, 2, 4]);
+  t.same(sliceIndices(5, -1, -Number.MAX_SAFE_INTEGER, -1), [4, 3, 2, 1, 0], 'a full reversal');
+  t.same(sliceIndices(5, 4, -6, -1), [4, 3, 2, 1, 0], 'reverseAxis form');
+  t.same(sliceIndices(5, 1, 100, 1), [1, 2, 3, 4], 'end clamped');
+  t.same(sliceIndices(5, 3, 1, 1), [], 'empty');
 });

@@ -27,7 +27,20 @@ export function constInts(n: Node, i: number, e: GradEmitter, what: string): num
   return c.toNumbers();
 }
 
-/** x sliced along `axes` (Slice's inputs from opset 10, attributes before). */
+/** The indices Slice picks along an axis of length d (numpy's rules: negatives count from the end, clamped). */
+export function sliceIndices(d: number, start: number, end: number, step: number): number[] {
+  const norm = (v: number, lo: number, hi: number): number => Math.min(Math.max(v < 0 ? v + d : v, lo), hi);
+  const out: number[] = [];
+  if (step > 0) for (let i = norm(start, 0, d), e = norm(end, 0, d); i < e; i += step) out.push(i);
+  else for (let i = norm(start, -1, d - 1), e = norm(end, -1, d - 1); i > e; i += step) out.push(i);
+  return out;
+}
+
+/**
+ * x sliced along `axes` (Slice's inputs from opset 10, attributes before). Steps (strided or
+ * reversed: the conv rules' taps and kernel flips) need opset 10's Slice; before it they are a
+ * Gather of the indices per axis, so opset-9 models (PP-OCR cls) train too.
+ */
 export function sliceOf(e: GradEmitter, x: string, axes: number[], starts: number[], ends: number[], steps?: number[]): string {
   const stepped = steps?.some((s) => s !== 1);
   if (e.opset >= 10) {
@@ -35,8 +48,14 @@ export function sliceOf(e: GradEmitter, x: string, axes: number[], starts: numbe
     if (stepped) ins.push(e.constInt64(steps!));
     return e.op('Slice', ins);
   }
-  if (stepped) throw new EdgefitError('INTERNAL', 'Slice with steps needs opset 10');
-  return e.op('Slice', [x], { axes, starts, ends });
+  if (!stepped) return e.op('Slice', [x], { axes, starts, ends });
+  const xs = e.shape(x);
+  let y = x;
+  axes.forEach((a, i) => {
+    const axis = a < 0 ? a + xs.length : a;
+    y = e.op('Gather', [y, e.constInt64(sliceIndices(xs[axis]!, starts[i]!, ends[i]!, steps![i]!))], { axis });
+  });
+  return y;
 }
 
 /** x reversed along `axis`. */

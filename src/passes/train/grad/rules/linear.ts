@@ -7,6 +7,7 @@ import { EdgefitError } from '../../../../errors.js';
 import type { Node } from '../../../../ir/node.js';
 import { floatAttr } from '../attrs.js';
 import type { GradEmitter, GradRule } from '../types.js';
+import { sliceOf } from './layout.js';
 
 /** A Conv's geometry with auto_pad resolved to explicit pads (what ConvTranspose and the patch Conv need). */
 export interface ConvGeometry {
@@ -92,7 +93,7 @@ function depthwiseTaps(e: GradEmitter, x: string, dy: string, geo: ConvGeometry,
     }
     const starts = idx.map((v, i) => v * geo.dilations[i]!);
     const ends = starts.map((s0, i) => s0 + (ys[i + 2]! - 1) * geo.strides[i]! + 1);
-    const slice = e.op('Slice', [padded, e.constInt64(starts), e.constInt64(ends), e.constInt64(axes), e.constInt64(geo.strides)]);
+    const slice = sliceOf(e, padded, axes, starts, ends, geo.strides);
     taps.push(e.reshape(e.reduceSum(e.op('Mul', [slice, dy]), summed, false), [c, 1]));
   }
   return e.reshape(e.op('Concat', taps, { axis: 1 }), wShape);
@@ -123,12 +124,13 @@ function depthwiseCorrelation(e: GradEmitter, x: string, dy: string, geo: ConvGe
   const os = e.shape(out);
   const over = geo.kernel.some((k, i) => os[i + 2]! !== k);
   const taps = over
-    ? e.op('Slice', [
+    ? sliceOf(
+        e,
         out,
-        e.constInt64(geo.kernel.map(() => 0)),
-        e.constInt64(geo.kernel),
-        e.constInt64(Array.from({ length: r }, (_, i) => i + 2)),
-      ])
+        Array.from({ length: r }, (_, i) => i + 2),
+        geo.kernel.map(() => 0),
+        geo.kernel,
+      )
     : out;
   if (nb === 1) return e.reshape(taps, wShape);
   return e.reshape(e.reduceSum(e.reshape(taps, [nb, c, ...geo.kernel]), [0], false), wShape);
@@ -197,13 +199,14 @@ function adjointConv(e: GradEmitter, dy: string, w: string, ws: readonly number[
   const flip = geo.kernel.map((k, i) => (k > 1 ? i + 2 : -1)).filter((a) => a >= 0);
   if (flip.length) {
     const minus = flip.map(() => -1);
-    wt = e.op('Slice', [
+    wt = sliceOf(
+      e,
       wt,
-      e.constInt64(minus),
-      e.constInt64(flip.map(() => -Number.MAX_SAFE_INTEGER)),
-      e.constInt64(flip),
-      e.constInt64(minus),
-    ]);
+      flip,
+      minus,
+      flip.map(() => -Number.MAX_SAFE_INTEGER),
+      minus,
+    );
   }
   return e.op('Conv', [dy, wt], {
     group: g,
