@@ -19,6 +19,9 @@ import { resolveFitter } from './reference-fitter.js';
 import { HoldPolicy } from './train-hold.js';
 import type { ServeStats } from '../serve/types.js';
 
+/** Served traffic must be quiet this long before a held training goes on (three stats windows). */
+const HOLD_QUIET_MS = 15_000;
+
 export interface FitModel {
   path: string;
   sha256: string;
@@ -81,20 +84,25 @@ export class FitManager implements Component, FitView {
   private fitterHold: ((on: boolean) => void) | undefined;
   /** Set while a training fit runs: served traffic holds it (train-hold.ts). */
   private training = false;
-  private readonly holdPolicy = new HoldPolicy();
+  private readonly holdPolicy = new HoldPolicy(HOLD_QUIET_MS);
+  private holdTimer: NodeJS.Timeout | undefined;
   private readonly onServeStats = (s: ServeStats): void => {
-    const change = this.holdPolicy.update(s);
-    if (change === undefined) return;
-    this.fitterHold?.(change);
-    if (this.training)
-      this.d.bus.report(
-        change ? 'training-held' : 'training-resumed',
-        change
-          ? `training held: the box is serving requests (${s.requests} in the last ${s.windowS} s)`
-          : 'training resumed: no served requests for a while',
-        { requests: s.requests },
-      );
+    if (!this.holdPolicy.update(s)) return;
+    this.setHold(true, `training held: the box is serving requests (${s.requests} in the last ${Math.round(s.windowS)} s)`);
+    this.holdTimer ??= setInterval(() => {
+      if (this.holdPolicy.tick() === false) this.setHold(false, `training resumed: no served requests for ${HOLD_QUIET_MS / 1000} s`);
+    }, 1000);
+    this.holdTimer.unref();
   };
+
+  private setHold(on: boolean, message: string): void {
+    this.fitterHold?.(on);
+    if (!on && this.holdTimer) {
+      clearInterval(this.holdTimer);
+      this.holdTimer = undefined;
+    }
+    if (this.training) this.d.bus.report(on ? 'training-held' : 'training-resumed', message, {});
+  }
   private fitting: Promise<void> | undefined;
   private stopped = false;
 
@@ -116,6 +124,7 @@ export class FitManager implements Component, FitView {
   stop(): void {
     this.stopped = true;
     this.d.bus.off('serve:stats', this.onServeStats);
+    if (this.holdTimer) clearInterval(this.holdTimer);
     // a running fit is not awaited: it may take minutes; its child is killed, the fit is marked
     // failed and redone on restart
     this.fitterClose?.();

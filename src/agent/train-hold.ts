@@ -23,27 +23,34 @@ export class TrainGate {
 }
 
 /**
- * The agent's side: from the serve process's stats windows, whether training should be held.
- * Held as soon as a window saw a request (or one is in flight); released after `quietWindows`
- * windows in a row without any, so a client that pauses between bursts does not flap it.
+ * The agent's side: whether training should be held, from the serve process's stats windows (it
+ * sends one every few seconds, and only for windows that saw requests). Held as soon as a window
+ * saw a request (or one is in flight); released by `tick` once `quietMs` have passed without a
+ * busy window, so a client that pauses between bursts does not flap it.
  */
 export class HoldPolicy {
-  private quiet = 0;
+  private lastBusy = -Infinity;
   private held = false;
 
-  constructor(private readonly quietWindows = 2) {}
+  constructor(private readonly quietMs = 15_000) {}
 
   get isHeld(): boolean {
     return this.held;
   }
 
-  /** The new state when it changes, else undefined. */
-  update(s: Pick<ServeStats, 'requests' | 'inFlight'>): boolean | undefined {
-    const busy = s.requests > 0 || s.inFlight > 0;
-    this.quiet = busy ? 0 : this.quiet + 1;
-    const next = busy ? true : this.held && this.quiet < this.quietWindows;
-    if (next === this.held) return undefined;
-    this.held = next;
-    return next;
+  /** A stats window: true when it holds training now (it was not held), else undefined. */
+  update(s: Pick<ServeStats, 'requests' | 'inFlight'>, now = Date.now()): true | undefined {
+    if (s.requests <= 0 && s.inFlight <= 0) return undefined;
+    this.lastBusy = now;
+    if (this.held) return undefined;
+    this.held = true;
+    return true;
+  }
+
+  /** false when quiet long enough to release it now, else undefined. */
+  tick(now = Date.now()): false | undefined {
+    if (!this.held || now - this.lastBusy < this.quietMs) return undefined;
+    this.held = false;
+    return false;
   }
 }

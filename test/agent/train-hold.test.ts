@@ -3,18 +3,18 @@
 import t from 'tap';
 import { HoldPolicy, TrainGate } from '../../src/agent/train-hold.js';
 
-t.test('the hold policy: busy holds at once, quiet releases after two windows, no flapping', async (t) => {
-  const p = new HoldPolicy(2);
-  const w = (requests: number, inFlight = 0) => p.update({ requests, inFlight });
-  t.equal(w(0), undefined, 'quiet and not held: no change');
-  t.equal(w(3), true, 'a request holds');
-  t.equal(w(1), undefined, 'still busy: no change');
-  t.equal(w(0), undefined, 'one quiet window: still held');
-  t.equal(w(0, 1), undefined, 'a request in flight keeps it held');
-  t.equal(w(0), undefined);
-  t.equal(w(0), false, 'two quiet windows in a row release');
+t.test('the hold policy: a busy window holds at once, quiet time releases, no flapping', async (t) => {
+  const p = new HoldPolicy(15_000);
+  t.equal(p.update({ requests: 0, inFlight: 0 }, 0), undefined, 'an idle window does not hold');
+  t.equal(p.tick(1000), undefined, 'not held: nothing to release');
+  t.equal(p.update({ requests: 3, inFlight: 0 }, 1000), true, 'a request holds');
+  t.equal(p.update({ requests: 1, inFlight: 0 }, 6000), undefined, 'still busy: no change');
+  t.equal(p.tick(20_000), undefined, '14 s after the last busy window: still held');
+  t.equal(p.update({ requests: 0, inFlight: 1 }, 20_500), undefined, 'a request in flight counts as busy');
+  t.equal(p.tick(35_000), undefined);
+  t.equal(p.tick(35_500), false, '15 s quiet: released');
   t.notOk(p.isHeld);
-  t.equal(w(0), undefined);
+  t.equal(p.tick(40_000), undefined, 'released once');
 });
 
 t.test('the gate parks waiters while held and frees them all on release', async (t) => {
