@@ -19,6 +19,8 @@ export function startAgentProc(opts: {
   env?: NodeJS.ProcessEnv;
   metricsIntervalS?: number;
   probeIntervalS?: number;
+  /** An operator public key file to pin (--operator-key): without one the agent is read-only. */
+  operatorKey?: string;
 }): AgentProc {
   const args = [
     CLI,
@@ -42,6 +44,7 @@ export function startAgentProc(opts: {
     // serving on, on any free port: parallel tests never collide on 8551
     '--serve-port',
     '0',
+    ...(opts.operatorKey ? ['--operator-key', opts.operatorKey] : []),
     ...(opts.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
