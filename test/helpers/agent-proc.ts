@@ -12,7 +12,8 @@ export interface AgentProc {
 }
 
 export function startAgentProc(opts: {
-  broker: string;
+  /** Omitted: the agent runs its embedded broker (give mqtt.embeddedPort a free port in a --config). */
+  broker?: string;
   deviceId: string;
   stateDir: string;
   extraArgs?: string[];
@@ -25,8 +26,7 @@ export function startAgentProc(opts: {
   const args = [
     CLI,
     'agent',
-    '--broker',
-    opts.broker,
+    ...(opts.broker ? ['--broker', opts.broker] : []),
     '--device-id',
     opts.deviceId,
     '--state-dir',
