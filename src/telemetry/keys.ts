@@ -1,7 +1,7 @@
 // Operator key pairs (issue 20): the private half signs commands (a dashboard, a tool), the public
 // half is pinned by devices. Files are PEM: operator.key (PKCS8, 0600) and operator.pub (SPKI).
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EdgefitError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -48,7 +48,12 @@ export function ensureOperatorKeys(dir: string): OperatorKeyFiles & { privateKey
   const keyPath = join(dir, OPERATOR_KEY_FILE);
   const pubPath = join(dir, OPERATOR_PUB_FILE);
   const created = !existsSync(keyPath) || !existsSync(pubPath);
-  if (created) generateOperatorKeys(dir, true);
+  if (created) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    generateOperatorKeys(dir, true);
+  }
+  // a copy restored with the wrong mode is made private again: only this user may sign
+  chmodSync(keyPath, 0o600);
   const privateKey = loadPrivateKey(readFileSync(keyPath, 'utf8'));
   const publicKey = loadPublicKey(readFileSync(pubPath, 'utf8'));
   // the two files must be one pair: a stray .pub would pin a key nobody here holds

@@ -53,6 +53,7 @@ t.test('embedded loopback broker + built-in dashboard: a local key, the dashboar
   t.notMatch(a.output(), /holds no operator key/);
   const keyPath = join(state, 'keys', 'operator.key');
   t.equal(statSync(keyPath).mode & 0o777, 0o600, 'the private key is 0600');
+  t.equal(statSync(join(state, 'keys')).mode & 0o777, 0o700, 'in a private folder');
   const priv = loadPrivateKey(readFileSync(keyPath, 'utf8'));
   const pub = loadPublicKey(readFileSync(join(state, 'keys', 'operator.pub'), 'utf8'));
   t.equal(keyFingerprint(createPublicKey(priv)), keyFingerprint(pub), 'one pair');
