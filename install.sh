@@ -3,18 +3,21 @@
 #   ./install.sh                 install or upgrade in place, enable and start the service
 #   ./install.sh --uninstall     stop, disable and remove (state in /var/lib/edgefit is kept unless --purge)
 #   ./install.sh --root DIR      install into a throwaway root (CI): no systemctl, no useradd
+#   ./install.sh --operator-key PUBFILE   pin this operator public key (default: generate a pair in /etc/edgefit/keys)
 # Every path is quoted; no command is built from input strings.
 set -eu
 
 ROOT=""
 MODE=install
 PURGE=0
+OPERATOR_KEY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) [ $# -ge 2 ] || { echo "install.sh: --root needs a directory" >&2; exit 2; }; ROOT="$2"; shift 2 ;;
     --uninstall) MODE=uninstall; shift ;;
     --purge) PURGE=1; shift ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --operator-key) [ $# -ge 2 ] || { echo "install.sh: --operator-key needs a public key file" >&2; exit 2; }; OPERATOR_KEY="$2"; shift 2 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -76,6 +79,56 @@ CONF
   say "wrote default config $ETC/config (embedded broker, no dashboard; set mqtt.url for your fleet broker, dashboard.port to serve one on 127.0.0.1)"
 else
   say "kept existing config $ETC/config"
+fi
+
+# ---- operator key (issue 20): commands that change the device must be signed by a pinned key ----
+# The agent pins /etc/edgefit/operator.pub (readable by the service); a private half made here stays
+# in /etc/edgefit/keys (root only) until the operator moves it to the dashboard host.
+EDGEFIT="$PREFIX/dist/src/cli/main.js"
+PUB_PINNED=/etc/edgefit/operator.pub
+KEYS="$ETC/keys"
+# pin_key FILE: copy FILE to $ETC/operator.pub and add its installed path to security.operatorKeys
+pin_key() {
+  cp "$1" "$ETC/operator.pub.new" && chmod 0644 "$ETC/operator.pub.new" && mv "$ETC/operator.pub.new" "$ETC/operator.pub"
+  "$NODE" -e '
+    const fs = require("fs");
+    const [file, pub] = process.argv.slice(1);
+    const c = JSON.parse(fs.readFileSync(file, "utf8"));
+    c.security = c.security || {};
+    const keys = c.security.operatorKeys || [];
+    if (!keys.includes(pub)) keys.push(pub);
+    c.security.operatorKeys = keys;
+    const fd = fs.openSync(file + ".new", "w", 0o640);
+    fs.writeSync(fd, JSON.stringify(c, null, 2) + "\n");
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(file + ".new", file);
+  ' "$ETC/config" "$PUB_PINNED"
+}
+if [ -n "$OPERATOR_KEY" ]; then
+  [ -f "$OPERATOR_KEY" ] || die "--operator-key: $OPERATOR_KEY is not a file"
+  FP=$("$NODE" "$EDGEFIT" keys fingerprint "$OPERATOR_KEY") || die "--operator-key: $OPERATOR_KEY is not a PEM ed25519 public key"
+  pin_key "$OPERATOR_KEY"
+  say "pinned operator key $FP ($PUB_PINNED): only commands signed by its private half change this device"
+elif [ "$("$NODE" -e '
+    const s = (JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).security) || {};
+    process.stdout.write((s.operatorKeys && s.operatorKeys.length) || s.publicKeyFile || s.hmacSecretFile ? "yes" : "no");
+  ' "$ETC/config")" = yes ]; then
+  say "kept the signing keys of $ETC/config"
+else
+  if [ ! -f "$KEYS/operator.key" ]; then
+    (umask 077 && mkdir -p "$KEYS")
+    "$NODE" "$EDGEFIT" keys generate --out "$KEYS" >/dev/null || die "could not generate an operator key in $KEYS"
+  fi
+  chmod 0700 "$KEYS"; chmod 0600 "$KEYS/operator.key"
+  [ -z "$ROOT" ] && chown -R root:root "$KEYS"
+  pin_key "$KEYS/operator.pub"
+  FP=$("$NODE" "$EDGEFIT" keys fingerprint "$KEYS/operator.pub")
+  say "generated operator key $FP and pinned its public half ($PUB_PINNED)"
+  say "its private half is /etc/edgefit/keys/operator.key (root only). For the dashboard to steer this device:"
+  say "  1. copy it to the dashboard host: scp root@<this box>:/etc/edgefit/keys/operator.key ./operator.key"
+  say "  2. run: edgefit dashboard --operator-key ./operator.key   (or EDGEFIT_OPERATOR_KEY_FILE=./operator.key)"
+  say "  3. delete it here: rm /etc/edgefit/keys/operator.key   (a fleet shares one key: install the others with --operator-key operator.pub)"
 fi
 
 mkdir -p "$(dirname "$UNIT")"

@@ -7,13 +7,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AgentConfig } from '../config/agent.js';
+import { operatorKeyFiles, zeroSetupControl, type AgentConfig } from '../config/agent.js';
 import { configMessage } from '../config/remedy.js';
 import { EdgefitError } from '../errors.js';
 import type { Fitter } from '../fit/types.js';
 import type { Task } from '../fidelity/tasks.js';
 import { Store } from '../store/index.js';
-import { loadPublicKey, type SigningConfig } from '../telemetry/signing.js';
+import { ensureOperatorKeys, keyFingerprint, readPublicKeys } from '../telemetry/keys.js';
+import type { ControlMode } from '../telemetry/payloads.js';
+import type { SigningConfig, SigningKey } from '../telemetry/signing.js';
 import { topicsFor } from '../telemetry/topics.js';
 import { Adaptation } from './adaptation.js';
 import { BudgetStore } from './budget-store.js';
@@ -71,6 +73,13 @@ export class Agent {
   private store: Store | undefined;
   private source: LatencySource | undefined;
   private fits: FitManager | undefined;
+  /** Who may change this device (the status payload's `control`), known once start() has run. */
+  control: ControlMode = 'read-only';
+  /**
+   * The zero-setup operator key (embedded loopback broker + built-in dashboard, nothing configured):
+   * the built-in dashboard signs with it. Undefined otherwise.
+   */
+  localOperatorKey: SigningKey | undefined;
   /** The serving component, when serving is on. */
   serving: ServeComponent | undefined;
   private started: Component[] = [];
@@ -212,6 +221,7 @@ export class Agent {
       deviceId: this.deviceId,
       topics,
       agentVersion: AGENT_VERSION,
+      control: this.control,
       stateDir: this.stateDir,
       log,
       fits,
@@ -230,6 +240,8 @@ export class Agent {
       bus,
       deviceId: this.deviceId,
       signing,
+      // by the signed ts: a request older than the window fails the freshness check anyway
+      replay: { accept: (txn, ts) => store.acceptTxn(txn, ts, cfg.security.maxSkewS * 1000) },
       context: { uptimeS: () => telemetry.uptimeS(), fits, budgets, deployer, shapes, maxModelMb: cfg.security.maxModelMb },
     });
 
@@ -262,15 +274,43 @@ export class Agent {
     }
   }
 
+  /** How commands are checked, and the one line saying so at start (issue 20: secure by default). */
   private signingConfig(): SigningConfig {
     const s = this.cfg.security;
-    if (s.publicKeyFile)
-      return { mode: 'ed25519', publicKeys: [loadPublicKey(readFileSync(s.publicKeyFile, 'utf8'))], maxSkewMs: s.maxSkewS * 1000 };
+    const maxSkewMs = s.maxSkewS * 1000;
+    const files = operatorKeyFiles(this.cfg);
+    if (files.length) {
+      const publicKeys = readPublicKeys(files);
+      if (s.hmacSecretFile) this.log('security.hmacSecretFile is ignored: operator keys are pinned');
+      this.control = 'operator-key';
+      this.log(`control: commands must be signed by a pinned operator key (${publicKeys.map(keyFingerprint).join(', ')})`);
+      return { mode: 'ed25519', publicKeys, maxSkewMs };
+    }
     if (s.hmacSecretFile) {
       const secret = readFileSync(s.hmacSecretFile, 'utf8').trim();
       if (secret.length < 16) throw new EdgefitError('CONFIG', `HMAC secret in ${s.hmacSecretFile} must be at least 16 characters`);
-      return { mode: 'hmac', secret, maxSkewMs: s.maxSkewS * 1000 };
+      this.control = 'hmac-legacy';
+      this.log(
+        'control: LEGACY shared-secret (HMAC) signing; every holder of the secret can command every device: pin operator keys instead (README Security)',
+      );
+      return { mode: 'hmac', secret, maxSkewMs };
     }
+    if (zeroSetupControl(this.cfg)) {
+      // nothing leaves this box: the broker listens on loopback and the only holder of the private
+      // half is the built-in dashboard (which asks for its own login token)
+      const k = ensureOperatorKeys(join(this.stateDir, 'keys'));
+      this.control = 'operator-key';
+      this.localOperatorKey = { mode: 'ed25519', privateKey: k.privateKey };
+      this.log(
+        `control: ${k.created ? 'created' : 'using'} the local operator key ${k.fingerprint} (${k.keyPath}) for the built-in dashboard; ` +
+          'only commands signed by it are obeyed',
+      );
+      return { mode: 'ed25519', publicKeys: [k.publicKey], maxSkewMs };
+    }
+    this.control = 'read-only';
+    this.log(
+      'control: read-only: no operator key is pinned, fit/set-budget/rollback/deploy are refused (security.operatorKeys; see README Security)',
+    );
     return { mode: 'none' };
   }
 

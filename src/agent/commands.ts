@@ -1,5 +1,6 @@
 // Commands arriving on request/<verb> (as 'command' on the bus): parse, validate, verify the
-// signature, run the verb's handler from COMMANDS, and answer ('response' on the bus, published
+// signature of a state-changing verb (STATE_CHANGING) and refuse a replayed txn, run the verb's
+// handler from COMMANDS, and answer ('response' on the bus, published
 // on response/<verb>) echoing the txn. Anything wrong gets an error response and the agent
 // carries on; nothing a command carries is ever used as a file path.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -90,6 +91,28 @@ export const COMMANDS = {
 
 const isCommand = (verb: string): verb is Verb => Object.hasOwn(COMMANDS, verb);
 
+/**
+ * Verbs that change the device (what it runs, what it aims for): each must be signed by a pinned
+ * operator key (or the legacy shared secret), for this device, once. Read-only verbs stay open so
+ * a dashboard without the key can still watch.
+ */
+export const STATE_CHANGING = {
+  ping: false,
+  fit: true,
+  'set-budget': true,
+  rollback: true,
+  deploy: true,
+  'get-frontier': false,
+} as const satisfies Record<Verb, boolean>;
+
+/** The answer to a state-changing verb when nothing could sign it (the default posture). */
+export const READ_ONLY_REFUSAL = 'read-only: no operator key is pinned (security.operatorKeys; see README Security)';
+
+/** Signed txns already accepted: `accept` records one and says false for a txn seen before. */
+export interface ReplayGuard {
+  accept(txn: string, tsMs: number): boolean;
+}
+
 async function deploy(args: DeployArgs, c: CommandContext): Result {
   const { deployer, txn } = c;
   if ('candidateId' in args) {
@@ -104,11 +127,10 @@ async function deploy(args: DeployArgs, c: CommandContext): Result {
   const bytes = Buffer.from(args.modelB64, 'base64');
   const sha = sha256Hex(bytes);
   if (sha !== args.sha256) throw new EdgefitError('INTEGRITY', `shipped model sha256 is ${sha}, the request says ${args.sha256}`);
-  if (c.signing.mode === 'ed25519') {
-    if (!args.signature) throw new EdgefitError('INTEGRITY', 'shipped model is not signed and a public key is configured');
-    if (!verifyModelSignature(c.signing.publicKeys, bytes, args.signature))
-      throw new EdgefitError('INTEGRITY', 'shipped model signature does not verify');
-  }
+  // the bytes are bound by the signed request (its args carry them and their sha256, checked above);
+  // a separate signature over the model, when given, must verify too
+  if (c.signing.mode === 'ed25519' && args.signature && !verifyModelSignature(c.signing.publicKeys, bytes, args.signature))
+    throw new EdgefitError('INTEGRITY', 'shipped model signature does not verify');
   await (c.checkRuns ?? checkRuns)(bytes, c.shapes);
   const meta = { fitId: null, candidateId: null, source: 'command', expectSha256: args.sha256 };
   const v = await deployer.exclusive(() => deployer.deployBytes({ bytes }, meta, txn));
@@ -134,6 +156,8 @@ export interface CommandRouterDeps {
   bus: AgentBus;
   deviceId: string;
   signing: SigningConfig;
+  /** Where accepted signed txns are recorded (persisted: a restart does not reopen a replay). */
+  replay: ReplayGuard;
   /** The handlers' context minus the per-request txn. */
   context: Omit<CommandContext, 'txn' | 'bus' | 'signing'>;
 }
@@ -174,7 +198,7 @@ export class CommandRouter implements Component {
       }
       const req = checkPayload('request', body);
       if (!isCommand(verb)) throw new EdgefitError('USAGE', `unknown verb '${verb}'`);
-      verifyRequest(this.d.signing, this.d.deviceId, verb, req);
+      if (STATE_CHANGING[verb]) this.authorize(verb, req);
       const args = checkArgs(verb, req.args ?? {});
       const handler = COMMANDS[verb] as (args: unknown, c: CommandContext) => Result;
       const result = await handler(args, { ...this.d.context, txn: req.txn, bus: this.d.bus, signing: this.d.signing });
@@ -184,6 +208,15 @@ export class CommandRouter implements Component {
       this.respond(verb, txn, { ok: false, error: { code, message: oneLine(e) } });
       this.d.bus.report('command-rejected', `${verb} rejected: ${oneLine(e)}`, { verb, code }, txn ?? undefined);
     }
+  }
+
+  /** Throws unless a state-changing request is signed by a pinned key, for this device, and new. */
+  private authorize(verb: Verb, req: { txn: string; ts?: number; args?: unknown; sig?: string }): void {
+    if (this.d.signing.mode === 'none') throw new EdgefitError('INTEGRITY', READ_ONLY_REFUSAL);
+    verifyRequest(this.d.signing, this.d.deviceId, verb, req);
+    // recorded before the handler runs: a copy arriving while it runs is refused as well
+    if (!this.d.replay.accept(req.txn, req.ts!))
+      throw new EdgefitError('INTEGRITY', `txn '${req.txn}' was already accepted: a replayed request is refused`);
   }
 
   private respond(verb: string, txn: string | null, body: Pick<ResponsePayload, 'ok' | 'result' | 'error'>): void {

@@ -11,6 +11,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../telemetry/embedded-
 import { OutboxPublisher } from '../telemetry/outbox-publisher.js';
 import {
   PAYLOAD_VERSION,
+  type ControlMode,
   type EventPayload,
   type MetricsPayload,
   type ProfilePayload,
@@ -35,6 +36,8 @@ export interface TelemetryDeps {
   deviceId: string;
   topics: Topics;
   agentVersion: string;
+  /** Who may change the device, in the status payload (issue 20). */
+  control?: ControlMode;
   stateDir: string;
   log: (line: string) => void;
   /** What goes into metrics and the profile. */
@@ -143,6 +146,7 @@ export class Telemetry implements Component {
       this.d.deviceId,
       this.d.agentVersion,
       `edgefit-${this.d.deviceId}`,
+      this.d.control,
     ));
     const link = {
       get connected() {

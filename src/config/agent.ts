@@ -174,8 +174,21 @@ export const agentConfigSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        hmacSecretFile: { ...nullableString, description: 'file holding the shared secret for HMAC-signed commands' },
-        publicKeyFile: { ...nullableString, description: 'PEM ed25519 key: commands and shipped models must be signed by it' },
+        operatorKeys: {
+          type: 'array',
+          items: { type: 'string', minLength: 1 },
+          maxItems: 64,
+          default: [],
+          description:
+            'PEM ed25519 public key files (`edgefit keys generate`): fit, set-budget, rollback and deploy must be signed by one of them. ' +
+            'None (and no hmacSecretFile): the agent is read-only, except the zero-setup key of the embedded loopback broker + built-in dashboard',
+        },
+        hmacSecretFile: {
+          ...nullableString,
+          description:
+            'LEGACY: file holding a shared secret for HMAC-signed commands; prefer operatorKeys (a device can forge nothing with a public key)',
+        },
+        publicKeyFile: { ...nullableString, description: 'alias of one operatorKeys entry (kept for older configs)' },
         maxSkewS: { type: 'integer', minimum: 1, maximum: 86400, default: 300 },
         maxModelMb: { type: 'number', exclusiveMinimum: 0, maximum: 4096, default: 64 },
       },
@@ -223,10 +236,37 @@ export interface AgentConfig {
     maxBodyMb: number;
     capture: { enabled: boolean; maxMb: number; every: number };
   };
-  security: { hmacSecretFile: string | null; publicKeyFile: string | null; maxSkewS: number; maxModelMb: number };
+  security: {
+    operatorKeys: string[];
+    hmacSecretFile: string | null;
+    publicKeyFile: string | null;
+    maxSkewS: number;
+    maxModelMb: number;
+  };
 }
 
 export const DEFAULT_DASHBOARD_PORT = 8080;
+
+/** Pinned operator public key files: security.operatorKeys and its older alias publicKeyFile. */
+export function operatorKeyFiles(cfg: AgentConfig): string[] {
+  const s = cfg.security;
+  return [...new Set([...s.operatorKeys, ...(s.publicKeyFile ? [s.publicKeyFile] : [])])];
+}
+
+/**
+ * The zero-setup exception (`npm start`): the embedded broker on loopback and the built-in
+ * dashboard beside it, nothing configured. Only then may the agent make its own operator key and
+ * hand it to that dashboard; with a fleet broker (mqtt.url) there is no such exception.
+ */
+export function zeroSetupControl(cfg: AgentConfig): boolean {
+  return (
+    cfg.mqtt.url === null &&
+    isLoopback(cfg.mqtt.embeddedHost) &&
+    dashboardPort(cfg) !== null &&
+    operatorKeyFiles(cfg).length === 0 &&
+    cfg.security.hmacSecretFile === null
+  );
+}
 
 /** The port the local dashboard listens on, or null when it is off. */
 export function dashboardPort(cfg: AgentConfig): number | null {

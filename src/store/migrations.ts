@@ -69,4 +69,10 @@ export const MIGRATIONS = [
   ALTER TABLE fits ADD COLUMN task TEXT;
   ALTER TABLE fits ADD COLUMN fidelity_metric TEXT;
   `,
+  // 3: signed requests the agent accepted, kept while their ts is inside the freshness window so a
+  // replay is refused, across restarts too (issue 20)
+  `
+  CREATE TABLE accepted_txns (txn TEXT PRIMARY KEY, ts INTEGER NOT NULL);
+  CREATE INDEX accepted_txns_ts ON accepted_txns (ts);
+  `,
 ] as const;

@@ -125,6 +125,22 @@ export class Store {
       .run(name, by);
   }
 
+  // ---- replay protection: signed txns accepted within the freshness window ----
+  /**
+   * Record a signed request's txn (ts in ms, as signed); false when that txn was accepted before.
+   * Rows whose ts is older than `windowMs` before `now` go: a request that old fails the freshness
+   * check before it gets here, so forgetting it reopens nothing.
+   */
+  acceptTxn(txn: string, tsMs: number, windowMs: number, now = Date.now()): boolean {
+    return this.db.transaction(() => {
+      this.db.prepare('DELETE FROM accepted_txns WHERE ts < ?').run(now - windowMs);
+      return this.db.prepare('INSERT INTO accepted_txns (txn, ts) VALUES (?, ?) ON CONFLICT(txn) DO NOTHING').run(txn, tsMs).changes === 1;
+    })();
+  }
+  acceptedTxns(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS c FROM accepted_txns').get() as { c: number }).c;
+  }
+
   // ---- hardware profile ----
   saveHardware(hash: string, profile: string, json: unknown): void {
     this.db

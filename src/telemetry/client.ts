@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { EdgefitError } from '../errors.js';
-import { PAYLOAD_VERSION, type StatusPayload } from './payloads.js';
+import { PAYLOAD_VERSION, type ControlMode, type StatusPayload } from './payloads.js';
 import type { Topics } from './topics.js';
 
 export interface MqttSettings {
@@ -48,6 +48,7 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
     private readonly deviceId: string,
     private readonly agentVersion: string,
     private readonly clientId: string,
+    private readonly control?: ControlMode,
   ) {
     super();
   }
@@ -57,7 +58,15 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
   }
 
   status(state: StatusPayload['state'], reason: StatusPayload['reason']): StatusPayload {
-    return { v: PAYLOAD_VERSION, deviceId: this.deviceId, state, reason, ts: new Date().toISOString(), agentVersion: this.agentVersion };
+    return {
+      v: PAYLOAD_VERSION,
+      deviceId: this.deviceId,
+      state,
+      reason,
+      ts: new Date().toISOString(),
+      agentVersion: this.agentVersion,
+      ...(this.control ? { control: this.control } : {}),
+    };
   }
 
   start(): void {

@@ -19,6 +19,12 @@ const hex64 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
 
 export const STATUS_STATES = ['online', 'offline'] as const;
 export const STATUS_REASONS = ['start', 'shutdown', 'lwt'] as const;
+/**
+ * Who may change the device (issue 20): 'read-only' no key is pinned, state-changing commands are
+ * refused; 'operator-key' commands signed by a pinned ed25519 key; 'hmac-legacy' the shared secret.
+ */
+export const CONTROL_MODES = ['read-only', 'operator-key', 'hmac-legacy'] as const;
+export type ControlMode = (typeof CONTROL_MODES)[number];
 export interface StatusPayload {
   v: number;
   deviceId: string;
@@ -26,6 +32,8 @@ export interface StatusPayload {
   reason: (typeof STATUS_REASONS)[number];
   ts: string;
   agentVersion: string;
+  /** Absent from agents before issue 20 (and simulators). */
+  control?: ControlMode;
 }
 export const statusSchema = {
   type: 'object',
@@ -38,6 +46,7 @@ export const statusSchema = {
     reason: { enum: STATUS_REASONS },
     ts: isoTs,
     agentVersion: { type: 'string' },
+    control: { enum: CONTROL_MODES },
   },
 } as const;
 

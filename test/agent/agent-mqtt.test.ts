@@ -8,13 +8,16 @@ import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
 import { startAgentProc } from '../helpers/agent-proc.js';
 import { checkPayload } from '../../src/telemetry/validate.js';
+import { makeOperator } from '../helpers/operator.js';
 
 const broker = await startBroker();
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-agent-'));
 const dev = 'dev-mqtt';
 const pre = `edgefit/${dev}/`;
 const w = await Watcher.connect(broker.url, [`${pre}#`]);
-const agent = startAgentProc({ broker: broker.url, deviceId: dev, stateDir: join(dir, 'state') });
+// commands that change the device are signed by a pinned operator key (issue 20)
+const op = makeOperator(join(dir, 'op'));
+const agent = startAgentProc({ broker: broker.url, deviceId: dev, stateDir: join(dir, 'state'), operatorKey: op.pubFile });
 t.teardown(async () => {
   agent.child.kill('SIGKILL');
   await w.close();
@@ -29,6 +32,7 @@ await t.test('status online is retained for late subscribers; profile retained',
   const s = await late.waitFor((m) => m.topic === `${pre}status`, 5000);
   t.equal(s.retain, true, 'delivered as retained');
   t.equal(checkPayload('status', s.json()).state, 'online');
+  t.equal(s.json().control, 'operator-key', 'the status says who may change the device');
   const p = await late.waitFor((m) => m.topic === `${pre}profile` && m.retain, 10_000, 0, 'retained profile');
   t.ok(checkPayload('profile', p.json()).hardwareHash);
   await late.close();
@@ -53,7 +57,7 @@ await t.test('first fit and deploy happen, events and metrics validate against t
 
 await t.test('fit request round trip echoes the txn in the response and in the fit events', async (t) => {
   const from = w.msgs.length;
-  await w.publish(`${pre}request/fit`, { txn: 'fit-42', args: {} });
+  await w.publish(`${pre}request/fit`, op.signed(dev, 'fit', 'fit-42'));
   const r = await w.waitFor((m) => m.topic === `${pre}response/fit`, 10_000, from, 'fit response');
   const resp = checkPayload('response', r.json());
   t.equal(resp.txn, 'fit-42');
@@ -74,17 +78,17 @@ await t.test('malformed, invalid and unknown commands get error responses; the a
   t.match(r, { ok: false, txn: 'u1', error: { code: 'USAGE', message: /unknown verb/ } });
 
   from = w.msgs.length;
-  await w.publish(`${pre}request/set-budget`, { txn: 'b1', args: { latencyMs: -3, path: '/etc/passwd' } });
+  await w.publish(`${pre}request/set-budget`, op.signed(dev, 'set-budget', 'b1', { latencyMs: -3, path: '/etc/passwd' }));
   r = (await w.waitFor((m) => m.topic === `${pre}response/set-budget`, 10_000, from)).json();
   t.match(r, { ok: false, txn: 'b1', error: { code: 'DATA' } });
   t.match(r.error.message, /latencyMs/);
   t.match(r.error.message, /path/);
 
   from = w.msgs.length;
-  await w.publish(`${pre}request/deploy`, {
-    txn: 'd1',
-    args: { modelB64: Buffer.from('not a model').toString('base64'), sha256: 'a'.repeat(64) },
-  });
+  await w.publish(
+    `${pre}request/deploy`,
+    op.signed(dev, 'deploy', 'd1', { modelB64: Buffer.from('not a model').toString('base64'), sha256: 'a'.repeat(64) }),
+  );
   r = (await w.waitFor((m) => m.topic === `${pre}response/deploy`, 10_000, from)).json();
   t.match(r, { ok: false, txn: 'd1', error: { code: 'INTEGRITY' } }, 'sha256 mismatch rejected before anything is written');
 

@@ -10,6 +10,7 @@ import { Watcher } from '../helpers/mqtt-watch.js';
 import { startAgentProc, CLS_MODEL } from '../helpers/agent-proc.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
 import { Store } from '../../src/store/index.js';
+import { makeOperator } from '../helpers/operator.js';
 
 const broker = await startBroker();
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-crash-'));
@@ -17,6 +18,7 @@ const state = join(dir, 'state');
 const dev = 'dev-crash';
 const pre = `edgefit/${dev}/`;
 const w = await Watcher.connect(broker.url, [`${pre}#`]);
+const op = makeOperator(join(dir, 'op'));
 t.teardown(async () => {
   await w.close();
   await broker.stop();
@@ -34,13 +36,22 @@ t.test('kill -9 during deploy', async (t) => {
   const m = parseModel(readFileSync(CLS_MODEL));
   m.metadata.set('edgefit-test', 'variant-b');
   const bytes = serializeModel(m);
-  const a2 = startAgentProc({ broker: broker.url, deviceId: dev, stateDir: state, env: { EDGEFIT_FAULT_DEPLOY_PAUSE_MS: '30000' } });
+  const a2 = startAgentProc({
+    broker: broker.url,
+    deviceId: dev,
+    stateDir: state,
+    operatorKey: op.pubFile,
+    env: { EDGEFIT_FAULT_DEPLOY_PAUSE_MS: '30000' },
+  });
   let from = w.msgs.length;
   await w.waitFor((x) => x.topic === `${pre}status` && x.json().state === 'online', 30_000, from, 'agent 2 online');
-  await w.publish(`${pre}request/deploy`, {
-    txn: 'dep-1',
-    args: { modelB64: Buffer.from(bytes).toString('base64'), sha256: createHash('sha256').update(bytes).digest('hex') },
-  });
+  await w.publish(
+    `${pre}request/deploy`,
+    op.signed(dev, 'deploy', 'dep-1', {
+      modelB64: Buffer.from(bytes).toString('base64'),
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    }),
+  );
   await w.waitFor(
     (x) => x.topic === `${pre}events` && x.json().type === 'deploy-started' && x.json().txn === 'dep-1',
     30_000,

@@ -15,6 +15,7 @@ import { Agent } from '../../src/agent/index.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
 import type { Fitter, FrontierEntry } from '../../src/fit/types.js';
 import { Store } from '../../src/store/index.js';
+import { makeOperator } from '../helpers/operator.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-deployfail-'));
 const broker = await startBroker();
@@ -22,6 +23,7 @@ const dev = 'dev-deployfail';
 const pre = `edgefit/${dev}/`;
 const state = join(dir, 'state');
 const w = await Watcher.connect(broker.url, [`${pre}#`]);
+const op = makeOperator(join(dir, 'op'));
 t.teardown(async () => {
   await w.close();
   await broker.stop();
@@ -63,6 +65,7 @@ function startAgent(): Agent {
       // serving has its own tests (test/agent/serve-*.test.ts)
       serve: { enabled: false },
       mqtt: { url: broker.url },
+      security: { operatorKeys: [op.pubFile] },
     },
   });
   return new Agent(cfg, { fitter, log: () => undefined });
@@ -72,7 +75,7 @@ const isEvent = (type: string) => (m: Msg) => m.topic === `${pre}events` && m.js
 const pointer = (): string => JSON.parse(readFileSync(join(state, 'models/current.json'), 'utf8')).current.version;
 async function request(verb: string, txn: string, args: Record<string, unknown> = {}): Promise<any> {
   const from = w.msgs.length;
-  await w.publish(`${pre}request/${verb}`, { txn, args });
+  await w.publish(`${pre}request/${verb}`, op.signed(dev, verb, txn, args));
   return (await w.waitFor((m) => m.topic === `${pre}response/${verb}` && m.json().txn === txn, 60_000, from, `${verb} response`)).json();
 }
 /** What the agent reports as deployed: ping, get-frontier, and a fresh metrics payload with a probed latency. */

@@ -2,17 +2,21 @@
 // keeps the config; --uninstall removes the install but keeps config and state.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../../devkit/paths.js';
+import { makeOperator } from '../helpers/operator.js';
+import { keyFingerprint } from '../../src/telemetry/keys.js';
+import { loadPublicKey } from '../../src/telemetry/signing.js';
 
 const root = mkdtempSync(join(tmpdir(), 'edgefit-root-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
 const run = (...args: string[]): string => execFileSync('sh', [join(ROOT, 'install.sh'), ...args], { encoding: 'utf8' });
 
 t.test('install, upgrade, uninstall into --root', async (t) => {
-  t.match(run('--root', root), /--root mode/);
+  const first = run('--root', root);
+  t.match(first, /--root mode/);
   t.ok(existsSync(join(root, 'opt/edgefit/dist/src/cli/main.js')));
   t.ok(existsSync(join(root, 'opt/edgefit/assets/probe/coffee.png')), "the latency probe's photos are installed with the package");
   // the agent's default calibration and judge sets, where dist/src/agent/agent.js looks for them (ROOT/assets/calib/det)
@@ -23,6 +27,16 @@ t.test('install, upgrade, uninstall into --root', async (t) => {
   const cfg = JSON.parse(readFileSync(join(root, 'etc/edgefit/config'), 'utf8'));
   t.equal(cfg.stateDir, '/var/lib/edgefit');
   t.same(cfg.dashboard, { port: 0 }, 'the service runs without the dashboard (idle footprint)');
+
+  // the key block (issue 20): no --operator-key, so a pair is generated, its public half pinned
+  const keyFile = join(root, 'etc/edgefit/keys/operator.key');
+  t.equal(statSync(keyFile).mode & 0o777, 0o600, 'the private half is 0600');
+  t.equal(statSync(join(root, 'etc/edgefit/keys')).mode & 0o777, 0o700);
+  t.same(cfg.security, { operatorKeys: ['/etc/edgefit/operator.pub'] }, 'the installed path is pinned');
+  const fp = keyFingerprint(loadPublicKey(readFileSync(join(root, 'etc/edgefit/operator.pub'), 'utf8')));
+  t.match(first, `generated operator key ${fp}`);
+  t.match(first, /edgefit dashboard --operator-key/, 'says how the dashboard gets the private half');
+  t.match(first, /rm \/etc\/edgefit\/keys\/operator\.key/, 'and to delete it from the box');
   const unit = readFileSync(join(root, 'etc/systemd/system/edgefit.service'), 'utf8');
   for (const line of [
     '--max-semi-space-size=1 ',
@@ -41,13 +55,56 @@ t.test('install, upgrade, uninstall into --root', async (t) => {
   t.match(out, /--state-dir/);
 
   writeFileSync(join(root, 'etc/edgefit/config'), '{"stateDir": "/var/lib/edgefit", "metricsIntervalS": 30}');
-  t.match(run('--root', root), /kept existing config/, 're-run upgrades in place');
+  const again = run('--root', root);
+  t.match(again, /kept existing config/, 're-run upgrades in place');
   t.match(readFileSync(join(root, 'etc/edgefit/config'), 'utf8'), /metricsIntervalS/);
+  t.same(JSON.parse(readFileSync(join(root, 'etc/edgefit/config'), 'utf8')).security, { operatorKeys: ['/etc/edgefit/operator.pub'] });
+  t.match(again, `generated operator key ${fp}`, 'the existing pair is pinned again, not replaced');
+  t.match(run('--root', root), /kept the signing keys/, 'a config that pins keys is left alone');
 
   t.match(run('--root', root, '--uninstall'), /removed edgefit/);
   t.notOk(existsSync(join(root, 'opt/edgefit')));
   t.ok(existsSync(join(root, 'etc/edgefit/config')), 'config kept');
   t.notOk(existsSync(join(root, 'etc/systemd/system/edgefit.service')));
+});
+
+t.test('--operator-key pins the given public key; a file that is not one is refused', async (t) => {
+  const r2 = mkdtempSync(join(tmpdir(), 'edgefit-root-'));
+  t.teardown(() => rmSync(r2, { recursive: true, force: true }));
+  const op = makeOperator(join(r2, 'op'));
+  const out = run('--root', r2, '--operator-key', op.pubFile);
+  t.match(out, `pinned operator key ${op.fingerprint}`);
+  t.equal(readFileSync(join(r2, 'etc/edgefit/operator.pub'), 'utf8'), readFileSync(op.pubFile, 'utf8'));
+  t.same(JSON.parse(readFileSync(join(r2, 'etc/edgefit/config'), 'utf8')).security, { operatorKeys: ['/etc/edgefit/operator.pub'] });
+  t.notOk(existsSync(join(r2, 'etc/edgefit/keys')), 'no private key is made on the box');
+  // the installed CLI prints the same fingerprint the operator got from keys generate
+  const cfgOut = execFileSync(process.execPath, [join(r2, 'opt/edgefit/dist/src/cli/main.js'), 'keys', 'fingerprint', op.pubFile], {
+    encoding: 'utf8',
+  });
+  t.equal(cfgOut.trim(), op.fingerprint);
+  try {
+    execFileSync('sh', [join(ROOT, 'install.sh'), '--root', r2, '--operator-key', op.keyFile.replace('operator.key', 'nope.pub')], {
+      encoding: 'utf8',
+      stdio: 'pipe',
+    });
+    t.fail('should exit non-zero');
+  } catch (e) {
+    const err = e as { status: number; stderr: string };
+    t.equal(err.status, 1);
+    t.match(err.stderr, /--operator-key: .* is not a file/);
+  }
+  writeFileSync(join(r2, 'bad.pub'), 'not a key');
+  try {
+    execFileSync('sh', [join(ROOT, 'install.sh'), '--root', r2, '--operator-key', join(r2, 'bad.pub')], {
+      encoding: 'utf8',
+      stdio: 'pipe',
+    });
+    t.fail('should exit non-zero');
+  } catch (e) {
+    const err = e as { status: number; stderr: string };
+    t.equal(err.status, 1);
+    t.match(err.stderr, /is not a PEM ed25519 public key/);
+  }
 });
 
 t.test('bad option: one line, exit 2', async (t) => {

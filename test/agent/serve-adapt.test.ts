@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
+import { makeOperator } from '../helpers/operator.js';
 import { Agent } from '../../src/agent/index.js';
 import type { LatencySource } from '../../src/agent/prober.js';
 import type { ServeBackend } from '../../src/agent/server.js';
@@ -22,6 +23,8 @@ import { validate } from '../../src/config/validate.js';
 import { ScriptedLatency, entry, events, twoLevels } from '../helpers/scripted.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-serve-adapt-'));
+// state-changing commands are signed by a pinned operator key (issue 20)
+const op = makeOperator(join(dir, 'op'));
 const broker = await startBroker();
 t.teardown(async () => {
   await broker.stop();
@@ -106,6 +109,7 @@ function startAgent(name: string, fitter: Fitter, modelPath: string, latency: La
         metricsIntervalS: 0.3,
         probe: { intervalS: 0.2, runs: 5, stepDownAfter: 2, stepUpAfter: 3, headroom: 0.9, maxCpuPercent: 100 },
         mqtt: { url: broker.url },
+        security: { operatorKeys: [op.pubFile] },
       },
     }),
     { fitter, log: () => undefined, latency, serve },
@@ -209,7 +213,7 @@ t.test('deploys go through the serve process; current.onnx follows the pointer w
   const watch = await Watcher.connect(broker.url, ['edgefit/dev-current/events']);
   t.teardown(() => watch.close());
   const changed = ev.next('model-changed', 30_000, (e) => e.data.candidateId === 'b');
-  await watch.publish('edgefit/dev-current/request/deploy', { txn: 'd1', args: { candidateId: 'b' } });
+  await watch.publish('edgefit/dev-current/request/deploy', op.signed('dev-current', 'deploy', 'd1', { candidateId: 'b' }));
   const c = await changed;
   t.equal(readFileSync(current, 'utf8'), 'b');
   t.equal(c.data.path, current);
@@ -222,14 +226,14 @@ t.test('deploys go through the serve process; current.onnx follows the pointer w
 
   // a version the serve process refuses is never deployed: current.onnx and the served model stay
   const failed = ev.next('deploy-failed', 30_000);
-  await watch.publish('edgefit/dev-current/request/deploy', { txn: 'd2', args: { candidateId: 'bad' } });
+  await watch.publish('edgefit/dev-current/request/deploy', op.signed('dev-current', 'deploy', 'd2', { candidateId: 'bad' }));
   t.match((await failed).data, { error: /cannot load bad/ });
   t.equal(readFileSync(current, 'utf8'), 'b', 'current.onnx unchanged');
   t.match(serve.model, { label: 'fp32 50% ch' }, 'still serving b');
 
   // rollback: back to a, current.onnx too
   const back = ev.next('model-changed', 30_000, (e) => e.data.candidateId === 'a');
-  await watch.publish('edgefit/dev-current/request/rollback', { txn: 'r1', args: {} });
+  await watch.publish('edgefit/dev-current/request/rollback', op.signed('dev-current', 'rollback', 'r1'));
   await back;
   t.notOk(
     ev.all.some((e) => e.type === 'stepped-up' || e.type === 'stepped-down'),

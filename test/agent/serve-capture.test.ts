@@ -10,6 +10,7 @@ import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { ROOT } from '../../devkit/paths.js';
 import { closeClients, infer } from '../../devkit/serve-client.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
+import { makeOperator } from '../helpers/operator.js';
 import { CLS_MODEL } from '../helpers/agent-proc.js';
 import { Agent } from '../../src/agent/index.js';
 import { CAPTURE_MIN_SAMPLES } from '../../src/agent/capture.js';
@@ -21,6 +22,8 @@ import type { FitRequest, Fitter } from '../../src/fit/types.js';
 import { ServeProcess } from '../../src/serve/process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-capture-'));
+// state-changing commands are signed by a pinned operator key (issue 20)
+const op = makeOperator(join(dir, 'op'));
 const broker = await startBroker();
 t.teardown(async () => {
   closeClients();
@@ -95,6 +98,7 @@ t.test('an agent with capture on fits on the captured inputs once there are enou
         metricsIntervalS: 0.5,
         probe: { intervalS: 5 },
         mqtt: { url: broker.url },
+        security: { operatorKeys: [op.pubFile] },
         serve: { port: 0, capture: { enabled: true, every: 2, maxMb: 16 } },
       },
     }),
@@ -119,7 +123,7 @@ t.test('an agent with capture on fits on the captured inputs once there are enou
 
   // the next fit (asked for by command here; a restart does the same): on the captured inputs
   const from = watch.msgs.length;
-  await watch.publish('edgefit/capture-box/request/fit', { txn: 'f2' });
+  await watch.publish('edgefit/capture-box/request/fit', op.signed('capture-box', 'fit', 'f2'));
   const started = await watch.waitFor(
     (m) => m.topic.endsWith('/events') && m.json().type === 'fit-started',
     60_000,

@@ -15,6 +15,7 @@ import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { ROOT } from '../../devkit/paths.js';
 import { closeClients, infer } from '../../devkit/serve-client.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
+import { makeOperator } from '../helpers/operator.js';
 import { CLS_MODEL } from '../helpers/agent-proc.js';
 import { Agent } from '../../src/agent/index.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
@@ -25,6 +26,8 @@ import { ServeProcess } from '../../src/serve/process.js';
 import type { ServeStats } from '../../src/serve/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-serve-http-'));
+// state-changing commands are signed by a pinned operator key (issue 20)
+const op = makeOperator(join(dir, 'op'));
 const broker = await startBroker();
 t.teardown(async () => {
   closeClients();
@@ -135,6 +138,7 @@ t.test('the agent serves what it deploys; slow served requests step it down, and
         // 2 s stats windows; probes (children) only when the box's applications are idle
         probe: { intervalS: 2, runs: 5, stepDownAfter: 2, stepUpAfter: 3, headroom: 0.9, maxCpuPercent: 100 },
         mqtt: { url: broker.url },
+        security: { operatorKeys: [op.pubFile] },
         serve: { port: 0 },
       },
     }),
@@ -188,7 +192,7 @@ t.test('the agent serves what it deploys; slow served requests step it down, and
   const watch = await Watcher.connect(broker.url, ['edgefit/serve-box/events']);
   t.teardown(() => watch.close());
   const from = all.length;
-  await watch.publish('edgefit/serve-box/request/deploy', { txn: 'd1', args: { candidateId: 'small' } });
+  await watch.publish('edgefit/serve-box/request/deploy', op.signed('serve-box', 'deploy', 'd1', { candidateId: 'small' }));
   const changed = await next('model-changed', 60_000, (e) => e.data.candidateId === 'small', from);
   const r2 = await infer({ url }, 'default', { x });
   t.equal(r2.json.model_version, changed.data.version, 'the new version answers');
@@ -196,7 +200,7 @@ t.test('the agent serves what it deploys; slow served requests step it down, and
   t.same(readFileSync(current), readFileSync(variant), 'current.onnx holds the new bytes');
   t.not(r2.json.model_version, r.json.model_version);
   const from2 = all.length;
-  await watch.publish('edgefit/serve-box/request/deploy', { txn: 'd2', args: { candidateId: 'big' } });
+  await watch.publish('edgefit/serve-box/request/deploy', op.signed('serve-box', 'deploy', 'd2', { candidateId: 'big' }));
   await next('model-changed', 60_000, (e) => e.data.candidateId === 'big', from2);
 
   // an application keeps the model busy with single images; then it sends batches of 16: its

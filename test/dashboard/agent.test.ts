@@ -10,6 +10,7 @@ import { startDashboard } from '../../src/dashboard/index.js';
 import { CLI, ROOT } from '../../devkit/paths.js';
 import { startBroker } from '../../devkit/broker.js';
 import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, until } from './support.js';
+import { makeOperator } from '../helpers/operator.js';
 
 const MODEL = join(ROOT, 'models/mnist-cnn.onnx');
 const skip = browserSkipReason() ?? (existsSync(MODEL) ? null : `${MODEL} missing: agent round-trip test skipped`);
@@ -19,7 +20,9 @@ if (skip) {
   const { chromium } = await import('playwright-core');
   const broker = await startBroker();
   const dir = mkdtempSync(join(tmpdir(), 'edgefit-dash-agent-'));
-  const dash = startDashboard({ broker: broker.url, port: 0, stateDir: join(dir, 'dash') });
+  // the agent pins the operator's public key; the dashboard signs its actions with the private half (issue 20)
+  const op = makeOperator(join(dir, 'op'));
+  const dash = startDashboard({ broker: broker.url, port: 0, stateDir: join(dir, 'dash'), signingKey: op.key });
   await dash.start();
   const id = 'agent-dash-test';
   // a small real model keeps the agent's measurements short on a busy CI box
@@ -47,6 +50,8 @@ if (skip) {
       '1',
       '--probe-interval',
       '2',
+      '--operator-key',
+      op.pubFile,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );

@@ -12,19 +12,21 @@ export interface AgentProc {
 }
 
 export function startAgentProc(opts: {
-  broker: string;
+  /** Omitted: the agent runs its embedded broker (give mqtt.embeddedPort a free port in a --config). */
+  broker?: string;
   deviceId: string;
   stateDir: string;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
   metricsIntervalS?: number;
   probeIntervalS?: number;
+  /** An operator public key file to pin (--operator-key): without one the agent is read-only. */
+  operatorKey?: string;
 }): AgentProc {
   const args = [
     CLI,
     'agent',
-    '--broker',
-    opts.broker,
+    ...(opts.broker ? ['--broker', opts.broker] : []),
     '--device-id',
     opts.deviceId,
     '--state-dir',
@@ -42,6 +44,7 @@ export function startAgentProc(opts: {
     // serving on, on any free port: parallel tests never collide on 8551
     '--serve-port',
     '0',
+    ...(opts.operatorKey ? ['--operator-key', opts.operatorKey] : []),
     ...(opts.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });

@@ -25,6 +25,7 @@ interface Args {
   dashboard?: boolean;
   'serve-port'?: number;
   serve?: boolean;
+  'operator-key'?: string[];
 }
 
 interface Stoppable {
@@ -38,10 +39,15 @@ async function startDashboardFor(agent: Agent, cfg: AgentConfig): Promise<Stoppa
   try {
     // loaded only when wanted: the service configuration never carries the dashboard's code
     const { startLocalDashboard } = await import('../../dashboard/embed.js');
-    let signingKey: SigningKey | undefined;
-    if (cfg.security.hmacSecretFile) signingKey = { mode: 'hmac', secret: readFileSync(cfg.security.hmacSecretFile, 'utf8').trim() };
-    if (cfg.security.publicKeyFile)
-      agent.log('dashboard: commands must be ed25519-signed, which the local dashboard cannot do; its actions will be rejected');
+    // the zero-setup key (embedded loopback broker, nothing configured), else the legacy secret; a
+    // pinned operator key's private half is never on the device, so the dashboard here only watches
+    let signingKey: SigningKey | undefined = agent.localOperatorKey;
+    if (!signingKey && agent.control === 'hmac-legacy' && cfg.security.hmacSecretFile)
+      signingKey = { mode: 'hmac', secret: readFileSync(cfg.security.hmacSecretFile, 'utf8').trim() };
+    if (!signingKey)
+      agent.log(
+        `dashboard: it holds no operator key, so its actions are refused (${agent.control}); use \`edgefit dashboard --operator-key FILE\` where the key is`,
+      );
     return await startLocalDashboard({
       broker: agent.brokerUrl,
       deviceId: agent.deviceId,
@@ -96,6 +102,12 @@ export const command: CommandModule<object, Args> = {
         describe: 'serve the deployed model on 127.0.0.1:<port> (KServe v2 HTTP; default 8551; 0: any free port)',
       })
       .option('serve', { type: 'boolean', describe: '--no-serve: do not serve the deployed model to local applications' })
+      .option('operator-key', {
+        type: 'string',
+        array: true,
+        describe:
+          'pin this PEM ed25519 public key (repeatable; security.operatorKeys): commands that change the device must be signed by it',
+      })
       .option('exit-after', { type: 'number', describe: 'stop cleanly after this many seconds (tests, benchmarks)' })
       .check((a) => {
         const p = a['dashboard-port'];
@@ -118,6 +130,7 @@ export const command: CommandModule<object, Args> = {
     else if (argv['dashboard-port'] !== undefined) flags.dashboard = { port: argv['dashboard-port'] };
     if (argv.serve === false) flags.serve = { enabled: false };
     else if (argv['serve-port'] !== undefined) flags.serve = { port: argv['serve-port'] };
+    if (argv['operator-key']?.length) flags.security = { operatorKeys: argv['operator-key'] };
     const shapes = parseShapes(argv.shape);
     if (argv.model || argv.calib || argv.judge || shapes.size)
       flags.model = {

@@ -1,7 +1,9 @@
 // `edgefit dashboard`: serve the fleet view for every device on a broker.
+import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
 import { DASHBOARD_DEFAULTS, startDashboard } from '../../dashboard/index.js';
+import { loadPrivateKey, type SigningKey } from '../../telemetry/signing.js';
 
 interface Args {
   broker: string;
@@ -10,11 +12,15 @@ interface Args {
   'state-dir': string;
   token?: string;
   prefix: string;
+  'operator-key'?: string;
 }
 // Secrets come from the environment rather than flags so they stay out of `ps` output.
 const ENV = {
   token: 'EDGEFIT_DASHBOARD_TOKEN',
-  hmac: 'EDGEFIT_COMMAND_SECRET',
+  operatorKey: 'EDGEFIT_OPERATOR_KEY_FILE',
+  hmac: 'EDGEFIT_HMAC_SECRET',
+  /** the legacy secret's older name */
+  hmacOld: 'EDGEFIT_COMMAND_SECRET',
   mqttUser: 'EDGEFIT_MQTT_USERNAME',
   mqttPass: 'EDGEFIT_MQTT_PASSWORD',
 } as const;
@@ -33,8 +39,13 @@ export const command: CommandModule<object, Args> = {
       })
       .option('state-dir', { type: 'string', default: '.edgefit/dashboard', describe: 'folder for the dashboard SQLite file' })
       .option('token', { type: 'string', describe: `access token (or ${ENV.token}); required beyond localhost` })
+      .option('operator-key', {
+        type: 'string',
+        describe: `operator private key (PEM, from \`edgefit keys generate\`; or ${ENV.operatorKey}): signs the commands devices pinning its public half obey`,
+      })
       .epilogue(
-        `Environment: ${ENV.hmac} signs requests (HMAC) for agents that require signed commands; ${ENV.mqttUser}/${ENV.mqttPass} authenticate to the broker.`,
+        `Environment: ${ENV.operatorKey} names the operator private key; ${ENV.hmac} is the LEGACY shared secret (HMAC) ` +
+          `for agents configured with security.hmacSecretFile; ${ENV.mqttUser}/${ENV.mqttPass} authenticate to the broker.`,
       )
       .option('prefix', { type: 'string', default: DASHBOARD_DEFAULTS.prefix, describe: 'MQTT topic prefix of the fleet' }) as never,
   handler: async (a) => {
@@ -42,7 +53,7 @@ export const command: CommandModule<object, Args> = {
       throw new EdgefitError('USAGE', `--port must be 0..65535, got ${a.port}`);
     const env = process.env;
     const token = a.token ?? env[ENV.token];
-    const hmac = env[ENV.hmac];
+    const signingKey = operatorSigningKey(a['operator-key'] ?? env[ENV.operatorKey], env[ENV.hmac] ?? env[ENV.hmacOld]);
     const dash = startDashboard({
       broker: a.broker,
       port: a.port,
@@ -50,13 +61,18 @@ export const command: CommandModule<object, Args> = {
       stateDir: a['state-dir'],
       prefix: a.prefix,
       ...(token ? { token } : {}),
-      ...(hmac ? { signingKey: { mode: 'hmac' as const, secret: hmac } } : {}),
+      ...(signingKey ? { signingKey } : {}),
       ...(env[ENV.mqttUser] ? { mqttUsername: env[ENV.mqttUser] } : {}),
       ...(env[ENV.mqttPass] ? { mqttPassword: env[ENV.mqttPass] } : {}),
       log: (l) => process.stderr.write(`edgefit dashboard: ${l}\n`),
     });
     await dash.start();
-    process.stdout.write(`edgefit dashboard: ${dash.url} (broker ${a.broker}, prefix ${a.prefix})\n`);
+    const signs = !signingKey
+      ? 'unsigned: devices refuse the actions that change them'
+      : signingKey.mode === 'ed25519'
+        ? 'signed with the operator key'
+        : 'signed with the LEGACY shared secret';
+    process.stdout.write(`edgefit dashboard: ${dash.url} (broker ${a.broker}, prefix ${a.prefix}; commands ${signs})\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
@@ -64,3 +80,17 @@ export const command: CommandModule<object, Args> = {
     await dash.stop();
   },
 };
+
+/** The operator key file wins over the legacy secret; a key that cannot be read is a usage error, not a silent fallback. */
+function operatorSigningKey(keyFile: string | undefined, hmac: string | undefined): SigningKey | undefined {
+  if (keyFile) {
+    let pem: string;
+    try {
+      pem = readFileSync(keyFile, 'utf8');
+    } catch (e) {
+      throw new EdgefitError('FILE_NOT_FOUND', `operator key ${keyFile} cannot be read: ${(e as Error).message}`, { cause: e });
+    }
+    return { mode: 'ed25519', privateKey: loadPrivateKey(pem) };
+  }
+  return hmac ? { mode: 'hmac', secret: hmac } : undefined;
+}

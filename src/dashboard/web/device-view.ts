@@ -61,6 +61,20 @@ function hardwareLine(profile: unknown): string {
   return bits.length ? ` · ${bits.join(', ')}` : '';
 }
 
+/**
+ * Who may change the device, from its status payload's `control` (issue 20), in words. HTML. An
+ * agent before issue 20 sends none: it obeyed anonymous commands, which is said plainly too.
+ */
+export function controlLine(status: unknown): string {
+  const c = (status as { control?: unknown } | null)?.control;
+  if (c === 'operator-key') return '<span class="b met" id="control">operator key: only signed commands are obeyed</span>';
+  if (c === 'hmac-legacy')
+    return '<span class="b unmet" id="control">legacy shared secret (HMAC): anyone holding it can command every device</span>';
+  if (c === 'read-only')
+    return '<span class="muted" id="control">read-only: no operator key is pinned, actions are refused (README Security)</span>';
+  return '<span class="b unmet" id="control">unknown (agent before issue 20: commands may be unsigned)</span>';
+}
+
 export class DeviceView {
   private d: DeviceDetail | null = null;
   /** stream messages that arrive before the detail has loaded */
@@ -227,6 +241,7 @@ export class DeviceView {
         <dt>Model @ level</dt><dd>${esc(s.modelId ?? '–')} <span class="lvl">@${esc(levelText(s) || '–')}</span>${esc(this.levelLabel())}</dd>
         <dt>Latency p50 / p95</dt><dd>${esc(fmt(l?.latencyMs))} / ${esc(fmt(l?.latencyP95Ms))} ms ${source} · <span id="lat-budget">${esc(latencyTitle(s))}</span>${met('latency')}</dd>
         <dt>Served</dt><dd id="served">${servedLine(s.served)}</dd>
+        <dt>Control</dt><dd>${controlLine(d.status)}</dd>
         <dt>Model RAM</dt><dd>${esc(fmt(l?.ramMb, 0))} MB · budget ≤ ${esc(fmt(s.budgets.ramMb, 0))} MB${met('ram')}</dd>
         <dt>Fidelity (${esc(f.metric)})</dt><dd>${esc(l?.fidelity?.toFixed(4) ?? '–')} · floor ${esc(f.metric)} ≥ ${esc(s.budgets.minFidelity ?? '–')}${met('fidelity')}</dd>
         <dt>Fit</dt><dd id="fit-state">${esc(fitLine(s, d.events))}</dd>
