@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { oneLine } from '../errors.js';
 import { startDashboard, type Dashboard } from './index.js';
 import { PREFIX_RE } from './link.js';
+import type { MqttTlsFiles } from '../telemetry/tls.js';
 
 /**
  * The fleet prefix the dashboard subscribes under, from the agent's per-device topic prefix:
@@ -33,6 +34,8 @@ export interface LocalDashboardOptions {
   hmacSecret?: string;
   mqttUsername?: string;
   mqttPassword?: string;
+  /** the agent's own TLS files: the dashboard connects to the same broker as the agent */
+  mqttTls?: MqttTlsFiles;
   log: (line: string) => void;
 }
 
@@ -53,6 +56,7 @@ export async function startLocalDashboard(o: LocalDashboardOptions): Promise<Das
     ...(o.hmacSecret ? { hmacSecret: o.hmacSecret } : {}),
     ...(o.mqttUsername ? { mqttUsername: o.mqttUsername } : {}),
     ...(o.mqttPassword ? { mqttPassword: o.mqttPassword } : {}),
+    ...(o.mqttTls ? { mqttTls: o.mqttTls } : {}),
   });
   try {
     await dash.start();

@@ -6,6 +6,7 @@ import { Fleet } from './fleet.js';
 import { FleetLink } from './link.js';
 import { DashboardHttp } from './server.js';
 import { DashboardStore } from './store.js';
+import type { MqttTlsFiles } from '../telemetry/tls.js';
 
 export interface DashboardOptions {
   /** MQTT broker URL, e.g. mqtt://127.0.0.1:1883 */
@@ -20,6 +21,8 @@ export interface DashboardOptions {
   flushMs?: number;
   mqttUsername?: string;
   mqttPassword?: string;
+  /** CA, client certificate and key for an mqtts:// broker */
+  mqttTls?: MqttTlsFiles;
   /** sign requests with this shared secret (agents configured for HMAC command signing) */
   hmacSecret?: string;
   /** ignore devices beyond this many (default 20,000) */
@@ -61,6 +64,7 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
           prefix: opts.prefix ?? DASHBOARD_DEFAULTS.prefix,
           ...(opts.mqttUsername ? { username: opts.mqttUsername } : {}),
           ...(opts.mqttPassword ? { password: opts.mqttPassword } : {}),
+          ...(opts.mqttTls ? { tls: opts.mqttTls } : {}),
           ...(opts.hmacSecret ? { hmacSecret: opts.hmacSecret } : {}),
           ...(opts.maxDevices ? { maxDevices: opts.maxDevices } : {}),
           ...(opts.log ? { log: opts.log } : {}),

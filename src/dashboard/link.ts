@@ -9,6 +9,7 @@ import { buildRequest } from './adapt.js';
 import type { ResponsePayload } from '../telemetry/payloads.js';
 import type { ActionVerb, ActionView } from './model.js';
 import { validatePayload } from './validate.js';
+import { mqttTlsOptions, type MqttTlsFiles } from '../telemetry/tls.js';
 
 /** Device ids become MQTT topic levels and SQL keys: the agent's own rule (src/telemetry/topics.ts). */
 export const DEVICE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -28,6 +29,8 @@ export interface LinkOptions {
   prefix: string;
   username?: string;
   password?: string;
+  /** CA, client certificate and key for an mqtts:// broker */
+  tls?: MqttTlsFiles;
   /** shared secret when the fleet's agents only accept HMAC-signed requests */
   hmacSecret?: string;
   maxDevices?: number;
@@ -60,6 +63,7 @@ export class FleetLink {
       connectTimeout: 10_000,
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),
+      ...mqttTlsOptions(this.opts.broker, this.opts.tls ?? {}),
     });
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));

@@ -10,6 +10,10 @@ interface Args {
   'state-dir': string;
   token?: string;
   prefix: string;
+  'mqtt-ca'?: string;
+  'mqtt-cert'?: string;
+  'mqtt-key'?: string;
+  'mqtt-insecure': boolean;
 }
 // Secrets come from the environment rather than flags so they stay out of `ps` output.
 const ENV = {
@@ -17,6 +21,9 @@ const ENV = {
   hmac: 'EDGEFIT_COMMAND_SECRET',
   mqttUser: 'EDGEFIT_MQTT_USERNAME',
   mqttPass: 'EDGEFIT_MQTT_PASSWORD',
+  mqttCa: 'EDGEFIT_MQTT_CA_FILE',
+  mqttCert: 'EDGEFIT_MQTT_CERT_FILE',
+  mqttKey: 'EDGEFIT_MQTT_KEY_FILE',
 } as const;
 
 export const command: CommandModule<object, Args> = {
@@ -24,7 +31,15 @@ export const command: CommandModule<object, Args> = {
   describe: 'serve the fleet dashboard (devices, frontiers, history, actions) over HTTP',
   builder: (y) =>
     y
-      .option('broker', { type: 'string', default: 'mqtt://127.0.0.1:1883', describe: 'MQTT broker URL' })
+      .option('broker', { type: 'string', default: 'mqtt://127.0.0.1:1883', describe: 'MQTT broker URL (mqtts:// for TLS)' })
+      .option('mqtt-ca', { type: 'string', describe: `CA certificate (PEM) the broker's certificate must chain to (or ${ENV.mqttCa})` })
+      .option('mqtt-cert', { type: 'string', describe: `client certificate (PEM) for the broker (or ${ENV.mqttCert})` })
+      .option('mqtt-key', { type: 'string', describe: `client key (PEM) for --mqtt-cert (or ${ENV.mqttKey})` })
+      .option('mqtt-insecure', {
+        type: 'boolean',
+        default: false,
+        describe: 'accept any broker certificate (test brokers only: anyone on the path can read and forge traffic)',
+      })
       .option('port', { type: 'number', default: DASHBOARD_DEFAULTS.port, describe: 'HTTP port (0 = any free port)' })
       .option('host', {
         type: 'string',
@@ -42,6 +57,9 @@ export const command: CommandModule<object, Args> = {
       throw new EdgefitError('USAGE', `--port must be 0..65535, got ${a.port}`);
     const env = process.env;
     const token = a.token ?? env[ENV.token];
+    const caFile = a['mqtt-ca'] ?? env[ENV.mqttCa];
+    const certFile = a['mqtt-cert'] ?? env[ENV.mqttCert];
+    const keyFile = a['mqtt-key'] ?? env[ENV.mqttKey];
     const dash = startDashboard({
       broker: a.broker,
       port: a.port,
@@ -52,6 +70,12 @@ export const command: CommandModule<object, Args> = {
       ...(env[ENV.hmac] ? { hmacSecret: env[ENV.hmac] } : {}),
       ...(env[ENV.mqttUser] ? { mqttUsername: env[ENV.mqttUser] } : {}),
       ...(env[ENV.mqttPass] ? { mqttPassword: env[ENV.mqttPass] } : {}),
+      mqttTls: {
+        ...(caFile ? { caFile } : {}),
+        ...(certFile ? { certFile } : {}),
+        ...(keyFile ? { keyFile } : {}),
+        rejectUnauthorized: !a['mqtt-insecure'],
+      },
       log: (l) => process.stderr.write(`edgefit dashboard: ${l}\n`),
     });
     await dash.start();
