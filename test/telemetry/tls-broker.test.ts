@@ -237,57 +237,60 @@ if (!existsSync(MOSQUITTO)) {
     }
   });
 
-  await t.test('`edgefit dashboard` and `edgefit agent`: a CA with a plain mqtt:// URL is a configuration error (exit 2), not a clear-text link', async (t) => {
-    const r = await runCli(
-      ['dashboard', '--broker', 'mqtt://127.0.0.1:1', '--mqtt-ca', pki.caFile, '--port', '0', '--state-dir', join(dir, 'cli-dash')],
-      {
-        timeoutMs: 30_000,
-      },
-    );
-    t.equal(r.code, 2, r.stderr);
-    t.match(r.stderr, /not TLS: use mqtts:\/\//);
-    const r2 = await runCli(
-      [
-        'dashboard',
-        '--broker',
-        broker.certUrl,
-        '--mqtt-ca',
-        pki.caFile,
-        '--mqtt-cert',
-        pki.clients.dashboard!.certFile,
-        '--port',
-        '0',
-        '--state-dir',
-        join(dir, 'cli-dash'),
-      ],
-      {
-        timeoutMs: 30_000,
-      },
-    );
-    t.equal(r2.code, 2, r2.stderr);
-    t.match(r2.stderr, /needs both certFile and keyFile/);
-    const logFrom = broker.log().length;
-    // the agent the same: a CA with a plain URL stops it at start, before any credential is sent
-    const r3 = await runCli(
-      [
-        'agent',
-        '--broker',
-        broker.certUrl.replace('mqtts:', 'mqtt:'),
-        '--config',
-        agentConfig('plain', { caFile: pki.caFile, username: 'dev-a', password: pw['dev-a'] }),
-        '--device-id',
-        'dev-plain',
-        '--state-dir',
-        join(dir, 'plain'),
-        '--serve-port',
-        '0',
-      ],
-      { timeoutMs: 60_000 },
-    );
-    t.equal(r3.code, 2, r3.stderr);
-    t.match(r3.stderr, /not TLS: use mqtts:\/\//);
-    t.notMatch(broker.log().slice(logFrom), /wrong version number/, 'no clear-text connection reached the TLS port');
-  });
+  await t.test(
+    '`edgefit dashboard` and `edgefit agent`: a CA with a plain mqtt:// URL is a configuration error (exit 2), not a clear-text link',
+    async (t) => {
+      const r = await runCli(
+        ['dashboard', '--broker', 'mqtt://127.0.0.1:1', '--mqtt-ca', pki.caFile, '--port', '0', '--state-dir', join(dir, 'cli-dash')],
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      t.equal(r.code, 2, r.stderr);
+      t.match(r.stderr, /not TLS: use mqtts:\/\//);
+      const r2 = await runCli(
+        [
+          'dashboard',
+          '--broker',
+          broker.certUrl,
+          '--mqtt-ca',
+          pki.caFile,
+          '--mqtt-cert',
+          pki.clients.dashboard!.certFile,
+          '--port',
+          '0',
+          '--state-dir',
+          join(dir, 'cli-dash'),
+        ],
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      t.equal(r2.code, 2, r2.stderr);
+      t.match(r2.stderr, /needs both certFile and keyFile/);
+      const logFrom = broker.log().length;
+      // the agent the same: a CA with a plain URL stops it at start, before any credential is sent
+      const r3 = await runCli(
+        [
+          'agent',
+          '--broker',
+          broker.certUrl.replace('mqtts:', 'mqtt:'),
+          '--config',
+          agentConfig('plain', { caFile: pki.caFile, username: 'dev-a', password: pw['dev-a'] }),
+          '--device-id',
+          'dev-plain',
+          '--state-dir',
+          join(dir, 'plain'),
+          '--serve-port',
+          '0',
+        ],
+        { timeoutMs: 60_000 },
+      );
+      t.equal(r3.code, 2, r3.stderr);
+      t.match(r3.stderr, /not TLS: use mqtts:\/\//);
+      t.notMatch(broker.log().slice(logFrom), /wrong version number/, 'no clear-text connection reached the TLS port');
+    },
+  );
 
   await t.test('the simulator logs in per device (its certificate, or username = id and password)', async (t) => {
     const byCert = new SimFleet({ broker: broker.certUrl, devices: 2, rate: 2, tls: { caFile: pki.caFile }, certDir: pki.dir });
