@@ -13,7 +13,8 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { MOSQUITTO, cleanupDir, startTlsBroker } from '../../devkit/broker.js';
 import { makePki } from '../../devkit/pki.js';
 import { SimFleet } from '../../devkit/sim.js';
-import { runCli } from '../../devkit/paths.js';
+import { ROOT, runCli } from '../../devkit/paths.js';
+import { execFile } from 'node:child_process';
 import { Watcher } from '../helpers/mqtt-watch.js';
 import { startAgentProc, type AgentProc } from '../helpers/agent-proc.js';
 import { startDashboard } from '../../src/dashboard/index.js';
@@ -315,5 +316,39 @@ if (!existsSync(MOSQUITTO)) {
     // a simulated device with no certificate of its own (sim-0004) is refused
     const noCert = new SimFleet({ broker: broker.certUrl, devices: 1, start: 4, tls: { caFile: pki.caFile }, certDir: pki.dir });
     await t.rejects(noCert.start(), /cannot read MQTT TLS certificate/);
+  });
+
+  await t.test('scripts/simulate-fleet.js: --ca and --cert-dir; EDGEFIT_SIM_PASSWORD', async (t) => {
+    const script = join(ROOT, 'dist/scripts/simulate-fleet.js');
+    const from = w.msgs.length;
+    const run = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; err: string }> =>
+      new Promise((resolve) => {
+        execFile(process.execPath, [script, ...args], { env: { ...process.env, ...env }, timeout: 30_000 }, (e, _out, err) =>
+          resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, err }),
+        );
+      });
+    const byCert = await run([
+      '--broker',
+      broker.certUrl,
+      '--devices',
+      '2',
+      '--rate',
+      '2',
+      '--duration',
+      '2',
+      '--ca',
+      pki.caFile,
+      '--cert-dir',
+      pki.dir,
+    ]);
+    t.equal(byCert.code, 0, byCert.err);
+    t.match(byCert.err, /2 devices connected/);
+    const m = await w.waitFor((m) => m.topic === 'edgefit/sim-0002/metrics', 5000, from, 'sim-0002 metrics from the script');
+    t.equal(m.json().deviceId, 'sim-0002');
+    const badPw = await run(['--broker', broker.passwordUrl, '--devices', '1', '--duration', '1', '--ca', pki.caFile], {
+      EDGEFIT_SIM_PASSWORD: 'wrong',
+    });
+    t.not(badPw.code, 0, 'a wrong password: the script fails');
+    t.match(badPw.err, /Not authorized/);
   });
 }
