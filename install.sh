@@ -57,11 +57,45 @@ esac
 
 # ---- files ----
 say "installing into $PREFIX (node $(node -v), $ARCH)"
-mkdir -p "$PREFIX.new"
-# assets/ is run-time package data (calibration images for the bundled det model, the probe's photos)
-for d in assets dist node_modules profiles package.json systemd; do
+rm -rf "$PREFIX.new"
+mkdir -p "$PREFIX.new/dist" "$PREFIX.new/node_modules"
+# assets/ is run-time package data (calibration images for the bundled det model, the probe's photos);
+# dist/src only: the compiled tests, devkit and scripts are not run on the box
+for d in assets profiles package.json package-lock.json .npmrc systemd; do
   [ -e "$SRC/$d" ] && cp -a "$SRC/$d" "$PREFIX.new/"
 done
+cp -a "$SRC/dist/src" "$PREFIX.new/dist/"
+# Production dependencies only (the dev tools made a 572 MB install): copy the packages that
+# `npm ls --omit=dev` finds in the checkout, then `npm prune --omit=dev --offline` tidies the copy
+# (.bin links, npm's tree record). Nothing is downloaded; .npmrc (onnxruntime-node-install=skip)
+# comes along so npm never fetches onnxruntime binaries either.
+command -v npm >/dev/null 2>&1 || die "npm is required to select the production dependencies (it comes with Node.js; Debian: apt install npm)"
+FULL_KB=$(du -skL "$SRC/dist" "$SRC/node_modules" "$SRC/assets" | awk '{s += $1} END {print s}')
+LIST="$PREFIX.new/.prod-packages"
+(cd "$SRC" && npm ls --omit=dev --all --parseable --silent) > "$LIST" || true
+NPM_ROOT=$(head -n 1 "$LIST")
+[ -n "$NPM_ROOT" ] || die "npm ls found no packages in $SRC: run npm ci there first"
+tail -n +2 "$LIST" | while IFS= read -r p; do
+  rel=${p#"$NPM_ROOT"/}
+  case "$rel" in
+    node_modules/*/node_modules/*) ;; # nested: copied with its parent
+    node_modules/*) mkdir -p "$PREFIX.new/$(dirname "$rel")"; cp -a "$p" "$PREFIX.new/$rel" ;;
+  esac
+done
+rm -f "$LIST"
+(cd "$PREFIX.new" && npm prune --omit=dev --offline --ignore-scripts --no-audit --no-fund --silent) || die "npm prune --omit=dev failed in $PREFIX.new"
+for dep in $(node -p 'Object.keys(require(process.argv[1]).dependencies).join(" ")' "$PREFIX.new/package.json"); do
+  [ -f "$PREFIX.new/node_modules/$dep/package.json" ] || die "production dependency $dep is missing from $SRC/node_modules (npm ci there)"
+done
+# onnxruntime-node ships every OS's and CPU's binaries (~290 MB): keep this box's only
+PLATFORM=$(node -p 'process.platform')
+for d in "$PREFIX.new/node_modules/onnxruntime-node/bin"/napi-v*/*/*; do
+  [ -d "$d" ] || continue
+  case "$d" in */"$PLATFORM/$ARCH") ;; *) rm -rf "$d" ;; esac
+done
+for d in "$PREFIX.new/node_modules/onnxruntime-node/bin"/napi-v*/*; do rmdir "$d" 2>/dev/null || true; done
+INSTALLED_KB=$(du -sk "$PREFIX.new" | awk '{print $1}')
+say "installed tree $((INSTALLED_KB / 1024)) MB (production dependencies, $PLATFORM-$ARCH binaries); the checkout's dist, node_modules and assets are $((FULL_KB / 1024)) MB"
 # swap the whole tree so an upgrade never runs half old, half new files
 if [ -d "$PREFIX" ]; then rm -rf "$PREFIX.old"; mv "$PREFIX" "$PREFIX.old"; fi
 mv "$PREFIX.new" "$PREFIX"

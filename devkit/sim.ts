@@ -4,6 +4,7 @@
 // Figures follow a plausible PP-OCRv4-det frontier per board, with noise and slow drift, so the
 // dashboard shows what a real fleet looks like rather than uniform noise.
 import { connect, type MqttClient } from 'mqtt';
+import { join } from 'node:path';
 import { EdgefitError } from '../src/errors.js';
 import { PREFIX_RE } from '../src/dashboard/link.js';
 import { candidateLabel } from '../src/dashboard/adapt.js';
@@ -20,6 +21,7 @@ import {
 } from '../src/telemetry/payloads.js';
 import { checkArgs } from '../src/telemetry/validate.js';
 import { isVerb } from '../src/telemetry/topics.js';
+import { mqttTlsOptions, type MqttTlsFiles } from '../src/telemetry/tls.js';
 
 /** Per board profile (names as in profiles/): the det model's frontier (latency p50 ms, fidelity, model RSS MB) by level. */
 export const SIM_BOARDS = {
@@ -99,8 +101,16 @@ export interface SimOptions {
   start?: number;
   /** connect at most this many devices per second (the broker's accept queue is finite) */
   connectRate?: number;
+  /** CA (and server check) for an mqtts:// broker */
+  tls?: Pick<MqttTlsFiles, 'caFile' | 'rejectUnauthorized'>;
+  /** per-device client certificates <certDir>/<id>.crt and <id>.key (CN = device id, for use_identity_as_username) */
+  certDir?: string;
+  /** log in as username <id> with this password (one password file entry per simulated device) */
+  password?: string;
   log?: (line: string) => void;
 }
+
+type DeviceOptions = Required<Pick<SimOptions, 'broker' | 'prefix' | 'rate'>> & Pick<SimOptions, 'log' | 'tls' | 'certDir' | 'password'>;
 
 type SimBudgets = Required<Pick<Budgets, 'latencyMs' | 'ramMb' | 'minFidelity'>>;
 const iso = (t = Date.now()): string => new Date(t).toISOString();
@@ -142,7 +152,7 @@ export class SimDevice {
 
   constructor(
     readonly n: number,
-    private readonly opts: Required<Pick<SimOptions, 'broker' | 'prefix' | 'rate'>> & Pick<SimOptions, 'log'>,
+    private readonly opts: DeviceOptions,
   ) {
     this.id = simId(n);
     this.rand = rng(n * 2654435761);
@@ -265,6 +275,13 @@ export class SimDevice {
       keepalive: 30,
       reconnectPeriod: 0,
       connectTimeout: 30_000,
+      ...(this.opts.password !== undefined ? { username: this.id, password: this.opts.password } : {}),
+      ...mqttTlsOptions(this.opts.broker, {
+        ...this.opts.tls,
+        ...(this.opts.certDir
+          ? { certFile: join(this.opts.certDir, `${this.id}.crt`), keyFile: join(this.opts.certDir, `${this.id}.key`) }
+          : {}),
+      }),
       will: {
         topic: `${this.topic}/status`,
         payload: Buffer.from(JSON.stringify(this.statusPayload('offline', 'lwt'))),
@@ -459,7 +476,17 @@ export class SimFleet {
     if (!PREFIX_RE.test(prefix)) throw new EdgefitError('USAGE', `bad --prefix '${prefix}'`);
     const first = opts.start ?? 1;
     for (let i = 0; i < opts.devices; i++) {
-      this.devices.push(new SimDevice(first + i, { broker: opts.broker, prefix, rate, ...(opts.log ? { log: opts.log } : {}) }));
+      this.devices.push(
+        new SimDevice(first + i, {
+          broker: opts.broker,
+          prefix,
+          rate,
+          ...(opts.log ? { log: opts.log } : {}),
+          ...(opts.tls ? { tls: opts.tls } : {}),
+          ...(opts.certDir ? { certDir: opts.certDir } : {}),
+          ...(opts.password !== undefined ? { password: opts.password } : {}),
+        }),
+      );
     }
   }
 

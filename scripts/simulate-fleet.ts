@@ -1,6 +1,9 @@
 // Simulated fleet for demos, tests and benchmarks:
 //   node dist/scripts/simulate-fleet.js --broker mqtt://127.0.0.1:1883 --devices 50 [--prefix edgefit]
 //        [--rate 1] [--duration 600] [--kill-after 30 --kill sim-0003]
+//        [--ca ca.crt] [--cert-dir certs/] [--insecure]   (TLS: mqtts:// broker; docs/fleet-broker.md)
+// Each device logs in with <cert-dir>/<id>.crt/.key (CN = its id), or as username <id> with the
+// password in EDGEFIT_SIM_PASSWORD (from the environment, so it stays out of `ps`).
 // Each device is its own MQTT connection with a Last Will. --kill cuts one device's socket
 // (no DISCONNECT) after --kill-after seconds so the broker publishes its offline Last Will.
 import { parseArgs } from 'node:util';
@@ -17,13 +20,17 @@ async function main(): Promise<void> {
       duration: { type: 'string' },
       kill: { type: 'string' },
       'kill-after': { type: 'string', default: '10' },
+      ca: { type: 'string' },
+      'cert-dir': { type: 'string' },
+      insecure: { type: 'boolean', default: false },
       help: { type: 'boolean' },
     },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(
-      'usage: simulate-fleet --broker url --devices N [--prefix edgefit] [--rate 1] [--duration s] [--kill sim-0001 --kill-after s]\n',
+      'usage: simulate-fleet --broker url --devices N [--prefix edgefit] [--rate 1] [--duration s] [--kill sim-0001 --kill-after s]\n' +
+        '       [--ca ca.crt] [--cert-dir dir-of-<id>.crt/.key] [--insecure]; EDGEFIT_SIM_PASSWORD: password of username <id>\n',
     );
     return;
   }
@@ -38,6 +45,9 @@ async function main(): Promise<void> {
     devices: num('devices', values.devices)!,
     prefix: values.prefix!,
     rate: num('rate', values.rate)!,
+    tls: { ...(values.ca ? { caFile: values.ca } : {}), rejectUnauthorized: !values.insecure },
+    ...(values['cert-dir'] ? { certDir: values['cert-dir'] } : {}),
+    ...(process.env.EDGEFIT_SIM_PASSWORD ? { password: process.env.EDGEFIT_SIM_PASSWORD } : {}),
     log: (l) => process.stderr.write(`${l}\n`),
   });
   const t0 = Date.now();

@@ -5,6 +5,7 @@ import { oneLine } from '../errors.js';
 import type { SigningKey } from '../telemetry/signing.js';
 import { startDashboard, type Dashboard } from './index.js';
 import { PREFIX_RE } from './link.js';
+import type { MqttTlsFiles } from '../telemetry/tls.js';
 
 /**
  * The fleet prefix the dashboard subscribes under, from the agent's per-device topic prefix:
@@ -34,6 +35,8 @@ export interface LocalDashboardOptions {
   signingKey?: SigningKey;
   mqttUsername?: string;
   mqttPassword?: string;
+  /** the agent's own TLS files: the dashboard connects to the same broker as the agent */
+  mqttTls?: MqttTlsFiles;
   log: (line: string) => void;
 }
 
@@ -54,6 +57,7 @@ export async function startLocalDashboard(o: LocalDashboardOptions): Promise<Das
     ...(o.signingKey ? { signingKey: o.signingKey } : {}),
     ...(o.mqttUsername ? { mqttUsername: o.mqttUsername } : {}),
     ...(o.mqttPassword ? { mqttPassword: o.mqttPassword } : {}),
+    ...(o.mqttTls ? { mqttTls: o.mqttTls } : {}),
   });
   try {
     await dash.start();

@@ -7,6 +7,7 @@ import { Fleet } from './fleet.js';
 import { FleetLink } from './link.js';
 import { DashboardHttp } from './server.js';
 import { DashboardStore } from './store.js';
+import type { MqttTlsFiles } from '../telemetry/tls.js';
 
 export interface DashboardOptions {
   /** MQTT broker URL, e.g. mqtt://127.0.0.1:1883 */
@@ -23,6 +24,8 @@ export interface DashboardOptions {
   mqttPassword?: string;
   /** signs requests (the operator key; HMAC only for legacy fleets) */
   signingKey?: SigningKey;
+  /** CA, client certificate and key for an mqtts:// broker */
+  mqttTls?: MqttTlsFiles;
   /** ignore devices beyond this many (default 20,000) */
   maxDevices?: number;
   log?: (line: string) => void;
@@ -63,6 +66,7 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
           ...(opts.mqttUsername ? { username: opts.mqttUsername } : {}),
           ...(opts.mqttPassword ? { password: opts.mqttPassword } : {}),
           ...(opts.signingKey ? { signingKey: opts.signingKey } : {}),
+          ...(opts.mqttTls ? { tls: opts.mqttTls } : {}),
           ...(opts.maxDevices ? { maxDevices: opts.maxDevices } : {}),
           ...(opts.log ? { log: opts.log } : {}),
         },

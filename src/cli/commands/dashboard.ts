@@ -13,6 +13,10 @@ interface Args {
   token?: string;
   prefix: string;
   'operator-key'?: string;
+  'mqtt-ca'?: string;
+  'mqtt-cert'?: string;
+  'mqtt-key'?: string;
+  'mqtt-insecure': boolean;
 }
 // Secrets come from the environment rather than flags so they stay out of `ps` output.
 const ENV = {
@@ -23,6 +27,9 @@ const ENV = {
   hmacOld: 'EDGEFIT_COMMAND_SECRET',
   mqttUser: 'EDGEFIT_MQTT_USERNAME',
   mqttPass: 'EDGEFIT_MQTT_PASSWORD',
+  mqttCa: 'EDGEFIT_MQTT_CA_FILE',
+  mqttCert: 'EDGEFIT_MQTT_CERT_FILE',
+  mqttKey: 'EDGEFIT_MQTT_KEY_FILE',
 } as const;
 
 export const command: CommandModule<object, Args> = {
@@ -30,7 +37,15 @@ export const command: CommandModule<object, Args> = {
   describe: 'serve the fleet dashboard (devices, frontiers, history, actions) over HTTP',
   builder: (y) =>
     y
-      .option('broker', { type: 'string', default: 'mqtt://127.0.0.1:1883', describe: 'MQTT broker URL' })
+      .option('broker', { type: 'string', default: 'mqtt://127.0.0.1:1883', describe: 'MQTT broker URL (mqtts:// for TLS)' })
+      .option('mqtt-ca', { type: 'string', describe: `CA certificate (PEM) the broker's certificate must chain to (or ${ENV.mqttCa})` })
+      .option('mqtt-cert', { type: 'string', describe: `client certificate (PEM) for the broker (or ${ENV.mqttCert})` })
+      .option('mqtt-key', { type: 'string', describe: `client key (PEM) for --mqtt-cert (or ${ENV.mqttKey})` })
+      .option('mqtt-insecure', {
+        type: 'boolean',
+        default: false,
+        describe: 'accept any broker certificate (test brokers only: anyone on the path can read and forge traffic)',
+      })
       .option('port', { type: 'number', default: DASHBOARD_DEFAULTS.port, describe: 'HTTP port (0 = any free port)' })
       .option('host', {
         type: 'string',
@@ -54,6 +69,9 @@ export const command: CommandModule<object, Args> = {
     const env = process.env;
     const token = a.token ?? env[ENV.token];
     const signingKey = operatorSigningKey(a['operator-key'] ?? env[ENV.operatorKey], env[ENV.hmac] ?? env[ENV.hmacOld]);
+    const caFile = a['mqtt-ca'] ?? env[ENV.mqttCa];
+    const certFile = a['mqtt-cert'] ?? env[ENV.mqttCert];
+    const keyFile = a['mqtt-key'] ?? env[ENV.mqttKey];
     const dash = startDashboard({
       broker: a.broker,
       port: a.port,
@@ -64,6 +82,12 @@ export const command: CommandModule<object, Args> = {
       ...(signingKey ? { signingKey } : {}),
       ...(env[ENV.mqttUser] ? { mqttUsername: env[ENV.mqttUser] } : {}),
       ...(env[ENV.mqttPass] ? { mqttPassword: env[ENV.mqttPass] } : {}),
+      mqttTls: {
+        ...(caFile ? { caFile } : {}),
+        ...(certFile ? { certFile } : {}),
+        ...(keyFile ? { keyFile } : {}),
+        rejectUnauthorized: !a['mqtt-insecure'],
+      },
       log: (l) => process.stderr.write(`edgefit dashboard: ${l}\n`),
     });
     await dash.start();
