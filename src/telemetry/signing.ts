@@ -26,25 +26,20 @@ export function signRequest(key: SigningKey, deviceId: string, verb: string, txn
   return sign(null, msg, key.privateKey).toString('base64');
 }
 
-export function loadPrivateKey(pem: string): KeyObject {
+/** A PEM key of one kind, refused in one line unless it is ed25519. */
+function ed25519Key(kind: 'private' | 'public', pem: string): KeyObject {
   try {
-    const k = createPrivateKey(pem);
+    const k = kind === 'private' ? createPrivateKey(pem) : createPublicKey(pem);
     if (k.asymmetricKeyType !== 'ed25519') throw new Error(`key type is ${k.asymmetricKeyType}, not ed25519`);
     return k;
   } catch (e) {
-    throw new EdgefitError('CONFIG', `private key is not a PEM ed25519 key: ${(e as Error).message}`, { cause: e });
+    throw new EdgefitError('CONFIG', `${kind} key is not a PEM ed25519 key: ${(e as Error).message}`, { cause: e });
   }
 }
 
-export function loadPublicKey(pem: string): KeyObject {
-  try {
-    const k = createPublicKey(pem);
-    if (k.asymmetricKeyType !== 'ed25519') throw new Error(`key type is ${k.asymmetricKeyType}, not ed25519`);
-    return k;
-  } catch (e) {
-    throw new EdgefitError('CONFIG', `public key is not a PEM ed25519 key: ${(e as Error).message}`, { cause: e });
-  }
-}
+export const loadPrivateKey = (pem: string): KeyObject => ed25519Key('private', pem);
+
+export const loadPublicKey = (pem: string): KeyObject => ed25519Key('public', pem);
 
 /** Throws EdgefitError('INTEGRITY') unless the request is signed as configured. */
 export function verifyRequest(
