@@ -58,6 +58,8 @@ export const AGENT_VERSION = (() => {
 export interface AgentDeps {
   /** Inject a fitter (tests); default: fitModel when present, else the reference-only fallback. */
   fitter?: Fitter;
+  /** With an injected fitter: what holds its training while the box serves (train-hold.ts). */
+  fitterHold?: (on: boolean) => void;
   /** Inject the live latency source (tests); default: LatencyProbe, a probe child per measurement. */
   latency?: LatencySource;
   /** Inject the serve process handle (tests); default: the forked serve process when serve.enabled. */
@@ -168,6 +170,7 @@ export class Agent {
         : {}),
       gate: () => this.first,
       ...(this.deps.fitter ? { fitter: this.deps.fitter } : {}),
+      ...(this.deps.fitterHold ? { fitterHold: this.deps.fitterHold } : {}),
     }));
     const prober = new Prober({
       bus,

@@ -66,6 +66,8 @@ export interface FitManagerDeps {
   log: (line: string) => void;
   /** Injected fitter (tests); default: resolveFitter(mode). */
   fitter?: Fitter;
+  /** The injected fitter's hold (train-hold.ts); resolveFitter's child fitter brings its own. */
+  fitterHold?: (on: boolean) => void;
   /** Fits wait for this first (the agent's first run times the original on a quiet box). */
   gate?: () => Promise<unknown> | undefined;
   /** The original model's p50 as timed live on this box (null until timed): relative budgets are judged on it. */
@@ -111,7 +113,7 @@ export class FitManager implements Component, FitView {
   start(): void {
     if (this.d.store.failStaleFits() > 0) this.d.log('a fit was interrupted by a restart; it will be redone');
     const f = this.d.fitter
-      ? { fitter: this.d.fitter, name: 'injected', close: undefined, hold: undefined }
+      ? { fitter: this.d.fitter, name: 'injected', close: undefined, hold: this.d.fitterHold }
       : resolveFitter(this.d.mode, this.d.hw().hash);
     this.fitter = f.fitter;
     this.fitterName = f.name;

@@ -49,7 +49,7 @@ function entry(id: string, path: string, fidelity: number, train?: number): Fron
   };
 }
 
-function startAgent(name: string, fitter: Fitter, minutes: number): Agent {
+function startAgent(name: string, fitter: Fitter, minutes: number, fitterHold?: (on: boolean) => void): Agent {
   return new Agent(
     loadAgentConfig({
       flags: {
@@ -66,7 +66,7 @@ function startAgent(name: string, fitter: Fitter, minutes: number): Agent {
         mqtt: { url: broker.url },
       },
     }),
-    { fitter, log: () => undefined },
+    { fitter, log: () => undefined, ...(fitterHold ? { fitterHold } : {}) },
   );
 }
 
@@ -154,4 +154,37 @@ t.test('a training fit whose choice is not a trained candidate redeploys nothing
     .filter(ev(dev, 'deployed'))
     .map((m) => m.json().data.candidateId);
   t.same(deploys, [null, 'l0.300'], 'the original, then the first fit: nothing after the training fit');
+});
+
+t.test('served traffic holds a running training fit, and quiet releases it', async (t) => {
+  const dev = 'dev-train-hold';
+  const plain = variantOf('held');
+  const holds: boolean[] = [];
+  let training: (() => void) | undefined;
+  const trainingStarted = new Promise<void>((r) => (training = r));
+  const fitter: Fitter = async (req) => {
+    const base = entry('l0.300', plain, 0.95);
+    if (req.trainMinutes) {
+      training!();
+      // a training fit that lasts until it has been held and released (or 60 s)
+      const deadline = Date.now() + 60_000;
+      while (!(holds.includes(true) && holds.at(-1) === false) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    }
+    return { chosenId: base.id, frontier: [base], referenceLatencyP50Ms: 2, fitter: 'test' };
+  };
+  const from = w.msgs.length;
+  const a = startAgent(dev, fitter, 5, (on) => holds.push(on));
+  t.teardown(() => a.stop());
+  await a.start();
+  await trainingStarted;
+  const stats = (requests: number) => ({ windowS: 5, requests, errors: 0, rejected: 0, inFlight: 0, perVersion: [] });
+  a.bus.emit('serve:stats', stats(40));
+  a.bus.emit('serve:stats', stats(12));
+  t.same(holds, [true], 'the first busy window holds it, once');
+  await w.waitFor(ev(dev, 'training-held'), 10_000, from, 'training-held event');
+  await w.waitFor(ev(dev, 'training-resumed'), 30_000, from, 'training-resumed event after quiet time');
+  t.same(holds, [true, false], 'released once');
+  const deadline = Date.now() + 30_000;
+  while (w.msgs.slice(from).filter(ev(dev, 'fit-done')).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.equal(w.msgs.slice(from).filter(ev(dev, 'fit-done')).length, 2, 'the training fit finished once released');
 });
