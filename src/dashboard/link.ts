@@ -10,17 +10,13 @@ import type { ResponsePayload } from '../telemetry/payloads.js';
 import type { SigningKey } from '../telemetry/signing.js';
 import type { ActionVerb, ActionView } from './model.js';
 import { validatePayload } from './validate.js';
+import { Admission, type AdmissionOptions, type Offer } from './admission.js';
 
 /** Device ids become MQTT topic levels and SQL keys: the agent's own rule (src/telemetry/topics.ts). */
 export const DEVICE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const PREFIX_RE = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
 /** Larger payloads are dropped unread: a profile or a frontier is a few KB. */
 const MAX_PAYLOAD = 256 * 1024;
-/**
- * Devices beyond this many are ignored (and counted): anyone who may publish under the prefix
- * could otherwise grow the dashboard's memory and database without bound by inventing ids.
- */
-export const DEFAULT_MAX_DEVICES = 20_000;
 
 export const TOPIC_KINDS = ['status', 'profile', 'metrics', 'events'] as const;
 
@@ -31,7 +27,8 @@ export interface LinkOptions {
   password?: string;
   /** signs requests (the operator key; HMAC only for legacy fleets); without it requests go unsigned */
   signingKey?: SigningKey;
-  maxDevices?: number;
+  /** which new device ids become fleet rows, and how fast (admission.ts) */
+  admission?: Omit<AdmissionOptions, 'log'>;
   log?: (line: string) => void;
 }
 
@@ -44,6 +41,7 @@ export interface LinkStats {
 export class FleetLink {
   private client: MqttClient | null = null;
   readonly stats: LinkStats = { received: 0, dropped: 0, lastDrop: null };
+  readonly admission: Admission;
 
   constructor(
     private readonly opts: LinkOptions,
@@ -51,9 +49,11 @@ export class FleetLink {
     private readonly store: DashboardStore,
   ) {
     if (!PREFIX_RE.test(opts.prefix)) throw new EdgefitError('USAGE', `bad MQTT prefix '${opts.prefix}'`);
+    this.admission = new Admission({ ...opts.admission, ...(opts.log ? { log: opts.log } : {}) });
   }
 
   async start(): Promise<void> {
+    this.admission.start();
     const client = connect(this.opts.broker, {
       clientId: `edgefit-dashboard-${randomUUID().slice(0, 8)}`,
       clean: true,
@@ -105,8 +105,9 @@ export class FleetLink {
     const parts = rest.split('/');
     const id = parts[0] ?? '';
     if (!DEVICE_ID_RE.test(id)) return this.drop(topic, 'bad device id');
-    if (!this.fleet.has(id) && this.fleet.size() >= (this.opts.maxDevices ?? DEFAULT_MAX_DEVICES))
-      return this.drop(topic, 'device limit reached');
+    const known = this.fleet.has(id);
+    // cheap refusal before parsing anything (counted by admission's log line, not as drops)
+    if (!known && !this.admission.allowed(id)) return this.admission.refuse();
     if (payload.length > MAX_PAYLOAD) return this.drop(topic, `payload of ${payload.length} bytes`);
     // an empty retained message clears the topic (a decommissioned device): ignore it
     if (payload.length === 0) return;
@@ -117,28 +118,64 @@ export class FleetLink {
       return this.drop(topic, 'not JSON');
     }
     const kind = parts[1];
+    let offer: Offer | null = null;
     if (parts.length === 2) {
       switch (kind) {
         case 'status': {
           const v = validatePayload('status', body);
-          return 'ok' in v ? this.fleet.onStatus(id, v.ok) : this.drop(topic, v.err);
+          if ('err' in v) return this.drop(topic, v.err);
+          offer = { kind: 'status', body: v.ok };
+          break;
         }
         case 'profile': {
           const v = validatePayload('profile', body);
-          return 'ok' in v ? this.fleet.onProfile(id, v.ok) : this.drop(topic, v.err);
+          if ('err' in v) return this.drop(topic, v.err);
+          offer = { kind: 'profile', body: v.ok };
+          break;
         }
         case 'metrics': {
           const v = validatePayload('metrics', body);
-          return 'ok' in v ? this.fleet.onMetrics(id, v.ok) : this.drop(topic, v.err);
+          if ('err' in v) return this.drop(topic, v.err);
+          offer = { kind: 'metrics', body: v.ok };
+          break;
         }
         case 'events': {
           const v = validatePayload('event', body);
-          return 'ok' in v ? this.fleet.onEvent(id, v.ok) : this.drop(topic, v.err);
+          if ('err' in v) return this.drop(topic, v.err);
+          offer = { kind: 'event', body: v.ok };
+          break;
         }
       }
     }
-    if (parts.length === 3 && kind === 'response') return this.onResponse(id, parts[2]!, body, topic);
+    if (offer) {
+      if (known) return this.apply(id, offer);
+      const admitted = this.admission.offer(id, offer, payload.length);
+      if (!admitted) return;
+      // replay what the device sent while it waited, in the order an agent sends it
+      if (admitted.status) this.fleet.onStatus(id, admitted.status);
+      if (admitted.profile) this.fleet.onProfile(id, admitted.profile);
+      for (const e of admitted.events) this.fleet.onEvent(id, e);
+      if (admitted.metrics) this.fleet.onMetrics(id, admitted.metrics);
+      return;
+    }
+    if (parts.length === 3 && kind === 'response') {
+      // only a known device can answer a request we sent
+      return known ? this.onResponse(id, parts[2]!, body, topic) : this.drop(topic, 'response from an unknown device');
+    }
     return this.drop(topic, 'unknown topic');
+  }
+
+  private apply(id: string, m: Offer): void {
+    switch (m.kind) {
+      case 'status':
+        return this.fleet.onStatus(id, m.body);
+      case 'profile':
+        return this.fleet.onProfile(id, m.body);
+      case 'metrics':
+        return this.fleet.onMetrics(id, m.body);
+      case 'event':
+        return this.fleet.onEvent(id, m.body);
+    }
   }
 
   private onResponse(id: string, verb: string, body: unknown, topic: string): void {
@@ -176,6 +213,7 @@ export class FleetLink {
   }
 
   async stop(): Promise<void> {
+    this.admission.stop();
     const c = this.client;
     this.client = null;
     if (c) await c.endAsync(true);

@@ -31,9 +31,10 @@ function replaceAtomic(path: string, fill: (tmp: string) => void): void {
   fsyncDir(dir);
 }
 
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+/** mode 0o600 for secrets: the temp file is created with it, so the bytes are never readable by others. */
+export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): void {
   replaceAtomic(path, (tmp) => {
-    const fd = openSync(tmp, 'w', 0o644);
+    const fd = openSync(tmp, 'w', mode);
     try {
       const buf = typeof data === 'string' ? Buffer.from(data) : data;
       let off = 0;

@@ -3,13 +3,13 @@
 // page shows the agent's response and the budget it then reports.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDashboard } from '../../src/dashboard/index.js';
 import { CLI, ROOT } from '../../devkit/paths.js';
 import { startBroker } from '../../devkit/broker.js';
-import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, until } from './support.js';
+import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, operatorKey, until } from './support.js';
 
 const MODEL = join(ROOT, 'models/mnist-cnn.onnx');
 const skip = browserSkipReason() ?? (existsSync(MODEL) ? null : `${MODEL} missing: agent round-trip test skipped`);
@@ -19,7 +19,12 @@ if (skip) {
   const { chromium } = await import('playwright-core');
   const broker = await startBroker();
   const dir = mkdtempSync(join(tmpdir(), 'edgefit-dash-agent-'));
-  const dash = startDashboard({ broker: broker.url, port: 0, stateDir: join(dir, 'dash') });
+  // the operator's key signs the dashboard's requests; the agent pins its public half (a
+  // dashboard without a key is view-only, and it requires a login because it holds one)
+  const key = operatorKey();
+  writeFileSync(join(dir, 'operator.pub'), key.publicPem);
+  writeFileSync(join(dir, 'agent.json'), JSON.stringify({ security: { publicKeyFile: join(dir, 'operator.pub') } }));
+  const dash = startDashboard({ broker: broker.url, port: 0, stateDir: join(dir, 'dash'), signingKey: key.signingKey });
   await dash.start();
   const id = 'agent-dash-test';
   // a small real model keeps the agent's measurements short on a busy CI box
@@ -28,6 +33,8 @@ if (skip) {
     [
       CLI,
       'agent',
+      '--config',
+      join(dir, 'agent.json'),
       '--broker',
       broker.url,
       '--device-id',
@@ -81,6 +88,7 @@ if (skip) {
       throw e;
     });
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(dash.loginUrl);
     await page.goto(`${dash.url}#/d/${id}`);
     await page.waitForSelector('#budget-form');
     // the page asked the agent for its frontier: the reference model is on it

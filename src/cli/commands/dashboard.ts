@@ -10,7 +10,16 @@ interface Args {
   'state-dir': string;
   token?: string;
   prefix: string;
+  'allow-host'?: string[];
+  admit?: string[];
 }
+
+/** Repeatable flags that also take comma lists: --admit 'pi-*,jetson-*'. */
+const list = (v: string[] | undefined): string[] =>
+  (v ?? [])
+    .flatMap((x) => String(x).split(','))
+    .map((x) => x.trim())
+    .filter(Boolean);
 // Secrets come from the environment rather than flags so they stay out of `ps` output.
 const ENV = {
   token: 'EDGEFIT_DASHBOARD_TOKEN',
@@ -32,7 +41,20 @@ export const command: CommandModule<object, Args> = {
         describe: 'address to listen on; anything but loopback needs --token',
       })
       .option('state-dir', { type: 'string', default: '.edgefit/dashboard', describe: 'folder for the dashboard SQLite file' })
-      .option('token', { type: 'string', describe: `access token (or ${ENV.token}); required beyond localhost` })
+      .option('token', {
+        type: 'string',
+        describe: `access token (or ${ENV.token}); required beyond localhost, and generated into <state-dir>/token when the dashboard can send commands`,
+      })
+      .option('allow-host', {
+        type: 'string',
+        array: true,
+        describe: 'another name browsers reach the dashboard by (e.g. behind a proxy): name or name:port; repeatable or comma-separated',
+      })
+      .option('admit', {
+        type: 'string',
+        array: true,
+        describe: "device id patterns that may join the fleet (e.g. 'pi-*,jetson-*'); default: all",
+      })
       .epilogue(
         `Environment: ${ENV.hmac} signs requests (HMAC) for agents that require signed commands; ${ENV.mqttUser}/${ENV.mqttPass} authenticate to the broker.`,
       )
@@ -50,13 +72,18 @@ export const command: CommandModule<object, Args> = {
       stateDir: a['state-dir'],
       prefix: a.prefix,
       ...(token ? { token } : {}),
+      ...(list(a['allow-host']).length ? { allowHosts: list(a['allow-host']) } : {}),
+      ...(list(a.admit).length ? { admit: list(a.admit) } : {}),
       ...(hmac ? { signingKey: { mode: 'hmac' as const, secret: hmac } } : {}),
       ...(env[ENV.mqttUser] ? { mqttUsername: env[ENV.mqttUser] } : {}),
       ...(env[ENV.mqttPass] ? { mqttPassword: env[ENV.mqttPass] } : {}),
       log: (l) => process.stderr.write(`edgefit dashboard: ${l}\n`),
     });
     await dash.start();
-    process.stdout.write(`edgefit dashboard: ${dash.url} (broker ${a.broker}, prefix ${a.prefix})\n`);
+    // a generated (or earlier generated) token is printed once, in the URL that logs in with it
+    const shown = dash.tokenSource === 'file' ? dash.loginUrl : dash.url;
+    const mode = dash.viewOnly ? ', view only: no operator key' : '';
+    process.stdout.write(`edgefit dashboard: ${shown} (broker ${a.broker}, prefix ${a.prefix}${mode})\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
