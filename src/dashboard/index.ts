@@ -2,8 +2,8 @@
 // to serve the fleet view beside its embedded broker.
 import { join } from 'node:path';
 import type { SigningKey } from '../telemetry/signing.js';
-import { checkListenPolicy, loadOrCreateToken } from './auth.js';
-import type { AdmissionOptions } from './admission.js';
+import { checkListenPolicy, HostPolicy, loadOrCreateToken } from './auth.js';
+import { admitPatterns, type AdmissionOptions } from './admission.js';
 import { Fleet } from './fleet.js';
 import { FleetLink } from './link.js';
 import { DashboardHttp } from './server.js';
@@ -63,6 +63,9 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
   const host = opts.host ?? DASHBOARD_DEFAULTS.host;
   // a dashboard that can send commands gets a token even on loopback: generated if none is given
   if (opts.token !== undefined || !opts.signingKey) checkListenPolicy(host, opts.token);
+  // bad --admit patterns or --allow-host names are usage errors before anything starts
+  admitPatterns(opts.admit ?? []);
+  new HostPolicy(host, opts.allowHosts);
   let token: string | undefined = opts.token;
   const tokenSource: Dashboard['tokenSource'] = opts.token !== undefined ? 'given' : opts.signingKey ? 'file' : 'none';
   let store: DashboardStore | null = null;
