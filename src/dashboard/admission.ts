@@ -42,6 +42,8 @@ export interface PendingDevice {
   metrics: MetricsPayload | null;
   events: EventPayload[];
   messages: number;
+  /** its retained status was asked for once (it sent metrics after its status had been evicted) */
+  statusAsked: boolean;
   /** payload bytes held: the latest of each kind plus the buffered events */
   bytes: number;
   sizes: { status: number; profile: number; metrics: number; events: number[] };
@@ -139,6 +141,7 @@ export class Admission {
         metrics: null,
         events: [],
         messages: 0,
+        statusAsked: false,
         bytes: 0,
         sizes: { status: 0, profile: 0, metrics: 0, events: [] },
       };
@@ -198,6 +201,17 @@ export class Admission {
 
   private remove(p: PendingDevice): void {
     if (this.once.delete(p.id) || this.more.delete(p.id)) this.bytes -= p.bytes;
+  }
+
+  /**
+   * True once for an id that waits with metrics but no status: its status was evicted (or came
+   * before the dashboard subscribed), so the caller asks the broker for the retained one.
+   */
+  wantsStatus(id: string): boolean {
+    const p = this.once.get(id) ?? this.more.get(id);
+    if (!p || p.status || !p.metrics || p.statusAsked) return false;
+    p.statusAsked = true;
+    return true;
   }
 
   /** A message from an id the admit patterns exclude (counted for the log line). */

@@ -17,6 +17,9 @@ export const DEVICE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const PREFIX_RE = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
 /** Larger payloads are dropped unread: a profile or a frontier is a few KB. */
 const MAX_PAYLOAD = 256 * 1024;
+/** Retained statuses asked for at once (one short subscription each), and how long each waits. */
+const STATUS_FETCHES = 64;
+const STATUS_FETCH_MS = 3000;
 
 export const TOPIC_KINDS = ['status', 'profile', 'metrics', 'events'] as const;
 
@@ -42,6 +45,8 @@ export class FleetLink {
   private client: MqttClient | null = null;
   readonly stats: LinkStats = { received: 0, dropped: 0, lastDrop: null };
   readonly admission: Admission;
+  /** ids whose retained status is being fetched (bounded; see onMessage) */
+  private readonly fetching = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly opts: LinkOptions,
@@ -150,7 +155,11 @@ export class FleetLink {
     if (offer) {
       if (known) return this.apply(id, offer);
       const admitted = this.admission.offer(id, offer, payload.length);
-      if (!admitted) return;
+      if (!admitted) {
+        if (offer.kind === 'metrics') this.fetchStatus(id);
+        return;
+      }
+      this.endFetch(id);
       // replay what the device sent while it waited, in the order an agent sends it
       if (admitted.status) this.fleet.onStatus(id, admitted.status);
       if (admitted.profile) this.fleet.onProfile(id, admitted.profile);
@@ -163,6 +172,33 @@ export class FleetLink {
       return known ? this.onResponse(id, parts[2]!, body, topic) : this.drop(topic, 'response from an unknown device');
     }
     return this.drop(topic, 'unknown topic');
+  }
+
+  /**
+   * A new id sent metrics while waiting without a status: a real agent's retained status was
+   * evicted from the pending pool by a flood, or arrived before the pool existed. Subscribing to
+   * that one topic makes the broker send the retained status again; a few at a time, once per
+   * pending id, so ids that only ever publish metrics cost one short subscription each at most.
+   */
+  private fetchStatus(id: string): void {
+    const c = this.client;
+    if (!c || this.fetching.has(id) || this.fetching.size >= STATUS_FETCHES || !this.admission.wantsStatus(id)) return;
+    const topic = `${this.opts.prefix}/${id}/status`;
+    this.fetching.set(
+      id,
+      setTimeout(() => this.endFetch(id), STATUS_FETCH_MS),
+    );
+    c.subscribe(topic, { qos: 1 }, (err) => {
+      if (err) this.endFetch(id);
+    });
+  }
+
+  private endFetch(id: string): void {
+    const timer = this.fetching.get(id);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.fetching.delete(id);
+    this.client?.unsubscribe(`${this.opts.prefix}/${id}/status`);
   }
 
   private apply(id: string, m: Offer): void {
@@ -214,6 +250,8 @@ export class FleetLink {
 
   async stop(): Promise<void> {
     this.admission.stop();
+    for (const t of this.fetching.values()) clearTimeout(t);
+    this.fetching.clear();
     const c = this.client;
     this.client = null;
     if (c) await c.endAsync(true);

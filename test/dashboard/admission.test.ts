@@ -203,3 +203,32 @@ t.test('20,010 fake device ids at a real Mosquitto: the table stays, a real new 
     'after a restart: the known devices and the newcomer',
   );
 });
+
+t.test('a device whose retained status a flood evicted still joins on its metrics: the dashboard asks the broker for it', async (t) => {
+  const broker = await startBroker();
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-admit-late-'));
+  const dash = startDashboard({ broker: broker.url, port: 0, stateDir: dir, admission: { pendingMax: 50 } });
+  await dash.start();
+  const c = await connectAsync(broker.url);
+  t.teardown(async () => {
+    await c.endAsync();
+    await dash.stop();
+    await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const id = 'late-1';
+  await c.publishAsync(`edgefit/${id}/status`, onlineStatus(id), { qos: 1, retain: true });
+  await until('its status pending', () => dash.link.admission.stats().pending === 1);
+  for (let i = 0; i < 200; i++) c.publish(`edgefit/junk-${i}/status`, onlineStatus(`junk-${i}`), { qos: 0 });
+  await until('the flood evicting it', () => dash.link.admission.stats().evicted >= 151);
+  const m = { ...sample.metricsPayload(), deviceId: id };
+  await c.publishAsync(`edgefit/${id}/metrics`, JSON.stringify(m), { qos: 1 });
+  await until('the device in the fleet', () => dash.fleet.has(id), 10_000);
+  t.match(dash.fleet.state(id), { status: { deviceId: id, state: 'online' } }, 'with the status the broker kept for it');
+  t.equal(dash.fleet.size(), 1, 'and none of the junk');
+  const a = new Admission();
+  a.offer('x', metrics(), 10);
+  t.equal(a.wantsStatus('x'), true, 'metrics without a status: ask once');
+  t.equal(a.wantsStatus('x'), false, 'not twice');
+  t.equal(a.wantsStatus('nobody'), false);
+});
