@@ -204,6 +204,8 @@ export class DashboardHttp {
         sseClients: this.clients.size,
         received: this.link.stats.received,
         dropped: this.link.stats.dropped,
+        // new ids waiting to prove they are devices (bounded; see admission.ts)
+        pending: this.link.admission.stats().pending,
       });
     }
     if (!authorize(req, res, url, this.opts.token)) return;

@@ -114,7 +114,7 @@ t.test('20,010 fake device ids at a real Mosquitto: the table stays, a real new 
   const knownIds = ['sim-0001', 'sim-0002', 'sim-0003'];
   await until('the known devices', () => knownIds.every((id) => dashA.fleet.has(id) && dashB.fleet.has(id)));
   const cliUrl = await until('the CLI dashboard', () => /edgefit dashboard: (http:\S+)/.exec(cliOut)?.[1], 30_000);
-  type Health = { devices: number; received: number };
+  type Health = { devices: number; received: number; pending: number };
   const health = async (): Promise<Health> => (await (await fetch(`${cliUrl}healthz`)).json()) as Health;
   await until('the known devices in the CLI dashboard', async () => (await health()).devices === 3);
   const rss0 = process.memoryUsage().rss;
@@ -163,6 +163,7 @@ t.test('20,010 fake device ids at a real Mosquitto: the table stays, a real new 
       `${cliDevices} devices (shared box)`,
   );
   t.equal(cliDevices, 3, 'the CLI dashboard: no fake id in its fleet either');
+  t.equal((await health()).pending, 1000, '/healthz says how many ids wait');
   t.ok(cliRss1 - cliRss0 < 64, `the dashboard process grew ${(cliRss1 - cliRss0).toFixed(1)} MB over the first flood`);
   t.ok(cliRss2 - cliRss0 < 96, `and ${(cliRss2 - cliRss0).toFixed(1)} MB over two floods of new ids`);
   t.equal(dashA.fleet.size(), 3, 'no fake id became a fleet row');
