@@ -1,6 +1,7 @@
 // Screenshots of the dashboard for docs/screenshots/: a simulated fleet through a real
 // Mosquitto, one device cut off (offline row), a device page with its frontier, history, events
 // and an answered set-budget action.   node dist/scripts/dashboard-screenshots.js [--out docs/screenshots]
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +23,14 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 const broker = await startBroker();
 const state = mkdtempSync(join(tmpdir(), 'edgefit-shots-'));
-const dash = startDashboard({ broker: broker.url, port: 0, stateDir: state });
+// with an operator key (the simulator accepts any signature) so the set-budget action works;
+// the browser logs in through the printed ?token= URL first
+const dash = startDashboard({
+  broker: broker.url,
+  port: 0,
+  stateDir: state,
+  signingKey: { mode: 'ed25519', privateKey: generateKeyPairSync('ed25519').privateKey },
+});
 await dash.start();
 const sim = new SimFleet({ broker: broker.url, devices: Number(values.devices), rate: 1 });
 await sim.start();
@@ -34,12 +42,15 @@ try {
   sim.get('sim-0003')?.kill();
   sim.get('sim-0011')?.kill();
   await sleep(1500);
-  const page = await browser.newPage({ viewport: { width: 1440, height: 860 } });
-  await page.goto(dash.url);
+  // one context, so the login cookie serves both pages
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 860 } });
+  const page = await ctx.newPage();
+  await page.goto(dash.loginUrl);
   await page.waitForSelector('.row[data-online="0"]');
   await sleep(800);
   await page.screenshot({ path: join(values.out!, 'fleet.png') });
-  const dev = await browser.newPage({ viewport: { width: 1440, height: 1560 } });
+  const dev = await ctx.newPage();
+  await dev.setViewportSize({ width: 1440, height: 1560 });
   await dev.goto(`${dash.url}#/d/sim-0004`);
   await dev.waitForSelector('#frontier circle.pt.chosen', { timeout: 15_000 });
   await dev.fill('input[name=latencyMs]', '700');

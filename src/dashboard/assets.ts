@@ -1,13 +1,26 @@
 // The page shell and stylesheet, embedded so the server needs no file lookup for them and the
 // app works with no network beyond the dashboard itself. Browser logic lives in ./web/*.ts.
 
-export function indexHtml(): string {
+const ATTR_ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const attr = (v: string): string => v.replace(/[&<>"']/g, (c) => ATTR_ESC[c] ?? c);
+
+/**
+ * The page, with this page's CSRF token (sent back as X-Edgefit-CSRF on actions) and, on a
+ * view-only dashboard, why its action controls are disabled.
+ */
+export function indexHtml(session: { csrf: string; reason: string | null }): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>edgefit fleet</title>
+<meta name="edgefit-csrf" content="${attr(session.csrf)}">
+${
+  session.reason !== null
+    ? `<meta name="edgefit-actions-off" content="${attr(session.reason)}">
+`
+    : ''
+}<title>edgefit fleet</title>
 <link rel="stylesheet" href="/app.css">
 <script type="module" src="/web/app.js"></script>
 </head>

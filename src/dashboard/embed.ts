@@ -1,5 +1,8 @@
 // The dashboard beside a running agent (`npm start`): same broker, loopback only, and never a
 // reason for the agent to fail: a busy port or an unusual topic layout is logged and skipped.
+// Given the agent's operator key it can send commands, so it then requires a login token even
+// on loopback (any local process or web page could otherwise drive the agent): the token is kept
+// in <stateDir>/dashboard/token and the URL carrying it is logged once at start.
 import { join } from 'node:path';
 import { oneLine } from '../errors.js';
 import type { SigningKey } from '../telemetry/signing.js';
@@ -65,6 +68,7 @@ export async function startLocalDashboard(o: LocalDashboardOptions): Promise<Das
     o.log(`dashboard not started: ${oneLine(e)}`);
     return null;
   }
-  o.log(`dashboard: ${dash.url}`);
+  // the login URL (with ?token=) when a token is required, once; the plain URL for a view-only one
+  o.log(o.signingKey ? `dashboard: ${dash.loginUrl} (open once to log in)` : `dashboard: ${dash.url} (view only: no operator key)`);
   return dash;
 }

@@ -11,17 +11,16 @@ import type { SigningKey } from '../telemetry/signing.js';
 import type { ActionVerb, ActionView } from './model.js';
 import { validatePayload } from './validate.js';
 import { mqttTlsOptions, type MqttTlsFiles } from '../telemetry/tls.js';
+import { Admission, type AdmissionOptions, type Offer } from './admission.js';
 
 /** Device ids become MQTT topic levels and SQL keys: the agent's own rule (src/telemetry/topics.ts). */
 export const DEVICE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const PREFIX_RE = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
 /** Larger payloads are dropped unread: a profile or a frontier is a few KB. */
 const MAX_PAYLOAD = 256 * 1024;
-/**
- * Devices beyond this many are ignored (and counted): anyone who may publish under the prefix
- * could otherwise grow the dashboard's memory and database without bound by inventing ids.
- */
-export const DEFAULT_MAX_DEVICES = 20_000;
+/** Retained statuses asked for at once (one short subscription each), and how long each waits. */
+const STATUS_FETCHES = 64;
+const STATUS_FETCH_MS = 3000;
 
 export const TOPIC_KINDS = ['status', 'profile', 'metrics', 'events'] as const;
 
@@ -34,7 +33,8 @@ export interface LinkOptions {
   signingKey?: SigningKey;
   /** CA, client certificate and key for an mqtts:// broker */
   tls?: MqttTlsFiles;
-  maxDevices?: number;
+  /** which new device ids become fleet rows, and how fast (admission.ts) */
+  admission?: Omit<AdmissionOptions, 'log'>;
   log?: (line: string) => void;
 }
 
@@ -47,6 +47,9 @@ export interface LinkStats {
 export class FleetLink {
   private client: MqttClient | null = null;
   readonly stats: LinkStats = { received: 0, dropped: 0, lastDrop: null };
+  readonly admission: Admission;
+  /** ids whose retained status is being fetched (bounded; see onMessage) */
+  private readonly fetching = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly opts: LinkOptions,
@@ -54,9 +57,11 @@ export class FleetLink {
     private readonly store: DashboardStore,
   ) {
     if (!PREFIX_RE.test(opts.prefix)) throw new EdgefitError('USAGE', `bad MQTT prefix '${opts.prefix}'`);
+    this.admission = new Admission({ ...opts.admission, ...(opts.log ? { log: opts.log } : {}) });
   }
 
   async start(): Promise<void> {
+    this.admission.start();
     const client = connect(this.opts.broker, {
       clientId: `edgefit-dashboard-${randomUUID().slice(0, 8)}`,
       clean: true,
@@ -109,8 +114,9 @@ export class FleetLink {
     const parts = rest.split('/');
     const id = parts[0] ?? '';
     if (!DEVICE_ID_RE.test(id)) return this.drop(topic, 'bad device id');
-    if (!this.fleet.has(id) && this.fleet.size() >= (this.opts.maxDevices ?? DEFAULT_MAX_DEVICES))
-      return this.drop(topic, 'device limit reached');
+    const known = this.fleet.has(id);
+    // cheap refusal before parsing anything (counted by admission's log line, not as drops)
+    if (!known && !this.admission.allowed(id)) return this.admission.refuse();
     if (payload.length > MAX_PAYLOAD) return this.drop(topic, `payload of ${payload.length} bytes`);
     // an empty retained message clears the topic (a decommissioned device): ignore it
     if (payload.length === 0) return;
@@ -121,28 +127,95 @@ export class FleetLink {
       return this.drop(topic, 'not JSON');
     }
     const kind = parts[1];
+    let offer: Offer | null = null;
     if (parts.length === 2) {
       switch (kind) {
         case 'status': {
           const v = validatePayload('status', body);
-          return 'ok' in v ? this.fleet.onStatus(id, v.ok) : this.drop(topic, v.err);
+          if ('err' in v) return this.drop(topic, v.err);
+          offer = { kind: 'status', body: v.ok };
+          break;
         }
         case 'profile': {
           const v = validatePayload('profile', body);
-          return 'ok' in v ? this.fleet.onProfile(id, v.ok) : this.drop(topic, v.err);
+          if ('err' in v) return this.drop(topic, v.err);
+          offer = { kind: 'profile', body: v.ok };
+          break;
         }
         case 'metrics': {
           const v = validatePayload('metrics', body);
-          return 'ok' in v ? this.fleet.onMetrics(id, v.ok) : this.drop(topic, v.err);
+          if ('err' in v) return this.drop(topic, v.err);
+          offer = { kind: 'metrics', body: v.ok };
+          break;
         }
         case 'events': {
           const v = validatePayload('event', body);
-          return 'ok' in v ? this.fleet.onEvent(id, v.ok) : this.drop(topic, v.err);
+          if ('err' in v) return this.drop(topic, v.err);
+          offer = { kind: 'event', body: v.ok };
+          break;
         }
       }
     }
-    if (parts.length === 3 && kind === 'response') return this.onResponse(id, parts[2]!, body, topic);
+    if (offer) {
+      if (known) return this.apply(id, offer);
+      const admitted = this.admission.offer(id, offer, payload.length);
+      if (!admitted) {
+        if (offer.kind === 'metrics') this.fetchStatus(id);
+        return;
+      }
+      this.endFetch(id);
+      // replay what the device sent while it waited, in the order an agent sends it
+      if (admitted.status) this.fleet.onStatus(id, admitted.status);
+      if (admitted.profile) this.fleet.onProfile(id, admitted.profile);
+      for (const e of admitted.events) this.fleet.onEvent(id, e);
+      if (admitted.metrics) this.fleet.onMetrics(id, admitted.metrics);
+      return;
+    }
+    if (parts.length === 3 && kind === 'response') {
+      // only a known device can answer a request we sent
+      return known ? this.onResponse(id, parts[2]!, body, topic) : this.drop(topic, 'response from an unknown device');
+    }
     return this.drop(topic, 'unknown topic');
+  }
+
+  /**
+   * A new id sent metrics while waiting without a status: a real agent's retained status was
+   * evicted from the pending pool by a flood, or arrived before the pool existed. Subscribing to
+   * that one topic makes the broker send the retained status again; a few at a time, once per
+   * pending id, so ids that only ever publish metrics cost one short subscription each at most.
+   */
+  private fetchStatus(id: string): void {
+    const c = this.client;
+    if (!c || this.fetching.has(id) || this.fetching.size >= STATUS_FETCHES || !this.admission.wantsStatus(id)) return;
+    const topic = `${this.opts.prefix}/${id}/status`;
+    this.fetching.set(
+      id,
+      setTimeout(() => this.endFetch(id), STATUS_FETCH_MS),
+    );
+    c.subscribe(topic, { qos: 1 }, (err) => {
+      if (err) this.endFetch(id);
+    });
+  }
+
+  private endFetch(id: string): void {
+    const timer = this.fetching.get(id);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.fetching.delete(id);
+    this.client?.unsubscribe(`${this.opts.prefix}/${id}/status`);
+  }
+
+  private apply(id: string, m: Offer): void {
+    switch (m.kind) {
+      case 'status':
+        return this.fleet.onStatus(id, m.body);
+      case 'profile':
+        return this.fleet.onProfile(id, m.body);
+      case 'metrics':
+        return this.fleet.onMetrics(id, m.body);
+      case 'event':
+        return this.fleet.onEvent(id, m.body);
+    }
   }
 
   private onResponse(id: string, verb: string, body: unknown, topic: string): void {
@@ -180,6 +253,9 @@ export class FleetLink {
   }
 
   async stop(): Promise<void> {
+    this.admission.stop();
+    for (const t of this.fetching.values()) clearTimeout(t);
+    this.fetching.clear();
     const c = this.client;
     this.client = null;
     if (c) await c.endAsync(true);

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EdgefitError, isEdgefitError, oneLine } from '../errors.js';
-import { authorize } from './auth.js';
+import { authorize, bearerMatches, Csrf, HostPolicy } from './auth.js';
 import { APP_CSS, indexHtml } from './assets.js';
 import type { Fleet } from './fleet.js';
 import { DEVICE_ID_RE, toView, type FleetLink } from './link.js';
@@ -50,7 +50,20 @@ export interface HttpOptions {
   port: number;
   token?: string;
   flushMs: number;
+  /** extra names the Host header may carry (reverse proxies, LAN names) */
+  allowHosts?: readonly string[];
+  /** null: actions are possible (the dashboard holds a signing key); else why they are not */
+  actionsOff: string | null;
 }
+
+/** The page's and scripts' view of this session: the CSRF token for POSTs, and whether actions work. */
+export interface SessionInfo {
+  csrf: string;
+  actions: boolean;
+  reason: string | null;
+}
+
+export const CSRF_HEADER = 'x-edgefit-csrf';
 
 export class DashboardHttp {
   private server: Server | null = null;
@@ -59,6 +72,8 @@ export class DashboardHttp {
   private flushTimer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private linkUp: boolean | null = null;
+  private readonly hosts: HostPolicy;
+  private readonly csrf: Csrf;
   port = 0;
 
   constructor(
@@ -66,7 +81,10 @@ export class DashboardHttp {
     private readonly fleet: Fleet,
     private readonly store: DashboardStore,
     private readonly link: FleetLink,
-  ) {}
+  ) {
+    this.hosts = new HostPolicy(opts.host, opts.allowHosts);
+    this.csrf = new Csrf(opts.token);
+  }
 
   async start(): Promise<void> {
     const server = createServer((req, res) => {
@@ -155,8 +173,24 @@ export class DashboardHttp {
     res.end(JSON.stringify(body));
   }
 
+  private refuse(res: ServerResponse, status: number, message: string): void {
+    this.json(res, status, { error: { code: 'FORBIDDEN', message } });
+  }
+
+  private session(): SessionInfo {
+    return { csrf: this.csrf.issue(), actions: this.opts.actionsOff === null, reason: this.opts.actionsOff };
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
+    // DNS rebinding: a page on another name that resolves here still sends its own name
+    if (!this.hosts.allows(req.headers.host, this.port)) {
+      return this.refuse(
+        res,
+        421,
+        `Host '${String(req.headers.host ?? '').slice(0, 100)}' is not a name of this dashboard (--allow-host adds names)`,
+      );
+    }
     if (url.pathname === '/favicon.ico') {
       res.writeHead(204);
       res.end();
@@ -170,16 +204,25 @@ export class DashboardHttp {
         sseClients: this.clients.size,
         received: this.link.stats.received,
         dropped: this.link.stats.dropped,
+        // new ids waiting to prove they are devices (bounded; see admission.ts)
+        pending: this.link.admission.stats().pending,
       });
     }
     if (!authorize(req, res, url, this.opts.token)) return;
     const method = req.method ?? 'GET';
     const path = url.pathname;
+    if (method !== 'GET' && method !== 'HEAD') {
+      // a view-only dashboard says so plainly, whoever asks
+      if (this.opts.actionsOff !== null && /\/actions\//.test(path)) return this.refuse(res, 403, this.opts.actionsOff);
+      const why = this.stateChangeRefusal(req);
+      if (why) return this.refuse(res, 403, why);
+    }
     if (method === 'GET' && (path === '/' || path === '/index.html')) {
       res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/html; charset=utf-8' });
-      res.end(indexHtml());
+      res.end(indexHtml(this.session()));
       return;
     }
+    if (method === 'GET' && path === '/api/session') return this.json(res, 200, this.session());
     if (method === 'GET' && path === '/app.css') {
       res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/css; charset=utf-8' });
       res.end(APP_CSS);
@@ -208,7 +251,8 @@ export class DashboardHttp {
         return this.json(res, 200, { history: this.store.history(id, Number.isFinite(since) ? since : 0, limit) });
       }
       if (method === 'POST' && dev[3]) {
-        this.checkPostOrigin(req);
+        const ct = req.headers['content-type'] ?? '';
+        if (!ct.startsWith('application/json')) throw new EdgefitError('USAGE', 'actions must be sent as application/json');
         if (!this.fleet.has(id)) throw new EdgefitError('FILE_NOT_FOUND', `unknown device '${id}'`);
         const { verb, args } = validateAction(dev[3], await readJson(req));
         const action = await this.link.request(id, verb, args);
@@ -218,20 +262,29 @@ export class DashboardHttp {
     return this.json(res, 404, { error: { code: 'FILE_NOT_FOUND', message: `no route ${method} ${path}` } });
   }
 
-  /** JSON-only POSTs from our own origin: a cross-site form cannot trigger an action. */
-  private checkPostOrigin(req: IncomingMessage): void {
-    const ct = req.headers['content-type'] ?? '';
-    if (!ct.startsWith('application/json')) throw new EdgefitError('USAGE', 'actions must be sent as application/json');
+  /**
+   * Why a state-changing request is refused, or null. Browsers send Origin on every POST: it
+   * must be one of ours ('null', from sandboxed frames and file: pages, is not). A request with
+   * neither Origin nor Referer is a script, which must then carry the bearer token. A request a
+   * browser sent with its cookie must also carry the page's CSRF token.
+   */
+  private stateChangeRefusal(req: IncomingMessage): string | null {
+    const bearer = bearerMatches(req, this.opts.token);
     const origin = req.headers.origin;
-    if (origin && origin !== 'null') {
-      let host: string;
-      try {
-        host = new URL(origin).host;
-      } catch {
-        throw new EdgefitError('USAGE', 'bad Origin header');
-      }
-      if (host !== req.headers.host) throw new EdgefitError('USAGE', 'cross-origin action refused');
+    const referer = req.headers.referer;
+    if (origin !== undefined) {
+      if (!this.hosts.allowsOrigin(origin, this.port)) return `cross-origin request refused (Origin ${origin.slice(0, 100)})`;
+    } else if (referer !== undefined) {
+      if (!this.hosts.allowsOrigin(referer, this.port)) return 'cross-origin request refused (Referer not of this dashboard)';
+    } else if (!bearer) {
+      return 'request without Origin refused: a script must send Authorization: Bearer <token>';
     }
+    if (bearer) return null;
+    const given = req.headers[CSRF_HEADER];
+    if (!this.csrf.check(typeof given === 'string' ? given : undefined)) {
+      return 'missing or stale CSRF token (reload the page; scripts send Authorization: Bearer <token>)';
+    }
+    return null;
   }
 
   private detail(id: string): DeviceDetail {

@@ -109,8 +109,16 @@ t.test('a bad --dashboard-port is a one-line usage error (exit 2)', async (t) =>
 t.test('agent with the embedded broker serves the dashboard; the device shows up in its API and stream', async (t) => {
   const port = await freePort();
   const a = await startAgent('dash-box', ['--dashboard-port', String(port)]);
-  const url = await until('dashboard log line', 60_000, () => /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(a.output())?.[1]);
+  const line = await until(
+    'dashboard log line',
+    60_000,
+    () => /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)(?:\?token=([\w-]+))?/.exec(a.output()) ?? undefined,
+  );
+  const url = line[1]!;
   t.equal(url, `http://127.0.0.1:${port}/`, 'on loopback, on the port asked for');
+  // with an operator key the dashboard logs its login URL and requires the token (issue 20)
+  const headers: Record<string, string> = line[2] ? { Authorization: `Bearer ${line[2]}` } : {};
+  const fetch = (u: string, init: RequestInit = {}): Promise<Response> => globalThis.fetch(u, { ...init, headers });
 
   const page = await fetch(url);
   t.equal(page.status, 200);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PAYLOAD_VERSION, type MetricsPayload, type ServedStatus } from '../../src/telemetry/payloads.js';
 import { checkPayload } from '../../src/telemetry/validate.js';
-import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, until } from '../dashboard/support.js';
+import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, onlineStatus, until } from '../dashboard/support.js';
 import { startBroker } from '../../devkit/broker.js';
 import { startDashboard } from '../../src/dashboard/index.js';
 
@@ -79,7 +79,10 @@ if (skip) {
     41.5,
   );
   const idle = metrics('box-idle', 'probe', base, 39);
-  for (const m of [busy, idle]) await client.publishAsync(`edgefit/${m.deviceId}/metrics`, JSON.stringify(m), { qos: 1 });
+  for (const m of [busy, idle]) {
+    await client.publishAsync(`edgefit/${m.deviceId}/status`, onlineStatus(m.deviceId), { qos: 1 });
+    await client.publishAsync(`edgefit/${m.deviceId}/metrics`, JSON.stringify(m), { qos: 1 });
+  }
   await until('both devices in the fleet', () => dash.fleet.has('box-busy') && dash.fleet.has('box-idle'), 10_000);
   const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
   const errors: string[] = [];

@@ -86,6 +86,7 @@ if (skip) {
       throw e;
     });
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(dash.loginUrl);
     await page.goto(`${dash.url}#/d/${id}`);
     await page.waitForSelector('#budget-form');
     // the page asked the agent for its frontier: the reference model is on it

@@ -4,7 +4,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { authorize, checkListenPolicy, isLoopbackHost, COOKIE } from '../../src/dashboard/auth.js';
 import { validateAction } from '../../src/dashboard/validate.js';
-import { runCli } from '../../devkit/paths.js';
+import { CLI, runCli } from '../../devkit/paths.js';
+import { startBroker } from '../../devkit/broker.js';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const TOKEN = 'test-token-0123456789abcdef';
 
@@ -86,4 +91,46 @@ t.test("action bodies are checked with the agent's argument schemas before they 
   });
   t.throws(() => validateAction('set-budget', [1]), { code: 'USAGE' });
   t.throws(() => validateAction('rollback', { path: '/tmp/x.onnx' }), { code: 'USAGE', message: /additional properties/ });
+});
+
+t.test('bad --admit patterns and --allow-host names are one-line usage errors (exit 2)', async (t) => {
+  const base = ['dashboard', '--port', '0', '--broker', 'mqtt://127.0.0.1:1'];
+  let r = await runCli([...base, '--admit', 'pi-*,pi-[0-9]'], { timeoutMs: 30_000 });
+  t.equal(r.code, 2);
+  t.match(r.stderr, /^edgefit: bad admit pattern 'pi-\[0-9\]'/);
+  r = await runCli([...base, '--allow-host', 'dash.example/x'], { timeoutMs: 30_000 });
+  t.equal(r.code, 2);
+  t.match(r.stderr, /^edgefit: bad allowed host 'dash\.example\/x'/);
+});
+
+t.test('edgefit dashboard holding a key prints its login URL once; the token file is 0600 and reused', async (t) => {
+  const broker = await startBroker();
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-dash-cli-'));
+  t.teardown(async () => {
+    await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /** Start the CLI until its URL line, then stop it; the line. */
+  const run = async (): Promise<string> => {
+    const c = spawn(process.execPath, [CLI, 'dashboard', '--broker', broker.url, '--port', '0', '--state-dir', dir], {
+      env: { ...process.env, EDGEFIT_COMMAND_SECRET: 'legacy-hmac-secret-for-the-test' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    c.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const end = Date.now() + 30_000;
+    while (!out.includes('\n') && c.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    c.kill('SIGTERM');
+    await new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)));
+    return out;
+  };
+  const out = await run();
+  t.match(
+    out,
+    /^edgefit dashboard: http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43} \(broker mqtt:\/\/127\.0\.0\.1:\d+, prefix edgefit\)\n$/,
+  );
+  const token = /\?token=([\w-]+)/.exec(out)![1]!;
+  t.equal(readFileSync(join(dir, 'token'), 'utf8').trim(), token);
+  t.equal(statSync(join(dir, 'token')).mode & 0o777, 0o600);
+  t.equal(/\?token=([\w-]+)/.exec(await run())?.[1], token, 'a restart prints the same URL');
 });

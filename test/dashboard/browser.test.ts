@@ -9,7 +9,9 @@ if (skip) {
 } else {
   const { chromium } = await import('playwright-core');
   const DEVICES = 120;
-  const stack = await startStack({ devices: DEVICES, rate: 1 });
+  // with an operator key, as a fleet operator runs it: the page logs in with the generated token
+  // and sends the CSRF token with each action
+  const stack = await startStack({ devices: DEVICES, rate: 1, operator: true });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   t.teardown(async () => {
     await browser.close();
@@ -21,7 +23,10 @@ if (skip) {
   const base = stack.dash.url;
 
   t.test('the fleet page lists every simulated device in a virtualised list', async (t) => {
-    await page.goto(base);
+    // without the token the page is refused; the printed ?token= URL logs in (cookie) and lands on /
+    t.equal((await page.goto(base))?.status(), 401, 'no token, no page');
+    const landed = await page.goto(stack.dash.loginUrl);
+    t.equal(landed?.url(), base, 'the token is traded for a cookie and dropped from the URL');
     await page.waitForFunction((n) => document.querySelector('#counts')?.textContent?.startsWith(`${n} devices`), DEVICES, {
       timeout: 15_000,
     });

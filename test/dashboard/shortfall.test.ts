@@ -8,7 +8,7 @@ import t from 'tap';
 import { connectAsync } from 'mqtt';
 import { PAYLOAD_VERSION, type FitStatus, type MetricsPayload } from '../../src/telemetry/payloads.js';
 import { checkPayload } from '../../src/telemetry/validate.js';
-import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, until } from './support.js';
+import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, onlineStatus, until } from './support.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,7 +92,10 @@ if (skip) {
     'original',
     false,
   );
-  for (const m of [before, unmet]) await client.publishAsync(`edgefit/${m.deviceId}/metrics`, JSON.stringify(m), { qos: 1 });
+  for (const m of [before, unmet]) {
+    await client.publishAsync(`edgefit/${m.deviceId}/status`, onlineStatus(m.deviceId), { qos: 1 });
+    await client.publishAsync(`edgefit/${m.deviceId}/metrics`, JSON.stringify(m), { qos: 1 });
+  }
   await until('both devices in the fleet', () => dash.fleet.has('box-before') && dash.fleet.has('box-unmet'), 10_000);
 
   const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });

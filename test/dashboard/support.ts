@@ -1,9 +1,12 @@
 // Shared set-up for the broker- and browser-backed dashboard tests: a real broker, a simulated
 // fleet, a dashboard on a free port and headless Chromium.
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDashboard, type Dashboard } from '../../src/dashboard/index.js';
+import { startDashboard, type Dashboard, type DashboardOptions } from '../../src/dashboard/index.js';
+import type { SigningKey } from '../../src/telemetry/signing.js';
+import { PAYLOAD_VERSION, type StatusPayload } from '../../src/telemetry/payloads.js';
 import { SimFleet } from '../../devkit/sim.js';
 import { startBroker, type TestBroker } from '../../devkit/broker.js';
 import { CHROMIUM } from '../../devkit/chromium.js';
@@ -23,11 +26,64 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { devices: number; rate?: number; token?: string }): Promise<Stack> {
+/**
+ * The retained status an agent publishes when it connects. The dashboard admits a new device
+ * once it has sent a status and metrics, so tests that hand-publish metrics send this first.
+ */
+export function onlineStatus(deviceId: string): string {
+  const s: StatusPayload = {
+    v: PAYLOAD_VERSION,
+    deviceId,
+    state: 'online',
+    reason: 'start',
+    ts: new Date().toISOString(),
+    agentVersion: '0.1.0-test',
+  };
+  return JSON.stringify(s);
+}
+
+/** A fresh ed25519 operator key, as `edgefit keys generate` makes (the simulator accepts any signature). */
+export function operatorKey(): { signingKey: SigningKey; publicPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return { signingKey: { mode: 'ed25519', privateKey }, publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+}
+
+/**
+ * A logged-in browser session, as a page gets it: the ?token= URL traded for the cookie, and
+ * the page's CSRF token from /api/session. `headers` is what the page sends with an action.
+ */
+export async function login(dash: Dashboard): Promise<{ cookie: string; csrf: string; headers: Record<string, string> }> {
+  const r = await fetch(dash.loginUrl, { redirect: 'manual' });
+  if (r.status !== 303) throw new Error(`login answered ${r.status}`);
+  const cookie = (r.headers.get('set-cookie') ?? '').split(';')[0]!;
+  const s = (await (await fetch(`${dash.url}api/session`, { headers: { Cookie: cookie } })).json()) as { csrf: string };
+  const origin = dash.url.replace(/\/$/, '');
+  return {
+    cookie,
+    csrf: s.csrf,
+    headers: { Cookie: cookie, 'X-Edgefit-CSRF': s.csrf, Origin: origin, 'Content-Type': 'application/json' },
+  };
+}
+
+export async function startStack(opts: {
+  devices: number;
+  rate?: number;
+  token?: string;
+  /** the dashboard holds an operator key (can send actions, so it requires a login) */
+  operator?: boolean;
+  dash?: Partial<DashboardOptions>;
+}): Promise<Stack> {
   const broker = await startBroker();
   const stateDir = mkdtempSync(join(tmpdir(), 'edgefit-dash-'));
   const sim = new SimFleet({ broker: broker.url, devices: opts.devices, rate: opts.rate ?? 1 });
-  const dash = startDashboard({ broker: broker.url, port: 0, stateDir, ...(opts.token ? { token: opts.token } : {}) });
+  const dash = startDashboard({
+    broker: broker.url,
+    port: 0,
+    stateDir,
+    ...(opts.token ? { token: opts.token } : {}),
+    ...(opts.operator ? { signingKey: operatorKey().signingKey } : {}),
+    ...opts.dash,
+  });
   await dash.start();
   await sim.start();
   return {

@@ -17,7 +17,16 @@ interface Args {
   'mqtt-cert'?: string;
   'mqtt-key'?: string;
   'mqtt-insecure': boolean;
+  'allow-host'?: string[];
+  admit?: string[];
 }
+
+/** Repeatable flags that also take comma lists: --admit 'pi-*,jetson-*'. */
+const list = (v: string[] | undefined): string[] =>
+  (v ?? [])
+    .flatMap((x) => String(x).split(','))
+    .map((x) => x.trim())
+    .filter(Boolean);
 // Secrets come from the environment rather than flags so they stay out of `ps` output.
 const ENV = {
   token: 'EDGEFIT_DASHBOARD_TOKEN',
@@ -53,10 +62,23 @@ export const command: CommandModule<object, Args> = {
         describe: 'address to listen on; anything but loopback needs --token',
       })
       .option('state-dir', { type: 'string', default: '.edgefit/dashboard', describe: 'folder for the dashboard SQLite file' })
-      .option('token', { type: 'string', describe: `access token (or ${ENV.token}); required beyond localhost` })
+      .option('token', {
+        type: 'string',
+        describe: `access token (or ${ENV.token}); required beyond localhost, and generated into <state-dir>/token when the dashboard can send commands`,
+      })
       .option('operator-key', {
         type: 'string',
         describe: `operator private key (PEM, from \`edgefit keys generate\`; or ${ENV.operatorKey}): signs the commands devices pinning its public half obey`,
+      })
+      .option('allow-host', {
+        type: 'string',
+        array: true,
+        describe: 'another name browsers reach the dashboard by (e.g. behind a proxy): name or name:port; repeatable or comma-separated',
+      })
+      .option('admit', {
+        type: 'string',
+        array: true,
+        describe: "device id patterns that may join the fleet (e.g. 'pi-*,jetson-*'); default: all",
       })
       .epilogue(
         `Environment: ${ENV.operatorKey} names the operator private key; ${ENV.hmac} is the LEGACY shared secret (HMAC) ` +
@@ -80,6 +102,8 @@ export const command: CommandModule<object, Args> = {
       prefix: a.prefix,
       ...(token ? { token } : {}),
       ...(signingKey ? { signingKey } : {}),
+      ...(list(a['allow-host']).length ? { allowHosts: list(a['allow-host']) } : {}),
+      ...(list(a.admit).length ? { admit: list(a.admit) } : {}),
       ...(env[ENV.mqttUser] ? { mqttUsername: env[ENV.mqttUser] } : {}),
       ...(env[ENV.mqttPass] ? { mqttPassword: env[ENV.mqttPass] } : {}),
       mqttTls: {
@@ -92,11 +116,13 @@ export const command: CommandModule<object, Args> = {
     });
     await dash.start();
     const signs = !signingKey
-      ? 'unsigned: devices refuse the actions that change them'
+      ? 'view only: no operator key'
       : signingKey.mode === 'ed25519'
-        ? 'signed with the operator key'
-        : 'signed with the LEGACY shared secret';
-    process.stdout.write(`edgefit dashboard: ${dash.url} (broker ${a.broker}, prefix ${a.prefix}; commands ${signs})\n`);
+        ? 'commands signed with the operator key'
+        : 'commands signed with the LEGACY shared secret';
+    // a generated (or earlier generated) token is printed once, in the URL that logs in with it
+    const shown = dash.tokenSource === 'file' ? dash.loginUrl : dash.url;
+    process.stdout.write(`edgefit dashboard: ${shown} (broker ${a.broker}, prefix ${a.prefix}; ${signs})\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);

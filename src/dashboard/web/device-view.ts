@@ -14,7 +14,7 @@ import type {
 } from '../model.js';
 import { frontierPlot, lineChart, lossChart } from './charts.js';
 import { latencyTitle, levelText } from './fleet-view.js';
-import { ago, clock, esc, fmt, getJson, postJson } from './util.js';
+import { actionsOff, ago, clock, esc, fmt, getJson, postJson } from './util.js';
 
 const HISTORY_MAX = 3600;
 
@@ -146,6 +146,19 @@ export class DeviceView {
     this.root.querySelectorAll<HTMLButtonElement>('.buttons button').forEach((btn) => {
       btn.addEventListener('click', () => this.send(btn.dataset.verb!, {}));
     });
+    const off = actionsOff();
+    if (off !== null) {
+      // a view-only dashboard: the controls stay visible but say why they do nothing
+      this.root.querySelectorAll<HTMLInputElement | HTMLButtonElement>('.actions input, .actions button').forEach((el) => {
+        el.disabled = true;
+        el.title = off;
+      });
+      const note = document.createElement('p');
+      note.className = 'muted';
+      note.id = 'actions-off';
+      note.textContent = off;
+      this.root.querySelector('.actions h2')?.after(note);
+    }
     this.renderHeader();
     this.renderFrontier();
     this.renderCharts();
@@ -154,7 +167,7 @@ export class DeviceView {
     for (const m of this.early) this.onMessage(m);
     this.early = [];
     // a device page without a frontier asks the device for one, once
-    if (!d.frontier.length && d.summary.online) this.send('get-frontier', {});
+    if (off === null && !d.frontier.length && d.summary.online) this.send('get-frontier', {});
   }
 
   private send(verb: string, body: Record<string, unknown>): void {

@@ -41,11 +41,21 @@ export async function getJson<T>(url: string): Promise<T> {
   return body;
 }
 
+function meta(name: string): string | null {
+  return document.querySelector<HTMLMetaElement>(`meta[name="${name}"]`)?.content ?? null;
+}
+
+/** Why this dashboard cannot send actions (it holds no operator key), or null when it can. */
+export function actionsOff(): string | null {
+  return meta('edgefit-actions-off');
+}
+
 export async function postJson<T>(url: string, data: unknown): Promise<T> {
   const r = await fetch(url, {
     method: 'POST',
     credentials: 'same-origin',
-    headers: { 'Content-Type': 'application/json' },
+    // the page's CSRF token: a cross-site page can make the browser send our cookie, never this
+    headers: { 'Content-Type': 'application/json', 'X-Edgefit-CSRF': meta('edgefit-csrf') ?? '' },
     body: JSON.stringify(data ?? {}),
   });
   const body = (await r.json()) as T & { error?: { message: string } };
