@@ -71,17 +71,28 @@ t.test('embedded loopback broker + built-in dashboard: a local key, the dashboar
   const r = await w.waitFor((m) => m.topic === `${pre}response/set-budget` && m.json().txn === 'anon-1', 15_000, from);
   t.match(r.json(), { ok: false, error: { code: 'INTEGRITY', message: /not signed/ } });
 
-  // the built-in dashboard's action is signed with the local key and obeyed
+  // the built-in dashboard holds the key, so it demands the login token it logged once (issue 20);
+  // with it, its action is signed with the local key and obeyed
   from = w.msgs.length;
   const base = `http://127.0.0.1:${dashPort}`;
+  const token = new RegExp(`dashboard: ${base}/\\?token=([\\w-]+)`).exec(a.output())?.[1];
+  t.ok(token, 'the dashboard logged its login URL');
+  const auth = { Authorization: `Bearer ${token}` };
   await until('device listed by the dashboard', 30_000, async () => {
-    const d = (await (await fetch(`${base}/api/devices/${dev}`)).json()) as { summary?: { online?: boolean } };
+    const d = (await (await fetch(`${base}/api/devices/${dev}`, { headers: auth })).json()) as { summary?: { online?: boolean } };
     return d.summary?.online === true;
   });
-  const post = await fetch(`${base}/api/devices/${dev}/actions/set-budget`, {
+  const body = JSON.stringify({ latencyMs: 4321 });
+  const anon = await fetch(`${base}/api/devices/${dev}/actions/set-budget`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ latencyMs: 4321 }),
+    body,
+  });
+  t.equal(anon.status, 401, 'an anonymous POST to the built-in dashboard is refused');
+  const post = await fetch(`${base}/api/devices/${dev}/actions/set-budget`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...auth },
+    body,
   });
   t.equal(post.status, 202);
   const resp = await w.waitFor((m) => m.topic === `${pre}response/set-budget`, 20_000, from, 'dashboard action answered');

@@ -127,7 +127,7 @@ t.test('edgefit dashboard holding a key prints its login URL once; the token fil
   const out = await run();
   t.match(
     out,
-    /^edgefit dashboard: http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43} \(broker mqtt:\/\/127\.0\.0\.1:\d+, prefix edgefit\)\n$/,
+    /^edgefit dashboard: http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43} \(broker mqtt:\/\/127\.0\.0\.1:\d+, prefix edgefit; commands signed with the LEGACY shared secret\)\n$/,
   );
   const token = /\?token=([\w-]+)/.exec(out)![1]!;
   t.equal(readFileSync(join(dir, 'token'), 'utf8').trim(), token);
