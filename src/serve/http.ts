@@ -244,8 +244,9 @@ export class ServeServer {
     }
     const pad = (8 - (jsonLength % 8)) % 8;
     return new Promise((resolve, reject) => {
-      const first = declared ?? Math.min(limit, 1 << 16);
-      let buf = Buffer.from(this.bodies.take(pad + first), pad, first);
+      const ab = this.bodies.take(pad + (declared ?? Math.min(limit, 1 << 16)));
+      // a streamed body (no Content-Length) may fill all of a reused buffer before it grows
+      let buf = Buffer.from(ab, pad, declared ?? Math.min(limit, ab.byteLength - pad));
       let n = 0;
       let done = false;
       req.on('data', (chunk: Buffer) => {

@@ -2,9 +2,10 @@
 // more than its bounds, empties when idle; and on a real server a body read into a reused buffer
 // (stale bytes of a larger earlier request behind it) answers exactly as a direct run would.
 import t from 'tap';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
-import { closeClients, infer } from '../../devkit/serve-client.js';
+import { binaryBody, closeClients, decodeInfer, infer, type Reply } from '../../devkit/serve-client.js';
 import { imageInput } from '../../devkit/calib.js';
 import type { NdArray } from '../../src/data/ndarray.js';
 import { openSession, toTensor } from '../../src/runtime/session.js';
@@ -73,4 +74,25 @@ t.test('a reused body never leaks into the next answer (cls, widths 192 then 96,
   const p = viaJson.json.parameters as unknown as Record<string, number>;
   t.ok(p.receive_ms! >= 0 && p.queue_ms! >= 0 && p.run_ms! > 0, 'the answer says where its time went');
   t.ok(server.bodies.stats.buffers >= 1 && server.bodies.stats.buffers <= 4, 'the pool stays bounded');
+
+  // a streamed body (chunked, no Content-Length) fills a reused buffer whole, growing only when it must
+  const { body, headers } = binaryBody({ x: flipped });
+  const u = new URL(url!);
+  const reply = await new Promise<Reply>((resolve, reject) => {
+    const req = httpRequest({ method: 'POST', host: u.hostname, port: u.port, path: '/v2/models/default/infer', headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+    });
+    req.on('error', reject);
+    const all = Buffer.concat(body);
+    for (let o = 0; o < all.length; o += 10_000) req.write(all.subarray(o, o + 10_000));
+    req.end();
+  });
+  t.equal(reply.status, 200, reply.status === 200 ? 'a chunked body is served' : reply.body.toString());
+  t.same(
+    Array.from(Object.values(decodeInfer(reply).outputs)[0]!.data as Float32Array),
+    Array.from(want.flipped),
+    'and answered as a direct run',
+  );
 });
