@@ -291,7 +291,7 @@ try {
     console.log(`  requests ${reqs.length}, failed ${errors.length}${errors.length ? `: ${errors[0]}` : ''}`);
     console.log(`  overlapping a swap: ${during.length}, p50 ${f1(p(during, 0.5))} ms, p99 ${f1(p(during, 0.99))} ms`);
     console.log(
-      `  not overlapping:    ${outside.length}, p50 ${f1(p(outside, 0.5))} ms, p99 ${f1(p(outside, 0.99))} ms (4 clients without swaps: p99 ${f1(base4p99)} ms)`,
+      `  not overlapping:    ${outside.length}, p50 ${f1(p(outside, 0.5))} ms, p99 ${f1(p(outside, 0.99))} ms${Number.isNaN(base4p99) ? '' : ` (4 clients without swaps: p99 ${f1(base4p99)} ms)`}`,
     );
     console.log(`  load (worker start to ready, warmed up): p50 ${f1(p(loadMs, 0.5))} ms, max ${f1(Math.max(...loadMs))} ms`);
   }
