@@ -17,6 +17,8 @@ export interface RunResult {
   runMs: number;
   /** The version that ran it. */
   model: ServedModel;
+  /** The inputs' buffers, back from the worker once it is done with them (for reuse; the inputs' views are detached). */
+  spent: ArrayBuffer[];
 }
 
 export interface LoadResult {
@@ -176,7 +178,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const job = vw.busy;
     if (!job || (m.t !== 'done' && m.t !== 'run-failed') || m.id !== job.id) return;
     vw.busy = null;
-    if (m.t === 'done') job.resolve({ outputs: m.outputs, runMs: m.runMs, model: vw.model });
+    if (m.t === 'done') job.resolve({ outputs: m.outputs, runMs: m.runMs, model: vw.model, spent: m.spent });
     else job.reject(new EngineError(500, `the model failed: ${m.message}`));
     if (vw.retired) void vw.worker.terminate();
     this.pump();

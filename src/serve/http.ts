@@ -14,6 +14,7 @@ import { Engine, EngineError } from './engine.js';
 import { encodeInferResponse, parseInferRequest, ProtocolError, type ModelMeta } from './protocol.js';
 import { StatsWindow } from './stats.js';
 import { CaptureRing } from './capture.js';
+import { BodyPool } from './body-pool.js';
 import type { ServedModel, ServeOptions } from './types.js';
 
 /** The model name requests use when none is configured. */
@@ -48,6 +49,8 @@ export class ServeServer {
   private readonly tokenHash: Buffer | null;
   private inFlight = 0;
   private ping: NodeJS.Timeout | undefined;
+  /** Request bodies the worker is done with, read into again (body-pool.ts). */
+  readonly bodies = new BodyPool();
   /** Opt-in input capture (off unless opts.capture). */
   readonly capture: CaptureRing | null;
 
@@ -98,6 +101,7 @@ export class ServeServer {
 
   async close(): Promise<void> {
     clearInterval(this.ping);
+    this.bodies.clear();
     for (const r of this.events) r.end();
     this.events.clear();
     await Promise.all(
@@ -198,15 +202,21 @@ export class ServeServer {
     }
     const body = await this.readBody(req, res, headerLength ?? 0);
     const parsed = parseInferRequest(body, headerLength, meta);
+    // JSON inputs (and binary ones copied to align them) do not use the body: reuse it now
+    if (!Object.values(parsed.inputs).some((a) => a.data.buffer === body.buffer)) this.bodies.give(body.buffer as ArrayBuffer);
     this.capture?.offer(parsed.inputs); // before infer: the inputs' buffer moves to the worker
+    const t1 = performance.now();
     const r = await this.engine.infer(parsed.inputs);
+    const t2 = performance.now();
+    for (const b of r.spent) this.bodies.give(b);
+    // where the time went, for the application and bench-serve: reading and checking the body,
+    // onnxruntime's run, and the rest between (to the worker, waiting behind other requests, back)
+    const ms = (x: number): number => Math.round(x * 1000) / 1000;
     const enc = encodeInferResponse(
       parsed,
       r.outputs,
       { model: this.name, version: r.model.version, level: r.model.level, label: r.model.label },
-      {
-        run_ms: Math.round(r.runMs * 1000) / 1000,
-      },
+      { run_ms: ms(r.runMs), receive_ms: ms(t1 - t0), queue_ms: ms(Math.max(0, t2 - t1 - r.runMs)) },
     );
     res.once('finish', () => this.stats.served(r.model.version, r.model.level, r.runMs, performance.now() - t0));
     res.writeHead(200, enc.headers);
@@ -216,8 +226,10 @@ export class ServeServer {
 
   /**
    * The whole body in one ArrayBuffer of its own (binary inputs are views of it, then transferred
-   * to the worker). It is placed so that the byte after the JSON header (`jsonLength`) is 8-byte
-   * aligned: the first binary tensor is then used where it landed, never copied to align it.
+   * to the worker), read straight into a buffer of its Content-Length (taken from the body pool,
+   * no chunk list to concatenate). It is placed so that the byte after the JSON header
+   * (`jsonLength`) is 8-byte aligned: the first binary tensor is then used where it landed, never
+   * copied to align it.
    * Over the limit: 413, from Content-Length before reading, or as soon as the streamed bytes
    * pass it.
    */
@@ -232,7 +244,9 @@ export class ServeServer {
     }
     const pad = (8 - (jsonLength % 8)) % 8;
     return new Promise((resolve, reject) => {
-      let buf = Buffer.from(new ArrayBuffer(pad + (declared ?? Math.min(limit, 1 << 16))), pad);
+      const ab = this.bodies.take(pad + (declared ?? Math.min(limit, 1 << 16)));
+      // a streamed body (no Content-Length) may fill all of a reused buffer before it grows
+      let buf = Buffer.from(ab, pad, declared ?? Math.min(limit, ab.byteLength - pad));
       let n = 0;
       let done = false;
       req.on('data', (chunk: Buffer) => {

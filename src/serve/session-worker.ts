@@ -1,7 +1,9 @@
 // The worker thread that owns one served version's onnxruntime session (issue 19). onnxruntime-node
 // creates sessions and runs them synchronously on the calling thread, so each version lives in a
 // worker of its own: loading the next one never stalls requests on the current one, and the main
-// thread only parses, routes and writes. Tensors arrive and leave as transferred ArrayBuffers.
+// thread only parses, routes and writes. Tensors arrive and leave as transferred ArrayBuffers, and
+// the request's body buffer goes back with the answer (onnxruntime is done with it once run
+// returns) so the next request is read into memory already mapped rather than a fresh allocation.
 // Run time is measured here, around session.run alone: what a probe measures and adaptation judges.
 import { parentPort, workerData } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
@@ -21,7 +23,7 @@ export type ToWorker = { t: 'run'; id: number; inputs: Record<string, NdArray> }
 export type FromWorker =
   | { t: 'ready'; meta: ModelMeta; loadMs: number; warmMs: number }
   | { t: 'failed'; message: string }
-  | { t: 'done'; id: number; runMs: number; outputs: Record<string, NdArray> }
+  | { t: 'done'; id: number; runMs: number; outputs: Record<string, NdArray>; spent: ArrayBuffer[] }
   | { t: 'run-failed'; id: number; message: string };
 
 function meta(list: readonly ort.InferenceSession.ValueMetadata[], what: string): TensorMeta[] {
@@ -95,13 +97,15 @@ async function main(): Promise<void> {
         const runMs = performance.now() - r0;
         const outputs: Record<string, NdArray> = {};
         for (const [k, t] of Object.entries(res)) outputs[k] = fromOrt(t, k);
-        const reply: FromWorker = { t: 'done', id: msg.id, runMs, outputs };
-        const buffers = [...new Set(Object.values(outputs).map((a) => a.data.buffer))];
+        const out = new Set(Object.values(outputs).map((a) => a.data.buffer as ArrayBuffer));
+        // the inputs' buffers (the request body) go back for reuse; never one an output lives in
+        const spent = [...new Set(Object.values(msg.inputs).map((a) => a.data.buffer as ArrayBuffer))].filter((b) => !out.has(b));
         try {
-          port.postMessage(reply, buffers as ArrayBuffer[]);
+          port.postMessage({ t: 'done', id: msg.id, runMs, outputs, spent } satisfies FromWorker, [...out, ...spent]);
         } catch {
-          // a buffer onnxruntime will not let go of (external memory): send a copy instead
-          port.postMessage(reply);
+          // a buffer onnxruntime will not let go of (external memory): send a copy instead, and no
+          // body buffers (they would be copied too, for nothing)
+          port.postMessage({ t: 'done', id: msg.id, runMs, outputs, spent: [] } satisfies FromWorker);
         }
       } catch (e) {
         port.postMessage({ t: 'run-failed', id: msg.id, message: firstLine(e) } satisfies FromWorker);
