@@ -186,6 +186,7 @@ export class Agent {
       log,
       step: (fitId, entry, kind) => deployer!.exclusive(() => deployer!.deployEntry(fitId, entry, kind)),
       deployed,
+      quiet: (f) => fits.quietFor(f),
     });
     const backend = this.deps.serve ?? (cfg.serve.enabled ? defaultServeBackend : undefined);
     const serving = (this.serving = backend

@@ -21,6 +21,8 @@ import type { ServeStats } from '../serve/types.js';
 
 /** Served traffic must be quiet this long before a held training goes on (three stats windows). */
 const HOLD_QUIET_MS = 15_000;
+/** A probe waits this long after holding training: one training step of det (about 1.3 s here) ends meanwhile. */
+const PROBE_SETTLE_MS = 1500;
 
 export interface FitModel {
   path: string;
@@ -88,22 +90,51 @@ export class FitManager implements Component, FitView {
   private training = false;
   private readonly holdPolicy = new HoldPolicy(HOLD_QUIET_MS);
   private holdTimer: NodeJS.Timeout | undefined;
+  /** Live probes in progress that hold training (quietFor), besides served traffic. */
+  private probeHolds = 0;
+  private sentHold = false;
   private readonly onServeStats = (s: ServeStats): void => {
     if (!this.holdPolicy.update(s)) return;
-    this.setHold(true, `training held: the box is serving requests (${s.requests} in the last ${Math.round(s.windowS)} s)`);
+    this.trafficHold(true, `training held: the box is serving requests (${s.requests} in the last ${Math.round(s.windowS)} s)`);
     this.holdTimer ??= setInterval(() => {
-      if (this.holdPolicy.tick() === false) this.setHold(false, `training resumed: no served requests for ${HOLD_QUIET_MS / 1000} s`);
+      if (this.holdPolicy.tick() === false) this.trafficHold(false, `training resumed: no served requests for ${HOLD_QUIET_MS / 1000} s`);
     }, 1000);
     this.holdTimer.unref();
   };
 
-  private setHold(on: boolean, message: string): void {
-    this.fitterHold?.(on);
+  private trafficHold(on: boolean, message: string): void {
     if (!on && this.holdTimer) {
       clearInterval(this.holdTimer);
       this.holdTimer = undefined;
     }
+    this.applyHold();
     if (this.training) this.d.bus.report(on ? 'training-held' : 'training-resumed', message, {});
+  }
+
+  /** The fitter is held while traffic or a probe says so, told only on a change. */
+  private applyHold(): void {
+    const on = this.holdPolicy.isHeld || this.probeHolds > 0;
+    if (on === this.sentHold) return;
+    this.sentHold = on;
+    this.fitterHold?.(on);
+  }
+
+  /**
+   * Run `f` (a live latency probe) with the agent's own training held: a probe timed while
+   * training takes the cores measures the training, and stepped the served model down for it.
+   * Waits PROBE_SETTLE_MS first so the step in progress ends (the gate sits between steps).
+   */
+  async quietFor<T>(f: () => Promise<T>): Promise<T> {
+    if (!this.training || !this.fitterHold) return f();
+    this.probeHolds++;
+    this.applyHold();
+    try {
+      await new Promise((r) => setTimeout(r, PROBE_SETTLE_MS));
+      return await f();
+    } finally {
+      this.probeHolds--;
+      this.applyHold();
+    }
   }
   private fitting: Promise<void> | undefined;
   private stopped = false;

@@ -55,6 +55,8 @@ export interface ProberDeps {
   log: (line: string) => void;
   /** What is deployed now: served stats count for it only (absent: served stats are ignored). */
   deployed?: () => ModelVersion | undefined;
+  /** Runs a probe with the agent's own training held (FitManager.quietFor); absent: as it is. */
+  quiet?: <T>(f: () => Promise<T>) => Promise<T>;
 }
 
 /** The served figures of the deployed version in one stats window, as a latency measurement, or
@@ -153,7 +155,8 @@ export class Prober implements Component, ModelServer {
     if (this.probing || !source.loaded || this.stopped || this.busy) return;
     this.probing = true;
     try {
-      const lat = await source.measure(this.d.probe.runs);
+      const measure = (): Promise<LatencyStats> => source.measure(this.d.probe.runs);
+      const lat = await (this.d.quiet ? this.d.quiet(measure) : measure());
       if (this.stopped || this.busy) return; // stopping, or served figures came in meanwhile
       await this.judge({ ...lat, source: 'probe' });
     } catch (e) {
