@@ -2,7 +2,8 @@
 // its child) on the small PP-OCR cls model and its real images. The restarted agent goes on with
 // the same fit (same id, a 'fit-resumed' event saying how many measured candidates it re-uses),
 // completes it, and the candidates measured before the kill are cache hits: their measurement
-// files are neither rewritten nor re-timed, and fit-done counts at least that many hits.
+// files are neither rewritten nor re-timed, and fit-done counts at least that many hits. A SIGTERM
+// during the resumed fit leaves it resumable and is not counted as a crash.
 import t from 'tap';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,7 +70,8 @@ t.test('kill -9 mid-fit: the restarted agent resumes the fit and re-uses what wa
   t.equal(s.getFit(fitId)!.status, 'running', 'the killed fit is left running (resumable)');
   s.close();
 
-  const from = w.msgs.length;
+  // restart; the resumed fit is stopped cleanly (SIGTERM) once, which does not count as a crash
+  let from = w.msgs.length;
   const a2 = startAgentProc({ broker: broker.url, deviceId: dev, stateDir: state, fitter: 'auto', extraArgs: args });
   t.teardown(() => {
     a2.child.kill('SIGKILL');
@@ -77,20 +79,40 @@ t.test('kill -9 mid-fit: the restarted agent resumes the fit and re-uses what wa
   const resumed = (await w.waitFor(isEvent('fit-resumed'), 120_000, from, 'fit-resumed')).json();
   t.comment(resumed.message);
   t.equal(resumed.data.fitId, fitId, 'the same fit goes on');
+  t.equal(resumed.data.starts, 2);
   t.ok(resumed.data.reusedCandidates >= before.size, `re-uses ${resumed.data.reusedCandidates} >= ${before.size} measured candidates`);
   t.notOk(w.msgs.slice(from).some(isEvent('fit-started')), 'no new fit is started');
+  a2.child.kill('SIGTERM');
+  t.equal(await a2.exited, 0, 'SIGTERM mid-fit exits 0');
+  const s1 = new Store(join(state, 'state.db'));
+  t.equal(s1.getFit(fitId)!.status, 'running', 'a clean stop leaves the fit resumable, not failed');
+  t.equal(s1.fitStarts(fitId), 1, 'the clean stop is not counted as a crash');
+  s1.close();
+  const mid = measured(fitId);
+
+  from = w.msgs.length;
+  const a3 = startAgentProc({ broker: broker.url, deviceId: dev, stateDir: state, fitter: 'auto', extraArgs: args });
+  t.teardown(() => {
+    a3.child.kill('SIGKILL');
+  });
+  const again = (await w.waitFor(isEvent('fit-resumed'), 120_000, from, 'fit-resumed after SIGTERM')).json();
+  t.comment(again.message);
+  t.equal(again.data.fitId, fitId);
+  t.equal(again.data.starts, 2, 'start 2 again: the SIGTERM did not count');
+  t.ok(again.data.reusedCandidates >= mid.size);
   const done = (await w.waitFor(isEvent('fit-done'), 600_000, from, 'fit-done')).json();
   t.comment(done.message);
   t.equal(done.data.fitId, fitId, 'the resumed fit completes');
   t.ok(done.data.cacheHits >= before.size, `${done.data.cacheHits} cache hits >= ${before.size} measured before the kill`);
   const after = measured(fitId);
-  for (const [f, m] of before) {
+  for (const [f, m] of mid) {
     t.same(after.get(f), m, `measurement ${f} was not redone`);
   }
+  t.ok(done.data.cacheHits >= mid.size, `${done.data.cacheHits} cache hits >= ${mid.size} measured before the last restart`);
   t.ok(after.size >= before.size);
   t.comment(`measured ${before.size} before the kill, ${after.size - before.size} after the restart`);
-  a2.child.kill('SIGTERM');
-  t.equal(await a2.exited, 0);
+  a3.child.kill('SIGTERM');
+  t.equal(await a3.exited, 0);
   const s2 = new Store(join(state, 'state.db'));
   t.equal(s2.getFit(fitId)!.status, 'done');
   t.equal(s2.runningFits().length, 0);
