@@ -3,7 +3,8 @@
 // bus ('fit:done'); the deployer serves it. The fitter itself runs in a child (fit-worker.ts).
 // What is announced keeps the fidelity floor (./floor.ts): a choice below it is replaced by the
 // best entry meeting it, or the original; when budgets cannot all be met, 'budgets-unmet' says
-// which and by how much.
+// which and by how much. A fit a stop, kill or power loss interrupted is resumed by the next start
+// (same row and folder, so what it measured is re-used; see takeInterrupted).
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
