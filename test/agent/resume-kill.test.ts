@@ -13,6 +13,7 @@ import { ROOT } from '../../devkit/paths.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
 import { startAgentProc } from '../helpers/agent-proc.js';
 import { Store } from '../../src/store/index.js';
+import { checkPayload } from '../../src/telemetry/validate.js';
 
 const broker = await startBroker();
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-resume-kill-'));
@@ -76,7 +77,7 @@ t.test('kill -9 mid-fit: the restarted agent resumes the fit and re-uses what wa
   t.teardown(() => {
     a2.child.kill('SIGKILL');
   });
-  const resumed = (await w.waitFor(isEvent('fit-resumed'), 120_000, from, 'fit-resumed')).json();
+  const resumed = checkPayload('event', (await w.waitFor(isEvent('fit-resumed'), 120_000, from, 'fit-resumed')).json()) as any;
   t.comment(resumed.message);
   t.equal(resumed.data.fitId, fitId, 'the same fit goes on');
   t.equal(resumed.data.starts, 2);
