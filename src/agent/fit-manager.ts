@@ -3,8 +3,11 @@
 // bus ('fit:done'); the deployer serves it. The fitter itself runs in a child (fit-worker.ts).
 // What is announced keeps the fidelity floor (./floor.ts): a choice below it is replaced by the
 // best entry meeting it, or the original; when budgets cannot all be met, 'budgets-unmet' says
-// which and by how much.
+// which and by how much. A fit a stop, kill or power loss interrupted is resumed by the next start
+// (same row and folder, so what it measured is re-used; see takeInterrupted).
 import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { configMessage } from '../config/remedy.js';
 import { EdgefitError } from '../errors.js';
 import type { FitResult, Fitter, FrontierEntry } from '../fit/types.js';
@@ -23,6 +26,9 @@ import type { ServeStats } from '../serve/types.js';
 const HOLD_QUIET_MS = 15_000;
 /** A probe waits this long after holding training: one training step of det (about 1.3 s here) ends meanwhile. */
 const PROBE_SETTLE_MS = 1500;
+/** A fit interrupted by this many agent starts in a row (kill, crash, power loss; a clean stop does
+ * not count) is failed instead of resumed: it may be what brings the agent down. */
+export const MAX_FIT_STARTS = 3;
 
 export interface FitModel {
   path: string;
@@ -138,11 +144,15 @@ export class FitManager implements Component, FitView {
   }
   private fitting: Promise<void> | undefined;
   private stopped = false;
+  /** Fits a stop or crash left 'running', by key: the next fit for that key goes on with it. */
+  private readonly resumable = new Map<string, FitRow>();
+  /** The fit under way (its row is 'running'). */
+  private fitId: number | undefined;
 
   constructor(private readonly d: FitManagerDeps) {}
 
   start(): void {
-    if (this.d.store.failStaleFits() > 0) this.d.log('a fit was interrupted by a restart; it will be redone');
+    this.takeInterrupted();
     const f = this.d.fitter
       ? { fitter: this.d.fitter, name: 'injected', close: undefined, hold: this.d.fitterHold }
       : resolveFitter(this.d.mode, this.d.hw().hash);
@@ -158,9 +168,39 @@ export class FitManager implements Component, FitView {
     this.stopped = true;
     this.d.bus.off('serve:stats', this.onServeStats);
     if (this.holdTimer) clearInterval(this.holdTimer);
-    // a running fit is not awaited: it may take minutes; its child is killed, the fit is marked
-    // failed and redone on restart
+    // a running fit is not awaited: it may take minutes; its child is killed and the fit stays
+    // 'running', resumed on restart from what its folder's cache holds (a clean stop is no crash)
+    if (this.fitId !== undefined) this.d.store.fitStopped(this.fitId);
     this.fitterClose?.();
+  }
+
+  /**
+   * Fits a stop, kill or power loss left 'running': the newest per key is resumed when a fit for
+   * its key runs (same row, same folder: every candidate already built and measured is a cache
+   * hit), unless it was interrupted MAX_FIT_STARTS starts in a row; older ones are failed.
+   */
+  private takeInterrupted(): void {
+    const { store, bus, log } = this.d;
+    for (const r of store.runningFits()) {
+      const starts = store.fitStarts(r.id);
+      if (this.resumable.has(r.fitKey)) {
+        store.failFit(r.id, 'interrupted; superseded by a newer fit of the same key');
+      } else if (starts >= MAX_FIT_STARTS) {
+        const why = `interrupted ${starts} starts in a row (the agent was killed or crashed during it each time); not resumed again, refit to retry`;
+        store.failFit(r.id, why);
+        bus.report('fit-failed', `fit ${r.id} failed: ${why}`, { fitId: r.id, error: why, starts });
+      } else {
+        this.resumable.set(r.fitKey, r);
+        log(`fit ${r.id} was interrupted by a restart; it resumes when its fit runs (start ${starts + 1} of at most ${MAX_FIT_STARTS})`);
+      }
+    }
+  }
+
+  /** Interrupted fits no fit of this start resumed (budgets, model or box changed): failed as before. */
+  private dropUnresumed(): void {
+    if (this.stopped) return;
+    for (const r of this.resumable.values()) this.d.store.failFit(r.id, 'interrupted; not resumed: the model, budgets or box changed');
+    this.resumable.clear();
   }
 
   /** The key of the fit for the current model, budgets and box; `train` minutes make the training fit's key. */
@@ -250,6 +290,7 @@ export class FitManager implements Component, FitView {
       .catch((e) => this.d.log(`fit: ${configMessage(e)}`))
       .finally(() => {
         this.fitting = undefined;
+        this.dropUnresumed();
       });
     return true;
   }
@@ -307,16 +348,32 @@ export class FitManager implements Component, FitView {
     // captured inputs: the newest of the ring, frozen for this fit (the ring rotates meanwhile)
     const data = this.data();
     const captured = data.captured ? this.d.captured!.snapshot() : 0;
-    const fitId = store.beginFit(key, model.sha256, budgets, hw.hash, this.fitterName);
+    // an interrupted fit of this key goes on (a forced refit starts afresh)
+    const prior = force ? undefined : this.resumable.get(key);
+    if (prior) this.resumable.delete(key);
+    const fitId = prior ? prior.id : store.beginFit(key, model.sha256, budgets, hw.hash, this.fitterName);
+    const outputDir = this.d.fitDir(baseFitId ?? fitId);
     const what =
       train > 0 ? `training the best candidate of fit ${baseFitId} for up to ${train} min (low priority)` : `fitting ${model.path}`;
     const on = data.captured ? ` on ${captured} captured inputs` : '';
-    bus.report(
-      'fit-started',
-      `${what}${on} to profile '${hw.profile}' with ${this.fitterName}`,
-      { fitId, budgets, fitter: this.fitterName, ...(data.captured ? { capturedSamples: captured } : {}) },
-      txn,
-    );
+    if (prior) {
+      const starts = store.resumeFit(fitId);
+      const reused = measuredCandidates(outputDir);
+      bus.report(
+        'fit-resumed',
+        `resuming fit ${fitId} (interrupted by a restart): ${what}${on}, re-using ${reused} measured candidate${reused === 1 ? '' : 's'}; start ${starts} of at most ${MAX_FIT_STARTS}`,
+        { fitId, budgets, fitter: this.fitterName, reusedCandidates: reused, starts, startedAt: prior.startedAt },
+        txn,
+      );
+    } else {
+      bus.report(
+        'fit-started',
+        `${what}${on} to profile '${hw.profile}' with ${this.fitterName}`,
+        { fitId, budgets, fitter: this.fitterName, ...(data.captured ? { capturedSamples: captured } : {}) },
+        txn,
+      );
+    }
+    this.fitId = fitId;
     let lastReport = 0;
     this.training = train > 0;
     try {
@@ -330,7 +387,7 @@ export class FitManager implements Component, FitView {
           judgeDataPath: data.judge,
           task: model.task,
           // the training fit works in the first fit's folder: its measured candidates are cache hits
-          outputDir: this.d.fitDir(baseFitId ?? fitId),
+          outputDir,
           threads: this.d.threads ?? hw.threads ?? undefined,
           prefer: this.d.budgets.prefer(),
           ...(train > 0 ? { trainMinutes: train } : {}),
@@ -361,16 +418,20 @@ export class FitManager implements Component, FitView {
           levels: result.frontier.length,
           referenceLatencyP50Ms: result.referenceLatencyP50Ms,
           shortfall: result.shortfall ?? null,
+          ...(result.cacheHits !== undefined ? { cacheHits: result.cacheHits } : {}),
         },
         txn,
       );
     } catch (e) {
+      // stopped: the killed child is no failure, the fit stays 'running' and resumes on restart
+      if (this.stopped) return undefined;
       const why = configMessage(e); // fits fail on the agent's inputs: say which config key fixes it
       store.failFit(fitId, why);
       bus.report('fit-failed', `fit ${fitId} failed: ${why}`, { fitId, error: why }, txn);
       return undefined;
     } finally {
       this.training = false;
+      this.fitId = undefined;
     }
     return store.getFit(fitId)!;
   }
@@ -402,4 +463,14 @@ function rebase(e: FrontierEntry | null, k: number): FrontierEntry | null {
   if (!e || !(k > 0)) return e;
   const { referenceP50Ms: _r, ...rest } = e;
   return { ...rest, latencyP50Ms: e.latencyP50Ms * k, latencyP95Ms: e.latencyP95Ms * k };
+}
+
+/** Candidates a fit's folder holds measured (src/fit/cache.ts: one `<key>.json` per measurement in
+ * cache/, beside the sensitivity probe's file): what a resumed fit gets as cache hits. */
+function measuredCandidates(outputDir: string): number {
+  try {
+    return readdirSync(join(outputDir, 'cache')).filter((f) => f.endsWith('.json') && !f.startsWith('sensitivity-')).length;
+  } catch {
+    return 0; // no folder yet: interrupted before its first measurement
+  }
 }

@@ -61,6 +61,7 @@ async function fit(raw: unknown): Promise<FitChildMessage> {
   // what fidelity was judged for: the agent stores it with the fit and shows it with every figure
   if (out.task) result.task = out.task;
   if (out.fidelityMetric) result.fidelityMetric = out.fidelityMetric;
+  result.cacheHits = out.cacheHits;
   return { t: 'done', result };
 }
 

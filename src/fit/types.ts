@@ -124,6 +124,8 @@ export interface FitResult {
   /** The task fidelity was judged for, and its metric's name (e.g. 'text-det', 'boxF1'). */
   task?: Task;
   fidelityMetric?: string;
+  /** Candidates answered from the fit folder's cache instead of built and measured again (a re-fit, a resumed fit). */
+  cacheHits?: number;
 }
 
 export interface FitProgress {

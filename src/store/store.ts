@@ -61,6 +61,7 @@ export const DEFAULT_STORE_OPTIONS: StoreOptions = { outboxMax: 10_000, rawKeepS
 const BUCKET_S = 300;
 
 const nowIso = (): string => new Date().toISOString();
+const fitStartsKey = (id: number): string => `fit-starts:${id}`;
 
 export class Store {
   readonly db: Database.Database;
@@ -155,12 +156,43 @@ export class Store {
 
   // ---- fits ----
   beginFit(fitKey: string, modelSha256: string, budgets: Budgets, hardwareHash: string, fitter: string): number {
-    return Number(
-      this.db
-        .prepare(
-          `INSERT INTO fits (fit_key, model_sha256, budgets, hardware_hash, fitter, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)`,
-        )
-        .run(fitKey, modelSha256, JSON.stringify(budgets), hardwareHash, fitter, nowIso()).lastInsertRowid,
+    return this.db.transaction(() => {
+      const id = Number(
+        this.db
+          .prepare(
+            `INSERT INTO fits (fit_key, model_sha256, budgets, hardware_hash, fitter, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)`,
+          )
+          .run(fitKey, modelSha256, JSON.stringify(budgets), hardwareHash, fitter, nowIso()).lastInsertRowid,
+      );
+      this.setKv(fitStartsKey(id), '1');
+      return id;
+    })();
+  }
+  /**
+   * Starts of a running fit that did not end cleanly, counting the one under way (kv, so no
+   * schema change): 1 after beginFit, one more per resume, one less when the agent stops cleanly.
+   * A fit left 'running' by an agent before resume existed counts as 1.
+   */
+  fitStarts(id: number): number {
+    const n = Number(this.getKv(fitStartsKey(id)) ?? 1);
+    return Number.isInteger(n) && n >= 0 ? n : 1;
+  }
+  /** Go on with an interrupted fit: it stays 'running', one more start; returns the starts so far. */
+  resumeFit(id: number): number {
+    return this.db.transaction(() => {
+      const n = this.fitStarts(id) + 1;
+      this.setKv(fitStartsKey(id), String(n));
+      return n;
+    })();
+  }
+  /** The agent stopped cleanly (SIGTERM) during this fit: that start did not crash, so it does not count. */
+  fitStopped(id: number): void {
+    this.setKv(fitStartsKey(id), String(Math.max(0, this.fitStarts(id) - 1)));
+  }
+  /** Fits left 'running' by a stop or crash, newest first: the fit manager resumes the one for its key. */
+  runningFits(): FitRow[] {
+    return (this.db.prepare(`SELECT * FROM fits WHERE status = 'running' ORDER BY id DESC`).all() as Array<Record<string, unknown>>).map(
+      (r) => this.fitRow(r)!,
     );
   }
   finishFit(id: number, result: FitResult): void {
@@ -181,16 +213,23 @@ export class Store {
         );
       const ins = this.db.prepare('INSERT INTO candidates (fit_id, idx, id, json) VALUES (?, ?, ?, ?)');
       result.frontier.forEach((c, i) => ins.run(id, i, c.id, JSON.stringify(c)));
+      this.db.prepare('DELETE FROM kv WHERE key = ?').run(fitStartsKey(id));
     })();
   }
   failFit(id: number, error: string): void {
-    this.db.prepare(`UPDATE fits SET status = 'failed', error = ?, finished_at = ? WHERE id = ?`).run(error, nowIso(), id);
+    this.db.transaction(() => {
+      this.db.prepare(`UPDATE fits SET status = 'failed', error = ?, finished_at = ? WHERE id = ?`).run(error, nowIso(), id);
+      this.db.prepare('DELETE FROM kv WHERE key = ?').run(fitStartsKey(id));
+    })();
   }
-  /** Fits left 'running' by a crash are failed at start-up so they are redone. */
+  /** Fails every fit left 'running' (the fit manager resumes instead: runningFits, resumeFit). */
   failStaleFits(): number {
-    return this.db
-      .prepare(`UPDATE fits SET status = 'failed', error = 'interrupted', finished_at = ? WHERE status = 'running'`)
-      .run(nowIso()).changes;
+    return this.db.transaction(() => {
+      for (const r of this.runningFits()) this.db.prepare('DELETE FROM kv WHERE key = ?').run(fitStartsKey(r.id));
+      return this.db
+        .prepare(`UPDATE fits SET status = 'failed', error = 'interrupted', finished_at = ? WHERE status = 'running'`)
+        .run(nowIso()).changes;
+    })();
   }
   private fitRow(r: Record<string, unknown> | undefined): FitRow | undefined {
     if (!r) return undefined;

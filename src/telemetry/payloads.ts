@@ -278,6 +278,8 @@ export const EVENT_TYPES = [
   'fit-progress',
   'fit-done',
   'fit-failed',
+  // an interrupted fit goes on after a restart (agent/fit-manager.ts)
+  'fit-resumed',
   'budgets-unmet',
   'deploy-started',
   'deployed',

@@ -1,9 +1,10 @@
 // install.sh into a throwaway root: files, production dependencies only (issue 20), default
 // config, unit hardening; re-run upgrades and keeps the config; --uninstall removes the install
-// but keeps config and state.
+// but keeps config and state. Issue 21: the glibc and native-module checks, refused userlands and
+// Node locations, the video group where vcgencmd exists (faked tools on PATH, never the real system).
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../../devkit/paths.js';
@@ -168,3 +169,123 @@ t.test('bad option: one line, exit 2', async (t) => {
     t.match(err.stderr, /unknown option '--bogus'/);
   }
 });
+
+/** install.sh from `src` (default: the checkout) with `tools` (name -> sh script body) first on PATH; never throws. */
+function runWith(args: string[], tools: Record<string, string> = {}, src = ROOT): { status: number; out: string; err: string } {
+  const bin = mkdtempSync(join(tmpdir(), 'edgefit-fakebin-'));
+  for (const [name, body] of Object.entries(tools)) {
+    writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(bin, name), 0o755);
+  }
+  try {
+    const out = execFileSync('sh', [join(src, 'install.sh'), ...args], {
+      encoding: 'utf8',
+      stdio: 'pipe',
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
+    });
+    return { status: 0, out, err: '' };
+  } catch (e) {
+    const x = e as { status: number; stdout: string; stderr: string };
+    return { status: x.status, out: x.stdout, err: x.stderr };
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+}
+/** A getconf that reports this C library (and the real answer for anything else). */
+const getconf = (glibc: string, longBit = '64'): string =>
+  `case "$1" in GNU_LIBC_VERSION) echo "glibc ${glibc}" ;; LONG_BIT) echo ${longBit} ;; *) exec /usr/bin/getconf "$@" ;; esac`;
+const ELF_MACHINE: Record<string, number> = { x64: 62, arm64: 183 };
+
+t.test('glibc: reported when ok, refused below 2.28 (JetPack 4) and for 32-bit userlands', async (t) => {
+  const r = mkdtempSync(join(tmpdir(), 'edgefit-root-'));
+  t.teardown(() => rmSync(r, { recursive: true, force: true }));
+  const real = execFileSync('getconf', ['GNU_LIBC_VERSION'], { encoding: 'utf8' }).trim().replace('glibc ', '');
+  const ok = runWith(['--root', r]);
+  t.equal(ok.status, 0, ok.err);
+  t.match(ok.out, `install.sh: glibc ${real} (>= 2.28 needed): ok`);
+  t.match(ok.out, /native modules: built for (x64|arm64), glibc <= [\d.]+: ok/);
+
+  const old = runWith(['--root', r], { getconf: getconf('2.27') });
+  t.equal(old.status, 1);
+  t.equal(old.err.trim().split('\n').length, 1, 'one line');
+  t.match(
+    old.err,
+    /glibc 2\.27 is too old: Node 20 and onnxruntime need glibc >= 2\.28\. JetPack 4 \(Jetson Nano\) and Ubuntu 18\.04 cannot run edgefit/,
+  );
+
+  const armhf = runWith(['--root', r], { getconf: getconf(real, '32') });
+  t.equal(armhf.status, 1);
+  t.match(armhf.err, /^install\.sh: 32-bit userland: .*Install a 64-bit OS/);
+
+  // better-sqlite3 built on a newer distribution than the box (a Debian 12 build on Ubuntu 20.04)
+  const sqlite = readFileSync(join(ROOT, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node')).toString('latin1');
+  const need = Math.max(...[...sqlite.matchAll(/GLIBC_2\.(\d+)/g)].map((m) => Number(m[1])));
+  if (need <= 28) {
+    t.comment(`better_sqlite3.node needs glibc 2.${need} only: no older-box case to fake`);
+    return;
+  }
+  const older = runWith(['--root', r], { getconf: getconf(`2.${need - 1}`) });
+  t.equal(older.status, 1);
+  t.match(older.err, `install.sh: better_sqlite3.node needs glibc 2.${need}, this box has 2.${need - 1}`);
+  t.match(older.err, /run npm rebuild better-sqlite3 on the box/);
+});
+
+t.test('a native module built for another CPU is refused in one line, nothing installed', async (t) => {
+  const r = mkdtempSync(join(tmpdir(), 'edgefit-root-'));
+  t.teardown(() => rmSync(r, { recursive: true, force: true }));
+  t.equal(runWith(['--root', join(r, 'a')]).status, 0);
+  // a copied tree: the installed one (package.json, lock, dist, production node_modules) plus install.sh
+  const src = join(r, 'src');
+  cpSync(join(r, 'a/opt/edgefit'), src, { recursive: true, verbatimSymlinks: true });
+  cpSync(join(ROOT, 'install.sh'), join(src, 'install.sh'));
+  const mod = join(src, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node');
+  const b = readFileSync(mod);
+  const other = process.arch === 'arm64' ? 'x64' : 'arm64';
+  b.writeUInt16LE(ELF_MACHINE[other]!, 18); // e_machine
+  writeFileSync(mod, b);
+  const res = runWith(['--root', join(r, 'b')], {}, src);
+  t.equal(res.status, 1);
+  const box = process.arch === 'arm64' ? 'aarch64' : 'x86-64';
+  const built = other === 'arm64' ? 'aarch64' : 'x86-64';
+  t.match(
+    res.err,
+    `install.sh: better_sqlite3.node is built for ${built}, this box is ${box}: run npm rebuild better-sqlite3 on the box (needs build-essential python3)\n`,
+  );
+  t.notOk(existsSync(join(r, 'b/opt/edgefit')), 'nothing installed');
+  t.notOk(existsSync(join(r, 'b/opt/edgefit.new')), 'no half-copied tree left');
+  // not an ELF at all (a macOS build copied over)
+  writeFileSync(mod, Buffer.from('\xcf\xfa\xed\xfe not elf', 'latin1'));
+  t.match(runWith(['--root', join(r, 'b')], {}, src).err, /better_sqlite3\.node is not a Linux \(ELF\) binary/);
+});
+
+t.test('a Node under /home (nvm) is refused for the unit, with how to get a system one', async (t) => {
+  const r = mkdtempSync(join(tmpdir(), 'edgefit-root-'));
+  t.teardown(() => rmSync(r, { recursive: true, force: true }));
+  const res = runWith(['--root', r, '--node', '/home/pi/.nvm/versions/node/v20.11.0/bin/node']);
+  t.equal(res.status, 1);
+  t.match(res.err, /is under \/home or \/root \(nvm\?\): the service cannot run it \(ProtectHome=yes/);
+  t.match(res.err, /NodeSource .* --node-from-npm/);
+  const ok = runWith(['--root', r, '--node', process.execPath]);
+  t.equal(ok.status, 0, ok.err);
+  t.match(readFileSync(join(r, 'etc/systemd/system/edgefit.service'), 'utf8'), `ExecStart=${realNode()} `);
+});
+
+t.test('vcgencmd present: the service user joins group video (line shown; --root changes nothing)', async (t) => {
+  const r = mkdtempSync(join(tmpdir(), 'edgefit-root-'));
+  t.teardown(() => rmSync(r, { recursive: true, force: true }));
+  const pi = runWith(['--root', r], { vcgencmd: 'echo "throttled=0x0"' });
+  t.equal(pi.status, 0, pi.err);
+  t.match(pi.out, /vcgencmd found: the service user edgefit would join group video \(throttling detection\); --root mode: skipped/);
+  let hasVcgencmd = true;
+  try {
+    execFileSync('sh', ['-c', 'command -v vcgencmd'], { stdio: 'ignore' });
+  } catch {
+    hasVcgencmd = false;
+  }
+  if (!hasVcgencmd) t.notMatch(runWith(['--root', r]).out, /group video/, 'no vcgencmd: no video line');
+  else t.comment('this box has vcgencmd: the without-vcgencmd case does not apply');
+});
+
+function realNode(): string {
+  return execFileSync('readlink', ['-f', process.execPath], { encoding: 'utf8' }).trim();
+}

@@ -22,6 +22,8 @@ export function startAgentProc(opts: {
   probeIntervalS?: number;
   /** An operator public key file to pin (--operator-key): without one the agent is read-only. */
   operatorKey?: string;
+  /** Default 'reference-only'; 'auto': the real fitter (fitModel in its child). */
+  fitter?: 'auto' | 'reference-only';
 }): AgentProc {
   const args = [
     CLI,
@@ -40,7 +42,7 @@ export function startAgentProc(opts: {
     '--probe-interval',
     String(opts.probeIntervalS ?? 2),
     '--fitter',
-    'reference-only',
+    opts.fitter ?? 'reference-only',
     // serving on, on any free port: parallel tests never collide on 8551
     '--serve-port',
     '0',
