@@ -19,13 +19,8 @@ import { deployableChoice, fidelityFloor, unmetBudgets, type Unmet } from './flo
 import type { HardwareFacts } from './hardware.js';
 import type { ModelVersion } from './model-store.js';
 import { resolveFitter } from './reference-fitter.js';
-import { HoldPolicy } from './train-hold.js';
-import type { ServeStats } from '../serve/types.js';
+import { TrainingHold } from './train-hold.js';
 
-/** Served traffic must be quiet this long before a held training goes on (three stats windows). */
-const HOLD_QUIET_MS = 15_000;
-/** A probe waits this long after holding training: one training step of det (about 1.3 s here) ends meanwhile. */
-const PROBE_SETTLE_MS = 1500;
 /** A fit interrupted by this many agent starts in a row (kill, crash, power loss; a clean stop does
  * not count) is failed instead of resumed: it may be what brings the agent down. */
 export const MAX_FIT_STARTS = 3;
@@ -91,57 +86,9 @@ export class FitManager implements Component, FitView {
   private fitter: Fitter | undefined;
   private fitterName = '';
   private fitterClose: (() => void) | undefined;
-  private fitterHold: ((on: boolean) => void) | undefined;
-  /** Set while a training fit runs: served traffic holds it (train-hold.ts). */
+  /** Set while a training fit runs: served traffic and live probes hold it (train-hold.ts). */
   private training = false;
-  private readonly holdPolicy = new HoldPolicy(HOLD_QUIET_MS);
-  private holdTimer: NodeJS.Timeout | undefined;
-  /** Live probes in progress that hold training (quietFor), besides served traffic. */
-  private probeHolds = 0;
-  private sentHold = false;
-  private readonly onServeStats = (s: ServeStats): void => {
-    if (!this.holdPolicy.update(s)) return;
-    this.trafficHold(true, `training held: the box is serving requests (${s.requests} in the last ${Math.round(s.windowS)} s)`);
-    this.holdTimer ??= setInterval(() => {
-      if (this.holdPolicy.tick() === false) this.trafficHold(false, `training resumed: no served requests for ${HOLD_QUIET_MS / 1000} s`);
-    }, 1000);
-    this.holdTimer.unref();
-  };
-
-  private trafficHold(on: boolean, message: string): void {
-    if (!on && this.holdTimer) {
-      clearInterval(this.holdTimer);
-      this.holdTimer = undefined;
-    }
-    this.applyHold();
-    if (this.training) this.d.bus.report(on ? 'training-held' : 'training-resumed', message, {});
-  }
-
-  /** The fitter is held while traffic or a probe says so, told only on a change. */
-  private applyHold(): void {
-    const on = this.holdPolicy.isHeld || this.probeHolds > 0;
-    if (on === this.sentHold) return;
-    this.sentHold = on;
-    this.fitterHold?.(on);
-  }
-
-  /**
-   * Run `f` (a live latency probe) with the agent's own training held: a probe timed while
-   * training takes the cores measures the training, and stepped the served model down for it.
-   * Waits PROBE_SETTLE_MS first so the step in progress ends (the gate sits between steps).
-   */
-  async quietFor<T>(f: () => Promise<T>): Promise<T> {
-    if (!this.training || !this.fitterHold) return f();
-    this.probeHolds++;
-    this.applyHold();
-    try {
-      await new Promise((r) => setTimeout(r, PROBE_SETTLE_MS));
-      return await f();
-    } finally {
-      this.probeHolds--;
-      this.applyHold();
-    }
-  }
+  private holds: TrainingHold | undefined;
   private fitting: Promise<void> | undefined;
   private stopped = false;
   /** Fits a stop or crash left 'running', by key: the next fit for that key goes on with it. */
@@ -151,6 +98,11 @@ export class FitManager implements Component, FitView {
 
   constructor(private readonly d: FitManagerDeps) {}
 
+  /** Run a live probe with the agent's own training held (TrainingHold.quietFor). */
+  quietFor<T>(f: () => Promise<T>): Promise<T> {
+    return this.holds ? this.holds.quietFor(f) : f();
+  }
+
   start(): void {
     this.takeInterrupted();
     const f = this.d.fitter
@@ -159,15 +111,14 @@ export class FitManager implements Component, FitView {
     this.fitter = f.fitter;
     this.fitterName = f.name;
     this.fitterClose = f.close;
-    this.fitterHold = f.hold;
-    this.d.bus.on('serve:stats', this.onServeStats);
+    this.holds = new TrainingHold(this.d.bus, () => this.training);
+    this.holds.start(f.hold);
     this.ensure();
   }
 
   stop(): void {
     this.stopped = true;
-    this.d.bus.off('serve:stats', this.onServeStats);
-    if (this.holdTimer) clearInterval(this.holdTimer);
+    this.holds?.stop();
     // a running fit is not awaited: it may take minutes; its child is killed and the fit stays
     // 'running', resumed on restart from what its folder's cache holds (a clean stop is no crash)
     if (this.fitId !== undefined) this.d.store.fitStopped(this.fitId);
