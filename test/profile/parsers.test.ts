@@ -34,7 +34,25 @@ interface Expect {
 
 const ARM = { avx2: false, avx512: false, avx512Vnni: false };
 const EXPECT: Record<string, Expect> = {
+  // a real capture (64-bit Raspberry Pi OS on a Pi 3 B+): space-aligned keys, as posted
   'raspberry-pi-3': {
+    board: 'raspberry-pi-3',
+    family: 'raspberry-pi',
+    arch: 'arm64',
+    processors: 4,
+    parts: ['0xd03'],
+    cores: ['Cortex-A53'],
+    features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM },
+    is64: true,
+    mismatch: false,
+    int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' },
+    profile: 'raspberry-pi-3',
+    threads: 4,
+    piMemoryMb: 1024,
+    throttled: { raw: 0x50005, nowUnderVoltage: true, nowThrottled: true, bootSoftTemp: false },
+  },
+  // hand-written: 32-bit Raspberry Pi OS on the 64-bit kernel (compat cpuinfo view)
+  'raspberry-pi-3-armhf': {
     board: 'raspberry-pi-3',
     family: 'raspberry-pi',
     arch: 'arm',
@@ -63,7 +81,7 @@ const EXPECT: Record<string, Expect> = {
     int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' },
     profile: 'raspberry-pi-4',
     threads: 4,
-    piMemoryMb: 4096,
+    piMemoryMb: 8192,
     throttled: { raw: 0, nowUnderVoltage: false, nowThrottled: false, bootSoftTemp: false },
   },
   'raspberry-pi-5': {
@@ -98,11 +116,12 @@ const EXPECT: Record<string, Expect> = {
     l4t: { version: 'R32.7.1', jetpack: '4.6.1', board: 't210ref' },
   },
   'jetson-xavier': {
-    // no Xavier board profile ships: it falls back to generic-arm64, threads = its 8 cores
+    // no Xavier board profile ships: it falls back to generic-arm64, threads = its cores (the
+    // capture holds the first 4 of the AGX Xavier's 8 processor blocks)
     board: 'jetson-xavier',
     family: 'jetson',
     arch: 'arm64',
-    processors: 8,
+    processors: 4,
     parts: ['0x004'],
     cores: ['Carmel'],
     features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM },
@@ -110,8 +129,8 @@ const EXPECT: Record<string, Expect> = {
     mismatch: false,
     int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' },
     profile: 'generic-arm64',
-    threads: 8,
-    l4t: { version: 'R32.7.1', jetpack: '4.6.1', board: 't186ref' },
+    threads: 4,
+    l4t: { version: 'R35.1.0', jetpack: '5.0.2', board: 't186ref' },
   },
   'jetson-orin-nano': {
     board: 'jetson-orin-nano',
@@ -352,7 +371,7 @@ t.test('user space width', async (t) => {
 
 t.test('probeHardware over a fixture: board facts from the files, warnings for 32-bit user space and under-voltage', async (t) => {
   const { probeHardware } = await import('../../src/profile/probe.js');
-  const hw = await probeHardware({ sources: readSourcesFromDir(join(FIXTURES, 'raspberry-pi-3')) });
+  const hw = await probeHardware({ sources: readSourcesFromDir(join(FIXTURES, 'raspberry-pi-3-armhf')) });
   t.equal(hw.arch, 'arm');
   t.equal(hw.board.id, 'raspberry-pi-3');
   t.same(hw.cpu.coreNames, ['Cortex-A53']);
