@@ -17,6 +17,7 @@ interface Args {
   judge?: string;
   shape?: string[];
   'state-dir'?: string;
+  'facts-dir'?: string;
   'metrics-interval'?: number;
   'probe-interval'?: number;
   'exit-after'?: number;
@@ -91,6 +92,10 @@ export const command: CommandModule<object, Args> = {
       })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (repeatable)' })
       .option('state-dir', { type: 'string', describe: 'state folder (SQLite, models)' })
+      .option('facts-dir', {
+        type: 'string',
+        describe: 'read hardware facts from this captured facts folder instead of the live machine (docs/facts-dir.md)',
+      })
       .option('metrics-interval', { type: 'number', describe: 'seconds between metrics messages' })
       .option('probe-interval', { type: 'number', describe: 'seconds between live latency probes' })
       .option('fitter', {
@@ -128,6 +133,7 @@ export const command: CommandModule<object, Args> = {
     const flags: Record<string, unknown> = {};
     if (argv['device-id']) flags.deviceId = argv['device-id'];
     if (argv['state-dir']) flags.stateDir = argv['state-dir'];
+    if (argv['facts-dir']) flags.hardware = { factsDir: argv['facts-dir'] };
     if (argv['metrics-interval'] !== undefined) flags.metricsIntervalS = argv['metrics-interval'];
     if (argv['probe-interval'] !== undefined) flags.probe = { intervalS: argv['probe-interval'] };
     if (argv.fitter) flags.fitter = argv.fitter;
