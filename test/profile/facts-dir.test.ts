@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { profileHardware } from '../../src/agent/hardware.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
 import { thermalSummary } from '../../src/profile/probe.js';
 import { interpretSources } from '../../src/profile/interpret.js';
@@ -101,6 +102,21 @@ t.test('agent config: hardware.factsDir from the file, EDGEFIT_FACTS_DIR, defaul
   t.equal(loadAgentConfig({ env: {} }).hardware.factsDir, null);
   t.equal(loadAgentConfig({ env: { EDGEFIT_FACTS_DIR: '/srv/facts' } }).hardware.factsDir, '/srv/facts');
   t.equal(loadAgentConfig({ env: {}, flags: { hardware: { factsDir: '/a' } } }).hardware.factsDir, '/a');
+});
+
+t.test('the agent profiles the board of its facts folder; a missing folder stops it instead of going generic', async (t) => {
+  const logs: string[] = [];
+  const facts = await profileHardware(null, (l) => logs.push(l), join(FIXTURES, 'raspberry-pi-4'));
+  t.equal(facts.profile, 'raspberry-pi-4');
+  t.equal(facts.threads, 4);
+  t.equal((facts.hardware as { arch?: string }).arch, 'arm64');
+  const live = await profileHardware(null, (l) => logs.push(l));
+  t.not(facts.hash, live.hash, 'the hardware hash follows the facts (a re-fit when they change)');
+  await t.rejects(
+    profileHardware(null, (l) => logs.push(l), join(FIXTURES, 'no-such-board')),
+    { code: 'FILE_NOT_FOUND' },
+  );
+  t.same(logs, [], 'nothing was papered over with the generic profile');
 });
 
 t.test('edgefit profile --capture DIR, then --facts-dir DIR: the replay reports what the live run does', async (t) => {
