@@ -158,4 +158,13 @@ t.test('--facts-dir on a board fixture, and EDGEFIT_FACTS_DIR: the Pi 5 as a use
   t.equal(missing.code, 1);
   t.match(missing.stderr, /facts folder not found/);
   t.equal(missing.stderr.trim().split('\n').length, 1, 'one clear line');
+  // the agent checks the folder before it starts a broker: a typo exits at once, it does not hang
+  const state = mkdtempSync(join(tmpdir(), 'edgefit-facts-agent-'));
+  t.teardown(() => rmSync(state, { recursive: true, force: true }));
+  const agent = await run(['agent', '--no-dashboard', '--no-serve', '--state-dir', state], {
+    ...process.env,
+    EDGEFIT_FACTS_DIR: join(FIXTURES, 'no-such-board'),
+  });
+  t.equal(agent.code, 1, agent.stderr);
+  t.match(agent.stderr, /facts folder not found: .*no-such-board/);
 });

@@ -5,6 +5,7 @@ import type { CommandModule } from 'yargs';
 import { dashboardPort, loadAgentConfig, type AgentConfig } from '../../config/agent.js';
 import { Agent, sdReady, sdStopping } from '../../agent/index.js';
 import { EdgefitError, oneLine } from '../../errors.js';
+import { readSourcesFromDir } from '../../profile/sources.js';
 import type { SigningKey } from '../../telemetry/signing.js';
 import { parseShapes } from '../output.js';
 
@@ -152,6 +153,8 @@ export const command: CommandModule<object, Args> = {
         ...(shapes.size ? { shapes: Object.fromEntries(shapes) } : {}),
       };
     const cfg = loadAgentConfig({ file: argv.config ?? process.env.EDGEFIT_CONFIG, env: process.env, flags });
+    // a mistyped facts folder fails here, in one line, before the broker and serving start
+    if (cfg.hardware.factsDir !== null) readSourcesFromDir(cfg.hardware.factsDir);
     const agent = new Agent(cfg);
     await agent.start();
     const dashboard = await startDashboardFor(agent, cfg);
