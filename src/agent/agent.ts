@@ -136,7 +136,7 @@ export class Agent {
     const store = (this.store = new Store(paths.db, { outboxMax: cfg.mqtt.outboxMax }));
     // probes time the way the fit does: its warm-up, its thread count, its calibration inputs
     const source = (this.source = this.deps.latency ?? new LatencyProbe(300_000, { warmup: 3, data: calib }));
-    const hardware = new HardwareProfiler({ bus, store, profile: cfg.profile, log });
+    const hardware = new HardwareProfiler({ bus, store, profile: cfg.profile, factsDir: cfg.hardware.factsDir, log });
     const budgets = new BudgetStore(store, cfg.budgets, () => hardware.facts?.budgets, cfg.prefer);
     const modelSha = sha256File(modelPath);
     const threads = (): number | null => cfg.threads ?? hardware.facts?.threads ?? null;

@@ -13,10 +13,14 @@ export interface HardwareFacts {
   throttledNow: () => boolean | null;
 }
 
-export async function profileHardware(profileOverride: string | null, log: (l: string) => void): Promise<HardwareFacts> {
+export async function profileHardware(
+  profileOverride: string | null,
+  log: (l: string) => void,
+  factsDir: string | null = null,
+): Promise<HardwareFacts> {
   try {
     const p = await import('../profile/index.js');
-    const hw = await p.probeHardware({});
+    const hw = await p.probeHardware({ factsDir });
     const sel = p.selectProfile(hw, profileOverride ?? undefined);
     const key = {
       arch: hw.arch,
@@ -36,7 +40,8 @@ export async function profileHardware(profileOverride: string | null, log: (l: s
       throttledNow: () => (throttling ? Object.values(throttling.now).some((v) => v === true) : null),
     };
   } catch (e) {
-    if (profileOverride) throw e;
+    // a named profile or facts folder that cannot be used is a configuration error, not a fallback
+    if (profileOverride || factsDir) throw e;
     // src/profile missing or failing must not keep the agent from serving: report and go generic
     log(`hardware profiling failed (${(e as Error).message}); using the generic profile`);
     const key = { arch: process.arch, cores: cpus().length, memGb: Math.round(totalmem() / 2 ** 30), brand: cpus()[0]?.model ?? null };

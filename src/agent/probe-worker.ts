@@ -10,17 +10,18 @@ import { loadInputSet } from '../data/inputs.js';
 import { floatTensor, openSession, toFeeds, type Feeds } from '../runtime/session.js';
 import { checkProbeRequest, type ProbeReply } from './latency.js';
 import { procMemMb } from '../evaluate/protocol.js';
+import { rssBytes } from '../util/rss.js';
 
 async function probe(raw: unknown): Promise<ProbeReply> {
   const r = checkProbeRequest(raw);
   if (typeof r === 'string') return { t: 'error', message: r };
-  const before = process.memoryUsage().rss;
+  const before = rssBytes();
   const t0 = performance.now();
   const session = await openSession(r.path, { threads: r.threads, level: 'all' });
   const loadMs = performance.now() - t0;
   const feeds = probeFeeds(session, r.shapes, r.data);
   await session.run(feeds[0]!); // the first warm-up allocates the arena: count it in the model's RAM cost
-  const modelRssMb = (process.memoryUsage().rss - before) / 1048576;
+  const modelRssMb = (rssBytes() - before) / 1048576;
   // a load-only request (runs 0) checks the model and its RAM; timing ones warm up as the fit does
   for (let i = 1; r.runs > 0 && i < (r.warmup ?? 1); i++) await session.run(feeds[i % feeds.length]!);
   const times: number[] = [];

@@ -8,7 +8,9 @@ import { profileHardware, type HardwareFacts } from './hardware.js';
 export class HardwareProfiler implements Component {
   private hw: HardwareFacts | undefined;
 
-  constructor(private readonly d: { bus: AgentBus; store: Store; profile: string | null; log: (line: string) => void }) {}
+  constructor(
+    private readonly d: { bus: AgentBus; store: Store; profile: string | null; factsDir?: string | null; log: (line: string) => void },
+  ) {}
 
   /** Undefined until start() has profiled. */
   get facts(): HardwareFacts | undefined {
@@ -23,7 +25,7 @@ export class HardwareProfiler implements Component {
 
   async start(): Promise<void> {
     const { bus, store } = this.d;
-    const hw = await profileHardware(this.d.profile, this.d.log);
+    const hw = await profileHardware(this.d.profile, this.d.log, this.d.factsDir ?? null);
     this.hw = hw;
     const last = store.lastHardware();
     if (!last || last.hash !== hw.hash) store.saveHardware(hw.hash, hw.profile, hw.hardware);

@@ -9,6 +9,7 @@ import type { Store } from '../store/index.js';
 import { TelemetryClient } from '../telemetry/client.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../telemetry/embedded-broker.js';
 import { OutboxPublisher } from '../telemetry/outbox-publisher.js';
+import { rssBytes } from '../util/rss.js';
 import {
   PAYLOAD_VERSION,
   type ControlMode,
@@ -237,7 +238,7 @@ export class Telemetry implements Component {
       ts: new Date().toISOString(),
       system: readSystem(() => this.hw?.throttledNow() ?? null),
       agent: {
-        rssMb: Math.round(process.memoryUsage().rss / 104857.6) / 10,
+        rssMb: Math.round(rssBytes() / 104857.6) / 10,
         cpuPercent: this.cpu.read(),
         uptimeS: this.uptimeS(),
         outboxPending: this.d.store.outboxPending(),

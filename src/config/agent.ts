@@ -46,6 +46,19 @@ export const agentConfigSchema = {
       },
     },
     profile: { ...nullableString, description: 'board profile name; default: auto-detected' },
+    hardware: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        factsDir: {
+          ...nullableString,
+          description:
+            'read every hardware fact (cpuinfo, device tree, L4T release, thermal zones, vcgencmd) from this facts folder ' +
+            '(docs/facts-dir.md; written by `edgefit profile --capture DIR`) instead of the live machine; missing files are unknown facts',
+        },
+      },
+    },
     budgets: { ...budgetsSchema, default: {}, description: 'overrides the profile budgets field by field' },
     prefer: {
       enum: ['fidelity', 'latency'],
@@ -201,6 +214,7 @@ export interface AgentConfig {
   stateDir: string | null;
   model: { path: string | null; calib: string | null; judge: string | null; task: Task | 'auto'; shapes: Record<string, number[]> };
   profile: string | null;
+  hardware: { factsDir: string | null };
   budgets: Budgets;
   prefer: 'fidelity' | 'latency';
   fitter: 'auto' | 'reference-only';
@@ -314,6 +328,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): Json {
   if (env.EDGEFIT_MODEL || env.EDGEFIT_CALIB)
     o.model = { ...(env.EDGEFIT_MODEL ? { path: env.EDGEFIT_MODEL } : {}), ...(env.EDGEFIT_CALIB ? { calib: env.EDGEFIT_CALIB } : {}) };
   if (env.EDGEFIT_PROFILE) o.profile = env.EDGEFIT_PROFILE;
+  if (env.EDGEFIT_FACTS_DIR) o.hardware = { factsDir: env.EDGEFIT_FACTS_DIR };
   if (env.EDGEFIT_METRICS_INTERVAL) o.metricsIntervalS = num('EDGEFIT_METRICS_INTERVAL');
   if (env.EDGEFIT_DASHBOARD_PORT) o.dashboard = { port: num('EDGEFIT_DASHBOARD_PORT') };
   const serve: Json = {};

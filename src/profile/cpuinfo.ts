@@ -23,6 +23,7 @@ export const ARM_PARTS = {
   '0x41:0xd47': 'Cortex-A710',
   '0x41:0xd49': 'Neoverse-N2',
   '0x41:0xd4f': 'Neoverse-V2',
+  '0x4e:0x003': 'Denver 2',
   '0x4e:0x004': 'Carmel',
 } as const;
 

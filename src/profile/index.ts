@@ -22,5 +22,5 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
   return (await import('./bench.js')).runBench(opts);
 }
 export { interpretSources, type Interpreted } from './interpret.js';
-export { readLiveSources, readSourcesFromDir, type RawSources } from './sources.js';
+export { captureSources, FACT_FILES, readLiveSources, readSourcesFromDir, type RawSources, type ThermalZone } from './sources.js';
 export type * from './types.js';

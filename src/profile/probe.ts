@@ -5,7 +5,7 @@
 import { availableParallelism, cpus, loadavg, totalmem, freemem } from 'node:os';
 import si from 'systeminformation';
 import { interpretSources } from './interpret.js';
-import { readLiveSources, type RawSources } from './sources.js';
+import { readLiveSources, readSourcesFromDir, type RawSources, type ThermalZone } from './sources.js';
 import { describeThrottling } from './throttle.js';
 import type { HardwareProfile } from './types.js';
 
@@ -18,6 +18,11 @@ export interface ProbeOptions {
   benchBudgetMs?: number;
   /** Read these sources instead of the live machine (tests). */
   sources?: RawSources;
+  /**
+   * Read every hardware fact from this facts folder (the layout of sources.ts FACT_FILES)
+   * instead of the live machine; memory and load still describe the running machine.
+   */
+  factsDir?: string | null;
 }
 
 const MB = 1024 * 1024;
@@ -33,20 +38,33 @@ async function attempt<T>(what: string, fn: () => Promise<T>, warnings: string[]
   }
 }
 
+/** The CPU's zone ('cpu-thermal' on a Pi, 'CPU-therm' on Jetson, 'x86_pkg_temp') else the first; and the hottest. */
+export function thermalSummary(zones: readonly ThermalZone[]): { mainC: number | null; maxC: number | null } {
+  const known = zones.filter((z) => z.tempC !== null);
+  if (known.length === 0) return { mainC: null, maxC: null };
+  const cpu = known.find((z) => /cpu|x86_pkg|soc/i.test(z.type ?? '')) ?? known[0]!;
+  return { mainC: cpu.tempC, maxC: Math.max(...known.map((z) => z.tempC!)) };
+}
+
 export async function probeHardware(opts: ProbeOptions = {}): Promise<HardwareProfile> {
   const warnings: string[] = [];
-  const raw = opts.sources ?? (await readLiveSources());
+  const raw = opts.sources ?? (opts.factsDir ? readSourcesFromDir(opts.factsDir) : await readLiveSources());
+  // from a facts folder, CPU and temperature facts come from its files only: systeminformation
+  // would describe the machine we run on (under emulation: the x86 host), not the captured board
+  const live = raw.origin === 'live';
   const hw = interpretSources(raw);
   const [cpu, speed, mem, load, temp] = await Promise.all([
-    attempt('cpu', () => si.cpu(), warnings),
-    attempt('cpu speed', () => si.cpuCurrentSpeed(), warnings),
+    live ? attempt('cpu', () => si.cpu(), warnings) : null,
+    live ? attempt('cpu speed', () => si.cpuCurrentSpeed(), warnings) : null,
     attempt('memory', () => si.mem(), warnings),
     attempt('load', () => si.currentLoad(), warnings),
-    attempt('temperature', () => si.cpuTemperature(), warnings),
+    live ? attempt('temperature', () => si.cpuTemperature(), warnings) : null,
   ]);
+  const zones = thermalSummary(raw.thermal);
 
   // without cpufreq (VMs) systeminformation reports 0; /proc/cpuinfo's 'cpu MHz' still knows
-  const osSpeed = positive(cpus()[0]?.speed) ?? (hw.cpuinfo.mhz !== null ? Math.round(hw.cpuinfo.mhz) : null);
+  const cpuinfoMhz = hw.cpuinfo.mhz !== null ? Math.round(hw.cpuinfo.mhz) : null;
+  const osSpeed = live ? (positive(cpus()[0]?.speed) ?? cpuinfoMhz) : cpuinfoMhz;
   const cores = positive(cpu?.cores) ?? (hw.cpuinfo.processors || availableParallelism());
   const profile: HardwareProfile = {
     arch: hw.arch,
@@ -70,7 +88,7 @@ export async function probeHardware(opts: ProbeOptions = {}): Promise<HardwarePr
       swapTotalMb: Math.round((mem?.swaptotal ?? 0) / MB),
     },
     load: { avg1: loadavg()[0] ?? null, currentPct: typeof load?.currentLoad === 'number' ? Math.round(load.currentLoad * 10) / 10 : null },
-    temperature: { mainC: positive(temp?.main), maxC: positive(temp?.max) },
+    temperature: { mainC: positive(temp?.main) ?? zones.mainC, maxC: positive(temp?.max) ?? zones.maxC },
     board: hw.board,
     throttling: hw.throttling,
     userland: hw.userland,

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { EdgefitError } from '../errors.js';
+import { rssMb } from '../util/rss.js';
 import type { NdArray } from '../data/ndarray.js';
 import type { ModelMeta } from './protocol.js';
 import type { FromWorker, ToWorker, WorkerInit } from './session-worker.js';
@@ -138,7 +139,7 @@ export class Engine extends EventEmitter<EngineEvents> {
           if (old) this.retire(old);
           this.emit('swap', model, m.meta);
           this.pump();
-          resolve({ version: model.version, loadMs: performance.now() - t0, rssMb: process.memoryUsage().rss / 2 ** 20 });
+          resolve({ version: model.version, loadMs: performance.now() - t0, rssMb: rssMb() });
           return;
         }
         this.settle(vw, m);

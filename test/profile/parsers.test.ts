@@ -34,7 +34,25 @@ interface Expect {
 
 const ARM = { avx2: false, avx512: false, avx512Vnni: false };
 const EXPECT: Record<string, Expect> = {
+  // a real capture (64-bit Raspberry Pi OS on a Pi 3 B+): space-aligned keys, as posted
   'raspberry-pi-3': {
+    board: 'raspberry-pi-3',
+    family: 'raspberry-pi',
+    arch: 'arm64',
+    processors: 4,
+    parts: ['0xd03'],
+    cores: ['Cortex-A53'],
+    features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM },
+    is64: true,
+    mismatch: false,
+    int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' },
+    profile: 'raspberry-pi-3',
+    threads: 4,
+    piMemoryMb: 1024,
+    throttled: { raw: 0x50005, nowUnderVoltage: true, nowThrottled: true, bootSoftTemp: false },
+  },
+  // hand-written: 32-bit Raspberry Pi OS on the 64-bit kernel (compat cpuinfo view)
+  'raspberry-pi-3-armhf': {
     board: 'raspberry-pi-3',
     family: 'raspberry-pi',
     arch: 'arm',
@@ -63,7 +81,7 @@ const EXPECT: Record<string, Expect> = {
     int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' },
     profile: 'raspberry-pi-4',
     threads: 4,
-    piMemoryMb: 4096,
+    piMemoryMb: 8192,
     throttled: { raw: 0, nowUnderVoltage: false, nowThrottled: false, bootSoftTemp: false },
   },
   'raspberry-pi-5': {
@@ -98,11 +116,12 @@ const EXPECT: Record<string, Expect> = {
     l4t: { version: 'R32.7.1', jetpack: '4.6.1', board: 't210ref' },
   },
   'jetson-xavier': {
-    // no Xavier board profile ships: it falls back to generic-arm64, threads = its 8 cores
+    // no Xavier board profile ships: it falls back to generic-arm64, threads = its cores (the
+    // capture holds the first 4 of the AGX Xavier's 8 processor blocks)
     board: 'jetson-xavier',
     family: 'jetson',
     arch: 'arm64',
-    processors: 8,
+    processors: 4,
     parts: ['0x004'],
     cores: ['Carmel'],
     features: { neon: true, dotProd: false, i8mm: false, sve: false, ...ARM },
@@ -110,8 +129,8 @@ const EXPECT: Record<string, Expect> = {
     mismatch: false,
     int8: { activation: 'u8', reduceRange: false, benefit: 'maybe' },
     profile: 'generic-arm64',
-    threads: 8,
-    l4t: { version: 'R32.7.1', jetpack: '4.6.1', board: 't186ref' },
+    threads: 4,
+    l4t: { version: 'R35.1.0', jetpack: '5.0.2', board: 't186ref' },
   },
   'jetson-orin-nano': {
     board: 'jetson-orin-nano',
@@ -224,6 +243,47 @@ for (const [name, e] of Object.entries(EXPECT)) {
     t.equal(sel.threads, e.profile.startsWith('generic') ? e.processors : e.threads, 'threads');
   });
 }
+
+// More real captures, inline because no board folder needs them: each has a quirk the parser
+// must take as it is (fix the parser, not the text).
+const REAL = {
+  // Jetson TX2 with its two Denver cores offline: processor numbers 0, 3, 4, 5 (a gap), all A57.
+  // github.com/kozyilmaz/nvidia-jetson-rt docs/README.05.results.md ("NVIDIA Jetson TX2 CPU Capabilities")
+  tx2DenverOffline:
+    'processor\t: 0\nmodel name\t: ARMv8 Processor rev 3 (v8l)\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: 0xd07\nCPU revision\t: 3\n\nprocessor\t: 3\nmodel name\t: ARMv8 Processor rev 3 (v8l)\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: 0xd07\nCPU revision\t: 3\n\nprocessor\t: 4\nmodel name\t: ARMv8 Processor rev 3 (v8l)\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: 0xd07\nCPU revision\t: 3\n\nprocessor\t: 5\nmodel name\t: ARMv8 Processor rev 3 (v8l)\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: 0xd07\nCPU revision\t: 3\n',
+  // Jetson Xavier NX, space-aligned as posted; its first 3 processor blocks.
+  // https://github.com/hrw/arm-socs-table/issues/26 (binarymaster, 2022-11-11)
+  xavierNx:
+    'processor       : 0\nmodel name      : ARMv8 Processor rev 0 (v8l)\nBogoMIPS        : 62.50\nFeatures        : fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp\nCPU implementer : 0x4e\nCPU architecture: 8\nCPU variant     : 0x0\nCPU part        : 0x004\nCPU revision    : 0\nMTS version     : 51035886\n\nprocessor       : 1\nmodel name      : ARMv8 Processor rev 0 (v8l)\nBogoMIPS        : 62.50\nFeatures        : fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp\nCPU implementer : 0x4e\nCPU architecture: 8\nCPU variant     : 0x0\nCPU part        : 0x004\nCPU revision    : 0\nMTS version     : 51035886\n\nprocessor       : 2\nmodel name      : ARMv8 Processor rev 0 (v8l)\nBogoMIPS        : 62.50\nFeatures        : fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp\nCPU implementer : 0x4e\nCPU architecture: 8\nCPU variant     : 0x0\nCPU part        : 0x004\nCPU revision    : 0\nMTS version     : 51035886\n',
+  // Raspberry Pi 4 on a 32-bit kernel (armv7l): CPU architecture 7, a trailing space after the
+  // last feature word, 'Hardware : BCM2711'; the serial is left out (truncated in the copy we had).
+  // https://github.com/hrw/arm-socs-table/issues/31 (barcik75, 2022-11-14)
+  pi4Armv7:
+    'processor\t: 0\nmodel name\t: ARMv7 Processor rev 3 (v7l)\nBogoMIPS\t: 108.00\nFeatures\t: half thumb fastmult vfp edsp neon vfpv3 tls vfpv4 idiva idivt vfpd32 lpae evtstrm crc32 \nCPU implementer\t: 0x41\nCPU architecture: 7\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\nprocessor\t: 1\nmodel name\t: ARMv7 Processor rev 3 (v7l)\nBogoMIPS\t: 108.00\nFeatures\t: half thumb fastmult vfp edsp neon vfpv3 tls vfpv4 idiva idivt vfpd32 lpae evtstrm crc32 \nCPU implementer\t: 0x41\nCPU architecture: 7\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\nprocessor\t: 2\nmodel name\t: ARMv7 Processor rev 3 (v7l)\nBogoMIPS\t: 108.00\nFeatures\t: half thumb fastmult vfp edsp neon vfpv3 tls vfpv4 idiva idivt vfpd32 lpae evtstrm crc32 \nCPU implementer\t: 0x41\nCPU architecture: 7\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\nprocessor\t: 3\nmodel name\t: ARMv7 Processor rev 3 (v7l)\nBogoMIPS\t: 108.00\nFeatures\t: half thumb fastmult vfp edsp neon vfpv3 tls vfpv4 idiva idivt vfpd32 lpae evtstrm crc32 \nCPU implementer\t: 0x41\nCPU architecture: 7\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\nHardware\t: BCM2711\nRevision\t: c03112\n',
+} as const;
+
+t.test('real captures with quirks: offline cores, space alignment, a 32-bit kernel', async (t) => {
+  const tx2 = parseCpuInfo(REAL.tx2DenverOffline);
+  t.equal(tx2.processors, 4, 'four processor blocks although numbered 0, 3, 4, 5');
+  t.same(tx2.coreNames, ['Cortex-A57']);
+  t.equal(tx2.features.dotProd, false);
+  t.equal(tx2.modelName, 'ARMv8 Processor rev 3 (v8l)');
+  const nx = parseCpuInfo(REAL.xavierNx);
+  t.equal(nx.processors, 3);
+  t.same(nx.coreNames, ['Carmel']);
+  t.equal(nx.implementer, '0x4e');
+  t.ok(nx.features.fp16 && !nx.features.dotProd, 'asimdhp, no asimddp');
+  const pi4 = parseCpuInfo(REAL.pi4Armv7);
+  t.equal(pi4.processors, 4);
+  t.equal(pi4.armArchitecture, 7);
+  t.same(pi4.coreNames, ['Cortex-A72']);
+  t.equal(pi4.features.neon, true, "32-bit kernels say 'neon'");
+  t.notOk(pi4.features.raw.includes(''), 'the trailing space adds no empty flag word');
+  t.equal(pi4.revision, 'c03112');
+  t.equal(decodePiRevision(pi4.revision)?.memoryMb, 4096);
+  // a Denver 2 core (a TX2 with all cores online) has a name, not 'unknown core'
+  t.same(parseCpuInfo('processor\t: 0\nCPU implementer\t: 0x4e\nCPU part\t: 0x003\n').coreNames, ['Denver 2']);
+});
 
 t.test('cpuinfo: features are the set common to all cores (big.LITTLE with different Features lines)', async (t) => {
   const text = [
@@ -352,7 +412,7 @@ t.test('user space width', async (t) => {
 
 t.test('probeHardware over a fixture: board facts from the files, warnings for 32-bit user space and under-voltage', async (t) => {
   const { probeHardware } = await import('../../src/profile/probe.js');
-  const hw = await probeHardware({ sources: readSourcesFromDir(join(FIXTURES, 'raspberry-pi-3')) });
+  const hw = await probeHardware({ sources: readSourcesFromDir(join(FIXTURES, 'raspberry-pi-3-armhf')) });
   t.equal(hw.arch, 'arm');
   t.equal(hw.board.id, 'raspberry-pi-3');
   t.same(hw.cpu.coreNames, ['Cortex-A53']);

@@ -5,6 +5,7 @@ import type { CommandModule } from 'yargs';
 import { dashboardPort, loadAgentConfig, type AgentConfig } from '../../config/agent.js';
 import { Agent, sdReady, sdStopping } from '../../agent/index.js';
 import { EdgefitError, oneLine } from '../../errors.js';
+import { readSourcesFromDir } from '../../profile/sources.js';
 import type { SigningKey } from '../../telemetry/signing.js';
 import { parseShapes } from '../output.js';
 
@@ -17,6 +18,7 @@ interface Args {
   judge?: string;
   shape?: string[];
   'state-dir'?: string;
+  'facts-dir'?: string;
   'metrics-interval'?: number;
   'probe-interval'?: number;
   'exit-after'?: number;
@@ -91,6 +93,10 @@ export const command: CommandModule<object, Args> = {
       })
       .option('shape', { type: 'string', array: true, describe: 'input shape name=1x3x640x640 (repeatable)' })
       .option('state-dir', { type: 'string', describe: 'state folder (SQLite, models)' })
+      .option('facts-dir', {
+        type: 'string',
+        describe: 'read hardware facts from this captured facts folder instead of the live machine (docs/facts-dir.md)',
+      })
       .option('metrics-interval', { type: 'number', describe: 'seconds between metrics messages' })
       .option('probe-interval', { type: 'number', describe: 'seconds between live latency probes' })
       .option('fitter', {
@@ -128,6 +134,7 @@ export const command: CommandModule<object, Args> = {
     const flags: Record<string, unknown> = {};
     if (argv['device-id']) flags.deviceId = argv['device-id'];
     if (argv['state-dir']) flags.stateDir = argv['state-dir'];
+    if (argv['facts-dir']) flags.hardware = { factsDir: argv['facts-dir'] };
     if (argv['metrics-interval'] !== undefined) flags.metricsIntervalS = argv['metrics-interval'];
     if (argv['probe-interval'] !== undefined) flags.probe = { intervalS: argv['probe-interval'] };
     if (argv.fitter) flags.fitter = argv.fitter;
@@ -146,6 +153,8 @@ export const command: CommandModule<object, Args> = {
         ...(shapes.size ? { shapes: Object.fromEntries(shapes) } : {}),
       };
     const cfg = loadAgentConfig({ file: argv.config ?? process.env.EDGEFIT_CONFIG, env: process.env, flags });
+    // a mistyped facts folder fails here, in one line, before the broker and serving start
+    if (cfg.hardware.factsDir !== null) readSourcesFromDir(cfg.hardware.factsDir);
     const agent = new Agent(cfg);
     await agent.start();
     const dashboard = await startDashboardFor(agent, cfg);

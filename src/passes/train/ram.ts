@@ -15,13 +15,14 @@ import { EdgefitError } from '../../errors.js';
 import type { Model } from '../../ir/model.js';
 import type { Tensor } from '../../ir/tensor.js';
 import { floatTensor, openSession, toTensor, type Feeds } from '../../runtime/runner.js';
+import { rssMb } from '../../util/rss.js';
 
 /** Share of the free memory a training run takes when no budget is given (the box keeps serving meanwhile). */
 export const FREE_MEMORY_SHARE = 0.6;
 /** Headroom over the fitted prediction: the held-out and timing sessions, JS buffers, allocator slack. */
 const MARGIN = 1.15;
 
-export const rssMb = (): number => process.memoryUsage().rss / (1 << 20);
+export { rssMb };
 
 /** The default budget for the process's peak RSS while training: what it holds now plus a share of the free memory. */
 export function defaultTrainRamMb(): number {

@@ -13,6 +13,7 @@ import { cloneModel, type Model } from '../../ir/model.js';
 import { Tensor } from '../../ir/tensor.js';
 import { ModelRunner, openSession, toTensor, floatTensor, firstLine, type Feeds } from '../../runtime/runner.js';
 import { rng } from '../../util/rng.js';
+import { rssMb } from '../../util/rss.js';
 import { buildGradients } from './grad/backward.js';
 import { GRAD_RULES } from './grad/rules/index.js';
 import { Adam, learningRate } from './adam.js';
@@ -79,10 +80,6 @@ function concatF32(parts: readonly Float32Array[]): Float32Array {
     o += p.length;
   }
   return out;
-}
-
-function rssMb(): number {
-  return process.memoryUsage().rss / (1 << 20);
 }
 
 function check(spec: TrainSpec): void {
