@@ -12,6 +12,7 @@ import { configMessage } from '../config/remedy.js';
 import { EdgefitError } from '../errors.js';
 import type { Fitter } from '../fit/types.js';
 import type { Task } from '../fidelity/tasks.js';
+import { checkShapes } from '../ir/dims.js';
 import { Store } from '../store/index.js';
 import { loadPublicKey, type SigningConfig } from '../telemetry/signing.js';
 import { topicsFor } from '../telemetry/topics.js';
@@ -117,6 +118,7 @@ export class Agent {
       cfg.model.path && calib && !Object.keys(cfg.model.shapes).length
         ? (await import('../fit/data-shapes.js')).calibrationShapes(modelPath, calib, given)
         : given;
+    checkShapes(shapes); // the config schema asks for dims >= 1; data-derived dims are checked the same way
     const expected = await expectedTask(modelPath, task);
     const signing = this.signingConfig();
 
