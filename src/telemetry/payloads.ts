@@ -285,6 +285,8 @@ export const EVENT_TYPES = [
   'serve-started',
   'serve-restarted',
   'serve-failed',
+  // issue 20: a damaged state.db was moved aside and rebuilt from the model pointer
+  'state-recovered',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
