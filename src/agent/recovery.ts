@@ -37,10 +37,10 @@ export function rebuildState(store: Store, modelsDir: string, fitsDir: string): 
   return { current: cur?.version ?? null, previous: prevOk?.version ?? null, fitIdsAbove };
 }
 
-/** The event's one line. */
+/** The event's one line (the reason cut short: an event message holds at most 1000 characters). */
 export function recoveryMessage(r: Recovery, b: Rebuilt): string {
   return (
-    `state database was unusable (${r.reason}); moved it to ${r.movedTo} and rebuilt it from the model pointer: ` +
+    `state database was unusable (${r.reason.slice(0, 300)}); moved it to ${r.movedTo} and rebuilt it from the model pointer: ` +
     `${b.current ? `${b.current} stays deployed` : 'nothing was deployed'}; fit history, metrics history, queued messages and budgets set by command were lost`
   );
 }
