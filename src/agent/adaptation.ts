@@ -57,7 +57,7 @@ export class Adaptation {
     }
     this.over = 0;
     let to = level - 1;
-    while (to > chosen && floor !== null && frontier[to]!.fidelity < floor) to--; // steps skip what the floor excludes
+    while (to > chosen && floor !== null && !(frontier[to]!.fidelity >= floor)) to--; // steps skip what the floor excludes
     if (level > chosen) {
       const cur = frontier[level]!;
       const up = frontier[to]!;

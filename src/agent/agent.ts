@@ -12,7 +12,8 @@ import { configMessage } from '../config/remedy.js';
 import { EdgefitError } from '../errors.js';
 import type { Fitter } from '../fit/types.js';
 import type { Task } from '../fidelity/tasks.js';
-import { Store } from '../store/index.js';
+import { checkShapes } from '../ir/dims.js';
+import { openStore, type Store } from '../store/index.js';
 import { ensureOperatorKeys, keyFingerprint, readPublicKeys } from '../telemetry/keys.js';
 import type { ControlMode } from '../telemetry/payloads.js';
 import type { SigningConfig, SigningKey } from '../telemetry/signing.js';
@@ -27,6 +28,7 @@ import { FitManager } from './fit-manager.js';
 import { fidelityFloor } from './floor.js';
 import { LatencyProbe } from './latency.js';
 import { sha256File } from './model-store.js';
+import { rebuildState, recoveryMessage } from './recovery.js';
 import { resolveStateDir, statePaths } from './paths.js';
 import { OriginalTiming } from './original.js';
 import { Prober, type LatencySource } from './prober.js';
@@ -128,12 +130,18 @@ export class Agent {
       cfg.model.path && calib && !Object.keys(cfg.model.shapes).length
         ? (await import('../fit/data-shapes.js')).calibrationShapes(modelPath, calib, given)
         : given;
+    checkShapes(shapes); // the config schema asks for dims >= 1; data-derived dims are checked the same way
     const expected = await expectedTask(modelPath, task);
     const signing = this.signingConfig();
 
     const bus = this.bus;
     bus.on('log', log);
-    const store = (this.store = new Store(paths.db, { outboxMax: cfg.mqtt.outboxMax }));
+    // a damaged state.db is moved aside and rebuilt from the model pointer (recovery.ts): the
+    // deployed model keeps being served, and an event says so once telemetry is up
+    const opened = openStore(paths.db, { outboxMax: cfg.mqtt.outboxMax });
+    const store = (this.store = opened.store);
+    const recovered = opened.recovered && { ...opened.recovered, rebuilt: rebuildState(store, paths.models, dirname(paths.fit(0))) };
+    if (recovered) log(recoveryMessage(recovered, recovered.rebuilt));
     // probes time the way the fit does: its warm-up, its thread count, its calibration inputs
     const source = (this.source = this.deps.latency ?? new LatencyProbe(300_000, { warmup: 3, data: calib }));
     const hardware = new HardwareProfiler({ bus, store, profile: cfg.profile, factsDir: cfg.hardware.factsDir, log });
@@ -256,7 +264,16 @@ export class Agent {
       if (this.stopped) return;
       this.started.push(c);
       await c.start();
-      if (c === telemetry) this.brokerUrl = telemetry.brokerUrl;
+      if (c === telemetry) {
+        this.brokerUrl = telemetry.brokerUrl;
+        if (recovered)
+          bus.report('state-recovered', recoveryMessage(recovered, recovered.rebuilt), {
+            reason: recovered.reason.slice(0, 300),
+            movedTo: recovered.movedTo,
+            deployed: recovered.rebuilt.current,
+            previous: recovered.rebuilt.previous,
+          });
+      }
       // first run: a working device before the fit, and the original's live p50 before any fit
       // result is deployed; in the background (start() returns, signals are handled), the fit
       // waits for it so that the timing does not share the box with the search

@@ -37,7 +37,7 @@ export function deployableChoice(
   if (floor === null || (chosen && chosen.fidelity >= floor)) return chosen;
   let best: { e: FrontierEntry; miss: number } | null = null;
   for (const e of frontier) {
-    if (e.fidelity < floor) continue;
+    if (!(e.fidelity >= floor)) continue; // a NaN fidelity keeps no floor
     const r = judgeEntry(e, b, e.referenceP50Ms ?? originalMs).relative;
     // relative misses of the budgets other than fidelity, added (fidelity is the constraint here)
     const miss = r.latency + r.ram + r.size;

@@ -12,7 +12,7 @@
 // ("0.5x") and the search's load-drift correction already measure the original by, and on a box
 // shared with an application a slow tail is mostly the neighbours' doing, which the agent's
 // step-down (several probes in a row over budget) is there to absorb.
-import { EdgefitError } from '../errors.js';
+import { EdgefitError, type OptionName } from '../errors.js';
 
 /**
  * What the box must achieve. latencyMs is absolute; latencyFactor is relative to the original
@@ -45,20 +45,62 @@ export function latencyOfRuns(s: { p50: number; p95: number }): number {
   return s.p50;
 }
 
+/**
+ * Each budget's range, one table: every budget is a positive number up to its maximum (a latency
+ * of -1 ms or a fidelity floor of 0 is no budget at all; issue 20). The schema (agent config,
+ * set-budget, fit commands) and checkBudgets (the CLI's flags) are both made from it.
+ */
+export const BUDGET_MAX = {
+  latencyMs: 3_600_000,
+  latencyFactor: 10,
+  ramMb: 1_048_576,
+  minFidelity: 1,
+  sizeMb: 1_048_576,
+} as const satisfies Record<keyof Budgets, number>;
+
+/** What each budget is called to a user, and the option that sets it (a remedy: the flag or config key). */
+const BUDGET_NAMES = {
+  latencyMs: { what: 'the latency budget (ms)', option: 'latencyMs' },
+  latencyFactor: { what: 'the relative latency budget', option: 'latency' },
+  ramMb: { what: 'the RAM budget (MB)', option: 'ramMb' },
+  minFidelity: { what: 'the fidelity floor', option: 'minFidelity' },
+  sizeMb: { what: 'the size budget (MB)', option: 'sizeMb' },
+} as const satisfies Record<keyof Budgets, { what: string; option: OptionName }>;
+
+const range = (max: number) => ({ type: 'number', exclusiveMinimum: 0, maximum: max }) as const;
+
 /** The one JSON Schema of Budgets; every field of the type is here (checked by `satisfies`). */
 export const budgetsSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    latencyMs: { type: 'number', exclusiveMinimum: 0, maximum: 3_600_000 },
-    latencyFactor: { type: 'number', exclusiveMinimum: 0, maximum: 10 },
-    ramMb: { type: 'number', exclusiveMinimum: 0, maximum: 1_048_576 },
-    minFidelity: { type: 'number', minimum: 0, maximum: 1 },
-    sizeMb: { type: 'number', exclusiveMinimum: 0, maximum: 1_048_576 },
+    latencyMs: range(BUDGET_MAX.latencyMs),
+    latencyFactor: range(BUDGET_MAX.latencyFactor),
+    ramMb: range(BUDGET_MAX.ramMb),
+    minFidelity: range(BUDGET_MAX.minFidelity),
+    sizeMb: range(BUDGET_MAX.sizeMb),
   } satisfies Record<keyof Budgets, object>,
   // an absolute and a relative latency budget at once would be ambiguous
   not: { required: ['latencyMs', 'latencyFactor'] },
 } as const;
+
+/**
+ * `b` when every budget given is a finite number in (0, max] (BUDGET_MAX): a usage error naming
+ * the budget and its option otherwise. For budgets that do not come through the schema (CLI flags:
+ * yargs turns `--latency-ms abc` into NaN).
+ */
+export function checkBudgets<T extends Budgets>(b: T): T {
+  for (const k of Object.keys(BUDGET_MAX) as Array<keyof Budgets>) {
+    const v = b[k];
+    if (v === undefined) continue;
+    const max = BUDGET_MAX[k];
+    if (!(typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= max))
+      throw new EdgefitError('USAGE', `${BUDGET_NAMES[k].what} must be above 0 and at most ${max}, got ${v}`, {
+        remedy: { option: BUDGET_NAMES[k].option },
+      });
+  }
+  return b;
+}
 
 /** '0.5x' -> 0.5 (NaN when malformed). */
 export function parseLatency(s: string): number {

@@ -5,6 +5,8 @@ export {
   type ProfileBudgets,
   LATENCY_STATISTIC,
   budgetsSchema,
+  BUDGET_MAX,
+  checkBudgets,
   latencyOf,
   latencyOfRuns,
   parseLatency,

@@ -1,4 +1,5 @@
 import { EdgefitError, oneLine, type OptionName, type Remedy } from '../errors.js';
+import { checkDims } from '../ir/dims.js';
 
 /** The flag of each option a library error can name (the agent's config keys: src/config/remedy.ts). */
 const FLAGS: Record<OptionName, string> = {
@@ -57,13 +58,14 @@ export function printJson(v: unknown): void {
   process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 }
 
-/** Parse repeated --shape name=1x3x640x640 flags. */
+/** Parse repeated --shape name=1x3x640x640 flags (every dim at least 1: checkDims). */
 export function parseShapes(specs: readonly string[] | undefined): Map<string, number[]> {
   const out = new Map<string, number[]>();
   for (const s of specs ?? []) {
-    const m = /^(.+)=(\d+(?:x\d+)*)$/.exec(s);
+    // signed so that x=-1x3 is refused by the dims check, which says what is wrong with it
+    const m = /^(.+)=(-?\d+(?:x-?\d+)*)$/.exec(s);
     if (!m) throw new EdgefitError('USAGE', `bad --shape '${s}': expected name=dims, e.g. x=1x3x640x640`);
-    out.set(m[1]!, m[2]!.split('x').map(Number));
+    out.set(m[1]!, checkDims(m[1]!, m[2]!.split('x').map(Number)));
   }
   return out;
 }

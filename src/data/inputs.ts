@@ -4,6 +4,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { EdgefitError } from '../errors.js';
+import { checkDims } from '../ir/dims.js';
+import { halfToFloat } from '../ir/float16.js';
 import { isNdDType, type NdArray, type NdDType, shapeStr, splitAxis0 } from './ndarray.js';
 import { readNpy } from './npy.js';
 import { readNpz } from './npz.js';
@@ -59,6 +61,7 @@ export function resolveShape(input: ModelInput, shapes?: Map<string, number[]>):
   const given = shapes?.get(input.name);
   const declared = input.shape;
   if (given) {
+    checkDims(input.name, given);
     if (declared) {
       if (declared.length !== given.length) {
         throw new EdgefitError(
@@ -315,7 +318,42 @@ export function loadInputSet(path: string, inputs: readonly ModelInput[], opts: 
     if (set.labels) set.labels = set.labels.slice(0, opts.limit);
   }
   if (set.samples.length === 0) throw new EdgefitError('DATA', `${path}: holds no samples`);
+  refuseNonFinite(set, path);
   return set;
+}
+
+/** Whether a float array holds a NaN or an infinity (float16: exponent bits all set). */
+export function hasNonFinite(a: { dtype: string; data: unknown }): boolean {
+  const d = a.data;
+  if (a.dtype === 'float16' && d instanceof Uint16Array) {
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(halfToFloat(d[i]!))) return true;
+    return false;
+  }
+  if (!(d instanceof Float32Array || d instanceof Float64Array)) return false;
+  for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return true;
+  return false;
+}
+
+/**
+ * Calibration and judge data must be numbers (issue 20): a NaN sample calibrates NaN scales and
+ * gives a NaN fidelity that no floor comparison catches, so an all-NaN .npy once produced "cosine
+ * mean NaN" and a fully int8 model. Refused, naming how many samples and the first one (an image
+ * folder whose preprocess.json divides by a zero std lands here too).
+ */
+function refuseNonFinite(set: InputSet, path: string): void {
+  let bad = 0;
+  let first = '';
+  set.samples.forEach((s, i) => {
+    const name = Object.keys(s).find((k) => hasNonFinite(s[k]!));
+    if (name === undefined) return;
+    bad++;
+    first ||= `sample ${i}, input '${name}'`;
+  });
+  if (bad)
+    throw new EdgefitError(
+      'DATA',
+      `${path}: ${bad} of ${set.samples.length} sample(s) hold NaN or infinite values (first: ${first}); models are neither calibrated nor judged on them`,
+    );
 }
 
 function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOptions): InputSet {

@@ -30,6 +30,8 @@ export interface MetricResult {
 
 export interface Comparison {
   samples: number;
+  /** Samples on which the candidate put out NaN or infinity where the reference did not (each result is then its worst). */
+  broken: number;
   results: MetricResult[];
 }
 
@@ -37,6 +39,33 @@ export interface Comparison {
 function sameBits(a: OutputTensor['data'], b: OutputTensor['data']): boolean {
   if (a.constructor !== b.constructor || a.byteLength !== b.byteLength) return false;
   return Buffer.compare(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), new Uint8Array(b.buffer, b.byteOffset, b.byteLength)) === 0;
+}
+
+/**
+ * A NaN figure is a failing one (issue 20): every comparison (x < floor, x >= floor) is false for
+ * NaN, so a NaN fidelity once passed quantize's floor unnoticed. A metric's NaN becomes its worst.
+ */
+export function finiteOr(v: number, worst: number): number {
+  return Number.isNaN(v) ? worst : v;
+}
+
+/** Whether `got` holds a NaN or infinity where `ref` is finite (or anywhere, when `ref` has none and their sizes differ). */
+function introducesNonFinite(ref: OutputTensor['data'], got: OutputTensor['data']): boolean {
+  if (ref.length !== got.length) return got.some((x) => !Number.isFinite(x)) && ref.every((x) => Number.isFinite(x));
+  for (let i = 0; i < got.length; i++) if (!Number.isFinite(got[i]!) && Number.isFinite(ref[i]!)) return true;
+  return false;
+}
+
+/**
+ * Whether a candidate's outputs are broken on this sample: some output has a NaN or infinity the
+ * reference does not. Such a candidate fails whatever the metric (a detector's NaN map finds no
+ * boxes, which on an image without text would score a perfect box F1).
+ */
+export function outputsBroken(ref: Outputs, got: Outputs): boolean {
+  return Object.entries(ref).some(([name, a]) => {
+    const b = got[name];
+    return b !== undefined && introducesNonFinite(a.data, b.data);
+  });
 }
 
 const worstOf = (d: MetricDef, xs: readonly number[]): number => (d.best > d.worst ? Math.min(...xs) : Math.max(...xs));
@@ -59,6 +88,8 @@ export class FidelityAccumulator {
   private readonly tracks: Track[];
   private names: readonly string[] | undefined;
   private n = 0;
+  /** Samples on which the candidate put out NaN or infinity where the reference did not (their index). */
+  private readonly broken = new Set<number>();
 
   /** `outputs` fixes which outputs are compared and their order (default: the first reference sample's). */
   constructor(requests: readonly MetricRequest[], outputs?: readonly string[]) {
@@ -89,6 +120,7 @@ export class FidelityAccumulator {
       }
       same.set(name, sameBits(a.data, b.data));
     }
+    if (outputsBroken(ref, got)) this.broken.add(this.n);
     for (const t of this.tracks) {
       for (const name of t.req.outputs ?? names) {
         const a = ref[name]!,
@@ -100,7 +132,7 @@ export class FidelityAccumulator {
         const eq = same.get(name) ?? false;
         t.identical.set(name, (t.identical.get(name) ?? true) && eq);
         const v = t.values.get(name) ?? [];
-        v.push(eq ? t.def.best : t.def.value(s));
+        v.push(eq ? t.def.best : finiteOr(t.def.value(s), t.def.worst));
         t.values.set(name, v);
       }
     }
@@ -114,10 +146,12 @@ export class FidelityAccumulator {
       const perSample: number[] = [];
       for (let s = 0; s < this.n; s++)
         perSample.push(
-          worstOf(
-            t.def,
-            names.map((o) => t.values.get(o)![s]!),
-          ),
+          this.broken.has(s)
+            ? t.def.worst
+            : worstOf(
+                t.def,
+                names.map((o) => t.values.get(o)![s]!),
+              ),
         );
       // no samples or no outputs: nothing differs
       if (this.n === 0 || names.length === 0) {
@@ -135,7 +169,7 @@ export class FidelityAccumulator {
           over === 'pooled'
             ? t.identical.get(name)
               ? t.def.best
-              : t.def.value(t.pooled.get(name)!)
+              : finiteOr(t.def.value(t.pooled.get(name)!), t.def.worst)
             : aggregate(over, t.values.get(name)!),
       }));
       const value =
@@ -145,9 +179,10 @@ export class FidelityAccumulator {
               perOutput.map((p) => p.value),
             )
           : aggregate(over, perSample);
-      return { metric, over, value, perOutput, perSample };
+      // a candidate that put out NaN or infinity on any sample fails outright, whatever the rest scored
+      return { metric, over, value: this.broken.size ? t.def.worst : finiteOr(value, t.def.worst), perOutput, perSample };
     });
-    return { samples: this.n, results };
+    return { samples: this.n, broken: this.broken.size, results };
   }
 }
 

@@ -3,8 +3,8 @@
 // (issue 16). Statistics are summed over samples, as the TaskDef contract says.
 import { EdgefitError } from '../errors.js';
 import type { ReadonlyGraph } from '../ir/graph.js';
-import type { Outputs } from './compare.js';
-import type { TaskFigures } from './task-def.js';
+import { finiteOr, outputsBroken, type Outputs } from './compare.js';
+import type { TaskDef, TaskFigures } from './task-def.js';
 import type { FidelityReport, HeadlineMetric } from './report.js';
 import { resolveTask, TASKS, type Task } from './tasks.js';
 
@@ -47,6 +47,7 @@ export function compareTask(
     });
   }
   let sum: number[] | undefined;
+  let broken = 0;
   for (let i = 0; i < ref.length; i++) {
     for (const [name, a] of Object.entries(ref[i]!)) {
       const b = got[i]![name];
@@ -54,13 +55,23 @@ export function compareTask(
       if (!b || (r.task !== 'detect' && shape(a.dims) !== shape(b.dims)))
         throw new EdgefitError('EVAL', `output '${name}' has shape ${b ? shape(b.dims) : 'none'} but the reference's is ${shape(a.dims)}`);
     }
+    if (outputsBroken(ref[i]!, got[i]!)) broken++;
     const s = r.def.stats(ref[i]!, got[i]!);
     if (!sum) sum = s;
     else for (let k = 0; k < s.length; k++) sum[k]! += s[k]!;
   }
   // no samples: nothing differs
-  const figures = sum ? r.def.figures(sum) : { value: 1 };
+  const figures = taskFigures(r.def, sum, broken);
   return { task: r.task, auto: r.auto, reason: r.reason, metric: r.def.metric, value: figures.value, figures, samples: ref.length };
+}
+
+/**
+ * A task's figures from summed statistics (none: nothing differs), failing (headline 0) when the
+ * candidate put out NaN or infinity on any of the `broken` samples, or when the headline is NaN.
+ */
+export function taskFigures(def: TaskDef, sum: readonly number[] | undefined, broken = 0): TaskFigures {
+  const f = sum ? def.figures(sum) : { value: 1 };
+  return { ...f, value: broken ? 0 : finiteOr(f.value, 0) };
 }
 
 const LABELS: Readonly<Record<string, string>> = {

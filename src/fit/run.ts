@@ -5,9 +5,9 @@ import { homedir } from 'node:os';
 import { readModelBytes } from '../onnx/index.js';
 import { sha256 } from './cache.js';
 import { probeHardware, selectProfile } from '../profile/index.js';
-import { mergeBudgets, parseLatency, type Budgets } from '../budgets/index.js';
+import { checkBudgets, mergeBudgets, parseLatency, type Budgets } from '../budgets/index.js';
 import { EdgefitError } from '../errors.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { checkWritable, writeFileAtomic } from '../util/fs.js';
 import { fitModel, type FitOutcome } from './index.js';
 import { renderReport } from './report.js';
 import type { FitProgress } from './types.js';
@@ -64,21 +64,15 @@ export interface FitJobResult extends FitOutcome {
 export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => void): Promise<FitJobResult> {
   if (job.latencyMs !== undefined && job.latency !== undefined)
     throw new EdgefitError('USAGE', 'give either an absolute or a relative latency budget, not both', { remedy: { option: 'latency' } });
-  if (job.minFidelity !== undefined && !(job.minFidelity >= 0 && job.minFidelity <= 1))
-    throw new EdgefitError('USAGE', `the fidelity floor must be in [0, 1], got ${job.minFidelity}`, { remedy: { option: 'minFidelity' } });
-  if (job.sizeMb !== undefined && !(job.sizeMb > 0))
-    throw new EdgefitError('USAGE', `the size budget must be a positive number of MB, got ${job.sizeMb}`, { remedy: { option: 'sizeMb' } });
   if (job.trainMinutes !== undefined && !(job.trainMinutes >= 0 && job.trainMinutes <= 1440))
     throw new EdgefitError('USAGE', `the training time must be 0 to 1440 minutes, got ${job.trainMinutes}`);
-  const hw = await probeHardware();
-  const sel = selectProfile(hw, job.profile);
   const latencyFactor = job.latency !== undefined ? parseLatency(job.latency) : undefined;
   if (latencyFactor !== undefined && !(latencyFactor > 0))
     throw new EdgefitError('USAGE', `a relative latency budget must look like 0.5x, got '${job.latency}'`, {
       remedy: { option: 'latency' },
     });
-  // flags override the profile's budgets field by field (a latency flag replaces either latency form)
-  const budgets = mergeBudgets(sel.budgets, {
+  // every budget in range before any work (a latency of -1 ms would be "met" by nothing)
+  const given = checkBudgets({
     latencyMs: job.latencyMs,
     latencyFactor,
     ramMb: job.ramMb,
@@ -86,6 +80,12 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
     sizeMb: job.sizeMb,
   });
   const out = resolve(job.output);
+  checkWritable(out);
+  if (job.report) checkWritable(resolve(job.report), 'report');
+  const hw = await probeHardware();
+  const sel = selectProfile(hw, job.profile);
+  // flags override the profile's budgets field by field (a latency flag replaces either latency form)
+  const budgets = mergeBudgets(sel.budgets, given);
   const workDir = job.workDir ?? fitCacheDir(readModelBytes(resolve(job.model)));
   const result = await fitModel(
     {

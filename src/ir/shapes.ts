@@ -12,6 +12,7 @@ import { opsetVersion } from './model.js';
 import type { Node } from './node.js';
 import type { Dim, TensorType } from './types.js';
 import { RULES, type InferCtx } from './shape-rules.js';
+import { checkShapes } from './dims.js';
 
 export interface InferOptions {
   /** Concrete dims for graph inputs (overrides symbolic dims). */
@@ -31,7 +32,7 @@ const MAX_TRACKED = 64;
 
 export function inferShapes(model: Model, opts: InferOptions = {}): InferResult {
   const g = model.graph;
-  const shapes = opts.shapes ?? new Map<string, number[]>();
+  const shapes = checkShapes(opts.shapes ?? new Map<string, number[]>());
   for (const name of shapes.keys()) {
     if (!g.runtimeInputs().some((i) => i.name === name)) {
       const names = g

@@ -1,2 +1,3 @@
 export * from './store.js';
 export { MIGRATIONS } from './migrations.js';
+export { diagnoseStore, openStore, type Recovery } from './recover.js';

@@ -302,6 +302,32 @@ export class Store {
     return r ? depRow(r) : undefined;
   }
 
+  /**
+   * A rebuilt database's record of what the model pointer names (the pointer is the truth, see
+   * agent/recovery.ts): one finished row per version, 'active' for the current one.
+   */
+  restoreDeployment(
+    v: { version: string; sha256: string; source: string; fitId: number | null; candidateId: string | null },
+    state: 'active' | 'superseded',
+  ): number {
+    const at = nowIso();
+    return Number(
+      this.db
+        .prepare(
+          `INSERT INTO deployments (version, fit_id, candidate_id, model_sha256, source, state, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(v.version, v.fitId, v.candidateId, v.sha256, v.source, state, at, at).lastInsertRowid,
+    );
+  }
+  /** New fits get ids above `id` (a rebuilt database must not hand out ids that name earlier fits' folders). */
+  reserveFitIds(id: number): void {
+    this.db.transaction(() => {
+      const cur = this.db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'fits'`).get() as { seq: number } | undefined;
+      if (!cur) this.db.prepare(`INSERT INTO sqlite_sequence (name, seq) VALUES ('fits', ?)`).run(id);
+      else if (cur.seq < id) this.db.prepare(`UPDATE sqlite_sequence SET seq = ? WHERE name = 'fits'`).run(id);
+    })();
+  }
+
   // ---- metric history: raw rows, folded into 5-minute means, both bounded in time ----
   addMetric(m: MetricSample): void {
     this.db

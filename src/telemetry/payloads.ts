@@ -299,6 +299,8 @@ export const EVENT_TYPES = [
   // a training fit holds between steps while the box serves requests (agent/train-hold.ts)
   'training-held',
   'training-resumed',
+  // issue 20: a damaged state.db was moved aside and rebuilt from the model pointer
+  'state-recovered',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

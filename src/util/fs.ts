@@ -1,6 +1,7 @@
-import { closeSync, copyFileSync, fsyncSync, openSync, renameSync, writeSync, mkdirSync, unlinkSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, openSync, renameSync, writeSync, mkdirSync, unlinkSync, statSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { EdgefitError } from '../errors.js';
 
 /**
  * Crash-safe file replacement: fill a temp file beside the target, fsync it, rename over the
@@ -59,5 +60,37 @@ export function fsyncDir(dir: string): void {
     // some filesystems refuse fsync on a directory; the rename is still atomic
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Refuse, before any work, an output path the result could not be written to (issue 20: a fit
+ * must not search for minutes and then fail to save): the path is not a folder, its folder exists,
+ * and a file can be created there (tried for real: permission bits say nothing on a read-only
+ * mount). `what` names the path in the message ('output', 'report').
+ */
+export function checkWritable(path: string, what = 'output'): void {
+  const dir = dirname(path);
+  const st = statOrNull(path);
+  if (st?.isDirectory()) throw new EdgefitError('USAGE', `${what} ${path} is a folder: give a file path`);
+  const d = statOrNull(dir);
+  if (!d) throw new EdgefitError('USAGE', `${what} ${path}: folder ${dir} does not exist`);
+  if (!d.isDirectory()) throw new EdgefitError('USAGE', `${what} ${path}: ${dir} is not a folder`);
+  const probe = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.probe`);
+  try {
+    closeSync(openSync(probe, 'wx', 0o600));
+  } catch (e) {
+    throw new EdgefitError('USAGE', `${what} ${path} cannot be written: ${(e as NodeJS.ErrnoException).code ?? String(e)} in ${dir}`, {
+      cause: e,
+    });
+  }
+  unlinkSync(probe);
+}
+
+function statOrNull(path: string): ReturnType<typeof statSync> | null {
+  try {
+    return statSync(path);
+  } catch {
+    return null;
   }
 }

@@ -67,7 +67,8 @@ t.test('each named metric: identical outputs score its best, opposite or zeroed 
   t.equal(fig('cosine', [tensor([0, 0])], [tensor([0, 1])]), 0, 'cosine with one zero output is 0');
   const nan = tensor([NaN, 1]);
   t.equal(fig('cosine', [nan], [tensor([NaN, 1])]), 1, 'bit-identical outputs score the best even with NaN in them');
-  t.ok(Number.isNaN(fig('maxAbsErr', [nan], [tensor([1, 1])])), 'a NaN difference is reported, not hidden');
+  // a NaN difference fails rather than hides (issue 20: NaN compares false with any floor)
+  t.equal(fig('maxAbsErr', [nan], [tensor([1, 1])]), METRICS.maxAbsErr.worst, 'a NaN difference scores the worst, never NaN');
 });
 
 t.test('figures worked out by hand', async (t) => {

@@ -3,7 +3,7 @@
 import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
 import { parseShapes, printJson } from '../output.js';
-import { writeFileAtomic } from '../../util/fs.js';
+import { checkWritable, writeFileAtomic } from '../../util/fs.js';
 import { evaluateModel, reportToJson, FIDELITY_METRICS, type EvalReport, type FidelityMetric } from '../../evaluate/index.js';
 import { describeFigures, parseTask, TASK_NAMES } from '../../fidelity/index.js';
 
@@ -116,6 +116,7 @@ export const command: CommandModule<object, Args> = {
     posInt(a['timeout-ms'], '--timeout-ms');
     if (a['rss-cap-mb'] !== undefined && !(a['rss-cap-mb'] > 0))
       throw new EdgefitError('USAGE', `--rss-cap-mb must be positive, got ${a['rss-cap-mb']}`);
+    if (a.out) checkWritable(a.out, 'report');
     const report = await evaluateModel({
       model: a.model,
       reference: a.reference,

@@ -1,6 +1,7 @@
 // edgefit prune <in.onnx> -o <out.onnx> ...: thin; the work is in src/passes/prune/.
 import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
+import { checkWritable } from '../../util/fs.js';
 import { normalize } from '../../passes/normalize.js';
 import { loadModel, saveModel, serializeModel } from '../../onnx/index.js';
 import { dataShapes, loadInputSet } from '../../data/inputs.js';
@@ -258,6 +259,7 @@ export const command: CommandModule<object, Args> = {
     if (!Number.isInteger(a['calib-count']) || a['calib-count'] < 1)
       throw new EdgefitError('USAGE', '--calib-count must be a positive integer');
     if (!Number.isInteger(a.threads) || a.threads < 1) throw new EdgefitError('USAGE', '--threads must be a positive integer');
+    checkWritable(a.output); // before any work, not after the pruning
     const model = normalize(loadModel(a.model));
     // calibration data defines the dims the model leaves free (an explicit --shape wins)
     const shapes = a.calib ? dataShapes(a.calib, modelInputs(model), parseShapes(a.shape)) : parseShapes(a.shape);

@@ -3,6 +3,7 @@
 import type { CommandModule } from 'yargs';
 import { EdgefitError } from '../../errors.js';
 import { loadModel, saveModel } from '../../onnx/index.js';
+import { checkWritable } from '../../util/fs.js';
 import { loadInputSet } from '../../data/inputs.js';
 import { modelInputs, toFeeds } from '../../runtime/runner.js';
 import { decideKeepFloat } from '../../fit/keep-float.js';
@@ -185,6 +186,7 @@ export const command: CommandModule<object, Args> = {
     if (a.mode !== 'qat')
       for (const k of ['train-minutes', 'train-data', 'train-ram-mb'] as const)
         if (a[k] !== undefined) throw new EdgefitError('USAGE', `--${k} is for --mode qat`);
+    checkWritable(a.output); // before calibration, the fallback search or training
     const model = loadModel(a.model);
     const shapes = parseShapes(a.shape);
     if (a.mode === 'qat') return qat(a, model, shapes);

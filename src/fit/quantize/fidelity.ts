@@ -9,7 +9,15 @@
 // A measurement the decision layer judges plans by; the quantize pass never runs it (issue 15).
 import type * as ort from 'onnxruntime-node';
 import type { Model } from '../../ir/model.js';
-import { FidelityAccumulator, type MetricName, type Outputs, type Task, type TaskDef } from '../../fidelity/index.js';
+import {
+  FidelityAccumulator,
+  outputsBroken,
+  taskFigures,
+  type MetricName,
+  type Outputs,
+  type Task,
+  type TaskDef,
+} from '../../fidelity/index.js';
 import { openSession, type Feeds, type OptLevel } from '../../runtime/runner.js';
 import type { Fidelity, FidelityMetric } from '../../passes/quantize/index.js';
 
@@ -87,6 +95,7 @@ async function measureTask(
   const acc = new FidelityAccumulator([{ metric: smooth, over: 'mean' }]);
   let sum: number[] | undefined;
   let min = 1;
+  let broken = 0;
   try {
     for (let i = 0; i < batches.length; i++) {
       const ref = tensorsOf(reference[i]!);
@@ -99,8 +108,10 @@ async function measureTask(
         ),
       );
       acc.add(ref, got);
+      const bad = outputsBroken(ref, got) ? 1 : 0;
+      broken += bad;
       const st = judge.def.stats(ref, got);
-      min = Math.min(min, judge.def.figures(st).value);
+      min = Math.min(min, taskFigures(judge.def, st, bad).value);
       if (!sum) sum = st;
       else for (let k = 0; k < st.length; k++) sum[k]! += st[k]!;
     }
@@ -109,7 +120,7 @@ async function measureTask(
   }
   const r = acc.result().results[0]!;
   const loss = smooth === 'kl' ? r.value : r.perSample.reduce((x, c) => x + (1 - c), 0) / Math.max(1, r.perSample.length);
-  const mean = sum ? judge.def.figures(sum).value : 1;
+  const mean = taskFigures(judge.def, sum, broken).value; // NaN outputs or a NaN figure: 0, a failing plan
   return { metric: judge.def.metric, mean, min: Math.min(min, mean), samples: batches.length, loss };
 }
 

@@ -10,6 +10,7 @@ import { EdgefitError } from '../../errors.js';
 import type { Model } from '../../ir/model.js';
 import { parseModel } from '../../onnx/index.js';
 import type { Feeds } from '../../runtime/runner.js';
+import { hasNonFinite } from '../../data/inputs.js';
 import {
   nodeUnit,
   openQuantizer,
@@ -68,10 +69,23 @@ function judgeOf(o: QuantizeDecisionOptions, input: Model, first: Record<string,
 }
 
 /**
+ * NaN or infinite inputs calibrate NaN scales and make the float reference and int8 outputs NaN
+ * alike, which compare as identical (issue 20): refused here as the loader refuses them, for
+ * callers that hand feeds over directly.
+ */
+function refuseNonFiniteFeeds(feeds: readonly Feeds[] | undefined, what: string): void {
+  const bad = (feeds ?? []).findIndex((f) => Object.values(f).some((t) => hasNonFinite({ dtype: t.type, data: t.data })));
+  if (bad >= 0)
+    throw new EdgefitError('DATA', `${what} sample ${bad} holds NaN or infinite values: models are neither calibrated nor judged on them`);
+}
+
+/**
  * Quantize `input`, choosing the plan: the weight bit width by measured fidelity and, with a
  * floor, the units kept float. The report is the pass's, with the judgement filled in.
  */
 export async function quantizeModel(input: Model, o: QuantizeDecisionOptions): Promise<QuantizeResult> {
+  refuseNonFiniteFeeds(o.data, 'calibration');
+  refuseNonFiniteFeeds(o.fidelityData, 'fidelity');
   const q = await openQuantizer(input, o);
   const data = o.data ?? [];
   if (o.minFidelity !== undefined && data.length === 0)
@@ -103,7 +117,8 @@ export async function quantizeModel(input: Model, o: QuantizeDecisionOptions): P
     }
   }
   let fallback: QuantizeReport['fallback'] = null;
-  if (o.minFidelity !== undefined && fidelity && fidelity.mean < o.minFidelity && o.mode !== 'fp16') {
+  // written `!(>=)` so that a NaN figure falls back too (issue 20: NaN < floor is false)
+  if (o.minFidelity !== undefined && fidelity && !(fidelity.mean >= o.minFidelity) && o.mode !== 'fp16') {
     // weighted nodes (their weights stay float) and, in static mode, every quantized activation
     const units = best.layers.filter((l) => l.int8 && (o.mode !== 'static' || l.kind === 'weighted')).map((l) => nodeUnit(l.node));
     if (o.mode === 'static')
