@@ -122,7 +122,7 @@ export class Agent {
 
     const bus = this.bus;
     bus.on('log', log);
-    const store = (this.store = new Store(paths.db, { outboxMax: cfg.mqtt.outboxMax }));
+    const store = (this.store = new Store(paths.db, { outboxMax: cfg.mqtt.outboxMax, outboxLowMax: cfg.mqtt.outboxLowMax }));
     // probes time the way the fit does: its warm-up, its thread count, its calibration inputs
     const source = (this.source = this.deps.latency ?? new LatencyProbe(300_000, { warmup: 3, data: calib }));
     const hardware = new HardwareProfiler({ bus, store, profile: cfg.profile, log });
@@ -208,6 +208,7 @@ export class Agent {
       bus,
       store,
       mqtt: cfg.mqtt,
+      maxModelMb: cfg.security.maxModelMb,
       metricsIntervalS: cfg.metricsIntervalS,
       deviceId: this.deviceId,
       topics,
@@ -231,6 +232,7 @@ export class Agent {
       deviceId: this.deviceId,
       signing,
       context: { uptimeS: () => telemetry.uptimeS(), fits, budgets, deployer, shapes, maxModelMb: cfg.security.maxModelMb },
+      limits: cfg.commands,
     });
 
     // telemetry first (events are queued from here on), the serve process before the deployer

@@ -69,4 +69,10 @@ export const MIGRATIONS = [
   ALTER TABLE fits ADD COLUMN task TEXT;
   ALTER TABLE fits ADD COLUMN fidelity_metric TEXT;
   `,
+  // 3: low-value outbox rows (command-rejected) go last and are evicted first, so a flood of them
+  // cannot delay or push out metrics and important events (issue 20)
+  `
+  ALTER TABLE outbox ADD COLUMN low INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX outbox_low ON outbox (low, id);
+  `,
 ] as const;

@@ -3,8 +3,9 @@
 // plus jitter (so a fleet does not stampede a broker that comes back).
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { EdgefitError } from '../errors.js';
+import { connectGuarded, downgradeToV4, isProtocolRefusal } from './connect.js';
 import { PAYLOAD_VERSION, type StatusPayload } from './payloads.js';
 import type { Topics } from './topics.js';
 
@@ -21,12 +22,20 @@ export interface MqttSettings {
   backoffMinMs: number;
   backoffMaxMs: number;
   connectTimeoutMs: number;
+  /** 5 (default): the packet limit also goes out as MQTT 5 Maximum Packet Size; 4: MQTT 3.1.1. */
+  protocolVersion?: 4 | 5;
+  /** Largest packet taken whole; bigger PUBLISHes arrive as requests with their size only. */
+  maxPacketBytes: number;
+  /** A tighter bound by topic (only request/deploy carries a model). */
+  publishLimit?: (topic: string) => number;
 }
 
 export interface TelemetryClientEvents {
   connected: [];
   disconnected: [];
-  request: [verb: string, payload: Buffer];
+  /** `bytes`: set when the request was over the packet limit and its payload was never buffered
+   * (`payload` is then empty). */
+  request: [verb: string, payload: Buffer, bytes?: number];
   error: [err: Error];
 }
 
@@ -41,6 +50,8 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** Oversized PUBLISHes the framer cut, in arrival order, until their empty message arrives. */
+  private oversize: Array<{ topic: string; bytes: number }> = [];
 
   constructor(
     private readonly settings: MqttSettings,
@@ -89,10 +100,19 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
     } catch (e) {
       throw new EdgefitError('CONFIG', `cannot read MQTT TLS file: ${(e as Error).message}`, { cause: e });
     }
-    const c = mqtt.connect(s.url, opts);
+    if (s.protocolVersion === 4) opts.protocolVersion = 4;
+    const c = connectGuarded(s.url, opts, {
+      maxBytes: s.maxPacketBytes,
+      publishLimit: s.publishLimit,
+      onOversize: (i) => {
+        // bounded: each entry is taken by its (empty) message a moment later
+        if (i.topic !== null && this.oversize.push({ topic: i.topic, bytes: i.bytes }) > 64) this.oversize.shift();
+      },
+    });
     this.client = c;
     c.on('connect', () => {
       this.attempt = 0;
+      this.oversize = [];
       c.publish(this.topics.status, JSON.stringify(this.status('online', 'start')), { qos: 1, retain: true });
       c.subscribe(this.topics.requestFilter, { qos: 1 }, (err) => {
         if (err) this.emit('error', err);
@@ -100,15 +120,21 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
       this.emit('connected');
     });
     c.on('message', (topic, payload) => {
+      const cut = payload.length === 0 && this.oversize[0]?.topic === topic ? this.oversize.shift() : undefined;
       const verb = this.topics.verbOf(topic);
-      if (verb !== undefined) this.emit('request', verb, payload);
+      if (verb !== undefined) this.emit('request', verb, payload, cut?.bytes);
     });
     c.on('close', () => {
       this.emit('disconnected');
       this.scheduleReconnect();
     });
     // connection errors (refused, DNS) are retried; they are reported, never thrown
-    c.on('error', (err) => this.emit('error', err));
+    c.on('error', (err) => {
+      this.emit('error', err);
+      // a broker without MQTT 5 (aedes, Mosquitto < 1.6): the next connect speaks 3.1.1
+      if (isProtocolRefusal(err) && downgradeToV4(c))
+        this.emit('error', new Error('broker refused MQTT 5: reconnecting with MQTT 3.1.1 (the packet limit still holds on this side)'));
+    });
   }
 
   private scheduleReconnect(): void {
