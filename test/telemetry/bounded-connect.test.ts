@@ -1,0 +1,81 @@
+// connectGuarded, the one way edgefit's MQTT clients connect (agent link, dashboard link), against
+// a real Mosquitto (issue 20): with MQTT 5 the limit goes out as Maximum Packet Size and the broker
+// drops a bigger message; with MQTT 3.1.1 the broker forwards it and the client cuts it before
+// buffering (the message arrives empty, the owner is told its size); small messages pass either
+// way, and the connection stays up. Against aedes (3.1.1 only) a refused MQTT 5 falls back.
+import t from 'tap';
+import mqtt, { type MqttClient } from 'mqtt';
+import { startBroker } from '../../devkit/broker.js';
+import { connectGuarded, downgradeToV4, isProtocolRefusal } from '../../src/telemetry/connect.js';
+import { startEmbeddedBroker } from '../../src/telemetry/embedded-broker.js';
+import type { OversizeInfo } from '../../src/telemetry/packet-guard.js';
+
+const broker = await startBroker();
+t.teardown(() => broker.stop());
+
+const LIMIT = 1024 * 1024;
+
+function ready(c: MqttClient, topic: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    c.once('connect', () => c.subscribe(topic, { qos: 1 }, (e) => (e ? reject(e) : resolve())));
+  });
+}
+
+async function sendBigThenSmall(topic: string): Promise<void> {
+  const p = await mqtt.connectAsync(broker.url);
+  await p.publishAsync(topic, Buffer.alloc(2 * LIMIT, 7), { qos: 1 });
+  await p.publishAsync(topic, 'small', { qos: 1 });
+  await p.endAsync();
+}
+
+for (const v of [5, 4] as const) {
+  const skip = broker.kind === 'mosquitto' ? false : 'needs Mosquitto';
+  t.test(`MQTT ${v}: a 2 MB message over a 1 MB limit is never buffered; the next one arrives`, { skip }, async (t) => {
+    const seen: OversizeInfo[] = [];
+    const got: Array<{ len: number; text: string }> = [];
+    const c = connectGuarded(broker.url, { protocolVersion: v, reconnectPeriod: 0 }, { maxBytes: LIMIT, onOversize: (i) => seen.push(i) });
+    t.teardown(() => c.endAsync(true));
+    c.on('message', (_topic, payload) => got.push({ len: payload.length, text: payload.length < 100 ? String(payload) : '' }));
+    await ready(c, `bounded/v${v}`);
+    await sendBigThenSmall(`bounded/v${v}`);
+    const until = Date.now() + 5000;
+    while (!got.some((g) => g.text === 'small') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    if (v === 5) {
+      t.same(got, [{ len: 5, text: 'small' }], 'Mosquitto honoured Maximum Packet Size: only the small one came');
+      t.same(seen, [], 'nothing for the client to cut');
+    } else {
+      t.same(
+        got,
+        [
+          { len: 0, text: '' },
+          { len: 5, text: 'small' },
+        ],
+        'the big one arrived empty',
+      );
+      t.match(seen, [{ type: 3, topic: 'bounded/v4', limit: LIMIT }]);
+      t.ok(seen[0]!.bytes > 2 * LIMIT, 'with its real size');
+    }
+    t.ok(c.connected, 'still connected');
+  });
+}
+
+t.test('aedes refuses MQTT 5: the client falls back to 3.1.1 and connects', async (t) => {
+  const b = await startEmbeddedBroker('127.0.0.1', 0, () => undefined, LIMIT);
+  t.teardown(() => b.close());
+  const c = connectGuarded(b.url, { reconnectPeriod: 0 }, { maxBytes: LIMIT });
+  t.teardown(() => c.endAsync(true));
+  const refused = await new Promise<unknown>((resolve) => c.once('error', resolve));
+  t.ok(isProtocolRefusal(refused), 'MQTT 5 refused');
+  t.ok(downgradeToV4(c), 'downgraded');
+  c.reconnect();
+  await new Promise<void>((resolve) => c.once('connect', () => resolve()));
+  t.equal(c.options.protocolVersion, 4);
+  // and the broker's own guard: a packet over its limit closes the sender at the header
+  const p = mqtt.connect(b.url, { reconnectPeriod: 0 });
+  await new Promise<void>((resolve) => p.once('connect', () => resolve()));
+  const closed = new Promise<void>((resolve) => p.once('close', () => resolve()));
+  p.publish('x', Buffer.alloc(2 * LIMIT), { qos: 1 });
+  await closed;
+  t.pass('the embedded broker closed the sender of a 2 MB packet');
+  p.end(true);
+});
