@@ -71,7 +71,9 @@ export class FleetLink {
     );
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('error', (e) => this.opts.log?.(`mqtt: ${e.message}`));
+    client.on('error', (e) =>
+      this.opts.log?.(isProtocolRefusal(e) ? 'mqtt: the broker refused MQTT 5, using 3.1.1' : `mqtt: ${e.message}`),
+    );
     const p = this.opts.prefix;
     const topics = [...TOPIC_KINDS.map((k) => `${p}/+/${k}`), `${p}/+/response/+`];
     // (re)subscribe on every connect: with clean sessions the broker forgets us on a drop
