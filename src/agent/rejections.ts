@@ -20,6 +20,14 @@ export interface RejectionWindow {
 export type ReportFn = (message: string, data: Record<string, unknown>, txn: string | undefined) => void;
 
 const fmt = (n: number): string => n.toLocaleString('en-US');
+/** Distinct verbs named in one aggregate (any string of 32 characters can be a verb); the rest: 'other'. */
+const MAX_KEYS = 16;
+const MAX_MESSAGE = 300;
+
+function count(by: Record<string, number>, key: string): void {
+  const k = Object.hasOwn(by, key) || Object.keys(by).length < MAX_KEYS ? key : 'other';
+  by[k] = (by[k] ?? 0) + 1;
+}
 
 /** "4,980 INTEGRITY, 7 DATA": largest first. */
 function tally(by: Record<string, number>): string {
@@ -73,11 +81,11 @@ export class RejectionReporter {
     }
     const w = this.window;
     w.count++;
-    w.byCode[code] = (w.byCode[code] ?? 0) + 1;
-    w.byVerb[verb] = (w.byVerb[verb] ?? 0) + 1;
+    count(w.byCode, code);
+    count(w.byVerb, verb);
     w.firstTxn ??= txn;
     if (txn !== null) w.lastTxn = txn;
-    if (w.count === 1) w.firstMessage = message;
+    if (w.count === 1) w.firstMessage = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message;
     if (!answered) w.unanswered++;
   }
 
@@ -90,7 +98,16 @@ export class RejectionReporter {
   }
 
   private open(): void {
-    this.window = { count: 0, byCode: {}, byVerb: {}, firstTxn: null, lastTxn: null, firstMessage: '', unanswered: 0 };
+    // null prototypes: a verb named __proto__ is just a key
+    this.window = {
+      count: 0,
+      byCode: Object.create(null) as Record<string, number>,
+      byVerb: Object.create(null) as Record<string, number>,
+      firstTxn: null,
+      lastTxn: null,
+      firstMessage: '',
+      unanswered: 0,
+    };
     this.timer = setTimeout(() => this.tick(), this.intervalS * 1000);
     this.timer.unref();
   }

@@ -67,6 +67,19 @@ t.test('a flood of 5,000 junk requests: one event at once, then one aggregated e
   router.stop();
 });
 
+t.test('an aggregate names at most 16 verbs (any 32-character string can be one): the rest count as other', async (t) => {
+  const { router, events } = setup({ rejectedReportS: 0.2 });
+  await router.handle('first', Buffer.from('{}'));
+  for (let i = 0; i < 1000; i++) await router.handle(`v${i}`, Buffer.from('{"txn":"x"}'));
+  await router.handle('__proto__', Buffer.from('{}'));
+  await sleep(300);
+  const byVerb = events[1]?.data.byVerb as Record<string, number>;
+  t.equal(Object.keys(byVerb).length, 17);
+  t.equal(byVerb.other, 1000 - 16 + 1);
+  t.ok(JSON.stringify(events[1]).length < 2000, 'the event stays small');
+  router.stop();
+});
+
 t.test('the response budget refills with time', async (t) => {
   let now = 0;
   const r = new RejectionReporter(
