@@ -4,7 +4,8 @@
 // a request over its verb's size limit is refused by its declared size, payload never read.
 import t from 'tap';
 import { AgentBus } from '../../src/agent/bus.js';
-import { CommandRouter, type CommandContext, type CommandLimits } from '../../src/agent/commands.js';
+import { CommandRouter, DEFAULT_COMMAND_LIMITS, type CommandContext, type CommandLimits } from '../../src/agent/commands.js';
+import { loadAgentConfig } from '../../src/config/agent.js';
 import { RejectionReporter } from '../../src/agent/rejections.js';
 import { EdgefitError } from '../../src/errors.js';
 import type { ResponsePayload } from '../../src/telemetry/payloads.js';
@@ -152,4 +153,13 @@ t.test("a request over its verb's size limit is refused by its declared size", a
   await router.handle('ping', Buffer.from(JSON.stringify({ txn: 'p', pad: 'x'.repeat(70_000) })));
   t.match(responses[1], { ok: false, error: { code: 'DATA', message: /exceeds the 65536 byte limit for 'ping'/ } });
   router.stop();
+});
+
+t.test('config: the bounds have documented defaults (the router defaults) and are validated', async (t) => {
+  const cfg = loadAgentConfig({});
+  t.same(cfg.commands, DEFAULT_COMMAND_LIMITS, 'schema defaults = the router defaults');
+  t.equal(cfg.mqtt.protocolVersion, 5);
+  t.equal(cfg.mqtt.outboxLowMax, 500);
+  t.throws(() => loadAgentConfig({ flags: { mqtt: { protocolVersion: 3 } } }), { code: 'CONFIG', message: /protocolVersion/ });
+  t.throws(() => loadAgentConfig({ flags: { commands: { maxConcurrent: 0 } } }), { code: 'CONFIG', message: /maxConcurrent/ });
 });
