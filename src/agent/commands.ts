@@ -1,7 +1,9 @@
 // Commands arriving on request/<verb> (as 'command' on the bus): parse, validate, verify the
 // signature, run the verb's handler from COMMANDS, and answer ('response' on the bus, published
 // on response/<verb>) echoing the txn. Anything wrong gets an error response and the agent
-// carries on; nothing a command carries is ever used as a file path.
+// carries on; nothing a command carries is ever used as a file path. Under a flood the work is
+// bounded: error responses and command-rejected events are rate limited (rejections.ts), and
+// handlers run a few at a time with a bounded queue (issue 20).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
