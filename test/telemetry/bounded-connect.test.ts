@@ -9,6 +9,8 @@ import { startBroker } from '../../devkit/broker.js';
 import { connectGuarded, downgradeToV4, isProtocolRefusal } from '../../src/telemetry/connect.js';
 import { startEmbeddedBroker } from '../../src/telemetry/embedded-broker.js';
 import type { OversizeInfo } from '../../src/telemetry/packet-guard.js';
+import { TelemetryClient } from '../../src/telemetry/client.js';
+import { topicsFor } from '../../src/telemetry/topics.js';
 
 const broker = await startBroker();
 t.teardown(() => broker.stop());
@@ -78,4 +80,19 @@ t.test('aedes refuses MQTT 5: the client falls back to 3.1.1 and connects', asyn
   await closed;
   t.pass('the embedded broker closed the sender of a 2 MB packet');
   p.end(true);
+});
+
+t.test("the agent's link against a broker without MQTT 5 (an external aedes): refused once, then connected with 3.1.1", async (t) => {
+  const b = await startEmbeddedBroker('127.0.0.1', 0, () => undefined);
+  t.teardown(() => b.close());
+  const settings = { url: b.url, rejectUnauthorized: true, keepaliveS: 30, backoffMinMs: 50, backoffMaxMs: 200, connectTimeoutMs: 5000 };
+  const client = new TelemetryClient({ ...settings, maxPacketBytes: LIMIT }, topicsFor('dev-v4'), 'dev-v4', 'test', 'edgefit-dev-v4');
+  const errors: string[] = [];
+  client.on('error', (e) => errors.push(e.message));
+  const connected = new Promise<void>((resolve) => client.once('connected', () => resolve()));
+  client.start();
+  t.teardown(() => client.stop(500));
+  await connected;
+  t.match(errors, [/Unacceptable protocol version/, /reconnecting with MQTT 3\.1\.1/]);
+  t.ok(client.connected);
 });
