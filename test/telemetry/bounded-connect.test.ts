@@ -96,3 +96,39 @@ t.test("the agent's link against a broker without MQTT 5 (an external aedes): re
   t.match(errors, [/Unacceptable protocol version/, /reconnecting with MQTT 3\.1\.1/]);
   t.ok(client.connected);
 });
+
+t.test("the dashboard's link: a message over its 256 KB payload cap is counted as dropped, never read", async (t) => {
+  const { FleetLink } = await import('../../src/dashboard/link.js');
+  const { Fleet } = await import('../../src/dashboard/fleet.js');
+  const { DashboardStore } = await import('../../src/dashboard/store.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  // aedes forwards any size (no limit given here) and speaks 3.1.1: the link's own cut is what holds
+  const b = await startEmbeddedBroker('127.0.0.1', 0, () => undefined);
+  const dir = mkdtempSync(join(tmpdir(), 'edgefit-bounded-link-'));
+  const store = new DashboardStore(dir);
+  const logs: string[] = [];
+  const link = new FleetLink({ broker: b.url, prefix: 'edgefit', log: (l) => logs.push(l) }, new Fleet(store), store);
+  t.teardown(async () => {
+    await link.stop();
+    store.db.close();
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await link.start();
+  t.match(logs, ['mqtt: the broker refused MQTT 5, using 3.1.1']);
+  const p = await mqtt.connectAsync(b.url);
+  // the link subscribes once connected: wait until an (ignored, empty) message gets through
+  for (let i = 0; i < 100 && link.stats.received === 0; i++) {
+    await p.publishAsync('edgefit/dev-y/status', '', { qos: 1 });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await p.publishAsync('edgefit/dev-x/metrics', Buffer.alloc(8 * 1048576, 32), { qos: 1 });
+  await p.endAsync();
+  const until = Date.now() + 5000;
+  while (link.stats.dropped === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  t.equal(link.stats.dropped, 1);
+  t.match(link.stats.lastDrop, /^edgefit\/dev-x\/metrics: payload of 83886\d\d bytes, not read$/);
+  t.ok(link.connected(), 'still connected');
+});
