@@ -75,8 +75,11 @@ function encodeVarint(n: number): Buffer {
  */
 export class PacketFramer {
   private state: State = { k: 'undecided' };
-  /** Bytes of a packet not yet decided on (bounded: a fixed header, a topic and 64 KB of properties). */
-  private held: Buffer = Buffer.alloc(0);
+  /** Bytes of a packet not yet decided on (bounded: a fixed header, a topic and 64 KB of properties),
+   * kept as chunks and joined once `need` bytes are there (a drip-fed topic costs no quadratic copying). */
+  private held: Buffer[] = [];
+  private heldLen = 0;
+  private need = 0;
   /** Packets cut or refused so far. */
   oversized = 0;
 
@@ -96,26 +99,36 @@ export class PacketFramer {
         if (s.left === 0) this.state = { k: 'undecided' };
         continue;
       }
-      const data = this.held.length > 0 ? Buffer.concat([this.held, buf.subarray(at)]) : buf.subarray(at);
-      const used = this.decide(data, out);
-      if (used === null) {
-        // data is shorter than the header part being read, which is bounded: hold it
-        this.held = Buffer.from(data);
+      const rest = buf.subarray(at);
+      if (this.heldLen + rest.length < this.need) {
+        this.held.push(Buffer.from(rest));
+        this.heldLen += rest.length;
         return out;
       }
-      this.held = Buffer.alloc(0);
+      const data = this.heldLen > 0 ? Buffer.concat([...this.held, rest]) : rest;
+      this.held = [];
+      this.heldLen = 0;
+      const d = this.decide(data, out);
+      if ('need' in d) {
+        // the header part being read is incomplete (and bounded): hold it until `need` bytes are in
+        this.held = [Buffer.from(data)];
+        this.heldLen = data.length;
+        this.need = d.need;
+        return out;
+      }
+      this.need = 0;
       buf = data;
-      at = used;
+      at = d.used;
     }
     return out;
   }
 
-  /** Decide on the packet starting at data[0]: null while its header part is incomplete, else
-   * how many bytes of data the decision consumed (what follows is in the new state). */
-  private decide(data: Buffer, out: Buffer[]): number | null {
-    if (data.length < 2) return null;
+  /** Decide on the packet starting at data[0]: how many bytes the decision consumed (what follows
+   * is in the new state), or how many it needs to decide. */
+  private decide(data: Buffer, out: Buffer[]): { used: number } | { need: number } {
+    if (data.length < 2) return { need: 2 };
     const r = varint(data, 1);
-    if (r === null) return null;
+    if (r === null) return { need: data.length + 1 };
     const byte0 = data[0]!;
     const type = byte0 >> 4;
     const hdrLen = 1 + r.len;
@@ -125,17 +138,18 @@ export class PacketFramer {
       if (total > this.o.maxBytes) this.refuse({ type, topic: null, bytes: total, limit: this.o.maxBytes });
       out.push(data.subarray(0, hdrLen));
       this.state = remLen > 0 ? { k: 'pass', left: remLen } : { k: 'undecided' };
-      return hdrLen;
+      return { used: hdrLen };
     }
-    const v = this.varHeaderLen(data, hdrLen, byte0, remLen);
-    if (v === null) return null;
+    const vh = this.varHeaderLen(data, hdrLen, byte0, remLen);
+    if ('need' in vh) return vh;
+    const v = vh.len;
     const topic = data.subarray(hdrLen + 2, hdrLen + 2 + data.readUInt16BE(hdrLen)).toString('utf8');
     const limit = Math.min(this.o.maxBytes, this.o.publishLimit?.(topic) ?? this.o.maxBytes);
     const end = hdrLen + v;
     if (total <= limit) {
       out.push(data.subarray(0, end));
       this.state = remLen > v ? { k: 'pass', left: remLen - v } : { k: 'undecided' };
-      return end;
+      return { used: end };
     }
     const info = { type, topic, bytes: total, limit };
     if (this.o.mode === 'close') this.refuse(info);
@@ -144,30 +158,31 @@ export class PacketFramer {
     // the same packet without its payload: the parser and the library acknowledge it as usual
     out.push(Buffer.concat([Buffer.of(byte0), encodeVarint(v), data.subarray(hdrLen, end)]));
     this.state = remLen > v ? { k: 'skip', left: remLen - v } : { k: 'undecided' };
-    return end;
+    return { used: end };
   }
 
-  /** Length of a PUBLISH's variable header (topic, packet id, MQTT 5 properties); null while incomplete. */
-  private varHeaderLen(data: Buffer, at: number, byte0: number, remLen: number): number | null {
-    const need = (n: number): boolean => {
+  /** Length of a PUBLISH's variable header (topic, packet id, MQTT 5 properties), or the bytes
+   * (from data[0]) needed to know it. */
+  private varHeaderLen(data: Buffer, at: number, byte0: number, remLen: number): { len: number } | { need: number } {
+    const have = (n: number): boolean => {
       if (n > remLen) throw new PacketTooLargeError('malformed MQTT PUBLISH: its header is longer than the packet');
       return data.length >= at + n;
     };
-    if (!need(2)) return null;
+    if (!have(2)) return { need: at + 2 };
     const qos = (byte0 >> 1) & 3;
     let len = 2 + data.readUInt16BE(at) + (qos > 0 ? 2 : 0);
-    if (!need(len)) return null;
+    if (!have(len)) return { need: at + len };
     if (this.o.protocolVersion() === 5) {
       const p = varint(data, at + len);
       if (p === null) {
-        need(len + 1); // a property length is mandatory in MQTT 5
-        return null;
+        have(len + 1); // a property length is mandatory in MQTT 5
+        return { need: data.length + 1 };
       }
       if (p.value > 65_536) throw new PacketTooLargeError('MQTT 5 PUBLISH properties over 64 KB');
       len += p.len + p.value;
-      if (!need(len)) return null;
+      if (!have(len)) return { need: at + len };
     }
-    return len;
+    return { len };
   }
 
   private refuse(info: OversizeInfo): never {

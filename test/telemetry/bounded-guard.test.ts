@@ -52,6 +52,12 @@ t.test('packets under the limit pass unchanged, however the stream is split', as
   }
 });
 
+t.test('a long topic drip-fed a byte at a time is held, then passed whole', async (t) => {
+  const p = gen({ cmd: 'publish', topic: 't'.repeat(60_000), payload: Buffer.from('x'), qos: 1, messageId: 2, retain: false, dup: false });
+  const f = new PacketFramer(opts({ maxBytes: 100_000 }));
+  t.same(Buffer.concat(feed(f, p, [1])), p);
+});
+
 t.test('an oversized PUBLISH reaches the parser without its payload; the packets after it are intact', async (t) => {
   const seen: OversizeInfo[] = [];
   const big = gen({
