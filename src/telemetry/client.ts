@@ -50,6 +50,8 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** Rejecters of publishes awaiting their PUBACK (failed when the connection closes). */
+  private inFlight: Array<(e: Error) => void> = [];
   /** Oversized PUBLISHes the framer cut, in arrival order, until their empty message arrives. */
   private oversize: Array<{ topic: string; bytes: number }> = [];
 
@@ -125,6 +127,10 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
       if (verb !== undefined) this.emit('request', verb, payload, cut?.bytes);
     });
     c.on('close', () => {
+      // a QoS 1 publish whose PUBACK the dropped connection took along would otherwise wait for
+      // ever (reconnect() starts mqtt.js on a fresh store) and stall the outbox behind it: fail
+      // it, so its row is sent again after the reconnect (at-least-once; receivers dedupe by seq)
+      for (const fail of this.inFlight.splice(0)) fail(new EdgefitError('INTERNAL', 'MQTT connection closed before the PUBACK'));
       this.emit('disconnected');
       this.scheduleReconnect();
     });
@@ -150,7 +156,14 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
     const c = this.client;
     if (!c || !c.connected) return Promise.reject(new EdgefitError('INTERNAL', 'MQTT not connected'));
     return new Promise((resolve, reject) => {
-      c.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false }, (err) => (err ? reject(err) : resolve()));
+      const fail = (e: Error): void => reject(e);
+      this.inFlight.push(fail);
+      c.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false }, (err) => {
+        const i = this.inFlight.indexOf(fail);
+        if (i >= 0) this.inFlight.splice(i, 1);
+        if (err) reject(err);
+        else resolve();
+      });
     });
   }
 
