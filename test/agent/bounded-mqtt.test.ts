@@ -213,9 +213,9 @@ await t.test('MQTT 3.1.1 against Mosquitto (which forwards 90 MB): the agent cut
   const top = peak();
   say(`MQTT 3.1.1, 90 MB request: agent RSS ${before.toFixed(1)} MB before, peak ${top.toFixed(1)} MB (+${(top - before).toFixed(1)})`);
   t.match(r.json(), { ok: false, error: { code: 'DATA', message: /request of 943718\d\d bytes exceeds the \d+ byte limit for 'deploy'/ } });
-  // the socket's 64 KB chunks are garbage until a GC (+16 to +33 MB measured, the same for 180 MB):
-  // far below the 90 MB that buffering the message would cost at the least
-  t.ok(top - before < 60, `agent RSS peak +${(top - before).toFixed(1)} MB (< 60 MB)`);
+  // the socket's 64 KB chunks are garbage until a GC (+16 to +39 MB measured, no more for 180 MB):
+  // below the 90 MB that buffering the message would cost at the least (+345 MB before)
+  t.ok(top - before < 75, `agent RSS peak +${(top - before).toFixed(1)} MB (< 75 MB)`);
   // a 100 KB ping is cut too: only a deploy may be large
   const from2 = w.msgs.length;
   await w.publish(`${pre}request/ping`, { txn: 'fat', pad: 'x'.repeat(100_000) });
