@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   OVER_BUDGET: { exit: 3 },
   CONFIG: { exit: 2 },
   INTEGRITY: { exit: 1 },
+  /** The agent's bounded command queue is full (issue 20): try again later. */
+  BUSY: { exit: 1 },
   INTERNAL: { exit: 1 },
 } as const;
 

@@ -138,7 +138,7 @@ export class Agent {
     bus.on('log', log);
     // a damaged state.db is moved aside and rebuilt from the model pointer (recovery.ts): the
     // deployed model keeps being served, and an event says so once telemetry is up
-    const opened = openStore(paths.db, { outboxMax: cfg.mqtt.outboxMax });
+    const opened = openStore(paths.db, { outboxMax: cfg.mqtt.outboxMax, outboxLowMax: cfg.mqtt.outboxLowMax });
     const store = (this.store = opened.store);
     const recovered = opened.recovered && { ...opened.recovered, rebuilt: rebuildState(store, paths.models, dirname(paths.fit(0))) };
     if (recovered) log(recoveryMessage(recovered, recovered.rebuilt));
@@ -229,6 +229,7 @@ export class Agent {
       bus,
       store,
       mqtt: cfg.mqtt,
+      maxModelMb: cfg.security.maxModelMb,
       metricsIntervalS: cfg.metricsIntervalS,
       deviceId: this.deviceId,
       topics,
@@ -255,6 +256,7 @@ export class Agent {
       // by the signed ts: a request older than the window fails the freshness check anyway
       replay: { accept: (txn, ts) => store.acceptTxn(txn, ts, cfg.security.maxSkewS * 1000) },
       context: { uptimeS: () => telemetry.uptimeS(), fits, budgets, deployer, shapes, maxModelMb: cfg.security.maxModelMb },
+      limits: cfg.commands,
     });
 
     // telemetry first (events are queued from here on), the serve process before the deployer

@@ -27,8 +27,9 @@ export interface AgentBusEvents {
   'serve:stats': [stats: ServeStats];
   /** A set-budget command changed the persisted budgets. */
   'budgets:changed': [b: { budgets: Budgets; txn: string | undefined }];
-  /** A request arrived on request/<verb> (raw: the command router parses and checks it). */
-  command: [verb: string, payload: Buffer];
+  /** A request arrived on request/<verb> (raw: the command router parses and checks it).
+   * `bytes`: set when it was over the MQTT packet limit, so its payload was never buffered. */
+  command: [verb: string, payload: Buffer, bytes?: number];
   /** The answer to a request, for response/<verb>. */
   response: [verb: string, payload: ResponsePayload];
 }

@@ -2,7 +2,9 @@
 // signature of a state-changing verb (STATE_CHANGING) and refuse a replayed txn, run the verb's
 // handler from COMMANDS, and answer ('response' on the bus, published
 // on response/<verb>) echoing the txn. Anything wrong gets an error response and the agent
-// carries on; nothing a command carries is ever used as a file path.
+// carries on; nothing a command carries is ever used as a file path. Under a flood the work is
+// bounded: error responses and command-rejected events are rate limited (rejections.ts), and
+// handlers run a few at a time with a bounded queue (issue 20).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +18,7 @@ import {
   type ResponsePayload,
   type SetBudgetArgs,
 } from '../telemetry/payloads.js';
+import { maxRequestBytes } from '../telemetry/limits.js';
 import { verifyModelSignature, verifyRequest, type SigningConfig } from '../telemetry/signing.js';
 import type { Verb } from '../telemetry/topics.js';
 import { checkArgs, checkPayload } from '../telemetry/validate.js';
@@ -25,8 +28,7 @@ import type { Deployer } from './deployer.js';
 import type { FitManager } from './fit-manager.js';
 import { LatencyProbe } from './latency.js';
 import { sha256Hex } from './model-store.js';
-
-const MAX_REQUEST_BYTES = 96 * 1024 * 1024;
+import { RejectionReporter } from './rejections.js';
 
 /** Everything a handler may use; each handler's signature names the part it needs. */
 export interface CommandContext {
@@ -152,6 +154,18 @@ async function checkRuns(bytes: Uint8Array, shapes: Record<string, number[]>): P
   }
 }
 
+/** How much work requests may make (config `commands`, src/config/agent.ts). */
+export interface CommandLimits {
+  /** Handlers running at once; more wait in a queue of at most maxQueued. */
+  maxConcurrent: number;
+  maxQueued: number;
+  /** Rejections within this many seconds of a reported one go out as one aggregated event. */
+  rejectedReportS: number;
+  /** Error responses per second (bursts of two seconds' worth); past it, none (counted). */
+  rejectedResponsesPerS: number;
+}
+export const DEFAULT_COMMAND_LIMITS: CommandLimits = { maxConcurrent: 4, maxQueued: 32, rejectedReportS: 10, rejectedResponsesPerS: 20 };
+
 export interface CommandRouterDeps {
   bus: AgentBus;
   deviceId: string;
@@ -160,12 +174,29 @@ export interface CommandRouterDeps {
   replay: ReplayGuard;
   /** The handlers' context minus the per-request txn. */
   context: Omit<CommandContext, 'txn' | 'bus' | 'signing'>;
+  limits?: Partial<CommandLimits>;
 }
 
 export class CommandRouter implements Component {
-  private readonly onCommand = (verb: string, payload: Buffer): void => void this.handle(verb, payload);
+  private readonly onCommand = (verb: string, payload: Buffer, bytes?: number): void => void this.handle(verb, payload, bytes);
+  private readonly limits: CommandLimits;
+  readonly rejections: RejectionReporter;
+  private running = 0;
+  /** Requests waiting for a handler slot, and the payload bytes they hold. */
+  private readonly waiting: Array<() => void> = [];
+  private waitingBytes = 0;
+  /** Requests dropped because the queue was full, since start. */
+  busy = 0;
 
-  constructor(private readonly d: CommandRouterDeps) {}
+  constructor(private readonly d: CommandRouterDeps) {
+    this.limits = { ...DEFAULT_COMMAND_LIMITS, ...d.limits };
+    const l = this.limits;
+    this.rejections = new RejectionReporter(
+      (message, data, txn) => d.bus.report('command-rejected', message, data, txn),
+      l.rejectedReportS,
+      l.rejectedResponsesPerS,
+    );
+  }
 
   start(): void {
     this.d.bus.on('command', this.onCommand);
@@ -173,15 +204,43 @@ export class CommandRouter implements Component {
 
   stop(): void {
     this.d.bus.off('command', this.onCommand);
+    this.rejections.stop();
   }
 
-  /** Never throws: every outcome is a response (resolves once it has been emitted). */
-  async handle(verbRaw: string, payload: Buffer): Promise<void> {
+  /**
+   * A handler slot: at most maxConcurrent run, at most maxQueued wait (holding at most one
+   * deploy's worth of payload); past that the request is dropped, never queued without bound.
+   */
+  private async slot(bytes: number): Promise<() => void> {
+    const release = (): void => {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    };
+    if (this.running < this.limits.maxConcurrent) {
+      this.running++;
+      return release;
+    }
+    if (this.waiting.length >= this.limits.maxQueued || this.waitingBytes + bytes > maxRequestBytes('deploy', this.d.context.maxModelMb)) {
+      this.busy++;
+      throw new EdgefitError('BUSY', `agent busy: ${this.running} commands running, ${this.waiting.length} waiting; request dropped`);
+    }
+    this.waitingBytes += bytes;
+    // the slot is handed over by release(): `running` stays as it is
+    await new Promise<void>((r) => this.waiting.push(r));
+    this.waitingBytes -= bytes;
+    return release;
+  }
+
+  /** Never throws: every outcome is a response (resolves once it has been emitted), except that
+   * error responses past the rate limit are not sent. `bytes`: the request's size when it was
+   * over the MQTT packet limit and never buffered (`payload` is then empty). */
+  async handle(verbRaw: string, payload: Buffer, bytes = payload.length): Promise<void> {
     const verb = /^[A-Za-z0-9_-]{1,32}$/.test(verbRaw) ? verbRaw : 'invalid';
     let txn: string | null = null;
     try {
-      if (payload.length > MAX_REQUEST_BYTES)
-        throw new EdgefitError('DATA', `request of ${payload.length} bytes exceeds the ${MAX_REQUEST_BYTES} byte limit`);
+      const limit = maxRequestBytes(verb, this.d.context.maxModelMb);
+      if (bytes > limit) throw new EdgefitError('DATA', `request of ${bytes} bytes exceeds the ${limit} byte limit for '${verb}'`);
       let body: unknown;
       try {
         body = JSON.parse(payload.toString('utf8'));
@@ -201,12 +260,20 @@ export class CommandRouter implements Component {
       if (STATE_CHANGING[verb]) this.authorize(verb, req);
       const args = checkArgs(verb, req.args ?? {});
       const handler = COMMANDS[verb] as (args: unknown, c: CommandContext) => Result;
-      const result = await handler(args, { ...this.d.context, txn: req.txn, bus: this.d.bus, signing: this.d.signing });
+      const release = await this.slot(payload.length);
+      let result: Record<string, unknown>;
+      try {
+        result = await handler(args, { ...this.d.context, txn: req.txn, bus: this.d.bus, signing: this.d.signing });
+      } finally {
+        release();
+      }
       this.respond(verb, txn, { ok: true, result });
     } catch (e) {
       const code = isEdgefitError(e) ? e.code : 'INTERNAL';
-      this.respond(verb, txn, { ok: false, error: { code, message: oneLine(e) } });
-      this.d.bus.report('command-rejected', `${verb} rejected: ${oneLine(e)}`, { verb, code }, txn ?? undefined);
+      // under a flood, answers and events are rate limited: one aggregated event per interval
+      const answered = this.rejections.mayAnswer();
+      if (answered) this.respond(verb, txn, { ok: false, error: { code, message: oneLine(e) } });
+      this.rejections.rejected(verb, code, `${verb} rejected: ${oneLine(e)}`, txn, answered);
     }
   }
 

@@ -8,6 +8,7 @@ import type { Budgets } from '../fit/types.js';
 import type { Store } from '../store/index.js';
 import { TelemetryClient } from '../telemetry/client.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../telemetry/embedded-broker.js';
+import { agentPacketLimits } from '../telemetry/limits.js';
 import { OutboxPublisher } from '../telemetry/outbox-publisher.js';
 import { rssBytes } from '../util/rss.js';
 import {
@@ -33,6 +34,8 @@ export interface TelemetryDeps {
   bus: AgentBus;
   store: Store;
   mqtt: AgentConfig['mqtt'];
+  /** security.maxModelMb: the MQTT packet limit follows from it (src/telemetry/limits.ts). */
+  maxModelMb: number;
   metricsIntervalS: number;
   deviceId: string;
   topics: Topics;
@@ -84,6 +87,9 @@ export function servedStatus(
   };
 }
 
+/** Events a flood can cause: sent after metrics and the others, evicted first (mqtt.outboxLowMax). */
+const LOW_VALUE_EVENTS: ReadonlySet<EventPayload['type']> = new Set(['command-rejected']);
+
 export class Telemetry implements Component {
   brokerUrl = '';
   private broker: EmbeddedBroker | undefined;
@@ -123,10 +129,11 @@ export class Telemetry implements Component {
       this.timer = setInterval(() => this.metricsTick(), this.d.metricsIntervalS * 1000);
       this.metricsTick();
     });
+    const limits = agentPacketLimits(this.d.topics, this.d.maxModelMb);
     if (m.url) {
       this.brokerUrl = m.url;
     } else {
-      this.broker = await startEmbeddedBroker(m.embeddedHost, m.embeddedPort, this.d.log);
+      this.broker = await startEmbeddedBroker(m.embeddedHost, m.embeddedPort, this.d.log, limits.maxBytes);
       this.brokerUrl = this.broker.url;
     }
     const client = (this.client = new TelemetryClient(
@@ -142,6 +149,10 @@ export class Telemetry implements Component {
         backoffMinMs: m.backoffMinMs,
         backoffMaxMs: m.backoffMaxMs,
         connectTimeoutMs: 10_000,
+        // aedes speaks 3.1.1 only
+        protocolVersion: m.url ? m.protocolVersion : 4,
+        maxPacketBytes: limits.maxBytes,
+        publishLimit: limits.publishLimit,
       },
       this.d.topics,
       this.d.deviceId,
@@ -170,7 +181,7 @@ export class Telemetry implements Component {
     });
     client.on('disconnected', () => undefined);
     client.on('error', (e) => this.d.log(`mqtt: ${oneLine(e)}`));
-    client.on('request', (verb, payload) => bus.emit('command', verb, payload));
+    client.on('request', (verb, payload, bytes) => bus.emit('command', verb, payload, bytes));
     client.start();
     publisher.start();
     bus.report('agent-started', `agent ${this.d.agentVersion} started`, { stateDir: this.d.stateDir, broker: this.brokerUrl });
@@ -211,11 +222,12 @@ export class Telemetry implements Component {
 
   private enqueueEvent(type: EventPayload['type'], message: string, data: Record<string, unknown>, txn?: string): void {
     if (!this.d.store.db.open) return;
-    this.d.store.enqueue('events', this.d.topics.events, (seq) => {
+    const build = (seq: number): string => {
       const ev: EventPayload = { v: PAYLOAD_VERSION, deviceId: this.d.deviceId, seq, ts: new Date().toISOString(), type, message, data };
       if (txn) ev.txn = txn;
       return JSON.stringify(ev);
-    });
+    };
+    this.d.store.enqueue('events', this.d.topics.events, build, { low: LOW_VALUE_EVENTS.has(type) });
     this.d.log(`${type}: ${message}`);
     this.publisher?.kick();
   }

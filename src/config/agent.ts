@@ -127,6 +127,54 @@ export const agentConfigSchema = {
         backoffMaxMs: { type: 'integer', minimum: 10, maximum: 3600000, default: 30000 },
         drainRatePerSec: { type: 'number', exclusiveMinimum: 0, maximum: 10000, default: 50 },
         outboxMax: { type: 'integer', minimum: 10, maximum: 10000000, default: 10000 },
+        outboxLowMax: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 10000000,
+          default: 500,
+          description:
+            'at most this many low-value events (command-rejected) wait in the outbox; the rest of outboxMax is reserved for ' +
+            'metrics and important events, which are also sent first and evicted last',
+        },
+        protocolVersion: {
+          enum: [4, 5],
+          default: 5,
+          description:
+            '5: the packet limit (security.maxModelMb as base64 plus 64 KB) goes out as MQTT 5 Maximum Packet Size, so the broker ' +
+            'drops bigger messages; 4: MQTT 3.1.1. Either way the client cuts an oversized message before buffering it; a broker ' +
+            'refusing 5 gets 3.1.1 on the next connect; the embedded broker always speaks 3.1.1',
+        },
+      },
+    },
+    commands: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'bounds on the work MQTT requests can make (a flood of requests must not delay metrics or grow memory)',
+      properties: {
+        maxConcurrent: { type: 'integer', minimum: 1, maximum: 64, default: 4, description: 'command handlers running at once' },
+        maxQueued: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 10000,
+          default: 32,
+          description: 'requests waiting for a handler; past it (or past one deploy of payload waiting) a request is refused BUSY',
+        },
+        rejectedReportS: {
+          type: 'number',
+          minimum: 0.1,
+          maximum: 86400,
+          default: 10,
+          description:
+            'rejected requests after a reported one are counted and reported as one command-rejected event per this many seconds',
+        },
+        rejectedResponsesPerS: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          maximum: 100000,
+          default: 20,
+          description: 'error responses to rejected requests per second (bursts of two seconds); the others get none, counted in the event',
+        },
       },
     },
     dashboard: {
@@ -238,7 +286,10 @@ export interface AgentConfig {
     backoffMaxMs: number;
     drainRatePerSec: number;
     outboxMax: number;
+    outboxLowMax: number;
+    protocolVersion: 4 | 5;
   };
+  commands: { maxConcurrent: number; maxQueued: number; rejectedReportS: number; rejectedResponsesPerS: number };
   dashboard: { port: number | null };
   serve: {
     enabled: boolean;

@@ -1,6 +1,6 @@
 // The dashboard's MQTT side: subscribe to every device's topics, validate and route payloads
 // into the fleet state, and send action requests (answers come back on response/<verb>).
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { randomUUID } from 'node:crypto';
 import { EdgefitError } from '../errors.js';
 import type { Fleet } from './fleet.js';
@@ -8,6 +8,8 @@ import type { DashboardStore } from './store.js';
 import { buildRequest } from './adapt.js';
 import type { ResponsePayload } from '../telemetry/payloads.js';
 import type { SigningKey } from '../telemetry/signing.js';
+import { connectGuarded, downgradeToV4, isProtocolRefusal } from '../telemetry/connect.js';
+import { ENVELOPE_BYTES } from '../telemetry/limits.js';
 import type { ActionVerb, ActionView } from './model.js';
 import { validatePayload } from './validate.js';
 import { mqttTlsOptions, type MqttTlsFiles } from '../telemetry/tls.js';
@@ -62,18 +64,26 @@ export class FleetLink {
 
   async start(): Promise<void> {
     this.admission.start();
-    const client = connect(this.opts.broker, {
-      clientId: `edgefit-dashboard-${randomUUID().slice(0, 8)}`,
-      clean: true,
-      reconnectPeriod: 1000,
-      connectTimeout: 10_000,
-      ...(this.opts.username ? { username: this.opts.username } : {}),
-      ...(this.opts.password ? { password: this.opts.password } : {}),
-      ...mqttTlsOptions(this.opts.broker, this.opts.tls ?? {}),
-    });
+    // packets over MAX_PAYLOAD (plus topic and header) are never buffered: MQTT 5 Maximum Packet
+    // Size for the broker, and the client-side cut for brokers without it (issue 20)
+    const client = connectGuarded(
+      this.opts.broker,
+      {
+        clientId: `edgefit-dashboard-${randomUUID().slice(0, 8)}`,
+        clean: true,
+        reconnectPeriod: 1000,
+        connectTimeout: 10_000,
+        ...(this.opts.username ? { username: this.opts.username } : {}),
+        ...(this.opts.password ? { password: this.opts.password } : {}),
+        ...mqttTlsOptions(this.opts.broker, this.opts.tls ?? {}),
+      },
+      { maxBytes: MAX_PAYLOAD + ENVELOPE_BYTES, onOversize: (i) => this.drop(i.topic ?? '?', `payload of ${i.bytes} bytes, not read`) },
+    );
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('error', (e) => this.opts.log?.(`mqtt: ${e.message}`));
+    client.on('error', (e) =>
+      this.opts.log?.(isProtocolRefusal(e) ? 'mqtt: the broker refused MQTT 5, using 3.1.1' : `mqtt: ${e.message}`),
+    );
     const p = this.opts.prefix;
     const topics = [...TOPIC_KINDS.map((k) => `${p}/+/${k}`), `${p}/+/response/+`];
     // (re)subscribe on every connect: with clean sessions the broker forgets us on a drop
@@ -84,6 +94,11 @@ export class FleetLink {
     });
     await new Promise<void>((resolve, reject) => {
       const onErr = (e: Error): void => {
+        // a broker without MQTT 5 (the agent's embedded aedes): try again speaking 3.1.1
+        if (isProtocolRefusal(e) && downgradeToV4(client)) {
+          client.reconnect();
+          return;
+        }
         cleanup();
         reject(new EdgefitError('CONFIG', `cannot reach MQTT broker ${this.opts.broker}: ${e.message}`, { cause: e }));
       };

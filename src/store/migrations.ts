@@ -75,4 +75,10 @@ export const MIGRATIONS = [
   CREATE TABLE accepted_txns (txn TEXT PRIMARY KEY, ts INTEGER NOT NULL);
   CREATE INDEX accepted_txns_ts ON accepted_txns (ts);
   `,
+  // 4: low-value outbox rows (command-rejected) go last and are evicted first, so a flood of them
+  // cannot delay or push out metrics and important events (issue 20)
+  `
+  ALTER TABLE outbox ADD COLUMN low INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX outbox_low ON outbox (low, id);
+  `,
 ] as const;

@@ -51,13 +51,15 @@ export interface MetricSample {
 }
 
 export interface StoreOptions {
-  /** Outbox bound: beyond it the oldest rows are dropped and counted. */
+  /** Outbox bound: beyond it the oldest rows are dropped (low-value ones first) and counted. */
   outboxMax: number;
+  /** Low-value rows kept at most (the rest of outboxMax is reserved for the others). */
+  outboxLowMax: number;
   /** Raw metric rows kept (then folded into 5-minute means, kept for `downsampledKeepS`). */
   rawKeepS: number;
   downsampledKeepS: number;
 }
-export const DEFAULT_STORE_OPTIONS: StoreOptions = { outboxMax: 10_000, rawKeepS: 3600, downsampledKeepS: 7 * 86400 };
+export const DEFAULT_STORE_OPTIONS: StoreOptions = { outboxMax: 10_000, outboxLowMax: 500, rawKeepS: 3600, downsampledKeepS: 7 * 86400 };
 const BUCKET_S = 300;
 
 const nowIso = (): string => new Date().toISOString();
@@ -377,29 +379,44 @@ export class Store {
 
   // ---- outbox: sequence numbers are assigned in the same transaction as the insert ----
   /** Enqueue; `build(seq)` makes the payload so the seq inside it is the committed one.
-   * Returns how many old rows the bound forced out (0 normally). */
-  enqueue(stream: Stream, topic: string, build: (seq: number) => string): { seq: number; dropped: number } {
+   * `low`: a low-value row (command-rejected): sent after the others, and the bound evicts low
+   * rows first and keeps at most outboxLowMax of them, so a flood of them cannot delay or push
+   * out metrics and important events. Returns how many rows the bounds forced out (0 normally). */
+  enqueue(stream: Stream, topic: string, build: (seq: number) => string, opts: { low?: boolean } = {}): { seq: number; dropped: number } {
+    const low = opts.low === true;
     return this.db.transaction(() => {
       const row = this.db
         .prepare('INSERT INTO sequences (stream, last) VALUES (?, 1) ON CONFLICT(stream) DO UPDATE SET last = last + 1 RETURNING last')
         .get(stream) as { last: number };
       this.db
-        .prepare('INSERT INTO outbox (stream, seq, topic, payload, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(stream, row.last, topic, build(row.last), nowIso());
-      const count = (this.db.prepare('SELECT COUNT(*) AS c FROM outbox').get() as { c: number }).c;
+        .prepare('INSERT INTO outbox (stream, seq, topic, payload, created_at, low) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(stream, row.last, topic, build(row.last), nowIso(), low ? 1 : 0);
       let dropped = 0;
+      const evict = (where: string, n: number): void => {
+        if (n <= 0) return;
+        dropped += this.db.prepare(`DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ${where} ORDER BY id LIMIT ?)`).run(n).changes;
+      };
+      if (low) {
+        const lows = (this.db.prepare('SELECT COUNT(*) AS c FROM outbox WHERE low = 1').get() as { c: number }).c;
+        evict('WHERE low = 1', lows - Math.min(this.opts.outboxLowMax, this.opts.outboxMax));
+      }
+      const count = (this.db.prepare('SELECT COUNT(*) AS c FROM outbox').get() as { c: number }).c;
       if (count > this.opts.outboxMax) {
-        dropped = this.db
-          .prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)')
-          .run(count - this.opts.outboxMax).changes;
+        // the oldest low-value rows go first, then the oldest of the rest
+        const before = dropped;
+        evict('WHERE low = 1', count - this.opts.outboxMax);
+        evict('', count - (dropped - before) - this.opts.outboxMax);
+      }
+      if (dropped > 0) {
         this.bump('outbox_dropped', dropped);
         this.bump('outbox_dropped_unreported', dropped);
       }
       return { seq: row.last, dropped };
     })();
   }
+  /** Next rows to send: metrics and important events first, each class oldest first. */
   peek(limit: number): Array<{ id: number; topic: string; payload: string }> {
-    return this.db.prepare('SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?').all(limit) as Array<{
+    return this.db.prepare('SELECT id, topic, payload FROM outbox ORDER BY low, id LIMIT ?').all(limit) as Array<{
       id: number;
       topic: string;
       payload: string;

@@ -2,8 +2,9 @@
 // subscription to this device's request topics only, and reconnects with exponential backoff
 // plus jitter (so a fleet does not stampede a broker that comes back).
 import { EventEmitter } from 'node:events';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { EdgefitError } from '../errors.js';
+import { connectGuarded, downgradeToV4, isProtocolRefusal } from './connect.js';
 import { PAYLOAD_VERSION, type ControlMode, type StatusPayload } from './payloads.js';
 import type { Topics } from './topics.js';
 import { mqttTlsOptions } from './tls.js';
@@ -21,12 +22,20 @@ export interface MqttSettings {
   backoffMinMs: number;
   backoffMaxMs: number;
   connectTimeoutMs: number;
+  /** 5 (default): the packet limit also goes out as MQTT 5 Maximum Packet Size; 4: MQTT 3.1.1. */
+  protocolVersion?: 4 | 5;
+  /** Largest packet taken whole; bigger PUBLISHes arrive as requests with their size only. */
+  maxPacketBytes: number;
+  /** A tighter bound by topic (only request/deploy carries a model). */
+  publishLimit?: (topic: string) => number;
 }
 
 export interface TelemetryClientEvents {
   connected: [];
   disconnected: [];
-  request: [verb: string, payload: Buffer];
+  /** `bytes`: set when the request was over the packet limit and its payload was never buffered
+   * (`payload` is then empty). */
+  request: [verb: string, payload: Buffer, bytes?: number];
   error: [err: Error];
 }
 
@@ -41,6 +50,10 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** Rejecters of publishes awaiting their PUBACK (failed when the connection closes). */
+  private inFlight: Array<(e: Error) => void> = [];
+  /** Oversized PUBLISHes the framer cut, in arrival order, until their empty message arrives. */
+  private oversize: Array<{ topic: string; bytes: number }> = [];
 
   constructor(
     private readonly settings: MqttSettings,
@@ -92,10 +105,19 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
         retain: true,
       },
     };
-    const c = mqtt.connect(s.url, opts);
+    if (s.protocolVersion === 4) opts.protocolVersion = 4;
+    const c = connectGuarded(s.url, opts, {
+      maxBytes: s.maxPacketBytes,
+      publishLimit: s.publishLimit,
+      onOversize: (i) => {
+        // bounded: each entry is taken by its (empty) message a moment later
+        if (i.topic !== null && this.oversize.push({ topic: i.topic, bytes: i.bytes }) > 64) this.oversize.shift();
+      },
+    });
     this.client = c;
     c.on('connect', () => {
       this.attempt = 0;
+      this.oversize = [];
       c.publish(this.topics.status, JSON.stringify(this.status('online', 'start')), { qos: 1, retain: true });
       c.subscribe(this.topics.requestFilter, { qos: 1 }, (err) => {
         if (err) this.emit('error', err);
@@ -103,15 +125,25 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
       this.emit('connected');
     });
     c.on('message', (topic, payload) => {
+      const cut = payload.length === 0 && this.oversize[0]?.topic === topic ? this.oversize.shift() : undefined;
       const verb = this.topics.verbOf(topic);
-      if (verb !== undefined) this.emit('request', verb, payload);
+      if (verb !== undefined) this.emit('request', verb, payload, cut?.bytes);
     });
     c.on('close', () => {
+      // a QoS 1 publish whose PUBACK the dropped connection took along would otherwise wait for
+      // ever (reconnect() starts mqtt.js on a fresh store) and stall the outbox behind it: fail
+      // it, so its row is sent again after the reconnect (at-least-once; receivers dedupe by seq)
+      for (const fail of this.inFlight.splice(0)) fail(new EdgefitError('INTERNAL', 'MQTT connection closed before the PUBACK'));
       this.emit('disconnected');
       this.scheduleReconnect();
     });
     // connection errors (refused, DNS) are retried; they are reported, never thrown
-    c.on('error', (err) => this.emit('error', err));
+    c.on('error', (err) => {
+      this.emit('error', err);
+      // a broker without MQTT 5 (aedes, Mosquitto < 1.6): the next connect speaks 3.1.1
+      if (isProtocolRefusal(err) && downgradeToV4(c))
+        this.emit('error', new Error('broker refused MQTT 5: reconnecting with MQTT 3.1.1 (the packet limit still holds on this side)'));
+    });
   }
 
   private scheduleReconnect(): void {
@@ -127,7 +159,14 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
     const c = this.client;
     if (!c || !c.connected) return Promise.reject(new EdgefitError('INTERNAL', 'MQTT not connected'));
     return new Promise((resolve, reject) => {
-      c.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false }, (err) => (err ? reject(err) : resolve()));
+      const fail = (e: Error): void => reject(e);
+      this.inFlight.push(fail);
+      c.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false }, (err) => {
+        const i = this.inFlight.indexOf(fail);
+        if (i >= 0) this.inFlight.splice(i, 1);
+        if (err) reject(err);
+        else resolve();
+      });
     });
   }
 

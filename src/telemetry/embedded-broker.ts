@@ -2,6 +2,7 @@
 // loopback, so `npm start` on a fresh clone works end to end.
 import { createServer, type Server } from 'node:net';
 import { Aedes } from 'aedes';
+import { guardStream } from './packet-guard.js';
 
 export interface EmbeddedBroker {
   url: string;
@@ -26,10 +27,23 @@ function listen(server: Server, host: string, port: number): Promise<number> {
   });
 }
 
-/** Start aedes on host:port; when the port is taken, on a free port instead (log says which). */
-export async function startEmbeddedBroker(host: string, port: number, log: (line: string) => void): Promise<EmbeddedBroker> {
+/**
+ * Start aedes on host:port; when the port is taken, on a free port instead (log says which).
+ * aedes has no packet-size limit of its own and runs inside the agent: a client's packet over
+ * `maxPacketBytes` closes that client's connection at its header, before anything is buffered.
+ */
+export async function startEmbeddedBroker(
+  host: string,
+  port: number,
+  log: (line: string) => void,
+  maxPacketBytes = Number.POSITIVE_INFINITY,
+): Promise<EmbeddedBroker> {
   const broker = await Aedes.createBroker();
-  const server = createServer(broker.handle);
+  const server = createServer((socket) =>
+    broker.handle(
+      Number.isFinite(maxPacketBytes) ? guardStream(socket, { mode: 'close', maxBytes: maxPacketBytes, protocolVersion: () => 4 }) : socket,
+    ),
+  );
   let bound: number;
   try {
     bound = await listen(server, host, port);

@@ -179,7 +179,8 @@ t.test('default posture: no key pinned, every state-changing verb is refused as 
     t.equal(r.error?.message, READ_ONLY_REFUSAL);
   }
   t.same(calls, [], 'no handler ran');
-  t.equal(events.filter((e) => e.type === 'command-rejected').length, changing.length);
+  // reported at once, then aggregated per interval (bounded under a flood: test/agent/bounded-commands)
+  t.equal(events.filter((e) => e.type === 'command-rejected').length, 1, 'the first refusal is reported at once');
   t.match(await ask('ping', { txn: 'p' }), { ok: true });
   t.match(await ask('get-frontier', { txn: 'g' }), { ok: true, result: { frontier: [] } });
 });
