@@ -128,7 +128,8 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
     if (distil && d) {
       training = trainingSummary('distill', config.train!, d.training);
       notes.push(
-        `distilled ${d.training.steps} steps in ${d.training.seconds.toFixed(0)} s${d.crop ? ` on ${d.crop.join('x')} crops` : ''}: held-out loss ${d.training.heldOutBefore.toPrecision(3)} -> ${d.training.heldOutAfter.toPrecision(3)}`,
+        `distilled ${d.training.steps} steps in ${d.training.seconds.toFixed(0)} s${d.crop ? ` on ${d.crop.join('x')} crops` : ''}: ` +
+          `held-out loss ${d.training.heldOutBefore.toPrecision(3)} -> ${d.training.heldOutAfter.toPrecision(3)}`,
       );
     }
   }
