@@ -86,10 +86,16 @@ export class FleetLink {
     );
     const p = this.opts.prefix;
     const topics = [...TOPIC_KINDS.map((k) => `${p}/+/${k}`), `${p}/+/response/+`];
-    // (re)subscribe on every connect: with clean sessions the broker forgets us on a drop
+    // (re)subscribe on every connect: with clean sessions the broker forgets us on a drop. start()
+    // returns once the first SUBACK is in: a device's first events (not retained) published
+    // after start() would otherwise be lost while the subscription is still on its way
+    let subscribed: (() => void) | undefined;
+    const firstSubscription = new Promise<void>((r) => (subscribed = r));
     client.on('connect', () => {
       client.subscribe(topics, { qos: 1 }, (err) => {
         if (err) this.opts.log?.(`mqtt subscribe: ${err.message}`);
+        subscribed?.();
+        subscribed = undefined;
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -115,6 +121,7 @@ export class FleetLink {
       client.once('connect', onOk);
       client.once('error', onErr);
     });
+    await firstSubscription;
   }
 
   private drop(topic: string, why: string): void {
