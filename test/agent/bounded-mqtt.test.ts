@@ -8,14 +8,12 @@
 //    subscriber sees is measured).
 // Figures print as `# bounded:` lines (a shared box: noisy, read them side by side).
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { cleanupDir, freePort, startBroker } from '../../devkit/broker.js';
-import { CLI } from '../../devkit/paths.js';
-import { CLS_MODEL, startAgentProc, type AgentProc } from '../helpers/agent-proc.js';
+import { startAgentProc, type AgentProc } from '../helpers/agent-proc.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
 
 const MB = 1048576;
@@ -235,30 +233,16 @@ await t.test('the embedded aedes broker closes a 90 MB sender at the header; the
   const cfg = join(dir, 'emb.json');
   writeFileSync(cfg, JSON.stringify({ mqtt: { embeddedPort: port } }));
   const url = `mqtt://127.0.0.1:${port}`;
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'agent',
-      '--config',
-      cfg,
-      '--state-dir',
-      join(dir, dev),
-      '--device-id',
-      dev,
-      '--model',
-      CLS_MODEL,
-      '--shape',
-      'x=1x3x48x192',
-    ].concat(['--fitter', 'reference-only', '--metrics-interval', '0.5', '--serve-port', '0', '--probe-interval', '5', '--no-dashboard']),
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  procs.push({ child, output: () => out, exited: new Promise((r) => child.once('exit', r)) });
+  const agent = startAgentProc({
+    deviceId: dev,
+    stateDir: join(dir, dev),
+    probeIntervalS: 5,
+    extraArgs: ['--config', cfg, '--no-dashboard'],
+  });
+  procs.push(agent);
+  const { child, output } = agent;
   const until = Date.now() + 30_000;
-  while (!out.includes(`listening on ${url}`) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  while (!output().includes(`listening on ${url}`) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
   const w = await Watcher.connect(url, [`${pre}#`]);
   t.teardown(() => w.close());
   await ready(w, pre);

@@ -134,29 +134,19 @@ t.test('--operator-key pins the given public key; a file that is not one is refu
     encoding: 'utf8',
   });
   t.equal(cfgOut.trim(), op.fingerprint);
-  try {
-    execFileSync('sh', [join(ROOT, 'install.sh'), '--root', r2, '--operator-key', op.keyFile.replace('operator.key', 'nope.pub')], {
-      encoding: 'utf8',
-      stdio: 'pipe',
-    });
-    t.fail('should exit non-zero');
-  } catch (e) {
-    const err = e as { status: number; stderr: string };
-    t.equal(err.status, 1);
-    t.match(err.stderr, /--operator-key: .* is not a file/);
-  }
+  const refused = (key: string, why: RegExp): void => {
+    try {
+      execFileSync('sh', [join(ROOT, 'install.sh'), '--root', r2, '--operator-key', key], { encoding: 'utf8', stdio: 'pipe' });
+      t.fail('should exit non-zero');
+    } catch (e) {
+      const err = e as { status: number; stderr: string };
+      t.equal(err.status, 1);
+      t.match(err.stderr, why);
+    }
+  };
+  refused(op.keyFile.replace('operator.key', 'nope.pub'), /--operator-key: .* is not a file/);
   writeFileSync(join(r2, 'bad.pub'), 'not a key');
-  try {
-    execFileSync('sh', [join(ROOT, 'install.sh'), '--root', r2, '--operator-key', join(r2, 'bad.pub')], {
-      encoding: 'utf8',
-      stdio: 'pipe',
-    });
-    t.fail('should exit non-zero');
-  } catch (e) {
-    const err = e as { status: number; stderr: string };
-    t.equal(err.status, 1);
-    t.match(err.stderr, /is not a PEM ed25519 public key/);
-  }
+  refused(join(r2, 'bad.pub'), /is not a PEM ed25519 public key/);
 });
 
 t.test('bad option: one line, exit 2', async (t) => {
