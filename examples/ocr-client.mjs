@@ -1,7 +1,7 @@
 // Find text boxes in an image with PP-OCRv4 det served by `edgefit serve` (or the agent): plain
 // Node 20, no edgefit code; jpeg-js and pngjs decode the image (`npm i jpeg-js pngjs`).
 // The image goes as a binary tensor (KServe v2 + Triton's binary extension, docs/serving.md).
-//   node examples/ocr-client.mjs assets/calib/det/judge/page-a.jpg [--url http://127.0.0.1:8000 | --socket /run/edgefit/serve.sock] [--model default] [--token T]
+//   node examples/ocr-client.mjs assets/calib/det/judge/page-a.jpg [--url http://127.0.0.1:8551 | --socket /run/edgefit/serve.sock] [--model default] [--token T]
 /* global Buffer, URL, console */
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -12,7 +12,7 @@ import pngjs from 'pngjs';
 const { values: o, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    url: { type: 'string', default: 'http://127.0.0.1:8000' },
+    url: { type: 'string', default: 'http://127.0.0.1:8551' },
     socket: { type: 'string' },
     model: { type: 'string', default: 'default' },
     token: { type: 'string' },
