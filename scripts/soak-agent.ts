@@ -134,11 +134,13 @@ const nodeFlags = [...(a['node-flag'] ?? ['--max-semi-space-size=1'])];
 if (a.snapshots) nodeFlags.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`);
 const env = { ...process.env, EDGEFIT_CACHE_DIR: join(dir, 'cache') };
 const agent = spawn(process.execPath, [...nodeFlags, a.cli!, 'agent', '--config', join(dir, 'config.json')], {
-  stdio: ['ignore', 'ignore', 'pipe'],
+  stdio: ['ignore', a['agent-log'] ? 'pipe' : 'ignore', 'pipe'],
   env,
 });
+// --trace-gc writes to stdout
+agent.stdout?.on('data', (d: Buffer) => appendFileSync(a['agent-log']!, d));
 let log = '';
-agent.stderr.on('data', (d: Buffer) => {
+agent.stderr!.on('data', (d: Buffer) => {
   log = (log + d.toString()).slice(-20000);
   if (a['agent-log']) appendFileSync(a['agent-log'], d);
 });
