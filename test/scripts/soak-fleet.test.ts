@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MOSQUITTO } from '../../devkit/broker.js';
 import { ROOT } from '../../devkit/paths.js';
-import type { FleetSoakReport } from '../../scripts/soak-fleet.js';
+import type { FleetSoakReport } from '../../devkit/soak.js';
 
 t.test('a short small soak reports RSS rows, every metric arrived, the flood was sent and answered', { timeout: 240_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefit-soak-test-'));
