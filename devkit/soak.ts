@@ -7,7 +7,9 @@ export interface FleetSoakRow {
   metrics: number;
   delayP50S: number | null;
   delayMaxS: number | null;
+  /** rows in the agent's outbox (any stream) and its dropped-rows counter, from its state.db */
   outboxPending: number | null;
+  outboxDropped: number | null;
   requestsSent: number;
   dashboardDevices: number | null;
 }

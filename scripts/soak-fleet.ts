@@ -138,12 +138,12 @@ async function soak(): Promise<FleetSoakReport> {
     }),
   );
   const topics = topicsFor(deviceId);
+  const agentDbPath = join(dir, 'agent', 'state.db');
   const seqs = new Set<number>();
   let duplicates = 0;
   let delays: number[] = [];
   const allDelays: number[] = [];
   let minuteMetrics = 0;
-  let outboxPending: number | null = null;
   let responses = 0;
   let events = 0;
   const sub = mqtt.connect(broker.url, { clientId: 'soak-fleet-watch', reconnectPeriod: 1000 });
@@ -156,14 +156,13 @@ async function soak(): Promise<FleetSoakReport> {
     if (topic === topics.events) return void events++;
     if (topic !== topics.metrics) return void responses++;
     try {
-      const m = JSON.parse(payload.toString()) as { seq: number; ts: string; agent: { outboxPending: number } };
+      const m = JSON.parse(payload.toString()) as { seq: number; ts: string };
       if (seqs.has(m.seq)) return void duplicates++;
       seqs.add(m.seq);
       minuteMetrics++;
       const d = (Date.now() - Date.parse(m.ts)) / 1000;
       delays.push(d);
       allDelays.push(d);
-      outboxPending = m.agent.outboxPending;
     } catch {
       /* a malformed metrics message would show up as a lost seq */
     }
@@ -244,7 +243,9 @@ async function soak(): Promise<FleetSoakReport> {
       metrics: minuteMetrics,
       delayP50S: delays.length ? r3(quantile(delays, 0.5)!) : null,
       delayMaxS: delays.length ? r3(Math.max(...delays)) : null,
-      outboxPending,
+      // read from the agent's state.db: its metrics may be stuck behind the flood's events
+      outboxPending: agentCounts(agentDbPath)?.pending ?? null,
+      outboxDropped: agentCounts(agentDbPath)?.dropped ?? null,
       requestsSent: sent,
       dashboardDevices: h?.devices ?? null,
     };
@@ -252,7 +253,7 @@ async function soak(): Promise<FleetSoakReport> {
     delays = [];
     return row;
   };
-  const head = '   min agentMB  dashMB brokerMB metrics delayP50 delayMax outbox requests devices';
+  const head = '   min agentMB  dashMB brokerMB metrics delayP50 delayMax outbox dropped requests devices';
   const line = (x: FleetSoakRow): string =>
     [
       (x.s / 60).toFixed(1).padStart(6),
@@ -263,6 +264,7 @@ async function soak(): Promise<FleetSoakReport> {
       (x.delayP50S ?? NaN).toFixed(2).padStart(8),
       (x.delayMaxS ?? NaN).toFixed(2).padStart(8),
       String(x.outboxPending ?? '-').padStart(6),
+      String(x.outboxDropped ?? '-').padStart(7),
       String(x.requestsSent).padStart(8),
       String(x.dashboardDevices ?? '-').padStart(7),
     ].join(' ');
@@ -290,11 +292,11 @@ async function soak(): Promise<FleetSoakReport> {
   flooder.end(true);
   // let the outbox drain: metrics queued behind the flood's events still count as arrived
   const drainUntil = Date.now() + drainS * 1000;
-  while (Date.now() < drainUntil && !(outboxPending === 0 && seqs.size > 0)) await sleep(500);
+  while (Date.now() < drainUntil && agentCounts(agentDbPath)?.pending !== 0) await sleep(500);
   await sleep(Math.min(3000, metricsS * 2000));
   const h = await health();
   sub.end(true);
-  const agentDb = agentCounts(join(dir, 'agent', 'state.db'));
+  const agentDb = agentCounts(agentDbPath);
 
   const sorted = [...seqs].sort((p, q) => p - q);
   const first = sorted[0] ?? null;
@@ -327,7 +329,7 @@ async function soak(): Promise<FleetSoakReport> {
 }
 
 /** The agent's own count of metrics produced, still queued and dropped (read-only, beside it). */
-function agentCounts(db: string): { produced: number; queued: number; dropped: number } | undefined {
+function agentCounts(db: string): { produced: number; queued: number; pending: number; dropped: number } | undefined {
   try {
     const d = new Database(db, { readonly: true, fileMustExist: true });
     try {
@@ -335,6 +337,7 @@ function agentCounts(db: string): { produced: number; queued: number; dropped: n
       return {
         produced: one(`SELECT last AS n FROM sequences WHERE stream = 'metrics'`),
         queued: one(`SELECT COUNT(*) AS n FROM outbox WHERE stream = 'metrics'`),
+        pending: one('SELECT COUNT(*) AS n FROM outbox'),
         dropped: one(`SELECT value AS n FROM counters WHERE name = 'outbox_dropped'`),
       };
     } finally {
