@@ -40,6 +40,7 @@ export interface LocalDashboardOptions {
   mqttPassword?: string;
   /** the agent's own TLS files: the dashboard connects to the same broker as the agent */
   mqttTls?: MqttTlsFiles;
+  mqttProtocolVersion?: 4 | 5;
   log: (line: string) => void;
 }
 
@@ -61,6 +62,7 @@ export async function startLocalDashboard(o: LocalDashboardOptions): Promise<Das
     ...(o.mqttUsername ? { mqttUsername: o.mqttUsername } : {}),
     ...(o.mqttPassword ? { mqttPassword: o.mqttPassword } : {}),
     ...(o.mqttTls ? { mqttTls: o.mqttTls } : {}),
+    ...(o.mqttProtocolVersion ? { mqttProtocolVersion: o.mqttProtocolVersion } : {}),
   });
   try {
     await dash.start();

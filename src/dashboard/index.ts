@@ -33,6 +33,8 @@ export interface DashboardOptions {
   signingKey?: SigningKey;
   /** CA, client certificate and key for an mqtts:// broker */
   mqttTls?: MqttTlsFiles;
+  /** 4: MQTT 3.1.1 from the start (a broker known to lack MQTT 5, as the agent's embedded aedes); default 5, falling back */
+  mqttProtocolVersion?: 4 | 5;
   /** new device ids admitted (patterns like 'pi-*'; default all) */
   admit?: readonly string[];
   /** pending pool and admission rate (tests; defaults in admission.ts) */
@@ -92,6 +94,7 @@ export function startDashboard(opts: DashboardOptions): Dashboard {
           ...(opts.mqttPassword ? { password: opts.mqttPassword } : {}),
           ...(opts.signingKey ? { signingKey: opts.signingKey } : {}),
           ...(opts.mqttTls ? { tls: opts.mqttTls } : {}),
+          ...(opts.mqttProtocolVersion ? { protocolVersion: opts.mqttProtocolVersion } : {}),
           admission: { ...opts.admission, ...(opts.admit ? { admit: opts.admit } : {}) },
           ...(opts.log ? { log: opts.log } : {}),
         },

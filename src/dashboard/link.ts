@@ -35,6 +35,8 @@ export interface LinkOptions {
   signingKey?: SigningKey;
   /** CA, client certificate and key for an mqtts:// broker */
   tls?: MqttTlsFiles;
+  /** 4: MQTT 3.1.1 from the start; default 5 (falling back to 3.1.1 when the broker refuses it) */
+  protocolVersion?: 4 | 5;
   /** which new device ids become fleet rows, and how fast (admission.ts) */
   admission?: Omit<AdmissionOptions, 'log'>;
   log?: (line: string) => void;
@@ -76,6 +78,7 @@ export class FleetLink {
         ...(this.opts.username ? { username: this.opts.username } : {}),
         ...(this.opts.password ? { password: this.opts.password } : {}),
         ...mqttTlsOptions(this.opts.broker, this.opts.tls ?? {}),
+        ...(this.opts.protocolVersion ? { protocolVersion: this.opts.protocolVersion } : {}),
       },
       { maxBytes: MAX_PAYLOAD + ENVELOPE_BYTES, onOversize: (i) => this.drop(i.topic ?? '?', `payload of ${i.bytes} bytes, not read`) },
     );

@@ -51,6 +51,11 @@ t.test('embedded loopback broker + built-in dashboard: a local key, the dashboar
   await until('dashboard up', 60_000, () => a.output().includes(`dashboard: http://127.0.0.1:${dashPort}/`));
   t.match(a.output(), /control: created the local operator key [0-9a-f]{16}/);
   t.notMatch(a.output(), /holds no operator key/);
+  t.notMatch(
+    a.output(),
+    /refused MQTT 5|EPIPE|write after end/,
+    'the built-in dashboard speaks 3.1.1 to the embedded broker from the start',
+  );
   const keyPath = join(state, 'keys', 'operator.key');
   t.equal(statSync(keyPath).mode & 0o777, 0o600, 'the private key is 0600');
   t.equal(statSync(join(state, 'keys')).mode & 0o777, 0o700, 'in a private folder');

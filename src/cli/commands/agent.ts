@@ -61,6 +61,8 @@ async function startDashboardFor(agent: Agent, cfg: AgentConfig): Promise<Stoppa
       ...(signingKey ? { signingKey } : {}),
       ...(cfg.mqtt.username ? { mqttUsername: cfg.mqtt.username } : {}),
       ...(cfg.mqtt.password ? { mqttPassword: cfg.mqtt.password } : {}),
+      // the embedded aedes speaks 3.1.1 only: no refused MQTT 5 attempt (and its EPIPE lines) first
+      ...(cfg.mqtt.url ? {} : { mqttProtocolVersion: 4 as const }),
       mqttTls: {
         ...(cfg.mqtt.caFile ? { caFile: cfg.mqtt.caFile } : {}),
         ...(cfg.mqtt.certFile ? { certFile: cfg.mqtt.certFile } : {}),
