@@ -195,8 +195,10 @@ t.test('--train-minutes: the best candidate is distilled on the box and judged l
       'x=16x1x28x28',
       '--calib',
       batches,
+      // 0.8x, not tighter: the pruned candidates that keep the floor measure 0.57-0.80x of a
+      // 0.2 ms run (l0.094 about 0.70x), so at 0.6x the fit often chose nothing to train
       '--latency',
-      '0.6x',
+      '0.8x',
       '--min-fidelity',
       '0.9',
       '--train-minutes',
