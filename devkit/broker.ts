@@ -36,6 +36,20 @@ export function freePort(): Promise<number> {
   });
 }
 
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => {
+      c.destroy();
+      resolve(false);
+    });
+  });
+}
+
 function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
@@ -60,6 +74,9 @@ function mosquittoProcess(conf: string, port: number): { up(): Promise<void>; do
   let child: ChildProcess | undefined;
   let log = '';
   const up = async (): Promise<void> => {
+    // on restart the port may have been taken meanwhile (as another test's client's source port):
+    // waitForPort would then see that listener and report a broker that is not ours
+    if (await portOpen(port)) throw new Error(`port ${port} was taken while the broker was down`);
     const c = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = c;
     // read stderr: a pipe nobody drains would block the broker once it is full

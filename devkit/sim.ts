@@ -24,6 +24,20 @@ import { isVerb } from '../src/telemetry/topics.js';
 import { mqttTlsOptions, type MqttTlsFiles } from '../src/telemetry/tls.js';
 
 /** Per board profile (names as in profiles/): the det model's frontier (latency p50 ms, fidelity, model RSS MB) by level. */
+
+/** How long a simulated device's clean shutdown may take before it is cut. */
+const STOP_MS = 2000;
+/** How long each step of a simulated device's start (CONNACK, SUBACK, PUBACK) may take. */
+const START_MS = 30_000;
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 export const SIM_BOARDS = {
   'raspberry-pi-4': {
     model: 'Raspberry Pi 4 Model B Rev 1.4',
@@ -291,14 +305,29 @@ export class SimDevice {
     });
     this.client = client;
     client.on('error', (e) => this.opts.log?.(`${this.id}: ${e.message}`));
-    await new Promise<void>((resolve, reject) => {
-      client.once('connect', () => resolve());
-      client.once('error', reject);
+    // without reconnects a connection that closes before CONNACK, or before a QoS 1 answer, would
+    // leave these awaits pending for good: each is bounded and says which device and step hung
+    await withDeadline(
+      new Promise<void>((resolve, reject) => {
+        client.once('connect', () => resolve());
+        client.once('error', reject);
+        client.once('close', () => reject(new Error('connection closed before CONNACK')));
+      }),
+      START_MS,
+    ).catch((e: unknown) => {
+      throw new Error(`${this.id}: connect: ${(e as Error).message}`);
     });
     client.on('message', (topic, payload) => this.onRequest(topic, payload));
-    await client.subscribeAsync(`${this.topic}/request/+`, { qos: 1 });
-    await client.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('online', 'start')), { qos: 1, retain: true });
-    await client.publishAsync(`${this.topic}/profile`, JSON.stringify(this.profilePayload()), { qos: 1, retain: true });
+    const step = <T>(what: string, p: Promise<T>): Promise<T> =>
+      withDeadline(p, START_MS).catch((e: unknown) => {
+        throw new Error(`${this.id}: ${what}: ${(e as Error).message}`);
+      });
+    await step('subscribe', client.subscribeAsync(`${this.topic}/request/+`, { qos: 1 }));
+    await step(
+      'status',
+      client.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('online', 'start')), { qos: 1, retain: true }),
+    );
+    await step('profile', client.publishAsync(`${this.topic}/profile`, JSON.stringify(this.profilePayload()), { qos: 1, retain: true }));
     this.event('deployed', `deployed ${MODEL_ID} level ${this.level}`, { modelId: MODEL_ID, level: this.level });
     const period = 1000 / this.opts.rate;
     // spread devices over the period so 1,000 of them do not fire in the same millisecond
@@ -453,14 +482,21 @@ export class SimDevice {
     const c = this.client;
     this.client = null;
     if (!c) return;
+    // bounded: a QoS 1 publish waits for its PUBACK, and a connection that drops after the check
+    // (a broker stopped by an outage test) would keep it waiting, and the test's teardown, forever
     if (c.connected) {
-      try {
-        await c.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('offline', 'shutdown')), { qos: 1, retain: true });
-      } catch {
-        /* going away anyway */
-      }
+      await withDeadline(
+        c.publishAsync(`${this.topic}/status`, JSON.stringify(this.statusPayload('offline', 'shutdown')), { qos: 1, retain: true }),
+        STOP_MS,
+      ).catch(() => undefined);
     }
-    await c.endAsync();
+    if (
+      !(await withDeadline(c.endAsync(), STOP_MS).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await c.endAsync(true);
   }
 }
 

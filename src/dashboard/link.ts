@@ -124,7 +124,17 @@ export class FleetLink {
       client.once('connect', onOk);
       client.once('error', onErr);
     });
-    await firstSubscription;
+    // bounded like the connect: a broker that never answers the SUBSCRIBE must not hang start()
+    let late: NodeJS.Timeout | undefined;
+    await Promise.race([
+      firstSubscription,
+      new Promise<never>((_, reject) => {
+        late = setTimeout(
+          () => reject(new EdgefitError('CONFIG', `MQTT broker ${this.opts.broker} did not confirm the subscription within 10 s`)),
+          10_000,
+        );
+      }),
+    ]).finally(() => clearTimeout(late));
   }
 
   private drop(topic: string, why: string): void {

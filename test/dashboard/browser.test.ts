@@ -12,17 +12,22 @@ if (skip) {
   // with an operator key, as a fleet operator runs it: the page logs in with the generated token
   // and sends the CSRF token with each action
   const stack = await startStack({ devices: DEVICES, rate: 1, operator: true });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  // every wait is bounded, so a stuck step fails with its name instead of the file expiring silently
+  // at tap's 300 s (CI once did, with nothing to say where)
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 60_000 });
   t.teardown(async () => {
-    await browser.close();
+    // playwright kills the browser when this process exits, so a close that hangs is only waited out
+    await Promise.race([browser.close(), new Promise((r) => setTimeout(r, 10_000).unref())]);
     await stack.stop();
   });
   const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+  page.setDefaultTimeout(20_000);
+  page.setDefaultNavigationTimeout(20_000);
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
   const base = stack.dash.url;
 
-  t.test('the fleet page lists every simulated device in a virtualised list', async (t) => {
+  t.test('the fleet page lists every simulated device in a virtualised list', { timeout: 90_000 }, async (t) => {
     // without the token the page is refused; the printed ?token= URL logs in (cookie) and lands on /
     t.equal((await page.goto(base))?.status(), 401, 'no token, no page');
     const landed = await page.goto(stack.dash.loginUrl);
@@ -75,7 +80,7 @@ if (skip) {
     t.equal(topId, worst.id, 'worst violation sorts first');
   });
 
-  t.test('a device whose connection dies shows offline within 2 s of its Last Will', async (t) => {
+  t.test('a device whose connection dies shows offline within 2 s of its Last Will', { timeout: 90_000 }, async (t) => {
     const victim = 'sim-0005';
     await page.fill('#f-search', victim);
     await page.selectOption('#f-state', 'all');
@@ -113,7 +118,7 @@ if (skip) {
     t.equal(await page.$eval('.row:not([hidden])', (e) => (e as HTMLElement).dataset.id), victim, 'state filter: offline shows just it');
   });
 
-  t.test('set-budget from the device page round-trips to the device and shows its response', async (t) => {
+  t.test('set-budget from the device page round-trips to the device and shows its response', { timeout: 90_000 }, async (t) => {
     const id = 'sim-0002';
     await page.goto(`${base}#/d/${id}`);
     await page.waitForSelector('#budget-form');
@@ -148,7 +153,7 @@ if (skip) {
     t.same(pageErrors, [], 'no script errors in the page');
   });
 
-  t.test('when the dashboard loses the broker the page says so, and recovers', async (t) => {
+  t.test('when the dashboard loses the broker the page says so, and recovers', { timeout: 90_000 }, async (t) => {
     await page.goto(base);
     await page.waitForFunction(() => document.querySelector('#conn')?.textContent === 'live');
     await stack.broker.stop();
