@@ -4,6 +4,7 @@
 // meets the floor, the original at worst, and says plainly which budget cannot be met and by how much.
 import { latencyOf, meets, type Budgets, type Shortfall } from '../budgets/index.js';
 import type { FrontierEntry } from '../fit/types.js';
+import { ms } from '../util/format.js';
 
 export type Prefer = 'fidelity' | 'latency';
 
@@ -56,8 +57,6 @@ export interface Unmet {
   /** One line: "latency 62 ms p50 vs budget 40 ms: cannot be met; keeping <id> (fidelity 1.000 boxF1)". */
   message: string;
 }
-
-const ms = (x: number): string => (x >= 10 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x.toPrecision(2));
 
 /**
  * Which budgets the kept model misses (null when it meets every one). `kept` null = the original,

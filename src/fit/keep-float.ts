@@ -4,6 +4,7 @@
 import { compareLatency } from '../evaluate/interleaved.js';
 import type { Feeds } from '../runtime/runner.js';
 import type { QuantizeReport } from '../passes/quantize/index.js';
+import { ms } from '../util/format.js';
 
 export interface KeepFloatOptions {
   /** Interleaved timing runs per model (default 7; 0 = do not measure, keep the pass's report). */
@@ -25,7 +26,7 @@ export async function decideKeepFloat(
   if (report.decision === 'size-only' || !feeds || runs === 0) return report;
   const latency = await compareLatency(models.floatBytes, models.bytes, feeds, runs, o.threads ?? 2);
   if (latency.ratio >= 1) {
-    const times = `${latency.quantizedMs.toFixed(1)} ms vs ${latency.floatMs.toFixed(1)} ms, ${report.platform.feature}`;
+    const times = `${ms(latency.quantizedMs)} ms vs ${ms(latency.floatMs)} ms, ${report.platform.feature}`;
     const note = `int8 is not faster than float on this box (${times}): keep the float model`;
     return { ...report, latency, decision: 'kept-float', note };
   }

@@ -10,6 +10,7 @@
 import { latencyBudgetMs, latencyOf, meets, type Budgets, type Shortfall, type Verdict } from '../budgets/index.js';
 import type { CandidateConfig, FitProgress, FrontierEntry, LatencyRound, TrainingSummary } from './types.js';
 import { fasterVerdict, marginFromPairs } from '../evaluate/faster.js';
+import { ms } from '../util/format.js';
 
 export interface Measured {
   latencyP50Ms: number;
@@ -221,7 +222,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     const e: FrontierEntry = { id: k, ...base, meets: judge(base) };
     seen.set(k, e);
     pending = Math.max(0, pending - 1);
-    progress('measured', `${k}: p50 ${latencyOf(e).toFixed(1)} ms${spread(e)}, fidelity ${e.fidelity.toFixed(4)}`);
+    progress('measured', `${k}: p50 ${ms(latencyOf(e))} ms${spread(e)}, fidelity ${e.fidelity.toFixed(4)}`);
     return e;
   }
 
@@ -244,7 +245,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     }
     applyRounds(e);
     e.meets = judge(e);
-    progress('measured', `${e.id} re-timed: p50 ${latencyOf(e).toFixed(1)} ms${spread(e)}`);
+    progress('measured', `${e.id} re-timed: p50 ${ms(latencyOf(e))} ms${spread(e)}`);
     return true;
   }
   // near the budget and not settled by the rounds' spread (every round on one side of it)
@@ -318,7 +319,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     } else if (q && pays(q)) precisions.unshift(q.config.quant);
     else if (q) {
       notes.push(
-        `int8 (${q.config.quant}) measured ${latencyOf(q).toFixed(1)} ms p50 vs float ${latencyOf(reference).toFixed(1)} ms` +
+        `int8 (${q.config.quant}) measured ${ms(latencyOf(q))} ms p50 vs float ${ms(latencyOf(reference))} ms` +
           `${retimed.has(q) ? ' (re-timed beside it)' : ''}: no gain on this box, kept float`,
       );
       shrink(pending - perPrecision);
@@ -463,7 +464,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     confirmed.add(c);
     await retime(c, 'the choice');
     if (c.meets.latency) break;
-    notes.push(`${c.id} missed the latency budget when re-timed beside the original (p50 ${latencyOf(c).toFixed(1)} ms): not chosen`);
+    notes.push(`${c.id} missed the latency budget when re-timed beside the original (p50 ${ms(latencyOf(c))} ms): not chosen`);
     // the bisection's last step can leave a wide gap up to the next faster model of the same
     // precision (det 0.5x: 0.638 rejected, next 0.85 at fidelity 0.54 instead of 0.84): measure
     // the midpoint, so a miss by a hair does not cost a whole step down in fidelity
