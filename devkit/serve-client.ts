@@ -1,6 +1,7 @@
 // A KServe v2 client for tests and benchmarks of `edgefit serve` (issue 19): JSON and binary
 // tensor bodies, over TCP or the Unix socket, keep-alive connections. Plain node:http, so what it
 // measures is the server, not a client library.
+import { closeSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import type { NdArray } from '../src/data/ndarray.js';
 import { ND_DTYPES } from '../src/data/ndarray.js';
@@ -146,4 +147,96 @@ export async function infer(t: Target, model: string, inputs: Record<string, NdA
   const r = await request(t, 'POST', `/v2/models/${model}/infer`, body, headers);
   if (r.status !== 200) throw new Error(`infer answered ${r.status}: ${r.body.toString().slice(0, 200)}`);
   return decodeInfer(r);
+}
+
+/**
+ * A client of the shared-memory extension, as an application on the box uses it: one file under
+ * /dev/shm holding an input region and an output region, registered once; each infer writes the
+ * inputs into it with one positioned write, sends a small JSON request and reads the outputs back.
+ */
+export class ShmClient {
+  private fd = -1;
+  readonly key: string;
+  private readonly inBytes: number;
+
+  constructor(
+    private readonly t: Target,
+    private readonly model: string,
+    private readonly inputs: { name: string; dtype: NdArray['dtype']; shape: number[] }[],
+    private readonly outputs: { name: string; bytes: number }[],
+    tag = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+  ) {
+    this.key = `/edgefit-client-${tag}`;
+    this.inBytes = inputs.reduce((n, i) => n + i.shape.reduce((a, b) => a * b, 1) * ND_DTYPES[i.dtype].ctor.BYTES_PER_ELEMENT, 0);
+  }
+
+  get file(): string {
+    return `/dev/shm${this.key}`;
+  }
+
+  /** Create the file and register `<prefix>-in` and `<prefix>-out`. */
+  async open(): Promise<void> {
+    const outBytes = this.outputs.reduce((n, o) => n + o.bytes, 0);
+    this.fd = openSync(this.file, 'w+', 0o600);
+    ftruncateSync(this.fd, this.inBytes + outBytes);
+    for (const [name, offset, size] of [
+      ['in', 0, this.inBytes],
+      ['out', this.inBytes, outBytes],
+    ] as const) {
+      const r = await request(
+        this.t,
+        'POST',
+        `/v2/systemsharedmemory/region/${this.region(name)}/register`,
+        JSON.stringify({ key: this.key, offset, byte_size: size }),
+        { 'content-type': 'application/json' },
+      );
+      if (r.status !== 200) throw new Error(`register answered ${r.status}: ${r.body.toString()}`);
+    }
+  }
+
+  region(which: 'in' | 'out'): string {
+    return `${this.key.slice(1)}-${which}`;
+  }
+
+  /** One inference: inputs written into the region, outputs read back from it. */
+  async infer(inputs: Record<string, NdArray>): Promise<{ json: InferResult['json']; outputs: Record<string, NdArray> }> {
+    let off = 0;
+    const reqInputs = this.inputs.map((i) => {
+      const d = inputs[i.name]!.data;
+      writeSync(this.fd, new Uint8Array(d.buffer, d.byteOffset, d.byteLength), 0, d.byteLength, off);
+      const p = { shared_memory_region: this.region('in'), shared_memory_byte_size: d.byteLength, shared_memory_offset: off };
+      off += d.byteLength;
+      return { name: i.name, datatype: kserveDType(i.dtype), shape: i.shape, parameters: p };
+    });
+    let outOff = 0;
+    const reqOutputs = this.outputs.map((o) => {
+      const p = { shared_memory_region: this.region('out'), shared_memory_byte_size: o.bytes, shared_memory_offset: outOff };
+      outOff += o.bytes;
+      return { name: o.name, parameters: p };
+    });
+    const r = await request(this.t, 'POST', `/v2/models/${this.model}/infer`, JSON.stringify({ inputs: reqInputs, outputs: reqOutputs }), {
+      'content-type': 'application/json',
+    });
+    if (r.status !== 200) throw new Error(`infer answered ${r.status}: ${r.body.toString().slice(0, 200)}`);
+    const json = JSON.parse(r.body.toString()) as InferResult['json'];
+    const outputs: Record<string, NdArray> = {};
+    let at = this.inBytes;
+    for (const o of json.outputs as (InferResult['json']['outputs'][number] & { parameters: { shared_memory_byte_size: number } })[]) {
+      const dtype = KSERVE_DTYPES[o.datatype as keyof typeof KSERVE_DTYPES];
+      const n = o.parameters.shared_memory_byte_size;
+      const buf = new ArrayBuffer(n);
+      readSync(this.fd, new Uint8Array(buf), 0, n, at);
+      at += this.outputs.find((x) => x.name === o.name)!.bytes;
+      outputs[o.name] = { dtype, shape: o.shape, data: new ND_DTYPES[dtype].ctor(buf) as NdArray['data'] };
+    }
+    return { json, outputs };
+  }
+
+  async close(): Promise<void> {
+    for (const w of ['in', 'out'] as const)
+      await request(this.t, 'POST', `/v2/systemsharedmemory/region/${this.region(w)}/unregister`).catch(() => undefined);
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+    rmSync(this.file, { force: true });
+  }
 }

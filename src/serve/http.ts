@@ -4,14 +4,16 @@
 // JSON reason and the server keeps serving; a body over the limit is refused from its
 // Content-Length, or while it streams, before it is buffered whole. GET /v2/edgefit/events is a
 // server-sent-event stream of `model` events, one per swap, for applications that load the model
-// file themselves.
+// file themselves. /v2/systemsharedmemory/... is Triton's shared-memory extension (shm.ts), for
+// clients on this box only.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, isIP } from 'node:net';
 import { EdgefitError } from '../errors.js';
 import { Engine, EngineError } from './engine.js';
-import { encodeInferResponse, parseInferRequest, ProtocolError, type ModelMeta } from './protocol.js';
+import { encodeInferResponse, parseInferRequest, ProtocolError, writeShmOutputs, type ModelMeta, type ShmAccess } from './protocol.js';
+import { SharedMemory } from './shm.js';
 import { StatsWindow } from './stats.js';
 import { CaptureRing } from './capture.js';
 import { BodyPool } from './body-pool.js';
@@ -53,6 +55,9 @@ export class ServeServer {
   readonly bodies = new BodyPool();
   /** Opt-in input capture (off unless opts.capture). */
   readonly capture: CaptureRing | null;
+  /** Registered shared-memory regions (Triton's system shared-memory extension). */
+  readonly shm = new SharedMemory();
+  private readonly shmAccess: ShmAccess = { io: this.shm, alloc: (n) => Buffer.from(this.bodies.take(n), 0, n) };
 
   constructor(
     readonly engine: Engine,
@@ -102,6 +107,7 @@ export class ServeServer {
   async close(): Promise<void> {
     clearInterval(this.ping);
     this.bodies.clear();
+    this.shm.clear();
     for (const r of this.events) r.end();
     this.events.clear();
     await Promise.all(
@@ -144,8 +150,13 @@ export class ServeServer {
       this.authorize(req);
       if (path === '/v2') {
         this.method(req, 'GET');
-        return this.json(res, 200, { name: 'edgefit', version: '1', extensions: ['binary_tensor_data', 'edgefit_events'] });
+        return this.json(res, 200, {
+          name: 'edgefit',
+          version: '1',
+          extensions: ['binary_tensor_data', 'system_shared_memory', 'edgefit_events'],
+        });
       }
+      if (path.startsWith('/v2/systemsharedmemory/')) return await this.shmRoute(req, res, path);
       if (path === '/v2/edgefit/events') {
         this.method(req, 'GET');
         return this.subscribe(res);
@@ -201,7 +212,7 @@ export class ServeServer {
       }
     }
     const body = await this.readBody(req, res, headerLength ?? 0);
-    const parsed = parseInferRequest(body, headerLength, meta);
+    const parsed = parseInferRequest(body, headerLength, meta, isLocal(req) ? this.shmAccess : undefined);
     // JSON inputs (and binary ones copied to align them) do not use the body: reuse it now
     if (!Object.values(parsed.inputs).some((a) => a.data.buffer === body.buffer)) this.bodies.give(body.buffer as ArrayBuffer);
     this.capture?.offer(parsed.inputs); // before infer: the inputs' buffer moves to the worker
@@ -209,6 +220,7 @@ export class ServeServer {
     const r = await this.engine.infer(parsed.inputs);
     const t2 = performance.now();
     for (const b of r.spent) this.bodies.give(b);
+    writeShmOutputs(parsed, r.outputs, this.shm);
     // where the time went, for the application and bench-serve: reading and checking the body,
     // onnxruntime's run, and the rest between (to the worker, waiting behind other requests, back)
     const ms = (x: number): number => Math.round(x * 1000) / 1000;
@@ -282,6 +294,33 @@ export class ServeServer {
     });
   }
 
+  /** Register, unregister and list shared-memory regions: only for a client on this box. */
+  private async shmRoute(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (!isLocal(req)) throw new HttpError(403, 'shared memory is only for applications on this box (loopback or the Unix socket)');
+    const m = /^\/v2\/systemsharedmemory(?:\/region\/([^/]+))?\/(status|register|unregister)$/.exec(path);
+    if (!m) throw new HttpError(404, `no route ${req.method ?? ''} ${path}`);
+    const name = m[1] !== undefined ? decodeURIComponent(m[1]) : undefined;
+    if (m[2] === 'status') {
+      this.method(req, 'GET');
+      return this.json(res, 200, this.shm.status(name));
+    }
+    this.method(req, 'POST');
+    if (m[2] === 'unregister') {
+      this.shm.unregister(name);
+      return this.json(res, 200, {});
+    }
+    if (name === undefined) throw new HttpError(404, 'register a region at /v2/systemsharedmemory/region/<name>/register');
+    const body = await this.readBody(req, res, 0);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(body.toString('utf8'));
+    } catch (e) {
+      throw new ProtocolError(400, `malformed JSON: ${(e as Error).message.split('\n')[0]}`);
+    }
+    this.shm.register(name, doc);
+    return this.json(res, 200, {});
+  }
+
   private subscribe(res: ServerResponse): void {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const cur = this.engine.model;
@@ -323,6 +362,12 @@ export class ServeServer {
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(s)), ...headers });
     res.end(s);
   }
+}
+
+/** Did the request come from this box: the Unix socket (no remote address) or a loopback address? */
+export function isLocal(req: Pick<IncomingMessage, 'socket'>): boolean {
+  const a = req.socket.remoteAddress;
+  return a === undefined || isLoopback(a.replace(/^::ffff:/, ''));
 }
 
 /**

@@ -5,10 +5,14 @@
 //   followed by each input's raw little-endian bytes (`parameters.binary_data_size` per input, in
 //   input order); outputs come back binary when `binary_data_output` (request parameters) or an
 //   output's `binary_data` asks.
+// - shared memory (Triton's system shared-memory extension): an input's or output's `parameters`
+//   name a registered region (`shared_memory_region`, `shared_memory_byte_size`,
+//   `shared_memory_offset`) instead of carrying the bytes (shm.ts reads and writes them).
 // Every rejection is a ProtocolError carrying its HTTP status and a one-line reason; nothing here
 // touches sockets or onnxruntime.
 import { halfToFloat } from '../ir/float16.js';
 import { ND_DTYPES, shapeSize, type NdArray, type NdDType, type NdData } from '../data/ndarray.js';
+import type { RegionIO } from './shm.js';
 
 /** KServe datatype <-> the NdArray dtype onnxruntime takes. BYTES (strings) is not served. */
 export const KSERVE_DTYPES = {
@@ -58,10 +62,23 @@ export class ProtocolError extends Error {
 export interface InferRequest {
   id?: string;
   inputs: Record<string, NdArray>;
-  /** Output names asked for (null: all), and whether each goes back binary. */
-  outputs: { name: string; binary: boolean }[] | null;
+  /** Output names asked for (null: all), and whether each goes back binary or into a shared-memory region. */
+  outputs: { name: string; binary: boolean; shm?: ShmSpan }[] | null;
   /** Binary outputs unless an output says otherwise (request parameter binary_data_output). */
   binaryDefault: boolean;
+}
+
+/** Where in a registered shared-memory region a tensor's bytes are. */
+export interface ShmSpan {
+  region: string;
+  offset: number;
+  size: number;
+}
+
+/** Shared memory as a request parser needs it: the regions, and a buffer to read an input into. */
+export interface ShmAccess {
+  io: RegionIO;
+  alloc(size: number): Buffer;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -116,7 +133,7 @@ function checkInput(raw: Record<string, unknown>, meta: ModelMeta, seen: Set<str
  * whole body is JSON). Binary inputs become views of `body`'s memory when aligned (no copy), so
  * `body` must not be reused after; misaligned ones are copied.
  */
-export function parseInferRequest(body: Buffer, headerLength: number | null, meta: ModelMeta): InferRequest {
+export function parseInferRequest(body: Buffer, headerLength: number | null, meta: ModelMeta, shm?: ShmAccess): InferRequest {
   if (headerLength !== null && (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > body.length)) {
     throw bad(`Inference-Header-Content-Length ${headerLength} does not fit a ${body.length}-byte body`);
   }
@@ -138,7 +155,18 @@ export function parseInferRequest(body: Buffer, headerLength: number | null, met
     const count = shapeSize(shape);
     const params = isObj(raw.parameters) ? raw.parameters : {};
     const size = params.binary_data_size;
-    if (size !== undefined) {
+    if (params.shared_memory_region !== undefined) {
+      const span = shmSpan(`input '${name}'`, params, shm);
+      const need = count * ND_DTYPES[dtype].ctor.BYTES_PER_ELEMENT;
+      if (span.size !== need) {
+        throw bad(
+          `input '${name}': shared_memory_byte_size ${span.size}, shape [${shape.join(',')}] of ${raw.datatype as string} needs ${need}`,
+        );
+      }
+      const buf = shm!.alloc(need);
+      shm!.io.read(span.region, span.offset, need, buf);
+      inputs[name] = { dtype, shape, data: view(buf, 0, count, dtype) };
+    } else if (size !== undefined) {
       if (headerLength === null) throw bad(`input '${name}' has binary_data_size but no Inference-Header-Content-Length was given`);
       if (!Number.isInteger(size) || (size as number) < 0) throw bad(`input '${name}': binary_data_size must be a whole number`);
       const bytes = ND_DTYPES[dtype].ctor.BYTES_PER_ELEMENT;
@@ -174,11 +202,25 @@ export function parseInferRequest(body: Buffer, headerLength: number | null, met
         throw bad(`unknown output '${name}'; the model gives ${meta.outputs.map((m) => `'${m.name}'`).join(', ')}`);
       }
       const p = isObj(o.parameters) ? o.parameters : {};
+      if (p.shared_memory_region !== undefined) return { name, binary: false, shm: shmSpan(`output '${name}'`, p, shm) };
       return { name, binary: typeof p.binary_data === 'boolean' ? p.binary_data : binaryDefault };
     });
   }
   const id = typeof doc.id === 'string' ? doc.id : undefined;
   return { ...(id !== undefined ? { id } : {}), inputs, outputs, binaryDefault };
+}
+
+/** An input's or output's shared-memory parameters, checked against the registered regions. */
+function shmSpan(what: string, p: Record<string, unknown>, shm: ShmAccess | undefined): ShmSpan {
+  if (!shm) throw bad(`${what}: shared memory is only for applications on this box (loopback or the Unix socket)`);
+  const region = p.shared_memory_region;
+  const size = p.shared_memory_byte_size;
+  const offset = p.shared_memory_offset ?? 0;
+  if (typeof region !== 'string' || !shm.io.has(region))
+    throw bad(`${what}: no shared-memory region ${JSON.stringify(region)} is registered`);
+  if (!Number.isSafeInteger(size) || (size as number) <= 0) throw bad(`${what}: shared_memory_byte_size must be a positive whole number`);
+  if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw bad(`${what}: shared_memory_offset must be a whole number`);
+  return { region, offset: offset as number, size: size as number };
 }
 
 /** A typed view of `count` elements at `offset` of `body` (a copy when the offset is not aligned). */
@@ -221,11 +263,21 @@ export function encodeInferResponse(
   by: Producer,
   extra: Record<string, number | string> = {},
 ): EncodedResponse {
-  const wanted = req.outputs ?? Object.keys(outputs).map((name) => ({ name, binary: req.binaryDefault }));
+  const wanted: NonNullable<InferRequest['outputs']> =
+    req.outputs ?? Object.keys(outputs).map((name) => ({ name, binary: req.binaryDefault }));
   const raw: Buffer[] = [];
-  const outs = wanted.map(({ name, binary }) => {
+  const outs = wanted.map(({ name, binary, shm }) => {
     const a = outputs[name]!;
     const datatype = kserveDType(a.dtype) ?? 'BYTES';
+    // the server has written it into the region (writeShmOutputs): describe, do not carry
+    if (shm) {
+      return {
+        name,
+        datatype,
+        shape: a.shape,
+        parameters: { shared_memory_region: shm.region, shared_memory_byte_size: a.data.byteLength },
+      };
+    }
     if (!binary) return { name, datatype, shape: a.shape, data: toJsonValues(a) };
     const bytes = Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength);
     raw.push(bytes);
@@ -249,4 +301,16 @@ export function encodeInferResponse(
     },
     chunks: [header, ...raw],
   };
+}
+
+/** Write each output the request wants in shared memory into its region (before encodeInferResponse). */
+export function writeShmOutputs(req: InferRequest, outputs: Record<string, NdArray>, io: RegionIO): void {
+  for (const o of req.outputs ?? []) {
+    if (!o.shm) continue;
+    const d = outputs[o.name]!.data;
+    if (d.byteLength > o.shm.size) {
+      throw bad(`output '${o.name}' is ${d.byteLength} bytes; its shared_memory_byte_size is ${o.shm.size}`);
+    }
+    io.write(o.shm.region, o.shm.offset, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  }
 }
