@@ -198,8 +198,14 @@ export class ShmClient {
     return `${this.key.slice(1)}-${which}`;
   }
 
-  /** One inference: inputs written into the region, outputs read back from it. */
-  async infer(inputs: Record<string, NdArray>): Promise<{ json: InferResult['json']; outputs: Record<string, NdArray> }> {
+  /** Output buffers kept between calls when infer(…, true): as an application's loop would, no fresh pages per request. */
+  private readonly kept = new Map<string, ArrayBuffer>();
+
+  /**
+   * One inference: inputs written into the region, outputs read back from it. With `reuse`, each
+   * output is read into a buffer kept from the previous call (overwritten by the next one).
+   */
+  async infer(inputs: Record<string, NdArray>, reuse = false): Promise<{ json: InferResult['json']; outputs: Record<string, NdArray> }> {
     let off = 0;
     const reqInputs = this.inputs.map((i) => {
       const d = inputs[i.name]!.data;
@@ -224,7 +230,9 @@ export class ShmClient {
     for (const o of json.outputs as (InferResult['json']['outputs'][number] & { parameters: { shared_memory_byte_size: number } })[]) {
       const dtype = KSERVE_DTYPES[o.datatype as keyof typeof KSERVE_DTYPES];
       const n = o.parameters.shared_memory_byte_size;
-      const buf = new ArrayBuffer(n);
+      let buf = reuse ? this.kept.get(o.name) : undefined;
+      if (buf?.byteLength !== n) buf = new ArrayBuffer(n);
+      if (reuse) this.kept.set(o.name, buf);
       readSync(this.fd, new Uint8Array(buf), 0, n, at);
       at += this.outputs.find((x) => x.name === o.name)!.bytes;
       outputs[o.name] = { dtype, shape: o.shape, data: new ND_DTYPES[dtype].ctor(buf) as NdArray['data'] };

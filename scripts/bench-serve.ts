@@ -3,7 +3,9 @@
 // it) and the clients here:
 //  (a) served p50 vs a bare onnxruntime-node loop in this process, interleaved in short blocks
 //      (bare with onnxruntime's defaults, bare with idle threads sleeping as the server's sessions
-//      do, TCP, socket; a block of each per round, the order rotating) so load drift on a shared
+//      do, TCP, socket, and shared memory over TCP and over the socket: the input written into a
+//      /dev/shm region with one write, a small JSON request, the output read back from the region,
+//      all of it in the served time; a block of each per round, the order rotating) so load drift on a shared
 //      box hits all alike; each block's first request is not counted (it pays for the switch: a
 //      spinning bare session's threads still spin into whatever runs next), the rest run back to
 //      back as an application's loop would; binary tensor bodies; the issue asks within 5 %.
@@ -24,7 +26,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OCR_MODELS, ROOT } from '../devkit/paths.js';
-import { binaryBody, closeClients, infer, request, type Target } from '../devkit/serve-client.js';
+import { binaryBody, closeClients, infer, request, ShmClient, type InferResult, type Target } from '../devkit/serve-client.js';
 import { decodeImage, parsePreprocessSpec, preprocessImage } from '../src/data/image.js';
 import type { NdArray } from '../src/data/ndarray.js';
 import { percentile } from '../src/evaluate/stats.js';
@@ -106,11 +108,11 @@ try {
     const feeds = { x: toTensor(image) };
     /** Per served request: the answer's stages (ms). */
     const stages: Record<string, { receive: number[]; queue: number[]; run: number[]; outside: number[] }> = {};
-    const served = (name: string, target: Target) => {
+    const served = (name: string, call: () => Promise<{ json: InferResult['json'] }>) => {
       const st = (stages[name] = { receive: [] as number[], queue: [] as number[], run: [] as number[], outside: [] as number[] });
       return async (keep: boolean): Promise<void> => {
         const t0 = performance.now();
-        const r = await infer(target, 'default', input());
+        const r = await call();
         const total = performance.now() - t0;
         if (!keep) return;
         const q = r.json.parameters as unknown as { receive_ms: number; queue_ms: number; run_ms: number };
@@ -125,11 +127,26 @@ try {
     const sink = spawn(process.execPath, ['-e', SINK, sinkSock, String(outBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise((r) => sink.stdout.once('data', r));
     const bin = binaryBody(input());
+    // shared memory as an application on the box would use it: one file per client, registered once
+    const det = JSON.parse((await request(tcp, 'GET', '/v2/models/default')).body.toString()) as { outputs: { name: string }[] };
+    const shmClient = (to: Target): ShmClient =>
+      new ShmClient(
+        to,
+        'default',
+        [{ name: 'x', dtype: 'float32', shape: image.shape }],
+        [{ name: det.outputs[0]!.name, bytes: outBytes }],
+      );
+    const shmTcp = shmClient(tcp);
+    const shmUnix = shmClient(unix);
+    await shmTcp.open();
+    await shmUnix.open();
     const sides = {
       bare: async (_keep: boolean) => void (await bare.run(feeds)),
       'bare-nospin': async (_keep: boolean) => void (await bareSleep.run(feeds)),
-      tcp: served('tcp', tcp),
-      socket: served('socket', unix),
+      tcp: served('tcp', () => infer(tcp, 'default', input())),
+      socket: served('socket', () => infer(unix, 'default', input())),
+      'shm-tcp': served('shm-tcp', () => shmTcp.infer(input(), true)),
+      'shm-socket': served('shm-socket', () => shmUnix.infer(input(), true)),
       'sink-socket': async (_keep: boolean) => void (await request({ socket: sinkSock }, 'POST', '/', bin.body, bin.headers)),
     } as const;
     const names = Object.keys(sides) as (keyof typeof sides)[];
@@ -155,6 +172,8 @@ try {
     await bare.release();
     await bareSleep.release();
     sink.kill();
+    await shmTcp.close();
+    await shmUnix.close();
     console.log(
       `\n(a) ${rounds} rounds, a block of 1 + ${block} requests of each side per round, order rotating (ms; p50 of block medians)`,
     );
