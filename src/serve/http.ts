@@ -57,7 +57,15 @@ export class ServeServer {
   readonly capture: CaptureRing | null;
   /** Registered shared-memory regions (Triton's system shared-memory extension). */
   readonly shm = new SharedMemory();
-  private readonly shmAccess: ShmAccess = { io: this.shm, alloc: (n) => Buffer.from(this.bodies.take(n), 0, n) };
+  /** An input read from shared memory is held to the body limit: its buffer is allocated here. */
+  private readonly shmAccess: ShmAccess = {
+    io: this.shm,
+    alloc: (n) => {
+      if (n > this.opts.maxBodyMb * 2 ** 20)
+        throw new ProtocolError(413, `an input of ${n} bytes is over the ${this.opts.maxBodyMb} MiB limit`);
+      return Buffer.from(this.bodies.take(n), 0, n);
+    },
+  };
 
   constructor(
     readonly engine: Engine,

@@ -18,6 +18,8 @@ const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const KEY_RE = /^\/?[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
 /** Registered regions at once: each holds a file descriptor. */
 export const MAX_REGIONS = 64;
+/** Their byte sizes added up: regions cost the server no memory (files, read per request), but 2 GiB is far past any model's tensors. */
+export const MAX_TOTAL_BYTES = 2 ** 31;
 
 export interface RegionStatus {
   name: string;
@@ -61,6 +63,10 @@ export class SharedMemory implements RegionIO {
     if (!whole(size) || size === 0) throw bad('byte_size must be a positive whole number of bytes');
     if (this.regions.has(name)) throw bad(`region '${name}' is already registered (unregister it first)`);
     if (this.regions.size >= MAX_REGIONS) throw bad(`at most ${MAX_REGIONS} regions may be registered`);
+    const total = [...this.regions.values()].reduce((n, r) => n + r.byte_size, 0);
+    if (total + size > MAX_TOTAL_BYTES) {
+      throw bad(`byte_size ${size} would take the registered regions past ${MAX_TOTAL_BYTES} bytes (${total} now)`);
+    }
     const file = join(this.dir, key.replace(/^\//, ''));
     let fd: number;
     try {

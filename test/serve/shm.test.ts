@@ -134,6 +134,24 @@ if (!existsSync(SHM_DIR)) {
         /do not fit/,
       ],
       [
+        "a datatype that is not the model's",
+        {
+          inputs: [
+            { name: 'x', datatype: 'INT32', shape: x.shape, parameters: { shared_memory_region: 'in', shared_memory_byte_size: bytes } },
+          ],
+        },
+        /datatype "INT32"; the model takes FP32/,
+      ],
+      [
+        "a shape that is not the model's",
+        {
+          inputs: [
+            { name: 'x', datatype: 'FP32', shape: [1, 3, 48], parameters: { shared_memory_region: 'in', shared_memory_byte_size: bytes } },
+          ],
+        },
+        /has shape \[1,3,48\]/,
+      ],
+      [
         'a negative offset',
         input({ shared_memory_region: 'in', shared_memory_byte_size: bytes, shared_memory_offset: -1 }),
         /offset must be/,
@@ -152,6 +170,28 @@ if (!existsSync(SHM_DIR)) {
       t.equal(r.status, 400, `${what}: 400`);
       t.match(reason(r), re, what);
     }
+    // an input past the body limit (16 MiB here) is refused before its buffer is allocated
+    const bigBytes = 3 * 48 * 4 * 29128;
+    t.equal((await reg('big', { key: shmFile('big', bigBytes), byte_size: bigBytes })).status, 200);
+    const big = await inferJson({
+      inputs: [
+        {
+          name: 'x',
+          datatype: 'FP32',
+          shape: [1, 3, 48, 29128],
+          parameters: { shared_memory_region: 'big', shared_memory_byte_size: bigBytes },
+        },
+      ],
+    });
+    t.equal(big.status, 413, 'an input over the body limit: 413');
+    t.match(reason(big), /over the 16 MiB limit/);
+    // the regions' sizes added up are bounded (a sparse file: no memory taken)
+    const huge = 1.5 * 2 ** 30;
+    const hugeKey = shmFile('huge', 2 * huge);
+    t.equal((await reg('huge1', { key: hugeKey, byte_size: huge })).status, 200);
+    const over = await reg('huge2', { key: hugeKey, offset: huge, byte_size: huge });
+    t.equal(over.status, 400, 'past the total: 400');
+    t.match(reason(over), /would take the registered regions past/);
     // still serving, binary and from the region
     t.equal((await infer(tcp, 'cls', { x })).outputs[OUT]!.data.length, 2, 'the server keeps serving');
     t.equal((await post('/v2/systemsharedmemory/unregister', {})).status, 200, 'unregister all');
