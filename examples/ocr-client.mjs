@@ -1,9 +1,10 @@
 // Find text boxes in an image with PP-OCRv4 det served by `edgefit serve` (or the agent): plain
 // Node 20, no edgefit code; jpeg-js and pngjs decode the image (`npm i jpeg-js pngjs`).
-// The image goes as a binary tensor (KServe v2 + Triton's binary extension, docs/serving.md).
-//   node examples/ocr-client.mjs assets/calib/det/judge/page-a.jpg [--url http://127.0.0.1:8551 | --socket /run/edgefit/serve.sock] [--model default] [--token T]
-/* global Buffer, URL, console */
-import { readFileSync } from 'node:fs';
+// The image goes as a binary tensor (KServe v2 + Triton's binary extension, docs/serving.md), or
+// with --shm through a /dev/shm file (Triton's system shared-memory extension; this box only).
+//   node examples/ocr-client.mjs assets/calib/det/judge/page-a.jpg [--url http://127.0.0.1:8551 | --socket /run/edgefit/serve.sock] [--model default] [--token T] [--shm]
+/* global Buffer, URL, console, process */
+import { closeSync, fchmodSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import jpeg from 'jpeg-js';
@@ -16,6 +17,7 @@ const { values: o, positionals } = parseArgs({
     socket: { type: 'string' },
     model: { type: 'string', default: 'default' },
     token: { type: 'string' },
+    shm: { type: 'boolean', default: false },
   },
 });
 const file = positionals[0] ?? 'assets/calib/det/judge/page-a.jpg';
@@ -46,44 +48,94 @@ for (let y = 0; y < S; y++) {
   }
 }
 
-// the request: JSON header, then the tensor's raw little-endian bytes; outputs asked back binary
-const header = Buffer.from(
-  JSON.stringify({
-    inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, S, S], parameters: { binary_data_size: x.byteLength } }],
-    parameters: { binary_data_output: true },
-  }),
-);
-const tensor = Buffer.from(x.buffer);
+// one HTTP request over TCP or the Unix socket; the whole answer
 const where = o.socket ? { socketPath: o.socket } : { host: new URL(o.url).hostname, port: new URL(o.url).port };
-const reply = await new Promise((resolve, reject) => {
-  const req = request(
-    {
-      ...where,
-      method: 'POST',
-      path: `/v2/models/${o.model}/infer`,
-      headers: {
-        'content-type': 'application/octet-stream',
-        'inference-header-content-length': header.length,
-        'content-length': header.length + tensor.length,
-        ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+const call = (method, path, parts = [], headers = {}) =>
+  new Promise((resolve, reject) => {
+    const req = request(
+      {
+        ...where,
+        method,
+        path,
+        headers: {
+          'content-length': parts.reduce((n, b) => n + b.length, 0),
+          ...headers,
+          ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+        },
       },
-    },
-    (res) => {
-      const chunks = [];
-      res
-        .on('data', (c) => chunks.push(c))
-        .on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-    },
+      (res) => {
+        const chunks = [];
+        res
+          .on('data', (c) => chunks.push(c))
+          .on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+      },
+    );
+    req.on('error', reject);
+    for (const b of parts) req.write(b);
+    req.end();
+  });
+const ok = (reply) => {
+  if (reply.status !== 200) throw new Error(`${reply.status}: ${reply.body.toString()}`);
+  return reply;
+};
+const postJson = async (path, doc) =>
+  JSON.parse(ok(await call('POST', path, [Buffer.from(JSON.stringify(doc))], { 'content-type': 'application/json' })).body.toString());
+
+let meta, map, out;
+if (o.shm) {
+  // shared memory (docs/serving.md): the input and the output live in one /dev/shm file this
+  // process creates; the server reads and writes it (group rw so the edgefit user can)
+  const key = `/ocr-client-${process.pid}`;
+  const OUT = S * S * 4;
+  const fd = openSync(`/dev/shm${key}`, 'w+', 0o660);
+  try {
+    fchmodSync(fd, 0o660);
+    ftruncateSync(fd, x.byteLength + OUT);
+    const [outName] = JSON.parse(ok(await call('GET', `/v2/models/${o.model}`)).body.toString()).outputs.map((m) => m.name);
+    await postJson(`/v2/systemsharedmemory/region/${key.slice(1)}-in/register`, { key, offset: 0, byte_size: x.byteLength });
+    await postJson(`/v2/systemsharedmemory/region/${key.slice(1)}-out/register`, { key, offset: x.byteLength, byte_size: OUT });
+    try {
+      writeSync(fd, new Uint8Array(x.buffer), 0, x.byteLength, 0);
+      meta = await postJson(`/v2/models/${o.model}/infer`, {
+        inputs: [
+          {
+            name: 'x',
+            datatype: 'FP32',
+            shape: [1, 3, S, S],
+            parameters: { shared_memory_region: `${key.slice(1)}-in`, shared_memory_byte_size: x.byteLength },
+          },
+        ],
+        outputs: [{ name: outName, parameters: { shared_memory_region: `${key.slice(1)}-out`, shared_memory_byte_size: OUT } }],
+      });
+      out = meta.outputs[0];
+      map = new Float32Array(out.parameters.shared_memory_byte_size / 4);
+      readSync(fd, new Uint8Array(map.buffer), 0, map.byteLength, x.byteLength);
+    } finally {
+      for (const w of ['in', 'out']) await call('POST', `/v2/systemsharedmemory/region/${key.slice(1)}-${w}/unregister`);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(`/dev/shm${key}`, { force: true });
+  }
+} else {
+  // the request: JSON header, then the tensor's raw little-endian bytes; outputs asked back binary
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, S, S], parameters: { binary_data_size: x.byteLength } }],
+      parameters: { binary_data_output: true },
+    }),
   );
-  req.on('error', reject);
-  req.write(header);
-  req.end(tensor);
-});
-if (reply.status !== 200) throw new Error(`${reply.status}: ${reply.body.toString()}`);
-const hl = Number(reply.headers['inference-header-content-length']);
-const meta = JSON.parse(reply.body.subarray(0, hl).toString());
-const out = meta.outputs[0];
-const map = new Float32Array(Uint8Array.from(reply.body.subarray(hl, hl + out.parameters.binary_data_size)).buffer);
+  const reply = ok(
+    await call('POST', `/v2/models/${o.model}/infer`, [header, Buffer.from(x.buffer)], {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': header.length,
+    }),
+  );
+  const hl = Number(reply.headers['inference-header-content-length']);
+  meta = JSON.parse(reply.body.subarray(0, hl).toString());
+  out = meta.outputs[0];
+  map = new Float32Array(Uint8Array.from(reply.body.subarray(hl, hl + out.parameters.binary_data_size)).buffer);
+}
 const [H, W] = out.shape.slice(2);
 
 // text boxes as PP-OCR's DB post-processing finds them (axis-aligned, no unclip): pixels over 0.3,

@@ -2,7 +2,7 @@
 // client's boxes are the ones edgefit's own text-detection task finds in a direct run's map.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { OCR_MODELS, ROOT } from '../../devkit/paths.js';
@@ -58,4 +58,19 @@ t.test('the example client prints the text boxes of a real image', async (t) => 
   const scaled = want.map((b) => [b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy]).sort((a, b) => a[1]! - b[1]! || a[0]! - b[0]!);
   const worst = Math.max(...printed.flatMap((p, i) => p.map((v, k) => Math.abs(v - scaled[i]![k]!))));
   t.ok(worst <= 2, `boxes agree within ${worst.toFixed(1)} px`);
+
+  // --shm: the image and the map through a /dev/shm file, the same boxes; the client cleans up
+  if (existsSync('/dev/shm')) {
+    const shm = await promisify(execFile)(
+      process.execPath,
+      [join(ROOT, 'examples/ocr-client.mjs'), image, '--url', url!, '--token', 'example-token-0123', '--shm'],
+      { cwd: ROOT },
+    );
+    t.equal(shm.stdout.split('\n').slice(1).join('\n'), stdout.split('\n').slice(1).join('\n'), '--shm prints the same boxes');
+    t.same(server.shm.status(), [], 'its regions unregistered');
+    t.notOk(
+      readdirSync('/dev/shm').some((f) => f.startsWith('ocr-client-')),
+      'its file removed',
+    );
+  }
 });
