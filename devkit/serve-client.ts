@@ -200,6 +200,8 @@ export class ShmClient {
 
   /** Output buffers kept between calls when infer(…, true): as an application's loop would, no fresh pages per request. */
   private readonly kept = new Map<string, ArrayBuffer>();
+  /** The last infer's own file work (ms): writing the inputs into the region, reading the outputs back. */
+  lastIo = { writeMs: 0, readMs: 0 };
 
   /**
    * One inference: inputs written into the region, outputs read back from it. With `reuse`, each
@@ -207,6 +209,7 @@ export class ShmClient {
    */
   async infer(inputs: Record<string, NdArray>, reuse = false): Promise<{ json: InferResult['json']; outputs: Record<string, NdArray> }> {
     let off = 0;
+    const t0 = performance.now();
     const reqInputs = this.inputs.map((i) => {
       const d = inputs[i.name]!.data;
       writeSync(this.fd, new Uint8Array(d.buffer, d.byteOffset, d.byteLength), 0, d.byteLength, off);
@@ -214,6 +217,7 @@ export class ShmClient {
       off += d.byteLength;
       return { name: i.name, datatype: kserveDType(i.dtype), shape: i.shape, parameters: p };
     });
+    this.lastIo.writeMs = performance.now() - t0;
     let outOff = 0;
     const reqOutputs = this.outputs.map((o) => {
       const p = { shared_memory_region: this.region('out'), shared_memory_byte_size: o.bytes, shared_memory_offset: outOff };
@@ -227,6 +231,7 @@ export class ShmClient {
     const json = JSON.parse(r.body.toString()) as InferResult['json'];
     const outputs: Record<string, NdArray> = {};
     let at = this.inBytes;
+    const t1 = performance.now();
     for (const o of json.outputs as (InferResult['json']['outputs'][number] & { parameters: { shared_memory_byte_size: number } })[]) {
       const dtype = KSERVE_DTYPES[o.datatype as keyof typeof KSERVE_DTYPES];
       const n = o.parameters.shared_memory_byte_size;
@@ -237,6 +242,7 @@ export class ShmClient {
       at += this.outputs.find((x) => x.name === o.name)!.bytes;
       outputs[o.name] = { dtype, shape: o.shape, data: new ND_DTYPES[dtype].ctor(buf) as NdArray['data'] };
     }
+    this.lastIo.readMs = performance.now() - t1;
     return { json, outputs };
   }
 

@@ -108,8 +108,11 @@ try {
     const feeds = { x: toTensor(image) };
     /** Per served request: the answer's stages (ms). */
     const stages: Record<string, { receive: number[]; queue: number[]; run: number[]; outside: number[] }> = {};
-    const served = (name: string, call: () => Promise<{ json: InferResult['json'] }>) => {
+    /** Per shared-memory side: the client's write into the region and read back (ms, part of "outside"). */
+    const shmIo: Record<string, { write: number[]; read: number[] }> = {};
+    const served = (name: string, call: () => Promise<{ json: InferResult['json'] }>, shmc?: ShmClient) => {
       const st = (stages[name] = { receive: [] as number[], queue: [] as number[], run: [] as number[], outside: [] as number[] });
+      const io = shmc ? (shmIo[name] = { write: [] as number[], read: [] as number[] }) : null;
       return async (keep: boolean): Promise<void> => {
         const t0 = performance.now();
         const r = await call();
@@ -120,6 +123,8 @@ try {
         st.queue.push(q.queue_ms);
         st.run.push(q.run_ms);
         st.outside.push(total - q.receive_ms - q.queue_ms - q.run_ms);
+        io?.write.push(shmc!.lastIo.writeMs);
+        io?.read.push(shmc!.lastIo.readMs);
       };
     };
     const sinkSock = join(dir, 'sink.sock');
@@ -145,8 +150,8 @@ try {
       'bare-nospin': async (_keep: boolean) => void (await bareSleep.run(feeds)),
       tcp: served('tcp', () => infer(tcp, 'default', input())),
       socket: served('socket', () => infer(unix, 'default', input())),
-      'shm-tcp': served('shm-tcp', () => shmTcp.infer(input(), true)),
-      'shm-socket': served('shm-socket', () => shmUnix.infer(input(), true)),
+      'shm-tcp': served('shm-tcp', () => shmTcp.infer(input(), true), shmTcp),
+      'shm-socket': served('shm-socket', () => shmUnix.infer(input(), true), shmUnix),
       'sink-socket': async (_keep: boolean) => void (await request({ socket: sinkSock }, 'POST', '/', bin.body, bin.headers)),
     } as const;
     const names = Object.keys(sides) as (keyof typeof sides)[];
@@ -202,7 +207,8 @@ try {
     for (const [n, st] of Object.entries(stages)) {
       const m = (xs: number[]): string => f1(p(xs, 0.5));
       console.log(
-        `  ${n} stages, p50: receive+check ${m(st.receive)}, to worker+back ${m(st.queue)}, run ${m(st.run)}, outside the server (client write, send, client read) ${m(st.outside)}`,
+        `  ${n} stages, p50: receive+check ${m(st.receive)}, to worker+back ${m(st.queue)}, run ${m(st.run)}, outside the server (client write, send, client read) ${m(st.outside)}` +
+          (shmIo[n] ? ` (of it the client's write into the region ${m(shmIo[n].write)}, read back ${m(shmIo[n].read)})` : ''),
       );
     }
     if (inA.length) {
