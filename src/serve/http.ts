@@ -307,7 +307,12 @@ export class ServeServer {
     if (!isLocal(req)) throw new HttpError(403, 'shared memory is only for applications on this box (loopback or the Unix socket)');
     const m = /^\/v2\/systemsharedmemory(?:\/region\/([^/]+))?\/(status|register|unregister)$/.exec(path);
     if (!m) throw new HttpError(404, `no route ${req.method ?? ''} ${path}`);
-    const name = m[1] !== undefined ? decodeURIComponent(m[1]) : undefined;
+    let name: string | undefined;
+    try {
+      name = m[1] !== undefined ? decodeURIComponent(m[1]) : undefined;
+    } catch {
+      throw new HttpError(400, `region name '${m[1]}' is not valid percent-encoding`);
+    }
     if (m[2] === 'status') {
       this.method(req, 'GET');
       return this.json(res, 200, this.shm.status(name));

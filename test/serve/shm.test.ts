@@ -103,6 +103,7 @@ if (!existsSync(SHM_DIR)) {
       ['a range past the file', reg('r1', { key, offset: 64, byte_size: bytes + 1 }), /past the end/],
       ['a zero size', reg('r1', { key, byte_size: 0 }), /byte_size must be a positive/],
       ['a bad region name', reg('a%20b', { key, byte_size: 10 }), /region name/],
+      ['a name that is not percent-encoding', reg('a%E0', { key, byte_size: 10 }), /not valid percent-encoding/],
       ['not JSON', post('/v2/systemsharedmemory/region/r1/register', 'nope'), /malformed JSON|JSON object/],
       ['unregister an unknown region', post('/v2/systemsharedmemory/region/nope/unregister', {}), /no region 'nope'/],
     ];
