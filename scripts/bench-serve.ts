@@ -204,6 +204,12 @@ try {
           ` paired x${paired(n, 'bare').toFixed(3)}, x${paired(n, 'bare-nospin').toFixed(3)}`,
       );
     }
+    // the issue's figure: served within 5 % of a bare loop with the server's session settings
+    const vs = (n: string): string =>
+      `${n} x${(p(times[n]!, 0.5) / p(times['bare-nospin']!, 0.5)).toFixed(3)} / x${paired(n, 'bare-nospin').toFixed(3)}`;
+    console.log(
+      `  served / bare-nospin (ratio of p50s / median of per-round ratios; target <= 1.05): ${['tcp', 'socket', 'shm-tcp', 'shm-socket'].map(vs).join(', ')}`,
+    );
     for (const [n, st] of Object.entries(stages)) {
       const m = (xs: number[]): string => f1(p(xs, 0.5));
       console.log(
