@@ -48,6 +48,7 @@ sh "$FROM/install.sh" --root "$STAGE/root" --node "$NODE" >"$STAGE/install.log" 
   cat "$STAGE/install.log" >&2
   die "install.sh --root failed for $ARCH (lines above)"
 }
+grep 'installed tree' "$STAGE/install.log" | sed 's/^install.sh: /pack-artifact: from install.sh: /'
 mv "$STAGE/root/opt/edgefit" "$STAGE/$NAME"
 cp -a "$FROM/install.sh" "$STAGE/$NAME/"
 ls -d "$STAGE/$NAME/node_modules/onnxruntime-node/bin"/napi-v*/linux/"$ARCH" >/dev/null 2>&1 || die "no linux/$ARCH onnxruntime binaries in the tree"
