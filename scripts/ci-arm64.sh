@@ -219,8 +219,8 @@ TESTS=(
 # Left out as too slow under emulation: test/agent/install.test.js (ten install.sh runs: over 5 min
 # here; the stages after the tests run install.sh --root with the arm64 node from the artifact) and
 # test/ir/analysis.test.js (shape inference on PP-OCRv4 det: over 11 min here).
-# Measured here (2 shared cores, another helper's load beside it): inspect 77 s, zero-setup 51 s,
-# eval (cls/MNIST part) 35-54 s.
+# Measured here (2 shared cores, another helper's load beside it; tap runs two files at once):
+# zero-setup 51 s, inspect 77 s, eval without det 282 s, fit's generous-budget fit 277 s.
 # TAP to a file, one line per test file to the log (the live reporters draw for a terminal)
 # Emulation is 10-30x slower than native: tap's per-file timeout and the tests' CLI kill timeout
 # (devkit/paths.ts runCli) are stretched. Subtests left out (--grep ... --invert): text-det (eval
