@@ -105,7 +105,7 @@ case "$ARCH" in
   arm) die "32-bit userland (armhf) detected: onnxruntime-node ships no armhf build. Install a 64-bit OS (Raspberry Pi OS 64-bit, Ubuntu arm64)." ;;
   *) die "unsupported architecture '$ARCH' (arm64 and x86_64 only)" ;;
 esac
-[ -f "$SRC/package.json" ] && [ -f "$SRC/dist/src/cli/main.js" ] || die "run from a built edgefit checkout (npm ci && npm run build)"
+[ -f "$SRC/package.json" ] && [ -f "$SRC/dist/src/cli/main.js" ] || die "run from a built edgefit checkout (npm ci && npm run build) or an unpacked edgefit-<version>-linux-<arch>.tar.gz"
 
 # check_native DIR: every native module under DIR must be an ELF for this CPU and need no newer
 # glibc than this box has (a tree built on x86 or on a newer distribution and copied over installs

@@ -36,13 +36,17 @@ export interface CliResult {
   stderr: string;
 }
 
+// Under qemu-user (the arm64 CI leg, issue 21) a CLI run takes many times longer than native:
+// EDGEFIT_TEST_TIMEOUT_SCALE stretches runCli's kill timeout (default 1).
+const TIMEOUT_SCALE = Math.max(1, Number(process.env.EDGEFIT_TEST_TIMEOUT_SCALE) || 1);
+
 /** Run the real CLI in a child process (argument array, no shell). */
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [CLI, ...args],
-      { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 << 20 },
+      { env: { ...process.env, ...opts.env }, timeout: (opts.timeoutMs ?? 120_000) * TIMEOUT_SCALE, maxBuffer: 64 << 20 },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
         resolve({ code, stdout, stderr });
