@@ -66,6 +66,12 @@ export class ServeProcess extends EventEmitter<ServeProcessEvents> {
       execArgv: process.execArgv.filter((a) => !a.startsWith('--max-semi-space-size')),
     });
     this.child = child;
+    // a send to a child that is exiting fails with EPIPE as an 'error' event on the ChildProcess:
+    // unhandled, it took the agent down (seen on the start after a kill -9, whose first serve
+    // process failed and was stopped while it exited). The exit handler below reports the end.
+    child.on('error', (e) => {
+      if (this.listenerCount('error')) this.emit('error', `serve process: ${e.message}`);
+    });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000);
@@ -133,7 +139,8 @@ export class ServeProcess extends EventEmitter<ServeProcessEvents> {
     const child = this.child;
     if (!child) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    if (child.connected) child.send({ t: 'stop' } satisfies ServeCommand);
+    // a child that is going away answers EPIPE: then it only needs the signal
+    if (child.connected) child.send({ t: 'stop' } satisfies ServeCommand, (e) => e && child.kill('SIGTERM'));
     else child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     await exited;

@@ -112,3 +112,16 @@ t.test('edgefit serve: bad flags are one clear line', async (t) => {
   t.equal(short.code, 2);
   t.match(short.stderr, /shorter than 16 characters/);
 });
+
+t.test('stop() on a serve process that was killed returns, and raises nothing', async (t) => {
+  // the agent stops a serve process that failed or died (the start after a kill -9); a send into
+  // its closed pipe must neither throw nor leave stop() waiting
+  for (let i = 0; i < 5; i++) {
+    const sp = new ServeProcess();
+    await sp.start({ host: '127.0.0.1', port: 0, socket: null, token: null, maxBodyMb: 8, statsEveryS: 1 });
+    const child = (sp as unknown as { child: import('node:child_process').ChildProcess }).child;
+    child.kill('SIGKILL');
+    await sp.stop(2000);
+    t.notOk(sp.running, `round ${i}: ended`);
+  }
+});
