@@ -81,8 +81,9 @@ export interface ShmAccess {
   alloc(size: number): Buffer;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const bad = (msg: string): ProtocolError => new ProtocolError(400, msg);
+export const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A 400 with its one-line reason. */
+export const bad = (msg: string): ProtocolError => new ProtocolError(400, msg);
 
 /** Flatten nested JSON arrays (KServe allows row-major nesting) into `out`. */
 function flatten(v: unknown, out: unknown[]): void {

@@ -9,7 +9,7 @@
 // GET /v2/systemsharedmemory[/region/<name>]/status.
 import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { ProtocolError } from './protocol.js';
+import { bad, isObj, ProtocolError } from './protocol.js';
 
 /** Where POSIX shared-memory objects live on Linux: shm_open("/x") is /dev/shm/x. */
 export const SHM_DIR = '/dev/shm';
@@ -32,8 +32,6 @@ interface Region extends RegionStatus {
   fd: number;
 }
 
-const bad = (msg: string): ProtocolError => new ProtocolError(400, msg);
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const whole = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
 /** Reads and writes inputs and outputs kept in shared memory: what parseInferRequest and the server use. */
