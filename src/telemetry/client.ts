@@ -118,11 +118,15 @@ export class TelemetryClient extends EventEmitter<TelemetryClientEvents> {
     c.on('connect', () => {
       this.attempt = 0;
       this.oversize = [];
-      c.publish(this.topics.status, JSON.stringify(this.status('online', 'start')), { qos: 1, retain: true });
+      // 'online' is said once the broker has acknowledged the request subscription, so a
+      // dashboard (or test) that sees it can command at once: a request published between the
+      // CONNACK and the SUBACK would reach no subscriber and be lost without an answer
       c.subscribe(this.topics.requestFilter, { qos: 1 }, (err) => {
         if (err) this.emit('error', err);
+        if (!c.connected) return; // the connection dropped before the SUBACK: the next connect says it
+        c.publish(this.topics.status, JSON.stringify(this.status('online', 'start')), { qos: 1, retain: true });
+        this.emit('connected');
       });
-      this.emit('connected');
     });
     c.on('message', (topic, payload) => {
       const cut = payload.length === 0 && this.oversize[0]?.topic === topic ? this.oversize.shift() : undefined;

@@ -210,8 +210,11 @@ t.test('deploys go through the serve process; current.onnx follows the pointer w
   t.match(changedA?.data, { path: current }, 'model-changed names the stable path');
 
   // a deploy by command: served first, then the pointer, then current.onnx and the event
-  const watch = await Watcher.connect(broker.url, ['edgefit/dev-current/events']);
+  const watch = await Watcher.connect(broker.url, ['edgefit/dev-current/events', 'edgefit/dev-current/status']);
   t.teardown(() => watch.close());
+  // the fake fit deploys before the agent's MQTT link may be up: command only once it says it
+  // hears requests (retained 'online', sent after its SUBACK), or the request reaches no one
+  await watch.waitFor((m) => m.topic.endsWith('/status') && m.json().state === 'online', 30_000, 0, 'status online');
   const changed = ev.next('model-changed', 30_000, (e) => e.data.candidateId === 'b');
   await watch.publish('edgefit/dev-current/request/deploy', op.signed('dev-current', 'deploy', 'd1', { candidateId: 'b' }));
   const c = await changed;
