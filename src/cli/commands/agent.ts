@@ -167,6 +167,20 @@ export const command: CommandModule<object, Args> = {
     // each GC, so setting it here covers every launcher (unit, npm start, the bare CLI).
     setFlagsFromString('--optimize-for-size');
     const agent = new Agent(cfg);
+    // signals are taken before start(): a SIGTERM while the agent profiles, opens its store and
+    // starts its broker and serve process (seconds on a Pi) must still end in a clean stop (state
+    // flushed, children told to go) rather than Node's default kill. A second signal during start
+    // gives up waiting.
+    let early: string | undefined;
+    let onSignal = (why: string): void => {
+      if (early !== undefined) process.exit(why === 'SIGINT' ? 130 : 143);
+      early = why;
+      agent.log(`${why} while starting: stopping once started (again to exit now)`);
+    };
+    const sigterm = (): void => onSignal('SIGTERM');
+    const sigint = (): void => onSignal('SIGINT');
+    process.on('SIGTERM', sigterm);
+    process.on('SIGINT', sigint);
     await agent.start();
     const dashboard = await startDashboardFor(agent, cfg);
     const watchdog = sdReady(`device ${agent.deviceId}, broker ${agent.brokerUrl}`);
@@ -184,8 +198,9 @@ export const command: CommandModule<object, Args> = {
           .then(() => agent.stop())
           .finally(resolve);
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      // a second signal while stopping exits at once (what Ctrl-C twice means to a user)
+      onSignal = (why) => (stopping ? process.exit(why === 'SIGINT' ? 130 : 143) : stop(why));
+      if (early !== undefined) stop(early);
       if (argv['exit-after'] !== undefined) setTimeout(() => stop('--exit-after'), argv['exit-after'] * 1000);
     });
     // state is flushed and children are told to go; a lingering socket must not keep us here
