@@ -124,6 +124,9 @@ function checkInput(raw: Record<string, unknown>, meta: ModelMeta, seen: Set<str
     throw bad(`input '${name}': "shape" must be an array of whole numbers`);
   }
   const dims = shape as number[];
+  // an empty tensor is legal ONNX, but no model here does useful work on one and some kernels
+  // fail on it in ways that read as a server error: a request with a 0 dimension is the client's
+  if (dims.includes(0)) throw bad(`input '${name}' has shape [${dims.join(',')}]: every dimension must be at least 1`);
   const fits = dims.length === m.shape.length && dims.every((d, i) => m.shape[i] === -1 || m.shape[i] === d);
   if (!fits) throw bad(`input '${name}' has shape [${dims.join(',')}]; the model takes [${m.shape.join(',')}] (-1: any)`);
   return { name, dtype: KSERVE_DTYPES[m.datatype], shape: dims };

@@ -164,6 +164,12 @@ t.test('bad requests: a 4xx with a one-line JSON reason, and the server keeps se
       JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 48, 192], data: [1] }] }),
     ],
     [
+      'a zero dimension',
+      400,
+      /shape \[0,3,48,192\]: every dimension must be at least 1/,
+      JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [0, 3, 48, 192], data: [] }] }),
+    ],
+    [
       'wrong channels',
       400,
       /shape \[1,4,48,192\]/,
