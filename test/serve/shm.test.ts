@@ -133,7 +133,8 @@ if (!existsSync(SHM_DIR)) {
         ftruncateSync(fd, 100);
         r = await inferJson(body);
         t.equal(r.status, 400, 'input region truncated: 400');
-        t.match(reason(r), /region 't-in': its file is shorter than registered/);
+        // the pread path finds it by reading short
+        t.match(reason(r), /region 't-in': its file (is shorter than registered|ended \d+ bytes early)/);
         closeSync(fd);
         t.equal((await infer(tcp, 'cls', { x })).outputs[OUT]!.data.length, 2, 'the server keeps serving');
         t.equal((await post('/v2/systemsharedmemory/unregister', {})).status, 200);
@@ -153,10 +154,10 @@ if (!existsSync(SHM_DIR)) {
           ['not JSON', post('/v2/systemsharedmemory/region/r1/register', 'nope'), /malformed JSON|JSON object/],
           ['unregister an unknown region', post('/v2/systemsharedmemory/region/nope/unregister', {}), /no region 'nope'/],
         ];
-        const link = join(SHM_DIR, `${tag}-link`);
+        const link = join(SHM_DIR, `${tag}-link-${mode}`);
         symlinkSync('/etc/hostname', link);
         made.push(link);
-        cases.push(['a symbolic link', reg('r1', { key: `/${tag}-link`, byte_size: 4 }), /symbolic link/]);
+        cases.push(['a symbolic link', reg('r1', { key: `/${tag}-link-${mode}`, byte_size: 4 }), /symbolic link/]);
         for (const [what, p, re] of cases) {
           const r = await p;
           t.equal(r.status, 400, `${what}: 400`);
