@@ -35,8 +35,29 @@ export function closeClients(): void {
   agents.clear();
 }
 
-/** One HTTP request; the whole answer. */
-export function request(
+/**
+ * One HTTP request; the whole answer. A keep-alive connection the server closed as idle (its
+ * keepAliveTimeout, 5 s, passes while a benchmark rotates through other sides) can fail as it is
+ * reused (EPIPE, ECONNRESET): that request is sent once more on a fresh connection, as Node's
+ * docs advise (req.reusedSocket): the server had closed that connection, so it did not serve the request.
+ */
+export async function request(
+  t: Target,
+  method: string,
+  path: string,
+  body?: Buffer | string | Buffer[],
+  headers: Record<string, string> = {},
+): Promise<Reply> {
+  try {
+    return await requestOnce(t, method, path, body, headers);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!(e as { reusedSocket?: boolean }).reusedSocket || (code !== 'EPIPE' && code !== 'ECONNRESET')) throw e;
+    return requestOnce(t, method, path, body, headers);
+  }
+}
+
+function requestOnce(
   t: Target,
   method: string,
   path: string,
@@ -66,7 +87,7 @@ export function request(
         res.on('error', reject);
       },
     );
-    req.on('error', reject);
+    req.on('error', (e) => reject(Object.assign(e, { reusedSocket: req.reusedSocket })));
     // header and tensors written as they are: no concatenated copy of a large body
     for (const b of parts) req.write(b);
     req.end();

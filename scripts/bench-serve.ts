@@ -90,6 +90,12 @@ try {
     `det ${image.shape.join('x')}, threads ${threads}, load average ${loadavg().map(f1).join(' ')} (shared box: compare within this run only)`,
   );
   const where = await sp.start({ host: '127.0.0.1', port: 0, socket: join(dir, 'serve.sock'), token: null, maxBodyMb: 64, statsEveryS: 1 });
+  // a serve process that dies mid-run is a finding, not a mystery: say how it ended
+  for (const [n, s] of [
+    ['serve', sp],
+    ['serve (pread)', spPread],
+  ] as const)
+    s.on('exit', (code, signal) => console.log(`  ${n} process ended: ${signal ?? `exit ${code}`}`));
   const windows1: ServeStats[] = [];
   sp.on('stats', (st) => windows1.push(st));
   const tcp: Target = { url: where.url };
