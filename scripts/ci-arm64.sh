@@ -172,7 +172,7 @@ CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-gcc AR
   npm_config_nodedir="$NODE_DIR" npm_config_node_gyp="$(dirname "$NPM_CLI")/../node_modules/node-gyp/bin/node-gyp.js" \
   "$NODE" scripts/build-native.mjs >"$WORK/shm-map-build.log" 2>&1
 [ -f native/shm-map/build/Release/shm_map.node ] || {
-  cat "$WORK/shm-map-build.log" native/shm-map/build/build-error.log >&2 2>/dev/null
+  cat "$WORK/shm-map-build.log" native/shm-map/build/build-error.log >&2 2>/dev/null || true
   die "native/shm-map did not build for arm64"
 }
 

@@ -1,8 +1,8 @@
 // Triton's system shared-memory extension (issue 19). An application on the box keeps a large input
 // in a file under /dev/shm, registers it once as a named region, then sends requests that name the
 // region instead of carrying the bytes; outputs can come back the same way. Over HTTP the socket
-// trip of det's 4.9 MB input and 1.6 MB output was ~5 ms, 9 % of its run; here a request costs one
-// positioned read of the input and one positioned write per output: a memcpy from the page cache.
+// trip of det's 4.9 MB input and 1.6 MB output was ~5 ms, 9 % of its run; here a request costs at
+// most one memcpy per input and per output (none for a mapped input).
 // A region is an open file descriptor, checked when registered and bounded at every access. Where
 // native/shm-map is built (shm-map.ts), the worker running the session maps each region once
 // (shm-mapped.ts) and onnxruntime reads the input where the client left it, outputs are copied once
@@ -25,7 +25,7 @@ const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const KEY_RE = /^\/?[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
 /** Registered regions at once: each holds a file descriptor. */
 export const MAX_REGIONS = 64;
-/** Their byte sizes added up: regions cost the server no memory (files, read per request), but 2 GiB is far past any model's tensors. */
+/** Their byte sizes added up: regions cost the server no memory of its own (files read per request, or mapped: the pages are the file's), but 2 GiB is far past any model's tensors. */
 export const MAX_TOTAL_BYTES = 2 ** 31;
 
 export interface RegionStatus {
