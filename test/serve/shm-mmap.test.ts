@@ -17,6 +17,8 @@ import { ServeServer } from '../../src/serve/http.js';
 import { SHM_DIR } from '../../src/serve/shm.js';
 import { shmMap, shmMapError, SHM_MAP_ADDON } from '../../src/serve/shm-map.js';
 import type { NdArray } from '../../src/data/ndarray.js';
+import { readNpy } from '../../src/data/npy.js';
+import { capturedSamples } from '../../src/serve/capture.js';
 
 const addon = shmMap();
 /** Mappings of `file` in this process (the server's workers are threads of it). */
@@ -39,7 +41,7 @@ if (!addon || !existsSync(SHM_DIR)) {
   const dir = mkdtempSync(join(tmpdir(), 'edgefit-shm-mmap-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   /** A server in this process with det loaded; `pread`: started with EDGEFIT_SHM_MMAP=0. */
-  const start = async (name: string, pread: boolean) => {
+  const start = async (name: string, pread: boolean, capture: { dir: string; every: number; maxMb: number } | null = null) => {
     if (pread) process.env.EDGEFIT_SHM_MMAP = '0';
     const engine = new Engine();
     const server = new ServeServer(engine, {
@@ -49,6 +51,7 @@ if (!addon || !existsSync(SHM_DIR)) {
       token: null,
       maxBodyMb: 16,
       name: 'det',
+      capture,
     });
     delete process.env.EDGEFIT_SHM_MMAP;
     const l = await server.listen();
@@ -141,6 +144,20 @@ if (!addon || !existsSync(SHM_DIR)) {
     await first;
     t.ok(bytesOf((await held).outputs[OUT]!).equals(want), 'the held request is served from its regions');
     t.ok(await until(() => mapsOf(c.file) === 0), 'then the worker unmaps them');
+  });
+
+  t.test('with input capture on, mapped inputs are read so the capture ring gets them (outputs still mapped)', async (t) => {
+    const cdir = join(dir, 'capture');
+    const cap = await start('capture', false, { dir: cdir, every: 1, maxMb: 64 });
+    const c = client(cap.unix, false);
+    await c.open();
+    t.teardown(() => c.close());
+    t.ok(bytesOf((await c.infer({ x })).outputs[OUT]!).equals(want), 'served');
+    await cap.server.capture!.idle();
+    const files = capturedSamples(cdir);
+    t.equal(files.length, 1, 'one sample captured');
+    t.ok(bytesOf(readNpy(join(cdir, files[0]!.name))).equals(bytesOf(x)), "it is the request's input");
+    t.equal(mapsOf(c.file), 1, 'only the output region is mapped');
   });
 
   const python = await promisify(execFile)('python3', ['--version']).then(
