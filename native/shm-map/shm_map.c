@@ -130,13 +130,18 @@ static napi_value unmap(napi_env env, napi_callback_info info) {
     return throw_usage(env, "unmap: not an ArrayBuffer from map()");
   }
   if (!m->live) return NULL; // twice is harmless
-  // detach first: no JS view can reach the pages once they are gone
+  // detach first: no JS view can reach the pages once they are gone. Marked unmapped before, and
+  // m not touched after: should the buffer's finalizer run during the detach, it frees m and
+  // leaves the unmapping to us
+  void *base = m->base;
+  size_t len = m->len;
+  m->live = 0;
   if (napi_detach_arraybuffer(env, argv[0]) != napi_ok) {
+    m->live = 1;
     napi_throw_error(env, "ERR_DETACH", "unmap: the ArrayBuffer cannot be detached");
     return NULL;
   }
-  m->live = 0;
-  if (munmap(m->base, m->len) != 0) return throw_errno(env, "munmap", errno);
+  if (munmap(base, len) != 0) return throw_errno(env, "munmap", errno);
   return NULL;
 }
 
