@@ -86,6 +86,8 @@ const dir = mkdtempSync(join(tmpdir(), 'edgefit-bench-serve-'));
 const sp = new ServeProcess();
 /** The pread side's server: the same, with EDGEFIT_SHM_MMAP=0 in its environment. */
 const spPread = new ServeProcess();
+/** Shared-memory clients opened: their /dev/shm files are removed even when the run fails. */
+const opened: ShmClient[] = [];
 try {
   console.log(
     `det ${image.shape.join('x')}, threads ${threads}, load average ${loadavg().map(f1).join(' ')} (shared box: compare within this run only)`,
@@ -185,6 +187,7 @@ try {
       ['pread-socket', preadUnix, pread!.unix],
     ];
     for (const [n, c, to] of shmClients) {
+      opened.push(c);
       await c.open();
       // which path each side is on: the server's (its region's status) and this client's
       const st = JSON.parse((await request(to, 'GET', `/v2/systemsharedmemory/region/${c.region('in')}/status`)).body.toString()) as {
@@ -379,6 +382,7 @@ try {
     console.log(`  load (worker start to ready, warmed up): p50 ${f1(p(loadMs, 0.5))} ms, max ${f1(Math.max(...loadMs))} ms`);
   }
 } finally {
+  for (const c of opened) await c.close().catch(() => undefined);
   closeClients();
   await sp.stop();
   await spPread.stop();
