@@ -122,7 +122,9 @@ check_native() {
     const fix = (name) =>
       name === "better_sqlite3.node"
         ? "run npm rebuild better-sqlite3 on the box (needs build-essential python3)"
-        : /onnxruntime/.test(name)
+        : name === "shm_map.node"
+          ? "run npm run build:native in the checkout on a box of this arch (needs a C compiler), or remove it: shared memory then uses positioned reads"
+          : /onnxruntime/.test(name)
           ? `reinstall onnxruntime-node for this box (npm ci there: it ships linux/${process.arch} binaries)`
           : "rebuild it on the box (npm rebuild)";
     const bad = [];
@@ -162,6 +164,15 @@ for d in assets profiles package.json package-lock.json .npmrc systemd; do
   [ -e "$SRC/$d" ] && cp -a "$SRC/$d" "$PREFIX.new/"
 done
 cp -a "$SRC/dist/src" "$PREFIX.new/dist/"
+# edgefit's own addon (native/shm-map: mmap for shared-memory serving); without it the server
+# reads and writes regions with positioned I/O, so a tree built where no C compiler was still installs
+SHM_MAP=native/shm-map/build/Release/shm_map.node
+if [ -f "$SRC/$SHM_MAP" ]; then
+  mkdir -p "$PREFIX.new/$(dirname "$SHM_MAP")"
+  cp -a "$SRC/$SHM_MAP" "$PREFIX.new/$SHM_MAP"
+else
+  say "warning: $SRC has no $SHM_MAP (npm run build:native there): shared memory will use positioned reads and writes"
+fi
 # Production dependencies only (the dev tools made a 572 MB install): copy the packages that
 # `npm ls --omit=dev` finds in the checkout, then `npm prune --omit=dev --offline` tidies the copy
 # (.bin links, npm's tree record). Nothing is downloaded; .npmrc (onnxruntime-node-install=skip)
@@ -195,7 +206,7 @@ if [ -z "$(ls -d "$PREFIX.new/node_modules/onnxruntime-node/bin"/napi-v*/"$PLATF
   rm -rf "$PREFIX.new"
   die "onnxruntime-node in $SRC has no $PLATFORM/$ARCH binaries: reinstall it for this box (npm ci there)"
 fi
-if ! check_native "$PREFIX.new/node_modules"; then
+if ! check_native "$PREFIX.new/node_modules" || ! check_native "$PREFIX.new/native"; then
   rm -rf "$PREFIX.new"
   die "native modules do not fit this box (lines above); nothing was installed"
 fi

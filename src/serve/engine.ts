@@ -8,8 +8,8 @@ import { Worker } from 'node:worker_threads';
 import { EdgefitError } from '../errors.js';
 import { rssMb } from '../util/rss.js';
 import type { NdArray } from '../data/ndarray.js';
-import type { ModelMeta } from './protocol.js';
-import type { FromWorker, ToWorker, WorkerInit } from './session-worker.js';
+import { ProtocolError, type ModelMeta } from './protocol.js';
+import type { FromWorker, MappedIO, ToWorker, WorkerInit } from './session-worker.js';
 import type { ServedModel } from './types.js';
 
 export interface RunResult {
@@ -20,6 +20,8 @@ export interface RunResult {
   model: ServedModel;
   /** The inputs' buffers, back from the worker once it is done with them (for reuse; the inputs' views are detached). */
   spent: ArrayBuffer[];
+  /** Outputs the worker wrote into mapped shared memory: bytes written (their data in `outputs` is empty). */
+  written: Record<string, number>;
 }
 
 export interface LoadResult {
@@ -32,6 +34,7 @@ export interface LoadResult {
 interface Job {
   id: number;
   inputs: Record<string, NdArray>;
+  mapped?: MappedIO;
   resolve: (r: RunResult) => void;
   reject: (e: Error) => void;
 }
@@ -156,13 +159,22 @@ export class Engine extends EventEmitter<EngineEvents> {
     });
   }
 
-  /** Run one request on the current version (queued while it is busy). Takes ownership of the inputs' buffers. */
-  infer(inputs: Record<string, NdArray>): Promise<RunResult> {
+  /**
+   * Run one request on the current version (queued while it is busy). Takes ownership of the
+   * inputs' buffers; `mapped` inputs and outputs are in shared-memory regions the worker maps
+   * (the caller holds those regions until this settles).
+   */
+  infer(inputs: Record<string, NdArray>, mapped?: MappedIO): Promise<RunResult> {
     if (this.closed || !this.current) return Promise.reject(new EngineError(503, 'no model is loaded'));
     return new Promise((resolve, reject) => {
-      this.pending.push({ id: this.nextId++, inputs, resolve, reject });
+      this.pending.push({ id: this.nextId++, inputs, ...(mapped ? { mapped } : {}), resolve, reject });
       this.pump();
     });
+  }
+
+  /** A shared-memory region is gone: every worker unmaps it (after the requests it has been sent). */
+  unmap(serial: number): void {
+    for (const v of this.live) v.worker.postMessage({ t: 'unmap', serial } satisfies ToWorker);
   }
 
   private pump(): void {
@@ -172,14 +184,16 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (!job) return;
     vw.busy = job;
     const buffers = [...new Set(Object.values(job.inputs).map((a) => a.data.buffer as ArrayBuffer))];
-    vw.worker.postMessage({ t: 'run', id: job.id, inputs: job.inputs } satisfies ToWorker, buffers);
+    const msg: ToWorker = { t: 'run', id: job.id, inputs: job.inputs, ...(job.mapped ? { mapped: job.mapped } : {}) };
+    vw.worker.postMessage(msg, buffers);
   }
 
   private settle(vw: VersionWorker, m: FromWorker): void {
     const job = vw.busy;
     if (!job || (m.t !== 'done' && m.t !== 'run-failed') || m.id !== job.id) return;
     vw.busy = null;
-    if (m.t === 'done') job.resolve({ outputs: m.outputs, runMs: m.runMs, model: vw.model, spent: m.spent });
+    if (m.t === 'done') job.resolve({ outputs: m.outputs, runMs: m.runMs, model: vw.model, spent: m.spent, written: m.written });
+    else if (m.status === 400) job.reject(new ProtocolError(400, m.message));
     else job.reject(new EngineError(500, `the model failed: ${m.message}`));
     if (vw.retired) void vw.worker.terminate();
     this.pump();

@@ -11,8 +11,16 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, isIP } from 'node:net';
 import { EdgefitError } from '../errors.js';
-import { Engine, EngineError } from './engine.js';
-import { encodeInferResponse, parseInferRequest, ProtocolError, writeShmOutputs, type ModelMeta, type ShmAccess } from './protocol.js';
+import { Engine, EngineError, type RunResult } from './engine.js';
+import {
+  encodeInferResponse,
+  parseInferRequest,
+  ProtocolError,
+  writeShmOutputs,
+  type InferRequest,
+  type ModelMeta,
+  type ShmAccess,
+} from './protocol.js';
 import { SharedMemory } from './shm.js';
 import { StatsWindow } from './stats.js';
 import { CaptureRing } from './capture.js';
@@ -57,14 +65,22 @@ export class ServeServer {
   readonly capture: CaptureRing | null;
   /** Registered shared-memory regions (Triton's system shared-memory extension). */
   readonly shm = new SharedMemory();
-  /** An input read from shared memory is held to the body limit: its buffer is allocated here. */
+  /**
+   * An input in shared memory is held to the body limit; read (pread path), its buffer is
+   * allocated here. Mapped, it is left where it is, unless inputs are captured (the capture ring
+   * keeps the bytes the main thread has: it then reads them).
+   */
   private readonly shmAccess: ShmAccess = {
     io: this.shm,
-    alloc: (n) => {
+    limit: (n) => {
       if (n > this.opts.maxBodyMb * 2 ** 20)
         throw new ProtocolError(413, `an input of ${n} bytes is over the ${this.opts.maxBodyMb} MiB limit`);
+    },
+    alloc: (n) => {
+      this.shmAccess.limit(n);
       return Buffer.from(this.bodies.take(n), 0, n);
     },
+    mapped: false,
   };
 
   constructor(
@@ -84,6 +100,8 @@ export class ServeServer {
     this.tokenHash = opts.token ? createHash('sha256').update(opts.token).digest() : null;
     this.capture = opts.capture ? new CaptureRing(opts.capture, (l) => process.stderr.write(`edgefit serve: ${l}\n`)) : null;
     engine.on('swap', (m) => this.broadcast(m));
+    this.shmAccess.mapped = this.shm.mmap && !this.capture;
+    this.shm.onDrop = (serial) => engine.unmap(serial);
   }
 
   /** Requests being answered (received, not yet written). */
@@ -225,10 +243,10 @@ export class ServeServer {
     if (!Object.values(parsed.inputs).some((a) => a.data.buffer === body.buffer)) this.bodies.give(body.buffer as ArrayBuffer);
     this.capture?.offer(parsed.inputs); // before infer: the inputs' buffer moves to the worker
     const t1 = performance.now();
-    const r = await this.engine.infer(parsed.inputs);
+    const r = await this.inferMapped(parsed);
     const t2 = performance.now();
     for (const b of r.spent) this.bodies.give(b);
-    writeShmOutputs(parsed, r.outputs, this.shm);
+    writeShmOutputs(parsed, r.outputs, this.shm, r.written);
     // where the time went, for the application and bench-serve: reading and checking the body,
     // onnxruntime's run, and the rest between (to the worker, waiting behind other requests, back)
     const ms = (x: number): number => Math.round(x * 1000) / 1000;
@@ -237,11 +255,32 @@ export class ServeServer {
       r.outputs,
       { model: this.name, version: r.model.version, level: r.model.level, label: r.model.label },
       { run_ms: ms(r.runMs), receive_ms: ms(t1 - t0), queue_ms: ms(Math.max(0, t2 - t1 - r.runMs)) },
+      r.written,
     );
     res.once('finish', () => this.stats.served(r.model.version, r.model.level, r.runMs, performance.now() - t0));
     res.writeHead(200, enc.headers);
     for (const c of enc.chunks.slice(0, -1)) res.write(c);
     res.end(enc.chunks[enc.chunks.length - 1]);
+  }
+
+  /**
+   * Run a parsed request; shared-memory inputs left in place, and (with mmap) every shared-memory
+   * output, go to the worker as spans of their regions, which stay held (open, mapped) until the
+   * worker has answered.
+   */
+  private async inferMapped(parsed: InferRequest): Promise<RunResult> {
+    const ins = Object.entries(parsed.shmInputs);
+    const outs = this.shm.mmap ? (parsed.outputs ?? []).filter((o) => o.shm) : [];
+    if (ins.length === 0 && outs.length === 0) return this.engine.infer(parsed.inputs);
+    const held = this.shm.hold([...ins.map(([, i]) => i.span), ...outs.map((o) => o.shm!)]);
+    try {
+      return await this.engine.infer(parsed.inputs, {
+        inputs: Object.fromEntries(ins.map(([n, i], k) => [n, { dtype: i.dtype, shape: i.shape, span: held.spans[k]! }])),
+        outputs: Object.fromEntries(outs.map((o, k) => [o.name, held.spans[ins.length + k]!])),
+      });
+    } finally {
+      held.release();
+    }
   }
 
   /**

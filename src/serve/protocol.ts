@@ -66,6 +66,8 @@ export interface InferRequest {
   outputs: { name: string; binary: boolean; shm?: ShmSpan }[] | null;
   /** Binary outputs unless an output says otherwise (request parameter binary_data_output). */
   binaryDefault: boolean;
+  /** Inputs left in shared memory for the worker to map (ShmAccess.mapped): checked, not read. */
+  shmInputs: Record<string, { dtype: NdDType; shape: number[]; span: ShmSpan }>;
 }
 
 /** Where in a registered shared-memory region a tensor's bytes are. */
@@ -79,6 +81,9 @@ export interface ShmSpan {
 export interface ShmAccess {
   io: RegionIO;
   alloc(size: number): Buffer;
+  /** Inputs are left where they are (mapped by the worker) instead of read: `limit` holds them to the body limit. */
+  mapped: boolean;
+  limit(size: number): void;
 }
 
 export const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -152,6 +157,7 @@ export function parseInferRequest(body: Buffer, headerLength: number | null, met
   if (!Array.isArray(doc.inputs) || doc.inputs.length === 0) throw bad('the request needs a non-empty "inputs" array');
   const seen = new Set<string>();
   const inputs: Record<string, NdArray> = {};
+  const shmInputs: InferRequest['shmInputs'] = {};
   let offset = jsonEnd;
   for (const raw of doc.inputs as unknown[]) {
     if (!isObj(raw)) throw bad('each input must be an object');
@@ -166,6 +172,12 @@ export function parseInferRequest(body: Buffer, headerLength: number | null, met
         throw bad(
           `input '${name}': shared_memory_byte_size ${span.size}, shape [${shape.join(',')}] of ${raw.datatype as string} needs ${need}`,
         );
+      }
+      if (shm!.mapped) {
+        shm!.limit(need);
+        shm!.io.check(span.region, span.offset, need);
+        shmInputs[name] = { dtype, shape, span };
+        continue;
       }
       const buf = shm!.alloc(need);
       shm!.io.read(span.region, span.offset, need, buf);
@@ -211,7 +223,7 @@ export function parseInferRequest(body: Buffer, headerLength: number | null, met
     });
   }
   const id = typeof doc.id === 'string' ? doc.id : undefined;
-  return { ...(id !== undefined ? { id } : {}), inputs, outputs, binaryDefault };
+  return { ...(id !== undefined ? { id } : {}), inputs, outputs, binaryDefault, shmInputs };
 }
 
 /** An input's or output's shared-memory parameters, checked against the registered regions. */
@@ -266,6 +278,7 @@ export function encodeInferResponse(
   outputs: Record<string, NdArray>,
   by: Producer,
   extra: Record<string, number | string> = {},
+  written: Record<string, number> = {},
 ): EncodedResponse {
   const wanted: NonNullable<InferRequest['outputs']> =
     req.outputs ?? Object.keys(outputs).map((name) => ({ name, binary: req.binaryDefault }));
@@ -273,13 +286,13 @@ export function encodeInferResponse(
   const outs = wanted.map(({ name, binary, shm }) => {
     const a = outputs[name]!;
     const datatype = kserveDType(a.dtype) ?? 'BYTES';
-    // the server has written it into the region (writeShmOutputs): describe, do not carry
+    // the server has written it into the region (writeShmOutputs, or the worker: `written`): describe, do not carry
     if (shm) {
       return {
         name,
         datatype,
         shape: a.shape,
-        parameters: { shared_memory_region: shm.region, shared_memory_byte_size: a.data.byteLength },
+        parameters: { shared_memory_region: shm.region, shared_memory_byte_size: written[name] ?? a.data.byteLength },
       };
     }
     if (!binary) return { name, datatype, shape: a.shape, data: toJsonValues(a) };
@@ -307,10 +320,15 @@ export function encodeInferResponse(
   };
 }
 
-/** Write each output the request wants in shared memory into its region (before encodeInferResponse). */
-export function writeShmOutputs(req: InferRequest, outputs: Record<string, NdArray>, io: RegionIO): void {
+/** Write each output the request wants in shared memory into its region (before encodeInferResponse), but those the worker `written` already. */
+export function writeShmOutputs(
+  req: InferRequest,
+  outputs: Record<string, NdArray>,
+  io: RegionIO,
+  written: Record<string, number> = {},
+): void {
   for (const o of req.outputs ?? []) {
-    if (!o.shm) continue;
+    if (!o.shm || written[o.name] !== undefined) continue;
     const d = outputs[o.name]!.data;
     if (d.byteLength > o.shm.size) {
       throw bad(`output '${o.name}' is ${d.byteLength} bytes; its shared_memory_byte_size is ${o.shm.size}`);

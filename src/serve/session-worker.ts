@@ -7,9 +7,12 @@
 // Run time is measured here, around session.run alone: what a probe measures and adaptation judges.
 import { parentPort, workerData } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
-import { isNdDType, ndZeros, type NdArray } from '../data/ndarray.js';
+import { isNdDType, ND_DTYPES, ndZeros, type NdArray } from '../data/ndarray.js';
 import { firstLine, openSession, toTensor } from '../runtime/session.js';
-import { KSERVE_DTYPES, kserveDType, type ModelMeta, type TensorMeta } from './protocol.js';
+import { KSERVE_DTYPES, kserveDType, ProtocolError, type ModelMeta, type TensorMeta } from './protocol.js';
+import { MappedRegions } from './shm-mapped.js';
+import { shmMap } from './shm-map.js';
+import type { MappedSpan } from './shm.js';
 
 export interface WorkerInit {
   file: string;
@@ -18,13 +21,31 @@ export interface WorkerInit {
   shapes: Record<string, number[]>;
 }
 
-export type ToWorker = { t: 'run'; id: number; inputs: Record<string, NdArray> };
+/** Inputs and outputs in mapped shared memory (shm.ts): the worker maps the regions, not the main thread. */
+export interface MappedIO {
+  inputs: Record<string, { dtype: NdArray['dtype']; shape: number[]; span: MappedSpan }>;
+  outputs: Record<string, MappedSpan>;
+}
+
+export type ToWorker =
+  | { t: 'run'; id: number; inputs: Record<string, NdArray>; mapped?: MappedIO }
+  /** A region is gone (unregistered, no request holds it): unmap it after the requests queued before. */
+  | { t: 'unmap'; serial: number };
 
 export type FromWorker =
   | { t: 'ready'; meta: ModelMeta; loadMs: number; warmMs: number }
   | { t: 'failed'; message: string }
-  | { t: 'done'; id: number; runMs: number; outputs: Record<string, NdArray>; spent: ArrayBuffer[] }
-  | { t: 'run-failed'; id: number; message: string };
+  | {
+      t: 'done';
+      id: number;
+      runMs: number;
+      outputs: Record<string, NdArray>;
+      spent: ArrayBuffer[];
+      /** Outputs written into mapped shared memory (their data here is empty): bytes written. */
+      written: Record<string, number>;
+    }
+  /** status 400: the request's fault (a region truncated or too small), else the model's (500). */
+  | { t: 'run-failed'; id: number; message: string; status?: 400 };
 
 function meta(list: readonly ort.InferenceSession.ValueMetadata[], what: string): TensorMeta[] {
   return list.map((m) => {
@@ -85,30 +106,49 @@ async function main(): Promise<void> {
   }
   port.postMessage({ t: 'ready', meta: m, loadMs, warmMs: performance.now() - w0 } satisfies FromWorker);
 
-  // One request at a time, in arrival order (the engine sends one at a time anyway).
+  // One request at a time, in arrival order (the engine sends one at a time anyway); an unmap
+  // waits behind the requests sent before it, which may still use the region.
   let queue = Promise.resolve();
+  let regions: MappedRegions | null = null;
   port.on('message', (msg: ToWorker) => {
     queue = queue.then(async () => {
+      if (msg.t === 'unmap') return regions?.drop(msg.serial);
       try {
         const feeds: Record<string, ort.Tensor> = {};
         for (const [k, a] of Object.entries(msg.inputs)) feeds[k] = toTensor(a);
+        if (msg.mapped && !regions) {
+          const addon = shmMap();
+          if (!addon) throw new Error('the shm-map addon does not load in the session worker');
+          regions = new MappedRegions(addon);
+        }
+        for (const [k, i] of Object.entries(msg.mapped?.inputs ?? {})) feeds[k] = toTensor(regions!.input(i.span, i.dtype, i.shape));
         const r0 = performance.now();
         const res = await session.run(feeds);
         const runMs = performance.now() - r0;
         const outputs: Record<string, NdArray> = {};
-        for (const [k, t] of Object.entries(res)) outputs[k] = fromOrt(t, k);
+        const written: Record<string, number> = {};
+        for (const [k, t] of Object.entries(res)) {
+          const a = fromOrt(t, k);
+          const span = msg.mapped?.outputs[k];
+          if (span) {
+            // copied into the client's region: only the shape goes back
+            written[k] = regions!.output(k, span, a.data);
+            outputs[k] = { ...a, data: new ND_DTYPES[a.dtype].ctor(0) as NdArray['data'] };
+          } else outputs[k] = a;
+        }
         const out = new Set(Object.values(outputs).map((a) => a.data.buffer as ArrayBuffer));
         // the inputs' buffers (the request body) go back for reuse; never one an output lives in
         const spent = [...new Set(Object.values(msg.inputs).map((a) => a.data.buffer as ArrayBuffer))].filter((b) => !out.has(b));
         try {
-          port.postMessage({ t: 'done', id: msg.id, runMs, outputs, spent } satisfies FromWorker, [...out, ...spent]);
+          port.postMessage({ t: 'done', id: msg.id, runMs, outputs, spent, written } satisfies FromWorker, [...out, ...spent]);
         } catch {
           // a buffer onnxruntime will not let go of (external memory): send a copy instead, and no
           // body buffers (they would be copied too, for nothing)
-          port.postMessage({ t: 'done', id: msg.id, runMs, outputs, spent: [] } satisfies FromWorker);
+          port.postMessage({ t: 'done', id: msg.id, runMs, outputs, spent: [], written } satisfies FromWorker);
         }
       } catch (e) {
-        port.postMessage({ t: 'run-failed', id: msg.id, message: firstLine(e) } satisfies FromWorker);
+        const status = e instanceof ProtocolError && e.status === 400 ? { status: 400 as const } : {};
+        port.postMessage({ t: 'run-failed', id: msg.id, message: firstLine(e), ...status } satisfies FromWorker);
       }
     });
   });

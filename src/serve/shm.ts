@@ -1,15 +1,22 @@
 // Triton's system shared-memory extension (issue 19). An application on the box keeps a large input
 // in a file under /dev/shm, registers it once as a named region, then sends requests that name the
 // region instead of carrying the bytes; outputs can come back the same way. Over HTTP the socket
-// trip of det's 4.9 MB input and 1.6 MB output was ~5 ms, 9 % of its run; here a request costs one
-// positioned read of the input and one positioned write per output: a memcpy from the page cache.
-// Node has no mmap, so a region is an open file descriptor, checked when registered and bounded at
-// every access. Routes (Triton's): POST /v2/systemsharedmemory/region/<name>/register
+// trip of det's 4.9 MB input and 1.6 MB output was ~5 ms, 9 % of its run; here a request costs at
+// most one memcpy per input and per output (none for a mapped input).
+// A region is an open file descriptor, checked when registered and bounded at every access. Where
+// native/shm-map is built (shm-map.ts), the worker running the session maps each region once
+// (shm-mapped.ts) and onnxruntime reads the input where the client left it, outputs are copied once
+// into the region; otherwise (EDGEFIT_SHM_MMAP=0, no addon) the input is read with pread into a
+// reused buffer and outputs are written with pwrite. A region is held while a request that names
+// it is in flight: unregistering it then frees the name at once, but its file descriptor is closed
+// and the workers' mappings dropped only once those requests are answered (a worker never maps a
+// closed, perhaps reused, descriptor). Routes (Triton's): POST /v2/systemsharedmemory/region/<name>/register
 // {key, offset, byte_size}, POST .../region/<name>/unregister, POST /v2/systemsharedmemory/unregister,
 // GET /v2/systemsharedmemory[/region/<name>]/status.
 import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { bad, isObj, ProtocolError } from './protocol.js';
+import { shmMap } from './shm-map.js';
 
 /** Where POSIX shared-memory objects live on Linux: shm_open("/x") is /dev/shm/x. */
 export const SHM_DIR = '/dev/shm';
@@ -18,7 +25,7 @@ const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const KEY_RE = /^\/?[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
 /** Registered regions at once: each holds a file descriptor. */
 export const MAX_REGIONS = 64;
-/** Their byte sizes added up: regions cost the server no memory (files, read per request), but 2 GiB is far past any model's tensors. */
+/** Their byte sizes added up: regions cost the server no memory of its own (files read per request, or mapped: the pages are the file's), but 2 GiB is far past any model's tensors. */
 export const MAX_TOTAL_BYTES = 2 ** 31;
 
 export interface RegionStatus {
@@ -26,10 +33,31 @@ export interface RegionStatus {
   key: string;
   offset: number;
   byte_size: number;
+  /** How requests reach it: mapped in the worker, or positioned reads and writes (an extension of Triton's status). */
+  access: 'mmap' | 'pread';
 }
 
-interface Region extends RegionStatus {
+interface Region extends Omit<RegionStatus, 'access'> {
   fd: number;
+  /** Unique per registration: the workers key their mappings by it (a name can be registered again). */
+  serial: number;
+  /** Requests in flight that name it (hold/release). */
+  uses: number;
+  /** Unregistered while held: closed when the last request lets go. */
+  dropped: boolean;
+}
+
+/** A span of a registered region as the worker maps it: the region's file range, and the span within it. */
+export interface MappedSpan {
+  region: string;
+  serial: number;
+  fd: number;
+  /** The region's start in the file, and its size. */
+  start: number;
+  byteSize: number;
+  /** The span within the region. */
+  offset: number;
+  size: number;
 }
 
 const whole = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
@@ -41,12 +69,27 @@ export interface RegionIO {
   read(region: string, offset: number, size: number, into: Buffer): void;
   /** `data` into the region at `offset`. */
   write(region: string, offset: number, data: Uint8Array): void;
+  /** Is `size` bytes at `offset` in the region, and its file still that long? (400 if not.) */
+  check(region: string, offset: number, size: number): void;
 }
+
+let serials = 0;
 
 export class SharedMemory implements RegionIO {
   private readonly regions = new Map<string, Region>();
+  /** Regions unregistered while requests held them. */
+  private readonly held = new Set<Region>();
+  /** Do requests use regions mapped in the worker (the addon loaded and EDGEFIT_SHM_MMAP is not 0)? */
+  readonly mmap: boolean;
+  /** Called with a region's serial once it is closed: the workers drop their mappings of it. */
+  onDrop: (serial: number) => void = () => undefined;
 
-  constructor(private readonly dir: string = SHM_DIR) {}
+  constructor(
+    private readonly dir: string = SHM_DIR,
+    mmap: boolean = shmMap() !== undefined,
+  ) {
+    this.mmap = mmap;
+  }
 
   /** Register `name` from a request body {key, offset?, byte_size}. */
   register(name: string, body: unknown): RegionStatus {
@@ -85,7 +128,7 @@ export class SharedMemory implements RegionIO {
       closeSync(fd);
       throw bad(`offset ${offset} + byte_size ${size} is past the end of ${file} (${st.size} bytes)`);
     }
-    const r: Region = { name, key, offset, byte_size: size, fd };
+    const r: Region = { name, key, offset, byte_size: size, fd, serial: ++serials, uses: 0, dropped: false };
     this.regions.set(name, r);
     return this.describe(r);
   }
@@ -96,7 +139,7 @@ export class SharedMemory implements RegionIO {
     const r = this.regions.get(name);
     if (!r) throw bad(`no region '${name}' is registered`);
     this.regions.delete(name);
-    closeSync(r.fd);
+    this.drop(r);
   }
 
   status(name?: string): RegionStatus[] {
@@ -124,14 +167,60 @@ export class SharedMemory implements RegionIO {
   write(region: string, offset: number, data: Uint8Array): void {
     const r = this.span(region, offset, data.byteLength);
     // a file truncated since registration would be silently regrown by the write: refuse instead
-    if (fstatSync(r.fd).size < r.offset + offset + data.byteLength) throw bad(`region '${region}': its file is shorter than registered`);
+    checkLength(r.fd, region, r.offset + offset + data.byteLength);
     let n = 0;
     while (n < data.byteLength) n += writeSync(r.fd, data, n, data.byteLength - n, r.offset + offset + n);
   }
 
   clear(): void {
-    for (const r of this.regions.values()) closeSync(r.fd);
+    for (const r of this.regions.values()) this.drop(r);
     this.regions.clear();
+  }
+
+  /**
+   * Check a span a request names for the mapped path: in the region, and the file still as long as
+   * registered (a mapping read past a file's end raises SIGBUS and would kill this process).
+   */
+  check(region: string, offset: number, size: number): void {
+    const r = this.span(region, offset, size);
+    checkLength(r.fd, region, r.offset + offset + size);
+  }
+
+  /** The spans as the worker maps them; their regions are held until `release` (call it once, whatever happens). */
+  hold(spans: readonly { region: string; offset: number; size: number }[]): { spans: MappedSpan[]; release: () => void } {
+    const out = spans.map((s) => {
+      const r = this.span(s.region, s.offset, s.size);
+      return {
+        r,
+        m: { region: r.name, serial: r.serial, fd: r.fd, start: r.offset, byteSize: r.byte_size, offset: s.offset, size: s.size },
+      };
+    });
+    for (const { r } of out) r.uses++;
+    let done = false;
+    return {
+      spans: out.map((o) => o.m),
+      release: () => {
+        if (done) return;
+        done = true;
+        for (const { r } of out) {
+          r.uses--;
+          if (r.dropped && r.uses === 0) this.close(r);
+        }
+      },
+    };
+  }
+
+  /** Unregistered: closed now, or when the last request holding it is answered. */
+  private drop(r: Region): void {
+    r.dropped = true;
+    if (r.uses === 0) this.close(r);
+    else this.held.add(r);
+  }
+
+  private close(r: Region): void {
+    this.held.delete(r);
+    closeSync(r.fd);
+    if (this.mmap) this.onDrop(r.serial);
   }
 
   private span(region: string, offset: number, size: number): Region {
@@ -144,6 +233,11 @@ export class SharedMemory implements RegionIO {
   }
 
   private describe(r: Region): RegionStatus {
-    return { name: r.name, key: r.key, offset: r.offset, byte_size: r.byte_size };
+    return { name: r.name, key: r.key, offset: r.offset, byte_size: r.byte_size, access: this.mmap ? 'mmap' : 'pread' };
   }
+}
+
+/** Refuse a file shorter than `end` bytes (truncated since it was registered). */
+export function checkLength(fd: number, region: string, end: number): void {
+  if (fstatSync(fd).size < end) throw bad(`region '${region}': its file is shorter than registered (truncated after it was registered?)`);
 }

@@ -246,6 +246,24 @@ t.test('a native module built for another CPU is refused in one line, nothing in
   // not an ELF at all (a macOS build copied over)
   writeFileSync(mod, Buffer.from('\xcf\xfa\xed\xfe not elf', 'latin1'));
   t.match(runWith(['--root', join(r, 'b')], {}, src).err, /better_sqlite3\.node is not a Linux \(ELF\) binary/);
+
+  // edgefit's own addon (native/shm-map, mmap for shared memory) goes with the tree and is checked the same way
+  cpSync(join(ROOT, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'), mod);
+  const shm = join(src, 'native/shm-map/build/Release/shm_map.node');
+  if (!existsSync(shm)) return t.fail('the installed tree has no native/shm-map addon (npm run build:native in the checkout)');
+  const s = readFileSync(shm);
+  s.writeUInt16LE(ELF_MACHINE[other]!, 18);
+  writeFileSync(shm, s);
+  const res2 = runWith(['--root', join(r, 'b')], {}, src);
+  t.equal(res2.status, 1);
+  t.match(res2.err, `install.sh: shm_map.node is built for ${built}, this box is ${box}: run npm run build:native`);
+  t.notOk(existsSync(join(r, 'b/opt/edgefit')), 'nothing installed');
+  // a tree built where there was no C compiler: installed, shared memory on positioned reads and writes
+  rmSync(shm);
+  const res3 = runWith(['--root', join(r, 'b')], {}, src);
+  t.equal(res3.status, 0, res3.err);
+  t.match(res3.out, /warning: .* has no native\/shm-map\/build\/Release\/shm_map\.node .*positioned reads and writes/);
+  t.notOk(existsSync(join(r, 'b/opt/edgefit/native/shm-map/build/Release/shm_map.node')));
 });
 
 t.test('a Node under /home (nvm) is refused for the unit, with how to get a system one', async (t) => {

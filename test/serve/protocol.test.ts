@@ -103,7 +103,9 @@ t.test('responses: JSON by default, binary when asked, requested outputs only', 
     z: { dtype: 'int32' as const, shape: [1], data: new Int32Array([7]) },
   };
   const by = { model: 'm', version: 'v3', level: 1, label: 'int8' };
-  const json = encodeInferResponse({ inputs: {}, outputs: null, binaryDefault: false, id: 'q' }, outputs, by, { run_ms: 1.5 });
+  const json = encodeInferResponse({ inputs: {}, outputs: null, binaryDefault: false, shmInputs: {}, id: 'q' }, outputs, by, {
+    run_ms: 1.5,
+  });
   t.equal(json.headers['content-type'], 'application/json');
   const doc = JSON.parse(Buffer.concat(json.chunks).toString()) as Record<string, unknown>;
   t.same(doc, {
@@ -116,7 +118,7 @@ t.test('responses: JSON by default, binary when asked, requested outputs only', 
       { name: 'z', datatype: 'INT32', shape: [1], data: [7] },
     ],
   });
-  const b = encodeInferResponse({ inputs: {}, outputs: [{ name: 'y', binary: true }], binaryDefault: false }, outputs, by);
+  const b = encodeInferResponse({ inputs: {}, outputs: [{ name: 'y', binary: true }], binaryDefault: false, shmInputs: {} }, outputs, by);
   const hl = Number(b.headers['inference-header-content-length']);
   const all = Buffer.concat(b.chunks);
   t.equal(Number(b.headers['content-length']), all.length);
