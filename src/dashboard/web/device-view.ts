@@ -129,7 +129,10 @@ export class DeviceView {
       </div>`;
     const form = this.root.querySelector('#budget-form') as HTMLFormElement;
     const b = d.summary.budgets;
-    (form.elements.namedItem('latencyMs') as HTMLInputElement).value = b.latencyMs !== undefined ? String(b.latencyMs) : '';
+    // a relative budget (0.6x) arrives as its absolute equivalent (88.6811999 ms): three
+    // significant digits read as a budget and keep sub-millisecond ones (0.0412 ms) intact
+    (form.elements.namedItem('latencyMs') as HTMLInputElement).value =
+      b.latencyMs !== undefined ? String(Number(b.latencyMs.toPrecision(3))) : '';
     (form.elements.namedItem('ramMb') as HTMLInputElement).value = b.ramMb !== undefined ? String(b.ramMb) : '';
     (form.elements.namedItem('minFidelity') as HTMLInputElement).value = b.minFidelity !== undefined ? String(b.minFidelity) : '';
     (form.elements.namedItem('sizeMb') as HTMLInputElement).value = b.sizeMb !== undefined ? String(b.sizeMb) : '';
