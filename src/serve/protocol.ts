@@ -320,6 +320,11 @@ export function encodeInferResponse(
   };
 }
 
+/** An output going into shared memory must fit the span the request named (the server's write and the worker's). */
+export function checkOutputFits(name: string, bytes: number, size: number): void {
+  if (bytes > size) throw bad(`output '${name}' is ${bytes} bytes; its shared_memory_byte_size is ${size}`);
+}
+
 /** Write each output the request wants in shared memory into its region (before encodeInferResponse), but those the worker `written` already. */
 export function writeShmOutputs(
   req: InferRequest,
@@ -330,9 +335,7 @@ export function writeShmOutputs(
   for (const o of req.outputs ?? []) {
     if (!o.shm || written[o.name] !== undefined) continue;
     const d = outputs[o.name]!.data;
-    if (d.byteLength > o.shm.size) {
-      throw bad(`output '${o.name}' is ${d.byteLength} bytes; its shared_memory_byte_size is ${o.shm.size}`);
-    }
+    checkOutputFits(o.name, d.byteLength, o.shm.size);
     io.write(o.shm.region, o.shm.offset, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
 }

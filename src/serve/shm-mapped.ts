@@ -8,7 +8,7 @@
 // is copied once into its span. Before each access the file's length is checked again: touching a
 // mapping past a truncated file's end raises SIGBUS, which no JavaScript can catch.
 import { ND_DTYPES, type NdArray, type NdDType, type NdData } from '../data/ndarray.js';
-import { bad } from './protocol.js';
+import { checkOutputFits } from './protocol.js';
 import { checkLength, type MappedSpan } from './shm.js';
 import type { ShmMapAddon } from './shm-map.js';
 
@@ -39,7 +39,7 @@ export class MappedRegions {
 
   /** Copy an output into its span; the bytes written. */
   output(name: string, s: MappedSpan, data: NdData): number {
-    if (data.byteLength > s.size) throw bad(`output '${name}' is ${data.byteLength} bytes; its shared_memory_byte_size is ${s.size}`);
+    checkOutputFits(name, data.byteLength, s.size);
     const into = this.bytes({ ...s, size: data.byteLength });
     into.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     return data.byteLength;
@@ -51,9 +51,5 @@ export class MappedRegions {
     if (!ab) return;
     this.maps.delete(serial);
     this.addon.unmap(ab);
-  }
-
-  get size(): number {
-    return this.maps.size;
   }
 }

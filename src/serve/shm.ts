@@ -77,8 +77,6 @@ let serials = 0;
 
 export class SharedMemory implements RegionIO {
   private readonly regions = new Map<string, Region>();
-  /** Regions unregistered while requests held them. */
-  private readonly held = new Set<Region>();
   /** Do requests use regions mapped in the worker (the addon loaded and EDGEFIT_SHM_MMAP is not 0)? */
   readonly mmap: boolean;
   /** Called with a region's serial once it is closed: the workers drop their mappings of it. */
@@ -213,12 +211,10 @@ export class SharedMemory implements RegionIO {
   /** Unregistered: closed now, or when the last request holding it is answered. */
   private drop(r: Region): void {
     r.dropped = true;
-    if (r.uses === 0) this.close(r);
-    else this.held.add(r);
+    if (r.uses === 0) this.close(r); // else the last hold's release closes it
   }
 
   private close(r: Region): void {
-    this.held.delete(r);
     closeSync(r.fd);
     if (this.mmap) this.onDrop(r.serial);
   }
