@@ -9,7 +9,7 @@
 // steps, one step vs one inference of the same batch (medians), peak RSS.
 // det (--only det [--det-pruned file.onnx] [--det-minutes 12] [--crop 320] [--det-lr 1e-5 | 1e-4,3e-5]
 //   [--det-train assets/calib/det/train | none] [--det-loss auto|mse|bce [--hinge 0.3]] [--features auto|none]
-//   [--feature-weight 1] [--save distilled.onnx]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
+//   [--feature-weight 1] [--ram-mb MB] [--save distilled.onnx]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
 // --importance activation --recover lsq --calib assets/calib/det/calibrate`; or the given pruned
 // file), then distilled on random crops (with flips and brightness) of the 80 train images, the 16
 // calibrate images held out for the loss (--det-train none: the calibrate images alone, 4 held
@@ -62,6 +62,8 @@ const { values: args } = parseArgs({
     features: { type: 'string', default: 'auto' },
     'feature-weight': { type: 'string', default: '1' },
     crop: { type: 'string', default: '320' },
+    // the training process's peak RSS budget in MB (TrainSpec.ramMb; unset: distill's default)
+    'ram-mb': { type: 'string' },
     save: { type: 'string' },
   },
 });
@@ -236,6 +238,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
           },
     features: args.features === 'none' ? false : 'auto',
     featureWeight: Number(args['feature-weight']),
+    ...(args['ram-mb'] !== undefined ? { ramMb: Number(args['ram-mb']) } : {}),
     augment: augmenter({ crop: [crop, crop], flip: true, brightness: 0.1 }),
     onProgress: (p) => {
       const tenth = Math.floor((p.seconds / p.budgetSeconds) * 20);

@@ -8,11 +8,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
 import { CLS_MODEL } from '../helpers/agent-proc.js';
+import { CLI } from '../../devkit/paths.js';
 import { Agent } from '../../src/agent/index.js';
-import { loadAgentConfig } from '../../src/config/agent.js';
+import { loadAgentConfig, TRAIN_MINUTES_DEFAULT } from '../../src/config/agent.js';
 import type { FitRequest, Fitter, FrontierEntry } from '../../src/fit/types.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
 
@@ -49,13 +51,13 @@ function entry(id: string, path: string, fidelity: number, train?: number): Fron
   };
 }
 
-function startAgent(name: string, fitter: Fitter, minutes: number, fitterHold?: (on: boolean) => void): Agent {
+function startAgent(name: string, fitter: Fitter, minutes: number | undefined, fitterHold?: (on: boolean) => void): Agent {
   return new Agent(
     loadAgentConfig({
       flags: {
         deviceId: name,
         stateDir: join(dir, name),
-        train: { minutes },
+        ...(minutes === undefined ? {} : { train: { minutes } }),
         model: { path: CLS_MODEL, shapes: { x: [1, 3, 48, 192] } },
         budgets: { latencyMs: 1000, minFidelity: 0.9 },
         threads: 1,
@@ -119,6 +121,35 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
   await b.stop();
   t.equal(requests.length, 2, 'no fit after the restart');
   t.notOk(w.msgs.slice(again).some(ev(dev, 'deployed')), 'nothing redeployed');
+});
+
+t.test('by default the agent trains for TRAIN_MINUTES_DEFAULT after its first fit; 0 turns it off', async (t) => {
+  t.equal(TRAIN_MINUTES_DEFAULT, 12, 'the documented default (README, config description)');
+  t.equal(loadAgentConfig({ flags: {} }).train.minutes, TRAIN_MINUTES_DEFAULT, 'the config default');
+  t.equal(loadAgentConfig({ flags: { train: { minutes: 0 } } }).train.minutes, 0, 'train.minutes 0 is accepted');
+  const r = spawnSync(process.execPath, [CLI, 'agent', '--train-minutes', '-1'], { encoding: 'utf8' });
+  t.equal(r.status, 2, 'a bad --train-minutes exits 2');
+  t.match(r.stderr, /^edgefit: --train-minutes must be 0 to 1440 minutes, got -1\n$/, 'in one usage line');
+  // the default path: an agent configured with nothing about training runs the second, training fit
+  const dev = 'dev-train-default';
+  const plain = variantOf('default');
+  const requests: FitRequest[] = [];
+  const fitter: Fitter = async (req) => {
+    requests.push(req);
+    const base = entry('l0.300', plain, 0.95);
+    return { chosenId: base.id, frontier: [base], referenceLatencyP50Ms: 2, fitter: 'test' };
+  };
+  const from = w.msgs.length;
+  const a = startAgent(dev, fitter, undefined);
+  t.teardown(() => a.stop());
+  await a.start();
+  const deadline = Date.now() + 60_000;
+  while (w.msgs.slice(from).filter(ev(dev, 'fit-done')).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.same(
+    requests.map((q) => q.trainMinutes),
+    [undefined, TRAIN_MINUTES_DEFAULT],
+    'the first fit without training, then a training fit of the default minutes',
+  );
 });
 
 t.test('a training fit whose choice is not a trained candidate redeploys nothing', async (t) => {

@@ -24,6 +24,8 @@ export function startAgentProc(opts: {
   operatorKey?: string;
   /** Default 'reference-only'; 'auto': the real fitter (fitModel in its child). */
   fitter?: 'auto' | 'reference-only';
+  /** The training fit's minutes with the 'auto' fitter; default 0 (test/agent/train-phase.test.ts covers training). */
+  trainMinutes?: number;
 }): AgentProc {
   const args = [
     CLI,
@@ -43,6 +45,8 @@ export function startAgentProc(opts: {
     String(opts.probeIntervalS ?? 2),
     '--fitter',
     opts.fitter ?? 'reference-only',
+    '--train-minutes',
+    String(opts.trainMinutes ?? 0),
     // serving on, on any free port: parallel tests never collide on 8551
     '--serve-port',
     '0',

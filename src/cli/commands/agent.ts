@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import type { CommandModule } from 'yargs';
-import { dashboardPort, loadAgentConfig, type AgentConfig } from '../../config/agent.js';
+import { dashboardPort, loadAgentConfig, TRAIN_MINUTES_DEFAULT, type AgentConfig } from '../../config/agent.js';
 import { Agent, sdReady, sdStopping } from '../../agent/index.js';
 import { EdgefitError, oneLine } from '../../errors.js';
 import { readSourcesFromDir } from '../../profile/sources.js';
@@ -24,6 +24,7 @@ interface Args {
   'probe-interval'?: number;
   'exit-after'?: number;
   fitter?: string;
+  'train-minutes'?: number;
   'dashboard-port'?: number;
   dashboard?: boolean;
   'serve-port'?: number;
@@ -107,6 +108,10 @@ export const command: CommandModule<object, Args> = {
         choices: ['auto', 'reference-only'],
         describe: 'fitModel when available, or measure the original only',
       })
+      .option('train-minutes', {
+        type: 'number',
+        describe: `minutes the second, training fit may spend after the first fit is deployed (train.minutes; 0: no training; default ${TRAIN_MINUTES_DEFAULT})`,
+      })
       .option('dashboard-port', {
         type: 'number',
         describe: 'serve the dashboard on 127.0.0.1:<port>; 0 = off (default: 8080 with the embedded broker, off otherwise)',
@@ -131,6 +136,9 @@ export const command: CommandModule<object, Args> = {
         const sp = a['serve-port'];
         if (sp !== undefined && (!Number.isInteger(sp) || sp < 0 || sp > 65535))
           throw new EdgefitError('USAGE', `--serve-port must be an integer 0..65535, got ${String(sp)}`);
+        const tm = a['train-minutes'];
+        if (tm !== undefined && !(Number.isFinite(tm) && tm >= 0 && tm <= 1440))
+          throw new EdgefitError('USAGE', `--train-minutes must be 0 to 1440 minutes, got ${String(tm)}`);
         return true;
       }),
   handler: async (argv) => {
@@ -141,6 +149,7 @@ export const command: CommandModule<object, Args> = {
     if (argv['metrics-interval'] !== undefined) flags.metricsIntervalS = argv['metrics-interval'];
     if (argv['probe-interval'] !== undefined) flags.probe = { intervalS: argv['probe-interval'] };
     if (argv.fitter) flags.fitter = argv.fitter;
+    if (argv['train-minutes'] !== undefined) flags.train = { minutes: argv['train-minutes'] };
     if (argv.broker) flags.mqtt = { url: argv.broker };
     if (argv.dashboard === false) flags.dashboard = { port: 0 };
     else if (argv['dashboard-port'] !== undefined) flags.dashboard = { port: argv['dashboard-port'] };

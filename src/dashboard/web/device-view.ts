@@ -293,7 +293,7 @@ export class DeviceView {
     if (!t) {
       el.innerHTML =
         `<p class="muted" id="training-none">The deployed model was not trained on this box${p ? ` (${esc(p.label)})` : ''}. ` +
-        'With config <code>train.minutes</code> above 0 (off by default) the agent trains the best candidate for that long after its first fit and swaps it in when it measures better.</p>';
+        'After its first fit the agent trains the best candidate for <code>train.minutes</code> (default 12; 0: off) and swaps it in only when it measures better.</p>';
       return;
     }
     const what = t.kind === 'qat' ? 'quantization-aware training' : 'distillation from the original';
