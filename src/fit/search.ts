@@ -11,6 +11,7 @@ import { latencyBudgetMs, latencyOf, meets, type Budgets, type Shortfall, type V
 import type { CandidateConfig, FitProgress, FrontierEntry, LatencyRound, TrainingSummary } from './types.js';
 import { fasterVerdict, marginFromPairs } from '../evaluate/faster.js';
 import { ms } from '../util/format.js';
+import { isEdgefitError, oneLine, type ErrorCode } from '../errors.js';
 
 export interface Measured {
   latencyP50Ms: number;
@@ -89,6 +90,8 @@ export interface SearchOutcome {
 }
 
 const KIND = { channels: 's', macs: 'm', latency: 'l' } as const;
+/** Why a candidate cannot be trained here (not a fault of the fit): its note says so and the fit goes on. */
+const TRAINING_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['UNSUPPORTED', 'OVER_BUDGET', 'DATA']);
 const key = (c: CandidateConfig) =>
   `${KIND[c.structuredBy ?? 'channels']}${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}${c.train ? `-train${c.train}` : ''}`;
 
@@ -431,7 +434,16 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     if (!target) notes.push('training: no pruned or int8 candidate to train (the original meets the budgets, or nothing is fast enough)');
     else {
       const kind = target.config.quant === 'none' ? 'distilled from the original' : 'trained quantization-aware';
-      const e = await decide({ ...target.config, train: minutes });
+      let e: FrontierEntry | null = null;
+      try {
+        e = await decide({ ...target.config, train: minutes });
+      } catch (err) {
+        // training is on by default: a model or box it cannot train (an op outside the gradient
+        // table, too little RAM for one row, no data) keeps the untrained choice and says why,
+        // instead of failing a fit whose other candidates are measured and sound
+        if (!isEdgefitError(err) || !TRAINING_REFUSALS.has(err.code)) throw err;
+        notes.push(`training: ${target.id} not trained: ${oneLine(err)}`);
+      }
       if (e)
         notes.push(
           `training: ${target.id} ${kind} for up to ${minutes} min: fidelity ${target.fidelity.toFixed(4)} -> ${e.fidelity.toFixed(4)}${ok(e) && !ok(target) ? ', now meets every budget' : ''}`,

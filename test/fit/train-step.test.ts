@@ -4,6 +4,7 @@
 import t from 'tap';
 import { searchFrontier } from '../../src/fit/search.js';
 import type { CandidateConfig } from '../../src/fit/types.js';
+import { EdgefitError } from '../../src/errors.js';
 
 function box(trainGain: number) {
   const calls: CandidateConfig[] = [];
@@ -65,6 +66,40 @@ t.test('a feasible choice is trained too, and its trained twin wins on fidelity 
   const twin = out.candidates.find((e) => e.config.structured === out.chosen.config.structured && !e.config.train)!;
   t.ok(out.chosen.fidelity > twin.fidelity, 'higher fidelity than its untrained twin');
 });
+
+t.test(
+  'a candidate training refuses (RAM, an op outside the table, no data) keeps the untrained choice; other errors still fail',
+  async (t) => {
+    for (const code of ['OVER_BUDGET', 'UNSUPPORTED', 'DATA'] as const) {
+      const b = box(0.5);
+      const evaluate = async (c: CandidateConfig) => {
+        if (c.train) throw new EdgefitError(code, `cannot train here (${code})\nsecond line`);
+        return b.evaluate(c);
+      };
+      const out = await searchFrontier(
+        { evaluate },
+        { budgets: { latencyFactor: 0.6, minFidelity: 0.9 }, threads: 1, steps: 4, trainMinutes: 1 },
+      );
+      t.ok(out.feasible, `${code}: the fit still ends with a feasible choice`);
+      t.notOk(out.chosen.config.train, `${code}: untrained`);
+      t.match(
+        out.notes.join('\n'),
+        new RegExp(`training: \\S+ not trained: cannot train here \\(${code}\\)$`, 'm'),
+        `${code}: said in one line`,
+      );
+    }
+    const b = box(0.5);
+    const failing = async (c: CandidateConfig) => {
+      if (c.train) throw new EdgefitError('INTERNAL', 'a bug');
+      return b.evaluate(c);
+    };
+    await t.rejects(
+      searchFrontier({ evaluate: failing }, { budgets: { latencyFactor: 0.6, minFidelity: 0.9 }, threads: 1, steps: 4, trainMinutes: 1 }),
+      /a bug/,
+      'an internal error is not swallowed',
+    );
+  },
+);
 
 t.test("the HTML report shows a trained candidate's loss curve and labels it", async (t) => {
   const { renderReport } = await import('../../src/fit/report.js');
