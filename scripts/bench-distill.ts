@@ -215,7 +215,9 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     const one = (x: (typeof ref)[number]) => ({ [x.name]: x });
     const f = singleOutputFidelity(ref, got);
     const task = compareTask('text-det', original.graph, ref.map(one), got.map(one));
-    return { boxF1: task.value, maskIoU: f.maskIoU, pooledCosine: f.pooledCosine };
+    // the counts behind F1 (the original's boxes, the model's, matched): how many boxes a gap is
+    const { refBoxes, boxes, precision, recall } = task.figures as Record<string, number>;
+    return { boxF1: task.value, maskIoU: f.maskIoU, pooledCosine: f.pooledCosine, refBoxes, boxes, precision, recall };
   };
   const before = await judgeOf(pruned);
   const crop = Number(args.crop);
@@ -285,6 +287,8 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     `PP-OCRv4 det, pruned at --target-latency 0.5x (activation + lsq), ${judge.length} judge images at 640x640:\n` +
       `  pruned+lsq: box F1 ${before.boxF1.toFixed(4)}, mask IoU ${before.maskIoU?.toFixed(4)}; ` +
       `pruned+distill: box F1 ${after.boxF1.toFixed(4)}, mask IoU ${after.maskIoU?.toFixed(4)}\n` +
+      `  boxes: the original's ${after.refBoxes}; pruned+lsq ${before.boxes} (precision ${before.precision?.toFixed(4)}, recall ${before.recall?.toFixed(4)}), ` +
+      `pruned+distill ${after.boxes} (precision ${after.precision?.toFixed(4)}, recall ${after.recall?.toFixed(4)})\n` +
       `  latency original ${lat.floatMs.toFixed(1)} ms, distilled ${lat.quantizedMs.toFixed(1)} ms (${lat.ratio.toFixed(3)}x, interleaved)\n` +
       `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops of ${d.trainSamples} images, ${d.heldOutSamples} held out) in ${(t.seconds / 60).toFixed(2)} min ` +
       `(${row.wallMinutes} min wall with the set-up); lr ${t.lr}${d.lrTrial.length ? ` of trial ${d.lrTrial.map((x) => `${x.lr}: ${x.heldOut.toPrecision(4)}`).join(', ')}` : ''}; ` +
