@@ -216,7 +216,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     const f = singleOutputFidelity(ref, got);
     const task = compareTask('text-det', original.graph, ref.map(one), got.map(one));
     // the counts behind F1 (the original's boxes, the model's, matched): how many boxes a gap is
-    const { refBoxes, boxes, precision, recall } = task.figures as Record<string, number>;
+    const { refBoxes, boxes, precision, recall } = task.figures;
     return { boxF1: task.value, maskIoU: f.maskIoU, pooledCosine: f.pooledCosine, refBoxes, boxes, precision, recall };
   };
   const before = await judgeOf(pruned);
