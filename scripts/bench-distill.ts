@@ -9,7 +9,7 @@
 // steps, one step vs one inference of the same batch (medians), peak RSS.
 // det (--only det [--det-pruned file.onnx] [--det-minutes 12] [--crop 320] [--det-lr 1e-5 | 1e-4,3e-5]
 //   [--det-train assets/calib/det/train | none] [--det-loss auto|mse|bce [--hinge 0.3]] [--features auto|none]
-//   [--feature-weight 1] [--ram-mb MB] [--save distilled.onnx]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
+//   [--feature-weight 1] [--ram-mb MB] [--save distilled.onnx] [--task auto|none|text-det] [--scale 0.8,1.6]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
 // --importance activation --recover lsq --calib assets/calib/det/calibrate`; or the given pruned
 // file), then distilled on random crops (with flips and brightness) of the 80 train images, the 16
 // calibrate images held out for the loss (--det-train none: the calibrate images alone, 4 held
@@ -36,6 +36,7 @@ import { compactSamples } from '../src/passes/train/compact.js';
 import { distill } from '../src/passes/train/distill.js';
 import { modelInputs, runFirstOutput, toFeeds } from '../src/runtime/runner.js';
 import { writeFileAtomic } from '../src/util/fs.js';
+import { parseTask } from '../src/fidelity/tasks.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -62,11 +63,19 @@ const { values: args } = parseArgs({
     features: { type: 'string', default: 'auto' },
     'feature-weight': { type: 'string', default: '1' },
     crop: { type: 'string', default: '320' },
+    // scale jitter before the crop: --scale 0.8,1.6 (each crop resized by a factor drawn from the range)
+    scale: { type: 'string' },
     // the training process's peak RSS budget in MB (TrainSpec.ramMb; unset: distill's default)
     'ram-mb': { type: 'string' },
     save: { type: 'string' },
+    // what picks the trained weights kept: the task's metric on the held-out images (auto: detected,
+    // as prune --recover distill and the fit do), or none: the held-out loss (before the judge)
+    task: { type: 'string', default: 'auto' },
   },
 });
+const judgeTask = args.task === 'none' ? undefined : parseTask(args.task);
+const scale = args.scale ? (args.scale.split(',').map(Number) as [number, number]) : undefined;
+if (scale && !(scale.length === 2 && scale[0]! > 0 && scale[1]! >= scale[0]!)) throw new Error(`--scale wants min,max, got ${args.scale}`);
 const threads = Number(args.threads);
 
 async function accuracy(m: Model, samples: readonly Sample[], labels: readonly number[]): Promise<number> {
@@ -117,6 +126,7 @@ async function mnist(dir: string): Promise<Record<string, unknown>> {
     threads,
     batch: Number(args.batch),
     lr: args.lr !== undefined ? Number(args.lr) : undefined,
+    task: judgeTask,
     onProgress: (p) => {
       const tenth = Math.floor((p.seconds / p.budgetSeconds) * 10);
       if (tenth === lastTenth && p.heldOut === undefined) return;
@@ -148,6 +158,7 @@ async function mnist(dir: string): Promise<Record<string, unknown>> {
       forwardMs: t.forwardMs,
       stepOverForward: +(t.stepMs / t.forwardMs).toFixed(2),
       heldOutLoss: [t.heldOutBefore, t.heldOutAfter],
+      judged: t.judged ?? null,
       bestStep: t.bestStep,
       loss: t.losses,
       lr: t.lr,
@@ -241,13 +252,14 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     features: args.features === 'none' ? false : 'auto',
     featureWeight: Number(args['feature-weight']),
     ...(args['ram-mb'] !== undefined ? { ramMb: Number(args['ram-mb']) } : {}),
-    augment: augmenter({ crop: [crop, crop], flip: true, brightness: 0.1 }),
+    augment: augmenter({ crop: [crop, crop], flip: true, brightness: 0.1, ...(scale ? { scale } : {}) }),
+    task: judgeTask,
     onProgress: (p) => {
       const tenth = Math.floor((p.seconds / p.budgetSeconds) * 20);
       if (tenth === lastTenth && p.heldOut === undefined) return;
       lastTenth = tenth;
       process.stderr.write(
-        `  det step ${p.step} ${p.seconds.toFixed(0)} s loss ${p.loss.toPrecision(4)}${p.heldOut !== undefined ? ` held-out ${p.heldOut.toPrecision(4)}` : ''} rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB\n`,
+        `  det step ${p.step} ${p.seconds.toFixed(0)} s loss ${p.loss.toPrecision(4)}${p.heldOut !== undefined ? ` held-out ${p.heldOut.toPrecision(4)}` : ''}${p.score !== undefined ? ` score ${p.score.toFixed(4)}` : ''} rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB\n`,
       );
     },
   });
@@ -273,6 +285,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       graphMs: t.graphMs,
       forwardMs: t.forwardMs,
       heldOutLoss: [t.heldOutBefore, t.heldOutAfter],
+      judged: t.judged ?? null,
       bestStep: t.bestStep,
       loss: t.losses,
       lr: t.lr,
@@ -293,8 +306,9 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops of ${d.trainSamples} images, ${d.heldOutSamples} held out) in ${(t.seconds / 60).toFixed(2)} min ` +
       `(${row.wallMinutes} min wall with the set-up); lr ${t.lr}${d.lrTrial.length ? ` of trial ${d.lrTrial.map((x) => `${x.lr}: ${x.heldOut.toPrecision(4)}`).join(', ')}` : ''}; ` +
       `loss ${Object.values(t.losses)[0]?.kind}${Object.values(t.losses)[0]?.threshold ? ` + hinge at ${Object.values(t.losses)[0]?.threshold}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
-      `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}; step ${t.stepMs} ms vs inference ${t.forwardMs} ms; ` +
-      `peak RSS ${t.peakRssMb} MB\n`,
+      `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}` +
+      `${t.judged ? `, held-out ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)} (it picked step ${t.bestStep})` : ' (the loss picked the weights)'}; ` +
+      `step ${t.stepMs} ms vs inference ${t.forwardMs} ms; peak RSS ${t.peakRssMb} MB\n`,
   );
   return row;
 }

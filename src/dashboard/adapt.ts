@@ -150,7 +150,13 @@ function adaptTraining(t: unknown): Pick<FrontierPoint, 'training'> {
   const [minutes, seconds, steps, before, after] = [x.minutes, x.seconds, x.steps, x.heldOutBefore, x.heldOutAfter].map(num);
   if (minutes === null || seconds === null || steps === null || before === null || after === null) return {};
   const kind = x.kind === 'qat' ? 'qat' : 'distill';
-  return { training: { kind, minutes, seconds, steps, heldOutBefore: before, heldOutAfter: after, curve } };
+  const j = (typeof x.judged === 'object' && x.judged !== null ? x.judged : {}) as Record<string, unknown>;
+  const [jb, ja] = [num(j.before), num(j.after)];
+  const judged =
+    typeof j.name === 'string' && /^[A-Za-z0-9 ]{1,24}$/.test(j.name) && jb !== null && ja !== null
+      ? { name: j.name, before: jb, after: ja }
+      : null;
+  return { training: { kind, minutes, seconds, steps, heldOutBefore: before, heldOutAfter: after, ...(judged ? { judged } : {}), curve } };
 }
 
 /**

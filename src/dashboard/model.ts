@@ -108,6 +108,8 @@ export interface FrontierPoint {
     steps: number;
     heldOutBefore: number;
     heldOutAfter: number;
+    /** The task's held-out score before and after (the fit's metric picked the weights kept). */
+    judged?: { name: string; before: number; after: number };
     curve: { step: number; loss: number; heldOut?: number }[];
   };
 }

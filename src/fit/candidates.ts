@@ -17,6 +17,7 @@ import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
 import type { CandidateConfig, TrainingSummary } from './types.js';
 import type { TrainProgress, TrainReport } from '../passes/train/types.js';
 import type { LatencyTables } from '../analyze/latency/types.js';
+import type { Task } from '../fidelity/tasks.js';
 
 export interface BuildContext {
   original: Uint8Array;
@@ -36,6 +37,8 @@ export interface BuildContext {
   trainSamples?: () => Sample[];
   /** Awaited before every training step (TrainSpec.gate: the agent holds training while the box serves). */
   trainGate?: () => Promise<void>;
+  /** The task the fit judges by: training keeps the weights its metric scores best on held-out samples. */
+  task?: Task;
 }
 
 export interface Built {
@@ -63,9 +66,19 @@ export function trainingSummary(kind: TrainingSummary['kind'], minutes: number, 
     heldOutBefore: r.heldOutBefore,
     heldOutAfter: r.heldOutAfter,
     improved: r.improved,
-    curve: curve.map((p) => ({ step: p.step, loss: p.loss, ...(p.heldOut !== undefined ? { heldOut: p.heldOut } : {}) })),
+    ...(r.judged ? { judged: r.judged } : {}),
+    curve: curve.map((p) => ({
+      step: p.step,
+      loss: p.loss,
+      ...(p.heldOut !== undefined ? { heldOut: p.heldOut } : {}),
+      ...(p.score !== undefined ? { score: p.score } : {}),
+    })),
   };
 }
+
+/** ", box F1 0.9709 -> 0.9745 on held-out samples" when the task judged the training. */
+const judgedNote = (r: TrainReport): string =>
+  r.judged ? `, ${r.judged.name} ${r.judged.before.toFixed(4)} -> ${r.judged.after.toFixed(4)} on held-out samples` : '';
 
 export async function buildCandidate(config: CandidateConfig, ctx: BuildContext): Promise<Built> {
   const notes: string[] = [];
@@ -108,6 +121,7 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
             ...(ctx.trainSamples ? { trainSamples: ctx.trainSamples() } : {}),
             ...(ctx.onTrain ? { onTrainProgress: (_: number, p: TrainProgress) => ctx.onTrain!(p) } : {}),
             ...(ctx.trainGate ? { trainGate: ctx.trainGate } : {}),
+            ...(ctx.task ? { task: ctx.task } : {}),
           }
         : {}),
       steps: 1,
@@ -129,7 +143,7 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
       training = trainingSummary('distill', config.train!, d.training);
       notes.push(
         `distilled ${d.training.steps} steps in ${d.training.seconds.toFixed(0)} s${d.crop ? ` on ${d.crop.join('x')} crops` : ''}: ` +
-          `held-out loss ${d.training.heldOutBefore.toPrecision(3)} -> ${d.training.heldOutAfter.toPrecision(3)}`,
+          `held-out loss ${d.training.heldOutBefore.toPrecision(3)} -> ${d.training.heldOutAfter.toPrecision(3)}${judgedNote(d.training)}`,
       );
     }
   }
@@ -151,11 +165,12 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
       ...(ctx.trainSamples ? { extraTrain: ctx.trainSamples() } : {}),
       ...(ctx.onTrain ? { onProgress: ctx.onTrain } : {}),
       ...(ctx.trainGate ? { gate: ctx.trainGate } : {}),
+      ...(ctx.task ? { task: ctx.task } : {}),
     });
     const t = q.report.training;
     training = trainingSummary('qat', config.train, t);
     notes.push(
-      `quantization-aware training ${t.steps} steps in ${t.seconds.toFixed(0)} s: held-out loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}`,
+      `quantization-aware training ${t.steps} steps in ${t.seconds.toFixed(0)} s: held-out loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}${judgedNote(t)}`,
     );
     return { bytes: q.bytes, notes, sensitivity, training };
   }

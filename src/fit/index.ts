@@ -286,13 +286,15 @@ export async function fitModel(
         tables: tablesOnce,
         ...(req.trainRamMb !== undefined ? { trainRamMb: req.trainRamMb } : {}),
         ...(opts.trainGate ? { trainGate: opts.trainGate } : {}),
+        task: judged.task,
         onTrain: (p) =>
           onProgress({
             fraction: lastProgress.fraction,
             stage: 'training',
             message:
               `step ${p.step}, loss ${p.loss.toPrecision(3)}` +
-              `${p.heldOut !== undefined ? `, held-out ${p.heldOut.toPrecision(3)}` : ''}, ${Math.round(p.seconds)} of ${Math.round(p.budgetSeconds)} s`,
+              `${p.heldOut !== undefined ? `, held-out ${p.heldOut.toPrecision(3)}` : ''}` +
+              `${p.score !== undefined ? ` (${judged.def.metric} ${p.score.toFixed(4)})` : ''}, ${Math.round(p.seconds)} of ${Math.round(p.budgetSeconds)} s`,
           }),
       });
       // the training record beside the model: a later measurement of the same file keeps it

@@ -57,6 +57,18 @@ t.test('a trained entry keeps its training summary and is labelled by how it was
   t.same(odd[0]!.training?.curve, [{ step: 2, loss: 0.5 }], 'malformed curve points are dropped');
 });
 
+t.test("the task's held-out score that picked the weights is kept, and a malformed one dropped", async (t) => {
+  const training = { kind: 'distill', minutes: 5, seconds: 290, steps: 300, heldOutBefore: 0.4, heldOutAfter: 0.1, improved: true, curve };
+  const judged = { name: 'boxF1', before: 0.9709, after: 0.9745 };
+  const f = adaptFrontier(resp([entry('b', { train: 5, training: { ...training, judged } })]), null);
+  t.same(f[0]!.training?.judged, judged);
+  for (const bad of [{ ...judged, before: 'x' }, { ...judged, name: '<img src=x>' }, 'boxF1']) {
+    const g = adaptFrontier(resp([entry('b', { train: 5, training: { ...training, judged: bad } })]), null);
+    t.equal(g[0]!.training?.judged, undefined, `dropped: ${JSON.stringify(bad)}`);
+    t.equal(g[0]!.training?.heldOutAfter, 0.1, 'the rest of the summary stays');
+  }
+});
+
 t.test('the loss chart draws the batch loss and the held-out points', async (t) => {
   const svg = lossChart(curve);
   t.match(svg, /class="loss-train"/);

@@ -114,6 +114,7 @@ t.test("the HTML report shows a trained candidate's loss curve and labels it", a
     heldOutBefore: 0.3,
     heldOutAfter: 0.12,
     improved: true,
+    judged: { name: 'boxF1', before: 0.9709, after: 0.9745 },
     curve: Array.from({ length: 12 }, (_, i) => ({
       step: i * 10,
       loss: 0.3 / (1 + i),
@@ -134,6 +135,7 @@ t.test("the HTML report shows a trained candidate's loss curve and labels it", a
   });
   t.match(html, /<h2>Training on this box<\/h2>/);
   t.match(html, /distillation from the original: 120 steps in 2\.8 of 3 min; held-out loss 0\.300 &rarr; 0\.120/);
+  t.match(html, /boxF1 0\.9709 &rarr; 0\.9745 \(it picked the weights kept\)/, "the task's score that picked the weights");
   t.equal((html.match(/aria-label="training loss of/g) ?? []).length, 1, 'one loss plot');
   t.match(html, /<td>none distilled<\/td>/, 'the table says it was distilled');
 });

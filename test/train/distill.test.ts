@@ -91,7 +91,13 @@ t.test('CLI: prune --recover distill --train-minutes 0.2 runs end to end and rep
     distill: {
       trainSamples: number;
       heldOutSamples: number;
-      training: { steps: number; seconds: number; heldOutBefore: number; heldOutAfter: number };
+      training: {
+        steps: number;
+        seconds: number;
+        heldOutBefore: number;
+        heldOutAfter: number;
+        judged?: { name: string; before: number; after: number };
+      };
     }[];
     steps: { distill?: { steps: number } }[];
   };
@@ -99,8 +105,10 @@ t.test('CLI: prune --recover distill --train-minutes 0.2 runs end to end and rep
   const d = j.distill[0]!;
   t.ok(d.training.steps > 0, `${d.training.steps} steps`);
   t.ok(d.training.seconds <= 12.5, `${d.training.seconds} s of a 12 s budget`);
-  t.ok(d.training.heldOutAfter <= d.training.heldOutBefore, 'never worse on held-out samples');
   t.equal(j.steps[0]!.distill?.steps, d.training.steps, 'the history step records it');
+  // the CLI's --task (auto: a classifier's logits) scored every held-out evaluation and picked the weights
+  t.equal(d.training.judged?.name, 'top1', 'judged by top-1 agreement');
+  t.ok(d.training.judged!.after >= d.training.judged!.before, 'never worse by it');
   t.match(r.stderr, /distill: step \d+/, 'progress on stderr');
 
   // iterative pruning: a distillation after each step, the minutes split between them

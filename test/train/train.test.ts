@@ -7,6 +7,7 @@ import { cloneModel, type Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
 import { train } from '../../src/passes/train/train.js';
+import type { HeldOutJudge } from '../../src/passes/train/types.js';
 import { TrainGate } from '../../src/agent/train-hold.js';
 
 const rows = (n: number, seed: number): Sample[] => {
@@ -118,6 +119,75 @@ t.test('a run that cannot help returns the input unchanged', async (t) => {
   t.equal(report.heldOutAfter, report.heldOutBefore);
   for (const w of weights(teacher))
     t.same(model.graph.initializer(w)!.toFloat32(), teacher.graph.initializer(w)!.toFloat32(), `${w} unchanged`);
+});
+
+t.test('a judge picks the weights kept by its score, the loss only breaking ties', async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = perturbed(teacher, 0.3, 5);
+  const out = student.graph.outputs[0]!.name;
+  const heldOut = rows(12, 2);
+  // the student's own held-out outputs before training: a judge that wants them kept as they are
+  const runner = await ModelRunner.create(student);
+  const start = await Promise.all(heldOut.map(async (r) => [...(await runner.run(r)).values()][0]!.data.slice()));
+  await runner.release();
+  const seen: number[] = [];
+  const stay: HeldOutJudge = {
+    name: 'stay',
+    outputs: [out],
+    score: (got) => {
+      seen.push(got.length);
+      let d = 0;
+      got.forEach((g, i) => {
+        t.same(g[out]!.shape.slice(0, 1), [1], 'rows of batch 1');
+        const v = g[out]!.data as Float32Array;
+        for (let k = 0; k < start[i]!.length; k++) d += (v[k]! - start[i]![k]!) ** 2;
+      });
+      return -d;
+    },
+  };
+  const common = {
+    trainable: weights(student),
+    teacher,
+    loss: 'mse' as const,
+    train: rows(48, 1),
+    heldOut,
+    minutes: 1,
+    maxSteps: 40,
+    batch: 8,
+    lr: 3e-3,
+    threads: 1,
+    evaluations: 4,
+  };
+  const kept = await train({ ...common, student, judge: stay });
+  t.ok(seen.length >= 5 && seen.every((n) => n === heldOut.length), `scored at every evaluation, all ${heldOut.length} rows each time`);
+  const lossAt = kept.report.curve.filter((c) => c.step > 0 && c.heldOut !== undefined).map((c) => c.heldOut!);
+  t.ok(Math.min(...lossAt) < kept.report.heldOutBefore, 'the held-out loss fell (the loss alone would have kept a later step)');
+  t.notOk(kept.report.improved, 'but the judge scored the input best: not improved');
+  t.equal(kept.report.bestStep, 0);
+  t.equal(kept.report.judged?.name, 'stay');
+  t.equal(kept.report.judged?.after, kept.report.judged?.before, "the input's score");
+  t.ok(kept.report.judged!.before > -1e-6, 'the input scored as itself (the training graph computes its outputs as the runner does)');
+  for (const w of weights(student))
+    t.same(kept.model.graph.initializer(w)!.toFloat32(), student.graph.initializer(w)!.toFloat32(), `${w} unchanged`);
+  t.ok(kept.report.curve.filter((c) => c.score !== undefined).length >= 5, 'the curve carries the scores');
+
+  // a judge that agrees with the loss: trained weights kept, its score higher
+  const runT = await ModelRunner.create(teacher);
+  const ref = await Promise.all(heldOut.map(async (r) => [...(await runT.run(r)).values()][0]!.data.slice()));
+  await runT.release();
+  const close: HeldOutJudge = {
+    name: 'close',
+    outputs: [out],
+    score: (got) => -got.reduce((a, g, i) => a + ref[i]!.reduce((b, v, k) => b + ((g[out]!.data as Float32Array)[k]! - v) ** 2, 0), 0),
+  };
+  const better = await train({ ...common, student, judge: close });
+  t.ok(better.report.improved, 'improved');
+  t.ok(
+    better.report.judged!.after > better.report.judged!.before,
+    `score ${better.report.judged!.before} -> ${better.report.judged!.after}`,
+  );
+
+  await t.rejects(train({ ...common, student, judge: { ...stay, outputs: ['nope'] } }), /the judge reads 'nope', which is no output/);
 });
 
 t.test('the time budget is kept', async (t) => {

@@ -123,8 +123,11 @@ function summary(r: PruneReport, out: string, speed: SpeedCheck | null): string 
       `distillation${r.distill.length > 1 ? ` (step ${i + 1})` : ''}: ${t.steps} steps in ${t.seconds.toFixed(0)} s on ${d.trainSamples} samples ` +
         `${d.crop ? `(${d.crop.join('x')} crops, ` : '('}batch ${t.batch}; step ${t.stepMs.toFixed(1)} ms vs inference ${t.forwardMs.toFixed(1)} ms; peak RSS ${t.peakRssMb} MB)`,
       `  held-out (${d.heldOutSamples} samples): loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}; ` +
+        (t.judged ? `${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)} (it picked the weights kept); ` : '') +
         `${f(d.fidelityBefore)} -> ${f(d.fidelityAfter)}` +
-        (t.improved ? '' : ' (training did not lower the held-out loss: the lsq-recovered weights are kept)'),
+        (t.improved
+          ? ''
+          : ` (training did not improve the held-out ${t.judged ? t.judged.name : 'loss'}: the lsq-recovered weights are kept)`),
     );
   }
   if (r.unstructured)
@@ -144,7 +147,8 @@ function progressLine(steps: number): (step: number, p: TrainProgress) => void {
     last = tenth;
     process.stderr.write(
       `distill${steps > 1 ? ` ${step}/${steps}` : ''}: step ${p.step}, ${p.seconds.toFixed(0)}/${p.budgetSeconds.toFixed(0)} s, ` +
-        `loss ${p.loss.toPrecision(4)}${p.heldOut !== undefined ? `, held-out ${p.heldOut.toPrecision(4)}` : ''}\n`,
+        `loss ${p.loss.toPrecision(4)}${p.heldOut !== undefined ? `, held-out ${p.heldOut.toPrecision(4)}` : ''}` +
+        `${p.score !== undefined ? ` (task score ${p.score.toFixed(4)})` : ''}\n`,
     );
   };
 }

@@ -227,7 +227,8 @@ export const command: CommandModule<object, Args> = {
 function progressLine(p: TrainProgress): string {
   return (
     `qat: step ${p.step}${p.maxSteps ? `/${p.maxSteps}` : ''}  ${p.seconds.toFixed(0)}/${p.budgetSeconds.toFixed(0)} s` +
-    `  loss ${p.loss.toExponential(3)}${p.heldOut !== undefined ? `  held-out ${p.heldOut.toExponential(3)}` : ''}\n`
+    `  loss ${p.loss.toExponential(3)}${p.heldOut !== undefined ? `  held-out ${p.heldOut.toExponential(3)}` : ''}` +
+    `${p.score !== undefined ? `  task score ${p.score.toFixed(4)}` : ''}\n`
   );
 }
 
@@ -239,7 +240,9 @@ function qatSummary(r: QatReport, report: QuantizeReport, out: string): string {
     `qat: ${r.fakeQuant.weights} weights, ${r.fakeQuant.biases} biases` +
     `${r.fakeQuant.trainedScales ? `, ${r.fakeQuant.trainedScales} step sizes` : ''} trained on ${r.trainSamples} samples, ${r.heldOutSamples} held out\n` +
     `training: ${t.steps} steps in ${t.seconds.toFixed(0)} s (step ${t.stepMs.toFixed(0)} ms, inference of the batch ${t.forwardMs.toFixed(0)} ms), peak RSS ${t.peakRssMb} MB\n` +
-    `held-out loss ${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}${t.improved ? ` (best at step ${t.bestStep})` : ' (no step beat static int8: its weights kept)'}\n` +
+    `held-out loss ${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}` +
+    `${t.judged ? `, ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}` : ''}` +
+    `${t.improved ? ` (best at step ${t.bestStep})` : ' (no step beat static int8: its weights kept)'}\n` +
     `held-out vs float: static int8 ${fid(r.fidelityStatic)}; qat int8 ${fid(r.fidelityQat)}\n` +
     summary(report, out)
   );
@@ -272,6 +275,7 @@ async function qat(a: Args, model: ReturnType<typeof loadModel>, shapes: Map<str
     threads: a.threads,
     ...(ramMb !== undefined ? { ramMb } : {}),
     ...(extraTrain ? { extraTrain } : {}),
+    task: parseTask(a.task),
     shapes,
     onProgress: (p) => {
       // a line when the held-out loss is measured, else about every 10 s

@@ -299,7 +299,8 @@ export class DeviceView {
     const what = t.kind === 'qat' ? 'quantization-aware training' : 'distillation from the original';
     el.innerHTML =
       `<p id="training-line">${esc(p!.label)}: ${esc(what)}, ${t.steps} steps in ${esc(fmt(t.seconds / 60, 1))} of ${esc(fmt(t.minutes, 1))} min; ` +
-      `held-out loss ${esc(t.heldOutBefore.toPrecision(3))} → ${esc(t.heldOutAfter.toPrecision(3))}</p>` +
+      `held-out loss ${esc(t.heldOutBefore.toPrecision(3))} → ${esc(t.heldOutAfter.toPrecision(3))}` +
+      `${t.judged ? `; ${esc(t.judged.name)} ${esc(t.judged.before.toFixed(4))} → ${esc(t.judged.after.toFixed(4))} on held-out images (it picked the weights kept)` : ''}</p>` +
       lossChart(t.curve) +
       `<p class="muted">thin: batch loss · orange: held-out loss</p>`;
   }

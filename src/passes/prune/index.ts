@@ -75,7 +75,10 @@ export interface PruneOptions {
   skipFidelity?: boolean;
   /** prepareForPruning's report when the caller ran it already (before measuring latency tables). */
   prepared?: Prepared;
-  /** Also judge the result by the model's task ('auto': detected from the teacher), issue 16. */
+  /**
+   * Also judge the result by the model's task ('auto': detected from the teacher), issue 16; with
+   * recover 'distill', the task's metric picks the trained weights kept (unset: 'auto').
+   */
   task?: Task | 'auto';
   /** recover 'distill': training minutes in all, split evenly over the steps. */
   trainMinutes?: number;
@@ -345,6 +348,8 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
         ramMb: o.trainRamMb,
         onProgress: o.onTrainProgress && ((p) => o.onTrainProgress!(k, p)),
         gate: o.trainGate,
+        // the weights kept are the ones the task's metric judges best on held-out samples
+        task: o.task ?? 'auto',
       });
       distills.push(r);
       const t = r.training;

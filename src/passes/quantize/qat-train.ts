@@ -11,6 +11,8 @@ import { singleOutputFidelity, type SingleOutputFidelity } from '../../fidelity/
 import { Tensor } from '../../ir/tensor.js';
 import { splitHeldOut } from '../train/distill.js';
 import { train } from '../train/train.js';
+import { judgeOrLoss } from '../train/judge.js';
+import type { Task } from '../../fidelity/tasks.js';
 import type { TrainReport, TrainSpec } from '../train/types.js';
 import { openQuantizer, type QuantizeOptions, type QuantizeReport } from './index.js';
 import { fakeQuantize, qatTrainables, type BiasUnits } from './qat.js';
@@ -51,6 +53,8 @@ export interface QatOptions {
   gate?: TrainSpec['gate'];
   shapes?: Map<string, number[]>;
   onProgress?: TrainSpec['onProgress'];
+  /** What the model is for: the held-out evaluations are scored by its metric and the best kept (distill's DistillOptions.task). */
+  task?: Task | 'auto';
 }
 
 export interface QatReport {
@@ -106,6 +110,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
   });
   const trainable = qatTrainables(fq, { scales: o.scales ?? false });
   const { train: trainSet, heldOut } = splitHeldOut(o.samples);
+  const judge = await judgeOrLoss(floatModel, heldOut, o.task, threads);
   const { model: trained, report: training } = await train({
     student: fq.model,
     trainable,
@@ -124,6 +129,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
     shapes: o.shapes,
     onProgress: o.onProgress,
     gate: o.gate,
+    judge,
   });
   const values = new Map<string, Tensor>();
   for (const name of trainable) {

@@ -14,8 +14,10 @@ import { runFirstOutput } from '../../runtime/runner.js';
 import { singleOutputFidelity, type SingleOutputFidelity } from '../../fidelity/index.js';
 import { heldOutIndices } from '../prune/recovery.js';
 import { featureLosses, type FeatureChoice } from './features.js';
-import { train } from './train.js';
+import { beats, train } from './train.js';
+import { judgeOrLoss } from './judge.js';
 import type { LossSpec, TrainReport, TrainSpec } from './types.js';
+import type { Task } from '../../fidelity/tasks.js';
 import { augmenter } from '../../data/augment.js';
 import { MASK_THRESHOLD } from '../../fidelity/metrics.js';
 
@@ -85,6 +87,12 @@ export interface DistillOptions {
   features?: 'auto' | false | readonly string[];
   /** The features' share of the loss at the start, against the outputs' (default 1: as much). */
   featureWeight?: number;
+  /**
+   * What the model is for ('auto': detected from the teacher): the held-out evaluations are then
+   * scored by its metric (box F1, top-1, text agreement) and the best score's weights are kept
+   * (judge.ts). Unset: the held-out loss picks them.
+   */
+  task?: Task | 'auto';
 }
 
 /**
@@ -167,24 +175,33 @@ export interface DistillReport {
   crop?: [number, number];
 }
 
-/** Several train() reports as one: steps, time and curve summed in order, before from the first, after from the last. */
-function joinReports(parts: readonly TrainReport[], before: number, after: number, lr: number): TrainReport {
+/** A report's held-out figures before training and of the model it returned (the judge's score when judged). */
+const beforeOf = (r: TrainReport) => ({ loss: r.heldOutBefore, score: r.judged?.before });
+const afterOf = (r: TrainReport) => ({ loss: r.heldOutAfter, score: r.judged?.after });
+
+/**
+ * Several train() reports as one: steps, time and curve summed in order, before from the first,
+ * after from `kept` (the run whose model is returned).
+ */
+function joinReports(parts: readonly TrainReport[], kept: TrainReport, lr: number): TrainReport {
   const last = parts[parts.length - 1]!;
+  const first = parts[0]!;
   let offset = 0;
   const curve: TrainReport['curve'] = [];
   for (const p of parts) {
     for (const c of p.curve) if (c.step > 0 || offset === 0) curve.push({ ...c, step: c.step + offset });
     offset += p.steps;
   }
-  const improved = after < before;
+  const improved = beats(afterOf(kept), beforeOf(first));
   return {
     ...last,
     steps: offset,
     seconds: +parts.reduce((a, p) => a + p.seconds, 0).toFixed(2),
     ...(parts.some((p) => p.heldS) ? { heldS: +parts.reduce((a, p) => a + (p.heldS ?? 0), 0).toFixed(2) } : {}),
     curve,
-    heldOutBefore: before,
-    heldOutAfter: improved ? after : before,
+    heldOutBefore: first.heldOutBefore,
+    heldOutAfter: improved ? kept.heldOutAfter : first.heldOutBefore,
+    ...(first.judged ? { judged: { ...first.judged, after: improved ? kept.judged!.after : first.judged.before } } : {}),
     improved,
     bestStep: improved ? offset - last.steps + last.bestStep : 0,
     peakRssMb: Math.max(...parts.map((p) => p.peakRssMb)),
@@ -221,6 +238,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
     threads,
   });
   const rates: number[] = o.lr === undefined ? (isMap ? [MAP_LR] : []) : typeof o.lr === 'number' ? [o.lr] : [...o.lr];
+  const judge = await judgeOrLoss(teacher, heldOut, o.task, threads);
   const once = (from: Model, minutes: number, lr: number | undefined, maxSteps?: number) =>
     train({
       student: from,
@@ -240,6 +258,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       gate: o.gate,
       onProgress: o.onProgress,
       rules: o.rules,
+      judge,
     });
   // the default crops shrink until one row fits the RAM budget (once shrunk, later runs keep it)
   const run = async (from: Model, minutes: number, lr: number | undefined, maxSteps?: number): ReturnType<typeof once> => {
@@ -266,7 +285,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       trials.push(r);
       lrTrial.push({ lr, heldOut: r.report.heldOutAfter, steps: r.report.steps });
     }
-    const bestI = trials.reduce((b, r, i) => (r.report.heldOutAfter < trials[b]!.report.heldOutAfter ? i : b), 0);
+    const bestI = trials.reduce((b, r, i) => (beats(afterOf(r.report), afterOf(trials[b]!.report)) ? i : b), 0);
     // nothing improved in any trial: the gentlest rate goes on from the start
     const pick = trials[bestI]!.report.improved ? bestI : rates.indexOf(Math.min(...rates));
     const rest = o.minutes - (performance.now() - t0) / 60_000;
@@ -277,9 +296,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       parts.push(more.report);
       if (more.report.improved) result = more;
     }
-    const before = trials[0]!.report.heldOutBefore;
-    const after = Math.min(trials[pick]!.report.heldOutAfter, result.report.heldOutAfter);
-    result = { model: result.model, report: joinReports([...parts], before, after, rates[pick]!) };
+    result = { model: result.model, report: joinReports(parts, result.report, rates[pick]!) };
   }
   const { model, report } = result;
   if (report.improved) {

@@ -3,7 +3,8 @@
 // graph whose outputs are the loss and the weights' gradients; onnxruntime runs it with its
 // threads, Adam (adam.ts) updates the weights in TypeScript and re-feeds them next step. The
 // held-out loss is measured before, a few times during and after the run; the best weights seen
-// are kept, and a run that never beats the input on held-out rows returns the input unchanged.
+// are kept (best by the caller's judge when it gives one: the task's score, the loss breaking
+// ties), and a run that never beats the input on held-out rows returns the input unchanged.
 import { availableParallelism } from 'node:os';
 import type * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
@@ -34,7 +35,7 @@ const median = (xs: readonly number[]): number => {
 };
 
 /** Every sample as rows of batch 1 (views): a stacked sample of n rows gives n. */
-function rowsOf(samples: readonly Sample[]): Sample[] {
+export function rowsOf(samples: readonly Sample[]): Sample[] {
   const out: Sample[] = [];
   for (const s of samples) {
     const names = Object.keys(s);
@@ -95,6 +96,8 @@ function check(spec: TrainSpec): void {
       remedy: { option: 'calib' },
     });
   if (!spec.trainable.length) throw usage('nothing to train: no trainable weights were given');
+  for (const o of spec.judge?.outputs ?? [])
+    if (!spec.student.graph.outputs.some((v) => v.name === o)) throw usage(`the judge reads '${o}', which is no output of the student`);
   for (const w of spec.trainable) {
     const t = spec.student.graph.initializer(w);
     if (!t) throw usage(`cannot train '${w}': it is not a weight of the student`);
@@ -102,8 +105,11 @@ function check(spec: TrainSpec): void {
   }
 }
 
-/** The loss graph with the trainable weights as inputs (held-out evaluation at any shape, current weights fed). */
-function withWeightInputs(m: Model, trainable: readonly string[]): Model {
+/**
+ * The loss graph with the trainable weights as inputs (held-out evaluation at any shape, current
+ * weights fed), and the student's outputs a judge reads as outputs beside the loss.
+ */
+function withWeightInputs(m: Model, trainable: readonly string[], student: Model, judged: readonly string[]): Model {
   const c = cloneModel(m);
   const g = c.graph;
   for (const w of trainable) {
@@ -111,8 +117,34 @@ function withWeightInputs(m: Model, trainable: readonly string[]): Model {
     g.removeInitializer(w);
     g.inputs.push({ name: w, type: { dtype: t.dtype, shape: [...t.dims] } });
   }
+  for (const o of judged) if (!g.outputs.some((v) => v.name === o)) g.outputs.push(student.graph.outputs.find((v) => v.name === o)!);
   g.touch();
   return c;
+}
+
+/** A held-out evaluation: the loss, and the judge's score when there is a judge (NaN counts as the worst). */
+interface HeldOutFigures {
+  loss: number;
+  score?: number;
+}
+
+/** Whether `a` is better than `b`: the higher score where both have one and they differ, else the lower loss. */
+export function beats(a: HeldOutFigures, b: HeldOutFigures): boolean {
+  if (a.score !== undefined && b.score !== undefined && a.score !== b.score) return a.score > b.score;
+  return a.loss < b.loss;
+}
+
+/** Each row's values of `names` from one run over a stack of `n` rows (copies: the run's buffers go). */
+function splitRows(out: ort.InferenceSession.OnnxValueMapType, names: readonly string[], n: number): Record<string, NdArray>[] {
+  const rows: Record<string, NdArray>[] = Array.from({ length: n }, () => ({}));
+  for (const name of names) {
+    const v = out[name]!;
+    const data = v.data as Float32Array;
+    const per = data.length / n;
+    const shape = [1, ...v.dims.slice(1)];
+    for (let i = 0; i < n; i++) rows[i]![name] = { dtype: 'float32', shape, data: data.slice(i * per, (i + 1) * per) };
+  }
+  return rows;
 }
 
 async function run(s: ort.InferenceSession, feeds: Feeds, what: string): Promise<ort.InferenceSession.OnnxValueMapType> {
@@ -135,6 +167,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   const outputs = g.outputs.map((o) => o.name);
   const trainRows = rowsOf(spec.train);
   const heldRows = rowsOf(spec.heldOut);
+  const judge = spec.judge;
 
   // batch: a fixed batch dim > 1 is the micro-batch; fixed at 1, gradients accumulate over rows
   const dim0 = g.runtimeInputs()[0]?.type?.shape?.[0];
@@ -184,7 +217,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   const shapeRow = drawRow(0);
   const lossGraph = appendLoss(student, losses, ranks);
   const shapeTargets = await teach(shapeRow);
-  const evalGraph = withWeightInputs(lossGraph.model, spec.trainable);
+  const evalGraph = withWeightInputs(lossGraph.model, spec.trainable, student, judge?.outputs ?? []);
   // the held-out loss runs at least one held-out row at a time, often larger than a training crop
   const bigHeld = heldRows.reduce((a, r) =>
     inputNames.reduce((n, k) => n + (r[k]?.data.length ?? 0) - (a[k]?.data.length ?? 0), 0) > 0 ? r : a,
@@ -259,16 +292,28 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       if (last && last.length < heldStack(r) && shapeKey(last[0]!) === shapeKey(r)) last.push(r);
       else heldChunks.push([r]);
     }
-    // held-out rows in stacks of the micro-batch (rows of one shape; the loss is a mean per stack, weighted by its rows)
-    const heldOutLoss = async (): Promise<number> => {
+    // held-out rows in stacks of the micro-batch (rows of one shape; the loss is a mean per stack,
+    // weighted by its rows), and the judge's score of the student's outputs on all of them
+    const heldOut = async (): Promise<HeldOutFigures> => {
       let sum = 0;
+      const got: Record<string, NdArray>[] = [];
       for (const rows of heldChunks) {
         const f = await feedsOf(rows, true);
-        sum += rows.length * Number((await run(evalSession, weightFeeds(f), 'the held-out loss'))[lossGraph.heldOut]!.data[0]);
+        const out = await run(evalSession, weightFeeds(f), 'the held-out loss');
+        sum += rows.length * Number(out[lossGraph.heldOut]!.data[0]);
+        if (judge) got.push(...splitRows(out, judge.outputs, rows.length));
       }
       peakRss = Math.max(peakRss, rssMb());
-      return sum / heldRows.length;
+      const loss = sum / heldRows.length;
+      if (!judge) return { loss };
+      const score = judge.score(got);
+      return { loss, score: Number.isFinite(score) ? score : -Infinity };
     };
+    const keep = (h: HeldOutFigures, at: number) => ({
+      ...h,
+      step: at,
+      params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])),
+    });
 
     // one micro-batch of training rows: stacked inputs and targets
     let order: number[] = [];
@@ -310,9 +355,9 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     }
 
     const heldStart = performance.now();
-    const before = await heldOutLoss();
-    const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before }];
-    let best = { loss: before, step: 0, params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) };
+    const before = await heldOut();
+    const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before.loss, ...(judge ? { score: before.score } : {}) }];
+    let best = keep(before, 0);
     const adam = new Adam(params, { weightDecay: spec.weightDecay });
     const graphAdam = inGraph && new GraphAdamState(inGraph, params, { weightDecay: spec.weightDecay });
     const peak = spec.lr ?? DEFAULT_LR;
@@ -330,11 +375,11 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     const elapsed = (): number => performance.now() - t0 - heldMs;
     const progress = (): number => Math.max(spec.maxSteps ? step / spec.maxSteps : 0, elapsed() / budgetMs);
 
-    const evaluate = async (): Promise<number> => {
+    const evaluate = async (): Promise<HeldOutFigures> => {
       const s = performance.now();
-      const h = await heldOutLoss();
+      const h = await heldOut();
       evalMs = performance.now() - s;
-      if (h < best.loss) best = { loss: h, step, params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) };
+      if (beats(h, best)) best = keep(h, step);
       lastEval = step;
       return h;
     };
@@ -396,7 +441,11 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       const slot = Math.floor(progress() * evaluations);
       const due = spec.maxSteps ? step - lastEval >= Math.max(1, Math.floor(spec.maxSteps / evaluations)) : slot > lastSlot;
       if (due) lastSlot = slot;
-      if (due) point.heldOut = await evaluate();
+      if (due) {
+        const h = await evaluate();
+        point.heldOut = h.loss;
+        if (judge) point.score = h.score;
+      }
       curve.push(point);
       spec.onProgress?.({
         step,
@@ -405,15 +454,19 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
         budgetSeconds: budgetMs / 1000,
         loss,
         heldOut: point.heldOut,
+        ...(point.score !== undefined ? { score: point.score } : {}),
         lr,
       });
     }
     if (lastEval !== step) {
       const h = await evaluate();
       const last = curve[curve.length - 1]!;
-      if (last.step === step) last.heldOut = h;
+      if (last.step === step) {
+        last.heldOut = h.loss;
+        if (judge) last.score = h.score;
+      }
     }
-    const improved = best.step > 0 && best.loss < before;
+    const improved = best.step > 0 && beats(best, before);
     const model = cloneModel(student);
     if (improved) {
       for (const [w, p] of best.params) model.graph.setInitializer(Tensor.fromFloat32(w, dimsOf.get(w)!, p));
@@ -429,10 +482,11 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       microBatch: micro,
       curve,
       ...(heldMs > 0 ? { heldS: +(heldMs / 1000).toFixed(2) } : {}),
-      heldOutBefore: before,
-      heldOutAfter: improved ? best.loss : before,
+      heldOutBefore: before.loss,
+      heldOutAfter: improved ? best.loss : before.loss,
       bestStep: improved ? best.step : 0,
       improved,
+      ...(judge ? { judged: { name: judge.name, before: before.score!, after: improved ? best.score! : before.score! } } : {}),
       peakRssMb: Math.round(peakRss),
       ram: { budgetMb: Math.round(ram.budgetMb), fixedMb: ram.fixedMb, perRowMb: ram.perRowMb, predictedPeakMb: ram.predictedPeakMb },
       trainedParams: [...params.values()].reduce((a, p) => a + p.length, 0),
