@@ -190,6 +190,48 @@ t.test('a judge picks the weights kept by its score, the loss only breaking ties
   await t.rejects(train({ ...common, student, judge: { ...stay, outputs: ['nope'] } }), /the judge reads 'nope', which is no output/);
 });
 
+t.test("a judge's tolerance: small score drops are ties the loss decides, and a chain of them cannot slide down", async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = perturbed(teacher, 0.3, 5);
+  const out = student.graph.outputs[0]!.name;
+  const common = {
+    student,
+    trainable: weights(student),
+    teacher,
+    loss: 'mse' as const,
+    train: rows(48, 1),
+    heldOut: rows(12, 2),
+    minutes: 1,
+    maxSteps: 40,
+    batch: 8,
+    lr: 3e-3,
+    threads: 1,
+    evaluations: 4,
+  };
+  // every trained evaluation one "box" short of the input's perfect score (what det's held-out F1 did)
+  let calls = 0;
+  const oneShort = (tolerance: number): HeldOutJudge => ({
+    name: 'f1',
+    outputs: [out],
+    tolerance,
+    score: () => (calls++ === 0 ? 1 : 0.997),
+  });
+  const strict = await train({ ...common, judge: oneShort(0) });
+  t.notOk(strict.report.improved, 'judged to the last box: the input is kept');
+  calls = 0;
+  const tolerant = await train({ ...common, judge: oneShort(0.005) });
+  t.ok(tolerant.report.improved, 'within the tolerance: the lower loss wins');
+  t.ok(tolerant.report.heldOutAfter < tolerant.report.heldOutBefore);
+  t.equal(tolerant.report.judged?.after, 0.997);
+  // each evaluation 0.003 below the last: within the tolerance of its neighbour, not of the best
+  calls = 0;
+  const sliding: HeldOutJudge = { name: 'f1', outputs: [out], tolerance: 0.005, score: () => 1 - 0.003 * calls++ };
+  const slid = await train({ ...common, judge: sliding });
+  t.ok(calls >= 5, `${calls} evaluations`);
+  t.ok(slid.report.judged!.after >= 1 - 0.005, `kept a score within the tolerance of the best: ${slid.report.judged!.after}`);
+  t.ok(slid.report.bestStep > 0 && slid.report.bestStep < common.maxSteps, `not the last, lowest-loss step (${slid.report.bestStep})`);
+});
+
 t.test('the time budget is kept', async (t) => {
   const teacher = FIXTURES.mlp();
   const student = perturbed(teacher, 0.3, 6);

@@ -183,7 +183,7 @@ const afterOf = (r: TrainReport) => ({ loss: r.heldOutAfter, score: r.judged?.af
  * Several train() reports as one: steps, time and curve summed in order, before from the first,
  * after from `kept` (the run whose model is returned).
  */
-function joinReports(parts: readonly TrainReport[], kept: TrainReport, lr: number): TrainReport {
+function joinReports(parts: readonly TrainReport[], kept: TrainReport, lr: number, tolerance: number): TrainReport {
   const last = parts[parts.length - 1]!;
   const first = parts[0]!;
   let offset = 0;
@@ -192,7 +192,7 @@ function joinReports(parts: readonly TrainReport[], kept: TrainReport, lr: numbe
     for (const c of p.curve) if (c.step > 0 || offset === 0) curve.push({ ...c, step: c.step + offset });
     offset += p.steps;
   }
-  const improved = beats(afterOf(kept), beforeOf(first));
+  const improved = beats(afterOf(kept), beforeOf(first), tolerance);
   return {
     ...last,
     steps: offset,
@@ -285,7 +285,8 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       trials.push(r);
       lrTrial.push({ lr, heldOut: r.report.heldOutAfter, steps: r.report.steps });
     }
-    const bestI = trials.reduce((b, r, i) => (beats(afterOf(r.report), afterOf(trials[b]!.report)) ? i : b), 0);
+    const tol = judge?.tolerance ?? 0;
+    const bestI = trials.reduce((b, r, i) => (beats(afterOf(r.report), afterOf(trials[b]!.report), tol) ? i : b), 0);
     // nothing improved in any trial: the gentlest rate goes on from the start
     const pick = trials[bestI]!.report.improved ? bestI : rates.indexOf(Math.min(...rates));
     const rest = o.minutes - (performance.now() - t0) / 60_000;
@@ -296,7 +297,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       parts.push(more.report);
       if (more.report.improved) result = more;
     }
-    result = { model: result.model, report: joinReports(parts, result.report, rates[pick]!) };
+    result = { model: result.model, report: joinReports(parts, result.report, rates[pick]!, tol) };
   }
   const { model, report } = result;
   if (report.improved) {

@@ -3,8 +3,8 @@
 // graph whose outputs are the loss and the weights' gradients; onnxruntime runs it with its
 // threads, Adam (adam.ts) updates the weights in TypeScript and re-feeds them next step. The
 // held-out loss is measured before, a few times during and after the run; the best weights seen
-// are kept (best by the caller's judge when it gives one: the task's score, the loss breaking
-// ties), and a run that never beats the input on held-out rows returns the input unchanged.
+// are kept (with a judge: the lowest loss among those scored within the judge's tolerance of the
+// best score seen), and a run that never beats the input on held-out rows returns the input unchanged.
 import { availableParallelism } from 'node:os';
 import type * as ort from 'onnxruntime-node';
 import { EdgefitError } from '../../errors.js';
@@ -128,9 +128,12 @@ interface HeldOutFigures {
   score?: number;
 }
 
-/** Whether `a` is better than `b`: the higher score where both have one and they differ, else the lower loss. */
-export function beats(a: HeldOutFigures, b: HeldOutFigures): boolean {
-  if (a.score !== undefined && b.score !== undefined && a.score !== b.score) return a.score > b.score;
+/**
+ * Whether `a` is better than `b`: the higher score where both have one and they differ by more
+ * than `tolerance`, else the lower loss.
+ */
+export function beats(a: HeldOutFigures, b: HeldOutFigures, tolerance = 0): boolean {
+  if (a.score !== undefined && b.score !== undefined && Math.abs(a.score - b.score) > tolerance) return a.score > b.score;
   return a.loss < b.loss;
 }
 
@@ -358,6 +361,8 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     const before = await heldOut();
     const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before.loss, ...(judge ? { score: before.score } : {}) }];
     let best = keep(before, 0);
+    const tolerance = judge?.tolerance ?? 0;
+    let top = before.score ?? -Infinity;
     const adam = new Adam(params, { weightDecay: spec.weightDecay });
     const graphAdam = inGraph && new GraphAdamState(inGraph, params, { weightDecay: spec.weightDecay });
     const peak = spec.lr ?? DEFAULT_LR;
@@ -379,7 +384,11 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       const s = performance.now();
       const h = await heldOut();
       evalMs = performance.now() - s;
-      if (beats(h, best)) best = keep(h, step);
+      // with a judge, the weights kept are the lowest loss among evaluations scored within its
+      // tolerance of the best score seen (so a chain of small drops cannot slide down), else the best score
+      if (judge) top = Math.max(top, h.score!);
+      const ok = (x: HeldOutFigures): boolean => !judge || x.score! >= top - tolerance;
+      if (ok(h) ? !ok(best) || h.loss < best.loss : !ok(best) && h.score! > best.score!) best = keep(h, step);
       lastEval = step;
       return h;
     };
@@ -466,7 +475,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
         if (judge) last.score = h.score;
       }
     }
-    const improved = best.step > 0 && beats(best, before);
+    const improved = best.step > 0;
     const model = cloneModel(student);
     if (improved) {
       for (const [w, p] of best.params) model.graph.setInitializer(Tensor.fromFloat32(w, dimsOf.get(w)!, p));

@@ -84,6 +84,11 @@ export interface HeldOutJudge {
   outputs: readonly string[];
   /** The score of the student's outputs on the held-out rows (rows of batch 1, in rowsOf(heldOut) order). */
   score(got: readonly Record<string, NdArray>[]): number;
+  /**
+   * Scores within this of the best seen are ties, the loss deciding (default 0): a metric counted
+   * in boxes or samples moves in steps, and one box on a few held-out images is noise, not a verdict.
+   */
+  tolerance?: number;
 }
 
 export interface TrainSpec {
