@@ -44,7 +44,7 @@ const feeds = (xs: Float32Array[]): Feeds[] => xs.map((x) => ({ x: new ort.Tenso
 const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / a.length;
 
 async function outputs(bytes: Uint8Array, xs: Feeds[]): Promise<Float32Array[]> {
-  const s = await openSession(bytes);
+  const s = await openSession(bytes, { spinning: false });
   const r: Float32Array[] = [];
   for (const f of xs) r.push((await s.run(f))[s.outputNames[0]!]!.data as Float32Array);
   await s.release();
@@ -170,7 +170,7 @@ for (const reduceRange of [false, true]) {
 // smaller kernels per site
 const names = ['float', 'plain 8-bit', 'equalized 8-bit', 'split 8-bit', 'equalized+split 8-bit', 'stem float 8-bit'];
 const sessions: ort.InferenceSession[] = [];
-for (const n of names) sessions.push(await openSession(n === 'float' ? origBytes : built[n]!));
+for (const n of names) sessions.push(await openSession(n === 'float' ? origBytes : built[n]!, { spinning: false }));
 const f0 = feeds(held)[0]!;
 const med = await interleavedMedians(sessions, f0, RUNS);
 console.log(

@@ -72,8 +72,9 @@ async function outputsOf(bytes: Uint8Array, samples: readonly Sample[]): Promise
 }
 
 async function latency(r: QatResult, feeds: ort.InferenceSession.FeedsType): Promise<{ staticMs: number; qatMs: number }> {
-  const a = await openSession(r.staticBytes, { level: 'all', threads: 2 });
-  const b = await openSession(r.bytes, { level: 'all', threads: 2 });
+  // idle pools sleep (as compareLatency's): neither session's next run pays for the other's spinning
+  const a = await openSession(r.staticBytes, { level: 'all', threads: 2, spinning: false });
+  const b = await openSession(r.bytes, { level: 'all', threads: 2, spinning: false });
   const [staticMs, qatMs] = await interleavedMedians([a, b], feeds, RUNS);
   await a.release();
   await b.release();
@@ -82,7 +83,10 @@ async function latency(r: QatResult, feeds: ort.InferenceSession.FeedsType): Pro
 
 const progress: TrainSpec['onProgress'] = (p) => {
   if (p.heldOut !== undefined)
-    console.log(`  step ${p.step} ${p.seconds.toFixed(0)} s loss ${p.loss.toExponential(3)} held-out ${p.heldOut.toExponential(3)}`);
+    console.log(
+      `  step ${p.step} ${p.seconds.toFixed(0)} s loss ${p.loss.toExponential(3)} held-out ${p.heldOut.toExponential(3)}` +
+        `${p.score !== undefined ? ` score ${p.score.toFixed(4)}` : ''}`,
+    );
 };
 
 function trainingLine(r: QatResult): string {
@@ -90,7 +94,9 @@ function trainingLine(r: QatResult): string {
   return (
     `training: ${t.steps} steps in ${t.seconds} s, step ${t.stepMs} ms vs inference of the batch ${t.forwardMs} ms ` +
     `(${(t.stepMs / t.forwardMs).toFixed(2)}x), batch ${t.batch}, peak RSS ${t.peakRssMb} MB, held-out loss ` +
-    `${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)} (improved: ${t.improved}, best step ${t.bestStep}), lr ${t.lr}`
+    `${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}` +
+    `${t.judged ? `, held-out ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}` : ''}` +
+    ` (improved: ${t.improved}, best step ${t.bestStep}), lr ${t.lr}`
   );
 }
 
@@ -107,6 +113,8 @@ async function det(): Promise<void> {
     samples: calib,
     extraTrain: extra,
     biasUnits: BIAS_UNITS ?? 'int32',
+    // the weights kept are picked by the task's metric on the held-out images, as quantize --mode qat does (--task auto)
+    task: 'auto',
     minutes: MINUTES,
     lr: LR,
     scales: LSQ,
@@ -155,6 +163,7 @@ async function rec(): Promise<void> {
     scales: LSQ,
     batch: BATCH,
     biasUnits: BIAS_UNITS ?? 'int32',
+    task: 'auto',
     onProgress: progress,
   });
   console.log(trainingLine(r));

@@ -101,9 +101,9 @@ async function det(): Promise<void> {
       minFidelity: floor,
       fallbackRank: RANK,
     });
-    const f = await openSession(model);
-    const q = await openSession(bytes);
-    const ff = await openSession(serializeModel(floatModel));
+    const f = await openSession(model, { spinning: false });
+    const q = await openSession(bytes, { spinning: false });
+    const ff = await openSession(serializeModel(floatModel), { spinning: false });
     const ref = await outputs(f, tensors(held, 'x', dims));
     const got = await outputs(q, tensors(held, 'x', dims));
     const cos = ref.map((r, i) => cosine(r, got[i]!));
@@ -139,7 +139,7 @@ async function rec(): Promise<void> {
     ),
     ...(process.env.REC_DYNAMIC === '0' ? [] : [['dynamic', undefined, undefined] as [QuantMode, undefined, undefined]]),
   ];
-  const f = await openSession(model);
+  const f = await openSession(model, { spinning: false });
   const refHeld = await outputs(f, tensors(held, 'x', dims));
   const refCal = await outputs(f, tensors(calib, 'x', dims));
   for (const [mode, rounding, fl] of runs) {
@@ -156,8 +156,8 @@ async function rec(): Promise<void> {
       probeSamples: Number(process.env.REC_PROBE_SAMPLES ?? 0) || undefined,
     });
     const secs = (performance.now() - t0) / 1000;
-    const q = await openSession(bytes);
-    const ff = await openSession(serializeModel(floatModel));
+    const q = await openSession(bytes, { spinning: false });
+    const ff = await openSession(serializeModel(floatModel), { spinning: false });
     const a = stepAgreement(refHeld, await outputs(q, tensors(held, 'x', dims)));
     const c = stepAgreement(refCal, await outputs(q, tensors(calib, 'x', dims)));
     const ft = report.floatTensors.length ? `; float tensors (${report.floatTensors.length}): ${report.floatTensors.join(' ')}` : '';
@@ -180,7 +180,9 @@ async function rec(): Promise<void> {
         ['second half of the activations float', 0.5, 1],
       ];
       for (const [label, lo, hi] of shares) {
-        const d = await openSession(withFloatActivations(bytes, acts.slice(Math.round(lo * acts.length), Math.round(hi * acts.length))));
+        const d = await openSession(withFloatActivations(bytes, acts.slice(Math.round(lo * acts.length), Math.round(hi * acts.length))), {
+          spinning: false,
+        });
         const da = stepAgreement(refHeld, await outputs(d, tensors(held, 'x', dims)));
         console.log(`  rec diag, ${label}: HELD-OUT per-step argmax agreement ${pct(da)}`);
         await d.release();
@@ -203,8 +205,8 @@ async function transformer(): Promise<void> {
     dims,
   );
   const { bytes, report } = await quantizeModel(loadModel(file), { mode: 'dynamic', data });
-  const f = await openSession(loadModel(file));
-  const q = await openSession(bytes);
+  const f = await openSession(loadModel(file), { spinning: false });
+  const q = await openSession(bytes, { spinning: false });
   // batch 32 so that one run takes long enough to time (the model's batch dim is dynamic)
   const big = new Float32Array(32 * 512);
   for (let b = 0; b < 32; b++) big.set(data[b % data.length]!.x!.data as Float32Array, b * 512);
@@ -239,7 +241,7 @@ async function transformer(): Promise<void> {
     line(
       `generated encoder T=${T} C=${C} ${L} blocks, dynamic`,
       r.report,
-      await latency(await openSession(bytes0), await openSession(r.bytes), feedsT[0]!),
+      await latency(await openSession(bytes0, { spinning: false }), await openSession(r.bytes, { spinning: false }), feedsT[0]!),
       `cosine mean ${r.report.fidelity!.mean.toFixed(4)} min ${r.report.fidelity!.min.toFixed(4)}`,
     );
   }
@@ -275,8 +277,8 @@ async function mnist(): Promise<void> {
       }
       return (100 * ok) / n;
     };
-    const f = await openSession(loadModel(file));
-    const q = await openSession(bytes);
+    const f = await openSession(loadModel(file), { spinning: false });
+    const q = await openSession(bytes, { spinning: false });
     const af = await acc(f);
     const aq = await acc(q);
     const batch = { x: new ort.Tensor('float32', c.data.slice(0, 64 * 784), [64, 1, 28, 28]) };
@@ -324,10 +326,10 @@ async function prunedDet(): Promise<void> {
   const q = await quantizeModel(loadModel(file), qo);
   const pq = await quantizeModel(parseModelCopy(prunedBytes), qo);
   const sessions = {
-    float: await openSession(loadModel(file)),
-    int8: await openSession(q.bytes),
-    pruned: await openSession(prunedBytes),
-    'pruned+int8': await openSession(pq.bytes),
+    float: await openSession(loadModel(file), { spinning: false }),
+    int8: await openSession(q.bytes, { spinning: false }),
+    pruned: await openSession(prunedBytes, { spinning: false }),
+    'pruned+int8': await openSession(pq.bytes, { spinning: false }),
   };
   const feeds = tensors(held, 'x', dims)[0]!;
   const times: Record<string, number[]> = {};
@@ -421,9 +423,9 @@ async function weightsOnly(): Promise<void> {
       data: tensors(calib, 'x', DET_DIMS),
       fidelityData: tensors(calib.slice(0, 2), 'x', DET_DIMS),
     });
-    const f = await openSession(loadModel(file));
-    const q = await openSession(bytes);
-    const ff = await openSession(serializeModel(floatModel));
+    const f = await openSession(loadModel(file), { spinning: false });
+    const q = await openSession(bytes, { spinning: false });
+    const ff = await openSession(serializeModel(floatModel), { spinning: false });
     const ref = await outputs(f, tensors(held, 'x', DET_DIMS));
     const got = await outputs(q, tensors(held, 'x', DET_DIMS));
     const cos = ref.map((r, i) => cosine(r, got[i]!));
@@ -442,9 +444,9 @@ async function weightsOnly(): Promise<void> {
       data: tensors(calib, 'x', REC_DIMS),
       fidelityMetric: 'argmax',
     });
-    const f = await openSession(loadModel(file));
-    const q = await openSession(bytes);
-    const ff = await openSession(serializeModel(floatModel));
+    const f = await openSession(loadModel(file), { spinning: false });
+    const q = await openSession(bytes, { spinning: false });
+    const ff = await openSession(serializeModel(floatModel), { spinning: false });
     const a = stepAgreement(await outputs(f, tensors(held, 'x', REC_DIMS)), await outputs(q, tensors(held, 'x', REC_DIMS)));
     line(
       'rec weights (int8 storage, float compute)',

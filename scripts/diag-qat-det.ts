@@ -26,7 +26,7 @@ const methods = opt('--methods', 'minmax').split(',') as CalibMethod[];
 const rank = Number(opt('--rank', '0'));
 type Out = { data: Float32Array; dims: number[] };
 async function outs(bytes: Uint8Array, samples: readonly Sample[]): Promise<Out[]> {
-  const s = await openSession(bytes, { level: 'all', threads: 2 });
+  const s = await openSession(bytes, { level: 'all', threads: 2, spinning: false });
   const r: Out[] = [];
   for (const x of samples) {
     const o = (await s.run(toFeeds(x)))[s.outputNames[0]!]!;
@@ -67,7 +67,7 @@ for (const method of methods) {
       if (k <= top.length) cands.push([`top ${k} float`, withFloatActivations(bytes, top.slice(0, k))]);
     for (const [name, b] of cands) console.log(`  ${name}: ${judge(ref, await outs(b, judgeSet))}`);
     const ss = [q.floatBytes, ...cands.map(([, b]) => b)];
-    const sessions = await Promise.all(ss.map((b) => openSession(b, { level: 'all', threads: 2 })));
+    const sessions = await Promise.all(ss.map((b) => openSession(b, { level: 'all', threads: 2, spinning: false })));
     const ms = await interleavedMedians(sessions, toFeeds(judgeSet[0]!), 15);
     console.log(
       `  latency (interleaved, 15 runs, shared box): float ${ms[0]!.toFixed(1)} ms; ${cands.map(([n], i) => `${n} ${ms[i + 1]!.toFixed(1)}`).join('; ')}`,
