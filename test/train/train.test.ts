@@ -121,6 +121,22 @@ t.test('a run that cannot help returns the input unchanged', async (t) => {
     t.same(model.graph.initializer(w)!.toFloat32(), teacher.graph.initializer(w)!.toFloat32(), `${w} unchanged`);
 });
 
+/** The judge tests' run: 40 steps of the perturbed MLP, held-out evaluated 4 times besides before and after. */
+const judgedSpec = (student: Model, teacher: Model, heldOut: Sample[]) => ({
+  student,
+  trainable: weights(student),
+  teacher,
+  loss: 'mse' as const,
+  train: rows(48, 1),
+  heldOut,
+  minutes: 1,
+  maxSteps: 40,
+  batch: 8,
+  lr: 3e-3,
+  threads: 1,
+  evaluations: 4,
+});
+
 t.test('a judge picks the weights kept by its score, the loss only breaking ties', async (t) => {
   const teacher = FIXTURES.mlp();
   const student = perturbed(teacher, 0.3, 5);
@@ -145,20 +161,8 @@ t.test('a judge picks the weights kept by its score, the loss only breaking ties
       return -d;
     },
   };
-  const common = {
-    trainable: weights(student),
-    teacher,
-    loss: 'mse' as const,
-    train: rows(48, 1),
-    heldOut,
-    minutes: 1,
-    maxSteps: 40,
-    batch: 8,
-    lr: 3e-3,
-    threads: 1,
-    evaluations: 4,
-  };
-  const kept = await train({ ...common, student, judge: stay });
+  const common = judgedSpec(student, teacher, heldOut);
+  const kept = await train({ ...common, judge: stay });
   t.ok(seen.length >= 5 && seen.every((n) => n === heldOut.length), `scored at every evaluation, all ${heldOut.length} rows each time`);
   const lossAt = kept.report.curve.filter((c) => c.step > 0 && c.heldOut !== undefined).map((c) => c.heldOut!);
   t.ok(Math.min(...lossAt) < kept.report.heldOutBefore, 'the held-out loss fell (the loss alone would have kept a later step)');
@@ -180,34 +184,21 @@ t.test('a judge picks the weights kept by its score, the loss only breaking ties
     outputs: [out],
     score: (got) => -got.reduce((a, g, i) => a + ref[i]!.reduce((b, v, k) => b + ((g[out]!.data as Float32Array)[k]! - v) ** 2, 0), 0),
   };
-  const better = await train({ ...common, student, judge: close });
+  const better = await train({ ...common, judge: close });
   t.ok(better.report.improved, 'improved');
   t.ok(
     better.report.judged!.after > better.report.judged!.before,
     `score ${better.report.judged!.before} -> ${better.report.judged!.after}`,
   );
 
-  await t.rejects(train({ ...common, student, judge: { ...stay, outputs: ['nope'] } }), /the judge reads 'nope', which is no output/);
+  await t.rejects(train({ ...common, judge: { ...stay, outputs: ['nope'] } }), /the judge reads 'nope', which is no output/);
 });
 
 t.test("a judge's tolerance: small score drops are ties the loss decides, and a chain of them cannot slide down", async (t) => {
   const teacher = FIXTURES.mlp();
   const student = perturbed(teacher, 0.3, 5);
   const out = student.graph.outputs[0]!.name;
-  const common = {
-    student,
-    trainable: weights(student),
-    teacher,
-    loss: 'mse' as const,
-    train: rows(48, 1),
-    heldOut: rows(12, 2),
-    minutes: 1,
-    maxSteps: 40,
-    batch: 8,
-    lr: 3e-3,
-    threads: 1,
-    evaluations: 4,
-  };
+  const common = judgedSpec(student, teacher, rows(12, 2));
   // every trained evaluation one "box" short of the input's perfect score (what det's held-out F1 did)
   let calls = 0;
   const oneShort = (tolerance: number): HeldOutJudge => ({
