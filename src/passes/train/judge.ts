@@ -1,7 +1,7 @@
 // The held-out judge by task (issue 18): the trainer keeps the weights whose held-out outputs
 // agree best with the teacher's by what the model is for (fidelity's task metric: box F1, top-1,
 // text agreement), not by the loss. The loss is what the gradient needs; the task is what the
-// user gets, and the two part ways (PP-OCRv4 det: held-out loss -27 %, box F1 0.971 -> 0.957).
+// user gets, and the two part ways (PP-OCRv4 det: held-out loss down, box F1 0.971 -> 0.957).
 import { isEdgefitError } from '../../errors.js';
 import type { NdArray } from '../../data/ndarray.js';
 import type { Sample } from '../../data/inputs.js';

@@ -74,8 +74,8 @@ export interface TrainProgress {
 /**
  * What the model is for, scored on the held-out rows (fidelity's task metrics: box F1 for a text
  * detector, top-1 agreement for a classifier, text agreement for a recogniser), higher better.
- * Given, it picks the weights kept, the held-out loss only breaking ties: on PP-OCRv4 det the
- * held-out loss fell 27 % in one 12-minute run while its box F1 fell 0.971 -> 0.957.
+ * Given, it picks the weights kept, the held-out loss deciding among scores within its tolerance: on PP-OCRv4 det the
+ * held-out loss fell in one 12-minute run while its box F1 fell 0.971 -> 0.957.
  */
 export interface HeldOutJudge {
   /** What it scores, for reports ('boxF1'). */
