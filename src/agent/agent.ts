@@ -243,6 +243,7 @@ export class Agent {
       modelRssMb: () => (source.loaded ? source.modelRssMb : null),
       originalMs: () => original.p50(),
       fitRunning: () => fits.running,
+      training: () => fits.lastTraining(),
       expectedTask: expected,
       serving: () =>
         serving?.up

@@ -10,9 +10,10 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { configMessage } from '../config/remedy.js';
 import { EdgefitError } from '../errors.js';
-import type { FitResult, Fitter, FrontierEntry } from '../fit/types.js';
+import type { FitResult, Fitter, FrontierEntry, TrainedCandidate } from '../fit/types.js';
 import type { Task } from '../fidelity/tasks.js';
 import type { FitRow, Store } from '../store/index.js';
+import type { TrainingStatus } from '../telemetry/payloads.js';
 import type { BudgetStore } from './budget-store.js';
 import type { AgentBus, Component } from './bus.js';
 import { deployableChoice, fidelityFloor, unmetBudgets, type Unmet } from './floor.js';
@@ -263,7 +264,9 @@ export class FitManager implements Component, FitView {
     const minutes = this.trainMinutes();
     const trainedRow = minutes > 0 && !force ? this.d.store.latestDoneFit(this.key(minutes)) : undefined;
     if (trainedRow) {
-      this.announce(trainedRow, txn);
+      // as below: a training fit whose choice is not trained leaves the first fit's choice deployed
+      const base = this.wonByTraining(trainedRow) ? undefined : this.d.store.latestDoneFit(this.key());
+      this.announce(base ?? trainedRow, txn);
       return;
     }
     const base = await this.phase(fitter, txn, force, 0, undefined);
@@ -274,12 +277,50 @@ export class FitManager implements Component, FitView {
     if (!trained || this.stopped) return;
     // only a trained candidate replaces the first fit's choice: the training fit searches again, and
     // on a shared box its re-timed search can land on a neighbour of the first choice by noise alone
-    const chosen = this.d.store.frontier(trained.id).find((e) => e.id === trained.chosenId);
-    if (!chosen?.config.train) {
-      this.d.log(`training fit ${trained.id}: training did not beat ${base.chosenId}; kept it`);
+    if (!this.wonByTraining(trained)) {
+      this.reportRejected(trained, base, txn);
       return;
     }
     this.announce(trained, txn);
+  }
+
+  private wonByTraining(row: FitRow): boolean {
+    return this.d.store.frontier(row.id).find((e) => e.id === row.chosenId)?.config.train !== undefined;
+  }
+
+  /** Says once, with the scores, that a training ran and lost (metrics' fit.training keeps saying it). */
+  private reportRejected(trained: FitRow, base: FitRow, txn: string | undefined): void {
+    const best = bestTrained(trained.trained);
+    const what = best ? `${trainingLine(best)}; it` : 'no candidate was trained; the fit';
+    this.d.bus.report(
+      'training-rejected',
+      `training fit ${trained.id}: ${what} did not beat ${base.chosenId ?? 'the original'}, which stays deployed`,
+      { fitId: trained.id, baseFitId: base.id, kept: base.chosenId, trained: trained.trained },
+      txn,
+    );
+  }
+
+  /** The latest training fit's best trained candidate, and whether the box serves it (null: none ran). */
+  lastTraining(): TrainingStatus | null {
+    const minutes = this.trainMinutes();
+    const row = minutes > 0 ? this.d.store.latestDoneFit(this.key(minutes)) : undefined;
+    const best = row && bestTrained(row.trained);
+    if (!row || !best) return null;
+    const cur = this.d.deployed();
+    const t = best.training;
+    return {
+      fitId: row.id,
+      candidateId: best.id,
+      kind: t.kind,
+      minutes: t.minutes,
+      seconds: t.seconds,
+      steps: t.steps,
+      heldOutBefore: t.heldOutBefore,
+      heldOutAfter: t.heldOutAfter,
+      judged: t.judged ?? null,
+      fidelity: best.fidelity,
+      deployed: cur?.fitId === row.id && cur.candidateId === best.id,
+    };
   }
 
   /** One fit (or the stored one for its key): the row when done, undefined when it failed. */
@@ -407,6 +448,21 @@ export class FitManager implements Component, FitView {
     if (at && (floor === null || at.fidelity >= floor)) return;
     bus.emit('fit:done', { fitId, chosen: deployable, txn });
   }
+}
+
+/** The trained candidate that measured best (a fit trains one; resumed or re-run fits may hold more). */
+function bestTrained(trained: readonly TrainedCandidate[]): TrainedCandidate | undefined {
+  return trained.reduce<TrainedCandidate | undefined>((a, c) => (!a || c.fidelity > a.fidelity ? c : a), undefined);
+}
+
+/** "distillation of l0.5-d12: 334 steps in 11.9 min; boxF1 0.9967 -> 0.9967 on held-out images, fidelity 0.990" */
+function trainingLine(c: TrainedCandidate): string {
+  const t = c.training;
+  const what = t.kind === 'qat' ? 'quantization-aware training' : 'distillation';
+  const score = t.judged
+    ? `${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}`
+    : `loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}`;
+  return `${what} of ${c.id}: ${t.steps} steps in ${(t.seconds / 60).toFixed(1)} min; ${score} on held-out images, fidelity ${c.fidelity.toFixed(3)}`;
 }
 
 /** An entry with its latencies scaled (the fit's figures re-based on the original's live p50). */

@@ -5,7 +5,7 @@
 // one { t: 'done' } or { t: 'error' } out.
 import { setPriority } from 'node:os';
 import { ERROR_CODES } from '../errors.js';
-import type { FitProgress, FitRequest, FitResult } from '../fit/types.js';
+import { trainedCandidates, type FitProgress, type FitRequest, type FitResult } from '../fit/types.js';
 import { TrainGate } from './train-hold.js';
 
 export type FitChildMessage =
@@ -62,6 +62,8 @@ async function fit(raw: unknown): Promise<FitChildMessage> {
   if (out.task) result.task = out.task;
   if (out.fidelityMetric) result.fidelityMetric = out.fidelityMetric;
   result.cacheHits = out.cacheHits;
+  const trained = trainedCandidates(out.candidates);
+  if (trained.length) result.trained = trained;
   return { t: 'done', result };
 }
 

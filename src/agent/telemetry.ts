@@ -19,6 +19,7 @@ import {
   type ProfilePayload,
   type ResponsePayload,
   type ServedStatus,
+  type TrainingStatus,
 } from '../telemetry/payloads.js';
 import type { ServeStats } from '../serve/types.js';
 import type { Topics } from '../telemetry/topics.js';
@@ -53,6 +54,8 @@ export interface TelemetryDeps {
   /** The original's p50 as timed live (null until timed): relative budgets are judged on it. */
   originalMs?: () => number | null;
   fitRunning?: () => boolean;
+  /** The latest training on the box, deployed or not (FitManager.lastTraining). */
+  training?: () => TrainingStatus | null;
   /** The task and metric the fit will judge by, known before any fit (null: unknown). */
   expectedTask?: { task: string; metric: string } | null;
   /** Where the serve process listens (nulls: serving is off) and whether input capture is on. */
@@ -278,6 +281,7 @@ export class Telemetry implements Component {
         shortfall: fit?.unmet?.shortfall ?? null,
         keeping: fit?.unmet?.keeping ?? null,
         message: fit?.unmet?.message ?? null,
+        ...(this.d.training ? { training: this.d.training() } : {}),
       },
       ...(this.d.serving ? { served: servedStatus(this.d.serving(), this.lastServed, cur?.version) } : {}),
     };

@@ -78,6 +78,8 @@ export function adaptFit(p: MetricsPayload): FitSummary {
   out.unmet = f.message;
   const keys = { latencyMs: 'latency', ramMb: 'ram', fidelity: 'fidelity', sizeMb: 'size' } as const;
   out.unmetKeys = f.shortfall ? Object.keys(f.shortfall).map((k) => keys[k as keyof typeof keys] ?? k) : [];
+  // schema-checked on arrival (link.ts); the judge's name is shown, so it must look like a metric's
+  out.training = f.training && (!f.training.judged || /^[A-Za-z0-9 ]{1,24}$/.test(f.training.judged.name)) ? f.training : null;
   return out;
 }
 

@@ -3,6 +3,7 @@
 // two cannot drift. Wire payloads from devices are the agent's (src/telemetry); ./adapt.ts maps
 // them onto these shapes in one place.
 import { meets, type Budgets as AgentBudgets } from '../budgets/index.js';
+import type { TrainingStatus } from '../telemetry/payloads.js';
 import type { Verb } from '../telemetry/topics.js';
 
 /** One metrics sample reduced to what the charts draw. null = the device did not report it. */
@@ -43,10 +44,21 @@ export interface FitSummary {
   unmet: string | null;
   /** The budgets named in `unmet` ('latency', 'ram', 'fidelity', 'size'). */
   unmetKeys: string[];
+  /** The latest training on the box, deployed or not (metrics.fit.training); null when none ran. */
+  training: TrainingStatus | null;
 }
 
 export function emptyFit(): FitSummary {
-  return { metric: 'fidelity', task: null, latencyFactor: null, originalMs: null, running: false, unmet: null, unmetKeys: [] };
+  return {
+    metric: 'fidelity',
+    task: null,
+    latencyFactor: null,
+    originalMs: null,
+    running: false,
+    unmet: null,
+    unmetKeys: [],
+    training: null,
+  };
 }
 
 /** What the device's local inference endpoint served (metrics.served, issue 19). */

@@ -128,6 +128,27 @@ export interface FitResult {
   fidelityMetric?: string;
   /** Candidates answered from the fit folder's cache instead of built and measured again (a re-fit, a resumed fit). */
   cacheHits?: number;
+  /** Every candidate this fit trained on the box, chosen or not (a training that did not win is
+   * still something the user should see: what ran, for how long, what it scored). */
+  trained?: TrainedCandidate[];
+}
+
+/** A candidate the fit trained: its id, what it measured, and the training's record (curve left out). */
+export interface TrainedCandidate {
+  id: string;
+  fidelity: number;
+  latencyP50Ms: number;
+  training: Omit<TrainingSummary, 'curve'>;
+}
+
+/** The trained candidates among a fit's measured ones, curves dropped (they stay in the fit folder). */
+export function trainedCandidates(measured: readonly FrontierEntry[]): TrainedCandidate[] {
+  return measured
+    .filter((e) => e.config.train && e.training)
+    .map((e) => {
+      const { curve: _c, ...training } = e.training!;
+      return { id: e.id, fidelity: e.fidelity, latencyP50Ms: e.latencyP50Ms, training };
+    });
 }
 
 export interface FitProgress {

@@ -81,4 +81,9 @@ export const MIGRATIONS = [
   ALTER TABLE outbox ADD COLUMN low INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX outbox_low ON outbox (low, id);
   `,
+  // 5: the candidates a fit trained, chosen or not (issue 18): a training that did not beat the
+  // deployed model is shown with its scores instead of vanishing into the event log
+  `
+  ALTER TABLE fits ADD COLUMN trained TEXT;
+  `,
 ] as const;

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { EdgefitError } from '../errors.js';
-import type { Budgets, FitResult, FrontierEntry } from '../fit/types.js';
+import type { Budgets, FitResult, FrontierEntry, TrainedCandidate } from '../fit/types.js';
 import { MIGRATIONS } from './migrations.js';
 
 export const STREAMS = ['metrics', 'events'] as const;
@@ -24,6 +24,8 @@ export interface FitRow {
   /** What fidelity was judged for, and the metric's name; null for fits stored before issue 16. */
   task: string | null;
   fidelityMetric: string | null;
+  /** The candidates the fit trained (FitResult.trained); empty for fits that trained none. */
+  trained: TrainedCandidate[];
   error: string | null;
   startedAt: string;
   finishedAt: string | null;
@@ -201,7 +203,7 @@ export class Store {
     this.db.transaction(() => {
       this.db
         .prepare(
-          `UPDATE fits SET status = 'done', chosen_id = ?, reference_latency_ms = ?, shortfall = ?, fitter = ?, task = ?, fidelity_metric = ?, finished_at = ? WHERE id = ?`,
+          `UPDATE fits SET status = 'done', chosen_id = ?, reference_latency_ms = ?, shortfall = ?, fitter = ?, task = ?, fidelity_metric = ?, trained = ?, finished_at = ? WHERE id = ?`,
         )
         .run(
           result.chosenId,
@@ -210,6 +212,7 @@ export class Store {
           result.fitter,
           result.task ?? null,
           result.fidelityMetric ?? null,
+          result.trained?.length ? JSON.stringify(result.trained) : null,
           nowIso(),
           id,
         );
@@ -248,6 +251,7 @@ export class Store {
       shortfall: r.shortfall ? (JSON.parse(r.shortfall as string) as FitResult['shortfall']) : null,
       task: (r.task as string | null) ?? null,
       fidelityMetric: (r.fidelity_metric as string | null) ?? null,
+      trained: r.trained ? (JSON.parse(r.trained as string) as TrainedCandidate[]) : [],
       error: (r.error as string | null) ?? null,
       startedAt: r.started_at as string,
       finishedAt: (r.finished_at as string | null) ?? null,

@@ -178,7 +178,68 @@ export interface FitStatus {
   keeping: string | null;
   /** One line for a human: "latency 62 ms p50 vs budget 40 ms: cannot be met; keeping …". */
   message: string | null;
+  /** The latest training on this box (issue 18), deployed or not; absent/null when none ran. */
+  training?: TrainingStatus | null;
 }
+
+/** What the latest training fit trained, and whether it is what the box serves. */
+export interface TrainingStatus {
+  fitId: number;
+  candidateId: string;
+  kind: 'distill' | 'qat';
+  minutes: number;
+  seconds: number;
+  steps: number;
+  heldOutBefore: number;
+  heldOutAfter: number;
+  /** The task's held-out score before training and of the weights kept (null: judged by the loss). */
+  judged: { name: string; before: number; after: number } | null;
+  /** The trained candidate's fidelity as the fit measured it on the judge images. */
+  fidelity: number;
+  /** It won its fit and is deployed; false: it did not beat what stays deployed. */
+  deployed: boolean;
+}
+
+const trainingStatusSchema = {
+  type: 'object',
+  required: [
+    'fitId',
+    'candidateId',
+    'kind',
+    'minutes',
+    'seconds',
+    'steps',
+    'heldOutBefore',
+    'heldOutAfter',
+    'judged',
+    'fidelity',
+    'deployed',
+  ],
+  additionalProperties: false,
+  properties: {
+    fitId: { type: 'integer', minimum: 1 },
+    candidateId: { type: 'string', maxLength: 128 },
+    kind: { enum: ['distill', 'qat'] },
+    minutes: num,
+    seconds: num,
+    steps: { type: 'integer', minimum: 0 },
+    heldOutBefore: num,
+    heldOutAfter: num,
+    judged: {
+      oneOf: [
+        { type: 'null' },
+        {
+          type: 'object',
+          required: ['name', 'before', 'after'],
+          additionalProperties: false,
+          properties: { name: { type: 'string', maxLength: 64 }, before: num, after: num },
+        },
+      ],
+    },
+    fidelity: num,
+    deployed: { type: 'boolean' },
+  },
+} as const;
 
 const shortfallSchema = {
   type: 'object',
@@ -199,6 +260,7 @@ export const fitStatusSchema = {
     shortfall: { oneOf: [{ type: 'null' }, shortfallSchema] },
     keeping: { type: ['string', 'null'], maxLength: 128 },
     message: { type: ['string', 'null'], maxLength: 1000 },
+    training: { oneOf: [{ type: 'null' }, trainingStatusSchema] },
   },
 } as const;
 export const metricsSchema = {
@@ -301,6 +363,8 @@ export const EVENT_TYPES = [
   'training-resumed',
   // issue 20: a damaged state.db was moved aside and rebuilt from the model pointer
   'state-recovered',
+  // issue 18: a training fit finished without beating what is deployed (its scores in data)
+  'training-rejected',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -1,7 +1,8 @@
 // The agent's training fit (issue 18): after the first fit is deployed, a second fit with the
 // configured training minutes runs in the first one's folder and, when it chooses something else
 // (the trained candidate), is hot-swapped in; when training does not win, nothing is redeployed;
-// a restart with a finished training fit goes straight to it. The fitter is injected: what it
+// a restart with a finished training fit goes straight to it. A training that lost is said once
+// (training-rejected, with its scores) and in every metrics message (fit.training). The fitter is injected: what it
 // does with trainMinutes is tested in test/fit/ and test/train/.
 import t from 'tap';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -105,6 +106,7 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
     'the trained choice deployed',
   );
   t.ok(swapped, 'the trained candidate was hot-swapped in');
+  t.notOk(w.msgs.slice(from).some(ev(dev, 'training-rejected')), 'a training that won is not reported as rejected');
   t.equal(requests.length, 2, 'two fits');
   t.equal(requests[0]!.trainMinutes, undefined, 'the first without training');
   t.equal(requests[1]!.trainMinutes, 7, 'the second with the configured minutes');
@@ -163,7 +165,24 @@ t.test('a training fit whose choice is not a trained candidate redeploys nothing
     const base = entry('l0.300', plain, 0.95);
     if (!req.trainMinutes) return { chosenId: base.id, frontier: [base], referenceLatencyP50Ms: 2, fitter: 'test' };
     const other = entry('l0.250', neighbour, 0.96);
-    return { chosenId: other.id, frontier: [other, base], referenceLatencyP50Ms: 2, fitter: 'test' };
+    // what it trained measured below the neighbour: off the frontier, but listed as trained
+    const training = {
+      kind: 'distill' as const,
+      minutes: 3,
+      seconds: 170,
+      steps: 334,
+      heldOutBefore: 0.002,
+      heldOutAfter: 0.002,
+      improved: false,
+      judged: { name: 'boxF1', before: 0.9967, after: 0.9967 },
+    };
+    return {
+      chosenId: other.id,
+      frontier: [other, base],
+      referenceLatencyP50Ms: 2,
+      fitter: 'test',
+      trained: [{ id: 'l0.300-d3', fidelity: 0.94, latencyP50Ms: 1, training }],
+    };
   };
   const from = w.msgs.length;
   const a = startAgent(dev, fitter, 3);
@@ -185,6 +204,37 @@ t.test('a training fit whose choice is not a trained candidate redeploys nothing
     .filter(ev(dev, 'deployed'))
     .map((m) => m.json().data.candidateId);
   t.same(deploys, [null, 'l0.300'], 'the original, then the first fit: nothing after the training fit');
+  // said once as an event, with the scores, and in every metrics message after it
+  const rejected = w.msgs.slice(from).filter(ev(dev, 'training-rejected'));
+  t.equal(rejected.length, 1, 'one training-rejected event');
+  t.match(
+    rejected[0]!.json().message,
+    /^training fit \d+: distillation of l0\.300-d3: 334 steps in 2\.8 min; boxF1 0\.9967 -> 0\.9967 on held-out images, fidelity 0\.940; it did not beat l0\.300, which stays deployed$/,
+  );
+  t.match(rejected[0]!.json().data, { kept: 'l0.300', trained: [{ id: 'l0.300-d3', training: { steps: 334 } }] });
+  const m = await w.waitFor(
+    (x) => x.topic === `edgefit/${dev}/metrics` && x.json().fit?.training?.candidateId === 'l0.300-d3',
+    10_000,
+    from,
+    'metrics name the training',
+  );
+  t.match(m.json().fit.training, {
+    kind: 'distill',
+    steps: 334,
+    judged: { name: 'boxF1', after: 0.9967 },
+    fidelity: 0.94,
+    deployed: false,
+  });
+  await a.stop();
+
+  // a restart keeps the first fit's choice too (the training fit's untrained neighbour is not deployed)
+  const again = w.msgs.length;
+  const b = startAgent(dev, fitter, 3);
+  await b.start();
+  await new Promise((r) => setTimeout(r, 3000));
+  await b.stop();
+  t.equal(calls, 2, 'no fit after the restart');
+  t.notOk(w.msgs.slice(again).some(ev(dev, 'deployed')), 'nothing redeployed: l0.300 stays');
 });
 
 t.test('served traffic, and each live probe, hold a running training fit; quiet releases it', async (t) => {

@@ -3,7 +3,8 @@
 // resolved on the original's live p50 ("0.5x of the original = 47.0 ms") and the floor named
 // 'fidelity'; a device whose fit could not meet its budgets shows which and by how much, in the
 // agent's words, instead of a bare cross; the metric's name comes with the floor. The payloads
-// are what an agent sends (validated against the metrics schema before they are published).
+// are what an agent sends (validated against the metrics schema before they are published). A
+// training that ran and did not beat the deployed model (issue 18) is shown with its scores.
 import t from 'tap';
 import { connectAsync } from 'mqtt';
 import { PAYLOAD_VERSION, type FitStatus, type MetricsPayload } from '../../src/telemetry/payloads.js';
@@ -92,11 +93,46 @@ if (skip) {
     'original',
     false,
   );
-  for (const m of [before, unmet]) {
+  // a training fit ran and did not beat the first fit's choice (issue 18): the device says so in fit.training
+  const rejected = metrics(
+    'box-rejected',
+    1,
+    { latencyMs: 100, ramMb: 400, minFidelity: 0.95, effectiveLatencyMs: 100 },
+    {
+      id: 1,
+      running: false,
+      task: 'text-det',
+      fidelityMetric: 'boxF1',
+      originalLatencyMs: 134,
+      shortfall: null,
+      keeping: null,
+      message: null,
+      training: {
+        fitId: 2,
+        candidateId: 'l0.032-u0.00-none-t2-d12',
+        kind: 'distill',
+        minutes: 12,
+        seconds: 716,
+        steps: 334,
+        heldOutBefore: 0.00197,
+        heldOutAfter: 0.00197,
+        judged: { name: 'boxF1', before: 0.9967, after: 0.9967 },
+        fidelity: 0.9934,
+        deployed: false,
+      },
+    },
+    'l0.032-u0.00-none-t2',
+    true,
+  );
+  for (const m of [before, unmet, rejected]) {
     await client.publishAsync(`edgefit/${m.deviceId}/status`, onlineStatus(m.deviceId), { qos: 1 });
     await client.publishAsync(`edgefit/${m.deviceId}/metrics`, JSON.stringify(m), { qos: 1 });
   }
-  await until('both devices in the fleet', () => dash.fleet.has('box-before') && dash.fleet.has('box-unmet'), 10_000);
+  await until(
+    'the devices in the fleet',
+    () => dash.fleet.has('box-before') && dash.fleet.has('box-unmet') && dash.fleet.has('box-rejected'),
+    10_000,
+  );
 
   const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
   const errors: string[] = [];
@@ -133,6 +169,22 @@ if (skip) {
     t.equal(await page.textContent('#fit-state'), UNMET);
     t.match(await page.textContent('#hdr'), /Fidelity \(boxF1\).*floor boxF1 ≥ 0\.98/);
     t.match(await page.textContent('#lat-budget'), 'budget ≤ 40.0 ms');
+    t.same(errors, [], 'no page errors');
+  });
+
+  t.test('the device page: a training that ran and lost is shown with its scores', async (t) => {
+    await page.goto(`${dash.url}#/d/box-unmet`);
+    await page.waitForSelector('#training-none');
+    t.equal(await page.locator('#training-rejected').count(), 0, 'a device that trained nothing says nothing about it');
+    t.match(await page.textContent('#training-none'), /trains the best candidate for train\.minutes/, 'only what the agent will do');
+    await page.goto(`${dash.url}#/d/box-rejected`);
+    await page.waitForSelector('#training-rejected', { timeout: 10_000 });
+    t.equal(
+      await page.textContent('#training-rejected'),
+      'Distillation from the original ran on this box (fit 2, l0.032-u0.00-none-t2-d12): 334 steps in 11.9 of 12.0 min; ' +
+        'boxF1 0.9967 → 0.9967 on held-out images, fidelity 0.9934. It did not beat the deployed model, which was kept.',
+    );
+    t.match(await page.textContent('#training-none'), /^The deployed model was not trained on this box/);
     t.same(errors, [], 'no page errors');
   });
 }

@@ -127,3 +127,43 @@ t.test('migration 2: a state database from before issue 16 gains task and fideli
   t.ok(s.integrityOk());
   s.close();
 });
+
+t.test('migration 5: fits keep the candidates they trained, chosen or not; older fits read as none', async (t) => {
+  const p = join(dir, 'v4.db');
+  const Database = (await import('better-sqlite3')).default;
+  const old = new Database(p);
+  old.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (4);');
+  for (const m of MIGRATIONS.slice(0, 4)) old.exec(m);
+  old
+    .prepare(
+      `INSERT INTO fits (fit_key, model_sha256, budgets, hardware_hash, fitter, status, chosen_id, started_at) VALUES ('k', 's', '{}', 'h', 'x', 'done', 'c0', 'now')`,
+    )
+    .run();
+  old.close();
+  const s = new Store(p);
+  t.equal(s.schemaVersion, MIGRATIONS.length);
+  t.same(s.getFit(1)?.trained, [], 'a fit from before: it trained nothing');
+  const trained = {
+    id: 'l0.5-d12',
+    fidelity: 0.97,
+    latencyP50Ms: 30,
+    training: {
+      kind: 'distill' as const,
+      minutes: 12,
+      seconds: 700,
+      steps: 334,
+      heldOutBefore: 0.002,
+      heldOutAfter: 0.002,
+      improved: false,
+      judged: { name: 'boxF1', before: 0.9967, after: 0.9967 },
+    },
+  };
+  const id = s.beginFit('k2', 's', {}, 'h', 'fitModel');
+  s.finishFit(id, { chosenId: 'c1', frontier: [], referenceLatencyP50Ms: 2, fitter: 'fitModel', trained: [trained] });
+  t.same(s.getFit(id)?.trained, [trained], 'the record comes back whole');
+  const none = s.beginFit('k3', 's', {}, 'h', 'fitModel');
+  s.finishFit(none, { chosenId: 'c1', frontier: [], referenceLatencyP50Ms: 2, fitter: 'fitModel' });
+  t.same(s.getFit(none)?.trained, [], 'a fit without training: none');
+  t.ok(s.integrityOk());
+  s.close();
+});

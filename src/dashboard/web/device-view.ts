@@ -12,11 +12,25 @@ import type {
   ServedSummary,
   StreamMessage,
 } from '../model.js';
+import type { TrainingStatus } from '../../telemetry/payloads.js';
 import { frontierPlot, lineChart, lossChart } from './charts.js';
 import { latencyTitle, levelText } from './fleet-view.js';
 import { actionsOff, ago, clock, esc, fmt, getJson, postJson } from './util.js';
 
 const HISTORY_MAX = 3600;
+
+/** A training that did not beat what is deployed: what ran, and its scores. */
+function rejectedLine(r: TrainingStatus): string {
+  const what = r.kind === 'qat' ? 'Quantization-aware training' : 'Distillation from the original';
+  const score = r.judged
+    ? `${esc(r.judged.name)} ${esc(r.judged.before.toFixed(4))} → ${esc(r.judged.after.toFixed(4))} on held-out images`
+    : `held-out loss ${esc(r.heldOutBefore.toPrecision(3))} → ${esc(r.heldOutAfter.toPrecision(3))}`;
+  return (
+    `<p id="training-rejected">${esc(what)} ran on this box (fit ${r.fitId}, ${esc(r.candidateId)}): ${r.steps} steps in ` +
+    `${esc(fmt(r.seconds / 60, 1))} of ${esc(fmt(r.minutes, 1))} min; ${score}, fidelity ${esc(r.fidelity.toFixed(4))}. ` +
+    'It did not beat the deployed model, which was kept.</p>'
+  );
+}
 
 /** What the fit achieved, in words: running, every budget met, or which cannot be met and by how much. */
 function fitLine(s: DeviceSummary, events: readonly DeviceEvent[] = []): string {
@@ -197,9 +211,11 @@ export class DeviceView {
         const s = m.devices.find((x: DeviceSummary) => x.id === this.id);
         if (s) {
           const moved = s.level !== d.summary.level || JSON.stringify(s.budgets) !== JSON.stringify(d.summary.budgets);
+          const trained = JSON.stringify(s.fit.training) !== JSON.stringify(d.summary.fit.training);
           d.summary = s;
           this.renderHeader();
           if (moved) this.renderFrontier();
+          else if (trained) this.renderTraining(d.frontier.find((p) => p.level === s.level));
         }
         break;
       }
@@ -291,9 +307,16 @@ export class DeviceView {
     if (!el) return;
     const t = p?.training;
     if (!t) {
+      // a training that ran and lost is shown with its scores: the user sees the box tried
+      const r = this.d?.summary.fit.training;
+      const lost = r && !r.deployed ? rejectedLine(r) : '';
       el.innerHTML =
         `<p class="muted" id="training-none">The deployed model was not trained on this box${p ? ` (${esc(p.label)})` : ''}. ` +
-        'After its first fit the agent trains the best candidate for <code>train.minutes</code> (default 12; 0: off) and swaps it in only when it measures better.</p>';
+        (lost
+          ? ''
+          : 'After its first fit the agent trains the best candidate for <code>train.minutes</code> (default 12; 0: off) and swaps it in only when it measures better.') +
+        '</p>' +
+        lost;
       return;
     }
     const what = t.kind === 'qat' ? 'quantization-aware training' : 'distillation from the original';
