@@ -41,4 +41,5 @@ export const CLASSIFY_TASK: TaskDef = {
     if (rows5) f.top5 = hits5! / rows5;
     return f;
   },
+  unit: ([, rows]) => 1 / Math.max(1, rows!),
 };

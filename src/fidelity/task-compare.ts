@@ -20,6 +20,8 @@ export interface TaskFidelity {
   value: number;
   figures: TaskFigures;
   samples: number;
+  /** What one counted item moves the headline by on these samples (TaskDef.unit); absent for continuous metrics. */
+  unit?: number;
 }
 
 const shape = (d: readonly number[]): string => d.join('x') || 'scalar';
@@ -62,7 +64,17 @@ export function compareTask(
   }
   // no samples: nothing differs
   const figures = taskFigures(r.def, sum, broken);
-  return { task: r.task, auto: r.auto, reason: r.reason, metric: r.def.metric, value: figures.value, figures, samples: ref.length };
+  const unit = r.def.unit && sum ? r.def.unit(sum) : undefined;
+  return {
+    task: r.task,
+    auto: r.auto,
+    reason: r.reason,
+    metric: r.def.metric,
+    value: figures.value,
+    figures,
+    samples: ref.length,
+    ...(unit !== undefined ? { unit } : {}),
+  };
 }
 
 /**

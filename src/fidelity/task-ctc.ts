@@ -71,4 +71,5 @@ export const CTC_TASK: TaskDef = {
     const cer = chars ? edits! / chars : edits ? 1 : 0;
     return { value: Math.max(0, 1 - cer), cer, lineExact: lines ? exact! / lines : 1 };
   },
+  unit: ([, chars]) => 1 / Math.max(1, chars!),
 };

@@ -20,4 +20,10 @@ export interface TaskDef {
   stats(ref: Outputs, got: Outputs): number[];
   /** Headline and named figures from statistics summed over samples. */
   figures(sum: readonly number[]): TaskFigures;
+  /**
+   * What one counted item (a box, a row, a character) moves the headline by, from the reference
+   * compared with itself (summed statistics): the metric's resolution on this data. Absent for
+   * continuous metrics (cosine).
+   */
+  unit?(sum: readonly number[]): number;
 }

@@ -103,4 +103,6 @@ export const TEXT_DET_TASK: TaskDef = {
     const { precision, recall, f1 } = prf(tp!, fp!, fn!);
     return { value: f1, boxF1: f1, precision, recall, refBoxes: tp! + fn!, boxes: tp! + fp! };
   },
+  // one box missed or extra out of n: F1 = 2n / (2n + 1), about 1 / (2n) lower
+  unit: ([tp, , fn]) => 1 / (2 * Math.max(1, tp! + fn!)),
 };

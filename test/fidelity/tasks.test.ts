@@ -119,6 +119,35 @@ t.test('classify: top-1 and top-5 agreement over rows', async (t) => {
   t.same(two, { value: 0, top1: 0 }, 'two classes: no top-5 figure');
 });
 
+t.test("each counting task's unit is what one item (box, row, character) moves its headline by", async (t) => {
+  // text-det: 2 boxes per image over 2 images; one box of 4 missed moves F1 by about the unit
+  const ref = map(20, 30, [
+    [2, 2, 10, 6, 0.9],
+    [20, 10, 28, 18, 0.9],
+  ]);
+  const oneMissed = map(20, 30, [[2, 2, 10, 6, 0.9]]);
+  const o = (m: Float32Array): Outputs => ({ y: tensor([1, 1, 20, 30], m) });
+  const self = compareTask('text-det', undefined, [o(ref), o(ref)], [o(ref), o(ref)]);
+  t.equal(self.unit, 1 / 8, 'four reference boxes: 1 / (2 x 4)');
+  const missed = compareTask('text-det', undefined, [o(ref), o(ref)], [o(ref), o(oneMissed)]);
+  t.ok(
+    Math.abs(1 - missed.value - self.unit!) < self.unit! / 2,
+    `one box missed: F1 ${missed.value.toFixed(4)}, within half a unit of 1 - unit`,
+  );
+  // classify: one of 4 rows; ctc: one of 4 characters
+  const rows = { y: tensor([4, 3], [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0]) };
+  const oneRow = { y: tensor([4, 3], [1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0]) };
+  const c = compareTask('classify', undefined, [rows], [oneRow]);
+  t.equal(c.unit, 1 / 4);
+  t.equal(1 - c.value, c.unit, 'one row of four disagrees: top-1 one unit lower');
+  const line = { y: steps([0, 1, 0, 2, 3, 0, 4, 0]) };
+  const ctc = compareTask('ctc', undefined, [line], [{ y: steps([0, 1, 0, 2, 2, 0, 4, 0]) }]);
+  t.equal(ctc.unit, 1 / 4);
+  t.equal(1 - ctc.value, ctc.unit, 'one character of four wrong: one unit lower');
+  const raw = compareTask('raw', undefined, [{ y: tensor([1, 3], [1, 2, 3]) }], [{ y: tensor([1, 3], [1, 2, 3]) }]);
+  t.equal(raw.unit, undefined, 'a continuous metric has no unit');
+});
+
 t.test('embed/raw: cosine, worst output, clamped headline', async (t) => {
   const a = { u: tensor([1, 3], [1, 0, 0]), v: tensor([1, 2], [1, 1]) };
   const b = { u: tensor([1, 3], [-1, 0, 0]), v: tensor([1, 2], [1, 1]) };
