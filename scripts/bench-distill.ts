@@ -55,6 +55,8 @@ const { values: args } = parseArgs({
     // crops): 5e-4 never beat the lsq start on held-out images, 5e-5 did briefly then overfit, 1e-5
     // lowered the held-out loss 13 %; unset: distill's trial of rates
     'det-lr': { type: 'string' },
+    // decay of the weights' moving average that evaluations judge and the result keeps (distill's ema)
+    ema: { type: 'string' },
     'det-train': { type: 'string', default: 'assets/calib/det/train' },
     // unset: distill's default for a probability map (BCE + the hinge at 0.3)
     'det-loss': { type: 'string' },
@@ -242,6 +244,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     threads,
     batch: Number(args['det-batch']),
     lr: args['det-lr'] !== undefined ? args['det-lr'].split(',').map(Number) : undefined,
+    ...(args.ema !== undefined ? { ema: Number(args.ema) } : {}),
     loss:
       args['det-loss'] === undefined
         ? undefined

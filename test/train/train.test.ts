@@ -223,6 +223,46 @@ t.test("a judge's tolerance: small score drops are ties the loss decides, and a 
   t.ok(slid.report.bestStep > 0 && slid.report.bestStep < common.maxSteps, `not the last, lowest-loss step (${slid.report.bestStep})`);
 });
 
+t.test("with ema, evaluations judge the weights' moving average and the result keeps it", async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = perturbed(teacher, 0.3, 8);
+  const spec = {
+    student,
+    trainable: weights(student),
+    teacher,
+    loss: 'mse' as const,
+    train: rows(8, 11),
+    heldOut: rows(8, 12),
+    minutes: 1,
+    maxSteps: 1,
+    batch: 4,
+    lr: 1e-3,
+    threads: 1,
+    seed: 3,
+  };
+  // the warm-up rate depends on the time spent, so each run's one step is scaled by its own rate
+  let lrPlain = 0;
+  let lrAvg = 0;
+  const plain = await train({ ...spec, onProgress: (p) => (lrPlain = p.lr) });
+  const avg = await train({ ...spec, ema: 0.9, onProgress: (p) => (lrAvg = p.lr) });
+  t.ok(plain.report.improved && avg.report.improved, 'both runs lowered the held-out loss');
+  // one Adam step from the same weights on the same rows moves every weight by its rate times the
+  // same factor; the average after one step is min(0.9, 1/10) x start + 0.9 x step (the step
+  // itself would be off by a ninth of it, the 1 % bound below cannot pass it)
+  const k = (0.9 * lrAvg) / lrPlain;
+  let worst = 0;
+  for (const w of spec.trainable) {
+    const w0 = student.graph.initializer(w)!.toFloat32();
+    const w1 = plain.model.graph.initializer(w)!.toFloat32();
+    const wa = avg.model.graph.initializer(w)!.toFloat32();
+    for (let i = 0; i < w0.length; i++) {
+      const want = w0[i]! + k * (w1[i]! - w0[i]!);
+      worst = Math.max(worst, Math.abs(wa[i]! - want) / Math.max(Math.abs(w1[i]! - w0[i]!), 1e-9));
+    }
+  }
+  t.ok(worst < 1e-2, `the weights kept are 0.1 x start + 0.9 x the step (largest error ${(worst * 100).toFixed(3)} % of the step)`);
+});
+
 t.test('the time budget is kept', async (t) => {
   const teacher = FIXTURES.mlp();
   const student = perturbed(teacher, 0.3, 6);
@@ -293,6 +333,7 @@ t.test('bad input is refused with one clear line', async (t) => {
   await t.rejects(train({ ...base, heldOut: [] }), /training needs training and held-out samples/);
   await t.rejects(train({ ...base, trainable: ['nope'] }), /cannot train 'nope'/);
   await t.rejects(train({ ...base, trainable: [] }), /nothing to train/);
+  await t.rejects(train({ ...base, ema: 1 }), /ema must be a decay in \[0, 1\), got 1/);
 });
 
 t.test('augmentation is applied to training rows only', async (t) => {

@@ -83,6 +83,8 @@ export interface DistillOptions {
   gate?: TrainSpec['gate'];
   /** Gradient rules for ops of the caller's own (TrainSpec.rules). */
   rules?: TrainSpec['rules'];
+  /** Decay of the weights' moving average that evaluations judge and the result keeps (TrainSpec.ema; unset: none). */
+  ema?: number;
   /** Intermediate features matched besides the outputs: 'auto' (default, features.ts), none, or these tensors. */
   features?: 'auto' | false | readonly string[];
   /** The features' share of the loss at the start, against the outputs' (default 1: as much). */
@@ -259,6 +261,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       onProgress: o.onProgress,
       rules: o.rules,
       judge,
+      ...(o.ema ? { ema: o.ema } : {}),
     });
   // the default crops shrink until one row fits the RAM budget (once shrunk, later runs keep it)
   const run = async (from: Model, minutes: number, lr: number | undefined, maxSteps?: number): ReturnType<typeof once> => {

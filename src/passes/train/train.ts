@@ -86,6 +86,7 @@ function concatF32(parts: readonly Float32Array[]): Float32Array {
 function check(spec: TrainSpec): void {
   const usage = (msg: string) => new EdgefitError('USAGE', msg);
   if (!(spec.minutes > 0) || !Number.isFinite(spec.minutes)) throw usage(`training minutes must be a positive number, got ${spec.minutes}`);
+  if (spec.ema !== undefined && !(spec.ema >= 0 && spec.ema < 1)) throw usage(`ema must be a decay in [0, 1), got ${spec.ema}`);
   if (spec.maxSteps !== undefined && !(Number.isInteger(spec.maxSteps) && spec.maxSteps >= 1))
     throw usage(`training steps must be a positive integer, got ${spec.maxSteps}`);
   if (spec.batch !== undefined && !(Number.isInteger(spec.batch) && spec.batch >= 1))
@@ -297,12 +298,20 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     }
     // held-out rows in stacks of the micro-batch (rows of one shape; the loss is a mean per stack,
     // weighted by its rows), and the judge's score of the student's outputs on all of them
+    // the moving average of the weights (spec.ema): what evaluations judge and what is kept
+    const decay = spec.ema ?? 0;
+    const ema = decay > 0 ? new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) : undefined;
+    const judged = ema ?? params;
+    const judgedFeeds = (f: Feeds): Feeds => {
+      for (const [w, p] of judged) f[w] = floatTensor(p, dimsOf.get(w)!);
+      return f;
+    };
     const heldOut = async (): Promise<HeldOutFigures> => {
       let sum = 0;
       const got: Record<string, NdArray>[] = [];
       for (const rows of heldChunks) {
         const f = await feedsOf(rows, true);
-        const out = await run(evalSession, weightFeeds(f), 'the held-out loss');
+        const out = await run(evalSession, judgedFeeds(f), 'the held-out loss');
         sum += rows.length * Number(out[lossGraph.heldOut]!.data[0]);
         if (judge) got.push(...splitRows(out, judge.outputs, rows.length));
       }
@@ -315,7 +324,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     const keep = (h: HeldOutFigures, at: number) => ({
       ...h,
       step: at,
-      params: new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])),
+      params: new Map([...judged].map(([k, v]) => [k, Float32Array.from(v)])),
     });
 
     // one micro-batch of training rows: stacked inputs and targets
@@ -441,6 +450,13 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       const lr = learningRate(peak, progress(), schedule);
       if (graphAdam) graphAdam.copyInto(params);
       else adam.step(sums, lr);
+      if (ema) {
+        const d = Math.min(decay, (1 + step) / (10 + step));
+        for (const [w, e] of ema) {
+          const p = params.get(w)!;
+          for (let i = 0; i < e.length; i++) e[i] = d * e[i]! + (1 - d) * p[i]!;
+        }
+      }
       step++;
       stepMs.push(performance.now() - stepStart);
       peakRss = Math.max(peakRss, rssMb());

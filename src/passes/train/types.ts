@@ -139,6 +139,12 @@ export interface TrainSpec {
   rules?: GradRules;
   /** Held-out evaluations over the run besides before and after (default 8). */
   evaluations?: number;
+  /**
+   * Decay of an exponential moving average of the weights (e.g. 0.995), updated after every step
+   * (warmed up as (1 + t) / (10 + t) while that is smaller); evaluations then judge the average,
+   * and the weights kept are the average's. Unset or 0: the weights themselves.
+   */
+  ema?: number;
   /** Scores each held-out evaluation by the task; the best score (not the lowest loss) is kept. */
   judge?: HeldOutJudge;
   /**
