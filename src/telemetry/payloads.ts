@@ -3,7 +3,7 @@
 // docs/asyncapi.yaml documents the same shapes and the dashboard imports these types. Budgets
 // and their schema are src/budgets' (the same one the agent config validates against).
 import { budgetsSchema, type Budgets, type Shortfall } from '../budgets/index.js';
-import type { FrontierEntry } from '../fit/types.js';
+import type { FrontierEntry, TrainingSummary } from '../fit/types.js';
 
 export const PAYLOAD_VERSION = 1;
 
@@ -182,16 +182,10 @@ export interface FitStatus {
   training?: TrainingStatus | null;
 }
 
-/** What the latest training fit trained, and whether it is what the box serves. */
-export interface TrainingStatus {
+/** What the latest training fit trained (its record's figures), and whether it is what the box serves. */
+export interface TrainingStatus extends Pick<TrainingSummary, 'kind' | 'minutes' | 'seconds' | 'steps' | 'heldOutBefore' | 'heldOutAfter'> {
   fitId: number;
   candidateId: string;
-  kind: 'distill' | 'qat';
-  minutes: number;
-  seconds: number;
-  steps: number;
-  heldOutBefore: number;
-  heldOutAfter: number;
   /** The task's held-out score before training and of the weights kept (null: judged by the loss). */
   judged: { name: string; before: number; after: number } | null;
   /** The trained candidate's fidelity as the fit measured it on the judge images. */

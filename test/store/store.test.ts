@@ -98,20 +98,25 @@ t.test('fits, frontier and deployments', async (t) => {
   s.close();
 });
 
-t.test('migration 2: a state database from before issue 16 gains task and fidelity metric; fits keep them', async (t) => {
-  const p = join(dir, 'v1.db');
-  // a schema-1 database, as an agent before issue 16 left it, with one finished fit
+/** A database at schema `version`, as an older agent left it, holding one finished fit. */
+async function oldDatabase(name: string, version: number): Promise<string> {
+  const p = join(dir, name);
   const Database = (await import('better-sqlite3')).default;
   const old = new Database(p);
-  old.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);');
-  old.exec(MIGRATIONS[0]);
+  old.exec(`CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (${version});`);
+  for (const m of MIGRATIONS.slice(0, version)) old.exec(m);
   old
     .prepare(
       `INSERT INTO fits (fit_key, model_sha256, budgets, hardware_hash, fitter, status, chosen_id, started_at) VALUES ('k', 's', '{}', 'h', 'x', 'done', 'c0', 'now')`,
     )
     .run();
   old.close();
-  const s = new Store(p);
+  return p;
+}
+
+t.test('migration 2: a state database from before issue 16 gains task and fidelity metric; fits keep them', async (t) => {
+  // a schema-1 database, as an agent before issue 16 left it, with one finished fit
+  const s = new Store(await oldDatabase('v1.db', 1));
   t.equal(s.schemaVersion, MIGRATIONS.length);
   t.match(s.getFit(1), { chosenId: 'c0', task: null, fidelityMetric: null }, 'an old fit: no task recorded');
   const id = s.beginFit('k2', 's', {}, 'h', 'fitModel');
@@ -129,18 +134,7 @@ t.test('migration 2: a state database from before issue 16 gains task and fideli
 });
 
 t.test('migration 5: fits keep the candidates they trained, chosen or not; older fits read as none', async (t) => {
-  const p = join(dir, 'v4.db');
-  const Database = (await import('better-sqlite3')).default;
-  const old = new Database(p);
-  old.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (4);');
-  for (const m of MIGRATIONS.slice(0, 4)) old.exec(m);
-  old
-    .prepare(
-      `INSERT INTO fits (fit_key, model_sha256, budgets, hardware_hash, fitter, status, chosen_id, started_at) VALUES ('k', 's', '{}', 'h', 'x', 'done', 'c0', 'now')`,
-    )
-    .run();
-  old.close();
-  const s = new Store(p);
+  const s = new Store(await oldDatabase('v4.db', 4));
   t.equal(s.schemaVersion, MIGRATIONS.length);
   t.same(s.getFit(1)?.trained, [], 'a fit from before: it trained nothing');
   const trained = {
