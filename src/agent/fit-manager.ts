@@ -319,6 +319,7 @@ export class FitManager implements Component, FitView {
       heldOutAfter: t.heldOutAfter,
       judged: t.judged ?? null,
       fidelity: best.fidelity,
+      won: row.chosenId === best.id,
       deployed: cur?.fitId === row.id && cur.candidateId === best.id,
     };
   }

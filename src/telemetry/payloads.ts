@@ -190,7 +190,9 @@ export interface TrainingStatus extends Pick<TrainingSummary, 'kind' | 'minutes'
   judged: { name: string; before: number; after: number } | null;
   /** The trained candidate's fidelity as the fit measured it on the judge images. */
   fidelity: number;
-  /** It won its fit and is deployed; false: it did not beat what stays deployed. */
+  /** Its training fit chose it (it beat the first fit's choice); false: it did not, and is not deployed. */
+  won: boolean;
+  /** It is what the box serves now (a won training can be stepped away from when the box throttles). */
   deployed: boolean;
 }
 
@@ -207,6 +209,7 @@ const trainingStatusSchema = {
     'heldOutAfter',
     'judged',
     'fidelity',
+    'won',
     'deployed',
   ],
   additionalProperties: false,
@@ -231,6 +234,7 @@ const trainingStatusSchema = {
       ],
     },
     fidelity: num,
+    won: { type: 'boolean' },
     deployed: { type: 'boolean' },
   },
 } as const;

@@ -88,7 +88,22 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
     const base = entry('l0.300', plain, 0.95);
     if (!req.trainMinutes) return { chosenId: base.id, frontier: [base], referenceLatencyP50Ms: 2, fitter: 'test' };
     const t2 = entry('l0.300-train7', trained, 0.99, req.trainMinutes);
-    return { chosenId: t2.id, frontier: [t2], referenceLatencyP50Ms: 2, fitter: 'test' };
+    const training = {
+      kind: 'distill' as const,
+      minutes: 7,
+      seconds: 400,
+      steps: 900,
+      heldOutBefore: 0.03,
+      heldOutAfter: 0.02,
+      improved: true,
+    };
+    return {
+      chosenId: t2.id,
+      frontier: [t2],
+      referenceLatencyP50Ms: 2,
+      fitter: 'test',
+      trained: [{ id: t2.id, fidelity: 0.99, latencyP50Ms: 1, training }],
+    };
   };
   const from = w.msgs.length;
   const a = startAgent(dev, fitter, 7);
@@ -107,6 +122,13 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
   );
   t.ok(swapped, 'the trained candidate was hot-swapped in');
   t.notOk(w.msgs.slice(from).some(ev(dev, 'training-rejected')), 'a training that won is not reported as rejected');
+  const won = await w.waitFor(
+    (x) => x.topic === `edgefit/${dev}/metrics` && x.json().fit?.training?.deployed === true,
+    10_000,
+    from,
+    'metrics say the trained candidate is served',
+  );
+  t.match(won.json().fit.training, { candidateId: 'l0.300-train7', steps: 900, judged: null, won: true, deployed: true });
   t.equal(requests.length, 2, 'two fits');
   t.equal(requests[0]!.trainMinutes, undefined, 'the first without training');
   t.equal(requests[1]!.trainMinutes, 7, 'the second with the configured minutes');
@@ -223,6 +245,7 @@ t.test('a training fit whose choice is not a trained candidate redeploys nothing
     steps: 334,
     judged: { name: 'boxF1', after: 0.9967 },
     fidelity: 0.94,
+    won: false,
     deployed: false,
   });
   await a.stop();

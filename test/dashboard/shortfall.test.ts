@@ -118,19 +118,29 @@ if (skip) {
         heldOutAfter: 0.00197,
         judged: { name: 'boxF1', before: 0.9967, after: 0.9967 },
         fidelity: 0.9934,
+        won: false,
         deployed: false,
       },
     },
     'l0.032-u0.00-none-t2',
     true,
   );
-  for (const m of [before, unmet, rejected]) {
+  // a training that won, deployed, then stepped away from when the box throttled
+  const stepped = metrics(
+    'box-stepped',
+    1,
+    { latencyMs: 100, ramMb: 400, minFidelity: 0.95, effectiveLatencyMs: 100 },
+    { ...rejected.fit!, training: { ...rejected.fit!.training!, candidateId: 'l0.125-d12', won: true, deployed: false } },
+    'l0.250-u0.00-none-t2',
+    true,
+  );
+  for (const m of [before, unmet, rejected, stepped]) {
     await client.publishAsync(`edgefit/${m.deviceId}/status`, onlineStatus(m.deviceId), { qos: 1 });
     await client.publishAsync(`edgefit/${m.deviceId}/metrics`, JSON.stringify(m), { qos: 1 });
   }
   await until(
     'the devices in the fleet',
-    () => dash.fleet.has('box-before') && dash.fleet.has('box-unmet') && dash.fleet.has('box-rejected'),
+    () => ['box-before', 'box-unmet', 'box-rejected', 'box-stepped'].every((id) => dash.fleet.has(id)),
     10_000,
   );
 
@@ -172,19 +182,30 @@ if (skip) {
     t.same(errors, [], 'no page errors');
   });
 
-  t.test('the device page: a training that ran and lost is shown with its scores', async (t) => {
-    await page.goto(`${dash.url}#/d/box-unmet`);
-    await page.waitForSelector('#training-none');
-    t.equal(await page.locator('#training-rejected').count(), 0, 'a device that trained nothing says nothing about it');
-    t.match(await page.textContent('#training-none'), /trains the best candidate for train\.minutes/, 'only what the agent will do');
-    await page.goto(`${dash.url}#/d/box-rejected`);
-    await page.waitForSelector('#training-rejected', { timeout: 10_000 });
-    t.equal(
-      await page.textContent('#training-rejected'),
-      'Distillation from the original ran on this box (fit 2, l0.032-u0.00-none-t2-d12): 334 steps in 11.9 of 12.0 min; ' +
-        'boxF1 0.9967 → 0.9967 on held-out images, fidelity 0.9934. It did not beat the deployed model, which was kept.',
-    );
-    t.match(await page.textContent('#training-none'), /^The deployed model was not trained on this box/);
-    t.same(errors, [], 'no page errors');
-  });
+  t.test(
+    'the device page: a training that lost is shown with its scores; one that won and was stepped away from is not called a loss',
+    async (t) => {
+      await page.goto(`${dash.url}#/d/box-unmet`);
+      await page.waitForSelector('#training-none');
+      t.equal(await page.locator('#training-rejected').count(), 0, 'a device that trained nothing says nothing about it');
+      t.match(await page.textContent('#training-none'), /trains the best candidate for train\.minutes/, 'only what the agent will do');
+      await page.goto(`${dash.url}#/d/box-rejected`);
+      await page.waitForSelector('#training-rejected', { timeout: 10_000 });
+      t.equal(
+        await page.textContent('#training-rejected'),
+        'Distillation from the original ran on this box (fit 2, l0.032-u0.00-none-t2-d12): 334 steps in 11.9 of 12.0 min; ' +
+          'boxF1 0.9967 → 0.9967 on held-out images, fidelity 0.9934. It did not beat the deployed model, which was kept.',
+      );
+      t.match(await page.textContent('#training-none'), /^The deployed model was not trained on this box/);
+      // won and stepped away from: not called a loss
+      await page.goto(`${dash.url}#/d/box-stepped`);
+      await page.waitForSelector('#training-won', { timeout: 10_000 });
+      t.match(
+        await page.textContent('#training-won'),
+        /\(fit 2, l0\.125-d12\).*It won its fit and was deployed; the box has stepped to another level since\.$/,
+      );
+      t.equal(await page.locator('#training-rejected').count(), 0);
+      t.same(errors, [], 'no page errors');
+    },
+  );
 }

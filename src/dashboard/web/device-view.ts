@@ -19,16 +19,18 @@ import { actionsOff, ago, clock, esc, fmt, getJson, postJson } from './util.js';
 
 const HISTORY_MAX = 3600;
 
-/** A training that did not beat what is deployed: what ran, and its scores. */
-function rejectedLine(r: TrainingStatus): string {
+/** A training the deployed model is not: it lost its fit, or won and the box stepped away from it. */
+function trainedLine(r: TrainingStatus): string {
   const what = r.kind === 'qat' ? 'Quantization-aware training' : 'Distillation from the original';
   const score = r.judged
     ? `${esc(r.judged.name)} ${esc(r.judged.before.toFixed(4))} → ${esc(r.judged.after.toFixed(4))} on held-out images`
     : `held-out loss ${esc(r.heldOutBefore.toPrecision(3))} → ${esc(r.heldOutAfter.toPrecision(3))}`;
   return (
-    `<p id="training-rejected">${esc(what)} ran on this box (fit ${r.fitId}, ${esc(r.candidateId)}): ${r.steps} steps in ` +
+    `<p id="training-${r.won ? 'won' : 'rejected'}">${esc(what)} ran on this box (fit ${r.fitId}, ${esc(r.candidateId)}): ${r.steps} steps in ` +
     `${esc(fmt(r.seconds / 60, 1))} of ${esc(fmt(r.minutes, 1))} min; ${score}, fidelity ${esc(r.fidelity.toFixed(4))}. ` +
-    'It did not beat the deployed model, which was kept.</p>'
+    (r.won
+      ? 'It won its fit and was deployed; the box has stepped to another level since.</p>'
+      : 'It did not beat the deployed model, which was kept.</p>')
   );
 }
 
@@ -309,7 +311,7 @@ export class DeviceView {
     if (!t) {
       // a training that ran and lost is shown with its scores: the user sees the box tried
       const r = this.d?.summary.fit.training;
-      const lost = r && !r.deployed ? rejectedLine(r) : '';
+      const lost = r && !r.deployed ? trainedLine(r) : '';
       el.innerHTML =
         `<p class="muted" id="training-none">The deployed model was not trained on this box${p ? ` (${esc(p.label)})` : ''}. ` +
         (lost
