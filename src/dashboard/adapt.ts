@@ -65,6 +65,9 @@ export function adaptServed(p: MetricsPayload): ServedSummary | null {
   };
 }
 
+/** What a task metric's name may look like where a page shows one a device sent ('boxF1'). */
+const METRIC_NAME = /^[A-Za-z0-9 ]{1,24}$/;
+
 /** metrics.fit (agents before issue 16 send none) and a relative budget, as the pages show them. */
 export function adaptFit(p: MetricsPayload): FitSummary {
   const f = p.fit;
@@ -79,7 +82,7 @@ export function adaptFit(p: MetricsPayload): FitSummary {
   const keys = { latencyMs: 'latency', ramMb: 'ram', fidelity: 'fidelity', sizeMb: 'size' } as const;
   out.unmetKeys = f.shortfall ? Object.keys(f.shortfall).map((k) => keys[k as keyof typeof keys] ?? k) : [];
   // schema-checked on arrival (link.ts); the judge's name is shown, so it must look like a metric's
-  out.training = f.training && (!f.training.judged || /^[A-Za-z0-9 ]{1,24}$/.test(f.training.judged.name)) ? f.training : null;
+  out.training = f.training && (!f.training.judged || METRIC_NAME.test(f.training.judged.name)) ? f.training : null;
   return out;
 }
 
@@ -155,9 +158,7 @@ function adaptTraining(t: unknown): Pick<FrontierPoint, 'training'> {
   const j = (typeof x.judged === 'object' && x.judged !== null ? x.judged : {}) as Record<string, unknown>;
   const [jb, ja] = [num(j.before), num(j.after)];
   const judged =
-    typeof j.name === 'string' && /^[A-Za-z0-9 ]{1,24}$/.test(j.name) && jb !== null && ja !== null
-      ? { name: j.name, before: jb, after: ja }
-      : null;
+    typeof j.name === 'string' && METRIC_NAME.test(j.name) && jb !== null && ja !== null ? { name: j.name, before: jb, after: ja } : null;
   return { training: { kind, minutes, seconds, steps, heldOutBefore: before, heldOutAfter: after, ...(judged ? { judged } : {}), curve } };
 }
 

@@ -72,6 +72,11 @@ export function matchBoxes(ref: readonly Box[], got: readonly Box[], minIou = MA
   return { tp, fp: got.length - tp, fn: ref.length - tp, matchOf };
 }
 
+/** What one box missed or extra moves F1 by when n boxes are to be found: 2n / (2n + 1), about 1 / (2n) lower (TaskDef.unit). */
+export function boxF1Unit(n: number): number {
+  return 1 / (2 * Math.max(1, n));
+}
+
 /** Precision, recall and F1 from match counts; both empty (nothing to find, nothing found) is perfect. */
 export function prf(tp: number, fp: number, fn: number): { precision: number; recall: number; f1: number } {
   const precision = tp + fp ? tp / (tp + fp) : fn ? 0 : 1;

@@ -4,7 +4,7 @@
 // and mAP@0.5 from the candidate's detections ranked by score. Statistics are counts and fixed
 // score histograms, so they sum over samples like every task's.
 import { EdgefitError } from '../errors.js';
-import { MATCH_IOU, matchBoxes, prf, type Box } from './boxes.js';
+import { boxF1Unit, MATCH_IOU, matchBoxes, prf, type Box } from './boxes.js';
 import type { Outputs } from './compare.js';
 import { decodeDetections, LAYOUT_NAMES, recogniseDetector, type Recognised } from './detect-layouts.js';
 import type { TaskDef, TaskFigures } from './task-def.js';
@@ -136,6 +136,5 @@ export const DETECT_TASK: TaskDef = {
   applies: (ref) => recogniseDetector(ref, true) !== undefined,
   stats: detectStats,
   figures: detectFigures,
-  // one box missed or extra out of n reference boxes: F1 about 1 / (2n) lower
-  unit: (sum) => 1 / (2 * Math.max(1, (sum[0] ?? 0) + (sum[2] ?? 0))),
+  unit: (sum) => boxF1Unit((sum[0] ?? 0) + (sum[2] ?? 0)),
 };

@@ -6,7 +6,7 @@
 import type { Outputs } from './compare.js';
 import type { TaskDef } from './task-def.js';
 import { MASK_THRESHOLD } from './metrics.js';
-import { matchBoxes, prf, type Box } from './boxes.js';
+import { boxF1Unit, matchBoxes, prf, type Box } from './boxes.js';
 
 /** PP-OCR's box_thresh: a component whose mean probability is below this is no text box. */
 export const BOX_THRESH = 0.6;
@@ -103,6 +103,5 @@ export const TEXT_DET_TASK: TaskDef = {
     const { precision, recall, f1 } = prf(tp!, fp!, fn!);
     return { value: f1, boxF1: f1, precision, recall, refBoxes: tp! + fn!, boxes: tp! + fp! };
   },
-  // one box missed or extra out of n: F1 = 2n / (2n + 1), about 1 / (2n) lower
-  unit: ([tp, , fn]) => 1 / (2 * Math.max(1, tp! + fn!)),
+  unit: ([tp, , fn]) => boxF1Unit(tp! + fn!),
 };

@@ -309,7 +309,7 @@ export class DeviceView {
     if (!el) return;
     const t = p?.training;
     if (!t) {
-      // a training that ran and lost is shown with its scores: the user sees the box tried
+      // a training the box does not serve (it lost, or was stepped away from) is shown with its scores
       const r = this.d?.summary.fit.training;
       const lost = r && !r.deployed ? trainedLine(r) : '';
       el.innerHTML =

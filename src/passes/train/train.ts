@@ -278,8 +278,8 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     const params = new Map<string, Float32Array>();
     for (const w of spec.trainable) params.set(w, Float32Array.from(g.initializer(w)!.toFloat32()));
     const dimsOf = new Map(spec.trainable.map((w) => [w, [...g.initializer(w)!.dims]]));
-    const weightFeeds = (f: Feeds): Feeds => {
-      for (const [w, p] of params) f[w] = floatTensor(p, dimsOf.get(w)!);
+    const weightFeeds = (f: Feeds, from: ReadonlyMap<string, Float32Array> = params): Feeds => {
+      for (const [w, p] of from) f[w] = floatTensor(p, dimsOf.get(w)!);
       return f;
     };
     let peakRss = rssMb();
@@ -296,22 +296,18 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       if (last && last.length < heldStack(r) && shapeKey(last[0]!) === shapeKey(r)) last.push(r);
       else heldChunks.push([r]);
     }
-    // held-out rows in stacks of the micro-batch (rows of one shape; the loss is a mean per stack,
-    // weighted by its rows), and the judge's score of the student's outputs on all of them
     // the moving average of the weights (spec.ema): what evaluations judge and what is kept
     const decay = spec.ema ?? 0;
     const ema = decay > 0 ? new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) : undefined;
     const judged = ema ?? params;
-    const judgedFeeds = (f: Feeds): Feeds => {
-      for (const [w, p] of judged) f[w] = floatTensor(p, dimsOf.get(w)!);
-      return f;
-    };
+    // held-out rows in stacks of the micro-batch (rows of one shape; the loss is a mean per stack,
+    // weighted by its rows), and the judge's score of the student's outputs on all of them
     const heldOut = async (): Promise<HeldOutFigures> => {
       let sum = 0;
       const got: Record<string, NdArray>[] = [];
       for (const rows of heldChunks) {
         const f = await feedsOf(rows, true);
-        const out = await run(evalSession, judgedFeeds(f), 'the held-out loss');
+        const out = await run(evalSession, weightFeeds(f, judged), 'the held-out loss');
         sum += rows.length * Number(out[lossGraph.heldOut]!.data[0]);
         if (judge) got.push(...splitRows(out, judge.outputs, rows.length));
       }
