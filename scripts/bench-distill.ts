@@ -67,6 +67,8 @@ const { values: args } = parseArgs({
     crop: { type: 'string', default: '320' },
     // scale jitter before the crop: --scale 0.8,1.6 (each crop resized by a factor drawn from the range)
     scale: { type: 'string' },
+    // horizontal flips of the training crops (mirrored text): --flip off trains on text as it is read
+    flip: { type: 'string', default: 'on' },
     // the training process's peak RSS budget in MB (TrainSpec.ramMb; unset: distill's default)
     'ram-mb': { type: 'string' },
     save: { type: 'string' },
@@ -190,7 +192,8 @@ async function det(dir: string): Promise<Record<string, unknown>> {
   const inputs = modelInputs(original);
   // training and held-out images as bytes (compact.ts): a quarter of the float32 memory
   const calib = compactSamples(loadInputSet(OCR_FIT_SETS.det.calibrate, inputs, { shapes }).samples);
-  const judge = loadInputSet(OCR_FIT_SETS.det.judge, inputs, { shapes }).samples;
+  const judgeSet = loadInputSet(OCR_FIT_SETS.det.judge, inputs, { shapes });
+  const judge = judgeSet.samples;
   const trainDir = args['det-train'] === 'none' ? undefined : args['det-train'];
   const trainSet = trainDir ? compactSamples(loadInputSet(trainDir, inputs, { shapes }).samples) : undefined;
   let prunedPath = args['det-pruned'];
@@ -230,8 +233,24 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     const task = compareTask('text-det', original.graph, ref.map(one), got.map(one));
     // the counts behind F1 (the original's boxes, the model's, matched): how many boxes a gap is
     const { refBoxes, boxes, precision, recall } = task.figures;
-    return { boxF1: task.value, maskIoU: f.maskIoU, pooledCosine: f.pooledCosine, refBoxes, boxes, precision, recall };
+    // where the boxes differ: each judge image whose own F1 is short of 1, with its box counts
+    const differ = ref.flatMap((r, i) => {
+      const one1 = compareTask('text-det', original.graph, [one(r)], [one(got[i]!)]);
+      return one1.value < 1
+        ? [
+            {
+              image: judgeSet.files?.[i] ?? String(i),
+              refBoxes: one1.figures.refBoxes!,
+              boxes: one1.figures.boxes!,
+              boxF1: +one1.value.toFixed(4),
+            },
+          ]
+        : [];
+    });
+    return { boxF1: task.value, maskIoU: f.maskIoU, pooledCosine: f.pooledCosine, refBoxes, boxes, precision, recall, differ };
   };
+  const differLine = (j: Awaited<ReturnType<typeof judgeOf>>): string =>
+    j.differ.map((d) => `${d.image} ${d.boxes} boxes vs ${d.refBoxes} (F1 ${d.boxF1.toFixed(3)})`).join(', ') || 'none';
   const before = await judgeOf(pruned);
   const crop = Number(args.crop);
   const student = cloneModel(pruned);
@@ -255,7 +274,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     features: args.features === 'none' ? false : 'auto',
     featureWeight: Number(args['feature-weight']),
     ...(args['ram-mb'] !== undefined ? { ramMb: Number(args['ram-mb']) } : {}),
-    augment: augmenter({ crop: [crop, crop], flip: true, brightness: 0.1, ...(scale ? { scale } : {}) }),
+    augment: augmenter({ crop: [crop, crop], flip: args.flip !== 'off', brightness: 0.1, ...(scale ? { scale } : {}) }),
     task: judgeTask,
     onProgress: (p) => {
       const tenth = Math.floor((p.seconds / p.budgetSeconds) * 20);
@@ -305,6 +324,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       `pruned+distill: box F1 ${after.boxF1.toFixed(4)}, mask IoU ${after.maskIoU?.toFixed(4)}\n` +
       `  boxes: the original's ${after.refBoxes}; pruned+lsq ${before.boxes} (precision ${before.precision?.toFixed(4)}, recall ${before.recall?.toFixed(4)}), ` +
       `pruned+distill ${after.boxes} (precision ${after.precision?.toFixed(4)}, recall ${after.recall?.toFixed(4)})\n` +
+      `  judge images whose boxes differ from the original's: pruned+lsq ${differLine(before)}; pruned+distill ${differLine(after)}\n` +
       `  latency original ${lat.floatMs.toFixed(1)} ms, distilled ${lat.quantizedMs.toFixed(1)} ms (${lat.ratio.toFixed(3)}x, interleaved)\n` +
       `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops of ${d.trainSamples} images, ${d.heldOutSamples} held out) in ${(t.seconds / 60).toFixed(2)} min ` +
       `(${row.wallMinutes} min wall with the set-up); lr ${t.lr}${d.lrTrial.length ? ` of trial ${d.lrTrial.map((x) => `${x.lr}: ${x.heldOut.toPrecision(4)}`).join(', ')}` : ''}; ` +

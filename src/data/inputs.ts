@@ -2,7 +2,7 @@
 // in the same InputSet (samples conformed to the model's inputs, optional labels), so the
 // evaluator never cares where data came from.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { basename, extname, join, relative } from 'node:path';
 import { EdgefitError } from '../errors.js';
 import { checkDims } from '../ir/dims.js';
 import { halfToFloat } from '../ir/float16.js';
@@ -36,6 +36,8 @@ export interface InputSet {
   labels?: number[];
   /** Class folder names in label order (labelled image folders). */
   classNames?: string[];
+  /** The file each sample was read from, in sample order (image folders): what a per-image report names. */
+  files?: string[];
 }
 
 export interface LoadOptions {
@@ -378,10 +380,11 @@ function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOption
   if (images.length) {
     const input = imageInput(inputs, dir);
     const spec = readSpec(dir, input, opts.shapes);
-    const samples = images
-      .slice(0, opts.limit ?? Infinity)
-      .map((f) => ({ [input.name]: conformImage(preprocessImage(decodeImage(join(dir, f)), spec), input, join(dir, f), opts.shapes) }));
-    return { source: dir, kind: 'images', synthetic: false, samples };
+    const kept = images.slice(0, opts.limit ?? Infinity);
+    const samples = kept.map((f) => ({
+      [input.name]: conformImage(preprocessImage(decodeImage(join(dir, f)), spec), input, join(dir, f), opts.shapes),
+    }));
+    return { source: dir, kind: 'images', synthetic: false, samples, files: kept };
   }
   if (classDirs.includes('calibrate') && classDirs.includes('judge') && !existsSync(join(dir, 'preprocess.json')))
     // a fit's calibrate/judge pair (fit reads both halves): other commands take one of them
@@ -402,15 +405,17 @@ function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOption
     );
     const samples: Sample[] = [];
     const labels: number[] = [];
+    const read: string[] = [];
     for (let r = 0; perClass.some((l) => l.length > r); r++) {
       perClass.forEach((files, idx) => {
         const f = files[r];
         if (f === undefined || (opts.limit !== undefined && samples.length >= opts.limit)) return;
         samples.push({ [input.name]: conformImage(preprocessImage(decodeImage(f), spec), input, f, opts.shapes) });
         labels.push(idx);
+        read.push(relative(dir, f));
       });
     }
-    return { source: dir, kind: 'labelled-images', synthetic: false, samples, labels, classNames };
+    return { source: dir, kind: 'labelled-images', synthetic: false, samples, labels, classNames, files: read };
   }
   throw new EdgefitError('DATA', `${dir}: no .npy files, images or class subfolders found`);
 }

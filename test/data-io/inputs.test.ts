@@ -25,6 +25,13 @@ t.test('image folder + preprocess.json -> normalised NCHW samples', async (t) =>
   t.equal(set.kind, 'images');
   t.equal(set.synthetic, false);
   t.equal(set.samples.length, 8, 'one sample per png');
+  t.equal(set.files?.length, 8, 'the file of each sample');
+  t.equal(set.files![0], 'astronaut.png', 'in sorted order, as read');
+  t.same(
+    loadInputSet(join(FIX, 'ocr/det'), det, { limit: 2 }).files,
+    set.files!.slice(0, 2),
+    'a limit keeps the names of the samples kept',
+  );
   const x = set.samples[0]!.x!;
   t.same(x.shape, [1, 3, 640, 640]);
   // a white pixel of an upscaled page, BGR, (1/255*255 - mean)/std per output channel
@@ -75,6 +82,12 @@ t.test('class subfolders -> labelled set, labels by sorted position', async (t) 
   t.same(set.classNames, ['0', '180']);
   t.equal(set.labels!.length, set.samples.length);
   t.same([...new Set(set.labels)], [0, 1]);
+  // round-robin over the classes: each sample's file is in its label's folder
+  t.same(set.files!.slice(0, 3), ['0/page-01.png', '180/page-02.png', '0/page-03.png']);
+  t.ok(
+    set.files!.every((f, i) => f.startsWith(`${set.classNames![set.labels![i]!]}/`)),
+    'every file sits in its label folder',
+  );
   t.same(set.samples[0]!.x!.shape, [1, 3, 48, 192]);
 });
 
