@@ -58,6 +58,8 @@ const { values: args } = parseArgs({
     // decay of the weights' moving average that evaluations judge and the result keeps (distill's ema)
     ema: { type: 'string' },
     'det-train': { type: 'string', default: 'assets/calib/det/train' },
+    // the images held out to pick the weights kept (default: the calibrate set)
+    'det-held-out': { type: 'string' },
     // unset: distill's default for a probability map (BCE + the hinge at 0.3)
     'det-loss': { type: 'string' },
     // the threshold hinge on the map (loss.ts), at PP-OCR's binarisation threshold: --hinge 0.3
@@ -191,7 +193,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
   const original = normalize(loadModel(OCR_MODELS.det.file));
   const inputs = modelInputs(original);
   // training and held-out images as bytes (compact.ts): a quarter of the float32 memory
-  const calib = compactSamples(loadInputSet(OCR_FIT_SETS.det.calibrate, inputs, { shapes }).samples);
+  const calib = compactSamples(loadInputSet(args['det-held-out'] ?? OCR_FIT_SETS.det.calibrate, inputs, { shapes }).samples);
   const judgeSet = loadInputSet(OCR_FIT_SETS.det.judge, inputs, { shapes });
   const judge = judgeSet.samples;
   const trainDir = args['det-train'] === 'none' ? undefined : args['det-train'];

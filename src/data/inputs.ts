@@ -1,7 +1,7 @@
 // Input sets: what a model is fed during evaluation. One loader per on-disk format, all ending
 // in the same InputSet (samples conformed to the model's inputs, optional labels), so the
 // evaluator never cares where data came from.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { basename, extname, join, relative } from 'node:path';
 import { EdgefitError } from '../errors.js';
 import { checkDims } from '../ir/dims.js';
@@ -358,9 +358,21 @@ function refuseNonFinite(set: InputSet, path: string): void {
     );
 }
 
+/** A path's stat through symlinks; undefined for a dangling link (skipped like any non-file). */
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOptions): InputSet {
-  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const files = entries.filter((e) => e.isFile()).map((e) => e.name);
+  // what each entry is, through symlinks (a set assembled from links to images elsewhere is a set)
+  const entries = readdirSync(dir)
+    .sort()
+    .map((name) => ({ name, st: statOrUndefined(join(dir, name)) }));
+  const files = entries.filter((e) => e.st?.isFile()).map((e) => e.name);
   const npys = files.filter((f) => f.toLowerCase().endsWith('.npy'));
   if (files.includes('labels.txt')) {
     if (!npys.length) throw new EdgefitError('DATA', `${dir}: labels.txt without any .npy samples`);
@@ -376,7 +388,7 @@ function loadFolder(dir: string, inputs: readonly ModelInput[], opts: LoadOption
     return { source: dir, kind: 'npy', synthetic: false, samples: arraysToSamples(arrays, inputs, dir, opts.shapes) };
   }
   const images = files.filter(isImage);
-  const classDirs = entries.filter((e) => e.isDirectory()).map((e) => e.name);
+  const classDirs = entries.filter((e) => e.st?.isDirectory()).map((e) => e.name);
   if (images.length) {
     const input = imageInput(inputs, dir);
     const spec = readSpec(dir, input, opts.shapes);

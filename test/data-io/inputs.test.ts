@@ -1,7 +1,7 @@
 // Input sets: image folders with preprocess.json, labelled folders, npy stacks split to the
 // model's batch, synthetic data, and the one-line errors for data that does not fit.
 import t from 'tap';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, copyFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -58,6 +58,19 @@ t.test('image folder + preprocess.json -> normalised NCHW samples', async (t) =>
     hi = Math.max(hi, v);
   }
   t.ok(lo >= -0.485 / 0.229 - 1e-5 && hi <= (1 - 0.406) / 0.225 + 1e-5, `normalised range [${lo.toFixed(2)}, ${hi.toFixed(2)}]`);
+});
+
+t.test('a folder of symlinks to images is a set like the images themselves; a dangling link is skipped', async (t) => {
+  const d = join(dir, 'links');
+  mkdirSync(d);
+  for (const f of ['preprocess.json', 'astronaut.png', 'page-left.png']) symlinkSync(join(FIX, 'ocr/det', f), join(d, f));
+  symlinkSync(join(dir, 'no-such.png'), join(d, 'zz-gone.png'));
+  const set = loadInputSet(d, det);
+  t.equal(set.kind, 'images');
+  t.same(set.files, ['astronaut.png', 'page-left.png']);
+  const direct = loadInputSet(join(FIX, 'ocr/det'), det);
+  const i = direct.files!.indexOf('page-left.png');
+  t.same(set.samples[1]!.x!.data, direct.samples[i]!.x!.data, 'the same values as the file it links to');
 });
 
 t.test('JPEG and PNG of the same picture preprocess alike (NHWC, GRAY)', async (t) => {
