@@ -60,6 +60,8 @@ const { values: args } = parseArgs({
     'det-train': { type: 'string', default: 'assets/calib/det/train' },
     // the images held out to pick the weights kept (default: the calibrate set)
     'det-held-out': { type: 'string' },
+    // this share of the training images, those the pruned start gets most wrong, joins the held-out set (distill's hardHeldOut)
+    'hard-held-out': { type: 'string' },
     // unset: distill's default for a probability map (BCE + the hinge at 0.3)
     'det-loss': { type: 'string' },
     // the threshold hinge on the map (loss.ts), at PP-OCR's binarisation threshold: --hinge 0.3
@@ -266,6 +268,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     batch: Number(args['det-batch']),
     lr: args['det-lr'] !== undefined ? args['det-lr'].split(',').map(Number) : undefined,
     ...(args.ema !== undefined ? { ema: Number(args.ema) } : {}),
+    ...(args['hard-held-out'] !== undefined ? { hardHeldOut: Number(args['hard-held-out']) } : {}),
     loss:
       args['det-loss'] === undefined
         ? undefined
@@ -301,6 +304,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       crop,
       trainSamples: d.trainSamples,
       heldOutSamples: d.heldOutSamples,
+      hardHeldOut: d.hardHeldOut,
       minutes: +(t.seconds / 60).toFixed(2),
       steps: t.steps,
       batch: t.batch,
@@ -328,7 +332,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       `pruned+distill ${after.boxes} (precision ${after.precision?.toFixed(4)}, recall ${after.recall?.toFixed(4)})\n` +
       `  judge images whose boxes differ from the original's: pruned+lsq ${differLine(before)}; pruned+distill ${differLine(after)}\n` +
       `  latency original ${lat.floatMs.toFixed(1)} ms, distilled ${lat.quantizedMs.toFixed(1)} ms (${lat.ratio.toFixed(3)}x, interleaved)\n` +
-      `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops of ${d.trainSamples} images, ${d.heldOutSamples} held out) in ${(t.seconds / 60).toFixed(2)} min ` +
+      `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops of ${d.trainSamples} images, ${d.heldOutSamples} held out${d.hardHeldOut ? `, ${d.hardHeldOut} of them the training images the start got most wrong` : ''}) in ${(t.seconds / 60).toFixed(2)} min ` +
       `(${row.wallMinutes} min wall with the set-up); lr ${t.lr}${d.lrTrial.length ? ` of trial ${d.lrTrial.map((x) => `${x.lr}: ${x.heldOut.toPrecision(4)}`).join(', ')}` : ''}; ` +
       `loss ${Object.values(t.losses)[0]?.kind}${Object.values(t.losses)[0]?.threshold ? ` + hinge at ${Object.values(t.losses)[0]?.threshold}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}` +

@@ -75,6 +75,32 @@ t.test('pruned + lsq, then distilled: held-out fidelity to the original improves
   t.equal(r.training.losses.y?.kind ?? Object.values(r.training.losses)[0]!.kind, 'kl', 'logits: KL');
 });
 
+t.test('hardHeldOut: the training rows the start gets most wrong join the held-out set (with a task only)', async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = cloneModel(teacher);
+  await prune(student, {
+    structured: 0.7,
+    importance: 'l1',
+    recover: 'none',
+    steps: 1,
+    round: 1,
+    shapes: new Map([['x', [1, 1, 8, 8]]]),
+    samples,
+    synthetic: false,
+    skipFidelity: true,
+  });
+  const [calib, own] = [samples.slice(0, 16), samples.slice(16)];
+  const base = { minutes: 0.05, maxSteps: 3, samples: calib, trainSamples: own, threads: 1, lr: 1e-3 };
+  const r = await distill(cloneModel(student), teacher, { ...base, task: 'classify', hardHeldOut: 0.1 });
+  t.ok(r.hardHeldOut >= 1 && r.hardHeldOut <= 5, `${r.hardHeldOut} of 48 rows moved (at most a tenth, rounded)`);
+  t.equal(r.heldOutSamples, 16 + r.hardHeldOut, 'the calibration rows and the moved ones are held out');
+  t.equal(r.trainSamples, 48 - r.hardHeldOut, 'the moved rows no longer train');
+  const none = await distill(cloneModel(student), teacher, { ...base, hardHeldOut: 0.1 });
+  t.equal(none.hardHeldOut, 0, 'without a task nothing says which rows are hard');
+  t.equal(none.trainSamples, 48);
+  await t.rejects(distill(cloneModel(student), teacher, { ...base, task: 'classify', hardHeldOut: 1.5 }), /hardHeldOut is a share/);
+});
+
 t.test('CLI: prune --recover distill --train-minutes 0.2 runs end to end and reports the training', async (t) => {
   const model = join(dir, 'mlp.onnx');
   saveModel(FIXTURES.mlp(), model);

@@ -4,7 +4,10 @@
 import t from 'tap';
 import { FIXTURES, randn, rng } from '../../devkit/builder.js';
 import type { Sample } from '../../src/data/inputs.js';
-import { TASK_TOLERANCE, TIE_ITEMS, taskJudge } from '../../src/passes/train/judge.js';
+import { cloneModel } from '../../src/ir/model.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import { runFirstOutput } from '../../src/runtime/runner.js';
+import { hardestSamples, TASK_TOLERANCE, TIE_ITEMS, taskJudge } from '../../src/passes/train/judge.js';
 
 const rows = (n: number, seed: number): Sample[] => {
   const next = rng(seed);
@@ -25,4 +28,24 @@ t.test("a judge's tolerance is TIE_ITEMS of its metric's items on the held-out s
   // it scores the student's copy of the teacher's output
   const out = teacher.graph.outputs[0]!.name;
   t.same(few.outputs, [out]);
+});
+
+t.test('hardestSamples: the rows a student disagrees on by the task, at most k, none for an exact copy', async (t) => {
+  const teacher = FIXTURES.mlp();
+  const set = rows(40, 3);
+  t.same(await hardestSamples(teacher, cloneModel(teacher), set, 'classify', 5, 1), [], 'a copy of the teacher agrees everywhere');
+  // a student whose first layer is perturbed: some rows change their top class
+  const student = cloneModel(teacher);
+  const w = student.graph.initializer('fc_w_2')!;
+  const next = rng(9);
+  const noise = randn(next, w.size);
+  const noisy = w.toFloat32().map((v, i) => v + 0.6 * noise[i]!);
+  student.graph.setInitializer(Tensor.fromFloat32('fc_w_2', w.dims, noisy));
+  const argmax = (d: ArrayLike<number>) => Array.prototype.indexOf.call(d, Math.max(...Array.from(d)));
+  const [a, b] = [await runFirstOutput(teacher, set, 1), await runFirstOutput(student, set, 1)];
+  const differ = a.flatMap((o, i) => (argmax(o.data) !== argmax(b[i]!.data) ? [i] : []));
+  t.ok(differ.length > 2, `the perturbed student changes ${differ.length} of 40 rows`);
+  const two = await hardestSamples(teacher, student, set, 'classify', 2, 1);
+  t.same(two, differ.slice(0, 2), 'top-1 is 0 or 1 per row: the first two rows it gets wrong');
+  t.same(await hardestSamples(teacher, student, set, 'classify', 100, 1), differ, 'never a row it gets right');
 });

@@ -15,7 +15,7 @@ import { singleOutputFidelity, type SingleOutputFidelity } from '../../fidelity/
 import { heldOutIndices } from '../prune/recovery.js';
 import { featureLosses, type FeatureChoice } from './features.js';
 import { beats, train } from './train.js';
-import { judgeOrLoss } from './judge.js';
+import { hardestSamples, judgeOrLoss } from './judge.js';
 import type { LossSpec, TrainReport, TrainSpec } from './types.js';
 import type { Task } from '../../fidelity/tasks.js';
 import { augmenter } from '../../data/augment.js';
@@ -95,6 +95,12 @@ export interface DistillOptions {
    * (judge.ts). Unset: the held-out loss picks them.
    */
   task?: Task | 'auto';
+  /**
+   * With `trainSamples`, this share of them (at least one), the ones the student's start agrees
+   * with the teacher least on by `task`, joins the held-out set, so the task judge sees the kinds
+   * of input the student is weak on (judge.ts hardestSamples). Unset or 0: none; needs `task`.
+   */
+  hardHeldOut?: number;
 }
 
 /**
@@ -164,6 +170,8 @@ function isMapStudent(m: Model): boolean {
 export interface DistillReport {
   trainSamples: number;
   heldOutSamples: number;
+  /** Of heldOutSamples, the training samples held out as the hardest (DistillOptions.hardHeldOut). */
+  hardHeldOut: number;
   /** The trainer's report (its held-out loss before/after, steps, step vs inference time, RSS); over all runs when rates were tried. */
   training: TrainReport;
   /** The first output against the teacher's on the held-out samples, before and after. */
@@ -211,6 +219,25 @@ function joinReports(parts: readonly TrainReport[], kept: TrainReport, lr: numbe
   };
 }
 
+/** DistillOptions.hardHeldOut's samples: none when the task does not fit the outputs (the loss judges then). */
+async function hardOnes(
+  teacher: Model,
+  student: Model,
+  train: readonly Sample[],
+  task: Task | 'auto',
+  share: number,
+  threads?: number,
+): Promise<number[]> {
+  if (!(share > 0 && share < 1)) throw new EdgefitError('USAGE', `hardHeldOut is a share of the training samples in (0, 1), got ${share}`);
+  const k = Math.max(1, Math.round(share * train.length));
+  try {
+    return await hardestSamples(teacher, student, train, task, Math.min(k, train.length - 1), threads);
+  } catch (e) {
+    if (isEdgefitError(e) && e.code === 'USAGE') return [];
+    throw e;
+  }
+}
+
 /** Distil `student` (changed in place: its trained weights are written back) from `teacher`. */
 export async function distill(student: Model, teacher: Model, o: DistillOptions): Promise<DistillReport> {
   const own = o.trainSamples && o.trainSamples.length > 0;
@@ -222,8 +249,12 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
         remedy: { option: 'calib' },
       },
     );
-  const { train: trainSet, heldOut } = own ? { train: [...o.trainSamples!], heldOut: [...o.samples] } : splitHeldOut(o.samples);
   const threads = o.threads;
+  const split = own ? { train: [...o.trainSamples!], heldOut: [...o.samples] } : splitHeldOut(o.samples);
+  const hard =
+    own && o.hardHeldOut && o.task !== undefined ? await hardOnes(teacher, student, split.train, o.task, o.hardHeldOut, threads) : [];
+  const trainSet = split.train.filter((_, i) => !hard.includes(i));
+  const heldOut = [...split.heldOut, ...hard.map((i) => split.train[i]!)];
   const ref = await runFirstOutput(teacher, heldOut, threads);
   const fidelityBefore = singleOutputFidelity(ref, await runFirstOutput(student, heldOut, threads));
   const trainable = distillTrainable(student);
@@ -311,6 +342,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
   return {
     trainSamples: trainSet.length,
     heldOutSamples: heldOut.length,
+    hardHeldOut: hard.length,
     training: report,
     fidelityBefore,
     fidelityAfter,
