@@ -9,12 +9,14 @@
 // steps, one step vs one inference of the same batch (medians), peak RSS.
 // det (--only det [--det-pruned file.onnx] [--det-minutes 12] [--crop 320] [--det-lr 1e-5 | 1e-4,3e-5]
 //   [--det-train assets/calib/det/train | none] [--det-loss auto|mse|bce [--hinge 0.3]] [--features auto|none]
-//   [--feature-weight 1] [--ram-mb MB] [--save distilled.onnx] [--task auto|none|text-det] [--scale 0.8,1.6]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
+//   [--feature-weight 1] [--ram-mb MB] [--save distilled.onnx] [--task auto|none|text-det] [--scale 0.8,1.6]
+//   [--flip off] [--det-held-out DIR] [--hard-held-out 0.05]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
 // --importance activation --recover lsq --calib assets/calib/det/calibrate`; or the given pruned
 // file), then distilled on random crops (with flips and brightness) of the 80 train images, the 16
 // calibrate images held out for the loss (--det-train none: the calibrate images alone, 4 held
 // out), judged at 640x640 on the 16 judge images: box F1 (fidelity task 'text-det') and mask IoU
-// against the original, and latency original vs pruned+distill side by side (interleaved, medians).
+// against the original, and latency original vs pruned+distill side by side (interleaved, medians),
+// and the judge images whose boxes differ from the original's.
 // No --det-lr: distill's own choice (a short trial of its TRIAL_RATES, then the best).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
