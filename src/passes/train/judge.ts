@@ -33,6 +33,16 @@ export const TIE_ITEMS = 3;
 const asOutputs = (r: Readonly<Record<string, NdArray>>): Outputs =>
   Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { dims: v.shape, data: v.data as Float32Array }]));
 
+/** A runner that scores held-out rows: every graph optimisation, thread pools that sleep between runs. */
+const scoringRunner = (m: Model, threads?: number): Promise<ModelRunner> =>
+  ModelRunner.create(m, { threads, optimization: 'all', spinning: false });
+
+/** One row's outputs named `names`, as the task metrics read them (those the runner does not return, such as int64 labels, left out). */
+async function outputsOf(r: ModelRunner, row: Sample, names: readonly string[]): Promise<Outputs> {
+  const out = await r.run(row, names);
+  return Object.fromEntries(names.flatMap((n) => (out.has(n) ? [[n, { dims: out.get(n)!.shape, data: out.get(n)!.data }]] : [])));
+}
+
 /**
  * A judge scoring the student's outputs on `heldOut` by `task` against the teacher's (computed
  * once here). The task is resolved once, on the teacher's outputs ('auto': detected as the fit
@@ -40,13 +50,10 @@ const asOutputs = (r: Readonly<Record<string, NdArray>>): Outputs =>
  */
 export async function taskJudge(teacher: Model, heldOut: readonly Sample[], task: Task | 'auto', threads?: number): Promise<HeldOutJudge> {
   const names = teacher.graph.outputs.map((o) => o.name);
-  const runner = await ModelRunner.create(teacher, { threads, optimization: 'all', spinning: false });
+  const runner = await scoringRunner(teacher, threads);
   const ref: Outputs[] = [];
   try {
-    for (const row of rowsOf(heldOut)) {
-      const out = await runner.run(row, names);
-      ref.push(Object.fromEntries(names.flatMap((n) => (out.has(n) ? [[n, { dims: out.get(n)!.shape, data: out.get(n)!.data }]] : []))));
-    }
+    for (const row of rowsOf(heldOut)) ref.push(await outputsOf(runner, row, names));
   } finally {
     await runner.release();
   }
@@ -96,20 +103,15 @@ export async function hardestSamples(
   threads?: number,
 ): Promise<number[]> {
   if (k < 1 || !samples.length) return [];
-  const opts = { threads, optimization: 'all' as const, spinning: false };
-  const [t, s] = [await ModelRunner.create(teacher, opts), await ModelRunner.create(student, opts)];
+  const [t, s] = [await scoringRunner(teacher, threads), await scoringRunner(student, threads)];
   const names = teacher.graph.outputs.map((o) => o.name);
-  const outputs = async (r: ModelRunner, row: Sample): Promise<Outputs> => {
-    const out = await r.run(row, names);
-    return asOutputs(Object.fromEntries(names.flatMap((n) => (out.has(n) ? [[n, out.get(n)!]] : []))));
-  };
   const scored: { i: number; score: number }[] = [];
   try {
     const rows = rowsOf(samples);
     if (rows.length !== samples.length) return [];
     for (let i = 0; i < rows.length; i++) {
-      const ref = await outputs(t, rows[i]!);
-      const score = compareTask(task, teacher.graph, [ref], [await outputs(s, rows[i]!)]).value;
+      const ref = await outputsOf(t, rows[i]!, names);
+      const score = compareTask(task, teacher.graph, [ref], [await outputsOf(s, rows[i]!, names)]).value;
       if (score < 1) scored.push({ i, score });
     }
   } finally {
