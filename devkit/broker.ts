@@ -101,11 +101,20 @@ function mosquittoProcess(conf: string, port: number): { up(): Promise<void>; do
   return { up, down, log: () => log };
 }
 
+// the plain brokers' folders (config, persistence), removed when the test process exits: a test
+// file may start many, and restart() needs its folder after stop()
+const brokerDirs = new Set<string>();
+const removeBrokerDirs = (): void => {
+  for (const d of brokerDirs) rmSync(d, { recursive: true, force: true });
+};
+
 /** persistent: Mosquitto keeps sessions across stop()/restart() (stop is a clean SIGTERM). */
 export async function startBroker(opts: { persistent?: boolean } = {}): Promise<TestBroker> {
   const port = await freePort();
   if (existsSync(MOSQUITTO)) {
     const dir = mkdtempSync(join(tmpdir(), 'edgefit-mosq-'));
+    if (!brokerDirs.size) process.once('exit', removeBrokerDirs);
+    brokerDirs.add(dir);
     const conf = join(dir, 'mosquitto.conf');
     writeFileSync(
       conf,
@@ -126,7 +135,6 @@ export async function startBroker(opts: { persistent?: boolean } = {}): Promise<
       url: `mqtt://127.0.0.1:${port}`,
       restart: m.up,
       stop: m.down,
-      // the folder is removed on process exit
     };
   }
   process.stdout.write(`# ${MOSQUITTO} not found: broker-backed tests run against the embedded aedes broker\n`);

@@ -3,8 +3,7 @@
 // Constant: the codec counts them, analyzeCost adds them, `edgefit inspect` reports them, and the
 // model still runs in onnxruntime (both branches) after the round trip.
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { Graph } from '../../src/ir/graph.js';
@@ -14,6 +13,7 @@ import type { PGraph } from '../../src/onnx/proto.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
 import { analyzeCost } from '../../src/analyze/cost.js';
 import { runCli } from '../../devkit/paths.js';
+import { testDir } from '../helpers/tmp.js';
 
 const floatType = (dims: number[]) => ({ tensor_type: { elem_type: 1, shape: { dim: dims.map((d) => ({ dim_value: d })) } } });
 
@@ -84,7 +84,7 @@ t.test('If branches: their weights are params, the model runs', async (t) => {
     'else branch: x @ W2 + b',
   );
 
-  const dir = mkdtempSync(join(tmpdir(), 'edgefit-if-'));
+  const dir = testDir('edgefit-if-');
   const file = join(dir, 'if.onnx');
   writeFileSync(file, bytes);
   const r = await runCli(['inspect', file, '--json']);

@@ -1,8 +1,8 @@
 import t from 'tap';
-import { writeFileSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli, OCR_MODELS } from '../../devkit/paths.js';
+import { testDir } from '../helpers/tmp.js';
 
 t.test('inspect --json on PP-OCRv4 det gives the documented fields', async (t) => {
   const r = await runCli(['inspect', OCR_MODELS.det.file, '--shape', 'x=1x3x640x640', '--json']);
@@ -38,7 +38,7 @@ t.test('a dynamic input: the report says so in model terms, and the CLI names th
 });
 
 t.test('bad input: one line on stderr, exit 2 for usage and 1 for model errors, stack only with --verbose', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'edgefit-cli-'));
+  const dir = testDir('edgefit-cli-');
   const trunc = join(dir, 'trunc.onnx');
   writeFileSync(trunc, readFileSync(OCR_MODELS.cls.file).subarray(0, 4000));
   const text = join(dir, 'text.onnx');

@@ -2,14 +2,14 @@
 // replaced, the fingerprint printed is the public key's, and the pair signs what it verifies.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI } from '../../devkit/paths.js';
 import { keyFingerprint } from '../../src/telemetry/keys.js';
 import { loadPrivateKey, loadPublicKey, signRequest, verifyRequest } from '../../src/telemetry/signing.js';
+import { testDir } from '../helpers/tmp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'edgefit-keys-'));
+const dir = testDir('edgefit-keys-');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, 'keys', ...args], { encoding: 'utf8' });
 
 t.test('generate: PKCS8 key 0600, SPKI pub, fingerprint, what to do with each half', async (t) => {

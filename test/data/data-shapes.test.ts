@@ -2,15 +2,14 @@
 // det (input x: [N, 3, H, W], all free) fed a small .npy or an image folder needs no --shape; a
 // given shape still wins (images are resized to it) and one an array contradicts fails naming both.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OCR_MODELS, ROOT, runCli } from '../../devkit/paths.js';
 import { dataShapes, loadInputSet, type ModelInput } from '../../src/data/inputs.js';
 import { writeNpy } from '../../src/data/npy.js';
 import { EdgefitError } from '../../src/errors.js';
+import { testDir } from '../helpers/tmp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'edgefit-data-shapes-'));
+const dir = testDir('edgefit-data-shapes-');
 process.env.EDGEFIT_CACHE_DIR = join(dir, 'cache');
 const DET: ModelInput = { name: 'x', dtype: 'float32', shape: ['N', 3, 'H', 'W'] };
 const npy = join(dir, 'det64.npy');

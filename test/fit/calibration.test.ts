@@ -1,12 +1,12 @@
 // A fit never judges a candidate on a sample that calibrated it (issue 16): a judge path, the
 // calibrate/ and judge/ subfolders of the calibration folder, or a deterministic split of one set.
 import t from 'tap';
-import { mkdirSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, OCR_MODELS, runCli } from '../../devkit/paths.js';
 import { calibrationNotes, calibrationParts, splitCalibration, type CalibData } from '../../src/fit/calibration.js';
 import type { InputSet } from '../../src/data/inputs.js';
+import { testDir } from '../helpers/tmp.js';
 
 const sample = (v: number) => ({ x: { dtype: 'float32' as const, shape: [1], data: Float32Array.of(v) } });
 const set = (n: number, labels?: number[]): InputSet => ({
@@ -46,7 +46,7 @@ t.test('one sample cannot be split, and the notes say the figures are flattered 
 });
 
 t.test('calibrate/ and judge/ subfolders are used; a judge path wins over judge/', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'edgefit-calib-'));
+  const dir = testDir('edgefit-calib-');
   t.same(calibrationParts(dir), { calibrate: dir, split: 'alternate' }, 'a flat folder is split');
   mkdirSync(join(dir, 'calibrate'));
   mkdirSync(join(dir, 'judge'));
@@ -55,7 +55,7 @@ t.test('calibrate/ and judge/ subfolders are used; a judge path wins over judge/
 });
 
 t.test('a fit of the real det on the bundled set calibrates on calibrate/ and judges on judge/', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'edgefit-calib-fit-'));
+  const dir = testDir('edgefit-calib-fit-');
   const r = await runCli(
     // 160x160 (the images are resized to it) keeps the test short; a generous budget keeps the original
     ['fit', OCR_MODELS.det.file, '--calib', join(ROOT, 'assets/calib/det'), '--shape', 'x=1x3x160x160', '-o', join(dir, 'det.onnx')].concat(

@@ -1,14 +1,14 @@
 // edgefit fit end to end on the real MNIST CNN (small enough for the test suite); PP-OCR det
 // fits are run by scripts/bench-fit.ts.
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { runCli, ROOT } from '../../devkit/paths.js';
 import { writeMnistLabelled } from '../../devkit/mnist-to-labelled.js';
+import { testDir } from '../helpers/tmp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'edgefit-fit-'));
+const dir = testDir('edgefit-fit-');
 // the candidate cache (shared by fits of one model) lives in the test's folder, not in ~/.cache
 process.env.EDGEFIT_CACHE_DIR = join(dir, 'cache');
 const data = join(dir, 'mnist');

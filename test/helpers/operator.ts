@@ -1,10 +1,9 @@
 // An operator key pair for tests (issue 20): the public file to pin on an agent, and request
 // bodies signed with the private half for one device, as a dashboard or tool sends them.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { generateOperatorKeys } from '../../src/telemetry/keys.js';
 import { loadPrivateKey, signRequest, type SigningKey } from '../../src/telemetry/signing.js';
+import { testDir } from './tmp.js';
 
 export interface Operator {
   dir: string;
@@ -28,7 +27,7 @@ export function signedBody(
   return { txn, ts, args, sig: signRequest(key, deviceId, verb, txn, ts, args) };
 }
 
-export function makeOperator(dir = mkdtempSync(join(tmpdir(), 'edgefit-op-'))): Operator {
+export function makeOperator(dir = testDir('edgefit-op-')): Operator {
   const k = generateOperatorKeys(dir);
   const key: SigningKey = { mode: 'ed25519', privateKey: loadPrivateKey(readFileSync(k.keyPath, 'utf8')) };
   return {

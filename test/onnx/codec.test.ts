@@ -1,6 +1,5 @@
 import t from 'tap';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
@@ -10,6 +9,7 @@ import { Tensor } from '../../src/ir/tensor.js';
 import type { Model } from '../../src/ir/model.js';
 import { normalize } from '../../src/passes/normalize.js';
 import { OCR_MODELS } from '../../devkit/paths.js';
+import { testDir } from '../helpers/tmp.js';
 
 function pattern(n: number): Float32Array {
   // a smooth, image-like pattern in the models' normalised range, deterministic
@@ -129,7 +129,7 @@ t.test('typed-field tensors (float_data) decode and re-encode in the same form',
 });
 
 t.test('external data: read from the side file; paths leaving the folder are refused', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'edgefit-ext-'));
+  const dir = testDir('edgefit-ext-');
   const values = Float32Array.from({ length: 12 }, (_, k) => k * 0.5);
   writeFileSync(join(dir, 'weights.bin'), Buffer.concat([Buffer.alloc(16), Buffer.from(values.buffer)]));
   // Encode a model, then patch the weight into an external reference through the proto layer.
