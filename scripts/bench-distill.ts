@@ -9,7 +9,7 @@
 // steps, one step vs one inference of the same batch (medians), peak RSS.
 // det (--only det [--det-pruned file.onnx] [--det-minutes 12] [--crop 320] [--det-lr 1e-5 | 1e-4,3e-5]
 //   [--det-train assets/calib/det/train | none] [--det-loss auto|mse|bce [--hinge 0.3]] [--features auto|none]
-//   [--feature-weight 1] [--ram-mb MB] [--save distilled.onnx] [--task auto|none|text-det] [--scale 0.8,1.6]
+//   [--feature-weight 1] [--ram-mb MB] [--save distilled.onnx] [--snapshots] [--task auto|none|text-det] [--scale 0.8,1.6]
 //   [--flip off] [--det-held-out DIR] [--hard-held-out 0.05]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
 // --importance activation --recover lsq --calib assets/calib/det/calibrate`; or the given pruned
 // file), then distilled on random crops (with flips and brightness) of the 80 train images, the 16
@@ -36,6 +36,8 @@ import { prune } from '../src/passes/prune/index.js';
 import { countMacs } from '../src/passes/prune/structured.js';
 import { compactSamples } from '../src/passes/train/compact.js';
 import { distill } from '../src/passes/train/distill.js';
+import type { EvaluatedWeights } from '../src/passes/train/types.js';
+import { Tensor } from '../src/ir/tensor.js';
 import { modelInputs, runFirstOutput, toFeeds } from '../src/runtime/runner.js';
 import { writeFileAtomic } from '../src/util/fs.js';
 import { parseTask } from '../src/fidelity/tasks.js';
@@ -78,6 +80,9 @@ const { values: args } = parseArgs({
     // the training process's peak RSS budget in MB (TrainSpec.ramMb; unset: distill's default)
     'ram-mb': { type: 'string' },
     save: { type: 'string' },
+    // det: keep the weights of every held-out evaluation and judge each on the judge images after
+    // the run (is the step the held-out set picks the judge set's best, or the last?)
+    snapshots: { type: 'boolean', default: false },
     // what picks the trained weights kept: the task's metric on the held-out images (auto: detected,
     // as prune --recover distill and the fit do), or none: the held-out loss (before the judge)
     task: { type: 'string', default: 'auto' },
@@ -262,7 +267,14 @@ async function det(dir: string): Promise<Record<string, unknown>> {
   const student = cloneModel(pruned);
   let lastTenth = -1;
   const tStart = performance.now();
+  const snaps: { step: number; heldOut: number; score?: number; weights: Map<string, Float32Array> }[] = [];
   const d = await distill(student, original, {
+    ...(args.snapshots
+      ? {
+          onEvaluation: (e: EvaluatedWeights) =>
+            snaps.push({ ...e, weights: new Map([...e.weights].map(([k, v]) => [k, Float32Array.from(v)])) }),
+        }
+      : {}),
     minutes: Number(args['det-minutes']),
     samples: calib,
     trainSamples: trainSet,
@@ -294,6 +306,18 @@ async function det(dir: string): Promise<Record<string, unknown>> {
   });
   const after = await judgeOf(student);
   if (args.save) saveModel(student, args.save);
+  // each evaluated weight set judged like the result (the weights themselves into a copy of the start)
+  const snapshots = [];
+  for (const s of snaps) {
+    const m = cloneModel(pruned);
+    for (const [w, v] of s.weights) m.graph.setInitializer(Tensor.fromFloat32(w, [...m.graph.initializer(w)!.dims], v));
+    m.graph.touch();
+    const j = await judgeOf(m);
+    snapshots.push({ step: s.step, heldOut: s.heldOut, score: s.score ?? null, boxF1: j.boxF1, maskIoU: j.maskIoU, differ: j.differ });
+    process.stdout.write(
+      `  snapshot step ${s.step}: held-out loss ${s.heldOut.toPrecision(4)}${s.score !== undefined ? ` score ${s.score.toFixed(4)}` : ''}; judge box F1 ${j.boxF1.toFixed(4)}, mask IoU ${j.maskIoU?.toFixed(4)}; ${differLine(j)}\n`,
+    );
+  }
   const lat = await compareLatency(serializeModel(original), serializeModel(student), toFeeds(judge[0]!), 30, threads);
   const t = d.training;
   const row = {
@@ -301,6 +325,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     pruned: prunedPath,
     pruneSeconds,
     judge: { before, after, samples: judge.length },
+    ...(args.snapshots ? { snapshots } : {}),
     latency: { originalMs: lat.floatMs, distilledMs: lat.quantizedMs, ratio: lat.ratio },
     distill: {
       crop,

@@ -223,6 +223,29 @@ t.test("a judge's tolerance: small score drops are ties the loss decides, and a 
   t.ok(slid.report.bestStep > 0 && slid.report.bestStep < common.maxSteps, `not the last, lowest-loss step (${slid.report.bestStep})`);
 });
 
+t.test('onEvaluation hands over each evaluated weight set: the start at step 0, the kept one at bestStep', async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = perturbed(teacher, 0.3, 5);
+  const seen: { step: number; heldOut: number; weights: Map<string, Float32Array> }[] = [];
+  const r = await train({
+    ...judgedSpec(student, teacher, rows(12, 2)),
+    onEvaluation: (e) => seen.push({ ...e, weights: new Map([...e.weights].map(([k, v]) => [k, Float32Array.from(v)])) }),
+  });
+  const evaluated = r.report.curve.filter((c) => c.heldOut !== undefined);
+  t.same(
+    seen.map((s) => [s.step, s.heldOut]),
+    evaluated.map((c) => [c.step, c.heldOut]),
+    'one call per held-out evaluation, with its step and loss',
+  );
+  t.equal(seen[0]!.step, 0);
+  for (const w of weights(student)) t.same(seen[0]!.weights.get(w), student.graph.initializer(w)!.toFloat32(), `${w}: the start at step 0`);
+  t.ok(r.report.improved && r.report.bestStep > 0, `training helped (kept step ${r.report.bestStep})`);
+  const kept = seen.find((s) => s.step === r.report.bestStep)!;
+  for (const w of weights(student))
+    t.same(kept.weights.get(w), r.model.graph.initializer(w)!.toFloat32(), `${w}: the kept weights are the ones evaluated at that step`);
+  t.notSame(seen[1]!.weights.get(weights(student)[0]!), seen[0]!.weights.get(weights(student)[0]!), 'later calls carry trained weights');
+});
+
 t.test("with ema, evaluations judge the weights' moving average and the result keeps it", async (t) => {
   const teacher = FIXTURES.mlp();
   const student = perturbed(teacher, 0.3, 8);

@@ -80,6 +80,7 @@ export interface DistillOptions {
   /** Unset: random half-side crops, flips and brightness for images of CROP_FROM+ pixels a side (defaultAugment), else none. */
   augment?: TrainSpec['augment'];
   onProgress?: TrainSpec['onProgress'];
+  onEvaluation?: TrainSpec['onEvaluation'];
   gate?: TrainSpec['gate'];
   /** Gradient rules for ops of the caller's own (TrainSpec.rules). */
   rules?: TrainSpec['rules'];
@@ -290,6 +291,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       seed: o.seed,
       gate: o.gate,
       onProgress: o.onProgress,
+      onEvaluation: o.onEvaluation,
       rules: o.rules,
       judge,
       ...(o.ema ? { ema: o.ema } : {}),

@@ -364,6 +364,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
 
     const heldStart = performance.now();
     const before = await heldOut();
+    spec.onEvaluation?.({ step: 0, heldOut: before.loss, ...(before.score !== undefined ? { score: before.score } : {}), weights: judged });
     const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before.loss, ...(judge ? { score: before.score } : {}) }];
     let best = keep(before, 0);
     const tolerance = judge?.tolerance ?? 0;
@@ -395,6 +396,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       const ok = (x: HeldOutFigures): boolean => !judge || x.score! >= top - tolerance;
       if (ok(h) ? !ok(best) || h.loss < best.loss : !ok(best) && h.score! > best.score!) best = keep(h, step);
       lastEval = step;
+      spec.onEvaluation?.({ step, heldOut: h.loss, ...(h.score !== undefined ? { score: h.score } : {}), weights: judged });
       return h;
     };
 

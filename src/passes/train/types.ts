@@ -134,6 +134,13 @@ export interface TrainSpec {
   /** Full static dims of runtime inputs at batch 1 where the model leaves them open (the batch dim is set by the trainer). */
   shapes?: Map<string, number[]>;
   onProgress?(p: TrainProgress): void;
+  /**
+   * Called after every held-out evaluation (the start's too, at step 0) with the weights it judged
+   * (the moving average's with `ema`): the figures of each evaluated weight set, for a caller that
+   * keeps them to judge later (bench-distill --snapshots). The arrays are the trainer's own and
+   * change after the call: copy what you keep.
+   */
+  onEvaluation?(e: EvaluatedWeights): void;
   seed?: number;
   /** Extra gradient rules (a caller's own ops); the table's rules win over these. */
   rules?: GradRules;
@@ -153,6 +160,14 @@ export interface TrainSpec {
    * waiting does not count against `minutes`.
    */
   gate?: () => Promise<void>;
+}
+
+export interface EvaluatedWeights {
+  step: number;
+  heldOut: number;
+  /** The judge's held-out score (TrainSpec.judge). */
+  score?: number;
+  weights: ReadonlyMap<string, Float32Array>;
 }
 
 export interface CurvePoint {
