@@ -35,7 +35,7 @@ import { normalize } from '../src/passes/normalize.js';
 import { prune } from '../src/passes/prune/index.js';
 import { countMacs } from '../src/passes/prune/structured.js';
 import { compactSamples } from '../src/passes/train/compact.js';
-import { distill } from '../src/passes/train/distill.js';
+import { distill, MAP_LOSS } from '../src/passes/train/distill.js';
 import type { EvaluatedWeights } from '../src/passes/train/types.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { modelInputs, runFirstOutput, toFeeds } from '../src/runtime/runner.js';
@@ -70,6 +70,8 @@ const { values: args } = parseArgs({
     'det-loss': { type: 'string' },
     // the threshold hinge on the map (loss.ts), at PP-OCR's binarisation threshold: --hinge 0.3
     hinge: { type: 'string' },
+    // the hinge's weight against BCE (LossSpec.hingeWeight); alone it keeps distill's default loss
+    'hinge-weight': { type: 'string' },
     features: { type: 'string', default: 'auto' },
     'feature-weight': { type: 'string', default: '1' },
     crop: { type: 'string', default: '320' },
@@ -285,10 +287,13 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     ...(args['hard-held-out'] !== undefined ? { hardHeldOut: Number(args['hard-held-out']) } : {}),
     loss:
       args['det-loss'] === undefined
-        ? undefined
+        ? args['hinge-weight'] !== undefined
+          ? { ...MAP_LOSS, hingeWeight: Number(args['hinge-weight']) }
+          : undefined
         : {
             kind: args['det-loss'] as 'auto' | 'mse' | 'bce',
             ...(args.hinge !== undefined ? { threshold: Number(args.hinge) } : {}),
+            ...(args['hinge-weight'] !== undefined ? { hingeWeight: Number(args['hinge-weight']) } : {}),
           },
     features: args.features === 'none' ? false : 'auto',
     featureWeight: Number(args['feature-weight']),
@@ -361,7 +366,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       `  latency original ${lat.floatMs.toFixed(1)} ms, distilled ${lat.quantizedMs.toFixed(1)} ms (${lat.ratio.toFixed(3)}x, interleaved)\n` +
       `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops of ${d.trainSamples} images, ${d.heldOutSamples} held out${d.hardHeldOut ? `, ${d.hardHeldOut} of them the training images the start got most wrong` : ''}) in ${(t.seconds / 60).toFixed(2)} min ` +
       `(${row.wallMinutes} min wall with the set-up); lr ${t.lr}${d.lrTrial.length ? ` of trial ${d.lrTrial.map((x) => `${x.lr}: ${x.heldOut.toPrecision(4)}`).join(', ')}` : ''}; ` +
-      `loss ${Object.values(t.losses)[0]?.kind}${Object.values(t.losses)[0]?.threshold ? ` + hinge at ${Object.values(t.losses)[0]?.threshold}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
+      `loss ${Object.values(t.losses)[0]?.kind}${Object.values(t.losses)[0]?.threshold ? ` + hinge at ${Object.values(t.losses)[0]?.threshold}${(Object.values(t.losses)[0]?.hingeWeight ?? 1) !== 1 ? ` x ${Object.values(t.losses)[0]?.hingeWeight}` : ''}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}` +
       `${t.judged ? `, held-out ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)} (it picked step ${t.bestStep})` : ' (the loss picked the weights)'}; ` +
       `step ${t.stepMs} ms vs inference ${t.forwardMs} ms; peak RSS ${t.peakRssMb} MB\n`,

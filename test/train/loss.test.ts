@@ -38,7 +38,7 @@ function reference(l: ResolvedLoss, s: Float32Array, tv: Float32Array): { value:
   const r = base(l, s, tv);
   if (l.threshold === undefined) return r;
   const th = l.threshold;
-  const n = s.length;
+  const n = s.length / (l.hingeWeight ?? 1);
   [...s].forEach((v, i) => {
     const d = tv[i]! - th;
     const sign = Math.sign(d);
@@ -90,6 +90,11 @@ const CASES: { name: string; loss: ResolvedLoss; gen: (next: () => number) => Fl
   // values spread over [0.02, 0.98] against a threshold of 0.5: pixels on both sides of it, and across
   { name: 'bce + hinge at 0.5', loss: { kind: 'bce', temperature: 1, from: 'logits', weight: 1, threshold: 0.5 }, gen: unit },
   { name: 'mse + hinge at 0.3', loss: { kind: 'mse', temperature: 1, from: 'logits', weight: 2, threshold: 0.3 }, gen: unit },
+  {
+    name: 'bce + hinge at 0.3 weighted 10',
+    loss: { kind: 'bce', temperature: 1, from: 'logits', weight: 1, threshold: 0.3, hingeWeight: 10 },
+    gen: unit,
+  },
   { name: 'weighted mse', loss: { kind: 'mse', temperature: 1, from: 'logits', weight: 2.5 }, gen: (next) => randn(next, N * C) },
 ];
 
@@ -140,4 +145,7 @@ t.test("'auto' chooses by the teacher's values", async (t) => {
   t.throws(() => resolveLoss({ kind: 'bce' }, [arr(randn(next, 10), [1, 10])]), /BCE loss needs outputs in \[0, 1\]/);
   t.equal(resolveLoss({ kind: 'bce', threshold: 0.3 }, [arr(unit(next), [1, 1, 3, 5])]).threshold, 0.3, 'a hinge on a map');
   t.throws(() => resolveLoss({ kind: 'kl', threshold: 0.3 }, [arr(probs(next), [N, C])]), /threshold hinge is for probability maps/);
+  t.equal(resolveLoss({ kind: 'bce', threshold: 0.3, hingeWeight: 10 }, [arr(unit(next), [1, 1, 3, 5])]).hingeWeight, 10);
+  t.throws(() => resolveLoss({ kind: 'bce', hingeWeight: 10 }, [arr(unit(next), [1, 1, 3, 5])]), /a hinge weight needs a threshold/);
+  t.throws(() => resolveLoss({ kind: 'bce', threshold: 0.3, hingeWeight: 0 }, [arr(unit(next), [1, 1, 3, 5])]), /must be positive/);
 });

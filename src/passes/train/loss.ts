@@ -87,13 +87,15 @@ export function resolveLoss(spec: LossSpec, teacherValues: readonly NdArray[]): 
       'USAGE',
       `a threshold hinge is for probability maps (MSE or BCE), at a threshold in (0, 1); got ${kind} at ${spec.threshold}`,
     );
+  if (spec.hingeWeight !== undefined && (spec.threshold === undefined || !(spec.hingeWeight > 0)))
+    throw new EdgefitError('USAGE', `a hinge weight needs a threshold and must be positive; got ${spec.hingeWeight}`);
   return {
     kind,
     temperature,
     from,
     weight: spec.weight ?? 1,
     heldOut: spec.heldOut ?? true,
-    ...(spec.threshold !== undefined ? { threshold: spec.threshold } : {}),
+    ...(spec.threshold !== undefined ? { threshold: spec.threshold, hingeWeight: spec.hingeWeight ?? 1 } : {}),
   };
 }
 
@@ -217,7 +219,8 @@ export function appendLoss(student: Model, losses: ReadonlyMap<string, ResolvedL
       const dt = op('Sub', [t, th]);
       const want = op('Min', [op('Abs', [dt]), scalar(HINGE_MARGIN)]);
       const got = op('Mul', [op('Sub', [out, th]), op('Sign', [dt])]);
-      term = op('Add', [term, meanAll(op('Relu', [op('Sub', [want, got])]))]);
+      const hinge = meanAll(op('Relu', [op('Sub', [want, got])]));
+      term = op('Add', [term, (loss.hingeWeight ?? 1) === 1 ? hinge : op('Mul', [hinge, scalar(loss.hingeWeight!)])]);
     }
     if (loss.weight !== 1) term = op('Mul', [term, scalar(loss.weight)]);
     terms.push(term);

@@ -38,6 +38,8 @@ export interface LossSpec {
    * to it, so the masks (and the boxes cut from them) agree, not only the values.
    */
   threshold?: number;
+  /** The hinge's weight against the output's own term (default 1). */
+  hingeWeight?: number;
 }
 
 /** A loss with every choice made (what loss.ts builds nodes for). */
@@ -50,6 +52,8 @@ export interface ResolvedLoss {
   heldOut?: boolean;
   /** LossSpec.threshold: the hinge's threshold, when there is one. */
   threshold?: number;
+  /** LossSpec.hingeWeight, with a threshold. */
+  hingeWeight?: number;
 }
 
 /** The teacher: a model run by onnxruntime on the same (augmented) inputs, or any function giving targets by output name. */
