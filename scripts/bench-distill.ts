@@ -66,6 +66,8 @@ const { values: args } = parseArgs({
     'det-held-out': { type: 'string' },
     // this share of the training images, those the pruned start gets most wrong, joins the held-out set (distill's hardHeldOut)
     'hard-held-out': { type: 'string' },
+    // the training images the pruned start gets wrong are drawn this many times as often (distill's oversampleHard)
+    'oversample-hard': { type: 'string' },
     // unset: distill's default for a probability map (BCE + the hinge at 0.3)
     'det-loss': { type: 'string' },
     // the threshold hinge on the map (loss.ts), at PP-OCR's binarisation threshold: --hinge 0.3
@@ -285,6 +287,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     lr: args['det-lr'] !== undefined ? args['det-lr'].split(',').map(Number) : undefined,
     ...(args.ema !== undefined ? { ema: Number(args.ema) } : {}),
     ...(args['hard-held-out'] !== undefined ? { hardHeldOut: Number(args['hard-held-out']) } : {}),
+    ...(args['oversample-hard'] !== undefined ? { oversampleHard: Number(args['oversample-hard']) } : {}),
     loss:
       args['det-loss'] === undefined
         ? args['hinge-weight'] !== undefined
@@ -337,6 +340,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       trainSamples: d.trainSamples,
       heldOutSamples: d.heldOutSamples,
       hardHeldOut: d.hardHeldOut,
+      oversampled: d.oversampled,
       minutes: +(t.seconds / 60).toFixed(2),
       steps: t.steps,
       batch: t.batch,
@@ -364,7 +368,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       `pruned+distill ${after.boxes} (precision ${after.precision?.toFixed(4)}, recall ${after.recall?.toFixed(4)})\n` +
       `  judge images whose boxes differ from the original's: pruned+lsq ${differLine(before)}; pruned+distill ${differLine(after)}\n` +
       `  latency original ${lat.floatMs.toFixed(1)} ms, distilled ${lat.quantizedMs.toFixed(1)} ms (${lat.ratio.toFixed(3)}x, interleaved)\n` +
-      `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops of ${d.trainSamples} images, ${d.heldOutSamples} held out${d.hardHeldOut ? `, ${d.hardHeldOut} of them the training images the start got most wrong` : ''}) in ${(t.seconds / 60).toFixed(2)} min ` +
+      `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops of ${d.trainSamples} images, ${d.heldOutSamples} held out${d.hardHeldOut ? `, ${d.hardHeldOut} of them the training images the start got most wrong` : ''}${d.oversampled ? `; the ${d.oversampled} training images the start got wrong drawn ${args['oversample-hard']}x as often` : ''}) in ${(t.seconds / 60).toFixed(2)} min ` +
       `(${row.wallMinutes} min wall with the set-up); lr ${t.lr}${d.lrTrial.length ? ` of trial ${d.lrTrial.map((x) => `${x.lr}: ${x.heldOut.toPrecision(4)}`).join(', ')}` : ''}; ` +
       `loss ${Object.values(t.losses)[0]?.kind}${Object.values(t.losses)[0]?.threshold ? ` + hinge at ${Object.values(t.losses)[0]?.threshold}${(Object.values(t.losses)[0]?.hingeWeight ?? 1) !== 1 ? ` x ${Object.values(t.losses)[0]?.hingeWeight}` : ''}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}` +

@@ -14,6 +14,7 @@ import { cloneModel } from '../../src/ir/model.js';
 import { saveModel } from '../../src/onnx/index.js';
 import { prune } from '../../src/passes/prune/index.js';
 import { cropAt, CROP_MIN, CROP_SHRINK, distill, distillTrainable, splitHeldOut } from '../../src/passes/train/distill.js';
+import { runFirstOutput } from '../../src/runtime/runner.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-distill-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -99,6 +100,46 @@ t.test('hardHeldOut: the training rows the start gets most wrong join the held-o
   t.equal(none.hardHeldOut, 0, 'without a task nothing says which rows are hard');
   t.equal(none.trainSamples, 48);
   await t.rejects(distill(cloneModel(student), teacher, { ...base, task: 'classify', hardHeldOut: 1.5 }), /hardHeldOut is a share/);
+});
+
+t.test('oversampleHard: the training rows the start gets wrong are drawn more often (with a task only)', async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = cloneModel(teacher);
+  await prune(student, {
+    structured: 0.7,
+    importance: 'l1',
+    recover: 'none',
+    steps: 1,
+    round: 1,
+    shapes: new Map([['x', [1, 1, 8, 8]]]),
+    samples,
+    synthetic: false,
+    skipFidelity: true,
+  });
+  const [calib, own] = [samples.slice(0, 16), samples.slice(16)];
+  // the rows whose top-1 the pruned start changes, counted here directly
+  const top1 = (o: { data: ArrayLike<number> }): number => {
+    let b = 0;
+    for (let i = 1; i < o.data.length; i++) if (o.data[i]! > o.data[b]!) b = i;
+    return b;
+  };
+  const [ref, got] = [await runFirstOutput(teacher, own, 1), await runFirstOutput(student, own, 1)];
+  const wrong = ref.filter((r, i) => top1(r) !== top1(got[i]!)).length;
+  t.ok(wrong > 0 && wrong < own.length, `the start changes the top-1 of ${wrong} of ${own.length} rows`);
+  const base = { minutes: 0.05, maxSteps: 3, samples: calib, trainSamples: own, threads: 1, lr: 1e-3 };
+  const r = await distill(cloneModel(student), teacher, { ...base, task: 'classify', oversampleHard: 3 });
+  t.equal(r.oversampled, wrong, 'exactly those rows are drawn more often');
+  t.equal(r.trainSamples, 48, 'and all rows still train');
+  t.equal((await distill(cloneModel(student), teacher, { ...base, oversampleHard: 3 })).oversampled, 0, 'without a task: none');
+  t.equal(
+    (await distill(cloneModel(student), teacher, { ...base, task: 'classify', oversampleHard: 1 })).oversampled,
+    0,
+    'a factor of 1: none',
+  );
+  await t.rejects(
+    distill(cloneModel(student), teacher, { ...base, task: 'classify', oversampleHard: 0.5 }),
+    /oversampleHard is a factor of at least 1/,
+  );
 });
 
 t.test('CLI: prune --recover distill --train-minutes 0.2 runs end to end and reports the training', async (t) => {

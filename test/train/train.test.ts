@@ -390,3 +390,47 @@ t.test('augmentation is applied to training rows only', async (t) => {
     'only on training rows',
   );
 });
+
+t.test('drawWeights: rows drawn in proportion to their weight, a zero weight never', async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = perturbed(teacher, 0.2, 7);
+  const trainSet = rows(8, 7);
+  const counts = new Map<unknown, number>();
+  const base = {
+    student,
+    trainable: weights(student),
+    teacher,
+    train: trainSet,
+    heldOut: rows(4, 8),
+    minutes: 1,
+    maxSteps: 60,
+    batch: 4,
+    threads: 1,
+    lr: 1e-4,
+    evaluations: 1,
+  };
+  // row 0 nine times as often as each of rows 1-3, rows 4-7 never (augment also sees row 0 once
+  // as the trainer's shape probe)
+  const drawWeights = [9, 1, 1, 1, 0, 0, 0, 0];
+  await train({
+    ...base,
+    drawWeights,
+    augment: (s) => {
+      counts.set(s.x!.data, (counts.get(s.x!.data) ?? 0) + 1);
+      return s;
+    },
+  });
+  const n = trainSet.map((r) => counts.get(r.x!.data) ?? 0);
+  const total = n.reduce((a, b) => a + b, 0);
+  t.ok(total >= 240, `${total} rows drawn`);
+  t.same(n.slice(4), [0, 0, 0, 0], 'no zero-weight row drawn');
+  // row 0's share is 0.75 of the draws; binomial sd over 240+ draws is under 0.03
+  t.ok(Math.abs(n[0]! / total - 0.75) < 0.1, `row 0 took ${((100 * n[0]!) / total).toFixed(1)} % of the draws (weight 9 of 12)`);
+  t.ok(
+    n.slice(1, 4).every((c) => c > 0),
+    'every positive-weight row drawn',
+  );
+  await t.rejects(train({ ...base, drawWeights: [1, 1] }), /draw weights are given for 2 rows, but the training set has 8/);
+  await t.rejects(train({ ...base, drawWeights: [1, 1, 1, 1, 1, 1, 1, -1] }), /none negative/);
+  await t.rejects(train({ ...base, drawWeights: Array<number>(8).fill(0) }), /one at least positive/);
+});

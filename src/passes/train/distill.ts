@@ -15,7 +15,7 @@ import { singleOutputFidelity, type SingleOutputFidelity } from '../../fidelity/
 import { heldOutIndices } from '../prune/recovery.js';
 import { featureLosses, type FeatureChoice } from './features.js';
 import { beats, train } from './train.js';
-import { hardestSamples, judgeOrLoss } from './judge.js';
+import { hardestSamples, judgeOrLoss, sampleScores } from './judge.js';
 import type { LossSpec, TrainReport, TrainSpec } from './types.js';
 import type { Task } from '../../fidelity/tasks.js';
 import { augmenter } from '../../data/augment.js';
@@ -102,6 +102,12 @@ export interface DistillOptions {
    * of input the student is weak on (judge.ts hardestSamples). Unset or 0: none; needs `task`.
    */
   hardHeldOut?: number;
+  /**
+   * With `trainSamples` and `task`: the training samples the student's start disagrees with the
+   * teacher on (each scored alone by `task`, short of 1) are drawn this many times as often as the
+   * others (TrainSpec.drawWeights). Unset or 1: every sample alike.
+   */
+  oversampleHard?: number;
 }
 
 /**
@@ -173,6 +179,8 @@ export interface DistillReport {
   heldOutSamples: number;
   /** Of heldOutSamples, the training samples held out as the hardest (DistillOptions.hardHeldOut). */
   hardHeldOut: number;
+  /** Training samples drawn DistillOptions.oversampleHard times as often (the start got them wrong). */
+  oversampled: number;
   /** The trainer's report (its held-out loss before/after, steps, step vs inference time, RSS); over all runs when rates were tried. */
   training: TrainReport;
   /** The first output against the teacher's on the held-out samples, before and after. */
@@ -239,6 +247,26 @@ async function hardOnes(
   }
 }
 
+/** DistillOptions.oversampleHard's draw weights: `factor` for a sample the start gets wrong, else 1; none when all agree or the task does not fit. */
+async function hardWeights(
+  teacher: Model,
+  student: Model,
+  train: readonly Sample[],
+  task: Task | 'auto',
+  factor: number,
+  threads?: number,
+): Promise<number[] | undefined> {
+  if (!(factor >= 1 && Number.isFinite(factor))) throw new EdgefitError('USAGE', `oversampleHard is a factor of at least 1, got ${factor}`);
+  let scores: number[];
+  try {
+    scores = await sampleScores(teacher, student, train, task, threads);
+  } catch (e) {
+    if (isEdgefitError(e) && e.code === 'USAGE') return undefined;
+    throw e;
+  }
+  return factor > 1 && scores.some((x) => x < 1) ? scores.map((x) => (x < 1 ? factor : 1)) : undefined;
+}
+
 /** Distil `student` (changed in place: its trained weights are written back) from `teacher`. */
 export async function distill(student: Model, teacher: Model, o: DistillOptions): Promise<DistillReport> {
   const own = o.trainSamples && o.trainSamples.length > 0;
@@ -255,6 +283,10 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
   const hard =
     own && o.hardHeldOut && o.task !== undefined ? await hardOnes(teacher, student, split.train, o.task, o.hardHeldOut, threads) : [];
   const trainSet = split.train.filter((_, i) => !hard.includes(i));
+  const drawWeights =
+    own && o.oversampleHard !== undefined && o.task !== undefined
+      ? await hardWeights(teacher, student, trainSet, o.task, o.oversampleHard, threads)
+      : undefined;
   const heldOut = [...split.heldOut, ...hard.map((i) => split.train[i]!)];
   const ref = await runFirstOutput(teacher, heldOut, threads);
   const fidelityBefore = singleOutputFidelity(ref, await runFirstOutput(student, heldOut, threads));
@@ -282,6 +314,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       train: trainSet,
       heldOut,
       augment: o.augment ?? auto?.augment,
+      ...(drawWeights ? { drawWeights } : {}),
       minutes,
       maxSteps,
       batch,
@@ -345,6 +378,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
     trainSamples: trainSet.length,
     heldOutSamples: heldOut.length,
     hardHeldOut: hard.length,
+    oversampled: drawWeights?.filter((w) => w > 1).length ?? 0,
     training: report,
     fidelityBefore,
     fidelityAfter,

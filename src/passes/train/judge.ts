@@ -88,6 +88,34 @@ export async function judgeOrLoss(
 }
 
 /**
+ * Each of `samples` scored alone by `task`: how well `student` agrees with `teacher` on it (1: as
+ * the teacher). Empty when the samples are stacks the rows cannot be told apart in.
+ */
+export async function sampleScores(
+  teacher: Model,
+  student: Model,
+  samples: readonly Sample[],
+  task: Task | 'auto',
+  threads?: number,
+): Promise<number[]> {
+  if (!samples.length) return [];
+  const [t, s] = [await scoringRunner(teacher, threads), await scoringRunner(student, threads)];
+  const names = teacher.graph.outputs.map((o) => o.name);
+  const scores: number[] = [];
+  try {
+    const rows = rowsOf(samples);
+    if (rows.length !== samples.length) return [];
+    for (const row of rows) {
+      const ref = await outputsOf(t, row, names);
+      scores.push(compareTask(task, teacher.graph, [ref], [await outputsOf(s, row, names)]).value);
+    }
+  } finally {
+    await Promise.all([t.release(), s.release()]);
+  }
+  return scores;
+}
+
+/**
  * The indices of at most `k` of `samples` on which `student` agrees least with `teacher` by `task`
  * (each sample scored alone; only scores short of 1, lowest first). Holding these out gives the
  * judge images it can tell weights apart on: det's calibration images all scored box F1 0.993-0.997
@@ -102,22 +130,10 @@ export async function hardestSamples(
   k: number,
   threads?: number,
 ): Promise<number[]> {
-  if (k < 1 || !samples.length) return [];
-  const [t, s] = [await scoringRunner(teacher, threads), await scoringRunner(student, threads)];
-  const names = teacher.graph.outputs.map((o) => o.name);
-  const scored: { i: number; score: number }[] = [];
-  try {
-    const rows = rowsOf(samples);
-    if (rows.length !== samples.length) return [];
-    for (let i = 0; i < rows.length; i++) {
-      const ref = await outputsOf(t, rows[i]!, names);
-      const score = compareTask(task, teacher.graph, [ref], [await outputsOf(s, rows[i]!, names)]).value;
-      if (score < 1) scored.push({ i, score });
-    }
-  } finally {
-    await Promise.all([t.release(), s.release()]);
-  }
-  return scored
+  if (k < 1) return [];
+  return (await sampleScores(teacher, student, samples, task, threads))
+    .map((score, i) => ({ i, score }))
+    .filter((x) => x.score < 1)
     .sort((a, b) => a.score - b.score || a.i - b.i)
     .slice(0, k)
     .map((x) => x.i);

@@ -83,6 +83,29 @@ function concatF32(parts: readonly Float32Array[]): Float32Array {
   return out;
 }
 
+/** TrainSpec.drawWeights as a draw: u in [0, 1) -> a row index, each in proportion to its weight. */
+function drawTable(weights: readonly number[], rows: number): (u: number) => number {
+  if (weights.length !== rows)
+    throw new EdgefitError('USAGE', `draw weights are given for ${weights.length} rows, but the training set has ${rows}`);
+  if (!weights.every((w) => w >= 0 && Number.isFinite(w)) || !weights.some((w) => w > 0))
+    throw new EdgefitError('USAGE', 'draw weights must be finite, none negative and one at least positive');
+  const cum: number[] = [];
+  let sum = 0;
+  for (const w of weights) cum.push((sum += w));
+  return (u) => {
+    const x = u * sum;
+    let lo = 0;
+    let hi = cum.length - 1;
+    // the first row whose cumulative weight passes x (a zero-weight row is never it)
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cum[mid]! > x) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+}
+
 function check(spec: TrainSpec): void {
   const usage = (msg: string) => new EdgefitError('USAGE', msg);
   if (!(spec.minutes > 0) || !Number.isFinite(spec.minutes)) throw usage(`training minutes must be a positive number, got ${spec.minutes}`);
@@ -171,6 +194,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   const outputs = g.outputs.map((o) => o.name);
   const trainRows = rowsOf(spec.train);
   const heldRows = rowsOf(spec.heldOut);
+  const draw = spec.drawWeights && drawTable(spec.drawWeights, trainRows.length);
   const judge = spec.judge;
 
   // batch: a fixed batch dim > 1 is the micro-batch; fixed at 1, gradients accumulate over rows
@@ -328,6 +352,10 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     const nextRows = (): Sample[] => {
       const rows: Sample[] = [];
       while (rows.length < micro) {
+        if (draw) {
+          rows.push(drawRow(draw(next())));
+          continue;
+        }
         if (!order.length) {
           order = trainRows.map((_, i) => i);
           for (let i = order.length - 1; i > 0; i--) {

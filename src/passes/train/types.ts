@@ -107,6 +107,11 @@ export interface TrainSpec {
   /** Training samples (batch-1 rows or stacks of rows) and held-out ones: disjoint. */
   train: readonly Sample[];
   heldOut: readonly Sample[];
+  /**
+   * Relative draw weight of each training row (as many as the rows of `train`): rows are then drawn
+   * at random in proportion to it, with replacement. Unset: every row once per shuffled pass.
+   */
+  drawWeights?: readonly number[];
   /** Applied to every training row each time it is drawn (never to held-out rows): data/augment.ts. */
   augment?: (s: Sample, next: () => number) => Sample;
   /** Wall-time budget; checked after every step (held-out evaluations count against it). */
