@@ -76,7 +76,8 @@ t.test('pruned + lsq, then distilled: held-out fidelity to the original improves
   t.equal(r.training.losses.y?.kind ?? Object.values(r.training.losses)[0]!.kind, 'kl', 'logits: KL');
 });
 
-t.test('hardHeldOut: the training rows the start gets most wrong join the held-out set (with a task only)', async (t) => {
+/** The MLP and a copy pruned 70 % (it gets many rows wrong), with 16 calibration rows and 48 of its own training rows. */
+async function prunedMlp() {
   const teacher = FIXTURES.mlp();
   const student = cloneModel(teacher);
   await prune(student, {
@@ -90,7 +91,11 @@ t.test('hardHeldOut: the training rows the start gets most wrong join the held-o
     synthetic: false,
     skipFidelity: true,
   });
-  const [calib, own] = [samples.slice(0, 16), samples.slice(16)];
+  return { teacher, student, calib: samples.slice(0, 16), own: samples.slice(16) };
+}
+
+t.test('hardHeldOut: the training rows the start gets most wrong join the held-out set (with a task only)', async (t) => {
+  const { teacher, student, calib, own } = await prunedMlp();
   const base = { minutes: 0.05, maxSteps: 3, samples: calib, trainSamples: own, threads: 1, lr: 1e-3 };
   const r = await distill(cloneModel(student), teacher, { ...base, task: 'classify', hardHeldOut: 0.1 });
   t.ok(r.hardHeldOut >= 1 && r.hardHeldOut <= 5, `${r.hardHeldOut} of 48 rows moved (at most a tenth, rounded)`);
@@ -103,20 +108,7 @@ t.test('hardHeldOut: the training rows the start gets most wrong join the held-o
 });
 
 t.test('oversampleHard: the training rows the start gets wrong are drawn more often (with a task only)', async (t) => {
-  const teacher = FIXTURES.mlp();
-  const student = cloneModel(teacher);
-  await prune(student, {
-    structured: 0.7,
-    importance: 'l1',
-    recover: 'none',
-    steps: 1,
-    round: 1,
-    shapes: new Map([['x', [1, 1, 8, 8]]]),
-    samples,
-    synthetic: false,
-    skipFidelity: true,
-  });
-  const [calib, own] = [samples.slice(0, 16), samples.slice(16)];
+  const { teacher, student, calib, own } = await prunedMlp();
   // the rows whose top-1 the pruned start changes, counted here directly
   const top1 = (o: { data: ArrayLike<number> }): number => {
     let b = 0;
