@@ -1,14 +1,14 @@
 // Benchmark of quantize --mode qat against static int8 on PP-OCRv4 det and rec (issue 18): both
 // judged against the float original on held-out images QAT never trained on, timed side by side
 // (interleaved runs, medians, one process), and the op types onnxruntime runs.
-//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N]
+//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots]
 // det: trains on assets/calib/det/calibrate (random --crop square crops, default 320), judged on
 // assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
 // (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
 // lines, judged on its held-out lines: text agreement (1 - CER of greedy CTC decode) and per-step argmax.
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { loadModel } from '../src/onnx/index.js';
+import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { loadInputSet, type Sample } from '../src/data/inputs.js';
 import type { NdData } from '../src/data/ndarray.js';
 import { modelInputs, openSession, runtimeOps, toFeeds } from '../src/runtime/runner.js';
@@ -16,7 +16,7 @@ import { cosine } from '../src/fidelity/index.js';
 import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
 import { ctcGreedy, editDistance } from '../src/fidelity/task-ctc.js';
 import { quantizeQat, QAT_DEFAULT_LR, type QatResult } from '../src/passes/quantize/qat-train.js';
-import type { TrainSpec } from '../src/passes/train/types.js';
+import type { EvaluatedWeights, TrainSpec } from '../src/passes/train/types.js';
 import type { CalibMethod } from '../src/passes/quantize/index.js';
 import type { BiasUnits } from '../src/passes/quantize/qat.js';
 import { OCR_FIT_SETS, OCR_MODELS, ROOT } from '../devkit/paths.js';
@@ -35,6 +35,8 @@ const TRAIN_SET = argv.includes('--train-set');
 // biases in int32 steps (qat.ts BiasUnits) unless --bias-units output: on det and rec int32 judged better
 const BIAS_UNITS = argv.includes('--bias-units') ? (argv[argv.indexOf('--bias-units') + 1] as BiasUnits) : undefined;
 const METHOD = argv.includes('--method') ? (argv[argv.indexOf('--method') + 1] as CalibMethod) : undefined;
+// det: keep the trained values of every held-out evaluation and judge each, exported to int8, on the judge images
+const SNAPSHOTS = argv.includes('--snapshots');
 const want = (k: string): boolean => !argv.some((a) => ['det', 'rec'].includes(a)) || argv.includes(k);
 
 /** A random square crop of an NCHW row (det is fully convolutional: it trains on crops). */
@@ -109,7 +111,14 @@ async function det(): Promise<void> {
   console.log(
     `det: ${calib.length} calibration/training images${extra.length ? ` + ${extra.length} training images` : ''} (crops ${CROP}), ${judge.length} judge images at 640x640`,
   );
+  const snaps: { step: number; heldOut: number; score?: number; values: Map<string, Float32Array> }[] = [];
   const r = await quantizeQat(m, {
+    ...(SNAPSHOTS
+      ? {
+          onEvaluation: (e: EvaluatedWeights) =>
+            snaps.push({ ...e, values: new Map([...e.weights].map(([k, v]) => [k, Float32Array.from(v)])) }),
+        }
+      : {}),
     samples: calib,
     extraTrain: extra,
     biasUnits: BIAS_UNITS ?? 'int32',
@@ -125,20 +134,30 @@ async function det(): Promise<void> {
   });
   console.log(trainingLine(r));
   const ref = await outputsOf(r.floatBytes, judge);
-  for (const [name, bytes] of [
-    ['static int8', r.staticBytes],
-    ['qat int8', r.bytes],
-  ] as const) {
+  const judgeOf = async (bytes: Uint8Array) => {
     const got = await outputsOf(bytes, judge);
     const cos = ref.map((x, i) => cosine(x.data, got[i]!.data));
     const sum = [0, 0, 0, 0];
     ref.forEach((x, i) => TEXT_DET_TASK.stats({ y: x }, { y: got[i]! }).forEach((v, k) => (sum[k]! += v)));
-    const f = TEXT_DET_TASK.figures(sum);
+    return { cos, f: TEXT_DET_TASK.figures(sum) };
+  };
+  for (const [name, bytes] of [
+    ['static int8', r.staticBytes],
+    ['qat int8', r.bytes],
+  ] as const) {
+    const { cos, f } = await judgeOf(bytes);
     console.log(
       `det ${name}: map cosine mean ${(cos.reduce((a, b) => a + b, 0) / cos.length).toFixed(4)} min ${Math.min(...cos).toFixed(4)}, ` +
         `box F1 ${f.boxF1!.toFixed(4)} (precision ${f.precision!.toFixed(3)}, recall ${f.recall!.toFixed(3)}, ${f.refBoxes} reference boxes)`,
     );
     console.log(`  per image: ${cos.map((c) => c.toFixed(3)).join(' ')}`);
+  }
+  for (const sn of snaps) {
+    const { cos, f } = await judgeOf(serializeModel(r.exportWith(sn.values)));
+    console.log(
+      `  snapshot step ${sn.step}: held-out ${sn.heldOut.toExponential(3)}${sn.score !== undefined ? ` score ${sn.score.toFixed(4)}` : ''}; ` +
+        `judge map cosine mean ${(cos.reduce((a, b) => a + b, 0) / cos.length).toFixed(4)} min ${Math.min(...cos).toFixed(4)}, box F1 ${f.boxF1!.toFixed(4)}`,
+    );
   }
   const l = await latency(r, toFeeds(judge[0]!));
   console.log(

@@ -6,6 +6,7 @@ import { loadModel, parseModel, serializeModel } from '../../src/onnx/index.js';
 import { quantizeWithPlan } from '../../src/passes/quantize/index.js';
 import { fakeQuantize, LATENT_REACH, qatTrainables } from '../../src/passes/quantize/qat.js';
 import { exportQdq, roundEven } from '../../src/passes/quantize/qat-export.js';
+import { quantizeQat } from '../../src/passes/quantize/qat-train.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { runtimeOps } from '../../src/runtime/runner.js';
 import { loadInputSet } from '../../src/data/inputs.js';
@@ -169,3 +170,35 @@ function fakeQuantizeWith(fq: ReturnType<typeof fakeQuantize>, trained: Map<stri
   for (const t of trained.values()) m.graph.setInitializer(t);
   return m;
 }
+
+t.test(
+  "cls: exportWith turns each evaluation's trained values into the int8 model: the start's is static int8, the kept step's is the result",
+  async (t) => {
+    const rows = loadInputSet(OCR_FIT_SETS.cls.calibrate, modelInputs(cls), { limit: 8 }).samples;
+    const seen: { step: number; values: Map<string, Float32Array> }[] = [];
+    const r = await quantizeQat(cls, {
+      samples: rows,
+      minutes: 1,
+      maxSteps: 4,
+      batch: 2,
+      threads: 2,
+      lr: 3e-2,
+      onEvaluation: (e) => seen.push({ step: e.step, values: new Map([...e.weights].map(([k, v]) => [k, Float32Array.from(v)])) }),
+    });
+    t.ok(seen.length >= 2 && seen[0]!.step === 0, `${seen.length} evaluations, the first the start`);
+    // every int8/int32 initializer (quantized weights, biases, zero points) of a QDQ model, as a
+    // sorted list of their values (the export names them its own way)
+    const ints = (bytes: Uint8Array): string[] =>
+      [...parseModel(bytes).graph.initializers()]
+        .filter((x) => x.dtype === 'int8' || x.dtype === 'uint8' || x.dtype === 'int32')
+        .map((x) => x.toNumbers().join(','))
+        .sort();
+    const start = ints(serializeModel(r.exportWith(seen[0]!.values)));
+    t.ok(start.length > 10, `${start.length} integer initializers`);
+    t.same(start, ints(r.staticBytes), "the start's values export to static int8 exactly");
+    const kept = seen.find((s) => s.step === r.report.training.bestStep)!;
+    t.same(ints(serializeModel(r.exportWith(kept.values))), ints(r.bytes), "the kept step's values export to the result");
+    if (r.report.training.improved)
+      t.notSame(ints(serializeModel(r.exportWith(seen[seen.length - 1]!.values))), start, 'trained values export to other integers');
+  },
+);

@@ -53,6 +53,8 @@ export interface QatOptions {
   gate?: TrainSpec['gate'];
   shapes?: Map<string, number[]>;
   onProgress?: TrainSpec['onProgress'];
+  /** Each held-out evaluation's trained values (TrainSpec.onEvaluation); QatResult.exportWith makes int8 models of them. */
+  onEvaluation?: TrainSpec['onEvaluation'];
   /** What the model is for: the held-out evaluations are scored by its metric and the best kept (distill's DistillOptions.task). */
   task?: Task | 'auto';
 }
@@ -77,6 +79,8 @@ export interface QatResult {
   floatModel: Model;
   floatBytes: Uint8Array;
   report: QatReport;
+  /** The int8 QDQ model of other trained values (QatOptions.onEvaluation's), exported as the result was. */
+  exportWith(values: ReadonlyMap<string, Float32Array>): Model;
 }
 
 /** The first output on `samples`, with onnxruntime's full optimisation: the int8 kernels a deployment runs. */
@@ -128,6 +132,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
     seed: o.seed,
     shapes: o.shapes,
     onProgress: o.onProgress,
+    onEvaluation: o.onEvaluation,
     gate: o.gate,
     judge,
   });
@@ -137,6 +142,16 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
     if (t) values.set(name, t);
   }
   const model = exportQdq(fq, values);
+  const exportWith = (given: ReadonlyMap<string, Float32Array>): Model =>
+    exportQdq(
+      fq,
+      new Map(
+        [...given].flatMap(([name, v]) => {
+          const t = fq.model.graph.initializer(name);
+          return t && trainable.includes(name) ? [[name, Tensor.fromFloat32(name, [...t.dims], v)] as const] : [];
+        }),
+      ),
+    );
   const bytes = serializeModel(model);
   const ref = await firstOutput(floatModel, heldOut, threads);
   // judged as deployed: on the int8 kernels (the float path of the same QDQ graph rounds biases' scales differently)
@@ -156,6 +171,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
     staticBytes: built.bytes,
     floatModel,
     floatBytes: q.floatBytes,
+    exportWith,
     report: {
       quantize,
       trainSamples: trainSet.length + (o.extraTrain?.length ?? 0),
