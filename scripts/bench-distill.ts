@@ -9,7 +9,7 @@
 // steps, one step vs one inference of the same batch (medians), peak RSS.
 // det (--only det [--det-pruned file.onnx] [--det-minutes 12] [--crop 320] [--det-lr 1e-5 | 1e-4,3e-5]
 //   [--det-train assets/calib/det/train | none] [--det-loss auto|mse|bce [--hinge 0.3]] [--features auto|none]
-//   [--feature-weight 1] [--ram-mb MB] [--save distilled.onnx] [--snapshots] [--task auto|none|text-det] [--scale 0.8,1.6]
+//   [--feature-weight 1] [--ram-mb MB] [--save distilled.onnx] [--snapshots] [--task auto|none|text-det] [--scale 0.8,1.6] [--binarise P]
 //   [--flip off] [--det-held-out DIR] [--hard-held-out 0.05]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
 // --importance activation --recover lsq --calib assets/calib/det/calibrate`; or the given pruned
 // file), then distilled on random crops (with flips and brightness) of the 80 train images, the 16
@@ -81,6 +81,8 @@ const { values: args } = parseArgs({
     scale: { type: 'string' },
     // horizontal flips of the training crops (mirrored text): --flip off trains on text as it is read
     flip: { type: 'string', default: 'on' },
+    // this share of the training crops made black-and-white print (augment.ts binarise)
+    binarise: { type: 'string' },
     // the training process's peak RSS budget in MB (TrainSpec.ramMb; unset: distill's default)
     'ram-mb': { type: 'string' },
     save: { type: 'string' },
@@ -301,7 +303,13 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     features: args.features === 'none' ? false : 'auto',
     featureWeight: Number(args['feature-weight']),
     ...(args['ram-mb'] !== undefined ? { ramMb: Number(args['ram-mb']) } : {}),
-    augment: augmenter({ crop: [crop, crop], flip: args.flip !== 'off', brightness: 0.1, ...(scale ? { scale } : {}) }),
+    augment: augmenter({
+      crop: [crop, crop],
+      flip: args.flip !== 'off',
+      brightness: 0.1,
+      ...(scale ? { scale } : {}),
+      ...(args.binarise !== undefined ? { binarise: Number(args.binarise) } : {}),
+    }),
     task: judgeTask,
     onProgress: (p) => {
       const tenth = Math.floor((p.seconds / p.budgetSeconds) * 20);

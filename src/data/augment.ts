@@ -16,6 +16,13 @@ export interface AugmentOptions {
   scale?: readonly [number, number];
   /** Shift every value by up to ± this fraction of the sample's value range (in the model's input space, after its normalisation). */
   brightness?: number;
+  /**
+   * With this probability, the crop becomes black-and-white print: every pixel black or white by
+   * Otsu's threshold on its luminance, black and white being each channel's darkest and brightest
+   * value in the crop. Binarised scans are a kind of input a training set may hold few of (PP-OCRv4
+   * det's distilled students fit the training set's 8 binarised pages but not an unseen one).
+   */
+  binarise?: number;
 }
 
 function resizeBilinear(src: Float32Array, n: number, c: number, h: number, w: number, oh: number, ow: number): Float32Array {
@@ -52,6 +59,7 @@ interface Draw {
   fy: number;
   fx: number;
   shift: number;
+  bw: boolean;
 }
 
 function apply(a: NdArray, o: AugmentOptions, d: Draw): NdArray {
@@ -86,7 +94,58 @@ function apply(a: NdArray, o: AugmentOptions, d: Draw): NdArray {
       const dst = p * ch * cw + y * cw;
       for (let x = 0; x < cw; x++) out[dst + x] = data[src + (d.flip ? cw - 1 - x : x)]! + delta;
     }
+  if (d.bw) binariseInPlace(out, n, c, ch * cw);
   return { dtype: 'float32', shape: [n, c, ch, cw], data: out };
+}
+
+/** Otsu's threshold of values in [0, 1] (256 bins): the cut that maximises the between-class variance. */
+export function otsu(values: Float32Array): number {
+  const bins = new Float64Array(256);
+  for (const v of values) bins[Math.min(255, Math.max(0, Math.floor(v * 256)))]! += 1;
+  let total = 0,
+    sum = 0;
+  for (let i = 0; i < 256; i++) {
+    total += bins[i]!;
+    sum += i * bins[i]!;
+  }
+  let w0 = 0,
+    s0 = 0,
+    best = 0,
+    cut = 128;
+  for (let i = 0; i < 255; i++) {
+    w0 += bins[i]!;
+    s0 += i * bins[i]!;
+    const w1 = total - w0;
+    if (!w0 || !w1) continue;
+    const between = w0 * w1 * (s0 / w0 - (sum - s0) / w1) ** 2;
+    if (between > best) {
+      best = between;
+      cut = i + 1;
+    }
+  }
+  return cut / 256;
+}
+
+/** Each image of `data` ([n, c, plane]) as black-and-white print (AugmentOptions.binarise). */
+function binariseInPlace(data: Float32Array, n: number, c: number, plane: number): void {
+  for (let i = 0; i < n; i++) {
+    const lo = new Float32Array(c).fill(Infinity);
+    const hi = new Float32Array(c).fill(-Infinity);
+    for (let k = 0; k < c; k++)
+      for (let j = (i * c + k) * plane, e = j + plane; j < e; j++) {
+        lo[k] = Math.min(lo[k]!, data[j]!);
+        hi[k] = Math.max(hi[k]!, data[j]!);
+      }
+    // luminance: the channels' mean, each first mapped to [0, 1] by its own range (the model's
+    // normalisation is an affine map per channel, so this is the image's own scale)
+    const lum = new Float32Array(plane);
+    for (let k = 0; k < c; k++) {
+      const span = hi[k]! - lo[k]! || 1;
+      for (let j = 0, b = (i * c + k) * plane; j < plane; j++) lum[j]! += (data[b + j]! - lo[k]!) / span / c;
+    }
+    const t = otsu(lum);
+    for (let k = 0; k < c; k++) for (let j = 0, b = (i * c + k) * plane; j < plane; j++) data[b + j] = lum[j]! < t ? lo[k]! : hi[k]!;
+  }
 }
 
 /** The augmentation `o` as TrainSpec.augment wants it. */
@@ -97,6 +156,8 @@ export function augmenter(o: AugmentOptions): (s: Sample, next: () => number) =>
     throw new EdgefitError('USAGE', `a scale range must be 0 < min <= max, got ${o.scale.join('..')}`);
   if (o.brightness !== undefined && !(o.brightness >= 0 && o.brightness < 1))
     throw new EdgefitError('USAGE', `brightness must be a fraction in [0, 1), got ${o.brightness}`);
+  if (o.binarise !== undefined && !(o.binarise >= 0 && o.binarise <= 1))
+    throw new EdgefitError('USAGE', `binarise is a probability in [0, 1], got ${o.binarise}`);
   return (s, next) => {
     const d: Draw = {
       scale: o.scale ? o.scale[0] + next() * (o.scale[1] - o.scale[0]) : 1,
@@ -104,6 +165,8 @@ export function augmenter(o: AugmentOptions): (s: Sample, next: () => number) =>
       fy: next(),
       fx: next(),
       shift: o.brightness ? (2 * next() - 1) * o.brightness : 0,
+      // drawn last and only when asked, so runs without it repeat their draws as before
+      bw: !!o.binarise && next() < o.binarise,
     };
     const out: Sample = {};
     for (const [k, a] of Object.entries(s)) out[k] = apply(a, o, d);

@@ -2,7 +2,7 @@
 // mirror, scale resizes, brightness shifts; the held-out rows are never touched (train.ts).
 import t from 'tap';
 import { rng } from '../../devkit/builder.js';
-import { augmenter } from '../../src/data/augment.js';
+import { augmenter, otsu } from '../../src/data/augment.js';
 import type { Sample } from '../../src/data/inputs.js';
 
 const H = 6,
@@ -56,8 +56,51 @@ t.test('flip mirrors rows; brightness shifts by at most its fraction of the rang
   t.ok(Math.abs(at(up, 0, 0, 0) - at(img, 0, 0, 0)) < 1e-6, 'bilinear keeps the corner');
 });
 
+t.test('binarise makes print black and white: text pixels dark, paper light, each channel at its own extremes', async (t) => {
+  // a "page": paper ~0.8 with texture, a dark stroke ~0.2 in rows 2-3, in a normalised-looking
+  // space (channel 1 scaled and shifted, as a model's per-channel normalisation does)
+  const next = rng(5);
+  const h = 16,
+    w = 16;
+  const ink = (y: number): boolean => y === 2 || y === 3 || y === 9;
+  const data = new Float32Array(2 * h * w);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const v = (ink(y) ? 0.2 : 0.8) + 0.1 * (next() - 0.5);
+      data[y * w + x] = v;
+      data[h * w + y * w + x] = 3 * v - 1;
+    }
+  const page: Sample = { x: { dtype: 'float32', shape: [1, 2, h, w], data } };
+  const bw = augmenter({ binarise: 1 })(page, rng(2));
+  const out = bw.x!.data as Float32Array;
+  for (let c = 0; c < 2; c++) {
+    const ch = data.subarray(c * h * w, (c + 1) * h * w);
+    const lo = Math.min(...ch),
+      hi = Math.max(...ch);
+    const got = out.subarray(c * h * w, (c + 1) * h * w);
+    t.same(new Set(got), new Set([lo, hi]), `channel ${c}: only its darkest and brightest values`);
+    t.ok(
+      [...got].every((v, i) => (ink(Math.floor(i / w)) ? v === lo : v === hi)),
+      `channel ${c}: every ink pixel black, every paper pixel white`,
+    );
+  }
+  t.same(augmenter({ binarise: 0 })(page, rng(2)).x!.data, data, 'probability 0: unchanged');
+  // at 0.5 some draws binarise and some do not, and a run without the option draws as before
+  const half = augmenter({ binarise: 0.5 });
+  const g = rng(9);
+  // binarised, the two channels hold two values each
+  const n = Array.from({ length: 40 }, () => new Set(half(page, g).x!.data as Float32Array).size === 4).filter(Boolean).length;
+  t.ok(n > 5 && n < 35, `${n} of 40 crops binarised at 0.5`);
+  const withOpt = augmenter({ crop: [8, 8], flip: true, binarise: 0 });
+  const without = augmenter({ crop: [8, 8], flip: true });
+  t.same(withOpt(page, rng(4)).x!.data, without(page, rng(4)).x!.data, 'the other draws are unchanged by the option');
+  const cut = otsu(Float32Array.from([0.1, 0.1, 0.12, 0.9, 0.88, 0.9, 0.9]));
+  t.ok(cut > 0.12 && cut <= 0.88, `otsu cuts between the two clusters (${cut})`);
+});
+
 t.test('bad options are refused', async (t) => {
   t.throws(() => augmenter({ crop: [0, 3] }), /crop must be two positive integers/);
   t.throws(() => augmenter({ scale: [1.2, 0.8] }), /scale range/);
   t.throws(() => augmenter({ brightness: 1.5 }), /brightness must be a fraction/);
+  t.throws(() => augmenter({ binarise: 1.5 }), /binarise is a probability in \[0, 1\], got 1.5/);
 });
