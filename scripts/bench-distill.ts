@@ -37,6 +37,7 @@ import { countMacs } from '../src/passes/prune/structured.js';
 import { compactSamples } from '../src/passes/train/compact.js';
 import { distill, MAP_LOSS } from '../src/passes/train/distill.js';
 import type { EvaluatedWeights } from '../src/passes/train/types.js';
+import { copyWeights } from '../src/passes/train/train.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { modelInputs, runFirstOutput, toFeeds } from '../src/runtime/runner.js';
 import { writeFileAtomic } from '../src/util/fs.js';
@@ -277,8 +278,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
   const d = await distill(student, original, {
     ...(args.snapshots
       ? {
-          onEvaluation: (e: EvaluatedWeights) =>
-            snaps.push({ ...e, weights: new Map([...e.weights].map(([k, v]) => [k, Float32Array.from(v)])) }),
+          onEvaluation: (e: EvaluatedWeights) => snaps.push({ ...e, weights: copyWeights(e.weights) }),
         }
       : {}),
     minutes: Number(args['det-minutes']),
@@ -338,6 +338,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
   const snapMs = performance.now() - snapStart;
   const lat = await compareLatency(serializeModel(original), serializeModel(student), toFeeds(judge[0]!), 30, threads);
   const t = d.training;
+  const loss0 = Object.values(t.losses)[0];
   const row = {
     model: 'ppocrv4-det',
     pruned: prunedPath,
@@ -381,7 +382,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       `  latency original ${lat.floatMs.toFixed(1)} ms, distilled ${lat.quantizedMs.toFixed(1)} ms (${lat.ratio.toFixed(3)}x, interleaved)\n` +
       `  distillation: ${t.steps} steps of batch ${t.batch} (${crop}x${crop} crops of ${d.trainSamples} images, ${d.heldOutSamples} held out${d.hardHeldOut ? `, ${d.hardHeldOut} of them the training images the start got most wrong` : ''}${d.oversampled ? `; the ${d.oversampled} training images the start got wrong drawn ${args['oversample-hard']}x as often` : ''}) in ${(t.seconds / 60).toFixed(2)} min ` +
       `(${row.wallMinutes} min wall with the set-up); lr ${t.lr}${d.lrTrial.length ? ` of trial ${d.lrTrial.map((x) => `${x.lr}: ${x.heldOut.toPrecision(4)}`).join(', ')}` : ''}; ` +
-      `loss ${Object.values(t.losses)[0]?.kind}${Object.values(t.losses)[0]?.threshold ? ` + hinge at ${Object.values(t.losses)[0]?.threshold}${(Object.values(t.losses)[0]?.hingeWeight ?? 1) !== 1 ? ` x ${Object.values(t.losses)[0]?.hingeWeight}` : ''}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
+      `loss ${loss0?.kind}${loss0?.threshold ? ` + hinge at ${loss0.threshold}${(loss0.hingeWeight ?? 1) !== 1 ? ` x ${loss0.hingeWeight}` : ''}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}` +
       `${t.judged ? `, held-out ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)} (it picked step ${t.bestStep})` : ' (the loss picked the weights)'}; ` +
       `step ${t.stepMs} ms vs inference ${t.forwardMs} ms; peak RSS ${t.peakRssMb} MB\n`,

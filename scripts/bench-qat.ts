@@ -17,6 +17,7 @@ import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
 import { ctcGreedy, editDistance } from '../src/fidelity/task-ctc.js';
 import { quantizeQat, QAT_DEFAULT_LR, type QatResult } from '../src/passes/quantize/qat-train.js';
 import type { EvaluatedWeights, TrainSpec } from '../src/passes/train/types.js';
+import { copyWeights } from '../src/passes/train/train.js';
 import type { CalibMethod } from '../src/passes/quantize/index.js';
 import type { BiasUnits } from '../src/passes/quantize/qat.js';
 import { OCR_FIT_SETS, OCR_MODELS, ROOT } from '../devkit/paths.js';
@@ -115,8 +116,7 @@ async function det(): Promise<void> {
   const r = await quantizeQat(m, {
     ...(SNAPSHOTS
       ? {
-          onEvaluation: (e: EvaluatedWeights) =>
-            snaps.push({ ...e, values: new Map([...e.weights].map(([k, v]) => [k, Float32Array.from(v)])) }),
+          onEvaluation: (e: EvaluatedWeights) => snaps.push({ ...e, values: copyWeights(e.weights) }),
         }
       : {}),
     samples: calib,

@@ -83,6 +83,10 @@ function concatF32(parts: readonly Float32Array[]): Float32Array {
   return out;
 }
 
+/** Copies of a set of weights (what a kept or averaged set must be: the trainer's own arrays change every step). */
+export const copyWeights = (w: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> =>
+  new Map([...w].map(([k, v]) => [k, Float32Array.from(v)]));
+
 /** TrainSpec.drawWeights as a draw: u in [0, 1) -> a row index, each in proportion to its weight. */
 function drawTable(weights: readonly number[], rows: number): (u: number) => number {
   if (weights.length !== rows)
@@ -322,7 +326,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     }
     // the moving average of the weights (spec.ema): what evaluations judge and what is kept
     const decay = spec.ema ?? 0;
-    const ema = decay > 0 ? new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) : undefined;
+    const ema = decay > 0 ? copyWeights(params) : undefined;
     const judged = ema ?? params;
     // held-out rows in stacks of the micro-batch (rows of one shape; the loss is a mean per stack,
     // weighted by its rows), and the judge's score of the student's outputs on all of them
@@ -341,10 +345,13 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       const score = judge.score(got);
       return { loss, score: Number.isFinite(score) ? score : -Infinity };
     };
+    // TrainSpec.onEvaluation: the figures of an evaluation and the weights it judged
+    const handOver = (h: HeldOutFigures, at: number): void =>
+      spec.onEvaluation?.({ step: at, heldOut: h.loss, ...(h.score !== undefined ? { score: h.score } : {}), weights: judged });
     const keep = (h: HeldOutFigures, at: number) => ({
       ...h,
       step: at,
-      params: new Map([...judged].map(([k, v]) => [k, Float32Array.from(v)])),
+      params: copyWeights(judged),
     });
 
     // one micro-batch of training rows: stacked inputs and targets
@@ -392,7 +399,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
 
     const heldStart = performance.now();
     const before = await heldOut();
-    spec.onEvaluation?.({ step: 0, heldOut: before.loss, ...(before.score !== undefined ? { score: before.score } : {}), weights: judged });
+    handOver(before, 0);
     const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before.loss, ...(judge ? { score: before.score } : {}) }];
     let best = keep(before, 0);
     const tolerance = judge?.tolerance ?? 0;
@@ -424,7 +431,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       const ok = (x: HeldOutFigures): boolean => !judge || x.score! >= top - tolerance;
       if (ok(h) ? !ok(best) || h.loss < best.loss : !ok(best) && h.score! > best.score!) best = keep(h, step);
       lastEval = step;
-      spec.onEvaluation?.({ step, heldOut: h.loss, ...(h.score !== undefined ? { score: h.score } : {}), weights: judged });
+      handOver(h, step);
       return h;
     };
 
