@@ -274,7 +274,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
   const student = cloneModel(pruned);
   let lastTenth = -1;
   const tStart = performance.now();
-  const snaps: { step: number; heldOut: number; score?: number; weights: Map<string, Float32Array> }[] = [];
+  const snaps: { step: number; heldOut: number; score?: number; finer?: number; weights: Map<string, Float32Array> }[] = [];
   const d = await distill(student, original, {
     ...(args.snapshots
       ? {
@@ -330,9 +330,17 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     for (const [w, v] of s.weights) m.graph.setInitializer(Tensor.fromFloat32(w, [...m.graph.initializer(w)!.dims], v));
     m.graph.touch();
     const j = await judgeOf(m);
-    snapshots.push({ step: s.step, heldOut: s.heldOut, score: s.score ?? null, boxF1: j.boxF1, maskIoU: j.maskIoU, differ: j.differ });
+    snapshots.push({
+      step: s.step,
+      heldOut: s.heldOut,
+      score: s.score ?? null,
+      finer: s.finer ?? null,
+      boxF1: j.boxF1,
+      maskIoU: j.maskIoU,
+      differ: j.differ,
+    });
     process.stdout.write(
-      `  snapshot step ${s.step}: held-out loss ${s.heldOut.toPrecision(4)}${s.score !== undefined ? ` score ${s.score.toFixed(4)}` : ''}; judge box F1 ${j.boxF1.toFixed(4)}, mask IoU ${j.maskIoU?.toFixed(4)}; ${differLine(j)}\n`,
+      `  snapshot step ${s.step}: held-out loss ${s.heldOut.toPrecision(4)}${s.score !== undefined ? ` score ${s.score.toFixed(4)}` : ''}${s.finer !== undefined ? ` finer ${s.finer.toFixed(4)}` : ''}; judge box F1 ${j.boxF1.toFixed(4)}, mask IoU ${j.maskIoU?.toFixed(4)}; ${differLine(j)}\n`,
     );
   }
   const snapMs = performance.now() - snapStart;
@@ -384,7 +392,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       `(${row.wallMinutes} min wall with the set-up); lr ${t.lr}${d.lrTrial.length ? ` of trial ${d.lrTrial.map((x) => `${x.lr}: ${x.heldOut.toPrecision(4)}`).join(', ')}` : ''}; ` +
       `loss ${loss0?.kind}${loss0?.threshold ? ` + hinge at ${loss0.threshold}${(loss0.hingeWeight ?? 1) !== 1 ? ` x ${loss0.hingeWeight}` : ''}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}` +
-      `${t.judged ? `, held-out ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)} (it picked step ${t.bestStep})` : ' (the loss picked the weights)'}; ` +
+      `${t.judged ? `, held-out ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}${t.judged.finer ? `, ${t.judged.finer.name} ${t.judged.finer.before.toFixed(4)} -> ${t.judged.finer.after.toFixed(4)}` : ''} (it picked step ${t.bestStep})` : ' (the loss picked the weights)'}; ` +
       `step ${t.stepMs} ms vs inference ${t.forwardMs} ms; peak RSS ${t.peakRssMb} MB\n`,
   );
   return row;

@@ -98,7 +98,7 @@ function trainingLine(r: QatResult): string {
     `training: ${t.steps} steps in ${t.seconds} s, step ${t.stepMs} ms vs inference of the batch ${t.forwardMs} ms ` +
     `(${(t.stepMs / t.forwardMs).toFixed(2)}x), batch ${t.batch}, peak RSS ${t.peakRssMb} MB, held-out loss ` +
     `${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}` +
-    `${t.judged ? `, held-out ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}` : ''}` +
+    `${t.judged ? `, held-out ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}${t.judged.finer ? `, ${t.judged.finer.name} ${t.judged.finer.before.toFixed(4)} -> ${t.judged.finer.after.toFixed(4)}` : ''}` : ''}` +
     ` (improved: ${t.improved}, best step ${t.bestStep}), lr ${t.lr}`
   );
 }
@@ -112,7 +112,7 @@ async function det(): Promise<void> {
   console.log(
     `det: ${calib.length} calibration/training images${extra.length ? ` + ${extra.length} training images` : ''} (crops ${CROP}), ${judge.length} judge images at 640x640`,
   );
-  const snaps: { step: number; heldOut: number; score?: number; values: Map<string, Float32Array> }[] = [];
+  const snaps: { step: number; heldOut: number; score?: number; finer?: number; values: Map<string, Float32Array> }[] = [];
   const r = await quantizeQat(m, {
     ...(SNAPSHOTS
       ? {
@@ -155,7 +155,7 @@ async function det(): Promise<void> {
   for (const sn of snaps) {
     const { cos, f } = await judgeOf(serializeModel(r.exportWith(sn.values)));
     console.log(
-      `  snapshot step ${sn.step}: held-out ${sn.heldOut.toExponential(3)}${sn.score !== undefined ? ` score ${sn.score.toFixed(4)}` : ''}; ` +
+      `  snapshot step ${sn.step}: held-out ${sn.heldOut.toExponential(3)}${sn.score !== undefined ? ` score ${sn.score.toFixed(4)}` : ''}${sn.finer !== undefined ? ` finer ${sn.finer.toFixed(4)}` : ''}; ` +
         `judge map cosine mean ${(cos.reduce((a, b) => a + b, 0) / cos.length).toFixed(4)} min ${Math.min(...cos).toFixed(4)}, box F1 ${f.boxF1!.toFixed(4)}`,
     );
   }

@@ -460,8 +460,10 @@ function bestTrained(trained: readonly TrainedCandidate[]): TrainedCandidate | u
 function trainingLine(c: TrainedCandidate): string {
   const t = c.training;
   const what = t.kind === 'qat' ? 'quantization-aware training' : 'distillation';
+  const f = t.judged?.finer;
   const score = t.judged
-    ? `${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}`
+    ? `${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}` +
+      (f ? ` (${f.name} ${f.before.toFixed(4)} -> ${f.after.toFixed(4)})` : '')
     : `loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}`;
   return `${what} of ${c.id}: ${t.steps} steps in ${(t.seconds / 60).toFixed(1)} min; ${score} on held-out images, fidelity ${c.fidelity.toFixed(3)}`;
 }

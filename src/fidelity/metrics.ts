@@ -162,7 +162,7 @@ export function meanKl(ref: ArrayLike<number>, got: ArrayLike<number>, classes: 
 }
 
 /** Intersection and union of the two maps binarised at MASK_THRESHOLD. */
-function maskCounts(a: ArrayLike<number>, b: ArrayLike<number>): number[] {
+export function maskCounts(a: ArrayLike<number>, b: ArrayLike<number>): number[] {
   let inter = 0,
     union = 0;
   for (let i = 0; i < a.length; i++) {

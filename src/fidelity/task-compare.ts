@@ -22,6 +22,8 @@ export interface TaskFidelity {
   samples: number;
   /** What one counted item moves the headline by on these samples (TaskDef.unit); absent for continuous metrics. */
   unit?: number;
+  /** The task's finer figure (TaskDef.finer), 0 when the headline failed; absent when it has none. */
+  finer?: number;
 }
 
 const shape = (d: readonly number[]): string => d.join('x') || 'scalar';
@@ -65,6 +67,7 @@ export function compareTask(
   // no samples: nothing differs
   const figures = taskFigures(r.def, sum, broken);
   const unit = r.def.unit && sum ? r.def.unit(sum) : undefined;
+  const finer = r.def.finer !== undefined ? (broken ? 0 : finiteOr(figures[r.def.finer] ?? 1, 0)) : undefined;
   return {
     task: r.task,
     auto: r.auto,
@@ -74,6 +77,7 @@ export function compareTask(
     figures,
     samples: ref.length,
     ...(unit !== undefined ? { unit } : {}),
+    ...(finer !== undefined ? { finer } : {}),
   };
 }
 
@@ -88,6 +92,7 @@ export function taskFigures(def: TaskDef, sum: readonly number[] | undefined, br
 
 const LABELS: Readonly<Record<string, string>> = {
   boxF1: 'box F1',
+  maskIoU: 'mask IoU',
   textAgreement: 'text agreement',
   top1: 'top-1 agreement',
   top5: 'top-5',

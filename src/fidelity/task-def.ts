@@ -14,6 +14,12 @@ export interface TaskDef {
   readonly describe: string;
   /** Name of the headline figure, as printed and stored ('top1', 'boxF1', 'textAgreement', 'cosine'). */
   readonly metric: string;
+  /**
+   * Name of a finer figure (in `figures`) that orders results the headline ties on: a headline
+   * counted in boxes or samples stops moving on a small held-out set long before the outputs stop
+   * improving. Absent: nothing finer than the headline.
+   */
+  readonly finer?: string;
   /** Whether these reference outputs have this task's layout (auto-detection). */
   applies(ref: Outputs): boolean;
   /** One sample's sufficient statistics: the candidate's decoded outputs against the reference's (same inputs). */

@@ -67,8 +67,11 @@ export interface TrainingSummary {
   heldOutBefore: number;
   heldOutAfter: number;
   improved: boolean;
-  /** The task's held-out score (the fit's metric) before training and of the weights kept: it picked them. */
-  judged?: { name: string; before: number; after: number };
+  /**
+   * The task's held-out score (the fit's metric) before training and of the weights kept: it picked
+   * them, its finer figure (text-det: mask IoU) deciding among ties.
+   */
+  judged?: { name: string; before: number; after: number; finer?: { name: string; before: number; after: number } };
   /** The loss curve, thinned to at most 60 points (score: the task's held-out score where held-out was measured). */
   curve: { step: number; loss: number; heldOut?: number; score?: number }[];
 }

@@ -187,7 +187,7 @@ export interface TrainingStatus extends Pick<TrainingSummary, 'kind' | 'minutes'
   fitId: number;
   candidateId: string;
   /** The task's held-out score before training and of the weights kept (null: judged by the loss). */
-  judged: { name: string; before: number; after: number } | null;
+  judged: { name: string; before: number; after: number; finer?: { name: string; before: number; after: number } } | null;
   /** The trained candidate's fidelity as the fit measured it on the judge images. */
   fidelity: number;
   /** Its training fit chose it (it beat the first fit's choice); false: it did not, and is not deployed. */
@@ -229,7 +229,17 @@ const trainingStatusSchema = {
           type: 'object',
           required: ['name', 'before', 'after'],
           additionalProperties: false,
-          properties: { name: { type: 'string', maxLength: 64 }, before: num, after: num },
+          properties: {
+            name: { type: 'string', maxLength: 64 },
+            before: num,
+            after: num,
+            finer: {
+              type: 'object',
+              required: ['name', 'before', 'after'],
+              additionalProperties: false,
+              properties: { name: { type: 'string', maxLength: 64 }, before: num, after: num },
+            },
+          },
         },
       ],
     },

@@ -196,7 +196,7 @@ t.test('a training fit whose choice is not a trained candidate redeploys nothing
       heldOutBefore: 0.002,
       heldOutAfter: 0.002,
       improved: false,
-      judged: { name: 'boxF1', before: 0.9967, after: 0.9967 },
+      judged: { name: 'boxF1', before: 0.9967, after: 0.9967, finer: { name: 'maskIoU', before: 0.88, after: 0.9 } },
     };
     return {
       chosenId: other.id,
@@ -231,7 +231,7 @@ t.test('a training fit whose choice is not a trained candidate redeploys nothing
   t.equal(rejected.length, 1, 'one training-rejected event');
   t.match(
     rejected[0]!.json().message,
-    /^training fit \d+: distillation of l0\.300-d3: 334 steps in 2\.8 min; boxF1 0\.9967 -> 0\.9967 on held-out images, fidelity 0\.940; it did not beat l0\.300, which stays deployed$/,
+    /^training fit \d+: distillation of l0\.300-d3: 334 steps in 2\.8 min; boxF1 0\.9967 -> 0\.9967 \(maskIoU 0\.8800 -> 0\.9000\) on held-out images, fidelity 0\.940; it did not beat l0\.300, which stays deployed$/,
   );
   t.match(rejected[0]!.json().data, { kept: 'l0.300', trained: [{ id: 'l0.300-d3', training: { steps: 334 } }] });
   const m = await w.waitFor(
@@ -243,7 +243,7 @@ t.test('a training fit whose choice is not a trained candidate redeploys nothing
   t.match(m.json().fit.training, {
     kind: 'distill',
     steps: 334,
-    judged: { name: 'boxF1', after: 0.9967 },
+    judged: { name: 'boxF1', after: 0.9967, finer: { name: 'maskIoU', after: 0.9 } },
     fidelity: 0.94,
     won: false,
     deployed: false,

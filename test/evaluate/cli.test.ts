@@ -96,7 +96,7 @@ t.test('--task text-det: the det judged by its boxes, printed and stored with th
   t.equal(r.code, 0, r.stderr);
   t.match(
     r.stdout,
-    /^task {7}text-det \(given\): box F1 1, precision 1, recall 1, (\d+) boxes vs \1 in the reference over 2 sample\(s\)$/m,
+    /^task {7}text-det \(given\): box F1 1, precision 1, recall 1, mask IoU 1, (\d+) boxes vs \1 in the reference over 2 sample\(s\)$/m,
   );
   t.match(r.stdout, /^fidelity {3}1\.000000 \(boxF1\) vs /m);
   const j = JSON.parse((await runCli(['eval', det, '--reference', det, ...common, '--json'])).stdout) as Record<string, any>;

@@ -76,12 +76,32 @@ t.test('text-det: box precision/recall/F1 pooled over images; identical 1, empty
   t.equal(def.figures(def.stats(o(ref), o(ref))).value, 1, 'identical: F1 1');
   const f = def.figures(def.stats(o(ref), o(shifted)));
   t.same([f.precision, f.recall, f.value], [0.5, 0.5, 0.5]);
+  // mask pixels (0.9 > 0.3): 32 + 64 in the reference, 32 + 16 in the candidate, 7 x 4 shared
+  t.equal(f.maskIoU, 28 / (96 + 48 - 28), 'mask IoU: intersection over union of the maps above 0.3');
+  t.equal(def.finer, 'maskIoU', 'the finer figure is the mask IoU');
   const none = def.figures(def.stats(o(ref), o(map(20, 30, []))));
   t.same([none.value, none.recall, none.precision], [0, 0, 0], 'a map that finds nothing scores 0');
   t.equal(def.figures(def.stats(o(map(20, 30, [])), o(map(20, 30, [])))).value, 1, 'nothing to find, nothing found: 1');
   const r = compareTask('text-det', undefined, [o(ref), o(ref)], [o(ref), o(shifted)]);
   t.same([r.figures.precision, r.figures.recall, r.samples, r.metric], [3 / 4, 3 / 4, 2, 'boxF1'], 'pooled: tp 3, fp 1, fn 1');
-  t.match(describeFigures('text-det', r.figures), /^box F1 0\.7500, precision 0\.7500, recall 0\.7500, 4 boxes vs 4 in the reference$/);
+  t.equal(r.finer, (96 + 28) / (96 + 116), 'mask IoU pooled over the images, as the finer figure');
+  t.equal(r.figures.maskIoU, r.finer);
+  t.match(
+    describeFigures('text-det', r.figures),
+    /^box F1 0\.7500, precision 0\.7500, recall 0\.7500, mask IoU 0\.5849, 4 boxes vs 4 in the reference$/,
+  );
+  const nan = map(20, 30, []).fill(NaN);
+  t.same([compareTask('text-det', undefined, [o(ref)], [o(nan)]).finer], [0], 'NaN outputs: the finer figure fails too');
+  t.equal(
+    compareTask(
+      'classify',
+      undefined,
+      [{ y: tensor([1, 3], Float32Array.from([1, 2, 3])) }],
+      [{ y: tensor([1, 3], Float32Array.from([1, 2, 3])) }],
+    ).finer,
+    undefined,
+    'a task without a finer figure has none',
+  );
 });
 
 /** A [1, T, C] one-hot sequence of class indices. */

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { FIXTURES, randn, rng } from '../../devkit/builder.js';
 import type { Sample } from '../../src/data/inputs.js';
+import type { NdArray } from '../../src/data/ndarray.js';
 import { cloneModel, type Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { ModelRunner } from '../../src/runtime/runner.js';
@@ -221,6 +222,55 @@ t.test("a judge's tolerance: small score drops are ties the loss decides, and a 
   t.ok(calls >= 5, `${calls} evaluations`);
   t.ok(slid.report.judged!.after >= 1 - 0.005, `kept a score within the tolerance of the best: ${slid.report.judged!.after}`);
   t.ok(slid.report.bestStep > 0 && slid.report.bestStep < common.maxSteps, `not the last, lowest-loss step (${slid.report.bestStep})`);
+});
+
+t.test("a judge's finer figure decides among tied scores before the loss, and never over a score beyond the tolerance", async (t) => {
+  const teacher = FIXTURES.mlp();
+  const student = perturbed(teacher, 0.3, 5);
+  const out = student.graph.outputs[0]!.name;
+  const heldOut = rows(12, 2);
+  const outputsOf = async (m: Model) => {
+    const r = await ModelRunner.create(m);
+    const o = await Promise.all(heldOut.map(async (x) => Float32Array.from([...(await r.run(x)).values()][0]!.data as Float32Array)));
+    await r.release();
+    return o;
+  };
+  const [start, ref] = [await outputsOf(student), await outputsOf(teacher)];
+  const dist = (got: readonly Record<string, NdArray>[], to: Float32Array[]): number =>
+    got.reduce((a, g, i) => a + to[i]!.reduce((b, v, k) => b + ((g[out]!.data as Float32Array)[k]! - v) ** 2, 0), 0);
+  const common = judgedSpec(student, teacher, heldOut);
+  // every score tied at 1 (what det's held-out box F1 did), the finer figure wanting the start's outputs
+  const stay: HeldOutJudge = {
+    name: 'f1',
+    finer: 'stay',
+    outputs: [out],
+    tolerance: 0.005,
+    score: (got) => ({ value: 1, finer: -dist(got, start) }),
+  };
+  const kept = await train({ ...common, judge: stay });
+  const lossAt = kept.report.curve.filter((c) => c.step > 0 && c.heldOut !== undefined).map((c) => c.heldOut!);
+  t.ok(Math.min(...lossAt) < kept.report.heldOutBefore, 'the held-out loss fell (the loss would have kept a trained step)');
+  t.notOk(kept.report.improved, 'but the finer figure was best at the input: not improved');
+  t.equal(kept.report.bestStep, 0);
+  t.equal(kept.report.judged?.finer?.name, 'stay');
+  t.ok(
+    kept.report.judged!.finer!.before > -1e-6 && kept.report.judged!.finer!.after === kept.report.judged!.finer!.before,
+    "the input's finer figure",
+  );
+  // the finer figure wanting the teacher's outputs: the evaluation where it is highest is kept
+  const close: HeldOutJudge = { ...stay, finer: 'close', score: (got) => ({ value: 1, finer: -dist(got, ref) }) };
+  const r = await train({ ...common, judge: close });
+  const judged = r.report.curve.filter((c) => c.finer !== undefined);
+  t.ok(judged.length >= 5, `the curve carries the finer figure (${judged.length} evaluations)`);
+  const top = judged.reduce((b, c) => (c.finer! > b.finer! ? c : b));
+  t.ok(r.report.improved);
+  t.equal(r.report.bestStep, top.step, `kept step ${r.report.bestStep}: the highest finer figure`);
+  t.equal(r.report.judged?.finer?.after, top.finer);
+  // a score beyond the tolerance wins whatever the finer figure says
+  let calls = 0;
+  const worse: HeldOutJudge = { ...close, score: (got) => ({ value: calls++ === 0 ? 1 : 0.99, finer: -dist(got, ref) }) };
+  const w = await train({ ...common, judge: worse });
+  t.notOk(w.report.improved, 'every trained evaluation scored 0.01 lower: the input is kept');
 });
 
 t.test('onEvaluation hands over each evaluated weight set: the start at step 0, the kept one at bestStep', async (t) => {

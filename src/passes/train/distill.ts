@@ -195,8 +195,14 @@ export interface DistillReport {
 }
 
 /** A report's held-out figures before training and of the model it returned (the judge's score when judged). */
-const beforeOf = (r: TrainReport) => ({ loss: r.heldOutBefore, score: r.judged?.before });
-const afterOf = (r: TrainReport) => ({ loss: r.heldOutAfter, score: r.judged?.after });
+const beforeOf = (r: TrainReport) => ({ loss: r.heldOutBefore, score: r.judged?.before, finer: r.judged?.finer?.before });
+const afterOf = (r: TrainReport) => ({ loss: r.heldOutAfter, score: r.judged?.after, finer: r.judged?.finer?.after });
+
+/** The first run's judged figures before, and the kept run's after (the first's before when nothing improved). */
+function joinJudged(first: NonNullable<TrainReport['judged']>, kept?: TrainReport['judged']): NonNullable<TrainReport['judged']> {
+  const finer = first.finer && { finer: { ...first.finer, after: kept ? kept.finer!.after : first.finer.before } };
+  return { ...first, after: kept ? kept.after : first.before, ...finer };
+}
 
 /**
  * Several train() reports as one: steps, time and curve summed in order, before from the first,
@@ -220,7 +226,7 @@ function joinReports(parts: readonly TrainReport[], kept: TrainReport, lr: numbe
     curve,
     heldOutBefore: first.heldOutBefore,
     heldOutAfter: improved ? kept.heldOutAfter : first.heldOutBefore,
-    ...(first.judged ? { judged: { ...first.judged, after: improved ? kept.judged!.after : first.judged.before } } : {}),
+    ...(first.judged ? { judged: joinJudged(first.judged, improved ? kept.judged! : undefined) } : {}),
     improved,
     bestStep: improved ? offset - last.steps + last.bestStep : 0,
     peakRssMb: Math.max(...parts.map((p) => p.peakRssMb)),

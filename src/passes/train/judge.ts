@@ -7,14 +7,15 @@ import type { NdArray } from '../../data/ndarray.js';
 import type { Sample } from '../../data/inputs.js';
 import type { Outputs } from '../../fidelity/compare.js';
 import { compareTask } from '../../fidelity/index.js';
-import type { Task } from '../../fidelity/tasks.js';
+import { taskDef, type Task } from '../../fidelity/tasks.js';
 import type { Model } from '../../ir/model.js';
 import { ModelRunner } from '../../runtime/runner.js';
 import { rowsOf } from './train.js';
 import type { HeldOutJudge } from './types.js';
 
 /**
- * Task scores within this of the best seen are ties (HeldOutJudge.tolerance): the loss picks among
+ * Task scores within this of the best seen are ties (HeldOutJudge.tolerance): the task's finer
+ * figure (text-det's mask IoU), else the loss, picks among
  * them. Judged to the last box, a distillation whose held-out loss fell 29 % was thrown away
  * because the lsq start matched every held-out box and each trained step one box fewer (F1 1.000
  * against 0.997).
@@ -64,7 +65,11 @@ export async function taskJudge(teacher: Model, heldOut: readonly Sample[], task
     name: resolved.metric,
     outputs: judged,
     tolerance: Math.max(TASK_TOLERANCE, TIE_ITEMS * (resolved.unit ?? 0)),
-    score: (got) => compareTask(resolved.task, teacher.graph, ref, got.map(asOutputs)).value,
+    ...(resolved.finer !== undefined ? { finer: taskDef(resolved.task).finer! } : {}),
+    score: (got) => {
+      const r = compareTask(resolved.task, teacher.graph, ref, got.map(asOutputs));
+      return r.finer !== undefined ? { value: r.value, finer: r.finer } : r.value;
+    },
   };
 }
 

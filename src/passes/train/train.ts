@@ -21,7 +21,7 @@ import { Adam, learningRate } from './adam.js';
 import { appendAdam, GraphAdamState } from './adam-graph.js';
 import { appendLoss, LOSS_GRADS, resolveLoss, specFor, teacherTarget } from './loss.js';
 import { defaultTrainRamMb, planRam } from './ram.js';
-import type { CurvePoint, ResolvedLoss, TrainReport, TrainResult, TrainSpec } from './types.js';
+import type { CurvePoint, HeldOutJudge, JudgeScore, ResolvedLoss, TrainReport, TrainResult, TrainSpec } from './types.js';
 
 export const DEFAULT_LR = 5e-4;
 export const DEFAULT_BATCH = 8;
@@ -150,19 +150,51 @@ function withWeightInputs(m: Model, trainable: readonly string[], student: Model
   return c;
 }
 
-/** A held-out evaluation: the loss, and the judge's score when there is a judge (NaN counts as the worst). */
+/**
+ * A held-out evaluation: the loss, and the judge's score and finer figure when there is a judge
+ * (NaN counts as the worst).
+ */
 interface HeldOutFigures {
   loss: number;
   score?: number;
+  finer?: number;
+}
+
+/** Between two tied scores: the higher finer figure where both have one and they differ, else the lower loss. */
+function tieBeats(a: HeldOutFigures, b: HeldOutFigures): boolean {
+  if (a.finer !== undefined && b.finer !== undefined && a.finer !== b.finer) return a.finer > b.finer;
+  return a.loss < b.loss;
 }
 
 /**
  * Whether `a` is better than `b`: the higher score where both have one and they differ by more
- * than `tolerance`, else the lower loss.
+ * than `tolerance`, else as tieBeats.
  */
 export function beats(a: HeldOutFigures, b: HeldOutFigures, tolerance = 0): boolean {
   if (a.score !== undefined && b.score !== undefined && Math.abs(a.score - b.score) > tolerance) return a.score > b.score;
-  return a.loss < b.loss;
+  return tieBeats(a, b);
+}
+
+/** TrainReport.judged: the judge's figures before training and of the weights kept. */
+function judgedFigures(judge: HeldOutJudge, before: HeldOutFigures, after: HeldOutFigures): NonNullable<TrainReport['judged']> {
+  const finer =
+    judge.finer !== undefined && before.finer !== undefined && after.finer !== undefined
+      ? { finer: { name: judge.finer, before: before.finer, after: after.finer } }
+      : {};
+  return { name: judge.name, before: before.score!, after: after.score!, ...finer };
+}
+
+/** A curve point's judge figures. */
+const judgedPoint = (h: HeldOutFigures): Pick<CurvePoint, 'score' | 'finer'> => ({
+  ...(h.score !== undefined ? { score: h.score } : {}),
+  ...(h.finer !== undefined ? { finer: h.finer } : {}),
+});
+
+/** A judge's verdict as figures: NaN or infinity the worst. */
+function verdict(v: number | JudgeScore): { score: number; finer?: number } {
+  const { value, finer } = typeof v === 'number' ? { value: v, finer: undefined } : v;
+  const worst = (x: number): number => (Number.isFinite(x) ? x : -Infinity);
+  return { score: worst(value), ...(finer !== undefined ? { finer: worst(finer) } : {}) };
 }
 
 /** Each row's values of `names` from one run over a stack of `n` rows (copies: the run's buffers go). */
@@ -342,12 +374,17 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       peakRss = Math.max(peakRss, rssMb());
       const loss = sum / heldRows.length;
       if (!judge) return { loss };
-      const score = judge.score(got);
-      return { loss, score: Number.isFinite(score) ? score : -Infinity };
+      return { loss, ...verdict(judge.score(got)) };
     };
     // TrainSpec.onEvaluation: the figures of an evaluation and the weights it judged
     const handOver = (h: HeldOutFigures, at: number): void =>
-      spec.onEvaluation?.({ step: at, heldOut: h.loss, ...(h.score !== undefined ? { score: h.score } : {}), weights: judged });
+      spec.onEvaluation?.({
+        step: at,
+        heldOut: h.loss,
+        ...(h.score !== undefined ? { score: h.score } : {}),
+        ...(h.finer !== undefined ? { finer: h.finer } : {}),
+        weights: judged,
+      });
     const keep = (h: HeldOutFigures, at: number) => ({
       ...h,
       step: at,
@@ -400,7 +437,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     const heldStart = performance.now();
     const before = await heldOut();
     handOver(before, 0);
-    const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before.loss, ...(judge ? { score: before.score } : {}) }];
+    const curve: CurvePoint[] = [{ step: 0, loss: NaN, heldOut: before.loss, ...judgedPoint(before) }];
     let best = keep(before, 0);
     const tolerance = judge?.tolerance ?? 0;
     let top = before.score ?? -Infinity;
@@ -425,11 +462,12 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       const s = performance.now();
       const h = await heldOut();
       evalMs = performance.now() - s;
-      // with a judge, the weights kept are the lowest loss among evaluations scored within its
-      // tolerance of the best score seen (so a chain of small drops cannot slide down), else the best score
+      // with a judge, the weights kept are the best by tieBeats (finer figure, else loss) among
+      // evaluations scored within its tolerance of the best score seen (so a chain of small drops
+      // cannot slide down), else the best score
       if (judge) top = Math.max(top, h.score!);
       const ok = (x: HeldOutFigures): boolean => !judge || x.score! >= top - tolerance;
-      if (ok(h) ? !ok(best) || h.loss < best.loss : !ok(best) && h.score! > best.score!) best = keep(h, step);
+      if (ok(h) ? !ok(best) || tieBeats(h, best) : !ok(best) && h.score! > best.score!) best = keep(h, step);
       lastEval = step;
       handOver(h, step);
       return h;
@@ -501,8 +539,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       if (due) lastSlot = slot;
       if (due) {
         const h = await evaluate();
-        point.heldOut = h.loss;
-        if (judge) point.score = h.score;
+        Object.assign(point, { heldOut: h.loss, ...judgedPoint(h) });
       }
       curve.push(point);
       spec.onProgress?.({
@@ -513,16 +550,14 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
         loss,
         heldOut: point.heldOut,
         ...(point.score !== undefined ? { score: point.score } : {}),
+        ...(point.finer !== undefined ? { finer: point.finer } : {}),
         lr,
       });
     }
     if (lastEval !== step) {
       const h = await evaluate();
       const last = curve[curve.length - 1]!;
-      if (last.step === step) {
-        last.heldOut = h.loss;
-        if (judge) last.score = h.score;
-      }
+      if (last.step === step) Object.assign(last, { heldOut: h.loss, ...judgedPoint(h) });
     }
     const improved = best.step > 0;
     const model = cloneModel(student);
@@ -544,7 +579,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       heldOutAfter: improved ? best.loss : before.loss,
       bestStep: improved ? best.step : 0,
       improved,
-      ...(judge ? { judged: { name: judge.name, before: before.score!, after: improved ? best.score! : before.score! } } : {}),
+      ...(judge ? { judged: judgedFigures(judge, before, improved ? best : before) } : {}),
       peakRssMb: Math.round(peakRss),
       ram: { budgetMb: Math.round(ram.budgetMb), fixedMb: ram.fixedMb, perRowMb: ram.perRowMb, predictedPeakMb: ram.predictedPeakMb },
       trainedParams: [...params.values()].reduce((a, p) => a + p.length, 0),
