@@ -28,7 +28,7 @@ import { OCR_FIT_SETS, OCR_MODELS, runCli } from '../devkit/paths.js';
 import { augmenter } from '../src/data/augment.js';
 import { loadInputSet, type Sample } from '../src/data/inputs.js';
 import { compareLatency } from '../src/evaluate/interleaved.js';
-import { compareTask, singleOutputFidelity } from '../src/fidelity/index.js';
+import { compareTask, describeJudged, singleOutputFidelity } from '../src/fidelity/index.js';
 import { cloneModel, type Model } from '../src/ir/model.js';
 import { loadModel, saveModel, serializeModel } from '../src/onnx/index.js';
 import { normalize } from '../src/passes/normalize.js';
@@ -316,7 +316,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       if (tenth === lastTenth && p.heldOut === undefined) return;
       lastTenth = tenth;
       process.stderr.write(
-        `  det step ${p.step} ${p.seconds.toFixed(0)} s loss ${p.loss.toPrecision(4)}${p.heldOut !== undefined ? ` held-out ${p.heldOut.toPrecision(4)}` : ''}${p.score !== undefined ? ` score ${p.score.toFixed(4)}` : ''} rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB\n`,
+        `  det step ${p.step} ${p.seconds.toFixed(0)} s loss ${p.loss.toPrecision(4)}${p.heldOut !== undefined ? ` held-out ${p.heldOut.toPrecision(4)}` : ''}${p.score !== undefined ? ` score ${p.score.toFixed(4)}` : ''}${p.finer !== undefined ? ` finer ${p.finer.toFixed(4)}` : ''} rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB\n`,
       );
     },
   });
@@ -392,7 +392,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       `(${row.wallMinutes} min wall with the set-up); lr ${t.lr}${d.lrTrial.length ? ` of trial ${d.lrTrial.map((x) => `${x.lr}: ${x.heldOut.toPrecision(4)}`).join(', ')}` : ''}; ` +
       `loss ${loss0?.kind}${loss0?.threshold ? ` + hinge at ${loss0.threshold}${(loss0.hingeWeight ?? 1) !== 1 ? ` x ${loss0.hingeWeight}` : ''}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}` +
-      `${t.judged ? `, held-out ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}${t.judged.finer ? `, ${t.judged.finer.name} ${t.judged.finer.before.toFixed(4)} -> ${t.judged.finer.after.toFixed(4)}` : ''} (it picked step ${t.bestStep})` : ' (the loss picked the weights)'}; ` +
+      `${t.judged ? `, held-out ${describeJudged(t.judged)} (it picked step ${t.bestStep})` : ' (the loss picked the weights)'}; ` +
       `step ${t.stepMs} ms vs inference ${t.forwardMs} ms; peak RSS ${t.peakRssMb} MB\n`,
   );
   return row;

@@ -12,7 +12,7 @@ import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { loadInputSet, type Sample } from '../src/data/inputs.js';
 import type { NdData } from '../src/data/ndarray.js';
 import { modelInputs, openSession, runtimeOps, toFeeds } from '../src/runtime/runner.js';
-import { cosine } from '../src/fidelity/index.js';
+import { cosine, describeJudged } from '../src/fidelity/index.js';
 import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
 import { ctcGreedy, editDistance } from '../src/fidelity/task-ctc.js';
 import { quantizeQat, QAT_DEFAULT_LR, type QatResult } from '../src/passes/quantize/qat-train.js';
@@ -88,7 +88,7 @@ const progress: TrainSpec['onProgress'] = (p) => {
   if (p.heldOut !== undefined)
     console.log(
       `  step ${p.step} ${p.seconds.toFixed(0)} s loss ${p.loss.toExponential(3)} held-out ${p.heldOut.toExponential(3)}` +
-        `${p.score !== undefined ? ` score ${p.score.toFixed(4)}` : ''}`,
+        `${p.score !== undefined ? ` score ${p.score.toFixed(4)}` : ''}${p.finer !== undefined ? ` finer ${p.finer.toFixed(4)}` : ''}`,
     );
 };
 
@@ -98,7 +98,7 @@ function trainingLine(r: QatResult): string {
     `training: ${t.steps} steps in ${t.seconds} s, step ${t.stepMs} ms vs inference of the batch ${t.forwardMs} ms ` +
     `(${(t.stepMs / t.forwardMs).toFixed(2)}x), batch ${t.batch}, peak RSS ${t.peakRssMb} MB, held-out loss ` +
     `${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}` +
-    `${t.judged ? `, held-out ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}${t.judged.finer ? `, ${t.judged.finer.name} ${t.judged.finer.before.toFixed(4)} -> ${t.judged.finer.after.toFixed(4)}` : ''}` : ''}` +
+    `${t.judged ? `, held-out ${describeJudged(t.judged)}` : ''}` +
     ` (improved: ${t.improved}, best step ${t.bestStep}), lr ${t.lr}`
   );
 }

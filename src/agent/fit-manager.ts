@@ -12,6 +12,7 @@ import { configMessage } from '../config/remedy.js';
 import { EdgefitError } from '../errors.js';
 import type { FitResult, Fitter, FrontierEntry, TrainedCandidate } from '../fit/types.js';
 import type { Task } from '../fidelity/tasks.js';
+import { describeJudged } from '../fidelity/task-compare.js';
 import type { FitRow, Store } from '../store/index.js';
 import type { TrainingStatus } from '../telemetry/payloads.js';
 import type { BudgetStore } from './budget-store.js';
@@ -460,11 +461,7 @@ function bestTrained(trained: readonly TrainedCandidate[]): TrainedCandidate | u
 function trainingLine(c: TrainedCandidate): string {
   const t = c.training;
   const what = t.kind === 'qat' ? 'quantization-aware training' : 'distillation';
-  const f = t.judged?.finer;
-  const score = t.judged
-    ? `${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}` +
-      (f ? ` (${f.name} ${f.before.toFixed(4)} -> ${f.after.toFixed(4)})` : '')
-    : `loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}`;
+  const score = t.judged ? describeJudged(t.judged) : `loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}`;
   return `${what} of ${c.id}: ${t.steps} steps in ${(t.seconds / 60).toFixed(1)} min; ${score} on held-out images, fidelity ${c.fidelity.toFixed(3)}`;
 }
 

@@ -82,7 +82,12 @@ export function adaptFit(p: MetricsPayload): FitSummary {
   const keys = { latencyMs: 'latency', ramMb: 'ram', fidelity: 'fidelity', sizeMb: 'size' } as const;
   out.unmetKeys = f.shortfall ? Object.keys(f.shortfall).map((k) => keys[k as keyof typeof keys] ?? k) : [];
   // schema-checked on arrival (link.ts); the judge's name is shown, so it must look like a metric's
-  out.training = f.training && (!f.training.judged || METRIC_NAME.test(f.training.judged.name)) ? f.training : null;
+  out.training =
+    f.training &&
+    (!f.training.judged ||
+      (METRIC_NAME.test(f.training.judged.name) && (!f.training.judged.finer || METRIC_NAME.test(f.training.judged.finer.name))))
+      ? f.training
+      : null;
   return out;
 }
 
@@ -155,10 +160,17 @@ function adaptTraining(t: unknown): Pick<FrontierPoint, 'training'> {
   const [minutes, seconds, steps, before, after] = [x.minutes, x.seconds, x.steps, x.heldOutBefore, x.heldOutAfter].map(num);
   if (minutes === null || seconds === null || steps === null || before === null || after === null) return {};
   const kind = x.kind === 'qat' ? 'qat' : 'distill';
-  const j = (typeof x.judged === 'object' && x.judged !== null ? x.judged : {}) as Record<string, unknown>;
-  const [jb, ja] = [num(j.before), num(j.after)];
-  const judged =
-    typeof j.name === 'string' && METRIC_NAME.test(j.name) && jb !== null && ja !== null ? { name: j.name, before: jb, after: ja } : null;
+  // the judge's scores, and its finer figure when it has one; malformed: left out
+  const scores = (v: unknown): { name: string; before: number; after: number } | null => {
+    const j = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
+    const [jb, ja] = [num(j.before), num(j.after)];
+    return typeof j.name === 'string' && METRIC_NAME.test(j.name) && jb !== null && ja !== null
+      ? { name: j.name, before: jb, after: ja }
+      : null;
+  };
+  const head = scores(x.judged);
+  const finer = head && scores((x.judged as Record<string, unknown>).finer);
+  const judged = head && { ...head, ...(finer ? { finer } : {}) };
   return { training: { kind, minutes, seconds, steps, heldOutBefore: before, heldOutAfter: after, ...(judged ? { judged } : {}), curve } };
 }
 

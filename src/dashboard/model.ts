@@ -121,7 +121,7 @@ export interface FrontierPoint {
     heldOutBefore: number;
     heldOutAfter: number;
     /** The task's held-out score before and after (the fit's metric picked the weights kept). */
-    judged?: { name: string; before: number; after: number };
+    judged?: { name: string; before: number; after: number; finer?: { name: string; before: number; after: number } };
     curve: { step: number; loss: number; heldOut?: number }[];
   };
 }

@@ -102,6 +102,23 @@ const LABELS: Readonly<Record<string, string>> = {
   mAP50: 'mAP@0.5',
 };
 
+/** A figure held-out before training and of the weights kept. */
+export interface JudgedPair {
+  name: string;
+  before: number;
+  after: number;
+}
+
+/**
+ * A training judge's scores in a line: "boxF1 0.9709 -> 0.9745 (maskIoU 0.9012 -> 0.9195)", the
+ * finer figure (TaskDef.finer) in parentheses when there is one. `arrow` and `name` let HTML callers
+ * use an entity and escape the names.
+ */
+export function describeJudged(j: JudgedPair & { finer?: JudgedPair }, arrow = '->', name: (s: string) => string = (s) => s): string {
+  const pair = (x: JudgedPair): string => `${name(x.name)} ${x.before.toFixed(4)} ${arrow} ${x.after.toFixed(4)}`;
+  return pair(j) + (j.finer ? ` (${pair(j.finer)})` : '');
+}
+
 /** A task's figures in a line, its headline first: "box F1 0.9530, precision 0.9600, recall 0.9500, ...". */
 export function describeFigures(task: Task, f: TaskFigures): string {
   const metric = TASKS[task]?.metric ?? 'value';

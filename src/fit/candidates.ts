@@ -18,6 +18,7 @@ import type { CandidateConfig, TrainingSummary } from './types.js';
 import type { TrainProgress, TrainReport } from '../passes/train/types.js';
 import type { LatencyTables } from '../analyze/latency/types.js';
 import type { Task } from '../fidelity/tasks.js';
+import { describeJudged } from '../fidelity/task-compare.js';
 
 export interface BuildContext {
   original: Uint8Array;
@@ -77,11 +78,7 @@ export function trainingSummary(kind: TrainingSummary['kind'], minutes: number, 
 }
 
 /** ", box F1 0.9709 -> 0.9745 on held-out samples" when the task judged the training. */
-const judgedNote = (r: TrainReport): string =>
-  r.judged
-    ? `, ${r.judged.name} ${r.judged.before.toFixed(4)} -> ${r.judged.after.toFixed(4)}` +
-      `${r.judged.finer ? ` (${r.judged.finer.name} ${r.judged.finer.before.toFixed(4)} -> ${r.judged.finer.after.toFixed(4)})` : ''} on held-out samples`
-    : '';
+const judgedNote = (r: TrainReport): string => (r.judged ? `, ${describeJudged(r.judged)} on held-out samples` : '');
 
 export async function buildCandidate(config: CandidateConfig, ctx: BuildContext): Promise<Built> {
   const notes: string[] = [];

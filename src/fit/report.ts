@@ -2,6 +2,7 @@
 // budget lines, the chosen point), the candidates table and the hardware profile. No external
 // assets: the file opens offline on any machine.
 import { LATENCY_STATISTIC, latencyOf } from '../budgets/index.js';
+import { describeJudged } from '../fidelity/task-compare.js';
 import type { FrontierEntry } from './types.js';
 
 export interface ReportInput {
@@ -135,7 +136,7 @@ function trainingSection(r: ReportInput): string {
     return (
       `<h3>${esc(c.id)}</h3><p>${what}: ${t.steps} steps in ${(t.seconds / 60).toFixed(1)} of ${t.minutes} min; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(3)} &rarr; ${t.heldOutAfter.toPrecision(3)}` +
-      `${t.judged ? `, ${esc(t.judged.name)} ${t.judged.before.toFixed(4)} &rarr; ${t.judged.after.toFixed(4)} (it picked the weights kept)` : ''}` +
+      `${t.judged ? `, ${describeJudged(t.judged, '&rarr;', esc)} (it picked the weights kept)` : ''}` +
       `${t.improved ? '' : ' (no improvement: the untrained weights were kept)'}; fidelity ${c.fidelity.toFixed(4)}</p>` +
       lossPlot(c)
     );

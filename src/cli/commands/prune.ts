@@ -18,7 +18,7 @@ import { trainingFolder } from '../../fit/calibration.js';
 import type { Sample } from '../../data/inputs.js';
 import { NO_SPEEDUP_NOTE, UNSTRUCTURED_METHODS, type UnstructuredMethod } from '../../passes/prune/unstructured.js';
 import { parseShapes, printJson, trainRamOption } from '../output.js';
-import { describeFigures, parseTask, TASK_NAMES } from '../../fidelity/index.js';
+import { describeFigures, describeJudged, parseTask, TASK_NAMES } from '../../fidelity/index.js';
 import { parseRound, type Round } from '../../passes/prune/round.js';
 import { buildLatencyTables, defaultLatencyCacheDir } from '../../analyze/latency/index.js';
 import { checkFaster, describeSpeed, type SpeedCheck } from '../../evaluate/faster.js';
@@ -123,7 +123,7 @@ function summary(r: PruneReport, out: string, speed: SpeedCheck | null): string 
       `distillation${r.distill.length > 1 ? ` (step ${i + 1})` : ''}: ${t.steps} steps in ${t.seconds.toFixed(0)} s on ${d.trainSamples} samples ` +
         `${d.crop ? `(${d.crop.join('x')} crops, ` : '('}batch ${t.batch}; step ${t.stepMs.toFixed(1)} ms vs inference ${t.forwardMs.toFixed(1)} ms; peak RSS ${t.peakRssMb} MB)`,
       `  held-out (${d.heldOutSamples} samples): loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}; ` +
-        (t.judged ? `${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)} (it picked the weights kept); ` : '') +
+        (t.judged ? `${describeJudged(t.judged)} (it picked the weights kept); ` : '') +
         `${f(d.fidelityBefore)} -> ${f(d.fidelityAfter)}` +
         (t.improved
           ? ''
@@ -148,7 +148,7 @@ function progressLine(steps: number): (step: number, p: TrainProgress) => void {
     process.stderr.write(
       `distill${steps > 1 ? ` ${step}/${steps}` : ''}: step ${p.step}, ${p.seconds.toFixed(0)}/${p.budgetSeconds.toFixed(0)} s, ` +
         `loss ${p.loss.toPrecision(4)}${p.heldOut !== undefined ? `, held-out ${p.heldOut.toPrecision(4)}` : ''}` +
-        `${p.score !== undefined ? ` (task score ${p.score.toFixed(4)})` : ''}\n`,
+        `${p.score !== undefined ? ` (task score ${p.score.toFixed(4)}${p.finer !== undefined ? `, finer ${p.finer.toFixed(4)}` : ''})` : ''}\n`,
     );
   };
 }

@@ -28,6 +28,7 @@ import {
 import type { TrainProgress } from '../../passes/train/types.js';
 import { parseShapes, printJson, trainRamOption } from '../output.js';
 import { parseTask, TASK_NAMES } from '../../fidelity/tasks.js';
+import { describeJudged } from '../../fidelity/task-compare.js';
 
 const METRIC_LABELS: Readonly<Record<string, string>> = {
   argmax: 'per-position argmax agreement',
@@ -228,7 +229,7 @@ function progressLine(p: TrainProgress): string {
   return (
     `qat: step ${p.step}${p.maxSteps ? `/${p.maxSteps}` : ''}  ${p.seconds.toFixed(0)}/${p.budgetSeconds.toFixed(0)} s` +
     `  loss ${p.loss.toExponential(3)}${p.heldOut !== undefined ? `  held-out ${p.heldOut.toExponential(3)}` : ''}` +
-    `${p.score !== undefined ? `  task score ${p.score.toFixed(4)}` : ''}\n`
+    `${p.score !== undefined ? `  task score ${p.score.toFixed(4)}` : ''}${p.finer !== undefined ? `  finer ${p.finer.toFixed(4)}` : ''}\n`
   );
 }
 
@@ -241,7 +242,7 @@ function qatSummary(r: QatReport, report: QuantizeReport, out: string): string {
     `${r.fakeQuant.trainedScales ? `, ${r.fakeQuant.trainedScales} step sizes` : ''} trained on ${r.trainSamples} samples, ${r.heldOutSamples} held out\n` +
     `training: ${t.steps} steps in ${t.seconds.toFixed(0)} s (step ${t.stepMs.toFixed(0)} ms, inference of the batch ${t.forwardMs.toFixed(0)} ms), peak RSS ${t.peakRssMb} MB\n` +
     `held-out loss ${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}` +
-    `${t.judged ? `, ${t.judged.name} ${t.judged.before.toFixed(4)} -> ${t.judged.after.toFixed(4)}` : ''}` +
+    `${t.judged ? `, ${describeJudged(t.judged)}` : ''}` +
     `${t.improved ? ` (best at step ${t.bestStep})` : ' (no step beat static int8: its weights kept)'}\n` +
     `held-out vs float: static int8 ${fid(r.fidelityStatic)}; qat int8 ${fid(r.fidelityQat)}\n` +
     summary(report, out)

@@ -19,11 +19,18 @@ import { actionsOff, ago, clock, esc, fmt, getJson, postJson } from './util.js';
 
 const HISTORY_MAX = 3600;
 
+/** "boxF1 0.9967 → 0.9967 (maskIoU 0.8800 → 0.9000)": the judge's scores, its finer figure when it has one. */
+function judgedScores(j: { name: string; before: number; after: number; finer?: { name: string; before: number; after: number } }): string {
+  const pair = (x: { name: string; before: number; after: number }): string =>
+    `${esc(x.name)} ${esc(x.before.toFixed(4))} → ${esc(x.after.toFixed(4))}`;
+  return pair(j) + (j.finer ? ` (${pair(j.finer)})` : '');
+}
+
 /** A training the deployed model is not: it lost its fit, or won and the box stepped away from it. */
 function trainedLine(r: TrainingStatus): string {
   const what = r.kind === 'qat' ? 'Quantization-aware training' : 'Distillation from the original';
   const score = r.judged
-    ? `${esc(r.judged.name)} ${esc(r.judged.before.toFixed(4))} → ${esc(r.judged.after.toFixed(4))} on held-out images`
+    ? `${judgedScores(r.judged)} on held-out images`
     : `held-out loss ${esc(r.heldOutBefore.toPrecision(3))} → ${esc(r.heldOutAfter.toPrecision(3))}`;
   return (
     `<p id="training-${r.won ? 'won' : 'rejected'}">${esc(what)} ran on this box (fit ${r.fitId}, ${esc(r.candidateId)}): ${r.steps} steps in ` +
@@ -325,7 +332,7 @@ export class DeviceView {
     el.innerHTML =
       `<p id="training-line">${esc(p!.label)}: ${esc(what)}, ${t.steps} steps in ${esc(fmt(t.seconds / 60, 1))} of ${esc(fmt(t.minutes, 1))} min; ` +
       `held-out loss ${esc(t.heldOutBefore.toPrecision(3))} → ${esc(t.heldOutAfter.toPrecision(3))}` +
-      `${t.judged ? `; ${esc(t.judged.name)} ${esc(t.judged.before.toFixed(4))} → ${esc(t.judged.after.toFixed(4))} on held-out images (it picked the weights kept)` : ''}</p>` +
+      `${t.judged ? `; ${judgedScores(t.judged)} on held-out images (it picked the weights kept)` : ''}</p>` +
       lossChart(t.curve) +
       `<p class="muted">thin: batch loss · orange: held-out loss</p>`;
   }
