@@ -82,12 +82,8 @@ export function adaptFit(p: MetricsPayload): FitSummary {
   const keys = { latencyMs: 'latency', ramMb: 'ram', fidelity: 'fidelity', sizeMb: 'size' } as const;
   out.unmetKeys = f.shortfall ? Object.keys(f.shortfall).map((k) => keys[k as keyof typeof keys] ?? k) : [];
   // schema-checked on arrival (link.ts); the judge's name is shown, so it must look like a metric's
-  out.training =
-    f.training &&
-    (!f.training.judged ||
-      (METRIC_NAME.test(f.training.judged.name) && (!f.training.judged.finer || METRIC_NAME.test(f.training.judged.finer.name))))
-      ? f.training
-      : null;
+  const j = f.training?.judged;
+  out.training = f.training && (!j || [j, j.finer].every((x) => !x || METRIC_NAME.test(x.name))) ? f.training : null;
   return out;
 }
 

@@ -3,6 +3,7 @@
 // two cannot drift. Wire payloads from devices are the agent's (src/telemetry); ./adapt.ts maps
 // them onto these shapes in one place.
 import { meets, type Budgets as AgentBudgets } from '../budgets/index.js';
+import type { Judged } from '../fidelity/task-compare.js';
 import type { TrainingStatus } from '../telemetry/payloads.js';
 import type { Verb } from '../telemetry/topics.js';
 
@@ -121,7 +122,7 @@ export interface FrontierPoint {
     heldOutBefore: number;
     heldOutAfter: number;
     /** The task's held-out score before and after (the fit's metric picked the weights kept). */
-    judged?: { name: string; before: number; after: number; finer?: { name: string; before: number; after: number } };
+    judged?: Judged;
     curve: { step: number; loss: number; heldOut?: number }[];
   };
 }

@@ -109,12 +109,15 @@ export interface JudgedPair {
   after: number;
 }
 
+/** A training judge's figures: its score, and its finer figure (TaskDef.finer) when it has one. */
+export type Judged = JudgedPair & { finer?: JudgedPair };
+
 /**
  * A training judge's scores in a line: "boxF1 0.9709 -> 0.9745 (maskIoU 0.9012 -> 0.9195)", the
  * finer figure (TaskDef.finer) in parentheses when there is one. `arrow` and `name` let HTML callers
  * use an entity and escape the names.
  */
-export function describeJudged(j: JudgedPair & { finer?: JudgedPair }, arrow = '->', name: (s: string) => string = (s) => s): string {
+export function describeJudged(j: Judged, arrow = '->', name: (s: string) => string = (s) => s): string {
   const pair = (x: JudgedPair): string => `${name(x.name)} ${x.before.toFixed(4)} ${arrow} ${x.after.toFixed(4)}`;
   return pair(j) + (j.finer ? ` (${pair(j.finer)})` : '');
 }

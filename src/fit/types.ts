@@ -4,6 +4,7 @@
 
 import type { Budgets, Shortfall } from '../budgets/index.js';
 import type { Task } from '../fidelity/tasks.js';
+import type { Judged } from '../fidelity/task-compare.js';
 
 // Budgets are defined once, in src/budgets; the fitter's contract takes them as they are.
 export type { Budgets } from '../budgets/index.js';
@@ -71,7 +72,7 @@ export interface TrainingSummary {
    * The task's held-out score (the fit's metric) before training and of the weights kept: it picked
    * them, its finer figure (text-det: mask IoU) deciding among ties.
    */
-  judged?: { name: string; before: number; after: number; finer?: { name: string; before: number; after: number } };
+  judged?: Judged;
   /** The loss curve, thinned to at most 60 points (score: the task's held-out score where held-out was measured). */
   curve: { step: number; loss: number; heldOut?: number; score?: number }[];
 }

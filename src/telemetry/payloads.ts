@@ -3,6 +3,7 @@
 // docs/asyncapi.yaml documents the same shapes and the dashboard imports these types. Budgets
 // and their schema are src/budgets' (the same one the agent config validates against).
 import { budgetsSchema, type Budgets, type Shortfall } from '../budgets/index.js';
+import type { Judged } from '../fidelity/task-compare.js';
 import type { FrontierEntry, TrainingSummary } from '../fit/types.js';
 
 export const PAYLOAD_VERSION = 1;
@@ -187,7 +188,7 @@ export interface TrainingStatus extends Pick<TrainingSummary, 'kind' | 'minutes'
   fitId: number;
   candidateId: string;
   /** The task's held-out score before training and of the weights kept (null: judged by the loss). */
-  judged: { name: string; before: number; after: number; finer?: { name: string; before: number; after: number } } | null;
+  judged: Judged | null;
   /** The trained candidate's fidelity as the fit measured it on the judge images. */
   fidelity: number;
   /** Its training fit chose it (it beat the first fit's choice); false: it did not, and is not deployed. */
@@ -195,6 +196,14 @@ export interface TrainingStatus extends Pick<TrainingSummary, 'kind' | 'minutes'
   /** It is what the box serves now (a won training can be stepped away from when the box throttles). */
   deployed: boolean;
 }
+
+/** A judge's figure before training and of the weights kept (Judged; its finer figure the same shape). */
+const judgedPairSchema = {
+  type: 'object',
+  required: ['name', 'before', 'after'],
+  additionalProperties: false,
+  properties: { name: { type: 'string', maxLength: 64 }, before: num, after: num },
+} as const;
 
 const trainingStatusSchema = {
   type: 'object',
@@ -223,25 +232,7 @@ const trainingStatusSchema = {
     heldOutBefore: num,
     heldOutAfter: num,
     judged: {
-      oneOf: [
-        { type: 'null' },
-        {
-          type: 'object',
-          required: ['name', 'before', 'after'],
-          additionalProperties: false,
-          properties: {
-            name: { type: 'string', maxLength: 64 },
-            before: num,
-            after: num,
-            finer: {
-              type: 'object',
-              required: ['name', 'before', 'after'],
-              additionalProperties: false,
-              properties: { name: { type: 'string', maxLength: 64 }, before: num, after: num },
-            },
-          },
-        },
-      ],
+      oneOf: [{ type: 'null' }, { ...judgedPairSchema, properties: { ...judgedPairSchema.properties, finer: judgedPairSchema } }],
     },
     fidelity: num,
     won: { type: 'boolean' },

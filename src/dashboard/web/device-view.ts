@@ -12,6 +12,7 @@ import type {
   ServedSummary,
   StreamMessage,
 } from '../model.js';
+import type { Judged, JudgedPair } from '../../fidelity/task-compare.js';
 import type { TrainingStatus } from '../../telemetry/payloads.js';
 import { frontierPlot, lineChart, lossChart } from './charts.js';
 import { latencyTitle, levelText } from './fleet-view.js';
@@ -20,9 +21,8 @@ import { actionsOff, ago, clock, esc, fmt, getJson, postJson } from './util.js';
 const HISTORY_MAX = 3600;
 
 /** "boxF1 0.9967 → 0.9967 (maskIoU 0.8800 → 0.9000)": the judge's scores, its finer figure when it has one. */
-function judgedScores(j: { name: string; before: number; after: number; finer?: { name: string; before: number; after: number } }): string {
-  const pair = (x: { name: string; before: number; after: number }): string =>
-    `${esc(x.name)} ${esc(x.before.toFixed(4))} → ${esc(x.after.toFixed(4))}`;
+function judgedScores(j: Judged): string {
+  const pair = (x: JudgedPair): string => `${esc(x.name)} ${esc(x.before.toFixed(4))} → ${esc(x.after.toFixed(4))}`;
   return pair(j) + (j.finer ? ` (${pair(j.finer)})` : '');
 }
 

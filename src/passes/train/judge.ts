@@ -61,11 +61,12 @@ export async function taskJudge(teacher: Model, heldOut: readonly Sample[], task
   // only the float outputs the runner returns are judged (a detector's int64 labels are not trained)
   const judged = Object.keys(ref[0] ?? {});
   const resolved = compareTask(task, teacher.graph, ref, ref);
+  const finer = taskDef(resolved.task).finer;
   return {
     name: resolved.metric,
     outputs: judged,
     tolerance: Math.max(TASK_TOLERANCE, TIE_ITEMS * (resolved.unit ?? 0)),
-    ...(resolved.finer !== undefined ? { finer: taskDef(resolved.task).finer! } : {}),
+    ...(finer !== undefined ? { finer } : {}),
     score: (got) => {
       const r = compareTask(resolved.task, teacher.graph, ref, got.map(asOutputs));
       return r.finer !== undefined ? { value: r.value, finer: r.finer } : r.value;

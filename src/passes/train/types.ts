@@ -6,6 +6,7 @@
 import type { NdArray } from '../../data/ndarray.js';
 import type { Sample } from '../../data/inputs.js';
 import type { Model } from '../../ir/model.js';
+import type { Judged } from '../../fidelity/task-compare.js';
 import type { GradRules } from './grad/types.js';
 
 /**
@@ -78,12 +79,6 @@ export interface TrainProgress {
 }
 
 /**
- * What the model is for, scored on the held-out rows (fidelity's task metrics: box F1 for a text
- * detector, top-1 agreement for a classifier, text agreement for a recogniser), higher better.
- * Given, it picks the weights kept, its finer figure (else the held-out loss) deciding among scores within its tolerance: on PP-OCRv4 det the
- * held-out loss fell in one 12-minute run while its box F1 fell 0.971 -> 0.957.
- */
-/**
  * A held-out verdict: the score, and a finer figure (higher better) that decides among scores the
  * tolerance ties before the loss does. On PP-OCRv4 det the held-out images scored box F1
  * 0.989-1.000 at every evaluation, so the lowest held-out loss picked, and it kept an early step in
@@ -95,6 +90,12 @@ export interface JudgeScore {
   finer?: number;
 }
 
+/**
+ * What the model is for, scored on the held-out rows (fidelity's task metrics: box F1 for a text
+ * detector, top-1 agreement for a classifier, text agreement for a recogniser), higher better.
+ * Given, it picks the weights kept, its finer figure (else the held-out loss) deciding among scores within its tolerance: on PP-OCRv4 det the
+ * held-out loss fell in one 12-minute run while its box F1 fell 0.971 -> 0.957.
+ */
 export interface HeldOutJudge {
   /** What it scores, for reports ('boxF1'). */
   name: string;
@@ -236,7 +237,7 @@ export interface TrainReport {
    */
   improved: boolean;
   /** The judge's held-out score of the input and of the returned model (TrainSpec.judge). */
-  judged?: { name: string; before: number; after: number; finer?: { name: string; before: number; after: number } };
+  judged?: Judged;
   peakRssMb: number;
   /** The RAM plan: budget, a step's fitted memory (fixed + per row, MB) and the peak it predicted. */
   ram?: { budgetMb: number; fixedMb: number; perRowMb: number; predictedPeakMb: number };
