@@ -2,7 +2,7 @@
 // judged against the float original on held-out images QAT never trained on, timed side by side
 // (interleaved runs, medians, one process), and the op types onnxruntime runs.
 //   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots]
-// det: trains on assets/calib/det/calibrate (random --crop square crops, default 320), judged on
+// det: trains on assets/calib/det/calibrate (random --crop square crops; default quantizeQat's own, 192 at 640), judged on
 // assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
 // (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
 // lines, judged on its held-out lines: text agreement (1 - CER of greedy CTC decode) and per-step argmax.
@@ -18,6 +18,7 @@ import { ctcGreedy, editDistance } from '../src/fidelity/task-ctc.js';
 import { quantizeQat, QAT_DEFAULT_LR, type QatResult } from '../src/passes/quantize/qat-train.js';
 import type { EvaluatedWeights, TrainSpec } from '../src/passes/train/types.js';
 import { copyWeights } from '../src/passes/train/train.js';
+import { augmenter } from '../src/data/augment.js';
 import type { CalibMethod } from '../src/passes/quantize/index.js';
 import type { BiasUnits } from '../src/passes/quantize/qat.js';
 import { OCR_FIT_SETS, OCR_MODELS, ROOT } from '../devkit/paths.js';
@@ -28,8 +29,9 @@ const argv = process.argv.slice(2);
 const opt = (k: string, d: number): number => (argv.includes(k) ? Number(argv[argv.indexOf(k) + 1]) : d);
 const MINUTES = opt('--minutes', 4);
 const LR = opt('--lr', QAT_DEFAULT_LR);
-const BATCH = opt('--batch', 4);
-const CROP = opt('--crop', 320);
+// det: unset, the library's defaults (quantizeQat's crops and their batch: what the fit and the CLI run); rec: batch 4
+const BATCH = argv.includes('--batch') ? opt('--batch', 4) : undefined;
+const CROP = argv.includes('--crop') ? opt('--crop', 192) : undefined;
 const RUNS = opt('--runs', 15);
 const LSQ = argv.includes('--lsq');
 const TRAIN_SET = argv.includes('--train-set');
@@ -39,29 +41,6 @@ const METHOD = argv.includes('--method') ? (argv[argv.indexOf('--method') + 1] a
 // det: keep the trained values of every held-out evaluation and judge each, exported to int8, on the judge images
 const SNAPSHOTS = argv.includes('--snapshots');
 const want = (k: string): boolean => !argv.some((a) => ['det', 'rec'].includes(a)) || argv.includes(k);
-
-/** A random square crop of an NCHW row (det is fully convolutional: it trains on crops). */
-function cropper(size: number): NonNullable<TrainSpec['augment']> {
-  return (s, next) => {
-    const out: Sample = {};
-    for (const [k, a] of Object.entries(s)) {
-      const [n, c, h, w] = a.shape as [number, number, number, number];
-      if (h <= size && w <= size) {
-        out[k] = a;
-        continue;
-      }
-      const y0 = Math.floor(next() * (h - size + 1));
-      const x0 = Math.floor(next() * (w - size + 1));
-      const src = a.data as Float32Array;
-      const data = new Float32Array(n * c * size * size);
-      for (let p = 0; p < n * c; p++)
-        for (let y = 0; y < size; y++)
-          data.set(src.subarray(p * h * w + (y0 + y) * w + x0, p * h * w + (y0 + y) * w + x0 + size), (p * size + y) * size);
-      out[k] = { dtype: 'float32', shape: [n, c, size, size], data };
-    }
-    return out;
-  };
-}
 
 async function outputsOf(bytes: Uint8Array, samples: readonly Sample[]): Promise<{ data: Float32Array; dims: number[] }[]> {
   const s = await openSession(bytes, { level: 'all', threads: 2 });
@@ -96,7 +75,7 @@ function trainingLine(r: QatResult): string {
   const t = r.report.training;
   return (
     `training: ${t.steps} steps in ${t.seconds} s, step ${t.stepMs} ms vs inference of the batch ${t.forwardMs} ms ` +
-    `(${(t.stepMs / t.forwardMs).toFixed(2)}x), batch ${t.batch}, peak RSS ${t.peakRssMb} MB, held-out loss ` +
+    `(${(t.stepMs / t.forwardMs).toFixed(2)}x), batch ${t.batch}${r.report.crop ? ` of ${r.report.crop.join('x')} crops` : ''}, peak RSS ${t.peakRssMb} MB, held-out loss ` +
     `${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}` +
     `${t.judged ? `, held-out ${describeJudged(t.judged)}` : ''}` +
     ` (improved: ${t.improved}, best step ${t.bestStep}), lr ${t.lr}`
@@ -110,7 +89,7 @@ async function det(): Promise<void> {
   const judge = loadInputSet(OCR_FIT_SETS.det.judge, inputs).samples;
   const extra = TRAIN_SET ? loadInputSet(join(ROOT, 'assets/calib/det/train'), inputs).samples : [];
   console.log(
-    `det: ${calib.length} calibration/training images${extra.length ? ` + ${extra.length} training images` : ''} (crops ${CROP}), ${judge.length} judge images at 640x640`,
+    `det: ${calib.length} calibration/training images${extra.length ? ` + ${extra.length} training images` : ''} (crops ${CROP ?? 'default'}), ${judge.length} judge images at 640x640`,
   );
   const snaps: { step: number; heldOut: number; score?: number; finer?: number; values: Map<string, Float32Array> }[] = [];
   const r = await quantizeQat(m, {
@@ -128,8 +107,9 @@ async function det(): Promise<void> {
     lr: LR,
     scales: LSQ,
     method: METHOD,
-    batch: BATCH,
-    augment: cropper(CROP),
+    ...(BATCH !== undefined ? { batch: BATCH } : {}),
+    // --crop N: square crops of N (no flips, as quantizeQat's default); else quantizeQat's own
+    ...(CROP !== undefined ? { augment: augmenter({ crop: [CROP, CROP] }) } : {}),
     onProgress: progress,
   });
   console.log(trainingLine(r));
@@ -180,7 +160,7 @@ async function rec(): Promise<void> {
     minutes: MINUTES,
     lr: LR,
     scales: LSQ,
-    batch: BATCH,
+    batch: BATCH ?? 4,
     biasUnits: BIAS_UNITS ?? 'int32',
     task: 'auto',
     onProgress: progress,
@@ -217,7 +197,7 @@ async function rec(): Promise<void> {
 }
 
 console.log(
-  `bench-qat: ${MINUTES} min per model, lr ${LR}, batch ${BATCH}, calibration ${METHOD ?? 'minmax'}${LSQ ? ', step sizes trained (LSQ)' : ''}; a shared 2-core box`,
+  `bench-qat: ${MINUTES} min per model, lr ${LR}, batch ${BATCH ?? 'default (det: 4 on crops; rec: 4)'}, calibration ${METHOD ?? 'minmax'}${LSQ ? ', step sizes trained (LSQ)' : ''}; a shared 2-core box`,
 );
 if (want('det')) await det();
 if (want('rec')) {

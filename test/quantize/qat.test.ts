@@ -7,6 +7,8 @@ import { quantizeWithPlan } from '../../src/passes/quantize/index.js';
 import { fakeQuantize, LATENT_REACH, qatTrainables } from '../../src/passes/quantize/qat.js';
 import { exportQdq, roundEven } from '../../src/passes/quantize/qat-export.js';
 import { quantizeQat } from '../../src/passes/quantize/qat-train.js';
+import { CROP_BATCH } from '../../src/passes/train/crops.js';
+import { ModelBuilder } from '../../devkit/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { runtimeOps } from '../../src/runtime/runner.js';
 import { loadInputSet } from '../../src/data/inputs.js';
@@ -200,5 +202,35 @@ t.test(
     t.same(ints(serializeModel(r.exportWith(kept.values))), ints(r.bytes), "the kept step's values export to the result");
     if (r.report.training.improved)
       t.notSame(ints(serializeModel(r.exportWith(seen[seen.length - 1]!.values))), start, 'trained values export to other integers');
+  },
+);
+
+t.test(
+  'QAT on large images trains on the default crops (QAT_CROP_SCALE of a side, CROP_BATCH rows) unless the caller augments',
+  async (t) => {
+    // a tiny fully convolutional map model (det's form: image in, Sigmoid map out) with free H, W
+    const b = new ModelBuilder({ seed: 7 });
+    const x = b.input('x', [1, 3, 320, 320]);
+    b.output(b.node('Sigmoid', [b.conv(b.relu(b.conv(x, 8, { k: 3 })), 1, { k: 3 })], [1, 1, 320, 320]));
+    const m = b.build();
+    m.graph.inputs[0]!.type!.shape = [1, 3, 'h', 'w'];
+    m.graph.outputs[0]!.type!.shape = [1, 1, 'h', 'w'];
+    // real pages at 320x320 (det's calibration images)
+    const rows = loadInputSet(OCR_FIT_SETS.det.calibrate, modelInputs(m), { limit: 6, shapes: new Map([['x', [1, 3, 320, 320]]]) }).samples;
+    const r = await quantizeQat(m, { samples: rows, minutes: 1, maxSteps: 2, threads: 2 });
+    t.same(r.report.crop, [96, 96], '0.3 of 320 in whole 32-pixel cells');
+    t.equal(r.report.training.batch, CROP_BATCH, 'a batch of crops per step');
+    t.equal(r.report.training.steps, 2);
+    // the caller's augmentation replaces the default: whole images, the trainer's batch
+    const seen: number[][] = [];
+    const own = await quantizeQat(m, {
+      samples: rows,
+      minutes: 1,
+      maxSteps: 1,
+      threads: 2,
+      augment: (s) => (seen.push([...s.x!.shape]), s),
+    });
+    t.equal(own.report.crop, undefined, 'no default crop reported');
+    t.ok(seen.length > 0 && seen.every((s) => s[2] === 320 && s[3] === 320), `the caller's rows: ${JSON.stringify(seen[0])}`);
   },
 );

@@ -13,7 +13,7 @@ import { readNpy, writeNpy } from '../../src/data/npy.js';
 import { cloneModel } from '../../src/ir/model.js';
 import { saveModel } from '../../src/onnx/index.js';
 import { prune } from '../../src/passes/prune/index.js';
-import { cropAt, CROP_MIN, CROP_SHRINK, distill, distillTrainable, splitHeldOut } from '../../src/passes/train/distill.js';
+import { distill, distillTrainable, splitHeldOut } from '../../src/passes/train/distill.js';
 import { runFirstOutput } from '../../src/runtime/runner.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-distill-'));
@@ -191,14 +191,4 @@ t.test('CLI: prune --recover distill --train-minutes 0.2 runs end to end and rep
   t.not(noData.code, 0);
   t.match(noData.stderr, /trains on real data.*--calib/);
   t.equal(noData.stderr.trim().split('\n').length, 1, 'one line');
-});
-
-t.test('default crops: half a side first, then smaller by CROP_SHRINK in whole 32-pixel cells, never under CROP_MIN', async (t) => {
-  t.same(cropAt(640, 640, 0.5), [320, 320]);
-  t.same(cropAt(640, 960, 0.5), [320, 480]);
-  const sides: number[] = [];
-  for (let s = 0.5, c = cropAt(640, 640, s); c; s *= CROP_SHRINK, c = cropAt(640, 640, s)) sides.push(c[0]);
-  t.same(sides, [320, 224, 160, 128, 96], 'the sizes a tight RAM budget walks through on det');
-  t.ok(sides.every((v) => v % 32 === 0 && v >= CROP_MIN));
-  t.equal(cropAt(256, 256, 0.25), undefined, 'too small: none');
 });

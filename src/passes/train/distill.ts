@@ -18,7 +18,7 @@ import { beats, train } from './train.js';
 import { hardestSamples, judgeOrLoss, sampleScores } from './judge.js';
 import type { LossSpec, TrainReport, TrainSpec } from './types.js';
 import type { Task } from '../../fidelity/tasks.js';
-import { augmenter } from '../../data/augment.js';
+import { CROP_BATCH, shrinkingCrops, type CropPlan } from './crops.js';
 import { MASK_THRESHOLD } from '../../fidelity/metrics.js';
 
 /** Weight inputs trained, by op: the layers' weights and biases, normalisations' scale and shift. */
@@ -77,7 +77,7 @@ export interface DistillOptions {
   seed?: number;
   /** Unset: MAP_LOSS for a probability-map student, else 'auto' per output (loss.ts). */
   loss?: TrainSpec['loss'];
-  /** Unset: random half-side crops, flips and brightness for images of CROP_FROM+ pixels a side (defaultAugment), else none. */
+  /** Unset: random half-side crops, flips and brightness for images of CROP_FROM+ pixels a side (DISTILL_CROPS, crops.ts), else none. */
   augment?: TrainSpec['augment'];
   onProgress?: TrainSpec['onProgress'];
   onEvaluation?: TrainSpec['onEvaluation'];
@@ -128,44 +128,8 @@ export const TRIAL_STEPS = 20;
  * 0.9489 -> 0.9568 with the hinge, 0.9540 without (mask IoU 0.83 -> 0.88 either way).
  */
 export const MAP_LOSS = { kind: 'bce', threshold: MASK_THRESHOLD } as const satisfies LossSpec;
-/** Images at least this many pixels a side train on random crops of half the side when no augmentation is given. */
-export const CROP_FROM = 256;
-/** Rows per step on such crops (det at 4 x 320x320: 1.6 GB peak in all). */
-export const CROP_BATCH = 4;
-
-/**
- * When one row of the default crops does not fit the training RAM budget (ram.ts refuses), the
- * crops shrink by this factor a side and the plan is measured again: a Pi with 2 GB trains det on
- * smaller crops rather than not at all. Memory goes with the pixels, so each try needs ~0.56x.
- */
-export const CROP_SHRINK = 0.75;
-/** ... down to this side at the least (smaller crops hold too little text to learn from). */
-export const CROP_MIN = 96;
-/** Crop sides stay multiples of this: detectors downsample by 32 and need whole cells. */
-const CROP_ALIGN = 32;
-
-/** The default crop at `scale` of each side, or undefined when it would fall under CROP_MIN. */
-export function cropAt(h: number, w: number, scale: number): [number, number] | undefined {
-  const side = (v: number): number => Math.floor((v * scale) / CROP_ALIGN) * CROP_ALIGN;
-  const c: [number, number] = [side(h), side(w)];
-  return Math.min(...c) >= CROP_MIN ? c : undefined;
-}
-
-/**
- * The augmentation when none is given: for image inputs [1, C, H, W] of CROP_FROM+ a side, random
- * crops of `scale` (default half) of each side, flips and brightness 0.1 (a quarter of the compute
- * per row; det's bench setting); none for anything else.
- */
-function defaultAugment(samples: readonly Sample[], scale = 0.5): { augment: TrainSpec['augment']; crop: [number, number] } | undefined {
-  const first = samples[0];
-  const arrays = first ? Object.values(first) : [];
-  const img = arrays.find((a) => a.dtype === 'float32' && a.shape.length === 4);
-  if (!img || arrays.length !== 1) return undefined;
-  const [, , h, w] = img.shape as [number, number, number, number];
-  if (Math.min(h, w) < CROP_FROM) return undefined;
-  const crop = cropAt(h, w, scale);
-  return crop && { augment: augmenter({ crop, flip: true, brightness: 0.1 }), crop };
-}
+/** Distillation's default crops: half of each side, with flips and brightness 0.1 (a quarter of the compute per row; det's bench setting). */
+const DISTILL_CROPS = { scale: 0.5, extra: { flip: true, brightness: 0.1 } } as const;
 
 /** A Sigmoid probability map [N, 1, H, W] as the student's first output. */
 function isMapStudent(m: Model): boolean {
@@ -299,9 +263,8 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
   const trainable = distillTrainable(student);
   const isMap = isMapStudent(student);
   const loss = o.loss ?? (isMap ? MAP_LOSS : undefined);
-  let scale = 0.5;
-  let auto = o.augment ? undefined : defaultAugment(trainSet, scale);
-  const batch = o.batch ?? (auto ? CROP_BATCH : undefined);
+  // no augmentation given: the default crops (crops.ts), shrinking if the RAM budget says so
+  const crops = o.augment ? undefined : shrinkingCrops(trainSet, DISTILL_CROPS.scale, DISTILL_CROPS.extra);
   // matched features: the student and teacher both expose them as extra outputs, with their losses
   const feats = await featureLosses(student, teacher, trainSet, {
     features: o.features ?? 'auto',
@@ -311,7 +274,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
   });
   const rates: number[] = o.lr === undefined ? (isMap ? [MAP_LR] : []) : typeof o.lr === 'number' ? [o.lr] : [...o.lr];
   const judge = await judgeOrLoss(teacher, heldOut, o.task, threads);
-  const once = (from: Model, minutes: number, lr: number | undefined, maxSteps?: number) =>
+  const once = (from: Model, minutes: number, lr: number | undefined, maxSteps: number | undefined, plan: CropPlan | undefined) =>
     train({
       student: from,
       trainable,
@@ -319,11 +282,11 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       loss: feats.loss,
       train: trainSet,
       heldOut,
-      augment: o.augment ?? auto?.augment,
+      augment: o.augment ?? plan?.augment,
       ...(drawWeights ? { drawWeights } : {}),
       minutes,
       maxSteps,
-      batch,
+      batch: o.batch ?? (plan ? CROP_BATCH : undefined),
       ramMb: o.ramMb,
       lr,
       threads,
@@ -335,20 +298,8 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       judge,
       ...(o.ema ? { ema: o.ema } : {}),
     });
-  // the default crops shrink until one row fits the RAM budget (once shrunk, later runs keep it)
-  const run = async (from: Model, minutes: number, lr: number | undefined, maxSteps?: number): ReturnType<typeof once> => {
-    for (;;) {
-      try {
-        return await once(from, minutes, lr, maxSteps);
-      } catch (e) {
-        if (!auto || !isEdgefitError(e) || e.code !== 'OVER_BUDGET') throw e;
-        const smaller = defaultAugment(trainSet, scale * CROP_SHRINK);
-        if (!smaller) throw new EdgefitError('OVER_BUDGET', `${e.message} (even on ${auto.crop.join('x')} crops)`, { cause: e });
-        scale *= CROP_SHRINK;
-        auto = smaller;
-      }
-    }
-  };
+  const run = (from: Model, minutes: number, lr: number | undefined, maxSteps?: number): ReturnType<typeof train> =>
+    crops ? crops.run((plan) => once(from, minutes, lr, maxSteps, plan)) : once(from, minutes, lr, maxSteps, undefined);
   const lrTrial: DistillReport['lrTrial'] = [];
   let result;
   if (rates.length <= 1) result = await run(feats.student, o.minutes, rates[0], o.maxSteps);
@@ -390,6 +341,6 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
     fidelityAfter,
     features: feats.chosen,
     lrTrial,
-    ...(auto ? { crop: auto.crop } : {}),
+    ...(crops?.plan ? { crop: crops.plan.crop } : {}),
   };
 }
