@@ -293,9 +293,16 @@ export class FitManager implements Component, FitView {
   private reportRejected(trained: FitRow, base: FitRow, txn: string | undefined): void {
     const best = bestTrained(trained.trained);
     const what = best ? `${trainingLine(best)}; it` : 'no candidate was trained; the fit';
+    // the first fit's choice may no longer be what is served: a live probe may have stepped from it
+    const cur = this.d.deployed()?.candidateId ?? null;
+    const kept = base.chosenId ?? 'the original';
+    const stays =
+      cur === null || cur === base.chosenId
+        ? 'which stays deployed'
+        : `which stays the fit's choice (${cur}, stepped to at run time, is deployed)`;
     this.d.bus.report(
       'training-rejected',
-      `training fit ${trained.id}: ${what} did not beat ${base.chosenId ?? 'the original'}, which stays deployed`,
+      `training fit ${trained.id}: ${what} did not beat ${kept}, ${stays}`,
       { fitId: trained.id, baseFitId: base.id, kept: base.chosenId, trained: trained.trained },
       txn,
     );

@@ -31,14 +31,15 @@ function startAgent(
   modelPath: string,
   shapes: Record<string, number[]>,
   latency?: LatencySource,
+  trainMinutes = 0,
 ): Agent {
   return new Agent(
     loadAgentConfig({
       flags: {
         deviceId: name,
         stateDir: join(dir, name),
-        // one fit: the training fit after it has its own test (test/agent/train-phase.test.ts)
-        train: { minutes: 0 },
+        // one fit unless asked: the training fit after it has its own test (test/agent/train-phase.test.ts)
+        train: { minutes: trainMinutes },
         model: { path: modelPath, shapes },
         budgets: { latencyMs: budgetMs },
         threads: 1,
@@ -127,4 +128,45 @@ t.test('real probes end to end: a budget no model meets steps down and reports t
   t.match(d.data, { from: 'big', to: 'small', fromLevel: 0, toLevel: 1, budgetMs });
   t.ok((d.data.liveP50Ms as number) > budgetMs, `live p50 ${String(d.data.liveP50Ms)} ms measured by the probe child`);
   t.equal(agent.level(), 1);
+});
+
+t.test('a training that loses after a step-down says what stays deployed: the stepped-to model, not the fit choice', async (t) => {
+  const bigPath = join(dir, 'big2.onnx');
+  const smallPath = join(dir, 'small2.onnx');
+  writeFileSync(bigPath, 'big');
+  writeFileSync(smallPath, 'small');
+  const big = entry('big', bigPath, 6, 0);
+  const small = entry('small', smallPath, 3, 0.6);
+  const source = new ScriptedLatency();
+  source.p50 = { big: 5, small: 2.5 };
+  let agent: Agent | undefined;
+  const stepped = new Promise<void>((resolve) => {
+    const wait = (): void => void (agent?.level() === 1 ? resolve() : setTimeout(wait, 50));
+    wait();
+  });
+  const fitter: Fitter = async (req, onProgress) => {
+    if (!req.trainMinutes) return twoLevels(big, small)(req, onProgress);
+    // the box slows while the training fit runs: the agent steps down before the training ends
+    source.p50 = { big: 15, small: 2.5 };
+    await stepped;
+    const training = { kind: 'distill' as const, minutes: 1, seconds: 60, steps: 10, heldOutBefore: 1, heldOutAfter: 1, improved: false };
+    return {
+      chosenId: 'big',
+      frontier: [big, small],
+      referenceLatencyP50Ms: 6,
+      fitter: 'test-two-level',
+      trained: [{ id: 'big-d1', fidelity: 0.9, latencyP50Ms: 6, training }],
+    };
+  };
+  agent = startAgent('dev-train-stepped', fitter, 10, bigPath, { x: [1] }, source, 1);
+  t.teardown(() => agent!.stop());
+  const lines: string[] = [];
+  agent.bus.on('event', (type, message) => type === 'training-rejected' && lines.push(message));
+  await agent.start();
+  const deadline = Date.now() + 60_000;
+  while (lines.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.equal(lines.length, 1, 'one training-rejected event');
+  t.match(lines[0], /did not beat big, which stays the fit's choice \(small, stepped to at run time, is deployed\)$/);
+  t.notMatch(lines[0], /which stays deployed/, 'not the fit choice said to be deployed');
+  t.equal(agent.level(), 1, 'still on the stepped-to level');
 });
