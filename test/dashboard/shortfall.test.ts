@@ -194,7 +194,7 @@ if (skip) {
       t.equal(
         await page.textContent('#training-rejected'),
         'Distillation from the original ran on this box (fit 2, l0.032-u0.00-none-t2-d12): 334 steps in 11.9 of 12.0 min; ' +
-          'boxF1 0.9967 → 0.9967 (maskIoU 0.8800 → 0.9000) on held-out images, fidelity 0.9934. It did not beat the deployed model, which was kept.',
+          "boxF1 0.9967 → 0.9967 (maskIoU 0.8800 → 0.9000) on held-out images, fidelity 0.9934. It did not beat the fit's untrained choice; nothing was redeployed.",
       );
       t.match(await page.textContent('#training-none'), /^The deployed model was not trained on this box/);
       // won and stepped away from: not called a loss

@@ -37,7 +37,7 @@ function trainedLine(r: TrainingStatus): string {
     `${esc(fmt(r.seconds / 60, 1))} of ${esc(fmt(r.minutes, 1))} min; ${score}, fidelity ${esc(r.fidelity.toFixed(4))}. ` +
     (r.won
       ? 'It won its fit and was deployed; the box has stepped to another level since.</p>'
-      : 'It did not beat the deployed model, which was kept.</p>')
+      : "It did not beat the fit's untrained choice; nothing was redeployed.</p>")
   );
 }
 
