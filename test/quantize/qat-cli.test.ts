@@ -38,6 +38,18 @@ t.test('qat trains the static int8 model and writes it in QDQ form with a traini
   );
 });
 
+t.test('qat in text: the held-out line is its fidelity, not a claim that nothing was measured', async (t) => {
+  const out = join(dir, 'qat-text.onnx');
+  const r = await runCli(['quantize', MNIST, '-o', out, '--mode', 'qat', '--train-minutes', '0.05', '--calib', cal, '--force'], {
+    timeoutMs: 240_000,
+  });
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^held-out vs float: static int8 cosine \d\.\d+.*; qat int8 cosine \d\.\d+/m);
+  t.match(r.stdout, /^quantization-aware training from static quantization \(minmax\) -> /m);
+  t.match(r.stdout, /^fidelity: the held-out line above/m);
+  t.notMatch(r.stdout, /not measured/, 'calibration data was given and measured');
+});
+
 t.test('qat without --train-minutes or data is a one-line error', async (t) => {
   const out = join(dir, 'bad.onnx');
   for (const [args, re] of [

@@ -61,9 +61,10 @@ interface Args {
   force?: boolean;
 }
 
-function summary(r: QuantizeReport, out: string): string {
+/** `qat`: the lines follow QAT's own (qatSummary), whose held-out line is the fidelity figure. */
+function summary(r: QuantizeReport, out: string, qat = false): string {
   const lines = [
-    `${r.mode} quantization${r.method ? ` (${r.method})` : ''} -> ${out}`,
+    `${qat ? 'quantization-aware training from static' : r.mode} quantization${r.method ? ` (${r.method})` : ''} -> ${out}`,
     `size ${r.sizes.before} -> ${r.sizes.after} bytes (${(r.sizes.ratio * 100).toFixed(1)}%)`,
     `layers: ${r.layers.quantized} quantized, ${r.layers.float} left in float`,
     ...r.layers.details
@@ -91,7 +92,9 @@ function summary(r: QuantizeReport, out: string): string {
         (r.fidelity.metric === 'cosine' || r.fidelity.metric === 'argmax'
           ? ` mean ${r.fidelity.mean.toFixed(5)}, min ${r.fidelity.min.toFixed(5)} over ${r.fidelity.samples} samples`
           : ` ${r.fidelity.mean.toFixed(5)} over ${r.fidelity.samples} samples pooled, worst sample ${r.fidelity.min.toFixed(5)}`)
-      : 'fidelity: not measured (no --calib data)',
+      : qat
+        ? 'fidelity: the held-out line above (the calibration samples QAT did not train on)'
+        : 'fidelity: not measured (no --calib data)',
     `platform: ${r.platform.why}`,
     ...(r.opset ? [`opset: ${r.opset.why}`] : []),
     `decision: ${r.decision}: ${r.note}`,
@@ -245,7 +248,7 @@ function qatSummary(r: QatReport, report: QuantizeReport, out: string): string {
     `${t.judged ? `, ${describeJudged(t.judged)}` : ''}` +
     `${t.improved ? ` (best at step ${t.bestStep})` : ' (no step beat static int8: its weights kept)'}\n` +
     `held-out vs float: static int8 ${fid(r.fidelityStatic)}; qat int8 ${fid(r.fidelityQat)}\n` +
-    summary(report, out)
+    summary(report, out, true)
   );
 }
 
