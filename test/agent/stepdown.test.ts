@@ -13,7 +13,7 @@ import { CLS_MODEL } from '../helpers/agent-proc.js';
 import { Agent } from '../../src/agent/index.js';
 import type { LatencySource } from '../../src/agent/prober.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
-import type { Fitter } from '../../src/fit/types.js';
+import type { Fitter, FrontierEntry } from '../../src/fit/types.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
 import { ScriptedLatency, entry, events, twoLevels } from '../helpers/scripted.js';
 
@@ -54,16 +54,23 @@ function startAgent(
   );
 }
 
-t.test('scripted latencies: N probes over budget step down, M with predicted headroom step up', async (t) => {
-  // the files are never run (the scripted source only reads their names): any bytes do
-  const bigPath = join(dir, 'big.onnx');
-  const smallPath = join(dir, 'small.onnx');
+/**
+ * Two levels over files that hold their names (never run: the scripted source only reads them),
+ * 'big' at 6 ms and 'small' at 3 ms in the fit, and a source where the box is quiet: big 5 ms,
+ * within the tests' 10 ms budget.
+ */
+function scriptedLevels(suffix: string): { bigPath: string; big: FrontierEntry; small: FrontierEntry; source: ScriptedLatency } {
+  const bigPath = join(dir, `big${suffix}.onnx`);
+  const smallPath = join(dir, `small${suffix}.onnx`);
   writeFileSync(bigPath, 'big');
   writeFileSync(smallPath, 'small');
-  const big = entry('big', bigPath, 6, 0);
-  const small = entry('small', smallPath, 3, 0.6);
   const source = new ScriptedLatency();
-  source.p50 = { big: 5, small: 2.5 }; // quiet box: the big model meets the 10 ms budget
+  source.p50 = { big: 5, small: 2.5 };
+  return { bigPath, big: entry('big', bigPath, 6, 0), small: entry('small', smallPath, 3, 0.6), source };
+}
+
+t.test('scripted latencies: N probes over budget step down, M with predicted headroom step up', async (t) => {
+  const { bigPath, big, small, source } = scriptedLevels('');
   const agent = startAgent('dev-scripted', twoLevels(big, small), 10, bigPath, { x: [1] }, source);
   t.teardown(() => agent.stop());
   const ev = events(agent);
@@ -131,14 +138,7 @@ t.test('real probes end to end: a budget no model meets steps down and reports t
 });
 
 t.test('a training that loses after a step-down says what stays deployed: the stepped-to model, not the fit choice', async (t) => {
-  const bigPath = join(dir, 'big2.onnx');
-  const smallPath = join(dir, 'small2.onnx');
-  writeFileSync(bigPath, 'big');
-  writeFileSync(smallPath, 'small');
-  const big = entry('big', bigPath, 6, 0);
-  const small = entry('small', smallPath, 3, 0.6);
-  const source = new ScriptedLatency();
-  source.p50 = { big: 5, small: 2.5 };
+  const { bigPath, big, small, source } = scriptedLevels('-trained');
   let agent: Agent | undefined;
   const stepped = new Promise<void>((resolve) => {
     const wait = (): void => void (agent?.level() === 1 ? resolve() : setTimeout(wait, 50));
