@@ -170,7 +170,8 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
     const t = q.report.training;
     training = trainingSummary('qat', config.train, t);
     notes.push(
-      `quantization-aware training ${t.steps} steps in ${t.seconds.toFixed(0)} s${q.report.crop ? ` on ${q.report.crop.join('x')} crops` : ''}: held-out loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}${judgedNote(t)}`,
+      `quantization-aware training ${t.steps} steps in ${t.seconds.toFixed(0)} s${q.report.crop ? ` on ${q.report.crop.join('x')} crops` : ''}: ` +
+        `held-out loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}${judgedNote(t)}`,
     );
     return { bytes: q.bytes, notes, sensitivity, training };
   }

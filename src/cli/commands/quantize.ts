@@ -242,7 +242,8 @@ function qatSummary(r: QatReport, report: QuantizeReport, out: string): string {
     `cosine ${f.cosine.toFixed(5)}${f.top1Agreement !== null ? `, top-1 agreement ${f.top1Agreement.toFixed(4)}` : ''}${f.maskIoU !== null ? `, mask IoU ${f.maskIoU.toFixed(4)}` : ''}`;
   return (
     `qat: ${r.fakeQuant.weights} weights, ${r.fakeQuant.biases} biases` +
-    `${r.fakeQuant.trainedScales ? `, ${r.fakeQuant.trainedScales} step sizes` : ''} trained on ${r.trainSamples} samples${r.crop ? ` (${r.crop.join('x')} crops)` : ''}, ${r.heldOutSamples} held out\n` +
+    `${r.fakeQuant.trainedScales ? `, ${r.fakeQuant.trainedScales} step sizes` : ''} trained on ${r.trainSamples} samples` +
+    `${r.crop ? ` (${r.crop.join('x')} crops)` : ''}, ${r.heldOutSamples} held out\n` +
     `training: ${t.steps} steps in ${t.seconds.toFixed(0)} s (step ${t.stepMs.toFixed(0)} ms, inference of the batch ${t.forwardMs.toFixed(0)} ms), peak RSS ${t.peakRssMb} MB\n` +
     `held-out loss ${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}` +
     `${t.judged ? `, ${describeJudged(t.judged)}` : ''}` +
