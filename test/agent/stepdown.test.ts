@@ -139,16 +139,13 @@ t.test('real probes end to end: a budget no model meets steps down and reports t
 
 t.test('a training that loses after a step-down says what stays deployed: the stepped-to model, not the fit choice', async (t) => {
   const { bigPath, big, small, source } = scriptedLevels('-trained');
-  let agent: Agent | undefined;
-  const stepped = new Promise<void>((resolve) => {
-    const wait = (): void => void (agent?.level() === 1 ? resolve() : setTimeout(wait, 50));
-    wait();
-  });
+  // set before start(): the step-down event the training fit waits for (rejects after 60 s)
+  let stepped: Promise<unknown> | undefined;
   const fitter: Fitter = async (req, onProgress) => {
     if (!req.trainMinutes) return twoLevels(big, small)(req, onProgress);
     // the box slows while the training fit runs: the agent steps down before the training ends
     source.p50 = { big: 15, small: 2.5 };
-    await stepped;
+    await stepped!;
     const training = { kind: 'distill' as const, minutes: 1, seconds: 60, steps: 10, heldOutBefore: 1, heldOutAfter: 1, improved: false };
     return {
       chosenId: 'big',
@@ -158,8 +155,9 @@ t.test('a training that loses after a step-down says what stays deployed: the st
       trained: [{ id: 'big-d1', fidelity: 0.9, latencyP50Ms: 6, training }],
     };
   };
-  agent = startAgent('dev-train-stepped', fitter, 10, bigPath, { x: [1] }, source, 1);
-  t.teardown(() => agent!.stop());
+  const agent = startAgent('dev-train-stepped', fitter, 10, bigPath, { x: [1] }, source, 1);
+  t.teardown(() => agent.stop());
+  stepped = events(agent).next('stepped-down', 60_000);
   const lines: string[] = [];
   agent.bus.on('event', (type, message) => type === 'training-rejected' && lines.push(message));
   await agent.start();
