@@ -29,8 +29,14 @@ function expandBack(n: Node, dy: string, e: GradEmitter): string {
 const zeroLike = (e: GradEmitter, like: string): string => e.constFloat([0], [], like);
 /** A scalar float constant in `like`'s dtype. */
 export const scalar = (e: GradEmitter, value: number, like: string): string => e.constFloat([value], [], like);
-/** dy where `mask` holds, else 0 (mask broadcasts against dy). */
-export const masked = (e: GradEmitter, mask: string, dy: string): string => e.op('Where', [mask, dy, zeroLike(e, dy)]);
+/**
+ * dy where `mask` holds, else 0 (mask broadcasts against dy): dy times the mask cast to dy's type.
+ * onnxruntime's Where with a scalar 0 branch takes its generic broadcasting loop; Cast and a
+ * same-shape Mul are vectorised. On the QAT det step (a mask per fake quantizer) this cut the step
+ * from 245.8 to 223.6 ms (bench-train-step --cases qatdet --against, 15 interleaved runs).
+ */
+export const masked = (e: GradEmitter, mask: string, dy: string): string =>
+  e.op('Mul', [dy, e.op('Cast', [mask], { to: dtypeToOnnx(e.dtype(dy)) })]);
 
 /**
  * Where `x` equals the extremum `m` of a set it belongs to (m >= x for a max, <= for a min).
@@ -208,7 +214,7 @@ export const ELEMENTWISE_GRADS: Readonly<Record<string, GradRule>> = {
   Relu: {
     diff: [0],
     // the output is > 0 exactly where the input is, and reading it keeps the input's buffer free
-    grad: (n, [dy], _need, e) => [e.op('Where', [e.op('Greater', [n.outputs[0]!, zeroLike(e, dy!)]), dy!, zeroLike(e, dy!)])],
+    grad: (n, [dy], _need, e) => [masked(e, e.op('Greater', [n.outputs[0]!, zeroLike(e, dy!)]), dy!)],
   },
   ReduceSum: { diff: [0], grad: (n, [dy], _need, e) => [expandBack(n, dy!, e)] },
   ReduceMean: {
