@@ -1,7 +1,7 @@
 // Benchmark of quantize --mode qat against static int8 on PP-OCRv4 det and rec (issue 18): both
 // judged against the float original on held-out images QAT never trained on, timed side by side
 // (interleaved runs, medians, one process), and the op types onnxruntime runs.
-//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots]
+//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq [--scale-lr X]] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots]
 // det: trains on assets/calib/det/calibrate (random --crop square crops; default quantizeQat's own, 192 at 640), judged on
 // assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
 // (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
@@ -15,7 +15,7 @@ import { modelInputs, openSession, runtimeOps, toFeeds } from '../src/runtime/ru
 import { cosine, describeJudged } from '../src/fidelity/index.js';
 import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
 import { ctcGreedy, editDistance } from '../src/fidelity/task-ctc.js';
-import { quantizeQat, QAT_DEFAULT_LR, type QatResult } from '../src/passes/quantize/qat-train.js';
+import { quantizeQat, QAT_DEFAULT_LR, QAT_SCALE_LR_FACTOR, type QatResult } from '../src/passes/quantize/qat-train.js';
 import type { EvaluatedWeights, TrainSpec } from '../src/passes/train/types.js';
 import { copyWeights } from '../src/passes/train/train.js';
 import { augmenter } from '../src/data/augment.js';
@@ -34,6 +34,8 @@ const BATCH = argv.includes('--batch') ? opt('--batch', 4) : undefined;
 const CROP = argv.includes('--crop') ? opt('--crop', 192) : undefined;
 const RUNS = opt('--runs', 15);
 const LSQ = argv.includes('--lsq');
+// --scale-lr X: the LSQ factors' learning rate as a share of --lr (default quantizeQat's QAT_SCALE_LR_FACTOR)
+const SCALE_LR = argv.includes('--scale-lr') ? opt('--scale-lr', 1) : undefined;
 const TRAIN_SET = argv.includes('--train-set');
 // biases in int32 steps (qat.ts BiasUnits) unless --bias-units output: on det and rec int32 judged better
 const BIAS_UNITS = argv.includes('--bias-units') ? (argv[argv.indexOf('--bias-units') + 1] as BiasUnits) : undefined;
@@ -106,6 +108,7 @@ async function det(): Promise<void> {
     minutes: MINUTES,
     lr: LR,
     scales: LSQ,
+    scaleLr: SCALE_LR,
     method: METHOD,
     ...(BATCH !== undefined ? { batch: BATCH } : {}),
     // --crop N: square crops of N (no flips, as quantizeQat's default); else quantizeQat's own
@@ -160,6 +163,7 @@ async function rec(): Promise<void> {
     minutes: MINUTES,
     lr: LR,
     scales: LSQ,
+    scaleLr: SCALE_LR,
     batch: BATCH ?? 4,
     biasUnits: BIAS_UNITS ?? 'int32',
     task: 'auto',
@@ -197,7 +201,7 @@ async function rec(): Promise<void> {
 }
 
 console.log(
-  `bench-qat: ${MINUTES} min per model, lr ${LR}, batch ${BATCH ?? 'default (det: 4 on crops; rec: 4)'}, calibration ${METHOD ?? 'minmax'}${LSQ ? ', step sizes trained (LSQ)' : ''}; a shared 2-core box`,
+  `bench-qat: ${MINUTES} min per model, lr ${LR}, batch ${BATCH ?? 'default (det: 4 on crops; rec: 4)'}, calibration ${METHOD ?? 'minmax'}${LSQ ? `, step sizes trained (LSQ, at ${SCALE_LR ?? QAT_SCALE_LR_FACTOR}x the lr)` : ''}; a shared 2-core box`,
 );
 if (want('det')) await det();
 if (want('rec')) {

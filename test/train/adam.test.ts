@@ -24,6 +24,27 @@ t.test('the first step moves every weight by lr, whatever its gradient scale (bi
   t.ok(Math.abs(p[0]! + 0.01) < 1e-5 && Math.abs(p[1]! - 0.01) < 1e-5 && Math.abs(p[2]! + 0.01) < 1e-5, `${[...p]}`);
 });
 
+t.test('a per-parameter learning-rate factor scales only its own step', async (t) => {
+  const p = new Float32Array([0]);
+  const q = new Float32Array([0]);
+  const opt = new Adam(
+    new Map([
+      ['p', p],
+      ['q', q],
+    ]),
+    { lrFactors: new Map([['q', 0.01]]) },
+  );
+  opt.step(
+    new Map([
+      ['p', [1]],
+      ['q', [1]],
+    ]),
+    0.1,
+  );
+  t.ok(Math.abs(p[0]! + 0.1) < 1e-6, `p moved by lr: ${p[0]}`);
+  t.ok(Math.abs(q[0]! + 0.001) < 1e-7, `q moved by lr x 0.01: ${q[0]}`);
+});
+
 t.test('weight decay shrinks weights without gradient; non-finite gradients are skipped', async (t) => {
   const p = new Float32Array([2, 2]);
   const opt = new Adam(new Map([['p', p]]), { weightDecay: 0.5 });

@@ -407,6 +407,12 @@ t.test('bad input is refused with one clear line', async (t) => {
   await t.rejects(train({ ...base, trainable: ['nope'] }), /cannot train 'nope'/);
   await t.rejects(train({ ...base, trainable: [] }), /nothing to train/);
   await t.rejects(train({ ...base, ema: 1 }), /ema must be a decay in \[0, 1\), got 1/);
+  await t.rejects(train({ ...base, lrFactors: new Map([['nope', 0.1]]) }), /a learning-rate factor names 'nope', which is not trained/);
+  await t.rejects(train({ ...base, lrFactors: new Map([[weights(m)[0]!, 0]]) }), /a learning-rate factor must be a positive number, got 0/);
+  await t.rejects(
+    train({ ...base, lrFactors: new Map([[weights(m)[0]!, 0.1]]), optimizer: 'graph' }),
+    /per-parameter learning-rate factors need the TypeScript optimizer/,
+  );
 });
 
 t.test('augmentation is applied to training rows only', async (t) => {

@@ -27,6 +27,13 @@ import { exportQdq } from './qat-export.js';
 export const QAT_DEFAULT_LR = 1e-2;
 
 /**
+ * The LSQ step factors' learning rate, as a share of the weights': a weight moves by lr of its
+ * step per update, but a factor of lr moves the top of an activation's range by lr x 127-255
+ * steps, and at the weights' rate (factor 1) no det run's held-out loss ever fell below static int8's.
+ */
+export const QAT_SCALE_LR_FACTOR = 1e-2;
+
+/**
  * QAT's default crops: 0.3 of each side (192x192 on det's 640x640), crops only. Every QAT det
  * figure was measured so (bench-qat --crop 192, batch 4): 2,576 steps in 12 minutes against 126 on
  * whole images. No flips or brightness: the activation scales stay the calibration's, and inputs
@@ -47,6 +54,8 @@ export interface QatOptions {
   biasUnits?: BiasUnits;
   /** Train the step sizes too (LSQ), besides weights and biases. */
   scales?: boolean;
+  /** The step factors' learning rate as a share of `lr` (default QAT_SCALE_LR_FACTOR). */
+  scaleLr?: number;
   method?: QuantizeOptions['method'];
   weightRounding?: QuantizeOptions['weightRounding'];
   equalize?: boolean;
@@ -127,6 +136,8 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
     biasUnits: o.biasUnits ?? 'int32',
   });
   const trainable = qatTrainables(fq, { scales: o.scales ?? false });
+  const weightsAndBiases = new Set([...fq.weights.map((w) => w.weight), ...fq.biases.map((b) => b.value)]);
+  const lrFactors = new Map(trainable.filter((n) => !weightsAndBiases.has(n)).map((n) => [n, o.scaleLr ?? QAT_SCALE_LR_FACTOR] as const));
   const { train: trainSet, heldOut } = splitHeldOut(o.samples);
   const rows = [...trainSet, ...(o.extraTrain ?? [])];
   const judge = await judgeOrLoss(floatModel, heldOut, o.task, threads);
@@ -145,6 +156,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
       batch: o.batch ?? (plan ? CROP_BATCH : undefined),
       ramMb: o.ramMb,
       lr: o.lr ?? QAT_DEFAULT_LR,
+      lrFactors,
       threads,
       seed: o.seed,
       shapes: o.shapes,

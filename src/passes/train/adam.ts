@@ -10,6 +10,8 @@ export interface AdamOptions {
   eps?: number;
   /** Decoupled weight decay per step, times the learning rate (AdamW). Default 0. */
   weightDecay?: number;
+  /** Per-parameter factors on the learning rate (by name; others 1): TrainSpec.lrFactors. */
+  lrFactors?: ReadonlyMap<string, number>;
 }
 
 export class Adam {
@@ -20,6 +22,7 @@ export class Adam {
   private readonly b2: number;
   private readonly eps: number;
   private readonly wd: number;
+  private readonly factors: ReadonlyMap<string, number>;
 
   /** `params` are updated in place by step(). */
   constructor(
@@ -30,6 +33,7 @@ export class Adam {
     this.b2 = o.beta2 ?? 0.999;
     this.eps = o.eps ?? 1e-8;
     this.wd = o.weightDecay ?? 0;
+    this.factors = o.lrFactors ?? new Map();
     for (const [k, p] of params) {
       this.m.set(k, new Float32Array(p.length));
       this.v.set(k, new Float32Array(p.length));
@@ -47,11 +51,11 @@ export class Adam {
     // bias correction folded into the step size and epsilon (the paper's "efficient version")
     const c1 = 1 - Math.pow(b1, this.t);
     const c2 = 1 - Math.pow(b2, this.t);
-    const a = (lr * Math.sqrt(c2)) / c1;
     const e = eps * Math.sqrt(c2);
     for (const [k, p] of this.params) {
       const g = grads.get(k);
       if (!g) continue;
+      const a = (lr * (this.factors.get(k) ?? 1) * Math.sqrt(c2)) / c1;
       const m = this.m.get(k)!;
       const v = this.v.get(k)!;
       const decay = 1 - lr * wd;

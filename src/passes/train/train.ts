@@ -119,6 +119,11 @@ function check(spec: TrainSpec): void {
   if (spec.batch !== undefined && !(Number.isInteger(spec.batch) && spec.batch >= 1))
     throw usage(`a training batch must be a positive integer, got ${spec.batch}`);
   if (spec.lr !== undefined && !(spec.lr > 0)) throw usage(`a learning rate must be positive, got ${spec.lr}`);
+  for (const [w, f] of spec.lrFactors ?? []) {
+    if (!(f > 0) || !Number.isFinite(f)) throw usage(`a learning-rate factor must be a positive number, got ${f} for '${w}'`);
+    if (!spec.trainable.includes(w)) throw usage(`a learning-rate factor names '${w}', which is not trained`);
+  }
+  if (spec.lrFactors?.size && spec.optimizer === 'graph') throw usage('per-parameter learning-rate factors need the TypeScript optimizer');
   if (!spec.train.length || !spec.heldOut.length)
     throw new EdgefitError('DATA', `training needs training and held-out samples (got ${spec.train.length} and ${spec.heldOut.length})`, {
       remedy: { option: 'calib' },
@@ -441,7 +446,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     let best = keep(before, 0);
     const tolerance = judge?.tolerance ?? 0;
     let top = before.score ?? -Infinity;
-    const adam = new Adam(params, { weightDecay: spec.weightDecay });
+    const adam = new Adam(params, { weightDecay: spec.weightDecay, lrFactors: spec.lrFactors });
     const graphAdam = inGraph && new GraphAdamState(inGraph, params, { weightDecay: spec.weightDecay });
     const peak = spec.lr ?? DEFAULT_LR;
     const schedule = spec.schedule ?? 'cosine';

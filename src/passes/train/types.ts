@@ -141,6 +141,12 @@ export interface TrainSpec {
   batch?: number;
   /** Adam's peak learning rate (default 5e-4). */
   lr?: number;
+  /**
+   * Per-parameter factors on the learning rate (by trainable name; others 1): a parameter whose
+   * one step moves the model far more than another's (QAT's LSQ step factors against weights in
+   * units of their step) learns at its own rate under one schedule. TypeScript Adam only.
+   */
+  lrFactors?: ReadonlyMap<string, number>;
   /** 'cosine' (default): warm-up then cosine decay over the budget; 'constant' after the warm-up. */
   schedule?: 'cosine' | 'constant';
   weightDecay?: number;
