@@ -1,6 +1,6 @@
 // What one training step costs against one inference of the same batch (issue 18 must-show: at
 // most 4x), on this box, side by side in one process:
-//   node dist/scripts/bench-train-step.js [--runs 20] [--threads 2] [--cases mnist,mnist256,det1,det4,conv64]
+//   node dist/scripts/bench-train-step.js [--runs 20] [--threads 2] [--cases mnist,mnist256,det1,det4,conv64,qatdet]
 // The training step is the graph buildGradients makes (forward, an MSE loss to a fixed target,
 // backward; every weight-layer input trained: Conv/ConvTranspose/Gemm weights and biases,
 // BatchNormalization scale and B), fed the weights as inputs as the trainer feeds them. The two
@@ -27,12 +27,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { ModelBuilder, randn, rng } from '../devkit/builder.js';
-import { OCR_MODELS, ROOT } from '../devkit/paths.js';
+import { OCR_FIT_SETS, OCR_MODELS, ROOT } from '../devkit/paths.js';
 import { cloneModel, type Model } from '../src/ir/model.js';
 import { Node } from '../src/ir/node.js';
 import { inferShapes } from '../src/ir/shapes.js';
 import { Tensor } from '../src/ir/tensor.js';
-import { loadModel, serializeModel } from '../src/onnx/index.js';
+import { loadModel, parseModel, serializeModel } from '../src/onnx/index.js';
+import { loadInputSet } from '../src/data/inputs.js';
+import { modelInputs, toFeeds } from '../src/runtime/runner.js';
+import { openQuantizer } from '../src/passes/quantize/index.js';
+import { fakeQuantize, qatTrainables } from '../src/passes/quantize/qat.js';
 import { foldShapesPass } from '../src/passes/cleanup/fold-shapes.js';
 import { foldPass } from '../src/passes/cleanup/fold.js';
 import { normalize } from '../src/passes/normalize.js';
@@ -72,6 +76,31 @@ interface Case {
   model: () => Model;
   input: string;
   shape: number[];
+  /** The trained values (default: every float weight and bias of a weight layer). */
+  wrt?: (m: Model) => string[];
+  /** Already folded (the QAT graph is built from the folded static model). */
+  folded?: boolean;
+}
+
+/**
+ * QAT's training step on det (qatdet): the fake-quant float model quantizeQat trains (static int8
+ * from the bundled calibration set, minmax, then qat.ts), its weights and biases trained, at the
+ * default crops' batch (4 x 192 x 192). Built before main() runs: calibration is asynchronous.
+ */
+let qatDet: { model: Model; wrt: string[] } | undefined;
+async function prepareQatDet(): Promise<void> {
+  const m = await loadModel(OCR_MODELS.det.file);
+  const inputs = modelInputs(m);
+  const calib = loadInputSet(OCR_FIT_SETS.det.calibrate, inputs).samples;
+  const q = await openQuantizer(m, { mode: 'static', data: calib.map(toFeeds), threads: THREADS });
+  const built = q.build(q.defaultPlan);
+  const floatModel = parseModel(q.floatBytes);
+  const fq = fakeQuantize(built.model, {
+    reduceRange: q.defaultPlan.reduceRange,
+    floatWeights: (n) => floatModel.graph.initializer(n),
+    biasUnits: 'int32',
+  });
+  qatDet = { model: fq.model, wrt: qatTrainables(fq, { scales: false }) };
 }
 
 function singleConv(): Model {
@@ -101,6 +130,7 @@ const CASES: Record<string, Case> = {
   conv64: { model: singleConv, input: 'x', shape: [8, 64, 80, 80] },
   det1: { model: () => loadModel(OCR_MODELS.det.file), input: 'x', shape: [1, 3, 320, 320] },
   det4: { model: () => loadModel(OCR_MODELS.det.file), input: 'x', shape: [4, 3, 320, 320] },
+  qatdet: { model: () => cloneModel(qatDet!.model), wrt: () => qatDet!.wrt, folded: true, input: 'x', shape: [4, 3, 192, 192] },
 };
 
 const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'BatchNormalization']);
@@ -141,14 +171,15 @@ const ALTERNATIVES: Record<string, { what: string; rules: GradRules }> = {
 function build(name: string, c: Case, compare?: string): Built {
   const shapes = new Map([[c.input, c.shape]]);
   // as training does: Constants lifted, shape chains folded at the training shape
-  const m = normalize(c.model());
-  runPass(foldShapesPass, m, { shapes });
+  // the QAT graph is trained as quantizeQat builds it (normalizing or folding would merge or fold away values it trains)
+  const m = c.folded ? c.model() : normalize(c.model());
+  if (!c.folded) runPass(foldShapesPass, m, { shapes });
   // the exact folds every model edgefit deploys or trains gets (prune and the fit's level 0 run
   // them): BatchNormalization into Conv, x * Clip(x + 3, 0, 6) / 6 as one op. They make det's
   // inference 40 % faster, so timing the file as exported flatters the ratio (--raw does)
-  if (!args.raw) runPass(foldPass, m, 'float');
+  if (!args.raw && !c.folded) runPass(foldPass, m, 'float');
   const g0 = m.graph;
-  const wrt = [...g0.initializers()]
+  const wrt = c.wrt?.(m) ?? [...g0.initializers()]
     .filter(
       (w) => w.dtype === 'float32' && g0.nodes.some((n) => WEIGHT_OPS.has(n.opType) && (n.inputs[1] === w.name || n.inputs[2] === w.name)),
     )
@@ -340,8 +371,10 @@ async function profile(name: string, bytes: Uint8Array, feeds: Record<string, or
 }
 
 async function main(): Promise<void> {
+  if (args.child?.startsWith('qatdet:')) await prepareQatDet();
   if (args.child) return child(args.child);
   console.log(`threads ${THREADS}, ${RUNS} interleaved runs per case (a shared box: compare ratios within this run only)`);
+  if (args.cases.split(',').includes('qatdet')) await prepareQatDet();
   for (const name of args.cases.split(',')) {
     const c = CASES[name];
     if (!c) throw new Error(`unknown case ${name} (cases: ${Object.keys(CASES).join(', ')})`);
