@@ -179,11 +179,14 @@ function build(name: string, c: Case, compare?: string): Built {
   // inference 40 % faster, so timing the file as exported flatters the ratio (--raw does)
   if (!args.raw && !c.folded) runPass(foldPass, m, 'float');
   const g0 = m.graph;
-  const wrt = c.wrt?.(m) ?? [...g0.initializers()]
-    .filter(
-      (w) => w.dtype === 'float32' && g0.nodes.some((n) => WEIGHT_OPS.has(n.opType) && (n.inputs[1] === w.name || n.inputs[2] === w.name)),
-    )
-    .map((w) => w.name);
+  const wrt =
+    c.wrt?.(m) ??
+    [...g0.initializers()]
+      .filter(
+        (w) =>
+          w.dtype === 'float32' && g0.nodes.some((n) => WEIGHT_OPS.has(n.opType) && (n.inputs[1] === w.name || n.inputs[2] === w.name)),
+      )
+      .map((w) => w.name);
   const lm = cloneModel(m);
   const g = lm.graph;
   const { types } = inferShapes(lm, { shapes });
