@@ -39,12 +39,24 @@ t.test('cls: the fake-quant float model computes the static QDQ model on held-ou
   const off = latent.map((v) => Math.abs(v - Math.round(v)));
   t.ok(Math.max(...off) <= LATENT_REACH + 1e-4, `offsets within ${LATENT_REACH} (float32): ${Math.max(...off)}`);
   t.ok(off.filter((v) => v > 0.1).length > latent.length / 10, 'most latent weights placed off their integer');
-  const ops = new Set(fq.model.graph.nodes.map((n) => n.opType));
-  t.notOk(ops.has('QuantizeLinear'), 'no QuantizeLinear left');
+  // every activation quantizer is one QuantizeLinear -> DequantizeLinear pair on its trainable step;
   // the constants of Add/Mul (HardSwish's 3 and 1/6) stay int8 behind their DequantizeLinear: fixed, not trained
+  const g = fq.model.graph;
+  const quants = g.nodes.filter((n) => n.opType === 'QuantizeLinear');
+  t.equal(quants.length, fq.activations.length, 'one QuantizeLinear per activation quantizer');
   t.ok(
-    fq.model.graph.nodes.filter((n) => n.opType === 'DequantizeLinear').every((n) => fq.model.graph.constant(n.inputs[0]!)),
-    'every DequantizeLinear left reads a constant',
+    fq.activations.every((a) => {
+      const dq = g.producer(a.output)!;
+      const q = g.producer(dq.inputs[0]!)!;
+      return dq.opType === 'DequantizeLinear' && q.opType === 'QuantizeLinear' && q.inputs[0] === a.input && q.inputs[1] === a.step;
+    }),
+    'each reads its input and its step, and its DequantizeLinear writes its output',
+  );
+  t.ok(
+    g.nodes
+      .filter((n) => n.opType === 'DequantizeLinear' && g.producer(n.inputs[0]!)?.opType !== 'QuantizeLinear')
+      .every((n) => g.constant(n.inputs[0]!)),
+    'every other DequantizeLinear reads a constant',
   );
   t.equal(
     fq.activations.length,

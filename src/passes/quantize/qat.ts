@@ -1,19 +1,20 @@
 // Quantization-aware training, the graph half (issue 18): the static int8 model (QDQ, built by
 // qdq.ts from calibration, with every rule of what stays float already applied) rewritten as a
-// float model that computes the same thing with ordinary float ops, so it can be differentiated
-// (src/passes/train/grad/) and trained; qat-export.ts turns the trained model back into QDQ.
+// float model that computes the same thing and can be differentiated (src/passes/train/grad/) and
+// trained; qat-export.ts turns the trained model back into QDQ.
 //
 // Starting from the static model rather than re-deciding what to quantize keeps one source of
 // truth: the fake-quant model quantizes exactly the tensors, with exactly the scales, zero points
 // and rounded weights, the static path chose, and its outputs equal the static model's (test).
 //
-// Each activation QuantizeLinear -> DequantizeLinear pair becomes
-//     (Clip(Round(x / s) + z, qmin, qmax) - z) * s
-// and each weight DequantizeLinear becomes a float weight V in units of its step (initialised to
+// Each activation QuantizeLinear -> DequantizeLinear pair stays one pair, on a step s = scale x
+// factor that can be trained,
+//     DequantizeLinear(QuantizeLinear(x, s, z), s, z) = (Clip(Round(x / s) + z, qmin, qmax) - z) * s
+// (its gradients: the pair's rules, grad/rules/quantize.ts), and each weight DequantizeLinear becomes a float weight V in units of its step (initialised to
 // the static path's int8 values, so the rounding it chose is the starting point) behind
 //     Clip(Round(V), -qmax, qmax) * s            (symmetric, s per output channel).
-// s is an initializer: with Round's straight-through gradient, d/ds of the activation quantizer is
-// exactly LSQ's (learned step size), so scales can be trained beside the weights. Int32 biases
+// With the straight-through gradient, d/ds of the activation quantizer is exactly LSQ's (learned
+// step size), so scales can be trained beside the weights. Int32 biases
 // become float biases in units of s_in * s_w (trainable); export stores their rounded values.
 import { EdgefitError } from '../../errors.js';
 import type { Graph } from '../../ir/graph.js';
@@ -230,7 +231,7 @@ export function fakeQuantize(
     const zp = zName ? g.constant(zName) : Tensor.fromUint8(`${x}_z0`, [], Uint8Array.of(0));
     if (!scale || scale.size !== 1 || !zp)
       throw new EdgefitError('UNSUPPORTED', `activation '${x}' is not quantized per tensor with constant parameters`);
-    const [qmin, qmax] = intRange(zp);
+    intRange(zp); // uint8 or int8, else refused here
     const z = numbers(zp)[0]!;
     // data movement (MaxPool, Reshape, ...) keeps its input's parameters (qdq.ts): one shared step
     // size, so they stay equal after training and onnxruntime still drops the Q/DQ around it
@@ -240,22 +241,19 @@ export function fakeQuantize(
       src && g.constant(src.scale)!.toFloat32()[0] === scale.toFloat32()[0] && numbers(src.zeroPoint)[0] === z ? src : undefined;
     const made: string[] = [];
     const base = `${x.replace(/[^A-Za-z0-9_.]/g, '_')}_fq`;
-    const zf = constF(g, `${base}_z`, [], [z]);
-    const lo = constF(g, `${base}_lo`, [], [qmin]);
-    const hi = constF(g, `${base}_hi`, [], [qmax]);
     const factor = shared?.factor ?? constF(g, `${base}_k`, [], [1]);
     const s = shared?.step ?? add(g, made, q, 'Mul', [ownScale, factor], `${base}_s`);
-    const d = add(g, made, q, 'Div', [x, s], `${base}_div`);
-    const r = add(g, made, q, 'Round', [d], `${base}_round`);
-    const shifted = add(g, made, q, 'Add', [r, zf], `${base}_add`);
-    const c = add(g, made, q, 'Clip', [shifted, lo, hi], `${base}_clip`);
-    const centred = add(g, made, q, 'Sub', [c, zf], `${base}_sub`);
-    // the last node writes the DequantizeLinear's own output name: its readers stay as they are
+    // onnxruntime's own pair on the step: its vectorised kernels, where the same value in float
+    // ops took six passes over the activation (the pair's gradients: train/grad/rules/quantize.ts)
+    const zpName = zName ?? g.uniqueName(`${base}_zp`);
+    if (!zName) g.setInitializer(new Tensor({ name: zpName, dtype: zp.dtype, dims: [], bytes: zp.bytes() }));
+    const qv = add(g, made, q, 'QuantizeLinear', [x, s, zpName], `${base}_q`);
+    // the DequantizeLinear writes the static one's output name: its readers stay as they are
     const out = dqs[0]!.outputs[0]!;
     for (const dq of dqs) g.removeNode(dq);
     g.removeNode(q);
-    g.addNode(new Node({ opType: 'Mul', name: g.uniqueName(`${base}_mul`), inputs: [centred, s], outputs: [out] }), {
-      after: g.producer(centred)!,
+    g.addNode(new Node({ opType: 'DequantizeLinear', name: g.uniqueName(`${base}_dq`), inputs: [qv, s, zpName], outputs: [out] }), {
+      after: g.producer(qv)!,
     });
     for (const dq of dqs.slice(1)) g.replaceAllUses(dq.outputs[0]!, out);
     made.push(out);

@@ -67,6 +67,8 @@ class Emitter implements GradEmitter {
   private k = 0;
   private readonly values = new Map<string, number[]>();
   private readonly ctx: InferCtx;
+  /** The nodes rules emitted (producer() and readers() see the forward graph only). */
+  private readonly backward = new Set<Node>();
 
   constructor(
     private readonly g: Graph,
@@ -119,11 +121,20 @@ class Emitter implements GradEmitter {
     return undefined;
   }
 
+  producer(value: string): Node | undefined {
+    const p = this.g.producer(value);
+    return p && !this.backward.has(p) ? p : undefined;
+  }
+  readers(value: string): readonly Node[] {
+    return this.g.consumers(value).filter((n) => !this.backward.has(n));
+  }
+
   emit(opType: string, inputs: readonly string[], attrs: Record<string, AttrLike> = {}, outputs = 1): string[] {
     const outs = Array.from({ length: outputs }, () => this.g.uniqueName(`grad/${this.origin}/${opType}_${this.k++}`));
     const n = new Node({ opType, name: outs[0]!, inputs: [...inputs], outputs: outs });
     for (const [k, v] of Object.entries(attrs)) n.attrs.set(k, toAttr(v));
     this.g.addNode(n);
+    this.backward.add(n);
     this.emitted++;
     const rule = RULES[opType];
     const out = rule ? rule(n, this.ctx) : null;

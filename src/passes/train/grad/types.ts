@@ -22,6 +22,12 @@ export interface GradEmitter {
   /** The constant behind a value (initializer or Constant node), for inputs that act as attributes. */
   constant(value: string): Tensor | undefined;
   /**
+   * The forward node that computes a value, and the forward nodes that read one: for rules that
+   * hold only for a pattern (a QuantizeLinear read only by DequantizeLinears of its step).
+   */
+  producer(value: string): Node | undefined;
+  readers(value: string): readonly Node[];
+  /**
    * Emit one node; returns its `outputs` fresh output names. Names are prefixed so backward values
    * never collide with forward ones. Attribute values: a number is an int, a number[] ints, a
    * string a string; floats must be given as an AttrValue (`floatAttr(0.1)`), since 1.0 and 1

@@ -7,6 +7,7 @@ import { CONV_TRANSPOSE_GRADS } from './conv-transpose.js';
 import { ELEMENTWISE_GRADS } from './elementwise.js';
 import { LINEAR_GRADS } from './linear.js';
 import { NORM_GRADS } from './norm.js';
+import { QUANTIZE_GRADS } from './quantize.js';
 import { SHAPE_GRADS } from './shape.js';
 
 export const GRAD_RULES: GradRules = {
@@ -16,4 +17,5 @@ export const GRAD_RULES: GradRules = {
   ...CONV_TRANSPOSE_GRADS,
   ...NORM_GRADS,
   ...SHAPE_GRADS,
+  ...QUANTIZE_GRADS,
 };
