@@ -243,8 +243,8 @@ export function fakeQuantize(
     const base = `${x.replace(/[^A-Za-z0-9_.]/g, '_')}_fq`;
     const factor = shared?.factor ?? constF(g, `${base}_k`, [], [1]);
     const s = shared?.step ?? add(g, made, q, 'Mul', [ownScale, factor], `${base}_s`);
-    // onnxruntime's own pair on the step: its vectorised kernels, where the same value in float
-    // ops took six passes over the activation (the pair's gradients: train/grad/rules/quantize.ts)
+    // onnxruntime's own pair on the step: two kernels, where the same value in float ops took six
+    // passes over the activation (the pair's gradients: train/grad/rules/quantize.ts)
     const zpName = zName ?? g.uniqueName(`${base}_zp`);
     if (!zName) g.setInitializer(new Tensor({ name: zpName, dtype: zp.dtype, dims: [], bytes: zp.bytes() }));
     const qv = add(g, made, q, 'QuantizeLinear', [x, s, zpName], `${base}_q`);
