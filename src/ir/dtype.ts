@@ -40,3 +40,11 @@ export function dtypeBytes(d: DType): number {
 export function isFloatDType(d: DType): boolean {
   return d === 'float32' || d === 'float16' || d === 'float64' || d === 'bfloat16';
 }
+
+/** The integer range of the 8-bit types activations are quantized to (QuantizeLinear saturates to it). */
+export const INT8_RANGES = { uint8: [0, 255], int8: [-128, 127] } as const;
+
+/** The range of `d` if it is an 8-bit quantized type, else undefined. */
+export function int8Range(d: DType): readonly [number, number] | undefined {
+  return d === 'uint8' || d === 'int8' ? INT8_RANGES[d] : undefined;
+}

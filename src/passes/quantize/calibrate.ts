@@ -2,6 +2,7 @@
 // the TensorRT method) and MSE (least expected squared quantization error: clipping plus
 // rounding), and the (scale, zero point) pairs those ranges give.
 import { EdgefitError } from '../../errors.js';
+import { INT8_RANGES } from '../../ir/dtype.js';
 import type { ActType } from './platform.js';
 import { HIST_BINS, type TensorStats } from './stats.js';
 
@@ -176,7 +177,7 @@ function mseRange(s: TensorStats): Range {
 }
 
 export function activationParams(r: Range, type: ActType): QParams {
-  const [qmin, qmax] = type === 'uint8' ? [0, 255] : [-128, 127];
+  const [qmin, qmax] = INT8_RANGES[type];
   const span = r.max - r.min;
   if (!(span > 0) || !Number.isFinite(span)) return { scale: 1, zeroPoint: type === 'uint8' ? 0 : 0 };
   const scale = span / (qmax - qmin);

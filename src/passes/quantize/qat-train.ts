@@ -17,7 +17,7 @@ import { CROP_BATCH, shrinkingCrops, type CropPlan } from '../train/crops.js';
 import type { Task } from '../../fidelity/tasks.js';
 import type { TrainReport, TrainSpec } from '../train/types.js';
 import { openQuantizer, type QuantizeOptions, type QuantizeReport } from './index.js';
-import { fakeQuantize, qatTrainables, type BiasUnits } from './qat.js';
+import { fakeQuantize, qatStepFactors, qatTrainables, type BiasUnits } from './qat.js';
 import { exportQdq } from './qat-export.js';
 
 /**
@@ -136,8 +136,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
     biasUnits: o.biasUnits ?? 'int32',
   });
   const trainable = qatTrainables(fq, { scales: o.scales ?? false });
-  const weightsAndBiases = new Set([...fq.weights.map((w) => w.weight), ...fq.biases.map((b) => b.value)]);
-  const lrFactors = new Map(trainable.filter((n) => !weightsAndBiases.has(n)).map((n) => [n, o.scaleLr ?? QAT_SCALE_LR_FACTOR] as const));
+  const lrFactors = new Map(o.scales ? qatStepFactors(fq).map((n) => [n, o.scaleLr ?? QAT_SCALE_LR_FACTOR] as const) : []);
   const { train: trainSet, heldOut } = splitHeldOut(o.samples);
   const rows = [...trainSet, ...(o.extraTrain ?? [])];
   const judge = await judgeOrLoss(floatModel, heldOut, o.task, threads);

@@ -20,6 +20,7 @@ import { EdgefitError } from '../../errors.js';
 import type { Graph } from '../../ir/graph.js';
 import { cloneModel, opsetVersion, type Model } from '../../ir/model.js';
 import { Node } from '../../ir/node.js';
+import { int8Range } from '../../ir/dtype.js';
 import { Tensor } from '../../ir/tensor.js';
 import { deadCodeElimination } from '../cleanup/dce.js';
 import { runPass } from '../pass.js';
@@ -109,10 +110,15 @@ export interface FakeQuantModel {
   biases: BiasSlot[];
 }
 
+/** The step factors LSQ trains: every weight's, and each activation's whose step is not fixed (shared ones once). */
+export function qatStepFactors(fq: FakeQuantModel): string[] {
+  return [...fq.weights.map((w) => w.factor), ...new Set(fq.activations.filter((a) => !a.fixed).map((a) => a.factor))];
+}
+
 /** The values a QAT run may train: weights and biases always; step sizes when LSQ is on. */
 export function qatTrainables(fq: FakeQuantModel, o: { scales: boolean }): string[] {
   const out = [...fq.weights.map((w) => w.weight), ...fq.biases.map((b) => b.value)];
-  if (o.scales) out.push(...fq.weights.map((w) => w.factor), ...new Set(fq.activations.filter((a) => !a.fixed).map((a) => a.factor)));
+  if (o.scales) out.push(...qatStepFactors(fq));
   return out;
 }
 
@@ -120,9 +126,9 @@ const isDq = (n: Node): boolean => n.opType === 'DequantizeLinear';
 const isQ = (n: Node): boolean => n.opType === 'QuantizeLinear';
 
 /** The integer range of an activation zero point's type. */
-function intRange(zp: Tensor): [number, number] {
-  if (zp.dtype === 'uint8') return [0, 255];
-  if (zp.dtype === 'int8') return [-128, 127];
+function intRange(zp: Tensor): readonly [number, number] {
+  const r = int8Range(zp.dtype);
+  if (r) return r;
   throw new EdgefitError('UNSUPPORTED', `quantized activation '${zp.name}' has zero point type ${zp.dtype}; QAT handles uint8 and int8`);
 }
 

@@ -11,6 +11,7 @@ import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
 import type { Pass } from '../pass.js';
 import type { Node } from '../../ir/node.js';
+import { INT8_RANGES } from '../../ir/dtype.js';
 import { Tensor } from '../../ir/tensor.js';
 import { activationParams, type QParams, type Range } from './calibrate.js';
 import type { ActType } from './platform.js';
@@ -260,7 +261,7 @@ export function applyStatic(model: Model, cands: readonly Candidate[], o: Static
         }
         const p = activationParams({ min: lo, max: hi }, o.actType);
         const q = o.actType === 'uint8' ? new Uint8Array(data.length) : new Int8Array(data.length);
-        const [qmin, qmax] = o.actType === 'uint8' ? [0, 255] : [-128, 127];
+        const [qmin, qmax] = INT8_RANGES[o.actType];
         for (let i = 0; i < data.length; i++) q[i] = Math.max(qmin, Math.min(qmax, Math.round(data[i]! / p.scale) + p.zeroPoint));
         const base = g.uniqueName(`${cv.replace(/[^A-Za-z0-9_.]/g, '_')}_c`);
         const qt =

@@ -11,11 +11,12 @@
 //   ds = sum(dy * (y - x * inside)) / s   (LSQ: round(x/s) - x/s inside, the bound's level outside).
 // The integer q between the two gets no gradient of its own: DequantizeLinear's rule hands dy to q
 // unscaled (a gradient in units of the step), and QuantizeLinear's rule takes it as such, so the
-// pair costs three backward passes (Clip, Equal, and the mask) instead of five. That convention
+// pair's backward is four ops (Clip, Equal, and the mask's Cast and Mul) instead of five. That convention
 // holds only for the pair, so both rules check it: a QuantizeLinear read by anything but
 // DequantizeLinears of its own step and zero point, or a DequantizeLinear of anything else, is
 // refused with the node named.
 import { EdgefitError } from '../../../../errors.js';
+import { int8Range } from '../../../../ir/dtype.js';
 import type { Node } from '../../../../ir/node.js';
 import type { GradEmitter, GradRule } from '../types.js';
 import { masked } from './elementwise.js';
@@ -27,8 +28,8 @@ function intRange(n: Node, e: GradEmitter): [number, number, number] {
   const z = zp ? zp.toNumbers()[0]! : 0;
   const type = zp?.dtype ?? 'uint8';
   if (zp && zp.size !== 1) throw new EdgefitError('UNSUPPORTED', `${n.label()}: training quantizes activations per tensor only`);
-  if (type === 'uint8') return [0, 255, z];
-  if (type === 'int8') return [-128, 127, z];
+  const r = int8Range(type);
+  if (r) return [r[0], r[1], z];
   throw new EdgefitError('UNSUPPORTED', `${n.label()}: training handles uint8 and int8 quantization, not ${type}`);
 }
 
