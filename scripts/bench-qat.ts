@@ -1,7 +1,7 @@
 // Benchmark of quantize --mode qat against static int8 on PP-OCRv4 det and rec (issue 18): both
 // judged against the float original on held-out images QAT never trained on, timed side by side
 // (interleaved runs, medians, one process), and the op types onnxruntime runs.
-//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq [--scale-lr X]] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots]
+//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq [--scale-lr X]] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots] [--ema D]
 // det: trains on assets/calib/det/calibrate (random --crop square crops; default quantizeQat's own, 192 at 640), judged on
 // assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
 // (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
@@ -42,6 +42,8 @@ const BIAS_UNITS = argv.includes('--bias-units') ? (argv[argv.indexOf('--bias-un
 const METHOD = argv.includes('--method') ? (argv[argv.indexOf('--method') + 1] as CalibMethod) : undefined;
 // det: keep the trained values of every held-out evaluation and judge each, exported to int8, on the judge images
 const SNAPSHOTS = argv.includes('--snapshots');
+// --ema D: judge and keep a moving average of the trained values (quantizeQat's ema, TrainSpec.ema)
+const EMA = argv.includes('--ema') ? opt('--ema', 0.995) : undefined;
 const want = (k: string): boolean => !argv.some((a) => ['det', 'rec'].includes(a)) || argv.includes(k);
 
 async function outputsOf(bytes: Uint8Array, samples: readonly Sample[]): Promise<{ data: Float32Array; dims: number[] }[]> {
@@ -110,6 +112,7 @@ async function det(): Promise<void> {
     scales: LSQ,
     scaleLr: SCALE_LR,
     method: METHOD,
+    ema: EMA,
     ...(BATCH !== undefined ? { batch: BATCH } : {}),
     // --crop N: square crops of N (no flips, as quantizeQat's default); else quantizeQat's own
     ...(CROP !== undefined ? { augment: augmenter({ crop: [CROP, CROP] }) } : {}),

@@ -62,6 +62,8 @@ export interface QatOptions {
   platform?: QuantizeOptions['platform'];
   threads?: number;
   lr?: number;
+  /** Decay of the weights' moving average that evaluations judge and the result keeps (TrainSpec.ema; unset: none). */
+  ema?: number;
   /** Rows per step; unset: CROP_BATCH on the default crops, else the trainer's default. */
   batch?: number;
   /** Peak RAM of the training process, MB (TrainSpec.ramMb). */
@@ -156,6 +158,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
       ramMb: o.ramMb,
       lr: o.lr ?? QAT_DEFAULT_LR,
       lrFactors,
+      ...(o.ema ? { ema: o.ema } : {}),
       threads,
       seed: o.seed,
       shapes: o.shapes,
