@@ -77,6 +77,11 @@ export interface FitManagerDeps {
   gate?: () => Promise<unknown> | undefined;
   /** The original model's p50 as timed live on this box (null until timed): relative budgets are judged on it. */
   originalMs?: () => number | null;
+  /**
+   * After the first fit, before its choice is deployed (the box is quiet: the search is over): the
+   * agent times the original live again when the fit's own timing of it (ms) says the first was slowed.
+   */
+  checkOriginal?: (fitMs: number) => Promise<void>;
   /** Minutes a second, training fit may spend (config train.minutes; 0: none). See FitManager.run. */
   trainMinutes?: () => number;
   /** Opt-in captured inputs (serve.capture, capture.ts): once `ready`, fits calibrate and judge on
@@ -272,6 +277,10 @@ export class FitManager implements Component, FitView {
     }
     const base = await this.phase(fitter, txn, force, 0, undefined);
     if (!base || this.stopped) return;
+    await this.d
+      .checkOriginal?.(base.referenceLatencyMs ?? 0)
+      .catch((e: unknown) => this.d.log(`re-timing the original: ${configMessage(e)}`));
+    if (this.stopped) return;
     this.announce(base, txn);
     if (minutes <= 0 || this.stopped) return;
     const trained = await this.phase(fitter, txn, force, minutes, base.id);
