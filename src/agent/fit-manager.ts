@@ -22,6 +22,7 @@ import type { HardwareFacts } from './hardware.js';
 import type { ModelVersion } from './model-store.js';
 import { resolveFitter } from './reference-fitter.js';
 import { TrainingHold } from './train-hold.js';
+import { fitOriginalMs } from './original.js';
 
 /** A fit interrupted by this many agent starts in a row (kill, crash, power loss; a clean stop does
  * not count) is failed instead of resumed: it may be what brings the agent down. */
@@ -79,7 +80,8 @@ export interface FitManagerDeps {
   originalMs?: () => number | null;
   /**
    * After the first fit, before its choice is deployed (the box is quiet: the search is over): the
-   * agent times the original live again when the fit's own timing of it (ms) says the first was slowed.
+   * agent times the original live again when the fit's timing of it beside its candidates (ms,
+   * original.ts fitOriginalMs) says the first was slowed.
    */
   checkOriginal?: (fitMs: number) => Promise<void>;
   /** Minutes a second, training fit may spend (config train.minutes; 0: none). See FitManager.run. */
@@ -278,7 +280,7 @@ export class FitManager implements Component, FitView {
     const base = await this.phase(fitter, txn, force, 0, undefined);
     if (!base || this.stopped) return;
     await this.d
-      .checkOriginal?.(base.referenceLatencyMs ?? 0)
+      .checkOriginal?.(fitOriginalMs(this.d.store.frontier(base.id), base.referenceLatencyMs) ?? 0)
       .catch((e: unknown) => this.d.log(`re-timing the original: ${configMessage(e)}`));
     if (this.stopped) return;
     this.announce(base, txn);
