@@ -297,7 +297,7 @@ export class Agent {
     if (!lat || !(lat.p50 < live!)) return;
     original.record(lat);
     this.log(
-      `original re-timed live: p50 ${lat.p50} ms over ${lat.runs} runs (first timed at ${live} ms; the fit timed it at ${fitMs} ms)`,
+      `original re-timed live: p50 ${lat.p50} ms over ${lat.runs} runs (first timed at ${live} ms; the fit timed it at ${Math.round(fitMs * 10) / 10} ms)`,
     );
   }
 
