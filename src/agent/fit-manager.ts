@@ -79,9 +79,9 @@ export interface FitManagerDeps {
   /** The original model's p50 as timed live on this box (null until timed): relative budgets are judged on it. */
   originalMs?: () => number | null;
   /**
-   * After the first fit, before its choice is deployed (the box is quiet: the search is over): the
-   * agent times the original live again when the fit's timing of it beside its candidates (ms,
-   * original.ts fitOriginalMs) says the first was slowed.
+   * After a fit's search, before its choice is deployed (the box is quiet: the search is over): the
+   * agent times the original live again, while the original is what is served, when the fit's
+   * timing of it beside its candidates (ms, original.ts fitOriginalMs) says the first was slowed.
    */
   checkOriginal?: (fitMs: number) => Promise<void>;
   /** Minutes a second, training fit may spend (config train.minutes; 0: none). See FitManager.run. */

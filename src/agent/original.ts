@@ -4,9 +4,9 @@
 // latency means the same number in the fit, the probe, the metrics and the dashboard. Kept in
 // the store's kv, keyed by the model's sha256 and the thread count it was timed at.
 import type { Store } from '../store/index.js';
-import { median } from '../analyze/latency/measure.js';
 import type { FrontierEntry } from '../fit/types.js';
-import type { LatencyStats } from './latency.js';
+// the agent's own percentile: analyze/ would map onnxruntime into the agent process
+import { percentile, type LatencyStats } from './latency.js';
 
 const KEY = 'original-live';
 
@@ -29,7 +29,12 @@ export function fitOriginalMs(frontier: readonly FrontierEntry[], fallback: numb
   const beside = frontier
     .filter((e) => e.rounds?.length && e.referenceP50Ms !== undefined && e.referenceP50Ms > 0)
     .map((e) => e.referenceP50Ms!);
-  return beside.length ? median(beside) : fallback;
+  return beside.length
+    ? percentile(
+        [...beside].sort((a, b) => a - b),
+        0.5,
+      )
+    : fallback;
 }
 
 /** Whether the live figure should be taken again (the fit timed the original well below it). */
