@@ -286,9 +286,9 @@ export class Agent {
   }
 
   /**
-   * The first run's timing of the original, taken again when the first fit timed the original well
-   * below it (original.ts suspectLive), while the original is still what is served; the lower p50
-   * is kept, since a busy box only ever adds time.
+   * The first run's timing of the original, taken again after a fit's search that timed the
+   * original well below it (original.ts suspectLive), while the original is still what is served
+   * (in practice the first fit); the lower p50 is kept, since a busy box only ever adds time.
    */
   private async retimeOriginal(deployer: Deployer, prober: Prober, original: OriginalTiming, sha: string, fitMs: number): Promise<void> {
     const live = original.p50();
