@@ -1,7 +1,7 @@
 // Benchmark of quantize --mode qat against static int8 on PP-OCRv4 det and rec (issue 18): both
 // judged against the float original on held-out images QAT never trained on, timed side by side
 // (interleaved runs, medians, one process), and the op types onnxruntime runs.
-//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq [--scale-lr X]] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots] [--ema D]
+//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq [--scale-lr X]] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots] [--ema D] [--loss map|bce|mse] [--hinge-weight W]
 // det: trains on assets/calib/det/calibrate (random --crop square crops; default quantizeQat's own, 192 at 640), judged on
 // assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
 // (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
@@ -19,6 +19,7 @@ import { quantizeQat, QAT_DEFAULT_LR, QAT_SCALE_LR_FACTOR, type QatResult } from
 import type { EvaluatedWeights, TrainSpec } from '../src/passes/train/types.js';
 import { copyWeights } from '../src/passes/train/train.js';
 import { augmenter } from '../src/data/augment.js';
+import { MAP_LOSS } from '../src/passes/train/distill.js';
 import type { CalibMethod } from '../src/passes/quantize/index.js';
 import type { BiasUnits } from '../src/passes/quantize/qat.js';
 import { OCR_FIT_SETS, OCR_MODELS, ROOT } from '../devkit/paths.js';
@@ -44,6 +45,14 @@ const METHOD = argv.includes('--method') ? (argv[argv.indexOf('--method') + 1] a
 const SNAPSHOTS = argv.includes('--snapshots');
 // --ema D: judge and keep a moving average of the trained values (quantizeQat's ema, TrainSpec.ema)
 const EMA = argv.includes('--ema') ? opt('--ema', 0.995) : undefined;
+// det: --loss map is distillation's MAP_LOSS (BCE plus the hinge at the mask threshold), bce / mse without the hinge;
+// unset, quantizeQat's own ('auto': MSE on a probability map). --hinge-weight W weighs map's hinge.
+const LOSS_ARG = argv.includes('--loss') ? argv[argv.indexOf('--loss') + 1] : undefined;
+if (LOSS_ARG !== undefined && !['map', 'bce', 'mse'].includes(LOSS_ARG)) throw new Error(`--loss: map, bce or mse, not ${LOSS_ARG}`);
+const DET_LOSS: TrainSpec['loss'] =
+  LOSS_ARG === 'map'
+    ? { ...MAP_LOSS, ...(argv.includes('--hinge-weight') ? { hingeWeight: opt('--hinge-weight', 1) } : {}) }
+    : (LOSS_ARG as 'bce' | 'mse' | undefined);
 const want = (k: string): boolean => !argv.some((a) => ['det', 'rec'].includes(a)) || argv.includes(k);
 
 async function outputsOf(bytes: Uint8Array, samples: readonly Sample[]): Promise<{ data: Float32Array; dims: number[] }[]> {
@@ -113,6 +122,7 @@ async function det(): Promise<void> {
     scaleLr: SCALE_LR,
     method: METHOD,
     ema: EMA,
+    ...(DET_LOSS !== undefined ? { loss: DET_LOSS } : {}),
     ...(BATCH !== undefined ? { batch: BATCH } : {}),
     // --crop N: square crops of N (no flips, as quantizeQat's default); else quantizeQat's own
     ...(CROP !== undefined ? { augment: augmenter({ crop: [CROP, CROP] }) } : {}),
