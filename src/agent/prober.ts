@@ -67,11 +67,28 @@ export function servedLatency(stats: ServeStats, version: string, min: number): 
   return { p50: v.runP50Ms, p95: v.runP95Ms, runs: v.requests, source: 'served' };
 }
 
+/**
+ * A newly deployed model is probed this soon rather than at the paced schedule's next turn: with
+ * the default 1 % CPU cap a probe that costs 2 CPU-seconds is followed by 200 s of none, and until
+ * the first probe the dashboard has no live figure of what is served (it shows '-').
+ */
+export const FRESH_PROBE_MS = 1000;
+
 export class Prober implements Component, ModelServer {
   private timer: NodeJS.Timeout | undefined;
   private probing = false;
   private stopped = false;
-  private readonly onDeployed = (): void => this.d.adaptation.reset();
+  /** When the paced schedule wants the next probe (ms since the epoch). */
+  private dueAt = 0;
+  /** A model was deployed and no live figure of it has been published since. */
+  private fresh = false;
+  /** A timer-driven probe is in flight (its end arms the next wake-up). */
+  private firing = false;
+  private readonly onDeployed = (): void => {
+    this.d.adaptation.reset();
+    this.fresh = true;
+    if (!this.firing) this.wake(Math.min(FRESH_PROBE_MS, Math.max(0, this.dueAt - Date.now())));
+  };
   private readonly onServed = (s: ServeStats): void => void this.served(s);
   /** When served requests last stood in for a probe (ms since the epoch) and their window (s). */
   private servedAt = 0;
@@ -82,7 +99,7 @@ export class Prober implements Component, ModelServer {
   start(): void {
     this.d.bus.on('deployed', this.onDeployed);
     this.d.bus.on('serve:stats', this.onServed);
-    this.schedule(this.d.probe.intervalS * 1000);
+    this.arm(this.d.probe.intervalS * 1000);
   }
 
   /** Stops probing; the source is closed by its owner once nothing can deploy any more. */
@@ -125,11 +142,30 @@ export class Prober implements Component, ModelServer {
     return Math.max(p.intervalS * 1000, Math.round(costMs / (p.maxCpuPercent / 100)));
   }
 
-  private schedule(delayMs: number): void {
+  /** The paced schedule's next probe in `delayMs` (sooner when a fresh deploy wants one). */
+  private arm(delayMs: number): void {
+    this.dueAt = Date.now() + delayMs;
+    this.wake(this.fresh ? Math.min(FRESH_PROBE_MS, delayMs) : delayMs);
+  }
+
+  /** One timer only: every wake-up replaces the one before. */
+  private wake(delayMs: number): void {
+    clearTimeout(this.timer);
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      void this.tick().finally(() => this.schedule(this.nextProbeDelayMs()));
-    }, delayMs);
+    this.timer = setTimeout(() => void this.fire(), delayMs);
+  }
+
+  private async fire(): Promise<void> {
+    // a wake-up for a fresh deploy whose figure came another way (timeServed, served traffic):
+    // the paced schedule stands
+    if (!this.fresh && Date.now() < this.dueAt) return this.wake(this.dueAt - Date.now());
+    this.firing = true;
+    try {
+      await this.tick();
+    } finally {
+      this.firing = false;
+      this.arm(this.nextProbeDelayMs());
+    }
   }
 
   /**
@@ -138,6 +174,7 @@ export class Prober implements Component, ModelServer {
    */
   async timeServed(runs: number): Promise<LatencyStats | undefined> {
     if (!this.d.source.loaded || this.stopped) return undefined;
+    this.fresh = false; // this timing is the served model's live figure
     const lat: LatencyStats = { ...(await this.d.source.measure(runs)), source: 'probe' };
     this.d.bus.emit('latency', lat);
     return lat;
@@ -152,7 +189,10 @@ export class Prober implements Component, ModelServer {
   /** One probe and what follows from it (public for tests that drive probes themselves). */
   async tick(): Promise<void> {
     const { source } = this.d;
-    if (this.probing || !source.loaded || this.stopped || this.busy) return;
+    if (this.probing || this.stopped) return;
+    // nothing to probe, or served figures stand in: no fresh probe is owed either
+    if (!source.loaded || this.busy) return void (this.fresh = false);
+    this.fresh = false;
     this.probing = true;
     try {
       const measure = (): Promise<LatencyStats> => source.measure(this.d.probe.runs);
@@ -172,6 +212,7 @@ export class Prober implements Component, ModelServer {
     if (!cur || this.stopped) return;
     const lat = servedLatency(stats, cur.version, this.d.probe.runs);
     if (!lat) return;
+    this.fresh = false; // the served model's live figure, from its own traffic
     this.servedAt = Date.now();
     this.servedWindowS = stats.windowS;
     // a probe in flight (or a step it started) decides this round; the next window counts
