@@ -134,13 +134,22 @@ if (skip) {
     'l0.250-u0.00-none-t2',
     true,
   );
-  for (const m of [before, unmet, rejected, stepped]) {
+  // a training fit running now, after a first fit that deployed static int8 (the agent's default path)
+  const training = metrics(
+    'box-training',
+    1,
+    { latencyFactor: 0.6, ramMb: 1024, minFidelity: 0.95, effectiveLatencyMs: 34.3 },
+    { ...unmet.fit!, running: true, shortfall: null, keeping: null, message: null },
+    's0.000-u0.00-int8-static-t2',
+    true,
+  );
+  for (const m of [before, unmet, rejected, stepped, training]) {
     await client.publishAsync(`edgefit/${m.deviceId}/status`, onlineStatus(m.deviceId), { qos: 1 });
     await client.publishAsync(`edgefit/${m.deviceId}/metrics`, JSON.stringify(m), { qos: 1 });
   }
   await until(
     'the devices in the fleet',
-    () => ['box-before', 'box-unmet', 'box-rejected', 'box-stepped'].every((id) => dash.fleet.has(id)),
+    () => ['box-before', 'box-unmet', 'box-rejected', 'box-stepped', 'box-training'].every((id) => dash.fleet.has(id)),
     10_000,
   );
 
@@ -208,4 +217,47 @@ if (skip) {
       t.same(errors, [], 'no page errors');
     },
   );
+
+  t.test('the device page: a training fit running now says how far it is, and the line goes when it ends', async (t) => {
+    let seq = 0;
+    const event = (type: string, message: string, data: Record<string, unknown>) =>
+      client.publishAsync(
+        'edgefit/box-training/events',
+        JSON.stringify(
+          checkPayload('event', {
+            v: PAYLOAD_VERSION,
+            deviceId: 'box-training',
+            seq: ++seq,
+            ts: new Date().toISOString(),
+            type,
+            message,
+            data,
+          }),
+        ),
+        { qos: 1 },
+      );
+    await page.goto(`${dash.url}#/d/box-training`);
+    await page.waitForSelector('#training-none');
+    t.equal(await page.locator('#training-now').count(), 0, 'no training line before any training progress');
+    await event('fit-progress', 'training 86%: step 263, loss 0.00487, 82 of 720 s', { fitId: 2, fraction: 0.86, stage: 'training' });
+    await page.waitForSelector('#training-now', { timeout: 10_000 });
+    t.equal(
+      await page.textContent('#training-now'),
+      "Training on the box now: step 263, loss 0.00487, 82 of 720 s. The trained model is swapped in only when it measures better than the fit's untrained choice.",
+    );
+    t.equal(
+      await page.textContent('#training-none'),
+      'The deployed model was not trained on this box. ',
+      'no promise of a training that is already running',
+    );
+    t.match(await page.textContent('#fit-state'), /^training on the box \(step 263, loss 0\.00487, 82 of 720 s\)/);
+    await event('fit-done', 'fit 2 chose s0.000-u0.00-int8-static-t2 of 4', {
+      fitId: 2,
+      chosenId: 's0.000-u0.00-int8-static-t2',
+      levels: 4,
+    });
+    await page.waitForFunction(() => !document.querySelector('#training-now'), undefined, { timeout: 10_000 });
+    t.pass('the line is gone once the fit is done');
+    t.same(errors, [], 'no page errors');
+  });
 }

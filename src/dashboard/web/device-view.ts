@@ -42,14 +42,21 @@ function trainedLine(r: TrainingStatus): string {
 }
 
 /** What the fit achieved, in words: running, every budget met, or which cannot be met and by how much. */
+/**
+ * The running training fit's latest progress ('step 263, loss 0.00487, 82 of 720 s'), or null when
+ * no training runs: the agent's second fit trains on the box and reports every 30 s.
+ */
+export function trainingNow(s: DeviceSummary, events: readonly DeviceEvent[] = []): string | null {
+  const last = events.find((e) => e.type === 'fit-progress' || e.type === 'fit-started' || e.type === 'fit-done');
+  if (!s.fit.running || last?.type !== 'fit-progress' || !last.detail.startsWith('training')) return null;
+  return last.detail.replace(/^training \d+%: /, '');
+}
+
 function fitLine(s: DeviceSummary, events: readonly DeviceEvent[] = []): string {
   const f = s.fit;
   if (f.unmet) return f.unmet;
-  // the agent's second fit trains on the box: its latest progress says how far (step, loss)
-  const last = events.find((e) => e.type === 'fit-progress' || e.type === 'fit-started' || e.type === 'fit-done');
-  const training = f.running && last?.type === 'fit-progress' && last.detail.startsWith('training');
-  if (training)
-    return `training on the box (${last.detail.replace(/^training \d+%: /, '')})${s.modelId ? `; ${s.modelId} is served meanwhile` : ''}`;
+  const now = trainingNow(s, events);
+  if (now !== null) return `training on the box (${now})${s.modelId ? `; ${s.modelId} is served meanwhile` : ''}`;
   if (f.running) return `fitting in the background${s.modelId ? `; ${s.modelId} is served meanwhile` : ''}`;
   return s.level !== null ? 'every budget met' : '–';
 }
@@ -246,6 +253,11 @@ export class DeviceView {
         d.events.unshift(...[...m.events].reverse());
         d.events.splice(200);
         this.renderEvents();
+        // a training fit's progress (or its start or end) changes the fit line and the training panel
+        if (m.events.some((e: DeviceEvent) => e.type.startsWith('fit-'))) {
+          this.renderHeader();
+          this.renderTraining(d.frontier.find((p) => p.level === d.summary.level));
+        }
         break;
       case 'action': {
         if (m.device !== this.id) return;
@@ -315,13 +327,20 @@ export class DeviceView {
     const el = this.root.querySelector('#training');
     if (!el) return;
     const t = p?.training;
+    // a training fit running now comes first, whatever the deployed model is
+    const nowText = this.d ? trainingNow(this.d.summary, this.d.events) : null;
+    const now =
+      nowText !== null
+        ? `<p id="training-now">Training on the box now: ${esc(nowText)}. The trained model is swapped in only when it measures better than the fit's untrained choice.</p>`
+        : '';
     if (!t) {
       // a training the box does not serve (it lost, or was stepped away from) is shown with its scores
       const r = this.d?.summary.fit.training;
       const lost = r && !r.deployed ? trainedLine(r) : '';
       el.innerHTML =
+        now +
         `<p class="muted" id="training-none">The deployed model was not trained on this box${p ? ` (${esc(p.label)})` : ''}. ` +
-        (lost
+        (lost || now
           ? ''
           : 'After its first fit the agent trains the best candidate for <code>train.minutes</code> (default 12; 0: off) and swaps it in only when it measures better.') +
         '</p>' +
@@ -330,6 +349,7 @@ export class DeviceView {
     }
     const what = t.kind === 'qat' ? 'quantization-aware training' : 'distillation from the original';
     el.innerHTML =
+      now +
       `<p id="training-line">${esc(p!.label)}: ${esc(what)}, ${t.steps} steps in ${esc(fmt(t.seconds / 60, 1))} of ${esc(fmt(t.minutes, 1))} min; ` +
       `held-out loss ${esc(t.heldOutBefore.toPrecision(3))} → ${esc(t.heldOutAfter.toPrecision(3))}` +
       `${t.judged ? `; ${judgedScores(t.judged)} on held-out images (it picked the weights kept)` : ''}</p>` +
