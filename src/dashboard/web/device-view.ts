@@ -105,8 +105,21 @@ export function controlLine(status: unknown): string {
   return '<span class="b unmet" id="control">unknown (agent before issue 20: commands may be unsigned)</span>';
 }
 
+/**
+ * The frontier held is not the device's current one: a later fit replaced it (the deployed model
+ * is not on it, or the metrics count another number of levels). The page holds a frontier from
+ * its last get-frontier answer, which a training fit's hot-swap makes stale.
+ */
+export function frontierStale(s: DeviceSummary, frontier: readonly FrontierPoint[]): boolean {
+  if (!frontier.length) return true;
+  if (s.levels !== null && s.levels > 0 && s.levels !== frontier.length) return true;
+  return s.level !== null && s.modelId !== null && !frontier.some((p) => p.id === s.modelId);
+}
+
 export class DeviceView {
   private d: DeviceDetail | null = null;
+  /** What the page last asked a frontier for (deployed model and level count): asked once each. */
+  private frontierAsked: string | null = null;
   /** stream messages that arrive before the detail has loaded */
   private early: StreamMessage[] = [];
   private chartTimer: ReturnType<typeof setTimeout> | null = null;
@@ -199,8 +212,17 @@ export class DeviceView {
     this.renderActions();
     for (const m of this.early) this.onMessage(m);
     this.early = [];
-    // a device page without a frontier asks the device for one, once
-    if (off === null && !d.frontier.length && d.summary.online) this.send('get-frontier', {});
+    this.refreshFrontier();
+  }
+
+  /** A page without the device's current frontier asks the device for it, once per deployed model and level count. */
+  private refreshFrontier(): void {
+    const d = this.d;
+    if (!d || actionsOff() !== null || !d.summary.online || !frontierStale(d.summary, d.frontier)) return;
+    const key = `${d.summary.modelId ?? ''}/${d.summary.levels ?? ''}`;
+    if (this.frontierAsked === key) return;
+    this.frontierAsked = key;
+    this.send('get-frontier', {});
   }
 
   private send(verb: string, body: Record<string, unknown>): void {
@@ -232,6 +254,7 @@ export class DeviceView {
           this.renderHeader();
           if (moved) this.renderFrontier();
           else if (trained) this.renderTraining(d.frontier.find((p) => p.level === s.level));
+          this.refreshFrontier();
         }
         break;
       }
@@ -272,6 +295,7 @@ export class DeviceView {
         if (m.device !== this.id) return;
         d.frontier = m.frontier;
         this.renderFrontier();
+        this.renderHeader(); // the deployed level's label comes from the frontier
         break;
     }
   }
