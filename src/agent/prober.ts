@@ -99,6 +99,8 @@ export class Prober implements Component, ModelServer {
   start(): void {
     this.d.bus.on('deployed', this.onDeployed);
     this.d.bus.on('serve:stats', this.onServed);
+    // a restart loaded what was deployed before (the deployer starts first): its live figure is owed at once too
+    this.fresh = this.d.source.loaded;
     this.arm(this.d.probe.intervalS * 1000);
   }
 

@@ -27,7 +27,8 @@ interface Setup {
   deploy: (name: string) => Promise<void>;
 }
 
-function setup(t: Test): Setup {
+/** `restart`: the model is loaded before the prober starts, as the deployer does on a restart. */
+async function setup(t: Test, restart?: string): Promise<Setup> {
   const bus = new AgentBus();
   const source = new ScriptedLatency();
   source.p50 = { a: 4, b: 2 };
@@ -53,13 +54,14 @@ function setup(t: Test): Setup {
     await prober.load(version);
     bus.emit('deployed', { version, source: 'fit', txn: undefined });
   };
+  if (restart) await deploy(restart);
   prober.start();
   t.teardown(() => prober.stop());
   return { source, prober, figures, deploy };
 }
 
 t.test('a deployed model is probed at once; the next probe waits for the paced schedule', async (t) => {
-  const { source, figures, deploy } = setup(t);
+  const { source, figures, deploy } = await setup(t);
   await deploy('a');
   t.same(figures, [null], 'loading clears the live figure');
   await sleep(FRESH_PROBE_MS + 500);
@@ -79,7 +81,7 @@ t.test('a deployed model is probed at once; the next probe waits for the paced s
 });
 
 t.test('a deploy whose figure came another way (the first run timing the original) is not probed again', async (t) => {
-  const { source, prober, deploy } = setup(t);
+  const { source, prober, deploy } = await setup(t);
   await deploy('a');
   const lat = await prober.timeServed(20);
   t.match(lat, { p50: 4, runs: 20 });
@@ -89,4 +91,13 @@ t.test('a deploy whose figure came another way (the first run timing the origina
     ['a'],
     'only the first run timing',
   );
+});
+
+t.test('after a restart the model deployed before is probed at once, then at the paced schedule', async (t) => {
+  const { source, figures } = await setup(t, 'b');
+  await sleep(FRESH_PROBE_MS + 500);
+  t.same(source.probes, [{ model: 'b', p50: 2 }], 'one probe soon after start, long before the hour-long schedule');
+  t.match(figures.at(-1), { p50: 2, source: 'probe' });
+  await sleep(FRESH_PROBE_MS + 500);
+  t.equal(source.probes.length, 1, 'no second probe');
 });
