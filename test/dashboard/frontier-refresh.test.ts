@@ -7,18 +7,12 @@ import t from 'tap';
 import { connectAsync } from 'mqtt';
 import { PAYLOAD_VERSION, type MetricsPayload, type ResponsePayload } from '../../src/telemetry/payloads.js';
 import { checkPayload } from '../../src/telemetry/validate.js';
-import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, onlineStatus, startStack, until } from './support.js';
+import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, metricsPayload, onlineStatus, startStack, until } from './support.js';
 
 const ID = 'box-swap';
 
 function metrics(seq: number, modelId: string, levels: number): MetricsPayload {
-  return checkPayload('metrics', {
-    v: PAYLOAD_VERSION,
-    deviceId: ID,
-    seq,
-    ts: new Date().toISOString(),
-    system: { cpuLoad: 0.3, cores: 2, temperatureC: null, throttled: null, memTotalMb: 4000, memAvailableMb: 3000 },
-    agent: { rssMb: 60, cpuPercent: 0.5, uptimeS: 30, outboxPending: 0, outboxDropped: 0 },
+  return metricsPayload(ID, seq, {
     model: {
       id: modelId,
       level: 1,
@@ -31,7 +25,7 @@ function metrics(seq: number, modelId: string, levels: number): MetricsPayload {
     },
     budgets: { latencyMs: 34, ramMb: 1024, minFidelity: 0.95, effectiveLatencyMs: 34 },
     meets: { latency: true, ram: true, fidelity: true },
-  }) as MetricsPayload;
+  });
 }
 
 const entry = (id: string, quant: string, latencyP50Ms: number, fidelity: number, train?: number) => ({

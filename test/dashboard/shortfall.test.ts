@@ -9,7 +9,7 @@ import t from 'tap';
 import { connectAsync } from 'mqtt';
 import { PAYLOAD_VERSION, type FitStatus, type MetricsPayload } from '../../src/telemetry/payloads.js';
 import { checkPayload } from '../../src/telemetry/validate.js';
-import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, onlineStatus, until } from './support.js';
+import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, metricsPayload, onlineStatus, until } from './support.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,13 +26,7 @@ function metrics(
   modelId: string,
   meetsLatency: boolean | null,
 ): MetricsPayload {
-  return checkPayload('metrics', {
-    v: PAYLOAD_VERSION,
-    deviceId,
-    seq,
-    ts: new Date().toISOString(),
-    system: { cpuLoad: 0.3, cores: 2, temperatureC: null, throttled: null, memTotalMb: 4000, memAvailableMb: 3000 },
-    agent: { rssMb: 60, cpuPercent: 0.5, uptimeS: 30, outboxPending: 0, outboxDropped: 0 },
+  return metricsPayload(deviceId, seq, {
     model: {
       id: modelId,
       level: null,

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDashboard, type Dashboard, type DashboardOptions } from '../../src/dashboard/index.js';
 import type { SigningKey } from '../../src/telemetry/signing.js';
-import { PAYLOAD_VERSION, type StatusPayload } from '../../src/telemetry/payloads.js';
+import { PAYLOAD_VERSION, type MetricsPayload, type StatusPayload } from '../../src/telemetry/payloads.js';
+import { checkPayload } from '../../src/telemetry/validate.js';
 import { SimFleet } from '../../devkit/sim.js';
 import { startBroker, type TestBroker } from '../../devkit/broker.js';
 import { CHROMIUM } from '../../devkit/chromium.js';
@@ -16,6 +17,26 @@ export { CHROMIUM, CHROMIUM_ARGS } from '../../devkit/chromium.js';
 /** null when the browser tests can run, else the one-line reason to skip them. */
 export function browserSkipReason(): string | null {
   return existsSync(CHROMIUM) ? null : `${CHROMIUM} not installed: dashboard browser tests skipped (apt-get install chromium)`;
+}
+
+/**
+ * A metrics payload as an agent sends it, for tests that hand-publish metrics: the test gives the
+ * model, budgets, meets and fit parts; the box's figures are fixed; validated against the schema.
+ */
+export function metricsPayload(
+  deviceId: string,
+  seq: number,
+  parts: Pick<MetricsPayload, 'model' | 'budgets' | 'meets'> & Partial<Pick<MetricsPayload, 'fit'>>,
+): MetricsPayload {
+  return checkPayload('metrics', {
+    v: PAYLOAD_VERSION,
+    deviceId,
+    seq,
+    ts: new Date().toISOString(),
+    system: { cpuLoad: 0.3, cores: 2, temperatureC: null, throttled: null, memTotalMb: 4000, memAvailableMb: 3000 },
+    agent: { rssMb: 60, cpuPercent: 0.5, uptimeS: 30, outboxPending: 0, outboxDropped: 0 },
+    ...parts,
+  });
 }
 
 export interface Stack {
