@@ -41,7 +41,6 @@ function trainedLine(r: TrainingStatus): string {
   );
 }
 
-/** What the fit achieved, in words: running, every budget met, or which cannot be met and by how much. */
 /**
  * The running training fit's latest progress ('step 263, loss 0.00487, 82 of 720 s'), or null when
  * no training runs: the agent's second fit trains on the box and reports every 30 s.
@@ -52,6 +51,7 @@ export function trainingNow(s: DeviceSummary, events: readonly DeviceEvent[] = [
   return last.detail.replace(/^training \d+%: /, '');
 }
 
+/** What the fit achieved, in words: running, every budget met, or which cannot be met and by how much. */
 function fitLine(s: DeviceSummary, events: readonly DeviceEvent[] = []): string {
   const f = s.fit;
   if (f.unmet) return f.unmet;
