@@ -178,7 +178,7 @@ t.test('a compressed-size budget is met with unstructured sparsity, measured on 
   t.match(bad.stderr, /the size budget \(MB\) must be above 0 and at most 1048576, got -1 \(--size-mb\)/);
 });
 
-t.test('--train-minutes: the best candidate is distilled on the box and judged like any other', async (t) => {
+t.test('--train-minutes: the best candidate is trained on the box and judged like any other', async (t) => {
   // batches of 16 digits (at batch 1 the CNN's 0.05 ms is all overhead: nothing pruned is faster),
   // unlabelled: fidelity is agreement with the original's labels
   const batches = join(dir, 'mnist16');
@@ -224,11 +224,15 @@ t.test('--train-minutes: the best candidate is distilled on the box and judged l
   t.equal(new Set(trained.map((c) => c.modelPath)).size, 1, 'once: another thread count times the same file');
   const c = trained[0]!;
   t.equal(c.config.train, 0.25);
-  t.equal(c.config.quant, 'none', 'MNIST int8 is no faster here: the float pruned model is distilled');
+  // which candidate is best depends on this box's timings: MNIST int8 is usually no faster at batch
+  // 16, so the float pruned model is distilled, but CI once measured the pruned ones no faster and
+  // trained static int8 quantization-aware; either is right, and the notes must say which
+  t.ok(['none', 'int8-static'].includes(c.config.quant), `trained ${c.config.quant}`);
+  const how = c.config.quant === 'none' ? 'distilled from the original' : 'trained quantization-aware';
   t.ok(c.training && c.training.steps > 0, `trained ${c.training?.steps} steps`);
   t.ok(c.training!.heldOutAfter <= c.training!.heldOutBefore, 'never worse on held-out samples than before training');
   t.ok(c.training!.curve.length >= 2, 'with its loss curve');
-  t.match(j.notes.join('\n'), /training: \S+ distilled from the original for up to 0.25 min/);
+  t.match(j.notes.join('\n'), new RegExp(`training: \\S+ ${how} for up to 0.25 min`));
   t.match(readFileSync(join(dir, 'trained.html'), 'utf8'), /<h2>Training on this box<\/h2>/);
   const bad = await runCli(['fit', model, '-o', out, '--shape', 'x=1x1x28x28', '--train-minutes', '-1']);
   t.equal(bad.code, 2, bad.stderr);
