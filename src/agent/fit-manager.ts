@@ -412,7 +412,14 @@ export class FitManager implements Component, FitView {
           bus.report(
             'fit-progress',
             `${p.stage} ${Math.round(p.fraction * 100)}%${eta}${p.message && p.stage === 'training' ? `: ${p.message}` : ''}`,
-            { fitId, fraction: p.fraction, stage: p.stage, ...(p.etaS !== undefined ? { etaS: Math.round(p.etaS) } : {}) },
+            {
+              fitId,
+              fraction: p.fraction,
+              stage: p.stage,
+              ...(p.etaS !== undefined ? { etaS: Math.round(p.etaS) } : {}),
+              // the dashboard draws the running training's loss curve from these, one point per report
+              ...(p.train ? { train: p.train } : {}),
+            },
             txn,
           );
         },

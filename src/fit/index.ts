@@ -35,7 +35,16 @@ import { int8Flavour } from './precision.js';
 import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
 import { CandidateCache, sha256 } from './cache.js';
 import { searchFrontier, type Measured, type Retimed } from './search.js';
-import type { CandidateConfig, FitProgress, FitRequest, FitResult, FrontierEntry, LatencyRound, TrainingSummary } from './types.js';
+import type {
+  CandidateConfig,
+  FitProgress,
+  FitRequest,
+  FitResult,
+  FrontierEntry,
+  LatencyRound,
+  TrainingSummary,
+  TrainPoint,
+} from './types.js';
 import { buildLatencyTables, type LatencyTables } from '../analyze/latency/index.js';
 
 export type { FitRequest, FitResult, FrontierEntry, Fitter, Budgets } from './types.js';
@@ -275,6 +284,7 @@ export async function fitModel(
     // the model does not depend on threads: one file per build, timed at each thread count
     const path = isRef ? referencePath : join(candDir, `${cache.key({ ...config, threads: 0 })}.onnx`);
     if (!isRef && !existsSync(path)) {
+      let heldOut: TrainPoint['heldOut'];
       const built = await buildCandidate(config, {
         original,
         shapes,
@@ -287,15 +297,18 @@ export async function fitModel(
         ...(req.trainRamMb !== undefined ? { trainRamMb: req.trainRamMb } : {}),
         ...(opts.trainGate ? { trainGate: opts.trainGate } : {}),
         task: judged.task,
-        onTrain: (p) =>
+        onTrain: (p) => {
+          if (p.heldOut !== undefined) heldOut = { step: p.step, loss: p.heldOut };
           onProgress({
             fraction: lastProgress.fraction,
             stage: 'training',
+            train: { step: p.step, loss: p.loss, ...(heldOut ? { heldOut } : {}) },
             message:
               `step ${p.step}, loss ${p.loss.toPrecision(3)}` +
               `${p.heldOut !== undefined ? `, held-out ${p.heldOut.toPrecision(3)}` : ''}` +
               `${p.score !== undefined ? ` (${judged.def.metric} ${p.score.toFixed(4)})` : ''}, ${Math.round(p.seconds)} of ${Math.round(p.budgetSeconds)} s`,
-          }),
+          });
+        },
       });
       // the training record beside the model: a later measurement of the same file keeps it
       if (built.training) writeFileAtomic(`${path}.training.json`, JSON.stringify(built.training));

@@ -162,6 +162,16 @@ export interface FitProgress {
   message?: string;
   /** Estimated seconds left: the mean cost of the measurements so far times the steps still planned. */
   etaS?: number;
+  /** Stage 'training': this step's batch loss and the latest held-out loss with its step (a live loss curve). */
+  train?: TrainPoint;
+}
+
+/** One point of a running training's loss curve, as progress reports it. */
+export interface TrainPoint {
+  step: number;
+  loss: number;
+  /** The latest held-out loss measured so far, at its own step (measured every few hundred steps). */
+  heldOut?: { step: number; loss: number };
 }
 
 export type Fitter = (req: FitRequest, onProgress: (p: FitProgress) => void) => Promise<FitResult>;

@@ -83,10 +83,17 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
   const plain = variantOf('plain');
   const trained = variantOf('trained');
   const requests: FitRequest[] = [];
-  const fitter: Fitter = async (req) => {
+  const fitter: Fitter = async (req, onProgress) => {
     requests.push(req);
     const base = entry('l0.300', plain, 0.95);
     if (!req.trainMinutes) return { chosenId: base.id, frontier: [base], referenceLatencyP50Ms: 2, fitter: 'test' };
+    // a training step's report: the dashboard's live loss curve is drawn from its point
+    onProgress({
+      fraction: 0.5,
+      stage: 'training',
+      message: 'step 40, loss 0.0210, 30 of 420 s',
+      train: { step: 40, loss: 0.021, heldOut: { step: 32, loss: 0.025 } },
+    });
     const t2 = entry('l0.300-train7', trained, 0.99, req.trainMinutes);
     const training = {
       kind: 'distill' as const,
@@ -133,6 +140,11 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
   t.equal(requests[0]!.trainMinutes, undefined, 'the first without training');
   t.equal(requests[1]!.trainMinutes, 7, 'the second with the configured minutes');
   t.equal(requests[1]!.outputDir, requests[0]!.outputDir, "in the first fit's folder (its candidates are cache hits)");
+  const progress = w.msgs.slice(from).find(ev(dev, 'fit-progress', (d) => d.stage === 'training'));
+  t.match(progress?.json(), {
+    message: 'training 50%: step 40, loss 0.0210, 30 of 420 s',
+    data: { stage: 'training', train: { step: 40, loss: 0.021, heldOut: { step: 32, loss: 0.025 } } },
+  });
   const started = w.msgs.slice(from).filter(ev(dev, 'fit-started'));
   t.match(started[1]!.json().message, /training the best candidate of fit \d+ for up to 7 min \(low priority\)/);
   await a.stop();

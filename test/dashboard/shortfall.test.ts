@@ -245,6 +245,19 @@ if (skip) {
       'no promise of a training that is already running',
     );
     t.match(await page.textContent('#fit-state'), /^training on the box \(step 263, loss 0\.00487, 82 of 720 s\)/);
+    t.equal(await page.locator('#training-live').count(), 0, 'no live curve from reports without points');
+    // reports with points (the agent's since the live curve): a curve of the batch losses so far and
+    // the held-out loss at its own step; a report whose point is not numbers is left out
+    const progress = (step: number, train: Record<string, unknown>) =>
+      event('fit-progress', `training 90%: step ${step}, loss 0.004, 90 of 720 s`, { fitId: 2, fraction: 0.9, stage: 'training', train });
+    await progress(300, { step: 300, loss: 0.0061 });
+    await progress(301, { step: 'x', loss: -1 });
+    await progress(420, { step: 420, loss: 0.0049, heldOut: { step: 400, loss: 0.0052 } });
+    await page.waitForSelector('#training-live svg', { timeout: 10_000 });
+    const d = await page.getAttribute('#training-live path.loss-train', 'd');
+    t.equal(d?.match(/[ML]/g)?.length, 3, `batch loss at steps 300, 400 and 420: ${d}`);
+    t.equal(await page.locator('#training-live circle').count(), 1, 'one held-out point');
+    t.match(await page.textContent('#training-live'), /step 300.*step 420/);
     await event('fit-done', 'fit 2 chose s0.000-u0.00-int8-static-t2 of 4', {
       fitId: 2,
       chosenId: 's0.000-u0.00-int8-static-t2',
@@ -252,6 +265,7 @@ if (skip) {
     });
     await page.waitForFunction(() => !document.querySelector('#training-now'), undefined, { timeout: 10_000 });
     t.pass('the line is gone once the fit is done');
+    t.equal(await page.locator('#training-live').count(), 0, 'and the live curve with it');
     t.same(errors, [], 'no page errors');
   });
 }

@@ -51,6 +51,41 @@ export function trainingNow(s: DeviceSummary, events: readonly DeviceEvent[] = [
   return last.detail.replace(/^training \d+%: /, '');
 }
 
+/** A finite number ≥ 0 from an event's data (a device's payload: checked, never trusted), else undefined. */
+const count = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
+
+/**
+ * The running training's loss curve so far, from its progress events (newest first, back to the
+ * fit's start): one batch-loss point per report and the held-out losses at the steps they were
+ * measured. Empty when no training runs or its reports carry no points (an older agent).
+ */
+export function trainingCurve(events: readonly DeviceEvent[]): { step: number; loss: number; heldOut?: number }[] {
+  const batch = new Map<number, number>();
+  const held = new Map<number, number>();
+  for (const e of events) {
+    if (e.type === 'fit-started' || e.type === 'fit-done' || e.type === 'fit-failed') break;
+    if (e.type !== 'fit-progress') continue;
+    const t = (e.payload as { data?: { train?: { step?: unknown; loss?: unknown; heldOut?: { step?: unknown; loss?: unknown } } } })?.data
+      ?.train;
+    const step = count(t?.step);
+    const loss = count(t?.loss);
+    if (step === undefined || loss === undefined) continue;
+    if (!batch.has(step)) batch.set(step, loss);
+    const hs = count(t?.heldOut?.step);
+    const hl = count(t?.heldOut?.loss);
+    if (hs !== undefined && hl !== undefined && !held.has(hs)) held.set(hs, hl);
+  }
+  // a held-out point sits at its own step; the batch loss there is the nearest report's
+  const steps = [...new Set([...batch.keys(), ...held.keys()])].sort((a, b) => a - b);
+  let last: number | undefined;
+  return steps.flatMap((step) => {
+    last = batch.get(step) ?? last ?? [...batch.values()][batch.size - 1];
+    if (last === undefined) return [];
+    const h = held.get(step);
+    return [{ step, loss: last, ...(h !== undefined ? { heldOut: h } : {}) }];
+  });
+}
+
 /** What the fit achieved, in words: running, every budget met, or which cannot be met and by how much. */
 function fitLine(s: DeviceSummary, events: readonly DeviceEvent[] = []): string {
   const f = s.fit;
@@ -353,9 +388,13 @@ export class DeviceView {
     const t = p?.training;
     // a training fit running now comes first, whatever the deployed model is
     const nowText = this.d ? trainingNow(this.d.summary, this.d.events) : null;
+    const live = nowText !== null && this.d ? trainingCurve(this.d.events) : [];
     const now =
       nowText !== null
-        ? `<p id="training-now">Training on the box now: ${esc(nowText)}. The trained model is swapped in only when it measures better than the fit's untrained choice.</p>`
+        ? `<p id="training-now">Training on the box now: ${esc(nowText)}. The trained model is swapped in only when it measures better than the fit's untrained choice.</p>` +
+          (live.length >= 2
+            ? `<div id="training-live">${lossChart(live)}<p class="muted">so far, one point per report (every 30 s) · orange: held-out loss</p></div>`
+            : '')
         : '';
     if (!t) {
       // a training the box does not serve (it lost, or was stepped away from) is shown with its scores
