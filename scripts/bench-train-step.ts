@@ -48,6 +48,7 @@ import { GRAD_RULES } from '../src/passes/train/grad/rules/index.js';
 import { convRule } from '../src/passes/train/grad/rules/linear.js';
 import type { GradRules } from '../src/passes/train/grad/types.js';
 import { openSession } from '../src/runtime/session.js';
+import { nchwcBlock, nchwcConvs, type NchwcScope } from '../src/passes/train/nchwc.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -62,6 +63,8 @@ const { values: args } = parseArgs({
     optimizer: { type: 'boolean', default: false },
     // also time the step under alternative rules (interleaved with the others): see ALTERNATIVES
     compare: { type: 'string' },
+    // also time the step with its convs on onnxruntime's NCHWc kernel: 'depthwise' or 'all' (src/passes/train/nchwc.ts)
+    nchwc: { type: 'string' },
     // write each case's training step to <dir>/<case>.onnx, or compare with steps so written by another build
     save: { type: 'string' },
     against: { type: 'string' },
@@ -383,6 +386,15 @@ async function main(): Promise<void> {
     if (!c) throw new Error(`unknown case ${name} (cases: ${Object.keys(CASES).join(', ')})`);
     const t0 = performance.now();
     const b = build(name, c, args.compare);
+    let nchwcNote = '';
+    if (args.nchwc) {
+      if (args.nchwc !== 'all' && args.nchwc !== 'depthwise') throw new Error(`--nchwc all|depthwise, got ${args.nchwc}`);
+      const m = parseModel(b.train);
+      const block = await nchwcBlock();
+      const r = nchwcConvs(m, block, new Map([[c.input, c.shape]]), args.nchwc as NchwcScope);
+      b.trainAlt = serializeModel(m);
+      nchwcNote = `NCHWc (${args.nchwc}) block ${block}: ${r.rewritten} convs rewritten${[...r.skipped].map(([why, k]) => `, ${k} not (${why})`).join('')}`;
+    }
     if (args.save) writeFileSync(join(args.save, `${name}.onnx`), b.train);
     const buildMs = performance.now() - t0;
     if (args.optimizer) {
@@ -424,7 +436,7 @@ async function main(): Promise<void> {
     const mi = median(ti);
     const mt = median(tt);
     const ct = tc.length
-      ? `; under ${args.compare ? ALTERNATIVES[args.compare]!.what : `the step in ${args.against}`} ${median(tc).toFixed(1)} ms (${(median(tc) / mi).toFixed(2)}x)`
+      ? `; under ${args.nchwc ? nchwcNote : args.compare ? ALTERNATIVES[args.compare]!.what : `the step in ${args.against}`} ${median(tc).toFixed(1)} ms (${(median(tc) / mi).toFixed(2)}x)`
       : '';
     let rss = '';
     if (!args['no-rss']) {

@@ -239,6 +239,7 @@ TESTS=(
   dist/test/profile/int8-table.test.js # the int8 decision per board fixture (docs/int8-boards.md)
   dist/test/store/store.test.js        # SQLite through the cross-built better-sqlite3
   dist/test/fit/fit.test.js            # a short fit end to end on the MNIST CNN (tiny model)
+  dist/test/train/nchwc.test.js        # the training step on onnxruntime arm64's NCHWc convs, if it has them, equals the generic one
   dist/test/agent/fit-resume.test.js   # an agent stopped mid-fit resumes it at start
   dist/test/agent/zero-setup.test.js   # the agent's start-up: embedded broker, keys, status online
 )

@@ -156,6 +156,7 @@ t.test('CLI: prune --recover distill --train-minutes 0.2 runs end to end and rep
         heldOutBefore: number;
         heldOutAfter: number;
         judged?: { name: string; before: number; after: number };
+        kernels?: { used: string; rewritten: Record<string, number>; ms: Record<string, number> };
       };
     }[];
     steps: { distill?: { steps: number } }[];
@@ -165,6 +166,13 @@ t.test('CLI: prune --recover distill --train-minutes 0.2 runs end to end and rep
   t.ok(d.training.steps > 0, `${d.training.steps} steps`);
   t.ok(d.training.seconds <= 12.5, `${d.training.seconds} s of a 12 s budget`);
   t.equal(j.steps[0]!.distill?.steps, d.training.steps, 'the history step records it');
+  // which conv kernels the step ran, and the timings that chose them (src/passes/train/nchwc.ts)
+  const k = d.training.kernels;
+  t.ok(
+    k && ['generic', 'all', 'depthwise'].includes(k.used) && (k.used === 'generic' || k.ms[k.used]! < k.ms['generic']!),
+    `conv kernels: ${JSON.stringify(k)}`,
+  );
+
   // the CLI's --task (auto: a classifier's logits) scored every held-out evaluation and picked the weights
   t.equal(d.training.judged?.name, 'top1', 'judged by top-1 agreement');
   t.ok(d.training.judged!.after >= d.training.judged!.before, 'never worse by it');

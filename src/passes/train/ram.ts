@@ -42,8 +42,8 @@ export interface StepGraph {
   beside?: readonly { model: Model; shapes?: ReadonlyMap<string, readonly number[]> }[];
 }
 
-/** Zeros for every runtime input (the memory a step needs does not depend on the values), weights at their values. */
-function feedsFor(step: StepGraph): Feeds {
+/** Zeros for every runtime input (the memory a step needs does not depend on the values, nor does its time), weights at their values. */
+export function feedsFor(step: StepGraph): Feeds {
   const feeds: Feeds = {};
   for (const v of step.model.graph.inputs) {
     const w = step.initial.get(v.name);
@@ -122,7 +122,12 @@ export interface RamPlan {
   perRowMb: number;
   /** RSS before the probes plus the step at the chosen micro-batch, with the margin, MB. */
   predictedPeakMb: number;
+  /** RSS before the probes, MB: what a step measured later (measureStepMb) is counted from. */
+  baseMb: number;
 }
+
+/** Whether a step that measured `stepMb` over the plan's base fits its budget, with the plan's margin. */
+export const fitsPlan = (plan: RamPlan, stepMb: number): boolean => plan.baseMb + MARGIN * stepMb <= plan.budgetMb;
 
 export interface RamPlanInput {
   budgetMb: number;
@@ -158,6 +163,7 @@ export async function planRam(o: RamPlanInput): Promise<RamPlan> {
       fixedMb: m1,
       perRowMb: 0,
       predictedPeakMb: Math.round(peak),
+      baseMb: base,
     };
   }
   if (base + MARGIN * m1 > o.budgetMb) throw refuse(base + MARGIN * m1, 1);
@@ -200,5 +206,6 @@ export async function planRam(o: RamPlanInput): Promise<RamPlan> {
     fixedMb: 0,
     perRowMb: +perRow.toFixed(2),
     predictedPeakMb: Math.round(base + MARGIN * (micro === measuredRows ? measuredMb : perRow * micro)),
+    baseMb: base,
   };
 }

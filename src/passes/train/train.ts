@@ -20,7 +20,8 @@ import { GRAD_RULES } from './grad/rules/index.js';
 import { Adam, learningRate } from './adam.js';
 import { appendAdam, GraphAdamState } from './adam-graph.js';
 import { appendLoss, LOSS_GRADS, resolveLoss, specFor, teacherTarget } from './loss.js';
-import { defaultTrainRamMb, planRam } from './ram.js';
+import { defaultTrainRamMb, fitsPlan, measureStepMb, planRam } from './ram.js';
+import { chooseStepKernels } from './nchwc.js';
 import type { CurvePoint, HeldOutJudge, JudgeScore, ResolvedLoss, TrainReport, TrainResult, TrainSpec } from './types.js';
 
 export const DEFAULT_LR = 5e-4;
@@ -320,7 +321,10 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   });
   micro = ram.micro;
   accumulate = ram.accumulate;
-  const built = graphAt(micro);
+  // the step's convs on onnxruntime's NCHWc kernels when that measures faster here (nchwc.ts)
+  const plain = graphAt(micro);
+  const chosen = await chooseStepKernels(plain, threads, async (alt) => fitsPlan(ram, await measureStepMb(alt, threads, ram.baseMb)));
+  const built = { ...plain, model: chosen.step.model };
   // no memory pattern: from its second run onnxruntime allocates the planned block beside the
   // arena's chunks of the first, and a det step's peak RSS nearly doubled (545 -> 927 MB at 4x320x320), no faster.
   // No spinning: the teacher's, the step's and the timed inference's sessions take turns, and on
@@ -587,6 +591,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       ...(judge ? { judged: judgedFigures(judge, before, improved ? best : before) } : {}),
       peakRssMb: Math.round(peakRss),
       ram: { budgetMb: Math.round(ram.budgetMb), fixedMb: ram.fixedMb, perRowMb: ram.perRowMb, predictedPeakMb: ram.predictedPeakMb },
+      kernels: chosen.choice,
       trainedParams: [...params.values()].reduce((a, p) => a + p.length, 0),
       losses: Object.fromEntries(losses),
       lr: peak,

@@ -8,6 +8,7 @@ import type { Sample } from '../../data/inputs.js';
 import type { Model } from '../../ir/model.js';
 import type { Judged } from '../../fidelity/task-compare.js';
 import type { GradRules } from './grad/types.js';
+import type { KernelChoice } from './nchwc.js';
 
 /**
  * How one output is matched to the teacher's:
@@ -247,6 +248,8 @@ export interface TrainReport {
   peakRssMb: number;
   /** The RAM plan: budget, a step's fitted memory (fixed + per row, MB) and the peak it predicted. */
   ram?: { budgetMb: number; fixedMb: number; perRowMb: number; predictedPeakMb: number };
+  /** Whether the step's convs ran onnxruntime's NCHWc kernels, and the timings that decided it (nchwc.ts). */
+  kernels?: KernelChoice;
   trainedParams: number;
   losses: Record<string, ResolvedLoss>;
   lr: number;
