@@ -404,6 +404,7 @@ async function main(): Promise<void> {
     if (args.profile) {
       await profile(`${name} inference`, b.infer, b.inferFeeds);
       await profile(`${name} training step`, b.train, b.trainFeeds);
+      if (args.nchwc && b.trainAlt) await profile(`${name} training step, NCHWc (${args.nchwc})`, b.trainAlt, b.trainFeeds);
       continue;
     }
     const si = await openSession(b.infer, { threads: THREADS, spinning: false });
