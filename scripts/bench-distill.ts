@@ -18,6 +18,7 @@
 // against the original, and latency original vs pruned+distill side by side (interleaved, medians),
 // and the judge images whose boxes differ from the original's.
 // No --det-lr: distill's own choice (a short trial of its TRIAL_RATES, then the best).
+import { kernelsLine } from '../src/passes/train/nchwc.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -198,7 +199,7 @@ async function mnist(dir: string): Promise<Record<string, unknown>> {
       `pruned+distill ${pct(accDistill)} (${row.lossPoints.distill} points lost)\n` +
       `  distillation: ${t.steps} steps of batch ${t.batch} in ${(t.seconds / 60).toFixed(2)} min on ${d.trainSamples} unlabelled digits ` +
       `(${d.heldOutSamples} held out for its loss); step ${t.stepMs} ms (onnxruntime forward+backward ${t.graphMs} ms) ` +
-      `vs inference of the same batch ${t.forwardMs} ms (${row.distill.stepOverForward}x; timed beside each other); peak RSS ${t.peakRssMb} MB; ${threads} threads\n`,
+      `vs inference of the same batch ${t.forwardMs} ms (${row.distill.stepOverForward}x; timed beside each other); peak RSS ${t.peakRssMb} MB; convs ${kernelsLine(t.kernels)}; ${threads} threads\n`,
   );
   return row;
 }

@@ -6,6 +6,7 @@
 // assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
 // (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
 // lines, judged on its held-out lines: text agreement (1 - CER of greedy CTC decode) and per-step argmax.
+import { kernelsLine } from '../src/passes/train/nchwc.js';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
@@ -88,7 +89,7 @@ function trainingLine(r: QatResult): string {
   const t = r.report.training;
   return (
     `training: ${t.steps} steps in ${t.seconds} s, step ${t.stepMs} ms vs inference of the batch ${t.forwardMs} ms ` +
-    `(${(t.stepMs / t.forwardMs).toFixed(2)}x), batch ${t.batch}${r.report.crop ? ` of ${r.report.crop.join('x')} crops` : ''}, peak RSS ${t.peakRssMb} MB, held-out loss ` +
+    `(${(t.stepMs / t.forwardMs).toFixed(2)}x), batch ${t.batch}${r.report.crop ? ` of ${r.report.crop.join('x')} crops` : ''}, peak RSS ${t.peakRssMb} MB, convs ${kernelsLine(t.kernels)}, held-out loss ` +
     `${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}` +
     `${t.judged ? `, held-out ${describeJudged(t.judged)}` : ''}` +
     ` (improved: ${t.improved}, best step ${t.bestStep}), lr ${t.lr}`
