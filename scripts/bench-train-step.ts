@@ -412,8 +412,24 @@ async function main(): Promise<void> {
     const st = await openSession(b.train, { threads: THREADS, spinning: false, memPattern: false });
     const sc = b.trainAlt ? await openSession(b.trainAlt, { threads: THREADS, spinning: false, memPattern: false }) : undefined;
     await si.run(b.inferFeeds);
-    await st.run(b.trainFeeds);
-    await sc?.run(b.trainFeeds);
+    const first = await st.run(b.trainFeeds);
+    const alt = await sc?.run(b.trainFeeds);
+    // the rewritten step must compute what the generic one does: the largest difference over every
+    // output (loss and gradients), relative to that output's largest magnitude
+    let worst = 0;
+    for (const [k, v] of Object.entries(alt ?? {})) {
+      const a = first[k]!.data as Float32Array;
+      const d = v.data as Float32Array;
+      let scale = 0;
+      let err = 0;
+      for (let i = 0; i < a.length; i++) {
+        scale = Math.max(scale, Math.abs(a[i]!));
+        err = Math.max(err, Math.abs(a[i]! - d[i]!));
+      }
+      const rel = scale > 0 ? err / scale : err;
+      worst = Math.max(worst, rel);
+    }
+    if (alt && args.nchwc) nchwcNote += `, outputs within ${worst.toExponential(1)} of the generic step's`;
     const ti: number[] = [];
     const tt: number[] = [];
     const tc: number[] = [];

@@ -308,7 +308,8 @@ export async function chooseStepKernels(
   threads: number,
   fits: (rewritten: StepGraph) => Promise<boolean>,
 ): Promise<{ step: StepGraph; choice: KernelChoice }> {
-  const block = await nchwcBlock();
+  // a diagnostic switch: EDGEFIT_TRAIN_KERNELS=generic trains on the generic convs only
+  const block = process.env['EDGEFIT_TRAIN_KERNELS'] === 'generic' ? 1 : await nchwcBlock();
   const shapes = step.shapes as ReadonlyMap<string, number[]> | undefined;
   const rewritten: KernelChoice['rewritten'] = {};
   const variants: { scope: 'generic' | NchwcScope; step: StepGraph }[] = [{ scope: 'generic', step }];
