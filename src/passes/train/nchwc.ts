@@ -10,7 +10,7 @@
 // channels in blocks; O/B, I, kH*kW, Bo for a conv reading a plain NCHW input of under 8 channels
 // and for depthwise convs. The block B is this build's (16 with AVX-512, 8 with AVX2), probed by
 // nchwcBlock(); 1 means the kernels are absent and nothing is rewritten.
-import { cloneModel, opsetVersion, type Model } from '../../ir/model.js';
+import { cloneModel, modelOf, opsetVersion, type Model } from '../../ir/model.js';
 import { Node } from '../../ir/node.js';
 import type { AttrValue } from '../../ir/types.js';
 import { Tensor } from '../../ir/tensor.js';
@@ -28,22 +28,10 @@ const PLAIN_INPUT_BELOW = 8;
 let probed: Promise<number> | undefined;
 
 /** A model of `g` at opset 13, with the NCHWc domain imported. */
-function modelOf(g: Graph): Model {
-  return {
-    irVersion: 8,
-    opsets: new Map([
-      ['', 13],
-      [NCHWC_DOMAIN, 1],
-    ]),
-    producerName: 'edgefit',
-    producerVersion: '',
-    domain: '',
-    modelVersion: 1,
-    docString: '',
-    metadata: new Map(),
-    graph: g,
-    extra: undefined,
-  };
+function probeModel(g: Graph): Model {
+  const m = modelOf(g, { producer: 'edgefit nchwc probe' });
+  m.opsets.set(NCHWC_DOMAIN, 1);
+  return m;
 }
 
 /** Runs `m` once on `feeds`, returning its outputs' values by name. */
@@ -101,8 +89,8 @@ export async function layoutHolds(block: number): Promise<boolean> {
       return [k, [v, d] as [Float32Array, number[]]];
     }),
   );
-  const plain = await runOnce(modelOf(g), feeds);
-  const m = modelOf(g.clone());
+  const plain = await runOnce(probeModel(g), feeds);
+  const m = probeModel(g.clone());
   if (nchwcConvs(m, block).rewritten !== 3) return false;
   const moved = await runOnce(m, feeds);
   return ['yb', 'yp'].every((o) => {
@@ -124,7 +112,7 @@ export function nchwcBlock(): Promise<number> {
     g.addNode(new Node({ opType: 'ReorderInput', domain: NCHWC_DOMAIN, inputs: ['x'], outputs: ['y'] }));
     g.outputs.push({ name: 'y', type: { dtype: 'float32', shape: [] } });
     try {
-      const out = (await runOnce(modelOf(g), { x: [new Float32Array(4), [1, 4, 1, 1]] }))['y']!;
+      const out = (await runOnce(probeModel(g), { x: [new Float32Array(4), [1, 4, 1, 1]] }))['y']!;
       // [1, 4, 1, 1] padded to one block of channels
       const block = out.length >= 4 ? out.length : 1;
       return block > 1 && (await layoutHolds(block)) ? block : 1;
