@@ -197,21 +197,20 @@ export function nchwcConvs(model: Model, block: number, shapes?: ReadonlyMap<str
     if (g.initializer(w)) continue; // onnxruntime does these itself
     const ws = shapeOf(w);
     const form = formOf(shapeOf(x), ws, n.attrInt('group', 1), block);
-    if ('skip' in form) {
-      report.skipped.set(form.skip, (report.skipped.get(form.skip) ?? 0) + 1);
-      continue;
-    }
+    const [o, i, kh, kw] = (ws ?? []) as [number, number, number, number];
     // Pad takes its pads as an input from opset 11 (training graphs run at the model's opset)
-    const ws4 = ws as [number, number, number, number];
-    if (opset < 11 && (form.oPad > ws4[0] || form.iPad > ws4[1])) {
-      report.skipped.set('padding below opset 11', (report.skipped.get('padding below opset 11') ?? 0) + 1);
+    const why =
+      'skip' in form
+        ? form.skip
+        : opset < 11 && (form.oPad > o || form.iPad > i)
+          ? 'padding below opset 11'
+          : scope === 'depthwise' && form.filter !== 'depthwise'
+            ? 'not depthwise'
+            : undefined;
+    if (why !== undefined || 'skip' in form) {
+      report.skipped.set(why!, (report.skipped.get(why!) ?? 0) + 1);
       continue;
     }
-    if (scope === 'depthwise' && form.filter !== 'depthwise') {
-      report.skipped.set('not depthwise', (report.skipped.get('not depthwise') ?? 0) + 1);
-      continue;
-    }
-    const [o, i, kh, kw] = ws as [number, number, number, number];
     const { oPad, iPad } = form;
     const taps = kh * kw;
     // the weight zero-padded to whole blocks, in onnxruntime's layout, under its padded dims (the
