@@ -38,6 +38,19 @@ t.test('qat trains the static int8 model and writes it in QDQ form with a traini
   );
 });
 
+t.test('qat with --train-data trains on it and holds every calibration sample out', async (t) => {
+  const train = writeMnistLabelled(join(dir, 'train'), { split: 'test', limit: 48 }).xPath;
+  const out = join(dir, 'qat-own.onnx');
+  const r = await runCli(
+    ['quantize', MNIST, '-o', out, '--mode', 'qat', '--train-minutes', '0.05', '--calib', cal, '--train-data', train, '--json', '--force'],
+    { timeoutMs: 240_000 },
+  );
+  t.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { qat: { trainSamples: number; heldOutSamples: number } };
+  t.equal(j.qat.trainSamples, 48, 'every training sample trains, no calibration sample among them');
+  t.equal(j.qat.heldOutSamples, 32, 'every calibration sample is held out');
+});
+
 t.test('qat in text: the held-out line is its fidelity, not a claim that nothing was measured', async (t) => {
   const out = join(dir, 'qat-text.onnx');
   const r = await runCli(['quantize', MNIST, '-o', out, '--mode', 'qat', '--train-minutes', '0.05', '--calib', cal, '--force'], {

@@ -126,7 +126,8 @@ export const command: CommandModule<object, Args> = {
       })
       .option('train-data', {
         type: 'string',
-        describe: "qat: more images to train on (default: a 'train' folder in or beside --calib when there is one)",
+        describe:
+          "qat: images to train on, the --calib samples held out (default: a 'train' folder in or beside --calib when there is one, else --calib itself, a quarter held out)",
       })
       .option('train-scales', {
         type: 'boolean',

@@ -10,7 +10,7 @@ import { parseModel, serializeModel } from '../../onnx/index.js';
 import { runFirstOutput, runtimeOps, toFeeds, type Outputs } from '../../runtime/runner.js';
 import { singleOutputFidelity, type SingleOutputFidelity } from '../../fidelity/index.js';
 import { Tensor } from '../../ir/tensor.js';
-import { splitHeldOut } from '../train/distill.js';
+import { trainAndHeldOut } from '../train/distill.js';
 import { train } from '../train/train.js';
 import { judgeOrLoss } from '../train/judge.js';
 import { CROP_BATCH, shrinkingCrops, type CropPlan } from '../train/crops.js';
@@ -42,11 +42,15 @@ export const QAT_SCALE_LR_FACTOR = 1e-2;
 export const QAT_CROP_SCALE = 0.3;
 
 export interface QatOptions {
-  /** Calibration samples: all calibrate the static start; training holds one in four out (distill's split). */
+  /**
+   * Calibration samples: all calibrate the static start; all are held out when `extraTrain` is
+   * given, else training holds one in four out (distill's split, trainAndHeldOut).
+   */
   samples: readonly Sample[];
   /**
-   * More training rows (never held out, never calibrated on): trained on beside the calibration
-   * samples not held out. On det, 12 calibration images alone are few for the int8 model to learn from.
+   * A training set of its own (never calibrated on): all of it trains and every calibration sample
+   * is held out, as distillation holds them out. On det, 12 calibration images alone are few for
+   * the int8 model to learn from, and the 4 of a one-in-four split few to pick the kept weights by.
    */
   extraTrain?: readonly Sample[];
   minutes: number;
@@ -139,8 +143,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
   });
   const trainable = qatTrainables(fq, { scales: o.scales ?? false });
   const lrFactors = new Map(o.scales ? qatStepFactors(fq).map((n) => [n, o.scaleLr ?? QAT_SCALE_LR_FACTOR] as const) : []);
-  const { train: trainSet, heldOut } = splitHeldOut(o.samples);
-  const rows = [...trainSet, ...(o.extraTrain ?? [])];
+  const { train: rows, heldOut } = trainAndHeldOut(o.samples, o.extraTrain);
   const judge = await judgeOrLoss(floatModel, heldOut, o.task, threads);
   const crops = o.augment ? undefined : shrinkingCrops(rows, QAT_CROP_SCALE);
   const once = (plan: CropPlan | undefined) =>

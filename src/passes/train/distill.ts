@@ -56,6 +56,16 @@ export function splitHeldOut(samples: readonly Sample[]): { train: Sample[]; hel
   return { train: samples.filter((_, i) => !held.has(i)), heldOut: samples.filter((_, i) => held.has(i)) };
 }
 
+/**
+ * What trains and what is held out: with a training set of the caller's own, all of it trains and
+ * every calibration sample is held out (they calibrated, they train no weight, and the more the
+ * held-out set has, the less its pick of the kept weights is chance); else the calibration samples
+ * are split by splitHeldOut.
+ */
+export function trainAndHeldOut(calib: readonly Sample[], own: readonly Sample[] | undefined): { train: Sample[]; heldOut: Sample[] } {
+  return own && own.length > 0 ? { train: [...own], heldOut: [...calib] } : splitHeldOut(calib);
+}
+
 export interface DistillOptions {
   minutes: number;
   /** Calibration samples: the held-out set when `trainSamples` is given, else split into training and held-out. */
@@ -249,7 +259,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       },
     );
   const threads = o.threads;
-  const split = own ? { train: [...o.trainSamples!], heldOut: [...o.samples] } : splitHeldOut(o.samples);
+  const split = trainAndHeldOut(o.samples, o.trainSamples);
   const hard =
     own && o.hardHeldOut && o.task !== undefined ? await hardOnes(teacher, student, split.train, o.task, o.hardHeldOut, threads) : [];
   const trainSet = split.train.filter((_, i) => !hard.includes(i));
