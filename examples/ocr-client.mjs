@@ -138,32 +138,98 @@ if (o.shm) {
 }
 const [H, W] = out.shape.slice(2);
 
-// text boxes as PP-OCR's DB post-processing finds them (axis-aligned, no unclip): pixels over 0.3,
-// 8-connected regions, mean probability >= 0.6, shorter side >= 3 px; scaled back to the image
+// text boxes as PP-OCR's DB post-processing cuts them (boxes_from_bitmap, score_mode 'fast'):
+// pixels over 0.3, 8-connected regions, each region's smallest rotated rectangle through its
+// pixel centres (cv2.minAreaRect), shorter side >= 3, the map's mean over that rectangle >= 0.6,
+// then grown on every side by area x 1.5 / perimeter (unclip), shorter side >= 5; printed as the
+// grown rectangle's axis-aligned bounds, scaled back to the image
+function minAreaRect(pts) {
+  // convex hull (monotone chain), then the rectangle along each hull edge; the smallest wins
+  pts.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const cross = (o, a, b) => (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+  const half = (list) => {
+    const h = [];
+    for (const p of list) {
+      while (h.length >= 2 && cross(h[h.length - 2], h[h.length - 1], p) <= 0) h.pop();
+      h.push(p);
+    }
+    return h.slice(0, -1);
+  };
+  const hull = pts.length < 3 ? pts : [...half(pts), ...half([...pts].reverse())];
+  let best = { cx: hull[0][0], cy: hull[0][1], ux: 1, uy: 0, width: 0, height: 0 },
+    bestArea = Infinity;
+  for (let i = 0; i < hull.length && hull.length > 1; i++) {
+    const [x0, y0] = hull[i],
+      [x1, y1] = hull[(i + 1) % hull.length],
+      len = Math.hypot(x1 - x0, y1 - y0);
+    if (!len) continue;
+    const ux = (x1 - x0) / len,
+      uy = (y1 - y0) / len;
+    let u0 = Infinity,
+      u1 = -Infinity,
+      v0 = Infinity,
+      v1 = -Infinity;
+    for (const [x, y] of hull) {
+      const u = x * ux + y * uy,
+        v = -x * uy + y * ux;
+      u0 = Math.min(u0, u);
+      u1 = Math.max(u1, u);
+      v0 = Math.min(v0, v);
+      v1 = Math.max(v1, v);
+    }
+    if ((u1 - u0) * (v1 - v0) < bestArea - 1e-9) {
+      bestArea = (u1 - u0) * (v1 - v0);
+      const cu = (u0 + u1) / 2,
+        cv = (v0 + v1) / 2;
+      best = { cx: cu * ux - cv * uy, cy: cu * uy + cv * ux, ux, uy, width: u1 - u0, height: v1 - v0 };
+    }
+  }
+  return best;
+}
+const cornersOf = (r) =>
+  [
+    [-1, -1],
+    [1, -1],
+    [1, 1],
+    [-1, 1],
+  ].map(([a, b]) => [r.cx + (a * r.width * r.ux - b * r.height * r.uy) / 2, r.cy + (a * r.width * r.uy + b * r.height * r.ux) / 2]);
+function meanInRect(r) {
+  // pixels whose centre is within half a pixel of the rectangle, as the box polygon is filled
+  const cs = cornersOf(r),
+    xs = cs.map((c) => c[0]),
+    ys = cs.map((c) => c[1]);
+  let sum = 0,
+    n = 0;
+  for (let y = Math.max(0, Math.floor(Math.min(...ys) - 0.5)); y <= Math.min(H - 1, Math.ceil(Math.max(...ys) + 0.5)); y++)
+    for (let x = Math.max(0, Math.floor(Math.min(...xs) - 0.5)); x <= Math.min(W - 1, Math.ceil(Math.max(...xs) + 0.5)); x++) {
+      const dx = x - r.cx,
+        dy = y - r.cy;
+      if (Math.abs(dx * r.ux + dy * r.uy) <= r.width / 2 + 0.5 + 1e-9 && Math.abs(-dx * r.uy + dy * r.ux) <= r.height / 2 + 0.5 + 1e-9) {
+        sum += map[y * W + x];
+        n++;
+      }
+    }
+  return n ? sum / n : 0;
+}
 const seen = new Uint8Array(H * W),
   stack = new Int32Array(H * W),
   boxes = [];
 for (let s = 0; s < H * W; s++) {
   if (seen[s] || map[s] <= 0.3) continue;
-  let top = 0,
-    sum = 0,
-    n = 0,
-    bx0 = W,
-    by0 = H,
-    bx1 = 0,
-    by1 = 0;
+  let top = 0;
+  // each row's outermost pixels: their hull is the region's
+  const rows = new Map();
   stack[top++] = s;
   seen[s] = 1;
   while (top) {
     const p = stack[--top],
       py = (p / W) | 0,
-      px = p % W;
-    sum += map[p];
-    n++;
-    bx0 = Math.min(bx0, px);
-    bx1 = Math.max(bx1, px + 1);
-    by0 = Math.min(by0, py);
-    by1 = Math.max(by1, py + 1);
+      px = p % W,
+      row = rows.get(py);
+    if (row) {
+      row[0] = Math.min(row[0], px);
+      row[1] = Math.max(row[1], px);
+    } else rows.set(py, [px, px]);
     for (let dy = -1; dy <= 1; dy++)
       for (let dx = -1; dx <= 1; dx++) {
         const qy = py + dy,
@@ -175,7 +241,28 @@ for (let s = 0; s < H * W; s++) {
         }
       }
   }
-  if (sum / n >= 0.6 && Math.min(bx1 - bx0, by1 - by0) >= 3) boxes.push({ x0: bx0, y0: by0, x1: bx1, y1: by1, score: sum / n });
+  const r = minAreaRect(
+    [...rows].flatMap(([y, [a, b]]) => [
+      [a, y],
+      [b, y],
+    ]),
+  );
+  const side = Math.min(r.width, r.height);
+  if (side < 3) continue;
+  const score = meanInRect(r);
+  if (score < 0.6) continue;
+  const d = (r.width * r.height * 1.5) / (2 * (r.width + r.height));
+  if (side + 2 * d < 5) continue;
+  const cs = cornersOf({ ...r, width: r.width + 2 * d, height: r.height + 2 * d });
+  const xs = cs.map((c) => c[0]),
+    ys = cs.map((c) => c[1]);
+  boxes.push({
+    x0: Math.max(0, Math.min(...xs)),
+    y0: Math.max(0, Math.min(...ys)),
+    x1: Math.min(W, Math.max(...xs)),
+    y1: Math.min(H, Math.max(...ys)),
+    score,
+  });
 }
 const sx = img.width / W,
   sy = img.height / H;

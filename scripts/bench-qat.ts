@@ -1,12 +1,13 @@
 // Benchmark of quantize --mode qat against static int8 on PP-OCRv4 det and rec (issue 18): both
 // judged against the float original on held-out images QAT never trained on, timed side by side
 // (interleaved runs, medians, one process), and the op types onnxruntime runs.
-//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq [--scale-lr X]] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots] [--ema D] [--loss map|bce|mse] [--hinge-weight W]
+//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq [--scale-lr X]] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots] [--ema D] [--loss map|bce|mse] [--hinge-weight W] [--save DIR]
 // det: trains on assets/calib/det/calibrate (random --crop square crops; default quantizeQat's own, 192 at 640), judged on
 // assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
 // (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
 // lines, judged on its held-out lines: text agreement (1 - CER of greedy CTC decode) and per-step argmax.
 import { kernelsLine } from '../src/passes/train/nchwc.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
@@ -54,6 +55,8 @@ const DET_LOSS: TrainSpec['loss'] =
   LOSS_ARG === 'map'
     ? { ...MAP_LOSS, ...(argv.includes('--hinge-weight') ? { hingeWeight: opt('--hinge-weight', 1) } : {}) }
     : (LOSS_ARG as 'bce' | 'mse' | undefined);
+// det: write the static and the QAT int8 models to DIR/det-static.onnx and DIR/det-qat.onnx
+const SAVE = argv.includes('--save') ? argv[argv.indexOf('--save') + 1] : undefined;
 const want = (k: string): boolean => !argv.some((a) => ['det', 'rec'].includes(a)) || argv.includes(k);
 
 async function outputsOf(bytes: Uint8Array, samples: readonly Sample[]): Promise<{ data: Float32Array; dims: number[] }[]> {
@@ -162,6 +165,12 @@ async function det(): Promise<void> {
   );
   console.log(`det ops static: ${JSON.stringify(await runtimeOps(r.staticBytes))}`);
   console.log(`det ops qat:    ${JSON.stringify(await runtimeOps(r.bytes))}`);
+  if (SAVE) {
+    mkdirSync(SAVE, { recursive: true });
+    writeFileSync(join(SAVE, 'det-static.onnx'), r.staticBytes);
+    writeFileSync(join(SAVE, 'det-qat.onnx'), r.bytes);
+    console.log(`det models written to ${SAVE}`);
+  }
 }
 
 async function rec(): Promise<void> {

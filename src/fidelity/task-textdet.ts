@@ -7,27 +7,32 @@ import type { Outputs } from './compare.js';
 import type { TaskDef } from './task-def.js';
 import { MASK_THRESHOLD, maskCounts } from './metrics.js';
 import { boxF1Unit, matchBoxes, prf, type Box } from './boxes.js';
+import { corners, meanInRect, minAreaRect } from './min-rect.js';
 
-/** PP-OCR's box_thresh: a component whose mean probability is below this is no text box. */
+/** PP-OCR's box_thresh (det_db_box_thresh at inference): a region whose box scores below this is no text box. */
 export const BOX_THRESH = 0.6;
-/** PP-OCR's min_size: boxes whose shorter side is below this many pixels are dropped. */
+/** PP-OCR's min_size: regions whose rectangle's shorter side (between pixel centres) is below this are dropped; after unclipping, below this + 2. */
 export const MIN_BOX_SIDE = 3;
+/** PP-OCR's det_db_unclip_ratio at inference: each box grows by area x ratio / perimeter on every side. */
+export const UNCLIP_RATIO = 1.5;
 
 /** A single-channel map [N, 1, H, W]. */
 export const isProbabilityMap = (dims: readonly number[]): boolean => dims.length === 4 && dims[1] === 1 && dims[2]! > 1 && dims[3]! > 1;
 
 /**
- * Text boxes of one map (h x w values from `off`): pixels above MASK_THRESHOLD, grouped into
- * 8-connected components (PP-OCR traces each region's outer contour with cv2.findContours,
- * which follows 8-connected pixels, so two pixels touching at a corner are one region there
- * too), each component's bounding box (pixel edges: x1 = last column + 1) and the mean map
- * value over its pixels; components below BOX_THRESH or with a side below MIN_BOX_SIDE dropped.
- * PP-OCR then unclips (dilates) each box by a ratio of its area / perimeter; that is skipped
- * here, since the reference's and the candidate's boxes would be dilated alike and IoU matching
- * at 0.5 hardly changes. Boxes are axis-aligned where PP-OCR fits rotated rectangles: the
- * comparison is between two models' maps, not against ground truth.
- * One flood fill per component over a Uint8Array with an Int32Array stack: every pixel is
- * visited once, no per-pixel objects (a 640x640 map takes a few ms).
+ * Text boxes of one map (h x w values from `off`), cut as PP-OCR's DBPostProcess cuts them
+ * (boxes_from_bitmap, score_mode 'fast'): pixels above MASK_THRESHOLD, grouped into 8-connected
+ * regions (cv2.findContours traces 8-connected outlines); per region the smallest rotated
+ * rectangle around its pixel centres (cv2.minAreaRect), dropped when its shorter side is under
+ * MIN_BOX_SIDE; its score the mean map value over that rectangle, background included
+ * (box_score_fast), dropped under BOX_THRESH; then the rectangle grown on every side by
+ * area x UNCLIP_RATIO / perimeter (unclip) and dropped when its shorter side is under
+ * MIN_BOX_SIDE + 2. Each box is the grown rectangle's axis-aligned bounds, clipped to the map
+ * (matching compares those), its score the region's. Not reproduced: the inner outlines of
+ * regions with holes, which findContours lists too (their rectangles enclose the hole and score
+ * low) and the rounded corners of the grown polygon, which do not change its bounds.
+ * One flood fill per region over a Uint8Array with an Int32Array stack: every pixel is visited
+ * once; the rectangle is fitted to each row's two outermost pixels (their hull is the region's).
  */
 export function textBoxes(map: ArrayLike<number>, off: number, h: number, w: number): Box[] {
   const n = h * w;
@@ -35,28 +40,28 @@ export function textBoxes(map: ArrayLike<number>, off: number, h: number, w: num
   const mask = new Uint8Array(n);
   for (let i = 0; i < n; i++) if (map[off + i]! > MASK_THRESHOLD) mask[i] = 1;
   const stack = new Int32Array(n);
+  // each row's outermost pixels of the region being filled; rowOf marks the rows it touched
+  const rowMin = new Int32Array(h),
+    rowMax = new Int32Array(h),
+    rowOf = new Int32Array(h).fill(-1);
   const boxes: Box[] = [];
   for (let seed = 0; seed < n; seed++) {
     if (mask[seed] !== 1) continue;
     let top = 0;
     stack[top++] = seed;
     mask[seed] = 2;
-    let x0 = w,
-      y0 = h,
-      x1 = -1,
-      y1 = -1,
-      sum = 0,
-      count = 0;
+    const rows: number[] = [];
     while (top > 0) {
       const p = stack[--top]!;
       const y = (p / w) | 0;
       const x = p - y * w;
-      if (x < x0) x0 = x;
-      if (x > x1) x1 = x;
-      if (y < y0) y0 = y;
-      if (y > y1) y1 = y;
-      sum += map[off + p]!;
-      count++;
+      if (rowOf[y] !== seed) {
+        rowOf[y] = seed;
+        rowMin[y] = x;
+        rowMax[y] = x;
+        rows.push(y);
+      } else if (x < rowMin[y]!) rowMin[y] = x;
+      else if (x > rowMax[y]!) rowMax[y] = x;
       for (let dy = -1; dy <= 1; dy++) {
         const yy = y + dy;
         if (yy < 0 || yy >= h) continue;
@@ -71,9 +76,24 @@ export function textBoxes(map: ArrayLike<number>, off: number, h: number, w: num
         }
       }
     }
-    const score = sum / count;
-    if (score < BOX_THRESH || Math.min(x1 - x0 + 1, y1 - y0 + 1) < MIN_BOX_SIDE) continue;
-    boxes.push({ x0, y0, x1: x1 + 1, y1: y1 + 1, score });
+    const xs = rows.flatMap((y) => [rowMin[y]!, rowMax[y]!]);
+    const ys = rows.flatMap((y) => [y, y]);
+    const rect = minAreaRect(xs, ys);
+    if (Math.min(rect.width, rect.height) < MIN_BOX_SIDE) continue;
+    const score = meanInRect(map, off, h, w, rect);
+    if (score < BOX_THRESH) continue;
+    const d = (rect.width * rect.height * UNCLIP_RATIO) / (2 * (rect.width + rect.height));
+    if (Math.min(rect.width, rect.height) + 2 * d < MIN_BOX_SIDE + 2) continue;
+    const cs = corners({ ...rect, width: rect.width + 2 * d, height: rect.height + 2 * d });
+    const xsC = cs.map((c) => c[0]),
+      ysC = cs.map((c) => c[1]);
+    boxes.push({
+      x0: Math.max(0, Math.min(...xsC)),
+      y0: Math.max(0, Math.min(...ysC)),
+      x1: Math.min(w, Math.max(...xsC)),
+      y1: Math.min(h, Math.max(...ysC)),
+      score,
+    });
   }
   return boxes;
 }

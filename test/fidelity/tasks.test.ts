@@ -33,23 +33,49 @@ function map(h: number, w: number, rects: [number, number, number, number, numbe
   return m;
 }
 
-t.test('textBoxes: 8-connected components, mean score and min side filters', async (t) => {
+t.test("textBoxes: PP-OCR's boxes: 8-connected regions, minimum-area rectangles scored over their area, min sides, unclip", async (t) => {
   const m = map(20, 30, [
-    [2, 2, 10, 6, 0.9], // a text box
+    [2, 2, 10, 6, 0.9], // a text box: pixel centres 2..9 x 2..5, a 7 x 3 rectangle
     [12, 2, 20, 6, 0.5], // above the binarisation threshold, below box_thresh: dropped
-    [2, 10, 10, 12, 0.9], // 2 px high: below min_size, dropped
-    [20, 10, 24, 14, 0.9], // these two touch at a corner: one 8-connected component
-    [24, 14, 28, 18, 0.9],
+    [2, 9, 10, 12, 0.9], // 3 px high, 2 between pixel centres: below min_size, dropped
+    [20, 10, 24, 14, 0.9], // these two touch at a corner: one 8-connected region, whose rectangle
+    [24, 14, 28, 18, 0.9], // (along the diagonal) is half background: dropped; apart, each would be a box
   ]);
   const boxes = textBoxes(m, 0, 20, 30);
+  t.equal(boxes.length, 1, 'the text box alone');
+  // unclip: 7 x 3 grows by 21 x 1.5 / 20 = 1.575 on every side
   t.same(
-    boxes.map((b) => [b.x0, b.y0, b.x1, b.y1]),
-    [
-      [2, 2, 10, 6],
-      [20, 10, 28, 18],
-    ],
+    [boxes[0]!.x0, boxes[0]!.y0, boxes[0]!.x1, boxes[0]!.y1].map((v) => Number(v.toFixed(3))),
+    [0.425, 0.425, 10.575, 6.575],
+    'the rectangle through the pixel centres, grown by area x 1.5 / perimeter',
   );
-  t.ok(Math.abs(boxes[0]!.score - 0.9) < 1e-6, 'score: the mean map value inside');
+  t.ok(Math.abs(boxes[0]!.score - 0.9) < 1e-6, 'score: the mean map value over the rectangle');
+  const apart = map(20, 30, [
+    [20, 10, 24, 14, 0.9],
+    [25, 14, 29, 18, 0.9],
+  ]);
+  t.equal(textBoxes(apart, 0, 20, 30).length, 2, 'the two squares a pixel apart are two boxes');
+
+  // an L: every pixel 0.9, but its rectangle is mostly background, so PP-OCR drops it
+  const l = map(24, 24, [
+    [2, 2, 20, 5, 0.9],
+    [2, 2, 5, 20, 0.9],
+  ]);
+  t.same(textBoxes(l, 0, 24, 24), [], 'a region scored over its rectangle, not over its own pixels');
+
+  // a slanted line of text: its rectangle turns with it, so the background beside it does not count
+  const h = 40,
+    w = 64;
+  const slant = new Float32Array(h * w).fill(0.01);
+  for (let x = 5; x < 56; x++) {
+    const c = Math.round(10 + 0.35 * (x - 5));
+    for (let y = c - 2; y <= c + 2; y++) slant[y * w + x] = 0.9;
+  }
+  const s = textBoxes(slant, 0, h, w);
+  t.equal(s.length, 1, 'one slanted box');
+  // the upright bounding box (x 5..55, y 8..29) averages (255 x 0.9 + 867 x 0.01) / 1122 = 0.21: dropped
+  t.ok(s[0]!.score > 0.7, `scored along its slant: ${s[0]!.score.toFixed(3)}, kept`);
+  t.ok(s[0]!.x0 < 5 && s[0]!.x1 > 55 && s[0]!.y0 < 8 && s[0]!.y1 > 29, 'its bounds cover the line');
   t.same(textBoxes(map(8, 8, []), 0, 8, 8), [], 'an empty map has no boxes');
   // a 640x640 map with many components stays fast (flood fill over typed arrays)
   const big = map(
