@@ -394,7 +394,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       `loss ${loss0?.kind}${loss0?.threshold ? ` + hinge at ${loss0.threshold}${(loss0.hingeWeight ?? 1) !== 1 ? ` x ${loss0.hingeWeight}` : ''}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}` +
       `${t.judged ? `, held-out ${describeJudged(t.judged)} (it picked step ${t.bestStep})` : ' (the loss picked the weights)'}; ` +
-      `step ${t.stepMs} ms vs inference ${t.forwardMs} ms; peak RSS ${t.peakRssMb} MB\n`,
+      `step ${t.stepMs} ms vs inference ${t.forwardMs} ms; peak RSS ${t.peakRssMb} MB; convs ${kernelsLine(t.kernels)}\n`,
   );
   return row;
 }
