@@ -87,6 +87,14 @@ export function corners(r: RotatedRect): [number, number][] {
   ].map(([a, b]): [number, number] => [r.cx + a! * r.ux - b! * r.uy, r.cy + a! * r.uy + b! * r.ux]);
 }
 
+/** The rectangle's axis-aligned bounds: its corners' extremes. */
+export function rectBounds(r: RotatedRect): { x0: number; y0: number; x1: number; y1: number } {
+  const cs = corners(r);
+  const xs = cs.map((c) => c[0]),
+    ys = cs.map((c) => c[1]);
+  return { x0: Math.min(...xs), y0: Math.min(...ys), x1: Math.max(...xs), y1: Math.max(...ys) };
+}
+
 /**
  * Mean of an h x w map (from `off`) over the pixels the rectangle covers, as box_score_fast fills
  * the box polygon and averages under it: a pixel counts when its centre lies within half a pixel
@@ -94,11 +102,11 @@ export function corners(r: RotatedRect): [number, number][] {
  * through pixel centres covers exactly its rows and columns.
  */
 export function meanInRect(map: ArrayLike<number>, off: number, h: number, w: number, r: RotatedRect): number {
-  const cs = corners(r);
-  const xmin = Math.max(0, Math.floor(Math.min(...cs.map((c) => c[0])) - 0.5));
-  const xmax = Math.min(w - 1, Math.ceil(Math.max(...cs.map((c) => c[0])) + 0.5));
-  const ymin = Math.max(0, Math.floor(Math.min(...cs.map((c) => c[1])) - 0.5));
-  const ymax = Math.min(h - 1, Math.ceil(Math.max(...cs.map((c) => c[1])) + 0.5));
+  const b = rectBounds(r);
+  const xmin = Math.max(0, Math.floor(b.x0 - 0.5));
+  const xmax = Math.min(w - 1, Math.ceil(b.x1 + 0.5));
+  const ymin = Math.max(0, Math.floor(b.y0 - 0.5));
+  const ymax = Math.min(h - 1, Math.ceil(b.y1 + 0.5));
   const hu = r.width / 2 + 0.5 + 1e-9,
     hv = r.height / 2 + 0.5 + 1e-9;
   let sum = 0,

@@ -7,7 +7,7 @@ import type { Outputs } from './compare.js';
 import type { TaskDef } from './task-def.js';
 import { MASK_THRESHOLD, maskCounts } from './metrics.js';
 import { boxF1Unit, matchBoxes, prf, type Box } from './boxes.js';
-import { corners, meanInRect, minAreaRect } from './min-rect.js';
+import { meanInRect, minAreaRect, rectBounds } from './min-rect.js';
 
 /** PP-OCR's box_thresh (det_db_box_thresh at inference): a region whose box scores below this is no text box. */
 export const BOX_THRESH = 0.6;
@@ -79,21 +79,14 @@ export function textBoxes(map: ArrayLike<number>, off: number, h: number, w: num
     const xs = rows.flatMap((y) => [rowMin[y]!, rowMax[y]!]);
     const ys = rows.flatMap((y) => [y, y]);
     const rect = minAreaRect(xs, ys);
-    if (Math.min(rect.width, rect.height) < MIN_BOX_SIDE) continue;
+    const side = Math.min(rect.width, rect.height);
+    if (side < MIN_BOX_SIDE) continue;
     const score = meanInRect(map, off, h, w, rect);
     if (score < BOX_THRESH) continue;
     const d = (rect.width * rect.height * UNCLIP_RATIO) / (2 * (rect.width + rect.height));
-    if (Math.min(rect.width, rect.height) + 2 * d < MIN_BOX_SIDE + 2) continue;
-    const cs = corners({ ...rect, width: rect.width + 2 * d, height: rect.height + 2 * d });
-    const xsC = cs.map((c) => c[0]),
-      ysC = cs.map((c) => c[1]);
-    boxes.push({
-      x0: Math.max(0, Math.min(...xsC)),
-      y0: Math.max(0, Math.min(...ysC)),
-      x1: Math.min(w, Math.max(...xsC)),
-      y1: Math.min(h, Math.max(...ysC)),
-      score,
-    });
+    if (side + 2 * d < MIN_BOX_SIDE + 2) continue;
+    const b = rectBounds({ ...rect, width: rect.width + 2 * d, height: rect.height + 2 * d });
+    boxes.push({ x0: Math.max(0, b.x0), y0: Math.max(0, b.y0), x1: Math.min(w, b.x1), y1: Math.min(h, b.y1), score });
   }
   return boxes;
 }
