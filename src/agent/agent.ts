@@ -36,6 +36,7 @@ import { ServeComponent, ServingModelServer, servedModel, type ServeBackend } fr
 import { captureDirs, captureReady, snapshotCapture } from './capture.js';
 import { ServeProcess } from '../serve/process.js';
 import type { ServeOptions } from '../serve/types.js';
+import type { HoldLink } from './train-hold.js';
 import { HardwareProfiler } from './profiler.js';
 import { Telemetry } from './telemetry.js';
 
@@ -61,7 +62,9 @@ export interface AgentDeps {
   /** Inject a fitter (tests); default: fitModel when present, else the reference-only fallback. */
   fitter?: Fitter;
   /** With an injected fitter: what holds its training while the box serves (train-hold.ts). */
-  fitterHold?: (on: boolean) => void;
+  fitterHold?: HoldLink;
+  /** How long a live probe waits for the held training to stop at its gate (tests; default PROBE_PARK_MS). */
+  parkMs?: number;
   /** Inject the live latency source (tests); default: LatencyProbe, a probe child per measurement. */
   latency?: LatencySource;
   /** Inject the serve process handle (tests); default: the forked serve process when serve.enabled. */
@@ -180,6 +183,7 @@ export class Agent {
       gate: () => this.first,
       ...(this.deps.fitter ? { fitter: this.deps.fitter } : {}),
       ...(this.deps.fitterHold ? { fitterHold: this.deps.fitterHold } : {}),
+      ...(this.deps.parkMs !== undefined ? { parkMs: this.deps.parkMs } : {}),
     }));
     const prober = new Prober({
       bus,
@@ -196,6 +200,7 @@ export class Agent {
       step: (fitId, entry, kind) => deployer!.exclusive(() => deployer!.deployEntry(fitId, entry, kind)),
       deployed,
       quiet: (f) => fits.quietFor(f),
+      busy: () => fits.busy(),
     });
     const backend = this.deps.serve ?? (cfg.serve.enabled ? defaultServeBackend : undefined);
     const serving = (this.serving = backend

@@ -21,7 +21,7 @@ import { deployableChoice, fidelityFloor, unmetBudgets, type Unmet } from './flo
 import type { HardwareFacts } from './hardware.js';
 import type { ModelVersion } from './model-store.js';
 import { resolveFitter } from './reference-fitter.js';
-import { TrainingHold } from './train-hold.js';
+import { TrainingHold, type FitActivity, type HoldLink, type Quiet } from './train-hold.js';
 import { fitOriginalMs } from './original.js';
 
 /** A fit interrupted by this many agent starts in a row (kill, crash, power loss; a clean stop does
@@ -73,7 +73,9 @@ export interface FitManagerDeps {
   /** Injected fitter (tests); default: resolveFitter(mode). */
   fitter?: Fitter;
   /** The injected fitter's hold (train-hold.ts); resolveFitter's child fitter brings its own. */
-  fitterHold?: (on: boolean) => void;
+  fitterHold?: HoldLink;
+  /** How long a live probe waits for the held training to stop at its gate (default PROBE_PARK_MS). */
+  parkMs?: number;
   /** Fits wait for this first (the agent's first run times the original on a quiet box). */
   gate?: () => Promise<unknown> | undefined;
   /** The original model's p50 as timed live on this box (null until timed): relative budgets are judged on it. */
@@ -108,8 +110,19 @@ export class FitManager implements Component, FitView {
   constructor(private readonly d: FitManagerDeps) {}
 
   /** Run a live probe with the agent's own training held (TrainingHold.quietFor). */
-  quietFor<T>(f: () => Promise<T>): Promise<T> {
-    return this.holds ? this.holds.quietFor(f) : f();
+  async quietFor<T>(f: () => Promise<T>): Promise<Quiet<T>> {
+    if (this.holds) return this.holds.quietFor(f);
+    return { value: await f() };
+  }
+
+  /** Whether the agent's own fit uses the cores now (why): see TrainingHold.busy. */
+  busy(): string | undefined {
+    return this.holds?.busy();
+  }
+
+  private activity(): FitActivity {
+    if (this.fitId === undefined) return { kind: 'idle' };
+    return { kind: this.training ? 'training' : 'measuring', fitId: this.fitId };
   }
 
   start(): void {
@@ -120,7 +133,7 @@ export class FitManager implements Component, FitView {
     this.fitter = f.fitter;
     this.fitterName = f.name;
     this.fitterClose = f.close;
-    this.holds = new TrainingHold(this.d.bus, () => this.training);
+    this.holds = new TrainingHold(this.d.bus, () => this.activity(), this.d.parkMs);
     this.holds.start(f.hold);
     this.ensure();
   }

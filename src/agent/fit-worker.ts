@@ -2,16 +2,22 @@
 // the pruning, quantization and calibration code and onnxruntime are never loaded into the
 // long-running agent, and the memory a search needs is returned to the box when it ends.
 // Protocol: one { t: 'fit' } in, then any { t: 'hold', on } (train-hold.ts); { t: 'progress' }* then
-// one { t: 'done' } or { t: 'error' } out.
+// one { t: 'done' } or { t: 'error' } out, and { t: 'parked' } once per hold when the training has
+// stopped at its gate.
 import { setPriority } from 'node:os';
 import { ERROR_CODES } from '../errors.js';
 import { trainedCandidates, type FitProgress, type FitRequest, type FitResult } from '../fit/types.js';
 import { TrainGate } from './train-hold.js';
 
 export type FitChildMessage =
-  { t: 'progress'; p: FitProgress } | { t: 'done'; result: FitResult } | { t: 'error'; code: string; message: string };
+  | { t: 'progress'; p: FitProgress }
+  | { t: 'done'; result: FitResult }
+  | { t: 'error'; code: string; message: string }
+  | { t: 'parked'; seq: number };
 
-const gate = new TrainGate();
+/** The number of the hold last received: the word that training parked names it. */
+let holdSeq = 0;
+const gate = new TrainGate(() => void send({ t: 'parked', seq: holdSeq }));
 
 const send = (m: FitChildMessage): Promise<void> => new Promise((r) => process.send!(m, undefined, undefined, () => r()));
 
@@ -70,8 +76,11 @@ async function fit(raw: unknown): Promise<FitChildMessage> {
 process.on('disconnect', () => process.exit(0));
 let started = false;
 process.on('message', (raw: unknown) => {
-  const h = raw as { t?: unknown; on?: unknown };
-  if (h?.t === 'hold') return gate.set(h.on === true);
+  const h = raw as { t?: unknown; on?: unknown; seq?: unknown };
+  if (h?.t === 'hold') {
+    holdSeq = typeof h.seq === 'number' ? h.seq : 0;
+    return gate.set(h.on === true);
+  }
   if (started) return;
   started = true;
   fit(raw)

@@ -16,6 +16,7 @@ import type { FitView } from './fit-manager.js';
 import type { LatencyStats, ProbeCost } from './latency.js';
 import type { ModelVersion } from './model-store.js';
 import type { ServeStats } from '../serve/types.js';
+import type { Quiet } from './train-hold.js';
 
 /** Where live latencies come from: LatencyProbe on a device, a script in tests. */
 export interface LatencySource {
@@ -56,7 +57,9 @@ export interface ProberDeps {
   /** What is deployed now: served stats count for it only (absent: served stats are ignored). */
   deployed?: () => ModelVersion | undefined;
   /** Runs a probe with the agent's own training held (FitManager.quietFor); absent: as it is. */
-  quiet?: <T>(f: () => Promise<T>) => Promise<T>;
+  quiet?: <T>(f: () => Promise<T>) => Promise<Quiet<T>>;
+  /** Whether the agent's own fit uses the cores now (FitManager.busy): then live figures step nothing. */
+  busy?: () => string | undefined;
 }
 
 /** The served figures of the deployed version in one stats window, as a latency measurement, or
@@ -93,6 +96,8 @@ export class Prober implements Component, ModelServer {
   /** When served requests last stood in for a probe (ms since the epoch) and their window (s). */
   private servedAt = 0;
   private servedWindowS = 0;
+  /** Why the last live figure stepped nothing (the agent's own fit was busy), logged on a change. */
+  private busyWhy: string | undefined;
 
   constructor(private readonly d: ProberDeps) {}
 
@@ -198,9 +203,9 @@ export class Prober implements Component, ModelServer {
     this.probing = true;
     try {
       const measure = (): Promise<LatencyStats> => source.measure(this.d.probe.runs);
-      const lat = await (this.d.quiet ? this.d.quiet(measure) : measure());
+      const q = this.d.quiet ? await this.d.quiet(measure) : { value: await measure() };
       if (this.stopped || this.busy) return; // stopping, or served figures came in meanwhile
-      await this.judge({ ...lat, source: 'probe' });
+      await this.judge({ ...q.value, source: 'probe' }, q.busy);
     } catch (e) {
       this.d.log(`probe: ${oneLine(e)}`);
     } finally {
@@ -221,7 +226,7 @@ export class Prober implements Component, ModelServer {
     if (this.probing) return;
     this.probing = true;
     try {
-      await this.judge(lat);
+      await this.judge(lat, this.d.busy?.());
     } catch (e) {
       this.d.log(`served latency: ${oneLine(e)}`);
     } finally {
@@ -229,10 +234,19 @@ export class Prober implements Component, ModelServer {
     }
   }
 
-  /** Publish a live measurement and step down/up when adaptation says so. */
-  private async judge(lat: LatencyStats): Promise<void> {
+  /**
+   * Publish a live measurement and step down/up when adaptation says so; not while the agent's
+   * own fit was using the cores (`busy`): that figure measures the agent, and a step down for it
+   * outlived it (the fit's choice was not stepped back up to once the fit had ended).
+   */
+  private async judge(lat: LatencyStats, busy?: string): Promise<void> {
     const { bus } = this.d;
     bus.emit('latency', lat);
+    if (busy !== this.busyWhy) {
+      this.busyWhy = busy;
+      if (busy) this.d.log(`live latency steps nothing while ${busy}`);
+    }
+    if (busy) return;
     const fit = this.d.fits.current();
     const level = this.d.fits.level();
     if (!fit || level === null) return;

@@ -11,6 +11,7 @@ import type { FitResult, Fitter, FrontierEntry } from '../fit/types.js';
 import type { FitChildMessage } from './fit-worker.js';
 import { childExecArgv, LatencyProbe } from './latency.js';
 import { sha256File } from './model-store.js';
+import type { HoldLink } from './train-hold.js';
 
 export const referenceOnlyFitter: Fitter = async (req, onProgress) => {
   onProgress({ fraction: 0, stage: 'measure-reference', message: 'measuring the original model' });
@@ -68,11 +69,15 @@ function isFitResult(v: unknown): v is FitResult {
 export function childFitter(
   hardwareId: string,
   search: { maxCandidates?: number } = {},
-): { fitter: Fitter; close: () => void; hold: (on: boolean) => void } {
+): { fitter: Fitter; close: () => void; hold: HoldLink } {
   const running = new Set<ChildProcess>();
   let held = false;
+  // told once the running child's training has stopped at its gate (train-hold.ts)
+  let parked: (() => void) | undefined;
+  // each hold is numbered: a child's word that it parked answers the hold it names, not a later one
+  let seq = 0;
   const tell = (c: ChildProcess): void => {
-    if (c.connected) c.send({ t: 'hold', on: held });
+    if (c.connected) c.send({ t: 'hold', on: held, seq });
   };
   const fitter: Fitter = (req, onProgress) =>
     new Promise<FitResult>((resolve, reject) => {
@@ -90,7 +95,9 @@ export function childFitter(
       child.on('message', (raw: unknown) => {
         const m = raw as FitChildMessage;
         if (m?.t === 'progress' && typeof m.p?.fraction === 'number') onProgress(m.p);
-        else if (m?.t === 'done' && isFitResult(m.result)) outcome ??= m.result;
+        else if (m?.t === 'parked') {
+          if (held && m.seq === seq) parked?.();
+        } else if (m?.t === 'done' && isFitResult(m.result)) outcome ??= m.result;
         else if (m?.t === 'error')
           outcome ??= new EdgefitError(m.code in ERROR_CODES ? (m.code as ErrorCode) : 'INTERNAL', String(m.message));
         else outcome ??= new EdgefitError('INTERNAL', 'fit child sent an invalid message');
@@ -113,8 +120,10 @@ export function childFitter(
     close: () => {
       for (const c of running) c.kill('SIGKILL');
     },
-    hold: (on) => {
+    hold: (on, onParked) => {
       held = on;
+      seq++;
+      parked = on ? onParked : undefined;
       for (const c of running) tell(c);
     },
   };
@@ -124,7 +133,7 @@ export function childFitter(
 export function resolveFitter(
   mode: 'auto' | 'reference-only',
   hardwareId: string,
-): { fitter: Fitter; name: string; close?: () => void; hold?: (on: boolean) => void } {
+): { fitter: Fitter; name: string; close?: () => void; hold?: HoldLink } {
   if (mode === 'auto' && existsSync(fileURLToPath(new URL('../fit/index.js', import.meta.url)))) {
     return { ...childFitter(hardwareId), name: 'fitModel' };
   }

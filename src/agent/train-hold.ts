@@ -6,10 +6,18 @@
 import type { ServeStats } from '../serve/types.js';
 import type { AgentBus } from './bus.js';
 
-/** The fit child's side: resolves `wait()` at once unless held, else when released. */
+/**
+ * The fit child's side: resolves `wait()` at once unless held, else when released. `parked` is
+ * told once per hold when the training has stopped at the gate (a waiter is parked): only then is
+ * the box free of it (before the first step and after the last the trainer builds graphs, computes
+ * targets and measures candidates, none of which the gate stops).
+ */
 export class TrainGate {
   private held = false;
+  private told = false;
   private waiters: (() => void)[] = [];
+
+  constructor(private readonly parked?: () => void) {}
 
   get isHeld(): boolean {
     return this.held;
@@ -17,11 +25,31 @@ export class TrainGate {
 
   set(held: boolean): void {
     this.held = held;
-    if (!held) for (const w of this.waiters.splice(0)) w();
+    if (!held) {
+      this.told = false;
+      for (const w of this.waiters.splice(0)) w();
+    } else if (this.waiters.length) this.tell();
   }
 
-  readonly wait = (): Promise<void> => (this.held ? new Promise<void>((r) => this.waiters.push(r)) : Promise.resolve());
+  readonly wait = (): Promise<void> => {
+    if (!this.held) return Promise.resolve();
+    const p = new Promise<void>((r) => this.waiters.push(r));
+    this.tell();
+    return p;
+  };
+
+  private tell(): void {
+    if (this.told) return;
+    this.told = true;
+    this.parked?.();
+  }
 }
+
+/**
+ * How the agent holds a fitter's training: `hold(true, parked)` asks it to stop at its next gate
+ * and calls `parked` once it has; `hold(false)` lets it go on.
+ */
+export type HoldLink = (on: boolean, parked?: () => void) => void;
 
 /**
  * The agent's side: whether training should be held, from the serve process's stats windows (it
@@ -58,13 +86,26 @@ export class HoldPolicy {
 
 /** Served traffic must be quiet this long before a held training goes on (three stats windows). */
 export const HOLD_QUIET_MS = 15_000;
-/** A probe waits this long after holding training: one training step of det (about 1.3 s here) ends meanwhile. */
-export const PROBE_SETTLE_MS = 1500;
+/**
+ * A probe waits at most this long for the held training to stop at its gate (a training step of
+ * det takes 0.3-1.3 s here; building the training graph or measuring a candidate much longer).
+ */
+export const PROBE_PARK_MS = 5000;
+
+/** What a live probe was timed beside: nothing of the agent's, or the agent's own fit (why). */
+export interface Quiet<T> {
+  value: T;
+  /** Set when the agent's own fit was using the cores meanwhile: the figure is the box's, not a throttle's. */
+  busy?: string;
+}
+
+/** What the fit manager is doing: nothing, a fit measuring candidates, or a training fit. */
+export type FitActivity = { kind: 'idle' } | { kind: 'measuring' | 'training'; fitId: number };
 
 /**
  * The agent's training hold: listens to the serve process's stats on the bus and holds the fit
  * child's training (`hold`) while traffic or a live probe says so, telling it only on a change.
- * `training()` says whether a training fit runs now (events are reported only then).
+ * `activity()` says what the fit manager runs now (events are reported only while it trains).
  */
 export class TrainingHold {
   private readonly policy = new HoldPolicy(HOLD_QUIET_MS);
@@ -72,7 +113,10 @@ export class TrainingHold {
   /** Live probes in progress that hold training (quietFor), besides served traffic. */
   private probes = 0;
   private sent = false;
-  hold: ((on: boolean) => void) | undefined;
+  /** The held training has stopped at its gate (told by the fitter since the last hold). */
+  private parked = false;
+  private parkedWaiters: (() => void)[] = [];
+  hold: HoldLink | undefined;
 
   private readonly onStats = (s: ServeStats): void => {
     if (!this.policy.update(s)) return;
@@ -85,10 +129,11 @@ export class TrainingHold {
 
   constructor(
     private readonly bus: AgentBus,
-    private readonly training: () => boolean,
+    private readonly activity: () => FitActivity,
+    private readonly parkMs = PROBE_PARK_MS,
   ) {}
 
-  start(hold: ((on: boolean) => void) | undefined): void {
+  start(hold: HoldLink | undefined): void {
     this.hold = hold;
     this.bus.on('serve:stats', this.onStats);
   }
@@ -97,6 +142,10 @@ export class TrainingHold {
     this.bus.off('serve:stats', this.onStats);
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  private training(): boolean {
+    return this.activity().kind === 'training';
   }
 
   private traffic(on: boolean, message: string): void {
@@ -112,21 +161,58 @@ export class TrainingHold {
     const on = this.policy.isHeld || this.probes > 0;
     if (on === this.sent) return;
     this.sent = on;
-    this.hold?.(on);
+    this.parked = false;
+    if (!on) return this.hold?.(false);
+    this.hold?.(true, () => {
+      // a late word from a hold since released does not count
+      if (!this.sent) return;
+      this.parked = true;
+      for (const w of this.parkedWaiters.splice(0)) w();
+    });
+  }
+
+  /**
+   * Whether the agent's own fit uses the cores now (why), or undefined when it does not: no fit
+   * runs, or its training is held and has stopped at its gate. A latency timed meanwhile measures
+   * the agent's own work, which no step down or up should answer.
+   */
+  busy(): string | undefined {
+    const a = this.activity();
+    if (a.kind === 'idle') return undefined;
+    if (a.kind === 'measuring') return `fit ${a.fitId} is measuring candidates on this box`;
+    return this.parked ? undefined : `fit ${a.fitId} is training on this box`;
   }
 
   /**
    * Run `f` (a live latency probe) with the agent's own training held: a probe timed while
    * training takes the cores measures the training, and stepped the served model down for it.
-   * Waits PROBE_SETTLE_MS first so the step in progress ends (the gate sits between steps).
+   * Waits (at most parkMs) until the training has stopped at its gate; the result says when the
+   * agent's own fit was busy meanwhile all the same (it was measuring, or did not stop in time).
    */
-  async quietFor<T>(f: () => Promise<T>): Promise<T> {
-    if (!this.training() || !this.hold) return f();
+  async quietFor<T>(f: () => Promise<T>): Promise<Quiet<T>> {
+    if (!this.training() || !this.hold) {
+      const value = await f();
+      const busy = this.busy();
+      return busy ? { value, busy } : { value };
+    }
     this.probes++;
     this.apply();
     try {
-      await new Promise((r) => setTimeout(r, PROBE_SETTLE_MS));
-      return await f();
+      if (!this.parked) {
+        let timer: NodeJS.Timeout | undefined;
+        let done: (() => void) | undefined;
+        await new Promise<void>((r) => {
+          done = r;
+          this.parkedWaiters.push(r);
+          timer = setTimeout(r, this.parkMs);
+        });
+        clearTimeout(timer);
+        this.parkedWaiters = this.parkedWaiters.filter((w) => w !== done);
+      }
+      const before = this.busy();
+      const value = await f();
+      const busy = before ?? this.busy();
+      return busy ? { value, busy } : { value };
     } finally {
       this.probes--;
       this.apply();

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker, cleanupDir } from '../../devkit/broker.js';
 import { CLS_MODEL } from '../helpers/agent-proc.js';
-import { Agent } from '../../src/agent/index.js';
+import { Agent, type AgentDeps } from '../../src/agent/index.js';
 import type { LatencySource } from '../../src/agent/prober.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
 import type { Fitter, FrontierEntry } from '../../src/fit/types.js';
@@ -32,6 +32,7 @@ function startAgent(
   shapes: Record<string, number[]>,
   latency?: LatencySource,
   trainMinutes = 0,
+  deps: Pick<AgentDeps, 'fitterHold' | 'parkMs' | 'log'> = {},
 ): Agent {
   return new Agent(
     loadAgentConfig({
@@ -50,7 +51,7 @@ function startAgent(
         mqtt: { url: broker.url },
       },
     }),
-    { fitter, log: () => undefined, ...(latency ? { latency } : {}) },
+    { fitter, log: () => undefined, ...(latency ? { latency } : {}), ...deps },
   );
 }
 
@@ -155,7 +156,10 @@ t.test('a training that loses after a step-down says what stays deployed: the st
       trained: [{ id: 'big-d1', fidelity: 0.9, latencyP50Ms: 6, training }],
     };
   };
-  const agent = startAgent('dev-train-stepped', fitter, 10, bigPath, { x: [1] }, source, 1);
+  // the injected training stops at once when a probe holds it, so the slowdown the probes see is the box's
+  const agent = startAgent('dev-train-stepped', fitter, 10, bigPath, { x: [1] }, source, 1, {
+    fitterHold: (on, parked) => on && parked?.(),
+  });
   t.teardown(() => agent.stop());
   stepped = events(agent).next('stepped-down', 60_000);
   const lines: string[] = [];
@@ -167,4 +171,52 @@ t.test('a training that loses after a step-down says what stays deployed: the st
   t.match(lines[0], /did not beat big, which stays the fit's choice \(small, stepped to at run time, is deployed\)$/);
   t.notMatch(lines[0], /which stays deployed/, 'not the fit choice said to be deployed');
   t.equal(agent.level(), 1, 'still on the stepped-to level');
+});
+
+t.test("probes beside the agent's own training step nothing until the training has stopped at its gate", async (t) => {
+  const { bigPath, big, small, source } = scriptedLevels('-own');
+  let parks = false;
+  let training: (() => void) | undefined;
+  const started = new Promise<void>((r) => (training = r));
+  let finish: (() => void) | undefined;
+  const finished = new Promise<void>((r) => (finish = r));
+  const fitter: Fitter = async (req, onProgress) => {
+    if (!req.trainMinutes) return twoLevels(big, small)(req, onProgress);
+    // the training takes the cores: every probe beside it times 15 ms
+    source.p50 = { big: 15, small: 7.5 };
+    training!();
+    await Promise.race([finished, new Promise((r) => setTimeout(r, 90_000))]);
+    return { chosenId: 'big', frontier: [big, small], referenceLatencyP50Ms: 6, fitter: 'test-two-level' };
+  };
+  const lines: string[] = [];
+  const agent = startAgent('dev-own-load', fitter, 10, bigPath, { x: [1] }, source, 1, {
+    // a training that does not stop (inside a long stretch without a gate) until `parks`
+    fitterHold: (on, parked) => {
+      if (on && parks) parked?.();
+    },
+    parkMs: 100,
+    log: (l) => lines.push(l),
+  });
+  t.teardown(() => {
+    finish!();
+    return agent.stop();
+  });
+  const ev = events(agent);
+  await agent.start();
+  await started;
+  const from = source.probes.length;
+  while (source.probes.slice(from).filter((p) => p.model === 'big' && p.p50 === 15).length < 6) await new Promise((r) => setTimeout(r, 50));
+  t.notOk(
+    ev.all.some((e) => e.type === 'stepped-down'),
+    'six probes over budget beside the training: no step down',
+  );
+  t.equal(agent.level(), 0);
+  t.ok(
+    lines.some((l) => /^live latency steps nothing while fit \d+ is training on this box$/.test(l)),
+    'the log says why live figures step nothing',
+  );
+  // the training now stops at its gate when held: the probes time the box, still slow: step down
+  const down = ev.next('stepped-down', 30_000);
+  parks = true;
+  t.match((await down).data, { from: 'big', to: 'small', liveP50Ms: 15 });
 });

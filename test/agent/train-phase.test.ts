@@ -18,6 +18,7 @@ import { Agent } from '../../src/agent/index.js';
 import { loadAgentConfig, TRAIN_MINUTES_DEFAULT } from '../../src/config/agent.js';
 import type { FitRequest, Fitter, FrontierEntry } from '../../src/fit/types.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
+import type { HoldLink } from '../../src/agent/train-hold.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-trainphase-'));
 const broker = await startBroker();
@@ -52,7 +53,7 @@ function entry(id: string, path: string, fidelity: number, train?: number): Fron
   };
 }
 
-function startAgent(name: string, fitter: Fitter, minutes: number | undefined, fitterHold?: (on: boolean) => void): Agent {
+function startAgent(name: string, fitter: Fitter, minutes: number | undefined, fitterHold?: HoldLink): Agent {
   return new Agent(
     loadAgentConfig({
       flags: {
@@ -289,7 +290,11 @@ t.test('served traffic, and each live probe, hold a running training fit; quiet 
     return { chosenId: base.id, frontier: [base], referenceLatencyP50Ms: 2, fitter: 'test' };
   };
   const from = w.msgs.length;
-  const a = startAgent(dev, fitter, 5, (on) => holds.push(on));
+  // an injected fitter's training stops at once when held: it says so (a real child says so at its gate)
+  const a = startAgent(dev, fitter, 5, (on, parked) => {
+    holds.push(on);
+    if (on) parked?.();
+  });
   t.teardown(() => a.stop());
   await a.start();
   await trainingStarted;
