@@ -1,7 +1,11 @@
 // Run-time adaptation along a stored frontier (index 0 = largest, last = smallest/fastest).
 // N probes in a row over the latency budget -> one step smaller. Stepping back up is predicted:
 // the upper entry's latency is estimated by scaling the current live latency by the fit-time ratio
-// between the two, and M probes in a row must predict it fits within budget * headroom. Latency is
+// between the two, and M probes in a row must predict it fits within budget * headroom, or
+// predict it within the budget while the current entry runs as fast as the fit measured it: the
+// box is as it was when the fit judged the upper entry to meet the budget (a choice within 10 % of
+// its budget was otherwise never stepped back up to once a slowdown had passed). A return so made
+// that the budget undoes at once doubles the probes the next such return waits for. Latency is
 // src/budgets' one statistic (the p50) throughout, as in the search that built the frontier.
 // Step-down has a floor: it never moves to an entry whose fidelity is below the budgets'
 // minFidelity (issue 16: a fast model that no longer does its job is not a fallback), unless the
@@ -11,9 +15,18 @@ import type { FrontierEntry } from '../fit/types.js';
 
 export type StepDecision = { kind: 'stay' } | { kind: 'down'; to: number } | { kind: 'up'; to: number };
 
+/** The current entry runs "as fast as the fit measured it" within this fraction (probe noise). */
+export const RECOVERED_SLACK = 0.05;
+/** Doublings of the wait before a return without headroom, at most (5 probes -> 320 at most). */
+const MAX_BACKOFF = 6;
+
 export class Adaptation {
   private over = 0;
   private under = 0;
+  /** Observations since the last step up (Infinity: none yet). */
+  private sinceUp = Infinity;
+  /** Returns without headroom that a step down undid within a few probes: each doubles the next wait. */
+  private backoff = 0;
 
   constructor(
     private readonly stepDownAfter: number,
@@ -26,6 +39,7 @@ export class Adaptation {
     return this.over > 0;
   }
 
+  /** A deploy happened: counts start over (the back-off stays: it is about this box and frontier). */
   reset(): void {
     this.over = 0;
     this.under = 0;
@@ -45,12 +59,15 @@ export class Adaptation {
     floor: number | null = null,
   ): StepDecision {
     if (budgetMs === null || frontier.length < 2) return { kind: 'stay' };
+    this.sinceUp++;
     if (meets({ latencyMs: live }, { latencyMs: budgetMs }).met.latency === false) {
       this.under = 0;
       this.over++;
       const to = this.below(frontier, level, floor);
       if (this.over >= this.stepDownAfter && to !== null) {
         this.over = 0;
+        // back down within a few probes of a return: that return was premature
+        if (this.sinceUp <= this.stepDownAfter + this.stepUpAfter) this.backoff = Math.min(MAX_BACKOFF, this.backoff + 1);
         return { kind: 'down', to };
       }
       return { kind: 'stay' };
@@ -62,10 +79,14 @@ export class Adaptation {
       const cur = frontier[level]!;
       const up = frontier[to]!;
       const predicted = latencyOf(cur) > 0 ? live * (latencyOf(up) / latencyOf(cur)) : Infinity;
-      if (predicted <= budgetMs * this.headroom) {
+      const roomy = predicted <= budgetMs * this.headroom;
+      const recovered = predicted <= budgetMs && live <= latencyOf(cur) * (1 + RECOVERED_SLACK);
+      if (roomy || recovered) {
         this.under++;
-        if (this.under >= this.stepUpAfter) {
+        const need = roomy ? this.stepUpAfter : this.stepUpAfter * 2 ** this.backoff;
+        if (this.under >= need) {
           this.under = 0;
+          this.sinceUp = 0;
           return { kind: 'up', to };
         }
       } else {
