@@ -16,7 +16,8 @@ import { OCR_FIT_SETS, OCR_MODELS } from '../devkit/paths.js';
 import { loadInputSet, type Sample } from '../src/data/inputs.js';
 import { parsePreprocessSpec } from '../src/data/image.js';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
-import { modelInputs, openSession, toFeeds } from '../src/runtime/runner.js';
+import { modelInputs } from '../src/runtime/runner.js';
+import { detMaps } from '../devkit/det-boxes.js';
 import { cosine } from '../src/fidelity/index.js';
 import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
 import { rng } from '../src/util/rng.js';
@@ -43,16 +44,7 @@ const samples = loadInputSet(dir, modelInputs(model)).samples;
 if (samples.length !== names.length) throw new Error(`judge set: ${samples.length} samples for ${names.length} images`);
 
 type Map = { data: Float32Array; dims: number[] };
-async function maps(bytes: Uint8Array, xs: readonly Sample[]): Promise<Map[]> {
-  const s = await openSession(bytes, { level: 'all', threads: 2, spinning: false });
-  const out: Map[] = [];
-  for (const x of xs) {
-    const o = (await s.run(toFeeds(x)))[s.outputNames[0]!]!;
-    out.push({ data: Float32Array.from(o.data as Float32Array), dims: [...o.dims] });
-  }
-  await s.release();
-  return out;
-}
+const maps = detMaps;
 
 /** Per-image cosine and the pooled task figures of `got` against `ref`. */
 function judge(ref: readonly Map[], got: readonly Map[]): { cos: number[]; boxF1: number; maskIoU: number } {

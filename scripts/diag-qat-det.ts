@@ -9,7 +9,7 @@
 //              smaller range, as a learned or percentile scale would pick, fix it?).
 //   node dist/scripts/diag-qat-det.js [--methods minmax,percentile,mse] [--rank 4] [--keep ...] [--sweep ...]
 import { loadModel } from '../src/onnx/index.js';
-import { loadInputSet, type Sample } from '../src/data/inputs.js';
+import { loadInputSet } from '../src/data/inputs.js';
 import { modelInputs, openSession, toFeeds } from '../src/runtime/runner.js';
 import { cosine } from '../src/fidelity/index.js';
 import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
@@ -19,22 +19,14 @@ import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
 import { parseModel, serializeModel } from '../src/onnx/index.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { interleavedMedians } from './interleave.js';
+import { detMaps } from '../devkit/det-boxes.js';
 
 const argv = process.argv.slice(2);
 const opt = (k: string, d: string): string => (argv.includes(k) ? argv[argv.indexOf(k) + 1]! : d);
 const methods = opt('--methods', 'minmax').split(',') as CalibMethod[];
 const rank = Number(opt('--rank', '0'));
 type Out = { data: Float32Array; dims: number[] };
-async function outs(bytes: Uint8Array, samples: readonly Sample[]): Promise<Out[]> {
-  const s = await openSession(bytes, { level: 'all', threads: 2, spinning: false });
-  const r: Out[] = [];
-  for (const x of samples) {
-    const o = (await s.run(toFeeds(x)))[s.outputNames[0]!]!;
-    r.push({ data: Float32Array.from(o.data as Float32Array), dims: [...o.dims] });
-  }
-  await s.release();
-  return r;
-}
+const outs = detMaps;
 function judge(ref: Out[], got: Out[]): string {
   const cos = ref.map((x, i) => cosine(x.data, got[i]!.data));
   const sum = [0, 0, 0, 0];
