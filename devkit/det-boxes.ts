@@ -2,13 +2,10 @@
 // module's text-det task (PP-OCR's DB post-processing: threshold 0.3, each region's minimum-area
 // rectangle kept at mean score >= 0.6, then unclipped): dev-only, to check that the bundled det
 // calibration/judge images hold text the model finds (scripts/check-det-set.ts,
-// test/agent/assets.test.ts); and the maps a det model outputs for loaded samples, for the
-// scripts that judge them (diag-qat-det.ts, bench-noise-floor.ts).
+// test/agent/assets.test.ts).
 import ort from 'onnxruntime-node';
 import { decodeImage, parsePreprocessSpec, preprocessImage } from '../src/data/image.js';
 import { textBoxes } from '../src/fidelity/task-textdet.js';
-import type { Sample } from '../src/data/inputs.js';
-import { openSession, toFeeds } from '../src/runtime/runner.js';
 import { OCR_MODELS } from './paths.js';
 
 /** Count of text regions in one [1, 1, H, W] map: the fidelity module's text-det decoding (one definition). */
@@ -29,16 +26,4 @@ export async function detBoxCounts(files: string[], preprocess: unknown, model: 
   }
   await s.release();
   return counts;
-}
-
-/** A det model's first output for each sample, copied out of the session (2 threads, idle pools sleeping). */
-export async function detMaps(bytes: Uint8Array, samples: readonly Sample[]): Promise<{ data: Float32Array; dims: number[] }[]> {
-  const s = await openSession(bytes, { level: 'all', threads: 2, spinning: false });
-  const out: { data: Float32Array; dims: number[] }[] = [];
-  for (const x of samples) {
-    const o = (await s.run(toFeeds(x)))[s.outputNames[0]!]!;
-    out.push({ data: Float32Array.from(o.data as Float32Array), dims: [...o.dims] });
-  }
-  await s.release();
-  return out;
 }

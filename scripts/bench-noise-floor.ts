@@ -17,7 +17,7 @@ import { loadInputSet, type Sample } from '../src/data/inputs.js';
 import { parsePreprocessSpec } from '../src/data/image.js';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { modelInputs } from '../src/runtime/runner.js';
-import { detMaps } from '../devkit/det-boxes.js';
+import { firstOutputs, type FirstOutput } from '../devkit/outputs.js';
 import { cosine } from '../src/fidelity/index.js';
 import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
 import { rng } from '../src/util/rng.js';
@@ -43,11 +43,8 @@ const model = loadModel(OCR_MODELS.det.file);
 const samples = loadInputSet(dir, modelInputs(model)).samples;
 if (samples.length !== names.length) throw new Error(`judge set: ${samples.length} samples for ${names.length} images`);
 
-type Map = { data: Float32Array; dims: number[] };
-const maps = detMaps;
-
 /** Per-image cosine and the pooled task figures of `got` against `ref`. */
-function judge(ref: readonly Map[], got: readonly Map[]): { cos: number[]; boxF1: number; maskIoU: number } {
+function judge(ref: readonly FirstOutput[], got: readonly FirstOutput[]): { cos: number[]; boxF1: number; maskIoU: number } {
   const sum: number[] = [];
   ref.forEach((r, i) => TEXT_DET_TASK.stats({ y: r }, { y: got[i]! }).forEach((v, k) => (sum[k] = (sum[k] ?? 0) + v)));
   const f = TEXT_DET_TASK.figures(sum);
@@ -70,7 +67,7 @@ function noisy(x: Sample, k: number, next: () => number): Sample {
 
 const mean = (v: readonly number[]): number => v.reduce((p, c) => p + c, 0) / v.length;
 const bytes = serializeModel(model);
-const ref = await maps(bytes, samples);
+const ref = await firstOutputs(bytes, samples);
 console.log(`bench-noise-floor: PP-OCRv4 det on ${names.length} judge images at ${spec.size.join('x')}, ${repeats} draws per level`);
 const perImage = (cos: readonly number[]): string => cos.map((c, i) => `${names[i]!.replace(/\.\w+$/, '')} ${c.toFixed(3)}`).join(', ');
 for (const k of levels) {
@@ -81,7 +78,7 @@ for (const k of levels) {
   for (let r = 0; r < repeats; r++) {
     const j = judge(
       ref,
-      await maps(
+      await firstOutputs(
         bytes,
         samples.map((x) => noisy(x, k, next)),
       ),
@@ -96,7 +93,7 @@ for (const k of levels) {
   console.log(`  per image: ${perImage(cos)}`);
 }
 if (a.model) {
-  const j = judge(ref, await maps(new Uint8Array(readFileSync(a.model)), samples));
+  const j = judge(ref, await firstOutputs(new Uint8Array(readFileSync(a.model)), samples));
   console.log(
     `${a.model}, clean input: map cosine ${mean(j.cos).toFixed(4)} (min ${Math.min(...j.cos).toFixed(3)}), box F1 ${j.boxF1.toFixed(4)}, mask IoU ${j.maskIoU.toFixed(4)}`,
   );

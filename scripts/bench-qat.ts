@@ -27,6 +27,7 @@ import type { BiasUnits } from '../src/passes/quantize/qat.js';
 import { OCR_FIT_SETS, OCR_MODELS, ROOT } from '../devkit/paths.js';
 import { recSets, stepAgreement, REC_CLASSES, REC_DIMS } from '../devkit/ocr-data.js';
 import { interleavedMedians } from './interleave.js';
+import { firstOutputs } from '../devkit/outputs.js';
 
 const argv = process.argv.slice(2);
 const opt = (k: string, d: number): number => (argv.includes(k) ? Number(argv[argv.indexOf(k) + 1]) : d);
@@ -58,17 +59,6 @@ const DET_LOSS: TrainSpec['loss'] =
 // det: write the static and the QAT int8 models to DIR/det-static.onnx and DIR/det-qat.onnx
 const SAVE = argv.includes('--save') ? argv[argv.indexOf('--save') + 1] : undefined;
 const want = (k: string): boolean => !argv.some((a) => ['det', 'rec'].includes(a)) || argv.includes(k);
-
-async function outputsOf(bytes: Uint8Array, samples: readonly Sample[]): Promise<{ data: Float32Array; dims: number[] }[]> {
-  const s = await openSession(bytes, { level: 'all', threads: 2 });
-  const out: { data: Float32Array; dims: number[] }[] = [];
-  for (const x of samples) {
-    const o = (await s.run(toFeeds(x)))[s.outputNames[0]!]!;
-    out.push({ data: Float32Array.from(o.data as Float32Array), dims: [...o.dims] });
-  }
-  await s.release();
-  return out;
-}
 
 async function latency(r: QatResult, feeds: ort.InferenceSession.FeedsType): Promise<{ staticMs: number; qatMs: number }> {
   // idle pools sleep (as compareLatency's): neither session's next run pays for the other's spinning
@@ -133,9 +123,9 @@ async function det(): Promise<void> {
     onProgress: progress,
   });
   console.log(trainingLine(r));
-  const ref = await outputsOf(r.floatBytes, judge);
+  const ref = await firstOutputs(r.floatBytes, judge);
   const judgeOf = async (bytes: Uint8Array) => {
-    const got = await outputsOf(bytes, judge);
+    const got = await firstOutputs(bytes, judge);
     const cos = ref.map((x, i) => cosine(x.data, got[i]!.data));
     const sum = [0, 0, 0, 0];
     ref.forEach((x, i) => TEXT_DET_TASK.stats({ y: x }, { y: got[i]! }).forEach((v, k) => (sum[k]! += v)));
@@ -193,12 +183,12 @@ async function rec(): Promise<void> {
     onProgress: progress,
   });
   console.log(trainingLine(r));
-  const ref = await outputsOf(r.floatBytes, held);
+  const ref = await firstOutputs(r.floatBytes, held);
   for (const [label, bytes] of [
     ['static int8', r.staticBytes],
     ['qat int8', r.bytes],
   ] as const) {
-    const got = await outputsOf(bytes, held);
+    const got = await firstOutputs(bytes, held);
     let errs = 0;
     let chars = 0;
     ref.forEach((x, i) => {

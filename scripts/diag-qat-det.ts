@@ -19,15 +19,13 @@ import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
 import { parseModel, serializeModel } from '../src/onnx/index.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { interleavedMedians } from './interleave.js';
-import { detMaps } from '../devkit/det-boxes.js';
+import { firstOutputs, type FirstOutput } from '../devkit/outputs.js';
 
 const argv = process.argv.slice(2);
 const opt = (k: string, d: string): string => (argv.includes(k) ? argv[argv.indexOf(k) + 1]! : d);
 const methods = opt('--methods', 'minmax').split(',') as CalibMethod[];
 const rank = Number(opt('--rank', '0'));
-type Out = { data: Float32Array; dims: number[] };
-const outs = detMaps;
-function judge(ref: Out[], got: Out[]): string {
+function judge(ref: FirstOutput[], got: FirstOutput[]): string {
   const cos = ref.map((x, i) => cosine(x.data, got[i]!.data));
   const sum = [0, 0, 0, 0];
   ref.forEach((x, i) => TEXT_DET_TASK.stats({ y: x }, { y: got[i]! }).forEach((v, k) => (sum[k]! += v)));
@@ -38,26 +36,26 @@ const m0 = loadModel(OCR_MODELS.det.file);
 const inputs = modelInputs(m0);
 const calib = loadInputSet(OCR_FIT_SETS.det.calibrate, inputs).samples;
 const judgeSet = loadInputSet(OCR_FIT_SETS.det.judge, inputs).samples;
-let ref: Out[] | undefined;
+let ref: FirstOutput[] | undefined;
 for (const method of methods) {
   const t0 = Date.now();
   const q = await openQuantizer(loadModel(OCR_MODELS.det.file), { mode: 'static', method, data: calib.map(toFeeds), threads: 2 });
   const built = q.build(q.defaultPlan);
-  ref ??= await outs(q.floatBytes, judgeSet);
+  ref ??= await firstOutputs(q.floatBytes, judgeSet);
   const bytes = built.bytes;
   const acts = quantizedActivations(bytes);
   console.log(
     `${method}: built in ${((Date.now() - t0) / 1000).toFixed(0)} s, ${acts.length} acts, reduceRange ${q.defaultPlan.reduceRange}`,
   );
-  console.log(`  all int8: ${judge(ref, await outs(bytes, judgeSet))}`);
-  console.log(`  weights only: ${judge(ref, await outs(withFloatActivations(bytes, acts), judgeSet))}`);
+  console.log(`  all int8: ${judge(ref, await firstOutputs(bytes, judgeSet))}`);
+  console.log(`  weights only: ${judge(ref, await firstOutputs(withFloatActivations(bytes, acts), judgeSet))}`);
   const keep = opt('--keep', '');
   if (keep) {
     const top = keep.split(',');
     const cands: [string, Uint8Array][] = [['all int8', bytes]];
     for (const k of [1, 3, 5, top.length])
       if (k <= top.length) cands.push([`top ${k} float`, withFloatActivations(bytes, top.slice(0, k))]);
-    for (const [name, b] of cands) console.log(`  ${name}: ${judge(ref, await outs(b, judgeSet))}`);
+    for (const [name, b] of cands) console.log(`  ${name}: ${judge(ref, await firstOutputs(b, judgeSet))}`);
     const ss = [q.floatBytes, ...cands.map(([, b]) => b)];
     const sessions = await Promise.all(ss.map((b) => openSession(b, { level: 'all', threads: 2, spinning: false })));
     const ms = await interleavedMedians(sessions, toFeeds(judgeSet[0]!), 15);
@@ -68,13 +66,13 @@ for (const method of methods) {
   }
   const sweep = opt('--sweep', '');
   if (sweep) {
-    const all = await outs(bytes, judgeSet);
+    const all = await firstOutputs(bytes, judgeSet);
     const order = ref.map((x, i) => [cosine(x.data, all[i]!.data), i] as const).sort((a, b) => a[0] - b[0]);
     const pick = order.slice(0, 4).map(([, i]) => i);
     const sub = pick.map((i) => judgeSet[i]!);
     const r = pick.map((i) => ref![i]!);
     const err = async (b: Uint8Array): Promise<number> => {
-      const got = await outs(b, sub);
+      const got = await firstOutputs(b, sub);
       return r.map((x, i) => 1 - cosine(x.data, got[i]!.data)).reduce((a, c) => a + c) / sub.length;
     };
     for (const v of sweep.split(',')) {
@@ -95,18 +93,18 @@ for (const method of methods) {
     }
   }
   if (rank > 0) {
-    const all = await outs(bytes, judgeSet);
+    const all = await firstOutputs(bytes, judgeSet);
     const order = ref.map((x, i) => [cosine(x.data, all[i]!.data), i] as const).sort((a, b) => a[0] - b[0]);
     console.log(`  per image: ${order.map(([c, i]) => `${i}:${c.toFixed(3)}`).join(' ')}`);
     const pick = order.slice(0, rank).map(([, i]) => i);
     const sub = pick.map((i) => judgeSet[i]!);
     const r = pick.map((i) => ref![i]!);
-    const wo = await outs(withFloatActivations(bytes, acts), sub);
+    const wo = await firstOutputs(withFloatActivations(bytes, acts), sub);
     const base = r.map((x, i) => 1 - cosine(x.data, wo[i]!.data)).reduce((a, b) => a + b) / rank;
     const g = parseModel(bytes).graph;
     const cost: { v: string; op: string; c: number; s: number }[] = [];
     for (const v of acts) {
-      const got = await outs(
+      const got = await firstOutputs(
         withFloatActivations(
           bytes,
           acts.filter((a) => a !== v),
