@@ -13,7 +13,8 @@
 // All rewrites are exact up to float rounding; the fidelity measurement covers them.
 import type { Graph } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
-import type { Pass } from '../pass.js';
+import { runPass, type Pass } from '../pass.js';
+import { deadCodeElimination } from './dce.js';
 import { opsetVersion } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { Tensor } from '../../ir/tensor.js';
@@ -436,9 +437,12 @@ export function saturatedLowerBounds(model: Model): Map<string, number> {
 export const foldPass: Pass<'float' | 'int8', FoldReport> = {
   name: 'fold',
   requires: ['valid-graph', 'opset-known'],
-  guarantees: ['stays-valid', 'outputs-kept'],
+  guarantees: ['stays-valid', 'outputs-kept', 'no-dead-code'],
   run(model, form) {
     const r = foldForQuantization(model, form);
-    return { changed: Object.values(r).some((n) => n > 0), details: r };
+    // the weights a fold replaced are read by nothing: a folded model saved as it stood kept them
+    // (PP-OCRv4 det: 10.4 MB with 489 initializers where 155 are read, against 4.7 MB shipped)
+    const dce = runPass(deadCodeElimination, model, undefined).details;
+    return { changed: Object.values(r).some((n) => n > 0) || dce.nodesRemoved + dce.initializersRemoved > 0, details: r };
   },
 };
