@@ -7,7 +7,7 @@
 // serve.enabled false) the agent keeps working without it: fitting, deploying and current.onnx
 // do not depend on it, and the reason goes out as a 'serve-failed' event.
 import { oneLine } from '../errors.js';
-import type { FrontierEntry } from '../fit/types.js';
+import { configLabel } from '../fit/label.js';
 import type { ServeOptions, ServeStats, ServedModel } from '../serve/types.js';
 import type { AgentBus, Component } from './bus.js';
 import type { ModelServer } from './deployer.js';
@@ -53,21 +53,10 @@ export function servedModel(v: ModelVersion, fits: FitView, shapes: Record<strin
     version: v.version,
     sha256: v.sha256,
     level: entry ? level : null,
-    label: entry ? levelLabel(entry) : v.source === 'original' ? 'original' : v.source,
+    label: entry ? configLabel(entry.config) : v.source === 'original' ? 'original' : v.source,
     threads: entry?.config.threads ?? threads() ?? 1,
     shapes,
   };
-}
-
-/** "fp32 19% latency", "int8", "int8 40% ch QAT": what the level is, in the dashboard's words. */
-export function levelLabel(e: Pick<FrontierEntry, 'config'>): string {
-  const c = e.config;
-  const parts: string[] = [c.quant === 'none' ? 'fp32' : c.quant];
-  const of = c.structuredBy === 'macs' ? 'MACs' : c.structuredBy === 'latency' ? 'latency' : 'ch';
-  if (c.structured > 0) parts.push(`${Math.round(c.structured * 100)}% ${of}`);
-  if (c.unstructured > 0) parts.push(`${Math.round(c.unstructured * 100)}% sparse`);
-  if (c.train) parts.push(c.quant === 'none' ? 'distilled' : 'QAT');
-  return parts.join(' ');
 }
 
 export class ServeComponent implements Component {

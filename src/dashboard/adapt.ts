@@ -10,6 +10,7 @@ import type {
   StatusPayload,
 } from '../telemetry/payloads.js';
 import { latencyOf } from '../budgets/index.js';
+import { configLabel } from '../fit/label.js';
 import { signRequest, type SigningKey } from '../telemetry/signing.js';
 import {
   emptyFit,
@@ -125,17 +126,9 @@ export function adaptEvent(p: EventPayload, now: number): DeviceEvent {
   return { ts: tsOf(p.ts, now), type: p.type, detail: p.message, payload: p };
 }
 
-/** Short description of a frontier candidate: precision, then pruning. */
+/** Short description of a frontier candidate: precision, then pruning (src/fit/label.ts). */
 export function candidateLabel(e: Pick<PublicFrontierEntry, 'config'>): string {
-  const c = e.config;
-  const parts = [c.quant === 'none' ? 'fp32' : c.quant];
-  // what the structured fraction is a fraction of: channels, MACs or the original's latency (issue 17)
-  const of = c.structuredBy === 'macs' ? 'MACs' : c.structuredBy === 'latency' ? 'latency' : 'ch';
-  if (c.structured > 0) parts.push(`${Math.round(c.structured * 100)}% ${of}`);
-  if (c.unstructured > 0) parts.push(`${Math.round(c.unstructured * 100)}% sparse`);
-  // trained on the box: distilled from the original (float) or quantization-aware (int8)
-  if (c.train) parts.push(c.quant === 'none' ? 'distilled' : 'QAT');
-  return parts.join(' ');
+  return configLabel(e.config);
 }
 
 /** A trained entry's summary as the device page draws it; anything malformed is left out. */

@@ -87,6 +87,8 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
   let training: TrainingSummary | undefined;
   // training (issue 18): a pruned float candidate is distilled from the original after lsq
   const distil = !!config.train && config.quant === 'none';
+  if (config.folded && (config.structured > 0 || config.unstructured > 0 || config.quant !== 'none' || config.train))
+    throw new EdgefitError('INTERNAL', 'only the unpruned float candidate is the folded original');
   if (config.train && ctx.synthetic) throw new EdgefitError('DATA', 'training on the box needs real calibration data');
   if (distil && !(config.structured > 0 || config.unstructured > 0))
     throw new EdgefitError('INTERNAL', 'only a pruned float candidate is distilled');

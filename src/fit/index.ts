@@ -9,6 +9,8 @@ import { readModelBytes, parseModel } from '../onnx/index.js';
 import { cloneModel, type Model } from '../ir/model.js';
 import { prepareForPruning } from '../passes/prune/index.js';
 import { normalize } from '../passes/normalize.js';
+import { foldPass } from '../passes/cleanup/fold.js';
+import { runPass } from '../passes/pass.js';
 import { annotateShapes } from '../ir/shapes.js';
 import { analyzeCost } from '../analyze/index.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -171,6 +173,13 @@ function preparedCopy(model: Model, shapes: Map<string, number[]>): Model {
   return m;
 }
 
+/** Whether the exact folds (the folded candidate's build) take ops out of the original's graph. */
+function foldsDiffer(model: Model): boolean {
+  const m = cloneModel(model);
+  runPass(foldPass, m, 'float');
+  return m.graph.nodes.length < model.graph.nodes.length;
+}
+
 export async function fitModel(
   req: FitRequest,
   onProgress: (p: FitProgress) => void = () => {},
@@ -280,7 +289,7 @@ export async function fitModel(
       cacheHits++;
       return hit;
     }
-    const isRef = config.structured === 0 && config.unstructured === 0 && config.quant === 'none';
+    const isRef = config.structured === 0 && config.unstructured === 0 && config.quant === 'none' && !config.folded;
     // the model does not depend on threads: one file per build, timed at each thread count
     const path = isRef ? referencePath : join(candDir, `${cache.key({ ...config, threads: 0 })}.onnx`);
     if (!isRef && !existsSync(path)) {
@@ -384,6 +393,7 @@ export async function fitModel(
       structuredBy,
       prefer: req.prefer ?? 'fidelity',
       trainMinutes: req.trainMinutes ?? 0,
+      foldsDiffer: foldsDiffer(probe),
     },
   );
   let chosenPath = outcome.chosen.modelPath;

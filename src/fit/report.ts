@@ -4,6 +4,7 @@
 import { LATENCY_STATISTIC, latencyOf } from '../budgets/index.js';
 import { describeJudged } from '../fidelity/task-compare.js';
 import type { FrontierEntry } from './types.js';
+import { structuredOf } from './label.js';
 
 export interface ReportInput {
   model: string;
@@ -156,9 +157,9 @@ export function renderReport(r: ReportInput): string {
       // one cell per HEADERS column, in that order
       const cells = [
         esc(c.id),
-        `${(c.config.structured * 100).toFixed(1)}% ${c.config.structuredBy === 'macs' ? 'MACs' : c.config.structuredBy === 'latency' ? 'latency' : 'ch'}`,
+        `${(c.config.structured * 100).toFixed(1)}% ${structuredOf(c.config)}`,
         `${(c.config.unstructured * 100).toFixed(0)}%`,
-        `${c.config.quant}${c.config.train ? (c.config.quant === 'none' ? ' distilled' : ' QAT') : ''}`,
+        `${c.config.quant}${c.config.folded ? ' folded' : ''}${c.config.train ? (c.config.quant === 'none' ? ' distilled' : ' QAT') : ''}`,
         `${c.config.threads}`,
         c.latencyP50Ms.toFixed(1),
         c.latencyP95Ms.toFixed(1),

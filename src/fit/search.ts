@@ -76,6 +76,11 @@ export interface SearchOptions {
   noiseBand?: number;
   /** Minutes to train one candidate after the search (see trainTarget); 0 or absent: none. */
   trainMinutes?: number;
+  /** Whether the original's exact folds change its graph (the caller folded a copy): then the
+   * folded original is float's unpruned candidate, the first one float tries and the twin its
+   * pruned candidates must beat, while the reference stays the file as shipped. Folds alone ran
+   * PP-OCRv4 det at 0.65x the shipped file, losslessly: a budget they meet needs no pruning. */
+  foldsDiffer?: boolean;
 }
 
 export interface SearchOutcome {
@@ -93,7 +98,13 @@ const KIND = { channels: 's', macs: 'm', latency: 'l' } as const;
 /** Why a candidate cannot be trained here (not a fault of the fit): its note says so and the fit goes on. */
 const TRAINING_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['UNSUPPORTED', 'OVER_BUDGET', 'DATA']);
 const key = (c: CandidateConfig) =>
-  `${KIND[c.structuredBy ?? 'channels']}${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}${c.train ? `-train${c.train}` : ''}`;
+  `${KIND[c.structuredBy ?? 'channels']}${c.structured.toFixed(3)}-u${c.unstructured.toFixed(2)}-${c.quant}-t${c.threads}${c.folded ? '-folded' : ''}${c.train ? `-train${c.train}` : ''}`;
+/** The flag only on the one config it names (a size search from the folded model prunes, and a pruned build is folded anyway). */
+const canonical = (c: CandidateConfig): CandidateConfig => {
+  if (!c.folded || (c.structured === 0 && c.unstructured === 0 && c.quant === 'none' && !c.train)) return c;
+  const { folded: _, ...rest } = c;
+  return rest;
+};
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -173,7 +184,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   let ops = 0;
   const precisionCount = opts.tryQuant === false ? 1 : 2;
   const perPrecision = ladder.length + steps;
-  let pending = 1 + (precisionCount - 1) + precisionCount * perPrecision + 1;
+  let pending = 1 + (precisionCount - 1) + precisionCount * perPrecision + 1 + (opts.foldsDiffer ? 1 : 0);
   const remaining = () => Math.max(0, Math.min(pending, cap - seen.size));
   const shrink = (to: number) => (pending = Math.max(0, Math.min(pending, to)));
   const progress = (stage: string, message?: string) => {
@@ -214,7 +225,8 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     return { latency: v.latency !== false, ram: v.ram !== false, fidelity: v.fidelity !== false, size: v.size !== false };
   };
 
-  async function measure(config: CandidateConfig): Promise<FrontierEntry | null> {
+  async function measure(asked: CandidateConfig): Promise<FrontierEntry | null> {
+    const config = canonical(asked);
     const k = key(config);
     const have = seen.get(k);
     if (have) return have;
@@ -269,12 +281,21 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     return e;
   };
 
-  // a pruned candidate not faster than its unpruned twin (measured first at every precision) is
-  // never kept: it is not fast, not chosen, not on the frontier (prunedPays)
+  // a pruned candidate not faster than its unpruned twin (measured first at every precision; for
+  // float the folded original when the folds change it) is never kept: it is not fast, not
+  // chosen, not on the frontier (prunedPays)
   const dropped = new Set<FrontierEntry>();
+  const unprunedOf = (quant: CandidateConfig['quant'], threads: number): CandidateConfig => ({
+    structured: 0,
+    unstructured: 0,
+    quant,
+    threads,
+    ...(quant === 'none' && opts.foldsDiffer ? { folded: true as const } : {}),
+  });
   const pays = (e: FrontierEntry): boolean => {
     if (e.config.structured <= 0) return true;
-    const twin = seen.get(key({ structured: 0, unstructured: 0, quant: e.config.quant, threads: e.config.threads }));
+    const plain: CandidateConfig = { structured: 0, unstructured: 0, quant: e.config.quant, threads: e.config.threads };
+    const twin = seen.get(key(unprunedOf(e.config.quant, e.config.threads))) ?? seen.get(key(plain));
     const v = twin && twin !== e ? prunedPays(e, twin) : null;
     if (!v || v.pays) return true;
     if (!dropped.has(e)) {
@@ -336,7 +357,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     const name = quant === 'none' ? 'float' : quant;
     const before = seen.size;
     const done = () => shrink(pending - Math.max(0, perPrecision - (seen.size - before)));
-    const at0 = await decide(cfg(0, quant));
+    const at0 = await decide(unprunedOf(quant, opts.threads));
     if (!at0) break;
     if (fast(at0) || !keepsFloor(at0)) {
       done(); // nothing to prune (s = 0 already fast enough), or nothing above it keeps the floor

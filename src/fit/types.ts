@@ -51,6 +51,13 @@ export interface CandidateConfig {
   /** Quantization scheme, 'none' for float. */
   quant: 'none' | 'int8-dynamic' | 'int8-static' | 'fp16';
   threads: number;
+  /** The original with only its exact folds (passes/cleanup/fold.ts: a conv's constant affine
+   * into its weights, a written-out HardSwish or LayerNorm made one op ...): float, unpruned, the
+   * same outputs within float rounding. Only with structured 0, unstructured 0 and quant 'none';
+   * absent there, the config is the reference, the file as shipped, which relative budgets are
+   * fractions of. (Every pruned or quantized candidate is folded too: the flag names the one that
+   * is folded and nothing else.) */
+  folded?: true;
   /** Minutes of training on this box after pruning / for int8 (absent or 0: none): float
    * candidates are distilled from the original, int8 ones trained quantization-aware. */
   train?: number;

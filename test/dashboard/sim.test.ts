@@ -54,4 +54,7 @@ t.test('frontier labels say what the pruned fraction is of', async (t) => {
   t.equal(candidateLabel({ config: { ...cfg, structured: 0.3, quant: 'int8-static' } }), 'int8-static 30% ch');
   t.equal(candidateLabel({ config: { ...cfg, structured: 0.25, structuredBy: 'macs', quant: 'none' } }), 'fp32 25% MACs');
   t.equal(candidateLabel({ config: { ...cfg, structured: 0.125, structuredBy: 'latency', quant: 'none' } }), 'fp32 13% latency');
+  // the original with only its exact folds, beside the file as shipped
+  t.equal(candidateLabel({ config: { ...cfg, structured: 0, quant: 'none', folded: true } }), 'fp32 folded');
+  t.equal(candidateLabel({ config: { ...cfg, structured: 0, quant: 'none' } }), 'fp32');
 });

@@ -531,3 +531,80 @@ t.test('progress carries a time-left estimate that falls as the search goes', as
   t.equal(seen[seen.length - 1]!.etaS, 0, 'none left when done');
   t.equal(seen[seen.length - 1]!.fraction, 1);
 });
+
+t.test("the folded original is float's first candidate: a budget its folds meet needs no pruning", async (t) => {
+  // det's figures: the exact folds alone run at 0.65x the file as shipped, fidelity 0.99999;
+  // pruning removes a fraction of the folded model's latency and costs fidelity
+  const calls: string[] = [];
+  const evaluate = async (c: CandidateConfig) => {
+    calls.push(`${c.structured}${c.folded ? 'f' : ''}`);
+    const raw = c.structured === 0 && c.quant === 'none' && !c.folded;
+    const lat = raw ? 100 : 65 * (1 - c.structured);
+    return {
+      latencyP50Ms: lat,
+      latencyP95Ms: lat * 1.02,
+      modelRssMb: 10,
+      fidelity: raw ? 1 : c.structured === 0 ? 0.99999 : 1 - 0.3 * c.structured,
+      sizeBytes: 1,
+      modelPath: '/x',
+      sha256: 'x',
+      rounds: [1, 2, 3].map(() => ({ referenceP50Ms: 100, candidateP50Ms: lat })),
+    };
+  };
+  const opts = { threads: 1, tryQuant: false, foldsDiffer: true, maxStructured: 0.8 };
+  const loose = await searchFrontier({ evaluate }, { ...opts, budgets: { latencyFactor: 0.7, minFidelity: 0.9 } });
+  t.equal(loose.chosen.id, 's0.000-u0.00-none-t1-folded', 'the folds alone meet 0.7x');
+  t.equal(loose.chosen.config.folded, true);
+  t.equal(loose.reference.config.folded, undefined, 'the reference stays the file as shipped');
+  t.same(calls, ['0', '0f'], 'nothing pruned');
+  t.same(
+    loose.frontier.map((e) => e.id),
+    ['s0.000-u0.00-none-t1', 's0.000-u0.00-none-t1-folded'],
+  );
+
+  // 0.6x: the folds are not enough; pruning is judged against the folded twin, so a pruned model
+  // no faster than it is not kept, and the choice removes about 0.6/0.65 of the folded latency
+  calls.length = 0;
+  const tight = await searchFrontier({ evaluate }, { ...opts, budgets: { latencyFactor: 0.6, minFidelity: 0.9 } });
+  t.equal(calls[1], '0f', 'the folded original is measured before any pruned candidate');
+  t.ok(tight.chosen.config.structured > 0 && tight.chosen.config.structured <= 0.1, tight.chosen.id);
+  t.ok(tight.chosen.meets.latency);
+
+  // without folds that change the graph, the search is as before: the reference is float's base
+  calls.length = 0;
+  const plain = await searchFrontier({ evaluate }, { ...opts, foldsDiffer: false, budgets: { latencyFactor: 0.7, minFidelity: 0.9 } });
+  t.notOk(
+    calls.some((c) => c.endsWith('f')),
+    calls.join(' '),
+  );
+  t.ok(plain.chosen.config.structured > 0, 'pruned where the folds were not offered');
+});
+
+t.test('a pruned float candidate slower than the folded original is not kept', async (t) => {
+  // the raw file at 100 ms, the folds at 60, a pruned model at 62: faster than the raw file, yet
+  // slower than what the folds alone give, so it is not on the frontier and not chosen
+  const evaluate = async (c: CandidateConfig) => {
+    const lat = c.folded ? 60 : c.structured > 0 ? 62 : 100;
+    return {
+      latencyP50Ms: lat,
+      latencyP95Ms: lat,
+      modelRssMb: 10,
+      fidelity: c.structured > 0 ? 0.97 : 1,
+      sizeBytes: 1,
+      modelPath: '/x',
+      sha256: 'x',
+      rounds: [1, 2, 3].map(() => ({ referenceP50Ms: 100, candidateP50Ms: lat })),
+    };
+  };
+  const out = await searchFrontier(
+    { evaluate },
+    { threads: 1, tryQuant: false, foldsDiffer: true, budgets: { latencyFactor: 0.5, minFidelity: 0.9 } },
+  );
+  t.notOk(out.feasible);
+  t.equal(out.chosen.id, 's0.000-u0.00-none-t1-folded', 'the closest to the budget that keeps the floor and pays');
+  t.notOk(
+    out.frontier.some((e) => e.config.structured > 0),
+    out.frontier.map((e) => e.id).join(' '),
+  );
+  t.match(out.notes.join('\n'), /is not faster than the same model unpruned/);
+});
