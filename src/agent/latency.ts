@@ -14,6 +14,9 @@ export interface LatencyStats {
   /** Where the figures come from: a probe child (the default) or the application's served
    * requests (their onnxruntime run time, the statistic a probe measures). */
   source?: 'probe' | 'served';
+  /** Set when the agent's own fit was using the cores while the figure was taken ('fit 2 is
+   * training on this box'): it measures the agent as much as the model, so it judges no budget. */
+  busy?: string;
 }
 
 /** What one probe child cost: wall time from fork to exit, its own CPU time, its peak RSS. */

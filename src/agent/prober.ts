@@ -241,7 +241,8 @@ export class Prober implements Component, ModelServer {
    */
   private async judge(lat: LatencyStats, busy?: string): Promise<void> {
     const { bus } = this.d;
-    bus.emit('latency', lat);
+    // published all the same, marked: the dashboard shows it and judges no budget by it
+    bus.emit('latency', busy ? { ...lat, busy } : lat);
     if (busy !== this.busyWhy) {
       this.busyWhy = busy;
       if (busy) this.d.log(`live latency steps nothing while ${busy}`);

@@ -46,6 +46,8 @@ export interface AdaptedMetrics {
   met: Partial<Record<MeetKey, boolean>>;
   fit: FitSummary;
   served: ServedSummary | null;
+  /** Why the latency figures judge no budget (metrics.model.latencyBusy), or null. */
+  latencyBusy: string | null;
 }
 
 /** metrics.served (agents before issue 19 send none) with the latency line's source. */
@@ -119,6 +121,7 @@ export function adaptMetrics(p: MetricsPayload, now: number): AdaptedMetrics {
     met,
     fit: adaptFit(p),
     served: adaptServed(p),
+    latencyBusy: p.model.latencyBusy ?? null,
   };
 }
 

@@ -102,8 +102,10 @@ export class Fleet {
     s.met = m.met;
     s.fit = m.fit;
     s.served = m.served;
+    s.latencyBusy = m.latencyBusy;
     s.last = point ?? m.point;
-    s.violation = violationScore(s.budgets, s.last, s.met);
+    // a figure taken while the box's own fit was training sorts nothing over budget (the agent sent meets.latency null)
+    s.violation = violationScore(s.budgets, s.last && s.latencyBusy ? { ...s.last, latencyMs: null } : s.last, s.met);
   }
 
   onStatus(id: string, raw: StatusPayload, now = Date.now()): void {

@@ -96,6 +96,8 @@ export interface DeviceSummary {
   fit: FitSummary;
   /** Absent from agents before issue 19 (no serving). */
   served?: ServedSummary | null;
+  /** Why the last latency figures judge no budget: the box's own fit was using its cores. */
+  latencyBusy?: string | null;
   last: MetricPoint | null;
   /** the most recent SPARK_POINTS values, oldest first */
   spark: { lat: (number | null)[]; ram: (number | null)[]; temp: (number | null)[] };

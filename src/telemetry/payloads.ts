@@ -15,6 +15,8 @@ const nullableNum = { type: ['number', 'null'] } as const;
 const nullableBool = { type: ['boolean', 'null'] } as const;
 const isoTs = { type: 'string', minLength: 20, maxLength: 40 } as const;
 const hex64 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+/** Longest reason metrics.model.latencyBusy may give (the agent cuts its own to it). */
+export const BUSY_MAX = 120;
 
 // ---- status (retained; the Last Will publishes state 'offline', reason 'lwt') ------------
 
@@ -107,6 +109,9 @@ export interface MetricsPayload {
     latencyP95Ms: number | null;
     /** Where latencyP50Ms/P95Ms come from: the application's served requests or a probe (absent before issue 19). */
     latencySource?: 'served' | 'probe' | null;
+    /** Why the latency figures judge no budget: the agent's own fit was using the cores while
+     * they were taken ('fit 2 is training on this box'); meets.latency is then null. */
+    latencyBusy?: string;
     modelRssMb: number | null;
     fidelity: number | null;
   };
@@ -308,6 +313,7 @@ export const metricsSchema = {
         latencyP50Ms: nullableNum,
         latencyP95Ms: nullableNum,
         latencySource: { enum: ['served', 'probe', null] },
+        latencyBusy: { type: 'string', maxLength: BUSY_MAX },
         modelRssMb: nullableNum,
         fidelity: nullableNum,
       },

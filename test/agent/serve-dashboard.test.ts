@@ -13,7 +13,7 @@ import { browserSkipReason, CHROMIUM, CHROMIUM_ARGS, onlineStatus, until } from 
 import { startBroker } from '../../devkit/broker.js';
 import { startDashboard } from '../../src/dashboard/index.js';
 
-function metrics(deviceId: string, source: 'served' | 'probe', served: ServedStatus, p50: number): MetricsPayload {
+function metrics(deviceId: string, source: 'served' | 'probe', served: ServedStatus, p50: number, busy?: string): MetricsPayload {
   return checkPayload('metrics', {
     v: PAYLOAD_VERSION,
     deviceId,
@@ -29,11 +29,13 @@ function metrics(deviceId: string, source: 'served' | 'probe', served: ServedSta
       latencyP50Ms: p50,
       latencyP95Ms: p50 * 1.2,
       latencySource: source,
+      ...(busy ? { latencyBusy: busy } : {}),
       modelRssMb: 90,
       fidelity: null,
     },
     budgets: { latencyMs: 100, effectiveLatencyMs: 100 },
-    meets: { latency: true, ram: null, fidelity: null },
+    // as the agent sends it: a figure taken while its own fit used the cores judges no budget
+    meets: { latency: busy ? null : p50 <= 100, ram: null, fidelity: null },
     served,
   });
 }
@@ -79,11 +81,13 @@ if (skip) {
     41.5,
   );
   const idle = metrics('box-idle', 'probe', base, 39);
-  for (const m of [busy, idle]) {
+  // 130 ms against 100, timed while the box's own training ran
+  const training = metrics('box-training', 'probe', base, 130, 'fit 2 is training on this box');
+  for (const m of [busy, idle, training]) {
     await client.publishAsync(`edgefit/${m.deviceId}/status`, onlineStatus(m.deviceId), { qos: 1 });
     await client.publishAsync(`edgefit/${m.deviceId}/metrics`, JSON.stringify(m), { qos: 1 });
   }
-  await until('both devices in the fleet', () => dash.fleet.has('box-busy') && dash.fleet.has('box-idle'), 10_000);
+  await until('the devices in the fleet', () => ['box-busy', 'box-idle', 'box-training'].every((id) => dash.fleet.has(id)), 10_000);
   const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -103,6 +107,24 @@ if (skip) {
     await page.waitForFunction(() => document.querySelector('#lat-source')?.textContent === '(probe)', undefined, { timeout: 10_000 });
     t.match(await page.textContent('#served'), /idle \(latency from probes\)/);
     t.equal(await page.textContent('#capture'), 'input capture off');
+    t.same(errors, [], 'no page errors');
+  });
+
+  t.test("a figure taken while the box's own fit trained says so and is not over budget", async (t) => {
+    const summary = dash.fleet.summaries().find((d) => d.id === 'box-training')!;
+    t.equal(summary.violation, 0, 'not sorted as over budget');
+    t.equal(summary.latencyBusy, 'fit 2 is training on this box');
+    await page.goto(`${dash.url}#/d/box-training`);
+    await page.waitForFunction(() => /judges no budget/.test(document.querySelector('#lat-source')?.textContent ?? ''), undefined, {
+      timeout: 10_000,
+    });
+    t.equal(await page.textContent('#lat-source'), '(probe, taken while fit 2 is training on this box: judges no budget)');
+    const line = await page.evaluate(() => document.querySelector('#lat-source')?.parentElement?.textContent ?? '');
+    t.match(line, /130\.0/, 'the figure is shown');
+    t.notMatch(line, /unmet/, 'and not marked unmet');
+    await page.goto(`${dash.url}#/`);
+    await page.waitForSelector('text=box-training');
+    t.match(await page.textContent('body'), /· 0 over budget/, 'the fleet counts no device over budget');
     t.same(errors, [], 'no page errors');
   });
 }

@@ -16,6 +16,8 @@ import { loadAgentConfig } from '../../src/config/agent.js';
 import type { Fitter, FrontierEntry } from '../../src/fit/types.js';
 import { parseModel, serializeModel } from '../../src/onnx/index.js';
 import { ScriptedLatency, entry, events, twoLevels } from '../helpers/scripted.js';
+import { Watcher } from '../helpers/mqtt-watch.js';
+import { checkPayload } from '../../src/telemetry/validate.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgefit-step-'));
 const broker = await startBroker();
@@ -201,6 +203,8 @@ t.test("probes beside the agent's own training step nothing until the training h
     finish!();
     return agent.stop();
   });
+  const watch = await Watcher.connect(broker.url, ['edgefit/dev-own-load/metrics']);
+  t.teardown(() => watch.close());
   const ev = events(agent);
   await agent.start();
   await started;
@@ -215,8 +219,16 @@ t.test("probes beside the agent's own training step nothing until the training h
     lines.some((l) => /^live latency steps nothing while fit \d+ is training on this box$/.test(l)),
     'the log says why live figures step nothing',
   );
+  // published all the same, marked, and judging no budget: the dashboard shows it as the agent's own load
+  const busy = (await watch.waitFor((m) => m.json().model.latencyP50Ms === 15, 10_000, 0, 'a metrics payload with the busy figure')).json();
+  t.ok(checkPayload('metrics', busy), 'valid against the metrics schema');
+  t.match(busy.model.latencyBusy, /^fit \d+ is training on this box$/);
+  t.equal(busy.meets.latency, null, '15 ms against a 10 ms budget: not judged');
   // the training now stops at its gate when held: the probes time the box, still slow: step down
   const down = ev.next('stepped-down', 30_000);
+  const seen = watch.msgs.length;
   parks = true;
   t.match((await down).data, { from: 'big', to: 'small', liveP50Ms: 15 });
+  const judged = (await watch.waitFor((m) => m.json().model.latencyBusy === undefined, 10_000, seen, 'an unmarked figure')).json();
+  t.type(judged.meets.latency, 'boolean', 'a figure timed after the training stopped judges the budget');
 });

@@ -96,10 +96,12 @@ function fitLine(s: DeviceSummary, events: readonly DeviceEvent[] = []): string 
   return s.level !== null ? 'every budget met' : '–';
 }
 
-/** ' · Raspberry Pi 4 Model B Rev 1.4, arm64' from the hardware facts of a profile payload. */
-/** '(served)' or '(probe)': whether the latency shown is what the box's applications got. */
-export function sourceText(v: ServedSummary | null | undefined): string {
-  return v?.source === 'served' ? '(served)' : v?.source === 'probe' ? '(probe)' : '';
+/** '(served)' or '(probe)': whether the latency shown is what the box's applications got; with
+ * why it judges no budget when the box's own fit was using the cores while it was taken. */
+export function sourceText(v: ServedSummary | null | undefined, busy?: string | null): string {
+  const src = v?.source === 'served' ? 'served' : v?.source === 'probe' ? 'probe' : '';
+  if (busy) return `(${src ? `${src}, ` : ''}taken while ${busy}: judges no budget)`;
+  return src ? `(${src})` : '';
 }
 
 /** The local endpoint, what it served (req/s, run and total p50/p95) and, plainly, whether capture is on. HTML. */
@@ -118,6 +120,7 @@ export function servedLine(v: ServedSummary | null | undefined): string {
   return `${esc(rate)}${esc(lat)} <span class="muted">on ${esc(where)}</span>${capture}`;
 }
 
+/** ' · Raspberry Pi 4 Model B Rev 1.4, arm64' from the hardware facts of a profile payload. */
 function hardwareLine(profile: unknown): string {
   const hw = (profile as { hardware?: Record<string, unknown> } | null)?.hardware;
   if (!hw) return '';
@@ -344,7 +347,7 @@ export class DeviceView {
     const f = s.fit;
     const met = (k: MeetKey): string =>
       s.met[k] === false ? ' <span class="b unmet">✗ unmet</span>' : s.met[k] === true ? ' <span class="b met">✓ met</span>' : '';
-    const source = `<span class="muted" id="lat-source">${esc(sourceText(s.served))}</span>`;
+    const source = `<span class="muted" id="lat-source">${esc(sourceText(s.served, s.latencyBusy))}</span>`;
     const state = `<span class="state ${s.online ? 'on' : 'off'}" id="dev-state">${s.online ? 'online' : 'offline'}</span>`;
     el.innerHTML = `
       <div class="title"><h1>${esc(s.id)}</h1>${state}<span class="muted">last seen ${esc(ago(s.lastSeen))}</span></div>
