@@ -210,10 +210,10 @@ function budgetHtml(s: DeviceSummary): string {
     f.latencyFactor !== null
       ? `${f.latencyFactor}x${b.latencyMs !== undefined ? `=${fmt(b.latencyMs, 0)}ms` : ''}`
       : `${fmt(b.latencyMs, 0)}ms`;
-  if (b.latencyMs !== undefined || f.latencyFactor !== null)
-    parts.push(
-      `<span class="b ${cls('latency')}" title="${esc(latencyTitle(s) + (s.latencyBusy ? ` · last figure taken while ${s.latencyBusy}: judges no budget` : ''))}">≤${esc(lat)}${mark('latency')}</span>`,
-    );
+  if (b.latencyMs !== undefined || f.latencyFactor !== null) {
+    const busy = s.latencyBusy ? ` · last figure taken while ${s.latencyBusy}: judges no budget` : '';
+    parts.push(`<span class="b ${cls('latency')}" title="${esc(latencyTitle(s) + busy)}">≤${esc(lat)}${mark('latency')}</span>`);
+  }
   if (b.ramMb !== undefined) parts.push(`<span class="b ${cls('ram')}" title="RAM budget">≤${esc(fmt(b.ramMb, 0))}MB${mark('ram')}</span>`);
   if (b.minFidelity !== undefined)
     parts.push(
