@@ -19,6 +19,14 @@ import type { TrainProgress, TrainReport } from '../passes/train/types.js';
 import type { LatencyTables } from '../analyze/latency/types.js';
 import type { Task } from '../fidelity/tasks.js';
 import { describeJudged } from '../fidelity/task-compare.js';
+import { sha256 } from './cache.js';
+
+/** sha256 of a model's bytes with its metadata (the passes' reports: a target, timings) left out:
+ * equal for two builds with the same graph and weights. */
+export function contentSha(bytes: Uint8Array): string {
+  const m = parseModel(bytes);
+  return sha256(serializeModel({ ...m, metadata: new Map() }));
+}
 
 export interface BuildContext {
   original: Uint8Array;

@@ -30,6 +30,8 @@ export interface Measured {
   rounds?: LatencyRound[];
   /** What training on the box did to it (config.train). */
   training?: TrainingSummary;
+  /** sha256 of the model without its metadata (FrontierEntry.contentSha); absent for the reference. */
+  contentSha?: string;
 }
 
 export type Retimed = Pick<Measured, 'latencyP50Ms' | 'latencyP95Ms' | 'referenceP50Ms' | 'rounds'>;
@@ -235,6 +237,15 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     const m = await timed(() => deps.evaluate(config), deps.cached?.(config) ?? false);
     const base = applyRounds({ config, ...m, ...(m.rounds ? { rounds: [...m.rounds] } : {}) });
     const e: FrontierEntry = { id: k, ...base, meets: judge(base) };
+    // two targets whose widths round alike build one model (det: l0.157 and l0.188): the caller
+    // measured it once; the later config counts in the bisection, never as a model of its own
+    const twin = e.contentSha
+      ? [...seen.values()].find((o) => o.contentSha === e.contentSha && o.config.threads === e.config.threads)
+      : undefined;
+    if (twin) {
+      e.sameAs = twin.id;
+      notes.push(`${k} builds the same model as ${twin.id}: measured once, not kept twice`);
+    }
     seen.set(k, e);
     pending = Math.max(0, pending - 1);
     progress('measured', `${k}: p50 ${ms(latencyOf(e))} ms${spread(e)}, fidelity ${e.fidelity.toFixed(4)}`);
@@ -307,6 +318,8 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     return false;
   };
   const ok = (e: FrontierEntry) => e.meets.latency && e.meets.ram && e.meets.fidelity && e.meets.size !== false && pays(e);
+  // the entries that are models of their own (not a config that built one already measured)
+  const distinct = (): FrontierEntry[] => [...seen.values()].filter((e) => !e.sameAs);
   const fast = (e: FrontierEntry) => e.meets.latency && e.meets.ram && pays(e);
   // the floor steers the search unless the user prefers latency
   const keepsFloor = (e: FrontierEntry) => preferLatency || e.meets.fidelity;
@@ -414,7 +427,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     // the base is the best candidate that meets everything but size; among those within 0.01
     // fidelity of the best, the smallest (int8 is ~4x smaller for almost nothing): it needs the
     // least sparsity, so takes the least extra damage
-    const apartFromSize = [...seen.values()].filter((e) => e.meets.latency && e.meets.ram && e.meets.fidelity);
+    const apartFromSize = distinct().filter((e) => e.meets.latency && e.meets.ram && e.meets.fidelity);
     const top = apartFromSize.length ? Math.max(...apartFromSize.map((e) => e.fidelity)) : 0;
     const near = apartFromSize.filter((e) => e.fidelity >= top - 0.01);
     const base = near.length
@@ -451,7 +464,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   // choice itself (its trained twin is as fast and closer to the original: pick takes it).
   const minutes = opts.trainMinutes ?? 0;
   if (minutes > 0) {
-    const target = trainTarget([...seen.values()], { ok, fast, pick });
+    const target = trainTarget(distinct(), { ok, fast, pick });
     if (!target) notes.push('training: no pruned or int8 candidate to train (the original meets the budgets, or nothing is fast enough)');
     else {
       const kind = target.config.quant === 'none' ? 'distilled from the original' : 'trained quantization-aware';
@@ -475,7 +488,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   // threads: the same model at fewer threads, fewest first that still meets every budget,
   // leaves cores to the application (and headroom when the box gets busy is the agent's
   // step-down's job); tried only for the best feasible float/int8 choice
-  const feasibleNow = [...seen.values()].filter(ok);
+  const feasibleNow = distinct().filter(ok);
   let best = feasibleNow.length ? pick(feasibleNow) : undefined;
   for (let t = (best?.config.threads ?? 1) - 1; best && t >= 1; t--) {
     const e = await decide({ ...best.config, threads: t });
@@ -490,7 +503,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   // (unless it already was) and, when it then misses the latency budget, fall to the next best
   const confirmed = new Set<FrontierEntry>();
   for (let i = 0; deps.confirm && budgetMs !== null && i < 4; i++) {
-    const pool = [...seen.values()].filter((e) => ok(e) && !confirmed.has(e));
+    const pool = distinct().filter((e) => ok(e) && !confirmed.has(e));
     if (!pool.length) break;
     const c = pick(pool);
     if (c === reference) break; // the original within budget needs no confirmation
@@ -515,7 +528,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   }
 
   const candidates = [...seen.values()];
-  const feasible = candidates.filter(ok);
+  const feasible = distinct().filter(ok);
   let chosen: FrontierEntry;
   let shortfall: SearchOutcome['shortfall'];
   if (feasible.length) {
@@ -527,7 +540,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     // every candidate, the floor ignored.
     const r = (e: FrontierEntry) => verdict(e).relative;
     const miss = (e: FrontierEntry) => r(e).latency + r(e).ram + r(e).size;
-    const pool = (preferLatency ? candidates : candidates.filter((e) => e.meets.fidelity)).filter(pays);
+    const pool = (preferLatency ? distinct() : distinct().filter((e) => e.meets.fidelity)).filter(pays);
     chosen = (pool.length ? pool : [reference]).reduce((a, b) =>
       miss(b) < miss(a) || (miss(b) === miss(a) && b.fidelity > a.fidelity) ? b : a,
     );
@@ -544,7 +557,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   progress('done');
   // the frontier the agent steps along at run time holds only models that keep the floor, so
   // step-down cannot go below it either (unless the user preferred latency)
-  const onFrontier = (preferLatency ? candidates : candidates.filter((e) => e.meets.fidelity)).filter((e) => e === chosen || pays(e));
+  const onFrontier = (preferLatency ? distinct() : distinct().filter((e) => e.meets.fidelity)).filter((e) => e === chosen || pays(e));
   return {
     chosen,
     frontier: paretoFrontier(onFrontier, chosen),

@@ -111,6 +111,12 @@ export interface FrontierEntry {
   meets: { latency: boolean; ram: boolean; fidelity: boolean; size?: boolean };
   /** Present when the candidate was trained on this box (config.train). */
   training?: TrainingSummary;
+  /** sha256 of the model without its metadata (the passes' reports): two configs that build the
+   * same graph and weights share it, as two latency targets whose widths round alike do. */
+  contentSha?: string;
+  /** The candidate that built the same model at the same threads (contentSha): its figures are
+   * that one's, measured once; it is kept off the frontier and never chosen. */
+  sameAs?: string;
 }
 
 /** One round of side-by-side timing: the original, then the candidate, a few runs each. */

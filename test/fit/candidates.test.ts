@@ -4,7 +4,10 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { parseModel } from '../../src/onnx/index.js';
-import { buildCandidate } from '../../src/fit/candidates.js';
+import { buildCandidate, contentSha } from '../../src/fit/candidates.js';
+import { serializeModel } from '../../src/onnx/index.js';
+import { normalize } from '../../src/passes/normalize.js';
+import { Tensor } from '../../src/ir/tensor.js';
 import { openSession } from '../../src/runtime/runner.js';
 import { OCR_MODELS } from '../../devkit/paths.js';
 import * as ort from 'onnxruntime-node';
@@ -46,4 +49,20 @@ t.test('the folded flag names only the unpruned float candidate', async (t) => {
   await t.rejects(buildCandidate({ structured: 0, unstructured: 0, quant: 'int8-static', threads: 2, folded: true }, ctx), {
     code: 'INTERNAL',
   });
+});
+
+t.test('contentSha: equal for builds that differ only in their reports, not for other weights', async (t) => {
+  const original = new Uint8Array(readFileSync(OCR_MODELS.det.file));
+  // (det ships its weights as Constant nodes: normalized, they are initializers)
+  const m = normalize(parseModel(original));
+  const reported = (target: string) => serializeModel({ ...m, metadata: new Map([['edgefit.prune', `{"targetMs":${target}}`]]) });
+  const [a, b] = [reported('22.044'), reported('22.886')];
+  t.not(Buffer.compare(a, b), 0, 'the files differ');
+  t.equal(contentSha(a), contentSha(b), 'the model does not');
+  // one weight changed: another model
+  const w = [...m.graph.initializers()].find((x) => x.dtype === 'float32' && x.dims.length === 4)!;
+  const data = w.toFloat32().slice();
+  data[0] = data[0]! + 1;
+  m.graph.setInitializer(Tensor.fromFloat32(w.name, w.dims, data));
+  t.not(contentSha(serializeModel(m)), contentSha(a));
 });

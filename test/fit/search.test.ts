@@ -608,3 +608,39 @@ t.test('a pruned float candidate slower than the folded original is not kept', a
   );
   t.match(out.notes.join('\n'), /is not faster than the same model unpruned/);
 });
+
+t.test('two ratios that build the same model count once: kept off the frontier and never chosen', async (t) => {
+  // widths round to eighths (the kernels' block): 0.313 and 0.375 build the same model; the
+  // caller (fit/index.ts) measures it once and hands back the same figures with the same contentSha
+  const evaluate = async (c: CandidateConfig) => {
+    const r = c.structured === 0 ? 0 : Math.ceil(c.structured * 8) / 8;
+    const lat = 100 * (1 - r) ** 2 + 2;
+    return {
+      latencyP50Ms: lat,
+      latencyP95Ms: lat,
+      modelRssMb: 10,
+      fidelity: 1 - 0.25 * r ** 2,
+      sizeBytes: 1,
+      modelPath: `/m${r}`,
+      sha256: `${c.structured}`,
+      ...(c.structured > 0 ? { contentSha: `w${r}` } : {}),
+    };
+  };
+  const out = await searchFrontier({ evaluate }, { budgets: { latencyFactor: 0.5 }, threads: 1, tryQuant: false, steps: 6 });
+  const twins = out.candidates.filter((e) => e.sameAs);
+  t.ok(twins.length > 0, out.candidates.map((e) => e.id).join(' '));
+  for (const d of twins) {
+    const of = out.candidates.find((e) => e.id === d.sameAs)!;
+    t.equal(d.contentSha, of.contentSha, `${d.id} is ${of.id}`);
+    t.notOk(of.sameAs, 'the first to build it stands for it');
+  }
+  t.notOk(out.chosen.sameAs, `chose ${out.chosen.id}`);
+  t.equal(Math.ceil(out.chosen.config.structured * 8) / 8, 0.375, 'the least-pruned model that meets 0.5x');
+  t.notOk(
+    out.frontier.some((e) => e.sameAs),
+    out.frontier.map((e) => e.id).join(' '),
+  );
+  const widths = out.frontier.map((e) => e.contentSha ?? 'ref');
+  t.equal(new Set(widths).size, widths.length, 'no model twice on the frontier');
+  t.match(out.notes.join('\n'), /builds the same model as s0\.\d+-u0\.00-none-t1: measured once/);
+});
