@@ -632,6 +632,7 @@ t.test('two ratios that build the same model count once: kept off the frontier a
   for (const d of twins) {
     const of = out.candidates.find((e) => e.id === d.sameAs)!;
     t.equal(d.contentSha, of.contentSha, `${d.id} is ${of.id}`);
+    t.same(d.meets, of.meets, 'one model, one verdict');
     t.notOk(of.sameAs, 'the first to build it stands for it');
   }
   t.notOk(out.chosen.sameAs, `chose ${out.chosen.id}`);
