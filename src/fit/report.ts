@@ -156,7 +156,7 @@ export function renderReport(r: ReportInput): string {
     .map((c) => {
       // one cell per HEADERS column, in that order
       const cells = [
-        esc(c.id),
+        `${esc(c.id)}${c.sameAs ? ` (the same model as ${esc(c.sameAs)})` : ''}`,
         `${(c.config.structured * 100).toFixed(1)}% ${structuredOf(c.config)}`,
         `${(c.config.unstructured * 100).toFixed(0)}%`,
         `${c.config.quant}${c.config.folded ? ' folded' : ''}${c.config.train ? (c.config.quant === 'none' ? ' distilled' : ' QAT') : ''}`,
