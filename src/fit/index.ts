@@ -333,11 +333,11 @@ export async function fitModel(
         writeFileAtomic(sensFile, JSON.stringify(sensitivity));
       }
     }
-    const built = isRef ? undefined : contentSha(readFileSync(path));
+    const bytes = readFileSync(path);
+    const built = isRef ? undefined : contentSha(bytes);
     const same = built ? byContent.get(contentKey(built, config.threads)) : undefined;
     if (same) {
       // the same graph and weights: the same figures (the search keeps one of the two)
-      const bytes = readFileSync(path);
       const m: Measured = { ...same, modelPath: path, sha256: sha256(bytes), sizeBytes: bytes.byteLength };
       cache.put(key, m);
       return m;
@@ -360,7 +360,6 @@ export async function fitModel(
     // a relative budget is a ratio: time the original right beside each candidate, so a change
     // in the box's load during a long search does not pass or fail candidates by itself
     const sideBySide = baseline ? undefined : await side(path, config.threads, rounds);
-    const bytes = readFileSync(path);
     const trainingFile = `${path}.training.json`;
     const training =
       config.train && existsSync(trainingFile) ? (JSON.parse(readFileSync(trainingFile, 'utf8')) as TrainingSummary) : undefined;

@@ -3,7 +3,7 @@
 // in test/fit/fit.test.ts.
 import t from 'tap';
 import { searchFrontier, paretoFrontier } from '../../src/fit/search.js';
-import { renderReport } from '../../src/fit/report.js';
+import { reportOf } from '../helpers/report.js';
 import type { CandidateConfig } from '../../src/fit/types.js';
 
 function box(opts: { int8Speedup: number; base?: number }) {
@@ -646,17 +646,6 @@ t.test('two ratios that build the same model count once: kept off the frontier a
   t.equal(new Set(widths).size, widths.length, 'no model twice on the frontier');
   t.match(out.notes.join('\n'), /builds the same model as s0\.\d+-u0\.00-none-t1: measured once/);
   // the report lists it, saying which model it is
-  const html = renderReport({
-    model: 'm.onnx',
-    budgets: { latencyMs: out.latencyBudgetMs, minFidelity: 0.9 },
-    candidates: out.candidates,
-    frontier: out.frontier,
-    chosenId: out.chosen.id,
-    feasible: out.feasible,
-    hardware: {},
-    profile: 'generic',
-    notes: out.notes,
-    elapsedMs: 1,
-  });
+  const html = reportOf(out, 0.9);
   t.match(html, new RegExp(`<td>${twins[0]!.id} \\(the same model as ${twins[0]!.sameAs}\\)</td>`));
 });

@@ -5,6 +5,7 @@ import t from 'tap';
 import { searchFrontier } from '../../src/fit/search.js';
 import type { CandidateConfig } from '../../src/fit/types.js';
 import { EdgefitError } from '../../src/errors.js';
+import { reportOf } from '../helpers/report.js';
 
 function box(trainGain: number) {
   const calls: CandidateConfig[] = [];
@@ -102,7 +103,6 @@ t.test(
 );
 
 t.test("the HTML report shows a trained candidate's loss curve and labels it", async (t) => {
-  const { renderReport } = await import('../../src/fit/report.js');
   const b = box(0.5);
   const out = await searchFrontier({ evaluate: b.evaluate }, { budgets, threads: 1, steps: 5, trainMinutes: 3 });
   const trained = out.candidates.find((e) => e.config.train)!;
@@ -121,18 +121,7 @@ t.test("the HTML report shows a trained candidate's loss curve and labels it", a
       ...(i % 4 === 0 ? { heldOut: 0.3 / (1 + i) } : {}),
     })),
   };
-  const html = renderReport({
-    model: 'm.onnx',
-    budgets: { latencyMs: out.latencyBudgetMs, minFidelity: 0.95 },
-    candidates: out.candidates,
-    frontier: out.frontier,
-    chosenId: out.chosen.id,
-    feasible: out.feasible,
-    hardware: {},
-    profile: 'generic',
-    notes: out.notes,
-    elapsedMs: 1,
-  });
+  const html = reportOf(out, 0.95);
   t.match(html, /<h2>Training on this box<\/h2>/);
   t.match(html, /distillation from the original: 120 steps in 2\.8 of 3 min; held-out loss 0\.300 &rarr; 0\.120/);
   t.match(html, /boxF1 0\.9709 &rarr; 0\.9745 \(it picked the weights kept\)/, "the task's score that picked the weights");
