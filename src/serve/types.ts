@@ -16,7 +16,7 @@ export interface ServedModel {
   sha256: string;
   /** Frontier level (0 = largest) or null for the original / shipped bytes. */
   level: number | null;
-  /** Human label of the level ("fp32 19% latency", "int8", "original"). */
+  /** Human label of the level ("fp32 pruned 19% latency", "int8", "original"). */
   label: string;
   /** Intra-op threads the fit measured this level at. */
   threads: number;

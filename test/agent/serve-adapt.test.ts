@@ -224,7 +224,7 @@ t.test('deploys go through the serve process; current.onnx follows the pointer w
   t.equal(statSync(current).ino, statSync(versionFile).ino, 'a hard link of the version file');
   t.match(c.data, { level: 1, candidateId: 'b' });
   const serve = FakeServe.started[0]!;
-  t.match(serve.model, { level: 1, label: 'fp32 50% ch' });
+  t.match(serve.model, { level: 1, label: 'fp32 pruned 50% ch' });
   await watch.waitFor((m) => m.json().type === 'model-changed' && m.json().data.candidateId === 'b', 10_000, 0, 'model-changed over MQTT');
 
   // a version the serve process refuses is never deployed: current.onnx and the served model stay
@@ -232,7 +232,7 @@ t.test('deploys go through the serve process; current.onnx follows the pointer w
   await watch.publish('edgefit/dev-current/request/deploy', op.signed('dev-current', 'deploy', 'd2', { candidateId: 'bad' }));
   t.match((await failed).data, { error: /cannot load bad/ });
   t.equal(readFileSync(current, 'utf8'), 'b', 'current.onnx unchanged');
-  t.match(serve.model, { label: 'fp32 50% ch' }, 'still serving b');
+  t.match(serve.model, { label: 'fp32 pruned 50% ch' }, 'still serving b');
 
   // rollback: back to a, current.onnx too
   const back = ev.next('model-changed', 30_000, (e) => e.data.candidateId === 'a');

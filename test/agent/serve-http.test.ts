@@ -196,7 +196,7 @@ t.test('the agent serves what it deploys; slow served requests step it down, and
   const changed = await next('model-changed', 60_000, (e) => e.data.candidateId === 'small', from);
   const r2 = await infer({ url }, 'default', { x });
   t.equal(r2.json.model_version, changed.data.version, 'the new version answers');
-  t.match(r2.json.parameters, { level: 1, label: 'fp32 50% ch' });
+  t.match(r2.json.parameters, { level: 1, label: 'fp32 pruned 50% ch' });
   t.same(readFileSync(current), readFileSync(variant), 'current.onnx holds the new bytes');
   t.not(r2.json.model_version, r.json.model_version);
   const from2 = all.length;

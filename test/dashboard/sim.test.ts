@@ -38,7 +38,7 @@ t.test('status, profile, metrics and frontier of every simulated board pass the 
       f.every((p, i) => i === 0 || p.latencyMs < f[i - 1]!.latencyMs),
       'frontier from slowest to fastest',
     );
-    t.equal(f[3]!.label, 'int8-static 30% ch');
+    t.equal(f[3]!.label, 'int8-static pruned 30% ch');
   }
 });
 
@@ -51,9 +51,9 @@ t.test('the schema rejects what the simulator must never send', async (t) => {
 
 t.test('frontier labels say what the pruned fraction is of', async (t) => {
   const cfg = { unstructured: 0, threads: 2 };
-  t.equal(candidateLabel({ config: { ...cfg, structured: 0.3, quant: 'int8-static' } }), 'int8-static 30% ch');
-  t.equal(candidateLabel({ config: { ...cfg, structured: 0.25, structuredBy: 'macs', quant: 'none' } }), 'fp32 25% MACs');
-  t.equal(candidateLabel({ config: { ...cfg, structured: 0.125, structuredBy: 'latency', quant: 'none' } }), 'fp32 13% latency');
+  t.equal(candidateLabel({ config: { ...cfg, structured: 0.3, quant: 'int8-static' } }), 'int8-static pruned 30% ch');
+  t.equal(candidateLabel({ config: { ...cfg, structured: 0.25, structuredBy: 'macs', quant: 'none' } }), 'fp32 pruned 25% MACs');
+  t.equal(candidateLabel({ config: { ...cfg, structured: 0.125, structuredBy: 'latency', quant: 'none' } }), 'fp32 pruned 13% latency');
   // the original with only its exact folds, beside the file as shipped
   t.equal(candidateLabel({ config: { ...cfg, structured: 0, quant: 'none', folded: true } }), 'fp32 folded');
   t.equal(candidateLabel({ config: { ...cfg, structured: 0, quant: 'none' } }), 'fp32');

@@ -46,7 +46,7 @@ t.test('a trained entry keeps its training summary and is labelled by how it was
   t.equal(f[0]!.training, undefined, 'an untrained entry has none');
   t.same(f[1]!.training?.curve.length, 30);
   t.equal(f[1]!.training?.heldOutAfter, 0.1);
-  t.equal(f[1]!.label, 'fp32 30% latency distilled');
+  t.equal(f[1]!.label, 'fp32 pruned 30% latency distilled');
   t.equal(candidateLabel({ config: { structured: 0, unstructured: 0, quant: 'int8-static', threads: 2, train: 5 } }), 'int8-static QAT');
   const bad = adaptFrontier(resp([entry('b', { train: 5, training: { kind: 'distill', minutes: 'x', curve } })]), null);
   t.equal(bad[0]!.training, undefined, 'a summary with a non-numeric field is dropped');

@@ -364,7 +364,7 @@ export class DeviceView {
       </dl>`;
   }
 
-  /** ' (int8-dynamic 30% ch)' when the frontier says what the deployed level is. */
+  /** ' (int8-dynamic pruned 30% ch)' when the frontier says what the deployed level is. */
   private levelLabel(): string {
     const d = this.d;
     const p = d && d.summary.level !== null ? d.frontier.find((x) => x.level === d.summary.level) : undefined;
