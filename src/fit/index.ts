@@ -385,6 +385,12 @@ export async function fitModel(
   // more interleaved original / candidate rounds, pooled by the search with the entry's own
   const confirm = async (e: FrontierEntry): Promise<Retimed> => {
     const r = await side(e.modelPath, e.config.threads, opts.confirmRounds ?? 3);
+    // the cache keeps the pooled rounds, as the search does: a later fit (the agent's training fit
+    // re-uses the first fit's measurements) judges the candidate on all of them, not on the first
+    // rounds alone that made the search time it again
+    const key = cache.key(e.config);
+    const had = cache.get(key);
+    if (had?.rounds?.length) cache.put(key, { ...had, rounds: [...had.rounds, ...r] });
     return {
       latencyP50Ms: median(r.map((x) => x.candidateP50Ms)),
       latencyP95Ms: median(r.map((x) => x.candidateP95Ms ?? x.candidateP50Ms)),
