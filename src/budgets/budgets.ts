@@ -40,6 +40,23 @@ export function latencyOf<T extends number | null>(m: { latencyP50Ms: T; latency
   return m.latencyP50Ms;
 }
 
+/**
+ * A fit's entry's judged latency as it would be beside an original whose p50 is `referenceMs`:
+ * its ratio to the original timed in the same rounds (the median per-round ratio), else its p50
+ * scaled by the original's p50 timed beside it, else its p50 as it stands. A candidate timed while
+ * something else loaded the box keeps its place (its raw p50 does not), wherever entries are
+ * compared: the fit's verdicts and frontier, the agent's steps, the report.
+ */
+export function rebasedLatency(
+  e: { latencyP50Ms: number; latencyP95Ms: number; referenceP50Ms?: number; latencyRatio?: number },
+  referenceMs: number | null | undefined,
+): number {
+  if (!referenceMs || !(referenceMs > 0)) return latencyOf(e);
+  if (e.latencyRatio !== undefined && e.latencyRatio > 0) return e.latencyRatio * referenceMs;
+  if (e.referenceP50Ms && e.referenceP50Ms > 0) return (latencyOf(e) * referenceMs) / e.referenceP50Ms;
+  return latencyOf(e);
+}
+
 /** The judged latency of a set of timed runs (a live probe, an evaluation). */
 export function latencyOfRuns(s: { p50: number; p95: number }): number {
   return s.p50;

@@ -9,6 +9,7 @@ export {
   checkBudgets,
   latencyOf,
   latencyOfRuns,
+  rebasedLatency,
   parseLatency,
   profileBudgets,
   mergeBudgets,

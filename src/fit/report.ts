@@ -1,7 +1,7 @@
 // Self-contained HTML report of a fit: latency-vs-fidelity plot (all candidates, the frontier,
 // budget lines, the chosen point), the candidates table and the hardware profile. No external
 // assets: the file opens offline on any machine.
-import { LATENCY_STATISTIC, latencyOf } from '../budgets/index.js';
+import { LATENCY_STATISTIC, rebasedLatency } from '../budgets/index.js';
 import { describeJudged } from '../fidelity/task-compare.js';
 import type { FrontierEntry } from './types.js';
 import { structuredOf } from './label.js';
@@ -17,7 +17,16 @@ export interface ReportInput {
   profile: string;
   notes: string[];
   elapsedMs: number;
+  /** The original's p50 when the fit timed it first: candidates are placed at their ratio to it. */
+  referenceMs?: number;
 }
+
+/**
+ * Where a candidate sits on the plot and in the table's order: its latency re-based on the fit's
+ * reference, as the fit judged it (search.ts latencyAt).
+ */
+const placed = (r: ReportInput, c: FrontierEntry): number => rebasedLatency(c, r.referenceMs);
+const timesOriginal = (c: FrontierEntry): string => (c.latencyRatio !== undefined ? ` (${c.latencyRatio.toFixed(2)}x the original)` : '');
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -41,6 +50,7 @@ const HEADERS = [
   'threads',
   'p50 ms',
   'p95 ms',
+  'x original',
   'model RAM MB',
   'fidelity',
   'size MB',
@@ -56,7 +66,7 @@ function plot(r: ReportInput): string {
     R = 20,
     T = 20,
     B = 45;
-  const xs = r.candidates.map((c) => latencyOf(c)).concat(r.budgets.latencyMs ? [r.budgets.latencyMs] : []);
+  const xs = r.candidates.map((c) => placed(r, c)).concat(r.budgets.latencyMs ? [r.budgets.latencyMs] : []);
   const ys = r.candidates.map((c) => c.fidelity).concat(r.budgets.minFidelity !== undefined ? [r.budgets.minFidelity] : []);
   const x0 = 0,
     x1 = Math.max(...xs) * 1.1 || 1;
@@ -86,16 +96,16 @@ function plot(r: ReportInput): string {
       `<line x1="${L}" x2="${W - R}" y1="${Y(r.budgets.minFidelity)}" y2="${Y(r.budgets.minFidelity)}" stroke="#d33" stroke-dasharray="5,4"/>` +
         `<text x="${W - R - 4}" y="${Y(r.budgets.minFidelity) - 4}" font-size="11" fill="#d33" text-anchor="end">fidelity floor</text>`,
     );
-  const front = r.frontier.slice().sort((a, b) => latencyOf(a) - latencyOf(b));
+  const front = r.frontier.slice().sort((a, b) => placed(r, a) - placed(r, b));
   parts.push(
-    `<polyline fill="none" stroke="#36c" stroke-width="1.5" points="${front.map((e) => `${X(latencyOf(e))},${Y(e.fidelity)}`).join(' ')}"/>`,
+    `<polyline fill="none" stroke="#36c" stroke-width="1.5" points="${front.map((e) => `${X(placed(r, e))},${Y(e.fidelity)}`).join(' ')}"/>`,
   );
   for (const c of r.candidates) {
     const chosen = c.id === r.chosenId;
     const fill = chosen ? '#1a1' : c.config.quant === 'none' ? '#36c' : '#c80';
     parts.push(
-      `<circle cx="${X(latencyOf(c))}" cy="${Y(c.fidelity)}" r="${chosen ? 7 : 4}" fill="${fill}" stroke="#222" stroke-width="${chosen ? 2 : 0.5}">` +
-        `<title>${esc(c.id)}: ${LATENCY_STATISTIC} ${latencyOf(c).toFixed(1)} ms, fidelity ${c.fidelity.toFixed(4)}</title></circle>`,
+      `<circle cx="${X(placed(r, c))}" cy="${Y(c.fidelity)}" r="${chosen ? 7 : 4}" fill="${fill}" stroke="#222" stroke-width="${chosen ? 2 : 0.5}">` +
+        `<title>${esc(c.id)}: ${LATENCY_STATISTIC} ${placed(r, c).toFixed(1)} ms${timesOriginal(c)}, fidelity ${c.fidelity.toFixed(4)}</title></circle>`,
     );
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="latency versus fidelity">${parts.join('')}</svg>`;
@@ -145,6 +155,9 @@ function trainingSection(r: ReportInput): string {
   return `<h2>Training on this box</h2>${items.join('\n')}<p><small>Thin: batch loss. Orange: held-out loss.</small></p>`;
 }
 
+const PLACED =
+  "Each candidate is placed at its ratio to the original timed beside it (x original) times the original's first p50, as the fit judges it; the table's p50 is as timed.";
+
 // issue 16: an infeasible fit keeps the fidelity floor (the original at worst), unless the user
 // preferred latency, which the notes then say
 const INFEASIBLE = 'No candidate meets every budget: the chosen one keeps the fidelity floor unless a note says otherwise.';
@@ -152,7 +165,7 @@ const INFEASIBLE = 'No candidate meets every budget: the chosen one keeps the fi
 export function renderReport(r: ReportInput): string {
   const rows = r.candidates
     .slice()
-    .sort((a, b) => latencyOf(b) - latencyOf(a))
+    .sort((a, b) => placed(r, b) - placed(r, a))
     .map((c) => {
       // one cell per HEADERS column, in that order
       const cells = [
@@ -163,6 +176,7 @@ export function renderReport(r: ReportInput): string {
         `${c.config.threads}`,
         c.latencyP50Ms.toFixed(1),
         c.latencyP95Ms.toFixed(1),
+        c.latencyRatio !== undefined ? c.latencyRatio.toFixed(3) : '',
         c.modelRssMb.toFixed(1),
         c.fidelity.toFixed(4),
         (c.sizeBytes / 1e6).toFixed(2),
@@ -183,7 +197,7 @@ export function renderReport(r: ReportInput): string {
 ${r.feasible ? 'Chosen: the highest-fidelity candidate that meets every budget.' : `<span class="bad">${INFEASIBLE}</span>`}</p>
 <p>Budgets: latency ${latencyBudget}, RAM ${r.budgets.ramMb ?? 'none'} MB, fidelity at least ${r.budgets.minFidelity ?? 'none'}.</p>
 ${plot(r)}
-<p><small>Green: chosen. Blue: float. Orange: int8. Line: measured frontier.</small></p>
+<p><small>Green: chosen. Blue: float. Orange: int8. Line: measured frontier. ${PLACED}</small></p>
 <h2>Candidates</h2>
 <table><tr>${HEADERS.map((h) => `<th>${h}</th>`).join('')}</tr>
 ${rows}</table>

@@ -124,6 +124,7 @@ export async function runFitJob(job: FitJob, onProgress: (p: FitProgress) => voi
         profile: sel.profile.name,
         notes: result.notes,
         elapsedMs: result.elapsedMs,
+        referenceMs: result.referenceLatencyP50Ms,
       }),
     );
   }

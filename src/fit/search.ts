@@ -7,7 +7,7 @@
 // constraint: nothing below it is chosen or put on the frontier (unless the caller prefers
 // latency, knowingly). Budgets are judged by src/budgets (meets(), on its one latency statistic,
 // the p50); a relative budget on the candidate/original ratio timed in the same rounds.
-import { latencyBudgetMs, latencyOf, meets, type Budgets, type Shortfall, type Verdict } from '../budgets/index.js';
+import { latencyBudgetMs, latencyOf, meets, rebasedLatency, type Budgets, type Shortfall, type Verdict } from '../budgets/index.js';
 import type { CandidateConfig, FitProgress, FrontierEntry, LatencyRound, TrainingSummary } from './types.js';
 import { fasterVerdict, marginFromPairs } from '../evaluate/faster.js';
 import { ms } from '../util/format.js';
@@ -213,13 +213,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   // the original timed in the same rounds, or scaled by the ratio of the reference's p50 at the
   // start to its p50 timed beside this candidate
   const latencyAt = (e: Pick<FrontierEntry, 'latencyP50Ms' | 'latencyP95Ms' | 'referenceP50Ms' | 'latencyRatio'>) =>
-    refLatency === undefined
-      ? latencyOf(e)
-      : e.latencyRatio !== undefined
-        ? e.latencyRatio * refLatency
-        : e.referenceP50Ms
-          ? (latencyOf(e) * refLatency) / e.referenceP50Ms
-          : latencyOf(e);
+    rebasedLatency(e, refLatency);
   const verdict = (e: Omit<FrontierEntry, 'meets' | 'id'>): Verdict =>
     meets({ latencyMs: latencyAt(e), ramMb: e.modelRssMb, fidelity: e.fidelity, sizeMb: compressedMb(e) }, opts.budgets, refLatency);
   const judge = (e: Omit<FrontierEntry, 'meets' | 'id'>): FrontierEntry['meets'] => {
@@ -564,7 +558,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   const onFrontier = (preferLatency ? distinct() : distinct().filter((e) => e.meets.fidelity)).filter((e) => e === chosen || pays(e));
   return {
     chosen,
-    frontier: paretoFrontier(onFrontier, chosen),
+    frontier: paretoFrontier(onFrontier, chosen, latencyAt),
     candidates,
     reference,
     latencyBudgetMs: budgetMs,
@@ -604,9 +598,18 @@ function spread(e: Pick<FrontierEntry, 'latencyRatio' | 'latencyRatioMin' | 'lat
 /** Compressed size in MB (the file size when the gzip size was not measured). */
 export const compressedMb = (e: Pick<Measured, 'sizeBytes' | 'compressedBytes'>) => (e.compressedBytes ?? e.sizeBytes) / 1e6;
 
-/** Entries no other entry beats on both (judged) latency and fidelity, slowest (least compressed) first. */
-export function paretoFrontier(all: FrontierEntry[], mustKeep?: FrontierEntry): FrontierEntry[] {
-  const lat = latencyOf;
+/**
+ * Entries no other entry beats on both latency and fidelity, slowest (least compressed) first.
+ * `lat` is the latency the fit judges by: its p50 re-based by the original timed beside it, so a
+ * candidate timed while the box was loaded is neither dropped nor misplaced for its raw p50 (det:
+ * `l0.250` at 0.46x the original, timed at 97 ms beside a 2.5x slower original, fell behind
+ * `l0.188` at 0.54x and 39 ms, and left the frontier).
+ */
+export function paretoFrontier(
+  all: FrontierEntry[],
+  mustKeep?: FrontierEntry,
+  lat: (e: FrontierEntry) => number = latencyOf,
+): FrontierEntry[] {
   const front = all.filter(
     (e) => !all.some((o) => o !== e && lat(o) <= lat(e) && o.fidelity >= e.fidelity && (lat(o) < lat(e) || o.fidelity > e.fidelity)),
   );

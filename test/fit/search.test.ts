@@ -136,6 +136,56 @@ t.test('relative budgets judge each candidate against the original timed beside 
   t.ok(worse.chosen.config.structured > out.chosen.config.structured + 0.1, `uncorrected s=${worse.chosen.config.structured}`);
 });
 
+t.test('the frontier orders and keeps candidates by latency re-based on the original timed beside them', async (t) => {
+  // the search's first pruned candidates (s >= 0.45) are timed while something else loads the box
+  // 20x: the raw p50 at s=0.5 (540 ms) exceeds the choice's (about 51 ms at s=0.3), its ratio to
+  // the original timed beside it does not (0.26x against 0.5x)
+  const loaded = (c: CandidateConfig) => (c.structured >= 0.45 ? 20 : 1);
+  const evaluate = async (c: CandidateConfig) => {
+    const slow = loaded(c);
+    const lat = (100 * (1 - c.structured) ** 2 + 2) * slow;
+    const round = { referenceP50Ms: 102 * slow, candidateP50Ms: lat, candidateP95Ms: lat * 1.02 };
+    return {
+      latencyP50Ms: lat,
+      latencyP95Ms: lat * 1.02,
+      modelRssMb: 10,
+      fidelity: 1 - 0.25 * c.structured ** 2,
+      sizeBytes: 1,
+      modelPath: '/x',
+      sha256: `x${c.structured}`,
+      referenceP50Ms: 102 * slow,
+      rounds: [round, round, round],
+    };
+  };
+  const out = await searchFrontier(
+    { evaluate },
+    { budgets: { latencyFactor: 0.5, minFidelity: 0.8 }, threads: 2, tryQuant: false, steps: 6 },
+  );
+  t.ok(out.feasible);
+  const fast = out.candidates.find((e) => e.config.structured >= 0.45 && e.meets.fidelity);
+  t.ok(fast, 'a candidate was timed under the load');
+  t.ok(fast!.latencyP50Ms > out.chosen.latencyP50Ms, `raw p50 ${fast!.latencyP50Ms} above the choice's ${out.chosen.latencyP50Ms}`);
+  t.ok(
+    out.frontier.some((e) => e.id === fast!.id),
+    'the loaded candidate stays on the frontier: it is the fastest by its ratio',
+  );
+  const ratios = out.frontier.map((e) => e.latencyRatio ?? 1);
+  t.same(
+    ratios,
+    [...ratios].sort((a, b) => b - a),
+    'slowest first by ratio to the original',
+  );
+  t.equal(out.frontier.at(-1)!.id, fast!.id, 'the step down ends on the loaded, fastest candidate');
+  // the report places it so too, and its table gives the ratio beside the raw p50
+  const html = reportOf(out, 0.8);
+  const ms = (fast!.latencyRatio! * out.reference.latencyP50Ms).toFixed(1);
+  t.match(html, `${fast!.id}: p50 ${ms} ms (${fast!.latencyRatio!.toFixed(2)}x the original)`);
+  t.match(
+    html,
+    `<td>${fast!.latencyP50Ms.toFixed(1)}</td><td>${fast!.latencyP95Ms.toFixed(1)}</td><td>${fast!.latencyRatio!.toFixed(3)}</td>`,
+  );
+});
+
 t.test('fewer threads are chosen when the same model still meets every budget', async (t) => {
   // a small model gains nothing from a second thread: one thread is chosen, a core left free
   const box2 = (oneThreadSlowdown: number) => async (c: CandidateConfig) => {

@@ -14,5 +14,6 @@ export function reportOf(out: SearchOutcome, minFidelity: number): string {
     profile: 'generic',
     notes: out.notes,
     elapsedMs: 1,
+    referenceMs: out.reference.latencyP50Ms,
   });
 }
