@@ -10,7 +10,7 @@
 // Step-down has a floor: it never moves to an entry whose fidelity is below the budgets'
 // minFidelity (issue 16: a fast model that no longer does its job is not a fallback), unless the
 // user prefers latency; it skips such entries to a faster one that meets the floor, or stays.
-import { latencyOf, meets } from '../budgets/index.js';
+import { meets, rebasedLatency } from '../budgets/index.js';
 import type { FrontierEntry } from '../fit/types.js';
 
 export type StepDecision = { kind: 'stay' } | { kind: 'down'; to: number } | { kind: 'up'; to: number };
@@ -48,7 +48,10 @@ export class Adaptation {
   /**
    * `live` is the probe's judged latency (latencyOfRuns); `chosen` is the fit's choice: we never
    * step above it (it is what the budgets asked for). `floor` is the lowest fidelity a step down
-   * may reach (null: none, as with prefer 'latency').
+   * may reach (null: none, as with prefer 'latency'). `referenceMs` is the fit's own p50 of the
+   * original: each entry's fit-time latency is re-based on it (rebasedLatency), so an entry the fit
+   * timed while the box was loaded does not look slower than it is (a return to the level above it
+   * then predicted as roomy when it was not, and "as fast as the fit measured it" held at any speed).
    */
   observe(
     live: number,
@@ -57,6 +60,7 @@ export class Adaptation {
     level: number,
     chosen: number,
     floor: number | null = null,
+    referenceMs: number | null = null,
   ): StepDecision {
     if (budgetMs === null || frontier.length < 2) return { kind: 'stay' };
     this.sinceUp++;
@@ -78,9 +82,10 @@ export class Adaptation {
     if (level > chosen) {
       const cur = frontier[level]!;
       const up = frontier[to]!;
-      const predicted = latencyOf(cur) > 0 ? live * (latencyOf(up) / latencyOf(cur)) : Infinity;
+      const at = (e: FrontierEntry): number => rebasedLatency(e, referenceMs);
+      const predicted = at(cur) > 0 ? live * (at(up) / at(cur)) : Infinity;
       const roomy = predicted <= budgetMs * this.headroom;
-      const recovered = predicted <= budgetMs && live <= latencyOf(cur) * (1 + RECOVERED_SLACK);
+      const recovered = predicted <= budgetMs && live <= at(cur) * (1 + RECOVERED_SLACK);
       if (roomy || recovered) {
         this.under++;
         const need = roomy ? this.stepUpAfter : this.stepUpAfter * 2 ** this.backoff;

@@ -258,7 +258,15 @@ export class Prober implements Component, ModelServer {
     );
     const budget = latencyBudgetMs(this.d.budgets(), this.d.originalMs?.() ?? (fit.fit.referenceLatencyP50Ms || null));
     const live = latencyOfRuns(lat);
-    const d = this.d.adaptation.observe(live, budget, fit.frontier, level, chosen, this.d.floor?.() ?? null);
+    const d = this.d.adaptation.observe(
+      live,
+      budget,
+      fit.frontier,
+      level,
+      chosen,
+      this.d.floor?.() ?? null,
+      fit.fit.referenceLatencyP50Ms || null,
+    );
     if (d.kind === 'stay') return;
     const to = fit.frontier[d.to]!;
     const from = fit.frontier[level]!;

@@ -185,6 +185,7 @@ export function adaptFrontier(resp: ResponsePayload, deployedLevel: number | nul
       id: typeof e.id === 'string' ? e.id : String(i),
       label: e.config && typeof e.config === 'object' ? candidateLabel(e as PublicFrontierEntry) : `L${i}`,
       latencyMs,
+      ...(typeof e.latencyRatio === 'number' && e.latencyRatio > 0 ? { ratio: e.latencyRatio } : {}),
       fidelity: e.fidelity,
       ramMb: typeof e.modelRssMb === 'number' ? e.modelRssMb : null,
       chosen: deployedLevel !== null ? deployedLevel === i : chosenId !== null && e.id === chosenId,

@@ -112,6 +112,12 @@ export interface FrontierPoint {
   /** what the candidate is: precision and pruning */
   label: string;
   latencyMs: number;
+  /**
+   * The fit's latency as a ratio to the original timed beside it, when measured so: the page plots
+   * ratio x the original's live p50, the figure the agent judges the level by (a candidate timed
+   * while the box was loaded has a raw p50 far off its place on the frontier).
+   */
+  ratio?: number;
   fidelity: number;
   ramMb: number | null;
   chosen: boolean;

@@ -83,3 +83,25 @@ t.test('the headroom rule is unchanged: 5 roomy probes return at once, whatever 
   // the box got faster than at fit time: int8 at 30 ms predicts 31.8 for the choice, within 35.5
   t.same(run(a, at, Array(5).fill(30)).decisions, ['.', '.', '.', '.', 'up1']);
 });
+
+t.test('a level the fit timed on a loaded box is judged by its ratio to the original timed beside it', async (t) => {
+  // the fit's original at 73 ms; int8 timed while something else ran: 97 ms raw beside a 2.5x
+  // slower original (182.5 ms), 0.46x of it -- 33.6 ms on the box as the fit judged it
+  const ratio = (e: FrontierEntry, r: number, ref: number): FrontierEntry => ({ ...e, latencyRatio: r, referenceP50Ms: ref });
+  const loaded = [ratio(level('original', 73), 1, 73), ratio(level('pruned', 39.2), 0.537, 73), ratio(level('int8', 97), 0.46, 182.5)];
+  const REF = 73;
+  // the box is still slow: int8 live at 37 ms (10 % over its 33.6) predicts the choice at 43.2 ms
+  const a = new Adaptation(3, 5, 0.9);
+  const slow: string[] = [];
+  for (let i = 0; i < 12; i++) slow.push(a.observe(37, BUDGET, loaded, 2, 1, null, REF).kind);
+  t.same([...new Set(slow)], ['stay'], 'by ratios: predicted over budget, stays');
+  // by the raw p50s the same probes predict 37 x 39.2 / 97 = 15 ms, roomy: it would return at once
+  const raw = new Adaptation(3, 5, 0.9);
+  const naive: string[] = [];
+  for (let i = 0; i < 5; i++) naive.push(raw.observe(37, BUDGET, loaded, 2, 1).kind);
+  t.equal(naive.at(-1), 'up', 'without the reference the raw p50s return too early (the old behaviour)');
+  // back at its fit-time figure: 33.6 ms predicts the choice at 39.2, within the budget: returns
+  const quick: string[] = [];
+  for (let i = 0; i < 5; i++) quick.push(a.observe(33.6, BUDGET, loaded, 2, 1, null, REF).kind);
+  t.same(quick, ['stay', 'stay', 'stay', 'stay', 'up'], 'as fast as the fit judged it: returns');
+});

@@ -3,6 +3,7 @@ import t from 'tap';
 import { SimDevice, SIM_BOARDS } from '../../devkit/sim.js';
 import { adaptFrontier, adaptMetrics, candidateLabel } from '../../src/dashboard/adapt.js';
 import { checkPayload } from '../../src/telemetry/validate.js';
+import { frontierPlot, rebaseFrontier } from '../../src/dashboard/web/charts.js';
 import { PAYLOAD_VERSION, type ResponsePayload } from '../../src/telemetry/payloads.js';
 
 t.test('status, profile, metrics and frontier of every simulated board pass the agent schemas', async (t) => {
@@ -57,4 +58,45 @@ t.test('frontier labels say what the pruned fraction is of', async (t) => {
   // the original with only its exact folds, beside the file as shipped
   t.equal(candidateLabel({ config: { ...cfg, structured: 0, quant: 'none', folded: true } }), 'fp32 folded');
   t.equal(candidateLabel({ config: { ...cfg, structured: 0, quant: 'none' } }), 'fp32');
+});
+
+t.test('the frontier plot places each level by its ratio to the original, re-based on the live original', async (t) => {
+  const entry = (id: string, p50: number, ratio: number | undefined, fidelity: number) => ({
+    id,
+    config: { structured: 0.2, structuredBy: 'latency' as const, unstructured: 0, quant: 'none' as const, threads: 2 },
+    sha256: 'x',
+    sizeBytes: 1,
+    latencyP50Ms: p50,
+    latencyP95Ms: p50,
+    modelRssMb: 100,
+    fidelity,
+    meets: { latency: true, ram: true, fidelity: true },
+    ...(ratio !== undefined ? { latencyRatio: ratio } : {}),
+  });
+  // level 2 was timed while the box was loaded: 97 ms raw, 0.46x the original timed beside it
+  const resp: ResponsePayload = {
+    v: PAYLOAD_VERSION,
+    deviceId: 'd1',
+    txn: 't1',
+    verb: 'get-frontier',
+    ok: true,
+    ts: new Date(0).toISOString(),
+    result: {
+      frontier: [entry('a', 52, 0.7, 1), entry('b', 39, 0.54, 0.98), entry('c', 97, 0.46, 0.979), entry('d', 30, undefined, 0.97)],
+    },
+  };
+  const f = adaptFrontier(resp, 1);
+  t.same(
+    f.map((p) => p.ratio),
+    [0.7, 0.54, 0.46, undefined],
+    'the ratio travels with each level, absent where the fit had none',
+  );
+  const placed = rebaseFrontier(f, 75);
+  t.same(
+    placed.map((p) => +p.latencyMs.toFixed(1)),
+    [52.5, 40.5, 34.5, 30],
+    'ratio x the live original where known, else the raw p50',
+  );
+  t.same(rebaseFrontier(f, null), f, 'without a live original the raw p50s stay');
+  t.match(frontierPlot(placed, { latencyMs: 45 }), /L2 fp32 pruned 20% latency: 34\.5 ms \(0\.46x the original\)/);
 });

@@ -107,6 +107,17 @@ export function lineChart(series: Series[], opts: { w: number; h: number; limit?
   return `<svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="none">${g}</svg>`;
 }
 
+/**
+ * The frontier's latencies as the agent judges them: each level's ratio to the original timed
+ * beside it, times the original's live p50 (the figure the page's latency budget is stated from),
+ * where both are known; else the fit's raw p50.
+ */
+export function rebaseFrontier(points: readonly FrontierPoint[], originalMs: number | null): FrontierPoint[] {
+  return points.map((p) =>
+    p.ratio !== undefined && originalMs !== null && originalMs > 0 ? { ...p, latencyMs: p.ratio * originalMs } : p,
+  );
+}
+
 /** Latency (x) against fidelity (y): every measured candidate, the frontier line, the chosen one. */
 export function frontierPlot(points: FrontierPoint[], budgets: { latencyMs?: number; minFidelity?: number }, w = 520, h = 300): string {
   if (!points.length)
@@ -150,7 +161,7 @@ export function frontierPlot(points: FrontierPoint[], budgets: { latencyMs?: num
     g +=
       `<circle class="pt${p.chosen ? ' chosen' : ''}" data-level="${p.level}"` +
       ` cx="${x(p.latencyMs).toFixed(1)}" cy="${y(p.fidelity).toFixed(1)}" r="${p.chosen ? 6 : 4}">` +
-      `<title>L${p.level} ${esc(p.label)}: ${esc(fmt(p.latencyMs))} ms, fidelity ${esc(p.fidelity.toFixed(4))}` +
+      `<title>L${p.level} ${esc(p.label)}: ${esc(fmt(p.latencyMs))} ms${p.ratio !== undefined ? ` (${esc(p.ratio.toFixed(2))}x the original)` : ''}, fidelity ${esc(p.fidelity.toFixed(4))}` +
       `${p.ramMb !== null ? `, ${esc(fmt(p.ramMb))} MB` : ''}${p.chosen ? ' (deployed)' : ''}</title></circle>`;
     if (p.chosen)
       g += `<text x="${(x(p.latencyMs) + 9).toFixed(1)}" y="${(y(p.fidelity) - 8).toFixed(1)}">L${p.level} ${esc(p.label)} (deployed)</text>`;

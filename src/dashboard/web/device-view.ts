@@ -14,7 +14,7 @@ import type {
 } from '../model.js';
 import type { Judged, JudgedPair } from '../../fidelity/task-compare.js';
 import type { TrainingStatus } from '../../telemetry/payloads.js';
-import { frontierPlot, lineChart, lossChart } from './charts.js';
+import { frontierPlot, lineChart, lossChart, rebaseFrontier } from './charts.js';
 import { latencyTitle, levelText } from './fleet-view.js';
 import { actionsOff, ago, clock, esc, fmt, getJson, postJson } from './util.js';
 
@@ -376,10 +376,9 @@ export class DeviceView {
     if (!el || !this.d) return;
     // the deployed level comes from live metrics: it moves on step-down/up without a new frontier
     const level = this.d.summary.level;
-    const pts =
-      level !== null && this.d.frontier.some((p) => p.level === level)
-        ? this.d.frontier.map((p) => ({ ...p, chosen: p.level === level }))
-        : this.d.frontier;
+    const deployed = level !== null && this.d.frontier.some((p) => p.level === level);
+    const marked = deployed ? this.d.frontier.map((p) => ({ ...p, chosen: p.level === level })) : this.d.frontier;
+    const pts = rebaseFrontier(marked, this.d.summary.fit.originalMs);
     el.innerHTML = frontierPlot(pts, this.d.summary.budgets);
     this.renderTraining(pts.find((p) => p.chosen));
   }
