@@ -108,13 +108,16 @@ t.test('pareto frontier drops dominated points and sorts slowest first', async (
   );
 });
 
-t.test('relative budgets judge each candidate against the original timed beside it (load drift)', async (t) => {
-  // the box gets 3x slower after the reference was measured: raw p95s would all miss 0.5x of the
-  // quiet reference, but each candidate's paired reference run shows the same slow-down
-  let n = 0;
-  const evaluate = async (c: CandidateConfig) => {
-    const slow = n++ === 0 ? 1 : 3;
-    const lat = (100 * (1 - c.structured) ** 2 + 2) * slow;
+/**
+ * A box whose load multiplies every timing of a candidate, and of the original timed beside it, by
+ * `slow(c)`: each candidate comes with the original's p50 timed beside it, and with three
+ * interleaved rounds when `rounds` (then the search judges it by the per-round ratio).
+ */
+function loadedBox(slow: (c: CandidateConfig) => number, rounds = false) {
+  return async (c: CandidateConfig) => {
+    const k = slow(c);
+    const lat = (100 * (1 - c.structured) ** 2 + 2) * k;
+    const round = { referenceP50Ms: 102 * k, candidateP50Ms: lat, candidateP95Ms: lat * 1.02 };
     return {
       latencyP50Ms: lat,
       latencyP95Ms: lat * 1.02,
@@ -122,10 +125,18 @@ t.test('relative budgets judge each candidate against the original timed beside 
       fidelity: 1 - 0.25 * c.structured ** 2,
       sizeBytes: 1,
       modelPath: '/x',
-      sha256: 'x',
-      referenceP50Ms: 102 * slow,
+      sha256: `x${c.structured}`,
+      referenceP50Ms: 102 * k,
+      ...(rounds ? { rounds: [round, round, round] } : {}),
     };
   };
+}
+
+t.test('relative budgets judge each candidate against the original timed beside it (load drift)', async (t) => {
+  // the box gets 3x slower after the reference was measured: raw p95s would all miss 0.5x of the
+  // quiet reference, but each candidate's paired reference run shows the same slow-down
+  let n = 0;
+  const evaluate = loadedBox(() => (n++ === 0 ? 1 : 3));
   const out = await searchFrontier({ evaluate }, { budgets: { latencyFactor: 0.5 }, threads: 2, tryQuant: false, steps: 6 });
   t.ok(out.feasible, 'feasible once drift is corrected');
   t.ok(out.chosen.config.structured >= 0.3 && out.chosen.config.structured < 0.33, `s=${out.chosen.config.structured}`);
@@ -140,23 +151,7 @@ t.test('the frontier orders and keeps candidates by latency re-based on the orig
   // the search's first pruned candidates (s >= 0.45) are timed while something else loads the box
   // 20x: the raw p50 at s=0.5 (540 ms) exceeds the choice's (about 51 ms at s=0.3), its ratio to
   // the original timed beside it does not (0.26x against 0.5x)
-  const loaded = (c: CandidateConfig) => (c.structured >= 0.45 ? 20 : 1);
-  const evaluate = async (c: CandidateConfig) => {
-    const slow = loaded(c);
-    const lat = (100 * (1 - c.structured) ** 2 + 2) * slow;
-    const round = { referenceP50Ms: 102 * slow, candidateP50Ms: lat, candidateP95Ms: lat * 1.02 };
-    return {
-      latencyP50Ms: lat,
-      latencyP95Ms: lat * 1.02,
-      modelRssMb: 10,
-      fidelity: 1 - 0.25 * c.structured ** 2,
-      sizeBytes: 1,
-      modelPath: '/x',
-      sha256: `x${c.structured}`,
-      referenceP50Ms: 102 * slow,
-      rounds: [round, round, round],
-    };
-  };
+  const evaluate = loadedBox((c) => (c.structured >= 0.45 ? 20 : 1), true);
   const out = await searchFrontier(
     { evaluate },
     { budgets: { latencyFactor: 0.5, minFidelity: 0.8 }, threads: 2, tryQuant: false, steps: 6 },
