@@ -156,9 +156,6 @@ function loadSamples(req: FitRequest, shapes: Map<string, number[]>, inputName: 
   };
 }
 
-/** Timing rounds a candidate's cache entry keeps, the latest: three re-timings' worth beyond the first three. */
-const CACHED_ROUNDS = 12;
-
 /** The training folder's images, held as bytes (a quarter of the float32 memory: compact.ts). */
 function loadTraining(path: string, original: Uint8Array, shapes: Map<string, number[]>): Sample[] {
   return compactSamples(loadInputSet(path, modelInputs(normalize(parseModel(original))), { shapes }).samples);
@@ -385,16 +382,9 @@ export async function fitModel(
   };
 
   const median = (xs: number[]) => latencyStats(xs).p50;
-  // more interleaved original / candidate rounds, pooled by the search with the entry's own (the
-  // cache keeps the last CACHED_ROUNDS: every re-fit re-times its choice, and old rounds grow stale)
+  // more interleaved original / candidate rounds, pooled by the search with the entry's own
   const confirm = async (e: FrontierEntry): Promise<Retimed> => {
     const r = await side(e.modelPath, e.config.threads, opts.confirmRounds ?? 3);
-    // the cache keeps the pooled rounds, as the search does: a later fit (the agent's training fit
-    // re-uses the first fit's measurements) judges the candidate on all of them, not on the first
-    // rounds alone that made the search time it again
-    const key = cache.key(e.config);
-    const had = cache.get(key);
-    if (had?.rounds?.length) cache.put(key, { ...had, rounds: [...had.rounds, ...r].slice(-CACHED_ROUNDS) });
     return {
       latencyP50Ms: median(r.map((x) => x.candidateP50Ms)),
       latencyP95Ms: median(r.map((x) => x.candidateP95Ms ?? x.candidateP50Ms)),
