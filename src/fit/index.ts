@@ -385,6 +385,8 @@ export async function fitModel(
   // more interleaved original / candidate rounds, pooled by the search with the entry's own
   const confirm = async (e: FrontierEntry): Promise<Retimed> => {
     const r = await side(e.modelPath, e.config.threads, opts.confirmRounds ?? 3);
+    // the search pools them with the entry's own; so does a later fit, through the cache
+    cache.addRounds(cache.key(e.config), r);
     return {
       latencyP50Ms: median(r.map((x) => x.candidateP50Ms)),
       latencyP95Ms: median(r.map((x) => x.candidateP95Ms ?? x.candidateP50Ms)),

@@ -32,7 +32,8 @@ writeFileSync(config, JSON.stringify({ threads: 1, train: { minutes: 0 }, budget
 const args = ['--config', config, '--calib', join(ROOT, 'test/fixtures/ocr/cls'), '--no-serve'];
 const isEvent = (type: string) => (m: { topic: string; json(): any }) => m.topic === `${pre}events` && m.json().type === type;
 
-/** The measurement files (one per measured candidate) in a fit's cache, with their bytes and mtimes. */
+/** The measurement files (one per measured candidate) in a fit's cache, with their bytes and mtimes
+ * (not the sensitivity table, nor the rounds a re-timing adds beside a measurement: cache.ts). */
 function measured(fitId: number): Map<string, { mtimeMs: number; text: string }> {
   const cache = join(state, 'fits', String(fitId), 'cache');
   const out = new Map<string, { mtimeMs: number; text: string }>();
@@ -42,7 +43,7 @@ function measured(fitId: number): Map<string, { mtimeMs: number; text: string }>
   } catch {
     return out;
   }
-  for (const f of names.filter((n) => n.endsWith('.json') && !n.startsWith('sensitivity-'))) {
+  for (const f of names.filter((n) => n.endsWith('.json') && !n.startsWith('sensitivity-') && !n.startsWith('retimed-'))) {
     out.set(f, { mtimeMs: statSync(join(cache, f)).mtimeMs, text: readFileSync(join(cache, f), 'utf8') });
   }
   return out;

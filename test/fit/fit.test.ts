@@ -117,7 +117,13 @@ t.test('an impossible budget ends with exit 3, the fidelity floor kept and the s
   t.match(fast.stderr, /--prefer latency: the fidelity floor traded/);
   const ff = JSON.parse(readFileSync(join(dir, 'fast.frontier.json'), 'utf8'));
   const fc = ff.candidates.find((c: { id: string }) => c.id === ff.chosenId);
-  t.ok(fc.latencyP50Ms <= chosen.latencyP50Ms * 1.5, `closer to the budget, or as close (${fc.id})`);
+  // by each fit's ratio to the original timed beside it: two fits' raw sub-ms p50s differ with the load
+  const ratio = (e: { latencyRatio?: number; latencyP50Ms: number; referenceP50Ms?: number }) =>
+    e.latencyRatio ?? (e.referenceP50Ms ? e.latencyP50Ms / e.referenceP50Ms : 1);
+  t.ok(
+    ratio(fc) <= ratio(chosen) * 1.5,
+    `closer to the budget, or as close (${fc.id} ${ratio(fc).toFixed(2)}x, ${chosen.id} ${ratio(chosen).toFixed(2)}x)`,
+  );
   const bad = await runCli(['fit', model, '-o', join(dir, 'x.onnx'), '--prefer', 'speed']);
   t.equal(bad.code, 2, bad.stderr);
 });
@@ -187,30 +193,28 @@ t.test('--train-minutes: the best candidate is trained on the box and judged lik
   writeMnistLabelled(batches, { split: 'test', limit: 512 });
   rmSync(join(batches, 'labels.txt'));
   const out = join(dir, 'trained.onnx');
-  const r = await runCli(
-    [
-      'fit',
-      model,
-      '-o',
-      out,
-      '--shape',
-      'x=64x1x28x28',
-      '--calib',
-      batches,
-      // 0.8x, not tighter: the pruned candidates that keep the floor measure 0.57-0.80x, so at
-      // 0.6x the fit often chose nothing to train
-      '--latency',
-      '0.8x',
-      '--min-fidelity',
-      '0.9',
-      '--train-minutes',
-      '0.25',
-      '--report',
-      join(dir, 'trained.html'),
-      '--json',
-    ],
-    { timeoutMs: 900_000 },
-  );
+  const fitArgs = [
+    'fit',
+    model,
+    '-o',
+    out,
+    '--shape',
+    'x=64x1x28x28',
+    '--calib',
+    batches,
+    // 0.8x, not tighter: the pruned candidates that keep the floor measure 0.57-0.80x, so at
+    // 0.6x the fit often chose nothing to train
+    '--latency',
+    '0.8x',
+    '--min-fidelity',
+    '0.9',
+    '--train-minutes',
+    '0.25',
+    '--report',
+    join(dir, 'trained.html'),
+    '--json',
+  ];
+  const r = await runCli(fitArgs, { timeoutMs: 900_000 });
   // on a loaded shared box MNIST's sub-ms timings can leave every pruned candidate no faster than
   // the original (CI once: best 0.38 ms against a 0.31 ms budget); then nothing meets the budget and
   // nothing is trained, which is the fit's right answer, not what this test is about: said, not hidden
@@ -243,6 +247,22 @@ t.test('--train-minutes: the best candidate is trained on the box and judged lik
   t.ok(c.training!.curve.length >= 2, 'with its loss curve');
   t.match(j.notes.join('\n'), new RegExp(`training: \\S+ ${how} for up to 0.25 min`));
   t.match(readFileSync(join(dir, 'trained.html'), 'utf8'), /<h2>Training on this box<\/h2>/);
+  // the choice is re-timed beside the original before it is returned; a later fit of the same
+  // model (the agent's training fit re-uses the first fit's measurements) judges it on every round
+  // it was timed in, not on the first rounds alone
+  type Timed = { id: string; sameAs?: string; rounds?: { referenceP50Ms: number; candidateP50Ms: number }[] };
+  const chosen = (frontier.candidates as Timed[]).find((e) => e.id === j.chosen.id)!;
+  if (chosen.rounds && chosen.rounds.length > 3) {
+    const again = await runCli(fitArgs, { timeoutMs: 900_000 });
+    t.equal(again.code, 0, again.stderr);
+    const later = JSON.parse(readFileSync(join(dir, 'trained.frontier.json'), 'utf8'));
+    const same = (later.candidates as Timed[]).find((e) => e.id === chosen.id);
+    t.same(
+      same?.rounds?.slice(0, chosen.rounds.length),
+      chosen.rounds,
+      `the later fit pools ${chosen.id}'s ${chosen.rounds.length} rounds`,
+    );
+  } else t.comment(`the choice ${chosen.id} was not re-timed here (${chosen.rounds?.length ?? 0} rounds)`);
   const bad = await runCli(['fit', model, '-o', out, '--shape', 'x=1x1x28x28', '--train-minutes', '-1']);
   t.equal(bad.code, 2, bad.stderr);
   t.match(bad.stderr, /the training time must be 0 to 1440 minutes, got -1/);
