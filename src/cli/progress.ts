@@ -16,7 +16,7 @@ export function progressPrinter(enabled: boolean): (p: { fraction: number; stage
       // a line per step would flood a log: the loss every 10 s is the curve's outline
       if (Date.now() - lastTraining < 10_000) return;
       lastTraining = Date.now();
-      process.stderr.write(`edgefit: training ${p.message ?? ''}\n`);
+      process.stderr.write(`edgefit: training ${p.message ?? ''}${eta}\n`);
     } else if (p.stage === 'measured' || p.stage === 'done' || p.stage === 'latency tables') {
       process.stderr.write(`edgefit: ${p.stage}${p.message ? ` ${p.message}` : ''}${eta}\n`);
     }

@@ -35,6 +35,7 @@ import {
 } from './calibration.js';
 import { int8Flavour } from './precision.js';
 import type { GroupSensitivity } from '../passes/prune/sensitivity.js';
+import { forwardOnly, trainingProgress } from './progress.js';
 import { CandidateCache, sha256 } from './cache.js';
 import { searchFrontier, type Measured, type Retimed } from './search.js';
 import type {
@@ -230,13 +231,14 @@ export async function fitModel(
   // (a minute or two on det the first time: progress says so, at the fraction the search reached)
   let tables: Promise<LatencyTables> | undefined;
   let lastProgress: FitProgress = { fraction: 0, stage: 'measure' };
+  const show = forwardOnly(onProgress);
   const report = (p: FitProgress): void => {
     lastProgress = p;
-    onProgress(p);
+    show(p);
   };
   const tablesOnce = (): Promise<LatencyTables> =>
     (tables ??= (async () => {
-      const at = (message: string): void => onProgress({ fraction: lastProgress.fraction, stage: 'latency tables', message });
+      const at = (message: string): void => show({ fraction: lastProgress.fraction, stage: 'latency tables', message });
       at('measuring the layers on this box');
       const prepared = preparedCopy(probe, shapes);
       let quarter = 0;
@@ -314,8 +316,8 @@ export async function fitModel(
         task: judged.task,
         onTrain: (p) => {
           if (p.heldOut !== undefined) heldOut = { step: p.step, loss: p.heldOut };
-          onProgress({
-            fraction: lastProgress.fraction,
+          show({
+            ...trainingProgress(lastProgress, p.seconds, p.budgetSeconds),
             stage: 'training',
             train: { step: p.step, loss: p.loss, ...(heldOut ? { heldOut } : {}) },
             message:
