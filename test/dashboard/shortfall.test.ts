@@ -233,7 +233,12 @@ if (skip) {
     await page.goto(`${dash.url}#/d/box-training`);
     await page.waitForSelector('#training-none');
     t.equal(await page.locator('#training-now').count(), 0, 'no training line before any training progress');
-    await event('fit-progress', 'training 86%: step 263, loss 0.00487, 82 of 720 s', { fitId: 2, fraction: 0.86, stage: 'training' });
+    await event('fit-progress', 'training 86%, about 638 s left: step 263, loss 0.00487, 82 of 720 s', {
+      fitId: 2,
+      fraction: 0.86,
+      stage: 'training',
+      etaS: 638,
+    });
     await page.waitForSelector('#training-now', { timeout: 10_000 });
     t.equal(
       await page.textContent('#training-now'),

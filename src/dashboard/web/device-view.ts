@@ -48,7 +48,8 @@ function trainedLine(r: TrainingStatus): string {
 export function trainingNow(s: DeviceSummary, events: readonly DeviceEvent[] = []): string | null {
   const last = events.find((e) => e.type === 'fit-progress' || e.type === 'fit-started' || e.type === 'fit-done');
   if (!s.fit.running || last?.type !== 'fit-progress' || !last.detail.startsWith('training')) return null;
-  return last.detail.replace(/^training \d+%: /, '');
+  // 'training 86%, about 638 s left: step 263, ...' (the time left since the fraction follows the training's clock)
+  return last.detail.replace(/^training \d+%(, about \d+ s left)?: /, '');
 }
 
 /** A finite number ≥ 0 from an event's data (a device's payload: checked, never trusted), else undefined. */
