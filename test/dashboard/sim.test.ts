@@ -5,6 +5,7 @@ import { adaptFrontier, adaptMetrics, candidateLabel } from '../../src/dashboard
 import { checkPayload } from '../../src/telemetry/validate.js';
 import { frontierPlot, rebaseFrontier } from '../../src/dashboard/web/charts.js';
 import { PAYLOAD_VERSION, type ResponsePayload } from '../../src/telemetry/payloads.js';
+import type { FrontierPoint } from '../../src/dashboard/model.js';
 
 t.test('status, profile, metrics and frontier of every simulated board pass the agent schemas', async (t) => {
   for (let n = 1; n <= Object.keys(SIM_BOARDS).length; n++) {
@@ -99,4 +100,35 @@ t.test('the frontier plot places each level by its ratio to the original, re-bas
   );
   t.same(rebaseFrontier(f, null), f, 'without a live original the raw p50s stay');
   t.match(frontierPlot(placed, { latencyMs: 45 }), /L2 fp32 pruned 20% latency: 34\.5 ms \(0\.46x the original\)/);
+});
+
+t.test("the deployed level's label stays inside the frontier plot", async (t) => {
+  const pt = (level: number, latencyMs: number, fidelity: number, chosen: boolean): FrontierPoint => ({
+    level,
+    id: `c${level}`,
+    label: 'fp32 pruned 13% latency distilled',
+    latencyMs,
+    fidelity,
+    ramMb: null,
+    chosen,
+  });
+  const label = (svg: string) => {
+    const m = /<text class="chosen-label" x="([\d.]+)" y="([\d.]+)" text-anchor="(start|end)">([^<]*)<\/text>/.exec(svg);
+    const c = /<circle class="pt chosen"[^>]* cx="([\d.]+)" cy="([\d.]+)"/.exec(svg);
+    return { x: Number(m![1]), y: Number(m![2]), anchor: m![3], text: m![4], cx: Number(c![1]), cy: Number(c![2]) };
+  };
+  // a new-user run's plot (its label was cut at 'L1 fp32 pruned 13% laten'): the deployed level
+  // at 36.8 ms of a 50 ms axis
+  const near = label(frontierPlot([pt(0, 45, 1, false), pt(1, 36.8, 0.9971, true), pt(4, 31, 0.958, false)], { latencyMs: 39.1 }));
+  t.equal(near.text, 'L1 fp32 pruned 13% latency distilled (deployed)');
+  t.equal(near.anchor, 'end', 'right of the middle: the label ends left of its point');
+  t.ok(near.x < near.cx && near.y < near.cy, 'above it, where there is room');
+  // the top right corner: the original deployed at fidelity 1
+  const right = label(frontierPlot([pt(0, 45, 1, true), pt(1, 36.8, 0.9971, false), pt(4, 31, 0.958, false)], { latencyMs: 39.1 }));
+  t.equal(right.anchor, 'end', 'right of the middle: the label ends left of its point');
+  t.ok(right.x < right.cx, `${right.x} < ${right.cx}`);
+  t.ok(right.y > right.cy, 'at the top edge: below its point, not cut by the edge');
+  const left = label(frontierPlot([pt(0, 45, 1, false), pt(3, 8, 0.97, true)], { latencyMs: 39.1, minFidelity: 0.95 }));
+  t.equal(left.anchor, 'start', 'left of the middle: the label starts right of its point');
+  t.ok(left.x > left.cx && left.y < left.cy, 'above it, where there is room');
 });

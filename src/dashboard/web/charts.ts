@@ -163,8 +163,16 @@ export function frontierPlot(points: FrontierPoint[], budgets: { latencyMs?: num
       ` cx="${x(p.latencyMs).toFixed(1)}" cy="${y(p.fidelity).toFixed(1)}" r="${p.chosen ? 6 : 4}">` +
       `<title>L${p.level} ${esc(p.label)}: ${esc(fmt(p.latencyMs))} ms${p.ratio !== undefined ? ` (${esc(p.ratio.toFixed(2))}x the original)` : ''}, fidelity ${esc(p.fidelity.toFixed(4))}` +
       `${p.ramMb !== null ? `, ${esc(fmt(p.ramMb))} MB` : ''}${p.chosen ? ' (deployed)' : ''}</title></circle>`;
-    if (p.chosen)
-      g += `<text x="${(x(p.latencyMs) + 9).toFixed(1)}" y="${(y(p.fidelity) - 8).toFixed(1)}">L${p.level} ${esc(p.label)} (deployed)</text>`;
+    if (p.chosen) {
+      // on the side of the point with more room, below it at the top edge: right of a point in the
+      // plot's right half the label ran past the chart (cut at 'L1 fp32 pruned 13% laten')
+      const px = x(p.latencyMs),
+        py = y(p.fidelity);
+      const right = w - R - px >= px - L;
+      g +=
+        `<text class="chosen-label" x="${(right ? px + 9 : px - 9).toFixed(1)}" y="${(py - 8 < T + 8 ? py + 16 : py - 8).toFixed(1)}"` +
+        ` text-anchor="${right ? 'start' : 'end'}">L${p.level} ${esc(p.label)} (deployed)</text>`;
+    }
   }
   g += `<line class="axis" x1="${L}" x2="${L}" y1="${T}" y2="${h - B}"/><line class="axis" x1="${L}" x2="${w - R}" y1="${h - B}" y2="${h - B}"/>`;
   return `<svg viewBox="0 0 ${w} ${h}">${g}</svg>`;
