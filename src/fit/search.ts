@@ -555,7 +555,17 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   progress('done');
   // the frontier the agent steps along at run time holds only models that keep the floor, so
   // step-down cannot go below it either (unless the user preferred latency)
-  const onFrontier = (preferLatency ? distinct() : distinct().filter((e) => e.meets.fidelity)).filter((e) => e === chosen || pays(e));
+  const eligible = (preferLatency ? distinct() : distinct().filter((e) => e.meets.fidelity)).filter((e) => e === chosen || pays(e));
+  // a trained candidate and the one it was trained from are one graph with other weights: one
+  // speed measured twice (0.559x and 0.554x the original in one run), so only the better of the
+  // two is a level: a step down from one to the other would cost fidelity and gain nothing
+  const graphOf = (e: FrontierEntry): string => {
+    const { train: _, ...untrained } = e.config;
+    return key(untrained);
+  };
+  const better = (o: FrontierEntry, e: FrontierEntry): boolean =>
+    o.fidelity > e.fidelity || (o.fidelity === e.fidelity && !!o.config.train && !e.config.train);
+  const onFrontier = eligible.filter((e) => e === chosen || !eligible.some((o) => o !== e && graphOf(o) === graphOf(e) && better(o, e)));
   return {
     chosen,
     frontier: paretoFrontier(onFrontier, chosen, latencyAt),

@@ -68,6 +68,36 @@ t.test('a feasible choice is trained too, and its trained twin wins on fidelity 
   t.ok(out.chosen.fidelity > twin.fidelity, 'higher fidelity than its untrained twin');
 });
 
+t.test('a trained candidate and the one it was trained from are one level on the frontier: the better of the two', async (t) => {
+  // one graph with other weights, timed twice: the noise puts one a hair faster (a new-user run:
+  // the distilled model at 0.559x, the one it was distilled from at 0.554x). Kept both, the agent's
+  // step down from the trained level would land on the same speed at a lower fidelity
+  for (const [gain, noise, kept] of [
+    [0.5, 1.01, 'trained'], // training helped; the untrained twin timed 1 % faster
+    [-0.5, 0.99, 'untrained'], // training hurt; the trained twin timed 1 % faster
+  ] as const) {
+    const b = box(gain);
+    const evaluate = async (c: CandidateConfig) => {
+      const m = await b.evaluate(c);
+      return c.train ? { ...m, latencyP50Ms: m.latencyP50Ms * noise, latencyP95Ms: m.latencyP95Ms * noise } : m;
+    };
+    const out = await searchFrontier(
+      { evaluate },
+      { budgets: { latencyFactor: 0.6, minFidelity: 0.9 }, threads: 1, steps: 4, trainMinutes: 1 },
+    );
+    const trained = out.candidates.find((e) => e.config.train)!;
+    const twin = out.candidates.find(
+      (e) => !e.config.train && e.config.structured === trained.config.structured && e.config.quant === trained.config.quant,
+    )!;
+    t.ok(trained && twin, `${kept}: both measured`);
+    const on = (e: { id: string }) => out.frontier.some((f) => f.id === e.id);
+    t.equal(on(trained), kept === 'trained', `${kept}: the trained candidate ${kept === 'trained' ? 'is' : 'is not'} a level`);
+    t.equal(on(twin), kept === 'untrained', `${kept}: the untrained one ${kept === 'untrained' ? 'is' : 'is not'} a level`);
+    t.equal(out.chosen.id, (kept === 'trained' ? trained : twin).id, `${kept}: and it is the choice`);
+    t.ok(out.frontier.length >= 2, `${kept}: the other levels stay (${out.frontier.map((e) => e.id).join(', ')})`);
+  }
+});
+
 t.test(
   'a candidate training refuses (RAM, an op outside the table, no data) keeps the untrained choice; other errors still fail',
   async (t) => {
