@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { configMessage } from '../config/remedy.js';
 import { EdgefitError } from '../errors.js';
 import type { FitResult, Fitter, FrontierEntry, TrainedCandidate } from '../fit/types.js';
+import { isMeasurementFile } from '../fit/cache.js';
 import type { Task } from '../fidelity/tasks.js';
 import { describeJudged } from '../fidelity/task-compare.js';
 import type { FitRow, Store } from '../store/index.js';
@@ -485,7 +486,11 @@ export class FitManager implements Component, FitView {
     // what is deployed for this fit already keeps the floor (a restart after a step down): stay
     const deployed = this.d.deployed();
     const at = deployed?.fitId === fitId ? frontier.find((e) => e.id === deployed.candidateId) : undefined;
-    if (at && (floor === null || at.fidelity >= floor)) return;
+    if (at && (floor === null || at.fidelity >= floor)) {
+      // (a restart printed nothing of what it serves: nothing is redeployed to say so)
+      this.d.log(`fit ${fitId}: ${at.id} is deployed and keeps the budgets' floor, so it stays`);
+      return;
+    }
     bus.emit('fit:done', { fitId, chosen: deployable, txn });
   }
 }
@@ -511,10 +516,10 @@ function rebase(e: FrontierEntry | null, k: number): FrontierEntry | null {
 }
 
 /** Candidates a fit's folder holds measured (src/fit/cache.ts: one `<key>.json` per measurement in
- * cache/, beside the sensitivity probe's file): what a resumed fit gets as cache hits. */
+ * cache/, beside the sensitivity probe's and re-timings' files): what a resumed fit gets as cache hits. */
 function measuredCandidates(outputDir: string): number {
   try {
-    return readdirSync(join(outputDir, 'cache')).filter((f) => f.endsWith('.json') && !f.startsWith('sensitivity-')).length;
+    return readdirSync(join(outputDir, 'cache')).filter(isMeasurementFile).length;
   } catch {
     return 0; // no folder yet: interrupted before its first measurement
   }

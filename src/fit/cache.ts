@@ -28,6 +28,10 @@ const isRound = (r: unknown): r is LatencyRound =>
   (r as LatencyRound).candidateP50Ms > 0 &&
   (r as LatencyRound).referenceP50Ms > 0;
 
+/** Whether a file of a cache folder is a candidate's measurement (`<key>.json`), not the
+ * sensitivity probe's (`sensitivity-<key>.json`) nor a re-timing's rounds (`retimed-<key>.json`). */
+export const isMeasurementFile = (name: string): boolean => /^[0-9a-f]{24}\.json$/.test(name);
+
 export function sha256(b: Uint8Array | string): string {
   return createHash('sha256').update(b).digest('hex');
 }

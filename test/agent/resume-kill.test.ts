@@ -13,6 +13,7 @@ import { ROOT } from '../../devkit/paths.js';
 import { Watcher } from '../helpers/mqtt-watch.js';
 import { startAgentProc } from '../helpers/agent-proc.js';
 import { Store } from '../../src/store/index.js';
+import { isMeasurementFile } from '../../src/fit/cache.js';
 import { checkPayload } from '../../src/telemetry/validate.js';
 
 const broker = await startBroker();
@@ -43,7 +44,7 @@ function measured(fitId: number): Map<string, { mtimeMs: number; text: string }>
   } catch {
     return out;
   }
-  for (const f of names.filter((n) => n.endsWith('.json') && !n.startsWith('sensitivity-') && !n.startsWith('retimed-'))) {
+  for (const f of names.filter(isMeasurementFile)) {
     out.set(f, { mtimeMs: statSync(join(cache, f)).mtimeMs, text: readFileSync(join(cache, f), 'utf8') });
   }
   return out;

@@ -2,9 +2,9 @@
 // and a later get() pools them, newest RETIMED_ROUNDS_KEPT only; a torn file of either kind is
 // no worse than none.
 import t from 'tap';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CandidateCache, RETIMED_ROUNDS_KEPT, sha256 } from '../../src/fit/cache.js';
+import { CandidateCache, isMeasurementFile, RETIMED_ROUNDS_KEPT, sha256 } from '../../src/fit/cache.js';
 import type { Measured } from '../../src/fit/search.js';
 import type { LatencyRound } from '../../src/fit/types.js';
 import { testDir } from '../helpers/tmp.js';
@@ -33,6 +33,10 @@ t.test('re-timed rounds are pooled by a later get, and the measurement file is n
   const file = join(dir, 'a', `${key}.json`);
   const before = { text: readFileSync(file, 'utf8'), mtimeMs: statSync(file).mtimeMs };
   c.addRounds(key, [round(5), round(5.2), round(4.9)]);
+  // a resumed fit counts what it re-uses by the measurement files alone
+  t.same(readdirSync(join(dir, 'a')).filter(isMeasurementFile), [`${key}.json`], 'one measurement file, beside its re-timed rounds');
+  t.ok(readdirSync(join(dir, 'a')).includes(`retimed-${key}.json`));
+  t.notOk(isMeasurementFile(`sensitivity-${key}.json`), "the sensitivity probe's file is not one");
   t.same(
     c.get(key)!.rounds!.map((r) => r.candidateP50Ms),
     [2, 9, 8, 5, 5.2, 4.9],
