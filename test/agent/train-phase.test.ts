@@ -53,7 +53,7 @@ function entry(id: string, path: string, fidelity: number, train?: number): Fron
   };
 }
 
-function startAgent(name: string, fitter: Fitter, minutes: number | undefined, fitterHold?: HoldLink): Agent {
+function startAgent(name: string, fitter: Fitter, minutes: number | undefined, fitterHold?: HoldLink, logs?: string[]): Agent {
   return new Agent(
     loadAgentConfig({
       flags: {
@@ -70,7 +70,7 @@ function startAgent(name: string, fitter: Fitter, minutes: number | undefined, f
         mqtt: { url: broker.url },
       },
     }),
-    { fitter, log: () => undefined, ...(fitterHold ? { fitterHold } : {}) },
+    { fitter, log: (line: string) => void logs?.push(line), ...(fitterHold ? { fitterHold } : {}) },
   );
 }
 
@@ -152,12 +152,17 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
 
   // a restart: the finished training fit is what the agent deploys, with no new fit and no redeploy
   const again = w.msgs.length;
-  const b = startAgent(dev, fitter, 7);
+  const logs: string[] = [];
+  const b = startAgent(dev, fitter, 7, undefined, logs);
   await b.start();
   await new Promise((r) => setTimeout(r, 3000));
   await b.stop();
   t.equal(requests.length, 2, 'no fit after the restart');
   t.notOk(w.msgs.slice(again).some(ev(dev, 'deployed')), 'nothing redeployed');
+  t.ok(
+    logs.some((l) => /^fit \d+: l0\.300-train7 is deployed and keeps the budgets' floor, so it stays$/.test(l)),
+    `the console says what it serves: ${logs.filter((l) => l.startsWith('fit ')).join(' | ')}`,
+  );
 });
 
 t.test('by default the agent trains for TRAIN_MINUTES_DEFAULT after its first fit; 0 turns it off', async (t) => {
