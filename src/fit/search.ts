@@ -228,7 +228,9 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     if (have) return have;
     if (seen.size >= cap) return null;
     progress('measure', k);
-    const m = await timed(() => deps.evaluate(config), deps.cached?.(config) ?? false);
+    // a training run's minutes are not what a measurement costs: counted, they put the time left
+    // after it at 759 s where 10 s remained (its own progress says how long it takes)
+    const m = await timed(() => deps.evaluate(config), (deps.cached?.(config) ?? false) || !!config.train);
     const base = applyRounds({ config, ...m, ...(m.rounds ? { rounds: [...m.rounds] } : {}) });
     const e: FrontierEntry = { id: k, ...base, meets: judge(base) };
     // two targets whose widths round alike build one model (det: l0.157 and l0.188): the caller

@@ -98,6 +98,29 @@ t.test('a trained candidate and the one it was trained from are one level on the
   }
 });
 
+t.test("the time left after a training run is the measurements', not the training's", async (t) => {
+  const b = box(0.5);
+  let clock = 0;
+  const evaluate = async (c: CandidateConfig) => {
+    clock += c.train ? 720_000 : 10_000; // 12 minutes of training, 10 s per measurement
+    return b.evaluate(c);
+  };
+  const seen: { stage: string; etaS?: number; message?: string }[] = [];
+  const out = await searchFrontier(
+    { evaluate, now: () => clock, onProgress: (p) => seen.push(p) },
+    // the folded original planned too (det's folds change it), so a measurement is still to come
+    { budgets: { latencyFactor: 0.6, minFidelity: 0.9 }, threads: 2, steps: 8, foldsDiffer: true, trainMinutes: 12 },
+  );
+  t.ok(out.chosen.config.train, 'the trained candidate was measured and chosen');
+  const after = seen.slice(seen.findIndex((p) => p.stage === 'measured' && /train12/.test(p.message ?? '')));
+  t.ok(after.length > 1, 'progress after the training');
+  const etas = after.filter((p) => p.stage !== 'done').map((p) => p.etaS ?? 0);
+  t.ok(
+    etas.some((e) => e > 0) && etas.every((e) => e <= 20),
+    `a 10-s measurement or two left, not a minute (the training's 12 minutes in the mean): ${etas.join(' ')}`,
+  );
+});
+
 t.test(
   'a candidate training refuses (RAM, an op outside the table, no data) keeps the untrained choice; other errors still fail',
   async (t) => {
