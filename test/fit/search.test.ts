@@ -478,6 +478,27 @@ t.test('mild ratios are measured before extreme ones; an extreme one only when t
   t.same(climb.slice(0, 5), [0, 0.25, 0.5, 0.75, 0.85], 'ladder order');
 });
 
+/** One measurement's figures: its latency and fidelity, the rest fixed. */
+const measuredAt = (l: number, fidelity: number) => ({
+  latencyP50Ms: l,
+  latencyP95Ms: l,
+  modelRssMb: 1,
+  fidelity,
+  sizeBytes: 1,
+  modelPath: '/x',
+  sha256: 'x',
+});
+
+/** Re-timing that finds each candidate at what it really runs at, beside a 102-ms original; the ids it re-timed. */
+function retimedAt(real: (c: CandidateConfig) => number) {
+  const retimed: string[] = [];
+  const confirm = async (e: { id: string; config: CandidateConfig }) => {
+    retimed.push(e.id);
+    return { latencyP50Ms: real(e.config), latencyP95Ms: real(e.config), referenceP50Ms: 102 };
+  };
+  return { retimed, confirm };
+}
+
 t.test('a single slow int8 measurement does not exclude int8: it is re-timed first', async (t) => {
   // int8 really runs at 0.5x; its first measurement came out 1.05x (a neighbour's burst)
   let first = true;
@@ -488,21 +509,9 @@ t.test('a single slow int8 measurement does not exclude int8: it is re-timed fir
       first = false;
       l = 102 * 1.05;
     }
-    return {
-      latencyP50Ms: l,
-      latencyP95Ms: l,
-      modelRssMb: 1,
-      fidelity: 1 - 0.25 * c.structured ** 2 - (c.quant === 'none' ? 0 : 0.005),
-      sizeBytes: 1,
-      modelPath: '/x',
-      sha256: 'x',
-    };
+    return measuredAt(l, 1 - 0.25 * c.structured ** 2 - (c.quant === 'none' ? 0 : 0.005));
   };
-  const retimed: string[] = [];
-  const confirm = async (e: { id: string; config: CandidateConfig }) => {
-    retimed.push(e.id);
-    return { latencyP50Ms: lat(e.config), latencyP95Ms: lat(e.config), referenceP50Ms: 102 };
-  };
+  const { retimed, confirm } = retimedAt(lat);
   const out = await searchFrontier({ evaluate, confirm }, { budgets: { latencyFactor: 0.6 }, threads: 1 });
   t.ok(retimed.includes('s0.000-u0.00-int8-static-t1'), retimed.join(' '));
   t.ok(out.feasible);
@@ -521,22 +530,9 @@ t.test('a choice that missed in the search but meets every budget re-timed makes
   // the original, does
   const real = (c: CandidateConfig) => 100 * (1 - c.structured) ** 2 + 2;
   const evaluate = async (c: CandidateConfig) => {
-    const l = c.structured === 0 ? real(c) : real(c) + 45;
-    return {
-      latencyP50Ms: l,
-      latencyP95Ms: l,
-      modelRssMb: 1,
-      fidelity: 1 - 0.3 * c.structured ** 2,
-      sizeBytes: 1,
-      modelPath: '/x',
-      sha256: 'x',
-    };
+    return measuredAt(c.structured === 0 ? real(c) : real(c) + 45, 1 - 0.3 * c.structured ** 2);
   };
-  const retimed: string[] = [];
-  const confirm = async (e: { id: string; config: CandidateConfig }) => {
-    retimed.push(e.id);
-    return { latencyP50Ms: real(e.config), latencyP95Ms: real(e.config), referenceP50Ms: 102 };
-  };
+  const { retimed, confirm } = retimedAt(real);
   const out = await searchFrontier(
     { evaluate, confirm },
     { budgets: { latencyFactor: 0.6, minFidelity: 0.9 }, threads: 1, tryQuant: false, noiseBand: 0.05 },
