@@ -20,6 +20,7 @@ import type { LatencyTables } from '../analyze/latency/types.js';
 import type { Task } from '../fidelity/tasks.js';
 import { describeJudged } from '../fidelity/task-compare.js';
 import { sha256 } from './cache.js';
+import { frozenNote } from '../passes/train/freeze.js';
 
 /** sha256 of a model's bytes with its metadata (the passes' reports: a target, timings) left out:
  * equal for two builds with the same graph and weights. */
@@ -153,7 +154,7 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
       training = trainingSummary('distill', config.train!, d.training);
       notes.push(
         `distilled ${d.training.steps} steps in ${d.training.seconds.toFixed(0)} s${d.crop ? ` on ${d.crop.join('x')} crops` : ''}: ` +
-          `held-out loss ${d.training.heldOutBefore.toPrecision(3)} -> ${d.training.heldOutAfter.toPrecision(3)}${judgedNote(d.training)}`,
+          `held-out loss ${d.training.heldOutBefore.toPrecision(3)} -> ${d.training.heldOutAfter.toPrecision(3)}${judgedNote(d.training)}${frozenNote(d.training.frozen)}`,
       );
     }
   }
@@ -181,7 +182,7 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
     training = trainingSummary('qat', config.train, t);
     notes.push(
       `quantization-aware training ${t.steps} steps in ${t.seconds.toFixed(0)} s${q.report.crop ? ` on ${q.report.crop.join('x')} crops` : ''}: ` +
-        `held-out loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}${judgedNote(t)}`,
+        `held-out loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}${judgedNote(t)}${frozenNote(t.frozen)}`,
     );
     return { bytes: q.bytes, notes, sensitivity, training };
   }

@@ -19,6 +19,7 @@ import { hardestSamples, judgeOrLoss, sampleScores } from './judge.js';
 import type { LossSpec, TrainReport, TrainSpec } from './types.js';
 import type { Task } from '../../fidelity/tasks.js';
 import { CROP_BATCH, shrinkingCrops, type CropPlan } from './crops.js';
+import { FREEZE_STRIDE } from './freeze.js';
 import { MASK_THRESHOLD } from '../../fidelity/metrics.js';
 
 /** Weight inputs trained, by op: the layers' weights and biases, normalisations' scale and shift. */
@@ -96,6 +97,11 @@ export interface DistillOptions {
   rules?: TrainSpec['rules'];
   /** Decay of the weights' moving average that evaluations judge and the result keeps (TrainSpec.ema; unset: none). */
   ema?: number;
+  /**
+   * TrainSpec.freezeStride: the stem left frozen (freeze.ts); 0 trains every layer. Unset:
+   * FREEZE_STRIDE: det recovered as well without its stem's weights, in 23 % more steps.
+   */
+  freezeStride?: number;
   /** Intermediate features matched besides the outputs: 'auto' (default, features.ts), none, or these tensors. */
   features?: 'auto' | false | readonly string[];
   /** The features' share of the loss at the start, against the outputs' (default 1: as much). */
@@ -307,6 +313,7 @@ export async function distill(student: Model, teacher: Model, o: DistillOptions)
       rules: o.rules,
       judge,
       ...(o.ema ? { ema: o.ema } : {}),
+      freezeStride: o.freezeStride ?? FREEZE_STRIDE,
     });
   const run = (from: Model, minutes: number, lr: number | undefined, maxSteps?: number): ReturnType<typeof train> =>
     crops ? crops.run((plan) => once(from, minutes, lr, maxSteps, plan)) : once(from, minutes, lr, maxSteps, undefined);

@@ -22,6 +22,7 @@ import { appendAdam, GraphAdamState } from './adam-graph.js';
 import { appendLoss, LOSS_GRADS, resolveLoss, specFor, teacherTarget } from './loss.js';
 import { defaultTrainRamMb, fitsPlan, measureStepMb, planRam } from './ram.js';
 import { chooseStepKernels } from './nchwc.js';
+import { freezeStem } from './freeze.js';
 import type { CurvePoint, HeldOutJudge, JudgeScore, ResolvedLoss, TrainReport, TrainResult, TrainSpec } from './types.js';
 
 export const DEFAULT_LR = 5e-4;
@@ -119,6 +120,8 @@ function check(spec: TrainSpec): void {
     throw usage(`training steps must be a positive integer, got ${spec.maxSteps}`);
   if (spec.batch !== undefined && !(Number.isInteger(spec.batch) && spec.batch >= 1))
     throw usage(`a training batch must be a positive integer, got ${spec.batch}`);
+  if (spec.freezeStride !== undefined && !(spec.freezeStride === 0 || (Number.isInteger(spec.freezeStride) && spec.freezeStride >= 2)))
+    throw usage(`a freeze stride must be 0 (train every layer) or an integer from 2, got ${spec.freezeStride}`);
   if (spec.lr !== undefined && !(spec.lr > 0)) throw usage(`a learning rate must be positive, got ${spec.lr}`);
   for (const [w, f] of spec.lrFactors ?? []) {
     if (!(f > 0) || !Number.isFinite(f)) throw usage(`a learning-rate factor must be a positive number, got ${f} for '${w}'`);
@@ -285,9 +288,14 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
 
   // the training graph at the micro-batch's static shapes (augmentation may crop: its shape rules)
   const shapeRow = drawRow(0);
+  // the stem stays frozen when asked (freeze.ts); were it all the model trains, nothing is
+  const frz = freezeStem(student, spec.trainable, new Map(inputNames.map((k) => [k, [...shapeRow[k]!.shape]])), spec.freezeStride ?? 0);
+  const trainable = frz.trainable.length ? frz.trainable : [...spec.trainable];
+  const frozen =
+    frz.trainable.length && frz.frozen.length ? { weights: frz.frozen.length, layers: frz.layers, stride: frz.stride } : undefined;
   const lossGraph = appendLoss(student, losses, ranks);
   const shapeTargets = await teach(shapeRow);
-  const evalGraph = withWeightInputs(lossGraph.model, spec.trainable, student, judge?.outputs ?? []);
+  const evalGraph = withWeightInputs(lossGraph.model, trainable, student, judge?.outputs ?? []);
   // the held-out loss runs at least one held-out row at a time, often larger than a training crop
   const bigHeld = heldRows.reduce((a, r) =>
     inputNames.reduce((n, k) => n + (r[k]?.data.length ?? 0) - (a[k]?.data.length ?? 0), 0) > 0 ? r : a,
@@ -307,7 +315,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
     const rules = { ...LOSS_GRADS, ...spec.rules, ...GRAD_RULES };
     // the held-out loss and the student's inference run beside the step all along: measured with it
     return {
-      ...buildGradients(lossGraph.model, { loss: lossGraph.loss, wrt: spec.trainable, shapes, rules }),
+      ...buildGradients(lossGraph.model, { loss: lossGraph.loss, wrt: trainable, shapes, rules }),
       shapes,
       beside: [{ model: evalGraph, shapes: evalShapes }, { model: student }],
     };
@@ -345,8 +353,8 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
   // the run proper (a function, so the sessions above are released however it ends)
   async function loop(): Promise<TrainResult> {
     const params = new Map<string, Float32Array>();
-    for (const w of spec.trainable) params.set(w, Float32Array.from(g.initializer(w)!.toFloat32()));
-    const dimsOf = new Map(spec.trainable.map((w) => [w, [...g.initializer(w)!.dims]]));
+    for (const w of trainable) params.set(w, Float32Array.from(g.initializer(w)!.toFloat32()));
+    const dimsOf = new Map(trainable.map((w) => [w, [...g.initializer(w)!.dims]]));
     const weightFeeds = (f: Feeds, from: ReadonlyMap<string, Float32Array> = params): Feeds => {
       for (const [w, p] of from) f[w] = floatTensor(p, dimsOf.get(w)!);
       return f;
@@ -592,6 +600,7 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
       peakRssMb: Math.round(peakRss),
       ram: { budgetMb: Math.round(ram.budgetMb), fixedMb: ram.fixedMb, perRowMb: ram.perRowMb, predictedPeakMb: ram.predictedPeakMb },
       kernels: chosen.choice,
+      ...(frozen ? { frozen } : {}),
       trainedParams: [...params.values()].reduce((a, p) => a + p.length, 0),
       losses: Object.fromEntries(losses),
       lr: peak,

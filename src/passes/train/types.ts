@@ -121,6 +121,12 @@ export interface TrainSpec {
   student: Model;
   /** Initializer names trained (weights, biases, BN scale/bias, quant scales). */
   trainable: readonly string[];
+  /**
+   * Those of the layers before the first map at 1/freezeStride of the input's side stay frozen
+   * (freeze.ts: the stem, whose backward costs most); unset or 0 trains every one. Distillation
+   * sets FREEZE_STRIDE, QAT nothing.
+   */
+  freezeStride?: number;
   /** Targets per student output (by output name). */
   teacher: Teacher;
   /** One spec for every output, or per output name (outputs not named get 'auto'). */
@@ -250,6 +256,8 @@ export interface TrainReport {
   ram?: { budgetMb: number; fixedMb: number; perRowMb: number; predictedPeakMb: number };
   /** Whether the step's convs ran onnxruntime's NCHWc kernels, and the timings that decided it (nchwc.ts). */
   kernels?: KernelChoice;
+  /** The stem's weights left frozen (TrainSpec.freezeStride): how many, the layers they feed, the stride. */
+  frozen?: { weights: number; layers: string[]; stride: number };
   trainedParams: number;
   losses: Record<string, ResolvedLoss>;
   lr: number;
