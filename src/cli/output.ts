@@ -76,3 +76,15 @@ export function trainRamOption(v: number | undefined): number | undefined {
   if (!(v > 0 && Number.isFinite(v))) throw new EdgefitError('USAGE', `--train-ram-mb must be a positive number of MB, got ${v}`);
   return v;
 }
+
+/** --train-freeze-stride: undefined when not given, else 0 (train every layer) or an integer stride from 2 (TrainSpec.freezeStride). */
+export function freezeStrideOption(v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!(v === 0 || (Number.isInteger(v) && v >= 2)))
+    throw new EdgefitError('USAGE', `--train-freeze-stride must be 0 (train every layer) or an integer from 2, got ${v}`);
+  return v;
+}
+
+/** The --train-freeze-stride option's text (prune --recover distill: default 8; quantize --mode qat: default 0). */
+export const freezeStrideHelp = (dflt: number): string =>
+  `training leaves frozen the layers before the first map at 1/N of the input side (the stem, whose backward costs most; default ${dflt}, 0 trains every layer)`;

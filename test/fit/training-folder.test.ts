@@ -46,4 +46,7 @@ t.test('CLI: prune --recover distill trains on --train-data and holds the --cali
   const bad = await runCli([...common, '--recover', 'lsq', '--calib', calib, '--train-data', train]);
   t.equal(bad.code, 2, 'usage error without distill');
   t.match(bad.stderr, /--train-data is for --recover distill/);
+  const frozen = await runCli([...common, '--recover', 'lsq', '--calib', calib, '--train-freeze-stride', '8']);
+  t.equal(frozen.code, 2, 'usage error without distill');
+  t.match(frozen.stderr, /--train-freeze-stride is for --recover distill/);
 });

@@ -69,6 +69,10 @@ t.test('qat without --train-minutes or data is a one-line error', async (t) => {
     [['--calib', cal], /--mode qat needs --train-minutes/],
     [['--train-minutes', '0', '--calib', cal], /a positive number of minutes\), got 0/],
     [['--train-minutes', '1'], /qat needs calibration data/],
+    [
+      ['--train-minutes', '1', '--calib', cal, '--train-freeze-stride', '1'],
+      /--train-freeze-stride must be 0 \(train every layer\) or an integer from 2, got 1/,
+    ],
   ] as const) {
     const r = await runCli(['quantize', MNIST, '-o', out, '--mode', 'qat', ...args]);
     t.not(r.code, 0, 'non-zero exit');
@@ -80,7 +84,7 @@ t.test('qat without --train-minutes or data is a one-line error', async (t) => {
 
 t.test('training flags outside --mode qat are a one-line usage error, before any work', async (t) => {
   const out = join(dir, 'static.onnx');
-  for (const flag of ['--train-data', '--train-minutes', '--train-ram-mb']) {
+  for (const flag of ['--train-data', '--train-minutes', '--train-ram-mb', '--train-freeze-stride']) {
     const r = await runCli(['quantize', MNIST, '-o', out, '--mode', 'static', '--calib', cal, flag, flag === '--train-data' ? cal : '1']);
     t.equal(r.code, 2, `${flag}: usage exit code`);
     t.match(r.stderr, new RegExp(`${flag} is for --mode qat`));

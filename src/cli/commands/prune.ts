@@ -17,7 +17,8 @@ import { compactSamples } from '../../passes/train/compact.js';
 import { trainingFolder } from '../../fit/calibration.js';
 import type { Sample } from '../../data/inputs.js';
 import { NO_SPEEDUP_NOTE, UNSTRUCTURED_METHODS, type UnstructuredMethod } from '../../passes/prune/unstructured.js';
-import { parseShapes, printJson, trainRamOption } from '../output.js';
+import { FREEZE_STRIDE, frozenNote } from '../../passes/train/freeze.js';
+import { freezeStrideHelp, freezeStrideOption, parseShapes, printJson, trainRamOption } from '../output.js';
 import { describeFigures, describeJudged, parseTask, TASK_NAMES } from '../../fidelity/index.js';
 import { parseRound, type Round } from '../../passes/prune/round.js';
 import { buildLatencyTables, defaultLatencyCacheDir } from '../../analyze/latency/index.js';
@@ -39,6 +40,7 @@ interface Args {
   recover: Recovery;
   'train-minutes'?: number;
   'train-ram-mb'?: number;
+  'train-freeze-stride'?: number;
   'train-data'?: string;
   allocation: 'uniform' | 'sensitivity';
   steps: number;
@@ -121,7 +123,8 @@ function summary(r: PruneReport, out: string, speed: SpeedCheck | null): string 
       `${x.maskIoU !== null ? `, mask IoU ${x.maskIoU.toFixed(4)}` : ''}`;
     lines.push(
       `distillation${r.distill.length > 1 ? ` (step ${i + 1})` : ''}: ${t.steps} steps in ${t.seconds.toFixed(0)} s on ${d.trainSamples} samples ` +
-        `${d.crop ? `(${d.crop.join('x')} crops, ` : '('}batch ${t.batch}; step ${t.stepMs.toFixed(1)} ms vs inference ${t.forwardMs.toFixed(1)} ms; peak RSS ${t.peakRssMb} MB)`,
+        `${d.crop ? `(${d.crop.join('x')} crops, ` : '('}batch ${t.batch}; step ${t.stepMs.toFixed(1)} ms vs inference ${t.forwardMs.toFixed(1)} ms; ` +
+        `peak RSS ${t.peakRssMb} MB${frozenNote(t.frozen)})`,
       `  held-out (${d.heldOutSamples} samples): loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}; ` +
         (t.judged ? `${describeJudged(t.judged)} (it picked the weights kept); ` : '') +
         `${f(d.fidelityBefore)} -> ${f(d.fidelityAfter)}` +
@@ -187,6 +190,7 @@ export const command: CommandModule<object, Args> = {
         type: 'number',
         describe: '--recover distill: peak RAM of training in MB (default: 60 % of free memory); the batch is split to fit',
       })
+      .option('train-freeze-stride', { type: 'number', describe: `--recover distill: ${freezeStrideHelp(FREEZE_STRIDE)}` })
       .option('train-data', {
         type: 'string',
         describe:
@@ -260,6 +264,9 @@ export const command: CommandModule<object, Args> = {
     else if (a['train-data'] !== undefined) throw new EdgefitError('USAGE', '--train-data is for --recover distill');
     const trainRamMb = trainRamOption(a['train-ram-mb']);
     if (trainRamMb !== undefined && a.recover !== 'distill') throw new EdgefitError('USAGE', '--train-ram-mb is for --recover distill');
+    const freezeStride = freezeStrideOption(a['train-freeze-stride']);
+    if (freezeStride !== undefined && a.recover !== 'distill')
+      throw new EdgefitError('USAGE', '--train-freeze-stride is for --recover distill');
     if (!Number.isInteger(a['calib-count']) || a['calib-count'] < 1)
       throw new EdgefitError('USAGE', '--calib-count must be a positive integer');
     if (!Number.isInteger(a.threads) || a.threads < 1) throw new EdgefitError('USAGE', '--threads must be a positive integer');
@@ -332,6 +339,7 @@ export const command: CommandModule<object, Args> = {
       task: parseTask(a.task),
       trainMinutes,
       ...(trainRamMb !== undefined ? { trainRamMb } : {}),
+      ...(freezeStride !== undefined ? { freezeStride } : {}),
       trainSamples,
       onTrainProgress: progressLine(a.steps),
     });

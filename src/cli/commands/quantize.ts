@@ -26,7 +26,8 @@ import {
   type WeightRounding,
 } from '../../passes/quantize/index.js';
 import type { TrainProgress } from '../../passes/train/types.js';
-import { parseShapes, printJson, trainRamOption } from '../output.js';
+import { frozenNote } from '../../passes/train/freeze.js';
+import { freezeStrideHelp, freezeStrideOption, parseShapes, printJson, trainRamOption } from '../output.js';
 import { parseTask, TASK_NAMES } from '../../fidelity/tasks.js';
 import { describeJudged } from '../../fidelity/task-compare.js';
 
@@ -45,6 +46,7 @@ interface Args {
   calib?: string;
   'train-minutes'?: number;
   'train-ram-mb'?: number;
+  'train-freeze-stride'?: number;
   'train-data'?: string;
   'train-scales': boolean;
   lr: number;
@@ -124,6 +126,7 @@ export const command: CommandModule<object, Args> = {
         type: 'number',
         describe: 'qat: peak RAM of training in MB (default: 60 % of free memory); the batch is split to fit',
       })
+      .option('train-freeze-stride', { type: 'number', describe: `qat: ${freezeStrideHelp(0)}` })
       .option('train-data', {
         type: 'string',
         describe:
@@ -189,7 +192,7 @@ export const command: CommandModule<object, Args> = {
     if (mf !== undefined && !(mf > 0 && mf <= 1)) throw new EdgefitError('USAGE', `--min-fidelity must be in (0, 1], got ${mf}`);
     if (!Number.isInteger(a.threads) || a.threads < 1) throw new EdgefitError('USAGE', `--threads must be a positive integer`);
     if (a.mode !== 'qat')
-      for (const k of ['train-minutes', 'train-data', 'train-ram-mb'] as const)
+      for (const k of ['train-minutes', 'train-data', 'train-ram-mb', 'train-freeze-stride'] as const)
         if (a[k] !== undefined) throw new EdgefitError('USAGE', `--${k} is for --mode qat`);
     checkWritable(a.output); // before calibration, the fallback search or training
     const model = loadModel(a.model);
@@ -245,7 +248,8 @@ function qatSummary(r: QatReport, report: QuantizeReport, out: string): string {
     `qat: ${r.fakeQuant.weights} weights, ${r.fakeQuant.biases} biases` +
     `${r.fakeQuant.trainedScales ? `, ${r.fakeQuant.trainedScales} step sizes` : ''} trained on ${r.trainSamples} samples` +
     `${r.crop ? ` (${r.crop.join('x')} crops)` : ''}, ${r.heldOutSamples} held out\n` +
-    `training: ${t.steps} steps in ${t.seconds.toFixed(0)} s (step ${t.stepMs.toFixed(0)} ms, inference of the batch ${t.forwardMs.toFixed(0)} ms), peak RSS ${t.peakRssMb} MB\n` +
+    `training: ${t.steps} steps in ${t.seconds.toFixed(0)} s (step ${t.stepMs.toFixed(0)} ms, inference of the batch ${t.forwardMs.toFixed(0)} ms), ` +
+    `peak RSS ${t.peakRssMb} MB${frozenNote(t.frozen)}\n` +
     `held-out loss ${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}` +
     `${t.judged ? `, ${describeJudged(t.judged)}` : ''}` +
     `${t.improved ? ` (best at step ${t.bestStep})` : ' (no step beat static int8: its weights kept)'}\n` +
@@ -265,6 +269,7 @@ async function qat(a: Args, model: ReturnType<typeof loadModel>, shapes: Map<str
   if (!a.calib) throw new EdgefitError('USAGE', 'qat needs calibration data to train on: --calib <folder of images | data.npy>');
   if (!(a.lr > 0)) throw new EdgefitError('USAGE', `--lr must be positive, got ${a.lr}`);
   const ramMb = trainRamOption(a['train-ram-mb']);
+  const freezeStride = freezeStrideOption(a['train-freeze-stride']);
   const set = loadInputSet(a.calib, modelInputs(model), { shapes, limit: 64 });
   const trainData = a['train-data'] ?? trainingFolder(a.calib);
   // never calibrated on nor held out: they only add training rows (held as bytes, compact.ts)
@@ -280,6 +285,7 @@ async function qat(a: Args, model: ReturnType<typeof loadModel>, shapes: Map<str
     equalize: a.equalize,
     threads: a.threads,
     ...(ramMb !== undefined ? { ramMb } : {}),
+    ...(freezeStride !== undefined ? { freezeStride } : {}),
     ...(extraTrain ? { extraTrain } : {}),
     task: parseTask(a.task),
     shapes,

@@ -84,6 +84,8 @@ export interface PruneOptions {
   trainMinutes?: number;
   /** recover 'distill': the training process's peak RAM budget, MB (TrainSpec.ramMb). */
   trainRamMb?: number;
+  /** recover 'distill': the stem left frozen (TrainSpec.freezeStride; unset: the trainer's default). */
+  freezeStride?: number;
   /** recover 'distill': a training set of its own (then `samples` are its held-out set; distill.ts). */
   trainSamples?: Sample[];
   /** recover 'distill': the trainer's progress, with the prune step it belongs to. */
@@ -346,6 +348,7 @@ export async function prune(model: Model, o: PruneOptions): Promise<PruneReport>
         trainSamples: o.trainSamples,
         threads: o.threads,
         ramMb: o.trainRamMb,
+        ...(o.freezeStride !== undefined ? { freezeStride: o.freezeStride } : {}),
         onProgress: o.onTrainProgress && ((p) => o.onTrainProgress!(k, p)),
         gate: o.trainGate,
         // the weights kept are the ones the task's metric judges best on held-out samples
