@@ -9,7 +9,7 @@
 // steps, one step vs one inference of the same batch (medians), peak RSS.
 // det (--only det [--det-pruned file.onnx] [--det-minutes 12] [--crop 320] [--det-lr 1e-5 | 1e-4,3e-5]
 //   [--det-train assets/calib/det/train | none] [--det-loss auto|mse|bce [--hinge 0.3]] [--features auto|none]
-//   [--feature-weight 1] [--ram-mb MB] [--save distilled.onnx] [--snapshots] [--task auto|none|text-det] [--scale 0.8,1.6] [--binarise P]
+//   [--feature-weight 1] [--freeze-stride N] [--ram-mb MB] [--save distilled.onnx] [--snapshots] [--task auto|none|text-det] [--scale 0.8,1.6] [--binarise P]
 //   [--flip off] [--det-held-out DIR] [--hard-held-out 0.05]): PP-OCRv4 det pruned by the real CLI (`prune --target-latency 0.5x
 // --importance activation --recover lsq --calib assets/calib/det/calibrate`; or the given pruned
 // file), then distilled on random crops (with flips and brightness) of the 80 train images, the 16
@@ -18,6 +18,7 @@
 // against the original, and latency original vs pruned+distill side by side (interleaved, medians),
 // and the judge images whose boxes differ from the original's.
 // No --det-lr: distill's own choice (a short trial of its TRIAL_RATES, then the best).
+import { frozenNote } from '../src/passes/train/freeze.js';
 import { kernelsLine } from '../src/passes/train/nchwc.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -63,6 +64,8 @@ const { values: args } = parseArgs({
     'det-lr': { type: 'string' },
     // decay of the weights' moving average that evaluations judge and the result keeps (distill's ema)
     ema: { type: 'string' },
+    // the stem the trainer leaves frozen (TrainSpec.freezeStride; 0 trains every layer; unset: its default)
+    'freeze-stride': { type: 'string' },
     'det-train': { type: 'string', default: 'assets/calib/det/train' },
     // the images held out to pick the weights kept (default: the calibrate set)
     'det-held-out': { type: 'string' },
@@ -289,6 +292,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
     batch: Number(args['det-batch']),
     lr: args['det-lr'] !== undefined ? args['det-lr'].split(',').map(Number) : undefined,
     ...(args.ema !== undefined ? { ema: Number(args.ema) } : {}),
+    ...(args['freeze-stride'] !== undefined ? { freezeStride: Number(args['freeze-stride']) } : {}),
     ...(args['hard-held-out'] !== undefined ? { hardHeldOut: Number(args['hard-held-out']) } : {}),
     ...(args['oversample-hard'] !== undefined ? { oversampleHard: Number(args['oversample-hard']) } : {}),
     loss:
@@ -394,7 +398,7 @@ async function det(dir: string): Promise<Record<string, unknown>> {
       `loss ${loss0?.kind}${loss0?.threshold ? ` + hinge at ${loss0.threshold}${(loss0.hingeWeight ?? 1) !== 1 ? ` x ${loss0.hingeWeight}` : ''}` : ''}, features ${d.features.map((f) => `${f.tensor} (cos ${f.cosine})`).join(', ') || 'none'}; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(4)} -> ${t.heldOutAfter.toPrecision(4)}` +
       `${t.judged ? `, held-out ${describeJudged(t.judged)} (it picked step ${t.bestStep})` : ' (the loss picked the weights)'}; ` +
-      `step ${t.stepMs} ms vs inference ${t.forwardMs} ms; peak RSS ${t.peakRssMb} MB; convs ${kernelsLine(t.kernels)}\n`,
+      `step ${t.stepMs} ms vs inference ${t.forwardMs} ms; peak RSS ${t.peakRssMb} MB; convs ${kernelsLine(t.kernels)}${frozenNote(t.frozen)}\n`,
   );
   return row;
 }

@@ -1,7 +1,7 @@
 // Benchmark of quantize --mode qat against static int8 on PP-OCRv4 det and rec (issue 18): both
 // judged against the float original on held-out images QAT never trained on, timed side by side
 // (interleaved runs, medians, one process), and the op types onnxruntime runs.
-//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq [--scale-lr X]] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots] [--ema D] [--loss map|bce|mse] [--hinge-weight W] [--save DIR]
+//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq [--scale-lr X]] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots] [--ema D] [--freeze-stride N] [--loss map|bce|mse] [--hinge-weight W] [--save DIR]
 // det: trains on assets/calib/det/calibrate (random --crop square crops; default quantizeQat's own, 192 at 640), judged on
 // assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
 // (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
@@ -46,6 +46,8 @@ const BIAS_UNITS = argv.includes('--bias-units') ? (argv[argv.indexOf('--bias-un
 const METHOD = argv.includes('--method') ? (argv[argv.indexOf('--method') + 1] as CalibMethod) : undefined;
 // det: keep the trained values of every held-out evaluation and judge each, exported to int8, on the judge images
 const SNAPSHOTS = argv.includes('--snapshots');
+// --freeze-stride N: TrainSpec.freezeStride (0 trains every layer; default the trainer's own, freeze.ts)
+const FREEZE = argv.includes('--freeze-stride') ? opt('--freeze-stride', 0) : undefined;
 // --ema D: judge and keep a moving average of the trained values (quantizeQat's ema, TrainSpec.ema)
 const EMA = argv.includes('--ema') ? opt('--ema', 0.995) : undefined;
 // det: --loss map is distillation's MAP_LOSS (BCE plus the hinge at the mask threshold), bce / mse without the hinge;
@@ -82,7 +84,8 @@ function trainingLine(r: QatResult): string {
   const t = r.report.training;
   return (
     `training: ${t.steps} steps in ${t.seconds} s, step ${t.stepMs} ms vs inference of the batch ${t.forwardMs} ms ` +
-    `(${(t.stepMs / t.forwardMs).toFixed(2)}x), batch ${t.batch}${r.report.crop ? ` of ${r.report.crop.join('x')} crops` : ''}, peak RSS ${t.peakRssMb} MB, convs ${kernelsLine(t.kernels)}, held-out loss ` +
+    `(${(t.stepMs / t.forwardMs).toFixed(2)}x), batch ${t.batch}${r.report.crop ? ` of ${r.report.crop.join('x')} crops` : ''}, peak RSS ${t.peakRssMb} MB, convs ${kernelsLine(t.kernels)}, ` +
+    `${t.frozen ? `${t.frozen.layers.length} stem layers frozen (${t.frozen.weights} weights, stride ${t.frozen.stride})` : 'every layer trained'}, held-out loss ` +
     `${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}` +
     `${t.judged ? `, held-out ${describeJudged(t.judged)}` : ''}` +
     ` (improved: ${t.improved}, best step ${t.bestStep}), lr ${t.lr}`
@@ -116,6 +119,7 @@ async function det(): Promise<void> {
     scaleLr: SCALE_LR,
     method: METHOD,
     ema: EMA,
+    ...(FREEZE !== undefined ? { freezeStride: FREEZE } : {}),
     ...(DET_LOSS !== undefined ? { loss: DET_LOSS } : {}),
     ...(BATCH !== undefined ? { batch: BATCH } : {}),
     // --crop N: square crops of N (no flips, as quantizeQat's default); else quantizeQat's own

@@ -17,6 +17,9 @@
 //   --profile                      onnxruntime's per-node profile: kernel time by op, by gradient rule
 //                                  (backward nodes are named grad/<forward op>/...), top nodes
 //                                  (PROFILE_OPS=Conv,Slice to list only those ops' nodes)
+//   --freeze-stride N              the stem left frozen: layers before the first map at 1/N of the input
+//                                  side (freeze.ts); 0 trains every layer; default as the trainer does
+//                                  (distillation 8; QAT, the qatdet case, 0)
 //   --optimizer                    a whole step (forward, backward, Adam) with Adam in TypeScript and
 //                                  in the graph (adam-graph.ts), interleaved
 import { execFileSync } from 'node:child_process';
@@ -49,6 +52,7 @@ import { convRule } from '../src/passes/train/grad/rules/linear.js';
 import type { GradRules } from '../src/passes/train/grad/types.js';
 import { openSession } from '../src/runtime/session.js';
 import { nchwcBlock, nchwcConvs, type NchwcScope } from '../src/passes/train/nchwc.js';
+import { FREEZE_STRIDE, freezeStem } from '../src/passes/train/freeze.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -70,9 +74,14 @@ const { values: args } = parseArgs({
     against: { type: 'string' },
     // onnxruntime's per-node profile of the training step: kernel time by op type, forward vs backward
     profile: { type: 'boolean', default: false },
+    // the trainer's frozen stem (freeze.ts): layers before the first map at 1/N of the input side;
+    // 0 trains every layer; unset: as the trainer does (distillation FREEZE_STRIDE, QAT's qatdet 0)
+    'freeze-stride': { type: 'string' },
   },
 });
 const RUNS = Number(args.runs);
+/** Per case, how many stem layers its step leaves frozen. */
+const frozenLayers = new Map<string, number>();
 const THREADS = Number(args.threads);
 
 interface Case {
@@ -182,7 +191,7 @@ function build(name: string, c: Case, compare?: string): Built {
   // inference 40 % faster, so timing the file as exported flatters the ratio (--raw does)
   if (!args.raw && !c.folded) runPass(foldPass, m, 'float');
   const g0 = m.graph;
-  const wrt =
+  const every =
     c.wrt?.(m) ??
     [...g0.initializers()]
       .filter(
@@ -190,6 +199,10 @@ function build(name: string, c: Case, compare?: string): Built {
           w.dtype === 'float32' && g0.nodes.some((n) => WEIGHT_OPS.has(n.opType) && (n.inputs[1] === w.name || n.inputs[2] === w.name)),
       )
       .map((w) => w.name);
+  // the stem train() leaves frozen (freeze.ts): the step as the trainer builds it
+  const fz = freezeStem(m, every, shapes, args['freeze-stride'] !== undefined ? Number(args['freeze-stride']) : c.wrt ? 0 : FREEZE_STRIDE);
+  const wrt = fz.trainable.length ? fz.trainable : every;
+  frozenLayers.set(name, wrt === every ? 0 : fz.layers.length);
   const lm = cloneModel(m);
   const g = lm.graph;
   const { types } = inferShapes(lm, { shapes });
@@ -462,7 +475,7 @@ async function main(): Promise<void> {
       rss = `, peak RSS infer ${ri.peakMB.toFixed(0)} MB / train ${rt.peakMB.toFixed(0)} MB (before the session: ${rt.beforeSessionMB.toFixed(0)} MB)`;
     }
     console.log(
-      `${name} [${c.shape.join('x')}]: inference ${mi.toFixed(1)} ms, training step ${mt.toFixed(1)} ms, ratio ${(mt / mi).toFixed(2)}x (median pair ratio ${pair.toFixed(2)}x); ${b.weights} weights, ${b.forwardNodes} forward + ${b.backwardNodes} backward nodes, built in ${buildMs.toFixed(0)} ms${ct}${rss}`,
+      `${name} [${c.shape.join('x')}]: inference ${mi.toFixed(1)} ms, training step ${mt.toFixed(1)} ms, ratio ${(mt / mi).toFixed(2)}x (median pair ratio ${pair.toFixed(2)}x); ${b.weights} weights${frozenLayers.get(name) ? ` (the stem's ${frozenLayers.get(name)} layers frozen)` : ''}, ${b.forwardNodes} forward + ${b.backwardNodes} backward nodes, built in ${buildMs.toFixed(0)} ms${ct}${rss}`,
     );
   }
 }
