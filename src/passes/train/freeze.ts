@@ -1,5 +1,5 @@
 // Which of a student's weights distillation leaves frozen: the stem, the layers an image model runs
-// before its first map at 1/FREEZE_STRIDE (16) of the input's side; PP-OCRv4 det's first 12 of 64
+// before its first map at 1/FREEZE_STRIDE (16) of the input's side; PP-OCRv4 det's first 12 of 66
 // layers (its 160x160, 80x80 and 40x40 maps). Fine-tuning frameworks freeze early layers by default
 // too (detectron2's FREEZE_AT=2: the stem and first stage), for reasons that hold on the box more:
 // - cost: the stem's maps are the largest, so their backward (input gradients through them, their
@@ -22,7 +22,7 @@ import { inferShapes } from '../../ir/shapes.js';
 
 /**
  * Distillation freezes the layers before the first map at 1/FREEZE_STRIDE of the input's side:
- * PP-OCRv4 det's stem and first two stages (its 160x160, 80x80 and 40x40 maps, 12 of 64 layers).
+ * PP-OCRv4 det's stem and first two stages (its 160x160, 80x80 and 40x40 maps, 12 of 66 layers).
  */
 export const FREEZE_STRIDE = 16;
 /** Where that stem is too long (STEM_SHARE), the stride halves down to this one before nothing freezes. */
@@ -47,7 +47,7 @@ export interface Frozen {
  * weight-only nodes (a QAT fake-quant chain: Mul, QuantizeLinear, DequantizeLinear) is a layer of
  * the stem: the data nodes before the first map at 1/`stride` of the input's side, where they are at
  * most a quarter of the trained layers; else `stride` / 2 down to LEAST_FALLBACK (a ResNet-18 at 224
- * has 9 of its 20 layers before 1/16, 5 before 1/8). `stride` 0 (or below 2) freezes nothing.
+ * has 10 of its 21 layers before 1/16, 5 before 1/8). `stride` 0 (or below 2) freezes nothing.
  */
 export function freezeStem(model: Model, trainable: readonly string[], shapes: Map<string, number[]>, stride = FREEZE_STRIDE): Frozen {
   const none: Frozen = { trainable: [...trainable], frozen: [], layers: [], stride: 0 };
