@@ -12,9 +12,9 @@
 //   0.9380; stride 16 2,169 steps, 0.9884, 0.9361 (held-out loss 0.0122, 0.0115, 0.0115).
 // QAT trains every layer: each layer's weights must absorb their own rounding, and det QAT with its
 // stem frozen (stride 8) kept box F1 0.9733 where every layer trained kept 0.9853 (bench-qat.ts).
-// A model with no map that small (MNIST's 28 -> 7 is stride 4), with a stem of more than a quarter
-// of its trained layers at 16 and at 8 (rec narrows its height late), or with no image input,
-// freezes nothing. A frozen weight stays an initializer, so its layers run as in inference (constant
+// A model with no map that small, with a stem of more than a quarter of its trained layers at 16
+// and at 8 (MNIST's three convs all come before its pooled 3x3 map; rec narrows its height late),
+// or with no image input, freezes nothing. A frozen weight stays an initializer, so its layers run as in inference (constant
 // weights, onnxruntime's fused and blocked kernels) and no backward node is built for them.
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
