@@ -14,8 +14,9 @@
 // stem frozen (stride 8) kept box F1 0.9733 where every layer trained kept 0.9853 (bench-qat.ts).
 // A model with no map that small, with a stem of more than a quarter of its trained layers at 16
 // and at 8 (MNIST's three convs all come before its pooled 3x3 map; rec narrows its height late),
-// or with no image input, freezes nothing. A frozen weight stays an initializer, so its layers run as in inference (constant
-// weights, onnxruntime's fused and blocked kernels) and no backward node is built for them.
+// or with no image input, freezes nothing. A frozen weight stays an initializer, so its layers run
+// as in inference (constant weights, onnxruntime's fused and blocked kernels) and no backward node
+// is built for them.
 import type { Model } from '../../ir/model.js';
 import type { Node } from '../../ir/node.js';
 import { inferShapes } from '../../ir/shapes.js';
