@@ -201,8 +201,8 @@ function build(name: string, c: Case, compare?: string): Built {
       .map((w) => w.name);
   // the stem train() leaves frozen (freeze.ts): the step as the trainer builds it
   const fz = freezeStem(m, every, shapes, args['freeze-stride'] !== undefined ? Number(args['freeze-stride']) : c.wrt ? 0 : FREEZE_STRIDE);
-  const wrt = fz.trainable.length ? fz.trainable : every;
-  frozenLayers.set(name, wrt === every ? 0 : fz.layers.length);
+  const wrt = fz.trainable;
+  frozenLayers.set(name, fz.layers.length);
   const lm = cloneModel(m);
   const g = lm.graph;
   const { types } = inferShapes(lm, { shapes });

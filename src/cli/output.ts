@@ -1,5 +1,6 @@
 import { EdgefitError, oneLine, type OptionName, type Remedy } from '../errors.js';
 import { checkDims } from '../ir/dims.js';
+import { isFreezeStride } from '../passes/train/freeze.js';
 
 /** The flag of each option a library error can name (the agent's config keys: src/config/remedy.ts). */
 const FLAGS: Record<OptionName, string> = {
@@ -80,7 +81,7 @@ export function trainRamOption(v: number | undefined): number | undefined {
 /** --train-freeze-stride: undefined when not given, else 0 (train every layer) or an integer stride from 2 (TrainSpec.freezeStride). */
 export function freezeStrideOption(v: number | undefined): number | undefined {
   if (v === undefined) return undefined;
-  if (!(v === 0 || (Number.isInteger(v) && v >= 2)))
+  if (!isFreezeStride(v))
     throw new EdgefitError('USAGE', `--train-freeze-stride must be 0 (train every layer) or an integer from 2, got ${v}`);
   return v;
 }

@@ -31,6 +31,9 @@ const LEAST_FALLBACK = 8;
 /** A stem may hold at most 1 in STEM_SHARE of the trained layers: a shallow net's every layer matters. */
 const STEM_SHARE = 4;
 
+/** A stride freezeStem takes: 0 (freeze nothing) or an integer from 2. */
+export const isFreezeStride = (v: number): boolean => v === 0 || (Number.isInteger(v) && v >= 2);
+
 export interface Frozen {
   /** The trainable weights left to train, in the order given. */
   trainable: string[];
@@ -49,6 +52,7 @@ export interface Frozen {
  * the stem: the data nodes before the first map at 1/`stride` of the input's side, where they are at
  * most a quarter of the trained layers; else `stride` / 2 down to LEAST_FALLBACK (a ResNet-18 at 224
  * has 10 of its 21 layers before 1/16, 5 before 1/8). `stride` 0 (or below 2) freezes nothing.
+ * Something always trains: a stem holding every trained layer breaks the quarter cap.
  */
 export function freezeStem(model: Model, trainable: readonly string[], shapes: Map<string, number[]>, stride = FREEZE_STRIDE): Frozen {
   const none: Frozen = { trainable: [...trainable], frozen: [], layers: [], stride: 0 };

@@ -22,7 +22,7 @@ import { appendAdam, GraphAdamState } from './adam-graph.js';
 import { appendLoss, LOSS_GRADS, resolveLoss, specFor, teacherTarget } from './loss.js';
 import { defaultTrainRamMb, fitsPlan, measureStepMb, planRam } from './ram.js';
 import { chooseStepKernels } from './nchwc.js';
-import { freezeStem } from './freeze.js';
+import { freezeStem, isFreezeStride } from './freeze.js';
 import type { CurvePoint, HeldOutJudge, JudgeScore, ResolvedLoss, TrainReport, TrainResult, TrainSpec } from './types.js';
 
 export const DEFAULT_LR = 5e-4;
@@ -120,7 +120,7 @@ function check(spec: TrainSpec): void {
     throw usage(`training steps must be a positive integer, got ${spec.maxSteps}`);
   if (spec.batch !== undefined && !(Number.isInteger(spec.batch) && spec.batch >= 1))
     throw usage(`a training batch must be a positive integer, got ${spec.batch}`);
-  if (spec.freezeStride !== undefined && !(spec.freezeStride === 0 || (Number.isInteger(spec.freezeStride) && spec.freezeStride >= 2)))
+  if (spec.freezeStride !== undefined && !isFreezeStride(spec.freezeStride))
     throw usage(`a freeze stride must be 0 (train every layer) or an integer from 2, got ${spec.freezeStride}`);
   if (spec.lr !== undefined && !(spec.lr > 0)) throw usage(`a learning rate must be positive, got ${spec.lr}`);
   for (const [w, f] of spec.lrFactors ?? []) {
@@ -288,11 +288,10 @@ export async function train(spec: TrainSpec): Promise<TrainResult> {
 
   // the training graph at the micro-batch's static shapes (augmentation may crop: its shape rules)
   const shapeRow = drawRow(0);
-  // the stem stays frozen when asked (freeze.ts); were it all the model trains, nothing is
+  // the stem stays frozen when asked (freeze.ts)
   const frz = freezeStem(student, spec.trainable, new Map(inputNames.map((k) => [k, [...shapeRow[k]!.shape]])), spec.freezeStride ?? 0);
-  const trainable = frz.trainable.length ? frz.trainable : [...spec.trainable];
-  const frozen =
-    frz.trainable.length && frz.frozen.length ? { weights: frz.frozen.length, layers: frz.layers, stride: frz.stride } : undefined;
+  const trainable = frz.trainable;
+  const frozen = frz.frozen.length ? { weights: frz.frozen.length, layers: frz.layers, stride: frz.stride } : undefined;
   const lossGraph = appendLoss(student, losses, ranks);
   const shapeTargets = await teach(shapeRow);
   const evalGraph = withWeightInputs(lossGraph.model, trainable, student, judge?.outputs ?? []);
