@@ -351,6 +351,7 @@ export class FitManager implements Component, FitView {
       heldOutBefore: t.heldOutBefore,
       heldOutAfter: t.heldOutAfter,
       judged: t.judged ?? null,
+      ...(t.frozen ? { frozen: t.frozen } : {}),
       fidelity: best.fidelity,
       won: row.chosenId === best.id,
       deployed: cur?.fitId === row.id && cur.candidateId === best.id,

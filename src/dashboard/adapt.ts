@@ -163,7 +163,23 @@ function adaptTraining(t: unknown): Pick<FrontierPoint, 'training'> {
   const head = scores(x.judged);
   const finer = head && scores((x.judged as Record<string, unknown>).finer);
   const judged = head && { ...head, ...(finer ? { finer } : {}) };
-  return { training: { kind, minutes, seconds, steps, heldOutBefore: before, heldOutAfter: after, ...(judged ? { judged } : {}), curve } };
+  // the frozen stem: two small whole numbers, else left out
+  const f = (typeof x.frozen === 'object' && x.frozen !== null ? x.frozen : {}) as Record<string, unknown>;
+  const [layers, stride] = [num(f.layers), num(f.stride)];
+  const frozen = layers !== null && stride !== null && Number.isInteger(layers) && Number.isInteger(stride) && layers > 0 && stride > 1;
+  return {
+    training: {
+      kind,
+      minutes,
+      seconds,
+      steps,
+      heldOutBefore: before,
+      heldOutAfter: after,
+      ...(judged ? { judged } : {}),
+      ...(frozen ? { frozen: { layers, stride } } : {}),
+      curve,
+    },
+  };
 }
 
 /**

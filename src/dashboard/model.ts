@@ -131,6 +131,8 @@ export interface FrontierPoint {
     heldOutAfter: number;
     /** The task's held-out score before and after (the fit's metric picked the weights kept). */
     judged?: Judged;
+    /** The stem left frozen while the rest trained: how many layers, before which stride. */
+    frozen?: { layers: number; stride: number };
     curve: { step: number; loss: number; heldOut?: number }[];
   };
 }

@@ -77,6 +77,7 @@ export function trainingSummary(kind: TrainingSummary['kind'], minutes: number, 
     heldOutAfter: r.heldOutAfter,
     improved: r.improved,
     ...(r.judged ? { judged: r.judged } : {}),
+    ...(r.frozen ? { frozen: { layers: r.frozen.layers.length, stride: r.frozen.stride } } : {}),
     curve: curve.map((p) => ({
       step: p.step,
       loss: p.loss,

@@ -3,6 +3,7 @@
 // assets: the file opens offline on any machine.
 import { LATENCY_STATISTIC, rebasedLatency } from '../budgets/index.js';
 import { describeJudged } from '../fidelity/task-compare.js';
+import { frozenNote } from '../passes/train/freeze.js';
 import type { FrontierEntry } from './types.js';
 import { structuredOf } from './label.js';
 
@@ -148,6 +149,7 @@ function trainingSection(r: ReportInput): string {
       `<h3>${esc(c.id)}</h3><p>${what}: ${t.steps} steps in ${(t.seconds / 60).toFixed(1)} of ${t.minutes} min; ` +
       `held-out loss ${t.heldOutBefore.toPrecision(3)} &rarr; ${t.heldOutAfter.toPrecision(3)}` +
       `${t.judged ? `, ${describeJudged(t.judged, '&rarr;', esc)} (it picked the weights kept)` : ''}` +
+      esc(frozenNote(t.frozen)) +
       `${t.improved ? '' : ' (no improvement: the untrained weights were kept)'}; fidelity ${c.fidelity.toFixed(4)}</p>` +
       lossPlot(c)
     );

@@ -80,6 +80,9 @@ export interface TrainingSummary {
    * them, its finer figure (text-det: mask IoU) deciding among ties.
    */
   judged?: Judged;
+  /** The stem left frozen while the rest trained (freeze.ts): how many layers, and the stride
+   * before which they lie; absent when every layer trained. */
+  frozen?: { layers: number; stride: number };
   /** The loss curve, thinned to at most 60 points (score: the task's held-out score where held-out was measured). */
   curve: { step: number; loss: number; heldOut?: number; score?: number }[];
 }

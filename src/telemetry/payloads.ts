@@ -189,7 +189,8 @@ export interface FitStatus {
 }
 
 /** What the latest training fit trained (its record's figures), and whether it is what the box serves. */
-export interface TrainingStatus extends Pick<TrainingSummary, 'kind' | 'minutes' | 'seconds' | 'steps' | 'heldOutBefore' | 'heldOutAfter'> {
+export interface TrainingStatus
+  extends Pick<TrainingSummary, 'kind' | 'minutes' | 'seconds' | 'steps' | 'heldOutBefore' | 'heldOutAfter' | 'frozen'> {
   fitId: number;
   candidateId: string;
   /** The task's held-out score before training and of the weights kept (null: judged by the loss). */
@@ -242,6 +243,12 @@ const trainingStatusSchema = {
     fidelity: num,
     won: { type: 'boolean' },
     deployed: { type: 'boolean' },
+    frozen: {
+      type: 'object',
+      required: ['layers', 'stride'],
+      additionalProperties: false,
+      properties: { layers: { type: 'integer', minimum: 1 }, stride: { type: 'integer', minimum: 2 } },
+    },
   },
 } as const;
 

@@ -104,6 +104,7 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
       heldOutBefore: 0.03,
       heldOutAfter: 0.02,
       improved: true,
+      frozen: { layers: 12, stride: 16 },
     };
     return {
       chosenId: t2.id,
@@ -137,6 +138,7 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
     'metrics say the trained candidate is served',
   );
   t.match(won.json().fit.training, { candidateId: 'l0.300-train7', steps: 900, judged: null, won: true, deployed: true });
+  t.same(won.json().fit.training.frozen, { layers: 12, stride: 16 }, 'with the stem its training left frozen');
   t.equal(requests.length, 2, 'two fits');
   t.equal(requests[0]!.trainMinutes, undefined, 'the first without training');
   t.equal(requests[1]!.trainMinutes, 7, 'the second with the configured minutes');

@@ -47,6 +47,8 @@ const entry = (id: string, quant: string, latencyP50Ms: number, fidelity: number
           steps: 2600,
           heldOutBefore: 0.0048,
           heldOutAfter: 0.0017,
+          // as `quantize --mode qat --train-freeze-stride 8` leaves it (the agent's QAT trains every layer)
+          frozen: { layers: 8, stride: 8 },
           curve: [
             { step: 0, loss: 0.007, heldOut: 0.0048 },
             { step: 2600, loss: 0.003, heldOut: 0.0017 },
@@ -119,6 +121,7 @@ if (skip) {
     await page.waitForSelector('#training-line', { timeout: 10_000 });
     t.equal(asked.length, 2, 'asked again once the deployed model was not on the frontier held');
     t.match(await page.textContent('#training-line'), /^int8-static QAT: quantization-aware training, 2600 steps/);
+    t.match(await page.textContent('#training-line'), /12\.0 min; the stem \(8 layers, before stride 8\) stayed frozen; held-out loss/);
     t.match(await page.textContent('#hdr'), /\(int8-static QAT\)/, 'the level is labelled by how it was trained');
 
     // more metrics of the same deployment ask nothing more

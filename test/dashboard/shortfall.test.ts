@@ -124,7 +124,11 @@ if (skip) {
     'box-stepped',
     1,
     { latencyMs: 100, ramMb: 400, minFidelity: 0.95, effectiveLatencyMs: 100 },
-    { ...rejected.fit!, training: { ...rejected.fit!.training!, candidateId: 'l0.125-d12', won: true, deployed: false } },
+    {
+      ...rejected.fit!,
+      // distillation left the stem frozen (freeze.ts): the line says so
+      training: { ...rejected.fit!.training!, candidateId: 'l0.125-d12', won: true, deployed: false, frozen: { layers: 12, stride: 16 } },
+    },
     'l0.250-u0.00-none-t2',
     true,
   );
@@ -206,6 +210,11 @@ if (skip) {
       t.match(
         await page.textContent('#training-won'),
         /\(fit 2, l0\.125-d12\).*It won its fit and was deployed; the box has stepped to another level since\.$/,
+      );
+      t.match(
+        await page.textContent('#training-won'),
+        /11\.9 of 12\.0 min; the stem \(12 layers, before stride 16\) stayed frozen; boxF1/,
+        'the frozen stem is named',
       );
       t.equal(await page.locator('#training-rejected').count(), 0);
       t.same(errors, [], 'no page errors');

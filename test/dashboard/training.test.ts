@@ -69,6 +69,17 @@ t.test("the task's held-out score that picked the weights is kept, and a malform
   }
 });
 
+t.test('the frozen stem is kept as two whole numbers, and a malformed one dropped', async (t) => {
+  const training = { kind: 'distill', minutes: 5, seconds: 290, steps: 300, heldOutBefore: 0.4, heldOutAfter: 0.1, improved: true, curve };
+  const f = adaptFrontier(resp([entry('b', { train: 5, training: { ...training, frozen: { layers: 12, stride: 16 } } })]), null);
+  t.same(f[0]!.training?.frozen, { layers: 12, stride: 16 });
+  for (const bad of [{ layers: '12', stride: 16 }, { layers: 1.5, stride: 16 }, { layers: 12, stride: 1 }, { layers: 0, stride: 8 }, 12]) {
+    const g = adaptFrontier(resp([entry('b', { train: 5, training: { ...training, frozen: bad } })]), null);
+    t.equal(g[0]!.training?.frozen, undefined, `dropped: ${JSON.stringify(bad)}`);
+    t.equal(g[0]!.training?.steps, 300, 'the rest of the summary stays');
+  }
+});
+
 t.test('the loss chart draws the batch loss and the held-out points', async (t) => {
   const svg = lossChart(curve);
   t.match(svg, /class="loss-train"/);

@@ -4,7 +4,10 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { parseModel } from '../../src/onnx/index.js';
-import { buildCandidate, contentSha } from '../../src/fit/candidates.js';
+import { buildCandidate, contentSha, trainingSummary } from '../../src/fit/candidates.js';
+import { renderReport } from '../../src/fit/report.js';
+import type { FrontierEntry } from '../../src/fit/types.js';
+import type { TrainReport } from '../../src/passes/train/types.js';
 import { serializeModel } from '../../src/onnx/index.js';
 import { normalize } from '../../src/passes/normalize.js';
 import { Tensor } from '../../src/ir/tensor.js';
@@ -65,4 +68,48 @@ t.test('contentSha: equal for builds that differ only in their reports, not for 
   data[0] = data[0]! + 1;
   m.graph.setInitializer(Tensor.fromFloat32(w.name, w.dims, data));
   t.not(contentSha(serializeModel(m)), contentSha(a));
+});
+
+t.test("a training's record keeps the stem it left frozen, and the report says so", async (t) => {
+  const report = {
+    steps: 2169,
+    seconds: 720,
+    curve: [
+      { step: 0, loss: NaN, heldOut: 0.0197 },
+      { step: 2169, loss: 0.012, heldOut: 0.0115 },
+    ],
+    heldOutBefore: 0.0197,
+    heldOutAfter: 0.0115,
+    improved: true,
+    frozen: { weights: 24, layers: Array.from({ length: 12 }, (_, i) => `Conv.${i}`), stride: 16 },
+  } as unknown as TrainReport;
+  const s = trainingSummary('distill', 12, report);
+  t.same(s.frozen, { layers: 12, stride: 16 }, 'the count of layers and the stride, not their names');
+  t.equal(trainingSummary('distill', 12, { ...report, frozen: undefined } as TrainReport).frozen, undefined, 'none when every layer trained');
+  const entry: FrontierEntry = {
+    id: 'l0.125-d12',
+    config: { structured: 0.125, unstructured: 0, quant: 'none', threads: 2, train: 12 },
+    modelPath: 'x.onnx',
+    sha256: '0'.repeat(64),
+    sizeBytes: 1,
+    latencyP50Ms: 37,
+    latencyP95Ms: 39,
+    modelRssMb: 80,
+    fidelity: 0.99,
+    meets: { latency: true, ram: true, fidelity: true },
+    training: s,
+  };
+  const html = renderReport({
+    model: 'm.onnx',
+    budgets: { latencyMs: 40 },
+    candidates: [entry],
+    frontier: [entry],
+    chosenId: entry.id,
+    feasible: true,
+    hardware: {},
+    profile: 'generic',
+    notes: [],
+    elapsedMs: 1,
+  });
+  t.match(html, /2169 steps in 12\.0 of 12 min; held-out loss 0\.0197 &rarr; 0\.0115; the stem \(12 layers, before stride 16\) frozen/);
 });

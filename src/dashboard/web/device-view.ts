@@ -26,6 +26,10 @@ function judgedScores(j: Judged): string {
   return pair(j) + (j.finer ? ` (${pair(j.finer)})` : '');
 }
 
+/** '; the stem (12 layers, before stride 16) stayed frozen' when the training left it so, else ''. */
+const frozenText = (f: { layers: number; stride: number } | undefined): string =>
+  f ? `; the stem (${esc(String(f.layers))} layers, before stride ${esc(String(f.stride))}) stayed frozen` : '';
+
 /** A training the deployed model is not: it lost its fit, or won and the box stepped away from it. */
 function trainedLine(r: TrainingStatus): string {
   const what = r.kind === 'qat' ? 'Quantization-aware training' : 'Distillation from the original';
@@ -34,7 +38,7 @@ function trainedLine(r: TrainingStatus): string {
     : `held-out loss ${esc(r.heldOutBefore.toPrecision(3))} → ${esc(r.heldOutAfter.toPrecision(3))}`;
   return (
     `<p id="training-${r.won ? 'won' : 'rejected'}">${esc(what)} ran on this box (fit ${r.fitId}, ${esc(r.candidateId)}): ${r.steps} steps in ` +
-    `${esc(fmt(r.seconds / 60, 1))} of ${esc(fmt(r.minutes, 1))} min; ${score}, fidelity ${esc(r.fidelity.toFixed(4))}. ` +
+    `${esc(fmt(r.seconds / 60, 1))} of ${esc(fmt(r.minutes, 1))} min${frozenText(r.frozen)}; ${score}, fidelity ${esc(r.fidelity.toFixed(4))}. ` +
     (r.won
       ? 'It won its fit and was deployed; the box has stepped to another level since.</p>'
       : "It did not beat the fit's untrained choice; nothing was redeployed.</p>")
@@ -416,7 +420,8 @@ export class DeviceView {
     const what = t.kind === 'qat' ? 'quantization-aware training' : 'distillation from the original';
     el.innerHTML =
       now +
-      `<p id="training-line">${esc(p!.label)}: ${esc(what)}, ${t.steps} steps in ${esc(fmt(t.seconds / 60, 1))} of ${esc(fmt(t.minutes, 1))} min; ` +
+      `<p id="training-line">${esc(p!.label)}: ${esc(what)}, ${t.steps} steps in ${esc(fmt(t.seconds / 60, 1))} of ${esc(fmt(t.minutes, 1))} min` +
+      `${frozenText(t.frozen)}; ` +
       `held-out loss ${esc(t.heldOutBefore.toPrecision(3))} → ${esc(t.heldOutAfter.toPrecision(3))}` +
       `${t.judged ? `; ${judgedScores(t.judged)} on held-out images (it picked the weights kept)` : ''}</p>` +
       lossChart(t.curve) +

@@ -124,7 +124,9 @@ export function freezeStem(model: Model, trainable: readonly string[], shapes: M
   return none;
 }
 
-/** How a report says what stayed frozen: '; the stem (12 layers, before stride 16) frozen', or '' when nothing was. */
-export function frozenNote(f: { layers: readonly string[]; stride: number } | undefined): string {
-  return f ? `; the stem (${f.layers.length} layers, before stride ${f.stride}) frozen` : '';
+/** How a report says what stayed frozen: '; the stem (12 layers, before stride 16) frozen', or '' when
+ * nothing was. `layers`: their names (a TrainReport's) or their count (a TrainingSummary's). */
+export function frozenNote(f: { layers: readonly string[] | number; stride: number } | undefined): string {
+  const n = f && (typeof f.layers === 'number' ? f.layers : f.layers.length);
+  return f ? `; the stem (${n} layers, before stride ${f.stride}) frozen` : '';
 }
