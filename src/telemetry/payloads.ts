@@ -189,8 +189,10 @@ export interface FitStatus {
 }
 
 /** What the latest training fit trained (its record's figures), and whether it is what the box serves. */
-export interface TrainingStatus
-  extends Pick<TrainingSummary, 'kind' | 'minutes' | 'seconds' | 'steps' | 'heldOutBefore' | 'heldOutAfter' | 'frozen'> {
+export interface TrainingStatus extends Pick<
+  TrainingSummary,
+  'kind' | 'minutes' | 'seconds' | 'steps' | 'heldOutBefore' | 'heldOutAfter' | 'frozen'
+> {
   fitId: number;
   candidateId: string;
   /** The task's held-out score before training and of the weights kept (null: judged by the loss). */

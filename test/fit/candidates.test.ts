@@ -85,7 +85,11 @@ t.test("a training's record keeps the stem it left frozen, and the report says s
   } as unknown as TrainReport;
   const s = trainingSummary('distill', 12, report);
   t.same(s.frozen, { layers: 12, stride: 16 }, 'the count of layers and the stride, not their names');
-  t.equal(trainingSummary('distill', 12, { ...report, frozen: undefined } as TrainReport).frozen, undefined, 'none when every layer trained');
+  t.equal(
+    trainingSummary('distill', 12, { ...report, frozen: undefined } as TrainReport).frozen,
+    undefined,
+    'none when every layer trained',
+  );
   const entry: FrontierEntry = {
     id: 'l0.125-d12',
     config: { structured: 0.125, unstructured: 0, quant: 'none', threads: 2, train: 12 },
