@@ -119,14 +119,23 @@ function lossPlot(c: FrontierEntry): string {
   const W = 480,
     H = 180,
     M = 36;
-  const s0 = curve[0]!.step;
+  // the held-out loss of the starting weights is the held-out line's first point, at step 0 (the
+  // curve keeps no point without a batch loss): the line then shows the drop training made
+  const before = Number.isFinite(c.training!.heldOutBefore) ? c.training!.heldOutBefore : undefined;
+  const s0 = before !== undefined ? 0 : curve[0]!.step;
   const s1 = Math.max(curve[curve.length - 1]!.step, s0 + 1);
-  const vals = curve.flatMap((p) => (p.heldOut !== undefined ? [p.loss, p.heldOut] : [p.loss]));
+  const vals = [
+    ...(before !== undefined ? [before] : []),
+    ...curve.flatMap((p) => (p.heldOut !== undefined ? [p.loss, p.heldOut] : [p.loss])),
+  ];
   const hi = Math.max(...vals, 1e-12) * 1.05;
   const x = (s: number) => M + ((s - s0) / (s1 - s0)) * (W - 2 * M);
   const y = (v: number) => H - M + (-v / hi) * (H - 2 * M);
   const line = (pts: [number, number][]) => pts.map(([s, v], i) => `${i ? 'L' : 'M'}${x(s).toFixed(1)} ${y(v).toFixed(1)}`).join('');
-  const held = curve.filter((p) => p.heldOut !== undefined).map((p) => [p.step, p.heldOut!] as [number, number]);
+  const held = [
+    ...(before !== undefined ? [[0, before] as [number, number]] : []),
+    ...curve.filter((p) => p.heldOut !== undefined).map((p) => [p.step, p.heldOut!] as [number, number]),
+  ];
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="training loss of ${esc(c.id)}">` +
     `<line x1="${M}" y1="${H - M}" x2="${W - M}" y2="${H - M}" stroke="#999"/><line x1="${M}" y1="${M}" x2="${M}" y2="${H - M}" stroke="#999"/>` +

@@ -88,3 +88,17 @@ t.test('the loss chart draws the batch loss and the held-out points', async (t) 
   t.match(svg, /step 290/, 'the step axis ends at the last step');
   t.match(lossChart([]), /no curve/);
 });
+
+t.test("the held-out loss before training is the held-out line's first dot, at step 0", async (t) => {
+  const svg = lossChart(curve, 520, 200, 2);
+  t.equal((svg.match(/<circle/g) ?? []).length, 7, 'one dot more than the evaluations');
+  t.match(svg, />step 0</, 'the step axis starts at 0');
+  // the dot at step 0 sits at the left edge (x = 52) and is the highest one (smallest y): 2 > every loss
+  const dots = [...svg.matchAll(/<circle cx="([\d.]+)" cy="([\d.]+)"/g)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  t.equal(dots[0]![0], 52);
+  t.ok(
+    dots.slice(1).every(([, cy]) => cy > dots[0]![1]),
+    'drawn above the later held-out dots',
+  );
+  t.equal((lossChart(curve, 520, 200, NaN).match(/<circle/g) ?? []).length, 6, 'a non-finite one is left out');
+});

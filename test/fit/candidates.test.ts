@@ -76,6 +76,7 @@ t.test("a training's record keeps the stem it left frozen, and the report says s
     seconds: 720,
     curve: [
       { step: 0, loss: NaN, heldOut: 0.0197 },
+      { step: 1000, loss: 0.014 },
       { step: 2169, loss: 0.012, heldOut: 0.0115 },
     ],
     heldOutBefore: 0.0197,
@@ -116,4 +117,7 @@ t.test("a training's record keeps the stem it left frozen, and the report says s
     elapsedMs: 1,
   });
   t.match(html, /2169 steps in 12\.0 of 12 min; held-out loss 0\.0197 &rarr; 0\.0115; the stem \(12 layers, before stride 16\) frozen/);
+  // the loss plot's held-out line starts from the loss before training, at step 0 (the curve kept only step 2169's)
+  t.equal((html.match(/<circle [^>]*fill="#d9822b"/g) ?? []).length, 2, 'two held-out dots: before training and step 2169');
+  t.match(html, /<text [^>]*>step 0<\/text>/);
 });

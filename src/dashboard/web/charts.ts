@@ -178,16 +178,22 @@ export function frontierPlot(points: FrontierPoint[], budgets: { latencyMs?: num
   return `<svg viewBox="0 0 ${w} ${h}">${g}</svg>`;
 }
 
-/** A training run's loss by step: the batch loss (thin) and the held-out loss (dots joined). */
-export function lossChart(curve: readonly { step: number; loss: number; heldOut?: number }[], w = 520, h = 200): string {
+/**
+ * A training run's loss by step: the batch loss (thin) and the held-out loss (dots joined).
+ * `before`, the held-out loss of the weights training started from, is its first dot, at step 0:
+ * without it the held-out line starts at the first evaluation, after the steep part of the drop,
+ * and a run that cut its held-out loss 4x drew as flat.
+ */
+export function lossChart(curve: readonly { step: number; loss: number; heldOut?: number }[], w = 520, h = 200, before?: number): string {
   const L = 52,
     R = 8,
     T = 8,
     B = 22;
-  const vals = curve.flatMap((p) => (p.heldOut !== undefined ? [p.loss, p.heldOut] : [p.loss]));
+  const start = before !== undefined && Number.isFinite(before) && curve.length ? [{ s: 0, v: before }] : [];
+  const vals = [...start.map((p) => p.v), ...curve.flatMap((p) => (p.heldOut !== undefined ? [p.loss, p.heldOut] : [p.loss]))];
   if (curve.length < 2 || !vals.length)
     return `<svg viewBox="0 0 ${w} ${h}"><text x="${w / 2}" y="${h / 2}" text-anchor="middle">no curve</text></svg>`;
-  const s0 = Math.min(...curve.map((p) => p.step));
+  const s0 = Math.min(...start.map((p) => p.s), ...curve.map((p) => p.step));
   const s1 = Math.max(...curve.map((p) => p.step), s0 + 1);
   const lo = Math.min(0, ...vals);
   let hi = Math.max(...vals);
@@ -206,7 +212,7 @@ export function lossChart(curve: readonly { step: number; loss: number; heldOut?
   }
   const path = (pts: { s: number; v: number }[]) => pts.map((p, i) => `${i ? 'L' : 'M'}${x(p.s).toFixed(1)} ${y(p.v).toFixed(1)}`).join('');
   g += `<path class="loss-train" d="${path(curve.map((p) => ({ s: p.step, v: p.loss })))}" fill="none" stroke="#8aa4c8" stroke-width="1"><title>batch loss</title></path>`;
-  const held = curve.filter((p) => p.heldOut !== undefined).map((p) => ({ s: p.step, v: p.heldOut! }));
+  const held = [...start, ...curve.filter((p) => p.heldOut !== undefined).map((p) => ({ s: p.step, v: p.heldOut! }))];
   if (held.length) {
     g += `<path class="loss-held" d="${path(held)}" fill="none" stroke="#d9822b" stroke-width="2"><title>held-out loss</title></path>`;
     for (const p of held) g += `<circle cx="${x(p.s).toFixed(1)}" cy="${y(p.v).toFixed(1)}" r="2.5" fill="#d9822b"/>`;

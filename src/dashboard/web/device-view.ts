@@ -424,7 +424,7 @@ export class DeviceView {
       `${frozenText(t.frozen)}; ` +
       `held-out loss ${esc(t.heldOutBefore.toPrecision(3))} → ${esc(t.heldOutAfter.toPrecision(3))}` +
       `${t.judged ? `; ${judgedScores(t.judged)} on held-out images (it picked the weights kept)` : ''}</p>` +
-      lossChart(t.curve) +
+      lossChart(t.curve, undefined, undefined, t.heldOutBefore) +
       `<p class="muted">thin: batch loss · orange: held-out loss</p>`;
   }
 
