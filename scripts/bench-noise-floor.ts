@@ -17,9 +17,7 @@ import { loadInputSet, type Sample } from '../src/data/inputs.js';
 import { parsePreprocessSpec } from '../src/data/image.js';
 import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { modelInputs } from '../src/runtime/runner.js';
-import { firstOutputs, type FirstOutput } from '../devkit/outputs.js';
-import { cosine } from '../src/fidelity/index.js';
-import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
+import { firstOutputs, judgeDetMaps, type FirstOutput } from '../devkit/outputs.js';
 import { rng } from '../src/util/rng.js';
 
 const { values: a } = parseArgs({
@@ -45,10 +43,8 @@ if (samples.length !== names.length) throw new Error(`judge set: ${samples.lengt
 
 /** Per-image cosine and the pooled task figures of `got` against `ref`. */
 function judge(ref: readonly FirstOutput[], got: readonly FirstOutput[]): { cos: number[]; boxF1: number; maskIoU: number } {
-  const sum: number[] = [];
-  ref.forEach((r, i) => TEXT_DET_TASK.stats({ y: r }, { y: got[i]! }).forEach((v, k) => (sum[k] = (sum[k] ?? 0) + v)));
-  const f = TEXT_DET_TASK.figures(sum);
-  return { cos: ref.map((r, i) => cosine(r.data, got[i]!.data)), boxF1: f.boxF1!, maskIoU: f.maskIoU! };
+  const j = judgeDetMaps(ref, got);
+  return { cos: j.cos, boxF1: j.figures.boxF1!, maskIoU: j.figures.maskIoU! };
 }
 
 function noisy(x: Sample, k: number, next: () => number): Sample {

@@ -14,8 +14,7 @@ import { loadModel, serializeModel } from '../src/onnx/index.js';
 import { loadInputSet, type Sample } from '../src/data/inputs.js';
 import type { NdData } from '../src/data/ndarray.js';
 import { modelInputs, openSession, runtimeOps, toFeeds } from '../src/runtime/runner.js';
-import { cosine, describeJudged } from '../src/fidelity/index.js';
-import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
+import { describeJudged } from '../src/fidelity/index.js';
 import { ctcGreedy, editDistance } from '../src/fidelity/task-ctc.js';
 import { quantizeQat, QAT_DEFAULT_LR, QAT_SCALE_LR_FACTOR, type QatResult } from '../src/passes/quantize/qat-train.js';
 import type { EvaluatedWeights, TrainSpec } from '../src/passes/train/types.js';
@@ -27,7 +26,7 @@ import type { BiasUnits } from '../src/passes/quantize/qat.js';
 import { OCR_FIT_SETS, OCR_MODELS, ROOT } from '../devkit/paths.js';
 import { recSets, stepAgreement, REC_CLASSES, REC_DIMS } from '../devkit/ocr-data.js';
 import { interleavedMedians } from './interleave.js';
-import { firstOutputs } from '../devkit/outputs.js';
+import { firstOutputs, judgeDetMaps } from '../devkit/outputs.js';
 
 const argv = process.argv.slice(2);
 const opt = (k: string, d: number): number => (argv.includes(k) ? Number(argv[argv.indexOf(k) + 1]) : d);
@@ -129,11 +128,8 @@ async function det(): Promise<void> {
   console.log(trainingLine(r));
   const ref = await firstOutputs(r.floatBytes, judge);
   const judgeOf = async (bytes: Uint8Array) => {
-    const got = await firstOutputs(bytes, judge);
-    const cos = ref.map((x, i) => cosine(x.data, got[i]!.data));
-    const sum = [0, 0, 0, 0];
-    ref.forEach((x, i) => TEXT_DET_TASK.stats({ y: x }, { y: got[i]! }).forEach((v, k) => (sum[k]! += v)));
-    return { cos, f: TEXT_DET_TASK.figures(sum) };
+    const j = judgeDetMaps(ref, await firstOutputs(bytes, judge));
+    return { cos: j.cos, f: j.figures };
   };
   for (const [name, bytes] of [
     ['static int8', r.staticBytes],

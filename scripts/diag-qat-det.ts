@@ -12,25 +12,21 @@ import { loadModel } from '../src/onnx/index.js';
 import { loadInputSet } from '../src/data/inputs.js';
 import { modelInputs, openSession, toFeeds } from '../src/runtime/runner.js';
 import { cosine } from '../src/fidelity/index.js';
-import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
 import { openQuantizer, type CalibMethod } from '../src/passes/quantize/index.js';
 import { OCR_FIT_SETS, OCR_MODELS } from '../devkit/paths.js';
 import { quantizedActivations, withFloatActivations } from './qdq-strip.js';
 import { parseModel, serializeModel } from '../src/onnx/index.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { interleavedMedians } from './interleave.js';
-import { firstOutputs, type FirstOutput } from '../devkit/outputs.js';
+import { firstOutputs, judgeDetMaps, type FirstOutput } from '../devkit/outputs.js';
 
 const argv = process.argv.slice(2);
 const opt = (k: string, d: string): string => (argv.includes(k) ? argv[argv.indexOf(k) + 1]! : d);
 const methods = opt('--methods', 'minmax').split(',') as CalibMethod[];
 const rank = Number(opt('--rank', '0'));
 function judge(ref: FirstOutput[], got: FirstOutput[]): string {
-  const cos = ref.map((x, i) => cosine(x.data, got[i]!.data));
-  const sum = [0, 0, 0, 0];
-  ref.forEach((x, i) => TEXT_DET_TASK.stats({ y: x }, { y: got[i]! }).forEach((v, k) => (sum[k]! += v)));
-  const f = TEXT_DET_TASK.figures(sum);
-  return `cos mean ${(cos.reduce((a, b) => a + b, 0) / cos.length).toFixed(4)} min ${Math.min(...cos).toFixed(4)} F1 ${f.boxF1!.toFixed(4)}`;
+  const j = judgeDetMaps(ref, got);
+  return `cos mean ${j.meanCos.toFixed(4)} min ${Math.min(...j.cos).toFixed(4)} F1 ${j.figures.boxF1!.toFixed(4)}`;
 }
 const m0 = loadModel(OCR_MODELS.det.file);
 const inputs = modelInputs(m0);

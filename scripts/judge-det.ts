@@ -8,10 +8,8 @@ import { basename } from 'node:path';
 import { loadModel } from '../src/onnx/index.js';
 import { loadInputSet } from '../src/data/inputs.js';
 import { modelInputs } from '../src/runtime/runner.js';
-import { cosine } from '../src/fidelity/index.js';
-import { TEXT_DET_TASK } from '../src/fidelity/task-textdet.js';
 import { OCR_FIT_SETS, OCR_MODELS } from '../devkit/paths.js';
-import { firstOutputs } from '../devkit/outputs.js';
+import { firstOutputs, judgeDetMaps } from '../devkit/outputs.js';
 
 const paths = process.argv.slice(2);
 if (!paths.length) {
@@ -22,12 +20,9 @@ const judge = loadInputSet(OCR_FIT_SETS.det.judge, modelInputs(loadModel(OCR_MOD
 const ref = await firstOutputs(new Uint8Array(readFileSync(OCR_MODELS.det.file)), judge);
 for (const p of paths) {
   const got = await firstOutputs(new Uint8Array(readFileSync(p)), judge);
-  const cos = ref.map((x, i) => cosine(x.data, got[i]!.data));
-  const sum = [0, 0, 0, 0];
-  ref.forEach((x, i) => TEXT_DET_TASK.stats({ y: x }, { y: got[i]! }).forEach((v, k) => (sum[k]! += v)));
-  const f = TEXT_DET_TASK.figures(sum);
+  const { cos, meanCos, figures: f } = judgeDetMaps(ref, got);
   console.log(
-    `${basename(p)}: map cosine mean ${(cos.reduce((a, b) => a + b, 0) / cos.length).toFixed(4)} min ${Math.min(...cos).toFixed(4)}, ` +
+    `${basename(p)}: map cosine mean ${meanCos.toFixed(4)} min ${Math.min(...cos).toFixed(4)}, ` +
       `box F1 ${f.boxF1!.toFixed(4)} (precision ${f.precision!.toFixed(3)}, recall ${f.recall!.toFixed(3)}, ${f.refBoxes} reference boxes)`,
   );
   console.log(`  per image (${judge.length}, in file order): ${cos.map((c) => c.toFixed(3)).join(' ')}`);
