@@ -40,6 +40,8 @@ const LSQ = argv.includes('--lsq');
 // --scale-lr X: the LSQ factors' learning rate as a share of --lr (default quantizeQat's QAT_SCALE_LR_FACTOR)
 const SCALE_LR = argv.includes('--scale-lr') ? opt('--scale-lr', 1) : undefined;
 const TRAIN_SET = argv.includes('--train-set');
+// --float-input: the static start (and so QAT) leaves the model's input float (its first convs run in float)
+const FLOAT_INPUT = argv.includes('--float-input');
 // biases in int32 steps (qat.ts BiasUnits) unless --bias-units output: on det and rec int32 judged better
 const BIAS_UNITS = argv.includes('--bias-units') ? (argv[argv.indexOf('--bias-units') + 1] as BiasUnits) : undefined;
 const METHOD = argv.includes('--method') ? (argv[argv.indexOf('--method') + 1] as CalibMethod) : undefined;
@@ -119,6 +121,7 @@ async function det(): Promise<void> {
     method: METHOD,
     ema: EMA,
     ...(FREEZE !== undefined ? { freezeStride: FREEZE } : {}),
+    ...(FLOAT_INPUT ? { floatTensors: m.graph.inputs.map((v) => v.name) } : {}),
     ...(DET_LOSS !== undefined ? { loss: DET_LOSS } : {}),
     ...(BATCH !== undefined ? { batch: BATCH } : {}),
     // --crop N: square crops of N (no flips, as quantizeQat's default); else quantizeQat's own

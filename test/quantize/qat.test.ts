@@ -246,3 +246,24 @@ t.test(
     t.ok(seen.length > 0 && seen.every((s) => s[2] === 320 && s[3] === 320), `the caller's rows: ${JSON.stringify(seen[0])}`);
   },
 );
+
+t.test('QAT follows a static start that leaves the input float: its export has no quantizer on it and one int8 conv fewer', async (t) => {
+  const b = new ModelBuilder({ seed: 11 });
+  const x = b.input('x', [1, 3, 64, 64]);
+  b.output(b.node('Sigmoid', [b.conv(b.relu(b.conv(x, 8, { k: 3 })), 1, { k: 3 })], [1, 1, 64, 64]));
+  const m = b.build();
+  const rows = loadInputSet(OCR_FIT_SETS.det.calibrate, modelInputs(m), { limit: 4, shapes: new Map([['x', [1, 3, 64, 64]]]) }).samples;
+  const quantizesX = (bytes: Uint8Array): boolean =>
+    parseModel(bytes).graph.nodes.some((n) => n.opType === 'QuantizeLinear' && n.inputs[0] === 'x');
+  const all = await quantizeQat(m, { samples: rows, minutes: 1, maxSteps: 1, threads: 2 });
+  t.ok(quantizesX(all.bytes), 'by default the input is quantized');
+  const kept = await quantizeQat(m, { samples: rows, minutes: 1, maxSteps: 1, threads: 2, floatTensors: ['x'] });
+  t.notOk(quantizesX(kept.bytes), 'left float, the export has no quantizer on it');
+  t.same(kept.report.quantize.floatTensors, ['x'], 'the report names it float');
+  t.equal(
+    kept.report.quantize.runtimeOps.QLinearConv,
+    1,
+    `the exported model runs one int8 conv: ${JSON.stringify(kept.report.quantize.runtimeOps)}`,
+  );
+  t.equal(kept.report.training.steps, 1);
+});

@@ -19,6 +19,7 @@ import type { TrainReport, TrainSpec } from '../train/types.js';
 import { openQuantizer, type QuantizeOptions, type QuantizeReport } from './index.js';
 import { fakeQuantize, qatStepFactors, qatTrainables, type BiasUnits } from './qat.js';
 import { exportQdq } from './qat-export.js';
+import { floatSet, tensorUnit } from './plan.js';
 
 /**
  * Adam's peak learning rate for QAT: weights and biases are in units of their step (qat.ts), so
@@ -74,6 +75,8 @@ export interface QatOptions {
    * every layer trained kept 0.9853, both 12 minutes; freeze.ts).
    */
   freezeStride?: number;
+  /** Activations the static start leaves float (QuantPlan.float's tensors; the fake-quant model follows it). */
+  floatTensors?: readonly string[];
   /** Rows per step; unset: CROP_BATCH on the default crops, else the trainer's default. */
   batch?: number;
   /** Peak RAM of the training process, MB (TrainSpec.ramMb). */
@@ -138,7 +141,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
     data: o.samples.map(toFeeds),
     threads,
   });
-  const plan = q.defaultPlan;
+  const plan = o.floatTensors?.length ? { ...q.defaultPlan, float: floatSet(o.floatTensors.map(tensorUnit)) } : q.defaultPlan;
   const built = q.build(plan);
   const staticReport = await q.report(built);
   const floatModel = parseModel(q.floatBytes);
