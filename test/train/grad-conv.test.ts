@@ -32,6 +32,16 @@ t.test('Conv: input, weight and bias gradients over strides, pads, dilation and 
       w: [3, 1, 5, 3],
       a: { group: int(3), strides: ints([2, 2]), pads: ints([2, 1, 2, 1]), dilations: ints([1, 2]) },
     },
+    // more output channels than output positions, batch > 1: the weight gradient contracts the
+    // batch with the positions in one product (linear.ts) instead of summing per-image products
+    {
+      name: '3x3 s2 p1 on a small map, batch 3',
+      x: [3, 4, 4, 4],
+      w: [20, 4, 3, 3],
+      a: { strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) },
+    },
+    { name: '1x1 plain on a 2x2 map, batch 2', x: [2, 6, 2, 2], w: [8, 6, 1, 1], a: {} },
+    { name: 'grouped (G=2) on a 2x2 map, batch 2', x: [2, 4, 2, 2], w: [12, 2, 3, 3], a: { group: int(2), pads: ints([1, 1, 1, 1]) } },
     {
       name: 'SAME_UPPER s2',
       x: [1, 3, 7, 7],

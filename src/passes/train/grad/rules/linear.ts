@@ -163,7 +163,27 @@ export function convWeightGrad(
   const g = geo.group;
   const k = geo.kernel.reduce((a, c) => a * c, 1);
   const l = ys.slice(2).reduce((a, c) => a * c, 1);
-  const patches = e.reshape(convPatches(e, x, geo, ys), [nb, g, (cin / g) * k, l]);
+  const kg = (cin / g) * k;
+  const mg = m / g;
+  const patches = e.reshape(convPatches(e, x, geo, ys), [nb, g, kg, l]);
+  if (nb > 1 && mg > l) {
+    // Few output positions and many output channels (a deep layer's small map): the per-image
+    // products below ([N, G, Cg*K, Mg]) would outgrow the patches, and summing them over the
+    // batch cost more than the products (MNIST's 64->128 3x3 at 7x7, batch 32: a ReduceSum of
+    // 2.4M values). So the batch joins the positions as one contraction instead: the patches and
+    // dy with their batch moved next to their positions (copies of whole rows), one product.
+    const byRows = (v: string, rows: number): string =>
+      e.reshape(e.op('Transpose', [e.reshape(v, [nb, g, rows, l])], { perm: [1, 2, 0, 3] }), [g, rows, nb * l]);
+    const p = byRows(patches, kg);
+    const d = byRows(dy, mg);
+    // [Mg, N*L] x [N*L, Cg*K] = the weight's own [M, C/G, k...] order, no transpose after
+    // (onnxruntime folds the Transpose into its MatMul kernel; Gemm before opset 11 needs a C)
+    const w =
+      g === 1
+        ? e.op('MatMul', [e.reshape(d, [mg, nb * l]), e.op('Transpose', [e.reshape(p, [kg, nb * l])], { perm: [1, 0] })])
+        : e.op('MatMul', [d, e.op('Transpose', [p], { perm: [0, 2, 1] })]);
+    return e.reshape(w, wShape);
+  }
   const dyT = e.op('Transpose', [e.reshape(dy, [nb, g, m / g, l])], { perm: [0, 1, 3, 2] });
   // [N, G, Cg*K, Mg]: the big patches stay untransposed; the small product is transposed instead
   const prod = e.op('MatMul', [patches, dyT]);
