@@ -224,7 +224,20 @@ t.test('--train-minutes: the best candidate is trained on the box and judged lik
     return;
   }
   t.equal(r.code, 0, r.stderr);
-  const j = JSON.parse(r.stdout);
+  const j = JSON.parse(r.stdout) as { notes: string[]; chosen: { id: string; config: { quant: string; structured: number } } };
+  const trainNotes = j.notes.filter((n) => n.startsWith('training:'));
+  // likewise when the folded original alone measures under the budget (MNIST's folds make it
+  // faster, and a loaded box's timings move by a quarter): the fit chooses it and has nothing to
+  // recover; that note must then be true of the choice, and the rest is not what this box showed
+  if (trainNotes.some((n) => n.startsWith('training: no pruned or int8 candidate to train'))) {
+    const cfg = j.chosen.config;
+    t.notOk(
+      cfg.quant === 'int8-static' || (cfg.quant === 'none' && cfg.structured > 0),
+      `${j.chosen.id} is not a candidate training recovers`,
+    );
+    t.ok(true, 'nothing to train here', { skip: `this box's timings chose ${j.chosen.id}: ${trainNotes.join('; ')}` });
+    return;
+  }
   const frontier = JSON.parse(readFileSync(join(dir, 'trained.frontier.json'), 'utf8'));
   const trained = (
     frontier.candidates as {
@@ -234,7 +247,7 @@ t.test('--train-minutes: the best candidate is trained on the box and judged lik
       training?: { steps: number; heldOutBefore: number; heldOutAfter: number; curve: unknown[] };
     }[]
   ).filter((c) => c.config.train);
-  t.ok(trained.length >= 1, 'a candidate was trained');
+  t.ok(trained.length >= 1, `a candidate was trained (${trainNotes.join('; ') || 'no training note'})`);
   t.equal(new Set(trained.map((c) => c.modelPath)).size, 1, 'once: another thread count times the same file');
   const c = trained[0]!;
   t.equal(c.config.train, 0.25);
