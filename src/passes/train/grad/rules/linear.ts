@@ -170,25 +170,23 @@ export function convWeightGrad(
     // Few output positions and many output channels (a deep layer's small map): the per-image
     // products below ([N, G, Cg*K, Mg]) would outgrow the patches, and summing them over the
     // batch cost more than the products (MNIST's 32->64 3x3 at 7x7, batch 32: the ReduceSum of
-    // [32, 288, 64] took 9 % of the step). So the batch joins the positions as one contraction instead: the patches and
-    // dy with their batch moved next to their positions (copies of whole rows), one product.
-    const byRows = (v: string, rows: number): string =>
-      e.reshape(e.op('Transpose', [e.reshape(v, [nb, g, rows, l])], { perm: [1, 2, 0, 3] }), [g, rows, nb * l]);
+    // [32, 288, 64] took 9 % of the step). So the batch joins the positions as one contraction
+    // instead: the patches and dy with their batch moved next to their positions (copies of
+    // whole rows), one product.
+    const lead = g === 1 ? [] : [g];
+    const byRows = (v: string, rows: number): string => e.reshape(e.op('Transpose', [v], { perm: [1, 2, 0, 3] }), [...lead, rows, nb * l]);
     const p = byRows(patches, kg);
-    const d = byRows(dy, mg);
+    const d = byRows(e.reshape(dy, [nb, g, mg, l]), mg);
     // [Mg, N*L] x [N*L, Cg*K] = the weight's own [M, C/G, k...] order, no transpose after
     // (onnxruntime folds the Transpose into its MatMul kernel; Gemm before opset 11 needs a C)
-    const w =
-      g === 1
-        ? e.op('MatMul', [e.reshape(d, [mg, nb * l]), e.op('Transpose', [e.reshape(p, [kg, nb * l])], { perm: [1, 0] })])
-        : e.op('MatMul', [d, e.op('Transpose', [p], { perm: [0, 2, 1] })]);
+    const w = e.op('MatMul', [d, e.op('Transpose', [p], { perm: g === 1 ? [1, 0] : [0, 2, 1] })]);
     return e.reshape(w, wShape);
   }
-  const dyT = e.op('Transpose', [e.reshape(dy, [nb, g, m / g, l])], { perm: [0, 1, 3, 2] });
+  const dyT = e.op('Transpose', [e.reshape(dy, [nb, g, mg, l])], { perm: [0, 1, 3, 2] });
   // [N, G, Cg*K, Mg]: the big patches stay untransposed; the small product is transposed instead
   const prod = e.op('MatMul', [patches, dyT]);
   // a batch of one needs no sum (onnxruntime's ReduceSum copies)
-  const summed = nb === 1 ? e.reshape(prod, [g, (cin / g) * k, m / g]) : e.reduceSum(prod, [0], false);
+  const summed = nb === 1 ? e.reshape(prod, [g, kg, mg]) : e.reduceSum(prod, [0], false);
   const t = e.op('Transpose', [summed], { perm: [0, 2, 1] });
   return e.reshape(t, wShape);
 }
