@@ -380,8 +380,14 @@ export class FitManager implements Component, FitView {
     if (prior) this.resumable.delete(key);
     const fitId = prior ? prior.id : store.beginFit(key, model.sha256, budgets, hw.hash, this.fitterName);
     const outputDir = this.d.fitDir(baseFitId ?? fitId);
+    // the training fit trains what the first fit deployed (the search falls back to its own pick
+    // when that is not trainable: the original, or a model already trained)
+    const base = baseFitId !== undefined ? store.getFit(baseFitId) : undefined;
+    const trainFrom = base?.chosenId ? store.frontier(base.id).find((e) => e.id === base.chosenId)?.config : undefined;
     const what =
-      train > 0 ? `training the best candidate of fit ${baseFitId} for up to ${train} min (low priority)` : `fitting ${model.path}`;
+      train > 0
+        ? `training ${trainFrom && base ? `${base.chosenId}, the choice of fit ${baseFitId},` : `the best candidate of fit ${baseFitId}`} for up to ${train} min (low priority)`
+        : `fitting ${model.path}`;
     const on = data.captured ? ` on ${captured} captured inputs` : '';
     if (prior) {
       const starts = store.resumeFit(fitId);
@@ -417,7 +423,7 @@ export class FitManager implements Component, FitView {
           outputDir,
           threads: this.d.threads ?? hw.threads ?? undefined,
           prefer: this.d.budgets.prefer(),
-          ...(train > 0 ? { trainMinutes: train } : {}),
+          ...(train > 0 ? { trainMinutes: train, ...(trainFrom ? { trainFrom } : {}) } : {}),
         },
         (p) => {
           // progress at most every 2 s; a training run's step-by-step loss every 30 s (minutes of it)

@@ -413,6 +413,7 @@ export async function fitModel(
       structuredBy,
       prefer: req.prefer ?? 'fidelity',
       trainMinutes: req.trainMinutes ?? 0,
+      ...(req.trainFrom ? { trainFrom: req.trainFrom } : {}),
       foldsDiffer: foldsDiffer(probe),
     },
   );

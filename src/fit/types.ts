@@ -33,6 +33,8 @@ export interface FitRequest {
   trainMinutes?: number;
   /** Peak RAM of that training, MB (TrainSpec.ramMb; absent: the trainer's default). */
   trainRamMb?: number;
+  /** The candidate to train (the agent's: the one its first fit deployed); absent or untrainable: the search's own pick. */
+  trainFrom?: CandidateConfig;
 }
 
 export const COMPRESSION_LEVELS = ['none', 'structured', 'unstructured', 'quant'] as const;

@@ -141,7 +141,13 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
   t.same(won.json().fit.training.frozen, { layers: 12, stride: 16 }, 'with the stem its training left frozen');
   t.equal(requests.length, 2, 'two fits');
   t.equal(requests[0]!.trainMinutes, undefined, 'the first without training');
+  t.equal(requests[0]!.trainFrom, undefined, 'nothing to train from in the first');
   t.equal(requests[1]!.trainMinutes, 7, 'the second with the configured minutes');
+  t.same(
+    requests[1]!.trainFrom,
+    { structured: 0.3, unstructured: 0, quant: 'none', threads: 1 },
+    'training the model the first fit deployed',
+  );
   t.equal(requests[1]!.outputDir, requests[0]!.outputDir, "in the first fit's folder (its candidates are cache hits)");
   const progress = w.msgs.slice(from).find(ev(dev, 'fit-progress', (d) => d.stage === 'training'));
   t.match(progress?.json(), {
@@ -149,7 +155,7 @@ t.test('the training fit runs after the first, in its folder, and its trained ch
     data: { stage: 'training', train: { step: 40, loss: 0.021, heldOut: { step: 32, loss: 0.025 } } },
   });
   const started = w.msgs.slice(from).filter(ev(dev, 'fit-started'));
-  t.match(started[1]!.json().message, /training the best candidate of fit \d+ for up to 7 min \(low priority\)/);
+  t.match(started[1]!.json().message, /training l0\.300, the choice of fit \d+, for up to 7 min \(low priority\)/);
   await a.stop();
 
   // a restart: the finished training fit is what the agent deploys, with no new fit and no redeploy

@@ -195,7 +195,7 @@ if (skip) {
       await page.goto(`${dash.url}#/d/box-unmet`);
       await page.waitForSelector('#training-none');
       t.equal(await page.locator('#training-rejected').count(), 0, 'a device that trained nothing says nothing about it');
-      t.match(await page.textContent('#training-none'), /trains the best candidate for train\.minutes/, 'only what the agent will do');
+      t.match(await page.textContent('#training-none'), /trains the deployed model for train\.minutes/, 'only what the agent will do');
       await page.goto(`${dash.url}#/d/box-rejected`);
       await page.waitForSelector('#training-rejected', { timeout: 10_000 });
       t.equal(

@@ -68,3 +68,26 @@ t.test('search: a pruned candidate that is really faster is chosen as before', a
   t.ok(out.chosen.config.structured > 0, `chose ${out.chosen.id}`);
   t.notMatch(out.notes.join('\n'), /not faster than the same model unpruned/);
 });
+
+t.test("search: a trained candidate is judged by its untrained sibling's timing, since it is that graph", async (t) => {
+  // the trained twin timed alone on a loaded box: its sibling's median, a spread of +-40 %
+  const spread = [0.6, 1.4, 1, 0.8, 1.32];
+  const evaluate = async (c: CandidateConfig) => {
+    const base = { modelRssMb: 10, sizeBytes: 1, modelPath: '/x', sha256: 'x' };
+    if (c.structured === 0) return { ...base, ...original, fidelity: 1 };
+    const ratio = 1 - 0.9 * c.structured;
+    const timed = c.train ? entry(spread.map((x) => x * ratio)) : entry([ratio, ratio * 1.01, ratio * 0.99]);
+    return { ...base, ...timed, fidelity: 1 - (c.train ? 0.05 : 0.2) * c.structured };
+  };
+  const out = await searchFrontier(
+    { evaluate },
+    { budgets: { latencyFactor: 0.85, minFidelity: 0.5 }, threads: 2, tryQuant: false, structuredBy: 'latency', trainMinutes: 2 },
+  );
+  const trained = out.candidates.find((e) => e.config.train && e.config.threads === 2)!;
+  t.ok(trained, `a candidate was trained (${trained?.id})`);
+  const own = prunedPays(trained, original)!;
+  t.equal(own.pays, false, `on its own timing it would be dropped (${own.ratio.toFixed(2)}x, margin ${own.margin.toFixed(2)})`);
+  t.notMatch(out.notes.join('\n'), /train2 is not faster than the same model unpruned/, 'not dropped for its own spread');
+  // (the choice is then the same model at 1 thread, which also meets the budget)
+  t.equal(out.chosen.id.replace('-t1-', '-t2-'), trained.id, `it is the choice (${out.chosen.id})`);
+});

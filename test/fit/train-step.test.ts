@@ -181,3 +181,44 @@ t.test("the HTML report shows a trained candidate's loss curve and labels it", a
   t.equal((html.match(/aria-label="training loss of/g) ?? []).length, 1, 'one loss plot');
   t.match(html, /<td>none distilled<\/td>/, 'the table says it was distilled');
 });
+
+t.test("trainFrom: the deployed model is the one trained, and its better trained twin is chosen over the search's own pick", async (t) => {
+  // the first fit deployed s0.500 (fidelity 0.90); this re-run search would choose s ~0.23 (0.98),
+  // untrained. Training the deployed model lifts it to 0.95 at its own latency
+  const b = box(0.5);
+  const deployed: CandidateConfig = { structured: 0.5, unstructured: 0, quant: 'none', threads: 1 };
+  const opts = { budgets: { latencyFactor: 0.6, minFidelity: 0.9 }, threads: 1, steps: 4, trainMinutes: 2 };
+  const out = await searchFrontier({ evaluate: b.evaluate }, { ...opts, trainFrom: deployed });
+  const trained = b.calls.filter((c) => c.train);
+  t.equal(trained.length, 1, 'one candidate trained');
+  t.equal(trained[0]!.structured, 0.5, 'the deployed one');
+  t.equal(out.chosen.id, 's0.500-u0.00-none-t1-train2', 'its trained twin is the choice');
+  const better = out.candidates.filter((e) => !e.config.train && e.meets.latency && e.fidelity > out.chosen.fidelity);
+  t.ok(better.length > 0, `though an untrained neighbour scored higher (${better.map((e) => e.id).join(', ')})`);
+
+  // without it, the search trains and chooses its own pick, as before
+  const own = box(0.5);
+  const plain = await searchFrontier({ evaluate: own.evaluate }, opts);
+  t.not(own.calls.find((c) => c.train)?.structured, 0.5, "no trainFrom: the search's own pick is trained");
+  t.ok(plain.chosen.config.train, 'and chosen');
+
+  // a deployed model training cannot improve (the original) leaves the choice to the search
+  const fromOriginal = box(0.5);
+  const o = await searchFrontier(
+    { evaluate: fromOriginal.evaluate },
+    { ...opts, trainFrom: { structured: 0, unstructured: 0, quant: 'none', threads: 1 } },
+  );
+  t.match(o.notes.join('\n'), /training: s0\.000-u0\.00-none-t1, the model named to train, is not a pruned or int8 candidate/);
+  t.ok(o.chosen.config.train, "the search's own pick is trained instead");
+});
+
+t.test('trainFrom: a trained twin that scores lower than the deployed model is not preferred', async (t) => {
+  const b = box(-0.5); // training hurts
+  const deployed: CandidateConfig = { structured: 0.5, unstructured: 0, quant: 'none', threads: 1 };
+  const out = await searchFrontier(
+    { evaluate: b.evaluate },
+    { budgets: { latencyFactor: 0.6, minFidelity: 0.8 }, threads: 1, steps: 4, trainMinutes: 2, trainFrom: deployed },
+  );
+  t.equal(b.calls.filter((c) => c.train).length, 1, 'the deployed one was trained');
+  t.notOk(out.chosen.config.train, `an untrained model is the choice (${out.chosen.id})`);
+});

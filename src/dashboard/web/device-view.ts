@@ -412,7 +412,7 @@ export class DeviceView {
         `<p class="muted" id="training-none">The deployed model was not trained on this box${p ? ` (${esc(p.label)})` : ''}. ` +
         (lost || now
           ? ''
-          : 'After its first fit the agent trains the best candidate for <code>train.minutes</code> (default 12; 0: off) and swaps it in only when it measures better.') +
+          : 'After its first fit the agent trains the deployed model for <code>train.minutes</code> (default 12; 0: off) and swaps it in only when it measures better.') +
         '</p>' +
         lost;
       return;
