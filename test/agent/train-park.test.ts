@@ -2,8 +2,9 @@
 // a live probe times the served model only then, since before its first step and after its last
 // the trainer builds graphs and measures candidates that no gate stops (the agent's first run on
 // det stepped its choice down for its own training's start and never returned). A real fit of
-// the MNIST CNN trains the model named to it (int8, as the agent names its first fit's choice) for 0.25 min; held once training reports progress, the child
-// must tell the hold it parked, and answer only the hold it was given.
+// the MNIST CNN trains the model named to it (int8, as the agent names its first fit's choice)
+// for 0.25 min; held once training reports progress, the child must tell the hold it parked, and
+// answer only the hold it was given.
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
