@@ -62,7 +62,7 @@ export interface SearchOptions {
   /** Whether to try int8 at all (the caller may know int8 does not pay on this CPU). */
   tryQuant?: boolean;
   quantMode?: CandidateConfig['quant'];
-  /** Hard cap on measured candidates. */
+  /** Hard cap on measured candidates (a trained one, and the model named to train, aside: see measure). */
   maxCandidates?: number;
   /** What the structured ratio means: channels removed per group (uniform), MACs removed
    * with per-group ratios from the sensitivity analysis, or the fraction of latency removed as
@@ -224,12 +224,15 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     return { latency: v.latency !== false, ram: v.ram !== false, fidelity: v.fidelity !== false, size: v.size !== false };
   };
 
-  async function measure(asked: CandidateConfig): Promise<FrontierEntry | null> {
+  async function measure(asked: CandidateConfig, beyondCap = false): Promise<FrontierEntry | null> {
     const config = canonical(asked);
     const k = key(config);
     const have = seen.get(k);
     if (have) return have;
-    if (seen.size >= cap) return null;
+    // the cap bounds the search's exploring; a training run is bounded by its minutes, and the
+    // model named to train was measured by the fit that chose it (a cache hit): a search that
+    // used every slot must not skip the training the caller gave time for
+    if (seen.size >= cap && !config.train && !beyondCap) return null;
     progress('measure', k);
     // a training run's minutes are not what a measurement costs: counted, they put the time left
     // after it at 759 s where 10 s remained (its own progress says how long it takes)
@@ -481,7 +484,7 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     // the deployed model is what its user watches: training it raises the fidelity of the model
     // the box serves, at its latency. A re-run search can land elsewhere by timing noise alone (a
     // training fit on a loaded box distilled `l0.375` for 12 min while int8 stayed deployed).
-    const given = opts.trainFrom ? await measure(opts.trainFrom) : null;
+    const given = opts.trainFrom ? await measure(opts.trainFrom, true) : null;
     const target = given && trainable(given) ? given : trainTarget(distinct(), { ok, fast, pick });
     if (given && target !== given) notes.push(`training: ${given.id}, the model named to train, is not a pruned or int8 candidate`);
     if (!target) notes.push('training: no pruned or int8 candidate to train (the original meets the budgets, or nothing is fast enough)');

@@ -222,3 +222,24 @@ t.test('trainFrom: a trained twin that scores lower than the deployed model is n
   t.equal(b.calls.filter((c) => c.train).length, 1, 'the deployed one was trained');
   t.notOk(out.chosen.config.train, `an untrained model is the choice (${out.chosen.id})`);
 });
+
+t.test('a search that used every candidate slot still trains what it was given time for', async (t) => {
+  for (const trainFrom of [undefined, { structured: 0.5, unstructured: 0, quant: 'none', threads: 1 } as CandidateConfig]) {
+    const b = box(0.5);
+    const out = await searchFrontier(
+      { evaluate: b.evaluate },
+      {
+        budgets: { latencyFactor: 0.6, minFidelity: 0.8 },
+        threads: 1,
+        steps: 4,
+        maxCandidates: 4,
+        trainMinutes: 2,
+        ...(trainFrom ? { trainFrom } : {}),
+      },
+    );
+    const what = trainFrom ? 'named s0.500' : "the search's own pick";
+    t.equal(b.calls.filter((c) => !c.train).length, 4 + (trainFrom ? 1 : 0), `${what}: the cap stopped the exploring`);
+    t.equal(b.calls.filter((c) => c.train).length, 1, `${what}: one candidate trained beyond it`);
+    t.ok(out.chosen.config.train, `${what}: and chosen (${out.chosen.id})`);
+  }
+});
