@@ -311,7 +311,12 @@ export class FitManager implements Component, FitView {
   }
 
   private wonByTraining(row: FitRow): boolean {
-    return this.d.store.frontier(row.id).find((e) => e.id === row.chosenId)?.config.train !== undefined;
+    return this.chosenEntry(row)?.config.train !== undefined;
+  }
+
+  /** The stored frontier entry a finished fit chose. */
+  private chosenEntry(row: FitRow): FrontierEntry | undefined {
+    return this.d.store.frontier(row.id).find((e) => e.id === row.chosenId);
   }
 
   /** Says once, with the scores, that a training ran and lost (metrics' fit.training keeps saying it). */
@@ -383,10 +388,10 @@ export class FitManager implements Component, FitView {
     // the training fit trains what the first fit deployed (the search falls back to its own pick
     // when that is not trainable: the original, or a model already trained)
     const base = baseFitId !== undefined ? store.getFit(baseFitId) : undefined;
-    const trainFrom = base?.chosenId ? store.frontier(base.id).find((e) => e.id === base.chosenId)?.config : undefined;
+    const trainFrom = base && this.chosenEntry(base)?.config;
     const what =
       train > 0
-        ? `training ${trainFrom && base ? `${base.chosenId}, the choice of fit ${baseFitId},` : `the best candidate of fit ${baseFitId}`} for up to ${train} min (low priority)`
+        ? `training ${trainFrom ? `${base!.chosenId}, the choice of fit ${baseFitId},` : `the best candidate of fit ${baseFitId}`} for up to ${train} min (low priority)`
         : `fitting ${model.path}`;
     const on = data.captured ? ` on ${captured} captured inputs` : '';
     if (prior) {
