@@ -1,7 +1,7 @@
 // Benchmark of quantize --mode qat against static int8 on PP-OCRv4 det and rec (issue 18): both
 // judged against the float original on held-out images QAT never trained on, timed side by side
 // (interleaved runs, medians, one process), and the op types onnxruntime runs.
-//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--lr X] [--lsq [--scale-lr X]] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots] [--ema D] [--freeze-stride N] [--loss map|bce|mse] [--hinge-weight W] [--save DIR]
+//   node dist/scripts/bench-qat.js [det] [rec] [--minutes N] [--features a,b|none] [--feature-weight W] [--lr X] [--lsq [--scale-lr X]] [--method M] [--train-set] [--bias-units int32|output] [--batch N] [--crop N] [--runs N] [--snapshots] [--ema D] [--freeze-stride N] [--loss map|bce|mse] [--hinge-weight W] [--save DIR]
 // det: trains on assets/calib/det/calibrate (random --crop square crops; default quantizeQat's own, 192 at 640), judged on
 // assets/calib/det/judge at 640x640: map cosine and text-box F1; --train-set adds assets/calib/det/train
 // (72 rendered images) to the training rows; --method picks the static start's calibration. rec: trains on recSets' calibration
@@ -40,6 +40,11 @@ const LSQ = argv.includes('--lsq');
 // --scale-lr X: the LSQ factors' learning rate as a share of --lr (default quantizeQat's QAT_SCALE_LR_FACTOR)
 const SCALE_LR = argv.includes('--scale-lr') ? opt('--scale-lr', 1) : undefined;
 const TRAIN_SET = argv.includes('--train-set');
+// --features a,b|none: intermediate tensors the student matches to the original's (QatOptions.features; default
+// quantizeQat's own, the maps the head reads); --feature-weight W their share of the loss at the start
+const FEATURES_ARG = argv.includes('--features') ? argv[argv.indexOf('--features') + 1]! : undefined;
+const FEATURES = FEATURES_ARG === undefined ? undefined : FEATURES_ARG === 'none' ? false : FEATURES_ARG.split(',');
+const FEATURE_WEIGHT = argv.includes('--feature-weight') ? opt('--feature-weight', 1) : undefined;
 // --float-input: the static start (and so QAT) leaves the model's input float (its first convs run in float)
 const FLOAT_INPUT = argv.includes('--float-input');
 // biases in int32 steps (qat.ts BiasUnits) unless --bias-units output: on det and rec int32 judged better
@@ -123,12 +128,15 @@ async function det(): Promise<void> {
     ...(FREEZE !== undefined ? { freezeStride: FREEZE } : {}),
     ...(FLOAT_INPUT ? { floatTensors: m.graph.inputs.map((v) => v.name) } : {}),
     ...(DET_LOSS !== undefined ? { loss: DET_LOSS } : {}),
+    ...(FEATURES !== undefined ? { features: FEATURES } : {}),
+    ...(FEATURE_WEIGHT !== undefined ? { featureWeight: FEATURE_WEIGHT } : {}),
     ...(BATCH !== undefined ? { batch: BATCH } : {}),
     // --crop N: square crops of N (no flips, as quantizeQat's default); else quantizeQat's own
     ...(CROP !== undefined ? { augment: augmenter({ crop: [CROP, CROP] }) } : {}),
     onProgress: progress,
   });
   console.log(trainingLine(r));
+  if (r.report.features.length) console.log(`features matched: ${JSON.stringify(r.report.features)}`);
   const ref = await firstOutputs(r.floatBytes, judge);
   const judgeOf = async (bytes: Uint8Array) => {
     const j = judgeDetMaps(ref, await firstOutputs(bytes, judge));

@@ -183,7 +183,8 @@ export async function buildCandidate(config: CandidateConfig, ctx: BuildContext)
     training = trainingSummary('qat', config.train, t);
     notes.push(
       `quantization-aware training ${t.steps} steps in ${t.seconds.toFixed(0)} s${q.report.crop ? ` on ${q.report.crop.join('x')} crops` : ''}: ` +
-        `held-out loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}${judgedNote(t)}${frozenNote(t.frozen)}`,
+        `held-out loss ${t.heldOutBefore.toPrecision(3)} -> ${t.heldOutAfter.toPrecision(3)}${judgedNote(t)}${frozenNote(t.frozen)}` +
+        `${q.report.features.length ? `; the ${q.report.features.length} maps the head reads matched too` : ''}`,
     );
     return { bytes: q.bytes, notes, sensitivity, training };
   }

@@ -267,3 +267,33 @@ t.test('QAT follows a static start that leaves the input float: its export has n
   );
   t.equal(kept.report.training.steps, 1);
 });
+
+t.test("QAT matches the maps a detector's head reads besides its output, and exports the model's own outputs only", async (t) => {
+  // det's form in small: two scales, the coarse one upsampled, concatenated for a map head
+  const b = new ModelBuilder({ seed: 13 });
+  const x = b.input('x', [1, 3, 64, 64]);
+  const fine = b.relu(b.conv(x, 8, { k: 3 }));
+  const coarse = b.relu(b.conv(fine, 8, { k: 3, stride: 2 }));
+  const cat = b.concat([fine, b.resize2x(coarse)]);
+  b.output(b.node('Sigmoid', [b.conv(b.relu(b.conv(cat, 4, { k: 3 })), 1, { k: 1 })], [1, 1, 64, 64]));
+  const m = b.build();
+  const rows = loadInputSet(OCR_FIT_SETS.det.calibrate, modelInputs(m), { limit: 4, shapes: new Map([['x', [1, 3, 64, 64]]]) }).samples;
+  const r = await quantizeQat(m, { samples: rows, minutes: 1, maxSteps: 2, threads: 2 });
+  t.same(
+    r.report.features.map((f) => f.tensor).sort(),
+    [fine, coarse].sort(),
+    'both scales the head reads, the coarse one before its Resize',
+  );
+  t.ok(
+    r.report.features.every((f) => Number.isFinite(f.weight) && f.weight > 0 && f.cosine >= 0.5),
+    `int8 moves them (a finite weight is a non-zero start error), each weighted: ${JSON.stringify(r.report.features)}`,
+  );
+  t.equal(r.report.training.steps, 2);
+  t.same(
+    r.model.graph.outputs.map((o) => o.name),
+    m.graph.outputs.map((o) => o.name),
+    'the exported model has the original outputs only',
+  );
+  const off = await quantizeQat(m, { samples: rows, minutes: 1, maxSteps: 1, threads: 2, features: false });
+  t.same(off.report.features, [], 'features: false, the outputs alone');
+});

@@ -247,7 +247,8 @@ function qatSummary(r: QatReport, report: QuantizeReport, out: string): string {
   return (
     `qat: ${r.fakeQuant.weights} weights, ${r.fakeQuant.biases} biases` +
     `${r.fakeQuant.trainedScales ? `, ${r.fakeQuant.trainedScales} step sizes` : ''} trained on ${r.trainSamples} samples` +
-    `${r.crop ? ` (${r.crop.join('x')} crops)` : ''}, ${r.heldOutSamples} held out\n` +
+    `${r.crop ? ` (${r.crop.join('x')} crops)` : ''}, ${r.heldOutSamples} held out` +
+    `${r.features.length ? `; besides the outputs it matches the float model's ${r.features.length} maps the head reads (${r.features.map((f) => f.tensor).join(', ')})` : ''}\n` +
     `training: ${t.steps} steps in ${t.seconds.toFixed(0)} s (step ${t.stepMs.toFixed(0)} ms, inference of the batch ${t.forwardMs.toFixed(0)} ms), ` +
     `peak RSS ${t.peakRssMb} MB${frozenNote(t.frozen)}\n` +
     `held-out loss ${t.heldOutBefore.toExponential(3)} -> ${t.heldOutAfter.toExponential(3)}` +

@@ -3,6 +3,8 @@
 // float original on the calibration samples (train(), src/passes/train/; images of 256+ px a side
 // on random crops, crops.ts, as distillation trains), then exported back to
 // the static QDQ form (qat-export.ts): same kernels, same latency as static int8, trained values.
+// Besides the outputs the student matches the maps its head reads (det: the neck's four scales),
+// as a guide outside the held-out loss (features.ts).
 import { EdgefitError } from '../../errors.js';
 import type { Sample } from '../../data/inputs.js';
 import type { Model } from '../../ir/model.js';
@@ -13,6 +15,7 @@ import { Tensor } from '../../ir/tensor.js';
 import { trainAndHeldOut } from '../train/distill.js';
 import { train } from '../train/train.js';
 import { judgeOrLoss } from '../train/judge.js';
+import { featureLosses, type FeatureChoice } from '../train/features.js';
 import { CROP_BATCH, shrinkingCrops, type CropPlan } from '../train/crops.js';
 import type { Task } from '../../fidelity/tasks.js';
 import type { TrainReport, TrainSpec } from '../train/types.js';
@@ -93,6 +96,14 @@ export interface QatOptions {
   onEvaluation?: TrainSpec['onEvaluation'];
   /** What the model is for: the held-out evaluations are scored by its metric and the best kept (distill's DistillOptions.task). */
   task?: Task | 'auto';
+  /**
+   * Intermediate maps the fake-quant student matches to the float original's besides the outputs:
+   * 'head' (default: the maps the head reads, features.ts headFeatures; none on models without
+   * such a join), none, or these tensors.
+   */
+  features?: 'head' | false | readonly string[];
+  /** The features' share of the loss at the start, against the outputs' (default 1). */
+  featureWeight?: number;
 }
 
 export interface QatReport {
@@ -104,6 +115,8 @@ export interface QatReport {
   crop?: [number, number];
   fakeQuant: { activations: number; weights: number; biases: number; trainedScales: number };
   training: TrainReport;
+  /** Intermediate maps matched (QatOptions.features: tensor, loss weight, start cosine); none, the outputs alone. */
+  features: FeatureChoice[];
   /** The first output against the float original on the held-out samples: static int8, then QAT int8 (the exported model). */
   fidelityStatic: SingleOutputFidelity;
   fidelityQat: SingleOutputFidelity;
@@ -155,12 +168,18 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
   const { train: rows, heldOut } = trainAndHeldOut(o.samples, o.extraTrain);
   const judge = await judgeOrLoss(floatModel, heldOut, o.task, threads);
   const crops = o.augment ? undefined : shrinkingCrops(rows, QAT_CROP_SCALE);
+  const feats = await featureLosses(fq.model, floatModel, rows, {
+    features: o.features ?? 'head',
+    weight: o.featureWeight ?? 1,
+    loss: o.loss,
+    threads,
+  });
   const once = (plan: CropPlan | undefined) =>
     train({
-      student: fq.model,
+      student: feats.student,
       trainable,
-      teacher: floatModel,
-      loss: o.loss,
+      teacher: feats.teacher,
+      loss: feats.chosen.length ? feats.loss : o.loss,
       train: rows,
       heldOut,
       augment: o.augment ?? plan?.augment,
@@ -229,6 +248,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
         trainedScales: trainable.length - fq.weights.length - fq.biases.length,
       },
       training,
+      features: feats.chosen,
       fidelityStatic,
       fidelityQat,
     },
