@@ -105,26 +105,24 @@ t.test('features: the full-width tensors fed by pruned ones, matched by MSE outs
   t.ok(Math.abs(Number(r[lg.loss]!.data[0]) - 3) < 1e-4, `training loss with the feature term: ${r[lg.loss]!.data[0]}`);
 });
 
-t.test("head features: the maps a Concat hands the head, taken before their Resize; none where no Concat feeds the outputs", async (t) => {
+/** Three scales, the coarser two upsampled, concatenated for a map head; `fineWidth` channels at the finest. */
+function threeScales(fineWidth: number) {
   const b = new ModelBuilder({ seed: 5 });
   const x = b.input('x', shape);
-  const fine = b.relu(b.conv(x, 6, { k: 3 }));
+  const fine = b.relu(b.conv(x, fineWidth, { k: 3 }));
   const coarse = b.relu(b.conv(fine, 8, { k: 3, stride: 2 }));
   const deeper = b.relu(b.conv(coarse, 4, { k: 3, stride: 2 }));
   const cat = b.concat([fine, b.resize2x(coarse), b.resize2x(b.resize2x(deeper))]);
   b.output(b.node('Sigmoid', [b.conv(b.relu(b.conv(cat, 4, { k: 3 })), 1, { k: 1 })], [1, 1, 32, 32]));
-  const m = b.build();
+  return { m: b.build(), fine, coarse, deeper };
+}
+
+t.test('head features: the maps a Concat hands the head, taken before their Resize; none where no Concat feeds the outputs', async (t) => {
+  const { m, fine, coarse, deeper } = threeScales(6);
   t.same(headFeatures(m, m, shapes), [fine, coarse, deeper], 'the three scales, each at its own size');
   t.same(headFeatures(FIXTURES.residual(), FIXTURES.residual(), shapes), [], 'a classifier: its last join is an Add, no head maps');
-  // a student whose map differs in shape (a pruned width) does not match it
-  const slim = new ModelBuilder({ seed: 5 });
-  const sx = slim.input('x', shape);
-  const sFine = slim.relu(slim.conv(sx, 3, { k: 3 }));
-  const sCoarse = slim.relu(slim.conv(sFine, 8, { k: 3, stride: 2 }));
-  const sDeeper = slim.relu(slim.conv(sCoarse, 4, { k: 3, stride: 2 }));
-  const sCat = slim.concat([sFine, slim.resize2x(sCoarse), slim.resize2x(slim.resize2x(sDeeper))]);
-  slim.output(slim.node('Sigmoid', [slim.conv(slim.relu(slim.conv(sCat, 4, { k: 3 })), 1, { k: 1 })], [1, 1, 32, 32]));
-  t.same(headFeatures(slim.build(), m, shapes), [coarse, deeper], 'the narrower map left out');
+  // a student whose finest map is narrower (a pruned width) does not match it; the same builder seed names alike
+  t.same(headFeatures(threeScales(3).m, m, shapes), [coarse, deeper], 'the narrower map left out');
   const f = await featureLosses(m, m, trainSet, { features: 'head', weight: 1, loss: undefined, threads: 1 });
   t.same(
     f.chosen.map((c) => c.tensor),
