@@ -91,3 +91,33 @@ t.test("search: a trained candidate is judged by its untrained sibling's timing,
   // (the choice is then the same model at 1 thread, which also meets the budget)
   t.equal(out.chosen.id.replace('-t1-', '-t2-'), trained.id, `it is the choice (${out.chosen.id})`);
 });
+
+t.test('search: a trained candidate and its untrained sibling are one graph, judged on their rounds pooled', async (t) => {
+  // the twin timed on a loaded box: two of its three rounds at 1.6x its sibling's steady timing
+  const evaluate = async (c: CandidateConfig) => {
+    const base = { modelRssMb: 10, sizeBytes: 1, modelPath: '/x', sha256: 'x' };
+    if (c.structured === 0) return { ...base, ...original, fidelity: 1 };
+    const r = 1 - 0.9 * c.structured;
+    const timed = c.train ? entry([1.6 * r, 0.98 * r, 1.6 * r]) : entry([r, 1.01 * r, 0.99 * r, r, 1.01 * r]);
+    return { ...base, ...timed, fidelity: 1 - (c.train ? 0.05 : 0.2) * c.structured };
+  };
+  const out = await searchFrontier(
+    { evaluate },
+    { budgets: { latencyFactor: 0.85, minFidelity: 0.5 }, threads: 2, tryQuant: false, structuredBy: 'latency', trainMinutes: 2 },
+  );
+  const trained = out.candidates.filter((e) => e.config.train);
+  t.ok(trained.length > 0, `a candidate was trained (${trained.map((e) => e.id).join(', ')})`);
+  // (the fewer-threads step times the trained model at 1 thread too, where no untrained one was timed)
+  const pairs = trained.flatMap((e) => out.candidates.filter((x) => x.id === e.id.replace(/-train2$/, '')).map((u) => [u, e] as const));
+  t.ok(pairs.length > 0, 'a trained candidate beside its untrained sibling');
+  for (const [u, e] of pairs) {
+    const pooled = [...u.rounds!, ...e.rounds!].map((x) => x.candidateP50Ms / x.referenceP50Ms).sort((a, b) => a - b);
+    const median = (pooled[(pooled.length >> 1) - 1]! + pooled[pooled.length >> 1]!) / 2;
+    t.equal(e.rounds!.length, 3, `${e.id} keeps its own rounds`);
+    t.ok(Math.abs(e.latencyRatio! - median) < 1e-9 && e.latencyRatio === u.latencyRatio, `${e.id}: one ratio, the pooled median ${median}`);
+    t.equal(e.meets.latency, u.meets.latency, `${e.id} and ${u.id}: one latency verdict`);
+    t.ok(e.rounds!.filter((x) => x.candidateP50Ms / x.referenceP50Ms > 0.85).length >= 2, 'on its own rounds it would miss 0.85x');
+  }
+  t.match(out.notes.join('\n'), /train2 is l[\d.]+-u0\.00-none-t2 with trained weights, one graph: both judged on their 8 rounds pooled/);
+  t.ok(out.chosen.config.train, `the trained model, closer to the original at the same speed, is the choice (${out.chosen.id})`);
+});
