@@ -179,7 +179,7 @@ export async function quantizeQat(input: Model, o: QatOptions): Promise<QatResul
       student: feats.student,
       trainable,
       teacher: feats.teacher,
-      loss: feats.chosen.length ? feats.loss : o.loss,
+      loss: feats.loss,
       train: rows,
       heldOut,
       augment: o.augment ?? plan?.augment,

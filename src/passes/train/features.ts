@@ -41,6 +41,16 @@ export interface FeatureLosses {
 
 const shapeKey = (s: readonly unknown[] | null | undefined): string | null => (s ? JSON.stringify(s) : null);
 
+type Types = ReturnType<typeof inferShapes>['types'];
+
+/** `v` is a float map (rank 4, more than one pixel) of one static shape in the student (`ss`) and the teacher (`ts`). */
+function sameMap(v: string, ss: Types, ts: Types): boolean {
+  const a = ss.get(v);
+  const shape = a?.shape;
+  if (!a || a.dtype !== 'float32' || !shape || shape.length !== 4 || shapeKey(shape) !== shapeKey(ts.get(v)?.shape)) return false;
+  return typeof shape[2] === 'number' && typeof shape[3] === 'number' && shape[2] * shape[3] > 1;
+}
+
 /**
  * Tensors where a pruned region ends: produced by the same op in both models with the same static
  * shape (rank 4, more than one pixel), from an input whose shape differs (a pruned one). The last
@@ -54,11 +64,7 @@ export function boundaryFeatures(student: Model, teacher: Model, shapes: Map<str
   const found: string[] = [];
   for (const n of g.nodes) {
     const v = n.outputs[0];
-    if (!v || outs.has(v) || teacher.graph.producer(v)?.opType !== n.opType) continue;
-    const a = ss.get(v);
-    const shape = a?.shape;
-    if (!a || a.dtype !== 'float32' || !shape || shape.length !== 4 || shapeKey(shape) !== shapeKey(ts.get(v)?.shape)) continue;
-    if (typeof shape[2] !== 'number' || typeof shape[3] !== 'number' || shape[2] * shape[3] <= 1) continue;
+    if (!v || outs.has(v) || teacher.graph.producer(v)?.opType !== n.opType || !sameMap(v, ss, ts)) continue;
     const fromPruned = n.inputs.some(
       (u) => !!u && !g.initializer(u) && !!g.producer(u) && shapeKey(ss.get(u)?.shape) !== shapeKey(ts.get(u)?.shape),
     );
@@ -96,12 +102,7 @@ export function headFeatures(student: Model, teacher: Model, shapes: Map<string,
     if (n?.opType !== 'Concat') continue;
     for (let v of data(n)) {
       for (let p = g.producer(v); p && PASS_THROUGH.has(p.opType) && data(p).length === 1; p = g.producer(v)) v = data(p)[0]!;
-      const a = ts.get(v);
-      const shape = a?.shape;
-      if (!a || a.dtype !== 'float32' || !shape || shape.length !== 4 || shapeKey(shape) !== shapeKey(ss.get(v)?.shape)) continue;
-      if (typeof shape[2] !== 'number' || typeof shape[3] !== 'number' || shape[2] * shape[3] <= 1) continue;
-      if (student.graph.producer(v)?.opType !== g.producer(v)?.opType) continue;
-      found.add(v);
+      if (student.graph.producer(v)?.opType === g.producer(v)?.opType && sameMap(v, ss, ts)) found.add(v);
     }
   }
   const order = new Map(student.graph.nodes.map((n, i) => [n.outputs[0], i] as const));
