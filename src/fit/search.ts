@@ -9,7 +9,9 @@
 // the p50); a relative budget on the candidate/original ratio timed in the same rounds.
 import { latencyBudgetMs, latencyOf, meets, rebasedLatency, type Budgets, type Shortfall, type Verdict } from '../budgets/index.js';
 import type { CandidateConfig, FitProgress, FrontierEntry, LatencyRound, TrainingSummary } from './types.js';
-import { fasterVerdict, marginFromPairs } from '../evaluate/faster.js';
+import { compressedMb, oneLevelPerGraph, paretoFrontier, trainable, trainTarget } from './frontier.js';
+import { sparsityForSize } from './size-search.js';
+import { applyRounds, poolRounds, prunedPays, spread } from './rounds.js';
 import { ms } from '../util/format.js';
 import { isEdgefitError, oneLine, type ErrorCode } from '../errors.js';
 
@@ -110,57 +112,6 @@ const canonical = (c: CandidateConfig): CandidateConfig => {
   const { folded: _, ...rest } = c;
   return rest;
 };
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-/** Derive an entry's latency figures from its rounds: medians of each side, and the ratio of
- * candidate to original per round (median, min, max). No rounds: left as measured. */
-export function applyRounds<T extends Measured & Partial<Pick<FrontierEntry, 'latencyRatio' | 'latencyRatioMin' | 'latencyRatioMax'>>>(
-  e: T,
-): T {
-  const r = e.rounds;
-  if (!r?.length) return e;
-  const ratios = r.map((x) => x.candidateP50Ms / x.referenceP50Ms);
-  e.latencyP50Ms = median(r.map((x) => x.candidateP50Ms));
-  const p95 = r.map((x) => x.candidateP95Ms).filter((x): x is number => x !== undefined);
-  if (p95.length) e.latencyP95Ms = median(p95);
-  e.referenceP50Ms = median(r.map((x) => x.referenceP50Ms));
-  e.latencyRatio = median(ratios);
-  e.latencyRatioMin = Math.min(...ratios);
-  e.latencyRatioMax = Math.max(...ratios);
-  return e;
-}
-
-type RatioFigures = Pick<FrontierEntry, 'latencyP50Ms' | 'latencyP95Ms' | 'referenceP50Ms' | 'latencyRatio' | 'rounds'>;
-
-/** An entry's latency as a ratio to the original timed beside it (the reference itself: 1), or undefined when unknown. */
-function ratioToOriginal(e: RatioFigures): number | undefined {
-  if (e.latencyRatio !== undefined) return e.latencyRatio;
-  return e.referenceP50Ms ? latencyOf(e) / e.referenceP50Ms : undefined;
-}
-
-/**
- * The fit's rule for a pruned candidate (issue 17): it counts only when it is faster than the
- * same candidate unpruned (same quantization and threads, no sparsity) by more than the noise of
- * their timing; otherwise pruning cost fidelity and bought no speed, and the unpruned model is the
- * better one. Both were timed beside the original in interleaved rounds, so their ratios to it
- * compare; the margin is evaluate/faster.ts's (from the per-round ratios' spread), the larger of
- * the two entries' own. Returns null when either has no ratio to the original (cannot judge).
- */
-export function prunedPays(pruned: RatioFigures, unpruned: RatioFigures): { pays: boolean; ratio: number; margin: number } | null {
-  const rp = ratioToOriginal(pruned);
-  const ru = ratioToOriginal(unpruned);
-  if (rp === undefined || ru === undefined || !(ru > 0)) return null;
-  const per = (e: RatioFigures) => (e.rounds ?? []).map((x) => x.candidateP50Ms / x.referenceP50Ms / ru);
-  const mine = fasterVerdict({ inputMs: ru, outputMs: rp, pairRatios: per(pruned) });
-  const theirs = unpruned.rounds?.length ? marginFromPairs(per(unpruned)) : 0;
-  const margin = Math.max(mine.margin, theirs);
-  return { pays: mine.ratio < 1 - margin, ratio: mine.ratio, margin };
-}
 
 /** Ratios tried in order before any bisection: mild first, the maximum last. */
 export function ratioLadder(maxS: number): number[] {
@@ -297,13 +248,11 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
       ? [[untrainedOf(e), e] as const]
       : [...seen.values()].filter((x) => untrainedOf(x) === e).map((x) => [e, x] as const);
     for (const [u, t] of pairs) {
-      if (!u || t.sameAs || !u.rounds?.length || !t.rounds?.length) continue;
-      const both = applyRounds({ ...t, rounds: [...u.rounds, ...t.rounds] });
-      for (const x of [u, t]) {
-        const { latencyP50Ms, latencyP95Ms, referenceP50Ms, latencyRatio, latencyRatioMin, latencyRatioMax } = both;
-        Object.assign(x, { latencyP50Ms, latencyP95Ms, referenceP50Ms, latencyRatio, latencyRatioMin, latencyRatioMax });
-        x.meets = judge(x);
-      }
+      if (!u || t.sameAs) continue;
+      const both = poolRounds(u, t);
+      if (!both) continue;
+      u.meets = judge(u);
+      t.meets = judge(t);
       if (!sharedNoted.has(t.id)) {
         sharedNoted.add(t.id);
         notes.push(
@@ -468,38 +417,11 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   const pick = (pool: FrontierEntry[]) =>
     pool.reduce((a, b) => (b.fidelity > a.fidelity || (b.fidelity === a.fidelity && b.config.threads < a.config.threads) ? b : a));
   if (opts.budgets.sizeMb !== undefined) {
-    // the base is the best candidate that meets everything but size; among those within 0.01
-    // fidelity of the best, the smallest (int8 is ~4x smaller for almost nothing): it needs the
-    // least sparsity, so takes the least extra damage
-    const apartFromSize = distinct().filter((e) => e.meets.latency && e.meets.ram && e.meets.fidelity);
-    const top = apartFromSize.length ? Math.max(...apartFromSize.map((e) => e.fidelity)) : 0;
-    const near = apartFromSize.filter((e) => e.fidelity >= top - 0.01);
-    const base = near.length
-      ? near.reduce((a, b) =>
-          compressedMb(b) < compressedMb(a) || (compressedMb(b) === compressedMb(a) && b.fidelity > a.fidelity) ? b : a,
-        )
-      : undefined;
-    if (base && base.meets.size === false) {
-      const maxU = opts.maxUnstructured ?? 0.9;
-      const at = (u: number) => measure({ ...base.config, unstructured: u });
-      const most = await at(maxU);
-      if (most && most.meets.size) {
-        let lo = 0;
-        let hi = maxU;
-        for (let i = 0; i < Math.max(steps, 4); i++) {
-          const mid = Math.round(((lo + hi) / 2) * 100) / 100;
-          if (mid <= lo || mid >= hi) break;
-          const e = await at(mid);
-          if (!e) break;
-          if (e.meets.size) hi = mid;
-          else lo = mid;
-        }
-      } else if (most)
-        notes.push(
-          `even ${Math.round(maxU * 100)}% unstructured sparsity leaves ${compressedMb(most).toFixed(2)} MB compressed: the size budget needs more structured pruning`,
-        );
-    } else if (!base)
-      notes.push('no candidate meets the latency, RAM and fidelity budgets, so unstructured sparsity for the size budget was not tried');
+    const note = await sparsityForSize(distinct(), (c) => measure(c), {
+      maxUnstructured: opts.maxUnstructured ?? 0.9,
+      steps: Math.max(steps, 4),
+    });
+    if (note) notes.push(note);
   }
 
   // training (issue 18): one candidate is trained when the caller gave the time. Training raises
@@ -620,16 +542,10 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
   // the frontier the agent steps along at run time holds only models that keep the floor, so
   // step-down cannot go below it either (unless the user preferred latency)
   const eligible = (preferLatency ? distinct() : distinct().filter((e) => e.meets.fidelity)).filter((e) => e === chosen || pays(e));
-  // a trained candidate and the one it was trained from are one graph with other weights: one
-  // speed measured twice (0.559x and 0.554x the original in one run), so only the better of the
-  // two is a level: a step down from one to the other would cost fidelity and gain nothing
-  const graphOf = (e: FrontierEntry): string => {
+  const onFrontier = oneLevelPerGraph(eligible, chosen, (e) => {
     const { train: _, ...untrained } = e.config;
     return key(untrained);
-  };
-  const better = (o: FrontierEntry, e: FrontierEntry): boolean =>
-    o.fidelity > e.fidelity || (o.fidelity === e.fidelity && !!o.config.train && !e.config.train);
-  const onFrontier = eligible.filter((e) => e === chosen || !eligible.some((o) => o !== e && graphOf(o) === graphOf(e) && better(o, e)));
+  });
   return {
     chosen,
     frontier: paretoFrontier(onFrontier, chosen, latencyAt),
@@ -640,55 +556,4 @@ export async function searchFrontier(deps: SearchDeps, opts: SearchOptions): Pro
     shortfall,
     notes,
   };
-}
-
-/** Training recovers what pruning or int8 took: an untrained pruned float model, or static int8. */
-const trainable = (e: Pick<FrontierEntry, 'config'>): boolean =>
-  !e.config.train && (e.config.quant === 'int8-static' || (e.config.quant === 'none' && e.config.structured > 0));
-
-/**
- * The candidate training helps most, or undefined: with a feasible one, the choice (pick); else
- * the fast one (meets latency, RAM and size) with the highest fidelity below the floor. Only
- * pruned or int8-static candidates (the original has nothing to recover; dynamic int8 and fp16
- * are not trained), never one already trained.
- */
-export function trainTarget(
-  pool: readonly FrontierEntry[],
-  f: { ok(e: FrontierEntry): boolean; fast(e: FrontierEntry): boolean; pick(p: FrontierEntry[]): FrontierEntry },
-): FrontierEntry | undefined {
-  const feasible = pool.filter((e) => f.ok(e));
-  if (feasible.length) {
-    const c = f.pick(feasible);
-    return trainable(c) ? c : undefined;
-  }
-  const below = pool.filter((e) => trainable(e) && f.fast(e) && e.meets.size !== false && !e.meets.fidelity);
-  return below.length ? below.reduce((a, b) => (b.fidelity > a.fidelity ? b : a)) : undefined;
-}
-
-/** " (0.48x, 0.45-0.52 over 3 rounds)" when the entry was timed in rounds beside the original. */
-function spread(e: Pick<FrontierEntry, 'latencyRatio' | 'latencyRatioMin' | 'latencyRatioMax' | 'rounds'>): string {
-  if (e.latencyRatio === undefined) return '';
-  return ` (${e.latencyRatio.toFixed(2)}x, ${e.latencyRatioMin!.toFixed(2)}-${e.latencyRatioMax!.toFixed(2)} over ${e.rounds?.length ?? 0} rounds)`;
-}
-
-/** Compressed size in MB (the file size when the gzip size was not measured). */
-export const compressedMb = (e: Pick<Measured, 'sizeBytes' | 'compressedBytes'>) => (e.compressedBytes ?? e.sizeBytes) / 1e6;
-
-/**
- * Entries no other entry beats on both latency and fidelity, slowest (least compressed) first.
- * `lat` is the latency the fit judges by: its p50 re-based by the original timed beside it, so a
- * candidate timed while the box was loaded is neither dropped nor misplaced for its raw p50 (det:
- * `l0.250` at 0.46x the original, timed at 97 ms beside a 2.5x slower original, fell behind
- * `l0.188` at 0.54x and 39 ms, and left the frontier).
- */
-export function paretoFrontier(
-  all: FrontierEntry[],
-  mustKeep?: FrontierEntry,
-  lat: (e: FrontierEntry) => number = latencyOf,
-): FrontierEntry[] {
-  const front = all.filter(
-    (e) => !all.some((o) => o !== e && lat(o) <= lat(e) && o.fidelity >= e.fidelity && (lat(o) < lat(e) || o.fidelity > e.fidelity)),
-  );
-  if (mustKeep && !front.includes(mustKeep)) front.push(mustKeep);
-  return front.sort((a, b) => lat(b) - lat(a));
 }

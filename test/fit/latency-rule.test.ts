@@ -2,7 +2,8 @@
 // (issue 17): the rule on timings alone, then inside the search on a box where pruning buys no
 // speed (a candidate "meeting" the budget by a hair is still not kept).
 import t from 'tap';
-import { prunedPays, searchFrontier } from '../../src/fit/search.js';
+import { searchFrontier } from '../../src/fit/search.js';
+import { prunedPays } from '../../src/fit/rounds.js';
 import type { CandidateConfig, LatencyRound } from '../../src/fit/types.js';
 
 const rounds = (ratios: number[], ref = 100): LatencyRound[] => ratios.map((r) => ({ referenceP50Ms: ref, candidateP50Ms: r * ref }));

@@ -2,7 +2,8 @@
 // choice, shortfall, frontier), independently of measurement noise. The real models are fitted
 // in test/fit/fit.test.ts.
 import t from 'tap';
-import { searchFrontier, paretoFrontier } from '../../src/fit/search.js';
+import { searchFrontier } from '../../src/fit/search.js';
+import { paretoFrontier } from '../../src/fit/frontier.js';
 import { reportOf } from '../helpers/report.js';
 import type { CandidateConfig } from '../../src/fit/types.js';
 
