@@ -185,7 +185,10 @@ export function nchwcConvs(model: Model, block: number, shapes?: ReadonlyMap<str
   };
   const opset = opsetVersion(model);
   let k = 0;
-  const name = (base: string): string => g.uniqueName(`nchwc/${base}_${k++}`);
+  // one namer for the pass: uniqueName would rebuild the graph's index after every insertion (4 s of
+  // a QAT det run's setup)
+  const fresh = g.namer();
+  const name = (base: string): string => fresh(`nchwc/${base}_${k++}`);
   const constInts = (values: number[]): string => {
     const n = name('shape');
     g.setInitializer(Tensor.fromInt64(n, [values.length], values));

@@ -133,7 +133,8 @@ class Emitter implements GradEmitter {
     const outs = Array.from({ length: outputs }, () => this.g.uniqueName(`grad/${this.origin}/${opType}_${this.k++}`));
     const n = new Node({ opType, name: outs[0]!, inputs: [...inputs], outputs: outs });
     for (const [k, v] of Object.entries(attrs)) n.attrs.set(k, toAttr(v));
-    this.g.addNode(n);
+    // every edit the emitter makes goes through addNode and setInitializer: indexed in place
+    this.g.addNode(n, { indexed: true });
     this.backward.add(n);
     this.emitted++;
     const rule = RULES[opType];
@@ -156,13 +157,13 @@ class Emitter implements GradEmitter {
   constFloat(values: readonly number[] | Float32Array, dims: readonly number[], like?: string): string {
     const dtype: DType = like && this.dtype(like) === 'float64' ? 'float64' : 'float32';
     const t = floatTensor(this.constName(), dtype, values, dims);
-    this.g.setInitializer(t);
+    this.g.setInitializer(t, { indexed: true });
     this.types.set(t.name, { dtype, shape: [...dims] });
     return t.name;
   }
   constInt64(values: readonly number[], dims: readonly number[] = [values.length]): string {
     const t = Tensor.fromInt64(this.constName(), dims, values);
-    this.g.setInitializer(t);
+    this.g.setInitializer(t, { indexed: true });
     this.types.set(t.name, { dtype: 'int64', shape: [...dims] });
     this.values.set(t.name, [...values]);
     return t.name;
