@@ -36,7 +36,7 @@ import { loadModel, saveModel, serializeModel } from '../src/onnx/index.js';
 import { normalize } from '../src/passes/normalize.js';
 import { prune } from '../src/passes/prune/index.js';
 import { countMacs } from '../src/passes/prune/structured.js';
-import { compactSamples } from '../src/passes/train/compact.js';
+import { compactSamples } from '../src/data/compact.js';
 import { distill, MAP_LOSS } from '../src/passes/train/distill.js';
 import type { EvaluatedWeights } from '../src/passes/train/types.js';
 import { copyWeights } from '../src/passes/train/train.js';

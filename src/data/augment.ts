@@ -4,6 +4,7 @@
 // Applied to the training rows only; a held-out row is never augmented. Every 4-D float32 input
 // of a sample gets the same draw (a second image input stays aligned with the first).
 import { EdgefitError } from '../errors.js';
+import { packedWindow, type PackedWindow } from './compact.js';
 import type { Sample } from './inputs.js';
 import type { NdArray } from './ndarray.js';
 
@@ -62,6 +63,24 @@ interface Draw {
   bw: boolean;
 }
 
+/** The crop's origin in an h x w image (a side larger than the image is refused). */
+function cropOrigin(o: AugmentOptions, d: Draw, h: number, w: number): { y0: number; x0: number; ch: number; cw: number } {
+  const [ch, cw] = o.crop ?? [h, w];
+  if (ch > h || cw > w) throw new EdgefitError('DATA', `a ${ch}x${cw} crop does not fit a ${h}x${w} image`);
+  return { y0: Math.floor(d.fy * (h - ch + 1 - 1e-9)), x0: Math.floor(d.fx * (w - cw + 1 - 1e-9)), ch, cw };
+}
+
+/** Flip, brightness and black-and-white on a cropped [n, c, ch, cw] in place; `range`: the whole image's (brightness). */
+function finish(out: Float32Array, n: number, c: number, ch: number, cw: number, d: Draw, range: () => [number, number]): void {
+  if (d.flip) for (let r = 0; r < n * c * ch; r++) out.subarray(r * cw, (r + 1) * cw).reverse();
+  if (d.shift) {
+    const [lo, hi] = range();
+    const delta = d.shift * (hi - lo);
+    for (let i = 0; i < out.length; i++) out[i]! += delta;
+  }
+  if (d.bw) binariseInPlace(out, n, c, ch * cw);
+}
+
 function apply(a: NdArray, o: AugmentOptions, d: Draw): NdArray {
   if (a.dtype !== 'float32' || a.shape.length !== 4) return a;
   const [n, c] = a.shape as [number, number, number, number];
@@ -74,27 +93,29 @@ function apply(a: NdArray, o: AugmentOptions, d: Draw): NdArray {
     h = oh;
     w = ow;
   }
-  const [ch, cw] = o.crop ?? [h, w];
-  if (ch > h || cw > w) throw new EdgefitError('DATA', `a ${ch}x${cw} crop does not fit a ${h}x${w} image`);
-  const y0 = Math.floor(d.fy * (h - ch + 1 - 1e-9)),
-    x0 = Math.floor(d.fx * (w - cw + 1 - 1e-9));
-  let lo = Infinity,
-    hi = -Infinity;
-  if (d.shift) {
+  const { y0, x0, ch, cw } = cropOrigin(o, d, h, w);
+  const out = new Float32Array(n * c * ch * cw);
+  for (let p = 0; p < n * c; p++)
+    for (let y = 0; y < ch; y++)
+      out.set(data.subarray(p * h * w + (y0 + y) * w + x0, p * h * w + (y0 + y) * w + x0 + cw), p * ch * cw + y * cw);
+  finish(out, n, c, ch, cw, d, () => {
+    let lo = Infinity,
+      hi = -Infinity;
     for (const v of data) {
       lo = Math.min(lo, v);
       hi = Math.max(hi, v);
     }
-  }
-  const delta = d.shift ? d.shift * (hi - lo) : 0;
-  const out = new Float32Array(n * c * ch * cw);
-  for (let p = 0; p < n * c; p++)
-    for (let y = 0; y < ch; y++) {
-      const src = p * h * w + (y0 + y) * w + x0;
-      const dst = p * ch * cw + y * cw;
-      for (let x = 0; x < cw; x++) out[dst + x] = data[src + (d.flip ? cw - 1 - x : x)]! + delta;
-    }
-  if (d.bw) binariseInPlace(out, n, c, ch * cw);
+    return [lo, hi];
+  });
+  return { dtype: 'float32', shape: [n, c, ch, cw], data: out };
+}
+
+/** apply() on an input held as bytes (compact.ts), decoding the crop's window alone (unscaled draws only). */
+function applyPacked(win: PackedWindow, o: AugmentOptions, d: Draw): NdArray {
+  const [n, c, h, w] = win.shape;
+  const { y0, x0, ch, cw } = cropOrigin(o, d, h, w);
+  const out = win.read(y0, x0, ch, cw);
+  finish(out, n, c, ch, cw, d, () => win.range());
   return { dtype: 'float32', shape: [n, c, ch, cw], data: out };
 }
 
@@ -169,7 +190,11 @@ export function augmenter(o: AugmentOptions): (s: Sample, next: () => number) =>
       bw: !!o.binarise && next() < o.binarise,
     };
     const out: Sample = {};
-    for (const [k, a] of Object.entries(s)) out[k] = apply(a, o, d);
+    for (const k of Object.keys(s)) {
+      // a packed image is read through its window when no scale jitter needs the whole of it
+      const win = d.scale === 1 ? packedWindow(s, k) : undefined;
+      out[k] = win ? applyPacked(win, o, d) : apply(s[k]!, o, d);
+    }
     return out;
   };
 }

@@ -21,7 +21,7 @@ import { evaluateModel, latencyStats } from '../evaluate/index.js';
 import { probeTables } from '../evaluate/latency-probes.js';
 import { resolveTask } from '../fidelity/tasks.js';
 import { buildCandidate, contentSha } from './candidates.js';
-import { compactSamples } from '../passes/train/compact.js';
+import { compactSamples } from '../data/compact.js';
 import type { Sample } from '../data/inputs.js';
 import {
   CALIBRATE_LIMIT,

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { rng } from '../../devkit/builder.js';
 import { augmenter, otsu } from '../../src/data/augment.js';
+import { compactSamples, packedWindow } from '../../src/data/compact.js';
 import type { Sample } from '../../src/data/inputs.js';
 
 const H = 6,
@@ -103,4 +104,31 @@ t.test('bad options are refused', async (t) => {
   t.throws(() => augmenter({ scale: [1.2, 0.8] }), /scale range/);
   t.throws(() => augmenter({ brightness: 1.5 }), /brightness must be a fraction/);
   t.throws(() => augmenter({ binarise: 1.5 }), /binarise is a probability in \[0, 1\], got 1.5/);
+});
+
+t.test('a sample held as bytes is augmented from its crop window alone, as its decoded copy is', async (t) => {
+  // 2 images x 3 channels of 40x48, values off the 8-bit grid; the copy is what a full decode gives
+  const shape = [2, 3, 40, 48];
+  const next = rng(5);
+  const data = Float32Array.from({ length: 2 * 3 * 40 * 48 }, () => next() * 4 - 2);
+  const [packed] = compactSamples([{ x: { dtype: 'float32', shape, data } }]);
+  const win = packedWindow(packed!, 'x');
+  t.ok(win, 'the packed input has a window reader');
+  t.equal(packedWindow({ x: packed!.x! }, 'x'), undefined, 'a decoded copy has none');
+  const decoded: Sample = { x: packed!.x! };
+  const all = decoded.x!.data as Float32Array;
+  t.same(win!.range(), [Math.min(...all), Math.max(...all)], "the window's range is the decoded image's");
+  for (const o of [{ crop: [16, 20] as const }, { crop: [16, 20] as const, flip: true, brightness: 0.2, binarise: 0.5 }, { flip: true }]) {
+    const aug = augmenter(o);
+    let same = true;
+    for (let seed = 1; seed <= 12; seed++) {
+      const a = aug(packed!, rng(seed)).x!;
+      const b = aug(decoded, rng(seed)).x!;
+      same &&= a.shape.join() === b.shape.join() && Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer));
+    }
+    t.ok(same, `${JSON.stringify(o)}: bit for bit the same over 12 draws`);
+  }
+  // scale jitter needs the whole image: decoded first, as before
+  const scaled = augmenter({ crop: [16, 20], scale: [0.8, 1.2] });
+  t.same(scaled(packed!, rng(3)).x!.data, scaled(decoded, rng(3)).x!.data, 'scale jitter: the same as the decoded copy');
 });

@@ -6,7 +6,7 @@ import { FIXTURES, ModelBuilder, randn, rng } from '../../devkit/builder.js';
 import type { Sample } from '../../src/data/inputs.js';
 import { cloneModel } from '../../src/ir/model.js';
 import { prune } from '../../src/passes/prune/index.js';
-import { compactSamples } from '../../src/passes/train/compact.js';
+import { compactSamples } from '../../src/data/compact.js';
 import { distill, MAP_LR } from '../../src/passes/train/distill.js';
 import { MASK_THRESHOLD } from '../../src/fidelity/metrics.js';
 import { boundaryFeatures, featureLosses, headFeatures } from '../../src/passes/train/features.js';

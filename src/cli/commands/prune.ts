@@ -13,7 +13,7 @@ import { IMPORTANCE, type Importance } from '../../passes/prune/importance.js';
 import { checkTargetLatency, prepareForPruning, prune, type PruneReport } from '../../passes/prune/index.js';
 import { RECOVERY, type Recovery } from '../../passes/prune/recovery.js';
 import type { TrainProgress } from '../../passes/train/types.js';
-import { compactSamples } from '../../passes/train/compact.js';
+import { compactSamples } from '../../data/compact.js';
 import { trainingFolder } from '../../fit/calibration.js';
 import type { Sample } from '../../data/inputs.js';
 import { NO_SPEEDUP_NOTE, UNSTRUCTURED_METHODS, type UnstructuredMethod } from '../../passes/prune/unstructured.js';

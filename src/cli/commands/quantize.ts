@@ -8,7 +8,7 @@ import { loadInputSet } from '../../data/inputs.js';
 import { modelInputs, toFeeds } from '../../runtime/runner.js';
 import { decideKeepFloat } from '../../fit/keep-float.js';
 import { trainingFolder } from '../../fit/calibration.js';
-import { compactSamples } from '../../passes/train/compact.js';
+import { compactSamples } from '../../data/compact.js';
 import { quantizeModel } from '../../fit/quantize/plan.js';
 import {
   CALIB_METHODS,

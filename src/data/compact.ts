@@ -4,9 +4,11 @@
 // per channel between its min and max lose at most half a level (under 0.2 % of the range, less
 // than the JPEG noise of the images). A compacted sample decodes on every read of an input: the
 // trainer and the augmenter see ordinary float32 rows, and each read is a fresh copy dropped after
-// the step that used it.
-import type { Sample } from '../../data/inputs.js';
-import type { NdArray } from '../../data/ndarray.js';
+// the step that used it. The augmenter reads a crop's window alone (packedWindow): decoding
+// whole 640x640 images to crop 192x192 of each took 13 ms of every QAT det step, and their
+// garbage as long again in collections.
+import type { Sample } from './inputs.js';
+import type { NdArray } from './ndarray.js';
 
 /** Inputs smaller than this stay float32 (a few KB: nothing to save, and not worth a decode). */
 const MIN_ELEMENTS = 4096;
@@ -17,6 +19,8 @@ interface Packed {
   min: Float32Array;
   step: Float32Array;
   q: Uint8Array;
+  /** Per channel of every row: its largest value as decoded (its smallest decodes to min). */
+  top: Float32Array;
 }
 
 function pack(a: NdArray): Packed {
@@ -26,6 +30,7 @@ function pack(a: NdArray): Packed {
   const min = new Float32Array(n * c);
   const step = new Float32Array(n * c);
   const q = new Uint8Array(src.length);
+  const top = new Float32Array(n * c);
   for (let p = 0; p < n * c; p++) {
     const o = p * plane;
     let lo = Infinity,
@@ -38,9 +43,11 @@ function pack(a: NdArray): Packed {
     const s = hi > lo ? (hi - lo) / 255 : 1;
     min[p] = lo;
     step[p] = s;
-    for (let i = o; i < o + plane; i++) q[i] = Math.round((src[i]! - lo) / s);
+    let most = 0;
+    for (let i = o; i < o + plane; i++) most = Math.max(most, (q[i] = Math.round((src[i]! - lo) / s)));
+    top[p] = min[p]! + most * step[p]!; // as unpack decodes it: from the stored float32 min and step
   }
-  return { shape: [...a.shape], min, step, q };
+  return { shape: [...a.shape], min, step, q, top };
 }
 
 function unpack(p: Packed): NdArray {
@@ -52,6 +59,49 @@ function unpack(p: Packed): NdArray {
     for (let i = k * plane; i < (k + 1) * plane; i++) out[i] = lo + p.q[i]! * s;
   }
   return { dtype: 'float32', shape: [...p.shape], data: out };
+}
+
+const PACKED = new WeakMap<Sample, Map<string, Packed>>();
+
+/** A packed 4-D input read a window at a time: the values a decode of the whole would hold there. */
+export interface PackedWindow {
+  shape: readonly [number, number, number, number];
+  /** Rows y0..y0+h, columns x0..x0+w of every plane, as float32 [n, c, h, w]. */
+  read(y0: number, x0: number, h: number, w: number): Float32Array<ArrayBuffer>;
+  /** The smallest and largest value of the whole input. */
+  range(): [number, number];
+}
+
+/** Input `key` of a sample compactSamples made, when it is held packed and 4-D; else undefined. */
+export function packedWindow(s: Sample, key: string): PackedWindow | undefined {
+  const p = PACKED.get(s)?.get(key);
+  if (!p || p.shape.length !== 4) return undefined;
+  const [n, c, hh, ww] = p.shape as [number, number, number, number];
+  return {
+    shape: [n, c, hh, ww],
+    read: (y0, x0, h, w) => {
+      const out = new Float32Array(n * c * h * w);
+      for (let k = 0; k < n * c; k++) {
+        const lo = p.min[k]!,
+          st = p.step[k]!;
+        for (let y = 0; y < h; y++) {
+          const src = k * hh * ww + (y0 + y) * ww + x0;
+          const dst = (k * h + y) * w;
+          for (let x = 0; x < w; x++) out[dst + x] = lo + p.q[src + x]! * st;
+        }
+      }
+      return out;
+    },
+    range: () => {
+      let lo = Infinity,
+        hi = -Infinity;
+      for (let k = 0; k < n * c; k++) {
+        lo = Math.min(lo, p.min[k]!);
+        hi = Math.max(hi, p.top[k]!);
+      }
+      return [lo, hi];
+    },
+  };
 }
 
 /**
@@ -69,6 +119,8 @@ export function compactSamples(samples: readonly Sample[]): Sample[] {
       }
       const p = pack(a);
       Object.defineProperty(out, k, { enumerable: true, get: () => unpack(p) });
+      const held = PACKED.get(out) ?? new Map<string, Packed>();
+      PACKED.set(out, held.set(k, p));
     }
     return out;
   });
