@@ -210,17 +210,18 @@ export class Graph implements ReadonlyGraph {
   uniqueName(base: string): string {
     this.reindex();
     let name = base;
-    let k = 1;
-    while (
+    for (let k = 1; this.taken(name); k++) name = `${base}_${k}`;
+    return name;
+  }
+  /** Whether a value, initializer or graph input has this name (the index as last built). */
+  private taken(name: string): boolean {
+    return (
       this.producers.has(name) ||
       this.inits.has(name) ||
       this.inputNames.has(name) ||
       this.consumerMap.has(name) ||
       this.valueTypes.has(name)
-    ) {
-      name = `${base}_${k++}`;
-    }
-    return name;
+    );
   }
 
   /**
@@ -231,17 +232,12 @@ export class Graph implements ReadonlyGraph {
    */
   namer(): (base: string) => string {
     this.reindex();
-    const used = new Set<string>([
-      ...this.producers.keys(),
-      ...this.inits.keys(),
-      ...this.inputNames,
-      ...this.consumerMap.keys(),
-      ...this.valueTypes.keys(),
-    ]);
+    // the index as built now holds every name the graph has now (a later rebuild, every name then)
+    const given = new Set<string>();
     return (base) => {
       let name = base;
-      for (let k = 1; used.has(name); k++) name = `${base}_${k}`;
-      used.add(name);
+      for (let k = 1; this.taken(name) || given.has(name); k++) name = `${base}_${k}`;
+      given.add(name);
       return name;
     };
   }
