@@ -22,6 +22,9 @@
 //                                  (distillation 8; QAT, the qatdet case, 0)
 //   --optimizer                    a whole step (forward, backward, Adam) with Adam in TypeScript and
 //                                  in the graph (adam-graph.ts), interleaved
+//   --split                        also time the step's forward alone (the loss graph, its trained
+//                                  weights fed as the step feeds them), interleaved: what the backward
+//                                  costs is the step less it, and whether it alone fits the 4x
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,6 +68,8 @@ const { values: args } = parseArgs({
     raw: { type: 'boolean', default: false },
     // time a whole step (forward, backward, Adam) with Adam in TypeScript and in the graph, interleaved
     optimizer: { type: 'boolean', default: false },
+    // also time the forward alone (weights as inputs), so the backward's share is a wall-time figure
+    split: { type: 'boolean', default: false },
     // also time the step under alternative rules (interleaved with the others): see ALTERNATIVES
     compare: { type: 'string' },
     // also time the step with its convs on onnxruntime's NCHWc kernel: 'depthwise' or 'all' (src/passes/train/nchwc.ts)
@@ -165,6 +170,8 @@ interface Built {
   adam?: { bytes: Uint8Array; layout: AdamGraph['layout']; size: number; grads: Map<string, string>; dims: Map<string, number[]> };
   infer: Uint8Array;
   train: Uint8Array;
+  /** The loss graph alone with the trained weights as inputs (--split): the step's forward. */
+  forward?: Uint8Array;
   /** The step under alternative rules (--compare). */
   trainAlt?: Uint8Array;
   inferFeeds: Record<string, ort.Tensor>;
@@ -188,6 +195,12 @@ const ALTERNATIVES: Record<string, { what: string; rules: GradRules }> = {
   patches: {
     what: 'depthwise weight gradients by patches and MatMul',
     rules: { ...GRAD_RULES, Conv: convRule({ depthwise: 'patches' }) },
+  },
+  // not a gradient anyone should train with: what the straight-through masks of QAT's activation
+  // quantizers cost, as the step without them (dy passed through unmasked, no step-size gradient)
+  nomask: {
+    what: 'activation fake quantizers passing dy through unmasked (what their masks cost)',
+    rules: { ...GRAD_RULES, QuantizeLinear: { diff: [0], grad: (_n, [dq]) => [dq] } },
   },
 };
 
@@ -229,6 +242,7 @@ function build(name: string, c: Case, compare?: string): Built {
   g.outputs = [{ name: 'bench.loss', type: { dtype: 'float32', shape: [] } }];
   g.touch();
   const built = buildGradients(lm, { loss: 'bench.loss', wrt, shapes });
+  const forward = args.split ? forwardOnly(lm, wrt) : undefined;
   const alt = compare ? ALTERNATIVES[compare] : undefined;
   if (compare && !alt) throw new Error(`unknown --compare ${compare} (${Object.keys(ALTERNATIVES).join(', ')})`);
   const trainAlt = alt
@@ -251,6 +265,7 @@ function build(name: string, c: Case, compare?: string): Built {
     adam,
     infer: serializeModel(m),
     train: serializeModel(built.model),
+    forward,
     trainAlt,
     inferFeeds: { [c.input]: x },
     trainFeeds,
@@ -258,6 +273,18 @@ function build(name: string, c: Case, compare?: string): Built {
     backwardNodes: built.backwardNodes,
     forwardNodes: g0.nodes.length,
   };
+}
+
+/** The loss graph with `wrt` as graph inputs, as the training step takes them (no backward). */
+function forwardOnly(lm: Model, wrt: readonly string[]): Uint8Array {
+  const f = cloneModel(lm);
+  for (const w of wrt) {
+    const t = f.graph.initializer(w)!;
+    f.graph.removeInitializer(w);
+    f.graph.inputs.push({ name: w, type: { dtype: t.dtype, shape: [...t.dims] } });
+  }
+  f.graph.touch();
+  return serializeModel(f);
 }
 
 /** Child mode: open one session, run it three times, print the process's peak RSS in MB. */
@@ -436,7 +463,9 @@ async function main(): Promise<void> {
     const st = await openSession(b.train, { threads: THREADS, spinning: false, memPattern: false });
     const sc = b.trainAlt ? await openSession(b.trainAlt, { threads: THREADS, spinning: false, memPattern: false }) : undefined;
     const sr = c.reference ? await openSession(c.reference.model(), { threads: THREADS, spinning: false }) : undefined;
+    const sf = b.forward ? await openSession(b.forward, { threads: THREADS, spinning: false, memPattern: false }) : undefined;
     await sr?.run(b.inferFeeds);
+    await sf?.run(b.trainFeeds);
     await si.run(b.inferFeeds);
     const first = await st.run(b.trainFeeds);
     const alt = await sc?.run(b.trainFeeds);
@@ -473,6 +502,7 @@ async function main(): Promise<void> {
     const tt: number[] = [];
     const tc: number[] = [];
     const tr: number[] = [];
+    const tf: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       let t = performance.now();
       await si.run(b.inferFeeds);
@@ -490,8 +520,14 @@ async function main(): Promise<void> {
         await sr.run(b.inferFeeds);
         tr.push(performance.now() - t);
       }
+      if (sf) {
+        t = performance.now();
+        await sf.run(b.trainFeeds);
+        tf.push(performance.now() - t);
+      }
     }
     await sr?.release();
+    await sf?.release();
     await si.release();
     await st.release();
     await sc?.release();
@@ -504,6 +540,10 @@ async function main(): Promise<void> {
     const ref = tr.length
       ? `; ${c.reference!.what}'s inference ${median(tr).toFixed(1)} ms (the step ${(mt / median(tr)).toFixed(2)}x it; median pair ratio inference / it ${median(ti.map((x, i) => x / tr[i]!)).toFixed(2)})`
       : '';
+    // the backward as the step less its forward, both medians of this run
+    const split = tf.length
+      ? `; its forward alone ${median(tf).toFixed(1)} ms (${(median(tf) / mi).toFixed(2)}x the inference), the backward the rest: ${(mt - median(tf)).toFixed(1)} ms (${((mt - median(tf)) / mi).toFixed(2)}x)`
+      : '';
     let rss = '';
     if (!args['no-rss']) {
       const ri = peakRss(name, 'infer');
@@ -511,7 +551,7 @@ async function main(): Promise<void> {
       rss = `, peak RSS infer ${ri.peakMB.toFixed(0)} MB / train ${rt.peakMB.toFixed(0)} MB (before the session: ${rt.beforeSessionMB.toFixed(0)} MB)`;
     }
     console.log(
-      `${name} [${c.shape.join('x')}]: inference ${mi.toFixed(1)} ms, training step ${mt.toFixed(1)} ms, ratio ${(mt / mi).toFixed(2)}x (median pair ratio ${pair.toFixed(2)}x); ${b.weights} weights${frozenLayers.get(name) ? ` (the stem's ${frozenLayers.get(name)} layers frozen)` : ''}, ${b.forwardNodes} forward + ${b.backwardNodes} backward nodes, built in ${buildMs.toFixed(0)} ms${ct}${ref}${rss}`,
+      `${name} [${c.shape.join('x')}]: inference ${mi.toFixed(1)} ms, training step ${mt.toFixed(1)} ms, ratio ${(mt / mi).toFixed(2)}x (median pair ratio ${pair.toFixed(2)}x); ${b.weights} weights${frozenLayers.get(name) ? ` (the stem's ${frozenLayers.get(name)} layers frozen)` : ''}, ${b.forwardNodes} forward + ${b.backwardNodes} backward nodes, built in ${buildMs.toFixed(0)} ms${split}${ct}${ref}${rss}`,
     );
   }
 }
