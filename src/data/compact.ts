@@ -50,14 +50,17 @@ function pack(a: NdArray): Packed {
   return { shape: [...a.shape], min, step, q, top };
 }
 
+/** Decodes `len` bytes of plane `k` from `src` on into `out` from `dst` on: the one decode rule. */
+function decodeRun(p: Packed, k: number, src: number, out: Float32Array, dst: number, len: number): void {
+  const lo = p.min[k]!,
+    s = p.step[k]!;
+  for (let i = 0; i < len; i++) out[dst + i] = lo + p.q[src + i]! * s;
+}
+
 function unpack(p: Packed): NdArray {
   const out = new Float32Array(p.q.length);
   const plane = p.q.length / p.min.length;
-  for (let k = 0; k < p.min.length; k++) {
-    const lo = p.min[k]!,
-      s = p.step[k]!;
-    for (let i = k * plane; i < (k + 1) * plane; i++) out[i] = lo + p.q[i]! * s;
-  }
+  for (let k = 0; k < p.min.length; k++) decodeRun(p, k, k * plane, out, k * plane, plane);
   return { dtype: 'float32', shape: [...p.shape], data: out };
 }
 
@@ -81,15 +84,8 @@ export function packedWindow(s: Sample, key: string): PackedWindow | undefined {
     shape: [n, c, hh, ww],
     read: (y0, x0, h, w) => {
       const out = new Float32Array(n * c * h * w);
-      for (let k = 0; k < n * c; k++) {
-        const lo = p.min[k]!,
-          st = p.step[k]!;
-        for (let y = 0; y < h; y++) {
-          const src = k * hh * ww + (y0 + y) * ww + x0;
-          const dst = (k * h + y) * w;
-          for (let x = 0; x < w; x++) out[dst + x] = lo + p.q[src + x]! * st;
-        }
-      }
+      for (let k = 0; k < n * c; k++)
+        for (let y = 0; y < h; y++) decodeRun(p, k, k * hh * ww + (y0 + y) * ww + x0, out, (k * h + y) * w, w);
       return out;
     },
     range: () => {
