@@ -278,12 +278,7 @@ function build(name: string, c: Case, compare?: string): Built {
 /** The loss graph with `wrt` as graph inputs, as the training step takes them (no backward). */
 function forwardOnly(lm: Model, wrt: readonly string[]): Uint8Array {
   const f = cloneModel(lm);
-  for (const w of wrt) {
-    const t = f.graph.initializer(w)!;
-    f.graph.removeInitializer(w);
-    f.graph.inputs.push({ name: w, type: { dtype: t.dtype, shape: [...t.dims] } });
-  }
-  f.graph.touch();
+  for (const w of wrt) f.graph.initializerToInput(w);
   return serializeModel(f);
 }
 

@@ -175,6 +175,17 @@ export class Graph implements ReadonlyGraph {
     this.inputs = this.inputs.filter((v) => v.name !== name);
     this.dirty = true;
   }
+  /**
+   * The initializer `name` turned into a graph input of its type, fed at run time instead (how a
+   * training graph takes the weights it trains); its tensor returned, undefined when there is none.
+   */
+  initializerToInput(name: string): Tensor | undefined {
+    const t = this.inits.get(name);
+    if (!t) return undefined;
+    this.removeInitializer(name);
+    this.inputs.push({ name, type: { dtype: t.dtype, shape: [...t.dims] } });
+    return t;
+  }
   /** Add a node (last unless placed). `indexed`, for a node appended last: see the index's note above. */
   addNode(init: NodeInit | Node, opts: { before?: Node; after?: Node; indexed?: boolean } = {}): Node {
     const n = init instanceof Node ? init : new Node(init);

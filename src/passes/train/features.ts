@@ -83,7 +83,7 @@ const PASS_THROUGH = new Set(['Resize', 'Upsample', 'Identity']);
  * them (rank 4, more than one pixel, the same op and shape in the student). QAT matches these: a
  * per-tensor int8 rounding anywhere before them shows there, and on PP-OCRv4 det matching them
  * lifted the judge map cosine on the defaults from 0.974-0.979 to 0.977-0.984, 0.98 or more in
- * five 12-minute runs of six (scripts/bench-qat.ts --features, and the agent's). None when no output is reached
+ * six 12-minute runs of seven (scripts/bench-qat.ts --features, and the agent's). None when no output is reached
  * through a Concat (a classifier, a CTC recogniser).
  */
 export function headFeatures(student: Model, teacher: Model, shapes: Map<string, number[]>): string[] {

@@ -149,11 +149,7 @@ function check(spec: TrainSpec): void {
 function withWeightInputs(m: Model, trainable: readonly string[], student: Model, judged: readonly string[]): Model {
   const c = cloneModel(m);
   const g = c.graph;
-  for (const w of trainable) {
-    const t = g.initializer(w)!;
-    g.removeInitializer(w);
-    g.inputs.push({ name: w, type: { dtype: t.dtype, shape: [...t.dims] } });
-  }
+  for (const w of trainable) g.initializerToInput(w);
   for (const o of judged) if (!g.outputs.some((v) => v.name === o)) g.outputs.push(student.graph.outputs.find((v) => v.name === o)!);
   g.touch();
   return c;

@@ -214,9 +214,7 @@ export function buildGradients(model: Model, spec: GradientsSpec): GradientsResu
     const t = g.initializer(w);
     if (!t) continue;
     if (!t.dtype.startsWith('float')) throw new EdgefitError('USAGE', `cannot train '${w}': its dtype is ${t.dtype}`);
-    initial.set(w, t);
-    g.removeInitializer(w);
-    g.inputs.push({ name: w, type: { dtype: t.dtype, shape: [...t.dims] } });
+    initial.set(w, g.initializerToInput(w)!);
     types.set(w, { dtype: t.dtype, shape: [...t.dims] });
   }
   g.touch();
